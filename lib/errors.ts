@@ -1,0 +1,37 @@
+/**
+ * Every error fuselm throws on purpose is a FuselmError with a stable `code`, so callers can
+ * branch on `err.code` instead of parsing messages. Messages name the problem concretely:
+ * file, offset, field, expected vs got.
+ */
+export type FuselmErrorCode =
+  | 'E_FORMAT' // a model/tokenizer file is malformed (truncated, corrupted, hostile)
+  | 'E_UNSUPPORTED' // well-formed but not supported (tensor type, architecture, vocab type)
+  | 'E_INVALID_ARG' // an API argument is wrong (shape, dtype, option value)
+  | 'E_IO' // the file system refused (missing file, permission)
+  | 'E_NATIVE' // the native addon failed to load or reported an error
+  | 'E_DISPOSED' // a model or tensor was used after dispose()
+  | 'E_CONTEXT_FULL' // the KV cache has no room for more tokens
+  | 'E_ABORTED'; // an AbortSignal ended the operation
+
+export class FuselmError extends Error {
+  readonly code: FuselmErrorCode;
+  constructor(code: FuselmErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'FuselmError';
+    this.code = code;
+  }
+}
+
+/** A malformed file: the message always carries the file, byte offset and field. */
+export class FormatError extends FuselmError {
+  readonly file: string;
+  readonly offset: number;
+  readonly field: string;
+  constructor(file: string, offset: number, field: string, problem: string) {
+    super('E_FORMAT', `${file}: at offset ${offset}, field ${field}: ${problem}`);
+    this.name = 'FormatError';
+    this.file = file;
+    this.offset = offset;
+    this.field = field;
+  }
+}
