@@ -1,0 +1,79 @@
+// The one typing of the raw native addon (build/Release/fuselm.node or prebuilds/).
+// test/bindings.test.ts checks these keys against what the addon really exports.
+
+export type NativeDType = 'f32' | 'f16' | 'bf16' | 'i32' | 'q8_0';
+export type NativeImpl = 'auto' | 'reference' | 'portable' | 'avx2' | 'avx512';
+
+export interface NativeTensor {
+  readonly dtype: NativeDType;
+  readonly shape: number[];
+  readonly nbytes: number;
+  /** Copies bytes into the tensor at byteOffset (default 0). */
+  write(bytes: ArrayBufferView, byteOffset?: number): void;
+  /** A copy of the tensor's bytes (default: all of them). */
+  read(byteOffset?: number, byteLength?: number): ArrayBuffer;
+  /** Drops this handle's share of the memory; graphs holding the tensor keep it alive. */
+  free(): void;
+}
+
+export interface NativePool {
+  readonly threads: number;
+  free(): void;
+}
+
+/** One op of a graph. Roles per op (lib/backend.ts builds these): see native/backend.h. */
+export interface NativeNode {
+  op: 'add' | 'matmul' | 'rms_norm' | 'rope' | 'kv_store' | 'attention' | 'swiglu' | 'embedding';
+  out: NativeTensor;
+  a?: NativeTensor;
+  b?: NativeTensor;
+  c?: NativeTensor;
+  eps?: number;
+  scale?: number;
+  thetaBase?: number;
+  freqScale?: number;
+  nHeads?: number;
+  nKvHeads?: number;
+  headDim?: number;
+  nRot?: number;
+  neox?: boolean;
+  lastRow?: boolean;
+}
+
+export interface NativeGraph {
+  /** Runs every op for n tokens at positions pos..pos+n-1, off the JS thread. */
+  run(n: number, pos: number): Promise<void>;
+  free(): void;
+}
+
+export interface CpuInfo {
+  features: Record<'avx2' | 'fma' | 'f16c' | 'avx512f' | 'avx512bw' | 'avx512vl' | 'avx512vnni' | 'avx512bf16', boolean>;
+  impls: NativeImpl[];
+  bestImpl: NativeImpl;
+  physicalCores: number;
+}
+
+export interface CudaDeviceInfo {
+  index: number;
+  name: string;
+  totalMemory: number;
+  computeCapability: string;
+}
+
+export interface CudaInfo {
+  compiled: boolean;
+  devices: CudaDeviceInfo[];
+  /** Why there is no usable device, when there is none. */
+  reason?: string;
+}
+
+export interface NativeAddon {
+  Tensor: new (dtype: NativeDType, shape: number[]) => NativeTensor;
+  Pool: new (threads: number) => NativePool;
+  Graph: new (nodes: NativeNode[], options: { pool: NativePool; impl?: NativeImpl; maxRows: number }) => NativeGraph;
+  tensorFromFile(path: string, byteOffset: number, dtype: NativeDType, shape: number[]): Promise<NativeTensor>;
+  cpuInfo(): CpuInfo;
+  cudaInfo(): CudaInfo;
+  /** The CUDA smoke kernel: a + b on the device. Throws E_UNSUPPORTED when built without CUDA. */
+  cudaAdd(a: Float32Array, b: Float32Array, device?: number): Float32Array;
+}

@@ -1,0 +1,117 @@
+/**
+ * The backend interface as the model code sees it: typed builders for each op (one per op,
+ * named as in native/backend.h) and a Backend that turns a list of ops into a native graph
+ * run with one call per forward step.
+ */
+import type { NativeGraph, NativeImpl, NativeNode, NativePool, NativeTensor } from '../bindings.js';
+import { FuselmError } from './errors.js';
+import { call, callAsync, native } from './native.js';
+
+export type { NativeTensor as Tensor } from '../bindings.js';
+
+export interface RopeOptions {
+  nHeads: number;
+  headDim: number;
+  /** Rotated dims per head (llama.cpp's rope dimension count); defaults to headDim. */
+  nRot?: number;
+  thetaBase: number;
+  freqScale?: number;
+  /** NeoX layout rotates (i, i + nRot/2); the llama layout rotates adjacent pairs (2i, 2i+1). */
+  neox?: boolean;
+}
+
+export interface AttentionOptions {
+  nHeads: number;
+  nKvHeads: number;
+  headDim: number;
+  /** Usually 1 / sqrt(headDim). */
+  scale: number;
+}
+
+/** Builders for graph nodes. Activations are f32 [rows, cols]; a run uses the first n rows. */
+export const ops = {
+  /** out = a + b */
+  add: (out: NativeTensor, a: NativeTensor, b: NativeTensor): NativeNode => ({ op: 'add', out, a, b }),
+  /** out[t] = x[t] · wᵀ, w [N, K] in f32/f16/bf16/q8_0; lastRow: only x's row n-1, into out row 0 */
+  matmul: (out: NativeTensor, x: NativeTensor, w: NativeTensor, opts: { lastRow?: boolean } = {}): NativeNode => ({
+    op: 'matmul', out, a: x, b: w, lastRow: opts.lastRow ?? false,
+  }),
+  /** out = x / rms(x) * w */
+  rmsNorm: (out: NativeTensor, x: NativeTensor, w: NativeTensor, eps: number): NativeNode => ({
+    op: 'rms_norm', out, a: x, b: w, eps,
+  }),
+  /** rotary embedding of x in place; token t sits at position pos + t */
+  rope: (x: NativeTensor, o: RopeOptions): NativeNode => ({
+    op: 'rope', out: x, nHeads: o.nHeads, headDim: o.headDim, nRot: o.nRot ?? o.headDim, thetaBase: o.thetaBase,
+    freqScale: o.freqScale ?? 1, neox: o.neox ?? false,
+  }),
+  /** cache[pos + t] = src[t] */
+  kvStore: (cache: NativeTensor, src: NativeTensor): NativeNode => ({ op: 'kv_store', out: cache, a: src }),
+  /** causal attention of q over the cache rows 0..pos+t, GQA */
+  attention: (out: NativeTensor, q: NativeTensor, kCache: NativeTensor, vCache: NativeTensor, o: AttentionOptions): NativeNode => ({
+    op: 'attention', out, a: q, b: kCache, c: vCache, nHeads: o.nHeads, nKvHeads: o.nKvHeads, headDim: o.headDim, scale: o.scale,
+  }),
+  /** out = silu(gate) * up */
+  swiglu: (out: NativeTensor, gate: NativeTensor, up: NativeTensor): NativeNode => ({ op: 'swiglu', out, a: gate, b: up }),
+  /** out[t] = table[ids[t]] widened to f32; ids is i32 */
+  embedding: (out: NativeTensor, table: NativeTensor, ids: NativeTensor): NativeNode => ({
+    op: 'embedding', out, a: table, b: ids,
+  }),
+};
+
+/** A compiled op list; run() executes all of it in one native call, off the JS thread. */
+export class Graph {
+  #g: NativeGraph | undefined;
+  readonly maxRows: number;
+  constructor(g: NativeGraph, maxRows: number) {
+    this.#g = g;
+    this.maxRows = maxRows;
+  }
+  run(n: number, pos: number): Promise<void> {
+    const g = this.#g;
+    if (!g) return Promise.reject(new FuselmError('E_DISPOSED', 'graph used after dispose()'));
+    return callAsync(() => g.run(n, pos));
+  }
+  dispose(): void {
+    this.#g?.free();
+    this.#g = undefined;
+  }
+}
+
+export interface CpuBackendOptions {
+  /** Worker threads; default: the machine's physical cores. */
+  threads?: number;
+  /** Kernel level; 'auto' picks the best the CPU supports, 'reference' the plain scalar code. */
+  impl?: NativeImpl;
+}
+
+/** The CPU backend: a persistent thread pool shared by the graphs built on it. */
+export class CpuBackend {
+  readonly threads: number;
+  readonly impl: NativeImpl;
+  #pool: NativePool | undefined;
+
+  constructor(opts: CpuBackendOptions = {}) {
+    const info = native().cpuInfo();
+    const threads = opts.threads ?? info.physicalCores;
+    if (!Number.isInteger(threads) || threads < 1)
+      throw new FuselmError('E_INVALID_ARG', `threads must be a positive integer, got ${threads}`);
+    this.threads = threads;
+    this.impl = opts.impl ?? 'auto';
+    if (this.impl !== 'auto' && !info.impls.includes(this.impl))
+      throw new FuselmError('E_UNSUPPORTED', `this CPU cannot run the '${this.impl}' kernels (it has: ${info.impls.join(', ')})`);
+    this.#pool = call(() => new (native().Pool)(threads));
+  }
+
+  graph(nodes: NativeNode[], maxRows: number): Graph {
+    const pool = this.#pool;
+    if (!pool) throw new FuselmError('E_DISPOSED', 'backend used after dispose()');
+    const g = call(() => new (native().Graph)(nodes, { pool, impl: this.impl, maxRows }));
+    return new Graph(g, maxRows);
+  }
+
+  dispose(): void {
+    this.#pool?.free();
+    this.#pool = undefined;
+  }
+}

@@ -1,0 +1,30 @@
+// Module registration only: the classes and functions the addon exports (typed in bindings.d.ts).
+#include <napi.h>
+
+#include "napi/info.h"
+#include "napi/wraps.h"
+
+namespace fuselm {
+
+Napi::Object init(Napi::Env env, Napi::Object exports) {
+  auto* data = new AddonData();
+  Napi::Function tensor = TensorWrap::define(env);
+  Napi::Function pool = PoolWrap::define(env);
+  data->tensor_ctor = Napi::Persistent(tensor);
+  data->pool_ctor = Napi::Persistent(pool);
+  env.SetInstanceData<AddonData>(data);
+  exports.Set("Tensor", tensor);
+  exports.Set("Pool", pool);
+  exports.Set("Graph", GraphWrap::define(env));
+  exports.Set("tensorFromFile", Napi::Function::New(env, tensor_from_file, "tensorFromFile"));
+  exports.Set("cpuInfo", Napi::Function::New(env, cpu_info, "cpuInfo"));
+  exports.Set("cudaInfo", Napi::Function::New(env, cuda_info, "cudaInfo"));
+  exports.Set("cudaAdd", Napi::Function::New(env, cuda_add, "cudaAdd"));
+  return exports;
+}
+
+}  // namespace fuselm
+
+static Napi::Object InitModule(Napi::Env env, Napi::Object exports) { return fuselm::init(env, exports); }
+
+NODE_API_MODULE(fuselm, InitModule)

@@ -1,0 +1,54 @@
+// A graph is the op list of one forward step, built once from the model code's description
+// (lib/model/*.ts) and then run many times with one native call per step. Activation tensors
+// are allocated for `max_rows` tokens; a run processes the first n rows, at positions
+// pos .. pos + n - 1 of the KV cache.
+#pragma once
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "backend.h"
+
+namespace fuselm {
+
+enum class OpKind { Add, Matmul, RmsNorm, Rope, KvStore, Attention, Swiglu, Embedding };
+const char* op_name(OpKind k);
+bool op_from_name(const std::string& name, OpKind* out);
+
+// Tensor roles and parameters; which ones an op uses is documented in lib/backend.ts.
+struct Node {
+  OpKind kind{};
+  TensorPtr out, a, b, c;
+  float eps = 0, scale = 0, theta_base = 10000, freq_scale = 1;
+  int64_t n_heads = 0, n_kv_heads = 0, head_dim = 0, n_rot = 0;
+  bool neox = false;
+  bool last_row = false;  // matmul: only the last of the n input rows, written to output row 0
+};
+
+// A thread pool shared by all graphs of one model; its mutex keeps runs one at a time.
+struct Pool {
+  explicit Pool(int threads) : pool(threads) {}
+  ThreadPool pool;
+  std::mutex run_mu;
+};
+
+class Graph {
+ public:
+  Graph(std::vector<Node> nodes, std::shared_ptr<Pool> pool, Impl impl, int64_t max_rows);
+  // Runs every node for n tokens at positions pos .. pos + n - 1. Throws Error on bad n/pos
+  // (before any op runs) so a failed run leaves the KV cache untouched.
+  void run(int64_t n, int64_t pos);
+  int64_t max_rows() const { return max_rows_; }
+
+ private:
+  void validate(const Node& node, size_t index) const;
+  void check_run(int64_t n, int64_t pos) const;
+
+  std::vector<Node> nodes_;
+  std::shared_ptr<Pool> pool_;
+  Impl impl_;
+  int64_t max_rows_;
+};
+
+}  // namespace fuselm

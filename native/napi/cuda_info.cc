@@ -1,0 +1,64 @@
+// cudaInfo(): whether the CUDA backend was compiled in, and the devices it sees (or why none).
+#include "napi/info.h"
+#include "napi/util.h"
+
+#ifdef FUSELM_HAVE_CUDA
+#include "device.h"
+#endif
+
+namespace fuselm {
+
+Napi::Value cuda_info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  Napi::Array devices = Napi::Array::New(env);
+#ifdef FUSELM_HAVE_CUDA
+  o.Set("compiled", true);
+  std::string why;
+  std::vector<CudaDevice> list = cuda_devices(&why);
+  for (size_t i = 0; i < list.size(); i++) {
+    Napi::Object d = Napi::Object::New(env);
+    d.Set("index", list[i].index);
+    d.Set("name", list[i].name);
+    d.Set("totalMemory", double(list[i].total_memory));
+    d.Set("computeCapability", std::to_string(list[i].major) + "." + std::to_string(list[i].minor));
+    devices.Set(uint32_t(i), d);
+  }
+  if (list.empty()) o.Set("reason", why);
+#else
+  o.Set("compiled", false);
+  o.Set("reason", "built without CUDA (nvcc was not found or FUSELM_CUDA=OFF)");
+#endif
+  o.Set("devices", devices);
+  return o;
+}
+
+}  // namespace fuselm
+
+namespace fuselm {
+
+// cudaAdd(a: Float32Array, b: Float32Array, device = 0): Float32Array — the smoke kernel.
+Napi::Value cuda_add(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+#ifdef FUSELM_HAVE_CUDA
+  if (!info[0].IsTypedArray() || !info[1].IsTypedArray() ||
+      info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array ||
+      info[1].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    throw_js(env, "E_INVALID_ARG", "cudaAdd(a, b): a and b must be Float32Arrays");
+  auto a = info[0].As<Napi::Float32Array>();
+  auto b = info[1].As<Napi::Float32Array>();
+  if (a.ElementLength() != b.ElementLength()) throw_js(env, "E_INVALID_ARG", "cudaAdd: a and b differ in length");
+  int device = info.Length() > 2 ? int(get_int(info[2], "device")) : 0;
+  auto out = Napi::Float32Array::New(env, a.ElementLength());
+  try {
+    add_cuda_host(out.Data(), a.Data(), b.Data(), a.ElementLength(), device);
+  } catch (const Error& e) {
+    throw_js(env, e.code, e.what());
+  }
+  return out;
+#else
+  throw_js(env, "E_UNSUPPORTED", "built without CUDA");
+#endif
+}
+
+}  // namespace fuselm

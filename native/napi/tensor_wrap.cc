@@ -1,0 +1,100 @@
+#include <cstring>
+
+#include "napi/util.h"
+#include "napi/wraps.h"
+
+namespace fuselm {
+
+Napi::Function TensorWrap::define(Napi::Env env) {
+  return DefineClass(env, "Tensor",
+                     {InstanceAccessor<&TensorWrap::dtype>("dtype"), InstanceAccessor<&TensorWrap::shape>("shape"),
+                      InstanceAccessor<&TensorWrap::nbytes>("nbytes"), InstanceMethod<&TensorWrap::write>("write"),
+                      InstanceMethod<&TensorWrap::read>("read"), InstanceMethod<&TensorWrap::free>("free")});
+}
+
+// new Tensor(dtype, shape): a zero-filled tensor.
+TensorWrap::TensorWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TensorWrap>(info) {
+  if (info.Length() == 1 && info[0].IsExternal()) {  // internal: wrapping an existing tensor
+    t_ = *info[0].As<Napi::External<TensorPtr>>().Data();
+    return;
+  }
+  try {
+    t_ = Tensor::make(get_dtype(info[0]), get_shape(info[1]));
+  } catch (const Error& e) {
+    throw_js(info.Env(), e.code, e.what());
+  }
+}
+
+Napi::Object TensorWrap::wrap(Napi::Env env, TensorPtr t) {
+  auto* data = env.GetInstanceData<AddonData>();
+  return data->tensor_ctor.New({Napi::External<TensorPtr>::New(env, &t)});
+}
+
+TensorPtr TensorWrap::unwrap(const Napi::Value& v, const char* role) {
+  auto* data = v.Env().GetInstanceData<AddonData>();
+  if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(data->tensor_ctor.Value()))
+    throw_js(v.Env(), "E_INVALID_ARG", std::string(role) + " must be a Tensor");
+  return Unwrap(v.As<Napi::Object>())->get(v.Env());
+}
+
+TensorPtr TensorWrap::get(Napi::Env env) const {
+  if (!t_) throw_js(env, "E_DISPOSED", "tensor used after free()");
+  return t_;
+}
+
+Napi::Value TensorWrap::dtype(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), dtype_name(get(info.Env())->dtype)); }
+
+Napi::Value TensorWrap::shape(const Napi::CallbackInfo& info) {
+  TensorPtr t = get(info.Env());
+  Napi::Array a = Napi::Array::New(info.Env(), t->shape.size());
+  for (size_t i = 0; i < t->shape.size(); i++) a.Set(uint32_t(i), Napi::Number::New(info.Env(), double(t->shape[i])));
+  return a;
+}
+
+Napi::Value TensorWrap::nbytes(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), double(get(info.Env())->nbytes())); }
+
+// write(bytes: ArrayBufferView, byteOffset = 0): copies bytes into the tensor.
+Napi::Value TensorWrap::write(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  TensorPtr t = get(env);
+  if (!info[0].IsTypedArray() && !info[0].IsDataView())
+    throw_js(env, "E_INVALID_ARG", "write: expected a TypedArray or Buffer");
+  const uint8_t* src;
+  size_t len;
+  if (info[0].IsTypedArray()) {
+    auto ta = info[0].As<Napi::TypedArray>();
+    src = static_cast<const uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+    len = ta.ByteLength();
+  } else {
+    auto dv = info[0].As<Napi::DataView>();
+    src = static_cast<const uint8_t*>(dv.ArrayBuffer().Data()) + dv.ByteOffset();
+    len = dv.ByteLength();
+  }
+  int64_t off = info.Length() > 1 && !info[1].IsUndefined() ? get_int(info[1], "byteOffset") : 0;
+  if (off < 0 || uint64_t(off) + len > t->nbytes())
+    throw_js(env, "E_INVALID_ARG", "write: " + std::to_string(len) + " bytes at offset " + std::to_string(off) +
+                                        " do not fit " + t->describe() + " (" + std::to_string(t->nbytes()) + " bytes)");
+  std::memcpy(static_cast<uint8_t*>(t->buf->data) + off, src, len);
+  return env.Undefined();
+}
+
+// read(byteOffset = 0, byteLength = rest): a copy of the bytes as an ArrayBuffer.
+Napi::Value TensorWrap::read(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  TensorPtr t = get(env);
+  int64_t off = info.Length() > 0 && !info[0].IsUndefined() ? get_int(info[0], "byteOffset") : 0;
+  int64_t len = info.Length() > 1 && !info[1].IsUndefined() ? get_int(info[1], "byteLength") : int64_t(t->nbytes()) - off;
+  if (off < 0 || len < 0 || uint64_t(off + len) > t->nbytes())
+    throw_js(env, "E_INVALID_ARG", "read: range [" + std::to_string(off) + ", " + std::to_string(off + len) +
+                                        ") is outside " + t->describe() + " (" + std::to_string(t->nbytes()) + " bytes)");
+  Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, size_t(len));
+  std::memcpy(ab.Data(), static_cast<const uint8_t*>(t->buf->data) + off, size_t(len));
+  return ab;
+}
+
+Napi::Value TensorWrap::free(const Napi::CallbackInfo& info) {
+  t_.reset();
+  return info.Env().Undefined();
+}
+
+}  // namespace fuselm

@@ -1,0 +1,55 @@
+// JS classes around native objects: Tensor, Pool and Graph. Each holds a shared_ptr, so a
+// graph keeps its tensors alive even when JS drops them; free() releases the JS side's share.
+#pragma once
+#include <napi.h>
+
+#include "graph.h"
+#include "tensor.h"
+
+namespace fuselm {
+
+class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
+ public:
+  static Napi::Function define(Napi::Env env);
+  static Napi::Object wrap(Napi::Env env, TensorPtr t);
+  static TensorPtr unwrap(const Napi::Value& v, const char* role);  // throws on freed/non-tensor
+  explicit TensorWrap(const Napi::CallbackInfo& info);
+
+ private:
+  Napi::Value dtype(const Napi::CallbackInfo& info);
+  Napi::Value shape(const Napi::CallbackInfo& info);
+  Napi::Value nbytes(const Napi::CallbackInfo& info);
+  Napi::Value write(const Napi::CallbackInfo& info);
+  Napi::Value read(const Napi::CallbackInfo& info);
+  Napi::Value free(const Napi::CallbackInfo& info);
+  TensorPtr get(Napi::Env env) const;
+  TensorPtr t_;
+};
+
+class PoolWrap : public Napi::ObjectWrap<PoolWrap> {
+ public:
+  static Napi::Function define(Napi::Env env);
+  explicit PoolWrap(const Napi::CallbackInfo& info);  // new Pool(threads)
+  std::shared_ptr<Pool> pool;
+
+ private:
+  Napi::Value threads(const Napi::CallbackInfo& info);
+  Napi::Value free(const Napi::CallbackInfo& info);
+};
+
+class GraphWrap : public Napi::ObjectWrap<GraphWrap> {
+ public:
+  static Napi::Function define(Napi::Env env);
+  explicit GraphWrap(const Napi::CallbackInfo& info);  // new Graph(nodes, {pool, impl, maxRows})
+
+ private:
+  Napi::Value run(const Napi::CallbackInfo& info);
+  Napi::Value free(const Napi::CallbackInfo& info);
+  std::shared_ptr<Graph> g_;
+};
+
+struct AddonData {
+  Napi::FunctionReference tensor_ctor, pool_ctor;
+};
+
+}  // namespace fuselm

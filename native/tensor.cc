@@ -1,0 +1,140 @@
+#include "tensor.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+
+namespace fuselm {
+
+const char* dtype_name(DType t) {
+  switch (t) {
+    case DType::F32: return "f32";
+    case DType::F16: return "f16";
+    case DType::BF16: return "bf16";
+    case DType::I32: return "i32";
+    case DType::Q8_0: return "q8_0";
+  }
+  return "?";
+}
+
+bool dtype_from_name(const std::string& n, DType* out) {
+  static const struct { const char* name; DType t; } table[] = {
+      {"f32", DType::F32}, {"f16", DType::F16}, {"bf16", DType::BF16}, {"i32", DType::I32}, {"q8_0", DType::Q8_0}};
+  for (const auto& e : table)
+    if (n == e.name) { *out = e.t; return true; }
+  return false;
+}
+
+size_t row_bytes(DType t, int64_t cols) {
+  switch (t) {
+    case DType::F32: case DType::I32: return size_t(cols) * 4;
+    case DType::F16: case DType::BF16: return size_t(cols) * 2;
+    case DType::Q8_0: return size_t(cols / kQ8Block) * kQ8BlockBytes;
+  }
+  return 0;
+}
+
+Buffer::Buffer(size_t n) : bytes(n) {
+  size_t alloc = (n + 63) / 64 * 64;
+  if (alloc == 0) alloc = 64;
+  data = std::aligned_alloc(64, alloc);
+  if (!data) throw Error("E_NATIVE", "out of memory allocating " + std::to_string(n) + " bytes");
+  std::memset(data, 0, alloc);
+}
+Buffer::~Buffer() { std::free(data); }
+
+std::shared_ptr<Tensor> Tensor::make(DType t, std::vector<int64_t> shape) {
+  if (shape.empty() || shape.size() > 4)
+    throw Error("E_INVALID_ARG", "tensor rank must be 1..4, got " + std::to_string(shape.size()));
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    if (d <= 0) throw Error("E_INVALID_ARG", "tensor dimensions must be positive");
+    if (n > std::numeric_limits<int64_t>::max() / d) throw Error("E_INVALID_ARG", "tensor shape overflows");
+    n *= d;
+  }
+  if (t == DType::Q8_0 && shape.back() % kQ8Block != 0)
+    throw Error("E_INVALID_ARG", "q8_0 tensor's last dimension must be a multiple of 32, got " +
+                                     std::to_string(shape.back()));
+  auto out = std::make_shared<Tensor>();
+  out->dtype = t;
+  out->shape = std::move(shape);
+  out->buf = std::make_shared<Buffer>(row_bytes(t, out->cols()) * size_t(out->rows()));
+  return out;
+}
+
+int64_t Tensor::numel() const {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+int64_t Tensor::rows() const {
+  int64_t n = 1;
+  for (size_t i = 0; i + 1 < shape.size(); i++) n *= shape[i];
+  return n;
+}
+
+std::string Tensor::describe() const {
+  std::string s = std::string(dtype_name(dtype)) + "[";
+  for (size_t i = 0; i < shape.size(); i++) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+float f16_to_f32(uint16_t h) {
+  uint32_t sign = uint32_t(h & 0x8000) << 16;
+  uint32_t exp = (h >> 10) & 0x1f;
+  uint32_t mant = h & 0x3ff;
+  uint32_t u;
+  if (exp == 0) {
+    if (mant == 0) {
+      u = sign;
+    } else {  // subnormal: normalize
+      int e = -1;
+      do { mant <<= 1; e++; } while (!(mant & 0x400));
+      u = sign | uint32_t(127 - 15 - e) << 23 | (mant & 0x3ff) << 13;
+    }
+  } else if (exp == 31) {
+    u = sign | 0x7f800000u | mant << 13;
+  } else {
+    u = sign | (exp + 127 - 15) << 23 | mant << 13;
+  }
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+uint16_t f32_to_f16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  uint32_t sign = (u >> 16) & 0x8000;
+  uint32_t exp = (u >> 23) & 0xff;
+  uint32_t mant = u & 0x7fffff;
+  if (exp == 0xff) return uint16_t(sign | 0x7c00 | (mant ? 0x200 : 0));
+  int e = int(exp) - 127 + 15;
+  if (e >= 31) return uint16_t(sign | 0x7c00);
+  if (e <= 0) {  // subnormal or zero in f16
+    if (e < -10) return uint16_t(sign);
+    mant |= 0x800000;
+    int shift = 14 - e;
+    uint32_t half = mant >> shift;
+    uint32_t rem = mant & ((1u << shift) - 1);
+    uint32_t mid = 1u << (shift - 1);
+    if (rem > mid || (rem == mid && (half & 1))) half++;
+    return uint16_t(sign | half);
+  }
+  uint32_t half = uint32_t(e) << 10 | mant >> 13;
+  uint32_t rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem == 0x1000 && (half & 1))) half++;  // may carry into exponent: correct
+  return uint16_t(sign | half);
+}
+
+uint16_t f32_to_bf16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7fffffff) > 0x7f800000) return uint16_t((u >> 16) | 0x40);  // quiet NaN
+  u += 0x7fff + ((u >> 16) & 1);
+  return uint16_t(u >> 16);
+}
+
+}  // namespace fuselm

@@ -1,0 +1,79 @@
+// Tensor: a dtype, a row-major shape (outermost first) and an owning, 64-byte aligned buffer.
+// Tensors are contiguous; a 2-D tensor [rows, cols] is the shape every kernel works on.
+// q8_0 tensors store blocks of 32 values along the last dimension (34 bytes per block).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace fuselm {
+
+enum class DType : int32_t { F32 = 0, F16 = 1, BF16 = 2, I32 = 3, Q8_0 = 4 };
+
+constexpr int kQ8Block = 32;       // values per q8_0 block
+constexpr int kQ8BlockBytes = 34;  // f16 scale + 32 int8
+
+// One q8_0 block: value[i] = d * qs[i]. Layout matches GGUF's Q8_0.
+struct BlockQ8_0 {
+  uint16_t d;  // f16 bits
+  int8_t qs[kQ8Block];
+};
+static_assert(sizeof(BlockQ8_0) == kQ8BlockBytes, "q8_0 block must be 34 bytes");
+
+const char* dtype_name(DType t);
+bool dtype_from_name(const std::string& name, DType* out);
+// Bytes for one row of `cols` values (cols must be a multiple of 32 for q8_0).
+size_t row_bytes(DType t, int64_t cols);
+
+// A thrown error that the N-API layer turns into a FuselmError with this code.
+struct Error : std::runtime_error {
+  std::string code;
+  Error(std::string c, const std::string& msg) : std::runtime_error(msg), code(std::move(c)) {}
+};
+
+struct Buffer {
+  void* data = nullptr;
+  size_t bytes = 0;
+  explicit Buffer(size_t n);  // zero-filled, 64-byte aligned; throws Error on failure
+  ~Buffer();
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+};
+
+struct Tensor {
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+  std::shared_ptr<Buffer> buf;
+
+  static std::shared_ptr<Tensor> make(DType t, std::vector<int64_t> shape);
+
+  int64_t numel() const;
+  int64_t cols() const { return shape.empty() ? 1 : shape.back(); }
+  int64_t rows() const;  // product of all but the last dimension
+  size_t nbytes() const { return buf ? buf->bytes : 0; }
+  std::string describe() const;  // e.g. "f32[5, 64]"
+
+  template <typename T> T* data() { return static_cast<T*>(buf->data); }
+  template <typename T> const T* data() const { return static_cast<const T*>(buf->data); }
+  uint8_t* row_ptr(int64_t r) { return static_cast<uint8_t*>(buf->data) + r * row_bytes(dtype, cols()); }
+  const uint8_t* row_ptr(int64_t r) const {
+    return static_cast<const uint8_t*>(buf->data) + r * row_bytes(dtype, cols());
+  }
+};
+using TensorPtr = std::shared_ptr<Tensor>;
+
+// Half-precision conversions (scalar, exact round-to-nearest-even).
+float f16_to_f32(uint16_t h);
+uint16_t f32_to_f16(float f);
+inline float bf16_to_f32(uint16_t h) {
+  uint32_t u = uint32_t(h) << 16;
+  float f;
+  __builtin_memcpy(&f, &u, 4);
+  return f;
+}
+uint16_t f32_to_bf16(float f);
+
+}  // namespace fuselm
