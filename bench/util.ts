@@ -1,0 +1,66 @@
+/**
+ * Benchmark helpers: medians over repetitions, and the machine's roofline measured in the same
+ * run (memory bandwidth by a large copy), so results are reported as ratios, not raw numbers.
+ */
+export interface BenchResult {
+  name: string;
+  /** median seconds per call */
+  seconds: number;
+  /** bytes moved per call, for GB/s */
+  bytes?: number;
+  /** floating point ops per call, for GFLOP/s */
+  flops?: number;
+  gbps?: number;
+  gflops?: number;
+  /** share of the measured copy bandwidth */
+  bandwidthShare?: number;
+  [k: string]: unknown;
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** Times fn: warmup, then `reps` samples of enough calls to last >= minSeconds; returns the median seconds per call. */
+export async function timeIt(fn: () => Promise<unknown> | unknown, o: { reps?: number; minSeconds?: number } = {}): Promise<number> {
+  const reps = o.reps ?? 7, minSeconds = o.minSeconds ?? 0.05;
+  await fn();
+  let calls = 1;
+  for (;;) {
+    const t0 = performance.now();
+    for (let i = 0; i < calls; i++) await fn();
+    const dt = (performance.now() - t0) / 1000;
+    if (dt >= minSeconds || calls >= 1 << 20) break;
+    calls *= 2;
+  }
+  const samples: number[] = [];
+  for (let r = 0; r < reps; r++) {
+    const t0 = performance.now();
+    for (let i = 0; i < calls; i++) await fn();
+    samples.push((performance.now() - t0) / 1000 / calls);
+  }
+  return median(samples);
+}
+
+let copyBandwidth: number | undefined;
+/** Bytes per second of a 256 MiB buffer copy (read + write counted), measured once per run. */
+export async function measuredCopyBandwidth(): Promise<number> {
+  if (copyBandwidth) return copyBandwidth;
+  const n = 256 << 20;
+  const src = Buffer.alloc(n, 1), dst = Buffer.alloc(n);
+  const s = await timeIt(() => src.copy(dst), { reps: 5, minSeconds: 0.2 });
+  copyBandwidth = (2 * n) / s;
+  return copyBandwidth;
+}
+
+/** Fills in GB/s, GFLOP/s and the bandwidth share of a result. */
+export async function finish(r: BenchResult): Promise<BenchResult> {
+  if (r.bytes) {
+    r.gbps = r.bytes / r.seconds / 1e9;
+    r.bandwidthShare = r.bytes / r.seconds / (await measuredCopyBandwidth());
+  }
+  if (r.flops) r.gflops = r.flops / r.seconds / 1e9;
+  return r;
+}
