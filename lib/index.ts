@@ -1,0 +1,19 @@
+/**
+ * fuselm: LLM inference for Node.js.
+ *
+ *   import { loadModel } from 'fuselm';
+ *   await using model = await loadModel('stories260K.gguf');
+ *   const { text } = await model.generate('Once upon a time', { maxTokens: 64, temperature: 0 });
+ */
+export { loadModel, Model } from './model/model.js';
+export type { LoadModelOptions, GenerateOptions, GenerateResult, StreamChunk, FinishReason, Timings } from './model/model.js';
+export type { ModelConfig } from './model/config.js';
+export { loadTokenizer } from './tokenizer/from-gguf.js';
+export type { Tokenizer, StreamDecoder } from './tokenizer/tokenizer.js';
+export { FuselmError, FormatError } from './errors.js';
+export type { FuselmErrorCode } from './errors.js';
+export { readGguf, writeGguf, encodeGguf, gv } from './formats/gguf.js';
+export type { GgufFile, GgufTensorInfo, GgufValue, GgufWriteSpec } from './formats/gguf.js';
+export { GgmlType } from './formats/ggml-types.js';
+export { devices } from './devices.js';
+export type { DeviceInfo } from './devices.js';

@@ -1,0 +1,171 @@
+/**
+ * The Llama forward pass, composed from backend ops: token embedding, then per layer
+ * RMSNorm → Q/K/V projections → RoPE → KV cache → causal GQA attention → output projection →
+ * residual, RMSNorm → SwiGLU MLP → residual; final RMSNorm and the vocabulary projection.
+ * The op list is built once into a native graph, so a forward step is one native call.
+ */
+import type { NativeTensor } from '../../bindings.js';
+import { type CpuBackend, type Graph, ops } from '../backend.js';
+import type { GgufFile } from '../formats/gguf.js';
+import { emptyTensor, readF32Rows } from '../tensor.js';
+import type { ModelConfig } from './config.js';
+import { hasTensor, loadGgufTensor } from './weights.js';
+
+interface LayerWeights {
+  attnNorm: NativeTensor;
+  wq: NativeTensor;
+  wk: NativeTensor;
+  wv: NativeTensor;
+  wo: NativeTensor;
+  ffnNorm: NativeTensor;
+  wGate: NativeTensor;
+  wUp: NativeTensor;
+  wDown: NativeTensor;
+}
+
+export interface LlamaWeights {
+  tokenEmbd: NativeTensor;
+  layers: LayerWeights[];
+  outputNorm: NativeTensor;
+  /** The vocabulary projection; the token embedding itself when the model ties them. */
+  output: NativeTensor;
+}
+
+/** Loads every weight of a llama GGUF with the shapes the config implies. */
+export async function loadLlamaWeights(f: GgufFile, c: ModelConfig): Promise<LlamaWeights> {
+  const kv = c.nKvHeads * c.headDim, q = c.nHeads * c.headDim;
+  const tokenEmbd = await loadGgufTensor(f, 'token_embd.weight', [c.vocabSize, c.dim]);
+  const layers: LayerWeights[] = [];
+  for (let l = 0; l < c.nLayers; l++) {
+    const t = (n: string, shape: number[], f32 = false) => loadGgufTensor(f, `blk.${l}.${n}.weight`, shape, { f32 });
+    layers.push({
+      attnNorm: await t('attn_norm', [c.dim], true),
+      wq: await t('attn_q', [q, c.dim]),
+      wk: await t('attn_k', [kv, c.dim]),
+      wv: await t('attn_v', [kv, c.dim]),
+      wo: await t('attn_output', [c.dim, q]),
+      ffnNorm: await t('ffn_norm', [c.dim], true),
+      wGate: await t('ffn_gate', [c.ffnDim, c.dim]),
+      wUp: await t('ffn_up', [c.ffnDim, c.dim]),
+      wDown: await t('ffn_down', [c.dim, c.ffnDim]),
+    });
+  }
+  const outputNorm = await loadGgufTensor(f, 'output_norm.weight', [c.dim], { f32: true });
+  const output = hasTensor(f, 'output.weight') ? await loadGgufTensor(f, 'output.weight', [c.vocabSize, c.dim]) : tokenEmbd;
+  return { tokenEmbd, layers, outputNorm, output };
+}
+
+export interface LlamaStateOptions {
+  /** KV cache positions. */
+  contextSize: number;
+  /** Most tokens evaluated in one forward call (prompt batches). */
+  batchSize: number;
+}
+
+/**
+ * Activations, KV cache and graphs for one sequence. forward() evaluates tokens at the next
+ * positions and returns the logits of the last one (or of every one).
+ */
+export class LlamaState {
+  readonly contextSize: number;
+  readonly batchSize: number;
+  #c: ModelConfig;
+  #w: LlamaWeights;
+  #be: CpuBackend;
+  #ids: NativeTensor;
+  #acts: Record<'x' | 'xb' | 'xb2' | 'q' | 'k' | 'v' | 'att' | 'hb' | 'hb2', NativeTensor>;
+  #kCache: NativeTensor[];
+  #vCache: NativeTensor[];
+  #logitsLast: NativeTensor;
+  #logitsAll: NativeTensor | undefined;
+  #graphLast: Graph;
+  #graphAll: Graph | undefined;
+
+  constructor(c: ModelConfig, w: LlamaWeights, be: CpuBackend, o: LlamaStateOptions) {
+    this.#c = c;
+    this.#w = w;
+    this.#be = be;
+    this.contextSize = o.contextSize;
+    this.batchSize = o.batchSize;
+    const B = o.batchSize, q = c.nHeads * c.headDim, kv = c.nKvHeads * c.headDim;
+    this.#ids = emptyTensor('i32', [B]);
+    this.#acts = {
+      x: emptyTensor('f32', [B, c.dim]),
+      xb: emptyTensor('f32', [B, c.dim]),
+      xb2: emptyTensor('f32', [B, c.dim]),
+      q: emptyTensor('f32', [B, q]),
+      k: emptyTensor('f32', [B, kv]),
+      v: emptyTensor('f32', [B, kv]),
+      att: emptyTensor('f32', [B, q]),
+      hb: emptyTensor('f32', [B, c.ffnDim]),
+      hb2: emptyTensor('f32', [B, c.ffnDim]),
+    };
+    this.#kCache = Array.from({ length: c.nLayers }, () => emptyTensor('f32', [o.contextSize, kv]));
+    this.#vCache = Array.from({ length: c.nLayers }, () => emptyTensor('f32', [o.contextSize, kv]));
+    this.#logitsLast = emptyTensor('f32', [1, c.vocabSize]);
+    this.#graphLast = be.graph(this.#nodes(this.#logitsLast, true), B);
+  }
+
+  /** The op list of one forward step; logits of the last row only, or of all rows. */
+  #nodes(logits: NativeTensor, lastRow: boolean) {
+    const c = this.#c, w = this.#w, a = this.#acts;
+    const rope = { headDim: c.headDim, nRot: c.ropeDims, thetaBase: c.ropeTheta, freqScale: c.ropeFreqScale, neox: c.ropeNeox };
+    const attn = { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, scale: 1 / Math.sqrt(c.headDim) };
+    const nodes = [ops.embedding(a.x, w.tokenEmbd, this.#ids)];
+    w.layers.forEach((L, l) => {
+      nodes.push(
+        ops.rmsNorm(a.xb, a.x, L.attnNorm, c.normEps),
+        ops.matmul(a.q, a.xb, L.wq),
+        ops.matmul(a.k, a.xb, L.wk),
+        ops.matmul(a.v, a.xb, L.wv),
+        ops.rope(a.q, { ...rope, nHeads: c.nHeads }),
+        ops.rope(a.k, { ...rope, nHeads: c.nKvHeads }),
+        ops.kvStore(this.#kCache[l], a.k),
+        ops.kvStore(this.#vCache[l], a.v),
+        ops.attention(a.att, a.q, this.#kCache[l], this.#vCache[l], attn),
+        ops.matmul(a.xb2, a.att, L.wo),
+        ops.add(a.x, a.x, a.xb2),
+        ops.rmsNorm(a.xb, a.x, L.ffnNorm, c.normEps),
+        ops.matmul(a.hb, a.xb, L.wGate),
+        ops.matmul(a.hb2, a.xb, L.wUp),
+        ops.swiglu(a.hb, a.hb, a.hb2),
+        ops.matmul(a.xb2, a.hb, L.wDown),
+        ops.add(a.x, a.x, a.xb2),
+      );
+    });
+    nodes.push(ops.rmsNorm(a.xb, a.x, w.outputNorm, c.normEps), ops.matmul(logits, a.xb, w.output, { lastRow }));
+    return nodes;
+  }
+
+  /**
+   * Evaluates ids (at most batchSize) at positions pos .. pos + ids.length - 1. Returns the
+   * logits of the last token [vocab], or with allLogits those of every token [n * vocab].
+   */
+  async forward(ids: Int32Array, pos: number, opts: { allLogits?: boolean } = {}): Promise<Float32Array> {
+    this.#ids.write(ids);
+    if (!opts.allLogits) {
+      await this.#graphLast.run(ids.length, pos);
+      return readF32Rows(this.#logitsLast, 0, 1);
+    }
+    if (!this.#graphAll) {
+      this.#logitsAll = emptyTensor('f32', [this.batchSize, this.#c.vocabSize]);
+      this.#graphAll = this.#be.graph(this.#nodes(this.#logitsAll, false), this.batchSize);
+    }
+    await this.#graphAll.run(ids.length, pos);
+    return readF32Rows(this.#logitsAll!, 0, ids.length);
+  }
+
+  dispose(): void {
+    this.#graphLast.dispose();
+    this.#graphAll?.dispose();
+    for (const t of [this.#ids, ...Object.values(this.#acts), ...this.#kCache, ...this.#vCache, this.#logitsLast, this.#logitsAll])
+      t?.free();
+  }
+}
+
+export function disposeLlamaWeights(w: LlamaWeights): void {
+  w.tokenEmbd.free();
+  w.output.free();
+  w.outputNorm.free();
+  for (const L of w.layers) for (const t of Object.values(L)) t.free();
+}

@@ -1,0 +1,284 @@
+/**
+ * The public Model: loads a GGUF, owns the weights, backend and sequence state, and runs
+ * generation. Calls on one model are serialized (each waits its turn), so concurrent calls
+ * never corrupt each other's KV cache.
+ */
+import { FuselmError } from '../errors.js';
+import { readGguf } from '../formats/gguf.js';
+import { CpuBackend } from '../backend.js';
+import { native } from '../native.js';
+import type { NativeImpl } from '../../bindings.js';
+import { Rng } from '../sampling/rng.js';
+import { sampleTemperature } from '../sampling/sampler.js';
+import type { Tokenizer } from '../tokenizer/tokenizer.js';
+import { tokenizerFromGguf } from '../tokenizer/from-gguf.js';
+import { type ModelConfig, configFromGguf } from './config.js';
+import { type LlamaWeights, LlamaState, disposeLlamaWeights, loadLlamaWeights } from './llama.js';
+
+export interface LoadModelOptions {
+  /** 'auto' picks CUDA when a device works, else the CPU. */
+  device?: 'auto' | 'cpu' | 'cuda';
+  /** CPU threads; default: physical cores. */
+  threads?: number;
+  /** KV cache positions; default min(the model's context length, 4096). */
+  contextSize?: number;
+  /** Most prompt tokens evaluated per forward call; default min(512, contextSize). */
+  batchSize?: number;
+  /** CPU kernel level (for testing and benchmarks); default 'auto'. */
+  impl?: NativeImpl;
+}
+
+export interface GenerateOptions {
+  /** Most tokens to generate; default: until end of generation or a full context. */
+  maxTokens?: number;
+  /** 0 (the default here) is greedy decoding. */
+  temperature?: number;
+  /** Seed for sampling when temperature > 0; default 0. */
+  seed?: number;
+  /** Add the tokenizer's BOS (and EOS) tokens around a text prompt; default: as the model says. */
+  addSpecial?: boolean;
+  /** Ends generation within one step; the promise rejects with E_ABORTED. */
+  signal?: AbortSignal;
+}
+
+export type FinishReason = 'eog' | 'maxTokens' | 'contextFull';
+
+export interface Timings {
+  promptTokens: number;
+  promptSeconds: number;
+  generatedTokens: number;
+  generateSeconds: number;
+  promptTokensPerSecond: number;
+  tokensPerSecond: number;
+}
+
+export interface GenerateResult {
+  text: string;
+  ids: number[];
+  promptIds: number[];
+  finishReason: FinishReason;
+  timings: Timings;
+}
+
+export interface StreamChunk {
+  /** Text completed by this token (may be '' while a UTF-8 character is still incomplete). */
+  text: string;
+  id: number;
+}
+
+export class Model {
+  readonly path: string;
+  readonly config: ModelConfig;
+  readonly tokenizer: Tokenizer;
+  readonly device = 'cpu' as const;
+  readonly threads: number;
+  readonly contextSize: number;
+  readonly batchSize: number;
+  /** Timings of the most recent generation. */
+  lastTimings: Timings | undefined;
+
+  #weights: LlamaWeights | undefined;
+  #backend: CpuBackend;
+  #state: LlamaState;
+  #queue: Promise<void> = Promise.resolve();
+  #disposed = false;
+
+  /** Use loadModel(). */
+  constructor(path: string, config: ModelConfig, tokenizer: Tokenizer, weights: LlamaWeights, backend: CpuBackend, o: { contextSize: number; batchSize: number }) {
+    this.path = path;
+    this.config = config;
+    this.tokenizer = tokenizer;
+    this.#weights = weights;
+    this.#backend = backend;
+    this.threads = backend.threads;
+    this.contextSize = o.contextSize;
+    this.batchSize = o.batchSize;
+    this.#state = new LlamaState(config, weights, backend, o);
+  }
+
+  /** Runs fn when every earlier call on this model has finished. */
+  async #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const prev = this.#queue;
+    let release!: () => void;
+    this.#queue = new Promise<void>((r) => (release = r));
+    await prev;
+    try {
+      this.#checkLive();
+      return await fn();
+    } finally {
+      release();
+    }
+  }
+
+  #checkLive(): void {
+    if (this.#disposed) throw new FuselmError('E_DISPOSED', 'model used after dispose()');
+  }
+
+  #promptIds(prompt: string | number[], addSpecial?: boolean): number[] {
+    if (typeof prompt === 'string') return this.tokenizer.encode(prompt, { addSpecial: addSpecial ?? true });
+    if (!Array.isArray(prompt)) throw new FuselmError('E_INVALID_ARG', 'prompt must be a string or an array of token ids');
+    for (const id of prompt)
+      if (!Number.isInteger(id) || id < 0 || id >= this.config.vocabSize)
+        throw new FuselmError('E_INVALID_ARG', `prompt token id ${id} is outside the vocabulary (0..${this.config.vocabSize - 1})`);
+    return prompt;
+  }
+
+  /** Evaluates ids from position 0 in prompt batches; logits of the last token, or of all. */
+  async #evaluate(ids: number[], allLogits: boolean, signal?: AbortSignal): Promise<Float32Array> {
+    if (ids.length === 0) throw new FuselmError('E_INVALID_ARG', 'cannot evaluate an empty prompt');
+    if (ids.length > this.contextSize)
+      throw new FuselmError('E_CONTEXT_FULL', `the prompt has ${ids.length} tokens but the context holds ${this.contextSize}`);
+    const parts: Float32Array[] = [];
+    let last!: Float32Array;
+    for (let pos = 0; pos < ids.length; pos += this.batchSize) {
+      signal?.throwIfAborted();
+      const chunk = Int32Array.from(ids.slice(pos, pos + this.batchSize));
+      last = await this.#state.forward(chunk, pos, { allLogits });
+      if (allLogits) parts.push(last);
+    }
+    if (!allLogits) return last;
+    const out = new Float32Array(ids.length * this.config.vocabSize);
+    let off = 0;
+    for (const p of parts) {
+      out.set(p, off);
+      off += p.length;
+    }
+    return out;
+  }
+
+  /**
+   * Logits for a token sequence evaluated from position 0: of the last token [vocab], or with
+   * allLogits of every token [n * vocab] (row i predicts token i + 1).
+   */
+  evaluate(ids: number[], opts: { allLogits?: boolean } = {}): Promise<Float32Array> {
+    return this.#exclusive(() => this.#evaluate(this.#promptIds(ids), opts.allLogits ?? false));
+  }
+
+  /** The token loop shared by generate() and stream(); runs while holding the model. */
+  async *#tokens(prompt: string | number[], o: GenerateOptions, done: (r: Omit<GenerateResult, 'text' | 'ids'>) => void): AsyncGenerator<number> {
+    const maxTokens = o.maxTokens ?? Infinity;
+    if (!(maxTokens >= 0)) throw new FuselmError('E_INVALID_ARG', `maxTokens must be >= 0, got ${o.maxTokens}`);
+    const temperature = o.temperature ?? 0;
+    if (!(temperature >= 0)) throw new FuselmError('E_INVALID_ARG', `temperature must be >= 0, got ${o.temperature}`);
+    const promptIds = this.#promptIds(prompt, o.addSpecial);
+    const rng = new Rng(o.seed ?? 0);
+    const signal = o.signal;
+    const abortCheck = () => {
+      if (signal?.aborted) throw new FuselmError('E_ABORTED', 'generation aborted', { cause: signal.reason });
+    };
+    abortCheck();
+    const t0 = performance.now();
+    let logits = await this.#evaluate(promptIds, false);
+    const t1 = performance.now();
+    let pos = promptIds.length, n = 0;
+    let finishReason: FinishReason = 'maxTokens';
+    const finish = () => {
+      const t2 = performance.now();
+      const timings: Timings = {
+        promptTokens: promptIds.length,
+        promptSeconds: (t1 - t0) / 1000,
+        generatedTokens: n,
+        generateSeconds: (t2 - t1) / 1000,
+        promptTokensPerSecond: promptIds.length / ((t1 - t0) / 1000),
+        tokensPerSecond: n / ((t2 - t1) / 1000),
+      };
+      this.lastTimings = timings;
+      done({ promptIds, finishReason, timings });
+    };
+    while (n < maxTokens) {
+      abortCheck();
+      const id = sampleTemperature(logits, temperature, rng);
+      if (this.tokenizer.isEog(id)) {
+        finishReason = 'eog';
+        break;
+      }
+      n++;
+      yield id;
+      if (n >= maxTokens) break;
+      if (pos >= this.contextSize) {
+        finishReason = 'contextFull';
+        break;
+      }
+      abortCheck();
+      logits = await this.#state.forward(Int32Array.of(id), pos);
+      pos++;
+    }
+    finish();
+  }
+
+  /** Generates a continuation of prompt; resolves with its text, ids and timings. */
+  generate(prompt: string | number[], opts: GenerateOptions = {}): Promise<GenerateResult> {
+    return this.#exclusive(async () => {
+      const ids: number[] = [];
+      let meta!: Omit<GenerateResult, 'text' | 'ids'>;
+      for await (const id of this.#tokens(prompt, opts, (m) => (meta = m))) ids.push(id);
+      return { text: this.tokenizer.decode(ids), ids, ...meta };
+    });
+  }
+
+  /** Streams the continuation as text chunks that never split a UTF-8 character. */
+  async *stream(prompt: string | number[], opts: GenerateOptions = {}): AsyncGenerator<StreamChunk> {
+    // Take our turn on the model, then hold it until the stream ends (or the consumer stops).
+    const prev = this.#queue;
+    let release!: () => void;
+    this.#queue = new Promise<void>((r) => (release = r));
+    await prev;
+    try {
+      this.#checkLive();
+      const dec = this.tokenizer.createStreamDecoder();
+      for await (const id of this.#tokens(prompt, opts, () => {})) yield { text: dec.push(id), id };
+      const rest = dec.flush();
+      if (rest) yield { text: rest, id: -1 };
+    } finally {
+      release();
+    }
+  }
+
+  /** Frees native memory at once (after any call in flight has finished). */
+  async dispose(): Promise<void> {
+    if (this.#disposed) return;
+    await this.#exclusive(async () => {
+      this.#disposed = true;
+      this.#state.dispose();
+      if (this.#weights) disposeLlamaWeights(this.#weights);
+      this.#weights = undefined;
+      this.#backend.dispose();
+    }).catch(() => {});
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.dispose();
+  }
+}
+
+/** Loads a GGUF model. Weights are read natively, off the JS thread. */
+export async function loadModel(path: string, opts: LoadModelOptions = {}): Promise<Model> {
+  const device = opts.device ?? 'auto';
+  if (device === 'cuda') {
+    const info = native().cudaInfo();
+    throw new FuselmError(
+      'E_UNSUPPORTED',
+      `device 'cuda': the CUDA backend does not run models yet${info.devices.length ? '' : ` (${info.reason})`}; use device 'cpu' or 'auto'`,
+    );
+  }
+  if (device !== 'auto' && device !== 'cpu') throw new FuselmError('E_INVALID_ARG', `device must be 'auto', 'cpu' or 'cuda', got '${device}'`);
+  const f = await readGguf(path);
+  const config = configFromGguf(f);
+  const tokenizer = tokenizerFromGguf(f);
+  if (tokenizer.vocabSize !== config.vocabSize)
+    throw new FuselmError('E_FORMAT', `${path}: the tokenizer has ${tokenizer.vocabSize} tokens but token_embd.weight has ${config.vocabSize} rows`);
+  const contextSize = opts.contextSize ?? Math.min(config.contextLength, 4096);
+  if (!Number.isInteger(contextSize) || contextSize < 1) throw new FuselmError('E_INVALID_ARG', `contextSize must be a positive integer, got ${contextSize}`);
+  const batchSize = opts.batchSize ?? Math.min(512, contextSize);
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new FuselmError('E_INVALID_ARG', `batchSize must be a positive integer, got ${batchSize}`);
+  const backend = new CpuBackend({ threads: opts.threads, impl: opts.impl });
+  let weights: LlamaWeights | undefined;
+  try {
+    weights = await loadLlamaWeights(f, config);
+    return new Model(path, config, tokenizer, weights, backend, { contextSize, batchSize });
+  } catch (e) {
+    if (weights) disposeLlamaWeights(weights);
+    backend.dispose();
+    throw e;
+  }
+}
