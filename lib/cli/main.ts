@@ -1,0 +1,82 @@
+/**
+ * The fuselm command line. `fuselm run -m model.gguf "prompt"` streams a continuation to stdout
+ * and prints speed to stderr. Exit codes: 0 success, 1 a FuselmError (message on stderr),
+ * 2 bad usage.
+ */
+import { Command, InvalidArgumentError } from 'commander';
+import { FuselmError } from '../errors.js';
+import { loadModel } from '../model/model.js';
+
+function intOption(name: string, min: number) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer >= ${min}`);
+    return n;
+  };
+}
+
+function floatOption(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`${name} must be a number >= 0`);
+    return n;
+  };
+}
+
+export function buildCli(): Command {
+  const program = new Command('fuselm')
+    .description('LLM inference for Node.js: fused CPU and CUDA kernels behind a typed API')
+    .showHelpAfterError()
+    .exitOverride();
+
+  program
+    .command('run')
+    .description('generate a continuation of a prompt, streamed to stdout; speed goes to stderr')
+    .requiredOption('-m, --model <path>', 'model file (GGUF)')
+    .argument('<prompt>', 'the text to continue')
+    .option('-n, --max-tokens <n>', 'most tokens to generate (default: until end of text or a full context)', intOption('--max-tokens', 0))
+    .option('-t, --threads <n>', 'CPU threads (default: physical cores)', intOption('--threads', 1))
+    .option('-c, --context-size <n>', 'KV cache positions (default: min(model context, 4096))', intOption('--context-size', 1))
+    .option('--temperature <t>', 'sampling temperature; 0 is greedy', floatOption('--temperature'), 0)
+    .option('--seed <n>', 'random seed for sampling', intOption('--seed', 0), 0)
+    .option('--json', 'print one JSON object (text, ids, timings) instead of streaming')
+    .action(async (prompt: string, o) => {
+      const model = await loadModel(o.model, { threads: o.threads, contextSize: o.contextSize });
+      try {
+        const opts = { maxTokens: o.maxTokens, temperature: o.temperature, seed: o.seed };
+        if (o.json) {
+          const r = await model.generate(prompt, opts);
+          process.stdout.write(JSON.stringify(r) + '\n');
+          return;
+        }
+        for await (const chunk of model.stream(prompt, opts)) process.stdout.write(chunk.text);
+        process.stdout.write('\n');
+        const t = model.lastTimings!;
+        process.stderr.write(
+          `prompt: ${t.promptTokens} tokens, ${t.promptTokensPerSecond.toFixed(1)} tok/s; ` +
+            `generated: ${t.generatedTokens} tokens, ${t.tokensPerSecond.toFixed(1)} tok/s (${model.threads} threads)\n`,
+        );
+      } finally {
+        await model.dispose();
+      }
+    });
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await buildCli().parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (e) {
+    const err = e as { code?: string; exitCode?: number };
+    if (typeof err.code === 'string' && err.code.startsWith('commander.')) {
+      // help and version are successes; commander has already printed the usage error
+      return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' ? 0 : 2;
+    }
+    if (e instanceof FuselmError) {
+      process.stderr.write(`fuselm: ${e.message}\n`);
+      return 1;
+    }
+    throw e;
+  }
+}
