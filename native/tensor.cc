@@ -35,16 +35,16 @@ size_t row_bytes(DType t, int64_t cols) {
   return 0;
 }
 
-Buffer::Buffer(size_t n) : bytes(n) {
+Buffer::Buffer(size_t n, bool zero) : bytes(n) {
   size_t alloc = (n + 63) / 64 * 64;
   if (alloc == 0) alloc = 64;
   data = std::aligned_alloc(64, alloc);
   if (!data) throw Error("E_NATIVE", "out of memory allocating " + std::to_string(n) + " bytes");
-  std::memset(data, 0, alloc);
+  if (zero) std::memset(data, 0, alloc);
 }
 Buffer::~Buffer() { std::free(data); }
 
-std::shared_ptr<Tensor> Tensor::make(DType t, std::vector<int64_t> shape) {
+std::shared_ptr<Tensor> Tensor::make(DType t, std::vector<int64_t> shape, bool zero) {
   if (shape.empty() || shape.size() > 4)
     throw Error("E_INVALID_ARG", "tensor rank must be 1..4, got " + std::to_string(shape.size()));
   int64_t n = 1;
@@ -59,7 +59,7 @@ std::shared_ptr<Tensor> Tensor::make(DType t, std::vector<int64_t> shape) {
   auto out = std::make_shared<Tensor>();
   out->dtype = t;
   out->shape = std::move(shape);
-  out->buf = std::make_shared<Buffer>(row_bytes(t, out->cols()) * size_t(out->rows()));
+  out->buf = std::make_shared<Buffer>(row_bytes(t, out->cols()) * size_t(out->rows()), zero);
   return out;
 }
 

@@ -37,7 +37,8 @@ struct Error : std::runtime_error {
 struct Buffer {
   void* data = nullptr;
   size_t bytes = 0;
-  explicit Buffer(size_t n);  // zero-filled, 64-byte aligned; throws Error on failure
+  // 64-byte aligned; zero-filled unless the caller overwrites it all; throws Error on failure
+  explicit Buffer(size_t n, bool zero = true);
   ~Buffer();
   Buffer(const Buffer&) = delete;
   Buffer& operator=(const Buffer&) = delete;
@@ -48,7 +49,7 @@ struct Tensor {
   std::vector<int64_t> shape;
   std::shared_ptr<Buffer> buf;
 
-  static std::shared_ptr<Tensor> make(DType t, std::vector<int64_t> shape);
+  static std::shared_ptr<Tensor> make(DType t, std::vector<int64_t> shape, bool zero = true);
 
   int64_t numel() const;
   int64_t cols() const { return shape.empty() ? 1 : shape.back(); }

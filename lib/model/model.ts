@@ -37,6 +37,8 @@ export interface GenerateOptions {
   seed?: number;
   /** Add the tokenizer's BOS (and EOS) tokens around a text prompt; default: as the model says. */
   addSpecial?: boolean;
+  /** Keep going past end-of-generation tokens (llama.cpp's --ignore-eos); for benchmarks. */
+  ignoreEog?: boolean;
   /** Ends generation within one step; the promise rejects with E_ABORTED. */
   signal?: AbortSignal;
 }
@@ -188,7 +190,7 @@ export class Model {
     while (n < maxTokens) {
       abortCheck();
       const id = sampleTemperature(logits, temperature, rng);
-      if (this.tokenizer.isEog(id)) {
+      if (!o.ignoreEog && this.tokenizer.isEog(id)) {
         finishReason = 'eog';
         break;
       }

@@ -57,7 +57,7 @@ Napi::Value tensor_from_file(const Napi::CallbackInfo& info) {
   return PromiseWorker::start(
       env,
       [=] {
-        *out = Tensor::make(dtype, shape);
+        *out = Tensor::make(dtype, shape, /*zero=*/false);  // every byte is read from the file
         read_exact(path, offset, **out);
       },
       [out](Napi::Env env) -> Napi::Value { return TensorWrap::wrap(env, *out); });

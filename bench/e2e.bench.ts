@@ -1,0 +1,65 @@
+/**
+ * End to end: prefill and decode tok/s through the public API, for stories260K (from
+ * ../shared, when present) and synthetic GGUFs at TinyLlama-1.1B shape in f32 and q8_0
+ * (written once into the OS temp dir). 1 and 2 threads, medians over repetitions.
+ * FUSELM_BENCH_SHAPES=tiny limits the synthetic shapes (e.g. for a quick run).
+ */
+import { existsSync } from 'node:fs';
+import { rename } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadModel } from '../lib/model/model.js';
+import { SHAPES, writeSyntheticLlama } from '../lib/model/synthetic.js';
+import { median, type BenchResult } from './util.js';
+
+const shared = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../shared');
+
+async function measure(file: string, label: string, threads: number, o: { prompt: number; gen: number; reps: number }): Promise<BenchResult> {
+  const model = await loadModel(file, { threads, contextSize: o.prompt + o.gen + 8 });
+  try {
+    const prompt = Array.from({ length: o.prompt }, (_, i) => 3 + ((i * 7) % (model.config.vocabSize - 3)));
+    prompt[0] = model.tokenizer.bos ?? 1;
+    const pp: number[] = [], tg: number[] = [];
+    await model.generate(prompt, { maxTokens: 4 }); // warm-up
+    for (let r = 0; r < o.reps; r++) {
+      // ignore end-of-generation so every run decodes exactly o.gen tokens
+      const res = await model.generate(prompt, { maxTokens: o.gen, temperature: 0, ignoreEog: true });
+      pp.push(res.timings.promptTokensPerSecond);
+      if (res.timings.generatedTokens > 1) tg.push(res.timings.tokensPerSecond);
+    }
+    const rss = process.memoryUsage().rss;
+    return {
+      name: `${label} ${threads}t pp${o.prompt} tg${o.gen}`,
+      seconds: o.prompt / median(pp) + o.gen / median(tg),
+      prefillTokensPerSecond: median(pp),
+      decodeTokensPerSecond: median(tg),
+      rssMB: Math.round(rss / 1e6),
+    };
+  } finally {
+    await model.dispose();
+  }
+}
+
+export async function run(): Promise<BenchResult[]> {
+  const out: BenchResult[] = [];
+  const stories = path.join(shared, 'models/stories260K.gguf');
+  if (existsSync(stories)) {
+    for (const t of [1, 2]) out.push(await measure(stories, 'stories260K f32', t, { prompt: 128, gen: 128, reps: 5 }));
+  } else {
+    process.stderr.write(`e2e: skipping stories260K (${stories} not found)\n`);
+  }
+  const shapes = (process.env.FUSELM_BENCH_SHAPES ?? 'tinyllama-1.1b').split(',');
+  for (const shapeName of shapes) {
+    for (const dtype of ['f32', 'q8_0'] as const) {
+      const file = path.join(os.tmpdir(), `fuselm-synthetic-${shapeName}-${dtype}.gguf`);
+      if (!existsSync(file)) {
+        process.stderr.write(`e2e: writing ${file} ...\n`);
+        await writeSyntheticLlama(file + '.tmp', SHAPES[shapeName], dtype);
+        await rename(file + '.tmp', file);
+      }
+      for (const t of [1, 2]) out.push(await measure(file, `${shapeName} ${dtype}`, t, { prompt: 64, gen: 16, reps: 3 }));
+    }
+  }
+  return out;
+}

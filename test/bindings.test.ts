@@ -1,0 +1,39 @@
+/**
+ * bindings.d.ts is the one typing of the raw addon: its NativeAddon keys are exactly what the
+ * addon exports, and the info functions return what the types say.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { native } from '../lib/native.js';
+
+describe('native bindings', () => {
+  it('exports exactly the keys declared in bindings.d.ts', () => {
+    const src = readFileSync(new URL('../bindings.d.ts', import.meta.url), 'utf8');
+    const body = src.slice(src.indexOf('export interface NativeAddon {'));
+    const declared = [...body.slice(0, body.indexOf('\n}')).matchAll(/^ {2}(\w+)[(:]/gm)].map((m) => m[1]).sort();
+    assert.deepEqual(Object.keys(native()).sort(), declared);
+  });
+
+  it('reports the CPU and CUDA state', () => {
+    const cpu = native().cpuInfo();
+    assert.ok(cpu.physicalCores >= 1);
+    assert.ok(cpu.impls.includes('reference') && cpu.impls.includes('portable'));
+    assert.ok(cpu.impls.includes(cpu.bestImpl));
+    const cuda = native().cudaInfo();
+    assert.equal(typeof cuda.compiled, 'boolean');
+    if (cuda.devices.length === 0) assert.ok(cuda.reason && cuda.reason.length > 0, 'no devices must come with a reason');
+  });
+
+  it('turns bad arguments into coded errors, not crashes', () => {
+    const { Tensor } = native();
+    assert.throws(() => new Tensor('f64' as never, [2]), { code: 'E_INVALID_ARG' });
+    assert.throws(() => new Tensor('f32', [0]), { code: 'E_INVALID_ARG' });
+    assert.throws(() => new Tensor('f32', [2 ** 40, 2 ** 40]), { code: 'E_INVALID_ARG' });
+    assert.throws(() => new Tensor('q8_0', [3, 31]), { code: 'E_INVALID_ARG' });
+    const t = new Tensor('f32', [2, 2]);
+    assert.throws(() => t.write(new Float32Array(5)), { code: 'E_INVALID_ARG' });
+    assert.throws(() => t.read(8, 16), { code: 'E_INVALID_ARG' });
+    t.free();
+    assert.throws(() => t.read(), { code: 'E_DISPOSED' });
+  });
+});

@@ -1,0 +1,99 @@
+/**
+ * Synthetic llama GGUFs written by our writer (no ../shared needed): the same weights stored
+ * as f32, f16, bf16 and q8_0 give logits that agree within each format's rounding; the fast
+ * kernels and the references pick the same greedy tokens; the event loop keeps running while a
+ * forward step is in flight; and misuse ends in the right FuselmError.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { FuselmError, GgmlType, gv, loadModel, readGguf, writeGguf } from '../../lib/index.js';
+import { ggufMetadataSpec } from '../../lib/formats/gguf.js';
+import { SHAPES, writeSyntheticLlama } from '../../lib/model/synthetic.js';
+
+const dir = mkdtempSync(path.join(os.tmpdir(), 'fuselm-synth-'));
+const file = (name: string) => path.join(dir, name);
+const shape = { ...SHAPES.tiny, dim: 128, ffnDim: 256, nHeads: 4, nKvHeads: 2 };
+
+function relErr(a: Float32Array, b: Float32Array): number {
+  let num = 0, den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i] - b[i]) ** 2;
+    den += b[i] ** 2;
+  }
+  return Math.sqrt(num / den);
+}
+
+describe('synthetic llama models', function () {
+  const ids = [1, 40, 41, 300 - 1, 7, 100, 200, 5];
+  before(async () => {
+    for (const dt of ['f32', 'f16', 'bf16', 'q8_0'] as const) await writeSyntheticLlama(file(`${dt}.gguf`), { ...shape, vocabSize: 300 }, dt);
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('f16, bf16 and q8_0 logits agree with f32 within the format rounding', async () => {
+    await using ref = await loadModel(file('f32.gguf'));
+    const want = await ref.evaluate(ids, { allLogits: true });
+    for (const [dt, tol] of [['f16', 2e-3], ['bf16', 2e-2], ['q8_0', 2e-2]] as const) {
+      await using m = await loadModel(file(`${dt}.gguf`));
+      const err = relErr(await m.evaluate(ids, { allLogits: true }), want);
+      assert.ok(err < tol, `${dt}: rel err ${err} >= ${tol}`);
+      assert.ok(err > 0, `${dt}: identical to f32, so the weights were not stored as ${dt}`);
+    }
+  });
+
+  it('fast kernels and references agree (logits and greedy tokens) for every dtype', async () => {
+    for (const dt of ['f32', 'f16', 'bf16', 'q8_0']) {
+      await using fast = await loadModel(file(`${dt}.gguf`), { threads: 2 });
+      await using slow = await loadModel(file(`${dt}.gguf`), { threads: 1, impl: 'reference' });
+      const err = relErr(await fast.evaluate(ids, { allLogits: true }), await slow.evaluate(ids, { allLogits: true }));
+      assert.ok(err < 1e-5, `${dt}: rel err ${err}`);
+      const a = await fast.generate(ids, { maxTokens: 16, ignoreEog: true });
+      const b = await slow.generate(ids, { maxTokens: 16, ignoreEog: true });
+      assert.deepEqual(a.ids, b.ids, dt);
+    }
+  });
+
+  it('keeps the event loop running while a forward step is in flight', async () => {
+    await using m = await loadModel(file('f32.gguf'), { threads: 1, impl: 'reference', contextSize: 256 });
+    const prompt = Array.from({ length: 256 }, (_, i) => 3 + (i % 290));
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 1);
+    const t0 = performance.now();
+    await m.evaluate(prompt);
+    const ms = performance.now() - t0;
+    clearInterval(timer);
+    assert.ok(ms > 20, `the step took only ${ms} ms; make it longer for this test to mean something`);
+    assert.ok(ticks >= Math.min(5, ms / 10), `only ${ticks} timer ticks during a ${ms.toFixed(0)} ms forward step`);
+  });
+
+  it('rejects misuse with typed errors', async () => {
+    await assert.rejects(loadModel(file('missing.gguf')), (e: FuselmError) => e instanceof FuselmError && e.code === 'E_IO');
+    const m = await loadModel(file('f32.gguf'));
+    await assert.rejects(m.generate([1, 300]), { code: 'E_INVALID_ARG' });
+    await assert.rejects(m.generate([]), { code: 'E_INVALID_ARG' });
+    await assert.rejects(m.generate('x', { maxTokens: -1 }), { code: 'E_INVALID_ARG' });
+    await assert.rejects(m.generate('x', { temperature: -1 }), { code: 'E_INVALID_ARG' });
+    await m.dispose();
+    await assert.rejects(m.generate('x'), { code: 'E_DISPOSED' });
+    await assert.rejects(loadModel(file('f32.gguf'), { device: 'cuda' }), { code: 'E_UNSUPPORTED' });
+    await assert.rejects(loadModel(file('f32.gguf'), { threads: 0 }), { code: 'E_INVALID_ARG' });
+  });
+
+  it('names the tensor and type of an unsupported tensor type, and an unsupported architecture', async () => {
+    const f = await readGguf(file('f32.gguf'));
+    const { readFile } = await import('node:fs/promises');
+    const bytes = await readFile(f.path);
+    const tensors = f.tensors.map((t) => ({ name: t.name, type: t.type, dims: t.dims, data: bytes.subarray(t.offset, t.offset + t.nbytes) }));
+    // blk.0.attn_q.weight as Q4_0 (18-byte blocks of 32): the data just has to be the right size
+    const q = tensors.find((t) => t.name === 'blk.0.attn_q.weight')!;
+    q.type = GgmlType.Q4_0;
+    q.data = new Uint8Array((q.dims[0] * q.dims[1] * 18) / 32);
+    await writeGguf(file('q4.gguf'), { metadata: ggufMetadataSpec(f), tensors });
+    await assert.rejects(loadModel(file('q4.gguf')), (e: FuselmError) => e.code === 'E_UNSUPPORTED' && /blk\.0\.attn_q\.weight/.test(e.message) && /Q4_0/.test(e.message));
+    const meta = ggufMetadataSpec(f).map((e) => (e.key === 'general.architecture' ? { key: e.key, ...gv.str('mamba') } : e));
+    await writeGguf(file('arch.gguf'), { metadata: meta, tensors: [] });
+    await assert.rejects(loadModel(file('arch.gguf')), (e: FuselmError) => e.code === 'E_UNSUPPORTED' && /mamba/.test(e.message));
+  });
+});
