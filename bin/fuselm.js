@@ -1,5 +1,3 @@
 #!/usr/bin/env node
-// The fuselm CLI entry: runs the compiled CLI from dist/ (npm run build:ts makes it).
-import { main } from '../dist/cli/main.js';
-
-process.exitCode = await main(process.argv.slice(2));
+// The fuselm CLI: the compiled lib/cli/run.ts (npm run build:ts makes dist/).
+import '../dist/cli/run.js';

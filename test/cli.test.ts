@@ -1,0 +1,62 @@
+/**
+ * The CLI as a user runs it, in a child process: `fuselm run` streams stories260K's greedy
+ * continuation (equal to llama.cpp's) to stdout and speed to stderr; --json prints the result;
+ * bad usage exits 2 and a bad model file exits 1 with a message, never a stack trace.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { readSharedJson, requireShared, sharedPath } from './helpers/shared.js';
+
+const run = promisify(execFile);
+const entry = fileURLToPath(new URL('../lib/cli/run.ts', import.meta.url));
+
+async function fuselm(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const r = await run(process.execPath, ['--import', 'tsx', entry, ...args], { env: process.env });
+    return { code: 0, ...r };
+  } catch (e) {
+    const err = e as { code: number; stdout: string; stderr: string };
+    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
+  }
+}
+
+describe('CLI', function () {
+  it('run streams the greedy continuation and reports speed', async function () {
+    requireShared(this, 'models/stories260K.gguf', 'models/stories260K.oracle.json');
+    const oracle = readSharedJson('models/stories260K.oracle.json');
+    const r = await fuselm('run', '-m', sharedPath('models/stories260K.gguf'), 'Once upon a time', '--max-tokens', '64', '--threads', '1');
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, oracle.greedy.text + '\n');
+    assert.match(r.stderr, /prompt: 5 tokens, [\d.]+ tok\/s; generated: 64 tokens, [\d.]+ tok\/s \(1 threads\)/);
+  });
+
+  it('run --json prints the result object', async function () {
+    requireShared(this, 'models/stories260K.gguf', 'models/stories260K.oracle.json');
+    const oracle = readSharedJson('models/stories260K.oracle.json');
+    const r = await fuselm('run', '-m', sharedPath('models/stories260K.gguf'), 'Once upon a time', '-n', '16', '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.deepEqual(out.ids, oracle.greedy.ids.slice(0, 16));
+    assert.equal(out.finishReason, 'maxTokens');
+  });
+
+  it('exits 2 on bad usage and 1 on a bad model file', async () => {
+    const usage = await fuselm('run', 'no model given');
+    assert.equal(usage.code, 2);
+    assert.match(usage.stderr, /--model/);
+    const badN = await fuselm('run', '-m', 'x.gguf', 'p', '--max-tokens', 'many');
+    assert.equal(badN.code, 2);
+    const missing = await fuselm('run', '-m', '/nonexistent/model.gguf', 'hello');
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /^fuselm: .*\/nonexistent\/model\.gguf/);
+    assert.doesNotMatch(missing.stderr, /at .*\.ts:\d+/);
+  });
+
+  it('--help lists the run command', async () => {
+    const r = await fuselm('--help');
+    assert.equal(r.code, 0);
+    assert.match(r.stdout, /run \[options\] <prompt>/);
+  });
+});
