@@ -85,7 +85,7 @@ describe('synthetic llama models', function () {
     const f = await readGguf(file('f32.gguf'));
     const { readFile } = await import('node:fs/promises');
     const bytes = await readFile(f.path);
-    const tensors = f.tensors.map((t) => ({ name: t.name, type: t.type, dims: t.dims, data: bytes.subarray(t.offset, t.offset + t.nbytes) }));
+    const tensors = f.tensors.map((t) => ({ name: t.name, type: t.type, dims: t.dims, data: new Uint8Array(bytes.subarray(t.offset, t.offset + t.nbytes)) }));
     // blk.0.attn_q.weight as Q4_0 (18-byte blocks of 32): the data just has to be the right size
     const q = tensors.find((t) => t.name === 'blk.0.attn_q.weight')!;
     q.type = GgmlType.Q4_0;

@@ -13,7 +13,9 @@ const REF = 'models/hf/neural-api-tiny-llama/reference_logits.json';
 describe('tiny GGUF models', function () {
   for (const [file, tol] of [
     ['neural-api-tiny_llama_f32.gguf', 1e-5],
-    ['neural-api-tiny_llama_f16.gguf', 5e-3],
+    // f16 weights differ from the reference's by up to 4.4e-4 (SOURCES.md): relative rounding of
+    // 2^-11 carried through two layers onto logits of magnitude ~3 gives errors of ~5e-3
+    ['neural-api-tiny_llama_f16.gguf', 1e-2],
   ] as const) {
     it(`${file}: logits match the HF reference (max abs <= ${tol})`, async function () {
       requireShared(this, `models/gguf/${file}`, REF);
