@@ -14,8 +14,18 @@
 namespace fuselm {
 
 namespace {
-// About 100 µs of spinning on a typical core before a worker goes to sleep.
-constexpr int kSpinIterations = 20000;
+// Waiting spins with `pause` first (a job usually arrives or finishes within microseconds),
+// then yields the core on each try, so that on a busy machine a preempted thread we are
+// waiting for can run here; idle workers go to sleep after about kSleepAfter tries.
+constexpr int kPauseSpins = 2000;
+constexpr int kSleepAfter = 20000;
+
+inline void wait_step(int spins) {
+  if (spins < kPauseSpins)
+    FUSELM_PAUSE();
+  else
+    std::this_thread::yield();
+}
 }
 
 ThreadPool::ThreadPool(int threads) : n_threads_(threads < 1 ? 1 : threads) {
@@ -40,9 +50,9 @@ void ThreadPool::work(int thread) {
   }
 }
 
-void ThreadPool::run(int64_t n_tasks, TaskFn fn) {
+void ThreadPool::run(int64_t n_tasks, TaskFn fn, int64_t work_size) {
   if (n_tasks <= 0) return;
-  if (n_threads_ == 1 || n_tasks == 1) {
+  if (n_threads_ == 1 || n_tasks == 1 || work_size < kMinParallelWork) {
     for (int64_t i = 0; i < n_tasks; i++) fn(i, 0);
     return;
   }
@@ -56,7 +66,7 @@ void ThreadPool::run(int64_t n_tasks, TaskFn fn) {
   }
   cv_.notify_all();
   work(0);
-  while (busy_.load(std::memory_order_acquire) != 0) FUSELM_PAUSE();
+  for (int spins = 0; busy_.load(std::memory_order_acquire) != 0; spins++) wait_step(spins);
   fn_ = nullptr;
 }
 
@@ -65,10 +75,7 @@ void ThreadPool::worker_loop(int index) {
   for (;;) {
     int spins = 0;
     uint64_t g;
-    while ((g = generation_.load(std::memory_order_acquire)) == seen && spins < kSpinIterations) {
-      FUSELM_PAUSE();
-      spins++;
-    }
+    while ((g = generation_.load(std::memory_order_acquire)) == seen && spins < kSleepAfter) wait_step(spins++);
     if (g == seen) {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <climits>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -34,7 +35,11 @@ class ThreadPool {
   int size() const { return n_threads_; }
   // Runs fn(task, thread) for task in [0, n_tasks), spread over all threads; returns when all
   // are done. Not reentrant: one job at a time per pool (callers serialize).
-  void run(int64_t n_tasks, TaskFn fn);
+  // `work_size` estimates the job's size (bytes touched or multiply-adds); a job under
+  // kMinParallelWork runs on the calling thread alone, since waking and joining the workers
+  // would cost more than it saves (and far more when the machine is busy).
+  void run(int64_t n_tasks, TaskFn fn, int64_t work_size = INT64_MAX);
+  static constexpr int64_t kMinParallelWork = 32 * 1024;
 
  private:
   void worker_loop(int index);
