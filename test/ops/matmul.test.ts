@@ -1,0 +1,201 @@
+/**
+ * matmul: y[t, n] = Σ_k x[t, k] · w[n, k] with f32 x and f32/f16/bf16/q8_0 weights.
+ *
+ * Proves: (1) the scalar reference is right: on a hand-computed 2x3 · 3x2 case, and bit-exact
+ * against a double-precision dot product in JS over weights decoded from the stored bytes by
+ * the independent JS decoders (so its f16/bf16/q8_0 widening is right too); (2) every fast
+ * kernel level this CPU has (portable, avx2, avx512) matches the reference at awkward sizes
+ * (K = 1, 31, 32, 33, 64, 4095, 4097, 4128; N = 1, 31, 33, 257, 4097; T = 1, 2, 5, 17), with 1
+ * and 2 threads, for every weight dtype, including the graph's lastRow option; (3) the fast
+ * q8_0 path, which quantizes x to q8_0 blocks and takes integer dot products, equals an exact
+ * integer reference bit for bit on data where every f32 step is exact, and every level
+ * quantizes x identically.
+ *
+ * Tolerances: for f32/f16/bf16 the fast levels read the same stored weights as the reference,
+ * so the only difference is f32 accumulation in a different order against the reference's
+ * double: measured <= 4.4e-7 relative at K = 4128; we allow 1e-6 for f32 and 1e-5 for f16/bf16.
+ * For q8_0 the fast levels also round x to 8 bits per value (as llama.cpp does): measured
+ * ~5e-3 relative over many outputs, up to ~2e-2 for a single output (the error of one dot
+ * product is one random draw); we allow 3e-2, which still catches any wrong block, scale or
+ * row, and (3) pins the integer arithmetic down exactly. Max-abs is 20x the rel tolerance times the output's typical
+ * size. ‖out − ref‖/‖ref‖ degenerates when a few outputs happen to cancel to near zero
+ * (N = T = 1), so the scale is the size random dot products of these rows have, ‖X‖·‖W‖/√K,
+ * when ‖ref‖ is smaller than that.
+ */
+import assert from 'node:assert/strict';
+import type { NativeDType, NativeImpl, NativeTensor } from '../../bindings.js';
+import { ops } from '../../lib/backend.js';
+import { bf16BitsToF32, dequantizeQ8_0, f16BitsToF32 } from '../../lib/formats/ggml-types.js';
+import { emptyTensor, encodeF32, readF32Rows, tensorFromF32 } from '../../lib/tensor.js';
+import { assertClose, fastImpls, randn, rng, runOp } from '../helpers/parity.js';
+
+const REL: Record<string, number> = { f32: 1e-6, f16: 1e-5, bf16: 1e-5, q8_0: 3e-2 };
+
+/** y = x · wᵀ at kernel level `impl`; the output starts as NaN so unwritten entries show. */
+async function matmul(
+  impl: NativeImpl, threads: number, x: NativeTensor, w: NativeTensor, T: number, N: number, lastRow = false,
+): Promise<Float32Array> {
+  const rows = lastRow ? 1 : T;
+  const out = tensorFromF32('f32', [rows, N], new Float32Array(rows * N).fill(NaN));
+  await runOp(ops.matmul(out, x, w, { lastRow }), { impl, threads, n: T });
+  return readF32Rows(out, 0, rows);
+}
+
+/** The weights as the kernels see them: the stored bytes decoded by the JS decoders. */
+function decoded(dtype: NativeDType, data: Float32Array): Float32Array {
+  const bytes = encodeF32(dtype, data);
+  switch (dtype) {
+    case 'f32': return data;
+    case 'f16': case 'bf16': {
+      const h = new Uint16Array(bytes.buffer, bytes.byteOffset, data.length);
+      const dec = dtype === 'f16' ? f16BitsToF32 : bf16BitsToF32;
+      return Float32Array.from(h, (v) => dec(v));
+    }
+    case 'q8_0': return dequantizeQ8_0(bytes, data.length);
+    default: throw new Error(dtype);
+  }
+}
+
+function norm(a: Float32Array): number {
+  let s = 0;
+  for (const v of a) s += v * v;
+  return Math.sqrt(s);
+}
+
+/** Tolerances against ref = x · wᵀ, scaled up when ‖ref‖ is below the typical ‖X‖·‖W‖/√K. */
+function tol(dtype: string, ref: Float32Array, x: Float32Array, w: Float32Array, K: number) {
+  const typical = (norm(x) * norm(w)) / Math.sqrt(K);
+  const scale = Math.max(1, typical / norm(ref));
+  return { rel: REL[dtype] * scale, abs: (20 * REL[dtype] * Math.max(typical, norm(ref))) / Math.sqrt(ref.length) };
+}
+
+describe('op matmul', () => {
+  it('reference: hand-computed 2x3 · (2x3)ᵀ', async () => {
+    // x = [[1, 2, 3], [4, 5, 6]], w = [[1, 0, -1], [2, 1, 0]]
+    // y[0] = [1 - 3, 2 + 2] = [-2, 4]; y[1] = [4 - 6, 8 + 5] = [-2, 13]
+    const x = tensorFromF32('f32', [2, 3], Float32Array.from([1, 2, 3, 4, 5, 6]));
+    for (const dtype of ['f32', 'f16', 'bf16'] as const) {
+      const w = tensorFromF32(dtype, [2, 3], Float32Array.from([1, 0, -1, 2, 1, 0]));
+      for (const impl of ['reference' as const, ...fastImpls()])
+        assert.deepEqual(await matmul(impl, 1, x, w, 2, 2), Float32Array.from([-2, 4, -2, 13]), `${dtype} ${impl}`);
+    }
+  });
+
+  for (const dtype of ['f32', 'f16', 'bf16', 'q8_0'] as const) {
+    it(`reference equals a JS double-precision dot over the decoded ${dtype} weights, bit for bit`, async () => {
+      const T = 3, K = 96, N = 7;
+      const r = rng(42);
+      const xd = randn(T * K, r), wd = randn(N * K, r, 0.3);
+      const wf = decoded(dtype, wd);
+      const want = new Float32Array(T * N);
+      for (let t = 0; t < T; t++)
+        for (let n = 0; n < N; n++) {
+          let s = 0;
+          for (let k = 0; k < K; k++) s += xd[t * K + k] * wf[n * K + k];
+          want[t * N + n] = s;
+        }
+      const got = await matmul('reference', 1, tensorFromF32('f32', [T, K], xd), tensorFromF32(dtype, [N, K], wd), T, N);
+      assert.deepEqual(got, want);
+    });
+  }
+
+  // [K, N, T] cases per dtype; q8_0 needs K % 32 == 0.
+  const cases = (dtype: string): [number, number, number][] => {
+    const Ks = dtype === 'q8_0' ? [32, 64, 4128] : [1, 31, 32, 33, 64, 4095, 4097, 4128];
+    const NT: [number, number][] = [[1, 1], [1, 17], [31, 2], [33, 5], [33, 17], [257, 1], [257, 17]];
+    const out: [number, number, number][] = [];
+    for (const K of Ks) for (const [N, T] of NT) out.push([K, N, T]);
+    out.push([64, 4097, 5]);
+    return out;
+  };
+
+  for (const dtype of ['f32', 'f16', 'bf16', 'q8_0'] as const) {
+    it(`every fast level matches the reference, ${dtype} weights, all sizes, 1 and 2 threads`, async () => {
+      for (const [K, N, T] of cases(dtype)) {
+        const r = rng(K * 7919 + N * 31 + T);
+        const xd = randn(T * K, r), wd = randn(N * K, r, 0.05);
+        const x = tensorFromF32('f32', [T, K], xd), w = tensorFromF32(dtype, [N, K], wd);
+        const ref = await matmul('reference', 1, x, w, T, N);
+        const tl = tol(dtype, ref, xd, wd, K);
+        for (const impl of fastImpls())
+          for (const threads of [1, 2])
+            assertClose(await matmul(impl, threads, x, w, T, N), ref, tl, `${dtype} K=${K} N=${N} T=${T} ${impl}/${threads}t`);
+        x.free();
+        w.free();
+      }
+    });
+  }
+
+  // Data on which the integer path is exact in f32: every q8_0 block (of w and of x) holds one
+  // ±127 and otherwise values in [-15, 15], times a per-block power of two (2^0 or 2^1), so the
+  // scales are exact, x quantizes back to exactly these integers, and every partial sum is an
+  // integer multiple of the smallest scale product below 2^24.
+  function exactQ8Data(n: number, r: () => number, maxAt: number): Float32Array {
+    const out = new Float32Array(n);
+    for (let b = 0; b < n / 32; b++) {
+      const scale = r() < 0.5 ? 1 : 2;
+      for (let j = 0; j < 32; j++) {
+        const q = j === maxAt ? (r() < 0.5 ? -127 : 127) : Math.floor(r() * 31) - 15;
+        out[b * 32 + j] = q * scale;
+      }
+    }
+    return out;
+  }
+
+  for (const [K, N, T] of [[32, 33, 5], [4128, 37, 6]]) {
+    it(`q8_0 fast path equals an exact integer reference bit for bit (K=${K} N=${N} T=${T})`, async () => {
+      const r = rng(K + N);
+      const xd = exactQ8Data(T * K, r, 0), wd = exactQ8Data(N * K, r, 31);
+      const want = new Float32Array(T * N);
+      for (let t = 0; t < T; t++)
+        for (let n = 0; n < N; n++) {
+          let s = 0; // exact: integers times powers of two, far below 2^53
+          for (let k = 0; k < K; k++) s += xd[t * K + k] * wd[n * K + k];
+          want[t * N + n] = s;
+        }
+      const x = tensorFromF32('f32', [T, K], xd), w = tensorFromF32('q8_0', [N, K], wd);
+      for (const impl of fastImpls())
+        for (const threads of [1, 2]) assert.deepEqual(await matmul(impl, threads, x, w, T, N), want, `${impl}/${threads}t`);
+    });
+  }
+
+  it('q8_0: every fast level quantizes x the same way (avx2 = avx512 bit for bit, portable to 1e-6)', async () => {
+    const T = 3, K = 4128, N = 40;
+    const r = rng(77);
+    const x = tensorFromF32('f32', [T, K], randn(T * K, r)), w = tensorFromF32('q8_0', [N, K], randn(N * K, r, 0.05));
+    const outs = new Map<string, Float32Array>();
+    for (const impl of fastImpls()) outs.set(impl, await matmul(impl, 2, x, w, T, N));
+    const avx2 = outs.get('avx2'), avx512 = outs.get('avx512'), portable = outs.get('portable')!;
+    if (avx2 && avx512) assert.deepEqual(avx512, avx2);
+    for (const [impl, out] of outs) assertClose(out, portable, { rel: 1e-6, abs: 1e-5 }, `${impl} vs portable`);
+  });
+
+  it('lastRow: only x row n-1, into out row 0, at every level and dtype', async () => {
+    const T = 5, K = 96, N = 37;
+    const r = rng(5);
+    const xd = randn(T * K, r);
+    const x = tensorFromF32('f32', [T, K], xd);
+    const xLast = tensorFromF32('f32', [1, K], xd.subarray((T - 1) * K));
+    for (const dtype of ['f32', 'f16', 'bf16', 'q8_0'] as const) {
+      const wd = randn(N * K, r, 0.05);
+      const w = tensorFromF32(dtype, [N, K], wd);
+      const ref = await matmul('reference', 1, xLast, w, 1, N);
+      const tl = tol(dtype, ref, xd.subarray((T - 1) * K), wd, K);
+      for (const impl of ['reference' as const, ...fastImpls()])
+        for (const threads of [1, 2])
+          assertClose(await matmul(impl, threads, x, w, T, N, true), ref, tl, `${dtype} ${impl}/${threads}t lastRow`);
+    }
+  });
+
+  it('keeps rows it was not asked for untouched (T smaller than the tensors)', async () => {
+    const K = 33, N = 9, rows = 6, T = 2;
+    const r = rng(9);
+    const x = tensorFromF32('f32', [rows, K], randn(rows * K, r));
+    const w = tensorFromF32('f16', [N, K], randn(N * K, r));
+    for (const impl of fastImpls()) {
+      const out = emptyTensor('f32', [rows, N]);
+      await runOp(ops.matmul(out, x, w), { impl, threads: 2, n: T, maxRows: rows });
+      assert.ok(readF32Rows(out, T, rows - T).every((v) => v === 0), `${impl}: rows past T must stay 0`);
+    }
+  });
+});
