@@ -487,7 +487,7 @@ void matmul_cpu(const MatmulArgs& a, const Exec& e) {
     int8_t* q = xq.data();
     float* d = xd.data();
     const QuantizeFn quantize = pick_quantize(e.impl);
-    e.pool->run(a.T, [&](int64_t t, int) { quantize(a.x + t * a.K, a.K, q + t * a.K, d + t * nb); });
+    e.pool->run(a.T, [&](int64_t t, int) { quantize(a.x + t * a.K, a.K, q + t * a.K, d + t * nb); }, a.T * a.K);
   }
 
   // Row tasks of up to 64 rows, smaller when there are few rows to share among the threads.
@@ -505,7 +505,7 @@ void matmul_cpu(const MatmulArgs& a, const Exec& e) {
     const int64_t rt = task % row_tasks, tt = task / row_tasks;
     const int64_t n0 = rt * rows_per_task, t0 = tt * tok_per_task;
     fn(a, src, n0, std::min(a.N, n0 + rows_per_task), t0, std::min(a.T, t0 + tok_per_task));
-  });
+  }, a.T * a.N * a.K);  // multiply-adds: tiny products stay on the calling thread
 }
 
 }  // namespace fuselm
