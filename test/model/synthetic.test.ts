@@ -11,6 +11,7 @@ import path from 'node:path';
 import { FuselmError, GgmlType, gv, loadModel, readGguf, writeGguf } from '../../lib/index.js';
 import { ggufMetadataSpec } from '../../lib/formats/gguf.js';
 import { SHAPES, writeSyntheticLlama } from '../../lib/model/synthetic.js';
+import { fastImpls } from '../helpers/parity.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'fuselm-synth-'));
 const file = (name: string) => path.join(dir, name);
@@ -44,14 +45,21 @@ describe('synthetic llama models', function () {
   });
 
   it('fast kernels and references agree (logits and greedy tokens) for every dtype', async () => {
-    for (const dt of ['f32', 'f16', 'bf16', 'q8_0']) {
+    // q8_0's fast path quantizes activations to 8 bits as llama.cpp does (W8A8) while the
+    // reference multiplies by f32 activations, so its logits differ by that rounding and its
+    // greedy tokens are compared across kernel levels and thread counts instead.
+    for (const [dt, tol] of [['f32', 1e-5], ['f16', 1e-5], ['bf16', 1e-5], ['q8_0', 3e-2]] as const) {
       await using fast = await loadModel(file(`${dt}.gguf`), { threads: 2 });
       await using slow = await loadModel(file(`${dt}.gguf`), { threads: 1, impl: 'reference' });
       const err = relErr(await fast.evaluate(ids, { allLogits: true }), await slow.evaluate(ids, { allLogits: true }));
-      assert.ok(err < 1e-5, `${dt}: rel err ${err}`);
+      assert.ok(err < tol, `${dt}: rel err ${err}`);
       const a = await fast.generate(ids, { maxTokens: 16, ignoreEog: true });
-      const b = await slow.generate(ids, { maxTokens: 16, ignoreEog: true });
-      assert.deepEqual(a.ids, b.ids, dt);
+      const others = dt === 'q8_0' ? fastImpls().map((impl) => ({ threads: 1, impl })) : [{ threads: 1, impl: 'reference' as const }];
+      for (const o of others) {
+        await using m = await loadModel(file(`${dt}.gguf`), o);
+        const b = await m.generate(ids, { maxTokens: 16, ignoreEog: true });
+        assert.deepEqual(a.ids, b.ids, `${dt} ${JSON.stringify(o)}`);
+      }
     }
   });
 
