@@ -4,12 +4,19 @@
  * as it does there.
  */
 import { FuselmError } from '../errors.js';
-import { readGguf, type GgufFile, type GgufValue } from '../formats/gguf.js';
+import type { GgufFile, GgufValue } from '../formats/gguf.js';
+import { BpeModel } from './bpe.js';
+import { bertNormalizer } from './normalize.js';
+import { PipelineTokenizer, type AddedToken } from './pipeline.js';
+import { bertPreTokenizer, ggufPreTokenizer } from './pretokenize.js';
 import { SpmTokenizer } from './spm.js';
 import { TokenType, type Tokenizer } from './tokenizer.js';
+import { fromPhantomSpace, WordPieceModel } from './wordpiece.js';
+
+export { loadTokenizer } from './load.js';
 
 /** Tokenizer families by tokenizer.ggml.model, with what is implemented so far. */
-const SUPPORTED_MODELS = ['llama'];
+const SUPPORTED_MODELS = ['llama', 'gpt2', 'bert'];
 
 /**
  * Texts of end-of-turn / end-of-text markers that llama.cpp also treats as end of generation when
@@ -71,7 +78,7 @@ function getPerToken(f: GgufFile, key: string, nVocab: number): ArrayLike<number
   return arr;
 }
 
-function spmFromGguf(f: GgufFile): SpmTokenizer {
+function getTokens(f: GgufFile): string[] {
   const tokensKey = 'tokenizer.ggml.tokens';
   const tokens = f.metadata.get(tokensKey);
   if (tokens === undefined) throw formatError(f, tokensKey, 'missing');
@@ -79,7 +86,134 @@ function spmFromGguf(f: GgufFile): SpmTokenizer {
     throw formatError(f, tokensKey, `expected an array of strings, got ${describe(tokens)}`);
   }
   if (tokens.length === 0) throw formatError(f, tokensKey, 'the vocabulary is empty');
-  const pieces = tokens as string[];
+  return tokens as string[];
+}
+
+/** EOT (from the key, else the first well-known marker text) and the end-of-generation set. */
+function endTokens(
+  pieces: readonly string[],
+  types: ArrayLike<number> | undefined,
+  ids: Array<number | undefined>,
+  eotKey: number | undefined,
+  eos: number | undefined,
+): { eot: number | undefined; eog: Set<number> } {
+  const isMarker = (i: number) => !types || types[i] === TokenType.CONTROL || types[i] === TokenType.USER_DEFINED;
+  let eot = eotKey;
+  if (eot === undefined) {
+    for (const text of EOT_TEXTS) {
+      const i = pieces.indexOf(text);
+      if (i >= 0 && isMarker(i) && i !== eos) {
+        eot = i;
+        break;
+      }
+    }
+  }
+  const eog = new Set<number>();
+  for (const x of [...ids, eot]) if (x !== undefined) eog.add(x);
+  for (const text of EOG_TEXTS) {
+    const i = pieces.indexOf(text);
+    if (i >= 0 && isMarker(i)) eog.add(i);
+  }
+  return { eot, eog };
+}
+
+/** Control / unknown tokens as special added tokens, user-defined ones as always-matched ones. */
+function addedFromTypes(pieces: readonly string[], types: ArrayLike<number> | undefined): AddedToken[] {
+  const added: AddedToken[] = [];
+  if (!types) return added;
+  for (let i = 0; i < pieces.length; i++) {
+    const t = types[i];
+    if (t === TokenType.CONTROL || t === TokenType.UNKNOWN) added.push({ id: i, content: pieces[i], special: true });
+    else if (t === TokenType.USER_DEFINED) added.push({ id: i, content: pieces[i], special: false });
+  }
+  return added;
+}
+
+function gpt2FromGguf(f: GgufFile): PipelineTokenizer {
+  const pieces = getTokens(f);
+  const n = pieces.length;
+  const types = getPerToken(f, 'tokenizer.ggml.token_type', n);
+  const mergesKey = 'tokenizer.ggml.merges';
+  const raw = f.metadata.get(mergesKey);
+  if (raw === undefined) throw formatError(f, mergesKey, 'missing (a gpt2 vocab needs its BPE merges)');
+  if (!Array.isArray(raw) || raw.some((m) => typeof m !== 'string')) throw formatError(f, mergesKey, `expected an array of strings, got ${describe(raw)}`);
+  const merges = (raw as string[]).map((m, i): [string, string] => {
+    const sp = m.indexOf(' ', 1);
+    if (sp < 0) throw formatError(f, mergesKey, `entry ${i} ${JSON.stringify(m)} has no space`);
+    return [m.slice(0, sp), m.slice(sp + 1)];
+  });
+  const vocab = new Map<string, number>();
+  for (let i = 0; i < n; i++) if (!vocab.has(pieces[i])) vocab.set(pieces[i], i);
+  const pre = getString(f, 'tokenizer.ggml.pre') ?? 'default';
+  let preTokenizer;
+  try {
+    preTokenizer = ggufPreTokenizer(pre);
+  } catch (e) {
+    if (e instanceof FuselmError) throw new FuselmError(e.code, `${f.path}: ${e.message}`);
+    throw e;
+  }
+  let model: BpeModel;
+  try {
+    model = new BpeModel({ vocab, merges, byteLevel: true });
+  } catch (e) {
+    if (e instanceof FuselmError) throw formatError(f, mergesKey, e.message);
+    throw e;
+  }
+  const id = (name: string, fallback?: number) => getTokenId(f, `tokenizer.ggml.${name}_token_id`, n, fallback);
+  const bos = id('bos');
+  const eos = id('eos');
+  const eom = id('eom');
+  const { eot, eog } = endTokens(pieces, types, [eos, eom], id('eot'), eos);
+  return new PipelineTokenizer({
+    tokens: pieces,
+    model,
+    preTokenizer,
+    added: addedFromTypes(pieces, types),
+    decoder: [{ type: 'byteLevel' }],
+    bos,
+    eos,
+    eot,
+    unk: id('unknown'),
+    pad: id('padding'),
+    eog,
+    addBos: getBool(f, 'tokenizer.ggml.add_bos_token', false),
+    addEos: getBool(f, 'tokenizer.ggml.add_eos_token', false),
+    chatTemplate: getString(f, 'tokenizer.chat_template'),
+  });
+}
+
+function bertFromGguf(f: GgufFile): PipelineTokenizer {
+  const stored = getTokens(f);
+  const n = stored.length;
+  const types = getPerToken(f, 'tokenizer.ggml.token_type', n);
+  const pieces = fromPhantomSpace(stored, types);
+  const vocab = new Map<string, number>();
+  for (let i = 0; i < n; i++) if (!vocab.has(pieces[i])) vocab.set(pieces[i], i);
+  const id = (name: string, fallback?: number) => getTokenId(f, `tokenizer.ggml.${name}_token_id`, n, fallback);
+  const unk = id('unknown', vocab.get('[UNK]'));
+  if (unk === undefined) throw formatError(f, 'tokenizer.ggml.unknown_token_id', 'missing (WordPiece needs an unknown token)');
+  const cls = id('cls') ?? id('bos', vocab.get('[CLS]'));
+  const sep = id('seperator') ?? id('separator') ?? id('eos', vocab.get('[SEP]'));
+  const addCls = getBool(f, 'tokenizer.ggml.add_bos_token', true);
+  const addSep = getBool(f, 'tokenizer.ggml.add_sep_token', getBool(f, 'tokenizer.ggml.add_eos_token', true));
+  return new PipelineTokenizer({
+    tokens: pieces,
+    model: new WordPieceModel({ vocab, unk, continuingSubwordPrefix: '##', maxInputCharsPerWord: 100 }),
+    normalizer: bertNormalizer({ lowercase: true }),
+    preTokenizer: bertPreTokenizer,
+    added: addedFromTypes(pieces, types),
+    template: [addCls && cls !== undefined ? [cls] : [], null, addSep && sep !== undefined ? [sep] : []],
+    decoder: [{ type: 'wordpiece', prefix: '##', cleanup: true }],
+    bos: cls,
+    eos: sep,
+    unk,
+    pad: id('padding'),
+    eog: sep !== undefined ? [sep] : [],
+  });
+}
+
+function spmFromGguf(f: GgufFile): SpmTokenizer {
+  const pieces = getTokens(f);
   const n = pieces.length;
   const scores = getPerToken(f, 'tokenizer.ggml.scores', n);
   const types = getPerToken(f, 'tokenizer.ggml.token_type', n);
@@ -136,15 +270,14 @@ export function tokenizerFromGguf(f: GgufFile): Tokenizer {
   switch (model) {
     case 'llama':
       return spmFromGguf(f);
+    case 'gpt2':
+      return gpt2FromGguf(f);
+    case 'bert':
+      return bertFromGguf(f);
     default:
       throw new FuselmError(
         'E_UNSUPPORTED',
         `${f.path}: tokenizer model "${model}" (tokenizer.ggml.model) is not supported yet; supported: ${SUPPORTED_MODELS.join(', ')}`,
       );
   }
-}
-
-/** Reads a GGUF file's header and builds its tokenizer. */
-export async function loadTokenizer(path: string): Promise<Tokenizer> {
-  return tokenizerFromGguf(await readGguf(path));
 }

@@ -8,13 +8,13 @@
  *   exactly the one space the prefix added (Hugging Face's Strip decoder), so " " → [▁▁] → " ";
  * - the special tokens and flags are read from the metadata (Phi-3: EOS <|endoftext|>, EOT <|end|>);
  * - another SPM vocab (Baichuan, no vectors) loads and round-trips;
- * - a GGUF whose tokenizer.ggml.model is not implemented yet (gpt2) is refused with FuselmError
- *   E_UNSUPPORTED naming the model type.
+ * - a GGUF whose tokenizer.ggml.model or tokenizer.ggml.pre is unknown is refused with FuselmError
+ *   E_UNSUPPORTED naming the value.
  */
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { FuselmError } from '../../lib/errors.js';
-import { readGguf } from '../../lib/formats/gguf.js';
+import { encodeGguf, gv, parseGguf, readGguf } from '../../lib/formats/gguf.js';
 import { loadTokenizer, tokenizerFromGguf } from '../../lib/tokenizer/from-gguf.js';
 import type { Tokenizer } from '../../lib/tokenizer/tokenizer.js';
 import { readVocabVectors, requireFiles, VOCAB_DIR } from './helpers.js';
@@ -97,13 +97,29 @@ describe('tokenizer from GGUF metadata', () => {
     }
   });
 
-  it('refuses an unsupported tokenizer model with E_UNSUPPORTED naming it', async function () {
-    requireFiles(this, gguf('gpt-2'));
-    await assert.rejects(loadTokenizer(gguf('gpt-2')), (e: unknown) => {
+  it('refuses an unsupported tokenizer model or pre-tokenizer with E_UNSUPPORTED naming it', () => {
+    const fake = (model: string, pre?: string) => {
+      const bytes = encodeGguf({
+          metadata: [
+            { key: 'tokenizer.ggml.model', ...gv.str(model) },
+            ...(pre ? [{ key: 'tokenizer.ggml.pre', ...gv.str(pre) }] : []),
+            { key: 'tokenizer.ggml.tokens', ...gv.arrStr(['a', 'b', 'ab']) },
+            { key: 'tokenizer.ggml.merges', ...gv.arrStr(['a b']) },
+          ],
+          tensors: [],
+        });
+      return parseGguf(bytes, { path: `fake-${model}.gguf`, fileSize: bytes.length });
+    };
+    const isUnsupported = (re: RegExp) => (e: unknown) => {
       assert.ok(e instanceof FuselmError, String(e));
       assert.equal(e.code, 'E_UNSUPPORTED');
-      assert.match(e.message, /"gpt2"/);
+      assert.match(e.message, re);
       return true;
-    });
+    };
+    assert.throws(() => tokenizerFromGguf(fake('rwkv')), isUnsupported(/"rwkv"/));
+    assert.throws(() => tokenizerFromGguf(fake('gpt2', 'no-such-pre')), isUnsupported(/"no-such-pre"/));
+    // A known one loads.
+    const ok = tokenizerFromGguf(fake('gpt2', 'gpt-2'));
+    assert.deepEqual(ok.encode('aab'), [0, 2]);
   });
 });

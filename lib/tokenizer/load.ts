@@ -1,0 +1,74 @@
+/**
+ * loadTokenizer(path): a GGUF file (full model or vocab-only), a tokenizer.json (with the
+ * tokenizer_config.json beside it when there is one), or a model folder holding those two.
+ */
+import { open, readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { FuselmError } from '../errors.js';
+import { readGguf } from '../formats/gguf.js';
+import { tokenizerFromGguf } from './from-gguf.js';
+import { tokenizerFromJson } from './from-tokenizer-json.js';
+import type { Tokenizer } from './tokenizer.js';
+
+async function readJson(file: string, what: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    throw new FuselmError('E_IO', `${file}: cannot read ${what}: ${(e as Error).message}`, { cause: e });
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new FuselmError('E_FORMAT', `${file}: ${what} is not valid JSON: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+async function exists(file: string): Promise<boolean> {
+  try {
+    await stat(file);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Builds a tokenizer from a tokenizer.json path; tokenizer_config.json beside it is used when present. */
+export async function loadTokenizerJson(file: string, configFile?: string): Promise<Tokenizer> {
+  const json = await readJson(file, 'tokenizer.json');
+  const cfgPath = configFile ?? path.join(path.dirname(file), 'tokenizer_config.json');
+  const config = (await exists(cfgPath)) ? await readJson(cfgPath, 'tokenizer_config.json') : undefined;
+  try {
+    return tokenizerFromJson(json, config);
+  } catch (e) {
+    if (e instanceof FuselmError) throw new FuselmError(e.code, `${file}: ${e.message}`, { cause: e });
+    throw e;
+  }
+}
+
+/** Loads the tokenizer of a GGUF file, a tokenizer.json, or a Hugging Face model folder. */
+export async function loadTokenizer(p: string): Promise<Tokenizer> {
+  let st;
+  try {
+    st = await stat(p);
+  } catch (e) {
+    throw new FuselmError('E_IO', `${p}: ${(e as Error).message}`, { cause: e });
+  }
+  if (st.isDirectory()) {
+    const json = path.join(p, 'tokenizer.json');
+    if (!(await exists(json))) {
+      throw new FuselmError('E_UNSUPPORTED', `${p}: the folder has no tokenizer.json (slow-tokenizer files alone are not supported)`);
+    }
+    return loadTokenizerJson(json);
+  }
+  const fh = await open(p, 'r');
+  const head = Buffer.alloc(4);
+  try {
+    await fh.read(head, 0, 4, 0);
+  } finally {
+    await fh.close();
+  }
+  if (head.toString('latin1') === 'GGUF') return tokenizerFromGguf(await readGguf(p));
+  if (p.endsWith('.json') || head[0] === 0x7b /* { */) return loadTokenizerJson(p);
+  throw new FuselmError('E_UNSUPPORTED', `${p}: neither a GGUF file nor a tokenizer.json`);
+}
