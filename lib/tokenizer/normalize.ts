@@ -5,7 +5,7 @@
  * - NFC/NFD/NFKC/NFKD (Qwen2 uses NFC);
  * - Lowercase: per character (Rust's char::to_lowercase), so a final Σ is σ, not ς as JS's
  *   String.toLowerCase would give in context;
- * - BERT: drop NUL, U+FFFD and control/format/unassigned characters, turn the rest of White_Space
+ * - BERT: drop NUL, U+FFFD and control/format/private-use characters, turn the rest of White_Space
  *   into ' ', surround CJK ideographs with spaces, strip accents (NFD, then drop nonspacing marks;
  *   on by default when lowercasing) and lowercase;
  * - Prepend / Replace (Llama-2's tokenizer.json: prepend '▁', spaces to '▁'), Strip, StripAccents,
@@ -39,7 +39,8 @@ export function lowercase(s: string): string {
   return out;
 }
 
-const OTHER = /\p{C}/u;
+/** What BERT's clean_text drops: control, format, private-use (unassigned characters stay). */
+const OTHER = /[\p{Cc}\p{Cf}\p{Co}\p{Cs}]/u;
 const MN = /\p{Mn}/gu;
 const MARK = /\p{M}/gu;
 
