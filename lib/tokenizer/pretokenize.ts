@@ -100,7 +100,10 @@ const GGUF_PRE: Record<string, string[]> = {
   hunyuan: QWEN2_SET,
   'hunyuan-dense': QWEN2_SET,
   'megrez': QWEN2_SET,
-  'deepseek-llm': ['[\\r\\n]', DEEPSEEK_LLM_LETTERS, '\\s?[!-/:-~！-／：-～‘-‟　-。]+', '\\s+$', CJK_RUN, '\\p{N}+'],
+  'deepseek-llm': ['[\\r\\n]', DEEPSEEK_LLM_LETTERS, '\\s?[!-/:-~！-／：-～‘-‟　-。]+',
+    // llama.cpp's `\s+$`, with a lookbehind so that a whitespace run not at the end is rejected
+    // once rather than from each of its positions (same matches, linear time).
+    '(?<!\\s)\\s+$', CJK_RUN, '\\p{N}+'],
   'deepseek-coder': ['[\\r\\n]', '\\s?\\p{L}+', '\\s?\\p{P}+', CJK_RUN, '\\p{N}'],
   'deepseek-v3': [
     '\\p{N}{1,3}',
