@@ -3,33 +3,12 @@
  * the location of ../shared, and the small valid model the fuzz test mutates.
  */
 import { existsSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { encodeGguf, gv, type GgufWriteSpec } from '../../lib/formats/gguf.js';
 import { GgmlType, f32ToF16Bits, quantizeQ8_0 } from '../../lib/formats/ggml-types.js';
+import { SHARED } from '../helpers/shared.js';
+import { rng } from '../helpers/random.js';
 
-/** mulberry32: tiny, fast, good enough to drive test cases. Returns floats in [0, 1). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Integer in [lo, hi]. */
-export function randInt(r: () => number, lo: number, hi: number): number {
-  return lo + Math.floor(r() * (hi - lo + 1));
-}
-
-export function randomBytes(r: () => number, n: number): Uint8Array {
-  const b = new Uint8Array(n);
-  for (let i = 0; i < n; i++) b[i] = Math.floor(r() * 256);
-  return b;
-}
+export { randInt, randomBytes, rng } from '../helpers/random.js';
 
 export function randomF32(r: () => number, n: number): Float32Array {
   const x = new Float32Array(n);
@@ -39,9 +18,7 @@ export function randomF32(r: () => number, n: number): Float32Array {
 
 /** ../shared beside the repository root, or undefined when this checkout has none. */
 export function sharedDir(): string | undefined {
-  const here = dirname(fileURLToPath(import.meta.url));
-  const dir = resolve(here, '..', '..', '..', 'shared');
-  return existsSync(dir) ? dir : undefined;
+  return existsSync(SHARED) ? SHARED : undefined;
 }
 
 /** A small valid model: a few metadata kinds (incl. string, bool and nested arrays) and F32, F16

@@ -7,27 +7,7 @@ import type { NativeImpl, NativeNode } from '../../bindings.js';
 import { CpuBackend } from '../../lib/backend.js';
 import { native } from '../../lib/native.js';
 
-/** Deterministic PRNG (mulberry32) returning floats in [0, 1). */
-export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** n normally distributed values (Box-Muller) times `scale`. */
-export function randn(n: number, r: () => number, scale = 1): Float32Array {
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    const u = Math.max(r(), 1e-12);
-    out[i] = Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * r()) * scale;
-  }
-  return out;
-}
+export { randn, rng } from './random.js';
 
 /** Every kernel level this CPU can run, except the reference itself. */
 export function fastImpls(): NativeImpl[] {

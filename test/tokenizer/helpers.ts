@@ -1,10 +1,11 @@
-/** Shared bits of the tokenizer tests: locating ../shared data and skipping visibly without it. */
-import { existsSync, readFileSync } from 'node:fs';
+/** Shared bits of the tokenizer tests: the vocab files they use and the conformance vector reader. */
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { SHARED } from '../helpers/shared.js';
 
-/** The shared data folder, a sibling of the repository root. */
-export const SHARED = fileURLToPath(new URL('../../../shared', import.meta.url));
+export { requireFiles, SHARED, sharedPath } from '../helpers/shared.js';
+
 export const VOCAB_DIR = path.join(SHARED, 'tokenizers', 'llama.cpp-vocab');
 
 /** The repository root. */
@@ -21,19 +22,6 @@ export const TOKENIZER_FILES = {
   bertGguf: path.join(VOCAB_DIR, 'ggml-vocab-bert-bge.gguf'),
 };
 
-export function sharedPath(...parts: string[]): string {
-  return path.join(SHARED, ...parts);
-}
-
-/** In a mocha hook or test: skip, saying which file is missing, unless all of them exist. */
-export function requireFiles(ctx: Mocha.Context, ...files: string[]): void {
-  const missing = files.filter((f) => !existsSync(f));
-  if (missing.length > 0) {
-    console.log(`      skipped: not found: ${missing.join(', ')}`);
-    ctx.skip();
-  }
-}
-
 /** The llama.cpp conformance vectors of one vocab: [text, expected ids] in file order. */
 export function readVocabVectors(vocab: string): Array<[string, number[]]> {
   const base = path.join(VOCAB_DIR, `ggml-vocab-${vocab}.gguf`);
@@ -45,14 +33,4 @@ export function readVocabVectors(vocab: string): Array<[string, number[]]> {
   return inputs.map((text, i) => [text, lines[i].trim() === '' ? [] : lines[i].trim().split(' ').map(Number)]);
 }
 
-/** Small seeded PRNG (mulberry32) so random tests are reproducible. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { rng } from '../helpers/random.js';
