@@ -13,6 +13,7 @@
  * 1 MB word takes O(n log n). With ignore_merges (Llama-3) a word that is itself a vocab token is
  * taken whole. Results for short words are cached.
  */
+import { MergeQueue } from './merge-queue.js';
 import { FuselmError } from '../errors.js';
 
 /** GPT-2's bytes_to_unicode: byte → the character standing for it in byte-level vocabs. */
@@ -101,67 +102,6 @@ class PairTable {
   }
 }
 
-/** Min-heap of candidate merges (rank asc, then left position asc) on parallel typed arrays. */
-class MergeHeap {
-  size = 0;
-  private rank = new Int32Array(64);
-  private pos = new Int32Array(64);
-  private right = new Int32Array(64);
-  topRank = 0;
-  topPos = 0;
-  topRight = 0;
-
-  private before(x: number, y: number): boolean {
-    return this.rank[x] < this.rank[y] || (this.rank[x] === this.rank[y] && this.pos[x] < this.pos[y]);
-  }
-
-  private swap(x: number, y: number): void {
-    let t = this.rank[x]; this.rank[x] = this.rank[y]; this.rank[y] = t;
-    t = this.pos[x]; this.pos[x] = this.pos[y]; this.pos[y] = t;
-    t = this.right[x]; this.right[x] = this.right[y]; this.right[y] = t;
-  }
-
-  push(rank: number, pos: number, right: number): void {
-    if (this.size === this.rank.length) {
-      const cap = this.size * 2;
-      const r = new Int32Array(cap); r.set(this.rank); this.rank = r;
-      const p = new Int32Array(cap); p.set(this.pos); this.pos = p;
-      const q = new Int32Array(cap); q.set(this.right); this.right = q;
-    }
-    let i = this.size++;
-    this.rank[i] = rank;
-    this.pos[i] = pos;
-    this.right[i] = right;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!this.before(i, p)) break;
-      this.swap(i, p);
-      i = p;
-    }
-  }
-
-  pop(): void {
-    this.topRank = this.rank[0];
-    this.topPos = this.pos[0];
-    this.topRight = this.right[0];
-    const last = --this.size;
-    if (last === 0) return;
-    this.rank[0] = this.rank[last];
-    this.pos[0] = this.pos[last];
-    this.right[0] = this.right[last];
-    let i = 0;
-    for (;;) {
-      const a = 2 * i + 1;
-      if (a >= last) break;
-      const b = a + 1;
-      const c = b < last && this.before(b, a) ? b : a;
-      if (!this.before(c, i)) break;
-      this.swap(c, i);
-      i = c;
-    }
-  }
-}
-
 export interface BpeModelOptions {
   /** Token string → id (the model's vocab; added tokens need not be here). */
   vocab: Map<string, number>;
@@ -206,7 +146,7 @@ export class BpeModel {
   private prev = new Int32Array(256);
   private next = new Int32Array(256);
   private bytes = new Uint8Array(1024);
-  private readonly heap = new MergeHeap();
+  private readonly heap = new MergeQueue();
 
   constructor(o: BpeModelOptions) {
     this.vocab = o.vocab;
@@ -421,11 +361,11 @@ export class BpeModel {
     while (h.size > 0) {
       h.pop();
       const l = h.topPos;
-      const r = h.topRight;
+      const r = h.topA;
       // Stale unless l and r are still alive, adjacent, and still form this very merge.
       if (ids[l] < 0 || ids[r] < 0 || next[l] !== r) continue;
       const slot = this.pairs.find(ids[l], ids[r]);
-      if (slot < 0 || this.pairs.rankAt(slot) !== h.topRank) continue;
+      if (slot < 0 || this.pairs.rankAt(slot) !== h.topKey) continue;
       ids[l] = this.pairs.mergedAt(slot);
       ids[r] = -1;
       const after = next[r];

@@ -22,6 +22,7 @@
  * print nothing (with skipSpecial), and the one space the prefix put at the start of the output is
  * removed (Hugging Face's Strip decoder), so decode(encode(s)) === s.
  */
+import { MergeQueue } from './merge-queue.js';
 import { FuselmError } from '../errors.js';
 import { decodeWith, Utf8StreamDecoder, type PieceSource } from './stream-decoder.js';
 import {
@@ -68,86 +69,6 @@ interface SpecialToken {
 
 /** A fragment of the input after special-token splitting: a token id, or a text range. */
 type Fragment = number | { start: number; end: number };
-
-/**
- * Max-priority queue of candidate merges (score desc, then left symbol index asc), stored as
- * parallel typed arrays so a 1 MB input doesn't allocate millions of objects. Reused across calls.
- */
-class MergeQueue {
-  size = 0;
-  private score = new Float64Array(64);
-  private left = new Int32Array(64);
-  private right = new Int32Array(64);
-  private len = new Int32Array(64);
-  // The most recently popped entry.
-  topLeft = 0;
-  topRight = 0;
-  topLen = 0;
-
-  clear(): void {
-    this.size = 0;
-  }
-
-  /** a ranks before b. */
-  private before(a: number, b: number): boolean {
-    const sa = this.score[a];
-    const sb = this.score[b];
-    return sa > sb || (sa === sb && this.left[a] < this.left[b]);
-  }
-
-  private swap(a: number, b: number): void {
-    const s = this.score[a]; this.score[a] = this.score[b]; this.score[b] = s;
-    const l = this.left[a]; this.left[a] = this.left[b]; this.left[b] = l;
-    const r = this.right[a]; this.right[a] = this.right[b]; this.right[b] = r;
-    const n = this.len[a]; this.len[a] = this.len[b]; this.len[b] = n;
-  }
-
-  private grow(): void {
-    const cap = this.score.length * 2;
-    const score = new Float64Array(cap); score.set(this.score); this.score = score;
-    const left = new Int32Array(cap); left.set(this.left); this.left = left;
-    const right = new Int32Array(cap); right.set(this.right); this.right = right;
-    const len = new Int32Array(cap); len.set(this.len); this.len = len;
-  }
-
-  push(score: number, left: number, right: number, len: number): void {
-    if (this.size === this.score.length) this.grow();
-    let i = this.size++;
-    this.score[i] = score;
-    this.left[i] = left;
-    this.right[i] = right;
-    this.len[i] = len;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!this.before(i, p)) break;
-      this.swap(i, p);
-      i = p;
-    }
-  }
-
-  /** Removes the best entry into topLeft / topRight / topLen. Call only when size > 0. */
-  pop(): void {
-    this.topLeft = this.left[0];
-    this.topRight = this.right[0];
-    this.topLen = this.len[0];
-    const last = --this.size;
-    if (last === 0) return;
-    this.score[0] = this.score[last];
-    this.left[0] = this.left[last];
-    this.right[0] = this.right[last];
-    this.len[0] = this.len[last];
-    let i = 0;
-    for (;;) {
-      const a = 2 * i + 1;
-      if (a >= last) break;
-      const b = a + 1;
-      const c = b < last && this.before(b, a) ? b : a;
-      if (!this.before(c, i)) break;
-      this.swap(c, i);
-      i = c;
-    }
-  }
-}
 
 export class SpmTokenizer implements Tokenizer, PieceSource {
   readonly vocabSize: number;
@@ -360,7 +281,7 @@ export class SpmTokenizer implements Tokenizer, PieceSource {
     if (len > this.maxPieceLen) return;
     const start = this.symStart[l];
     const id = this.pieceToId.get(s.slice(start, start + len));
-    if (id !== undefined) this.queue.push(this.scores[id], l, r, len);
+    if (id !== undefined) this.queue.push(-this.scores[id], l, r, len); // highest score first
   }
 
   /** BPE over one normalized span (already '▁'-escaped and prefixed). */
@@ -393,11 +314,11 @@ export class SpmTokenizer implements Tokenizer, PieceSource {
     for (let i = 0; i + 1 < count; i++) this.tryMerge(s, i, i + 1);
     while (q.size > 0) {
       q.pop();
-      const l = q.topLeft;
-      const r = q.topRight;
+      const l = q.topPos;
+      const r = q.topA;
       // Stale entry: one side has been merged away (length 0) or grew since it was queued. Left
       // and right only ever grow or vanish, so unchanged lengths mean both are still adjacent.
-      if (len[l] === 0 || len[r] === 0 || len[l] + len[r] !== q.topLen) continue;
+      if (len[l] === 0 || len[r] === 0 || len[l] + len[r] !== q.topB) continue;
       len[l] += len[r];
       len[r] = 0;
       const after = next[r];
