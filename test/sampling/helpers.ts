@@ -96,7 +96,7 @@ export interface Ref {
 const better = (a: Ref, b: Ref) => b.logit - a.logit || a.id - b.id;
 
 function softmaxOf(c: Ref[]): number[] {
-  const max = Math.max(...c.map((t) => t.logit));
+  const max = c.reduce((m, t) => Math.max(m, t.logit), -Infinity);
   const e = c.map((t) => Math.exp(t.logit - max));
   const s = e.reduce((x, y) => x + y, 0);
   return e.map((x) => x / s);
@@ -148,7 +148,7 @@ export const refStages = {
   },
   minP(c: Ref[], p: number, minKeep: number): Ref[] {
     if (p <= 0) return c;
-    const pr = softmaxOf(c), pmax = Math.max(...pr);
+    const pr = softmaxOf(c), pmax = pr.reduce((m, q) => Math.max(m, q), 0);
     const kept = c.filter((_, i) => pr[i] >= p * pmax);
     return kept.length >= minKeep ? kept : [...c].sort(better).slice(0, minKeep);
   },
