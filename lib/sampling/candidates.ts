@@ -151,14 +151,15 @@ export class Candidates {
     };
     for (let i = 0; i < m; i++) heap[i] = i;
     for (let i = (m >> 1) - 1; i >= 0; i--) siftDown(i, m);
-    let minL = l[heap[0]];
+    const scan = this.logits; // not captured by the closures above, so it stays in a register
+    let minL = scan[heap[0]];
     for (let i = m; i < n; i++) {
-      const v = l[i];
+      const v = scan[i];
       if (v < minL) continue; // fast reject: the common case for a large vocabulary
       if (v === minL && !worse(heap[0], i)) continue;
       heap[0] = i;
       siftDown(0, m);
-      minL = l[heap[0]];
+      minL = scan[heap[0]];
     }
     // heap-sort the kept positions: repeatedly move the worst to the end → best first
     for (let len = m - 1; len > 0; len--) {
@@ -242,13 +243,18 @@ export class Candidates {
 
 /** Throws E_INVALID_ARG naming the first NaN or +Infinity logit. */
 export function checkLogits(logits: Float32Array): void {
+  // Fast screen: the plain sum is NaN or +Infinity whenever a NaN or +Infinity is present
+  // (-Infinity alone gives -Infinity), and a sum is cheaper than two compares per element.
+  let acc = 0;
+  for (let i = 0; i < logits.length; i++) acc += logits[i];
+  if (acc === acc && acc !== Infinity) return;
   for (let i = 0; i < logits.length; i++) {
     const v = logits[i];
-    // v - v is NaN exactly for NaN and ±Infinity; the second test lets -Infinity through
-    if (v - v !== 0 && v !== -Infinity) {
+    if (v !== v || v === Infinity) {
       throw new FuselmError('E_INVALID_ARG', `sampler: logit ${i} is ${v}; logits must be finite or -Infinity`);
     }
   }
+  // the sum overflowed on finite values: nothing wrong
 }
 
 /**

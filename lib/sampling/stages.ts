@@ -186,11 +186,17 @@ function scoreBuffer(n: number): Float64Array {
   return scoreScratch;
 }
 
-/** Temperature: l_i ← l_i / T (T > 0). T = 1 is a no-op; T = 0 is handled as greedy by the sampler. */
+/**
+ * Temperature: l_i ← l_i / T (T > 0). T = 1 is a no-op; T = 0 is handled as greedy by the
+ * sampler. When a tiny T would overflow float32, l_i ← (l_i − l_max) / T instead (the same
+ * softmax: it is shift-invariant), so the best token stays finite.
+ */
 export function temperature(c: Candidates, t: number): void {
   if (t === 1 || !(t > 0)) return;
   const l = c.logits, inv = 1 / t;
-  for (let i = 0; i < c.size; i++) l[i] *= inv;
+  const max = c.maxLogit();
+  const shift = Number.isFinite(max) && Math.abs(max * inv) > 1e30 ? max : 0;
+  for (let i = 0; i < c.size; i++) l[i] = (l[i] - shift) * inv;
 }
 
 /**

@@ -137,3 +137,15 @@ describe('sampling: edge cases', () => {
     assert.deepEqual([...seen].sort(), [0, 1, 2]);
   });
 });
+
+describe('sampling: extreme temperatures', () => {
+  it('a tiny temperature is (almost) greedy and never overflows; a huge one is (almost) uniform', () => {
+    const l = Float32Array.from([1, 3, 2.5, -Infinity]);
+    const s = createSampler({ temperature: 1e-38, topK: 0, topP: 1, minP: 0, seed: 1 });
+    for (let i = 0; i < 100; i++) assert.equal(s.sample(l), 1);
+    const h = createSampler({ temperature: 1e6, topK: 0, topP: 1, minP: 0, seed: 1 });
+    const seen = new Set<number>();
+    for (let i = 0; i < 200; i++) seen.add(h.sample(l));
+    assert.deepEqual([...seen].sort(), [0, 1, 2]);
+  });
+});
