@@ -15,7 +15,7 @@ void add_cpu(const AddArgs& a, const Exec& e) {
     const float* x = a.a + t * a.D;
     const float* y = a.b + t * a.D;
     for (int64_t i = 0; i < a.D; i++) o[i] = x[i] + y[i];
-  });
+  }, a.T * a.D);
 }
 
 }  // namespace fuselm

@@ -353,7 +353,7 @@ static void attention_fast(const AttentionArgs& a, const Exec& e) {
           for (int64_t i = 0; i < hd; i++) p[2 + i] = acc[r * hd + i];
         }
       }
-  });
+  }, a.T * a.n_heads * (a.pos0 + a.T) * hd);  // ~multiply-adds per q·k (and as many for v)
 
   if (n_chunks == 1) return;
   // Log-sum-exp merge: out = sum_c e^(m_c - M) acc_c / sum_c e^(m_c - M) l_c, M = max_c m_c.

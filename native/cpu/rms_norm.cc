@@ -101,7 +101,7 @@ void rms_norm_cpu(const RmsNormArgs& a, const Exec& e) {
   if (e.impl == Impl::kAvx512) row = row_avx512;
   else if (e.impl == Impl::kAvx2) row = row_avx2;
 #endif
-  e.pool->run(a.T, [&](int64_t t, int) { row(a.out + t * a.D, a.x + t * a.D, a.w, a.D, a.eps); });
+  e.pool->run(a.T, [&](int64_t t, int) { row(a.out + t * a.D, a.x + t * a.D, a.w, a.D, a.eps); }, a.T * a.D);
 }
 
 }  // namespace fuselm

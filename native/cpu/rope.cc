@@ -233,7 +233,7 @@ void rope_cpu(const RopeArgs& a, const Exec& e) {
       const float* tc = tab + t * 2 * a.n_rot;
       rotate(a.x + t * W, a.n_heads, a.head_dim, a.n_rot, a.neox, Table{tc, tc + a.n_rot});
     }
-  });
+  }, a.T * a.n_heads * a.n_rot);
 }
 
 }  // namespace fuselm
