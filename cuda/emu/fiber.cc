@@ -1,0 +1,126 @@
+#include "emu/fiber.h"
+
+#include <cstdint>
+#include <new>
+
+#if defined(__x86_64__) && !defined(FUSELM_EMU_UCONTEXT)
+
+// fuselm_emu_swap(void** save_sp, void* load_sp): pushes the callee-saved state on the current
+// stack, stores the stack pointer in *save_sp, loads load_sp and pops the state saved there.
+// fuselm_emu_entry: where a fresh fiber's first switch returns to; calls r13(r12).
+extern "C" void fuselm_emu_swap(void** save_sp, void* load_sp);
+extern "C" void fuselm_emu_entry();
+asm(R"(
+  .text
+  .p2align 4
+  .globl fuselm_emu_swap
+  .hidden fuselm_emu_swap
+  .type fuselm_emu_swap,@function
+fuselm_emu_swap:
+  pushq %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  subq $8, %rsp
+  stmxcsr (%rsp)
+  fnstcw 4(%rsp)
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  ldmxcsr (%rsp)
+  fldcw 4(%rsp)
+  addq $8, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+  .size fuselm_emu_swap, .-fuselm_emu_swap
+
+  .p2align 4
+  .globl fuselm_emu_entry
+  .hidden fuselm_emu_entry
+  .type fuselm_emu_entry,@function
+fuselm_emu_entry:
+  .cfi_startproc
+  .cfi_undefined rip
+  movq %r12, %rdi
+  callq *%r13
+  ud2
+  .cfi_endproc
+  .size fuselm_emu_entry, .-fuselm_emu_entry
+)");
+
+namespace emu {
+
+struct FiberContext {
+  void* sp = nullptr;
+};
+
+FiberContext* fiber_context_new() { return new FiberContext; }
+void fiber_context_free(FiberContext* c) { delete c; }
+
+void fiber_prepare(FiberContext* c, void* stack, size_t size, void (*fn)(void*), void* arg) {
+  // Frame popped by the first switch (low to high): MXCSR|FPUCW, r15, r14, r13=fn, r12=arg,
+  // rbx, rbp, return address = fuselm_emu_entry. After the ret the stack pointer is the
+  // 16-byte aligned top, so the call in fuselm_emu_entry enters fn with the ABI's alignment.
+  uintptr_t top = (reinterpret_cast<uintptr_t>(stack) + size) & ~uintptr_t(15);
+  uint64_t* f = reinterpret_cast<uint64_t*>(top) - 8;
+  uint32_t mxcsr;
+  uint16_t fpucw;
+  asm volatile("stmxcsr %0" : "=m"(mxcsr));
+  asm volatile("fnstcw %0" : "=m"(fpucw));
+  f[0] = uint64_t(mxcsr) | uint64_t(fpucw) << 32;
+  f[1] = 0;
+  f[2] = 0;
+  f[3] = reinterpret_cast<uint64_t>(fn);
+  f[4] = reinterpret_cast<uint64_t>(arg);
+  f[5] = 0;
+  f[6] = 0;
+  f[7] = reinterpret_cast<uint64_t>(&fuselm_emu_entry);
+  c->sp = f;
+}
+
+void fiber_switch(FiberContext* from, FiberContext* to) { fuselm_emu_swap(&from->sp, to->sp); }
+
+}  // namespace emu
+
+#else  // portable fallback
+
+#include <ucontext.h>
+
+namespace emu {
+
+struct FiberContext {
+  ucontext_t uc;
+  void (*fn)(void*) = nullptr;
+  void* arg = nullptr;
+};
+
+FiberContext* fiber_context_new() { return new FiberContext; }
+void fiber_context_free(FiberContext* c) { delete c; }
+
+static void ucontext_entry(unsigned lo, unsigned hi) {
+  auto* c = reinterpret_cast<FiberContext*>(uintptr_t(lo) | uintptr_t(hi) << 32);
+  c->fn(c->arg);
+}
+
+void fiber_prepare(FiberContext* c, void* stack, size_t size, void (*fn)(void*), void* arg) {
+  getcontext(&c->uc);
+  c->uc.uc_stack.ss_sp = stack;
+  c->uc.uc_stack.ss_size = size;
+  c->uc.uc_link = nullptr;
+  c->fn = fn;
+  c->arg = arg;
+  uintptr_t p = reinterpret_cast<uintptr_t>(c);
+  makecontext(&c->uc, reinterpret_cast<void (*)()>(ucontext_entry), 2, unsigned(p), unsigned(p >> 32));
+}
+
+void fiber_switch(FiberContext* from, FiberContext* to) { swapcontext(&from->uc, &to->uc); }
+
+}  // namespace emu
+
+#endif

@@ -1,0 +1,65 @@
+/**
+ * The SIMT emulator (cuda/emu, DESIGN.md §4) passes its own tests: the C++ program
+ * fuselm_emu_tests, built next to the addon by the default build, runs block reductions,
+ * shuffles and votes, the mma/ldmatrix/cp.async wrappers against scalar references, and
+ * kernels with barrier and shared-memory bugs that must throw instead of hanging. This test
+ * runs it and asserts every test in its summary passed.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const exe = process.platform === 'win32' ? 'fuselm_emu_tests.exe' : 'fuselm_emu_tests';
+
+/** FUSELM_EMU_TESTS if set, else build/Release, else the newest build-*\/Release copy. */
+function findExecutable(): string | undefined {
+  const fromEnv = process.env.FUSELM_EMU_TESTS;
+  if (fromEnv) return existsSync(fromEnv) ? fromEnv : undefined;
+  const main = join(root, 'build', 'Release', exe);
+  if (existsSync(main)) return main;
+  const candidates = readdirSync(root)
+    .filter((d) => d.startsWith('build'))
+    .map((d) => join(root, d, 'Release', exe))
+    .filter((p) => existsSync(p))
+    .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
+  return candidates[0];
+}
+
+interface Line { name: string; ok: boolean; ms: number; detail: string }
+
+function parse(stdout: string): { tests: Line[]; passed: number; failed: number } {
+  const tests: Line[] = [];
+  for (const m of stdout.matchAll(/^(ok  |FAIL) (\S+) ([\d.]+) ms(?: \| (.*))?$/gm))
+    tests.push({ ok: m[1] === 'ok  ', name: m[2], ms: Number(m[3]), detail: m[4] ?? '' });
+  const s = /^summary: (\d+) passed, (\d+) failed/m.exec(stdout);
+  assert.ok(s, `no summary line in the output:\n${stdout}`);
+  return { tests, passed: Number(s[1]), failed: Number(s[2]) };
+}
+
+describe('cuda emulator (fuselm_emu_tests)', function () {
+  const path = findExecutable();
+
+  it('passes every emulator test', function () {
+    if (!path) {
+      console.log('      skipped: fuselm_emu_tests is not built (npm run build:native builds it)');
+      this.skip();
+    }
+    const r = spawnSync(path!, [], { encoding: 'utf8', timeout: 120_000 });
+    assert.equal(r.error, undefined, `could not run ${path}: ${r.error}`);
+    const { tests, passed, failed } = parse(r.stdout);
+    const failures = tests.filter((t) => !t.ok).map((t) => `${t.name}: ${t.detail}`);
+    assert.deepEqual(failures, [], `emulator test failures:\n${failures.join('\n')}\n${r.stderr}`);
+    assert.equal(failed, 0);
+    assert.equal(passed, tests.length);
+    assert.equal(r.status, 0, `exit status ${r.status} (signal ${r.signal})\n${r.stderr}`);
+    // the suite covers each area the emulator promises
+    for (const area of ['block_reduce', 'warp_shuffles', 'warp_votes', 'error_', 'mma_m16n8k16_f16', 'mma_m16n8k16_bf16',
+      'mma_m16n8k32_s8', 'ldmatrix', 'cp_async'])
+      assert.ok(tests.some((t) => t.name.startsWith(area)), `no test named ${area}*`);
+    const reduce = tests.find((t) => t.name === 'block_reduce_256x128');
+    console.log(`      ${path}: ${passed} passed; ${reduce?.detail ?? ''}`);
+  });
+});
