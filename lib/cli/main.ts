@@ -39,11 +39,19 @@ export function buildCli(): Command {
     .option('-c, --context-size <n>', 'KV cache positions (default: min(model context, 4096))', intOption('--context-size', 1))
     .option('--temperature <t>', 'sampling temperature; 0 is greedy', floatOption('--temperature'), 0)
     .option('--seed <n>', 'random seed for sampling', intOption('--seed', 0), 0)
+    .option('--top-k <n>', 'keep the k most likely tokens, 0 = off (default 40)', intOption('--top-k', 0))
+    .option('--top-p <p>', 'nucleus sampling mass, 1 = off (default 0.95)', floatOption('--top-p'))
+    .option('--min-p <p>', 'keep tokens with p >= min-p * p_max, 0 = off (default 0.05)', floatOption('--min-p'))
+    .option('--repeat-penalty <x>', 'repetition penalty over the last 64 tokens, 1 = off (default 1)', floatOption('--repeat-penalty'))
+    .option('--stop <text...>', 'stop before any of these texts')
     .option('--json', 'print one JSON object (text, ids, timings) instead of streaming')
     .action(async (prompt: string, o) => {
       const model = await loadModel(o.model, { threads: o.threads, contextSize: o.contextSize });
       try {
-        const opts = { maxTokens: o.maxTokens, temperature: o.temperature, seed: o.seed };
+        const opts = {
+          maxTokens: o.maxTokens, temperature: o.temperature, seed: o.seed, topK: o.topK, topP: o.topP,
+          minP: o.minP, repeatPenalty: o.repeatPenalty, stop: o.stop,
+        };
         if (o.json) {
           const r = await model.generate(prompt, opts);
           process.stdout.write(JSON.stringify(r) + '\n');

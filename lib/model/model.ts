@@ -8,8 +8,8 @@ import { readGguf } from '../formats/gguf.js';
 import { CpuBackend } from '../backend.js';
 import { native } from '../native.js';
 import type { NativeImpl } from '../../bindings.js';
-import { Rng } from '../sampling/rng.js';
-import { sampleTemperature } from '../sampling/sampler.js';
+import { createSampler, type LogprobsResult, type SamplerOptions } from '../sampling/sampler.js';
+import { StopMatcher } from '../sampling/stop.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { tokenizerFromGguf } from '../tokenizer/from-gguf.js';
 import { type ModelConfig, configFromGguf } from './config.js';
@@ -28,13 +28,18 @@ export interface LoadModelOptions {
   impl?: NativeImpl;
 }
 
-export interface GenerateOptions {
+/**
+ * Generation options. The sampler options (topK, topP, minP, typicalP, penalties, logitBias,
+ * seed, samplers order, mirostat) default to llama.cpp's values; temperature defaults to 0
+ * (greedy), as in node-llama-cpp, so that plain calls are deterministic.
+ */
+export interface GenerateOptions extends Omit<SamplerOptions, 'rng'> {
   /** Most tokens to generate; default: until end of generation or a full context. */
   maxTokens?: number;
-  /** 0 (the default here) is greedy decoding. */
-  temperature?: number;
-  /** Seed for sampling when temperature > 0; default 0. */
-  seed?: number;
+  /** Ends generation before the first occurrence of any of these texts (never emitted). */
+  stop?: string | string[];
+  /** Report log-probabilities of each generated token and of this many alternatives. */
+  logprobs?: number;
   /** Add the tokenizer's BOS (and EOS) tokens around a text prompt; default: as the model says. */
   addSpecial?: boolean;
   /** Keep going past end-of-generation tokens (llama.cpp's --ignore-eos); for benchmarks. */
@@ -43,7 +48,7 @@ export interface GenerateOptions {
   signal?: AbortSignal;
 }
 
-export type FinishReason = 'eog' | 'maxTokens' | 'contextFull';
+export type FinishReason = 'eog' | 'stop' | 'maxTokens' | 'contextFull';
 
 export interface Timings {
   promptTokens: number;
@@ -60,12 +65,19 @@ export interface GenerateResult {
   promptIds: number[];
   finishReason: FinishReason;
   timings: Timings;
+  /** Per generated token, with the `logprobs` option. */
+  logprobs?: LogprobsResult[];
 }
 
 export interface StreamChunk {
-  /** Text completed by this token (may be '' while a UTF-8 character is still incomplete). */
+  /**
+   * Text completed by this token: '' while a UTF-8 character is incomplete or the text could
+   * still be the start of a stop string. A last chunk with id -1 carries held-back text.
+   */
   text: string;
   id: number;
+  /** With the `logprobs` option. */
+  logprobs?: LogprobsResult;
 }
 
 export class Model {
@@ -157,13 +169,17 @@ export class Model {
   }
 
   /** The token loop shared by generate() and stream(); runs while holding the model. */
-  async *#tokens(prompt: string | number[], o: GenerateOptions, done: (r: Omit<GenerateResult, 'text' | 'ids'>) => void): AsyncGenerator<number> {
+  async *#tokens(prompt: string | number[], o: GenerateOptions, done: (r: Omit<GenerateResult, 'text' | 'ids'>) => void): AsyncGenerator<StreamChunk> {
     const maxTokens = o.maxTokens ?? Infinity;
     if (!(maxTokens >= 0)) throw new FuselmError('E_INVALID_ARG', `maxTokens must be >= 0, got ${o.maxTokens}`);
-    const temperature = o.temperature ?? 0;
-    if (!(temperature >= 0)) throw new FuselmError('E_INVALID_ARG', `temperature must be >= 0, got ${o.temperature}`);
+    const topLogprobs = o.logprobs;
+    if (topLogprobs !== undefined && !(Number.isInteger(topLogprobs) && topLogprobs >= 0))
+      throw new FuselmError('E_INVALID_ARG', `logprobs must be an integer >= 0, got ${topLogprobs}`);
+    const sampler = createSampler({ ...o, temperature: o.temperature ?? 0 });
+    const stop = new StopMatcher(o.stop === undefined ? [] : typeof o.stop === 'string' ? [o.stop] : o.stop);
+    const decoder = this.tokenizer.createStreamDecoder();
     const promptIds = this.#promptIds(prompt, o.addSpecial);
-    const rng = new Rng(o.seed ?? 0);
+    const history = [...promptIds];
     const signal = o.signal;
     const abortCheck = () => {
       if (signal?.aborted) throw new FuselmError('E_ABORTED', 'generation aborted', { cause: signal.reason });
@@ -174,28 +190,24 @@ export class Model {
     const t1 = performance.now();
     let pos = promptIds.length, n = 0;
     let finishReason: FinishReason = 'maxTokens';
-    const finish = () => {
-      const t2 = performance.now();
-      const timings: Timings = {
-        promptTokens: promptIds.length,
-        promptSeconds: (t1 - t0) / 1000,
-        generatedTokens: n,
-        generateSeconds: (t2 - t1) / 1000,
-        promptTokensPerSecond: promptIds.length / ((t1 - t0) / 1000),
-        tokensPerSecond: n / ((t2 - t1) / 1000),
-      };
-      this.lastTimings = timings;
-      done({ promptIds, finishReason, timings });
-    };
+    const logprobs: LogprobsResult[] = [];
     while (n < maxTokens) {
       abortCheck();
-      const id = sampleTemperature(logits, temperature, rng);
+      const id = sampler.sample(logits, history);
       if (!o.ignoreEog && this.tokenizer.isEog(id)) {
         finishReason = 'eog';
         break;
       }
       n++;
-      yield id;
+      history.push(id);
+      const lp = topLogprobs === undefined ? undefined : sampler.logprobs(logits, id, topLogprobs);
+      if (lp) logprobs.push(lp);
+      const out = stop.push(decoder.push(id));
+      yield { text: out.text, id, ...(lp ? { logprobs: lp } : {}) };
+      if (out.stopped) {
+        finishReason = 'stop';
+        break;
+      }
       if (n >= maxTokens) break;
       if (pos >= this.contextSize) {
         finishReason = 'contextFull';
@@ -205,16 +217,36 @@ export class Model {
       logits = await this.#state.forward(Int32Array.of(id), pos);
       pos++;
     }
-    finish();
+    if (finishReason !== 'stop') {
+      const rest = stop.push(decoder.flush());
+      const tail = rest.stopped ? rest.text : rest.text + stop.flush();
+      if (rest.stopped) finishReason = 'stop';
+      if (tail) yield { text: tail, id: -1 };
+    }
+    const t2 = performance.now();
+    const timings: Timings = {
+      promptTokens: promptIds.length,
+      promptSeconds: (t1 - t0) / 1000,
+      generatedTokens: n,
+      generateSeconds: (t2 - t1) / 1000,
+      promptTokensPerSecond: promptIds.length / ((t1 - t0) / 1000),
+      tokensPerSecond: n / ((t2 - t1) / 1000),
+    };
+    this.lastTimings = timings;
+    done({ promptIds, finishReason, timings, ...(topLogprobs === undefined ? {} : { logprobs }) });
   }
 
   /** Generates a continuation of prompt; resolves with its text, ids and timings. */
   generate(prompt: string | number[], opts: GenerateOptions = {}): Promise<GenerateResult> {
     return this.#exclusive(async () => {
       const ids: number[] = [];
+      let text = '';
       let meta!: Omit<GenerateResult, 'text' | 'ids'>;
-      for await (const id of this.#tokens(prompt, opts, (m) => (meta = m))) ids.push(id);
-      return { text: this.tokenizer.decode(ids), ids, ...meta };
+      for await (const c of this.#tokens(prompt, opts, (m) => (meta = m))) {
+        text += c.text;
+        if (c.id >= 0) ids.push(c.id);
+      }
+      return { text, ids, ...meta };
     });
   }
 
@@ -227,10 +259,7 @@ export class Model {
     await prev;
     try {
       this.#checkLive();
-      const dec = this.tokenizer.createStreamDecoder();
-      for await (const id of this.#tokens(prompt, opts, () => {})) yield { text: dec.push(id), id };
-      const rest = dec.flush();
-      if (rest) yield { text: rest, id: -1 };
+      yield* this.#tokens(prompt, opts, () => {});
     } finally {
       release();
     }

@@ -122,4 +122,32 @@ describe('stories260K vs llama.cpp', function () {
     assert.deepEqual(a.ids, b.ids);
     assert.notDeepEqual(a.ids, c.ids);
   });
+
+  it('stops before a stop string that spans tokens, never emitting it', async () => {
+    // the greedy text is ", there was a little girl named Lily. She loved ..."
+    const full = oracle.greedy.text as string;
+    const r = await model.generate(oracle.greedy.prompt, { maxTokens: 64, stop: ['girl na'] });
+    assert.equal(r.finishReason, 'stop');
+    assert.equal(r.text, full.slice(0, full.indexOf('girl na')));
+    let streamed = '';
+    for await (const c of model.stream(oracle.greedy.prompt, { maxTokens: 64, stop: 'girl na' })) streamed += c.text;
+    assert.equal(streamed, r.text);
+  });
+
+  it('reports log-probabilities that match llama.cpp\'s top-5 at each greedy step', async () => {
+    const r = await model.generate(oracle.greedy.prompt, { maxTokens: 8, logprobs: 5 });
+    assert.equal(r.logprobs!.length, 8);
+    for (let s = 0; s < 8; s++) {
+      const want = oracle.greedy_steps_top5[s].top5;
+      const got = r.logprobs![s];
+      assert.equal(got.id, oracle.greedy.ids[s]);
+      assert.deepEqual(got.top.map((t) => t.id), want.map((t: any) => t.id));
+      for (let k = 0; k < 5; k++) assert.ok(Math.abs(Math.exp(got.top[k].logprob) - want[k].prob) < 1e-4, `step ${s} rank ${k}`);
+    }
+  });
+
+  it('top-k 1 sampling equals greedy at any temperature', async () => {
+    const r = await model.generate(oracle.greedy.prompt, { maxTokens: 32, temperature: 1.5, topK: 1, seed: 9 });
+    assert.deepEqual(r.ids, oracle.greedy.ids.slice(0, 32));
+  });
 });

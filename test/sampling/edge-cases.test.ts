@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { Candidates } from '../../lib/sampling/candidates.js';
 import { Rng } from '../../lib/sampling/rng.js';
-import { argmax, createSampler, type SamplerOptions } from '../../lib/sampling/sampler.js';
+import { argmaxChecked as argmax } from '../../lib/sampling/candidates.js';
+import { createSampler, type SamplerOptions } from '../../lib/sampling/sampler.js';
 import { minP, topK, topP, typicalP } from '../../lib/sampling/stages.js';
 import { randn, rng } from '../helpers/random.js';
 import { f32 } from './helpers.js';

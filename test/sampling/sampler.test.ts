@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { Candidates } from '../../lib/sampling/candidates.js';
 import { Rng } from '../../lib/sampling/rng.js';
-import { createSampler, DEFAULT_SAMPLER_OPTIONS, DEFAULT_SAMPLER_ORDER, resolveSamplerOptions, sampleTemperature, type SamplerOptions } from '../../lib/sampling/sampler.js';
+import { createSampler, DEFAULT_SAMPLER_OPTIONS, DEFAULT_SAMPLER_ORDER, resolveSamplerOptions, type SamplerOptions } from '../../lib/sampling/sampler.js';
 import { minP, topK, topP, typicalP } from '../../lib/sampling/stages.js';
 import { randn, rng } from '../helpers/random.js';
 import { refStages, type Ref } from './helpers.js';
@@ -72,14 +72,6 @@ describe('sampling: sampler options and reproducibility', () => {
     }
   });
 
-  it('sampleTemperature (the generation loop until it moves to the chain) still draws from softmax(l / T)', () => {
-    const l = Float32Array.from([0, 1, 2]);
-    const r = new Rng(1);
-    const counts = [0, 0, 0];
-    for (let i = 0; i < 3000; i++) counts[sampleTemperature(l, 1, r)]++;
-    assert.ok(counts[2] > counts[1] && counts[1] > counts[0]);
-    assert.equal(sampleTemperature(l, 0, r), 2);
-  });
 });
 
 describe('sampling: large-vocabulary fast paths keep exactly the reference set', () => {
