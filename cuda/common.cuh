@@ -60,6 +60,19 @@ __device__ __forceinline__ T* dynamic_smem() {
 #endif
 }
 
+// Under the emulator, throws unless [p, p + bytes) lies inside the block's dynamic shared
+// memory; compiles to nothing on the GPU. For kernels with computed shared-memory offsets
+// (swizzles, padded tiles) to state their bounds where a bug would otherwise only show up as
+// a guard-byte error after the block (or wrong numbers on the GPU).
+__device__ __forceinline__ void smem_bounds_check(const void* p, size_t bytes) {
+#if defined(__CUDACC__)
+  (void)p;
+  (void)bytes;
+#else
+  emu::check_smem(p, bytes, "smem_bounds_check");
+#endif
+}
+
 // ---- PTX wrappers ------------------------------------------------------------------------------
 // Fragment layouts (lane = %laneid, g = lane / 4, t = lane % 4) are spelled out in
 // cuda/emu/ptx.cc next to the emulation. 16-bit pairs are packed low element first.

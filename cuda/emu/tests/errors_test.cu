@@ -2,7 +2,7 @@
 // back as fuselm::Error("E_NATIVE") naming the problem instead of hanging: a __syncthreads
 // that exited threads never reach, divergent __syncthreads, a shuffle naming an exited lane,
 // lanes meeting in different warp operations, a warp waiting on a block barrier (deadlock),
-// a write past the shared-memory arena, ldmatrix outside it; and that the emulator works
+// a write past the shared-memory arena, ldmatrix or smem_bounds_check outside it; and that the emulator works
 // normally after each of them.
 #include <vector>
 
@@ -57,6 +57,12 @@ __global__ void ldmatrix_outside_kernel(unsigned* out) {
   out[threadIdx.x] = r[0];
 }
 
+__global__ void smem_bounds_kernel(float* out) {
+  float* s = fuselm::dynamic_smem<float>();
+  fuselm::smem_bounds_check(s + threadIdx.x, sizeof(float));  // 32 floats of arena, 33 threads
+  out[threadIdx.x] = 0.0f;
+}
+
 __global__ void small_sum_kernel(const float* x, float* out) {
   float v = x[threadIdx.x];
   for (int m = 16; m > 0; m >>= 1) v += __shfl_xor_sync(0xffffffffu, v, m);
@@ -99,6 +105,8 @@ EMU_TEST(error_shuffle_names_exited_lane) { run_bad<shfl_exited_lane_kernel>(64,
 EMU_TEST(error_lanes_in_different_warp_ops) { run_bad<mixed_warp_ops_kernel>(32, 0, "different warp operations"); }
 EMU_TEST(error_deadlock_warp_vs_block_barrier) { run_bad<warp_vs_block_kernel>(32, 0, "deadlock"); }
 EMU_TEST(error_shared_memory_overflow) { run_bad<smem_overflow_kernel>(33, 32 * sizeof(float), "outside its 128 bytes"); }
+
+EMU_TEST(error_smem_bounds_check) { run_bad<smem_bounds_kernel>(33, 32 * sizeof(float), "[128, 132) outside"); }
 
 EMU_TEST(error_ldmatrix_outside_shared_memory) {
   DeviceBuffer<unsigned> out(32);
