@@ -243,6 +243,8 @@ int block_barrier(const char* file, int line, int pred) {
 
 int block_size() { return tl_sm.n; }
 
+void trap() { fail_here("kernel executed __trap()"); }
+
 void warp_collective(unsigned mask, CollectiveFn fn, const void* in, void* out, const char* what) {
   Sm& s = tl_sm;
   Fiber& f = current_fiber();

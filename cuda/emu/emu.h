@@ -89,6 +89,9 @@ size_t dynamic_smem_bytes();
 // Throws unless [p, p+bytes) lies inside the running block's arena.
 void check_smem(const void* p, size_t bytes, const char* what);
 
+// Throws the E_NATIVE error for __trap(), naming the kernel, block and thread.
+[[noreturn]] void trap();
+
 // Runs body(ctx) for every thread of every block. Throws fuselm::Error on a kernel bug.
 void launch_raw(const char* name, dim3 grid, dim3 block, size_t smem_bytes, void (*body)(void*), void* ctx);
 
@@ -215,7 +218,7 @@ inline unsigned long long atomicCAS(unsigned long long* p, unsigned long long c,
 }
 inline void __threadfence() { std::atomic_thread_fence(std::memory_order_seq_cst); }
 inline void __threadfence_block() { std::atomic_thread_fence(std::memory_order_seq_cst); }
-[[noreturn]] inline void __trap() { throw fuselm::Error("E_NATIVE", "kernel executed __trap()"); }
+[[noreturn]] inline void __trap() { emu::trap(); }
 
 // Math: the fast intrinsics are the accurate functions here (parity tolerances absorb it).
 inline float __expf(float x) { return expf(x); }

@@ -2,7 +2,7 @@
 // back as fuselm::Error("E_NATIVE") naming the problem instead of hanging: a __syncthreads
 // that exited threads never reach, divergent __syncthreads, a shuffle naming an exited lane,
 // lanes meeting in different warp operations, a warp waiting on a block barrier (deadlock),
-// a write past the shared-memory arena, ldmatrix or smem_bounds_check outside it; and that the emulator works
+// a write past the shared-memory arena, ldmatrix or smem_bounds_check outside it, __trap(), intrinsics called outside a launch; and that the emulator works
 // normally after each of them.
 #include <vector>
 
@@ -63,6 +63,12 @@ __global__ void smem_bounds_kernel(float* out) {
   out[threadIdx.x] = 0.0f;
 }
 
+__global__ void trap_kernel(float* out) {
+  if (threadIdx.x == 5) __trap();
+  __syncthreads();
+  out[threadIdx.x] = 1.0f;
+}
+
 __global__ void small_sum_kernel(const float* x, float* out) {
   float v = x[threadIdx.x];
   for (int m = 16; m > 0; m >>= 1) v += __shfl_xor_sync(0xffffffffu, v, m);
@@ -115,6 +121,13 @@ EMU_TEST(error_ldmatrix_outside_shared_memory) {
     fuselm::launch_kernel("ldmatrix_outside_kernel", ldmatrix_outside_kernel, dim3(1), dim3(32), 256, nullptr, g_uout);
   }, "outside the 256-byte arena");
   works_after_an_error();
+}
+
+EMU_TEST(error_trap) { run_bad<trap_kernel>(64, 0, "__trap()"); }
+
+EMU_TEST(error_intrinsic_outside_a_kernel) {
+  expect_error([] { __syncthreads(); }, "outside a kernel launch");
+  expect_error([] { (void)__shfl_sync(0xffffffffu, 1, 0); }, "outside a kernel launch");
 }
 
 EMU_TEST(error_bad_launch_configuration) {
