@@ -24,6 +24,7 @@ async function measure(file: string, label: string, threads: number, o: { prompt
     await model.generate(prompt, { maxTokens: 4 }); // warm-up
     for (let r = 0; r < o.reps; r++) {
       // ignore end-of-generation so every run decodes exactly o.gen tokens
+      await model.clearCache(); // measure the whole prompt, not a cached prefix
       const res = await model.generate(prompt, { maxTokens: o.gen, temperature: 0, ignoreEog: true });
       pp.push(res.timings.promptTokensPerSecond);
       if (res.timings.generatedTokens > 1) tg.push(res.timings.tokensPerSecond);

@@ -10,6 +10,8 @@ export type { LoadModelOptions, GenerateOptions, GenerateResult, StreamChunk, Fi
 export type { ModelConfig } from './model/config.js';
 export { loadTokenizer } from './tokenizer/from-gguf.js';
 export type { Tokenizer, StreamDecoder } from './tokenizer/tokenizer.js';
+export { Chat, CHATML_TEMPLATE } from './chat.js';
+export type { ChatMessage, ChatOptions } from './chat.js';
 export { FuselmError, FormatError } from './errors.js';
 export type { FuselmErrorCode } from './errors.js';
 export { readGguf, writeGguf, encodeGguf, gv } from './formats/gguf.js';

@@ -3,6 +3,7 @@
  * generation. Calls on one model are serialized (each waits its turn), so concurrent calls
  * never corrupt each other's KV cache.
  */
+import { Chat, type ChatOptions } from '../chat.js';
 import { FuselmError } from '../errors.js';
 import { readGguf } from '../formats/gguf.js';
 import { CpuBackend } from '../backend.js';
@@ -52,6 +53,8 @@ export type FinishReason = 'eog' | 'stop' | 'maxTokens' | 'contextFull';
 
 export interface Timings {
   promptTokens: number;
+  /** Prompt tokens whose KV cache entries were reused from the previous call (not evaluated). */
+  cachedTokens: number;
   promptSeconds: number;
   generatedTokens: number;
   generateSeconds: number;
@@ -95,6 +98,8 @@ export class Model {
   #backend: CpuBackend;
   #state: LlamaState;
   #queue: Promise<void> = Promise.resolve();
+  /** The tokens whose keys and values the KV cache holds, at positions 0..n-1. */
+  #cached: number[] = [];
   #disposed = false;
 
   /** Use loadModel(). */
@@ -137,17 +142,22 @@ export class Model {
     return prompt;
   }
 
-  /** Evaluates ids from position 0 in prompt batches; logits of the last token, or of all. */
-  async #evaluate(ids: number[], allLogits: boolean, signal?: AbortSignal): Promise<Float32Array> {
+  /**
+   * Evaluates ids in prompt batches, from position `from` (the KV cache must already hold
+   * ids[0..from)); logits of the last token, or of all evaluated ones. Afterwards the cache
+   * holds exactly ids.
+   */
+  async #evaluate(ids: number[], allLogits: boolean, from = 0): Promise<Float32Array> {
     if (ids.length === 0) throw new FuselmError('E_INVALID_ARG', 'cannot evaluate an empty prompt');
     if (ids.length > this.contextSize)
       throw new FuselmError('E_CONTEXT_FULL', `the prompt has ${ids.length} tokens but the context holds ${this.contextSize}`);
+    this.#cached = ids.slice(0, from);
     const parts: Float32Array[] = [];
     let last!: Float32Array;
-    for (let pos = 0; pos < ids.length; pos += this.batchSize) {
-      signal?.throwIfAborted();
-      const chunk = Int32Array.from(ids.slice(pos, pos + this.batchSize));
-      last = await this.#state.forward(chunk, pos, { allLogits });
+    for (let pos = from; pos < ids.length; pos += this.batchSize) {
+      const chunk = ids.slice(pos, pos + this.batchSize);
+      last = await this.#state.forward(Int32Array.from(chunk), pos, { allLogits });
+      this.#cached.push(...chunk);
       if (allLogits) parts.push(last);
     }
     if (!allLogits) return last;
@@ -186,7 +196,11 @@ export class Model {
     };
     abortCheck();
     const t0 = performance.now();
-    let logits = await this.#evaluate(promptIds, false);
+    // Reuse the cached prefix this prompt shares (a chat's earlier turns), always evaluating at
+    // least the last prompt token to get its logits.
+    let reuse = 0;
+    while (reuse < promptIds.length - 1 && reuse < this.#cached.length && this.#cached[reuse] === promptIds[reuse]) reuse++;
+    let logits = await this.#evaluate(promptIds, false, reuse);
     const t1 = performance.now();
     let pos = promptIds.length, n = 0;
     let finishReason: FinishReason = 'maxTokens';
@@ -215,6 +229,7 @@ export class Model {
       }
       abortCheck();
       logits = await this.#state.forward(Int32Array.of(id), pos);
+      this.#cached.push(id);
       pos++;
     }
     if (finishReason !== 'stop') {
@@ -226,14 +241,31 @@ export class Model {
     const t2 = performance.now();
     const timings: Timings = {
       promptTokens: promptIds.length,
+      cachedTokens: reuse,
       promptSeconds: (t1 - t0) / 1000,
       generatedTokens: n,
       generateSeconds: (t2 - t1) / 1000,
-      promptTokensPerSecond: promptIds.length / ((t1 - t0) / 1000),
+      promptTokensPerSecond: (promptIds.length - reuse) / ((t1 - t0) / 1000),
       tokensPerSecond: n / ((t2 - t1) / 1000),
     };
     this.lastTimings = timings;
     done({ promptIds, finishReason, timings, ...(topLogprobs === undefined ? {} : { logprobs }) });
+  }
+
+  /**
+   * Forgets the KV cache's contents, so the next call evaluates its whole prompt (calls
+   * otherwise reuse the prefix they share with the previous one).
+   */
+  clearCache(): Promise<void> {
+    return this.#exclusive(async () => {
+      this.#cached = [];
+    });
+  }
+
+  /** A chat session rendered with the model's chat template (see lib/chat.ts). */
+  chat(opts: ChatOptions = {}): Chat {
+    this.#checkLive();
+    return new Chat(this, opts);
   }
 
   /** Generates a continuation of prompt; resolves with its text, ids and timings. */

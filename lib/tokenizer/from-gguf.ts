@@ -258,6 +258,7 @@ function spmFromGguf(f: GgufFile): SpmTokenizer {
     addBos: getBool(f, 'tokenizer.ggml.add_bos_token', true),
     addEos: getBool(f, 'tokenizer.ggml.add_eos_token', false),
     addSpacePrefix: getBool(f, 'tokenizer.ggml.add_space_prefix', true),
+    chatTemplate: getString(f, 'tokenizer.chat_template'),
   });
 }
 

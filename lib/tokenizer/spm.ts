@@ -55,6 +55,8 @@ export interface SpmVocab {
   addEos?: boolean;
   /** Prepend '▁' to the text before encoding, and strip the leading space when decoding. Default true. */
   addSpacePrefix?: boolean;
+  /** The model's chat template (Jinja), when it has one. */
+  chatTemplate?: string;
 }
 
 const SPACE_MARK = '\u2581';
@@ -79,6 +81,7 @@ export class SpmTokenizer implements Tokenizer, PieceSource {
   readonly pad: number | undefined;
   readonly addBos: boolean;
   readonly addEos: boolean;
+  readonly chatTemplate: string | undefined;
   readonly addSpacePrefix: boolean;
 
   private readonly tokens: readonly string[];
@@ -128,6 +131,7 @@ export class SpmTokenizer implements Tokenizer, PieceSource {
     this.pad = checkId('pad', vocab.pad);
     this.addBos = vocab.addBos ?? true;
     this.addEos = vocab.addEos ?? false;
+    this.chatTemplate = vocab.chatTemplate;
     this.addSpacePrefix = vocab.addSpacePrefix ?? true;
     const eog = vocab.eog ?? [this.eos, this.eot].filter((x): x is number => x !== undefined);
     this.eogSet = new Set([...eog].map((id) => checkId('eog', id)!));

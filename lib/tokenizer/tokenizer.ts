@@ -57,6 +57,8 @@ export interface Tokenizer {
   readonly addBos: boolean;
   /** GGUF tokenizer.ggml.add_eos_token (default false). */
   readonly addEos: boolean;
+  /** The model's chat template (Jinja), from GGUF tokenizer.chat_template or tokenizer_config.json. */
+  readonly chatTemplate?: string;
   encode(text: string, opts?: EncodeOptions): number[];
   decode(ids: ArrayLike<number>, opts?: DecodeOptions): string;
   /** The raw piece string as stored in the vocab (e.g. "▁Once", "<0x0A>", "<s>"). */
