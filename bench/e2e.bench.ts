@@ -5,13 +5,10 @@
  * FUSELM_BENCH_SHAPES=tiny limits the synthetic shapes (e.g. for a quick run).
  */
 import { existsSync } from 'node:fs';
-import { rename } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadModel } from '../lib/model/model.js';
-import { SHAPES, writeSyntheticLlama } from '../lib/model/synthetic.js';
-import { median, type BenchResult } from './util.js';
+import { median, syntheticFile, type BenchResult } from './util.js';
 
 const shared = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../shared');
 
@@ -53,12 +50,7 @@ export async function run(): Promise<BenchResult[]> {
   const shapes = (process.env.FUSELM_BENCH_SHAPES ?? 'tinyllama-1.1b').split(',');
   for (const shapeName of shapes) {
     for (const dtype of ['f32', 'q8_0'] as const) {
-      const file = path.join(os.tmpdir(), `fuselm-synthetic-${shapeName}-${dtype}.gguf`);
-      if (!existsSync(file)) {
-        process.stderr.write(`e2e: writing ${file} ...\n`);
-        await writeSyntheticLlama(file + '.tmp', SHAPES[shapeName], dtype);
-        await rename(file + '.tmp', file);
-      }
+      const file = await syntheticFile(shapeName, dtype);
       for (const t of [1, 2]) out.push(await measure(file, `${shapeName} ${dtype}`, t, { prompt: 64, gen: 16, reps: 3 }));
     }
   }

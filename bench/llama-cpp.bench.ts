@@ -1,0 +1,65 @@
+/**
+ * fuselm vs llama.cpp (node-llama-cpp's prebuilt CPU binary) on the same GGUF files in the same
+ * run: prefill and decode tok/s at 1 and 2 threads, medians of several runs, and the ratios
+ * (fuselm / llama.cpp; > 1 means fuselm is faster). Both use an F32 KV cache and greedy decoding.
+ * Files: stories260K (../shared) and synthetic TinyLlama-1.1B-shaped GGUFs in f32 and q8_0.
+ * FUSELM_BENCH_SHAPES=tiny (or another SHAPES key) picks the synthetic shape.
+ */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadModel } from '../lib/model/model.js';
+import { llamaCppSpeed, loadLlamaCpp, type PeerSpeed } from './peers/llama-cpp.js';
+import { median, syntheticFile, type BenchResult } from './util.js';
+
+const shared = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../shared');
+
+async function fuselmSpeed(file: string, threads: number, o: { prompt: number[]; gen: number; reps: number }): Promise<PeerSpeed> {
+  const model = await loadModel(file, { threads, contextSize: o.prompt.length + o.gen + 8 });
+  try {
+    const pp: number[] = [], tg: number[] = [];
+    for (let r = 0; r <= o.reps; r++) {
+      await model.clearCache();
+      const res = await model.generate(o.prompt, { maxTokens: o.gen, ignoreEog: true });
+      if (r === 0) continue; // warm-up
+      pp.push(res.timings.promptTokensPerSecond);
+      tg.push(res.timings.tokensPerSecond);
+    }
+    return { prefillTokensPerSecond: median(pp), decodeTokensPerSecond: median(tg) };
+  } finally {
+    await model.dispose();
+  }
+}
+
+export async function run(): Promise<BenchResult[]> {
+  const llama = await loadLlamaCpp();
+  if (!llama) return [];
+  const cases: Array<{ label: string; file: string; prompt: number; gen: number; reps: number }> = [];
+  const stories = path.join(shared, 'models/stories260K.gguf');
+  if (existsSync(stories)) cases.push({ label: 'stories260K f32', file: stories, prompt: 128, gen: 128, reps: 5 });
+  else process.stderr.write(`llama-cpp bench: skipping stories260K (${stories} not found)\n`);
+  const shape = process.env.FUSELM_BENCH_SHAPES ?? 'tinyllama-1.1b';
+  for (const dtype of ['f32', 'f16', 'q8_0'] as const)
+    cases.push({ label: `${shape} ${dtype}`, file: await syntheticFile(shape, dtype), prompt: 64, gen: 16, reps: 3 });
+
+  const out: BenchResult[] = [];
+  for (const c of cases) {
+    const prompt = Array.from({ length: c.prompt }, (_, i) => (i === 0 ? 1 : 3 + ((i * 7) % 250)));
+    for (const threads of [1, 2]) {
+      const o = { prompt, gen: c.gen, reps: c.reps };
+      const f = await fuselmSpeed(c.file, threads, o);
+      const l = await llamaCppSpeed(llama, c.file, threads, o);
+      out.push({
+        name: `${c.label} ${threads}t pp${c.prompt} tg${c.gen}`,
+        seconds: c.prompt / f.prefillTokensPerSecond + c.gen / f.decodeTokensPerSecond,
+        fuselmPrefill: f.prefillTokensPerSecond,
+        llamaCppPrefill: l.prefillTokensPerSecond,
+        prefillRatio: f.prefillTokensPerSecond / l.prefillTokensPerSecond,
+        fuselmDecode: f.decodeTokensPerSecond,
+        llamaCppDecode: l.decodeTokensPerSecond,
+        decodeRatio: f.decodeTokensPerSecond / l.decodeTokensPerSecond,
+      });
+    }
+  }
+  return out;
+}
