@@ -1,7 +1,8 @@
 /**
  * The CLI as a user runs it, in a child process: `fuselm run` streams stories260K's greedy
  * continuation (equal to llama.cpp's) to stdout and speed to stderr; --json prints the result;
- * bad usage exits 2 and a bad model file exits 1 with a message, never a stack trace.
+ * tokenize, inspect and doctor print what they say; bad usage exits 2 and a bad model file
+ * exits 1 with a message, never a stack trace.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -58,5 +59,41 @@ describe('CLI', function () {
     const r = await fuselm('--help');
     assert.equal(r.code, 0);
     assert.match(r.stdout, /run \[options\] <prompt>/);
+  });
+
+  it('tokenize prints ids and pieces (and --json)', async function () {
+    requireShared(this, 'models/stories260K.gguf');
+    const r = await fuselm('tokenize', '-m', sharedPath('models/stories260K.gguf'), 'Hello world', '--json', '--add-special');
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), { ids: [1, 346, 306, 414, 263, 304, 341], pieces: ['<s>', '▁He', 'll', 'o', '▁w', 'or', 'ld'] });
+    const plain = await fuselm('tokenize', '-m', sharedPath('models/stories260K.gguf'), 'Hello');
+    assert.match(plain.stdout, /^\s+346 "▁He"$/m);
+  });
+
+  it('inspect prints the metadata and the tensor table', async function () {
+    requireShared(this, 'models/stories260K.gguf');
+    const r = await fuselm('inspect', sharedPath('models/stories260K.gguf'), '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.version, 3);
+    assert.equal(out.metadata['llama.block_count'], 5);
+    assert.equal(out.metadata['tokenizer.ggml.tokens'].length, 512);
+    assert.equal(out.tensors.length, 48);
+    const embd = out.tensors.find((t: any) => t.name === 'token_embd.weight');
+    assert.deepEqual([embd.type, embd.dims, embd.bytes], ['F32', [64, 512], 64 * 512 * 4]);
+    const text = await fuselm('inspect', sharedPath('models/stories260K.gguf'));
+    assert.match(text.stdout, /GGUF v3, 19 metadata keys, 48 tensors/);
+    const bad = await fuselm('inspect', '/nonexistent.gguf');
+    assert.equal(bad.code, 1);
+  });
+
+  it('doctor reports the backends and every kernel agreeing with its reference', async () => {
+    const r = await fuselm('doctor', '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.ok, true);
+    assert.ok(out.kernels.length >= 8);
+    assert.ok(out.devices.cpu.physicalCores >= 1);
+    if (out.devices.cuda.devices.length === 0) assert.ok(out.devices.cuda.reason);
   });
 });

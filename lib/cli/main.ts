@@ -6,6 +6,11 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { FuselmError } from '../errors.js';
 import { loadModel } from '../model/model.js';
+import { checkKernels } from '../doctor.js';
+import { devices } from '../devices.js';
+import { readGguf } from '../formats/gguf.js';
+import { ggmlTypeName } from '../formats/ggml-types.js';
+import { loadTokenizer } from '../tokenizer/from-gguf.js';
 
 function intOption(name: string, min: number) {
   return (v: string): number => {
@@ -68,7 +73,72 @@ export function buildCli(): Command {
         await model.dispose();
       }
     });
+  program
+    .command('tokenize')
+    .description('print the token ids and pieces of a text')
+    .requiredOption('-m, --model <path>', 'a model or tokenizer: GGUF (vocab-only too), tokenizer.json or model folder')
+    .argument('<text>', 'the text to tokenize')
+    .option('--add-special', "add the model's BOS/EOS tokens")
+    .option('--parse-special', 'recognize special tokens written in the text, like <s>')
+    .option('--json', 'print {ids, pieces} as JSON')
+    .action(async (text: string, o) => {
+      const tok = await loadTokenizer(o.model);
+      const ids = tok.encode(text, { addSpecial: !!o.addSpecial, parseSpecial: !!o.parseSpecial });
+      const pieces = ids.map((id) => tok.tokenToPiece(id));
+      if (o.json) process.stdout.write(JSON.stringify({ ids, pieces }) + '\n');
+      else process.stdout.write(ids.map((id, i) => `${String(id).padStart(7)} ${JSON.stringify(pieces[i])}`).join('\n') + '\n');
+    });
+
+  program
+    .command('inspect')
+    .description("print a GGUF file's metadata and tensor table")
+    .argument('<file>', 'a GGUF file')
+    .option('--json', 'print {version, metadata, tensors} as JSON (arrays summarized)')
+    .action(async (file: string, o) => {
+      const f = await readGguf(file);
+      const meta = Object.fromEntries([...f.metadata].map(([k, v]) => [k, summarize(v)]));
+      const tensors = f.tensors.map((t) => ({ name: t.name, type: ggmlTypeName(t.type), dims: t.dims, offset: t.offset, bytes: t.nbytes }));
+      if (o.json) {
+        process.stdout.write(JSON.stringify({ file, version: f.version, alignment: f.alignment, metadata: meta, tensors }) + '\n');
+        return;
+      }
+      const lines = [`${file}: GGUF v${f.version}, ${f.metadata.size} metadata keys, ${f.tensors.length} tensors`];
+      for (const [k, v] of Object.entries(meta)) lines.push(`  ${k} = ${JSON.stringify(v)}`);
+      for (const t of tensors) lines.push(`  ${t.name.padEnd(32)} ${t.type.padEnd(6)} [${t.dims.join(', ')}] ${t.bytes} bytes at ${t.offset}`);
+      process.stdout.write(lines.join('\n') + '\n');
+    });
+
+  program
+    .command('doctor')
+    .description('which backends loaded (and why not), and a check of every kernel against its reference')
+    .option('--json', 'print the report as JSON')
+    .action(async (o) => {
+      const info = devices();
+      const kernels = await checkKernels();
+      const ok = kernels.every((k) => k.ok);
+      if (o.json) process.stdout.write(JSON.stringify({ ok, devices: info, kernels }) + '\n');
+      else {
+        const lines = [
+          `cpu: ${info.cpu.physicalCores} physical cores, kernels ${info.cpu.kernels} (${info.cpu.features.join(' ')})`,
+          `cuda: ${info.cuda.devices.length ? info.cuda.devices.map((d) => `${d.name} (sm ${d.computeCapability}, ${(d.totalMemory / 2 ** 30).toFixed(1)} GiB)`).join(', ') : `none: ${info.cuda.reason}`}`,
+          ...kernels.map((k) => `  ${k.ok ? 'ok  ' : 'FAIL'} ${k.op.padEnd(16)} ${k.impl} rel err ${k.relError.toExponential(2)} (tolerance ${k.tolerance})`),
+        ];
+        process.stdout.write(lines.join('\n') + '\n');
+      }
+      if (!ok) throw new FuselmError('E_NATIVE', 'a kernel disagrees with its reference on this machine');
+    });
   return program;
+}
+
+/** Metadata values for display: long arrays cut to their first entries and length. */
+function summarize(v: unknown): unknown {
+  if (typeof v === 'bigint') return v.toString();
+  if (ArrayBuffer.isView(v) || Array.isArray(v)) {
+    const a = Array.from(v as ArrayLike<unknown>);
+    const head = a.slice(0, 8).map(summarize);
+    return a.length > 8 ? { length: a.length, first: head } : head;
+  }
+  return v;
 }
 
 export async function main(argv: string[]): Promise<number> {
