@@ -1,0 +1,27 @@
+/**
+ * kv_store: GB/s of copying new K (or V) rows into the cache — one row per layer in decode
+ * (T = 1, Llama-3-8B width 1024) and a 512-token prompt batch — 1 and 2 threads. A graph holds
+ * `reps` copies so the per-run call overhead does not hide a sub-microsecond op.
+ */
+import { CpuBackend, ops } from '../lib/backend.js';
+import { emptyTensor } from '../lib/tensor.js';
+import { finish, measuredCopyBandwidth, timeIt, type BenchResult } from './util.js';
+
+export async function run(): Promise<BenchResult[]> {
+  await measuredCopyBandwidth();
+  const out: BenchResult[] = [];
+  const W = 1024, ctx = 4096;
+  for (const threads of [1, 2]) {
+    const be = new CpuBackend({ threads });
+    for (const T of [1, 512]) {
+      const reps = T === 1 ? 64 : 4;
+      const src = emptyTensor('f32', [T, W]), cache = emptyTensor('f32', [ctx, W]);
+      const g = be.graph(Array.from({ length: reps }, () => ops.kvStore(cache, src)), T);
+      const seconds = (await timeIt(() => g.run(T, 1000))) / reps;
+      out.push(await finish({ name: `kv_store [${T}x${W}] ${threads}t`, seconds, bytes: 2 * T * W * 4 }));
+      g.dispose();
+    }
+    be.dispose();
+  }
+  return out;
+}
