@@ -1,0 +1,118 @@
+/**
+ * The npm package as a user gets it: `npm pack` holds the prebuild, ESM + CommonJS JS, types,
+ * CLI, README and LICENSE and no tests or benchmarks; installed offline with --ignore-scripts
+ * into an empty project, with cmake, nvcc and every compiler hidden from PATH, it imports and
+ * requires, type-checks a TypeScript consumer, runs `fuselm doctor`, and generates from a tiny
+ * GGUF written by our writer. The prebuild's glibc / libstdc++ floor is what README states.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SHAPES, writeSyntheticLlama } from '../lib/model/synthetic.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const npmCli = path.join(path.dirname(process.execPath), '../lib/node_modules/npm/bin/npm-cli.js');
+
+/** README's stated floor: glibc 2.34 and the libstdc++ of GCC 12 (GLIBCXX_3.4.30). */
+const GLIBC_FLOOR = [2, 34];
+const GLIBCXX_FLOOR = [3, 4, 30];
+
+/** Compares dotted versions as number arrays: < 0, 0 or > 0. */
+function compareVersions(a: number[], b: number[]): number {
+  for (let i = 0; i < Math.max(a.length, b.length); i++) if ((a[i] ?? 0) !== (b[i] ?? 0)) return (a[i] ?? 0) - (b[i] ?? 0);
+  return 0;
+}
+
+/** The newest symbol version named `prefix` (GLIBC, GLIBCXX) that objdump -T lists. */
+function newest(symbols: string, prefix: string): number[] {
+  const versions = [...symbols.matchAll(new RegExp(`\\b${prefix}_([0-9.]+)`, 'g'))].map((m) => m[1].split('.').map(Number));
+  return versions.sort(compareVersions).at(-1) ?? [];
+}
+
+describe('npm package', function () {
+  this.timeout(600_000);
+  let dir: string;
+  let env: NodeJS.ProcessEnv;
+  const run = (file: string, args: string[], opts: { cwd?: string } = {}) =>
+    execFileSync(file, args, { cwd: opts.cwd ?? dir, env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+
+  before(async function () {
+    if (!existsSync(npmCli)) {
+      console.log(`      skipped: npm's CLI not found at ${npmCli}`);
+      this.skip();
+    }
+    // the package's inputs: compiled JS and a prebuild made from the current sources
+    execFileSync('npm', ['run', 'build:ts'], { cwd: root, stdio: 'ignore' });
+    execFileSync('npm', ['run', 'prebuildify'], { cwd: root, stdio: 'ignore' });
+    dir = mkdtempSync(path.join(os.tmpdir(), 'fuselm-pack-'));
+    execFileSync('npm', ['pack', '--pack-destination', dir], { cwd: root, stdio: 'ignore' });
+    // PATH holds node and nothing else: no cmake, nvcc, cc, c++, g++ or clang
+    const bin = path.join(dir, 'bin');
+    mkdirSync(bin);
+    symlinkSync(process.execPath, path.join(bin, 'node'));
+    env = { HOME: process.env.HOME, PATH: bin, npm_config_cache: process.env.npm_config_cache ?? path.join(os.homedir(), '.npm') };
+    for (const tool of ['cmake', 'nvcc', 'cc', 'c++', 'g++', 'gcc', 'clang']) assert.throws(() => run('sh', ['-c', `command -v ${tool}`]), `${tool} is still on PATH`);
+    const app = path.join(dir, 'app');
+    mkdirSync(app);
+    writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));
+    const tgz = readdirSync(dir).find((f) => f.endsWith('.tgz'))!;
+    run(process.execPath, [npmCli, 'install', '--offline', '--ignore-scripts', '--no-audit', '--no-fund', path.join(dir, tgz)], { cwd: app });
+    dir = app;
+    await writeSyntheticLlama(path.join(dir, 'tiny.gguf'), SHAPES.tiny, 'q8_0');
+  });
+  after(() => dir && rmSync(path.dirname(dir), { recursive: true, force: true }));
+
+  it('ships the prebuild, ESM and CommonJS JS, types, CLI, README and LICENSE, and no tests', () => {
+    const pkg = path.join(dir, 'node_modules/fuselm');
+    for (const f of ['dist/index.js', 'dist/index.cjs', 'dist/index.d.ts', 'bindings.d.ts', 'bin/fuselm.js', 'README.md', 'LICENSE'])
+      assert.ok(existsSync(path.join(pkg, f)), f);
+    assert.ok(readdirSync(path.join(pkg, 'prebuilds/linux-x64')).some((f) => f.endsWith('.node')));
+    for (const f of ['test', 'bench', 'cuda/emu/tests', 'lib']) assert.ok(!existsSync(path.join(pkg, f)), `${f} must not ship`);
+  });
+
+  it('imports, requires and generates with the prebuild', () => {
+    const esm = run(process.execPath, ['--input-type=module', '-e', "import { devices } from 'fuselm'; console.log(devices().cpu.kernels)"]);
+    assert.match(esm, /^(avx512|avx2|portable)\n$/);
+    const cjs = run(process.execPath, ['-e', "const f = require('fuselm'); console.log(typeof f.loadModel, typeof f.FuselmError)"]);
+    assert.equal(cjs, 'function function\n');
+    const gen = run(process.execPath, [
+      '--input-type=module',
+      '-e',
+      "import { loadModel } from 'fuselm'; const m = await loadModel('tiny.gguf'); const r = await m.generate([1, 40, 41], { maxTokens: 5, ignoreEog: true }); console.log(r.ids.length); await m.dispose();",
+    ]);
+    assert.equal(gen, '5\n');
+  });
+
+  it('type-checks a TypeScript consumer against the shipped types', () => {
+    writeFileSync(
+      path.join(dir, 'consumer.ts'),
+      `import { loadModel, FuselmError, type GenerateResult } from 'fuselm';
+const model = await loadModel('tiny.gguf', { threads: 1 });
+const r: GenerateResult = await model.generate('hello', { maxTokens: 4, temperature: 0.7, topK: 20, stop: ['x'] });
+const n: number = r.ids.length;
+const e = new FuselmError('E_IO', 'x');
+const code: 'E_IO' | string = e.code;
+export { n, code };
+`,
+    );
+    const tsc = path.join(root, 'node_modules/typescript/bin/tsc');
+    run(process.execPath, [tsc, '--noEmit', '--strict', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022', '--lib', 'es2022,esnext.disposable,dom', '--skipLibCheck', 'false', '--types', 'node', '--typeRoots', path.join(root, 'node_modules/@types'), 'consumer.ts']);
+  });
+
+  it('runs `fuselm doctor` from the installed bin', () => {
+    const out = JSON.parse(run(process.execPath, ['node_modules/fuselm/bin/fuselm.js', 'doctor', '--json']));
+    assert.equal(out.ok, true);
+  });
+
+  it('needs no newer glibc or libstdc++ than README states', () => {
+    const dirPre = path.join(dir, 'node_modules/fuselm/prebuilds/linux-x64');
+    const node = path.join(dirPre, readdirSync(dirPre).find((f) => f.endsWith('.node'))!);
+    const syms = execFileSync('objdump', ['-T', node], { encoding: 'utf8', maxBuffer: 64 << 20 });
+    const glibc = newest(syms, 'GLIBC'), glibcxx = newest(syms, 'GLIBCXX');
+    assert.ok(compareVersions(glibc, GLIBC_FLOOR) <= 0, `needs GLIBC_${glibc.join('.')}, README says ${GLIBC_FLOOR.join('.')}`);
+    assert.ok(compareVersions(glibcxx, GLIBCXX_FLOOR) <= 0, `needs GLIBCXX_${glibcxx.join('.')}, README says ${GLIBCXX_FLOOR.join('.')}`);
+  });
+});
