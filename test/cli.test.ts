@@ -7,6 +7,9 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readSharedJson, requireShared, sharedPath } from './helpers/shared.js';
 
@@ -95,5 +98,28 @@ describe('CLI', function () {
     assert.ok(out.kernels.length >= 8);
     assert.ok(out.devices.cpu.physicalCores >= 1);
     if (out.devices.cuda.devices.length === 0) assert.ok(out.devices.cuda.reason);
+  });
+
+  it('quantize writes a q8_0 GGUF that run loads; perplexity prints the running value', async function () {
+    requireShared(this, 'models/stories260K.gguf');
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'fuselm-cli-'));
+    try {
+      const out = path.join(dir, 'q8.gguf');
+      const q = await fuselm('quantize', sharedPath('models/stories260K.gguf'), out, '--type', 'q8_0', '--json');
+      assert.equal(q.code, 0, q.stderr);
+      assert.equal(JSON.parse(q.stdout).converted, 32);
+      const r = await fuselm('run', '-m', out, 'Once upon a time', '-n', '8', '--json');
+      assert.equal(JSON.parse(r.stdout).ids.length, 8);
+      const textFile = path.join(dir, 'text.txt');
+      writeFileSync(textFile, 'Once upon a time, there was a little girl named Lily. She loved to play outside in the park. '.repeat(20));
+      const p = await fuselm('perplexity', '-m', out, '-f', textFile, '--ctx', '64');
+      assert.equal(p.code, 0, p.stderr);
+      assert.match(p.stdout, /^\[1\][\d.]+,\[2\][\d.]+/);
+      assert.match(p.stdout, /perplexity: [\d.]+ over \d+ chunks of 64 tokens/);
+      const bad = await fuselm('quantize', sharedPath('models/stories260K.gguf'), out, '--type', 'q4_0');
+      assert.equal(bad.code, 1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -5,7 +5,11 @@
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { FuselmError } from '../errors.js';
+import { readFile } from 'node:fs/promises';
 import { loadModel } from '../model/model.js';
+import { perplexity } from '../perplexity.js';
+import { quantizeGguf } from '../quantize.js';
+import { progressBar } from './progress.js';
 import { checkKernels } from '../doctor.js';
 import { devices } from '../devices.js';
 import { readGguf } from '../formats/gguf.js';
@@ -126,6 +130,53 @@ export function buildCli(): Command {
         process.stdout.write(lines.join('\n') + '\n');
       }
       if (!ok) throw new FuselmError('E_NATIVE', 'a kernel disagrees with its reference on this machine');
+    });
+  program
+    .command('quantize')
+    .description('write a GGUF with its weight matrices in q8_0 or f16 (metadata, tokenizer and norms kept)')
+    .argument('<input>', 'a GGUF file (F32, F16, BF16 or Q8_0 tensors)')
+    .argument('<output>', 'the GGUF file to write')
+    .option('--type <type>', 'q8_0 or f16', 'q8_0')
+    .option('--json', 'print the report as JSON')
+    .action(async (input: string, output: string, o) => {
+      const bar = progressBar('quantize');
+      const r = await quantizeGguf(input, output, o.type, (done, total) => bar.update(done, total)).finally(() => bar.stop());
+      if (o.json) process.stdout.write(JSON.stringify(r) + '\n');
+      else process.stdout.write(`${output}: ${r.converted} of ${r.tensors} tensors converted to ${o.type}, ${(r.bytesIn / 1e6).toFixed(1)} MB -> ${(r.bytesOut / 1e6).toFixed(1)} MB\n`);
+    });
+
+  program
+    .command('perplexity')
+    .description(
+      "perplexity of a model over a text, as llama.cpp's perplexity tool computes it: the text is " +
+        'tokenized with BOS and cut into chunks of --ctx tokens (the remainder dropped); each chunk is ' +
+        'evaluated from an empty cache with its first token set to BOS, and only its second half is scored ' +
+        '(every scored token sees at least ctx/2 tokens of context); PPL = exp(mean negative log-likelihood)',
+    )
+    .requiredOption('-m, --model <path>', 'model file (GGUF)')
+    .requiredOption('-f, --file <path>', 'the text file')
+    .option('--ctx <n>', 'tokens per chunk', intOption('--ctx', 4), 512)
+    .option('--batch <n>', 'tokens per forward call (default: ctx)', intOption('--batch', 1))
+    .option('-t, --threads <n>', 'CPU threads (default: physical cores)', intOption('--threads', 1))
+    .option('--json', 'print the result as JSON')
+    .action(async (o) => {
+      let text: string;
+      try {
+        text = await readFile(o.file, 'utf8');
+      } catch (e) {
+        throw new FuselmError('E_IO', `${o.file}: ${(e as Error).message}`);
+      }
+      const model = await loadModel(o.model, { threads: o.threads, contextSize: o.ctx, batchSize: o.batch ?? o.ctx });
+      const bar = progressBar('perplexity');
+      try {
+        const r = await perplexity(model, text, { ctx: o.ctx, onChunk: (c, n, ppl) => bar.update(c, n, `ppl ${ppl.toFixed(4)}`) });
+        bar.stop();
+        if (o.json) process.stdout.write(JSON.stringify(r) + '\n');
+        else process.stdout.write(`${r.running.map((p, i) => `[${i + 1}]${p.toFixed(4)}`).join(',')}\nperplexity: ${r.perplexity.toFixed(4)} over ${r.chunks} chunks of ${o.ctx} tokens (${r.scoredTokens} scored)\n`);
+      } finally {
+        bar.stop();
+        await model.dispose();
+      }
     });
   return program;
 }

@@ -108,8 +108,11 @@ export interface GgufWriteSpec {
   /** Data alignment; default 32, or the value of a `general.alignment` entry in `metadata`. */
   alignment?: number;
   metadata: GgufMetaEntry[];
-  /** Laid out in this order; `data` must be exactly the tensor's byte size. */
-  tensors: Array<{ name: string; type: GgmlType; dims: number[]; data: Uint8Array }>;
+  /**
+   * Laid out in this order; `data` must be exactly the tensor's byte size. writeGguf also takes
+   * a function that produces it when its turn comes, so a large model never sits in memory whole.
+   */
+  tensors: Array<{ name: string; type: GgmlType; dims: number[]; data: Uint8Array | (() => Promise<Uint8Array>) }>;
 }
 
 /**
@@ -769,6 +772,7 @@ interface Layout {
   header: Uint8Array; // magic .. tensor infos, unpadded
   dataOffset: number;
   tensorOffsets: number[]; // relative to dataOffset
+  tensorBytes: number[];
   dataSize: number; // including the padding after the last tensor
   alignment: number;
 }
@@ -813,6 +817,7 @@ function layoutGguf(spec: GgufWriteSpec): Layout {
 
   const names = new Set<string>();
   const tensorOffsets: number[] = [];
+  const tensorBytes: number[] = [];
   let cur = 0;
   for (const t of spec.tensors) {
     const what = `tensor "${t.name}"`;
@@ -828,7 +833,8 @@ function layoutGguf(spec: GgufWriteSpec): Layout {
     let nel = 1n;
     for (const d of t.dims) nel *= BigInt(d);
     const nbytes = (nel / BigInt(size.blockSize)) * BigInt(size.typeSize);
-    if (!(t.data instanceof Uint8Array) || BigInt(t.data.length) !== nbytes) {
+    const lazy = typeof t.data === 'function';
+    if (!lazy && (!(t.data instanceof Uint8Array) || BigInt(t.data.length) !== nbytes)) {
       badArg(`${what}: data must be ${nbytes} bytes, got ${(t.data as Uint8Array | undefined)?.length}`);
     }
     w.str(t.name, `${what} name`);
@@ -837,11 +843,12 @@ function layoutGguf(spec: GgufWriteSpec): Layout {
     w.u32(t.type);
     w.u64(BigInt(cur));
     tensorOffsets.push(cur);
-    cur = alignUp(cur + t.data.length, alignment); // reference writers pad after every tensor
+    tensorBytes.push(Number(nbytes));
+    cur = alignUp(cur + Number(nbytes), alignment); // reference writers pad after every tensor
   }
 
   const header = w.result();
-  return { header, dataOffset: alignUp(header.length, alignment), tensorOffsets, dataSize: cur, alignment };
+  return { header, dataOffset: alignUp(header.length, alignment), tensorOffsets, tensorBytes, dataSize: cur, alignment };
 }
 
 /** File size for a layout. Like the reference writer, a file without tensors ends right after the
@@ -855,7 +862,10 @@ export function encodeGguf(spec: GgufWriteSpec): Uint8Array {
   const l = layoutGguf(spec);
   const out = new Uint8Array(fileSizeOf(l, spec.tensors.length)); // zero-filled, so padding is zeros
   out.set(l.header, 0);
-  spec.tensors.forEach((t, i) => out.set(t.data, l.dataOffset + l.tensorOffsets[i]));
+  spec.tensors.forEach((t, i) => {
+    if (typeof t.data === 'function') badArg(`tensor "${t.name}": encodeGguf needs the data itself; writeGguf takes a function`);
+    out.set(t.data, l.dataOffset + l.tensorOffsets[i]);
+  });
   return out;
 }
 
@@ -880,7 +890,10 @@ export async function writeGguf(path: string, spec: GgufWriteSpec): Promise<void
     await write(l.header);
     if (spec.tensors.length > 0) await pad(l.dataOffset - l.header.length);
     for (let i = 0; i < spec.tensors.length; i++) {
-      const data = spec.tensors[i].data;
+      const t = spec.tensors[i];
+      const data = typeof t.data === 'function' ? await t.data() : t.data;
+      if (!(data instanceof Uint8Array) || data.length !== l.tensorBytes[i])
+        badArg(`tensor "${t.name}": data must be ${l.tensorBytes[i]} bytes, got ${(data as Uint8Array | undefined)?.length}`);
       const end = i + 1 < spec.tensors.length ? l.tensorOffsets[i + 1] : l.dataSize;
       await write(data);
       await pad(end - l.tensorOffsets[i] - data.length);
