@@ -47,6 +47,9 @@ describe('npm package', function () {
     // the package's inputs: compiled JS and a prebuild made from the current sources
     execFileSync('npm', ['run', 'build:ts'], { cwd: root, stdio: 'ignore' });
     execFileSync('npm', ['run', 'prebuildify'], { cwd: root, stdio: 'ignore' });
+    // prebuildify strips build/Release/fuselm.node and moves it into prebuilds/: link the
+    // unstripped twin again (nothing recompiles) for the instruction-set check
+    execFileSync('npm', ['run', 'build:native'], { cwd: root, stdio: 'ignore' });
     dir = mkdtempSync(path.join(os.tmpdir(), 'fuselm-pack-'));
     execFileSync('npm', ['pack', '--pack-destination', dir], { cwd: root, stdio: 'ignore' });
     // PATH holds node and nothing else: no cmake, nvcc, cc, c++, g++ or clang
@@ -114,5 +117,19 @@ export { n, code };
     const glibc = newest(syms, 'GLIBC'), glibcxx = newest(syms, 'GLIBCXX');
     assert.ok(compareVersions(glibc, GLIBC_FLOOR) <= 0, `needs GLIBC_${glibc.join('.')}, README says ${GLIBC_FLOOR.join('.')}`);
     assert.ok(compareVersions(glibcxx, GLIBCXX_FLOOR) <= 0, `needs GLIBCXX_${glibcxx.join('.')}, README says ${GLIBCXX_FLOOR.join('.')}`);
+  });
+
+  it('uses AVX only inside the kernels chosen at run time (the rest is x86-64 baseline)', () => {
+    // the unstripped twin of the prebuild: the same objects, linked again after prebuildify
+    const node = path.join(root, 'build/Release/fuselm.node');
+    const asm = execFileSync('objdump', ['-d', '--no-show-raw-insn', '-C', node], { encoding: 'utf8', maxBuffer: 1 << 30 });
+    const offenders = new Set<string>();
+    let fn = '';
+    for (const line of asm.split('\n')) {
+      const head = /^[0-9a-f]+ <(.*)>:$/.exec(line);
+      if (head) fn = head[1];
+      else if (/%[yz]mm\d|\tv[a-z]/.test(line) && !/avx2|avx512|vnni|simd256|simd512/i.test(fn)) offenders.add(fn);
+    }
+    assert.deepEqual([...offenders].slice(0, 10), [], 'functions outside the dispatched kernels use AVX instructions');
   });
 });
