@@ -5,7 +5,7 @@
  * exits 1 with a message, never a stack trace.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -121,5 +121,19 @@ describe('CLI', function () {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('chat answers each line, keeps the conversation, and handles /reset and /exit', async function () {
+    requireShared(this, 'models/stories260K.gguf');
+    const child = spawn(process.execPath, ['--import', 'tsx', entry, 'chat', '-m', sharedPath('models/stories260K.gguf'), '-n', '6'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stdin.end('Once upon a time\n/reset\nLily\n/exit\nnever read\n');
+    const code = await new Promise((r) => child.on('close', r));
+    assert.equal(code, 0);
+    const lines = stdout.split('\n');
+    assert.equal(lines.length, 4, stdout); // reply, reset notice, reply, final newline
+    assert.equal(lines[1], '(conversation reset)');
+    assert.ok(lines[0].length > 0 && lines[2].length > 0);
   });
 });

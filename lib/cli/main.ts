@@ -6,6 +6,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { FuselmError } from '../errors.js';
 import { readFile } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
 import { loadModel } from '../model/model.js';
 import { perplexity } from '../perplexity.js';
 import { quantizeGguf } from '../quantize.js';
@@ -77,6 +78,43 @@ export function buildCli(): Command {
         await model.dispose();
       }
     });
+  program
+    .command('chat')
+    .description('an interactive chat with streaming replies; /reset forgets the conversation, /exit (or end of input) quits')
+    .requiredOption('-m, --model <path>', 'model file (GGUF)')
+    .option('-s, --system <text>', 'a system message')
+    .option('-n, --max-tokens <n>', 'most tokens per reply', intOption('--max-tokens', 1), 512)
+    .option('-t, --threads <n>', 'CPU threads (default: physical cores)', intOption('--threads', 1))
+    .option('-c, --context-size <n>', 'KV cache positions (default: min(model context, 4096))', intOption('--context-size', 1))
+    .option('--temperature <t>', 'sampling temperature; 0 is greedy', floatOption('--temperature'), 0)
+    .option('--seed <n>', 'random seed for sampling', intOption('--seed', 0), 0)
+    .option('--template <file>', 'a Jinja chat template file overriding the model\'s own')
+    .action(async (o) => {
+      const template = o.template ? await readFile(o.template, 'utf8').catch((e) => { throw new FuselmError('E_IO', `${o.template}: ${e.message}`); }) : undefined;
+      const model = await loadModel(o.model, { threads: o.threads, contextSize: o.contextSize });
+      const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: process.stdin.isTTY });
+      try {
+        const chat = model.chat({ system: o.system, template, maxTokens: o.maxTokens, temperature: o.temperature, seed: o.seed, contextShift: 'dropOldest' });
+        const prompt = () => process.stdin.isTTY && process.stdout.write('> ');
+        prompt();
+        for await (const line of rl) {
+          const text = line.trim();
+          if (text === '/exit') break;
+          if (text === '/reset') {
+            chat.reset();
+            process.stdout.write('(conversation reset)\n');
+          } else if (text) {
+            for await (const c of chat.stream(text)) process.stdout.write(c.text);
+            process.stdout.write('\n');
+          }
+          prompt();
+        }
+      } finally {
+        rl.close();
+        await model.dispose();
+      }
+    });
+
   program
     .command('tokenize')
     .description('print the token ids and pieces of a text')
