@@ -7,36 +7,14 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadModel } from '../lib/model/model.js';
-import { median, syntheticFile, type BenchResult } from './util.js';
+import { measureSpeed } from '../lib/bench.js';
+import { syntheticFile, type BenchResult } from './util.js';
 
 const shared = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../shared');
 
 async function measure(file: string, label: string, threads: number, o: { prompt: number; gen: number; reps: number }): Promise<BenchResult> {
-  const model = await loadModel(file, { threads, contextSize: o.prompt + o.gen + 8 });
-  try {
-    const prompt = Array.from({ length: o.prompt }, (_, i) => 3 + ((i * 7) % (model.config.vocabSize - 3)));
-    prompt[0] = model.tokenizer.bos ?? 1;
-    const pp: number[] = [], tg: number[] = [];
-    await model.generate(prompt, { maxTokens: 4 }); // warm-up
-    for (let r = 0; r < o.reps; r++) {
-      // ignore end-of-generation so every run decodes exactly o.gen tokens
-      await model.clearCache(); // measure the whole prompt, not a cached prefix
-      const res = await model.generate(prompt, { maxTokens: o.gen, temperature: 0, ignoreEog: true });
-      pp.push(res.timings.promptTokensPerSecond);
-      if (res.timings.generatedTokens > 1) tg.push(res.timings.tokensPerSecond);
-    }
-    const rss = process.memoryUsage().rss;
-    return {
-      name: `${label} ${threads}t pp${o.prompt} tg${o.gen}`,
-      seconds: o.prompt / median(pp) + o.gen / median(tg),
-      prefillTokensPerSecond: median(pp),
-      decodeTokensPerSecond: median(tg),
-      rssMB: Math.round(rss / 1e6),
-    };
-  } finally {
-    await model.dispose();
-  }
+  const r = await measureSpeed(file, { threads, ...o });
+  return { name: `${label} ${threads}t pp${o.prompt} tg${o.gen}`, seconds: o.prompt / r.prefillTokensPerSecond + o.gen / r.decodeTokensPerSecond, ...r };
 }
 
 export async function run(): Promise<BenchResult[]> {

@@ -8,28 +8,11 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadModel } from '../lib/model/model.js';
-import { llamaCppSpeed, loadLlamaCpp, type PeerSpeed } from './peers/llama-cpp.js';
-import { median, syntheticFile, type BenchResult } from './util.js';
+import { benchPrompt, measureSpeed } from '../lib/bench.js';
+import { llamaCppSpeed, loadLlamaCpp } from './peers/llama-cpp.js';
+import { syntheticFile, type BenchResult } from './util.js';
 
 const shared = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../shared');
-
-async function fuselmSpeed(file: string, threads: number, o: { prompt: number[]; gen: number; reps: number }): Promise<PeerSpeed> {
-  const model = await loadModel(file, { threads, contextSize: o.prompt.length + o.gen + 8 });
-  try {
-    const pp: number[] = [], tg: number[] = [];
-    for (let r = 0; r <= o.reps; r++) {
-      await model.clearCache();
-      const res = await model.generate(o.prompt, { maxTokens: o.gen, ignoreEog: true });
-      if (r === 0) continue; // warm-up
-      pp.push(res.timings.promptTokensPerSecond);
-      tg.push(res.timings.tokensPerSecond);
-    }
-    return { prefillTokensPerSecond: median(pp), decodeTokensPerSecond: median(tg) };
-  } finally {
-    await model.dispose();
-  }
-}
 
 export async function run(): Promise<BenchResult[]> {
   const llama = await loadLlamaCpp();
@@ -44,10 +27,10 @@ export async function run(): Promise<BenchResult[]> {
 
   const out: BenchResult[] = [];
   for (const c of cases) {
-    const prompt = Array.from({ length: c.prompt }, (_, i) => (i === 0 ? 1 : 3 + ((i * 7) % 250)));
+    const prompt = benchPrompt(c.prompt, 259);
     for (const threads of [1, 2]) {
       const o = { prompt, gen: c.gen, reps: c.reps };
-      const f = await fuselmSpeed(c.file, threads, o);
+      const f = await measureSpeed(c.file, { threads, prompt: c.prompt, gen: c.gen, reps: c.reps });
       const l = await llamaCppSpeed(llama, c.file, threads, o);
       out.push({
         name: `${c.label} ${threads}t pp${c.prompt} tg${c.gen}`,

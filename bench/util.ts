@@ -23,11 +23,9 @@ export interface BenchResult {
   [k: string]: unknown;
 }
 
-export function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
+import { median } from '../lib/bench.js';
+
+export { median };
 
 /** Times fn: warmup, then `reps` samples of enough calls to last >= minSeconds; returns the median seconds per call. */
 export async function timeIt(fn: () => Promise<unknown> | unknown, o: { reps?: number; minSeconds?: number } = {}): Promise<number> {

@@ -136,4 +136,13 @@ describe('CLI', function () {
     assert.equal(lines[1], '(conversation reset)');
     assert.ok(lines[0].length > 0 && lines[2].length > 0);
   });
+
+  it('bench measures a synthetic model and a real one', async function () {
+    const r = await fuselm('bench', '--shape', 'tiny', '--dtype', 'f16', '-p', '16', '-n', '4', '-r', '1', '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.ok(out.prefillTokensPerSecond > 0 && out.decodeTokensPerSecond > 0);
+    const both = await fuselm('bench', '--shape', 'tiny', '-m', 'x.gguf');
+    assert.equal(both.code, 2);
+  });
 });

@@ -5,7 +5,12 @@
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { FuselmError } from '../errors.js';
-import { readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { readFile, rename } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { measureSpeed } from '../bench.js';
+import { SHAPES, writeSyntheticLlama } from '../model/synthetic.js';
 import { createInterface } from 'node:readline';
 import { loadModel } from '../model/model.js';
 import { perplexity } from '../perplexity.js';
@@ -113,6 +118,35 @@ export function buildCli(): Command {
         rl.close();
         await model.dispose();
       }
+    });
+
+  program
+    .command('bench')
+    .description('prefill and decode tokens per second of a model (or of a synthetic one at a published shape), medians after a warm-up')
+    .option('-m, --model <path>', 'model file (GGUF)')
+    .option('--shape <name>', `a synthetic model with random weights: ${Object.keys(SHAPES).join(', ')}`)
+    .option('--dtype <type>', 'weight type of the synthetic model: f32, f16, bf16 or q8_0', 'q8_0')
+    .option('-t, --threads <n>', 'CPU threads (default: physical cores)', intOption('--threads', 1))
+    .option('-p, --prompt <n>', 'prompt tokens per run', intOption('--prompt', 1), 128)
+    .option('-n, --gen <n>', 'generated tokens per run', intOption('--gen', 1), 64)
+    .option('-r, --reps <n>', 'runs after the warm-up', intOption('--reps', 1), 3)
+    .option('--json', 'print the result as JSON')
+    .action(async (o) => {
+      if (!o.model === !o.shape) throw new InvalidArgumentError('give either --model or --shape');
+      let file = o.model as string;
+      if (o.shape) {
+        if (!SHAPES[o.shape]) throw new InvalidArgumentError(`--shape must be one of ${Object.keys(SHAPES).join(', ')}`);
+        if (!['f32', 'f16', 'bf16', 'q8_0'].includes(o.dtype)) throw new InvalidArgumentError('--dtype must be f32, f16, bf16 or q8_0');
+        file = path.join(os.tmpdir(), `fuselm-synthetic-${o.shape}-${o.dtype}.gguf`);
+        if (!existsSync(file)) {
+          process.stderr.write(`writing ${file} ...\n`);
+          await writeSyntheticLlama(file + '.tmp', SHAPES[o.shape], o.dtype);
+          await rename(file + '.tmp', file);
+        }
+      }
+      const r = await measureSpeed(file, { threads: o.threads, prompt: o.prompt, gen: o.gen, reps: o.reps });
+      if (o.json) process.stdout.write(JSON.stringify({ model: file, threads: o.threads ?? null, prompt: o.prompt, gen: o.gen, reps: o.reps, ...r }) + '\n');
+      else process.stdout.write(`${file}: prefill ${r.prefillTokensPerSecond.toFixed(1)} tok/s (${o.prompt} tokens), decode ${r.decodeTokensPerSecond.toFixed(2)} tok/s (${o.gen} tokens), ${r.rssMB} MB resident\n`);
     });
 
   program
