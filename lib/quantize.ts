@@ -1,11 +1,13 @@
 /**
- * `fuselm quantize`: rewrites a GGUF with its weight matrices in q8_0 or f16, keeping every
+ * `fuselm quantize`: rewrites a GGUF with its weight matrices in q8_0 or f16 (from F32, F16, BF16,
+ * Q8_0 or the Q4/Q5/Q6 block formats), keeping every
  * metadata entry (tokenizer included) and the 1-D tensors (norms) as they are, so llama.cpp
  * loads the result. Tensors are read and converted one at a time, never the whole model.
  */
 import { open } from 'node:fs/promises';
 import { FuselmError } from './errors.js';
-import { GgmlType, bf16BitsToF32, dequantizeQ8_0, f16BitsToF32, f32ToF16Bits, ggmlTypeName, quantizeQ8_0 } from './formats/ggml-types.js';
+import { GgmlType, f32ToF16Bits, quantizeQ8_0 } from './formats/ggml-types.js';
+import { toF32 } from './formats/quants.js';
 import { type GgufTensorInfo, ggufMetadataSpec, gv, readGguf, writeGguf } from './formats/gguf.js';
 
 export type QuantizeType = 'q8_0' | 'f16';
@@ -18,23 +20,6 @@ export interface QuantizeReport {
   converted: number;
   bytesIn: number;
   bytesOut: number;
-}
-
-function toF32(t: GgufTensorInfo, bytes: Uint8Array, file: string): Float32Array {
-  const n = t.nelements;
-  const u16 = () => new Uint16Array(bytes.buffer, bytes.byteOffset, n);
-  switch (t.type) {
-    case GgmlType.F32:
-      return new Float32Array(bytes.buffer, bytes.byteOffset, n);
-    case GgmlType.F16:
-      return Float32Array.from(u16(), f16BitsToF32);
-    case GgmlType.BF16:
-      return Float32Array.from(u16(), bf16BitsToF32);
-    case GgmlType.Q8_0:
-      return dequantizeQ8_0(bytes, n);
-    default:
-      throw new FuselmError('E_UNSUPPORTED', `${file}: tensor '${t.name}' has type ${ggmlTypeName(t.type)}; quantize reads F32, F16, BF16 and Q8_0`);
-  }
 }
 
 /** Writes `output` from `input` with weight matrices in `type`; onTensor reports progress. */
@@ -61,7 +46,7 @@ export async function quantizeGguf(input: string, output: string, type: Quantize
           report.bytesIn += t.nbytes;
           let out: Uint8Array = bytes;
           if (convert) {
-            const x = toF32(t, bytes, input);
+            const x = toF32(t.type, bytes, t.nelements, `${input}: tensor '${t.name}'`);
             out = target === GgmlType.Q8_0 ? quantizeQ8_0(x) : new Uint8Array(Uint16Array.from(x, f32ToF16Bits).buffer);
             report.converted++;
           }

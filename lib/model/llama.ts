@@ -9,7 +9,7 @@ import { type CpuBackend, type Graph, ops } from '../backend.js';
 import type { GgufFile } from '../formats/gguf.js';
 import { emptyTensor, readF32Rows } from '../tensor.js';
 import type { ModelConfig } from './config.js';
-import { hasTensor, loadGgufTensor } from './weights.js';
+import { hasTensor, loadGgufTensor, type WeightDtype } from './weights.js';
 
 interface LayerWeights {
   attnNorm: NativeTensor;
@@ -32,26 +32,26 @@ export interface LlamaWeights {
 }
 
 /** Loads every weight of a llama GGUF with the shapes the config implies. */
-export async function loadLlamaWeights(f: GgufFile, c: ModelConfig): Promise<LlamaWeights> {
+export async function loadLlamaWeights(f: GgufFile, c: ModelConfig, dtype: WeightDtype = 'auto'): Promise<LlamaWeights> {
   const kv = c.nKvHeads * c.headDim, q = c.nHeads * c.headDim;
-  const tokenEmbd = await loadGgufTensor(f, 'token_embd.weight', [c.vocabSize, c.dim]);
+  const tokenEmbd = await loadGgufTensor(f, 'token_embd.weight', [c.vocabSize, c.dim], { dtype });
   const layers: LayerWeights[] = [];
   for (let l = 0; l < c.nLayers; l++) {
-    const t = (n: string, shape: number[], f32 = false) => loadGgufTensor(f, `blk.${l}.${n}.weight`, shape, { f32 });
+    const t = (n: string, shape: number[]) => loadGgufTensor(f, `blk.${l}.${n}.weight`, shape, { dtype });
     layers.push({
-      attnNorm: await t('attn_norm', [c.dim], true),
+      attnNorm: await t('attn_norm', [c.dim]),
       wq: await t('attn_q', [q, c.dim]),
       wk: await t('attn_k', [kv, c.dim]),
       wv: await t('attn_v', [kv, c.dim]),
       wo: await t('attn_output', [c.dim, q]),
-      ffnNorm: await t('ffn_norm', [c.dim], true),
+      ffnNorm: await t('ffn_norm', [c.dim]),
       wGate: await t('ffn_gate', [c.ffnDim, c.dim]),
       wUp: await t('ffn_up', [c.ffnDim, c.dim]),
       wDown: await t('ffn_down', [c.dim, c.ffnDim]),
     });
   }
-  const outputNorm = await loadGgufTensor(f, 'output_norm.weight', [c.dim], { f32: true });
-  const output = hasTensor(f, 'output.weight') ? await loadGgufTensor(f, 'output.weight', [c.vocabSize, c.dim]) : tokenEmbd;
+  const outputNorm = await loadGgufTensor(f, 'output_norm.weight', [c.dim]);
+  const output = hasTensor(f, 'output.weight') ? await loadGgufTensor(f, 'output.weight', [c.vocabSize, c.dim], { dtype }) : tokenEmbd;
   return { tokenEmbd, layers, outputNorm, output };
 }
 

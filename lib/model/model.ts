@@ -15,6 +15,7 @@ import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { tokenizerFromGguf } from '../tokenizer/from-gguf.js';
 import { type ModelConfig, configFromGguf } from './config.js';
 import { type LlamaWeights, LlamaState, disposeLlamaWeights, loadLlamaWeights } from './llama.js';
+import type { WeightDtype } from './weights.js';
 
 export interface LoadModelOptions {
   /** 'auto' picks CUDA when a device works, else the CPU. */
@@ -27,6 +28,11 @@ export interface LoadModelOptions {
   batchSize?: number;
   /** CPU kernel level (for testing and benchmarks); default 'auto'. */
   impl?: NativeImpl;
+  /**
+   * Weight format: 'auto' (the default) runs F32/F16/BF16/Q8_0 as stored and converts Q4_0,
+   * Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K to q8_0; 'q8_0' or 'f16' converts every matrix.
+   */
+  dtype?: WeightDtype;
 }
 
 /**
@@ -337,7 +343,9 @@ export async function loadModel(path: string, opts: LoadModelOptions = {}): Prom
   const backend = new CpuBackend({ threads: opts.threads, impl: opts.impl });
   let weights: LlamaWeights | undefined;
   try {
-    weights = await loadLlamaWeights(f, config);
+    const dtype = opts.dtype ?? 'auto';
+    if (!['auto', 'q8_0', 'f16'].includes(dtype)) throw new FuselmError('E_INVALID_ARG', `dtype must be 'auto', 'q8_0' or 'f16', got '${dtype}'`);
+    weights = await loadLlamaWeights(f, config, dtype);
     return new Model(path, config, tokenizer, weights, backend, { contextSize, batchSize });
   } catch (e) {
     if (weights) disposeLlamaWeights(weights);
