@@ -132,4 +132,17 @@ export { n, code };
     }
     assert.deepEqual([...offenders].slice(0, 10), [], 'functions outside the dispatched kernels use AVX instructions');
   });
+
+  it('without a fitting prebuild, the install script names the missing build tools', () => {
+    const pkg = path.join(dir, 'node_modules/fuselm');
+    rmSync(path.join(pkg, 'prebuilds'), { recursive: true });
+    let err: { status: number; stderr: string } | undefined;
+    try {
+      run(process.execPath, ['scripts/install.mjs'], { cwd: pkg });
+    } catch (e) {
+      err = e as { status: number; stderr: string };
+    }
+    assert.equal(err?.status, 1);
+    assert.match(err!.stderr, /no prebuilt binary fits this machine .* needs cmake \(>= 3\.18\) and a C\+\+17 compiler/);
+  });
 });
