@@ -12,7 +12,7 @@ import path from 'node:path';
 import { measureSpeed } from '../bench.js';
 import { SHAPES, writeSyntheticLlama } from '../model/synthetic.js';
 import { createInterface } from 'node:readline';
-import { loadModel } from '../model/model.js';
+import { type LoadModelOptions, type Model, loadModel } from '../model/model.js';
 import { perplexity } from '../perplexity.js';
 import { quantizeGguf } from '../quantize.js';
 import { progressBar } from './progress.js';
@@ -61,7 +61,7 @@ export function buildCli(): Command {
     .option('--stop <text...>', 'stop before any of these texts')
     .option('--json', 'print one JSON object (text, ids, timings) instead of streaming')
     .action(async (prompt: string, o) => {
-      const model = await loadModel(o.model, { threads: o.threads, contextSize: o.contextSize });
+      const model = await loadWithProgress(o.model, { threads: o.threads, contextSize: o.contextSize });
       try {
         const opts = {
           maxTokens: o.maxTokens, temperature: o.temperature, seed: o.seed, topK: o.topK, topP: o.topP,
@@ -96,7 +96,7 @@ export function buildCli(): Command {
     .option('--template <file>', 'a Jinja chat template file overriding the model\'s own')
     .action(async (o) => {
       const template = o.template ? await readFile(o.template, 'utf8').catch((e) => { throw new FuselmError('E_IO', `${o.template}: ${e.message}`); }) : undefined;
-      const model = await loadModel(o.model, { threads: o.threads, contextSize: o.contextSize });
+      const model = await loadWithProgress(o.model, { threads: o.threads, contextSize: o.contextSize });
       const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: process.stdin.isTTY });
       try {
         const chat = model.chat({ system: o.system, template, maxTokens: o.maxTokens, temperature: o.temperature, seed: o.seed, contextShift: 'dropOldest' });
@@ -238,7 +238,7 @@ export function buildCli(): Command {
       } catch (e) {
         throw new FuselmError('E_IO', `${o.file}: ${(e as Error).message}`);
       }
-      const model = await loadModel(o.model, { threads: o.threads, contextSize: o.ctx, batchSize: o.batch ?? o.ctx });
+      const model = await loadWithProgress(o.model, { threads: o.threads, contextSize: o.ctx, batchSize: o.batch ?? o.ctx });
       const bar = progressBar('perplexity');
       try {
         const r = await perplexity(model, text, { ctx: o.ctx, onChunk: (c, n, ppl) => bar.update(c, n, `ppl ${ppl.toFixed(4)}`) });
@@ -251,6 +251,16 @@ export function buildCli(): Command {
       }
     });
   return program;
+}
+
+/** loadModel with a progress bar on stderr (when it is a terminal). */
+async function loadWithProgress(file: string, opts: LoadModelOptions): Promise<Model> {
+  const bar = progressBar('loading');
+  try {
+    return await loadModel(file, { ...opts, onProgress: (done, total) => bar.update(done, total) });
+  } finally {
+    bar.stop();
+  }
 }
 
 /** Metadata values for display: long arrays cut to their first entries and length. */

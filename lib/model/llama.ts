@@ -32,12 +32,24 @@ export interface LlamaWeights {
 }
 
 /** Loads every weight of a llama GGUF with the shapes the config implies. */
-export async function loadLlamaWeights(f: GgufFile, c: ModelConfig, dtype: WeightDtype = 'auto'): Promise<LlamaWeights> {
+export async function loadLlamaWeights(
+  f: GgufFile,
+  c: ModelConfig,
+  dtype: WeightDtype = 'auto',
+  onProgress?: (loaded: number, total: number) => void,
+): Promise<LlamaWeights> {
   const kv = c.nKvHeads * c.headDim, q = c.nHeads * c.headDim;
-  const tokenEmbd = await loadGgufTensor(f, 'token_embd.weight', [c.vocabSize, c.dim], { dtype });
+  const total = 2 + 9 * c.nLayers + (hasTensor(f, 'output.weight') ? 1 : 0);
+  let loaded = 0;
+  const load = async (name: string, shape: number[]) => {
+    const t = await loadGgufTensor(f, name, shape, { dtype });
+    onProgress?.(++loaded, total);
+    return t;
+  };
+  const tokenEmbd = await load('token_embd.weight', [c.vocabSize, c.dim]);
   const layers: LayerWeights[] = [];
   for (let l = 0; l < c.nLayers; l++) {
-    const t = (n: string, shape: number[]) => loadGgufTensor(f, `blk.${l}.${n}.weight`, shape, { dtype });
+    const t = (n: string, shape: number[]) => load(`blk.${l}.${n}.weight`, shape);
     layers.push({
       attnNorm: await t('attn_norm', [c.dim]),
       wq: await t('attn_q', [q, c.dim]),
@@ -50,8 +62,8 @@ export async function loadLlamaWeights(f: GgufFile, c: ModelConfig, dtype: Weigh
       wDown: await t('ffn_down', [c.dim, c.ffnDim]),
     });
   }
-  const outputNorm = await loadGgufTensor(f, 'output_norm.weight', [c.dim]);
-  const output = hasTensor(f, 'output.weight') ? await loadGgufTensor(f, 'output.weight', [c.vocabSize, c.dim], { dtype }) : tokenEmbd;
+  const outputNorm = await load('output_norm.weight', [c.dim]);
+  const output = hasTensor(f, 'output.weight') ? await load('output.weight', [c.vocabSize, c.dim]) : tokenEmbd;
   return { tokenEmbd, layers, outputNorm, output };
 }
 

@@ -33,6 +33,8 @@ export interface LoadModelOptions {
    * Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K to q8_0; 'q8_0' or 'f16' converts every matrix.
    */
   dtype?: WeightDtype;
+  /** Called after each weight tensor is loaded (for a progress bar). */
+  onProgress?: (loaded: number, total: number) => void;
 }
 
 /**
@@ -345,7 +347,7 @@ export async function loadModel(path: string, opts: LoadModelOptions = {}): Prom
   try {
     const dtype = opts.dtype ?? 'auto';
     if (!['auto', 'q8_0', 'f16'].includes(dtype)) throw new FuselmError('E_INVALID_ARG', `dtype must be 'auto', 'q8_0' or 'f16', got '${dtype}'`);
-    weights = await loadLlamaWeights(f, config, dtype);
+    weights = await loadLlamaWeights(f, config, dtype, opts.onProgress);
     return new Model(path, config, tokenizer, weights, backend, { contextSize, batchSize });
   } catch (e) {
     if (weights) disposeLlamaWeights(weights);

@@ -63,6 +63,13 @@ describe('synthetic llama models', function () {
     }
   });
 
+  it('reports loading progress once per weight tensor, ending at the total', async () => {
+    const calls: Array<[number, number]> = [];
+    await using m = await loadModel(file('f32.gguf'), { onProgress: (done, total) => calls.push([done, total]) });
+    const total = 2 + 9 * m.config.nLayers + 1;
+    assert.deepEqual(calls, Array.from({ length: total }, (_, i) => [i + 1, total]));
+  });
+
   it('keeps the event loop running while a forward step is in flight', async () => {
     await using m = await loadModel(file('f32.gguf'), { threads: 1, impl: 'reference', contextSize: 256 });
     const prompt = Array.from({ length: 256 }, (_, i) => 3 + (i % 290));
