@@ -137,12 +137,18 @@ describe('CLI', function () {
     assert.ok(lines[0].length > 0 && lines[2].length > 0);
   });
 
-  it('bench measures a synthetic model and a real one', async function () {
-    const r = await fuselm('bench', '--shape', 'tiny', '--dtype', 'f16', '-p', '16', '-n', '4', '-r', '1', '--json');
+  it('bench e2e measures a synthetic model; bench kernels reports ops against the roofline', async function () {
+    const r = await fuselm('bench', 'e2e', '--shape', 'tiny', '--dtype', 'f16', '-p', '16', '-n', '4', '-r', '1', '--json');
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout);
     assert.ok(out.prefillTokensPerSecond > 0 && out.decodeTokensPerSecond > 0);
-    const both = await fuselm('bench', '--shape', 'tiny', '-m', 'x.gguf');
+    const both = await fuselm('bench', 'e2e', '--shape', 'tiny', '-m', 'x.gguf');
+    assert.equal(both.code, 2);
+    const k = await fuselm('bench', 'kernels', '--filter', 'rms_norm', '--json');
+    assert.equal(k.code, 0, k.stderr);
+    const rep = JSON.parse(k.stdout);
+    assert.equal(rep.kernels.length, 1);
+    assert.ok(rep.copyGBps > 0 && rep.kernels[0].gbps > 0 && rep.kernels[0].rooflineShare > 0);
     assert.equal(both.code, 2);
   });
 });

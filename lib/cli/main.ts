@@ -10,6 +10,7 @@ import { readFile, rename } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { measureSpeed } from '../bench.js';
+import { benchKernels } from '../kernel-bench.js';
 import { SHAPES, writeSyntheticLlama } from '../model/synthetic.js';
 import { createInterface } from 'node:readline';
 import { type LoadModelOptions, type Model, loadModel } from '../model/model.js';
@@ -120,8 +121,28 @@ export function buildCli(): Command {
       }
     });
 
-  program
-    .command('bench')
+  const bench = program.command('bench').description('speed: `bench e2e` for a model, `bench kernels` for every CPU op');
+  bench
+    .command('kernels')
+    .description('every CPU op at a TinyLlama/Llama-3-sized shape: time, GB/s or GFLOP/s, and the share of the roofline measured in the same run')
+    .option('-t, --threads <n>', 'CPU threads (default: physical cores)', intOption('--threads', 1))
+    .option('--filter <text>', 'only ops whose name contains this')
+    .option('--json', 'print the report as JSON')
+    .action(async (o) => {
+      const r = await benchKernels({ threads: o.threads, filter: o.filter });
+      if (o.json) {
+        process.stdout.write(JSON.stringify(r) + '\n');
+        return;
+      }
+      const lines = [`${r.threads} threads; copy bandwidth ${r.copyGBps.toFixed(1)} GB/s, best GEMM ${r.peakGflops.toFixed(1)} GFLOP/s`];
+      for (const k of r.kernels) {
+        const rate = k.gbps !== undefined ? `${k.gbps.toFixed(1)} GB/s` : `${k.gflops!.toFixed(1)} GFLOP/s`;
+        lines.push(`  ${k.op.padEnd(36)} ${(k.seconds * 1e6).toFixed(1).padStart(9)} us  ${rate.padStart(14)}  ${(k.rooflineShare * 100).toFixed(0).padStart(4)}% of roofline`);
+      }
+      process.stdout.write(lines.join('\n') + '\n');
+    });
+  bench
+    .command('e2e')
     .description('prefill and decode tokens per second of a model (or of a synthetic one at a published shape), medians after a warm-up')
     .option('-m, --model <path>', 'model file (GGUF)')
     .option('--shape <name>', `a synthetic model with random weights: ${Object.keys(SHAPES).join(', ')}`)
