@@ -49,3 +49,24 @@ export async function measureSpeed(file: string, o: SpeedOptions): Promise<Speed
     await model.dispose();
   }
 }
+
+/** Times fn: a warm-up, then `reps` samples of enough calls to last >= minSeconds; the median seconds per call. */
+export async function timeIt(fn: () => Promise<unknown> | unknown, o: { reps?: number; minSeconds?: number } = {}): Promise<number> {
+  const reps = o.reps ?? 7, minSeconds = o.minSeconds ?? 0.05;
+  await fn();
+  let calls = 1;
+  for (;;) {
+    const t0 = performance.now();
+    for (let i = 0; i < calls; i++) await fn();
+    const dt = (performance.now() - t0) / 1000;
+    if (dt >= minSeconds || calls >= 1 << 20) break;
+    calls *= 2;
+  }
+  const samples: number[] = [];
+  for (let r = 0; r < reps; r++) {
+    const t0 = performance.now();
+    for (let i = 0; i < calls; i++) await fn();
+    samples.push((performance.now() - t0) / 1000 / calls);
+  }
+  return median(samples);
+}

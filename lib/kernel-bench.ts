@@ -6,7 +6,7 @@
  */
 import type { NativeDType, NativeNode } from '../bindings.js';
 import { CpuBackend, ops } from './backend.js';
-import { median } from './bench.js';
+import { timeIt } from './bench.js';
 import { emptyTensor, tensorFromF32, tensorFromI32 } from './tensor.js';
 
 export interface KernelResult {
@@ -23,24 +23,6 @@ export interface KernelBenchReport {
   copyGBps: number;
   peakGflops: number;
   kernels: KernelResult[];
-}
-
-async function timeMedian(fn: () => Promise<unknown> | unknown, samples = 7, minSeconds = 0.03): Promise<number> {
-  await fn();
-  let calls = 1;
-  for (;;) {
-    const t0 = performance.now();
-    for (let i = 0; i < calls; i++) await fn();
-    if ((performance.now() - t0) / 1000 >= minSeconds || calls >= 1 << 16) break;
-    calls *= 2;
-  }
-  const s: number[] = [];
-  for (let r = 0; r < samples; r++) {
-    const t0 = performance.now();
-    for (let i = 0; i < calls; i++) await fn();
-    s.push((performance.now() - t0) / 1000 / calls);
-  }
-  return median(s);
 }
 
 const fill = (n: number) => new Float32Array(n).map((_, i) => Math.sin(i * 0.37) * 0.1);
@@ -119,7 +101,7 @@ async function copyBandwidth(be: CpuBackend): Promise<number> {
   const src = emptyTensor('f32', [rows, W]), dst = emptyTensor('f32', [rows, W]);
   const g = be.graph([ops.kvStore(dst, src)], rows);
   try {
-    return (2 * rows * W * 4) / (await timeMedian(() => g.run(rows, 0), 5, 0.2));
+    return (2 * rows * W * 4) / (await timeIt(() => g.run(rows, 0), { reps: 5, minSeconds: 0.2 }));
   } finally {
     g.dispose();
     src.free();
@@ -140,7 +122,7 @@ export async function benchKernels(opts: { threads?: number; filter?: string } =
       const nodes = [first.node, ...Array.from({ length: reps - 1 }, () => (c.fromMemory ? c.make().node : first.node))];
       const g = be.graph(nodes, c.rows);
       try {
-        raw.push({ op: c.op, seconds: (await timeMedian(() => g.run(c.rows, c.pos ?? 0))) / reps, bytes, flops });
+        raw.push({ op: c.op, seconds: (await timeIt(() => g.run(c.rows, c.pos ?? 0), { minSeconds: 0.03 })) / reps, bytes, flops });
       } finally {
         g.dispose();
       }

@@ -123,12 +123,18 @@ export class Model {
     this.#state = new LlamaState(config, weights, backend, o);
   }
 
-  /** Runs fn when every earlier call on this model has finished. */
-  async #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+  /** Waits until every earlier call on this model has finished; returns the release. */
+  async #turn(): Promise<() => void> {
     const prev = this.#queue;
     let release!: () => void;
     this.#queue = new Promise<void>((r) => (release = r));
     await prev;
+    return release;
+  }
+
+  /** Runs fn when every earlier call on this model has finished. */
+  async #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const release = await this.#turn();
     try {
       this.#checkLive();
       return await fn();
@@ -293,10 +299,7 @@ export class Model {
   /** Streams the continuation as text chunks that never split a UTF-8 character. */
   async *stream(prompt: string | number[], opts: GenerateOptions = {}): AsyncGenerator<StreamChunk> {
     // Take our turn on the model, then hold it until the stream ends (or the consumer stops).
-    const prev = this.#queue;
-    let release!: () => void;
-    this.#queue = new Promise<void>((r) => (release = r));
-    await prev;
+    const release = await this.#turn();
     try {
       this.#checkLive();
       yield* this.#tokens(prompt, opts, () => {});

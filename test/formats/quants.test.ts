@@ -14,6 +14,7 @@ import { type GgufWriteSpec, ggufMetadataSpec, readGguf, writeGguf } from '../..
 import { dequantize } from '../../lib/formats/quants.js';
 import { loadModel } from '../../lib/index.js';
 import { SHAPES, writeSyntheticLlama } from '../../lib/model/synthetic.js';
+import { relErr } from '../helpers/parity.js';
 import { randInt, rng } from '../helpers/random.js';
 
 interface Packed {
@@ -149,13 +150,8 @@ describe('GGUF block formats', () => {
       const want = await ref.evaluate(ids, { allLogits: true });
       for (const [dtype, tol] of [['auto', 3e-2], ['f16', 2e-3]] as const) {
         await using m = await loadModel(path.join(dir, 'quant.gguf'), { dtype });
-        const got = await m.evaluate(ids, { allLogits: true });
-        let num = 0, den = 0;
-        for (let i = 0; i < want.length; i++) {
-          num += (got[i] - want[i]) ** 2;
-          den += want[i] ** 2;
-        }
-        assert.ok(Math.sqrt(num / den) < tol, `${dtype}: rel err ${Math.sqrt(num / den)}`);
+        const err = relErr(await m.evaluate(ids, { allLogits: true }), want);
+        assert.ok(err < tol, `${dtype}: rel err ${err}`);
       }
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -14,6 +14,16 @@ export function fastImpls(): NativeImpl[] {
   return native().cpuInfo().impls.filter((i) => i !== 'reference');
 }
 
+/** ‖out − ref‖ / ‖ref‖ */
+export function relErr(out: ArrayLike<number>, ref: ArrayLike<number>): number {
+  let num = 0, den = 0;
+  for (let i = 0; i < ref.length; i++) {
+    num += (out[i] - ref[i]) ** 2;
+    den += ref[i] ** 2;
+  }
+  return Math.sqrt(num / den);
+}
+
 export interface Tolerance {
   /** max ‖out − ref‖ / ‖ref‖ */
   rel: number;

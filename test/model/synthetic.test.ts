@@ -11,20 +11,11 @@ import path from 'node:path';
 import { FuselmError, GgmlType, gv, loadModel, readGguf, writeGguf } from '../../lib/index.js';
 import { ggufMetadataSpec } from '../../lib/formats/gguf.js';
 import { SHAPES, writeSyntheticLlama } from '../../lib/model/synthetic.js';
-import { fastImpls } from '../helpers/parity.js';
+import { fastImpls, relErr } from '../helpers/parity.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'fuselm-synth-'));
 const file = (name: string) => path.join(dir, name);
 const shape = { ...SHAPES.tiny, dim: 128, ffnDim: 256, nHeads: 4, nKvHeads: 2 };
-
-function relErr(a: Float32Array, b: Float32Array): number {
-  let num = 0, den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += b[i] ** 2;
-  }
-  return Math.sqrt(num / den);
-}
 
 describe('synthetic llama models', function () {
   const ids = [1, 40, 41, 300 - 1, 7, 100, 200, 5];

@@ -16,20 +16,11 @@ import assert from 'node:assert/strict';
 import type { NativeImpl } from '../../bindings.js';
 import { ops } from '../../lib/backend.js';
 import { emptyTensor, readF32Rows, tensorFromF32 } from '../../lib/tensor.js';
-import { assertClose, fastImpls, randn, rng, runOp } from '../helpers/parity.js';
+import { assertClose, fastImpls, randn, relErr, rng, runOp } from '../helpers/parity.js';
 
 interface Case { T: number; pos0: number; hd: number; nH: number; nKv: number; qScale?: number }
 
 const log = process.env.FUSELM_PARITY_LOG ? (s: string) => console.log(`      ${s}`) : () => {};
-
-function relErr(out: Float32Array, ref: Float32Array): number {
-  let num = 0, den = 0;
-  for (let i = 0; i < ref.length; i++) {
-    num += (out[i] - ref[i]) ** 2;
-    den += ref[i] ** 2;
-  }
-  return Math.sqrt(num / den);
-}
 
 /** Runs attention at `impl` on fresh tensors; cache rows past pos0 + T - 1 are NaN. */
 async function attend(c: Case, data: { q: Float32Array; k: Float32Array; v: Float32Array }, impl: NativeImpl, threads: number) {

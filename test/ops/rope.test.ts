@@ -18,7 +18,7 @@ import assert from 'node:assert/strict';
 import type { NativeImpl } from '../../bindings.js';
 import { CpuBackend, ops } from '../../lib/backend.js';
 import { readF32Rows, tensorFromF32 } from '../../lib/tensor.js';
-import { assertClose, fastImpls, randn, rng, runOp } from '../helpers/parity.js';
+import { assertClose, fastImpls, randn, relErr, rng, runOp } from '../helpers/parity.js';
 
 interface Case { T: number; pos0: number; nHeads: number; headDim: number; nRot: number; neox: boolean; base?: number; freqScale?: number }
 
@@ -48,15 +48,6 @@ function ropeJs(c: Case, x: Float32Array): Float32Array {
       }
     }
   return out;
-}
-
-function relErr(out: Float32Array, ref: Float32Array): number {
-  let num = 0, den = 0;
-  for (let i = 0; i < ref.length; i++) {
-    num += (out[i] - ref[i]) ** 2;
-    den += ref[i] ** 2;
-  }
-  return Math.sqrt(num / den);
 }
 
 const levels = (): NativeImpl[] => ['reference', ...fastImpls()];
