@@ -38,6 +38,11 @@ export interface NativeNode {
   nRot?: number;
   neox?: boolean;
   lastRow?: boolean;
+  /** rope, kv_store, attention of one sequence in a batch: its first row, row count, and the
+   * slot of the graph's positions tensor holding its position. */
+  row0?: number;
+  seqRows?: number;
+  posSlot?: number;
 }
 
 export interface NativeGraph {
@@ -70,7 +75,7 @@ export interface CudaInfo {
 export interface NativeAddon {
   Tensor: new (dtype: NativeDType, shape: number[]) => NativeTensor;
   Pool: new (threads: number) => NativePool;
-  Graph: new (nodes: NativeNode[], options: { pool: NativePool; impl?: NativeImpl; maxRows: number }) => NativeGraph;
+  Graph: new (nodes: NativeNode[], options: { pool: NativePool; impl?: NativeImpl; maxRows: number; positions?: NativeTensor }) => NativeGraph;
   tensorFromFile(path: string, byteOffset: number, dtype: NativeDType, shape: number[]): Promise<NativeTensor>;
   cpuInfo(): CpuInfo;
   cudaInfo(): CudaInfo;

@@ -7,7 +7,8 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { measureSpeed } from '../lib/bench.js';
+import { benchPrompt, measureSpeed } from '../lib/bench.js';
+import { loadModel } from '../lib/model/model.js';
 import { syntheticFile, type BenchResult } from './util.js';
 
 const shared = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../shared');
@@ -15,6 +16,25 @@ const shared = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..
 async function measure(file: string, label: string, threads: number, o: { prompt: number; gen: number; reps: number }): Promise<BenchResult> {
   const r = await measureSpeed(file, { threads, ...o });
   return { name: `${label} ${threads}t pp${o.prompt} tg${o.gen}`, seconds: o.prompt / r.prefillTokensPerSecond + o.gen / r.decodeTokensPerSecond, ...r };
+}
+
+/** Decode tok/s of 4 sequences generated together against the same 4 one after another. */
+async function parallel(file: string, label: string, gen: number): Promise<BenchResult> {
+  const model = await loadModel(file, { contextSize: 256 });
+  try {
+    const prompts = [0, 1, 2, 3].map((s) => benchPrompt(16 + 4 * s, model.config.vocabSize, model.tokenizer.bos));
+    const o = { maxTokens: gen, ignoreEog: true };
+    await model.generate(prompts, { maxTokens: 2 }); // warm-up
+    // decode time only: the prompts are evaluated one by one either way
+    let seqSeconds = 0;
+    for (const p of prompts) seqSeconds += (await model.generate(p, o)).timings.generateSeconds;
+    const batch = await model.generate(prompts, o);
+    const batSeconds = batch[0].timings.generateSeconds;
+    const seq = (4 * gen) / seqSeconds, bat = (4 * gen) / batSeconds;
+    return { name: `${label} 4 sequences tg${gen}`, seconds: batSeconds, sequentialTokensPerSecond: seq, batchedTokensPerSecond: bat, speedup: bat / seq };
+  } finally {
+    await model.dispose();
+  }
 }
 
 export async function run(): Promise<BenchResult[]> {
@@ -26,6 +46,7 @@ export async function run(): Promise<BenchResult[]> {
     process.stderr.write(`e2e: skipping stories260K (${stories} not found)\n`);
   }
   const shapes = (process.env.FUSELM_BENCH_SHAPES ?? 'tinyllama-1.1b').split(',');
+  out.push(await parallel(await syntheticFile(shapes[0], 'q8_0'), `${shapes[0]} q8_0`, 16));
   for (const shapeName of shapes) {
     for (const dtype of ['f32', 'q8_0'] as const) {
       const file = await syntheticFile(shapeName, dtype);

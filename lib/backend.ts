@@ -28,6 +28,18 @@ export interface AttentionOptions {
   scale: number;
 }
 
+/**
+ * One sequence of a batch, for the position-dependent ops: its rows start at row0 (seqRows of
+ * them, default 1) and its position is read from slot `slot` of the graph's positions tensor.
+ */
+export interface SeqSpan {
+  row0: number;
+  rows?: number;
+  slot: number;
+}
+
+const seqFields = (s?: SeqSpan) => (s ? { row0: s.row0, seqRows: s.rows ?? 1, posSlot: s.slot } : {});
+
 /** Builders for graph nodes. Activations are f32 [rows, cols]; a run uses the first n rows. */
 export const ops = {
   /** out = a + b */
@@ -41,15 +53,16 @@ export const ops = {
     op: 'rms_norm', out, a: x, b: w, eps,
   }),
   /** rotary embedding of x in place; token t sits at position pos + t */
-  rope: (x: NativeTensor, o: RopeOptions): NativeNode => ({
+  rope: (x: NativeTensor, o: RopeOptions, seq?: SeqSpan): NativeNode => ({
     op: 'rope', out: x, nHeads: o.nHeads, headDim: o.headDim, nRot: o.nRot ?? o.headDim, thetaBase: o.thetaBase,
-    freqScale: o.freqScale ?? 1, neox: o.neox ?? false,
+    freqScale: o.freqScale ?? 1, neox: o.neox ?? false, ...seqFields(seq),
   }),
   /** cache[pos + t] = src[t] */
-  kvStore: (cache: NativeTensor, src: NativeTensor): NativeNode => ({ op: 'kv_store', out: cache, a: src }),
+  kvStore: (cache: NativeTensor, src: NativeTensor, seq?: SeqSpan): NativeNode => ({ op: 'kv_store', out: cache, a: src, ...seqFields(seq) }),
   /** causal attention of q over the cache rows 0..pos+t, GQA */
-  attention: (out: NativeTensor, q: NativeTensor, kCache: NativeTensor, vCache: NativeTensor, o: AttentionOptions): NativeNode => ({
+  attention: (out: NativeTensor, q: NativeTensor, kCache: NativeTensor, vCache: NativeTensor, o: AttentionOptions, seq?: SeqSpan): NativeNode => ({
     op: 'attention', out, a: q, b: kCache, c: vCache, nHeads: o.nHeads, nKvHeads: o.nKvHeads, headDim: o.headDim, scale: o.scale,
+    ...seqFields(seq),
   }),
   /** out = silu(gate) * up */
   swiglu: (out: NativeTensor, gate: NativeTensor, up: NativeTensor): NativeNode => ({ op: 'swiglu', out, a: gate, b: up }),
@@ -103,10 +116,11 @@ export class CpuBackend {
     this.#pool = call(() => new (native().Pool)(threads));
   }
 
-  graph(nodes: NativeNode[], maxRows: number): Graph {
+  /** A graph of `nodes` for up to maxRows rows; `positions` (i32) feeds nodes with a SeqSpan. */
+  graph(nodes: NativeNode[], maxRows: number, positions?: NativeTensor): Graph {
     const pool = this.#pool;
     if (!pool) throw new FuselmError('E_DISPOSED', 'backend used after dispose()');
-    const g = call(() => new (native().Graph)(nodes, { pool, impl: this.impl, maxRows }));
+    const g = call(() => new (native().Graph)(nodes, { pool, impl: this.impl, maxRows, positions }));
     return new Graph(g, maxRows);
   }
 

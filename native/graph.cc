@@ -46,15 +46,28 @@ bool op_from_name(const std::string& name, OpKind* out) {
   return false;
 }
 
-Graph::Graph(std::vector<Node> nodes, std::shared_ptr<Pool> pool, Impl impl, int64_t max_rows)
-    : nodes_(std::move(nodes)), pool_(std::move(pool)), impl_(impl), max_rows_(max_rows) {
+Graph::Graph(std::vector<Node> nodes, std::shared_ptr<Pool> pool, Impl impl, int64_t max_rows, TensorPtr positions)
+    : nodes_(std::move(nodes)), pool_(std::move(pool)), positions_(std::move(positions)), impl_(impl), max_rows_(max_rows) {
+  if (positions_ && positions_->dtype != DType::I32) throw Error("E_INVALID_ARG", "graph positions must be i32, got " + positions_->describe());
   if (max_rows_ < 1) throw Error("E_INVALID_ARG", "graph maxRows must be >= 1");
   if (!impl_supported(impl_)) throw Error("E_UNSUPPORTED", std::string("this CPU cannot run the ") + impl_name(impl_) + " kernels");
   for (size_t i = 0; i < nodes_.size(); i++) validate(nodes_[i], i);
 }
 
+Graph::Span Graph::span(const Node& node, int64_t n, int64_t pos) const {
+  if (node.pos_slot < 0) return {n, pos, 0};
+  const int64_t rows = node.row0 >= n ? 0 : std::min(node.seq_rows, n - node.row0);
+  return {rows, positions_->data<int32_t>()[node.pos_slot], node.row0};
+}
+
 void Graph::validate(const Node& n, size_t i) const {
   const int64_t R = max_rows_;
+  if (n.pos_slot >= 0) {
+    if (n.kind != OpKind::Rope && n.kind != OpKind::KvStore && n.kind != OpKind::Attention)
+      bad(n, i, "only rope, kv_store and attention take a sequence position (posSlot)");
+    if (!positions_ || n.pos_slot >= positions_->numel()) bad(n, i, "posSlot needs a graph positions tensor holding that slot");
+    if (n.row0 < 0 || n.seq_rows < 1 || n.row0 + n.seq_rows > R) bad(n, i, "row0 and seqRows must lie within maxRows");
+  }
   switch (n.kind) {
     case OpKind::Add:
     case OpKind::Swiglu: {
@@ -132,9 +145,12 @@ void Graph::check_run(int64_t n, int64_t pos) const {
     const Node& node = nodes_[i];
     if (node.kind == OpKind::KvStore || node.kind == OpKind::Attention) {
       const int64_t ctx = node.kind == OpKind::KvStore ? node.out->rows() : node.b->rows();
-      if (pos + n > ctx)
-        throw Error("E_CONTEXT_FULL", "context full: positions " + std::to_string(pos) + ".." +
-                                          std::to_string(pos + n - 1) + " do not fit a KV cache of " +
+      const Span s = span(node, n, pos);
+      if (s.rows == 0) continue;
+      if (s.pos < 0) throw Error("E_INVALID_ARG", "graph run: sequence position must be >= 0, got " + std::to_string(s.pos));
+      if (s.pos + s.rows > ctx)
+        throw Error("E_CONTEXT_FULL", "context full: positions " + std::to_string(s.pos) + ".." +
+                                          std::to_string(s.pos + s.rows - 1) + " do not fit a KV cache of " +
                                           std::to_string(ctx) + " positions");
     } else if (node.kind == OpKind::Embedding) {
       const int32_t* ids = node.b->data<int32_t>();
@@ -170,19 +186,29 @@ void Graph::run(int64_t n, int64_t pos) {
       case OpKind::RmsNorm:
         rms_norm_cpu({node.out->data<float>(), node.a->data<float>(), node.b->data<float>(), n, node.a->cols(), node.eps}, e);
         break;
-      case OpKind::Rope:
-        rope_cpu({node.out->data<float>(), n, node.n_heads, node.head_dim, node.n_rot, pos, node.theta_base,
-                  node.freq_scale, node.neox},
+      case OpKind::Rope: {
+        const Span s = span(node, n, pos);
+        if (s.rows == 0) break;
+        rope_cpu({node.out->data<float>() + s.row0 * node.out->cols(), s.rows, node.n_heads, node.head_dim, node.n_rot, s.pos,
+                  node.theta_base, node.freq_scale, node.neox},
                  e);
         break;
-      case OpKind::KvStore:
-        kv_store_cpu({node.out->data<float>(), node.a->data<float>(), n, node.out->cols(), pos}, e);
+      }
+      case OpKind::KvStore: {
+        const Span s = span(node, n, pos);
+        if (s.rows == 0) break;
+        kv_store_cpu({node.out->data<float>(), node.a->data<float>() + s.row0 * node.a->cols(), s.rows, node.out->cols(), s.pos}, e);
         break;
-      case OpKind::Attention:
-        attention_cpu({node.out->data<float>(), node.a->data<float>(), node.b->data<float>(), node.c->data<float>(), n,
-                       node.n_heads, node.n_kv_heads, node.head_dim, pos, node.scale},
+      }
+      case OpKind::Attention: {
+        const Span s = span(node, n, pos);
+        if (s.rows == 0) break;
+        attention_cpu({node.out->data<float>() + s.row0 * node.out->cols(), node.a->data<float>() + s.row0 * node.a->cols(),
+                       node.b->data<float>(), node.c->data<float>(), s.rows, node.n_heads, node.n_kv_heads, node.head_dim, s.pos,
+                       node.scale},
                       e);
         break;
+      }
       case OpKind::Embedding:
         embedding_cpu({node.out->data<float>(), node.a->buf->data, node.a->dtype, node.b->data<int32_t>(), n,
                        node.a->rows(), node.a->cols()},

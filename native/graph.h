@@ -24,6 +24,11 @@ struct Node {
   int64_t n_heads = 0, n_kv_heads = 0, head_dim = 0, n_rot = 0;
   bool neox = false;
   bool last_row = false;  // matmul: only the last of the n input rows, written to output row 0
+  // Position-dependent ops (rope, kv_store, attention) of one sequence in a batch of several:
+  // the node covers rows row0 .. row0 + seq_rows - 1 of the step (those below n), at the
+  // position held in the graph's positions tensor at pos_slot. pos_slot < 0: all n rows at the
+  // run's pos.
+  int64_t row0 = 0, seq_rows = 0, pos_slot = -1;
 };
 
 // A thread pool shared by all graphs of one model; its mutex keeps runs one at a time.
@@ -35,7 +40,8 @@ struct Pool {
 
 class Graph {
  public:
-  Graph(std::vector<Node> nodes, std::shared_ptr<Pool> pool, Impl impl, int64_t max_rows);
+  // `positions` (i32, optional) holds each sequence's position for nodes with a pos_slot.
+  Graph(std::vector<Node> nodes, std::shared_ptr<Pool> pool, Impl impl, int64_t max_rows, TensorPtr positions = nullptr);
   // Runs every node for n tokens at positions pos .. pos + n - 1. Throws Error on bad n/pos
   // (before any op runs) so a failed run leaves the KV cache untouched.
   void run(int64_t n, int64_t pos);
@@ -45,8 +51,13 @@ class Graph {
   void validate(const Node& node, size_t index) const;
   void check_run(int64_t n, int64_t pos) const;
 
+  // The rows, position and first row a node works on in a run of n rows at pos.
+  struct Span { int64_t rows, pos, row0; };
+  Span span(const Node& node, int64_t n, int64_t pos) const;
+
   std::vector<Node> nodes_;
   std::shared_ptr<Pool> pool_;
+  TensorPtr positions_;
   Impl impl_;
   int64_t max_rows_;
 };

@@ -68,39 +68,47 @@ export async function loadLlamaWeights(
 }
 
 export interface LlamaStateOptions {
-  /** KV cache positions. */
+  /** KV cache positions (per sequence). */
   contextSize: number;
   /** Most tokens evaluated in one forward call (prompt batches). */
   batchSize: number;
+  /** Sequences with a KV cache of their own, decoded together by forwardBatch (default 1). */
+  sequences?: number;
 }
 
 /**
- * Activations, KV cache and graphs for one sequence. forward() evaluates tokens at the next
- * positions and returns the logits of the last one (or of every one).
+ * Activations, KV caches and graphs for one or more sequences. forward() evaluates tokens of
+ * one sequence at its next positions; forwardBatch() takes one token of every sequence in a
+ * single step, so the weights are read once for all of them.
  */
 export class LlamaState {
   readonly contextSize: number;
   readonly batchSize: number;
+  readonly sequences: number;
   #c: ModelConfig;
   #w: LlamaWeights;
   #be: CpuBackend;
   #ids: NativeTensor;
+  #positions: NativeTensor;
   #acts: Record<'x' | 'xb' | 'xb2' | 'q' | 'k' | 'v' | 'att' | 'hb' | 'hb2', NativeTensor>;
-  #kCache: NativeTensor[];
-  #vCache: NativeTensor[];
+  /** [sequence][layer] */
+  #kCache: NativeTensor[][];
+  #vCache: NativeTensor[][];
   #logitsLast: NativeTensor;
   #logitsAll: NativeTensor | undefined;
-  #graphLast: Graph;
-  #graphAll: Graph | undefined;
+  /** Keyed by `${sequence}:${allLogits}`, and 'batch'. */
+  #graphs = new Map<string, Graph>();
 
   constructor(c: ModelConfig, w: LlamaWeights, be: CpuBackend, o: LlamaStateOptions) {
     this.#c = c;
     this.#w = w;
     this.#be = be;
     this.contextSize = o.contextSize;
-    this.batchSize = o.batchSize;
-    const B = o.batchSize, q = c.nHeads * c.headDim, kv = c.nKvHeads * c.headDim;
+    this.sequences = o.sequences ?? 1;
+    this.batchSize = Math.max(o.batchSize, this.sequences);
+    const B = this.batchSize, q = c.nHeads * c.headDim, kv = c.nKvHeads * c.headDim;
     this.#ids = emptyTensor('i32', [B]);
+    this.#positions = emptyTensor('i32', [this.sequences]);
     this.#acts = {
       x: emptyTensor('f32', [B, c.dim]),
       xb: emptyTensor('f32', [B, c.dim]),
@@ -112,29 +120,41 @@ export class LlamaState {
       hb: emptyTensor('f32', [B, c.ffnDim]),
       hb2: emptyTensor('f32', [B, c.ffnDim]),
     };
-    this.#kCache = Array.from({ length: c.nLayers }, () => emptyTensor('f32', [o.contextSize, kv]));
-    this.#vCache = Array.from({ length: c.nLayers }, () => emptyTensor('f32', [o.contextSize, kv]));
+    const caches = () => Array.from({ length: this.sequences }, () => Array.from({ length: c.nLayers }, () => emptyTensor('f32', [o.contextSize, kv])));
+    this.#kCache = caches();
+    this.#vCache = caches();
     this.#logitsLast = emptyTensor('f32', [1, c.vocabSize]);
-    this.#graphLast = be.graph(this.#nodes(this.#logitsLast, true), B);
   }
 
-  /** The op list of one forward step; logits of the last row only, or of all rows. */
-  #nodes(logits: NativeTensor, lastRow: boolean) {
+  /**
+   * The op list of one forward step. `seq` >= 0: all rows belong to that sequence, at the run's
+   * position; 'batch': row s is sequence s, at its own position. Logits of the last row only,
+   * or of all rows.
+   */
+  #nodes(logits: NativeTensor, lastRow: boolean, seq: number | 'batch') {
     const c = this.#c, w = this.#w, a = this.#acts;
     const rope = { headDim: c.headDim, nRot: c.ropeDims, thetaBase: c.ropeTheta, freqScale: c.ropeFreqScale, neox: c.ropeNeox };
     const attn = { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, scale: 1 / Math.sqrt(c.headDim) };
     const nodes = [ops.embedding(a.x, w.tokenEmbd, this.#ids)];
+    // rope, the KV cache and attention run per sequence; everything else on all rows at once
+    const positional = (l: number) =>
+      (seq === 'batch' ? Array.from({ length: this.sequences }, (_, s) => s) : [seq]).flatMap((s) => {
+        const span = seq === 'batch' ? { row0: s, slot: s } : undefined;
+        return [
+          ops.rope(a.q, { ...rope, nHeads: c.nHeads }, span),
+          ops.rope(a.k, { ...rope, nHeads: c.nKvHeads }, span),
+          ops.kvStore(this.#kCache[s][l], a.k, span),
+          ops.kvStore(this.#vCache[s][l], a.v, span),
+          ops.attention(a.att, a.q, this.#kCache[s][l], this.#vCache[s][l], attn, span),
+        ];
+      });
     w.layers.forEach((L, l) => {
       nodes.push(
         ops.rmsNorm(a.xb, a.x, L.attnNorm, c.normEps),
         ops.matmul(a.q, a.xb, L.wq),
         ops.matmul(a.k, a.xb, L.wk),
         ops.matmul(a.v, a.xb, L.wv),
-        ops.rope(a.q, { ...rope, nHeads: c.nHeads }),
-        ops.rope(a.k, { ...rope, nHeads: c.nKvHeads }),
-        ops.kvStore(this.#kCache[l], a.k),
-        ops.kvStore(this.#vCache[l], a.v),
-        ops.attention(a.att, a.q, this.#kCache[l], this.#vCache[l], attn),
+        ...positional(l),
         ops.matmul(a.xb2, a.att, L.wo),
         ops.add(a.x, a.x, a.xb2),
         ops.rmsNorm(a.xb, a.x, L.ffnNorm, c.normEps),
@@ -149,28 +169,47 @@ export class LlamaState {
     return nodes;
   }
 
+  #allLogits(): NativeTensor {
+    return (this.#logitsAll ??= emptyTensor('f32', [this.batchSize, this.#c.vocabSize]));
+  }
+
+  #graph(key: string, build: () => Graph): Graph {
+    let g = this.#graphs.get(key);
+    if (!g) this.#graphs.set(key, (g = build()));
+    return g;
+  }
+
   /**
-   * Evaluates ids (at most batchSize) at positions pos .. pos + ids.length - 1. Returns the
-   * logits of the last token [vocab], or with allLogits those of every token [n * vocab].
+   * Evaluates ids (at most batchSize) of sequence `seq` (default 0) at positions pos ..
+   * pos + ids.length - 1. Returns the logits of the last token [vocab], or with allLogits those
+   * of every token [n * vocab].
    */
-  async forward(ids: Int32Array, pos: number, opts: { allLogits?: boolean } = {}): Promise<Float32Array> {
+  async forward(ids: Int32Array, pos: number, opts: { allLogits?: boolean; seq?: number } = {}): Promise<Float32Array> {
+    const seq = opts.seq ?? 0, all = opts.allLogits ?? false;
+    const logits = all ? this.#allLogits() : this.#logitsLast;
+    const g = this.#graph(`${seq}:${all}`, () => this.#be.graph(this.#nodes(logits, !all, seq), this.batchSize));
     this.#ids.write(ids);
-    if (!opts.allLogits) {
-      await this.#graphLast.run(ids.length, pos);
-      return readF32Rows(this.#logitsLast, 0, 1);
-    }
-    if (!this.#graphAll) {
-      this.#logitsAll = emptyTensor('f32', [this.batchSize, this.#c.vocabSize]);
-      this.#graphAll = this.#be.graph(this.#nodes(this.#logitsAll, false), this.batchSize);
-    }
-    await this.#graphAll.run(ids.length, pos);
-    return readF32Rows(this.#logitsAll!, 0, ids.length);
+    await g.run(ids.length, pos);
+    return readF32Rows(logits, 0, all ? ids.length : 1);
+  }
+
+  /**
+   * One step of every sequence: ids[s] at positions[s] for sequence s. Returns the logits of
+   * all of them [sequences * vocab].
+   */
+  async forwardBatch(ids: Int32Array, positions: Int32Array): Promise<Float32Array> {
+    const logits = this.#allLogits();
+    const g = this.#graph('batch', () => this.#be.graph(this.#nodes(logits, false, 'batch'), this.batchSize, this.#positions));
+    this.#ids.write(ids);
+    this.#positions.write(positions);
+    await g.run(this.sequences, 0);
+    return readF32Rows(logits, 0, this.sequences);
   }
 
   dispose(): void {
-    this.#graphLast.dispose();
-    this.#graphAll?.dispose();
-    for (const t of [this.#ids, ...Object.values(this.#acts), ...this.#kCache, ...this.#vCache, this.#logitsLast, this.#logitsAll])
+    for (const g of this.#graphs.values()) g.dispose();
+    this.#graphs.clear();
+    for (const t of [this.#ids, this.#positions, ...Object.values(this.#acts), ...this.#kCache.flat(), ...this.#vCache.flat(), this.#logitsLast, this.#logitsAll])
       t?.free();
   }
 }

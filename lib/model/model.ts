@@ -9,8 +9,8 @@ import { readGguf } from '../formats/gguf.js';
 import { CpuBackend } from '../backend.js';
 import { native } from '../native.js';
 import type { NativeImpl } from '../../bindings.js';
-import { createSampler, type LogprobsResult, type SamplerOptions } from '../sampling/sampler.js';
-import { StopMatcher } from '../sampling/stop.js';
+import { SequenceRun } from '../generate.js';
+import type { LogprobsResult, SamplerOptions } from '../sampling/sampler.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { tokenizerFromGguf } from '../tokenizer/from-gguf.js';
 import { type ModelConfig, configFromGguf } from './config.js';
@@ -106,6 +106,8 @@ export class Model {
   #backend: CpuBackend;
   #state: LlamaState;
   #queue: Promise<void> = Promise.resolve();
+  /** Parallel sequences' state, made for the batch size last used. */
+  #batch: LlamaState | undefined;
   /** The tokens whose keys and values the KV cache holds, at positions 0..n-1. */
   #cached: number[] = [];
   #disposed = false;
@@ -194,20 +196,9 @@ export class Model {
 
   /** The token loop shared by generate() and stream(); runs while holding the model. */
   async *#tokens(prompt: string | number[], o: GenerateOptions, done: (r: Omit<GenerateResult, 'text' | 'ids'>) => void): AsyncGenerator<StreamChunk> {
-    const maxTokens = o.maxTokens ?? Infinity;
-    if (!(maxTokens >= 0)) throw new FuselmError('E_INVALID_ARG', `maxTokens must be >= 0, got ${o.maxTokens}`);
-    const topLogprobs = o.logprobs;
-    if (topLogprobs !== undefined && !(Number.isInteger(topLogprobs) && topLogprobs >= 0))
-      throw new FuselmError('E_INVALID_ARG', `logprobs must be an integer >= 0, got ${topLogprobs}`);
-    const sampler = createSampler({ ...o, temperature: o.temperature ?? 0 });
-    const stop = new StopMatcher(o.stop === undefined ? [] : typeof o.stop === 'string' ? [o.stop] : o.stop);
-    const decoder = this.tokenizer.createStreamDecoder();
-    const promptIds = this.#promptIds(prompt, o.addSpecial);
-    const history = [...promptIds];
-    const signal = o.signal;
-    const abortCheck = () => {
-      if (signal?.aborted) throw new FuselmError('E_ABORTED', 'generation aborted', { cause: signal.reason });
-    };
+    const run = new SequenceRun(this.tokenizer, this.#promptIds(prompt, o.addSpecial), o);
+    const promptIds = run.promptIds;
+    const abortCheck = abortChecker(o.signal);
     abortCheck();
     const t0 = performance.now();
     // Reuse the cached prefix this prompt shares (a chat's earlier turns), always evaluating at
@@ -216,54 +207,89 @@ export class Model {
     while (reuse < promptIds.length - 1 && reuse < this.#cached.length && this.#cached[reuse] === promptIds[reuse]) reuse++;
     let logits = await this.#evaluate(promptIds, false, reuse);
     const t1 = performance.now();
-    let pos = promptIds.length, n = 0;
-    let finishReason: FinishReason = 'maxTokens';
-    const logprobs: LogprobsResult[] = [];
-    while (n < maxTokens) {
+    let pos = promptIds.length;
+    while (!run.done) {
       abortCheck();
-      const id = sampler.sample(logits, history);
-      if (!o.ignoreEog && this.tokenizer.isEog(id)) {
-        finishReason = 'eog';
-        break;
-      }
-      n++;
-      history.push(id);
-      const lp = topLogprobs === undefined ? undefined : sampler.logprobs(logits, id, topLogprobs);
-      if (lp) logprobs.push(lp);
-      const out = stop.push(decoder.push(id));
-      yield { text: out.text, id, ...(lp ? { logprobs: lp } : {}) };
-      if (out.stopped) {
-        finishReason = 'stop';
-        break;
-      }
-      if (n >= maxTokens) break;
+      const chunk = run.step(logits);
+      if (chunk) yield chunk;
+      if (run.done) break;
       if (pos >= this.contextSize) {
-        finishReason = 'contextFull';
+        run.end('contextFull');
         break;
       }
       abortCheck();
-      logits = await this.#state.forward(Int32Array.of(id), pos);
-      this.#cached.push(id);
+      logits = await this.#state.forward(Int32Array.of(run.lastId), pos);
+      this.#cached.push(run.lastId);
       pos++;
     }
-    if (finishReason !== 'stop') {
-      const rest = stop.push(decoder.flush());
-      const tail = rest.stopped ? rest.text : rest.text + stop.flush();
-      if (rest.stopped) finishReason = 'stop';
-      if (tail) yield { text: tail, id: -1 };
+    const tail = run.finish();
+    if (tail) yield tail;
+    const timings = timingsOf(promptIds.length, reuse, run.ids.length, t0, t1, performance.now());
+    this.lastTimings = timings;
+    done({ promptIds, finishReason: run.finishReason!, timings, ...(o.logprobs === undefined ? {} : { logprobs: run.logprobs }) });
+  }
+
+  /**
+   * Several prompts generated together: each has a KV cache of its own, and after the prompts
+   * every step evaluates one token of every unfinished sequence in a single forward call, so
+   * the weights are read once per step for all of them.
+   */
+  async #generateBatch(prompts: Array<string | number[]>, o: GenerateOptions): Promise<GenerateResult[]> {
+    const runs = prompts.map((p) => new SequenceRun(this.tokenizer, this.#promptIds(p, o.addSpecial), o));
+    const S = runs.length;
+    for (const r of runs)
+      if (r.promptIds.length > this.contextSize)
+        throw new FuselmError('E_CONTEXT_FULL', `a prompt has ${r.promptIds.length} tokens but the context holds ${this.contextSize}`);
+    if (!this.#batch || this.#batch.sequences !== S) {
+      this.#batch?.dispose();
+      this.#batch = new LlamaState(this.config, this.#weights!, this.#backend, { contextSize: this.contextSize, batchSize: this.batchSize, sequences: S });
+    }
+    const state = this.#batch;
+    const abortCheck = abortChecker(o.signal);
+    const t0 = performance.now();
+    const logits: Float32Array[] = [];
+    for (let s = 0; s < S; s++) {
+      const ids = runs[s].promptIds;
+      for (let p = 0; p < ids.length; p += this.batchSize) {
+        abortCheck();
+        logits[s] = await state.forward(Int32Array.from(ids.slice(p, p + this.batchSize)), p, { seq: s });
+      }
+    }
+    const t1 = performance.now();
+    const pos = runs.map((r) => r.promptIds.length);
+    const V = this.config.vocabSize;
+    for (;;) {
+      abortCheck();
+      for (let s = 0; s < S; s++) {
+        if (runs[s].done) continue;
+        runs[s].step(logits[s]);
+        if (!runs[s].done && pos[s] >= this.contextSize) runs[s].end('contextFull');
+      }
+      if (runs.every((r) => r.done)) break;
+      // finished sequences ride along on their last position; their rows are ignored
+      const ids = Int32Array.from(runs, (r) => (r.ids.length ? r.lastId : r.promptIds[r.promptIds.length - 1]));
+      const positions = Int32Array.from(pos, (p) => Math.min(p, this.contextSize - 1));
+      const all = await state.forwardBatch(ids, positions);
+      for (let s = 0; s < S; s++)
+        if (!runs[s].done) {
+          logits[s] = all.subarray(s * V, (s + 1) * V);
+          pos[s]++;
+        }
     }
     const t2 = performance.now();
-    const timings: Timings = {
-      promptTokens: promptIds.length,
-      cachedTokens: reuse,
-      promptSeconds: (t1 - t0) / 1000,
-      generatedTokens: n,
-      generateSeconds: (t2 - t1) / 1000,
-      promptTokensPerSecond: (promptIds.length - reuse) / ((t1 - t0) / 1000),
-      tokensPerSecond: n / ((t2 - t1) / 1000),
-    };
-    this.lastTimings = timings;
-    done({ promptIds, finishReason, timings, ...(topLogprobs === undefined ? {} : { logprobs }) });
+    const generated = runs.reduce((n, r) => n + r.ids.length, 0);
+    this.lastTimings = timingsOf(runs.reduce((n, r) => n + r.promptIds.length, 0), 0, generated, t0, t1, t2);
+    return runs.map((r) => {
+      r.finish();
+      return {
+        text: r.text,
+        ids: r.ids,
+        promptIds: r.promptIds,
+        finishReason: r.finishReason!,
+        timings: timingsOf(r.promptIds.length, 0, r.ids.length, t0, t1, t2),
+        ...(o.logprobs === undefined ? {} : { logprobs: r.logprobs }),
+      };
+    });
   }
 
   /**
@@ -282,13 +308,20 @@ export class Model {
     return new Chat(this, opts);
   }
 
-  /** Generates a continuation of prompt; resolves with its text, ids and timings. */
-  generate(prompt: string | number[], opts: GenerateOptions = {}): Promise<GenerateResult> {
+  /**
+   * Generates a continuation of prompt; resolves with its text, ids and timings. An array of
+   * prompts is generated as parallel sequences in batched steps (one result per prompt).
+   */
+  generate(prompt: string | number[], opts?: GenerateOptions): Promise<GenerateResult>;
+  generate(prompts: Array<string | number[]>, opts?: GenerateOptions): Promise<GenerateResult[]>;
+  generate(prompt: string | number[] | Array<string | number[]>, opts: GenerateOptions = {}): Promise<GenerateResult | GenerateResult[]> {
+    if (Array.isArray(prompt) && prompt.length > 0 && prompt.every((p) => typeof p === 'string' || Array.isArray(p)))
+      return this.#exclusive(() => this.#generateBatch(prompt as Array<string | number[]>, opts));
     return this.#exclusive(async () => {
+      let meta!: Omit<GenerateResult, 'text' | 'ids'>;
       const ids: number[] = [];
       let text = '';
-      let meta!: Omit<GenerateResult, 'text' | 'ids'>;
-      for await (const c of this.#tokens(prompt, opts, (m) => (meta = m))) {
+      for await (const c of this.#tokens(prompt as string | number[], opts, (m) => (meta = m))) {
         text += c.text;
         if (c.id >= 0) ids.push(c.id);
       }
@@ -314,6 +347,7 @@ export class Model {
     await this.#exclusive(async () => {
       this.#disposed = true;
       this.#state.dispose();
+      this.#batch?.dispose();
       if (this.#weights) disposeLlamaWeights(this.#weights);
       this.#weights = undefined;
       this.#backend.dispose();
@@ -357,4 +391,22 @@ export async function loadModel(path: string, opts: LoadModelOptions = {}): Prom
     backend.dispose();
     throw e;
   }
+}
+
+function abortChecker(signal: AbortSignal | undefined): () => void {
+  return () => {
+    if (signal?.aborted) throw new FuselmError('E_ABORTED', 'generation aborted', { cause: signal.reason });
+  };
+}
+
+function timingsOf(promptTokens: number, cachedTokens: number, generatedTokens: number, t0: number, t1: number, t2: number): Timings {
+  return {
+    promptTokens,
+    cachedTokens,
+    promptSeconds: (t1 - t0) / 1000,
+    generatedTokens,
+    generateSeconds: (t2 - t1) / 1000,
+    promptTokensPerSecond: (promptTokens - cachedTokens) / ((t1 - t0) / 1000),
+    tokensPerSecond: generatedTokens / ((t2 - t1) / 1000),
+  };
 }

@@ -72,6 +72,9 @@ GraphWrap::GraphWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<GraphWra
     n.n_rot = int64_t(opt_number(o, "nRot", 0));
     n.neox = o.Get("neox").ToBoolean();
     n.last_row = o.Get("lastRow").ToBoolean();
+    n.row0 = int64_t(opt_number(o, "row0", 0));
+    n.seq_rows = int64_t(opt_number(o, "seqRows", 1));
+    n.pos_slot = int64_t(opt_number(o, "posSlot", -1));
     nodes.push_back(std::move(n));
   }
   auto* data = env.GetInstanceData<AddonData>();
@@ -85,8 +88,10 @@ GraphWrap::GraphWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<GraphWra
   if (!iv.IsUndefined() && (!iv.IsString() || !impl_from_name(iv.As<Napi::String>().Utf8Value(), &impl)))
     throw_js(env, "E_INVALID_ARG", "options.impl must be auto, reference, portable, avx2 or avx512");
   int64_t max_rows = get_int(opts.Get("maxRows"), "options.maxRows");
+  Napi::Value posv = opts.Get("positions");
+  TensorPtr positions = posv.IsUndefined() || posv.IsNull() ? nullptr : TensorWrap::unwrap(posv, "options.positions");
   try {
-    g_ = std::make_shared<Graph>(std::move(nodes), std::move(pool), impl, max_rows);
+    g_ = std::make_shared<Graph>(std::move(nodes), std::move(pool), impl, max_rows, std::move(positions));
   } catch (const Error& e) {
     throw_js(env, e.code, e.what());
   }

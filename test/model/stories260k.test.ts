@@ -150,4 +150,21 @@ describe('stories260K vs llama.cpp', function () {
     const r = await model.generate(oracle.greedy.prompt, { maxTokens: 32, temperature: 1.5, topK: 1, seed: 9 });
     assert.deepEqual(r.ids, oracle.greedy.ids.slice(0, 32));
   });
+
+  it('generates four prompts together exactly as four single runs (greedy, own KV caches)', async () => {
+    const prompts: string[] = [oracle.greedy.prompt, ...oracle.greedy_other_prompts.map((p: any) => p.prompt), 'Tom had a red ball.'];
+    const single = [];
+    for (const p of prompts) single.push(await model.generate(p, { maxTokens: 24 + single.length * 5 }));
+    // prompts of different lengths, each sequence at its own positions
+    const batched = await Promise.all([model.generate(prompts, { maxTokens: 24 })]);
+    const each = await model.generate(prompts, { maxTokens: 24 });
+    assert.equal(each.length, 4);
+    for (let i = 0; i < 4; i++) {
+      assert.deepEqual(each[i].ids, single[i].ids.slice(0, 24), prompts[i]);
+      assert.equal(each[i].text, model.tokenizer.decode(each[i].ids), prompts[i]);
+      assert.deepEqual(batched[0][i].ids, each[i].ids);
+    }
+    const mixed = await model.generate([prompts[0], prompts[1]], { maxTokens: 40, stop: ['.'] });
+    assert.ok(mixed.every((r) => r.finishReason === 'stop' && !r.text.includes('.')));
+  });
 });

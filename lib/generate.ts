@@ -1,0 +1,82 @@
+/**
+ * One generated sequence's bookkeeping, shared by single and batched generation: its sampler,
+ * stop strings, UTF-8 stream decoder, the tokens and text so far, and why it ended.
+ */
+import { FuselmError } from './errors.js';
+import type { FinishReason, GenerateOptions, StreamChunk } from './model/model.js';
+import { createSampler, type LogprobsResult, type Sampler } from './sampling/sampler.js';
+import { StopMatcher } from './sampling/stop.js';
+import type { StreamDecoder, Tokenizer } from './tokenizer/tokenizer.js';
+
+export class SequenceRun {
+  readonly promptIds: number[];
+  readonly ids: number[] = [];
+  readonly logprobs: LogprobsResult[] = [];
+  text = '';
+  /** Set once the sequence has ended. */
+  finishReason: FinishReason | undefined;
+  readonly #tok: Tokenizer;
+  readonly #o: GenerateOptions;
+  readonly #maxTokens: number;
+  readonly #sampler: Sampler;
+  readonly #stop: StopMatcher;
+  readonly #decoder: StreamDecoder;
+  readonly #history: number[];
+
+  constructor(tokenizer: Tokenizer, promptIds: number[], o: GenerateOptions) {
+    this.#maxTokens = o.maxTokens ?? Infinity;
+    if (!(this.#maxTokens >= 0)) throw new FuselmError('E_INVALID_ARG', `maxTokens must be >= 0, got ${o.maxTokens}`);
+    if (o.logprobs !== undefined && !(Number.isInteger(o.logprobs) && o.logprobs >= 0))
+      throw new FuselmError('E_INVALID_ARG', `logprobs must be an integer >= 0, got ${o.logprobs}`);
+    this.#tok = tokenizer;
+    this.#o = o;
+    this.#sampler = createSampler({ ...o, temperature: o.temperature ?? 0 });
+    this.#stop = new StopMatcher(o.stop === undefined ? [] : typeof o.stop === 'string' ? [o.stop] : o.stop);
+    this.#decoder = tokenizer.createStreamDecoder();
+    this.promptIds = promptIds;
+    this.#history = [...promptIds];
+    if (this.#maxTokens === 0) this.finishReason = 'maxTokens';
+  }
+
+  get done(): boolean {
+    return this.finishReason !== undefined;
+  }
+
+  /** The last generated token (the one to evaluate next). */
+  get lastId(): number {
+    return this.ids[this.ids.length - 1];
+  }
+
+  /** Picks the next token from `logits`; returns what to emit (none when it ends the sequence). */
+  step(logits: Float32Array): StreamChunk | undefined {
+    const id = this.#sampler.sample(logits, this.#history);
+    if (!this.#o.ignoreEog && this.#tok.isEog(id)) {
+      this.finishReason = 'eog';
+      return undefined;
+    }
+    this.ids.push(id);
+    this.#history.push(id);
+    const lp = this.#o.logprobs === undefined ? undefined : this.#sampler.logprobs(logits, id, this.#o.logprobs);
+    if (lp) this.logprobs.push(lp);
+    const out = this.#stop.push(this.#decoder.push(id));
+    this.text += out.text;
+    if (out.stopped) this.finishReason = 'stop';
+    else if (this.ids.length >= this.#maxTokens) this.finishReason = 'maxTokens';
+    return { text: out.text, id, ...(lp ? { logprobs: lp } : {}) };
+  }
+
+  /** Ends the sequence for a reason found outside it (a full context). */
+  end(reason: FinishReason): void {
+    this.finishReason ??= reason;
+  }
+
+  /** Text held back at the end (an unfinished character, a stop string's possible start), as a last chunk. */
+  finish(): StreamChunk | undefined {
+    if (this.finishReason === 'stop') return undefined;
+    const rest = this.#stop.push(this.#decoder.flush());
+    const tail = rest.stopped ? rest.text : rest.text + this.#stop.flush();
+    if (rest.stopped) this.finishReason = 'stop';
+    this.text += tail;
+    return tail ? { text: tail, id: -1 } : undefined;
+  }
+}
