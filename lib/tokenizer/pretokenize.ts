@@ -257,6 +257,28 @@ export type SplitBehavior = 'removed' | 'isolated' | 'merged_with_previous' | 'm
  */
 export function regexSplit(re: RegExp, behavior: SplitBehavior, invert: boolean): PreTokenizer {
   if (!re.global) throw new Error('regexSplit needs a global regex');
+  if (behavior === 'isolated')
+    // Matches and the gaps between them are all pieces (the byte-level pre-tokenizers' case,
+    // the hot path of encoding): emit them directly.
+    return (text, out) => {
+      let pos = 0;
+      re.lastIndex = 0;
+      for (;;) {
+        const m = re.exec(text);
+        if (m === null) break;
+        const s = m.index;
+        const e = s + m[0].length;
+        if (e === s) {
+          re.lastIndex = s + (text.codePointAt(s)! > 0xffff ? 2 : 1);
+          if (re.lastIndex > text.length) break;
+          continue;
+        }
+        if (s > pos) out.push(text.slice(pos, s));
+        out.push(text.slice(s, e));
+        pos = e;
+      }
+      if (pos < text.length) out.push(text.slice(pos));
+    };
   return (text, out) => {
     // Collect [start, end, isMatch] spans covering the text.
     const spans: number[] = [];
