@@ -262,46 +262,43 @@ export function regexSplit(re: RegExp, behavior: SplitBehavior, invert: boolean)
     // the hot path of encoding): emit them directly.
     return (text, out) => {
       let pos = 0;
-      re.lastIndex = 0;
-      for (;;) {
-        const m = re.exec(text);
-        if (m === null) break;
-        const s = m.index;
-        const e = s + m[0].length;
-        if (e === s) {
-          re.lastIndex = s + (text.codePointAt(s)! > 0xffff ? 2 : 1);
-          if (re.lastIndex > text.length) break;
-          continue;
-        }
+      eachMatch(re, text, (s, e) => {
         if (s > pos) out.push(text.slice(pos, s));
         out.push(text.slice(s, e));
         pos = e;
-      }
+      });
       if (pos < text.length) out.push(text.slice(pos));
     };
   return (text, out) => {
     // Collect [start, end, isMatch] spans covering the text.
     const spans: number[] = [];
     let pos = 0;
-    re.lastIndex = 0;
-    for (;;) {
-      const m = re.exec(text);
-      if (m === null) break;
-      const s = m.index;
-      const e = s + m[0].length;
-      if (e === s) {
-        // Empty match: not a delimiter; step past it.
-        re.lastIndex = s + (text.codePointAt(s)! > 0xffff ? 2 : 1);
-        if (re.lastIndex > text.length) break;
-        continue;
-      }
+    eachMatch(re, text, (s, e) => {
       if (s > pos) spans.push(pos, s, invert ? 1 : 0);
       spans.push(s, e, invert ? 0 : 1);
       pos = e;
-    }
+    });
     if (pos < text.length) spans.push(pos, text.length, invert ? 1 : 0);
     splitSpans(text, spans, behavior, out);
   };
+}
+
+/** Calls onMatch(start, end) for each non-empty match of the global regex `re` in `text`. */
+function eachMatch(re: RegExp, text: string, onMatch: (start: number, end: number) => void): void {
+  re.lastIndex = 0;
+  for (;;) {
+    const m = re.exec(text);
+    if (m === null) return;
+    const s = m.index;
+    const e = s + m[0].length;
+    if (e === s) {
+      // Empty match: not a delimiter; step past it.
+      re.lastIndex = s + (text.codePointAt(s)! > 0xffff ? 2 : 1);
+      if (re.lastIndex > text.length) return;
+      continue;
+    }
+    onMatch(s, e);
+  }
 }
 
 /** Applies a split behaviour to [start, end, isDelimiter] triples that cover `text`. */
