@@ -23,7 +23,7 @@ export interface NativePool {
 
 /** One op of a graph. Roles per op (lib/backend.ts builds these): see native/backend.h. */
 export interface NativeNode {
-  op: 'add' | 'matmul' | 'rms_norm' | 'rope' | 'kv_store' | 'attention' | 'swiglu' | 'embedding';
+  op: 'add' | 'matmul' | 'rms_norm' | 'rope' | 'kv_store' | 'attention' | 'swiglu' | 'embedding' | 'add_bias' | 'layer_norm' | 'gelu' | 'transpose';
   out: NativeTensor;
   a?: NativeTensor;
   b?: NativeTensor;
@@ -38,6 +38,13 @@ export interface NativeNode {
   nRot?: number;
   neox?: boolean;
   lastRow?: boolean;
+  /** attention: sliding window (0: none); causal false for encoders. */
+  window?: number;
+  causal?: boolean;
+  /** gelu: the tanh approximation instead of erf. */
+  tanhApprox?: boolean;
+  /** transpose: the first column of x taken. */
+  col0?: number;
   /** rope, kv_store, attention of one sequence in a batch: its first row, row count, and the
    * slot of the graph's positions tensor holding its position. */
   row0?: number;

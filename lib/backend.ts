@@ -26,6 +26,10 @@ export interface AttentionOptions {
   headDim: number;
   /** Usually 1 / sqrt(headDim). */
   scale: number;
+  /** Sliding window: key j is visible from query i iff 0 <= i - j < window (0 or absent: none). */
+  window?: number;
+  /** false: bidirectional (encoders), every key of the run is visible. Default true. */
+  causal?: boolean;
 }
 
 /**
@@ -62,10 +66,24 @@ export const ops = {
   /** causal attention of q over the cache rows 0..pos+t, GQA */
   attention: (out: NativeTensor, q: NativeTensor, kCache: NativeTensor, vCache: NativeTensor, o: AttentionOptions, seq?: SeqSpan): NativeNode => ({
     op: 'attention', out, a: q, b: kCache, c: vCache, nHeads: o.nHeads, nKvHeads: o.nKvHeads, headDim: o.headDim, scale: o.scale,
+    window: o.window ?? 0, causal: o.causal ?? true,
     ...seqFields(seq),
   }),
   /** out = silu(gate) * up */
   swiglu: (out: NativeTensor, gate: NativeTensor, up: NativeTensor): NativeNode => ({ op: 'swiglu', out, a: gate, b: up }),
+  /** out[t] = x[t] + bias (bias f32 [D]) */
+  addBias: (out: NativeTensor, x: NativeTensor, bias: NativeTensor): NativeNode => ({ op: 'add_bias', out, a: x, b: bias }),
+  /** out = (x - mean) / sqrt(var + eps) * w + b, per row */
+  layerNorm: (out: NativeTensor, x: NativeTensor, w: NativeTensor, b: NativeTensor, eps: number): NativeNode => ({
+    op: 'layer_norm', out, a: x, b: w, c: b, eps,
+  }),
+  /** out = gelu(x): exact (erf) or GPT-2's tanh approximation */
+  gelu: (out: NativeTensor, x: NativeTensor, opts: { tanh?: boolean } = {}): NativeNode => ({ op: 'gelu', out, a: x, tanhApprox: opts.tanh ?? false }),
+  /**
+   * out [Cout, R] = (x[:, col0 .. col0 + Cout))ᵀ for x [R, C]: all of it whatever the run's n
+   * (a load-time layout change)
+   */
+  transpose: (out: NativeTensor, x: NativeTensor, col0 = 0): NativeNode => ({ op: 'transpose', out, a: x, col0 }),
   /** out[t] = table[ids[t]] widened to f32; ids is i32 */
   embedding: (out: NativeTensor, table: NativeTensor, ids: NativeTensor): NativeNode => ({
     op: 'embedding', out, a: table, b: ids,

@@ -40,18 +40,39 @@ void rope_cpu(const RopeArgs& a, const Exec& e);
 struct KvStoreArgs { float* cache; const float* src; int64_t T, W, pos0; };
 void kv_store_cpu(const KvStoreArgs& a, const Exec& e);
 
-// Causal attention over a KV cache, online softmax (no T x T matrix), GQA: query head h reads
+// Attention over a KV cache, online softmax (no T x T matrix), GQA: query head h reads
 // KV head h / (n_heads / n_kv_heads). q, out f32 [T, n_heads * hd]; k_cache, v_cache f32
-// [ctx, n_kv_heads * hd] holding positions 0 .. pos0 + T - 1. Token t attends to 0 .. pos0 + t.
+// [ctx, n_kv_heads * hd] holding positions 0 .. pos0 + T - 1. Causal: token t (position
+// i = pos0 + t) attends to keys j with 0 <= i - j, and with window > 0 also i - j < window
+// (sliding window). Not causal (encoders): every token attends to all keys 0 .. pos0 + T - 1.
 struct AttentionArgs {
   float* out; const float* q; const float* k_cache; const float* v_cache;
   int64_t T, n_heads, n_kv_heads, head_dim, pos0; float scale;
+  int64_t window = 0; bool causal = true;
 };
 void attention_cpu(const AttentionArgs& a, const Exec& e);
 
 // out[t] = silu(gate[t]) * up[t]           f32 [T, D]; out may alias gate or up
 struct SwigluArgs { float* out; const float* gate; const float* up; int64_t T, D; };
 void swiglu_cpu(const SwigluArgs& a, const Exec& e);
+
+// out[t, :] = x[t, :] + bias[:]           f32 x,out [T, D], bias [D]; out may alias x
+struct AddBiasArgs { float* out; const float* x; const float* bias; int64_t T, D; };
+void add_bias_cpu(const AddBiasArgs& a, const Exec& e);
+
+// out[t] = (x[t] - mean) / sqrt(var + eps) * w + b   f32 x,out [T, D], w,b [D]; out may alias x
+struct LayerNormArgs { float* out; const float* x; const float* w; const float* b; int64_t T, D; float eps; };
+void layer_norm_cpu(const LayerNormArgs& a, const Exec& e);
+
+// out = gelu(x) elementwise over n f32 values; tanh: GPT-2's tanh approximation
+// 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), else the exact 0.5 x (1 + erf(x / sqrt 2)).
+struct GeluArgs { float* out; const float* x; int64_t n; bool tanh_approx; };
+void gelu_cpu(const GeluArgs& a, const Exec& e);
+
+// out[c, r] = x[r, col0 + c]   x [R, C], out [Cout, R], col0 + Cout <= C, f32: a column slice
+// transposed (the weight layout change of GPT-2's Conv1D at load; col0 splits its fused q/k/v)
+struct TransposeArgs { float* out; const float* x; int64_t R, C, col0, Cout; };
+void transpose_cpu(const TransposeArgs& a, const Exec& e);
 
 // out[t, :] = table[ids[t], :] as f32     table [V, D] in f32/f16/bf16/q8_0, ids i32 [T]
 // ids are checked against V by the caller (the graph) before the call.

@@ -8,7 +8,8 @@ namespace {
 const struct { const char* name; OpKind kind; } kOps[] = {
     {"add", OpKind::Add},           {"matmul", OpKind::Matmul},       {"rms_norm", OpKind::RmsNorm},
     {"rope", OpKind::Rope},         {"kv_store", OpKind::KvStore},    {"attention", OpKind::Attention},
-    {"swiglu", OpKind::Swiglu},     {"embedding", OpKind::Embedding},
+    {"swiglu", OpKind::Swiglu},     {"embedding", OpKind::Embedding}, {"add_bias", OpKind::AddBias},
+    {"layer_norm", OpKind::LayerNorm}, {"gelu", OpKind::Gelu},         {"transpose", OpKind::Transpose},
 };
 
 std::string where(const Node& n, size_t i) { return std::string("op #") + std::to_string(i) + " (" + op_name(n.kind) + ")"; }
@@ -123,6 +124,41 @@ void Graph::validate(const Node& n, size_t i) const {
       if (n.b->rows() != n.c->rows()) bad(n, i, "kCache and vCache must have the same number of rows");
       need_rows(n, i, n.a, "q", R); need_rows(n, i, n.out, "out", R);
       if (!std::isfinite(n.scale)) bad(n, i, "scale must be finite");
+      if (n.window < 0) bad(n, i, "window must be >= 0");
+      if (n.window > 0 && !n.causal) bad(n, i, "a sliding window needs causal attention");
+      break;
+    }
+    case OpKind::AddBias: {
+      need_f32(n, i, n.out, "out"); need_f32(n, i, n.a, "x"); need_f32(n, i, n.b, "bias");
+      const int64_t D = n.a->cols();
+      need_cols(n, i, n.out, "out", D);
+      if (n.b->numel() != D) bad(n, i, "bias must hold " + std::to_string(D) + " values, got " + n.b->describe());
+      need_rows(n, i, n.out, "out", R); need_rows(n, i, n.a, "x", R);
+      break;
+    }
+    case OpKind::LayerNorm: {
+      need_f32(n, i, n.out, "out"); need_f32(n, i, n.a, "x"); need_f32(n, i, n.b, "w"); need_f32(n, i, n.c, "bias");
+      const int64_t D = n.a->cols();
+      need_cols(n, i, n.out, "out", D);
+      if (n.b->numel() != D) bad(n, i, "w must hold " + std::to_string(D) + " values, got " + n.b->describe());
+      if (n.c->numel() != D) bad(n, i, "bias must hold " + std::to_string(D) + " values, got " + n.c->describe());
+      need_rows(n, i, n.out, "out", R); need_rows(n, i, n.a, "x", R);
+      if (!(n.eps >= 0)) bad(n, i, "eps must be >= 0");
+      break;
+    }
+    case OpKind::Gelu: {
+      need_f32(n, i, n.out, "out"); need_f32(n, i, n.a, "x");
+      need_cols(n, i, n.out, "out", n.a->cols());
+      need_rows(n, i, n.out, "out", R); need_rows(n, i, n.a, "x", R);
+      break;
+    }
+    case OpKind::Transpose: {
+      need_f32(n, i, n.out, "out"); need_f32(n, i, n.a, "x");
+      if (n.a->shape.size() != 2 || n.out->shape.size() != 2 || n.out->shape[1] != n.a->shape[0] || n.col0 < 0 ||
+          n.col0 + n.out->shape[0] > n.a->shape[1])
+        bad(n, i, "out must be the transpose of x's columns col0 .. col0 + out rows: x " + n.a->describe() + ", out " +
+                      n.out->describe() + ", col0 " + std::to_string(n.col0));
+      if (n.out.get() == n.a.get()) bad(n, i, "out must not alias x");
       break;
     }
     case OpKind::Embedding: {
@@ -205,10 +241,24 @@ void Graph::run(int64_t n, int64_t pos) {
         if (s.rows == 0) break;
         attention_cpu({node.out->data<float>() + s.row0 * node.out->cols(), node.a->data<float>() + s.row0 * node.a->cols(),
                        node.b->data<float>(), node.c->data<float>(), s.rows, node.n_heads, node.n_kv_heads, node.head_dim, s.pos,
-                       node.scale},
+                       node.scale, node.window, node.causal},
                       e);
         break;
       }
+      case OpKind::AddBias:
+        add_bias_cpu({node.out->data<float>(), node.a->data<float>(), node.b->data<float>(), n, node.a->cols()}, e);
+        break;
+      case OpKind::LayerNorm:
+        layer_norm_cpu({node.out->data<float>(), node.a->data<float>(), node.b->data<float>(), node.c->data<float>(), n,
+                        node.a->cols(), node.eps},
+                       e);
+        break;
+      case OpKind::Gelu:
+        gelu_cpu({node.out->data<float>(), node.a->data<float>(), n * node.a->cols(), node.tanh_approx}, e);
+        break;
+      case OpKind::Transpose:
+        transpose_cpu({node.out->data<float>(), node.a->data<float>(), node.a->shape[0], node.a->shape[1], node.col0, node.out->shape[0]}, e);
+        break;
       case OpKind::Embedding:
         embedding_cpu({node.out->data<float>(), node.a->buf->data, node.a->dtype, node.b->data<int32_t>(), n,
                        node.a->rows(), node.a->cols()},

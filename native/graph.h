@@ -12,7 +12,7 @@
 
 namespace fuselm {
 
-enum class OpKind { Add, Matmul, RmsNorm, Rope, KvStore, Attention, Swiglu, Embedding };
+enum class OpKind { Add, Matmul, RmsNorm, Rope, KvStore, Attention, Swiglu, Embedding, AddBias, LayerNorm, Gelu, Transpose };
 const char* op_name(OpKind k);
 bool op_from_name(const std::string& name, OpKind* out);
 
@@ -24,6 +24,10 @@ struct Node {
   int64_t n_heads = 0, n_kv_heads = 0, head_dim = 0, n_rot = 0;
   bool neox = false;
   bool last_row = false;  // matmul: only the last of the n input rows, written to output row 0
+  int64_t window = 0;     // attention: sliding window (0: none)
+  bool causal = true;     // attention: false for encoders (every key visible)
+  bool tanh_approx = false;  // gelu: the tanh approximation instead of erf
+  int64_t col0 = 0;          // transpose: first column of x taken
   // Position-dependent ops (rope, kv_store, attention) of one sequence in a batch of several:
   // the node covers rows row0 .. row0 + seq_rows - 1 of the step (those below n), at the
   // position held in the graph's positions tensor at pos_slot. pos_slot < 0: all n rows at the

@@ -5,8 +5,10 @@
 import { FuselmError } from '../errors.js';
 import { type GgufFile, ggufNumber, ggufString } from '../formats/gguf.js';
 
+export type Architecture = 'llama' | 'mistral' | 'qwen2' | 'gpt2' | 'bert';
+
 export interface ModelConfig {
-  architecture: 'llama';
+  architecture: Architecture;
   name: string;
   vocabSize: number;
   /** Model width (embedding length). */
@@ -26,7 +28,40 @@ export interface ModelConfig {
   ropeNeox: boolean;
   /** Context length the model was trained for. */
   contextLength: number;
+  /** RMSNorm (llama family) or LayerNorm with a bias (GPT-2, BERT). */
+  normType: 'rms' | 'layer';
+  /**
+   * How positions enter: rotary in attention; a learned table added to the embeddings (GPT-2,
+   * BERT); the original Transformer's fixed sinusoidal table added to the embeddings.
+   */
+  positional: 'rope' | 'learned' | 'sinusoidal';
+  /** MLP: gated SiLU (gate, up, down), or up → GELU (tanh approximation or exact erf) → down. */
+  mlp: 'swiglu' | 'gelu_tanh' | 'gelu_erf';
+  /** Which projections carry biases: none, q/k/v only (Qwen2), or every projection and norm (GPT-2, BERT). */
+  biases: 'none' | 'qkv' | 'all';
+  /** Sliding-window attention: key j is visible from query i iff 0 <= i - j < window; 0: none. */
+  slidingWindow: number;
+  /** The vocabulary projection is the token embedding. */
+  tiedEmbeddings: boolean;
+  /** false: bidirectional encoder (BERT). */
+  causal: boolean;
+  /** Norm after each residual add (BERT) instead of before each block. */
+  postNorm: boolean;
+  /** Token type (segment) vocabulary; 0: none. */
+  typeVocabSize: number;
 }
+
+/** The llama-family defaults of the fields GGUF llama files do not spell out. */
+export const LLAMA_DEFAULTS = {
+  normType: 'rms',
+  positional: 'rope',
+  mlp: 'swiglu',
+  biases: 'none',
+  slidingWindow: 0,
+  causal: true,
+  postNorm: false,
+  typeVocabSize: 0,
+} as const;
 
 /** Reads the config of a llama-architecture GGUF (llama.cpp's key names). */
 export function configFromGguf(f: GgufFile): ModelConfig {
@@ -59,6 +94,8 @@ export function configFromGguf(f: GgufFile): ModelConfig {
     ropeFreqScale: scalingType === 'linear' && scalingFactor > 0 ? 1 / scalingFactor : 1,
     ropeNeox: false,
     contextLength: ggufNumber(f, k('context_length'), 2048),
+    ...LLAMA_DEFAULTS,
+    tiedEmbeddings: !f.tensorByName.has('output.weight'),
   };
   if (scalingType !== 'none' && scalingType !== 'linear')
     throw new FuselmError('E_UNSUPPORTED', `${f.path}: rope scaling '${scalingType}' is not supported yet (supported: none, linear)`);
@@ -66,7 +103,7 @@ export function configFromGguf(f: GgufFile): ModelConfig {
   return cfg;
 }
 
-function validateConfig(c: ModelConfig, where: string): void {
+export function validateConfig(c: ModelConfig, where: string): void {
   const bad = (what: string) => {
     throw new FuselmError('E_FORMAT', `${where}: invalid model config: ${what}`);
   };
@@ -74,7 +111,9 @@ function validateConfig(c: ModelConfig, where: string): void {
     if (!Number.isInteger(c[key]) || c[key] < 1) bad(`${key} must be a positive integer, got ${c[key]}`);
   if (!Number.isInteger(c.headDim)) bad(`dim ${c.dim} is not a multiple of the head count ${c.nHeads}`);
   if (c.nHeads % c.nKvHeads) bad(`head count ${c.nHeads} is not a multiple of the KV head count ${c.nKvHeads}`);
-  if (c.ropeDims < 2 || c.ropeDims % 2 || c.ropeDims > c.headDim) bad(`rope dimension count ${c.ropeDims} must be even and <= head dim ${c.headDim}`);
+  if (!Number.isInteger(c.slidingWindow) || c.slidingWindow < 0) bad(`sliding window must be an integer >= 0, got ${c.slidingWindow}`);
   if (!(c.normEps > 0)) bad(`norm epsilon must be > 0, got ${c.normEps}`);
+  if (c.positional !== 'rope') return;
+  if (c.ropeDims < 2 || c.ropeDims % 2 || c.ropeDims > c.headDim) bad(`rope dimension count ${c.ropeDims} must be even and <= head dim ${c.headDim}`);
   if (!(c.ropeTheta > 0)) bad(`rope base must be > 0, got ${c.ropeTheta}`);
 }

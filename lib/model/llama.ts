@@ -1,8 +1,12 @@
 /**
- * The Llama forward pass, composed from backend ops: token embedding, then per layer
+ * The decoder forward pass, composed from backend ops: token embedding, then per layer
  * RMSNorm → Q/K/V projections → RoPE → KV cache → causal GQA attention → output projection →
  * residual, RMSNorm → SwiGLU MLP → residual; final RMSNorm and the vocabulary projection.
  * The op list is built once into a native graph, so a forward step is one native call.
+ * The same pass runs the other decoders, as the config says: Mistral (a sliding window in
+ * attention), Qwen2 (q/k/v biases), GPT-2 (LayerNorm with biases, learned absolute positions
+ * added to the embeddings instead of RoPE, biases everywhere, a GELU MLP), and the sinusoidal
+ * positions of the original Transformer (a fixed table in place of the learned one).
  */
 import type { NativeTensor } from '../../bindings.js';
 import { type CpuBackend, type Graph, ops } from '../backend.js';
@@ -11,22 +15,35 @@ import { emptyTensor, readF32Rows } from '../tensor.js';
 import type { ModelConfig } from './config.js';
 import { hasTensor, loadGgufTensor, type WeightDtype } from './weights.js';
 
-interface LayerWeights {
+export interface LayerWeights {
   attnNorm: NativeTensor;
   wq: NativeTensor;
   wk: NativeTensor;
   wv: NativeTensor;
   wo: NativeTensor;
   ffnNorm: NativeTensor;
-  wGate: NativeTensor;
+  /** Absent for the plain (non-gated) GELU MLP. */
+  wGate?: NativeTensor;
   wUp: NativeTensor;
   wDown: NativeTensor;
+  /** Biases, as the config's `biases` and `normType` say (Qwen2: q/k/v; GPT-2: all). */
+  bq?: NativeTensor;
+  bk?: NativeTensor;
+  bv?: NativeTensor;
+  bo?: NativeTensor;
+  attnNormB?: NativeTensor;
+  ffnNormB?: NativeTensor;
+  bUp?: NativeTensor;
+  bDown?: NativeTensor;
 }
 
 export interface LlamaWeights {
   tokenEmbd: NativeTensor;
+  /** Absolute positions added to the embeddings: learned (GPT-2) or sinusoidal. [ctx, dim] f32. */
+  posEmbd?: NativeTensor;
   layers: LayerWeights[];
   outputNorm: NativeTensor;
+  outputNormB?: NativeTensor;
   /** The vocabulary projection; the token embedding itself when the model ties them. */
   output: NativeTensor;
 }
@@ -89,6 +106,8 @@ export class LlamaState {
   #w: LlamaWeights;
   #be: CpuBackend;
   #ids: NativeTensor;
+  /** Absolute position of each row, for an added position table. */
+  #posIds: NativeTensor;
   #positions: NativeTensor;
   #acts: Record<'x' | 'xb' | 'xb2' | 'q' | 'k' | 'v' | 'att' | 'hb' | 'hb2', NativeTensor>;
   /** [sequence][layer] */
@@ -108,6 +127,7 @@ export class LlamaState {
     this.batchSize = Math.max(o.batchSize, this.sequences);
     const B = this.batchSize, q = c.nHeads * c.headDim, kv = c.nKvHeads * c.headDim;
     this.#ids = emptyTensor('i32', [B]);
+    this.#posIds = emptyTensor('i32', [B]);
     this.#positions = emptyTensor('i32', [this.sequences]);
     this.#acts = {
       x: emptyTensor('f32', [B, c.dim]),
@@ -134,38 +154,48 @@ export class LlamaState {
   #nodes(logits: NativeTensor, lastRow: boolean, seq: number | 'batch') {
     const c = this.#c, w = this.#w, a = this.#acts;
     const rope = { headDim: c.headDim, nRot: c.ropeDims, thetaBase: c.ropeTheta, freqScale: c.ropeFreqScale, neox: c.ropeNeox };
-    const attn = { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, scale: 1 / Math.sqrt(c.headDim) };
+    const attn = { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, scale: 1 / Math.sqrt(c.headDim), window: c.slidingWindow };
     const nodes = [ops.embedding(a.x, w.tokenEmbd, this.#ids)];
+    if (w.posEmbd) nodes.push(ops.embedding(a.xb, w.posEmbd, this.#posIds), ops.add(a.x, a.x, a.xb));
+    const useRope = c.positional === 'rope';
+    const norm = (out: NativeTensor, x: NativeTensor, wt: NativeTensor, b?: NativeTensor) =>
+      c.normType === 'layer' ? ops.layerNorm(out, x, wt, b!, c.normEps) : ops.rmsNorm(out, x, wt, c.normEps);
+    const bias = (t: NativeTensor, b?: NativeTensor) => (b ? [ops.addBias(t, t, b)] : []);
     // rope, the KV cache and attention run per sequence; everything else on all rows at once
     const positional = (l: number) =>
       (seq === 'batch' ? Array.from({ length: this.sequences }, (_, s) => s) : [seq]).flatMap((s) => {
         const span = seq === 'batch' ? { row0: s, slot: s } : undefined;
         return [
-          ops.rope(a.q, { ...rope, nHeads: c.nHeads }, span),
-          ops.rope(a.k, { ...rope, nHeads: c.nKvHeads }, span),
+          ...(useRope ? [ops.rope(a.q, { ...rope, nHeads: c.nHeads }, span), ops.rope(a.k, { ...rope, nHeads: c.nKvHeads }, span)] : []),
           ops.kvStore(this.#kCache[s][l], a.k, span),
           ops.kvStore(this.#vCache[s][l], a.v, span),
           ops.attention(a.att, a.q, this.#kCache[s][l], this.#vCache[s][l], attn, span),
         ];
       });
     w.layers.forEach((L, l) => {
+      const mlp = L.wGate
+        ? [ops.matmul(a.hb, a.xb, L.wGate), ops.matmul(a.hb2, a.xb, L.wUp), ops.swiglu(a.hb, a.hb, a.hb2)]
+        : [ops.matmul(a.hb, a.xb, L.wUp), ...bias(a.hb, L.bUp), ops.gelu(a.hb, a.hb, { tanh: c.mlp === 'gelu_tanh' })];
       nodes.push(
-        ops.rmsNorm(a.xb, a.x, L.attnNorm, c.normEps),
+        norm(a.xb, a.x, L.attnNorm, L.attnNormB),
         ops.matmul(a.q, a.xb, L.wq),
+        ...bias(a.q, L.bq),
         ops.matmul(a.k, a.xb, L.wk),
+        ...bias(a.k, L.bk),
         ops.matmul(a.v, a.xb, L.wv),
+        ...bias(a.v, L.bv),
         ...positional(l),
         ops.matmul(a.xb2, a.att, L.wo),
+        ...bias(a.xb2, L.bo),
         ops.add(a.x, a.x, a.xb2),
-        ops.rmsNorm(a.xb, a.x, L.ffnNorm, c.normEps),
-        ops.matmul(a.hb, a.xb, L.wGate),
-        ops.matmul(a.hb2, a.xb, L.wUp),
-        ops.swiglu(a.hb, a.hb, a.hb2),
+        norm(a.xb, a.x, L.ffnNorm, L.ffnNormB),
+        ...mlp,
         ops.matmul(a.xb2, a.hb, L.wDown),
+        ...bias(a.xb2, L.bDown),
         ops.add(a.x, a.x, a.xb2),
       );
     });
-    nodes.push(ops.rmsNorm(a.xb, a.x, w.outputNorm, c.normEps), ops.matmul(logits, a.xb, w.output, { lastRow }));
+    nodes.push(norm(a.xb, a.x, w.outputNorm, w.outputNormB), ops.matmul(logits, a.xb, w.output, { lastRow }));
     return nodes;
   }
 
@@ -189,6 +219,7 @@ export class LlamaState {
     const logits = all ? this.#allLogits() : this.#logitsLast;
     const g = this.#graph(`${seq}:${all}`, () => this.#be.graph(this.#nodes(logits, !all, seq), this.batchSize));
     this.#ids.write(ids);
+    if (this.#w.posEmbd) this.#posIds.write(Int32Array.from(ids, (_, t) => pos + t));
     await g.run(ids.length, pos);
     return readF32Rows(logits, 0, all ? ids.length : 1);
   }
@@ -202,6 +233,7 @@ export class LlamaState {
     const g = this.#graph('batch', () => this.#be.graph(this.#nodes(logits, false, 'batch'), this.batchSize, this.#positions));
     this.#ids.write(ids);
     this.#positions.write(positions);
+    if (this.#w.posEmbd) this.#posIds.write(positions);
     await g.run(this.sequences, 0);
     return readF32Rows(logits, 0, this.sequences);
   }
@@ -209,7 +241,7 @@ export class LlamaState {
   dispose(): void {
     for (const g of this.#graphs.values()) g.dispose();
     this.#graphs.clear();
-    for (const t of [this.#ids, this.#positions, ...Object.values(this.#acts), ...this.#kCache.flat(), ...this.#vCache.flat(), this.#logitsLast, this.#logitsAll])
+    for (const t of [this.#ids, this.#posIds, this.#positions, ...Object.values(this.#acts), ...this.#kCache.flat(), ...this.#vCache.flat(), this.#logitsLast, this.#logitsAll])
       t?.free();
   }
 }
@@ -218,5 +250,7 @@ export function disposeLlamaWeights(w: LlamaWeights): void {
   w.tokenEmbd.free();
   w.output.free();
   w.outputNorm.free();
-  for (const L of w.layers) for (const t of Object.values(L)) t.free();
+  w.outputNormB?.free();
+  w.posEmbd?.free();
+  for (const L of w.layers) for (const t of Object.values(L)) t?.free();
 }

