@@ -18,7 +18,7 @@ import { ops } from '../../lib/backend.js';
 import { emptyTensor, readF32Rows, tensorFromF32 } from '../../lib/tensor.js';
 import { assertClose, fastImpls, randn, relErr, rng, runOp } from '../helpers/parity.js';
 
-interface Case { T: number; pos0: number; hd: number; nH: number; nKv: number; qScale?: number }
+interface Case { T: number; pos0: number; hd: number; nH: number; nKv: number; qScale?: number; window?: number; causal?: boolean }
 
 const log = process.env.FUSELM_PARITY_LOG ? (s: string) => console.log(`      ${s}`) : () => {};
 
@@ -28,7 +28,7 @@ async function attend(c: Case, data: { q: Float32Array; k: Float32Array; v: Floa
   const q = tensorFromF32('f32', [c.T, W], data.q);
   const k = tensorFromF32('f32', [ctx, kvW], data.k), v = tensorFromF32('f32', [ctx, kvW], data.v);
   const out = emptyTensor('f32', [c.T, W]);
-  const node = ops.attention(out, q, k, v, { nHeads: c.nH, nKvHeads: c.nKv, headDim: c.hd, scale: 1 / Math.sqrt(c.hd) });
+  const node = ops.attention(out, q, k, v, { nHeads: c.nH, nKvHeads: c.nKv, headDim: c.hd, scale: 1 / Math.sqrt(c.hd), window: c.window, causal: c.causal });
   await runOp(node, { impl, threads, n: c.T, pos: c.pos0 });
   return readF32Rows(out, 0, c.T);
 }
@@ -48,9 +48,11 @@ function attentionJs(c: Case, d: { q: Float32Array; k: Float32Array; v: Float32A
   const out = new Float32Array(c.T * W);
   for (let t = 0; t < c.T; t++)
     for (let h = 0; h < c.nH; h++) {
-      const n = c.pos0 + t + 1, kv = Math.floor(h / group) * c.hd;
-      const s = new Float64Array(n);
-      for (let j = 0; j < n; j++) {
+      const causal = c.causal ?? true;
+      const n = causal ? c.pos0 + t + 1 : c.pos0 + c.T, kv = Math.floor(h / group) * c.hd;
+      const lo = causal && c.window ? Math.max(0, c.pos0 + t - c.window + 1) : 0;
+      const s = new Float64Array(n).fill(-Infinity);
+      for (let j = lo; j < n; j++) {
         let dot = 0;
         for (let i = 0; i < c.hd; i++) dot += d.q[t * W + h * c.hd + i] * d.k[j * kvW + kv + i];
         s[j] = dot * scale;
@@ -60,14 +62,15 @@ function attentionJs(c: Case, d: { q: Float32Array; k: Float32Array; v: Float32A
       for (let j = 0; j < n; j++) sum += s[j] = Math.exp(s[j] - mx);
       for (let i = 0; i < c.hd; i++) {
         let acc = 0;
-        for (let j = 0; j < n; j++) acc += s[j] * d.v[j * kvW + kv + i];
+        for (let j = lo; j < n; j++) acc += s[j] * d.v[j * kvW + kv + i];
         out[t * W + h * c.hd + i] = acc / sum;
       }
     }
   return out;
 }
 
-const label = (c: Case) => `T=${c.T} pos0=${c.pos0} hd=${c.hd} heads=${c.nH}/${c.nKv}${c.qScale ? ` q*${c.qScale}` : ''}`;
+const label = (c: Case) =>
+  `T=${c.T} pos0=${c.pos0} hd=${c.hd} heads=${c.nH}/${c.nKv}${c.qScale ? ` q*${c.qScale}` : ''}${c.window ? ` window=${c.window}` : ''}${c.causal === false ? ' bidirectional' : ''}`;
 
 describe('op attention', () => {
   it('hand-computed: one key gives v; two equal keys give the mean of their v rows', async () => {
@@ -146,6 +149,44 @@ describe('op attention', () => {
           log(`${impl}/${threads}t rel ${relErr(out, ref).toExponential(2)}`);
           assertClose(out, ref, { rel: 1e-5, abs: 1e-4 }, `${label(c)} ${impl}/${threads}t`);
         }
+    }
+  });
+
+  // Sliding window (Mistral): key j visible from query i iff 0 <= i - j < window; and the
+  // bidirectional attention of encoders (BERT): every key of the run visible. Windows smaller,
+  // equal and larger than a key tile, crossing tile and chunk boundaries, decode and prefill.
+  const masked: Case[] = [
+    { T: 1, pos0: 0, hd: 8, nH: 2, nKv: 1, window: 1 },
+    { T: 1, pos0: 1000, hd: 64, nH: 8, nKv: 2, window: 4 },
+    { T: 1, pos0: 1000, hd: 31, nH: 6, nKv: 3, window: 333 },
+    { T: 17, pos0: 5, hd: 8, nH: 5, nKv: 5, window: 4 },
+    { T: 17, pos0: 100, hd: 128, nH: 6, nKv: 2, window: 32 },
+    { T: 64, pos0: 0, hd: 31, nH: 8, nKv: 4, window: 33 },
+    { T: 64, pos0: 1000, hd: 64, nH: 4, nKv: 1, window: 4097 },
+    { T: 1, pos0: 0, hd: 8, nH: 1, nKv: 1, causal: false },
+    { T: 16, pos0: 0, hd: 4, nH: 2, nKv: 2, causal: false },
+    { T: 33, pos0: 0, hd: 31, nH: 6, nKv: 2, causal: false },
+    { T: 64, pos0: 0, hd: 64, nH: 8, nKv: 8, causal: false },
+    { T: 5, pos0: 300, hd: 128, nH: 4, nKv: 2, causal: false },
+  ];
+  for (const c of masked)
+    it(`masks: every level matches the reference and float64 TypeScript at ${label(c)}`, async () => {
+      const d = randomCase(c);
+      const ref = await attend(c, d, 'reference', 1);
+      assertClose(ref, attentionJs(c, d), { rel: 1e-6, abs: 1e-5 }, `${label(c)} reference vs TypeScript`);
+      for (const impl of fastImpls())
+        for (const threads of [1, 2]) assertClose(await attend(c, d, impl, threads), ref, { rel: 1e-5, abs: 1e-5 }, `${label(c)} ${impl}/${threads}t`);
+    });
+
+  it('a window of w equals plain causal attention over only the last w keys', async () => {
+    // keys before the window hold NaN: they must never be read into the output
+    const c: Case = { T: 4, pos0: 60, hd: 16, nH: 2, nKv: 1, window: 8 };
+    const d = randomCase(c);
+    d.k.fill(NaN, 0, (c.pos0 - c.window! + 1) * c.hd);
+    d.v.fill(NaN, 0, (c.pos0 - c.window! + 1) * c.hd);
+    for (const impl of ['reference', ...fastImpls()] as NativeImpl[]) {
+      const out = await attend(c, d, impl, 2);
+      assert.ok(out.every(Number.isFinite), impl);
     }
   });
 });
