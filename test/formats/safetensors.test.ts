@@ -19,27 +19,7 @@ import { f32ToBf16Bits, f32ToF16Bits } from '../../lib/formats/ggml-types.js';
 import { readF32Rows } from '../../lib/tensor.js';
 import { requireShared, sharedPath } from '../helpers/shared.js';
 import { rng } from '../helpers/random.js';
-
-type Entry = { dtype: string; shape: number[]; data: Uint8Array };
-
-/** Encodes a safetensors file (header padded with spaces to 8 bytes, as the reference writer does). */
-export function encodeSafetensors(entries: Record<string, Entry>, metadata?: Record<string, string>): Uint8Array {
-  const header: Record<string, unknown> = metadata ? { __metadata__: metadata } : {};
-  let off = 0;
-  for (const [name, e] of Object.entries(entries)) {
-    header[name] = { dtype: e.dtype, shape: e.shape, data_offsets: [off, off + e.data.length] };
-    off += e.data.length;
-  }
-  let json = JSON.stringify(header);
-  while ((json.length + 8) % 8) json += ' ';
-  const hb = new TextEncoder().encode(json);
-  const out = new Uint8Array(8 + hb.length + off);
-  new DataView(out.buffer).setBigUint64(0, BigInt(hb.length), true);
-  out.set(hb, 8);
-  let p = 8 + hb.length;
-  for (const e of Object.values(entries)) (out.set(e.data, p), (p += e.data.length));
-  return out;
-}
+import { encodeSafetensors } from './safetensors-helpers.js';
 
 const f32 = (v: number[]) => new Uint8Array(new Float32Array(v).buffer);
 const u16 = (v: number[], conv: (x: number) => number) => new Uint8Array(new Uint16Array(v.map(conv)).buffer);

@@ -9,10 +9,20 @@
  *  - a folder with a tokenizer.json loads it and generates text (campello, lm-buddy-fake-gpt2
  *    with the real GPT-2 tokenizer, `transformer.`-prefixed names), and generation_config.json
  *    is kept as model.generationConfig;
- *  - decoding token by token through the KV cache gives the same logits as the whole sequence.
+ *  - decoding token by token through the KV cache gives the same logits as the whole sequence;
+ *  - F16 and BF16 checkpoints (written here from the tiny Llama, norms included) load and give
+ *    the logits of an F32 checkpoint holding the same rounded values;
+ *  - a malformed or unsupported config.json is a FuselmError naming the file and key.
  * Skipped, saying so, without ../shared.
  */
 import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { FuselmError } from '../../lib/errors.js';
+import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from '../../lib/formats/ggml-types.js';
+import { parseSafetensorsHeader } from '../../lib/formats/safetensors.js';
+import { encodeSafetensors } from '../formats/safetensors-helpers.js';
 import type { NativeImpl } from '../../bindings.js';
 import { loadModel } from '../../lib/model/model.js';
 import { requireShared, readSharedJson, sharedPath } from '../helpers/shared.js';
@@ -95,5 +105,71 @@ describe('Hugging Face folders: tokenizers and generation', () => {
     const r = await m.generate([1, 2, 3], { maxTokens: 3 });
     assert.equal(r.ids.length, 3);
     assert.match(r.text, /^(<\d+>){3}$/);
+  });
+});
+
+describe('Hugging Face folders: dtypes and bad configs', () => {
+  let dir: string;
+  before(() => (dir = mkdtempSync(path.join(tmpdir(), 'fuselm-hf-'))));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** The tiny Llama rewritten with every tensor in `dtype` (F32 ones holding the rounded values). */
+  function rewrite(name: string, dtype: 'F16' | 'BF16', asF32: boolean): string {
+    const src = sharedPath('models/hf/neural-api-tiny-llama');
+    const bytes = new Uint8Array(readFileSync(path.join(src, 'model.safetensors')));
+    const st = parseSafetensorsHeader(bytes, { path: src, fileSize: bytes.length });
+    const [enc, dec] = dtype === 'F16' ? [f32ToF16Bits, f16BitsToF32] : [f32ToBf16Bits, bf16BitsToF32];
+    const entries: Record<string, { dtype: string; shape: number[]; data: Uint8Array }> = {};
+    for (const [n, t] of st.tensors) {
+      const f = new Float32Array(bytes.buffer.slice(t.offset, t.offset + t.nbytes));
+      const bits = Uint16Array.from(f, enc);
+      entries[n] = asF32
+        ? { dtype: 'F32', shape: t.shape, data: new Uint8Array(Float32Array.from(bits, dec).buffer) }
+        : { dtype, shape: t.shape, data: new Uint8Array(bits.buffer) };
+    }
+    const d = path.join(dir, name);
+    mkdirSync(d);
+    writeFileSync(path.join(d, 'config.json'), readFileSync(path.join(src, 'config.json')));
+    writeFileSync(path.join(d, 'model.safetensors'), encodeSafetensors(entries));
+    return d;
+  }
+
+  for (const dtype of ['F16', 'BF16'] as const)
+    it(`${dtype} checkpoints load natively and match F32 holding the same values`, async function () {
+      requireShared(this, 'models/hf/neural-api-tiny-llama/model.safetensors');
+      await using half = await loadModel(rewrite(`${dtype}-h`, dtype, false));
+      await using full = await loadModel(rewrite(`${dtype}-f`, dtype, true));
+      const ids = [1, 4, 2, 8, 5, 7, 0, 3];
+      const a = await half.evaluate(ids, { allLogits: true }), b = await full.evaluate(ids, { allLogits: true });
+      let worst = 0;
+      for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
+      assert.ok(worst < 1e-5, `${dtype}: ${worst}`);
+    });
+
+  const bad: Array<[string, object, RegExp]> = [
+    ['unknown model_type', { model_type: 'mamba' }, /model_type "mamba" is not supported/],
+    ['missing hidden_size', { model_type: 'llama', num_attention_heads: 2 }, /missing 'hidden_size'/],
+    ['ill-typed field', { model_type: 'gpt2', n_embd: '8', n_head: 2 }, /'n_embd' must be a number/],
+    ['unsupported rope scaling', { model_type: 'llama', hidden_size: 8, num_attention_heads: 2, num_hidden_layers: 1, intermediate_size: 4, vocab_size: 3, rope_scaling: { type: 'yarn', factor: 4 } }, /rope_scaling/],
+    ['heads not dividing', { model_type: 'llama', hidden_size: 8, num_attention_heads: 3, num_key_value_heads: 2, num_hidden_layers: 1, intermediate_size: 4, vocab_size: 3, head_dim: 2 }, /multiple of the KV head count/],
+  ];
+  for (const [what, cfg, re] of bad)
+    it(`config.json: ${what} → FuselmError`, async () => {
+      const d = path.join(dir, what.replace(/\W+/g, '-'));
+      mkdirSync(d);
+      writeFileSync(path.join(d, 'config.json'), JSON.stringify(cfg));
+      await assert.rejects(loadModel(d), (e: unknown) => {
+        assert.ok(e instanceof FuselmError, String(e));
+        assert.match(e.message, re);
+        assert.match(e.message, /config\.json/);
+        return true;
+      });
+    });
+
+  it('config.json that is not JSON → E_FORMAT', async () => {
+    const d = path.join(dir, 'notjson');
+    mkdirSync(d);
+    writeFileSync(path.join(d, 'config.json'), '{"model_type": ');
+    await assert.rejects(loadModel(d), (e: unknown) => e instanceof FuselmError && e.code === 'E_FORMAT');
   });
 });
