@@ -69,9 +69,10 @@ void layer_norm_cpu(const LayerNormArgs& a, const Exec& e);
 struct GeluArgs { float* out; const float* x; int64_t n; bool tanh_approx; };
 void gelu_cpu(const GeluArgs& a, const Exec& e);
 
-// out[c, r] = x[r, col0 + c]   x [R, C], out [Cout, R], col0 + Cout <= C, f32: a column slice
-// transposed (the weight layout change of GPT-2's Conv1D at load; col0 splits its fused q/k/v)
-struct TransposeArgs { float* out; const float* x; int64_t R, C, col0, Cout; };
+// out[c, r] = x[r, col0 + c]   x [R, C], out [Cout, R], col0 + Cout <= C: a column slice
+// transposed (the weight layout change of GPT-2's Conv1D at load; col0 splits its fused q/k/v).
+// Elements are moved as they are: elem_size 4 (f32) or 2 (f16, bf16).
+struct TransposeArgs { void* out; const void* x; int64_t R, C, col0, Cout, elem_size; };
 void transpose_cpu(const TransposeArgs& a, const Exec& e);
 
 // out[t, :] = table[ids[t], :] as f32     table [V, D] in f32/f16/bf16/q8_0, ids i32 [T]

@@ -153,7 +153,10 @@ void Graph::validate(const Node& n, size_t i) const {
       break;
     }
     case OpKind::Transpose: {
-      need_f32(n, i, n.out, "out"); need_f32(n, i, n.a, "x");
+      need(n, i, n.out, "out"); need(n, i, n.a, "x");
+      if (n.a->dtype != DType::F32 && n.a->dtype != DType::F16 && n.a->dtype != DType::BF16)
+        bad(n, i, "x must be f32, f16 or bf16, got " + n.a->describe());
+      if (n.out->dtype != n.a->dtype) bad(n, i, "out must have x's dtype, got " + n.out->describe());
       if (n.a->shape.size() != 2 || n.out->shape.size() != 2 || n.out->shape[1] != n.a->shape[0] || n.col0 < 0 ||
           n.col0 + n.out->shape[0] > n.a->shape[1])
         bad(n, i, "out must be the transpose of x's columns col0 .. col0 + out rows: x " + n.a->describe() + ", out " +
@@ -257,7 +260,9 @@ void Graph::run(int64_t n, int64_t pos) {
         gelu_cpu({node.out->data<float>(), node.a->data<float>(), n * node.a->cols(), node.tanh_approx}, e);
         break;
       case OpKind::Transpose:
-        transpose_cpu({node.out->data<float>(), node.a->data<float>(), node.a->shape[0], node.a->shape[1], node.col0, node.out->shape[0]}, e);
+        transpose_cpu({node.out->buf->data, node.a->buf->data, node.a->shape[0], node.a->shape[1], node.col0, node.out->shape[0],
+                       node.a->dtype == DType::F32 ? 4 : 2},
+                      e);
         break;
       case OpKind::Embedding:
         embedding_cpu({node.out->data<float>(), node.a->buf->data, node.a->dtype, node.b->data<int32_t>(), n,

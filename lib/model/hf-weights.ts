@@ -6,8 +6,8 @@
  *    `model.norm`, `lm_head` (absent when tied); qwen2 adds q/k/v biases;
  *  - gpt2, with or without the `transformer.` prefix: `wte`, `wpe`, `h.N.{ln_1, attn.c_attn,
  *    attn.c_proj, ln_2, mlp.c_fc, mlp.c_proj}`, `ln_f`. Conv1D weights are stored [in, out];
- *    they are transposed natively at load (a one-op graph) into the [out, in] matmul reads,
- *    and the fused c_attn is split into q, k and v on the way.
+ *    they are transposed natively at load (a one-op graph, in their stored dtype) into the
+ *    [out, in] matmul reads, and the fused c_attn is split into q, k and v on the way.
  * Matrices keep their stored dtype (F32, F16 or BF16, read natively); norms and biases must be
  * f32 for the kernels, so F16/BF16 vectors are widened at load (they are small).
  */
@@ -115,6 +115,11 @@ export async function loadHfDecoderWeights(
         L.bk = await v('self_attn.k_proj.bias', kv);
         L.bv = await v('self_attn.v_proj.bias', kv);
       }
+      // llama's attention_bias also gives o_proj a bias; mlp_bias the MLP projections
+      const opt = async (s: string, len: number) => (T.has(p + s) ? v(s, len) : undefined);
+      L.bo = await opt('self_attn.o_proj.bias', c.dim);
+      if (T.has(p + 'mlp.up_proj.bias') || T.has(p + 'mlp.gate_proj.bias'))
+        throw new FuselmError('E_UNSUPPORTED', `${where}: MLP biases (mlp_bias) are not supported yet`);
       layers.push(L);
       onProgress?.(++n, total);
     }
@@ -139,13 +144,11 @@ async function loadGpt2(
   const D = c.dim, F = c.ffnDim;
   /** Conv1D [in, out] → [out, in] slices (columns col0 .. col0 + rows of the stored matrix). */
   const conv = async (name: string, inDim: number, outTotal: number, slices: Array<[number, number]>) => {
-    const info = T.info(name);
-    if (info.dtype !== 'F32') throw new FuselmError('E_UNSUPPORTED', `${info.file}: Conv1D weight '${info.name}' is ${info.dtype}; only F32 Conv1D weights load yet`);
     const raw = await T.matrix(name, [inDim, outTotal]);
     try {
       const outs: NativeTensor[] = [];
       for (const [col0, rows] of slices) {
-        const out = keep(emptyTensor('f32', [rows, inDim]));
+        const out = keep(emptyTensor(raw.dtype, [rows, inDim]));
         await runOnce(be, ops.transpose(out, raw, col0));
         outs.push(out);
       }

@@ -10,8 +10,9 @@
  *    with the real GPT-2 tokenizer, `transformer.`-prefixed names), and generation_config.json
  *    is kept as model.generationConfig;
  *  - decoding token by token through the KV cache gives the same logits as the whole sequence;
- *  - F16 and BF16 checkpoints (written here from the tiny Llama, norms included) load and give
- *    the logits of an F32 checkpoint holding the same rounded values;
+ *  - F16 and BF16 checkpoints (written here from the tiny Llama and GPT-2, norms, biases and
+ *    Conv1D weights included) load and give the logits of an F32 checkpoint holding the same
+ *    rounded values;
  *  - a malformed or unsupported config.json is a FuselmError naming the file and key.
  * Skipped, saying so, without ../shared.
  */
@@ -113,9 +114,9 @@ describe('Hugging Face folders: dtypes and bad configs', () => {
   before(() => (dir = mkdtempSync(path.join(tmpdir(), 'fuselm-hf-'))));
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  /** The tiny Llama rewritten with every tensor in `dtype` (F32 ones holding the rounded values). */
-  function rewrite(name: string, dtype: 'F16' | 'BF16', asF32: boolean): string {
-    const src = sharedPath('models/hf/neural-api-tiny-llama');
+  /** A tiny model rewritten with every tensor in `dtype` (F32 ones holding the rounded values). */
+  function rewrite(name: string, dtype: 'F16' | 'BF16', asF32: boolean, model = 'neural-api-tiny-llama'): string {
+    const src = sharedPath(`models/hf/${model}`);
     const bytes = new Uint8Array(readFileSync(path.join(src, 'model.safetensors')));
     const st = parseSafetensorsHeader(bytes, { path: src, fileSize: bytes.length });
     const [enc, dec] = dtype === 'F16' ? [f32ToF16Bits, f16BitsToF32] : [f32ToBf16Bits, bf16BitsToF32];
@@ -134,17 +135,18 @@ describe('Hugging Face folders: dtypes and bad configs', () => {
     return d;
   }
 
-  for (const dtype of ['F16', 'BF16'] as const)
-    it(`${dtype} checkpoints load natively and match F32 holding the same values`, async function () {
-      requireShared(this, 'models/hf/neural-api-tiny-llama/model.safetensors');
-      await using half = await loadModel(rewrite(`${dtype}-h`, dtype, false));
-      await using full = await loadModel(rewrite(`${dtype}-f`, dtype, true));
-      const ids = [1, 4, 2, 8, 5, 7, 0, 3];
-      const a = await half.evaluate(ids, { allLogits: true }), b = await full.evaluate(ids, { allLogits: true });
-      let worst = 0;
-      for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
-      assert.ok(worst < 1e-5, `${dtype}: ${worst}`);
-    });
+  for (const model of ['neural-api-tiny-llama', 'neural-api-tiny-gpt2'])
+    for (const dtype of ['F16', 'BF16'] as const)
+      it(`${model}: ${dtype} checkpoints load natively and match F32 holding the same values`, async function () {
+        requireShared(this, `models/hf/${model}/model.safetensors`);
+        await using half = await loadModel(rewrite(`${model}-${dtype}-h`, dtype, false, model));
+        await using full = await loadModel(rewrite(`${model}-${dtype}-f`, dtype, true, model));
+        const ids = [1, 4, 2, 8, 5, 7, 0, 3];
+        const a = await half.evaluate(ids, { allLogits: true }), b = await full.evaluate(ids, { allLogits: true });
+        let worst = 0;
+        for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
+        assert.ok(worst < 1e-5, `${dtype}: ${worst}`);
+      });
 
   const bad: Array<[string, object, RegExp]> = [
     ['unknown model_type', { model_type: 'mamba' }, /model_type "mamba" is not supported/],
