@@ -9,7 +9,9 @@
  *  - a folder with a tokenizer.json loads it and generates text (campello, lm-buddy-fake-gpt2
  *    with the real GPT-2 tokenizer, `transformer.`-prefixed names), and generation_config.json
  *    is kept as model.generationConfig;
- *  - decoding token by token through the KV cache gives the same logits as the whole sequence;
+ *  - decoding token by token through the KV cache gives the same logits as the whole sequence,
+ *    and batched generation (GPT-2's learned positions per sequence, Mistral's window, Qwen2's
+ *    biases) gives the same tokens as one prompt at a time;
  *  - F16 and BF16 checkpoints (written here from the tiny Llama and GPT-2, norms, biases and
  *    Conv1D weights included) load and give the logits of an F32 checkpoint holding the same
  *    rounded values;
@@ -79,6 +81,17 @@ describe('Hugging Face folders: reference logits', () => {
 });
 
 describe('Hugging Face folders: tokenizers and generation', () => {
+  for (const folder of ['neural-api-tiny-gpt2', 'neural-api-tiny-mistral', 'neural-api-tiny-qwen2'])
+    it(`${folder}: batched generation (per-sequence positions) equals one prompt at a time`, async function () {
+      requireShared(this, `models/hf/${folder}/config.json`);
+      await using m = await loadModel(sharedPath(`models/hf/${folder}`));
+      const prompts = [[1, 2, 3], [4, 5], [6, 7, 8, 9, 1]];
+      const single: number[][] = [];
+      for (const p of prompts) single.push((await m.generate(p, { maxTokens: 6, ignoreEog: true })).ids);
+      const batch = (await m.generate(prompts, { maxTokens: 6, ignoreEog: true })).map((r) => r.ids);
+      assert.deepEqual(batch, single);
+    });
+
   it('campello-tiny-llama-synthetic loads with its tokenizer and generates', async function () {
     requireShared(this, 'models/hf/campello-tiny-llama-synthetic/tokenizer.json');
     await using m = await loadModel(sharedPath('models/hf/campello-tiny-llama-synthetic'));
