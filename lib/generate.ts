@@ -6,6 +6,7 @@ import { FuselmError } from './errors.js';
 import type { FinishReason, GenerateOptions, StreamChunk } from './model/model.js';
 import { createSampler, type LogprobsResult, type Sampler } from './sampling/sampler.js';
 import { StopMatcher } from './sampling/stop.js';
+import type { GenerationConfig } from './formats/hf.js';
 import type { StreamDecoder, Tokenizer } from './tokenizer/tokenizer.js';
 
 export class SequenceRun {
@@ -50,7 +51,7 @@ export class SequenceRun {
   /** Picks the next token from `logits`; returns what to emit (none when it ends the sequence). */
   step(logits: Float32Array): StreamChunk | undefined {
     const id = this.#sampler.sample(logits, this.#history);
-    if (!this.#o.ignoreEog && this.#tok.isEog(id)) {
+    if (!this.#o.ignoreEog && (this.#tok.isEog(id) || this.#o.eogIds?.includes(id))) {
       this.finishReason = 'eog';
       return undefined;
     }
@@ -79,4 +80,26 @@ export class SequenceRun {
     this.text += tail;
     return tail ? { text: tail, id: -1 } : undefined;
   }
+}
+
+/**
+ * Generation defaults from a Hugging Face generation_config.json, as transformers reads it:
+ * greedy unless do_sample (then temperature 1, top-k 50, top-p 1 unless given), the repetition
+ * penalty, max_new_tokens, and eos_token_id as extra end-of-generation tokens. Call options
+ * override every one of them.
+ */
+export function generationDefaults(gc: GenerationConfig): GenerateOptions & { eogIds?: number[] } {
+  const o: GenerateOptions & { eogIds?: number[] } = {};
+  if (gc.do_sample) {
+    o.temperature = gc.temperature ?? 1;
+    o.topK = gc.top_k ?? 50;
+    o.topP = gc.top_p ?? 1;
+    if (gc.min_p !== undefined) o.minP = gc.min_p;
+    if (gc.typical_p !== undefined) o.typicalP = gc.typical_p;
+  }
+  if (gc.repetition_penalty !== undefined) o.repeatPenalty = gc.repetition_penalty;
+  if (gc.max_new_tokens !== undefined) o.maxTokens = gc.max_new_tokens;
+  const eos = gc.eos_token_id;
+  if (eos !== undefined) o.eogIds = (Array.isArray(eos) ? eos : [eos]).filter((x) => Number.isInteger(x));
+  return o;
 }

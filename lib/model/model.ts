@@ -9,7 +9,7 @@ import { readGguf } from '../formats/gguf.js';
 import { CpuBackend } from '../backend.js';
 import { native } from '../native.js';
 import type { NativeImpl } from '../../bindings.js';
-import { SequenceRun } from '../generate.js';
+import { SequenceRun, generationDefaults } from '../generate.js';
 import type { LogprobsResult, SamplerOptions } from '../sampling/sampler.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { tokenizerFromGguf } from '../tokenizer/from-gguf.js';
@@ -60,6 +60,8 @@ export interface GenerateOptions extends Omit<SamplerOptions, 'rng'> {
   ignoreEog?: boolean;
   /** Ends generation within one step; the promise rejects with E_ABORTED. */
   signal?: AbortSignal;
+  /** More tokens that end generation, besides the tokenizer's own (e.g. generation_config's eos_token_id). */
+  eogIds?: number[];
 }
 
 export type FinishReason = 'eog' | 'stop' | 'maxTokens' | 'contextFull';
@@ -329,7 +331,8 @@ export class Model {
    */
   generate(prompt: string | number[], opts?: GenerateOptions): Promise<GenerateResult>;
   generate(prompts: Array<string | number[]>, opts?: GenerateOptions): Promise<GenerateResult[]>;
-  generate(prompt: string | number[] | Array<string | number[]>, opts: GenerateOptions = {}): Promise<GenerateResult | GenerateResult[]> {
+  generate(prompt: string | number[] | Array<string | number[]>, callOpts: GenerateOptions = {}): Promise<GenerateResult | GenerateResult[]> {
+    const opts = this.#withDefaults(callOpts);
     if (Array.isArray(prompt) && prompt.length > 0 && prompt.every((p) => typeof p === 'string' || Array.isArray(p)))
       return this.#exclusive(() => this.#generateBatch(prompt as Array<string | number[]>, opts));
     return this.#exclusive(async () => {
@@ -344,13 +347,20 @@ export class Model {
     });
   }
 
+  /** Call options over the model's own defaults (its generation_config.json, when it has one). */
+  #withDefaults(opts: GenerateOptions): GenerateOptions {
+    const d = generationDefaults(this.generationConfig);
+    const defined = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined));
+    return { ...d, ...defined };
+  }
+
   /** Streams the continuation as text chunks that never split a UTF-8 character. */
   async *stream(prompt: string | number[], opts: GenerateOptions = {}): AsyncGenerator<StreamChunk> {
     // Take our turn on the model, then hold it until the stream ends (or the consumer stops).
     const release = await this.#turn();
     try {
       this.#checkLive();
-      yield* this.#tokens(prompt, opts, () => {});
+      yield* this.#tokens(prompt, this.#withDefaults(opts), () => {});
     } finally {
       release();
     }
