@@ -8,6 +8,9 @@
 export { loadModel, Model } from './model/model.js';
 export type { LoadModelOptions, GenerateOptions, GenerateResult, StreamChunk, FinishReason, Timings } from './model/model.js';
 export type { ModelConfig } from './model/config.js';
+export { loadEmbeddingModel, EmbeddingModel } from './model/bert.js';
+export type { EmbedOptions, LoadEmbeddingModelOptions } from './model/bert.js';
+export type { GenerationConfig } from './formats/hf.js';
 export { loadTokenizer } from './tokenizer/from-gguf.js';
 export type { Tokenizer, StreamDecoder } from './tokenizer/tokenizer.js';
 export { Chat, CHATML_TEMPLATE } from './chat.js';
