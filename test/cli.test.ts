@@ -86,6 +86,11 @@ describe('CLI', function () {
     assert.deepEqual([embd.type, embd.dims, embd.bytes], ['F32', [64, 512], 64 * 512 * 4]);
     const text = await fuselm('inspect', sharedPath('models/stories260K.gguf'));
     assert.match(text.stdout, /GGUF v3, 19 metadata keys, 48 tensors/);
+    const st = await fuselm('inspect', sharedPath('models/hf/neural-api-tiny-llama/model.safetensors'), '--json');
+    assert.equal(st.code, 0, st.stderr);
+    const sto = JSON.parse(st.stdout);
+    assert.equal(sto.format, 'safetensors');
+    assert.deepEqual(sto.tensors.find((t: any) => t.name === 'model.embed_tokens.weight').dims, [11, 8]);
     const bad = await fuselm('inspect', '/nonexistent.gguf');
     assert.equal(bad.code, 1);
   });

@@ -20,6 +20,7 @@ import { progressBar } from './progress.js';
 import { checkKernels } from '../doctor.js';
 import { devices } from '../devices.js';
 import { readGguf } from '../formats/gguf.js';
+import { readSafetensors } from '../formats/safetensors.js';
 import { ggmlTypeName } from '../formats/ggml-types.js';
 import { loadTokenizer } from '../tokenizer/from-gguf.js';
 
@@ -188,10 +189,24 @@ export function buildCli(): Command {
 
   program
     .command('inspect')
-    .description("print a GGUF file's metadata and tensor table")
-    .argument('<file>', 'a GGUF file')
+    .description("print a GGUF or safetensors file's metadata and tensor table")
+    .argument('<file>', 'a GGUF or .safetensors file')
     .option('--json', 'print {version, metadata, tensors} as JSON (arrays summarized)')
     .action(async (file: string, o) => {
+      if (file.endsWith('.safetensors')) {
+        const st = await readSafetensors(file);
+        const tensors = [...st.tensors.values()].map((t) => ({ name: t.name, type: t.dtype, dims: t.shape, offset: t.offset, bytes: t.nbytes }));
+        if (o.json) process.stdout.write(JSON.stringify({ file, format: 'safetensors', metadata: st.metadata, tensors }) + '\n');
+        else
+          process.stdout.write(
+            [
+              `${file}: safetensors, ${Object.keys(st.metadata).length} metadata keys, ${tensors.length} tensors`,
+              ...Object.entries(st.metadata).map(([k, v]) => `  ${k} = ${JSON.stringify(v)}`),
+              ...tensors.map((t) => `  ${t.name.padEnd(48)} ${t.type.padEnd(5)} [${t.dims.join(', ')}] ${t.bytes} bytes at ${t.offset}`),
+            ].join('\n') + '\n',
+          );
+        return;
+      }
       const f = await readGguf(file);
       const meta = Object.fromEntries([...f.metadata].map(([k, v]) => [k, summarize(v)]));
       const tensors = f.tensors.map((t) => ({ name: t.name, type: ggmlTypeName(t.type), dims: t.dims, offset: t.offset, bytes: t.nbytes }));
