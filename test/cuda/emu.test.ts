@@ -2,7 +2,8 @@
  * The SIMT emulator (cuda/emu, DESIGN.md §4) passes its own tests: the C++ program
  * fuselm_emu_tests, built next to the addon by the default build, runs block reductions,
  * shuffles and votes, the mma/ldmatrix/cp.async wrappers against scalar references, and
- * kernels with barrier and shared-memory bugs that must throw instead of hanging. This test
+ * kernels with barrier and shared-memory bugs that must throw instead of hanging, and every
+ * CUDA kernel's parity test against its CPU reference (cuda/emu/tests/*_test.cu). This test
  * runs it and asserts every test in its summary passed.
  */
 import assert from 'node:assert/strict';
@@ -57,9 +58,14 @@ describe('cuda emulator (fuselm_emu_tests)', function () {
     assert.equal(r.status, 0, `exit status ${r.status} (signal ${r.signal})\n${r.stderr}`);
     // the suite covers each area the emulator promises
     for (const area of ['block_reduce', 'warp_shuffles', 'warp_votes', 'error_', 'mma_m16n8k16_f16', 'mma_m16n8k16_bf16',
-      'mma_m16n8k32_s8', 'ldmatrix', 'cp_async'])
+      'mma_m16n8k32_s8', 'ldmatrix', 'cp_async', 'rms_norm_f32_parity', 'add_f32_parity',
+      'swiglu_f32_parity', 'rope_llama_f32_parity', 'rope_neox_f32_parity', 'embedding_f32_parity', 'embedding_f16_parity',
+      'embedding_bf16_parity', 'embedding_q8_0_parity'])
       assert.ok(tests.some((t) => t.name.startsWith(area)), `no test named ${area}*`);
     const reduce = tests.find((t) => t.name === 'block_reduce_256x128');
     console.log(`      ${path}: ${passed} passed; ${reduce?.detail ?? ''}`);
+    // the kernels' parity tests state their measured errors beside the tolerances
+    for (const t of tests.filter((t) => t.name.includes('_parity')))
+      console.log(`      ${t.name} (${t.ms} ms): ${t.detail}`);
   });
 });

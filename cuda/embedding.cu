@@ -1,0 +1,127 @@
+// embedding: out[t, :] = table[ids[t], :] widened to f32, table [V, D] in f32, f16, bf16 or
+// q8_0; the CPU twin is native/cpu/embedding.cc. One block per token. f32, f16 and bf16 rows
+// are read 16 bytes at a time (4 floats or 8 halves) when the table and out are 16-byte
+// aligned and the row length allows (D % 4, D % 8), else one value per thread; q8_0 rows
+// (34-byte blocks, no alignment to speak of) are read one int8 per thread, the 32 threads of a
+// block of values sharing its f16 scale. Widening is exact, so the output equals the
+// reference bit for bit. An id outside [0, V) traps (the graph checks ids before the call;
+// this keeps a bad one from reading past the table).
+#include <cstdint>
+#include <string>
+
+#include "ops.h"
+
+namespace fuselm {
+
+__device__ __forceinline__ float f16_bits_to_f32(uint16_t h) { return __half2float(__ushort_as_half(h)); }
+__device__ __forceinline__ float bf16_bits_to_f32(uint16_t h) { return __uint_as_float(uint32_t(h) << 16); }
+
+__device__ __forceinline__ int64_t embedding_row(const int32_t* ids, int64_t V) {
+  const int32_t id = ids[blockIdx.x];
+  if (id < 0 || int64_t(id) >= V) __trap();
+  return id;
+}
+
+template <int VEC>
+static __global__ void embedding_f32_kernel(float* out, const float* table, const int32_t* ids, int64_t V,
+                                            int64_t D) {
+  const float* row = table + embedding_row(ids, V) * D;
+  float* o = out + int64_t(blockIdx.x) * D;
+  if (VEC == 4) {
+    const float4* rv = reinterpret_cast<const float4*>(row);
+    float4* ov = reinterpret_cast<float4*>(o);
+    for (int64_t i = threadIdx.x; i < D / 4; i += blockDim.x) ov[i] = rv[i];
+  } else {
+    for (int64_t i = threadIdx.x; i < D; i += blockDim.x) o[i] = row[i];
+  }
+}
+
+// f16 (BF16 = false) or bf16 (BF16 = true) rows.
+template <bool BF16, int VEC>
+static __global__ void embedding_half_kernel(float* out, const uint16_t* table, const int32_t* ids, int64_t V,
+                                             int64_t D) {
+  const uint16_t* row = table + embedding_row(ids, V) * D;
+  float* o = out + int64_t(blockIdx.x) * D;
+  if (VEC == 8) {
+    const uint4* rv = reinterpret_cast<const uint4*>(row);
+    float4* ov = reinterpret_cast<float4*>(o);
+    for (int64_t i = threadIdx.x; i < D / 8; i += blockDim.x) {
+      const uint4 v = rv[i];
+      const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+      float f[8];
+      for (int j = 0; j < 4; j++) {
+        const uint16_t lo = uint16_t(w[j] & 0xffffu), hi = uint16_t(w[j] >> 16);
+        f[2 * j] = BF16 ? bf16_bits_to_f32(lo) : f16_bits_to_f32(lo);
+        f[2 * j + 1] = BF16 ? bf16_bits_to_f32(hi) : f16_bits_to_f32(hi);
+      }
+      ov[2 * i] = make_float4(f[0], f[1], f[2], f[3]);
+      ov[2 * i + 1] = make_float4(f[4], f[5], f[6], f[7]);
+    }
+  } else {
+    for (int64_t i = threadIdx.x; i < D; i += blockDim.x) o[i] = BF16 ? bf16_bits_to_f32(row[i]) : f16_bits_to_f32(row[i]);
+  }
+}
+static __global__ void embedding_q8_0_kernel(float* out, const BlockQ8_0* table, const int32_t* ids, int64_t V,
+                                             int64_t D) {
+  const BlockQ8_0* row = table + embedding_row(ids, V) * (D / kQ8Block);
+  float* o = out + int64_t(blockIdx.x) * D;
+  for (int64_t i = threadIdx.x; i < D; i += blockDim.x) {
+    const BlockQ8_0* b = row + i / kQ8Block;
+    o[i] = f16_bits_to_f32(b->d) * float(b->qs[i % kQ8Block]);
+  }
+}
+
+static bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+void embedding_cuda(const EmbeddingArgs& a, cudaStream_t stream) {
+  if (a.T <= 0 || a.D <= 0) return;
+  const dim3 grid(unsigned(a.T));
+  const bool al = aligned16(a.table) && aligned16(a.out);
+  auto threads_for = [](int64_t items) {
+    const int64_t t = (items + 31) / 32 * 32;
+    return dim3(unsigned(t < 64 ? 64 : t > 256 ? 256 : t));
+  };
+  switch (a.dtype) {
+    case DType::F32: {
+      const float* tb = static_cast<const float*>(a.table);
+      if (al && a.D % 4 == 0)
+        launch_kernel("embedding_f32_kernel<4>", embedding_f32_kernel<4>, grid, threads_for(a.D / 4), 0, stream, a.out,
+                      tb, a.ids, a.V, a.D);
+      else
+        launch_kernel("embedding_f32_kernel<1>", embedding_f32_kernel<1>, grid, threads_for(a.D), 0, stream, a.out, tb,
+                      a.ids, a.V, a.D);
+      return;
+    }
+    case DType::F16:
+    case DType::BF16: {
+      const uint16_t* tb = static_cast<const uint16_t*>(a.table);
+      const bool vec = al && a.D % 8 == 0;
+      const dim3 threads = threads_for(vec ? a.D / 8 : a.D);
+      if (a.dtype == DType::F16) {
+        if (vec)
+          launch_kernel("embedding_f16_kernel<8>", embedding_half_kernel<false, 8>, grid, threads, 0, stream, a.out, tb,
+                        a.ids, a.V, a.D);
+        else
+          launch_kernel("embedding_f16_kernel<1>", embedding_half_kernel<false, 1>, grid, threads, 0, stream, a.out, tb,
+                        a.ids, a.V, a.D);
+      } else {
+        if (vec)
+          launch_kernel("embedding_bf16_kernel<8>", embedding_half_kernel<true, 8>, grid, threads, 0, stream, a.out,
+                        tb, a.ids, a.V, a.D);
+        else
+          launch_kernel("embedding_bf16_kernel<1>", embedding_half_kernel<true, 1>, grid, threads, 0, stream, a.out,
+                        tb, a.ids, a.V, a.D);
+      }
+      return;
+    }
+    case DType::Q8_0:
+      if (a.D % kQ8Block) throw Error("E_INVALID_ARG", "embedding_cuda: q8_0 rows must hold whole 32-value blocks");
+      launch_kernel("embedding_q8_0_kernel", embedding_q8_0_kernel, grid, threads_for(a.D), 0, stream, a.out,
+                    static_cast<const BlockQ8_0*>(a.table), a.ids, a.V, a.D);
+      return;
+    default:
+      throw Error("E_INVALID_ARG", std::string("embedding_cuda: unsupported table dtype ") + dtype_name(a.dtype));
+  }
+}
+
+}  // namespace fuselm
