@@ -9,12 +9,10 @@
 #include <cstdint>
 #include <string>
 
+#include "convert.cuh"
 #include "ops.h"
 
 namespace fuselm {
-
-__device__ __forceinline__ float f16_bits_to_f32(uint16_t h) { return __half2float(__ushort_as_half(h)); }
-__device__ __forceinline__ float bf16_bits_to_f32(uint16_t h) { return __uint_as_float(uint32_t(h) << 16); }
 
 __device__ __forceinline__ int64_t embedding_row(const int32_t* ids, int64_t V) {
   const int32_t id = ids[blockIdx.x];

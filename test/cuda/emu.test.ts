@@ -58,9 +58,11 @@ describe('cuda emulator (fuselm_emu_tests)', function () {
     assert.equal(r.status, 0, `exit status ${r.status} (signal ${r.signal})\n${r.stderr}`);
     // the suite covers each area the emulator promises
     for (const area of ['block_reduce', 'warp_shuffles', 'warp_votes', 'error_', 'mma_m16n8k16_f16', 'mma_m16n8k16_bf16',
-      'mma_m16n8k32_s8', 'ldmatrix', 'cp_async', 'rms_norm_f32_parity', 'add_f32_parity',
-      'swiglu_f32_parity', 'rope_llama_f32_parity', 'rope_neox_f32_parity', 'embedding_f32_parity', 'embedding_f16_parity',
-      'embedding_bf16_parity', 'embedding_q8_0_parity'])
+      'mma_m16n8k32_s8', 'ldmatrix', 'cp_async',
+      // each kernel's parity test against its CPU reference
+      'rms_norm_f32_parity', 'add_f32_parity', 'swiglu_f32_parity', 'rope_llama_f32_parity', 'rope_neox_f32_parity',
+      'embedding_f32_parity', 'embedding_f16_parity', 'embedding_bf16_parity', 'embedding_q8_0_parity',
+      'gemv_f16_parity', 'gemv_bf16_parity', 'gemv_f32_parity', 'gemv_q8_0_parity'])
       assert.ok(tests.some((t) => t.name.startsWith(area)), `no test named ${area}*`);
     const reduce = tests.find((t) => t.name === 'block_reduce_256x128');
     console.log(`      ${path}: ${passed} passed; ${reduce?.detail ?? ''}`);

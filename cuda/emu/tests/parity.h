@@ -29,8 +29,11 @@ struct Parity {
 
   Parity(double rel, double abs) : rel_tol(rel), abs_tol(abs) {}
 
-  // Compares n values; `what` names the case (sizes, layout) in a failure.
-  void check(const std::string& what, const float* got, const float* ref, size_t n) {
+  // Compares n values; `what` names the case (sizes, layout) in a failure. `floor`: the
+  // normalized error's denominator is at least sqrt(n) * floor, for outputs that can cancel to
+  // near zero (a dot product's error scales with its terms, not with its sum): the typical
+  // magnitude of an output.
+  void check(const std::string& what, const float* got, const float* ref, size_t n, double floor = 0) {
     double num = 0, den = 0, max_abs = 0;
     size_t bad = 0;
     std::string first;
@@ -52,6 +55,7 @@ struct Parity {
         bad++;
       }
     }
+    if (den < double(n) * floor * floor) den = double(n) * floor * floor;
     const double rel = den > 0 ? std::sqrt(num / den) : std::sqrt(num);
     char head[256];
     std::snprintf(head, sizeof head, "%s: rel %.3g (tol %.3g), max abs %.3g (tol %.3g), %zu of %zu beyond abs tol: ",
