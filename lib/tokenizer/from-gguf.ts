@@ -227,23 +227,7 @@ function spmFromGguf(f: GgufFile): SpmTokenizer {
   const eom = id('eom');
 
   // EOT, and the wider end-of-generation set, from the well-known marker texts.
-  const isMarker = (i: number) => !types || types[i] === TokenType.CONTROL || types[i] === TokenType.USER_DEFINED;
-  let eot = id('eot');
-  if (eot === undefined) {
-    for (const text of EOT_TEXTS) {
-      const i = pieces.indexOf(text);
-      if (i >= 0 && isMarker(i) && i !== eos) {
-        eot = i;
-        break;
-      }
-    }
-  }
-  const eog = new Set<number>();
-  for (const x of [eos, eot, eom]) if (x !== undefined) eog.add(x);
-  for (const text of EOG_TEXTS) {
-    const i = pieces.indexOf(text);
-    if (i >= 0 && isMarker(i)) eog.add(i);
-  }
+  const { eot, eog } = endTokens(pieces, types, [eos, eom], id('eot'), eos);
 
   return new SpmTokenizer({
     tokens: pieces,
