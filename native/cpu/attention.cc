@@ -107,7 +107,7 @@ void tile_portable(const float* q, const float* k, const float* v, int64_t strid
 // hd with a masked last chunk ----
 
 template <int NC>
-FUSELM_TARGET_AVX512 void tile_avx512(const float* q, const float* k, const float* v, int64_t stride, int n, int hd,
+FUSELM_AVX512 void tile_avx512(const float* q, const float* k, const float* v, int64_t stride, int n, int hd,
                                       float* acc, float* m, float* l) {
   const int nc = NC ? NC : (hd + 15) / 16;
   const __mmask16 tail = (NC || hd % 16 == 0) ? __mmask16(0xFFFF) : __mmask16((1u << (hd % 16)) - 1);
@@ -177,7 +177,7 @@ FUSELM_TARGET_AVX512 void tile_avx512(const float* q, const float* k, const floa
 // ---- AVX2: the same with eight lanes; NC > 0 means hd == 8 * NC ----
 
 template <int NC>
-FUSELM_TARGET_AVX2 void tile_avx2(const float* q, const float* k, const float* v, int64_t stride, int n, int hd,
+FUSELM_AVX2 void tile_avx2(const float* q, const float* k, const float* v, int64_t stride, int n, int hd,
                                   float* acc, float* m, float* l) {
   const int nc = NC ? NC : (hd + 7) / 8;
   const __m256i full = _mm256_set1_epi32(-1);

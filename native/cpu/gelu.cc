@@ -53,7 +53,7 @@ void erf_portable(float* out, const float* x, int64_t n) {
 
 #if defined(__x86_64__)
 
-FUSELM_TARGET_AVX512 void tanh_avx512(float* out, const float* x, int64_t n) {
+FUSELM_AVX512 void tanh_avx512(float* out, const float* x, int64_t n) {
   const __m512 one = _mm512_set1_ps(1.0f), m2k = _mm512_set1_ps(-2.0f * kK), c = _mm512_set1_ps(kC);
   for (int64_t i = 0; i < n; i += 16) {
     const __mmask16 mk = n - i >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - i)) - 1);
@@ -62,7 +62,7 @@ FUSELM_TARGET_AVX512 void tanh_avx512(float* out, const float* x, int64_t n) {
     _mm512_mask_storeu_ps(out + i, mk, _mm512_div_ps(v, _mm512_add_ps(one, vec::exp512(u))));
   }
 }
-FUSELM_TARGET_AVX512 void erf_avx512(float* out, const float* x, int64_t n) {
+FUSELM_AVX512 void erf_avx512(float* out, const float* x, int64_t n) {
   const __m512 one = _mm512_set1_ps(1.0f), half = _mm512_set1_ps(0.5f), r2 = _mm512_set1_ps(kRsqrt2);
   const __m512 sign = _mm512_set1_ps(-0.0f);
   for (int64_t i = 0; i < n; i += 16) {
@@ -82,7 +82,7 @@ FUSELM_TARGET_AVX512 void erf_avx512(float* out, const float* x, int64_t n) {
   }
 }
 
-FUSELM_TARGET_AVX2 void tanh_avx2(float* out, const float* x, int64_t n) {
+FUSELM_AVX2 void tanh_avx2(float* out, const float* x, int64_t n) {
   const __m256 one = _mm256_set1_ps(1.0f), m2k = _mm256_set1_ps(-2.0f * kK), c = _mm256_set1_ps(kC);
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
@@ -92,7 +92,7 @@ FUSELM_TARGET_AVX2 void tanh_avx2(float* out, const float* x, int64_t n) {
   }
   tanh_portable(out + i, x + i, n - i);
 }
-FUSELM_TARGET_AVX2 void erf_avx2(float* out, const float* x, int64_t n) {
+FUSELM_AVX2 void erf_avx2(float* out, const float* x, int64_t n) {
   const __m256 one = _mm256_set1_ps(1.0f), half = _mm256_set1_ps(0.5f), r2 = _mm256_set1_ps(kRsqrt2);
   const __m256 sign = _mm256_set1_ps(-0.0f);
   int64_t i = 0;

@@ -41,7 +41,7 @@ void row_portable(float* out, const float* x, const float* w, int64_t D, float e
 
 #if defined(__x86_64__)
 
-FUSELM_TARGET_AVX512 void row_avx512(float* out, const float* x, const float* w, int64_t D, float eps) {
+FUSELM_AVX512 void row_avx512(float* out, const float* x, const float* w, int64_t D, float eps) {
   __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
   int64_t i = 0;
   for (; i + 64 <= D; i += 64) {
@@ -66,7 +66,7 @@ FUSELM_TARGET_AVX512 void row_avx512(float* out, const float* x, const float* w,
   }
 }
 
-FUSELM_TARGET_AVX2 void row_avx2(float* out, const float* x, const float* w, int64_t D, float eps) {
+FUSELM_AVX2 void row_avx2(float* out, const float* x, const float* w, int64_t D, float eps) {
   __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
   int64_t i = 0;
   for (; i + 32 <= D; i += 32) {

@@ -83,7 +83,7 @@ void rotate_portable(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot,
 
 #if defined(__x86_64__)
 
-FUSELM_TARGET_AVX512 void rotate_avx512(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, bool neox,
+FUSELM_AVX512 void rotate_avx512(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, bool neox,
                                         Table tb) {
   const int64_t half = n_rot / 2;
   const int64_t len = neox ? half : n_rot;  // table entries
@@ -121,7 +121,7 @@ FUSELM_TARGET_AVX512 void rotate_avx512(float* x, int64_t n_heads, int64_t head_
   }
 }
 
-FUSELM_TARGET_AVX2 void rotate_avx2(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, bool neox,
+FUSELM_AVX2 void rotate_avx2(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, bool neox,
                                     Table tb) {
   const int64_t half = n_rot / 2;
   const int64_t len = neox ? half : n_rot;

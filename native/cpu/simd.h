@@ -17,17 +17,8 @@
 #include "tensor.h"
 
 #if defined(__x86_64__)
-// GCC 12's AVX-512 headers trip its own uninitialized-variable warnings (_mm512_undefined_*,
-// GCC bug 105593, fixed in 13); silence them for the header only.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
+#include "cpu/x86.h"
 
-#define FUSELM_AVX2 __attribute__((target("avx2,fma,f16c")))
-#define FUSELM_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c,avx2")))
-#define FUSELM_AVX512VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c,avx2")))
 #define FUSELM_INLINE inline __attribute__((always_inline))
 
 namespace fuselm {

@@ -30,7 +30,7 @@ void span_portable(float* out, const float* g, const float* u, int64_t n) {
 
 #if defined(__x86_64__)
 
-FUSELM_TARGET_AVX512 void span_avx512(float* out, const float* g, const float* u, int64_t n) {
+FUSELM_AVX512 void span_avx512(float* out, const float* g, const float* u, int64_t n) {
   const __m512 one = _mm512_set1_ps(1.0f);
   for (int64_t i = 0; i < n; i += 16) {
     const __mmask16 mk = n - i >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - i)) - 1);
@@ -41,7 +41,7 @@ FUSELM_TARGET_AVX512 void span_avx512(float* out, const float* g, const float* u
   }
 }
 
-FUSELM_TARGET_AVX2 void span_avx2(float* out, const float* g, const float* u, int64_t n) {
+FUSELM_AVX2 void span_avx2(float* out, const float* g, const float* u, int64_t n) {
   const __m256 one = _mm256_set1_ps(1.0f);
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {

@@ -12,17 +12,7 @@
 #pragma once
 
 #if defined(__x86_64__)
-// GCC 12's AVX-512 headers start some intrinsics from _mm512_undefined_ps(), which trips
-// -Wuninitialized once inlined (GCC bug 105593, fixed in 13). The diagnostic state is taken
-// at the header's own lines, so it is switched off around the include only.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
-
-#define FUSELM_TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
-#define FUSELM_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c,avx2")))
+#include "cpu/x86.h"
 
 namespace fuselm {
 namespace vec {
@@ -37,7 +27,7 @@ constexpr float kP0 = 1.9875691500e-4f, kP1 = 1.3981999507e-3f, kP2 = 8.33345190
 
 // ---- AVX-512 ----
 
-FUSELM_TARGET_AVX512 static inline __m512 exp512(__m512 x) {
+FUSELM_AVX512 static inline __m512 exp512(__m512 x) {
   x = _mm512_min_ps(_mm512_set1_ps(kExpHi), _mm512_max_ps(_mm512_set1_ps(kExpLo), x));  // NaN passes through
   const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(kLog2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(kLn2Hi), x);
@@ -52,12 +42,12 @@ FUSELM_TARGET_AVX512 static inline __m512 exp512(__m512 x) {
   return _mm512_scalef_ps(p, n);  // p * 2^n, with IEEE overflow/underflow
 }
 
-FUSELM_TARGET_AVX512 static inline float hsum512(__m512 v) { return _mm512_reduce_add_ps(v); }
-FUSELM_TARGET_AVX512 static inline float hmax512(__m512 v) { return _mm512_reduce_max_ps(v); }
+FUSELM_AVX512 static inline float hsum512(__m512 v) { return _mm512_reduce_add_ps(v); }
+FUSELM_AVX512 static inline float hmax512(__m512 v) { return _mm512_reduce_max_ps(v); }
 
 // Sixteen vectors in, one out: lane j holds the sum of the lanes of a[j]. About two shuffles
 // and one add per input, much cheaper than sixteen separate horizontal sums.
-FUSELM_TARGET_AVX512 static inline __m512 transpose_sum16(const __m512* a) {
+FUSELM_AVX512 static inline __m512 transpose_sum16(const __m512* a) {
   __m512 b[8], c[4];
   for (int k = 0; k < 8; k++)  // per 128-bit lane: [x0+x2, y0+y2, x1+x3, y1+y3]
     b[k] = _mm512_add_ps(_mm512_unpacklo_ps(a[2 * k], a[2 * k + 1]), _mm512_unpackhi_ps(a[2 * k], a[2 * k + 1]));
@@ -72,11 +62,11 @@ FUSELM_TARGET_AVX512 static inline __m512 transpose_sum16(const __m512* a) {
 
 // ---- AVX2 ----
 
-FUSELM_TARGET_AVX2 static inline __m256 pow2i256(__m256i k) {  // 2^k for k in [-126, 127]
+FUSELM_AVX2 static inline __m256 pow2i256(__m256i k) {  // 2^k for k in [-126, 127]
   return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k, _mm256_set1_epi32(127)), 23));
 }
 
-FUSELM_TARGET_AVX2 static inline __m256 exp256(__m256 x) {
+FUSELM_AVX2 static inline __m256 exp256(__m256 x) {
   x = _mm256_min_ps(_mm256_set1_ps(kExpHi), _mm256_max_ps(_mm256_set1_ps(kExpLo), x));  // NaN passes through
   const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(kLog2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Hi), x);
@@ -94,14 +84,14 @@ FUSELM_TARGET_AVX2 static inline __m256 exp256(__m256 x) {
   return _mm256_mul_ps(_mm256_mul_ps(p, pow2i256(n1)), pow2i256(_mm256_sub_epi32(ni, n1)));
 }
 
-FUSELM_TARGET_AVX2 static inline float hsum256(__m256 v) {
+FUSELM_AVX2 static inline float hsum256(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
   s = _mm_add_ss(s, _mm_movehdup_ps(s));
   return _mm_cvtss_f32(s);
 }
 
-FUSELM_TARGET_AVX2 static inline float hmax256(__m256 v) {
+FUSELM_AVX2 static inline float hmax256(__m256 v) {
   __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   s = _mm_max_ps(s, _mm_movehl_ps(s, s));
   s = _mm_max_ss(s, _mm_movehdup_ps(s));
@@ -109,14 +99,14 @@ FUSELM_TARGET_AVX2 static inline float hmax256(__m256 v) {
 }
 
 // Eight vectors in, one out: lane j holds the sum of the lanes of a[j].
-FUSELM_TARGET_AVX2 static inline __m256 transpose_sum8(const __m256* a) {
+FUSELM_AVX2 static inline __m256 transpose_sum8(const __m256* a) {
   __m256 u0 = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));  // [a..d low half | a..d high half]
   __m256 u1 = _mm256_hadd_ps(_mm256_hadd_ps(a[4], a[5]), _mm256_hadd_ps(a[6], a[7]));
   return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
 }
 
 // Lane mask for _mm256_maskload_ps / _mm256_maskstore_ps: the first n (0..8) lanes on.
-FUSELM_TARGET_AVX2 static inline __m256i first_lanes256(int n) {
+FUSELM_AVX2 static inline __m256i first_lanes256(int n) {
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
