@@ -7,7 +7,7 @@
 #include "device.h"
 #include "ops.h"
 
-namespace fuselm {
+FUSELM_CUDA_NAMESPACE_BEGIN
 
 template <int VEC>
 static __global__ void add_f32_kernel(float* out, const float* a, const float* b, int64_t n) {
@@ -63,4 +63,4 @@ void add_cuda_host(float* out, const float* a, const float* b, size_t n, int dev
   cudaFree(da); cudaFree(db); cudaFree(dout);
 }
 
-}  // namespace fuselm
+FUSELM_CUDA_NAMESPACE_END

@@ -22,7 +22,18 @@
 
 #include "tensor.h"
 
-namespace fuselm {
+// The kernels compile twice into one addon: by nvcc for the GPU and by g++ for the emulator
+// (the CUDA backend under FUSELM_CUDA_EMULATE=1). An inline namespace per flavor keeps the two
+// sets of launchers and helpers apart at link time, while sources still say fuselm::<op>_cuda.
+#if defined(__CUDACC__)
+#define FUSELM_CUDA_FLAVOR gpu
+#else
+#define FUSELM_CUDA_FLAVOR emulated
+#endif
+#define FUSELM_CUDA_NAMESPACE_BEGIN namespace fuselm { inline namespace FUSELM_CUDA_FLAVOR {
+#define FUSELM_CUDA_NAMESPACE_END } }
+
+FUSELM_CUDA_NAMESPACE_BEGIN
 
 inline void cuda_check(cudaError_t err, const char* what, const char* file, int line) {
   if (err != cudaSuccess)
@@ -226,4 +237,4 @@ __device__ __forceinline__ void cp_async_wait() {
 #endif
 }
 
-}  // namespace fuselm
+FUSELM_CUDA_NAMESPACE_END

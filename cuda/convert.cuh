@@ -5,7 +5,7 @@
 
 #include "common.cuh"
 
-namespace fuselm {
+FUSELM_CUDA_NAMESPACE_BEGIN
 
 __device__ __forceinline__ float f16_bits_to_f32(uint16_t h) { return __half2float(__ushort_as_half(h)); }
 __device__ __forceinline__ float bf16_bits_to_f32(uint16_t h) { return __uint_as_float(uint32_t(h) << 16); }
@@ -18,4 +18,4 @@ __device__ __forceinline__ float2 half2_bits_to_f32(uint32_t w) {
               : make_float2(f16_bits_to_f32(lo), f16_bits_to_f32(hi));
 }
 
-}  // namespace fuselm
+FUSELM_CUDA_NAMESPACE_END

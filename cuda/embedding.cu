@@ -12,7 +12,7 @@
 #include "convert.cuh"
 #include "ops.h"
 
-namespace fuselm {
+FUSELM_CUDA_NAMESPACE_BEGIN
 
 __device__ __forceinline__ int64_t embedding_row(const int32_t* ids, int64_t V) {
   const int32_t id = ids[blockIdx.x];
@@ -122,4 +122,4 @@ void embedding_cuda(const EmbeddingArgs& a, cudaStream_t stream) {
   }
 }
 
-}  // namespace fuselm
+FUSELM_CUDA_NAMESPACE_END

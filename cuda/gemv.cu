@@ -15,7 +15,7 @@
 #include "ops.h"
 #include "reduce.cuh"
 
-namespace fuselm {
+FUSELM_CUDA_NAMESPACE_BEGIN
 
 constexpr int kGemvWarps = 4;  // rows per block
 
@@ -140,4 +140,4 @@ void matmul_gemv_cuda(const MatmulArgs& a, cudaStream_t stream) {
   }
 }
 
-}  // namespace fuselm
+FUSELM_CUDA_NAMESPACE_END

@@ -6,15 +6,64 @@
 #include "backend.h"
 #include "common.cuh"
 
-namespace fuselm {
+FUSELM_CUDA_NAMESPACE_BEGIN
 
 void add_cuda(const AddArgs& a, cudaStream_t stream);            // cuda/add.cu
 void rms_norm_cuda(const RmsNormArgs& a, cudaStream_t stream);   // cuda/rms_norm.cu
 void swiglu_cuda(const SwigluArgs& a, cudaStream_t stream);      // cuda/swiglu.cu
 void rope_cuda(const RopeArgs& a, cudaStream_t stream);          // cuda/rope.cu
 void embedding_cuda(const EmbeddingArgs& a, cudaStream_t stream);  // cuda/embedding.cu
-// Decode-shaped matmul (a GEMV per token): w f16/bf16/q8_0/f32 [N, K] in device memory.
+// ---- matmul: y[t, n] = sum_k x[t, k] * w[n, k] (MatmulArgs), w f32/f16/bf16/q8_0 [N, K] --------
+// matmul_cuda picks the kernel: the GEMV for a few rows (decode), a GEMM for many (prefill).
+// `workspace` (matmul_cuda_workspace bytes for up to max_T rows, 256-byte aligned) holds the
+// int8 GEMM's quantized activations.
+size_t matmul_cuda_workspace(DType w_dtype, int64_t max_T, int64_t K);
+void matmul_cuda(const MatmulArgs& a, void* workspace, cudaStream_t stream);  // cuda/matmul.cu
+// Decode-shaped matmul (a GEMV per token).
 void matmul_gemv_cuda(const MatmulArgs& a, cudaStream_t stream);  // cuda/gemv.cu
+// Prefill: f16/bf16 weights on tensor cores (mma m16n8k16, x rounded to the weight's type as it
+// is staged), f32 weights on CUDA cores.
+void matmul_gemm_cuda(const MatmulArgs& a, cudaStream_t stream);  // cuda/gemm.cu
+// Prefill with q8_0 weights: W8A8 on tensor cores (mma m16n8k32 s8, int32 accumulate), x
+// quantized per block of 32 into `workspace`, the scales applied in the epilogue.
+void matmul_gemm_q8_0_cuda(const MatmulArgs& a, void* workspace, cudaStream_t stream);  // cuda/gemm_q8_0.cu
+
+// ---- KV cache and attention ------------------------------------------------------------------
+// The CUDA KV cache holds f32, f16 or bf16 (k and v alike); f16 halves its reads in decode.
+// cache[pos0 + t, :] = src[t, :] rounded to cache_dtype.    src f32 [T, W], cache [ctx, W]
+struct KvStoreCudaArgs { void* cache; DType cache_dtype; const float* src; int64_t T, W, pos0; };
+void kv_store_cuda(const KvStoreCudaArgs& a, cudaStream_t stream);  // cuda/kv_store.cu
+
+// AttentionArgs (native/backend.h) with caches of kv_dtype, and scratch for split-KV partials
+// (attention_cuda_workspace bytes for the graph's largest T and the caches' ctx).
+struct AttentionCudaArgs {
+  float* out; const float* q; const void* k_cache; const void* v_cache; DType kv_dtype;
+  int64_t T, n_heads, n_kv_heads, head_dim, pos0; float scale;
+  int64_t window = 0; bool causal = true;
+  void* workspace = nullptr; size_t workspace_bytes = 0;
+};
+size_t attention_cuda_workspace(int64_t max_T, int64_t ctx, int64_t n_heads, int64_t head_dim);
+// Picks FA2 for prefill where it applies, else split-KV.
+void attention_cuda(const AttentionCudaArgs& a, cudaStream_t stream);  // cuda/attention.cu
+// Prefill in the FlashAttention-2 manner: tensor cores, cp.async double-buffered K/V tiles,
+// online softmax. f16/bf16 caches, head_dim 64, 80, 96 or 128.
+bool attention_fa2_supports(const AttentionCudaArgs& a);
+void attention_fa2_cuda(const AttentionCudaArgs& a, cudaStream_t stream);  // cuda/attention_fa2.cu
+// Any shape (decode first): the keys of each (token, head) split over several blocks, the
+// partials merged by log-sum-exp. f32/f16/bf16 caches, head_dim up to 256.
+void attention_split_kv_cuda(const AttentionCudaArgs& a, cudaStream_t stream);  // cuda/attention_split_kv.cu
+
+// ---- norms, biases, activations, sampling ----------------------------------------------------
+void layer_norm_cuda(const LayerNormArgs& a, cudaStream_t stream);  // cuda/layer_norm.cu
+void add_bias_cuda(const AddBiasArgs& a, cudaStream_t stream);      // cuda/add_bias.cu
+void gelu_cuda(const GeluArgs& a, cudaStream_t stream);             // cuda/gelu.cu
+// The residual add fused into the next norm, one pass: x[t] += r[t]; out[t] = norm(x[t]).
+// b null: RMSNorm with weight w; else LayerNorm with weight w and bias b. out must not alias x.
+struct AddNormArgs { float* out; float* x; const float* r; const float* w; const float* b; int64_t T, D; float eps; };
+void add_norm_cuda(const AddNormArgs& a, cudaStream_t stream);      // cuda/add_norm.cu
+// ids[t] = the index of the largest of x[t, 0 .. V-1] (the lowest on ties; NaN never wins).
+struct ArgmaxArgs { int32_t* ids; const float* x; int64_t T, V; };
+void argmax_cuda(const ArgmaxArgs& a, cudaStream_t stream);         // cuda/argmax.cu
 
 // Grid-stride launch width for elementwise kernels: enough blocks to fill any current GPU,
 // few enough that each thread does several vectors.
@@ -23,4 +72,4 @@ inline unsigned elementwise_blocks(int64_t work_items, unsigned threads) {
   return unsigned(b < 1 ? 1 : b > 8192 ? 8192 : b);
 }
 
-}  // namespace fuselm
+FUSELM_CUDA_NAMESPACE_END

@@ -2,7 +2,7 @@
 #pragma once
 #include "common.cuh"
 
-namespace fuselm {
+FUSELM_CUDA_NAMESPACE_BEGIN
 
 // Sum over the 32 lanes; every lane gets the total (butterfly, so all lanes agree bit for bit).
 __device__ __forceinline__ float warp_sum(float v) {
@@ -23,4 +23,4 @@ __device__ __forceinline__ float block_sum(float v, float* scratch) {
   return s;
 }
 
-}  // namespace fuselm
+FUSELM_CUDA_NAMESPACE_END

@@ -10,7 +10,7 @@
 #include "ops.h"
 #include "reduce.cuh"
 
-namespace fuselm {
+FUSELM_CUDA_NAMESPACE_BEGIN
 
 template <int VEC>
 static __global__ void rms_norm_f32_kernel(float* out, const float* x, const float* w, int64_t D, float eps) {
@@ -63,4 +63,4 @@ void rms_norm_cuda(const RmsNormArgs& a, cudaStream_t stream) {
                   stream, a.out, a.x, a.w, a.D, a.eps);
 }
 
-}  // namespace fuselm
+FUSELM_CUDA_NAMESPACE_END

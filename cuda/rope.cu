@@ -13,7 +13,7 @@
 
 #include "ops.h"
 
-namespace fuselm {
+FUSELM_CUDA_NAMESPACE_BEGIN
 
 constexpr int kRopeHeadsPerBlock = 4;
 
@@ -59,4 +59,4 @@ void rope_cuda(const RopeArgs& a, cudaStream_t stream) {
                   a.n_heads, a.head_dim, a.n_rot, a.pos0, log2_base, double(a.freq_scale));
 }
 
-}  // namespace fuselm
+FUSELM_CUDA_NAMESPACE_END

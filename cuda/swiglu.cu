@@ -8,7 +8,7 @@
 
 #include "ops.h"
 
-namespace fuselm {
+FUSELM_CUDA_NAMESPACE_BEGIN
 
 __device__ __forceinline__ float swiglu_one(float g, float u) { return g / (1.0f + __expf(-g)) * u; }
 
@@ -46,4 +46,4 @@ void swiglu_cuda(const SwigluArgs& a, cudaStream_t stream) {
                   0, stream, a.out, a.gate, a.up, n);
 }
 
-}  // namespace fuselm
+FUSELM_CUDA_NAMESPACE_END
