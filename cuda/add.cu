@@ -4,7 +4,6 @@
 // and written by the same thread).
 #include <cstdint>
 
-#include "device.h"
 #include "ops.h"
 
 FUSELM_CUDA_NAMESPACE_BEGIN
@@ -41,26 +40,6 @@ void add_cuda(const AddArgs& a, cudaStream_t stream) {
   else
     launch_kernel("add_f32_kernel<1>", add_f32_kernel<1>, dim3(elementwise_blocks(n, threads)), dim3(threads), 0,
                   stream, a.out, a.a, a.b, n);
-}
-
-void add_cuda_host(float* out, const float* a, const float* b, size_t n, int device) {
-  if (n == 0) return;
-  CUDA_CHECK(cudaSetDevice(device));
-  float *da = nullptr, *db = nullptr, *dout = nullptr;
-  const size_t bytes = n * sizeof(float);
-  try {
-    CUDA_CHECK(cudaMalloc(&da, bytes));
-    CUDA_CHECK(cudaMalloc(&db, bytes));
-    CUDA_CHECK(cudaMalloc(&dout, bytes));
-    CUDA_CHECK(cudaMemcpy(da, a, bytes, cudaMemcpyHostToDevice));
-    CUDA_CHECK(cudaMemcpy(db, b, bytes, cudaMemcpyHostToDevice));
-    add_cuda(AddArgs{dout, da, db, 1, int64_t(n)}, nullptr);
-    CUDA_CHECK(cudaMemcpy(out, dout, bytes, cudaMemcpyDeviceToHost));
-  } catch (...) {
-    cudaFree(da); cudaFree(db); cudaFree(dout);
-    throw;
-  }
-  cudaFree(da); cudaFree(db); cudaFree(dout);
 }
 
 FUSELM_CUDA_NAMESPACE_END
