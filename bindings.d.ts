@@ -3,15 +3,20 @@
 
 export type NativeDType = 'f32' | 'f16' | 'bf16' | 'i32' | 'q8_0';
 export type NativeImpl = 'auto' | 'reference' | 'portable' | 'avx2' | 'avx512';
+/** Where a tensor's memory lives: host memory, a CUDA GPU, or the CUDA backend's SIMT emulator. */
+export type NativeDevice = 'cpu' | 'cuda' | 'cuda-emulated';
 
 export interface NativeTensor {
   readonly dtype: NativeDType;
   readonly shape: number[];
   readonly nbytes: number;
-  /** Copies bytes into the tensor at byteOffset (default 0). */
+  readonly device: NativeDevice;
+  /** Copies bytes into the tensor at byteOffset (default 0), wherever it lives. */
   write(bytes: ArrayBufferView, byteOffset?: number): void;
   /** A copy of the tensor's bytes (default: all of them). */
   read(byteOffset?: number, byteLength?: number): ArrayBuffer;
+  /** A copy of the tensor in a device's memory. */
+  to(device: NativeDevice): NativeTensor;
   /** Drops this handle's share of the memory; graphs holding the tensor keep it alive. */
   free(): void;
 }
@@ -80,9 +85,14 @@ export interface CudaInfo {
 }
 
 export interface NativeAddon {
-  Tensor: new (dtype: NativeDType, shape: number[]) => NativeTensor;
+  /** A zero-filled tensor; a CUDA device throws NO_CUDA_DEVICE when it has none. */
+  Tensor: new (dtype: NativeDType, shape: number[], device?: NativeDevice) => NativeTensor;
   Pool: new (threads: number) => NativePool;
-  Graph: new (nodes: NativeNode[], options: { pool: NativePool; impl?: NativeImpl; maxRows: number; positions?: NativeTensor }) => NativeGraph;
+  /**
+   * A graph on the CPU (pool, impl) or a CUDA device: device tensors throughout, except token
+   * ids (embedding) and outputs no op reads (logits), which stay in host memory.
+   */
+  Graph: new (nodes: NativeNode[], options: { device?: NativeDevice; pool?: NativePool; impl?: NativeImpl; maxRows: number; positions?: NativeTensor }) => NativeGraph;
   tensorFromFile(path: string, byteOffset: number, dtype: NativeDType, shape: number[]): Promise<NativeTensor>;
   cpuInfo(): CpuInfo;
   cudaInfo(): CudaInfo;

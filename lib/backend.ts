@@ -3,7 +3,7 @@
  * named as in native/backend.h) and a Backend that turns a list of ops into a native graph
  * run with one call per forward step.
  */
-import type { NativeGraph, NativeImpl, NativeNode, NativePool, NativeTensor } from '../bindings.js';
+import type { NativeDevice, NativeDType, NativeGraph, NativeImpl, NativeNode, NativePool, NativeTensor } from '../bindings.js';
 import { FuselmError } from './errors.js';
 import { call, callAsync, native } from './native.js';
 
@@ -116,8 +116,26 @@ export interface CpuBackendOptions {
   impl?: NativeImpl;
 }
 
+/**
+ * What the model code needs of a backend: memory for activations and KV caches, copies of the
+ * weights, and graphs. Token ids, positions and logits stay host tensors on every backend.
+ */
+export interface Backend {
+  readonly device: NativeDevice;
+  /** The KV cache's element type. */
+  readonly kvDtype: NativeDType;
+  /** A zero-filled tensor in the backend's memory. */
+  empty(dtype: NativeDType, shape: number[]): NativeTensor;
+  /** The backend's copy of a host tensor (the CPU's is the tensor itself). */
+  upload(t: NativeTensor): NativeTensor;
+  graph(nodes: NativeNode[], maxRows: number, positions?: NativeTensor): Graph;
+  dispose(): void;
+}
+
 /** The CPU backend: a persistent thread pool shared by the graphs built on it. */
-export class CpuBackend {
+export class CpuBackend implements Backend {
+  readonly device = 'cpu' as const;
+  readonly kvDtype = 'f32' as const;
   readonly threads: number;
   readonly impl: NativeImpl;
   #pool: NativePool | undefined;
@@ -134,6 +152,14 @@ export class CpuBackend {
     this.#pool = call(() => new (native().Pool)(threads));
   }
 
+  empty(dtype: NativeDType, shape: number[]): NativeTensor {
+    return call(() => new (native().Tensor)(dtype, shape));
+  }
+
+  upload(t: NativeTensor): NativeTensor {
+    return t;
+  }
+
   /** A graph of `nodes` for up to maxRows rows; `positions` (i32) feeds nodes with a SeqSpan. */
   graph(nodes: NativeNode[], maxRows: number, positions?: NativeTensor): Graph {
     const pool = this.#pool;
@@ -146,4 +172,43 @@ export class CpuBackend {
     this.#pool?.free();
     this.#pool = undefined;
   }
+}
+
+export interface CudaBackendOptions {
+  /** Run on the SIMT emulator instead of a GPU (slow; for machines without one). */
+  emulated?: boolean;
+  /** KV cache element type; default f16 (half the reads of f32 in decode). */
+  kvDtype?: 'f32' | 'f16' | 'bf16';
+}
+
+/**
+ * The CUDA backend (device 0): device memory for weights, activations and KV caches, graphs run
+ * as kernel launches on a stream with one synchronization per step. Memory is freed when the
+ * last tensor or graph holding it is dropped.
+ */
+export class CudaBackend implements Backend {
+  readonly device: 'cuda' | 'cuda-emulated';
+  readonly kvDtype: 'f32' | 'f16' | 'bf16';
+
+  constructor(opts: CudaBackendOptions = {}) {
+    this.device = opts.emulated ? 'cuda-emulated' : 'cuda';
+    this.kvDtype = opts.kvDtype ?? 'f16';
+    if (!['f32', 'f16', 'bf16'].includes(this.kvDtype))
+      throw new FuselmError('E_INVALID_ARG', `kvDtype must be 'f32', 'f16' or 'bf16', got '${this.kvDtype}'`);
+  }
+
+  empty(dtype: NativeDType, shape: number[]): NativeTensor {
+    return call(() => new (native().Tensor)(dtype, shape, this.device));
+  }
+
+  upload(t: NativeTensor): NativeTensor {
+    return call(() => t.to(this.device));
+  }
+
+  graph(nodes: NativeNode[], maxRows: number, positions?: NativeTensor): Graph {
+    const g = call(() => new (native().Graph)(nodes, { device: this.device, maxRows, positions }));
+    return new Graph(g, maxRows);
+  }
+
+  dispose(): void {}
 }

@@ -11,7 +11,9 @@ export type FuselmErrorCode =
   | 'E_NATIVE' // the native addon failed to load or reported an error
   | 'E_DISPOSED' // a model or tensor was used after dispose()
   | 'E_CONTEXT_FULL' // the KV cache has no room for more tokens
-  | 'E_ABORTED'; // an AbortSignal ended the operation
+  | 'E_ABORTED' // an AbortSignal ended the operation
+  | 'E_OUT_OF_MEMORY' // a device allocation failed
+  | 'NO_CUDA_DEVICE'; // device 'cuda' was asked for but no CUDA device works (the message says why)
 
 export class FuselmError extends Error {
   readonly code: FuselmErrorCode;

@@ -36,7 +36,8 @@ export function native(): NativeAddon {
 }
 
 const codes = new Set<FuselmErrorCode>([
-  'E_FORMAT', 'E_UNSUPPORTED', 'E_INVALID_ARG', 'E_IO', 'E_NATIVE', 'E_DISPOSED', 'E_CONTEXT_FULL', 'E_ABORTED',
+  'E_FORMAT', 'E_UNSUPPORTED', 'E_INVALID_ARG', 'E_IO', 'E_NATIVE', 'E_DISPOSED', 'E_CONTEXT_FULL', 'E_ABORTED', 'E_OUT_OF_MEMORY',
+  'NO_CUDA_DEVICE',
 ]);
 
 /** Maps an error thrown by the addon (an Error with `code`) to a FuselmError. */

@@ -25,6 +25,12 @@ void need_f32(const Node& n, size_t i, const TensorPtr& t, const char* role) {
   need(n, i, t, role);
   if (t->dtype != DType::F32) bad(n, i, std::string(role) + " must be f32, got " + t->describe());
 }
+// A KV cache: f32, or with half_kv also f16/bf16.
+void need_kv(const Node& n, size_t i, const TensorPtr& t, const char* role, bool half_kv) {
+  need(n, i, t, role);
+  const bool ok = t->dtype == DType::F32 || (half_kv && (t->dtype == DType::F16 || t->dtype == DType::BF16));
+  if (!ok) bad(n, i, std::string(role) + (half_kv ? " must be f32, f16 or bf16, got " : " must be f32, got ") + t->describe());
+}
 void need_cols(const Node& n, size_t i, const TensorPtr& t, const char* role, int64_t cols) {
   if (t->cols() != cols)
     bad(n, i, std::string(role) + " must have " + std::to_string(cols) + " columns, got " + t->describe());
@@ -47,12 +53,24 @@ bool op_from_name(const std::string& name, OpKind* out) {
   return false;
 }
 
-Graph::Graph(std::vector<Node> nodes, std::shared_ptr<Pool> pool, Impl impl, int64_t max_rows, TensorPtr positions)
-    : nodes_(std::move(nodes)), pool_(std::move(pool)), positions_(std::move(positions)), impl_(impl), max_rows_(max_rows) {
+void Graph::fail(const Node& n, size_t i, const std::string& what) { bad(n, i, what); }
+
+Graph::Graph(std::vector<Node> nodes, int64_t max_rows, TensorPtr positions, bool half_kv)
+    : nodes_(std::move(nodes)), positions_(std::move(positions)), max_rows_(max_rows), half_kv_(half_kv) {
   if (positions_ && positions_->dtype != DType::I32) throw Error("E_INVALID_ARG", "graph positions must be i32, got " + positions_->describe());
+  if (positions_ && !positions_->on_host()) throw Error("E_INVALID_ARG", "graph positions must be in host memory");
   if (max_rows_ < 1) throw Error("E_INVALID_ARG", "graph maxRows must be >= 1");
-  if (!impl_supported(impl_)) throw Error("E_UNSUPPORTED", std::string("this CPU cannot run the ") + impl_name(impl_) + " kernels");
   for (size_t i = 0; i < nodes_.size(); i++) validate(nodes_[i], i);
+}
+
+CpuGraph::CpuGraph(std::vector<Node> nodes, std::shared_ptr<Pool> pool, Impl impl, int64_t max_rows, TensorPtr positions)
+    : Graph(std::move(nodes), max_rows, std::move(positions), false), pool_(std::move(pool)), impl_(impl) {
+  if (!impl_supported(impl_)) throw Error("E_UNSUPPORTED", std::string("this CPU cannot run the ") + impl_name(impl_) + " kernels");
+  for (size_t i = 0; i < nodes_.size(); i++)
+    each_tensor(nodes_[i], [&](const TensorPtr& t, const char* role) {
+      if (!t->on_host())
+        fail(nodes_[i], i, std::string(role) + " is in " + device_name(t->device()) + " memory; a CPU graph needs host tensors");
+    });
 }
 
 Graph::Span Graph::span(const Node& node, int64_t n, int64_t pos) const {
@@ -107,13 +125,14 @@ void Graph::validate(const Node& n, size_t i) const {
       break;
     }
     case OpKind::KvStore: {
-      need_f32(n, i, n.out, "cache"); need_f32(n, i, n.a, "src");
+      need_kv(n, i, n.out, "cache", half_kv_); need_f32(n, i, n.a, "src");
       need_cols(n, i, n.a, "src", n.out->cols());
       need_rows(n, i, n.a, "src", R);
       break;
     }
     case OpKind::Attention: {
-      need_f32(n, i, n.out, "out"); need_f32(n, i, n.a, "q"); need_f32(n, i, n.b, "kCache"); need_f32(n, i, n.c, "vCache");
+      need_f32(n, i, n.out, "out"); need_f32(n, i, n.a, "q"); need_kv(n, i, n.b, "kCache", half_kv_); need_kv(n, i, n.c, "vCache", half_kv_);
+      if (n.b->dtype != n.c->dtype) bad(n, i, "kCache and vCache must have the same dtype");
       if (n.n_heads < 1 || n.n_kv_heads < 1 || n.n_heads % n.n_kv_heads)
         bad(n, i, "nHeads must be a positive multiple of nKvHeads");
       if (n.head_dim < 1 || n.head_dim > 1024) bad(n, i, "headDim must be 1..1024");
@@ -202,7 +221,7 @@ void Graph::check_run(int64_t n, int64_t pos) const {
   }
 }
 
-void Graph::run(int64_t n, int64_t pos) {
+void CpuGraph::run(int64_t n, int64_t pos) {
   std::lock_guard<std::mutex> lock(pool_->run_mu);
   check_run(n, pos);
   const Exec e{&pool_->pool, impl_};

@@ -1,7 +1,7 @@
 // A graph is the op list of one forward step, built once from the model code's description
 // (lib/model/*.ts) and then run many times with one native call per step. Activation tensors
 // are allocated for `max_rows` tokens; a run processes the first n rows, at positions
-// pos .. pos + n - 1 of the KV cache.
+// pos .. pos + n - 1 of the KV cache. The CPU graph is here; the CUDA one is cuda/cuda_graph.cu.
 #pragma once
 #include <memory>
 #include <mutex>
@@ -42,28 +42,51 @@ struct Pool {
   std::mutex run_mu;
 };
 
+// The checked op list of a graph, common to the backends: validates every node's tensors and
+// parameters when built, and each run's n and pos before any op runs (so a failed run leaves
+// the KV cache untouched). Backends derive from it and say where tensors must live.
 class Graph {
  public:
-  // `positions` (i32, optional) holds each sequence's position for nodes with a pos_slot.
-  Graph(std::vector<Node> nodes, std::shared_ptr<Pool> pool, Impl impl, int64_t max_rows, TensorPtr positions = nullptr);
-  // Runs every node for n tokens at positions pos .. pos + n - 1. Throws Error on bad n/pos
-  // (before any op runs) so a failed run leaves the KV cache untouched.
-  void run(int64_t n, int64_t pos);
+  virtual ~Graph() = default;
+  // Runs every node for n tokens at positions pos .. pos + n - 1. Throws Error on bad n/pos.
+  virtual void run(int64_t n, int64_t pos) = 0;
   int64_t max_rows() const { return max_rows_; }
 
- private:
-  void validate(const Node& node, size_t index) const;
+ protected:
+  // `positions` (i32, optional) holds each sequence's position for nodes with a pos_slot.
+  // half_kv: KV caches may be f16 or bf16 (else f32 only).
+  Graph(std::vector<Node> nodes, int64_t max_rows, TensorPtr positions, bool half_kv);
   void check_run(int64_t n, int64_t pos) const;
-
   // The rows, position and first row a node works on in a run of n rows at pos.
   struct Span { int64_t rows, pos, row0; };
   Span span(const Node& node, int64_t n, int64_t pos) const;
+  // Calls f(tensor, role) for each tensor of node i.
+  template <class F> static void each_tensor(const Node& n, F f) {
+    if (n.out) f(n.out, "out");
+    if (n.a) f(n.a, "a");
+    if (n.b) f(n.b, "b");
+    if (n.c) f(n.c, "c");
+  }
+  [[noreturn]] static void fail(const Node& n, size_t i, const std::string& what);
 
   std::vector<Node> nodes_;
-  std::shared_ptr<Pool> pool_;
   TensorPtr positions_;
-  Impl impl_;
   int64_t max_rows_;
+
+ private:
+  void validate(const Node& node, size_t index) const;
+  bool half_kv_;
+};
+
+// The CPU backend's graph: every tensor in host memory, ops run on the model's thread pool.
+class CpuGraph : public Graph {
+ public:
+  CpuGraph(std::vector<Node> nodes, std::shared_ptr<Pool> pool, Impl impl, int64_t max_rows, TensorPtr positions = nullptr);
+  void run(int64_t n, int64_t pos) override;
+
+ private:
+  std::shared_ptr<Pool> pool_;
+  Impl impl_;
 };
 
 }  // namespace fuselm

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 #include <sys/mman.h>
 
@@ -51,9 +52,25 @@ Buffer::Buffer(size_t n, bool zero) : bytes(n) {
 #endif
   if (zero) std::memset(data, 0, alloc);
 }
-Buffer::~Buffer() { std::free(data); }
+Buffer::Buffer(size_t n, const DeviceMemory& mem) : data(mem.alloc(n)), bytes(n), device(&mem) {}
+Buffer::~Buffer() {
+  if (device)
+    device->release(data);
+  else
+    std::free(data);
+}
 
-std::shared_ptr<Tensor> Tensor::make(DType t, std::vector<int64_t> shape, bool zero) {
+const char* device_name(Device d) {
+  switch (d) {
+    case Device::Cpu: return "cpu";
+    case Device::Cuda: return "cuda";
+    case Device::CudaEmulated: return "cuda-emulated";
+  }
+  return "?";
+}
+
+namespace {
+void check_shape(DType t, const std::vector<int64_t>& shape) {
   if (shape.empty() || shape.size() > 4)
     throw Error("E_INVALID_ARG", "tensor rank must be 1..4, got " + std::to_string(shape.size()));
   int64_t n = 1;
@@ -65,11 +82,60 @@ std::shared_ptr<Tensor> Tensor::make(DType t, std::vector<int64_t> shape, bool z
   if (t == DType::Q8_0 && shape.back() % kQ8Block != 0)
     throw Error("E_INVALID_ARG", "q8_0 tensor's last dimension must be a multiple of 32, got " +
                                      std::to_string(shape.back()));
+}
+}  // namespace
+
+std::shared_ptr<Tensor> Tensor::make(DType t, std::vector<int64_t> shape, bool zero) {
+  check_shape(t, shape);
   auto out = std::make_shared<Tensor>();
   out->dtype = t;
   out->shape = std::move(shape);
   out->buf = std::make_shared<Buffer>(row_bytes(t, out->cols()) * size_t(out->rows()), zero);
   return out;
+}
+
+std::shared_ptr<Tensor> Tensor::make_on(const DeviceMemory& mem, DType t, std::vector<int64_t> shape) {
+  check_shape(t, shape);
+  auto out = std::make_shared<Tensor>();
+  out->dtype = t;
+  out->shape = std::move(shape);
+  out->buf = std::make_shared<Buffer>(row_bytes(t, out->cols()) * size_t(out->rows()), mem);
+  return out;
+}
+
+std::shared_ptr<Tensor> Tensor::copy_to(const DeviceMemory* mem) const {
+  auto out = std::make_shared<Tensor>();
+  out->dtype = dtype;
+  out->shape = shape;
+  out->buf = mem ? std::make_shared<Buffer>(nbytes(), *mem) : std::make_shared<Buffer>(nbytes(), false);
+  if (on_host()) {
+    out->write_bytes(buf->data, 0, nbytes());
+  } else if (!mem) {
+    read_bytes(out->buf->data, 0, nbytes());
+  } else {  // device to device, through the host
+    std::vector<uint8_t> staging(nbytes());
+    read_bytes(staging.data(), 0, nbytes());
+    out->write_bytes(staging.data(), 0, nbytes());
+  }
+  return out;
+}
+
+void Tensor::read_bytes(void* dst, size_t off, size_t n) const {
+  if (n == 0) return;
+  const uint8_t* src = static_cast<const uint8_t*>(buf->data) + off;
+  if (buf->device)
+    buf->device->to_host(dst, src, n);
+  else
+    std::memcpy(dst, src, n);
+}
+
+void Tensor::write_bytes(const void* src, size_t off, size_t n) {
+  if (n == 0) return;
+  uint8_t* dst = static_cast<uint8_t*>(buf->data) + off;
+  if (buf->device)
+    buf->device->from_host(dst, src, n);
+  else
+    std::memcpy(dst, src, n);
 }
 
 int64_t Tensor::numel() const {

@@ -34,11 +34,28 @@ struct Error : std::runtime_error {
   Error(std::string c, const std::string& msg) : std::runtime_error(msg), code(std::move(c)) {}
 };
 
+// Where a buffer's memory lives. Device memory is reached only through its DeviceMemory.
+enum class Device : int32_t { Cpu = 0, Cuda = 1, CudaEmulated = 2 };
+const char* device_name(Device d);  // "cpu", "cuda", "cuda-emulated"
+
+// A device backend's memory: allocation, release and copies to and from the host. Copies are
+// synchronous and throw Error on failure.
+struct DeviceMemory {
+  Device device;
+  void* (*alloc)(size_t bytes);  // zero-filled
+  void (*release)(void* p);
+  void (*to_host)(void* dst, const void* src, size_t bytes);
+  void (*from_host)(void* dst, const void* src, size_t bytes);
+};
+
 struct Buffer {
   void* data = nullptr;
   size_t bytes = 0;
-  // 64-byte aligned; zero-filled unless the caller overwrites it all; throws Error on failure
+  const DeviceMemory* device = nullptr;  // null: host memory
+  // Host memory, 64-byte aligned; zero-filled unless the caller overwrites it all; throws Error on failure
   explicit Buffer(size_t n, bool zero = true);
+  // Zero-filled device memory
+  Buffer(size_t n, const DeviceMemory& mem);
   ~Buffer();
   Buffer(const Buffer&) = delete;
   Buffer& operator=(const Buffer&) = delete;
@@ -50,6 +67,15 @@ struct Tensor {
   std::shared_ptr<Buffer> buf;
 
   static std::shared_ptr<Tensor> make(DType t, std::vector<int64_t> shape, bool zero = true);
+  // A zero-filled tensor in a device's memory.
+  static std::shared_ptr<Tensor> make_on(const DeviceMemory& mem, DType t, std::vector<int64_t> shape);
+  // A copy of this tensor in a device's memory (mem null: in host memory).
+  std::shared_ptr<Tensor> copy_to(const DeviceMemory* mem) const;
+  Device device() const { return buf && buf->device ? buf->device->device : Device::Cpu; }
+  bool on_host() const { return !buf || !buf->device; }
+  // Copies bytes [off, off + n) of the tensor out to / in from host memory, wherever it lives.
+  void read_bytes(void* dst, size_t off, size_t n) const;
+  void write_bytes(const void* src, size_t off, size_t n);
 
   int64_t numel() const;
   int64_t cols() const { return shape.empty() ? 1 : shape.back(); }

@@ -9,7 +9,7 @@
  * positions of the original Transformer (a fixed table in place of the learned one).
  */
 import type { NativeTensor } from '../../bindings.js';
-import { type CpuBackend, type Graph, ops } from '../backend.js';
+import { type Backend, type Graph, ops } from '../backend.js';
 import type { GgufFile } from '../formats/gguf.js';
 import { emptyTensor, readF32Rows } from '../tensor.js';
 import type { ModelConfig } from './config.js';
@@ -94,7 +94,8 @@ export interface LlamaStateOptions {
 }
 
 /**
- * Activations, KV caches and graphs for one or more sequences. forward() evaluates tokens of
+ * Activations, KV caches and graphs for one or more sequences, in the backend's memory (the
+ * token ids, positions and logits in host memory). forward() evaluates tokens of
  * one sequence at its next positions; forwardBatch() takes one token of every sequence in a
  * single step, so the weights are read once for all of them.
  */
@@ -104,7 +105,7 @@ export class LlamaState {
   readonly sequences: number;
   #c: ModelConfig;
   #w: LlamaWeights;
-  #be: CpuBackend;
+  #be: Backend;
   #ids: NativeTensor;
   /** Absolute position of each row, for an added position table. */
   #posIds: NativeTensor;
@@ -118,7 +119,7 @@ export class LlamaState {
   /** Keyed by `${sequence}:${allLogits}`, and 'batch'. */
   #graphs = new Map<string, Graph>();
 
-  constructor(c: ModelConfig, w: LlamaWeights, be: CpuBackend, o: LlamaStateOptions) {
+  constructor(c: ModelConfig, w: LlamaWeights, be: Backend, o: LlamaStateOptions) {
     this.#c = c;
     this.#w = w;
     this.#be = be;
@@ -129,18 +130,13 @@ export class LlamaState {
     this.#ids = emptyTensor('i32', [B]);
     this.#posIds = emptyTensor('i32', [B]);
     this.#positions = emptyTensor('i32', [this.sequences]);
+    const act = (cols: number) => be.empty('f32', [B, cols]);
     this.#acts = {
-      x: emptyTensor('f32', [B, c.dim]),
-      xb: emptyTensor('f32', [B, c.dim]),
-      xb2: emptyTensor('f32', [B, c.dim]),
-      q: emptyTensor('f32', [B, q]),
-      k: emptyTensor('f32', [B, kv]),
-      v: emptyTensor('f32', [B, kv]),
-      att: emptyTensor('f32', [B, q]),
-      hb: emptyTensor('f32', [B, c.ffnDim]),
-      hb2: emptyTensor('f32', [B, c.ffnDim]),
+      x: act(c.dim), xb: act(c.dim), xb2: act(c.dim),
+      q: act(q), k: act(kv), v: act(kv), att: act(q),
+      hb: act(c.ffnDim), hb2: act(c.ffnDim),
     };
-    const caches = () => Array.from({ length: this.sequences }, () => Array.from({ length: c.nLayers }, () => emptyTensor('f32', [o.contextSize, kv])));
+    const caches = () => Array.from({ length: this.sequences }, () => Array.from({ length: c.nLayers }, () => be.empty(be.kvDtype, [o.contextSize, kv])));
     this.#kCache = caches();
     this.#vCache = caches();
     this.#logitsLast = emptyTensor('f32', [1, c.vocabSize]);
@@ -253,4 +249,34 @@ export function disposeLlamaWeights(w: LlamaWeights): void {
   w.outputNormB?.free();
   w.posEmbd?.free();
   for (const L of w.layers) for (const t of Object.values(L)) t?.free();
+}
+
+/**
+ * The backend's copy of every weight (a tensor shared by two roles, such as tied embeddings, is
+ * copied once); the host tensors are freed. The CPU backend uses the weights as they are.
+ */
+export function uploadLlamaWeights(w: LlamaWeights, be: Backend): LlamaWeights {
+  if (be.device === 'cpu') return w;
+  const copies = new Map<NativeTensor, NativeTensor>();
+  const up = (t: NativeTensor) => {
+    let d = copies.get(t);
+    if (!d) copies.set(t, (d = be.upload(t)));
+    return d;
+  };
+  const upOpt = (t?: NativeTensor) => (t ? up(t) : undefined);
+  try {
+    const out: LlamaWeights = {
+      tokenEmbd: up(w.tokenEmbd),
+      posEmbd: upOpt(w.posEmbd),
+      layers: w.layers.map((L) => Object.fromEntries(Object.entries(L).map(([k, t]) => [k, upOpt(t)])) as unknown as LayerWeights),
+      outputNorm: up(w.outputNorm),
+      outputNormB: upOpt(w.outputNormB),
+      output: up(w.output),
+    };
+    disposeLlamaWeights(w);
+    return out;
+  } catch (e) {
+    for (const d of copies.values()) d.free();
+    throw e;
+  }
 }

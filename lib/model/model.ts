@@ -6,7 +6,7 @@
 import { Chat, type ChatOptions } from '../chat.js';
 import { FuselmError } from '../errors.js';
 import { readGguf } from '../formats/gguf.js';
-import { CpuBackend } from '../backend.js';
+import { type Backend, CpuBackend, CudaBackend } from '../backend.js';
 import { native } from '../native.js';
 import type { NativeImpl } from '../../bindings.js';
 import { SequenceRun, generationDefaults } from '../generate.js';
@@ -19,13 +19,21 @@ import { openSafetensorsFolder } from '../formats/safetensors.js';
 import { loadTokenizer } from '../tokenizer/load.js';
 import { loadHfDecoderWeights } from './hf-weights.js';
 import { idsOnlyTokenizer } from './ids-tokenizer.js';
-import { type LlamaWeights, LlamaState, disposeLlamaWeights, loadLlamaWeights } from './llama.js';
+import { type LlamaWeights, LlamaState, disposeLlamaWeights, loadLlamaWeights, uploadLlamaWeights } from './llama.js';
 import type { WeightDtype } from './weights.js';
 
 export interface LoadModelOptions {
-  /** 'auto' picks CUDA when a device works, else the CPU. */
+  /**
+   * 'auto' picks CUDA when a device works, else the CPU. 'cuda' throws NO_CUDA_DEVICE without
+   * one, unless FUSELM_CUDA_EMULATE=1 runs the CUDA backend on its CPU emulator (slowly).
+   */
   device?: 'auto' | 'cpu' | 'cuda';
-  /** CPU threads; default: physical cores. */
+  /**
+   * KV cache element type on CUDA: 'auto' (the default) keeps f32 for f32 weights and uses f16
+   * otherwise. The CPU backend's cache is f32.
+   */
+  kvType?: 'auto' | 'f32' | 'f16' | 'bf16';
+  /** CPU threads (loading, and the CPU backend); default: physical cores. */
   threads?: number;
   /** KV cache positions; default min(the model's context length, 4096). */
   contextSize?: number;
@@ -102,7 +110,9 @@ export class Model {
   readonly path: string;
   readonly config: ModelConfig;
   readonly tokenizer: Tokenizer;
-  readonly device = 'cpu' as const;
+  /** Where the model runs. */
+  readonly device: 'cpu' | 'cuda';
+  /** CPU threads of the CPU backend (0 on CUDA). */
   readonly threads: number;
   readonly contextSize: number;
   readonly batchSize: number;
@@ -112,7 +122,7 @@ export class Model {
   readonly generationConfig: GenerationConfig;
 
   #weights: LlamaWeights | undefined;
-  #backend: CpuBackend;
+  #backend: Backend;
   #state: LlamaState;
   #queue: Promise<void> = Promise.resolve();
   /** Parallel sequences' state, made for the batch size last used. */
@@ -127,7 +137,7 @@ export class Model {
     config: ModelConfig,
     tokenizer: Tokenizer,
     weights: LlamaWeights,
-    backend: CpuBackend,
+    backend: Backend,
     o: { contextSize: number; batchSize: number; generationConfig?: GenerationConfig },
   ) {
     this.path = path;
@@ -136,7 +146,8 @@ export class Model {
     this.tokenizer = tokenizer;
     this.#weights = weights;
     this.#backend = backend;
-    this.threads = backend.threads;
+    this.device = backend.device === 'cpu' ? 'cpu' : 'cuda';
+    this.threads = backend instanceof CpuBackend ? backend.threads : 0;
     this.contextSize = o.contextSize;
     this.batchSize = o.batchSize;
     this.#state = new LlamaState(config, weights, backend, { contextSize: o.contextSize, batchSize: o.batchSize });
@@ -389,34 +400,68 @@ export class Model {
  * shards, tokenizer.json, generation_config.json). Weights are read natively, off the JS thread.
  */
 export async function loadModel(path: string, opts: LoadModelOptions = {}): Promise<Model> {
-  const device = opts.device ?? 'auto';
-  if (device === 'cuda') {
-    const info = native().cudaInfo();
-    throw new FuselmError(
-      'E_UNSUPPORTED',
-      `device 'cuda': the CUDA backend does not run models yet${info.devices.length ? '' : ` (${info.reason})`}; use device 'cpu' or 'auto'`,
-    );
-  }
-  if (device !== 'auto' && device !== 'cpu') throw new FuselmError('E_INVALID_ARG', `device must be 'auto', 'cpu' or 'cuda', got '${device}'`);
-  if (await isDirectory(path)) return loadHfModel(path, opts);
+  const device = resolveDevice(opts);
+  if (await isDirectory(path)) return loadHfModel(path, opts, device);
   const f = await readGguf(path);
   const config = configFromGguf(f);
   const tokenizer = tokenizerFromGguf(f);
   if (tokenizer.vocabSize !== config.vocabSize)
     throw new FuselmError('E_FORMAT', `${path}: the tokenizer has ${tokenizer.vocabSize} tokens but token_embd.weight has ${config.vocabSize} rows`);
-  const contextSize = opts.contextSize ?? Math.min(config.contextLength, 4096);
-  if (!Number.isInteger(contextSize) || contextSize < 1) throw new FuselmError('E_INVALID_ARG', `contextSize must be a positive integer, got ${contextSize}`);
-  const batchSize = opts.batchSize ?? Math.min(512, contextSize);
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new FuselmError('E_INVALID_ARG', `batchSize must be a positive integer, got ${batchSize}`);
-  const backend = new CpuBackend({ threads: opts.threads, impl: opts.impl });
+  const { contextSize, batchSize } = sizes(config, opts);
+  const dtype = opts.dtype ?? 'auto';
+  if (!['auto', 'q8_0', 'f16'].includes(dtype)) throw new FuselmError('E_INVALID_ARG', `dtype must be 'auto', 'q8_0' or 'f16', got '${dtype}'`);
+  const cpu = new CpuBackend({ threads: opts.threads, impl: opts.impl });
+  return finishLoad(path, config, tokenizer, cpu, device, opts, { contextSize, batchSize }, () =>
+    loadLlamaWeights(f, config, dtype, opts.onProgress),
+  );
+}
+
+/** 'cpu', 'cuda' or 'cuda-emulated' for the options and this machine (see LoadModelOptions.device). */
+function resolveDevice(opts: LoadModelOptions): 'cpu' | 'cuda' | 'cuda-emulated' {
+  const device = opts.device ?? 'auto';
+  if (device !== 'auto' && device !== 'cpu' && device !== 'cuda')
+    throw new FuselmError('E_INVALID_ARG', `device must be 'auto', 'cpu' or 'cuda', got '${device}'`);
+  const kv = opts.kvType ?? 'auto';
+  if (!['auto', 'f32', 'f16', 'bf16'].includes(kv)) throw new FuselmError('E_INVALID_ARG', `kvType must be 'auto', 'f32', 'f16' or 'bf16', got '${kv}'`);
+  if (device === 'cpu') return 'cpu';
+  const cuda = native().cudaInfo();
+  if (cuda.devices.length > 0) return 'cuda';
+  if (device === 'auto') return 'cpu';
+  if (process.env.FUSELM_CUDA_EMULATE === '1') return 'cuda-emulated';
+  throw new FuselmError('NO_CUDA_DEVICE', `device 'cuda': ${cuda.reason ?? 'no CUDA device'} (FUSELM_CUDA_EMULATE=1 runs the CUDA backend on its CPU emulator)`);
+}
+
+/**
+ * Loads the weights on the host (`cpu` runs load-time ops such as transposes), then makes the
+ * model on the CPU, or uploads the weights to the CUDA device and frees the host copies.
+ */
+async function finishLoad(
+  path: string,
+  config: ModelConfig,
+  tokenizer: Tokenizer,
+  cpu: CpuBackend,
+  device: 'cpu' | 'cuda' | 'cuda-emulated',
+  opts: LoadModelOptions,
+  o: { contextSize: number; batchSize: number; generationConfig?: GenerationConfig },
+  load: () => Promise<LlamaWeights>,
+): Promise<Model> {
   let weights: LlamaWeights | undefined;
+  let backend: Backend = cpu;
   try {
-    const dtype = opts.dtype ?? 'auto';
-    if (!['auto', 'q8_0', 'f16'].includes(dtype)) throw new FuselmError('E_INVALID_ARG', `dtype must be 'auto', 'q8_0' or 'f16', got '${dtype}'`);
-    weights = await loadLlamaWeights(f, config, dtype, opts.onProgress);
-    return new Model(path, config, tokenizer, weights, backend, { contextSize, batchSize });
+    weights = await load();
+    if (device !== 'cpu') {
+      const kv = opts.kvType ?? 'auto';
+      backend = new CudaBackend({
+        emulated: device === 'cuda-emulated',
+        kvDtype: kv === 'auto' ? (weights.layers[0]?.wq.dtype === 'f32' ? 'f32' : 'f16') : kv,
+      });
+      cpu.dispose();
+      weights = uploadLlamaWeights(weights, backend);
+    }
+    return new Model(path, config, tokenizer, weights, backend, o);
   } catch (e) {
     if (weights) disposeLlamaWeights(weights);
+    cpu.dispose();
     backend.dispose();
     throw e;
   }
@@ -433,7 +478,7 @@ function sizes(config: ModelConfig, opts: LoadModelOptions): { contextSize: numb
 }
 
 /** A Hugging Face model folder (decoders: llama, mistral, qwen2, gpt2). */
-async function loadHfModel(dir: string, opts: LoadModelOptions): Promise<Model> {
+async function loadHfModel(dir: string, opts: LoadModelOptions, device: 'cpu' | 'cuda' | 'cuda-emulated'): Promise<Model> {
   const hf = await readHfFolder(dir);
   const config = hf.config;
   if (config.architecture === 'bert')
@@ -448,16 +493,10 @@ async function loadHfModel(dir: string, opts: LoadModelOptions): Promise<Model> 
   if (tokenizer.vocabSize > config.vocabSize)
     throw new FuselmError('E_FORMAT', `${dir}: the tokenizer has ${tokenizer.vocabSize} tokens but the model's vocabulary has ${config.vocabSize}`);
   const { contextSize, batchSize } = sizes(config, opts);
-  const backend = new CpuBackend({ threads: opts.threads, impl: opts.impl });
-  let weights: LlamaWeights | undefined;
-  try {
-    weights = await loadHfDecoderWeights(st, config, backend, dir, opts.onProgress);
-    return new Model(dir, config, tokenizer, weights, backend, { contextSize, batchSize, generationConfig: gen });
-  } catch (e) {
-    if (weights) disposeLlamaWeights(weights);
-    backend.dispose();
-    throw e;
-  }
+  const cpu = new CpuBackend({ threads: opts.threads, impl: opts.impl });
+  return finishLoad(dir, config, tokenizer, cpu, device, opts, { contextSize, batchSize, generationConfig: gen }, () =>
+    loadHfDecoderWeights(st, config, cpu, dir, opts.onProgress),
+  );
 }
 
 async function hasFile(dir: string, name: string): Promise<boolean> {

@@ -8,6 +8,40 @@
 
 namespace fuselm {
 
+namespace {
+#ifdef FUSELM_HAVE_CUDA
+// The driver's answer, asked once: device queries are slow and the answer does not change.
+const std::vector<CudaDevice>& gpu_devices(std::string* why) {
+  static std::string reason;
+  static const std::vector<CudaDevice> list = cuda_devices(&reason);
+  if (why) *why = reason;
+  return list;
+}
+#endif
+}  // namespace
+
+Device get_device(const Napi::Value& v, const char* what) {
+  const std::string name = v.IsString() ? v.As<Napi::String>().Utf8Value() : "";
+  for (Device d : {Device::Cpu, Device::Cuda, Device::CudaEmulated})
+    if (name == device_name(d)) return d;
+  throw_js(v.Env(), "E_INVALID_ARG", std::string(what) + " must be 'cpu', 'cuda' or 'cuda-emulated'");
+}
+
+const CudaBackend& cuda_backend_for(Napi::Env env, Device d) {
+  if (d == Device::CudaEmulated) return cuda_backend_emulated();
+#ifdef FUSELM_HAVE_CUDA
+  std::string why;
+  if (d == Device::Cuda && !gpu_devices(&why).empty()) return cuda_backend_gpu();
+  throw_js(env, "NO_CUDA_DEVICE", "no CUDA device: " + why);
+#else
+  throw_js(env, "NO_CUDA_DEVICE", "no CUDA device: this build of fuselm has no CUDA backend (nvcc was not found or FUSELM_CUDA=OFF)");
+#endif
+}
+
+const DeviceMemory* memory_for(Napi::Env env, Device d) {
+  return d == Device::Cpu ? nullptr : cuda_backend_for(env, d).memory;
+}
+
 Napi::Value cuda_info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
@@ -15,7 +49,7 @@ Napi::Value cuda_info(const Napi::CallbackInfo& info) {
 #ifdef FUSELM_HAVE_CUDA
   o.Set("compiled", true);
   std::string why;
-  std::vector<CudaDevice> list = cuda_devices(&why);
+  const std::vector<CudaDevice>& list = gpu_devices(&why);
   for (size_t i = 0; i < list.size(); i++) {
     Napi::Object d = Napi::Object::New(env);
     d.Set("index", list[i].index);

@@ -1,3 +1,4 @@
+#include "napi/info.h"
 #include "napi/util.h"
 #include "napi/wraps.h"
 
@@ -43,7 +44,7 @@ double opt_number(const Napi::Object& o, const char* key, double fallback) {
 }
 }  // namespace
 
-// new Graph(nodes, {pool, impl, maxRows}); each node: {op, out, a, b, c, ...params}.
+// new Graph(nodes, {device = "cpu", pool (cpu), impl (cpu), maxRows, positions}); each node: {op, out, a, b, c, ...params}.
 GraphWrap::GraphWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<GraphWrap>(info) {
   Napi::Env env = info.Env();
   if (!info[0].IsArray() || !info[1].IsObject()) throw_js(env, "E_INVALID_ARG", "new Graph(nodes[], options)");
@@ -81,6 +82,19 @@ GraphWrap::GraphWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<GraphWra
     n.pos_slot = int64_t(opt_number(o, "posSlot", -1));
     nodes.push_back(std::move(n));
   }
+  int64_t max_rows = get_int(opts.Get("maxRows"), "options.maxRows");
+  Napi::Value posv = opts.Get("positions");
+  TensorPtr positions = posv.IsUndefined() || posv.IsNull() ? nullptr : TensorWrap::unwrap(posv, "options.positions");
+  const Device device = opts.Get("device").IsUndefined() ? Device::Cpu : get_device(opts.Get("device"), "options.device");
+  if (device != Device::Cpu) {
+    const CudaBackend& be = cuda_backend_for(env, device);
+    try {
+      g_ = be.graph(std::move(nodes), max_rows, std::move(positions));
+    } catch (const Error& e) {
+      throw_js(env, e.code, e.what());
+    }
+    return;
+  }
   auto* data = env.GetInstanceData<AddonData>();
   Napi::Value pv = opts.Get("pool");
   if (!pv.IsObject() || !pv.As<Napi::Object>().InstanceOf(data->pool_ctor.Value()))
@@ -91,11 +105,8 @@ GraphWrap::GraphWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<GraphWra
   Napi::Value iv = opts.Get("impl");
   if (!iv.IsUndefined() && (!iv.IsString() || !impl_from_name(iv.As<Napi::String>().Utf8Value(), &impl)))
     throw_js(env, "E_INVALID_ARG", "options.impl must be auto, reference, portable, avx2 or avx512");
-  int64_t max_rows = get_int(opts.Get("maxRows"), "options.maxRows");
-  Napi::Value posv = opts.Get("positions");
-  TensorPtr positions = posv.IsUndefined() || posv.IsNull() ? nullptr : TensorWrap::unwrap(posv, "options.positions");
   try {
-    g_ = std::make_shared<Graph>(std::move(nodes), std::move(pool), impl, max_rows, std::move(positions));
+    g_ = std::make_shared<CpuGraph>(std::move(nodes), std::move(pool), impl, max_rows, std::move(positions));
   } catch (const Error& e) {
     throw_js(env, e.code, e.what());
   }

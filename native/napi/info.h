@@ -1,9 +1,18 @@
 #pragma once
 #include <napi.h>
 
+#include "cuda_backend.h"
+
 namespace fuselm {
 Napi::Value cpu_info(const Napi::CallbackInfo& info);
 Napi::Value cuda_info(const Napi::CallbackInfo& info);  // native/napi/cuda_info.cc
 Napi::Value cuda_add(const Napi::CallbackInfo& info);   // native/napi/cuda_info.cc
 Napi::Value tensor_from_file(const Napi::CallbackInfo& info);  // native/napi/file.cc
+
+// native/napi/cuda_info.cc: a device from its JS name ('cpu', 'cuda', 'cuda-emulated'), and the
+// CUDA backend serving it — the GPU's when built with CUDA and a device works, else a JS
+// FuselmError NO_CUDA_DEVICE saying why; the emulator's for 'cuda-emulated'.
+Device get_device(const Napi::Value& v, const char* what);
+const CudaBackend& cuda_backend_for(Napi::Env env, Device d);
+const DeviceMemory* memory_for(Napi::Env env, Device d);  // null for the CPU
 }  // namespace fuselm

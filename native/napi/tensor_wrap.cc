@@ -1,5 +1,4 @@
-#include <cstring>
-
+#include "napi/info.h"
 #include "napi/util.h"
 #include "napi/wraps.h"
 
@@ -8,18 +7,21 @@ namespace fuselm {
 Napi::Function TensorWrap::define(Napi::Env env) {
   return DefineClass(env, "Tensor",
                      {InstanceAccessor<&TensorWrap::dtype>("dtype"), InstanceAccessor<&TensorWrap::shape>("shape"),
-                      InstanceAccessor<&TensorWrap::nbytes>("nbytes"), InstanceMethod<&TensorWrap::write>("write"),
-                      InstanceMethod<&TensorWrap::read>("read"), InstanceMethod<&TensorWrap::free>("free")});
+                      InstanceAccessor<&TensorWrap::nbytes>("nbytes"), InstanceAccessor<&TensorWrap::device>("device"),
+                      InstanceMethod<&TensorWrap::write>("write"), InstanceMethod<&TensorWrap::read>("read"),
+                      InstanceMethod<&TensorWrap::to>("to"), InstanceMethod<&TensorWrap::free>("free")});
 }
 
-// new Tensor(dtype, shape): a zero-filled tensor.
+// new Tensor(dtype, shape, device = 'cpu'): a zero-filled tensor.
 TensorWrap::TensorWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TensorWrap>(info) {
   if (info.Length() == 1 && info[0].IsExternal()) {  // internal: wrapping an existing tensor
     t_ = *info[0].As<Napi::External<TensorPtr>>().Data();
     return;
   }
+  const Device d = info.Length() > 2 && !info[2].IsUndefined() ? get_device(info[2], "device") : Device::Cpu;
+  const DeviceMemory* mem = memory_for(info.Env(), d);
   try {
-    t_ = Tensor::make(get_dtype(info[0]), get_shape(info[1]));
+    t_ = mem ? Tensor::make_on(*mem, get_dtype(info[0]), get_shape(info[1])) : Tensor::make(get_dtype(info[0]), get_shape(info[1]));
   } catch (const Error& e) {
     throw_js(info.Env(), e.code, e.what());
   }
@@ -51,6 +53,20 @@ Napi::Value TensorWrap::shape(const Napi::CallbackInfo& info) {
   return a;
 }
 
+Napi::Value TensorWrap::device(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), device_name(get(info.Env())->device())); }
+
+// to(device): a copy of the tensor in that device's memory.
+Napi::Value TensorWrap::to(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  TensorPtr t = get(env);
+  const DeviceMemory* mem = memory_for(env, get_device(info[0], "device"));
+  try {
+    return wrap(env, t->copy_to(mem));
+  } catch (const Error& e) {
+    throw_js(env, e.code, e.what());
+  }
+}
+
 Napi::Value TensorWrap::nbytes(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), double(get(info.Env())->nbytes())); }
 
 // write(bytes: ArrayBufferView, byteOffset = 0): copies bytes into the tensor.
@@ -74,7 +90,11 @@ Napi::Value TensorWrap::write(const Napi::CallbackInfo& info) {
   if (off < 0 || uint64_t(off) + len > t->nbytes())
     throw_js(env, "E_INVALID_ARG", "write: " + std::to_string(len) + " bytes at offset " + std::to_string(off) +
                                         " do not fit " + t->describe() + " (" + std::to_string(t->nbytes()) + " bytes)");
-  std::memcpy(static_cast<uint8_t*>(t->buf->data) + off, src, len);
+  try {
+    t->write_bytes(src, size_t(off), len);
+  } catch (const Error& e) {
+    throw_js(env, e.code, e.what());
+  }
   return env.Undefined();
 }
 
@@ -88,7 +108,11 @@ Napi::Value TensorWrap::read(const Napi::CallbackInfo& info) {
     throw_js(env, "E_INVALID_ARG", "read: range [" + std::to_string(off) + ", " + std::to_string(off + len) +
                                         ") is outside " + t->describe() + " (" + std::to_string(t->nbytes()) + " bytes)");
   Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, size_t(len));
-  std::memcpy(ab.Data(), static_cast<const uint8_t*>(t->buf->data) + off, size_t(len));
+  try {
+    t->read_bytes(ab.Data(), size_t(off), size_t(len));
+  } catch (const Error& e) {
+    throw_js(env, e.code, e.what());
+  }
   return ab;
 }
 

@@ -19,6 +19,8 @@ class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
   Napi::Value dtype(const Napi::CallbackInfo& info);
   Napi::Value shape(const Napi::CallbackInfo& info);
   Napi::Value nbytes(const Napi::CallbackInfo& info);
+  Napi::Value device(const Napi::CallbackInfo& info);
+  Napi::Value to(const Napi::CallbackInfo& info);
   Napi::Value write(const Napi::CallbackInfo& info);
   Napi::Value read(const Napi::CallbackInfo& info);
   Napi::Value free(const Napi::CallbackInfo& info);
@@ -40,7 +42,7 @@ class PoolWrap : public Napi::ObjectWrap<PoolWrap> {
 class GraphWrap : public Napi::ObjectWrap<GraphWrap> {
  public:
   static Napi::Function define(Napi::Env env);
-  explicit GraphWrap(const Napi::CallbackInfo& info);  // new Graph(nodes, {pool, impl, maxRows})
+  explicit GraphWrap(const Napi::CallbackInfo& info);  // new Graph(nodes, {device, pool, impl, maxRows, positions})
 
  private:
   Napi::Value run(const Napi::CallbackInfo& info);

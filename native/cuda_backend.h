@@ -1,0 +1,26 @@
+// The CUDA backend as the addon's host code sees it, with no CUDA types: its memory and its
+// graphs. Two flavors compile from the same sources (cuda/cuda_graph.cu): the GPU's (nvcc,
+// when the addon is built with CUDA) and the SIMT emulator's (g++, always), which
+// FUSELM_CUDA_EMULATE=1 selects so that device: 'cuda' runs on a machine without a GPU.
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "graph.h"
+
+namespace fuselm {
+
+struct CudaBackend {
+  const DeviceMemory* memory;
+  // A graph over device tensors (weights, activations, KV caches in f32/f16/bf16). Host
+  // tensors are allowed in two roles: embedding ids (copied in at each run) and matmul outputs
+  // (the logits, copied out after it). Transpose is a load-time op and is not offered.
+  std::shared_ptr<Graph> (*graph)(std::vector<Node> nodes, int64_t max_rows, TensorPtr positions);
+};
+
+const CudaBackend& cuda_backend_emulated();
+#ifdef FUSELM_HAVE_CUDA
+const CudaBackend& cuda_backend_gpu();
+#endif
+
+}  // namespace fuselm
