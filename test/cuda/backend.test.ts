@@ -1,0 +1,171 @@
+/**
+ * The CUDA backend behind the model API. Without a GPU it runs on the SIMT emulator
+ * (FUSELM_CUDA_EMULATE=1), the same kernel sources compiled for the CPU; with one, the same
+ * checks run on the GPU. stories260K through device 'cuda' must match llama.cpp's logits
+ * within 1e-3 and its greedy tokens exactly; without a device, 'auto' falls back to the CPU and
+ * 'cuda' fails with NO_CUDA_DEVICE.
+ */
+import assert from 'node:assert/strict';
+import { devices, FuselmError, loadModel, type LoadModelOptions, type Model } from '../../lib/index.js';
+import { CpuBackend, CudaBackend, ops } from '../../lib/backend.js';
+import { native } from '../../lib/native.js';
+import { emptyTensor, readF32Rows, tensorFromF32 } from '../../lib/tensor.js';
+import { readSharedJson, requireShared, sharedPath } from '../helpers/shared.js';
+
+const MODEL = 'models/stories260K.gguf';
+const ORACLE = 'models/stories260K.oracle.json';
+const hasGpu = () => native().cudaInfo().devices.length > 0;
+
+/** loadModel on device 'cuda': the GPU when there is one, else the emulator. */
+async function loadOnCuda(path: string, opts: LoadModelOptions = {}): Promise<Model> {
+  const before = process.env.FUSELM_CUDA_EMULATE;
+  process.env.FUSELM_CUDA_EMULATE = '1';
+  try {
+    return await loadModel(path, { ...opts, device: 'cuda' });
+  } finally {
+    if (before === undefined) delete process.env.FUSELM_CUDA_EMULATE;
+    else process.env.FUSELM_CUDA_EMULATE = before;
+  }
+}
+
+function maxAbsDiff(got: Float32Array, want: number[][], V: number): number {
+  let m = 0;
+  for (let i = 0; i < want.length; i++) for (let j = 0; j < V; j++) m = Math.max(m, Math.abs(got[i * V + j] - want[i][j]));
+  return m;
+}
+
+describe('CUDA backend', function () {
+  describe('on a machine without a CUDA device', function () {
+    before(function () {
+      if (hasGpu()) {
+        console.log('      skipped: this machine has a working CUDA device');
+        this.skip();
+      }
+    });
+
+    it('devices() says why CUDA is absent', () => {
+      const d = devices();
+      assert.deepEqual(d.cuda.devices, []);
+      assert.ok(d.cuda.reason && d.cuda.reason.length > 10, `reason: ${d.cuda.reason}`);
+    });
+
+    it("device 'auto' falls back to the CPU", async function () {
+      requireShared(this, MODEL);
+      await using m = await loadModel(sharedPath(MODEL), { device: 'auto', threads: 1 });
+      assert.equal(m.device, 'cpu');
+    });
+
+    it("device 'cuda' fails with NO_CUDA_DEVICE (unless FUSELM_CUDA_EMULATE=1)", async function () {
+      requireShared(this, MODEL);
+      const before = process.env.FUSELM_CUDA_EMULATE;
+      delete process.env.FUSELM_CUDA_EMULATE;
+      try {
+        await assert.rejects(loadModel(sharedPath(MODEL), { device: 'cuda' }), (e: unknown) => {
+          assert.ok(e instanceof FuselmError);
+          assert.equal(e.code, 'NO_CUDA_DEVICE');
+          assert.match(e.message, /FUSELM_CUDA_EMULATE/);
+          return true;
+        });
+      } finally {
+        if (before !== undefined) process.env.FUSELM_CUDA_EMULATE = before;
+      }
+    });
+
+    it("new Tensor(..., 'cuda') fails with NO_CUDA_DEVICE", () => {
+      assert.throws(() => new (native().Tensor)('f32', [4], 'cuda'), (e: any) => e.code === 'NO_CUDA_DEVICE');
+    });
+  });
+
+  describe('stories260K on device cuda', function () {
+    let oracle: any;
+    let model: Model;
+    before(async function () {
+      requireShared(this, MODEL, ORACLE);
+      oracle = readSharedJson(ORACLE);
+      model = await loadOnCuda(sharedPath(MODEL));
+    });
+    after(async () => model?.dispose());
+
+    it('runs on CUDA', () => {
+      assert.equal(model.device, 'cuda');
+      assert.equal(model.threads, 0);
+    });
+
+    it("gives llama.cpp's logits at every prompt position (max abs <= 1e-3)", async () => {
+      const ids: number[] = oracle.prompt_logits.ids;
+      const got = await model.evaluate(ids, { allLogits: true });
+      const d = maxAbsDiff(got, oracle.prompt_logits.logits, model.config.vocabSize);
+      assert.ok(d <= 1e-3, `max abs diff ${d}`);
+    });
+
+    it("greedy 64 tokens equal llama.cpp's, text included", async () => {
+      const r = await model.generate(oracle.greedy.prompt, { maxTokens: oracle.greedy.n });
+      assert.deepEqual(r.ids, oracle.greedy.ids);
+      assert.equal(r.text, oracle.greedy.text);
+    });
+
+    it('prompt batches of 3 tokens give the same tokens', async () => {
+      await using m = await loadOnCuda(sharedPath(MODEL), { batchSize: 3 });
+      const r = await m.generate(oracle.greedy.prompt, { maxTokens: 16 });
+      assert.deepEqual(r.ids, oracle.greedy.ids.slice(0, 16));
+    });
+
+    it('an f16 KV cache stays within 1e-2 of the logits and keeps the greedy tokens', async () => {
+      await using m = await loadOnCuda(sharedPath(MODEL), { kvType: 'f16' });
+      const ids: number[] = oracle.prompt_logits.ids;
+      const d = maxAbsDiff(await m.evaluate(ids, { allLogits: true }), oracle.prompt_logits.logits, m.config.vocabSize);
+      // f16 keeps 11 significant bits: keys and values are off by up to 2^-11 relative
+      assert.ok(d <= 1e-2, `max abs diff ${d}`);
+      const r = await m.generate(oracle.greedy.prompt, { maxTokens: 32 });
+      assert.deepEqual(r.ids, oracle.greedy.ids.slice(0, 32));
+    });
+
+    it('parallel sequences give the tokens of single runs', async () => {
+      const prompts = oracle.greedy_other_prompts.slice(0, 3).map((p: any) => p.prompt);
+      const batch = await model.generate(prompts, { maxTokens: 12 });
+      for (let i = 0; i < prompts.length; i++) assert.deepEqual(batch[i].ids, oracle.greedy_other_prompts[i].ids.slice(0, 12), prompts[i]);
+    });
+  });
+
+  describe('device tensors and graphs (emulated device)', function () {
+    it('copies tensors to the device and back', () => {
+      const host = tensorFromF32('f32', [2, 3], Float32Array.from([1, 2, 3, 4, 5, 6]));
+      const dev = host.to('cuda-emulated');
+      assert.equal(dev.device, 'cuda-emulated');
+      assert.equal(host.device, 'cpu');
+      assert.deepEqual(Array.from(readF32Rows(dev, 0, 2)), [1, 2, 3, 4, 5, 6]);
+      dev.write(Float32Array.from([9, 8]), 4);
+      assert.deepEqual(Array.from(readF32Rows(dev, 0, 1)), [1, 9, 8]);
+      assert.deepEqual(Array.from(new Float32Array(dev.to('cpu').read())), [1, 9, 8, 4, 5, 6]);
+      assert.throws(() => dev.read(0, 1000), /outside/);
+    });
+
+    it('runs a graph: host ids in, host logits out', async () => {
+      const be = new CudaBackend({ emulated: true });
+      const table = be.upload(tensorFromF32('f32', [4, 2], Float32Array.from([0, 1, 2, 3, 4, 5, 6, 7])));
+      const w = be.upload(tensorFromF32('f32', [3, 2], Float32Array.from([1, 0, 0, 1, 1, 1])));
+      const x = be.empty('f32', [2, 2]);
+      const ids = emptyTensor('i32', [2]);
+      const logits = emptyTensor('f32', [2, 3]);
+      const g = be.graph([ops.embedding(x, table, ids), ops.matmul(logits, x, w)], 2);
+      ids.write(Int32Array.from([3, 1]));
+      await g.run(2, 0);
+      assert.deepEqual(Array.from(readF32Rows(logits, 0, 2)), [6, 7, 13, 2, 3, 5]);
+      ids.write(Int32Array.from([0]));
+      await g.run(1, 0);
+      assert.deepEqual(Array.from(readF32Rows(logits, 0, 1)), [0, 1, 1]);
+      g.dispose();
+    });
+
+    it('refuses tensors in the wrong memory, naming the op and role', () => {
+      const be = new CudaBackend({ emulated: true });
+      const cpu = new CpuBackend({ threads: 1 });
+      const hostX = emptyTensor('f32', [2, 4]);
+      const devX = be.empty('f32', [2, 4]);
+      const w = tensorFromF32('f32', [4], new Float32Array(4).fill(1));
+      assert.throws(() => be.graph([ops.rmsNorm(devX, hostX, be.upload(w), 1e-5)], 2), /op #0 \(rms_norm\): a f32\[2, 4\] is in host memory/);
+      assert.throws(() => cpu.graph([ops.rmsNorm(hostX, devX, w, 1e-5)], 2), /op #0 \(rms_norm\): a is in cuda-emulated memory/);
+      cpu.dispose();
+    });
+  });
+});
