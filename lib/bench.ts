@@ -7,6 +7,8 @@ import { loadModel } from './model/model.js';
 
 export interface SpeedOptions {
   threads?: number;
+  /** Where the model runs (loadModel's device); default 'auto'. */
+  device?: 'auto' | 'cpu' | 'cuda';
   /** Prompt tokens per run. */
   prompt: number;
   /** Generated tokens per run (end of text is ignored). */
@@ -15,6 +17,7 @@ export interface SpeedOptions {
 }
 
 export interface SpeedResult {
+  device: 'cpu' | 'cuda';
   prefillTokensPerSecond: number;
   decodeTokensPerSecond: number;
   /** Resident memory of the process after the runs. */
@@ -33,7 +36,7 @@ export function benchPrompt(n: number, vocabSize: number, bos = 1): number[] {
 }
 
 export async function measureSpeed(file: string, o: SpeedOptions): Promise<SpeedResult> {
-  const model = await loadModel(file, { threads: o.threads, contextSize: o.prompt + o.gen + 8 });
+  const model = await loadModel(file, { threads: o.threads, device: o.device, contextSize: o.prompt + o.gen + 8 });
   try {
     const prompt = benchPrompt(o.prompt, model.config.vocabSize, model.tokenizer.bos);
     const pp: number[] = [], tg: number[] = [];
@@ -44,7 +47,7 @@ export async function measureSpeed(file: string, o: SpeedOptions): Promise<Speed
       pp.push(res.timings.promptTokensPerSecond);
       tg.push(res.timings.tokensPerSecond);
     }
-    return { prefillTokensPerSecond: median(pp), decodeTokensPerSecond: median(tg), rssMB: Math.round(process.memoryUsage().rss / 1e6) };
+    return { device: model.device, prefillTokensPerSecond: median(pp), decodeTokensPerSecond: median(tg), rssMB: Math.round(process.memoryUsage().rss / 1e6) };
   } finally {
     await model.dispose();
   }

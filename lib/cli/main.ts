@@ -40,6 +40,11 @@ function floatOption(name: string) {
   };
 }
 
+function deviceOption(v: string): 'auto' | 'cpu' | 'cuda' {
+  if (v !== 'auto' && v !== 'cpu' && v !== 'cuda') throw new InvalidArgumentError('--device must be auto, cpu or cuda');
+  return v;
+}
+
 export function buildCli(): Command {
   const program = new Command('fuselm')
     .description('LLM inference for Node.js: fused CPU and CUDA kernels behind a typed API')
@@ -53,6 +58,7 @@ export function buildCli(): Command {
     .argument('<prompt>', 'the text to continue')
     .option('-n, --max-tokens <n>', 'most tokens to generate (default: until end of text or a full context)', intOption('--max-tokens', 0))
     .option('-t, --threads <n>', 'CPU threads (default: physical cores)', intOption('--threads', 1))
+    .option('-d, --device <device>', "where the model runs: auto (CUDA when a device works), cpu or cuda", deviceOption, 'auto')
     .option('-c, --context-size <n>', 'KV cache positions (default: min(model context, 4096))', intOption('--context-size', 1))
     .option('--temperature <t>', 'sampling temperature; 0 is greedy', floatOption('--temperature'), 0)
     .option('--seed <n>', 'random seed for sampling', intOption('--seed', 0), 0)
@@ -63,7 +69,7 @@ export function buildCli(): Command {
     .option('--stop <text...>', 'stop before any of these texts')
     .option('--json', 'print one JSON object (text, ids, timings) instead of streaming')
     .action(async (prompt: string, o) => {
-      const model = await loadWithProgress(o.model, { threads: o.threads, contextSize: o.contextSize });
+      const model = await loadWithProgress(o.model, { threads: o.threads, device: o.device, contextSize: o.contextSize });
       try {
         const opts = {
           maxTokens: o.maxTokens, temperature: o.temperature, seed: o.seed, topK: o.topK, topP: o.topP,
@@ -79,7 +85,7 @@ export function buildCli(): Command {
         const t = model.lastTimings!;
         process.stderr.write(
           `prompt: ${t.promptTokens} tokens, ${t.promptTokensPerSecond.toFixed(1)} tok/s; ` +
-            `generated: ${t.generatedTokens} tokens, ${t.tokensPerSecond.toFixed(1)} tok/s (${model.threads} threads)\n`,
+            `generated: ${t.generatedTokens} tokens, ${t.tokensPerSecond.toFixed(1)} tok/s (${model.device === 'cpu' ? `${model.threads} threads` : 'cuda'})\n`,
         );
       } finally {
         await model.dispose();
@@ -92,13 +98,14 @@ export function buildCli(): Command {
     .option('-s, --system <text>', 'a system message')
     .option('-n, --max-tokens <n>', 'most tokens per reply', intOption('--max-tokens', 1), 512)
     .option('-t, --threads <n>', 'CPU threads (default: physical cores)', intOption('--threads', 1))
+    .option('-d, --device <device>', "where the model runs: auto (CUDA when a device works), cpu or cuda", deviceOption, 'auto')
     .option('-c, --context-size <n>', 'KV cache positions (default: min(model context, 4096))', intOption('--context-size', 1))
     .option('--temperature <t>', 'sampling temperature; 0 is greedy', floatOption('--temperature'), 0)
     .option('--seed <n>', 'random seed for sampling', intOption('--seed', 0), 0)
     .option('--template <file>', 'a Jinja chat template file overriding the model\'s own')
     .action(async (o) => {
       const template = o.template ? await readFile(o.template, 'utf8').catch((e) => { throw new FuselmError('E_IO', `${o.template}: ${e.message}`); }) : undefined;
-      const model = await loadWithProgress(o.model, { threads: o.threads, contextSize: o.contextSize });
+      const model = await loadWithProgress(o.model, { threads: o.threads, device: o.device, contextSize: o.contextSize });
       const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: process.stdin.isTTY });
       try {
         const chat = model.chat({ system: o.system, template, maxTokens: o.maxTokens, temperature: o.temperature, seed: o.seed, contextShift: 'dropOldest' });
@@ -149,6 +156,7 @@ export function buildCli(): Command {
     .option('--shape <name>', `a synthetic model with random weights: ${Object.keys(SHAPES).join(', ')}`)
     .option('--dtype <type>', 'weight type of the synthetic model: f32, f16, bf16 or q8_0', 'q8_0')
     .option('-t, --threads <n>', 'CPU threads (default: physical cores)', intOption('--threads', 1))
+    .option('-d, --device <device>', "where the model runs: auto (CUDA when a device works), cpu or cuda", deviceOption, 'auto')
     .option('-p, --prompt <n>', 'prompt tokens per run', intOption('--prompt', 1), 128)
     .option('-n, --gen <n>', 'generated tokens per run', intOption('--gen', 1), 64)
     .option('-r, --reps <n>', 'runs after the warm-up', intOption('--reps', 1), 3)
@@ -166,9 +174,9 @@ export function buildCli(): Command {
           await rename(file + '.tmp', file);
         }
       }
-      const r = await measureSpeed(file, { threads: o.threads, prompt: o.prompt, gen: o.gen, reps: o.reps });
+      const r = await measureSpeed(file, { threads: o.threads, device: o.device, prompt: o.prompt, gen: o.gen, reps: o.reps });
       if (o.json) process.stdout.write(JSON.stringify({ model: file, threads: o.threads ?? null, prompt: o.prompt, gen: o.gen, reps: o.reps, ...r }) + '\n');
-      else process.stdout.write(`${file}: prefill ${r.prefillTokensPerSecond.toFixed(1)} tok/s (${o.prompt} tokens), decode ${r.decodeTokensPerSecond.toFixed(2)} tok/s (${o.gen} tokens), ${r.rssMB} MB resident\n`);
+      else process.stdout.write(`${file} on ${r.device}: prefill ${r.prefillTokensPerSecond.toFixed(1)} tok/s (${o.prompt} tokens), decode ${r.decodeTokensPerSecond.toFixed(2)} tok/s (${o.gen} tokens), ${r.rssMB} MB resident\n`);
     });
 
   program

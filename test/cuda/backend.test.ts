@@ -121,7 +121,7 @@ describe('CUDA backend', function () {
     });
 
     it('parallel sequences give the tokens of single runs', async () => {
-      const prompts = oracle.greedy_other_prompts.slice(0, 3).map((p: any) => p.prompt);
+      const prompts: string[] = oracle.greedy_other_prompts.slice(0, 3).map((p: any) => p.prompt);
       const batch = await model.generate(prompts, { maxTokens: 12 });
       for (let i = 0; i < prompts.length; i++) assert.deepEqual(batch[i].ids, oracle.greedy_other_prompts[i].ids.slice(0, 12), prompts[i]);
     });
