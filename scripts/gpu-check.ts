@@ -1,0 +1,130 @@
+/**
+ * The GPU check (../shared/gpu/README.md): one program, run on a lent GPU machine, that proves
+ * the CUDA backend there and measures it next to PyTorch on the same chip. Built and bundled
+ * here by scripts/gpu-prepare.mjs into .gpu/ (with the addon, the test and bench programs and
+ * the data), then run there as
+ *   node .gpu/gpu-check.mjs --out $OUT [--quick]
+ * Steps, each reported even when another fails:
+ *   1. devices(): the GPU, its memory and compute capability;
+ *   2. parity: every kernel's parity test on the GPU (fuselm_cuda_tests, the emulator tests'
+ *      twin compiled by nvcc) against the CPU references;
+ *   3. end to end: stories260K on device 'cuda' against llama.cpp's logits and greedy tokens;
+ *      decode and prefill tok/s of a synthetic TinyLlama-1.1B (f16, q8_0) on CUDA;
+ *   4. kernels: fuselm_cuda_bench and torch_peers.py at the same shapes, with ratios.
+ * The full report goes to $OUT/gpu-check.json; a short table is printed last.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+process.env.FUSELM_ADDON ??= path.join(here, 'fuselm.node');
+
+const args = process.argv.slice(2);
+const outDir = args.includes('--out') ? args[args.indexOf('--out') + 1] : (process.env.OUT ?? path.join(here, 'out'));
+const quick = args.includes('--quick');
+// --skip a,b: leave steps out (a dry run here: FUSELM_CUDA_EMULATE=1 ... --skip e2e,kernels,peers)
+const skip = new Set(args.includes('--skip') ? args[args.indexOf('--skip') + 1].split(',') : []);
+mkdirSync(outDir, { recursive: true });
+
+type Report = Record<string, unknown>;
+const report: Report = { started: new Date().toISOString(), quick };
+const summary: string[] = [];
+
+function save(): void {
+  writeFileSync(path.join(outDir, 'gpu-check.json'), JSON.stringify(report, null, 1));
+}
+
+async function step(name: string, fn: () => Promise<unknown> | unknown): Promise<void> {
+  if (skip.has(name)) return;
+  const t0 = Date.now();
+  process.stderr.write(`== ${name}\n`);
+  try {
+    report[name] = { ok: true, seconds: 0, ...((await fn()) as object) };
+  } catch (e) {
+    const err = e as Error & { code?: string };
+    report[name] = { ok: false, error: `${err.code ?? ''} ${err.stack ?? err}` };
+    summary.push(`${name}: FAILED ${err.code ?? ''} ${err.message}`);
+  }
+  (report[name] as Report).seconds = (Date.now() - t0) / 1000;
+  save();
+}
+
+function run(cmd: string, argv: string[], timeoutS: number) {
+  const r = spawnSync(cmd, argv, { encoding: 'utf8', timeout: timeoutS * 1000, maxBuffer: 64 << 20 });
+  if (r.error) throw r.error;
+  return r;
+}
+
+const lib = await import('../lib/index.js');
+
+await step('devices', () => {
+  const d = lib.devices();
+  summary.push(`device: ${d.cuda.devices.map((g) => `${g.name} sm_${g.computeCapability} ${(g.totalMemory / 2 ** 30).toFixed(0)} GiB`).join(', ') || `none (${d.cuda.reason})`}`);
+  return { devices: d };
+});
+
+await step('parity', () => {
+  const r = run(path.join(here, 'fuselm_cuda_tests'), [], 240);
+  const tests = [...r.stdout.matchAll(/^(ok  |FAIL) (\S+) ([\d.]+) ms(?: \| (.*))?$/gm)].map((m) => ({ ok: m[1] === 'ok  ', name: m[2], ms: Number(m[3]), detail: m[4] ?? '' }));
+  const failed = tests.filter((t) => !t.ok);
+  summary.push(`parity on the GPU: ${tests.length - failed.length}/${tests.length} passed${failed.length ? ` — FAILED: ${failed.map((t) => t.name).join(', ')}` : ''}`);
+  return { status: r.status, tests, stderr: r.stderr.slice(-4000) };
+});
+
+await step('stories260K', async () => {
+  const oracle = JSON.parse(readFileSync(path.join(here, 'stories260K.oracle.json'), 'utf8'));
+  const out: Report = {};
+  for (const kvType of ['f32', 'f16'] as const) {
+    const m = await lib.loadModel(path.join(here, 'stories260K.gguf'), { device: 'cuda', kvType });
+    try {
+      const ids: number[] = oracle.prompt_logits.ids;
+      const got = await m.evaluate(ids, { allLogits: true });
+      const V = m.config.vocabSize;
+      let maxAbs = 0;
+      for (let i = 0; i < ids.length; i++) for (let j = 0; j < V; j++) maxAbs = Math.max(maxAbs, Math.abs(got[i * V + j] - oracle.prompt_logits.logits[i][j]));
+      const r = await m.generate(oracle.greedy.prompt, { maxTokens: oracle.greedy.n });
+      const same = r.ids.length === oracle.greedy.ids.length && r.ids.every((id: number, i: number) => id === oracle.greedy.ids[i]);
+      out[kvType] = { device: m.device, logitsMaxAbs: maxAbs, greedyEqual: same, tokensPerSecond: r.timings.tokensPerSecond };
+      summary.push(`stories260K cuda kv ${kvType}: logits max abs ${maxAbs.toExponential(2)}${kvType === 'f32' ? ' (goal <= 1e-3)' : ''}, greedy 64 ${same ? 'equal' : 'DIFFER'}`);
+    } finally {
+      await m.dispose();
+    }
+  }
+  return out;
+});
+
+await step('e2e', async () => {
+  const { writeSyntheticLlama, SHAPES } = await import('../lib/model/synthetic.js');
+  const { measureSpeed } = await import('../lib/bench.js');
+  const out: Report = {};
+  for (const dtype of ['f16', 'q8_0'] as const) {
+    const f = path.join(os.tmpdir(), `fuselm-tinyllama-${dtype}.gguf`);  // not under $OUT: it travels back
+    if (!existsSync(f)) await writeSyntheticLlama(f, SHAPES['tinyllama-1.1b'], dtype);
+    const r = await measureSpeed(f, { device: 'cuda', prompt: 512, gen: 128, reps: quick ? 2 : 3 });
+    out[dtype] = r;
+    summary.push(`TinyLlama-1.1B ${dtype} on ${r.device}: prefill ${r.prefillTokensPerSecond.toFixed(0)} tok/s (512), decode ${r.decodeTokensPerSecond.toFixed(1)} tok/s`);
+  }
+  return out;
+});
+
+await step('kernels', () => {
+  const bench = path.join(here, 'fuselm_cuda_bench');
+  if (!existsSync(bench)) throw new Error('fuselm_cuda_bench was not built');
+  const r = run(bench, quick ? ['--quick'] : [], 200);
+  if (r.status !== 0) throw new Error(`fuselm_cuda_bench exited ${r.status}: ${r.stderr.slice(-2000)}`);
+  return { fuselm: JSON.parse(r.stdout) };
+});
+
+await step('peers', () => {
+  const peersOut = path.join(outDir, 'peers.json');
+  const r = run('python3', [path.join(here, 'torch_peers.py'), ...(quick ? ['--quick'] : []), '--out', peersOut], 200);
+  if (r.status !== 0) throw new Error(`torch_peers.py exited ${r.status}: ${r.stderr.slice(-2000)}`);
+  return { torch: JSON.parse(readFileSync(peersOut, 'utf8')) };
+});
+
+report.finished = new Date().toISOString();
+save();
+process.stdout.write(`\n${summary.join('\n')}\nfull report: ${path.join(outDir, 'gpu-check.json')}\n`);
