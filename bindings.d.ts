@@ -28,7 +28,7 @@ export interface NativePool {
 
 /** One op of a graph. Roles per op (lib/backend.ts builds these): see native/backend.h. */
 export interface NativeNode {
-  op: 'add' | 'matmul' | 'rms_norm' | 'rope' | 'kv_store' | 'attention' | 'swiglu' | 'embedding' | 'add_bias' | 'layer_norm' | 'gelu' | 'transpose';
+  op: 'add' | 'matmul' | 'rms_norm' | 'rope' | 'kv_store' | 'attention' | 'swiglu' | 'embedding' | 'add_bias' | 'layer_norm' | 'gelu' | 'transpose' | 'argmax';
   out: NativeTensor;
   a?: NativeTensor;
   b?: NativeTensor;

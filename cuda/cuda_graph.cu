@@ -2,7 +2,8 @@
 // run as kernel launches on one stream, with one synchronization per step.
 // - Weights, activations and KV caches are device tensors; the token ids (and positions for
 //   learned position tables) stay in host memory and are copied in at the start of a run, and
-//   the logits are computed into a device mirror of their host tensor and copied out at its end.
+//   the logits (or, greedy, only the argmax ids) are computed into a device mirror of their
+//   host tensor and copied out at its end.
 // - A residual add followed by the norm of its sum (x = x + r; y = norm(x)) runs as one fused
 //   add_norm kernel.
 // - Matmuls and attention share one workspace (quantized activations, split-KV partials), sized
@@ -112,16 +113,17 @@ class CudaGraph : public Graph {
           return;
         }
         const bool ids = n.kind == OpKind::Embedding && t == n.b;
-        const bool logits = n.kind == OpKind::Matmul && t == n.out && !read.count(t.get());
+        const bool logits = (n.kind == OpKind::Matmul || n.kind == OpKind::Argmax) && t == n.out && !read.count(t.get());
         if (!ids && !logits)
           fail(n, i, std::string(role) + " " + t->describe() +
-                         " is in host memory; a CUDA graph takes host tensors only as embedding ids and as matmul outputs no op reads");
+                         " is in host memory; a CUDA graph takes host tensors only as embedding ids and as matmul or argmax outputs no op reads");
         auto& mirrors = ids ? inputs_ : outputs_;
         if (!mirrors.count(t.get())) mirrors.emplace(t.get(), Tensor::make_on(kMemory, t->dtype, t->shape));
         if (logits) {
+          const bool one_row = n.kind == OpKind::Matmul ? n.last_row : n.a->rows() == 1;
           auto it = out_rows_.find(t.get());
-          // several matmuls into one host tensor: copy out the most rows any of them writes
-          out_rows_[t.get()] = it == out_rows_.end() ? (n.last_row ? 1 : 0) : (n.last_row ? it->second : 0);
+          // several ops into one host tensor: copy out the most rows any of them writes
+          out_rows_[t.get()] = it == out_rows_.end() ? (one_row ? 1 : 0) : (one_row ? it->second : 0);
         }
       });
     }
@@ -196,6 +198,9 @@ class CudaGraph : public Graph {
       case OpKind::Embedding:
         embedding_cuda({dev(node.out), dev<void>(node.a), node.a->dtype, dev<int32_t>(node.b), n, node.a->rows(), node.a->cols()},
                        stream_);
+        break;
+      case OpKind::Argmax:
+        argmax_cuda({dev<int32_t>(node.out), dev(node.a), std::min(n, node.a->rows()), node.a->cols()}, stream_);
         break;
       case OpKind::Transpose: break;  // rejected when the graph is built
     }

@@ -61,8 +61,7 @@ void gelu_cuda(const GeluArgs& a, cudaStream_t stream);             // cuda/gelu
 // b null: RMSNorm with weight w; else LayerNorm with weight w and bias b. out must not alias x.
 struct AddNormArgs { float* out; float* x; const float* r; const float* w; const float* b; int64_t T, D; float eps; };
 void add_norm_cuda(const AddNormArgs& a, cudaStream_t stream);      // cuda/add_norm.cu
-// ids[t] = the index of the largest of x[t, 0 .. V-1] (the lowest on ties; NaN never wins).
-struct ArgmaxArgs { int32_t* ids; const float* x; int64_t T, V; };
+// ArgmaxArgs as native/backend.h (ids a device pointer).
 void argmax_cuda(const ArgmaxArgs& a, cudaStream_t stream);         // cuda/argmax.cu
 
 // Grid-stride launch width for elementwise kernels: enough blocks to fill any current GPU,

@@ -84,6 +84,8 @@ export const ops = {
    * (a load-time layout change)
    */
   transpose: (out: NativeTensor, x: NativeTensor, col0 = 0): NativeNode => ({ op: 'transpose', out, a: x, col0 }),
+  /** ids[t] = argmax of x's row t (lowest on ties, NaN never wins), for the rows a run covers; ids i32 */
+  argmax: (ids: NativeTensor, x: NativeTensor): NativeNode => ({ op: 'argmax', out: ids, a: x }),
   /** out[t] = table[ids[t]] widened to f32; ids is i32 */
   embedding: (out: NativeTensor, table: NativeTensor, ids: NativeTensor): NativeNode => ({
     op: 'embedding', out, a: table, b: ids,

@@ -48,16 +48,32 @@ export class SequenceRun {
     return this.ids[this.ids.length - 1];
   }
 
+  /**
+   * The next token is the plain argmax of the logits (greedy, nothing applied to the logits, no
+   * logprobs asked): a backend may take it where the logits are and pass it to stepChosen().
+   */
+  get argmaxOnly(): boolean {
+    return this.#sampler.plainArgmax && this.#o.logprobs === undefined;
+  }
+
   /** Picks the next token from `logits`; returns what to emit (none when it ends the sequence). */
   step(logits: Float32Array): StreamChunk | undefined {
-    const id = this.#sampler.sample(logits, this.#history);
+    return this.#accept(this.#sampler.sample(logits, this.#history), logits);
+  }
+
+  /** step() for an argmaxOnly run whose backend already took the argmax. */
+  stepChosen(id: number): StreamChunk | undefined {
+    return this.#accept(id);
+  }
+
+  #accept(id: number, logits?: Float32Array): StreamChunk | undefined {
     if (!this.#o.ignoreEog && (this.#tok.isEog(id) || this.#o.eogIds?.includes(id))) {
       this.finishReason = 'eog';
       return undefined;
     }
     this.ids.push(id);
     this.#history.push(id);
-    const lp = this.#o.logprobs === undefined ? undefined : this.#sampler.logprobs(logits, id, this.#o.logprobs);
+    const lp = this.#o.logprobs === undefined || !logits ? undefined : this.#sampler.logprobs(logits, id, this.#o.logprobs);
     if (lp) this.logprobs.push(lp);
     const out = this.#stop.push(this.#decoder.push(id));
     this.text += out.text;

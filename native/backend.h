@@ -80,4 +80,9 @@ void transpose_cpu(const TransposeArgs& a, const Exec& e);
 struct EmbeddingArgs { float* out; const void* table; DType dtype; const int32_t* ids; int64_t T, V, D; };
 void embedding_cpu(const EmbeddingArgs& a, const Exec& e);
 
+// ids[t] = the index of the largest of x[t, 0 .. V-1]: the lowest on ties, NaN never wins
+// (a row of NaN only gives 0).    x f32 [T, V], ids i32 [T]
+struct ArgmaxArgs { int32_t* ids; const float* x; int64_t T, V; };
+void argmax_cpu(const ArgmaxArgs& a, const Exec& e);
+
 }  // namespace fuselm

@@ -13,8 +13,9 @@ namespace fuselm {
 struct CudaBackend {
   const DeviceMemory* memory;
   // A graph over device tensors (weights, activations, KV caches in f32/f16/bf16). Host
-  // tensors are allowed in two roles: embedding ids (copied in at each run) and matmul outputs
-  // (the logits, copied out after it). Transpose is a load-time op and is not offered.
+  // tensors are allowed in two roles: embedding ids (copied in at each run) and outputs of
+  // matmul or argmax that no op reads (logits or chosen ids, copied out after it). Transpose
+  // is a load-time op and is not offered.
   std::shared_ptr<Graph> (*graph)(std::vector<Node> nodes, int64_t max_rows, TensorPtr positions);
 };
 

@@ -1,5 +1,6 @@
 #include "graph.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace fuselm {
@@ -10,6 +11,7 @@ const struct { const char* name; OpKind kind; } kOps[] = {
     {"rope", OpKind::Rope},         {"kv_store", OpKind::KvStore},    {"attention", OpKind::Attention},
     {"swiglu", OpKind::Swiglu},     {"embedding", OpKind::Embedding}, {"add_bias", OpKind::AddBias},
     {"layer_norm", OpKind::LayerNorm}, {"gelu", OpKind::Gelu},         {"transpose", OpKind::Transpose},
+    {"argmax", OpKind::Argmax},
 };
 
 std::string where(const Node& n, size_t i) { return std::string("op #") + std::to_string(i) + " (" + op_name(n.kind) + ")"; }
@@ -183,6 +185,13 @@ void Graph::validate(const Node& n, size_t i) const {
       if (n.out.get() == n.a.get()) bad(n, i, "out must not alias x");
       break;
     }
+    case OpKind::Argmax: {
+      need(n, i, n.out, "ids"); need_f32(n, i, n.a, "x");
+      if (n.out->dtype != DType::I32) bad(n, i, "ids must be i32, got " + n.out->describe());
+      if (n.out->numel() < std::min(R, n.a->rows()))
+        bad(n, i, "ids must hold a value per row of x that a run covers (" + std::to_string(std::min(R, n.a->rows())) + ")");
+      break;
+    }
     case OpKind::Embedding: {
       need_f32(n, i, n.out, "out"); need(n, i, n.a, "table"); need(n, i, n.b, "ids");
       if (n.a->dtype == DType::I32) bad(n, i, "table must be f32, f16, bf16 or q8_0, got " + n.a->describe());
@@ -282,6 +291,9 @@ void CpuGraph::run(int64_t n, int64_t pos) {
         transpose_cpu({node.out->buf->data, node.a->buf->data, node.a->shape[0], node.a->shape[1], node.col0, node.out->shape[0],
                        node.a->dtype == DType::F32 ? 4 : 2},
                       e);
+        break;
+      case OpKind::Argmax:
+        argmax_cpu({node.out->data<int32_t>(), node.a->data<float>(), std::min(n, node.a->rows()), node.a->cols()}, e);
         break;
       case OpKind::Embedding:
         embedding_cpu({node.out->data<float>(), node.a->buf->data, node.a->dtype, node.b->data<int32_t>(), n,

@@ -12,7 +12,7 @@
 
 namespace fuselm {
 
-enum class OpKind { Add, Matmul, RmsNorm, Rope, KvStore, Attention, Swiglu, Embedding, AddBias, LayerNorm, Gelu, Transpose };
+enum class OpKind { Add, Matmul, RmsNorm, Rope, KvStore, Attention, Swiglu, Embedding, AddBias, LayerNorm, Gelu, Transpose, Argmax };
 const char* op_name(OpKind k);
 bool op_from_name(const std::string& name, OpKind* out);
 

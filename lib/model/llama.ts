@@ -116,6 +116,8 @@ export class LlamaState {
   #vCache: NativeTensor[][];
   #logitsLast: NativeTensor;
   #logitsAll: NativeTensor | undefined;
+  /** Greedy steps: the logits stay in the backend's memory and only the argmax ids come back. */
+  #greedy: { logits: NativeTensor; logitsAll?: NativeTensor; ids: NativeTensor } | undefined;
   /** Keyed by `${sequence}:${allLogits}`, and 'batch'. */
   #graphs = new Map<string, Graph>();
 
@@ -224,6 +226,40 @@ export class LlamaState {
    * One step of every sequence: ids[s] at positions[s] for sequence s. Returns the logits of
    * all of them [sequences * vocab].
    */
+  /**
+   * forward() of one token of sequence `seq` for a greedy step: the argmax of its logits (the
+   * lowest id on ties), taken by the backend, so only the id leaves it.
+   */
+  async forwardArgmax(id: number, pos: number, seq = 0): Promise<number> {
+    const gr = this.#greedyTensors();
+    const g = this.#graph(`${seq}:argmax`, () =>
+      this.#be.graph([...this.#nodes(gr.logits, true, seq), ops.argmax(gr.ids, gr.logits)], this.batchSize),
+    );
+    this.#ids.write(Int32Array.of(id));
+    if (this.#w.posEmbd) this.#posIds.write(Int32Array.of(pos));
+    await g.run(1, pos);
+    return new Int32Array(gr.ids.read(0, 4))[0];
+  }
+
+  /** forwardBatch() for greedy steps of every sequence: the argmax id of each. */
+  async forwardBatchArgmax(ids: Int32Array, positions: Int32Array): Promise<Int32Array> {
+    const gr = this.#greedyTensors();
+    gr.logitsAll ??= this.#be.empty('f32', [this.batchSize, this.#c.vocabSize]);
+    const logits = gr.logitsAll;
+    const g = this.#graph('batch:argmax', () =>
+      this.#be.graph([...this.#nodes(logits, false, 'batch'), ops.argmax(gr.ids, logits)], this.batchSize, this.#positions),
+    );
+    this.#ids.write(ids);
+    this.#positions.write(positions);
+    if (this.#w.posEmbd) this.#posIds.write(positions);
+    await g.run(this.sequences, 0);
+    return new Int32Array(gr.ids.read(0, this.sequences * 4));
+  }
+
+  #greedyTensors() {
+    return (this.#greedy ??= { logits: this.#be.empty('f32', [1, this.#c.vocabSize]), ids: emptyTensor('i32', [this.batchSize]) });
+  }
+
   async forwardBatch(ids: Int32Array, positions: Int32Array): Promise<Float32Array> {
     const logits = this.#allLogits();
     const g = this.#graph('batch', () => this.#be.graph(this.#nodes(logits, false, 'batch'), this.batchSize, this.#positions));
@@ -237,7 +273,8 @@ export class LlamaState {
   dispose(): void {
     for (const g of this.#graphs.values()) g.dispose();
     this.#graphs.clear();
-    for (const t of [this.#ids, this.#posIds, this.#positions, ...Object.values(this.#acts), ...this.#kCache.flat(), ...this.#vCache.flat(), this.#logitsLast, this.#logitsAll])
+    const gr = this.#greedy;
+    for (const t of [this.#ids, this.#posIds, this.#positions, ...Object.values(this.#acts), ...this.#kCache.flat(), ...this.#vCache.flat(), this.#logitsLast, this.#logitsAll, gr?.logits, gr?.logitsAll, gr?.ids])
       t?.free();
   }
 }

@@ -236,9 +236,12 @@ export class Model {
     let logits = await this.#evaluate(promptIds, false, reuse);
     const t1 = performance.now();
     let pos = promptIds.length;
+    // greedy on a GPU: each step's argmax id comes back instead of the logits
+    const onDevice = this.device !== 'cpu' && run.argmaxOnly;
+    let chosen: number | undefined;
     while (!run.done) {
       abortCheck();
-      const chunk = run.step(logits);
+      const chunk = chosen === undefined ? run.step(logits) : run.stepChosen(chosen);
       if (chunk) yield chunk;
       if (run.done) break;
       if (pos >= this.contextSize) {
@@ -246,7 +249,8 @@ export class Model {
         break;
       }
       abortCheck();
-      logits = await this.#state.forward(Int32Array.of(run.lastId), pos);
+      if (onDevice) chosen = await this.#state.forwardArgmax(run.lastId, pos);
+      else logits = await this.#state.forward(Int32Array.of(run.lastId), pos);
       this.#cached.push(run.lastId);
       pos++;
     }
@@ -286,23 +290,28 @@ export class Model {
     const t1 = performance.now();
     const pos = runs.map((r) => r.promptIds.length);
     const V = this.config.vocabSize;
+    // greedy on a GPU: each step's argmax ids come back instead of the logits
+    const onDevice = this.device !== 'cpu' && runs.every((r) => r.argmaxOnly);
+    let chosen: Int32Array | undefined;
     for (;;) {
       abortCheck();
       for (let s = 0; s < S; s++) {
         if (runs[s].done) continue;
-        runs[s].step(logits[s]);
+        if (chosen) runs[s].stepChosen(chosen[s]);
+        else runs[s].step(logits[s]);
         if (!runs[s].done && pos[s] >= this.contextSize) runs[s].end('contextFull');
       }
       if (runs.every((r) => r.done)) break;
       // finished sequences ride along on their last position; their rows are ignored
       const ids = Int32Array.from(runs, (r) => (r.ids.length ? r.lastId : r.promptIds[r.promptIds.length - 1]));
       const positions = Int32Array.from(pos, (p) => Math.min(p, this.contextSize - 1));
-      const all = await state.forwardBatch(ids, positions);
-      for (let s = 0; s < S; s++)
-        if (!runs[s].done) {
-          logits[s] = all.subarray(s * V, (s + 1) * V);
-          pos[s]++;
-        }
+      if (onDevice) {
+        chosen = await state.forwardBatchArgmax(ids, positions);
+      } else {
+        const all = await state.forwardBatch(ids, positions);
+        for (let s = 0; s < S; s++) logits[s] = all.subarray(s * V, (s + 1) * V);
+      }
+      for (let s = 0; s < S; s++) if (!runs[s].done) pos[s]++;
     }
     const t2 = performance.now();
     const generated = runs.reduce((n, r) => n + r.ids.length, 0);

@@ -103,6 +103,8 @@ export interface Sampler {
   reset(): void;
   /** Mirostat's current bound μ (undefined without mirostat). */
   readonly mirostatMu: number | undefined;
+  /** sample() is the plain argmax of the logits (greedy, no bias, no penalties), so a backend may take it. */
+  readonly plainArgmax: boolean;
 }
 
 function bad(option: string, want: string, got: unknown): FuselmError {
@@ -169,14 +171,13 @@ export function createSampler(opts: SamplerOptions = {}): Sampler {
   const mirostat = { mu: 2 * o.mirostatTau };
   let rng = o.rng ?? new Rng(o.seed);
   const noHistory: number[] = [];
+  const plainArgmax = o.temperature === 0 && !hasBias && !hasPenalties;
 
   function sample(logits: Float32Array, history: ArrayLike<number> = noHistory): number {
     if (!(logits instanceof Float32Array)) throw new FuselmError('E_INVALID_ARG', 'sampler: logits must be a Float32Array');
     const vocab = logits.length;
     if (vocab === 0) throw new FuselmError('E_INVALID_ARG', 'sampler: logits are empty');
-    if (o.temperature === 0 && !hasBias && !hasPenalties) {
-      return argmaxChecked(logits);
-    }
+    if (plainArgmax) return argmaxChecked(logits);
     cand.reset(logits);
     if (hasBias) applyLogitBias(cand, bias, vocab);
     if (o.temperature === 0) {
@@ -221,5 +222,6 @@ export function createSampler(opts: SamplerOptions = {}): Sampler {
     get mirostatMu() {
       return o.mirostat === 2 ? mirostat.mu : undefined;
     },
+    plainArgmax,
   };
 }

@@ -104,6 +104,12 @@ describe('CUDA backend', function () {
       assert.equal(r.text, oracle.greedy.text);
     });
 
+    it('greedy through the logits (logprobs asked) equals greedy through the on-device argmax', async () => {
+      const r = await model.generate(oracle.greedy.prompt, { maxTokens: 16, logprobs: 1 });
+      assert.deepEqual(r.ids, oracle.greedy.ids.slice(0, 16));
+      assert.equal(r.logprobs?.length, 16);
+    });
+
     it('prompt batches of 3 tokens give the same tokens', async () => {
       await using m = await loadOnCuda(sharedPath(MODEL), { batchSize: 3 });
       const r = await m.generate(oracle.greedy.prompt, { maxTokens: 16 });
