@@ -38,6 +38,20 @@ describe('op argmax', () => {
       assert.deepEqual(await argmax(4, 4, Float32Array.from(rows.flat()), impl), [1, 2, 2, 0], impl);
   });
 
+  it('the same rules on rows long enough for the vector lanes', async () => {
+    const V = 21;
+    const row = (f: (i: number) => number) => Array.from({ length: V }, (_, i) => f(i));
+    const rows = [
+      row((i) => (i === 3 || i === 12 ? 9 : i % 5)), // tie across lanes: 3
+      row((i) => (i % 2 ? NaN : i === 14 ? 2 : -1)), // NaNs in every other lane: 14
+      row((i) => (i === 19 ? -3 : -Infinity)), // only the tail holds a number: 19
+      row(() => -Infinity), // all -Infinity: 0
+      row((i) => (i === 8 ? -Infinity : NaN)), // NaN and one -Infinity: 8
+    ];
+    for (const impl of ['reference', ...fastImpls()] as NativeImpl[])
+      assert.deepEqual(await argmax(rows.length, V, Float32Array.from(rows.flat()), impl), [3, 14, 19, 0, 8], impl);
+  });
+
   for (const [T, V] of [[1, 1], [3, 17], [5, 32000]])
     it(`every level equals a plain scan at T=${T} V=${V}`, async () => {
       const x = randn(T * V, rng(T + V));
