@@ -4,8 +4,9 @@
 //   learned position tables) stay in host memory and are copied in at the start of a run, and
 //   the logits (or, greedy, only the argmax ids) are computed into a device mirror of their
 //   host tensor and copied out at its end.
-// - A residual add followed by the norm of its sum (x = x + r; y = norm(x)) runs as one fused
-//   add_norm kernel.
+// - Fusions of adjacent ops: a residual add followed by the norm of its sum (x = x + r;
+//   y = norm(x)) runs as one add_norm kernel; the keys' rope followed by their store in the KV
+//   cache as one rope_kv_store (when nothing reads the rotated keys later).
 // - Matmuls and attention share one workspace (quantized activations, split-KV partials), sized
 //   for the graph's largest op at max_rows.
 // - KV caches may be f16 or bf16: kv_store rounds the new keys and values as it writes them.
@@ -62,12 +63,17 @@ class CudaGraph : public Graph {
       : Graph(std::move(nodes), max_rows, std::move(positions), true) {
     place_tensors();
     size_workspace();
-    // x = x + r then y = norm(x), y not x: one add_norm launch
-    fuse_.assign(nodes_.size(), false);
+    fuse_.assign(nodes_.size(), Fused::None);
     for (size_t i = 0; i + 1 < nodes_.size(); i++) {
-      const Node &add = nodes_[i], &norm = nodes_[i + 1];
-      fuse_[i] = add.kind == OpKind::Add && add.out == add.a && add.out != add.b && is_norm(norm) &&
-                 norm.a == add.out && norm.out != add.out;
+      const Node &n0 = nodes_[i], &n1 = nodes_[i + 1];
+      // x = x + r then y = norm(x), y not x: one add_norm launch
+      if (n0.kind == OpKind::Add && n0.out == n0.a && n0.out != n0.b && is_norm(n1) && n1.a == n0.out && n1.out != n0.out)
+        fuse_[i] = Fused::AddNorm;
+      // rope(k) then kv_store(cache, k) of the same rows, the rotated k read by nothing later:
+      // one rope_kv_store launch that rotates as it stores
+      else if (n0.kind == OpKind::Rope && n1.kind == OpKind::KvStore && n1.a == n0.out && n0.row0 == n1.row0 &&
+               n0.seq_rows == n1.seq_rows && n0.pos_slot == n1.pos_slot && !read_after(i + 1, n0.out))
+        fuse_[i] = Fused::RopeStore;
     }
     CUDA_CHECK(cudaStreamCreate(&stream_));
   }
@@ -79,11 +85,10 @@ class CudaGraph : public Graph {
     for (const auto& in : inputs_)
       CUDA_CHECK(cudaMemcpyAsync(in.second->buf->data, in.first->buf->data, leading_bytes(*in.first, n), cudaMemcpyHostToDevice, stream_));
     for (size_t i = 0; i < nodes_.size(); i++) {
-      if (fuse_[i]) {
-        launch_add_norm(nodes_[i], nodes_[i + 1], n);
-        i++;
-      } else {
-        launch(nodes_[i], n, pos);
+      switch (fuse_[i]) {
+        case Fused::AddNorm: launch_add_norm(nodes_[i], nodes_[i + 1], n); i++; break;
+        case Fused::RopeStore: launch_rope_store(nodes_[i], nodes_[i + 1], n, pos); i++; break;
+        case Fused::None: launch(nodes_[i], n, pos); break;
       }
     }
     for (const auto& out : outputs_) {
@@ -148,6 +153,24 @@ class CudaGraph : public Graph {
     return static_cast<T*>(t->buf->data);
   }
 
+  // Whether a node after `i` reads t before one overwrites it whole (a matmul's or norm's output).
+  bool read_after(size_t i, const TensorPtr& t) const {
+    for (size_t j = i + 1; j < nodes_.size(); j++) {
+      const Node& n = nodes_[j];
+      if (n.a == t || n.b == t || n.c == t || (n.kind == OpKind::Rope && n.out == t)) return true;
+      if (n.out == t && (n.kind == OpKind::Matmul || is_norm(n))) return false;
+    }
+    return false;
+  }
+
+  void launch_rope_store(const Node& rope, const Node& store, int64_t n, int64_t pos) {
+    const Span s = span(rope, n, pos);
+    if (s.rows == 0) return;
+    rope_kv_store_cuda({dev<void>(store.out), store.out->dtype, dev(rope.out) + s.row0 * rope.out->cols(), s.rows, rope.n_heads,
+                        rope.head_dim, rope.n_rot, s.pos, rope.theta_base, rope.freq_scale, rope.neox},
+                       stream_);
+  }
+
   void launch_add_norm(const Node& add, const Node& norm, int64_t n) {
     const bool layer = norm.kind == OpKind::LayerNorm;
     add_norm_cuda({dev(norm.out), dev(add.out), dev(add.b), dev(norm.b), layer ? dev(norm.c) : nullptr, n, norm.a->cols(), norm.eps},
@@ -208,7 +231,8 @@ class CudaGraph : public Graph {
 
   std::mutex mu_;
   cudaStream_t stream_ = nullptr;
-  std::vector<bool> fuse_;  // node i and i + 1 run as one add_norm
+  enum class Fused : uint8_t { None, AddNorm, RopeStore };
+  std::vector<Fused> fuse_;  // node i and i + 1 run as one launch
   std::unordered_map<const Tensor*, TensorPtr> inputs_, outputs_;  // host tensor -> device mirror
   std::unordered_map<const Tensor*, int64_t> out_rows_;             // 1: only row 0 written; 0: n rows
   TensorPtr workspace_;

@@ -34,6 +34,16 @@ void matmul_gemm_q8_0_cuda(const MatmulArgs& a, void* workspace, cudaStream_t st
 struct KvStoreCudaArgs { void* cache; DType cache_dtype; const float* src; int64_t T, W, pos0; };
 void kv_store_cuda(const KvStoreCudaArgs& a, cudaStream_t stream);  // cuda/kv_store.cu
 
+// RoPE fused into the store of the keys: cache[pos0 + t, :] = rope(src[t, :]) rounded to
+// cache_dtype, src unchanged (the rotation as rope_cuda's, RopeArgs' parameters), one pass
+// instead of a rope pass over src and a store pass. The CUDA graph uses it for rope(k) followed
+// by kv_store(k) when nothing reads the rotated k afterwards.
+struct RopeKvStoreArgs {
+  void* cache; DType cache_dtype; const float* src;
+  int64_t T, n_heads, head_dim, n_rot, pos0; float theta_base, freq_scale; bool neox;
+};
+void rope_kv_store_cuda(const RopeKvStoreArgs& a, cudaStream_t stream);  // cuda/rope_kv_store.cu
+
 // AttentionArgs (native/backend.h) with caches of kv_dtype, and scratch for split-KV partials
 // (attention_cuda_workspace bytes for the graph's largest T and the caches' ctx).
 struct AttentionCudaArgs {
