@@ -14,6 +14,7 @@
  * taken whole. Results for short words are cached.
  */
 import { MergeQueue } from './merge-queue.js';
+import { PieceCache } from './piece-cache.js';
 import { FuselmError } from '../errors.js';
 
 /** GPT-2's bytes_to_unicode: byte → the character standing for it in byte-level vocabs. */
@@ -139,7 +140,7 @@ export class BpeModel {
   private readonly suffix: string;
   /** Byte → id of its stand-in token (byte-level), or of its <0xNN> token (byte fallback); -1 if none. */
   private readonly byteIds = new Int32Array(256).fill(-1);
-  private readonly cache = new Map<string, number[]>();
+  private readonly cache = new PieceCache(CACHE_MAX_ENTRIES);
 
   // Scratch, reused by every call.
   private ids = new Int32Array(256);
@@ -179,22 +180,21 @@ export class BpeModel {
 
   /** Appends the ids of one word. */
   encodeWord(word: string, out: number[]): void {
-    if (word.length === 0) return;
-    const cacheable = word.length <= CACHE_MAX_WORD;
-    if (cacheable) {
-      const hit = this.cache.get(word);
-      if (hit !== undefined) {
-        for (let i = 0; i < hit.length; i++) out.push(hit[i]);
-        return;
-      }
+    this.encodeRange(word, 0, word.length, out);
+  }
+
+  /** Appends the ids of the word text[a, b) (a pre-token of a longer text; sliced only on a cache miss). */
+  encodeRange(text: string, a: number, b: number, out: number[]): void {
+    if (b <= a) return;
+    if (b - a > CACHE_MAX_WORD) {
+      this.encodeUncached(text.slice(a, b), out);
+      return;
     }
-    const res: number[] = [];
-    this.encodeUncached(word, res);
-    if (cacheable) {
-      if (this.cache.size >= CACHE_MAX_ENTRIES) this.cache.clear();
-      this.cache.set(word, res);
-    }
-    for (let i = 0; i < res.length; i++) out.push(res[i]);
+    const h = PieceCache.hash(text, a, b);
+    if (this.cache.get(text, a, b, h, out)) return;
+    const from = out.length;
+    this.encodeUncached(text.slice(a, b), out);
+    this.cache.set(text, a, b, h, out, from, out.length);
   }
 
   private ensure(n: number): void {

@@ -33,8 +33,20 @@ export interface AddedToken {
   normalized?: boolean;
 }
 
+/** Added tokens by their first UTF-16 unit, and a flag per unit that starts one (a fast skip). */
+interface AddedTable {
+  byFirst: Map<number, AddedToken[]>;
+  first: Uint8Array;
+}
+
+function newAddedTable(): AddedTable {
+  return { byFirst: new Map(), first: new Uint8Array(65536) };
+}
+
 export interface WordModel {
   encodeWord(word: string, out: number[]): void;
+  /** encodeWord(text.slice(a, b), out), where the model can do it without the slice. */
+  encodeRange?(text: string, a: number, b: number, out: number[]): void;
 }
 
 export type DecoderStep =
@@ -114,8 +126,8 @@ export class PipelineTokenizer implements Tokenizer {
   private readonly eogSet: Set<number>;
   private readonly specialIds = new Set<number>();
   /** Added tokens by first UTF-16 unit, longest first: [raw-matched, normalized-matched]. */
-  private readonly rawAdded = new Map<number, AddedToken[]>();
-  private readonly normAdded = new Map<number, AddedToken[]>();
+  private readonly rawAdded = newAddedTable();
+  private readonly normAdded = newAddedTable();
   /** Decoder output per id for non-first / first positions, computed on demand. */
   private readonly pieceCache: (string | Uint8Array | undefined)[];
   private readonly firstPieceCache: (string | Uint8Array | undefined)[];
@@ -157,13 +169,14 @@ export class PipelineTokenizer implements Tokenizer {
       check('added', t.id);
       if (t.special) this.specialIds.add(t.id);
       if (t.content.length === 0) continue;
-      const map = t.normalized && spec.normalizer ? this.normAdded : this.rawAdded;
+      const table = t.normalized && spec.normalizer ? this.normAdded : this.rawAdded;
       const k = t.content.charCodeAt(0);
-      let list = map.get(k);
-      if (!list) map.set(k, (list = []));
+      let list = table.byFirst.get(k);
+      if (!list) table.byFirst.set(k, (list = []));
       list.push(t);
+      table.first[k] = 1;
     }
-    for (const m of [this.rawAdded, this.normAdded]) for (const l of m.values()) l.sort((a, b) => b.content.length - a.content.length);
+    for (const m of [this.rawAdded, this.normAdded]) for (const l of m.byFirst.values()) l.sort((a, b) => b.content.length - a.content.length);
     this.pieceCache = new Array(this.vocabSize);
     this.firstPieceCache = new Array(this.vocabSize);
     // Strip of the leading space after Fuse (Llama-2) acts on the whole output.
@@ -204,9 +217,14 @@ export class PipelineTokenizer implements Tokenizer {
       this.model.encodeWord(s, out);
       return;
     }
+    const model = this.model;
+    if (this.preTokenizer.ranges && model.encodeRange) {
+      this.preTokenizer.ranges(s, (a, b) => model.encodeRange!(s, a, b, out));
+      return;
+    }
     const pieces: string[] = [];
     this.preTokenizer(s, pieces, first);
-    for (const p of pieces) this.model.encodeWord(p, out);
+    for (const p of pieces) model.encodeWord(p, out);
   }
 
   /**
@@ -217,16 +235,17 @@ export class PipelineTokenizer implements Tokenizer {
     text: string,
     start: number,
     end: number,
-    table: Map<number, AddedToken[]>,
+    table: AddedTable,
     parseSpecial: boolean,
     out: number[],
     span: (a: number, b: number) => void,
   ): void {
     let from = start;
-    if (table.size > 0) {
+    if (table.byFirst.size > 0) {
+      const firstChars = table.first;
       for (let i = start; i < end; i++) {
-        const list = table.get(text.charCodeAt(i));
-        if (list === undefined) continue;
+        if (firstChars[text.charCodeAt(i)] === 0) continue;
+        const list = table.byFirst.get(text.charCodeAt(i))!;
         let hit: AddedToken | undefined;
         for (const t of list) {
           if (t.special && !parseSpecial) continue;

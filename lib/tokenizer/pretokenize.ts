@@ -19,7 +19,15 @@ import { FuselmError } from '../errors.js';
 
 /** Splits `text` into pieces appended to `out`. `first`: the text starts the input (HF Metaspace's
  * prepend_scheme "first" prepends only there). */
-export type PreTokenizer = (text: string, out: string[], first: boolean) => void;
+export interface PreTokenizer {
+  (text: string, out: string[], first: boolean): void;
+  /**
+   * Where the pieces are exactly consecutive ranges covering the text (a single regex split
+   * that keeps matches and gaps, the byte-level case): calls onPiece(start, end) for each, so
+   * the model can encode them without the strings being made.
+   */
+  ranges?: (text: string, onPiece: (start: number, end: number) => void) => void;
+}
 
 const WS = '\\p{White_Space}';
 const NWS = '\\P{White_Space}';
@@ -257,23 +265,28 @@ export type SplitBehavior = 'removed' | 'isolated' | 'merged_with_previous' | 'm
  */
 export function regexSplit(re: RegExp, behavior: SplitBehavior, invert: boolean): PreTokenizer {
   if (!re.global) throw new Error('regexSplit needs a global regex');
-  if (behavior === 'isolated')
+  const sticky = new RegExp(re.source, re.flags.replace('g', '') + 'y');
+  if (behavior === 'isolated') {
     // Matches and the gaps between them are all pieces (the byte-level pre-tokenizers' case,
     // the hot path of encoding): emit them directly.
-    return (text, out) => {
+    const ranges = (text: string, onPiece: (start: number, end: number) => void) => {
       let pos = 0;
-      eachMatch(re, text, (s, e) => {
-        if (s > pos) out.push(text.slice(pos, s));
-        out.push(text.slice(s, e));
+      eachMatch(re, sticky, text, (s, e) => {
+        if (s > pos) onPiece(pos, s);
+        onPiece(s, e);
         pos = e;
       });
-      if (pos < text.length) out.push(text.slice(pos));
+      if (pos < text.length) onPiece(pos, text.length);
     };
+    const split: PreTokenizer = (text, out) => ranges(text, (s, e) => out.push(text.slice(s, e)));
+    split.ranges = ranges;
+    return split;
+  }
   return (text, out) => {
     // Collect [start, end, isMatch] spans covering the text.
     const spans: number[] = [];
     let pos = 0;
-    eachMatch(re, text, (s, e) => {
+    eachMatch(re, sticky, text, (s, e) => {
       if (s > pos) spans.push(pos, s, invert ? 1 : 0);
       spans.push(s, e, invert ? 0 : 1);
       pos = e;
@@ -283,21 +296,35 @@ export function regexSplit(re: RegExp, behavior: SplitBehavior, invert: boolean)
   };
 }
 
-/** Calls onMatch(start, end) for each non-empty match of the global regex `re` in `text`. */
-function eachMatch(re: RegExp, text: string, onMatch: (start: number, end: number) => void): void {
-  re.lastIndex = 0;
-  for (;;) {
+/**
+ * Calls onMatch(start, end) for each non-empty match of the global regex `re` in `text`.
+ * `sticky` is the same pattern with the y flag: where a match starts right at the end of the
+ * previous one (nearly always, for the byte-level patterns, whose alternatives cover every
+ * character), its test() finds it without building a match array, which spares the garbage
+ * collector a million short-lived arrays per megabyte; elsewhere `re` searches.
+ */
+function eachMatch(re: RegExp, sticky: RegExp, text: string, onMatch: (start: number, end: number) => void): void {
+  let pos = 0;
+  while (pos < text.length) {
+    sticky.lastIndex = pos;
+    if (sticky.test(text) && sticky.lastIndex > pos) {
+      const e = sticky.lastIndex;
+      onMatch(pos, e);
+      pos = e;
+      continue;
+    }
+    // the leftmost match at or after pos; an empty one is not a delimiter: step past it
+    re.lastIndex = pos;
     const m = re.exec(text);
     if (m === null) return;
     const s = m.index;
     const e = s + m[0].length;
     if (e === s) {
-      // Empty match: not a delimiter; step past it.
-      re.lastIndex = s + (text.codePointAt(s)! > 0xffff ? 2 : 1);
-      if (re.lastIndex > text.length) return;
+      pos = s + (text.codePointAt(s)! > 0xffff ? 2 : 1);
       continue;
     }
     onMatch(s, e);
+    pos = e;
   }
 }
 
