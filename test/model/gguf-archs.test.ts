@@ -9,8 +9,8 @@
  *    tokenizer.json and generates the same greedy tokens (lm-buddy-fake-gpt2);
  *  - a bert GGUF gives exactly the HF folder's hidden states (and the reference within 1e-4);
  *    with llama.cpp's bert-bge vocab metadata (the bert-base-uncased vocabulary in phantom-space
- *    spelling) it embeds texts exactly as the folder does with its tokenizer.json; `bert.pooling_type`
- *    sets embed()'s default pooling;
+ *    spelling) it embeds texts exactly as the folder does with its tokenizer.json (also both
+ *    converted to f16 at load); `bert.pooling_type` sets embed()'s default pooling;
  *  - a fused attn_qkv of the wrong size, a missing tensor and an unknown pooling type are
  *    FuselmErrors naming the file and the tensor or key; each loader refuses the other kind.
  * Skipped, saying so, without ../shared.
@@ -144,6 +144,12 @@ describe('GGUF bert', () => {
     for (const t of texts) assert.deepEqual(g.tokenizer!.encode(t, { addSpecial: true }), h.tokenizer!.encode(t, { addSpecial: true }));
     const got = await g.embed(texts);
     got.forEach((e, i) => assert.equal(maxAbsDiff(e, want[i]), 0, texts[i]));
+    // converted to f16 at load: from the GGUF exactly as from the folder
+    await using g16 = await loadEmbeddingModel(mean, { dtype: 'f16' });
+    await using h16 = await loadEmbeddingModel(sharedPath('models/hf/lm-buddy-bert-tiniest'), { dtype: 'f16' });
+    const [a16, b16] = [await g16.embed(texts), await h16.embed(texts)];
+    a16.forEach((e, i) => assert.equal(maxAbsDiff(e, b16[i]), 0, `f16: ${texts[i]}`));
+    assert.ok(maxAbsDiff(a16[0], got[0]) > 0, 'f16 weights change the embedding');
     const cls = path.join(dir, 'bert-tiniest-cls.gguf');
     await writeBertGguf(sharedPath('models/hf/lm-buddy-bert-tiniest'), cls, { vocabGguf: sharedPath(BERT_VOCAB), poolingType: 2 });
     await using c = await loadEmbeddingModel(cls);
