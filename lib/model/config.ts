@@ -3,7 +3,7 @@
  * code reads only this, never raw GGUF keys.
  */
 import { FuselmError } from '../errors.js';
-import { type GgufFile, ggufNumber, ggufString } from '../formats/gguf.js';
+import { type GgufFile, ggufBool, ggufNumber, ggufString } from '../formats/gguf.js';
 
 export type Architecture = 'llama' | 'mistral' | 'qwen2' | 'gpt2' | 'bert';
 
@@ -63,11 +63,15 @@ export const LLAMA_DEFAULTS = {
   typeVocabSize: 0,
 } as const;
 
-/** Reads the config of a llama-architecture GGUF (llama.cpp's key names). */
+/**
+ * Reads the config of a GGUF under llama.cpp's key names (`<arch>.embedding_length` ...):
+ * llama; gpt2 (LayerNorm with biases, learned positions, GELU-tanh MLP); bert (the same pieces
+ * post-norm, bidirectional, exact-GELU, with token types).
+ */
 export function configFromGguf(f: GgufFile): ModelConfig {
   const arch = ggufString(f, 'general.architecture');
-  if (arch !== 'llama')
-    throw new FuselmError('E_UNSUPPORTED', `${f.path}: architecture '${arch}' is not supported yet (supported: llama)`);
+  if (arch !== 'llama' && arch !== 'gpt2' && arch !== 'bert')
+    throw new FuselmError('E_UNSUPPORTED', `${f.path}: architecture '${arch}' is not supported yet (supported: llama, gpt2, bert)`);
   const k = (s: string) => `${arch}.${s}`;
   const dim = ggufNumber(f, k('embedding_length'));
   const nHeads = ggufNumber(f, k('attention.head_count'));
@@ -76,10 +80,8 @@ export function configFromGguf(f: GgufFile): ModelConfig {
   const tokens = f.metadata.get('tokenizer.ggml.tokens');
   const vocabSize = embd?.dims[1] ?? (Array.isArray(tokens) ? tokens.length : 0);
   const headDim = dim / nHeads;
-  const scalingType = ggufString(f, k('rope.scaling.type'), 'none');
-  const scalingFactor = ggufNumber(f, k('rope.scaling.factor'), 0);
-  const cfg: ModelConfig = {
-    architecture: 'llama',
+  const common = {
+    architecture: arch as Architecture,
     name: ggufString(f, 'general.name', arch),
     vocabSize,
     dim,
@@ -87,15 +89,37 @@ export function configFromGguf(f: GgufFile): ModelConfig {
     nHeads,
     nKvHeads,
     headDim,
+    contextLength: ggufNumber(f, k('context_length'), arch === 'llama' ? 2048 : 512),
+    tiedEmbeddings: !f.tensorByName.has('output.weight'),
+  };
+  if (arch !== 'llama') {
+    // LayerNorm models: llama.cpp's gpt2 and bert graphs; no rotary positions
+    const cfg: ModelConfig = {
+      ...common,
+      ffnDim: ggufNumber(f, k('feed_forward_length'), 4 * dim),
+      normEps: ggufNumber(f, k('attention.layer_norm_epsilon'), arch === 'bert' ? 1e-12 : 1e-5),
+      ropeDims: 0, ropeTheta: 10000, ropeFreqScale: 1, ropeNeox: false,
+      normType: 'layer', positional: 'learned', biases: 'all', slidingWindow: 0,
+      mlp: arch === 'bert' ? 'gelu_erf' : 'gelu_tanh',
+      causal: arch === 'gpt2' || ggufBool(f, k('attention.causal'), false),
+      postNorm: arch === 'bert',
+      // the token type table's rows (llama.cpp also writes tokenizer.ggml.token_type_count)
+      typeVocabSize: arch === 'bert' ? (f.tensorByName.get('token_types.weight')?.dims[1] ?? ggufNumber(f, 'tokenizer.ggml.token_type_count', 0)) : 0,
+    };
+    validateConfig(cfg, f.path);
+    return cfg;
+  }
+  const scalingType = ggufString(f, k('rope.scaling.type'), 'none');
+  const scalingFactor = ggufNumber(f, k('rope.scaling.factor'), 0);
+  const cfg: ModelConfig = {
+    ...common,
     ffnDim: ggufNumber(f, k('feed_forward_length')),
     normEps: ggufNumber(f, k('attention.layer_norm_rms_epsilon'), 1e-5),
     ropeDims: ggufNumber(f, k('rope.dimension_count'), headDim),
     ropeTheta: ggufNumber(f, k('rope.freq_base'), 10000),
     ropeFreqScale: scalingType === 'linear' && scalingFactor > 0 ? 1 / scalingFactor : 1,
     ropeNeox: false,
-    contextLength: ggufNumber(f, k('context_length'), 2048),
     ...LLAMA_DEFAULTS,
-    tiedEmbeddings: !f.tensorByName.has('output.weight'),
   };
   if (scalingType !== 'none' && scalingType !== 'linear')
     throw new FuselmError('E_UNSUPPORTED', `${f.path}: rope scaling '${scalingType}' is not supported yet (supported: none, linear)`);

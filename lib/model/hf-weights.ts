@@ -8,8 +8,9 @@
  *    attn.c_proj, ln_2, mlp.c_fc, mlp.c_proj}`, `ln_f`. Conv1D weights are stored [in, out];
  *    they are transposed natively at load (a one-op graph, in their stored dtype) into the
  *    [out, in] matmul reads, and the fused c_attn is split into q, k and v on the way.
- * Matrices keep their stored dtype (F32, F16 or BF16, read natively); norms and biases must be
- * f32 for the kernels, so F16/BF16 vectors are widened at load (they are small).
+ * Matrices keep their stored dtype (F32, F16 or BF16, read natively) unless a `dtype` of 'q8_0'
+ * or 'f16' asks to convert them, by the rule GGUF loading follows (weights.ts); norms and biases
+ * must be f32 for the kernels, so F16/BF16 vectors are widened at load (they are small).
  */
 import type { NativeTensor } from '../../bindings.js';
 import { ops, type CpuBackend } from '../backend.js';
@@ -22,14 +23,17 @@ import { emptyTensor, tensorFromF32 } from '../tensor.js';
 import type { ModelConfig } from './config.js';
 import type { LayerWeights, LlamaWeights } from './llama.js';
 import { sinusoidalPositions } from './positions.js';
+import { convertMatrix, type WeightDtype } from './weights.js';
 
 export class HfTensors {
   readonly st: SafetensorsModel;
   readonly where: string;
+  readonly dtype: WeightDtype;
   #prefix = '';
-  constructor(st: SafetensorsModel, where: string, prefixes: string[] = ['']) {
+  constructor(st: SafetensorsModel, where: string, prefixes: string[] = [''], dtype: WeightDtype = 'auto') {
     this.st = st;
     this.where = where;
+    this.dtype = dtype;
     // the first prefix under which the model's tensors are found (e.g. 'transformer.')
     const keys = [...st.tensors.keys()];
     this.#prefix = prefixes.find((p) => keys.some((k) => k.startsWith(p))) ?? '';
@@ -42,9 +46,17 @@ export class HfTensors {
     if (!t) throw new FuselmError('E_FORMAT', `${this.where}: tensor '${this.#prefix + name}' is missing`);
     return t;
   }
-  /** A matrix (or table) with `shape`, in its stored dtype. */
+  /** A matrix (or table) with `shape`, in its stored dtype or converted as `dtype` says. */
   async matrix(name: string, shape: number[]): Promise<NativeTensor> {
+    return this.convert(await this.stored(name, shape), name);
+  }
+  /** A matrix in its stored dtype. */
+  async stored(name: string, shape?: number[]): Promise<NativeTensor> {
     return loadSafetensorsTensor(this.info(name), shape);
+  }
+  /** `t` (loaded from tensor `name`) converted as `dtype` says. */
+  convert(t: NativeTensor, name: string): NativeTensor {
+    return convertMatrix(t, this.dtype, `${this.where}: tensor '${this.#prefix + name}'`);
   }
   /** A vector as f32: natively when stored as F32, widened otherwise. `at` takes a slice. */
   async vector(name: string, n: number, at?: { start: number; total: number }): Promise<NativeTensor> {
@@ -82,15 +94,16 @@ export async function loadHfDecoderWeights(
   c: ModelConfig,
   be: CpuBackend,
   where: string,
-  onProgress?: (loaded: number, total: number) => void,
+  opts: { dtype?: WeightDtype; onProgress?: (loaded: number, total: number) => void } = {},
 ): Promise<LlamaWeights> {
+  const { dtype = 'auto', onProgress } = opts;
   const loaded: NativeTensor[] = [];
   const keep = <T extends NativeTensor | undefined>(t: T): T => (t && loaded.push(t), t);
   let n = 0;
   const total = c.nLayers + 2;
   try {
-    if (c.architecture === 'gpt2') return await loadGpt2(new HfTensors(st, where, ['transformer.', '']), c, be, keep, () => onProgress?.(++n, total));
-    const T = new HfTensors(st, where);
+    if (c.architecture === 'gpt2') return await loadGpt2(new HfTensors(st, where, ['transformer.', ''], dtype), c, be, keep, () => onProgress?.(++n, total));
+    const T = new HfTensors(st, where, [''], dtype);
     const q = c.nHeads * c.headDim, kv = c.nKvHeads * c.headDim;
     const tokenEmbd = keep(await T.matrix('model.embed_tokens.weight', [c.vocabSize, c.dim]));
     onProgress?.(++n, total);
@@ -144,13 +157,18 @@ async function loadGpt2(
   const D = c.dim, F = c.ffnDim;
   /** Conv1D [in, out] → [out, in] slices (columns col0 .. col0 + rows of the stored matrix). */
   const conv = async (name: string, inDim: number, outTotal: number, slices: Array<[number, number]>) => {
-    const raw = await T.matrix(name, [inDim, outTotal]);
+    const raw = await T.stored(name, [inDim, outTotal]);
     try {
       const outs: NativeTensor[] = [];
       for (const [col0, rows] of slices) {
-        const out = keep(emptyTensor(raw.dtype, [rows, inDim]));
-        await runOnce(be, ops.transpose(out, raw, col0));
-        outs.push(out);
+        const out = emptyTensor(raw.dtype, [rows, inDim]);
+        try {
+          await runOnce(be, ops.transpose(out, raw, col0));
+        } catch (e) {
+          out.free();
+          throw e;
+        }
+        outs.push(keep(T.convert(out, name)));
       }
       return outs;
     } finally {

@@ -20,7 +20,8 @@ import { loadTokenizer } from '../tokenizer/load.js';
 import { loadHfDecoderWeights } from './hf-weights.js';
 import { idsOnlyTokenizer } from './ids-tokenizer.js';
 import { type LlamaWeights, LlamaState, disposeLlamaWeights, loadLlamaWeights, uploadLlamaWeights } from './llama.js';
-import type { WeightDtype } from './weights.js';
+import { checkWeightDtype, type WeightDtype } from './weights.js';
+import { loadGpt2GgufWeights } from './gpt2-gguf.js';
 
 export interface LoadModelOptions {
   /**
@@ -43,7 +44,8 @@ export interface LoadModelOptions {
   impl?: NativeImpl;
   /**
    * Weight format: 'auto' (the default) runs F32/F16/BF16/Q8_0 as stored and converts Q4_0,
-   * Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K to q8_0; 'q8_0' or 'f16' converts every matrix.
+   * Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K to q8_0; 'q8_0' or 'f16' converts every matrix, of a
+   * GGUF or of a Hugging Face folder.
    */
   dtype?: WeightDtype;
   /** Called after each weight tensor is loaded (for a progress bar). */
@@ -413,15 +415,15 @@ export async function loadModel(path: string, opts: LoadModelOptions = {}): Prom
   if (await isDirectory(path)) return loadHfModel(path, opts, device);
   const f = await readGguf(path);
   const config = configFromGguf(f);
+  if (config.architecture === 'bert') throw new FuselmError('E_UNSUPPORTED', `${path}: bert is an encoder; load it with loadEmbeddingModel()`);
   const tokenizer = tokenizerFromGguf(f);
   if (tokenizer.vocabSize !== config.vocabSize)
     throw new FuselmError('E_FORMAT', `${path}: the tokenizer has ${tokenizer.vocabSize} tokens but token_embd.weight has ${config.vocabSize} rows`);
   const { contextSize, batchSize } = sizes(config, opts);
-  const dtype = opts.dtype ?? 'auto';
-  if (!['auto', 'q8_0', 'f16'].includes(dtype)) throw new FuselmError('E_INVALID_ARG', `dtype must be 'auto', 'q8_0' or 'f16', got '${dtype}'`);
+  const dtype = checkWeightDtype(opts.dtype ?? 'auto', 'loadModel');
   const cpu = new CpuBackend({ threads: opts.threads, impl: opts.impl });
   return finishLoad(path, config, tokenizer, cpu, device, opts, { contextSize, batchSize }, () =>
-    loadLlamaWeights(f, config, dtype, opts.onProgress),
+    config.architecture === 'gpt2' ? loadGpt2GgufWeights(f, config, dtype, opts.onProgress) : loadLlamaWeights(f, config, dtype, opts.onProgress),
   );
 }
 
@@ -492,7 +494,7 @@ async function loadHfModel(dir: string, opts: LoadModelOptions, device: 'cpu' | 
   const config = hf.config;
   if (config.architecture === 'bert')
     throw new FuselmError('E_UNSUPPORTED', `${dir}: bert is an encoder; load it with loadEmbeddingModel()`);
-  if ((opts.dtype ?? 'auto') !== 'auto') throw new FuselmError('E_UNSUPPORTED', `${dir}: dtype '${opts.dtype}' conversion is for GGUF files; safetensors load as stored`);
+  const dtype = checkWeightDtype(opts.dtype ?? 'auto', 'loadModel');
   const st = await openSafetensorsFolder(dir);
   const gen = hf.generationConfig;
   const first = (v: number | number[] | undefined) => (Array.isArray(v) ? v[0] : v);
@@ -504,7 +506,7 @@ async function loadHfModel(dir: string, opts: LoadModelOptions, device: 'cpu' | 
   const { contextSize, batchSize } = sizes(config, opts);
   const cpu = new CpuBackend({ threads: opts.threads, impl: opts.impl });
   return finishLoad(dir, config, tokenizer, cpu, device, opts, { contextSize, batchSize, generationConfig: gen }, () =>
-    loadHfDecoderWeights(st, config, cpu, dir, opts.onProgress),
+    loadHfDecoderWeights(st, config, cpu, dir, { dtype, onProgress: opts.onProgress }),
   );
 }
 

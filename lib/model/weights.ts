@@ -41,29 +41,67 @@ function targetDtype(stored: NativeDType | undefined, cols: number, want: Weight
  * Loads tensor `name` with row-major `shape` (GGUF stores dims innermost first, so GGUF
  * [K, N] is shape [N, K]). Vectors (norms) come as f32; matrices in `dtype`'s format. Tensors
  * kept as stored are read natively; converted ones pass through JS one at a time.
+ * `rows` takes a slice of the outermost dim (rows of a matrix, values of a vector), as from
+ * llama.cpp's fused attn_qkv: the stored tensor then has `rows.total` of them.
  */
-export async function loadGgufTensor(f: GgufFile, name: string, shape: number[], opts: { dtype?: WeightDtype } = {}): Promise<NativeTensor> {
+export async function loadGgufTensor(
+  f: GgufFile,
+  name: string,
+  shape: number[],
+  opts: { dtype?: WeightDtype; rows?: { start: number; total: number } } = {},
+): Promise<NativeTensor> {
   const info = f.tensorByName.get(name);
   if (!info) throw new FuselmError('E_FORMAT', `${f.path}: tensor '${name}' is missing`);
   const want = [...shape].reverse();
+  if (opts.rows) want[want.length - 1] = opts.rows.total;
   if (info.dims.length !== want.length || info.dims.some((d, i) => d !== want[i]))
     throw new FuselmError(
       'E_FORMAT',
       `${f.path}: tensor '${name}' has dims [${info.dims}] (innermost first), expected [${want}]`,
     );
+  // a whole row is whole blocks (GGUF requires it), so a row slice is a byte range
+  const rowBytes = info.nbytes / want[want.length - 1];
+  const offset = info.offset + (opts.rows?.start ?? 0) * rowBytes;
+  const nbytes = rowBytes * shape[0];
+  const nelements = shape.reduce((a, b) => a * b, 1);
   const stored = DTYPES[info.type];
   const target = shape.length === 1 ? 'f32' : targetDtype(stored, shape[shape.length - 1], opts.dtype ?? 'auto');
-  if (stored === target) return callAsync(() => native().tensorFromFile(f.path, info.offset, target, shape));
+  if (stored === target) return callAsync(() => native().tensorFromFile(f.path, offset, target, shape));
   const what = `${f.path}: tensor '${name}'`;
-  const bytes = new Uint8Array(info.nbytes);
+  const bytes = new Uint8Array(nbytes);
   const fh = await open(f.path, 'r').catch((e) => {
     throw new FuselmError('E_IO', `${f.path}: ${(e as Error).message}`);
   });
   try {
-    const { bytesRead } = await fh.read(bytes, 0, info.nbytes, info.offset);
-    if (bytesRead !== info.nbytes) throw new FuselmError('E_FORMAT', `${what}: data at offset ${info.offset} runs past the end of the file`);
+    const { bytesRead } = await fh.read(bytes, 0, nbytes, offset);
+    if (bytesRead !== nbytes) throw new FuselmError('E_FORMAT', `${what}: data at offset ${offset} runs past the end of the file`);
   } finally {
     await fh.close();
   }
-  return tensorFromF32(target, shape, toF32(info.type, bytes, info.nelements, what));
+  return tensorFromF32(target, shape, toF32(info.type, bytes, nelements, what));
+}
+
+const GGML_TYPES: Partial<Record<NativeDType, GgmlType>> = { f32: GgmlType.F32, f16: GgmlType.F16, bf16: GgmlType.BF16 };
+
+/**
+ * A matrix loaded in its stored dtype (f32, f16 or bf16), converted as `dtype` says by the rule
+ * GGUF tensors follow; the input is freed when a new tensor replaces it.
+ */
+export function convertMatrix(t: NativeTensor, dtype: WeightDtype, what: string): NativeTensor {
+  const target = targetDtype(t.dtype, t.shape[t.shape.length - 1], dtype);
+  if (target === t.dtype) return t;
+  try {
+    const type = GGML_TYPES[t.dtype];
+    if (type === undefined) throw new FuselmError('E_UNSUPPORTED', `${what}: cannot convert a ${t.dtype} tensor to ${target}`);
+    const n = t.shape.reduce((a, b) => a * b, 1);
+    return tensorFromF32(target, t.shape, toF32(type, new Uint8Array(t.read()), n, what));
+  } finally {
+    t.free();
+  }
+}
+
+/** Checks a dtype option (`where` names the call). */
+export function checkWeightDtype(dtype: string, where: string): WeightDtype {
+  if (!['auto', 'q8_0', 'f16'].includes(dtype)) throw new FuselmError('E_INVALID_ARG', `${where}: dtype must be 'auto', 'q8_0' or 'f16', got '${dtype}'`);
+  return dtype as WeightDtype;
 }

@@ -6,16 +6,25 @@
  *  - lm-buddy-bert-tiniest (`bert.`-prefixed names, the real bert-base-uncased WordPiece
  *    tokenizer) embeds texts: mean and CLS pooling, unit norm when normalized, mean pooling
  *    equal to the average of encode()'s hidden states;
+ *  - embed() of several texts, packed into forward passes of at most maxTokens tokens with each
+ *    text attending over its own rows only, gives exactly the embeddings of one text at a time
+ *    (2 heads, 2 layers, 16 positions: texts of 1 to 16 tokens, several passes; the real
+ *    WordPiece model on sentences of different lengths), with every kernel level; a text longer
+ *    than maxTokens is an E_CONTEXT_FULL;
  *  - a decoder folder is refused by loadEmbeddingModel and a bert folder by loadModel.
  * Skipped, saying so, without ../shared.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import type { NativeImpl } from '../../bindings.js';
 import { FuselmError } from '../../lib/errors.js';
 import { loadEmbeddingModel } from '../../lib/model/bert.js';
 import { loadModel } from '../../lib/model/model.js';
 import { fastImpls } from '../helpers/parity.js';
 import { readSharedJson, requireShared, sharedPath } from '../helpers/shared.js';
+import { writeBertGguf } from './gguf-from-hf.js';
 
 describe('BERT (encoder)', () => {
   it('neural-api-tiny-bert: hidden states and pooler within 1e-4 of the reference', async function () {
@@ -55,6 +64,30 @@ describe('BERT (encoder)', () => {
     }
     const [cls] = await m.embed('Hello, world!', { pooling: 'cls', normalize: false });
     assert.deepEqual([...cls], [...hidden.subarray(0, 4)]);
+  });
+
+  it('embed() packs several texts per forward pass and gives exactly the one-at-a-time embeddings', async function () {
+    requireShared(this, 'models/hf/neural-api-tiny-bert/config.json', 'models/hf/lm-buddy-bert-tiniest/tokenizer.json');
+    const tmp = mkdtempSync(path.join(tmpdir(), 'fuselm-bert-batch-'));
+    try {
+      // the tiny BERT with a made-up tokenizer (one token per letter a..j), as a GGUF
+      const file = path.join(tmp, 'tiny-bert.gguf');
+      await writeBertGguf(sharedPath('models/hf/neural-api-tiny-bert'), file);
+      const letters = (n: number, from: number) => Array.from({ length: n }, (_, i) => 'abcdefghij'[(from + i) % 10]).join(' ');
+      const tiny = [5, 1, 16, 7, 9, 3, 12, 2].map((n, i) => letters(n, i));
+      const words = ['Hello, world!', 'A somewhat longer sentence about embeddings, batching and attention spans.', 'ok', 'naïve café'];
+      for (const impl of ['reference', ...fastImpls()] as NativeImpl[])
+        for (const [p, texts] of [[file, tiny], [sharedPath('models/hf/lm-buddy-bert-tiniest'), words]] as const) {
+          await using m = await loadEmbeddingModel(p, { impl, threads: 2 });
+          for (const pooling of ['mean', 'cls', 'last'] as const) {
+            const batched = await m.embed([...texts], { pooling });
+            for (let i = 0; i < texts.length; i++) assert.deepEqual(batched[i], (await m.embed(texts[i], { pooling }))[0], `${impl} ${pooling}: text ${i}`);
+          }
+          if (p === file) await assert.rejects(m.embed(['a', letters(17, 0)]), (e: unknown) => e instanceof FuselmError && e.code === 'E_CONTEXT_FULL');
+        }
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
   });
 
   it('encoders and decoders are loaded by their own functions', async function () {
