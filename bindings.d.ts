@@ -98,4 +98,6 @@ export interface NativeAddon {
   cudaInfo(): CudaInfo;
   /** The CUDA smoke kernel: a + b on the device. Throws E_UNSUPPORTED when built without CUDA. */
   cudaAdd(a: Float32Array, b: Float32Array, device?: number): Float32Array;
+  /** Bytes of a CUDA device's memory that fuselm holds (tensors, graph buffers); 0 for 'cpu'. */
+  deviceMemoryInUse(device: NativeDevice): number;
 }

@@ -28,6 +28,22 @@ constexpr Device kDevice = Device::Cuda;
 constexpr Device kDevice = Device::CudaEmulated;
 #endif
 
+// Device bytes allocated through kMemory and not yet released (tests check dispose frees all).
+std::mutex g_mem_mu;
+std::unordered_map<void*, size_t> g_mem_sizes;
+int64_t g_mem_in_use = 0;
+
+void count_alloc(void* p, size_t bytes) {
+  std::lock_guard<std::mutex> lock(g_mem_mu);
+  g_mem_sizes[p] = bytes;
+  g_mem_in_use += int64_t(bytes);
+}
+
+int64_t mem_in_use() {
+  std::lock_guard<std::mutex> lock(g_mem_mu);
+  return g_mem_in_use;
+}
+
 void* mem_alloc(size_t bytes) {
   void* p = nullptr;
   const cudaError_t err = cudaMalloc(&p, bytes ? bytes : 1);
@@ -41,9 +57,20 @@ void* mem_alloc(size_t bytes) {
     cudaFree(p);
     cuda_check(set, "cudaMemset", __FILE__, __LINE__);
   }
+  count_alloc(p, bytes);
   return p;
 }
-void mem_release(void* p) { cudaFree(p); }  // from destructors: nothing to report to
+void mem_release(void* p) {
+  {
+    std::lock_guard<std::mutex> lock(g_mem_mu);
+    auto it = g_mem_sizes.find(p);
+    if (it != g_mem_sizes.end()) {
+      g_mem_in_use -= int64_t(it->second);
+      g_mem_sizes.erase(it);
+    }
+  }
+  cudaFree(p);  // from destructors: nothing to report to
+}
 void mem_to_host(void* dst, const void* src, size_t n) { CUDA_CHECK(cudaMemcpy(dst, src, n, cudaMemcpyDeviceToHost)); }
 void mem_from_host(void* dst, const void* src, size_t n) { CUDA_CHECK(cudaMemcpy(dst, src, n, cudaMemcpyHostToDevice)); }
 
@@ -242,7 +269,7 @@ std::shared_ptr<Graph> make_graph(std::vector<Node> nodes, int64_t max_rows, Ten
   return std::make_shared<CudaGraph>(std::move(nodes), max_rows, std::move(positions));
 }
 
-const CudaBackend kBackend{&kMemory, &make_graph};
+const CudaBackend kBackend{&kMemory, &make_graph, &mem_in_use};
 
 }  // namespace
 

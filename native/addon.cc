@@ -20,6 +20,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("cpuInfo", Napi::Function::New(env, cpu_info, "cpuInfo"));
   exports.Set("cudaInfo", Napi::Function::New(env, cuda_info, "cudaInfo"));
   exports.Set("cudaAdd", Napi::Function::New(env, cuda_add, "cudaAdd"));
+  exports.Set("deviceMemoryInUse", Napi::Function::New(env, device_memory_in_use, "deviceMemoryInUse"));
   return exports;
 }
 

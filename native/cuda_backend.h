@@ -17,6 +17,8 @@ struct CudaBackend {
   // matmul or argmax that no op reads (logits or chosen ids, copied out after it). Transpose
   // is a load-time op and is not offered.
   std::shared_ptr<Graph> (*graph)(std::vector<Node> nodes, int64_t max_rows, TensorPtr positions);
+  // Bytes of device memory allocated by this backend and not yet freed.
+  int64_t (*bytes_in_use)();
 };
 
 const CudaBackend& cuda_backend_emulated();

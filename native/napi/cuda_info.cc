@@ -42,6 +42,12 @@ const DeviceMemory* memory_for(Napi::Env env, Device d) {
   return d == Device::Cpu ? nullptr : cuda_backend_for(env, d).memory;
 }
 
+// deviceMemoryInUse(device): bytes of a CUDA device's memory fuselm holds (0 for the CPU).
+Napi::Value device_memory_in_use(const Napi::CallbackInfo& info) {
+  const Device d = get_device(info[0], "device");
+  return Napi::Number::New(info.Env(), d == Device::Cpu ? 0.0 : double(cuda_backend_for(info.Env(), d).bytes_in_use()));
+}
+
 Napi::Value cuda_info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);

@@ -15,4 +15,5 @@ Napi::Value tensor_from_file(const Napi::CallbackInfo& info);  // native/napi/fi
 Device get_device(const Napi::Value& v, const char* what);
 const CudaBackend& cuda_backend_for(Napi::Env env, Device d);
 const DeviceMemory* memory_for(Napi::Env env, Device d);  // null for the CPU
+Napi::Value device_memory_in_use(const Napi::CallbackInfo& info);
 }  // namespace fuselm

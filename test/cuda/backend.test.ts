@@ -126,6 +126,17 @@ describe('CUDA backend', function () {
       assert.deepEqual(r.ids, oracle.greedy.ids.slice(0, 32));
     });
 
+    it('frees every device allocation at dispose', async () => {
+      const device = hasGpu() ? 'cuda' : 'cuda-emulated';
+      const before = native().deviceMemoryInUse(device);
+      const m = await loadOnCuda(sharedPath(MODEL), { kvType: 'f16' });
+      await m.generate(['Once upon', 'Lily'], { maxTokens: 4 });
+      await m.generate('Once upon a time', { maxTokens: 4 });
+      assert.ok(native().deviceMemoryInUse(device) > before + 500_000, 'the weights live on the device');
+      await m.dispose();
+      assert.equal(native().deviceMemoryInUse(device), before);
+    });
+
     it('parallel sequences give the tokens of single runs', async () => {
       const prompts: string[] = oracle.greedy_other_prompts.slice(0, 3).map((p: any) => p.prompt);
       const batch = await model.generate(prompts, { maxTokens: 12 });
