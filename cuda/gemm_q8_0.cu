@@ -19,19 +19,16 @@
 //      boundary in every other block, and no block is 16-byte aligned: cp.async (16-byte
 //      copies from 16-byte aligned addresses) cannot take them. Each thread loads one row's two
 //      blocks into registers one tile ahead (overlapping the current tile's mma work) with
-//      4-byte loads: when the block starts 4-byte aligned, 8 words from the block start and the
-//      last 2 bytes as a u16, each int8 word then rebuilt from two neighbours by a 16-bit shift
-//      (the scale d is the low half of the first word); otherwise d as a u16 and the 32 int8 as
-//      8 aligned words. Nothing is read outside the block. The int8 then go to shared memory
-//      as 16-byte stores, and d_w as f32.
+//      4-byte loads (load_q8_block, cuda/q8_0_block.cuh: 9 loads per block, whichever of the
+//      two alignments it has). The int8 then go to shared memory as 16-byte stores, d_w as f32.
 //    - Shared rows are 64 + 16 = 80 bytes, so ldmatrix's 8 row addresses per matrix hit 8
 //      different 16-byte bank groups. ldmatrix (b16 view) hands lane (g, t) bytes 4t..4t+3 of
 //      row g, which is the s8 fragment layout of both A (x rows) and B (W rows, k contiguous).
 #include <cstdint>
 #include <string>
 
-#include "convert.cuh"
 #include "ops.h"
+#include "q8_0_block.cuh"
 
 FUSELM_CUDA_NAMESPACE_BEGIN
 
@@ -72,22 +69,6 @@ static __global__ void quantize_x_q8_kernel(int8_t* q, float* d, const float* x,
 }
 
 // ---- 2. the GEMM -------------------------------------------------------------------------------
-
-// One q8_0 block's scale and 32 int8 (as 8 little-endian words), from a 2-byte aligned address.
-__device__ __forceinline__ void load_q8_block(const uint8_t* p, float& d, uint32_t (&q)[8]) {
-  if ((reinterpret_cast<uintptr_t>(p) & 3) == 0) {
-    const uint32_t* w4 = reinterpret_cast<const uint32_t*>(p);
-    uint32_t v[9];
-    for (int j = 0; j < 8; j++) v[j] = w4[j];
-    v[8] = *reinterpret_cast<const uint16_t*>(p + 32);
-    d = f16_bits_to_f32(uint16_t(v[0] & 0xffffu));
-    for (int j = 0; j < 8; j++) q[j] = (v[j] >> 16) | (v[j + 1] << 16);
-  } else {
-    d = f16_bits_to_f32(*reinterpret_cast<const uint16_t*>(p));
-    const uint32_t* w4 = reinterpret_cast<const uint32_t*>(p + 2);
-    for (int j = 0; j < 8; j++) q[j] = w4[j];
-  }
-}
 
 // This thread's W row of a tile (row n0 + tid, blocks kb0 and kb0 + 1), zero outside [N, K).
 struct WRow {
