@@ -4,15 +4,17 @@
 // (4 rows per block), grid.y = tokens (for small T a row is re-read per token, from L2).
 // f16/bf16/f32 rows are read 16 bytes per lane (8 halves or 4 floats, with x read as float4s)
 // when the pointers are 16-byte aligned and K allows (K % 8 for halves, K % 4 for f32), else
-// one value per lane; q8_0: each lane takes whole 34-byte blocks (its 32 int8 through 16
-// two-byte loads), sums q * x in f32 and scales by the block's d. Every lane keeps an f32
-// partial sum; a butterfly of shuffles adds them. Not yet tuned: no split-K for short N, no
-// q8_0 layout with aligned int8 (a repack at upload would allow 16-byte loads).
+// one value per lane; q8_0: each lane takes whole 34-byte blocks (scale and 32 int8 through 9
+// four-byte loads, cuda/q8_0_block.cuh; x as float4s when aligned), sums q * x in f32 and
+// scales by the block's d. Every lane keeps an f32 partial sum; a butterfly of shuffles adds
+// them. Not yet tuned: no split-K for short N, no q8_0 layout with aligned int8 (a repack at
+// upload would allow 16-byte loads).
 #include <cstdint>
 #include <string>
 
 #include "convert.cuh"
 #include "ops.h"
+#include "q8_0_block.cuh"
 #include "reduce.cuh"
 
 FUSELM_CUDA_NAMESPACE_BEGIN
@@ -69,25 +71,32 @@ static __global__ void gemv_f32_kernel(float* y, const float* x, const float* w,
   if (lane == 0) y[t * N + n] = acc;
 }
 
-static __global__ void gemv_q8_0_kernel(float* y, const float* x, const BlockQ8_0* w, int64_t K, int64_t N) {
+// q8_0: lane takes whole blocks, 9 independent 4-byte weight loads each (load_q8_block) and,
+// when x is 16-byte aligned, 8 float4 loads of x (K % 32 == 0 keeps every block's x aligned).
+template <bool XVEC>
+static __global__ void gemv_q8_0_kernel(float* y, const float* x, const uint8_t* w, int64_t K, int64_t N) {
   const int lane = int(threadIdx.x) & 31;
   const int64_t n = int64_t(blockIdx.x) * kGemvWarps + (threadIdx.x >> 5);
   if (n >= N) return;
   const int64_t t = blockIdx.y;
   const int64_t nb = K / kQ8Block;
   const float* xt = x + t * K;
-  const BlockQ8_0* wr = w + n * nb;
+  const uint8_t* wr = w + n * nb * kQ8BlockBytes;
   float acc = 0.0f;
   for (int64_t b = lane; b < nb; b += 32) {
-    const BlockQ8_0* blk = wr + b;
-    const uint16_t* q2 = reinterpret_cast<const uint16_t*>(blk->qs);  // 34-byte blocks: 2-byte aligned
+    float d;
+    uint32_t q[8];
+    load_q8_block(wr + b * kQ8BlockBytes, d, q);
     const float* xb = xt + b * kQ8Block;
     float s = 0.0f;
-    for (int j = 0; j < kQ8Block / 2; j++) {
-      const uint16_t v = q2[j];
-      s += float(int8_t(v & 0xff)) * xb[2 * j] + float(int8_t(v >> 8)) * xb[2 * j + 1];
+    for (int j = 0; j < 8; j++) {
+      float4 xv;
+      if (XVEC) xv = reinterpret_cast<const float4*>(xb)[j];
+      else xv = make_float4(xb[4 * j], xb[4 * j + 1], xb[4 * j + 2], xb[4 * j + 3]);
+      s += float(int8_t(q[j] & 0xff)) * xv.x + float(int8_t((q[j] >> 8) & 0xff)) * xv.y +
+           float(int8_t((q[j] >> 16) & 0xff)) * xv.z + float(int8_t(q[j] >> 24)) * xv.w;
     }
-    acc += f16_bits_to_f32(blk->d) * s;
+    acc += d * s;
   }
   acc = warp_sum(acc);
   if (lane == 0) y[t * N + n] = acc;
@@ -132,8 +141,14 @@ void matmul_gemv_cuda(const MatmulArgs& a, cudaStream_t stream) {
     }
     case DType::Q8_0:
       if (a.K % kQ8Block) throw Error("E_INVALID_ARG", "matmul_gemv_cuda: q8_0 rows must hold whole 32-value blocks");
-      launch_kernel("gemv_q8_0_kernel", gemv_q8_0_kernel, grid, block, 0, stream, a.y, a.x,
-                    static_cast<const BlockQ8_0*>(a.w), a.K, a.N);
+      if (reinterpret_cast<uintptr_t>(a.w) % 2)
+        throw Error("E_INVALID_ARG", "matmul_gemv_cuda: q8_0 weights must be 2-byte aligned");
+      if (aligned16(a.x))
+        launch_kernel("gemv_q8_0_kernel<xvec>", gemv_q8_0_kernel<true>, grid, block, 0, stream, a.y, a.x,
+                      static_cast<const uint8_t*>(a.w), a.K, a.N);
+      else
+        launch_kernel("gemv_q8_0_kernel", gemv_q8_0_kernel<false>, grid, block, 0, stream, a.y, a.x,
+                      static_cast<const uint8_t*>(a.w), a.K, a.N);
       return;
     default:
       throw Error("E_INVALID_ARG", std::string("matmul_gemv_cuda: unsupported weight dtype ") + dtype_name(a.w_dtype));
