@@ -6,9 +6,13 @@
  * 'cuda' fails with NO_CUDA_DEVICE.
  */
 import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { devices, FuselmError, loadModel, type LoadModelOptions, type Model } from '../../lib/index.js';
 import { CpuBackend, CudaBackend, ops } from '../../lib/backend.js';
 import { native } from '../../lib/native.js';
+import { writeSyntheticLlama } from '../../lib/model/synthetic.js';
 import { emptyTensor, readF32Rows, tensorFromF32 } from '../../lib/tensor.js';
 import { readSharedJson, requireShared, sharedPath } from '../helpers/shared.js';
 
@@ -142,6 +146,46 @@ describe('CUDA backend', function () {
       const batch = await model.generate(prompts, { maxTokens: 12 });
       for (let i = 0; i < prompts.length; i++) assert.deepEqual(batch[i].ids, oracle.greedy_other_prompts[i].ids.slice(0, 12), prompts[i]);
     });
+  });
+
+  describe('a synthetic Llama on device cuda against the CPU', function () {
+    // head_dim 64 and a 40-token prompt: the tensor-core GEMMs (f16, and W8A8 for q8_0), the
+    // FA2 prefill attention over an f16 cache, then GEMV and split-KV decode steps
+    const shape = { vocabSize: 300, dim: 128, nLayers: 2, nHeads: 2, nKvHeads: 1, ffnDim: 256, contextLength: 256 };
+    const prompt = Array.from({ length: 40 }, (_, i) => 1 + ((i * 37) % 290));
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'fuselm-cuda-'));
+    after(() => rmSync(dir, { recursive: true, force: true }));
+
+    // bounds: f16 weights — activations rounded to f16 for the tensor cores, keys and values
+    // stored in f16: ~2^-11 relative per rounding through two layers. q8_0 — both sides quantize
+    // activations to int8 alike (W8A8), so with an f32 cache only summation order differs; with
+    // an f16 cache the cache's rounding moves some activations across an int8 step (1/254 of a
+    // block's largest value), which the next layer's quantization then amplifies.
+    const cases = [
+      { dtype: 'f16', kvType: 'auto', bound: 5e-3 },
+      { dtype: 'q8_0', kvType: 'f32', bound: 1e-3 },
+      { dtype: 'q8_0', kvType: 'f16', bound: 3e-2 },
+    ] as const;
+    for (const { dtype, kvType, bound } of cases)
+      it(`${dtype} weights, ${kvType} KV cache: logits within ${bound} of the CPU's (normalized), the same greedy tokens`, async () => {
+        const file = path.join(dir, `${dtype}.gguf`);
+        if (!existsSync(file)) await writeSyntheticLlama(file, shape, dtype, 7);
+        await using cpu = await loadModel(file, { device: 'cpu', threads: 2 });
+        await using gpu = await loadOnCuda(file, { kvType });
+        const want = await cpu.evaluate(prompt, { allLogits: true });
+        const got = await gpu.evaluate(prompt, { allLogits: true });
+        let num = 0, den = 0;
+        for (let i = 0; i < want.length; i++) {
+          num += (got[i] - want[i]) ** 2;
+          den += want[i] ** 2;
+        }
+        const err = Math.sqrt(num / den);
+        console.log(`      normalized error ${err.toExponential(2)} (bound ${bound})`);
+        assert.ok(err < bound, `normalized error ${err}`);
+        const a = await cpu.generate(prompt, { maxTokens: 8 });
+        const b = await gpu.generate(prompt, { maxTokens: 8 });
+        assert.deepEqual(b.ids, a.ids);
+      });
   });
 
   describe('device tensors and graphs (emulated device)', function () {
