@@ -125,6 +125,64 @@ await step('peers', () => {
   return { torch: JSON.parse(readFileSync(peersOut, 'utf8')) };
 });
 
+await step('compare', () => {
+  const ours = ((report.kernels as Report)?.fuselm as BenchReport | undefined)?.cases ?? [];
+  const torch = ((report.peers as Report)?.torch as PeerReport | undefined)?.cases ?? [];
+  if (!ours.length || !torch.length) throw new Error('needs both the kernel bench and the torch peers');
+  const rows = compare(ours, torch);
+  summary.push('', 'kernel                              shape                          fuselm ms   peer ms   peer          ratio  goal');
+  for (const r of rows)
+    summary.push(
+      `${r.kernel.padEnd(35)} ${r.shape.padEnd(30)} ${r.ms.toFixed(3).padStart(9)} ${r.peerMs.toFixed(3).padStart(9)}   ${r.peer.padEnd(13)} ${r.ratio.toFixed(2).padStart(5)}  ${r.goal}`,
+    );
+  return { rows };
+});
+
 report.finished = new Date().toISOString();
 save();
 process.stdout.write(`\n${summary.join('\n')}\nfull report: ${path.join(outDir, 'gpu-check.json')}\n`);
+
+interface BenchCase { kernel: string; shape: Record<string, number | boolean | string>; ms?: number; GBps?: number; copy_share?: number; error?: string }
+interface BenchReport { copy_GBps: number; cases: BenchCase[] }
+interface PeerCase { name: string; ms?: number; GBps?: number; error?: string; [k: string]: unknown }
+interface PeerReport { copy_GBps: number; cases: PeerCase[] }
+interface Row { kernel: string; shape: string; ms: number; peer: string; peerMs: number; ratio: number; goal: string }
+
+/**
+ * fuselm's kernel cases beside torch's at the same shapes. ratio = peer time / fuselm time
+ * (above 1: fuselm is faster), except for the norms, where fuselm works in f32 and torch in
+ * bf16: there both are set against the copy bandwidth and the ratio is fuselm's share of it
+ * over torch's.
+ */
+function compare(ours: BenchCase[], torch: PeerCase[]): Row[] {
+  const rows: Row[] = [];
+  const peer = (name: string, keys: Record<string, unknown>) =>
+    torch.find((c) => c.name === name && c.ms !== undefined && Object.entries(keys).every(([k, v]) => c[k] === v));
+  for (const c of ours) {
+    if (c.ms === undefined) continue;
+    const sh = c.shape;
+    const add = (name: string, p: PeerCase | undefined, goal: string, byShare = false) => {
+      if (!p) return;
+      const ratio = byShare ? (c.GBps ?? 0) / (p.GBps ?? 1) : p.ms! / c.ms!;
+      rows.push({ kernel: c.kernel, shape: Object.entries(sh).map(([k, v]) => `${k}=${v}`).join(' '), ms: c.ms!, peer: name, peerMs: p.ms!, ratio, goal });
+    };
+    if (c.kernel.startsWith('attention_cuda:prefill')) {
+      const keys = { S: sh.S, D: sh.D, causal: sh.causal };
+      add('sdpa_default', peer('sdpa_default', keys), '>= 1.0x');
+      add('sdpa_cudnn', peer('sdpa_cudnn', keys), '>= 0.9x');
+      add('sdpa_flash', peer('sdpa_flash', keys), '');
+    } else if (c.kernel.startsWith('attention_cuda:decode')) {
+      add('decode_sdpa', peer('decode_attention_sdpa', { ctx: sh.ctx, D: sh.D }), `>= 80% bw (fuselm ${(100 * (c.copy_share ?? 0)).toFixed(0)}%)`);
+    } else if (c.kernel === 'matmul_cuda') {
+      const keys = { M: sh.M, N: sh.N, K: sh.K };
+      if (sh.w_dtype === 'q8_0') {
+        add('int_mm_int8', peer('int_mm_int8', keys), Number(sh.M) >= 1024 ? '>= 1.0x' : '');
+        add('linear_bf16', peer('linear_bf16', keys), Number(sh.M) <= 16 ? '>= 1.7x' : '');
+      } else add('linear_bf16', peer('linear_bf16', keys), '');
+    } else if (c.kernel.startsWith('rms_norm') || c.kernel.startsWith('layer_norm') || c.kernel.startsWith('add_norm')) {
+      const name = c.kernel.includes('layer') ? 'layer_norm_torch' : 'rms_norm_torch';
+      add(name, peer(name, { rows: sh.rows, hidden: sh.hidden }), `>= 90% bw (fuselm ${(100 * (c.copy_share ?? 0)).toFixed(0)}%)`, true);
+    }
+  }
+  return rows;
+}
