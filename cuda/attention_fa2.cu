@@ -52,13 +52,13 @@ constexpr int kFa2Threads = 32 * kFa2Warps;
 
 // Shared-memory row pitch in 16-bit elements: hd plus 16 bytes of padding.
 template <int HD>
-constexpr int fa2_pitch() { return HD + 8; }
+constexpr int kFa2Pitch = HD + 8;
 // One K or V tile, in 16-bit elements.
 template <int HD>
-constexpr int fa2_tile_elems() { return kFa2BlockN * fa2_pitch<HD>(); }
+constexpr int kFa2TileElems = kFa2BlockN * kFa2Pitch<HD>;
 // Two stages of a K tile and a V tile.
 template <int HD>
-constexpr size_t fa2_smem_bytes() { return size_t(4) * fa2_tile_elems<HD>() * sizeof(uint16_t); }
+constexpr size_t kFa2SmemBytes = size_t(4) * kFa2TileElems<HD> * sizeof(uint16_t);
 
 // Two floats rounded to the 16-bit type and packed low first (an mma operand register).
 template <bool BF16>
@@ -90,7 +90,7 @@ FUSELM_FA2_UNROLL
     const int row = c / kChunksPerRow, col = (c % kChunksPerRow) * 8;
     const int64_t key = k0 + row;
     const bool valid = key < n_keys;
-    uint16_t* dst = tile + row * fa2_pitch<HD>() + col;
+    uint16_t* dst = tile + row * kFa2Pitch<HD> + col;
     smem_bounds_check(dst, 16);
     cp_async_16_zfill(dst, head_base + (valid ? key * kv_stride : 0) + col, valid);
   }
@@ -146,7 +146,7 @@ FUSELM_FA2_UNROLL
   uint16_t* smem = dynamic_smem<uint16_t>();
   const uint16_t* k_head = k_cache + kvh * HD;
   const uint16_t* v_head = v_cache + kvh * HD;
-  constexpr int kTile = fa2_tile_elems<HD>();
+  constexpr int kTile = kFa2TileElems<HD>;
 
   if (n_tiles > 0) {
     fa2_load_tile<HD>(smem, k_head, kv_stride, tile_first * kFa2BlockN, n_keys);
@@ -182,7 +182,7 @@ FUSELM_FA2_UNROLL
 FUSELM_FA2_UNROLL
         for (int np = 0; np < kKeyTiles8 / 2; np++) {
           // matrices: keys +0..7 / dims +0..7, keys +0..7 / dims +8..15, keys +8..15 / dims +0..7, ...
-          const uint16_t* p = sk + (16 * np + (lane & 7) + ((lane >> 4) << 3)) * fa2_pitch<HD>() + 16 * s +
+          const uint16_t* p = sk + (16 * np + (lane & 7) + ((lane >> 4) << 3)) * kFa2Pitch<HD> + 16 * s +
                               ((lane >> 3) & 1) * 8;
           smem_bounds_check(p, 16);
           uint32_t b[4];
@@ -246,7 +246,7 @@ FUSELM_FA2_UNROLL
 FUSELM_FA2_UNROLL
         for (int dp = 0; dp < HD / 16; dp++) {
           // matrices: keys +0..7 / dims +0..7, keys +8..15 / dims +0..7, keys +0..7 / dims +8..15, ...
-          const uint16_t* p = sv + (16 * kc + (lane & 7) + ((lane >> 3) & 1) * 8) * fa2_pitch<HD>() + 16 * dp +
+          const uint16_t* p = sv + (16 * kc + (lane & 7) + ((lane >> 3) & 1) * 8) * kFa2Pitch<HD> + 16 * dp +
                               (lane >> 4) * 8;
           smem_bounds_check(p, 16);
           uint32_t b[4];
@@ -294,7 +294,7 @@ bool attention_fa2_supports(const AttentionCudaArgs& a) {
 
 template <bool BF16, int HD>
 static void fa2_launch(const AttentionCudaArgs& a, cudaStream_t stream, const char* name) {
-  constexpr size_t smem = fa2_smem_bytes<HD>();
+  constexpr size_t smem = kFa2SmemBytes<HD>;
   auto* kernel = attention_fa2_kernel<BF16, HD>;
   if (smem > 48 * 1024)
     CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
