@@ -84,7 +84,7 @@ __device__ __forceinline__ void fa2_load_tile(uint16_t* tile, const uint16_t* he
                                               int64_t k0, int64_t n_keys) {
   constexpr int kChunksPerRow = HD / 8;
   constexpr int kPerThread = kFa2BlockN * kChunksPerRow / kFa2Threads;
-FUSELM_FA2_UNROLL
+  FUSELM_FA2_UNROLL
   for (int i = 0; i < kPerThread; i++) {
     const int c = int(threadIdx.x) + i * kFa2Threads;
     const int row = c / kChunksPerRow, col = (c % kChunksPerRow) * 8;
@@ -125,9 +125,9 @@ static __global__ void attention_fa2_kernel(float* out, const float* q, const ui
 
   // Q fragments: slice s, register r holds row g + 8 (r & 1), dims 16 s + 2 t4 + 8 (r >> 1) + {0, 1}
   uint32_t qf[kSteps][4];
-FUSELM_FA2_UNROLL
+  FUSELM_FA2_UNROLL
   for (int s = 0; s < kSteps; s++)
-FUSELM_FA2_UNROLL
+    FUSELM_FA2_UNROLL
     for (int r = 0; r < 4; r++) {
       const int64_t row = w0 + g + 8 * (r & 1);
       float2 v = make_float2(0.0f, 0.0f);
@@ -138,7 +138,7 @@ FUSELM_FA2_UNROLL
 
   // output accumulators: n-tile d covers dims 8 d .. 8 d + 7; [0], [1] row g, [2], [3] row g + 8
   float o[HD / 8][4];
-FUSELM_FA2_UNROLL
+  FUSELM_FA2_UNROLL
   for (int d = 0; d < HD / 8; d++) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.0f;
   float m[2] = {-INFINITY, -INFINITY};  // running max (log2 units) of rows g, g + 8
   float l[2] = {0.0f, 0.0f};            // this thread's part of the running sums
@@ -175,11 +175,11 @@ FUSELM_FA2_UNROLL
     if (!skip) {
       // ---- S = Q K^T (16 x 64 per warp) ----
       float sc[kKeyTiles8][4];
-FUSELM_FA2_UNROLL
+      FUSELM_FA2_UNROLL
       for (int n = 0; n < kKeyTiles8; n++) sc[n][0] = sc[n][1] = sc[n][2] = sc[n][3] = 0.0f;
-FUSELM_FA2_UNROLL
+      FUSELM_FA2_UNROLL
       for (int s = 0; s < kSteps; s++)
-FUSELM_FA2_UNROLL
+        FUSELM_FA2_UNROLL
         for (int np = 0; np < kKeyTiles8 / 2; np++) {
           // matrices: keys +0..7 / dims +0..7, keys +0..7 / dims +8..15, keys +8..15 / dims +0..7, ...
           const uint16_t* p = sk + (16 * np + (lane & 7) + ((lane >> 4) << 3)) * kFa2Pitch<HD> + 16 * s +
@@ -196,9 +196,9 @@ FUSELM_FA2_UNROLL
       const bool need_mask = k_end >= n_keys ||
                              (causal && (k_end > pos0 + w0 || (window > 0 && k0 <= pos0 + w1 - window)));
       float mx[2] = {-INFINITY, -INFINITY};
-FUSELM_FA2_UNROLL
+      FUSELM_FA2_UNROLL
       for (int n = 0; n < kKeyTiles8; n++)
-FUSELM_FA2_UNROLL
+        FUSELM_FA2_UNROLL
         for (int e = 0; e < 4; e++) {
           float v = sc[n][e] * scale_log2;
           if (need_mask) {
@@ -212,7 +212,7 @@ FUSELM_FA2_UNROLL
 
       // ---- online softmax: new max per row over the quad, rescale, P = exp2(S - max) ----
       float alpha[2], base[2];
-FUSELM_FA2_UNROLL
+      FUSELM_FA2_UNROLL
       for (int r = 0; r < 2; r++) {
         mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
         mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
@@ -223,7 +223,7 @@ FUSELM_FA2_UNROLL
         m[r] = m_new;
         l[r] *= alpha[r];
       }
-FUSELM_FA2_UNROLL
+      FUSELM_FA2_UNROLL
       for (int d = 0; d < HD / 8; d++) {
         o[d][0] *= alpha[0];
         o[d][1] *= alpha[0];
@@ -232,10 +232,10 @@ FUSELM_FA2_UNROLL
       }
 
       // ---- O += P V, 16 keys at a time ----
-FUSELM_FA2_UNROLL
+      FUSELM_FA2_UNROLL
       for (int kc = 0; kc < kKeyTiles8 / 2; kc++) {
         uint32_t pf[4];
-FUSELM_FA2_UNROLL
+        FUSELM_FA2_UNROLL
         for (int r = 0; r < 4; r++) {
           // A register r: row g + 8 (r & 1), keys 16 kc + 8 (r >> 1) + 2 t4 + {0, 1}
           const float* sp = sc[2 * kc + (r >> 1)] + 2 * (r & 1);
@@ -243,7 +243,7 @@ FUSELM_FA2_UNROLL
           const float2 rounded = half2_bits_to_f32<BF16>(pf[r]);
           l[r & 1] += rounded.x + rounded.y;
         }
-FUSELM_FA2_UNROLL
+        FUSELM_FA2_UNROLL
         for (int dp = 0; dp < HD / 16; dp++) {
           // matrices: keys +0..7 / dims +0..7, keys +8..15 / dims +0..7, keys +0..7 / dims +8..15, ...
           const uint16_t* p = sv + (16 * kc + (lane & 7) + ((lane >> 3) & 1) * 8) * kFa2Pitch<HD> + 16 * dp +
@@ -262,18 +262,18 @@ FUSELM_FA2_UNROLL
   cp_async_wait<0>();
 
   // ---- normalize and write: each valid row has seen its own key, so its sum is >= 1 ----
-FUSELM_FA2_UNROLL
+  FUSELM_FA2_UNROLL
   for (int r = 0; r < 2; r++) {
     l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
     l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
   }
-FUSELM_FA2_UNROLL
+  FUSELM_FA2_UNROLL
   for (int r = 0; r < 2; r++) {
     const int64_t row = w0 + g + 8 * r;
     if (row >= T) continue;
     const float inv = 1.0f / l[r];
     float* dst = out + row * q_stride + h * HD + 2 * t4;
-FUSELM_FA2_UNROLL
+    FUSELM_FA2_UNROLL
     for (int d = 0; d < HD / 8; d++)
       *reinterpret_cast<float2*>(dst + 8 * d) = make_float2(o[d][2 * r] * inv, o[d][2 * r + 1] * inv);
   }
