@@ -62,7 +62,9 @@ describe('cuda emulator (fuselm_emu_tests)', function () {
       // each kernel's parity test against its CPU reference
       'rms_norm_f32_parity', 'add_f32_parity', 'swiglu_f32_parity', 'rope_llama_f32_parity', 'rope_neox_f32_parity',
       'embedding_f32_parity', 'embedding_f16_parity', 'embedding_bf16_parity', 'embedding_q8_0_parity',
-      'gemv_f16_parity', 'gemv_bf16_parity', 'gemv_f32_parity', 'gemv_q8_0_parity'])
+      'gemv_f16_parity', 'gemv_bf16_parity', 'gemv_f32_parity', 'gemv_q8_0_parity',
+      'layer_norm_f32_parity', 'add_norm_rms_f32_parity', 'add_norm_layer_norm_f32_parity', 'add_bias_f32_parity',
+      'gelu_erf_f32_parity', 'gelu_tanh_f32_parity', 'argmax_f32_parity'])
       assert.ok(tests.some((t) => t.name.startsWith(area)), `no test named ${area}*`);
     const reduce = tests.find((t) => t.name === 'block_reduce_256x128');
     console.log(`      ${path}: ${passed} passed; ${reduce?.detail ?? ''}`);
