@@ -65,7 +65,9 @@ describe('cuda emulator (fuselm_emu_tests)', function () {
       'gemv_f16_parity', 'gemv_bf16_parity', 'gemv_f32_parity', 'gemv_q8_0_parity',
       'rope_kv_store_f32_parity', 'rope_kv_store_f16_parity', 'rope_kv_store_bf16_parity', 'gemm_f16_parity',
       'gemm_bf16_parity', 'gemm_f32_parity', 'gemm_q8_0_parity', 'matmul_dispatch_',
-      'attention_fa2_f16_parity', 'attention_fa2_bf16_parity', 'attention_fa2_supports'])
+      'attention_fa2_f16_parity', 'attention_fa2_bf16_parity', 'attention_fa2_supports',
+      'layer_norm_f32_parity', 'add_norm_rms_f32_parity', 'add_norm_layer_norm_f32_parity',
+      'add_bias_f32_parity', 'gelu_erf_f32_parity', 'gelu_tanh_f32_parity', 'argmax_f32_parity'])
       assert.ok(tests.some((t) => t.name.startsWith(area)), `no test named ${area}*`);
     const reduce = tests.find((t) => t.name === 'block_reduce_256x128');
     console.log(`      ${path}: ${passed} passed; ${reduce?.detail ?? ''}`);

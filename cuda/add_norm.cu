@@ -1,0 +1,144 @@
+// add_norm: the residual add fused into the next norm (AddNormArgs, cuda/ops.h), over [T, D]
+// f32: x[t] += r[t], then out[t] = RMSNorm(x[t]) * w when b is null (Llama), else
+// LayerNorm(x[t]) * w + b (GPT-2, BERT). The unfused pair is add_cpu then rms_norm_cpu or
+// layer_norm_cpu; fused, the row crosses global memory once each way: x and r are read,
+// x (the new residual stream) and out are written, 16 bytes per element.
+//
+// One block per row; the sum x + r stays in registers (each thread VPT items of VEC floats,
+// item i at threadIdx.x + k * blockDim.x, VEC = 4 as float4 when every pointer is 16-byte
+// aligned and D % 4 == 0) while the statistics are reduced, in f32 by block sums from
+// reduce.cuh: RMS, one sum of squares; LayerNorm, two passes over the registers (mean, then
+// the sum of (v - mean)^2, which does not cancel the way sum(v^2) - mean^2 does). The sum is
+// rounded to f32 once, exactly as add_cpu rounds it, so x matches the unfused pair bit for bit
+// and the norm sees the same values. Outputs follow the references' order: (v * scale) * w,
+// (v - mean) * scale * w + b. out must not alias x (it would overwrite the residual stream).
+//
+// Rows up to 1024 threads x 16 items: 16384 floats on the scalar path, 32768 with float4
+// (VPT at most 8 there, 32 registers of row); longer rows throw E_INVALID_ARG.
+#include <cstdint>
+#include <string>
+
+#include "ops.h"
+#include "reduce.cuh"
+
+FUSELM_CUDA_NAMESPACE_BEGIN
+
+template <int VEC>
+__device__ __forceinline__ void add_norm_load(float (&v)[VEC], const float* p) {
+  if constexpr (VEC == 4) {
+    const float4 q = *reinterpret_cast<const float4*>(p);
+    v[0] = q.x, v[1] = q.y, v[2] = q.z, v[3] = q.w;
+  } else {
+    v[0] = *p;
+  }
+}
+
+template <int VEC>
+__device__ __forceinline__ void add_norm_store(float* p, const float (&v)[VEC]) {
+  if constexpr (VEC == 4)
+    *reinterpret_cast<float4*>(p) = make_float4(v[0], v[1], v[2], v[3]);
+  else
+    *p = v[0];
+}
+
+template <bool LN, int VEC, int VPT>
+static __global__ void __launch_bounds__(1024) add_norm_f32_kernel(float* out, float* x, const float* r, const float* w,
+                                                                   const float* b, int64_t D, float eps) {
+  float* scratch = dynamic_smem<float>();
+  const int64_t row = int64_t(blockIdx.x) * D, items = D / VEC;
+  float v[VPT][VEC] = {};
+  float s = 0.0f;  // LN: the sum; RMS: the sum of squares
+  for (int k = 0; k < VPT; k++) {
+    const int64_t i = threadIdx.x + int64_t(k) * blockDim.x;
+    if (i < items) {
+      float d[VEC];
+      add_norm_load<VEC>(v[k], x + row + i * VEC);
+      add_norm_load<VEC>(d, r + row + i * VEC);
+      for (int j = 0; j < VEC; j++) {
+        v[k][j] += d[j];
+        s += LN ? v[k][j] : v[k][j] * v[k][j];
+      }
+      add_norm_store<VEC>(x + row + i * VEC, v[k]);
+    }
+  }
+  s = block_sum(s, scratch);
+  float mean = 0.0f, scale;
+  if (LN) {
+    mean = s / float(D);
+    float sq = 0.0f;
+    for (int k = 0; k < VPT; k++) {
+      const int64_t i = threadIdx.x + int64_t(k) * blockDim.x;
+      if (i < items) {
+        for (int j = 0; j < VEC; j++) sq += (v[k][j] - mean) * (v[k][j] - mean);
+      }
+    }
+    scale = rsqrtf(block_sum(sq, scratch) / float(D) + eps);
+  } else {
+    scale = rsqrtf(s / float(D) + eps);
+  }
+  for (int k = 0; k < VPT; k++) {
+    const int64_t i = threadIdx.x + int64_t(k) * blockDim.x;
+    if (i < items) {
+      float g[VEC], o[VEC];
+      add_norm_load<VEC>(g, w + i * VEC);
+      if (LN) {
+        float c[VEC];
+        add_norm_load<VEC>(c, b + i * VEC);
+        for (int j = 0; j < VEC; j++) o[j] = (v[k][j] - mean) * scale * g[j] + c[j];
+      } else {
+        for (int j = 0; j < VEC; j++) o[j] = v[k][j] * scale * g[j];
+      }
+      add_norm_store<VEC>(out + row + i * VEC, o);
+    }
+  }
+}
+
+static bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+template <bool LN, int VEC, int VPT>
+static void add_norm_launch(const AddNormArgs& a, unsigned threads, cudaStream_t stream) {
+  launch_kernel(LN ? "add_norm_f32_kernel<layer_norm>" : "add_norm_f32_kernel<rms_norm>",
+                add_norm_f32_kernel<LN, VEC, VPT>, dim3(unsigned(a.T)), dim3(threads), 32 * sizeof(float), stream,
+                a.out, a.x, a.r, a.w, a.b, a.D, a.eps);
+}
+
+template <bool LN, int VEC>
+static void add_norm_dispatch(const AddNormArgs& a, int vpt, unsigned threads, cudaStream_t stream) {
+  switch (vpt) {
+    case 1: return add_norm_launch<LN, VEC, 1>(a, threads, stream);
+    case 2: return add_norm_launch<LN, VEC, 2>(a, threads, stream);
+    case 4: return add_norm_launch<LN, VEC, 4>(a, threads, stream);
+    case 8: return add_norm_launch<LN, VEC, 8>(a, threads, stream);
+  }
+  if constexpr (VEC == 1) add_norm_launch<LN, 1, 16>(a, threads, stream);  // 16 only on the scalar path
+}
+
+void add_norm_cuda(const AddNormArgs& a, cudaStream_t stream) {
+  if (a.T <= 0 || a.D <= 0) return;
+  if (a.out == a.x) throw Error("E_INVALID_ARG", "add_norm_cuda: out must not alias x (x is the residual stream)");
+  const bool vec = a.D % 4 == 0 && aligned16(a.out) && aligned16(a.x) && aligned16(a.r) && aligned16(a.w) &&
+                   (a.b == nullptr || aligned16(a.b));
+  const int64_t items = vec ? a.D / 4 : a.D;
+  const int max_vpt = vec ? 8 : 16;
+  if (items > 1024 * int64_t(max_vpt))
+    throw Error("E_INVALID_ARG", "add_norm_cuda: rows of " + std::to_string(a.D) + " floats are longer than " +
+                                     std::to_string(1024 * max_vpt * (vec ? 4 : 1)) + " (" +
+                                     (vec ? "float4" : "unaligned") + " path)");
+  // Up to 256 threads with few items each; more items per thread before more threads.
+  int vpt = 1;
+  while (vpt < max_vpt && items > 256 * int64_t(vpt)) vpt *= 2;
+  const unsigned threads = unsigned((items + vpt - 1) / vpt + 31) / 32 * 32;
+  if (a.b != nullptr) {
+    if (vec)
+      add_norm_dispatch<true, 4>(a, vpt, threads, stream);
+    else
+      add_norm_dispatch<true, 1>(a, vpt, threads, stream);
+  } else {
+    if (vec)
+      add_norm_dispatch<false, 4>(a, vpt, threads, stream);
+    else
+      add_norm_dispatch<false, 1>(a, vpt, threads, stream);
+  }
+}
+
+FUSELM_CUDA_NAMESPACE_END

@@ -1,0 +1,100 @@
+// Proves: argmax_cuda (cuda/argmax.cu) returns, bit for bit, the index a sequential scan
+// returns (the lowest index among equal maxima; NaN skipped; a row without a non-NaN value
+// gives 0). There is no argmax_cpu (the CPU sampler does it in TypeScript), so the reference
+// is the scan below. Rows: random at V = 1, 2, 3, 4, 5, 31, 32, 33, 1000, 4097 and 128000
+// (a Llama-3 vocabulary), 1 and 3 rows, aligned (float4) and one float off alignment; ties
+// placed across lanes, warps and inside one float4; NaN before and around the maximum and
+// NaN larger in bits; +inf twice; rows of -inf only, NaN only, NaN then -inf; +0 after -0.
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "device_buffer.h"
+#include "harness.h"
+#include "ops.h"
+#include "parity.h"
+
+namespace emu_tests {
+
+namespace {
+
+int32_t argmax_scan(const float* x, int64_t V) {
+  int64_t best = -1;
+  for (int64_t i = 0; i < V; i++)
+    if (!std::isnan(x[i]) && (best < 0 || x[i] > x[best])) best = i;
+  return best < 0 ? 0 : int32_t(best);
+}
+
+// Runs argmax_cuda on T rows of V (x holds them from x[off]) and compares with the scan and,
+// where given, with the ids the semantics name.
+void check_rows(const std::string& what, const std::vector<float>& x, int64_t off, int64_t T, int64_t V, int& cases,
+                const std::vector<int32_t>& expect = {}) {
+  DeviceBuffer<float> dx(x);
+  DeviceBuffer<int32_t> ids{size_t(T)};
+  fuselm::argmax_cuda({ids.p, dx.p + off, T, V}, nullptr);
+  const std::vector<int32_t> got = ids.download();
+  for (int64_t t = 0; t < T; t++) {
+    const int32_t want = argmax_scan(x.data() + off + t * V, V);
+    CHECK_MSG(got[size_t(t)] == want, what + " row " + std::to_string(t) + ": got " + std::to_string(got[size_t(t)]) +
+                                          ", want " + std::to_string(want));
+    if (!expect.empty())
+      CHECK_MSG(want == expect[size_t(t)], what + " row " + std::to_string(t) + ": the scan gives " +
+                                               std::to_string(want) + ", expected " + std::to_string(expect[size_t(t)]));
+  }
+  cases++;
+}
+
+}  // namespace
+
+EMU_TEST(argmax_f32_parity) {
+  Rng rng(0xa59a);
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  int cases = 0;
+  for (int64_t V : {1, 2, 3, 4, 5, 31, 32, 33, 1000, 4097, 128000})
+    for (int64_t T : {int64_t(1), int64_t(3)}) {
+      if (V == 128000 && T == 3) continue;  // one vocabulary-sized row per layout is enough
+      for (int64_t off = 0; off < 2; off++) {
+        const std::string what = "V=" + std::to_string(V) + " T=" + std::to_string(T) + " off=" + std::to_string(off);
+        std::vector<float> x = random_floats(rng, size_t(T * V + off), -20.0f, 20.0f);
+        check_rows(what + " random", x, off, T, V, cases);
+        if (V < 8) continue;
+        for (int64_t t = 0; t < T; t++) {  // ties: the same maximum at several places
+          float* r = x.data() + off + t * V;
+          const int64_t a = 1 + rng.below(int(V / 2)), c = V / 2 + rng.below(int(V / 2));
+          r[a] = r[a + 1] = r[c] = r[V - 1] = 50.0f;
+          r[0] = nan;
+          r[a - 1] = nan;
+        }
+        check_rows(what + " ties+nan", x, off, T, V, cases);
+        for (int64_t t = 0; t < T; t++) {  // +inf twice: the lower index wins
+          float* r = x.data() + off + t * V;
+          r[V - 2] = inf;
+          r[V / 3] = inf;
+        }
+        check_rows(what + " inf", x, off, T, V, cases);
+      }
+    }
+  // Whole rows of special values, 3 rows of 37 and of 64 (scalar and float4 paths).
+  for (int64_t V : {int64_t(37), int64_t(64)}) {
+    std::vector<float> x(size_t(3 * V));
+    for (int64_t i = 0; i < V; i++) {
+      x[size_t(i)] = -inf;                        // row 0: -inf only -> 0
+      x[size_t(V + i)] = nan;                     // row 1: NaN only -> 0 (no candidate)
+      x[size_t(2 * V + i)] = i < 5 ? nan : -inf;  // row 2: NaN, then -inf -> 5
+    }
+    check_rows("specials V=" + std::to_string(V), x, 0, 3, V, cases, {0, 0, 5});
+    std::vector<float> zeros(size_t(V), 0.0f);
+    zeros[0] = -0.0f;                           // -0 == +0: index 0 wins
+    zeros[size_t(V - 1)] = -1.0f;
+    check_rows("signed zeros V=" + std::to_string(V), zeros, 0, 1, V, cases, {0});
+    std::vector<float> big_nan(size_t(V), 1.0f);
+    uint32_t bits = 0x7fffffffu;  // a NaN whose bits exceed every float's
+    std::memcpy(&big_nan[3], &bits, 4);
+    check_rows("NaN bits V=" + std::to_string(V), big_nan, 0, 1, V, cases, {0});
+  }
+  note(std::to_string(cases) + " cases bit-exact");
+}
+
+}  // namespace emu_tests
