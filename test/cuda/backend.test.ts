@@ -188,6 +188,27 @@ describe('CUDA backend', function () {
       });
   });
 
+  describe('Hugging Face decoders on device cuda against the CPU', function () {
+    // GPT-2 (LayerNorm fused with the residual, GELU, biases, learned positions), Qwen2 (q/k/v
+    // biases), Mistral (sliding window): f32 weights and cache, so only summation order differs
+    for (const name of ['neural-api-tiny-gpt2', 'neural-api-tiny-qwen2', 'neural-api-tiny-mistral'])
+      it(`${name}: the CPU's logits within 1e-5 (normalized)`, async function () {
+        requireShared(this, `models/hf/${name}/config.json`);
+        const dir = sharedPath('models', 'hf', name);
+        await using cpu = await loadModel(dir, { device: 'cpu', threads: 2 });
+        await using gpu = await loadOnCuda(dir);
+        const ids = Array.from({ length: Math.min(20, cpu.contextSize) }, (_, i) => 1 + ((i * 13) % Math.min(cpu.config.vocabSize - 1, 97)));
+        const want = await cpu.evaluate(ids, { allLogits: true });
+        const got = await gpu.evaluate(ids, { allLogits: true });
+        let num = 0, den = 0;
+        for (let i = 0; i < want.length; i++) {
+          num += (got[i] - want[i]) ** 2;
+          den += want[i] ** 2;
+        }
+        assert.ok(Math.sqrt(num / den) < 1e-5, `normalized error ${Math.sqrt(num / den)}`);
+      });
+  });
+
   describe('device tensors and graphs (emulated device)', function () {
     it('copies tensors to the device and back', () => {
       const host = tensorFromF32('f32', [2, 3], Float32Array.from([1, 2, 3, 4, 5, 6]));
