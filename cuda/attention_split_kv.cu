@@ -208,8 +208,7 @@ static __global__ void attention_split_kv_merge_kernel(float* out, const float* 
   float* weight = dynamic_smem<float>();
   float M = -INFINITY;
   for (int64_t c = 0; c < n_chunks; c++) M = fmaxf(M, p[c * pw]);  // finite: the chunk with the row's own key
-  for (int64_t c = threadIdx.x; c < n_chunks; c += blockDim.x)
-    weight[c] = p[c * pw] == -INFINITY ? 0.0f : exp2f(p[c * pw] - M);
+  for (int64_t c = threadIdx.x; c < n_chunks; c += blockDim.x) weight[c] = exp2f(p[c * pw] - M);  // empty: 0
   __syncthreads();
   float L = 0.0f;
   for (int64_t c = 0; c < n_chunks; c++) L += weight[c] * p[c * pw + 1];

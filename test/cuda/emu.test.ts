@@ -62,7 +62,8 @@ describe('cuda emulator (fuselm_emu_tests)', function () {
       // each kernel's parity test against its CPU reference
       'rms_norm_f32_parity', 'add_f32_parity', 'swiglu_f32_parity', 'rope_llama_f32_parity', 'rope_neox_f32_parity',
       'embedding_f32_parity', 'embedding_f16_parity', 'embedding_bf16_parity', 'embedding_q8_0_parity',
-      'gemv_f16_parity', 'gemv_bf16_parity', 'gemv_f32_parity', 'gemv_q8_0_parity'])
+      'gemv_f16_parity', 'gemv_bf16_parity', 'gemv_f32_parity', 'gemv_q8_0_parity',
+      'kv_store_', 'attention_split_kv_'])
       assert.ok(tests.some((t) => t.name.startsWith(area)), `no test named ${area}*`);
     const reduce = tests.find((t) => t.name === 'block_reduce_256x128');
     console.log(`      ${path}: ${passed} passed; ${reduce?.detail ?? ''}`);
