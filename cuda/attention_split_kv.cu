@@ -267,9 +267,10 @@ static void launch_split_vec(const SplitKvParams& p, int G, cudaStream_t stream)
 template <int KIND>
 static void launch_split_kind(const SplitKvParams& p, bool vec, int vpl, int G, cudaStream_t stream) {
   constexpr int EPV = KIND == 0 ? 4 : 8;
-  if (!vec) return launch_split<KIND, 1, 8, 1>(p, stream);
-  if (vpl == 1) return launch_split_vec<KIND, EPV, 1>(p, G, stream);
-  if constexpr (KIND == 0) return launch_split_vec<KIND, EPV, 2>(p, G, stream);  // f32, hd > 128
+  if (!vec) return launch_split<KIND, 1, 8, 1>(p, stream);  // one value per lane: hd <= 8 * 32
+  if constexpr (KIND == 0)
+    if (vpl == 2) return launch_split_vec<KIND, EPV, 2>(p, G, stream);  // f32 rows with hd > 128
+  launch_split_vec<KIND, EPV, 1>(p, G, stream);  // hd <= 32 * EPV: every half-precision row
 }
 
 void attention_split_kv_cuda(const AttentionCudaArgs& a, cudaStream_t stream) {
