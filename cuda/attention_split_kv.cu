@@ -249,8 +249,10 @@ template <int KIND, int EPV, int VPL, int G>
 static void launch_split(const SplitKvParams& p, cudaStream_t stream) {
   const dim3 grid(unsigned(p.T * p.n_chunks), unsigned(p.n_heads / G)), block(32 * kSplitWarps);
   const size_t smem = size_t(kSplitWarps) * G * size_t(p.hd + 2) * sizeof(float);
-  launch_kernel("attention_split_kv_kernel", attention_split_kv_kernel<KIND, EPV, VPL, G>, grid, block, smem, stream,
-                p);
+  const char* const name = KIND == 0   ? "attention_split_kv_kernel<f32>"
+                           : KIND == 1 ? "attention_split_kv_kernel<f16>"
+                                       : "attention_split_kv_kernel<bf16>";
+  launch_kernel(name, attention_split_kv_kernel<KIND, EPV, VPL, G>, grid, block, smem, stream, p);
 }
 
 // The 16-byte path: G query heads per block sharing K/V.
