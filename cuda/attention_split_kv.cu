@@ -1,0 +1,345 @@
+// attention_split_kv: attention over the KV cache for any shape (AttentionCudaArgs, cuda/ops.h;
+// the semantics and the plain reference are attention_cpu's, native/cpu/attention.cc): q, out
+// f32 [T, n_heads * hd], caches f32, f16 or bf16 [ctx, n_kv_heads * hd], causal with an optional
+// sliding window or not causal, GQA, hd 1..256. Built for decode (T = 1, long contexts), where
+// one (token, head) row alone must keep the GPU busy, and the fallback for every shape the FA2
+// kernel does not take.
+//
+// Split: each row's visible keys [lo, hi) are cut into n_chunks chunks of chunk_len keys (at
+// least kSplitMinChunk each, at most kSplitMaxChunks, enough that the launch has about
+// kSplitTargetRows (row, chunk) pairs). A block takes one token, one chunk, and G query heads of
+// one KV head (G the largest of 8, 4, 2, 1 dividing the group size), so each K/V row it loads
+// serves G heads. If there is one chunk the block writes out; otherwise it writes its partial
+// (m, l, acc[hd]) -- the chunk's max score, the sum of exp(score - m) and the unnormalized
+// output -- to the workspace, and attention_split_kv_merge_kernel combines a row's partials by
+// log-sum-exp: out = sum_c 2^(m_c - M) acc_c / sum_c 2^(m_c - M) l_c, M = max_c m_c.
+//
+// Inside a block: lpk lanes (a power of two) share a key, each holding VPL 16-byte vectors of
+// the head dimension (EPV = 4 floats or 8 halves each; lane i of the group takes vectors i,
+// i + lpk, ...), so a warp works on 32 / lpk keys at once and each lane group on U keys per
+// step, their K and V loads issued together. A score is the lanes' partial dot products summed
+// by xor-shuffles within the group. Scores are kept in base-2 units (q is scaled by
+// scale * log2 e) so the softmax uses exp2f. Every lane group runs its own online softmax
+// (m, l, acc) over its keys; at the end the groups of a warp merge by shuffles, the warps
+// through shared memory. The vector loads need hd % EPV == 0 and 16-byte aligned caches;
+// otherwise the same kernel runs with one value per lane (EPV = 1, VPL up to 8) and G = 1.
+#include <cmath>
+#include <cstdint>
+#include <string>
+
+#include "convert.cuh"
+#include "ops.h"
+
+FUSELM_CUDA_NAMESPACE_BEGIN
+
+constexpr int kSplitWarps = 4;               // warps per block
+constexpr int64_t kSplitMinChunk = 256;      // fewest keys worth a block of their own
+constexpr int64_t kSplitMaxChunks = 128;     // most chunks per row (bounds the merge's work)
+constexpr int64_t kSplitTargetRows = 4096;   // (row, chunk) pairs to aim for: ~4096 / G blocks
+
+struct SplitKvParams {
+  float* out;
+  const float* q;
+  const void* k;
+  const void* v;
+  float* partials;  // [T, n_heads, n_chunks, hd + 2] when n_chunks > 1
+  int64_t T, n_heads, n_kv_heads, hd, pos0, window;
+  int64_t n_chunks, chunk_len;
+  float qscale;  // scale * log2(e)
+  int lpk;       // lanes per key: a power of two, 1..32
+  bool causal;
+};
+
+// EPV values of a cache row starting at element i (KIND 0 f32, 1 f16, 2 bf16): one 16-byte
+// load when EPV is 4 (f32) or 8 (halves), else one value.
+template <int KIND, int EPV>
+__device__ __forceinline__ void load_kv(const void* base, int64_t i, float* x) {
+  if constexpr (KIND == 0) {
+    const float* p = static_cast<const float*>(base) + i;
+    if constexpr (EPV == 4) {
+      const float4 f = *reinterpret_cast<const float4*>(p);
+      x[0] = f.x, x[1] = f.y, x[2] = f.z, x[3] = f.w;
+    } else {
+      x[0] = p[0];
+    }
+  } else {
+    const uint16_t* p = static_cast<const uint16_t*>(base) + i;
+    if constexpr (EPV == 8) {
+      const uint4 w = *reinterpret_cast<const uint4*>(p);
+      const float2 a = half2_bits_to_f32<KIND == 2>(w.x), b = half2_bits_to_f32<KIND == 2>(w.y);
+      const float2 c = half2_bits_to_f32<KIND == 2>(w.z), d = half2_bits_to_f32<KIND == 2>(w.w);
+      x[0] = a.x, x[1] = a.y, x[2] = b.x, x[3] = b.y, x[4] = c.x, x[5] = c.y, x[6] = d.x, x[7] = d.y;
+    } else {
+      x[0] = KIND == 2 ? bf16_bits_to_f32(p[0]) : f16_bits_to_f32(p[0]);
+    }
+  }
+}
+
+// grid (T * n_chunks, n_heads / G), kSplitWarps warps; shared memory kSplitWarps * G * (hd + 2) floats.
+template <int KIND, int EPV, int VPL, int G>
+static __global__ void __launch_bounds__(32 * kSplitWarps) attention_split_kv_kernel(SplitKvParams p) {
+  constexpr int U = G >= 8 ? 2 : 4;  // keys per lane group per step (fewer with many heads: registers)
+  constexpr int NE = VPL * EPV;      // head-dim values per lane
+  const int lane = int(threadIdx.x) & 31, warp = int(threadIdx.x) >> 5;
+  const int lpk = p.lpk, kpw = 32 / lpk;
+  const int sub = lane & (lpk - 1), grp = lane / lpk;
+  const int64_t t = int64_t(blockIdx.x) / p.n_chunks, chunk = int64_t(blockIdx.x) % p.n_chunks;
+  const int64_t h0 = int64_t(blockIdx.y) * G;
+  const int64_t hd = p.hd, kv_stride = p.n_kv_heads * hd;
+  const int64_t kv_col = h0 / (p.n_heads / p.n_kv_heads) * hd;  // this KV head's first column
+
+  // this lane's vectors of the head dimension: vector u starts at dim (sub + u * lpk) * EPV
+  bool has[VPL];
+  for (int u = 0; u < VPL; u++) has[u] = (sub + u * lpk) * EPV < hd;
+  float qv[G][NE];
+  for (int h = 0; h < G; h++) {
+    const float* qh = p.q + (t * p.n_heads + h0 + h) * hd;
+    for (int u = 0; u < VPL; u++)
+      for (int e = 0; e < EPV; e++) qv[h][u * EPV + e] = has[u] ? qh[(sub + u * lpk) * EPV + e] * p.qscale : 0.0f;
+  }
+
+  // the token's visible keys [lo, hi), and this chunk's part of them
+  const int64_t i_pos = p.pos0 + t;
+  const int64_t hi = p.causal ? i_pos + 1 : p.pos0 + p.T;
+  const int64_t lo = p.causal && p.window > 0 && i_pos - p.window + 1 > 0 ? i_pos - p.window + 1 : 0;
+  const int64_t j_begin = lo + chunk * p.chunk_len;
+  const int64_t j_end = j_begin + p.chunk_len < hi ? j_begin + p.chunk_len : hi;
+
+  float m[G], l[G], acc[G][NE];
+  for (int h = 0; h < G; h++) {
+    m[h] = -INFINITY;
+    l[h] = 0.0f;
+    for (int e = 0; e < NE; e++) acc[h][e] = 0.0f;
+  }
+  const int64_t step = int64_t(kSplitWarps) * kpw;  // keys the block covers per u
+  const int64_t slot = int64_t(warp) * kpw + grp;
+  for (int64_t j0 = j_begin; j0 < j_end; j0 += step * U) {  // block-uniform trip count: shuffles below are safe
+    float kx[U][NE], vx[U][NE];
+    bool ok[U];
+    for (int k = 0; k < U; k++) {
+      const int64_t j = j0 + k * step + slot;
+      ok[k] = j < j_end;
+      for (int u = 0; u < VPL; u++) {
+        if (ok[k] && has[u]) {
+          const int64_t off = j * kv_stride + kv_col + (sub + u * lpk) * EPV;
+          load_kv<KIND, EPV>(p.k, off, &kx[k][u * EPV]);
+          load_kv<KIND, EPV>(p.v, off, &vx[k][u * EPV]);
+        } else {
+          for (int e = 0; e < EPV; e++) kx[k][u * EPV + e] = vx[k][u * EPV + e] = 0.0f;
+        }
+      }
+    }
+    float s[U][G];
+    for (int k = 0; k < U; k++)
+      for (int h = 0; h < G; h++) {
+        float d = 0.0f;
+        for (int e = 0; e < NE; e++) d += qv[h][e] * kx[k][e];
+        for (int off = lpk >> 1; off > 0; off >>= 1) d += __shfl_xor_sync(0xffffffffu, d, off);
+        s[k][h] = ok[k] ? d : -INFINITY;
+      }
+    for (int h = 0; h < G; h++) {
+      float mx = m[h];
+      for (int k = 0; k < U; k++) mx = fmaxf(mx, s[k][h]);
+      const float c = mx == m[h] ? 1.0f : exp2f(m[h] - mx);  // also 1 while no key was seen (both -inf)
+      float pk[U], ps = 0.0f;
+      for (int k = 0; k < U; k++) ps += pk[k] = ok[k] ? exp2f(s[k][h] - mx) : 0.0f;
+      l[h] = l[h] * c + ps;
+      m[h] = mx;
+      for (int e = 0; e < NE; e++) {
+        float a = acc[h][e] * c;
+        for (int k = 0; k < U; k++) a += pk[k] * vx[k][e];
+        acc[h][e] = a;
+      }
+    }
+  }
+
+  // merge the warp's lane groups: rescale each to the warp's max, then sum across groups
+  float* sm = dynamic_smem<float>();  // [kSplitWarps][G][hd + 2]: m, l, acc
+  for (int h = 0; h < G; h++) {
+    float M = m[h];
+    for (int off = lpk; off < 32; off <<= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, off));
+    const float f = m[h] == -INFINITY ? 0.0f : exp2f(m[h] - M);
+    float L = l[h] * f;
+    for (int off = lpk; off < 32; off <<= 1) L += __shfl_xor_sync(0xffffffffu, L, off);
+    for (int e = 0; e < NE; e++) {
+      float a = acc[h][e] * f;
+      for (int off = lpk; off < 32; off <<= 1) a += __shfl_xor_sync(0xffffffffu, a, off);
+      acc[h][e] = a;
+    }
+    float* w = sm + (int64_t(warp) * G + h) * (hd + 2);
+    if (lane == 0) w[0] = M, w[1] = L;
+    if (grp == 0)
+      for (int u = 0; u < VPL; u++)
+        if (has[u])
+          for (int e = 0; e < EPV; e++) w[2 + (sub + u * lpk) * EPV + e] = acc[h][u * EPV + e];
+  }
+  __syncthreads();
+
+  // merge the warps; write out (one chunk) or this chunk's partial
+  for (int64_t idx = threadIdx.x; idx < G * hd; idx += blockDim.x) {
+    const int64_t h = idx / hd, d = idx % hd;
+    float M = -INFINITY;
+    for (int w = 0; w < kSplitWarps; w++) M = fmaxf(M, sm[(int64_t(w) * G + h) * (hd + 2)]);
+    float L = 0.0f, o = 0.0f;
+    for (int w = 0; w < kSplitWarps; w++) {
+      const float* ws = sm + (int64_t(w) * G + h) * (hd + 2);
+      if (ws[0] == -INFINITY) continue;  // a warp that saw no keys
+      const float f = exp2f(ws[0] - M);
+      L += f * ws[1];
+      o += f * ws[2 + d];
+    }
+    const int64_t row = t * p.n_heads + h0 + h;
+    if (p.n_chunks == 1) {
+      p.out[row * hd + d] = o / L;
+    } else {  // an empty chunk (a token with fewer keys than others) leaves m = -inf, l = 0
+      float* part = p.partials + (row * p.n_chunks + chunk) * (hd + 2);
+      if (d == 0) part[0] = M, part[1] = L;
+      part[2 + d] = o;
+    }
+  }
+}
+
+// One block per (token, head) row: out = the log-sum-exp merge of the row's partials.
+// Shared memory: n_chunks floats (each chunk's weight 2^(m_c - M)).
+static __global__ void attention_split_kv_merge_kernel(float* out, const float* partials, int64_t n_chunks,
+                                                       int64_t hd) {
+  const int64_t row = blockIdx.x, pw = hd + 2;
+  const float* p = partials + row * n_chunks * pw;
+  float* weight = dynamic_smem<float>();
+  float M = -INFINITY;
+  for (int64_t c = 0; c < n_chunks; c++) M = fmaxf(M, p[c * pw]);  // finite: the chunk with the row's own key
+  for (int64_t c = threadIdx.x; c < n_chunks; c += blockDim.x) weight[c] = exp2f(p[c * pw] - M);  // empty: 0
+  __syncthreads();
+  float L = 0.0f;
+  for (int64_t c = 0; c < n_chunks; c++) L += weight[c] * p[c * pw + 1];
+  const float inv = 1.0f / L;
+  for (int64_t d = threadIdx.x; d < hd; d += blockDim.x) {
+    float o = 0.0f;
+    for (int64_t c = 0; c < n_chunks; c++) o += weight[c] * p[c * pw + 2 + d];
+    out[row * hd + d] = o * inv;
+  }
+}
+
+// Chunks per row for `rows` (token, head) rows whose longest key range is n_keys.
+static int64_t split_chunks(int64_t rows, int64_t n_keys) {
+  int64_t c = (kSplitTargetRows + rows - 1) / rows;
+  if (c > kSplitMaxChunks) c = kSplitMaxChunks;
+  if (c > n_keys / kSplitMinChunk) c = n_keys / kSplitMinChunk;
+  return c < 1 ? 1 : c;
+}
+
+static size_t partials_bytes(int64_t T, int64_t n_heads, int64_t n_chunks, int64_t head_dim) {
+  return n_chunks > 1 ? size_t(T * n_heads * n_chunks * (head_dim + 2)) * sizeof(float) : 0;
+}
+
+size_t attention_cuda_workspace(int64_t max_T, int64_t ctx, int64_t n_heads, int64_t head_dim) {
+  // the split grows with the key count and shrinks with the rows; the largest over T <= max_T
+  // (past kSplitTargetRows rows there is a single chunk and no partials)
+  size_t most = 0;
+  for (int64_t T = 1; T <= max_T && T <= kSplitTargetRows; T++) {
+    const size_t b = partials_bytes(T, n_heads, split_chunks(T * n_heads, ctx), head_dim);
+    if (b > most) most = b;
+  }
+  return most;
+}
+
+static bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+template <int KIND, int EPV, int VPL, int G>
+static void launch_split(const SplitKvParams& p, cudaStream_t stream) {
+  const dim3 grid(unsigned(p.T * p.n_chunks), unsigned(p.n_heads / G)), block(32 * kSplitWarps);
+  const size_t smem = size_t(kSplitWarps) * G * size_t(p.hd + 2) * sizeof(float);
+  const char* const name = KIND == 0   ? "attention_split_kv_kernel<f32>"
+                           : KIND == 1 ? "attention_split_kv_kernel<f16>"
+                                       : "attention_split_kv_kernel<bf16>";
+  launch_kernel(name, attention_split_kv_kernel<KIND, EPV, VPL, G>, grid, block, smem, stream, p);
+}
+
+// The 16-byte path: G query heads per block sharing K/V.
+template <int KIND, int EPV, int VPL>
+static void launch_split_vec(const SplitKvParams& p, int G, cudaStream_t stream) {
+  switch (G) {
+    case 8: return launch_split<KIND, EPV, VPL, 8>(p, stream);
+    case 4: return launch_split<KIND, EPV, VPL, 4>(p, stream);
+    case 2: return launch_split<KIND, EPV, VPL, 2>(p, stream);
+    default: return launch_split<KIND, EPV, VPL, 1>(p, stream);
+  }
+}
+
+template <int KIND>
+static void launch_split_kind(const SplitKvParams& p, bool vec, int vpl, int G, cudaStream_t stream) {
+  constexpr int EPV = KIND == 0 ? 4 : 8;
+  if (!vec) return launch_split<KIND, 1, 8, 1>(p, stream);  // one value per lane: hd <= 8 * 32
+  if constexpr (KIND == 0)
+    if (vpl == 2) return launch_split_vec<KIND, EPV, 2>(p, G, stream);  // f32 rows with hd > 128
+  launch_split_vec<KIND, EPV, 1>(p, G, stream);  // hd <= 32 * EPV: every half-precision row
+}
+
+void attention_split_kv_cuda(const AttentionCudaArgs& a, cudaStream_t stream) {
+  if (a.T <= 0 || a.n_heads <= 0) return;
+  if (a.n_kv_heads <= 0 || a.n_heads % a.n_kv_heads)
+    throw Error("E_INVALID_ARG", "attention_split_kv_cuda: n_heads must be a multiple of n_kv_heads");
+  if (a.head_dim < 1 || a.head_dim > 256)
+    throw Error("E_INVALID_ARG", "attention_split_kv_cuda: head_dim must be 1..256, got " + std::to_string(a.head_dim));
+  if (a.pos0 < 0 || a.window < 0) throw Error("E_INVALID_ARG", "attention_split_kv_cuda: pos0 and window must be >= 0");
+  int kind;
+  switch (a.kv_dtype) {
+    case DType::F32: kind = 0; break;
+    case DType::F16: kind = 1; break;
+    case DType::BF16: kind = 2; break;
+    default:
+      throw Error("E_INVALID_ARG", std::string("attention_split_kv_cuda: unsupported cache dtype ") +
+                                       dtype_name(a.kv_dtype));
+  }
+  const int64_t hd = a.head_dim, g = a.n_heads / a.n_kv_heads;
+  const int64_t all_keys = a.pos0 + a.T;
+  const int64_t n_keys = a.causal && a.window > 0 && a.window < all_keys ? a.window : all_keys;  // the longest range
+
+  SplitKvParams p{};
+  p.out = a.out, p.q = a.q, p.k = a.k_cache, p.v = a.v_cache;
+  p.partials = static_cast<float*>(a.workspace);
+  p.T = a.T, p.n_heads = a.n_heads, p.n_kv_heads = a.n_kv_heads, p.hd = hd, p.pos0 = a.pos0, p.window = a.window;
+  p.causal = a.causal;
+  p.qscale = a.scale * 1.4426950408889634f;  // log2(e)
+  p.n_chunks = split_chunks(a.T * a.n_heads, n_keys);
+  p.chunk_len = (n_keys + p.n_chunks - 1) / p.n_chunks;
+  p.n_chunks = (n_keys + p.chunk_len - 1) / p.chunk_len;
+
+  const size_t need = partials_bytes(a.T, a.n_heads, p.n_chunks, hd);
+  if (need && (!a.workspace || a.workspace_bytes < need))
+    throw Error("E_INVALID_ARG", "attention_split_kv_cuda: workspace of " + std::to_string(a.workspace_bytes) +
+                                     " bytes, this call needs " + std::to_string(need) +
+                                     " (attention_cuda_workspace)");
+  if (a.T * p.n_chunks > 0x7fffffff || a.T * a.n_heads > 0x7fffffff)
+    throw Error("E_INVALID_ARG", "attention_split_kv_cuda: too many tokens for one launch");
+
+  const int epv = kind == 0 ? 4 : 8;
+  const bool vec = hd % epv == 0 && aligned16(a.k_cache) && aligned16(a.v_cache);
+  const int64_t nvec = vec ? hd / epv : hd;  // loads per key row
+  int lpk = 1;
+  while (lpk < nvec && lpk < 32) lpk <<= 1;
+  p.lpk = lpk;
+  const int vpl = int((nvec + lpk - 1) / lpk);  // vec: 1, or 2 for f32 with hd > 128; else up to 8
+  int G = 1;
+  if (vec)
+    for (int c : {8, 4, 2})
+      if (g % c == 0) {
+        G = c;
+        break;
+      }
+  if (a.n_heads / G > 65535) throw Error("E_INVALID_ARG", "attention_split_kv_cuda: too many heads for one launch");
+
+  switch (kind) {
+    case 0: launch_split_kind<0>(p, vec, vpl, G, stream); break;
+    case 1: launch_split_kind<1>(p, vec, vpl, G, stream); break;
+    default: launch_split_kind<2>(p, vec, vpl, G, stream); break;
+  }
+  if (p.n_chunks > 1) {
+    const int64_t threads = hd < 32 ? 32 : hd > 256 ? 256 : (hd + 31) / 32 * 32;
+    launch_kernel("attention_split_kv_merge_kernel", attention_split_kv_merge_kernel, dim3(unsigned(a.T * a.n_heads)),
+                  dim3(unsigned(threads)), size_t(p.n_chunks) * sizeof(float), stream, a.out,
+                  static_cast<const float*>(a.workspace), p.n_chunks, hd);
+  }
+}
+
+FUSELM_CUDA_NAMESPACE_END
