@@ -19,7 +19,9 @@ const build = path.join(root, 'build-gpu');
 const sh = (cmd, argv) => execFileSync(cmd, argv, { cwd: root, stdio: 'inherit' });
 
 if (!args.includes('--skip-build')) {
-  sh('npx', ['cmake-js', 'compile', '--out', 'build-gpu', `--CDFUSELM_CUDA_ARCHS=${arch}`, '--CDFUSELM_CUDA_BENCH=ON']);
+  // configure every time: compile alone keeps an existing cache's options
+  sh('npx', ['cmake-js', 'configure', '--out', 'build-gpu', `--CDFUSELM_CUDA_ARCHS=${arch}`, '--CDFUSELM_CUDA_BENCH=ON']);
+  sh('npx', ['cmake-js', 'build', '--out', 'build-gpu']);
 }
 rmSync(out, { recursive: true, force: true });
 mkdirSync(out);
