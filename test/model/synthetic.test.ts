@@ -5,6 +5,7 @@
  * forward step is in flight; and misuse ends in the right FuselmError.
  */
 import assert from 'node:assert/strict';
+import { native } from '../../lib/native.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -83,7 +84,9 @@ describe('synthetic llama models', function () {
     await assert.rejects(m.generate('x', { temperature: -1 }), { code: 'E_INVALID_ARG' });
     await m.dispose();
     await assert.rejects(m.generate('x'), { code: 'E_DISPOSED' });
-    await assert.rejects(loadModel(file('f32.gguf'), { device: 'cuda' }), { code: 'E_UNSUPPORTED' });
+    if (native().cudaInfo().devices.length === 0 && process.env.FUSELM_CUDA_EMULATE !== '1')
+      await assert.rejects(loadModel(file('f32.gguf'), { device: 'cuda' }), { code: 'NO_CUDA_DEVICE' });
+    await assert.rejects(loadModel(file('f32.gguf'), { device: 'gpu' as 'cuda' }), { code: 'E_INVALID_ARG' });
     await assert.rejects(loadModel(file('f32.gguf'), { threads: 0 }), { code: 'E_INVALID_ARG' });
   });
 
