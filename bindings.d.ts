@@ -55,6 +55,10 @@ export interface NativeNode {
   row0?: number;
   seqRows?: number;
   posSlot?: number;
+  /** attention: keys 0 .. prefixLen-1 from these caches, key prefixLen + j from row j of b/c (beam search). */
+  kPrefix?: NativeTensor;
+  vPrefix?: NativeTensor;
+  prefixLen?: number;
 }
 
 export interface NativeGraph {

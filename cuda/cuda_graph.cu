@@ -138,6 +138,7 @@ class CudaGraph : public Graph {
     for (size_t i = 0; i < nodes_.size(); i++) {
       const Node& n = nodes_[i];
       if (n.kind == OpKind::Transpose) fail(n, i, "transpose is a load-time op of the CPU backend");
+      if (n.prefix_len > 0 || n.k_prefix) fail(n, i, "a shared prefix (beam search) runs on the CPU backend");
       each_tensor(n, [&](const TensorPtr& t, const char* role) {
         if (!t->on_host()) {
           if (t->device() != kDevice)

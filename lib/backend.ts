@@ -30,6 +30,12 @@ export interface AttentionOptions {
   window?: number;
   /** false: bidirectional (encoders), every key of the run is visible. Default true. */
   causal?: boolean;
+  /**
+   * A shared prefix (beam search: the prompt, evaluated once for every beam): keys 0 .. len-1
+   * are rows of k/v, key len + j is row j of the node's own caches, and positions count from
+   * len. CPU backend only.
+   */
+  prefix?: { k: NativeTensor; v: NativeTensor; len: number };
 }
 
 /**
@@ -67,6 +73,7 @@ export const ops = {
   attention: (out: NativeTensor, q: NativeTensor, kCache: NativeTensor, vCache: NativeTensor, o: AttentionOptions, seq?: SeqSpan): NativeNode => ({
     op: 'attention', out, a: q, b: kCache, c: vCache, nHeads: o.nHeads, nKvHeads: o.nKvHeads, headDim: o.headDim, scale: o.scale,
     window: o.window ?? 0, causal: o.causal ?? true,
+    ...(o.prefix ? { kPrefix: o.prefix.k, vPrefix: o.prefix.v, prefixLen: o.prefix.len } : {}),
     ...seqFields(seq),
   }),
   /** out = silu(gate) * up */

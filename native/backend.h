@@ -45,10 +45,14 @@ void kv_store_cpu(const KvStoreArgs& a, const Exec& e);
 // [ctx, n_kv_heads * hd] holding positions 0 .. pos0 + T - 1. Causal: token t (position
 // i = pos0 + t) attends to keys j with 0 <= i - j, and with window > 0 also i - j < window
 // (sliding window). Not causal (encoders): every token attends to all keys 0 .. pos0 + T - 1.
+// With a shared prefix (beam search: the prompt's keys and values, evaluated once for all
+// beams): keys 0 .. prefix_len - 1 are rows of k_prefix / v_prefix, key prefix_len + j is row j
+// of k_cache / v_cache, and token t sits at position prefix_len + pos0 + t.
 struct AttentionArgs {
   float* out; const float* q; const float* k_cache; const float* v_cache;
   int64_t T, n_heads, n_kv_heads, head_dim, pos0; float scale;
   int64_t window = 0; bool causal = true;
+  const float* k_prefix = nullptr; const float* v_prefix = nullptr; int64_t prefix_len = 0;
 };
 void attention_cpu(const AttentionArgs& a, const Exec& e);
 

@@ -147,6 +147,14 @@ void Graph::validate(const Node& n, size_t i) const {
       if (!std::isfinite(n.scale)) bad(n, i, "scale must be finite");
       if (n.window < 0) bad(n, i, "window must be >= 0");
       if (n.window > 0 && !n.causal) bad(n, i, "a sliding window needs causal attention");
+      if (n.prefix_len < 0) bad(n, i, "prefixLen must be >= 0");
+      if (n.prefix_len > 0 || n.k_prefix || n.v_prefix) {
+        need_f32(n, i, n.k_prefix, "kPrefix"); need_f32(n, i, n.v_prefix, "vPrefix");
+        need_cols(n, i, n.k_prefix, "kPrefix", n.n_kv_heads * n.head_dim);
+        need_cols(n, i, n.v_prefix, "vPrefix", n.n_kv_heads * n.head_dim);
+        if (n.k_prefix->rows() < n.prefix_len || n.v_prefix->rows() < n.prefix_len)
+          bad(n, i, "kPrefix and vPrefix must hold prefixLen (" + std::to_string(n.prefix_len) + ") rows");
+      }
       break;
     }
     case OpKind::AddBias: {
@@ -272,7 +280,8 @@ void CpuGraph::run(int64_t n, int64_t pos) {
         if (s.rows == 0) break;
         attention_cpu({node.out->data<float>() + s.row0 * node.out->cols(), node.a->data<float>() + s.row0 * node.a->cols(),
                        node.b->data<float>(), node.c->data<float>(), s.rows, node.n_heads, node.n_kv_heads, node.head_dim, s.pos,
-                       node.scale, node.window, node.causal},
+                       node.scale, node.window, node.causal, node.k_prefix ? node.k_prefix->data<float>() : nullptr,
+                       node.v_prefix ? node.v_prefix->data<float>() : nullptr, node.prefix_len},
                       e);
         break;
       }

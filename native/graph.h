@@ -33,6 +33,9 @@ struct Node {
   // position held in the graph's positions tensor at pos_slot. pos_slot < 0: all n rows at the
   // run's pos.
   int64_t row0 = 0, seq_rows = 0, pos_slot = -1;
+  // attention: a shared prefix of prefix_len keys in front of the cache's (AttentionArgs)
+  TensorPtr k_prefix, v_prefix;
+  int64_t prefix_len = 0;
 };
 
 // A thread pool shared by all graphs of one model; its mutex keeps runs one at a time.
@@ -66,6 +69,8 @@ class Graph {
     if (n.a) f(n.a, "a");
     if (n.b) f(n.b, "b");
     if (n.c) f(n.c, "c");
+    if (n.k_prefix) f(n.k_prefix, "kPrefix");
+    if (n.v_prefix) f(n.v_prefix, "vPrefix");
   }
   [[noreturn]] static void fail(const Node& n, size_t i, const std::string& what);
 

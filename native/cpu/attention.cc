@@ -11,6 +11,8 @@
 //    whole cache rows; with more than one thread the key range is split into chunks (also in
 //    prefill when there are too few tasks), each chunk leaves its partial (max, sum, acc),
 //    and the partials merge by log-sum-exp.
+// A shared prefix (AttentionArgs.k_prefix, beam search) is more keys in front: each tile's
+// keys are taken in at most two runs, the prefix's rows and then the own cache's.
 // Speed (bench/attention.bench.ts, Zen 4 VM whose measured peak is ~1.5 G zmm FMA/s per core):
 // 1 thread runs decode from cache and prefill at 35-45 GFLOP/s (4 * hd flops per query head
 // and key), 75-90 % of that peak, 8-12x the scalar online softmax this replaced; with the KV
@@ -27,11 +29,14 @@ namespace fuselm {
 static void attention_reference(const AttentionArgs& a) {
   const int64_t hd = a.head_dim, group = a.n_heads / a.n_kv_heads;
   const int64_t q_stride = a.n_heads * hd, kv_stride = a.n_kv_heads * hd;
+  const int64_t P = a.prefix_len;
+  // key j's row: the prefix's below P, the own cache's from P on
+  auto key = [&](const float* prefix, const float* cache, int64_t j) { return j < P ? prefix + j * kv_stride : cache + (j - P) * kv_stride; };
   std::vector<double> scores;
   for (int64_t t = 0; t < a.T; t++) {
-    // the visible keys lo .. hi - 1 of the token at position i = pos0 + t
-    const int64_t i_pos = a.pos0 + t;
-    const int64_t hi = a.causal ? i_pos + 1 : a.pos0 + a.T;
+    // the visible keys lo .. hi - 1 of the token at position i = P + pos0 + t
+    const int64_t i_pos = P + a.pos0 + t;
+    const int64_t hi = a.causal ? i_pos + 1 : P + a.pos0 + a.T;
     const int64_t lo = a.causal && a.window > 0 ? std::max<int64_t>(0, i_pos - a.window + 1) : 0;
     scores.assign(size_t(hi), 0.0);
     for (int64_t h = 0; h < a.n_heads; h++) {
@@ -39,7 +44,7 @@ static void attention_reference(const AttentionArgs& a) {
       const int64_t kvh = h / group;
       double mx = -INFINITY;
       for (int64_t j = lo; j < hi; j++) {
-        const float* k = a.k_cache + j * kv_stride + kvh * hd;
+        const float* k = key(a.k_prefix, a.k_cache, j) + kvh * hd;
         double s = 0;
         for (int64_t i = 0; i < hd; i++) s += double(q[i]) * k[i];
         scores[j] = s * a.scale;
@@ -50,7 +55,7 @@ static void attention_reference(const AttentionArgs& a) {
       float* o = a.out + t * q_stride + h * hd;
       for (int64_t i = 0; i < hd; i++) {
         double acc = 0;
-        for (int64_t j = lo; j < hi; j++) acc += scores[j] * a.v_cache[j * kv_stride + kvh * hd + i];
+        for (int64_t j = lo; j < hi; j++) acc += scores[j] * key(a.v_prefix, a.v_cache, j)[kvh * hd + i];
         o[i] = float(acc / sum);
       }
     }
@@ -274,7 +279,8 @@ static void attention_fast(const AttentionArgs& a, const Exec& e) {
   const int64_t q_stride = a.n_heads * hd, kv_stride = n_kvh * hd;
   const int64_t TB = a.T > 1 ? kTokBlock : 1;
   const int64_t n_tb = (a.T + TB - 1) / TB;
-  const int64_t max_keys = a.pos0 + a.T;
+  const int64_t P = a.prefix_len;
+  const int64_t max_keys = P + a.pos0 + a.T;
   const int threads = e.pool->size();
 
   // KV heads per task: all of them in decode, so that a task sweeps whole cache rows in order
@@ -328,20 +334,22 @@ static void attention_fast(const AttentionArgs& a, const Exec& e) {
 
     for (int64_t j0 = j_begin; j0 < j_end; j0 += kTile) {
       for (int64_t t = t0; t < t1; t++) {
-        // token t sees keys lo .. hi - 1 (causal: 0 .. pos0 + t, within the window if any)
-        const int64_t hi = a.causal ? a.pos0 + t + 1 : max_keys;
-        const int64_t lo = a.causal && a.window > 0 ? std::max<int64_t>(0, a.pos0 + t - a.window + 1) : 0;
-        const int64_t t_end = std::min(hi, j_end);
-        const int64_t js = std::max(j0, lo);
-        if (js >= t_end || js >= j0 + kTile) continue;
-        const int n = int(std::min<int64_t>(j0 + kTile, t_end) - js);
-        for (int64_t kh = kh0; kh < kh0 + HB; kh++) {
-          const float* kb = a.k_cache + js * kv_stride + kh * hd;
-          const float* vb = a.v_cache + js * kv_stride + kh * hd;
-          for (int64_t hh = 0; hh < g; hh++) {
-            const int64_t r = (t - t0) * hr + (kh - kh0) * g + hh;
-            tile(qs + r * hd, kb, vb, kv_stride, n, int(hd), acc + r * hd, ms + r, ls + r);
-          }
+        // token t sees keys lo .. hi - 1 (causal: 0 .. P + pos0 + t, within the window if any)
+        const int64_t hi = a.causal ? P + a.pos0 + t + 1 : max_keys;
+        const int64_t lo = a.causal && a.window > 0 ? std::max<int64_t>(0, P + a.pos0 + t - a.window + 1) : 0;
+        const int64_t t_end = std::min({hi, j_end, j0 + kTile});
+        // the tile's keys in at most two runs: the prefix's rows, then the own cache's
+        for (int64_t js = std::max(j0, lo); js < t_end;) {
+          const int64_t run_end = js < P ? std::min(P, t_end) : t_end;
+          const int n = int(run_end - js);
+          const float* kr = js < P ? a.k_prefix + js * kv_stride : a.k_cache + (js - P) * kv_stride;
+          const float* vr = js < P ? a.v_prefix + js * kv_stride : a.v_cache + (js - P) * kv_stride;
+          for (int64_t kh = kh0; kh < kh0 + HB; kh++)
+            for (int64_t hh = 0; hh < g; hh++) {
+              const int64_t r = (t - t0) * hr + (kh - kh0) * g + hh;
+              tile(qs + r * hd, kr + kh * hd, vr + kh * hd, kv_stride, n, int(hd), acc + r * hd, ms + r, ls + r);
+            }
+          js = run_end;
         }
       }
     }
@@ -360,7 +368,7 @@ static void attention_fast(const AttentionArgs& a, const Exec& e) {
           for (int64_t i = 0; i < hd; i++) p[2 + i] = acc[r * hd + i];
         }
       }
-  }, a.T * a.n_heads * (a.pos0 + a.T) * hd);  // ~multiply-adds per q·k (and as many for v)
+  }, a.T * a.n_heads * max_keys * hd);  // ~multiply-adds per q·k (and as many for v)
 
   if (n_chunks == 1) return;
   // Log-sum-exp merge: out = sum_c e^(m_c - M) acc_c / sum_c e^(m_c - M) l_c, M = max_c m_c.

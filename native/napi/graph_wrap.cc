@@ -80,6 +80,9 @@ GraphWrap::GraphWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<GraphWra
     n.row0 = int64_t(opt_number(o, "row0", 0));
     n.seq_rows = int64_t(opt_number(o, "seqRows", 1));
     n.pos_slot = int64_t(opt_number(o, "posSlot", -1));
+    n.k_prefix = opt_tensor(o, "kPrefix", where);
+    n.v_prefix = opt_tensor(o, "vPrefix", where);
+    n.prefix_len = int64_t(opt_number(o, "prefixLen", 0));
     nodes.push_back(std::move(n));
   }
   int64_t max_rows = get_int(opts.Get("maxRows"), "options.maxRows");

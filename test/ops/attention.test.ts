@@ -13,7 +13,7 @@
  * FUSELM_PARITY_LOG=1 prints the measured errors.
  */
 import assert from 'node:assert/strict';
-import type { NativeImpl } from '../../bindings.js';
+import type { NativeImpl, NativeTensor } from '../../bindings.js';
 import { ops } from '../../lib/backend.js';
 import { emptyTensor, readF32Rows, tensorFromF32 } from '../../lib/tensor.js';
 import { assertClose, fastImpls, randn, relErr, rng, runOp } from '../helpers/parity.js';
@@ -188,5 +188,49 @@ describe('op attention', () => {
       const out = await attend(c, d, impl, 2);
       assert.ok(out.every(Number.isFinite), impl);
     }
+  });
+});
+
+describe('op attention with a shared prefix (beam search)', () => {
+  /**
+   * The cache of case c split at P: rows 0..P-1 in a prefix tensor, the rest (from row 0) in the
+   * own cache, the tokens at pos0 - P of it; must equal attention over the whole cache.
+   */
+  async function attendSplit(c: Case, P: number, data: { q: Float32Array; k: Float32Array; v: Float32Array }, impl: NativeImpl, threads: number) {
+    const W = c.nH * c.hd, kvW = c.nKv * c.hd, ctx = c.pos0 + c.T + 3;
+    const q = tensorFromF32('f32', [c.T, W], data.q);
+    const kp = tensorFromF32('f32', [P, kvW], data.k.subarray(0, P * kvW)), vp = tensorFromF32('f32', [P, kvW], data.v.subarray(0, P * kvW));
+    const k = tensorFromF32('f32', [ctx - P, kvW], data.k.subarray(P * kvW)), v = tensorFromF32('f32', [ctx - P, kvW], data.v.subarray(P * kvW));
+    const out = emptyTensor('f32', [c.T, W]);
+    const node = ops.attention(out, q, k, v, {
+      nHeads: c.nH, nKvHeads: c.nKv, headDim: c.hd, scale: 1 / Math.sqrt(c.hd), window: c.window, causal: c.causal,
+      prefix: { k: kp, v: vp, len: P },
+    });
+    await runOp(node, { impl, threads, n: c.T, pos: c.pos0 - P });
+    return readF32Rows(out, 0, c.T);
+  }
+
+  const cases: [Case, number][] = [
+    [{ T: 1, pos0: 40, hd: 64, nH: 4, nKv: 2 }, 17], // decode: a prefix that ends inside a key tile
+    [{ T: 1, pos0: 1000, hd: 32, nH: 4, nKv: 1 }, 600], // long: the key split across threads spans the boundary
+    [{ T: 5, pos0: 33, hd: 16, nH: 2, nKv: 2 }, 33], // prefill right after the prefix
+    [{ T: 3, pos0: 70, hd: 8, nH: 6, nKv: 3, window: 20 }, 60], // a window reaching into the prefix
+    [{ T: 2, pos0: 64, hd: 31, nH: 2, nKv: 1 }, 64], // a prefix of whole tiles
+  ];
+  for (const [c, P] of cases)
+    it(`equals attention over the joined cache: T=${c.T} pos=${c.pos0} prefix=${P} hd=${c.hd} ${c.nH}/${c.nKv}${c.window ? ` window ${c.window}` : ''}`, async () => {
+      const d = randomCase(c);
+      const want = attentionJs(c, d);
+      for (const impl of ['reference', ...fastImpls()] as NativeImpl[])
+        for (const threads of [1, 2]) assertClose(await attendSplit(c, P, d, impl, threads), want, { rel: 1e-5, abs: 1e-5 }, `${impl}/${threads}t`);
+    });
+
+  it('refuses a prefix with the wrong width or too few rows', async () => {
+    const t = (r: number, c: number) => emptyTensor('f32', [r, c]);
+    const o = { nHeads: 2, nKvHeads: 1, headDim: 8, scale: 1 };
+    const run = (k: NativeTensor, v: NativeTensor, len: number) =>
+      runOp(ops.attention(t(1, 16), t(1, 16), t(4, 8), t(4, 8), { ...o, prefix: { k, v, len } }), { impl: 'reference', n: 1 });
+    await assert.rejects(run(t(3, 16), t(3, 16), 3), /kPrefix must have 8 columns/);
+    await assert.rejects(run(t(3, 8), t(3, 8), 4), /must hold prefixLen \(4\) rows/);
   });
 });
