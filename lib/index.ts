@@ -6,7 +6,8 @@
  *   const { text } = await model.generate('Once upon a time', { maxTokens: 64, temperature: 0 });
  */
 export { loadModel, Model } from './model/model.js';
-export type { LoadModelOptions, GenerateOptions, GenerateResult, StreamChunk, FinishReason, Timings } from './model/model.js';
+export type { LoadModelOptions, GenerateOptions, GenerateResult, StreamChunk, FinishReason, Timings, BeamSearchModelOptions, BeamSearchResult } from './model/model.js';
+export type { BeamHypothesis } from './beam.js';
 export type { ModelConfig } from './model/config.js';
 export { loadEmbeddingModel, EmbeddingModel } from './model/bert.js';
 export type { EmbedOptions, LoadEmbeddingModelOptions } from './model/bert.js';

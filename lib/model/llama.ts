@@ -11,6 +11,7 @@
 import type { NativeTensor } from '../../bindings.js';
 import { type Backend, type Graph, ops } from '../backend.js';
 import type { GgufFile } from '../formats/gguf.js';
+import { FuselmError } from '../errors.js';
 import { emptyTensor, readF32Rows } from '../tensor.js';
 import type { ModelConfig } from './config.js';
 import { hasTensor, loadGgufTensor, type WeightDtype } from './weights.js';
@@ -91,6 +92,12 @@ export interface LlamaStateOptions {
   batchSize: number;
   /** Sequences with a KV cache of their own, decoded together by forwardBatch (default 1). */
   sequences?: number;
+  /**
+   * A prefix every sequence shares (beam search: the prompt, evaluated once, in another state's
+   * caches, one per layer): its len positions come first, and the sequences' own caches hold
+   * the positions after it (contextSize of them), so forwardBatch positions count from len.
+   */
+  prefix?: { k: NativeTensor[]; v: NativeTensor[]; len: number };
 }
 
 /**
@@ -109,7 +116,9 @@ export class LlamaState {
   #ids: NativeTensor;
   /** Absolute position of each row, for an added position table. */
   #posIds: NativeTensor;
+  /** forwardBatch's positions: slot s (absolute) for rope, with a prefix also slot S + s (own cache row). */
   #positions: NativeTensor;
+  #prefix: LlamaStateOptions['prefix'];
   #acts: Record<'x' | 'xb' | 'xb2' | 'q' | 'k' | 'v' | 'att' | 'hb' | 'hb2', NativeTensor>;
   /** [sequence][layer] */
   #kCache: NativeTensor[][];
@@ -131,7 +140,8 @@ export class LlamaState {
     const B = this.batchSize, q = c.nHeads * c.headDim, kv = c.nKvHeads * c.headDim;
     this.#ids = emptyTensor('i32', [B]);
     this.#posIds = emptyTensor('i32', [B]);
-    this.#positions = emptyTensor('i32', [this.sequences]);
+    this.#prefix = o.prefix;
+    this.#positions = emptyTensor('i32', [this.sequences * (o.prefix ? 2 : 1)]);
     const act = (cols: number) => be.empty('f32', [B, cols]);
     this.#acts = {
       x: act(c.dim), xb: act(c.dim), xb2: act(c.dim),
@@ -163,11 +173,15 @@ export class LlamaState {
     const positional = (l: number) =>
       (seq === 'batch' ? Array.from({ length: this.sequences }, (_, s) => s) : [seq]).flatMap((s) => {
         const span = seq === 'batch' ? { row0: s, slot: s } : undefined;
+        const pre = this.#prefix;
+        // with a prefix, the cache and attention work at the own cache's row (slot S + s)
+        const row = pre && span ? { row0: s, slot: this.sequences + s } : span;
+        const attnL = pre ? { ...attn, prefix: { k: pre.k[l], v: pre.v[l], len: pre.len } } : attn;
         return [
           ...(useRope ? [ops.rope(a.q, { ...rope, nHeads: c.nHeads }, span), ops.rope(a.k, { ...rope, nHeads: c.nKvHeads }, span)] : []),
-          ops.kvStore(this.#kCache[s][l], a.k, span),
-          ops.kvStore(this.#vCache[s][l], a.v, span),
-          ops.attention(a.att, a.q, this.#kCache[s][l], this.#vCache[s][l], attn, span),
+          ops.kvStore(this.#kCache[s][l], a.k, row),
+          ops.kvStore(this.#vCache[s][l], a.v, row),
+          ops.attention(a.att, a.q, this.#kCache[s][l], this.#vCache[s][l], attnL, row),
         ];
       });
     w.layers.forEach((L, l) => {
@@ -213,6 +227,7 @@ export class LlamaState {
    * of every token [n * vocab].
    */
   async forward(ids: Int32Array, pos: number, opts: { allLogits?: boolean; seq?: number } = {}): Promise<Float32Array> {
+    if (this.#prefix) throw new FuselmError('E_INVALID_ARG', 'a state with a shared prefix steps with forwardBatch');
     const seq = opts.seq ?? 0, all = opts.allLogits ?? false;
     const logits = all ? this.#allLogits() : this.#logitsLast;
     const g = this.#graph(`${seq}:${all}`, () => this.#be.graph(this.#nodes(logits, !all, seq), this.batchSize));
@@ -250,10 +265,40 @@ export class LlamaState {
       this.#be.graph([...this.#nodes(logits, false, 'batch'), ops.argmax(gr.ids, logits)], this.batchSize, this.#positions),
     );
     this.#ids.write(ids);
-    this.#positions.write(positions);
-    if (this.#w.posEmbd) this.#posIds.write(positions);
+    this.#writePositions(positions);
     await g.run(this.sequences, 0);
     return new Int32Array(gr.ids.read(0, this.sequences * 4));
+  }
+
+  /** Each sequence's position (after the prefix, if any: its own cache row) for a batched step. */
+  #writePositions(positions: Int32Array): void {
+    const P = this.#prefix?.len;
+    const abs = P === undefined ? positions : Int32Array.from(positions, (p) => p + P);
+    this.#positions.write(P === undefined ? positions : Int32Array.from([...abs, ...positions]));
+    if (this.#w.posEmbd) this.#posIds.write(abs);
+  }
+
+  /** The KV caches of sequence `seq`, one per layer (a prefix for another state). */
+  caches(seq: number): { k: NativeTensor[]; v: NativeTensor[] } {
+    return { k: this.#kCache[seq], v: this.#vCache[seq] };
+  }
+
+  /**
+   * Sequence s's cache rows 0 .. rows-1 become those of sequence from[s] (beam search's
+   * reordering: only the generated rows, never a shared prefix).
+   */
+  copyCacheRows(from: number[], rows: number): void {
+    const bytes = rows * this.#kCache[0][0].nbytes / this.#kCache[0][0].shape[0];
+    if (bytes === 0) return;
+    const moved = from.map((f, s) => (f === s ? undefined : f));
+    const snap = new Map<number, ArrayBuffer[]>();
+    for (const f of new Set(moved.filter((f): f is number => f !== undefined)))
+      snap.set(f, [...this.#kCache[f], ...this.#vCache[f]].map((t) => t.read(0, bytes)));
+    moved.forEach((f, s) => {
+      if (f === undefined) return;
+      const src = snap.get(f)!;
+      [...this.#kCache[s], ...this.#vCache[s]].forEach((t, i) => t.write(new Uint8Array(src[i])));
+    });
   }
 
   #greedyTensors() {
@@ -264,8 +309,7 @@ export class LlamaState {
     const logits = this.#allLogits();
     const g = this.#graph('batch', () => this.#be.graph(this.#nodes(logits, false, 'batch'), this.batchSize, this.#positions));
     this.#ids.write(ids);
-    this.#positions.write(positions);
-    if (this.#w.posEmbd) this.#posIds.write(positions);
+    this.#writePositions(positions);
     await g.run(this.sequences, 0);
     return readF32Rows(logits, 0, this.sequences);
   }

@@ -10,6 +10,7 @@ import { type Backend, CpuBackend, CudaBackend } from '../backend.js';
 import { native } from '../native.js';
 import type { NativeImpl } from '../../bindings.js';
 import { SequenceRun, generationDefaults } from '../generate.js';
+import { type BeamHypothesis, type BeamSearchOptions, beamSearch, checkBeamOptions } from '../beam.js';
 import type { LogprobsResult, SamplerOptions } from '../sampling/sampler.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { tokenizerFromGguf } from '../tokenizer/from-gguf.js';
@@ -72,6 +73,24 @@ export interface GenerateOptions extends Omit<SamplerOptions, 'rng'> {
   signal?: AbortSignal;
   /** More tokens that end generation, besides the tokenizer's own (e.g. generation_config's eos_token_id). */
   eogIds?: number[];
+}
+
+export interface BeamSearchModelOptions extends BeamSearchOptions {
+  /** Add the tokenizer's BOS (and EOS) tokens around a text prompt; default: as the model says. */
+  addSpecial?: boolean;
+  /** End-of-generation tokens do not end hypotheses (for tests and benchmarks). */
+  ignoreEog?: boolean;
+  /** More tokens that end a hypothesis, besides the tokenizer's own. */
+  eogIds?: number[];
+  /** Ends the search within one step; the promise rejects with E_ABORTED. */
+  signal?: AbortSignal;
+}
+
+export interface BeamSearchResult {
+  /** Best first: generated ids and text, sum of logprobs, and the length-penalized score. */
+  sequences: (BeamHypothesis & { text: string })[];
+  promptIds: number[];
+  timings: Timings;
 }
 
 export type FinishReason = 'eog' | 'stop' | 'maxTokens' | 'contextFull';
@@ -222,6 +241,57 @@ export class Model {
    */
   evaluate(ids: number[], opts: { allLogits?: boolean } = {}): Promise<Float32Array> {
     return this.#exclusive(() => this.#evaluate(this.#promptIds(ids), opts.allLogits ?? false));
+  }
+
+  /**
+   * Beam search (lib/beam.ts for the semantics): the prompt is evaluated once and its KV cache
+   * shared by every beam, whose own caches hold only the tokens they generate; all beams step
+   * in one batched forward. Returns the best numReturnSequences hypotheses, best first. On the
+   * CPU backend.
+   */
+  beamSearch(prompt: string | number[], opts: BeamSearchModelOptions): Promise<BeamSearchResult> {
+    return this.#exclusive(async () => {
+      const o = checkBeamOptions(opts);
+      if (this.device !== 'cpu') throw new FuselmError('E_UNSUPPORTED', 'beam search runs on the CPU backend (load the model with device: cpu)');
+      const promptIds = this.#promptIds(prompt, opts.addSpecial);
+      const check = abortChecker(opts.signal);
+      check();
+      const t0 = performance.now();
+      let reuse = 0;
+      while (reuse < promptIds.length - 1 && reuse < this.#cached.length && this.#cached[reuse] === promptIds[reuse]) reuse++;
+      const logits = await this.#evaluate(promptIds, false, reuse);
+      const t1 = performance.now();
+      // the beams' own caches start after the prompt; the last token needs no evaluation
+      const rows = Math.min(o.maxTokens - 1, this.contextSize - promptIds.length);
+      const eog = (id: number) => !opts.ignoreEog && (this.tokenizer.isEog(id) || (opts.eogIds?.includes(id) ?? false));
+      let state: LlamaState | undefined;
+      try {
+        if (rows > 0)
+          state = new LlamaState(this.config, this.#weights!, this.#backend, {
+            contextSize: rows,
+            batchSize: o.numBeams,
+            sequences: o.numBeams,
+            prefix: { ...this.#state.caches(0), len: promptIds.length },
+          });
+        const V = this.config.vocabSize;
+        const step = async (parents: number[], tokens: number[], generated: number) => {
+          const s = state!;
+          // beam i continues beam parents[i]: its generated rows (all but the newest token's) move
+          s.copyCacheRows(Array.from({ length: o.numBeams }, (_, i) => parents[i] ?? i), generated - 1);
+          const ids = Int32Array.from({ length: o.numBeams }, (_, i) => tokens[i] ?? tokens[0]);
+          const all = await s.forwardBatch(ids, new Int32Array(o.numBeams).fill(generated - 1));
+          return tokens.map((_, i) => all.subarray(i * V, (i + 1) * V));
+        };
+        const hyps = await beamSearch(logits, step, { ...o, maxTokens: Math.min(o.maxTokens, rows + 1) }, eog, check);
+        const t2 = performance.now();
+        const generated = hyps.reduce((n, h) => n + h.ids.length, 0);
+        const timings = timingsOf(promptIds.length, reuse, generated, t0, t1, t2);
+        this.lastTimings = timings;
+        return { promptIds, timings, sequences: hyps.map((h) => ({ ...h, text: this.tokenizer.decode(h.ids) })) };
+      } finally {
+        state?.dispose();
+      }
+    });
   }
 
   /** The token loop shared by generate() and stream(); runs while holding the model. */
