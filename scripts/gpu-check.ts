@@ -133,7 +133,7 @@ await step('compare', () => {
   summary.push('', 'kernel                              shape                          fuselm ms   peer ms   peer          ratio  goal');
   for (const r of rows)
     summary.push(
-      `${r.kernel.padEnd(35)} ${r.shape.padEnd(30)} ${r.ms.toFixed(3).padStart(9)} ${r.peerMs.toFixed(3).padStart(9)}   ${r.peer.padEnd(13)} ${r.ratio.toFixed(2).padStart(5)}  ${r.goal}`,
+      `${r.kernel.padEnd(35)} ${r.shape.padEnd(30)} ${r.ms.toFixed(3).padStart(9)} ${(Number.isNaN(r.peerMs) ? '-' : r.peerMs.toFixed(3)).padStart(9)}   ${r.peer.padEnd(13)} ${r.ratio.toFixed(2).padStart(5)}  ${r.goal}`,
     );
   return { rows };
 });
@@ -182,6 +182,9 @@ function compare(ours: BenchCase[], torch: PeerCase[]): Row[] {
     } else if (c.kernel.startsWith('rms_norm') || c.kernel.startsWith('layer_norm') || c.kernel.startsWith('add_norm')) {
       const name = c.kernel.includes('layer') ? 'layer_norm_torch' : 'rms_norm_torch';
       add(name, peer(name, { rows: sh.rows, hidden: sh.hidden }), `>= 90% bw (fuselm ${(100 * (c.copy_share ?? 0)).toFixed(0)}%)`, true);
+    } else if (c.copy_share !== undefined) {
+      // no torch peer: the share of the copy bandwidth measured in the same run
+      rows.push({ kernel: c.kernel, shape: Object.entries(sh).map(([k, v]) => `${k}=${v}`).join(' '), ms: c.ms, peer: 'copy bandwidth', peerMs: NaN, ratio: c.copy_share, goal: '' });
     }
   }
   return rows;

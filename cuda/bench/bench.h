@@ -84,6 +84,7 @@ class Bench {
 void norm_cases(Bench& b);       // norms_bench.cu
 void matmul_cases(Bench& b);     // matmul_bench.cu
 void attention_cases(Bench& b);  // attention_bench.cu
+void elementwise_cases(Bench& b);  // elementwise_bench.cu
 
 }  // namespace bench
 FUSELM_CUDA_NAMESPACE_END

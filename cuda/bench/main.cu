@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
     fb::norm_cases(b);
     fb::matmul_cases(b);
     fb::attention_cases(b);
+    fb::elementwise_cases(b);
     std::printf("%s\n", b.json().c_str());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "fuselm_cuda_bench: %s\n", e.what());
