@@ -67,10 +67,17 @@ export function buildCli(): Command {
     .option('--min-p <p>', 'keep tokens with p >= min-p * p_max, 0 = off (default 0.05)', floatOption('--min-p'))
     .option('--repeat-penalty <x>', 'repetition penalty over the last 64 tokens, 1 = off (default 1)', floatOption('--repeat-penalty'))
     .option('--stop <text...>', 'stop before any of these texts')
+    .option('--beams <n>', 'beam search with n beams (needs --max-tokens; prints the best hypothesis, CPU backend)', intOption('--beams', 1))
     .option('--json', 'print one JSON object (text, ids, timings) instead of streaming')
     .action(async (prompt: string, o) => {
-      const model = await loadWithProgress(o.model, { threads: o.threads, device: o.device, contextSize: o.contextSize });
+      if (o.beams !== undefined && !o.maxTokens) throw new InvalidArgumentError('--beams needs --max-tokens');
+      const model = await loadWithProgress(o.model, { threads: o.threads, device: o.beams ? 'cpu' : o.device, contextSize: o.contextSize });
       try {
+        if (o.beams !== undefined) {
+          const r = await model.beamSearch(prompt, { numBeams: o.beams, maxTokens: o.maxTokens });
+          process.stdout.write(o.json ? JSON.stringify(r) + '\n' : r.sequences[0].text + '\n');
+          return;
+        }
         const opts = {
           maxTokens: o.maxTokens, temperature: o.temperature, seed: o.seed, topK: o.topK, topP: o.topP,
           minP: o.minP, repeatPenalty: o.repeatPenalty, stop: o.stop,
@@ -324,6 +331,11 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (e) {
     const err = e as { code?: string; exitCode?: number };
+    if (e instanceof InvalidArgumentError) {
+      // thrown by an action (commander prints only the errors of its own parsing)
+      process.stderr.write(`fuselm: ${e.message}\n`);
+      return 2;
+    }
     if (typeof err.code === 'string' && err.code.startsWith('commander.')) {
       // help and version are successes; commander has already printed the usage error
       return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' ? 0 : 2;
