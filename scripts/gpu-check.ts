@@ -69,6 +69,7 @@ await step('devices', () => {
 await step('parity', () => {
   const r = run(path.join(here, 'fuselm_cuda_tests'), [], 240);
   const tests = [...r.stdout.matchAll(/^(ok  |FAIL) (\S+) ([\d.]+) ms(?: \| (.*))?$/gm)].map((m) => ({ ok: m[1] === 'ok  ', name: m[2], ms: Number(m[3]), detail: m[4] ?? '' }));
+  if (tests.length === 0) throw new Error(`fuselm_cuda_tests ran no test (exit ${r.status}): ${(r.stderr || r.stdout).slice(-1000)}`);
   const failed = tests.filter((t) => !t.ok);
   summary.push(`parity on the GPU: ${tests.length - failed.length}/${tests.length} passed${failed.length ? ` — FAILED: ${failed.map((t) => t.name).join(', ')}` : ''}`);
   return { status: r.status, tests, stderr: r.stderr.slice(-4000) };
