@@ -70,6 +70,8 @@ void gemv_cases(DType dt, const std::vector<int64_t>& Ks) {
 EMU_TEST(gemv_f16_parity) { gemv_cases(DType::F16, {1, 31, 32, 33, 4095, 4097}); }
 EMU_TEST(gemv_bf16_parity) { gemv_cases(DType::BF16, {1, 31, 32, 33, 4095, 4097}); }
 EMU_TEST(gemv_f32_parity) { gemv_cases(DType::F32, {1, 31, 32, 33, 4095, 4097}); }
-EMU_TEST(gemv_q8_0_parity) { gemv_cases(DType::Q8_0, {32, 64, 4096}); }
+// q8_0 rows of 1, 2, 3, 33 and 128 blocks: rows starting at every even offset from a 16-byte
+// boundary, chunks with and without a 16-byte-aligned middle, a partial last chunk
+EMU_TEST(gemv_q8_0_parity) { gemv_cases(DType::Q8_0, {32, 64, 96, 1056, 4096}); }
 
 }  // namespace emu_tests
