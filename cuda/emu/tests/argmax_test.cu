@@ -1,7 +1,6 @@
-// Proves: argmax_cuda (cuda/argmax.cu) returns, bit for bit, the index a sequential scan
+// Proves: argmax_cuda (cuda/argmax.cu) returns, bit for bit, the index argmax_cpu's reference
 // returns (the lowest index among equal maxima; NaN skipped; a row without a non-NaN value
-// gives 0). There is no argmax_cpu (the CPU sampler does it in TypeScript), so the reference
-// is the scan below. Rows: random at V = 1, 2, 3, 4, 5, 31, 32, 33, 1000, 4097 and 128000
+// gives 0). Rows: random at V = 1, 2, 3, 4, 5, 31, 32, 33, 1000, 4097 and 128000
 // (a Llama-3 vocabulary), 1 and 3 rows, aligned (float4) and one float off alignment; ties
 // placed across lanes, warps and inside one float4; NaN before and around the maximum and
 // NaN larger in bits; +inf twice; rows of -inf only, NaN only, NaN then -inf; +0 after -0.
@@ -20,27 +19,22 @@ namespace emu_tests {
 
 namespace {
 
-int32_t argmax_scan(const float* x, int64_t V) {
-  int64_t best = -1;
-  for (int64_t i = 0; i < V; i++)
-    if (!std::isnan(x[i]) && (best < 0 || x[i] > x[best])) best = i;
-  return best < 0 ? 0 : int32_t(best);
-}
-
-// Runs argmax_cuda on T rows of V (x holds them from x[off]) and compares with the scan and,
-// where given, with the ids the semantics name.
+// Runs argmax_cuda on T rows of V (x holds them from x[off]) and compares with the reference
+// and, where given, with the ids the semantics name.
 void check_rows(const std::string& what, const std::vector<float>& x, int64_t off, int64_t T, int64_t V, int& cases,
                 const std::vector<int32_t>& expect = {}) {
   DeviceBuffer<float> dx(x);
   DeviceBuffer<int32_t> ids{size_t(T)};
   fuselm::argmax_cuda({ids.p, dx.p + off, T, V}, nullptr);
   const std::vector<int32_t> got = ids.download();
+  std::vector<int32_t> ref(static_cast<size_t>(T));
+  fuselm::argmax_cpu({ref.data(), x.data() + off, T, V}, ref_exec());
   for (int64_t t = 0; t < T; t++) {
-    const int32_t want = argmax_scan(x.data() + off + t * V, V);
+    const int32_t want = ref[size_t(t)];
     CHECK_MSG(got[size_t(t)] == want, what + " row " + std::to_string(t) + ": got " + std::to_string(got[size_t(t)]) +
                                           ", want " + std::to_string(want));
     if (!expect.empty())
-      CHECK_MSG(want == expect[size_t(t)], what + " row " + std::to_string(t) + ": the scan gives " +
+      CHECK_MSG(want == expect[size_t(t)], what + " row " + std::to_string(t) + ": the reference gives " +
                                                std::to_string(want) + ", expected " + std::to_string(expect[size_t(t)]));
   }
   cases++;
