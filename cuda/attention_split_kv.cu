@@ -1,9 +1,10 @@
 // attention_split_kv: attention over the KV cache for any shape (AttentionCudaArgs, cuda/ops.h;
 // the semantics and the plain reference are attention_cpu's, native/cpu/attention.cc): q, out
 // f32 [T, n_heads * hd], caches f32, f16 or bf16 [ctx, n_kv_heads * hd], causal with an optional
-// sliding window or not causal, GQA, hd 1..256. Built for decode (T = 1, long contexts), where
-// one (token, head) row alone must keep the GPU busy, and the fallback for every shape the FA2
-// kernel does not take.
+// sliding window or not causal, GQA, hd 1..256, and a shared prefix (beam search: key j below
+// prefix_len from the prefix caches, the rest from the own caches). Built for decode (T = 1,
+// long contexts), where one (token, head) row alone must keep the GPU busy, and the fallback for
+// every shape the FA2 kernel does not take.
 //
 // Split: each row's visible keys [lo, hi) are cut into n_chunks chunks of chunk_len keys (at
 // least kSplitMinChunk each, at most kSplitMaxChunks, enough that the launch has about
@@ -42,6 +43,9 @@ struct SplitKvParams {
   const float* q;
   const void* k;
   const void* v;
+  const void* kp;  // the shared prefix's caches: keys 0 .. P - 1 (P = 0: none)
+  const void* vp;
+  int64_t P;
   float* partials;  // [T, n_heads, n_chunks, hd + 2] when n_chunks > 1
   int64_t T, n_heads, n_kv_heads, hd, pos0, window;
   int64_t n_chunks, chunk_len;
@@ -99,8 +103,8 @@ static __global__ void __launch_bounds__(32 * kSplitWarps) attention_split_kv_ke
   }
 
   // the token's visible keys [lo, hi), and this chunk's part of them
-  const int64_t i_pos = p.pos0 + t;
-  const int64_t hi = p.causal ? i_pos + 1 : p.pos0 + p.T;
+  const int64_t i_pos = p.P + p.pos0 + t;
+  const int64_t hi = p.causal ? i_pos + 1 : p.P + p.pos0 + p.T;
   const int64_t lo = p.causal && p.window > 0 && i_pos - p.window + 1 > 0 ? i_pos - p.window + 1 : 0;
   const int64_t j_begin = lo + chunk * p.chunk_len;
   const int64_t j_end = j_begin + p.chunk_len < hi ? j_begin + p.chunk_len : hi;
@@ -119,11 +123,15 @@ static __global__ void __launch_bounds__(32 * kSplitWarps) attention_split_kv_ke
     for (int k = 0; k < U; k++) {
       const int64_t j = j0 + k * step + slot;
       ok[k] = j < j_end;
+      const bool pre = j < p.P;  // key j: the prefix's row j, or the cache's row j - P
+      const void* kb = pre ? p.kp : p.k;
+      const void* vb = pre ? p.vp : p.v;
+      const int64_t row = pre ? j : j - p.P;
       for (int u = 0; u < VPL; u++) {
         if (ok[k] && has[u]) {
-          const int64_t off = j * kv_stride + kv_col + (sub + u * lpk) * EPV;
-          load_kv<KIND, EPV>(p.k, off, &kx[k][u * EPV]);
-          load_kv<KIND, EPV>(p.v, off, &vx[k][u * EPV]);
+          const int64_t off = row * kv_stride + kv_col + (sub + u * lpk) * EPV;
+          load_kv<KIND, EPV>(kb, off, &kx[k][u * EPV]);
+          load_kv<KIND, EPV>(vb, off, &vx[k][u * EPV]);
         } else {
           for (int e = 0; e < EPV; e++) kx[k][u * EPV + e] = vx[k][u * EPV + e] = 0.0f;
         }
@@ -292,11 +300,14 @@ void attention_split_kv_cuda(const AttentionCudaArgs& a, cudaStream_t stream) {
                                        dtype_name(a.kv_dtype));
   }
   const int64_t hd = a.head_dim, g = a.n_heads / a.n_kv_heads;
-  const int64_t all_keys = a.pos0 + a.T;
+  if (a.prefix_len < 0 || (a.prefix_len > 0 && (!a.k_prefix || !a.v_prefix)))
+    throw Error("E_INVALID_ARG", "attention_split_kv_cuda: a prefix needs prefix_len >= 0 and both prefix caches");
+  const int64_t all_keys = a.prefix_len + a.pos0 + a.T;
   const int64_t n_keys = a.causal && a.window > 0 && a.window < all_keys ? a.window : all_keys;  // the longest range
 
   SplitKvParams p{};
   p.out = a.out, p.q = a.q, p.k = a.k_cache, p.v = a.v_cache;
+  p.kp = a.k_prefix, p.vp = a.v_prefix, p.P = a.prefix_len;
   p.partials = static_cast<float*>(a.workspace);
   p.T = a.T, p.n_heads = a.n_heads, p.n_kv_heads = a.n_kv_heads, p.hd = hd, p.pos0 = a.pos0, p.window = a.window;
   p.causal = a.causal;
@@ -314,7 +325,8 @@ void attention_split_kv_cuda(const AttentionCudaArgs& a, cudaStream_t stream) {
     throw Error("E_INVALID_ARG", "attention_split_kv_cuda: too many tokens for one launch");
 
   const int epv = kind == 0 ? 4 : 8;
-  const bool vec = hd % epv == 0 && aligned16(a.k_cache) && aligned16(a.v_cache);
+  const bool vec = hd % epv == 0 && aligned16(a.k_cache) && aligned16(a.v_cache) &&
+                   (a.prefix_len == 0 || (aligned16(a.k_prefix) && aligned16(a.v_prefix)));
   const int64_t nvec = vec ? hd / epv : hd;  // loads per key row
   int lpk = 1;
   while (lpk < nvec && lpk < 32) lpk <<= 1;

@@ -138,7 +138,6 @@ class CudaGraph : public Graph {
     for (size_t i = 0; i < nodes_.size(); i++) {
       const Node& n = nodes_[i];
       if (n.kind == OpKind::Transpose) fail(n, i, "transpose is a load-time op of the CPU backend");
-      if (n.prefix_len > 0 || n.k_prefix) fail(n, i, "a shared prefix (beam search) runs on the CPU backend");
       each_tensor(n, [&](const TensorPtr& t, const char* role) {
         if (!t->on_host()) {
           if (t->device() != kDevice)
@@ -168,7 +167,7 @@ class CudaGraph : public Graph {
       if (n.kind == OpKind::Matmul)
         bytes = std::max(bytes, matmul_cuda_workspace(n.b->dtype, max_rows_, n.a->cols()));
       else if (n.kind == OpKind::Attention)
-        bytes = std::max(bytes, attention_cuda_workspace(max_rows_, n.b->rows(), n.n_heads, n.head_dim));
+        bytes = std::max(bytes, attention_cuda_workspace(max_rows_, n.b->rows() + n.prefix_len, n.n_heads, n.head_dim));
     }
     if (bytes) workspace_ = Tensor::make_on(kMemory, DType::F32, {int64_t((bytes + 3) / 4)});
   }
@@ -237,7 +236,9 @@ class CudaGraph : public Graph {
         if (s.rows == 0) break;
         AttentionCudaArgs a{dev(node.out) + s.row0 * cols, dev(node.a) + s.row0 * node.a->cols(), dev<void>(node.b),
                             dev<void>(node.c), node.b->dtype, s.rows, node.n_heads, node.n_kv_heads, node.head_dim, s.pos,
-                            node.scale, node.window, node.causal, ws, workspace_ ? workspace_->nbytes() : 0};
+                            node.scale, node.window, node.causal, ws, workspace_ ? workspace_->nbytes() : 0,
+                            node.k_prefix ? dev<void>(node.k_prefix) : nullptr,
+                            node.v_prefix ? dev<void>(node.v_prefix) : nullptr, node.prefix_len};
         attention_cuda(a, stream_);
         break;
       }

@@ -46,17 +46,21 @@ void rope_kv_store_cuda(const RopeKvStoreArgs& a, cudaStream_t stream);  // cuda
 
 // AttentionArgs (native/backend.h) with caches of kv_dtype, and scratch for split-KV partials
 // (attention_cuda_workspace bytes for the graph's largest T and the caches' ctx).
+// With a shared prefix (beam search), as AttentionArgs: keys 0 .. prefix_len - 1 are rows of
+// k_prefix / v_prefix (kv_dtype too), key prefix_len + j is row j of the caches, and token t
+// sits at position prefix_len + pos0 + t; size the workspace for ctx + prefix_len keys.
 struct AttentionCudaArgs {
   float* out; const float* q; const void* k_cache; const void* v_cache; DType kv_dtype;
   int64_t T, n_heads, n_kv_heads, head_dim, pos0; float scale;
   int64_t window = 0; bool causal = true;
   void* workspace = nullptr; size_t workspace_bytes = 0;
+  const void* k_prefix = nullptr; const void* v_prefix = nullptr; int64_t prefix_len = 0;
 };
 size_t attention_cuda_workspace(int64_t max_T, int64_t ctx, int64_t n_heads, int64_t head_dim);
 // Picks FA2 for prefill where it applies, else split-KV.
 void attention_cuda(const AttentionCudaArgs& a, cudaStream_t stream);  // cuda/attention.cu
 // Prefill in the FlashAttention-2 manner: tensor cores, cp.async double-buffered K/V tiles,
-// online softmax. f16/bf16 caches, head_dim 64, 80, 96 or 128.
+// online softmax. f16/bf16 caches, head_dim 64, 80, 96 or 128, no shared prefix.
 bool attention_fa2_supports(const AttentionCudaArgs& a);
 void attention_fa2_cuda(const AttentionCudaArgs& a, cudaStream_t stream);  // cuda/attention_fa2.cu
 // Any shape (decode first): the keys of each (token, head) split over several blocks, the

@@ -33,7 +33,7 @@ export interface AttentionOptions {
   /**
    * A shared prefix (beam search: the prompt, evaluated once for every beam): keys 0 .. len-1
    * are rows of k/v, key len + j is row j of the node's own caches, and positions count from
-   * len. CPU backend only.
+   * len.
    */
   prefix?: { k: NativeTensor; v: NativeTensor; len: number };
 }

@@ -67,11 +67,11 @@ export function buildCli(): Command {
     .option('--min-p <p>', 'keep tokens with p >= min-p * p_max, 0 = off (default 0.05)', floatOption('--min-p'))
     .option('--repeat-penalty <x>', 'repetition penalty over the last 64 tokens, 1 = off (default 1)', floatOption('--repeat-penalty'))
     .option('--stop <text...>', 'stop before any of these texts')
-    .option('--beams <n>', 'beam search with n beams (needs --max-tokens; prints the best hypothesis, CPU backend)', intOption('--beams', 1))
+    .option('--beams <n>', 'beam search with n beams (needs --max-tokens; prints the best hypothesis)', intOption('--beams', 1))
     .option('--json', 'print one JSON object (text, ids, timings) instead of streaming')
     .action(async (prompt: string, o) => {
       if (o.beams !== undefined && !o.maxTokens) throw new InvalidArgumentError('--beams needs --max-tokens');
-      const model = await loadWithProgress(o.model, { threads: o.threads, device: o.beams ? 'cpu' : o.device, contextSize: o.contextSize });
+      const model = await loadWithProgress(o.model, { threads: o.threads, device: o.device, contextSize: o.contextSize });
       try {
         if (o.beams !== undefined) {
           const r = await model.beamSearch(prompt, { numBeams: o.beams, maxTokens: o.maxTokens });

@@ -246,13 +246,11 @@ export class Model {
   /**
    * Beam search (lib/beam.ts for the semantics): the prompt is evaluated once and its KV cache
    * shared by every beam, whose own caches hold only the tokens they generate; all beams step
-   * in one batched forward. Returns the best numReturnSequences hypotheses, best first. On the
-   * CPU backend.
+   * in one batched forward. Returns the best numReturnSequences hypotheses, best first.
    */
   beamSearch(prompt: string | number[], opts: BeamSearchModelOptions): Promise<BeamSearchResult> {
     return this.#exclusive(async () => {
       const o = checkBeamOptions(opts);
-      if (this.device !== 'cpu') throw new FuselmError('E_UNSUPPORTED', 'beam search runs on the CPU backend (load the model with device: cpu)');
       const promptIds = this.#promptIds(prompt, opts.addSpecial);
       const check = abortChecker(opts.signal);
       check();

@@ -114,6 +114,17 @@ describe('CUDA backend', function () {
       assert.equal(r.logprobs?.length, 16);
     });
 
+    it("beam search (the prompt's cache shared through attention's prefix) gives the CPU's hypotheses", async () => {
+      await using cpu = await loadModel(sharedPath(MODEL), { device: 'cpu', threads: 2 });
+      const o = { numBeams: 4, maxTokens: 12, numReturnSequences: 4 };
+      const want = await cpu.beamSearch(oracle.greedy.prompt, o);
+      const got = await model.beamSearch(oracle.greedy.prompt, o);
+      assert.deepEqual(got.sequences.map((h) => h.ids), want.sequences.map((h) => h.ids));
+      got.sequences.forEach((h, i) => assert.ok(Math.abs(h.score - want.sequences[i].score) < 1e-4, `${h.score} vs ${want.sequences[i].score}`));
+      const one = await model.beamSearch(oracle.greedy.prompt, { numBeams: 1, maxTokens: 16 });
+      assert.deepEqual(one.sequences[0].ids, oracle.greedy.ids.slice(0, 16));
+    });
+
     it('prompt batches of 3 tokens give the same tokens', async () => {
       await using m = await loadOnCuda(sharedPath(MODEL), { batchSize: 3 });
       const r = await m.generate(oracle.greedy.prompt, { maxTokens: 16 });

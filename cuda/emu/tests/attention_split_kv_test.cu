@@ -41,6 +41,7 @@ struct Case {
   float scale = 0;        // 0: 1 / sqrt(hd)
   bool dominant = false;  // one key in 300 scores far above the rest, more so in later chunks
   int misalign = 0;       // cache pointers this many elements past 16-byte alignment
+  int64_t prefix = 0;     // keys 0 .. prefix - 1 passed as a shared prefix (beam search), the rest as the cache
 };
 
 size_t elem_bytes(DType dt) { return dt == DType::F32 ? 4 : 2; }
@@ -81,9 +82,18 @@ void run_case(Parity& par, Rng& rng, DType dt, const Case& c) {
 
   const size_t ws_bytes = fuselm::attention_cuda_workspace(c.T, ctx, c.n_heads, c.hd);
   DeviceBuffer<float> dq(q), dout(want.size()), dws(std::vector<float>(ws_bytes / 4 + 1, nan));
-  DeviceBuffer<uint8_t> dk(kb), dv(vb);
-  fuselm::AttentionCudaArgs a{dout.p, dq.p, dk.p + pad, dv.p + pad, dt, c.T, c.n_heads, c.n_kv_heads, c.hd, c.pos0,
+  // with a prefix, its rows move to buffers of their own and the cache starts at row `prefix`
+  const size_t split = pad + size_t(c.prefix * W) * eb;
+  auto part = [&](const std::vector<uint8_t>& b, bool head) {
+    std::vector<uint8_t> out(head ? b.begin() : b.begin() + long(split) - long(pad), head ? b.begin() + long(split) : b.end());
+    if (!head) std::fill(out.begin(), out.begin() + long(pad), uint8_t(0));
+    return out;
+  };
+  DeviceBuffer<uint8_t> dk(c.prefix ? part(kb, false) : kb), dv(c.prefix ? part(vb, false) : vb);
+  DeviceBuffer<uint8_t> dkp(c.prefix ? part(kb, true) : std::vector<uint8_t>(1)), dvp(c.prefix ? part(vb, true) : std::vector<uint8_t>(1));
+  fuselm::AttentionCudaArgs a{dout.p, dq.p, dk.p + pad, dv.p + pad, dt, c.T, c.n_heads, c.n_kv_heads, c.hd, c.pos0 - c.prefix,
                               scale, c.window, c.causal, dws.p, ws_bytes};
+  if (c.prefix) a.k_prefix = dkp.p + pad, a.v_prefix = dvp.p + pad, a.prefix_len = c.prefix;
   fuselm::attention_split_kv_cuda(a, nullptr);
   const std::vector<float> got = dout.download();
   par.check(std::string(fuselm::dtype_name(dt)) + " " + c.what, got.data(), want.data(), want.size());
@@ -109,6 +119,11 @@ void split_kv_cases(DType dt) {
       {"hd 64 caches misaligned, decode 1100 keys, GQA 4/2", 1, 1099, 4, 2, 64, 0, true, 0, false, 1},
       {"large scale, dominant keys, decode 1100 keys, GQA 4/1, hd 64", 1, 1099, 4, 1, 64, 0, true, 2.0f, true},
       {"large scale, T=2 pos0=1000, MHA 1/1, hd 128", 2, 1000, 1, 1, 128, 0, true, 0.5f, true},
+      // a shared prefix (beam search): the same attention with keys split between two buffers
+      {"prefix 600 of 1100 keys, decode, GQA 4/1, hd 128", 1, 1099, 4, 1, 128, 0, true, 0, false, 0, 600},
+      {"prefix 333, T=5 pos0=600, GQA 2/1, hd 64", 5, 600, 2, 1, 64, 0, true, 0, false, 0, 333},
+      {"prefix 17, window 64 into it, T=3 pos0=40, GQA 8/4, hd 8", 3, 40, 8, 4, 8, 64, true, 0, false, 0, 17},
+      {"prefix 500, hd 5 (one value a lane), decode 1100 keys", 1, 1099, 3, 3, 5, 0, true, 0, false, 0, 500},
   };
   for (const Case& c : cases) run_case(par, rng, dt, c);
   // Many tokens: the range of each of the first 260 ends before the second chunk begins.
