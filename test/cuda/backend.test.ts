@@ -125,6 +125,20 @@ describe('CUDA backend', function () {
       assert.deepEqual(one.sequences[0].ids, oracle.greedy.ids.slice(0, 16));
     });
 
+    it("a chat's second turn reuses the cache on the device and replies as on the CPU", async function () {
+      requireShared(this, 'tokenizers/hf/llama2-tinyllama/tokenizer_config.json');
+      const template = readSharedJson('tokenizers/hf/llama2-tinyllama/tokenizer_config.json').chat_template;
+      await using cpu = await loadModel(sharedPath(MODEL), { device: 'cpu', threads: 2 });
+      const turns = async (m: Model) => {
+        const chat = m.chat({ template, maxTokens: 10 });
+        return [await chat.send('Once upon a time'), await chat.send('What happened next?')];
+      };
+      const [g1, g2] = await turns(model);
+      const [c1, c2] = await turns(cpu);
+      assert.deepEqual([g1.ids, g2.ids], [c1.ids, c2.ids]);
+      assert.ok(g2.timings.cachedTokens >= g1.promptIds.length, `reused ${g2.timings.cachedTokens}`);
+    });
+
     it('prompt batches of 3 tokens give the same tokens', async () => {
       await using m = await loadOnCuda(sharedPath(MODEL), { batchSize: 3 });
       const r = await m.generate(oracle.greedy.prompt, { maxTokens: 16 });
