@@ -8,7 +8,8 @@
  *   1. devices(): the GPU, its memory and compute capability;
  *   2. parity: every kernel's parity test on the GPU (fuselm_cuda_tests, the emulator tests'
  *      twin compiled by nvcc) against the CPU references;
- *   3. end to end: stories260K on device 'cuda' against llama.cpp's logits and greedy tokens;
+ *   3. end to end: stories260K on device 'cuda' against llama.cpp's logits and greedy tokens,
+ *      and its beam search against the CPU's;
  *      decode and prefill tok/s of a synthetic TinyLlama-1.1B (f16, q8_0) on CUDA;
  *   4. kernels: fuselm_cuda_bench and torch_peers.py at the same shapes, with ratios.
  * The full report goes to $OUT/gpu-check.json; a short table is printed last.
@@ -88,8 +89,17 @@ await step('stories260K', async () => {
       for (let i = 0; i < ids.length; i++) for (let j = 0; j < V; j++) maxAbs = Math.max(maxAbs, Math.abs(got[i * V + j] - oracle.prompt_logits.logits[i][j]));
       const r = await m.generate(oracle.greedy.prompt, { maxTokens: oracle.greedy.n });
       const same = r.ids.length === oracle.greedy.ids.length && r.ids.every((id: number, i: number) => id === oracle.greedy.ids[i]);
-      out[kvType] = { device: m.device, logitsMaxAbs: maxAbs, greedyEqual: same, tokensPerSecond: r.timings.tokensPerSecond };
-      summary.push(`stories260K cuda kv ${kvType}: logits max abs ${maxAbs.toExponential(2)}${kvType === 'f32' ? ' (goal <= 1e-3)' : ''}, greedy 64 ${same ? 'equal' : 'DIFFER'}`);
+      // beam search through the shared-prefix attention: the same hypotheses as the CPU's
+      const beams = { numBeams: 4, maxTokens: 12, numReturnSequences: 4 };
+      const cpu = await lib.loadModel(path.join(here, 'stories260K.gguf'), { device: 'cpu' });
+      const wantBeams = (await cpu.beamSearch(oracle.greedy.prompt, beams)).sequences.map((h) => h.ids.join(','));
+      await cpu.dispose();
+      const gotBeams = (await m.beamSearch(oracle.greedy.prompt, beams)).sequences.map((h) => h.ids.join(','));
+      const beamsEqual = gotBeams.join('|') === wantBeams.join('|');
+      out[kvType] = { device: m.device, logitsMaxAbs: maxAbs, greedyEqual: same, beamsEqualCpu: beamsEqual, tokensPerSecond: r.timings.tokensPerSecond };
+      summary.push(
+        `stories260K cuda kv ${kvType}: logits max abs ${maxAbs.toExponential(2)}${kvType === 'f32' ? ' (goal <= 1e-3)' : ''}, greedy 64 ${same ? 'equal' : 'DIFFER'}, 4 beams ${beamsEqual ? 'equal' : 'differ from'} the CPU's`,
+      );
     } finally {
       await m.dispose();
     }
