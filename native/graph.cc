@@ -149,7 +149,9 @@ void Graph::validate(const Node& n, size_t i) const {
       if (n.window > 0 && !n.causal) bad(n, i, "a sliding window needs causal attention");
       if (n.prefix_len < 0) bad(n, i, "prefixLen must be >= 0");
       if (n.prefix_len > 0 || n.k_prefix || n.v_prefix) {
-        need_f32(n, i, n.k_prefix, "kPrefix"); need_f32(n, i, n.v_prefix, "vPrefix");
+        need_kv(n, i, n.k_prefix, "kPrefix", half_kv_); need_kv(n, i, n.v_prefix, "vPrefix", half_kv_);
+        if (n.k_prefix->dtype != n.b->dtype || n.v_prefix->dtype != n.b->dtype)
+          bad(n, i, "kPrefix and vPrefix must have the caches' dtype (" + std::string(dtype_name(n.b->dtype)) + ")");
         need_cols(n, i, n.k_prefix, "kPrefix", n.n_kv_heads * n.head_dim);
         need_cols(n, i, n.v_prefix, "vPrefix", n.n_kv_heads * n.head_dim);
         if (n.k_prefix->rows() < n.prefix_len || n.v_prefix->rows() < n.prefix_len)

@@ -123,6 +123,9 @@ describe('CUDA backend', function () {
       got.sequences.forEach((h, i) => assert.ok(Math.abs(h.score - want.sequences[i].score) < 1e-4, `${h.score} vs ${want.sequences[i].score}`));
       const one = await model.beamSearch(oracle.greedy.prompt, { numBeams: 1, maxTokens: 16 });
       assert.deepEqual(one.sequences[0].ids, oracle.greedy.ids.slice(0, 16));
+      await using half = await loadOnCuda(sharedPath(MODEL), { kvType: 'f16' });
+      const f16 = await half.beamSearch(oracle.greedy.prompt, o);
+      assert.deepEqual(f16.sequences[0].ids, want.sequences[0].ids, 'the best hypothesis with an f16 cache');
     });
 
     it("a chat's second turn reuses the cache on the device and replies as on the CPU", async function () {
