@@ -4,9 +4,10 @@
  *
  * Each step: every live beam's log-softmax over the vocabulary is added to its sum of logprobs;
  * of all (beam, token) candidates the best 2·numBeams are taken in order; one that ends the
- * sequence (an end-of-generation token) becomes a finished hypothesis if it ranks among the
- * first numBeams, scored sumLogprob / generatedLength^lengthPenalty (its end token counted in
- * the length, not kept in its ids); the others, in order, become the next beams until there are
+ * sequence (an end-of-generation token, or a token that completes a stop string) becomes a
+ * finished hypothesis if it ranks among the first numBeams, scored sumLogprob /
+ * generatedLength^lengthPenalty (its last token counted in the length; an end-of-generation
+ * token is not kept in its ids); the others, in order, become the next beams until there are
  * numBeams. The best numBeams finished hypotheses are kept. Search stops when every beam is
  * finished or maxTokens is reached (then the live beams are scored as they are), or earlier by
  * earlyStopping: true — as soon as numBeams hypotheses are finished; false — when no live beam
@@ -15,6 +16,7 @@
  */
 import { FuselmError } from './errors.js';
 import { logSumExp } from './sampling/sampler.js';
+import type { Tokenizer } from './tokenizer/tokenizer.js';
 
 export interface BeamSearchOptions {
   /** Beams kept each step (>= 1; 1 is greedy search). */
@@ -29,9 +31,13 @@ export interface BeamSearchOptions {
   numReturnSequences?: number;
 }
 
+/** Why a hypothesis ended: an end-of-generation token, a stop string, or the token limit. */
+export type BeamEnd = 'eog' | 'stop' | 'maxTokens';
+
 export interface BeamHypothesis {
   /** Generated ids (an end-of-generation token that ended it is not included). */
   ids: number[];
+  finishReason: BeamEnd;
   /** Sum of the tokens' log-probabilities (the end token's included when it ended). */
   logprob: number;
   /** logprob / generatedLength^lengthPenalty */
@@ -63,20 +69,56 @@ export function checkBeamOptions(o: BeamSearchOptions): Required<BeamSearchOptio
   return r;
 }
 
+/** What ends a hypothesis, as in generate(): end-of-generation tokens and stop strings. */
+export interface BeamEndOptions {
+  /** End-of-generation tokens do not end hypotheses (for tests and benchmarks). */
+  ignoreEog?: boolean;
+  /** More tokens that end a hypothesis, besides the tokenizer's own. */
+  eogIds?: number[];
+  /** A hypothesis whose text comes to contain one of these ends there; its text stops before it. */
+  stop?: string | string[];
+}
+
+/**
+ * The end test for beamSearch() and each finished hypothesis's text. A live beam never holds a
+ * stop string (it would have ended), so a candidate's whole text is searched for one.
+ */
+export function hypothesisEnds(tok: Tokenizer, o: BeamEndOptions): {
+  ends: (ids: number[]) => 'eog' | 'stop' | undefined;
+  text: (h: BeamHypothesis) => string;
+} {
+  const stops = o.stop === undefined ? [] : typeof o.stop === 'string' ? [o.stop] : o.stop;
+  for (const s of stops)
+    if (typeof s !== 'string' || s.length === 0) throw new FuselmError('E_INVALID_ARG', `stop strings must be non-empty strings, got ${JSON.stringify(s)}`);
+  const stopAt = (text: string) => Math.min(...stops.map((s) => text.indexOf(s)).filter((i) => i >= 0));
+  return {
+    ends: (ids) => {
+      const id = ids[ids.length - 1];
+      if (!o.ignoreEog && (tok.isEog(id) || (o.eogIds?.includes(id) ?? false))) return 'eog';
+      return stops.length && stopAt(tok.decode(ids)) < Infinity ? 'stop' : undefined;
+    },
+    text: (h) => {
+      const t = tok.decode(h.ids);
+      return h.finishReason === 'stop' ? t.slice(0, stopAt(t)) : t;
+    },
+  };
+}
+
 interface Beam {
   ids: number[];
   logprob: number;
 }
 
 /**
- * Runs the search from the prompt's last logits. `isEog(id)` says which tokens end a sequence
- * (none with ignoreEog); `check()` is called before every step (abort signals).
+ * Runs the search from the prompt's last logits. `ends(ids)` says whether a candidate (its
+ * generated ids, the newest last) ends there and why: 'eog' for an end-of-generation token,
+ * 'stop' for a completed stop string; `check()` is called before every step (abort signals).
  */
 export async function beamSearch(
   promptLogits: Float32Array,
   step: BeamStep,
   opts: BeamSearchOptions,
-  isEog: (id: number) => boolean,
+  ends: (ids: number[]) => 'eog' | 'stop' | undefined,
   check: () => void = () => {},
 ): Promise<BeamHypothesis[]> {
   const o = checkBeamOptions(opts);
@@ -100,8 +142,10 @@ export async function beamSearch(
     for (let rank = 0; rank < cands.length && next.length < K; rank++) {
       const c = cands[rank];
       const ids = [...beams[c.beam].ids, c.token];
-      if (isEog(c.token)) {
-        if (rank < K) addFinished({ ids: ids.slice(0, -1), logprob: c.logprob, score: score(c.logprob, ids.length) });
+      const end = ends(ids);
+      if (end) {
+        if (rank < K)
+          addFinished({ ids: end === 'eog' ? ids.slice(0, -1) : ids, finishReason: end, logprob: c.logprob, score: score(c.logprob, ids.length) });
       } else {
         next.push({ ids, logprob: c.logprob });
         parents.push(c.beam);
@@ -117,7 +161,7 @@ export async function beamSearch(
       if (finished[K - 1].score >= bound) break;
     }
     if (gen >= o.maxTokens) {
-      for (const b of next) addFinished({ ids: b.ids, logprob: b.logprob, score: score(b.logprob, b.ids.length) });
+      for (const b of next) addFinished({ ids: b.ids, finishReason: 'maxTokens', logprob: b.logprob, score: score(b.logprob, b.ids.length) });
       break;
     }
     beams = next;

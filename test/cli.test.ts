@@ -36,13 +36,15 @@ describe('CLI', function () {
     assert.match(r.stderr, /prompt: 5 tokens, [\d.]+ tok\/s; generated: 64 tokens, [\d.]+ tok\/s \(1 threads\)/);
   });
 
-  it('run --beams prints the best hypothesis (one beam: the greedy text); --beams needs --max-tokens', async function () {
+  it('run --beams prints the best hypothesis (one beam: the greedy text, cut at a --stop); --beams needs --max-tokens', async function () {
     requireShared(this, 'models/stories260K.gguf', 'models/stories260K.oracle.json');
     const oracle = readSharedJson('models/stories260K.oracle.json');
     const model = sharedPath('models/stories260K.gguf');
     const one = await fuselm('run', '-m', model, 'Once upon a time', '-n', '64', '--beams', '1');
     assert.equal(one.code, 0, one.stderr);
     assert.equal(one.stdout, oracle.greedy.text + '\n');
+    const stopped = await fuselm('run', '-m', model, 'Once upon a time', '-n', '64', '--beams', '1', '--stop', '.');
+    assert.equal(stopped.stdout, oracle.greedy.text.slice(0, oracle.greedy.text.indexOf('.')) + '\n', stopped.stderr);
     const four = await fuselm('run', '-m', model, 'Once upon a time', '-n', '8', '--beams', '4', '--json');
     assert.equal(four.code, 0, four.stderr);
     assert.equal(JSON.parse(four.stdout).sequences.length, 1);

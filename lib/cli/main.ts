@@ -74,7 +74,7 @@ export function buildCli(): Command {
       const model = await loadWithProgress(o.model, { threads: o.threads, device: o.device, contextSize: o.contextSize });
       try {
         if (o.beams !== undefined) {
-          const r = await model.beamSearch(prompt, { numBeams: o.beams, maxTokens: o.maxTokens });
+          const r = await model.beamSearch(prompt, { numBeams: o.beams, maxTokens: o.maxTokens, stop: o.stop });
           process.stdout.write(o.json ? JSON.stringify(r) + '\n' : r.sequences[0].text + '\n');
           return;
         }

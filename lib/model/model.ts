@@ -10,7 +10,7 @@ import { type Backend, CpuBackend, CudaBackend } from '../backend.js';
 import { native } from '../native.js';
 import type { NativeImpl } from '../../bindings.js';
 import { SequenceRun, generationDefaults } from '../generate.js';
-import { type BeamHypothesis, type BeamSearchOptions, beamSearch, checkBeamOptions } from '../beam.js';
+import { type BeamEndOptions, type BeamHypothesis, type BeamSearchOptions, beamSearch, checkBeamOptions, hypothesisEnds } from '../beam.js';
 import type { LogprobsResult, SamplerOptions } from '../sampling/sampler.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { tokenizerFromGguf } from '../tokenizer/from-gguf.js';
@@ -75,20 +75,19 @@ export interface GenerateOptions extends Omit<SamplerOptions, 'rng'> {
   eogIds?: number[];
 }
 
-export interface BeamSearchModelOptions extends BeamSearchOptions {
+export interface BeamSearchModelOptions extends BeamSearchOptions, BeamEndOptions {
   /** Add the tokenizer's BOS (and EOS) tokens around a text prompt; default: as the model says. */
   addSpecial?: boolean;
-  /** End-of-generation tokens do not end hypotheses (for tests and benchmarks). */
-  ignoreEog?: boolean;
-  /** More tokens that end a hypothesis, besides the tokenizer's own. */
-  eogIds?: number[];
   /** Ends the search within one step; the promise rejects with E_ABORTED. */
   signal?: AbortSignal;
 }
 
 export interface BeamSearchResult {
-  /** Best first: generated ids and text, sum of logprobs, and the length-penalized score. */
-  sequences: (BeamHypothesis & { text: string })[];
+  /**
+   * Best first: generated ids and text, sum of logprobs, the length-penalized score, and why
+   * each ended ('contextFull' when the KV cache, not maxTokens, cut it short).
+   */
+  sequences: (Omit<BeamHypothesis, 'finishReason'> & { text: string; finishReason: FinishReason })[];
   promptIds: number[];
   timings: Timings;
 }
@@ -261,7 +260,7 @@ export class Model {
       const t1 = performance.now();
       // the beams' own caches start after the prompt; the last token needs no evaluation
       const rows = Math.min(o.maxTokens - 1, this.contextSize - promptIds.length);
-      const eog = (id: number) => !opts.ignoreEog && (this.tokenizer.isEog(id) || (opts.eogIds?.includes(id) ?? false));
+      const end = hypothesisEnds(this.tokenizer, opts);
       let state: LlamaState | undefined;
       try {
         if (rows > 0)
@@ -280,12 +279,14 @@ export class Model {
           const all = await s.forwardBatch(ids, new Int32Array(o.numBeams).fill(generated - 1));
           return tokens.map((_, i) => all.subarray(i * V, (i + 1) * V));
         };
-        const hyps = await beamSearch(logits, step, { ...o, maxTokens: Math.min(o.maxTokens, rows + 1) }, eog, check);
+        const limit = Math.min(o.maxTokens, rows + 1);
+        const hyps = await beamSearch(logits, step, { ...o, maxTokens: limit }, end.ends, check);
         const t2 = performance.now();
         const generated = hyps.reduce((n, h) => n + h.ids.length, 0);
         const timings = timingsOf(promptIds.length, reuse, generated, t0, t1, t2);
         this.lastTimings = timings;
-        return { promptIds, timings, sequences: hyps.map((h) => ({ ...h, text: this.tokenizer.decode(h.ids) })) };
+        const reason = (h: BeamHypothesis): FinishReason => (h.finishReason === 'maxTokens' && limit < o.maxTokens ? 'contextFull' : h.finishReason);
+        return { promptIds, timings, sequences: hyps.map((h) => ({ ...h, text: end.text(h), finishReason: reason(h) })) };
       } finally {
         state?.dispose();
       }
