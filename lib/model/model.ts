@@ -251,6 +251,7 @@ export class Model {
   beamSearch(prompt: string | number[], opts: BeamSearchModelOptions): Promise<BeamSearchResult> {
     return this.#exclusive(async () => {
       const o = checkBeamOptions(opts);
+      const end = hypothesisEnds(this.tokenizer, opts);
       if (this.device !== 'cpu') throw new FuselmError('E_UNSUPPORTED', 'beam search runs on the CPU backend (load the model with device: cpu)');
       const promptIds = this.#promptIds(prompt, opts.addSpecial);
       const check = abortChecker(opts.signal);
@@ -262,7 +263,6 @@ export class Model {
       const t1 = performance.now();
       // the beams' own caches start after the prompt; the last token needs no evaluation
       const rows = Math.min(o.maxTokens - 1, this.contextSize - promptIds.length);
-      const end = hypothesisEnds(this.tokenizer, opts);
       let state: LlamaState | undefined;
       try {
         if (rows > 0)
