@@ -250,6 +250,7 @@ export class Model {
   beamSearch(prompt: string | number[], opts: BeamSearchModelOptions): Promise<BeamSearchResult> {
     return this.#exclusive(async () => {
       const o = checkBeamOptions(opts);
+      const end = hypothesisEnds(this.tokenizer, opts);
       const promptIds = this.#promptIds(prompt, opts.addSpecial);
       const check = abortChecker(opts.signal);
       check();
@@ -260,7 +261,6 @@ export class Model {
       const t1 = performance.now();
       // the beams' own caches start after the prompt; the last token needs no evaluation
       const rows = Math.min(o.maxTokens - 1, this.contextSize - promptIds.length);
-      const end = hypothesisEnds(this.tokenizer, opts);
       let state: LlamaState | undefined;
       try {
         if (rows > 0)

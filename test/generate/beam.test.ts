@@ -225,6 +225,7 @@ describe('beam search', function () {
     await assert.rejects(model.beamSearch(prompt, { numBeams: 0, maxTokens: 2 }), { code: 'E_INVALID_ARG' });
     await assert.rejects(model.beamSearch(prompt, { numBeams: 2, maxTokens: 2, numReturnSequences: 3 }), { code: 'E_INVALID_ARG' });
     await assert.rejects(model.beamSearch(prompt, { numBeams: 2, maxTokens: 0 }), { code: 'E_INVALID_ARG' });
+    await assert.rejects(model.beamSearch(prompt, { numBeams: 2, maxTokens: 2, stop: [''] }), { code: 'E_INVALID_ARG' });
     const ac = new AbortController();
     ac.abort();
     await assert.rejects(model.beamSearch(prompt, { numBeams: 2, maxTokens: 4, signal: ac.signal }), { code: 'E_ABORTED' });
