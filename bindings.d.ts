@@ -26,39 +26,25 @@ export interface NativePool {
   free(): void;
 }
 
-/** One op of a graph. Roles per op (lib/backend.ts builds these): see native/backend.h. */
+/**
+ * One op of a graph: `op` names an entry of the op table (opTable()), the other fields are that
+ * op's tensor roles and parameters; a field the op does not declare, or a missing required one,
+ * is an E_INVALID_ARG naming the op and the field. lib/ops/table.ts types each op's node.
+ */
 export interface NativeNode {
-  op: 'add' | 'matmul' | 'rms_norm' | 'rope' | 'kv_store' | 'attention' | 'swiglu' | 'embedding' | 'add_bias' | 'layer_norm' | 'gelu' | 'transpose' | 'argmax';
-  out: NativeTensor;
-  a?: NativeTensor;
-  b?: NativeTensor;
-  c?: NativeTensor;
-  eps?: number;
-  scale?: number;
-  thetaBase?: number;
-  freqScale?: number;
-  nHeads?: number;
-  nKvHeads?: number;
-  headDim?: number;
-  nRot?: number;
-  neox?: boolean;
-  lastRow?: boolean;
-  /** attention: sliding window (0: none); causal false for encoders. */
-  window?: number;
-  causal?: boolean;
-  /** gelu: the tanh approximation instead of erf. */
-  tanhApprox?: boolean;
-  /** transpose: the first column of x taken. */
-  col0?: number;
-  /** rope, kv_store, attention of one sequence in a batch: its first row, row count, and the
-   * slot of the graph's positions tensor holding its position. */
-  row0?: number;
-  seqRows?: number;
-  posSlot?: number;
-  /** attention: keys 0 .. prefixLen-1 from these caches, key prefixLen + j from row j of b/c (beam search). */
-  kPrefix?: NativeTensor;
-  vPrefix?: NativeTensor;
-  prefixLen?: number;
+  op: string;
+  [field: string]: NativeTensor | number | boolean | string | undefined;
+}
+
+/** An op of the addon's op table (native/ops/<op>.h). */
+export interface NativeOpInfo {
+  name: string;
+  roles: Array<{ name: string; access: 'in' | 'out' | 'inout' | 'update'; required: boolean; host: boolean }>;
+  params: Array<{ name: string; type: 'float' | 'int' | 'bool'; required: boolean; default?: number | boolean }>;
+  /** Takes a sequence span (row0, seqRows, posSlot). */
+  positional: boolean;
+  /** Why the CUDA backend does not implement it; absent when it does. */
+  noCuda?: string;
 }
 
 export interface NativeGraph {
@@ -97,11 +83,11 @@ export interface NativeAddon {
    * ids (embedding) and outputs no op reads (logits), which stay in host memory.
    */
   Graph: new (nodes: NativeNode[], options: { device?: NativeDevice; pool?: NativePool; impl?: NativeImpl; maxRows: number; positions?: NativeTensor }) => NativeGraph;
+  /** The op table: every op the graphs run, with its roles and parameters. */
+  opTable(): NativeOpInfo[];
   tensorFromFile(path: string, byteOffset: number, dtype: NativeDType, shape: number[]): Promise<NativeTensor>;
   cpuInfo(): CpuInfo;
   cudaInfo(): CudaInfo;
-  /** The CUDA smoke kernel: a + b on the device. Throws E_UNSUPPORTED when built without CUDA. */
-  cudaAdd(a: Float32Array, b: Float32Array, device?: number): Float32Array;
   /** Bytes of a CUDA device's memory that fuselm holds (tensors, graph buffers); 0 for 'cpu'. */
   deviceMemoryInUse(device: NativeDevice): number;
 }

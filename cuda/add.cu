@@ -42,4 +42,6 @@ void add_cuda(const AddArgs& a, cudaStream_t stream) {
                   stream, a.out, a.a, a.b, n);
 }
 
+FUSELM_CUDA_OP(add_op::def, [](const Step& s, const CudaExec& x) { add_cuda(add_op::args(s), x.stream); });
+
 FUSELM_CUDA_NAMESPACE_END

@@ -42,4 +42,6 @@ void add_bias_cuda(const AddBiasArgs& a, cudaStream_t stream) {
                   dim3(threads), 0, stream, a.out, a.x, a.bias, n, a.D);
 }
 
+FUSELM_CUDA_OP(add_bias_op::def, [](const Step& s, const CudaExec& x) { add_bias_cuda(add_bias_op::args(s), x.stream); });
+
 FUSELM_CUDA_NAMESPACE_END

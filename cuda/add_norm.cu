@@ -93,7 +93,6 @@ static __global__ void __launch_bounds__(1024) add_norm_f32_kernel(float* out, f
   }
 }
 
-static bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 template <bool LN, int VEC, int VPT>
 static void add_norm_launch(const AddNormArgs& a, unsigned threads, cudaStream_t stream) {

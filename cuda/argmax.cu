@@ -90,4 +90,6 @@ void argmax_cuda(const ArgmaxArgs& a, cudaStream_t stream) {
                   stream, a.ids, a.x, a.V);
 }
 
+FUSELM_CUDA_OP(argmax_op::def, [](const Step& s, const CudaExec& x) { argmax_cuda(argmax_op::args(s), x.stream); });
+
 FUSELM_CUDA_NAMESPACE_END

@@ -18,4 +18,17 @@ void attention_cuda(const AttentionCudaArgs& a, cudaStream_t stream) {
     attention_split_kv_cuda(a, stream);
 }
 
+FUSELM_CUDA_OP(
+    attention_op::def,
+    [](const Step& s, const CudaExec& x) {
+      AttentionArgs a = attention_op::args(s);
+      a.workspace = x.workspace;
+      a.workspace_bytes = x.workspace_bytes;
+      attention_cuda(a, x.stream);
+    },
+    [](const Node& n, int64_t max_rows) {
+      using namespace attention_op;
+      return attention_cuda_workspace(max_rows, n.t[k_cache]->rows() + n.i(prefix_len), n.i(n_heads), n.i(head_dim));
+    });
+
 FUSELM_CUDA_NAMESPACE_END

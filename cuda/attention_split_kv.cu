@@ -251,7 +251,6 @@ size_t attention_cuda_workspace(int64_t max_T, int64_t ctx, int64_t n_heads, int
   return most;
 }
 
-static bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 template <int KIND, int EPV, int VPL, int G>
 static void launch_split(const SplitKvParams& p, cudaStream_t stream) {

@@ -45,6 +45,9 @@ inline void cuda_check(cudaError_t err, const char* what, const char* file, int 
 // After a <<<...>>> launch: catches bad launch configurations at once.
 #define CUDA_CHECK_LAUNCH(name) ::fuselm::cuda_check(cudaGetLastError(), name, __FILE__, __LINE__)
 
+// Whether a pointer allows 16-byte vector loads (float4, cp.async of 16 bytes).
+inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
 // Launches kernel<<<grid, block, smem_bytes, stream>>>(args...) and checks the launch; under
 // the emulator, runs it to completion (kernel bugs are thrown as fuselm::Error).
 template <class... P, class... A>

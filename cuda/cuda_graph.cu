@@ -1,10 +1,13 @@
-// The CUDA backend's graph: the op list of a forward step (native/graph.h, validated there)
-// run as kernel launches on one stream, with one synchronization per step.
+// The CUDA backend's graph: the op list of a forward step (native/graph.h, validated there
+// against the op table) run as kernel launches on one stream, with one synchronization per
+// step. Each node runs by its op's CUDA implementation, registered by cuda/<op>.cu
+// (FUSELM_CUDA_OP); an op without one (OpDef::no_cuda says why) is refused when the graph is
+// built.
 // - Weights, activations and KV caches are device tensors; the token ids (and positions for
 //   learned position tables) stay in host memory and are copied in at the start of a run, and
 //   the logits (or, greedy, only the argmax ids) are computed into a device mirror of their
-//   host tensor and copied out at its end.
-// - Fusions of adjacent ops: a residual add followed by the norm of its sum (x = x + r;
+//   host tensor and copied out at its end (the roles the op table marks `host`).
+// - Fusions of adjacent ops, as pattern rewrites over the op list: a residual add followed by the norm of its sum (x = x + r;
 //   y = norm(x)) runs as one add_norm kernel; the keys' rope followed by their store in the KV
 //   cache as one rope_kv_store (when nothing reads the rotated keys later).
 // - Matmuls and attention share one workspace (quantized activations, split-KV partials), sized
@@ -82,24 +85,48 @@ size_t leading_bytes(const Tensor& t, int64_t n) {
   return t.nbytes() / size_t(t.shape[0]) * size_t(std::min<int64_t>(n, t.shape[0]));
 }
 
-bool is_norm(const Node& n) { return n.kind == OpKind::RmsNorm || n.kind == OpKind::LayerNorm; }
+std::vector<CudaOp>& registry() {
+  static std::vector<CudaOp> ops;
+  return ops;
+}
+
+bool is_norm(const Node& n) { return n.op == &rms_norm_op::def || n.op == &layer_norm_op::def; }
+// A norm's input and output (the same role indices in rms_norm and layer_norm).
+static_assert(int(rms_norm_op::x) == int(layer_norm_op::x) && int(rms_norm_op::out) == int(layer_norm_op::out) &&
+                  int(rms_norm_op::weight) == int(layer_norm_op::weight) && int(rms_norm_op::eps) == int(layer_norm_op::eps),
+              "add_norm reads both norms by the same role and parameter indices");
+
+bool reads(const Node& n, const TensorPtr& t) {
+  for (size_t r = 0; r < n.op->roles.size(); r++)
+    if (n.t[r] == t && (n.op->roles[r].access == Access::In || n.op->roles[r].access == Access::InOut)) return true;
+  return false;
+}
 
 class CudaGraph : public Graph {
  public:
-  CudaGraph(std::vector<Node> nodes, int64_t max_rows, TensorPtr positions)
-      : Graph(std::move(nodes), max_rows, std::move(positions), true) {
+  CudaGraph(std::vector<Node> nodes, int64_t max_rows, TensorPtr positions) : Graph(std::move(nodes), max_rows, std::move(positions)) {
+    for (size_t i = 0; i < nodes_.size(); i++) {
+      const CudaOp* op = find_cuda_op(*nodes_[i].op);
+      if (!op)
+        throw Error("E_UNSUPPORTED", "op #" + std::to_string(i) + " (" + nodes_[i].op->name + ") has no CUDA implementation" +
+                                         (nodes_[i].op->no_cuda ? std::string(": ") + nodes_[i].op->no_cuda : std::string()));
+      ops_.push_back(op);
+    }
     place_tensors();
     size_workspace();
+    bind([this](const TensorPtr& t) { return dev<void>(t); });
     fuse_.assign(nodes_.size(), Fused::None);
     for (size_t i = 0; i + 1 < nodes_.size(); i++) {
       const Node &n0 = nodes_[i], &n1 = nodes_[i + 1];
       // x = x + r then y = norm(x), y not x: one add_norm launch
-      if (n0.kind == OpKind::Add && n0.out == n0.a && n0.out != n0.b && is_norm(n1) && n1.a == n0.out && n1.out != n0.out)
+      if (n0.op == &add_op::def && n0.t[add_op::out] == n0.t[add_op::a] && n0.t[add_op::out] != n0.t[add_op::b] &&
+          is_norm(n1) && n1.t[rms_norm_op::x] == n0.t[add_op::out] && n1.t[rms_norm_op::out] != n0.t[add_op::out])
         fuse_[i] = Fused::AddNorm;
       // rope(k) then kv_store(cache, k) of the same rows, the rotated k read by nothing later:
       // one rope_kv_store launch that rotates as it stores
-      else if (n0.kind == OpKind::Rope && n1.kind == OpKind::KvStore && n1.a == n0.out && n0.row0 == n1.row0 &&
-               n0.seq_rows == n1.seq_rows && n0.pos_slot == n1.pos_slot && !read_after(i + 1, n0.out))
+      else if (n0.op == &rope_op::def && n1.op == &kv_store_op::def && n1.t[kv_store_op::src] == n0.t[rope_op::x] &&
+               n0.row0 == n1.row0 && n0.seq_rows == n1.seq_rows && n0.pos_slot == n1.pos_slot &&
+               !read_after(i + 1, n0.t[rope_op::x]))
         fuse_[i] = Fused::RopeStore;
     }
     CUDA_CHECK(cudaStreamCreate(&stream_));
@@ -111,64 +138,62 @@ class CudaGraph : public Graph {
     check_run(n, pos);
     for (const auto& in : inputs_)
       CUDA_CHECK(cudaMemcpyAsync(in.second->buf->data, in.first->buf->data, leading_bytes(*in.first, n), cudaMemcpyHostToDevice, stream_));
+    const CudaExec x{stream_, workspace_ ? workspace_->buf->data : nullptr, workspace_ ? workspace_->nbytes() : 0};
     for (size_t i = 0; i < nodes_.size(); i++) {
       switch (fuse_[i]) {
         case Fused::AddNorm: launch_add_norm(nodes_[i], nodes_[i + 1], n); i++; break;
-        case Fused::RopeStore: launch_rope_store(nodes_[i], nodes_[i + 1], n, pos); i++; break;
-        case Fused::None: launch(nodes_[i], n, pos); break;
+        case Fused::RopeStore: launch_rope_store(step(i, n, pos), nodes_[i + 1]); i++; break;
+        case Fused::None: {
+          const Step s = step(i, n, pos);
+          if (s.rows > 0) ops_[i]->eval(s, x);
+          break;
+        }
       }
     }
     for (const auto& out : outputs_) {
       const Tensor& host = *out.first;
-      CUDA_CHECK(cudaMemcpyAsync(host.buf->data, out.second->buf->data, leading_bytes(host, out_rows_.at(&host) == 1 ? 1 : n),
-                                 cudaMemcpyDeviceToHost, stream_));
+      int64_t rows = 0;  // the most rows any op writes into it
+      for (size_t i : writers_.at(&host))
+        rows = std::max(rows, nodes_[i].op->rows_written ? nodes_[i].op->rows_written(nodes_[i], n) : n);
+      CUDA_CHECK(cudaMemcpyAsync(host.buf->data, out.second->buf->data, leading_bytes(host, rows), cudaMemcpyDeviceToHost, stream_));
     }
     CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
 
  private:
-  // Device tensors must be this flavor's; host tensors get device mirrors in their two roles.
+  // Device tensors must be this flavor's; host tensors get device mirrors in the roles the op
+  // table allows in host memory.
   void place_tensors() {
     std::unordered_set<const Tensor*> read;  // every tensor some node reads
-    for (const Node& n : nodes_) {
-      for (const TensorPtr& t : {n.a, n.b, n.c})
-        if (t) read.insert(t.get());
-      if (n.kind == OpKind::Rope) read.insert(n.out.get());  // in place
-    }
+    for (const Node& n : nodes_)
+      each_tensor(n, [&](const TensorPtr& t, int r) {
+        if (n.op->roles[size_t(r)].access == Access::In || n.op->roles[size_t(r)].access == Access::InOut) read.insert(t.get());
+      });
     for (size_t i = 0; i < nodes_.size(); i++) {
       const Node& n = nodes_[i];
-      if (n.kind == OpKind::Transpose) fail(n, i, "transpose is a load-time op of the CPU backend");
-      each_tensor(n, [&](const TensorPtr& t, const char* role) {
+      each_tensor(n, [&](const TensorPtr& t, int r) {
+        const RoleDef& role = n.op->roles[size_t(r)];
         if (!t->on_host()) {
           if (t->device() != kDevice)
-            fail(n, i, std::string(role) + " is in " + device_name(t->device()) + " memory, not " + device_name(kDevice));
+            fail(n, i, std::string(role.name) + " is in " + device_name(t->device()) + " memory, not " + device_name(kDevice));
           return;
         }
-        const bool ids = n.kind == OpKind::Embedding && t == n.b;
-        const bool logits = (n.kind == OpKind::Matmul || n.kind == OpKind::Argmax) && t == n.out && !read.count(t.get());
-        if (!ids && !logits)
-          fail(n, i, std::string(role) + " " + t->describe() +
-                         " is in host memory; a CUDA graph takes host tensors only as embedding ids and as matmul or argmax outputs no op reads");
-        auto& mirrors = ids ? inputs_ : outputs_;
+        const bool input = role.host && role.access == Access::In;
+        const bool output = role.host && role.access == Access::Out && !read.count(t.get());
+        if (!input && !output)
+          fail(n, i, std::string(role.name) + " " + t->describe() +
+                         " is in host memory; a CUDA graph takes host tensors only as token ids and as outputs no op reads");
+        auto& mirrors = input ? inputs_ : outputs_;
         if (!mirrors.count(t.get())) mirrors.emplace(t.get(), Tensor::make_on(kMemory, t->dtype, t->shape));
-        if (logits) {
-          const bool one_row = n.kind == OpKind::Matmul ? n.last_row : n.a->rows() == 1;
-          auto it = out_rows_.find(t.get());
-          // several ops into one host tensor: copy out the most rows any of them writes
-          out_rows_[t.get()] = it == out_rows_.end() ? (one_row ? 1 : 0) : (one_row ? it->second : 0);
-        }
+        if (output) writers_[t.get()].push_back(i);
       });
     }
   }
 
   void size_workspace() {
     size_t bytes = 0;
-    for (const Node& n : nodes_) {
-      if (n.kind == OpKind::Matmul)
-        bytes = std::max(bytes, matmul_cuda_workspace(n.b->dtype, max_rows_, n.a->cols()));
-      else if (n.kind == OpKind::Attention)
-        bytes = std::max(bytes, attention_cuda_workspace(max_rows_, n.b->rows() + n.prefix_len, n.n_heads, n.head_dim));
-    }
+    for (size_t i = 0; i < nodes_.size(); i++)
+      if (ops_[i]->workspace) bytes = std::max(bytes, ops_[i]->workspace(nodes_[i], max_rows_));
     if (bytes) workspace_ = Tensor::make_on(kMemory, DType::F32, {int64_t((bytes + 3) / 4)});
   }
 
@@ -180,90 +205,41 @@ class CudaGraph : public Graph {
     return static_cast<T*>(t->buf->data);
   }
 
-  // Whether a node after `i` reads t before one overwrites it whole (a matmul's or norm's output).
+  // Whether a node after `i` reads t before one overwrites all of its rows.
   bool read_after(size_t i, const TensorPtr& t) const {
     for (size_t j = i + 1; j < nodes_.size(); j++) {
       const Node& n = nodes_[j];
-      if (n.a == t || n.b == t || n.c == t || (n.kind == OpKind::Rope && n.out == t)) return true;
-      if (n.out == t && (n.kind == OpKind::Matmul || is_norm(n))) return false;
+      if (reads(n, t)) return true;
+      for (size_t r = 0; r < n.op->roles.size(); r++)
+        if (n.t[r] == t && n.op->roles[r].access == Access::Out && !n.op->rows_written) return false;
     }
     return false;
   }
 
-  void launch_rope_store(const Node& rope, const Node& store, int64_t n, int64_t pos) {
-    const Span s = span(rope, n, pos);
-    if (s.rows == 0) return;
-    rope_kv_store_cuda({dev<void>(store.out), store.out->dtype, dev(rope.out) + s.row0 * rope.out->cols(), s.rows, rope.n_heads,
-                        rope.head_dim, rope.n_rot, s.pos, rope.theta_base, rope.freq_scale, rope.neox},
+  void launch_rope_store(const Step& rope, const Node& store) {
+    if (rope.rows == 0) return;
+    const Node& r = rope.node;
+    using namespace rope_op;
+    rope_kv_store_cuda({dev<void>(store.t[kv_store_op::cache]), store.t[kv_store_op::cache]->dtype, dev(r.t[x]) + rope.row0 * r.t[x]->cols(),
+                        rope.rows, r.i(n_heads), r.i(head_dim), r.i(n_rot), rope.pos, r.f(theta_base), r.f(freq_scale), r.b(neox)},
                        stream_);
   }
 
   void launch_add_norm(const Node& add, const Node& norm, int64_t n) {
-    const bool layer = norm.kind == OpKind::LayerNorm;
-    add_norm_cuda({dev(norm.out), dev(add.out), dev(add.b), dev(norm.b), layer ? dev(norm.c) : nullptr, n, norm.a->cols(), norm.eps},
+    using namespace layer_norm_op;
+    const bool layer = norm.op == &layer_norm_op::def;
+    add_norm_cuda({dev(norm.t[out]), dev(add.t[add_op::out]), dev(add.t[add_op::b]), dev(norm.t[weight]), layer ? dev(norm.t[bias]) : nullptr,
+                   n, norm.t[x]->cols(), norm.f(eps)},
                   stream_);
-  }
-
-  void launch(const Node& node, int64_t n, int64_t pos) {
-    const int64_t cols = node.out ? node.out->cols() : 0;
-    void* ws = workspace_ ? workspace_->buf->data : nullptr;
-    switch (node.kind) {
-      case OpKind::Add: add_cuda({dev(node.out), dev(node.a), dev(node.b), n, cols}, stream_); break;
-      case OpKind::Swiglu: swiglu_cuda({dev(node.out), dev(node.a), dev(node.b), n, cols}, stream_); break;
-      case OpKind::Matmul: {
-        const int64_t K = node.a->cols();
-        const float* x = dev(node.a) + (node.last_row ? (n - 1) * K : 0);
-        matmul_cuda({dev(node.out), x, dev<void>(node.b), node.b->dtype, node.last_row ? 1 : n, K, node.b->rows()}, ws, stream_);
-        break;
-      }
-      case OpKind::RmsNorm: rms_norm_cuda({dev(node.out), dev(node.a), dev(node.b), n, node.a->cols(), node.eps}, stream_); break;
-      case OpKind::Rope: {
-        const Span s = span(node, n, pos);
-        if (s.rows == 0) break;
-        rope_cuda({dev(node.out) + s.row0 * cols, s.rows, node.n_heads, node.head_dim, node.n_rot, s.pos, node.theta_base,
-                   node.freq_scale, node.neox},
-                  stream_);
-        break;
-      }
-      case OpKind::KvStore: {
-        const Span s = span(node, n, pos);
-        if (s.rows == 0) break;
-        kv_store_cuda({dev<void>(node.out), node.out->dtype, dev(node.a) + s.row0 * node.a->cols(), s.rows, cols, s.pos}, stream_);
-        break;
-      }
-      case OpKind::Attention: {
-        const Span s = span(node, n, pos);
-        if (s.rows == 0) break;
-        AttentionCudaArgs a{dev(node.out) + s.row0 * cols, dev(node.a) + s.row0 * node.a->cols(), dev<void>(node.b),
-                            dev<void>(node.c), node.b->dtype, s.rows, node.n_heads, node.n_kv_heads, node.head_dim, s.pos,
-                            node.scale, node.window, node.causal, ws, workspace_ ? workspace_->nbytes() : 0,
-                            node.k_prefix ? dev<void>(node.k_prefix) : nullptr,
-                            node.v_prefix ? dev<void>(node.v_prefix) : nullptr, node.prefix_len};
-        attention_cuda(a, stream_);
-        break;
-      }
-      case OpKind::AddBias: add_bias_cuda({dev(node.out), dev(node.a), dev(node.b), n, node.a->cols()}, stream_); break;
-      case OpKind::LayerNorm:
-        layer_norm_cuda({dev(node.out), dev(node.a), dev(node.b), dev(node.c), n, node.a->cols(), node.eps}, stream_);
-        break;
-      case OpKind::Gelu: gelu_cuda({dev(node.out), dev(node.a), n * node.a->cols(), node.tanh_approx}, stream_); break;
-      case OpKind::Embedding:
-        embedding_cuda({dev(node.out), dev<void>(node.a), node.a->dtype, dev<int32_t>(node.b), n, node.a->rows(), node.a->cols()},
-                       stream_);
-        break;
-      case OpKind::Argmax:
-        argmax_cuda({dev<int32_t>(node.out), dev(node.a), std::min(n, node.a->rows()), node.a->cols()}, stream_);
-        break;
-      case OpKind::Transpose: break;  // rejected when the graph is built
-    }
   }
 
   std::mutex mu_;
   cudaStream_t stream_ = nullptr;
+  std::vector<const CudaOp*> ops_;  // per node
   enum class Fused : uint8_t { None, AddNorm, RopeStore };
   std::vector<Fused> fuse_;  // node i and i + 1 run as one launch
   std::unordered_map<const Tensor*, TensorPtr> inputs_, outputs_;  // host tensor -> device mirror
-  std::unordered_map<const Tensor*, int64_t> out_rows_;             // 1: only row 0 written; 0: n rows
+  std::unordered_map<const Tensor*, std::vector<size_t>> writers_;  // host output -> nodes writing it
   TensorPtr workspace_;
 };
 
@@ -274,6 +250,17 @@ std::shared_ptr<Graph> make_graph(std::vector<Node> nodes, int64_t max_rows, Ten
 const CudaBackend kBackend{&kMemory, &make_graph, &mem_in_use};
 
 }  // namespace
+
+bool register_cuda_op(const OpDef& def, CudaEval eval, CudaWorkspace workspace) {
+  registry().push_back(CudaOp{&def, eval, workspace});
+  return true;
+}
+
+const CudaOp* find_cuda_op(const OpDef& def) {
+  for (const CudaOp& op : registry())
+    if (op.def == &def) return &op;
+  return nullptr;
+}
 
 FUSELM_CUDA_NAMESPACE_END
 

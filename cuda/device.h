@@ -16,8 +16,4 @@ struct CudaDevice {
 // The devices the driver reports; empty with *why set when there is no driver or no device.
 std::vector<CudaDevice> cuda_devices(std::string* why);
 
-// out[i] = a[i] + b[i] for n floats on device `device`, through host buffers: the CUDA
-// backend's first kernel and a smoke test that the toolchain, runtime and driver work.
-void add_cuda_host(float* out, const float* a, const float* b, size_t n, int device);
-
 }  // namespace fuselm

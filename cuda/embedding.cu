@@ -69,7 +69,6 @@ static __global__ void embedding_q8_0_kernel(float* out, const BlockQ8_0* table,
   }
 }
 
-static bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 void embedding_cuda(const EmbeddingArgs& a, cudaStream_t stream) {
   if (a.T <= 0 || a.D <= 0) return;
@@ -121,5 +120,7 @@ void embedding_cuda(const EmbeddingArgs& a, cudaStream_t stream) {
       throw Error("E_INVALID_ARG", std::string("embedding_cuda: unsupported table dtype ") + dtype_name(a.dtype));
   }
 }
+
+FUSELM_CUDA_OP(embedding_op::def, [](const Step& s, const CudaExec& x) { embedding_cuda(embedding_op::args(s), x.stream); });
 
 FUSELM_CUDA_NAMESPACE_END

@@ -63,4 +63,6 @@ void gelu_cuda(const GeluArgs& a, cudaStream_t stream) {
     gelu_launch<false>(a, stream);
 }
 
+FUSELM_CUDA_OP(gelu_op::def, [](const Step& s, const CudaExec& x) { gelu_cuda(gelu_op::args(s), x.stream); });
+
 FUSELM_CUDA_NAMESPACE_END

@@ -1,4 +1,4 @@
-// gemm: the prefill-shaped matmul y[t, n] = sum_k x[t, k] * w[n, k] (MatmulArgs, native/backend.h;
+// gemm: the prefill-shaped matmul y[t, n] = sum_k x[t, k] * w[n, k] (MatmulArgs, native/ops/matmul.h;
 // CPU twin native/cpu/matmul.cc), x f32 [T, K], w [N, K] in f16, bf16 or f32, y f32 [T, N].
 // The tokens are the GEMM's M dimension, the weight rows its N.
 //
@@ -212,7 +212,6 @@ static __global__ void __launch_bounds__(kSimtThreads)
 
 // ---- launcher ------------------------------------------------------------------------------------
 
-static bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 template <DType DT>
 static void launch_simt(const MatmulArgs& a, cudaStream_t stream, const char* name) {

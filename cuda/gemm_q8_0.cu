@@ -1,6 +1,6 @@
 // gemm_q8_0: the prefill-shaped matmul with q8_0 weights as W8A8 on tensor cores,
 // y[t, n] = sum over 32-blocks b of d_w[n, b] * d_x[t, b] * sum_j q_w[n, 32b + j] * q_x[t, 32b + j]
-// (MatmulArgs, native/backend.h), the same arithmetic as the CPU's fast path (native/cpu/matmul.cc):
+// (MatmulArgs, native/ops/matmul.h), the same arithmetic as the CPU's fast path (native/cpu/matmul.cc):
 //
 // 1. quantize_x_q8_kernel: x f32 [T, K] -> the workspace, one warp per block of 32 values:
 //    d = max|x| / 127 (the max taken over the f32 bit patterns with the sign cleared, as the CPU

@@ -1,4 +1,4 @@
-// gemv: the decode-shaped matmul y[t, n] = sum_k x[t, k] * w[n, k] (MatmulArgs, native/backend.h;
+// gemv: the decode-shaped matmul y[t, n] = sum_k x[t, k] * w[n, k] (MatmulArgs, native/ops/matmul.h;
 // the CPU twin is native/cpu/matmul.cc), x f32 [T, K], w [N, K] in f16, bf16, f32 or q8_0,
 // y f32 [T, N]. Bandwidth-bound for T = 1: each weight is read once. One warp per output row
 // (4 rows per block), grid.y = tokens (for small T a row is re-read per token, from L2).
@@ -136,7 +136,6 @@ static __global__ void gemv_q8_0_kernel(float* y, const float* x, const uint8_t*
   if (lane == 0) y[t * N + n] = acc;
 }
 
-static bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 void matmul_gemv_cuda(const MatmulArgs& a, cudaStream_t stream) {
   if (a.T <= 0 || a.N <= 0) return;

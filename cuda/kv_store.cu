@@ -94,4 +94,6 @@ void kv_store_cuda(const KvStoreCudaArgs& a, cudaStream_t stream) {
   }
 }
 
+FUSELM_CUDA_OP(kv_store_op::def, [](const Step& s, const CudaExec& x) { kv_store_cuda(kv_store_op::args(s), x.stream); });
+
 FUSELM_CUDA_NAMESPACE_END

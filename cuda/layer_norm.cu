@@ -71,7 +71,6 @@ static __global__ void __launch_bounds__(1024)
   }
 }
 
-static bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 template <int VEC, int VPT>
 static void layer_norm_launch(const LayerNormArgs& a, unsigned threads, cudaStream_t stream) {
@@ -108,5 +107,7 @@ void layer_norm_cuda(const LayerNormArgs& a, cudaStream_t stream) {
   else
     layer_norm_dispatch<1>(a, vpt, threads, stream);
 }
+
+FUSELM_CUDA_OP(layer_norm_op::def, [](const Step& s, const CudaExec& x) { layer_norm_cuda(layer_norm_op::args(s), x.stream); });
 
 FUSELM_CUDA_NAMESPACE_END

@@ -1,4 +1,4 @@
-// matmul: the CUDA backend's matmul entry point (MatmulArgs, native/backend.h), picking the
+// matmul: the CUDA backend's matmul entry point (MatmulArgs, native/ops/matmul.h), picking the
 // kernel by the number of tokens T:
 // - T <= kGemvMaxTokens: the GEMV (cuda/gemv.cu), one warp per (row, token). Decode is bound by
 //   reading W once; the GEMV spreads N rows over N / 4 blocks, where the GEMM's 64 x 128 tiles
@@ -20,5 +20,11 @@ void matmul_cuda(const MatmulArgs& a, void* workspace, cudaStream_t stream) {
   if (a.w_dtype == DType::Q8_0) return matmul_gemm_q8_0_cuda(a, workspace, stream);
   matmul_gemm_cuda(a, stream);
 }
+
+FUSELM_CUDA_OP(
+    matmul_op::def, [](const Step& s, const CudaExec& x) { matmul_cuda(matmul_op::args(s), x.workspace, x.stream); },
+    [](const Node& n, int64_t max_rows) {
+      return matmul_cuda_workspace(n.t[matmul_op::w]->dtype, max_rows, n.t[matmul_op::x]->cols());
+    });
 
 FUSELM_CUDA_NAMESPACE_END

@@ -1,10 +1,23 @@
 // The CUDA backend's op launchers: one per op, `<op>_cuda(args, stream)`, each in cuda/<op>.cu
-// beside its kernels, with the same Args structs as the CPU ops (native/backend.h) but every
-// pointer a DEVICE pointer. Launches are asynchronous on `stream` (the emulator runs them to
-// completion); bad launches throw fuselm::Error. Shapes as in backend.h.
+// beside its kernels and registered there against the op table (FUSELM_CUDA_OP), with the
+// same Args structs as the CPU ops (native/ops/<op>.h, with the shapes) but every pointer a
+// DEVICE pointer. Launches are asynchronous on `stream` (the emulator runs them to completion);
+// bad launches throw fuselm::Error.
 #pragma once
-#include "backend.h"
 #include "common.cuh"
+#include "cuda_op.h"
+#include "ops/add.h"
+#include "ops/add_bias.h"
+#include "ops/argmax.h"
+#include "ops/attention.h"
+#include "ops/embedding.h"
+#include "ops/gelu.h"
+#include "ops/kv_store.h"
+#include "ops/layer_norm.h"
+#include "ops/matmul.h"
+#include "ops/rms_norm.h"
+#include "ops/rope.h"
+#include "ops/swiglu.h"
 
 FUSELM_CUDA_NAMESPACE_BEGIN
 
@@ -30,8 +43,7 @@ void matmul_gemm_q8_0_cuda(const MatmulArgs& a, void* workspace, cudaStream_t st
 
 // ---- KV cache and attention ------------------------------------------------------------------
 // The CUDA KV cache holds f32, f16 or bf16 (k and v alike); f16 halves its reads in decode.
-// cache[pos0 + t, :] = src[t, :] rounded to cache_dtype.    src f32 [T, W], cache [ctx, W]
-struct KvStoreCudaArgs { void* cache; DType cache_dtype; const float* src; int64_t T, W, pos0; };
+using KvStoreCudaArgs = KvStoreArgs;
 void kv_store_cuda(const KvStoreCudaArgs& a, cudaStream_t stream);  // cuda/kv_store.cu
 
 // RoPE fused into the store of the keys: cache[pos0 + t, :] = rope(src[t, :]) rounded to
@@ -44,18 +56,9 @@ struct RopeKvStoreArgs {
 };
 void rope_kv_store_cuda(const RopeKvStoreArgs& a, cudaStream_t stream);  // cuda/rope_kv_store.cu
 
-// AttentionArgs (native/backend.h) with caches of kv_dtype, and scratch for split-KV partials
-// (attention_cuda_workspace bytes for the graph's largest T and the caches' ctx).
-// With a shared prefix (beam search), as AttentionArgs: keys 0 .. prefix_len - 1 are rows of
-// k_prefix / v_prefix (kv_dtype too), key prefix_len + j is row j of the caches, and token t
-// sits at position prefix_len + pos0 + t; size the workspace for ctx + prefix_len keys.
-struct AttentionCudaArgs {
-  float* out; const float* q; const void* k_cache; const void* v_cache; DType kv_dtype;
-  int64_t T, n_heads, n_kv_heads, head_dim, pos0; float scale;
-  int64_t window = 0; bool causal = true;
-  void* workspace = nullptr; size_t workspace_bytes = 0;
-  const void* k_prefix = nullptr; const void* v_prefix = nullptr; int64_t prefix_len = 0;
-};
+// AttentionArgs with scratch for split-KV partials (attention_cuda_workspace bytes for the
+// graph's largest T and the caches' ctx + prefix_len keys).
+using AttentionCudaArgs = AttentionArgs;
 size_t attention_cuda_workspace(int64_t max_T, int64_t ctx, int64_t n_heads, int64_t head_dim);
 // Picks FA2 for prefill where it applies, else split-KV.
 void attention_cuda(const AttentionCudaArgs& a, cudaStream_t stream);  // cuda/attention.cu
@@ -75,7 +78,7 @@ void gelu_cuda(const GeluArgs& a, cudaStream_t stream);             // cuda/gelu
 // b null: RMSNorm with weight w; else LayerNorm with weight w and bias b. out must not alias x.
 struct AddNormArgs { float* out; float* x; const float* r; const float* w; const float* b; int64_t T, D; float eps; };
 void add_norm_cuda(const AddNormArgs& a, cudaStream_t stream);      // cuda/add_norm.cu
-// ArgmaxArgs as native/backend.h (ids a device pointer).
+// ArgmaxArgs (ids a device pointer).
 void argmax_cuda(const ArgmaxArgs& a, cudaStream_t stream);         // cuda/argmax.cu
 
 // Grid-stride launch width for elementwise kernels: enough blocks to fill any current GPU,

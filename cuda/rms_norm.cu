@@ -44,7 +44,6 @@ static __global__ void rms_norm_f32_kernel(float* out, const float* x, const flo
   }
 }
 
-static bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 void rms_norm_cuda(const RmsNormArgs& a, cudaStream_t stream) {
   if (a.T <= 0 || a.D <= 0) return;
@@ -62,5 +61,7 @@ void rms_norm_cuda(const RmsNormArgs& a, cudaStream_t stream) {
     launch_kernel("rms_norm_f32_kernel<1>", rms_norm_f32_kernel<1>, dim3(unsigned(a.T)), dim3(unsigned(threads)), smem,
                   stream, a.out, a.x, a.w, a.D, a.eps);
 }
+
+FUSELM_CUDA_OP(rms_norm_op::def, [](const Step& s, const CudaExec& x) { rms_norm_cuda(rms_norm_op::args(s), x.stream); });
 
 FUSELM_CUDA_NAMESPACE_END

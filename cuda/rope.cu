@@ -59,4 +59,6 @@ void rope_cuda(const RopeArgs& a, cudaStream_t stream) {
                   a.n_heads, a.head_dim, a.n_rot, a.pos0, log2_base, double(a.freq_scale));
 }
 
+FUSELM_CUDA_OP(rope_op::def, [](const Step& s, const CudaExec& x) { rope_cuda(rope_op::args(s), x.stream); });
+
 FUSELM_CUDA_NAMESPACE_END

@@ -46,4 +46,6 @@ void swiglu_cuda(const SwigluArgs& a, cudaStream_t stream) {
                   0, stream, a.out, a.gate, a.up, n);
 }
 
+FUSELM_CUDA_OP(swiglu_op::def, [](const Step& s, const CudaExec& x) { swiglu_cuda(swiglu_op::args(s), x.stream); });
+
 FUSELM_CUDA_NAMESPACE_END

@@ -1,42 +1,18 @@
 // A graph is the op list of one forward step, built once from the model code's description
 // (lib/model/*.ts) and then run many times with one native call per step. Activation tensors
 // are allocated for `max_rows` tokens; a run processes the first n rows, at positions
-// pos .. pos + n - 1 of the KV cache. The CPU graph is here; the CUDA one is cuda/cuda_graph.cu.
+// pos .. pos + n - 1 of the KV cache. Nodes are checked against the op table (op.h) when the
+// graph is built. The CPU graph is here; the CUDA one is cuda/cuda_graph.cu.
 #pragma once
+#include <array>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
-#include "backend.h"
+#include "op.h"
 
 namespace fuselm {
-
-enum class OpKind { Add, Matmul, RmsNorm, Rope, KvStore, Attention, Swiglu, Embedding, AddBias, LayerNorm, Gelu, Transpose, Argmax };
-const char* op_name(OpKind k);
-bool op_from_name(const std::string& name, OpKind* out);
-
-// Tensor roles and parameters; which ones an op uses is documented in lib/backend.ts.
-struct Node {
-  OpKind kind{};
-  TensorPtr out, a, b, c;
-  float eps = 0, scale = 0, theta_base = 10000, freq_scale = 1;
-  int64_t n_heads = 0, n_kv_heads = 0, head_dim = 0, n_rot = 0;
-  bool neox = false;
-  bool last_row = false;  // matmul: only the last of the n input rows, written to output row 0
-  int64_t window = 0;     // attention: sliding window (0: none)
-  bool causal = true;     // attention: false for encoders (every key visible)
-  bool tanh_approx = false;  // gelu: the tanh approximation instead of erf
-  int64_t col0 = 0;          // transpose: first column of x taken
-  // Position-dependent ops (rope, kv_store, attention) of one sequence in a batch of several:
-  // the node covers rows row0 .. row0 + seq_rows - 1 of the step (those below n), at the
-  // position held in the graph's positions tensor at pos_slot. pos_slot < 0: all n rows at the
-  // run's pos.
-  int64_t row0 = 0, seq_rows = 0, pos_slot = -1;
-  // attention: a shared prefix of prefix_len keys in front of the cache's (AttentionArgs)
-  TensorPtr k_prefix, v_prefix;
-  int64_t prefix_len = 0;
-};
 
 // A thread pool shared by all graphs of one model; its mutex keeps runs one at a time.
 struct Pool {
@@ -57,20 +33,20 @@ class Graph {
 
  protected:
   // `positions` (i32, optional) holds each sequence's position for nodes with a pos_slot.
-  // half_kv: KV caches may be f16 or bf16 (else f32 only).
-  Graph(std::vector<Node> nodes, int64_t max_rows, TensorPtr positions, bool half_kv);
+  Graph(std::vector<Node> nodes, int64_t max_rows, TensorPtr positions);
   void check_run(int64_t n, int64_t pos) const;
-  // The rows, position and first row a node works on in a run of n rows at pos.
-  struct Span { int64_t rows, pos, row0; };
-  Span span(const Node& node, int64_t n, int64_t pos) const;
-  // Calls f(tensor, role) for each tensor of node i.
+  // Node i in a run of n rows at pos; its data pointers are those bind() recorded.
+  Step step(size_t i, int64_t n, int64_t pos) const;
+  // Records where each node's tensors' data lives for this backend (null for absent roles).
+  template <class F> void bind(F data_of) {
+    ptrs_.assign(nodes_.size(), {});
+    for (size_t i = 0; i < nodes_.size(); i++)
+      for (int r = 0; r < kMaxRoles; r++) ptrs_[i][size_t(r)] = nodes_[i].t[r] ? data_of(nodes_[i].t[r]) : nullptr;
+  }
+  // Calls f(tensor, role index) for each tensor of a node.
   template <class F> static void each_tensor(const Node& n, F f) {
-    if (n.out) f(n.out, "out");
-    if (n.a) f(n.a, "a");
-    if (n.b) f(n.b, "b");
-    if (n.c) f(n.c, "c");
-    if (n.k_prefix) f(n.k_prefix, "kPrefix");
-    if (n.v_prefix) f(n.v_prefix, "vPrefix");
+    for (int r = 0; r < kMaxRoles; r++)
+      if (n.t[r]) f(n.t[r], r);
   }
   [[noreturn]] static void fail(const Node& n, size_t i, const std::string& what);
 
@@ -80,7 +56,7 @@ class Graph {
 
  private:
   void validate(const Node& node, size_t index) const;
-  bool half_kv_;
+  std::vector<std::array<void*, kMaxRoles>> ptrs_;
 };
 
 // The CPU backend's graph: every tensor in host memory, ops run on the model's thread pool.
@@ -92,6 +68,7 @@ class CpuGraph : public Graph {
  private:
   std::shared_ptr<Pool> pool_;
   Impl impl_;
+  std::vector<CpuEval> eval_;  // per node
 };
 
 }  // namespace fuselm

@@ -1,5 +1,5 @@
 // add: out = a + b, elementwise over [T, D] f32.
-#include "backend.h"
+#include "ops/add.h"
 
 namespace fuselm {
 
@@ -17,5 +17,7 @@ void add_cpu(const AddArgs& a, const Exec& e) {
     for (int64_t i = 0; i < a.D; i++) o[i] = x[i] + y[i];
   }, a.T * a.D);
 }
+
+FUSELM_CPU_OP(add_op::def, [](const Step& s, const Exec& e) { add_cpu(add_op::args(s), e); });
 
 }  // namespace fuselm

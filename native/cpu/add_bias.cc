@@ -2,7 +2,7 @@
 // biases of GPT-2 and BERT projections). The reference adds row by row in plain C++; the fast
 // path is the same sum (exact: one float add per element, so it matches the reference bit for
 // bit) over rows split across threads, in a loop the compiler vectorizes.
-#include "backend.h"
+#include "ops/add_bias.h"
 
 namespace fuselm {
 
@@ -22,5 +22,7 @@ void add_bias_cpu(const AddBiasArgs& a, const Exec& e) {
   if (e.impl == Impl::kReference) return add_bias_reference(a);
   e.pool->run(a.T, [&](int64_t t, int) { row_fast(a.out + t * a.D, a.x + t * a.D, a.bias, a.D); }, a.T * a.D);
 }
+
+FUSELM_CPU_OP(add_bias_op::def, [](const Step& s, const Exec& e) { add_bias_cpu(add_bias_op::args(s), e); });
 
 }  // namespace fuselm

@@ -6,7 +6,7 @@
 // whose maximum is -inf (or NaN only) go to the reference's rules. Rows split across threads.
 #include <cmath>
 
-#include "backend.h"
+#include "ops/argmax.h"
 
 namespace fuselm {
 
@@ -43,5 +43,7 @@ void argmax_cpu(const ArgmaxArgs& a, const Exec& e) {
   }
   e.pool->run(a.T, [&](int64_t t, int) { a.ids[t] = argmax_row_fast(a.x + t * a.V, a.V); }, a.T * a.V);
 }
+
+FUSELM_CPU_OP(argmax_op::def, [](const Step& s, const Exec& e) { argmax_cpu(argmax_op::args(s), e); });
 
 }  // namespace fuselm

@@ -21,10 +21,12 @@
 #include <cmath>
 #include <vector>
 
-#include "backend.h"
+#include "ops/attention.h"
 #include "cpu/vec_math.h"
 
 namespace fuselm {
+
+static const float* f32p(const void* p) { return static_cast<const float*>(p); }
 
 static void attention_reference(const AttentionArgs& a) {
   const int64_t hd = a.head_dim, group = a.n_heads / a.n_kv_heads;
@@ -44,7 +46,7 @@ static void attention_reference(const AttentionArgs& a) {
       const int64_t kvh = h / group;
       double mx = -INFINITY;
       for (int64_t j = lo; j < hi; j++) {
-        const float* k = key(a.k_prefix, a.k_cache, j) + kvh * hd;
+        const float* k = key(f32p(a.k_prefix), f32p(a.k_cache), j) + kvh * hd;
         double s = 0;
         for (int64_t i = 0; i < hd; i++) s += double(q[i]) * k[i];
         scores[j] = s * a.scale;
@@ -55,7 +57,7 @@ static void attention_reference(const AttentionArgs& a) {
       float* o = a.out + t * q_stride + h * hd;
       for (int64_t i = 0; i < hd; i++) {
         double acc = 0;
-        for (int64_t j = lo; j < hi; j++) acc += scores[j] * key(a.v_prefix, a.v_cache, j)[kvh * hd + i];
+        for (int64_t j = lo; j < hi; j++) acc += scores[j] * key(f32p(a.v_prefix), f32p(a.v_cache), j)[kvh * hd + i];
         o[i] = float(acc / sum);
       }
     }
@@ -342,8 +344,8 @@ static void attention_fast(const AttentionArgs& a, const Exec& e) {
         for (int64_t js = std::max(j0, lo); js < t_end;) {
           const int64_t run_end = js < P ? std::min(P, t_end) : t_end;
           const int n = int(run_end - js);
-          const float* kr = js < P ? a.k_prefix + js * kv_stride : a.k_cache + (js - P) * kv_stride;
-          const float* vr = js < P ? a.v_prefix + js * kv_stride : a.v_cache + (js - P) * kv_stride;
+          const float* kr = js < P ? f32p(a.k_prefix) + js * kv_stride : f32p(a.k_cache) + (js - P) * kv_stride;
+          const float* vr = js < P ? f32p(a.v_prefix) + js * kv_stride : f32p(a.v_cache) + (js - P) * kv_stride;
           for (int64_t kh = kh0; kh < kh0 + HB; kh++)
             for (int64_t hh = 0; hh < g; hh++) {
               const int64_t r = (t - t0) * hr + (kh - kh0) * g + hh;
@@ -393,8 +395,11 @@ static void attention_fast(const AttentionArgs& a, const Exec& e) {
 }
 
 void attention_cpu(const AttentionArgs& a, const Exec& e) {
+  if (a.kv_dtype != DType::F32) throw Error("E_UNSUPPORTED", "attention on the CPU: f32 KV caches only");
   if (e.impl == Impl::kReference) return attention_reference(a);
   attention_fast(a, e);
 }
+
+FUSELM_CPU_OP(attention_op::def, [](const Step& s, const Exec& e) { attention_cpu(attention_op::args(s), e); });
 
 }  // namespace fuselm

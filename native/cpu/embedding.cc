@@ -7,7 +7,7 @@
 #include <cstring>
 #include <string>
 
-#include "backend.h"
+#include "ops/embedding.h"
 #include "cpu/dequant.h"
 #include "cpu/simd.h"
 
@@ -100,5 +100,7 @@ void embedding_cpu(const EmbeddingArgs& a, const Exec& e) {
     for (int64_t t = task * per_task; t < t1; t++) fn(table + size_t(a.ids[t]) * rb, a.D, a.out + t * a.D);
   });
 }
+
+FUSELM_CPU_OP(embedding_op::def, [](const Step& s, const Exec& e) { embedding_cpu(embedding_op::args(s), e); });
 
 }  // namespace fuselm

@@ -9,7 +9,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "backend.h"
+#include "ops/gelu.h"
 #include "cpu/vec_math.h"
 
 namespace fuselm {
@@ -130,5 +130,7 @@ void gelu_cpu(const GeluArgs& a, const Exec& e) {
     span(a.out + i0, a.x + i0, std::min(kChunk, a.n - i0));
   }, a.n * 8);
 }
+
+FUSELM_CPU_OP(gelu_op::def, [](const Step& s, const Exec& e) { gelu_cpu(gelu_op::args(s), e); });
 
 }  // namespace fuselm

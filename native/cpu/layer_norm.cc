@@ -5,7 +5,7 @@
 // threads.
 #include <cmath>
 
-#include "backend.h"
+#include "ops/layer_norm.h"
 
 namespace fuselm {
 
@@ -57,5 +57,7 @@ void layer_norm_cpu(const LayerNormArgs& a, const Exec& e) {
   if (e.impl == Impl::kReference) return layer_norm_reference(a);
   e.pool->run(a.T, [&](int64_t t, int) { row_fast(a.out + t * a.D, a.x + t * a.D, a.w, a.b, a.D, a.eps); }, a.T * a.D);
 }
+
+FUSELM_CPU_OP(layer_norm_op::def, [](const Step& s, const Exec& e) { layer_norm_cpu(layer_norm_op::args(s), e); });
 
 }  // namespace fuselm

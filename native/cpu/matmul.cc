@@ -30,7 +30,7 @@
 #include <string>
 #include <vector>
 
-#include "backend.h"
+#include "ops/matmul.h"
 #include "cpu/dequant.h"
 #include "cpu/simd.h"
 
@@ -507,5 +507,7 @@ void matmul_cpu(const MatmulArgs& a, const Exec& e) {
     fn(a, src, n0, std::min(a.N, n0 + rows_per_task), t0, std::min(a.T, t0 + tok_per_task));
   }, a.T * a.N * a.K);  // multiply-adds: tiny products stay on the calling thread
 }
+
+FUSELM_CPU_OP(matmul_op::def, [](const Step& s, const Exec& e) { matmul_cpu(matmul_op::args(s), e); });
 
 }  // namespace fuselm

@@ -5,7 +5,7 @@
 // order, so out differs from the reference only through the scale. Rows split across threads.
 #include <cmath>
 
-#include "backend.h"
+#include "ops/rms_norm.h"
 #include "cpu/vec_math.h"
 
 namespace fuselm {
@@ -103,5 +103,7 @@ void rms_norm_cpu(const RmsNormArgs& a, const Exec& e) {
 #endif
   e.pool->run(a.T, [&](int64_t t, int) { row(a.out + t * a.D, a.x + t * a.D, a.w, a.D, a.eps); }, a.T * a.D);
 }
+
+FUSELM_CPU_OP(rms_norm_op::def, [](const Step& s, const Exec& e) { rms_norm_cpu(rms_norm_op::args(s), e); });
 
 }  // namespace fuselm

@@ -13,7 +13,7 @@
 #include <cmath>
 #include <vector>
 
-#include "backend.h"
+#include "ops/rope.h"
 #include "cpu/vec_math.h"
 
 namespace fuselm {
@@ -235,5 +235,7 @@ void rope_cpu(const RopeArgs& a, const Exec& e) {
     }
   }, a.T * a.n_heads * a.n_rot);
 }
+
+FUSELM_CPU_OP(rope_op::def, [](const Step& s, const Exec& e) { rope_cpu(rope_op::args(s), e); });
 
 }  // namespace fuselm

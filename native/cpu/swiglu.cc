@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "backend.h"
+#include "ops/swiglu.h"
 #include "cpu/vec_math.h"
 
 namespace fuselm {
@@ -74,5 +74,7 @@ void swiglu_cpu(const SwigluArgs& a, const Exec& e) {
     span(a.out + i0, a.gate + i0, a.up + i0, std::min(kChunk, n - i0));
   });
 }
+
+FUSELM_CPU_OP(swiglu_op::def, [](const Step& s, const Exec& e) { swiglu_cpu(swiglu_op::args(s), e); });
 
 }  // namespace fuselm

@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "backend.h"
+#include "ops/transpose.h"
 
 namespace fuselm {
 
@@ -41,5 +41,7 @@ void transpose_cpu(const TransposeArgs& a, const Exec& e) {
   if (e.impl == Impl::kReference) return wide ? reference<uint32_t>(a) : reference<uint16_t>(a);
   wide ? fast<uint32_t>(a, e) : fast<uint16_t>(a, e);
 }
+
+FUSELM_CPU_OP(transpose_op::def, [](const Step& s, const Exec& e) { transpose_cpu(transpose_op::args(s), e); });
 
 }  // namespace fuselm

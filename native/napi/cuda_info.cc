@@ -74,31 +74,3 @@ Napi::Value cuda_info(const Napi::CallbackInfo& info) {
 }
 
 }  // namespace fuselm
-
-namespace fuselm {
-
-// cudaAdd(a: Float32Array, b: Float32Array, device = 0): Float32Array — the smoke kernel.
-Napi::Value cuda_add(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-#ifdef FUSELM_HAVE_CUDA
-  if (!info[0].IsTypedArray() || !info[1].IsTypedArray() ||
-      info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array ||
-      info[1].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
-    throw_js(env, "E_INVALID_ARG", "cudaAdd(a, b): a and b must be Float32Arrays");
-  auto a = info[0].As<Napi::Float32Array>();
-  auto b = info[1].As<Napi::Float32Array>();
-  if (a.ElementLength() != b.ElementLength()) throw_js(env, "E_INVALID_ARG", "cudaAdd: a and b differ in length");
-  int device = info.Length() > 2 ? int(get_int(info[2], "device")) : 0;
-  auto out = Napi::Float32Array::New(env, a.ElementLength());
-  try {
-    add_cuda_host(out.Data(), a.Data(), b.Data(), a.ElementLength(), device);
-  } catch (const Error& e) {
-    throw_js(env, e.code, e.what());
-  }
-  return out;
-#else
-  throw_js(env, "E_UNSUPPORTED", "built without CUDA");
-#endif
-}
-
-}  // namespace fuselm

@@ -1,3 +1,5 @@
+#include <cmath>
+
 #include "napi/info.h"
 #include "napi/util.h"
 #include "napi/wraps.h"
@@ -33,58 +35,82 @@ Napi::Function GraphWrap::define(Napi::Env env) {
 }
 
 namespace {
-TensorPtr opt_tensor(const Napi::Object& o, const char* key, const std::string& where) {
-  Napi::Value v = o.Get(key);
-  if (v.IsUndefined() || v.IsNull()) return nullptr;
-  return TensorWrap::unwrap(v, (where + "." + key).c_str());
-}
-double opt_number(const Napi::Object& o, const char* key, double fallback) {
-  Napi::Value v = o.Get(key);
-  return v.IsUndefined() ? fallback : get_number(v, key);
+std::string param_type_name(ParamType t) { return t == ParamType::Float ? "number" : t == ParamType::Int ? "integer" : "boolean"; }
+
+// One node from its JS object, by the op table: every role and parameter the op declares, and
+// nothing else. A missing required field is an error naming the op and the field.
+Node parse_node(Napi::Env env, const Napi::Value& value, uint32_t index) {
+  std::string where = "node #" + std::to_string(index);
+  if (!value.IsObject()) throw_js(env, "E_INVALID_ARG", where + " must be an object");
+  Napi::Object o = value.As<Napi::Object>();
+  Napi::Value opv = o.Get("op");
+  const OpEntry* entry = opv.IsString() ? find_op(opv.As<Napi::String>().Utf8Value()) : nullptr;
+  if (!entry) throw_js(env, "E_INVALID_ARG", where + ": unknown op" + (opv.IsString() ? " '" + opv.As<Napi::String>().Utf8Value() + "'" : ""));
+  const OpDef& def = *entry->def;
+  where += " (" + std::string(def.name) + ")";
+  Node n;
+  n.op = &def;
+  size_t known = 1;  // "op"
+  for (size_t r = 0; r < def.roles.size(); r++) {
+    Napi::Value v = o.Get(def.roles[r].name);
+    if (v.IsUndefined()) {
+      if (def.roles[r].required) throw_js(env, "E_INVALID_ARG", where + ": missing tensor '" + def.roles[r].name + "'");
+      continue;
+    }
+    known++;
+    n.t[r] = TensorWrap::unwrap(v, (where + "." + def.roles[r].name).c_str());
+  }
+  for (size_t i = 0; i < def.params.size(); i++) {
+    const ParamDef& p = def.params[i];
+    Napi::Value v = o.Get(p.name);
+    if (v.IsUndefined()) {
+      if (p.required) throw_js(env, "E_INVALID_ARG", where + ": missing parameter '" + p.name + "' (" + param_type_name(p.type) + ")");
+      n.p[i] = p.fallback;
+      continue;
+    }
+    known++;
+    const bool ok = p.type == ParamType::Bool ? v.IsBoolean()
+                    : v.IsNumber() && std::isfinite(v.As<Napi::Number>().DoubleValue()) &&
+                          (p.type == ParamType::Float || std::trunc(v.As<Napi::Number>().DoubleValue()) == v.As<Napi::Number>().DoubleValue());
+    if (!ok) throw_js(env, "E_INVALID_ARG", where + ": parameter '" + p.name + "' must be a finite " + param_type_name(p.type));
+    n.p[i] = p.type == ParamType::Bool ? (v.As<Napi::Boolean>().Value() ? 1 : 0) : v.As<Napi::Number>().DoubleValue();
+  }
+  if (def.positional) {
+    for (const char* key : {"row0", "seqRows", "posSlot"})
+      if (!o.Get(key).IsUndefined()) known++;
+    if (!o.Get("posSlot").IsUndefined()) {
+      n.pos_slot = get_int(o.Get("posSlot"), (where + ".posSlot").c_str());
+      n.row0 = get_int(o.Get("row0"), (where + ".row0").c_str());
+      n.seq_rows = get_int(o.Get("seqRows"), (where + ".seqRows").c_str());
+      if (n.pos_slot < 0) throw_js(env, "E_INVALID_ARG", where + ": posSlot must be >= 0");
+    } else if (!o.Get("row0").IsUndefined() || !o.Get("seqRows").IsUndefined()) {
+      throw_js(env, "E_INVALID_ARG", where + ": row0 and seqRows need a posSlot");
+    }
+  }
+  // a field the op does not declare is a mistake (a typo would otherwise be a silent default)
+  Napi::Array keys = o.GetPropertyNames();
+  if (keys.Length() != known) {
+    for (uint32_t k = 0; k < keys.Length(); k++) {
+      const std::string key = keys.Get(k).ToString().Utf8Value();
+      bool declared = key == "op" || (def.positional && (key == "row0" || key == "seqRows" || key == "posSlot"));
+      for (const RoleDef& r : def.roles) declared = declared || key == r.name;
+      for (const ParamDef& p : def.params) declared = declared || key == p.name;
+      if (!declared) throw_js(env, "E_INVALID_ARG", where + ": unknown field '" + key + "'");
+    }
+  }
+  return n;
 }
 }  // namespace
 
-// new Graph(nodes, {device = "cpu", pool (cpu), impl (cpu), maxRows, positions}); each node: {op, out, a, b, c, ...params}.
+// new Graph(nodes, {device = "cpu", pool (cpu), impl (cpu), maxRows, positions}); each node:
+// {op, ...its roles and parameters} as the op table declares them.
 GraphWrap::GraphWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<GraphWrap>(info) {
   Napi::Env env = info.Env();
   if (!info[0].IsArray() || !info[1].IsObject()) throw_js(env, "E_INVALID_ARG", "new Graph(nodes[], options)");
   Napi::Array arr = info[0].As<Napi::Array>();
   Napi::Object opts = info[1].As<Napi::Object>();
   std::vector<Node> nodes;
-  for (uint32_t i = 0; i < arr.Length(); i++) {
-    std::string where = "node #" + std::to_string(i);
-    if (!arr.Get(i).IsObject()) throw_js(env, "E_INVALID_ARG", where + " must be an object");
-    Napi::Object o = arr.Get(i).As<Napi::Object>();
-    Node n;
-    Napi::Value op = o.Get("op");
-    if (!op.IsString() || !op_from_name(op.As<Napi::String>().Utf8Value(), &n.kind))
-      throw_js(env, "E_INVALID_ARG", where + ": unknown op");
-    n.out = opt_tensor(o, "out", where);
-    n.a = opt_tensor(o, "a", where);
-    n.b = opt_tensor(o, "b", where);
-    n.c = opt_tensor(o, "c", where);
-    n.eps = float(opt_number(o, "eps", 0));
-    n.scale = float(opt_number(o, "scale", 0));
-    n.theta_base = float(opt_number(o, "thetaBase", 10000));
-    n.freq_scale = float(opt_number(o, "freqScale", 1));
-    n.n_heads = int64_t(opt_number(o, "nHeads", 0));
-    n.n_kv_heads = int64_t(opt_number(o, "nKvHeads", 0));
-    n.head_dim = int64_t(opt_number(o, "headDim", 0));
-    n.n_rot = int64_t(opt_number(o, "nRot", 0));
-    n.neox = o.Get("neox").ToBoolean();
-    n.last_row = o.Get("lastRow").ToBoolean();
-    n.window = int64_t(opt_number(o, "window", 0));
-    n.causal = o.Get("causal").IsUndefined() ? true : o.Get("causal").ToBoolean().Value();
-    n.tanh_approx = o.Get("tanhApprox").ToBoolean();
-    n.col0 = int64_t(opt_number(o, "col0", 0));
-    n.row0 = int64_t(opt_number(o, "row0", 0));
-    n.seq_rows = int64_t(opt_number(o, "seqRows", 1));
-    n.pos_slot = int64_t(opt_number(o, "posSlot", -1));
-    n.k_prefix = opt_tensor(o, "kPrefix", where);
-    n.v_prefix = opt_tensor(o, "vPrefix", where);
-    n.prefix_len = int64_t(opt_number(o, "prefixLen", 0));
-    nodes.push_back(std::move(n));
-  }
+  for (uint32_t i = 0; i < arr.Length(); i++) nodes.push_back(parse_node(env, arr.Get(i), i));
   int64_t max_rows = get_int(opts.Get("maxRows"), "options.maxRows");
   Napi::Value posv = opts.Get("positions");
   TensorPtr positions = posv.IsUndefined() || posv.IsNull() ? nullptr : TensorWrap::unwrap(posv, "options.positions");
@@ -127,6 +153,49 @@ Napi::Value GraphWrap::run(const Napi::CallbackInfo& info) {
 Napi::Value GraphWrap::free(const Napi::CallbackInfo& info) {
   g_.reset();  // a run in flight holds its own reference and finishes safely
   return info.Env().Undefined();
+}
+
+// ---- The op table ---------------------------------------------------------------------------
+
+// opTable(): every op with its roles and parameters, as lib/ops/table.ts declares them.
+Napi::Value op_table_info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const auto& ops = op_table();
+  Napi::Array out = Napi::Array::New(env, ops.size());
+  for (size_t i = 0; i < ops.size(); i++) {
+    const OpDef& d = *ops[i].def;
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("name", d.name);
+    Napi::Array roles = Napi::Array::New(env, d.roles.size());
+    for (size_t r = 0; r < d.roles.size(); r++) {
+      static const char* const kAccess[] = {"in", "out", "inout", "update"};
+      Napi::Object ro = Napi::Object::New(env);
+      ro.Set("name", d.roles[r].name);
+      ro.Set("access", kAccess[int(d.roles[r].access)]);
+      ro.Set("required", d.roles[r].required);
+      ro.Set("host", d.roles[r].host);
+      roles.Set(uint32_t(r), ro);
+    }
+    o.Set("roles", roles);
+    Napi::Array params = Napi::Array::New(env, d.params.size());
+    for (size_t p = 0; p < d.params.size(); p++) {
+      const ParamDef& pd = d.params[p];
+      Napi::Object po = Napi::Object::New(env);
+      po.Set("name", pd.name);
+      po.Set("type", pd.type == ParamType::Float ? "float" : pd.type == ParamType::Int ? "int" : "bool");
+      po.Set("required", pd.required);
+      if (!pd.required) {
+        if (pd.type == ParamType::Bool) po.Set("default", pd.fallback != 0);
+        else po.Set("default", pd.fallback);
+      }
+      params.Set(uint32_t(p), po);
+    }
+    o.Set("params", params);
+    o.Set("positional", d.positional);
+    if (d.no_cuda) o.Set("noCuda", d.no_cuda);
+    out.Set(uint32_t(i), o);
+  }
+  return out;
 }
 
 }  // namespace fuselm

@@ -6,7 +6,7 @@
 namespace fuselm {
 Napi::Value cpu_info(const Napi::CallbackInfo& info);
 Napi::Value cuda_info(const Napi::CallbackInfo& info);  // native/napi/cuda_info.cc
-Napi::Value cuda_add(const Napi::CallbackInfo& info);   // native/napi/cuda_info.cc
+Napi::Value op_table_info(const Napi::CallbackInfo& info);  // native/napi/graph_wrap.cc
 Napi::Value tensor_from_file(const Napi::CallbackInfo& info);  // native/napi/file.cc
 
 // native/napi/cuda_info.cc: a device from its JS name ('cpu', 'cuda', 'cuda-emulated'), and the

@@ -273,8 +273,8 @@ describe('CUDA backend', function () {
       const hostX = emptyTensor('f32', [2, 4]);
       const devX = be.empty('f32', [2, 4]);
       const w = tensorFromF32('f32', [4], new Float32Array(4).fill(1));
-      assert.throws(() => be.graph([ops.rmsNorm(devX, hostX, be.upload(w), 1e-5)], 2), /op #0 \(rms_norm\): a f32\[2, 4\] is in host memory/);
-      assert.throws(() => cpu.graph([ops.rmsNorm(hostX, devX, w, 1e-5)], 2), /op #0 \(rms_norm\): a is in cuda-emulated memory/);
+      assert.throws(() => be.graph([ops.rmsNorm(devX, hostX, be.upload(w), 1e-5)], 2), /op #0 \(rms_norm\): x f32\[2, 4\] is in host memory/);
+      assert.throws(() => cpu.graph([ops.rmsNorm(hostX, devX, w, 1e-5)], 2), /op #0 \(rms_norm\): x is in cuda-emulated memory/);
       cpu.dispose();
     });
   });

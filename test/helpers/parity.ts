@@ -3,7 +3,8 @@
  * one-op graph runner so each op can be run at every kernel level this CPU has.
  */
 import assert from 'node:assert/strict';
-import type { NativeImpl, NativeNode } from '../../bindings.js';
+import type { NativeImpl } from '../../bindings.js';
+import type { GraphNode } from '../../lib/ops/table.js';
 import { CpuBackend } from '../../lib/backend.js';
 import { native } from '../../lib/native.js';
 
@@ -52,7 +53,7 @@ export function assertClose(out: ArrayLike<number>, ref: ArrayLike<number>, tol:
 }
 
 /** Runs one op as a one-node graph at kernel level `impl` with `threads` threads. */
-export async function runOp(node: NativeNode, o: { impl: NativeImpl; threads?: number; n: number; pos?: number; maxRows?: number }): Promise<void> {
+export async function runOp(node: GraphNode, o: { impl: NativeImpl; threads?: number; n: number; pos?: number; maxRows?: number }): Promise<void> {
   const be = new CpuBackend({ threads: o.threads ?? 2, impl: o.impl });
   const g = be.graph([node], o.maxRows ?? o.n);
   try {

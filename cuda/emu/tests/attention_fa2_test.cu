@@ -64,7 +64,7 @@ void fa2_run(Parity& p, Rng& rng, DType dt, const Fa2Case& c) {
   // twice the usual 1/sqrt(hd): scores spread over a few units, so the running max moves
   const float scale = 2.0f / std::sqrt(float(c.hd));
   std::vector<float> want(q.size());
-  fuselm::AttentionArgs ra{want.data(), q.data(), kf.data(), vf.data(), c.T, c.n_heads, c.n_kv_heads, c.hd,
+  fuselm::AttentionArgs ra{want.data(), q.data(), kf.data(), vf.data(), DType::F32, c.T, c.n_heads, c.n_kv_heads, c.hd,
                            c.pos0, scale};
   ra.window = c.window;
   ra.causal = c.causal;

@@ -76,7 +76,7 @@ void run_case(Parity& par, Rng& rng, DType dt, const Case& c) {
 
   const float scale = c.scale > 0 ? c.scale : 1.0f / std::sqrt(float(c.hd));
   std::vector<float> want(size_t(c.T * Q));
-  fuselm::attention_cpu({want.data(), q.data(), k.data(), v.data(), c.T, c.n_heads, c.n_kv_heads, c.hd, c.pos0, scale,
+  fuselm::attention_cpu({want.data(), q.data(), k.data(), v.data(), DType::F32, c.T, c.n_heads, c.n_kv_heads, c.hd, c.pos0, scale,
                          c.window, c.causal},
                         ref_exec());
 

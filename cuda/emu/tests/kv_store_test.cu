@@ -57,7 +57,7 @@ void kv_store_cases(DType dt) {
           std::vector<uint8_t> before(size_t(ctx * W) * elem_bytes(dt));
           for (uint8_t& b : before) b = uint8_t(rng.next() & 0x7f);  // no NaN patterns
           std::vector<float> ref_rows(size_t(ctx * W));
-          fuselm::kv_store_cpu({ref_rows.data(), src.data() + off, T, W, pos0}, ref_exec());
+          fuselm::kv_store_cpu({ref_rows.data(), DType::F32, src.data() + off, T, W, pos0}, ref_exec());
           std::vector<uint8_t> want = before;
           for (int64_t i = pos0 * W; i < (pos0 + T) * W; i++) {
             const float f = ref_rows[size_t(i)];

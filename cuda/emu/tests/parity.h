@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "backend.h"
+#include "ops.h"
 #include "harness.h"
 
 namespace emu_tests {

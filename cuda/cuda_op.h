@@ -1,0 +1,35 @@
+// How a CUDA implementation joins the op table (native/op.h): cuda/<op>.cu registers an eval
+// for its op's definition, and the CUDA graph (cuda_graph.cu) runs each node by it. The two
+// flavors (GPU and emulator) have registries of their own.
+#pragma once
+#include "common.cuh"
+#include "op.h"
+
+FUSELM_CUDA_NAMESPACE_BEGIN
+
+// What a launch gets besides its node: the graph's stream and its shared workspace.
+struct CudaExec {
+  cudaStream_t stream;
+  void* workspace;
+  size_t workspace_bytes;
+};
+
+using CudaEval = void (*)(const Step&, const CudaExec&);
+// Workspace bytes a node needs for runs of up to max_rows rows (null: none).
+using CudaWorkspace = size_t (*)(const Node&, int64_t max_rows);
+
+struct CudaOp {
+  const OpDef* def;
+  CudaEval eval;
+  CudaWorkspace workspace;
+};
+
+bool register_cuda_op(const OpDef& def, CudaEval eval, CudaWorkspace workspace = nullptr);
+// This flavor's implementation of an op, or null.
+const CudaOp* find_cuda_op(const OpDef& def);
+
+FUSELM_CUDA_NAMESPACE_END
+
+// In cuda/<op>.cu, inside FUSELM_CUDA_NAMESPACE: the CUDA implementation of an op.
+#define FUSELM_CUDA_OP(def, ...) \
+  static const bool FUSELM_OP_CAT(fuselm_cuda_op_, __LINE__) [[maybe_unused]] = register_cuda_op(def, __VA_ARGS__)
