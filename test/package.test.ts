@@ -35,6 +35,7 @@ function newest(symbols: string, prefix: string): number[] {
 describe('npm package', function () {
   this.timeout(600_000);
   let dir: string;
+  let tmp: string | undefined;
   let env: NodeJS.ProcessEnv;
   const run = (file: string, args: string[], opts: { cwd?: string } = {}) =>
     execFileSync(file, args, { cwd: opts.cwd ?? dir, env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
@@ -50,7 +51,8 @@ describe('npm package', function () {
     // prebuildify strips build/Release/fuselm.node and moves it into prebuilds/: link the
     // unstripped twin again (nothing recompiles) for the instruction-set check
     execFileSync('npm', ['run', 'build:native'], { cwd: root, stdio: 'ignore' });
-    dir = mkdtempSync(path.join(os.tmpdir(), 'fuselm-pack-'));
+    tmp = mkdtempSync(path.join(os.tmpdir(), 'fuselm-pack-'));
+    dir = tmp;
     execFileSync('npm', ['pack', '--pack-destination', dir], { cwd: root, stdio: 'ignore' });
     // PATH holds node and nothing else: no cmake, nvcc, cc, c++, g++ or clang
     const bin = path.join(dir, 'bin');
@@ -66,7 +68,8 @@ describe('npm package', function () {
     dir = app;
     await writeSyntheticLlama(path.join(dir, 'tiny.gguf'), SHAPES.tiny, 'q8_0');
   });
-  after(() => dir && rmSync(path.dirname(dir), { recursive: true, force: true }));
+  // only the folder made above: a failure before `dir = app` must not remove os.tmpdir()
+  after(() => tmp && rmSync(tmp, { recursive: true, force: true }));
 
   it('ships the prebuild, ESM and CommonJS JS, types, CLI, README and LICENSE, and no tests', () => {
     const pkg = path.join(dir, 'node_modules/fuselm');
