@@ -1,26 +1,29 @@
 /**
- * npm run bench [-- filter...]: runs bench/<name>.bench.ts files (each exports run()) whose
- * name contains a filter (all when none), prints one JSON document and then a short table.
+ * npm run bench [-- filter...]: runs bench/<name>.bench.ts files (each exports run(filters))
+ * whose name contains a filter (all when none), prints one JSON document and then a short
+ * table. A filter naming an op of the op table (e.g. `rms_norm`, `matmul q8_0`) runs that op's
+ * cases of the kernel benchmarks (kernels.bench.ts).
  */
 import { readdirSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import path from 'node:path';
 import os from 'node:os';
 import { native } from '../lib/native.js';
+import { OP_TABLE } from '../lib/ops/table.js';
 import { measuredCopyBandwidth, type BenchResult } from './util.js';
 
 const dir = path.dirname(fileURLToPath(import.meta.url));
 const filters = process.argv.slice(2);
 const files = readdirSync(dir)
   .filter((f) => f.endsWith('.bench.ts'))
-  .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))
+  .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x) || (f === 'kernels.bench.ts' && Object.keys(OP_TABLE).some((op) => x.startsWith(op)))))
   .sort();
 
 const results: Record<string, BenchResult[]> = {};
 for (const f of files) {
-  const mod = (await import(pathToFileURL(path.join(dir, f)).href)) as { run: () => Promise<BenchResult[]> };
+  const mod = (await import(pathToFileURL(path.join(dir, f)).href)) as { run: (filters: string[]) => Promise<BenchResult[]> };
   process.stderr.write(`bench ${f} ...\n`);
-  results[f.replace('.bench.ts', '')] = await mod.run();
+  results[f.replace('.bench.ts', '')] = await mod.run(filters);
 }
 
 const doc = {

@@ -114,6 +114,7 @@ class CudaGraph : public Graph {
     }
     place_tensors();
     size_workspace();
+    error_ = Tensor::make_on(kMemory, DType::I32, {2});
     bind([this](const TensorPtr& t) { return dev<void>(t); });
     fuse_.assign(nodes_.size(), Fused::None);
     for (size_t i = 0; i + 1 < nodes_.size(); i++) {
@@ -138,7 +139,9 @@ class CudaGraph : public Graph {
     check_run(n, pos);
     for (const auto& in : inputs_)
       CUDA_CHECK(cudaMemcpyAsync(in.second->buf->data, in.first->buf->data, leading_bytes(*in.first, n), cudaMemcpyHostToDevice, stream_));
-    const CudaExec x{stream_, workspace_ ? workspace_->buf->data : nullptr, workspace_ ? workspace_->nbytes() : 0};
+    int32_t* err = error_->data<int32_t>();
+    CUDA_CHECK(cudaMemsetAsync(err, 0, 2 * sizeof(int32_t), stream_));
+    const CudaExec x{stream_, workspace_ ? workspace_->buf->data : nullptr, workspace_ ? workspace_->nbytes() : 0, err};
     for (size_t i = 0; i < nodes_.size(); i++) {
       switch (fuse_[i]) {
         case Fused::AddNorm: launch_add_norm(nodes_[i], nodes_[i + 1], n); i++; break;
@@ -157,7 +160,12 @@ class CudaGraph : public Graph {
         rows = std::max(rows, nodes_[i].op->rows_written ? nodes_[i].op->rows_written(nodes_[i], n) : n);
       CUDA_CHECK(cudaMemcpyAsync(host.buf->data, out.second->buf->data, leading_bytes(host, rows), cudaMemcpyDeviceToHost, stream_));
     }
+    int32_t bad[2] = {0, 0};
+    CUDA_CHECK(cudaMemcpyAsync(bad, err, sizeof bad, cudaMemcpyDeviceToHost, stream_));
     CUDA_CHECK(cudaStreamSynchronize(stream_));
+    if (bad[0])
+      throw Error("E_INVALID_ARG", "token id " + std::to_string(bad[1]) + " at row " + std::to_string(bad[0] - 1) +
+                                       " is outside the embedding table (found on the device; the step's outputs are void)");
   }
 
  private:
@@ -241,6 +249,7 @@ class CudaGraph : public Graph {
   std::unordered_map<const Tensor*, TensorPtr> inputs_, outputs_;  // host tensor -> device mirror
   std::unordered_map<const Tensor*, std::vector<size_t>> writers_;  // host output -> nodes writing it
   TensorPtr workspace_;
+  TensorPtr error_;  // the step's error word (CudaExec::error)
 };
 
 std::shared_ptr<Graph> make_graph(std::vector<Node> nodes, int64_t max_rows, TensorPtr positions) {

@@ -7,11 +7,16 @@
 
 FUSELM_CUDA_NAMESPACE_BEGIN
 
-// What a launch gets besides its node: the graph's stream and its shared workspace.
+// What a launch gets besides its node: the graph's stream, its shared workspace, and the
+// step's error word (device i32 [2], zeroed before each step): a kernel that finds bad data
+// it cannot refuse up front (token ids in device memory) records {1 + row, value} there, and
+// the graph throws E_INVALID_ARG after the step. Kernels never trap: a trap
+// poisons the whole CUDA context.
 struct CudaExec {
   cudaStream_t stream;
   void* workspace;
   size_t workspace_bytes;
+  int32_t* error;
 };
 
 using CudaEval = void (*)(const Step&, const CudaExec&);

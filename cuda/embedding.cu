@@ -4,8 +4,10 @@
 // aligned and the row length allows (D % 4, D % 8), else one value per thread; q8_0 rows
 // (34-byte blocks, no alignment to speak of) are read one int8 per thread, the 32 threads of a
 // block of values sharing its f16 scale. Widening is exact, so the output equals the
-// reference bit for bit. An id outside [0, V) traps (the graph checks ids before the call;
-// this keeps a bad one from reading past the table).
+// reference bit for bit. An id outside [0, V) reads nothing: its row of out is zeroed and the
+// first such token is reported in `error` ({1 + position, id}), which the CUDA graph checks
+// after the step and turns into an E_INVALID_ARG (the graph checks host ids before the call;
+// this covers ids already in device memory). A trap would poison the whole CUDA context.
 #include <cstdint>
 #include <string>
 
@@ -14,16 +16,21 @@
 
 FUSELM_CUDA_NAMESPACE_BEGIN
 
-__device__ __forceinline__ int64_t embedding_row(const int32_t* ids, int64_t V) {
+// The row of this block's token, or -1 (reported in error, the output row zeroed) for a bad id.
+__device__ __forceinline__ int64_t embedding_row(const int32_t* ids, int64_t V, float* out, int64_t D, int32_t* error) {
   const int32_t id = ids[blockIdx.x];
-  if (id < 0 || int64_t(id) >= V) __trap();
-  return id;
+  if (id >= 0 && int64_t(id) < V) return id;
+  for (int64_t i = threadIdx.x; i < D; i += blockDim.x) out[int64_t(blockIdx.x) * D + i] = 0.0f;
+  if (threadIdx.x == 0 && error && atomicCAS(&error[0], 0, int32_t(blockIdx.x) + 1) == 0) error[1] = id;
+  return -1;
 }
 
 template <int VEC>
 static __global__ void embedding_f32_kernel(float* out, const float* table, const int32_t* ids, int64_t V,
-                                            int64_t D) {
-  const float* row = table + embedding_row(ids, V) * D;
+                                            int64_t D, int32_t* error) {
+  const int64_t r = embedding_row(ids, V, out, D, error);
+  if (r < 0) return;
+  const float* row = table + r * D;
   float* o = out + int64_t(blockIdx.x) * D;
   if (VEC == 4) {
     const float4* rv = reinterpret_cast<const float4*>(row);
@@ -37,8 +44,10 @@ static __global__ void embedding_f32_kernel(float* out, const float* table, cons
 // f16 (BF16 = false) or bf16 (BF16 = true) rows.
 template <bool BF16, int VEC>
 static __global__ void embedding_half_kernel(float* out, const uint16_t* table, const int32_t* ids, int64_t V,
-                                             int64_t D) {
-  const uint16_t* row = table + embedding_row(ids, V) * D;
+                                             int64_t D, int32_t* error) {
+  const int64_t r = embedding_row(ids, V, out, D, error);
+  if (r < 0) return;
+  const uint16_t* row = table + r * D;
   float* o = out + int64_t(blockIdx.x) * D;
   if (VEC == 8) {
     const uint4* rv = reinterpret_cast<const uint4*>(row);
@@ -60,8 +69,10 @@ static __global__ void embedding_half_kernel(float* out, const uint16_t* table, 
   }
 }
 static __global__ void embedding_q8_0_kernel(float* out, const BlockQ8_0* table, const int32_t* ids, int64_t V,
-                                             int64_t D) {
-  const BlockQ8_0* row = table + embedding_row(ids, V) * (D / kQ8Block);
+                                             int64_t D, int32_t* error) {
+  const int64_t r = embedding_row(ids, V, out, D, error);
+  if (r < 0) return;
+  const BlockQ8_0* row = table + r * (D / kQ8Block);
   float* o = out + int64_t(blockIdx.x) * D;
   for (int64_t i = threadIdx.x; i < D; i += blockDim.x) {
     const BlockQ8_0* b = row + i / kQ8Block;
@@ -69,8 +80,7 @@ static __global__ void embedding_q8_0_kernel(float* out, const BlockQ8_0* table,
   }
 }
 
-
-void embedding_cuda(const EmbeddingArgs& a, cudaStream_t stream) {
+void embedding_cuda(const EmbeddingArgs& a, int32_t* error, cudaStream_t stream) {
   if (a.T <= 0 || a.D <= 0) return;
   const dim3 grid(unsigned(a.T));
   const bool al = aligned16(a.table) && aligned16(a.out);
@@ -83,10 +93,10 @@ void embedding_cuda(const EmbeddingArgs& a, cudaStream_t stream) {
       const float* tb = static_cast<const float*>(a.table);
       if (al && a.D % 4 == 0)
         launch_kernel("embedding_f32_kernel<4>", embedding_f32_kernel<4>, grid, threads_for(a.D / 4), 0, stream, a.out,
-                      tb, a.ids, a.V, a.D);
+                      tb, a.ids, a.V, a.D, error);
       else
         launch_kernel("embedding_f32_kernel<1>", embedding_f32_kernel<1>, grid, threads_for(a.D), 0, stream, a.out, tb,
-                      a.ids, a.V, a.D);
+                      a.ids, a.V, a.D, error);
       return;
     }
     case DType::F16:
@@ -97,30 +107,32 @@ void embedding_cuda(const EmbeddingArgs& a, cudaStream_t stream) {
       if (a.dtype == DType::F16) {
         if (vec)
           launch_kernel("embedding_f16_kernel<8>", embedding_half_kernel<false, 8>, grid, threads, 0, stream, a.out, tb,
-                        a.ids, a.V, a.D);
+                        a.ids, a.V, a.D, error);
         else
           launch_kernel("embedding_f16_kernel<1>", embedding_half_kernel<false, 1>, grid, threads, 0, stream, a.out, tb,
-                        a.ids, a.V, a.D);
+                        a.ids, a.V, a.D, error);
       } else {
         if (vec)
           launch_kernel("embedding_bf16_kernel<8>", embedding_half_kernel<true, 8>, grid, threads, 0, stream, a.out,
-                        tb, a.ids, a.V, a.D);
+                        tb, a.ids, a.V, a.D, error);
         else
           launch_kernel("embedding_bf16_kernel<1>", embedding_half_kernel<true, 1>, grid, threads, 0, stream, a.out,
-                        tb, a.ids, a.V, a.D);
+                        tb, a.ids, a.V, a.D, error);
       }
       return;
     }
     case DType::Q8_0:
       if (a.D % kQ8Block) throw Error("E_INVALID_ARG", "embedding_cuda: q8_0 rows must hold whole 32-value blocks");
       launch_kernel("embedding_q8_0_kernel", embedding_q8_0_kernel, grid, threads_for(a.D), 0, stream, a.out,
-                    static_cast<const BlockQ8_0*>(a.table), a.ids, a.V, a.D);
+                    static_cast<const BlockQ8_0*>(a.table), a.ids, a.V, a.D, error);
       return;
     default:
       throw Error("E_INVALID_ARG", std::string("embedding_cuda: unsupported table dtype ") + dtype_name(a.dtype));
   }
 }
 
-FUSELM_CUDA_OP(embedding_op::def, [](const Step& s, const CudaExec& x) { embedding_cuda(embedding_op::args(s), x.stream); });
+FUSELM_CUDA_OP(embedding_op::def, [](const Step& s, const CudaExec& x) {
+  embedding_cuda(embedding_op::args(s), x.error, x.stream);
+});
 
 FUSELM_CUDA_NAMESPACE_END

@@ -25,7 +25,9 @@ void add_cuda(const AddArgs& a, cudaStream_t stream);            // cuda/add.cu
 void rms_norm_cuda(const RmsNormArgs& a, cudaStream_t stream);   // cuda/rms_norm.cu
 void swiglu_cuda(const SwigluArgs& a, cudaStream_t stream);      // cuda/swiglu.cu
 void rope_cuda(const RopeArgs& a, cudaStream_t stream);          // cuda/rope.cu
-void embedding_cuda(const EmbeddingArgs& a, cudaStream_t stream);  // cuda/embedding.cu
+// error (device, 2 x i32, zero before the call): {1 + position, id} of the first token whose
+// id is outside the table; its row of out is zeroed. May be null.
+void embedding_cuda(const EmbeddingArgs& a, int32_t* error, cudaStream_t stream);  // cuda/embedding.cu
 // ---- matmul: y[t, n] = sum_k x[t, k] * w[n, k] (MatmulArgs), w f32/f16/bf16/q8_0 [N, K] --------
 // matmul_cuda picks the kernel: the GEMV for a few rows (decode), a GEMM for many (prefill).
 // `workspace` (matmul_cuda_workspace bytes for up to max_T rows, 256-byte aligned) holds the

@@ -57,7 +57,7 @@ void elementwise_cases(Bench& b) {
     for (int64_t t = 0; t < T; t++) host[size_t(t)] = int32_t((t * 7919) % V);
     CUDA_CHECK(cudaMemcpy(ids.p, host.data(), host.size() * 4, cudaMemcpyHostToDevice));
     run_case(b, "embedding_cuda:bf16", T, H, 6.0 * double(T * H), [&] {
-      embedding_cuda({out.f32(), table.p, DType::BF16, static_cast<const int32_t*>(ids.p), T, V, H}, nullptr);
+      embedding_cuda({out.f32(), table.p, DType::BF16, static_cast<const int32_t*>(ids.p), T, V, H}, nullptr, nullptr);
     });
     run_case(b, "argmax_cuda", T, V, 4.0 * double(T * V),
              [&] { argmax_cuda({static_cast<int32_t*>(chosen.p), logits.f32(), T, V}, nullptr); });

@@ -3,7 +3,7 @@
  * and prints speed to stderr. Exit codes: 0 success, 1 a FuselmError (message on stderr),
  * 2 bad usage.
  */
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { FuselmError } from '../errors.js';
 import { existsSync } from 'node:fs';
 import { readFile, rename } from 'node:fs/promises';
@@ -139,20 +139,21 @@ export function buildCli(): Command {
   const bench = program.command('bench').description('speed: `bench e2e` for a model, `bench kernels` for every CPU op');
   bench
     .command('kernels')
-    .description('every CPU op at a TinyLlama/Llama-3-sized shape: time, GB/s or GFLOP/s, and the share of the roofline measured in the same run')
+    .description('every op of the case table at TinyLlama/Llama-3-sized shapes: time, GB/s or GFLOP/s, and the share of the roofline measured in the same run')
     .option('-t, --threads <n>', 'CPU threads (default: physical cores)', intOption('--threads', 1))
-    .option('--filter <text>', 'only ops whose name contains this')
+    .option('--filter <text>', 'only cases whose name contains this')
+    .addOption(new Option('--device <device>', 'where the kernels run').choices(['cpu', 'cuda', 'cuda-emulated']).default('cpu'))
     .option('--json', 'print the report as JSON')
     .action(async (o) => {
-      const r = await benchKernels({ threads: o.threads, filter: o.filter });
+      const r = await benchKernels({ threads: o.threads, filter: o.filter, device: o.device });
       if (o.json) {
         process.stdout.write(JSON.stringify(r) + '\n');
         return;
       }
-      const lines = [`${r.threads} threads; copy bandwidth ${r.copyGBps.toFixed(1)} GB/s, best GEMM ${r.peakGflops.toFixed(1)} GFLOP/s`];
+      const lines = [`${r.device}${r.threads ? `, ${r.threads} threads` : ''}; copy bandwidth ${r.copyGBps.toFixed(1)} GB/s, best GEMM ${r.peakGflops.toFixed(1)} GFLOP/s`];
       for (const k of r.kernels) {
         const rate = k.gbps !== undefined ? `${k.gbps.toFixed(1)} GB/s` : `${k.gflops!.toFixed(1)} GFLOP/s`;
-        lines.push(`  ${k.op.padEnd(36)} ${(k.seconds * 1e6).toFixed(1).padStart(9)} us  ${rate.padStart(14)}  ${(k.rooflineShare * 100).toFixed(0).padStart(4)}% of roofline`);
+        lines.push(`  ${k.op.padEnd(44)} ${(k.seconds * 1e6).toFixed(1).padStart(9)} us  ${rate.padStart(14)}  ${(k.rooflineShare * 100).toFixed(0).padStart(4)}% of roofline`);
       }
       process.stdout.write(lines.join('\n') + '\n');
     });
@@ -248,7 +249,7 @@ export function buildCli(): Command {
         const lines = [
           `cpu: ${info.cpu.physicalCores} physical cores, kernels ${info.cpu.kernels} (${info.cpu.features.join(' ')})`,
           `cuda: ${info.cuda.devices.length ? info.cuda.devices.map((d) => `${d.name} (sm ${d.computeCapability}, ${(d.totalMemory / 2 ** 30).toFixed(1)} GiB)`).join(', ') : `none: ${info.cuda.reason}`}`,
-          ...kernels.map((k) => `  ${k.ok ? 'ok  ' : 'FAIL'} ${k.op.padEnd(16)} ${k.impl} rel err ${k.relError.toExponential(2)} (tolerance ${k.tolerance})`),
+          ...kernels.map((k) => `  ${k.ok ? 'ok  ' : 'FAIL'} ${k.op.padEnd(40)} ${k.impl} rel err ${k.relError.toExponential(2)} (tolerance ${k.tolerance})`),
         ];
         process.stdout.write(lines.join('\n') + '\n');
       }

@@ -1,10 +1,18 @@
 /**
  * The op table as TypeScript sees it (ARCHITECTURE.md, "Ops"): each op's tensor roles and
  * parameters, the same as the addon's own table (native/ops/<op>.h, exported by opTable();
- * test/ops/table.test.ts checks the two are equal), the node types derived from it, and one
- * typed builder per op for the model code.
+ * test/ops/cases.test.ts checks the two are equal), the node types derived from it, one typed
+ * builder per op for the model code, and the case table.
+ *
+ * The case table: for every op, the cases it is checked and timed at. One table drives the
+ * parity tests (test/ops/cases.test.ts: every CPU kernel level and the CUDA backend, emulated
+ * or on a GPU, against the plain reference), `fuselm doctor` (the cases marked doctor),
+ * `fuselm bench kernels` and `npm run bench -- kernels` (the bench cases, against the roofline
+ * measured in the same run), as ggml's test-backend-ops does in its test and perf modes.
+ * `Record<OpName, ...>` makes a new op a compile error until it has cases.
  */
-import type { NativeTensor } from '../../bindings.js';
+import type { NativeDType, NativeTensor } from '../../bindings.js';
+import { emptyTensor, tensorFromF32, tensorFromI32 } from '../tensor.js';
 
 type Access = 'in' | 'out' | 'inout' | 'update';
 interface RoleSpec {
@@ -48,6 +56,7 @@ export const OP_TABLE = {
   layer_norm: { roles: { out: OUT, x: IN, weight: IN, bias: IN }, params: { eps: float } },
   matmul: { roles: { out: { access: 'out', host: true }, x: IN, w: IN }, params: { lastRow: { type: 'bool', default: false } } },
   rms_norm: { roles: { out: OUT, x: IN, weight: IN }, params: { eps: float } },
+  softcap: { roles: { out: { access: 'out', host: true }, x: IN }, params: { cap: float } },
   rope: {
     roles: { x: { access: 'inout' } },
     params: { nHeads: int, headDim: int, nRot: int, thetaBase: float, freqScale: { type: 'float', default: 1 }, neox: bool },
@@ -183,6 +192,301 @@ export const ops = {
   transpose: (out: NativeTensor, x: NativeTensor, col0 = 0): GraphNode => ({ op: 'transpose', out, x, col0 } satisfies OpNode<'transpose'>),
   /** ids[t] = argmax of x's row t (lowest on ties, NaN never wins), for the rows a run covers; ids i32 */
   argmax: (ids: NativeTensor, x: NativeTensor): GraphNode => ({ op: 'argmax', ids, x } satisfies OpNode<'argmax'>),
+  /** out = cap * tanh(x / cap), for the rows a run covers (Gemma-2's final logit soft-capping) */
+  softcap: (out: NativeTensor, x: NativeTensor, cap: number): GraphNode => ({ op: 'softcap', out, x, cap } satisfies OpNode<'softcap'>),
   /** out[t] = table[ids[t]] widened to f32; ids is i32 */
   embedding: (out: NativeTensor, table: NativeTensor, ids: NativeTensor): GraphNode => ({ op: 'embedding', out, table, ids } satisfies OpNode<'embedding'>),
+};
+
+// ---- The case table ----------------------------------------------------------------------
+
+export interface Tolerance {
+  /** max ‖out − ref‖ / ‖ref‖ over each written tensor */
+  rel: number;
+  /** max |out − ref| */
+  abs: number;
+}
+
+export interface ParityCase {
+  name: string;
+  /** The run: n rows at position pos, in a graph for maxRows rows (default n). */
+  rows: number;
+  pos?: number;
+  maxRows?: number;
+  /** Against the reference, for the CPU's fast levels and (unless `cuda` says otherwise) CUDA. */
+  tol: Tolerance;
+  /** CUDA's bound where it stages values in half precision (tensor cores) or differs in order. */
+  cuda?: Tolerance;
+  /** One of the few quick cases `fuselm doctor` runs. */
+  doctor?: boolean;
+  /** The node on fresh host tensors holding the case's data (the same data every call). */
+  build: () => GraphNode;
+}
+
+export interface BenchCase {
+  name: string;
+  rows: number;
+  pos?: number;
+  /**
+   * The nodes one timed run executes (several, so the call into the graph does not hide a
+   * microsecond kernel; on distinct tensors where the data must stream from memory as in a
+   * model's decode step). Seconds, bytes and flops are per node.
+   */
+  nodes: () => GraphNode[];
+  /** Bytes one node must move (memory-bound ops) or floating-point operations it does. */
+  bytes?: number;
+  flops?: number;
+}
+
+export interface OpCases {
+  parity: ParityCase[];
+  bench: BenchCase[];
+}
+
+/** Seeded values in [-scale, scale): the same for the same seed on every machine. */
+export function seeded(n: number, seed: number, scale = 1): Float32Array {
+  let s = seed >>> 0;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = (s / 2147483648 - 1) * scale;
+  }
+  return out;
+}
+
+const f32 = (shape: number[], seed: number, scale = 1) => tensorFromF32('f32', shape, seeded(shape.reduce((a, b) => a * b, 1), seed, scale));
+const typed = (dtype: NativeDType, shape: number[], seed: number, scale = 1) =>
+  tensorFromF32(dtype, shape, seeded(shape.reduce((a, b) => a * b, 1), seed, scale));
+const zeros = (shape: number[], dtype: NativeDType = 'f32') => emptyTensor(dtype, shape);
+const ids = (n: number, vocab: number, stride: number) => tensorFromI32([n], Int32Array.from({ length: n }, (_, i) => (i * stride + 3) % vocab));
+
+const EXACT: Tolerance = { rel: 0, abs: 0 };
+const BYTES: Record<string, number> = { f32: 4, f16: 2, bf16: 2, q8_0: 34 / 32 };
+
+/** `count` copies of a node, each on tensors of its own, at least `minBytes` in all. */
+const cold = (bytes: number, make: () => GraphNode, minBytes = 128 << 20) => () =>
+  Array.from({ length: Math.max(2, Math.ceil(minBytes / bytes)) }, make);
+/** `count` repetitions of one node (its data stays in cache: the per-op cost of a small op). */
+const repeat = (count: number, make: () => GraphNode) => () => {
+  const n = make();
+  return Array.from({ length: count }, () => n);
+};
+
+/** Row-wise ops at awkward widths (1, 31, 33, 4097) and T = 1..5. */
+const ROW_SHAPES: Array<[number, number]> = [[1, 1], [3, 31], [5, 33], [2, 4097]];
+
+export const CASES: Record<OpName, OpCases> = {
+  add: {
+    // one f32 add per element everywhere: exact
+    parity: [
+      ...ROW_SHAPES.map(([T, D]): ParityCase => ({ name: `add ${T}x${D}`, rows: T, tol: EXACT, build: () => ops.add(zeros([T, D]), f32([T, D], 1), f32([T, D], 2)) })),
+      { name: 'add in place 7x96', rows: 7, tol: EXACT, doctor: true, build: () => { const x = f32([7, 96], 3); return ops.add(x, x, f32([7, 96], 4)); } },
+    ],
+    bench: [{ name: 'add 64x4096', rows: 64, bytes: 3 * 64 * 4096 * 4, nodes: repeat(16, () => ops.add(zeros([64, 4096]), f32([64, 4096], 1), f32([64, 4096], 2))) }],
+  },
+  add_bias: {
+    parity: ROW_SHAPES.map(([T, D]): ParityCase => ({
+      name: `add_bias ${T}x${D}`, rows: T, tol: EXACT, doctor: D === 33, build: () => ops.addBias(zeros([T, D]), f32([T, D], 5), f32([D], 6)),
+    })),
+    bench: [1, 64].map((T): BenchCase => ({
+      name: `add_bias ${T}x4096`, rows: T, bytes: (2 * T * 4096 + 4096) * 4,
+      nodes: repeat(T === 1 ? 64 : 8, () => { const x = f32([T, 4096], 7); return ops.addBias(x, x, f32([4096], 8)); }),
+    })),
+  },
+  swiglu: {
+    // silu's exp: the fast levels' vector exp is within 2 ulp of expf
+    parity: ROW_SHAPES.map(([T, D]): ParityCase => ({
+      name: `swiglu ${T}x${D}`, rows: T, tol: { rel: 1e-6, abs: 1e-6 }, doctor: D === 33, build: () => ops.swiglu(zeros([T, D]), f32([T, D], 9, 4), f32([T, D], 10)),
+    })),
+    bench: [{ name: 'swiglu 64x5632', rows: 64, bytes: 3 * 64 * 5632 * 4, nodes: repeat(8, () => ops.swiglu(zeros([64, 5632]), f32([64, 5632], 9), f32([64, 5632], 10))) }],
+  },
+  gelu: {
+    // the fast levels' erf/tanh are accurate to ~2e-7 absolute: a lone output near zero (1x1)
+    // would measure that as a large relative error, so the widths start at 31
+    parity: [false, true].flatMap((tanh) => ROW_SHAPES.slice(1).map(([T, D]): ParityCase => ({
+      name: `gelu ${tanh ? 'tanh' : 'erf'} ${T}x${D}`, rows: T, tol: { rel: 1e-6, abs: 1e-6 }, doctor: D === 33,
+      build: () => ops.gelu(zeros([T, D]), f32([T, D], 11, 6), { tanh }),
+    }))),
+    bench: [false, true].map((tanh): BenchCase => ({
+      name: `gelu ${tanh ? 'tanh' : 'erf'} 64x8192`, rows: 64, bytes: 2 * 64 * 8192 * 4,
+      nodes: repeat(8, () => { const x = f32([64, 8192], 12, 4); return ops.gelu(x, x, { tanh }); }),
+    })),
+  },
+  rms_norm: {
+    parity: ROW_SHAPES.map(([T, D]): ParityCase => ({
+      name: `rms_norm ${T}x${D}`, rows: T, tol: { rel: 1e-6, abs: 1e-5 }, doctor: D === 33,
+      build: () => ops.rmsNorm(zeros([T, D]), f32([T, D], 13), f32([D], 14), 1e-5),
+    })),
+    bench: [1, 64].map((T): BenchCase => ({
+      name: `rms_norm ${T}x4096`, rows: T, bytes: 2 * T * 4096 * 4,
+      nodes: repeat(T === 1 ? 64 : 16, () => ops.rmsNorm(zeros([T, 4096]), f32([T, 4096], 13), f32([4096], 14), 1e-5)),
+    })),
+  },
+  layer_norm: {
+    parity: ROW_SHAPES.map(([T, D]): ParityCase => ({
+      name: `layer_norm ${T}x${D}`, rows: T, tol: { rel: 1e-6, abs: 1e-5 }, doctor: D === 33,
+      build: () => ops.layerNorm(zeros([T, D]), f32([T, D], 15, 3), f32([D], 16), f32([D], 17), 1e-5),
+    })),
+    bench: [1, 64].map((T): BenchCase => ({
+      name: `layer_norm ${T}x4096`, rows: T, bytes: 2 * T * 4096 * 4,
+      nodes: repeat(T === 1 ? 64 : 16, () => ops.layerNorm(zeros([T, 4096]), f32([T, 4096], 15), f32([4096], 16), f32([4096], 17), 1e-5)),
+    })),
+  },
+  rope: {
+    parity: [
+      { neox: false, nRot: 24, H: 4, HD: 24, T: 5, pos: 11, doctor: true },
+      { neox: true, nRot: 24, H: 4, HD: 24, T: 5, pos: 11 },
+      { neox: false, nRot: 8, H: 3, HD: 32, T: 2, pos: 1000 }, // partial rotation (nRot < headDim)
+      { neox: true, nRot: 16, H: 3, HD: 32, T: 1, pos: 4095 },
+    ].map((c): ParityCase => ({
+      name: `rope ${c.neox ? 'neox' : 'llama'} ${c.T}x${c.H}x${c.HD} nRot ${c.nRot} pos ${c.pos}`, rows: c.T, pos: c.pos,
+      tol: { rel: 1e-6, abs: 1e-6 }, doctor: c.doctor,
+      build: () => ops.rope(f32([c.T, c.H * c.HD], 18), { nHeads: c.H, headDim: c.HD, nRot: c.nRot, thetaBase: 10000, freqScale: c.pos > 1000 ? 0.25 : 1, neox: c.neox }),
+    })),
+    // "hit": the ops share positions and settings, so all but the first find the cos/sin table
+    // of the one before (q and k of every layer do); "miss": nRot alternates 128 / 126, so
+    // every op computes its table. Measured before the table (double pow/cos/sin per pair and
+    // token): [64x32x128] 1t 181 us -> 36 us llama / 26 us NeoX (hit), 41 us (miss).
+    bench: [false, true].flatMap((neox) => ['hit', 'miss'].map((table): BenchCase => ({
+      name: `rope ${neox ? 'neox' : 'llama'} ${table} 64x32x128`, rows: 64, pos: 1000, bytes: 2 * 64 * 4096 * 4,
+      nodes: () => {
+        const x = f32([64, 4096], 19);
+        return Array.from({ length: 8 }, (_, i) => ops.rope(x, { nHeads: 32, headDim: 128, nRot: table === 'miss' && i % 2 ? 126 : 128, thetaBase: 10000, neox }));
+      },
+    }))),
+  },
+  kv_store: {
+    // the cache is compared whole (rows outside pos .. pos + n - 1 must stay as they were)
+    parity: (['f32'] as NativeDType[]).flatMap((dt) => [[1, 39], [5, 7], [16, 0]].map(([T, pos]): ParityCase => ({
+      name: `kv_store ${dt} ${T} rows at ${pos}`, rows: T, pos, tol: EXACT, doctor: T === 5,
+      build: () => ops.kvStore(typed(dt, [40, 48], 20), f32([T, 48], 21)),
+    }))),
+    bench: (['f32'] as NativeDType[]).map((dt): BenchCase => ({
+      name: `kv_store ${dt} 64x1024`, rows: 64, pos: 1000, bytes: 64 * 1024 * (4 + BYTES[dt]),
+      nodes: repeat(16, () => ops.kvStore(zeros([4096, 1024], dt), f32([64, 1024], 22))),
+    })),
+  },
+  attention: {
+    parity: [
+      { name: 'decode GQA 4/2x24 ctx 40', T: 1, pos: 39, H: 4, KV: 2, HD: 24, ctx: 40, doctor: true },
+      { name: 'prefill GQA 4/2x24 T=7 at 20', T: 7, pos: 20, H: 4, KV: 2, HD: 24, ctx: 40 },
+      { name: 'prefill MHA 3x64 T=17 at 0', T: 17, pos: 0, H: 3, KV: 3, HD: 64, ctx: 17 },
+      { name: 'window 5 GQA 6/2x16 T=9 at 30', T: 9, pos: 30, H: 6, KV: 2, HD: 16, ctx: 40, window: 5 },
+      { name: 'bidirectional 2/1x8 T=6', T: 6, pos: 0, H: 2, KV: 1, HD: 8, ctx: 6, causal: false },
+      { name: 'prefix 9 + decode 4/2x24', T: 1, pos: 3, H: 4, KV: 2, HD: 24, ctx: 8, prefix: 9 },
+    ].map((c): ParityCase => ({
+      name: `attention ${c.name}`, rows: c.T, pos: c.pos, tol: { rel: 1e-5, abs: 1e-5 }, doctor: c.doctor,
+      build: () => {
+        const kv = c.KV * c.HD, P = c.prefix ?? 0;
+        return ops.attention(zeros([c.T, c.H * c.HD]), f32([c.T, c.H * c.HD], 23), f32([c.ctx, kv], 24), f32([c.ctx, kv], 25), {
+          nHeads: c.H, nKvHeads: c.KV, headDim: c.HD, scale: 1 / Math.sqrt(c.HD), window: c.window, causal: c.causal,
+          prefix: P ? { k: f32([P, kv], 26), v: f32([P, kv], 27), len: P } : undefined,
+        });
+      },
+    })),
+    // decode reads every cached key and value once (GB/s); "cold" spreads the op over distinct
+    // caches of >= 128 MiB in all, so each reads from DRAM as in a model's decode step. Prefill
+    // as GFLOP/s (QK and PV: 4 * hd flops per query head and visible key).
+    // Measured (2-vCPU Zen 4, before = the scalar per-(token, head) online softmax): decode cold
+    // 32/8 ctx 4096 1t 10.2 -> 1.73 ms, 2t 4.9 -> 0.90 ms; prefill T128 32/8 1t 4.0 -> 42 GFLOP/s.
+    bench: [
+      ...[[32, 8], [32, 4]].map(([H, KV]): BenchCase => {
+        const ctx = 4096, kv = KV * 128, bytes = 2 * ctx * kv * 4;
+        const q = () => f32([1, H * 128], 28);
+        return {
+          name: `attention decode cold ${H}/${KV}x128 ctx ${ctx}`, rows: 1, pos: ctx - 1, bytes,
+          nodes: cold(bytes, () => ops.attention(zeros([1, H * 128]), q(), f32([ctx, kv], 29), f32([ctx, kv], 30), { nHeads: H, nKvHeads: KV, headDim: 128, scale: 1 / Math.sqrt(128) })),
+        };
+      }),
+      {
+        name: 'attention prefill 32/8x128 T=128', rows: 128, flops: 4 * 128 * 32 * ((128 * 129) / 2),
+        nodes: repeat(1, () => ops.attention(zeros([128, 4096]), f32([128, 4096], 31), f32([128, 1024], 32), f32([128, 1024], 33), { nHeads: 32, nKvHeads: 8, headDim: 128, scale: 1 / Math.sqrt(128) })),
+      },
+    ],
+  },
+  matmul: {
+    // f32/f16/bf16: the same stored weights, f32 accumulation in another order than the
+    // reference's double (measured <= 4.4e-7). q8_0: the fast levels (and CUDA) also round x to
+    // 8 bits per value, as llama.cpp does: ~5e-3 over an output (test/ops/matmul.test.ts pins
+    // the integer arithmetic down exactly). CUDA's tensor-core GEMM (more than 8 rows) stages x
+    // in the weights' f16/bf16.
+    parity: (['f32', 'f16', 'bf16', 'q8_0'] as NativeDType[]).flatMap((dt) => [1, 7, 17].map((T): ParityCase => {
+      const K = 96, N = 67;
+      const tol = { rel: dt === 'q8_0' ? 3e-2 : 1e-5, abs: dt === 'q8_0' ? 3e-1 : 1e-4 };
+      const half = dt === 'f16' || dt === 'bf16';
+      return {
+        name: `matmul ${dt} ${T}x${K} · ${N}x${K}ᵀ`, rows: T, tol, doctor: T === 7,
+        cuda: T > 8 && half ? { rel: dt === 'f16' ? 2e-3 : 1e-2, abs: dt === 'f16' ? 2e-2 : 1e-1 } : undefined,
+        build: () => ops.matmul(zeros([T, N]), f32([T, K], 34), typed(dt, [N, K], 35)),
+      };
+    }).concat([{
+      name: `matmul ${dt} lastRow of 5`, rows: 5, tol: { rel: dt === 'q8_0' ? 3e-2 : 1e-5, abs: dt === 'q8_0' ? 3e-1 : 1e-4 },
+      build: () => ops.matmul(zeros([1, 33]), f32([5, 64], 36), typed(dt, [33, 64], 37), { lastRow: true }),
+    }])),
+    // The decode matvec streams its weights from memory as a real decode step does: the op runs
+    // over distinct weight copies of >= 160 MiB in all. Bench notes (Zen 4, 1 thread, us per
+    // matvec 2048x5632): v0 scalar f16 38700 / q8_0 11450; v1 4 neighbour rows 1577 / 1610;
+    // v2 4 long streams, q8_0 integer dot 846 / 498 (v1 lost to the prefetcher).
+    bench: [
+      ...(['f32', 'f16', 'bf16', 'q8_0'] as NativeDType[]).map((dt): BenchCase => {
+        const K = 2048, N = 5632, bytes = Math.round(N * K * BYTES[dt]);
+        const x = () => f32([1, K], 38), w = typed(dt, [N, K], 39, 0.1);
+        return {
+          name: `matmul decode ${dt} 1x${K} · ${N}x${K}ᵀ`, rows: 1, bytes,
+          nodes: () => {
+            const xs = x(), y = zeros([1, N]);
+            return cold(bytes, () => { const wc = emptyTensor(dt, [N, K]); wc.write(new Uint8Array(w.read())); return ops.matmul(y, xs, wc); }, 160 << 20)();
+          },
+        };
+      }),
+      ...(['f32', 'f16', 'q8_0'] as NativeDType[]).map((dt): BenchCase => ({
+        name: `matmul prefill ${dt} 64x2048 · 2048x2048ᵀ`, rows: 64, flops: 2 * 64 * 2048 * 2048,
+        nodes: repeat(1, () => ops.matmul(zeros([64, 2048]), f32([64, 2048], 40), typed(dt, [2048, 2048], 41, 0.1))),
+      })),
+    ],
+  },
+  embedding: {
+    // table rows widened to f32 as stored: exact on every backend
+    parity: (['f32', 'f16', 'bf16', 'q8_0'] as NativeDType[]).map((dt): ParityCase => ({
+      name: `embedding ${dt} 7 of 50x96`, rows: 7, tol: EXACT, doctor: dt === 'q8_0',
+      build: () => ops.embedding(zeros([7, 96]), typed(dt, [50, 96], 42), ids(7, 50, 7)),
+    })),
+    bench: (['f16', 'q8_0'] as NativeDType[]).map((dt): BenchCase => ({
+      name: `embedding ${dt} 64 of 32000x2048`, rows: 64, bytes: Math.round(64 * 2048 * (4 + BYTES[dt])),
+      nodes: repeat(8, () => ops.embedding(zeros([64, 2048]), zeros([32000, 2048], dt), ids(64, 32000, 401))),
+    })),
+  },
+  argmax: {
+    parity: [
+      { name: 'argmax 5x1000', rows: 5, tol: EXACT, doctor: true, build: () => ops.argmax(zeros([5], 'i32'), f32([5, 1000], 43)) },
+      // ties resolve to the lowest index
+      { name: 'argmax ties 2x64', rows: 2, tol: EXACT, build: () => ops.argmax(zeros([2], 'i32'), tensorFromF32('f32', [2, 64], Float32Array.from({ length: 128 }, (_, i) => (i % 64) % 5 === 3 ? 1 : 0))) },
+      { name: 'argmax 1x128256', rows: 1, tol: EXACT, build: () => ops.argmax(zeros([1], 'i32'), f32([1, 128256], 44)) },
+    ],
+    bench: [32000, 128256].map((V): BenchCase => ({
+      name: `argmax 1x${V}`, rows: 1, bytes: V * 4, nodes: repeat(16, () => ops.argmax(zeros([1], 'i32'), f32([1, V], 45))),
+    })),
+  },
+  softcap: {
+    // cap * tanh(x / cap): the fast levels' vector tanh is within ~2e-7 relative (a series near
+    // zero, the exp form above), CUDA's tanhf a few ulp; logits-sized values, some saturating
+    parity: [[1, 7], [3, 33], [2, 4097], [1, 50000]].map(([T, D]): ParityCase => ({
+      name: `softcap ${T}x${D} cap 30`, rows: T, tol: { rel: 1e-6, abs: 3e-5 }, doctor: D === 33,
+      build: () => ops.softcap(zeros([T, D]), f32([T, D], 48, 120), 30),
+    })).concat([{
+      name: 'softcap last row of 4 (x one row)', rows: 4, tol: { rel: 1e-6, abs: 3e-5 },
+      build: () => { const x = f32([1, 256], 49, 60); return ops.softcap(x, x, 50); },
+    }]),
+    bench: [{ name: 'softcap 1x256000', rows: 1, bytes: 2 * 256000 * 4, nodes: repeat(8, () => { const x = f32([1, 256000], 50, 60); return ops.softcap(x, x, 30); }) }],
+  },
+  transpose: {
+    // values moved bit for bit (a load-time op of the CPU backend only)
+    parity: (['f32', 'f16'] as NativeDType[]).map((dt): ParityCase => ({
+      name: `transpose ${dt} 33x70 cols 5..36`, rows: 1, tol: EXACT, doctor: dt === 'f32',
+      build: () => ops.transpose(zeros([31, 33], dt), typed(dt, [33, 70], 46), 5),
+    })),
+    bench: [[768, 2304], [3072, 768]].map(([R, C]): BenchCase => ({
+      name: `transpose f32 ${R}x${C}`, rows: 1, bytes: 2 * R * C * 4, nodes: repeat(1, () => ops.transpose(zeros([C, R]), f32([R, C], 47))),
+    })),
+  },
 };

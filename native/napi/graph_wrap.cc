@@ -35,7 +35,7 @@ Napi::Function GraphWrap::define(Napi::Env env) {
 }
 
 namespace {
-std::string param_type_name(ParamType t) { return t == ParamType::Float ? "number" : t == ParamType::Int ? "integer" : "boolean"; }
+const char* param_type_name(ParamType t) { return t == ParamType::Float ? "number" : t == ParamType::Int ? "integer" : "boolean"; }
 
 // One node from its JS object, by the op table: every role and parameter the op declares, and
 // nothing else. A missing required field is an error naming the op and the field.
@@ -72,7 +72,9 @@ Node parse_node(Napi::Env env, const Napi::Value& value, uint32_t index) {
     const bool ok = p.type == ParamType::Bool ? v.IsBoolean()
                     : v.IsNumber() && std::isfinite(v.As<Napi::Number>().DoubleValue()) &&
                           (p.type == ParamType::Float || std::trunc(v.As<Napi::Number>().DoubleValue()) == v.As<Napi::Number>().DoubleValue());
-    if (!ok) throw_js(env, "E_INVALID_ARG", where + ": parameter '" + p.name + "' must be a finite " + param_type_name(p.type));
+    if (!ok)
+      throw_js(env, "E_INVALID_ARG", where + ": parameter '" + p.name + "' must be " +
+                                         (p.type == ParamType::Bool ? "a boolean" : p.type == ParamType::Int ? "an integer" : "a finite number"));
     n.p[i] = p.type == ParamType::Bool ? (v.As<Napi::Boolean>().Value() ? 1 : 0) : v.As<Napi::Number>().DoubleValue();
   }
   if (def.positional) {

@@ -1,0 +1,29 @@
+/**
+ * Every op's microbenchmarks: the bench cases of the case table (lib/ops/cases.ts, where each
+ * case says how it is cut and keeps its bench notes), at 1 and 2 threads on the CPU, as GB/s
+ * or GFLOP/s and the share of the roofline measured in the same run (lib/kernel-bench.ts).
+ * Filters other than "kernels" select cases by name (`npm run bench -- "matmul decode"`).
+ */
+import v8 from 'node:v8';
+import vm from 'node:vm';
+import { benchKernels } from '../lib/kernel-bench.js';
+import type { BenchResult } from './util.js';
+
+// A full GC before each thread count: V8's background GC threads, woken by the large arrays
+// the cases allocate, would otherwise take a core from a 2-thread run on a 2-core machine.
+v8.setFlagsFromString('--expose-gc');
+const gc = vm.runInNewContext('gc') as () => void;
+
+export async function run(filters: string[] = []): Promise<BenchResult[]> {
+  const names = filters.filter((f) => f !== 'kernels');
+  const out: BenchResult[] = [];
+  for (const threads of [1, 2]) {
+    for (const filter of names.length ? names : [undefined]) {
+      gc();
+      const r = await benchKernels({ threads, filter });
+      for (const k of r.kernels)
+        out.push({ name: `${k.op} ${threads}t`, seconds: k.seconds, gbps: k.gbps, gflops: k.gflops, rooflineShare: k.rooflineShare, copyGBps: r.copyGBps });
+    }
+  }
+  return out;
+}
