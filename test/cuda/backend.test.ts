@@ -13,7 +13,7 @@ import { devices, FuselmError, loadModel, type LoadModelOptions, type Model } fr
 import { CpuBackend, CudaBackend, ops } from '../../lib/backend.js';
 import { native } from '../../lib/native.js';
 import { writeSyntheticLlama } from '../../lib/model/synthetic.js';
-import { emptyTensor, readF32Rows, tensorFromF32 } from '../../lib/tensor.js';
+import { emptyTensor, readF32Rows, tensorFromF32, tensorFromI32 } from '../../lib/tensor.js';
 import { readSharedJson, requireShared, sharedPath } from '../helpers/shared.js';
 
 const MODEL = 'models/stories260K.gguf';
@@ -276,6 +276,18 @@ describe('CUDA backend', function () {
       assert.throws(() => be.graph([ops.rmsNorm(devX, hostX, be.upload(w), 1e-5)], 2), /op #0 \(rms_norm\): x f32\[2, 4\] is in host memory/);
       assert.throws(() => cpu.graph([ops.rmsNorm(hostX, devX, w, 1e-5)], 2), /op #0 \(rms_norm\): x is in cuda-emulated memory/);
       cpu.dispose();
+    });
+
+    it('reports a token id outside the table found on the device as E_INVALID_ARG, and runs on after it', async () => {
+      const be = new CudaBackend({ emulated: true });
+      const table = be.upload(tensorFromF32('f32', [4, 2], Float32Array.from([0, 1, 2, 3, 4, 5, 6, 7])));
+      const x = be.empty('f32', [2, 2]);
+      const devIds = be.upload(tensorFromI32([2], Int32Array.from([1, 9])));
+      const g = be.graph([ops.embedding(x, table, devIds)], 2);
+      await assert.rejects(g.run(2, 0), { code: 'E_INVALID_ARG', message: /token id 9 at row 1 is outside the embedding table/ });
+      await g.run(1, 0); // the error word is cleared each step: the next run is fine
+      assert.deepEqual(Array.from(readF32Rows(x, 0, 1)), [2, 3]);
+      g.dispose();
     });
   });
 });
