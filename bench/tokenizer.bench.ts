@@ -3,7 +3,7 @@
  * and code (TypeScript's own lib .d.ts files, read once, never repeated), GPT-2's vocabulary,
  * side by side with tiktoken (Rust compiled to WASM) and gpt-tokenizer (pure JS) in the same run.
  * Every encoder must produce the same ids (checked), so the comparison is like for like.
- * DESIGN §6 goal: >= 2x tiktoken, >= 1x gpt-tokenizer. Needs ../shared (the GPT-2 tokenizer.json).
+ * Goal (ARCHITECTURE.md): >= 2x tiktoken, >= 1x gpt-tokenizer. Needs ../shared (the GPT-2 tokenizer.json).
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';

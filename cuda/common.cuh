@@ -1,7 +1,7 @@
 // Shared CUDA helpers. Every runtime call and kernel launch is checked and turned into a
 // fuselm::Error (a JS FuselmError), never an exit or abort.
 //
-// This header compiles two ways (DESIGN.md §4): with nvcc for the GPU, and with g++ for the
+// This header compiles two ways (ARCHITECTURE.md, "CUDA without a GPU"): with nvcc for the GPU, and with g++ for the
 // SIMT emulator (cuda/emu/emu.h), so kernels must reach the hardware-specific pieces only
 // through what is here: dynamic_smem<T>() for shared memory, launch_kernel() to launch, and
 // the PTX wrappers (mma_*, ldmatrix_*, cp_async_*), which have an inline-PTX version

@@ -1,8 +1,10 @@
-// The CUDA backend's op launchers: one per op, `<op>_cuda(args, stream)`, each in cuda/<op>.cu
-// beside its kernels and registered there against the op table (FUSELM_CUDA_OP), with the
-// same Args structs as the CPU ops (native/ops/<op>.h, with the shapes) but every pointer a
-// DEVICE pointer. Launches are asynchronous on `stream` (the emulator runs them to completion);
-// bad launches throw fuselm::Error.
+// The CUDA backend's launchers: `<op>_cuda(args, stream)` in cuda/<op>.cu beside its kernels
+// and registered there against the op table (FUSELM_CUDA_OP), with the same Args structs as
+// the CPU ops but every pointer a DEVICE pointer. A single-kernel op declares its launcher in
+// its own native/ops/<op>.h; this header declares the ops made of several kernels (matmul,
+// attention), the CUDA-only fusions the graph rewrites adjacent ops into, and shared helpers.
+// Launches are asynchronous on `stream` (the emulator runs them to completion); bad launches
+// throw fuselm::Error.
 #pragma once
 #include "common.cuh"
 #include "cuda_op.h"
@@ -21,13 +23,6 @@
 
 FUSELM_CUDA_NAMESPACE_BEGIN
 
-void add_cuda(const AddArgs& a, cudaStream_t stream);            // cuda/add.cu
-void rms_norm_cuda(const RmsNormArgs& a, cudaStream_t stream);   // cuda/rms_norm.cu
-void swiglu_cuda(const SwigluArgs& a, cudaStream_t stream);      // cuda/swiglu.cu
-void rope_cuda(const RopeArgs& a, cudaStream_t stream);          // cuda/rope.cu
-// error (device, 2 x i32, zero before the call): {1 + position, id} of the first token whose
-// id is outside the table; its row of out is zeroed. May be null.
-void embedding_cuda(const EmbeddingArgs& a, int32_t* error, cudaStream_t stream);  // cuda/embedding.cu
 // ---- matmul: y[t, n] = sum_k x[t, k] * w[n, k] (MatmulArgs), w f32/f16/bf16/q8_0 [N, K] --------
 // matmul_cuda picks the kernel: the GEMV for a few rows (decode), a GEMM for many (prefill).
 // `workspace` (matmul_cuda_workspace bytes for up to max_T rows, 256-byte aligned) holds the
@@ -46,18 +41,6 @@ void matmul_gemm_q8_0_cuda(const MatmulArgs& a, void* workspace, cudaStream_t st
 // ---- KV cache and attention ------------------------------------------------------------------
 // The CUDA KV cache holds f32, f16 or bf16 (k and v alike); f16 halves its reads in decode.
 using KvStoreCudaArgs = KvStoreArgs;
-void kv_store_cuda(const KvStoreCudaArgs& a, cudaStream_t stream);  // cuda/kv_store.cu
-
-// RoPE fused into the store of the keys: cache[pos0 + t, :] = rope(src[t, :]) rounded to
-// cache_dtype, src unchanged (the rotation as rope_cuda's, RopeArgs' parameters), one pass
-// instead of a rope pass over src and a store pass. The CUDA graph uses it for rope(k) followed
-// by kv_store(k) when nothing reads the rotated k afterwards.
-struct RopeKvStoreArgs {
-  void* cache; DType cache_dtype; const float* src;
-  int64_t T, n_heads, head_dim, n_rot, pos0; float theta_base, freq_scale; bool neox;
-};
-void rope_kv_store_cuda(const RopeKvStoreArgs& a, cudaStream_t stream);  // cuda/rope_kv_store.cu
-
 // AttentionArgs with scratch for split-KV partials (attention_cuda_workspace bytes for the
 // graph's largest T and the caches' ctx + prefix_len keys).
 using AttentionCudaArgs = AttentionArgs;
@@ -72,16 +55,20 @@ void attention_fa2_cuda(const AttentionCudaArgs& a, cudaStream_t stream);  // cu
 // partials merged by log-sum-exp. f32/f16/bf16 caches, head_dim up to 256.
 void attention_split_kv_cuda(const AttentionCudaArgs& a, cudaStream_t stream);  // cuda/attention_split_kv.cu
 
-// ---- norms, biases, activations, sampling ----------------------------------------------------
-void layer_norm_cuda(const LayerNormArgs& a, cudaStream_t stream);  // cuda/layer_norm.cu
-void add_bias_cuda(const AddBiasArgs& a, cudaStream_t stream);      // cuda/add_bias.cu
-void gelu_cuda(const GeluArgs& a, cudaStream_t stream);             // cuda/gelu.cu
+// ---- fusions ---------------------------------------------------------------------------------
 // The residual add fused into the next norm, one pass: x[t] += r[t]; out[t] = norm(x[t]).
 // b null: RMSNorm with weight w; else LayerNorm with weight w and bias b. out must not alias x.
 struct AddNormArgs { float* out; float* x; const float* r; const float* w; const float* b; int64_t T, D; float eps; };
 void add_norm_cuda(const AddNormArgs& a, cudaStream_t stream);      // cuda/add_norm.cu
-// ArgmaxArgs (ids a device pointer).
-void argmax_cuda(const ArgmaxArgs& a, cudaStream_t stream);         // cuda/argmax.cu
+// RoPE fused into the store of the keys: cache[pos0 + t, :] = rope(src[t, :]) rounded to
+// cache_dtype, src unchanged (the rotation as rope_cuda's, RopeArgs' parameters), one pass
+// instead of a rope pass over src and a store pass. The CUDA graph uses it for rope(k) followed
+// by kv_store(k) when nothing reads the rotated k afterwards.
+struct RopeKvStoreArgs {
+  void* cache; DType cache_dtype; const float* src;
+  int64_t T, n_heads, head_dim, n_rot, pos0; float theta_base, freq_scale; bool neox;
+};
+void rope_kv_store_cuda(const RopeKvStoreArgs& a, cudaStream_t stream);  // cuda/rope_kv_store.cu
 
 // Grid-stride launch width for elementwise kernels: enough blocks to fill any current GPU,
 // few enough that each thread does several vectors.

@@ -7,11 +7,13 @@
  * Steps, each reported even when another fails:
  *   1. devices(): the GPU, its memory and compute capability;
  *   2. parity: every kernel's parity test on the GPU (fuselm_cuda_tests, the emulator tests'
- *      twin compiled by nvcc) against the CPU references;
+ *      twin compiled by nvcc) against the CPU references; and every parity case of the op
+ *      table's case table (lib/ops/table.ts) through a CUDA graph against the plain reference;
  *   3. end to end: stories260K on device 'cuda' against llama.cpp's logits and greedy tokens,
  *      and its beam search against the CPU's;
  *      decode and prefill tok/s of a synthetic TinyLlama-1.1B (f16, q8_0) on CUDA;
- *   4. kernels: fuselm_cuda_bench and torch_peers.py at the same shapes, with ratios.
+ *   4. kernels: fuselm_cuda_bench and torch_peers.py at the same shapes, with ratios; and every
+ *      op's bench cases of the case table on the GPU against its copy bandwidth.
  * The full report goes to $OUT/gpu-check.json; a short table is printed last.
  */
 import { spawnSync } from 'node:child_process';
@@ -76,6 +78,33 @@ await step('parity', () => {
   return { status: r.status, tests, stderr: r.stderr.slice(-4000) };
 });
 
+await step('cases', async () => {
+  const { CASES, OP_TABLE } = await import('../lib/ops/table.js');
+  const { compareResult, referenceBackend, runParity } = await import('../lib/ops/run.js');
+  const { CudaBackend } = await import('../lib/backend.js');
+  const gpu = new CudaBackend();
+  const ref = referenceBackend();
+  const results = [];
+  try {
+    for (const [op, cases] of Object.entries(CASES)) {
+      if ('noCuda' in OP_TABLE[op as keyof typeof OP_TABLE]) continue;
+      for (const c of cases.parity) {
+        try {
+          results.push(compareResult(c, await runParity(c, gpu), await runParity(c, ref), gpu.device));
+        } catch (e) {
+          results.push({ case: c.name, ok: false, error: `${(e as { code?: string }).code ?? ''} ${(e as Error).message}` });
+        }
+      }
+    }
+  } finally {
+    gpu.dispose();
+    ref.dispose();
+  }
+  const failed = results.filter((r) => !r.ok);
+  summary.push(`op cases on the GPU: ${results.length - failed.length}/${results.length} within tolerance${failed.length ? ` — FAILED: ${failed.map((r) => r.case).join(', ')}` : ''}`);
+  return { results };
+});
+
 await step('stories260K', async () => {
   const oracle = JSON.parse(readFileSync(path.join(here, 'stories260K.oracle.json'), 'utf8'));
   const out: Report = {};
@@ -127,6 +156,13 @@ await step('kernels', () => {
   const r = run(bench, quick ? ['--quick'] : [], 200);
   if (r.status !== 0) throw new Error(`fuselm_cuda_bench exited ${r.status}: ${r.stderr.slice(-2000)}`);
   return { fuselm: JSON.parse(r.stdout) };
+});
+
+await step('case-kernels', async () => {
+  const { benchKernels } = await import('../lib/kernel-bench.js');
+  const r = await benchKernels({ device: 'cuda' });
+  summary.push(`op bench cases on the GPU: copy ${r.copyGBps.toFixed(0)} GB/s; ${r.kernels.map((k) => `${k.op} ${(100 * k.rooflineShare).toFixed(0)}%`).join(', ')}`);
+  return { report: r };
 });
 
 await step('peers', () => {

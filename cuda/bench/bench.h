@@ -1,4 +1,4 @@
-// The CUDA microbenchmark program's shared pieces (fuselm_cuda_bench, DESIGN.md §3 (d)): a
+// The CUDA microbenchmark program's shared pieces (fuselm_cuda_bench, ARCHITECTURE.md, "The kernel contract"): a
 // device buffer, random fills on the device, event timing, and the JSON report. The cases
 // (norms_bench.cu, matmul_bench.cu, attention_bench.cu) use the shapes of
 // ../shared/gpu/torch_peers.py, so their times can be set beside torch's on the same GPU.

@@ -1,8 +1,10 @@
-// Bench cases: the bandwidth-bound CUDA ops the other groups leave out — add, swiglu, add_bias,
-// gelu, rope, kv_store, rope_kv_store, embedding and argmax — at decode-to-prefill row counts of a
+// Bench cases: bandwidth-bound CUDA ops the other groups leave out (add, swiglu, gelu, rope,
+// kv_store, the rope_kv_store fusion, embedding and argmax) at decode-to-prefill row counts of a
 // Llama-3-8B layer (hidden 4096, MLP 14336, 32 query / 8 KV heads of 128, vocab 128256). Each
 // reports GB/s and its share of the measured copy bandwidth; bytes counted are the rows read
-// and written once. No torch peer: the roofline is the comparison.
+// and written once. No torch peer: the roofline is the comparison. Every op of the op table is
+// also timed on the GPU by the case table's bench cases (`fuselm bench kernels --device cuda`,
+// a step of the GPU check).
 #include <functional>
 #include <string>
 #include <vector>
@@ -30,14 +32,12 @@ void run_case(Bench& b, const std::string& kernel, int64_t T, int64_t D, double 
 void elementwise_cases(Bench& b) {
   const int64_t H = 4096, F = 14336, hd = 128, nq = 32, nkv = 8, V = 128256, ctx = 8192;
   for (int64_t T : b.options().quick ? std::vector<int64_t>{1, 512} : std::vector<int64_t>{1, 64, 512, 4096}) {
-    DevBuf a(size_t(T * F) * 4), c(size_t(T * F) * 4), out(size_t(T * F) * 4), bias(size_t(F) * 4);
+    DevBuf a(size_t(T * F) * 4), c(size_t(T * F) * 4), out(size_t(T * F) * 4);
     fill_f32(a.f32(), size_t(T * F), 1, -2.0f, 2.0f);
     fill_f32(c.f32(), size_t(T * F), 2, -2.0f, 2.0f);
-    fill_f32(bias.f32(), size_t(F), 3, -0.1f, 0.1f);
     const double f4 = 4.0;
     run_case(b, "add_cuda", T, H, 3 * f4 * double(T * H), [&] { add_cuda({out.f32(), a.f32(), c.f32(), T, H}, nullptr); });
     run_case(b, "swiglu_cuda", T, F, 3 * f4 * double(T * F), [&] { swiglu_cuda({out.f32(), a.f32(), c.f32(), T, F}, nullptr); });
-    run_case(b, "add_bias_cuda", T, F, 2 * f4 * double(T * F), [&] { add_bias_cuda({out.f32(), a.f32(), bias.f32(), T, F}, nullptr); });
     run_case(b, "gelu_cuda:tanh", T, F, 2 * f4 * double(T * F), [&] { gelu_cuda({out.f32(), a.f32(), T * F, true}, nullptr); });
     // rope of the queries in place; keys rotated into an f16 cache, or stored as they are
     run_case(b, "rope_cuda", T, nq * hd, 2 * f4 * double(T * nq * hd),

@@ -1,4 +1,4 @@
-// fuselm_cuda_bench: times the CUDA op launchers on a real GPU (DESIGN.md §3 (d)) and prints
+// fuselm_cuda_bench: times the CUDA op launchers on a real GPU (ARCHITECTURE.md, "The kernel contract") and prints
 // one JSON object on stdout: the device, its measured copy bandwidth (the roofline for the
 // bandwidth-bound cases, each of which reports its share of it), and per case the kernel, the
 // shape, the median ms of the repeats and GB/s and/or TFLOP/s. The shapes are those of

@@ -1,4 +1,4 @@
-// The SIMT emulator (DESIGN.md §4): lets g++ compile the same .cu kernel sources that nvcc
+// The SIMT emulator (ARCHITECTURE.md, "CUDA without a GPU"): lets g++ compile the same .cu kernel sources that nvcc
 // compiles, and runs them on the CPU. Each block's threads run as fibers on one OS thread;
 // __syncthreads() and the warp operations are barriers among them (a fiber that has to wait
 // switches to the next runnable one), shared memory is one per-block arena handed out by

@@ -20,3 +20,10 @@ inline const OpDef def{
 }  // namespace add_op
 
 }  // namespace fuselm
+
+// The CUDA launcher, declared where CUDA code includes this header (after cuda/common.cuh).
+#ifdef FUSELM_CUDA_NAMESPACE_BEGIN
+FUSELM_CUDA_NAMESPACE_BEGIN
+void add_cuda(const AddArgs& a, cudaStream_t stream);  // cuda/add.cu
+FUSELM_CUDA_NAMESPACE_END
+#endif

@@ -25,3 +25,10 @@ inline const OpDef def{
 }  // namespace add_bias_op
 
 }  // namespace fuselm
+
+// The CUDA launcher, declared where CUDA code includes this header (after cuda/common.cuh).
+#ifdef FUSELM_CUDA_NAMESPACE_BEGIN
+FUSELM_CUDA_NAMESPACE_BEGIN
+void add_bias_cuda(const AddBiasArgs& a, cudaStream_t stream);  // cuda/add_bias.cu
+FUSELM_CUDA_NAMESPACE_END
+#endif

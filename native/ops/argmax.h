@@ -36,3 +36,10 @@ inline const OpDef def = [] {
 }  // namespace argmax_op
 
 }  // namespace fuselm
+
+// The CUDA launcher, declared where CUDA code includes this header (after cuda/common.cuh).
+#ifdef FUSELM_CUDA_NAMESPACE_BEGIN
+FUSELM_CUDA_NAMESPACE_BEGIN
+void argmax_cuda(const ArgmaxArgs& a, cudaStream_t stream);  // cuda/argmax.cu
+FUSELM_CUDA_NAMESPACE_END
+#endif

@@ -47,3 +47,12 @@ inline const OpDef def = [] {
 }  // namespace embedding_op
 
 }  // namespace fuselm
+
+// The CUDA launcher, declared where CUDA code includes this header (after cuda/common.cuh).
+#ifdef FUSELM_CUDA_NAMESPACE_BEGIN
+FUSELM_CUDA_NAMESPACE_BEGIN
+// error (device, 2 x i32, zero before the call): {1 + position, id} of the first token whose
+// id is outside the table; its row of out is zeroed. May be null.
+void embedding_cuda(const EmbeddingArgs& a, int32_t* error, cudaStream_t stream);  // cuda/embedding.cu
+FUSELM_CUDA_NAMESPACE_END
+#endif

@@ -22,3 +22,10 @@ inline const OpDef def{
 }  // namespace gelu_op
 
 }  // namespace fuselm
+
+// The CUDA launcher, declared where CUDA code includes this header (after cuda/common.cuh).
+#ifdef FUSELM_CUDA_NAMESPACE_BEGIN
+FUSELM_CUDA_NAMESPACE_BEGIN
+void gelu_cuda(const GeluArgs& a, cudaStream_t stream);  // cuda/gelu.cu
+FUSELM_CUDA_NAMESPACE_END
+#endif

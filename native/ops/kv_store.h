@@ -33,3 +33,10 @@ inline const OpDef def = [] {
 }  // namespace kv_store_op
 
 }  // namespace fuselm
+
+// The CUDA launcher, declared where CUDA code includes this header (after cuda/common.cuh).
+#ifdef FUSELM_CUDA_NAMESPACE_BEGIN
+FUSELM_CUDA_NAMESPACE_BEGIN
+void kv_store_cuda(const KvStoreArgs& a, cudaStream_t stream);  // cuda/kv_store.cu
+FUSELM_CUDA_NAMESPACE_END
+#endif

@@ -31,3 +31,10 @@ inline const OpDef def{
 }  // namespace layer_norm_op
 
 }  // namespace fuselm
+
+// The CUDA launcher, declared where CUDA code includes this header (after cuda/common.cuh).
+#ifdef FUSELM_CUDA_NAMESPACE_BEGIN
+FUSELM_CUDA_NAMESPACE_BEGIN
+void layer_norm_cuda(const LayerNormArgs& a, cudaStream_t stream);  // cuda/layer_norm.cu
+FUSELM_CUDA_NAMESPACE_END
+#endif

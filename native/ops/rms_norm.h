@@ -27,3 +27,10 @@ inline const OpDef def{
 }  // namespace rms_norm_op
 
 }  // namespace fuselm
+
+// The CUDA launcher, declared where CUDA code includes this header (after cuda/common.cuh).
+#ifdef FUSELM_CUDA_NAMESPACE_BEGIN
+FUSELM_CUDA_NAMESPACE_BEGIN
+void rms_norm_cuda(const RmsNormArgs& a, cudaStream_t stream);  // cuda/rms_norm.cu
+FUSELM_CUDA_NAMESPACE_END
+#endif

@@ -44,3 +44,10 @@ inline const OpDef def = [] {
 }  // namespace rope_op
 
 }  // namespace fuselm
+
+// The CUDA launcher, declared where CUDA code includes this header (after cuda/common.cuh).
+#ifdef FUSELM_CUDA_NAMESPACE_BEGIN
+FUSELM_CUDA_NAMESPACE_BEGIN
+void rope_cuda(const RopeArgs& a, cudaStream_t stream);  // cuda/rope.cu
+FUSELM_CUDA_NAMESPACE_END
+#endif

@@ -20,3 +20,10 @@ inline const OpDef def{
 }  // namespace swiglu_op
 
 }  // namespace fuselm
+
+// The CUDA launcher, declared where CUDA code includes this header (after cuda/common.cuh).
+#ifdef FUSELM_CUDA_NAMESPACE_BEGIN
+FUSELM_CUDA_NAMESPACE_BEGIN
+void swiglu_cuda(const SwigluArgs& a, cudaStream_t stream);  // cuda/swiglu.cu
+FUSELM_CUDA_NAMESPACE_END
+#endif

@@ -1,5 +1,5 @@
 /**
- * The SIMT emulator (cuda/emu, DESIGN.md §4) passes its own tests: the C++ program
+ * The SIMT emulator (cuda/emu, ARCHITECTURE.md, "CUDA without a GPU") passes its own tests: the C++ program
  * fuselm_emu_tests, built next to the addon by the default build, runs block reductions,
  * shuffles and votes, the mma/ldmatrix/cp.async wrappers against scalar references, and
  * kernels with barrier and shared-memory bugs that must throw instead of hanging, and every

@@ -1,4 +1,4 @@
-// Parity checks of CUDA kernels against their CPU references (DESIGN.md §3): the kernel runs
+// Parity checks of CUDA kernels against their CPU references (ARCHITECTURE.md, "The kernel contract"): the kernel runs
 // on device buffers (the emulator's or a real GPU's), the reference is the op's plain scalar
 // C++ (`<op>_cpu(args, ref_exec())`), and the two are compared by the normalized error
 // ||out - ref|| / ||ref|| and the largest absolute difference, each against a stated bound.
