@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { NativeNode, NativeTensor } from '../bindings.js';
 import { CpuBackend } from '../lib/backend.js';
-import { SHAPES, writeSyntheticLlama } from '../lib/model/synthetic.js';
+import { SHAPES, writeSyntheticLlama } from '../lib/tools/synthetic.js';
 import { emptyTensor, tensorFromF32 } from '../lib/tensor.js';
 
 export interface BenchResult {
@@ -26,7 +26,7 @@ export interface BenchResult {
   [k: string]: unknown;
 }
 
-import { median, timeIt } from '../lib/bench.js';
+import { median, timeIt } from '../lib/tools/bench.js';
 
 export { median, timeIt };
 

@@ -108,8 +108,8 @@ await step('stories260K', async () => {
 });
 
 await step('e2e', async () => {
-  const { writeSyntheticLlama, SHAPES } = await import('../lib/model/synthetic.js');
-  const { measureSpeed } = await import('../lib/bench.js');
+  const { writeSyntheticLlama, SHAPES } = await import('../lib/tools/synthetic.js');
+  const { measureSpeed } = await import('../lib/tools/bench.js');
   const out: Report = {};
   for (const dtype of ['f16', 'q8_0'] as const) {
     const f = path.join(os.tmpdir(), `fuselm-tinyllama-${dtype}.gguf`);  // not under $OUT: it travels back

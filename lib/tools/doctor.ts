@@ -2,10 +2,10 @@
  * A few-second self-check for `fuselm doctor`: every CPU op at the fastest kernel level this
  * machine has, against its plain reference, on seeded random data.
  */
-import type { NativeDType, NativeImpl, NativeNode, NativeTensor } from '../bindings.js';
-import { CpuBackend, ops } from './backend.js';
-import { native } from './native.js';
-import { emptyTensor, readF32Rows, tensorFromF32, tensorFromI32 } from './tensor.js';
+import type { NativeDType, NativeImpl, NativeNode, NativeTensor } from '../../bindings.js';
+import { CpuBackend, ops } from '../backend.js';
+import { native } from '../native.js';
+import { emptyTensor, readF32Rows, tensorFromF32, tensorFromI32 } from '../tensor.js';
 
 export interface KernelCheck {
   op: string;

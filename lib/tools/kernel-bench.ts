@@ -4,10 +4,10 @@
  * samples; each reported as GB/s against the copy bandwidth measured in the same run, or as
  * GFLOP/s against the best GEMM of the run (the compute roofline this machine shows).
  */
-import type { NativeDType, NativeNode } from '../bindings.js';
-import { CpuBackend, ops } from './backend.js';
+import type { NativeDType, NativeNode } from '../../bindings.js';
+import { CpuBackend, ops } from '../backend.js';
 import { timeIt } from './bench.js';
-import { emptyTensor, tensorFromF32, tensorFromI32 } from './tensor.js';
+import { emptyTensor, tensorFromF32, tensorFromI32 } from '../tensor.js';
 
 export interface KernelResult {
   op: string;
