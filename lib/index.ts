@@ -12,7 +12,7 @@ export type { ModelConfig } from './model/config.js';
 export { loadEmbeddingModel, EmbeddingModel } from './model/bert.js';
 export type { EmbedOptions, LoadEmbeddingModelOptions } from './model/bert.js';
 export type { GenerationConfig } from './formats/hf.js';
-export { loadTokenizer } from './tokenizer/from-gguf.js';
+export { loadTokenizer } from './tokenizer/load.js';
 export type { Tokenizer, StreamDecoder } from './tokenizer/tokenizer.js';
 export { Chat, CHATML_TEMPLATE } from './chat.js';
 export type { ChatMessage, ChatOptions } from './chat.js';

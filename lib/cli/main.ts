@@ -22,7 +22,7 @@ import { devices } from '../devices.js';
 import { readGguf } from '../formats/gguf.js';
 import { readSafetensors } from '../formats/safetensors.js';
 import { ggmlTypeName } from '../formats/ggml-types.js';
-import { loadTokenizer } from '../tokenizer/from-gguf.js';
+import { loadTokenizer } from '../tokenizer/load.js';
 
 function intOption(name: string, min: number) {
   return (v: string): number => {
