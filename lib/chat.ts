@@ -5,7 +5,8 @@
  */
 import { Template } from '@huggingface/jinja';
 import { FuselmError } from './errors.js';
-import type { GenerateOptions, GenerateResult, Model, StreamChunk } from './model/model.js';
+import type { GenerateOptions, GenerateResult, StreamChunk } from './generate.js';
+import type { Tokenizer } from './tokenizer/tokenizer.js';
 
 export interface ChatMessage {
   role: string;
@@ -29,13 +30,21 @@ export interface ChatOptions extends GenerateOptions {
   contextShift?: 'error' | 'dropOldest';
 }
 
+/** What a chat needs of its model: a Model (an interface, so that chat.ts and model.ts do not import each other). */
+export interface ChatModel {
+  readonly tokenizer: Tokenizer;
+  readonly contextSize: number;
+  generate(prompt: number[], opts: GenerateOptions): Promise<GenerateResult>;
+  stream(prompt: number[], opts: GenerateOptions): AsyncGenerator<StreamChunk>;
+}
+
 export class Chat {
   readonly messages: ChatMessage[] = [];
-  readonly #model: Model;
+  readonly #model: ChatModel;
   readonly #opts: ChatOptions;
   readonly #template: Template;
 
-  constructor(model: Model, opts: ChatOptions = {}) {
+  constructor(model: ChatModel, opts: ChatOptions = {}) {
     this.#model = model;
     this.#opts = opts;
     const source = opts.template ?? model.tokenizer.chatTemplate ?? CHATML_TEMPLATE;

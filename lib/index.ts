@@ -6,7 +6,9 @@
  *   const { text } = await model.generate('Once upon a time', { maxTokens: 64, temperature: 0 });
  */
 export { loadModel, Model } from './model/model.js';
-export type { LoadModelOptions, GenerateOptions, GenerateResult, StreamChunk, FinishReason, Timings, BeamSearchModelOptions, BeamSearchResult } from './model/model.js';
+export type { LoadModelOptions, BeamSearchModelOptions, BeamSearchResult } from './model/model.js';
+export type { GenerateOptions, GenerateResult, StreamChunk, FinishReason } from './generate.js';
+export type { Timings } from './model/decode-call.js';
 export type { BeamHypothesis } from './beam.js';
 export type { ModelConfig } from './model/config.js';
 export { loadEmbeddingModel, EmbeddingModel } from './model/bert.js';
