@@ -103,7 +103,7 @@ export function buildCli(): Command {
     .description('an interactive chat with streaming replies; /reset forgets the conversation, /exit (or end of input) quits')
     .requiredOption('-m, --model <path>', 'model file (GGUF)')
     .option('-s, --system <text>', 'a system message')
-    .option('-n, --max-tokens <n>', 'most tokens per reply', intOption('--max-tokens', 1), 512)
+    .option('-n, --max-tokens <n>', 'most tokens per reply; the context keeps room for them (default: 512, at most half the context)', intOption('--max-tokens', 1))
     .option('-t, --threads <n>', 'CPU threads (default: physical cores)', intOption('--threads', 1))
     .option('-d, --device <device>', "where the model runs: auto (CUDA when a device works), cpu or cuda", deviceOption, 'auto')
     .option('-c, --context-size <n>', 'KV cache positions (default: min(model context, 4096))', intOption('--context-size', 1))
@@ -115,7 +115,8 @@ export function buildCli(): Command {
       const model = await loadWithProgress(o.model, { threads: o.threads, device: o.device, contextSize: o.contextSize });
       const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: process.stdin.isTTY });
       try {
-        const chat = model.chat({ system: o.system, template, maxTokens: o.maxTokens, temperature: o.temperature, seed: o.seed, contextShift: 'dropOldest' });
+        const maxTokens = o.maxTokens ?? Math.min(512, Math.floor(model.contextSize / 2));
+        const chat = model.chat({ system: o.system, template, maxTokens, temperature: o.temperature, seed: o.seed, contextShift: 'dropOldest' });
         const prompt = () => process.stdin.isTTY && process.stdout.write('> ');
         prompt();
         for await (const line of rl) {
