@@ -17,7 +17,12 @@ import type { StreamDecoder, Tokenizer } from './tokenizer/tokenizer.js';
  * (greedy), as in node-llama-cpp, so that plain calls are deterministic. A model's
  * generation_config.json supplies defaults of its own (generationDefaults()).
  */
-export interface GenerateOptions extends Omit<SamplerOptions, 'rng'> {
+export interface GenerateOptions extends Omit<SamplerOptions, 'rng' | 'temperature'> {
+  /**
+   * Softmax temperature; 0 = greedy (argmax). Default: the model's generation_config.json
+   * (its temperature, or 1, when it samples), else 0.
+   */
+  temperature?: number;
   /** Most tokens to generate; default: until end of generation or a full context. */
   maxTokens?: number;
   /** Ends generation before the first occurrence of any of these texts (never emitted). */
