@@ -60,7 +60,7 @@ export function buildCli(): Command {
     .option('-t, --threads <n>', 'CPU threads (default: physical cores)', intOption('--threads', 1))
     .option('-d, --device <device>', "where the model runs: auto (CUDA when a device works), cpu or cuda", deviceOption, 'auto')
     .option('-c, --context-size <n>', 'KV cache positions (default: min(model context, 4096))', intOption('--context-size', 1))
-    .option('--temperature <t>', 'sampling temperature; 0 is greedy', floatOption('--temperature'), 0)
+    .option('--temperature <t>', "sampling temperature; 0 is greedy (default: the model's generation_config.json, else 0)", floatOption('--temperature'))
     .option('--seed <n>', 'random seed for sampling', intOption('--seed', 0), 0)
     .option('--top-k <n>', 'keep the k most likely tokens, 0 = off (default 40)', intOption('--top-k', 0))
     .option('--top-p <p>', 'nucleus sampling mass, 1 = off (default 0.95)', floatOption('--top-p'))
@@ -107,7 +107,7 @@ export function buildCli(): Command {
     .option('-t, --threads <n>', 'CPU threads (default: physical cores)', intOption('--threads', 1))
     .option('-d, --device <device>', "where the model runs: auto (CUDA when a device works), cpu or cuda", deviceOption, 'auto')
     .option('-c, --context-size <n>', 'KV cache positions (default: min(model context, 4096))', intOption('--context-size', 1))
-    .option('--temperature <t>', 'sampling temperature; 0 is greedy', floatOption('--temperature'), 0)
+    .option('--temperature <t>', "sampling temperature; 0 is greedy (default: the model's generation_config.json, else 0)", floatOption('--temperature'))
     .option('--seed <n>', 'random seed for sampling', intOption('--seed', 0), 0)
     .option('--template <file>', 'a Jinja chat template file overriding the model\'s own')
     .action(async (o) => {
