@@ -13,7 +13,7 @@ import { type FinishReason, type GenerateOptions, type GenerateResult, SequenceR
 import { type BeamEndOptions, type BeamHypothesis, type BeamSearchOptions, beamSearch, checkBeamOptions, hypothesisEnds } from '../beam.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { tokenizerFromGguf } from '../tokenizer/from-gguf.js';
-import { type ModelConfig, configFromGguf } from './config.js';
+import { type ModelConfig, configFromGguf, configFromHf } from './config.js';
 import { type GenerationConfig, isDirectory, readHfFolder } from '../formats/hf.js';
 import { openSafetensorsFolder } from '../formats/safetensors.js';
 import { loadTokenizer } from '../tokenizer/load.js';
@@ -502,7 +502,7 @@ function sizes(config: ModelConfig, opts: LoadModelOptions): { contextSize: numb
 /** A Hugging Face model folder (decoders: llama, mistral, qwen2, gpt2). */
 async function loadHfModel(dir: string, opts: LoadModelOptions, device: 'cpu' | 'cuda' | 'cuda-emulated'): Promise<Model> {
   const hf = await readHfFolder(dir);
-  const config = hf.config;
+  const config = configFromHf(hf.rawConfig, hf.configPath);
   if (config.architecture === 'bert')
     throw new FuselmError('E_UNSUPPORTED', `${dir}: bert is an encoder; load it with loadEmbeddingModel()`);
   const dtype = checkWeightDtype(opts.dtype ?? 'auto', 'loadModel');
