@@ -7,7 +7,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { benchPrompt, measureSpeed } from '../lib/bench.js';
+import { benchPrompt, measureSpeed } from '../lib/tools/bench.js';
 import { loadModel } from '../lib/model/model.js';
 import { syntheticFile, type BenchResult } from './util.js';
 

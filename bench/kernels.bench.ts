@@ -1,12 +1,12 @@
 /**
  * Every op's microbenchmarks: the bench cases of the case table (lib/ops/cases.ts, where each
  * case says how it is cut and keeps its bench notes), at 1 and 2 threads on the CPU, as GB/s
- * or GFLOP/s and the share of the roofline measured in the same run (lib/kernel-bench.ts).
+ * or GFLOP/s and the share of the roofline measured in the same run (lib/tools/kernel-bench.ts).
  * Filters other than "kernels" select cases by name (`npm run bench -- "matmul decode"`).
  */
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { benchKernels } from '../lib/kernel-bench.js';
+import { benchKernels } from '../lib/tools/kernel-bench.js';
 import type { BenchResult } from './util.js';
 
 // A full GC before each thread count: V8's background GC threads, woken by the large arrays

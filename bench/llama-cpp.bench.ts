@@ -8,7 +8,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { benchPrompt, measureSpeed } from '../lib/bench.js';
+import { benchPrompt, measureSpeed } from '../lib/tools/bench.js';
 import { llamaCppSpeed, loadLlamaCpp } from './peers/llama-cpp.js';
 import { syntheticFile, type BenchResult } from './util.js';
 

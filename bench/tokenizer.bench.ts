@@ -9,7 +9,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadTokenizer } from '../lib/tokenizer/from-gguf.js';
+import { loadTokenizer } from '../lib/tokenizer/load.js';
 import { median, type BenchResult } from './util.js';
 
 const require = createRequire(import.meta.url);

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { rename } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { SHAPES, writeSyntheticLlama } from '../lib/model/synthetic.js';
+import { SHAPES, writeSyntheticLlama } from '../lib/tools/synthetic.js';
 
 export interface BenchResult {
   name: string;
@@ -23,7 +23,7 @@ export interface BenchResult {
   [k: string]: unknown;
 }
 
-import { median, timeIt } from '../lib/bench.js';
+import { median, timeIt } from '../lib/tools/bench.js';
 
 export { median, timeIt };
 

@@ -5,7 +5,9 @@
  */
 import { Template } from '@huggingface/jinja';
 import { FuselmError } from './errors.js';
-import type { GenerateOptions, GenerateResult, Model, StreamChunk } from './model/model.js';
+import type { GenerationConfig } from './formats/hf.js';
+import { type GenerateOptions, type GenerateResult, type StreamChunk, generationDefaults } from './generate.js';
+import type { Tokenizer } from './tokenizer/tokenizer.js';
 
 export interface ChatMessage {
   role: string;
@@ -29,13 +31,22 @@ export interface ChatOptions extends GenerateOptions {
   contextShift?: 'error' | 'dropOldest';
 }
 
+/** What a chat needs of its model: a Model (an interface, so that chat.ts and model.ts do not import each other). */
+export interface ChatModel {
+  readonly tokenizer: Tokenizer;
+  readonly contextSize: number;
+  readonly generationConfig: GenerationConfig;
+  generate(prompt: number[], opts: GenerateOptions): Promise<GenerateResult>;
+  stream(prompt: number[], opts: GenerateOptions): AsyncGenerator<StreamChunk>;
+}
+
 export class Chat {
   readonly messages: ChatMessage[] = [];
-  readonly #model: Model;
+  readonly #model: ChatModel;
   readonly #opts: ChatOptions;
   readonly #template: Template;
 
-  constructor(model: Model, opts: ChatOptions = {}) {
+  constructor(model: ChatModel, opts: ChatOptions = {}) {
     this.#model = model;
     this.#opts = opts;
     const source = opts.template ?? model.tokenizer.chatTemplate ?? CHATML_TEMPLATE;
@@ -66,16 +77,24 @@ export class Chat {
     return addBos ? [tok.bos!, ...ids] : ids;
   }
 
-  /** The prompt for the next turn, shifted per contextShift when it does not fit. */
-  #turnPrompt(messages: ChatMessage[], maxTokens: number): number[] {
-    const room = this.#model.contextSize - Math.min(maxTokens, 1);
+  /**
+   * The prompt for the next turn, leaving `o.maxTokens` positions free for the reply (or the
+   * model's default, or 1 when the reply is unbounded); shifted per contextShift when it does
+   * not fit.
+   */
+  #turnPrompt(messages: ChatMessage[], o: GenerateOptions): number[] {
+    const reply = o.maxTokens ?? generationDefaults(this.#model.generationConfig).maxTokens ?? 1;
+    const room = this.#model.contextSize - reply;
     let msgs = messages;
     for (;;) {
       const ids = this.#prompt(msgs);
       if (ids.length <= room) return ids;
       const first = msgs[0]?.role === 'system' ? 1 : 0;
       if (this.#opts.contextShift !== 'dropOldest' || msgs.length - first <= 1)
-        throw new FuselmError('E_CONTEXT_FULL', `the conversation needs ${ids.length} tokens but the context holds ${this.#model.contextSize}`);
+        throw new FuselmError(
+          'E_CONTEXT_FULL',
+          `the conversation needs ${ids.length} tokens and the reply ${reply} more, but the context holds ${this.#model.contextSize}`,
+        );
       // drop the oldest turn (a user message and the reply after it)
       const drop = msgs[first + 1]?.role === 'assistant' ? 2 : 1;
       msgs = [...msgs.slice(0, first), ...msgs.slice(first + drop)];
@@ -91,7 +110,7 @@ export class Chat {
   async send(text: string, opts: GenerateOptions = {}): Promise<GenerateResult> {
     const o = this.#options(opts);
     const messages = [...this.messages, { role: 'user', content: text }];
-    const r = await this.#model.generate(this.#turnPrompt(messages, o.maxTokens ?? 1), o);
+    const r = await this.#model.generate(this.#turnPrompt(messages, o), o);
     this.messages.push({ role: 'user', content: text }, { role: 'assistant', content: r.text });
     return r;
   }
@@ -101,7 +120,7 @@ export class Chat {
     const o = this.#options(opts);
     const messages = [...this.messages, { role: 'user', content: text }];
     let reply = '';
-    for await (const c of this.#model.stream(this.#turnPrompt(messages, o.maxTokens ?? 1), o)) {
+    for await (const c of this.#model.stream(this.#turnPrompt(messages, o), o)) {
       reply += c.text;
       yield c;
     }

@@ -1,13 +1,66 @@
 /**
- * One generated sequence's bookkeeping, shared by single and batched generation: its sampler,
- * stop strings, UTF-8 stream decoder, the tokens and text so far, and why it ended.
+ * generate() and stream(): their options and results, the defaults a model's
+ * generation_config.json gives them, and one generated sequence's bookkeeping (SequenceRun),
+ * shared by single and batched generation: its sampler, stop strings, UTF-8 stream decoder,
+ * the tokens and text so far, and why it ended.
  */
 import { FuselmError } from './errors.js';
-import type { FinishReason, GenerateOptions, StreamChunk } from './model/model.js';
-import { createSampler, type LogprobsResult, type Sampler } from './sampling/sampler.js';
+import type { Timings } from './model/decode-call.js';
+import { createSampler, type LogprobsResult, type Sampler, type SamplerOptions } from './sampling/sampler.js';
 import { StopMatcher } from './sampling/stop.js';
 import type { GenerationConfig } from './formats/hf.js';
 import type { StreamDecoder, Tokenizer } from './tokenizer/tokenizer.js';
+
+/**
+ * Generation options. The sampler options (topK, topP, minP, typicalP, penalties, logitBias,
+ * seed, samplers order, mirostat) default to llama.cpp's values; temperature defaults to 0
+ * (greedy), as in node-llama-cpp, so that plain calls are deterministic. A model's
+ * generation_config.json supplies defaults of its own (generationDefaults()).
+ */
+export interface GenerateOptions extends Omit<SamplerOptions, 'rng' | 'temperature'> {
+  /**
+   * Softmax temperature; 0 = greedy (argmax). Default: the model's generation_config.json
+   * (its temperature, or 1, when it samples), else 0.
+   */
+  temperature?: number;
+  /** Most tokens to generate; default: until end of generation or a full context. */
+  maxTokens?: number;
+  /** Ends generation before the first occurrence of any of these texts (never emitted). */
+  stop?: string | string[];
+  /** Report log-probabilities of each generated token and of this many alternatives. */
+  logprobs?: number;
+  /** Add the tokenizer's BOS (and EOS) tokens around a text prompt; default: as the model says. */
+  addSpecial?: boolean;
+  /** Keep going past end-of-generation tokens (llama.cpp's --ignore-eos); for benchmarks. */
+  ignoreEog?: boolean;
+  /** Ends generation within one step; the promise rejects with E_ABORTED. */
+  signal?: AbortSignal;
+  /** More tokens that end generation, besides the tokenizer's own (e.g. generation_config's eos_token_id). */
+  eogIds?: number[];
+}
+
+export type FinishReason = 'eog' | 'stop' | 'maxTokens' | 'contextFull';
+
+export interface GenerateResult {
+  text: string;
+  ids: number[];
+  promptIds: number[];
+  finishReason: FinishReason;
+  timings: Timings;
+  /** Per generated token, with the `logprobs` option. */
+  logprobs?: LogprobsResult[];
+}
+
+export interface StreamChunk {
+  /**
+   * Text completed by this token: '' while a UTF-8 character is incomplete or the text could
+   * still be the start of a stop string. A last chunk with id -1 carries held-back text.
+   */
+  text: string;
+  id: number;
+  /** With the `logprobs` option. */
+  logprobs?: LogprobsResult;
+}
 
 export class SequenceRun {
   readonly promptIds: number[];

@@ -6,13 +6,15 @@
  *   const { text } = await model.generate('Once upon a time', { maxTokens: 64, temperature: 0 });
  */
 export { loadModel, Model } from './model/model.js';
-export type { LoadModelOptions, GenerateOptions, GenerateResult, StreamChunk, FinishReason, Timings, BeamSearchModelOptions, BeamSearchResult } from './model/model.js';
+export type { LoadModelOptions, BeamSearchModelOptions, BeamSearchResult } from './model/model.js';
+export type { GenerateOptions, GenerateResult, StreamChunk, FinishReason } from './generate.js';
+export type { Timings } from './model/decode-call.js';
 export type { BeamHypothesis } from './beam.js';
 export type { ModelConfig } from './model/config.js';
 export { loadEmbeddingModel, EmbeddingModel } from './model/bert.js';
 export type { EmbedOptions, LoadEmbeddingModelOptions } from './model/bert.js';
 export type { GenerationConfig } from './formats/hf.js';
-export { loadTokenizer } from './tokenizer/from-gguf.js';
+export { loadTokenizer } from './tokenizer/load.js';
 export type { Tokenizer, StreamDecoder } from './tokenizer/tokenizer.js';
 export { Chat, CHATML_TEMPLATE } from './chat.js';
 export type { ChatMessage, ChatOptions } from './chat.js';

@@ -137,8 +137,8 @@ await step('stories260K', async () => {
 });
 
 await step('e2e', async () => {
-  const { writeSyntheticLlama, SHAPES } = await import('../lib/model/synthetic.js');
-  const { measureSpeed } = await import('../lib/bench.js');
+  const { writeSyntheticLlama, SHAPES } = await import('../lib/tools/synthetic.js');
+  const { measureSpeed } = await import('../lib/tools/bench.js');
   const out: Report = {};
   for (const dtype of ['f16', 'q8_0'] as const) {
     const f = path.join(os.tmpdir(), `fuselm-tinyllama-${dtype}.gguf`);  // not under $OUT: it travels back
@@ -159,7 +159,7 @@ await step('kernels', () => {
 });
 
 await step('case-kernels', async () => {
-  const { benchKernels } = await import('../lib/kernel-bench.js');
+  const { benchKernels } = await import('../lib/tools/kernel-bench.js');
   const r = await benchKernels({ device: 'cuda' });
   summary.push(`op bench cases on the GPU: copy ${r.copyGBps.toFixed(0)} GB/s; ${r.kernels.map((k) => `${k.op} ${(100 * k.rooflineShare).toFixed(0)}%`).join(', ')}`);
   return { report: r };

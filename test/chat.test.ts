@@ -2,7 +2,8 @@
  * Chat sessions on stories260K with the TinyLlama chat template taken from a real
  * tokenizer_config.json: the prompt is the template's rendering, a second turn reuses the KV
  * cache of the first (evaluating only new tokens) and still generates exactly what a fresh
- * evaluation of the same prompt does; a full context is an error or shifts, as asked.
+ * evaluation of the same prompt does; a turn must leave maxTokens positions free for the reply,
+ * and one that does not is an error or shifts, as asked.
  */
 import assert from 'node:assert/strict';
 import { loadModel, type Model } from '../lib/index.js';
@@ -60,6 +61,29 @@ describe('chat', function () {
     const r = await shifting.send(long);
     assert.ok(r.promptIds.length + 4 <= 60);
     assert.equal(shifting.messages.length, 4); // the history is kept; only the prompt dropped turns
+  });
+
+  it('keeps maxTokens positions free for the reply: one fewer is E_CONTEXT_FULL, or drops the oldest turn', async () => {
+    const maxTokens = 6;
+    const first = 'Once upon a time', second = 'What happened next?';
+    const probe = model.chat({ template, maxTokens });
+    await probe.send(first);
+    const needed = (await probe.send(second)).promptIds.length; // the second turn's whole prompt
+    const alone = (await model.chat({ template, maxTokens }).send(second)).promptIds;
+    const atContext = (contextSize: number) => loadModel(sharedPath('models/stories260K.gguf'), { threads: 1, contextSize });
+    {
+      await using exact = await atContext(needed + maxTokens);
+      const chat = exact.chat({ template, maxTokens });
+      await chat.send(first);
+      assert.equal((await chat.send(second)).promptIds.length, needed);
+    }
+    await using short = await atContext(needed + maxTokens - 1);
+    const strict = short.chat({ template, maxTokens });
+    await strict.send(first);
+    await assert.rejects(strict.send(second), { code: 'E_CONTEXT_FULL' });
+    const shifting = short.chat({ template, maxTokens, contextShift: 'dropOldest' });
+    await shifting.send(first);
+    assert.deepEqual((await shifting.send(second)).promptIds, alone);
   });
 
   it('falls back to ChatML for a model without a template, and rejects a broken one', () => {

@@ -1,16 +1,18 @@
 /**
  * The CLI as a user runs it, in a child process: `fuselm run` streams stories260K's greedy
  * continuation (equal to llama.cpp's) to stdout and speed to stderr; --json prints the result;
+ * a model folder's generation_config.json temperature applies unless --temperature is given;
  * tokenize, inspect and doctor print what they say; bad usage exits 2 and a bad model file
  * exits 1 with a message, never a stack trace.
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { loadModel } from '../lib/index.js';
 import { readSharedJson, requireShared, sharedPath } from './helpers/shared.js';
 
 const run = promisify(execFile);
@@ -51,6 +53,32 @@ describe('CLI', function () {
     const bad = await fuselm('run', '-m', model, 'Once upon a time', '--beams', '4');
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /--beams needs --max-tokens/);
+  });
+
+  it("run samples with the model folder's generation_config.json temperature; --temperature overrides it", async function () {
+    requireShared(this, 'models/hf/campello-tiny-llama-synthetic/tokenizer.json');
+    const src = sharedPath('models/hf/campello-tiny-llama-synthetic');
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'fuselm-cli-genconfig-'));
+    try {
+      for (const f of readdirSync(src)) copyFileSync(path.join(src, f), path.join(dir, f));
+      writeFileSync(path.join(dir, 'generation_config.json'), JSON.stringify({ do_sample: true, temperature: 1.5 }));
+      let sampled: number[], greedy: number[];
+      {
+        await using m = await loadModel(dir, { threads: 1 });
+        sampled = (await m.generate('hi', { maxTokens: 8, temperature: 1.5 })).ids;
+        greedy = (await m.generate('hi', { maxTokens: 8, temperature: 0 })).ids;
+      }
+      assert.notDeepEqual(sampled, greedy, 'sampling at 1.5 must differ from greedy for this test to tell them apart');
+      const ids = async (...flags: string[]) => {
+        const r = await fuselm('run', '-m', dir, 'hi', '-n', '8', '--threads', '1', '--json', ...flags);
+        assert.equal(r.code, 0, r.stderr);
+        return JSON.parse(r.stdout).ids as number[];
+      };
+      assert.deepEqual(await ids(), sampled);
+      assert.deepEqual(await ids('--temperature', '0'), greedy);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('run --json prints the result object', async function () {

@@ -10,8 +10,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { GgmlType, loadModel, readGguf } from '../lib/index.js';
 import { quantizeQ8_0 } from '../lib/formats/ggml-types.js';
-import { perplexity } from '../lib/perplexity.js';
-import { quantizeGguf } from '../lib/quantize.js';
+import { perplexity } from '../lib/tools/perplexity.js';
+import { quantizeGguf } from '../lib/tools/quantize.js';
 import { requireShared, sharedPath } from './helpers/shared.js';
 
 describe('quantize and perplexity', function () {

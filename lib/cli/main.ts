@@ -9,20 +9,20 @@ import { existsSync } from 'node:fs';
 import { readFile, rename } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { measureSpeed } from '../bench.js';
-import { benchKernels } from '../kernel-bench.js';
-import { SHAPES, writeSyntheticLlama } from '../model/synthetic.js';
+import { measureSpeed } from '../tools/bench.js';
+import { benchKernels } from '../tools/kernel-bench.js';
+import { SHAPES, writeSyntheticLlama } from '../tools/synthetic.js';
 import { createInterface } from 'node:readline';
 import { type LoadModelOptions, type Model, loadModel } from '../model/model.js';
-import { perplexity } from '../perplexity.js';
-import { quantizeGguf } from '../quantize.js';
+import { perplexity } from '../tools/perplexity.js';
+import { quantizeGguf } from '../tools/quantize.js';
 import { progressBar } from './progress.js';
-import { checkKernels } from '../doctor.js';
+import { checkKernels } from '../tools/doctor.js';
 import { devices } from '../devices.js';
 import { readGguf } from '../formats/gguf.js';
 import { readSafetensors } from '../formats/safetensors.js';
 import { ggmlTypeName } from '../formats/ggml-types.js';
-import { loadTokenizer } from '../tokenizer/from-gguf.js';
+import { loadTokenizer } from '../tokenizer/load.js';
 
 function intOption(name: string, min: number) {
   return (v: string): number => {
@@ -60,7 +60,7 @@ export function buildCli(): Command {
     .option('-t, --threads <n>', 'CPU threads (default: physical cores)', intOption('--threads', 1))
     .option('-d, --device <device>', "where the model runs: auto (CUDA when a device works), cpu or cuda", deviceOption, 'auto')
     .option('-c, --context-size <n>', 'KV cache positions (default: min(model context, 4096))', intOption('--context-size', 1))
-    .option('--temperature <t>', 'sampling temperature; 0 is greedy', floatOption('--temperature'), 0)
+    .option('--temperature <t>', "sampling temperature; 0 is greedy (default: the model's generation_config.json, else 0)", floatOption('--temperature'))
     .option('--seed <n>', 'random seed for sampling', intOption('--seed', 0), 0)
     .option('--top-k <n>', 'keep the k most likely tokens, 0 = off (default 40)', intOption('--top-k', 0))
     .option('--top-p <p>', 'nucleus sampling mass, 1 = off (default 0.95)', floatOption('--top-p'))
@@ -103,11 +103,11 @@ export function buildCli(): Command {
     .description('an interactive chat with streaming replies; /reset forgets the conversation, /exit (or end of input) quits')
     .requiredOption('-m, --model <path>', 'model file (GGUF)')
     .option('-s, --system <text>', 'a system message')
-    .option('-n, --max-tokens <n>', 'most tokens per reply', intOption('--max-tokens', 1), 512)
+    .option('-n, --max-tokens <n>', 'most tokens per reply; the context keeps room for them (default: 512, at most half the context)', intOption('--max-tokens', 1))
     .option('-t, --threads <n>', 'CPU threads (default: physical cores)', intOption('--threads', 1))
     .option('-d, --device <device>', "where the model runs: auto (CUDA when a device works), cpu or cuda", deviceOption, 'auto')
     .option('-c, --context-size <n>', 'KV cache positions (default: min(model context, 4096))', intOption('--context-size', 1))
-    .option('--temperature <t>', 'sampling temperature; 0 is greedy', floatOption('--temperature'), 0)
+    .option('--temperature <t>', "sampling temperature; 0 is greedy (default: the model's generation_config.json, else 0)", floatOption('--temperature'))
     .option('--seed <n>', 'random seed for sampling', intOption('--seed', 0), 0)
     .option('--template <file>', 'a Jinja chat template file overriding the model\'s own')
     .action(async (o) => {
@@ -115,7 +115,8 @@ export function buildCli(): Command {
       const model = await loadWithProgress(o.model, { threads: o.threads, device: o.device, contextSize: o.contextSize });
       const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: process.stdin.isTTY });
       try {
-        const chat = model.chat({ system: o.system, template, maxTokens: o.maxTokens, temperature: o.temperature, seed: o.seed, contextShift: 'dropOldest' });
+        const maxTokens = o.maxTokens ?? Math.min(512, Math.floor(model.contextSize / 2));
+        const chat = model.chat({ system: o.system, template, maxTokens, temperature: o.temperature, seed: o.seed, contextShift: 'dropOldest' });
         const prompt = () => process.stdin.isTTY && process.stdout.write('> ');
         prompt();
         for await (const line of rl) {

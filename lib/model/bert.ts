@@ -16,7 +16,7 @@ import { openSafetensorsFolder } from '../formats/safetensors.js';
 import { emptyTensor, readF32Rows } from '../tensor.js';
 import { loadTokenizer } from '../tokenizer/load.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
-import { configFromGguf, type ModelConfig } from './config.js';
+import { configFromGguf, configFromHf, type ModelConfig } from './config.js';
 import { tokenizerFromGguf } from '../tokenizer/from-gguf.js';
 import { checkWeightDtype, loadGgufTensor, type WeightDtype } from './weights.js';
 import { HfTensors } from './hf-weights.js';
@@ -385,8 +385,9 @@ export async function loadEmbeddingModel(path: string, opts: LoadEmbeddingModelO
   const dtype = checkWeightDtype(opts.dtype ?? 'auto', 'loadEmbeddingModel');
   if (!(await isDirectory(path))) return loadGgufEmbeddingModel(path, dtype, opts);
   const hf = await readHfFolder(path);
-  if (hf.config.architecture !== 'bert')
-    throw new FuselmError('E_UNSUPPORTED', `${path}: '${hf.config.architecture}' is not an encoder; load it with loadModel()`);
+  const config = configFromHf(hf.rawConfig, hf.configPath);
+  if (config.architecture !== 'bert')
+    throw new FuselmError('E_UNSUPPORTED', `${path}: '${config.architecture}' is not an encoder; load it with loadModel()`);
   const st = await openSafetensorsFolder(path);
   const tokenizer = await loadTokenizer(path).catch((e) => {
     if (e instanceof FuselmError && e.code === 'E_UNSUPPORTED') return undefined;
@@ -394,8 +395,8 @@ export async function loadEmbeddingModel(path: string, opts: LoadEmbeddingModelO
   });
   const be = new CpuBackend({ threads: opts.threads, impl: opts.impl });
   try {
-    const w = await loadBertWeights(new HfTensors(st, path, ['bert.', ''], dtype), hf.config);
-    return new EmbeddingModel(path, hf.config, w, tokenizer, be);
+    const w = await loadBertWeights(new HfTensors(st, path, ['bert.', ''], dtype), config);
+    return new EmbeddingModel(path, config, w, tokenizer, be);
   } catch (e) {
     be.dispose();
     throw e;

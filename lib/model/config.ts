@@ -1,9 +1,12 @@
 /**
- * One normalized model config for every architecture, read from a file's own metadata. Model
- * code reads only this, never raw GGUF keys.
+ * One normalized model config for every architecture, read from a file's own metadata: a
+ * GGUF's keys (configFromGguf) or a Hugging Face config.json (configFromHf). Model code reads
+ * only this, never raw GGUF keys or config.json fields. Unknown architectures and unsupported
+ * options are E_UNSUPPORTED; missing or ill-typed fields are E_FORMAT naming the file and key.
  */
 import { FuselmError } from '../errors.js';
 import { type GgufFile, ggufBool, ggufNumber, ggufString } from '../formats/gguf.js';
+import type { JsonObject } from '../formats/hf.js';
 
 export type Architecture = 'llama' | 'mistral' | 'qwen2' | 'gpt2' | 'bert';
 
@@ -125,6 +128,93 @@ export function configFromGguf(f: GgufFile): ModelConfig {
     throw new FuselmError('E_UNSUPPORTED', `${f.path}: rope scaling '${scalingType}' is not supported yet (supported: none, linear)`);
   validateConfig(cfg, f.path);
   return cfg;
+}
+
+const ARCHS: Record<string, Architecture> = {
+  llama: 'llama', mistral: 'mistral', qwen2: 'qwen2', gpt2: 'gpt2', bert: 'bert',
+};
+
+/** Maps a parsed config.json onto ModelConfig; `where` names the file in errors. */
+export function configFromHf(j: JsonObject, where: string): ModelConfig {
+  const num = (key: string, fallback?: number): number => {
+    const v = j[key];
+    if (v === undefined || v === null) {
+      if (fallback === undefined) throw new FuselmError('E_FORMAT', `${where}: missing '${key}'`);
+      return fallback;
+    }
+    if (typeof v !== 'number' || !Number.isFinite(v)) throw new FuselmError('E_FORMAT', `${where}: '${key}' must be a number, got ${JSON.stringify(v)}`);
+    return v;
+  };
+  const bool = (key: string, fallback: boolean): boolean => {
+    const v = j[key];
+    if (v === undefined || v === null) return fallback;
+    if (typeof v !== 'boolean') throw new FuselmError('E_FORMAT', `${where}: '${key}' must be a boolean, got ${JSON.stringify(v)}`);
+    return v;
+  };
+  const mt = j.model_type;
+  const arch = typeof mt === 'string' ? ARCHS[mt] : undefined;
+  if (!arch)
+    throw new FuselmError('E_UNSUPPORTED', `${where}: model_type ${JSON.stringify(mt)} is not supported (supported: ${Object.keys(ARCHS).join(', ')})`);
+  const name = typeof j._name_or_path === 'string' && j._name_or_path ? j._name_or_path : arch;
+  let cfg: ModelConfig;
+  if (arch === 'gpt2') {
+    const dim = num('n_embd'), nHeads = num('n_head');
+    const act = String(j.activation_function ?? 'gelu_new');
+    cfg = {
+      architecture: arch, name, vocabSize: num('vocab_size'), dim, nLayers: num('n_layer'), nHeads, nKvHeads: nHeads,
+      headDim: dim / nHeads, ffnDim: num('n_inner', 4 * dim), normEps: num('layer_norm_epsilon', 1e-5),
+      ropeDims: 0, ropeTheta: 10000, ropeFreqScale: 1, ropeNeox: false, contextLength: num('n_positions', num('n_ctx', 1024)),
+      normType: 'layer', positional: 'learned', mlp: gelu(act, where), biases: 'all', slidingWindow: 0,
+      tiedEmbeddings: bool('tie_word_embeddings', true), causal: true, postNorm: false, typeVocabSize: 0,
+    };
+  } else if (arch === 'bert') {
+    const dim = num('hidden_size'), nHeads = num('num_attention_heads');
+    const pet = j.position_embedding_type ?? 'absolute';
+    if (pet !== 'absolute') throw new FuselmError('E_UNSUPPORTED', `${where}: position_embedding_type '${pet}' is not supported (supported: absolute)`);
+    cfg = {
+      architecture: arch, name, vocabSize: num('vocab_size'), dim, nLayers: num('num_hidden_layers'), nHeads, nKvHeads: nHeads,
+      headDim: dim / nHeads, ffnDim: num('intermediate_size'), normEps: num('layer_norm_eps', 1e-12),
+      ropeDims: 0, ropeTheta: 10000, ropeFreqScale: 1, ropeNeox: false, contextLength: num('max_position_embeddings', 512),
+      normType: 'layer', positional: 'learned', mlp: gelu(String(j.hidden_act ?? 'gelu'), where), biases: 'all', slidingWindow: 0,
+      tiedEmbeddings: false, causal: false, postNorm: true, typeVocabSize: num('type_vocab_size', 2),
+    };
+  } else {
+    const dim = num('hidden_size'), nHeads = num('num_attention_heads');
+    const headDim = num('head_dim', dim / nHeads);
+    const act = String(j.hidden_act ?? 'silu');
+    if (act !== 'silu') throw new FuselmError('E_UNSUPPORTED', `${where}: hidden_act '${act}' is not supported for ${arch} (supported: silu)`);
+    let freqScale = 1;
+    const rs = j.rope_scaling as JsonObject | null | undefined;
+    if (rs !== undefined && rs !== null) {
+      const type = rs.type ?? rs.rope_type;
+      if (type === 'linear' && typeof rs.factor === 'number' && rs.factor > 0) freqScale = 1 / rs.factor;
+      else if (type !== 'default')
+        throw new FuselmError('E_UNSUPPORTED', `${where}: rope_scaling ${JSON.stringify(rs)} is not supported yet (supported: linear)`);
+    }
+    const window = arch === 'mistral' || (arch === 'qwen2' && bool('use_sliding_window', false)) ? num('sliding_window', 0) : 0;
+    cfg = {
+      architecture: arch, name, vocabSize: num('vocab_size'), dim, nLayers: num('num_hidden_layers'), nHeads,
+      nKvHeads: num('num_key_value_heads', nHeads), headDim, ffnDim: num('intermediate_size'), normEps: num('rms_norm_eps', 1e-6),
+      ropeDims: headDim, ropeTheta: num('rope_theta', 10000), ropeFreqScale: freqScale,
+      // HF keeps q/k in the checkpoint's order and rotates halves (rotate_half): NeoX pairs
+      ropeNeox: true,
+      contextLength: num('max_position_embeddings', 2048),
+      ...LLAMA_DEFAULTS,
+      biases: arch === 'qwen2' ? 'qkv' : bool('attention_bias', false) ? 'qkv' : 'none',
+      slidingWindow: window,
+      tiedEmbeddings: bool('tie_word_embeddings', false),
+    };
+  }
+  const pos = j.fuselm_positional;
+  if (pos === 'sinusoidal') cfg.positional = 'sinusoidal';
+  validateConfig(cfg, where);
+  return cfg;
+}
+
+function gelu(act: string, where: string): ModelConfig['mlp'] {
+  if (act === 'gelu_new' || act === 'gelu_pytorch_tanh' || act === 'gelu_fast') return 'gelu_tanh';
+  if (act === 'gelu') return 'gelu_erf';
+  throw new FuselmError('E_UNSUPPORTED', `${where}: activation '${act}' is not supported (supported: gelu, gelu_new)`);
 }
 
 export function validateConfig(c: ModelConfig, where: string): void {

@@ -9,12 +9,11 @@ import { readGguf } from '../formats/gguf.js';
 import { type Backend, CpuBackend, CudaBackend } from '../backend.js';
 import { native } from '../native.js';
 import type { NativeImpl } from '../../bindings.js';
-import { SequenceRun, generationDefaults } from '../generate.js';
+import { type FinishReason, type GenerateOptions, type GenerateResult, SequenceRun, type StreamChunk, generationDefaults } from '../generate.js';
 import { type BeamEndOptions, type BeamHypothesis, type BeamSearchOptions, beamSearch, checkBeamOptions, hypothesisEnds } from '../beam.js';
-import type { LogprobsResult, SamplerOptions } from '../sampling/sampler.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { tokenizerFromGguf } from '../tokenizer/from-gguf.js';
-import { type ModelConfig, configFromGguf } from './config.js';
+import { type ModelConfig, configFromGguf, configFromHf } from './config.js';
 import { type GenerationConfig, isDirectory, readHfFolder } from '../formats/hf.js';
 import { openSafetensorsFolder } from '../formats/safetensors.js';
 import { loadTokenizer } from '../tokenizer/load.js';
@@ -23,6 +22,7 @@ import { idsOnlyTokenizer } from './ids-tokenizer.js';
 import { type LlamaWeights, LlamaState, disposeLlamaWeights, loadLlamaWeights, uploadLlamaWeights } from './llama.js';
 import { checkWeightDtype, type WeightDtype } from './weights.js';
 import { loadGpt2GgufWeights } from './gpt2-gguf.js';
+import { DecodeCall, type Timings } from './decode-call.js';
 
 export interface LoadModelOptions {
   /**
@@ -53,28 +53,6 @@ export interface LoadModelOptions {
   onProgress?: (loaded: number, total: number) => void;
 }
 
-/**
- * Generation options. The sampler options (topK, topP, minP, typicalP, penalties, logitBias,
- * seed, samplers order, mirostat) default to llama.cpp's values; temperature defaults to 0
- * (greedy), as in node-llama-cpp, so that plain calls are deterministic.
- */
-export interface GenerateOptions extends Omit<SamplerOptions, 'rng'> {
-  /** Most tokens to generate; default: until end of generation or a full context. */
-  maxTokens?: number;
-  /** Ends generation before the first occurrence of any of these texts (never emitted). */
-  stop?: string | string[];
-  /** Report log-probabilities of each generated token and of this many alternatives. */
-  logprobs?: number;
-  /** Add the tokenizer's BOS (and EOS) tokens around a text prompt; default: as the model says. */
-  addSpecial?: boolean;
-  /** Keep going past end-of-generation tokens (llama.cpp's --ignore-eos); for benchmarks. */
-  ignoreEog?: boolean;
-  /** Ends generation within one step; the promise rejects with E_ABORTED. */
-  signal?: AbortSignal;
-  /** More tokens that end generation, besides the tokenizer's own (e.g. generation_config's eos_token_id). */
-  eogIds?: number[];
-}
-
 export interface BeamSearchModelOptions extends BeamSearchOptions, BeamEndOptions {
   /** Add the tokenizer's BOS (and EOS) tokens around a text prompt; default: as the model says. */
   addSpecial?: boolean;
@@ -90,40 +68,6 @@ export interface BeamSearchResult {
   sequences: (Omit<BeamHypothesis, 'finishReason'> & { text: string; finishReason: FinishReason })[];
   promptIds: number[];
   timings: Timings;
-}
-
-export type FinishReason = 'eog' | 'stop' | 'maxTokens' | 'contextFull';
-
-export interface Timings {
-  promptTokens: number;
-  /** Prompt tokens whose KV cache entries were reused from the previous call (not evaluated). */
-  cachedTokens: number;
-  promptSeconds: number;
-  generatedTokens: number;
-  generateSeconds: number;
-  promptTokensPerSecond: number;
-  tokensPerSecond: number;
-}
-
-export interface GenerateResult {
-  text: string;
-  ids: number[];
-  promptIds: number[];
-  finishReason: FinishReason;
-  timings: Timings;
-  /** Per generated token, with the `logprobs` option. */
-  logprobs?: LogprobsResult[];
-}
-
-export interface StreamChunk {
-  /**
-   * Text completed by this token: '' while a UTF-8 character is incomplete or the text could
-   * still be the start of a stop string. A last chunk with id -1 carries held-back text.
-   */
-  text: string;
-  id: number;
-  /** With the `logprobs` option. */
-  logprobs?: LogprobsResult;
 }
 
 export class Model {
@@ -206,26 +150,32 @@ export class Model {
     return prompt;
   }
 
-  /**
-   * Evaluates ids in prompt batches, from position `from` (the KV cache must already hold
-   * ids[0..from)); logits of the last token, or of all evaluated ones. Afterwards the cache
-   * holds exactly ids.
-   */
-  async #evaluate(ids: number[], allLogits: boolean, from = 0): Promise<Float32Array> {
-    if (ids.length === 0) throw new FuselmError('E_INVALID_ARG', 'cannot evaluate an empty prompt');
+  /** Throws E_CONTEXT_FULL for a prompt longer than the KV cache. */
+  #checkFits(ids: number[]): void {
     if (ids.length > this.contextSize)
       throw new FuselmError('E_CONTEXT_FULL', `the prompt has ${ids.length} tokens but the context holds ${this.contextSize}`);
-    this.#cached = ids.slice(0, from);
+  }
+
+  /**
+   * Evaluates ids[from..] on sequence `seq` of `state` in prompt batches (its cache must already
+   * hold ids[0..from)), calling check() before each batch; returns the logits of the last token,
+   * or with allLogits those of every evaluated one.
+   */
+  async #forwardPrompt(
+    state: LlamaState,
+    ids: number[],
+    o: { from?: number; seq?: number; allLogits?: boolean; check?: () => void } = {},
+  ): Promise<Float32Array> {
+    const { from = 0, seq = 0, allLogits = false } = o;
+    if (ids.length === 0) throw new FuselmError('E_INVALID_ARG', 'cannot evaluate an empty prompt');
+    this.#checkFits(ids);
     const parts: Float32Array[] = [];
-    let last!: Float32Array;
     for (let pos = from; pos < ids.length; pos += this.batchSize) {
-      const chunk = ids.slice(pos, pos + this.batchSize);
-      last = await this.#state.forward(Int32Array.from(chunk), pos, { allLogits });
-      this.#cached.push(...chunk);
-      if (allLogits) parts.push(last);
+      o.check?.();
+      parts.push(await state.forward(Int32Array.from(ids.slice(pos, pos + this.batchSize)), pos, { allLogits, seq }));
     }
-    if (!allLogits) return last;
-    const out = new Float32Array(ids.length * this.config.vocabSize);
+    if (!allLogits) return parts[parts.length - 1];
+    const out = new Float32Array((ids.length - from) * this.config.vocabSize);
     let off = 0;
     for (const p of parts) {
       out.set(p, off);
@@ -234,12 +184,26 @@ export class Model {
     return out;
   }
 
+  /** #forwardPrompt on the model's own state, keeping #cached true to what its cache holds. */
+  async #forwardCached(ids: number[], o: { from?: number; allLogits?: boolean; check?: () => void } = {}): Promise<Float32Array> {
+    // positions from `from` on are overwritten: until they all are, only the prefix is known
+    this.#cached = ids.slice(0, o.from ?? 0);
+    const logits = await this.#forwardPrompt(this.#state, ids, o);
+    this.#cached = [...ids];
+    return logits;
+  }
+
+  /** A call's prompt on the model's own state, from the prefix its cache already holds (a chat's earlier turns). */
+  #prompt(call: DecodeCall, ids: number[]): Promise<Float32Array> {
+    return call.prompt(ids, this.#cached, (from) => this.#forwardCached(ids, { from, check: () => call.check() }));
+  }
+
   /**
    * Logits for a token sequence evaluated from position 0: of the last token [vocab], or with
    * allLogits of every token [n * vocab] (row i predicts token i + 1).
    */
   evaluate(ids: number[], opts: { allLogits?: boolean } = {}): Promise<Float32Array> {
-    return this.#exclusive(() => this.#evaluate(this.#promptIds(ids), opts.allLogits ?? false));
+    return this.#exclusive(() => this.#forwardCached(this.#promptIds(ids), { allLogits: opts.allLogits }));
   }
 
   /**
@@ -252,13 +216,8 @@ export class Model {
       const o = checkBeamOptions(opts);
       const end = hypothesisEnds(this.tokenizer, opts);
       const promptIds = this.#promptIds(prompt, opts.addSpecial);
-      const check = abortChecker(opts.signal);
-      check();
-      const t0 = performance.now();
-      let reuse = 0;
-      while (reuse < promptIds.length - 1 && reuse < this.#cached.length && this.#cached[reuse] === promptIds[reuse]) reuse++;
-      const logits = await this.#evaluate(promptIds, false, reuse);
-      const t1 = performance.now();
+      const call = new DecodeCall(opts.signal);
+      const logits = await this.#prompt(call, promptIds);
       // the beams' own caches start after the prompt; the last token needs no evaluation
       const rows = Math.min(o.maxTokens - 1, this.contextSize - promptIds.length);
       let state: LlamaState | undefined;
@@ -280,10 +239,8 @@ export class Model {
           return tokens.map((_, i) => all.subarray(i * V, (i + 1) * V));
         };
         const limit = Math.min(o.maxTokens, rows + 1);
-        const hyps = await beamSearch(logits, step, { ...o, maxTokens: limit }, end.ends, check);
-        const t2 = performance.now();
-        const generated = hyps.reduce((n, h) => n + h.ids.length, 0);
-        const timings = timingsOf(promptIds.length, reuse, generated, t0, t1, t2);
+        const hyps = await beamSearch(logits, step, { ...o, maxTokens: limit }, end.ends, () => call.check());
+        const timings = call.finish(hyps.reduce((n, h) => n + h.ids.length, 0));
         this.lastTimings = timings;
         const reason = (h: BeamHypothesis): FinishReason => (h.finishReason === 'maxTokens' && limit < o.maxTokens ? 'contextFull' : h.finishReason);
         return { promptIds, timings, sequences: hyps.map((h) => ({ ...h, text: end.text(h), finishReason: reason(h) })) };
@@ -297,21 +254,14 @@ export class Model {
   async *#tokens(prompt: string | number[], o: GenerateOptions, done: (r: Omit<GenerateResult, 'text' | 'ids'>) => void): AsyncGenerator<StreamChunk> {
     const run = new SequenceRun(this.tokenizer, this.#promptIds(prompt, o.addSpecial), o);
     const promptIds = run.promptIds;
-    const abortCheck = abortChecker(o.signal);
-    abortCheck();
-    const t0 = performance.now();
-    // Reuse the cached prefix this prompt shares (a chat's earlier turns), always evaluating at
-    // least the last prompt token to get its logits.
-    let reuse = 0;
-    while (reuse < promptIds.length - 1 && reuse < this.#cached.length && this.#cached[reuse] === promptIds[reuse]) reuse++;
-    let logits = await this.#evaluate(promptIds, false, reuse);
-    const t1 = performance.now();
+    const call = new DecodeCall(o.signal);
+    let logits = await this.#prompt(call, promptIds);
     let pos = promptIds.length;
     // greedy on a GPU: each step's argmax id comes back instead of the logits
     const onDevice = this.device !== 'cpu' && run.argmaxOnly;
     let chosen: number | undefined;
     while (!run.done) {
-      abortCheck();
+      call.check();
       const chunk = chosen === undefined ? run.step(logits) : run.stepChosen(chosen);
       if (chunk) yield chunk;
       if (run.done) break;
@@ -319,7 +269,7 @@ export class Model {
         run.end('contextFull');
         break;
       }
-      abortCheck();
+      call.check();
       if (onDevice) chosen = await this.#state.forwardArgmax(run.lastId, pos);
       else logits = await this.#state.forward(Int32Array.of(run.lastId), pos);
       this.#cached.push(run.lastId);
@@ -327,7 +277,7 @@ export class Model {
     }
     const tail = run.finish();
     if (tail) yield tail;
-    const timings = timingsOf(promptIds.length, reuse, run.ids.length, t0, t1, performance.now());
+    const timings = call.finish(run.ids.length);
     this.lastTimings = timings;
     done({ promptIds, finishReason: run.finishReason!, timings, ...(o.logprobs === undefined ? {} : { logprobs: run.logprobs }) });
   }
@@ -340,32 +290,26 @@ export class Model {
   async #generateBatch(prompts: Array<string | number[]>, o: GenerateOptions): Promise<GenerateResult[]> {
     const runs = prompts.map((p) => new SequenceRun(this.tokenizer, this.#promptIds(p, o.addSpecial), o));
     const S = runs.length;
-    for (const r of runs)
-      if (r.promptIds.length > this.contextSize)
-        throw new FuselmError('E_CONTEXT_FULL', `a prompt has ${r.promptIds.length} tokens but the context holds ${this.contextSize}`);
+    for (const r of runs) this.#checkFits(r.promptIds);
     if (!this.#batch || this.#batch.sequences !== S) {
       this.#batch?.dispose();
       this.#batch = new LlamaState(this.config, this.#weights!, this.#backend, { contextSize: this.contextSize, batchSize: this.batchSize, sequences: S });
     }
     const state = this.#batch;
-    const abortCheck = abortChecker(o.signal);
-    const t0 = performance.now();
+    const call = new DecodeCall(o.signal);
     const logits: Float32Array[] = [];
     for (let s = 0; s < S; s++) {
       const ids = runs[s].promptIds;
-      for (let p = 0; p < ids.length; p += this.batchSize) {
-        abortCheck();
-        logits[s] = await state.forward(Int32Array.from(ids.slice(p, p + this.batchSize)), p, { seq: s });
-      }
+      // what the parallel sequences' caches hold is not tracked: every prompt is evaluated whole
+      logits[s] = await call.prompt(ids, [], (from) => this.#forwardPrompt(state, ids, { from, seq: s, check: () => call.check() }));
     }
-    const t1 = performance.now();
     const pos = runs.map((r) => r.promptIds.length);
     const V = this.config.vocabSize;
     // greedy on a GPU: each step's argmax ids come back instead of the logits
     const onDevice = this.device !== 'cpu' && runs.every((r) => r.argmaxOnly);
     let chosen: Int32Array | undefined;
     for (;;) {
-      abortCheck();
+      call.check();
       for (let s = 0; s < S; s++) {
         if (runs[s].done) continue;
         if (chosen) runs[s].stepChosen(chosen[s]);
@@ -384,9 +328,7 @@ export class Model {
       }
       for (let s = 0; s < S; s++) if (!runs[s].done) pos[s]++;
     }
-    const t2 = performance.now();
-    const generated = runs.reduce((n, r) => n + r.ids.length, 0);
-    this.lastTimings = timingsOf(runs.reduce((n, r) => n + r.promptIds.length, 0), 0, generated, t0, t1, t2);
+    this.lastTimings = call.finish(runs.reduce((n, r) => n + r.ids.length, 0));
     return runs.map((r) => {
       r.finish();
       return {
@@ -394,7 +336,7 @@ export class Model {
         ids: r.ids,
         promptIds: r.promptIds,
         finishReason: r.finishReason!,
-        timings: timingsOf(r.promptIds.length, 0, r.ids.length, t0, t1, t2),
+        timings: call.sequenceTimings(r.promptIds.length, 0, r.ids.length),
         ...(o.logprobs === undefined ? {} : { logprobs: r.logprobs }),
       };
     });
@@ -560,7 +502,7 @@ function sizes(config: ModelConfig, opts: LoadModelOptions): { contextSize: numb
 /** A Hugging Face model folder (decoders: llama, mistral, qwen2, gpt2). */
 async function loadHfModel(dir: string, opts: LoadModelOptions, device: 'cpu' | 'cuda' | 'cuda-emulated'): Promise<Model> {
   const hf = await readHfFolder(dir);
-  const config = hf.config;
+  const config = configFromHf(hf.rawConfig, hf.configPath);
   if (config.architecture === 'bert')
     throw new FuselmError('E_UNSUPPORTED', `${dir}: bert is an encoder; load it with loadEmbeddingModel()`);
   const dtype = checkWeightDtype(opts.dtype ?? 'auto', 'loadModel');
@@ -586,22 +528,4 @@ async function hasFile(dir: string, name: string): Promise<boolean> {
     () => true,
     () => false,
   );
-}
-
-function abortChecker(signal: AbortSignal | undefined): () => void {
-  return () => {
-    if (signal?.aborted) throw new FuselmError('E_ABORTED', 'generation aborted', { cause: signal.reason });
-  };
-}
-
-function timingsOf(promptTokens: number, cachedTokens: number, generatedTokens: number, t0: number, t1: number, t2: number): Timings {
-  return {
-    promptTokens,
-    cachedTokens,
-    promptSeconds: (t1 - t0) / 1000,
-    generatedTokens,
-    generateSeconds: (t2 - t1) / 1000,
-    promptTokensPerSecond: (promptTokens - cachedTokens) / ((t1 - t0) / 1000),
-    tokensPerSecond: generatedTokens / ((t2 - t1) / 1000),
-  };
 }

@@ -5,7 +5,7 @@
  */
 import type { NativeImpl, NativeTensor } from '../../bindings.js';
 import { type Backend, CpuBackend } from '../backend.js';
-import { timeIt } from '../bench.js';
+import { timeIt } from '../tools/bench.js';
 import { bf16BitsToF32, f16BitsToF32 } from '../formats/ggml-types.js';
 import { type BenchCase, type GraphNode, nodeTensors, ops, type ParityCase, type Tolerance, writtenRoles } from './table.js';
 

@@ -29,7 +29,7 @@ export type SamplerStage = 'penalties' | 'topK' | 'typicalP' | 'topP' | 'minP' |
 export const DEFAULT_SAMPLER_ORDER: readonly SamplerStage[] = Object.freeze(['penalties', 'topK', 'typicalP', 'topP', 'minP', 'temperature'] as SamplerStage[]);
 
 export interface SamplerOptions {
-  /** Softmax temperature; 0 = greedy (argmax). Default 0.8 (llama.cpp). */
+  /** Softmax temperature; 0 = greedy (argmax). Default 0.8 (llama.cpp's) here; generate() defaults to 0 (GenerateOptions). */
   temperature?: number;
   /** Keep the k most likely tokens; 0 = off. Default 40. */
   topK?: number;

@@ -13,8 +13,6 @@ import { SpmTokenizer } from './spm.js';
 import { TokenType, type Tokenizer } from './tokenizer.js';
 import { fromPhantomSpace, WordPieceModel } from './wordpiece.js';
 
-export { loadTokenizer } from './load.js';
-
 /** Tokenizer families by tokenizer.ggml.model, with what is implemented so far. */
 const SUPPORTED_MODELS = ['llama', 'gpt2', 'bert'];
 

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { devices, FuselmError, loadModel, type LoadModelOptions, type Model } from '../../lib/index.js';
 import { CpuBackend, CudaBackend, ops } from '../../lib/backend.js';
 import { native } from '../../lib/native.js';
-import { writeSyntheticLlama } from '../../lib/model/synthetic.js';
+import { writeSyntheticLlama } from '../../lib/tools/synthetic.js';
 import { emptyTensor, readF32Rows, tensorFromF32, tensorFromI32 } from '../../lib/tensor.js';
 import { readSharedJson, requireShared, sharedPath } from '../helpers/shared.js';
 

@@ -13,7 +13,7 @@ import { GgmlType, f16BitsToF32, f32ToF16Bits } from '../../lib/formats/ggml-typ
 import { type GgufWriteSpec, ggufMetadataSpec, readGguf, writeGguf } from '../../lib/formats/gguf.js';
 import { dequantize } from '../../lib/formats/quants.js';
 import { loadModel } from '../../lib/index.js';
-import { SHAPES, writeSyntheticLlama } from '../../lib/model/synthetic.js';
+import { SHAPES, writeSyntheticLlama } from '../../lib/tools/synthetic.js';
 import { relErr } from '../helpers/parity.js';
 import { randInt, rng } from '../helpers/random.js';
 

@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { loadModel, type Model } from '../../lib/index.js';
 import { logSumExp } from '../../lib/sampling/sampler.js';
-import { writeSyntheticLlama } from '../../lib/model/synthetic.js';
+import { writeSyntheticLlama } from '../../lib/tools/synthetic.js';
 import { LlamaState } from '../../lib/model/llama.js';
 import { readSharedJson, requireShared, sharedPath } from '../helpers/shared.js';
 

@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { FuselmError, GgmlType, gv, loadModel, readGguf, writeGguf } from '../../lib/index.js';
 import { ggufMetadataSpec } from '../../lib/formats/gguf.js';
-import { SHAPES, writeSyntheticLlama } from '../../lib/model/synthetic.js';
+import { SHAPES, writeSyntheticLlama } from '../../lib/tools/synthetic.js';
 import { fastImpls, relErr } from '../helpers/parity.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'fuselm-synth-'));

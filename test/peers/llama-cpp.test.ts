@@ -11,8 +11,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { loadModel } from '../../lib/index.js';
-import { perplexity } from '../../lib/perplexity.js';
-import { quantizeGguf } from '../../lib/quantize.js';
+import { perplexity } from '../../lib/tools/perplexity.js';
+import { quantizeGguf } from '../../lib/tools/quantize.js';
 import { requireShared, sharedPath } from '../helpers/shared.js';
 
 const entry = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bench/peers/.deps/node_modules/node-llama-cpp/dist/index.js');

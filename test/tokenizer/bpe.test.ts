@@ -12,7 +12,7 @@
  */
 import assert from 'node:assert/strict';
 import { BpeModel, BYTE_TO_CHAR, byteLevelTokenBytes, CHAR_TO_BYTE } from '../../lib/tokenizer/bpe.js';
-import { loadTokenizer } from '../../lib/tokenizer/from-gguf.js';
+import { loadTokenizer } from '../../lib/tokenizer/load.js';
 import type { Tokenizer } from '../../lib/tokenizer/tokenizer.js';
 import { requireFiles, rng, TOKENIZER_FILES } from './helpers.js';
 import { randomTexts } from './random-text.js';

@@ -15,7 +15,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { loadTokenizer } from '../../lib/tokenizer/from-gguf.js';
+import { loadTokenizer } from '../../lib/tokenizer/load.js';
 import { toWellFormed } from '../../lib/tokenizer/pretokenize.js';
 import type { Tokenizer } from '../../lib/tokenizer/tokenizer.js';
 import { requireFiles, TOKENIZER_FILES as F } from './helpers.js';

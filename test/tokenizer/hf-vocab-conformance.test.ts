@@ -16,7 +16,7 @@
  */
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { loadTokenizer } from '../../lib/tokenizer/from-gguf.js';
+import { loadTokenizer } from '../../lib/tokenizer/load.js';
 import type { PipelineTokenizer } from '../../lib/tokenizer/pipeline.js';
 import type { Tokenizer } from '../../lib/tokenizer/tokenizer.js';
 import { readVocabVectors, requireFiles, ROOT, TOKENIZER_FILES, VOCAB_DIR } from './helpers.js';

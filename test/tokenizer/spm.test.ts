@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { FuselmError } from '../../lib/errors.js';
-import { loadTokenizer } from '../../lib/tokenizer/from-gguf.js';
+import { loadTokenizer } from '../../lib/tokenizer/load.js';
 import { SpmTokenizer, type SpmVocab } from '../../lib/tokenizer/spm.js';
 import { TokenType, type Tokenizer } from '../../lib/tokenizer/tokenizer.js';
 import { requireFiles, rng, sharedPath, VOCAB_DIR } from './helpers.js';

@@ -14,7 +14,7 @@
  */
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { loadTokenizer } from '../../lib/tokenizer/from-gguf.js';
+import { loadTokenizer } from '../../lib/tokenizer/load.js';
 import { SpmTokenizer } from '../../lib/tokenizer/spm.js';
 import { TokenType } from '../../lib/tokenizer/tokenizer.js';
 import { requireFiles, rng, VOCAB_DIR } from './helpers.js';

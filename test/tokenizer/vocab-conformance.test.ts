@@ -15,7 +15,8 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { FuselmError } from '../../lib/errors.js';
 import { encodeGguf, gv, parseGguf, readGguf } from '../../lib/formats/gguf.js';
-import { loadTokenizer, tokenizerFromGguf } from '../../lib/tokenizer/from-gguf.js';
+import { tokenizerFromGguf } from '../../lib/tokenizer/from-gguf.js';
+import { loadTokenizer } from '../../lib/tokenizer/load.js';
 import type { Tokenizer } from '../../lib/tokenizer/tokenizer.js';
 import { readVocabVectors, requireFiles, VOCAB_DIR } from './helpers.js';
 

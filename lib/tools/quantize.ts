@@ -5,10 +5,10 @@
  * loads the result. Tensors are read and converted one at a time, never the whole model.
  */
 import { open } from 'node:fs/promises';
-import { FuselmError } from './errors.js';
-import { GgmlType, f32ToF16Bits, quantizeQ8_0 } from './formats/ggml-types.js';
-import { toF32 } from './formats/quants.js';
-import { type GgufTensorInfo, ggufMetadataSpec, gv, readGguf, writeGguf } from './formats/gguf.js';
+import { FuselmError } from '../errors.js';
+import { GgmlType, f32ToF16Bits, quantizeQ8_0 } from '../formats/ggml-types.js';
+import { toF32 } from '../formats/quants.js';
+import { type GgufTensorInfo, ggufMetadataSpec, gv, readGguf, writeGguf } from '../formats/gguf.js';
 
 export type QuantizeType = 'q8_0' | 'f16';
 

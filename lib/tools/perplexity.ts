@@ -5,8 +5,8 @@
  * the second half of each chunk is scored, so every scored token sees at least ctx/2 tokens of
  * context: for j in [ctx/2, ctx-1), -log softmax(logits[j])[token j+1]. PPL = exp(mean NLL).
  */
-import { FuselmError } from './errors.js';
-import type { Model } from './model/model.js';
+import { FuselmError } from '../errors.js';
+import type { Model } from '../model/model.js';
 
 export interface PerplexityResult {
   perplexity: number;

@@ -3,11 +3,11 @@
  * op, lib/ops/cases.ts) at the fastest CPU kernel level this machine has and on each CUDA
  * device that works, against the plain reference, on seeded data.
  */
-import type { NativeImpl } from '../bindings.js';
-import { type Backend, CpuBackend, CudaBackend } from './backend.js';
-import { CASES, OP_TABLE, type OpName } from './ops/table.js';
-import { compareResult, referenceBackend, runParity } from './ops/run.js';
-import { native } from './native.js';
+import type { NativeImpl } from '../../bindings.js';
+import { type Backend, CpuBackend, CudaBackend } from '../backend.js';
+import { CASES, OP_TABLE, type OpName } from '../ops/table.js';
+import { compareResult, referenceBackend, runParity } from '../ops/run.js';
+import { native } from '../native.js';
 
 export interface KernelCheck {
   /** The case, e.g. "matmul q8_0 7x96 · 67x96ᵀ". */

@@ -3,7 +3,7 @@
  * medians over repetitions after a warm-up, the prompt cache cleared before each run. Used by
  * `fuselm bench` and the benchmarks in bench/.
  */
-import { loadModel } from './model/model.js';
+import { loadModel } from '../model/model.js';
 
 export interface SpeedOptions {
   threads?: number;

@@ -4,9 +4,9 @@
  * on the same backend in the same run, or as GFLOP/s against the best GEMM of the run (the
  * compute roofline this machine shows); seconds are medians per op.
  */
-import { type Backend, CpuBackend, CudaBackend } from './backend.js';
-import { CASES, OP_TABLE, type OpName } from './ops/table.js';
-import { copyBandwidth, timeCase } from './ops/run.js';
+import { type Backend, CpuBackend, CudaBackend } from '../backend.js';
+import { CASES, OP_TABLE, type OpName } from '../ops/table.js';
+import { copyBandwidth, timeCase } from '../ops/run.js';
 
 export interface KernelResult {
   op: string;

@@ -1,0 +1,74 @@
+/**
+ * The frame every decode loop runs in — generate()/stream(), parallel sequences and beam
+ * search: the abort signal checked before the prompt and between steps, each prompt evaluated
+ * from the longest prefix its KV cache already holds, and the prompt and generation timed.
+ */
+import { FuselmError } from '../errors.js';
+
+export interface Timings {
+  promptTokens: number;
+  /** Prompt tokens whose KV cache entries were reused from the previous call (not evaluated). */
+  cachedTokens: number;
+  promptSeconds: number;
+  generatedTokens: number;
+  generateSeconds: number;
+  promptTokensPerSecond: number;
+  tokensPerSecond: number;
+}
+
+export class DecodeCall {
+  readonly #signal: AbortSignal | undefined;
+  readonly #start: number;
+  #promptEnd: number;
+  #end: number | undefined;
+  #promptTokens = 0;
+  #cachedTokens = 0;
+
+  /** Starts the clock; throws E_ABORTED if the signal has already fired. */
+  constructor(signal: AbortSignal | undefined) {
+    this.#signal = signal;
+    this.check();
+    this.#start = this.#promptEnd = performance.now();
+  }
+
+  /** Throws E_ABORTED once the signal has fired; called between steps, so an abort ends the call within one. */
+  check(): void {
+    if (this.#signal?.aborted) throw new FuselmError('E_ABORTED', 'generation aborted', { cause: this.#signal.reason });
+  }
+
+  /**
+   * Evaluates a prompt on a KV cache that holds `held` at positions 0..n-1: `evaluate(from)`
+   * runs ids[from..], skipping the prefix the cache already holds but never the last token,
+   * whose logits (returned) start the generation.
+   */
+  async prompt(ids: readonly number[], held: readonly number[], evaluate: (from: number) => Promise<Float32Array>): Promise<Float32Array> {
+    let from = 0;
+    while (from < ids.length - 1 && from < held.length && held[from] === ids[from]) from++;
+    const logits = await evaluate(from);
+    this.#promptTokens += ids.length;
+    this.#cachedTokens += from;
+    this.#promptEnd = performance.now();
+    return logits;
+  }
+
+  /** Stops the clock; the timings of every prompt of the call and `generatedTokens` tokens after them. */
+  finish(generatedTokens: number): Timings {
+    this.#end = performance.now();
+    return this.sequenceTimings(this.#promptTokens, this.#cachedTokens, generatedTokens);
+  }
+
+  /** After finish(): one sequence's own counts over the call's times (parallel sequences share them). */
+  sequenceTimings(promptTokens: number, cachedTokens: number, generatedTokens: number): Timings {
+    const promptSeconds = (this.#promptEnd - this.#start) / 1000;
+    const generateSeconds = ((this.#end ?? performance.now()) - this.#promptEnd) / 1000;
+    return {
+      promptTokens,
+      cachedTokens,
+      promptSeconds,
+      generatedTokens,
+      generateSeconds,
+      promptTokensPerSecond: (promptTokens - cachedTokens) / promptSeconds,
+      tokensPerSecond: generatedTokens / generateSeconds,
+    };
+  }
+}
