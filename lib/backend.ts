@@ -29,6 +29,22 @@ export class Graph {
   }
 }
 
+/**
+ * Where a model runs, for a device option: 'auto' picks CUDA when a device works, else the CPU;
+ * 'cuda' throws NO_CUDA_DEVICE without one, unless FUSELM_CUDA_EMULATE=1 runs the CUDA backend
+ * on its CPU emulator ('cuda-emulated', slowly).
+ */
+export function resolveDevice(device: 'auto' | 'cpu' | 'cuda' = 'auto'): NativeDevice {
+  if (device !== 'auto' && device !== 'cpu' && device !== 'cuda')
+    throw new FuselmError('E_INVALID_ARG', `device must be 'auto', 'cpu' or 'cuda', got '${device}'`);
+  if (device === 'cpu') return 'cpu';
+  const cuda = native().cudaInfo();
+  if (cuda.devices.length > 0) return 'cuda';
+  if (device === 'auto') return 'cpu';
+  if (process.env.FUSELM_CUDA_EMULATE === '1') return 'cuda-emulated';
+  throw new FuselmError('NO_CUDA_DEVICE', `device 'cuda': ${cuda.reason ?? 'no CUDA device'} (FUSELM_CUDA_EMULATE=1 runs the CUDA backend on its CPU emulator)`);
+}
+
 export interface CpuBackendOptions {
   /** Worker threads; default: the machine's physical cores. */
   threads?: number;

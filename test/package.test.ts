@@ -1,6 +1,8 @@
 /**
  * The npm package as a user gets it: `npm pack` holds the prebuild, ESM + CommonJS JS, types,
- * CLI, README and LICENSE and no tests or benchmarks; installed offline with --ignore-scripts
+ * CLI, README and LICENSE and no tests or benchmarks; installed with --ignore-scripts (from
+ * npm's cache where it has the packages, from the registry where not: a machine that only ran
+ * `npm ci` holds the tarballs but not the registry's metadata an install resolves against)
  * into an empty project, with cmake, nvcc and every compiler hidden from PATH, it imports and
  * requires, type-checks a TypeScript consumer, runs `fuselm doctor`, and generates from a tiny
  * GGUF written by our writer. The prebuild's glibc / libstdc++ floor is what README states.
@@ -64,7 +66,7 @@ describe('npm package', function () {
     mkdirSync(app);
     writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));
     const tgz = readdirSync(dir).find((f) => f.endsWith('.tgz'))!;
-    run(process.execPath, [npmCli, 'install', '--offline', '--ignore-scripts', '--no-audit', '--no-fund', path.join(dir, tgz)], { cwd: app });
+    run(process.execPath, [npmCli, 'install', '--prefer-offline', '--ignore-scripts', '--no-audit', '--no-fund', path.join(dir, tgz)], { cwd: app });
     dir = app;
     await writeSyntheticLlama(path.join(dir, 'tiny.gguf'), SHAPES.tiny, 'q8_0');
   });

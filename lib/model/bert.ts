@@ -8,7 +8,7 @@
  * BertFor* checkpoints) or a GGUF under llama.cpp's bert names (no pooler: its converter drops it).
  */
 import type { NativeTensor } from '../../bindings.js';
-import { CpuBackend, type Graph, ops, type SeqSpan } from '../backend.js';
+import { type Backend, CpuBackend, CudaBackend, type Graph, ops, resolveDevice, type SeqSpan } from '../backend.js';
 import { FuselmError } from '../errors.js';
 import { type GgufFile, ggufNumber, readGguf } from '../formats/gguf.js';
 import { isDirectory, readHfFolder } from '../formats/hf.js';
@@ -131,6 +131,23 @@ function poolingFromGguf(f: GgufFile, arch: string): Pooling {
   return p;
 }
 
+/** The weights in a device's memory (the host copies are the caller's to free). */
+function uploadBertWeights(w: BertWeights, be: Backend): BertWeights {
+  const copies: NativeTensor[] = [];
+  const up = <T extends NativeTensor | undefined>(t: T): T => (t ? (copies.push(be.upload(t)), copies[copies.length - 1]) : t) as T;
+  try {
+    return {
+      ...w,
+      word: up(w.word), pos: up(w.pos), type: up(w.type), embNorm: up(w.embNorm), embNormB: up(w.embNormB),
+      poolW: up(w.poolW), poolB: up(w.poolB),
+      layers: w.layers.map((L) => Object.fromEntries(Object.entries(L).map(([k, t]) => [k, up(t as NativeTensor)])) as unknown as typeof L),
+    };
+  } catch (e) {
+    for (const t of copies) t.free();
+    throw e;
+  }
+}
+
 function disposeBertWeights(w: BertWeights): void {
   for (const t of [w.word, w.pos, w.type, w.embNorm, w.embNormB, w.poolW, w.poolB]) t?.free();
   for (const L of w.layers) for (const t of Object.values(L)) t.free();
@@ -172,8 +189,10 @@ export class EmbeddingModel {
   readonly maxTokens: number;
   /** embed()'s default pooling. */
   readonly pooling: Pooling;
+  /** Where it runs: 'cpu', or 'cuda' (a GPU, or the CUDA backend's emulator). */
+  readonly device: 'cpu' | 'cuda';
   #w: BertWeights | undefined;
-  #be: CpuBackend;
+  #be: Backend;
   #t: Record<'ids' | 'posIds' | 'typeIds' | 'x' | 'xb' | 'q' | 'k' | 'v' | 'att' | 'hb' | 'h0' | 'pool' | 'zeroPos', NativeTensor>;
   #kCache: NativeTensor[];
   #vCache: NativeTensor[];
@@ -184,15 +203,17 @@ export class EmbeddingModel {
   #poolGraph: Graph | undefined;
   #queue: Promise<unknown> = Promise.resolve();
 
-  constructor(path: string, c: ModelConfig, w: BertWeights, tokenizer: Tokenizer | undefined, be: CpuBackend, pooling: Pooling = 'mean') {
+  /** `w` in the backend's memory; token ids, positions and types stay host tensors. */
+  constructor(path: string, c: ModelConfig, w: BertWeights, tokenizer: Tokenizer | undefined, be: Backend, pooling: Pooling = 'mean') {
     this.path = path;
     this.config = c;
     this.tokenizer = tokenizer;
     this.pooling = pooling;
+    this.device = be.device === 'cpu' ? 'cpu' : 'cuda';
     this.#w = w;
     this.#be = be;
     const B = (this.maxTokens = c.contextLength), D = c.dim;
-    const f = (cols: number, rows = B) => emptyTensor('f32', [rows, cols]);
+    const f = (cols: number, rows = B) => be.empty('f32', [rows, cols]);
     this.#t = {
       ids: emptyTensor('i32', [B]), posIds: emptyTensor('i32', [B]), typeIds: emptyTensor('i32', [B]),
       x: f(D), xb: f(D), q: f(D), k: f(D), v: f(D), att: f(D), hb: f(c.ffnDim), h0: f(D, 1), pool: f(D, 1),
@@ -371,6 +392,8 @@ export class EmbeddingModel {
 }
 
 export interface LoadEmbeddingModelOptions {
+  /** As loadModel's: 'auto' (CUDA when a device works, else the CPU), 'cpu' or 'cuda'. */
+  device?: 'auto' | 'cpu' | 'cuda';
   threads?: number;
   impl?: NativeImpl;
   /** Weight format, as loadModel's: 'auto' (as stored), or convert every matrix to 'q8_0' or 'f16'. */
@@ -393,14 +416,7 @@ export async function loadEmbeddingModel(path: string, opts: LoadEmbeddingModelO
     if (e instanceof FuselmError && e.code === 'E_UNSUPPORTED') return undefined;
     throw e;
   });
-  const be = new CpuBackend({ threads: opts.threads, impl: opts.impl });
-  try {
-    const w = await loadBertWeights(new HfTensors(st, path, ['bert.', ''], dtype), config);
-    return new EmbeddingModel(path, config, w, tokenizer, be);
-  } catch (e) {
-    be.dispose();
-    throw e;
-  }
+  return onBackend(opts, () => loadBertWeights(new HfTensors(st, path, ['bert.', ''], dtype), config), (w, be) => new EmbeddingModel(path, config, w, tokenizer, be));
 }
 
 async function loadGgufEmbeddingModel(path: string, dtype: WeightDtype, opts: LoadEmbeddingModelOptions): Promise<EmbeddingModel> {
@@ -412,11 +428,28 @@ async function loadGgufEmbeddingModel(path: string, dtype: WeightDtype, opts: Lo
   const tokenizer = tokenizerFromGguf(f);
   if (tokenizer.vocabSize !== config.vocabSize)
     throw new FuselmError('E_FORMAT', `${path}: the tokenizer has ${tokenizer.vocabSize} tokens but token_embd.weight has ${config.vocabSize} rows`);
-  const be = new CpuBackend({ threads: opts.threads, impl: opts.impl });
+  return onBackend(opts, () => loadBertGgufWeights(f, config, dtype), (w, be) => new EmbeddingModel(path, config, w, tokenizer, be, pooling));
+}
+
+/** Loads the weights on the host, then makes the model on the CPU or uploads them to the CUDA device. */
+async function onBackend(
+  opts: LoadEmbeddingModelOptions,
+  load: () => Promise<BertWeights>,
+  make: (w: BertWeights, be: Backend) => EmbeddingModel,
+): Promise<EmbeddingModel> {
+  const device = resolveDevice(opts.device);
+  const be: Backend = device === 'cpu' ? new CpuBackend({ threads: opts.threads, impl: opts.impl }) : new CudaBackend({ emulated: device === 'cuda-emulated' });
+  let w: BertWeights | undefined;
   try {
-    const w = await loadBertGgufWeights(f, config, dtype);
-    return new EmbeddingModel(path, config, w, tokenizer, be, pooling);
+    w = await load();
+    if (be.device !== 'cpu') {
+      const host = w;
+      w = uploadBertWeights(host, be);
+      disposeBertWeights(host);
+    }
+    return make(w, be);
   } catch (e) {
+    if (w) disposeBertWeights(w);
     be.dispose();
     throw e;
   }

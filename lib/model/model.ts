@@ -6,9 +6,8 @@
 import { Chat, type ChatOptions } from '../chat.js';
 import { FuselmError } from '../errors.js';
 import { readGguf } from '../formats/gguf.js';
-import { type Backend, CpuBackend, CudaBackend } from '../backend.js';
-import { native } from '../native.js';
-import type { NativeImpl } from '../../bindings.js';
+import { type Backend, CpuBackend, CudaBackend, resolveDevice } from '../backend.js';
+import type { NativeDevice, NativeImpl } from '../../bindings.js';
 import { type FinishReason, type GenerateOptions, type GenerateResult, SequenceRun, type StreamChunk, generationDefaults } from '../generate.js';
 import { type BeamEndOptions, type BeamHypothesis, type BeamSearchOptions, beamSearch, checkBeamOptions, hypothesisEnds } from '../beam.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
@@ -422,7 +421,7 @@ export class Model {
  * shards, tokenizer.json, generation_config.json). Weights are read natively, off the JS thread.
  */
 export async function loadModel(path: string, opts: LoadModelOptions = {}): Promise<Model> {
-  const device = resolveDevice(opts);
+  const device = modelDevice(opts);
   if (await isDirectory(path)) return loadHfModel(path, opts, device);
   const f = await readGguf(path);
   const config = configFromGguf(f);
@@ -439,18 +438,10 @@ export async function loadModel(path: string, opts: LoadModelOptions = {}): Prom
 }
 
 /** 'cpu', 'cuda' or 'cuda-emulated' for the options and this machine (see LoadModelOptions.device). */
-function resolveDevice(opts: LoadModelOptions): 'cpu' | 'cuda' | 'cuda-emulated' {
-  const device = opts.device ?? 'auto';
-  if (device !== 'auto' && device !== 'cpu' && device !== 'cuda')
-    throw new FuselmError('E_INVALID_ARG', `device must be 'auto', 'cpu' or 'cuda', got '${device}'`);
+function modelDevice(opts: LoadModelOptions): NativeDevice {
   const kv = opts.kvType ?? 'auto';
   if (!['auto', 'f32', 'f16', 'bf16'].includes(kv)) throw new FuselmError('E_INVALID_ARG', `kvType must be 'auto', 'f32', 'f16' or 'bf16', got '${kv}'`);
-  if (device === 'cpu') return 'cpu';
-  const cuda = native().cudaInfo();
-  if (cuda.devices.length > 0) return 'cuda';
-  if (device === 'auto') return 'cpu';
-  if (process.env.FUSELM_CUDA_EMULATE === '1') return 'cuda-emulated';
-  throw new FuselmError('NO_CUDA_DEVICE', `device 'cuda': ${cuda.reason ?? 'no CUDA device'} (FUSELM_CUDA_EMULATE=1 runs the CUDA backend on its CPU emulator)`);
+  return resolveDevice(opts.device);
 }
 
 /**

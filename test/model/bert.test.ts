@@ -11,6 +11,8 @@
  *    (2 heads, 2 layers, 16 positions: texts of 1 to 16 tokens, several passes; the real
  *    WordPiece model on sentences of different lengths), with every kernel level; a text longer
  *    than maxTokens is an E_CONTEXT_FULL;
+ *  - on the CUDA backend (its SIMT emulator without a GPU) the same hidden states and pooler,
+ *    and packed embeddings equal to the CPU's;
  *  - a decoder folder is refused by loadEmbeddingModel and a bert folder by loadModel.
  * Skipped, saying so, without ../shared.
  */
@@ -33,7 +35,7 @@ describe('BERT (encoder)', () => {
       'models/hf/neural-api-tiny-bert/reference_hidden.json',
     );
     for (const impl of ['reference', ...fastImpls()] as NativeImpl[]) {
-      await using m = await loadEmbeddingModel(sharedPath('models/hf/neural-api-tiny-bert'), { impl, threads: 2 });
+      await using m = await loadEmbeddingModel(sharedPath('models/hf/neural-api-tiny-bert'), { device: 'cpu', impl, threads: 2 });
       const D = m.config.dim;
       let hErr = 0, pErr = 0;
       for (let s = 0; s < ref.sequences.length; s++) {
@@ -43,6 +45,36 @@ describe('BERT (encoder)', () => {
       }
       console.log(`      ${impl}: max |hidden - ref| = ${hErr.toExponential(2)}, max |pooler - ref| = ${pErr.toExponential(2)}`);
       assert.ok(hErr < 1e-4 && pErr < 1e-4, `${impl}: hidden ${hErr}, pooler ${pErr}`);
+    }
+  });
+
+  it('runs on the CUDA backend: the reference hidden states and pooler, and the CPU’s packed embeddings', async function () {
+    requireShared(this, 'models/hf/neural-api-tiny-bert/reference_hidden.json', 'models/hf/lm-buddy-bert-tiniest/tokenizer.json');
+    const ref = readSharedJson<{ sequences: number[][]; token_types: number[][]; hidden: number[][][]; pooler: number[][] }>(
+      'models/hf/neural-api-tiny-bert/reference_hidden.json',
+    );
+    const before = process.env.FUSELM_CUDA_EMULATE;
+    process.env.FUSELM_CUDA_EMULATE = '1'; // a GPU when there is one, else the emulator
+    try {
+      await using m = await loadEmbeddingModel(sharedPath('models/hf/neural-api-tiny-bert'), { device: 'cuda' });
+      assert.equal(m.device, 'cuda');
+      const D = m.config.dim;
+      let hErr = 0, pErr = 0;
+      for (let s = 0; s < ref.sequences.length; s++) {
+        const r = await m.encode(ref.sequences[s], ref.token_types[s]);
+        ref.hidden[s].forEach((row, t) => row.forEach((v, i) => (hErr = Math.max(hErr, Math.abs(r.hidden[t * D + i] - v)))));
+        ref.pooler[s].forEach((v, i) => (pErr = Math.max(pErr, Math.abs(r.pooler![i] - v))));
+      }
+      console.log(`      cuda: max |hidden - ref| = ${hErr.toExponential(2)}, max |pooler - ref| = ${pErr.toExponential(2)}`);
+      assert.ok(hErr < 1e-4 && pErr < 1e-4, `cuda: hidden ${hErr}, pooler ${pErr}`);
+      const texts = ['Hello, world!', 'Something else entirely.', 'a', 'The quick brown fox jumps over the lazy dog.'];
+      await using gpu = await loadEmbeddingModel(sharedPath('models/hf/lm-buddy-bert-tiniest'), { device: 'cuda' });
+      await using cpu = await loadEmbeddingModel(sharedPath('models/hf/lm-buddy-bert-tiniest'), { device: 'cpu' });
+      const [g, c] = [await gpu.embed(texts), await cpu.embed(texts)];
+      for (let i = 0; i < texts.length; i++) for (let j = 0; j < c[i].length; j++) assert.ok(Math.abs(g[i][j] - c[i][j]) < 1e-5, `text ${i} [${j}]`);
+    } finally {
+      if (before === undefined) delete process.env.FUSELM_CUDA_EMULATE;
+      else process.env.FUSELM_CUDA_EMULATE = before;
     }
   });
 
