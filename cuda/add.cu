@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "ops.h"
+#include "ops/add.h"
 
 FUSELM_CUDA_NAMESPACE_BEGIN
 

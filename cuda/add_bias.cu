@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "ops.h"
+#include "ops/add_bias.h"
 
 FUSELM_CUDA_NAMESPACE_BEGIN
 

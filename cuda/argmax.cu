@@ -15,6 +15,7 @@
 #include <string>
 
 #include "ops.h"
+#include "ops/argmax.h"
 
 FUSELM_CUDA_NAMESPACE_BEGIN
 

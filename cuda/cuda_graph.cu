@@ -20,6 +20,10 @@
 
 #include "cuda_backend.h"
 #include "ops.h"
+#include "ops/add.h"
+#include "ops/layer_norm.h"
+#include "ops/rms_norm.h"
+#include "ops/rope.h"
 
 FUSELM_CUDA_NAMESPACE_BEGIN
 

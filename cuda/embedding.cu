@@ -13,6 +13,7 @@
 
 #include "convert.cuh"
 #include "ops.h"
+#include "ops/embedding.h"
 
 FUSELM_CUDA_NAMESPACE_BEGIN
 

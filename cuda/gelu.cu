@@ -12,6 +12,7 @@
 #include <cstdint>
 
 #include "ops.h"
+#include "ops/gelu.h"
 
 FUSELM_CUDA_NAMESPACE_BEGIN
 

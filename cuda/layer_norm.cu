@@ -14,6 +14,7 @@
 #include <string>
 
 #include "ops.h"
+#include "ops/layer_norm.h"
 #include "reduce.cuh"
 
 FUSELM_CUDA_NAMESPACE_BEGIN

@@ -8,18 +8,9 @@
 #pragma once
 #include "common.cuh"
 #include "cuda_op.h"
-#include "ops/add.h"
-#include "ops/add_bias.h"
-#include "ops/argmax.h"
 #include "ops/attention.h"
-#include "ops/embedding.h"
-#include "ops/gelu.h"
 #include "ops/kv_store.h"
-#include "ops/layer_norm.h"
 #include "ops/matmul.h"
-#include "ops/rms_norm.h"
-#include "ops/rope.h"
-#include "ops/swiglu.h"
 
 FUSELM_CUDA_NAMESPACE_BEGIN
 

@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "ops.h"
+#include "ops/rms_norm.h"
 #include "reduce.cuh"
 
 FUSELM_CUDA_NAMESPACE_BEGIN

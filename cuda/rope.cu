@@ -12,6 +12,7 @@
 #include <cstdint>
 
 #include "ops.h"
+#include "ops/rope.h"
 
 FUSELM_CUDA_NAMESPACE_BEGIN
 

@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "ops.h"
+#include "ops/swiglu.h"
 
 FUSELM_CUDA_NAMESPACE_BEGIN
 

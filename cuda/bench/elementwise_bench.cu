@@ -11,6 +11,12 @@
 
 #include "bench.h"
 #include "ops.h"
+#include "ops/add.h"
+#include "ops/argmax.h"
+#include "ops/embedding.h"
+#include "ops/gelu.h"
+#include "ops/rope.h"
+#include "ops/swiglu.h"
 
 FUSELM_CUDA_NAMESPACE_BEGIN
 namespace bench {

@@ -8,6 +8,8 @@
 
 #include "bench.h"
 #include "ops.h"
+#include "ops/layer_norm.h"
+#include "ops/rms_norm.h"
 
 FUSELM_CUDA_NAMESPACE_BEGIN
 namespace bench {

@@ -466,6 +466,8 @@ RangeFn pick(Impl impl, DType dt) {
 
 }  // namespace
 
+void quantize_row_q8_cpu(const float* x, int64_t K, int8_t* q, float* d) { quantize_row_q8_portable(x, K, q, d); }
+
 void matmul_cpu(const MatmulArgs& a, const Exec& e) {
   if (e.impl == Impl::kReference) return matmul_reference(a);
   const RangeFn fn = pick(e.impl, a.w_dtype);

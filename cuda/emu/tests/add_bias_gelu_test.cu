@@ -16,6 +16,8 @@
 #include "device_buffer.h"
 #include "harness.h"
 #include "ops.h"
+#include "ops/add_bias.h"
+#include "ops/gelu.h"
 #include "parity.h"
 
 namespace emu_tests {

@@ -13,6 +13,7 @@
 #include "device_buffer.h"
 #include "harness.h"
 #include "ops.h"
+#include "ops/argmax.h"
 #include "parity.h"
 
 namespace emu_tests {

@@ -10,6 +10,8 @@
 #include "device_buffer.h"
 #include "harness.h"
 #include "ops.h"
+#include "ops/add.h"
+#include "ops/swiglu.h"
 #include "parity.h"
 
 namespace emu_tests {

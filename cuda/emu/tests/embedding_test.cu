@@ -12,6 +12,7 @@
 #include "device_buffer.h"
 #include "harness.h"
 #include "ops.h"
+#include "ops/embedding.h"
 #include "parity.h"
 
 namespace emu_tests {

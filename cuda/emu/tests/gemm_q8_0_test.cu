@@ -2,11 +2,11 @@
 // does (native/cpu/matmul.cc): x quantized per block of 32, exact int32 dot products per block,
 // scaled by d_w * d_x in f32.
 // - The quantized x it leaves in the workspace (q int8 [T, K], then d f32 [T, K/32] at the next
-//   256-byte boundary) equals, bit for bit, the CPU's quantization written out below (d =
-//   max|x| / 127, q = round-to-nearest-even(x * (1/d)) clamped to +-127, NaN -> 0), including
-//   an all-zero block, exact .5 ties, subnormals, huge values, and blocks holding NaN and inf.
-//   That the formula below is the CPU's is checked too: y from it matches matmul_cpu's portable
-//   (quantizing) path within f32 rounding.
+//   256-byte boundary) equals, bit for bit, the CPU's own quantization (quantize_row_q8_cpu,
+//   native/cpu/matmul.cc: d = max|x| / 127, q = round-to-nearest-even(x * (1/d)) clamped to
+//   +-127, NaN -> 0), including an all-zero block, exact .5 ties, subnormals, huge values, and
+//   blocks holding NaN and inf. y from it also matches matmul_cpu's portable (quantizing) path
+//   within f32 rounding.
 // - y against the integer reference: sum over blocks of double(int dot) * f32(d_w * d_x) in
 //   f64. The kernel differs only by f32 rounding of at most K/32 = 16 products and sums of
 //   |y| <= ~20 (half an ulp of 20 is 1e-6): rel 1e-6, abs 2e-5. One int8 product off by one
@@ -36,28 +36,6 @@ namespace {
 
 using fuselm::DType;
 using fuselm::kQ8Block;
-
-// The CPU's activation quantization (quantize_row_q8_portable in native/cpu/matmul.cc).
-void quantize_ref(const float* x, int64_t K, int8_t* q, float* d) {
-  for (int64_t b = 0; b < K / kQ8Block; b++) {
-    const float* xb = x + b * kQ8Block;
-    uint32_t m = 0;
-    for (int j = 0; j < kQ8Block; j++) {
-      uint32_t u;
-      std::memcpy(&u, &xb[j], 4);
-      m = std::max(m, u & 0x7fffffffu);
-    }
-    float amax;
-    std::memcpy(&amax, &m, 4);
-    const float db = amax / 127.f, id = db != 0 ? 1.f / db : 0.f;
-    d[b] = db;
-    for (int j = 0; j < kQ8Block; j++) {
-      float v = xb[j] * id;
-      v = v > 127.f ? 127.f : v < -127.f ? -127.f : v == v ? v : 0.f;
-      q[b * kQ8Block + j] = int8_t(int32_t((v + 0x1.8p23f) - 0x1.8p23f));
-    }
-  }
-}
 
 std::vector<uint8_t> random_q8_rows(Rng& rng, int64_t N, int64_t K, size_t offset) {
   std::vector<uint8_t> w(offset + fuselm::row_bytes(DType::Q8_0, K) * size_t(N));
@@ -137,7 +115,7 @@ void q8_cases(const std::vector<Case>& cases) {
     // The quantized x, bit for bit.
     std::vector<int8_t> xq(size_t(c.T * c.K));
     std::vector<float> xd(size_t(c.T * nb));
-    for (int64_t t = 0; t < c.T; t++) quantize_ref(x.data() + t * c.K, c.K, xq.data() + t * c.K, xd.data() + t * nb);
+    for (int64_t t = 0; t < c.T; t++) fuselm::quantize_row_q8_cpu(x.data() + t * c.K, c.K, xq.data() + t * c.K, xd.data() + t * nb);
     CHECK_MSG(std::memcmp(wsh.data(), xq.data(), xq.size()) == 0, what + ": quantized x differs");
     CHECK_MSG(std::memcmp(wsh.data() + d_at, xd.data(), xd.size() * 4) == 0, what + ": x block scales differ");
     quantized += c.T * nb;

@@ -21,6 +21,9 @@
 #include "device_buffer.h"
 #include "harness.h"
 #include "ops.h"
+#include "ops/add.h"
+#include "ops/layer_norm.h"
+#include "ops/rms_norm.h"
 #include "parity.h"
 
 namespace emu_tests {

@@ -8,6 +8,7 @@
 #include "device_buffer.h"
 #include "harness.h"
 #include "ops.h"
+#include "ops/rms_norm.h"
 #include "parity.h"
 
 namespace emu_tests {
