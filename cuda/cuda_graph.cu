@@ -234,7 +234,7 @@ class CudaGraph : public Graph {
       case OpKind::Attention: {
         const Span s = span(node, n, pos);
         if (s.rows == 0) break;
-        AttentionCudaArgs a{dev(node.out) + s.row0 * cols, dev(node.a) + s.row0 * node.a->cols(), dev<void>(node.b),
+        AttentionArgs a{dev(node.out) + s.row0 * cols, dev(node.a) + s.row0 * node.a->cols(), dev<void>(node.b),
                             dev<void>(node.c), node.b->dtype, s.rows, node.n_heads, node.n_kv_heads, node.head_dim, s.pos,
                             node.scale, node.window, node.causal, ws, workspace_ ? workspace_->nbytes() : 0,
                             node.k_prefix ? dev<void>(node.k_prefix) : nullptr,

@@ -29,10 +29,9 @@ void matmul_gemm_cuda(const MatmulArgs& a, cudaStream_t stream);  // cuda/gemm.c
 void matmul_gemm_q8_0_cuda(const MatmulArgs& a, void* workspace, cudaStream_t stream);  // cuda/gemm_q8_0.cu
 
 // ---- KV cache and attention ------------------------------------------------------------------
-// The CUDA KV cache holds f32, f16 or bf16 (k and v alike); f16 halves its reads in decode.
-// cache[pos0 + t, :] = src[t, :] rounded to cache_dtype.    src f32 [T, W], cache [ctx, W]
-struct KvStoreCudaArgs { void* cache; DType cache_dtype; const float* src; int64_t T, W, pos0; };
-void kv_store_cuda(const KvStoreCudaArgs& a, cudaStream_t stream);  // cuda/kv_store.cu
+// The KV cache holds f32, f16 or bf16 (k and v alike); f16 halves its reads in decode.
+// KvStoreArgs (native/backend.h): cache[pos0 + t, :] = src[t, :] rounded to cache_dtype.
+void kv_store_cuda(const KvStoreArgs& a, cudaStream_t stream);  // cuda/kv_store.cu
 
 // RoPE fused into the store of the keys: cache[pos0 + t, :] = rope(src[t, :]) rounded to
 // cache_dtype, src unchanged (the rotation as rope_cuda's, RopeArgs' parameters), one pass
@@ -44,28 +43,19 @@ struct RopeKvStoreArgs {
 };
 void rope_kv_store_cuda(const RopeKvStoreArgs& a, cudaStream_t stream);  // cuda/rope_kv_store.cu
 
-// AttentionArgs (native/backend.h) with caches of kv_dtype, and scratch for split-KV partials
-// (attention_cuda_workspace bytes for the graph's largest T and the caches' ctx).
-// With a shared prefix (beam search), as AttentionArgs: keys 0 .. prefix_len - 1 are rows of
-// k_prefix / v_prefix (kv_dtype too), key prefix_len + j is row j of the caches, and token t
-// sits at position prefix_len + pos0 + t; size the workspace for ctx + prefix_len keys.
-struct AttentionCudaArgs {
-  float* out; const float* q; const void* k_cache; const void* v_cache; DType kv_dtype;
-  int64_t T, n_heads, n_kv_heads, head_dim, pos0; float scale;
-  int64_t window = 0; bool causal = true;
-  void* workspace = nullptr; size_t workspace_bytes = 0;
-  const void* k_prefix = nullptr; const void* v_prefix = nullptr; int64_t prefix_len = 0;
-};
+// AttentionArgs (native/backend.h) with scratch for split-KV partials in `workspace`
+// (attention_cuda_workspace bytes for the graph's largest T and the caches' ctx; with a shared
+// prefix, size it for ctx + prefix_len keys).
 size_t attention_cuda_workspace(int64_t max_T, int64_t ctx, int64_t n_heads, int64_t head_dim);
 // Picks FA2 for prefill where it applies, else split-KV.
-void attention_cuda(const AttentionCudaArgs& a, cudaStream_t stream);  // cuda/attention.cu
+void attention_cuda(const AttentionArgs& a, cudaStream_t stream);  // cuda/attention.cu
 // Prefill in the FlashAttention-2 manner: tensor cores, cp.async double-buffered K/V tiles,
 // online softmax. f16/bf16 caches, head_dim 64, 80, 96 or 128, no shared prefix.
-bool attention_fa2_supports(const AttentionCudaArgs& a);
-void attention_fa2_cuda(const AttentionCudaArgs& a, cudaStream_t stream);  // cuda/attention_fa2.cu
+bool attention_fa2_supports(const AttentionArgs& a);
+void attention_fa2_cuda(const AttentionArgs& a, cudaStream_t stream);  // cuda/attention_fa2.cu
 // Any shape (decode first): the keys of each (token, head) split over several blocks, the
 // partials merged by log-sum-exp. f32/f16/bf16 caches, head_dim up to 256.
-void attention_split_kv_cuda(const AttentionCudaArgs& a, cudaStream_t stream);  // cuda/attention_split_kv.cu
+void attention_split_kv_cuda(const AttentionArgs& a, cudaStream_t stream);  // cuda/attention_split_kv.cu
 
 // ---- norms, biases, activations, sampling ----------------------------------------------------
 void layer_norm_cuda(const LayerNormArgs& a, cudaStream_t stream);  // cuda/layer_norm.cu

@@ -3,6 +3,7 @@
 // are in the comments, row-major, outermost first. The graph (native/graph.cc) validates
 // shapes once when it is built and maps tensors to these Args at each step.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 
 #include "cpu/cpu_features.h"
@@ -36,23 +37,26 @@ struct RopeArgs {
 };
 void rope_cpu(const RopeArgs& a, const Exec& e);
 
-// cache[pos0 + t, :] = src[t, :]          src f32 [T, W], cache f32 [ctx, W]
-struct KvStoreArgs { float* cache; const float* src; int64_t T, W, pos0; };
+// cache[pos0 + t, :] = src[t, :] rounded to cache_dtype (f32, f16 or bf16; round to nearest even)
+//                                        src f32 [T, W], cache [ctx, W]
+struct KvStoreArgs { void* cache; DType cache_dtype; const float* src; int64_t T, W, pos0; };
 void kv_store_cpu(const KvStoreArgs& a, const Exec& e);
 
 // Attention over a KV cache, online softmax (no T x T matrix), GQA: query head h reads
-// KV head h / (n_heads / n_kv_heads). q, out f32 [T, n_heads * hd]; k_cache, v_cache f32
-// [ctx, n_kv_heads * hd] holding positions 0 .. pos0 + T - 1. Causal: token t (position
+// KV head h / (n_heads / n_kv_heads). q, out f32 [T, n_heads * hd]; k_cache, v_cache
+// [ctx, n_kv_heads * hd] of kv_dtype (f32, f16 or bf16; widened to f32 as they are read)
+// holding positions 0 .. pos0 + T - 1. Causal: token t (position
 // i = pos0 + t) attends to keys j with 0 <= i - j, and with window > 0 also i - j < window
 // (sliding window). Not causal (encoders): every token attends to all keys 0 .. pos0 + T - 1.
 // With a shared prefix (beam search: the prompt's keys and values, evaluated once for all
 // beams): keys 0 .. prefix_len - 1 are rows of k_prefix / v_prefix, key prefix_len + j is row j
 // of k_cache / v_cache, and token t sits at position prefix_len + pos0 + t.
 struct AttentionArgs {
-  float* out; const float* q; const float* k_cache; const float* v_cache;
+  float* out; const float* q; const void* k_cache; const void* v_cache; DType kv_dtype;
   int64_t T, n_heads, n_kv_heads, head_dim, pos0; float scale;
   int64_t window = 0; bool causal = true;
-  const float* k_prefix = nullptr; const float* v_prefix = nullptr; int64_t prefix_len = 0;
+  void* workspace = nullptr; size_t workspace_bytes = 0;  // CUDA split-KV partials; the CPU ignores them
+  const void* k_prefix = nullptr; const void* v_prefix = nullptr; int64_t prefix_len = 0;  // kv_dtype too
 };
 void attention_cpu(const AttentionArgs& a, const Exec& e);
 

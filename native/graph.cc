@@ -66,7 +66,7 @@ Graph::Graph(std::vector<Node> nodes, int64_t max_rows, TensorPtr positions, boo
 }
 
 CpuGraph::CpuGraph(std::vector<Node> nodes, std::shared_ptr<Pool> pool, Impl impl, int64_t max_rows, TensorPtr positions)
-    : Graph(std::move(nodes), max_rows, std::move(positions), false), pool_(std::move(pool)), impl_(impl) {
+    : Graph(std::move(nodes), max_rows, std::move(positions), true), pool_(std::move(pool)), impl_(impl) {
   if (!impl_supported(impl_)) throw Error("E_UNSUPPORTED", std::string("this CPU cannot run the ") + impl_name(impl_) + " kernels");
   for (size_t i = 0; i < nodes_.size(); i++)
     each_tensor(nodes_[i], [&](const TensorPtr& t, const char* role) {
@@ -274,16 +274,19 @@ void CpuGraph::run(int64_t n, int64_t pos) {
       case OpKind::KvStore: {
         const Span s = span(node, n, pos);
         if (s.rows == 0) break;
-        kv_store_cpu({node.out->data<float>(), node.a->data<float>() + s.row0 * node.a->cols(), s.rows, node.out->cols(), s.pos}, e);
+        kv_store_cpu({node.out->buf->data, node.out->dtype, node.a->data<float>() + s.row0 * node.a->cols(), s.rows,
+                      node.out->cols(), s.pos},
+                     e);
         break;
       }
       case OpKind::Attention: {
         const Span s = span(node, n, pos);
         if (s.rows == 0) break;
         attention_cpu({node.out->data<float>() + s.row0 * node.out->cols(), node.a->data<float>() + s.row0 * node.a->cols(),
-                       node.b->data<float>(), node.c->data<float>(), s.rows, node.n_heads, node.n_kv_heads, node.head_dim, s.pos,
-                       node.scale, node.window, node.causal, node.k_prefix ? node.k_prefix->data<float>() : nullptr,
-                       node.v_prefix ? node.v_prefix->data<float>() : nullptr, node.prefix_len},
+                       node.b->buf->data, node.c->buf->data, node.b->dtype, s.rows, node.n_heads, node.n_kv_heads,
+                       node.head_dim, s.pos, node.scale, node.window, node.causal, nullptr, 0,
+                       node.k_prefix ? node.k_prefix->buf->data : nullptr, node.v_prefix ? node.v_prefix->buf->data : nullptr,
+                       node.prefix_len},
                       e);
         break;
       }
