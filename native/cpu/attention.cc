@@ -14,7 +14,7 @@
 // A shared prefix (AttentionArgs.k_prefix, beam search) is more keys in front: each tile's
 // keys are taken in at most two runs, the prefix's rows and then the own cache's.
 // f16/bf16 caches (and prefixes): each task widens a tile's rows of one KV head to f32 once
-// (simd.h's row wideners: F16C, a shift for bf16) into a small per-thread buffer, where the
+// (simd.h's widen_row: F16C, a shift for bf16) into a small per-thread buffer, where the
 // same f32 tile kernels use them for every query head and token of the task; the reference
 // widens each value as it reads it. Queries, scores and sums stay f32 (double in the reference).
 // Speed (bench/attention.bench.ts, Zen 4 VM whose measured peak is ~1.5 G zmm FMA/s per core):
@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "backend.h"
+#include "cpu/dequant.h"
 #include "cpu/simd.h"
 #include "cpu/vec_math.h"
 
@@ -287,12 +288,43 @@ TileFn pick_tile(Impl impl, int64_t hd) {
   return tile_portable;
 }
 
+// ---- half caches: n rows of hd values, `stride` bytes apart, widened into dst [n, hd] ----
+
+using WidenFn = void (*)(const uint8_t* src, size_t stride, int64_t n, int64_t hd, float* dst);
+
+template <DType DT>
+void widen_portable(const uint8_t* src, size_t stride, int64_t n, int64_t hd, float* dst) {
+  for (int64_t r = 0; r < n; r++) dequant_span(src + r * stride, DT, 0, hd, dst + r * hd);
+}
+
+#if defined(__x86_64__)
+template <class L>
+FUSELM_AVX512 void widen_avx512(const uint8_t* src, size_t stride, int64_t n, int64_t hd, float* dst) {
+  for (int64_t r = 0; r < n; r++) simd512::widen_row<L>(src + r * stride, hd, dst + r * hd);
+}
+template <class L>
+FUSELM_AVX2 void widen_avx2(const uint8_t* src, size_t stride, int64_t n, int64_t hd, float* dst) {
+  for (int64_t r = 0; r < n; r++) simd256::widen_row<L>(src + r * stride, hd, dst + r * hd);
+}
+#endif
+
+// null for f32 caches (read in place)
+WidenFn pick_widen(Impl impl, DType dt) {
+  if (dt == DType::F32) return nullptr;
+  const bool bf16 = dt == DType::BF16;
+#if defined(__x86_64__)
+  if (impl == Impl::kAvx512) return bf16 ? widen_avx512<simd512::BF16> : widen_avx512<simd512::F16>;
+  if (impl == Impl::kAvx2) return bf16 ? widen_avx2<simd256::BF16> : widen_avx2<simd256::F16>;
+#endif
+  return bf16 ? widen_portable<DType::BF16> : widen_portable<DType::F16>;
+}
+
 }  // namespace
 
 static void attention_fast(const AttentionArgs& a, const Exec& e) {
   const TileFn tile = pick_tile(e.impl, a.head_dim);
   // half caches: rows widened per (tile, KV head) into the task's buffer first
-  const WidenRowFn widen = a.kv_dtype == DType::F32 ? nullptr : widen_row_fn(e.impl, a.kv_dtype);
+  const WidenFn widen = pick_widen(e.impl, a.kv_dtype);
   const int64_t hd = a.head_dim, n_kvh = a.n_kv_heads, g = a.n_heads / n_kvh;
   const int64_t q_stride = a.n_heads * hd, kv_stride = n_kvh * hd;
   const size_t row_bytes = size_t(kv_stride) * (a.kv_dtype == DType::F32 ? 4 : 2);
@@ -321,7 +353,8 @@ static void attention_fast(const AttentionArgs& a, const Exec& e) {
   // acc, m and l (and for half caches the widened K and V tile of one KV head); with a split,
   // the partials [T, n_heads, n_chunks] x (m, l, acc[hd]).
   const int64_t rows = TB * HB * g;
-  const int64_t ws = (rows * (2 * hd + 2) + (widen ? 2 * kTile * hd : 0) + 15) / 16 * 16;
+  const int64_t wide = widen ? 2 * kTile * hd + 16 : 0;  // + room to align it to 64 bytes
+  const int64_t ws = (rows * (2 * hd + 2) + wide + 15) / 16 * 16;
   const int64_t part_w = hd + 2;
   const int64_t part_n = n_chunks > 1 ? a.T * a.n_heads * n_chunks * part_w : 0;
   thread_local std::vector<float> scratch;
@@ -342,8 +375,9 @@ static void attention_fast(const AttentionArgs& a, const Exec& e) {
     float* acc = w + rows * hd;          // [rows, hd]
     float* ms = w + 2 * rows * hd;       // [rows]
     float* ls = ms + rows;               // [rows]
-    float* kw = ls + rows;               // [kTile, hd] (half caches)
-    float* vw = kw + kTile * hd;         // [kTile, hd]
+    // [kTile, hd] each (half caches), 64-byte aligned: the tile kernels' loads never split a line
+    float* kw = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(ls + rows) + 63) & ~uintptr_t(63));
+    float* vw = kw + kTile * hd;
     for (int64_t t = t0; t < t1; t++)
       for (int64_t hh = 0; hh < hr; hh++) {
         const int64_t r = (t - t0) * hr + hh;
@@ -365,10 +399,12 @@ static void attention_fast(const AttentionArgs& a, const Exec& e) {
     // (one of the kh and t loops has a single turn: HB > 1 only in decode)
     for (int64_t j0 = j_begin; j0 < j_end; j0 += kTile) {
       for (int64_t kh = kh0; kh < kh0 + HB; kh++) {
-        if (widen) {  // the tile's keys that some token of the task sees
-          for (int64_t j = std::max(j0, lo_of(t0)), j1 = std::min({j_end, j0 + kTile, hi_of(t1 - 1)}); j < j1; j++) {
-            widen(row(a.k_prefix, a.k_cache, j) + kh * hd * 2, hd, kw + (j - j0) * hd);
-            widen(row(a.v_prefix, a.v_cache, j) + kh * hd * 2, hd, vw + (j - j0) * hd);
+        if (widen) {  // the tile's keys that some token of the task sees, in runs as below
+          const int64_t j1 = std::min({j_end, j0 + kTile, hi_of(t1 - 1)});
+          for (int64_t j = std::max(j0, lo_of(t0)), run_end; j < j1; j = run_end) {
+            run_end = j >= P ? j1 : std::min(P, j1);
+            widen(row(a.k_prefix, a.k_cache, j) + kh * hd * 2, row_bytes, run_end - j, hd, kw + (j - j0) * hd);
+            widen(row(a.v_prefix, a.v_cache, j) + kh * hd * 2, row_bytes, run_end - j, hd, vw + (j - j0) * hd);
           }
         }
         for (int64_t t = t0; t < t1; t++) {

@@ -19,9 +19,56 @@ static void embedding_reference(const EmbeddingArgs& a) {
   for (int64_t t = 0; t < a.T; t++) dequant_row_ref(table + size_t(a.ids[t]) * rb, a.dtype, a.D, a.out + t * a.D);
 }
 
+namespace {
+
+using RowFn = void (*)(const uint8_t* row, int64_t D, float* out);
+
+void row_portable(DType dt, const uint8_t* row, int64_t D, float* out) { dequant_span(row, dt, 0, D, out); }
+template <DType DT>
+void row_portable_of(const uint8_t* row, int64_t D, float* out) { row_portable(DT, row, D, out); }
+
+void row_f32(const uint8_t* row, int64_t D, float* out) { std::memcpy(out, row, size_t(D) * 4); }
+
+#if defined(__x86_64__)
+template <class L>
+FUSELM_AVX512 void row_avx512(const uint8_t* row, int64_t D, float* out) { simd512::widen_row<L>(row, D, out); }
+template <class L>
+FUSELM_AVX2 void row_avx2(const uint8_t* row, int64_t D, float* out) { simd256::widen_row<L>(row, D, out); }
+#endif
+
+RowFn pick(Impl impl, DType dt) {
+  if (dt == DType::F32) return &row_f32;
+#if defined(__x86_64__)
+  if (impl == Impl::kAvx512) {
+    switch (dt) {
+      case DType::F16: return &row_avx512<simd512::F16>;
+      case DType::BF16: return &row_avx512<simd512::BF16>;
+      case DType::Q8_0: return &row_avx512<simd512::Q8_0>;
+      default: break;
+    }
+  }
+  if (impl == Impl::kAvx2) {
+    switch (dt) {
+      case DType::F16: return &row_avx2<simd256::F16>;
+      case DType::BF16: return &row_avx2<simd256::BF16>;
+      case DType::Q8_0: return &row_avx2<simd256::Q8_0>;
+      default: break;
+    }
+  }
+#endif
+  switch (dt) {
+    case DType::F16: return &row_portable_of<DType::F16>;
+    case DType::BF16: return &row_portable_of<DType::BF16>;
+    case DType::Q8_0: return &row_portable_of<DType::Q8_0>;
+    default: return nullptr;
+  }
+}
+
+}  // namespace
+
 void embedding_cpu(const EmbeddingArgs& a, const Exec& e) {
   if (e.impl == Impl::kReference) return embedding_reference(a);
-  const WidenRowFn fn = widen_row_fn(e.impl, a.dtype);
+  const RowFn fn = pick(e.impl, a.dtype);
   if (!fn) throw Error("E_INVALID_ARG", std::string("embedding: unsupported table dtype ") + dtype_name(a.dtype));
   const size_t rb = row_bytes(a.dtype, a.D);
   const uint8_t* table = static_cast<const uint8_t*>(a.table);

@@ -11,13 +11,10 @@
 //                        rest zero; masked loads never touch memory outside the mask
 //
 // q8_0 steps always start at a block boundary (k % 32 == 0) and rows hold whole blocks.
-// widen_row<L> widens a whole row with them; widen_row_fn(impl, dtype) picks the function that
-// widens rows of a dtype at a kernel level (embedding rows, KV cache rows in attention).
+// widen_row<L> widens a whole row with them (embedding rows, KV cache rows in attention).
 #pragma once
 #include <cstdint>
-#include <cstring>
 
-#include "cpu/cpu_features.h"
 #include "cpu/dequant.h"
 #include "tensor.h"
 
@@ -182,52 +179,3 @@ FUSELM_AVX2 FUSELM_INLINE float hsum(__m256 v) {
 }  // namespace fuselm
 
 #endif  // __x86_64__
-
-namespace fuselm {
-
-// out[0 .. n) = the row's first n values as f32 (q8_0: n a multiple of 32)
-using WidenRowFn = void (*)(const uint8_t* row, int64_t n, float* out);
-
-namespace widen_detail {
-inline void row_f32(const uint8_t* row, int64_t n, float* out) { std::memcpy(out, row, size_t(n) * 4); }
-template <DType DT>
-void row_portable(const uint8_t* row, int64_t n, float* out) { dequant_span(row, DT, 0, n, out); }
-#if defined(__x86_64__)
-template <class L>
-FUSELM_AVX512 void row_avx512(const uint8_t* row, int64_t n, float* out) { simd512::widen_row<L>(row, n, out); }
-template <class L>
-FUSELM_AVX2 void row_avx2(const uint8_t* row, int64_t n, float* out) { simd256::widen_row<L>(row, n, out); }
-#endif
-}  // namespace widen_detail
-
-// The row widener of a fast level (portable, AVX2, AVX-512) for f32/f16/bf16/q8_0; null for i32.
-inline WidenRowFn widen_row_fn(Impl impl, DType dt) {
-  using namespace widen_detail;
-  if (dt == DType::F32) return &row_f32;
-#if defined(__x86_64__)
-  if (impl == Impl::kAvx512) {
-    switch (dt) {
-      case DType::F16: return &row_avx512<simd512::F16>;
-      case DType::BF16: return &row_avx512<simd512::BF16>;
-      case DType::Q8_0: return &row_avx512<simd512::Q8_0>;
-      default: break;
-    }
-  }
-  if (impl == Impl::kAvx2) {
-    switch (dt) {
-      case DType::F16: return &row_avx2<simd256::F16>;
-      case DType::BF16: return &row_avx2<simd256::BF16>;
-      case DType::Q8_0: return &row_avx2<simd256::Q8_0>;
-      default: break;
-    }
-  }
-#endif
-  switch (dt) {
-    case DType::F16: return &row_portable<DType::F16>;
-    case DType::BF16: return &row_portable<DType::BF16>;
-    case DType::Q8_0: return &row_portable<DType::Q8_0>;
-    default: return nullptr;
-  }
-}
-
-}  // namespace fuselm
