@@ -17,6 +17,8 @@
 // (simd.h's widen_row: F16C, a shift for bf16) into a small per-thread buffer, where the
 // same f32 tile kernels use them for every query head and token of the task; the reference
 // widens each value as it reads it. Queries, scores and sums stay f32 (double in the reference).
+// Decode over a half cache (bench/kv_cache.bench.ts) takes 5-10 % less time than over f32 at 1
+// thread: with GQA it is bound by the dot products, not the cache reads; the gain is memory.
 // Speed (bench/attention.bench.ts, Zen 4 VM whose measured peak is ~1.5 G zmm FMA/s per core):
 // 1 thread runs decode from cache and prefill at 35-45 GFLOP/s (4 * hd flops per query head
 // and key), 75-90 % of that peak, 8-12x the scalar online softmax this replaced; with the KV
