@@ -1,4 +1,4 @@
-// attention_fa2: prefill attention in the FlashAttention-2 manner (AttentionCudaArgs, cuda/ops.h;
+// attention_fa2: prefill attention in the FlashAttention-2 manner (AttentionArgs, native/ops/attention.h;
 // the semantics of attention_cpu, native/cpu/attention.cc): q, out f32 [T, n_heads * hd], K/V
 // caches f16 or bf16 [ctx, n_kv_heads * hd], causal (optionally a sliding window) or not, GQA
 // by indexing (query head h reads KV head h / (n_heads / n_kv_heads)), hd 64, 80, 96 or 128.
@@ -281,7 +281,7 @@ static __global__ void attention_fa2_kernel(float* out, const float* q, const ui
 
 static bool fa2_aligned(const void* p, size_t n) { return reinterpret_cast<uintptr_t>(p) % n == 0; }
 
-bool attention_fa2_supports(const AttentionCudaArgs& a) {
+bool attention_fa2_supports(const AttentionArgs& a) {
   if (a.prefix_len > 0) return false;  // a shared prefix (beam search) is split-KV's
   if (a.kv_dtype != DType::F16 && a.kv_dtype != DType::BF16) return false;
   if (a.head_dim != 64 && a.head_dim != 80 && a.head_dim != 96 && a.head_dim != 128) return false;
@@ -294,7 +294,7 @@ bool attention_fa2_supports(const AttentionCudaArgs& a) {
 }
 
 template <bool BF16, int HD>
-static void fa2_launch(const AttentionCudaArgs& a, cudaStream_t stream, const char* name) {
+static void fa2_launch(const AttentionArgs& a, cudaStream_t stream, const char* name) {
   constexpr size_t smem = kFa2SmemBytes<HD>;
   auto* kernel = attention_fa2_kernel<BF16, HD>;
   if (smem > 48 * 1024)
@@ -307,7 +307,7 @@ static void fa2_launch(const AttentionCudaArgs& a, cudaStream_t stream, const ch
 }
 
 template <bool BF16>
-static void fa2_dispatch_hd(const AttentionCudaArgs& a, cudaStream_t stream) {
+static void fa2_dispatch_hd(const AttentionArgs& a, cudaStream_t stream) {
   switch (a.head_dim) {
     case 64: return fa2_launch<BF16, 64>(a, stream, BF16 ? "attention_fa2_bf16_kernel<64>" : "attention_fa2_f16_kernel<64>");
     case 80: return fa2_launch<BF16, 80>(a, stream, BF16 ? "attention_fa2_bf16_kernel<80>" : "attention_fa2_f16_kernel<80>");
@@ -316,7 +316,7 @@ static void fa2_dispatch_hd(const AttentionCudaArgs& a, cudaStream_t stream) {
   }
 }
 
-void attention_fa2_cuda(const AttentionCudaArgs& a, cudaStream_t stream) {
+void attention_fa2_cuda(const AttentionArgs& a, cudaStream_t stream) {
   if (a.T <= 0) return;
   if (!attention_fa2_supports(a))
     throw Error("E_INVALID_ARG", std::string("attention_fa2_cuda: unsupported shape or layout (kv ") +

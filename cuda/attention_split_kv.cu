@@ -1,4 +1,4 @@
-// attention_split_kv: attention over the KV cache for any shape (AttentionCudaArgs, cuda/ops.h;
+// attention_split_kv: attention over the KV cache for any shape (AttentionArgs, native/ops/attention.h;
 // the semantics and the plain reference are attention_cpu's, native/cpu/attention.cc): q, out
 // f32 [T, n_heads * hd], caches f32, f16 or bf16 [ctx, n_kv_heads * hd], causal with an optional
 // sliding window or not causal, GQA, hd 1..256, and a shared prefix (beam search: key j below
@@ -282,7 +282,7 @@ static void launch_split_kind(const SplitKvParams& p, bool vec, int vpl, int G, 
   launch_split_vec<KIND, EPV, 1>(p, G, stream);  // hd <= 32 * EPV: every half-precision row
 }
 
-void attention_split_kv_cuda(const AttentionCudaArgs& a, cudaStream_t stream) {
+void attention_split_kv_cuda(const AttentionArgs& a, cudaStream_t stream) {
   if (a.T <= 0 || a.n_heads <= 0) return;
   if (a.n_kv_heads <= 0 || a.n_heads % a.n_kv_heads)
     throw Error("E_INVALID_ARG", "attention_split_kv_cuda: n_heads must be a multiple of n_kv_heads");

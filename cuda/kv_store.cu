@@ -1,6 +1,6 @@
-// kv_store: cache[pos0 + t, :] = src[t, :] for t < T (KvStoreCudaArgs, cuda/ops.h), src f32
-// [T, W], the cache [ctx, W] in f32, f16 or bf16; the CPU twin is native/cpu/kv_store.cc (f32
-// only). Rows are contiguous in both, so the T new rows are one run of n = T * W values copied
+// kv_store: cache[pos0 + t, :] = src[t, :] for t < T (KvStoreArgs, native/ops/kv_store.h), src f32
+// [T, W], the cache [ctx, W] in f32, f16 or bf16; the CPU twin is native/cpu/kv_store.cc (the
+// same bits). Rows are contiguous in both, so the T new rows are one run of n = T * W values copied
 // from src to cache + pos0 * W. Each value is rounded to the cache's type to nearest even
 // (f16 subnormals and overflow to infinity included), bit for bit what tensor.h's f32_to_f16 /
 // f32_to_bf16 give (NaN aside: the GPU's conversion writes its own NaN payload).
@@ -78,7 +78,7 @@ static void launch_kv_store(const char* name, void* dst, const float* src, int64
                 src, n, head, n_vec);
 }
 
-void kv_store_cuda(const KvStoreCudaArgs& a, cudaStream_t stream) {
+void kv_store_cuda(const KvStoreArgs& a, cudaStream_t stream) {
   if (a.T <= 0 || a.W <= 0) return;
   if (a.pos0 < 0) throw Error("E_INVALID_ARG", "kv_store_cuda: pos0 must be >= 0");
   const int64_t n = a.T * a.W, off = a.pos0 * a.W;

@@ -30,21 +30,19 @@ void matmul_gemm_cuda(const MatmulArgs& a, cudaStream_t stream);  // cuda/gemm.c
 void matmul_gemm_q8_0_cuda(const MatmulArgs& a, void* workspace, cudaStream_t stream);  // cuda/gemm_q8_0.cu
 
 // ---- KV cache and attention ------------------------------------------------------------------
-// The CUDA KV cache holds f32, f16 or bf16 (k and v alike); f16 halves its reads in decode.
-using KvStoreCudaArgs = KvStoreArgs;
-// AttentionArgs with scratch for split-KV partials (attention_cuda_workspace bytes for the
-// graph's largest T and the caches' ctx + prefix_len keys).
-using AttentionCudaArgs = AttentionArgs;
+// The KV cache holds f32, f16 or bf16 (k and v alike); f16 halves its reads in decode.
+// AttentionArgs' workspace: scratch for split-KV partials (attention_cuda_workspace bytes for
+// the graph's largest T and the caches' ctx + prefix_len keys).
 size_t attention_cuda_workspace(int64_t max_T, int64_t ctx, int64_t n_heads, int64_t head_dim);
 // Picks FA2 for prefill where it applies, else split-KV.
-void attention_cuda(const AttentionCudaArgs& a, cudaStream_t stream);  // cuda/attention.cu
+void attention_cuda(const AttentionArgs& a, cudaStream_t stream);  // cuda/attention.cu
 // Prefill in the FlashAttention-2 manner: tensor cores, cp.async double-buffered K/V tiles,
 // online softmax. f16/bf16 caches, head_dim 64, 80, 96 or 128, no shared prefix.
-bool attention_fa2_supports(const AttentionCudaArgs& a);
-void attention_fa2_cuda(const AttentionCudaArgs& a, cudaStream_t stream);  // cuda/attention_fa2.cu
+bool attention_fa2_supports(const AttentionArgs& a);
+void attention_fa2_cuda(const AttentionArgs& a, cudaStream_t stream);  // cuda/attention_fa2.cu
 // Any shape (decode first): the keys of each (token, head) split over several blocks, the
 // partials merged by log-sum-exp. f32/f16/bf16 caches, head_dim up to 256.
-void attention_split_kv_cuda(const AttentionCudaArgs& a, cudaStream_t stream);  // cuda/attention_split_kv.cu
+void attention_split_kv_cuda(const AttentionArgs& a, cudaStream_t stream);  // cuda/attention_split_kv.cu
 
 // ---- fusions ---------------------------------------------------------------------------------
 // The residual add fused into the next norm, one pass: x[t] += r[t]; out[t] = norm(x[t]).

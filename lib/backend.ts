@@ -50,6 +50,13 @@ export interface CpuBackendOptions {
   threads?: number;
   /** Kernel level; 'auto' picks the best the CPU supports, 'reference' the plain scalar code. */
   impl?: NativeImpl;
+  /** KV cache element type; default f32. f16 and bf16 halve the cache and its reads in decode. */
+  kvDtype?: 'f32' | 'f16' | 'bf16';
+}
+
+function checkKvDtype(kvDtype: string): void {
+  if (!['f32', 'f16', 'bf16'].includes(kvDtype))
+    throw new FuselmError('E_INVALID_ARG', `kvDtype must be 'f32', 'f16' or 'bf16', got '${kvDtype}'`);
 }
 
 /**
@@ -59,7 +66,7 @@ export interface CpuBackendOptions {
 export interface Backend {
   readonly device: NativeDevice;
   /** The KV cache's element type. */
-  readonly kvDtype: NativeDType;
+  readonly kvDtype: 'f32' | 'f16' | 'bf16';
   /** A zero-filled tensor in the backend's memory. */
   empty(dtype: NativeDType, shape: number[]): NativeTensor;
   /** The backend's copy of a host tensor (the CPU's is the tensor itself). */
@@ -71,12 +78,14 @@ export interface Backend {
 /** The CPU backend: a persistent thread pool shared by the graphs built on it. */
 export class CpuBackend implements Backend {
   readonly device = 'cpu' as const;
-  readonly kvDtype = 'f32' as const;
+  readonly kvDtype: 'f32' | 'f16' | 'bf16';
   readonly threads: number;
   readonly impl: NativeImpl;
   #pool: NativePool | undefined;
 
   constructor(opts: CpuBackendOptions = {}) {
+    this.kvDtype = opts.kvDtype ?? 'f32';
+    checkKvDtype(this.kvDtype);
     const info = native().cpuInfo();
     const threads = opts.threads ?? info.physicalCores;
     if (!Number.isInteger(threads) || threads < 1)
@@ -129,8 +138,7 @@ export class CudaBackend implements Backend {
   constructor(opts: CudaBackendOptions = {}) {
     this.device = opts.emulated ? 'cuda-emulated' : 'cuda';
     this.kvDtype = opts.kvDtype ?? 'f16';
-    if (!['f32', 'f16', 'bf16'].includes(this.kvDtype))
-      throw new FuselmError('E_INVALID_ARG', `kvDtype must be 'f32', 'f16' or 'bf16', got '${this.kvDtype}'`);
+    checkKvDtype(this.kvDtype);
   }
 
   empty(dtype: NativeDType, shape: number[]): NativeTensor {

@@ -39,7 +39,7 @@ static void prefill_cases(Bench& b) {
           DevBuf workspace(ws_bytes > 0 ? ws_bytes : 256);
           const double ms = b.median_ms([&](int) {
             for (int64_t i = 0; i < B; i++) {
-              AttentionCudaArgs a{};
+              AttentionArgs a{};
               a.out = out.f32() + i * S * W;
               a.q = q.f32() + i * S * W;
               a.k_cache = static_cast<const uint16_t*>(k.p) + i * S * W;
@@ -85,7 +85,7 @@ static void decode_cases(Bench& b) {
       const size_t ws_bytes = attention_cuda_workspace(1, ctx, Hq, D);
       DevBuf workspace(ws_bytes > 0 ? ws_bytes : 256);
       const double ms = b.median_ms([&](int rep) {
-        AttentionCudaArgs a{};
+        AttentionArgs a{};
         a.out = out.f32(), a.q = q.f32();
         a.k_cache = ks[size_t(rep % sets)]->p, a.v_cache = vs[size_t(rep % sets)]->p;
         a.kv_dtype = DType::BF16;

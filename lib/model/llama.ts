@@ -278,6 +278,11 @@ export class LlamaState {
     if (this.#w.posEmbd) this.#posIds.write(abs);
   }
 
+  /** Bytes of all the KV caches (every sequence and layer, K and V). */
+  get kvCacheBytes(): number {
+    return [...this.#kCache.flat(), ...this.#vCache.flat()].reduce((n, t) => n + t.nbytes, 0);
+  }
+
   /** The KV caches of sequence `seq`, one per layer (a prefix for another state). */
   caches(seq: number): { k: NativeTensor[]; v: NativeTensor[] } {
     return { k: this.#kCache[seq], v: this.#vCache[seq] };

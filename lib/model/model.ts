@@ -30,8 +30,8 @@ export interface LoadModelOptions {
    */
   device?: 'auto' | 'cpu' | 'cuda';
   /**
-   * KV cache element type on CUDA: 'auto' (the default) keeps f32 for f32 weights and uses f16
-   * otherwise. The CPU backend's cache is f32.
+   * KV cache element type: 'auto' (the default) is f32 on the CPU; on CUDA it keeps f32 for f32
+   * weights and uses f16 otherwise. f16 and bf16 halve the cache and its reads in decode.
    */
   kvType?: 'auto' | 'f32' | 'f16' | 'bf16';
   /** CPU threads (loading, and the CPU backend); default: physical cores. */
@@ -79,6 +79,8 @@ export class Model {
   readonly threads: number;
   readonly contextSize: number;
   readonly batchSize: number;
+  /** The KV cache's element type (loadModel's kvType, 'auto' resolved). */
+  readonly kvType: 'f32' | 'f16' | 'bf16';
   /** Timings of the most recent generation. */
   lastTimings: Timings | undefined;
   /** The model's own generation defaults (a Hugging Face folder's generation_config.json; {} otherwise). */
@@ -113,6 +115,7 @@ export class Model {
     this.threads = backend instanceof CpuBackend ? backend.threads : 0;
     this.contextSize = o.contextSize;
     this.batchSize = o.batchSize;
+    this.kvType = backend.kvDtype;
     this.#state = new LlamaState(config, weights, backend, { contextSize: o.contextSize, batchSize: o.batchSize });
   }
 
@@ -341,6 +344,12 @@ export class Model {
     });
   }
 
+  /** Bytes of the KV cache of the model's sequence: K and V, every layer, contextSize positions. */
+  get kvCacheBytes(): number {
+    this.#checkLive();
+    return this.#state.kvCacheBytes;
+  }
+
   /**
    * Forgets the KV cache's contents, so the next call evaluates its whole prompt (calls
    * otherwise reuse the prefix they share with the previous one).
@@ -431,7 +440,7 @@ export async function loadModel(path: string, opts: LoadModelOptions = {}): Prom
     throw new FuselmError('E_FORMAT', `${path}: the tokenizer has ${tokenizer.vocabSize} tokens but token_embd.weight has ${config.vocabSize} rows`);
   const { contextSize, batchSize } = sizes(config, opts);
   const dtype = checkWeightDtype(opts.dtype ?? 'auto', 'loadModel');
-  const cpu = new CpuBackend({ threads: opts.threads, impl: opts.impl });
+  const cpu = cpuBackend(opts, device);
   return finishLoad(path, config, tokenizer, cpu, device, opts, { contextSize, batchSize }, () =>
     config.architecture === 'gpt2' ? loadGpt2GgufWeights(f, config, dtype, opts.onProgress) : loadLlamaWeights(f, config, dtype, opts.onProgress),
   );
@@ -442,6 +451,22 @@ function modelDevice(opts: LoadModelOptions): NativeDevice {
   const kv = opts.kvType ?? 'auto';
   if (!['auto', 'f32', 'f16', 'bf16'].includes(kv)) throw new FuselmError('E_INVALID_ARG', `kvType must be 'auto', 'f32', 'f16' or 'bf16', got '${kv}'`);
   return resolveDevice(opts.device);
+}
+
+/** The CPU backend that loads the weights (and runs the model on device 'cpu' unless finishLoad needs another KV cache type). */
+function cpuBackend(opts: LoadModelOptions, device: 'cpu' | 'cuda' | 'cuda-emulated'): CpuBackend {
+  const kv = opts.kvType ?? 'auto';
+  return new CpuBackend({ threads: opts.threads, impl: opts.impl, kvDtype: device === 'cpu' && kv !== 'auto' ? kv : 'f32' });
+}
+
+/**
+ * kvType 'auto', on either backend: f32 for f32 weights (the file asks for full precision;
+ * stories260K then matches llama.cpp's F32-cache logits within 1e-5), else f16, llama.cpp's
+ * default cache type (half the KV memory; stories260K's greedy tokens stay llama.cpp's).
+ */
+function kvDtypeFor(opts: LoadModelOptions, weights: LlamaWeights): 'f32' | 'f16' | 'bf16' {
+  const kv = opts.kvType ?? 'auto';
+  return kv !== 'auto' ? kv : weights.layers[0]?.wq.dtype === 'f32' ? 'f32' : 'f16';
 }
 
 /**
@@ -462,14 +487,14 @@ async function finishLoad(
   let backend: Backend = cpu;
   try {
     weights = await load();
+    const kvDtype = kvDtypeFor(opts, weights);
     if (device !== 'cpu') {
-      const kv = opts.kvType ?? 'auto';
-      backend = new CudaBackend({
-        emulated: device === 'cuda-emulated',
-        kvDtype: kv === 'auto' ? (weights.layers[0]?.wq.dtype === 'f32' ? 'f32' : 'f16') : kv,
-      });
+      backend = new CudaBackend({ emulated: device === 'cuda-emulated', kvDtype });
       cpu.dispose();
       weights = uploadLlamaWeights(weights, backend);
+    } else if (kvDtype !== cpu.kvDtype) {
+      backend = new CpuBackend({ threads: opts.threads, impl: opts.impl, kvDtype });
+      cpu.dispose();
     }
     return new Model(path, config, tokenizer, weights, backend, o);
   } catch (e) {
@@ -506,7 +531,7 @@ async function loadHfModel(dir: string, opts: LoadModelOptions, device: 'cpu' | 
   if (tokenizer.vocabSize > config.vocabSize)
     throw new FuselmError('E_FORMAT', `${dir}: the tokenizer has ${tokenizer.vocabSize} tokens but the model's vocabulary has ${config.vocabSize}`);
   const { contextSize, batchSize } = sizes(config, opts);
-  const cpu = new CpuBackend({ threads: opts.threads, impl: opts.impl });
+  const cpu = cpuBackend(opts, device);
   return finishLoad(dir, config, tokenizer, cpu, device, opts, { contextSize, batchSize, generationConfig: gen }, () =>
     loadHfDecoderWeights(st, config, cpu, dir, { dtype, onProgress: opts.onProgress }),
   );

@@ -31,29 +31,9 @@ void row_f32(const uint8_t* row, int64_t D, float* out) { std::memcpy(out, row, 
 
 #if defined(__x86_64__)
 template <class L>
-FUSELM_AVX512 void row_avx512(const uint8_t* row, int64_t D, float* out) {
-  int64_t k = 0;
-  for (; k + L::kBlock <= D; k += L::kBlock) {
-    const __m512 d = L::scale(row, k);
-    for (int v = 0; v < L::kVecs; v++) _mm512_storeu_ps(out + k + 16 * v, L::vec(row, k, v, d));
-  }
-  if constexpr (L::kDType != DType::Q8_0) {  // q8_0 rows hold whole blocks
-    if (k < D) {
-      const __mmask16 m = simd512::tail_mask(D - k);
-      _mm512_mask_storeu_ps(out + k, m, L::tail(row, k, m));
-    }
-  }
-}
-
+FUSELM_AVX512 void row_avx512(const uint8_t* row, int64_t D, float* out) { simd512::widen_row<L>(row, D, out); }
 template <class L>
-FUSELM_AVX2 void row_avx2(const uint8_t* row, int64_t D, float* out) {
-  int64_t k = 0;
-  for (; k + L::kBlock <= D; k += L::kBlock) {
-    const __m256 d = L::scale(row, k);
-    for (int v = 0; v < L::kVecs; v++) _mm256_storeu_ps(out + k + 8 * v, L::vec(row, k, v, d));
-  }
-  if (k < D) dequant_span(row, L::kDType, k, D - k, out + k);  // the last D % 8 (not q8_0)
-}
+FUSELM_AVX2 void row_avx2(const uint8_t* row, int64_t D, float* out) { simd256::widen_row<L>(row, D, out); }
 #endif
 
 RowFn pick(Impl impl, DType dt) {

@@ -11,9 +11,11 @@
 //                        rest zero; masked loads never touch memory outside the mask
 //
 // q8_0 steps always start at a block boundary (k % 32 == 0) and rows hold whole blocks.
+// widen_row<L> widens a whole row with them (embedding rows, KV cache rows in attention).
 #pragma once
 #include <cstdint>
 
+#include "cpu/dequant.h"
 #include "tensor.h"
 
 #if defined(__x86_64__)
@@ -86,6 +88,22 @@ struct Q8_0 {
 
 FUSELM_AVX512 FUSELM_INLINE __mmask16 tail_mask(int64_t n) { return __mmask16((1u << n) - 1); }
 
+// out[0 .. n) = the row's first n values as f32 (q8_0: n a multiple of 32).
+template <class L>
+FUSELM_AVX512 FUSELM_INLINE void widen_row(const uint8_t* row, int64_t n, float* out) {
+  int64_t k = 0;
+  for (; k + L::kBlock <= n; k += L::kBlock) {
+    const __m512 d = L::scale(row, k);
+    for (int v = 0; v < L::kVecs; v++) _mm512_storeu_ps(out + k + 16 * v, L::vec(row, k, v, d));
+  }
+  if constexpr (L::kDType != DType::Q8_0) {  // q8_0 rows hold whole blocks
+    if (k < n) {
+      const __mmask16 m = tail_mask(n - k);
+      _mm512_mask_storeu_ps(out + k, m, L::tail(row, k, m));
+    }
+  }
+}
+
 }  // namespace simd512
 
 namespace simd256 {
@@ -137,6 +155,18 @@ struct Q8_0 {
     return _mm256_mul_ps(ints(row, k, v), d);
   }
 };
+
+// out[0 .. n) = the row's first n values as f32 (q8_0: n a multiple of 32); the last n % 8 by
+// the portable converter.
+template <class L>
+FUSELM_AVX2 FUSELM_INLINE void widen_row(const uint8_t* row, int64_t n, float* out) {
+  int64_t k = 0;
+  for (; k + L::kBlock <= n; k += L::kBlock) {
+    const __m256 d = L::scale(row, k);
+    for (int v = 0; v < L::kVecs; v++) _mm256_storeu_ps(out + k + 8 * v, L::vec(row, k, v, d));
+  }
+  if (k < n) dequant_span(row, L::kDType, k, n - k, out + k);
+}
 
 FUSELM_AVX2 FUSELM_INLINE float hsum(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));

@@ -9,12 +9,18 @@
  *    odd head counts; this covers key tiles, partial tiles, token blocks and the split of a
  *    long key range across threads with its log-sum-exp merge;
  *  - causality: cache rows after pos0 + T - 1 hold NaN and never reach the output;
- *  - stability: q scaled by 100 (scores in the thousands) gives finite, correct output.
+ *  - stability: q scaled by 100 (scores in the thousands) gives finite, correct output;
+ *  - f16 and bf16 caches (and shared prefixes): the reference equals float64 TypeScript over the
+ *    rounded values; every fast level gives, bit for bit, its own output over an f32 cache
+ *    holding those values (the widening is exact and the f32 kernels run on it), and matches
+ *    the reference within rel 1e-5, in decode and prefill, at awkward head dims, GQA ratios,
+ *    windows, not causal, and with a prefix; caches and prefixes of mixed types are refused.
  * FUSELM_PARITY_LOG=1 prints the measured errors.
  */
 import assert from 'node:assert/strict';
 import type { NativeImpl, NativeTensor } from '../../bindings.js';
 import { ops } from '../../lib/backend.js';
+import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from '../../lib/formats/ggml-types.js';
 import { emptyTensor, readF32Rows, tensorFromF32 } from '../../lib/tensor.js';
 import { assertClose, fastImpls, randn, relErr, rng, runOp } from '../helpers/parity.js';
 
@@ -22,11 +28,13 @@ interface Case { T: number; pos0: number; hd: number; nH: number; nKv: number; q
 
 const log = process.env.FUSELM_PARITY_LOG ? (s: string) => console.log(`      ${s}`) : () => {};
 
-/** Runs attention at `impl` on fresh tensors; cache rows past pos0 + T - 1 are NaN. */
-async function attend(c: Case, data: { q: Float32Array; k: Float32Array; v: Float32Array }, impl: NativeImpl, threads: number) {
+type KvType = 'f32' | 'f16' | 'bf16';
+
+/** Runs attention at `impl` on fresh tensors, caches of kv; cache rows past pos0 + T - 1 are NaN. */
+async function attend(c: Case, data: { q: Float32Array; k: Float32Array; v: Float32Array }, impl: NativeImpl, threads: number, kv: KvType = 'f32') {
   const W = c.nH * c.hd, kvW = c.nKv * c.hd, ctx = c.pos0 + c.T + 3;
   const q = tensorFromF32('f32', [c.T, W], data.q);
-  const k = tensorFromF32('f32', [ctx, kvW], data.k), v = tensorFromF32('f32', [ctx, kvW], data.v);
+  const k = tensorFromF32(kv, [ctx, kvW], data.k), v = tensorFromF32(kv, [ctx, kvW], data.v);
   const out = emptyTensor('f32', [c.T, W]);
   const node = ops.attention(out, q, k, v, { nHeads: c.nH, nKvHeads: c.nKv, headDim: c.hd, scale: 1 / Math.sqrt(c.hd), window: c.window, causal: c.causal });
   await runOp(node, { impl, threads, n: c.T, pos: c.pos0 });
@@ -191,16 +199,77 @@ describe('op attention', () => {
   });
 });
 
+/** The case's data with k and v rounded to kv (and back to f32): what a cache of kv holds. */
+function rounded(d: { q: Float32Array; k: Float32Array; v: Float32Array }, kv: 'f16' | 'bf16') {
+  const [to, from] = kv === 'f16' ? [f32ToF16Bits, f16BitsToF32] : [f32ToBf16Bits, bf16BitsToF32];
+  const r = (x: Float32Array) => x.map((f) => from(to(f)));
+  return { q: d.q, k: r(d.k), v: r(d.v) };
+}
+
+describe('op attention over f16 and bf16 caches', () => {
+  it('the reference equals float64 TypeScript over the rounded values', async () => {
+    for (const kv of ['f16', 'bf16'] as const)
+      for (const c of [
+        { T: 3, pos0: 5, hd: 8, nH: 6, nKv: 2 },
+        { T: 2, pos0: 40, hd: 31, nH: 4, nKv: 1 },
+        { T: 5, pos0: 30, hd: 16, nH: 2, nKv: 2, window: 7 },
+        { T: 9, pos0: 0, hd: 33, nH: 3, nKv: 1, causal: false },
+      ]) {
+        const d = rounded(randomCase(c), kv);
+        assertClose(await attend(c, d, 'reference', 1, kv), attentionJs(c, d), { rel: 1e-7, abs: 1e-6 }, `${kv} ${label(c)}`);
+      }
+  });
+
+  // Decode (T = 1, keys split across threads in long caches) and prefill (token blocks), head
+  // dims with and without a kernel of their own, GQA 1..4, odd head counts, windows, not causal.
+  const grid: Case[] = [
+    { T: 1, pos0: 0, hd: 8, nH: 1, nKv: 1 },
+    { T: 1, pos0: 5, hd: 31, nH: 5, nKv: 5 },
+    { T: 1, pos0: 100, hd: 16, nH: 8, nKv: 4 },
+    { T: 1, pos0: 1000, hd: 64, nH: 32, nKv: 8 },
+    { T: 1, pos0: 1000, hd: 128, nH: 8, nKv: 4 },
+    { T: 1, pos0: 700, hd: 33, nH: 6, nKv: 2 },
+    { T: 1, pos0: 333, hd: 96, nH: 6, nKv: 2, window: 100 },
+    { T: 3, pos0: 0, hd: 128, nH: 4, nKv: 1 },
+    { T: 3, pos0: 5, hd: 31, nH: 5, nKv: 5 },
+    { T: 17, pos0: 40, hd: 64, nH: 8, nKv: 2 },
+    { T: 17, pos0: 100, hd: 32, nH: 6, nKv: 2, window: 33 },
+    { T: 33, pos0: 0, hd: 31, nH: 6, nKv: 2, causal: false },
+    { T: 64, pos0: 200, hd: 64, nH: 4, nKv: 1 },
+  ];
+  for (const kv of ['f16', 'bf16'] as const)
+    for (const c of grid)
+      it(`${kv}: every level gives its f32 output over the rounded values and matches the reference at ${label(c)}`, async () => {
+        const d = rounded(randomCase(c), kv);
+        const ref = await attend(c, d, 'reference', 1, kv);
+        for (const impl of fastImpls())
+          for (const threads of [1, 2]) {
+            const out = await attend(c, d, impl, threads, kv);
+            const asF32 = await attend(c, d, impl, threads, 'f32');
+            const bad = out.findIndex((x, i) => !Object.is(x, asF32[i]));
+            assert.equal(bad, -1, `${kv} ${label(c)} ${impl}/${threads}t: output ${bad} is ${out[bad]} over the ${kv} cache, ${asF32[bad]} over f32`);
+            log(`${kv} ${impl}/${threads}t rel ${relErr(out, ref).toExponential(2)}`);
+            assertClose(out, ref, { rel: 1e-5, abs: 1e-5 }, `${kv} ${label(c)} ${impl}/${threads}t`);
+          }
+      });
+
+  it('refuses a key and a value cache of different types', async () => {
+    const o = { nHeads: 2, nKvHeads: 1, headDim: 8, scale: 1 };
+    const node = ops.attention(emptyTensor('f32', [1, 16]), emptyTensor('f32', [1, 16]), emptyTensor('f16', [4, 8]), emptyTensor('f32', [4, 8]), o);
+    await assert.rejects(runOp(node, { impl: 'reference', n: 1 }), /vCache must have kCache's dtype \(f16\), got f32\[4, 8\]/);
+  });
+});
+
 describe('op attention with a shared prefix (beam search)', () => {
   /**
    * The cache of case c split at P: rows 0..P-1 in a prefix tensor, the rest (from row 0) in the
    * own cache, the tokens at pos0 - P of it; must equal attention over the whole cache.
    */
-  async function attendSplit(c: Case, P: number, data: { q: Float32Array; k: Float32Array; v: Float32Array }, impl: NativeImpl, threads: number) {
+  async function attendSplit(c: Case, P: number, data: { q: Float32Array; k: Float32Array; v: Float32Array }, impl: NativeImpl, threads: number, kv: KvType = 'f32') {
     const W = c.nH * c.hd, kvW = c.nKv * c.hd, ctx = c.pos0 + c.T + 3;
     const q = tensorFromF32('f32', [c.T, W], data.q);
-    const kp = tensorFromF32('f32', [P, kvW], data.k.subarray(0, P * kvW)), vp = tensorFromF32('f32', [P, kvW], data.v.subarray(0, P * kvW));
-    const k = tensorFromF32('f32', [ctx - P, kvW], data.k.subarray(P * kvW)), v = tensorFromF32('f32', [ctx - P, kvW], data.v.subarray(P * kvW));
+    const kp = tensorFromF32(kv, [P, kvW], data.k.subarray(0, P * kvW)), vp = tensorFromF32(kv, [P, kvW], data.v.subarray(0, P * kvW));
+    const k = tensorFromF32(kv, [ctx - P, kvW], data.k.subarray(P * kvW)), v = tensorFromF32(kv, [ctx - P, kvW], data.v.subarray(P * kvW));
     const out = emptyTensor('f32', [c.T, W]);
     const node = ops.attention(out, q, k, v, {
       nHeads: c.nH, nKvHeads: c.nKv, headDim: c.hd, scale: 1 / Math.sqrt(c.hd), window: c.window, causal: c.causal,
@@ -224,6 +293,23 @@ describe('op attention with a shared prefix (beam search)', () => {
       for (const impl of ['reference', ...fastImpls()] as NativeImpl[])
         for (const threads of [1, 2]) assertClose(await attendSplit(c, P, d, impl, threads), want, { rel: 1e-5, abs: 1e-5 }, `${impl}/${threads}t`);
     });
+
+  for (const kv of ['f16', 'bf16'] as const)
+    for (const [c, P] of cases)
+      it(`${kv} caches and prefix equal float64 attention over the joined, rounded cache: T=${c.T} pos=${c.pos0} prefix=${P} hd=${c.hd} ${c.nH}/${c.nKv}${c.window ? ` window ${c.window}` : ''}`, async () => {
+        const d = rounded(randomCase(c), kv);
+        const want = attentionJs(c, d);
+        for (const impl of ['reference', ...fastImpls()] as NativeImpl[])
+          for (const threads of [1, 2]) assertClose(await attendSplit(c, P, d, impl, threads, kv), want, { rel: 1e-5, abs: 1e-5 }, `${kv} ${impl}/${threads}t`);
+      });
+
+  it('refuses a prefix of another type than the caches', async () => {
+    const o = { nHeads: 2, nKvHeads: 1, headDim: 8, scale: 1 };
+    const h = (r: number) => emptyTensor('f16', [r, 8]);
+    const prefix = { k: emptyTensor('f32', [3, 8]), v: emptyTensor('f32', [3, 8]), len: 3 };
+    await assert.rejects(runOp(ops.attention(emptyTensor('f32', [1, 16]), emptyTensor('f32', [1, 16]), h(4), h(4), { ...o, prefix }), { impl: 'reference', n: 1 }),
+      /kPrefix must have kCache's dtype \(f16\), got f32\[3, 8\]/);
+  });
 
   it('refuses a prefix with the wrong width or too few rows', async () => {
     const t = (r: number, c: number) => emptyTensor('f32', [r, c]);

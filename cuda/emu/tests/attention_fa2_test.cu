@@ -72,7 +72,7 @@ void fa2_run(Parity& p, Rng& rng, DType dt, const Fa2Case& c) {
 
   DeviceBuffer<float> dq(q), dout(q.size());
   DeviceBuffer<uint16_t> dk(kh), dv(vh);
-  fuselm::AttentionCudaArgs a{dout.p, dq.p, dk.p, dv.p, dt, c.T, c.n_heads, c.n_kv_heads, c.hd, c.pos0, scale};
+  fuselm::AttentionArgs a{dout.p, dq.p, dk.p, dv.p, dt, c.T, c.n_heads, c.n_kv_heads, c.hd, c.pos0, scale};
   a.window = c.window;
   a.causal = c.causal;
   CHECK_MSG(fuselm::attention_fa2_supports(a), fa2_case_name(dt, c));
@@ -110,7 +110,7 @@ EMU_TEST(attention_fa2_bf16_parity) { fa2_cases(DType::BF16); }
 EMU_TEST(attention_fa2_supports) {
   alignas(16) static uint16_t cache[64];
   alignas(16) static float qo[64];
-  fuselm::AttentionCudaArgs a{qo, qo, cache, cache, DType::F16, 100, 8, 2, 64, 0, 0.125f};
+  fuselm::AttentionArgs a{qo, qo, cache, cache, DType::F16, 100, 8, 2, 64, 0, 0.125f};
   CHECK(fuselm::attention_fa2_supports(a));
   for (int64_t hd : {80, 96, 128}) {
     a.head_dim = hd;

@@ -91,7 +91,7 @@ void run_case(Parity& par, Rng& rng, DType dt, const Case& c) {
   };
   DeviceBuffer<uint8_t> dk(c.prefix ? part(kb, false) : kb), dv(c.prefix ? part(vb, false) : vb);
   DeviceBuffer<uint8_t> dkp(c.prefix ? part(kb, true) : std::vector<uint8_t>(1)), dvp(c.prefix ? part(vb, true) : std::vector<uint8_t>(1));
-  fuselm::AttentionCudaArgs a{dout.p, dq.p, dk.p + pad, dv.p + pad, dt, c.T, c.n_heads, c.n_kv_heads, c.hd, c.pos0 - c.prefix,
+  fuselm::AttentionArgs a{dout.p, dq.p, dk.p + pad, dv.p + pad, dt, c.T, c.n_heads, c.n_kv_heads, c.hd, c.pos0 - c.prefix,
                               scale, c.window, c.causal, dws.p, ws_bytes};
   if (c.prefix) a.k_prefix = dkp.p + pad, a.v_prefix = dvp.p + pad, a.prefix_len = c.prefix;
   fuselm::attention_split_kv_cuda(a, nullptr);
@@ -147,7 +147,7 @@ EMU_TEST(attention_split_kv_workspace_too_small) {
   CHECK_MSG(need > 0, "1100 keys must split into several chunks");
   DeviceBuffer<float> q(size_t(T * H * hd)), out(size_t(T * H * hd)), k(size_t(ctx * H * hd)), v(size_t(ctx * H * hd));
   DeviceBuffer<uint8_t> ws(need);
-  fuselm::AttentionCudaArgs a{out.p, q.p, k.p, v.p, DType::F32, T, H, H, hd, pos0, 0.125f};
+  fuselm::AttentionArgs a{out.p, q.p, k.p, v.p, DType::F32, T, H, H, hd, pos0, 0.125f};
   a.workspace = ws.p;
   a.workspace_bytes = need - 1;
   bool threw = false;

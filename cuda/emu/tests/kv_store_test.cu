@@ -1,6 +1,7 @@
-// Proves: kv_store_cuda (cuda/kv_store.cu) writes the rows kv_store_cpu's reference writes,
-// rounded to the cache's type exactly as tensor.h's f32_to_f16 / f32_to_bf16 round them (bit
-// for bit: a conversion is exact or it is wrong), and touches nothing else in the cache: f32,
+// Proves: kv_store_cuda (cuda/kv_store.cu) writes the cache bits kv_store_cpu's reference writes
+// into a cache of the same type (so both backends hold the same cache), each value rounded
+// exactly as tensor.h's f32_to_f16 / f32_to_bf16 round it (bit for bit: a conversion is exact
+// or it is wrong), and touches nothing else in the cache: f32,
 // f16 and bf16 caches; widths W = 1, 7, 8, 33, 64 and 129 (odd W puts row pos0 off 16-byte
 // alignment); pos0 = 0, 3 and 5; 1 and 4 rows; the source aligned, or one float off (the
 // destination and source then never line up: the all-scalar path). Sources hold values that
@@ -56,17 +57,18 @@ void kv_store_cases(DType dt) {
           // the expected cache: the old contents (random bits), the new rows stored by the reference
           std::vector<uint8_t> before(size_t(ctx * W) * elem_bytes(dt));
           for (uint8_t& b : before) b = uint8_t(rng.next() & 0x7f);  // no NaN patterns
-          std::vector<float> ref_rows(size_t(ctx * W));
-          fuselm::kv_store_cpu({ref_rows.data(), DType::F32, src.data() + off, T, W, pos0}, ref_exec());
           std::vector<uint8_t> want = before;
-          for (int64_t i = pos0 * W; i < (pos0 + T) * W; i++) {
-            const float f = ref_rows[size_t(i)];
+          fuselm::kv_store_cpu({want.data(), dt, src.data() + off, T, W, pos0}, ref_exec());
+          for (int64_t i = pos0 * W; i < (pos0 + T) * W; i++) {  // and it rounds as tensor.h does
+            const float f = src[size_t(off + i - pos0 * W)];
+            uint8_t b[4];
             if (dt == DType::F32) {
-              std::memcpy(want.data() + 4 * i, &f, 4);
+              std::memcpy(b, &f, 4);
             } else {
               const uint16_t h = dt == DType::F16 ? fuselm::f32_to_f16(f) : fuselm::f32_to_bf16(f);
-              std::memcpy(want.data() + 2 * i, &h, 2);
+              std::memcpy(b, &h, 2);
             }
+            CHECK(std::memcmp(want.data() + size_t(i) * elem_bytes(dt), b, elem_bytes(dt)) == 0);
           }
           DeviceBuffer<float> dsrc(src);
           DeviceBuffer<uint8_t> dcache(before);
