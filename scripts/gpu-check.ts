@@ -81,8 +81,8 @@ await step('parity', () => {
 await step('cases', async () => {
   const { CASES, OP_TABLE } = await import('../lib/ops/table.js');
   const { compareResult, referenceBackend, runParity } = await import('../lib/ops/run.js');
-  const { CudaBackend } = await import('../lib/backend.js');
-  const gpu = new CudaBackend();
+  const { CudaBackend, resolveDevice } = await import('../lib/backend.js');
+  const gpu = new CudaBackend({ emulated: resolveDevice('cuda') === 'cuda-emulated' }); // the emulator only in a dry run here
   const ref = referenceBackend();
   const results = [];
   try {
@@ -160,7 +160,8 @@ await step('kernels', () => {
 
 await step('case-kernels', async () => {
   const { benchKernels } = await import('../lib/tools/kernel-bench.js');
-  const r = await benchKernels({ device: 'cuda' });
+  const { resolveDevice } = await import('../lib/backend.js');
+  const r = await benchKernels({ device: resolveDevice('cuda') === 'cuda-emulated' ? 'cuda-emulated' : 'cuda' });
   summary.push(`op bench cases on the GPU: copy ${r.copyGBps.toFixed(0)} GB/s; ${r.kernels.map((k) => `${k.op} ${(100 * k.rooflineShare).toFixed(0)}%`).join(', ')}`);
   return { report: r };
 });
