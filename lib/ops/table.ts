@@ -430,12 +430,13 @@ export const CASES: Record<OpName, OpCases> = {
     bench: [
       ...(['f32', 'f16', 'bf16', 'q8_0'] as NativeDType[]).map((dt): BenchCase => {
         const K = 2048, N = 5632, bytes = Math.round(N * K * BYTES[dt]);
-        const x = () => f32([1, K], 38), w = typed(dt, [N, K], 39, 0.1);
         return {
           name: `matmul decode ${dt} 1x${K} · ${N}x${K}ᵀ`, rows: 1, bytes,
           nodes: () => {
-            const xs = x(), y = zeros([1, N]);
-            return cold(bytes, () => { const wc = emptyTensor(dt, [N, K]); wc.write(new Uint8Array(w.read())); return ops.matmul(y, xs, wc); }, 160 << 20)();
+            const x = f32([1, K], 38), y = zeros([1, N]), w = typed(dt, [N, K], 39, 0.1);
+            const stored = new Uint8Array(w.read());
+            w.free();
+            return cold(bytes, () => { const wc = emptyTensor(dt, [N, K]); wc.write(stored); return ops.matmul(y, x, wc); }, 160 << 20)();
           },
         };
       }),

@@ -12,6 +12,7 @@
  * (4) an op without a CUDA implementation is refused by a CUDA graph with the table's reason.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { type Backend, CpuBackend, CudaBackend } from '../../lib/backend.js';
 import { CASES, OP_TABLE, type OpName, ops } from '../../lib/ops/table.js';
 import { compareResult, referenceBackend, runParity } from '../../lib/ops/run.js';
@@ -62,6 +63,16 @@ describe('op table', () => {
     assert.throws(() => graph({ op: 'nope', out: x }), { code: 'E_INVALID_ARG', message: /node #0: unknown op 'nope'/ });
     assert.throws(() => graph({ ...ops.add(x, x, x), posSlot: 0 }), { code: 'E_INVALID_ARG', message: /unknown field 'posSlot'/ });
     be.dispose();
+  });
+
+  it('allocates nothing when imported (the cases build their tensors only when run)', () => {
+    // the model code imports the table: a case that made its tensors eagerly cost every user of
+    // loadModel its bench data (once 240 MB of RSS)
+    const probe = (mod: string) =>
+      Number(execFileSync(process.execPath, ['--import', 'tsx', '-e', `await import(${JSON.stringify(mod)}); console.log(process.memoryUsage().rss)`], { encoding: 'utf8' }));
+    const base = probe(new URL('../../lib/tensor.ts', import.meta.url).href);
+    const table = probe(new URL('../../lib/ops/table.ts', import.meta.url).href);
+    assert.ok(table - base < 32e6, `importing lib/ops/table.ts costs ${((table - base) / 1e6).toFixed(0)} MB of RSS`);
   });
 
   it('has parity cases, a doctor case and bench cases for every op', () => {
