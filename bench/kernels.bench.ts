@@ -22,7 +22,10 @@ export async function run(filters: string[] = []): Promise<BenchResult[]> {
       gc();
       const r = await benchKernels({ threads, filter });
       for (const k of r.kernels)
-        out.push({ name: `${k.op} ${threads}t`, seconds: k.seconds, gbps: k.gbps, gflops: k.gflops, rooflineShare: k.rooflineShare, copyGBps: r.copyGBps });
+        out.push({
+          name: `${k.op} ${threads}t`, seconds: k.seconds, ...(k.gbps !== undefined ? { gbps: k.gbps } : { gflops: k.gflops }),
+          rooflineShare: k.rooflineShare, copyGBps: r.copyGBps,
+        });
     }
   }
   return out;
