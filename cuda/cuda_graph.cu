@@ -233,7 +233,8 @@ class CudaGraph : public Graph {
     const Node& r = rope.node;
     using namespace rope_op;
     rope_kv_store_cuda({dev<void>(store.t[kv_store_op::cache]), store.t[kv_store_op::cache]->dtype, dev(r.t[x]) + rope.row0 * r.t[x]->cols(),
-                        rope.rows, r.i(n_heads), r.i(head_dim), r.i(n_rot), rope.pos, r.f(theta_base), r.f(freq_scale), r.b(neox)},
+                        rope.rows, r.i(n_heads), r.i(head_dim), r.i(n_rot), rope.pos, r.f(theta_base), r.f(freq_scale), r.b(neox),
+                        r.t[freq_factors] ? dev(r.t[freq_factors]) : nullptr},
                        stream_);
   }
 

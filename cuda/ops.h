@@ -56,6 +56,7 @@ void add_norm_cuda(const AddNormArgs& a, cudaStream_t stream);      // cuda/add_
 struct RopeKvStoreArgs {
   void* cache; DType cache_dtype; const float* src;
   int64_t T, n_heads, head_dim, n_rot, pos0; float theta_base, freq_scale; bool neox;
+  const float* freq_factors = nullptr;
 };
 void rope_kv_store_cuda(const RopeKvStoreArgs& a, cudaStream_t stream);  // cuda/rope_kv_store.cu
 

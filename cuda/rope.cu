@@ -4,7 +4,8 @@
 // block takes pair i (strided when n_rot/2 > blockDim.x), computes its angle once and rotates
 // that pair in each of the block's heads.
 //
-// Accuracy: the angle pos * freq_scale * base^(-2i/n_rot) reaches thousands of radians, where
+// Accuracy: the angle pos * freq_scale * base^(-2i/n_rot) (divided by freq_factors[i] when
+// given: Llama-3.1's rope scaling) reaches thousands of radians, where
 // an f32 angle is off by ~1e-4, so the angle and its reduction to [-pi, pi] are computed in
 // double (a handful of double operations per pair and block) and only the reduced angle is
 // rounded to f32 for sincosf: ~2e-7 absolute, the same order as the f32 rotation itself.
@@ -20,7 +21,7 @@ constexpr int kRopeHeadsPerBlock = 4;
 
 template <bool NEOX>
 static __global__ void rope_f32_kernel(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, int64_t pos0,
-                                       double log2_base, double freq_scale) {
+                                       double log2_base, double freq_scale, const float* ff) {
   const int64_t t = blockIdx.x;
   const int64_t h0 = int64_t(blockIdx.y) * kRopeHeadsPerBlock;
   const int64_t h1 = h0 + kRopeHeadsPerBlock < n_heads ? h0 + kRopeHeadsPerBlock : n_heads;
@@ -29,7 +30,8 @@ static __global__ void rope_f32_kernel(float* x, int64_t n_heads, int64_t head_d
   float* xt = x + t * n_heads * head_dim;
   for (int64_t i = threadIdx.x; i < half; i += blockDim.x) {
     // base^(-2i/n_rot) as exp2(-2i/n_rot * log2(base)): within 1e-15 of the reference's pow
-    const double theta = pos * freq_scale * exp2(-2.0 * double(i) / double(n_rot) * log2_base);
+    double theta = pos * freq_scale * exp2(-2.0 * double(i) / double(n_rot) * log2_base);
+    if (ff) theta /= double(ff[i]);
     const double two_pi = 6.283185307179586476925287;
     const float r = float(theta - rint(theta * (1.0 / two_pi)) * two_pi);
     const float c = cosf(r), s = sinf(r);
@@ -54,10 +56,10 @@ void rope_cuda(const RopeArgs& a, cudaStream_t stream) {
   const double log2_base = std::log2(double(a.theta_base));
   if (a.neox)
     launch_kernel("rope_f32_kernel<neox>", rope_f32_kernel<true>, grid, dim3(unsigned(threads)), 0, stream, a.x,
-                  a.n_heads, a.head_dim, a.n_rot, a.pos0, log2_base, double(a.freq_scale));
+                  a.n_heads, a.head_dim, a.n_rot, a.pos0, log2_base, double(a.freq_scale), a.freq_factors);
   else
     launch_kernel("rope_f32_kernel<llama>", rope_f32_kernel<false>, grid, dim3(unsigned(threads)), 0, stream, a.x,
-                  a.n_heads, a.head_dim, a.n_rot, a.pos0, log2_base, double(a.freq_scale));
+                  a.n_heads, a.head_dim, a.n_rot, a.pos0, log2_base, double(a.freq_scale), a.freq_factors);
 }
 
 FUSELM_CUDA_OP(rope_op::def, [](const Step& s, const CudaExec& x) { rope_cuda(rope_op::args(s), x.stream); });

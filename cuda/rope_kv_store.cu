@@ -20,7 +20,7 @@ template <> __device__ __forceinline__ __nv_bfloat16 to_cache<__nv_bfloat16>(flo
 
 template <bool NEOX, class C>
 static __global__ void rope_kv_store_kernel(C* cache, const float* src, int64_t n_heads, int64_t head_dim, int64_t n_rot,
-                                            int64_t pos0, double log2_base, double freq_scale) {
+                                            int64_t pos0, double log2_base, double freq_scale, const float* ff) {
   const int64_t t = blockIdx.x;
   const int64_t h0 = int64_t(blockIdx.y) * kRopeStoreHeadsPerBlock;
   const int64_t h1 = h0 + kRopeStoreHeadsPerBlock < n_heads ? h0 + kRopeStoreHeadsPerBlock : n_heads;
@@ -29,7 +29,8 @@ static __global__ void rope_kv_store_kernel(C* cache, const float* src, int64_t 
   const float* st = src + t * W;
   C* ct = cache + (pos0 + t) * W;
   for (int64_t i = threadIdx.x; i < half; i += blockDim.x) {
-    const double theta = pos * freq_scale * exp2(-2.0 * double(i) / double(n_rot) * log2_base);
+    double theta = pos * freq_scale * exp2(-2.0 * double(i) / double(n_rot) * log2_base);
+    if (ff) theta /= double(ff[i]);
     const double two_pi = 6.283185307179586476925287;
     const float r = float(theta - rint(theta * (1.0 / two_pi)) * two_pi);
     const float c = cosf(r), s = sinf(r);
@@ -54,7 +55,7 @@ static void launch_rope_kv_store(const RopeKvStoreArgs& a, cudaStream_t stream, 
   threads = threads > 256 ? 256 : threads;
   const dim3 grid(unsigned(a.T), unsigned((a.n_heads + kRopeStoreHeadsPerBlock - 1) / kRopeStoreHeadsPerBlock));
   launch_kernel(name, rope_kv_store_kernel<NEOX, C>, grid, dim3(unsigned(threads)), 0, stream, static_cast<C*>(a.cache),
-                a.src, a.n_heads, a.head_dim, a.n_rot, a.pos0, std::log2(double(a.theta_base)), double(a.freq_scale));
+                a.src, a.n_heads, a.head_dim, a.n_rot, a.pos0, std::log2(double(a.theta_base)), double(a.freq_scale), a.freq_factors);
 }
 
 void rope_kv_store_cuda(const RopeKvStoreArgs& a, cudaStream_t stream) {

@@ -27,6 +27,11 @@ export interface ModelConfig {
   ropeTheta: number;
   /** Position multiplier (1 / linear scaling factor). */
   ropeFreqScale: number;
+  /**
+   * Per-pair rope frequency divisors from a config.json's scaling (llama3); a GGUF carries them
+   * as the rope_freqs.weight tensor instead. Absent: none.
+   */
+  ropeFreqFactors?: number[];
   /** NeoX pairing (i, i + n/2) instead of llama's adjacent pairs. */
   ropeNeox: boolean;
   /** Context length the model was trained for. */
@@ -73,8 +78,8 @@ export const LLAMA_DEFAULTS = {
  */
 export function configFromGguf(f: GgufFile): ModelConfig {
   const arch = ggufString(f, 'general.architecture');
-  if (arch !== 'llama' && arch !== 'gpt2' && arch !== 'bert')
-    throw new FuselmError('E_UNSUPPORTED', `${f.path}: architecture '${arch}' is not supported yet (supported: llama, gpt2, bert)`);
+  if (arch !== 'llama' && arch !== 'qwen2' && arch !== 'gpt2' && arch !== 'bert')
+    throw new FuselmError('E_UNSUPPORTED', `${f.path}: architecture '${arch}' is not supported yet (supported: llama, qwen2, gpt2, bert)`);
   const k = (s: string) => `${arch}.${s}`;
   const dim = ggufNumber(f, k('embedding_length'));
   const nHeads = ggufNumber(f, k('attention.head_count'));
@@ -92,10 +97,10 @@ export function configFromGguf(f: GgufFile): ModelConfig {
     nHeads,
     nKvHeads,
     headDim,
-    contextLength: ggufNumber(f, k('context_length'), arch === 'llama' ? 2048 : 512),
+    contextLength: ggufNumber(f, k('context_length'), arch === 'llama' || arch === 'qwen2' ? 2048 : 512),
     tiedEmbeddings: !f.tensorByName.has('output.weight'),
   };
-  if (arch !== 'llama') {
+  if (arch === 'gpt2' || arch === 'bert') {
     // LayerNorm models: llama.cpp's gpt2 and bert graphs; no rotary positions
     const cfg: ModelConfig = {
       ...common,
@@ -121,8 +126,11 @@ export function configFromGguf(f: GgufFile): ModelConfig {
     ropeDims: ggufNumber(f, k('rope.dimension_count'), headDim),
     ropeTheta: ggufNumber(f, k('rope.freq_base'), 10000),
     ropeFreqScale: scalingType === 'linear' && scalingFactor > 0 ? 1 / scalingFactor : 1,
-    ropeNeox: false,
     ...LLAMA_DEFAULTS,
+    // llama.cpp's converter permutes llama's q/k rows for adjacent-pair rotation; Qwen2's stay
+    // in the checkpoint's order and rotate halves (llama.cpp's NEOX rope type)
+    ropeNeox: arch === 'qwen2',
+    biases: arch === 'qwen2' ? 'qkv' : 'none',
   };
   if (scalingType !== 'none' && scalingType !== 'linear')
     throw new FuselmError('E_UNSUPPORTED', `${f.path}: rope scaling '${scalingType}' is not supported yet (supported: none, linear)`);
@@ -183,19 +191,12 @@ export function configFromHf(j: JsonObject, where: string): ModelConfig {
     const headDim = num('head_dim', dim / nHeads);
     const act = String(j.hidden_act ?? 'silu');
     if (act !== 'silu') throw new FuselmError('E_UNSUPPORTED', `${where}: hidden_act '${act}' is not supported for ${arch} (supported: silu)`);
-    let freqScale = 1;
-    const rs = j.rope_scaling as JsonObject | null | undefined;
-    if (rs !== undefined && rs !== null) {
-      const type = rs.type ?? rs.rope_type;
-      if (type === 'linear' && typeof rs.factor === 'number' && rs.factor > 0) freqScale = 1 / rs.factor;
-      else if (type !== 'default')
-        throw new FuselmError('E_UNSUPPORTED', `${where}: rope_scaling ${JSON.stringify(rs)} is not supported yet (supported: linear)`);
-    }
+    const rope = hfRope(j, where, headDim, num('rope_theta', 10000));
     const window = arch === 'mistral' || (arch === 'qwen2' && bool('use_sliding_window', false)) ? num('sliding_window', 0) : 0;
     cfg = {
       architecture: arch, name, vocabSize: num('vocab_size'), dim, nLayers: num('num_hidden_layers'), nHeads,
       nKvHeads: num('num_key_value_heads', nHeads), headDim, ffnDim: num('intermediate_size'), normEps: num('rms_norm_eps', 1e-6),
-      ropeDims: headDim, ropeTheta: num('rope_theta', 10000), ropeFreqScale: freqScale,
+      ropeDims: headDim, ropeTheta: rope.theta, ropeFreqScale: rope.freqScale, ropeFreqFactors: rope.freqFactors,
       // HF keeps q/k in the checkpoint's order and rotates halves (rotate_half): NeoX pairs
       ropeNeox: true,
       contextLength: num('max_position_embeddings', 2048),
@@ -209,6 +210,56 @@ export function configFromHf(j: JsonObject, where: string): ModelConfig {
   if (pos === 'sinusoidal') cfg.positional = 'sinusoidal';
   validateConfig(cfg, where);
   return cfg;
+}
+
+/**
+ * The rotary embedding of a llama-family config.json: `rope_parameters` (transformers 5) or
+ * `rope_scaling` with a top-level `rope_theta` (transformers 4). Types: default, linear
+ * (positions divided by factor) and llama3 (Llama-3.1's per-frequency factors). Any other
+ * type, or a field of these the type does not define, is an E_UNSUPPORTED naming it: a rope
+ * setting that is not understood changes every number.
+ */
+function hfRope(j: JsonObject, where: string, headDim: number, topTheta: number): { theta: number; freqScale: number; freqFactors?: number[] } {
+  const rp = (j.rope_parameters ?? j.rope_scaling) as JsonObject | null | undefined;
+  const key = j.rope_parameters !== undefined ? 'rope_parameters' : 'rope_scaling';
+  if (rp === undefined || rp === null) return { theta: topTheta, freqScale: 1 };
+  if (typeof rp !== 'object' || Array.isArray(rp)) throw new FuselmError('E_FORMAT', `${where}: '${key}' must be an object`);
+  const type = rp.rope_type ?? rp.type ?? 'default';
+  const field = (name: string): number => {
+    const v = rp[name];
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new FuselmError('E_FORMAT', `${where}: ${key}.${name} must be a positive number, got ${JSON.stringify(v)}`);
+    return v;
+  };
+  const theta = rp.rope_theta !== undefined ? field('rope_theta') : topTheta;
+  const known: Record<string, string[]> = {
+    default: [],
+    linear: ['factor'],
+    llama3: ['factor', 'low_freq_factor', 'high_freq_factor', 'original_max_position_embeddings'],
+  };
+  if (typeof type !== 'string' || !(type in known))
+    throw new FuselmError('E_UNSUPPORTED', `${where}: ${key} rope_type ${JSON.stringify(type)} is not supported yet (supported: ${Object.keys(known).join(', ')})`);
+  for (const k of Object.keys(rp))
+    if (!['rope_type', 'type', 'rope_theta', ...known[type]].includes(k))
+      throw new FuselmError('E_UNSUPPORTED', `${where}: ${key}.${k} (${JSON.stringify(rp[k])}) is not supported with rope_type '${type}'`);
+  if (type === 'linear') return { theta, freqScale: 1 / field('factor') };
+  if (type === 'llama3') return { theta, freqScale: 1, freqFactors: llama3FreqFactors(theta, headDim, field('factor'), field('low_freq_factor'), field('high_freq_factor'), field('original_max_position_embeddings')) };
+  return { theta, freqScale: 1 };
+}
+
+/**
+ * Llama-3.1's rope scaling as per-pair factors (the angle of pair i is divided by factor i, as
+ * llama.cpp's rope_freqs): wavelengths shorter than original / high are kept, longer than
+ * original / low are stretched by `factor`, and those between are interpolated smoothly.
+ */
+export function llama3FreqFactors(theta: number, dims: number, factor: number, low: number, high: number, original: number): number[] {
+  const lowWavelen = original / low, highWavelen = original / high;
+  return Array.from({ length: dims / 2 }, (_, i) => {
+    const wavelen = (2 * Math.PI) / Math.pow(theta, (-2 * i) / dims);
+    if (wavelen < highWavelen) return 1;
+    if (wavelen > lowWavelen) return factor;
+    const smooth = (original / wavelen - low) / (high - low);
+    return 1 / ((1 - smooth) / factor + smooth);
+  });
 }
 
 function gelu(act: string, where: string): ModelConfig['mlp'] {

@@ -140,7 +140,8 @@ export async function loadHfDecoderWeights(
     const output = !c.tiedEmbeddings && T.has('lm_head.weight') ? keep(await T.matrix('lm_head.weight', [c.vocabSize, c.dim])) : tokenEmbd;
     onProgress?.(++n, total);
     const posEmbd = c.positional === 'sinusoidal' ? tensorFromF32('f32', [c.contextLength, c.dim], sinusoidalPositions(c.contextLength, c.dim)) : undefined;
-    return { tokenEmbd, layers, outputNorm, output, posEmbd };
+    const ropeFreqs = c.ropeFreqFactors ? keep(tensorFromF32('f32', [c.ropeFreqFactors.length], Float32Array.from(c.ropeFreqFactors))) : undefined;
+    return { tokenEmbd, layers, outputNorm, output, posEmbd, ropeFreqs };
   } catch (e) {
     for (const t of loaded) t.free();
     throw e;

@@ -47,9 +47,15 @@ export interface LlamaWeights {
   outputNormB?: NativeTensor;
   /** The vocabulary projection; the token embedding itself when the model ties them. */
   output: NativeTensor;
+  /** Rope frequency divisors [ropeDims / 2] (Llama-3.1's scaling: a GGUF's rope_freqs.weight). */
+  ropeFreqs?: NativeTensor;
 }
 
-/** Loads every weight of a llama GGUF with the shapes the config implies. */
+/**
+ * Loads every weight of a llama-family GGUF (llama, qwen2) with the shapes the config implies.
+ * A tensor the file holds and this model does not read is an E_UNSUPPORTED naming it: it
+ * would change the numbers (as Llama-3.1's rope_freqs did before it was read).
+ */
 export async function loadLlamaWeights(
   f: GgufFile,
   c: ModelConfig,
@@ -57,18 +63,20 @@ export async function loadLlamaWeights(
   onProgress?: (loaded: number, total: number) => void,
 ): Promise<LlamaWeights> {
   const kv = c.nKvHeads * c.headDim, q = c.nHeads * c.headDim;
-  const total = 2 + 9 * c.nLayers + (hasTensor(f, 'output.weight') ? 1 : 0);
-  let loaded = 0;
+  const total = f.tensors.length;
+  const read = new Set<string>();
   const load = async (name: string, shape: number[]) => {
     const t = await loadGgufTensor(f, name, shape, { dtype });
-    onProgress?.(++loaded, total);
+    read.add(name);
+    onProgress?.(read.size, total);
     return t;
   };
   const tokenEmbd = await load('token_embd.weight', [c.vocabSize, c.dim]);
+  const ropeFreqs = hasTensor(f, 'rope_freqs.weight') ? await load('rope_freqs.weight', [c.ropeDims / 2]) : undefined;
   const layers: LayerWeights[] = [];
   for (let l = 0; l < c.nLayers; l++) {
     const t = (n: string, shape: number[]) => load(`blk.${l}.${n}.weight`, shape);
-    layers.push({
+    const L: LayerWeights = {
       attnNorm: await t('attn_norm', [c.dim]),
       wq: await t('attn_q', [q, c.dim]),
       wk: await t('attn_k', [kv, c.dim]),
@@ -78,11 +86,23 @@ export async function loadLlamaWeights(
       wGate: await t('ffn_gate', [c.ffnDim, c.dim]),
       wUp: await t('ffn_up', [c.ffnDim, c.dim]),
       wDown: await t('ffn_down', [c.dim, c.ffnDim]),
-    });
+    };
+    if (c.biases === 'qkv') {
+      L.bq = await load(`blk.${l}.attn_q.bias`, [q]);
+      L.bk = await load(`blk.${l}.attn_k.bias`, [kv]);
+      L.bv = await load(`blk.${l}.attn_v.bias`, [kv]);
+    }
+    layers.push(L);
   }
   const outputNorm = await load('output_norm.weight', [c.dim]);
   const output = hasTensor(f, 'output.weight') ? await load('output.weight', [c.vocabSize, c.dim]) : tokenEmbd;
-  return { tokenEmbd, layers, outputNorm, output };
+  const w: LlamaWeights = { tokenEmbd, layers, outputNorm, output, ropeFreqs };
+  const unread = f.tensors.map((t) => t.name).filter((n) => !read.has(n));
+  if (unread.length) {
+    disposeLlamaWeights(w);
+    throw new FuselmError('E_UNSUPPORTED', `${f.path}: tensor${unread.length > 1 ? 's' : ''} ${unread.slice(0, 8).join(', ')}${unread.length > 8 ? ', ...' : ''} of this ${c.architecture} model ${unread.length > 1 ? 'are' : 'is'} not supported (fuselm would ignore ${unread.length > 1 ? 'them' : 'it'} and compute something else)`);
+  }
+  return w;
 }
 
 export interface LlamaStateOptions {
@@ -161,7 +181,7 @@ export class LlamaState {
    */
   #nodes(logits: NativeTensor, lastRow: boolean, seq: number | 'batch') {
     const c = this.#c, w = this.#w, a = this.#acts;
-    const rope = { headDim: c.headDim, nRot: c.ropeDims, thetaBase: c.ropeTheta, freqScale: c.ropeFreqScale, neox: c.ropeNeox };
+    const rope = { headDim: c.headDim, nRot: c.ropeDims, thetaBase: c.ropeTheta, freqScale: c.ropeFreqScale, neox: c.ropeNeox, freqFactors: w.ropeFreqs };
     const attn = { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, scale: 1 / Math.sqrt(c.headDim), window: c.slidingWindow };
     const nodes = [ops.embedding(a.x, w.tokenEmbd, this.#ids)];
     if (w.posEmbd) nodes.push(ops.embedding(a.xb, w.posEmbd, this.#posIds), ops.add(a.x, a.x, a.xb));
@@ -334,6 +354,7 @@ export function disposeLlamaWeights(w: LlamaWeights): void {
   w.outputNorm.free();
   w.outputNormB?.free();
   w.posEmbd?.free();
+  w.ropeFreqs?.free();
   for (const L of w.layers) for (const t of Object.values(L)) t?.free();
 }
 
@@ -358,6 +379,7 @@ export function uploadLlamaWeights(w: LlamaWeights, be: Backend): LlamaWeights {
       outputNorm: up(w.outputNorm),
       outputNormB: upOpt(w.outputNormB),
       output: up(w.output),
+      ropeFreqs: upOpt(w.ropeFreqs),
     };
     disposeLlamaWeights(w);
     return out;

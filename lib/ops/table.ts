@@ -58,7 +58,7 @@ export const OP_TABLE = {
   rms_norm: { roles: { out: OUT, x: IN, weight: IN }, params: { eps: float } },
   softcap: { roles: { out: { access: 'out', host: true }, x: IN }, params: { cap: float } },
   rope: {
-    roles: { x: { access: 'inout' } },
+    roles: { x: { access: 'inout' }, freqFactors: { access: 'in', required: false } },
     params: { nHeads: int, headDim: int, nRot: int, thetaBase: float, freqScale: { type: 'float', default: 1 }, neox: bool },
     positional: true,
   },
@@ -117,6 +117,8 @@ export interface RopeOptions {
   freqScale?: number;
   /** NeoX layout rotates (i, i + nRot/2); the llama layout rotates adjacent pairs (2i, 2i+1). */
   neox?: boolean;
+  /** f32 [nRot/2]: pair i's angle is divided by it (Llama-3.1's rope scaling, llama.cpp's rope_freqs). */
+  freqFactors?: NativeTensor;
 }
 
 export interface AttentionOptions {
@@ -164,7 +166,7 @@ export const ops = {
   /** rotary embedding of x in place; token t sits at position pos + t */
   rope: (x: NativeTensor, o: RopeOptions, seq?: SeqSpan): GraphNode => ({
     op: 'rope', x, nHeads: o.nHeads, headDim: o.headDim, nRot: o.nRot ?? o.headDim, thetaBase: o.thetaBase,
-    freqScale: o.freqScale ?? 1, neox: o.neox ?? false, ...seqFields(seq),
+    freqScale: o.freqScale ?? 1, neox: o.neox ?? false, ...(o.freqFactors ? { freqFactors: o.freqFactors } : {}), ...seqFields(seq),
   } satisfies OpNode<'rope'>),
   /** cache[pos + t] = src[t], rounded to the cache's dtype (f32, f16, bf16) */
   kvStore: (cache: NativeTensor, src: NativeTensor, seq?: SeqSpan): GraphNode => ({ op: 'kv_store', cache, src, ...seqFields(seq) } satisfies OpNode<'kv_store'>),
@@ -338,10 +340,16 @@ export const CASES: Record<OpName, OpCases> = {
       { neox: true, nRot: 24, H: 4, HD: 24, T: 5, pos: 11 },
       { neox: false, nRot: 8, H: 3, HD: 32, T: 2, pos: 1000 }, // partial rotation (nRot < headDim)
       { neox: true, nRot: 16, H: 3, HD: 32, T: 1, pos: 4095 },
+      // Llama-3.1's scaling: per-pair factors 1 .. 8 (rope_freqs), decode and prefill
+      { neox: false, nRot: 16, H: 2, HD: 16, T: 1, pos: 3000, factors: true },
+      { neox: true, nRot: 24, H: 4, HD: 24, T: 6, pos: 17, factors: true },
     ].map((c): ParityCase => ({
-      name: `rope ${c.neox ? 'neox' : 'llama'} ${c.T}x${c.H}x${c.HD} nRot ${c.nRot} pos ${c.pos}`, rows: c.T, pos: c.pos,
+      name: `rope ${c.neox ? 'neox' : 'llama'} ${c.T}x${c.H}x${c.HD} nRot ${c.nRot} pos ${c.pos}${c.factors ? ' freq factors' : ''}`, rows: c.T, pos: c.pos,
       tol: { rel: 1e-6, abs: 1e-6 }, doctor: c.doctor,
-      build: () => ops.rope(f32([c.T, c.H * c.HD], 18), { nHeads: c.H, headDim: c.HD, nRot: c.nRot, thetaBase: 10000, freqScale: c.pos > 1000 ? 0.25 : 1, neox: c.neox }),
+      build: () => ops.rope(f32([c.T, c.H * c.HD], 18), {
+        nHeads: c.H, headDim: c.HD, nRot: c.nRot, thetaBase: c.factors ? 500000 : 10000, freqScale: c.pos > 1000 && !c.factors ? 0.25 : 1, neox: c.neox,
+        freqFactors: c.factors ? tensorFromF32('f32', [c.nRot / 2], Float32Array.from({ length: c.nRot / 2 }, (_, i) => 1 + (7 * i) / (c.nRot / 2 - 1))) : undefined,
+      }),
     })),
     // "hit": the ops share positions and settings, so all but the first find the cos/sin table
     // of the one before (q and k of every layer do); "miss": nRot alternates 128 / 126, so

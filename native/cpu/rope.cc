@@ -19,9 +19,10 @@
 namespace fuselm {
 
 // Rotates one head of one token. Angles are computed in double, as the reference.
-static void rope_head_ref(float* h, int64_t n_rot, double pos, double theta_base, double freq_scale, bool neox) {
+static void rope_head_ref(float* h, int64_t n_rot, double pos, double theta_base, double freq_scale, bool neox, const float* ff) {
   for (int64_t i = 0; i < n_rot / 2; i++) {
     double theta = pos * freq_scale * std::pow(theta_base, -2.0 * double(i) / double(n_rot));
+    if (ff) theta /= double(ff[i]);
     double c = std::cos(theta), s = std::sin(theta);
     int64_t i0 = neox ? i : 2 * i;
     int64_t i1 = neox ? i + n_rot / 2 : 2 * i + 1;
@@ -35,7 +36,7 @@ static void rope_reference(const RopeArgs& a) {
   for (int64_t t = 0; t < a.T; t++)
     for (int64_t h = 0; h < a.n_heads; h++)
       rope_head_ref(a.x + (t * a.n_heads + h) * a.head_dim, a.n_rot, double(a.pos0 + t), a.theta_base,
-                    a.freq_scale, a.neox);
+                    a.freq_scale, a.neox, a.freq_factors);
 }
 
 namespace {
@@ -58,6 +59,7 @@ struct TableCache {
   int64_t pos0 = -1, T = 0, n_rot = 0;
   float theta_base = 0, freq_scale = 0;
   bool neox = false;
+  std::vector<float> freq_factors;  // a copy: the same values, not merely the same address
   std::vector<float> tab;  // [T, 2, n_rot]: c then s
 };
 
@@ -172,11 +174,15 @@ void rope_cpu(const RopeArgs& a, const Exec& e) {
   const int64_t block = std::clamp<int64_t>(a.T / (4 * e.pool->size()), 1, 16);
 
   thread_local TableCache cache;
-  const bool hit = cache.pos0 == a.pos0 && cache.T >= a.T && cache.n_rot == a.n_rot &&
-                   cache.theta_base == a.theta_base && cache.freq_scale == a.freq_scale && cache.neox == a.neox;
+  const bool same_factors = a.freq_factors ? cache.freq_factors.size() == size_t(pairs) &&
+                                                   std::equal(a.freq_factors, a.freq_factors + pairs, cache.freq_factors.begin())
+                                             : cache.freq_factors.empty();
+  const bool hit = cache.pos0 == a.pos0 && cache.T >= a.T && cache.n_rot == a.n_rot && cache.theta_base == a.theta_base &&
+                   cache.freq_scale == a.freq_scale && cache.neox == a.neox && same_factors;
   if (!hit) {
     cache.pos0 = a.pos0, cache.T = a.T, cache.n_rot = a.n_rot;
     cache.theta_base = a.theta_base, cache.freq_scale = a.freq_scale, cache.neox = a.neox;
+    cache.freq_factors.assign(a.freq_factors, a.freq_factors ? a.freq_factors + pairs : a.freq_factors);
     cache.tab.assign(size_t(a.T * 2 * a.n_rot), 0.0f);
   }
   float* const tab = cache.tab.data();  // not `cache` inside the task: that names each worker's own
@@ -188,6 +194,8 @@ void rope_cpu(const RopeArgs& a, const Exec& e) {
     const double ratio = std::pow(double(a.theta_base), -2.0 / double(a.n_rot));
     freq[0] = double(a.freq_scale);
     for (int64_t i = 1; i < pairs; i++) freq[i] = freq[i - 1] * ratio;
+    if (a.freq_factors)
+      for (int64_t i = 0; i < pairs; i++) freq[i] /= double(a.freq_factors[i]);
     if (block > 1)
       for (int64_t i = 0; i < pairs; i++) {
         step_c[i] = std::cos(freq[i]);
