@@ -10,6 +10,8 @@
  *   with theta 10000, silently.
  * - qwen2: q/k/v biases, tied embeddings, theta 1e6 in rope_parameters, the qwen2 GGUF
  *   architecture (NeoX rope).
+ * - mistral-swa: a sliding window of 8 in the folder (transformers' reference); none in the
+ *   GGUF, whose converter drops it (llama.cpp's reference).
  * And a llama GGUF holding a tensor the model would not read (here a q/k norm) is refused,
  * naming it, instead of running without it.
  * Skipped, saying so, without ../shared.
@@ -38,6 +40,9 @@ interface Oracle {
 const FIXTURES: Array<[dir: string, gguf: string]> = [
   ['llama3-ropefreqs', 'llama3-ropefreqs.f32.gguf'],
   ['qwen2', 'qwen2.f32.gguf'],
+  // window 8, shorter than the longer prompts and every continuation: the folder keeps it (as
+  // transformers); llama.cpp's converter drops it, so the GGUF runs without one (as llama.cpp)
+  ['mistral-swa', 'mistral-swa.f32.gguf'],
 ];
 
 async function greedy(m: Model, ids: number[]): Promise<number[]> {
