@@ -8,7 +8,7 @@ import { FuselmError } from '../errors.js';
 import { type GgufFile, ggufBool, ggufNumber, ggufString } from '../formats/gguf.js';
 import type { JsonObject } from '../formats/hf.js';
 
-export type Architecture = 'llama' | 'mistral' | 'qwen2' | 'gpt2' | 'bert';
+export type Architecture = 'llama' | 'mistral' | 'qwen2' | 'phi3' | 'gpt2' | 'bert';
 
 export interface ModelConfig {
   architecture: Architecture;
@@ -78,8 +78,8 @@ export const LLAMA_DEFAULTS = {
  */
 export function configFromGguf(f: GgufFile): ModelConfig {
   const arch = ggufString(f, 'general.architecture');
-  if (arch !== 'llama' && arch !== 'qwen2' && arch !== 'gpt2' && arch !== 'bert')
-    throw new FuselmError('E_UNSUPPORTED', `${f.path}: architecture '${arch}' is not supported yet (supported: llama, qwen2, gpt2, bert)`);
+  if (arch !== 'llama' && arch !== 'qwen2' && arch !== 'phi3' && arch !== 'gpt2' && arch !== 'bert')
+    throw new FuselmError('E_UNSUPPORTED', `${f.path}: architecture '${arch}' is not supported yet (supported: llama, qwen2, phi3, gpt2, bert)`);
   const k = (s: string) => `${arch}.${s}`;
   const dim = ggufNumber(f, k('embedding_length'));
   const nHeads = ggufNumber(f, k('attention.head_count'));
@@ -97,7 +97,7 @@ export function configFromGguf(f: GgufFile): ModelConfig {
     nHeads,
     nKvHeads,
     headDim,
-    contextLength: ggufNumber(f, k('context_length'), arch === 'llama' || arch === 'qwen2' ? 2048 : 512),
+    contextLength: ggufNumber(f, k('context_length'), arch === 'gpt2' || arch === 'bert' ? 512 : 2048),
     tiedEmbeddings: !f.tensorByName.has('output.weight'),
   };
   if (arch === 'gpt2' || arch === 'bert') {
@@ -127,10 +127,12 @@ export function configFromGguf(f: GgufFile): ModelConfig {
     ropeTheta: ggufNumber(f, k('rope.freq_base'), 10000),
     ropeFreqScale: scalingType === 'linear' && scalingFactor > 0 ? 1 / scalingFactor : 1,
     ...LLAMA_DEFAULTS,
-    // llama.cpp's converter permutes llama's q/k rows for adjacent-pair rotation; Qwen2's stay
-    // in the checkpoint's order and rotate halves (llama.cpp's NEOX rope type)
-    ropeNeox: arch === 'qwen2',
+    // llama.cpp's converter permutes llama's q/k rows for adjacent-pair rotation; Qwen2's and
+    // Phi-3's stay in the checkpoint's order and rotate halves (llama.cpp's NEOX rope type)
+    ropeNeox: arch !== 'llama',
     biases: arch === 'qwen2' ? 'qkv' : 'none',
+    // Phi-3 (mini 4k: 2047) keeps its window; llama.cpp's converter writes none for the others
+    slidingWindow: ggufNumber(f, k('attention.sliding_window'), 0),
   };
   if (scalingType !== 'none' && scalingType !== 'linear')
     throw new FuselmError('E_UNSUPPORTED', `${f.path}: rope scaling '${scalingType}' is not supported yet (supported: none, linear)`);
@@ -139,7 +141,7 @@ export function configFromGguf(f: GgufFile): ModelConfig {
 }
 
 const ARCHS: Record<string, Architecture> = {
-  llama: 'llama', mistral: 'mistral', qwen2: 'qwen2', gpt2: 'gpt2', bert: 'bert',
+  llama: 'llama', mistral: 'mistral', qwen2: 'qwen2', phi3: 'phi3', gpt2: 'gpt2', bert: 'bert',
 };
 
 /** Maps a parsed config.json onto ModelConfig; `where` names the file in errors. */
@@ -191,12 +193,12 @@ export function configFromHf(j: JsonObject, where: string): ModelConfig {
     const headDim = num('head_dim', dim / nHeads);
     const act = String(j.hidden_act ?? 'silu');
     if (act !== 'silu') throw new FuselmError('E_UNSUPPORTED', `${where}: hidden_act '${act}' is not supported for ${arch} (supported: silu)`);
-    const rope = hfRope(j, where, headDim, num('rope_theta', 10000));
-    const window = arch === 'mistral' || (arch === 'qwen2' && bool('use_sliding_window', false)) ? num('sliding_window', 0) : 0;
+    const rope = hfRope(j, where, headDim, num('rope_theta', 10000), num('partial_rotary_factor', 1));
+    const window = arch === 'mistral' || arch === 'phi3' || (arch === 'qwen2' && bool('use_sliding_window', false)) ? num('sliding_window', 0) : 0;
     cfg = {
       architecture: arch, name, vocabSize: num('vocab_size'), dim, nLayers: num('num_hidden_layers'), nHeads,
       nKvHeads: num('num_key_value_heads', nHeads), headDim, ffnDim: num('intermediate_size'), normEps: num('rms_norm_eps', 1e-6),
-      ropeDims: headDim, ropeTheta: rope.theta, ropeFreqScale: rope.freqScale, ropeFreqFactors: rope.freqFactors,
+      ropeDims: rope.dims, ropeTheta: rope.theta, ropeFreqScale: rope.freqScale, ropeFreqFactors: rope.freqFactors,
       // HF keeps q/k in the checkpoint's order and rotates halves (rotate_half): NeoX pairs
       ropeNeox: true,
       contextLength: num('max_position_embeddings', 2048),
@@ -219,10 +221,22 @@ export function configFromHf(j: JsonObject, where: string): ModelConfig {
  * type, or a field of these the type does not define, is an E_UNSUPPORTED naming it: a rope
  * setting that is not understood changes every number.
  */
-function hfRope(j: JsonObject, where: string, headDim: number, topTheta: number): { theta: number; freqScale: number; freqFactors?: number[] } {
+function hfRope(
+  j: JsonObject,
+  where: string,
+  headDim: number,
+  topTheta: number,
+  topPartial: number,
+): { theta: number; dims: number; freqScale: number; freqFactors?: number[] } {
   const rp = (j.rope_parameters ?? j.rope_scaling) as JsonObject | null | undefined;
   const key = j.rope_parameters !== undefined ? 'rope_parameters' : 'rope_scaling';
-  if (rp === undefined || rp === null) return { theta: topTheta, freqScale: 1 };
+  // the rotated share of each head (Phi-3: 1; Phi-4-mini: 0.75)
+  const rotated = (partial: number) => {
+    const dims = Math.round(headDim * partial);
+    if (!(partial > 0 && partial <= 1) || dims % 2) throw new FuselmError('E_UNSUPPORTED', `${where}: partial_rotary_factor ${partial} does not give an even number of rotated dims of ${headDim}`);
+    return dims;
+  };
+  if (rp === undefined || rp === null) return { theta: topTheta, dims: rotated(topPartial), freqScale: 1 };
   if (typeof rp !== 'object' || Array.isArray(rp)) throw new FuselmError('E_FORMAT', `${where}: '${key}' must be an object`);
   const type = rp.rope_type ?? rp.type ?? 'default';
   const field = (name: string): number => {
@@ -231,6 +245,7 @@ function hfRope(j: JsonObject, where: string, headDim: number, topTheta: number)
     return v;
   };
   const theta = rp.rope_theta !== undefined ? field('rope_theta') : topTheta;
+  const dims = rotated(rp.partial_rotary_factor !== undefined ? field('partial_rotary_factor') : topPartial);
   const known: Record<string, string[]> = {
     default: [],
     linear: ['factor'],
@@ -239,11 +254,11 @@ function hfRope(j: JsonObject, where: string, headDim: number, topTheta: number)
   if (typeof type !== 'string' || !(type in known))
     throw new FuselmError('E_UNSUPPORTED', `${where}: ${key} rope_type ${JSON.stringify(type)} is not supported yet (supported: ${Object.keys(known).join(', ')})`);
   for (const k of Object.keys(rp))
-    if (!['rope_type', 'type', 'rope_theta', ...known[type]].includes(k))
+    if (!['rope_type', 'type', 'rope_theta', 'partial_rotary_factor', ...known[type]].includes(k))
       throw new FuselmError('E_UNSUPPORTED', `${where}: ${key}.${k} (${JSON.stringify(rp[k])}) is not supported with rope_type '${type}'`);
-  if (type === 'linear') return { theta, freqScale: 1 / field('factor') };
-  if (type === 'llama3') return { theta, freqScale: 1, freqFactors: llama3FreqFactors(theta, headDim, field('factor'), field('low_freq_factor'), field('high_freq_factor'), field('original_max_position_embeddings')) };
-  return { theta, freqScale: 1 };
+  if (type === 'linear') return { theta, dims, freqScale: 1 / field('factor') };
+  if (type === 'llama3') return { theta, dims, freqScale: 1, freqFactors: llama3FreqFactors(theta, dims, field('factor'), field('low_freq_factor'), field('high_freq_factor'), field('original_max_position_embeddings')) };
+  return { theta, dims, freqScale: 1 };
 }
 
 /**

@@ -1,7 +1,7 @@
 /**
  * Decoder weights from a Hugging Face folder's safetensors, under the tensor names of each
  * architecture, into the same LlamaWeights the forward pass reads:
- *  - llama / mistral / qwen2: `model.embed_tokens`, `model.layers.N.{input_layernorm,
+ *  - llama / mistral / qwen2 / phi3 (fused qkv_proj, gate_up_proj): `model.embed_tokens`, `model.layers.N.{input_layernorm,
  *    self_attn.{q,k,v,o}_proj, post_attention_layernorm, mlp.{gate,up,down}_proj}`,
  *    `model.norm`, `lm_head` (absent when tied); qwen2 adds q/k/v biases;
  *  - gpt2, with or without the `transformer.` prefix: `wte`, `wpe`, `h.N.{ln_1, attn.c_attn,
@@ -58,6 +58,19 @@ export class HfTensors {
   convert(t: NativeTensor, name: string): NativeTensor {
     return convertMatrix(t, this.dtype, `${this.where}: tensor '${this.#prefix + name}'`);
   }
+  /**
+   * Rows start .. start + shape[0] - 1 of a matrix stored with `total` rows (a fused
+   * projection: Phi-3's qkv_proj, gate_up_proj), converted as `dtype` says.
+   */
+  async rows(name: string, shape: number[], at: { start: number; total: number }): Promise<NativeTensor> {
+    const t = this.info(name);
+    const [rows, cols] = shape;
+    if (t.shape.length !== 2 || t.shape[0] !== at.total || t.shape[1] !== cols)
+      throw new FuselmError('E_FORMAT', `${t.file}: tensor '${t.name}' has shape [${t.shape}], expected [${at.total}, ${cols}]`);
+    const rowBytes = t.nbytes / at.total;
+    const slice = { ...t, shape: [rows, cols], offset: t.offset + at.start * rowBytes, nbytes: rows * rowBytes };
+    return this.convert(await loadSafetensorsTensor(slice), name);
+  }
   /** A vector as f32: natively when stored as F32, widened otherwise. `at` takes a slice. */
   async vector(name: string, n: number, at?: { start: number; total: number }): Promise<NativeTensor> {
     const t = this.info(name);
@@ -88,7 +101,7 @@ async function runOnce(be: CpuBackend, node: ReturnType<typeof ops.transpose>): 
   }
 }
 
-/** Loads the decoder weights of an HF llama / mistral / qwen2 / gpt2 checkpoint. */
+/** Loads the decoder weights of an HF llama / mistral / qwen2 / phi3 / gpt2 checkpoint. */
 export async function loadHfDecoderWeights(
   st: SafetensorsModel,
   c: ModelConfig,
@@ -112,15 +125,18 @@ export async function loadHfDecoderWeights(
       const p = `model.layers.${l}.`;
       const m = async (s: string, shape: number[]) => keep(await T.matrix(p + s, shape));
       const v = async (s: string, len: number) => keep(await T.vector(p + s, len));
+      // Phi-3 fuses q, k, v into qkv_proj and gate, up into gate_up_proj (gate first)
+      const fused = c.architecture === 'phi3';
+      const part = async (s: string, start: number, rows: number, total: number) => keep(await T.rows(p + s, [rows, c.dim], { start, total }));
       const L: LayerWeights = {
         attnNorm: await v('input_layernorm.weight', c.dim),
-        wq: await m('self_attn.q_proj.weight', [q, c.dim]),
-        wk: await m('self_attn.k_proj.weight', [kv, c.dim]),
-        wv: await m('self_attn.v_proj.weight', [kv, c.dim]),
+        wq: fused ? await part('self_attn.qkv_proj.weight', 0, q, q + 2 * kv) : await m('self_attn.q_proj.weight', [q, c.dim]),
+        wk: fused ? await part('self_attn.qkv_proj.weight', q, kv, q + 2 * kv) : await m('self_attn.k_proj.weight', [kv, c.dim]),
+        wv: fused ? await part('self_attn.qkv_proj.weight', q + kv, kv, q + 2 * kv) : await m('self_attn.v_proj.weight', [kv, c.dim]),
         wo: await m('self_attn.o_proj.weight', [c.dim, q]),
         ffnNorm: await v('post_attention_layernorm.weight', c.dim),
-        wGate: await m('mlp.gate_proj.weight', [c.ffnDim, c.dim]),
-        wUp: await m('mlp.up_proj.weight', [c.ffnDim, c.dim]),
+        wGate: fused ? await part('mlp.gate_up_proj.weight', 0, c.ffnDim, 2 * c.ffnDim) : await m('mlp.gate_proj.weight', [c.ffnDim, c.dim]),
+        wUp: fused ? await part('mlp.gate_up_proj.weight', c.ffnDim, c.ffnDim, 2 * c.ffnDim) : await m('mlp.up_proj.weight', [c.ffnDim, c.dim]),
         wDown: await m('mlp.down_proj.weight', [c.dim, c.ffnDim]),
       };
       if (c.biases === 'qkv') {

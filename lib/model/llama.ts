@@ -52,7 +52,7 @@ export interface LlamaWeights {
 }
 
 /**
- * Loads every weight of a llama-family GGUF (llama, qwen2) with the shapes the config implies.
+ * Loads every weight of a llama-family GGUF (llama, qwen2, phi3) with the shapes the config implies.
  * A tensor the file holds and this model does not read is an E_UNSUPPORTED naming it: it
  * would change the numbers (as Llama-3.1's rope_freqs did before it was read).
  */
@@ -65,8 +65,8 @@ export async function loadLlamaWeights(
   const kv = c.nKvHeads * c.headDim, q = c.nHeads * c.headDim;
   const total = f.tensors.length;
   const read = new Set<string>();
-  const load = async (name: string, shape: number[]) => {
-    const t = await loadGgufTensor(f, name, shape, { dtype });
+  const load = async (name: string, shape: number[], rows?: { start: number; total: number }) => {
+    const t = await loadGgufTensor(f, name, shape, { dtype, rows });
     read.add(name);
     onProgress?.(read.size, total);
     return t;
@@ -76,15 +76,19 @@ export async function loadLlamaWeights(
   const layers: LayerWeights[] = [];
   for (let l = 0; l < c.nLayers; l++) {
     const t = (n: string, shape: number[]) => load(`blk.${l}.${n}.weight`, shape);
+    // Phi-3 stores q, k and v as one attn_qkv, and the MLP's gate and up as one ffn_up (gate
+    // first): each part is a slice of rows
+    const qkv = hasTensor(f, `blk.${l}.attn_qkv.weight`), fusedUp = c.architecture === 'phi3';
+    const part = (n: string, start: number, rows: number, total: number) => load(`blk.${l}.${n}.weight`, [rows, c.dim], { start, total });
     const L: LayerWeights = {
       attnNorm: await t('attn_norm', [c.dim]),
-      wq: await t('attn_q', [q, c.dim]),
-      wk: await t('attn_k', [kv, c.dim]),
-      wv: await t('attn_v', [kv, c.dim]),
+      wq: qkv ? await part('attn_qkv', 0, q, q + 2 * kv) : await t('attn_q', [q, c.dim]),
+      wk: qkv ? await part('attn_qkv', q, kv, q + 2 * kv) : await t('attn_k', [kv, c.dim]),
+      wv: qkv ? await part('attn_qkv', q + kv, kv, q + 2 * kv) : await t('attn_v', [kv, c.dim]),
       wo: await t('attn_output', [c.dim, q]),
       ffnNorm: await t('ffn_norm', [c.dim]),
-      wGate: await t('ffn_gate', [c.ffnDim, c.dim]),
-      wUp: await t('ffn_up', [c.ffnDim, c.dim]),
+      wGate: fusedUp ? await part('ffn_up', 0, c.ffnDim, 2 * c.ffnDim) : await t('ffn_gate', [c.ffnDim, c.dim]),
+      wUp: fusedUp ? await part('ffn_up', c.ffnDim, c.ffnDim, 2 * c.ffnDim) : await t('ffn_up', [c.ffnDim, c.dim]),
       wDown: await t('ffn_down', [c.dim, c.ffnDim]),
     };
     if (c.biases === 'qkv') {

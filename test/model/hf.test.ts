@@ -169,7 +169,7 @@ describe('Hugging Face folders: dtypes and bad configs', () => {
     ['ill-typed field', { model_type: 'gpt2', n_embd: '8', n_head: 2 }, /'n_embd' must be a number/],
     ['unsupported rope scaling', { model_type: 'llama', hidden_size: 8, num_attention_heads: 2, num_hidden_layers: 1, intermediate_size: 4, vocab_size: 3, rope_scaling: { type: 'yarn', factor: 4 } }, /rope_scaling/],
     ['a rope_parameters type not supported', { model_type: 'llama', hidden_size: 8, num_attention_heads: 2, num_hidden_layers: 1, intermediate_size: 4, vocab_size: 3, rope_parameters: { rope_type: 'longrope', rope_theta: 1e4 } }, /rope_parameters rope_type "longrope" is not supported yet \(supported: default, linear, llama3\)/],
-    ['a rope_parameters field the type does not define', { model_type: 'qwen2', hidden_size: 8, num_attention_heads: 2, num_hidden_layers: 1, intermediate_size: 4, vocab_size: 3, rope_parameters: { rope_type: 'default', rope_theta: 1e6, partial_rotary_factor: 0.5 } }, /rope_parameters\.partial_rotary_factor \(0\.5\) is not supported with rope_type 'default'/],
+    ['a rope_parameters field the type does not define', { model_type: 'qwen2', hidden_size: 8, num_attention_heads: 2, num_hidden_layers: 1, intermediate_size: 4, vocab_size: 3, rope_parameters: { rope_type: 'default', rope_theta: 1e6, attention_factor: 2 } }, /rope_parameters\.attention_factor \(2\) is not supported with rope_type 'default'/],
     ['heads not dividing', { model_type: 'llama', hidden_size: 8, num_attention_heads: 3, num_key_value_heads: 2, num_hidden_layers: 1, intermediate_size: 4, vocab_size: 3, head_dim: 2 }, /multiple of the KV head count/],
   ];
   for (const [what, cfg, re] of bad)

@@ -10,6 +10,8 @@
  *   with theta 10000, silently.
  * - qwen2: q/k/v biases, tied embeddings, theta 1e6 in rope_parameters, the qwen2 GGUF
  *   architecture (NeoX rope).
+ * - phi3: q/k/v fused (qkv_proj, attn_qkv) and gate/up fused (gate_up_proj, ffn_up), read as
+ *   row slices; partial_rotary_factor 1 in rope_parameters.
  * - mistral-swa: a sliding window of 8 in the folder (transformers' reference); none in the
  *   GGUF, whose converter drops it (llama.cpp's reference).
  * And a llama GGUF holding a tensor the model would not read (here a q/k norm) is refused,
@@ -43,6 +45,7 @@ const FIXTURES: Array<[dir: string, gguf: string]> = [
   // window 8, shorter than the longer prompts and every continuation: the folder keeps it (as
   // transformers); llama.cpp's converter drops it, so the GGUF runs without one (as llama.cpp)
   ['mistral-swa', 'mistral-swa.f32.gguf'],
+  ['phi3', 'phi3.f32.gguf'],
 ];
 
 async function greedy(m: Model, ids: number[]): Promise<number[]> {
