@@ -117,6 +117,9 @@ export function configFromGguf(f: GgufFile): ModelConfig {
     validateConfig(cfg, f.path);
     return cfg;
   }
+  const experts = ggufNumber(f, k('expert_count'), 0);
+  if (experts > 0)
+    throw new FuselmError('E_UNSUPPORTED', `${f.path}: mixture-of-experts models (${k('expert_count')} = ${experts}) are not supported yet`);
   const scalingType = ggufString(f, k('rope.scaling.type'), 'none');
   const scalingFactor = ggufNumber(f, k('rope.scaling.factor'), 0);
   const cfg: ModelConfig = {

@@ -14,8 +14,8 @@
  *   row slices; partial_rotary_factor 1 in rope_parameters.
  * - mistral-swa: a sliding window of 8 in the folder (transformers' reference); none in the
  *   GGUF, whose converter drops it (llama.cpp's reference).
- * And a llama GGUF holding a tensor the model would not read (here a q/k norm) is refused,
- * naming it, instead of running without it.
+ * And a llama GGUF holding a tensor the model would not read (here a q/k norm), or experts
+ * (Mixtral), is refused, naming it, instead of running without it.
  * Skipped, saying so, without ../shared.
  */
 import assert from 'node:assert/strict';
@@ -121,5 +121,15 @@ describe('a GGUF tensor the model does not read', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('a mixture-of-experts GGUF (Mixtral, arch llama with experts)', () => {
+  it('is an E_UNSUPPORTED naming expert_count, not an error about missing tensors', async function () {
+    requireShared(this, 'models/oracles/mixtral/mixtral.f32.gguf');
+    await assert.rejects(loadModel(sharedPath('models', 'oracles', 'mixtral', 'mixtral.f32.gguf'), { device: 'cpu' }), {
+      code: 'E_UNSUPPORTED',
+      message: /mixture-of-experts models \(llama\.expert_count = 4\) are not supported yet/,
+    });
   });
 });
