@@ -50,6 +50,7 @@ struct SplitKvParams {
   int64_t T, n_heads, n_kv_heads, hd, pos0, window;
   int64_t n_chunks, chunk_len;
   float qscale;  // scale * log2(e)
+  float cap2;    // softcap * log2(e), the soft-cap in the scores' base-2 units (0: none)
   int lpk;       // lanes per key: a power of two, 1..32
   bool causal;
 };
@@ -143,6 +144,8 @@ static __global__ void __launch_bounds__(32 * kSplitWarps) attention_split_kv_ke
         float d = 0.0f;
         for (int e = 0; e < NE; e++) d += qv[h][e] * kx[k][e];
         for (int off = lpk >> 1; off > 0; off >>= 1) d += __shfl_xor_sync(0xffffffffu, d, off);
+        // soft-capping: cap * tanh(s / cap) in natural units is the same in base-2 units
+        if (p.cap2 > 0.0f) d = p.cap2 * tanhf(d / p.cap2);
         s[k][h] = ok[k] ? d : -INFINITY;
       }
     for (int h = 0; h < G; h++) {
@@ -311,6 +314,7 @@ void attention_split_kv_cuda(const AttentionArgs& a, cudaStream_t stream) {
   p.T = a.T, p.n_heads = a.n_heads, p.n_kv_heads = a.n_kv_heads, p.hd = hd, p.pos0 = a.pos0, p.window = a.window;
   p.causal = a.causal;
   p.qscale = a.scale * 1.4426950408889634f;  // log2(e)
+  p.cap2 = a.softcap * 1.4426950408889634f;
   p.n_chunks = split_chunks(a.T * a.n_heads, n_keys);
   p.chunk_len = (n_keys + p.n_chunks - 1) / p.n_chunks;
   p.n_chunks = (n_keys + p.chunk_len - 1) / p.chunk_len;

@@ -47,7 +47,10 @@ export const OP_TABLE = {
   argmax: { roles: { ids: { access: 'out', host: true }, x: IN }, params: {} },
   attention: {
     roles: { out: OUT, q: IN, kCache: IN, vCache: IN, kPrefix: { access: 'in', required: false }, vPrefix: { access: 'in', required: false } },
-    params: { nHeads: int, nKvHeads: int, headDim: int, scale: float, window: { type: 'int', default: 0 }, causal: { type: 'bool', default: true }, prefixLen: { type: 'int', default: 0 } },
+    params: {
+      nHeads: int, nKvHeads: int, headDim: int, scale: float, window: { type: 'int', default: 0 }, causal: { type: 'bool', default: true },
+      prefixLen: { type: 'int', default: 0 }, softcap: { type: 'float', default: 0 },
+    },
     positional: true,
   },
   embedding: { roles: { out: OUT, table: IN, ids: { access: 'in', host: true } }, params: {} },
@@ -55,7 +58,9 @@ export const OP_TABLE = {
   kv_store: { roles: { cache: { access: 'update' }, src: IN }, params: {}, positional: true },
   layer_norm: { roles: { out: OUT, x: IN, weight: IN, bias: IN }, params: { eps: float } },
   matmul: { roles: { out: { access: 'out', host: true }, x: IN, w: IN }, params: { lastRow: { type: 'bool', default: false } } },
+  mul: { roles: { out: OUT, a: IN, b: IN }, params: {} },
   rms_norm: { roles: { out: OUT, x: IN, weight: IN }, params: { eps: float } },
+  scale: { roles: { out: OUT, x: IN }, params: { s: float } },
   softcap: { roles: { out: { access: 'out', host: true }, x: IN }, params: { cap: float } },
   rope: {
     roles: { x: { access: 'inout' }, freqFactors: { access: 'in', required: false } },
@@ -131,6 +136,8 @@ export interface AttentionOptions {
   window?: number;
   /** false: bidirectional (encoders), every key of the run is visible. Default true. */
   causal?: boolean;
+  /** > 0: scores soft-capped to softcap * tanh(score / softcap) before the softmax (Gemma-2). */
+  softcap?: number;
   /**
    * A shared prefix (beam search: the prompt, evaluated once for every beam): keys 0 .. len-1
    * are rows of k/v, key len + j is row j of the node's own caches, and positions count from
@@ -173,10 +180,14 @@ export const ops = {
   /** causal attention of q over the cache rows 0..pos+t, GQA */
   attention: (out: NativeTensor, q: NativeTensor, kCache: NativeTensor, vCache: NativeTensor, o: AttentionOptions, seq?: SeqSpan): GraphNode => ({
     op: 'attention', out, q, kCache, vCache, nHeads: o.nHeads, nKvHeads: o.nKvHeads, headDim: o.headDim, scale: o.scale,
-    window: o.window ?? 0, causal: o.causal ?? true,
+    window: o.window ?? 0, causal: o.causal ?? true, softcap: o.softcap ?? 0,
     ...(o.prefix ? { kPrefix: o.prefix.k, vPrefix: o.prefix.v, prefixLen: o.prefix.len } : {}),
     ...seqFields(seq),
   } satisfies OpNode<'attention'>),
+  /** out = a * b */
+  mul: (out: NativeTensor, a: NativeTensor, b: NativeTensor): GraphNode => ({ op: 'mul', out, a, b } satisfies OpNode<'mul'>),
+  /** out = x * s */
+  scale: (out: NativeTensor, x: NativeTensor, s: number): GraphNode => ({ op: 'scale', out, x, s } satisfies OpNode<'scale'>),
   /** out = silu(gate) * up */
   swiglu: (out: NativeTensor, gate: NativeTensor, up: NativeTensor): GraphNode => ({ op: 'swiglu', out, gate, up } satisfies OpNode<'swiglu'>),
   /** out[t] = x[t] + bias (bias f32 [D]) */
@@ -286,6 +297,20 @@ export const CASES: Record<OpName, OpCases> = {
     ],
     bench: [{ name: 'add 64x4096', rows: 64, bytes: 3 * 64 * 4096 * 4, nodes: repeat(16, () => ops.add(zeros([64, 4096]), f32([64, 4096], 1), f32([64, 4096], 2))) }],
   },
+  mul: {
+    // one f32 multiply per element everywhere: exact
+    parity: [
+      ...ROW_SHAPES.map(([T, D]): ParityCase => ({ name: `mul ${T}x${D}`, rows: T, tol: EXACT, doctor: D === 33, build: () => ops.mul(zeros([T, D]), f32([T, D], 51), f32([T, D], 52)) })),
+      { name: 'mul in place 7x96', rows: 7, tol: EXACT, build: () => { const x = f32([7, 96], 53); return ops.mul(x, x, f32([7, 96], 54)); } },
+    ],
+    bench: [{ name: 'mul 64x9216', rows: 64, bytes: 3 * 64 * 9216 * 4, nodes: repeat(8, () => ops.mul(zeros([64, 9216]), f32([64, 9216], 51), f32([64, 9216], 52))) }],
+  },
+  scale: {
+    parity: ROW_SHAPES.map(([T, D]): ParityCase => ({
+      name: `scale ${T}x${D}`, rows: T, tol: EXACT, doctor: D === 33, build: () => { const x = f32([T, D], 55); return ops.scale(x, x, 48); },
+    })),
+    bench: [{ name: 'scale 64x2304', rows: 64, bytes: 2 * 64 * 2304 * 4, nodes: repeat(16, () => ops.scale(zeros([64, 2304]), f32([64, 2304], 56), 48)) }],
+  },
   add_bias: {
     parity: ROW_SHAPES.map(([T, D]): ParityCase => ({
       name: `add_bias ${T}x${D}`, rows: T, tol: EXACT, doctor: D === 33, build: () => ops.addBias(zeros([T, D]), f32([T, D], 5), f32([D], 6)),
@@ -382,12 +407,15 @@ export const CASES: Record<OpName, OpCases> = {
       { name: 'window 5 GQA 6/2x16 T=9 at 30', T: 9, pos: 30, H: 6, KV: 2, HD: 16, ctx: 40, window: 5 },
       { name: 'bidirectional 2/1x8 T=6', T: 6, pos: 0, H: 2, KV: 1, HD: 8, ctx: 6, causal: false },
       { name: 'prefix 9 + decode 4/2x24', T: 1, pos: 3, H: 4, KV: 2, HD: 24, ctx: 8, prefix: 9 },
+      // Gemma-2's soft-capped scores (cap 2 on scores of order 1: most of them bent)
+      { name: 'softcap 2 prefill GQA 4/2x16 T=9 at 20', T: 9, pos: 20, H: 4, KV: 2, HD: 16, ctx: 40, softcap: 2 },
+      { name: 'softcap 2 decode MHA 2x64 ctx 70', T: 1, pos: 69, H: 2, KV: 2, HD: 64, ctx: 70, softcap: 2 },
     ].map((c): ParityCase => ({
       name: `attention ${c.name}`, rows: c.T, pos: c.pos, tol: { rel: 1e-5, abs: 1e-5 }, doctor: c.doctor,
       build: () => {
         const kv = c.KV * c.HD, P = c.prefix ?? 0;
         return ops.attention(zeros([c.T, c.H * c.HD]), f32([c.T, c.H * c.HD], 23), f32([c.ctx, kv], 24), f32([c.ctx, kv], 25), {
-          nHeads: c.H, nKvHeads: c.KV, headDim: c.HD, scale: 1 / Math.sqrt(c.HD), window: c.window, causal: c.causal,
+          nHeads: c.H, nKvHeads: c.KV, headDim: c.HD, scale: (c.softcap ? 4 : 1) / Math.sqrt(c.HD), window: c.window, causal: c.causal, softcap: c.softcap,
           prefix: P ? { k: f32([P, kv], 26), v: f32([P, kv], 27), len: P } : undefined,
         });
       },

@@ -67,6 +67,7 @@ static void attention_reference(const AttentionArgs& a) {
         double s = 0;
         for (int64_t i = 0; i < hd; i++) s += double(q[i]) * at(a.k_prefix, a.k_cache, j, kvh * hd + i);
         scores[j] = s * a.scale;
+        if (a.softcap > 0) scores[j] = a.softcap * std::tanh(scores[j] / a.softcap);
         if (scores[j] > mx) mx = scores[j];
       }
       double sum = 0;
@@ -90,13 +91,19 @@ constexpr int64_t kMinChunk = 256;   // fewest keys worth a chunk of their own i
 // One row (query token, head) consumes one tile of n <= kTile keys: updates the running max
 // *m, the running sum *l and the unnormalized output acc[hd]. q is already multiplied by the
 // softmax scale. k and v point at the tile's first key of this KV head; rows are `stride` apart.
+// cap > 0: each score s becomes cap * tanh(s / cap) before the softmax (Gemma-2's soft-capping).
 using TileFn = void (*)(const float* q, const float* k, const float* v, int64_t stride, int n, int hd, float* acc,
-                        float* m, float* l);
+                        float* m, float* l, float cap);
+
+// Soft-caps n scores in place (scalar tanh: only models with capping pay for it).
+inline void soft_cap(float* s, int n, float cap) {
+  for (int j = 0; j < n; j++) s[j] = cap * std::tanh(s[j] / cap);
+}
 
 // ---- portable: plain C++ the compiler can vectorize at baseline x86-64 ----
 
 void tile_portable(const float* q, const float* k, const float* v, int64_t stride, int n, int hd, float* acc,
-                   float* m, float* l) {
+                   float* m, float* l, float cap) {
   float s[kTile];
   float mt = -INFINITY;
   for (int j = 0; j < n; j++) {
@@ -108,8 +115,9 @@ void tile_portable(const float* q, const float* k, const float* v, int64_t strid
     float d = ((part[0] + part[4]) + (part[1] + part[5])) + ((part[2] + part[6]) + (part[3] + part[7]));
     for (; i < hd; i++) d += q[i] * kp[i];
     s[j] = d;
-    mt = std::max(mt, d);
   }
+  if (cap > 0) soft_cap(s, n, cap);
+  for (int j = 0; j < n; j++) mt = std::max(mt, s[j]);
   const float m_new = std::max(*m, mt);
   const float c = m_new == *m ? 1.0f : std::exp(*m - m_new);
   float sum = 0;
@@ -132,7 +140,7 @@ void tile_portable(const float* q, const float* k, const float* v, int64_t strid
 
 template <int NC>
 FUSELM_AVX512 void tile_avx512(const float* q, const float* k, const float* v, int64_t stride, int n, int hd,
-                                      float* acc, float* m, float* l) {
+                                      float* acc, float* m, float* l, float cap) {
   const int nc = NC ? NC : (hd + 15) / 16;
   const __mmask16 tail = (NC || hd % 16 == 0) ? __mmask16(0xFFFF) : __mmask16((1u << (hd % 16)) - 1);
   alignas(64) float s[kTile];
@@ -157,8 +165,12 @@ FUSELM_AVX512 void tile_avx512(const float* q, const float* k, const float* v, i
         }
       }
     }
-    const __m512 sv = vec::transpose_sum16(d);
+    __m512 sv = vec::transpose_sum16(d);
     _mm512_store_ps(s + j0, sv);
+    if (cap > 0) {
+      soft_cap(s + j0, 16, cap);
+      sv = _mm512_load_ps(s + j0);
+    }
     mx = _mm512_max_ps(mx, sv);  // repeated keys do not change the max
   }
 
@@ -202,7 +214,7 @@ FUSELM_AVX512 void tile_avx512(const float* q, const float* k, const float* v, i
 
 template <int NC>
 FUSELM_AVX2 void tile_avx2(const float* q, const float* k, const float* v, int64_t stride, int n, int hd,
-                                  float* acc, float* m, float* l) {
+                                  float* acc, float* m, float* l, float cap) {
   const int nc = NC ? NC : (hd + 7) / 8;
   const __m256i full = _mm256_set1_epi32(-1);
   const __m256i tail = (NC || hd % 8 == 0) ? full : vec::first_lanes256(hd % 8);
@@ -224,8 +236,12 @@ FUSELM_AVX2 void tile_avx2(const float* q, const float* k, const float* v, int64
         }
       }
     }
-    const __m256 sv = vec::transpose_sum8(d);
+    __m256 sv = vec::transpose_sum8(d);
     _mm256_store_ps(s + j0, sv);
+    if (cap > 0) {
+      soft_cap(s + j0, 8, cap);
+      sv = _mm256_load_ps(s + j0);
+    }
     mx = _mm256_max_ps(mx, sv);
   }
 
@@ -421,7 +437,7 @@ static void attention_fast(const AttentionArgs& a, const Exec& e) {
             const int64_t stride = widen ? hd : kv_stride;
             for (int64_t hh = 0; hh < g; hh++) {
               const int64_t r = (t - t0) * hr + (kh - kh0) * g + hh;
-              tile(qs + r * hd, kr, vr, stride, n, int(hd), acc + r * hd, ms + r, ls + r);
+              tile(qs + r * hd, kr, vr, stride, n, int(hd), acc + r * hd, ms + r, ls + r, a.softcap);
             }
             js = run_end;
           }

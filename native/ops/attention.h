@@ -13,6 +13,8 @@ namespace fuselm {
 // Causal: token t (position i = pos0 + t) attends to keys j with 0 <= i - j, and with
 // window > 0 also i - j < window (sliding window). Not causal (encoders): every token attends
 // to all keys 0 .. pos0 + T - 1.
+// softcap > 0: each score (after `scale`) becomes softcap * tanh(score / softcap) before the
+// softmax (Gemma-2's attention logit soft-capping).
 // With a shared prefix (beam search: the prompt's keys and values, evaluated once for all
 // beams): keys 0 .. prefix_len - 1 are rows of k_prefix / v_prefix (kv_dtype too), key
 // prefix_len + j is row j of k_cache / v_cache, and token t sits at position
@@ -23,17 +25,18 @@ struct AttentionArgs {
   int64_t window = 0; bool causal = true;
   void* workspace = nullptr; size_t workspace_bytes = 0;  // CUDA split-KV partials; the CPU ignores them
   const void* k_prefix = nullptr; const void* v_prefix = nullptr; int64_t prefix_len = 0;
+  float softcap = 0;
 };
 void attention_cpu(const AttentionArgs& a, const Exec& e);
 
 namespace attention_op {
 enum Role { out, q, k_cache, v_cache, k_prefix, v_prefix };
-enum Param { n_heads, n_kv_heads, head_dim, scale, window, causal, prefix_len };
+enum Param { n_heads, n_kv_heads, head_dim, scale, window, causal, prefix_len, softcap };
 inline AttentionArgs args(const Step& s) {
   const Node& n = s.node;
   return {s.rows_of(out), s.rows_of(q), s.data<void>(k_cache), s.data<void>(v_cache), s.t(k_cache).dtype, s.rows,
           n.i(n_heads), n.i(n_kv_heads), n.i(head_dim), s.pos, n.f(scale), n.i(window), n.b(causal), nullptr, 0,
-          s.data<void>(k_prefix), s.data<void>(v_prefix), n.i(prefix_len)};
+          s.data<void>(k_prefix), s.data<void>(v_prefix), n.i(prefix_len), n.f(softcap)};
 }
 inline const OpDef def = [] {
   OpDef d{
@@ -46,7 +49,8 @@ inline const OpDef def = [] {
        {"scale", ParamType::Float, true, 0},
        {"window", ParamType::Int, false, 0},
        {"causal", ParamType::Bool, false, 1},
-       {"prefixLen", ParamType::Int, false, 0}},
+       {"prefixLen", ParamType::Int, false, 0},
+       {"softcap", ParamType::Float, false, 0}},
       [](const Check& c) {
         const Node& n = c.node;
         if (n.i(n_heads) < 1 || n.i(n_kv_heads) < 1 || n.i(n_heads) % n.i(n_kv_heads))
@@ -64,6 +68,7 @@ inline const OpDef def = [] {
         if (n.i(window) < 0) c.fail("window must be >= 0");
         if (n.i(window) > 0 && !n.b(causal)) c.fail("a sliding window needs causal attention");
         if (n.i(prefix_len) < 0) c.fail("prefixLen must be >= 0");
+        if (!(n.p[softcap] >= 0)) c.fail("softcap must be >= 0 (0: none)");
         if (n.i(prefix_len) > 0 || c.has(k_prefix) || c.has(v_prefix)) {
           for (int r : {k_prefix, v_prefix}) {
             c.kv(r);
