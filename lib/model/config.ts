@@ -8,7 +8,7 @@ import { FuselmError } from '../errors.js';
 import { type GgufFile, ggufBool, ggufNumber, ggufString } from '../formats/gguf.js';
 import type { JsonObject } from '../formats/hf.js';
 
-export type Architecture = 'llama' | 'mistral' | 'qwen2' | 'phi3' | 'gpt2' | 'bert';
+export type Architecture = 'llama' | 'mistral' | 'qwen2' | 'phi3' | 'gemma2' | 'gpt2' | 'bert';
 
 export interface ModelConfig {
   architecture: Architecture;
@@ -43,12 +43,26 @@ export interface ModelConfig {
    * BERT); the original Transformer's fixed sinusoidal table added to the embeddings.
    */
   positional: 'rope' | 'learned' | 'sinusoidal';
-  /** MLP: gated SiLU (gate, up, down), or up → GELU (tanh approximation or exact erf) → down. */
-  mlp: 'swiglu' | 'gelu_tanh' | 'gelu_erf';
+  /**
+   * MLP: gated SiLU (gate, up, down); gated GELU-tanh (Gemma's GeGLU); or up → GELU (tanh
+   * approximation or exact erf) → down.
+   */
+  mlp: 'swiglu' | 'geglu_tanh' | 'gelu_tanh' | 'gelu_erf';
   /** Which projections carry biases: none, q/k/v only (Qwen2), or every projection and norm (GPT-2, BERT). */
   biases: 'none' | 'qkv' | 'all';
   /** Sliding-window attention: key j is visible from query i iff 0 <= i - j < window; 0: none. */
   slidingWindow: number;
+  /** Which layers the window applies to (Gemma-2: every other one, from the first); absent: all. */
+  slidingLayers?: boolean[];
+  /** Gemma-2: the embeddings times sqrt(hidden size) (rounded to f32), before the first layer. */
+  embedScale?: number;
+  /** The attention scale when not 1 / sqrt(headDim) (Gemma-2's query_pre_attn_scalar^-0.5). */
+  attnScale?: number;
+  /** Gemma-2: attention scores and final logits soft-capped to cap * tanh(x / cap); absent: none. */
+  attnSoftcap?: number;
+  finalSoftcap?: number;
+  /** Gemma-2: an RMSNorm on the attention's and the MLP's output before each residual add. */
+  sandwichNorms?: boolean;
   /** The vocabulary projection is the token embedding. */
   tiedEmbeddings: boolean;
   /** false: bidirectional encoder (BERT). */
@@ -78,8 +92,8 @@ export const LLAMA_DEFAULTS = {
  */
 export function configFromGguf(f: GgufFile): ModelConfig {
   const arch = ggufString(f, 'general.architecture');
-  if (arch !== 'llama' && arch !== 'qwen2' && arch !== 'phi3' && arch !== 'gpt2' && arch !== 'bert')
-    throw new FuselmError('E_UNSUPPORTED', `${f.path}: architecture '${arch}' is not supported yet (supported: llama, qwen2, phi3, gpt2, bert)`);
+  if (arch !== 'llama' && arch !== 'qwen2' && arch !== 'phi3' && arch !== 'gemma2' && arch !== 'gpt2' && arch !== 'bert')
+    throw new FuselmError('E_UNSUPPORTED', `${f.path}: architecture '${arch}' is not supported yet (supported: llama, qwen2, phi3, gemma2, gpt2, bert)`);
   const k = (s: string) => `${arch}.${s}`;
   const dim = ggufNumber(f, k('embedding_length'));
   const nHeads = ggufNumber(f, k('attention.head_count'));
@@ -87,7 +101,10 @@ export function configFromGguf(f: GgufFile): ModelConfig {
   const embd = f.tensorByName.get('token_embd.weight');
   const tokens = f.metadata.get('tokenizer.ggml.tokens');
   const vocabSize = embd?.dims[1] ?? (Array.isArray(tokens) ? tokens.length : 0);
-  const headDim = dim / nHeads;
+  // a head's width: key_length where written (Gemma: 256 with 2304 / 8 heads), else dim / heads
+  const headDim = ggufNumber(f, k('attention.key_length'), dim / nHeads);
+  if (ggufNumber(f, k('attention.value_length'), headDim) !== headDim)
+    throw new FuselmError('E_UNSUPPORTED', `${f.path}: ${k('attention.value_length')} different from ${k('attention.key_length')} is not supported`);
   const common = {
     architecture: arch as Architecture,
     name: ggufString(f, 'general.name', arch),
@@ -137,6 +154,18 @@ export function configFromGguf(f: GgufFile): ModelConfig {
     // Phi-3 (mini 4k: 2047) keeps its window; llama.cpp's converter writes none for the others
     slidingWindow: ggufNumber(f, k('attention.sliding_window'), 0),
   };
+  if (arch === 'gemma2') {
+    // the converter stores the norm weights as 1 + w (Gemma's RMSNorm scales by 1 + w)
+    cfg.mlp = 'geglu_tanh';
+    cfg.sandwichNorms = true;
+    cfg.embedScale = Math.fround(Math.sqrt(dim));
+    cfg.slidingLayers = Array.from({ length: cfg.nLayers }, (_, l) => l % 2 === 0);
+    cfg.attnSoftcap = ggufNumber(f, k('attn_logit_softcapping'), 0) || undefined;
+    cfg.finalSoftcap = ggufNumber(f, k('final_logit_softcapping'), 0) || undefined;
+    // GGUF has no query_pre_attn_scalar: llama.cpp takes 1/sqrt(head dim), and for the 27B
+    // (46 layers) 1/sqrt(hidden / heads), as that model was trained
+    if (cfg.nLayers === 46) cfg.attnScale = 1 / Math.sqrt(dim / nHeads);
+  }
   if (scalingType !== 'none' && scalingType !== 'linear')
     throw new FuselmError('E_UNSUPPORTED', `${f.path}: rope scaling '${scalingType}' is not supported yet (supported: none, linear)`);
   validateConfig(cfg, f.path);
@@ -144,7 +173,7 @@ export function configFromGguf(f: GgufFile): ModelConfig {
 }
 
 const ARCHS: Record<string, Architecture> = {
-  llama: 'llama', mistral: 'mistral', qwen2: 'qwen2', phi3: 'phi3', gpt2: 'gpt2', bert: 'bert',
+  llama: 'llama', mistral: 'mistral', qwen2: 'qwen2', phi3: 'phi3', gemma2: 'gemma2', gpt2: 'gpt2', bert: 'bert',
 };
 
 /** Maps a parsed config.json onto ModelConfig; `where` names the file in errors. */
@@ -194,10 +223,13 @@ export function configFromHf(j: JsonObject, where: string): ModelConfig {
   } else {
     const dim = num('hidden_size'), nHeads = num('num_attention_heads');
     const headDim = num('head_dim', dim / nHeads);
-    const act = String(j.hidden_act ?? 'silu');
-    if (act !== 'silu') throw new FuselmError('E_UNSUPPORTED', `${where}: hidden_act '${act}' is not supported for ${arch} (supported: silu)`);
+    const gemma = arch === 'gemma2';
+    const act = String(gemma ? (j.hidden_activation ?? j.hidden_act ?? 'gelu_pytorch_tanh') : (j.hidden_act ?? 'silu'));
+    if (act !== (gemma ? 'gelu_pytorch_tanh' : 'silu'))
+      throw new FuselmError('E_UNSUPPORTED', `${where}: activation '${act}' is not supported for ${arch} (supported: ${gemma ? 'gelu_pytorch_tanh' : 'silu'})`);
+    if (j.use_bidirectional_attention === true) throw new FuselmError('E_UNSUPPORTED', `${where}: use_bidirectional_attention is not supported`);
     const rope = hfRope(j, where, headDim, num('rope_theta', 10000), num('partial_rotary_factor', 1));
-    const window = arch === 'mistral' || arch === 'phi3' || (arch === 'qwen2' && bool('use_sliding_window', false)) ? num('sliding_window', 0) : 0;
+    const window = arch === 'mistral' || arch === 'phi3' || gemma || (arch === 'qwen2' && bool('use_sliding_window', false)) ? num('sliding_window', 0) : 0;
     cfg = {
       architecture: arch, name, vocabSize: num('vocab_size'), dim, nLayers: num('num_hidden_layers'), nHeads,
       nKvHeads: num('num_key_value_heads', nHeads), headDim, ffnDim: num('intermediate_size'), normEps: num('rms_norm_eps', 1e-6),
@@ -208,8 +240,23 @@ export function configFromHf(j: JsonObject, where: string): ModelConfig {
       ...LLAMA_DEFAULTS,
       biases: arch === 'qwen2' ? 'qkv' : bool('attention_bias', false) ? 'qkv' : 'none',
       slidingWindow: window,
-      tiedEmbeddings: bool('tie_word_embeddings', false),
+      tiedEmbeddings: bool('tie_word_embeddings', gemma),
     };
+    if (gemma) {
+      // norm weights stored as w (Gemma's RMSNorm scales by 1 + w): the loader adds the 1
+      cfg.mlp = 'geglu_tanh';
+      cfg.sandwichNorms = true;
+      cfg.embedScale = Math.fround(Math.sqrt(dim));
+      const types = j.layer_types;
+      if (types !== undefined && types !== null) {
+        if (!Array.isArray(types) || types.length !== cfg.nLayers || types.some((t) => t !== 'sliding_attention' && t !== 'full_attention'))
+          throw new FuselmError('E_UNSUPPORTED', `${where}: layer_types ${JSON.stringify(types)} is not supported (one of sliding_attention, full_attention per layer)`);
+        cfg.slidingLayers = types.map((t) => t === 'sliding_attention');
+      } else cfg.slidingLayers = Array.from({ length: cfg.nLayers }, (_, l) => l % 2 === 0);
+      cfg.attnScale = 1 / Math.sqrt(num('query_pre_attn_scalar', headDim));
+      cfg.attnSoftcap = num('attn_logit_softcapping', 0) || undefined;
+      cfg.finalSoftcap = num('final_logit_softcapping', 0) || undefined;
+    }
   }
   const pos = j.fuselm_positional;
   if (pos === 'sinusoidal') cfg.positional = 'sinusoidal';

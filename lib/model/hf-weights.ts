@@ -118,13 +118,19 @@ export async function loadHfDecoderWeights(
     if (c.architecture === 'gpt2') return await loadGpt2(new HfTensors(st, where, ['transformer.', ''], dtype), c, be, keep, () => onProgress?.(++n, total));
     const T = new HfTensors(st, where, [''], dtype);
     const q = c.nHeads * c.headDim, kv = c.nKvHeads * c.headDim;
+    // Gemma stores its RMSNorm weights as w for a scale of 1 + w: add the 1 once, in f32
+    const norm = (t: NativeTensor): NativeTensor => {
+      if (c.architecture !== 'gemma2') return t;
+      t.write(new Float32Array(t.read()).map((x) => x + 1));
+      return t;
+    };
     const tokenEmbd = keep(await T.matrix('model.embed_tokens.weight', [c.vocabSize, c.dim]));
     onProgress?.(++n, total);
     const layers: LayerWeights[] = [];
     for (let l = 0; l < c.nLayers; l++) {
       const p = `model.layers.${l}.`;
       const m = async (s: string, shape: number[]) => keep(await T.matrix(p + s, shape));
-      const v = async (s: string, len: number) => keep(await T.vector(p + s, len));
+      const v = async (s: string, len: number) => norm(keep(await T.vector(p + s, len)));
       // Phi-3 fuses q, k, v into qkv_proj and gate, up into gate_up_proj (gate first)
       const fused = c.architecture === 'phi3';
       const part = async (s: string, start: number, rows: number, total: number) => keep(await T.rows(p + s, [rows, c.dim], { start, total }));
@@ -134,25 +140,31 @@ export async function loadHfDecoderWeights(
         wk: fused ? await part('self_attn.qkv_proj.weight', q, kv, q + 2 * kv) : await m('self_attn.k_proj.weight', [kv, c.dim]),
         wv: fused ? await part('self_attn.qkv_proj.weight', q + kv, kv, q + 2 * kv) : await m('self_attn.v_proj.weight', [kv, c.dim]),
         wo: await m('self_attn.o_proj.weight', [c.dim, q]),
-        ffnNorm: await v('post_attention_layernorm.weight', c.dim),
+        // Gemma-2: post_attention_layernorm is the attention output's norm; the MLP's pre-norm
+        // is pre_feedforward_layernorm
+        ffnNorm: await v(c.sandwichNorms ? 'pre_feedforward_layernorm.weight' : 'post_attention_layernorm.weight', c.dim),
         wGate: fused ? await part('mlp.gate_up_proj.weight', 0, c.ffnDim, 2 * c.ffnDim) : await m('mlp.gate_proj.weight', [c.ffnDim, c.dim]),
         wUp: fused ? await part('mlp.gate_up_proj.weight', c.ffnDim, c.ffnDim, 2 * c.ffnDim) : await m('mlp.up_proj.weight', [c.ffnDim, c.dim]),
         wDown: await m('mlp.down_proj.weight', [c.dim, c.ffnDim]),
       };
+      if (c.sandwichNorms) {
+        L.postAttnNorm = await v('post_attention_layernorm.weight', c.dim);
+        L.postFfnNorm = await v('post_feedforward_layernorm.weight', c.dim);
+      }
       if (c.biases === 'qkv') {
-        L.bq = await v('self_attn.q_proj.bias', q);
-        L.bk = await v('self_attn.k_proj.bias', kv);
-        L.bv = await v('self_attn.v_proj.bias', kv);
+        L.bq = keep(await T.vector(p + 'self_attn.q_proj.bias', q));
+        L.bk = keep(await T.vector(p + 'self_attn.k_proj.bias', kv));
+        L.bv = keep(await T.vector(p + 'self_attn.v_proj.bias', kv));
       }
       // llama's attention_bias also gives o_proj a bias; mlp_bias the MLP projections
-      const opt = async (s: string, len: number) => (T.has(p + s) ? v(s, len) : undefined);
+      const opt = async (s: string, len: number) => (T.has(p + s) ? keep(await T.vector(p + s, len)) : undefined);
       L.bo = await opt('self_attn.o_proj.bias', c.dim);
       if (T.has(p + 'mlp.up_proj.bias') || T.has(p + 'mlp.gate_proj.bias'))
         throw new FuselmError('E_UNSUPPORTED', `${where}: MLP biases (mlp_bias) are not supported yet`);
       layers.push(L);
       onProgress?.(++n, total);
     }
-    const outputNorm = keep(await T.vector('model.norm.weight', c.dim));
+    const outputNorm = norm(keep(await T.vector('model.norm.weight', c.dim)));
     const output = !c.tiedEmbeddings && T.has('lm_head.weight') ? keep(await T.matrix('lm_head.weight', [c.vocabSize, c.dim])) : tokenEmbd;
     onProgress?.(++n, total);
     const posEmbd = c.positional === 'sinusoidal' ? tensorFromF32('f32', [c.contextLength, c.dim], sinusoidalPositions(c.contextLength, c.dim)) : undefined;

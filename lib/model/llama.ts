@@ -27,6 +27,9 @@ export interface LayerWeights {
   wGate?: NativeTensor;
   wUp: NativeTensor;
   wDown: NativeTensor;
+  /** Gemma-2's norms of the attention's and the MLP's outputs (config.sandwichNorms). */
+  postAttnNorm?: NativeTensor;
+  postFfnNorm?: NativeTensor;
   /** Biases, as the config's `biases` and `normType` say (Qwen2: q/k/v; GPT-2: all). */
   bq?: NativeTensor;
   bk?: NativeTensor;
@@ -52,7 +55,7 @@ export interface LlamaWeights {
 }
 
 /**
- * Loads every weight of a llama-family GGUF (llama, qwen2, phi3) with the shapes the config implies.
+ * Loads every weight of a llama-family GGUF (llama, qwen2, phi3, gemma2) with the shapes the config implies.
  * A tensor the file holds and this model does not read is an E_UNSUPPORTED naming it: it
  * would change the numbers (as Llama-3.1's rope_freqs did before it was read).
  */
@@ -91,6 +94,10 @@ export async function loadLlamaWeights(
       wUp: fusedUp ? await part('ffn_up', c.ffnDim, c.ffnDim, 2 * c.ffnDim) : await t('ffn_up', [c.ffnDim, c.dim]),
       wDown: await t('ffn_down', [c.dim, c.ffnDim]),
     };
+    if (c.sandwichNorms) {
+      L.postAttnNorm = await t('post_attention_norm', [c.dim]);
+      L.postFfnNorm = await t('post_ffw_norm', [c.dim]);
+    }
     if (c.biases === 'qkv') {
       L.bq = await load(`blk.${l}.attn_q.bias`, [q]);
       L.bk = await load(`blk.${l}.attn_k.bias`, [kv]);
@@ -153,6 +160,7 @@ export class LlamaState {
   #greedy: { logits: NativeTensor; logitsAll?: NativeTensor; ids: NativeTensor } | undefined;
   /** Keyed by `${sequence}:${allLogits}`, and 'batch'. */
   #graphs = new Map<string, Graph>();
+  #raw = new Map<NativeTensor, NativeTensor>();
 
   constructor(c: ModelConfig, w: LlamaWeights, be: Backend, o: LlamaStateOptions) {
     this.#c = c;
@@ -186,8 +194,9 @@ export class LlamaState {
   #nodes(logits: NativeTensor, lastRow: boolean, seq: number | 'batch') {
     const c = this.#c, w = this.#w, a = this.#acts;
     const rope = { headDim: c.headDim, nRot: c.ropeDims, thetaBase: c.ropeTheta, freqScale: c.ropeFreqScale, neox: c.ropeNeox, freqFactors: w.ropeFreqs };
-    const attn = { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, scale: 1 / Math.sqrt(c.headDim), window: c.slidingWindow };
+    const attn = { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, scale: c.attnScale ?? 1 / Math.sqrt(c.headDim), softcap: c.attnSoftcap };
     const nodes = [ops.embedding(a.x, w.tokenEmbd, this.#ids)];
+    if (c.embedScale) nodes.push(ops.scale(a.x, a.x, c.embedScale));
     if (w.posEmbd) nodes.push(ops.embedding(a.xb, w.posEmbd, this.#posIds), ops.add(a.x, a.x, a.xb));
     const useRope = c.positional === 'rope';
     const norm = (out: NativeTensor, x: NativeTensor, wt: NativeTensor, b?: NativeTensor) =>
@@ -200,7 +209,8 @@ export class LlamaState {
         const pre = this.#prefix;
         // with a prefix, the cache and attention work at the own cache's row (slot S + s)
         const row = pre && span ? { row0: s, slot: this.sequences + s } : span;
-        const attnL = pre ? { ...attn, prefix: { k: pre.k[l], v: pre.v[l], len: pre.len } } : attn;
+        const window = !c.slidingLayers || c.slidingLayers[l] ? c.slidingWindow : 0;
+        const attnL = { ...attn, window, ...(pre ? { prefix: { k: pre.k[l], v: pre.v[l], len: pre.len } } : {}) };
         return [
           ...(useRope ? [ops.rope(a.q, { ...rope, nHeads: c.nHeads }, span), ops.rope(a.k, { ...rope, nHeads: c.nKvHeads }, span)] : []),
           ops.kvStore(this.#kCache[s][l], a.k, row),
@@ -209,9 +219,12 @@ export class LlamaState {
         ];
       });
     w.layers.forEach((L, l) => {
-      const mlp = L.wGate
-        ? [ops.matmul(a.hb, a.xb, L.wGate), ops.matmul(a.hb2, a.xb, L.wUp), ops.swiglu(a.hb, a.hb, a.hb2)]
-        : [ops.matmul(a.hb, a.xb, L.wUp), ...bias(a.hb, L.bUp), ops.gelu(a.hb, a.hb, { tanh: c.mlp === 'gelu_tanh' })];
+      const mlp = !L.wGate
+        ? [ops.matmul(a.hb, a.xb, L.wUp), ...bias(a.hb, L.bUp), ops.gelu(a.hb, a.hb, { tanh: c.mlp === 'gelu_tanh' })]
+        : c.mlp === 'geglu_tanh'
+          ? [ops.matmul(a.hb, a.xb, L.wGate), ops.matmul(a.hb2, a.xb, L.wUp), ops.gelu(a.hb, a.hb, { tanh: true }), ops.mul(a.hb, a.hb, a.hb2)]
+          : [ops.matmul(a.hb, a.xb, L.wGate), ops.matmul(a.hb2, a.xb, L.wUp), ops.swiglu(a.hb, a.hb, a.hb2)];
+      const post = (t?: NativeTensor) => (t ? [norm(a.xb2, a.xb2, t)] : []);
       nodes.push(
         norm(a.xb, a.x, L.attnNorm, L.attnNormB),
         ops.matmul(a.q, a.xb, L.wq),
@@ -223,16 +236,30 @@ export class LlamaState {
         ...positional(l),
         ops.matmul(a.xb2, a.att, L.wo),
         ...bias(a.xb2, L.bo),
+        ...post(L.postAttnNorm),
         ops.add(a.x, a.x, a.xb2),
         norm(a.xb, a.x, L.ffnNorm, L.ffnNormB),
         ...mlp,
         ops.matmul(a.xb2, a.hb, L.wDown),
         ...bias(a.xb2, L.bDown),
+        ...post(L.postFfnNorm),
         ops.add(a.x, a.x, a.xb2),
       );
     });
-    nodes.push(norm(a.xb, a.x, w.outputNorm, w.outputNormB), ops.matmul(logits, a.xb, w.output, { lastRow }));
+    nodes.push(norm(a.xb, a.x, w.outputNorm, w.outputNormB));
+    if (c.finalSoftcap) {
+      // the projection into a twin of the logits tensor in the backend's memory, then the cap
+      const raw = this.#rawLogits(logits);
+      nodes.push(ops.matmul(raw, a.xb, w.output, { lastRow }), ops.softcap(logits, raw, c.finalSoftcap));
+    } else nodes.push(ops.matmul(logits, a.xb, w.output, { lastRow }));
     return nodes;
+  }
+
+  /** Soft-capped models: the uncapped logits of a logits tensor, [rows, vocab] in the backend's memory. */
+  #rawLogits(logits: NativeTensor): NativeTensor {
+    let raw = this.#raw.get(logits);
+    if (!raw) this.#raw.set(logits, (raw = this.#be.empty('f32', logits.shape)));
+    return raw;
   }
 
   #allLogits(): NativeTensor {
@@ -347,7 +374,7 @@ export class LlamaState {
     for (const g of this.#graphs.values()) g.dispose();
     this.#graphs.clear();
     const gr = this.#greedy;
-    for (const t of [this.#ids, this.#posIds, this.#positions, ...Object.values(this.#acts), ...this.#kCache.flat(), ...this.#vCache.flat(), this.#logitsLast, this.#logitsAll, gr?.logits, gr?.logitsAll, gr?.ids])
+    for (const t of [this.#ids, this.#posIds, this.#positions, ...Object.values(this.#acts), ...this.#kCache.flat(), ...this.#vCache.flat(), this.#logitsLast, this.#logitsAll, gr?.logits, gr?.logitsAll, gr?.ids, ...this.#raw.values()])
       t?.free();
   }
 }

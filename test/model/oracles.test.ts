@@ -12,6 +12,9 @@
  *   architecture (NeoX rope).
  * - phi3: q/k/v fused (qkv_proj, attn_qkv) and gate/up fused (gate_up_proj, ffn_up), read as
  *   row slices; partial_rotary_factor 1 in rope_parameters.
+ * - gemma2: embeddings times sqrt(64), norm weights stored as w - 1 in the folder (1 + w in the
+ *   GGUF), GELU-tanh GeGLU, sandwich norms, attention soft-capping 50 and final logits 30,
+ *   query_pre_attn_scalar, a sliding window on every other layer (4096: inactive here).
  * - mistral-swa: a sliding window of 8 in the folder (transformers' reference); none in the
  *   GGUF, whose converter drops it (llama.cpp's reference).
  * And a llama GGUF holding a tensor the model would not read (here a q/k norm), or experts
@@ -46,6 +49,7 @@ const FIXTURES: Array<[dir: string, gguf: string]> = [
   // transformers); llama.cpp's converter drops it, so the GGUF runs without one (as llama.cpp)
   ['mistral-swa', 'mistral-swa.f32.gguf'],
   ['phi3', 'phi3.f32.gguf'],
+  ['gemma2', 'gemma2.f32.gguf'],
 ];
 
 async function greedy(m: Model, ids: number[]): Promise<number[]> {
