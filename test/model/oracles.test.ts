@@ -4,7 +4,7 @@
  * supported one, the prompts tokenize to the oracle's ids; the GGUF's 24 greedy tokens (EOS
  * off, F32 KV cache) equal llama.cpp's; the Hugging Face folder's equal transformers' and its
  * last-position logits are within 1e-4 of transformers' (relative to the largest). On the CPU,
- * and the GGUF again on the CUDA backend (its emulator without a GPU).
+ * and again on the CUDA backend (its emulator without a GPU): the same greedy tokens.
  * - llama3-ropefreqs: Llama-3.1 rope scaling (rope_type llama3 in rope_parameters; the GGUF's
  *   rope_freqs.weight), theta 5e5: before, the GGUF ran without its rope_freqs and the folder
  *   with theta 10000, silently.
@@ -83,7 +83,7 @@ describe('oracle fixtures (transformers and llama.cpp)', () => {
         }
       });
 
-      it('the Hugging Face folder: last logits within 1e-4 and 24 greedy tokens as transformers', async function () {
+      it('the Hugging Face folder: last logits within 1e-4 and 24 greedy tokens as transformers (CPU and CUDA)', async function () {
         requireShared(this, `models/oracles/${dir}/oracle.json`);
         const o = readSharedJson<Oracle>(`models/oracles/${dir}/oracle.json`);
         await using m = await loadModel(sharedPath('models', 'oracles', dir, 'hf'), { device: 'cpu', kvType: 'f32', contextSize: 256 });
@@ -100,6 +100,9 @@ describe('oracle fixtures (transformers and llama.cpp)', () => {
         }
         console.log(`      ${dir}: last logits max |ours - transformers| / max |logit| = ${worst.toExponential(2)}`);
         assert.ok(worst <= 1e-4, `${dir}: ${worst}`);
+        // the same tokens on the CUDA backend
+        await using gpu = await onCuda(sharedPath('models', 'oracles', dir, 'hf'), { kvType: 'f32', contextSize: 256 });
+        for (const p of o.prompts) assert.deepEqual(await greedy(gpu, p.ids_with_special), p.hf_greedy, `${p.text}: greedy on CUDA`);
       });
     });
 });
