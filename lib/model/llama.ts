@@ -116,6 +116,9 @@ export async function loadLlamaWeights(
   return w;
 }
 
+/** KV cache positions allocated at first; they double as a conversation grows (#ensureCapacity). */
+const INITIAL_CACHE_POSITIONS = 256;
+
 export interface LlamaStateOptions {
   /** KV cache positions (per sequence). */
   contextSize: number;
@@ -154,6 +157,11 @@ export class LlamaState {
   /** [sequence][layer] */
   #kCache: NativeTensor[][];
   #vCache: NativeTensor[][];
+  /**
+   * Positions the caches hold now. They start small and double (up to contextSize) when a step
+   * needs more, so memory follows the positions actually used, not the context's length.
+   */
+  #capacity: number;
   #logitsLast: NativeTensor;
   #logitsAll: NativeTensor | undefined;
   /** Greedy steps: the logits stay in the backend's memory and only the argmax ids come back. */
@@ -180,7 +188,8 @@ export class LlamaState {
       q: act(q), k: act(kv), v: act(kv), att: act(q),
       hb: act(c.ffnDim), hb2: act(c.ffnDim),
     };
-    const caches = () => Array.from({ length: this.sequences }, () => Array.from({ length: c.nLayers }, () => be.empty(be.kvDtype, [o.contextSize, kv])));
+    this.#capacity = Math.min(o.contextSize, INITIAL_CACHE_POSITIONS);
+    const caches = () => Array.from({ length: this.sequences }, () => Array.from({ length: c.nLayers }, () => be.empty(be.kvDtype, [this.#capacity, kv])));
     this.#kCache = caches();
     this.#vCache = caches();
     this.#logitsLast = emptyTensor('f32', [1, c.vocabSize]);
@@ -266,6 +275,30 @@ export class LlamaState {
     return (this.#logitsAll ??= emptyTensor('f32', [this.batchSize, this.#c.vocabSize]));
   }
 
+  /**
+   * Grows the caches to hold positions 0 .. end - 1 (at most contextSize: beyond it the step
+   * fails with E_CONTEXT_FULL): new caches of twice the positions (or more), the rows so far
+   * copied over, and the graphs, which name the old ones, rebuilt on their next use.
+   */
+  #ensureCapacity(end: number): void {
+    if (end <= this.#capacity || this.#capacity >= this.contextSize) return;
+    let cap = this.#capacity;
+    while (cap < end) cap *= 2;
+    cap = Math.min(cap, this.contextSize);
+    const rowBytes = this.#kCache[0][0].nbytes / this.#capacity;
+    const grow = (old: NativeTensor) => {
+      const t = this.#be.empty(old.dtype, [cap, old.shape[1]]);
+      t.write(new Uint8Array(old.read(0, rowBytes * this.#capacity)));
+      old.free();
+      return t;
+    };
+    this.#kCache = this.#kCache.map((layers) => layers.map(grow));
+    this.#vCache = this.#vCache.map((layers) => layers.map(grow));
+    this.#capacity = cap;
+    for (const g of this.#graphs.values()) g.dispose();
+    this.#graphs.clear();
+  }
+
   #graph(key: string, build: () => Graph): Graph {
     let g = this.#graphs.get(key);
     if (!g) this.#graphs.set(key, (g = build()));
@@ -280,6 +313,7 @@ export class LlamaState {
   async forward(ids: Int32Array, pos: number, opts: { allLogits?: boolean; seq?: number } = {}): Promise<Float32Array> {
     if (this.#prefix) throw new FuselmError('E_INVALID_ARG', 'a state with a shared prefix steps with forwardBatch');
     const seq = opts.seq ?? 0, all = opts.allLogits ?? false;
+    this.#ensureCapacity(pos + ids.length);
     const logits = all ? this.#allLogits() : this.#logitsLast;
     const g = this.#graph(`${seq}:${all}`, () => this.#be.graph(this.#nodes(logits, !all, seq), this.batchSize));
     this.#ids.write(ids);
@@ -297,6 +331,7 @@ export class LlamaState {
    * lowest id on ties), taken by the backend, so only the id leaves it.
    */
   async forwardArgmax(id: number, pos: number, seq = 0): Promise<number> {
+    this.#ensureCapacity(pos + 1);
     const gr = this.#greedyTensors();
     const g = this.#graph(`${seq}:argmax`, () =>
       this.#be.graph([...this.#nodes(gr.logits, true, seq), ops.argmax(gr.ids, gr.logits)], this.batchSize),
@@ -309,6 +344,7 @@ export class LlamaState {
 
   /** forwardBatch() for greedy steps of every sequence: the argmax id of each. */
   async forwardBatchArgmax(ids: Int32Array, positions: Int32Array): Promise<Int32Array> {
+    this.#ensureCapacity(Math.max(...positions) + 1);
     const gr = this.#greedyTensors();
     gr.logitsAll ??= this.#be.empty('f32', [this.batchSize, this.#c.vocabSize]);
     const logits = gr.logitsAll;
@@ -329,7 +365,7 @@ export class LlamaState {
     if (this.#w.posEmbd) this.#posIds.write(abs);
   }
 
-  /** Bytes of all the KV caches (every sequence and layer, K and V). */
+  /** Bytes of all the KV caches as allocated now (every sequence and layer, K and V). */
   get kvCacheBytes(): number {
     return [...this.#kCache.flat(), ...this.#vCache.flat()].reduce((n, t) => n + t.nbytes, 0);
   }
@@ -362,6 +398,7 @@ export class LlamaState {
   }
 
   async forwardBatch(ids: Int32Array, positions: Int32Array): Promise<Float32Array> {
+    this.#ensureCapacity(Math.max(...positions) + 1);
     const logits = this.#allLogits();
     const g = this.#graph('batch', () => this.#be.graph(this.#nodes(logits, false, 'batch'), this.batchSize, this.#positions));
     this.#ids.write(ids);

@@ -344,7 +344,7 @@ export class Model {
     });
   }
 
-  /** Bytes of the KV cache of the model's sequence: K and V, every layer, contextSize positions. */
+  /** Bytes of the KV cache of the model's sequence as allocated now: K and V, every layer; it grows with the positions used, up to contextSize. */
   get kvCacheBytes(): number {
     this.#checkLive();
     return this.#state.kvCacheBytes;

@@ -34,7 +34,9 @@ describe('KV cache type on the CPU: stories260K vs llama.cpp', function () {
     f32Logits = await m.evaluate(oracle.prompt_logits.ids, { allLogits: true });
     f32Bytes = m.kvCacheBytes;
     const c = m.config;
-    assert.equal(f32Bytes, 2 * c.nLayers * m.contextSize * c.nKvHeads * c.headDim * 4);
+    // K and V of every layer for the positions allocated so far (the cache grows with use)
+    const perPosition = 2 * c.nLayers * c.nKvHeads * c.headDim * 4;
+    assert.ok(f32Bytes > 0 && f32Bytes % perPosition === 0 && f32Bytes <= perPosition * m.contextSize, `${f32Bytes} bytes`);
   });
 
   /** max |got - llama.cpp's| over the prompt's logits */
