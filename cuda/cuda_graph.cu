@@ -118,7 +118,15 @@ class CudaGraph : public Graph {
     }
     place_tensors();
     size_workspace();
-    error_ = Tensor::make_on(kMemory, DType::I32, {2});
+    // Data checks (OpDef::check_run) run on the host before each step; a node whose checked
+    // input lives in device memory (token ids already there) is checked by its kernel instead,
+    // through the error word: only such graphs pay for clearing and reading it each step.
+    for (const Node& n : nodes_) {
+      if (!n.op->check_run) continue;
+      for (size_t r = 0; r < n.op->roles.size(); r++)
+        if (n.op->roles[r].host && n.op->roles[r].access == Access::In && n.t[r] && !n.t[r]->on_host())
+          if (!error_) error_ = Tensor::make_on(kMemory, DType::I32, {2});
+    }
     bind([this](const TensorPtr& t) { return dev<void>(t); });
     fuse_.assign(nodes_.size(), Fused::None);
     for (size_t i = 0; i + 1 < nodes_.size(); i++) {
@@ -143,8 +151,8 @@ class CudaGraph : public Graph {
     check_run(n, pos);
     for (const auto& in : inputs_)
       CUDA_CHECK(cudaMemcpyAsync(in.second->buf->data, in.first->buf->data, leading_bytes(*in.first, n), cudaMemcpyHostToDevice, stream_));
-    int32_t* err = error_->data<int32_t>();
-    CUDA_CHECK(cudaMemsetAsync(err, 0, 2 * sizeof(int32_t), stream_));
+    int32_t* err = error_ ? error_->data<int32_t>() : nullptr;
+    if (err) CUDA_CHECK(cudaMemsetAsync(err, 0, 2 * sizeof(int32_t), stream_));
     const CudaExec x{stream_, workspace_ ? workspace_->buf->data : nullptr, workspace_ ? workspace_->nbytes() : 0, err};
     for (size_t i = 0; i < nodes_.size(); i++) {
       switch (fuse_[i]) {
@@ -165,7 +173,7 @@ class CudaGraph : public Graph {
       CUDA_CHECK(cudaMemcpyAsync(host.buf->data, out.second->buf->data, leading_bytes(host, rows), cudaMemcpyDeviceToHost, stream_));
     }
     int32_t bad[2] = {0, 0};
-    CUDA_CHECK(cudaMemcpyAsync(bad, err, sizeof bad, cudaMemcpyDeviceToHost, stream_));
+    if (err) CUDA_CHECK(cudaMemcpyAsync(bad, err, sizeof bad, cudaMemcpyDeviceToHost, stream_));
     CUDA_CHECK(cudaStreamSynchronize(stream_));
     if (bad[0])
       throw Error("E_INVALID_ARG", "token id " + std::to_string(bad[1]) + " at row " + std::to_string(bad[0] - 1) +
@@ -254,7 +262,7 @@ class CudaGraph : public Graph {
   std::unordered_map<const Tensor*, TensorPtr> inputs_, outputs_;  // host tensor -> device mirror
   std::unordered_map<const Tensor*, std::vector<size_t>> writers_;  // host output -> nodes writing it
   TensorPtr workspace_;
-  TensorPtr error_;  // the step's error word (CudaExec::error)
+  TensorPtr error_;  // the step's error word (CudaExec::error), when a node checks on the device
 };
 
 std::shared_ptr<Graph> make_graph(std::vector<Node> nodes, int64_t max_rows, TensorPtr positions) {

@@ -154,18 +154,16 @@ export function configFromGguf(f: GgufFile): ModelConfig {
     // Phi-3 (mini 4k: 2047) keeps its window; llama.cpp's converter writes none for the others
     slidingWindow: ggufNumber(f, k('attention.sliding_window'), 0),
   };
-  if (arch === 'gemma2') {
-    // the converter stores the norm weights as 1 + w (Gemma's RMSNorm scales by 1 + w)
-    cfg.mlp = 'geglu_tanh';
-    cfg.sandwichNorms = true;
-    cfg.embedScale = Math.fround(Math.sqrt(dim));
-    cfg.slidingLayers = Array.from({ length: cfg.nLayers }, (_, l) => l % 2 === 0);
-    cfg.attnSoftcap = ggufNumber(f, k('attn_logit_softcapping'), 0) || undefined;
-    cfg.finalSoftcap = ggufNumber(f, k('final_logit_softcapping'), 0) || undefined;
-    // GGUF has no query_pre_attn_scalar: llama.cpp takes 1/sqrt(head dim), and for the 27B
-    // (46 layers) 1/sqrt(hidden / heads), as that model was trained
-    if (cfg.nLayers === 46) cfg.attnScale = 1 / Math.sqrt(dim / nHeads);
-  }
+  if (arch === 'gemma2')
+    // the converter stores the norm weights as 1 + w (Gemma's RMSNorm scales by 1 + w). GGUF
+    // has no query_pre_attn_scalar: llama.cpp takes 1/sqrt(head dim), and for the 27B (46
+    // layers) 1/sqrt(hidden / heads), as that model was trained.
+    gemma2(cfg, {
+      slidingLayers: Array.from({ length: cfg.nLayers }, (_, l) => l % 2 === 0),
+      attnScale: cfg.nLayers === 46 ? 1 / Math.sqrt(dim / nHeads) : undefined,
+      attnSoftcap: ggufNumber(f, k('attn_logit_softcapping'), 0),
+      finalSoftcap: ggufNumber(f, k('final_logit_softcapping'), 0),
+    });
   if (scalingType !== 'none' && scalingType !== 'linear')
     throw new FuselmError('E_UNSUPPORTED', `${f.path}: rope scaling '${scalingType}' is not supported yet (supported: none, linear)`);
   validateConfig(cfg, f.path);
@@ -244,24 +242,36 @@ export function configFromHf(j: JsonObject, where: string): ModelConfig {
     };
     if (gemma) {
       // norm weights stored as w (Gemma's RMSNorm scales by 1 + w): the loader adds the 1
-      cfg.mlp = 'geglu_tanh';
-      cfg.sandwichNorms = true;
-      cfg.embedScale = Math.fround(Math.sqrt(dim));
       const types = j.layer_types;
-      if (types !== undefined && types !== null) {
-        if (!Array.isArray(types) || types.length !== cfg.nLayers || types.some((t) => t !== 'sliding_attention' && t !== 'full_attention'))
-          throw new FuselmError('E_UNSUPPORTED', `${where}: layer_types ${JSON.stringify(types)} is not supported (one of sliding_attention, full_attention per layer)`);
-        cfg.slidingLayers = types.map((t) => t === 'sliding_attention');
-      } else cfg.slidingLayers = Array.from({ length: cfg.nLayers }, (_, l) => l % 2 === 0);
-      cfg.attnScale = 1 / Math.sqrt(num('query_pre_attn_scalar', headDim));
-      cfg.attnSoftcap = num('attn_logit_softcapping', 0) || undefined;
-      cfg.finalSoftcap = num('final_logit_softcapping', 0) || undefined;
+      if (types !== undefined && types !== null &&
+          (!Array.isArray(types) || types.length !== cfg.nLayers || types.some((t) => t !== 'sliding_attention' && t !== 'full_attention')))
+        throw new FuselmError('E_UNSUPPORTED', `${where}: layer_types ${JSON.stringify(types)} is not supported (one of sliding_attention, full_attention per layer)`);
+      gemma2(cfg, {
+        slidingLayers: Array.isArray(types) ? types.map((t) => t === 'sliding_attention') : Array.from({ length: cfg.nLayers }, (_, l) => l % 2 === 0),
+        attnScale: 1 / Math.sqrt(num('query_pre_attn_scalar', headDim)),
+        attnSoftcap: num('attn_logit_softcapping', 0),
+        finalSoftcap: num('final_logit_softcapping', 0),
+      });
     }
   }
   const pos = j.fuselm_positional;
   if (pos === 'sinusoidal') cfg.positional = 'sinusoidal';
   validateConfig(cfg, where);
   return cfg;
+}
+
+/** Gemma-2 on top of the llama family: GeGLU, sandwich norms, scaled embeddings, soft-capping. */
+function gemma2(
+  cfg: ModelConfig,
+  o: { slidingLayers: boolean[]; attnScale?: number; attnSoftcap: number; finalSoftcap: number },
+): void {
+  cfg.mlp = 'geglu_tanh';
+  cfg.sandwichNorms = true;
+  cfg.embedScale = Math.fround(Math.sqrt(cfg.dim));
+  cfg.slidingLayers = o.slidingLayers;
+  cfg.attnScale = o.attnScale;
+  cfg.attnSoftcap = o.attnSoftcap || undefined;
+  cfg.finalSoftcap = o.finalSoftcap || undefined;
 }
 
 /**
@@ -317,6 +327,7 @@ function hfRope(
  * original / low are stretched by `factor`, and those between are interpolated smoothly.
  */
 export function llama3FreqFactors(theta: number, dims: number, factor: number, low: number, high: number, original: number): number[] {
+  if (!(high > low)) throw new FuselmError('E_FORMAT', `llama3 rope scaling needs high_freq_factor > low_freq_factor, got ${high} and ${low}`);
   const lowWavelen = original / low, highWavelen = original / high;
   return Array.from({ length: dims / 2 }, (_, i) => {
     const wavelen = (2 * Math.PI) / Math.pow(theta, (-2 * i) / dims);

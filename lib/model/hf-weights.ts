@@ -130,26 +130,26 @@ export async function loadHfDecoderWeights(
     for (let l = 0; l < c.nLayers; l++) {
       const p = `model.layers.${l}.`;
       const m = async (s: string, shape: number[]) => keep(await T.matrix(p + s, shape));
-      const v = async (s: string, len: number) => norm(keep(await T.vector(p + s, len)));
+      const normWeight = async (s: string) => norm(keep(await T.vector(p + s, c.dim)));
       // Phi-3 fuses q, k, v into qkv_proj and gate, up into gate_up_proj (gate first)
       const fused = c.architecture === 'phi3';
       const part = async (s: string, start: number, rows: number, total: number) => keep(await T.rows(p + s, [rows, c.dim], { start, total }));
       const L: LayerWeights = {
-        attnNorm: await v('input_layernorm.weight', c.dim),
+        attnNorm: await normWeight('input_layernorm.weight'),
         wq: fused ? await part('self_attn.qkv_proj.weight', 0, q, q + 2 * kv) : await m('self_attn.q_proj.weight', [q, c.dim]),
         wk: fused ? await part('self_attn.qkv_proj.weight', q, kv, q + 2 * kv) : await m('self_attn.k_proj.weight', [kv, c.dim]),
         wv: fused ? await part('self_attn.qkv_proj.weight', q + kv, kv, q + 2 * kv) : await m('self_attn.v_proj.weight', [kv, c.dim]),
         wo: await m('self_attn.o_proj.weight', [c.dim, q]),
         // Gemma-2: post_attention_layernorm is the attention output's norm; the MLP's pre-norm
         // is pre_feedforward_layernorm
-        ffnNorm: await v(c.sandwichNorms ? 'pre_feedforward_layernorm.weight' : 'post_attention_layernorm.weight', c.dim),
+        ffnNorm: await normWeight(c.sandwichNorms ? 'pre_feedforward_layernorm.weight' : 'post_attention_layernorm.weight'),
         wGate: fused ? await part('mlp.gate_up_proj.weight', 0, c.ffnDim, 2 * c.ffnDim) : await m('mlp.gate_proj.weight', [c.ffnDim, c.dim]),
         wUp: fused ? await part('mlp.gate_up_proj.weight', c.ffnDim, c.ffnDim, 2 * c.ffnDim) : await m('mlp.up_proj.weight', [c.ffnDim, c.dim]),
         wDown: await m('mlp.down_proj.weight', [c.dim, c.ffnDim]),
       };
       if (c.sandwichNorms) {
-        L.postAttnNorm = await v('post_attention_layernorm.weight', c.dim);
-        L.postFfnNorm = await v('post_feedforward_layernorm.weight', c.dim);
+        L.postAttnNorm = await normWeight('post_attention_layernorm.weight');
+        L.postFfnNorm = await normWeight('post_feedforward_layernorm.weight');
       }
       if (c.biases === 'qkv') {
         L.bq = keep(await T.vector(p + 'self_attn.q_proj.bias', q));

@@ -9,28 +9,17 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { devices, FuselmError, loadModel, type LoadModelOptions, type Model } from '../../lib/index.js';
+import { devices, FuselmError, loadModel, type Model } from '../../lib/index.js';
 import { CpuBackend, CudaBackend, ops } from '../../lib/backend.js';
 import { native } from '../../lib/native.js';
 import { writeSyntheticLlama } from '../../lib/tools/synthetic.js';
 import { emptyTensor, readF32Rows, tensorFromF32, tensorFromI32 } from '../../lib/tensor.js';
+import { loadOnCuda } from '../helpers/cuda.js';
 import { readSharedJson, requireShared, sharedPath } from '../helpers/shared.js';
 
 const MODEL = 'models/stories260K.gguf';
 const ORACLE = 'models/stories260K.oracle.json';
 const hasGpu = () => native().cudaInfo().devices.length > 0;
-
-/** loadModel on device 'cuda': the GPU when there is one, else the emulator. */
-async function loadOnCuda(path: string, opts: LoadModelOptions = {}): Promise<Model> {
-  const before = process.env.FUSELM_CUDA_EMULATE;
-  process.env.FUSELM_CUDA_EMULATE = '1';
-  try {
-    return await loadModel(path, { ...opts, device: 'cuda' });
-  } finally {
-    if (before === undefined) delete process.env.FUSELM_CUDA_EMULATE;
-    else process.env.FUSELM_CUDA_EMULATE = before;
-  }
-}
 
 function maxAbsDiff(got: Float32Array, want: number[][], V: number): number {
   let m = 0;

@@ -22,60 +22,55 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { NativeImpl } from '../../bindings.js';
 import { FuselmError } from '../../lib/errors.js';
-import { loadEmbeddingModel } from '../../lib/model/bert.js';
+import { type EmbeddingModel, loadEmbeddingModel } from '../../lib/model/bert.js';
 import { loadModel } from '../../lib/model/model.js';
+import { withCudaEmulation } from '../helpers/cuda.js';
 import { fastImpls } from '../helpers/parity.js';
 import { readSharedJson, requireShared, sharedPath } from '../helpers/shared.js';
 import { writeBertGguf } from './gguf-from-hf.js';
 
+interface ReferenceStates { sequences: number[][]; token_types: number[][]; hidden: number[][][]; pooler: number[][] }
+
+/** encode() of each reference sequence gives HF's hidden states and pooler output within 1e-4. */
+async function assertReferenceStates(m: EmbeddingModel, ref: ReferenceStates, label: string): Promise<void> {
+  const D = m.config.dim;
+  let hErr = 0, pErr = 0;
+  for (let s = 0; s < ref.sequences.length; s++) {
+    const r = await m.encode(ref.sequences[s], ref.token_types[s]);
+    ref.hidden[s].forEach((row, t) => row.forEach((v, i) => (hErr = Math.max(hErr, Math.abs(r.hidden[t * D + i] - v)))));
+    ref.pooler[s].forEach((v, i) => (pErr = Math.max(pErr, Math.abs(r.pooler![i] - v))));
+  }
+  console.log(`      ${label}: max |hidden - ref| = ${hErr.toExponential(2)}, max |pooler - ref| = ${pErr.toExponential(2)}`);
+  assert.ok(hErr < 1e-4 && pErr < 1e-4, `${label}: hidden ${hErr}, pooler ${pErr}`);
+}
+
 describe('BERT (encoder)', () => {
   it('neural-api-tiny-bert: hidden states and pooler within 1e-4 of the reference', async function () {
     requireShared(this, 'models/hf/neural-api-tiny-bert/reference_hidden.json');
-    const ref = readSharedJson<{ sequences: number[][]; token_types: number[][]; hidden: number[][][]; pooler: number[][] }>(
+    const ref = readSharedJson<ReferenceStates>(
       'models/hf/neural-api-tiny-bert/reference_hidden.json',
     );
     for (const impl of ['reference', ...fastImpls()] as NativeImpl[]) {
       await using m = await loadEmbeddingModel(sharedPath('models/hf/neural-api-tiny-bert'), { device: 'cpu', impl, threads: 2 });
-      const D = m.config.dim;
-      let hErr = 0, pErr = 0;
-      for (let s = 0; s < ref.sequences.length; s++) {
-        const r = await m.encode(ref.sequences[s], ref.token_types[s]);
-        ref.hidden[s].forEach((row, t) => row.forEach((v, i) => (hErr = Math.max(hErr, Math.abs(r.hidden[t * D + i] - v)))));
-        ref.pooler[s].forEach((v, i) => (pErr = Math.max(pErr, Math.abs(r.pooler![i] - v))));
-      }
-      console.log(`      ${impl}: max |hidden - ref| = ${hErr.toExponential(2)}, max |pooler - ref| = ${pErr.toExponential(2)}`);
-      assert.ok(hErr < 1e-4 && pErr < 1e-4, `${impl}: hidden ${hErr}, pooler ${pErr}`);
+      await assertReferenceStates(m, ref, impl);
     }
   });
 
   it('runs on the CUDA backend: the reference hidden states and pooler, and the CPU’s packed embeddings', async function () {
     requireShared(this, 'models/hf/neural-api-tiny-bert/reference_hidden.json', 'models/hf/lm-buddy-bert-tiniest/tokenizer.json');
-    const ref = readSharedJson<{ sequences: number[][]; token_types: number[][]; hidden: number[][][]; pooler: number[][] }>(
+    const ref = readSharedJson<ReferenceStates>(
       'models/hf/neural-api-tiny-bert/reference_hidden.json',
     );
-    const before = process.env.FUSELM_CUDA_EMULATE;
-    process.env.FUSELM_CUDA_EMULATE = '1'; // a GPU when there is one, else the emulator
-    try {
+    await withCudaEmulation(async () => {
       await using m = await loadEmbeddingModel(sharedPath('models/hf/neural-api-tiny-bert'), { device: 'cuda' });
       assert.equal(m.device, 'cuda');
-      const D = m.config.dim;
-      let hErr = 0, pErr = 0;
-      for (let s = 0; s < ref.sequences.length; s++) {
-        const r = await m.encode(ref.sequences[s], ref.token_types[s]);
-        ref.hidden[s].forEach((row, t) => row.forEach((v, i) => (hErr = Math.max(hErr, Math.abs(r.hidden[t * D + i] - v)))));
-        ref.pooler[s].forEach((v, i) => (pErr = Math.max(pErr, Math.abs(r.pooler![i] - v))));
-      }
-      console.log(`      cuda: max |hidden - ref| = ${hErr.toExponential(2)}, max |pooler - ref| = ${pErr.toExponential(2)}`);
-      assert.ok(hErr < 1e-4 && pErr < 1e-4, `cuda: hidden ${hErr}, pooler ${pErr}`);
+      await assertReferenceStates(m, ref, 'cuda');
       const texts = ['Hello, world!', 'Something else entirely.', 'a', 'The quick brown fox jumps over the lazy dog.'];
       await using gpu = await loadEmbeddingModel(sharedPath('models/hf/lm-buddy-bert-tiniest'), { device: 'cuda' });
       await using cpu = await loadEmbeddingModel(sharedPath('models/hf/lm-buddy-bert-tiniest'), { device: 'cpu' });
       const [g, c] = [await gpu.embed(texts), await cpu.embed(texts)];
       for (let i = 0; i < texts.length; i++) for (let j = 0; j < c[i].length; j++) assert.ok(Math.abs(g[i][j] - c[i][j]) < 1e-5, `text ${i} [${j}]`);
-    } finally {
-      if (before === undefined) delete process.env.FUSELM_CUDA_EMULATE;
-      else process.env.FUSELM_CUDA_EMULATE = before;
-    }
+    });
   });
 
   it('lm-buddy-bert-tiniest embeds texts with its WordPiece tokenizer', async function () {

@@ -8,19 +8,13 @@
  */
 import assert from 'node:assert/strict';
 import { loadModel, type LoadModelOptions, type Model } from '../../lib/index.js';
+import { withCudaEmulation } from '../helpers/cuda.js';
 import { requireShared, sharedPath } from '../helpers/shared.js';
 
 const MODEL = 'models/stories260K.gguf';
 
-async function load(opts: LoadModelOptions): Promise<Model> {
-  const before = process.env.FUSELM_CUDA_EMULATE;
-  process.env.FUSELM_CUDA_EMULATE = '1';
-  try {
-    return await loadModel(sharedPath(MODEL), { threads: 2, kvType: 'f32', ...opts });
-  } finally {
-    if (before === undefined) delete process.env.FUSELM_CUDA_EMULATE;
-    else process.env.FUSELM_CUDA_EMULATE = before;
-  }
+function load(opts: LoadModelOptions): Promise<Model> {
+  return withCudaEmulation(() => loadModel(sharedPath(MODEL), { threads: 2, kvType: 'f32', ...opts }));
 }
 
 describe('KV cache growth', () => {

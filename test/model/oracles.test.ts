@@ -27,7 +27,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { GgmlType } from '../../lib/formats/ggml-types.js';
 import { ggufMetadataSpec, readGguf, writeGguf } from '../../lib/formats/gguf.js';
-import { loadModel, type LoadModelOptions, type Model } from '../../lib/index.js';
+import { loadModel, type Model } from '../../lib/index.js';
+import { loadOnCuda } from '../helpers/cuda.js';
 import { readSharedJson, requireShared, sharedPath } from '../helpers/shared.js';
 
 interface Prompt {
@@ -56,17 +57,6 @@ async function greedy(m: Model, ids: number[]): Promise<number[]> {
   return (await m.generate(ids, { maxTokens: 24, ignoreEog: true })).ids;
 }
 
-async function onCuda(file: string, opts: LoadModelOptions = {}): Promise<Model> {
-  const before = process.env.FUSELM_CUDA_EMULATE;
-  process.env.FUSELM_CUDA_EMULATE = '1';
-  try {
-    return await loadModel(file, { ...opts, device: 'cuda' });
-  } finally {
-    if (before === undefined) delete process.env.FUSELM_CUDA_EMULATE;
-    else process.env.FUSELM_CUDA_EMULATE = before;
-  }
-}
-
 describe('oracle fixtures (transformers and llama.cpp)', () => {
   for (const [dir, gguf] of FIXTURES)
     describe(dir, () => {
@@ -75,7 +65,7 @@ describe('oracle fixtures (transformers and llama.cpp)', () => {
         const o = readSharedJson<Oracle>(`models/oracles/${dir}/oracle.json`);
         const file = sharedPath('models', 'oracles', dir, gguf);
         await using cpu = await loadModel(file, { device: 'cpu', kvType: 'f32', contextSize: 256 });
-        await using gpu = await onCuda(file, { kvType: 'f32', contextSize: 256 });
+        await using gpu = await loadOnCuda(file, { kvType: 'f32', contextSize: 256 });
         for (const p of o.prompts) {
           assert.deepEqual(cpu.tokenizer.encode(p.text, { addSpecial: true }), p.ids_with_special, `${p.text}: ids`);
           assert.deepEqual(await greedy(cpu, p.ids_with_special), p.llamacpp_greedy, `${p.text}: greedy on the CPU`);
@@ -101,7 +91,7 @@ describe('oracle fixtures (transformers and llama.cpp)', () => {
         console.log(`      ${dir}: last logits max |ours - transformers| / max |logit| = ${worst.toExponential(2)}`);
         assert.ok(worst <= 1e-4, `${dir}: ${worst}`);
         // the same tokens on the CUDA backend
-        await using gpu = await onCuda(sharedPath('models', 'oracles', dir, 'hf'), { kvType: 'f32', contextSize: 256 });
+        await using gpu = await loadOnCuda(sharedPath('models', 'oracles', dir, 'hf'), { kvType: 'f32', contextSize: 256 });
         for (const p of o.prompts) assert.deepEqual(await greedy(gpu, p.ids_with_special), p.hf_greedy, `${p.text}: greedy on CUDA`);
       });
     });
