@@ -94,7 +94,10 @@ std::vector<CudaOp>& registry() {
   return ops;
 }
 
-bool is_norm(const Node& n) { return n.op == &rms_norm_op::def || n.op == &layer_norm_op::def; }
+// (a grouped rms_norm, the per-head q/k norm, is not: add_norm normalizes whole rows)
+bool is_norm(const Node& n) {
+  return (n.op == &rms_norm_op::def && n.i(rms_norm_op::group_size) == 0) || n.op == &layer_norm_op::def;
+}
 // A norm's input and output (the same role indices in rms_norm and layer_norm).
 static_assert(int(rms_norm_op::x) == int(layer_norm_op::x) && int(rms_norm_op::out) == int(layer_norm_op::out) &&
                   int(rms_norm_op::weight) == int(layer_norm_op::weight) && int(rms_norm_op::eps) == int(layer_norm_op::eps),
@@ -242,7 +245,7 @@ class CudaGraph : public Graph {
     using namespace rope_op;
     rope_kv_store_cuda({dev<void>(store.t[kv_store_op::cache]), store.t[kv_store_op::cache]->dtype, dev(r.t[x]) + rope.row0 * r.t[x]->cols(),
                         rope.rows, r.i(n_heads), r.i(head_dim), r.i(n_rot), rope.pos, r.f(theta_base), r.f(freq_scale), r.b(neox),
-                        r.t[freq_factors] ? dev(r.t[freq_factors]) : nullptr},
+                        r.t[freq_factors] ? dev(r.t[freq_factors]) : nullptr, r.f(mscale)},
                        stream_);
   }
 

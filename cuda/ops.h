@@ -57,6 +57,7 @@ struct RopeKvStoreArgs {
   void* cache; DType cache_dtype; const float* src;
   int64_t T, n_heads, head_dim, n_rot, pos0; float theta_base, freq_scale; bool neox;
   const float* freq_factors = nullptr;
+  float mscale = 1;
 };
 void rope_kv_store_cuda(const RopeKvStoreArgs& a, cudaStream_t stream);  // cuda/rope_kv_store.cu
 

@@ -9,6 +9,7 @@
 // an f32 angle is off by ~1e-4, so the angle and its reduction to [-pi, pi] are computed in
 // double (a handful of double operations per pair and block) and only the reduced angle is
 // rounded to f32 for sincosf: ~2e-7 absolute, the same order as the f32 rotation itself.
+// cos and sin are then scaled by mscale (YaRN's and LongRoPE's attention factor; 1 otherwise).
 #include <cmath>
 #include <cstdint>
 
@@ -21,7 +22,7 @@ constexpr int kRopeHeadsPerBlock = 4;
 
 template <bool NEOX>
 static __global__ void rope_f32_kernel(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, int64_t pos0,
-                                       double log2_base, double freq_scale, const float* ff) {
+                                       double log2_base, double freq_scale, const float* ff, float mscale) {
   const int64_t t = blockIdx.x;
   const int64_t h0 = int64_t(blockIdx.y) * kRopeHeadsPerBlock;
   const int64_t h1 = h0 + kRopeHeadsPerBlock < n_heads ? h0 + kRopeHeadsPerBlock : n_heads;
@@ -34,7 +35,7 @@ static __global__ void rope_f32_kernel(float* x, int64_t n_heads, int64_t head_d
     if (ff) theta /= double(ff[i]);
     const double two_pi = 6.283185307179586476925287;
     const float r = float(theta - rint(theta * (1.0 / two_pi)) * two_pi);
-    const float c = cosf(r), s = sinf(r);
+    const float c = cosf(r) * mscale, s = sinf(r) * mscale;
     const int64_t i0 = NEOX ? i : 2 * i, i1 = NEOX ? i + half : 2 * i + 1;
     for (int64_t h = h0; h < h1; h++) {
       float* p = xt + h * head_dim;
@@ -56,10 +57,10 @@ void rope_cuda(const RopeArgs& a, cudaStream_t stream) {
   const double log2_base = std::log2(double(a.theta_base));
   if (a.neox)
     launch_kernel("rope_f32_kernel<neox>", rope_f32_kernel<true>, grid, dim3(unsigned(threads)), 0, stream, a.x,
-                  a.n_heads, a.head_dim, a.n_rot, a.pos0, log2_base, double(a.freq_scale), a.freq_factors);
+                  a.n_heads, a.head_dim, a.n_rot, a.pos0, log2_base, double(a.freq_scale), a.freq_factors, a.mscale);
   else
     launch_kernel("rope_f32_kernel<llama>", rope_f32_kernel<false>, grid, dim3(unsigned(threads)), 0, stream, a.x,
-                  a.n_heads, a.head_dim, a.n_rot, a.pos0, log2_base, double(a.freq_scale), a.freq_factors);
+                  a.n_heads, a.head_dim, a.n_rot, a.pos0, log2_base, double(a.freq_scale), a.freq_factors, a.mscale);
 }
 
 FUSELM_CUDA_OP(rope_op::def, [](const Step& s, const CudaExec& x) { rope_cuda(rope_op::args(s), x.stream); });

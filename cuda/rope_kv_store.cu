@@ -20,7 +20,7 @@ template <> __device__ __forceinline__ __nv_bfloat16 to_cache<__nv_bfloat16>(flo
 
 template <bool NEOX, class C>
 static __global__ void rope_kv_store_kernel(C* cache, const float* src, int64_t n_heads, int64_t head_dim, int64_t n_rot,
-                                            int64_t pos0, double log2_base, double freq_scale, const float* ff) {
+                                            int64_t pos0, double log2_base, double freq_scale, const float* ff, float mscale) {
   const int64_t t = blockIdx.x;
   const int64_t h0 = int64_t(blockIdx.y) * kRopeStoreHeadsPerBlock;
   const int64_t h1 = h0 + kRopeStoreHeadsPerBlock < n_heads ? h0 + kRopeStoreHeadsPerBlock : n_heads;
@@ -33,7 +33,7 @@ static __global__ void rope_kv_store_kernel(C* cache, const float* src, int64_t 
     if (ff) theta /= double(ff[i]);
     const double two_pi = 6.283185307179586476925287;
     const float r = float(theta - rint(theta * (1.0 / two_pi)) * two_pi);
-    const float c = cosf(r), s = sinf(r);
+    const float c = cosf(r) * mscale, s = sinf(r) * mscale;
     const int64_t i0 = NEOX ? i : 2 * i, i1 = NEOX ? i + half : 2 * i + 1;
     for (int64_t h = h0; h < h1; h++) {
       const float x0 = st[h * head_dim + i0], x1 = st[h * head_dim + i1];
@@ -55,7 +55,7 @@ static void launch_rope_kv_store(const RopeKvStoreArgs& a, cudaStream_t stream, 
   threads = threads > 256 ? 256 : threads;
   const dim3 grid(unsigned(a.T), unsigned((a.n_heads + kRopeStoreHeadsPerBlock - 1) / kRopeStoreHeadsPerBlock));
   launch_kernel(name, rope_kv_store_kernel<NEOX, C>, grid, dim3(unsigned(threads)), 0, stream, static_cast<C*>(a.cache),
-                a.src, a.n_heads, a.head_dim, a.n_rot, a.pos0, std::log2(double(a.theta_base)), double(a.freq_scale), a.freq_factors);
+                a.src, a.n_heads, a.head_dim, a.n_rot, a.pos0, std::log2(double(a.theta_base)), double(a.freq_scale), a.freq_factors, a.mscale);
 }
 
 void rope_kv_store_cuda(const RopeKvStoreArgs& a, cudaStream_t stream) {

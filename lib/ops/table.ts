@@ -59,12 +59,12 @@ export const OP_TABLE = {
   layer_norm: { roles: { out: OUT, x: IN, weight: IN, bias: IN }, params: { eps: float } },
   matmul: { roles: { out: { access: 'out', host: true }, x: IN, w: IN }, params: { lastRow: { type: 'bool', default: false } } },
   mul: { roles: { out: OUT, a: IN, b: IN }, params: {} },
-  rms_norm: { roles: { out: OUT, x: IN, weight: IN }, params: { eps: float } },
+  rms_norm: { roles: { out: OUT, x: IN, weight: IN }, params: { eps: float, groupSize: { type: 'int', default: 0 } } },
   scale: { roles: { out: OUT, x: IN }, params: { s: float } },
   softcap: { roles: { out: { access: 'out', host: true }, x: IN }, params: { cap: float } },
   rope: {
     roles: { x: { access: 'inout' }, freqFactors: { access: 'in', required: false } },
-    params: { nHeads: int, headDim: int, nRot: int, thetaBase: float, freqScale: { type: 'float', default: 1 }, neox: bool },
+    params: { nHeads: int, headDim: int, nRot: int, thetaBase: float, freqScale: { type: 'float', default: 1 }, neox: bool, mscale: { type: 'float', default: 1 } },
     positional: true,
   },
   swiglu: { roles: { out: OUT, gate: IN, up: IN }, params: {} },
@@ -124,6 +124,8 @@ export interface RopeOptions {
   neox?: boolean;
   /** f32 [nRot/2]: pair i's angle is divided by it (Llama-3.1's rope scaling, llama.cpp's rope_freqs). */
   freqFactors?: NativeTensor;
+  /** cos and sin times mscale (YaRN's and LongRoPE's attention factor); default 1. */
+  mscale?: number;
 }
 
 export interface AttentionOptions {
@@ -166,14 +168,15 @@ export const ops = {
   matmul: (out: NativeTensor, x: NativeTensor, w: NativeTensor, opts: { lastRow?: boolean } = {}): GraphNode => ({
     op: 'matmul', out, x, w, lastRow: opts.lastRow ?? false,
   } satisfies OpNode<'matmul'>),
-  /** out = x / rms(x) * weight */
-  rmsNorm: (out: NativeTensor, x: NativeTensor, weight: NativeTensor, eps: number): GraphNode => ({
-    op: 'rms_norm', out, x, weight, eps,
+  /** out = x / rms(x) * weight; with groupSize, each run of groupSize values of a row on its own (per-head q/k norms) */
+  rmsNorm: (out: NativeTensor, x: NativeTensor, weight: NativeTensor, eps: number, opts: { groupSize?: number } = {}): GraphNode => ({
+    op: 'rms_norm', out, x, weight, eps, ...(opts.groupSize ? { groupSize: opts.groupSize } : {}),
   } satisfies OpNode<'rms_norm'>),
   /** rotary embedding of x in place; token t sits at position pos + t */
   rope: (x: NativeTensor, o: RopeOptions, seq?: SeqSpan): GraphNode => ({
     op: 'rope', x, nHeads: o.nHeads, headDim: o.headDim, nRot: o.nRot ?? o.headDim, thetaBase: o.thetaBase,
-    freqScale: o.freqScale ?? 1, neox: o.neox ?? false, ...(o.freqFactors ? { freqFactors: o.freqFactors } : {}), ...seqFields(seq),
+    freqScale: o.freqScale ?? 1, neox: o.neox ?? false, ...(o.freqFactors ? { freqFactors: o.freqFactors } : {}),
+    ...(o.mscale !== undefined && o.mscale !== 1 ? { mscale: o.mscale } : {}), ...seqFields(seq),
   } satisfies OpNode<'rope'>),
   /** cache[pos + t] = src[t], rounded to the cache's dtype (f32, f16, bf16) */
   kvStore: (cache: NativeTensor, src: NativeTensor, seq?: SeqSpan): GraphNode => ({ op: 'kv_store', cache, src, ...seqFields(seq) } satisfies OpNode<'kv_store'>),
@@ -343,7 +346,13 @@ export const CASES: Record<OpName, OpCases> = {
     parity: ROW_SHAPES.map(([T, D]): ParityCase => ({
       name: `rms_norm ${T}x${D}`, rows: T, tol: { rel: 1e-6, abs: 1e-5 }, doctor: D === 33,
       build: () => ops.rmsNorm(zeros([T, D]), f32([T, D], 13), f32([D], 14), 1e-5),
-    })),
+    })).concat(
+      // per-head q/k norm (Qwen3, Gemma-3): 4 heads of 32, 2 of 128 in place
+      [[3, 4, 32], [1, 2, 128]].map(([T, H, G]): ParityCase => ({
+        name: `rms_norm ${T}x${H * G} groups of ${G}`, rows: T, tol: { rel: 1e-6, abs: 1e-5 },
+        build: () => { const x = f32([T, H * G], 13); return ops.rmsNorm(x, x, f32([G], 14), 1e-6, { groupSize: G }); },
+      })),
+    ),
     bench: [1, 64].map((T): BenchCase => ({
       name: `rms_norm ${T}x4096`, rows: T, bytes: 2 * T * 4096 * 4,
       nodes: repeat(T === 1 ? 64 : 16, () => ops.rmsNorm(zeros([T, 4096]), f32([T, 4096], 13), f32([4096], 14), 1e-5)),
@@ -368,11 +377,13 @@ export const CASES: Record<OpName, OpCases> = {
       // Llama-3.1's scaling: per-pair factors 1 .. 8 (rope_freqs), decode and prefill
       { neox: false, nRot: 16, H: 2, HD: 16, T: 1, pos: 3000, factors: true },
       { neox: true, nRot: 24, H: 4, HD: 24, T: 6, pos: 17, factors: true },
-    ].map((c): ParityCase => ({
-      name: `rope ${c.neox ? 'neox' : 'llama'} ${c.T}x${c.H}x${c.HD} nRot ${c.nRot} pos ${c.pos}${c.factors ? ' freq factors' : ''}`, rows: c.T, pos: c.pos,
+      // YaRN / LongRoPE: factors and a magnitude on cos and sin, partial rotation (Phi-4-mini)
+      { neox: true, nRot: 24, H: 2, HD: 32, T: 3, pos: 5000, factors: true, mscale: 1.19 },
+    ].map((c: { neox: boolean; nRot: number; H: number; HD: number; T: number; pos: number; doctor?: boolean; factors?: boolean; mscale?: number }): ParityCase => ({
+      name: `rope ${c.neox ? 'neox' : 'llama'} ${c.T}x${c.H}x${c.HD} nRot ${c.nRot} pos ${c.pos}${c.factors ? ' freq factors' : ''}${c.mscale ? ` mscale ${c.mscale}` : ''}`, rows: c.T, pos: c.pos,
       tol: { rel: 1e-6, abs: 1e-6 }, doctor: c.doctor,
       build: () => ops.rope(f32([c.T, c.H * c.HD], 18), {
-        nHeads: c.H, headDim: c.HD, nRot: c.nRot, thetaBase: c.factors ? 500000 : 10000, freqScale: c.pos > 1000 && !c.factors ? 0.25 : 1, neox: c.neox,
+        nHeads: c.H, headDim: c.HD, nRot: c.nRot, thetaBase: c.factors ? 500000 : 10000, freqScale: c.pos > 1000 && !c.factors ? 0.25 : 1, neox: c.neox, mscale: c.mscale,
         freqFactors: c.factors ? tensorFromF32('f32', [c.nRot / 2], Float32Array.from({ length: c.nRot / 2 }, (_, i) => 1 + (7 * i) / (c.nRot / 2 - 1))) : undefined,
       }),
     })),

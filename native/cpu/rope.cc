@@ -19,11 +19,12 @@
 namespace fuselm {
 
 // Rotates one head of one token. Angles are computed in double, as the reference.
-static void rope_head_ref(float* h, int64_t n_rot, double pos, double theta_base, double freq_scale, bool neox, const float* ff) {
+static void rope_head_ref(float* h, int64_t n_rot, double pos, double theta_base, double freq_scale, bool neox, const float* ff,
+                          double mscale) {
   for (int64_t i = 0; i < n_rot / 2; i++) {
     double theta = pos * freq_scale * std::pow(theta_base, -2.0 * double(i) / double(n_rot));
     if (ff) theta /= double(ff[i]);
-    double c = std::cos(theta), s = std::sin(theta);
+    double c = std::cos(theta) * mscale, s = std::sin(theta) * mscale;
     int64_t i0 = neox ? i : 2 * i;
     int64_t i1 = neox ? i + n_rot / 2 : 2 * i + 1;
     double x0 = h[i0], x1 = h[i1];
@@ -36,7 +37,7 @@ static void rope_reference(const RopeArgs& a) {
   for (int64_t t = 0; t < a.T; t++)
     for (int64_t h = 0; h < a.n_heads; h++)
       rope_head_ref(a.x + (t * a.n_heads + h) * a.head_dim, a.n_rot, double(a.pos0 + t), a.theta_base,
-                    a.freq_scale, a.neox, a.freq_factors);
+                    a.freq_scale, a.neox, a.freq_factors, a.mscale);
 }
 
 namespace {
@@ -57,7 +58,7 @@ using RotateFn = void (*)(float* x, int64_t n_heads, int64_t head_dim, int64_t n
 // the same positions, so all but the first call of a step find their tables here.
 struct TableCache {
   int64_t pos0 = -1, T = 0, n_rot = 0;
-  float theta_base = 0, freq_scale = 0;
+  float theta_base = 0, freq_scale = 0, mscale = 0;
   bool neox = false;
   std::vector<float> freq_factors;  // a copy: the same values, not merely the same address
   std::vector<float> tab;  // [T, 2, n_rot]: c then s
@@ -178,10 +179,10 @@ void rope_cpu(const RopeArgs& a, const Exec& e) {
                                                    std::equal(a.freq_factors, a.freq_factors + pairs, cache.freq_factors.begin())
                                              : cache.freq_factors.empty();
   const bool hit = cache.pos0 == a.pos0 && cache.T >= a.T && cache.n_rot == a.n_rot && cache.theta_base == a.theta_base &&
-                   cache.freq_scale == a.freq_scale && cache.neox == a.neox && same_factors;
+                   cache.freq_scale == a.freq_scale && cache.mscale == a.mscale && cache.neox == a.neox && same_factors;
   if (!hit) {
     cache.pos0 = a.pos0, cache.T = a.T, cache.n_rot = a.n_rot;
-    cache.theta_base = a.theta_base, cache.freq_scale = a.freq_scale, cache.neox = a.neox;
+    cache.theta_base = a.theta_base, cache.freq_scale = a.freq_scale, cache.mscale = a.mscale, cache.neox = a.neox;
     cache.freq_factors.assign(a.freq_factors, a.freq_factors ? a.freq_factors + pairs : a.freq_factors);
     cache.tab.assign(size_t(a.T * 2 * a.n_rot), 0.0f);
   }
@@ -223,16 +224,17 @@ void rope_cpu(const RopeArgs& a, const Exec& e) {
         }
         float* tc = tab + t * 2 * a.n_rot;
         float* ts = tc + a.n_rot;
+        const double m = a.mscale;
         if (a.neox) {
           for (int64_t i = 0; i < pairs; i++) {
-            tc[i] = float(c[i]);
-            ts[i] = float(s[i]);
+            tc[i] = float(c[i] * m);
+            ts[i] = float(s[i] * m);
           }
         } else {
           for (int64_t i = 0; i < pairs; i++) {
-            tc[2 * i] = tc[2 * i + 1] = float(c[i]);
-            ts[2 * i] = -float(s[i]);
-            ts[2 * i + 1] = float(s[i]);
+            tc[2 * i] = tc[2 * i + 1] = float(c[i] * m);
+            ts[2 * i] = -float(s[i] * m);
+            ts[2 * i + 1] = float(s[i] * m);
           }
         }
       }

@@ -4,7 +4,7 @@
 // stored value plus that bound (the two sides can round a value lying on a rounding boundary
 // differently). Llama and NeoX layouts, n_rot < head_dim (the rest copied), odd head counts,
 // pos0 > 0 (rows before pos0 untouched), per-pair frequency factors (Llama-3.1's rope_freqs),
-// and src left unchanged.
+// a magnitude on cos and sin (YaRN's mscale), and src left unchanged.
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -28,9 +28,10 @@ float widen(fuselm::DType t, const void* p, size_t i) {
 
 void rope_store_cases(fuselm::DType dt, double rel, double abs) {
   Rng rng(0x5707e + int(dt));
-  struct Case { int64_t T, n_heads, head_dim, n_rot, pos0; bool neox, factors; };
+  struct Case { int64_t T, n_heads, head_dim, n_rot, pos0; bool neox, factors; float mscale = 1; };
   const Case cases[] = {{1, 1, 8, 8, 0, false, false},      {3, 5, 64, 64, 7, false, false}, {2, 3, 80, 32, 4090, true, false},
-                        {5, 2, 128, 128, 100, true, false}, {3, 2, 16, 16, 3000, false, true}, {4, 3, 64, 32, 17, true, true}};
+                        {5, 2, 128, 128, 100, true, false}, {3, 2, 16, 16, 3000, false, true}, {4, 3, 64, 32, 17, true, true},
+                        {2, 2, 32, 24, 5000, true, true, 1.19f}};
   const size_t esize = dt == fuselm::DType::F32 ? 4 : 2;
   Parity p(rel, abs);
   for (const Case& c : cases) {
@@ -42,18 +43,18 @@ void rope_store_cases(fuselm::DType dt, double rel, double abs) {
     for (size_t i = 0; i < factors.size(); i++) factors[i] = 1.0f + 7.0f * float(i) / float(factors.size() - 1);
     DeviceBuffer<float> dfactors(factors);
     const float* ff = c.factors ? factors.data() : nullptr;
-    fuselm::rope_cpu({want.data(), c.T, c.n_heads, c.head_dim, c.n_rot, c.pos0, 10000.0f, 1.0f, c.neox, ff}, ref_exec());
+    fuselm::rope_cpu({want.data(), c.T, c.n_heads, c.head_dim, c.n_rot, c.pos0, 10000.0f, 1.0f, c.neox, ff, c.mscale}, ref_exec());
     DeviceBuffer<float> dsrc(src);
     DeviceBuffer<uint8_t> dcache(size_t(ctx * W) * esize);
     fuselm::rope_kv_store_cuda({dcache.p, dt, dsrc.p, c.T, c.n_heads, c.head_dim, c.n_rot, c.pos0, 10000.0f, 1.0f, c.neox,
-                                c.factors ? dfactors.p : nullptr},
+                                c.factors ? dfactors.p : nullptr, c.mscale},
                                nullptr);
     const std::vector<uint8_t> cache = dcache.download();
     std::vector<float> got(size_t(c.T * W));
     for (size_t i = 0; i < got.size(); i++) got[i] = widen(dt, cache.data(), size_t(c.pos0 * W) + i);
     p.check(std::string(c.neox ? "neox" : "llama") + " T=" + std::to_string(c.T) + " heads=" + std::to_string(c.n_heads) +
                 " hd=" + std::to_string(c.head_dim) + " n_rot=" + std::to_string(c.n_rot) + " pos0=" + std::to_string(c.pos0) +
-                (c.factors ? " freq factors" : ""),
+                (c.factors ? " freq factors" : "") + (c.mscale != 1 ? " mscale" : ""),
             got.data(), want.data(), got.size());
     for (size_t i = 0; i < size_t(c.pos0 * W) * esize; i++) CHECK(cache[i] == 0);  // earlier rows untouched
     const std::vector<float> after = dsrc.download();
