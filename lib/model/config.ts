@@ -5,10 +5,10 @@
  * options are E_UNSUPPORTED; missing or ill-typed fields are E_FORMAT naming the file and key.
  */
 import { FuselmError } from '../errors.js';
-import { type GgufFile, ggufBool, ggufNumber, ggufString } from '../formats/gguf.js';
+import { type GgufFile, ggufBool, ggufGet, ggufNumber, ggufString } from '../formats/gguf.js';
 import type { JsonObject } from '../formats/hf.js';
 
-export type Architecture = 'llama' | 'mistral' | 'qwen2' | 'phi3' | 'gemma2' | 'gpt2' | 'bert';
+export type Architecture = 'llama' | 'mistral' | 'qwen2' | 'qwen3' | 'phi3' | 'gemma' | 'gemma2' | 'gemma3' | 'gpt2' | 'bert';
 
 export interface ModelConfig {
   architecture: Architecture;
@@ -28,10 +28,28 @@ export interface ModelConfig {
   /** Position multiplier (1 / linear scaling factor). */
   ropeFreqScale: number;
   /**
-   * Per-pair rope frequency divisors from a config.json's scaling (llama3); a GGUF carries them
-   * as the rope_freqs.weight tensor instead. Absent: none.
+   * Per-pair rope frequency divisors computed from the scaling settings (llama3 from a
+   * config.json; YaRN from either; a GGUF carries llama3's as the rope_freqs.weight tensor
+   * instead, and the two multiply). Absent: none.
    */
   ropeFreqFactors?: number[];
+  /** cos and sin of the rotation scaled by this (YaRN's and LongRoPE's attention factor); absent: 1. */
+  ropeMscale?: number;
+  /**
+   * LongRoPE (Phi-3 128k): per-pair divisors for contexts of up to `original` positions (short)
+   * and for longer ones (long). Which applies is fixed by the context size at load, as llama.cpp
+   * does. A GGUF carries them as rope_factors_short/long tensors instead of here.
+   */
+  ropeLongrope?: { original: number; short?: number[]; long?: number[] };
+  /** Gemma-3: the sliding-window layers' own rope base and scale (no factors, no mscale). */
+  ropeSliding?: { theta: number; freqScale: number };
+  /**
+   * The most positions the rotation is exact for (dynamic NTK scaling: transformers changes the
+   * base past them); a larger contextSize is refused. Absent: no limit.
+   */
+  ropeMaxContext?: number;
+  /** Qwen3, Gemma-3: an RMSNorm of each head of q and of k (weights [headDim]) before rope. */
+  qkNorm?: boolean;
   /** NeoX pairing (i, i + n/2) instead of llama's adjacent pairs. */
   ropeNeox: boolean;
   /** Context length the model was trained for. */
@@ -92,8 +110,8 @@ export const LLAMA_DEFAULTS = {
  */
 export function configFromGguf(f: GgufFile): ModelConfig {
   const arch = ggufString(f, 'general.architecture');
-  if (arch !== 'llama' && arch !== 'qwen2' && arch !== 'phi3' && arch !== 'gemma2' && arch !== 'gpt2' && arch !== 'bert')
-    throw new FuselmError('E_UNSUPPORTED', `${f.path}: architecture '${arch}' is not supported yet (supported: llama, qwen2, phi3, gemma2, gpt2, bert)`);
+  if (!(GGUF_ARCHS as readonly string[]).includes(arch))
+    throw new FuselmError('E_UNSUPPORTED', `${f.path}: architecture '${arch}' is not supported yet (supported: ${GGUF_ARCHS.join(', ')})`);
   const k = (s: string) => `${arch}.${s}`;
   const dim = ggufNumber(f, k('embedding_length'));
   const nHeads = ggufNumber(f, k('attention.head_count'));
@@ -137,41 +155,130 @@ export function configFromGguf(f: GgufFile): ModelConfig {
   const experts = ggufNumber(f, k('expert_count'), 0);
   if (experts > 0)
     throw new FuselmError('E_UNSUPPORTED', `${f.path}: mixture-of-experts models (${k('expert_count')} = ${experts}) are not supported yet`);
-  const scalingType = ggufString(f, k('rope.scaling.type'), 'none');
-  const scalingFactor = ggufNumber(f, k('rope.scaling.factor'), 0);
+  const ropeDims = ggufNumber(f, k('rope.dimension_count'), headDim);
+  const ropeTheta = ggufNumber(f, k('rope.freq_base'), 10000);
   const cfg: ModelConfig = {
     ...common,
     ffnDim: ggufNumber(f, k('feed_forward_length')),
     normEps: ggufNumber(f, k('attention.layer_norm_rms_epsilon'), 1e-5),
-    ropeDims: ggufNumber(f, k('rope.dimension_count'), headDim),
-    ropeTheta: ggufNumber(f, k('rope.freq_base'), 10000),
-    ropeFreqScale: scalingType === 'linear' && scalingFactor > 0 ? 1 / scalingFactor : 1,
+    ropeDims,
+    ropeTheta,
+    ...ggufRopeScaling(f, arch, ropeTheta, ropeDims, common.contextLength),
     ...LLAMA_DEFAULTS,
-    // llama.cpp's converter permutes llama's q/k rows for adjacent-pair rotation; Qwen2's and
-    // Phi-3's stay in the checkpoint's order and rotate halves (llama.cpp's NEOX rope type)
+    // llama.cpp's converter permutes llama's q/k rows for adjacent-pair rotation; the others'
+    // stay in the checkpoint's order and rotate halves (llama.cpp's NEOX rope type)
     ropeNeox: arch !== 'llama',
     biases: arch === 'qwen2' ? 'qkv' : 'none',
     // Phi-3 (mini 4k: 2047) keeps its window; llama.cpp's converter writes none for the others
     slidingWindow: ggufNumber(f, k('attention.sliding_window'), 0),
+    qkNorm: arch === 'qwen3' || arch === 'gemma3' || undefined,
   };
+  // Gemma: the converter stores every norm weight as 1 + w (Gemma's RMSNorm scales by 1 + w).
+  // GGUF has no query_pre_attn_scalar: llama.cpp takes 1/sqrt(head dim), and for the 27B
+  // models (Gemma-2: 46 layers, Gemma-3: 62) 1/sqrt(hidden / heads), as they were trained.
+  const gemmaScale = (layers27b: number) => (cfg.nLayers === layers27b ? 1 / Math.sqrt(dim / nHeads) : undefined);
+  if (arch === 'gemma') gemma(cfg, {});
   if (arch === 'gemma2')
-    // the converter stores the norm weights as 1 + w (Gemma's RMSNorm scales by 1 + w). GGUF
-    // has no query_pre_attn_scalar: llama.cpp takes 1/sqrt(head dim), and for the 27B (46
-    // layers) 1/sqrt(hidden / heads), as that model was trained.
-    gemma2(cfg, {
+    gemma(cfg, {
+      sandwich: true,
       slidingLayers: Array.from({ length: cfg.nLayers }, (_, l) => l % 2 === 0),
-      attnScale: cfg.nLayers === 46 ? 1 / Math.sqrt(dim / nHeads) : undefined,
+      attnScale: gemmaScale(46),
       attnSoftcap: ggufNumber(f, k('attn_logit_softcapping'), 0),
       finalSoftcap: ggufNumber(f, k('final_logit_softcapping'), 0),
     });
-  if (scalingType !== 'none' && scalingType !== 'linear')
-    throw new FuselmError('E_UNSUPPORTED', `${f.path}: rope scaling '${scalingType}' is not supported yet (supported: none, linear)`);
+  if (arch === 'gemma3') {
+    // five sliding-window layers, then one global (llama.cpp's swa pattern 6); the sliding
+    // layers rotate with base 10000 and no scaling, the global ones with the file's settings
+    gemma(cfg, {
+      sandwich: true,
+      slidingLayers: Array.from({ length: cfg.nLayers }, (_, l) => l % 6 < 5),
+      attnScale: gemmaScale(62),
+      attnSoftcap: ggufNumber(f, k('attn_logit_softcapping'), 0),
+      finalSoftcap: ggufNumber(f, k('final_logit_softcapping'), 0),
+    });
+    cfg.ropeSliding = { theta: ggufNumber(f, k('rope.freq_base_swa'), 10000), freqScale: 1 };
+  }
   validateConfig(cfg, f.path);
   return cfg;
 }
 
+/** The llama-family architectures a GGUF may name. */
+const GGUF_ARCHS = ['llama', 'qwen2', 'qwen3', 'phi3', 'gemma', 'gemma2', 'gemma3', 'gpt2', 'bert'] as const;
+
+/**
+ * A GGUF's rope scaling, read as llama.cpp reads it: `rope.scaling.type` (linear when absent, as
+ * llama.cpp defaults) with `rope.scaling.factor` (or the older `rope.scale_linear`): none,
+ * linear (positions divided by factor), yarn (per-pair divisors from factor,
+ * original_context_length and yarn_beta_fast/slow; cos and sin scaled by 1 + 0.1 ln factor),
+ * longrope (Phi-3: the rope_factors_short/long tensors, chosen by the context size against
+ * original_context_length). `rope.scaling.attn_factor` scales cos and sin with any type. Other
+ * types, and yarn settings llama.cpp special-cases (yarn_log_multiplier, yarn_ext_factor), are
+ * E_UNSUPPORTED.
+ */
+function ggufRopeScaling(
+  f: GgufFile,
+  arch: string,
+  theta: number,
+  dims: number,
+  contextLength: number,
+): Pick<ModelConfig, 'ropeFreqScale' | 'ropeFreqFactors' | 'ropeMscale' | 'ropeLongrope'> {
+  const k = (s: string) => `${arch}.rope.${s}`;
+  const type = ggufString(f, k('scaling.type'), 'linear');
+  const factor = ggufNumber(f, k('scaling.factor'), ggufNumber(f, k('scale_linear'), 0));
+  const attnFactor = ggufNumber(f, k('scaling.attn_factor'), 1);
+  const original = ggufNumber(f, k('scaling.original_context_length'), contextLength);
+  const mscale = (m: number) => (m !== 1 ? m : undefined);
+  const longrope = f.tensorByName.has('rope_factors_long.weight') || f.tensorByName.has('rope_factors_short.weight');
+  for (const key of ['scaling.yarn_log_multiplier', 'scaling.yarn_ext_factor'])
+    if (ggufGet(f, k(key)) !== undefined && type === 'yarn')
+      throw new FuselmError('E_UNSUPPORTED', `${f.path}: ${k(key)} is not supported yet (fuselm reads yarn's factor, original_context_length, yarn_beta_fast/slow and attn_factor)`);
+  // Phi-3's LongRoPE GGUFs carry the factor tensors and no type (so 'linear', with no factor)
+  const lr = longrope || type === 'longrope' ? { ropeLongrope: { original } } : {};
+  if (type === 'none') return { ropeFreqScale: 1, ropeMscale: mscale(attnFactor), ...lr };
+  if (type === 'linear' || type === 'longrope') return { ropeFreqScale: factor > 0 ? 1 / factor : 1, ropeMscale: mscale(attnFactor), ...lr };
+  if (type === 'yarn') {
+    if (longrope) throw new FuselmError('E_UNSUPPORTED', `${f.path}: yarn rope scaling together with LongRoPE factor tensors is not supported`);
+    if (!(factor > 0)) throw new FuselmError('E_FORMAT', `${f.path}: yarn rope scaling needs ${k('scaling.factor')} > 0`);
+    const y = yarnFactors(theta, dims, factor, original, ggufNumber(f, k('scaling.yarn_beta_fast'), 32), ggufNumber(f, k('scaling.yarn_beta_slow'), 1));
+    return { ropeFreqScale: 1, ropeFreqFactors: y.factors, ropeMscale: mscale(attnFactor * yarnMscale(factor)) };
+  }
+  throw new FuselmError('E_UNSUPPORTED', `${f.path}: rope scaling '${type}' is not supported yet (supported: none, linear, yarn, longrope)`);
+}
+
+/** YaRN's attention factor for a context `factor` times the original (1 + 0.1 ln factor). */
+export function yarnMscale(factor: number, m = 1): number {
+  return factor <= 1 ? 1 : 0.1 * m * Math.log(factor) + 1;
+}
+
+/**
+ * YaRN's per-pair divisors (the YaRN paper, as llama.cpp and transformers compute it): pairs that
+ * turn fewer than betaSlow times over the original context are interpolated (divided by
+ * factor), those turning more than betaFast times are kept, and a linear ramp between the two
+ * correction dims mixes them.
+ */
+export function yarnFactors(
+  theta: number,
+  dims: number,
+  factor: number,
+  original: number,
+  betaFast: number,
+  betaSlow: number,
+  truncate = true,
+): { factors: number[] } {
+  // the pair index at which a frequency turns `turns` times over the original context
+  const corr = (turns: number) => (dims * Math.log(original / (turns * 2 * Math.PI))) / (2 * Math.log(theta));
+  const lo = Math.max(0, truncate ? Math.floor(corr(betaFast)) : corr(betaFast));
+  const hi = Math.min(dims - 1, truncate ? Math.ceil(corr(betaSlow)) : corr(betaSlow));
+  const factors = Array.from({ length: dims / 2 }, (_, i) => {
+    const keep = 1 - Math.min(1, Math.max(0, (i - lo) / Math.max(0.001, hi - lo))); // 1: extrapolate (keep)
+    return 1 / ((1 - keep) / factor + keep);
+  });
+  return { factors };
+}
+
 const ARCHS: Record<string, Architecture> = {
-  llama: 'llama', mistral: 'mistral', qwen2: 'qwen2', phi3: 'phi3', gemma2: 'gemma2', gpt2: 'gpt2', bert: 'bert',
+  llama: 'llama', mistral: 'mistral', qwen2: 'qwen2', qwen3: 'qwen3', phi3: 'phi3', gemma: 'gemma', gemma2: 'gemma2',
+  gemma3_text: 'gemma3', gpt2: 'gpt2', bert: 'bert',
 };
 
 /** Maps a parsed config.json onto ModelConfig; `where` names the file in errors. */
@@ -221,37 +328,59 @@ export function configFromHf(j: JsonObject, where: string): ModelConfig {
   } else {
     const dim = num('hidden_size'), nHeads = num('num_attention_heads');
     const headDim = num('head_dim', dim / nHeads);
-    const gemma = arch === 'gemma2';
-    const act = String(gemma ? (j.hidden_activation ?? j.hidden_act ?? 'gelu_pytorch_tanh') : (j.hidden_act ?? 'silu'));
-    if (act !== (gemma ? 'gelu_pytorch_tanh' : 'silu'))
-      throw new FuselmError('E_UNSUPPORTED', `${where}: activation '${act}' is not supported for ${arch} (supported: ${gemma ? 'gelu_pytorch_tanh' : 'silu'})`);
+    const isGemma = arch === 'gemma' || arch === 'gemma2' || arch === 'gemma3';
+    // transformers' Gemma MLPs read hidden_activation (gelu_pytorch_tanh when unset) and ignore hidden_act
+    const act = String(isGemma ? (j.hidden_activation ?? 'gelu_pytorch_tanh') : (j.hidden_act ?? 'silu'));
+    if (act !== (isGemma ? 'gelu_pytorch_tanh' : 'silu'))
+      throw new FuselmError('E_UNSUPPORTED', `${where}: activation '${act}' is not supported for ${arch} (supported: ${isGemma ? 'gelu_pytorch_tanh' : 'silu'})`);
     if (j.use_bidirectional_attention === true) throw new FuselmError('E_UNSUPPORTED', `${where}: use_bidirectional_attention is not supported`);
-    const rope = hfRope(j, where, headDim, num('rope_theta', 10000), num('partial_rotary_factor', 1));
-    const window = arch === 'mistral' || arch === 'phi3' || gemma || (arch === 'qwen2' && bool('use_sliding_window', false)) ? num('sliding_window', 0) : 0;
+    const contextLength = num('max_position_embeddings', 2048);
+    const ropeCtx = { where, headDim, theta: num('rope_theta', 10000), partial: num('partial_rotary_factor', 1), contextLength, topOriginal: j.original_max_position_embeddings };
+    // Gemma-3 (transformers 5): one rope_parameters entry per layer type
+    const perType = arch === 'gemma3' && isObject(j.rope_parameters) && 'full_attention' in j.rope_parameters;
+    const rope = perType
+      ? hfRope((j.rope_parameters as JsonObject).full_attention, 'rope_parameters.full_attention', ropeCtx)
+      : hfRope(j.rope_parameters ?? j.rope_scaling, j.rope_parameters !== undefined ? 'rope_parameters' : 'rope_scaling', ropeCtx);
+    const sliding = arch === 'mistral' || arch === 'phi3' || arch === 'gemma2' || arch === 'gemma3' || ((arch === 'qwen2' || arch === 'qwen3') && bool('use_sliding_window', false));
     cfg = {
       architecture: arch, name, vocabSize: num('vocab_size'), dim, nLayers: num('num_hidden_layers'), nHeads,
       nKvHeads: num('num_key_value_heads', nHeads), headDim, ffnDim: num('intermediate_size'), normEps: num('rms_norm_eps', 1e-6),
       ropeDims: rope.dims, ropeTheta: rope.theta, ropeFreqScale: rope.freqScale, ropeFreqFactors: rope.freqFactors,
+      ropeMscale: rope.mscale, ropeLongrope: rope.longrope, ropeMaxContext: rope.maxContext,
       // HF keeps q/k in the checkpoint's order and rotates halves (rotate_half): NeoX pairs
       ropeNeox: true,
-      contextLength: num('max_position_embeddings', 2048),
+      contextLength,
       ...LLAMA_DEFAULTS,
       biases: arch === 'qwen2' ? 'qkv' : bool('attention_bias', false) ? 'qkv' : 'none',
-      slidingWindow: window,
-      tiedEmbeddings: bool('tie_word_embeddings', gemma),
+      slidingWindow: sliding ? num('sliding_window', 0) : 0,
+      tiedEmbeddings: bool('tie_word_embeddings', isGemma),
+      qkNorm: arch === 'qwen3' || arch === 'gemma3' || undefined,
     };
-    if (gemma) {
-      // norm weights stored as w (Gemma's RMSNorm scales by 1 + w): the loader adds the 1
+    // Gemma: norm weights stored as w (Gemma's RMSNorm scales by 1 + w): the loader adds the 1
+    const layerTypes = (pattern: (l: number) => boolean) => {
       const types = j.layer_types;
-      if (types !== undefined && types !== null &&
-          (!Array.isArray(types) || types.length !== cfg.nLayers || types.some((t) => t !== 'sliding_attention' && t !== 'full_attention')))
+      if (types === undefined || types === null) return Array.from({ length: cfg.nLayers }, (_, l) => pattern(l));
+      if (!Array.isArray(types) || types.length !== cfg.nLayers || types.some((t) => t !== 'sliding_attention' && t !== 'full_attention'))
         throw new FuselmError('E_UNSUPPORTED', `${where}: layer_types ${JSON.stringify(types)} is not supported (one of sliding_attention, full_attention per layer)`);
-      gemma2(cfg, {
-        slidingLayers: Array.isArray(types) ? types.map((t) => t === 'sliding_attention') : Array.from({ length: cfg.nLayers }, (_, l) => l % 2 === 0),
-        attnScale: 1 / Math.sqrt(num('query_pre_attn_scalar', headDim)),
-        attnSoftcap: num('attn_logit_softcapping', 0),
-        finalSoftcap: num('final_logit_softcapping', 0),
-      });
+      return types.map((t) => t === 'sliding_attention');
+    };
+    const gemmaOpts = {
+      attnScale: 1 / Math.sqrt(num('query_pre_attn_scalar', headDim)),
+      attnSoftcap: num('attn_logit_softcapping', 0),
+      finalSoftcap: num('final_logit_softcapping', 0),
+    };
+    if (arch === 'gemma') gemma(cfg, {});
+    if (arch === 'gemma2') gemma(cfg, { sandwich: true, slidingLayers: layerTypes((l) => l % 2 === 0), ...gemmaOpts });
+    if (arch === 'gemma3') {
+      const pattern = num('sliding_window_pattern', 6);
+      gemma(cfg, { sandwich: true, slidingLayers: layerTypes((l) => (l + 1) % pattern !== 0), ...gemmaOpts });
+      // the sliding layers rotate with their own base and no scaling
+      const local = perType
+        ? hfRope((j.rope_parameters as JsonObject).sliding_attention, 'rope_parameters.sliding_attention', ropeCtx)
+        : { theta: num('rope_local_base_freq', 10000), dims: rope.dims, freqScale: 1 };
+      if (local.dims !== rope.dims || 'freqFactors' in local && local.freqFactors || 'mscale' in local && local.mscale || 'longrope' in local && local.longrope)
+        throw new FuselmError('E_UNSUPPORTED', `${where}: rope scaling on Gemma-3's sliding-window layers is not supported (only a base and a linear factor)`);
+      cfg.ropeSliding = { theta: local.theta, freqScale: local.freqScale };
     }
   }
   const pos = j.fuselm_positional;
@@ -260,65 +389,125 @@ export function configFromHf(j: JsonObject, where: string): ModelConfig {
   return cfg;
 }
 
-/** Gemma-2 on top of the llama family: GeGLU, sandwich norms, scaled embeddings, soft-capping. */
-function gemma2(
+/**
+ * The Gemma family on top of the llama one: GeGLU, embeddings scaled by sqrt(hidden), tied
+ * output; Gemma-2 and -3 add sandwich norms, sliding-window layers and (Gemma-2) soft-capping.
+ */
+function gemma(
   cfg: ModelConfig,
-  o: { slidingLayers: boolean[]; attnScale?: number; attnSoftcap: number; finalSoftcap: number },
+  o: { sandwich?: boolean; slidingLayers?: boolean[]; attnScale?: number; attnSoftcap?: number; finalSoftcap?: number },
 ): void {
   cfg.mlp = 'geglu_tanh';
-  cfg.sandwichNorms = true;
+  cfg.sandwichNorms = o.sandwich || undefined;
   cfg.embedScale = Math.fround(Math.sqrt(cfg.dim));
   cfg.slidingLayers = o.slidingLayers;
+  if (!o.slidingLayers) cfg.slidingWindow = 0;
   cfg.attnScale = o.attnScale;
   cfg.attnSoftcap = o.attnSoftcap || undefined;
   cfg.finalSoftcap = o.finalSoftcap || undefined;
 }
 
+const isObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+interface HfRope {
+  theta: number;
+  dims: number;
+  freqScale: number;
+  freqFactors?: number[];
+  mscale?: number;
+  longrope?: ModelConfig['ropeLongrope'];
+  maxContext?: number;
+}
+
 /**
- * The rotary embedding of a llama-family config.json: `rope_parameters` (transformers 5) or
- * `rope_scaling` with a top-level `rope_theta` (transformers 4). Types: default, linear
- * (positions divided by factor) and llama3 (Llama-3.1's per-frequency factors). Any other
- * type, or a field of these the type does not define, is an E_UNSUPPORTED naming it: a rope
+ * The rotary embedding of a llama-family config.json from its scaling object `rp` (named `key`):
+ * `rope_parameters` (transformers 5, which also holds rope_theta) or `rope_scaling` with a
+ * top-level `rope_theta` (transformers 4). Types, computed as transformers does:
+ *  - default; linear (positions divided by factor);
+ *  - llama3 (Llama-3.1's per-frequency factors);
+ *  - yarn (per-pair divisors, and cos/sin scaled by attention_factor, by default 1 + 0.1 ln factor
+ *    or the mscale / mscale_all_dim ratio);
+ *  - longrope (Phi-3: short and long per-pair factors, and cos/sin scaled by attention_factor,
+ *    by default sqrt(1 + ln(s) / ln(original)) where s = max_position_embeddings / original);
+ *  - dynamic (NTK): the plain rotation while the context stays within the original positions,
+ *    which is all fuselm runs it for (contextSize beyond it is refused: transformers changes the
+ *    base with the sequence length there).
+ * Any other type, or a field the type does not define, is an E_UNSUPPORTED naming it: a rope
  * setting that is not understood changes every number.
  */
 function hfRope(
-  j: JsonObject,
-  where: string,
-  headDim: number,
-  topTheta: number,
-  topPartial: number,
-): { theta: number; dims: number; freqScale: number; freqFactors?: number[] } {
-  const rp = (j.rope_parameters ?? j.rope_scaling) as JsonObject | null | undefined;
-  const key = j.rope_parameters !== undefined ? 'rope_parameters' : 'rope_scaling';
+  rp: unknown,
+  key: string,
+  o: { where: string; headDim: number; theta: number; partial: number; contextLength: number; topOriginal: unknown },
+): HfRope {
+  const { where, headDim } = o;
   // the rotated share of each head (Phi-3: 1; Phi-4-mini: 0.75)
   const rotated = (partial: number) => {
     const dims = Math.round(headDim * partial);
     if (!(partial > 0 && partial <= 1) || dims % 2) throw new FuselmError('E_UNSUPPORTED', `${where}: partial_rotary_factor ${partial} does not give an even number of rotated dims of ${headDim}`);
     return dims;
   };
-  if (rp === undefined || rp === null) return { theta: topTheta, dims: rotated(topPartial), freqScale: 1 };
-  if (typeof rp !== 'object' || Array.isArray(rp)) throw new FuselmError('E_FORMAT', `${where}: '${key}' must be an object`);
+  if (rp === undefined || rp === null) return { theta: o.theta, dims: rotated(o.partial), freqScale: 1 };
+  if (!isObject(rp)) throw new FuselmError('E_FORMAT', `${where}: '${key}' must be an object`);
   const type = rp.rope_type ?? rp.type ?? 'default';
-  const field = (name: string): number => {
+  const has = (name: string) => rp[name] !== undefined && rp[name] !== null;
+  const field = (name: string, fallback?: number): number => {
     const v = rp[name];
+    if ((v === undefined || v === null) && fallback !== undefined) return fallback;
     if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new FuselmError('E_FORMAT', `${where}: ${key}.${name} must be a positive number, got ${JSON.stringify(v)}`);
     return v;
   };
-  const theta = rp.rope_theta !== undefined ? field('rope_theta') : topTheta;
-  const dims = rotated(rp.partial_rotary_factor !== undefined ? field('partial_rotary_factor') : topPartial);
+  const theta = has('rope_theta') ? field('rope_theta') : o.theta;
+  const dims = rotated(has('partial_rotary_factor') ? field('partial_rotary_factor') : o.partial);
   const known: Record<string, string[]> = {
     default: [],
     linear: ['factor'],
     llama3: ['factor', 'low_freq_factor', 'high_freq_factor', 'original_max_position_embeddings'],
+    yarn: ['factor', 'original_max_position_embeddings', 'attention_factor', 'beta_fast', 'beta_slow', 'mscale', 'mscale_all_dim', 'truncate'],
+    longrope: ['short_factor', 'long_factor', 'factor', 'attention_factor', 'original_max_position_embeddings'],
+    dynamic: ['factor', 'original_max_position_embeddings'],
   };
   if (typeof type !== 'string' || !(type in known))
     throw new FuselmError('E_UNSUPPORTED', `${where}: ${key} rope_type ${JSON.stringify(type)} is not supported yet (supported: ${Object.keys(known).join(', ')})`);
   for (const k of Object.keys(rp))
     if (!['rope_type', 'type', 'rope_theta', 'partial_rotary_factor', ...known[type]].includes(k))
       throw new FuselmError('E_UNSUPPORTED', `${where}: ${key}.${k} (${JSON.stringify(rp[k])}) is not supported with rope_type '${type}'`);
-  if (type === 'linear') return { theta, dims, freqScale: 1 / field('factor') };
-  if (type === 'llama3') return { theta, dims, freqScale: 1, freqFactors: llama3FreqFactors(theta, dims, field('factor'), field('low_freq_factor'), field('high_freq_factor'), field('original_max_position_embeddings')) };
-  return { theta, dims, freqScale: 1 };
+  const plain = { theta, dims, freqScale: 1 };
+  // the pretrained context: in the scaling object (transformers 5), else top-level (Phi-3), else max_position_embeddings
+  const topOriginal = typeof o.topOriginal === 'number' && o.topOriginal > 0 ? o.topOriginal : undefined;
+  const original = () => field('original_max_position_embeddings', topOriginal ?? o.contextLength);
+  switch (type) {
+    case 'linear':
+      return { ...plain, freqScale: 1 / field('factor') };
+    case 'llama3':
+      return { ...plain, freqFactors: llama3FreqFactors(theta, dims, field('factor'), field('low_freq_factor'), field('high_freq_factor'), field('original_max_position_embeddings')) };
+    case 'yarn': {
+      const factor = field('factor');
+      if (rp.truncate !== undefined && typeof rp.truncate !== 'boolean') throw new FuselmError('E_FORMAT', `${where}: ${key}.truncate must be a boolean`);
+      const m = has('mscale') ? field('mscale') : 0, mAll = has('mscale_all_dim') ? field('mscale_all_dim') : 0;
+      const mscale = has('attention_factor') ? field('attention_factor') : m && mAll ? yarnMscale(factor, m) / yarnMscale(factor, mAll) : yarnMscale(factor);
+      const y = yarnFactors(theta, dims, factor, original(), field('beta_fast', 32), field('beta_slow', 1), rp.truncate !== false);
+      return { ...plain, freqFactors: y.factors, mscale: mscale !== 1 ? mscale : undefined };
+    }
+    case 'longrope': {
+      const factors = (name: string) => {
+        const v = rp[name];
+        if (!Array.isArray(v) || v.length !== dims / 2 || v.some((x) => typeof x !== 'number' || !(x > 0)))
+          throw new FuselmError('E_FORMAT', `${where}: ${key}.${name} must be ${dims / 2} positive numbers (one per rotated pair)`);
+        return v as number[];
+      };
+      const orig = original();
+      // transformers scales by the ratio of the context to the original one where the config names both
+      const s = topOriginal !== undefined || has('original_max_position_embeddings') ? o.contextLength / orig : field('factor', 1);
+      const mscale = has('attention_factor') ? field('attention_factor') : s <= 1 ? 1 : Math.sqrt(1 + Math.log(s) / Math.log(orig));
+      return { ...plain, mscale: mscale !== 1 ? mscale : undefined, longrope: { original: orig, short: factors('short_factor'), long: factors('long_factor') } };
+    }
+    case 'dynamic':
+      field('factor');
+      return { ...plain, maxContext: original() };
+    default:
+      return plain;
+  }
 }
 
 /**

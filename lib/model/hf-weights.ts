@@ -21,7 +21,7 @@ import { loadSafetensorsTensor, type SafetensorsModel, type SafetensorsTensor } 
 import { callAsync, native } from '../native.js';
 import { emptyTensor, tensorFromF32 } from '../tensor.js';
 import type { ModelConfig } from './config.js';
-import type { LayerWeights, LlamaWeights } from './llama.js';
+import { type LayerWeights, type LlamaWeights, ropeFactors } from './llama.js';
 import { sinusoidalPositions } from './positions.js';
 import { convertMatrix, type WeightDtype } from './weights.js';
 
@@ -101,13 +101,13 @@ async function runOnce(be: CpuBackend, node: ReturnType<typeof ops.transpose>): 
   }
 }
 
-/** Loads the decoder weights of an HF llama / mistral / qwen2 / phi3 / gpt2 checkpoint. */
+/** Loads the decoder weights of an HF llama / mistral / qwen2 / qwen3 / phi3 / gemma* / gpt2 checkpoint. */
 export async function loadHfDecoderWeights(
   st: SafetensorsModel,
   c: ModelConfig,
   be: CpuBackend,
   where: string,
-  opts: { dtype?: WeightDtype; onProgress?: (loaded: number, total: number) => void } = {},
+  opts: { contextSize: number; dtype?: WeightDtype; onProgress?: (loaded: number, total: number) => void },
 ): Promise<LlamaWeights> {
   const { dtype = 'auto', onProgress } = opts;
   const loaded: NativeTensor[] = [];
@@ -120,7 +120,7 @@ export async function loadHfDecoderWeights(
     const q = c.nHeads * c.headDim, kv = c.nKvHeads * c.headDim;
     // Gemma stores its RMSNorm weights as w for a scale of 1 + w: add the 1 once, in f32
     const norm = (t: NativeTensor): NativeTensor => {
-      if (c.architecture !== 'gemma2') return t;
+      if (!c.architecture.startsWith('gemma')) return t;
       t.write(new Float32Array(t.read()).map((x) => x + 1));
       return t;
     };
@@ -147,6 +147,10 @@ export async function loadHfDecoderWeights(
         wUp: fused ? await part('mlp.gate_up_proj.weight', c.ffnDim, c.ffnDim, 2 * c.ffnDim) : await m('mlp.up_proj.weight', [c.ffnDim, c.dim]),
         wDown: await m('mlp.down_proj.weight', [c.dim, c.ffnDim]),
       };
+      if (c.qkNorm) {
+        L.qNorm = norm(keep(await T.vector(p + 'self_attn.q_norm.weight', c.headDim)));
+        L.kNorm = norm(keep(await T.vector(p + 'self_attn.k_norm.weight', c.headDim)));
+      }
       if (c.sandwichNorms) {
         L.postAttnNorm = await normWeight('post_attention_layernorm.weight');
         L.postFfnNorm = await normWeight('post_feedforward_layernorm.weight');
@@ -168,7 +172,8 @@ export async function loadHfDecoderWeights(
     const output = !c.tiedEmbeddings && T.has('lm_head.weight') ? keep(await T.matrix('lm_head.weight', [c.vocabSize, c.dim])) : tokenEmbd;
     onProgress?.(++n, total);
     const posEmbd = c.positional === 'sinusoidal' ? tensorFromF32('f32', [c.contextLength, c.dim], sinusoidalPositions(c.contextLength, c.dim)) : undefined;
-    const ropeFreqs = c.ropeFreqFactors ? keep(tensorFromF32('f32', [c.ropeFreqFactors.length], Float32Array.from(c.ropeFreqFactors))) : undefined;
+    const factors = ropeFactors(c, opts.contextSize);
+    const ropeFreqs = factors ? keep(tensorFromF32('f32', [factors.length], factors)) : undefined;
     return { tokenEmbd, layers, outputNorm, output, posEmbd, ropeFreqs };
   } catch (e) {
     for (const t of loaded) t.free();

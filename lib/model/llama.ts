@@ -12,7 +12,7 @@ import type { NativeTensor } from '../../bindings.js';
 import { type Backend, type Graph, ops } from '../backend.js';
 import type { GgufFile } from '../formats/gguf.js';
 import { FuselmError } from '../errors.js';
-import { emptyTensor, readF32Rows } from '../tensor.js';
+import { emptyTensor, readF32Rows, tensorFromF32 } from '../tensor.js';
 import type { ModelConfig } from './config.js';
 import { hasTensor, loadGgufTensor, type WeightDtype } from './weights.js';
 
@@ -27,6 +27,9 @@ export interface LayerWeights {
   wGate?: NativeTensor;
   wUp: NativeTensor;
   wDown: NativeTensor;
+  /** Per-head RMSNorm weights [headDim] of q and k (config.qkNorm: Qwen3, Gemma-3). */
+  qNorm?: NativeTensor;
+  kNorm?: NativeTensor;
   /** Gemma-2's norms of the attention's and the MLP's outputs (config.sandwichNorms). */
   postAttnNorm?: NativeTensor;
   postFfnNorm?: NativeTensor;
@@ -50,21 +53,45 @@ export interface LlamaWeights {
   outputNormB?: NativeTensor;
   /** The vocabulary projection; the token embedding itself when the model ties them. */
   output: NativeTensor;
-  /** Rope frequency divisors [ropeDims / 2] (Llama-3.1's scaling: a GGUF's rope_freqs.weight). */
+  /**
+   * Rope frequency divisors [ropeDims / 2], all the model's combined (ropeFactors): a GGUF's
+   * rope_freqs.weight (Llama-3.1), LongRoPE's short or long factors, and those computed from
+   * the config (llama3 from a config.json, YaRN).
+   */
   ropeFreqs?: NativeTensor;
 }
 
 /**
- * Loads every weight of a llama-family GGUF (llama, qwen2, phi3, gemma2) with the shapes the config implies.
+ * The divisors of every rotated pair, as one list: the file's own (`file`: a GGUF's rope_freqs),
+ * LongRoPE's short factors, or its long ones when the context is longer than the original one
+ * (as llama.cpp chooses, once, by the context size), and the config's computed ones, multiplied.
+ * Undefined when there are none.
+ */
+export function ropeFactors(
+  c: ModelConfig,
+  contextSize: number,
+  file: { freqs?: ArrayLike<number>; short?: ArrayLike<number>; long?: ArrayLike<number> } = {},
+): Float32Array | undefined {
+  const lr = c.ropeLongrope;
+  const long = lr !== undefined && contextSize > lr.original;
+  const parts = [file.freqs, lr && (long ? (file.long ?? lr.long) : (file.short ?? lr.short)), c.ropeFreqFactors].filter((p): p is ArrayLike<number> => !!p);
+  if (lr && parts.length === (c.ropeFreqFactors ? 1 : 0) + (file.freqs ? 1 : 0))
+    throw new FuselmError('E_FORMAT', `LongRoPE scaling without its ${long ? 'long' : 'short'} factors`);
+  if (!parts.length) return undefined;
+  return Float32Array.from({ length: c.ropeDims / 2 }, (_, i) => parts.reduce((p, f) => p * f[i], 1));
+}
+
+/**
+ * Loads every weight of a llama-family GGUF (llama, qwen2, qwen3, phi3, gemma, gemma2, gemma3) with the shapes the config implies.
  * A tensor the file holds and this model does not read is an E_UNSUPPORTED naming it: it
  * would change the numbers (as Llama-3.1's rope_freqs did before it was read).
  */
 export async function loadLlamaWeights(
   f: GgufFile,
   c: ModelConfig,
-  dtype: WeightDtype = 'auto',
-  onProgress?: (loaded: number, total: number) => void,
+  o: { contextSize: number; dtype?: WeightDtype; onProgress?: (loaded: number, total: number) => void },
 ): Promise<LlamaWeights> {
+  const { dtype = 'auto', onProgress } = o;
   const kv = c.nKvHeads * c.headDim, q = c.nHeads * c.headDim;
   const total = f.tensors.length;
   const read = new Set<string>();
@@ -75,7 +102,20 @@ export async function loadLlamaWeights(
     return t;
   };
   const tokenEmbd = await load('token_embd.weight', [c.vocabSize, c.dim]);
-  const ropeFreqs = hasTensor(f, 'rope_freqs.weight') ? await load('rope_freqs.weight', [c.ropeDims / 2]) : undefined;
+  // rope divisors: read as numbers, combined into one tensor
+  const values = async (name: string) => {
+    if (!hasTensor(f, name)) return undefined;
+    const t = await load(name, [c.ropeDims / 2]);
+    try {
+      return new Float32Array(t.read());
+    } finally {
+      t.free();
+    }
+  };
+  const factors = ropeFactors(c, o.contextSize, {
+    freqs: await values('rope_freqs.weight'), short: await values('rope_factors_short.weight'), long: await values('rope_factors_long.weight'),
+  });
+  const ropeFreqs = factors ? tensorFromF32('f32', [factors.length], factors) : undefined;
   const layers: LayerWeights[] = [];
   for (let l = 0; l < c.nLayers; l++) {
     const t = (n: string, shape: number[]) => load(`blk.${l}.${n}.weight`, shape);
@@ -94,6 +134,10 @@ export async function loadLlamaWeights(
       wUp: fusedUp ? await part('ffn_up', c.ffnDim, c.ffnDim, 2 * c.ffnDim) : await t('ffn_up', [c.ffnDim, c.dim]),
       wDown: await t('ffn_down', [c.dim, c.ffnDim]),
     };
+    if (c.qkNorm) {
+      L.qNorm = await t('attn_q_norm', [c.headDim]);
+      L.kNorm = await t('attn_k_norm', [c.headDim]);
+    }
     if (c.sandwichNorms) {
       L.postAttnNorm = await t('post_attention_norm', [c.dim]);
       L.postFfnNorm = await t('post_ffw_norm', [c.dim]);
@@ -202,7 +246,9 @@ export class LlamaState {
    */
   #nodes(logits: NativeTensor, lastRow: boolean, seq: number | 'batch') {
     const c = this.#c, w = this.#w, a = this.#acts;
-    const rope = { headDim: c.headDim, nRot: c.ropeDims, thetaBase: c.ropeTheta, freqScale: c.ropeFreqScale, neox: c.ropeNeox, freqFactors: w.ropeFreqs };
+    const rope = { headDim: c.headDim, nRot: c.ropeDims, thetaBase: c.ropeTheta, freqScale: c.ropeFreqScale, neox: c.ropeNeox, freqFactors: w.ropeFreqs, mscale: c.ropeMscale };
+    // Gemma-3's sliding layers: their own base and scale, no factors
+    const ropeSliding = c.ropeSliding && { ...rope, thetaBase: c.ropeSliding.theta, freqScale: c.ropeSliding.freqScale, freqFactors: undefined, mscale: undefined };
     const attn = { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, scale: c.attnScale ?? 1 / Math.sqrt(c.headDim), softcap: c.attnSoftcap };
     const nodes = [ops.embedding(a.x, w.tokenEmbd, this.#ids)];
     if (c.embedScale) nodes.push(ops.scale(a.x, a.x, c.embedScale));
@@ -218,10 +264,12 @@ export class LlamaState {
         const pre = this.#prefix;
         // with a prefix, the cache and attention work at the own cache's row (slot S + s)
         const row = pre && span ? { row0: s, slot: this.sequences + s } : span;
-        const window = !c.slidingLayers || c.slidingLayers[l] ? c.slidingWindow : 0;
+        const slidingLayer = !c.slidingLayers || c.slidingLayers[l];
+        const window = slidingLayer ? c.slidingWindow : 0;
+        const ropeL = ropeSliding && c.slidingLayers?.[l] ? ropeSliding : rope;
         const attnL = { ...attn, window, ...(pre ? { prefix: { k: pre.k[l], v: pre.v[l], len: pre.len } } : {}) };
         return [
-          ...(useRope ? [ops.rope(a.q, { ...rope, nHeads: c.nHeads }, span), ops.rope(a.k, { ...rope, nHeads: c.nKvHeads }, span)] : []),
+          ...(useRope ? [ops.rope(a.q, { ...ropeL, nHeads: c.nHeads }, span), ops.rope(a.k, { ...ropeL, nHeads: c.nKvHeads }, span)] : []),
           ops.kvStore(this.#kCache[s][l], a.k, row),
           ops.kvStore(this.#vCache[s][l], a.v, row),
           ops.attention(a.att, a.q, this.#kCache[s][l], this.#vCache[s][l], attnL, row),
@@ -242,6 +290,9 @@ export class LlamaState {
         ...bias(a.k, L.bk),
         ops.matmul(a.v, a.xb, L.wv),
         ...bias(a.v, L.bv),
+        ...(L.qNorm && L.kNorm
+          ? [ops.rmsNorm(a.q, a.q, L.qNorm, c.normEps, { groupSize: c.headDim }), ops.rmsNorm(a.k, a.k, L.kNorm, c.normEps, { groupSize: c.headDim })]
+          : []),
         ...positional(l),
         ops.matmul(a.xb2, a.att, L.wo),
         ...bias(a.xb2, L.bo),

@@ -438,11 +438,11 @@ export async function loadModel(path: string, opts: LoadModelOptions = {}): Prom
   const tokenizer = tokenizerFromGguf(f);
   if (tokenizer.vocabSize !== config.vocabSize)
     throw new FuselmError('E_FORMAT', `${path}: the tokenizer has ${tokenizer.vocabSize} tokens but token_embd.weight has ${config.vocabSize} rows`);
-  const { contextSize, batchSize } = sizes(config, opts);
+  const { contextSize, batchSize } = sizes(config, opts, path);
   const dtype = checkWeightDtype(opts.dtype ?? 'auto', 'loadModel');
   const cpu = cpuBackend(opts, device);
   return finishLoad(path, config, tokenizer, cpu, device, opts, { contextSize, batchSize }, () =>
-    config.architecture === 'gpt2' ? loadGpt2GgufWeights(f, config, dtype, opts.onProgress) : loadLlamaWeights(f, config, dtype, opts.onProgress),
+    config.architecture === 'gpt2' ? loadGpt2GgufWeights(f, config, dtype, opts.onProgress) : loadLlamaWeights(f, config, { contextSize, dtype, onProgress: opts.onProgress }),
   );
 }
 
@@ -505,11 +505,13 @@ async function finishLoad(
   }
 }
 
-function sizes(config: ModelConfig, opts: LoadModelOptions): { contextSize: number; batchSize: number } {
+function sizes(config: ModelConfig, opts: LoadModelOptions, where: string): { contextSize: number; batchSize: number } {
   const contextSize = opts.contextSize ?? Math.min(config.contextLength, 4096);
   if (!Number.isInteger(contextSize) || contextSize < 1) throw new FuselmError('E_INVALID_ARG', `contextSize must be a positive integer, got ${contextSize}`);
   if (config.positional !== 'rope' && contextSize > config.contextLength)
     throw new FuselmError('E_INVALID_ARG', `contextSize ${contextSize} exceeds the ${config.contextLength} positions of this model's position table`);
+  if (config.ropeMaxContext !== undefined && contextSize > config.ropeMaxContext)
+    throw new FuselmError('E_UNSUPPORTED', `${where}: contextSize ${contextSize} is past the ${config.ropeMaxContext} positions this model's dynamic NTK rope scaling leaves unchanged (past them transformers changes the rope base with the length; fuselm does not yet)`);
   const batchSize = opts.batchSize ?? Math.min(512, contextSize);
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new FuselmError('E_INVALID_ARG', `batchSize must be a positive integer, got ${batchSize}`);
   return { contextSize, batchSize };
@@ -522,6 +524,7 @@ async function loadHfModel(dir: string, opts: LoadModelOptions, device: 'cpu' | 
   if (config.architecture === 'bert')
     throw new FuselmError('E_UNSUPPORTED', `${dir}: bert is an encoder; load it with loadEmbeddingModel()`);
   const dtype = checkWeightDtype(opts.dtype ?? 'auto', 'loadModel');
+  const { contextSize, batchSize } = sizes(config, opts, hf.configPath);
   const st = await openSafetensorsFolder(dir);
   const gen = hf.generationConfig;
   const first = (v: number | number[] | undefined) => (Array.isArray(v) ? v[0] : v);
@@ -530,10 +533,9 @@ async function loadHfModel(dir: string, opts: LoadModelOptions, device: 'cpu' | 
     : idsOnlyTokenizer(config.vocabSize, { bos: first(gen.bos_token_id), eos: first(gen.eos_token_id) });
   if (tokenizer.vocabSize > config.vocabSize)
     throw new FuselmError('E_FORMAT', `${dir}: the tokenizer has ${tokenizer.vocabSize} tokens but the model's vocabulary has ${config.vocabSize}`);
-  const { contextSize, batchSize } = sizes(config, opts);
   const cpu = cpuBackend(opts, device);
   return finishLoad(dir, config, tokenizer, cpu, device, opts, { contextSize, batchSize, generationConfig: gen }, () =>
-    loadHfDecoderWeights(st, config, cpu, dir, { dtype, onProgress: opts.onProgress }),
+    loadHfDecoderWeights(st, config, cpu, dir, { contextSize, dtype, onProgress: opts.onProgress }),
   );
 }
 

@@ -167,8 +167,10 @@ describe('Hugging Face folders: dtypes and bad configs', () => {
     ['unknown model_type', { model_type: 'mamba' }, /model_type "mamba" is not supported/],
     ['missing hidden_size', { model_type: 'llama', num_attention_heads: 2 }, /missing 'hidden_size'/],
     ['ill-typed field', { model_type: 'gpt2', n_embd: '8', n_head: 2 }, /'n_embd' must be a number/],
-    ['unsupported rope scaling', { model_type: 'llama', hidden_size: 8, num_attention_heads: 2, num_hidden_layers: 1, intermediate_size: 4, vocab_size: 3, rope_scaling: { type: 'yarn', factor: 4 } }, /rope_scaling/],
-    ['a rope_parameters type not supported', { model_type: 'llama', hidden_size: 8, num_attention_heads: 2, num_hidden_layers: 1, intermediate_size: 4, vocab_size: 3, rope_parameters: { rope_type: 'longrope', rope_theta: 1e4 } }, /rope_parameters rope_type "longrope" is not supported yet \(supported: default, linear, llama3\)/],
+    ['unsupported rope scaling', { model_type: 'llama', hidden_size: 8, num_attention_heads: 2, num_hidden_layers: 1, intermediate_size: 4, vocab_size: 3, rope_scaling: { type: 'su', factor: 4 } }, /rope_scaling rope_type "su" is not supported yet \(supported: default, linear, llama3, yarn, longrope, dynamic\)/],
+    ['a rope_parameters type not supported', { model_type: 'llama', hidden_size: 8, num_attention_heads: 2, num_hidden_layers: 1, intermediate_size: 4, vocab_size: 3, rope_parameters: { rope_type: 'mrope', rope_theta: 1e4 } }, /rope_parameters rope_type "mrope" is not supported yet/],
+    ['a yarn field not understood', { model_type: 'qwen2', hidden_size: 8, num_attention_heads: 2, num_hidden_layers: 1, intermediate_size: 4, vocab_size: 3, rope_scaling: { type: 'yarn', factor: 4, finetuned: true } }, /rope_scaling\.finetuned \(true\) is not supported with rope_type 'yarn'/],
+    ['longrope factors of the wrong length', { model_type: 'phi3', hidden_size: 8, num_attention_heads: 2, num_hidden_layers: 1, intermediate_size: 4, vocab_size: 3, original_max_position_embeddings: 16, max_position_embeddings: 64, rope_scaling: { type: 'longrope', short_factor: [1], long_factor: [1, 2] } }, /rope_scaling\.short_factor must be 2 positive numbers/],
     ['a rope_parameters field the type does not define', { model_type: 'qwen2', hidden_size: 8, num_attention_heads: 2, num_hidden_layers: 1, intermediate_size: 4, vocab_size: 3, rope_parameters: { rope_type: 'default', rope_theta: 1e6, attention_factor: 2 } }, /rope_parameters\.attention_factor \(2\) is not supported with rope_type 'default'/],
     ['heads not dividing', { model_type: 'llama', hidden_size: 8, num_attention_heads: 3, num_key_value_heads: 2, num_hidden_layers: 1, intermediate_size: 4, vocab_size: 3, head_dim: 2 }, /multiple of the KV head count/],
   ];
@@ -184,6 +186,15 @@ describe('Hugging Face folders: dtypes and bad configs', () => {
         return true;
       });
     });
+
+  it('dynamic NTK rope scaling: a contextSize past the original positions → E_UNSUPPORTED', async () => {
+    const d = path.join(dir, 'dynamic-ntk');
+    mkdirSync(d);
+    const cfg = { model_type: 'llama', hidden_size: 8, num_attention_heads: 2, num_hidden_layers: 1, intermediate_size: 4, vocab_size: 3, max_position_embeddings: 4096, rope_scaling: { type: 'dynamic', factor: 2 } };
+    writeFileSync(path.join(d, 'config.json'), JSON.stringify(cfg));
+    await assert.rejects(loadModel(d, { contextSize: 8192 }), (e: unknown) =>
+      e instanceof FuselmError && e.code === 'E_UNSUPPORTED' && /config\.json: contextSize 8192 is past the 4096 positions/.test(e.message));
+  });
 
   it('config.json that is not JSON → E_FORMAT', async () => {
     const d = path.join(dir, 'notjson');
