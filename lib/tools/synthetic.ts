@@ -29,7 +29,7 @@ export const SHAPES: Record<string, LlamaShape> = {
 const GGML: Record<Exclude<NativeDType, 'i32'>, GgmlType> = { f32: GgmlType.F32, f16: GgmlType.F16, bf16: GgmlType.BF16, q8_0: GgmlType.Q8_0 };
 
 /** A SentencePiece-style vocabulary: <unk> <s> </s>, the 256 byte tokens, then filler pieces. */
-function syntheticVocab(n: number): GgufMetaEntry[] {
+export function syntheticVocab(n: number): GgufMetaEntry[] {
   const tokens = ['<unk>', '<s>', '</s>'];
   const types = [2, 3, 3];
   for (let b = 0; b < 256; b++) {
