@@ -37,11 +37,12 @@ export async function loadLlamaCpp(): Promise<any | undefined> {
   return getLlama({ gpu: false, build: 'never', skipDownload: true, logLevel: 'error' });
 }
 
-/** Prefill and decode tok/s of llama.cpp on `file`, medians over `reps` runs (F32 KV cache, greedy). */
-export async function llamaCppSpeed(llama: any, file: string, threads: number, o: { prompt: number[]; gen: number; reps: number }): Promise<PeerSpeed> {
+/** Prefill and decode tok/s of llama.cpp on `file`, medians over `reps` runs (F32 KV cache unless `kv` says F16, greedy). */
+export async function llamaCppSpeed(llama: any, file: string, threads: number, o: { prompt: number[]; gen: number; reps: number; kv?: 'F32' | 'F16' }): Promise<PeerSpeed> {
   const model = await llama.loadModel({ modelPath: file });
   try {
-    const ctx = await model.createContext({ contextSize: o.prompt.length + o.gen + 8, batchSize: 512, threads, experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32' });
+    const kv = o.kv ?? 'F32';
+    const ctx = await model.createContext({ contextSize: o.prompt.length + o.gen + 8, batchSize: 512, threads, experimentalKvCacheKeyType: kv, experimentalKvCacheValueType: kv });
     const seq = ctx.getSequence();
     const pp: number[] = [], tg: number[] = [];
     for (let r = 0; r <= o.reps; r++) {

@@ -14,6 +14,8 @@ export interface SpeedOptions {
   /** Generated tokens per run (end of text is ignored). */
   gen: number;
   reps: number;
+  /** The KV cache's type (loadModel's kvType); default 'auto'. */
+  kvType?: 'auto' | 'f32' | 'f16';
 }
 
 export interface SpeedResult {
@@ -36,7 +38,7 @@ export function benchPrompt(n: number, vocabSize: number, bos = 1): number[] {
 }
 
 export async function measureSpeed(file: string, o: SpeedOptions): Promise<SpeedResult> {
-  const model = await loadModel(file, { threads: o.threads, device: o.device, contextSize: o.prompt + o.gen + 8 });
+  const model = await loadModel(file, { threads: o.threads, device: o.device, contextSize: o.prompt + o.gen + 8, kvType: o.kvType });
   try {
     const prompt = benchPrompt(o.prompt, model.config.vocabSize, model.tokenizer.bos);
     const pp: number[] = [], tg: number[] = [];

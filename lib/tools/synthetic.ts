@@ -24,6 +24,8 @@ export const SHAPES: Record<string, LlamaShape> = {
   'tinyllama-1.1b': { vocabSize: 32000, dim: 2048, nLayers: 22, nHeads: 32, nKvHeads: 4, ffnDim: 5632, contextLength: 2048 },
   'llama-3-8b': { vocabSize: 128256, dim: 4096, nLayers: 32, nHeads: 32, nKvHeads: 8, ffnDim: 14336, contextLength: 8192 },
   tiny: { vocabSize: 300, dim: 64, nLayers: 2, nHeads: 4, nKvHeads: 2, ffnDim: 96, contextLength: 256 },
+  /** Small weights, a 32k context: decode speed dominated by attention over the cache. */
+  'long-ctx': { vocabSize: 4096, dim: 512, nLayers: 4, nHeads: 8, nKvHeads: 2, ffnDim: 1408, contextLength: 32768 },
 };
 
 const GGML: Record<Exclude<NativeDType, 'i32'>, GgmlType> = { f32: GgmlType.F32, f16: GgmlType.F16, bf16: GgmlType.BF16, q8_0: GgmlType.Q8_0 };
