@@ -369,6 +369,8 @@ export function configFromHf(j: JsonObject, where: string): ModelConfig {
       attnSoftcap: num('attn_logit_softcapping', 0),
       finalSoftcap: num('final_logit_softcapping', 0),
     };
+    // Qwen's window, when on, covers the layers from max_window_layers on (or as layer_types says)
+    if ((arch === 'qwen2' || arch === 'qwen3') && cfg.slidingWindow) cfg.slidingLayers = layerTypes((l) => l >= num('max_window_layers', 28));
     if (arch === 'gemma') gemma(cfg, {});
     if (arch === 'gemma2') gemma(cfg, { sandwich: true, slidingLayers: layerTypes((l) => l % 2 === 0), ...gemmaOpts });
     if (arch === 'gemma3') {
