@@ -155,6 +155,9 @@ export function configFromGguf(f: GgufFile): ModelConfig {
   const experts = ggufNumber(f, k('expert_count'), 0);
   if (experts > 0)
     throw new FuselmError('E_UNSUPPORTED', `${f.path}: mixture-of-experts models (${k('expert_count')} = ${experts}) are not supported yet`);
+  // keys of other llama-family variants (Granite, Grok, DBRX...) that change the numbers
+  for (const key of ['logit_scale', 'embedding_scale', 'residual_scale', 'attention.scale', 'attention.clamp_kqv', 'attention.layer_norm_epsilon'])
+    if (ggufGet(f, k(key)) !== undefined) throw new FuselmError('E_UNSUPPORTED', `${f.path}: ${k(key)} is not supported for ${arch} (fuselm would ignore it and compute something else)`);
   const ropeDims = ggufNumber(f, k('rope.dimension_count'), headDim);
   const ropeTheta = ggufNumber(f, k('rope.freq_base'), 10000);
   const cfg: ModelConfig = {

@@ -71,5 +71,6 @@ describe('model config: rope scaling and layer patterns', () => {
     const y = gguf([{ key: 'llama.rope.scaling.type', ...gv.str('yarn') }, { key: 'llama.rope.scaling.factor', ...gv.f32(4) }, { key: 'llama.rope.scaling.original_context_length', ...gv.u32(1024) }]);
     assert.deepEqual(y.ropeFreqFactors, yarnFactors(10000, 16, 4, 1024, 32, 1).factors);
     assert.throws(() => gguf([{ key: 'llama.rope.scaling.type', ...gv.str('su') }]), /rope scaling 'su' is not supported yet/);
+    assert.throws(() => gguf([{ key: 'llama.logit_scale', ...gv.f32(0.5) }]), /llama\.logit_scale is not supported for llama/);
   });
 });
