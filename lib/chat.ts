@@ -89,8 +89,9 @@ export class ChatTemplate {
       ...Object.fromEntries(Object.entries(specials).filter(([, v]) => v !== undefined)),
       tools: null,
       documents: null,
-      // Llama-3.1's template says "Today Date: {date_string}"; llama.cpp passes today, as
-      // Llama-3.2's template computes itself with strftime_now
+      // Llama-3.1's template says "Today Date: {date_string}": today, as llama.cpp passes it and
+      // Llama-3.2's template computes it (strftime_now). Fixed when the template is made, so
+      // that a conversation's earlier turns, and their KV cache, stay valid past midnight.
       date_string: strftime(new Date(), '%d %b %Y'),
       ...opts.templateVariables,
     };

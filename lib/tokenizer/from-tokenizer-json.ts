@@ -254,19 +254,13 @@ function configChatTemplate(v: Json): string | undefined {
 
 /** What a model folder adds to tokenizer.json and tokenizer_config.json. */
 export interface TokenizerFolderExtras {
-  /** generation_config.json's eos_token_id (one or a list): more ids that end generation. */
-  generationEos?: unknown;
+  /**
+   * generation_config.json's eos_token_id ones: more ids that end generation (those past the
+   * vocabulary, which it cannot produce, are left out).
+   */
+  generationEos?: number[];
   /** chat_template.jinja, which transformers prefers to tokenizer_config.json's chat_template. */
   chatTemplate?: string;
-}
-
-/** generation_config.json's eos_token_id as ids inside the vocabulary (others cannot be generated from it). */
-function generationEosIds(v: unknown, vocabSize: number): number[] {
-  if (v === undefined || v === null) return [];
-  const list = Array.isArray(v) ? v : [v];
-  if (!list.every((x) => Number.isInteger(x) && x >= 0))
-    throw new FuselmError('E_FORMAT', `generation_config.json: eos_token_id must be a token id or a list of them, got ${JSON.stringify(v)}`);
-  return (list as number[]).filter((x) => x < vocabSize);
 }
 
 /**
@@ -322,7 +316,7 @@ export function tokenizerFromJson(json: Json, config?: Json, extras: TokenizerFo
     if (bos === undefined) bos = template.slice(0, a).find((x) => x && x.length > 0)?.[0];
     if (eos === undefined) eos = template.slice(a + 1).find((x) => x && x.length > 0)?.[0];
   }
-  const { eot, eog } = findEndTokens(tokens, { eos: [eos, ...generationEosIds(extras.generationEos, tokens.length)] });
+  const { eot, eog } = findEndTokens(tokens, { eos: [eos, ...(extras.generationEos ?? []).filter((id) => id < tokens.length)] });
 
   // Without a template, tokenizer_config's add_bos_token / add_eos_token say what addSpecial adds.
   return new PipelineTokenizer({

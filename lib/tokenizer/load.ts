@@ -35,6 +35,16 @@ async function exists(file: string): Promise<boolean> {
   }
 }
 
+/** generation_config.json's eos_token_id: a token id, a list of them, or absent. */
+function eosTokenIds(file: string, generation: unknown): number[] {
+  const v = (generation as { eos_token_id?: unknown } | null)?.eos_token_id;
+  if (v === undefined || v === null) return [];
+  const list = Array.isArray(v) ? v : [v];
+  if (!list.every((x) => Number.isInteger(x) && x >= 0))
+    throw new FuselmError('E_FORMAT', `${file}: eos_token_id must be a token id or a list of them, got ${JSON.stringify(v)}`);
+  return list as number[];
+}
+
 /**
  * Builds a tokenizer from a tokenizer.json path, with tokenizer_config.json, chat_template.jinja
  * and generation_config.json beside it when present.
@@ -45,7 +55,7 @@ export async function loadTokenizerJson(file: string, configFile?: string): Prom
   const cfgPath = configFile ?? path.join(dir, 'tokenizer_config.json');
   const config = (await exists(cfgPath)) ? await readJson(cfgPath, 'tokenizer_config.json') : undefined;
   const genPath = path.join(dir, 'generation_config.json');
-  const generation = (await exists(genPath)) ? ((await readJson(genPath, 'generation_config.json')) as { eos_token_id?: unknown } | null) : undefined;
+  const generationEos = (await exists(genPath)) ? eosTokenIds(genPath, await readJson(genPath, 'generation_config.json')) : undefined;
   const jinjaPath = path.join(dir, 'chat_template.jinja');
   let chatTemplate: string | undefined;
   if (await exists(jinjaPath)) {
@@ -56,7 +66,7 @@ export async function loadTokenizerJson(file: string, configFile?: string): Prom
     }
   }
   try {
-    return tokenizerFromJson(json, config, { generationEos: generation?.eos_token_id, chatTemplate });
+    return tokenizerFromJson(json, config, { generationEos, chatTemplate });
   } catch (e) {
     if (e instanceof FuselmError) throw new FuselmError(e.code, `${file}: ${e.message}`, { cause: e });
     throw e;
