@@ -1,10 +1,14 @@
 /**
- * Chat sessions: the conversation is rendered with the model's own chat template (Jinja, via
- * @huggingface/jinja) and generated as one prompt per turn. The model reuses the KV cache of
- * the prefix a turn shares with the previous one, so a turn evaluates only its new tokens.
+ * Chat templates and chat sessions. A conversation is rendered with the model's own chat
+ * template (Jinja, via @huggingface/jinja) with the variables transformers' apply_chat_template
+ * passes, and tokenized with its special tokens recognized; a Chat generates one prompt per turn
+ * and reuses the KV cache of the prefix a turn shares with the previous one, so a turn evaluates
+ * only its new tokens. Replies end at the tokenizer's end-of-generation tokens (tokenizer.eogIds:
+ * Llama-3's <|eot_id|>, ChatML's <|im_end|>, Gemma's <end_of_turn>, Phi-3's <|end|>, EOS).
  */
 import { Template } from '@huggingface/jinja';
 import { FuselmError } from './errors.js';
+import { renderTemplate, strftime, TemplateRaised } from './jinja-env.js';
 import type { GenerationConfig } from './formats/hf.js';
 import { type GenerateOptions, type GenerateResult, type StreamChunk, generationDefaults } from './generate.js';
 import type { Tokenizer } from './tokenizer/tokenizer.js';
@@ -19,16 +23,150 @@ export const CHATML_TEMPLATE =
   "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>' + '\\n' }}{% endfor %}" +
   "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
 
-export interface ChatOptions extends GenerateOptions {
-  /** A system message that opens the conversation. */
-  system?: string;
+export interface ChatTemplateOptions {
   /** A Jinja chat template overriding the model's own. */
   template?: string;
+  /**
+   * More template variables, over fuselm's (transformers' apply_chat_template keyword
+   * arguments): e.g. `{ date_string: '26 Jul 2024' }`, `{ enable_thinking: false }`, `{ tools }`.
+   */
+  templateVariables?: Record<string, unknown>;
+}
+
+export interface ChatOptions extends GenerateOptions, ChatTemplateOptions {
+  /** A system message that opens the conversation. */
+  system?: string;
   /**
    * When the conversation no longer fits the context: 'error' (the default) rejects with
    * E_CONTEXT_FULL; 'dropOldest' drops the oldest turns after the system message until it fits.
    */
   contextShift?: 'error' | 'dropOldest';
+}
+
+/** A marker no template writes by itself: whether a system message reaches the rendered text. */
+const SYSTEM_PROBE = 'fuselm-system-probe-7d1c';
+
+function checkMessages(messages: unknown): asserts messages is ChatMessage[] {
+  if (!Array.isArray(messages)) throw new FuselmError('E_INVALID_ARG', 'messages must be an array of { role, content }');
+  messages.forEach((m, i) => {
+    if (!m || typeof m !== 'object' || typeof m.role !== 'string' || typeof m.content !== 'string')
+      throw new FuselmError('E_INVALID_ARG', `messages[${i}] must be { role: string, content: string }, got ${JSON.stringify(m)}`);
+  });
+}
+
+/**
+ * A chat template parsed once, bound to a tokenizer. Errors: a template that does not parse or
+ * fails to render is E_UNSUPPORTED when it is the model's own (@huggingface/jinja cannot run
+ * it) and E_INVALID_ARG when the caller gave it; a template that calls raise_exception()
+ * (roles out of order, an unsupported role) is E_INVALID_ARG with the template's message.
+ */
+export class ChatTemplate {
+  readonly source: string;
+  readonly #template: Template;
+  readonly #tok: Tokenizer;
+  readonly #variables: Record<string, unknown>;
+  /** Who is to blame when the template fails: the model's own one, or the caller's. */
+  readonly #what: string;
+  readonly #code: 'E_UNSUPPORTED' | 'E_INVALID_ARG';
+  #systemRole: boolean | undefined;
+
+  /** The template of `opts.template`, else the tokenizer's, else ChatML. */
+  constructor(tokenizer: Tokenizer, opts: ChatTemplateOptions = {}) {
+    this.#tok = tokenizer;
+    const own = opts.template === undefined && tokenizer.chatTemplate !== undefined;
+    this.#what = own ? "the model's chat template" : opts.template !== undefined ? 'the chat template given in the options' : 'the ChatML template';
+    this.#code = own ? 'E_UNSUPPORTED' : 'E_INVALID_ARG';
+    if (opts.template !== undefined && typeof opts.template !== 'string') throw new FuselmError('E_INVALID_ARG', 'template must be a string (Jinja)');
+    this.source = opts.template ?? tokenizer.chatTemplate ?? CHATML_TEMPLATE;
+    try {
+      this.#template = new Template(this.source);
+    } catch (e) {
+      throw new FuselmError(this.#code, `${this.#what} does not parse: ${(e as Error).message}`, { cause: e });
+    }
+    const text = (id: number | undefined) => (id === undefined ? undefined : tokenizer.tokenToPiece(id));
+    const specials = { bos_token: text(tokenizer.bos), eos_token: text(tokenizer.eos), unk_token: text(tokenizer.unk), pad_token: text(tokenizer.pad) };
+    this.#variables = {
+      ...Object.fromEntries(Object.entries(specials).filter(([, v]) => v !== undefined)),
+      tools: null,
+      documents: null,
+      // Llama-3.1's template says "Today Date: {date_string}": today, as llama.cpp passes it and
+      // Llama-3.2's template computes it (strftime_now). Fixed when the template is made, so
+      // that a conversation's earlier turns, and their KV cache, stay valid past midnight.
+      date_string: strftime(new Date(), '%d %b %Y'),
+      ...opts.templateVariables,
+    };
+  }
+
+  #render(messages: ChatMessage[], addGenerationPrompt: boolean): string {
+    try {
+      return renderTemplate(this.#template, { ...this.#variables, messages, add_generation_prompt: addGenerationPrompt });
+    } catch (e) {
+      if (e instanceof TemplateRaised)
+        throw new FuselmError('E_INVALID_ARG', `${this.#what} rejected the conversation: ${e.message}`, { cause: e });
+      throw new FuselmError(this.#code, `${this.#what} failed to render: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  /** Whether a system message gets into the text (Gemma's and Mistral-Instruct's templates refuse one). */
+  get supportsSystemRole(): boolean {
+    if (this.#systemRole === undefined) {
+      try {
+        this.#systemRole = this.#render([{ role: 'system', content: SYSTEM_PROBE }, { role: 'user', content: 'Hi' }], true).includes(SYSTEM_PROBE);
+      } catch {
+        this.#systemRole = false;
+      }
+    }
+    return this.#systemRole;
+  }
+
+  /**
+   * The conversation as text. A leading system message that the template does not support is
+   * merged into the first user message ("system\n\nuser"), as llama.cpp does and as Gemma-3's
+   * own template does.
+   */
+  render(messages: ChatMessage[], opts: { addGenerationPrompt?: boolean } = {}): string {
+    checkMessages(messages);
+    let msgs = messages;
+    if (msgs[0]?.role === 'system' && !this.supportsSystemRole) {
+      const u = msgs.findIndex((m) => m.role === 'user');
+      if (u > 0) {
+        const system = msgs[0].content;
+        const merged = { role: 'user', content: system ? `${system}\n\n${msgs[u].content}` : msgs[u].content };
+        msgs = [...msgs.slice(1, u), merged, ...msgs.slice(u + 1)];
+      }
+    }
+    return this.#render(msgs, opts.addGenerationPrompt ?? true);
+  }
+
+  /**
+   * The conversation tokenized, special tokens in the text recognized (`<|im_start|>` is one
+   * id). The tokenizer's BOS is added as it says (add_bos_token), unless the text already
+   * starts with it: a template that writes bos_token itself does not get a second one.
+   */
+  encode(messages: ChatMessage[], opts: { addGenerationPrompt?: boolean } = {}): number[] {
+    return this.tokenize(this.render(messages, opts));
+  }
+
+  /** encode() of an already rendered text. */
+  tokenize(text: string): number[] {
+    const tok = this.#tok;
+    const ids = tok.encode(text, { parseSpecial: true });
+    return tok.addBos && tok.bos !== undefined && ids[0] !== tok.bos ? [tok.bos, ...ids] : ids;
+  }
+}
+
+/**
+ * transformers' apply_chat_template: the messages rendered with the tokenizer's chat template
+ * (or opts.template) and tokenized as a Chat would (ChatTemplate.render / encode).
+ */
+export function applyChatTemplate(
+  tokenizer: Tokenizer,
+  messages: ChatMessage[],
+  opts: ChatTemplateOptions & { addGenerationPrompt?: boolean } = {},
+): { text: string; ids: number[] } {
+  const t = new ChatTemplate(tokenizer, opts);
+  const text = t.render(messages, opts);
+  return { text, ids: t.tokenize(text) };
 }
 
 /** What a chat needs of its model: a Model (an interface, so that chat.ts and model.ts do not import each other). */
@@ -42,39 +180,21 @@ export interface ChatModel {
 
 export class Chat {
   readonly messages: ChatMessage[] = [];
+  /** The chat template in use (the model's own, opts.template, or ChatML). */
+  readonly template: ChatTemplate;
   readonly #model: ChatModel;
   readonly #opts: ChatOptions;
-  readonly #template: Template;
 
   constructor(model: ChatModel, opts: ChatOptions = {}) {
     this.#model = model;
     this.#opts = opts;
-    const source = opts.template ?? model.tokenizer.chatTemplate ?? CHATML_TEMPLATE;
-    try {
-      this.#template = new Template(source);
-    } catch (e) {
-      throw new FuselmError('E_INVALID_ARG', `the chat template does not parse: ${(e as Error).message}`, { cause: e });
-    }
+    this.template = new ChatTemplate(model.tokenizer, opts);
     if (opts.contextShift !== undefined && opts.contextShift !== 'error' && opts.contextShift !== 'dropOldest')
       throw new FuselmError('E_INVALID_ARG', `contextShift must be 'error' or 'dropOldest', got '${opts.contextShift}'`);
-    if (opts.system !== undefined) this.messages.push({ role: 'system', content: opts.system });
-  }
-
-  /** The conversation rendered through the template and tokenized, ready for generation. */
-  #prompt(messages: ChatMessage[]): number[] {
-    const tok = this.#model.tokenizer;
-    const piece = (id: number | undefined) => (id === undefined ? '' : tok.tokenToPiece(id));
-    let text: string;
-    try {
-      text = this.#template.render({ messages, add_generation_prompt: true, bos_token: piece(tok.bos), eos_token: piece(tok.eos) });
-    } catch (e) {
-      throw new FuselmError('E_INVALID_ARG', `the chat template failed to render: ${(e as Error).message}`, { cause: e });
+    if (opts.system !== undefined) {
+      if (typeof opts.system !== 'string') throw new FuselmError('E_INVALID_ARG', 'system must be a string');
+      this.messages.push({ role: 'system', content: opts.system });
     }
-    // Templates that write the BOS text themselves must not get a second one.
-    const bosText = piece(tok.bos);
-    const addBos = tok.addBos && tok.bos !== undefined && !(bosText && text.startsWith(bosText));
-    const ids = tok.encode(text, { parseSpecial: true });
-    return addBos ? [tok.bos!, ...ids] : ids;
   }
 
   /**
@@ -87,7 +207,7 @@ export class Chat {
     const room = this.#model.contextSize - reply;
     let msgs = messages;
     for (;;) {
-      const ids = this.#prompt(msgs);
+      const ids = this.template.encode(msgs);
       if (ids.length <= room) return ids;
       const first = msgs[0]?.role === 'system' ? 1 : 0;
       if (this.#opts.contextShift !== 'dropOldest' || msgs.length - first <= 1)
@@ -102,7 +222,7 @@ export class Chat {
   }
 
   #options(opts: GenerateOptions): GenerateOptions {
-    const { system: _s, template: _t, contextShift: _c, ...gen } = this.#opts;
+    const { system: _s, template: _t, templateVariables: _v, contextShift: _c, ...gen } = this.#opts;
     return { ...gen, ...opts, addSpecial: false };
   }
 

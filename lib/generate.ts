@@ -35,7 +35,11 @@ export interface GenerateOptions extends Omit<SamplerOptions, 'rng' | 'temperatu
   ignoreEog?: boolean;
   /** Ends generation within one step; the promise rejects with E_ABORTED. */
   signal?: AbortSignal;
-  /** More tokens that end generation, besides the tokenizer's own (e.g. generation_config's eos_token_id). */
+  /**
+   * More tokens that end generation, besides the tokenizer's own `tokenizer.eogIds` (which
+   * already hold EOS, EOT and the model's end-of-turn markers, and a Hugging Face folder's
+   * generation_config.json eos_token_id ones).
+   */
   eogIds?: number[];
 }
 
@@ -154,11 +158,11 @@ export class SequenceRun {
 /**
  * Generation defaults from a Hugging Face generation_config.json, as transformers reads it:
  * greedy unless do_sample (then temperature 1, top-k 50, top-p 1 unless given), the repetition
- * penalty, max_new_tokens, and eos_token_id as extra end-of-generation tokens. Call options
- * override every one of them.
+ * penalty and max_new_tokens. Call options override every one of them. (Its eos_token_id ones
+ * are in the folder's tokenizer.eogIds, so that they end beam search and calls with eogIds too.)
  */
-export function generationDefaults(gc: GenerationConfig): GenerateOptions & { eogIds?: number[] } {
-  const o: GenerateOptions & { eogIds?: number[] } = {};
+export function generationDefaults(gc: GenerationConfig): GenerateOptions {
+  const o: GenerateOptions = {};
   if (gc.do_sample) {
     o.temperature = gc.temperature ?? 1;
     o.topK = gc.top_k ?? 50;
@@ -168,7 +172,5 @@ export function generationDefaults(gc: GenerationConfig): GenerateOptions & { eo
   }
   if (gc.repetition_penalty !== undefined) o.repeatPenalty = gc.repetition_penalty;
   if (gc.max_new_tokens !== undefined) o.maxTokens = gc.max_new_tokens;
-  const eos = gc.eos_token_id;
-  if (eos !== undefined) o.eogIds = (Array.isArray(eos) ? eos : [eos]).filter((x) => Number.isInteger(x));
   return o;
 }

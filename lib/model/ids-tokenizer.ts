@@ -5,12 +5,15 @@
 import { FuselmError } from '../errors.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 
-export function idsOnlyTokenizer(vocabSize: number, o: { bos?: number; eos?: number } = {}): Tokenizer {
+/** `eog`: the ids that end generation (generation_config.json's eos_token_id ones). */
+export function idsOnlyTokenizer(vocabSize: number, o: { bos?: number; eos?: number; eog?: number[] } = {}): Tokenizer {
   const piece = (id: number) => `<${id}>`;
+  const eog = new Set(o.eog ?? (o.eos === undefined ? [] : [o.eos]));
   return {
     vocabSize,
     bos: o.bos,
     eos: o.eos,
+    eogIds: Object.freeze([...eog].sort((a, b) => a - b)),
     addBos: false,
     addEos: false,
     encode() {
@@ -18,7 +21,7 @@ export function idsOnlyTokenizer(vocabSize: number, o: { bos?: number; eos?: num
     },
     decode: (ids) => Array.from(ids, piece).join(''),
     tokenToPiece: piece,
-    isEog: (id) => id === o.eos,
+    isEog: (id) => eog.has(id),
     createStreamDecoder: () => ({ push: piece, flush: () => '' }),
   };
 }

@@ -527,10 +527,11 @@ async function loadHfModel(dir: string, opts: LoadModelOptions, device: 'cpu' | 
   const { contextSize, batchSize } = sizes(config, opts, hf.configPath);
   const st = await openSafetensorsFolder(dir);
   const gen = hf.generationConfig;
-  const first = (v: number | number[] | undefined) => (Array.isArray(v) ? v[0] : v);
+  const list = (v: number | number[] | undefined) => (v === undefined ? [] : Array.isArray(v) ? v : [v]).filter((x) => Number.isInteger(x));
+  // the folder's tokenizer takes generation_config.json's eos_token_id ones into its end-of-generation set
   const tokenizer = (await hasFile(dir, 'tokenizer.json'))
     ? await loadTokenizer(dir)
-    : idsOnlyTokenizer(config.vocabSize, { bos: first(gen.bos_token_id), eos: first(gen.eos_token_id) });
+    : idsOnlyTokenizer(config.vocabSize, { bos: list(gen.bos_token_id)[0], eos: list(gen.eos_token_id)[0], eog: list(gen.eos_token_id) });
   if (tokenizer.vocabSize > config.vocabSize)
     throw new FuselmError('E_FORMAT', `${dir}: the tokenizer has ${tokenizer.vocabSize} tokens but the model's vocabulary has ${config.vocabSize}`);
   const cpu = cpuBackend(opts, device);

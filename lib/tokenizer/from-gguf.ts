@@ -6,6 +6,7 @@
 import { FuselmError } from '../errors.js';
 import type { GgufFile, GgufValue } from '../formats/gguf.js';
 import { BpeModel } from './bpe.js';
+import { type EndTokens, findEndTokens } from './eog.js';
 import { bertNormalizer } from './normalize.js';
 import { PipelineTokenizer, type AddedToken } from './pipeline.js';
 import { bertPreTokenizer, ggufPreTokenizer } from './pretokenize.js';
@@ -15,14 +16,6 @@ import { fromPhantomSpace, WordPieceModel } from './wordpiece.js';
 
 /** Tokenizer families by tokenizer.ggml.model, with what is implemented so far. */
 const SUPPORTED_MODELS = ['llama', 'gpt2', 'bert'];
-
-/**
- * Texts of end-of-turn / end-of-text markers that llama.cpp also treats as end of generation when
- * they are control or user-defined tokens. The first ones double as the EOT token when the file
- * names none, in this order of preference.
- */
-const EOT_TEXTS = ['<|eot_id|>', '<|im_end|>', '<|end|>', '<end_of_turn>', '<|endoftext|>', '<EOT>', '<|end_of_text|>', '<｜end▁of▁sentence｜>'];
-const EOG_TEXTS = [...EOT_TEXTS, '<|eom_id|>'];
 
 function formatError(f: GgufFile, key: string, problem: string): FuselmError {
   return new FuselmError('E_FORMAT', `${f.path}: metadata "${key}": ${problem}`);
@@ -87,32 +80,10 @@ function getTokens(f: GgufFile): string[] {
   return tokens as string[];
 }
 
-/** EOT (from the key, else the first well-known marker text) and the end-of-generation set. */
-function endTokens(
-  pieces: readonly string[],
-  types: ArrayLike<number> | undefined,
-  ids: Array<number | undefined>,
-  eotKey: number | undefined,
-  eos: number | undefined,
-): { eot: number | undefined; eog: Set<number> } {
-  const isMarker = (i: number) => !types || types[i] === TokenType.CONTROL || types[i] === TokenType.USER_DEFINED;
-  let eot = eotKey;
-  if (eot === undefined) {
-    for (const text of EOT_TEXTS) {
-      const i = pieces.indexOf(text);
-      if (i >= 0 && isMarker(i) && i !== eos) {
-        eot = i;
-        break;
-      }
-    }
-  }
-  const eog = new Set<number>();
-  for (const x of [...ids, eot]) if (x !== undefined) eog.add(x);
-  for (const text of EOG_TEXTS) {
-    const i = pieces.indexOf(text);
-    if (i >= 0 && isMarker(i)) eog.add(i);
-  }
-  return { eot, eog };
+/** EOT, EOM and the end-of-generation set (tokenizer/eog.ts), from the keys and the token texts. */
+function ggufEndTokens(f: GgufFile, pieces: readonly string[], eos: number | undefined): EndTokens {
+  const id = (name: string) => getTokenId(f, `tokenizer.ggml.${name}_token_id`, pieces.length);
+  return findEndTokens(pieces, { eos: [eos], eot: id('eot'), eom: id('eom'), fimPad: id('fim_pad'), fimRep: id('fim_rep'), fimSep: id('fim_sep') });
 }
 
 /** Control / unknown tokens as special added tokens, user-defined ones as always-matched ones. */
@@ -160,8 +131,7 @@ function gpt2FromGguf(f: GgufFile): PipelineTokenizer {
   const id = (name: string, fallback?: number) => getTokenId(f, `tokenizer.ggml.${name}_token_id`, n, fallback);
   const bos = id('bos');
   const eos = id('eos');
-  const eom = id('eom');
-  const { eot, eog } = endTokens(pieces, types, [eos, eom], id('eot'), eos);
+  const { eot, eog } = ggufEndTokens(f, pieces, eos);
   return new PipelineTokenizer({
     tokens: pieces,
     model,
@@ -222,10 +192,7 @@ function spmFromGguf(f: GgufFile): SpmTokenizer {
   const eos = id('eos', 2);
   const unk = id('unknown', 0);
   const pad = id('padding');
-  const eom = id('eom');
-
-  // EOT, and the wider end-of-generation set, from the well-known marker texts.
-  const { eot, eog } = endTokens(pieces, types, [eos, eom], id('eot'), eos);
+  const { eot, eog } = ggufEndTokens(f, pieces, eos);
 
   return new SpmTokenizer({
     tokens: pieces,

@@ -6,6 +6,7 @@
  */
 import { FuselmError } from '../errors.js';
 import { BpeModel } from './bpe.js';
+import { findEndTokens } from './eog.js';
 import {
   bertNormalizer,
   lowercase,
@@ -40,9 +41,6 @@ import { WordPieceModel } from './wordpiece.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type Json = any;
-
-/** EOS-like marker texts, used for EOT/EOG when the config doesn't say. */
-const EOT_TEXTS = ['<|eot_id|>', '<|im_end|>', '<|end|>', '<end_of_turn>', '<|endoftext|>', '<EOT>', '<|end_of_text|>', '<｜end▁of▁sentence｜>'];
 
 function unsupported(where: string, what: string): FuselmError {
   return new FuselmError('E_UNSUPPORTED', `${where}: ${what} is not supported`);
@@ -243,9 +241,33 @@ function configToken(v: Json): string | undefined {
 }
 
 /**
- * Builds the tokenizer from parsed tokenizer.json (and tokenizer_config.json) objects.
+ * tokenizer_config.json's chat_template: a string, or a list of named templates ({name,
+ * template}) of which transformers uses "default" (undefined when the list has none).
  */
-export function tokenizerFromJson(json: Json, config?: Json): PipelineTokenizer {
+function configChatTemplate(v: Json): string | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v === 'string') return v;
+  if (Array.isArray(v) && v.every((t) => t && typeof t.name === 'string' && typeof t.template === 'string'))
+    return v.find((t) => t.name === 'default')?.template;
+  throw new FuselmError('E_FORMAT', 'tokenizer_config.json: chat_template must be a string or a list of {name, template}');
+}
+
+/** What a model folder adds to tokenizer.json and tokenizer_config.json. */
+export interface TokenizerFolderExtras {
+  /**
+   * generation_config.json's eos_token_id ones: more ids that end generation (those past the
+   * vocabulary, which it cannot produce, are left out).
+   */
+  generationEos?: number[];
+  /** chat_template.jinja, which transformers prefers to tokenizer_config.json's chat_template. */
+  chatTemplate?: string;
+}
+
+/**
+ * Builds the tokenizer from parsed tokenizer.json (and tokenizer_config.json) objects, and what
+ * a model folder adds (generation_config.json's eos ids, chat_template.jinja).
+ */
+export function tokenizerFromJson(json: Json, config?: Json, extras: TokenizerFolderExtras = {}): PipelineTokenizer {
   if (!json || typeof json !== 'object' || !json.model) throw new FuselmError('E_FORMAT', 'tokenizer.json: no "model"');
   const m = json.model;
   const vocab = new Map<string, number>();
@@ -294,17 +316,7 @@ export function tokenizerFromJson(json: Json, config?: Json): PipelineTokenizer 
     if (bos === undefined) bos = template.slice(0, a).find((x) => x && x.length > 0)?.[0];
     if (eos === undefined) eos = template.slice(a + 1).find((x) => x && x.length > 0)?.[0];
   }
-  const specialIds = new Set(added.filter((t) => t.special).map((t) => t.id));
-  let eot: number | undefined;
-  const eog = new Set<number>();
-  if (eos !== undefined) eog.add(eos);
-  for (const text of EOT_TEXTS) {
-    const id = idOf(text);
-    if (id === undefined || !specialIds.has(id)) continue;
-    if (eot === undefined && id !== eos) eot = id;
-    eog.add(id);
-  }
-  if (eot !== undefined) eog.add(eot);
+  const { eot, eog } = findEndTokens(tokens, { eos: [eos, ...(extras.generationEos ?? []).filter((id) => id < tokens.length)] });
 
   // Without a template, tokenizer_config's add_bos_token / add_eos_token say what addSpecial adds.
   return new PipelineTokenizer({
@@ -323,6 +335,6 @@ export function tokenizerFromJson(json: Json, config?: Json): PipelineTokenizer 
     eog,
     addBos: cfg.add_bos_token === true,
     addEos: cfg.add_eos_token === true,
-    chatTemplate: typeof cfg.chat_template === 'string' ? cfg.chat_template : undefined,
+    chatTemplate: extras.chatTemplate ?? configChatTemplate(cfg.chat_template),
   });
 }

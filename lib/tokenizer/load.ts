@@ -1,6 +1,8 @@
 /**
- * loadTokenizer(path): a GGUF file (full model or vocab-only), a tokenizer.json (with the
- * tokenizer_config.json beside it when there is one), or a model folder holding those two.
+ * loadTokenizer(path): a GGUF file (full model or vocab-only), a tokenizer.json, or a model
+ * folder holding one; beside a tokenizer.json, tokenizer_config.json (special tokens, chat
+ * template), chat_template.jinja and generation_config.json (more end-of-generation ids) are
+ * read when present.
  */
 import { open, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -33,13 +35,38 @@ async function exists(file: string): Promise<boolean> {
   }
 }
 
-/** Builds a tokenizer from a tokenizer.json path; tokenizer_config.json beside it is used when present. */
+/** generation_config.json's eos_token_id: a token id, a list of them, or absent. */
+function eosTokenIds(file: string, generation: unknown): number[] {
+  const v = (generation as { eos_token_id?: unknown } | null)?.eos_token_id;
+  if (v === undefined || v === null) return [];
+  const list = Array.isArray(v) ? v : [v];
+  if (!list.every((x) => Number.isInteger(x) && x >= 0))
+    throw new FuselmError('E_FORMAT', `${file}: eos_token_id must be a token id or a list of them, got ${JSON.stringify(v)}`);
+  return list as number[];
+}
+
+/**
+ * Builds a tokenizer from a tokenizer.json path, with tokenizer_config.json, chat_template.jinja
+ * and generation_config.json beside it when present.
+ */
 export async function loadTokenizerJson(file: string, configFile?: string): Promise<Tokenizer> {
   const json = await readJson(file, 'tokenizer.json');
-  const cfgPath = configFile ?? path.join(path.dirname(file), 'tokenizer_config.json');
+  const dir = path.dirname(file);
+  const cfgPath = configFile ?? path.join(dir, 'tokenizer_config.json');
   const config = (await exists(cfgPath)) ? await readJson(cfgPath, 'tokenizer_config.json') : undefined;
+  const genPath = path.join(dir, 'generation_config.json');
+  const generationEos = (await exists(genPath)) ? eosTokenIds(genPath, await readJson(genPath, 'generation_config.json')) : undefined;
+  const jinjaPath = path.join(dir, 'chat_template.jinja');
+  let chatTemplate: string | undefined;
+  if (await exists(jinjaPath)) {
+    try {
+      chatTemplate = await readFile(jinjaPath, 'utf8');
+    } catch (e) {
+      throw new FuselmError('E_IO', `${jinjaPath}: cannot read the chat template: ${(e as Error).message}`, { cause: e });
+    }
+  }
   try {
-    return tokenizerFromJson(json, config);
+    return tokenizerFromJson(json, config, { generationEos, chatTemplate });
   } catch (e) {
     if (e instanceof FuselmError) throw new FuselmError(e.code, `${file}: ${e.message}`, { cause: e });
     throw e;

@@ -114,6 +114,7 @@ export class PipelineTokenizer implements Tokenizer {
   readonly pad: number | undefined;
   readonly addBos: boolean;
   readonly addEos: boolean;
+  readonly eogIds: readonly number[];
   /** The chat template from tokenizer_config.json (a Jinja string), when there is one. */
   readonly chatTemplate: string | undefined;
 
@@ -164,7 +165,8 @@ export class PipelineTokenizer implements Tokenizer {
       this.addEos = (spec.addEos ?? false) && this.eos !== undefined;
     }
     const eog = spec.eog ?? [this.eos, this.eot].filter((x): x is number => x !== undefined);
-    this.eogSet = new Set(eog);
+    this.eogSet = new Set([...eog].map((id) => check('eog', id)!));
+    this.eogIds = Object.freeze([...this.eogSet].sort((a, b) => a - b));
     for (const t of spec.added) {
       check('added', t.id);
       if (t.special) this.specialIds.add(t.id);

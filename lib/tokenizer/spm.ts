@@ -81,6 +81,7 @@ export class SpmTokenizer implements Tokenizer, PieceSource {
   readonly pad: number | undefined;
   readonly addBos: boolean;
   readonly addEos: boolean;
+  readonly eogIds: readonly number[];
   readonly chatTemplate: string | undefined;
   readonly addSpacePrefix: boolean;
 
@@ -135,6 +136,7 @@ export class SpmTokenizer implements Tokenizer, PieceSource {
     this.addSpacePrefix = vocab.addSpacePrefix ?? true;
     const eog = vocab.eog ?? [this.eos, this.eot].filter((x): x is number => x !== undefined);
     this.eogSet = new Set([...eog].map((id) => checkId('eog', id)!));
+    this.eogIds = Object.freeze([...this.eogSet].sort((a, b) => a - b));
 
     this.scores = new Float32Array(n);
     if (vocab.scores) this.scores.set(vocab.scores);

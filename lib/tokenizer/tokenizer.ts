@@ -57,13 +57,22 @@ export interface Tokenizer {
   readonly addBos: boolean;
   /** GGUF tokenizer.ggml.add_eos_token (default false). */
   readonly addEos: boolean;
-  /** The model's chat template (Jinja), from GGUF tokenizer.chat_template or tokenizer_config.json. */
+  /**
+   * The model's chat template (Jinja): GGUF tokenizer.chat_template, or a Hugging Face folder's
+   * chat_template.jinja, else tokenizer_config.json's chat_template (its "default" one when it is a list).
+   */
   readonly chatTemplate?: string;
   encode(text: string, opts?: EncodeOptions): number[];
   decode(ids: ArrayLike<number>, opts?: DecodeOptions): string;
   /** The raw piece string as stored in the vocab (e.g. "▁Once", "<0x0A>", "<s>"). */
   tokenToPiece(id: number): string;
-  /** True for tokens that end generation (EOS, EOT and the like). */
+  /**
+   * Every token id that ends generation, ascending: EOS, EOT, EOM and the end markers found by
+   * their text, and a Hugging Face folder's generation_config.json eos_token_id ones (the rules
+   * are in tokenizer/eog.ts). generate() stops at any of them and leaves it out of the reply.
+   */
+  readonly eogIds: readonly number[];
+  /** True for the ids in eogIds. */
   isEog(id: number): boolean;
   createStreamDecoder(opts?: StreamDecoderOptions): StreamDecoder;
 }

@@ -8,7 +8,8 @@
  *    head; tensor names without the `transformer.` prefix) does the same;
  *  - a folder with a tokenizer.json loads it and generates text (campello, lm-buddy-fake-gpt2
  *    with the real GPT-2 tokenizer, `transformer.`-prefixed names), and generation_config.json
- *    is kept as model.generationConfig;
+ *    is kept as model.generationConfig; a folder without a tokenizer ends generation at every
+ *    eos_token_id of its generation_config.json;
  *  - decoding token by token through the KV cache gives the same logits as the whole sequence,
  *    and batched generation (GPT-2's learned positions per sequence, Mistral's window, Qwen2's
  *    biases) gives the same tokens as one prompt at a time;
@@ -119,6 +120,23 @@ describe('Hugging Face folders: tokenizers and generation', () => {
     const r = await m.generate([1, 2, 3], { maxTokens: 3 });
     assert.equal(r.ids.length, 3);
     assert.match(r.text, /^(<\d+>){3}$/);
+  });
+
+  it("a folder without a tokenizer ends generation at every eos_token_id of its generation_config.json", async function () {
+    requireShared(this, 'models/hf/neural-api-tiny-llama/config.json');
+    const dir = mkdtempSync(path.join(tmpdir(), 'fuselm-hf-eos-'));
+    try {
+      for (const f of ['config.json', 'model.safetensors']) writeFileSync(path.join(dir, f), readFileSync(sharedPath(`models/hf/neural-api-tiny-llama/${f}`)));
+      writeFileSync(path.join(dir, 'generation_config.json'), JSON.stringify({ bos_token_id: 1, eos_token_id: [2, 7] }));
+      await using m = await loadModel(dir);
+      assert.deepEqual([m.tokenizer.eos, m.tokenizer.eogIds], [2, [2, 7]]);
+      // the second one, made the greedy choice, ends generation at once; with ignoreEog it is generated
+      const r = await m.generate([1, 2, 3], { maxTokens: 3, logitBias: { 7: 1000 } });
+      assert.deepEqual([r.finishReason, r.ids], ['eog', []]);
+      assert.deepEqual((await m.generate([1, 2, 3], { maxTokens: 3, logitBias: { 7: 1000 }, ignoreEog: true })).ids, [7, 7, 7]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
