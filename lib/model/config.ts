@@ -151,19 +151,29 @@ export function configFromGguf(f: GgufFile): ModelConfig {
     // Phi-3's stay in the checkpoint's order and rotate halves (llama.cpp's NEOX rope type)
     ropeNeox: arch !== 'llama',
     biases: arch === 'qwen2' ? 'qkv' : 'none',
-    // Phi-3 (mini 4k: 2047) keeps its window; llama.cpp's converter writes none for the others
-    slidingWindow: ggufNumber(f, k('attention.sliding_window'), 0),
+    // Phi-3 (mini 4k: 2047) keeps its window (as transformers; llama.cpp ignores it); llama.cpp's
+    // converter writes none for the others. Gemma-2 without the key: llama.cpp's 4096.
+    slidingWindow: ggufNumber(f, k('attention.sliding_window'), arch === 'gemma2' ? 4096 : 0),
   };
-  if (arch === 'gemma2')
+  if (arch === 'gemma2') {
     // the converter stores the norm weights as 1 + w (Gemma's RMSNorm scales by 1 + w). GGUF
     // has no query_pre_attn_scalar: llama.cpp takes 1/sqrt(head dim), and for the 27B (46
-    // layers) 1/sqrt(hidden / heads), as that model was trained.
+    // layers) 1/sqrt(hidden / heads), as that model was trained. Absent keys take llama.cpp's
+    // values: caps 50 and 30; the window on layers l % period < period - 1 (period 2: the even
+    // layers; 0: all).
+    const period = ggufNumber(f, k('attention.sliding_window_pattern'), 2);
+    if (!Number.isInteger(period) || period < 0)
+      throw new FuselmError('E_FORMAT', `${f.path}: ${k('attention.sliding_window_pattern')} must be an integer >= 0, got ${period}`);
+    const swaBase = ggufNumber(f, k('rope.freq_base_swa'), cfg.ropeTheta);
+    if (swaBase !== cfg.ropeTheta)
+      throw new FuselmError('E_UNSUPPORTED', `${f.path}: ${k('rope.freq_base_swa')} (${swaBase}) different from ${k('rope.freq_base')} (${cfg.ropeTheta}) is not supported yet`);
     gemma2(cfg, {
-      slidingLayers: Array.from({ length: cfg.nLayers }, (_, l) => l % 2 === 0),
+      slidingLayers: Array.from({ length: cfg.nLayers }, (_, l) => period === 0 || l % period < period - 1),
       attnScale: cfg.nLayers === 46 ? 1 / Math.sqrt(dim / nHeads) : undefined,
-      attnSoftcap: ggufNumber(f, k('attn_logit_softcapping'), 0),
-      finalSoftcap: ggufNumber(f, k('final_logit_softcapping'), 0),
+      attnSoftcap: ggufNumber(f, k('attn_logit_softcapping'), 50),
+      finalSoftcap: ggufNumber(f, k('final_logit_softcapping'), 30),
     });
+  }
   if (scalingType !== 'none' && scalingType !== 'linear')
     throw new FuselmError('E_UNSUPPORTED', `${f.path}: rope scaling '${scalingType}' is not supported yet (supported: none, linear)`);
   validateConfig(cfg, f.path);
