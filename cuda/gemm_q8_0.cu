@@ -3,8 +3,9 @@
 // (MatmulArgs, native/ops/matmul.h), the same arithmetic as the CPU's fast path (native/cpu/matmul.cc):
 //
 // 1. quantize_x_q8_kernel: x f32 [T, K] -> the workspace, one warp per block of 32 values:
-//    d = max|x| / 127 (the max taken over the f32 bit patterns with the sign cleared, as the CPU
-//    does, so a NaN wins), q = x * (1 / d) rounded to nearest even, clamped to +-127, NaN -> 0.
+//    amax = max|x| (the max taken over the f32 bit patterns with the sign cleared, as the CPU
+//    does, so a NaN wins), q = x * (127 / amax) rounded to nearest even, clamped to +-127,
+//    NaN -> 0, d = amax / 127 rounded to f16 (llama.cpp's block_q8_0 scale), kept as f32.
 //    Each step is the CPU's own IEEE operation (the multiply and the rounding adds spelled _rn so
 //    nvcc cannot fuse them), so q and d equal the CPU's bit for bit.
 //    Workspace layout: q int8 [T, K] at 0, then d f32 [T, K / 32] at the next 256-byte boundary.
@@ -59,8 +60,10 @@ static __global__ void quantize_x_q8_kernel(int8_t* q, float* d, const float* x,
     const uint32_t o = __shfl_xor_sync(0xffffffffu, m, off);
     m = o > m ? o : m;
   }
-  const float dv = __uint_as_float(m) / 127.f;  // IEEE division (no fast math in this build)
-  const float id = dv != 0.f ? 1.f / dv : 0.f;
+  const float amax = __uint_as_float(m);
+  // IEEE divisions (no fast math in this build)
+  const float dv = __half2float(__float2half_rn(amax / 127.f));
+  const float id = amax != 0.f ? 127.f / amax : 0.f;
   float s = __fmul_rn(v, id);
   s = s > 127.f ? 127.f : s < -127.f ? -127.f : s == s ? s : 0.f;
   const float r = __fadd_rn(__fadd_rn(s, 0x1.8p23f), -0x1.8p23f);  // round to nearest even

@@ -1,40 +1,24 @@
 /**
- * The llama.cpp peer, through node-llama-cpp's prebuilt CPU binary. It is installed on demand
- * into bench/peers/.deps (never committed), with nothing downloaded or built:
- *   NODE_LLAMA_CPP_SKIP_DOWNLOAD=true npm install --prefix bench/peers/.deps --no-save \
- *     node-llama-cpp@3.22.1 @node-llama-cpp/linux-x64@3.22.1 --omit=optional --ignore-scripts
+ * The llama.cpp peer, through node-llama-cpp's prebuilt CPU binary, installed on demand into
+ * bench/peers/.deps (scripts/llama-cpp-peer.ts says how).
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { installLlamaCppPeer, loadLlamaCpp as loadPeer } from '../../scripts/llama-cpp-peer.js';
 import { median } from '../util.js';
-
-const deps = path.join(path.dirname(fileURLToPath(import.meta.url)), '.deps');
-const entry = path.join(deps, 'node_modules', 'node-llama-cpp', 'dist', 'index.js');
 
 export interface PeerSpeed {
   prefillTokensPerSecond: number;
   decodeTokensPerSecond: number;
 }
 
-/** node-llama-cpp, installed into bench/peers/.deps when missing; undefined (saying why) when that fails. */
+/** node-llama-cpp, installed when missing; undefined (saying why) when that fails. */
 export async function loadLlamaCpp(): Promise<any | undefined> {
-  if (!existsSync(entry)) {
-    process.stderr.write(`llama.cpp peer: installing node-llama-cpp into ${deps} ...\n`);
-    try {
-      execFileSync(
-        'npm',
-        ['install', '--prefix', deps, '--no-save', 'node-llama-cpp@3.22.1', '@node-llama-cpp/linux-x64@3.22.1', '--omit=optional', '--ignore-scripts', '--no-audit', '--no-fund'],
-        { env: { ...process.env, NODE_LLAMA_CPP_SKIP_DOWNLOAD: 'true' }, stdio: ['ignore', 'ignore', 'inherit'] },
-      );
-    } catch (e) {
-      process.stderr.write(`llama.cpp peer: install failed (${(e as Error).message}); skipping the peer\n`);
-      return undefined;
-    }
+  const why = installLlamaCppPeer();
+  const peer = why ? { reason: why } : await loadPeer();
+  if ('reason' in peer) {
+    process.stderr.write(`llama.cpp peer: ${peer.reason}; skipping the peer\n`);
+    return undefined;
   }
-  const { getLlama } = await import(pathToFileURL(entry).href);
-  return getLlama({ gpu: false, build: 'never', skipDownload: true, logLevel: 'error' });
+  return peer.llama;
 }
 
 /** Prefill and decode tok/s of llama.cpp on `file`, medians over `reps` runs (F32 KV cache unless `kv` says F16, greedy). */

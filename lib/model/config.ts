@@ -172,29 +172,42 @@ export function configFromGguf(f: GgufFile): ModelConfig {
     // stay in the checkpoint's order and rotate halves (llama.cpp's NEOX rope type)
     ropeNeox: arch !== 'llama',
     biases: arch === 'qwen2' ? 'qkv' : 'none',
-    // Phi-3 (mini 4k: 2047) keeps its window; llama.cpp's converter writes none for the others
-    slidingWindow: ggufNumber(f, k('attention.sliding_window'), 0),
+    // Phi-3 (mini 4k: 2047) keeps its window (as transformers; llama.cpp ignores it); llama.cpp's
+    // converter writes none for the others. Gemma-2 without the key: llama.cpp's 4096.
+    slidingWindow: ggufNumber(f, k('attention.sliding_window'), arch === 'gemma2' ? 4096 : 0),
     qkNorm: arch === 'qwen3' || arch === 'gemma3' || undefined,
   };
   // Gemma: the converter stores every norm weight as 1 + w (Gemma's RMSNorm scales by 1 + w).
   // GGUF has no query_pre_attn_scalar: llama.cpp takes 1/sqrt(head dim), and for the 27B
   // models (Gemma-2: 46 layers, Gemma-3: 62) 1/sqrt(hidden / heads), as they were trained.
   const gemmaScale = (layers27b: number) => (cfg.nLayers === layers27b ? 1 / Math.sqrt(dim / nHeads) : undefined);
+  // the window on layers l % period < period - 1 (Gemma-2: period 2, the even layers; Gemma-3:
+  // 6, five sliding then one global; 0: all), as llama.cpp reads sliding_window_pattern
+  const pattern = (fallback: number) => {
+    const period = ggufNumber(f, k('attention.sliding_window_pattern'), fallback);
+    if (!Number.isInteger(period) || period < 0)
+      throw new FuselmError('E_FORMAT', `${f.path}: ${k('attention.sliding_window_pattern')} must be an integer >= 0, got ${period}`);
+    return Array.from({ length: cfg.nLayers }, (_, l) => period === 0 || l % period < period - 1);
+  };
   if (arch === 'gemma') gemma(cfg, {});
-  if (arch === 'gemma2')
+  if (arch === 'gemma2') {
+    // absent caps take llama.cpp's values, 50 and 30
     gemma(cfg, {
       sandwich: true,
-      slidingLayers: Array.from({ length: cfg.nLayers }, (_, l) => l % 2 === 0),
+      slidingLayers: pattern(2),
       attnScale: gemmaScale(46),
-      attnSoftcap: ggufNumber(f, k('attn_logit_softcapping'), 0),
-      finalSoftcap: ggufNumber(f, k('final_logit_softcapping'), 0),
+      attnSoftcap: ggufNumber(f, k('attn_logit_softcapping'), 50),
+      finalSoftcap: ggufNumber(f, k('final_logit_softcapping'), 30),
     });
+    const swaBase = ggufNumber(f, k('rope.freq_base_swa'), cfg.ropeTheta);
+    if (swaBase !== cfg.ropeTheta) cfg.ropeSliding = { theta: swaBase, freqScale: cfg.ropeFreqScale };
+  }
   if (arch === 'gemma3') {
-    // five sliding-window layers, then one global (llama.cpp's swa pattern 6); the sliding
-    // layers rotate with base 10000 and no scaling, the global ones with the file's settings
+    // the sliding layers rotate with base 10000 (or rope.freq_base_swa) and no scaling, the
+    // global ones with the file's settings
     gemma(cfg, {
       sandwich: true,
-      slidingLayers: Array.from({ length: cfg.nLayers }, (_, l) => l % 6 < 5),
+      slidingLayers: pattern(6),
       attnScale: gemmaScale(62),
       attnSoftcap: ggufNumber(f, k('attn_logit_softcapping'), 0),
       finalSoftcap: ggufNumber(f, k('final_logit_softcapping'), 0),

@@ -1,12 +1,19 @@
 /**
- * Synthetic llama GGUFs with random weights at real model shapes, written with the GGUF
- * writer: for benchmarks (speed does not depend on the weights' values) and for tests that
- * need a model without ../shared. Tensors of equal byte size share one random buffer, so
- * writing a 1.1B-parameter file needs only a few hundred MB of memory.
+ * Synthetic GGUFs with random weights, laid out as llama.cpp's converter lays out each
+ * architecture (its tensor names, shapes and metadata keys), written with the GGUF writer:
+ *  - writeSyntheticLlama: a llama at a real model's shape, for benchmarks (speed does not
+ *    depend on the weights' values) and for tests that need a model without ../shared. Tensors
+ *    of equal byte size share one random buffer, so writing a 1.1B-parameter file needs only a
+ *    few hundred MB of memory.
+ *  - writeSyntheticModel: a small model of any architecture in SYNTHETIC_ARCHS with every
+ *    tensor drawn on its own (Gaussian matrices, norms near 1, small biases), for differential
+ *    tests against llama.cpp (test/peers/arch-diff.test.ts). A new architecture is one entry
+ *    in SYNTHETIC_ARCHS.
  */
 import type { NativeDType } from '../../bindings.js';
 import { GgmlType } from '../formats/ggml-types.js';
 import { type GgufMetaEntry, gv, writeGguf } from '../formats/gguf.js';
+import { toF32 } from '../formats/quants.js';
 import { encodeF32 } from '../tensor.js';
 
 export interface LlamaShape {
@@ -28,7 +35,134 @@ export const SHAPES: Record<string, LlamaShape> = {
   'long-ctx': { vocabSize: 4096, dim: 512, nLayers: 4, nHeads: 8, nKvHeads: 2, ffnDim: 1408, contextLength: 32768 },
 };
 
-const GGML: Record<Exclude<NativeDType, 'i32'>, GgmlType> = { f32: GgmlType.F32, f16: GgmlType.F16, bf16: GgmlType.BF16, q8_0: GgmlType.Q8_0 };
+export type WeightType = Exclude<NativeDType, 'i32'>;
+
+const GGML: Record<WeightType, GgmlType> = { f32: GgmlType.F32, f16: GgmlType.F16, bf16: GgmlType.BF16, q8_0: GgmlType.Q8_0 };
+/** general.file_type: llama.cpp's LLAMA_FTYPE of the matrices' type. */
+const FILE_TYPE: Record<WeightType, number> = { f32: 0, f16: 1, q8_0: 7, bf16: 32 };
+
+/** A tensor to write: its GGUF name, shape [rows, cols] (or [n]) and what it holds. */
+export interface TensorPlan {
+  name: string;
+  shape: number[];
+  /** matrix: in the model's weight type; norm, bias: F32 vectors, as the converter keeps them. */
+  kind: 'matrix' | 'norm' | 'bias';
+}
+
+/** The widths a layer's tensors are made of. */
+export interface LayerDims {
+  dim: number;
+  /** nHeads * headDim and nKvHeads * headDim */
+  q: number;
+  kv: number;
+  ffn: number;
+  headDim: number;
+}
+
+export interface SyntheticArchLayout {
+  /** Layer l's tensors, named without the `blk.<l>.` prefix and the `.weight`/`.bias` suffix. */
+  layer(d: LayerDims): TensorPlan[];
+  /** 'optional': output.weight written unless tied; 'tied': llama.cpp reads token_embd (Gemma). */
+  output: 'optional' | 'tied';
+  /** Metadata beyond the keys every architecture has, without the `<arch>.` prefix. */
+  keys?(s: SyntheticModelSpec): Array<[key: string, entry: Omit<GgufMetaEntry, 'key'>]>;
+}
+
+const mat = (name: string, rows: number, cols: number): TensorPlan => ({ name, shape: [rows, cols], kind: 'matrix' });
+const norm = (name: string, n: number): TensorPlan => ({ name, shape: [n], kind: 'norm' });
+const bias = (name: string, n: number): TensorPlan => ({ name, shape: [n], kind: 'bias' });
+
+/** llama's layer: separate q, k, v, and the SwiGLU MLP's gate, up and down. */
+const llamaLayer = (d: LayerDims): TensorPlan[] => [
+  norm('attn_norm', d.dim),
+  mat('attn_q', d.q, d.dim),
+  mat('attn_k', d.kv, d.dim),
+  mat('attn_v', d.kv, d.dim),
+  mat('attn_output', d.dim, d.q),
+  norm('ffn_norm', d.dim),
+  mat('ffn_gate', d.ffn, d.dim),
+  mat('ffn_up', d.ffn, d.dim),
+  mat('ffn_down', d.dim, d.ffn),
+];
+
+const qkNorms = (d: LayerDims) => [norm('attn_q_norm', d.headDim), norm('attn_k_norm', d.headDim)];
+const sandwich = (d: LayerDims) => [norm('post_attention_norm', d.dim), norm('post_ffw_norm', d.dim)];
+const gemmaKeys = (s: SyntheticModelSpec): Array<[string, Omit<GgufMetaEntry, 'key'>]> => [
+  ...when('attention.sliding_window', s.slidingWindow, gv.u32),
+  ...when('attention.sliding_window_pattern', s.slidingWindowPattern, gv.u32),
+  ...when('attn_logit_softcapping', s.attnSoftcap, gv.f32),
+  ...when('final_logit_softcapping', s.finalSoftcap, gv.f32),
+];
+
+/** A key written only when the spec gives its value. */
+const when = (key: string, v: number | undefined, enc: (v: number) => Omit<GgufMetaEntry, 'key'>): Array<[string, Omit<GgufMetaEntry, 'key'>]> =>
+  v === undefined ? [] : [[key, enc(v)]];
+
+/**
+ * The architectures fuselm reads from GGUF, as llama.cpp's converter writes them. Rope pairing
+ * is not a layout matter: llama.cpp rotates adjacent pairs for llama (its converter permutes
+ * q/k rows to match) and halves (NeoX) for the others, and random weights need no permuting.
+ * Another architecture is one more entry.
+ */
+export const SYNTHETIC_ARCHS = {
+  llama: { layer: llamaLayer, output: 'optional' },
+  // q, k and v biases
+  qwen2: { layer: (d) => [...llamaLayer(d), bias('attn_q', d.q), bias('attn_k', d.kv), bias('attn_v', d.kv)], output: 'optional' },
+  // q, k, v fused as attn_qkv (rows q, k, v); gate and up fused as ffn_up (rows gate, up)
+  phi3: {
+    layer: (d) => [
+      norm('attn_norm', d.dim),
+      mat('attn_qkv', d.q + 2 * d.kv, d.dim),
+      mat('attn_output', d.dim, d.q),
+      norm('ffn_norm', d.dim),
+      mat('ffn_up', 2 * d.ffn, d.dim),
+      mat('ffn_down', d.dim, d.ffn),
+    ],
+    output: 'optional',
+    keys: (s) => when('attention.sliding_window', s.slidingWindow, gv.u32),
+  },
+  // per-head RMSNorms of q and k
+  qwen3: { layer: (d) => [...llamaLayer(d), ...qkNorms(d)], output: 'optional' },
+  // Gemma's norms are stored as 1 + w (the converter adds the 1: these are drawn near 1 already)
+  gemma: { layer: llamaLayer, output: 'tied' },
+  // sandwich norms; llama.cpp defaults the window to 4096 and the caps to 50 and 30 when the keys
+  // are absent
+  gemma2: { layer: (d) => [...llamaLayer(d), ...sandwich(d)], output: 'tied', keys: gemmaKeys },
+  // sandwich and q/k norms; five sliding layers then a global one unless the pattern key says
+  gemma3: { layer: (d) => [...llamaLayer(d), ...qkNorms(d), ...sandwich(d)], output: 'tied', keys: gemmaKeys },
+} satisfies Record<string, SyntheticArchLayout>;
+
+export type SyntheticArch = keyof typeof SYNTHETIC_ARCHS;
+
+export interface SyntheticModelSpec extends LlamaShape {
+  arch: SyntheticArch;
+  /** Matrices' type (token_embd and output included); norms and biases stay F32. */
+  dtype: WeightType;
+  /** Default dim / nHeads; when different it is written as attention.key_length/value_length. */
+  headDim?: number;
+  /** No output.weight: the vocabulary projection is token_embd (always so for 'tied' layouts). */
+  tied?: boolean;
+  ropeTheta?: number;
+  /** <arch>.rope.scaling.type/factor (llama.cpp: linear divides positions by factor). */
+  ropeScaling?: { type: string; factor: number };
+  /** The rope_freqs.weight tensor (Llama-3.1's per-pair frequency divisors), ropeDims / 2 values. */
+  ropeFreqs?: number[];
+  /** Architecture keys written only when given (see SYNTHETIC_ARCHS). */
+  slidingWindow?: number;
+  /** Gemma-2/3: the window on layers l % period < period - 1 (llama.cpp's defaults: 2, 6). */
+  slidingWindowPattern?: number;
+  /** More `<arch>.` keys, as they are (rope.scaling.* for YaRN, rope.freq_base_swa...). */
+  keys?: Array<[key: string, entry: Omit<GgufMetaEntry, 'key'>]>;
+  attnSoftcap?: number;
+  finalSoftcap?: number;
+  normEps?: number;
+  seed?: number;
+  /**
+   * Store the matrices as F32 holding the values `dtype` rounds them to: the same model as the
+   * file without it, for comparing another engine's arithmetic on it with its own on F32.
+   */
+  widened?: boolean;
+}
 
 /** A SentencePiece-style vocabulary: <unk> <s> </s>, the 256 byte tokens, then filler pieces. */
 export function syntheticVocab(n: number): GgufMetaEntry[] {
@@ -58,11 +192,101 @@ export function syntheticVocab(n: number): GgufMetaEntry[] {
   ];
 }
 
-/** Writes a llama GGUF of `shape` with random weights in `dtype` (norms stay F32). */
-export async function writeSyntheticLlama(path: string, shape: LlamaShape, dtype: Exclude<NativeDType, 'i32'>, seed = 1): Promise<void> {
-  const s = shape, hd = s.dim / s.nHeads;
+/** Every tensor of a model, in file order, and its metadata. */
+function modelPlan(s: SyntheticModelSpec): { tensors: TensorPlan[]; metadata: GgufMetaEntry[] } {
+  const layout: SyntheticArchLayout = SYNTHETIC_ARCHS[s.arch];
+  const headDim = s.headDim ?? s.dim / s.nHeads;
+  const d: LayerDims = { dim: s.dim, q: s.nHeads * headDim, kv: s.nKvHeads * headDim, ffn: s.ffnDim, headDim };
+  const tensors: TensorPlan[] = [mat('token_embd.weight', s.vocabSize, s.dim)];
+  if (s.ropeFreqs) tensors.push({ name: 'rope_freqs.weight', shape: [s.ropeFreqs.length], kind: 'norm' });
+  for (let l = 0; l < s.nLayers; l++)
+    for (const t of layout.layer(d)) tensors.push({ ...t, name: `blk.${l}.${t.name}.${t.kind === 'bias' ? 'bias' : 'weight'}` });
+  tensors.push(norm('output_norm.weight', s.dim));
+  if (layout.output === 'optional' && !s.tied) tensors.push(mat('output.weight', s.vocabSize, s.dim));
+  const k = (key: string, e: Omit<GgufMetaEntry, 'key'>): GgufMetaEntry => ({ key: `${s.arch}.${key}`, ...e });
+  const metadata: GgufMetaEntry[] = [
+    { key: 'general.architecture', ...gv.str(s.arch) },
+    // no architecture in the name: llama.cpp keys vocabulary workarounds on it (a "phi3" name
+    // expects Phi-3's <|endoftext|> token)
+    { key: 'general.name', ...gv.str(`synthetic ${s.nLayers}x${s.dim} ${s.dtype}`) },
+    k('context_length', gv.u32(s.contextLength)),
+    k('embedding_length', gv.u32(s.dim)),
+    k('block_count', gv.u32(s.nLayers)),
+    k('feed_forward_length', gv.u32(s.ffnDim)),
+    k('attention.head_count', gv.u32(s.nHeads)),
+    k('attention.head_count_kv', gv.u32(s.nKvHeads)),
+    ...(headDim !== s.dim / s.nHeads ? [k('attention.key_length', gv.u32(headDim)), k('attention.value_length', gv.u32(headDim))] : []),
+    k('attention.layer_norm_rms_epsilon', gv.f32(s.normEps ?? 1e-5)),
+    k('rope.dimension_count', gv.u32(headDim)),
+    k('rope.freq_base', gv.f32(s.ropeTheta ?? 10000)),
+    ...(s.ropeScaling ? [k('rope.scaling.type', gv.str(s.ropeScaling.type)), k('rope.scaling.factor', gv.f32(s.ropeScaling.factor))] : []),
+    ...[...(layout.keys?.(s) ?? []), ...(s.keys ?? [])].map(([key, e]) => k(key, e)),
+    { key: 'general.file_type', ...gv.u32(FILE_TYPE[s.widened ? 'f32' : s.dtype]) },
+    ...syntheticVocab(s.vocabSize),
+  ];
+  return { tensors, metadata };
+}
+
+/**
+ * A seeded stream of N(0, 1) samples: mulberry32 uniforms in (0, 1), turned into pairs by
+ * Box-Muller. Small and fast (a 1M-parameter model in well under a second).
+ */
+function normals(seed: number): (n: number) => Float32Array {
+  let s = seed >>> 0;
+  const uniform = () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (((t ^ (t >>> 14)) >>> 0) + 0.5) / 4294967296;
+  };
+  return (n) => {
+    const out = new Float32Array(n);
+    for (let i = 0; i < n; i += 2) {
+      const r = Math.sqrt(-2 * Math.log(uniform())), a = 2 * Math.PI * uniform();
+      out[i] = r * Math.cos(a);
+      if (i + 1 < n) out[i + 1] = r * Math.sin(a);
+    }
+    return out;
+  };
+}
+
+/**
+ * Writes a small model of spec.arch with random weights drawn from spec.seed: matrices
+ * N(0, 1 / cols) (unit gain, so activations keep their size and attention scores are of order
+ * one: rope, windows and caps all move the logits), token_embd and output N(0, (2 / sqrt(dim))²)
+ * (logits of a few units, well spread, so greedy picks are no near-ties), norms 1 + 0.1 N(0, 1),
+ * biases 0.1 N(0, 1). rope_freqs takes no draws, so a file with and one without it hold the
+ * same weights.
+ */
+export async function writeSyntheticModel(path: string, spec: SyntheticModelSpec): Promise<void> {
+  const { tensors, metadata } = modelPlan(spec);
+  const draw = normals(spec.seed ?? 1);
+  await writeGguf(path, {
+    metadata,
+    tensors: tensors.map((t) => {
+      const dims = [...t.shape].reverse();
+      if (t.name === 'rope_freqs.weight') return { name: t.name, type: GgmlType.F32, dims, data: encodeF32('f32', Float32Array.from(spec.ropeFreqs!)) };
+      const n = t.shape.reduce((a, b) => a * b, 1);
+      const z = draw(n);
+      if (t.kind === 'norm') for (let i = 0; i < n; i++) z[i] = 1 + 0.1 * z[i];
+      else {
+        const std = t.kind === 'bias' ? 0.1 : t.name === 'token_embd.weight' || t.name === 'output.weight' ? 2 / Math.sqrt(spec.dim) : 1 / Math.sqrt(t.shape[1]);
+        for (let i = 0; i < n; i++) z[i] *= std;
+      }
+      const type = t.kind === 'matrix' ? spec.dtype : 'f32';
+      const data = encodeF32(type, z);
+      if (spec.widened && type !== 'f32') return { name: t.name, type: GgmlType.F32, dims, data: encodeF32('f32', toF32(GGML[type], data, n, t.name)) };
+      return { name: t.name, type: GGML[type], dims, data };
+    }),
+  });
+}
+
+/** Writes a llama GGUF of `shape` with random weights in `dtype` (norms stay F32; output.weight written). */
+export async function writeSyntheticLlama(path: string, shape: LlamaShape, dtype: WeightType, seed = 1): Promise<void> {
+  const { tensors, metadata } = modelPlan({ ...shape, arch: 'llama', dtype });
   let state = seed >>> 0;
-  const random = (n: number, scale: number) => {
+  const uniform = (n: number, scale: number) => {
     const out = new Float32Array(n);
     for (let i = 0; i < n; i++) {
       state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
@@ -71,45 +295,15 @@ export async function writeSyntheticLlama(path: string, shape: LlamaShape, dtype
     return out;
   };
   const byShape = new Map<string, Uint8Array>();
-  const weight = (rows: number, cols: number, t: Exclude<NativeDType, 'i32'>) => {
-    const key = `${rows * cols}:${t}`;
-    let data = byShape.get(key);
-    if (!data) byShape.set(key, (data = encodeF32(t, random(rows * cols, 1 / Math.sqrt(cols)))));
-    return { type: GGML[t], dims: [cols, rows], data };
-  };
-  const norm = () => ({ type: GgmlType.F32, dims: [s.dim], data: new Uint8Array(new Float32Array(s.dim).fill(1).buffer) });
-  const tensors = [{ name: 'token_embd.weight', ...weight(s.vocabSize, s.dim, dtype) }];
-  for (let l = 0; l < s.nLayers; l++) {
-    const b = `blk.${l}.`;
-    tensors.push(
-      { name: b + 'attn_norm.weight', ...norm() },
-      { name: b + 'attn_q.weight', ...weight(s.dim, s.dim, dtype) },
-      { name: b + 'attn_k.weight', ...weight(s.nKvHeads * hd, s.dim, dtype) },
-      { name: b + 'attn_v.weight', ...weight(s.nKvHeads * hd, s.dim, dtype) },
-      { name: b + 'attn_output.weight', ...weight(s.dim, s.dim, dtype) },
-      { name: b + 'ffn_norm.weight', ...norm() },
-      { name: b + 'ffn_gate.weight', ...weight(s.ffnDim, s.dim, dtype) },
-      { name: b + 'ffn_up.weight', ...weight(s.ffnDim, s.dim, dtype) },
-      { name: b + 'ffn_down.weight', ...weight(s.dim, s.ffnDim, dtype) },
-    );
-  }
-  tensors.push({ name: 'output_norm.weight', ...norm() }, { name: 'output.weight', ...weight(s.vocabSize, s.dim, dtype) });
   await writeGguf(path, {
-    metadata: [
-      { key: 'general.architecture', ...gv.str('llama') },
-      { key: 'general.name', ...gv.str(`synthetic ${s.nLayers}x${s.dim} ${dtype}`) },
-      { key: 'llama.context_length', ...gv.u32(s.contextLength) },
-      { key: 'llama.embedding_length', ...gv.u32(s.dim) },
-      { key: 'llama.block_count', ...gv.u32(s.nLayers) },
-      { key: 'llama.feed_forward_length', ...gv.u32(s.ffnDim) },
-      { key: 'llama.attention.head_count', ...gv.u32(s.nHeads) },
-      { key: 'llama.attention.head_count_kv', ...gv.u32(s.nKvHeads) },
-      { key: 'llama.attention.layer_norm_rms_epsilon', ...gv.f32(1e-5) },
-      { key: 'llama.rope.dimension_count', ...gv.u32(hd) },
-      { key: 'llama.rope.freq_base', ...gv.f32(10000) },
-      { key: 'general.file_type', ...gv.u32(dtype === 'f32' ? 0 : dtype === 'f16' ? 1 : dtype === 'q8_0' ? 7 : 32) },
-      ...syntheticVocab(s.vocabSize),
-    ],
-    tensors,
+    metadata,
+    tensors: tensors.map((t) => {
+      if (t.kind !== 'matrix') return { name: t.name, type: GgmlType.F32, dims: t.shape, data: new Uint8Array(new Float32Array(t.shape[0]).fill(1).buffer) };
+      const [rows, cols] = t.shape;
+      const key = `${rows * cols}`;
+      let data = byShape.get(key);
+      if (!data) byShape.set(key, (data = encodeF32(dtype, uniform(rows * cols, 1 / Math.sqrt(cols)))));
+      return { name: t.name, type: GGML[dtype], dims: [cols, rows], data };
+    }),
   });
 }

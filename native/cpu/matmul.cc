@@ -9,8 +9,11 @@
 // x fits in L1 beside the stream (K = 5632 f32 x does not: ~17 GB/s); 4 long streams read at
 // ~93-100% of a plain read loop for both K.
 //
-// q8_0 is computed as llama.cpp does: x is quantized once per call to q8_0 blocks (f32 scale,
-// round to nearest even), and each block's dot product is an exact int32 sum of int8 products
+// q8_0 is computed as llama.cpp does: x is quantized once per call to q8_0 blocks (round to
+// nearest even, the block scale kept as f16 as in llama.cpp's block_q8_0, so the two engines'
+// roundings agree: with an f32 scale the tiny scale differences, fed through the next layers'
+// roundings, moved a 2-layer model's logits by 2% of llama.cpp's), and each block's dot product
+// is an exact int32 sum of int8 products
 // (AVX-512 VNNI vpdpbusd; AVX2 and AVX-512 without VNNI: maddubs; portable: plain C++),
 // scaled by d_w * d_x and accumulated in f32. Why: widening the int8 weights to f32 (sign
 // extend, convert, scale, then FMA against f32 x) tops out at ~21 GB/s on one Zen4 core even
@@ -62,7 +65,9 @@ struct Src {
   const float* d;   // f32 [T, K / 32]    block scales: x ~= d * q
 };
 
-// x[t] -> q8_0 blocks: d = max|x| / 127, q = round(x / d) to nearest even, |q| <= 127.
+// x[t] -> q8_0 blocks as llama.cpp's x86 quantize_row_q8_0: q = round(x * (127 / max|x|)) to
+// nearest even, |q| <= 127, and the scale kept is max|x| / 127 rounded to f16 (inf when
+// max|x| > 65504 * 127, as in llama.cpp).
 // Every level computes the same d and q (same scalar d, same products, same rounding), so
 // the levels differ only in the float sums. A NaN or inf in a block makes d NaN or inf, so
 // the outputs it touches are NaN, as in the reference; q is then irrelevant.
@@ -79,8 +84,8 @@ float block_amax(const float* xb) {
 }
 
 struct Q8Scale {
-  float d, id;
-  explicit Q8Scale(float amax) : d(amax / 127.f), id(d != 0 ? 1.f / d : 0.f) {}
+  float d, id;  // d: the f16 scale as f32; id: what x is multiplied by before rounding
+  explicit Q8Scale(float amax) : d(f16_to_f32(f32_to_f16(amax / 127.f))), id(amax != 0 ? 127.f / amax : 0.f) {}
 };
 
 void quantize_row_q8_portable(const float* x, int64_t K, int8_t* q, float* d) {

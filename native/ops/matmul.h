@@ -7,9 +7,10 @@ namespace fuselm {
 // y[t, n] = sum_k x[t, k] * w[n, k]       x f32 [T, K], w [N, K] in f32/f16/bf16/q8_0, y f32 [T, N]
 struct MatmulArgs { float* y; const float* x; const void* w; DType w_dtype; int64_t T, K, N; };
 void matmul_cpu(const MatmulArgs& a, const Exec& e);
-// x [K] (K a multiple of 32) quantized per block of 32 as the q8_0 fast path does: d[b] =
-// max|x| / 127, q = round-to-even(x / d) (native/cpu/matmul.cc). The CUDA W8A8 GEMM's tests
-// hold its quantized activations to this bit for bit.
+// x [K] (K a multiple of 32) quantized per block of 32 as the q8_0 fast path does (and
+// llama.cpp): q = round-to-even(x / (max|x| / 127)), d[b] = max|x| / 127 rounded to f16
+// (native/cpu/matmul.cc). The CUDA W8A8 GEMM's tests hold its quantized activations to this
+// bit for bit.
 void quantize_row_q8_cpu(const float* x, int64_t K, int8_t* q, float* d);
 
 namespace matmul_op {

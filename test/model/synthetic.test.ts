@@ -2,16 +2,18 @@
  * Synthetic llama GGUFs written by our writer (no ../shared needed): the same weights stored
  * as f32, f16, bf16 and q8_0 give logits that agree within each format's rounding; the fast
  * kernels and the references pick the same greedy tokens; the event loop keeps running while a
- * forward step is in flight; and misuse ends in the right FuselmError.
+ * forward step is in flight; and misuse ends in the right FuselmError. A gemma2 file's config
+ * follows llama.cpp's reading of its keys (defaults, window pattern) or refuses what it cannot run.
  */
 import assert from 'node:assert/strict';
 import { native } from '../../lib/native.js';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { FuselmError, GgmlType, gv, loadModel, readGguf, writeGguf } from '../../lib/index.js';
-import { ggufMetadataSpec } from '../../lib/formats/gguf.js';
-import { SHAPES, writeSyntheticLlama } from '../../lib/tools/synthetic.js';
+import { type GgufMetaEntry, ggufMetadataSpec } from '../../lib/formats/gguf.js';
+import { configFromGguf } from '../../lib/model/config.js';
+import { SHAPES, type SyntheticModelSpec, writeSyntheticLlama, writeSyntheticModel } from '../../lib/tools/synthetic.js';
 import { fastImpls, relErr } from '../helpers/parity.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'fuselm-synth-'));
@@ -104,5 +106,40 @@ describe('synthetic llama models', function () {
     const meta = ggufMetadataSpec(f).map((e) => (e.key === 'general.architecture' ? { key: e.key, ...gv.str('mamba') } : e));
     await writeGguf(file('arch.gguf'), { metadata: meta, tensors: [] });
     await assert.rejects(loadModel(file('arch.gguf')), (e: FuselmError) => e.code === 'E_UNSUPPORTED' && /mamba/.test(e.message));
+  });
+});
+
+describe('gemma2 GGUF metadata, as llama.cpp reads it', function () {
+  const gdir = mkdtempSync(path.join(os.tmpdir(), 'fuselm-gemma2-keys-'));
+  after(() => rmSync(gdir, { recursive: true, force: true }));
+  const spec = { arch: 'gemma2' as const, vocabSize: 300, dim: 64, nLayers: 5, nHeads: 2, nKvHeads: 1, ffnDim: 96, contextLength: 64, dtype: 'f32' as const };
+  /** The config of a synthetic gemma2 file with `extra` metadata added. */
+  async function config(extra: GgufMetaEntry[], o: Partial<SyntheticModelSpec> = {}) {
+    const src = path.join(gdir, 'src.gguf'), out = path.join(gdir, 'out.gguf');
+    await writeSyntheticModel(src, { ...spec, ...o });
+    const f = await readGguf(src);
+    const bytes = readFileSync(src);
+    await writeGguf(out, { metadata: [...ggufMetadataSpec(f), ...extra], tensors: f.tensors.map((t) => ({ name: t.name, type: t.type, dims: t.dims, data: bytes.subarray(t.offset, t.offset + t.nbytes) })) });
+    return configFromGguf(await readGguf(out));
+  }
+
+  it("takes llama.cpp's window (4096) and caps (50, 30) when the keys are absent", async () => {
+    const c = await config([]);
+    assert.deepEqual([c.slidingWindow, c.attnSoftcap, c.finalSoftcap, c.slidingLayers], [4096, 50, 30, [true, false, true, false, true]]);
+    const given = await config([], { slidingWindow: 5, attnSoftcap: 3, finalSoftcap: 8 });
+    assert.deepEqual([given.slidingWindow, given.attnSoftcap, given.finalSoftcap], [5, 3, 8]);
+  });
+
+  it('puts the window on layers l % p < p - 1 for attention.sliding_window_pattern p (0: all)', async () => {
+    assert.deepEqual((await config([], { slidingWindowPattern: 3 })).slidingLayers, [true, true, false, true, true]);
+    assert.deepEqual((await config([], { slidingWindowPattern: 0 })).slidingLayers, [true, true, true, true, true]);
+    await assert.rejects(config([{ key: 'gemma2.attention.sliding_window_pattern', ...gv.i32(-1) }]), { code: 'E_FORMAT', message: /sliding_window_pattern must be an integer >= 0/ });
+  });
+
+  it('rope.freq_base_swa: the sliding layers rotate with their own base', async () => {
+    assert.deepEqual((await config([{ key: 'gemma2.rope.freq_base_swa', ...gv.f32(100) }])).ropeSliding, { theta: 100, freqScale: 1 });
+    const same = await config([{ key: 'gemma2.rope.freq_base_swa', ...gv.f32(10000) }]);
+    assert.equal(same.ropeTheta, 10000);
+    assert.equal(same.ropeSliding, undefined);
   });
 });

@@ -3,19 +3,17 @@
  * `fuselm quantize` from stories260K loads in llama.cpp and decodes the same greedy ids there as
  * in fuselm; stories260K's f32 perplexity over text the model sampled with a fixed seed equals
  * llama.cpp's (its logits, scored the perplexity tool's way) within 0.5%. Skips, saying why,
- * unless the peer is installed (`npm run bench -- llama-cpp` installs it into bench/peers/.deps).
+ * unless the peer is installed (`npm run peer:llama-cpp`).
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { loadModel } from '../../lib/index.js';
 import { perplexity } from '../../lib/tools/perplexity.js';
 import { quantizeGguf } from '../../lib/tools/quantize.js';
+import { openLlamaCpp, requireLlamaCpp } from '../helpers/llama-cpp.js';
 import { requireShared, sharedPath } from '../helpers/shared.js';
-
-const entry = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bench/peers/.deps/node_modules/node-llama-cpp/dist/index.js');
 
 describe('llama.cpp peer', function () {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'fuselm-peer-'));
@@ -23,27 +21,16 @@ describe('llama.cpp peer', function () {
 
   before(async function () {
     requireShared(this, 'models/stories260K.gguf');
-    if (!existsSync(entry)) {
-      console.log(`      skipped: node-llama-cpp is not installed at ${entry} (npm run bench -- llama-cpp installs it)`);
-      this.skip();
-    }
-    const { getLlama } = await import(pathToFileURL(entry).href);
-    llama = await getLlama({ gpu: false, build: 'never', skipDownload: true, logLevel: 'error' });
+    llama = await requireLlamaCpp(this);
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
-
-  async function context(file: string, size: number) {
-    const model = await llama.loadModel({ modelPath: file });
-    const ctx = await model.createContext({ contextSize: size, batchSize: size, threads: 1, experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32' });
-    return { model, ctx, seq: ctx.getSequence() };
-  }
 
   it('loads our q8_0 GGUF and decodes the same greedy ids', async () => {
     const q8 = path.join(dir, 'q8.gguf');
     await quantizeGguf(sharedPath('models/stories260K.gguf'), q8, 'q8_0');
     await using ours = await loadModel(q8);
     const mine = await ours.generate('Once upon a time', { maxTokens: 32 });
-    const { model, ctx, seq } = await context(q8, 256);
+    const { seq, dispose } = await openLlamaCpp(llama, q8, 256);
     try {
       const theirs: number[] = [];
       for await (const id of seq.evaluate(mine.promptIds, { temperature: 0 })) {
@@ -52,8 +39,7 @@ describe('llama.cpp peer', function () {
       }
       assert.deepEqual(theirs, mine.ids);
     } finally {
-      await ctx.dispose();
-      await model.dispose();
+      await dispose();
     }
   });
 
@@ -65,7 +51,7 @@ describe('llama.cpp peer', function () {
     const mine = await perplexity(ours, text, { ctx: 128 });
     // llama.cpp's logits, chunked and scored as its perplexity tool does
     const tokens = ours.tokenizer.encode(text, { addSpecial: true });
-    const { model, ctx, seq } = await context(file, 128);
+    const { seq, dispose } = await openLlamaCpp(llama, file, 128);
     try {
       let nll = 0, count = 0;
       for (let c = 0; c < mine.chunks; c++) {
@@ -88,8 +74,7 @@ describe('llama.cpp peer', function () {
       console.log(`      fuselm ${mine.perplexity.toFixed(5)}, llama.cpp ${theirs.toFixed(5)} (${(rel * 100).toFixed(4)}%), ${mine.chunks} chunks`);
       assert.ok(rel < 0.005, `fuselm ${mine.perplexity}, llama.cpp ${theirs}`);
     } finally {
-      await ctx.dispose();
-      await model.dispose();
+      await dispose();
     }
   });
 });
