@@ -1,7 +1,10 @@
 /**
  * fuselm vs llama.cpp (node-llama-cpp's prebuilt CPU binary) on the same GGUF files in the same
  * run: prefill and decode tok/s at 1 and 2 threads, medians of several runs, and the ratios
- * (fuselm / llama.cpp; > 1 means fuselm is faster). Both use an F32 KV cache and greedy decoding.
+ * (fuselm / llama.cpp; > 1 means fuselm is faster). Both use the same KV cache type (F16,
+ * llama.cpp's default; FUSELM_BENCH_KV=f32 for F32) and greedy decoding. Decode tok/s is forward
+ * steps per second on both sides (fuselm's timings count n - 1 steps for n tokens, the first
+ * coming from the prompt's logits; the peer's loop evaluates one token per yielded token).
  * Files: stories260K (../shared) and synthetic TinyLlama-1.1B-shaped GGUFs in f32 and q8_0.
  * FUSELM_BENCH_SHAPES=tiny (or another SHAPES key) picks the synthetic shape.
  */
@@ -23,17 +26,18 @@ export async function run(): Promise<BenchResult[]> {
   else process.stderr.write(`llama-cpp bench: skipping stories260K (${stories} not found)\n`);
   const shape = process.env.FUSELM_BENCH_SHAPES ?? 'tinyllama-1.1b';
   for (const dtype of ['f32', 'f16', 'q8_0'] as const)
-    cases.push({ label: `${shape} ${dtype}`, file: await syntheticFile(shape, dtype), prompt: 64, gen: 16, reps: 3 });
+    cases.push({ label: `${shape} ${dtype}`, file: await syntheticFile(shape, dtype), prompt: 64, gen: 32, reps: 3 });
 
+  const kv = process.env.FUSELM_BENCH_KV === 'f32' ? 'f32' : 'f16';
   const out: BenchResult[] = [];
   for (const c of cases) {
     const prompt = benchPrompt(c.prompt, 259);
     for (const threads of [1, 2]) {
-      const o = { prompt, gen: c.gen, reps: c.reps };
-      const f = await measureSpeed(c.file, { threads, prompt: c.prompt, gen: c.gen, reps: c.reps });
+      const o = { prompt, gen: c.gen, reps: c.reps, kv: kv === 'f32' ? 'F32' : 'F16' } as const;
+      const f = await measureSpeed(c.file, { threads, prompt: c.prompt, gen: c.gen, reps: c.reps, kvType: kv });
       const l = await llamaCppSpeed(llama, c.file, threads, o);
       out.push({
-        name: `${c.label} ${threads}t pp${c.prompt} tg${c.gen}`,
+        name: `${c.label} ${threads}t pp${c.prompt} tg${c.gen} kv ${kv}`,
         seconds: c.prompt / f.prefillTokensPerSecond + c.gen / f.decodeTokensPerSecond,
         fuselmPrefill: f.prefillTokensPerSecond,
         llamaCppPrefill: l.prefillTokensPerSecond,
