@@ -446,7 +446,7 @@ RangeFn pick(Impl impl, DType dt) {
       case DType::F16: return &range<Avx512<simd512::F16>>;
       case DType::BF16: return &range<Avx512<simd512::BF16>>;
       case DType::Q8_0: return cpu_features().avx512vnni ? &range<Avx512Q8Vnni> : &range<Avx2Q8>;
-      case DType::I32: return nullptr;
+      default: return nullptr;
     }
   }
   if (impl == Impl::kAvx2) {
@@ -455,7 +455,7 @@ RangeFn pick(Impl impl, DType dt) {
       case DType::F16: return &range<Avx2<simd256::F16>>;
       case DType::BF16: return &range<Avx2<simd256::BF16>>;
       case DType::Q8_0: return &range<Avx2Q8>;
-      case DType::I32: return nullptr;
+      default: return nullptr;
     }
   }
 #endif
@@ -464,7 +464,7 @@ RangeFn pick(Impl impl, DType dt) {
     case DType::F16: return &range<Portable<DType::F16>>;
     case DType::BF16: return &range<Portable<DType::BF16>>;
     case DType::Q8_0: return &range<Portable<DType::Q8_0>>;
-    case DType::I32: break;
+    default: break;
   }
   return nullptr;
 }
