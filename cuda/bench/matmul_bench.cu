@@ -4,6 +4,7 @@
 // bf16, f16 and q8_0 weights; x and y are f32 [M, K] and [M, N]. Bytes counted: the weights
 // plus x read and y written once (the decode roofline); FLOPs 2 M N K. Sets of weights and
 // inputs rotate so that small cases do not run from the L2 cache.
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -17,10 +18,17 @@ namespace bench {
 void matmul_cases(Bench& b) {
   const int64_t nk[][2] = {{4096, 4096}, {14336, 4096}, {4096, 14336}};
   const std::vector<int64_t> ms_full = {1, 16, 1024, 4096}, ms_quick = {1, 4096};
-  for (DType dt : {DType::BF16, DType::F16, DType::Q8_0}) {
+  const std::vector<DType> main = {DType::BF16, DType::F16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q5_K, DType::Q6_K};
+  const std::vector<DType> more = {DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::IQ4_NL, DType::Q2_K, DType::Q3_K, DType::IQ4_XS};
+  std::vector<DType> dts = main;
+  if (!b.options().quick) dts.insert(dts.end(), more.begin(), more.end());
+  for (DType dt : dts) {
+    const bool few = std::find(more.begin(), more.end(), dt) != more.end();
     for (const auto& s : nk) {
       const int64_t N = s[0], K = s[1];
+      if (few && (N != nk[0][0] || K != nk[0][1])) continue;
       for (int64_t M : b.options().quick ? ms_quick : ms_full) {
+        if (few && M != 1 && M != 1024) continue;
         const std::vector<Field> shape = {num("M", M), num("N", N), num("K", K), text("w_dtype", dtype_name(dt))};
         const std::string label = std::string("matmul_cuda ") + dtype_name(dt) + " M=" + std::to_string(M) +
                                   " N=" + std::to_string(N) + " K=" + std::to_string(K);
