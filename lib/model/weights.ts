@@ -36,8 +36,13 @@ const DTYPES: Partial<Record<GgmlType, NativeDType>> = {
  * backend runs is converted to q8_0 at load.
  */
 export const CPU_BLOCK_DTYPES: ReadonlySet<NativeDType> = new Set<NativeDType>(['q8_0', 'q4_k', 'q6_k', 'q5_k', 'q4_0']);
-/** The CUDA backend's: q8_0 only, until its kernels for the GGUF block formats land. */
-export const CUDA_BLOCK_DTYPES: ReadonlySet<NativeDType> = new Set<NativeDType>(['q8_0']);
+/**
+ * The CUDA backend's: every block format (matmul: cuda/gemv_quant.cu, cuda/gemm_quant.cu,
+ * cuda/gemm_q8_0.cu; embedding: cuda/embedding.cu).
+ */
+export const CUDA_BLOCK_DTYPES: ReadonlySet<NativeDType> = new Set<NativeDType>([
+  'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'iq4_nl', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'iq4_xs',
+]);
 
 export function hasTensor(f: GgufFile, name: string): boolean {
   return f.tensorByName.has(name);
