@@ -72,11 +72,15 @@ void tile_ref(const uint8_t* w, const uint8_t* xq, size_t xs, int64_t K, int TT,
 
 #if defined(__x86_64__)
 
-FUSELM_AVX2 FUSELM_INLINE int32_t hsum_i32(__m256i v) {
-  __m128i h = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-  h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4e));
-  h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xb1));
-  return _mm_cvtsi128_si32(h);
+// The 8 scales (bytes 0-7) and 8 mins (bytes 8-15) of a superblock by 32-bit word operations on
+// the 12 packed bytes: the same fields k4_scale_min reads one at a time (the reference's way).
+inline void k4_scales_mins(const uint8_t* s, uint8_t out[16]) {
+  uint32_t w[3];
+  std::memcpy(w, s, 12);
+  constexpr uint32_t lo6 = 0x3f3f3f3f, lo4 = 0x0f0f0f0f, lo2 = 0x03030303;
+  const uint32_t o[4] = {w[0] & lo6, (w[2] & lo4) | (((w[0] >> 6) & lo2) << 4), w[1] & lo6,
+                         ((w[2] >> 4) & lo4) | (((w[1] >> 6) & lo2) << 4)};
+  std::memcpy(out, o, 16);
 }
 
 // The 8 sub-blocks of a superblock as 32 unsigned bytes each.
@@ -100,25 +104,51 @@ FUSELM_AVX2 FUSELM_INLINE void unpack_q(const BlockOf<Five>& b, __m256i q[8]) {
   }
 }
 
+// A superblock's scales as int16 in both 128-bit halves, and its mins once per bsum (m0, m0, m1, m1, ...).
+struct ScalesK4 {
+  __m256i sc, mins2;
+};
+FUSELM_AVX2 FUSELM_INLINE ScalesK4 scales_k4(const uint8_t* packed) {
+  alignas(16) uint8_t sm[16];
+  k4_scales_mins(packed, sm);
+  const __m128i v = _mm_load_si128(reinterpret_cast<const __m128i*>(sm));
+  const __m128i dup = _mm_setr_epi8(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
+  return {_mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(v)), _mm256_cvtepu8_epi16(_mm_shuffle_epi8(v, dup))};
+}
+// Scale j (of 8, as int16 in both halves of sc) in every int16 lane.
+FUSELM_AVX2 FUSELM_INLINE __m256i scale_at(__m256i sc, int j) { return _mm256_shuffle_epi8(sc, _mm256_set1_epi16(int16_t(0x0100 + 0x0202 * j))); }
+
+// The sums of s's and m's lanes, at once: {sum s, sum m}.
+FUSELM_AVX2 FUSELM_INLINE void hsum2(__m256i s, __m256i m, int32_t* ss, int32_t* ms) {
+  const __m256i t = _mm256_hadd_epi32(s, m);  // per half: s pairs, m pairs
+  __m128i u = _mm_add_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1));
+  u = _mm_hadd_epi32(u, u);
+  *ss = _mm_cvtsi128_si32(u);
+  *ms = _mm_extract_epi32(u, 1);
+}
+
 template <bool Five, int TT>
 FUSELM_AVX2 void tile_avx2(const uint8_t* w, const uint8_t* xq, size_t xs, int64_t K, float* y, int64_t ys) {
   const int64_t nb = K / kQK;
   float acc[TT] = {};
   for (int64_t i = 0; i < nb; i++) {
     const BlockOf<Five>& b = reinterpret_cast<const BlockOf<Five>*>(w)[i];
-    uint8_t sc[8], mn[8];
-    unpack_scales<Five>(b, sc, mn);
-    __m256i q[8];
+    __m256i q[8], scv[8];
     unpack_q<Five>(b, q);
-    const float d = f16_to_f32_inline(b.d), dmin = f16_to_f32_inline(b.dmin);
+    const ScalesK4 sm = scales_k4(b.scales);
+    for (int j = 0; j < 8; j++) scv[j] = scale_at(sm.sc, j);
+    const float d = _cvtsh_ss(b.d), dmin = _cvtsh_ss(b.dmin);
     for (int t = 0; t < TT; t++) {
       const BlockQ8_K& x = reinterpret_cast<const BlockQ8_K*>(xq + t * xs)[i];
       __m256i s = _mm256_setzero_si256();
       for (int j = 0; j < 8; j++) {
         const __m256i p = _mm256_maddubs_epi16(q[j], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs + 32 * j)));
-        s = _mm256_add_epi32(s, _mm256_madd_epi16(p, _mm256_set1_epi16(int16_t(sc[j]))));
+        s = _mm256_add_epi32(s, _mm256_madd_epi16(p, scv[j]));
       }
-      acc[t] = accumulate(acc[t], x.d, d, dmin, hsum_i32(s), min_sum(mn, x));
+      const __m256i m = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.bsums)), sm.mins2);
+      int32_t isum, msum;
+      hsum2(s, m, &isum, &msum);
+      acc[t] = accumulate(acc[t], x.d, d, dmin, isum, msum);
     }
   }
   for (int t = 0; t < TT; t++) y[t * ys] = acc[t];
@@ -131,23 +161,24 @@ FUSELM_AVX512VNNI void tile_vnni(const uint8_t* w, const uint8_t* xq, size_t xs,
   float acc[TT] = {};
   for (int64_t i = 0; i < nb; i++) {
     const BlockOf<Five>& b = reinterpret_cast<const BlockOf<Five>*>(w)[i];
-    uint8_t sc[8], mn[8];
-    unpack_scales<Five>(b, sc, mn);
     __m256i q8[8];
     unpack_q<Five>(b, q8);
+    const ScalesK4 sm = scales_k4(b.scales);
     __m512i q[4], scv[4];
     for (int c = 0; c < 4; c++) {
       q[c] = _mm512_inserti64x4(_mm512_castsi256_si512(q8[2 * c]), q8[2 * c + 1], 1);
-      scv[c] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16(int16_t(sc[2 * c]))),
-                                  _mm256_set1_epi16(int16_t(sc[2 * c + 1])), 1);
+      scv[c] = _mm512_inserti64x4(_mm512_castsi256_si512(scale_at(sm.sc, 2 * c)), scale_at(sm.sc, 2 * c + 1), 1);
     }
-    const float d = f16_to_f32_inline(b.d), dmin = f16_to_f32_inline(b.dmin);
+    const float d = _cvtsh_ss(b.d), dmin = _cvtsh_ss(b.dmin);
     for (int t = 0; t < TT; t++) {
       const BlockQ8_K& x = reinterpret_cast<const BlockQ8_K*>(xq + t * xs)[i];
       __m512i s = _mm512_setzero_si512();
       for (int c = 0; c < 4; c++)
         s = _mm512_dpwssd_epi32(s, _mm512_maddubs_epi16(q[c], _mm512_loadu_si512(x.qs + 64 * c)), scv[c]);
-      acc[t] = accumulate(acc[t], x.d, d, dmin, _mm512_reduce_add_epi32(s), min_sum(mn, x));
+      const __m256i m = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.bsums)), sm.mins2);
+      int32_t isum, msum;
+      hsum2(_mm256_add_epi32(_mm512_castsi512_si256(s), _mm512_extracti64x4_epi64(s, 1)), m, &isum, &msum);
+      acc[t] = accumulate(acc[t], x.d, d, dmin, isum, msum);
     }
   }
   for (int t = 0; t < TT; t++) y[t * ys] = acc[t];
