@@ -35,6 +35,7 @@
 
 #include "ops/matmul.h"
 #include "cpu/dequant.h"
+#include "cpu/matmul_quant.h"
 #include "cpu/simd.h"
 
 namespace fuselm {
@@ -474,6 +475,8 @@ RangeFn pick(Impl impl, DType dt) {
 void quantize_row_q8_cpu(const float* x, int64_t K, int8_t* q, float* d) { quantize_row_q8_portable(x, K, q, d); }
 
 void matmul_cpu(const MatmulArgs& a, const Exec& e) {
+  // the GGUF block formats (q4_k, q6_k, ...): their own kernels, reference included (matmul_quant.h)
+  if (has_quant_kernel(a.w_dtype)) return matmul_quant_cpu(a, e);
   if (e.impl == Impl::kReference) return matmul_reference(a);
   const RangeFn fn = pick(e.impl, a.w_dtype);
   if (!fn) throw Error("E_INVALID_ARG", std::string("matmul: unsupported weight dtype ") + dtype_name(a.w_dtype));
