@@ -12,9 +12,11 @@
 // GGUF's (native/quant_blocks.h describes each formula); QUnit<DT>::decode(block, j, u) reads
 // unit j of the block at `block`.
 //
-// Loads: the formats whose blocks and fields are 4-byte multiples (kAlign4) are read by 4-byte
-// loads (the launchers require 4-byte aligned weights); the others (18-, 22-, 34-, 110- and
-// 210-byte blocks) only guarantee 2-byte alignment, so a word is two 2-byte loads.
+// Loads: a unit's quant bytes are read as runs of words (ld32n): 16-byte loads where aligned
+// (q4_k, q5_k from a 16-byte aligned tensor), 4-byte loads for the formats whose blocks and
+// fields are 4-byte multiples (kAlign4: the launchers require 4-byte aligned weights), and for
+// the others (18-, 22-, 34-, 110- and 210-byte blocks: 2-byte aligned, every other block 2 past
+// a 4-byte boundary) aligned words rebuilt from halves.
 #pragma once
 #include <cstdint>
 
@@ -28,11 +30,27 @@ struct QUnitVals {
   float a[2], b[2];
 };
 
-template <bool A4>
-__device__ __forceinline__ uint32_t ld32(const uint8_t* p) {
-  if (A4) return *reinterpret_cast<const uint32_t*>(p);
-  const uint16_t* h = reinterpret_cast<const uint16_t*>(p);
-  return uint32_t(h[0]) | uint32_t(h[1]) << 16;
+// N consecutive little-endian words from p, in as few loads as its alignment allows: 16-byte
+// loads when p is 16-byte aligned (N % 4 == 0), 4-byte loads when 4-byte aligned, and for p 2
+// past a 4-byte boundary (every other block of the 18-, 22-, 34-, 110- and 210-byte formats) a
+// 2-byte load, N - 1 aligned words and a 2-byte load, each word then rebuilt from two halves:
+// N + 1 loads instead of 2N, nothing read outside [p, p + 4N).
+template <int N, bool A4>
+__device__ __forceinline__ void ld32n(const uint8_t* p, uint32_t (&w)[N]) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  if (N % 4 == 0 && (a & 15) == 0) {
+    for (int i = 0; i < N / 4; i++) {
+      const uint4 v = reinterpret_cast<const uint4*>(p)[i];
+      w[4 * i] = v.x, w[4 * i + 1] = v.y, w[4 * i + 2] = v.z, w[4 * i + 3] = v.w;
+    }
+  } else if (A4 || (a & 3) == 0) {
+    for (int i = 0; i < N; i++) w[i] = reinterpret_cast<const uint32_t*>(p)[i];
+  } else {
+    const uint32_t first = *reinterpret_cast<const uint16_t*>(p), last = *reinterpret_cast<const uint16_t*>(p + 4 * N - 2);
+    uint32_t v[N - 1 > 0 ? N - 1 : 1];
+    for (int i = 0; i < N - 1; i++) v[i] = reinterpret_cast<const uint32_t*>(p + 2)[i];
+    for (int i = 0; i < N; i++) w[i] = (i == 0 ? first : v[i - 1] >> 16) | (i == N - 1 ? last : v[i] & 0xffffu) << 16;
+  }
 }
 __device__ __forceinline__ float ldf16(const uint8_t* p) { return f16_bits_to_f32(*reinterpret_cast<const uint16_t*>(p)); }
 
@@ -85,10 +103,11 @@ template <> struct QUnit<DType::Q4_0> {  // d, qs[16]
   static constexpr bool kAlign4 = false, kOffset = false;
   __device__ __forceinline__ static void decode(const uint8_t* p, int, QUnitVals& u) {
     const float d = ldf16(p);
+    uint32_t qs[4];
+    ld32n<4, false>(p + 2, qs);
     for (int w = 0; w < 4; w++) {
-      const uint32_t v = ld32<false>(p + 2 + 4 * w);
-      u.q[w] = sub_pow2_bytes<3>(v & 0x0f0f0f0fu);
-      u.q[w + 4] = sub_pow2_bytes<3>((v >> 4) & 0x0f0f0f0fu);
+      u.q[w] = sub_pow2_bytes<3>(qs[w] & 0x0f0f0f0fu);
+      u.q[w + 4] = sub_pow2_bytes<3>((qs[w] >> 4) & 0x0f0f0f0fu);
     }
     set_scales(u, d, d, 0.f, 0.f);
   }
@@ -99,10 +118,11 @@ template <> struct QUnit<DType::Q4_1> {  // d, m, qs[16]
   static constexpr bool kAlign4 = true, kOffset = true;
   __device__ __forceinline__ static void decode(const uint8_t* p, int, QUnitVals& u) {
     const float d = ldf16(p), m = ldf16(p + 2);
+    uint32_t qs[4];
+    ld32n<4, true>(p + 4, qs);
     for (int w = 0; w < 4; w++) {
-      const uint32_t v = ld32<true>(p + 4 + 4 * w);
-      u.q[w] = v & 0x0f0f0f0fu;
-      u.q[w + 4] = (v >> 4) & 0x0f0f0f0fu;
+      u.q[w] = qs[w] & 0x0f0f0f0fu;
+      u.q[w + 4] = (qs[w] >> 4) & 0x0f0f0f0fu;
     }
     set_scales(u, d, d, m, m);
   }
@@ -113,11 +133,11 @@ template <> struct QUnit<DType::Q5_0> {  // d, qh[4] (bit j: value j's fifth bit
   static constexpr bool kAlign4 = false, kOffset = false;
   __device__ __forceinline__ static void decode(const uint8_t* p, int, QUnitVals& u) {
     const float d = ldf16(p);
-    const uint32_t qh = ld32<false>(p + 2);
+    uint32_t v[5];  // qh, then qs
+    ld32n<5, false>(p + 2, v);
     for (int w = 0; w < 4; w++) {
-      const uint32_t v = ld32<false>(p + 6 + 4 * w);
-      u.q[w] = sub_pow2_bytes<4>((v & 0x0f0f0f0fu) | spread4<4>(qh >> (4 * w)));
-      u.q[w + 4] = sub_pow2_bytes<4>(((v >> 4) & 0x0f0f0f0fu) | spread4<4>(qh >> (16 + 4 * w)));
+      u.q[w] = sub_pow2_bytes<4>((v[1 + w] & 0x0f0f0f0fu) | spread4<4>(v[0] >> (4 * w)));
+      u.q[w + 4] = sub_pow2_bytes<4>(((v[1 + w] >> 4) & 0x0f0f0f0fu) | spread4<4>(v[0] >> (16 + 4 * w)));
     }
     set_scales(u, d, d, 0.f, 0.f);
   }
@@ -128,11 +148,11 @@ template <> struct QUnit<DType::Q5_1> {  // d, m, qh[4], qs[16]
   static constexpr bool kAlign4 = true, kOffset = true;
   __device__ __forceinline__ static void decode(const uint8_t* p, int, QUnitVals& u) {
     const float d = ldf16(p), m = ldf16(p + 2);
-    const uint32_t qh = ld32<true>(p + 4);
+    uint32_t v[5];  // qh, then qs
+    ld32n<5, true>(p + 4, v);
     for (int w = 0; w < 4; w++) {
-      const uint32_t v = ld32<true>(p + 8 + 4 * w);
-      u.q[w] = (v & 0x0f0f0f0fu) | spread4<4>(qh >> (4 * w));
-      u.q[w + 4] = ((v >> 4) & 0x0f0f0f0fu) | spread4<4>(qh >> (16 + 4 * w));
+      u.q[w] = (v[1 + w] & 0x0f0f0f0fu) | spread4<4>(v[0] >> (4 * w));
+      u.q[w + 4] = ((v[1 + w] >> 4) & 0x0f0f0f0fu) | spread4<4>(v[0] >> (16 + 4 * w));
     }
     set_scales(u, d, d, m, m);
   }
@@ -143,10 +163,11 @@ template <> struct QUnit<DType::IQ4_NL> {  // d, qs[16]: indices into the grid
   static constexpr bool kAlign4 = false, kOffset = false;
   __device__ __forceinline__ static void decode(const uint8_t* p, int, QUnitVals& u) {
     const float d = ldf16(p);
+    uint32_t qs[4];
+    ld32n<4, false>(p + 2, qs);
     for (int w = 0; w < 4; w++) {
-      const uint32_t v = ld32<false>(p + 2 + 4 * w);
-      u.q[w] = iq4nl_word(v & 0x0f0f0f0fu);
-      u.q[w + 4] = iq4nl_word((v >> 4) & 0x0f0f0f0fu);
+      u.q[w] = iq4nl_word(qs[w] & 0x0f0f0f0fu);
+      u.q[w + 4] = iq4nl_word((qs[w] >> 4) & 0x0f0f0f0fu);
     }
     set_scales(u, d, d, 0.f, 0.f);
   }
@@ -162,7 +183,9 @@ template <> struct QUnit<DType::Q2_K> {
   __device__ __forceinline__ static void decode(const uint8_t* p, int j, QUnitVals& u) {
     const float d = ldf16(p + 80), dmin = ldf16(p + 82);
     const int h = j >> 2, s = j & 3;
-    for (int w = 0; w < 8; w++) u.q[w] = (ld32<true>(p + 16 + 32 * h + 4 * w) >> (2 * s)) & 0x03030303u;
+    uint32_t qs[8];
+    ld32n<8, true>(p + 16 + 32 * h, qs);
+    for (int w = 0; w < 8; w++) u.q[w] = (qs[w] >> (2 * s)) & 0x03030303u;
     const uint32_t sc0 = p[2 * j], sc1 = p[2 * j + 1];
     set_scales(u, d * float(sc0 & 15), d * float(sc1 & 15), -dmin * float(sc0 >> 4), -dmin * float(sc1 >> 4));
   }
@@ -181,11 +204,10 @@ template <> struct QUnit<DType::Q3_K> {
   __device__ __forceinline__ static void decode(const uint8_t* p, int j, QUnitVals& u) {
     const float d = ldf16(p + 108);
     const int h = j >> 2, s = j & 3;
-    for (int w = 0; w < 8; w++) {
-      const uint32_t lo = (ld32<false>(p + 32 + 32 * h + 4 * w) >> (2 * s)) & 0x03030303u;
-      const uint32_t hi = ((ld32<false>(p + 4 * w) >> j) & 0x01010101u) << 2;
-      u.q[w] = sub_pow2_bytes<2>(lo | hi);
-    }
+    uint32_t qs[8], hm[8];
+    ld32n<8, false>(p + 32 + 32 * h, qs);
+    ld32n<8, false>(p, hm);
+    for (int w = 0; w < 8; w++) u.q[w] = sub_pow2_bytes<2>(((qs[w] >> (2 * s)) & 0x03030303u) | ((hm[w] >> j) & 0x01010101u) << 2);
     set_scales(u, d * float(scale(p + 96, 2 * j)), d * float(scale(p + 96, 2 * j + 1)), 0.f, 0.f);
   }
 };
@@ -209,7 +231,9 @@ template <> struct QUnit<DType::Q4_K> {
   __device__ __forceinline__ static void decode(const uint8_t* p, int j, QUnitVals& u) {
     const float d = ldf16(p), dmin = ldf16(p + 2);
     const int shift = 4 * (j & 1);
-    for (int w = 0; w < 8; w++) u.q[w] = (ld32<true>(p + 16 + 32 * (j >> 1) + 4 * w) >> shift) & 0x0f0f0f0fu;
+    uint32_t qs[8];
+    ld32n<8, true>(p + 16 + 32 * (j >> 1), qs);
+    for (int w = 0; w < 8; w++) u.q[w] = (qs[w] >> shift) & 0x0f0f0f0fu;
     int s, m;
     k4_scale_min_dev(p + 4, j, s, m);
     set_scales(u, d * float(s), d * float(s), -dmin * float(m), -dmin * float(m));
@@ -223,10 +247,10 @@ template <> struct QUnit<DType::Q5_K> {
   __device__ __forceinline__ static void decode(const uint8_t* p, int j, QUnitVals& u) {
     const float d = ldf16(p), dmin = ldf16(p + 2);
     const int shift = 4 * (j & 1);
-    for (int w = 0; w < 8; w++) {
-      const uint32_t lo = (ld32<true>(p + 48 + 32 * (j >> 1) + 4 * w) >> shift) & 0x0f0f0f0fu;
-      u.q[w] = lo | ((ld32<true>(p + 16 + 4 * w) >> j) & 0x01010101u) << 4;
-    }
+    uint32_t qs[8], qh[8];
+    ld32n<8, true>(p + 48 + 32 * (j >> 1), qs);
+    ld32n<8, true>(p + 16, qh);
+    for (int w = 0; w < 8; w++) u.q[w] = ((qs[w] >> shift) & 0x0f0f0f0fu) | ((qh[w] >> j) & 0x01010101u) << 4;
     int s, m;
     k4_scale_min_dev(p + 4, j, s, m);
     set_scales(u, d * float(s), d * float(s), -dmin * float(m), -dmin * float(m));
@@ -242,11 +266,11 @@ template <> struct QUnit<DType::Q6_K> {
   __device__ __forceinline__ static void decode(const uint8_t* p, int j, QUnitVals& u) {
     const float d = ldf16(p + 208);
     const int h = j >> 2, g = j & 3;
-    for (int w = 0; w < 8; w++) {
-      const uint32_t lo = (ld32<false>(p + 64 * h + 32 * (g & 1) + 4 * w) >> (4 * (g >> 1))) & 0x0f0f0f0fu;
-      const uint32_t hi = (ld32<false>(p + 128 + 32 * h + 4 * w) >> (2 * g)) & 0x03030303u;
-      u.q[w] = sub_pow2_bytes<5>(lo | hi << 4);
-    }
+    uint32_t ql[8], qh[8];
+    ld32n<8, false>(p + 64 * h + 32 * (g & 1), ql);
+    ld32n<8, false>(p + 128 + 32 * h, qh);
+    for (int w = 0; w < 8; w++)
+      u.q[w] = sub_pow2_bytes<5>(((ql[w] >> (4 * (g >> 1))) & 0x0f0f0f0fu) | ((qh[w] >> (2 * g)) & 0x03030303u) << 4);
     const int8_t* sc = reinterpret_cast<const int8_t*>(p + 192 + 8 * h + 2 * g);
     set_scales(u, d * float(sc[0]), d * float(sc[1]), 0.f, 0.f);
   }
@@ -261,10 +285,11 @@ template <> struct QUnit<DType::IQ4_XS> {
     const float d = ldf16(p);
     const uint32_t sh = *reinterpret_cast<const uint16_t*>(p + 2);
     const int ls = ((p[4 + (j >> 1)] >> (4 * (j & 1))) & 15) | int((sh >> (2 * j)) & 3) << 4;
+    uint32_t qs[4];
+    ld32n<4, true>(p + 8 + 16 * j, qs);
     for (int w = 0; w < 4; w++) {
-      const uint32_t v = ld32<true>(p + 8 + 16 * j + 4 * w);
-      u.q[w] = iq4nl_word(v & 0x0f0f0f0fu);
-      u.q[w + 4] = iq4nl_word((v >> 4) & 0x0f0f0f0fu);
+      u.q[w] = iq4nl_word(qs[w] & 0x0f0f0f0fu);
+      u.q[w + 4] = iq4nl_word((qs[w] >> 4) & 0x0f0f0f0fu);
     }
     const float a = d * float(ls - 32);
     set_scales(u, a, a, 0.f, 0.f);
