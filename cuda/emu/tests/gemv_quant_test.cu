@@ -13,8 +13,8 @@
 //   checked per output; the normalized error (~1/254 of |y|, as llama.cpp's) is reported.
 // - the test's own dequantization agrees with the CPU's (dequant_row_ref) to f32 rounding.
 // Shapes: K of 1, 3 and 16 super-blocks (legacy: 1, 3, 24 blocks and K = 256 .. 4096), N = 1, 7
-// (a partial block of 4 warps) and 33, T = 1, 3, 8 (one launch, the token loop's three widths)
-// and 11 (two launches: 8 + 3); w 2 bytes past 4-byte alignment for the 2-byte formats.
+// (a partial block of 4 warps) and 33, T = 1, 2, 3, 8 (one launch, the token loop's four widths
+// 1, 2, 4, 8), 11 (two launches: 8 + 3) and 64 (eight); w 2 bytes past 4-byte alignment for the 2-byte formats.
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -42,8 +42,10 @@ void gemv_quant_cases(DType dt) {
   const bool a4 = f.bytes % 4 == 0;
   for (int64_t K : Ks)
     for (int64_t N : {int64_t(1), int64_t(7), int64_t(33)})
-      for (int64_t T : {int64_t(1), int64_t(3), int64_t(8), int64_t(11)}) {
+      for (int64_t T : {int64_t(1), int64_t(2), int64_t(3), int64_t(8), int64_t(11), int64_t(64)}) {
+        if (T == 2 && N != 7) continue;
         if (K == Ks.back() && T != 3 && N != 33) continue;  // the long rows: fewer cases (emulator time)
+        if (T == 64 && (K != Ks.front() || N != 7)) continue;  // 8 launches of 8 tokens: one case
         const size_t off = a4 ? 0 : 2;
         const int64_t nb = K / 32;
         const std::vector<float> x = random_floats(rng, size_t(T * K), -1.0f, 1.0f);
