@@ -69,8 +69,15 @@ __device__ __forceinline__ uint32_t spread4(uint32_t bits) {
   return ((bits & 1u) | (bits & 2u) << 7 | (bits & 4u) << 14 | (bits & 8u) << 21) << TO;
 }
 
-// IQ4_NL's non-linear grid (the same 16 values as native/quant_blocks.h's kIq4nlValues), as
-// int8 bytes packed four to a word, looked up by selects so it stays in registers.
+// IQ4_NL's non-linear grid (native/quant_blocks.h's kIq4nlValues, checked below), as int8
+// bytes packed four to a word, looked up by selects so it stays in registers.
+constexpr uint32_t iq4nl_packed(int i) {
+  return uint32_t(uint8_t(kIq4nlValues[4 * i])) | uint32_t(uint8_t(kIq4nlValues[4 * i + 1])) << 8 |
+         uint32_t(uint8_t(kIq4nlValues[4 * i + 2])) << 16 | uint32_t(uint8_t(kIq4nlValues[4 * i + 3])) << 24;
+}
+static_assert(iq4nl_packed(0) == 0xbfad9881u && iq4nl_packed(1) == 0xf6eaddcfu && iq4nl_packed(2) == 0x26190d01u &&
+                  iq4nl_packed(3) == 0x71594535u,
+              "iq4nl_byte's words are kIq4nlValues");
 __device__ __forceinline__ uint32_t iq4nl_byte(uint32_t n) {
   const uint32_t t0 = 0xbfad9881u, t1 = 0xf6eaddcfu, t2 = 0x26190d01u, t3 = 0x71594535u;
   const uint32_t t = n & 8 ? (n & 4 ? t3 : t2) : (n & 4 ? t1 : t0);
