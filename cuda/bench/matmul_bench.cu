@@ -1,9 +1,13 @@
 // Bench cases: matmul_cuda (the dispatcher: GEMV for a few rows, GEMM for many) at
 // torch_peers.py's F.linear shapes, the Llama-3-8B projections (N, K) = (4096, 4096),
 // (14336, 4096), (4096, 14336) for M = 1, 16, 1024, 4096 tokens (--quick: 1 and 4096), with
-// bf16, f16 and q8_0 weights; x and y are f32 [M, K] and [M, N]. Bytes counted: the weights
-// plus x read and y written once (the decode roofline); FLOPs 2 M N K. Sets of weights and
-// inputs rotate so that small cases do not run from the L2 cache.
+// bf16, f16, q8_0, q4_0, q4_k, q5_k and q6_k weights (without --quick also q4_1, q5_0, q5_1,
+// iq4_nl, q2_k, q3_k and iq4_xs, at M = 1 and 1024 on the first shape); x and y are f32 [M, K]
+// and [M, N]. Bytes counted: the weights as stored plus x read and y written once (the decode
+// roofline; the block formats' int8 copy of x, 1.125 M K bytes written and read again, is left
+// out: under 1% of the weights at M <= 16); FLOPs 2 M N K. Sets of weights and inputs rotate so
+// that small cases do not run from the L2 cache. For q8_0 at M <= 16 also the f32-activation
+// GEMV (matmul_gemv_cuda) that decode used before the dp4a one.
 #include <algorithm>
 #include <memory>
 #include <string>
@@ -51,6 +55,17 @@ void matmul_cases(Bench& b) {
             matmul_cuda(MatmulArgs{y.f32(), xs[i]->f32(), ws[i]->p, dt, M, K, N}, workspace.p, nullptr);
           });
           b.record("matmul_cuda", shape, ms, double(w_bytes + x_bytes + y_bytes), 2.0 * double(M) * double(N) * double(K));
+          if (dt == DType::Q8_0 && M <= 16) {
+            // q8_0's f32-activation GEMV (cuda/gemv.cu), which the dispatcher left for the dp4a
+            // one (an extra launch quantizing x, the weights read once per 8 tokens): both timed
+            // so the choice can follow the measurement
+            const double ms_f32x = b.median_ms([&](int rep) {
+              const size_t i = size_t(rep % sets);
+              matmul_gemv_cuda(MatmulArgs{y.f32(), xs[i]->f32(), ws[i]->p, dt, M, K, N}, nullptr);
+            });
+            b.record("matmul_gemv_cuda", shape, ms_f32x, double(w_bytes + x_bytes + y_bytes),
+                     2.0 * double(M) * double(N) * double(K));
+          }
         } catch (const std::exception& e) {
           b.record_error("matmul_cuda", shape, e.what());
         }
