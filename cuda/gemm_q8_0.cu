@@ -169,7 +169,7 @@ static __global__ void __launch_bounds__(kQThreads)
       }
 }
 
-void matmul_gemm_q8_0_cuda(const MatmulArgs& a, void* workspace, cudaStream_t stream) {
+void matmul_gemm_q8_0_cuda(const MatmulArgs& a, void* workspace, cudaStream_t stream, bool x_ready) {
   if (a.w_dtype != DType::Q8_0)
     throw Error("E_INVALID_ARG", std::string("matmul_gemm_q8_0_cuda: weights are ") + dtype_name(a.w_dtype));
   if (a.T <= 0 || a.N <= 0) return;
@@ -185,7 +185,8 @@ void matmul_gemm_q8_0_cuda(const MatmulArgs& a, void* workspace, cudaStream_t st
   if ((a.T + kQBM - 1) / kQBM > 65535) throw Error("E_INVALID_ARG", "matmul_gemm_q8_0_cuda: too many tokens (grid.y)");
   int8_t* xq;
   float* xd;
-  quantize_x_q8_cuda(a.x, a.T, a.K, workspace, xq, xd, stream);
+  if (x_ready) quantized_x_q8_at(a.T, a.K, workspace, xq, xd);
+  else quantize_x_q8_cuda(a.x, a.T, a.K, workspace, xq, xd, stream);
   const dim3 grid(unsigned((a.N + kQBN - 1) / kQBN), unsigned((a.T + kQBM - 1) / kQBM));
   launch_kernel("gemm_q8_0_kernel", gemm_q8_0_kernel, grid, dim3(kQThreads), kQSmemBytes, stream, a.y,
                 static_cast<const int8_t*>(xq), static_cast<const float*>(xd), static_cast<const uint8_t*>(a.w), a.T,

@@ -96,7 +96,7 @@ bool gemv_quant_supports(DType t) {
   }
 }
 
-void matmul_gemv_quant_cuda(const MatmulArgs& a, void* workspace, cudaStream_t stream) {
+void matmul_gemv_quant_cuda(const MatmulArgs& a, void* workspace, cudaStream_t stream, bool x_ready) {
   if (!gemv_quant_supports(a.w_dtype))
     throw Error("E_INVALID_ARG", std::string("matmul_gemv_quant_cuda: unsupported weight dtype ") + dtype_name(a.w_dtype));
   if (a.T <= 0 || a.N <= 0) return;
@@ -111,13 +111,16 @@ void matmul_gemv_quant_cuda(const MatmulArgs& a, void* workspace, cudaStream_t s
   if (!workspace || reinterpret_cast<uintptr_t>(workspace) % 256)
     throw Error("E_INVALID_ARG", "matmul_gemv_quant_cuda: needs a 256-byte aligned workspace (matmul_cuda_workspace)");
   if ((a.N + kQvWarps - 1) / kQvWarps > 0x7fffffff) throw Error("E_INVALID_ARG", "matmul_gemv_quant_cuda: too many rows");
+  if (x_ready && a.T > kQvMaxT)
+    throw Error("E_INVALID_ARG", "matmul_gemv_quant_cuda: x comes quantized for at most 8 tokens");
   const uint8_t* w = static_cast<const uint8_t*>(a.w);
   for (int64_t t0 = 0; t0 < a.T; t0 += kQvMaxT) {  // the weights are read once per 8 tokens
     const int T = int(a.T - t0 < kQvMaxT ? a.T - t0 : kQvMaxT);
     float* y = a.y + t0 * a.N;
     int8_t* q;
     float* d;
-    quantize_x_q8_cuda(a.x + t0 * a.K, T, a.K, workspace, q, d, stream);  // 8 tokens' room is enough
+    if (x_ready) quantized_x_q8_at(T, a.K, workspace, q, d);
+    else quantize_x_q8_cuda(a.x + t0 * a.K, T, a.K, workspace, q, d, stream);  // 8 tokens' room is enough
     switch (a.w_dtype) {
 #define FUSELM_GEMV_QUANT_CASE(DT, name) \
   case DType::DT: launch_gemv_quant<DType::DT>("gemv_quant_kernel<" name ">", y, q, d, w, T, a.K, a.N, stream); break;

@@ -13,6 +13,8 @@
 //   block formats (cuda/gemm_quant.cu), CUDA cores for f32.
 // Block formats thus see int8 activations in decode (as the CPU's fast paths and llama.cpp) and,
 // but for q8_0, f16 ones in prefill: the two differ by that rounding (~0.4% of |y|).
+// A matmul on the x the previous one quantized into the workspace (QuantizedX, cuda_op.h: the
+// q, k and v projections, gate and up) skips quantizing it again.
 #include "ops.h"
 #include "quantize_x.cuh"
 
@@ -27,18 +29,24 @@ size_t matmul_cuda_workspace(DType w_dtype, int64_t max_T, int64_t K) {
   return quantize_x_q8_bytes(T, K);
 }
 
-void matmul_cuda(const MatmulArgs& a, void* workspace, cudaStream_t stream) {
-  if (a.T <= kGemvMaxTokens) {
-    if (gemv_quant_supports(a.w_dtype)) return matmul_gemv_quant_cuda(a, workspace, stream);
-    return matmul_gemv_cuda(a, stream);
-  }
-  if (a.w_dtype == DType::Q8_0) return matmul_gemm_q8_0_cuda(a, workspace, stream);
-  if (gemm_quant_supports(a.w_dtype)) return matmul_gemm_quant_cuda(a, stream);
-  matmul_gemm_cuda(a, stream);
+void matmul_cuda(const MatmulArgs& a, void* workspace, cudaStream_t stream, QuantizedX* qx) {
+  // whether the kernel takes x quantized into the workspace, and whether it is there already
+  const bool gemv = a.T <= kGemvMaxTokens;
+  const bool int8_x = gemv ? gemv_quant_supports(a.w_dtype) : a.w_dtype == DType::Q8_0;
+  const bool ready = int8_x && qx && qx->x == a.x && qx->T == a.T && qx->K == a.K && a.T > 0 && a.K > 0;
+  if (gemv && int8_x) matmul_gemv_quant_cuda(a, workspace, stream, ready);
+  else if (gemv) matmul_gemv_cuda(a, stream);
+  else if (int8_x) matmul_gemm_q8_0_cuda(a, workspace, stream, ready);
+  else if (gemm_quant_supports(a.w_dtype)) matmul_gemm_quant_cuda(a, stream);
+  else matmul_gemm_cuda(a, stream);
+  // (kept only while x is intact: not if y was written over it)
+  const bool overlap = a.y < a.x + a.T * a.K && a.x < a.y + a.T * a.N;
+  if (qx) *qx = int8_x && a.T > 0 && a.K > 0 && a.N > 0 && !overlap ? QuantizedX{a.x, a.T, a.K} : QuantizedX{};
 }
 
 FUSELM_CUDA_OP(
-    matmul_op::def, [](const Step& s, const CudaExec& x) { matmul_cuda(matmul_op::args(s), x.workspace, x.stream); },
+    matmul_op::def,
+    [](const Step& s, const CudaExec& x) { matmul_cuda(matmul_op::args(s), x.workspace, x.stream, x.quantized_x); },
     [](const Node& n, int64_t max_rows) {
       return matmul_cuda_workspace(n.t[matmul_op::w]->dtype, max_rows, n.t[matmul_op::x]->cols());
     });

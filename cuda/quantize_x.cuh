@@ -41,12 +41,17 @@ static __global__ void quantize_x_q8_kernel(int8_t* q, float* d, const float* x,
   if (lane == 0) d[b] = dv;
 }
 
+// The two parts of T tokens' quantized x in `workspace`.
+inline void quantized_x_q8_at(int64_t T, int64_t K, void* workspace, int8_t*& q, float*& d) {
+  q = static_cast<int8_t*>(workspace);
+  d = reinterpret_cast<float*>(static_cast<uint8_t*>(workspace) + quantize_x_q8_scales_at(T, K));
+}
+
 // Quantizes x [T, K] (K % 32 == 0) into `workspace` (256-byte aligned, quantize_x_q8_bytes(T, K)
 // bytes) and points q and d at the two parts.
 inline void quantize_x_q8_cuda(const float* x, int64_t T, int64_t K, void* workspace, int8_t*& q, float*& d,
                                cudaStream_t stream) {
-  q = static_cast<int8_t*>(workspace);
-  d = reinterpret_cast<float*>(static_cast<uint8_t*>(workspace) + quantize_x_q8_scales_at(T, K));
+  quantized_x_q8_at(T, K, workspace, q, d);
   const int64_t blocks = T * (K / kQ8Block);
   launch_kernel("quantize_x_q8_kernel", quantize_x_q8_kernel, dim3(unsigned((blocks + kQuantWarps - 1) / kQuantWarps)),
                 dim3(32 * kQuantWarps), 0, stream, q, d, x, blocks);

@@ -137,4 +137,44 @@ EMU_TEST(matmul_workspace_bytes) {
   CHECK(fuselm::matmul_cuda_workspace(DType::Q6_K, 3, 256) == 768 + 3 * 8 * 4);
 }
 
+// QuantizedX (cuda_op.h): after a matmul that quantized x into the workspace (block-format
+// weights: the dp4a GEMV for up to 8 tokens, q8_0's GEMM above), a matmul on the same x and T
+// skips the quantization and gives the same bits as a fresh call (the workspace holding x's
+// quantization is the only thing it reads of x). Proved by scribbling over x between the two:
+// the reusing call must not see it (it reads the workspace), a fresh one does. Matmuls that take
+// f32 x (f16 weights, the f16-tile GEMM) leave no record, so a q8_0 GEMM after them quantizes.
+EMU_TEST(matmul_reuses_quantized_x) {
+  Rng rng(0x9e5);
+  const int64_t K = 256, N = 9;
+  for (int64_t T : {int64_t(3), int64_t(12)}) {
+    const std::vector<float> x = random_floats(rng, size_t(T * K), -1.0f, 1.0f);
+    const std::vector<uint8_t> wk = weights(rng, DType::Q4_K, N, K), w8 = weights(rng, DType::Q8_0, N, K);
+    const std::vector<uint8_t>& first = T <= 8 ? wk : w8;  // a matmul that quantizes x at this T
+    const DType first_dt = T <= 8 ? DType::Q4_K : DType::Q8_0;
+    DeviceBuffer<float> dx(x), y1(size_t(T * N)), y2(size_t(T * N)), fresh(size_t(T * N));
+    DeviceBuffer<uint8_t> dwk(first), dw8(w8), ws(fuselm::matmul_cuda_workspace(DType::Q8_0, T, K));
+    fuselm::QuantizedX qx;
+    fuselm::matmul_cuda({y1.p, dx.p, dwk.p, first_dt, T, K, N}, ws.p, nullptr, &qx);
+    CHECK(qx.x == dx.p && qx.T == T && qx.K == K);
+    fuselm::matmul_cuda({fresh.p, dx.p, dw8.p, DType::Q8_0, T, K, N}, ws.p, nullptr);  // fresh, same x
+    dx.upload(std::vector<float>(size_t(T * K), 7.0f));  // the reusing call must not read x
+    fuselm::matmul_cuda({y2.p, dx.p, dw8.p, DType::Q8_0, T, K, N}, ws.p, nullptr, &qx);
+    const std::vector<float> a = y2.download(), b = fresh.download();
+    CHECK_MSG(std::memcmp(a.data(), b.data(), a.size() * 4) == 0, "T=" + std::to_string(T) + ": reuse differs from a fresh call");
+    CHECK(qx.x == dx.p);
+  }
+  // f32-x kernels leave no record: the q8_0 GEMM after an f16-tile q4_k GEMM quantizes (sees x)
+  const int64_t T = 12;
+  const std::vector<uint8_t> wk = weights(rng, DType::Q4_K, N, K), w8 = weights(rng, DType::Q8_0, N, K);
+  DeviceBuffer<float> dx(random_floats(rng, size_t(T * K), -1.0f, 1.0f)), y(size_t(T * N)), fresh(size_t(T * N));
+  DeviceBuffer<uint8_t> dwk(wk), dw8(w8), ws(fuselm::matmul_cuda_workspace(DType::Q8_0, T, K));
+  fuselm::QuantizedX qx{dx.p, T, K};  // a stale record (as if x had been quantized before)
+  fuselm::matmul_cuda({y.p, dx.p, dwk.p, DType::Q4_K, T, K, N}, ws.p, nullptr, &qx);
+  CHECK(qx.x == nullptr);
+  fuselm::matmul_cuda({y.p, dx.p, dw8.p, DType::Q8_0, T, K, N}, ws.p, nullptr, &qx);
+  fuselm::matmul_cuda({fresh.p, dx.p, dw8.p, DType::Q8_0, T, K, N}, ws.p, nullptr);
+  const std::vector<float> a = y.download(), b = fresh.download();
+  CHECK(std::memcmp(a.data(), b.data(), a.size() * 4) == 0);
+}
+
 }  // namespace emu_tests
