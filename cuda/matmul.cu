@@ -15,6 +15,8 @@
 // but for q8_0, f16 ones in prefill: the two differ by that rounding (~0.4% of |y|).
 // A matmul on the x the previous one quantized into the workspace (QuantizedX, cuda_op.h: the
 // q, k and v projections, gate and up) skips quantizing it again.
+#include <cstdint>
+
 #include "ops.h"
 #include "quantize_x.cuh"
 
@@ -40,7 +42,8 @@ void matmul_cuda(const MatmulArgs& a, void* workspace, cudaStream_t stream, Quan
   else if (gemm_quant_supports(a.w_dtype)) matmul_gemm_quant_cuda(a, stream);
   else matmul_gemm_cuda(a, stream);
   // (kept only while x is intact: not if y was written over it)
-  const bool overlap = a.y < a.x + a.T * a.K && a.x < a.y + a.T * a.N;
+  const uintptr_t x0 = reinterpret_cast<uintptr_t>(a.x), y0 = reinterpret_cast<uintptr_t>(a.y);
+  const bool overlap = y0 < x0 + uintptr_t(a.T * a.K) * 4 && x0 < y0 + uintptr_t(a.T * a.N) * 4;
   if (qx) *qx = int8_x && a.T > 0 && a.K > 0 && a.N > 0 && !overlap ? QuantizedX{a.x, a.T, a.K} : QuantizedX{};
 }
 
