@@ -286,7 +286,7 @@ const BYTES: Record<string, number> = { f32: 4, f16: 2, bf16: 2, q8_0: 34 / 32, 
  * level computes each block's dot product as an exact integer and accumulates in the same f32
  * order as the integer reference: exact.
  */
-const QUANT_MATMUL: NativeDType[] = ['q4_k', 'q5_k', 'q6_k'];
+const QUANT_MATMUL: NativeDType[] = ['q4_k', 'q5_k', 'q6_k', 'q4_0'];
 const NO_CUDA_QUANT = 'the CUDA kernels for the GGUF block formats are not in yet';
 
 /** `count` copies of a node, each on tensors of its own, at least `minBytes` in all. */

@@ -31,6 +31,7 @@ QuantKernel kernel_of(DType dt, Impl impl) {
   switch (dt) {
     case DType::Q4_K: case DType::Q5_K: return q4_k_kernel(dt, impl);
     case DType::Q6_K: return q6_k_kernel(impl);
+    case DType::Q4_0: return q4_0_kernel(impl);
     default: return {QAct::Q8_K, nullptr};
   }
 }
@@ -67,8 +68,9 @@ void quantize_row_q8_k(const float* x, int64_t K, BlockQ8_K* y) {
   }
 }
 
-void quantize_row_q8_0x(const float* x, int64_t K, BlockQ8_0x* y) {
-  for (int64_t i = 0; i < K / kQ32; i++) quantize_row_q8_cpu(x + i * kQ32, kQ32, y[i].qs, &y[i].d);
+void quantize_row_q8_0x(const float* x, int64_t K, BlockQ8_0x* y, Impl impl) {
+  const QuantizeQ8Fn f = quantize_q8_fn(impl);  // every level gives the same q and d
+  for (int64_t i = 0; i < K / kQ32; i++) f(x + i * kQ32, kQ32, y[i].qs, &y[i].d);
 }
 
 bool has_quant_kernel(DType dt) { return kernel_of(dt, Impl::kReference).tile != nullptr; }
@@ -85,7 +87,7 @@ void matmul_quant_cpu(const MatmulArgs& a, const Exec& e) {
   const bool ref = e.impl == Impl::kReference;
   auto quantize = [&](int64_t t, int) {
     if (k.act == QAct::Q8_K) quantize_row_q8_k(a.x + t * a.K, a.K, reinterpret_cast<BlockQ8_K*>(xq + size_t(t) * xs));
-    else quantize_row_q8_0x(a.x + t * a.K, a.K, reinterpret_cast<BlockQ8_0x*>(xq + size_t(t) * xs));
+    else quantize_row_q8_0x(a.x + t * a.K, a.K, reinterpret_cast<BlockQ8_0x*>(xq + size_t(t) * xs), e.impl);
   };
   if (ref) {
     for (int64_t t = 0; t < a.T; t++) quantize(t, 0);

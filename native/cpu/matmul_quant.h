@@ -58,6 +58,9 @@ void matmul_quant_cpu(const MatmulArgs& a, const Exec& e);
 // of each 16 q. An all-zero block gets d = 0, q = 0.
 void quantize_row_q8_k(const float* x, int64_t K, BlockQ8_K* y);
 // As matmul.cc's q8_0 activations: d = max|x| / 127 rounded to f16, q = round-to-even(x * 127 / max|x|).
-void quantize_row_q8_0x(const float* x, int64_t K, BlockQ8_0x* y);
+void quantize_row_q8_0x(const float* x, int64_t K, BlockQ8_0x* y, Impl impl);
+// matmul.cc's q8_0 activation quantizer of a level (x [K] -> q [K], d [K / 32]); all give the same bits.
+using QuantizeQ8Fn = void (*)(const float* x, int64_t K, int8_t* q, float* d);
+QuantizeQ8Fn quantize_q8_fn(Impl impl);
 
 }  // namespace fuselm
