@@ -221,6 +221,21 @@ describe('op matmul', () => {
     });
   }
 
+  it('q4_k: x quantized to Q8_K the same at every level on the edge cases (an all-zero superblock, a NaN)', async () => {
+    const K = 512, N = 9, T = 4;
+    const r = rng(77);
+    const xf = randn(T * K, r);
+    xf.fill(0, 0, 256); // token 0: an all-zero superblock
+    xf[2 * K + 300] = NaN; // token 2: a NaN in the second superblock
+    const w = tensorFromF32('q4_k', [N, K], randn(N * K, r));
+    const x = tensorFromF32('f32', [T, K], xf);
+    const want = await matmul('reference', 1, x, w, T, N);
+    for (const impl of fastImpls()) {
+      const got = await matmul(impl, 2, x, w, T, N);
+      for (let i = 0; i < got.length; i++) assert.ok(Object.is(got[i], want[i]), `${impl} output ${i}: ${got[i]} vs the reference's ${want[i]}`);
+    }
+  });
+
   it('keeps rows it was not asked for untouched (T smaller than the tensors)', async () => {
     const K = 33, N = 9, rows = 6, T = 2;
     const r = rng(9);
