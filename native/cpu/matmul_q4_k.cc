@@ -170,18 +170,16 @@ FUSELM_AVX512VNNI void tile_vnni(const uint8_t* w, const uint8_t* xq, size_t xs,
   for (int t = 0; t < TT; t++) y[t * ys] = simd256::hsum(acc[t]);
 }
 
+using TileFn = void (*)(const uint8_t*, const uint8_t*, size_t, int64_t, float*, int64_t);
+
+// VNNI tiles take up to 8 tokens (32 zmm registers hold a superblock's 8 vectors of weights and
+// scales beside 8 accumulators), AVX2 up to 4.
 template <bool Five, bool Vnni>
 void tile_x86(const uint8_t* w, const uint8_t* xq, size_t xs, int64_t K, int TT, float* y, int64_t ys) {
-  constexpr auto f1 = Vnni ? &tile_vnni<Five, 1> : &tile_avx2<Five, 1>;
-  constexpr auto f2 = Vnni ? &tile_vnni<Five, 2> : &tile_avx2<Five, 2>;
-  constexpr auto f3 = Vnni ? &tile_vnni<Five, 3> : &tile_avx2<Five, 3>;
-  constexpr auto f4 = Vnni ? &tile_vnni<Five, 4> : &tile_avx2<Five, 4>;
-  switch (TT) {
-    case 1: return f1(w, xq, xs, K, y, ys);
-    case 2: return f2(w, xq, xs, K, y, ys);
-    case 3: return f3(w, xq, xs, K, y, ys);
-    default: return f4(w, xq, xs, K, y, ys);
-  }
+  static constexpr TileFn avx2[4] = {&tile_avx2<Five, 1>, &tile_avx2<Five, 2>, &tile_avx2<Five, 3>, &tile_avx2<Five, 4>};
+  static constexpr TileFn vnni[8] = {&tile_vnni<Five, 1>, &tile_vnni<Five, 2>, &tile_vnni<Five, 3>, &tile_vnni<Five, 4>,
+                                     &tile_vnni<Five, 5>, &tile_vnni<Five, 6>, &tile_vnni<Five, 7>, &tile_vnni<Five, 8>};
+  (Vnni ? vnni : avx2)[TT - 1](w, xq, xs, K, y, ys);
 }
 
 #endif  // __x86_64__
@@ -192,7 +190,7 @@ QuantKernel q4_k_kernel(DType dt, Impl impl) {
   const bool five = dt == DType::Q5_K;
 #if defined(__x86_64__)
   if (impl == Impl::kAvx512 && cpu_features().avx512vnni)
-    return {QAct::Q8_K, five ? &tile_x86<true, true> : &tile_x86<false, true>};
+    return {QAct::Q8_K, five ? &tile_x86<true, true> : &tile_x86<false, true>, 8};
   if (impl == Impl::kAvx512 || impl == Impl::kAvx2)
     return {QAct::Q8_K, five ? &tile_x86<true, false> : &tile_x86<false, false>};
 #endif

@@ -1,6 +1,6 @@
 // The driver of the quantized matmul kernels (matmul_quant.h): x quantized once per call into
 // the weight format's activation blocks, then row tasks over the threads, each walking its
-// rows one at a time (one sequential weight stream per thread) against tokens 4 at a time,
+// rows one at a time (one sequential weight stream per thread) against tokens 4 or 8 at a time,
 // in blocks of 64 tokens whose quantized rows stay in L2.
 #include <algorithm>
 #include <cmath>
@@ -39,7 +39,6 @@ QuantKernel kernel_of(DType dt, Impl impl) {
 
 constexpr int64_t kMaxRowsPerTask = 64;
 constexpr int64_t kTokenBlock = 64;
-constexpr int kTileTokens = 4;
 
 }  // namespace
 
@@ -157,8 +156,8 @@ void matmul_quant_cpu(const MatmulArgs& a, const Exec& e) {
     for (int64_t tb = t0; tb < t1; tb += kTokenBlock) {
       const int64_t te = std::min(t1, tb + kTokenBlock);
       for (int64_t n = n0; n < n1; n++)
-        for (int64_t t = tb; t < te; t += kTileTokens)
-          k.tile(w + size_t(n) * rb, xq + size_t(t) * xs, xs, a.K, int(std::min<int64_t>(kTileTokens, te - t)),
+        for (int64_t t = tb; t < te; t += k.max_tokens)
+          k.tile(w + size_t(n) * rb, xq + size_t(t) * xs, xs, a.K, int(std::min<int64_t>(k.max_tokens, te - t)),
                  a.y + t * a.N + n, a.N);
     }
   };
@@ -171,7 +170,8 @@ void matmul_quant_cpu(const MatmulArgs& a, const Exec& e) {
   int64_t tok_per_task = a.T;  // few row tasks and several tokens: split the tokens too
   if (threads > 1 && a.T > 1 && row_tasks < 4 * threads) {
     const int64_t want = (4 * threads + row_tasks - 1) / row_tasks;
-    tok_per_task = std::max<int64_t>(kTileTokens, ((a.T + want - 1) / want + 3) / 4 * 4);
+    const int64_t tt = k.max_tokens;
+    tok_per_task = std::max<int64_t>(tt, ((a.T + want - 1) / want + tt - 1) / tt * tt);
   }
   const int64_t tok_tasks = (a.T + tok_per_task - 1) / tok_per_task;
   e.pool->run(row_tasks * tok_tasks, [&](int64_t task, int) {

@@ -14,7 +14,7 @@
 // prefill speed.)
 //
 // The driver (matmul_quant.cc) quantizes x once per call, then walks row tasks; a tile is one
-// weight row against up to 4 tokens, so each weight block is unpacked once per 4 tokens.
+// weight row against up to 4 or 8 tokens, so each weight block is unpacked once per 4 or 8 tokens.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -30,12 +30,13 @@ enum class QAct { Q8_K, Q8_0 };
 // Q8_0 activations as the kernels read them: the f16-rounded scale kept as f32.
 struct BlockQ8_0x { float d; int8_t qs[32]; };
 
-// y[t * ys] = row w · token t's quantized activations (at xq + t * xs) for t < TT (1..4).
+// y[t * ys] = row w · token t's quantized activations (at xq + t * xs) for t < TT (1..max_tokens).
 using QuantTileFn = void (*)(const uint8_t* w, const uint8_t* xq, size_t xs, int64_t K, int TT, float* y, int64_t ys);
 
 struct QuantKernel {
   QAct act;
   QuantTileFn tile;  // null: no kernel for this dtype
+  int max_tokens = 4;  // the most tokens one tile call takes
 };
 
 // The 8 lanes' sum in the order of simd256::hsum: ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)).
