@@ -108,10 +108,12 @@ FUSELM_AVX2 FUSELM_INLINE ScalesK4 scales_k4(const uint8_t* packed) {
 // Scale j (of 8, as int16 in both halves of sc) in every int16 lane.
 FUSELM_AVX2 FUSELM_INLINE __m256i scale_at(__m256i sc, int j) { return _mm256_shuffle_epi8(sc, _mm256_set1_epi16(int16_t(0x0100 + 0x0202 * j))); }
 
-// acc += dd * s + dm * m, lane by lane (the reference's two fmas)
-FUSELM_AVX2 FUSELM_INLINE __m256 lanes_acc(__m256 acc, float dd, __m256i s, float dm, __m256i m) {
-  acc = _mm256_fmadd_ps(_mm256_set1_ps(dd), _mm256_cvtepi32_ps(s), acc);
-  return _mm256_fmadd_ps(_mm256_set1_ps(dm), _mm256_cvtepi32_ps(m), acc);
+// acc += (dx d) s + (dx (-dmin)) m, lane by lane: the reference's two fmas, with the same f32
+// products (dx times the row's d and -dmin, taken in vectors: x.d broadcast from memory).
+FUSELM_AVX2 FUSELM_INLINE __m256 lanes_acc(__m256 acc, const float* dx, __m256 d, __m256 ndmin, __m256i s, __m256i m) {
+  const __m256 x = _mm256_broadcast_ss(dx);
+  acc = _mm256_fmadd_ps(_mm256_mul_ps(x, d), _mm256_cvtepi32_ps(s), acc);
+  return _mm256_fmadd_ps(_mm256_mul_ps(x, ndmin), _mm256_cvtepi32_ps(m), acc);
 }
 
 template <bool Five, int TT>
@@ -124,7 +126,7 @@ FUSELM_AVX2 void tile_avx2(const uint8_t* w, const uint8_t* xq, size_t xs, int64
     __m256i q[8];
     unpack_q<Five>(b, q);
     const ScalesK4 sm = scales_k4(b.scales);
-    const float d = _cvtsh_ss(b.d), dmin = _cvtsh_ss(b.dmin);
+    const __m256 d = _mm256_set1_ps(_cvtsh_ss(b.d)), ndmin = _mm256_set1_ps(-_cvtsh_ss(b.dmin));
     for (int t = 0; t < TT; t++) {
       const BlockQ8_K& x = reinterpret_cast<const BlockQ8_K*>(xq + t * xs)[i];
       __m256i s = _mm256_setzero_si256();
@@ -133,7 +135,7 @@ FUSELM_AVX2 void tile_avx2(const uint8_t* w, const uint8_t* xq, size_t xs, int64
         s = _mm256_add_epi32(s, _mm256_madd_epi16(p, scale_at(sm.sc, j)));
       }
       const __m256i m = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.bsums)), sm.mins2);
-      acc[t] = lanes_acc(acc[t], x.d * d, s, -(x.d * dmin), m);
+      acc[t] = lanes_acc(acc[t], &x.d, d, ndmin, s, m);
     }
   }
   for (int t = 0; t < TT; t++) y[t * ys] = simd256::hsum(acc[t]);
@@ -156,7 +158,7 @@ FUSELM_AVX512VNNI void tile_vnni(const uint8_t* w, const uint8_t* xq, size_t xs,
       q[c] = _mm512_inserti64x4(_mm512_castsi256_si512(q8[2 * c]), q8[2 * c + 1], 1);
       scv[c] = _mm512_inserti64x4(_mm512_castsi256_si512(scale_at(sm.sc, 2 * c)), scale_at(sm.sc, 2 * c + 1), 1);
     }
-    const float d = _cvtsh_ss(b.d), dmin = _cvtsh_ss(b.dmin);
+    const __m256 d = _mm256_set1_ps(_cvtsh_ss(b.d)), ndmin = _mm256_set1_ps(-_cvtsh_ss(b.dmin));
     for (int t = 0; t < TT; t++) {
       const BlockQ8_K& x = reinterpret_cast<const BlockQ8_K*>(xq + t * xs)[i];
       __m512i s = _mm512_setzero_si512();
@@ -164,7 +166,7 @@ FUSELM_AVX512VNNI void tile_vnni(const uint8_t* w, const uint8_t* xq, size_t xs,
         s = _mm512_dpwssd_epi32(s, _mm512_maddubs_epi16(q[c], _mm512_loadu_si512(x.qs + 64 * c)), scv[c]);
       const __m256i m = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.bsums)), sm.mins2);
       const __m256i s8 = _mm256_add_epi32(_mm512_castsi512_si256(s), _mm512_extracti64x4_epi64(s, 1));
-      acc[t] = lanes_acc(acc[t], x.d * d, s8, -(x.d * dmin), m);
+      acc[t] = lanes_acc(acc[t], &x.d, d, ndmin, s8, m);
     }
   }
   for (int t = 0; t < TT; t++) y[t * ys] = simd256::hsum(acc[t]);
