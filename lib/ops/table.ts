@@ -286,12 +286,13 @@ const BYTES: Record<string, number> = { f32: 4, f16: 2, bf16: 2, q8_0: 34 / 32, 
  * level computes each block's dot product as an exact integer and accumulates in the same f32
  * order as the integer reference: exact. CUDA runs them too (cuda/gemv_quant.cu, gemm_quant.cu)
  * but rounds x otherwise: to int8 per 32 values for decode (llama.cpp's CUDA Q8_1 activations,
- * where the CPU reference takes Q8_K's per 256), to f16 for prefill. Each rounding moves an
+ * where the CPU reference takes Q8_K's per 256 for the k-quants; for q4_0 both take Q8_0's, so
+ * CUDA's decode differs by its f32 summation order only), to f16 for prefill. Each rounding moves an
  * output by ~4e-3 of its size (a step of max|x| / 127 per value, uniform x), the two together by
  * ~6e-3: CUDA_QUANT allows 2e-2 and, for these K = 512 outputs of rms ~4, 3e-1 (5 standard
  * deviations of the difference).
  */
-const QUANT_MATMUL: NativeDType[] = ['q4_k', 'q5_k', 'q6_k'];
+const QUANT_MATMUL: NativeDType[] = ['q4_k', 'q5_k', 'q6_k', 'q4_0'];
 const CUDA_QUANT: Tolerance = { rel: 2e-2, abs: 3e-1 };
 
 /** `count` copies of a node, each on tensors of its own, at least `minBytes` in all. */

@@ -473,6 +473,7 @@ RangeFn pick(Impl impl, DType dt) {
 }  // namespace
 
 void quantize_row_q8_cpu(const float* x, int64_t K, int8_t* q, float* d) { quantize_row_q8_portable(x, K, q, d); }
+QuantizeQ8Fn quantize_q8_fn(Impl impl) { return pick_quantize(impl); }
 
 void matmul_cpu(const MatmulArgs& a, const Exec& e) {
   // the GGUF block formats (q4_k, q6_k, ...): their own kernels, reference included (matmul_quant.h)

@@ -1,6 +1,6 @@
 // The driver of the quantized matmul kernels (matmul_quant.h): x quantized once per call into
 // the weight format's activation blocks, then row tasks over the threads, each walking its
-// rows one at a time (one sequential weight stream per thread) against tokens 4 at a time,
+// rows one at a time (one sequential weight stream per thread) against tokens 4 or 8 at a time,
 // in blocks of 64 tokens whose quantized rows stay in L2.
 #include <algorithm>
 #include <cmath>
@@ -10,6 +10,7 @@
 
 #include "cpu/matmul_quant.h"
 #include "cpu/dequant.h"
+#include "cpu/simd.h"
 
 namespace fuselm {
 
@@ -31,13 +32,13 @@ QuantKernel kernel_of(DType dt, Impl impl) {
   switch (dt) {
     case DType::Q4_K: case DType::Q5_K: return q4_k_kernel(dt, impl);
     case DType::Q6_K: return q6_k_kernel(impl);
+    case DType::Q4_0: return q4_0_kernel(impl);
     default: return {QAct::Q8_K, nullptr};
   }
 }
 
 constexpr int64_t kMaxRowsPerTask = 64;
 constexpr int64_t kTokenBlock = 64;
-constexpr int kTileTokens = 4;
 
 }  // namespace
 
@@ -67,9 +68,61 @@ void quantize_row_q8_k(const float* x, int64_t K, BlockQ8_K* y) {
   }
 }
 
-void quantize_row_q8_0x(const float* x, int64_t K, BlockQ8_0x* y) {
-  for (int64_t i = 0; i < K / kQ32; i++) quantize_row_q8_cpu(x + i * kQ32, kQ32, y[i].qs, &y[i].d);
+void quantize_row_q8_0x(const float* x, int64_t K, BlockQ8_0x* y, Impl impl) {
+  const QuantizeQ8Fn f = quantize_q8_fn(impl);  // every level gives the same q and d
+  for (int64_t i = 0; i < K / kQ32; i++) f(x + i * kQ32, kQ32, y[i].qs, &y[i].d);
 }
+
+#if defined(__x86_64__)
+// quantize_row_q8_k with AVX2, bit for bit: the same f32 max, the first value holding it, the
+// same product iscale * x rounded to nearest even (cvtps under the default rounding mode).
+FUSELM_AVX2 void quantize_row_q8_k_avx2(const float* x, int64_t K, BlockQ8_K* y) {
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  for (int64_t i = 0; i < K / kQK; i++, x += kQK) {
+    BlockQ8_K& b = y[i];
+    __m256 m = _mm256_setzero_ps(), nan = _mm256_setzero_ps();
+    for (int j = 0; j < kQK; j += 8) {
+      const __m256 v = _mm256_loadu_ps(x + j);
+      m = _mm256_max_ps(m, _mm256_and_ps(v, abs_mask));
+      nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+    }
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_movehdup_ps(h));
+    const float amax = _mm_cvtss_f32(h);
+    if (amax == 0 || _mm256_movemask_ps(nan)) {  // all zero, or a NaN: the scalar rules, as they are
+      quantize_row_q8_k(x, kQK, &b);
+      continue;
+    }
+    int first = 0;
+    const __m256 am = _mm256_set1_ps(amax);
+    for (int j = 0; j < kQK; j += 8) {
+      const int bits = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_and_ps(_mm256_loadu_ps(x + j), abs_mask), am, _CMP_EQ_OQ));
+      if (bits) {
+        first = j + __builtin_ctz(unsigned(bits));
+        break;
+      }
+    }
+    const float iscale = -127.f / x[first];
+    const __m256 is = _mm256_set1_ps(iscale);
+    const __m256i top = _mm256_set1_epi32(127);
+    for (int j = 0; j < kQK; j += 32) {
+      __m256i q[4];
+      for (int v = 0; v < 4; v++)
+        q[v] = _mm256_min_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + j + 8 * v), is)), top);
+      const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(b.qs + j), _mm256_permutevar8x32_epi32(p, order));
+    }
+    for (int j = 0; j < 16; j++) {
+      int32_t s = 0;
+      for (int l = 0; l < 16; l++) s += b.qs[16 * j + l];
+      b.bsums[j] = int16_t(s);
+    }
+    b.d = 1 / iscale;
+  }
+}
+#endif
 
 bool has_quant_kernel(DType dt) { return kernel_of(dt, Impl::kReference).tile != nullptr; }
 
@@ -83,9 +136,13 @@ void matmul_quant_cpu(const MatmulArgs& a, const Exec& e) {
   if (scratch.size() < size_t(a.T) * xs) scratch.resize(size_t(a.T) * xs);
   uint8_t* xq = scratch.data();  // (workers must not name the thread_local: they would get their own)
   const bool ref = e.impl == Impl::kReference;
+  void (*q8k)(const float*, int64_t, BlockQ8_K*) = &quantize_row_q8_k;
+#if defined(__x86_64__)
+  if (e.impl == Impl::kAvx2 || e.impl == Impl::kAvx512) q8k = &quantize_row_q8_k_avx2;
+#endif
   auto quantize = [&](int64_t t, int) {
-    if (k.act == QAct::Q8_K) quantize_row_q8_k(a.x + t * a.K, a.K, reinterpret_cast<BlockQ8_K*>(xq + size_t(t) * xs));
-    else quantize_row_q8_0x(a.x + t * a.K, a.K, reinterpret_cast<BlockQ8_0x*>(xq + size_t(t) * xs));
+    if (k.act == QAct::Q8_K) q8k(a.x + t * a.K, a.K, reinterpret_cast<BlockQ8_K*>(xq + size_t(t) * xs));
+    else quantize_row_q8_0x(a.x + t * a.K, a.K, reinterpret_cast<BlockQ8_0x*>(xq + size_t(t) * xs), e.impl);
   };
   if (ref) {
     for (int64_t t = 0; t < a.T; t++) quantize(t, 0);
@@ -99,8 +156,8 @@ void matmul_quant_cpu(const MatmulArgs& a, const Exec& e) {
     for (int64_t tb = t0; tb < t1; tb += kTokenBlock) {
       const int64_t te = std::min(t1, tb + kTokenBlock);
       for (int64_t n = n0; n < n1; n++)
-        for (int64_t t = tb; t < te; t += kTileTokens)
-          k.tile(w + size_t(n) * rb, xq + size_t(t) * xs, xs, a.K, int(std::min<int64_t>(kTileTokens, te - t)),
+        for (int64_t t = tb; t < te; t += k.max_tokens)
+          k.tile(w + size_t(n) * rb, xq + size_t(t) * xs, xs, a.K, int(std::min<int64_t>(k.max_tokens, te - t)),
                  a.y + t * a.N + n, a.N);
     }
   };
@@ -113,7 +170,8 @@ void matmul_quant_cpu(const MatmulArgs& a, const Exec& e) {
   int64_t tok_per_task = a.T;  // few row tasks and several tokens: split the tokens too
   if (threads > 1 && a.T > 1 && row_tasks < 4 * threads) {
     const int64_t want = (4 * threads + row_tasks - 1) / row_tasks;
-    tok_per_task = std::max<int64_t>(kTileTokens, ((a.T + want - 1) / want + 3) / 4 * 4);
+    const int64_t tt = k.max_tokens;
+    tok_per_task = std::max<int64_t>(tt, ((a.T + want - 1) / want + tt - 1) / tt * tt);
   }
   const int64_t tok_tasks = (a.T + tok_per_task - 1) / tok_per_task;
   e.pool->run(row_tasks * tok_tasks, [&](int64_t task, int) {

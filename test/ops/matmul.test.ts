@@ -194,7 +194,7 @@ describe('op matmul', () => {
   // measured 6.0e-3 (q4_k) to 6.7e-3 (q6_k) over these outputs; 1.5e-2 still catches a wrong
   // scale, min, nibble or bit (any of those moves it to ~1e-1 or more).
   // (The levels' equality with the integer reference, bit for bit, is the case table's.)
-  for (const [dtype, type] of [['q4_k', GgmlType.Q4_K], ['q5_k', GgmlType.Q5_K], ['q6_k', GgmlType.Q6_K]] as const) {
+  for (const [dtype, type] of [['q4_k', GgmlType.Q4_K], ['q5_k', GgmlType.Q5_K], ['q6_k', GgmlType.Q6_K], ['q4_0', GgmlType.Q4_0]] as const) {
     it(`${dtype}: every level and the reference against the JS decoder's double dot (x as Q8_K)`, async () => {
       const K = 768, N = 37, T = 5;
       const r = rng(type);
@@ -220,6 +220,21 @@ describe('op matmul', () => {
       }
     });
   }
+
+  it('q4_k: x quantized to Q8_K the same at every level on the edge cases (an all-zero superblock, a NaN)', async () => {
+    const K = 512, N = 9, T = 4;
+    const r = rng(77);
+    const xf = randn(T * K, r);
+    xf.fill(0, 0, 256); // token 0: an all-zero superblock
+    xf[2 * K + 300] = NaN; // token 2: a NaN in the second superblock
+    const w = tensorFromF32('q4_k', [N, K], randn(N * K, r));
+    const x = tensorFromF32('f32', [T, K], xf);
+    const want = await matmul('reference', 1, x, w, T, N);
+    for (const impl of fastImpls()) {
+      const got = await matmul(impl, 2, x, w, T, N);
+      for (let i = 0; i < got.length; i++) assert.ok(Object.is(got[i], want[i]), `${impl} output ${i}: ${got[i]} vs the reference's ${want[i]}`);
+    }
+  });
 
   it('keeps rows it was not asked for untouched (T smaller than the tensors)', async () => {
     const K = 33, N = 9, rows = 6, T = 2;

@@ -5,12 +5,13 @@
  * blocks, quantize the activations the same way (Q8_K for the k-quants, Q8_0 for Q4_0) and take
  * the same integer dot products, so over a 40-token prompt and 20 greedy tokens:
  *  - fuselm's greedy ids equal llama.cpp's, all 20;
- *  - the logits at every generated position, on llama.cpp's token path, are within EXACT (f32
- *    summation order: norms, softmax, the per-block products; measured 1e-7 to 4e-7) of the
- *    largest |logit| of llama.cpp's at most positions, and within TOL at all. An ulp of that
- *    order can flip one activation's 8-bit rounding, and a flip stays in the KV cache: q5_k
- *    here flips at step 14 of 20 (measured 2.7e-2 there and after, 4e-7 before), as q8_0 does in
- *    arch-diff (whose TOL.q8_0 this is). A wrong block, scale or bit moves every position;
+ *  - the first position's logits, for every token of the vocabulary, are within EXACT (f32
+ *    summation order: norms, the per-block products; measured 0 to 6.2e-7) of the largest |logit|
+ *    of llama.cpp's for at least 90% of the tokens. The rest is where an ulp of that order flips
+ *    one activation's 8-bit rounding (measured: 0 to 8 tokens of 301; the q8_0 path, held to
+ *    llama.cpp since long, shows the same). A wrong block, scale or bit moves every token;
+ *  - the logits at every generated position, on llama.cpp's token path, are within TOL (arch-
+ *    diff's TOL.q8_0): a flip stays in the KV cache and moves the later positions by ~1e-2;
  *  - the stored file is what fuselm runs: the model's matrices have the format's dtype.
  * Skips, saying why, without the peer (`npm run peer:llama-cpp`).
  */
@@ -31,10 +32,12 @@ const GENERATE = 20;
 const CONTEXT = 128;
 /** Where no activation rounding has flipped: summation order only. */
 const EXACT = 1e-5;
-/** After a flipped 8-bit rounding (see above): arch-diff's TOL.q8_0. */
+/** Along a prompt, after flipped 8-bit roundings (see above): arch-diff's TOL.q8_0. */
 const TOL = 5e-2;
+/** The share of single-token runs that must agree to EXACT. */
+const EXACT_SHARE = 0.9;
 
-const FORMATS: WeightType[] = ['q4_k', 'q5_k', 'q6_k'];
+const FORMATS: WeightType[] = ['q4_k', 'q5_k', 'q6_k', 'q4_0'];
 
 /** 2 layers, dim 256 and MLP 512 so every row is whole 256-value superblocks. */
 const spec = (dtype: WeightType, seed: number): SyntheticModelSpec => ({
@@ -60,7 +63,7 @@ describe('llama.cpp differential: GGUF block formats run as stored', function ()
   });
 
   FORMATS.forEach((dtype, i) =>
-    it(`${dtype}: the same 20 greedy ids as llama.cpp, logits within ${EXACT} at most positions, ${TOL} at all`, async () => {
+    it(`${dtype}: the same 20 greedy ids as llama.cpp, first-position logits within ${EXACT} for most tokens, ${TOL} along the prompt`, async () => {
       const s = spec(dtype, 11 + i);
       const file = path.join(dir, `${dtype}.gguf`);
       await writeSyntheticModel(file, s);
@@ -71,7 +74,15 @@ describe('llama.cpp differential: GGUF block formats run as stored', function ()
       const session = await openLlamaCpp(llama, file, CONTEXT);
       let theirs: number[] = [];
       let theirLogits: Float32Array[] = [];
+      const single: Float32Array[] = [];  // llama.cpp's logits of each token alone, at position 0
       try {
+        for (let t = 0; t < V; t++) {
+          await session.seq.clearHistory();
+          const r = await session.seq.controlledEvaluate([[t, { generateNext: { logits: true } }]]);
+          const row = new Float32Array(V);
+          for (const [id, v] of r[0].next.logits as Map<number, number>) row[id] = v;
+          single.push(row);
+        }
         await session.seq.clearHistory();
         for await (const id of session.seq.evaluate(prompt, { temperature: 0, yieldEogToken: true })) {
           theirs.push(id);
@@ -93,16 +104,17 @@ describe('llama.cpp differential: GGUF block formats run as stored', function ()
       const mine = (await m.generate(prompt, { maxTokens: GENERATE, temperature: 0, ignoreEog: true })).ids;
       const tokens = [...prompt, ...theirs.slice(0, -1)];
       const all = await m.evaluate(tokens, { allLogits: true });
-      const diffs = theirLogits.map((row, k) => relDiff(all.slice((PROMPT - 1 + k) * V, (PROMPT + k) * V), row));
-      const worst = Math.max(...diffs);
-      const exact = diffs.filter((d) => d <= EXACT);
+      const worst = Math.max(...theirLogits.map((row, k) => relDiff(all.slice((PROMPT - 1 + k) * V, (PROMPT + k) * V), row)));
+      const firsts: number[] = [];
+      for (let t = 0; t < V; t++) firsts.push(relDiff(await m.evaluate([t]), single[t]));
+      const exact = firsts.filter((d) => d <= EXACT);
       const same = mine.filter((id, k) => id === theirs[k]).length;
       console.log(
-        `      max |fuselm - llama.cpp| / max |logit| = ${worst.toExponential(2)}; ${exact.length}/${diffs.length} positions within ${EXACT} ` +
-          `(max there ${Math.max(...exact, 0).toExponential(2)}); ${same}/${GENERATE} greedy ids equal`,
+        `      single tokens: ${exact.length}/${V} within ${EXACT} (max there ${Math.max(...exact, 0).toExponential(2)}, worst ${Math.max(...firsts).toExponential(2)}); ` +
+          `along the prompt max |fuselm - llama.cpp| / max |logit| = ${worst.toExponential(2)}; ${same}/${GENERATE} greedy ids equal`,
       );
       assert.deepEqual(mine, theirs, 'greedy ids');
-      assert.ok(exact.length >= diffs.length / 2, `only ${exact.length} of ${diffs.length} positions agree to ${EXACT}: the arithmetic differs`);
+      assert.ok(exact.length >= EXACT_SHARE * V, `only ${exact.length} of ${V} single tokens agree to ${EXACT}: the arithmetic differs`);
       assert.ok(worst <= TOL, `logits differ by ${worst} of the largest (tolerance ${TOL})`);
     }),
   );
