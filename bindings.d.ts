@@ -1,7 +1,9 @@
 // The one typing of the raw native addon (build/Release/fuselm.node or prebuilds/).
 // test/bindings.test.ts checks these keys against what the addon really exports.
 
-export type NativeDType = 'f32' | 'f16' | 'bf16' | 'i32' | 'q8_0';
+/** The GGUF block formats kept as stored (native/quant_blocks.h); q8_0 is one of them. */
+export type NativeBlockDType = 'q8_0' | 'q4_0' | 'q4_1' | 'q5_0' | 'q5_1' | 'q2_k' | 'q3_k' | 'q4_k' | 'q5_k' | 'q6_k' | 'iq4_nl' | 'iq4_xs';
+export type NativeDType = 'f32' | 'f16' | 'bf16' | 'i32' | NativeBlockDType;
 export type NativeImpl = 'auto' | 'reference' | 'portable' | 'avx2' | 'avx512';
 /** Where a tensor's memory lives: host memory, a CUDA GPU, or the CUDA backend's SIMT emulator. */
 export type NativeDevice = 'cpu' | 'cuda' | 'cuda-emulated';

@@ -5,14 +5,16 @@
  * llama.cpp's default; FUSELM_BENCH_KV=f32 for F32) and greedy decoding. Decode tok/s is forward
  * steps per second on both sides (fuselm's timings count n - 1 steps for n tokens, the first
  * coming from the prompt's logits; the peer's loop evaluates one token per yielded token).
- * Files: stories260K (../shared) and synthetic TinyLlama-1.1B-shaped GGUFs in f32 and q8_0.
- * FUSELM_BENCH_SHAPES=tiny (or another SHAPES key) picks the synthetic shape.
+ * Files: stories260K (../shared) and synthetic TinyLlama-1.1B-shaped GGUFs in f32, f16, q8_0 and
+ * q4_k (every matrix Q4_K, run as stored by both). FUSELM_BENCH_SHAPES=tiny (or another SHAPES
+ * key) picks the synthetic shape, FUSELM_BENCH_DTYPES=q4_k,q8_0 the weight types.
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchPrompt, measureSpeed } from '../lib/tools/bench.js';
 import { llamaCppSpeed, loadLlamaCpp } from './peers/llama-cpp.js';
+import type { WeightType } from '../lib/tools/synthetic.js';
 import { syntheticFile, type BenchResult } from './util.js';
 
 const shared = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../shared');
@@ -25,7 +27,8 @@ export async function run(): Promise<BenchResult[]> {
   if (existsSync(stories)) cases.push({ label: 'stories260K f32', file: stories, prompt: 128, gen: 128, reps: 5 });
   else process.stderr.write(`llama-cpp bench: skipping stories260K (${stories} not found)\n`);
   const shape = process.env.FUSELM_BENCH_SHAPES ?? 'tinyllama-1.1b';
-  for (const dtype of ['f32', 'f16', 'q8_0'] as const)
+  const dtypes = (process.env.FUSELM_BENCH_DTYPES ?? 'f32,f16,q8_0,q4_k').split(',') as WeightType[];
+  for (const dtype of dtypes)
     cases.push({ label: `${shape} ${dtype}`, file: await syntheticFile(shape, dtype), prompt: 64, gen: 32, reps: 3 });
 
   const kv = process.env.FUSELM_BENCH_KV === 'f32' ? 'f32' : 'f16';

@@ -156,8 +156,10 @@ class CudaGraph : public Graph {
       CUDA_CHECK(cudaMemcpyAsync(in.second->buf->data, in.first->buf->data, leading_bytes(*in.first, n), cudaMemcpyHostToDevice, stream_));
     int32_t* err = error_ ? error_->data<int32_t>() : nullptr;
     if (err) CUDA_CHECK(cudaMemsetAsync(err, 0, 2 * sizeof(int32_t), stream_));
-    const CudaExec x{stream_, workspace_ ? workspace_->buf->data : nullptr, workspace_ ? workspace_->nbytes() : 0, err};
+    QuantizedX qx;  // what the workspace holds, from the matmul just before (cuda_op.h)
+    const CudaExec x{stream_, workspace_ ? workspace_->buf->data : nullptr, workspace_ ? workspace_->nbytes() : 0, err, &qx};
     for (size_t i = 0; i < nodes_.size(); i++) {
+      if (fuse_[i] != Fused::None || nodes_[i].op != &matmul_op::def) qx = QuantizedX{};
       switch (fuse_[i]) {
         case Fused::AddNorm: launch_add_norm(nodes_[i], nodes_[i + 1], n); i++; break;
         case Fused::RopeStore: launch_rope_store(step(i, n, pos), nodes_[i + 1]); i++; break;

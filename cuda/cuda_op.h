@@ -12,11 +12,21 @@ FUSELM_CUDA_NAMESPACE_BEGIN
 // it cannot refuse up front (token ids in device memory) records {1 + row, value} there, and
 // the graph throws E_INVALID_ARG after the step. Kernels never trap: a trap
 // poisons the whole CUDA context.
+// What the workspace holds from the last matmul that quantized its x there (cuda/quantize_x.cuh):
+// a matmul on the same x right after it (the q, k and v projections; gate and up) skips
+// quantizing it again. The graph clears it before every other op, any of which may write x or
+// use the workspace.
+struct QuantizedX {
+  const float* x = nullptr;
+  int64_t T = 0, K = 0;
+};
+
 struct CudaExec {
   cudaStream_t stream;
   void* workspace;
   size_t workspace_bytes;
   int32_t* error;
+  QuantizedX* quantized_x = nullptr;  // null: no reuse
 };
 
 using CudaEval = void (*)(const Step&, const CudaExec&);

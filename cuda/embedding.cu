@@ -1,9 +1,12 @@
-// embedding: out[t, :] = table[ids[t], :] widened to f32, table [V, D] in f32, f16, bf16 or
-// q8_0; the CPU twin is native/cpu/embedding.cc. One block per token. f32, f16 and bf16 rows
+// embedding: out[t, :] = table[ids[t], :] widened to f32, table [V, D] in f32, f16, bf16, q8_0
+// or a GGUF block format; the CPU twin is native/cpu/embedding.cc. One block per token. f32, f16 and bf16 rows
 // are read 16 bytes at a time (4 floats or 8 halves) when the table and out are 16-byte
 // aligned and the row length allows (D % 4, D % 8), else one value per thread; q8_0 rows
 // (34-byte blocks, no alignment to speak of) are read one int8 per thread, the 32 threads of a
-// block of values sharing its f16 scale. Widening is exact, so the output equals the
+// block of values sharing its f16 scale. The GGUF block formats (q4_0 .. iq4_xs) one 32-value
+// unit per thread (cuda/quant_unit.cuh), each value a * q + b in f32 with the multiply and the
+// add rounded separately (never fused), the same operations as llama.cpp's dequantize_row_* and
+// the CPU's reference (native/cpu/quant_ref.h). Widening is exact, so the output equals the
 // reference bit for bit. An id outside [0, V) reads nothing: its row of out is zeroed and the
 // first such token is reported in `error` ({1 + position, id}), which the CUDA graph checks
 // after the step and turns into an E_INVALID_ARG (the graph checks host ids before the call;
@@ -14,6 +17,7 @@
 #include "convert.cuh"
 #include "ops.h"
 #include "ops/embedding.h"
+#include "quant_unit.cuh"
 
 FUSELM_CUDA_NAMESPACE_BEGIN
 
@@ -81,6 +85,37 @@ static __global__ void embedding_q8_0_kernel(float* out, const BlockQ8_0* table,
   }
 }
 
+template <DType DT>
+static __global__ void embedding_quant_kernel(float* out, const uint8_t* table, const int32_t* ids, int64_t V, int64_t D,
+                                              int32_t* error) {
+  using F = QUnit<DT>;
+  constexpr int kUnits = F::kValues / 32;
+  const int64_t r = embedding_row(ids, V, out, D, error);
+  if (r < 0) return;
+  const uint8_t* row = table + r * (D / F::kValues) * F::kBytes;
+  float* o = out + int64_t(blockIdx.x) * D;
+  for (int64_t u = threadIdx.x; u < D / 32; u += blockDim.x) {
+    QUnitVals v;
+    F::decode(row + (u / kUnits) * F::kBytes, int(u % kUnits), v);
+    for (int i = 0; i < 32; i++) {
+      const float x = __fmul_rn(v.a[i >> 4], float(int8_t(v.q[i >> 2] >> (8 * (i & 3)))));
+      o[32 * u + i] = F::kOffset ? __fadd_rn(x, v.b[i >> 4]) : x;
+    }
+  }
+}
+
+template <DType DT>
+static void launch_embedding_quant(const char* name, const EmbeddingArgs& a, int32_t* error, cudaStream_t stream) {
+  if (a.D % QUnit<DT>::kValues)
+    throw Error("E_INVALID_ARG", std::string("embedding_cuda: ") + dtype_name(DT) + " rows must hold whole blocks");
+  if (QUnit<DT>::kAlign4 ? reinterpret_cast<uintptr_t>(a.table) % 4 : reinterpret_cast<uintptr_t>(a.table) % 2)
+    throw Error("E_INVALID_ARG", std::string("embedding_cuda: ") + dtype_name(DT) + " table misaligned");
+  const int64_t units = a.D / 32;
+  const dim3 threads(unsigned(units < 32 ? 32 : units > 256 ? 256 : (units + 31) / 32 * 32));
+  launch_kernel(name, embedding_quant_kernel<DT>, dim3(unsigned(a.T)), threads, 0, stream, a.out,
+                static_cast<const uint8_t*>(a.table), a.ids, a.V, a.D, error);
+}
+
 void embedding_cuda(const EmbeddingArgs& a, int32_t* error, cudaStream_t stream) {
   if (a.T <= 0 || a.D <= 0) return;
   const dim3 grid(unsigned(a.T));
@@ -127,6 +162,20 @@ void embedding_cuda(const EmbeddingArgs& a, int32_t* error, cudaStream_t stream)
       launch_kernel("embedding_q8_0_kernel", embedding_q8_0_kernel, grid, threads_for(a.D), 0, stream, a.out,
                     static_cast<const BlockQ8_0*>(a.table), a.ids, a.V, a.D, error);
       return;
+#define FUSELM_EMBEDDING_QUANT_CASE(DT, name) \
+  case DType::DT: return launch_embedding_quant<DType::DT>("embedding_quant_kernel<" name ">", a, error, stream);
+    FUSELM_EMBEDDING_QUANT_CASE(Q4_0, "q4_0")
+    FUSELM_EMBEDDING_QUANT_CASE(Q4_1, "q4_1")
+    FUSELM_EMBEDDING_QUANT_CASE(Q5_0, "q5_0")
+    FUSELM_EMBEDDING_QUANT_CASE(Q5_1, "q5_1")
+    FUSELM_EMBEDDING_QUANT_CASE(IQ4_NL, "iq4_nl")
+    FUSELM_EMBEDDING_QUANT_CASE(Q2_K, "q2_k")
+    FUSELM_EMBEDDING_QUANT_CASE(Q3_K, "q3_k")
+    FUSELM_EMBEDDING_QUANT_CASE(Q4_K, "q4_k")
+    FUSELM_EMBEDDING_QUANT_CASE(Q5_K, "q5_k")
+    FUSELM_EMBEDDING_QUANT_CASE(Q6_K, "q6_k")
+    FUSELM_EMBEDDING_QUANT_CASE(IQ4_XS, "iq4_xs")
+#undef FUSELM_EMBEDDING_QUANT_CASE
     default:
       throw Error("E_INVALID_ARG", std::string("embedding_cuda: unsupported table dtype ") + dtype_name(a.dtype));
   }

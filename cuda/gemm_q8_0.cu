@@ -2,7 +2,7 @@
 // y[t, n] = sum over 32-blocks b of d_w[n, b] * d_x[t, b] * sum_j q_w[n, 32b + j] * q_x[t, 32b + j]
 // (MatmulArgs, native/ops/matmul.h), the same arithmetic as the CPU's fast path (native/cpu/matmul.cc):
 //
-// 1. quantize_x_q8_kernel: x f32 [T, K] -> the workspace, one warp per block of 32 values:
+// 1. quantize_x_q8_kernel (cuda/quantize_x.cuh): x f32 [T, K] -> the workspace, one warp per block of 32 values:
 //    amax = max|x| (the max taken over the f32 bit patterns with the sign cleared, as the CPU
 //    does, so a NaN wins), q = x * (127 / amax) rounded to nearest even, clamped to +-127,
 //    NaN -> 0, d = amax / 127 rounded to f16 (llama.cpp's block_q8_0 scale), kept as f32.
@@ -30,6 +30,7 @@
 
 #include "ops.h"
 #include "q8_0_block.cuh"
+#include "quantize_x.cuh"
 
 FUSELM_CUDA_NAMESPACE_BEGIN
 
@@ -38,38 +39,6 @@ constexpr int kQLd = kQBK + 16;  // bytes per shared row
 constexpr int kQKb = kQBK / kQ8Block;  // q8_0 blocks per k-tile (2)
 // [2] x: q [kQBM][kQLd] bytes, W: q [kQBN][kQLd] bytes, d_x [kQBM][kQKb] f32, d_w [kQBN][kQKb] f32
 constexpr size_t kQSmemBytes = size_t(2) * ((kQBM + kQBN) * kQLd + (kQBM + kQBN) * kQKb * sizeof(float));
-
-static size_t align256(size_t n) { return (n + 255) / 256 * 256; }
-
-size_t matmul_cuda_workspace(DType w_dtype, int64_t max_T, int64_t K) {
-  if (w_dtype != DType::Q8_0 || max_T <= 0 || K <= 0) return 0;
-  return align256(size_t(max_T * K)) + size_t(max_T * (K / kQ8Block)) * sizeof(float);
-}
-
-// ---- 1. x -> q8_0 ------------------------------------------------------------------------------
-
-constexpr int kQuantWarps = 8;  // q8_0 blocks per thread block
-
-static __global__ void quantize_x_q8_kernel(int8_t* q, float* d, const float* x, int64_t blocks) {
-  const int lane = int(threadIdx.x) & 31;
-  const int64_t b = int64_t(blockIdx.x) * kQuantWarps + (threadIdx.x >> 5);
-  if (b >= blocks) return;  // whole warps leave together
-  const float v = x[b * kQ8Block + lane];
-  uint32_t m = __float_as_uint(v) & 0x7fffffffu;
-  for (int off = 16; off > 0; off >>= 1) {
-    const uint32_t o = __shfl_xor_sync(0xffffffffu, m, off);
-    m = o > m ? o : m;
-  }
-  const float amax = __uint_as_float(m);
-  // IEEE divisions (no fast math in this build)
-  const float dv = __half2float(__float2half_rn(amax / 127.f));
-  const float id = amax != 0.f ? 127.f / amax : 0.f;
-  float s = __fmul_rn(v, id);
-  s = s > 127.f ? 127.f : s < -127.f ? -127.f : s == s ? s : 0.f;
-  const float r = __fadd_rn(__fadd_rn(s, 0x1.8p23f), -0x1.8p23f);  // round to nearest even
-  q[b * kQ8Block + lane] = int8_t(int32_t(r));
-  if (lane == 0) d[b] = dv;
-}
 
 // ---- 2. the GEMM -------------------------------------------------------------------------------
 
@@ -200,7 +169,7 @@ static __global__ void __launch_bounds__(kQThreads)
       }
 }
 
-void matmul_gemm_q8_0_cuda(const MatmulArgs& a, void* workspace, cudaStream_t stream) {
+void matmul_gemm_q8_0_cuda(const MatmulArgs& a, void* workspace, cudaStream_t stream, bool x_ready) {
   if (a.w_dtype != DType::Q8_0)
     throw Error("E_INVALID_ARG", std::string("matmul_gemm_q8_0_cuda: weights are ") + dtype_name(a.w_dtype));
   if (a.T <= 0 || a.N <= 0) return;
@@ -214,11 +183,10 @@ void matmul_gemm_q8_0_cuda(const MatmulArgs& a, void* workspace, cudaStream_t st
   if (reinterpret_cast<uintptr_t>(a.w) % 2)
     throw Error("E_INVALID_ARG", "matmul_gemm_q8_0_cuda: q8_0 weights must be 2-byte aligned");
   if ((a.T + kQBM - 1) / kQBM > 65535) throw Error("E_INVALID_ARG", "matmul_gemm_q8_0_cuda: too many tokens (grid.y)");
-  int8_t* xq = static_cast<int8_t*>(workspace);
-  float* xd = reinterpret_cast<float*>(static_cast<uint8_t*>(workspace) + align256(size_t(a.T * a.K)));
-  const int64_t blocks = a.T * (a.K / kQ8Block);
-  launch_kernel("quantize_x_q8_kernel", quantize_x_q8_kernel, dim3(unsigned((blocks + kQuantWarps - 1) / kQuantWarps)),
-                dim3(32 * kQuantWarps), 0, stream, xq, xd, a.x, blocks);
+  int8_t* xq;
+  float* xd;
+  if (x_ready) quantized_x_q8_at(a.T, a.K, workspace, xq, xd);
+  else quantize_x_q8_cuda(a.x, a.T, a.K, workspace, xq, xd, stream);
   const dim3 grid(unsigned((a.N + kQBN - 1) / kQBN), unsigned((a.T + kQBM - 1) / kQBM));
   launch_kernel("gemm_q8_0_kernel", gemm_q8_0_kernel, grid, dim3(kQThreads), kQSmemBytes, stream, a.y,
                 static_cast<const int8_t*>(xq), static_cast<const float*>(xd), static_cast<const uint8_t*>(a.w), a.T,

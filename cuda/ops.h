@@ -14,12 +14,13 @@
 
 FUSELM_CUDA_NAMESPACE_BEGIN
 
-// ---- matmul: y[t, n] = sum_k x[t, k] * w[n, k] (MatmulArgs), w f32/f16/bf16/q8_0 [N, K] --------
+// ---- matmul: y[t, n] = sum_k x[t, k] * w[n, k] (MatmulArgs), w f32/f16/bf16 or a block format [N, K]
 // matmul_cuda picks the kernel: the GEMV for a few rows (decode), a GEMM for many (prefill).
 // `workspace` (matmul_cuda_workspace bytes for up to max_T rows, 256-byte aligned) holds the
-// int8 GEMM's quantized activations.
+// int8 kernels' quantized activations (cuda/quantize_x.cuh).
 size_t matmul_cuda_workspace(DType w_dtype, int64_t max_T, int64_t K);
-void matmul_cuda(const MatmulArgs& a, void* workspace, cudaStream_t stream);  // cuda/matmul.cu
+// qx (optional): what the workspace holds (QuantizedX, cuda_op.h), used and updated.
+void matmul_cuda(const MatmulArgs& a, void* workspace, cudaStream_t stream, QuantizedX* qx = nullptr);  // cuda/matmul.cu
 // Decode-shaped matmul (a GEMV per token).
 void matmul_gemv_cuda(const MatmulArgs& a, cudaStream_t stream);  // cuda/gemv.cu
 // Prefill: f16/bf16 weights on tensor cores (mma m16n8k16, x rounded to the weight's type as it
@@ -27,7 +28,18 @@ void matmul_gemv_cuda(const MatmulArgs& a, cudaStream_t stream);  // cuda/gemv.c
 void matmul_gemm_cuda(const MatmulArgs& a, cudaStream_t stream);  // cuda/gemm.cu
 // Prefill with q8_0 weights: W8A8 on tensor cores (mma m16n8k32 s8, int32 accumulate), x
 // quantized per block of 32 into `workspace`, the scales applied in the epilogue.
-void matmul_gemm_q8_0_cuda(const MatmulArgs& a, void* workspace, cudaStream_t stream);  // cuda/gemm_q8_0.cu
+// x_ready: the workspace already holds x quantized (a matmul on the same x just ran).
+void matmul_gemm_q8_0_cuda(const MatmulArgs& a, void* workspace, cudaStream_t stream, bool x_ready = false);  // cuda/gemm_q8_0.cu
+// Decode with weights in a GGUF block format (q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, q2_k ..
+// q6_k, iq4_xs): x quantized to int8 per block of 32 into `workspace`, dp4a dot products, the
+// weights read once per 8 tokens.
+bool gemv_quant_supports(DType w_dtype);
+// x_ready: as for matmul_gemm_q8_0_cuda (T <= 8 only: more tokens are quantized 8 at a time).
+void matmul_gemv_quant_cuda(const MatmulArgs& a, void* workspace, cudaStream_t stream, bool x_ready = false);  // cuda/gemv_quant.cu
+// Prefill with those formats but q8_0: weight tiles dequantized to f16 in shared memory, mma
+// m16n8k16 (x rounded to f16), f32 accumulate.
+bool gemm_quant_supports(DType w_dtype);
+void matmul_gemm_quant_cuda(const MatmulArgs& a, cudaStream_t stream);  // cuda/gemm_quant.cu
 
 // ---- KV cache and attention ------------------------------------------------------------------
 // The KV cache holds f32, f16 or bf16 (k and v alike); f16 halves its reads in decode.

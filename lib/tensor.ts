@@ -5,13 +5,17 @@
 import type { NativeDType, NativeTensor } from '../bindings.js';
 import { FuselmError } from './errors.js';
 import { f32ToBf16Bits, f32ToF16Bits, quantizeQ8_0 } from './formats/ggml-types.js';
+import { quantizeBlocks } from './formats/quant-fit.js';
 import { call, native } from './native.js';
 
 export function emptyTensor(dtype: NativeDType, shape: number[]): NativeTensor {
   return call(() => new (native().Tensor)(dtype, shape));
 }
 
-/** Encodes f32 values as the bytes of `dtype` (f16/bf16 round to nearest even, q8_0 as GGUF's). */
+/**
+ * Encodes f32 values as the bytes of `dtype` (f16/bf16 round to nearest even, q8_0 as GGUF's;
+ * the other block formats by quant-fit.ts's plain min/max fit, meant for test data).
+ */
 export function encodeF32(dtype: NativeDType, data: Float32Array): Uint8Array {
   switch (dtype) {
     case 'f32':
@@ -27,6 +31,8 @@ export function encodeF32(dtype: NativeDType, data: Float32Array): Uint8Array {
       return quantizeQ8_0(data);
     case 'i32':
       throw new FuselmError('E_INVALID_ARG', 'encodeF32: use an Int32Array for i32 tensors');
+    default:
+      return quantizeBlocks(dtype, data); // a plain min/max fit: test data only
   }
 }
 

@@ -10,32 +10,26 @@
 
 namespace fuselm {
 
+namespace {
+// Indexed by DType's value.
+const char* const kDTypeNames[kDTypeCount] = {"f32",  "f16",  "bf16", "i32",  "q8_0", "q4_0",   "q4_1",  "q5_0",
+                                              "q5_1", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "iq4_nl", "iq4_xs"};
+}  // namespace
+
 const char* dtype_name(DType t) {
-  switch (t) {
-    case DType::F32: return "f32";
-    case DType::F16: return "f16";
-    case DType::BF16: return "bf16";
-    case DType::I32: return "i32";
-    case DType::Q8_0: return "q8_0";
-  }
-  return "?";
+  const int i = int(t);
+  return i >= 0 && i < kDTypeCount ? kDTypeNames[i] : "?";
 }
 
 bool dtype_from_name(const std::string& n, DType* out) {
-  static const struct { const char* name; DType t; } table[] = {
-      {"f32", DType::F32}, {"f16", DType::F16}, {"bf16", DType::BF16}, {"i32", DType::I32}, {"q8_0", DType::Q8_0}};
-  for (const auto& e : table)
-    if (n == e.name) { *out = e.t; return true; }
+  for (int i = 0; i < kDTypeCount; i++)
+    if (n == kDTypeNames[i]) { *out = DType(i); return true; }
   return false;
 }
 
 size_t row_bytes(DType t, int64_t cols) {
-  switch (t) {
-    case DType::F32: case DType::I32: return size_t(cols) * 4;
-    case DType::F16: case DType::BF16: return size_t(cols) * 2;
-    case DType::Q8_0: return size_t(cols / kQ8Block) * kQ8BlockBytes;
-  }
-  return 0;
+  const BlockGeom g = dtype_block(t);
+  return size_t(cols / g.values) * size_t(g.bytes);
 }
 
 Buffer::Buffer(size_t n, bool zero) : bytes(n) {
@@ -79,9 +73,10 @@ void check_shape(DType t, const std::vector<int64_t>& shape) {
     if (n > std::numeric_limits<int64_t>::max() / d) throw Error("E_INVALID_ARG", "tensor shape overflows");
     n *= d;
   }
-  if (t == DType::Q8_0 && shape.back() % kQ8Block != 0)
-    throw Error("E_INVALID_ARG", "q8_0 tensor's last dimension must be a multiple of 32, got " +
-                                     std::to_string(shape.back()));
+  const int block = dtype_block(t).values;
+  if (shape.back() % block != 0)
+    throw Error("E_INVALID_ARG", std::string(dtype_name(t)) + " tensor's last dimension must be a multiple of " +
+                                     std::to_string(block) + ", got " + std::to_string(shape.back()));
 }
 }  // namespace
 

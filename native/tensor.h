@@ -1,6 +1,7 @@
 // Tensor: a dtype, a row-major shape (outermost first) and an owning, 64-byte aligned buffer.
 // Tensors are contiguous; a 2-D tensor [rows, cols] is the shape every kernel works on.
-// q8_0 tensors store blocks of 32 values along the last dimension (34 bytes per block).
+// Block-format tensors (q8_0, q4_k, ...) store whole blocks along the last dimension, laid out
+// as GGUF stores them (native/quant_blocks.h).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -9,23 +10,47 @@
 #include <string>
 #include <vector>
 
+#include "quant_blocks.h"
+
 namespace fuselm {
 
-enum class DType : int32_t { F32 = 0, F16 = 1, BF16 = 2, I32 = 3, Q8_0 = 4 };
+enum class DType : int32_t {
+  F32 = 0, F16 = 1, BF16 = 2, I32 = 3, Q8_0 = 4,
+  Q4_0 = 5, Q4_1 = 6, Q5_0 = 7, Q5_1 = 8, Q2_K = 9, Q3_K = 10, Q4_K = 11, Q5_K = 12, Q6_K = 13,
+  IQ4_NL = 14, IQ4_XS = 15,
+};
+constexpr int kDTypeCount = 16;
 
 constexpr int kQ8Block = 32;       // values per q8_0 block
 constexpr int kQ8BlockBytes = 34;  // f16 scale + 32 int8
 
-// One q8_0 block: value[i] = d * qs[i]. Layout matches GGUF's Q8_0.
-struct BlockQ8_0 {
-  uint16_t d;  // f16 bits
-  int8_t qs[kQ8Block];
-};
-static_assert(sizeof(BlockQ8_0) == kQ8BlockBytes, "q8_0 block must be 34 bytes");
+// Values per block and bytes per block (1 and the element size for the plain types).
+struct BlockGeom { int values, bytes; };
+constexpr BlockGeom dtype_block(DType t) {
+  switch (t) {
+    case DType::F32: case DType::I32: return {1, 4};
+    case DType::F16: case DType::BF16: return {1, 2};
+    case DType::Q8_0: return {32, int(sizeof(BlockQ8_0))};
+    case DType::Q4_0: return {32, int(sizeof(BlockQ4_0))};
+    case DType::Q4_1: return {32, int(sizeof(BlockQ4_1))};
+    case DType::Q5_0: return {32, int(sizeof(BlockQ5_0))};
+    case DType::Q5_1: return {32, int(sizeof(BlockQ5_1))};
+    case DType::IQ4_NL: return {32, int(sizeof(BlockIQ4_NL))};
+    case DType::Q2_K: return {kQK, int(sizeof(BlockQ2_K))};
+    case DType::Q3_K: return {kQK, int(sizeof(BlockQ3_K))};
+    case DType::Q4_K: return {kQK, int(sizeof(BlockQ4_K))};
+    case DType::Q5_K: return {kQK, int(sizeof(BlockQ5_K))};
+    case DType::Q6_K: return {kQK, int(sizeof(BlockQ6_K))};
+    case DType::IQ4_XS: return {kQK, int(sizeof(BlockIQ4_XS))};
+  }
+  return {1, 0};
+}
+// A block format (q8_0 and the GGUF quant types), as opposed to a plain element type.
+constexpr bool is_block_dtype(DType t) { return dtype_block(t).values > 1; }
 
 const char* dtype_name(DType t);
 bool dtype_from_name(const std::string& name, DType* out);
-// Bytes for one row of `cols` values (cols must be a multiple of 32 for q8_0).
+// Bytes for one row of `cols` values (cols must be a multiple of the block size).
 size_t row_bytes(DType t, int64_t cols);
 
 // A thrown error that the N-API layer turns into a FuselmError with this code.

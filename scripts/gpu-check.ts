@@ -226,7 +226,13 @@ function compare(ours: BenchCase[], torch: PeerCase[]): Row[] {
       if (sh.w_dtype === 'q8_0') {
         add('int_mm_int8', peer('int_mm_int8', keys), Number(sh.M) >= 1024 ? '>= 1.0x' : '');
         add('linear_bf16', peer('linear_bf16', keys), Number(sh.M) <= 16 ? '>= 1.7x' : '');
-      } else add('linear_bf16', peer('linear_bf16', keys), '');
+      } else {
+        add('linear_bf16', peer('linear_bf16', keys), '');
+        // the GGUF block formats in decode: bound by reading the weights, so also set against
+        // the copy bandwidth measured in the same run
+        if (!['bf16', 'f16', 'f32'].includes(String(sh.w_dtype)) && Number(sh.M) <= 16 && c.copy_share !== undefined)
+          rows.push({ kernel: c.kernel, shape: Object.entries(sh).map(([k, v]) => `${k}=${v}`).join(' '), ms: c.ms, peer: 'copy bandwidth', peerMs: NaN, ratio: c.copy_share, goal: 'bandwidth' });
+      }
     } else if (c.kernel.startsWith('rms_norm') || c.kernel.startsWith('layer_norm') || c.kernel.startsWith('add_norm')) {
       const name = c.kernel.includes('layer') ? 'layer_norm_torch' : 'rms_norm_torch';
       add(name, peer(name, { rows: sh.rows, hidden: sh.hidden }), `>= 90% bw (fuselm ${(100 * (c.copy_share ?? 0)).toFixed(0)}%)`, true);

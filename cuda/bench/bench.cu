@@ -39,6 +39,23 @@ static __global__ void fill_q8_0_kernel(BlockQ8_0* p, size_t n_blocks, uint64_t 
   }
 }
 
+// GGUF block formats: random bytes (every nibble, bit and sub-block scale uniformly drawn), then
+// the block's f16 scale d and, where the format has one, its f16 min / offset m set to
+// |v| in [0.5, 1) * scale, so the weights are finite and about +-1.
+static __global__ void fill_blocks_kernel(uint8_t* p, size_t n_blocks, int block_bytes, int d_at, int m_at,
+                                          float d_scale, float m_scale, uint64_t seed) {
+  for (size_t b = size_t(blockIdx.x) * blockDim.x + threadIdx.x; b < n_blocks; b += size_t(gridDim.x) * blockDim.x) {
+    uint8_t* q = p + b * size_t(block_bytes);
+    for (int i = 0; i < block_bytes; i++) q[i] = uint8_t(hash_uniform(seed, b * 256 + size_t(i), 0.0f, 256.0f));
+    const uint16_t d = __half_as_ushort(__float2half(hash_uniform(seed ^ 1, b, 0.5f, 1.0f) * d_scale));
+    q[d_at] = uint8_t(d), q[d_at + 1] = uint8_t(d >> 8);
+    if (m_at >= 0) {
+      const uint16_t m = __half_as_ushort(__float2half(hash_uniform(seed ^ 2, b, -1.0f, 1.0f) * m_scale));
+      q[m_at] = uint8_t(m), q[m_at + 1] = uint8_t(m >> 8);
+    }
+  }
+}
+
 static const dim3 kFillGrid(1024), kFillBlock(256);
 
 void fill_f32(float* p, size_t n, uint64_t seed, float lo, float hi) {
@@ -58,6 +75,24 @@ void fill_weights(void* p, DType dt, size_t n_values, uint64_t seed) {
     case DType::F16: return fill_half(p, n_values, false, seed, -1.0f, 1.0f);
     case DType::BF16: return fill_half(p, n_values, true, seed, -1.0f, 1.0f);
     case DType::Q8_0: return fill_q8_0(p, n_values / kQ8Block, seed);
+    default: break;
+  }
+  // byte offsets of d and m in the block (-1: none), and their scales
+  struct F { DType dt; int d_at, m_at; float d_scale, m_scale; };
+  static const F formats[] = {
+      {DType::Q4_0, 0, -1, 0.1f, 0},      {DType::Q4_1, 0, 2, 0.1f, 0.5f},      {DType::Q5_0, 0, -1, 0.05f, 0},
+      {DType::Q5_1, 0, 2, 0.05f, 0.5f},   {DType::IQ4_NL, 0, -1, 0.008f, 0},    {DType::Q2_K, 80, 82, 0.05f, 0.02f},
+      {DType::Q3_K, 108, -1, 0.01f, 0},   {DType::Q4_K, 0, 2, 0.002f, 0.002f},  {DType::Q5_K, 0, 2, 0.001f, 0.001f},
+      {DType::Q6_K, 208, -1, 0.0002f, 0}, {DType::IQ4_XS, 0, -1, 0.0002f, 0},
+  };
+  for (const F& f : formats)
+    if (f.dt == dt) {
+      const BlockGeom g = dtype_block(dt);
+      launch_kernel("fill_blocks_kernel", fill_blocks_kernel, kFillGrid, kFillBlock, 0, nullptr, static_cast<uint8_t*>(p),
+                    n_values / size_t(g.values), g.bytes, f.d_at, f.m_at, f.d_scale, f.m_scale, seed);
+      return;
+    }
+  switch (dt) {
     default: throw Error("E_INVALID_ARG", std::string("bench: no weight fill for ") + dtype_name(dt));
   }
 }

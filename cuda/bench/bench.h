@@ -31,7 +31,8 @@ struct DevBuf {
 void fill_f32(float* p, size_t n, uint64_t seed, float lo, float hi);
 void fill_half(void* p, size_t n, bool bf16, uint64_t seed, float lo, float hi);
 void fill_q8_0(void* p, size_t n_blocks, uint64_t seed);
-// n_values weights of dtype dt (f32, f16, bf16; q8_0: n_values / 32 blocks), in about [-1, 1).
+// n_values weights of dtype dt (f32, f16, bf16; a block format: n_values / block values
+// blocks), in about [-1, 1).
 void fill_weights(void* p, DType dt, size_t n_values, uint64_t seed);
 
 // One JSON "key": value pair of a case's shape.

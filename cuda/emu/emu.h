@@ -248,6 +248,17 @@ inline unsigned __brev(unsigned x) {
   return r;
 }
 template <class T> inline T __ldg(const T* p) { return *p; }
+// dp4a: the 4 byte lanes of a and b multiplied pairwise (signed or unsigned bytes), summed
+// into c with 32-bit wrap-around, as the PTX dp4a.{s32,u32} instructions do.
+inline int __dp4a(int a, int b, int c) {
+  uint32_t s = uint32_t(c);
+  for (int i = 0; i < 4; i++) s += uint32_t(int32_t(int8_t(a >> 8 * i)) * int32_t(int8_t(b >> 8 * i)));
+  return int(s);
+}
+inline unsigned __dp4a(unsigned a, unsigned b, unsigned c) {
+  for (int i = 0; i < 4; i++) c += ((a >> 8 * i) & 0xffu) * ((b >> 8 * i) & 0xffu);
+  return c;
+}
 // CUDA's device min/max overloads
 inline int min(int a, int b) { return a < b ? a : b; }
 inline int max(int a, int b) { return a > b ? a : b; }

@@ -6,7 +6,7 @@
  * (GGUF dims [in, out], innermost first), so attn_qkv is the row-major [3·D, D] matrix whose
  * rows are q, then k, then v: each is a row slice, read straight from the file.
  */
-import type { NativeTensor } from '../../bindings.js';
+import type { NativeDType, NativeTensor } from '../../bindings.js';
 import type { GgufFile } from '../formats/gguf.js';
 import type { ModelConfig } from './config.js';
 import type { LayerWeights, LlamaWeights } from './llama.js';
@@ -17,13 +17,14 @@ export async function loadGpt2GgufWeights(
   c: ModelConfig,
   dtype: WeightDtype = 'auto',
   onProgress?: (loaded: number, total: number) => void,
+  blocks?: ReadonlySet<NativeDType>,
 ): Promise<LlamaWeights> {
   const D = c.dim, F = c.ffnDim, kv = c.nKvHeads * c.headDim, qkv = D + 2 * kv;
   const loaded: NativeTensor[] = [];
   const total = 3 + c.nLayers;
   let done = 0;
   const load = async (name: string, shape: number[], rows?: { start: number; total: number }) => {
-    const t = await loadGgufTensor(f, name, shape, { dtype, rows });
+    const t = await loadGgufTensor(f, name, shape, { dtype, rows, blocks });
     loaded.push(t);
     return t;
   };

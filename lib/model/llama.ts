@@ -8,7 +8,7 @@
  * added to the embeddings instead of RoPE, biases everywhere, a GELU MLP), and the sinusoidal
  * positions of the original Transformer (a fixed table in place of the learned one).
  */
-import type { NativeTensor } from '../../bindings.js';
+import type { NativeDType, NativeTensor } from '../../bindings.js';
 import { type Backend, type Graph, ops } from '../backend.js';
 import type { GgufFile } from '../formats/gguf.js';
 import { FuselmError } from '../errors.js';
@@ -89,14 +89,14 @@ export function ropeFactors(
 export async function loadLlamaWeights(
   f: GgufFile,
   c: ModelConfig,
-  o: { contextSize: number; dtype?: WeightDtype; onProgress?: (loaded: number, total: number) => void },
+  o: { contextSize: number; dtype?: WeightDtype; blocks?: ReadonlySet<NativeDType>; onProgress?: (loaded: number, total: number) => void },
 ): Promise<LlamaWeights> {
-  const { dtype = 'auto', onProgress } = o;
+  const { dtype = 'auto', blocks, onProgress } = o;
   const kv = c.nKvHeads * c.headDim, q = c.nHeads * c.headDim;
   const total = f.tensors.length;
   const read = new Set<string>();
   const load = async (name: string, shape: number[], rows?: { start: number; total: number }) => {
-    const t = await loadGgufTensor(f, name, shape, { dtype, rows });
+    const t = await loadGgufTensor(f, name, shape, { dtype, rows, blocks });
     read.add(name);
     onProgress?.(read.size, total);
     return t;

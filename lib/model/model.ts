@@ -19,7 +19,7 @@ import { loadTokenizer } from '../tokenizer/load.js';
 import { loadHfDecoderWeights } from './hf-weights.js';
 import { idsOnlyTokenizer } from './ids-tokenizer.js';
 import { type LlamaWeights, LlamaState, disposeLlamaWeights, loadLlamaWeights, uploadLlamaWeights } from './llama.js';
-import { checkWeightDtype, type WeightDtype } from './weights.js';
+import { CPU_BLOCK_DTYPES, CUDA_BLOCK_DTYPES, checkWeightDtype, type WeightDtype } from './weights.js';
 import { loadGpt2GgufWeights } from './gpt2-gguf.js';
 import { DecodeCall, type Timings } from './decode-call.js';
 
@@ -442,7 +442,13 @@ export async function loadModel(path: string, opts: LoadModelOptions = {}): Prom
   const dtype = checkWeightDtype(opts.dtype ?? 'auto', 'loadModel');
   const cpu = cpuBackend(opts, device);
   return finishLoad(path, config, tokenizer, cpu, device, opts, { contextSize, batchSize }, () =>
-    config.architecture === 'gpt2' ? loadGpt2GgufWeights(f, config, dtype, opts.onProgress) : loadLlamaWeights(f, config, { contextSize, dtype, onProgress: opts.onProgress }),
+  {
+    // the block formats kept as stored are those the running backend's kernels take
+    const blocks = device === 'cpu' ? CPU_BLOCK_DTYPES : CUDA_BLOCK_DTYPES;
+    return config.architecture === 'gpt2'
+      ? loadGpt2GgufWeights(f, config, dtype, opts.onProgress, blocks)
+      : loadLlamaWeights(f, config, { contextSize, dtype, blocks, onProgress: opts.onProgress });
+  },
   );
 }
 

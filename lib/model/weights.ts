@@ -17,24 +17,51 @@ const DTYPES: Partial<Record<GgmlType, NativeDType>> = {
   [GgmlType.F16]: 'f16',
   [GgmlType.BF16]: 'bf16',
   [GgmlType.Q8_0]: 'q8_0',
+  [GgmlType.Q4_0]: 'q4_0',
+  [GgmlType.Q4_1]: 'q4_1',
+  [GgmlType.Q5_0]: 'q5_0',
+  [GgmlType.Q5_1]: 'q5_1',
+  [GgmlType.Q2_K]: 'q2_k',
+  [GgmlType.Q3_K]: 'q3_k',
+  [GgmlType.Q4_K]: 'q4_k',
+  [GgmlType.Q5_K]: 'q5_k',
+  [GgmlType.Q6_K]: 'q6_k',
+  [GgmlType.IQ4_NL]: 'iq4_nl',
+  [GgmlType.IQ4_XS]: 'iq4_xs',
 };
+
+/**
+ * The block formats the CPU kernels run as stored (matmul on the weights as the file holds
+ * them, embedding rows dequantized as llama.cpp does); a stored block format outside the set a
+ * backend runs is converted to q8_0 at load.
+ */
+export const CPU_BLOCK_DTYPES: ReadonlySet<NativeDType> = new Set<NativeDType>(['q8_0', 'q4_k', 'q6_k', 'q5_k', 'q4_0']);
+/**
+ * The CUDA backend's: every block format (matmul: cuda/gemv_quant.cu, cuda/gemm_quant.cu,
+ * cuda/gemm_q8_0.cu; embedding: cuda/embedding.cu).
+ */
+export const CUDA_BLOCK_DTYPES: ReadonlySet<NativeDType> = new Set<NativeDType>([
+  'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'iq4_nl', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'iq4_xs',
+]);
 
 export function hasTensor(f: GgufFile, name: string): boolean {
   return f.tensorByName.has(name);
 }
 
 /**
- * The weight format a model runs with: 'auto' keeps F32/F16/BF16/Q8_0 as stored and converts
- * the block formats (Q4_0 ... Q6_K) to q8_0; 'q8_0' or 'f16' converts every weight matrix.
- * A q8_0 row needs whole blocks of 32 values; narrower rows become f16.
+ * The weight format a model runs with: 'auto' keeps F32/F16/BF16 and the block formats the
+ * backend runs (CPU_BLOCK_DTYPES) as stored, and converts other block formats to q8_0; 'q8_0'
+ * or 'f16' converts every weight matrix. A q8_0 row needs whole blocks of 32 values; narrower
+ * rows become f16.
  */
 export type WeightDtype = 'auto' | 'q8_0' | 'f16';
 
-function targetDtype(stored: NativeDType | undefined, cols: number, want: WeightDtype): NativeDType {
+function targetDtype(stored: NativeDType | undefined, cols: number, want: WeightDtype, blocks: ReadonlySet<NativeDType> = CPU_BLOCK_DTYPES): NativeDType {
   const q8 = cols % 32 === 0 ? 'q8_0' : 'f16';
   if (want === 'f16') return 'f16';
   if (want === 'q8_0') return stored === 'q8_0' ? 'q8_0' : q8;
-  return stored ?? q8;
+  if (stored === 'f32' || stored === 'f16' || stored === 'bf16') return stored;
+  return stored !== undefined && blocks.has(stored) ? stored : q8;
 }
 
 /**
@@ -48,7 +75,7 @@ export async function loadGgufTensor(
   f: GgufFile,
   name: string,
   shape: number[],
-  opts: { dtype?: WeightDtype; rows?: { start: number; total: number } } = {},
+  opts: { dtype?: WeightDtype; rows?: { start: number; total: number }; blocks?: ReadonlySet<NativeDType> } = {},
 ): Promise<NativeTensor> {
   const info = f.tensorByName.get(name);
   if (!info) throw new FuselmError('E_FORMAT', `${f.path}: tensor '${name}' is missing`);
@@ -65,7 +92,7 @@ export async function loadGgufTensor(
   const nbytes = rowBytes * shape[0];
   const nelements = shape.reduce((a, b) => a * b, 1);
   const stored = DTYPES[info.type];
-  const target = shape.length === 1 ? 'f32' : targetDtype(stored, shape[shape.length - 1], opts.dtype ?? 'auto');
+  const target = shape.length === 1 ? 'f32' : targetDtype(stored, shape[shape.length - 1], opts.dtype ?? 'auto', opts.blocks);
   if (stored === target) return callAsync(() => native().tensorFromFile(f.path, offset, target, shape));
   const what = `${f.path}: tensor '${name}'`;
   const bytes = new Uint8Array(nbytes);

@@ -235,6 +235,8 @@ export interface ParityCase {
   cuda?: Tolerance;
   /** One of the few quick cases `fuselm doctor` runs. */
   doctor?: boolean;
+  /** Why CUDA has no kernel for this case's data (a CUDA graph must then refuse it with a coded error). */
+  cpuOnly?: string;
   /** The node on fresh host tensors holding the case's data (the same data every call). */
   build: () => GraphNode;
 }
@@ -277,7 +279,21 @@ const zeros = (shape: number[], dtype: NativeDType = 'f32') => emptyTensor(dtype
 const ids = (n: number, vocab: number, stride: number) => tensorFromI32([n], Int32Array.from({ length: n }, (_, i) => (i * stride + 3) % vocab));
 
 const EXACT: Tolerance = { rel: 0, abs: 0 };
-const BYTES: Record<string, number> = { f32: 4, f16: 2, bf16: 2, q8_0: 34 / 32 };
+const BYTES: Record<string, number> = { f32: 4, f16: 2, bf16: 2, q8_0: 34 / 32, q4_0: 18 / 32, q4_k: 144 / 256, q5_k: 176 / 256, q6_k: 210 / 256 };
+
+/**
+ * The GGUF block formats with CPU kernels on the weights as stored (native/cpu/matmul_q*.cc). Every
+ * level computes each block's dot product as an exact integer and accumulates in the same f32
+ * order as the integer reference: exact. CUDA runs them too (cuda/gemv_quant.cu, gemm_quant.cu)
+ * but rounds x otherwise: to int8 per 32 values for decode (llama.cpp's CUDA Q8_1 activations,
+ * where the CPU reference takes Q8_K's per 256 for the k-quants; for q4_0 both take Q8_0's, so
+ * CUDA's decode differs by its f32 summation order only), to f16 for prefill. Each rounding moves an
+ * output by ~4e-3 of its size (a step of max|x| / 127 per value, uniform x), the two together by
+ * ~6e-3: CUDA_QUANT allows 2e-2 and, for these K = 512 outputs of rms ~4, 3e-1 (5 standard
+ * deviations of the difference).
+ */
+const QUANT_MATMUL: NativeDType[] = ['q4_k', 'q5_k', 'q6_k', 'q4_0'];
+const CUDA_QUANT: Tolerance = { rel: 2e-2, abs: 3e-1 };
 
 /** `count` copies of a node, each on tensors of its own, at least `minBytes` in all. */
 const cold = (bytes: number, make: () => GraphNode, minBytes = 128 << 20) => () =>
@@ -469,7 +485,14 @@ export const CASES: Record<OpName, OpCases> = {
     }).concat([{
       name: `matmul ${dt} lastRow of 5`, rows: 5, tol: { rel: dt === 'q8_0' ? 3e-2 : 1e-5, abs: dt === 'q8_0' ? 3e-1 : 1e-4 },
       build: () => ops.matmul(zeros([1, 33]), f32([5, 64], 36), typed(dt, [33, 64], 37), { lastRow: true }),
-    }])),
+    }])).concat(QUANT_MATMUL.flatMap((dt) => [1, 3, 7, 17].map((T): ParityCase => {
+      // odd N, K two superblocks; T = 7 and 17 take the 4-token tiles and their remainders
+      const K = 512, N = 67;
+      return {
+        name: `matmul ${dt} ${T}x${K} · ${N}x${K}ᵀ`, rows: T, tol: EXACT, doctor: T === 7, cuda: CUDA_QUANT,
+        build: () => ops.matmul(zeros([T, N]), f32([T, K], 134), typed(dt, [N, K], 135)),
+      };
+    }))),
     // The decode matvec streams its weights from memory as a real decode step does: the op runs
     // over distinct weight copies of >= 160 MiB in all. Bench notes (Zen 4, 1 thread, us per
     // matvec 2048x5632): v0 scalar f16 38700 / q8_0 11450; v1 4 neighbour rows 1577 / 1610;
@@ -487,10 +510,23 @@ export const CASES: Record<OpName, OpCases> = {
           },
         };
       }),
-      ...(['f32', 'f16', 'q8_0'] as NativeDType[]).map((dt): BenchCase => ({
+      ...(['f32', 'f16', 'q8_0', ...QUANT_MATMUL] as NativeDType[]).map((dt): BenchCase => ({
         name: `matmul prefill ${dt} 64x2048 · 2048x2048ᵀ`, rows: 64, flops: 2 * 64 * 2048 * 2048,
         nodes: repeat(1, () => ops.matmul(zeros([64, 2048]), f32([64, 2048], 40), typed(dt, [2048, 2048], 41, 0.1))),
       })),
+      // the GGUF block formats at a 4096 x 4096 decode (llama-7B's attention projections)
+      ...QUANT_MATMUL.map((dt): BenchCase => {
+        const K = 4096, N = 4096, bytes = Math.round(N * K * BYTES[dt]);
+        return {
+          name: `matmul decode ${dt} 1x${K} · ${N}x${K}ᵀ`, rows: 1, bytes,
+          nodes: () => {
+            const x = f32([1, K], 38), y = zeros([1, N]), w = typed(dt, [N, K], 39, 0.1);
+            const stored = new Uint8Array(w.read());
+            w.free();
+            return cold(bytes, () => { const wc = emptyTensor(dt, [N, K]); wc.write(stored); return ops.matmul(y, x, wc); }, 160 << 20)();
+          },
+        };
+      }),
     ],
   },
   embedding: {
@@ -498,7 +534,11 @@ export const CASES: Record<OpName, OpCases> = {
     parity: (['f32', 'f16', 'bf16', 'q8_0'] as NativeDType[]).map((dt): ParityCase => ({
       name: `embedding ${dt} 7 of 50x96`, rows: 7, tol: EXACT, doctor: dt === 'q8_0',
       build: () => ops.embedding(zeros([7, 96]), typed(dt, [50, 96], 42), ids(7, 50, 7)),
-    })),
+    })).concat((['q4_0', 'q4_1', 'q5_0', 'q5_1', 'iq4_nl', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'iq4_xs'] as NativeDType[]).map((dt): ParityCase => ({
+      // the GGUF block formats: each value in llama.cpp's order of f32 operations everywhere
+      name: `embedding ${dt} 7 of 50x512`, rows: 7, tol: EXACT,
+      build: () => ops.embedding(zeros([7, 512]), typed(dt, [50, 512], 44), ids(7, 50, 7)),
+    }))),
     bench: (['f16', 'q8_0'] as NativeDType[]).map((dt): BenchCase => ({
       name: `embedding ${dt} 64 of 32000x2048`, rows: 64, bytes: Math.round(64 * 2048 * (4 + BYTES[dt])),
       nodes: repeat(8, () => ops.embedding(zeros([64, 2048]), zeros([32000, 2048], dt), ids(64, 32000, 401))),

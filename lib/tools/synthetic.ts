@@ -37,9 +37,15 @@ export const SHAPES: Record<string, LlamaShape> = {
 
 export type WeightType = Exclude<NativeDType, 'i32'>;
 
-const GGML: Record<WeightType, GgmlType> = { f32: GgmlType.F32, f16: GgmlType.F16, bf16: GgmlType.BF16, q8_0: GgmlType.Q8_0 };
-/** general.file_type: llama.cpp's LLAMA_FTYPE of the matrices' type. */
-const FILE_TYPE: Record<WeightType, number> = { f32: 0, f16: 1, q8_0: 7, bf16: 32 };
+const GGML: Record<WeightType, GgmlType> = {
+  f32: GgmlType.F32, f16: GgmlType.F16, bf16: GgmlType.BF16, q8_0: GgmlType.Q8_0,
+  q4_0: GgmlType.Q4_0, q4_1: GgmlType.Q4_1, q5_0: GgmlType.Q5_0, q5_1: GgmlType.Q5_1, iq4_nl: GgmlType.IQ4_NL,
+  q2_k: GgmlType.Q2_K, q3_k: GgmlType.Q3_K, q4_k: GgmlType.Q4_K, q5_k: GgmlType.Q5_K, q6_k: GgmlType.Q6_K, iq4_xs: GgmlType.IQ4_XS,
+};
+/** general.file_type: llama.cpp's LLAMA_FTYPE of the matrices' type (the _S variant for k-quants). */
+const FILE_TYPE: Record<WeightType, number> = {
+  f32: 0, f16: 1, q4_0: 2, q4_1: 3, q8_0: 7, q5_0: 8, q5_1: 9, q2_k: 10, q3_k: 11, q4_k: 14, q5_k: 16, q6_k: 18, iq4_nl: 25, iq4_xs: 30, bf16: 32,
+};
 
 /** A tensor to write: its GGUF name, shape [rows, cols] (or [n]) and what it holds. */
 export interface TensorPlan {

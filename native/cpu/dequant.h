@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "tensor.h"
+#include "cpu/quant_ref.h"
 
 namespace fuselm {
 
@@ -22,19 +23,12 @@ inline void dequant_row_ref(const void* row, DType dtype, int64_t n, float* out)
       for (int64_t i = 0; i < n; i++) out[i] = bf16_to_f32(h[i]);
       return;
     }
-    case DType::Q8_0: {
-      const BlockQ8_0* b = static_cast<const BlockQ8_0*>(row);
-      for (int64_t i = 0; i < n / kQ8Block; i++) {
-        float d = f16_to_f32(b[i].d);
-        for (int j = 0; j < kQ8Block; j++) out[i * kQ8Block + j] = d * float(b[i].qs[j]);
-      }
-      return;
-    }
     case DType::I32: {
       const int32_t* v = static_cast<const int32_t*>(row);
       for (int64_t i = 0; i < n; i++) out[i] = float(v[i]);
       return;
     }
+    default: dequant_blocks_ref(row, dtype, n, out); return;  // q8_0 and the GGUF block formats
   }
 }
 
@@ -91,6 +85,11 @@ inline void dequant_span(const void* row, DType dtype, int64_t k, int64_t n, flo
     case DType::I32: {
       const int32_t* v = static_cast<const int32_t*>(row) + k;
       for (int64_t i = 0; i < n; i++) out[i] = float(v[i]);
+      return;
+    }
+    default: {  // the GGUF block formats: k and n whole blocks (their kernels live elsewhere)
+      const BlockGeom g = dtype_block(dtype);
+      dequant_blocks_ref(static_cast<const uint8_t*>(row) + size_t(k / g.values) * size_t(g.bytes), dtype, n, out);
       return;
     }
   }

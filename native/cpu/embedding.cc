@@ -27,6 +27,10 @@ void row_portable(DType dt, const uint8_t* row, int64_t D, float* out) { dequant
 template <DType DT>
 void row_portable_of(const uint8_t* row, int64_t D, float* out) { row_portable(DT, row, D, out); }
 
+// The GGUF block formats: the scalar dequantizer (llama.cpp's order of operations), one row per token.
+template <DType DT>
+void row_blocks(const uint8_t* row, int64_t D, float* out) { dequant_row_ref(row, DT, D, out); }
+
 void row_f32(const uint8_t* row, int64_t D, float* out) { std::memcpy(out, row, size_t(D) * 4); }
 
 #if defined(__x86_64__)
@@ -60,6 +64,17 @@ RowFn pick(Impl impl, DType dt) {
     case DType::F16: return &row_portable_of<DType::F16>;
     case DType::BF16: return &row_portable_of<DType::BF16>;
     case DType::Q8_0: return &row_portable_of<DType::Q8_0>;
+    case DType::Q4_0: return &row_blocks<DType::Q4_0>;
+    case DType::Q4_1: return &row_blocks<DType::Q4_1>;
+    case DType::Q5_0: return &row_blocks<DType::Q5_0>;
+    case DType::Q5_1: return &row_blocks<DType::Q5_1>;
+    case DType::IQ4_NL: return &row_blocks<DType::IQ4_NL>;
+    case DType::Q2_K: return &row_blocks<DType::Q2_K>;
+    case DType::Q3_K: return &row_blocks<DType::Q3_K>;
+    case DType::Q4_K: return &row_blocks<DType::Q4_K>;
+    case DType::Q5_K: return &row_blocks<DType::Q5_K>;
+    case DType::Q6_K: return &row_blocks<DType::Q6_K>;
+    case DType::IQ4_XS: return &row_blocks<DType::IQ4_XS>;
     default: return nullptr;
   }
 }

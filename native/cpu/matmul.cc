@@ -35,6 +35,7 @@
 
 #include "ops/matmul.h"
 #include "cpu/dequant.h"
+#include "cpu/matmul_quant.h"
 #include "cpu/simd.h"
 
 namespace fuselm {
@@ -446,7 +447,7 @@ RangeFn pick(Impl impl, DType dt) {
       case DType::F16: return &range<Avx512<simd512::F16>>;
       case DType::BF16: return &range<Avx512<simd512::BF16>>;
       case DType::Q8_0: return cpu_features().avx512vnni ? &range<Avx512Q8Vnni> : &range<Avx2Q8>;
-      case DType::I32: return nullptr;
+      default: return nullptr;
     }
   }
   if (impl == Impl::kAvx2) {
@@ -455,7 +456,7 @@ RangeFn pick(Impl impl, DType dt) {
       case DType::F16: return &range<Avx2<simd256::F16>>;
       case DType::BF16: return &range<Avx2<simd256::BF16>>;
       case DType::Q8_0: return &range<Avx2Q8>;
-      case DType::I32: return nullptr;
+      default: return nullptr;
     }
   }
 #endif
@@ -464,7 +465,7 @@ RangeFn pick(Impl impl, DType dt) {
     case DType::F16: return &range<Portable<DType::F16>>;
     case DType::BF16: return &range<Portable<DType::BF16>>;
     case DType::Q8_0: return &range<Portable<DType::Q8_0>>;
-    case DType::I32: break;
+    default: break;
   }
   return nullptr;
 }
@@ -472,8 +473,11 @@ RangeFn pick(Impl impl, DType dt) {
 }  // namespace
 
 void quantize_row_q8_cpu(const float* x, int64_t K, int8_t* q, float* d) { quantize_row_q8_portable(x, K, q, d); }
+QuantizeQ8Fn quantize_q8_fn(Impl impl) { return pick_quantize(impl); }
 
 void matmul_cpu(const MatmulArgs& a, const Exec& e) {
+  // the GGUF block formats (q4_k, q6_k, ...): their own kernels, reference included (matmul_quant.h)
+  if (has_quant_kernel(a.w_dtype)) return matmul_quant_cpu(a, e);
   if (e.impl == Impl::kReference) return matmul_reference(a);
   const RangeFn fn = pick(e.impl, a.w_dtype);
   if (!fn) throw Error("E_INVALID_ARG", std::string("matmul: unsupported weight dtype ") + dtype_name(a.w_dtype));

@@ -53,6 +53,12 @@ Napi::Value tensor_from_file(const Napi::CallbackInfo& info) {
   int64_t offset = get_int(info[1], "byteOffset");
   DType dtype = get_dtype(info[2]);
   std::vector<int64_t> shape = get_shape(info[3]);
+  // A row must be whole blocks: refused here, before anything is allocated or read.
+  const int block = dtype_block(dtype).values;
+  if (!shape.empty() && shape.back() % block != 0)
+    throw_js(env, "E_FORMAT",
+             path + ": at offset " + std::to_string(offset) + ": a " + dtype_name(dtype) + " row of " +
+                 std::to_string(shape.back()) + " values is not whole blocks of " + std::to_string(block));
   auto out = std::make_shared<TensorPtr>();
   return PromiseWorker::start(
       env,

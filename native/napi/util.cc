@@ -36,7 +36,9 @@ std::vector<int64_t> get_shape(const Napi::Value& v) {
 DType get_dtype(const Napi::Value& v) {
   DType t;
   if (!v.IsString() || !dtype_from_name(v.As<Napi::String>().Utf8Value(), &t))
-    throw_js(v.Env(), "E_INVALID_ARG", "dtype must be one of f32, f16, bf16, i32, q8_0");
+    throw_js(v.Env(), "E_INVALID_ARG",
+             "dtype must be one of f32, f16, bf16, i32, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k, q5_k, q6_k, "
+             "iq4_nl, iq4_xs");
   return t;
 }
 

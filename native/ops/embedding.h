@@ -6,7 +6,7 @@
 
 namespace fuselm {
 
-// out[t, :] = table[ids[t], :] as f32     table [V, D] in f32/f16/bf16/q8_0, ids i32 [T]
+// out[t, :] = table[ids[t], :] as f32     table [V, D] in f32/f16/bf16/q8_0 or a GGUF block format, ids i32 [T]
 // ids are checked against V before the call (the graph, from host ids).
 struct EmbeddingArgs { float* out; const void* table; DType dtype; const int32_t* ids; int64_t T, V, D; };
 void embedding_cpu(const EmbeddingArgs& a, const Exec& e);
@@ -25,7 +25,7 @@ inline const OpDef def = [] {
         c.f32(out);
         const Tensor& tab = c.tensor(table);
         const Tensor& id = c.tensor(ids);
-        if (tab.dtype == DType::I32) c.fail("table must be f32, f16, bf16 or q8_0, got " + tab.describe());
+        if (tab.dtype == DType::I32) c.fail("table must be f32, f16, bf16 or a block format, got " + tab.describe());
         if (id.dtype != DType::I32) c.fail("ids must be i32, got " + id.describe());
         if (id.numel() < c.max_rows) c.fail("ids must hold at least maxRows (" + std::to_string(c.max_rows) + ") values");
         c.cols(out, tab.cols());

@@ -1,10 +1,11 @@
-// matmul: out[t] = x[t] · wᵀ, weights in f32, f16, bf16 or q8_0.
+// matmul: out[t] = x[t] · wᵀ, weights in f32, f16, bf16, q8_0 or a GGUF block format as stored
+// (q4_k, q5_k, q6_k, q4_0 on the CPU: native/cpu/matmul_quant.h).
 #pragma once
 #include "op.h"
 
 namespace fuselm {
 
-// y[t, n] = sum_k x[t, k] * w[n, k]       x f32 [T, K], w [N, K] in f32/f16/bf16/q8_0, y f32 [T, N]
+// y[t, n] = sum_k x[t, k] * w[n, k]       x f32 [T, K], w [N, K] in f32/f16/bf16/q8_0/..., y f32 [T, N]
 struct MatmulArgs { float* y; const float* x; const void* w; DType w_dtype; int64_t T, K, N; };
 void matmul_cpu(const MatmulArgs& a, const Exec& e);
 // x [K] (K a multiple of 32) quantized per block of 32 as the q8_0 fast path does (and
@@ -31,7 +32,7 @@ inline const OpDef def = [] {
         c.f32(out);
         c.f32(x);
         const Tensor& W = c.tensor(w);
-        if (W.dtype == DType::I32) c.fail("w must be f32, f16, bf16 or q8_0, got " + W.describe());
+        if (W.dtype == DType::I32) c.fail("w must be f32, f16, bf16, q8_0 or a block format, got " + W.describe());
         c.cols(x, W.cols());
         c.cols(out, W.rows());
         c.rows(x, c.max_rows);

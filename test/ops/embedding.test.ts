@@ -1,5 +1,5 @@
 /**
- * embedding: out[t, :] = table[ids[t], :] widened to f32, for f32/f16/bf16/q8_0 tables.
+ * embedding: out[t, :] = table[ids[t], :] widened to f32, for f32/f16/bf16/q8_0 and GGUF block-format tables.
  *
  * Proves: (1) the reference widens every dtype exactly as the independent JS decoders do (bit
  * for bit), including f16 subnormals, infinities and NaN; (2) every fast kernel level this CPU
@@ -11,7 +11,8 @@
 import assert from 'node:assert/strict';
 import type { NativeDType, NativeImpl, NativeTensor } from '../../bindings.js';
 import { ops } from '../../lib/backend.js';
-import { bf16BitsToF32, dequantizeQ8_0, f16BitsToF32 } from '../../lib/formats/ggml-types.js';
+import { GgmlType, bf16BitsToF32, dequantizeQ8_0, f16BitsToF32 } from '../../lib/formats/ggml-types.js';
+import { dequantize } from '../../lib/formats/quants.js';
 import { emptyTensor, encodeF32, readF32Rows, tensorFromF32, tensorFromI32 } from '../../lib/tensor.js';
 import { fastImpls, randn, rng, runOp } from '../helpers/parity.js';
 
@@ -85,4 +86,49 @@ describe('op embedding', () => {
       assert.ok(readF32Rows(out, n, rows - n).every((v) => v === 0), impl);
     }
   });
+
+  // The GGUF block formats: rows dequantized natively (llama.cpp's order of f32 operations)
+  // against the independent JS decoders (lib/formats/quants.ts, in double), up to f32 rounding;
+  // a wrong nibble, bit, scale or min is off by a whole quantization step or more.
+  for (const [dtype, type] of [['q4_0', GgmlType.Q4_0], ['q4_1', GgmlType.Q4_1], ['q5_0', GgmlType.Q5_0], ['q5_1', GgmlType.Q5_1],
+    ['q4_k', GgmlType.Q4_K], ['q5_k', GgmlType.Q5_K], ['q6_k', GgmlType.Q6_K]] as const) {
+    it(`${dtype} rows equal the JS decoder's at every level`, async () => {
+      const V = 9, D = 512;
+      const data = randn(V * D, rng(type + 100));
+      const bytes = encodeF32(dtype, data);
+      const want = dequantize(type, bytes, V * D);
+      const table = emptyTensor(dtype, [V, D]);
+      table.write(bytes);
+      const ids = Int32Array.from([8, 0, 3, 3, 5]);
+      for (const impl of ['reference', ...fastImpls()] as NativeImpl[]) {
+        const got = await embed(impl, 2, table, ids, D);
+        ids.forEach((id, t) => {
+          for (let k = 0; k < D; k++) {
+            const g = got[t * D + k], w = want[id * D + k];
+            assert.ok(Math.abs(g - w) <= 1e-6 * Math.max(1, Math.abs(w)), `${dtype} ${impl} row ${id} value ${k}: ${g} vs ${w}`);
+          }
+        });
+      }
+    });
+  }
+
+  // The formats without a JS decoder: the test quantizer's (lib/formats/quant-fit.ts) blocks read
+  // back natively must give the values back within the format's step (normalized RMS error; a
+  // misread layout gives ~1). Measured 0.33 (q2_k), 0.15 (q3_k), 0.081 (iq4_nl, iq4_xs); bounds x 1.5.
+  for (const [dtype, bound] of [['q2_k', 0.5], ['q3_k', 0.23], ['iq4_nl', 0.12], ['iq4_xs', 0.12]] as const) {
+    it(`${dtype}: the test quantizer's blocks read back within the format's step`, async () => {
+      const V = 6, D = 512;
+      const data = randn(V * D, rng(7));
+      const table = tensorFromF32(dtype, [V, D], data);
+      const ids = Int32Array.from([0, 1, 2, 3, 4, 5]);
+      const got = await embed('reference', 1, table, ids, D);
+      let e = 0, n = 0;
+      for (let i = 0; i < V * D; i++) {
+        e += (got[i] - data[i]) ** 2;
+        n += data[i] ** 2;
+      }
+      const err = Math.sqrt(e / n);
+      assert.ok(err < bound, `${dtype}: normalized RMS error ${err}`);
+    });
+  }
 });

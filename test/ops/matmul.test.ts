@@ -25,7 +25,8 @@
 import assert from 'node:assert/strict';
 import type { NativeDType, NativeImpl, NativeTensor } from '../../bindings.js';
 import { ops } from '../../lib/backend.js';
-import { bf16BitsToF32, dequantizeQ8_0, f16BitsToF32 } from '../../lib/formats/ggml-types.js';
+import { GgmlType, bf16BitsToF32, dequantizeQ8_0, f16BitsToF32 } from '../../lib/formats/ggml-types.js';
+import { dequantize } from '../../lib/formats/quants.js';
 import { emptyTensor, encodeF32, readF32Rows, tensorFromF32 } from '../../lib/tensor.js';
 import { assertClose, fastImpls, randn, rng, runOp } from '../helpers/parity.js';
 
@@ -184,6 +185,54 @@ describe('op matmul', () => {
       for (const impl of ['reference' as const, ...fastImpls()])
         for (const threads of [1, 2])
           assertClose(await matmul(impl, threads, x, w, T, N, true), ref, tl, `${dtype} ${impl}/${threads}t lastRow`);
+    }
+  });
+
+  // The GGUF block formats run as stored: the weights decoded by the independent JS decoders
+  // (lib/formats/quants.ts) and dotted in double must agree with every level (and the integer
+  // reference) up to x's rounding to 8 bits (Q8_K: one f32 scale per 256 values, as llama.cpp):
+  // measured 6.0e-3 (q4_k) to 6.7e-3 (q6_k) over these outputs; 1.5e-2 still catches a wrong
+  // scale, min, nibble or bit (any of those moves it to ~1e-1 or more).
+  // (The levels' equality with the integer reference, bit for bit, is the case table's.)
+  for (const [dtype, type] of [['q4_k', GgmlType.Q4_K], ['q5_k', GgmlType.Q5_K], ['q6_k', GgmlType.Q6_K], ['q4_0', GgmlType.Q4_0]] as const) {
+    it(`${dtype}: every level and the reference against the JS decoder's double dot (x as Q8_K)`, async () => {
+      const K = 768, N = 37, T = 5;
+      const r = rng(type);
+      const wf = randn(N * K, r), xf = randn(T * K, r);
+      const bytes = encodeF32(dtype, wf);
+      const wd = dequantize(type, bytes, N * K);
+      const want = new Float32Array(T * N);
+      for (let t = 0; t < T; t++)
+        for (let n = 0; n < N; n++) {
+          let s = 0;
+          for (let k = 0; k < K; k++) s += xf[t * K + k] * wd[n * K + k];
+          want[t * N + n] = s;
+        }
+      const w = emptyTensor(dtype, [N, K]);
+      w.write(bytes);
+      const x = tensorFromF32('f32', [T, K], xf);
+      for (const impl of ['reference', ...fastImpls()] as NativeImpl[]) {
+        const got = await matmul(impl, 2, x, w, T, N);
+        let e = 0;
+        for (let i = 0; i < got.length; i++) e += (got[i] - want[i]) ** 2;
+        const rel = Math.sqrt(e) / norm(want);
+        assert.ok(rel < 1.5e-2, `${dtype} ${impl}: rel ${rel}`);
+      }
+    });
+  }
+
+  it('q4_k: x quantized to Q8_K the same at every level on the edge cases (an all-zero superblock, a NaN)', async () => {
+    const K = 512, N = 9, T = 4;
+    const r = rng(77);
+    const xf = randn(T * K, r);
+    xf.fill(0, 0, 256); // token 0: an all-zero superblock
+    xf[2 * K + 300] = NaN; // token 2: a NaN in the second superblock
+    const w = tensorFromF32('q4_k', [N, K], randn(N * K, r));
+    const x = tensorFromF32('f32', [T, K], xf);
+    const want = await matmul('reference', 1, x, w, T, N);
+    for (const impl of fastImpls()) {
+      const got = await matmul(impl, 2, x, w, T, N);
+      for (let i = 0; i < got.length; i++) assert.ok(Object.is(got[i], want[i]), `${impl} output ${i}: ${got[i]} vs the reference's ${want[i]}`);
     }
   });
 

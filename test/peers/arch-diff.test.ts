@@ -324,8 +324,9 @@ describe('llama.cpp differential: random-weight GGUFs of every architecture and 
 });
 
 // The emulator is slow, so a shorter prompt (still longer than every window) and fewer tokens.
-// q8_0: CUDA's decode GEMV multiplies f32 activations where the CPU rounds them (W8A8), so the
-// two may part at a near-tie (within TOL.q8_0 in the CPU's logits).
+// q8_0: CUDA's kernels round the activations to q8_0 blocks as the CPU does (W8A8) but sum in
+// another order (and its GEMM scales each block's int32 sum in f32), so the two may part at a
+// near-tie (within TOL.q8_0 in the CPU's logits).
 describe('random-weight GGUFs of every architecture and shape on the emulated CUDA backend', function () {
   for (const [name, spec] of VARIANTS)
     it(`${name}: the CPU's greedy ids`, async () => {

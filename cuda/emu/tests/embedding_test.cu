@@ -1,5 +1,5 @@
 // Proves: embedding_cuda (cuda/embedding.cu) gathers the same f32 rows as embedding_cpu's
-// reference, bit for bit, from f32, f16, bf16 and q8_0 tables: row widths 1, 31, 32, 33, 64,
+// reference, bit for bit, from f32, f16, bf16, q8_0 and the GGUF block-format tables: row widths 1, 31, 32, 33, 64,
 // 4095, 4096 and 4097 (q8_0: 32, 64, 4096), 1 and 5 tokens with repeated ids and the first and
 // last rows, through the 16-byte path and (table one row-element off alignment) the scalar
 // one; f16 tables include subnormals, infinities and a NaN. An id outside the table reads
@@ -14,6 +14,7 @@
 #include "ops.h"
 #include "ops/embedding.h"
 #include "parity.h"
+#include "quant_blocks_ref.h"
 
 namespace emu_tests {
 
@@ -23,6 +24,7 @@ using fuselm::DType;
 
 // A random table of V rows of D values in `dt`, as bytes, with `pad` spare bytes in front.
 std::vector<uint8_t> random_table(Rng& rng, DType dt, int64_t V, int64_t D, size_t pad) {
+  if (fuselm::is_block_dtype(dt) && dt != DType::Q8_0) return random_quant_rows(rng, quant_format(dt), V, D, pad);
   const size_t rb = fuselm::row_bytes(dt, D);
   std::vector<uint8_t> t(pad + rb * size_t(V));
   uint8_t* p = t.data() + pad;
@@ -57,14 +59,16 @@ std::vector<uint8_t> random_table(Rng& rng, DType dt, int64_t V, int64_t D, size
   return t;
 }
 
-void embedding_cases(DType dt, const std::vector<int64_t>& widths) {
+// shared: add to that Parity and leave the report to the caller
+void embedding_cases(DType dt, const std::vector<int64_t>& widths, Parity* shared = nullptr) {
   Rng rng(0xe3b + uint64_t(dt));
-  Parity p(0, 0);  // widening is exact
+  Parity own(0, 0);  // widening is exact
+  Parity& p = shared ? *shared : own;
   const int64_t V = 7;
   for (int64_t D : widths) {
     for (int misalign = 0; misalign < 2; misalign++) {
-      // misaligned: the table starts one element (a q8_0 block: 34 bytes) past a 16-byte boundary
-      const size_t pad = misalign ? fuselm::row_bytes(dt, dt == DType::Q8_0 ? fuselm::kQ8Block : 1) : 0;
+      // misaligned: the table starts one element (a block: 18 .. 210 bytes) past a 16-byte boundary
+      const size_t pad = misalign ? size_t(fuselm::dtype_block(dt).bytes) : 0;
       const std::vector<uint8_t> table = random_table(rng, dt, V, D, pad);
       for (const std::vector<int32_t>& ids : {std::vector<int32_t>{3}, std::vector<int32_t>{6, 0, 2, 2, 6}}) {
         const int64_t T = int64_t(ids.size());
@@ -83,7 +87,7 @@ void embedding_cases(DType dt, const std::vector<int64_t>& widths) {
       }
     }
   }
-  p.report();
+  if (!shared) p.report();
 }
 
 }  // namespace
@@ -92,6 +96,16 @@ EMU_TEST(embedding_f32_parity) { embedding_cases(DType::F32, {1, 31, 32, 33, 64,
 EMU_TEST(embedding_f16_parity) { embedding_cases(DType::F16, {1, 31, 32, 33, 64, 4095, 4096, 4097}); }
 EMU_TEST(embedding_bf16_parity) { embedding_cases(DType::BF16, {1, 31, 32, 33, 64, 4095, 4096, 4097}); }
 EMU_TEST(embedding_q8_0_parity) { embedding_cases(DType::Q8_0, {32, 64, 4096}); }
+// The GGUF block formats: rows of 1, 2 and 128 blocks (k-quants: 1, 2 and 16 super-blocks).
+EMU_TEST(embedding_block_formats_parity) {
+  Parity p(0, 0);
+  for (DType dt : {DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::IQ4_NL, DType::Q2_K, DType::Q3_K,
+                   DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::IQ4_XS}) {
+    const int64_t b = fuselm::dtype_block(dt).values;
+    embedding_cases(dt, {b, 2 * b, 4096}, &p);
+  }
+  p.report();
+}
 
 EMU_TEST(embedding_id_out_of_range_reported) {
   std::vector<float> table(4 * 8);

@@ -1,0 +1,148 @@
+// gemm_quant: the prefill-shaped matmul y[t, n] = sum_k x[t, k] * w[n, k] with weights in a GGUF
+// block format other than q8_0 (q4_0, q4_1, q5_0, q5_1, iq4_nl, q2_k .. q6_k, iq4_xs; q8_0 has
+// its W8A8 GEMM, cuda/gemm_q8_0.cu), on tensor cores in f16: the weights are dequantized tile
+// by tile into shared memory and fed to mma m16n8k16 with f32 accumulation, the f16 GEMM's
+// tiling (cuda/gemm_tile.cuh: 64 tokens x 128 rows per block of 4 warps, K in steps of 32).
+//
+// A k-tile of 32 is exactly one 32-value unit of every format (cuda/quant_unit.cuh), so thread
+// tid decodes row n0 + tid's unit for the next k-tile into registers while the current tile's
+// mma work runs (the weights' global latency hides behind it), then writes its 32 weights,
+// a * q + b rounded to f16, as 4 16-byte stores. The x tile is staged as in gemm.cu (f32 read one
+// tile ahead, rounded to f16). Reading each unit's super-block header (scales) once per unit
+// repeats a few bytes 8 times per k-quant super-block, from L1.
+//
+// Error against f32: each weight and each x value rounded to f16 (2^-11 relative); products and
+// sums in f32. Weights beyond f16's range (|w| > 65504) would overflow: GGUF scales are f16, so
+// only q2_k/q4_k/q5_k's d * sc * q can exceed them, which no real model's weights do.
+#include <cstdint>
+#include <string>
+
+#include "gemm_tile.cuh"
+#include "ops.h"
+#include "quant_unit.cuh"
+
+FUSELM_CUDA_NAMESPACE_BEGIN
+
+// This thread's weight row (n0 + tid) for k-tile kt, zero outside [N).
+template <DType DT>
+__device__ __forceinline__ void load_w_unit(QUnitVals& u, const uint8_t* w, int64_t row_bytes, int64_t N, int64_t n0,
+                                            int kt) {
+  using F = QUnit<DT>;
+  constexpr int kUnits = F::kValues / 32;
+  const int64_t n = n0 + threadIdx.x;
+  if (n < N) {
+    F::decode(w + n * row_bytes + int64_t(kt / kUnits) * F::kBytes, kt % kUnits, u);
+  } else {
+    for (int j = 0; j < 8; j++) u.q[j] = 0;
+    set_scales(u, 0.f, 0.f, 0.f, 0.f);
+  }
+}
+
+__device__ __forceinline__ void store_w_unit(uint16_t* Ws, const QUnitVals& u) {
+  uint16_t* dst = Ws + threadIdx.x * kTcLd;
+  smem_bounds_check(dst, 64);
+  for (int c = 0; c < 4; c++) {  // 8 weights per 16-byte store
+    uint32_t h[4];
+    for (int p = 0; p < 4; p++) {
+      const int i = 8 * c + 2 * p, half = i >> 4;
+      const uint32_t word = u.q[i >> 2];
+      const float w0 = u.a[half] * float(int8_t(word >> (8 * (i & 3)))) + u.b[half];
+      const float w1 = u.a[half] * float(int8_t(word >> (8 * ((i + 1) & 3)))) + u.b[half];
+      h[p] = f32x2_to_half2_bits<false>(w0, w1);
+    }
+    reinterpret_cast<uint4*>(dst)[c] = make_uint4(h[0], h[1], h[2], h[3]);
+  }
+}
+
+template <DType DT>
+static __global__ void __launch_bounds__(kTcThreads)
+    gemm_quant_kernel(float* y, const float* x, const uint8_t* w, int64_t T, int64_t K, int64_t N, bool x_vec) {
+  uint16_t* As = dynamic_smem<uint16_t>();  // [2][kTcBM][kTcLd]
+  uint16_t* Ws = As + 2 * kTcBM * kTcLd;    // [2][kTcBN][kTcLd]
+  const int lane = int(threadIdx.x) & 31, warp = int(threadIdx.x) >> 5;
+  const int64_t m0 = int64_t(blockIdx.y) * kTcBM, n0 = int64_t(blockIdx.x) * kTcBN;
+  const int wm = (warp >> 1) * 32, wn = (warp & 1) * 64;
+  const int64_t row_bytes = K / QUnit<DT>::kValues * QUnit<DT>::kBytes;
+
+  float acc[2][8][4];
+  for (int i = 0; i < 2; i++)
+    for (int j = 0; j < 8; j++)
+      for (int e = 0; e < 4; e++) acc[i][j][e] = 0.0f;
+
+  const int ktiles = int(K / kTcBK);  // K % 32 == 0: whole units
+  XChunks xr;
+  QUnitVals wu;
+  load_x_tile(xr, x, T, K, m0, 0, x_vec);
+  load_w_unit<DT>(wu, w, row_bytes, N, n0, 0);
+  store_x_tile<false>(As, xr);
+  store_w_unit(Ws, wu);
+  for (int kt = 0; kt < ktiles; kt++) {
+    const int buf = kt & 1;
+    const bool next = kt + 1 < ktiles;
+    if (next) {
+      load_x_tile(xr, x, T, K, m0, int64_t(kt + 1) * kTcBK, x_vec);
+      load_w_unit<DT>(wu, w, row_bytes, N, n0, kt + 1);
+    }
+    __syncthreads();  // this tile's x and W are stored by every thread
+    mma_tile<false>(acc, As + buf * kTcBM * kTcLd, Ws + buf * kTcBN * kTcLd, wm, wn, lane);
+    if (next) {  // the other buffers' last readers were in tile kt - 1, before the barrier above
+      store_x_tile<false>(As + (buf ^ 1) * kTcBM * kTcLd, xr);
+      store_w_unit(Ws + (buf ^ 1) * kTcBN * kTcLd, wu);
+    }
+  }
+  store_acc(y, acc, T, N, m0 + wm, n0 + wn, lane);
+}
+
+bool gemm_quant_supports(DType t) {
+  switch (t) {
+    case DType::Q4_0: case DType::Q4_1: case DType::Q5_0: case DType::Q5_1: case DType::IQ4_NL:
+    case DType::Q2_K: case DType::Q3_K: case DType::Q4_K: case DType::Q5_K: case DType::Q6_K: case DType::IQ4_XS:
+      return true;
+    default:
+      return false;
+  }
+}
+
+template <DType DT>
+static void launch_gemm_quant(const char* name, const MatmulArgs& a, cudaStream_t stream) {
+  if (QUnit<DT>::kAlign4 ? reinterpret_cast<uintptr_t>(a.w) % 4 : reinterpret_cast<uintptr_t>(a.w) % 2)
+    throw Error("E_INVALID_ARG", std::string(name) + ": weights misaligned for their block format");
+  const dim3 grid(unsigned((a.N + kTcBN - 1) / kTcBN), unsigned((a.T + kTcBM - 1) / kTcBM));
+  launch_kernel(name, gemm_quant_kernel<DT>, grid, dim3(kTcThreads), kTcSmemBytes, stream, a.y, a.x,
+                static_cast<const uint8_t*>(a.w), a.T, a.K, a.N, aligned16(a.x));
+}
+
+void matmul_gemm_quant_cuda(const MatmulArgs& a, cudaStream_t stream) {
+  if (!gemm_quant_supports(a.w_dtype))
+    throw Error("E_INVALID_ARG", std::string("matmul_gemm_quant_cuda: unsupported weight dtype ") + dtype_name(a.w_dtype));
+  if (a.T <= 0 || a.N <= 0) return;
+  if (a.K <= 0) {
+    CUDA_CHECK(cudaMemsetAsync(a.y, 0, size_t(a.T * a.N) * sizeof(float), stream));
+    return;
+  }
+  const int64_t per_block = dtype_block(a.w_dtype).values;
+  if (a.K % per_block)
+    throw Error("E_INVALID_ARG", std::string("matmul_gemm_quant_cuda: ") + dtype_name(a.w_dtype) +
+                                     " rows must hold whole blocks of " + std::to_string(per_block));
+  if ((a.T + kTcBM - 1) / kTcBM > 65535) throw Error("E_INVALID_ARG", "matmul_gemm_quant_cuda: too many tokens (grid.y)");
+  switch (a.w_dtype) {
+#define FUSELM_GEMM_QUANT_CASE(DT, name) \
+  case DType::DT: return launch_gemm_quant<DType::DT>("gemm_quant_kernel<" name ">", a, stream);
+    FUSELM_GEMM_QUANT_CASE(Q4_0, "q4_0")
+    FUSELM_GEMM_QUANT_CASE(Q4_1, "q4_1")
+    FUSELM_GEMM_QUANT_CASE(Q5_0, "q5_0")
+    FUSELM_GEMM_QUANT_CASE(Q5_1, "q5_1")
+    FUSELM_GEMM_QUANT_CASE(IQ4_NL, "iq4_nl")
+    FUSELM_GEMM_QUANT_CASE(Q2_K, "q2_k")
+    FUSELM_GEMM_QUANT_CASE(Q3_K, "q3_k")
+    FUSELM_GEMM_QUANT_CASE(Q4_K, "q4_k")
+    FUSELM_GEMM_QUANT_CASE(Q5_K, "q5_k")
+    FUSELM_GEMM_QUANT_CASE(Q6_K, "q6_k")
+    FUSELM_GEMM_QUANT_CASE(IQ4_XS, "iq4_xs")
+#undef FUSELM_GEMM_QUANT_CASE
+    default:
+      return;
+  }
+}
+
+FUSELM_CUDA_NAMESPACE_END

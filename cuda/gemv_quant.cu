@@ -1,0 +1,146 @@
+// gemv_quant: the decode-shaped matmul (a few tokens, T <= 8 per launch) with weights in a GGUF
+// block format (q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, q2_k .. q6_k, iq4_xs), as integer dot
+// products:
+//
+// 1. x f32 [T, K] is quantized into the workspace, int8 per block of 32 with an f32 scale
+//    (cuda/quantize_x.cuh: bit for bit the CPU's quantize_row_q8_cpu), 8 tokens at a time
+//    (one launch of 2. each), so the workspace needs room for min(T, 8) tokens.
+// 2. One warp per weight row (4 rows per thread block). Lane l takes the row's 32-value units
+//    l, l + 32, ...: it decodes each unit once (cuda/quant_unit.cuh: 32 int8 q, a scale and an
+//    offset per half) and then, for every token of the launch, multiplies it with the token's
+//    int8 block by 8 __dp4a (exact int32 sums, |sum| <= 16 * 128 * 127 < 2^24, so the f32
+//    conversion is exact too):
+//      y[t, n] += d_x * (a0 * dot(q[0:16], x_q[0:16]) + a1 * dot(q[16:32], x_q[16:32])
+//                         + b0 * sum(x_q[0:16]) + b1 * sum(x_q[16:32]))
+//    (the offset terms only for the formats with an additive offset, the sums by __dp4a with
+//    0x01010101). Looping over the tokens inside the kernel reads the weights once per call,
+//    whatever T: decode is bound by that read. A warp's 32 units are contiguous bytes (32
+//    legacy blocks, or 4 k-quant super-blocks), so its loads stay within a few cache lines.
+// 3. Per-lane f32 partial sums, added by a butterfly of shuffles.
+//
+// Error against f32 x: only the activations' rounding to 8 bits (at most 0.563 of d_x per value:
+// half a step plus 127 times d_x's rounding to f16), as the CPU's fast paths and llama.cpp.
+#include <cstdint>
+#include <string>
+
+#include "ops.h"
+#include "quant_unit.cuh"
+#include "quantize_x.cuh"
+#include "reduce.cuh"
+
+FUSELM_CUDA_NAMESPACE_BEGIN
+
+constexpr int kQvWarps = 4;   // rows per thread block
+constexpr int kQvMaxT = 8;    // tokens per launch
+
+// Sum of the 4 int8 in a word.
+__device__ __forceinline__ int byte_sum(int v) { return __dp4a(v, 0x01010101, 0); }
+
+template <DType DT, int NT>
+static __global__ void __launch_bounds__(32 * kQvWarps)
+    gemv_quant_kernel(float* y, const int8_t* xq, const float* xd, const uint8_t* w, int T, int64_t K, int64_t N) {
+  using F = QUnit<DT>;
+  constexpr int kUnits = F::kValues / 32;  // units per block
+  const int lane = int(threadIdx.x) & 31;
+  const int64_t n = int64_t(blockIdx.x) * kQvWarps + (threadIdx.x >> 5);
+  if (n >= N) return;  // whole warps leave together
+  const int64_t units = K / 32;
+  const uint8_t* row = w + n * (units / kUnits) * F::kBytes;
+  float acc[NT];
+  for (int t = 0; t < NT; t++) acc[t] = 0.f;
+  for (int64_t u = lane; u < units; u += 32) {
+    QUnitVals v;
+    F::decode(row + (u / kUnits) * F::kBytes, int(u % kUnits), v);
+    for (int t = 0; t < NT; t++) {
+      if (t >= T) break;  // T is uniform: every lane breaks together
+      // K % 32 == 0 and the workspace's 256-byte base keep every block 16-byte aligned
+      const int4* xp = reinterpret_cast<const int4*>(xq + t * K + 32 * u);
+      const int4 x0 = xp[0], x1 = xp[1];
+      const int lo = __dp4a(int(v.q[3]), x0.w, __dp4a(int(v.q[2]), x0.z, __dp4a(int(v.q[1]), x0.y, __dp4a(int(v.q[0]), x0.x, 0))));
+      const int hi = __dp4a(int(v.q[7]), x1.w, __dp4a(int(v.q[6]), x1.z, __dp4a(int(v.q[5]), x1.y, __dp4a(int(v.q[4]), x1.x, 0))));
+      float s = v.a[0] * float(lo) + v.a[1] * float(hi);
+      if (F::kOffset) {
+        const int s0 = byte_sum(x0.x) + byte_sum(x0.y) + byte_sum(x0.z) + byte_sum(x0.w);
+        const int s1 = byte_sum(x1.x) + byte_sum(x1.y) + byte_sum(x1.z) + byte_sum(x1.w);
+        s += v.b[0] * float(s0) + v.b[1] * float(s1);
+      }
+      acc[t] += xd[t * units + u] * s;
+    }
+  }
+  for (int t = 0; t < NT; t++) {
+    if (t >= T) break;
+    const float r = warp_sum(acc[t]);
+    if (lane == 0) y[t * N + n] = r;
+  }
+}
+
+template <DType DT>
+static void launch_gemv_quant(const char* name, float* y, const int8_t* xq, const float* xd, const uint8_t* w, int T,
+                              int64_t K, int64_t N, cudaStream_t stream) {
+  if (QUnit<DT>::kAlign4 ? reinterpret_cast<uintptr_t>(w) % 4 : reinterpret_cast<uintptr_t>(w) % 2)
+    throw Error("E_INVALID_ARG", std::string(name) + ": weights misaligned for their block format");
+  const dim3 grid(unsigned((N + kQvWarps - 1) / kQvWarps)), block(32 * kQvWarps);
+  if (T <= 1) launch_kernel(name, gemv_quant_kernel<DT, 1>, grid, block, 0, stream, y, xq, xd, w, T, K, N);
+  else if (T <= 2) launch_kernel(name, gemv_quant_kernel<DT, 2>, grid, block, 0, stream, y, xq, xd, w, T, K, N);
+  else if (T <= 4) launch_kernel(name, gemv_quant_kernel<DT, 4>, grid, block, 0, stream, y, xq, xd, w, T, K, N);
+  else launch_kernel(name, gemv_quant_kernel<DT, 8>, grid, block, 0, stream, y, xq, xd, w, T, K, N);
+}
+
+bool gemv_quant_supports(DType t) {
+  switch (t) {
+    case DType::Q8_0: case DType::Q4_0: case DType::Q4_1: case DType::Q5_0: case DType::Q5_1: case DType::IQ4_NL:
+    case DType::Q2_K: case DType::Q3_K: case DType::Q4_K: case DType::Q5_K: case DType::Q6_K: case DType::IQ4_XS:
+      return true;
+    default:
+      return false;
+  }
+}
+
+void matmul_gemv_quant_cuda(const MatmulArgs& a, void* workspace, cudaStream_t stream, bool x_ready) {
+  if (!gemv_quant_supports(a.w_dtype))
+    throw Error("E_INVALID_ARG", std::string("matmul_gemv_quant_cuda: unsupported weight dtype ") + dtype_name(a.w_dtype));
+  if (a.T <= 0 || a.N <= 0) return;
+  if (a.K <= 0) {
+    CUDA_CHECK(cudaMemsetAsync(a.y, 0, size_t(a.T * a.N) * sizeof(float), stream));
+    return;
+  }
+  const int64_t per_block = dtype_block(a.w_dtype).values;
+  if (a.K % per_block)
+    throw Error("E_INVALID_ARG", std::string("matmul_gemv_quant_cuda: ") + dtype_name(a.w_dtype) +
+                                     " rows must hold whole blocks of " + std::to_string(per_block));
+  if (!workspace || reinterpret_cast<uintptr_t>(workspace) % 256)
+    throw Error("E_INVALID_ARG", "matmul_gemv_quant_cuda: needs a 256-byte aligned workspace (matmul_cuda_workspace)");
+  if ((a.N + kQvWarps - 1) / kQvWarps > 0x7fffffff) throw Error("E_INVALID_ARG", "matmul_gemv_quant_cuda: too many rows");
+  if (x_ready && a.T > kQvMaxT)
+    throw Error("E_INVALID_ARG", "matmul_gemv_quant_cuda: x comes quantized for at most 8 tokens");
+  const uint8_t* w = static_cast<const uint8_t*>(a.w);
+  for (int64_t t0 = 0; t0 < a.T; t0 += kQvMaxT) {  // the weights are read once per 8 tokens
+    const int T = int(a.T - t0 < kQvMaxT ? a.T - t0 : kQvMaxT);
+    float* y = a.y + t0 * a.N;
+    int8_t* q;
+    float* d;
+    if (x_ready) quantized_x_q8_at(T, a.K, workspace, q, d);
+    else quantize_x_q8_cuda(a.x + t0 * a.K, T, a.K, workspace, q, d, stream);  // 8 tokens' room is enough
+    switch (a.w_dtype) {
+#define FUSELM_GEMV_QUANT_CASE(DT, name) \
+  case DType::DT: launch_gemv_quant<DType::DT>("gemv_quant_kernel<" name ">", y, q, d, w, T, a.K, a.N, stream); break;
+      FUSELM_GEMV_QUANT_CASE(Q8_0, "q8_0")
+      FUSELM_GEMV_QUANT_CASE(Q4_0, "q4_0")
+      FUSELM_GEMV_QUANT_CASE(Q4_1, "q4_1")
+      FUSELM_GEMV_QUANT_CASE(Q5_0, "q5_0")
+      FUSELM_GEMV_QUANT_CASE(Q5_1, "q5_1")
+      FUSELM_GEMV_QUANT_CASE(IQ4_NL, "iq4_nl")
+      FUSELM_GEMV_QUANT_CASE(Q2_K, "q2_k")
+      FUSELM_GEMV_QUANT_CASE(Q3_K, "q3_k")
+      FUSELM_GEMV_QUANT_CASE(Q4_K, "q4_k")
+      FUSELM_GEMV_QUANT_CASE(Q5_K, "q5_k")
+      FUSELM_GEMV_QUANT_CASE(Q6_K, "q6_k")
+      FUSELM_GEMV_QUANT_CASE(IQ4_XS, "iq4_xs")
+#undef FUSELM_GEMV_QUANT_CASE
+      default:
+        break;
+    }
+  }
+}
+
+FUSELM_CUDA_NAMESPACE_END

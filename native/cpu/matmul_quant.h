@@ -1,0 +1,67 @@
+// matmul on weights in the GGUF block formats, as stored (native/quant_blocks.h), with the
+// activations quantized the way llama.cpp quantizes them for each format (its vec_dot_type),
+// so the integer dot products, and so the tokens, are llama.cpp's:
+//   Q8_K (f32 d per 256 values, int8, sums of each 16)  for Q4_K, Q5_K, Q6_K
+//   Q8_0 (d rounded to f16, per 32)                     for Q4_0
+//
+// Every level computes the same int32 lanes exactly: lane l (of 8) of a superblock holds the
+// products of bytes 4l..4l+3 of each 32-value group, times that group's scale (the layout of
+// AVX2's maddubs + madd; AVX-512 folds its 16 lanes to these 8), and the min or offset term per
+// lane. Lane l accumulates in f32, fma(dx * d, float(lane), acc[l]), over the superblocks, and
+// the 8 lanes are summed once per output in one fixed order (lanes_sum). So every level returns
+// the same bits as the integer reference, and the parity cases hold them to it exactly. (One
+// scalar sum per superblock would cost a horizontal reduction per 256 products: it halved the
+// prefill speed.)
+//
+// The driver (matmul_quant.cc) quantizes x once per call, then walks row tasks; a tile is one
+// weight row against up to 4 or 8 tokens, so each weight block is unpacked once per 4 or 8 tokens.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "cpu/cpu_features.h"
+#include "ops/matmul.h"
+
+namespace fuselm {
+
+// The activation format a weight format is dotted with.
+enum class QAct { Q8_K, Q8_0 };
+
+// Q8_0 activations as the kernels read them: the f16-rounded scale kept as f32.
+struct BlockQ8_0x { float d; int8_t qs[32]; };
+
+// y[t * ys] = row w · token t's quantized activations (at xq + t * xs) for t < TT (1..max_tokens).
+using QuantTileFn = void (*)(const uint8_t* w, const uint8_t* xq, size_t xs, int64_t K, int TT, float* y, int64_t ys);
+
+struct QuantKernel {
+  QAct act;
+  QuantTileFn tile;  // null: no kernel for this dtype
+  int max_tokens = 4;  // the most tokens one tile call takes
+};
+
+// The 8 lanes' sum in the order of simd256::hsum: ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)).
+inline float lanes_sum(const float a[8]) {
+  const float s0 = a[0] + a[4], s1 = a[1] + a[5], s2 = a[2] + a[6], s3 = a[3] + a[7];
+  return (s0 + s2) + (s1 + s3);
+}
+
+// Per format family (one file each): the kernel of `impl` (kReference: the integer reference).
+QuantKernel q4_k_kernel(DType dt, Impl impl);  // Q4_K, Q5_K: matmul_q4_k.cc
+QuantKernel q6_k_kernel(Impl impl);            // matmul_q6_k.cc
+QuantKernel q4_0_kernel(Impl impl);            // matmul_q4_0.cc
+
+// True when dt is a block format with a quantized kernel; matmul_quant_cpu then runs it.
+bool has_quant_kernel(DType dt);
+void matmul_quant_cpu(const MatmulArgs& a, const Exec& e);
+
+// llama.cpp's quantize_row_q8_K_ref: per 256 values, max = the value of largest magnitude,
+// iscale = -127 / max, q = min(127, round-to-even(iscale * x)), d = 1 / iscale, bsums = sums
+// of each 16 q. An all-zero block gets d = 0, q = 0.
+void quantize_row_q8_k(const float* x, int64_t K, BlockQ8_K* y);
+// As matmul.cc's q8_0 activations: d = max|x| / 127 rounded to f16, q = round-to-even(x * 127 / max|x|).
+void quantize_row_q8_0x(const float* x, int64_t K, BlockQ8_0x* y, Impl impl);
+// matmul.cc's q8_0 activation quantizer of a level (x [K] -> q [K], d [K / 32]); all give the same bits.
+using QuantizeQ8Fn = void (*)(const float* x, int64_t K, int8_t* q, float* d);
+QuantizeQ8Fn quantize_q8_fn(Impl impl);
+
+}  // namespace fuselm

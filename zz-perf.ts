@@ -1,0 +1,12 @@
+import { ops } from '/work/wt-qcpu/lib/backend.js';
+import { tensorFromF32, emptyTensor } from '/work/wt-qcpu/lib/tensor.js';
+import { seeded } from '/work/wt-qcpu/lib/ops/table.js';
+import { runOp } from '/work/wt-qcpu/test/helpers/parity.js';
+const K = 2048, N = 2048, T = 64;
+const w = tensorFromF32('q4_k', [N, K], seeded(N * K, 41, 0.1));
+const x = tensorFromF32('f32', [T, K], seeded(T * K, 40));
+const y = emptyTensor('f32', [T, N]);
+const t0 = performance.now();
+for (let i = 0; i < 200; i++) await runOp(ops.matmul(y, x, w), { impl: 'avx512', threads: 1, n: T });
+const dt = (performance.now() - t0) / 200;
+console.log(`${dt.toFixed(2)} ms per call, ${(2 * T * N * K / dt / 1e6).toFixed(1)} GFLOPs`);
