@@ -32,22 +32,25 @@ inline float fit_symmetric(int n, int nmax, const float* x, const float* w, uint
     for (int i = 0; i < n; i++) L[i] = uint8_t(nmax);  // all (near) zero: scale 0, level 0
     return 0;
   }
-  float best = 0, scale = 0;
+  double best = 0;
+  float scale = 0;
   bool have = false;
   for (int k = -9; k <= 9; k++) {
     const float iscale = -(float(nmax) + 0.1f * float(k)) / max;
-    float sumlx = 0, suml2 = 0;
+    // sums in double: candidates often tie to a few f32 ulps (a group dominated by one large
+    // value), and f32 sums would pick among them by rounding noise
+    double sumlx = 0, suml2 = 0;
     for (int i = 0; i < n; i++) {
       const int l = clampi(round_int(iscale * x[i]), -nmax, nmax - 1);
-      sumlx += w[i] * x[i] * float(l);
-      suml2 += w[i] * float(l) * float(l);
+      sumlx += double(w[i]) * x[i] * l;
+      suml2 += double(w[i]) * l * l;
     }
     // the weighted error of the least-squares scale is sum(w x^2) - sumlx^2/suml2: the larger
     // sumlx^2/suml2, the better
     if (suml2 > 0 && (!have || sumlx * sumlx > best * suml2)) {
       have = true;
-      scale = sumlx / suml2;
-      best = scale * sumlx;
+      scale = float(sumlx / suml2);
+      best = sumlx / suml2 * sumlx;
       for (int i = 0; i < n; i++) L[i] = uint8_t(nmax + clampi(round_int(iscale * x[i]), -nmax, nmax - 1));
     }
   }
