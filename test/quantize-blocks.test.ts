@@ -11,7 +11,7 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
-import { GgmlType, dequantizeQ8_0, quantizeQ8_0 } from '../lib/formats/ggml-types.js';
+import { GgmlType, dequantizeQ8_0, f32ToF16Bits, quantizeQ8_0 } from '../lib/formats/ggml-types.js';
 import { readGguf } from '../lib/formats/gguf.js';
 import { dequantize } from '../lib/formats/quants.js';
 import { quantizeRows } from '../lib/formats/quantize-blocks.js';
@@ -98,6 +98,12 @@ describe('block quantizers', function () {
     const x = data.outliers;
     assert.deepEqual(await quantizeRows(GgmlType.Q8_0, x, 256), quantizeQ8_0(x));
     for (const t of FORMATS) assert.deepEqual(await quantizeRows(t, x, 512, { threads: 1 }), await quantizeRows(t, x, 512, { threads: 3 }), GgmlType[t]);
+  });
+
+  it('F16 (converted natively the same way) is bit-exact with the scalar converter', async () => {
+    const x = Float32Array.from([...data.laplace.subarray(0, 1000), 0, -0, 65504, 65520, -1e6, Infinity, -Infinity, 1e-8, 6e-8, -3e-5, 2 ** -24, 2 ** -25]);
+    const ours = await quantizeRows(GgmlType.F16, x, x.length);
+    assert.deepEqual(new Uint16Array(ours.buffer), Uint16Array.from(x, f32ToF16Bits));
   });
 
   it('zero and constant rows decode exactly', async () => {

@@ -19,6 +19,8 @@ export const BLOCK_FORMATS: Partial<Record<GgmlType, NativeQuantFormat>> = {
   [GgmlType.Q4_K]: 'q4_k',
   [GgmlType.Q5_K]: 'q5_k',
   [GgmlType.Q6_K]: 'q6_k',
+  // not a block format, but converted the same way (natively, on every core)
+  [GgmlType.F16]: 'f16',
 };
 
 export function canQuantize(type: GgmlType): boolean {

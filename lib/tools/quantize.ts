@@ -12,7 +12,7 @@
  */
 import { open, stat } from 'node:fs/promises';
 import { FuselmError } from '../errors.js';
-import { GgmlType, f32ToF16Bits, ggmlTypeName, ggmlTypeSize } from '../formats/ggml-types.js';
+import { GgmlType, ggmlTypeName, ggmlTypeSize } from '../formats/ggml-types.js';
 import { toF32 } from '../formats/quants.js';
 import { quantizeRows } from '../formats/quantize-blocks.js';
 import { type GgufMetaEntry, ggufMetadataSpec, gv, readGguf, writeGguf } from '../formats/gguf.js';
@@ -230,13 +230,11 @@ export async function quantizeGguf(input: string, output: string, type: Quantize
   return quantizeModel(input, output, type, { onTensor });
 }
 
-/** f32 values as `type`: F32, F16 or a block format (rows of `rowLength`). */
+/** f32 values as `type`: F32, or natively F16 or a block format (rows of `rowLength`). */
 async function encode(type: GgmlType, x: Float32Array, rowLength: number, threads?: number): Promise<Uint8Array> {
   switch (type) {
     case GgmlType.F32:
       return new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
-    case GgmlType.F16:
-      return new Uint8Array(Uint16Array.from(x, f32ToF16Bits).buffer);
     default:
       return quantizeRows(type, x, rowLength, { threads });
   }

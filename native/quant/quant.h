@@ -17,7 +17,7 @@
 
 namespace fuselm::quant {
 
-enum class Format { Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K };
+enum class Format { Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K, F16 };
 
 struct FormatInfo {
   const char* name;
@@ -41,5 +41,6 @@ void q8_0_row(const float* x, uint8_t* out, int64_t n, bool search);
 void q4_k_row(const float* x, uint8_t* out, int64_t n, bool search);
 void q5_k_row(const float* x, uint8_t* out, int64_t n, bool search);
 void q6_k_row(const float* x, uint8_t* out, int64_t n, bool search);
+void f16_row(const float* x, uint8_t* out, int64_t n);  // IEEE half, round to nearest even
 
 }  // namespace fuselm::quant
