@@ -210,7 +210,7 @@ describe('CLI', function () {
       assert.match(notFolder.stderr, /is not a folder/);
       const noTokenizer = await fuselm('convert', sharedPath('models/hf/neural-api-tiny-llama'), path.join(dir, 'x.gguf'));
       assert.equal(noTokenizer.code, 1);
-      assert.match(noTokenizer.stderr, /no tokenizer\.model/);
+      assert.match(noTokenizer.stderr, /no tokenizer\.model or tokenizer\.json/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -296,7 +296,7 @@ export function buildCli(): Command {
     .command('convert')
     .description(
       "convert a Hugging Face decoder folder (llama, mistral, qwen2/3, phi3, gemma 1/2/3; F32, F16 or BF16 safetensors; " +
-        "a SentencePiece tokenizer.model) to a GGUF laid out as llama.cpp's convert_hf_to_gguf.py writes it",
+        "a SentencePiece tokenizer.model or a byte-level BPE tokenizer.json) to a GGUF laid out as llama.cpp's convert_hf_to_gguf.py writes it",
     )
     .argument('<folder>', 'the Hugging Face model folder')
     .argument('<output>', 'the GGUF file to write')

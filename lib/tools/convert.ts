@@ -9,9 +9,13 @@
  * - Phi-3: the fused qkv_proj and gate_up_proj kept fused (attn_qkv, ffn_up); LongRoPE factors
  *   as rope_factors_short/long tensors with attn_factor and the original context;
  * - Llama-3.1 rope scaling as the rope_freqs tensor; YaRN and linear as rope.scaling.* keys;
- * - the tokenizer as llama.cpp writes a SentencePiece vocabulary (tokenizer.ggml.model
- *   "llama"): pieces, scores and types from tokenizer.model, special ids and add_bos/eos from
- *   tokenizer_config.json, the chat template.
+ * - the tokenizer as llama.cpp's converter writes it: a SentencePiece vocabulary
+ *   (tokenizer.ggml.model "llama": pieces, scores and types from tokenizer.model) when the folder
+ *   has tokenizer.model, else a byte-level BPE one from tokenizer.json ("gpt2": tokens, types,
+ *   merges, the pre-tokenizer recognized as GPT-2's, Llama-3's or Qwen2's); special ids and
+ *   add_bos/eos from tokenizer_config.json, the chat template. A byte-fallback tokenizer.json
+ *   without tokenizer.model (its piece scores are not in the JSON) and unknown pre-tokenizers are
+ *   E_UNSUPPORTED, as llama.cpp's converter refuses what it cannot write faithfully.
  *
  * The model is a ModelSource: metadata plus tensors read one at a time when the writer asks,
  * so a large model never sits in memory; lib/tools/quantize.ts writes it in any file type.
@@ -50,8 +54,8 @@ export interface ModelSource {
 
 export interface HfSourceOptions {
   /**
-   * 'folder' (default): the folder's tokenizer (tokenizer.model), an E_UNSUPPORTED without
-   * one; 'synthetic': a made-up SentencePiece-style vocabulary of the config's size, for test
+   * 'folder' (default): the folder's tokenizer (tokenizer.model or tokenizer.json), an
+   * E_UNSUPPORTED without one; 'synthetic': a made-up SentencePiece-style vocabulary of the config's size, for test
    * folders that have no tokenizer.
    */
   vocab?: 'folder' | 'synthetic';
@@ -325,16 +329,17 @@ export function parseSentencePieceModel(b: Uint8Array, where: string): SpModel {
   return { pieces, addDummyPrefix };
 }
 
-/** The tokenizer.* entries llama.cpp's converter writes for the folder's SentencePiece model. */
-async function folderVocab(dir: string, arch: string, vocabSize: number): Promise<GgufMetaEntry[]> {
+/**
+ * The tokenizer.* entries llama.cpp's converter writes for a folder: a SentencePiece vocabulary
+ * from tokenizer.model when there is one, else a byte-level BPE one (tokenizer.ggml.model
+ * "gpt2") from tokenizer.json. `vocabSize`: the embedding's rows (the vocabulary is padded to it).
+ */
+export async function folderVocab(dir: string, arch: string, vocabSize: number): Promise<GgufMetaEntry[]> {
   let spBytes: Uint8Array;
   try {
     spBytes = await readFile(path.join(dir, 'tokenizer.model'));
   } catch {
-    throw new FuselmError(
-      'E_UNSUPPORTED',
-      `${dir}: no tokenizer.model; convert writes SentencePiece vocabularies (llama.cpp's "llama" tokenizer) and does not yet write byte-level BPE ones from tokenizer.json`,
-    );
+    return bpeVocab(dir, vocabSize);
   }
   const sp = parseSentencePieceModel(spBytes, path.join(dir, 'tokenizer.model'));
   const tokens = sp.pieces.map((p) => p.piece);
@@ -368,12 +373,6 @@ async function folderVocab(dir: string, arch: string, vocabSize: number): Promis
     scores.push(-1000);
     types.push(SP_UNUSED);
   }
-  const idOf = (v: unknown): number | undefined => {
-    const s = typeof v === 'string' ? v : (v as { content?: string } | undefined)?.content;
-    if (s === undefined) return undefined;
-    const i = tokens.indexOf(s);
-    return i >= 0 ? i : undefined;
-  };
   const out: GgufMetaEntry[] = [];
   // llama's converter writes the SentencePiece dummy-prefix flag; Gemma's always writes false
   if (arch === 'llama') out.push({ key: 'tokenizer.ggml.add_space_prefix', ...gv.bool(sp.addDummyPrefix) });
@@ -384,16 +383,96 @@ async function folderVocab(dir: string, arch: string, vocabSize: number): Promis
     { key: 'tokenizer.ggml.scores', ...gv.arrF32(scores) },
     { key: 'tokenizer.ggml.token_type', ...gv.arrI32(types) },
   );
-  for (const [name, v] of [['bos', tc.bos_token], ['eos', tc.eos_token], ['unknown', tc.unk_token], ['padding', tc.pad_token]] as const) {
-    const id = idOf(v);
-    if (id !== undefined) out.push({ key: `tokenizer.ggml.${name}_token_id`, ...gv.u32(id) });
-  }
+  out.push(...specialIds(tokens, tc, ['bos', 'eos', 'unknown', 'padding']));
   out.push(
     { key: 'tokenizer.ggml.add_bos_token', ...gv.bool(tc.add_bos_token ?? true) },
     { key: 'tokenizer.ggml.add_sep_token', ...gv.bool(false) },
     { key: 'tokenizer.ggml.add_eos_token', ...gv.bool(tc.add_eos_token ?? false) },
   );
   if (arch.startsWith('gemma')) out.push({ key: 'tokenizer.ggml.add_space_prefix', ...gv.bool(false) });
+  if (typeof tc.chat_template === 'string') out.push({ key: 'tokenizer.chat_template', ...gv.str(tc.chat_template) });
+  return out;
+}
+
+/** tokenizer.ggml.<name>_token_id of the special tokens tokenizer_config.json names (as text or {content}). */
+function specialIds(tokens: string[], tc: Json, names: Array<'bos' | 'eos' | 'unknown' | 'padding'>): GgufMetaEntry[] {
+  const field = { bos: 'bos_token', eos: 'eos_token', unknown: 'unk_token', padding: 'pad_token' };
+  const out: GgufMetaEntry[] = [];
+  for (const name of names) {
+    const v = tc[field[name]];
+    const s = typeof v === 'string' ? v : (v as { content?: string } | undefined)?.content;
+    const id = s === undefined ? -1 : tokens.indexOf(s);
+    if (id >= 0) out.push({ key: `tokenizer.ggml.${name}_token_id`, ...gv.u32(id) });
+  }
+  return out;
+}
+
+/**
+ * llama.cpp's name (tokenizer.ggml.pre) for the pre-tokenizer of a tokenizer.json, recognized
+ * as its converter does by what it splits with: GPT-2's byte-level regex, Llama-3's pattern
+ * (digits in runs of up to three), Qwen2's (single digits). Anything else is E_UNSUPPORTED, as
+ * llama.cpp's converter refuses a pre-tokenizer it does not know (the default would tokenize
+ * differently from the model's own tokenizer).
+ */
+const LLAMA3_SPLIT = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+const QWEN2_SPLIT = LLAMA3_SPLIT.replace('\\p{N}{1,3}', '\\p{N}');
+function bpePre(tj: Json, where: string): string {
+  const pre = tj.pre_tokenizer as Json | null;
+  const steps: Json[] = pre?.type === 'Sequence' ? (pre.pretokenizers as Json[]) : pre ? [pre] : [];
+  const splits = steps.filter((p) => p.type === 'Split').map((p) => p.pattern?.Regex ?? p.pattern?.String);
+  const byteLevel = steps.find((p) => p.type === 'ByteLevel');
+  if (splits.length === 0 && byteLevel && byteLevel.use_regex !== false) return 'gpt-2';
+  if (splits.length === 1 && byteLevel && byteLevel.use_regex === false) {
+    if (splits[0] === LLAMA3_SPLIT) return 'llama-bpe';
+    if (splits[0] === QWEN2_SPLIT) return 'qwen2';
+  }
+  throw new FuselmError('E_UNSUPPORTED', `${where}: pre-tokenizer not recognized (known: GPT-2's, Llama-3's and Qwen2's byte-level splits): ${JSON.stringify(pre).slice(0, 300)}`);
+}
+
+/** A byte-level BPE vocabulary (tokenizer.ggml.model "gpt2") from tokenizer.json. */
+async function bpeVocab(dir: string, vocabSize: number): Promise<GgufMetaEntry[]> {
+  const where = path.join(dir, 'tokenizer.json');
+  const tj = await readJson(where, false);
+  if (!tj)
+    throw new FuselmError('E_UNSUPPORTED', `${dir}: no tokenizer.model or tokenizer.json; convert writes the folder's tokenizer into the GGUF and needs one`);
+  const model = tj.model as Json;
+  if (model?.type !== 'BPE' || model.byte_fallback)
+    throw new FuselmError(
+      'E_UNSUPPORTED',
+      `${where}: a ${model?.type}${model?.byte_fallback ? ' (byte-fallback)' : ''} tokenizer without tokenizer.model; convert writes SentencePiece vocabularies from tokenizer.model and byte-level BPE ones from tokenizer.json`,
+    );
+  const pre = bpePre(tj, where);
+  const tokens: string[] = [];
+  const types: number[] = [];
+  for (const [t, id] of Object.entries(model.vocab as Record<string, number>)) {
+    tokens[id] = t;
+    types[id] = SP_NORMAL;
+  }
+  for (const a of (tj.added_tokens ?? []) as Array<{ id: number; content: string; special?: boolean }>) {
+    tokens[a.id] = a.content;
+    types[a.id] = a.special ? SP_CONTROL : SP_USER_DEFINED;
+  }
+  // ids no token takes, and the embedding rows past the vocabulary: unused padding, as the converter writes
+  const n = Math.max(vocabSize, tokens.length);
+  for (let i = 0; i < n; i++)
+    if (tokens[i] === undefined) {
+      tokens[i] = `[PAD${i}]`;
+      types[i] = SP_UNUSED;
+    }
+  // merges as "left right" (tokenizers >= 0.20 stores them as pairs)
+  const merges = ((model.merges ?? []) as Array<string | string[]>).map((m) => (Array.isArray(m) ? m.join(' ') : m));
+  const tc = (await readJson(path.join(dir, 'tokenizer_config.json'), false)) ?? {};
+  const out: GgufMetaEntry[] = [
+    { key: 'tokenizer.ggml.model', ...gv.str('gpt2') },
+    { key: 'tokenizer.ggml.pre', ...gv.str(pre) },
+    { key: 'tokenizer.ggml.tokens', ...gv.arrStr(tokens) },
+    { key: 'tokenizer.ggml.token_type', ...gv.arrI32(types) },
+    { key: 'tokenizer.ggml.merges', ...gv.arrStr(merges) },
+    ...specialIds(tokens, tc, ['bos', 'eos', 'padding']),
+  ];
+  // written only when the tokenizer says (llama.cpp's defaults for gpt2 vocabularies apply otherwise)
+  if (typeof tc.add_bos_token === 'boolean') out.push({ key: 'tokenizer.ggml.add_bos_token', ...gv.bool(tc.add_bos_token) });
+  if (typeof tc.add_eos_token === 'boolean') out.push({ key: 'tokenizer.ggml.add_eos_token', ...gv.bool(tc.add_eos_token) });
   if (typeof tc.chat_template === 'string') out.push({ key: 'tokenizer.chat_template', ...gv.str(tc.chat_template) });
   return out;
 }
