@@ -11,6 +11,8 @@ FormatInfo info(Format f) {
     case Format::Q5_0: return {"q5_0", 32, 22};
     case Format::Q5_1: return {"q5_1", 32, 24};
     case Format::Q8_0: return {"q8_0", 32, 34};
+    case Format::Q2_K: return {"q2_k", 256, 84};
+    case Format::Q3_K: return {"q3_k", 256, 110};
     case Format::Q4_K: return {"q4_k", 256, 144};
     case Format::Q5_K: return {"q5_k", 256, 176};
     case Format::Q6_K: return {"q6_k", 256, 210};
@@ -20,7 +22,7 @@ FormatInfo info(Format f) {
 }
 
 bool parse_format(const std::string& name, Format* out) {
-  for (Format f : {Format::Q4_0, Format::Q4_1, Format::Q5_0, Format::Q5_1, Format::Q8_0, Format::Q4_K, Format::Q5_K, Format::Q6_K, Format::F16})
+  for (Format f : {Format::Q4_0, Format::Q4_1, Format::Q5_0, Format::Q5_1, Format::Q8_0, Format::Q2_K, Format::Q3_K, Format::Q4_K, Format::Q5_K, Format::Q6_K, Format::F16})
     if (name == info(f).name) {
       *out = f;
       return true;
@@ -43,6 +45,8 @@ void quantize_row(Format f, bool search, const float* x, uint8_t* out, int64_t n
     case Format::Q5_0: return q5_0_row(x, out, n, search);
     case Format::Q5_1: return q5_1_row(x, out, n, search);
     case Format::Q8_0: return q8_0_row(x, out, n, search);
+    case Format::Q2_K: return q2_k_row(x, out, n, search);
+    case Format::Q3_K: return q3_k_row(x, out, n, search);
     case Format::Q4_K: return q4_k_row(x, out, n, search);
     case Format::Q5_K: return q5_k_row(x, out, n, search);
     case Format::Q6_K: return q6_k_row(x, out, n, search);

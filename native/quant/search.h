@@ -70,8 +70,10 @@ inline float fit_symmetric(int n, int nmax, const float* x, const float* w, uint
 // scale and sets *mn. Starts from the min/max fit, then tries nstep + 1 grid scales
 // (rmin + rdelta k + nmax) / (max - min); for each, the weighted least-squares (scale, min)
 // pair of the rounded levels (a 2x2 solve), kept when its weighted error is lower.
+// mad: weigh absolute errors instead of squared ones (Q2_K's choice: with 4 levels a few large
+// errors matter less than many small ones).
 inline float fit_asymmetric(int n, int nmax, const float* x, const float* w, uint8_t* L, float* mn,
-                            float rmin, float rdelta, int nstep) {
+                            float rmin, float rdelta, int nstep, bool mad = false) {
   float lo = x[0], hi = x[0], sum_w = w[0], sum_x = w[0] * x[0];
   for (int i = 1; i < n; i++) {
     lo = x[i] < lo ? x[i] : lo;
@@ -90,7 +92,7 @@ inline float fit_asymmetric(int n, int nmax, const float* x, const float* w, uin
   for (int i = 0; i < n; i++) {
     L[i] = uint8_t(clampi(round_int(iscale * (x[i] - lo)), 0, nmax));
     const float d = scale * float(L[i]) + lo - x[i];
-    best_err += w[i] * d * d;
+    best_err += w[i] * (mad ? std::fabs(d) : d * d);
   }
   uint8_t aux[256];
   for (int k = 0; k <= nstep; k++) {
@@ -114,7 +116,7 @@ inline float fit_asymmetric(int n, int nmax, const float* x, const float* w, uin
     float err = 0;
     for (int i = 0; i < n; i++) {
       const float d = s * float(aux[i]) + m - x[i];
-      err += w[i] * d * d;
+      err += w[i] * (mad ? std::fabs(d) : d * d);
     }
     if (err < best_err) {
       std::memcpy(L, aux, size_t(n));
@@ -125,6 +127,54 @@ inline float fit_asymmetric(int n, int nmax, const float* x, const float* w, uin
   }
   *mn = -lo;
   return scale;
+}
+
+// Symmetric fit refined level by level (Q3_K's, after llama.cpp's make_q3_quants): from the
+// plain fit's levels (largest magnitude onto -nmax), each level in turn is moved to the one the
+// current least-squares scale (without it) would pick, kept when the weighted error drops;
+// up to 5 passes, until none changes. Weights x_i^2. Levels L in [0, 2 nmax - 1]; returns the scale.
+inline float fit_symmetric_refined(int n, int nmax, const float* x, uint8_t* L) {
+  float max = 0, amax = 0;
+  for (int i = 0; i < n; i++) {
+    const float a = std::fabs(x[i]);
+    if (a > amax) { amax = a; max = x[i]; }
+  }
+  if (amax < 1e-15f) {
+    for (int i = 0; i < n; i++) L[i] = uint8_t(nmax);
+    return 0;
+  }
+  const float iscale = -float(nmax) / max;
+  int l[256];
+  double sumlx = 0, suml2 = 0;
+  for (int i = 0; i < n; i++) {
+    l[i] = clampi(round_int(iscale * x[i]), -nmax, nmax - 1);
+    const double w = double(x[i]) * x[i];
+    sumlx += w * x[i] * l[i];
+    suml2 += w * l[i] * l[i];
+  }
+  for (int pass = 0; pass < 5; pass++) {
+    int changed = 0;
+    for (int i = 0; i < n; i++) {
+      const double w = double(x[i]) * x[i];
+      double slx = sumlx - w * x[i] * l[i];
+      if (slx <= 0) continue;
+      double sl2 = suml2 - w * l[i] * l[i];
+      const int nl = clampi(round_int(float(x[i] * sl2 / slx)), -nmax, nmax - 1);
+      if (nl == l[i]) continue;
+      slx += w * x[i] * nl;
+      sl2 += w * nl * nl;
+      // the error with the least-squares scale falls as sumlx^2 / suml2 grows
+      if (sl2 > 0 && slx * slx * suml2 > sumlx * sumlx * sl2) {
+        l[i] = nl;
+        sumlx = slx;
+        suml2 = sl2;
+        changed++;
+      }
+    }
+    if (!changed) break;
+  }
+  for (int i = 0; i < n; i++) L[i] = uint8_t(l[i] + nmax);
+  return suml2 > 0 ? float(sumlx / suml2) : 0;
 }
 
 }  // namespace fuselm::quant
