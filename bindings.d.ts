@@ -3,7 +3,7 @@
 
 export type NativeDType = 'f32' | 'f16' | 'bf16' | 'i32' | 'q8_0';
 /** The block formats native/quant writes. */
-export type NativeQuantFormat = 'q4_0' | 'q4_1' | 'q5_0' | 'q5_1' | 'q8_0' | 'q2_k' | 'q3_k' | 'q4_k' | 'q5_k' | 'q6_k' | 'f16';
+export type NativeQuantFormat = 'q4_0' | 'q4_1' | 'q5_0' | 'q5_1' | 'q8_0' | 'q2_k' | 'q3_k' | 'q4_k' | 'q5_k' | 'q6_k' | 'iq4_nl' | 'f16';
 export type NativeImpl = 'auto' | 'reference' | 'portable' | 'avx2' | 'avx512';
 /** Where a tensor's memory lives: host memory, a CUDA GPU, or the CUDA backend's SIMT emulator. */
 export type NativeDevice = 'cpu' | 'cuda' | 'cuda-emulated';

@@ -18,7 +18,7 @@ import { quantizeRows } from '../lib/formats/quantize-blocks.js';
 import { requireGgmlQuantize } from './helpers/ggml-quantize.js';
 import { SHARED, sharedPath } from './helpers/shared.js';
 
-const FORMATS = [GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1, GgmlType.Q8_0, GgmlType.Q2_K, GgmlType.Q3_K, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K];
+const FORMATS = [GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1, GgmlType.Q8_0, GgmlType.Q2_K, GgmlType.Q3_K, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K, GgmlType.IQ4_NL];
 const LEGACY = new Set([GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1]);
 
 function rng(seed: number) {
@@ -87,7 +87,7 @@ describe('block quantizers', function () {
         else assert.ok(search < plain, `${name} ${GgmlType[t]}: searched ${search} >= plain ${plain}`);
         // and stay in the range of the format's bits (a broken layout decodes to garbage)
         // (each bit halves the error: about 0.1 at 4 bits on these distributions; 2x margin)
-        const bits = { [GgmlType.Q2_K]: 2, [GgmlType.Q3_K]: 3, [GgmlType.Q4_0]: 4, [GgmlType.Q4_1]: 4, [GgmlType.Q4_K]: 4, [GgmlType.Q5_0]: 5, [GgmlType.Q5_1]: 5, [GgmlType.Q5_K]: 5, [GgmlType.Q6_K]: 6, [GgmlType.Q8_0]: 8 }[t as number]!;
+        const bits = { [GgmlType.IQ4_NL]: 4, [GgmlType.Q2_K]: 2, [GgmlType.Q3_K]: 3, [GgmlType.Q4_0]: 4, [GgmlType.Q4_1]: 4, [GgmlType.Q4_K]: 4, [GgmlType.Q5_0]: 5, [GgmlType.Q5_1]: 5, [GgmlType.Q5_K]: 5, [GgmlType.Q6_K]: 6, [GgmlType.Q8_0]: 8 }[t as number]!;
         const bound = 0.2 / 2 ** (bits - 4);
         assert.ok(search < bound, `${name} ${GgmlType[t]}: ${search}`);
       }
@@ -120,7 +120,7 @@ describe('block quantizers', function () {
   it('bad arguments are typed errors', async () => {
     await assert.rejects(quantizeRows(GgmlType.Q4_K, new Float32Array(256), 128), { code: 'E_INVALID_ARG', message: /multiple of 256/ });
     await assert.rejects(quantizeRows(GgmlType.Q4_0, new Float32Array(100), 64), { code: 'E_INVALID_ARG', message: /whole rows/ });
-    await assert.rejects(quantizeRows(GgmlType.IQ4_NL, new Float32Array(256), 256), { code: 'E_UNSUPPORTED', message: /IQ4_NL/ });
+    await assert.rejects(quantizeRows(GgmlType.IQ4_XS, new Float32Array(256), 256), { code: 'E_UNSUPPORTED', message: /IQ4_XS/ });
   });
 
   describe("against llama.cpp's quantizer", function () {

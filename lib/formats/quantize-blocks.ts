@@ -1,6 +1,6 @@
 /**
  * Quantization of f32 rows into GGUF's block formats, natively (native/quant, off the JS
- * thread and on every core): Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K. `search` (the
+ * thread and on every core): Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL. `search` (the
  * default) fits each block's scales (and mins) by the weighted least-squares searches
  * llama.cpp uses for its k-quants; `plain` is the min/max fit, kept as the baseline the tests
  * measure against. lib/formats/quants.ts decodes every format written here.
@@ -21,6 +21,7 @@ export const BLOCK_FORMATS: Partial<Record<GgmlType, NativeQuantFormat>> = {
   [GgmlType.Q4_K]: 'q4_k',
   [GgmlType.Q5_K]: 'q5_k',
   [GgmlType.Q6_K]: 'q6_k',
+  [GgmlType.IQ4_NL]: 'iq4_nl',
   // not a block format, but converted the same way (natively, on every core)
   [GgmlType.F16]: 'f16',
 };

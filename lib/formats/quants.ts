@@ -21,6 +21,7 @@
  *        scales offset by 32 (low nibbles of scale j in scales[j % 8], the j < 8 ones low, the
  *        rest high; top 2 bits in bits 2 (j / 4) of scales[8 + j % 4]): x = d * (sc - 32) * q,
  *        q = low 2 bits (as Q2_K) - 4 unless bit i / 32 of hmask[i % 32] is set
+ *   IQ4_NL 32 values, 18 B: d, qs[16] (nibbles as Q4_0's): x = d * IQ4_NL_LEVELS[nibble]
  */
 import { FuselmError } from '../errors.js';
 import { GgmlType, bf16BitsToF32, dequantizeQ8_0, f16BitsToF32, ggmlTypeName } from './ggml-types.js';
@@ -102,6 +103,18 @@ function q6K(b: Uint8Array, o: number, y: Float32Array, k: number): void {
   }
 }
 
+/** IQ4_NL's 16 levels (ggml's kvalues_iq4nl), denser near zero. */
+const IQ4_NL_LEVELS = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
+
+function iq4nl(b: Uint8Array, o: number, y: Float32Array, k: number): void {
+  const d = f16(b, o);
+  for (let j = 0; j < 16; j++) {
+    const q = b[o + 2 + j];
+    y[k + j] = d * IQ4_NL_LEVELS[q & 0x0f];
+    y[k + j + 16] = d * IQ4_NL_LEVELS[q >> 4];
+  }
+}
+
 function q2K(b: Uint8Array, o: number, y: Float32Array, k: number): void {
   const d = f16(b, o + 80), dmin = f16(b, o + 82);
   for (let i = 0; i < 256; i++) {
@@ -127,6 +140,7 @@ const FORMATS: Partial<Record<GgmlType, { block: number; bytes: number; fn: (b: 
   [GgmlType.Q4_1]: { block: 32, bytes: 20, fn: q4_1 },
   [GgmlType.Q5_0]: { block: 32, bytes: 22, fn: (b, o, y, k) => q5(b, o, y, k, false) },
   [GgmlType.Q5_1]: { block: 32, bytes: 24, fn: (b, o, y, k) => q5(b, o, y, k, true) },
+  [GgmlType.IQ4_NL]: { block: 32, bytes: 18, fn: iq4nl },
   [GgmlType.Q2_K]: { block: 256, bytes: 84, fn: q2K },
   [GgmlType.Q3_K]: { block: 256, bytes: 110, fn: q3K },
   [GgmlType.Q4_K]: { block: 256, bytes: 144, fn: (b, o, y, k) => qK(b, o, y, k, false) },
@@ -141,7 +155,7 @@ export function canDequantize(type: GgmlType): boolean {
 /** The n values held by `bytes` of block type `type`, as f32. */
 export function dequantize(type: GgmlType, bytes: Uint8Array, n: number): Float32Array {
   const f = FORMATS[type];
-  if (!f) throw new FuselmError('E_UNSUPPORTED', `cannot dequantize ${ggmlTypeName(type)} (supported: Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K)`);
+  if (!f) throw new FuselmError('E_UNSUPPORTED', `cannot dequantize ${ggmlTypeName(type)} (supported: Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL)`);
   if (n % f.block !== 0 || bytes.length < (n / f.block) * f.bytes)
     throw new FuselmError('E_INVALID_ARG', `${ggmlTypeName(type)}: ${n} values need ${(n / f.block) * f.bytes} bytes in blocks of ${f.block}, got ${bytes.length}`);
   const y = new Float32Array(n);
@@ -168,7 +182,7 @@ export function toF32(type: GgmlType, bytes: Uint8Array, n: number, what: string
       if (canDequantize(type)) return dequantize(type, bytes, n);
       throw new FuselmError(
         'E_UNSUPPORTED',
-        `${what} has type ${ggmlTypeName(type)}, which fuselm does not load (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K)`,
+        `${what} has type ${ggmlTypeName(type)}, which fuselm does not load (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL)`,
       );
   }
 }

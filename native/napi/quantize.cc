@@ -19,7 +19,7 @@ Napi::Value quantize_rows(const Napi::CallbackInfo& info) {
   const std::string name = info[0].As<Napi::String>().Utf8Value();
   quant::Format fmt;
   if (!quant::parse_format(name, &fmt))
-    throw_js(env, "E_INVALID_ARG", "quantizeRows: unknown format '" + name + "' (q4_0, q4_1, q5_0, q5_1, q8_0, q2_k, q3_k, q4_k, q5_k, q6_k, f16)");
+    throw_js(env, "E_INVALID_ARG", "quantizeRows: unknown format '" + name + "' (q4_0, q4_1, q5_0, q5_1, q8_0, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_nl, f16)");
   if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
     throw_js(env, "E_INVALID_ARG", "quantizeRows: src must be a Float32Array");
   if (!info[3].IsTypedArray() || info[3].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)

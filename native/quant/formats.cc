@@ -16,13 +16,14 @@ FormatInfo info(Format f) {
     case Format::Q4_K: return {"q4_k", 256, 144};
     case Format::Q5_K: return {"q5_k", 256, 176};
     case Format::Q6_K: return {"q6_k", 256, 210};
+    case Format::IQ4_NL: return {"iq4_nl", 32, 18};
     case Format::F16: return {"f16", 1, 2};
   }
   return {"?", 1, 1};
 }
 
 bool parse_format(const std::string& name, Format* out) {
-  for (Format f : {Format::Q4_0, Format::Q4_1, Format::Q5_0, Format::Q5_1, Format::Q8_0, Format::Q2_K, Format::Q3_K, Format::Q4_K, Format::Q5_K, Format::Q6_K, Format::F16})
+  for (Format f : {Format::Q4_0, Format::Q4_1, Format::Q5_0, Format::Q5_1, Format::Q8_0, Format::Q2_K, Format::Q3_K, Format::Q4_K, Format::Q5_K, Format::Q6_K, Format::IQ4_NL, Format::F16})
     if (name == info(f).name) {
       *out = f;
       return true;
@@ -50,6 +51,7 @@ void quantize_row(Format f, bool search, const float* x, uint8_t* out, int64_t n
     case Format::Q4_K: return q4_k_row(x, out, n, search);
     case Format::Q5_K: return q5_k_row(x, out, n, search);
     case Format::Q6_K: return q6_k_row(x, out, n, search);
+    case Format::IQ4_NL: return iq4_nl_row(x, out, n, search);
     case Format::F16: return f16_row(x, out, n);
   }
 }

@@ -1,6 +1,7 @@
 // Weight quantization into GGUF's block formats, for `fuselm quantize` (lib/tools/quantize.ts).
 // One file per family: legacy.cc (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0: blocks of 32 with one scale)
-// and kquants.cc (Q2_K .. Q6_K: super-blocks of 256 with quantized sub-block scales).
+// kquants.cc (Q2_K .. Q6_K: super-blocks of 256 with quantized sub-block scales) and
+// nonlinear.cc (IQ4_NL: 32-blocks indexing a fixed non-uniform table).
 //
 // Each format has two quantizers over one row of `n` values (a multiple of its block):
 //   *_plain:  the plain fit: the block's min/max (or signed max) maps onto the integer range.
@@ -17,7 +18,7 @@
 
 namespace fuselm::quant {
 
-enum class Format { Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, F16 };
+enum class Format { Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, F16 };
 
 struct FormatInfo {
   const char* name;
@@ -43,6 +44,7 @@ void q3_k_row(const float* x, uint8_t* out, int64_t n, bool search);
 void q4_k_row(const float* x, uint8_t* out, int64_t n, bool search);
 void q5_k_row(const float* x, uint8_t* out, int64_t n, bool search);
 void q6_k_row(const float* x, uint8_t* out, int64_t n, bool search);
+void iq4_nl_row(const float* x, uint8_t* out, int64_t n, bool search);
 void f16_row(const float* x, uint8_t* out, int64_t n);  // IEEE half, round to nearest even
 
 }  // namespace fuselm::quant
