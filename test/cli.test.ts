@@ -167,7 +167,7 @@ describe('CLI', function () {
       assert.match(p.stdout, /^\[1\][\d.]+,\[2\][\d.]+/);
       assert.match(p.stdout, /perplexity: [\d.]+ over \d+ chunks of 64 tokens/);
       // a type llama.cpp has but fuselm does not write is bad usage; a file that is not a GGUF an error
-      const bad = await fuselm('quantize', sharedPath('models/stories260K.gguf'), out, '--type', 'q3_k_m');
+      const bad = await fuselm('quantize', sharedPath('models/stories260K.gguf'), out, '--type', 'iq2_xs');
       assert.equal(bad.code, 2);
       assert.match(bad.stderr, /Allowed choices are f32, f16, q8_0, q6_k, q5_k_m/);
       const notGguf = await fuselm('quantize', textFile, path.join(dir, 'x.gguf'), '--type', 'q4_0');

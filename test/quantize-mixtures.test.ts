@@ -44,9 +44,14 @@ function counts(plan: Array<GgmlType | undefined>): Record<string, number> {
 const llama2 = llamaTensors({ layers: 32, dim: 4096, ffn: 11008, vocab: 32000 });
 
 describe('quantize mixtures (llama-quantize rules)', () => {
-  it("Llama-2-7B: the type counts of llama.cpp's published files", () => {
+  it("Llama-2-7B: the type counts (q4_k_m, q5_k_m, q3_k_m, q4_0, q6_k, q8_0: those of llama.cpp's published files)", () => {
     const expect: Record<QuantizeType, Record<string, number>> = {
       q4_k_m: { kept: 65, Q4_K: 193, Q6_K: 33 },
+      q3_k_m: { kept: 65, Q3_K: 129, Q4_K: 92, Q5_K: 4, Q6_K: 1 },
+      // (rules without a published file to count against: attn_v, ffn_down, attn_output moved)
+      q3_k_l: { kept: 65, Q3_K: 129, Q5_K: 96, Q6_K: 1 },
+      q3_k_s: { kept: 65, Q3_K: 225, Q6_K: 1 },
+      q2_k: { kept: 65, Q2_K: 129, Q3_K: 96, Q6_K: 1 },
       q5_k_m: { kept: 65, Q5_K: 193, Q6_K: 33 },
       q4_0: { kept: 65, Q4_0: 225, Q6_K: 1 },
       q4_1: { kept: 65, Q4_1: 225, Q6_K: 1 },
@@ -101,6 +106,19 @@ describe('quantize mixtures (llama-quantize rules)', () => {
     assert.equal(type(q4km, 'blk.2.attn_norm.weight'), undefined);
   });
 
+  it('q2_k / q3_k_m: attn_v by GQA and by position, ffn_down by depth; IQ4_NL fallback', () => {
+    const gqa = llamaTensors({ layers: 32, dim: 4096, ffn: 14336, vocab: 128256, kv: 1024 });
+    const v = (plan: Array<GgmlType | undefined>) => plan.filter((_, i) => gqa[i].name.endsWith('attn_v.weight'));
+    assert.ok(v(planTensorTypes(gqa, 'q2_k', { gqa: 4 })).every((t) => t === GgmlType.Q4_K));
+    assert.ok(v(planTensorTypes(gqa, 'q2_k', { gqa: 2 })).every((t) => t === GgmlType.Q3_K));
+    const m = v(planTensorTypes(gqa, 'q3_k_m'));
+    assert.deepEqual([m[0], m[1], m[2], m[31]], [GgmlType.Q5_K, GgmlType.Q5_K, GgmlType.Q4_K, GgmlType.Q4_K]);
+    const s = llamaTensors({ layers: 2, dim: 64, ffn: 172, vocab: 512 });
+    const q2 = planTensorTypes(s, 'q2_k');
+    assert.equal(q2[s.findIndex((t) => t.name === 'blk.0.attn_q.weight')], GgmlType.IQ4_NL); // Q2_K -> IQ4_NL
+    assert.equal(q2[s.findIndex((t) => t.name === 'blk.0.ffn_down.weight')], GgmlType.F16); // Q3_K -> IQ4_NL -> F16 (172)
+  });
+
   it('8 experts: attn_v and attn_k Q8_0, attn_output Q5_K in q4_k_m; fused attn_qkv counts as attn_v', () => {
     const t = llamaTensors({ layers: 8, dim: 256, ffn: 512, vocab: 1000 });
     const plan = planTensorTypes(t, 'q4_k_m', { expertCount: 8 });
@@ -113,6 +131,6 @@ describe('quantize mixtures (llama-quantize rules)', () => {
   });
 
   it("general.file_type is llama.cpp's LLAMA_FTYPE", () => {
-    assert.deepEqual(FILE_TYPE, { f32: 0, f16: 1, q4_0: 2, q4_1: 3, q8_0: 7, q5_0: 8, q5_1: 9, q4_k_m: 15, q5_k_m: 17, q6_k: 18 });
+    assert.deepEqual(FILE_TYPE, { f32: 0, f16: 1, q4_0: 2, q4_1: 3, q8_0: 7, q5_0: 8, q5_1: 9, q2_k: 10, q3_k_s: 11, q3_k_m: 12, q3_k_l: 13, q4_k_m: 15, q5_k_m: 17, q6_k: 18 });
   });
 });

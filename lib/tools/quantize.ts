@@ -1,6 +1,6 @@
 /**
  * `fuselm quantize`: writes a GGUF whose weight matrices are in one of llama.cpp's file types
- * (q4_0 … q8_0, the k-quant mixtures q4_k_m and q5_k_m, q6_k, f16, f32), from a GGUF (F32,
+ * (q4_0 … q8_0, the k-quant mixtures q2_k, q3_k_s/m/l, q4_k_m, q5_k_m, q6_k, f16, f32), from a GGUF (F32,
  * F16, BF16, or already quantized) or a Hugging Face model folder (converted on the way by
  * lib/tools/convert.ts). Every metadata entry (tokenizer included) is kept, general.file_type
  * and general.quantization_version set as llama.cpp sets them, so llama.cpp loads the result.
@@ -19,18 +19,19 @@ import { type GgufMetaEntry, ggufMetadataSpec, gv, readGguf, writeGguf } from '.
 import { type HfSourceOptions, type ModelSource, hfSource } from './convert.js';
 
 /** The file types `fuselm quantize` writes. */
-export const QUANTIZE_TYPES = ['f32', 'f16', 'q8_0', 'q6_k', 'q5_k_m', 'q5_1', 'q5_0', 'q4_k_m', 'q4_1', 'q4_0'] as const;
+export const QUANTIZE_TYPES = ['f32', 'f16', 'q8_0', 'q6_k', 'q5_k_m', 'q5_1', 'q5_0', 'q4_k_m', 'q4_1', 'q4_0', 'q3_k_l', 'q3_k_m', 'q3_k_s', 'q2_k'] as const;
 export type QuantizeType = (typeof QUANTIZE_TYPES)[number];
 
 /** llama.cpp's general.file_type values (LLAMA_FTYPE_ALL_F32, LLAMA_FTYPE_MOSTLY_*). */
 export const FILE_TYPE: Record<QuantizeType, number> = {
-  f32: 0, f16: 1, q4_0: 2, q4_1: 3, q8_0: 7, q5_0: 8, q5_1: 9, q4_k_m: 15, q5_k_m: 17, q6_k: 18,
+  f32: 0, f16: 1, q4_0: 2, q4_1: 3, q8_0: 7, q5_0: 8, q5_1: 9, q2_k: 10, q3_k_s: 11, q3_k_m: 12, q3_k_l: 13, q4_k_m: 15, q5_k_m: 17, q6_k: 18,
 };
 
 /** The type of the matrices no rule moves (llama.cpp's llama_ftype_get_default_type). */
 const DEFAULT_TYPE: Record<QuantizeType, GgmlType> = {
   f32: GgmlType.F32, f16: GgmlType.F16, q4_0: GgmlType.Q4_0, q4_1: GgmlType.Q4_1, q5_0: GgmlType.Q5_0, q5_1: GgmlType.Q5_1,
-  q8_0: GgmlType.Q8_0, q4_k_m: GgmlType.Q4_K, q5_k_m: GgmlType.Q5_K, q6_k: GgmlType.Q6_K,
+  q8_0: GgmlType.Q8_0, q2_k: GgmlType.Q2_K, q3_k_s: GgmlType.Q3_K, q3_k_m: GgmlType.Q3_K, q3_k_l: GgmlType.Q3_K,
+  q4_k_m: GgmlType.Q4_K, q5_k_m: GgmlType.Q5_K, q6_k: GgmlType.Q6_K,
 };
 
 export function isQuantizeType(t: string): t is QuantizeType {
@@ -63,6 +64,8 @@ export function isQuantizable(name: string, dims: readonly number[]): boolean {
 export interface PlanOptions {
   /** `<arch>.expert_count` (MoE models get llama.cpp's 8-expert rules). */
   expertCount?: number;
+  /** Query heads per KV head (q2_k gives attn_v more bits from 4 on). */
+  gqa?: number;
 }
 
 /**
@@ -74,16 +77,21 @@ export interface PlanOptions {
  *   shape fallback.
  * - output.weight (or token_embd.weight when the head is tied and there is no output.weight):
  *   Q6_K; Q8_0 for q8_0 files, and when its rows are not whole blocks of the file's type.
- * - attn_v.weight (and fused attn_qkv / attn_kv_b) and ffn_down*, in q4_k_m and q5_k_m: Q6_K
- *   in the layers `useMoreBits` picks (first and last eighth of the layers, every third
- *   between; counted over the tensors of that kind in file order for attn_v, by block index
- *   for ffn_down), the file's type elsewhere.
- * - 8-expert MoE models: attn_v and attn_k Q8_0, and in q4_k_m attn_output Q5_K.
+ * - attn_v.weight (and fused attn_qkv / attn_kv_b; "attn_v" below), counted in file order:
+ *   q4_k_m, q5_k_m: Q6_K in the layers `useMoreBits` picks (first and last eighth of the
+ *   layers, every third between); q3_k_m: Q5_K in the first two, Q4_K after; q3_k_l: Q5_K;
+ *   q2_k: Q4_K with 4 or more query heads per KV head, else Q3_K.
+ * - ffn_down* (by block index): q4_k_m, q5_k_m: Q6_K in the `useMoreBits` layers; q3_k_m: Q5_K in
+ *   the first sixteenth of the layers, Q4_K after; q3_k_l: Q5_K; q2_k: Q3_K.
+ * - attn_output: q3_k_m Q4_K, q3_k_l Q5_K, q2_k Q3_K.
+ * - 8-expert MoE models: attn_v and attn_k Q8_0; attn_output Q5_K in q2_k, q3_k_s, q3_k_m and
+ *   q4_k_m (and no other attn_output rule).
  * - Not applied: llama.cpp's rules that need the parameter count (70B attn_v → Q5_K), the
- *   Falcon-only rules and the q2/q3/IQ mixtures, which fuselm does not write.
+ *   Falcon-only rules and the IQ / *_s mixtures but q3_k_s, which fuselm does not write.
  * - Shape fallback: a row that is not whole blocks of the chosen k-quant falls back as
- *   llama.cpp's does, Q4_K → Q5_0, Q5_K → Q5_1, Q6_K → Q8_0, and to F16 when the row is not whole
- *   32-blocks either. (For q4_0 … q8_0 llama.cpp refuses such a tensor; it is kept as it is here.)
+ *   llama.cpp's does, Q2_K and Q3_K → IQ4_NL, Q4_K → Q5_0, Q5_K → Q5_1, Q6_K → Q8_0, and to F16
+ *   when the row is not whole 32-blocks either. (For q4_0 … q8_0 llama.cpp refuses such a
+ *   tensor; it is kept as it is here.)
  */
 export function planTensorTypes(tensors: ReadonlyArray<{ name: string; dims: readonly number[] }>, type: QuantizeType, o: PlanOptions = {}): Array<GgmlType | undefined> {
   const base = DEFAULT_TYPE[type];
@@ -103,15 +111,26 @@ export function planTensorTypes(tensors: ReadonlyArray<{ name: string; dims: rea
     } else if (name === 'token_embd.weight') {
       // the file's type
     } else if (isAttnV(name)) {
-      if ((type === 'q4_k_m' || type === 'q5_k_m') && useMoreBits(iAttnV, nAttnV)) t = GgmlType.Q6_K;
+      if (type === 'q2_k') t = (o.gqa ?? 1) >= 4 ? GgmlType.Q4_K : GgmlType.Q3_K;
+      else if (type === 'q3_k_m') t = iAttnV < 2 ? GgmlType.Q5_K : GgmlType.Q4_K;
+      else if (type === 'q3_k_l') t = GgmlType.Q5_K;
+      else if ((type === 'q4_k_m' || type === 'q5_k_m') && useMoreBits(iAttnV, nAttnV)) t = GgmlType.Q6_K;
       if (nExpert === 8) t = GgmlType.Q8_0;
       iAttnV++;
     } else if (/\.attn_k\.weight$/.test(name)) {
       if (nExpert === 8) t = GgmlType.Q8_0;
     } else if (name.includes('ffn_down')) {
-      if ((type === 'q4_k_m' || type === 'q5_k_m') && useMoreBits(layerOf(name), nLayers)) t = GgmlType.Q6_K;
+      const layer = layerOf(name);
+      if (type === 'q2_k') t = GgmlType.Q3_K;
+      else if (type === 'q3_k_m') t = layer < nLayers / 16 ? GgmlType.Q5_K : GgmlType.Q4_K;
+      else if (type === 'q3_k_l') t = GgmlType.Q5_K;
+      else if ((type === 'q4_k_m' || type === 'q5_k_m') && useMoreBits(layer, nLayers)) t = GgmlType.Q6_K;
     } else if (/\.attn_output\.weight$/.test(name)) {
-      if (nExpert === 8 && type === 'q4_k_m') t = GgmlType.Q5_K;
+      if (nExpert === 8) {
+        if (type === 'q2_k' || type === 'q3_k_s' || type === 'q3_k_m' || type === 'q4_k_m') t = GgmlType.Q5_K;
+      } else if (type === 'q2_k') t = GgmlType.Q3_K;
+      else if (type === 'q3_k_m') t = GgmlType.Q4_K;
+      else if (type === 'q3_k_l') t = GgmlType.Q5_K;
     }
     return fallback(t, dims[0]);
   });
@@ -125,7 +144,12 @@ function layerOf(name: string): number {
 /** llama.cpp's tensor_type_fallback for rows that are not whole blocks (undefined: keep the tensor). */
 function fallback(t: GgmlType, rowLength: number): GgmlType | undefined {
   if (fits(t, rowLength)) return t;
-  const next = t === GgmlType.Q4_K ? GgmlType.Q5_0 : t === GgmlType.Q5_K ? GgmlType.Q5_1 : t === GgmlType.Q6_K ? GgmlType.Q8_0 : undefined;
+  const next =
+    t === GgmlType.Q2_K || t === GgmlType.Q3_K ? GgmlType.IQ4_NL
+    : t === GgmlType.Q4_K ? GgmlType.Q5_0
+    : t === GgmlType.Q5_K ? GgmlType.Q5_1
+    : t === GgmlType.Q6_K ? GgmlType.Q8_0
+    : undefined;
   if (next === undefined) return undefined;
   return fits(next, rowLength) ? next : GgmlType.F16;
 }
@@ -189,8 +213,12 @@ export async function quantizeModel(input: string, output: string, type: Quantiz
   const src = await openModelSource(input, o);
   try {
     const arch = src.metadata.find((m) => m.key === 'general.architecture')?.value;
-    const expertCount = src.metadata.find((m) => m.key === `${arch}.expert_count`)?.value;
-    const plan = planTensorTypes(src.tensors, type, { expertCount: typeof expertCount === 'number' ? expertCount : undefined });
+    const num = (key: string) => {
+      const v = src.metadata.find((m) => m.key === `${arch}.${key}`)?.value;
+      return typeof v === 'number' ? v : undefined;
+    };
+    const heads = num('attention.head_count'), kvHeads = num('attention.head_count_kv') ?? heads;
+    const plan = planTensorTypes(src.tensors, type, { expertCount: num('expert_count'), gqa: heads && kvHeads ? heads / kvHeads : undefined });
     const report: QuantizeReport = { tensors: src.tensors.length, converted: 0, types: {}, bytesIn: 0, bytesOut: 0 };
     let done = 0;
     const tensors = src.tensors.map((t, i) => {
