@@ -169,6 +169,11 @@ export interface QuantizeOptions extends HfSourceOptions {
   onTensor?: (done: number, total: number, name: string) => void;
   /** Worker threads for the block formats (default: every core). */
   threads?: number;
+  /**
+   * 'search' (default): the scale searches; 'plain': the min/max fits, which for q4_0 … q5_1
+   * are llama.cpp's own (byte for byte), for comparisons.
+   */
+  fit?: 'search' | 'plain';
 }
 
 /** A GGUF as a ModelSource: its metadata and tensors, each read when asked. */
@@ -231,7 +236,7 @@ export async function quantizeModel(input: string, output: string, type: Quantiz
           let out: Uint8Array;
           if (outType === t.type) out = await t.raw();
           else {
-            out = await encode(outType, await t.f32(), t.dims[0], o.threads);
+            out = await encode(outType, await t.f32(), t.dims[0], o);
             report.converted++;
           }
           report.bytesIn += t.nbytes;
@@ -259,11 +264,11 @@ export async function quantizeGguf(input: string, output: string, type: Quantize
 }
 
 /** f32 values as `type`: F32, or natively F16 or a block format (rows of `rowLength`). */
-async function encode(type: GgmlType, x: Float32Array, rowLength: number, threads?: number): Promise<Uint8Array> {
+async function encode(type: GgmlType, x: Float32Array, rowLength: number, o: QuantizeOptions): Promise<Uint8Array> {
   switch (type) {
     case GgmlType.F32:
       return new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
     default:
-      return quantizeRows(type, x, rowLength, { threads });
+      return quantizeRows(type, x, rowLength, { threads: o.threads, fit: o.fit });
   }
 }
