@@ -47,6 +47,16 @@ describe('quantize and perplexity', function () {
     }
   });
 
+  it('large tensors converted piecewise (a few rows at a time) give the same bytes', async () => {
+    for (const type of ['q4_k_m', 'q4_0', 'f16'] as const) {
+      const whole = path.join(dir, `${type}-whole.gguf`), pieces = path.join(dir, `${type}-pieces.gguf`);
+      await quantizeModel(src(), whole, type);
+      // pieces of 150 values: 2 rows of the 64-wide tensors, 1 of the 172-wide ffn_down
+      await quantizeModel(src(), pieces, type, { pieceValues: 150 });
+      assert.deepEqual(readFileSync(pieces), readFileSync(whole), type);
+    }
+  });
+
   it('the q8_0 model loads and continues the greedy text like the f32 one', async () => {
     await using a = await loadModel(src());
     await using b = await loadModel(q8);

@@ -43,6 +43,8 @@ export interface SourceTensor {
   raw(): Promise<Uint8Array>;
   /** The values as f32. */
   f32(): Promise<Float32Array>;
+  /** Rows start .. start + count - 1 as f32 (a row: dims[0] values), where the source can read part of a tensor. */
+  rowsF32?(start: number, count: number): Promise<Float32Array>;
 }
 
 export interface ModelSource {

@@ -12,11 +12,11 @@
  */
 import { open, stat } from 'node:fs/promises';
 import { FuselmError } from '../errors.js';
-import { GgmlType, ggmlTypeName, ggmlTypeSize } from '../formats/ggml-types.js';
+import { GgmlType, ggmlTypeName, ggmlTypeSize, tensorByteSize } from '../formats/ggml-types.js';
 import { toF32 } from '../formats/quants.js';
 import { quantizeRows } from '../formats/quantize-blocks.js';
 import { type GgufMetaEntry, ggufMetadataSpec, gv, readGguf, writeGguf } from '../formats/gguf.js';
-import { type HfSourceOptions, type ModelSource, hfSource } from './convert.js';
+import { type HfSourceOptions, type ModelSource, type SourceTensor, hfSource } from './convert.js';
 
 /** The file types `fuselm quantize` writes. */
 export const QUANTIZE_TYPES = ['f32', 'f16', 'q8_0', 'q6_k', 'q5_k_m', 'q5_1', 'q5_0', 'q4_k_m', 'q4_1', 'q4_0', 'q3_k_l', 'q3_k_m', 'q3_k_s', 'q2_k'] as const;
@@ -174,6 +174,8 @@ export interface QuantizeOptions extends HfSourceOptions {
    * are llama.cpp's own (byte for byte), for comparisons.
    */
   fit?: 'search' | 'plain';
+  /** Values per piece when large tensors are converted piecewise (default 64 Mi; tests set it small). */
+  pieceValues?: number;
 }
 
 /** A GGUF as a ModelSource: its metadata and tensors, each read when asked. */
@@ -195,6 +197,13 @@ async function ggufSource(input: string): Promise<ModelSource> {
       },
       async f32() {
         return toF32(t.type, await this.raw(), t.nelements, `${input}: tensor '${t.name}'`);
+      },
+      async rowsF32(start: number, count: number) {
+        // rows are whole blocks of any type, so a row range is a byte range
+        const rowBytes = t.nbytes / (t.nelements / t.dims[0]);
+        const bytes = new Uint8Array(count * rowBytes);
+        await fh.read(bytes, 0, bytes.length, t.offset + start * rowBytes);
+        return toF32(t.type, bytes, count * t.dims[0], `${input}: tensor '${t.name}'`);
       },
     })),
     close: () => fh.close(),
@@ -236,7 +245,7 @@ export async function quantizeModel(input: string, output: string, type: Quantiz
           let out: Uint8Array;
           if (outType === t.type) out = await t.raw();
           else {
-            out = await encode(outType, await t.f32(), t.dims[0], o);
+            out = await convertTensor(t, outType, o);
             report.converted++;
           }
           report.bytesIn += t.nbytes;
@@ -261,6 +270,28 @@ export async function quantizeModel(input: string, output: string, type: Quantiz
 /** quantizeModel with only a progress callback (the signature the tests and older callers use). */
 export async function quantizeGguf(input: string, output: string, type: QuantizeType, onTensor?: (done: number, total: number) => void): Promise<QuantizeReport> {
   return quantizeModel(input, output, type, { onTensor });
+}
+
+/**
+ * Values per piece when a large tensor is converted piecewise (64 Mi: 256 MiB of f32), so a
+ * 128k-token embedding never sits in memory as f32 whole, only its converted bytes do.
+ */
+const PIECE_VALUES = 1 << 26;
+
+/** A source tensor in `type`: whole, or rows at a time when it is large and the source can read rows. */
+async function convertTensor(t: SourceTensor, type: GgmlType, o: QuantizeOptions): Promise<Uint8Array> {
+  const cols = t.dims[0];
+  const rows = t.dims.reduce((a, b) => a * b, 1) / cols;
+  const piece = o.pieceValues ?? PIECE_VALUES;
+  if (!t.rowsF32 || rows * cols <= piece) return encode(type, await t.f32(), cols, o);
+  const perPiece = Math.max(1, Math.floor(piece / cols));
+  const out = new Uint8Array(tensorByteSize(type, [...t.dims]));
+  const rowBytes = out.length / rows;
+  for (let r = 0; r < rows; r += perPiece) {
+    const n = Math.min(perPiece, rows - r);
+    out.set(await encode(type, await t.rowsF32(r, n), cols, o), r * rowBytes);
+  }
+  return out;
 }
 
 /** f32 values as `type`: F32, or natively F16 or a block format (rows of `rowLength`). */
