@@ -6,12 +6,13 @@
  * depend on the thread count; bad arguments are typed errors. Against llama.cpp's own
  * quantizer (the peer's libggml-base, no importance matrix): the plain fits of the 32-blocks are
  * byte-for-byte llama.cpp's (so the layouts are its), the searched fits of Q4_0..Q5_1 have a
- * lower error than llama.cpp's (which uses the plain fit for them), and the k-quants' error is
- * llama.cpp's (the same searches: Q2_K..Q6_K within 0.1%, most blocks byte-identical).
+ * lower error than llama.cpp's (which uses the plain fit for them), and the k-quants' and
+ * IQ4_NL's error is llama.cpp's (the same searches: within 0.1%, and at least 80% of the blocks
+ * byte-identical, most often all; the rest part at near-ties its f32 sums decide otherwise).
  */
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
-import { GgmlType, dequantizeQ8_0, f32ToF16Bits, quantizeQ8_0 } from '../lib/formats/ggml-types.js';
+import { GgmlType, dequantizeQ8_0, f32ToF16Bits, ggmlTypeSize, quantizeQ8_0 } from '../lib/formats/ggml-types.js';
 import { readGguf } from '../lib/formats/gguf.js';
 import { dequantize } from '../lib/formats/quants.js';
 import { quantizeRows } from '../lib/formats/quantize-blocks.js';
@@ -28,17 +29,16 @@ function rng(seed: number) {
   return { u, gauss };
 }
 
-/** Test distributions, 256 x 64 values each (rows of 256 fit every format). */
+/** Test distributions, 256 x 64 values each (rows of 256 fit every format); stories260K's matrices are added in before(). */
 function distributions(): Record<string, Float32Array> {
   const n = 256 * 64;
   const r = rng(7);
-  const d: Record<string, Float32Array> = {
+  return {
     gaussian: Float32Array.from({ length: n }, () => 0.02 * r.gauss()),
     laplace: Float32Array.from({ length: n }, () => 0.02 * (r.u() < 0.5 ? -1 : 1) * Math.log(r.u())),
     // 1% of the weights 20x larger, as in real attention and FFN matrices
     outliers: Float32Array.from({ length: n }, () => 0.02 * r.gauss() * (r.u() < 0.01 ? 20 : 1)),
   };
-  return d;
 }
 
 async function realWeights(): Promise<Float32Array | undefined> {
@@ -50,7 +50,10 @@ async function realWeights(): Promise<Float32Array | undefined> {
   for (const t of f.tensors) if (t.dims.length === 2) parts.push(new Float32Array(raw.buffer.slice(raw.byteOffset + t.offset, raw.byteOffset + t.offset + t.nbytes)));
   const all = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
   let o = 0;
-  for (const p of parts) all.set(p, (o += p.length) - p.length);
+  for (const p of parts) {
+    all.set(p, o);
+    o += p.length;
+  }
   return all.subarray(0, Math.floor(all.length / 256) * 256);
 }
 
@@ -135,17 +138,28 @@ describe('block quantizers', function () {
     });
 
     it('searched fits: below its error for Q4_0..Q5_1, its error for the k-quants', async () => {
-      const rows: string[] = [];
+      const rows: string[] = [], fewIdentical: string[] = [];
       for (const [name, x] of Object.entries(data))
         for (const t of FORMATS) {
-          const ours = relRmse(x, decode(t, await quantizeRows(t, x, 256), x.length));
-          const ref = relRmse(x, decode(t, theirs(t, x, 256), x.length));
-          rows.push(`${name.padEnd(11)} ${GgmlType[t].padEnd(5)} fuselm ${ours.toFixed(5)}  llama.cpp ${ref.toFixed(5)}  (${(((ours - ref) / ref) * 100).toFixed(2)}%)`);
+          const qa = await quantizeRows(t, x, 256), qb = theirs(t, x, 256);
+          const ours = relRmse(x, decode(t, qa, x.length)), ref = relRmse(x, decode(t, qb, x.length));
+          const { blockSize, typeSize } = ggmlTypeSize(t)!;
+          let same = 0;
+          for (let b = 0; b < x.length / blockSize; b++) if (Buffer.compare(qa.subarray(b * typeSize, (b + 1) * typeSize), qb.subarray(b * typeSize, (b + 1) * typeSize)) === 0) same++;
+          const share = same / (x.length / blockSize);
+          rows.push(`${name.padEnd(11)} ${GgmlType[t].padEnd(6)} fuselm ${ours.toFixed(5)}  llama.cpp ${ref.toFixed(5)}  (${(((ours - ref) / ref) * 100).toFixed(2)}%), ${(share * 100).toFixed(1)}% of blocks identical`);
           if (LEGACY.has(t)) assert.ok(ours < ref, `${name} ${GgmlType[t]}: ${ours} >= llama.cpp's ${ref}`);
-          // the same search: equal but for the odd float tie its build breaks otherwise
-          else assert.ok(ours <= ref * 1.001, `${name} ${GgmlType[t]}: ${ours} > llama.cpp's ${ref}`);
+          else if (t !== GgmlType.Q8_0) {
+            // the same search: equal but for the odd float tie its build breaks otherwise
+            assert.ok(ours <= ref * 1.001, `${name} ${GgmlType[t]}: ${ours} > llama.cpp's ${ref}`);
+            // a different search would share almost no blocks (as Q4_0..Q5_1 show: 0-2%); the
+            // same one parts only at near-ties, where fuselm's double sums pick the exact optimum
+            // and llama.cpp's f32 sums may not (Q6_K on the outlier rows: 84% identical, and a lower error)
+            if (share < 0.8) fewIdentical.push(`${name} ${GgmlType[t]}: ${same} blocks identical`);
+          }
         }
       console.log(rows.map((r) => `      ${r}`).join('\n'));
+      assert.deepEqual(fewIdentical, []);
     });
   });
 });
