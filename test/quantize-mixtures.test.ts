@@ -44,7 +44,7 @@ function counts(plan: Array<GgmlType | undefined>): Record<string, number> {
 const llama2 = llamaTensors({ layers: 32, dim: 4096, ffn: 11008, vocab: 32000 });
 
 describe('quantize mixtures (llama-quantize rules)', () => {
-  it("Llama-2-7B: the type counts (q4_k_m, q5_k_m, q3_k_m, q4_0, q6_k, q8_0: those of llama.cpp's published files)", () => {
+  it("Llama-2-7B: the type counts (q4_k_m, q4_k_s, q5_k_m, q5_k_s, q3_k_m, q4_0, q6_k, q8_0: those of llama.cpp's published files)", () => {
     const expect: Record<QuantizeType, Record<string, number>> = {
       q4_k_m: { kept: 65, Q4_K: 193, Q6_K: 33 },
       q3_k_m: { kept: 65, Q3_K: 129, Q4_K: 92, Q5_K: 4, Q6_K: 1 },
@@ -53,6 +53,8 @@ describe('quantize mixtures (llama-quantize rules)', () => {
       q3_k_s: { kept: 65, Q3_K: 225, Q6_K: 1 },
       q2_k: { kept: 65, Q2_K: 129, Q3_K: 96, Q6_K: 1 },
       q5_k_m: { kept: 65, Q5_K: 193, Q6_K: 33 },
+      q4_k_s: { kept: 65, Q4_K: 217, Q5_K: 8, Q6_K: 1 },
+      q5_k_s: { kept: 65, Q5_K: 225, Q6_K: 1 },
       q4_0: { kept: 65, Q4_0: 225, Q6_K: 1 },
       q4_1: { kept: 65, Q4_1: 225, Q6_K: 1 },
       q5_0: { kept: 65, Q5_0: 225, Q6_K: 1 },
@@ -131,6 +133,6 @@ describe('quantize mixtures (llama-quantize rules)', () => {
   });
 
   it("general.file_type is llama.cpp's LLAMA_FTYPE", () => {
-    assert.deepEqual(FILE_TYPE, { f32: 0, f16: 1, q4_0: 2, q4_1: 3, q8_0: 7, q5_0: 8, q5_1: 9, q2_k: 10, q3_k_s: 11, q3_k_m: 12, q3_k_l: 13, q4_k_m: 15, q5_k_m: 17, q6_k: 18 });
+    assert.deepEqual(FILE_TYPE, { f32: 0, f16: 1, q4_0: 2, q4_1: 3, q8_0: 7, q5_0: 8, q5_1: 9, q2_k: 10, q3_k_s: 11, q3_k_m: 12, q3_k_l: 13, q4_k_s: 14, q4_k_m: 15, q5_k_s: 16, q5_k_m: 17, q6_k: 18 });
   });
 });

@@ -1,6 +1,6 @@
 /**
  * `fuselm quantize`: writes a GGUF whose weight matrices are in one of llama.cpp's file types
- * (q4_0 … q8_0, the k-quant mixtures q2_k, q3_k_s/m/l, q4_k_m, q5_k_m, q6_k, f16, f32), from a GGUF (F32,
+ * (q4_0 … q8_0, the k-quant mixtures q2_k, q3_k_s/m/l, q4_k_s/m, q5_k_s/m, q6_k, f16, f32), from a GGUF (F32,
  * F16, BF16, or already quantized) or a Hugging Face model folder (converted on the way by
  * lib/tools/convert.ts). Every metadata entry (tokenizer included) is kept, general.file_type
  * and general.quantization_version set as llama.cpp sets them, so llama.cpp loads the result.
@@ -19,19 +19,19 @@ import { type GgufMetaEntry, ggufMetadataSpec, gv, readGguf, writeGguf } from '.
 import { type HfSourceOptions, type ModelSource, type SourceTensor, hfSource } from './convert.js';
 
 /** The file types `fuselm quantize` writes. */
-export const QUANTIZE_TYPES = ['f32', 'f16', 'q8_0', 'q6_k', 'q5_k_m', 'q5_1', 'q5_0', 'q4_k_m', 'q4_1', 'q4_0', 'q3_k_l', 'q3_k_m', 'q3_k_s', 'q2_k'] as const;
+export const QUANTIZE_TYPES = ['f32', 'f16', 'q8_0', 'q6_k', 'q5_k_m', 'q5_k_s', 'q5_1', 'q5_0', 'q4_k_m', 'q4_k_s', 'q4_1', 'q4_0', 'q3_k_l', 'q3_k_m', 'q3_k_s', 'q2_k'] as const;
 export type QuantizeType = (typeof QUANTIZE_TYPES)[number];
 
 /** llama.cpp's general.file_type values (LLAMA_FTYPE_ALL_F32, LLAMA_FTYPE_MOSTLY_*). */
 export const FILE_TYPE: Record<QuantizeType, number> = {
-  f32: 0, f16: 1, q4_0: 2, q4_1: 3, q8_0: 7, q5_0: 8, q5_1: 9, q2_k: 10, q3_k_s: 11, q3_k_m: 12, q3_k_l: 13, q4_k_m: 15, q5_k_m: 17, q6_k: 18,
+  f32: 0, f16: 1, q4_0: 2, q4_1: 3, q8_0: 7, q5_0: 8, q5_1: 9, q2_k: 10, q3_k_s: 11, q3_k_m: 12, q3_k_l: 13, q4_k_s: 14, q4_k_m: 15, q5_k_s: 16, q5_k_m: 17, q6_k: 18,
 };
 
 /** The type of the matrices no rule moves (llama.cpp's llama_ftype_get_default_type). */
 const DEFAULT_TYPE: Record<QuantizeType, GgmlType> = {
   f32: GgmlType.F32, f16: GgmlType.F16, q4_0: GgmlType.Q4_0, q4_1: GgmlType.Q4_1, q5_0: GgmlType.Q5_0, q5_1: GgmlType.Q5_1,
   q8_0: GgmlType.Q8_0, q2_k: GgmlType.Q2_K, q3_k_s: GgmlType.Q3_K, q3_k_m: GgmlType.Q3_K, q3_k_l: GgmlType.Q3_K,
-  q4_k_m: GgmlType.Q4_K, q5_k_m: GgmlType.Q5_K, q6_k: GgmlType.Q6_K,
+  q4_k_s: GgmlType.Q4_K, q4_k_m: GgmlType.Q4_K, q5_k_s: GgmlType.Q5_K, q5_k_m: GgmlType.Q5_K, q6_k: GgmlType.Q6_K,
 };
 
 export function isQuantizeType(t: string): t is QuantizeType {
@@ -83,11 +83,13 @@ export interface PlanOptions {
  *   q2_k: Q4_K with 4 or more query heads per KV head, else Q3_K.
  * - ffn_down* (by block index): q4_k_m, q5_k_m: Q6_K in the `useMoreBits` layers; q3_k_m: Q5_K in
  *   the first sixteenth of the layers, Q4_K after; q3_k_l: Q5_K; q2_k: Q3_K.
+ * - q4_k_s: attn_v Q5_K in the first four, ffn_down Q5_K in the first eighth of the layers;
+ *   q5_k_s, q3_k_s: no rule but the output's.
  * - attn_output: q3_k_m Q4_K, q3_k_l Q5_K, q2_k Q3_K.
- * - 8-expert MoE models: attn_v and attn_k Q8_0; attn_output Q5_K in q2_k, q3_k_s, q3_k_m and
- *   q4_k_m (and no other attn_output rule).
+ * - 8-expert MoE models: attn_v and attn_k Q8_0; attn_output Q5_K in q2_k, q3_k_s, q3_k_m,
+ *   q4_k_s and q4_k_m (and no other attn_output rule).
  * - Not applied: llama.cpp's rules that need the parameter count (70B attn_v → Q5_K), the
- *   Falcon-only rules and the IQ / *_s mixtures but q3_k_s, which fuselm does not write.
+ *   Falcon-only rules, and the IQ mixtures and q2_k_s, which fuselm does not write.
  * - Shape fallback: a row that is not whole blocks of the chosen k-quant falls back as
  *   llama.cpp's does, Q2_K and Q3_K → IQ4_NL, Q4_K → Q5_0, Q5_K → Q5_1, Q6_K → Q8_0, and to F16
  *   when the row is not whole 32-blocks either. (For q4_0 … q8_0 llama.cpp refuses such a
@@ -115,6 +117,7 @@ export function planTensorTypes(tensors: ReadonlyArray<{ name: string; dims: rea
       else if (type === 'q3_k_m') t = iAttnV < 2 ? GgmlType.Q5_K : GgmlType.Q4_K;
       else if (type === 'q3_k_l') t = GgmlType.Q5_K;
       else if ((type === 'q4_k_m' || type === 'q5_k_m') && useMoreBits(iAttnV, nAttnV)) t = GgmlType.Q6_K;
+      else if (type === 'q4_k_s' && iAttnV < 4) t = GgmlType.Q5_K;
       if (nExpert === 8) t = GgmlType.Q8_0;
       iAttnV++;
     } else if (/\.attn_k\.weight$/.test(name)) {
@@ -125,9 +128,10 @@ export function planTensorTypes(tensors: ReadonlyArray<{ name: string; dims: rea
       else if (type === 'q3_k_m') t = layer < nLayers / 16 ? GgmlType.Q5_K : GgmlType.Q4_K;
       else if (type === 'q3_k_l') t = GgmlType.Q5_K;
       else if ((type === 'q4_k_m' || type === 'q5_k_m') && useMoreBits(layer, nLayers)) t = GgmlType.Q6_K;
+      else if (type === 'q4_k_s' && layer < nLayers / 8) t = GgmlType.Q5_K;
     } else if (/\.attn_output\.weight$/.test(name)) {
       if (nExpert === 8) {
-        if (type === 'q2_k' || type === 'q3_k_s' || type === 'q3_k_m' || type === 'q4_k_m') t = GgmlType.Q5_K;
+        if (type === 'q2_k' || type === 'q3_k_s' || type === 'q3_k_m' || type === 'q4_k_s' || type === 'q4_k_m') t = GgmlType.Q5_K;
       } else if (type === 'q2_k') t = GgmlType.Q3_K;
       else if (type === 'q3_k_m') t = GgmlType.Q4_K;
       else if (type === 'q3_k_l') t = GgmlType.Q5_K;
