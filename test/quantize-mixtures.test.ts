@@ -70,6 +70,9 @@ describe('quantize mixtures (llama-quantize rules)', () => {
   it('q4_k_m / q5_k_m: Q6_K for attn_v and ffn_down in the first and last eighth of the layers and every third between', () => {
     const more = [0, 1, 2, 3, 6, 9, 12, 15, 18, 21, 24, 27, 28, 29, 30, 31];
     assert.deepEqual(Array.from({ length: 32 }, (_, l) => l).filter((l) => useMoreBits(l, 32)), more);
+    // llama.cpp divides in integers: 22 layers (TinyLlama) give 22/8 = 2 and 7*22/8 = 19
+    assert.deepEqual(Array.from({ length: 22 }, (_, l) => l).filter((l) => useMoreBits(l, 22)), [0, 1, 4, 7, 10, 13, 16, 19, 20, 21]);
+    assert.deepEqual(Array.from({ length: 12 }, (_, l) => l).filter((l) => useMoreBits(l, 12)), [0, 3, 6, 9, 10, 11]);
     for (const type of ['q4_k_m', 'q5_k_m'] as const) {
       const plan = planTensorTypes(llama2, type);
       for (const kind of ['attn_v', 'ffn_down']) {

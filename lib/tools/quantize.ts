@@ -41,12 +41,16 @@ export function isQuantizeType(t: string): t is QuantizeType {
 const isBlockType = (t: GgmlType) => (ggmlTypeSize(t)?.blockSize ?? 1) > 1;
 const fits = (t: GgmlType, rowLength: number) => rowLength % (ggmlTypeSize(t)?.blockSize ?? 1) === 0;
 
+/** C's integer division of non-negative a by b, as llama.cpp's layer rules divide. */
+const idiv = (a: number, b: number) => Math.floor(a / b);
+
 /**
  * llama.cpp's choice of more bits for some layers: the first and last eighth of the layers,
- * and every third layer between them.
+ * and every third layer between them, in integer arithmetic (22 layers: 0, 1, 4, 7, …, 16, 19,
+ * 20, 21).
  */
 export function useMoreBits(layer: number, layers: number): boolean {
-  return layer < layers / 8 || layer >= (7 * layers) / 8 || (layer - Math.floor(layers / 8)) % 3 === 2;
+  return layer < idiv(layers, 8) || layer >= idiv(7 * layers, 8) || (layer - idiv(layers, 8)) % 3 === 2;
 }
 
 /** Whether llama-quantize quantizes a tensor at all: matrices named *weight, not norms or position tables. */
@@ -125,10 +129,10 @@ export function planTensorTypes(tensors: ReadonlyArray<{ name: string; dims: rea
     } else if (name.includes('ffn_down')) {
       const layer = layerOf(name);
       if (type === 'q2_k') t = GgmlType.Q3_K;
-      else if (type === 'q3_k_m') t = layer < nLayers / 16 ? GgmlType.Q5_K : GgmlType.Q4_K;
+      else if (type === 'q3_k_m') t = layer < idiv(nLayers, 16) ? GgmlType.Q5_K : GgmlType.Q4_K;
       else if (type === 'q3_k_l') t = GgmlType.Q5_K;
       else if ((type === 'q4_k_m' || type === 'q5_k_m') && useMoreBits(layer, nLayers)) t = GgmlType.Q6_K;
-      else if (type === 'q4_k_s' && layer < nLayers / 8) t = GgmlType.Q5_K;
+      else if (type === 'q4_k_s' && layer < idiv(nLayers, 8)) t = GgmlType.Q5_K;
     } else if (/\.attn_output\.weight$/.test(name)) {
       if (nExpert === 8) {
         if (type === 'q2_k' || type === 'q3_k_s' || type === 'q3_k_m' || type === 'q4_k_s' || type === 'q4_k_m') t = GgmlType.Q5_K;
