@@ -202,7 +202,7 @@ describe('CLI', function () {
       // the folder straight to q4_k_m: its rows of 64 fall back from Q4_K to Q5_0, as llama.cpp's do
       const q = await fuselm('quantize', hf, path.join(dir, 'q4km.gguf'), '--type', 'q4_k_m', '--json');
       assert.equal(q.code, 0, q.stderr);
-      // Q8_0: output (rows not whole 256-blocks), and layer 0's attn_v and ffn_down (Q6_K by use_more_bits, Q8_0 by the fallback)
+      // Q8_0: output (rows not whole 256-blocks), and layer 1's attn_v and ffn_down (Q6_K by use_more_bits, Q8_0 by the fallback)
       assert.deepEqual(JSON.parse(q.stdout).types, { F32: 6, Q5_0: 13, Q8_0: 3 });
       assert.equal((await ids(path.join(dir, 'q4km.gguf'))).length, 12);
       const notFolder = await fuselm('convert', path.join(dir, 'ref.gguf'), path.join(dir, 'x.gguf'));
