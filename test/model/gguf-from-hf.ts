@@ -2,7 +2,7 @@
  * Writes GGUF files from the F32 Hugging Face folders in ../shared, laid out the way llama.cpp's
  * converter lays out gpt2 and bert models (its published tensor names, dims innermost first and
  * metadata keys), so the GGUF loaders can be checked against the HF-folder path on the same
- * weights. The tokenizer metadata comes from a llama.cpp vocab-only GGUF of the same vocabulary
+ * weights; llama-family folders go through lib's converter (lib/tools/convert.ts). The tokenizer metadata comes from a llama.cpp vocab-only GGUF of the same vocabulary
  * when there is one, else from a small made-up vocabulary.
  */
 import { readFileSync } from 'node:fs';
@@ -10,7 +10,6 @@ import { readGguf, writeGguf, gv, type GgufMetaEntry, type GgufWriteSpec } from 
 import { GgmlType } from '../../lib/formats/ggml-types.js';
 import { openSafetensorsFolder } from '../../lib/formats/safetensors.js';
 import { quantizeModel } from '../../lib/tools/quantize.js';
-import { syntheticVocab } from '../../lib/tools/synthetic.js';
 
 interface F32Tensor {
   shape: number[];
