@@ -19,17 +19,28 @@ namespace {
 
 constexpr int8_t kIq4nl[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
 
-// the index of the table level nearest to v (ties to the upper one)
+// The index of the table level nearest to v, ties to the upper one. The levels are integers,
+// so every boundary between two (their midpoint) is a multiple of 1/2 and the answer is constant
+// on each [k/2, (k + 1)/2): a table over floor(2v) replaces the search (the hot loop tries 16
+// scales per block).
+struct LevelTable {
+  uint8_t at[512];  // index floor(2v) + 256, v in [-128, 128)
+  LevelTable() {
+    for (int k = -256; k < 256; k++) {
+      const float v = float(k) / 2;
+      int best = 0;
+      for (int i = 1; i < 16; i++)
+        if (v - kIq4nl[best] >= kIq4nl[i] - v) best = i;  // at a midpoint the upper level wins
+      at[k + 256] = uint8_t(best);
+    }
+  }
+};
+const LevelTable kLevels;
+
 int nearest_level(float v) {
   if (v <= kIq4nl[0]) return 0;
   if (v >= kIq4nl[15]) return 15;
-  int lo = 0, hi = 15;
-  while (hi - lo > 1) {
-    const int mid = (lo + hi) / 2;
-    if (v < kIq4nl[mid]) hi = mid;
-    else lo = mid;
-  }
-  return v - kIq4nl[hi - 1] < kIq4nl[hi] - v ? hi - 1 : hi;
+  return kLevels.at[int(std::floor(2 * v)) + 256];
 }
 
 }  // namespace
