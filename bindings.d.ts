@@ -4,6 +4,8 @@
 /** The GGUF block formats kept as stored (native/quant_blocks.h); q8_0 is one of them. */
 export type NativeBlockDType = 'q8_0' | 'q4_0' | 'q4_1' | 'q5_0' | 'q5_1' | 'q2_k' | 'q3_k' | 'q4_k' | 'q5_k' | 'q6_k' | 'iq4_nl' | 'iq4_xs';
 export type NativeDType = 'f32' | 'f16' | 'bf16' | 'i32' | NativeBlockDType;
+/** The block formats native/quant writes. */
+export type NativeQuantFormat = 'q4_0' | 'q4_1' | 'q5_0' | 'q5_1' | 'q8_0' | 'q2_k' | 'q3_k' | 'q4_k' | 'q5_k' | 'q6_k' | 'iq4_nl' | 'f16';
 export type NativeImpl = 'auto' | 'reference' | 'portable' | 'avx2' | 'avx512';
 /** Where a tensor's memory lives: host memory, a CUDA GPU, or the CUDA backend's SIMT emulator. */
 export type NativeDevice = 'cpu' | 'cuda' | 'cuda-emulated';
@@ -88,6 +90,12 @@ export interface NativeAddon {
   /** The op table: every op the graphs run, with its roles and parameters. */
   opTable(): NativeOpInfo[];
   tensorFromFile(path: string, byteOffset: number, dtype: NativeDType, shape: number[]): Promise<NativeTensor>;
+  /**
+   * Quantizes rows of `cols` values from src into dst (exactly the format's size), off the JS
+   * thread on `threads` workers (default: all cores). search: the scale search of
+   * native/quant (what files are written with); false: the plain min/max fit.
+   */
+  quantizeRows(format: NativeQuantFormat, src: Float32Array, cols: number, dst: Uint8Array, search: boolean, threads?: number): Promise<void>;
   cpuInfo(): CpuInfo;
   cudaInfo(): CudaInfo;
   /** Bytes of a CUDA device's memory that fuselm holds (tensors, graph buffers); 0 for 'cpu'. */

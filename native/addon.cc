@@ -17,6 +17,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("Pool", pool);
   exports.Set("Graph", GraphWrap::define(env));
   exports.Set("tensorFromFile", Napi::Function::New(env, tensor_from_file, "tensorFromFile"));
+  exports.Set("quantizeRows", Napi::Function::New(env, quantize_rows, "quantizeRows"));
   exports.Set("opTable", Napi::Function::New(env, op_table_info, "opTable"));
   exports.Set("cpuInfo", Napi::Function::New(env, cpu_info, "cpuInfo"));
   exports.Set("cudaInfo", Napi::Function::New(env, cuda_info, "cudaInfo"));

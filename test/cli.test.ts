@@ -166,8 +166,51 @@ describe('CLI', function () {
       assert.equal(p.code, 0, p.stderr);
       assert.match(p.stdout, /^\[1\][\d.]+,\[2\][\d.]+/);
       assert.match(p.stdout, /perplexity: [\d.]+ over \d+ chunks of 64 tokens/);
-      const bad = await fuselm('quantize', sharedPath('models/stories260K.gguf'), out, '--type', 'q4_0');
-      assert.equal(bad.code, 1);
+      // a type llama.cpp has but fuselm does not write is bad usage; a file that is not a GGUF an error
+      const bad = await fuselm('quantize', sharedPath('models/stories260K.gguf'), out, '--type', 'iq2_xs');
+      assert.equal(bad.code, 2);
+      assert.match(bad.stderr, /Allowed choices are f32, f16, q8_0, q6_k, q5_k_m/);
+      const notGguf = await fuselm('quantize', textFile, path.join(dir, 'x.gguf'), '--type', 'q4_0');
+      assert.equal(notGguf.code, 1);
+      assert.match(notGguf.stderr, /text\.txt/);
+      assert.deepEqual(readdirSync(dir).sort(), ['q8.gguf', 'text.txt'], 'a failed run leaves no file behind');
+      const same = await fuselm('quantize', out, out, '--type', 'q4_0');
+      assert.equal(same.code, 1);
+      assert.match(same.stderr, /overwrite the input/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("convert writes an HF folder as llama.cpp's converter does; quantize takes HF folders and the k-quant mixtures", async function () {
+    requireShared(this, 'models/oracles/llama3-ropefreqs/hf/tokenizer.model', 'models/oracles/llama3-ropefreqs/llama3-ropefreqs.f32.gguf');
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'fuselm-cli-'));
+    try {
+      const hf = sharedPath('models/oracles/llama3-ropefreqs/hf');
+      // f16 from the folder, and f16 from the GGUF llama.cpp's converter made of it: the same greedy ids
+      const conv = await fuselm('convert', hf, path.join(dir, 'conv.gguf'), '--json');
+      assert.equal(conv.code, 0, conv.stderr);
+      assert.deepEqual(JSON.parse(conv.stdout).types, { F32: 6, F16: 16 }); // 2 layers of 7 matrices, token_embd, output
+      const ref = await fuselm('quantize', sharedPath('models/oracles/llama3-ropefreqs/llama3-ropefreqs.f32.gguf'), path.join(dir, 'ref.gguf'), '--type', 'f16');
+      assert.equal(ref.code, 0, ref.stderr);
+      const ids = async (file: string) => {
+        const r = await fuselm('run', '-m', file, 'Once upon a time', '-n', '12', '--json', '--threads', '1');
+        assert.equal(r.code, 0, r.stderr);
+        return JSON.parse(r.stdout).ids as number[];
+      };
+      assert.deepEqual(await ids(path.join(dir, 'conv.gguf')), await ids(path.join(dir, 'ref.gguf')));
+      // the folder straight to q4_k_m: its rows of 64 fall back from Q4_K to Q5_0, as llama.cpp's do
+      const q = await fuselm('quantize', hf, path.join(dir, 'q4km.gguf'), '--type', 'q4_k_m', '--json');
+      assert.equal(q.code, 0, q.stderr);
+      // Q8_0: output (rows not whole 256-blocks), and layer 1's attn_v and ffn_down (Q6_K by use_more_bits, Q8_0 by the fallback)
+      assert.deepEqual(JSON.parse(q.stdout).types, { F32: 6, Q5_0: 13, Q8_0: 3 });
+      assert.equal((await ids(path.join(dir, 'q4km.gguf'))).length, 12);
+      const notFolder = await fuselm('convert', path.join(dir, 'ref.gguf'), path.join(dir, 'x.gguf'));
+      assert.equal(notFolder.code, 1);
+      assert.match(notFolder.stderr, /is not a folder/);
+      const noTokenizer = await fuselm('convert', sharedPath('models/hf/neural-api-tiny-llama'), path.join(dir, 'x.gguf'));
+      assert.equal(noTokenizer.code, 1);
+      assert.match(noTokenizer.stderr, /no tokenizer\.model or tokenizer\.json/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

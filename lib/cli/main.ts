@@ -6,7 +6,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { FuselmError } from '../errors.js';
 import { existsSync } from 'node:fs';
-import { readFile, rename } from 'node:fs/promises';
+import { readFile, rename, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { measureSpeed } from '../tools/bench.js';
@@ -15,7 +15,7 @@ import { SHAPES, writeSyntheticLlama } from '../tools/synthetic.js';
 import { createInterface } from 'node:readline';
 import { type LoadModelOptions, type Model, loadModel } from '../model/model.js';
 import { perplexity } from '../tools/perplexity.js';
-import { quantizeGguf } from '../tools/quantize.js';
+import { QUANTIZE_TYPES, type QuantizeType, quantizeModel } from '../tools/quantize.js';
 import { progressBar } from './progress.js';
 import { checkKernels } from '../tools/doctor.js';
 import { devices } from '../devices.js';
@@ -256,18 +256,56 @@ export function buildCli(): Command {
       }
       if (!ok) throw new FuselmError('E_NATIVE', 'a kernel disagrees with its reference on this machine');
     });
+  const typeOption = (what: string) =>
+    new Option('--type <type>', `${what}: ${QUANTIZE_TYPES.join(', ')} (llama.cpp's file types; the _m ones its tensor mixtures)`).choices(QUANTIZE_TYPES);
+  const writeModel = async (input: string, output: string, type: QuantizeType, o: { json?: boolean; threads?: number }, label: string) => {
+    if (path.resolve(input) === path.resolve(output)) throw new FuselmError('E_INVALID_ARG', `the output would overwrite the input ${input}`);
+    const bar = progressBar(label);
+    // written beside the target and renamed at the end, so a failed run leaves no half file
+    const tmp = `${output}.part`;
+    let r;
+    try {
+      r = await quantizeModel(input, tmp, type, { threads: o.threads, onTensor: (done, total, name) => bar.update(done, total, name) });
+      await rename(tmp, output);
+    } catch (e) {
+      await rm(tmp, { force: true });
+      throw e;
+    } finally {
+      bar.stop();
+    }
+    if (o.json) process.stdout.write(JSON.stringify(r) + '\n');
+    else {
+      const types = Object.entries(r.types).map(([t, n]) => `${n} ${t}`).join(', ');
+      process.stdout.write(`${output}: ${type} (${types}); ${r.converted} of ${r.tensors} tensors converted, ${(r.bytesIn / 1e6).toFixed(1)} MB -> ${(r.bytesOut / 1e6).toFixed(1)} MB\n`);
+    }
+  };
   program
     .command('quantize')
-    .description('write a GGUF with its weight matrices in q8_0 or f16 (metadata, tokenizer and norms kept)')
-    .argument('<input>', 'a GGUF file (F32, F16, BF16 or Q8_0 tensors)')
+    .description(
+      "write a GGUF in one of llama.cpp's file types, from a GGUF (F32, F16, BF16 or quantized) or a Hugging Face " +
+        'model folder; metadata and tokenizer kept, 1-D tensors (norms) kept in F32, the k-quant mixtures chosen ' +
+        "per tensor as llama-quantize chooses them (output and some attn_v / ffn_down layers in Q6_K)",
+    )
+    .argument('<input>', 'a GGUF file or a Hugging Face model folder')
     .argument('<output>', 'the GGUF file to write')
-    .option('--type <type>', 'q8_0 or f16', 'q8_0')
+    .addOption(typeOption('the file type').default('q8_0'))
+    .option('-t, --threads <n>', 'CPU threads for the block formats (default: all cores)', intOption('--threads', 1))
     .option('--json', 'print the report as JSON')
-    .action(async (input: string, output: string, o) => {
-      const bar = progressBar('quantize');
-      const r = await quantizeGguf(input, output, o.type, (done, total) => bar.update(done, total)).finally(() => bar.stop());
-      if (o.json) process.stdout.write(JSON.stringify(r) + '\n');
-      else process.stdout.write(`${output}: ${r.converted} of ${r.tensors} tensors converted to ${o.type}, ${(r.bytesIn / 1e6).toFixed(1)} MB -> ${(r.bytesOut / 1e6).toFixed(1)} MB\n`);
+    .action(async (input: string, output: string, o) => writeModel(input, output, o.type, o, 'quantize'));
+  program
+    .command('convert')
+    .description(
+      "convert a Hugging Face decoder folder (llama, mistral, qwen2/3, phi3, gemma 1/2/3; F32, F16 or BF16 safetensors; " +
+        "a SentencePiece tokenizer.model or a byte-level BPE tokenizer.json) to a GGUF laid out as llama.cpp's convert_hf_to_gguf.py writes it",
+    )
+    .argument('<folder>', 'the Hugging Face model folder')
+    .argument('<output>', 'the GGUF file to write')
+    .addOption(typeOption('the file type').default('f16'))
+    .option('-t, --threads <n>', 'CPU threads for the block formats (default: all cores)', intOption('--threads', 1))
+    .option('--json', 'print the report as JSON')
+    .action(async (folder: string, output: string, o) => {
+      if (!(await stat(folder).catch(() => undefined))?.isDirectory()) throw new FuselmError('E_INVALID_ARG', `${folder} is not a folder (convert reads Hugging Face model folders; quantize reads GGUFs)`);
+      await writeModel(folder, output, o.type, o, 'convert');
     });
 
   program

@@ -1,6 +1,6 @@
 /**
- * Dequantization of the GGUF block formats most downloads use (Q4_0, Q4_1, Q5_0, Q5_1, Q4_K,
- * Q5_K, Q6_K), written from the published block layouts. Models holding them are converted at
+ * Dequantization of the GGUF block formats most downloads use (Q4_0, Q4_1, Q5_0, Q5_1, Q2_K,
+ * Q3_K, Q4_K, Q5_K, Q6_K), written from the published block layouts. Models holding them are converted at
  * load time to a format the kernels run (q8_0 or f16).
  *
  * Layouts (little-endian; d, m, dmin are f16):
@@ -14,6 +14,14 @@
  *   Q5_K 256 values, 176 B: d, dmin, scales[12], qh[32], qs[128]; as Q4_K with a fifth bit from qh
  *   Q6_K 256 values, 210 B: ql[128], qh[64], scales[16] (int8), d; 16 sub-blocks of 16:
  *        x = d * scale * (6-bit q - 32)
+ *   Q2_K 256 values, 84 B: scales[16] (4-bit scale | 4-bit min << 4), qs[64], d, dmin; 16
+ *        sub-blocks of 16: x = d * sc * q - dmin * m, q 2 bits (value 128h + 32k + l in bits 2k
+ *        of qs[32h + l])
+ *   Q3_K 256 values, 110 B: hmask[32], qs[64], scales[12], d; 16 sub-blocks of 16 with 6-bit
+ *        scales offset by 32 (low nibbles of scale j in scales[j % 8], the j < 8 ones low, the
+ *        rest high; top 2 bits in bits 2 (j / 4) of scales[8 + j % 4]): x = d * (sc - 32) * q,
+ *        q = low 2 bits (as Q2_K) - 4 unless bit i / 32 of hmask[i % 32] is set
+ *   IQ4_NL 32 values, 18 B: d, qs[16] (nibbles as Q4_0's): x = d * IQ4_NL_LEVELS[nibble]
  */
 import { FuselmError } from '../errors.js';
 import { GgmlType, bf16BitsToF32, dequantizeQ8_0, f16BitsToF32, ggmlTypeName } from './ggml-types.js';
@@ -95,11 +103,46 @@ function q6K(b: Uint8Array, o: number, y: Float32Array, k: number): void {
   }
 }
 
+/** IQ4_NL's 16 levels (ggml's kvalues_iq4nl), denser near zero. */
+const IQ4_NL_LEVELS = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
+
+function iq4nl(b: Uint8Array, o: number, y: Float32Array, k: number): void {
+  const d = f16(b, o);
+  for (let j = 0; j < 16; j++) {
+    const q = b[o + 2 + j];
+    y[k + j] = d * IQ4_NL_LEVELS[q & 0x0f];
+    y[k + j + 16] = d * IQ4_NL_LEVELS[q >> 4];
+  }
+}
+
+function q2K(b: Uint8Array, o: number, y: Float32Array, k: number): void {
+  const d = f16(b, o + 80), dmin = f16(b, o + 82);
+  for (let i = 0; i < 256; i++) {
+    const sc = b[o + (i >> 4)];
+    const q = (b[o + 16 + 32 * (i >> 7) + (i & 31)] >> (2 * ((i >> 5) & 3))) & 3;
+    y[k + i] = d * (sc & 0x0f) * q - dmin * (sc >> 4);
+  }
+}
+
+function q3K(b: Uint8Array, o: number, y: Float32Array, k: number): void {
+  const d = f16(b, o + 108), s = o + 96;
+  for (let i = 0; i < 256; i++) {
+    const j = i >> 4;
+    const low = j < 8 ? b[s + j] & 0x0f : b[s + j - 8] >> 4;
+    const sc = (low | (((b[s + 8 + (j & 3)] >> (2 * (j >> 2))) & 3) << 4)) - 32;
+    const q = ((b[o + 32 + 32 * (i >> 7) + (i & 31)] >> (2 * ((i >> 5) & 3))) & 3) - ((b[o + (i & 31)] >> (i >> 5)) & 1 ? 0 : 4);
+    y[k + i] = d * sc * q;
+  }
+}
+
 const FORMATS: Partial<Record<GgmlType, { block: number; bytes: number; fn: (b: Uint8Array, o: number, y: Float32Array, k: number) => void }>> = {
   [GgmlType.Q4_0]: { block: 32, bytes: 18, fn: q4_0 },
   [GgmlType.Q4_1]: { block: 32, bytes: 20, fn: q4_1 },
   [GgmlType.Q5_0]: { block: 32, bytes: 22, fn: (b, o, y, k) => q5(b, o, y, k, false) },
   [GgmlType.Q5_1]: { block: 32, bytes: 24, fn: (b, o, y, k) => q5(b, o, y, k, true) },
+  [GgmlType.IQ4_NL]: { block: 32, bytes: 18, fn: iq4nl },
+  [GgmlType.Q2_K]: { block: 256, bytes: 84, fn: q2K },
+  [GgmlType.Q3_K]: { block: 256, bytes: 110, fn: q3K },
   [GgmlType.Q4_K]: { block: 256, bytes: 144, fn: (b, o, y, k) => qK(b, o, y, k, false) },
   [GgmlType.Q5_K]: { block: 256, bytes: 176, fn: (b, o, y, k) => qK(b, o, y, k, true) },
   [GgmlType.Q6_K]: { block: 256, bytes: 210, fn: q6K },
@@ -112,7 +155,7 @@ export function canDequantize(type: GgmlType): boolean {
 /** The n values held by `bytes` of block type `type`, as f32. */
 export function dequantize(type: GgmlType, bytes: Uint8Array, n: number): Float32Array {
   const f = FORMATS[type];
-  if (!f) throw new FuselmError('E_UNSUPPORTED', `cannot dequantize ${ggmlTypeName(type)} (supported: Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K)`);
+  if (!f) throw new FuselmError('E_UNSUPPORTED', `cannot dequantize ${ggmlTypeName(type)} (supported: Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL)`);
   if (n % f.block !== 0 || bytes.length < (n / f.block) * f.bytes)
     throw new FuselmError('E_INVALID_ARG', `${ggmlTypeName(type)}: ${n} values need ${(n / f.block) * f.bytes} bytes in blocks of ${f.block}, got ${bytes.length}`);
   const y = new Float32Array(n);
@@ -139,7 +182,7 @@ export function toF32(type: GgmlType, bytes: Uint8Array, n: number, what: string
       if (canDequantize(type)) return dequantize(type, bytes, n);
       throw new FuselmError(
         'E_UNSUPPORTED',
-        `${what} has type ${ggmlTypeName(type)}, which fuselm does not load (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K)`,
+        `${what} has type ${ggmlTypeName(type)}, which fuselm does not load (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL)`,
       );
   }
 }

@@ -44,7 +44,7 @@ export interface LoadModelOptions {
   impl?: NativeImpl;
   /**
    * Weight format: 'auto' (the default) runs F32/F16/BF16/Q8_0 as stored and converts Q4_0,
-   * Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K to q8_0; 'q8_0' or 'f16' converts every matrix, of a
+   * Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and IQ4_NL to q8_0; 'q8_0' or 'f16' converts every matrix, of a
    * GGUF or of a Hugging Face folder.
    */
   dtype?: WeightDtype;

@@ -12,6 +12,9 @@ import { PipelineTokenizer, type AddedToken } from './pipeline.js';
 import { bertPreTokenizer, ggufPreTokenizer } from './pretokenize.js';
 import { SpmTokenizer } from './spm.js';
 import { TokenType, type Tokenizer } from './tokenizer.js';
+
+/** The tokenizer.ggml.pre values llama.cpp tokenizes with ignore_merges (its LLAMA3 pre-tokenizer type). */
+const IGNORE_MERGES_PRE = new Set(['llama3', 'llama-v3', 'llama-bpe']);
 import { fromPhantomSpace, WordPieceModel } from './wordpiece.js';
 
 /** Tokenizer families by tokenizer.ggml.model, with what is implemented so far. */
@@ -123,7 +126,9 @@ function gpt2FromGguf(f: GgufFile): PipelineTokenizer {
   }
   let model: BpeModel;
   try {
-    model = new BpeModel({ vocab, merges, byteLevel: true });
+    // llama.cpp sets ignore_merges for the Llama-3 pre-tokenizer (as the tokenizer.json of
+    // Llama-3 does): a word that is itself a token is that token, whatever the merges would make
+    model = new BpeModel({ vocab, merges, byteLevel: true, ignoreMerges: IGNORE_MERGES_PRE.has(pre) });
   } catch (e) {
     if (e instanceof FuselmError) throw formatError(f, mergesKey, e.message);
     throw e;

@@ -2,15 +2,14 @@
  * Writes GGUF files from the F32 Hugging Face folders in ../shared, laid out the way llama.cpp's
  * converter lays out gpt2 and bert models (its published tensor names, dims innermost first and
  * metadata keys), so the GGUF loaders can be checked against the HF-folder path on the same
- * weights. The tokenizer metadata comes from a llama.cpp vocab-only GGUF of the same vocabulary
+ * weights; llama-family folders go through lib's converter (lib/tools/convert.ts). The tokenizer metadata comes from a llama.cpp vocab-only GGUF of the same vocabulary
  * when there is one, else from a small made-up vocabulary.
  */
 import { readFileSync } from 'node:fs';
 import { readGguf, writeGguf, gv, type GgufMetaEntry, type GgufWriteSpec } from '../../lib/formats/gguf.js';
 import { GgmlType } from '../../lib/formats/ggml-types.js';
 import { openSafetensorsFolder } from '../../lib/formats/safetensors.js';
-import { llama3FreqFactors } from '../../lib/model/config.js';
-import { syntheticVocab } from '../../lib/tools/synthetic.js';
+import { quantizeModel } from '../../lib/tools/quantize.js';
 
 interface F32Tensor {
   shape: number[];
@@ -203,115 +202,11 @@ export async function writeBertGguf(dir: string, out: string, o: GgufFromHfOptio
 }
 
 /**
- * A llama-family GGUF of an F32 HF decoder folder, as llama.cpp's convert_hf_to_gguf.py writes
- * it (its published tensor names and metadata keys): llama (and mistral) q/k rows permuted from
- * rotate-half to adjacent pairs; Gemma norm weights stored as 1 + w; Phi-3's fused projections
- * kept fused, its LongRoPE factors as rope_factors_short/long tensors with attn_factor and the
- * original context; Llama-3.1's factors as rope_freqs; YaRN and linear scaling as rope.scaling.*
- * keys. The tokenizer is the synthetic SentencePiece-style vocabulary. Checked against the GGUFs
- * llama.cpp's own converter made of the oracle folders (test/model/hf-twins.test.ts).
+ * A llama-family F32 GGUF of an HF decoder folder, written by lib's converter (lib/tools/convert.ts,
+ * `fuselm convert --type f32`) with the synthetic SentencePiece-style vocabulary, since the test
+ * folders have no tokenizer. Checked against the GGUFs llama.cpp's own converter made of the
+ * oracle folders (test/model/hf-twins.test.ts).
  */
 export async function writeLlamaFamilyGguf(dir: string, out: string): Promise<void> {
-  const cfg = hfConfig(dir) as Record<string, any>;
-  const mt = String(cfg.model_type);
-  const arch = mt === 'mistral' ? 'llama' : mt === 'gemma3_text' ? 'gemma3' : mt;
-  const w = await readF32Folder(dir, '');
-  const get = (n: string) => {
-    const t = w.get(n);
-    if (!t) throw new Error(`${dir}: no tensor ${n}`);
-    return t;
-  };
-  const H = cfg.num_attention_heads as number, KV = (cfg.num_key_value_heads ?? H) as number;
-  const hd = (cfg.head_dim ?? cfg.hidden_size / H) as number;
-  const gemma = arch.startsWith('gemma');
-  // llama.cpp's llama graph rotates adjacent pairs: each head's rows (first half, second half) interleaved
-  const permute = (t: F32Tensor, heads: number): F32Tensor => {
-    if (arch !== 'llama') return t;
-    const [R, C] = t.shape, half = R / heads / 2, out = new Float32Array(R * C);
-    for (let h = 0; h < heads; h++)
-      for (let j = 0; j < half; j++)
-        for (const s of [0, 1]) out.set(t.data.subarray((h * 2 * half + s * half + j) * C, (h * 2 * half + s * half + j + 1) * C), (h * 2 * half + 2 * j + s) * C);
-    return { shape: t.shape, data: out };
-  };
-  const norm = (t: F32Tensor): F32Tensor => (gemma ? { shape: t.shape, data: t.data.map((x) => x + 1) } : t);
-  const tensors = [f32Entry('token_embd.weight', get('model.embed_tokens.weight'))];
-  const sandwich = arch === 'gemma2' || arch === 'gemma3';
-  for (let l = 0; l < cfg.num_hidden_layers; l++) {
-    const p = `model.layers.${l}.`, b = `blk.${l}.`;
-    const opt = (hf: string, gguf: string, f: (t: F32Tensor) => F32Tensor = (t) => t) => (w.has(p + hf) ? [f32Entry(b + gguf, f(get(p + hf)))] : []);
-    tensors.push(
-      f32Entry(b + 'attn_norm.weight', norm(get(p + 'input_layernorm.weight'))),
-      ...opt('self_attn.qkv_proj.weight', 'attn_qkv.weight'),
-      ...opt('self_attn.q_proj.weight', 'attn_q.weight', (t) => permute(t, H)),
-      ...opt('self_attn.k_proj.weight', 'attn_k.weight', (t) => permute(t, KV)),
-      ...opt('self_attn.v_proj.weight', 'attn_v.weight'),
-      ...opt('self_attn.q_proj.bias', 'attn_q.bias'),
-      ...opt('self_attn.k_proj.bias', 'attn_k.bias'),
-      ...opt('self_attn.v_proj.bias', 'attn_v.bias'),
-      ...opt('self_attn.q_norm.weight', 'attn_q_norm.weight', norm),
-      ...opt('self_attn.k_norm.weight', 'attn_k_norm.weight', norm),
-      f32Entry(b + 'attn_output.weight', get(p + 'self_attn.o_proj.weight')),
-      ...(sandwich
-        ? [
-            f32Entry(b + 'post_attention_norm.weight', norm(get(p + 'post_attention_layernorm.weight'))),
-            f32Entry(b + 'ffn_norm.weight', norm(get(p + 'pre_feedforward_layernorm.weight'))),
-            f32Entry(b + 'post_ffw_norm.weight', norm(get(p + 'post_feedforward_layernorm.weight'))),
-          ]
-        : [f32Entry(b + 'ffn_norm.weight', norm(get(p + 'post_attention_layernorm.weight')))]),
-      ...opt('mlp.gate_up_proj.weight', 'ffn_up.weight'),
-      ...opt('mlp.gate_proj.weight', 'ffn_gate.weight'),
-      ...opt('mlp.up_proj.weight', 'ffn_up.weight'),
-      f32Entry(b + 'ffn_down.weight', get(p + 'mlp.down_proj.weight')),
-    );
-  }
-  tensors.push(f32Entry('output_norm.weight', norm(get('model.norm.weight'))));
-  if (w.has('lm_head.weight') && !(cfg.tie_word_embeddings ?? gemma)) tensors.push(f32Entry('output.weight', get('lm_head.weight')));
-  const k = (s: string) => `${arch}.${s}`;
-  const rp = (cfg.rope_parameters?.full_attention ?? cfg.rope_parameters ?? cfg.rope_scaling ?? {}) as Record<string, any>;
-  const type = rp.rope_type ?? rp.type ?? 'default';
-  const dims = Math.round(hd * (rp.partial_rotary_factor ?? cfg.partial_rotary_factor ?? 1));
-  const meta: GgufMetaEntry[] = [
-    { key: 'general.architecture', ...gv.str(arch) },
-    // (not naming the family: llama.cpp special-cases phi-3 vocabularies by general.name)
-    { key: 'general.name', ...gv.str('fuselm test twin') },
-    { key: k('context_length'), ...gv.u32(cfg.max_position_embeddings ?? 2048) },
-    { key: k('embedding_length'), ...gv.u32(cfg.hidden_size) },
-    { key: k('block_count'), ...gv.u32(cfg.num_hidden_layers) },
-    { key: k('feed_forward_length'), ...gv.u32(cfg.intermediate_size) },
-    { key: k('attention.head_count'), ...gv.u32(H) },
-    { key: k('attention.head_count_kv'), ...gv.u32(KV) },
-    { key: k('attention.key_length'), ...gv.u32(hd) },
-    { key: k('attention.value_length'), ...gv.u32(hd) },
-    { key: k('attention.layer_norm_rms_epsilon'), ...gv.f32(cfg.rms_norm_eps ?? 1e-6) },
-    { key: k('rope.dimension_count'), ...gv.u32(dims) },
-    { key: k('rope.freq_base'), ...gv.f32(rp.rope_theta ?? cfg.rope_theta ?? 10000) },
-    { key: 'general.file_type', ...gv.u32(0) },
-    ...syntheticVocab(cfg.vocab_size),
-  ];
-  // Phi-3's converter writes the window always (0 for none); Gemma's when there is one
-  if (arch === 'phi3' || (sandwich && cfg.sliding_window)) meta.push({ key: k('attention.sliding_window'), ...gv.u32(cfg.sliding_window ?? 0) });
-  if (arch === 'gemma2')
-    meta.push({ key: k('attn_logit_softcapping'), ...gv.f32(cfg.attn_logit_softcapping) }, { key: k('final_logit_softcapping'), ...gv.f32(cfg.final_logit_softcapping) });
-  if (type === 'linear') meta.push({ key: k('rope.scaling.type'), ...gv.str('linear') }, { key: k('rope.scaling.factor'), ...gv.f32(rp.factor) });
-  if (type === 'llama3') {
-    const f = llama3FreqFactors(rp.rope_theta ?? cfg.rope_theta ?? 10000, dims, rp.factor, rp.low_freq_factor, rp.high_freq_factor, rp.original_max_position_embeddings);
-    tensors.push({ name: 'rope_freqs.weight', type: GgmlType.F32, dims: [f.length], data: new Uint8Array(Float32Array.from(f).buffer) });
-  }
-  if (type === 'yarn')
-    meta.push(
-      { key: k('rope.scaling.type'), ...gv.str('yarn') },
-      { key: k('rope.scaling.factor'), ...gv.f32(rp.factor) },
-      { key: k('rope.scaling.original_context_length'), ...gv.u32(rp.original_max_position_embeddings ?? cfg.max_position_embeddings) },
-    );
-  if (type === 'longrope') {
-    const orig = rp.original_max_position_embeddings ?? cfg.original_max_position_embeddings;
-    const s = cfg.max_position_embeddings / orig;
-    const vec = (name: string, v: number[]) => ({ name, type: GgmlType.F32, dims: [v.length], data: new Uint8Array(Float32Array.from(v).buffer) });
-    tensors.push(vec('rope_factors_long.weight', rp.long_factor), vec('rope_factors_short.weight', rp.short_factor));
-    meta.push(
-      { key: k('rope.scaling.attn_factor'), ...gv.f32(s <= 1 ? 1 : Math.sqrt(1 + Math.log(s) / Math.log(orig))) },
-      { key: k('rope.scaling.original_context_length'), ...gv.u32(orig) },
-    );
-  }
-  await writeGguf(out, { metadata: meta, tensors });
+  await quantizeModel(dir, out, 'f32', { vocab: 'synthetic' });
 }

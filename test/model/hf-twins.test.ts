@@ -26,6 +26,7 @@ import { openLlamaCpp } from '../helpers/llama-cpp.js';
 import { rng, randn } from '../helpers/random.js';
 import { requireShared, sharedPath } from '../helpers/shared.js';
 import { writeLlamaFamilyGguf } from './gguf-from-hf.js';
+import { quantizeModel } from '../../lib/tools/quantize.js';
 
 const log = (s: string) => console.log(`      ${s}`);
 let dir: string;
@@ -62,6 +63,27 @@ describe('HF → GGUF converter (test side) against llama.cpp\'s converter', () 
       assert.ok(worst < 1e-6, `largest difference ${worst}`);
       for (const key of ['rope.dimension_count', 'rope.freq_base', 'attention.head_count_kv', 'attention.sliding_window', 'attn_logit_softcapping', 'final_logit_softcapping'].map((k) => `${theirs.metadata.get('general.architecture')}.${k}`))
         if (theirs.metadata.has(key)) assert.equal(Number(ours.metadata.get(key)), Number(theirs.metadata.get(key)), key);
+    });
+
+  // lib's converter with the folders' own tokenizer.model (`fuselm convert`): every metadata
+  // entry llama.cpp's converter wrote, the tokenizer's included, equal; only general.size_label
+  // (a parameter-count label) and general.name (the folder's name) are not compared.
+  for (const name of ['llama3-ropefreqs', 'qwen2', 'phi3', 'gemma2', 'mistral-swa'])
+    it(`${name}: fuselm convert writes llama.cpp's metadata and tokenizer`, async function () {
+      requireShared(this, `models/oracles/${name}/${name}.f32.gguf`);
+      const out = path.join(dir, `${name}.tok.gguf`);
+      await quantizeModel(sharedPath(`models/oracles/${name}/hf`), out, 'f32');
+      const [ours, theirs] = await Promise.all([readGguf(out), readGguf(sharedPath(`models/oracles/${name}/${name}.f32.gguf`))]);
+      const skip = new Set(['general.size_label', 'general.name']);
+      const keys = [...theirs.metadata.keys()].filter((k) => !skip.has(k));
+      assert.deepEqual([...ours.metadata.keys()].filter((k) => !skip.has(k)).sort(), keys.sort());
+      for (const k of keys) {
+        const a = ours.metadata.get(k), b = theirs.metadata.get(k);
+        // f32 values (rope base, epsilon) read back as the same float32
+        if (typeof b === 'number') assert.equal(Math.fround(Number(a)), Math.fround(b), k);
+        else assert.deepEqual(a, b, k);
+      }
+      assert.equal(ours.metadata.get('general.name'), 'hf');
     });
 });
 
