@@ -246,13 +246,13 @@ export function onigToJs(pattern: string): string {
   return out;
 }
 
-/** A global `u` RegExp for an Oniguruma pattern. */
-export function compileOnig(pattern: string): RegExp {
+/** A global `u` RegExp for an Oniguruma pattern; `where` names the field it comes from in messages. */
+export function compileOnig(pattern: string, where = 'regex'): RegExp {
   const src = onigToJs(pattern);
   try {
     return new RegExp(src, 'gu');
   } catch (e) {
-    throw new FuselmError('E_UNSUPPORTED', `regex ${JSON.stringify(pattern)} does not translate to JavaScript: ${(e as Error).message}`);
+    throw new FuselmError('E_UNSUPPORTED', `${where}: regex ${JSON.stringify(pattern)} does not translate to JavaScript: ${(e as Error).message}`);
   }
 }
 
@@ -483,6 +483,8 @@ export function charDelimiterSplit(delim: string): PreTokenizer {
  * replacement character starts a new piece.
  */
 export function metaspacePreTokenizer(replacement: string, prepend: 'always' | 'first' | 'never', split: boolean): PreTokenizer {
+  // an empty replacement would never advance the split below
+  if (typeof replacement !== 'string' || replacement.length === 0) throw new FuselmError('E_INVALID_ARG', 'Metaspace replacement must be a non-empty string');
   return (text, out, first) => {
     let s = text.replaceAll(' ', replacement);
     if ((prepend === 'always' || (prepend === 'first' && first)) && !s.startsWith(replacement)) s = replacement + s;
@@ -497,6 +499,12 @@ export function metaspacePreTokenizer(replacement: string, prepend: 'always' | '
     }
     if (start < s.length) out.push(s.slice(start));
   };
+}
+
+/** encode()'s arguments: a string and an options object (E_INVALID_ARG otherwise). */
+export function checkEncodeArgs(text: unknown, opts: unknown): void {
+  if (typeof text !== 'string') throw new FuselmError('E_INVALID_ARG', `encode() takes a string, got ${text === null ? 'null' : typeof text}`);
+  if (typeof opts !== 'object' || opts === null) throw new FuselmError('E_INVALID_ARG', 'encode() options must be an object');
 }
 
 /** Replaces lone surrogates with U+FFFD, as converting a JS string to UTF-8 does. */
