@@ -315,9 +315,10 @@ export function configFromHf(j: JsonObject, where: string): ModelConfig {
     return v;
   };
   const mt = j.model_type;
-  const arch = typeof mt === 'string' ? ARCHS[mt] : undefined;
+  // an own-property lookup: model_type "constructor" or "__proto__" is not an architecture
+  const arch = typeof mt === 'string' && Object.prototype.hasOwnProperty.call(ARCHS, mt) ? ARCHS[mt] : undefined;
   if (!arch)
-    throw new FuselmError('E_UNSUPPORTED', `${where}: model_type ${JSON.stringify(mt)} is not supported (supported: ${Object.keys(ARCHS).join(', ')})`);
+    throw new FuselmError('E_UNSUPPORTED', `${where}: model_type ${typeof mt === 'string' ? JSON.stringify(mt.slice(0, 60)) : typeof mt} is not supported (supported: ${Object.keys(ARCHS).join(', ')})`);
   const name = typeof j._name_or_path === 'string' && j._name_or_path ? j._name_or_path : arch;
   let cfg: ModelConfig;
   if (arch === 'gpt2') {
@@ -485,8 +486,8 @@ function hfRope(
     longrope: ['short_factor', 'long_factor', 'factor', 'attention_factor', 'original_max_position_embeddings'],
     dynamic: ['factor', 'original_max_position_embeddings'],
   };
-  if (typeof type !== 'string' || !(type in known))
-    throw new FuselmError('E_UNSUPPORTED', `${where}: ${key} rope_type ${JSON.stringify(type)} is not supported yet (supported: ${Object.keys(known).join(', ')})`);
+  if (typeof type !== 'string' || !Object.prototype.hasOwnProperty.call(known, type))
+    throw new FuselmError('E_UNSUPPORTED', `${where}: ${key} rope_type ${typeof type === 'string' ? JSON.stringify(type.slice(0, 60)) : typeof type} is not supported yet (supported: ${Object.keys(known).join(', ')})`);
   for (const k of Object.keys(rp))
     if (!['rope_type', 'type', 'rope_theta', 'partial_rotary_factor', ...known[type]].includes(k))
       throw new FuselmError('E_UNSUPPORTED', `${where}: ${key}.${k} (${JSON.stringify(rp[k])}) is not supported with rope_type '${type}'`);

@@ -8,7 +8,7 @@ import { FuselmError } from '../errors.js';
 import { readGguf } from '../formats/gguf.js';
 import { type Backend, CpuBackend, CudaBackend, resolveDevice } from '../backend.js';
 import type { NativeDevice, NativeImpl } from '../../bindings.js';
-import { type FinishReason, type GenerateOptions, type GenerateResult, SequenceRun, type StreamChunk, generationDefaults } from '../generate.js';
+import { type FinishReason, type GenerateOptions, type GenerateResult, SequenceRun, type StreamChunk, checkGenerateOptions, checkGenerationConfig, generationDefaults } from '../generate.js';
 import { type BeamEndOptions, type BeamHypothesis, type BeamSearchOptions, beamSearch, checkBeamOptions, hypothesisEnds } from '../beam.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { tokenizerFromGguf } from '../tokenizer/from-gguf.js';
@@ -146,9 +146,10 @@ export class Model {
   #promptIds(prompt: string | number[], addSpecial?: boolean): number[] {
     if (typeof prompt === 'string') return this.tokenizer.encode(prompt, { addSpecial: addSpecial ?? true });
     if (!Array.isArray(prompt)) throw new FuselmError('E_INVALID_ARG', 'prompt must be a string or an array of token ids');
+    const V = this.config.vocabSize;
     for (const id of prompt)
-      if (!Number.isInteger(id) || id < 0 || id >= this.config.vocabSize)
-        throw new FuselmError('E_INVALID_ARG', `prompt token id ${id} is outside the vocabulary (0..${this.config.vocabSize - 1})`);
+      if (!Number.isInteger(id) || id < 0 || id >= V)
+        throw new FuselmError('E_INVALID_ARG', `prompt token id ${typeof id === 'number' ? id : typeof id} is outside the vocabulary (0..${V - 1})`);
     return prompt;
   }
 
@@ -205,6 +206,8 @@ export class Model {
    * allLogits of every token [n * vocab] (row i predicts token i + 1).
    */
   evaluate(ids: number[], opts: { allLogits?: boolean } = {}): Promise<Float32Array> {
+    if (typeof opts !== 'object' || opts === null || (opts.allLogits !== undefined && typeof opts.allLogits !== 'boolean'))
+      return Promise.reject(new FuselmError('E_INVALID_ARG', 'evaluate() options must be an object { allLogits?: boolean }'));
     return this.#exclusive(() => this.#forwardCached(this.#promptIds(ids), { allLogits: opts.allLogits }));
   }
 
@@ -217,9 +220,14 @@ export class Model {
     return this.#exclusive(async () => {
       const o = checkBeamOptions(opts);
       const end = hypothesisEnds(this.tokenizer, opts);
+      if (opts.addSpecial !== undefined && typeof opts.addSpecial !== 'boolean') throw new FuselmError('E_INVALID_ARG', 'addSpecial must be a boolean');
+      if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal)) throw new FuselmError('E_INVALID_ARG', 'signal must be an AbortSignal');
       const promptIds = this.#promptIds(prompt, opts.addSpecial);
       const call = new DecodeCall(opts.signal);
-      const logits = await this.#prompt(call, promptIds);
+      // padding rows past the tokenizer's vocabulary are never chosen
+      const T = this.tokenizer.vocabSize;
+      const mask = (l: Float32Array) => (T < l.length ? l.fill(-Infinity, T) : l);
+      const logits = mask(await this.#prompt(call, promptIds));
       // the beams' own caches start after the prompt; the last token needs no evaluation
       const rows = Math.min(o.maxTokens - 1, this.contextSize - promptIds.length);
       let state: LlamaState | undefined;
@@ -238,7 +246,7 @@ export class Model {
           s.copyCacheRows(Array.from({ length: o.numBeams }, (_, i) => parents[i] ?? i), generated - 1);
           const ids = Int32Array.from({ length: o.numBeams }, (_, i) => tokens[i] ?? tokens[0]);
           const all = await s.forwardBatch(ids, new Int32Array(o.numBeams).fill(generated - 1));
-          return tokens.map((_, i) => all.subarray(i * V, (i + 1) * V));
+          return tokens.map((_, i) => mask(all.subarray(i * V, (i + 1) * V)));
         };
         const limit = Math.min(o.maxTokens, rows + 1);
         const hyps = await beamSearch(logits, step, { ...o, maxTokens: limit }, end.ends, () => call.check());
@@ -254,7 +262,7 @@ export class Model {
 
   /** The token loop shared by generate() and stream(); runs while holding the model. */
   async *#tokens(prompt: string | number[], o: GenerateOptions, done: (r: Omit<GenerateResult, 'text' | 'ids'>) => void): AsyncGenerator<StreamChunk> {
-    const run = new SequenceRun(this.tokenizer, this.#promptIds(prompt, o.addSpecial), o);
+    const run = new SequenceRun(this.tokenizer, this.#promptIds(prompt, o.addSpecial), o, this.config.vocabSize);
     const promptIds = run.promptIds;
     const call = new DecodeCall(o.signal);
     let logits = await this.#prompt(call, promptIds);
@@ -290,7 +298,7 @@ export class Model {
    * the weights are read once per step for all of them.
    */
   async #generateBatch(prompts: Array<string | number[]>, o: GenerateOptions): Promise<GenerateResult[]> {
-    const runs = prompts.map((p) => new SequenceRun(this.tokenizer, this.#promptIds(p, o.addSpecial), o));
+    const runs = prompts.map((p) => new SequenceRun(this.tokenizer, this.#promptIds(p, o.addSpecial), o, this.config.vocabSize));
     const S = runs.length;
     for (const r of runs) this.#checkFits(r.promptIds);
     if (!this.#batch || this.#batch.sequences !== S) {
@@ -373,7 +381,12 @@ export class Model {
   generate(prompt: string | number[], opts?: GenerateOptions): Promise<GenerateResult>;
   generate(prompts: Array<string | number[]>, opts?: GenerateOptions): Promise<GenerateResult[]>;
   generate(prompt: string | number[] | Array<string | number[]>, callOpts: GenerateOptions = {}): Promise<GenerateResult | GenerateResult[]> {
-    const opts = this.#withDefaults(callOpts);
+    let opts: GenerateOptions;
+    try {
+      opts = this.#withDefaults(callOpts);
+    } catch (e) {
+      return Promise.reject(e);
+    }
     if (Array.isArray(prompt) && prompt.length > 0 && prompt.every((p) => typeof p === 'string' || Array.isArray(p)))
       return this.#exclusive(() => this.#generateBatch(prompt as Array<string | number[]>, opts));
     return this.#exclusive(async () => {
@@ -390,6 +403,7 @@ export class Model {
 
   /** Call options over the model's own defaults (its generation_config.json, when it has one). */
   #withDefaults(opts: GenerateOptions): GenerateOptions {
+    checkGenerateOptions(opts);
     const d = generationDefaults(this.generationConfig);
     const defined = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined));
     return { ...d, ...defined };
@@ -430,6 +444,7 @@ export class Model {
  * shards, tokenizer.json, generation_config.json). Weights are read natively, off the JS thread.
  */
 export async function loadModel(path: string, opts: LoadModelOptions = {}): Promise<Model> {
+  checkLoadOptions(path, opts);
   const device = modelDevice(opts);
   if (await isDirectory(path)) return loadHfModel(path, opts, device);
   const f = await readGguf(path);
@@ -444,6 +459,29 @@ export async function loadModel(path: string, opts: LoadModelOptions = {}): Prom
   return finishLoad(path, config, tokenizer, cpu, device, opts, { contextSize, batchSize }, () =>
     config.architecture === 'gpt2' ? loadGpt2GgufWeights(f, config, dtype, opts.onProgress) : loadLlamaWeights(f, config, { contextSize, dtype, onProgress: opts.onProgress }),
   );
+}
+
+/** The most KV cache positions a model may have (positions are int32 in the kernels). */
+export const MAX_CONTEXT_SIZE = 1 << 24;
+
+/** loadModel's arguments checked before anything is read (E_INVALID_ARG naming the option). */
+export function checkLoadOptions(path: unknown, opts: unknown): asserts opts is LoadModelOptions {
+  if (typeof path !== 'string' || path.length === 0) throw new FuselmError('E_INVALID_ARG', 'the model path must be a non-empty string');
+  if (typeof opts !== 'object' || opts === null || Array.isArray(opts)) throw new FuselmError('E_INVALID_ARG', 'loadModel options must be an object');
+  const o = opts as LoadModelOptions;
+  const int = (name: keyof LoadModelOptions, lo: number, hi: number) => {
+    const v = o[name];
+    if (v !== undefined && !(typeof v === 'number' && Number.isInteger(v) && v >= lo && v <= hi))
+      throw new FuselmError('E_INVALID_ARG', `${name} must be an integer in ${lo}..${hi}, got ${typeof v === 'number' ? v : typeof v}`);
+  };
+  int('threads', 1, 1024);
+  int('contextSize', 1, MAX_CONTEXT_SIZE);
+  int('batchSize', 1, MAX_CONTEXT_SIZE);
+  if (o.impl !== undefined && !['auto', 'reference', 'portable', 'avx2', 'avx512'].includes(o.impl as string))
+    throw new FuselmError('E_INVALID_ARG', `impl must be 'auto', 'reference', 'portable', 'avx2' or 'avx512', got ${String(o.impl).slice(0, 40)}`);
+  if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw new FuselmError('E_INVALID_ARG', 'onProgress must be a function');
+  if (o.device !== undefined && typeof o.device !== 'string') throw new FuselmError('E_INVALID_ARG', `device must be 'auto', 'cpu' or 'cuda'`);
+  if (o.kvType !== undefined && typeof o.kvType !== 'string') throw new FuselmError('E_INVALID_ARG', `kvType must be 'auto', 'f32', 'f16' or 'bf16'`);
 }
 
 /** 'cpu', 'cuda' or 'cuda-emulated' for the options and this machine (see LoadModelOptions.device). */
@@ -512,7 +550,9 @@ function sizes(config: ModelConfig, opts: LoadModelOptions, where: string): { co
     throw new FuselmError('E_INVALID_ARG', `contextSize ${contextSize} exceeds the ${config.contextLength} positions of this model's position table`);
   if (config.ropeMaxContext !== undefined && contextSize > config.ropeMaxContext)
     throw new FuselmError('E_UNSUPPORTED', `${where}: contextSize ${contextSize} is past the ${config.ropeMaxContext} positions this model's dynamic NTK rope scaling leaves unchanged (past them transformers changes the rope base with the length; fuselm does not yet)`);
-  const batchSize = opts.batchSize ?? Math.min(512, contextSize);
+  if (contextSize > MAX_CONTEXT_SIZE) throw new FuselmError('E_INVALID_ARG', `contextSize must be at most ${MAX_CONTEXT_SIZE}, got ${contextSize}`);
+  // a prompt batch never holds more than the context: a larger batchSize is capped to it
+  const batchSize = Math.min(opts.batchSize ?? 512, contextSize);
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new FuselmError('E_INVALID_ARG', `batchSize must be a positive integer, got ${batchSize}`);
   return { contextSize, batchSize };
 }
@@ -526,7 +566,7 @@ async function loadHfModel(dir: string, opts: LoadModelOptions, device: 'cpu' | 
   const dtype = checkWeightDtype(opts.dtype ?? 'auto', 'loadModel');
   const { contextSize, batchSize } = sizes(config, opts, hf.configPath);
   const st = await openSafetensorsFolder(dir);
-  const gen = hf.generationConfig;
+  const gen = checkGenerationConfig(hf.generationConfig, `${dir}/generation_config.json`);
   const list = (v: number | number[] | undefined) => (v === undefined ? [] : Array.isArray(v) ? v : [v]).filter((x) => Number.isInteger(x));
   // the folder's tokenizer takes generation_config.json's eos_token_id ones into its end-of-generation set
   const tokenizer = (await hasFile(dir, 'tokenizer.json'))

@@ -4,7 +4,8 @@
  * template), chat_template.jinja and generation_config.json (more end-of-generation ids) are
  * read when present.
  */
-import { open, readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
+import { openRegularFile, readJsonFile, readRegularText } from '../formats/files.js';
 import path from 'node:path';
 import { FuselmError } from '../errors.js';
 import { readGguf } from '../formats/gguf.js';
@@ -13,17 +14,7 @@ import { tokenizerFromJson } from './from-tokenizer-json.js';
 import type { Tokenizer } from './tokenizer.js';
 
 async function readJson(file: string, what: string): Promise<unknown> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (e) {
-    throw new FuselmError('E_IO', `${file}: cannot read ${what}: ${(e as Error).message}`, { cause: e });
-  }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new FuselmError('E_FORMAT', `${file}: ${what} is not valid JSON: ${(e as Error).message}`, { cause: e });
-  }
+  return readJsonFile(file, what);
 }
 
 async function exists(file: string): Promise<boolean> {
@@ -59,11 +50,7 @@ export async function loadTokenizerJson(file: string, configFile?: string): Prom
   const jinjaPath = path.join(dir, 'chat_template.jinja');
   let chatTemplate: string | undefined;
   if (await exists(jinjaPath)) {
-    try {
-      chatTemplate = await readFile(jinjaPath, 'utf8');
-    } catch (e) {
-      throw new FuselmError('E_IO', `${jinjaPath}: cannot read the chat template: ${(e as Error).message}`, { cause: e });
-    }
+    chatTemplate = await readRegularText(jinjaPath, 'chat template');
   }
   try {
     return tokenizerFromJson(json, config, { generationEos, chatTemplate });
@@ -88,7 +75,7 @@ export async function loadTokenizer(p: string): Promise<Tokenizer> {
     }
     return loadTokenizerJson(json);
   }
-  const fh = await open(p, 'r');
+  const { fh } = await openRegularFile(p, 'tokenizer file');
   const head = Buffer.alloc(4);
   try {
     await fh.read(head, 0, 4, 0);

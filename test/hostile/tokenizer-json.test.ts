@@ -6,19 +6,9 @@
 import assert from 'node:assert/strict';
 import { tokenizerFromJson } from '../../lib/tokenizer/from-tokenizer-json.js';
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
-/** A small valid byte-level-less BPE tokenizer.json, with `patch` applied to a copy. */
-export function tokJson(patch: (j: any) => void = () => {}): any {
-  const j: any = {
-    model: { type: 'BPE', vocab: { '▁': 0, a: 1, b: 2, '▁a': 3, '</s>': 4 }, merges: ['▁ a'] },
-    added_tokens: [{ id: 4, content: '</s>', special: true }],
-    pre_tokenizer: { type: 'Metaspace', replacement: '▁', prepend_scheme: 'always', split: true },
-    decoder: { type: 'Metaspace', replacement: '▁', prepend_scheme: 'always' },
-  };
-  patch(j);
-  return j;
-}
+import { tokJson } from './helpers.js';
 
+/* eslint-disable @typescript-eslint/no-explicit-any */
 const throwsCode = (f: () => unknown, code: string, field?: RegExp) =>
   assert.throws(f, (e: any) => {
     assert.equal(e?.name === 'FuselmError' || e?.name === 'FormatError', true, `not a FuselmError: ${e}`);
