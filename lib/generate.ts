@@ -41,6 +41,12 @@ export interface GenerateOptions extends Omit<SamplerOptions, 'rng' | 'temperatu
    * generation_config.json eos_token_id ones).
    */
   eogIds?: number[];
+  /**
+   * stream() only: after this many ms without a next() from the consumer, the stream releases
+   * the model for other calls and ends (its next next() rejects with E_ABORTED). Default 60000;
+   * Infinity: never.
+   */
+  idleTimeout?: number;
 }
 
 export type FinishReason = 'eog' | 'stop' | 'maxTokens' | 'contextFull';
@@ -167,7 +173,7 @@ export class SequenceRun {
 
 const OPTION_KEYS = new Set([
   'temperature', 'topK', 'topP', 'minP', 'typicalP', 'repeatPenalty', 'penaltyLastN', 'frequencyPenalty', 'presencePenalty', 'logitBias',
-  'seed', 'minKeep', 'samplers', 'mirostat', 'mirostatTau', 'mirostatEta', 'maxTokens', 'stop', 'logprobs', 'addSpecial', 'ignoreEog', 'signal', 'eogIds',
+  'seed', 'minKeep', 'samplers', 'mirostat', 'mirostatTau', 'mirostatEta', 'maxTokens', 'stop', 'logprobs', 'addSpecial', 'ignoreEog', 'signal', 'eogIds', 'idleTimeout',
 ]);
 
 function biasIds(bias: unknown): number[] {
@@ -194,6 +200,7 @@ export function checkGenerateOptions(o: unknown, what = 'generate() options'): a
     throw bad('stop', 'a string or an array of non-empty strings', g.stop);
   for (const k of ['addSpecial', 'ignoreEog'] as const) if (g[k] !== undefined && typeof g[k] !== 'boolean') throw bad(k, 'a boolean', g[k]);
   if (g.signal !== undefined && !(g.signal instanceof AbortSignal)) throw bad('signal', 'an AbortSignal', g.signal);
+  if (g.idleTimeout !== undefined && !(typeof g.idleTimeout === 'number' && g.idleTimeout > 0)) throw bad('idleTimeout', 'a number of ms > 0 (Infinity: never)', g.idleTimeout);
   if (g.eogIds !== undefined && !(Array.isArray(g.eogIds) && g.eogIds.every((x) => Number.isInteger(x) && x >= 0))) throw bad('eogIds', 'an array of token ids', g.eogIds);
 }
 
@@ -201,7 +208,7 @@ export function checkGenerateOptions(o: unknown, what = 'generate() options'): a
 function pick(g: GenerateOptions): Omit<SamplerOptions, 'rng'> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(g)) if (OPTION_KEYS.has(k) && v !== undefined) out[k] = v;
-  for (const k of ['maxTokens', 'stop', 'logprobs', 'addSpecial', 'ignoreEog', 'signal', 'eogIds']) delete out[k];
+  for (const k of ['maxTokens', 'stop', 'logprobs', 'addSpecial', 'ignoreEog', 'signal', 'eogIds', 'idleTimeout']) delete out[k];
   return out as Omit<SamplerOptions, 'rng'>;
 }
 

@@ -69,6 +69,49 @@ export interface BeamSearchResult {
   timings: Timings;
 }
 
+/** How long a stream waits for its consumer's next() before it releases the model (GenerateOptions.idleTimeout). */
+export const DEFAULT_STREAM_IDLE_MS = 60_000;
+
+/**
+ * A stream's hold on the model: released once, by the stream's end, its idle timer, or the
+ * FinalizationRegistry when the stream's iterator is garbage (it must never reference the
+ * iterator, or the iterator could never be collected).
+ */
+class StreamLease {
+  #release: (() => void) | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  expired = false;
+
+  hold(release: () => void): void {
+    this.#release = release;
+  }
+
+  /** Starts the idle timer while the stream waits for its consumer (Infinity or 0: none). */
+  arm(ms: number): void {
+    if (!(ms > 0 && ms < Infinity)) return;
+    this.#timer = setTimeout(() => {
+      this.expired = true;
+      this.release();
+    }, ms);
+    this.#timer.unref?.();
+  }
+
+  disarm(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  release(): void {
+    this.disarm();
+    const r = this.#release;
+    this.#release = undefined;
+    r?.();
+  }
+}
+
+/** Releases the model held by a stream whose iterator was dropped without return(). */
+const streamLeases = new FinalizationRegistry<StreamLease>((lease) => lease.release());
+
 export class Model {
   readonly path: string;
   readonly config: ModelConfig;
@@ -409,15 +452,37 @@ export class Model {
     return { ...d, ...defined };
   }
 
-  /** Streams the continuation as text chunks that never split a UTF-8 character. */
-  async *stream(prompt: string | number[], opts: GenerateOptions = {}): AsyncGenerator<StreamChunk> {
+  /**
+   * Streams the continuation as text chunks that never split a UTF-8 character. The stream holds
+   * the model from its first next() until it ends, its return() is called (a `for await` loop
+   * left early), its iterator is garbage collected, or the consumer leaves it idle (no next())
+   * for `idleTimeout` ms (GenerateOptions; default 60 s): then the model is released for other
+   * calls and the stream's next next() rejects with E_ABORTED. So a stream read once and dropped
+   * cannot hold the model forever.
+   */
+  stream(prompt: string | number[], opts: GenerateOptions = {}): AsyncGenerator<StreamChunk> {
+    const lease = new StreamLease();
+    const gen = this.#stream(prompt, opts, lease);
+    streamLeases.register(gen, lease);
+    return gen;
+  }
+
+  async *#stream(prompt: string | number[], opts: GenerateOptions, lease: StreamLease): AsyncGenerator<StreamChunk> {
     // Take our turn on the model, then hold it until the stream ends (or the consumer stops).
-    const release = await this.#turn();
+    lease.hold(await this.#turn());
     try {
       this.#checkLive();
-      yield* this.#tokens(prompt, this.#withDefaults(opts), () => {});
+      const o = this.#withDefaults(opts);
+      const idle = o.idleTimeout ?? DEFAULT_STREAM_IDLE_MS;
+      for await (const c of this.#tokens(prompt, o, () => {})) {
+        lease.arm(idle);
+        yield c;
+        lease.disarm();
+        if (lease.expired)
+          throw new FuselmError('E_ABORTED', `stream: no next() for ${idle} ms (idleTimeout): the stream released the model and ended`);
+      }
     } finally {
-      release();
+      lease.release();
     }
   }
 

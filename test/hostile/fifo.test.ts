@@ -43,7 +43,7 @@ describe('hostile: FIFOs in place of model files', function () {
   for (const name of ['config.json', 'generation_config.json', 'tokenizer.json', 'model.safetensors', 'chat_template.jinja', 'model.safetensors.index.json']) {
     it(`a FIFO as a folder's ${name}: E_IO naming it`, async function () {
       requireShared(this, TINY_LLAMA);
-      const files = name === 'chat_template.jinja' ? { 'tokenizer.json': JSON.stringify(tokJson()) } : {};
+      const files: Record<string, string> = name === 'chat_template.jinja' ? { 'tokenizer.json': JSON.stringify(tokJson()) } : {};
       const dir = tinyFolder(() => {}, files);
       dirs.push(dir);
       try {
