@@ -12,6 +12,8 @@ import { type FinishReason, type GenerateOptions, type GenerateResult, SequenceR
 import { type BeamEndOptions, type BeamHypothesis, type BeamSearchOptions, beamSearch, checkBeamOptions, hypothesisEnds } from '../beam.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { tokenizerFromGguf } from '../tokenizer/from-gguf.js';
+import { withAsyncEncode } from '../tokenizer/async.js';
+import { resolve as resolvePath } from 'node:path';
 import { type ModelConfig, configFromGguf, configFromHf } from './config.js';
 import { type GenerationConfig, isDirectory, readHfFolder } from '../formats/hf.js';
 import { openSafetensorsFolder } from '../formats/safetensors.js';
@@ -186,6 +188,12 @@ export class Model {
     if (this.#disposed) throw new FuselmError('E_DISPOSED', 'model used after dispose()');
   }
 
+  /** #promptIds, with a text prompt encoded by encodeAsync (large texts off the JS thread). */
+  async #promptIdsAsync(prompt: string | number[], addSpecial?: boolean): Promise<number[]> {
+    if (typeof prompt === 'string' && this.tokenizer.encodeAsync) return this.tokenizer.encodeAsync(prompt, { addSpecial: addSpecial ?? true });
+    return this.#promptIds(prompt, addSpecial);
+  }
+
   #promptIds(prompt: string | number[], addSpecial?: boolean): number[] {
     if (typeof prompt === 'string') return this.tokenizer.encode(prompt, { addSpecial: addSpecial ?? true });
     if (!Array.isArray(prompt)) throw new FuselmError('E_INVALID_ARG', 'prompt must be a string or an array of token ids');
@@ -265,7 +273,7 @@ export class Model {
       const end = hypothesisEnds(this.tokenizer, opts);
       if (opts.addSpecial !== undefined && typeof opts.addSpecial !== 'boolean') throw new FuselmError('E_INVALID_ARG', 'addSpecial must be a boolean');
       if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal)) throw new FuselmError('E_INVALID_ARG', 'signal must be an AbortSignal');
-      const promptIds = this.#promptIds(prompt, opts.addSpecial);
+      const promptIds = await this.#promptIdsAsync(prompt, opts.addSpecial);
       const call = new DecodeCall(opts.signal);
       // padding rows past the tokenizer's vocabulary are never chosen
       const T = this.tokenizer.vocabSize;
@@ -305,7 +313,7 @@ export class Model {
 
   /** The token loop shared by generate() and stream(); runs while holding the model. */
   async *#tokens(prompt: string | number[], o: GenerateOptions, done: (r: Omit<GenerateResult, 'text' | 'ids'>) => void): AsyncGenerator<StreamChunk> {
-    const run = new SequenceRun(this.tokenizer, this.#promptIds(prompt, o.addSpecial), o, this.config.vocabSize);
+    const run = new SequenceRun(this.tokenizer, await this.#promptIdsAsync(prompt, o.addSpecial), o, this.config.vocabSize);
     const promptIds = run.promptIds;
     const call = new DecodeCall(o.signal);
     let logits = await this.#prompt(call, promptIds);
@@ -341,7 +349,8 @@ export class Model {
    * the weights are read once per step for all of them.
    */
   async #generateBatch(prompts: Array<string | number[]>, o: GenerateOptions): Promise<GenerateResult[]> {
-    const runs = prompts.map((p) => new SequenceRun(this.tokenizer, this.#promptIds(p, o.addSpecial), o, this.config.vocabSize));
+    const runs: SequenceRun[] = [];
+    for (const p of prompts) runs.push(new SequenceRun(this.tokenizer, await this.#promptIdsAsync(p, o.addSpecial), o, this.config.vocabSize));
     const S = runs.length;
     for (const r of runs) this.#checkFits(r.promptIds);
     if (!this.#batch || this.#batch.sequences !== S) {
@@ -515,7 +524,7 @@ export async function loadModel(path: string, opts: LoadModelOptions = {}): Prom
   const f = await readGguf(path);
   const config = configFromGguf(f);
   if (config.architecture === 'bert') throw new FuselmError('E_UNSUPPORTED', `${path}: bert is an encoder; load it with loadEmbeddingModel()`);
-  const tokenizer = tokenizerFromGguf(f);
+  const tokenizer = withAsyncEncode(tokenizerFromGguf(f), { kind: 'gguf', path: resolvePath(path) });
   if (tokenizer.vocabSize !== config.vocabSize)
     throw new FuselmError('E_FORMAT', `${path}: the tokenizer has ${tokenizer.vocabSize} tokens but token_embd.weight has ${config.vocabSize} rows`);
   const { contextSize, batchSize } = sizes(config, opts, path);

@@ -9,6 +9,7 @@ import { openRegularFile, readJsonFile, readRegularText } from '../formats/files
 import path from 'node:path';
 import { FuselmError } from '../errors.js';
 import { readGguf } from '../formats/gguf.js';
+import { withAsyncEncode } from './async.js';
 import { tokenizerFromGguf } from './from-gguf.js';
 import { tokenizerFromJson } from './from-tokenizer-json.js';
 import type { Tokenizer } from './tokenizer.js';
@@ -53,7 +54,7 @@ export async function loadTokenizerJson(file: string, configFile?: string): Prom
     chatTemplate = await readRegularText(jinjaPath, 'chat template');
   }
   try {
-    return tokenizerFromJson(json, config, { generationEos, chatTemplate });
+    return withAsyncEncode(tokenizerFromJson(json, config, { generationEos, chatTemplate }), { kind: 'json', file: path.resolve(file), configFile: configFile && path.resolve(configFile) });
   } catch (e) {
     if (e instanceof FuselmError) throw new FuselmError(e.code, `${file}: ${e.message}`, { cause: e });
     throw e;
@@ -82,7 +83,7 @@ export async function loadTokenizer(p: string): Promise<Tokenizer> {
   } finally {
     await fh.close();
   }
-  if (head.toString('latin1') === 'GGUF') return tokenizerFromGguf(await readGguf(p));
+  if (head.toString('latin1') === 'GGUF') return withAsyncEncode(tokenizerFromGguf(await readGguf(p)), { kind: 'gguf', path: path.resolve(p) });
   if (p.endsWith('.json') || head[0] === 0x7b /* { */) return loadTokenizerJson(p);
   throw new FuselmError('E_UNSUPPORTED', `${p}: neither a GGUF file nor a tokenizer.json`);
 }

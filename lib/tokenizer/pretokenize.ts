@@ -246,8 +246,86 @@ export function onigToJs(pattern: string): string {
   return out;
 }
 
+/**
+ * Refuses regex shapes that backtrack catastrophically in a backtracking engine (V8's, as
+ * Oniguruma's): a group repeated without bound (`*`, `+`, `{n,}`, `{n,m}` with m > 1) that
+ * holds an alternation or a quantifier of its own, as `(a|aa)+$` or `(a+)+b`, which take time
+ * exponential in the input's length on a text that almost matches. The published pre-tokenizer
+ * patterns repeat only character classes, so they pass. (A linear-time engine such as RE2 is
+ * not an option: those patterns need lookarounds, which RE2 lacks.) E_UNSUPPORTED naming the
+ * field and the pattern.
+ */
+export function vetRegex(pattern: string, where = 'regex'): void {
+  interface Group { alt: boolean; quant: boolean }
+  const stack: Group[] = [{ alt: false, quant: false }];
+  /** The group just closed (the atom a quantifier would apply to), else undefined. */
+  let closed: Group | undefined;
+  const refuse = (i: number) => {
+    throw new FuselmError(
+      'E_UNSUPPORTED',
+      `${where}: regex ${JSON.stringify(pattern.length > 200 ? pattern.slice(0, 200) + '…' : pattern)}: the group repeated at ${i} holds an alternation or a quantifier (catastrophic backtracking)`,
+    );
+  };
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i];
+    // a quantifier: what it repeats, and whether without bound
+    let unbounded: boolean | undefined;
+    let len = 1;
+    if (c === '*' || c === '+') unbounded = true;
+    else if (c === '?') unbounded = false;
+    else if (c === '{') {
+      const m = /^\{(\d*)(,?)(\d*)\}/.exec(pattern.slice(i));
+      if (m) {
+        unbounded = m[2] === ',' ? m[3] === '' || Number(m[3]) > 1 : Number(m[1]) > 1;
+        len = m[0].length;
+      }
+    }
+    if (unbounded !== undefined) {
+      if (closed && unbounded && (closed.alt || closed.quant)) refuse(i);
+      stack[stack.length - 1].quant = true;
+      i += len - 1;
+      // a lazy or possessive mark belongs to this quantifier
+      if (pattern[i + 1] === '?' || pattern[i + 1] === '+') i++;
+      closed = undefined;
+      continue;
+    }
+    closed = undefined;
+    if (c === '\\') {
+      if (pattern[i + 1] === 'p' || pattern[i + 1] === 'P') {
+        const end = pattern.indexOf('}', i);
+        i = end < 0 ? pattern.length : end;
+      } else i++;
+      continue;
+    }
+    if (c === '[') {
+      // skip the class (escapes, nested classes)
+      let depth = 0;
+      for (; i < pattern.length; i++) {
+        if (pattern[i] === '\\') i++;
+        else if (pattern[i] === '[') depth++;
+        else if (pattern[i] === ']' && --depth === 0) break;
+      }
+      continue;
+    }
+    if (c === '(') {
+      stack.push({ alt: false, quant: false });
+      // the group's kind ((?:, (?=, (?<!, (?i:, (?<name>) is not a quantifier
+      const kind = /^\(\?(?:[:=!]|<[=!]|<[A-Za-z_]\w*>|[a-zA-Z-]+:)/.exec(pattern.slice(i, i + 40));
+      if (kind) i += kind[0].length - 1;
+    }
+    else if (c === ')' && stack.length > 1) {
+      const g = stack.pop()!;
+      const parent = stack[stack.length - 1];
+      parent.alt ||= g.alt;
+      parent.quant ||= g.quant;
+      closed = g;
+    } else if (c === '|') stack[stack.length - 1].alt = true;
+  }
+}
+
 /** A global `u` RegExp for an Oniguruma pattern; `where` names the field it comes from in messages. */
 export function compileOnig(pattern: string, where = 'regex'): RegExp {
+  vetRegex(pattern, where);
   const src = onigToJs(pattern);
   try {
     return new RegExp(src, 'gu');
