@@ -24,6 +24,8 @@ import { type LlamaWeights, LlamaState, disposeLlamaWeights, loadLlamaWeights, u
 import { checkWeightDtype, type WeightDtype } from './weights.js';
 import { loadGpt2GgufWeights } from './gpt2-gguf.js';
 import { DecodeCall, type Timings } from './decode-call.js';
+import { availableMemory, checkMemoryPlan, decoderStateItems, ggufWeightBytes, safetensorsWeightBytes } from './memory.js';
+import { GgmlType } from '../formats/ggml-types.js';
 
 export interface LoadModelOptions {
   /**
@@ -52,6 +54,14 @@ export interface LoadModelOptions {
   dtype?: WeightDtype;
   /** Called after each weight tensor is loaded (for a progress bar). */
   onProgress?: (loaded: number, total: number) => void;
+  /**
+   * Bytes the model may take in host memory: its weights as held, its KV cache at the full
+   * contextSize, activations and logits, and later the caches of parallel sequences and beams.
+   * The plan is summed before anything is allocated; one that does not fit is E_OUT_OF_MEMORY
+   * naming its parts. Default: the memory available to this process (free memory, within its
+   * cgroup's limit).
+   */
+  maxMemory?: number;
 }
 
 export interface BeamSearchModelOptions extends BeamSearchOptions, BeamEndOptions {
@@ -114,6 +124,14 @@ class StreamLease {
 /** Releases the model held by a stream whose iterator was dropped without return(). */
 const streamLeases = new FinalizationRegistry<StreamLease>((lease) => lease.release());
 
+/** What loadModel hands the Model. */
+interface ModelInit {
+  contextSize: number;
+  batchSize: number;
+  generationConfig?: GenerationConfig;
+  memory?: { max?: number; planned: number };
+}
+
 export class Model {
   readonly path: string;
   readonly config: ModelConfig;
@@ -140,6 +158,8 @@ export class Model {
   /** The tokens whose keys and values the KV cache holds, at positions 0..n-1. */
   #cached: number[] = [];
   #disposed = false;
+  /** maxMemory and the load plan's total (for the caches made later: batches, beams). */
+  #memory: { max?: number; planned: number };
 
   /** Use loadModel(). */
   constructor(
@@ -148,7 +168,7 @@ export class Model {
     tokenizer: Tokenizer,
     weights: LlamaWeights,
     backend: Backend,
-    o: { contextSize: number; batchSize: number; generationConfig?: GenerationConfig },
+    o: ModelInit,
   ) {
     this.path = path;
     this.generationConfig = o.generationConfig ?? {};
@@ -161,7 +181,21 @@ export class Model {
     this.contextSize = o.contextSize;
     this.batchSize = o.batchSize;
     this.kvType = backend.kvDtype;
+    this.#memory = o.memory ?? { planned: 0 };
     this.#state = new LlamaState(config, weights, backend, { contextSize: o.contextSize, batchSize: o.batchSize });
+  }
+
+  /**
+   * Checks the caches of `sequences` more sequences at `contextSize` positions against what is
+   * left of maxMemory after the load plan (without maxMemory: the memory available now).
+   */
+  #checkMoreState(what: string, sequences: number, contextSize: number, batchSize: number): void {
+    if (this.device !== 'cpu') return;
+    const kvBytes = this.kvType === 'f32' ? 4 : 2;
+    const items = decoderStateItems(this.config, { contextSize, batchSize, sequences, kvBytes });
+    const m = this.#memory;
+    if (m.max !== undefined) checkMemoryPlan(`${this.path}: ${what}`, items, Math.max(0, m.max - m.planned), 'what maxMemory leaves after the model', 'fewer sequences or a smaller contextSize');
+    else checkMemoryPlan(`${this.path}: ${what}`, items, availableMemory(), 'the memory available', 'fewer sequences or a smaller contextSize');
   }
 
   /** Waits until every earlier call on this model has finished; returns the release. */
@@ -283,6 +317,7 @@ export class Model {
       const rows = Math.min(o.maxTokens - 1, this.contextSize - promptIds.length);
       let state: LlamaState | undefined;
       try {
+        if (rows > 0) this.#checkMoreState(`${o.numBeams} beams`, o.numBeams, rows, o.numBeams);
         if (rows > 0)
           state = new LlamaState(this.config, this.#weights!, this.#backend, {
             contextSize: rows,
@@ -355,6 +390,8 @@ export class Model {
     for (const r of runs) this.#checkFits(r.promptIds);
     if (!this.#batch || this.#batch.sequences !== S) {
       this.#batch?.dispose();
+      this.#batch = undefined;
+      this.#checkMoreState(`${S} parallel sequences`, S, this.contextSize, this.batchSize);
       this.#batch = new LlamaState(this.config, this.#weights!, this.#backend, { contextSize: this.contextSize, batchSize: this.batchSize, sequences: S });
     }
     const state = this.#batch;
@@ -529,8 +566,15 @@ export async function loadModel(path: string, opts: LoadModelOptions = {}): Prom
     throw new FuselmError('E_FORMAT', `${path}: the tokenizer has ${tokenizer.vocabSize} tokens but token_embd.weight has ${config.vocabSize} rows`);
   const { contextSize, batchSize } = sizes(config, opts, path);
   const dtype = checkWeightDtype(opts.dtype ?? 'auto', 'loadModel');
+  const firstQ = f.tensors.find((t) => t.name.startsWith('blk.0.attn_q'));
+  const planned = checkLoadPlan(path, config, opts, device, {
+    contextSize,
+    batchSize,
+    weightBytes: ggufWeightBytes(f, dtype),
+    kvBytes: plannedKvBytes(opts, dtype, firstQ && firstQ.type === GgmlType.F32),
+  });
   const cpu = cpuBackend(opts, device);
-  return finishLoad(path, config, tokenizer, cpu, device, opts, { contextSize, batchSize }, () =>
+  return finishLoad(path, config, tokenizer, cpu, device, opts, { contextSize, batchSize, memory: { max: opts.maxMemory, planned } }, () =>
     config.architecture === 'gpt2' ? loadGpt2GgufWeights(f, config, dtype, opts.onProgress) : loadLlamaWeights(f, config, { contextSize, dtype, onProgress: opts.onProgress }),
   );
 }
@@ -551,11 +595,50 @@ export function checkLoadOptions(path: unknown, opts: unknown): asserts opts is 
   int('threads', 1, 1024);
   int('contextSize', 1, MAX_CONTEXT_SIZE);
   int('batchSize', 1, MAX_CONTEXT_SIZE);
+  if (o.maxMemory !== undefined && !(typeof o.maxMemory === 'number' && o.maxMemory > 0 && Number.isFinite(o.maxMemory)))
+    throw new FuselmError('E_INVALID_ARG', `maxMemory must be a finite number of bytes > 0, got ${typeof o.maxMemory === 'number' ? o.maxMemory : typeof o.maxMemory}`);
   if (o.impl !== undefined && !['auto', 'reference', 'portable', 'avx2', 'avx512'].includes(o.impl as string))
     throw new FuselmError('E_INVALID_ARG', `impl must be 'auto', 'reference', 'portable', 'avx2' or 'avx512', got ${String(o.impl).slice(0, 40)}`);
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw new FuselmError('E_INVALID_ARG', 'onProgress must be a function');
   if (o.device !== undefined && typeof o.device !== 'string') throw new FuselmError('E_INVALID_ARG', `device must be 'auto', 'cpu' or 'cuda'`);
   if (o.kvType !== undefined && typeof o.kvType !== 'string') throw new FuselmError('E_INVALID_ARG', `kvType must be 'auto', 'f32', 'f16' or 'bf16'`);
+}
+
+/** The memory budget of loadModel's options, and how messages name it. */
+function memoryBudget(opts: LoadModelOptions): { bytes: number; name: string } {
+  return opts.maxMemory !== undefined ? { bytes: opts.maxMemory, name: 'maxMemory' } : { bytes: availableMemory(), name: 'the memory available' };
+}
+
+/** KV element bytes as kvDtypeFor will choose them, from the type of the first layer's q weight (f32: 4, else 2). */
+function plannedKvBytes(opts: LoadModelOptions, dtype: WeightDtype, firstQIsF32: boolean | undefined): number {
+  const kv = opts.kvType ?? 'auto';
+  if (kv !== 'auto') return kv === 'f32' ? 4 : 2;
+  return dtype === 'auto' && firstQIsF32 !== false ? 4 : 2;
+}
+
+/**
+ * The load-time plan (weights; on the CPU also the KV cache at contextSize and the activations)
+ * checked against the budget; returns its total.
+ */
+function checkLoadPlan(
+  where: string,
+  config: ModelConfig,
+  opts: LoadModelOptions,
+  device: NativeDevice,
+  o: { contextSize: number; batchSize: number; weightBytes: number; kvBytes: number },
+): number {
+  const budget = memoryBudget(opts);
+  const weights = { what: 'weights', bytes: o.weightBytes };
+  if (device !== 'cpu') {
+    // the weights are staged in host memory; the caches live on the device (its allocator reports)
+    checkMemoryPlan(where, [weights], budget.bytes, budget.name, '');
+    return weights.bytes;
+  }
+  const items = [weights, ...decoderStateItems(config, o)];
+  const perPosition = 2 * config.nLayers * config.nKvHeads * config.headDim * o.kvBytes;
+  const fits = Math.floor((budget.bytes - weights.bytes - items[2].bytes) / perPosition);
+  checkMemoryPlan(where, items, budget.bytes, budget.name, fits >= 1 ? `contextSize ${fits} or less would fit` : 'the weights alone do not fit');
+  return items.reduce((n, i) => n + i.bytes, 0);
 }
 
 /** 'cpu', 'cuda' or 'cuda-emulated' for the options and this machine (see LoadModelOptions.device). */
@@ -592,7 +675,7 @@ async function finishLoad(
   cpu: CpuBackend,
   device: 'cpu' | 'cuda' | 'cuda-emulated',
   opts: LoadModelOptions,
-  o: { contextSize: number; batchSize: number; generationConfig?: GenerationConfig },
+  o: ModelInit,
   load: () => Promise<LlamaWeights>,
 ): Promise<Model> {
   let weights: LlamaWeights | undefined;
@@ -640,6 +723,13 @@ async function loadHfModel(dir: string, opts: LoadModelOptions, device: 'cpu' | 
   const dtype = checkWeightDtype(opts.dtype ?? 'auto', 'loadModel');
   const { contextSize, batchSize } = sizes(config, opts, hf.configPath);
   const st = await openSafetensorsFolder(dir);
+  const firstQ = [...st.tensors.values()].find((t) => /(^|\.)(layers|h)\.0\.(self_attn\.q_proj|attn\.c_attn)\.weight$/.test(t.name));
+  const planned = checkLoadPlan(dir, config, opts, device, {
+    contextSize,
+    batchSize,
+    weightBytes: safetensorsWeightBytes(st),
+    kvBytes: plannedKvBytes(opts, dtype, firstQ && firstQ.dtype === 'F32'),
+  });
   const gen = checkGenerationConfig(hf.generationConfig, `${dir}/generation_config.json`);
   const list = (v: number | number[] | undefined) => (v === undefined ? [] : Array.isArray(v) ? v : [v]).filter((x) => Number.isInteger(x));
   // the folder's tokenizer takes generation_config.json's eos_token_id ones into its end-of-generation set
@@ -649,7 +739,7 @@ async function loadHfModel(dir: string, opts: LoadModelOptions, device: 'cpu' | 
   if (tokenizer.vocabSize > config.vocabSize)
     throw new FuselmError('E_FORMAT', `${dir}: the tokenizer has ${tokenizer.vocabSize} tokens but the model's vocabulary has ${config.vocabSize}`);
   const cpu = cpuBackend(opts, device);
-  return finishLoad(dir, config, tokenizer, cpu, device, opts, { contextSize, batchSize, generationConfig: gen }, () =>
+  return finishLoad(dir, config, tokenizer, cpu, device, opts, { contextSize, batchSize, generationConfig: gen, memory: { max: opts.maxMemory, planned } }, () =>
     loadHfDecoderWeights(st, config, cpu, dir, { contextSize, dtype, onProgress: opts.onProgress }),
   );
 }
