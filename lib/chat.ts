@@ -8,7 +8,8 @@
  */
 import { Template } from '@huggingface/jinja';
 import { FuselmError } from './errors.js';
-import { DEFAULT_TEMPLATE_BUDGET, type RenderRequest, renderConversation, strftime, type TemplateBudget, TemplateBudgetExceeded, TemplateRaised } from './jinja-env.js';
+import { type RenderRequest, renderConversation, strftime, TemplateBudgetExceeded, TemplateRaised } from './jinja-env.js';
+import { DEFAULT_TEMPLATE_BUDGET, type TemplateBudget } from './template-budget.js';
 import { renderInWorker } from './template-pool.js';
 import type { GenerationConfig } from './formats/hf.js';
 import { type GenerateOptions, type GenerateResult, type StreamChunk, generationDefaults } from './generate.js';

@@ -7,20 +7,9 @@
  * Python's C locale does ("26 Jul 2024" whatever the machine's locale).
  */
 import { Environment, Interpreter, Template } from '@huggingface/jinja';
+import { DEFAULT_TEMPLATE_BUDGET, type TemplateBudget } from './template-budget.js';
 
-/**
- * What a template may spend on one render: wall time, evaluation steps (every expression and
- * statement evaluated, a loop's iterations included; range() may not make a longer list) and
- * characters of output. A template past one of them throws TemplateBudgetExceeded.
- */
-export interface TemplateBudget {
-  timeMs: number;
-  steps: number;
-  outputChars: number;
-}
-
-/** Ample for any real chat template over a long conversation; `{% for i in range(1e8) %}` is not. */
-export const DEFAULT_TEMPLATE_BUDGET: TemplateBudget = { timeMs: 2000, steps: 1_000_000, outputChars: 64 << 20 };
+export { DEFAULT_TEMPLATE_BUDGET, type TemplateBudget };
 
 /** A render stopped by its budget (chat.ts makes it an E_TEMPLATE). */
 export class TemplateBudgetExceeded extends Error {

@@ -158,3 +158,29 @@ describe('hostile call arguments', function () {
     await rejectsCode(() => m.tokenizer.encode(5 as any), 'E_INVALID_ARG');
   });
 });
+
+describe('hostile embedding calls', function () {
+  it('embed([null]), embed(5), null options and loadEmbeddingModel(path, null) are E_INVALID_ARG', async function () {
+    requireShared(this, 'models/hf/neural-api-tiny-bert');
+    const { loadEmbeddingModel } = await import('../../lib/index.js');
+    const { sharedPath } = await import('../helpers/shared.js');
+    const dir = sharedPath('models/hf/neural-api-tiny-bert');
+    await rejectsCode(loadEmbeddingModel(dir, null as any), 'E_INVALID_ARG', /options/);
+    const words = tokJson((j) => {
+      j.model = { type: 'WordPiece', vocab: Object.fromEntries(['[UNK]', '[CLS]', '[SEP]', 'a', 'b'].map((t, i) => [t, i])), unk_token: '[UNK]' };
+      j.pre_tokenizer = { type: 'BertPreTokenizer' };
+      j.decoder = { type: 'WordPiece' };
+      j.added_tokens = [];
+    });
+    const d = tinyFolder(() => {}, { 'tokenizer.json': JSON.stringify(words) }, 'models/hf/neural-api-tiny-bert');
+    try {
+      await using m = await loadEmbeddingModel(d, { threads: 1 });
+      assert.equal((await m.embed(['a b'])).length, 1);
+      await rejectsCode(m.embed([null] as any), 'E_INVALID_ARG', /embed/);
+      await rejectsCode(m.embed(5 as any), 'E_INVALID_ARG', /embed/);
+      await rejectsCode(m.embed('a', null as any), 'E_INVALID_ARG', /options/);
+    } finally {
+      removeFolder(d);
+    }
+  });
+});
