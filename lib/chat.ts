@@ -80,6 +80,7 @@ export class ChatTemplate {
 
   /** The template of `opts.template`, else the tokenizer's, else ChatML. */
   constructor(tokenizer: Tokenizer, opts: ChatTemplateOptions = {}) {
+    if (typeof opts !== 'object' || opts === null) throw new FuselmError('E_INVALID_ARG', 'chat template options must be an object');
     this.#tok = tokenizer;
     const own = opts.template === undefined && tokenizer.chatTemplate !== undefined;
     this.#what = own ? "the model's chat template" : opts.template !== undefined ? 'the chat template given in the options' : 'the ChatML template';
@@ -233,6 +234,7 @@ export class Chat {
   readonly #opts: ChatOptions;
 
   constructor(model: ChatModel, opts: ChatOptions = {}) {
+    if (typeof opts !== 'object' || opts === null) throw new FuselmError('E_INVALID_ARG', 'chat options must be an object');
     this.#model = model;
     this.#opts = opts;
     this.template = new ChatTemplate(model.tokenizer, opts);

@@ -384,6 +384,7 @@ export class Model {
    * the weights are read once per step for all of them.
    */
   async #generateBatch(prompts: Array<string | number[]>, o: GenerateOptions): Promise<GenerateResult[]> {
+    if (prompts.length > MAX_SEQUENCES) throw new FuselmError('E_INVALID_ARG', `at most ${MAX_SEQUENCES} prompts are generated together, got ${prompts.length}`);
     const runs: SequenceRun[] = [];
     for (const p of prompts) runs.push(new SequenceRun(this.tokenizer, await this.#promptIdsAsync(p, o.addSpecial), o, this.config.vocabSize));
     const S = runs.length;
@@ -578,6 +579,9 @@ export async function loadModel(path: string, opts: LoadModelOptions = {}): Prom
     config.architecture === 'gpt2' ? loadGpt2GgufWeights(f, config, dtype, opts.onProgress) : loadLlamaWeights(f, config, { contextSize, dtype, onProgress: opts.onProgress }),
   );
 }
+
+/** The most prompts one generate() call runs as parallel sequences (each has a KV cache of its own). */
+export const MAX_SEQUENCES = 256;
 
 /** The most KV cache positions a model may have (positions are int32 in the kernels). */
 export const MAX_CONTEXT_SIZE = 1 << 24;

@@ -63,6 +63,7 @@ export async function loadTokenizerJson(file: string, configFile?: string): Prom
 
 /** Loads the tokenizer of a GGUF file, a tokenizer.json, or a Hugging Face model folder. */
 export async function loadTokenizer(p: string): Promise<Tokenizer> {
+  if (typeof p !== 'string' || p.length === 0) throw new FuselmError('E_INVALID_ARG', 'loadTokenizer() takes a path (a non-empty string)');
   let st;
   try {
     st = await stat(p);

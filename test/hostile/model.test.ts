@@ -184,3 +184,20 @@ describe('hostile embedding calls', function () {
     }
   });
 });
+
+describe('hostile: more public entry points', function () {
+  it('chat(null), ChatTemplate(tok, null), loadTokenizer(5) and 1000 parallel prompts are E_INVALID_ARG', async function () {
+    requireShared(this, TINY_LLAMA);
+    const { ChatTemplate, loadTokenizer } = await import('../../lib/index.js');
+    const dir = tinyFolder(() => {}, { 'tokenizer.json': JSON.stringify(tokJson()) });
+    try {
+      await using m = await loadModel(dir, { threads: 1 });
+      await rejectsCode(() => m.chat(null as any), 'E_INVALID_ARG', /options/);
+      await rejectsCode(() => new ChatTemplate(m.tokenizer, null as any), 'E_INVALID_ARG', /options/);
+      await rejectsCode(loadTokenizer(5 as any), 'E_INVALID_ARG', /path/);
+      await rejectsCode(m.generate(Array.from({ length: 1000 }, () => [1])), 'E_INVALID_ARG', /at most 256/);
+    } finally {
+      removeFolder(dir);
+    }
+  });
+});
