@@ -7,7 +7,7 @@
  * Llama-3's <|eot_id|>, ChatML's <|im_end|>, Gemma's <end_of_turn>, Phi-3's <|end|>, EOS).
  */
 import { Template } from '@huggingface/jinja';
-import { FuselmError } from './errors.js';
+import { FuselmError, shown } from './errors.js';
 import { type RenderRequest, renderConversation, strftime, TemplateBudgetExceeded, TemplateRaised } from './jinja-env.js';
 import { DEFAULT_TEMPLATE_BUDGET, type TemplateBudget } from './template-budget.js';
 import { renderInWorker } from './template-pool.js';
@@ -57,7 +57,7 @@ function checkMessages(messages: unknown): asserts messages is ChatMessage[] {
   if (!Array.isArray(messages)) throw new FuselmError('E_INVALID_ARG', 'messages must be an array of { role, content }');
   messages.forEach((m, i) => {
     if (!m || typeof m !== 'object' || typeof m.role !== 'string' || typeof m.content !== 'string')
-      throw new FuselmError('E_INVALID_ARG', `messages[${i}] must be { role: string, content: string }, got ${JSON.stringify(m)}`);
+      throw new FuselmError('E_INVALID_ARG', `messages[${i}] must be { role: string, content: string }, got ${shown(m)}`);
   });
 }
 

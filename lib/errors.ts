@@ -38,3 +38,17 @@ export class FormatError extends FuselmError {
     this.field = field;
   }
 }
+
+/**
+ * A value from a file or a caller, for an error message: JSON, cut to `max` characters (a
+ * hostile file's value can be megabytes long).
+ */
+export function shown(v: unknown, max = 80): string {
+  let t: string;
+  try {
+    t = typeof v === 'string' ? JSON.stringify(v.length > max ? v.slice(0, max) : v) : (JSON.stringify(v) ?? String(v));
+  } catch {
+    t = typeof v;
+  }
+  return t.length > max ? `${t.slice(0, max)}…` : t;
+}

@@ -14,7 +14,7 @@ import { stat } from 'node:fs/promises';
 import { hasOwn, openRegularFile, readJsonFile } from './files.js';
 import path from 'node:path';
 import type { NativeDType, NativeTensor } from '../../bindings.js';
-import { FormatError, FuselmError } from '../errors.js';
+import { FormatError, FuselmError, shown } from '../errors.js';
 import { callAsync, native } from '../native.js';
 
 /** Byte size per element of every dtype safetensors defines. */
@@ -93,11 +93,11 @@ export function parseSafetensorsHeader(head: Uint8Array, opts: { path: string; f
     if (!hasOwn(DTYPE_SIZE, dtype)) fail(8, field('dtype'), `unknown dtype ${JSON.stringify(dtype.slice(0, 40))}`);
     const size = DTYPE_SIZE[dtype];
     if (!Array.isArray(e.shape) || e.shape.length > 8 || !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0))
-      fail(8, field('shape'), `must be an array of at most 8 non-negative integers, got ${JSON.stringify(e.shape)}`);
+      fail(8, field('shape'), `must be an array of at most 8 non-negative integers, got ${shown(e.shape)}`);
     const shape = e.shape as number[];
     const off = e.data_offsets;
     if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isSafeInteger(d) && d >= 0))
-      fail(8, field('data_offsets'), `must be [begin, end] of non-negative integers, got ${JSON.stringify(off)}`);
+      fail(8, field('data_offsets'), `must be [begin, end] of non-negative integers, got ${shown(off)}`);
     const [begin, end] = off as number[];
     if (end < begin) fail(8, field('data_offsets'), `end ${end} is before begin ${begin}`);
     if (end > dataSize) fail(dataOffset + begin, field('data_offsets'), `end ${end} runs past the data section (${dataSize} bytes)`);

@@ -7,7 +7,7 @@
 import { stat } from 'node:fs/promises';
 import { openRegularFile, readJsonFile, readRegularText } from '../formats/files.js';
 import path from 'node:path';
-import { FuselmError } from '../errors.js';
+import { FuselmError, shown } from '../errors.js';
 import { readGguf } from '../formats/gguf.js';
 import { withAsyncEncode } from './async.js';
 import { tokenizerFromGguf } from './from-gguf.js';
@@ -33,7 +33,7 @@ function eosTokenIds(file: string, generation: unknown): number[] {
   if (v === undefined || v === null) return [];
   const list = Array.isArray(v) ? v : [v];
   if (!list.every((x) => Number.isInteger(x) && x >= 0))
-    throw new FuselmError('E_FORMAT', `${file}: eos_token_id must be a token id or a list of them, got ${JSON.stringify(v)}`);
+    throw new FuselmError('E_FORMAT', `${file}: eos_token_id must be a token id or a list of them, got ${shown(v)}`);
   return list as number[];
 }
 

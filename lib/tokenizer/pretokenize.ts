@@ -15,7 +15,7 @@
  * A pre-tokenizer maps one string to a list of pieces; `sequence` chains them as Hugging Face's
  * Sequence does (each step runs on every piece of the previous one).
  */
-import { FuselmError } from '../errors.js';
+import { FuselmError, shown } from '../errors.js';
 
 /** Splits `text` into pieces appended to `out`. `first`: the text starts the input (HF Metaspace's
  * prepend_scheme "first" prepends only there). */
@@ -170,7 +170,7 @@ export function onigToJs(pattern: string): string {
     if (c === '\\') {
       const d = pattern[i + 1];
       i++;
-      if (d === undefined) throw new FuselmError('E_UNSUPPORTED', `regex ${JSON.stringify(pattern)}: ends with a backslash`);
+      if (d === undefined) throw new FuselmError('E_UNSUPPORTED', `regex ${shown(pattern)}: ends with a backslash`);
       switch (d) {
         case 's': out += inClass ? WS : `[${WS}]`; break;
         case 'S': out += inClass ? NWS : `[${NWS}]`; break;
@@ -178,7 +178,7 @@ export function onigToJs(pattern: string): string {
         case 'D': out += '\\P{Nd}'; break;
         case 'w': out += inClass ? '\\p{L}\\p{M}\\p{Nd}\\p{Pc}' : '[\\p{L}\\p{M}\\p{Nd}\\p{Pc}]'; break;
         case 'W':
-          if (inClass) throw new FuselmError('E_UNSUPPORTED', `regex ${JSON.stringify(pattern)}: \\W inside a class`);
+          if (inClass) throw new FuselmError('E_UNSUPPORTED', `regex ${shown(pattern)}: \\W inside a class`);
           out += '[^\\p{L}\\p{M}\\p{Nd}\\p{Pc}]';
           break;
         case 'p': case 'P': {
@@ -193,7 +193,7 @@ export function onigToJs(pattern: string): string {
         }
         default:
           if (/[A-Za-z]/.test(d) && !'nrtfvxuAzbB'.includes(d)) {
-            throw new FuselmError('E_UNSUPPORTED', `regex ${JSON.stringify(pattern)}: escape \\${d} is not supported`);
+            throw new FuselmError('E_UNSUPPORTED', `regex ${shown(pattern)}: escape \\${d} is not supported`);
           }
           if (d === 'A') out += '^';
           else if (d === 'z') out += '$';
@@ -226,7 +226,7 @@ export function onigToJs(pattern: string): string {
         continue;
       }
       if (pattern.startsWith('(?', i) && !/^\(\?(?::|=|!|<=|<!)/.test(pattern.slice(i, i + 4))) {
-        throw new FuselmError('E_UNSUPPORTED', `regex ${JSON.stringify(pattern)}: group syntax at ${i} is not supported`);
+        throw new FuselmError('E_UNSUPPORTED', `regex ${shown(pattern)}: group syntax at ${i} is not supported`);
       }
       out += c;
       continue;
@@ -330,7 +330,7 @@ export function compileOnig(pattern: string, where = 'regex'): RegExp {
   try {
     return new RegExp(src, 'gu');
   } catch (e) {
-    throw new FuselmError('E_UNSUPPORTED', `${where}: regex ${JSON.stringify(pattern)} does not translate to JavaScript: ${(e as Error).message}`);
+    throw new FuselmError('E_UNSUPPORTED', `${where}: regex ${shown(pattern)} does not translate to JavaScript: ${(e as Error).message}`);
   }
 }
 

@@ -201,3 +201,16 @@ describe('hostile: more public entry points', function () {
     }
   });
 });
+
+describe('hostile: error messages stay short', function () {
+  it('a megabyte-long value from config.json is cut in the message', async function () {
+    requireShared(this, TINY_LLAMA);
+    const dir = tinyFolder((c) => (c.hidden_size = 'x'.repeat(1 << 20)));
+    try {
+      const e = await rejectsCode(loadModel(dir), 'E_FORMAT', /hidden_size/);
+      assert.ok(e.message.length < 1000, `message of ${e.message.length} characters`);
+    } finally {
+      removeFolder(dir);
+    }
+  });
+});
