@@ -5,12 +5,31 @@
  * once per file, on first use), and smaller ones in place. Where the worker cannot run, it
  * encodes in place. Same ids as encode(): the copy is the same tokenizer.
  */
+import { statSync } from 'node:fs';
+import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { FuselmError, type FuselmErrorCode } from '../errors.js';
 import type { EncodeOptions, Tokenizer } from './tokenizer.js';
 
 /** Where a tokenizer can be built again (in the worker). */
-export type TokenizerSource = { kind: 'json'; file: string; configFile?: string } | { kind: 'gguf'; path: string };
+export type TokenizerSource = ({ kind: 'json'; file: string; configFile?: string } | { kind: 'gguf'; path: string }) & {
+  /**
+   * Size and mtime of each file the tokenizer was read from, when it was loaded: the worker builds
+   * its copy only from the same files (a file changed since would give other ids: then the text
+   * is encoded in place).
+   */
+  stamps?: Array<[file: string, stamp: string]>;
+};
+
+/** A file's size and mtime, or 'absent'. */
+export function fileStamp(file: string): string {
+  try {
+    const st = statSync(file);
+    return `${st.size}:${st.mtimeMs}`;
+  } catch {
+    return 'absent';
+  }
+}
 
 /** Texts shorter than this are encoded in place (under a few ms). */
 export const ASYNC_ENCODE_MIN_CHARS = 64 * 1024;
@@ -64,6 +83,8 @@ function start(): Worker | undefined {
 
 /** Gives `tok` an encodeAsync() that uses the worker for large texts. Returns tok. */
 export function withAsyncEncode<T extends Tokenizer>(tok: T, source: TokenizerSource): T {
+  const files = source.kind === 'json' ? [source.file, source.configFile ?? path.join(path.dirname(source.file), 'tokenizer_config.json'), path.join(path.dirname(source.file), 'generation_config.json')] : [source.path];
+  source = { ...source, stamps: files.map((f) => [f, fileStamp(f)]) };
   const encodeAsync = async (text: string, opts: EncodeOptions = {}): Promise<number[]> => {
     if (typeof text !== 'string' || text.length < ASYNC_ENCODE_MIN_CHARS || typeof opts !== 'object' || opts === null) return tok.encode(text, opts);
     const w = start();

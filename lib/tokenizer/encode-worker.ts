@@ -3,7 +3,7 @@
  * from the file it came from, once, and encodes large texts with it off the JS thread.
  */
 import { parentPort } from 'node:worker_threads';
-import type { TokenizerSource } from './async.js';
+import { fileStamp, type TokenizerSource } from './async.js';
 import type { EncodeOptions, Tokenizer } from './tokenizer.js';
 
 const built = new Map<string, Promise<Tokenizer>>();
@@ -13,6 +13,8 @@ async function tokenizerOf(source: TokenizerSource): Promise<Tokenizer> {
   let t = built.get(key);
   if (!t) {
     t = (async () => {
+      for (const [file, stamp] of source.stamps ?? [])
+        if (fileStamp(file) !== stamp) throw new Error(`${file} changed since the tokenizer was loaded`);
       if (source.kind === 'json') {
         const { loadTokenizerJson } = await import('./load.js');
         return loadTokenizerJson(source.file, source.configFile);

@@ -4,6 +4,9 @@
  * a worker thread (the same ids as encode()), and generate() uses it, so the event loop stays free.
  */
 import assert from 'node:assert/strict';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { loadTokenizer } from '../../lib/index.js';
 import { tokenizerFromJson } from '../../lib/tokenizer/from-tokenizer-json.js';
@@ -57,6 +60,24 @@ describe('hostile tokenizer regexes and encodeAsync', function () {
         assert.deepEqual(await tok.encodeAsync!(t, { addSpecial: true }), tok.encode(t, { addSpecial: true }));
       }
       await rejectsCode(tok.encodeAsync!(5 as never), 'E_INVALID_ARG');
+    }
+  });
+
+  it("encodeAsync() never uses a tokenizer.json changed since load (the worker's copy would give other ids)", async function () {
+    requireShared(this, GPT2);
+    const dir = mkdtempSync(path.join(tmpdir(), 'fuselm-tok-'));
+    try {
+      const file = path.join(dir, 'tokenizer.json');
+      copyFileSync(sharedPath(GPT2), file);
+      const tok = await loadTokenizer(file);
+      // another tokenizer under the same name: every merge gone
+      const json = JSON.parse(readFileSync(file, 'utf8'));
+      json.model.merges = [];
+      writeFileSync(file, JSON.stringify(json));
+      const t = text(100_000);
+      assert.deepEqual(await tok.encodeAsync!(t), tok.encode(t));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
