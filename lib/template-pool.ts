@@ -6,7 +6,8 @@
  * a worker that fails to start), renderInWorker resolves undefined and the caller renders on
  * its own thread, under the same budget.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startWorker } from './worker.js';
 import { type RenderRequest, TemplateBudgetExceeded, TemplateRaised } from './jinja-env.js';
 
 /** The worker's heap limit: a template that builds more than this is stopped. */
@@ -26,11 +27,6 @@ let broken = false;
 let nextId = 0;
 const pending = new Map<number, Pending>();
 
-function workerUrl(): URL {
-  // lib/*.ts under tsx in development and tests; dist/*.js (or the dist/index.cjs bundle) once built
-  return new URL(import.meta.url.endsWith('.ts') ? './template-worker.ts' : './template-worker.js', import.meta.url);
-}
-
 function settleAll(f: (p: Pending) => void): void {
   const all = [...pending.values()];
   pending.clear();
@@ -45,7 +41,7 @@ function start(): Worker | undefined {
   if (broken) return undefined;
   let w: Worker;
   try {
-    w = new Worker(workerUrl(), { resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB } });
+    w = startWorker('template-worker', { resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB } });
   } catch {
     broken = true;
     return undefined;

@@ -7,7 +7,8 @@
  */
 import { statSync } from 'node:fs';
 import path from 'node:path';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startWorker } from '../worker.js';
 import { FuselmError, type FuselmErrorCode } from '../errors.js';
 import type { EncodeOptions, Tokenizer } from './tokenizer.js';
 
@@ -49,9 +50,7 @@ function start(): Worker | undefined {
   if (broken) return undefined;
   let w: Worker;
   try {
-    const url = new URL(import.meta.url.endsWith('.ts') ? './encode-worker.ts' : './encode-worker.js', import.meta.url);
-    // the CommonJS bundle (dist/index.cjs) sits one folder up from dist/tokenizer/
-    w = new Worker(import.meta.url.endsWith('.cjs') ? new URL('./tokenizer/encode-worker.js', import.meta.url) : url);
+    w = startWorker('tokenizer/encode-worker');
   } catch {
     broken = true;
     return undefined;
@@ -63,7 +62,7 @@ function start(): Worker | undefined {
     if (!p) return;
     pending.delete(m.id);
     if (pending.size === 0) w.unref();
-    if (m.ids) p.resolve(Array.from(m.ids));
+    if (m.ids) p.resolve(toArray(m.ids));
     else if (m.error?.code?.startsWith('E_')) p.reject(new FuselmError(m.error.code as FuselmErrorCode, m.error.message));
     // the copy could not be built (a file changed or gone): encode in place
     else p.resolve(undefined);
@@ -79,6 +78,13 @@ function start(): Worker | undefined {
   w.on('exit', fail);
   worker = w;
   return w;
+}
+
+/** An Int32Array as a number[] (a plain loop: Array.from takes several times as long on millions of ids). */
+function toArray(ids: Int32Array): number[] {
+  const out = new Array<number>(ids.length);
+  for (let i = 0; i < ids.length; i++) out[i] = ids[i];
+  return out;
 }
 
 /** Gives `tok` an encodeAsync() that uses the worker for large texts. Returns tok. */

@@ -53,3 +53,21 @@ export function tokJson(patch: (j: any) => void = () => {}): any {
   return j;
 }
 
+
+/** Runs fn while a 2 ms interval timer measures the longest gap between its ticks (the event loop's worst stall). */
+export async function loopGap<T>(fn: () => Promise<T>): Promise<{ result: T; gap: number }> {
+  let last = performance.now();
+  let gap = 0;
+  const timer = setInterval(() => {
+    const now = performance.now();
+    gap = Math.max(gap, now - last - 2);
+    last = now;
+  }, 2);
+  try {
+    const result = await fn();
+    gap = Math.max(gap, performance.now() - last - 2);
+    return { result, gap };
+  } finally {
+    clearInterval(timer);
+  }
+}

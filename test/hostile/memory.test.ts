@@ -13,27 +13,9 @@ import { loadModel } from '../../lib/index.js';
 import { availableMemory } from '../../lib/model/memory.js';
 import { writeSyntheticModel } from '../../lib/tools/synthetic.js';
 import { requireShared } from '../helpers/shared.js';
-import { TINY_LLAMA, rejectsCode, removeFolder, tinyFolder } from './helpers.js';
+import { TINY_LLAMA, loopGap, rejectsCode, removeFolder, tinyFolder } from './helpers.js';
 
 const rss = () => process.memoryUsage().rss;
-
-/** Runs fn while a 2 ms interval timer measures the longest gap between its ticks (the event loop's worst stall). */
-async function loopGap<T>(fn: () => Promise<T>): Promise<{ result: T; gap: number }> {
-  let last = performance.now();
-  let gap = 0;
-  const timer = setInterval(() => {
-    const now = performance.now();
-    gap = Math.max(gap, now - last - 2);
-    last = now;
-  }, 2);
-  try {
-    const result = await fn();
-    gap = Math.max(gap, performance.now() - last - 2);
-    return { result, gap };
-  } finally {
-    clearInterval(timer);
-  }
-}
 
 describe('hostile: the memory plan', function () {
   this.timeout(120_000);
