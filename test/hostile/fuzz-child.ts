@@ -3,7 +3,7 @@
  * hang is caught and named by its seed): `fuzz-child.ts <kind> <firstSeed> <count> <workdir>`.
  * Prints `start <seed>` before each case and `done <seed> <outcome>` after it, where outcome is
  * `ok` or the FuselmError code; anything else thrown is printed as `untyped <seed> <name>: <message>`
- * and the run goes on.
+ * and the run goes on (with FUZZ_STACK=1 also its stack, on stderr).
  */
 import { mkdirSync, readFileSync, readdirSync, copyFileSync, writeFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
