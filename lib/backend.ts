@@ -88,8 +88,8 @@ export class CpuBackend implements Backend {
     checkKvDtype(this.kvDtype);
     const info = native().cpuInfo();
     const threads = opts.threads ?? info.physicalCores;
-    if (!Number.isInteger(threads) || threads < 1)
-      throw new FuselmError('E_INVALID_ARG', `threads must be a positive integer, got ${threads}`);
+    if (!Number.isInteger(threads) || threads < 1 || threads > 1024)
+      throw new FuselmError('E_INVALID_ARG', `threads must be an integer in 1..1024, got ${threads}`);
     this.threads = threads;
     this.impl = opts.impl ?? 'auto';
     if (this.impl !== 'auto' && !info.impls.includes(this.impl))

@@ -51,7 +51,11 @@ export interface BeamHypothesis {
  */
 export type BeamStep = (parents: number[], tokens: number[], generated: number) => Promise<Float32Array[]>;
 
+/** The most beams a search may run: each is a sequence of the batched forward step, with a KV cache of its own. */
+export const MAX_BEAMS = 256;
+
 export function checkBeamOptions(o: BeamSearchOptions): Required<BeamSearchOptions> {
+  if (typeof o !== 'object' || o === null) throw new FuselmError('E_INVALID_ARG', 'beam search options must be an object with numBeams and maxTokens');
   const r = {
     numBeams: o.numBeams,
     maxTokens: o.maxTokens,
@@ -59,7 +63,8 @@ export function checkBeamOptions(o: BeamSearchOptions): Required<BeamSearchOptio
     earlyStopping: o.earlyStopping ?? false,
     numReturnSequences: o.numReturnSequences ?? 1,
   };
-  if (!Number.isInteger(r.numBeams) || r.numBeams < 1) throw new FuselmError('E_INVALID_ARG', `numBeams must be an integer >= 1, got ${o.numBeams}`);
+  if (!Number.isInteger(r.numBeams) || r.numBeams < 1 || r.numBeams > MAX_BEAMS)
+    throw new FuselmError('E_INVALID_ARG', `numBeams must be an integer in 1..${MAX_BEAMS}, got ${o.numBeams}`);
   if (!Number.isInteger(r.maxTokens) || r.maxTokens < 1) throw new FuselmError('E_INVALID_ARG', `maxTokens must be an integer >= 1 for beam search, got ${o.maxTokens}`);
   if (!Number.isFinite(r.lengthPenalty)) throw new FuselmError('E_INVALID_ARG', `lengthPenalty must be a finite number, got ${o.lengthPenalty}`);
   if (r.earlyStopping !== true && r.earlyStopping !== false && r.earlyStopping !== 'never')
@@ -88,6 +93,10 @@ export function hypothesisEnds(tok: Tokenizer, o: BeamEndOptions): {
   text: (h: BeamHypothesis) => string;
 } {
   const stops = o.stop === undefined ? [] : typeof o.stop === 'string' ? [o.stop] : o.stop;
+  if (!Array.isArray(stops)) throw new FuselmError('E_INVALID_ARG', `stop must be a string or an array of strings, got ${typeof o.stop}`);
+  if (o.eogIds !== undefined && !(Array.isArray(o.eogIds) && o.eogIds.every((x) => Number.isInteger(x) && x >= 0)))
+    throw new FuselmError('E_INVALID_ARG', 'eogIds must be an array of token ids');
+  if (o.ignoreEog !== undefined && typeof o.ignoreEog !== 'boolean') throw new FuselmError('E_INVALID_ARG', 'ignoreEog must be a boolean');
   for (const s of stops)
     if (typeof s !== 'string' || s.length === 0) throw new FuselmError('E_INVALID_ARG', `stop strings must be non-empty strings, got ${JSON.stringify(s)}`);
   const stopAt = (text: string) => Math.min(...stops.map((s) => text.indexOf(s)).filter((i) => i >= 0));

@@ -7,8 +7,10 @@
  * Llama-3's <|eot_id|>, ChatML's <|im_end|>, Gemma's <end_of_turn>, Phi-3's <|end|>, EOS).
  */
 import { Template } from '@huggingface/jinja';
-import { FuselmError } from './errors.js';
-import { renderTemplate, strftime, TemplateRaised } from './jinja-env.js';
+import { FuselmError, shown } from './errors.js';
+import { type RenderRequest, renderConversation, strftime, TemplateBudgetExceeded, TemplateRaised } from './jinja-env.js';
+import { DEFAULT_TEMPLATE_BUDGET, type TemplateBudget } from './template-budget.js';
+import { renderInWorker } from './template-pool.js';
 import type { GenerationConfig } from './formats/hf.js';
 import { type GenerateOptions, type GenerateResult, type StreamChunk, generationDefaults } from './generate.js';
 import type { Tokenizer } from './tokenizer/tokenizer.js';
@@ -31,6 +33,14 @@ export interface ChatTemplateOptions {
    * arguments): e.g. `{ date_string: '26 Jul 2024' }`, `{ enable_thinking: false }`, `{ tools }`.
    */
   templateVariables?: Record<string, unknown>;
+  /**
+   * What one render may spend: `timeMs` of wall time (default 2000), `steps` evaluations (each
+   * expression and loop iteration; default 1,000,000; range() may not make a longer list) and
+   * `outputChars` of text (default 64 Mi). Past one, the render fails with E_TEMPLATE.
+   * Chat.send()/stream() and renderAsync()/encodeAsync() render in a worker thread, so the event
+   * loop stays free meanwhile; render()/encode() run on the calling thread.
+   */
+  templateBudget?: Partial<TemplateBudget>;
 }
 
 export interface ChatOptions extends GenerateOptions, ChatTemplateOptions {
@@ -43,14 +53,11 @@ export interface ChatOptions extends GenerateOptions, ChatTemplateOptions {
   contextShift?: 'error' | 'dropOldest';
 }
 
-/** A marker no template writes by itself: whether a system message reaches the rendered text. */
-const SYSTEM_PROBE = 'fuselm-system-probe-7d1c';
-
 function checkMessages(messages: unknown): asserts messages is ChatMessage[] {
   if (!Array.isArray(messages)) throw new FuselmError('E_INVALID_ARG', 'messages must be an array of { role, content }');
   messages.forEach((m, i) => {
     if (!m || typeof m !== 'object' || typeof m.role !== 'string' || typeof m.content !== 'string')
-      throw new FuselmError('E_INVALID_ARG', `messages[${i}] must be { role: string, content: string }, got ${JSON.stringify(m)}`);
+      throw new FuselmError('E_INVALID_ARG', `messages[${i}] must be { role: string, content: string }, got ${shown(m)}`);
   });
 }
 
@@ -68,16 +75,21 @@ export class ChatTemplate {
   /** Who is to blame when the template fails: the model's own one, or the caller's. */
   readonly #what: string;
   readonly #code: 'E_UNSUPPORTED' | 'E_INVALID_ARG';
-  #systemRole: boolean | undefined;
+  readonly #systemRole: { known?: boolean } = {};
+  readonly #budget: TemplateBudget;
 
   /** The template of `opts.template`, else the tokenizer's, else ChatML. */
   constructor(tokenizer: Tokenizer, opts: ChatTemplateOptions = {}) {
+    if (typeof opts !== 'object' || opts === null) throw new FuselmError('E_INVALID_ARG', 'chat template options must be an object');
     this.#tok = tokenizer;
     const own = opts.template === undefined && tokenizer.chatTemplate !== undefined;
     this.#what = own ? "the model's chat template" : opts.template !== undefined ? 'the chat template given in the options' : 'the ChatML template';
     this.#code = own ? 'E_UNSUPPORTED' : 'E_INVALID_ARG';
     if (opts.template !== undefined && typeof opts.template !== 'string') throw new FuselmError('E_INVALID_ARG', 'template must be a string (Jinja)');
     this.source = opts.template ?? tokenizer.chatTemplate ?? CHATML_TEMPLATE;
+    this.#budget = checkBudget(opts.templateBudget);
+    if (opts.templateVariables !== undefined && (typeof opts.templateVariables !== 'object' || opts.templateVariables === null))
+      throw new FuselmError('E_INVALID_ARG', 'templateVariables must be an object');
     try {
       this.#template = new Template(this.source);
     } catch (e) {
@@ -97,45 +109,67 @@ export class ChatTemplate {
     };
   }
 
-  #render(messages: ChatMessage[], addGenerationPrompt: boolean): string {
-    try {
-      return renderTemplate(this.#template, { ...this.#variables, messages, add_generation_prompt: addGenerationPrompt });
-    } catch (e) {
-      if (e instanceof TemplateRaised)
-        throw new FuselmError('E_INVALID_ARG', `${this.#what} rejected the conversation: ${e.message}`, { cause: e });
-      throw new FuselmError(this.#code, `${this.#what} failed to render: ${(e as Error).message}`, { cause: e });
-    }
+  /** The error for a failed render. */
+  #error(e: unknown): FuselmError {
+    if (e instanceof TemplateRaised) return new FuselmError('E_INVALID_ARG', `${this.#what} rejected the conversation: ${e.message}`, { cause: e });
+    if (e instanceof TemplateBudgetExceeded) return new FuselmError('E_TEMPLATE', `${this.#what} was stopped: ${e.message}`, { cause: e });
+    return new FuselmError(this.#code, `${this.#what} failed to render: ${(e as Error).message}`, { cause: e });
+  }
+
+  #request(messages: ChatMessage[], opts: { addGenerationPrompt?: boolean }): RenderRequest {
+    checkMessages(messages);
+    if (typeof opts !== 'object' || opts === null) throw new FuselmError('E_INVALID_ARG', 'render options must be an object');
+    return { source: this.source, variables: this.#variables, messages, addGenerationPrompt: opts.addGenerationPrompt ?? true, budget: this.#budget };
   }
 
   /** Whether a system message gets into the text (Gemma's and Mistral-Instruct's templates refuse one). */
   get supportsSystemRole(): boolean {
-    if (this.#systemRole === undefined) {
+    if (this.#systemRole.known === undefined) {
       try {
-        this.#systemRole = this.#render([{ role: 'system', content: SYSTEM_PROBE }, { role: 'user', content: 'Hi' }], true).includes(SYSTEM_PROBE);
+        renderConversation(this.#template, this.#request([{ role: 'system', content: '' }], { addGenerationPrompt: true }), this.#systemRole);
       } catch {
-        this.#systemRole = false;
+        this.#systemRole.known ??= false;
       }
     }
-    return this.#systemRole;
+    return this.#systemRole.known!;
   }
 
   /**
-   * The conversation as text. A leading system message that the template does not support is
-   * merged into the first user message ("system\n\nuser"), as llama.cpp does and as Gemma-3's
-   * own template does.
+   * The conversation as text, on the calling thread (under the template budget). A leading
+   * system message that the template does not support is merged into the first user message
+   * ("system\n\nuser"), as llama.cpp does and as Gemma-3's own template does.
    */
   render(messages: ChatMessage[], opts: { addGenerationPrompt?: boolean } = {}): string {
-    checkMessages(messages);
-    let msgs = messages;
-    if (msgs[0]?.role === 'system' && !this.supportsSystemRole) {
-      const u = msgs.findIndex((m) => m.role === 'user');
-      if (u > 0) {
-        const system = msgs[0].content;
-        const merged = { role: 'user', content: system ? `${system}\n\n${msgs[u].content}` : msgs[u].content };
-        msgs = [...msgs.slice(1, u), merged, ...msgs.slice(u + 1)];
-      }
+    const r = this.#request(messages, opts);
+    try {
+      return renderConversation(this.#template, r, this.#systemRole);
+    } catch (e) {
+      throw this.#error(e);
     }
-    return this.#render(msgs, opts.addGenerationPrompt ?? true);
+  }
+
+  /** render() in the template worker thread: the event loop stays free while a template runs. */
+  async renderAsync(messages: ChatMessage[], opts: { addGenerationPrompt?: boolean } = {}): Promise<string> {
+    const r = this.#request(messages, opts);
+    let text: string | undefined;
+    try {
+      text = await renderInWorker(r);
+    } catch (e) {
+      throw this.#error(e);
+    }
+    return text ?? this.render(messages, opts);
+  }
+
+  /** encode() with the render in the template worker thread and the tokenizing by encodeAsync(). */
+  async encodeAsync(messages: ChatMessage[], opts: { addGenerationPrompt?: boolean } = {}): Promise<number[]> {
+    return this.tokenizeAsync(await this.renderAsync(messages, opts));
+  }
+
+  /** tokenize() with the tokenizer's encodeAsync() where it has one (large texts off the JS thread). */
+  async tokenizeAsync(text: string): Promise<number[]> {
+    const tok = this.#tok;
+    const ids = tok.encodeAsync ? await tok.encodeAsync(text, { parseSpecial: true }) : tok.encode(text, { parseSpecial: true });
+    return tok.addBos && tok.bos !== undefined && ids[0] !== tok.bos ? [tok.bos, ...ids] : ids;
   }
 
   /**
@@ -169,6 +203,20 @@ export function applyChatTemplate(
   return { text, ids: t.tokenize(text) };
 }
 
+/** The template budget of the options, defaults filled in (E_INVALID_ARG for a value that is not a positive number). */
+function checkBudget(b: Partial<TemplateBudget> | undefined): TemplateBudget {
+  if (b === undefined) return DEFAULT_TEMPLATE_BUDGET;
+  if (typeof b !== 'object' || b === null) throw new FuselmError('E_INVALID_ARG', 'templateBudget must be an object');
+  const out = { ...DEFAULT_TEMPLATE_BUDGET };
+  for (const k of ['timeMs', 'steps', 'outputChars'] as const) {
+    const v = b[k];
+    if (v === undefined) continue;
+    if (typeof v !== 'number' || !(v > 0) || !Number.isFinite(v)) throw new FuselmError('E_INVALID_ARG', `templateBudget.${k} must be a finite number > 0, got ${String(v)}`);
+    out[k] = v;
+  }
+  return out;
+}
+
 /** What a chat needs of its model: a Model (an interface, so that chat.ts and model.ts do not import each other). */
 export interface ChatModel {
   readonly tokenizer: Tokenizer;
@@ -186,6 +234,7 @@ export class Chat {
   readonly #opts: ChatOptions;
 
   constructor(model: ChatModel, opts: ChatOptions = {}) {
+    if (typeof opts !== 'object' || opts === null) throw new FuselmError('E_INVALID_ARG', 'chat options must be an object');
     this.#model = model;
     this.#opts = opts;
     this.template = new ChatTemplate(model.tokenizer, opts);
@@ -202,12 +251,12 @@ export class Chat {
    * model's default, or 1 when the reply is unbounded); shifted per contextShift when it does
    * not fit.
    */
-  #turnPrompt(messages: ChatMessage[], o: GenerateOptions): number[] {
+  async #turnPrompt(messages: ChatMessage[], o: GenerateOptions): Promise<number[]> {
     const reply = o.maxTokens ?? generationDefaults(this.#model.generationConfig).maxTokens ?? 1;
     const room = this.#model.contextSize - reply;
     let msgs = messages;
     for (;;) {
-      const ids = this.template.encode(msgs);
+      const ids = await this.template.encodeAsync(msgs);
       if (ids.length <= room) return ids;
       const first = msgs[0]?.role === 'system' ? 1 : 0;
       if (this.#opts.contextShift !== 'dropOldest' || msgs.length - first <= 1)
@@ -222,7 +271,7 @@ export class Chat {
   }
 
   #options(opts: GenerateOptions): GenerateOptions {
-    const { system: _s, template: _t, templateVariables: _v, contextShift: _c, ...gen } = this.#opts;
+    const { system: _s, template: _t, templateVariables: _v, contextShift: _c, templateBudget: _b, ...gen } = this.#opts;
     return { ...gen, ...opts, addSpecial: false };
   }
 
@@ -230,7 +279,7 @@ export class Chat {
   async send(text: string, opts: GenerateOptions = {}): Promise<GenerateResult> {
     const o = this.#options(opts);
     const messages = [...this.messages, { role: 'user', content: text }];
-    const r = await this.#model.generate(this.#turnPrompt(messages, o), o);
+    const r = await this.#model.generate(await this.#turnPrompt(messages, o), o);
     this.messages.push({ role: 'user', content: text }, { role: 'assistant', content: r.text });
     return r;
   }
@@ -240,7 +289,7 @@ export class Chat {
     const o = this.#options(opts);
     const messages = [...this.messages, { role: 'user', content: text }];
     let reply = '';
-    for await (const c of this.#model.stream(this.#turnPrompt(messages, o), o)) {
+    for await (const c of this.#model.stream(await this.#turnPrompt(messages, o), o)) {
       reply += c.text;
       yield c;
     }

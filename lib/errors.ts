@@ -12,7 +12,8 @@ export type FuselmErrorCode =
   | 'E_DISPOSED' // a model or tensor was used after dispose()
   | 'E_CONTEXT_FULL' // the KV cache has no room for more tokens
   | 'E_ABORTED' // an AbortSignal ended the operation
-  | 'E_OUT_OF_MEMORY' // a device allocation failed
+  | 'E_OUT_OF_MEMORY' // an allocation failed, or the memory plan does not fit the budget (maxMemory)
+  | 'E_TEMPLATE' // a chat template ran past its time, step or output budget
   | 'NO_CUDA_DEVICE'; // device 'cuda' was asked for but no CUDA device works (the message says why)
 
 export class FuselmError extends Error {
@@ -36,4 +37,18 @@ export class FormatError extends FuselmError {
     this.offset = offset;
     this.field = field;
   }
+}
+
+/**
+ * A value from a file or a caller, for an error message: JSON, cut to `max` characters (a
+ * hostile file's value can be megabytes long).
+ */
+export function shown(v: unknown, max = 80): string {
+  let t: string;
+  try {
+    t = typeof v === 'string' ? JSON.stringify(v.length > max ? v.slice(0, max) : v) : (JSON.stringify(v) ?? String(v));
+  } catch {
+    t = typeof v;
+  }
+  return t.length > max ? `${t.slice(0, max)}…` : t;
 }

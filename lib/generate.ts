@@ -6,7 +6,7 @@
  */
 import { FuselmError } from './errors.js';
 import type { Timings } from './model/decode-call.js';
-import { createSampler, type LogprobsResult, type Sampler, type SamplerOptions } from './sampling/sampler.js';
+import { createSampler, type LogprobsResult, resolveSamplerOptions, type Sampler, type SamplerOptions } from './sampling/sampler.js';
 import { StopMatcher } from './sampling/stop.js';
 import type { GenerationConfig } from './formats/hf.js';
 import type { StreamDecoder, Tokenizer } from './tokenizer/tokenizer.js';
@@ -41,6 +41,12 @@ export interface GenerateOptions extends Omit<SamplerOptions, 'rng' | 'temperatu
    * generation_config.json eos_token_id ones).
    */
   eogIds?: number[];
+  /**
+   * stream() only: after this many ms without a next() from the consumer, the stream releases
+   * the model for other calls and ends (its next next() rejects with E_ABORTED). Default 60000;
+   * Infinity: never.
+   */
+  idleTimeout?: number;
 }
 
 export type FinishReason = 'eog' | 'stop' | 'maxTokens' | 'contextFull';
@@ -81,15 +87,23 @@ export class SequenceRun {
   readonly #decoder: StreamDecoder;
   readonly #history: number[];
 
-  constructor(tokenizer: Tokenizer, promptIds: number[], o: GenerateOptions) {
+  /** Logit rows past the tokenizer's vocabulary (a model's padding rows), masked out of sampling; 0: none. */
+  readonly #padFrom: number;
+
+  /**
+   * `modelVocab`: the model's logit rows, when more than the tokenizer's tokens (a vocabulary
+   * padded to a multiple of 64 or 128): those ids are never sampled.
+   */
+  constructor(tokenizer: Tokenizer, promptIds: number[], o: GenerateOptions, modelVocab = tokenizer.vocabSize) {
+    checkGenerateOptions(o);
     this.#maxTokens = o.maxTokens ?? Infinity;
-    if (!(this.#maxTokens >= 0)) throw new FuselmError('E_INVALID_ARG', `maxTokens must be >= 0, got ${o.maxTokens}`);
-    if (o.logprobs !== undefined && !(Number.isInteger(o.logprobs) && o.logprobs >= 0))
-      throw new FuselmError('E_INVALID_ARG', `logprobs must be an integer >= 0, got ${o.logprobs}`);
+    this.#padFrom = modelVocab > tokenizer.vocabSize ? tokenizer.vocabSize : 0;
     this.#tok = tokenizer;
     this.#o = o;
     this.#sampler = createSampler({ ...o, temperature: o.temperature ?? 0 });
     this.#stop = new StopMatcher(o.stop === undefined ? [] : typeof o.stop === 'string' ? [o.stop] : o.stop);
+    // the sampler refuses a bias on an id past the logits; one past the tokenizer is refused here
+    if (this.#padFrom) for (const id of biasIds(o.logitBias)) if (id >= this.#padFrom) throw new FuselmError('E_INVALID_ARG', `logitBias: token ${id} is past the tokenizer's ${this.#padFrom} tokens`);
     this.#decoder = tokenizer.createStreamDecoder();
     this.promptIds = promptIds;
     this.#history = [...promptIds];
@@ -110,11 +124,13 @@ export class SequenceRun {
    * logprobs asked): a backend may take it where the logits are and pass it to stepChosen().
    */
   get argmaxOnly(): boolean {
-    return this.#sampler.plainArgmax && this.#o.logprobs === undefined;
+    return this.#sampler.plainArgmax && this.#o.logprobs === undefined && this.#padFrom === 0;
   }
 
   /** Picks the next token from `logits`; returns what to emit (none when it ends the sequence). */
   step(logits: Float32Array): StreamChunk | undefined {
+    // padding rows (ids the tokenizer does not have) can never be drawn
+    if (this.#padFrom) logits.fill(-Infinity, this.#padFrom);
     return this.#accept(this.#sampler.sample(logits, this.#history), logits);
   }
 
@@ -153,6 +169,83 @@ export class SequenceRun {
     this.text += tail;
     return tail ? { text: tail, id: -1 } : undefined;
   }
+}
+
+const OPTION_KEYS = new Set([
+  'temperature', 'topK', 'topP', 'minP', 'typicalP', 'repeatPenalty', 'penaltyLastN', 'frequencyPenalty', 'presencePenalty', 'logitBias',
+  'seed', 'minKeep', 'samplers', 'mirostat', 'mirostatTau', 'mirostatEta', 'maxTokens', 'stop', 'logprobs', 'addSpecial', 'ignoreEog', 'signal', 'eogIds', 'idleTimeout',
+]);
+
+function biasIds(bias: unknown): number[] {
+  if (bias instanceof Map) return [...bias.keys()].map(Number);
+  if (bias && typeof bias === 'object') return Object.keys(bias).map(Number);
+  return [];
+}
+
+/**
+ * Every generate()/stream() option checked at run time (E_INVALID_ARG naming it): the sampler's
+ * (resolveSamplerOptions) and the loop's. `extra` names more keys the caller accepts (chat and
+ * beam options ride in the same object).
+ */
+export function checkGenerateOptions(o: unknown, what = 'generate() options'): asserts o is GenerateOptions {
+  const bad = (name: string, want: string, got: unknown) =>
+    new FuselmError('E_INVALID_ARG', `${name} must be ${want}, got ${got === null ? 'null' : typeof got === 'object' ? (Array.isArray(got) ? 'an array' : 'an object') : String(got).slice(0, 40)}`);
+  if (typeof o !== 'object' || o === null || Array.isArray(o)) throw bad(what, 'an object', o);
+  const g = o as GenerateOptions;
+  const { temperature = 0 } = g;
+  resolveSamplerOptions({ ...pick(g), temperature });
+  if (g.maxTokens !== undefined && !(g.maxTokens === Infinity || (Number.isInteger(g.maxTokens) && g.maxTokens >= 0))) throw bad('maxTokens', 'an integer >= 0', g.maxTokens);
+  if (g.logprobs !== undefined && !(Number.isInteger(g.logprobs) && g.logprobs >= 0)) throw bad('logprobs', 'an integer >= 0', g.logprobs);
+  if (g.stop !== undefined && typeof g.stop !== 'string' && !(Array.isArray(g.stop) && g.stop.every((x) => typeof x === 'string' && x.length > 0)))
+    throw bad('stop', 'a string or an array of non-empty strings', g.stop);
+  for (const k of ['addSpecial', 'ignoreEog'] as const) if (g[k] !== undefined && typeof g[k] !== 'boolean') throw bad(k, 'a boolean', g[k]);
+  if (g.signal !== undefined && !(g.signal instanceof AbortSignal)) throw bad('signal', 'an AbortSignal', g.signal);
+  if (g.idleTimeout !== undefined && !(typeof g.idleTimeout === 'number' && g.idleTimeout > 0)) throw bad('idleTimeout', 'a number of ms > 0 (Infinity: never)', g.idleTimeout);
+  if (g.eogIds !== undefined && !(Array.isArray(g.eogIds) && g.eogIds.every((x) => Number.isInteger(x) && x >= 0))) throw bad('eogIds', 'an array of token ids', g.eogIds);
+}
+
+/** The sampler's options out of a GenerateOptions (the ones set). */
+function pick(g: GenerateOptions): Omit<SamplerOptions, 'rng'> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(g)) if (OPTION_KEYS.has(k) && v !== undefined) out[k] = v;
+  for (const k of ['maxTokens', 'stop', 'logprobs', 'addSpecial', 'ignoreEog', 'signal', 'eogIds', 'idleTimeout']) delete out[k];
+  return out as Omit<SamplerOptions, 'rng'>;
+}
+
+/**
+ * generation_config.json's values checked at load: a field of the wrong type or out of range is
+ * an E_FORMAT naming the file and the field (rather than every later call failing and blaming
+ * its caller). Nulls are dropped (transformers writes them for unset fields).
+ */
+export function checkGenerationConfig(gc: GenerationConfig, file: string): GenerationConfig {
+  const out: GenerationConfig = {};
+  for (const [k, v] of Object.entries(gc)) if (v !== null) out[k] = v;
+  const fail = (field: string, want: string) => {
+    const v = out[field];
+    return new FuselmError('E_FORMAT', `${file}: ${field} must be ${want}, got ${typeof v === 'number' ? v : Array.isArray(v) ? 'an array' : typeof v}`);
+  };
+  const num = (f: string, ok: (x: number) => boolean, want: string) => {
+    if (out[f] !== undefined && !(typeof out[f] === 'number' && Number.isFinite(out[f]) && ok(out[f] as number))) throw fail(f, want);
+  };
+  const ids = (f: string) => {
+    const v = out[f];
+    if (v === undefined) return;
+    const list = Array.isArray(v) ? v : [v];
+    if (!list.every((x) => Number.isInteger(x) && x >= 0 && x <= 0x7fffffff)) throw fail(f, 'a token id or a list of them');
+  };
+  if (out.do_sample !== undefined && typeof out.do_sample !== 'boolean') throw fail('do_sample', 'a boolean');
+  num('temperature', (x) => x >= 0, 'a finite number >= 0');
+  num('top_k', (x) => Number.isInteger(x) && x >= 0, 'an integer >= 0');
+  num('top_p', (x) => x > 0 && x <= 1, 'in (0, 1]');
+  num('min_p', (x) => x >= 0 && x <= 1, 'in [0, 1]');
+  num('typical_p', (x) => x > 0 && x <= 1, 'in (0, 1]');
+  num('repetition_penalty', (x) => x > 0, 'a finite number > 0');
+  num('max_new_tokens', (x) => Number.isInteger(x) && x >= 0, 'an integer >= 0');
+  num('max_length', (x) => Number.isInteger(x) && x >= 0, 'an integer >= 0');
+  ids('bos_token_id');
+  ids('eos_token_id');
+  ids('pad_token_id');
+  return out;
 }
 
 /**

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <vector>
@@ -39,8 +40,26 @@ Buffer::Buffer(size_t n, bool zero) : bytes(n) {
   const size_t align = n >= kHuge ? kHuge : 64;
   size_t alloc = (n + align - 1) / align * align;
   if (alloc == 0) alloc = 64;
+#if defined(MAP_ANONYMOUS)
+  if (align == kHuge) {
+    // Mapped directly: the kernel's pages are zero and committed only when first written, so a
+    // large buffer (a KV cache sized for the whole context) costs no memset on the calling (JS)
+    // thread and no memory for the positions never used. Over-map by 2 MiB to align, then trim.
+    void* p = mmap(nullptr, alloc + kHuge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw Error("E_OUT_OF_MEMORY", "out of memory mapping " + std::to_string(n) + " bytes");
+    const uintptr_t start = reinterpret_cast<uintptr_t>(p), aligned = (start + kHuge - 1) / kHuge * kHuge;
+    if (aligned > start) munmap(p, aligned - start);
+    if (aligned + alloc < start + alloc + kHuge) munmap(reinterpret_cast<void*>(aligned + alloc), start + alloc + kHuge - (aligned + alloc));
+    data = reinterpret_cast<void*>(aligned);
+    mapped = alloc;
+#ifdef MADV_HUGEPAGE
+    madvise(data, alloc, MADV_HUGEPAGE);  // advisory: failure is harmless
+#endif
+    return;
+  }
+#endif
   data = std::aligned_alloc(align, alloc);
-  if (!data) throw Error("E_NATIVE", "out of memory allocating " + std::to_string(n) + " bytes");
+  if (!data) throw Error("E_OUT_OF_MEMORY", "out of memory allocating " + std::to_string(n) + " bytes");
 #ifdef MADV_HUGEPAGE
   if (align == kHuge) madvise(data, alloc, MADV_HUGEPAGE);  // advisory: failure is harmless
 #endif
@@ -50,6 +69,10 @@ Buffer::Buffer(size_t n, const DeviceMemory& mem) : data(mem.alloc(n)), bytes(n)
 Buffer::~Buffer() {
   if (device)
     device->release(data);
+#if defined(MAP_ANONYMOUS)
+  else if (mapped)
+    munmap(data, mapped);
+#endif
   else
     std::free(data);
 }

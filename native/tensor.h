@@ -77,6 +77,7 @@ struct Buffer {
   void* data = nullptr;
   size_t bytes = 0;
   const DeviceMemory* device = nullptr;  // null: host memory
+  size_t mapped = 0;                      // > 0: host memory mapped (mmap) of this many bytes
   // Host memory, 64-byte aligned; zero-filled unless the caller overwrites it all; throws Error on failure
   explicit Buffer(size_t n, bool zero = true);
   // Zero-filled device memory

@@ -14,6 +14,7 @@
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import { FormatError, FuselmError } from '../errors.js';
+import { openRegularFile } from './files.js';
 import { GgmlType, ggmlTypeName, ggmlTypeSize, isKnownGgmlType } from './ggml-types.js';
 
 export const GGUF_MAGIC = 0x46554747; // "GGUF" read as a little-endian u32
@@ -508,21 +509,9 @@ async function readPrefix(fh: FileHandle, path: string, have: Uint8Array, want: 
  * past the file, nor past GGUF_MAX_HEADER_BYTES.
  */
 export async function readGguf(path: string): Promise<GgufFile> {
-  let fh: FileHandle;
+  // only a regular file is opened for reading (a FIFO would block): files.ts
+  const { fh, size: fileSize } = await openRegularFile(path, 'GGUF file');
   try {
-    fh = await open(path, 'r');
-  } catch (e) {
-    throw ioError(path, e);
-  }
-  try {
-    let fileSize: number;
-    try {
-      const st = await fh.stat();
-      if (!st.isFile()) throw new FuselmError('E_IO', `${path}: not a regular file`);
-      fileSize = st.size;
-    } catch (e) {
-      throw e instanceof FuselmError ? e : ioError(path, e);
-    }
     let bytes: Uint8Array = new Uint8Array(0);
     let want = Math.min(fileSize, INITIAL_READ);
     for (;;) {

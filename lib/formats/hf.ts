@@ -4,9 +4,10 @@
  * safetensors weights are read by safetensors.ts. A missing or malformed file is E_IO or
  * E_FORMAT naming it.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { FuselmError } from '../errors.js';
+import { readJsonFile } from './files.js';
 
 /** A parsed JSON object. */
 export type JsonObject = Record<string, unknown>;
@@ -36,20 +37,9 @@ export async function isDirectory(p: string): Promise<boolean> {
   }
 }
 
-async function readJsonFile(file: string, optional: boolean): Promise<JsonObject | undefined> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (e) {
-    if (optional && (e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new FuselmError('E_IO', `${file}: ${(e as Error).message}`, { cause: e });
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new FuselmError('E_FORMAT', `${file}: not valid JSON: ${(e as Error).message}`, { cause: e });
-  }
+async function readJsonObject(file: string, optional: boolean): Promise<JsonObject | undefined> {
+  if (optional && !(await stat(file).then(() => true, (e) => (e as NodeJS.ErrnoException).code !== 'ENOENT'))) return undefined;
+  const json = await readJsonFile(file, path.basename(file));
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new FuselmError('E_FORMAT', `${file}: not a JSON object`);
   return json as JsonObject;
 }
@@ -66,7 +56,7 @@ export interface HfFolder {
 /** Reads config.json and generation_config.json of a Hugging Face model folder. */
 export async function readHfFolder(dir: string): Promise<HfFolder> {
   const cfgPath = path.join(dir, 'config.json');
-  const rawConfig = (await readJsonFile(cfgPath, false))!;
-  const generationConfig = ((await readJsonFile(path.join(dir, 'generation_config.json'), true)) ?? {}) as GenerationConfig;
+  const rawConfig = (await readJsonObject(cfgPath, false))!;
+  const generationConfig = ((await readJsonObject(path.join(dir, 'generation_config.json'), true)) ?? {}) as GenerationConfig;
   return { dir, configPath: cfgPath, rawConfig, generationConfig };
 }

@@ -10,10 +10,11 @@
  * else is a FormatError naming file, offset and field, never a crash. Tensor data is read
  * natively (tensorFromFile), never through the JS heap.
  */
-import { open, readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
+import { hasOwn, openRegularFile, readJsonFile } from './files.js';
 import path from 'node:path';
 import type { NativeDType, NativeTensor } from '../../bindings.js';
-import { FormatError, FuselmError } from '../errors.js';
+import { FormatError, FuselmError, shown } from '../errors.js';
 import { callAsync, native } from '../native.js';
 
 /** Byte size per element of every dtype safetensors defines. */
@@ -68,7 +69,9 @@ export function parseSafetensorsHeader(head: Uint8Array, opts: { path: string; f
   try {
     json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(head.subarray(8, 8 + n)));
   } catch (e) {
-    fail(8, 'header', `not valid UTF-8 JSON: ${(e as Error).message}`);
+    // V8's message quotes the text: only the position is passed on (files.ts)
+    const pos = /at position (\d+)/.exec((e as Error).message)?.[1];
+    fail(8 + Number(pos ?? 0), 'header', `not valid UTF-8 JSON${pos !== undefined ? ` (at header position ${pos})` : ''}`);
   }
   if (typeof json !== 'object' || json === null || Array.isArray(json)) fail(8, 'header', 'the JSON header is not an object');
   const dataOffset = 8 + n, dataSize = opts.fileSize - dataOffset;
@@ -87,14 +90,14 @@ export function parseSafetensorsHeader(head: Uint8Array, opts: { path: string; f
     const e = v as Record<string, unknown>;
     if (typeof e.dtype !== 'string') fail(8, field('dtype'), 'missing or not a string');
     const dtype = e.dtype as string;
+    if (!hasOwn(DTYPE_SIZE, dtype)) fail(8, field('dtype'), `unknown dtype ${JSON.stringify(dtype.slice(0, 40))}`);
     const size = DTYPE_SIZE[dtype];
-    if (size === undefined) fail(8, field('dtype'), `unknown dtype '${dtype}'`);
     if (!Array.isArray(e.shape) || e.shape.length > 8 || !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0))
-      fail(8, field('shape'), `must be an array of at most 8 non-negative integers, got ${JSON.stringify(e.shape)}`);
+      fail(8, field('shape'), `must be an array of at most 8 non-negative integers, got ${shown(e.shape)}`);
     const shape = e.shape as number[];
     const off = e.data_offsets;
     if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isSafeInteger(d) && d >= 0))
-      fail(8, field('data_offsets'), `must be [begin, end] of non-negative integers, got ${JSON.stringify(off)}`);
+      fail(8, field('data_offsets'), `must be [begin, end] of non-negative integers, got ${shown(off)}`);
     const [begin, end] = off as number[];
     if (end < begin) fail(8, field('data_offsets'), `end ${end} is before begin ${begin}`);
     if (end > dataSize) fail(dataOffset + begin, field('data_offsets'), `end ${end} runs past the data section (${dataSize} bytes)`);
@@ -116,20 +119,17 @@ export function parseSafetensorsHeader(head: Uint8Array, opts: { path: string; f
   return { path: file, fileSize: opts.fileSize, dataOffset, metadata, tensors };
 }
 
-async function fileSize(p: string): Promise<number> {
-  try {
-    return (await stat(p)).size;
-  } catch (e) {
-    throw new FuselmError('E_IO', `${p}: ${(e as Error).message}`, { cause: e });
-  }
+async function pathExists(p: string): Promise<boolean> {
+  return stat(p).then(
+    () => true,
+    () => false,
+  );
 }
 
 /** Reads and checks the header of one .safetensors file (the data stays on disk). */
 export async function readSafetensors(p: string): Promise<SafetensorsFile> {
-  const size = await fileSize(p);
-  const fh = await open(p, 'r').catch((e) => {
-    throw new FuselmError('E_IO', `${p}: ${(e as Error).message}`, { cause: e });
-  });
+  // only a regular file is opened for reading (a FIFO would block): files.ts
+  const { fh, size } = await openRegularFile(p, 'safetensors file');
   try {
     const len = Buffer.alloc(8);
     const { bytesRead } = await fh.read(len, 0, 8, 0);
@@ -157,11 +157,7 @@ export interface SafetensorsModel {
 export async function openSafetensorsFolder(dir: string): Promise<SafetensorsModel> {
   const indexPath = path.join(dir, 'model.safetensors.index.json');
   let index: unknown;
-  try {
-    index = JSON.parse(await readFile(indexPath, 'utf8'));
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new FormatError(indexPath, 0, 'json', (e as Error).message);
-  }
+  if (await pathExists(indexPath)) index = await readJsonFile(indexPath, 'safetensors index');
   let shardNames: string[];
   let weightMap: Record<string, string> | undefined;
   if (index !== undefined) {
@@ -171,7 +167,8 @@ export async function openSafetensorsFolder(dir: string): Promise<SafetensorsMod
     weightMap = wm as Record<string, string>;
     shardNames = [...new Set(Object.values(weightMap))];
     for (const s of shardNames)
-      if (s.includes('/') || s.includes('\\') || s === '..') throw new FormatError(indexPath, 0, 'weight_map', `shard '${s}' is not a file name in the folder`);
+      if (s === '' || s === '.' || s === '..' || /[/\\\0]/.test(s))
+        throw new FormatError(indexPath, 0, 'weight_map', `shard ${JSON.stringify(s.slice(0, 80))} is not a file name in the folder`);
   } else {
     const { readdir } = await import('node:fs/promises');
     const all = (await readdir(dir)).filter((f) => f.endsWith('.safetensors')).sort();
@@ -184,7 +181,7 @@ export async function openSafetensorsFolder(dir: string): Promise<SafetensorsMod
   for (const f of files)
     for (const [name, t] of f.tensors) {
       if (tensors.has(name)) throw new FormatError(f.path, t.offset, name, `tensor also present in ${tensors.get(name)!.file}`);
-      if (weightMap && weightMap[name] !== undefined && path.join(dir, weightMap[name]) !== f.path)
+      if (weightMap && hasOwn(weightMap, name) && path.join(dir, weightMap[name]) !== f.path)
         throw new FormatError(f.path, t.offset, name, `the index places this tensor in ${weightMap[name]}`);
       tensors.set(name, t);
     }
@@ -201,7 +198,7 @@ export async function openSafetensorsFolder(dir: string): Promise<SafetensorsMod
 export async function loadSafetensorsTensor(t: SafetensorsTensor, shape?: number[]): Promise<NativeTensor> {
   if (shape && (shape.length !== t.shape.length || shape.some((d, i) => d !== t.shape[i])))
     throw new FormatError(t.file, t.offset, t.name, `shape is [${t.shape}], expected [${shape}]`);
-  const dt = NATIVE[t.dtype];
+  const dt = hasOwn(NATIVE, t.dtype) ? NATIVE[t.dtype] : undefined;
   if (!dt) throw new FuselmError('E_UNSUPPORTED', `${t.file}: tensor '${t.name}' has dtype ${t.dtype} (supported: F32, F16, BF16)`);
   const s = t.shape.length ? t.shape : [1];
   return callAsync(() => native().tensorFromFile(t.file, t.offset, dt, s));

@@ -328,6 +328,10 @@ export class EmbeddingModel {
   async embed(texts: string | string[], opts: EmbedOptions = {}): Promise<Float32Array[]> {
     const tok = this.tokenizer;
     if (!tok) throw new FuselmError('E_UNSUPPORTED', `${this.path}: the model has no tokenizer; use encode(ids)`);
+    if (typeof opts !== 'object' || opts === null) throw new FuselmError('E_INVALID_ARG', 'embed() options must be an object');
+    if (typeof texts !== 'string' && !(Array.isArray(texts) && texts.every((t) => typeof t === 'string')))
+      throw new FuselmError('E_INVALID_ARG', 'embed() takes a string or an array of strings');
+    if (opts.normalize !== undefined && typeof opts.normalize !== 'boolean') throw new FuselmError('E_INVALID_ARG', 'normalize must be a boolean');
     const pooling = opts.pooling ?? this.pooling;
     if (pooling !== 'mean' && pooling !== 'cls' && pooling !== 'last')
       throw new FuselmError('E_INVALID_ARG', `pooling must be 'mean', 'cls' or 'last', got '${pooling}'`);
@@ -405,6 +409,8 @@ export interface LoadEmbeddingModelOptions {
  * present) or a GGUF (its tokenizer and pooling type).
  */
 export async function loadEmbeddingModel(path: string, opts: LoadEmbeddingModelOptions = {}): Promise<EmbeddingModel> {
+  if (typeof path !== 'string' || path.length === 0) throw new FuselmError('E_INVALID_ARG', 'the model path must be a non-empty string');
+  if (typeof opts !== 'object' || opts === null) throw new FuselmError('E_INVALID_ARG', 'loadEmbeddingModel options must be an object');
   const dtype = checkWeightDtype(opts.dtype ?? 'auto', 'loadEmbeddingModel');
   if (!(await isDirectory(path))) return loadGgufEmbeddingModel(path, dtype, opts);
   const hf = await readHfFolder(path);

@@ -4,7 +4,7 @@
  * only this, never raw GGUF keys or config.json fields. Unknown architectures and unsupported
  * options are E_UNSUPPORTED; missing or ill-typed fields are E_FORMAT naming the file and key.
  */
-import { FuselmError } from '../errors.js';
+import { FuselmError, shown } from '../errors.js';
 import { type GgufFile, ggufBool, ggufGet, ggufNumber, ggufString } from '../formats/gguf.js';
 import type { JsonObject } from '../formats/hf.js';
 
@@ -305,19 +305,20 @@ export function configFromHf(j: JsonObject, where: string): ModelConfig {
       if (fallback === undefined) throw new FuselmError('E_FORMAT', `${where}: missing '${key}'`);
       return fallback;
     }
-    if (typeof v !== 'number' || !Number.isFinite(v)) throw new FuselmError('E_FORMAT', `${where}: '${key}' must be a number, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isFinite(v)) throw new FuselmError('E_FORMAT', `${where}: '${key}' must be a number, got ${shown(v)}`);
     return v;
   };
   const bool = (key: string, fallback: boolean): boolean => {
     const v = j[key];
     if (v === undefined || v === null) return fallback;
-    if (typeof v !== 'boolean') throw new FuselmError('E_FORMAT', `${where}: '${key}' must be a boolean, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'boolean') throw new FuselmError('E_FORMAT', `${where}: '${key}' must be a boolean, got ${shown(v)}`);
     return v;
   };
   const mt = j.model_type;
-  const arch = typeof mt === 'string' ? ARCHS[mt] : undefined;
+  // an own-property lookup: model_type "constructor" or "__proto__" is not an architecture
+  const arch = typeof mt === 'string' && Object.prototype.hasOwnProperty.call(ARCHS, mt) ? ARCHS[mt] : undefined;
   if (!arch)
-    throw new FuselmError('E_UNSUPPORTED', `${where}: model_type ${JSON.stringify(mt)} is not supported (supported: ${Object.keys(ARCHS).join(', ')})`);
+    throw new FuselmError('E_UNSUPPORTED', `${where}: model_type ${typeof mt === 'string' ? JSON.stringify(mt.slice(0, 60)) : typeof mt} is not supported (supported: ${Object.keys(ARCHS).join(', ')})`);
   const name = typeof j._name_or_path === 'string' && j._name_or_path ? j._name_or_path : arch;
   let cfg: ModelConfig;
   if (arch === 'gpt2') {
@@ -377,7 +378,7 @@ export function configFromHf(j: JsonObject, where: string): ModelConfig {
       const types = j.layer_types;
       if (types === undefined || types === null) return Array.from({ length: cfg.nLayers }, (_, l) => pattern(l));
       if (!Array.isArray(types) || types.length !== cfg.nLayers || types.some((t) => t !== 'sliding_attention' && t !== 'full_attention'))
-        throw new FuselmError('E_UNSUPPORTED', `${where}: layer_types ${JSON.stringify(types)} is not supported (one of sliding_attention, full_attention per layer)`);
+        throw new FuselmError('E_UNSUPPORTED', `${where}: layer_types ${shown(types)} is not supported (one of sliding_attention, full_attention per layer)`);
       return types.map((t) => t === 'sliding_attention');
     };
     const gemmaOpts = {
@@ -472,7 +473,7 @@ function hfRope(
   const field = (name: string, fallback?: number): number => {
     const v = rp[name];
     if ((v === undefined || v === null) && fallback !== undefined) return fallback;
-    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new FuselmError('E_FORMAT', `${where}: ${key}.${name} must be a positive number, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new FuselmError('E_FORMAT', `${where}: ${key}.${name} must be a positive number, got ${shown(v)}`);
     return v;
   };
   const theta = has('rope_theta') ? field('rope_theta') : o.theta;
@@ -485,11 +486,11 @@ function hfRope(
     longrope: ['short_factor', 'long_factor', 'factor', 'attention_factor', 'original_max_position_embeddings'],
     dynamic: ['factor', 'original_max_position_embeddings'],
   };
-  if (typeof type !== 'string' || !(type in known))
-    throw new FuselmError('E_UNSUPPORTED', `${where}: ${key} rope_type ${JSON.stringify(type)} is not supported yet (supported: ${Object.keys(known).join(', ')})`);
+  if (typeof type !== 'string' || !Object.prototype.hasOwnProperty.call(known, type))
+    throw new FuselmError('E_UNSUPPORTED', `${where}: ${key} rope_type ${typeof type === 'string' ? JSON.stringify(type.slice(0, 60)) : typeof type} is not supported yet (supported: ${Object.keys(known).join(', ')})`);
   for (const k of Object.keys(rp))
     if (!['rope_type', 'type', 'rope_theta', 'partial_rotary_factor', ...known[type]].includes(k))
-      throw new FuselmError('E_UNSUPPORTED', `${where}: ${key}.${k} (${JSON.stringify(rp[k])}) is not supported with rope_type '${type}'`);
+      throw new FuselmError('E_UNSUPPORTED', `${where}: ${key}.${k} (${shown(rp[k])}) is not supported with rope_type '${type}'`);
   const plain = { theta, dims, freqScale: 1 };
   // the pretrained context: in the scaling object (transformers 5), else top-level (Phi-3), else max_position_embeddings
   const topOriginal = typeof o.topOriginal === 'number' && o.topOriginal > 0 ? o.topOriginal : undefined;

@@ -115,7 +115,7 @@ export async function loadHfDecoderWeights(
   let n = 0;
   const total = c.nLayers + 2;
   try {
-    if (c.architecture === 'gpt2') return await loadGpt2(new HfTensors(st, where, ['transformer.', ''], dtype), c, be, keep, () => onProgress?.(++n, total));
+    if (c.architecture === 'gpt2') return await loadGpt2(new HfTensors(st, where, ['transformer.', ''], dtype), c, be, keep, () => onProgress?.(++n, total), opts.contextSize);
     const T = new HfTensors(st, where, [''], dtype);
     const q = c.nHeads * c.headDim, kv = c.nKvHeads * c.headDim;
     // Gemma stores its RMSNorm weights as w for a scale of 1 + w: add the 1 once, in f32
@@ -171,7 +171,9 @@ export async function loadHfDecoderWeights(
     const outputNorm = norm(keep(await T.vector('model.norm.weight', c.dim)));
     const output = !c.tiedEmbeddings && T.has('lm_head.weight') ? keep(await T.matrix('lm_head.weight', [c.vocabSize, c.dim])) : tokenEmbd;
     onProgress?.(++n, total);
-    const posEmbd = c.positional === 'sinusoidal' ? tensorFromF32('f32', [c.contextLength, c.dim], sinusoidalPositions(c.contextLength, c.dim)) : undefined;
+    // the fixed table only for the positions the model will use (max_position_embeddings may be 1e8)
+    const rows = Math.min(c.contextLength, opts.contextSize);
+    const posEmbd = c.positional === 'sinusoidal' ? keep(tensorFromF32('f32', [rows, c.dim], sinusoidalPositions(rows, c.dim))) : undefined;
     const factors = ropeFactors(c, opts.contextSize);
     const ropeFreqs = factors ? keep(tensorFromF32('f32', [factors.length], factors)) : undefined;
     return { tokenEmbd, layers, outputNorm, output, posEmbd, ropeFreqs };
@@ -187,6 +189,7 @@ async function loadGpt2(
   be: CpuBackend,
   keep: <X extends NativeTensor | undefined>(t: X) => X,
   progress: () => void,
+  contextSize: number,
 ): Promise<LlamaWeights> {
   const D = c.dim, F = c.ffnDim;
   /** Conv1D [in, out] → [out, in] slices (columns col0 .. col0 + rows of the stored matrix). */
@@ -211,7 +214,8 @@ async function loadGpt2(
   };
   const tokenEmbd = keep(await T.matrix('wte.weight', [c.vocabSize, D]));
   const learned = keep(await T.matrix('wpe.weight', [c.contextLength, D]));
-  const posEmbd = c.positional === 'sinusoidal' ? keep(tensorFromF32('f32', [c.contextLength, D], sinusoidalPositions(c.contextLength, D))) : learned;
+  const rows = Math.min(c.contextLength, contextSize);
+  const posEmbd = c.positional === 'sinusoidal' ? keep(tensorFromF32('f32', [rows, D], sinusoidalPositions(rows, D))) : learned;
   progress();
   const layers: LayerWeights[] = [];
   for (let l = 0; l < c.nLayers; l++) {

@@ -8,10 +8,12 @@ import { FuselmError } from '../errors.js';
 import { readGguf } from '../formats/gguf.js';
 import { type Backend, CpuBackend, CudaBackend, resolveDevice } from '../backend.js';
 import type { NativeDevice, NativeImpl } from '../../bindings.js';
-import { type FinishReason, type GenerateOptions, type GenerateResult, SequenceRun, type StreamChunk, generationDefaults } from '../generate.js';
+import { type FinishReason, type GenerateOptions, type GenerateResult, SequenceRun, type StreamChunk, checkGenerateOptions, checkGenerationConfig, generationDefaults } from '../generate.js';
 import { type BeamEndOptions, type BeamHypothesis, type BeamSearchOptions, beamSearch, checkBeamOptions, hypothesisEnds } from '../beam.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { tokenizerFromGguf } from '../tokenizer/from-gguf.js';
+import { withAsyncEncode } from '../tokenizer/async.js';
+import { resolve as resolvePath } from 'node:path';
 import { type ModelConfig, configFromGguf, configFromHf } from './config.js';
 import { type GenerationConfig, isDirectory, readHfFolder } from '../formats/hf.js';
 import { openSafetensorsFolder } from '../formats/safetensors.js';
@@ -22,6 +24,8 @@ import { type LlamaWeights, LlamaState, disposeLlamaWeights, loadLlamaWeights, u
 import { CPU_BLOCK_DTYPES, CUDA_BLOCK_DTYPES, checkWeightDtype, type WeightDtype } from './weights.js';
 import { loadGpt2GgufWeights } from './gpt2-gguf.js';
 import { DecodeCall, type Timings } from './decode-call.js';
+import { availableMemory, checkMemoryPlan, decoderStateItems, ggufWeightBytes, safetensorsWeightBytes } from './memory.js';
+import { GgmlType } from '../formats/ggml-types.js';
 
 export interface LoadModelOptions {
   /**
@@ -50,6 +54,14 @@ export interface LoadModelOptions {
   dtype?: WeightDtype;
   /** Called after each weight tensor is loaded (for a progress bar). */
   onProgress?: (loaded: number, total: number) => void;
+  /**
+   * Bytes the model may take in host memory: its weights as held, its KV cache at the full
+   * contextSize, activations and logits, and later the caches of parallel sequences and beams.
+   * The plan is summed before anything is allocated; one that does not fit is E_OUT_OF_MEMORY
+   * naming its parts. Default: the memory available to this process (free memory, within its
+   * cgroup's limit).
+   */
+  maxMemory?: number;
 }
 
 export interface BeamSearchModelOptions extends BeamSearchOptions, BeamEndOptions {
@@ -67,6 +79,57 @@ export interface BeamSearchResult {
   sequences: (Omit<BeamHypothesis, 'finishReason'> & { text: string; finishReason: FinishReason })[];
   promptIds: number[];
   timings: Timings;
+}
+
+/** How long a stream waits for its consumer's next() before it releases the model (GenerateOptions.idleTimeout). */
+export const DEFAULT_STREAM_IDLE_MS = 60_000;
+
+/**
+ * A stream's hold on the model: released once, by the stream's end, its idle timer, or the
+ * FinalizationRegistry when the stream's iterator is garbage (it must never reference the
+ * iterator, or the iterator could never be collected).
+ */
+class StreamLease {
+  #release: (() => void) | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  expired = false;
+
+  hold(release: () => void): void {
+    this.#release = release;
+  }
+
+  /** Starts the idle timer while the stream waits for its consumer (Infinity or 0: none). */
+  arm(ms: number): void {
+    if (!(ms > 0 && ms < Infinity)) return;
+    this.#timer = setTimeout(() => {
+      this.expired = true;
+      this.release();
+    }, ms);
+    this.#timer.unref?.();
+  }
+
+  disarm(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  release(): void {
+    this.disarm();
+    const r = this.#release;
+    this.#release = undefined;
+    r?.();
+  }
+}
+
+/** Releases the model held by a stream whose iterator was dropped without return(). */
+const streamLeases = new FinalizationRegistry<StreamLease>((lease) => lease.release());
+
+/** What loadModel hands the Model. */
+interface ModelInit {
+  contextSize: number;
+  batchSize: number;
+  generationConfig?: GenerationConfig;
+  memory?: { max?: number; planned: number };
 }
 
 export class Model {
@@ -95,6 +158,8 @@ export class Model {
   /** The tokens whose keys and values the KV cache holds, at positions 0..n-1. */
   #cached: number[] = [];
   #disposed = false;
+  /** maxMemory and the load plan's total (for the caches made later: batches, beams). */
+  #memory: { max?: number; planned: number };
 
   /** Use loadModel(). */
   constructor(
@@ -103,7 +168,7 @@ export class Model {
     tokenizer: Tokenizer,
     weights: LlamaWeights,
     backend: Backend,
-    o: { contextSize: number; batchSize: number; generationConfig?: GenerationConfig },
+    o: ModelInit,
   ) {
     this.path = path;
     this.generationConfig = o.generationConfig ?? {};
@@ -116,7 +181,21 @@ export class Model {
     this.contextSize = o.contextSize;
     this.batchSize = o.batchSize;
     this.kvType = backend.kvDtype;
+    this.#memory = o.memory ?? { planned: 0 };
     this.#state = new LlamaState(config, weights, backend, { contextSize: o.contextSize, batchSize: o.batchSize });
+  }
+
+  /**
+   * Checks the caches of `sequences` more sequences at `contextSize` positions against what is
+   * left of maxMemory after the load plan (without maxMemory: the memory available now).
+   */
+  #checkMoreState(what: string, sequences: number, contextSize: number, batchSize: number): void {
+    if (this.device !== 'cpu') return;
+    const kvBytes = this.kvType === 'f32' ? 4 : 2;
+    const items = decoderStateItems(this.config, { contextSize, batchSize, sequences, kvBytes });
+    const m = this.#memory;
+    if (m.max !== undefined) checkMemoryPlan(`${this.path}: ${what}`, items, Math.max(0, m.max - m.planned), 'what maxMemory leaves after the model', 'fewer sequences or a smaller contextSize');
+    else checkMemoryPlan(`${this.path}: ${what}`, items, availableMemory(), 'the memory available', 'fewer sequences or a smaller contextSize');
   }
 
   /** Waits until every earlier call on this model has finished; returns the release. */
@@ -143,12 +222,19 @@ export class Model {
     if (this.#disposed) throw new FuselmError('E_DISPOSED', 'model used after dispose()');
   }
 
+  /** #promptIds, with a text prompt encoded by encodeAsync (large texts off the JS thread). */
+  async #promptIdsAsync(prompt: string | number[], addSpecial?: boolean): Promise<number[]> {
+    if (typeof prompt === 'string' && this.tokenizer.encodeAsync) return this.tokenizer.encodeAsync(prompt, { addSpecial: addSpecial ?? true });
+    return this.#promptIds(prompt, addSpecial);
+  }
+
   #promptIds(prompt: string | number[], addSpecial?: boolean): number[] {
     if (typeof prompt === 'string') return this.tokenizer.encode(prompt, { addSpecial: addSpecial ?? true });
     if (!Array.isArray(prompt)) throw new FuselmError('E_INVALID_ARG', 'prompt must be a string or an array of token ids');
+    const V = this.config.vocabSize;
     for (const id of prompt)
-      if (!Number.isInteger(id) || id < 0 || id >= this.config.vocabSize)
-        throw new FuselmError('E_INVALID_ARG', `prompt token id ${id} is outside the vocabulary (0..${this.config.vocabSize - 1})`);
+      if (!Number.isInteger(id) || id < 0 || id >= V)
+        throw new FuselmError('E_INVALID_ARG', `prompt token id ${typeof id === 'number' ? id : typeof id} is outside the vocabulary (0..${V - 1})`);
     return prompt;
   }
 
@@ -205,6 +291,8 @@ export class Model {
    * allLogits of every token [n * vocab] (row i predicts token i + 1).
    */
   evaluate(ids: number[], opts: { allLogits?: boolean } = {}): Promise<Float32Array> {
+    if (typeof opts !== 'object' || opts === null || (opts.allLogits !== undefined && typeof opts.allLogits !== 'boolean'))
+      return Promise.reject(new FuselmError('E_INVALID_ARG', 'evaluate() options must be an object { allLogits?: boolean }'));
     return this.#exclusive(() => this.#forwardCached(this.#promptIds(ids), { allLogits: opts.allLogits }));
   }
 
@@ -217,13 +305,19 @@ export class Model {
     return this.#exclusive(async () => {
       const o = checkBeamOptions(opts);
       const end = hypothesisEnds(this.tokenizer, opts);
-      const promptIds = this.#promptIds(prompt, opts.addSpecial);
+      if (opts.addSpecial !== undefined && typeof opts.addSpecial !== 'boolean') throw new FuselmError('E_INVALID_ARG', 'addSpecial must be a boolean');
+      if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal)) throw new FuselmError('E_INVALID_ARG', 'signal must be an AbortSignal');
+      const promptIds = await this.#promptIdsAsync(prompt, opts.addSpecial);
       const call = new DecodeCall(opts.signal);
-      const logits = await this.#prompt(call, promptIds);
+      // padding rows past the tokenizer's vocabulary are never chosen
+      const T = this.tokenizer.vocabSize;
+      const mask = (l: Float32Array) => (T < l.length ? l.fill(-Infinity, T) : l);
+      const logits = mask(await this.#prompt(call, promptIds));
       // the beams' own caches start after the prompt; the last token needs no evaluation
       const rows = Math.min(o.maxTokens - 1, this.contextSize - promptIds.length);
       let state: LlamaState | undefined;
       try {
+        if (rows > 0) this.#checkMoreState(`${o.numBeams} beams`, o.numBeams, rows, o.numBeams);
         if (rows > 0)
           state = new LlamaState(this.config, this.#weights!, this.#backend, {
             contextSize: rows,
@@ -238,7 +332,7 @@ export class Model {
           s.copyCacheRows(Array.from({ length: o.numBeams }, (_, i) => parents[i] ?? i), generated - 1);
           const ids = Int32Array.from({ length: o.numBeams }, (_, i) => tokens[i] ?? tokens[0]);
           const all = await s.forwardBatch(ids, new Int32Array(o.numBeams).fill(generated - 1));
-          return tokens.map((_, i) => all.subarray(i * V, (i + 1) * V));
+          return tokens.map((_, i) => mask(all.subarray(i * V, (i + 1) * V)));
         };
         const limit = Math.min(o.maxTokens, rows + 1);
         const hyps = await beamSearch(logits, step, { ...o, maxTokens: limit }, end.ends, () => call.check());
@@ -254,7 +348,7 @@ export class Model {
 
   /** The token loop shared by generate() and stream(); runs while holding the model. */
   async *#tokens(prompt: string | number[], o: GenerateOptions, done: (r: Omit<GenerateResult, 'text' | 'ids'>) => void): AsyncGenerator<StreamChunk> {
-    const run = new SequenceRun(this.tokenizer, this.#promptIds(prompt, o.addSpecial), o);
+    const run = new SequenceRun(this.tokenizer, await this.#promptIdsAsync(prompt, o.addSpecial), o, this.config.vocabSize);
     const promptIds = run.promptIds;
     const call = new DecodeCall(o.signal);
     let logits = await this.#prompt(call, promptIds);
@@ -290,11 +384,15 @@ export class Model {
    * the weights are read once per step for all of them.
    */
   async #generateBatch(prompts: Array<string | number[]>, o: GenerateOptions): Promise<GenerateResult[]> {
-    const runs = prompts.map((p) => new SequenceRun(this.tokenizer, this.#promptIds(p, o.addSpecial), o));
+    if (prompts.length > MAX_SEQUENCES) throw new FuselmError('E_INVALID_ARG', `at most ${MAX_SEQUENCES} prompts are generated together, got ${prompts.length}`);
+    const runs: SequenceRun[] = [];
+    for (const p of prompts) runs.push(new SequenceRun(this.tokenizer, await this.#promptIdsAsync(p, o.addSpecial), o, this.config.vocabSize));
     const S = runs.length;
     for (const r of runs) this.#checkFits(r.promptIds);
     if (!this.#batch || this.#batch.sequences !== S) {
       this.#batch?.dispose();
+      this.#batch = undefined;
+      this.#checkMoreState(`${S} parallel sequences`, S, this.contextSize, this.batchSize);
       this.#batch = new LlamaState(this.config, this.#weights!, this.#backend, { contextSize: this.contextSize, batchSize: this.batchSize, sequences: S });
     }
     const state = this.#batch;
@@ -373,7 +471,12 @@ export class Model {
   generate(prompt: string | number[], opts?: GenerateOptions): Promise<GenerateResult>;
   generate(prompts: Array<string | number[]>, opts?: GenerateOptions): Promise<GenerateResult[]>;
   generate(prompt: string | number[] | Array<string | number[]>, callOpts: GenerateOptions = {}): Promise<GenerateResult | GenerateResult[]> {
-    const opts = this.#withDefaults(callOpts);
+    let opts: GenerateOptions;
+    try {
+      opts = this.#withDefaults(callOpts);
+    } catch (e) {
+      return Promise.reject(e);
+    }
     if (Array.isArray(prompt) && prompt.length > 0 && prompt.every((p) => typeof p === 'string' || Array.isArray(p)))
       return this.#exclusive(() => this.#generateBatch(prompt as Array<string | number[]>, opts));
     return this.#exclusive(async () => {
@@ -390,20 +493,43 @@ export class Model {
 
   /** Call options over the model's own defaults (its generation_config.json, when it has one). */
   #withDefaults(opts: GenerateOptions): GenerateOptions {
+    checkGenerateOptions(opts);
     const d = generationDefaults(this.generationConfig);
     const defined = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined));
     return { ...d, ...defined };
   }
 
-  /** Streams the continuation as text chunks that never split a UTF-8 character. */
-  async *stream(prompt: string | number[], opts: GenerateOptions = {}): AsyncGenerator<StreamChunk> {
+  /**
+   * Streams the continuation as text chunks that never split a UTF-8 character. The stream holds
+   * the model from its first next() until it ends, its return() is called (a `for await` loop
+   * left early), its iterator is garbage collected, or the consumer leaves it idle (no next())
+   * for `idleTimeout` ms (GenerateOptions; default 60 s): then the model is released for other
+   * calls and the stream's next next() rejects with E_ABORTED. So a stream read once and dropped
+   * cannot hold the model forever.
+   */
+  stream(prompt: string | number[], opts: GenerateOptions = {}): AsyncGenerator<StreamChunk> {
+    const lease = new StreamLease();
+    const gen = this.#stream(prompt, opts, lease);
+    streamLeases.register(gen, lease);
+    return gen;
+  }
+
+  async *#stream(prompt: string | number[], opts: GenerateOptions, lease: StreamLease): AsyncGenerator<StreamChunk> {
     // Take our turn on the model, then hold it until the stream ends (or the consumer stops).
-    const release = await this.#turn();
+    lease.hold(await this.#turn());
     try {
       this.#checkLive();
-      yield* this.#tokens(prompt, this.#withDefaults(opts), () => {});
+      const o = this.#withDefaults(opts);
+      const idle = o.idleTimeout ?? DEFAULT_STREAM_IDLE_MS;
+      for await (const c of this.#tokens(prompt, o, () => {})) {
+        lease.arm(idle);
+        yield c;
+        lease.disarm();
+        if (lease.expired)
+          throw new FuselmError('E_ABORTED', `stream: no next() for ${idle} ms (idleTimeout): the stream released the model and ended`);
+      }
     } finally {
-      release();
+      lease.release();
     }
   }
 
@@ -430,19 +556,26 @@ export class Model {
  * shards, tokenizer.json, generation_config.json). Weights are read natively, off the JS thread.
  */
 export async function loadModel(path: string, opts: LoadModelOptions = {}): Promise<Model> {
+  checkLoadOptions(path, opts);
   const device = modelDevice(opts);
   if (await isDirectory(path)) return loadHfModel(path, opts, device);
   const f = await readGguf(path);
   const config = configFromGguf(f);
   if (config.architecture === 'bert') throw new FuselmError('E_UNSUPPORTED', `${path}: bert is an encoder; load it with loadEmbeddingModel()`);
-  const tokenizer = tokenizerFromGguf(f);
+  const tokenizer = withAsyncEncode(tokenizerFromGguf(f), { kind: 'gguf', path: resolvePath(path) });
   if (tokenizer.vocabSize !== config.vocabSize)
     throw new FuselmError('E_FORMAT', `${path}: the tokenizer has ${tokenizer.vocabSize} tokens but token_embd.weight has ${config.vocabSize} rows`);
   const { contextSize, batchSize } = sizes(config, opts, path);
   const dtype = checkWeightDtype(opts.dtype ?? 'auto', 'loadModel');
+  const firstQ = f.tensors.find((t) => t.name.startsWith('blk.0.attn_q'));
+  const planned = checkLoadPlan(path, config, opts, device, {
+    contextSize,
+    batchSize,
+    weightBytes: ggufWeightBytes(f, dtype),
+    kvBytes: plannedKvBytes(opts, dtype, firstQ && firstQ.type === GgmlType.F32),
+  });
   const cpu = cpuBackend(opts, device);
-  return finishLoad(path, config, tokenizer, cpu, device, opts, { contextSize, batchSize }, () =>
-  {
+  return finishLoad(path, config, tokenizer, cpu, device, opts, { contextSize, batchSize, memory: { max: opts.maxMemory, planned } }, () => {
     // the block formats kept as stored are those the running backend's kernels take
     const blocks = device === 'cpu' ? CPU_BLOCK_DTYPES : CUDA_BLOCK_DTYPES;
     return config.architecture === 'gpt2'
@@ -450,6 +583,71 @@ export async function loadModel(path: string, opts: LoadModelOptions = {}): Prom
       : loadLlamaWeights(f, config, { contextSize, dtype, blocks, onProgress: opts.onProgress });
   },
   );
+}
+
+/** The most prompts one generate() call runs as parallel sequences (each has a KV cache of its own). */
+export const MAX_SEQUENCES = 256;
+
+/** The most KV cache positions a model may have (positions are int32 in the kernels). */
+export const MAX_CONTEXT_SIZE = 1 << 24;
+
+/** loadModel's arguments checked before anything is read (E_INVALID_ARG naming the option). */
+export function checkLoadOptions(path: unknown, opts: unknown): asserts opts is LoadModelOptions {
+  if (typeof path !== 'string' || path.length === 0) throw new FuselmError('E_INVALID_ARG', 'the model path must be a non-empty string');
+  if (typeof opts !== 'object' || opts === null || Array.isArray(opts)) throw new FuselmError('E_INVALID_ARG', 'loadModel options must be an object');
+  const o = opts as LoadModelOptions;
+  const int = (name: keyof LoadModelOptions, lo: number, hi: number) => {
+    const v = o[name];
+    if (v !== undefined && !(typeof v === 'number' && Number.isInteger(v) && v >= lo && v <= hi))
+      throw new FuselmError('E_INVALID_ARG', `${name} must be an integer in ${lo}..${hi}, got ${typeof v === 'number' ? v : typeof v}`);
+  };
+  int('threads', 1, 1024);
+  int('contextSize', 1, MAX_CONTEXT_SIZE);
+  int('batchSize', 1, MAX_CONTEXT_SIZE);
+  if (o.maxMemory !== undefined && !(typeof o.maxMemory === 'number' && o.maxMemory > 0 && Number.isFinite(o.maxMemory)))
+    throw new FuselmError('E_INVALID_ARG', `maxMemory must be a finite number of bytes > 0, got ${typeof o.maxMemory === 'number' ? o.maxMemory : typeof o.maxMemory}`);
+  if (o.impl !== undefined && !['auto', 'reference', 'portable', 'avx2', 'avx512'].includes(o.impl as string))
+    throw new FuselmError('E_INVALID_ARG', `impl must be 'auto', 'reference', 'portable', 'avx2' or 'avx512', got ${String(o.impl).slice(0, 40)}`);
+  if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw new FuselmError('E_INVALID_ARG', 'onProgress must be a function');
+  if (o.device !== undefined && typeof o.device !== 'string') throw new FuselmError('E_INVALID_ARG', `device must be 'auto', 'cpu' or 'cuda'`);
+  if (o.kvType !== undefined && typeof o.kvType !== 'string') throw new FuselmError('E_INVALID_ARG', `kvType must be 'auto', 'f32', 'f16' or 'bf16'`);
+}
+
+/** The memory budget of loadModel's options, and how messages name it. */
+function memoryBudget(opts: LoadModelOptions): { bytes: number; name: string } {
+  return opts.maxMemory !== undefined ? { bytes: opts.maxMemory, name: 'maxMemory' } : { bytes: availableMemory(), name: 'the memory available' };
+}
+
+/** KV element bytes as kvDtypeFor will choose them, from the type of the first layer's q weight (f32: 4, else 2). */
+function plannedKvBytes(opts: LoadModelOptions, dtype: WeightDtype, firstQIsF32: boolean | undefined): number {
+  const kv = opts.kvType ?? 'auto';
+  if (kv !== 'auto') return kv === 'f32' ? 4 : 2;
+  return dtype === 'auto' && firstQIsF32 !== false ? 4 : 2;
+}
+
+/**
+ * The load-time plan (weights; on the CPU also the KV cache at contextSize and the activations)
+ * checked against the budget; returns its total.
+ */
+function checkLoadPlan(
+  where: string,
+  config: ModelConfig,
+  opts: LoadModelOptions,
+  device: NativeDevice,
+  o: { contextSize: number; batchSize: number; weightBytes: number; kvBytes: number },
+): number {
+  const budget = memoryBudget(opts);
+  const weights = { what: 'weights', bytes: o.weightBytes };
+  if (device !== 'cpu') {
+    // the weights are staged in host memory; the caches live on the device (its allocator reports)
+    checkMemoryPlan(where, [weights], budget.bytes, budget.name, '');
+    return weights.bytes;
+  }
+  const items = [weights, ...decoderStateItems(config, o)];
+  const perPosition = 2 * config.nLayers * config.nKvHeads * config.headDim * o.kvBytes;
+  const fits = Math.floor((budget.bytes - weights.bytes - items[2].bytes) / perPosition);
+  checkMemoryPlan(where, items, budget.bytes, budget.name, fits >= 1 ? `contextSize ${fits} or less would fit` : 'the weights alone do not fit');
+  return items.reduce((n, i) => n + i.bytes, 0);
 }
 
 /** 'cpu', 'cuda' or 'cuda-emulated' for the options and this machine (see LoadModelOptions.device). */
@@ -486,7 +684,7 @@ async function finishLoad(
   cpu: CpuBackend,
   device: 'cpu' | 'cuda' | 'cuda-emulated',
   opts: LoadModelOptions,
-  o: { contextSize: number; batchSize: number; generationConfig?: GenerationConfig },
+  o: ModelInit,
   load: () => Promise<LlamaWeights>,
 ): Promise<Model> {
   let weights: LlamaWeights | undefined;
@@ -518,7 +716,9 @@ function sizes(config: ModelConfig, opts: LoadModelOptions, where: string): { co
     throw new FuselmError('E_INVALID_ARG', `contextSize ${contextSize} exceeds the ${config.contextLength} positions of this model's position table`);
   if (config.ropeMaxContext !== undefined && contextSize > config.ropeMaxContext)
     throw new FuselmError('E_UNSUPPORTED', `${where}: contextSize ${contextSize} is past the ${config.ropeMaxContext} positions this model's dynamic NTK rope scaling leaves unchanged (past them transformers changes the rope base with the length; fuselm does not yet)`);
-  const batchSize = opts.batchSize ?? Math.min(512, contextSize);
+  if (contextSize > MAX_CONTEXT_SIZE) throw new FuselmError('E_INVALID_ARG', `contextSize must be at most ${MAX_CONTEXT_SIZE}, got ${contextSize}`);
+  // a prompt batch never holds more than the context: a larger batchSize is capped to it
+  const batchSize = Math.min(opts.batchSize ?? 512, contextSize);
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new FuselmError('E_INVALID_ARG', `batchSize must be a positive integer, got ${batchSize}`);
   return { contextSize, batchSize };
 }
@@ -532,7 +732,14 @@ async function loadHfModel(dir: string, opts: LoadModelOptions, device: 'cpu' | 
   const dtype = checkWeightDtype(opts.dtype ?? 'auto', 'loadModel');
   const { contextSize, batchSize } = sizes(config, opts, hf.configPath);
   const st = await openSafetensorsFolder(dir);
-  const gen = hf.generationConfig;
+  const firstQ = [...st.tensors.values()].find((t) => /(^|\.)(layers|h)\.0\.(self_attn\.q_proj|attn\.c_attn)\.weight$/.test(t.name));
+  const planned = checkLoadPlan(dir, config, opts, device, {
+    contextSize,
+    batchSize,
+    weightBytes: safetensorsWeightBytes(st),
+    kvBytes: plannedKvBytes(opts, dtype, firstQ && firstQ.dtype === 'F32'),
+  });
+  const gen = checkGenerationConfig(hf.generationConfig, `${dir}/generation_config.json`);
   const list = (v: number | number[] | undefined) => (v === undefined ? [] : Array.isArray(v) ? v : [v]).filter((x) => Number.isInteger(x));
   // the folder's tokenizer takes generation_config.json's eos_token_id ones into its end-of-generation set
   const tokenizer = (await hasFile(dir, 'tokenizer.json'))
@@ -541,7 +748,7 @@ async function loadHfModel(dir: string, opts: LoadModelOptions, device: 'cpu' | 
   if (tokenizer.vocabSize > config.vocabSize)
     throw new FuselmError('E_FORMAT', `${dir}: the tokenizer has ${tokenizer.vocabSize} tokens but the model's vocabulary has ${config.vocabSize}`);
   const cpu = cpuBackend(opts, device);
-  return finishLoad(dir, config, tokenizer, cpu, device, opts, { contextSize, batchSize, generationConfig: gen }, () =>
+  return finishLoad(dir, config, tokenizer, cpu, device, opts, { contextSize, batchSize, generationConfig: gen, memory: { max: opts.maxMemory, planned } }, () =>
     loadHfDecoderWeights(st, config, cpu, dir, { contextSize, dtype, onProgress: opts.onProgress }),
   );
 }

@@ -15,7 +15,7 @@
  */
 import { MergeQueue } from './merge-queue.js';
 import { PieceCache } from './piece-cache.js';
-import { FuselmError } from '../errors.js';
+import { FuselmError, shown } from '../errors.js';
 
 /** GPT-2's bytes_to_unicode: byte → the character standing for it in byte-level vocabs. */
 export const BYTE_TO_CHAR: readonly string[] = (() => {
@@ -308,7 +308,7 @@ export class BpeModel {
         }
       }
       if (this.unk === undefined) {
-        throw new FuselmError('E_UNSUPPORTED', `BPE: cannot encode ${JSON.stringify(s)}: not in the vocab and no unknown token`);
+        throw new FuselmError('E_UNSUPPORTED', `BPE: cannot encode ${shown(s)}: not in the vocab and no unknown token`);
       }
       if (!(this.fuseUnk && prevUnk)) ids[n++] = this.unk;
       prevUnk = true;

@@ -3,7 +3,7 @@
  * vocab-only file). Defaults follow llama.cpp's reading of the same keys, so a file behaves here
  * as it does there.
  */
-import { FuselmError } from '../errors.js';
+import { FuselmError, shown } from '../errors.js';
 import type { GgufFile, GgufValue } from '../formats/gguf.js';
 import { BpeModel } from './bpe.js';
 import { type EndTokens, findEndTokens } from './eog.js';
@@ -111,7 +111,7 @@ function gpt2FromGguf(f: GgufFile): PipelineTokenizer {
   if (!Array.isArray(raw) || raw.some((m) => typeof m !== 'string')) throw formatError(f, mergesKey, `expected an array of strings, got ${describe(raw)}`);
   const merges = (raw as string[]).map((m, i): [string, string] => {
     const sp = m.indexOf(' ', 1);
-    if (sp < 0) throw formatError(f, mergesKey, `entry ${i} ${JSON.stringify(m)} has no space`);
+    if (sp < 0) throw formatError(f, mergesKey, `entry ${i} ${shown(m)} has no space`);
     return [m.slice(0, sp), m.slice(sp + 1)];
   });
   const vocab = new Map<string, number>();

@@ -4,26 +4,18 @@
  * template), chat_template.jinja and generation_config.json (more end-of-generation ids) are
  * read when present.
  */
-import { open, readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
+import { openRegularFile, readJsonFile, readRegularText } from '../formats/files.js';
 import path from 'node:path';
-import { FuselmError } from '../errors.js';
+import { FuselmError, shown } from '../errors.js';
 import { readGguf } from '../formats/gguf.js';
+import { withAsyncEncode } from './async.js';
 import { tokenizerFromGguf } from './from-gguf.js';
 import { tokenizerFromJson } from './from-tokenizer-json.js';
 import type { Tokenizer } from './tokenizer.js';
 
 async function readJson(file: string, what: string): Promise<unknown> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (e) {
-    throw new FuselmError('E_IO', `${file}: cannot read ${what}: ${(e as Error).message}`, { cause: e });
-  }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new FuselmError('E_FORMAT', `${file}: ${what} is not valid JSON: ${(e as Error).message}`, { cause: e });
-  }
+  return readJsonFile(file, what);
 }
 
 async function exists(file: string): Promise<boolean> {
@@ -41,7 +33,7 @@ function eosTokenIds(file: string, generation: unknown): number[] {
   if (v === undefined || v === null) return [];
   const list = Array.isArray(v) ? v : [v];
   if (!list.every((x) => Number.isInteger(x) && x >= 0))
-    throw new FuselmError('E_FORMAT', `${file}: eos_token_id must be a token id or a list of them, got ${JSON.stringify(v)}`);
+    throw new FuselmError('E_FORMAT', `${file}: eos_token_id must be a token id or a list of them, got ${shown(v)}`);
   return list as number[];
 }
 
@@ -59,14 +51,10 @@ export async function loadTokenizerJson(file: string, configFile?: string): Prom
   const jinjaPath = path.join(dir, 'chat_template.jinja');
   let chatTemplate: string | undefined;
   if (await exists(jinjaPath)) {
-    try {
-      chatTemplate = await readFile(jinjaPath, 'utf8');
-    } catch (e) {
-      throw new FuselmError('E_IO', `${jinjaPath}: cannot read the chat template: ${(e as Error).message}`, { cause: e });
-    }
+    chatTemplate = await readRegularText(jinjaPath, 'chat template');
   }
   try {
-    return tokenizerFromJson(json, config, { generationEos, chatTemplate });
+    return withAsyncEncode(tokenizerFromJson(json, config, { generationEos, chatTemplate }), { kind: 'json', file: path.resolve(file), configFile: configFile && path.resolve(configFile) });
   } catch (e) {
     if (e instanceof FuselmError) throw new FuselmError(e.code, `${file}: ${e.message}`, { cause: e });
     throw e;
@@ -75,6 +63,7 @@ export async function loadTokenizerJson(file: string, configFile?: string): Prom
 
 /** Loads the tokenizer of a GGUF file, a tokenizer.json, or a Hugging Face model folder. */
 export async function loadTokenizer(p: string): Promise<Tokenizer> {
+  if (typeof p !== 'string' || p.length === 0) throw new FuselmError('E_INVALID_ARG', 'loadTokenizer() takes a path (a non-empty string)');
   let st;
   try {
     st = await stat(p);
@@ -88,14 +77,14 @@ export async function loadTokenizer(p: string): Promise<Tokenizer> {
     }
     return loadTokenizerJson(json);
   }
-  const fh = await open(p, 'r');
+  const { fh } = await openRegularFile(p, 'tokenizer file');
   const head = Buffer.alloc(4);
   try {
     await fh.read(head, 0, 4, 0);
   } finally {
     await fh.close();
   }
-  if (head.toString('latin1') === 'GGUF') return tokenizerFromGguf(await readGguf(p));
+  if (head.toString('latin1') === 'GGUF') return withAsyncEncode(tokenizerFromGguf(await readGguf(p)), { kind: 'gguf', path: path.resolve(p) });
   if (p.endsWith('.json') || head[0] === 0x7b /* { */) return loadTokenizerJson(p);
   throw new FuselmError('E_UNSUPPORTED', `${p}: neither a GGUF file nor a tokenizer.json`);
 }

@@ -18,7 +18,7 @@
 import { FuselmError } from '../errors.js';
 import { byteLevelTokenBytes } from './bpe.js';
 import type { Normalizer } from './normalize.js';
-import { toWellFormed, type PreTokenizer } from './pretokenize.js';
+import { checkEncodeArgs, toWellFormed, type PreTokenizer } from './pretokenize.js';
 import { decodeWith, Utf8StreamDecoder, type PieceSource } from './stream-decoder.js';
 import type { DecodeOptions, EncodeOptions, StreamDecoder, StreamDecoderOptions, Tokenizer } from './tokenizer.js';
 
@@ -188,6 +188,7 @@ export class PipelineTokenizer implements Tokenizer {
   }
 
   encode(text: string, opts: EncodeOptions = {}): number[] {
+    checkEncodeArgs(text, opts);
     const body: number[] = [];
     this.encodeBody(toWellFormed(text), opts.parseSpecial ?? false, body);
     if (!opts.addSpecial) return body;

@@ -15,7 +15,7 @@
  * A pre-tokenizer maps one string to a list of pieces; `sequence` chains them as Hugging Face's
  * Sequence does (each step runs on every piece of the previous one).
  */
-import { FuselmError } from '../errors.js';
+import { FuselmError, shown } from '../errors.js';
 
 /** Splits `text` into pieces appended to `out`. `first`: the text starts the input (HF Metaspace's
  * prepend_scheme "first" prepends only there). */
@@ -170,7 +170,7 @@ export function onigToJs(pattern: string): string {
     if (c === '\\') {
       const d = pattern[i + 1];
       i++;
-      if (d === undefined) throw new FuselmError('E_UNSUPPORTED', `regex ${JSON.stringify(pattern)}: ends with a backslash`);
+      if (d === undefined) throw new FuselmError('E_UNSUPPORTED', `regex ${shown(pattern)}: ends with a backslash`);
       switch (d) {
         case 's': out += inClass ? WS : `[${WS}]`; break;
         case 'S': out += inClass ? NWS : `[${NWS}]`; break;
@@ -178,7 +178,7 @@ export function onigToJs(pattern: string): string {
         case 'D': out += '\\P{Nd}'; break;
         case 'w': out += inClass ? '\\p{L}\\p{M}\\p{Nd}\\p{Pc}' : '[\\p{L}\\p{M}\\p{Nd}\\p{Pc}]'; break;
         case 'W':
-          if (inClass) throw new FuselmError('E_UNSUPPORTED', `regex ${JSON.stringify(pattern)}: \\W inside a class`);
+          if (inClass) throw new FuselmError('E_UNSUPPORTED', `regex ${shown(pattern)}: \\W inside a class`);
           out += '[^\\p{L}\\p{M}\\p{Nd}\\p{Pc}]';
           break;
         case 'p': case 'P': {
@@ -193,7 +193,7 @@ export function onigToJs(pattern: string): string {
         }
         default:
           if (/[A-Za-z]/.test(d) && !'nrtfvxuAzbB'.includes(d)) {
-            throw new FuselmError('E_UNSUPPORTED', `regex ${JSON.stringify(pattern)}: escape \\${d} is not supported`);
+            throw new FuselmError('E_UNSUPPORTED', `regex ${shown(pattern)}: escape \\${d} is not supported`);
           }
           if (d === 'A') out += '^';
           else if (d === 'z') out += '$';
@@ -226,7 +226,7 @@ export function onigToJs(pattern: string): string {
         continue;
       }
       if (pattern.startsWith('(?', i) && !/^\(\?(?::|=|!|<=|<!)/.test(pattern.slice(i, i + 4))) {
-        throw new FuselmError('E_UNSUPPORTED', `regex ${JSON.stringify(pattern)}: group syntax at ${i} is not supported`);
+        throw new FuselmError('E_UNSUPPORTED', `regex ${shown(pattern)}: group syntax at ${i} is not supported`);
       }
       out += c;
       continue;
@@ -246,13 +246,91 @@ export function onigToJs(pattern: string): string {
   return out;
 }
 
-/** A global `u` RegExp for an Oniguruma pattern. */
-export function compileOnig(pattern: string): RegExp {
+/**
+ * Refuses regex shapes that backtrack catastrophically in a backtracking engine (V8's, as
+ * Oniguruma's): a group repeated without bound (`*`, `+`, `{n,}`, `{n,m}` with m > 1) that
+ * holds an alternation or a quantifier of its own, as `(a|aa)+$` or `(a+)+b`, which take time
+ * exponential in the input's length on a text that almost matches. The published pre-tokenizer
+ * patterns repeat only character classes, so they pass. (A linear-time engine such as RE2 is
+ * not an option: those patterns need lookarounds, which RE2 lacks.) E_UNSUPPORTED naming the
+ * field and the pattern.
+ */
+export function vetRegex(pattern: string, where = 'regex'): void {
+  interface Group { alt: boolean; quant: boolean }
+  const stack: Group[] = [{ alt: false, quant: false }];
+  /** The group just closed (the atom a quantifier would apply to), else undefined. */
+  let closed: Group | undefined;
+  const refuse = (i: number) => {
+    throw new FuselmError(
+      'E_UNSUPPORTED',
+      `${where}: regex ${JSON.stringify(pattern.length > 200 ? pattern.slice(0, 200) + '…' : pattern)}: the group repeated at ${i} holds an alternation or a quantifier (catastrophic backtracking)`,
+    );
+  };
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i];
+    // a quantifier: what it repeats, and whether without bound
+    let unbounded: boolean | undefined;
+    let len = 1;
+    if (c === '*' || c === '+') unbounded = true;
+    else if (c === '?') unbounded = false;
+    else if (c === '{') {
+      const m = /^\{(\d*)(,?)(\d*)\}/.exec(pattern.slice(i));
+      if (m) {
+        unbounded = m[2] === ',' ? m[3] === '' || Number(m[3]) > 1 : Number(m[1]) > 1;
+        len = m[0].length;
+      }
+    }
+    if (unbounded !== undefined) {
+      if (closed && unbounded && (closed.alt || closed.quant)) refuse(i);
+      stack[stack.length - 1].quant = true;
+      i += len - 1;
+      // a lazy or possessive mark belongs to this quantifier
+      if (pattern[i + 1] === '?' || pattern[i + 1] === '+') i++;
+      closed = undefined;
+      continue;
+    }
+    closed = undefined;
+    if (c === '\\') {
+      if (pattern[i + 1] === 'p' || pattern[i + 1] === 'P') {
+        const end = pattern.indexOf('}', i);
+        i = end < 0 ? pattern.length : end;
+      } else i++;
+      continue;
+    }
+    if (c === '[') {
+      // skip the class (escapes, nested classes)
+      let depth = 0;
+      for (; i < pattern.length; i++) {
+        if (pattern[i] === '\\') i++;
+        else if (pattern[i] === '[') depth++;
+        else if (pattern[i] === ']' && --depth === 0) break;
+      }
+      continue;
+    }
+    if (c === '(') {
+      stack.push({ alt: false, quant: false });
+      // the group's kind ((?:, (?=, (?<!, (?i:, (?<name>) is not a quantifier
+      const kind = /^\(\?(?:[:=!]|<[=!]|<[A-Za-z_]\w*>|[a-zA-Z-]+:)/.exec(pattern.slice(i, i + 40));
+      if (kind) i += kind[0].length - 1;
+    }
+    else if (c === ')' && stack.length > 1) {
+      const g = stack.pop()!;
+      const parent = stack[stack.length - 1];
+      parent.alt ||= g.alt;
+      parent.quant ||= g.quant;
+      closed = g;
+    } else if (c === '|') stack[stack.length - 1].alt = true;
+  }
+}
+
+/** A global `u` RegExp for an Oniguruma pattern; `where` names the field it comes from in messages. */
+export function compileOnig(pattern: string, where = 'regex'): RegExp {
+  vetRegex(pattern, where);
   const src = onigToJs(pattern);
   try {
     return new RegExp(src, 'gu');
   } catch (e) {
-    throw new FuselmError('E_UNSUPPORTED', `regex ${JSON.stringify(pattern)} does not translate to JavaScript: ${(e as Error).message}`);
+    throw new FuselmError('E_UNSUPPORTED', `${where}: regex ${shown(pattern)} does not translate to JavaScript: ${(e as Error).message}`);
   }
 }
 
@@ -483,6 +561,8 @@ export function charDelimiterSplit(delim: string): PreTokenizer {
  * replacement character starts a new piece.
  */
 export function metaspacePreTokenizer(replacement: string, prepend: 'always' | 'first' | 'never', split: boolean): PreTokenizer {
+  // an empty replacement would never advance the split below
+  if (typeof replacement !== 'string' || replacement.length === 0) throw new FuselmError('E_INVALID_ARG', 'Metaspace replacement must be a non-empty string');
   return (text, out, first) => {
     let s = text.replaceAll(' ', replacement);
     if ((prepend === 'always' || (prepend === 'first' && first)) && !s.startsWith(replacement)) s = replacement + s;
@@ -497,6 +577,12 @@ export function metaspacePreTokenizer(replacement: string, prepend: 'always' | '
     }
     if (start < s.length) out.push(s.slice(start));
   };
+}
+
+/** encode()'s arguments: a string and an options object (E_INVALID_ARG otherwise). */
+export function checkEncodeArgs(text: unknown, opts: unknown): void {
+  if (typeof text !== 'string') throw new FuselmError('E_INVALID_ARG', `encode() takes a string, got ${text === null ? 'null' : typeof text}`);
+  if (typeof opts !== 'object' || opts === null) throw new FuselmError('E_INVALID_ARG', 'encode() options must be an object');
 }
 
 /** Replaces lone surrogates with U+FFFD, as converting a JS string to UTF-8 does. */

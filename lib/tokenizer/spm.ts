@@ -25,6 +25,7 @@
 import { MergeQueue } from './merge-queue.js';
 import { FuselmError } from '../errors.js';
 import { decodeWith, Utf8StreamDecoder, type PieceSource } from './stream-decoder.js';
+import { checkEncodeArgs } from './pretokenize.js';
 import {
   TokenType,
   type DecodeOptions,
@@ -186,6 +187,7 @@ export class SpmTokenizer implements Tokenizer, PieceSource {
   }
 
   encode(text: string, opts: EncodeOptions = {}): number[] {
+    checkEncodeArgs(text, opts);
     const out: number[] = [];
     if (opts.addSpecial && this.addBos && this.bos !== undefined) out.push(this.bos);
     let prevSpecial = true; // the first span gets the space prefix, and so does each one after a special token

@@ -10,6 +10,7 @@
  * if it saw all the bytes at once. So the output is the same for every way of splitting the ids,
  * and decode() is literally this decoder run over all of them.
  */
+import { FuselmError } from '../errors.js';
 import type { StreamDecoder, StreamDecoderOptions } from './tokenizer.js';
 
 /** What a tokenizer tells the decoder about its tokens. */
@@ -69,6 +70,9 @@ export class Utf8StreamDecoder implements StreamDecoder {
 
 /** decode() for any PieceSource: the stream decoder over all ids, then flush. */
 export function decodeWith(source: PieceSource, ids: ArrayLike<number>, opts?: StreamDecoderOptions): string {
+  if (typeof ids !== 'object' || ids === null || !Number.isSafeInteger(ids.length) || ids.length < 0)
+    throw new FuselmError('E_INVALID_ARG', `decode() takes an array of token ids, got ${ids === null ? 'null' : typeof ids}`);
+  if (opts !== undefined && (typeof opts !== 'object' || opts === null)) throw new FuselmError('E_INVALID_ARG', 'decode() options must be an object');
   const d = new Utf8StreamDecoder(source, opts);
   let out = '';
   for (let i = 0; i < ids.length; i++) out += d.push(ids[i]);

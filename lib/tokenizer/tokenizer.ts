@@ -63,6 +63,12 @@ export interface Tokenizer {
    */
   readonly chatTemplate?: string;
   encode(text: string, opts?: EncodeOptions): number[];
+  /**
+   * encode() that keeps the event loop free: large texts are encoded in a worker thread (by a
+   * copy of the tokenizer built there from the same file), small ones in place. Tokenizers
+   * without a file behind them encode in place.
+   */
+  encodeAsync?(text: string, opts?: EncodeOptions): Promise<number[]>;
   decode(ids: ArrayLike<number>, opts?: DecodeOptions): string;
   /** The raw piece string as stored in the vocab (e.g. "▁Once", "<0x0A>", "<s>"). */
   tokenToPiece(id: number): string;

@@ -24,6 +24,8 @@ TensorWrap::TensorWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Tensor
     t_ = mem ? Tensor::make_on(*mem, get_dtype(info[0]), get_shape(info[1])) : Tensor::make(get_dtype(info[0]), get_shape(info[1]));
   } catch (const Error& e) {
     throw_js(info.Env(), e.code, e.what());
+  } catch (const std::bad_alloc&) {
+    throw_js(info.Env(), "E_OUT_OF_MEMORY", "out of memory allocating a tensor");
   }
 }
 

@@ -1,6 +1,7 @@
 #include "napi/util.h"
 
 #include <cmath>
+#include <new>
 
 namespace fuselm {
 
@@ -58,6 +59,9 @@ void PromiseWorker::Execute() {
   } catch (const Error& e) {
     code_ = e.code;
     SetError(e.what());
+  } catch (const std::bad_alloc& e) {
+    code_ = "E_OUT_OF_MEMORY";
+    SetError(std::string("out of memory: ") + e.what());
   } catch (const std::exception& e) {
     SetError(e.what());
   }

@@ -1,0 +1,82 @@
+/**
+ * The memory plan of a model: what loading it and running it will allocate at most (weights as
+ * they will be held, the KV caches at their full contextSize, activations and logits), summed
+ * before anything is allocated and checked against a budget, so that a hostile or mistaken file
+ * or option is an E_OUT_OF_MEMORY naming what does not fit rather than a process killed by the
+ * kernel's OOM killer. The budget is LoadModelOptions.maxMemory, by default the memory the
+ * machine has available for this process (its cgroup's limit included: process.availableMemory).
+ */
+import { freemem } from 'node:os';
+import { FuselmError } from '../errors.js';
+import { GgmlType } from '../formats/ggml-types.js';
+import type { GgufFile } from '../formats/gguf.js';
+import type { SafetensorsModel } from '../formats/safetensors.js';
+import type { ModelConfig } from './config.js';
+import type { WeightDtype } from './weights.js';
+
+export interface MemoryItem {
+  what: string;
+  bytes: number;
+}
+
+/** Bytes this process may still allocate: free memory, within the cgroup's limit where there is one. */
+export function availableMemory(): number {
+  const p = process as NodeJS.Process & { availableMemory?: () => number };
+  const avail = typeof p.availableMemory === 'function' ? p.availableMemory() : freemem();
+  return Number.isFinite(avail) && avail > 0 ? avail : freemem();
+}
+
+/** A large host buffer is 2 MiB aligned and sized (native/tensor.cc): the plan counts it so. */
+function bufferBytes(n: number): number {
+  const huge = 2 << 20;
+  return n >= huge ? Math.ceil(n / huge) * huge : n;
+}
+
+const MiB = (n: number) => `${(n / 2 ** 20).toFixed(n < 2 ** 20 ? 2 : 0)} MiB`;
+
+/** The weights of a GGUF as they will be held: quantized types other than Q8_0 are converted to q8_0 (34 bytes per 32), 'f16' makes matrices 2 bytes. */
+export function ggufWeightBytes(f: GgufFile, dtype: WeightDtype): number {
+  let total = 0;
+  for (const t of f.tensors) {
+    const matrix = t.dims.length >= 2;
+    const plain = t.type === GgmlType.F32 || t.type === GgmlType.F16 || t.type === GgmlType.BF16;
+    let bytes = t.nbytes;
+    if (matrix && dtype === 'f16') bytes = Math.max(bytes, t.nelements * 2);
+    else if (matrix && (dtype === 'q8_0' || !plain)) bytes = Math.max(bytes, (t.nelements * 34) / 32);
+    else if (!matrix && !plain) bytes = t.nelements * 4;
+    total += bufferBytes(bytes);
+  }
+  return total;
+}
+
+/** The weights of a Hugging Face folder as stored (conversions only shrink them). */
+export function safetensorsWeightBytes(st: SafetensorsModel): number {
+  let total = 0;
+  for (const t of st.tensors.values()) total += bufferBytes(t.nbytes);
+  return total;
+}
+
+/** KV caches, activations and logits of `sequences` sequences of a decoder at contextSize positions. */
+export function decoderStateItems(c: ModelConfig, o: { contextSize: number; batchSize: number; sequences?: number; kvBytes: number }): MemoryItem[] {
+  const S = o.sequences ?? 1;
+  const kvWidth = c.nKvHeads * c.headDim;
+  const perLayer = bufferBytes(o.contextSize * kvWidth * o.kvBytes);
+  const B = Math.max(o.batchSize, S);
+  const q = c.nHeads * c.headDim;
+  const acts = B * (3 * c.dim + 2 * q + 2 * kvWidth + 2 * c.ffnDim) * 4;
+  return [
+    { what: `KV cache (${S > 1 ? `${S} sequences × ` : ''}${c.nLayers} layers × 2 × ${o.contextSize} positions × ${kvWidth} × ${o.kvBytes} bytes)`, bytes: S * 2 * c.nLayers * perLayer },
+    { what: `activations and logits (batch ${B})`, bytes: bufferBytes(acts) + bufferBytes(B * c.vocabSize * 4) + c.vocabSize * 4 },
+  ];
+}
+
+/**
+ * Throws E_OUT_OF_MEMORY when the items do not fit `budget` bytes, naming each and the total;
+ * `hint` says what to change (a smaller contextSize...).
+ */
+export function checkMemoryPlan(where: string, items: MemoryItem[], budget: number, budgetName: string, hint: string): void {
+  const total = items.reduce((n, i) => n + i.bytes, 0);
+  if (total <= budget) return;
+  const list = items.map((i) => `${i.what}: ${MiB(i.bytes)}`).join('; ');
+  throw new FuselmError('E_OUT_OF_MEMORY', `${where}: needs ${MiB(total)} (${list}) but ${budgetName} is ${MiB(budget)}${hint ? `; ${hint}` : ''}`);
+}
