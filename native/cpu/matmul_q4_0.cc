@@ -1,9 +1,11 @@
-// Q4_0 weights against Q8_0 activations (the f16-rounded scale of matmul.cc's q8_0 path, as
-// llama.cpp's block_q8_0), in the lane scheme of matmul_quant.h with 32-value blocks: lane l
-// of a block = sum over bytes 4l..4l+3 of (q - 8) * x, exact in int32, and
-// acc_l = fma(dw * dx, float(lane), acc_l) block after block; the lanes summed once per output.
-// AVX2: |q - 8| (unsigned) times x with q - 8's sign by maddubs, pairs by madd (as the q8_0
-// path); AVX-512 VNNI: vpdpbusd on q (unsigned 0..15) from a start of -8 * (the lane's x sum).
+// The legacy 32-value formats dotted with Q8_0 activations (the f16-rounded scale of matmul.cc's
+// q8_0 path, as llama.cpp's block_q8_0): Q4_0 (nibble - 8), Q5_0 (5 bits - 16) and IQ4_NL (a
+// nibble through the non-linear grid). Each block's values are unpacked to signed int8 w; in the
+// lane scheme of matmul_quant.h with 32-value blocks, lane l of a block = sum over bytes
+// 4l..4l+3 of w * x, exact in int32, and acc_l = fma(dw * dx, float(lane), acc_l) block after
+// block; the lanes summed once per output.
+// AVX2: |w| (unsigned) times x with w's sign by maddubs (|pair| <= 127 * 127 * 2 fits int16),
+// pairs by madd; AVX-512 VNNI: the same operands through vpdpbusd.
 #include <cmath>
 #include <cstring>
 
@@ -13,16 +15,41 @@
 namespace fuselm {
 namespace {
 
+template <DType DT> struct Legacy;
+template <> struct Legacy<DType::Q4_0> { using Block = BlockQ4_0; };
+template <> struct Legacy<DType::Q5_0> { using Block = BlockQ5_0; };
+template <> struct Legacy<DType::IQ4_NL> { using Block = BlockIQ4_NL; };
+
+// The block's 32 values as signed integers (value j: low nibble of qs[j] for j < 16, high
+// nibble of qs[j - 16] after).
+template <DType DT>
+void values_ref(const typename Legacy<DT>::Block& b, int32_t w[32]) {
+  for (int j = 0; j < 16; j++) {
+    const int lo = b.qs[j] & 0x0f, hi = b.qs[j] >> 4;
+    if constexpr (DT == DType::Q4_0) {
+      w[j] = lo - 8;
+      w[j + 16] = hi - 8;
+    } else if constexpr (DT == DType::Q5_0) {
+      uint32_t qh;
+      std::memcpy(&qh, b.qh, 4);
+      w[j] = (lo | int((qh >> j) & 1) << 4) - 16;
+      w[j + 16] = (hi | int((qh >> (j + 16)) & 1) << 4) - 16;
+    } else {
+      w[j] = kIq4nlValues[lo];
+      w[j + 16] = kIq4nlValues[hi];
+    }
+  }
+}
+
+template <DType DT>
 void tile_ref(const uint8_t* w, const uint8_t* xq, size_t xs, int64_t K, int TT, float* y, int64_t ys) {
+  using B = typename Legacy<DT>::Block;
   const int64_t nb = K / kQ32;
   float acc[4][8] = {};
   for (int64_t i = 0; i < nb; i++) {
-    const BlockQ4_0& b = reinterpret_cast<const BlockQ4_0*>(w)[i];
+    const B& b = reinterpret_cast<const B*>(w)[i];
     int32_t q[32];
-    for (int j = 0; j < 16; j++) {
-      q[j] = (b.qs[j] & 0x0f) - 8;
-      q[j + 16] = (b.qs[j] >> 4) - 8;
-    }
+    values_ref<DT>(b, q);
     const float d = f16_to_f32(b.d);
     for (int t = 0; t < TT; t++) {
       const BlockQ8_0x& x = reinterpret_cast<const BlockQ8_0x*>(xq + t * xs)[i];
@@ -39,79 +66,100 @@ void tile_ref(const uint8_t* w, const uint8_t* xq, size_t xs, int64_t K, int TT,
 
 #if defined(__x86_64__)
 
-// A block's 32 values as unsigned bytes 0..15 (low nibbles: values 0..15, high: 16..31).
-FUSELM_AVX2 FUSELM_INLINE __m256i unpack_q4(const BlockQ4_0& b) {
+// The block's 32 values as signed bytes.
+template <DType DT>
+FUSELM_AVX2 FUSELM_INLINE __m256i values(const typename Legacy<DT>::Block& b) {
   const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs));
-  const __m256i both = _mm256_setr_m128i(v, _mm_srli_epi16(v, 4));
-  return _mm256_and_si256(both, _mm256_set1_epi8(0x0f));
+  const __m256i n = _mm256_and_si256(_mm256_setr_m128i(v, _mm_srli_epi16(v, 4)), _mm256_set1_epi8(0x0f));
+  if constexpr (DT == DType::Q4_0) {
+    return _mm256_sub_epi8(n, _mm256_set1_epi8(8));
+  } else if constexpr (DT == DType::Q5_0) {
+    // byte j takes byte j / 8 of qh, keeps its bit j % 8, and becomes 0x10 where it is set
+    uint32_t qh;
+    std::memcpy(&qh, b.qh, 4);
+    const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(int32_t(qh)),
+                                               _mm256_setr_epi64x(0, 0x0101010101010101, 0x0202020202020202, 0x0303030303030303));
+    const __m256i bit = _mm256_set1_epi64x(int64_t(0x8040201008040201));
+    const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+    return _mm256_sub_epi8(_mm256_or_si256(n, _mm256_and_si256(set, _mm256_set1_epi8(0x10))), _mm256_set1_epi8(16));
+  } else {
+    const __m256i grid = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4nlValues)));
+    return _mm256_shuffle_epi8(grid, n);
+  }
 }
 
-template <int TT>
+template <DType DT, int TT>
 FUSELM_AVX2 void tile_avx2(const uint8_t* w, const uint8_t* xq, size_t xs, int64_t K, float* y, int64_t ys) {
+  using B = typename Legacy<DT>::Block;
   const int64_t nb = K / kQ32;
-  const __m256i ones = _mm256_set1_epi16(1), eight = _mm256_set1_epi8(8);
+  const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc[TT];
   for (int t = 0; t < TT; t++) acc[t] = _mm256_setzero_ps();
   for (int64_t i = 0; i < nb; i++) {
-    const BlockQ4_0& b = reinterpret_cast<const BlockQ4_0*>(w)[i];
-    const __m256i q = _mm256_sub_epi8(unpack_q4(b), eight);  // -8..7
+    const B& b = reinterpret_cast<const B*>(w)[i];
+    const __m256i q = values<DT>(b);
     const __m256i aq = _mm256_sign_epi8(q, q);
-    const float d = _cvtsh_ss(b.d);
+    const __m256 d = _mm256_set1_ps(_cvtsh_ss(b.d));
     for (int t = 0; t < TT; t++) {
       const BlockQ8_0x& x = reinterpret_cast<const BlockQ8_0x*>(xq + t * xs)[i];
       const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs));
       const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aq, _mm256_sign_epi8(xv, q)), ones);
-      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * x.d), _mm256_cvtepi32_ps(p), acc[t]);
+      acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_broadcast_ss(&x.d)), _mm256_cvtepi32_ps(p), acc[t]);
     }
   }
   for (int t = 0; t < TT; t++) y[t * ys] = simd256::hsum(acc[t]);
 }
 
-template <int TT>
+template <DType DT, int TT>
 FUSELM_AVX512VNNI void tile_vnni(const uint8_t* w, const uint8_t* xq, size_t xs, int64_t K, float* y, int64_t ys) {
+  using B = typename Legacy<DT>::Block;
   const int64_t nb = K / kQ32;
-  const __m256i eight = _mm256_set1_epi8(8);
   __m256 acc[TT];
   for (int t = 0; t < TT; t++) acc[t] = _mm256_setzero_ps();
   for (int64_t i = 0; i < nb; i++) {
-    const BlockQ4_0& b = reinterpret_cast<const BlockQ4_0*>(w)[i];
-    const __m256i q = unpack_q4(b);
-    const float d = _cvtsh_ss(b.d);
+    const B& b = reinterpret_cast<const B*>(w)[i];
+    const __m256i q = values<DT>(b);
+    const __m256i aq = _mm256_sign_epi8(q, q);
+    const __m256 d = _mm256_set1_ps(_cvtsh_ss(b.d));
     for (int t = 0; t < TT; t++) {
       const BlockQ8_0x& x = reinterpret_cast<const BlockQ8_0x*>(xq + t * xs)[i];
       const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs));
-      const __m256i c = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_dpbusd_epi32(_mm256_setzero_si256(), eight, xv));
-      const __m256i p = _mm256_dpbusd_epi32(c, q, xv);
-      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * x.d), _mm256_cvtepi32_ps(p), acc[t]);
+      const __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), aq, _mm256_sign_epi8(xv, q));
+      acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_broadcast_ss(&x.d)), _mm256_cvtepi32_ps(p), acc[t]);
     }
   }
   for (int t = 0; t < TT; t++) y[t * ys] = simd256::hsum(acc[t]);
 }
 
-template <bool Vnni>
+using TileFn = void (*)(const uint8_t*, const uint8_t*, size_t, int64_t, float*, int64_t);
+
+template <DType DT, bool Vnni>
 void tile_x86(const uint8_t* w, const uint8_t* xq, size_t xs, int64_t K, int TT, float* y, int64_t ys) {
-  constexpr auto f1 = Vnni ? &tile_vnni<1> : &tile_avx2<1>;
-  constexpr auto f2 = Vnni ? &tile_vnni<2> : &tile_avx2<2>;
-  constexpr auto f3 = Vnni ? &tile_vnni<3> : &tile_avx2<3>;
-  constexpr auto f4 = Vnni ? &tile_vnni<4> : &tile_avx2<4>;
-  switch (TT) {
-    case 1: return f1(w, xq, xs, K, y, ys);
-    case 2: return f2(w, xq, xs, K, y, ys);
-    case 3: return f3(w, xq, xs, K, y, ys);
-    default: return f4(w, xq, xs, K, y, ys);
-  }
+  static constexpr TileFn avx2[4] = {&tile_avx2<DT, 1>, &tile_avx2<DT, 2>, &tile_avx2<DT, 3>, &tile_avx2<DT, 4>};
+  static constexpr TileFn vnni[4] = {&tile_vnni<DT, 1>, &tile_vnni<DT, 2>, &tile_vnni<DT, 3>, &tile_vnni<DT, 4>};
+  (Vnni ? vnni : avx2)[TT - 1](w, xq, xs, K, y, ys);
 }
 
 #endif  // __x86_64__
 
+template <DType DT>
+QuantKernel kernel(Impl impl) {
+#if defined(__x86_64__)
+  if (impl == Impl::kAvx512 && cpu_features().avx512vnni) return {QAct::Q8_0, &tile_x86<DT, true>};
+  if (impl == Impl::kAvx512 || impl == Impl::kAvx2) return {QAct::Q8_0, &tile_x86<DT, false>};
+#endif
+  return {QAct::Q8_0, &tile_ref<DT>};
+}
+
 }  // namespace
 
-QuantKernel q4_0_kernel(Impl impl) {
-#if defined(__x86_64__)
-  if (impl == Impl::kAvx512 && cpu_features().avx512vnni) return {QAct::Q8_0, &tile_x86<true>};
-  if (impl == Impl::kAvx512 || impl == Impl::kAvx2) return {QAct::Q8_0, &tile_x86<false>};
-#endif
-  return {QAct::Q8_0, &tile_ref};
+QuantKernel legacy_q8_0_kernel(DType dt, Impl impl) {
+  switch (dt) {
+    case DType::Q4_0: return kernel<DType::Q4_0>(impl);
+    case DType::Q5_0: return kernel<DType::Q5_0>(impl);
+    case DType::IQ4_NL: return kernel<DType::IQ4_NL>(impl);
+    default: return {QAct::Q8_0, nullptr};
+  }
 }
 
 }  // namespace fuselm
