@@ -37,7 +37,7 @@ const TOL = 5e-2;
 /** The share of single-token runs that must agree to EXACT. */
 const EXACT_SHARE = 0.9;
 
-const FORMATS: WeightType[] = ['q4_k', 'q5_k', 'q6_k', 'q4_0', 'q5_0', 'iq4_nl'];
+const FORMATS: WeightType[] = ['q4_k', 'q5_k', 'q6_k', 'q4_0', 'q5_0', 'iq4_nl', 'iq4_xs'];
 
 /** 2 layers, dim 256 and MLP 512 so every row is whole 256-value superblocks. */
 const spec = (dtype: WeightType, seed: number): SyntheticModelSpec => ({
