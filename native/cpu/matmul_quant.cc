@@ -33,6 +33,7 @@ QuantKernel kernel_of(DType dt, Impl impl) {
     case DType::Q4_K: case DType::Q5_K: return q4_k_kernel(dt, impl);
     case DType::Q6_K: return q6_k_kernel(impl);
     case DType::IQ4_XS: return iq4_xs_kernel(impl);
+    case DType::Q2_K: case DType::Q3_K: return q2_k_kernel(dt, impl);
     case DType::Q4_0: case DType::Q5_0: case DType::IQ4_NL: return legacy_q8_0_kernel(dt, impl);
     default: return {QAct::Q8_K, nullptr};
   }

@@ -1,7 +1,7 @@
 // matmul on weights in the GGUF block formats, as stored (native/quant_blocks.h), with the
 // activations quantized the way llama.cpp quantizes them for each format (its vec_dot_type),
 // so the integer dot products, and so the tokens, are llama.cpp's:
-//   Q8_K (f32 d per 256 values, int8, sums of each 16)  for Q4_K, Q5_K, Q6_K, IQ4_XS
+//   Q8_K (f32 d per 256 values, int8, sums of each 16)  for Q2_K..Q6_K, IQ4_XS
 //   Q8_0 (d rounded to f16, per 32)                     for Q4_0, Q5_0, IQ4_NL
 //
 // Every level computes the same int32 lanes exactly: lane l (of 8) of a superblock holds the
@@ -50,6 +50,7 @@ QuantKernel q4_k_kernel(DType dt, Impl impl);  // Q4_K, Q5_K: matmul_q4_k.cc
 QuantKernel q6_k_kernel(Impl impl);            // matmul_q6_k.cc
 QuantKernel legacy_q8_0_kernel(DType dt, Impl impl);  // Q4_0, Q5_0, IQ4_NL: matmul_q4_0.cc
 QuantKernel iq4_xs_kernel(Impl impl);                  // matmul_iq4_xs.cc
+QuantKernel q2_k_kernel(DType dt, Impl impl);          // Q2_K, Q3_K: matmul_q2_k.cc
 
 // True when dt is a block format with a quantized kernel; matmul_quant_cpu then runs it.
 bool has_quant_kernel(DType dt);
