@@ -279,14 +279,14 @@ const zeros = (shape: number[], dtype: NativeDType = 'f32') => emptyTensor(dtype
 const ids = (n: number, vocab: number, stride: number) => tensorFromI32([n], Int32Array.from({ length: n }, (_, i) => (i * stride + 3) % vocab));
 
 const EXACT: Tolerance = { rel: 0, abs: 0 };
-const BYTES: Record<string, number> = { f32: 4, f16: 2, bf16: 2, q8_0: 34 / 32, q4_0: 18 / 32, q5_0: 22 / 32, iq4_nl: 18 / 32, iq4_xs: 136 / 256, q2_k: 84 / 256, q3_k: 110 / 256, q4_k: 144 / 256, q5_k: 176 / 256, q6_k: 210 / 256 };
+const BYTES: Record<string, number> = { f32: 4, f16: 2, bf16: 2, q8_0: 34 / 32, q4_0: 18 / 32, q5_0: 22 / 32, iq4_nl: 18 / 32, iq4_xs: 136 / 256, q4_1: 20 / 32, q5_1: 24 / 32, q2_k: 84 / 256, q3_k: 110 / 256, q4_k: 144 / 256, q5_k: 176 / 256, q6_k: 210 / 256 };
 
 /**
  * The GGUF block formats with CPU kernels on the weights as stored (native/cpu/matmul_q*.cc). Every
  * level computes each block's dot product as an exact integer and accumulates in the same f32
  * order as the integer reference: exact.
  */
-const QUANT_MATMUL: NativeDType[] = ['q4_k', 'q5_k', 'q6_k', 'q4_0', 'q5_0', 'iq4_nl', 'iq4_xs', 'q2_k', 'q3_k'];
+const QUANT_MATMUL: NativeDType[] = ['q4_k', 'q5_k', 'q6_k', 'q4_0', 'q5_0', 'iq4_nl', 'iq4_xs', 'q2_k', 'q3_k', 'q4_1', 'q5_1'];
 const NO_CUDA_QUANT = 'the CUDA kernels for the GGUF block formats are not in yet';
 
 /** `count` copies of a node, each on tensors of its own, at least `minBytes` in all. */

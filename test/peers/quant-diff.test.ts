@@ -37,7 +37,7 @@ const TOL = 5e-2;
 /** The share of single-token runs that must agree to EXACT. */
 const EXACT_SHARE = 0.9;
 
-const FORMATS: WeightType[] = ['q4_k', 'q5_k', 'q6_k', 'q4_0', 'q5_0', 'iq4_nl', 'iq4_xs', 'q2_k', 'q3_k'];
+const FORMATS: WeightType[] = ['q4_k', 'q5_k', 'q6_k', 'q4_0', 'q5_0', 'iq4_nl', 'iq4_xs', 'q2_k', 'q3_k', 'q4_1', 'q5_1'];
 /**
  * Q2_K and Q3_K: their coarse steps make a flipped activation rounding in the prompt move the
  * logits along it by ~2e-2 (measured 2.2e-2 and 3.5e-2 here, against ~3e-7 on a prompt without
