@@ -89,6 +89,7 @@ await step('cases', async () => {
     for (const [op, cases] of Object.entries(CASES)) {
       if ('noCuda' in OP_TABLE[op as keyof typeof OP_TABLE]) continue;
       for (const c of cases.parity) {
+        if (c.cpuOnly) continue; // no CUDA kernel for its data yet (the case says why)
         try {
           results.push(compareResult(c, await runParity(c, gpu), await runParity(c, ref), gpu.device));
         } catch (e) {

@@ -480,13 +480,16 @@ export const CASES: Record<OpName, OpCases> = {
       name: `matmul ${dt} lastRow of 5`, rows: 5, tol: { rel: dt === 'q8_0' ? 3e-2 : 1e-5, abs: dt === 'q8_0' ? 3e-1 : 1e-4 },
       build: () => ops.matmul(zeros([1, 33]), f32([5, 64], 36), typed(dt, [33, 64], 37), { lastRow: true }),
     }])).concat(QUANT_MATMUL.flatMap((dt) => [1, 3, 7, 17].map((T): ParityCase => {
-      // odd N, K two superblocks; T = 7 and 17 take the 4-token tiles and their remainders
+      // odd N, K two superblocks; T = 7 and 17 take the 4- and 8-token tiles and their remainders
       const K = 512, N = 67;
       return {
         name: `matmul ${dt} ${T}x${K} · ${N}x${K}ᵀ`, rows: T, tol: EXACT, doctor: T === 7, cpuOnly: NO_CUDA_QUANT,
         build: () => ops.matmul(zeros([T, N]), f32([T, K], 134), typed(dt, [N, K], 135)),
       };
-    }))),
+    }).concat([{
+      name: `matmul ${dt} lastRow of 5`, rows: 5, tol: EXACT, cpuOnly: NO_CUDA_QUANT,
+      build: () => ops.matmul(zeros([1, 33]), f32([5, 256], 136), typed(dt, [33, 256], 137), { lastRow: true }),
+    }]))),
     // The decode matvec streams its weights from memory as a real decode step does: the op runs
     // over distinct weight copies of >= 160 MiB in all. Bench notes (Zen 4, 1 thread, us per
     // matvec 2048x5632): v0 scalar f16 38700 / q8_0 11450; v1 4 neighbour rows 1577 / 1610;
