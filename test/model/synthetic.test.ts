@@ -97,12 +97,13 @@ describe('synthetic llama models', function () {
     const { readFile } = await import('node:fs/promises');
     const bytes = await readFile(f.path);
     const tensors = f.tensors.map((t) => ({ name: t.name, type: t.type, dims: t.dims, data: new Uint8Array(bytes.subarray(t.offset, t.offset + t.nbytes)) }));
-    // blk.0.attn_q.weight as IQ4_NL (18-byte blocks of 32): the data just has to be the right size
+    // blk.0.attn_q.weight as MXFP4 (17-byte blocks of 32), a type fuselm does not run: the data
+    // just has to be the right size
     const q = tensors.find((t) => t.name === 'blk.0.attn_q.weight')!;
-    q.type = GgmlType.IQ4_NL;
-    q.data = new Uint8Array((q.dims[0] * q.dims[1] * 18) / 32);
+    q.type = GgmlType.MXFP4;
+    q.data = new Uint8Array((q.dims[0] * q.dims[1] * 17) / 32);
     await writeGguf(file('q4.gguf'), { metadata: ggufMetadataSpec(f), tensors });
-    await assert.rejects(loadModel(file('q4.gguf')), (e: FuselmError) => e.code === 'E_UNSUPPORTED' && /blk\.0\.attn_q\.weight/.test(e.message) && /IQ4_NL/.test(e.message));
+    await assert.rejects(loadModel(file('q4.gguf')), (e: FuselmError) => e.code === 'E_UNSUPPORTED' && /blk\.0\.attn_q\.weight/.test(e.message) && /MXFP4/.test(e.message));
     const meta = ggufMetadataSpec(f).map((e) => (e.key === 'general.architecture' ? { key: e.key, ...gv.str('mamba') } : e));
     await writeGguf(file('arch.gguf'), { metadata: meta, tensors: [] });
     await assert.rejects(loadModel(file('arch.gguf')), (e: FuselmError) => e.code === 'E_UNSUPPORTED' && /mamba/.test(e.message));
