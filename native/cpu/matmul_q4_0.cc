@@ -62,7 +62,7 @@ template <DType DT>
 void tile_ref(const uint8_t* w, const uint8_t* xq, size_t xs, int64_t K, int TT, float* y, int64_t ys) {
   using B = typename Legacy<DT>::Block;
   const int64_t nb = K / kQ32;
-  float acc[4][8] = {}, mins[4] = {};
+  float acc[4][2][8] = {}, mins[4] = {};  // [token][block parity][lane]
   for (int64_t i = 0; i < nb; i++) {
     const B& b = reinterpret_cast<const B*>(w)[i];
     int32_t q[32];
@@ -74,12 +74,16 @@ void tile_ref(const uint8_t* w, const uint8_t* xq, size_t xs, int64_t K, int TT,
       for (int l = 0; l < 8; l++) {
         int32_t s = 0;
         for (int e = 4 * l; e < 4 * l + 4; e++) s += q[e] * int32_t(x.qs[e]);
-        acc[t][l] = std::fma(dd, float(s), acc[t][l]);
+        acc[t][i & 1][l] = std::fma(dd, float(s), acc[t][i & 1][l]);
       }
       if constexpr (kWithMin<DT>) mins[t] = std::fma(f16_to_f32(b.m), x.s, mins[t]);
     }
   }
-  for (int t = 0; t < TT; t++) y[t * ys] = lanes_sum(acc[t]) + mins[t];
+  for (int t = 0; t < TT; t++) {
+    float v[8];
+    for (int l = 0; l < 8; l++) v[l] = acc[t][0][l] + acc[t][1][l];
+    y[t * ys] = lanes_sum(v) + mins[t];
+  }
 }
 
 #if defined(__x86_64__)
@@ -109,52 +113,48 @@ FUSELM_AVX2 FUSELM_INLINE __m256i values(const typename Legacy<DT>::Block& b) {
   }
 }
 
-template <DType DT, int TT>
-FUSELM_AVX2 void tile_avx2(const uint8_t* w, const uint8_t* xq, size_t xs, int64_t K, float* y, int64_t ys) {
-  using B = typename Legacy<DT>::Block;
-  const int64_t nb = K / kQ32;
-  const __m256i ones = _mm256_set1_epi16(1);
-  __m256 acc[TT];
-  float mins[TT] = {};
-  for (int t = 0; t < TT; t++) acc[t] = _mm256_setzero_ps();
-  for (int64_t i = 0; i < nb; i++) {
-    const B& b = reinterpret_cast<const B*>(w)[i];
-    const __m256i q = values<DT>(b);
-    const __m256i aq = _mm256_sign_epi8(q, q);
-    const __m256 d = _mm256_set1_ps(_cvtsh_ss(b.d));
-    for (int t = 0; t < TT; t++) {
-      const ActOf<DT>& x = reinterpret_cast<const ActOf<DT>*>(xq + t * xs)[i];
-      const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs));
-      const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aq, _mm256_sign_epi8(xv, q)), ones);
-      acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_broadcast_ss(&x.d)), _mm256_cvtepi32_ps(p), acc[t]);
-      if constexpr (kWithMin<DT>) mins[t] = std::fma(_cvtsh_ss(b.m), x.s, mins[t]);
-    }
+// One block for TT tokens into accumulator set acc (AVX2: maddubs + madd; VNNI: vpdpbusd).
+#define FUSELM_LEGACY_BLOCK_STEP(TARGET, NAME, PRODUCTS)                                                          \
+  template <DType DT, int TT>                                                                                      \
+  TARGET FUSELM_INLINE void NAME(const typename Legacy<DT>::Block& b, const uint8_t* xq, size_t xs, int64_t i,   \
+                                 __m256* acc, float* mins) {                                                       \
+    const __m256i q = values<DT>(b);                                                                               \
+    const __m256i aq = _mm256_sign_epi8(q, q);                                                                     \
+    const __m256 d = _mm256_set1_ps(_cvtsh_ss(b.d));                                                               \
+    for (int t = 0; t < TT; t++) {                                                                                 \
+      const ActOf<DT>& x = reinterpret_cast<const ActOf<DT>*>(xq + t * xs)[i];                                     \
+      const __m256i sx = _mm256_sign_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs)), q);         \
+      const __m256i p = PRODUCTS;                                                                                  \
+      acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_broadcast_ss(&x.d)), _mm256_cvtepi32_ps(p), acc[t]);        \
+      if constexpr (kWithMin<DT>) mins[t] = std::fma(_cvtsh_ss(b.m), x.s, mins[t]);                               \
+    }                                                                                                              \
   }
-  for (int t = 0; t < TT; t++) y[t * ys] = simd256::hsum(acc[t]) + mins[t];
-}
+FUSELM_LEGACY_BLOCK_STEP(FUSELM_AVX2, step_avx2, _mm256_madd_epi16(_mm256_maddubs_epi16(aq, sx), _mm256_set1_epi16(1)))
+FUSELM_LEGACY_BLOCK_STEP(FUSELM_AVX512VNNI, step_vnni, _mm256_dpbusd_epi32(_mm256_setzero_si256(), aq, sx))
+#undef FUSELM_LEGACY_BLOCK_STEP
 
-template <DType DT, int TT>
-FUSELM_AVX512VNNI void tile_vnni(const uint8_t* w, const uint8_t* xq, size_t xs, int64_t K, float* y, int64_t ys) {
-  using B = typename Legacy<DT>::Block;
-  const int64_t nb = K / kQ32;
-  __m256 acc[TT];
-  float mins[TT] = {};
-  for (int t = 0; t < TT; t++) acc[t] = _mm256_setzero_ps();
-  for (int64_t i = 0; i < nb; i++) {
-    const B& b = reinterpret_cast<const B*>(w)[i];
-    const __m256i q = values<DT>(b);
-    const __m256i aq = _mm256_sign_epi8(q, q);
-    const __m256 d = _mm256_set1_ps(_cvtsh_ss(b.d));
-    for (int t = 0; t < TT; t++) {
-      const ActOf<DT>& x = reinterpret_cast<const ActOf<DT>*>(xq + t * xs)[i];
-      const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs));
-      const __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), aq, _mm256_sign_epi8(xv, q));
-      acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_broadcast_ss(&x.d)), _mm256_cvtepi32_ps(p), acc[t]);
-      if constexpr (kWithMin<DT>) mins[t] = std::fma(_cvtsh_ss(b.m), x.s, mins[t]);
-    }
+// Blocks alternate between two accumulator sets (the reference's block parity), so one fma's
+// latency does not hold up the next block.
+#define FUSELM_LEGACY_TILE(TARGET, NAME, STEP)                                                              \
+  template <DType DT, int TT>                                                                              \
+  TARGET void NAME(const uint8_t* w, const uint8_t* xq, size_t xs, int64_t K, float* y, int64_t ys) {      \
+    using B = typename Legacy<DT>::Block;                                                                  \
+    const int64_t nb = K / kQ32;                                                                           \
+    __m256 acc0[TT], acc1[TT];                                                                             \
+    float mins[TT] = {};                                                                                   \
+    for (int t = 0; t < TT; t++) acc0[t] = acc1[t] = _mm256_setzero_ps();                                  \
+    const B* blocks = reinterpret_cast<const B*>(w);                                                       \
+    int64_t i = 0;                                                                                         \
+    for (; i + 2 <= nb; i += 2) {                                                                          \
+      STEP<DT, TT>(blocks[i], xq, xs, i, acc0, mins);                                                      \
+      STEP<DT, TT>(blocks[i + 1], xq, xs, i + 1, acc1, mins);                                              \
+    }                                                                                                      \
+    if (i < nb) STEP<DT, TT>(blocks[i], xq, xs, i, acc0, mins);                                            \
+    for (int t = 0; t < TT; t++) y[t * ys] = simd256::hsum(_mm256_add_ps(acc0[t], acc1[t])) + mins[t];    \
   }
-  for (int t = 0; t < TT; t++) y[t * ys] = simd256::hsum(acc[t]) + mins[t];
-}
+FUSELM_LEGACY_TILE(FUSELM_AVX2, tile_avx2, step_avx2)
+FUSELM_LEGACY_TILE(FUSELM_AVX512VNNI, tile_vnni, step_vnni)
+#undef FUSELM_LEGACY_TILE
 
 using TileFn = void (*)(const uint8_t*, const uint8_t*, size_t, int64_t, float*, int64_t);
 
