@@ -30,6 +30,12 @@ describe('native bindings', () => {
     assert.throws(() => new Tensor('f32', [0]), { code: 'E_INVALID_ARG' });
     assert.throws(() => new Tensor('f32', [2 ** 40, 2 ** 40]), { code: 'E_INVALID_ARG' });
     assert.throws(() => new Tensor('q8_0', [3, 31]), { code: 'E_INVALID_ARG' });
+    // the GGUF block formats: rows of whole blocks, sized by their block bytes
+    assert.throws(() => new Tensor('q4_k', [3, 300]), { code: 'E_INVALID_ARG', message: /q4_k.*multiple of 256/ });
+    assert.equal(new Tensor('q6_k', [3, 512]).nbytes, 3 * 2 * 210);
+    assert.equal(new Tensor('iq4_nl', [1, 64]).nbytes, 2 * 18);
+    // read from a file: refused before anything is allocated or read, naming the type and offset
+    assert.throws(() => native().tensorFromFile('/nonexistent', 128, 'q5_k', [2, 100]), { code: 'E_FORMAT', message: /offset 128.*q5_k/ });
     const t = new Tensor('f32', [2, 2]);
     assert.throws(() => t.write(new Float32Array(5)), { code: 'E_INVALID_ARG' });
     assert.throws(() => t.read(8, 16), { code: 'E_INVALID_ARG' });

@@ -35,7 +35,7 @@ const DTYPES: Partial<Record<GgmlType, NativeDType>> = {
  * them, embedding rows dequantized as llama.cpp does); a stored block format outside the set a
  * backend runs is converted to q8_0 at load.
  */
-export const CPU_BLOCK_DTYPES: ReadonlySet<NativeDType> = new Set<NativeDType>(['q8_0', 'q4_k', 'q6_k', 'q5_k', 'q4_0']);
+export const CPU_BLOCK_DTYPES: ReadonlySet<NativeDType> = new Set<NativeDType>(['q8_0', 'q4_k', 'q6_k', 'q5_k', 'q4_0', 'q5_0', 'iq4_nl', 'iq4_xs', 'q2_k', 'q3_k', 'q4_1', 'q5_1']);
 /**
  * The CUDA backend's: every block format (matmul: cuda/gemv_quant.cu, cuda/gemm_quant.cu,
  * cuda/gemm_q8_0.cu; embedding: cuda/embedding.cu).

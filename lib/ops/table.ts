@@ -235,8 +235,6 @@ export interface ParityCase {
   cuda?: Tolerance;
   /** One of the few quick cases `fuselm doctor` runs. */
   doctor?: boolean;
-  /** Why CUDA has no kernel for this case's data (a CUDA graph must then refuse it with a coded error). */
-  cpuOnly?: string;
   /** The node on fresh host tensors holding the case's data (the same data every call). */
   build: () => GraphNode;
 }
@@ -279,7 +277,7 @@ const zeros = (shape: number[], dtype: NativeDType = 'f32') => emptyTensor(dtype
 const ids = (n: number, vocab: number, stride: number) => tensorFromI32([n], Int32Array.from({ length: n }, (_, i) => (i * stride + 3) % vocab));
 
 const EXACT: Tolerance = { rel: 0, abs: 0 };
-const BYTES: Record<string, number> = { f32: 4, f16: 2, bf16: 2, q8_0: 34 / 32, q4_0: 18 / 32, q4_k: 144 / 256, q5_k: 176 / 256, q6_k: 210 / 256 };
+const BYTES: Record<string, number> = { f32: 4, f16: 2, bf16: 2, q8_0: 34 / 32, q4_0: 18 / 32, q5_0: 22 / 32, iq4_nl: 18 / 32, iq4_xs: 136 / 256, q4_1: 20 / 32, q5_1: 24 / 32, q2_k: 84 / 256, q3_k: 110 / 256, q4_k: 144 / 256, q5_k: 176 / 256, q6_k: 210 / 256 };
 
 /**
  * The GGUF block formats with CPU kernels on the weights as stored (native/cpu/matmul_q*.cc). Every
@@ -292,7 +290,7 @@ const BYTES: Record<string, number> = { f32: 4, f16: 2, bf16: 2, q8_0: 34 / 32, 
  * ~6e-3: CUDA_QUANT allows 2e-2 and, for these K = 512 outputs of rms ~4, 3e-1 (5 standard
  * deviations of the difference).
  */
-const QUANT_MATMUL: NativeDType[] = ['q4_k', 'q5_k', 'q6_k', 'q4_0'];
+const QUANT_MATMUL: NativeDType[] = ['q4_k', 'q5_k', 'q6_k', 'q4_0', 'q5_0', 'iq4_nl', 'iq4_xs', 'q2_k', 'q3_k', 'q4_1', 'q5_1'];
 const CUDA_QUANT: Tolerance = { rel: 2e-2, abs: 3e-1 };
 
 /** `count` copies of a node, each on tensors of its own, at least `minBytes` in all. */
@@ -486,13 +484,16 @@ export const CASES: Record<OpName, OpCases> = {
       name: `matmul ${dt} lastRow of 5`, rows: 5, tol: { rel: dt === 'q8_0' ? 3e-2 : 1e-5, abs: dt === 'q8_0' ? 3e-1 : 1e-4 },
       build: () => ops.matmul(zeros([1, 33]), f32([5, 64], 36), typed(dt, [33, 64], 37), { lastRow: true }),
     }])).concat(QUANT_MATMUL.flatMap((dt) => [1, 3, 7, 17].map((T): ParityCase => {
-      // odd N, K two superblocks; T = 7 and 17 take the 4-token tiles and their remainders
+      // odd N, K two superblocks; T = 7 and 17 take the 4- and 8-token tiles and their remainders
       const K = 512, N = 67;
       return {
         name: `matmul ${dt} ${T}x${K} · ${N}x${K}ᵀ`, rows: T, tol: EXACT, doctor: T === 7, cuda: CUDA_QUANT,
         build: () => ops.matmul(zeros([T, N]), f32([T, K], 134), typed(dt, [N, K], 135)),
       };
-    }))),
+    }).concat([{
+      name: `matmul ${dt} lastRow of 5`, rows: 5, tol: EXACT, cuda: CUDA_QUANT,
+      build: () => ops.matmul(zeros([1, 33]), f32([5, 256], 136), typed(dt, [33, 256], 137), { lastRow: true }),
+    }]))),
     // The decode matvec streams its weights from memory as a real decode step does: the op runs
     // over distinct weight copies of >= 160 MiB in all. Bench notes (Zen 4, 1 thread, us per
     // matvec 2048x5632): v0 scalar f16 38700 / q8_0 11450; v1 4 neighbour rows 1577 / 1610;

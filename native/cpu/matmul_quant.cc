@@ -25,14 +25,22 @@ inline int32_t nearest_int(float v) {
 }
 
 size_t act_bytes(QAct act, int64_t K) {
-  return act == QAct::Q8_K ? size_t(K / kQK) * sizeof(BlockQ8_K) : size_t(K / kQ32) * sizeof(BlockQ8_0x);
+  switch (act) {
+    case QAct::Q8_K: return size_t(K / kQK) * sizeof(BlockQ8_K);
+    case QAct::Q8_0: return size_t(K / kQ32) * sizeof(BlockQ8_0x);
+    case QAct::Q8_1: return size_t(K / kQ32) * sizeof(BlockQ8_1x);
+  }
+  return 0;
 }
 
 QuantKernel kernel_of(DType dt, Impl impl) {
   switch (dt) {
     case DType::Q4_K: case DType::Q5_K: return q4_k_kernel(dt, impl);
     case DType::Q6_K: return q6_k_kernel(impl);
-    case DType::Q4_0: return q4_0_kernel(impl);
+    case DType::IQ4_XS: return iq4_xs_kernel(impl);
+    case DType::Q2_K: case DType::Q3_K: return q2_k_kernel(dt, impl);
+    case DType::Q4_0: case DType::Q5_0: case DType::IQ4_NL: case DType::Q4_1: case DType::Q5_1:
+      return legacy_q8_0_kernel(dt, impl);
     default: return {QAct::Q8_K, nullptr};
   }
 }
@@ -71,6 +79,18 @@ void quantize_row_q8_k(const float* x, int64_t K, BlockQ8_K* y) {
 void quantize_row_q8_0x(const float* x, int64_t K, BlockQ8_0x* y, Impl impl) {
   const QuantizeQ8Fn f = quantize_q8_fn(impl);  // every level gives the same q and d
   for (int64_t i = 0; i < K / kQ32; i++) f(x + i * kQ32, kQ32, y[i].qs, &y[i].d);
+}
+
+void quantize_row_q8_1x(const float* x, int64_t K, BlockQ8_1x* y, Impl impl) {
+  const QuantizeQ8Fn f = quantize_q8_fn(impl);
+  for (int64_t i = 0; i < K / kQ32; i++, x += kQ32) {
+    f(x, kQ32, y[i].qs, &y[i].d);
+    float amax = 0;
+    for (int j = 0; j < kQ32; j++) amax = std::max(amax, std::fabs(x[j]));
+    int32_t sum = 0;
+    for (int j = 0; j < kQ32; j++) sum += y[i].qs[j];
+    y[i].s = f16_to_f32(f32_to_f16(amax / 127.f * float(sum)));
+  }
 }
 
 #if defined(__x86_64__)
@@ -142,7 +162,8 @@ void matmul_quant_cpu(const MatmulArgs& a, const Exec& e) {
 #endif
   auto quantize = [&](int64_t t, int) {
     if (k.act == QAct::Q8_K) q8k(a.x + t * a.K, a.K, reinterpret_cast<BlockQ8_K*>(xq + size_t(t) * xs));
-    else quantize_row_q8_0x(a.x + t * a.K, a.K, reinterpret_cast<BlockQ8_0x*>(xq + size_t(t) * xs), e.impl);
+    else if (k.act == QAct::Q8_0) quantize_row_q8_0x(a.x + t * a.K, a.K, reinterpret_cast<BlockQ8_0x*>(xq + size_t(t) * xs), e.impl);
+    else quantize_row_q8_1x(a.x + t * a.K, a.K, reinterpret_cast<BlockQ8_1x*>(xq + size_t(t) * xs), e.impl);
   };
   if (ref) {
     for (int64_t t = 0; t < a.T; t++) quantize(t, 0);

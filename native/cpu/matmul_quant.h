@@ -1,8 +1,9 @@
 // matmul on weights in the GGUF block formats, as stored (native/quant_blocks.h), with the
 // activations quantized the way llama.cpp quantizes them for each format (its vec_dot_type),
 // so the integer dot products, and so the tokens, are llama.cpp's:
-//   Q8_K (f32 d per 256 values, int8, sums of each 16)  for Q4_K, Q5_K, Q6_K
-//   Q8_0 (d rounded to f16, per 32)                     for Q4_0
+//   Q8_K (f32 d per 256 values, int8, sums of each 16)  for Q2_K..Q6_K, IQ4_XS
+//   Q8_0 (d rounded to f16, per 32)                     for Q4_0, Q5_0, IQ4_NL
+//   Q8_1 (Q8_0 and s = d * sum(q), per 32)              for Q4_1, Q5_1 (y += m * s per block)
 //
 // Every level computes the same int32 lanes exactly: lane l (of 8) of a superblock holds the
 // products of bytes 4l..4l+3 of each 32-value group, times that group's scale (the layout of
@@ -25,10 +26,13 @@
 namespace fuselm {
 
 // The activation format a weight format is dotted with.
-enum class QAct { Q8_K, Q8_0 };
+enum class QAct { Q8_K, Q8_0, Q8_1 };
 
 // Q8_0 activations as the kernels read them: the f16-rounded scale kept as f32.
 struct BlockQ8_0x { float d; int8_t qs[32]; };
+// Q8_1 (llama.cpp's x86 quantize_row_q8_1): Q8_0's d and q, and s = (max|x| / 127) * sum(q)
+// rounded to f16, both kept as f32.
+struct BlockQ8_1x { float d; int8_t qs[32]; float s; };
 
 // y[t * ys] = row w · token t's quantized activations (at xq + t * xs) for t < TT (1..max_tokens).
 using QuantTileFn = void (*)(const uint8_t* w, const uint8_t* xq, size_t xs, int64_t K, int TT, float* y, int64_t ys);
@@ -48,7 +52,9 @@ inline float lanes_sum(const float a[8]) {
 // Per format family (one file each): the kernel of `impl` (kReference: the integer reference).
 QuantKernel q4_k_kernel(DType dt, Impl impl);  // Q4_K, Q5_K: matmul_q4_k.cc
 QuantKernel q6_k_kernel(Impl impl);            // matmul_q6_k.cc
-QuantKernel q4_0_kernel(Impl impl);            // matmul_q4_0.cc
+QuantKernel legacy_q8_0_kernel(DType dt, Impl impl);  // Q4_0, Q5_0, IQ4_NL, Q4_1, Q5_1: matmul_q4_0.cc
+QuantKernel iq4_xs_kernel(Impl impl);                  // matmul_iq4_xs.cc
+QuantKernel q2_k_kernel(DType dt, Impl impl);          // Q2_K, Q3_K: matmul_q2_k.cc
 
 // True when dt is a block format with a quantized kernel; matmul_quant_cpu then runs it.
 bool has_quant_kernel(DType dt);
@@ -60,6 +66,7 @@ void matmul_quant_cpu(const MatmulArgs& a, const Exec& e);
 void quantize_row_q8_k(const float* x, int64_t K, BlockQ8_K* y);
 // As matmul.cc's q8_0 activations: d = max|x| / 127 rounded to f16, q = round-to-even(x * 127 / max|x|).
 void quantize_row_q8_0x(const float* x, int64_t K, BlockQ8_0x* y, Impl impl);
+void quantize_row_q8_1x(const float* x, int64_t K, BlockQ8_1x* y, Impl impl);
 // matmul.cc's q8_0 activation quantizer of a level (x [K] -> q [K], d [K / 32]); all give the same bits.
 using QuantizeQ8Fn = void (*)(const float* x, int64_t K, int8_t* q, float* d);
 QuantizeQ8Fn quantize_q8_fn(Impl impl);

@@ -1,5 +1,5 @@
 // matmul: out[t] = x[t] · wᵀ, weights in f32, f16, bf16, q8_0 or a GGUF block format as stored
-// (q4_k, q5_k, q6_k, q4_0 on the CPU: native/cpu/matmul_quant.h).
+// (all of them on the CPU: native/cpu/matmul_quant.h).
 #pragma once
 #include "op.h"
 

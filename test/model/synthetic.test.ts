@@ -97,8 +97,8 @@ describe('synthetic llama models', function () {
     const { readFile } = await import('node:fs/promises');
     const bytes = await readFile(f.path);
     const tensors = f.tensors.map((t) => ({ name: t.name, type: t.type, dims: t.dims, data: new Uint8Array(bytes.subarray(t.offset, t.offset + t.nbytes)) }));
-    // blk.0.attn_q.weight as MXFP4 (17-byte blocks of 32; IQ4_NL, used here before, now loads):
-    // the data just has to be the right size
+    // blk.0.attn_q.weight as MXFP4 (17-byte blocks of 32), a type fuselm does not run: the data
+    // just has to be the right size
     const q = tensors.find((t) => t.name === 'blk.0.attn_q.weight')!;
     q.type = GgmlType.MXFP4;
     q.data = new Uint8Array((q.dims[0] * q.dims[1] * 17) / 32);

@@ -194,7 +194,7 @@ describe('op matmul', () => {
   // measured 6.0e-3 (q4_k) to 6.7e-3 (q6_k) over these outputs; 1.5e-2 still catches a wrong
   // scale, min, nibble or bit (any of those moves it to ~1e-1 or more).
   // (The levels' equality with the integer reference, bit for bit, is the case table's.)
-  for (const [dtype, type] of [['q4_k', GgmlType.Q4_K], ['q5_k', GgmlType.Q5_K], ['q6_k', GgmlType.Q6_K], ['q4_0', GgmlType.Q4_0]] as const) {
+  for (const [dtype, type] of [['q4_k', GgmlType.Q4_K], ['q5_k', GgmlType.Q5_K], ['q6_k', GgmlType.Q6_K], ['q4_0', GgmlType.Q4_0], ['q5_0', GgmlType.Q5_0], ['q4_1', GgmlType.Q4_1], ['q5_1', GgmlType.Q5_1]] as const) {
     it(`${dtype}: every level and the reference against the JS decoder's double dot (x as Q8_K)`, async () => {
       const K = 768, N = 37, T = 5;
       const r = rng(type);

@@ -4,11 +4,11 @@
  * written by the plain test quantizer (lib/formats/quant-fit.ts). Both engines read the same
  * blocks, quantize the activations the same way (Q8_K for the k-quants, Q8_0 for Q4_0) and take
  * the same integer dot products, so over a 40-token prompt and 20 greedy tokens:
- *  - fuselm's greedy ids equal llama.cpp's, all 20;
+ *  - fuselm's greedy ids equal llama.cpp's, all 20 (Q2_K, Q3_K: or part at a near-tie, below);
  *  - the first position's logits, for every token of the vocabulary, are within EXACT (f32
  *    summation order: norms, the per-block products; measured 0 to 6.2e-7) of the largest |logit|
  *    of llama.cpp's for at least 90% of the tokens. The rest is where an ulp of that order flips
- *    one activation's 8-bit rounding (measured: 0 to 8 tokens of 301; the q8_0 path, held to
+ *    one activation's 8-bit rounding (measured: 0 to 18 tokens of 301; the q8_0 path, held to
  *    llama.cpp since long, shows the same). A wrong block, scale or bit moves every token;
  *  - the logits at every generated position, on llama.cpp's token path, are within TOL (arch-
  *    diff's TOL.q8_0): a flip stays in the KV cache and moves the later positions by ~1e-2;
@@ -37,7 +37,14 @@ const TOL = 5e-2;
 /** The share of single-token runs that must agree to EXACT. */
 const EXACT_SHARE = 0.9;
 
-const FORMATS: WeightType[] = ['q4_k', 'q5_k', 'q6_k', 'q4_0'];
+const FORMATS: WeightType[] = ['q4_k', 'q5_k', 'q6_k', 'q4_0', 'q5_0', 'iq4_nl', 'iq4_xs', 'q2_k', 'q3_k', 'q4_1', 'q5_1'];
+/**
+ * Q2_K and Q3_K: their coarse steps make a flipped activation rounding in the prompt move the
+ * logits along it by ~2e-2 (measured 2.2e-2 and 3.5e-2 here, against ~3e-7 on a prompt without
+ * a flip), and their greedy ids then part at a near-tie (measured gaps 1.3e-2 and 1.8e-3 of the
+ * largest logit): for these the ids must be equal or part only at a near-tie, as arch-diff asks.
+ */
+const NEAR_TIE_OK = new Set<WeightType>(['q2_k', 'q3_k']);
 
 /** 2 layers, dim 256 and MLP 512 so every row is whole 256-value superblocks. */
 const spec = (dtype: WeightType, seed: number): SyntheticModelSpec => ({
@@ -104,7 +111,8 @@ describe('llama.cpp differential: GGUF block formats run as stored', function ()
       const mine = (await m.generate(prompt, { maxTokens: GENERATE, temperature: 0, ignoreEog: true })).ids;
       const tokens = [...prompt, ...theirs.slice(0, -1)];
       const all = await m.evaluate(tokens, { allLogits: true });
-      const worst = Math.max(...theirLogits.map((row, k) => relDiff(all.slice((PROMPT - 1 + k) * V, (PROMPT + k) * V), row)));
+      const along = theirLogits.map((row, k) => relDiff(all.slice((PROMPT - 1 + k) * V, (PROMPT + k) * V), row));
+      const worst = Math.max(...along);
       const firsts: number[] = [];
       for (let t = 0; t < V; t++) firsts.push(relDiff(await m.evaluate([t]), single[t]));
       const exact = firsts.filter((d) => d <= EXACT);
@@ -113,7 +121,16 @@ describe('llama.cpp differential: GGUF block formats run as stored', function ()
         `      single tokens: ${exact.length}/${V} within ${EXACT} (max there ${Math.max(...exact, 0).toExponential(2)}, worst ${Math.max(...firsts).toExponential(2)}); ` +
           `along the prompt max |fuselm - llama.cpp| / max |logit| = ${worst.toExponential(2)}; ${same}/${GENERATE} greedy ids equal`,
       );
-      assert.deepEqual(mine, theirs, 'greedy ids');
+      const step = mine.findIndex((id, k) => id !== theirs[k]);
+      if (step >= 0 && NEAR_TIE_OK.has(dtype)) {
+        // fuselm's logits at the parting step, on the shared prefix
+        const row = all.slice((PROMPT - 1 + step) * V, (PROMPT + step) * V);
+        const gap = Math.abs(row[mine[step]] - row[theirs[step]]) / Math.max(...Array.from(row, Math.abs));
+        console.log(`      greedy ids part at step ${step} (${mine[step]} vs ${theirs[step]}), a near-tie of ${gap.toExponential(2)}`);
+        assert.ok(gap <= TOL, `greedy ids part at step ${step} with a logit gap of ${gap} of the largest: not a near-tie`);
+      } else {
+        assert.deepEqual(mine, theirs, 'greedy ids');
+      }
       assert.ok(exact.length >= EXACT_SHARE * V, `only ${exact.length} of ${V} single tokens agree to ${EXACT}: the arithmetic differs`);
       assert.ok(worst <= TOL, `logits differ by ${worst} of the largest (tolerance ${TOL})`);
     }),

@@ -177,7 +177,7 @@ describe('llama.cpp loads what fuselm quantize writes', function () {
         // file from its twin; a misread block would move the logits like the quantization does
         assert.ok(twinGap <= 5e-2, `llama.cpp on the file vs on its widened twin: ${twinGap}`);
         assert.ok(quantization > 2 * twinGap, `the quantization (${quantization}) moves the logits beyond the noise (${twinGap})`);
-        // fuselm (the blocks converted to q8_0 at load, W8A8) against llama.cpp on the same file
+        // fuselm (the blocks run as stored, activations rounded as llama.cpp's) against llama.cpp on the same file
         assert.ok(engines <= 2 * 5e-2, `fuselm vs llama.cpp on the file: ${engines}`);
       });
   });
