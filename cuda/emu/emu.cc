@@ -139,6 +139,7 @@ void check_exit(Sm& s, Fiber& f) {
 }
 
 void fiber_main(void* arg) {
+  fiber_started();
   Sm& s = tl_sm;
   Fiber& f = *static_cast<Fiber*>(arg);
   std::exception_ptr err;

@@ -3,6 +3,46 @@
 #include <cstdint>
 #include <new>
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+#endif
+
+namespace emu {
+namespace {
+
+// A context's stack; the thread's own stack (the scheduler's context) is learned at its first
+// switch away, from what AddressSanitizer reports of the stack left.
+struct StackBounds {
+  const void* bottom = nullptr;
+  size_t size = 0;
+};
+
+#if defined(__SANITIZE_ADDRESS__)
+// AddressSanitizer must be told of every stack switch, or it takes the fiber stacks for
+// corrupted ones: start before the switch, finish on the stack switched to.
+thread_local StackBounds* t_from = nullptr;  // the stack being left, for its bounds
+
+template <class C>
+void* asan_leaving(C* from, C* to) {
+  void* fake = nullptr;
+  t_from = &from->stack;
+  __sanitizer_start_switch_fiber(&fake, to->stack.bottom, to->stack.size);
+  return fake;
+}
+void asan_arrived(void* fake) {
+  StackBounds left;
+  __sanitizer_finish_switch_fiber(fake, &left.bottom, &left.size);
+  if (t_from && !t_from->bottom) *t_from = left;
+}
+#else
+template <class C>
+void* asan_leaving(C*, C*) { return nullptr; }
+void asan_arrived(void*) {}
+#endif
+
+}  // namespace
+}  // namespace emu
+
 #if defined(__x86_64__) && !defined(FUSELM_EMU_UCONTEXT)
 
 // fuselm_emu_swap(void** save_sp, void* load_sp): pushes the callee-saved state on the current
@@ -58,6 +98,7 @@ namespace emu {
 
 struct FiberContext {
   void* sp = nullptr;
+  StackBounds stack;
 };
 
 FiberContext* fiber_context_new() { return new FiberContext; }
@@ -82,9 +123,14 @@ void fiber_prepare(FiberContext* c, void* stack, size_t size, void (*fn)(void*),
   f[6] = 0;
   f[7] = reinterpret_cast<uint64_t>(&fuselm_emu_entry);
   c->sp = f;
+  c->stack = {stack, size};
 }
 
-void fiber_switch(FiberContext* from, FiberContext* to) { fuselm_emu_swap(&from->sp, to->sp); }
+void fiber_switch(FiberContext* from, FiberContext* to) {
+  void* fake = asan_leaving(from, to);
+  fuselm_emu_swap(&from->sp, to->sp);
+  asan_arrived(fake);
+}
 
 }  // namespace emu
 
@@ -95,6 +141,7 @@ void fiber_switch(FiberContext* from, FiberContext* to) { fuselm_emu_swap(&from-
 namespace emu {
 
 struct FiberContext {
+  StackBounds stack;
   ucontext_t uc;
   void (*fn)(void*) = nullptr;
   void* arg = nullptr;
@@ -115,12 +162,21 @@ void fiber_prepare(FiberContext* c, void* stack, size_t size, void (*fn)(void*),
   c->uc.uc_link = nullptr;
   c->fn = fn;
   c->arg = arg;
+  c->stack = {stack, size};
   uintptr_t p = reinterpret_cast<uintptr_t>(c);
   makecontext(&c->uc, reinterpret_cast<void (*)()>(ucontext_entry), 2, unsigned(p), unsigned(p >> 32));
 }
 
-void fiber_switch(FiberContext* from, FiberContext* to) { swapcontext(&from->uc, &to->uc); }
+void fiber_switch(FiberContext* from, FiberContext* to) {
+  void* fake = asan_leaving(from, to);
+  swapcontext(&from->uc, &to->uc);
+  asan_arrived(fake);
+}
 
 }  // namespace emu
 
 #endif
+
+namespace emu {
+void fiber_started() { asan_arrived(nullptr); }
+}  // namespace emu

@@ -16,5 +16,8 @@ void fiber_context_free(FiberContext* c);
 void fiber_prepare(FiberContext* c, void* stack, size_t size, void (*fn)(void*), void* arg);
 // Saves the running context into from and resumes to.
 void fiber_switch(FiberContext* from, FiberContext* to);
+// Called first thing by a fiber's fn: under AddressSanitizer it completes the switch that
+// started the fiber (ASan must be told of every stack switch); a no-op otherwise.
+void fiber_started();
 
 }  // namespace emu
