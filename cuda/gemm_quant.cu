@@ -113,17 +113,7 @@ static void launch_gemm_quant(const char* name, const MatmulArgs& a, cudaStream_
 }
 
 void matmul_gemm_quant_cuda(const MatmulArgs& a, cudaStream_t stream) {
-  if (!gemm_quant_supports(a.w_dtype))
-    throw Error("E_INVALID_ARG", std::string("matmul_gemm_quant_cuda: unsupported weight dtype ") + dtype_name(a.w_dtype));
-  if (a.T <= 0 || a.N <= 0) return;
-  if (a.K <= 0) {
-    CUDA_CHECK(cudaMemsetAsync(a.y, 0, size_t(a.T * a.N) * sizeof(float), stream));
-    return;
-  }
-  const int64_t per_block = dtype_block(a.w_dtype).values;
-  if (a.K % per_block)
-    throw Error("E_INVALID_ARG", std::string("matmul_gemm_quant_cuda: ") + dtype_name(a.w_dtype) +
-                                     " rows must hold whole blocks of " + std::to_string(per_block));
+  if (!quant_matmul_prologue(a, gemm_quant_supports(a.w_dtype), "matmul_gemm_quant_cuda", stream)) return;
   if ((a.T + kTcBM - 1) / kTcBM > 65535) throw Error("E_INVALID_ARG", "matmul_gemm_quant_cuda: too many tokens (grid.y)");
   switch (a.w_dtype) {
 #define FUSELM_GEMM_QUANT_CASE(DT, name) \

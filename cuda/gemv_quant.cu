@@ -97,17 +97,7 @@ bool gemv_quant_supports(DType t) {
 }
 
 void matmul_gemv_quant_cuda(const MatmulArgs& a, void* workspace, cudaStream_t stream, bool x_ready) {
-  if (!gemv_quant_supports(a.w_dtype))
-    throw Error("E_INVALID_ARG", std::string("matmul_gemv_quant_cuda: unsupported weight dtype ") + dtype_name(a.w_dtype));
-  if (a.T <= 0 || a.N <= 0) return;
-  if (a.K <= 0) {
-    CUDA_CHECK(cudaMemsetAsync(a.y, 0, size_t(a.T * a.N) * sizeof(float), stream));
-    return;
-  }
-  const int64_t per_block = dtype_block(a.w_dtype).values;
-  if (a.K % per_block)
-    throw Error("E_INVALID_ARG", std::string("matmul_gemv_quant_cuda: ") + dtype_name(a.w_dtype) +
-                                     " rows must hold whole blocks of " + std::to_string(per_block));
+  if (!quant_matmul_prologue(a, gemv_quant_supports(a.w_dtype), "matmul_gemv_quant_cuda", stream)) return;
   if (!workspace || reinterpret_cast<uintptr_t>(workspace) % 256)
     throw Error("E_INVALID_ARG", "matmul_gemv_quant_cuda: needs a 256-byte aligned workspace (matmul_cuda_workspace)");
   if ((a.N + kQvWarps - 1) / kQvWarps > 0x7fffffff) throw Error("E_INVALID_ARG", "matmul_gemv_quant_cuda: too many rows");

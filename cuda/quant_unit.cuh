@@ -19,11 +19,29 @@
 // a 4-byte boundary) aligned words rebuilt from halves.
 #pragma once
 #include <cstdint>
+#include <string>
 
 #include "convert.cuh"
+#include "ops.h"
 #include "q8_0_block.cuh"
 
 FUSELM_CUDA_NAMESPACE_BEGIN
+
+// The checks both quantized matmul launchers make first (`who` names the launcher in errors):
+// a weight type it runs, rows of whole blocks; and the empty cases, done here (K = 0 writes
+// zeros). False: nothing is left to launch.
+inline bool quant_matmul_prologue(const MatmulArgs& a, bool supported, const char* who, cudaStream_t stream) {
+  if (!supported) throw Error("E_INVALID_ARG", std::string(who) + ": unsupported weight dtype " + dtype_name(a.w_dtype));
+  if (a.T <= 0 || a.N <= 0) return false;
+  if (a.K <= 0) {
+    CUDA_CHECK(cudaMemsetAsync(a.y, 0, size_t(a.T * a.N) * sizeof(float), stream));
+    return false;
+  }
+  const int64_t per_block = dtype_block(a.w_dtype).values;
+  if (a.K % per_block)
+    throw Error("E_INVALID_ARG", std::string(who) + ": " + dtype_name(a.w_dtype) + " rows must hold whole blocks of " + std::to_string(per_block));
+  return true;
+}
 
 struct QUnitVals {
   uint32_t q[8];

@@ -394,10 +394,10 @@ export function configFromHf(j: JsonObject, where: string): ModelConfig {
       const pattern = num('sliding_window_pattern', 6);
       gemma(cfg, { sandwich: true, slidingLayers: layerTypes((l) => (l + 1) % pattern !== 0), ...gemmaOpts });
       // the sliding layers rotate with their own base and no scaling
-      const local = perType
+      const local: HfRope = perType
         ? hfRope((j.rope_parameters as JsonObject).sliding_attention, 'rope_parameters.sliding_attention', ropeCtx)
         : { theta: num('rope_local_base_freq', 10000), dims: rope.dims, freqScale: 1 };
-      if (local.dims !== rope.dims || 'freqFactors' in local && local.freqFactors || 'mscale' in local && local.mscale || 'longrope' in local && local.longrope)
+      if (local.dims !== rope.dims || local.freqFactors || local.mscale || local.longrope || local.maxContext)
         throw new FuselmError('E_UNSUPPORTED', `${where}: rope scaling on Gemma-3's sliding-window layers is not supported (only a base and a linear factor)`);
       cfg.ropeSliding = { theta: local.theta, freqScale: local.freqScale };
     }

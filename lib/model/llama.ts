@@ -74,9 +74,9 @@ export function ropeFactors(
 ): Float32Array | undefined {
   const lr = c.ropeLongrope;
   const long = lr !== undefined && contextSize > lr.original;
-  const parts = [file.freqs, lr && (long ? (file.long ?? lr.long) : (file.short ?? lr.short)), c.ropeFreqFactors].filter((p): p is ArrayLike<number> => !!p);
-  if (lr && parts.length === (c.ropeFreqFactors ? 1 : 0) + (file.freqs ? 1 : 0))
-    throw new FuselmError('E_FORMAT', `LongRoPE scaling without its ${long ? 'long' : 'short'} factors`);
+  const longrope = lr && (long ? (file.long ?? lr.long) : (file.short ?? lr.short));
+  if (lr && !longrope) throw new FuselmError('E_FORMAT', `LongRoPE scaling without its ${long ? 'long' : 'short'} factors`);
+  const parts = [file.freqs, longrope, c.ropeFreqFactors].filter((p): p is ArrayLike<number> => !!p);
   if (!parts.length) return undefined;
   return Float32Array.from({ length: c.ropeDims / 2 }, (_, i) => parts.reduce((p, f) => p * f[i], 1));
 }

@@ -290,6 +290,20 @@ const BYTES: Record<string, number> = { f32: 4, f16: 2, bf16: 2, q8_0: 34 / 32, 
  * ~6e-3: CUDA_QUANT allows 2e-2 and, for these K = 512 outputs of rms ~4, 3e-1 (5 standard
  * deviations of the difference).
  */
+/** A decode matvec 1 x K · N x Kᵀ in `dt`, over cold weight copies (>= 160 MiB in all), as a real step reads them. */
+function decodeCase(dt: NativeDType, K: number, N: number): BenchCase {
+  const bytes = Math.round(N * K * BYTES[dt]);
+  return {
+    name: `matmul decode ${dt} 1x${K} · ${N}x${K}ᵀ`, rows: 1, bytes,
+    nodes: () => {
+      const x = f32([1, K], 38), y = zeros([1, N]), w = typed(dt, [N, K], 39, 0.1);
+      const stored = new Uint8Array(w.read());
+      w.free();
+      return cold(bytes, () => { const wc = emptyTensor(dt, [N, K]); wc.write(stored); return ops.matmul(y, x, wc); }, 160 << 20)();
+    },
+  };
+}
+
 const QUANT_MATMUL: NativeDType[] = ['q4_k', 'q5_k', 'q6_k', 'q4_0', 'q5_0', 'iq4_nl', 'iq4_xs', 'q2_k', 'q3_k', 'q4_1', 'q5_1'];
 const CUDA_QUANT: Tolerance = { rel: 2e-2, abs: 3e-1 };
 
@@ -499,35 +513,13 @@ export const CASES: Record<OpName, OpCases> = {
     // matvec 2048x5632): v0 scalar f16 38700 / q8_0 11450; v1 4 neighbour rows 1577 / 1610;
     // v2 4 long streams, q8_0 integer dot 846 / 498 (v1 lost to the prefetcher).
     bench: [
-      ...(['f32', 'f16', 'bf16', 'q8_0'] as NativeDType[]).map((dt): BenchCase => {
-        const K = 2048, N = 5632, bytes = Math.round(N * K * BYTES[dt]);
-        return {
-          name: `matmul decode ${dt} 1x${K} · ${N}x${K}ᵀ`, rows: 1, bytes,
-          nodes: () => {
-            const x = f32([1, K], 38), y = zeros([1, N]), w = typed(dt, [N, K], 39, 0.1);
-            const stored = new Uint8Array(w.read());
-            w.free();
-            return cold(bytes, () => { const wc = emptyTensor(dt, [N, K]); wc.write(stored); return ops.matmul(y, x, wc); }, 160 << 20)();
-          },
-        };
-      }),
+      ...(['f32', 'f16', 'bf16', 'q8_0'] as NativeDType[]).map((dt) => decodeCase(dt, 2048, 5632)),
       ...(['f32', 'f16', 'q8_0', ...QUANT_MATMUL] as NativeDType[]).map((dt): BenchCase => ({
         name: `matmul prefill ${dt} 64x2048 · 2048x2048ᵀ`, rows: 64, flops: 2 * 64 * 2048 * 2048,
         nodes: repeat(1, () => ops.matmul(zeros([64, 2048]), f32([64, 2048], 40), typed(dt, [2048, 2048], 41, 0.1))),
       })),
       // the GGUF block formats at a 4096 x 4096 decode (llama-7B's attention projections)
-      ...QUANT_MATMUL.map((dt): BenchCase => {
-        const K = 4096, N = 4096, bytes = Math.round(N * K * BYTES[dt]);
-        return {
-          name: `matmul decode ${dt} 1x${K} · ${N}x${K}ᵀ`, rows: 1, bytes,
-          nodes: () => {
-            const x = f32([1, K], 38), y = zeros([1, N]), w = typed(dt, [N, K], 39, 0.1);
-            const stored = new Uint8Array(w.read());
-            w.free();
-            return cold(bytes, () => { const wc = emptyTensor(dt, [N, K]); wc.write(stored); return ops.matmul(y, x, wc); }, 160 << 20)();
-          },
-        };
-      }),
+      ...QUANT_MATMUL.map((dt) => decodeCase(dt, 4096, 4096)),
     ],
   },
   embedding: {
