@@ -15,6 +15,8 @@ export interface NativeTensor {
   readonly shape: number[];
   readonly nbytes: number;
   readonly device: NativeDevice;
+  /** True for a read-only view into a mapped file (NativeMappedFile.tensor); writing it is an E_INVALID_ARG. */
+  readonly mapped: boolean;
   /** Copies bytes into the tensor at byteOffset (default 0), wherever it lives. */
   write(bytes: ArrayBufferView, byteOffset?: number): void;
   /** A copy of the tensor's bytes (default: all of them). */
@@ -22,6 +24,22 @@ export interface NativeTensor {
   /** A copy of the tensor in a device's memory. */
   to(device: NativeDevice): NativeTensor;
   /** Drops this handle's share of the memory; graphs holding the tensor keep it alive. */
+  free(): void;
+}
+
+/**
+ * A file mapped read-only (mapFile). Views into it hold their share of the mapping, so free()
+ * only drops this handle's: the file is unmapped when the views are freed too.
+ */
+export interface NativeMappedFile {
+  readonly path: string;
+  readonly size: number;
+  /**
+   * The tensor at byteOffset, off the JS thread: a read-only view into the mapping, or a copy
+   * where the offset does not suit the dtype's alignment (2 bytes for the block formats and
+   * f16/bf16, 4 for f32/i32). E_FORMAT when it runs past the end of the file.
+   */
+  tensor(byteOffset: number, dtype: NativeDType, shape: number[]): Promise<NativeTensor>;
   free(): void;
 }
 
@@ -90,6 +108,13 @@ export interface NativeAddon {
   /** The op table: every op the graphs run, with its roles and parameters. */
   opTable(): NativeOpInfo[];
   tensorFromFile(path: string, byteOffset: number, dtype: NativeDType, shape: number[]): Promise<NativeTensor>;
+  /**
+   * Maps a regular file read-only, off the JS thread; E_FORMAT when it is smaller than minSize
+   * (the size its header was checked against). Truncating a mapped file is undefined (SIGBUS).
+   */
+  mapFile(path: string, minSize: number): Promise<NativeMappedFile>;
+  /** Bytes of all files mapped now in this process (by a handle or a tensor view). */
+  mappedFileBytes(): number;
   /**
    * Quantizes rows of `cols` values from src into dst (exactly the format's size), off the JS
    * thread on `threads` workers (default: all cores). search: the scale search of

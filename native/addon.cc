@@ -12,11 +12,14 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   Napi::Function pool = PoolWrap::define(env);
   data->tensor_ctor = Napi::Persistent(tensor);
   data->pool_ctor = Napi::Persistent(pool);
+  data->mapped_file_ctor = Napi::Persistent(MappedFileWrap::define(env));
   env.SetInstanceData<AddonData>(data);
   exports.Set("Tensor", tensor);
   exports.Set("Pool", pool);
   exports.Set("Graph", GraphWrap::define(env));
   exports.Set("tensorFromFile", Napi::Function::New(env, tensor_from_file, "tensorFromFile"));
+  exports.Set("mapFile", Napi::Function::New(env, map_file, "mapFile"));
+  exports.Set("mappedFileBytes", Napi::Function::New(env, mapped_file_bytes_info, "mappedFileBytes"));
   exports.Set("quantizeRows", Napi::Function::New(env, quantize_rows, "quantizeRows"));
   exports.Set("opTable", Napi::Function::New(env, op_table_info, "opTable"));
   exports.Set("cpuInfo", Napi::Function::New(env, cpu_info, "cpuInfo"));

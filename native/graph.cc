@@ -17,8 +17,12 @@ Graph::Graph(std::vector<Node> nodes, int64_t max_rows, TensorPtr positions)
 void Graph::validate(const Node& n, size_t i) const {
   if (!n.op) throw Error("E_INVALID_ARG", "op #" + std::to_string(i) + ": no op");
   const Check c(n, i, max_rows_);
-  for (size_t r = 0; r < n.op->roles.size(); r++)
+  for (size_t r = 0; r < n.op->roles.size(); r++) {
     if (n.op->roles[r].required) c.tensor(int(r));
+    // weights mapped from a file are PROT_READ: an op writing one would fault
+    if (c.has(int(r)) && n.op->roles[r].access != Access::In && n.t[r]->buf && n.t[r]->buf->read_only())
+      c.fail(std::string(c.name(int(r))) + " is written by this op but is a read-only view of a mapped file");
+  }
   if (n.pos_slot >= 0) {
     if (!n.op->positional) c.fail("this op takes no sequence position (posSlot)");
     if (!positions_ || n.pos_slot >= positions_->numel()) c.fail("posSlot needs a graph positions tensor holding that slot");

@@ -66,7 +66,10 @@ Buffer::Buffer(size_t n, bool zero) : bytes(n) {
   if (zero) std::memset(data, 0, alloc);
 }
 Buffer::Buffer(size_t n, const DeviceMemory& mem) : data(mem.alloc(n)), bytes(n), device(&mem) {}
+Buffer::Buffer(const void* view, size_t n, std::shared_ptr<const void> owner)
+    : data(const_cast<void*>(view)), bytes(n), keep(std::move(owner)) {}
 Buffer::~Buffer() {
+  if (keep) return;  // a view: `keep` releases the memory when its last holder goes
   if (device)
     device->release(data);
 #if defined(MAP_ANONYMOUS)
@@ -112,6 +115,17 @@ std::shared_ptr<Tensor> Tensor::make(DType t, std::vector<int64_t> shape, bool z
   return out;
 }
 
+std::shared_ptr<Tensor> Tensor::view(DType t, std::vector<int64_t> shape, const void* data, std::shared_ptr<const void> keep) {
+  check_shape(t, shape);
+  if (reinterpret_cast<uintptr_t>(data) % dtype_align(t) != 0)
+    throw Error("E_INVALID_ARG", std::string("a ") + dtype_name(t) + " view needs " + std::to_string(dtype_align(t)) + "-byte aligned data");
+  auto out = std::make_shared<Tensor>();
+  out->dtype = t;
+  out->shape = std::move(shape);
+  out->buf = std::make_shared<Buffer>(data, row_bytes(t, out->cols()) * size_t(out->rows()), std::move(keep));
+  return out;
+}
+
 std::shared_ptr<Tensor> Tensor::make_on(const DeviceMemory& mem, DType t, std::vector<int64_t> shape) {
   check_shape(t, shape);
   auto out = std::make_shared<Tensor>();
@@ -148,6 +162,7 @@ void Tensor::read_bytes(void* dst, size_t off, size_t n) const {
 }
 
 void Tensor::write_bytes(const void* src, size_t off, size_t n) {
+  if (buf->read_only()) throw Error("E_INVALID_ARG", describe() + " is a read-only view of a mapped file; it cannot be written");
   if (n == 0) return;
   uint8_t* dst = static_cast<uint8_t*>(buf->data) + off;
   if (buf->device)

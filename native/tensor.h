@@ -47,6 +47,9 @@ constexpr BlockGeom dtype_block(DType t) {
 }
 // A block format (q8_0 and the GGUF quant types), as opposed to a plain element type.
 constexpr bool is_block_dtype(DType t) { return dtype_block(t).values > 1; }
+// The alignment the kernels need of a tensor's data: its element's, or its block struct's (whose
+// widest member is an f16 scale). Views into a mapped file are made only at such offsets.
+constexpr size_t dtype_align(DType t) { return is_block_dtype(t) ? 2 : size_t(dtype_block(t).bytes); }
 
 const char* dtype_name(DType t);
 bool dtype_from_name(const std::string& name, DType* out);
@@ -78,10 +81,14 @@ struct Buffer {
   size_t bytes = 0;
   const DeviceMemory* device = nullptr;  // null: host memory
   size_t mapped = 0;                      // > 0: host memory mapped (mmap) of this many bytes
+  std::shared_ptr<const void> keep;       // non-null: a read-only view into memory `keep` owns (a mapped file)
   // Host memory, 64-byte aligned; zero-filled unless the caller overwrites it all; throws Error on failure
   explicit Buffer(size_t n, bool zero = true);
   // Zero-filled device memory
   Buffer(size_t n, const DeviceMemory& mem);
+  // A read-only view of n bytes at `data`, which stays valid while `keep` lives
+  Buffer(const void* data, size_t n, std::shared_ptr<const void> keep);
+  bool read_only() const { return keep != nullptr; }
   ~Buffer();
   Buffer(const Buffer&) = delete;
   Buffer& operator=(const Buffer&) = delete;
@@ -93,13 +100,16 @@ struct Tensor {
   std::shared_ptr<Buffer> buf;
 
   static std::shared_ptr<Tensor> make(DType t, std::vector<int64_t> shape, bool zero = true);
+  // A read-only host tensor over `data` (its bytes as stored), kept valid by `keep`.
+  static std::shared_ptr<Tensor> view(DType t, std::vector<int64_t> shape, const void* data, std::shared_ptr<const void> keep);
   // A zero-filled tensor in a device's memory.
   static std::shared_ptr<Tensor> make_on(const DeviceMemory& mem, DType t, std::vector<int64_t> shape);
   // A copy of this tensor in a device's memory (mem null: in host memory).
   std::shared_ptr<Tensor> copy_to(const DeviceMemory* mem) const;
   Device device() const { return buf && buf->device ? buf->device->device : Device::Cpu; }
   bool on_host() const { return !buf || !buf->device; }
-  // Copies bytes [off, off + n) of the tensor out to / in from host memory, wherever it lives.
+  // Copies bytes [off, off + n) of the tensor out to / in from host memory, wherever it lives;
+  // writing to a read-only view is an E_INVALID_ARG.
   void read_bytes(void* dst, size_t off, size_t n) const;
   void write_bytes(const void* src, size_t off, size_t n);
 

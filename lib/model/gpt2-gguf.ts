@@ -10,21 +10,20 @@ import type { NativeDType, NativeTensor } from '../../bindings.js';
 import type { GgufFile } from '../formats/gguf.js';
 import type { ModelConfig } from './config.js';
 import type { LayerWeights, LlamaWeights } from './llama.js';
-import { hasTensor, loadGgufTensor, type WeightDtype } from './weights.js';
+import { type GgufMappings, hasTensor, loadGgufTensor, type WeightDtype } from './weights.js';
 
 export async function loadGpt2GgufWeights(
   f: GgufFile,
   c: ModelConfig,
-  dtype: WeightDtype = 'auto',
-  onProgress?: (loaded: number, total: number) => void,
-  blocks?: ReadonlySet<NativeDType>,
+  o: { dtype?: WeightDtype; blocks?: ReadonlySet<NativeDType>; mappings?: GgufMappings; onProgress?: (loaded: number, total: number) => void } = {},
 ): Promise<LlamaWeights> {
+  const { dtype = 'auto', blocks, mappings, onProgress } = o;
   const D = c.dim, F = c.ffnDim, kv = c.nKvHeads * c.headDim, qkv = D + 2 * kv;
   const loaded: NativeTensor[] = [];
   const total = 3 + c.nLayers;
   let done = 0;
   const load = async (name: string, shape: number[], rows?: { start: number; total: number }) => {
-    const t = await loadGgufTensor(f, name, shape, { dtype, rows, blocks });
+    const t = await loadGgufTensor(f, name, shape, { dtype, rows, blocks, mappings });
     loaded.push(t);
     return t;
   };

@@ -14,7 +14,7 @@ import type { GgufFile } from '../formats/gguf.js';
 import { FuselmError } from '../errors.js';
 import { emptyTensor, readF32Rows, tensorFromF32 } from '../tensor.js';
 import type { ModelConfig } from './config.js';
-import { hasTensor, loadGgufTensor, type WeightDtype } from './weights.js';
+import { type GgufMappings, hasTensor, loadGgufTensor, type WeightDtype } from './weights.js';
 
 export interface LayerWeights {
   attnNorm: NativeTensor;
@@ -89,14 +89,14 @@ export function ropeFactors(
 export async function loadLlamaWeights(
   f: GgufFile,
   c: ModelConfig,
-  o: { contextSize: number; dtype?: WeightDtype; blocks?: ReadonlySet<NativeDType>; onProgress?: (loaded: number, total: number) => void },
+  o: { contextSize: number; dtype?: WeightDtype; blocks?: ReadonlySet<NativeDType>; mappings?: GgufMappings; onProgress?: (loaded: number, total: number) => void },
 ): Promise<LlamaWeights> {
-  const { dtype = 'auto', blocks, onProgress } = o;
+  const { dtype = 'auto', blocks, mappings, onProgress } = o;
   const kv = c.nKvHeads * c.headDim, q = c.nHeads * c.headDim;
   const total = f.tensors.length;
   const read = new Set<string>();
   const load = async (name: string, shape: number[], rows?: { start: number; total: number }) => {
-    const t = await loadGgufTensor(f, name, shape, { dtype, rows, blocks });
+    const t = await loadGgufTensor(f, name, shape, { dtype, rows, blocks, mappings });
     read.add(name);
     onProgress?.(read.size, total);
     return t;

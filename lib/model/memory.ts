@@ -8,11 +8,11 @@
  */
 import { freemem } from 'node:os';
 import { FuselmError } from '../errors.js';
-import { GgmlType } from '../formats/ggml-types.js';
+import type { NativeDType } from '../../bindings.js';
 import type { GgufFile } from '../formats/gguf.js';
 import type { SafetensorsModel } from '../formats/safetensors.js';
 import type { ModelConfig } from './config.js';
-import type { WeightDtype } from './weights.js';
+import { heldDtype, type WeightDtype } from './weights.js';
 
 export interface MemoryItem {
   what: string;
@@ -34,19 +34,25 @@ function bufferBytes(n: number): number {
 
 const MiB = (n: number) => `${(n / 2 ** 20).toFixed(n < 2 ** 20 ? 2 : 0)} MiB`;
 
-/** The weights of a GGUF as they will be held: quantized types other than Q8_0 are converted to q8_0 (34 bytes per 32), 'f16' makes matrices 2 bytes. */
-export function ggufWeightBytes(f: GgufFile, dtype: WeightDtype): number {
-  let total = 0;
+const HELD_BYTES_PER_VALUE: Partial<Record<NativeDType, number>> = { f32: 4, f16: 2, bf16: 2, q8_0: 34 / 32 };
+
+/**
+ * The weights of a GGUF as they will be held (heldDtype): those kept as stored take their size
+ * in the file, as file-backed pages when the file is mapped (`mapped`: exact, shared with the
+ * page cache) or buffers of their own; converted ones their converted size (q8_0: 34 bytes per
+ * 32 values, f16 2 bytes, vectors f32).
+ */
+export function ggufWeightItems(f: GgufFile, dtype: WeightDtype, blocks: ReadonlySet<NativeDType>, mapped: boolean): MemoryItem[] {
+  let fileBacked = 0, own = 0;
   for (const t of f.tensors) {
-    const matrix = t.dims.length >= 2;
-    const plain = t.type === GgmlType.F32 || t.type === GgmlType.F16 || t.type === GgmlType.BF16;
-    let bytes = t.nbytes;
-    if (matrix && dtype === 'f16') bytes = Math.max(bytes, t.nelements * 2);
-    else if (matrix && (dtype === 'q8_0' || !plain)) bytes = Math.max(bytes, (t.nelements * 34) / 32);
-    else if (!matrix && !plain) bytes = t.nelements * 4;
-    total += bufferBytes(bytes);
+    const { held, asStored } = heldDtype(t, dtype, blocks);
+    if (asStored && mapped) fileBacked += t.nbytes;
+    else own += bufferBytes(asStored ? t.nbytes : Math.ceil(t.nelements * (HELD_BYTES_PER_VALUE[held] ?? 4)));
   }
-  return total;
+  const items: MemoryItem[] = [];
+  if (fileBacked) items.push({ what: 'weights mapped from the file (file-backed)', bytes: fileBacked });
+  if (own || !fileBacked) items.push({ what: mapped ? 'weights converted at load' : 'weights', bytes: own });
+  return items;
 }
 
 /** The weights of a Hugging Face folder as stored (conversions only shrink them). */

@@ -21,10 +21,10 @@ import { loadTokenizer } from '../tokenizer/load.js';
 import { loadHfDecoderWeights } from './hf-weights.js';
 import { idsOnlyTokenizer } from './ids-tokenizer.js';
 import { type LlamaWeights, LlamaState, disposeLlamaWeights, loadLlamaWeights, uploadLlamaWeights } from './llama.js';
-import { CPU_BLOCK_DTYPES, CUDA_BLOCK_DTYPES, checkWeightDtype, type WeightDtype } from './weights.js';
+import { CPU_BLOCK_DTYPES, CUDA_BLOCK_DTYPES, checkWeightDtype, GgufMappings, type WeightDtype } from './weights.js';
 import { loadGpt2GgufWeights } from './gpt2-gguf.js';
 import { DecodeCall, type Timings } from './decode-call.js';
-import { availableMemory, checkMemoryPlan, decoderStateItems, ggufWeightBytes, safetensorsWeightBytes } from './memory.js';
+import { availableMemory, checkMemoryPlan, decoderStateItems, ggufWeightItems, type MemoryItem, safetensorsWeightBytes } from './memory.js';
 import { GgmlType } from '../formats/ggml-types.js';
 
 export interface LoadModelOptions {
@@ -47,11 +47,19 @@ export interface LoadModelOptions {
   /** CPU kernel level (for testing and benchmarks); default 'auto'. */
   impl?: NativeImpl;
   /**
-   * Weight format: 'auto' (the default) runs F32/F16/BF16/Q8_0 as stored and converts Q4_0,
-   * Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and IQ4_NL to q8_0; 'q8_0' or 'f16' converts every matrix, of a
-   * GGUF or of a Hugging Face folder.
+   * Weight format: 'auto' (the default) runs F32/F16/BF16 and the GGUF block formats the
+   * backend's kernels take as stored (CPU_BLOCK_DTYPES, CUDA_BLOCK_DTYPES) and converts other
+   * block formats to q8_0; 'q8_0' or 'f16' converts every matrix, of a GGUF or of a Hugging Face folder.
    */
   dtype?: WeightDtype;
+  /**
+   * Map a GGUF file read-only instead of reading it (default true, as llama.cpp's use_mmap):
+   * weights kept as stored are views into the page cache, so a warm file loads without a copy
+   * and its pages are file-backed; CUDA uploads from the mapping and keeps no host copy.
+   * Weights converted at load have memory of their own either way. Truncating or rewriting the
+   * file while the model is loaded is undefined (the process may die of SIGBUS), as for llama.cpp.
+   */
+  useMmap?: boolean;
   /** Called after each weight tensor is loaded (for a progress bar). */
   onProgress?: (loaded: number, total: number) => void;
   /**
@@ -568,19 +576,25 @@ export async function loadModel(path: string, opts: LoadModelOptions = {}): Prom
   const { contextSize, batchSize } = sizes(config, opts, path);
   const dtype = checkWeightDtype(opts.dtype ?? 'auto', 'loadModel');
   const firstQ = f.tensors.find((t) => t.name.startsWith('blk.0.attn_q'));
+  // the block formats kept as stored are those the running backend's kernels take
+  const blocks = device === 'cpu' ? CPU_BLOCK_DTYPES : CUDA_BLOCK_DTYPES;
+  const mmap = opts.useMmap ?? true;
   const planned = checkLoadPlan(path, config, opts, device, {
     contextSize,
     batchSize,
-    weightBytes: ggufWeightBytes(f, dtype),
+    weights: ggufWeightItems(f, dtype, blocks, mmap),
     kvBytes: plannedKvBytes(opts, dtype, firstQ && firstQ.type === GgmlType.F32),
   });
   const cpu = cpuBackend(opts, device);
-  return finishLoad(path, config, tokenizer, cpu, device, opts, { contextSize, batchSize, memory: { max: opts.maxMemory, planned } }, () => {
-    // the block formats kept as stored are those the running backend's kernels take
-    const blocks = device === 'cpu' ? CPU_BLOCK_DTYPES : CUDA_BLOCK_DTYPES;
-    return config.architecture === 'gpt2'
-      ? loadGpt2GgufWeights(f, config, dtype, opts.onProgress, blocks)
-      : loadLlamaWeights(f, config, { contextSize, dtype, blocks, onProgress: opts.onProgress });
+  return finishLoad(path, config, tokenizer, cpu, device, opts, { contextSize, batchSize, memory: { max: opts.maxMemory, planned } }, async () => {
+    const mappings = mmap ? new GgufMappings() : undefined;
+    try {
+      return config.architecture === 'gpt2'
+        ? await loadGpt2GgufWeights(f, config, { dtype, blocks, mappings, onProgress: opts.onProgress })
+        : await loadLlamaWeights(f, config, { contextSize, dtype, blocks, mappings, onProgress: opts.onProgress });
+    } finally {
+      await mappings?.close(); // the views hold the mapping from here on
+    }
   },
   );
 }
@@ -610,6 +624,7 @@ export function checkLoadOptions(path: unknown, opts: unknown): asserts opts is 
     throw new FuselmError('E_INVALID_ARG', `impl must be 'auto', 'reference', 'portable', 'avx2' or 'avx512', got ${String(o.impl).slice(0, 40)}`);
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw new FuselmError('E_INVALID_ARG', 'onProgress must be a function');
   if (o.device !== undefined && typeof o.device !== 'string') throw new FuselmError('E_INVALID_ARG', `device must be 'auto', 'cpu' or 'cuda'`);
+  if (o.useMmap !== undefined && typeof o.useMmap !== 'boolean') throw new FuselmError('E_INVALID_ARG', `useMmap must be a boolean, got ${typeof o.useMmap}`);
   if (o.kvType !== undefined && typeof o.kvType !== 'string') throw new FuselmError('E_INVALID_ARG', `kvType must be 'auto', 'f32', 'f16' or 'bf16'`);
 }
 
@@ -634,18 +649,19 @@ function checkLoadPlan(
   config: ModelConfig,
   opts: LoadModelOptions,
   device: NativeDevice,
-  o: { contextSize: number; batchSize: number; weightBytes: number; kvBytes: number },
+  o: { contextSize: number; batchSize: number; weights: MemoryItem[]; kvBytes: number },
 ): number {
   const budget = memoryBudget(opts);
-  const weights = { what: 'weights', bytes: o.weightBytes };
+  const weightBytes = o.weights.reduce((n, i) => n + i.bytes, 0);
   if (device !== 'cpu') {
-    // the weights are staged in host memory; the caches live on the device (its allocator reports)
-    checkMemoryPlan(where, [weights], budget.bytes, budget.name, '');
-    return weights.bytes;
+    // the weights are staged in host memory (or mapped); the caches live on the device (its allocator reports)
+    checkMemoryPlan(where, o.weights, budget.bytes, budget.name, '');
+    return weightBytes;
   }
-  const items = [weights, ...decoderStateItems(config, o)];
+  const [kv, acts] = decoderStateItems(config, o);
+  const items = [...o.weights, kv, acts];
   const perPosition = 2 * config.nLayers * config.nKvHeads * config.headDim * o.kvBytes;
-  const fits = Math.floor((budget.bytes - weights.bytes - items[2].bytes) / perPosition);
+  const fits = Math.floor((budget.bytes - weightBytes - acts.bytes) / perPosition);
   checkMemoryPlan(where, items, budget.bytes, budget.name, fits >= 1 ? `contextSize ${fits} or less would fit` : 'the weights alone do not fit');
   return items.reduce((n, i) => n + i.bytes, 0);
 }
@@ -736,7 +752,7 @@ async function loadHfModel(dir: string, opts: LoadModelOptions, device: 'cpu' | 
   const planned = checkLoadPlan(dir, config, opts, device, {
     contextSize,
     batchSize,
-    weightBytes: safetensorsWeightBytes(st),
+    weights: [{ what: 'weights', bytes: safetensorsWeightBytes(st) }],
     kvBytes: plannedKvBytes(opts, dtype, firstQ && firstQ.dtype === 'F32'),
   });
   const gen = checkGenerationConfig(hf.generationConfig, `${dir}/generation_config.json`);

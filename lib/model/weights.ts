@@ -1,13 +1,13 @@
 /**
- * Weight tensors from a GGUF file: checked against the shape the model expects, read natively
- * (off the JS thread, never through the JS heap) when kept in the file's own dtype, converted
- * at load otherwise.
+ * Weight tensors from a GGUF file: checked against the shape the model expects; kept in the
+ * file's own dtype, they are views into the mapped file (useMmap, GgufMappings) or read natively
+ * (off the JS thread, never through the JS heap); converted at load otherwise.
  */
 import { open } from 'node:fs/promises';
-import type { NativeDType, NativeTensor } from '../../bindings.js';
+import type { NativeDType, NativeMappedFile, NativeTensor } from '../../bindings.js';
 import { FuselmError } from '../errors.js';
 import { GgmlType } from '../formats/ggml-types.js';
-import type { GgufFile } from '../formats/gguf.js';
+import type { GgufFile, GgufTensorInfo } from '../formats/gguf.js';
 import { toF32 } from '../formats/quants.js';
 import { callAsync, native } from '../native.js';
 import { tensorFromF32 } from '../tensor.js';
@@ -56,6 +56,16 @@ export function hasTensor(f: GgufFile, name: string): boolean {
  */
 export type WeightDtype = 'auto' | 'q8_0' | 'f16';
 
+/**
+ * The dtype a GGUF tensor is held in (vectors: f32; matrices: targetDtype's rule); a tensor
+ * held in its stored dtype is used as the file stores it (a view when the file is mapped).
+ */
+export function heldDtype(t: GgufTensorInfo, want: WeightDtype, blocks?: ReadonlySet<NativeDType>): { held: NativeDType; asStored: boolean } {
+  const stored = DTYPES[t.type];
+  const held = t.dims.length === 1 ? 'f32' : targetDtype(stored, t.dims[0], want, blocks);
+  return { held, asStored: held === stored };
+}
+
 function targetDtype(stored: NativeDType | undefined, cols: number, want: WeightDtype, blocks: ReadonlySet<NativeDType> = CPU_BLOCK_DTYPES): NativeDType {
   const q8 = cols % 32 === 0 ? 'q8_0' : 'f16';
   if (want === 'f16') return 'f16';
@@ -65,9 +75,33 @@ function targetDtype(stored: NativeDType | undefined, cols: number, want: Weight
 }
 
 /**
+ * The files one load maps (LoadModelOptions.useMmap): each read-only (native/mapped_file.h) on
+ * first use, one mapping per file, so each part of a split model is mapped on its own. A tensor
+ * kept as stored is a view into its file's mapping and holds a share of it; close() drops the
+ * loader's handles, so a file is unmapped once the last of its views is freed.
+ */
+export class GgufMappings {
+  #files = new Map<string, Promise<NativeMappedFile>>();
+
+  /** The mapping of `f`'s file; E_FORMAT if the file is now smaller than when its header was read. */
+  file(f: GgufFile): Promise<NativeMappedFile> {
+    let m = this.#files.get(f.path);
+    if (!m) this.#files.set(f.path, (m = callAsync(() => native().mapFile(f.path, f.fileSize))));
+    return m;
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.#files.values()];
+    this.#files.clear();
+    for (const m of await Promise.allSettled(all)) if (m.status === 'fulfilled') m.value.free();
+  }
+}
+
+/**
  * Loads tensor `name` with row-major `shape` (GGUF stores dims innermost first, so GGUF
  * [K, N] is shape [N, K]). Vectors (norms) come as f32; matrices in `dtype`'s format. Tensors
- * kept as stored are read natively; converted ones pass through JS one at a time.
+ * kept as stored are views into the file when `mappings` is given (read-only: nothing may write
+ * them), else read natively; converted ones pass through JS one at a time.
  * `rows` takes a slice of the outermost dim (rows of a matrix, values of a vector), as from
  * llama.cpp's fused attn_qkv: the stored tensor then has `rows.total` of them.
  */
@@ -75,7 +109,7 @@ export async function loadGgufTensor(
   f: GgufFile,
   name: string,
   shape: number[],
-  opts: { dtype?: WeightDtype; rows?: { start: number; total: number }; blocks?: ReadonlySet<NativeDType> } = {},
+  opts: { dtype?: WeightDtype; rows?: { start: number; total: number }; blocks?: ReadonlySet<NativeDType>; mappings?: GgufMappings } = {},
 ): Promise<NativeTensor> {
   const info = f.tensorByName.get(name);
   if (!info) throw new FuselmError('E_FORMAT', `${f.path}: tensor '${name}' is missing`);
@@ -91,9 +125,12 @@ export async function loadGgufTensor(
   const offset = info.offset + (opts.rows?.start ?? 0) * rowBytes;
   const nbytes = rowBytes * shape[0];
   const nelements = shape.reduce((a, b) => a * b, 1);
-  const stored = DTYPES[info.type];
-  const target = shape.length === 1 ? 'f32' : targetDtype(stored, shape[shape.length - 1], opts.dtype ?? 'auto', opts.blocks);
-  if (stored === target) return callAsync(() => native().tensorFromFile(f.path, offset, target, shape));
+  const { held: target, asStored } = heldDtype(info, opts.dtype ?? 'auto', opts.blocks);
+  if (asStored) {
+    if (!opts.mappings) return callAsync(() => native().tensorFromFile(f.path, offset, target, shape));
+    const m = await opts.mappings.file(f);
+    return callAsync(() => m.tensor(offset, target, shape));
+  }
   const what = `${f.path}: tensor '${name}'`;
   const bytes = new Uint8Array(nbytes);
   const fh = await open(f.path, 'r').catch((e) => {

@@ -16,6 +16,8 @@ export interface SpeedOptions {
   reps: number;
   /** The KV cache's type (loadModel's kvType); default 'auto'. */
   kvType?: 'auto' | 'f32' | 'f16';
+  /** Map the file (loadModel's useMmap); default true. */
+  useMmap?: boolean;
 }
 
 export interface SpeedResult {
@@ -38,7 +40,7 @@ export function benchPrompt(n: number, vocabSize: number, bos = 1): number[] {
 }
 
 export async function measureSpeed(file: string, o: SpeedOptions): Promise<SpeedResult> {
-  const model = await loadModel(file, { threads: o.threads, device: o.device, contextSize: o.prompt + o.gen + 8, kvType: o.kvType });
+  const model = await loadModel(file, { threads: o.threads, device: o.device, contextSize: o.prompt + o.gen + 8, kvType: o.kvType, useMmap: o.useMmap });
   try {
     const prompt = benchPrompt(o.prompt, model.config.vocabSize, model.tokenizer.bos);
     const pp: number[] = [], tg: number[] = [];

@@ -1,5 +1,5 @@
-// Reading tensor data straight from a model file into native memory, off the JS thread, so
-// weights never pass through the JS heap.
+// Tensor data straight from a model file, off the JS thread, so weights never pass through the
+// JS heap: read into native memory (tensorFromFile), or mapped (mapFile, native/mapped_file.h).
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -67,6 +67,65 @@ Napi::Value tensor_from_file(const Napi::CallbackInfo& info) {
         read_exact(path, offset, **out);
       },
       [out](Napi::Env env) -> Napi::Value { return TensorWrap::wrap(env, *out); });
+}
+
+// mapFile(path, minSize): Promise<MappedFile>, mapped off the JS thread.
+Napi::Value map_file(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString()) throw_js(env, "E_INVALID_ARG", "mapFile: path must be a string");
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  const int64_t min_size = get_int(info[1], "minSize");
+  if (min_size < 0) throw_js(env, "E_INVALID_ARG", "mapFile: minSize must be >= 0");
+  auto out = std::make_shared<std::shared_ptr<MappedFile>>();
+  return PromiseWorker::start(
+      env, [=] { *out = MappedFile::open(path, uint64_t(min_size)); },
+      [out](Napi::Env env) -> Napi::Value { return MappedFileWrap::wrap(env, *out); });
+}
+
+Napi::Value mapped_file_bytes_info(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), double(mapped_file_bytes())); }
+
+Napi::Function MappedFileWrap::define(Napi::Env env) {
+  return DefineClass(env, "MappedFile",
+                     {InstanceAccessor<&MappedFileWrap::path>("path"), InstanceAccessor<&MappedFileWrap::size>("size"),
+                      InstanceMethod<&MappedFileWrap::tensor>("tensor"), InstanceMethod<&MappedFileWrap::free>("free")});
+}
+
+Napi::Object MappedFileWrap::wrap(Napi::Env env, std::shared_ptr<MappedFile> f) {
+  auto* data = env.GetInstanceData<AddonData>();
+  return data->mapped_file_ctor.New({Napi::External<std::shared_ptr<MappedFile>>::New(env, &f)});
+}
+
+MappedFileWrap::MappedFileWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<MappedFileWrap>(info) {
+  if (info.Length() != 1 || !info[0].IsExternal()) throw_js(info.Env(), "E_INVALID_ARG", "a MappedFile is made by mapFile()");
+  f_ = *info[0].As<Napi::External<std::shared_ptr<MappedFile>>>().Data();
+}
+
+std::shared_ptr<MappedFile> MappedFileWrap::get(Napi::Env env) const {
+  if (!f_) throw_js(env, "E_DISPOSED", "mapped file used after free()");
+  return f_;
+}
+
+Napi::Value MappedFileWrap::path(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), get(info.Env())->path()); }
+
+Napi::Value MappedFileWrap::size(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), double(get(info.Env())->size())); }
+
+// tensor(byteOffset, dtype, shape): Promise<Tensor>, a view into the mapping (or a copy where
+// the offset does not suit the dtype), made off the JS thread.
+Napi::Value MappedFileWrap::tensor(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::shared_ptr<MappedFile> f = get(env);
+  const int64_t offset = get_int(info[0], "byteOffset");
+  const DType dtype = get_dtype(info[1]);
+  std::vector<int64_t> shape = get_shape(info[2]);
+  auto out = std::make_shared<TensorPtr>();
+  return PromiseWorker::start(
+      env, [=] { *out = f->tensor(offset, dtype, shape); },
+      [out](Napi::Env env) -> Napi::Value { return TensorWrap::wrap(env, *out); });
+}
+
+Napi::Value MappedFileWrap::free(const Napi::CallbackInfo& info) {
+  f_.reset();
+  return info.Env().Undefined();
 }
 
 }  // namespace fuselm

@@ -8,6 +8,8 @@ Napi::Value cpu_info(const Napi::CallbackInfo& info);
 Napi::Value cuda_info(const Napi::CallbackInfo& info);  // native/napi/cuda_info.cc
 Napi::Value op_table_info(const Napi::CallbackInfo& info);  // native/napi/graph_wrap.cc
 Napi::Value tensor_from_file(const Napi::CallbackInfo& info);  // native/napi/file.cc
+Napi::Value map_file(const Napi::CallbackInfo& info);  // native/napi/file.cc
+Napi::Value mapped_file_bytes_info(const Napi::CallbackInfo& info);  // native/napi/file.cc
 Napi::Value quantize_rows(const Napi::CallbackInfo& info);  // native/napi/quantize.cc
 
 // native/napi/cuda_info.cc: a device from its JS name ('cpu', 'cuda', 'cuda-emulated'), and the

@@ -8,6 +8,7 @@ Napi::Function TensorWrap::define(Napi::Env env) {
   return DefineClass(env, "Tensor",
                      {InstanceAccessor<&TensorWrap::dtype>("dtype"), InstanceAccessor<&TensorWrap::shape>("shape"),
                       InstanceAccessor<&TensorWrap::nbytes>("nbytes"), InstanceAccessor<&TensorWrap::device>("device"),
+                      InstanceAccessor<&TensorWrap::mapped>("mapped"),
                       InstanceMethod<&TensorWrap::write>("write"), InstanceMethod<&TensorWrap::read>("read"),
                       InstanceMethod<&TensorWrap::to>("to"), InstanceMethod<&TensorWrap::free>("free")});
 }
@@ -56,6 +57,12 @@ Napi::Value TensorWrap::shape(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value TensorWrap::device(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), device_name(get(info.Env())->device())); }
+
+// mapped: true for a read-only view into a mapped file (MappedFile.tensor)
+Napi::Value TensorWrap::mapped(const Napi::CallbackInfo& info) {
+  TensorPtr t = get(info.Env());
+  return Napi::Boolean::New(info.Env(), t->buf && t->buf->read_only());
+}
 
 // to(device): a copy of the tensor in that device's memory.
 Napi::Value TensorWrap::to(const Napi::CallbackInfo& info) {

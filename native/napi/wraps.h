@@ -1,9 +1,10 @@
-// JS classes around native objects: Tensor, Pool and Graph. Each holds a shared_ptr, so a
+// JS classes around native objects: Tensor, MappedFile, Pool and Graph. Each holds a shared_ptr, so a
 // graph keeps its tensors alive even when JS drops them; free() releases the JS side's share.
 #pragma once
 #include <napi.h>
 
 #include "graph.h"
+#include "mapped_file.h"
 #include "tensor.h"
 
 namespace fuselm {
@@ -20,12 +21,30 @@ class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
   Napi::Value shape(const Napi::CallbackInfo& info);
   Napi::Value nbytes(const Napi::CallbackInfo& info);
   Napi::Value device(const Napi::CallbackInfo& info);
+  Napi::Value mapped(const Napi::CallbackInfo& info);
   Napi::Value to(const Napi::CallbackInfo& info);
   Napi::Value write(const Napi::CallbackInfo& info);
   Napi::Value read(const Napi::CallbackInfo& info);
   Napi::Value free(const Napi::CallbackInfo& info);
   TensorPtr get(Napi::Env env) const;
   TensorPtr t_;
+};
+
+// A file mapped by mapFile(); tensor() makes views into it, off the JS thread. free() drops the
+// JS side's share: the views keep the mapping until they are freed too.
+class MappedFileWrap : public Napi::ObjectWrap<MappedFileWrap> {
+ public:
+  static Napi::Function define(Napi::Env env);
+  static Napi::Object wrap(Napi::Env env, std::shared_ptr<MappedFile> f);
+  explicit MappedFileWrap(const Napi::CallbackInfo& info);  // only through wrap()
+
+ private:
+  Napi::Value path(const Napi::CallbackInfo& info);
+  Napi::Value size(const Napi::CallbackInfo& info);
+  Napi::Value tensor(const Napi::CallbackInfo& info);
+  Napi::Value free(const Napi::CallbackInfo& info);
+  std::shared_ptr<MappedFile> get(Napi::Env env) const;
+  std::shared_ptr<MappedFile> f_;
 };
 
 class PoolWrap : public Napi::ObjectWrap<PoolWrap> {
@@ -51,7 +70,7 @@ class GraphWrap : public Napi::ObjectWrap<GraphWrap> {
 };
 
 struct AddonData {
-  Napi::FunctionReference tensor_ctor, pool_ctor;
+  Napi::FunctionReference tensor_ctor, pool_ctor, mapped_file_ctor;
 };
 
 }  // namespace fuselm
