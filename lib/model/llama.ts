@@ -95,69 +95,75 @@ export async function loadLlamaWeights(
   const kv = c.nKvHeads * c.headDim, q = c.nHeads * c.headDim;
   const total = f.tensors.length;
   const read = new Set<string>();
+  const held: NativeTensor[] = [];
   const load = async (name: string, shape: number[], rows?: { start: number; total: number }) => {
     const t = await loadGgufTensor(f, name, shape, { dtype, rows, blocks, mappings });
+    held.push(t);
     read.add(name);
     onProgress?.(read.size, total);
     return t;
   };
-  const tokenEmbd = await load('token_embd.weight', [c.vocabSize, c.dim]);
-  // rope divisors: read as numbers, combined into one tensor
-  const values = async (name: string) => {
-    if (!hasTensor(f, name)) return undefined;
-    const t = await load(name, [c.ropeDims / 2]);
-    try {
-      return new Float32Array(t.read());
-    } finally {
-      t.free();
-    }
-  };
-  const factors = ropeFactors(c, o.contextSize, {
-    freqs: await values('rope_freqs.weight'), short: await values('rope_factors_short.weight'), long: await values('rope_factors_long.weight'),
-  });
-  const ropeFreqs = factors ? tensorFromF32('f32', [factors.length], factors) : undefined;
-  const layers: LayerWeights[] = [];
-  for (let l = 0; l < c.nLayers; l++) {
-    const t = (n: string, shape: number[]) => load(`blk.${l}.${n}.weight`, shape);
-    // Phi-3 stores q, k and v as one attn_qkv, and the MLP's gate and up as one ffn_up (gate
-    // first): each part is a slice of rows
-    const qkv = hasTensor(f, `blk.${l}.attn_qkv.weight`), fusedUp = c.architecture === 'phi3';
-    const part = (n: string, start: number, rows: number, total: number) => load(`blk.${l}.${n}.weight`, [rows, c.dim], { start, total });
-    const L: LayerWeights = {
-      attnNorm: await t('attn_norm', [c.dim]),
-      wq: qkv ? await part('attn_qkv', 0, q, q + 2 * kv) : await t('attn_q', [q, c.dim]),
-      wk: qkv ? await part('attn_qkv', q, kv, q + 2 * kv) : await t('attn_k', [kv, c.dim]),
-      wv: qkv ? await part('attn_qkv', q + kv, kv, q + 2 * kv) : await t('attn_v', [kv, c.dim]),
-      wo: await t('attn_output', [c.dim, q]),
-      ffnNorm: await t('ffn_norm', [c.dim]),
-      wGate: fusedUp ? await part('ffn_up', 0, c.ffnDim, 2 * c.ffnDim) : await t('ffn_gate', [c.ffnDim, c.dim]),
-      wUp: fusedUp ? await part('ffn_up', c.ffnDim, c.ffnDim, 2 * c.ffnDim) : await t('ffn_up', [c.ffnDim, c.dim]),
-      wDown: await t('ffn_down', [c.dim, c.ffnDim]),
+  try {
+    const tokenEmbd = await load('token_embd.weight', [c.vocabSize, c.dim]);
+    // rope divisors: read as numbers, combined into one tensor
+    const values = async (name: string) => {
+      if (!hasTensor(f, name)) return undefined;
+      const t = await load(name, [c.ropeDims / 2]);
+      try {
+        return new Float32Array(t.read());
+      } finally {
+        t.free();
+      }
     };
-    if (c.qkNorm) {
-      L.qNorm = await t('attn_q_norm', [c.headDim]);
-      L.kNorm = await t('attn_k_norm', [c.headDim]);
+    const factors = ropeFactors(c, o.contextSize, {
+      freqs: await values('rope_freqs.weight'), short: await values('rope_factors_short.weight'), long: await values('rope_factors_long.weight'),
+    });
+    const ropeFreqs = factors ? tensorFromF32('f32', [factors.length], factors) : undefined;
+    if (ropeFreqs) held.push(ropeFreqs);
+    const layers: LayerWeights[] = [];
+    for (let l = 0; l < c.nLayers; l++) {
+      const t = (n: string, shape: number[]) => load(`blk.${l}.${n}.weight`, shape);
+      // Phi-3 stores q, k and v as one attn_qkv, and the MLP's gate and up as one ffn_up (gate
+      // first): each part is a slice of rows
+      const qkv = hasTensor(f, `blk.${l}.attn_qkv.weight`), fusedUp = c.architecture === 'phi3';
+      const part = (n: string, start: number, rows: number, total: number) => load(`blk.${l}.${n}.weight`, [rows, c.dim], { start, total });
+      const L: LayerWeights = {
+        attnNorm: await t('attn_norm', [c.dim]),
+        wq: qkv ? await part('attn_qkv', 0, q, q + 2 * kv) : await t('attn_q', [q, c.dim]),
+        wk: qkv ? await part('attn_qkv', q, kv, q + 2 * kv) : await t('attn_k', [kv, c.dim]),
+        wv: qkv ? await part('attn_qkv', q + kv, kv, q + 2 * kv) : await t('attn_v', [kv, c.dim]),
+        wo: await t('attn_output', [c.dim, q]),
+        ffnNorm: await t('ffn_norm', [c.dim]),
+        wGate: fusedUp ? await part('ffn_up', 0, c.ffnDim, 2 * c.ffnDim) : await t('ffn_gate', [c.ffnDim, c.dim]),
+        wUp: fusedUp ? await part('ffn_up', c.ffnDim, c.ffnDim, 2 * c.ffnDim) : await t('ffn_up', [c.ffnDim, c.dim]),
+        wDown: await t('ffn_down', [c.dim, c.ffnDim]),
+      };
+      if (c.qkNorm) {
+        L.qNorm = await t('attn_q_norm', [c.headDim]);
+        L.kNorm = await t('attn_k_norm', [c.headDim]);
+      }
+      if (c.sandwichNorms) {
+        L.postAttnNorm = await t('post_attention_norm', [c.dim]);
+        L.postFfnNorm = await t('post_ffw_norm', [c.dim]);
+      }
+      if (c.biases === 'qkv') {
+        L.bq = await load(`blk.${l}.attn_q.bias`, [q]);
+        L.bk = await load(`blk.${l}.attn_k.bias`, [kv]);
+        L.bv = await load(`blk.${l}.attn_v.bias`, [kv]);
+      }
+      layers.push(L);
     }
-    if (c.sandwichNorms) {
-      L.postAttnNorm = await t('post_attention_norm', [c.dim]);
-      L.postFfnNorm = await t('post_ffw_norm', [c.dim]);
-    }
-    if (c.biases === 'qkv') {
-      L.bq = await load(`blk.${l}.attn_q.bias`, [q]);
-      L.bk = await load(`blk.${l}.attn_k.bias`, [kv]);
-      L.bv = await load(`blk.${l}.attn_v.bias`, [kv]);
-    }
-    layers.push(L);
+    const outputNorm = await load('output_norm.weight', [c.dim]);
+    const output = hasTensor(f, 'output.weight') ? await load('output.weight', [c.vocabSize, c.dim]) : tokenEmbd;
+    const w: LlamaWeights = { tokenEmbd, layers, outputNorm, output, ropeFreqs };
+    const unread = f.tensors.map((t) => t.name).filter((n) => !read.has(n));
+    if (unread.length)
+      throw new FuselmError('E_UNSUPPORTED', `${f.path}: tensor${unread.length > 1 ? 's' : ''} ${unread.slice(0, 8).join(', ')}${unread.length > 8 ? ', ...' : ''} of this ${c.architecture} model ${unread.length > 1 ? 'are' : 'is'} not supported (fuselm would ignore ${unread.length > 1 ? 'them' : 'it'} and compute something else)`);
+    return w;
+  } catch (e) {
+    for (const t of held) t.free(); // a failed load holds no memory (nor a mapped file) until GC
+    throw e;
   }
-  const outputNorm = await load('output_norm.weight', [c.dim]);
-  const output = hasTensor(f, 'output.weight') ? await load('output.weight', [c.vocabSize, c.dim]) : tokenEmbd;
-  const w: LlamaWeights = { tokenEmbd, layers, outputNorm, output, ropeFreqs };
-  const unread = f.tensors.map((t) => t.name).filter((n) => !read.has(n));
-  if (unread.length) {
-    disposeLlamaWeights(w);
-    throw new FuselmError('E_UNSUPPORTED', `${f.path}: tensor${unread.length > 1 ? 's' : ''} ${unread.slice(0, 8).join(', ')}${unread.length > 8 ? ', ...' : ''} of this ${c.architecture} model ${unread.length > 1 ? 'are' : 'is'} not supported (fuselm would ignore ${unread.length > 1 ? 'them' : 'it'} and compute something else)`);
-  }
-  return w;
 }
 
 /** KV cache positions allocated at first; they double as a conversation grows (#ensureCapacity). */

@@ -157,6 +157,21 @@ describe('weights mapped from the file (useMmap)', function () {
     await assert.rejects(native().mapFile(dir, 0), { code: 'E_IO', message: /not a regular file/ });
   });
 
+  it('a load that fails half way leaves nothing mapped (nor held until GC)', async () => {
+    const file = path.join(dir, 'short.gguf');
+    await writeSyntheticModel(file, { ...SHAPE, arch: 'llama', dtype: 'q4_k', seed: 4 });
+    const f = await readGguf(file);
+    const before = native().mappedFileBytes();
+    const mappings = new GgufMappings();
+    // a config asking for a layer more than the file has: blk.2's first tensor is missing
+    await assert.rejects(loadLlamaWeights(f, { ...configFromGguf(f), nLayers: 3 }, { contextSize: 32, mappings }), {
+      code: 'E_FORMAT',
+      message: /tensor 'blk\.2\.attn_norm\.weight' is missing/,
+    });
+    await mappings.close();
+    assert.equal(native().mappedFileBytes(), before);
+  });
+
   it('the memory plan counts mapped weights as file-backed, at their size in the file', async () => {
     const file = path.join(dir, 'plan.gguf');
     await writeSyntheticModel(file, { ...SHAPE, arch: 'llama', dtype: 'q4_k', seed: 9 });
