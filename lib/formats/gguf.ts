@@ -77,10 +77,18 @@ export interface GgufTensorInfo {
   /** Innermost first, as stored (GGUF [8, 11] is the row-major [11][8] matrix). */
   dims: number[];
   type: GgmlType;
-  /** ABSOLUTE file offset of the tensor's data. */
+  /** ABSOLUTE file offset of the tensor's data (in `file` when given). */
   offset: number;
   nbytes: number;
   nelements: number;
+  /** The part of a split model that holds the data (readGgufModel); absent: the GgufFile's own file. */
+  file?: GgufPart;
+}
+
+/** A file of a model, with the size its header was checked against. */
+export interface GgufPart {
+  path: string;
+  fileSize: number;
 }
 
 export interface GgufFile {

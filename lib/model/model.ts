@@ -5,7 +5,7 @@
  */
 import { Chat, type ChatOptions } from '../chat.js';
 import { FuselmError } from '../errors.js';
-import { readGguf } from '../formats/gguf.js';
+import { readGgufModel } from '../formats/gguf-split.js';
 import { type Backend, CpuBackend, CudaBackend, resolveDevice } from '../backend.js';
 import type { NativeDevice, NativeImpl } from '../../bindings.js';
 import { type FinishReason, type GenerateOptions, type GenerateResult, SequenceRun, type StreamChunk, checkGenerateOptions, checkGenerationConfig, generationDefaults } from '../generate.js';
@@ -567,7 +567,7 @@ export async function loadModel(path: string, opts: LoadModelOptions = {}): Prom
   checkLoadOptions(path, opts);
   const device = modelDevice(opts);
   if (await isDirectory(path)) return loadHfModel(path, opts, device);
-  const f = await readGguf(path);
+  const f = await readGgufModel(path);
   const config = configFromGguf(f);
   if (config.architecture === 'bert') throw new FuselmError('E_UNSUPPORTED', `${path}: bert is an encoder; load it with loadEmbeddingModel()`);
   const tokenizer = withAsyncEncode(tokenizerFromGguf(f), { kind: 'gguf', path: resolvePath(path) });

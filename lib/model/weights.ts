@@ -7,7 +7,7 @@ import { open } from 'node:fs/promises';
 import type { NativeDType, NativeMappedFile, NativeTensor } from '../../bindings.js';
 import { FuselmError } from '../errors.js';
 import { GgmlType } from '../formats/ggml-types.js';
-import type { GgufFile, GgufTensorInfo } from '../formats/gguf.js';
+import type { GgufFile, GgufPart, GgufTensorInfo } from '../formats/gguf.js';
 import { toF32 } from '../formats/quants.js';
 import { callAsync, native } from '../native.js';
 import { tensorFromF32 } from '../tensor.js';
@@ -83,10 +83,10 @@ function targetDtype(stored: NativeDType | undefined, cols: number, want: Weight
 export class GgufMappings {
   #files = new Map<string, Promise<NativeMappedFile>>();
 
-  /** The mapping of `f`'s file; E_FORMAT if the file is now smaller than when its header was read. */
-  file(f: GgufFile): Promise<NativeMappedFile> {
-    let m = this.#files.get(f.path);
-    if (!m) this.#files.set(f.path, (m = callAsync(() => native().mapFile(f.path, f.fileSize))));
+  /** The mapping of a file; E_FORMAT if the file is now smaller than when its header was read. */
+  file(part: GgufPart): Promise<NativeMappedFile> {
+    let m = this.#files.get(part.path);
+    if (!m) this.#files.set(part.path, (m = callAsync(() => native().mapFile(part.path, part.fileSize))));
     return m;
   }
 
@@ -126,15 +126,16 @@ export async function loadGgufTensor(
   const nbytes = rowBytes * shape[0];
   const nelements = shape.reduce((a, b) => a * b, 1);
   const { held: target, asStored } = heldDtype(info, opts.dtype ?? 'auto', opts.blocks);
+  const part = info.file ?? f; // a split model's part, or the file itself
   if (asStored) {
-    if (!opts.mappings) return callAsync(() => native().tensorFromFile(f.path, offset, target, shape));
-    const m = await opts.mappings.file(f);
+    if (!opts.mappings) return callAsync(() => native().tensorFromFile(part.path, offset, target, shape));
+    const m = await opts.mappings.file(part);
     return callAsync(() => m.tensor(offset, target, shape));
   }
-  const what = `${f.path}: tensor '${name}'`;
+  const what = `${part.path}: tensor '${name}'`;
   const bytes = new Uint8Array(nbytes);
-  const fh = await open(f.path, 'r').catch((e) => {
-    throw new FuselmError('E_IO', `${f.path}: ${(e as Error).message}`);
+  const fh = await open(part.path, 'r').catch((e) => {
+    throw new FuselmError('E_IO', `${part.path}: ${(e as Error).message}`);
   });
   try {
     const { bytesRead } = await fh.read(bytes, 0, nbytes, offset);

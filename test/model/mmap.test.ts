@@ -3,15 +3,16 @@
  * a model gives the same logits, bit for bit, with the mapping on and off (stories260K and
  * random-weight files of the block formats, fused-qkv row slices included); weights kept as
  * stored are read-only views into the mapping, which lives while any view does and is gone after
- * dispose(); an offset the kernels cannot read in place gives a copy; and a file truncated after
- * its header was read is an E_FORMAT before anything is mapped.
+ * dispose(); an offset the kernels cannot read in place gives a copy; a split GGUF maps each of
+ * its parts; and a file truncated after its header was read is an E_FORMAT before anything is
+ * mapped.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { GgmlType } from '../../lib/formats/ggml-types.js';
-import { encodeGguf, readGguf } from '../../lib/formats/gguf.js';
+import { encodeGguf, type GgufMetaEntry, GgufValueType, ggufMetadataSpec, readGguf, writeGguf } from '../../lib/formats/gguf.js';
 import { loadModel } from '../../lib/index.js';
 import { configFromGguf } from '../../lib/model/config.js';
 import { disposeLlamaWeights, loadLlamaWeights } from '../../lib/model/llama.js';
@@ -71,6 +72,41 @@ describe('weights mapped from the file (useMmap)', function () {
       rmSync(file);
     });
   }
+
+  it('a split GGUF (gguf-split layout): every part mapped, the logits of the whole file, refused when a part is wrong', async () => {
+    const whole = path.join(dir, 'whole.gguf');
+    await writeSyntheticModel(whole, { ...SHAPE, arch: 'llama', dtype: 'q4_k', seed: 11 });
+    const f = await readGguf(whole);
+    const bytes = readFileSync(whole);
+    const half = f.tensors.length >> 1;
+    const splitKeys = (no: number): GgufMetaEntry[] => [
+      { key: 'split.no', type: GgufValueType.UINT16, value: no },
+      { key: 'split.count', type: GgufValueType.UINT16, value: 2 },
+      { key: 'split.tensors.count', type: GgufValueType.INT32, value: f.tensors.length },
+    ];
+    const part = (no: number, meta: GgufMetaEntry[], tensors: typeof f.tensors) =>
+      writeGguf(path.join(dir, `split-0000${no + 1}-of-00002.gguf`), {
+        metadata: [...meta, ...splitKeys(no)],
+        tensors: tensors.map((t) => ({ name: t.name, type: t.type, dims: t.dims, data: bytes.subarray(t.offset, t.offset + t.nbytes) })),
+      });
+    await part(0, ggufMetadataSpec(f), f.tensors.slice(0, half));
+    await part(1, [], f.tensors.slice(half));
+    const [p1, p2] = [1, 2].map((n) => path.join(dir, `split-0000${n}-of-00002.gguf`));
+    const r = await logitsBothWays(p1);
+    assert.equal(r.mappedWhileLoaded, statSync(p1).size + statSync(p2).size, 'both parts mapped');
+    const m = await loadModel(whole, { threads: 1, contextSize: 32 });
+    assert.deepEqual(r.on, await m.evaluate(PROMPT, { allLogits: true }));
+    await m.dispose();
+    assert.deepEqual(r.off, r.on);
+    // the wrong part, a part missing, a first part without the parts' names
+    await assert.rejects(loadModel(p2), { code: 'E_FORMAT', message: /this is part 2 of a split model of 2; load the first part/ });
+    const renamed = path.join(dir, 'renamed.gguf');
+    renameSync(p1, renamed);
+    await assert.rejects(loadModel(renamed), { code: 'E_FORMAT', message: /not named <prefix>-00001-of-00002\.gguf/ });
+    renameSync(renamed, p1);
+    rmSync(p2);
+    await assert.rejects(loadModel(p1), { code: 'E_IO', message: /split-00002-of-00002\.gguf/ });
+  });
 
   it('weights kept as stored are read-only views holding the mapping; freeing them unmaps', async () => {
     const file = path.join(dir, 'views.gguf');
