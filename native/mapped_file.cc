@@ -38,13 +38,13 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::string& path, uint64_t m
   }
   void* p = nullptr;
   if (size > 0) {
-    p = ::mmap(nullptr, size_t(size), PROT_READ, MAP_PRIVATE, fd, 0);
+    // MAP_POPULATE (as llama.cpp's default prefetch): the page tables are filled here, off the
+    // JS thread, reading what the page cache lacks. Faulting the pages in one by one during the
+    // first forward steps instead measured 1 to 7 s slower on a warm 0.6 to 1.1 GB file.
+    p = ::mmap(nullptr, size_t(size), PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
     const int err = errno;
     ::close(fd);  // the mapping keeps the file open
     if (p == MAP_FAILED) throw Error("E_IO", path + ": cannot map " + std::to_string(size) + " bytes: " + std::strerror(err));
-    // start reading the file ahead (advisory, as llama.cpp's prefetch): a cold file's first
-    // forward step then waits less on page faults
-    ::madvise(p, size_t(size), MADV_WILLNEED);
   } else {
     ::close(fd);
   }
