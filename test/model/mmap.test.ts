@@ -8,11 +8,11 @@
  * mapped.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, renameSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, renameSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { GgmlType } from '../../lib/formats/ggml-types.js';
-import { encodeGguf, type GgufMetaEntry, GgufValueType, ggufMetadataSpec, readGguf, writeGguf } from '../../lib/formats/gguf.js';
+import { encodeGguf, readGguf } from '../../lib/formats/gguf.js';
 import { loadModel } from '../../lib/index.js';
 import { configFromGguf } from '../../lib/model/config.js';
 import { disposeLlamaWeights, loadLlamaWeights } from '../../lib/model/llama.js';
@@ -21,6 +21,7 @@ import { CPU_BLOCK_DTYPES, GgufMappings, loadGgufTensor } from '../../lib/model/
 import { native } from '../../lib/native.js';
 import { type SyntheticArch, type WeightType, writeSyntheticModel } from '../../lib/tools/synthetic.js';
 import { requireShared, sharedPath } from '../helpers/shared.js';
+import { writeSplitGguf } from '../helpers/split-gguf.js';
 
 const SHAPE = { vocabSize: 300, dim: 256, nLayers: 2, nHeads: 4, nKvHeads: 2, ffnDim: 512, contextLength: 64 };
 const PROMPT = [1, 17, 42, 99, 7, 250, 3, 64];
@@ -76,22 +77,7 @@ describe('weights mapped from the file (useMmap)', function () {
   it('a split GGUF (gguf-split layout): every part mapped, the logits of the whole file, refused when a part is wrong', async () => {
     const whole = path.join(dir, 'whole.gguf');
     await writeSyntheticModel(whole, { ...SHAPE, arch: 'llama', dtype: 'q4_k', seed: 11 });
-    const f = await readGguf(whole);
-    const bytes = readFileSync(whole);
-    const half = f.tensors.length >> 1;
-    const splitKeys = (no: number): GgufMetaEntry[] => [
-      { key: 'split.no', type: GgufValueType.UINT16, value: no },
-      { key: 'split.count', type: GgufValueType.UINT16, value: 2 },
-      { key: 'split.tensors.count', type: GgufValueType.INT32, value: f.tensors.length },
-    ];
-    const part = (no: number, meta: GgufMetaEntry[], tensors: typeof f.tensors) =>
-      writeGguf(path.join(dir, `split-0000${no + 1}-of-00002.gguf`), {
-        metadata: [...meta, ...splitKeys(no)],
-        tensors: tensors.map((t) => ({ name: t.name, type: t.type, dims: t.dims, data: bytes.subarray(t.offset, t.offset + t.nbytes) })),
-      });
-    await part(0, ggufMetadataSpec(f), f.tensors.slice(0, half));
-    await part(1, [], f.tensors.slice(half));
-    const [p1, p2] = [1, 2].map((n) => path.join(dir, `split-0000${n}-of-00002.gguf`));
+    const [p1, p2] = await writeSplitGguf(whole, path.join(dir, 'split'), 2);
     const r = await logitsBothWays(p1);
     assert.equal(r.mappedWhileLoaded, statSync(p1).size + statSync(p2).size, 'both parts mapped');
     const m = await loadModel(whole, { threads: 1, contextSize: 32 });
