@@ -3,8 +3,8 @@
  * a model gives the same logits, bit for bit, with the mapping on and off (stories260K and
  * random-weight files of the block formats, fused-qkv row slices included); weights kept as
  * stored are read-only views into the mapping, which lives while any view does and is gone after
- * dispose(); an offset the kernels cannot read in place gives a copy; a split GGUF maps each of
- * its parts; and a file truncated after its header was read is an E_FORMAT before anything is
+ * dispose() (on CUDA, once the upload is done); an offset the kernels cannot read in place gives
+ * a copy; a split GGUF maps each of its parts; and a file truncated after its header was read is an E_FORMAT before anything is
  * mapped.
  */
 import assert from 'node:assert/strict';
@@ -20,6 +20,7 @@ import { ggufWeightItems } from '../../lib/model/memory.js';
 import { CPU_BLOCK_DTYPES, GgufMappings, loadGgufTensor } from '../../lib/model/weights.js';
 import { native } from '../../lib/native.js';
 import { type SyntheticArch, type WeightType, writeSyntheticModel } from '../../lib/tools/synthetic.js';
+import { loadOnCuda } from '../helpers/cuda.js';
 import { requireShared, sharedPath } from '../helpers/shared.js';
 import { writeSplitGguf } from '../helpers/split-gguf.js';
 
@@ -92,6 +93,19 @@ describe('weights mapped from the file (useMmap)', function () {
     renameSync(renamed, p1);
     rmSync(p2);
     await assert.rejects(loadModel(p1), { code: 'E_IO', message: /split-00002-of-00002\.gguf/ });
+  });
+
+  it('CUDA (emulated without a GPU) uploads from the mapping and keeps no host copy: the file is unmapped after the load', async () => {
+    const file = path.join(dir, 'cuda.gguf');
+    await writeSyntheticModel(file, { ...SHAPE, arch: 'llama', dtype: 'q4_k', seed: 2 });
+    const before = native().mappedFileBytes();
+    const onCuda = await loadOnCuda(file, { contextSize: 32 });
+    assert.equal(native().mappedFileBytes(), before, 'no host view outlives the upload');
+    const a = await onCuda.evaluate(PROMPT, { allLogits: true });
+    await onCuda.dispose();
+    const read = await loadOnCuda(file, { contextSize: 32, useMmap: false });
+    assert.deepEqual(a, await read.evaluate(PROMPT, { allLogits: true }));
+    await read.dispose();
   });
 
   it('weights kept as stored are read-only views holding the mapping; freeing them unmaps', async () => {
