@@ -3,7 +3,9 @@
  * or llama.cpp (node-llama-cpp), mapped or read, and prints one JSON line: the load time (the
  * model and its context / state, ready to run), resident memory before the load, after it and
  * after a short greedy generation (/proc/self/status: VmRSS and its anonymous and file-backed
- * parts), and that generation's time.
+ * parts), that generation's time and a second one's (the same prompt again, so first-touch
+ * costs show as the difference), and the major page faults (pages read from disk on access)
+ * during the load and during the first generation.
  * Arguments: engine ('fuselm' | 'llama.cpp'), file, mmap ('1' | '0'), threads, contextSize.
  */
 import { readFileSync } from 'node:fs';
@@ -24,39 +26,57 @@ function rss(): { total: number; anon: number; file: number } {
   return { total: mb(kb('VmRSS')), anon: mb(kb('RssAnon')), file: mb(kb('RssFile')) };
 }
 
+const majorFaults = () => process.resourceUsage().majorPageFault;
+
 async function fuselm() {
   native(); // the addon loaded before the baseline
   const before = rss();
+  const f0 = majorFaults();
   const t0 = performance.now();
   const model = await loadModel(file, { threads, contextSize, kvType: 'f16', useMmap });
   const loadSeconds = (performance.now() - t0) / 1000;
   const afterLoad = rss();
-  const t1 = performance.now();
-  await model.generate(benchPrompt(PROMPT, model.config.vocabSize, model.tokenizer.bos), { maxTokens: GEN, ignoreEog: true });
-  const genSeconds = (performance.now() - t1) / 1000;
+  const f1 = majorFaults();
+  const gen = async () => {
+    const t = performance.now();
+    await model.clearCache();
+    await model.generate(benchPrompt(PROMPT, model.config.vocabSize, model.tokenizer.bos), { maxTokens: GEN, ignoreEog: true });
+    return (performance.now() - t) / 1000;
+  };
+  const genSeconds = await gen();
   const afterGen = rss();
+  const faults = { load: f1 - f0, gen: majorFaults() - f1 };
+  const gen2Seconds = await gen();
   await model.dispose();
-  return { loadSeconds, genSeconds, before, afterLoad, afterGen };
+  return { loadSeconds, genSeconds, gen2Seconds, before, afterLoad, afterGen, faults };
 }
 
 async function llamaCpp() {
   const llama = await loadLlamaCpp();
   if (!llama) throw new Error('the llama.cpp peer is not installed');
   const before = rss();
+  const f0 = majorFaults();
   const t0 = performance.now();
   const model = await llama.loadModel({ modelPath: file, useMmap });
   const ctx = await model.createContext({ contextSize, batchSize: 512, threads, experimentalKvCacheKeyType: 'F16', experimentalKvCacheValueType: 'F16' });
   const seq = ctx.getSequence();
   const loadSeconds = (performance.now() - t0) / 1000;
   const afterLoad = rss();
-  const t1 = performance.now();
-  let n = 0;
-  for await (const _ of seq.evaluate(benchPrompt(PROMPT, 259), { temperature: 0 })) if (++n >= GEN) break;
-  const genSeconds = (performance.now() - t1) / 1000;
+  const f1 = majorFaults();
+  const gen = async () => {
+    const t = performance.now();
+    await seq.clearHistory();
+    let n = 0;
+    for await (const _ of seq.evaluate(benchPrompt(PROMPT, 259), { temperature: 0 })) if (++n >= GEN) break;
+    return (performance.now() - t) / 1000;
+  };
+  const genSeconds = await gen();
   const afterGen = rss();
+  const faults = { load: f1 - f0, gen: majorFaults() - f1 };
+  const gen2Seconds = await gen();
   await ctx.dispose();
   await model.dispose();
-  return { loadSeconds, genSeconds, before, afterLoad, afterGen };
+  return { loadSeconds, genSeconds, gen2Seconds, before, afterLoad, afterGen, faults };
 }
 
 const r = engine === 'fuselm' ? await fuselm() : await llamaCpp();

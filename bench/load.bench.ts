@@ -5,7 +5,9 @@
  * (mmap, both engines' default) and read into memory of its own. Every measurement is a fresh
  * child process (bench/load-child.ts): load = the model and its context / state (contextSize 512,
  * F16 KV cache), ready to run; RSS (total, anonymous, file-backed) before the load, after it and
- * after a 16-token prompt and 16 greedy tokens at 1 thread. "cold" runs first drop the file's
+ * after a 16-token prompt and 16 greedy tokens at 1 thread, that generation's time and a
+ * second one's (first-touch costs are the difference); the cold run's major page faults
+ * (pages read from disk on access) during the load and during that generation. "cold" runs first drop the file's
  * pages from the page cache (dd iflag=nocache: POSIX_FADV_DONTNEED; pages another process maps
  * stay, so it is cold-ish: fincore's count of cached bytes just before is reported); "warm" runs
  * follow a run that read the whole file. Warm figures are medians of FUSELM_BENCH_REPS (3) runs.
@@ -22,7 +24,7 @@ const CHILD = path.join(path.dirname(fileURLToPath(import.meta.url)), 'load-chil
 const CONTEXT = 512, THREADS = 1;
 
 interface Rss { total: number; anon: number; file: number }
-interface ChildResult { loadSeconds: number; genSeconds: number; before: Rss; afterLoad: Rss; afterGen: Rss }
+interface ChildResult { loadSeconds: number; genSeconds: number; gen2Seconds: number; before: Rss; afterLoad: Rss; afterGen: Rss; faults: { load: number; gen: number } }
 
 function child(engine: string, file: string, mmap: boolean): ChildResult {
   const r = spawnSync(process.execPath, [...process.execArgv, CHILD, engine, file, mmap ? '1' : '0', String(THREADS), String(CONTEXT)], { encoding: 'utf8', maxBuffer: 1 << 20 });
@@ -69,8 +71,12 @@ export async function run(): Promise<BenchResult[]> {
           coldCachedMBBefore: Math.round(cachedBefore / 2 ** 20),
           coldLoadSeconds: cold.loadSeconds,
           coldGenSeconds: cold.genSeconds,
+          coldGen2Seconds: cold.gen2Seconds,
+          coldMajorFaultsLoad: cold.faults.load,
+          coldMajorFaultsGen: cold.faults.gen,
           warmLoadSeconds: mid(warm, (r) => r.loadSeconds),
           warmGenSeconds: mid(warm, (r) => r.genSeconds),
+          warmGen2Seconds: mid(warm, (r) => r.gen2Seconds),
           baseRssMB: mid(warm, (r) => r.before.total),
           // growth over the process's own baseline (runtime, addon, peer library)
           loadRssMB: mid(warm, (r) => delta(r, 'afterLoad', 'total')),
