@@ -81,14 +81,16 @@ describe('CLI', function () {
     }
   });
 
-  it('run --json prints the result object', async function () {
+  it('run --json prints the result object (the same with --no-mmap)', async function () {
     requireShared(this, 'models/stories260K.gguf', 'models/stories260K.oracle.json');
     const oracle = readSharedJson('models/stories260K.oracle.json');
-    const r = await fuselm('run', '-m', sharedPath('models/stories260K.gguf'), 'Once upon a time', '-n', '16', '--json');
-    assert.equal(r.code, 0, r.stderr);
-    const out = JSON.parse(r.stdout);
-    assert.deepEqual(out.ids, oracle.greedy.ids.slice(0, 16));
-    assert.equal(out.finishReason, 'maxTokens');
+    for (const flags of [[], ['--no-mmap']]) {
+      const r = await fuselm('run', '-m', sharedPath('models/stories260K.gguf'), 'Once upon a time', '-n', '16', '--json', ...flags);
+      assert.equal(r.code, 0, r.stderr);
+      const out = JSON.parse(r.stdout);
+      assert.deepEqual(out.ids, oracle.greedy.ids.slice(0, 16), flags.join(' '));
+      assert.equal(out.finishReason, 'maxTokens');
+    }
   });
 
   it('exits 2 on bad usage and 1 on a bad model file', async () => {

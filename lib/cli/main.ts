@@ -69,9 +69,10 @@ export function buildCli(): Command {
     .option('--stop <text...>', 'stop before any of these texts')
     .option('--beams <n>', 'beam search with n beams (needs --max-tokens; prints the best hypothesis)', intOption('--beams', 1))
     .option('--json', 'print one JSON object (text, ids, timings) instead of streaming')
+    .option('--no-mmap', 'read the weights into memory instead of mapping the GGUF')
     .action(async (prompt: string, o) => {
       if (o.beams !== undefined && !o.maxTokens) throw new InvalidArgumentError('--beams needs --max-tokens');
-      const model = await loadWithProgress(o.model, { threads: o.threads, device: o.device, contextSize: o.contextSize });
+      const model = await loadWithProgress(o.model, { threads: o.threads, device: o.device, contextSize: o.contextSize, useMmap: o.mmap });
       try {
         if (o.beams !== undefined) {
           const r = await model.beamSearch(prompt, { numBeams: o.beams, maxTokens: o.maxTokens, stop: o.stop });
@@ -110,9 +111,10 @@ export function buildCli(): Command {
     .option('--temperature <t>', "sampling temperature; 0 is greedy (default: the model's generation_config.json, else 0)", floatOption('--temperature'))
     .option('--seed <n>', 'random seed for sampling', intOption('--seed', 0), 0)
     .option('--template <file>', 'a Jinja chat template file overriding the model\'s own')
+    .option('--no-mmap', 'read the weights into memory instead of mapping the GGUF')
     .action(async (o) => {
       const template = o.template ? await readFile(o.template, 'utf8').catch((e) => { throw new FuselmError('E_IO', `${o.template}: ${e.message}`); }) : undefined;
-      const model = await loadWithProgress(o.model, { threads: o.threads, device: o.device, contextSize: o.contextSize });
+      const model = await loadWithProgress(o.model, { threads: o.threads, device: o.device, contextSize: o.contextSize, useMmap: o.mmap });
       const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: process.stdin.isTTY });
       try {
         const maxTokens = o.maxTokens ?? Math.min(512, Math.floor(model.contextSize / 2));
