@@ -10,7 +10,8 @@
 import type { NativeTensor } from '../../bindings.js';
 import { type Backend, CpuBackend, CudaBackend, type Graph, ops, resolveDevice, type SeqSpan } from '../backend.js';
 import { FuselmError } from '../errors.js';
-import { type GgufFile, ggufNumber, readGguf } from '../formats/gguf.js';
+import { type GgufFile, ggufNumber } from '../formats/gguf.js';
+import { readGgufModel } from '../formats/gguf-split.js';
 import { isDirectory, readHfFolder } from '../formats/hf.js';
 import { openSafetensorsFolder } from '../formats/safetensors.js';
 import { emptyTensor, readF32Rows } from '../tensor.js';
@@ -18,7 +19,7 @@ import { loadTokenizer } from '../tokenizer/load.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { configFromGguf, configFromHf, type ModelConfig } from './config.js';
 import { tokenizerFromGguf } from '../tokenizer/from-gguf.js';
-import { checkWeightDtype, loadGgufTensor, type WeightDtype } from './weights.js';
+import { checkWeightDtype, GgufMappings, loadGgufTensor, type WeightDtype } from './weights.js';
 import { HfTensors } from './hf-weights.js';
 import type { NativeImpl } from '../../bindings.js';
 
@@ -84,10 +85,10 @@ export async function loadBertWeights(T: HfTensors, c: ModelConfig): Promise<Ber
  * ffn_down, layer_output_norm}`, every one with `.weight` and `.bias` (tables and norms aside).
  * The matrices are HF's [out, in] as stored (GGUF dims [in, out]).
  */
-export async function loadBertGgufWeights(f: GgufFile, c: ModelConfig, dtype: WeightDtype): Promise<BertWeights> {
+export async function loadBertGgufWeights(f: GgufFile, c: ModelConfig, dtype: WeightDtype, mappings?: GgufMappings): Promise<BertWeights> {
   const D = c.dim, F = c.ffnDim;
   const all: NativeTensor[] = [];
-  const t = async (n: string, shape: number[]) => (all.push(await loadGgufTensor(f, n, shape, { dtype })), all[all.length - 1]);
+  const t = async (n: string, shape: number[]) => (all.push(await loadGgufTensor(f, n, shape, { dtype, mappings })), all[all.length - 1]);
   try {
     const w: BertWeights = {
       word: await t('token_embd.weight', [c.vocabSize, D]),
@@ -402,6 +403,8 @@ export interface LoadEmbeddingModelOptions {
   impl?: NativeImpl;
   /** Weight format, as loadModel's: 'auto' (as stored), or convert every matrix to 'q8_0' or 'f16'. */
   dtype?: WeightDtype;
+  /** Map a GGUF instead of reading it, as loadModel's (default true). */
+  useMmap?: boolean;
 }
 
 /**
@@ -411,6 +414,7 @@ export interface LoadEmbeddingModelOptions {
 export async function loadEmbeddingModel(path: string, opts: LoadEmbeddingModelOptions = {}): Promise<EmbeddingModel> {
   if (typeof path !== 'string' || path.length === 0) throw new FuselmError('E_INVALID_ARG', 'the model path must be a non-empty string');
   if (typeof opts !== 'object' || opts === null) throw new FuselmError('E_INVALID_ARG', 'loadEmbeddingModel options must be an object');
+  if (opts.useMmap !== undefined && typeof opts.useMmap !== 'boolean') throw new FuselmError('E_INVALID_ARG', `useMmap must be a boolean, got ${typeof opts.useMmap}`);
   const dtype = checkWeightDtype(opts.dtype ?? 'auto', 'loadEmbeddingModel');
   if (!(await isDirectory(path))) return loadGgufEmbeddingModel(path, dtype, opts);
   const hf = await readHfFolder(path);
@@ -426,7 +430,7 @@ export async function loadEmbeddingModel(path: string, opts: LoadEmbeddingModelO
 }
 
 async function loadGgufEmbeddingModel(path: string, dtype: WeightDtype, opts: LoadEmbeddingModelOptions): Promise<EmbeddingModel> {
-  const f = await readGguf(path);
+  const f = await readGgufModel(path);
   const config = configFromGguf(f);
   if (config.architecture !== 'bert')
     throw new FuselmError('E_UNSUPPORTED', `${path}: '${config.architecture}' is not an encoder; load it with loadModel()`);
@@ -434,7 +438,15 @@ async function loadGgufEmbeddingModel(path: string, dtype: WeightDtype, opts: Lo
   const tokenizer = tokenizerFromGguf(f);
   if (tokenizer.vocabSize !== config.vocabSize)
     throw new FuselmError('E_FORMAT', `${path}: the tokenizer has ${tokenizer.vocabSize} tokens but token_embd.weight has ${config.vocabSize} rows`);
-  return onBackend(opts, () => loadBertGgufWeights(f, config, dtype), (w, be) => new EmbeddingModel(path, config, w, tokenizer, be, pooling));
+  const load = async () => {
+    const mappings = (opts.useMmap ?? true) ? new GgufMappings() : undefined;
+    try {
+      return await loadBertGgufWeights(f, config, dtype, mappings);
+    } finally {
+      await mappings?.close(); // the views hold the mapping from here on
+    }
+  };
+  return onBackend(opts, load, (w, be) => new EmbeddingModel(path, config, w, tokenizer, be, pooling));
 }
 
 /** Loads the weights on the host, then makes the model on the CPU or uploads them to the CUDA device. */

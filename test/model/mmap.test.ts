@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { GgmlType } from '../../lib/formats/ggml-types.js';
 import { encodeGguf, readGguf } from '../../lib/formats/gguf.js';
-import { loadModel } from '../../lib/index.js';
+import { loadEmbeddingModel, loadModel } from '../../lib/index.js';
 import { configFromGguf } from '../../lib/model/config.js';
 import { disposeLlamaWeights, loadLlamaWeights } from '../../lib/model/llama.js';
 import { ggufWeightItems } from '../../lib/model/memory.js';
@@ -22,6 +22,7 @@ import { native } from '../../lib/native.js';
 import { type SyntheticArch, type WeightType, writeSyntheticModel } from '../../lib/tools/synthetic.js';
 import { loadOnCuda } from '../helpers/cuda.js';
 import { requireShared, sharedPath } from '../helpers/shared.js';
+import { writeBertGguf } from './gguf-from-hf.js';
 import { writeSplitGguf } from '../helpers/split-gguf.js';
 
 const SHAPE = { vocabSize: 300, dim: 256, nLayers: 2, nHeads: 4, nKvHeads: 2, ffnDim: 512, contextLength: 64 };
@@ -93,6 +94,22 @@ describe('weights mapped from the file (useMmap)', function () {
     renameSync(renamed, p1);
     rmSync(p2);
     await assert.rejects(loadModel(p1), { code: 'E_IO', message: /split-00002-of-00002\.gguf/ });
+  });
+
+  it('a BERT GGUF (loadEmbeddingModel): the same embeddings mapped and read, unmapped by dispose', async function () {
+    requireShared(this, 'models/hf/neural-api-tiny-bert/config.json');
+    const file = path.join(dir, 'tiny-bert.gguf');
+    await writeBertGguf(sharedPath('models/hf/neural-api-tiny-bert'), file);
+    const before = native().mappedFileBytes();
+    const on = await loadEmbeddingModel(file, { threads: 1 });
+    assert.equal(native().mappedFileBytes() - before, statSync(file).size);
+    const a = await on.embed(['a b c', 'd e f g'], { pooling: 'mean' });
+    await on.dispose();
+    assert.equal(native().mappedFileBytes(), before);
+    const off = await loadEmbeddingModel(file, { threads: 1, useMmap: false });
+    assert.equal(native().mappedFileBytes(), before);
+    assert.deepEqual(await off.embed(['a b c', 'd e f g'], { pooling: 'mean' }), a);
+    await off.dispose();
   });
 
   it('CUDA (emulated without a GPU) uploads from the mapping and keeps no host copy: the file is unmapped after the load', async () => {
