@@ -11,7 +11,7 @@
  *   removes the part and is E_CHECKSUM;
  * - redirects are followed by hand (at most 10), so those headers are seen, and the token
  *   (Authorization) goes only to the endpoint's own origin, never to a CDN;
- * - transient failures (connection refused or cut, 408, 429, 5xx) are retried with exponential
+ * - transient failures (a connection cut or reset, 408, 429, 5xx) are retried with exponential
  *   backoff, keeping the bytes already written;
  * - `.<name>.lock` (O_EXCL, holding the pid) makes a second process wait for the first, whose
  *   file it then uses; a lock whose process is gone is taken over.
@@ -110,7 +110,11 @@ async function get(url: URL, range: number, o: DownloadOptions): Promise<{ res: 
       res = await fetch(u, { headers, redirect: 'manual', signal: o.signal });
     } catch (e) {
       if (o.signal?.aborted) throw aborted(o.signal, o.label);
-      throw new Transient(`${u.origin}: ${(e as Error & { cause?: Error }).cause?.message ?? (e as Error).message}`);
+      const cause = (e as Error & { cause?: NodeJS.ErrnoException }).cause;
+      const why = `${u.origin}: ${cause?.message ?? (e as Error).message}`;
+      // no server there, or no such host: waiting will not change it (offline), so say so at once
+      if (cause?.code === 'ECONNREFUSED' || cause?.code === 'ENOTFOUND') throw new FuselmError('E_NETWORK', `${o.label}: cannot reach ${why}`);
+      throw new Transient(why);
     }
     const location = res.headers.get('location');
     if (res.status >= 300 && res.status < 400 && location) {
