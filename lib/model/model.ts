@@ -568,6 +568,9 @@ export async function loadModel(ref: string = DEFAULT_MODEL, opts: LoadModelOpti
   const path = await resolveModelPath(ref, { onProgress: opts.onDownload });
   if (await isDirectory(path)) return loadHfModel(path, opts, device);
   const f = await readGguf(path);
+  const splitCount = Number(f.metadata.get('split.count') ?? 1);
+  if (splitCount > 1)
+    throw new FuselmError('E_UNSUPPORTED', `${path}: one part of a GGUF split into ${splitCount} files (split.count); fuselm loads single-file GGUFs: merge the parts with llama.cpp's llama-gguf-split --merge`);
   const config = configFromGguf(f);
   if (config.architecture === 'bert') throw new FuselmError('E_UNSUPPORTED', `${path}: bert is an encoder; load it with loadEmbeddingModel()`);
   const tokenizer = withAsyncEncode(tokenizerFromGguf(f), { kind: 'gguf', path: resolvePath(path) });

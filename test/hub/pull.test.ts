@@ -4,7 +4,7 @@
  * with a Range request (within one pull, and in the next pull after giving up); the sha256 the
  * hub reports is checked and a corrupted file removed; 404 is E_NOT_FOUND and a gated file
  * without HF_TOKEN E_AUTH, with the token it downloads and the token never reaches the CDN;
- * split GGUFs fetch every part; a model folder fetches what a model needs (its safetensors
+ * split GGUFs fetch every part (and loading one part is E_UNSUPPORTED, not a misread model); a model folder fetches what a model needs (its safetensors
  * shards from the index) and nothing else; two processes pulling one file make one good file;
  * with the server stopped, the cached models load and generate; listCache / removeCached.
  */
@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { DEFAULT_MODEL, FuselmError, listCache, loadModel, loadTokenizer, pullModel, removeCached } from '../../lib/index.js';
+import { DEFAULT_MODEL, FuselmError, gv, listCache, loadModel, loadTokenizer, pullModel, removeCached, writeGguf } from '../../lib/index.js';
 import { parseModelRef, splitGgufParts } from '../../lib/hub/ref.js';
 import { HubServer, sha256 } from '../helpers/hub-server.js';
 import { requireShared, sharedPath } from '../helpers/shared.js';
@@ -173,6 +173,11 @@ describe('pullModel and the cache', function () {
     assert.deepEqual(r.downloaded, ['q/s-00001-of-00002.gguf', 'q/s-00002-of-00002.gguf']);
     const dir = path.join(cache, 'hf/tiny/split/main/q');
     assert.ok(Buffer.concat([readFileSync(path.join(dir, 's-00001-of-00002.gguf')), readFileSync(path.join(dir, 's-00002-of-00002.gguf'))]).equals(stories));
+    // loading one is refused by name (fuselm reads single-file GGUFs), not misread as a whole model
+    const part = path.join(cache, 'split-part.gguf');
+    await writeGguf(part, { metadata: [{ key: 'split.no', ...gv.u16(0) }, { key: 'split.count', ...gv.u16(2) }, { key: 'split.tensors.count', ...gv.i32(0) }], tensors: [] });
+    await rejects(loadModel(part), 'E_UNSUPPORTED', /one part of a GGUF split into 2 files \(split\.count\).*llama-gguf-split --merge/);
+    rmSync(part);
   });
 
   it('a model folder fetches config, tokenizer files and the shards its index names, and nothing else', async function () {
