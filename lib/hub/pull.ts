@@ -113,7 +113,8 @@ async function folderFiles(ref: ModelRef & { kind: 'hf-repo' }, dir: string, fet
   } else if (top.includes('model.safetensors')) weights = ['model.safetensors'];
   else weights = top.filter((f) => f.endsWith('.safetensors'));
   if (weights.length === 0) throw new FuselmError('E_UNSUPPORTED', `${label}: the repository has no safetensors weights (fuselm reads safetensors folders and GGUF files)`);
-  return [...top.filter((f) => FOLDER_FILES.has(f)), ...weights];
+  // names from the hub become cache paths: each is checked as a reference's file path is
+  return [...top.filter((f) => FOLDER_FILES.has(f)), ...weights].map((f) => checkRepoPath(f, label));
 }
 
 /**

@@ -4,8 +4,10 @@
  * with a Range request (within one pull, and in the next pull after giving up); the sha256 the
  * hub reports is checked and a corrupted file removed; 404 is E_NOT_FOUND and a gated file
  * without HF_TOKEN E_AUTH, with the token it downloads and the token never reaches the CDN;
- * split GGUFs fetch every part (and loading one part is E_UNSUPPORTED, not a misread model); a model folder fetches what a model needs (its safetensors
- * shards from the index) and nothing else; two processes pulling one file make one good file;
+ * split GGUFs fetch every part (and loading one part is E_UNSUPPORTED, not a misread model);
+ * a model folder fetches what a model needs (its safetensors shards from the index) and nothing
+ * else, and no name from the hub leaves the cache folder; two processes pulling one file make
+ * one good file;
  * with the server stopped, the cached models load and generate; listCache / removeCached.
  */
 import assert from 'node:assert/strict';
@@ -195,6 +197,12 @@ describe('pullModel and the cache', function () {
       ['config.json', 'model.safetensors.index.json', 'tiny_llama-00001-of-00002.safetensors', 'tiny_llama-00002-of-00002.safetensors'],
     );
     assert.deepEqual(tree(r.path).filter((f) => f.startsWith('.')), ['.fuselm-folder.json']);
+    // an index naming a file outside the repository is refused before anything is written there
+    const evil = new Map(files);
+    evil.set('model.safetensors.index.json', Buffer.from(JSON.stringify({ weight_map: { 'a.weight': '../../../evil.safetensors' } })));
+    hub.repos.set('tiny/evil', { files: evil });
+    await rejects(pullModel('hf:tiny/evil', fast), 'E_INVALID_ARG', /bad file path "\.\.\/\.\.\/\.\.\/evil\.safetensors"/);
+    assert.ok(!existsSync(path.join(cache, 'hf/evil.safetensors')) && !existsSync(path.join(cache, 'evil.safetensors')));
     // a repository with no config.json is no folder: the message names its GGUFs
     await rejects(pullModel('hf:tiny/stories', fast), 'E_INVALID_ARG', /no config\.json.*hf:tiny\/stories\/stories260K\.gguf/);
   });
