@@ -8,6 +8,7 @@
  *   a gated repository answers 401 (`X-Error-Code: GatedRepo`) without `Authorization: Bearer <token>`;
  *   a missing repository or file 404 with `X-Error-Code`;
  * - `GET /api/models/<owner>/<repo>/revision/<rev>`: `{ sha, siblings: [{ rfilename }] }`;
+ * - `unavailable` makes the next hub requests answer 503;
  * - the CDN serves the bytes with Range (206 + Content-Range), and can be told to cut the
  *   connection halfway (`cutNext`), corrupt a file's bytes (`corrupt`) or answer slowly (`delayMs`).
  *
@@ -44,6 +45,8 @@ export class HubServer {
   readonly cutNext = new Set<string>();
   /** Files whose CDN bytes are served with one byte changed (the reported sha256 stays the true one). */
   readonly corrupt = new Set<string>();
+  /** The next this-many hub requests answer 503 (a transient error). */
+  unavailable = 0;
   /** Milliseconds the CDN waits between 64 KiB chunks. */
   delayMs = 0;
   hub!: http.Server;
@@ -80,6 +83,10 @@ export class HubServer {
   #hub(req: http.IncomingMessage, res: http.ServerResponse): void {
     this.#record('hub', req);
     const url = new URL(req.url!, 'http://x');
+    if (this.unavailable > 0) {
+      this.unavailable--;
+      return void res.writeHead(503).end();
+    }
     const notFound = (code: string) => res.writeHead(404, { 'x-error-code': code, 'x-error-message': `${code} (test hub)` }).end();
     const api = /^\/api\/models\/([^/]+\/[^/]+)\/revision\/([^/]+)$/.exec(url.pathname);
     const resolve = /^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(url.pathname);

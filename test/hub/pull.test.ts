@@ -1,7 +1,8 @@
 /**
  * Model references and `pullModel` against a hub stand-in on 127.0.0.1 (test/helpers/hub-server.ts,
  * HF_ENDPOINT pointing at it, FUSELM_CACHE a temporary folder): a download cut halfway resumes
- * with a Range request (within one pull, and in the next pull after giving up); the sha256 the
+ * with a Range request (within one pull, and in the next pull after giving up or an abort); 503s
+ * are retried; the sha256 the
  * hub reports is checked and a corrupted file removed; 404 is E_NOT_FOUND and a gated file
  * without HF_TOKEN E_AUTH, with the token it downloads and the token never reaches the CDN;
  * split GGUFs fetch every part (and loading one part is E_UNSUPPORTED, not a misread model);
@@ -129,6 +130,24 @@ describe('pullModel and the cache', function () {
     const r = await pullModel(ref);
     assert.ok(readFileSync(r.path).equals(stories));
     assert.equal(hub.requests.find((q) => q.server === 'cdn')?.range, `bytes=${kept}-`);
+  });
+
+  it('503s are retried; an AbortSignal stops a download with E_ABORTED, keeping its bytes and no lock', async () => {
+    hub.repos.set('tiny/slow', { files: new Map([['stories260K.gguf', stories]]) });
+    hub.unavailable = 2;
+    hub.delayMs = 30;
+    const ac = new AbortController();
+    const dir = path.join(cache, 'hf/tiny/slow/main');
+    try {
+      await rejects(pullModel('hf:tiny/slow/stories260K.gguf', { ...fast, signal: ac.signal, onProgress: (p) => p.bytes > 0 && ac.abort() }), 'E_ABORTED');
+    } finally {
+      hub.delayMs = 0;
+    }
+    assert.equal(hub.requests.filter((q) => q.server === 'hub').length, 3, 'two 503s, then the redirect');
+    assert.deepEqual(tree(dir), ['.stories260K.gguf.part', '.stories260K.gguf.part.json']);
+    const r = await pullModel('hf:tiny/slow/stories260K.gguf', fast);
+    assert.ok(readFileSync(r.path).equals(stories));
+    assert.deepEqual(tree(dir), ['stories260K.gguf']);
   });
 
   it("a body that does not match the hub's sha256 is E_CHECKSUM and removed", async () => {
