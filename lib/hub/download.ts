@@ -121,8 +121,9 @@ async function get(url: URL, range: number, o: DownloadOptions): Promise<{ res: 
       hops.push(res.headers);
       await res.body?.cancel().catch(() => {});
       const next = new URL(location, u);
-      if (next.protocol !== 'https:' && !(next.protocol === 'http:' && isLocal(next)))
-        throw new FuselmError('E_NETWORK', `${o.label}: ${u.origin} redirected to a non-https URL`);
+      // never from https down to http (a plain-http HF_ENDPOINT, a local mirror, may redirect within http)
+      if (next.protocol !== 'https:' && !(next.protocol === 'http:' && (u.protocol === 'http:' || isLocal(next))))
+        throw new FuselmError('E_NETWORK', `${o.label}: ${u.origin} redirected to ${next.protocol} URL`);
       u = next;
       continue;
     }
