@@ -19,6 +19,15 @@ import { type ModelRef, formatModelRef, parseModelRef, splitGgufParts } from './
 /** The marker a finished folder pull leaves in its revision folder. */
 export const FOLDER_MANIFEST = '.fuselm-folder.json';
 
+/** A small JSON file the cache itself wrote, or undefined when it is missing or not JSON. */
+export async function readCacheJson(file: string): Promise<unknown> {
+  try {
+    return JSON.parse(await readFile(file, 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
 export function cacheDir(): string {
   if (process.env.FUSELM_CACHE) return path.resolve(process.env.FUSELM_CACHE);
   const xdg = process.env.XDG_CACHE_HOME;
@@ -122,8 +131,8 @@ export async function listCache(): Promise<CachedModel[]> {
         const dir = path.join(root, 'hf', owner, name, revDir);
         const all = await walk(dir);
         const claimed = new Set<string>();
-        const manifest = await readFile(path.join(dir, FOLDER_MANIFEST), 'utf8').then((t) => JSON.parse(t) as { files?: unknown }, () => undefined);
-        if (manifest && Array.isArray(manifest.files)) {
+        const manifest = (await readCacheJson(path.join(dir, FOLDER_MANIFEST))) as { files?: unknown } | undefined;
+        if (Array.isArray(manifest?.files)) {
           const files = manifest.files.filter((f): f is string => typeof f === 'string' && all.includes(f));
           files.forEach((f) => claimed.add(f));
           out.push(entry({ kind: 'hf-repo', repo, revision }, dir, await sized(dir, files)));
@@ -178,7 +187,7 @@ export async function removeCached(refText: string): Promise<string[]> {
   if (ref.kind === 'hf-file') {
     // a finished folder pull that listed this file is whole no more
     const dir = repoFolder(ref.repo, ref.revision);
-    const manifest = await readFile(path.join(dir, FOLDER_MANIFEST), 'utf8').then((t) => JSON.parse(t) as { files?: unknown }, () => undefined);
+    const manifest = (await readCacheJson(path.join(dir, FOLDER_MANIFEST))) as { files?: unknown } | undefined;
     if (Array.isArray(manifest?.files) && manifest.files.includes(ref.file)) removed.push(path.join(dir, FOLDER_MANIFEST));
     for (const p of splitGgufParts(ref.file)) removed.push(downloadLeftover(path.join(dir, p), '.part.json'));
   }

@@ -14,7 +14,8 @@
  * - transient failures (a connection cut or reset, 408, 429, 5xx) are retried with exponential
  *   backoff, keeping the bytes already written;
  * - `.<name>.lock` (O_EXCL, holding the pid) makes a second process wait for the first, whose
- *   file it then uses; a lock whose process is gone is taken over.
+ *   file it then uses; a lock whose process is gone, or whose part has not grown for 10 minutes,
+ *   is taken over.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
@@ -22,7 +23,7 @@ import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/prom
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FuselmError, shown } from '../errors.js';
-import { downloadLeftover } from './cache.js';
+import { downloadLeftover, readCacheJson } from './cache.js';
 
 export interface DownloadOptions {
   /** Called as bytes arrive: bytes of the file so far (a resumed part counts), and its size when known. */
@@ -48,6 +49,8 @@ export interface Downloaded {
 }
 
 const MAX_REDIRECTS = 10;
+/** A lock whose download has written nothing for this long is taken over. */
+const STALE_LOCK_MS = 10 * 60_000;
 const TRANSIENT_STATUS = new Set([408, 425, 429, 500, 502, 503, 504]);
 
 /** A failure worth another attempt (its bytes so far are kept). */
@@ -181,7 +184,11 @@ async function lock(file: string, o: DownloadOptions): Promise<() => Promise<voi
       // written but not yet filled (the holder is between open and write), or garbage: stale after a minute
       alive = Date.now() - ((await stat(file).catch(() => undefined))?.mtimeMs ?? 0) < 60_000;
     }
-    if (!alive) {
+    // a holder whose download wrote nothing for this long is stuck: its lock is taken over (the
+    // checksum still guards the file)
+    const part = path.join(path.dirname(file), path.basename(file).replace(/\.lock$/, '.part'));
+    const lastWrite = Math.max(...(await Promise.all([file, part].map((f) => stat(f).then((s) => s.mtimeMs, () => 0)))));
+    if (!alive || Date.now() - lastWrite > STALE_LOCK_MS) {
       await rm(file, { force: true });
       continue;
     }
@@ -228,7 +235,7 @@ async function fetchToFile(url: URL, target: string, o: DownloadOptions): Promis
       if (res.status !== 200 && res.status !== 206) throw statusError(res, url, o);
       const expected = expectedChecksum(hops, res);
       const id = expected.sha256 ?? expected.gitSha1;
-      const previous = await readFile(partInfo, 'utf8').then((t) => JSON.parse(t) as { id?: string }, () => undefined);
+      const previous = (await readCacheJson(partInfo)) as { id?: unknown } | undefined;
       const { start, total } = bodyRange(res, have);
       if (have > 0 && (res.status === 200 || start !== have || (id && previous?.id !== id))) {
         // the server sent the whole file, another range, or the part belongs to another version

@@ -2,7 +2,7 @@
  * Model references and `pullModel` against a hub stand-in on 127.0.0.1 (test/helpers/hub-server.ts,
  * HF_ENDPOINT pointing at it, FUSELM_CACHE a temporary folder): a download cut halfway resumes
  * with a Range request (within one pull, and in the next pull after giving up or an abort); 503s
- * are retried; the sha256 the
+ * are retried; a dead process's lock is taken over and a part of another version discarded; the sha256 the
  * hub reports is checked and a corrupted file removed; 404 is E_NOT_FOUND and a gated file
  * without HF_TOKEN E_AUTH, with the token it downloads and the token never reaches the CDN;
  * split GGUFs fetch every part (and loading one part is E_UNSUPPORTED, not a misread model);
@@ -12,8 +12,8 @@
  * with the server stopped, the cached models load and generate; listCache / removeCached.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { execFile, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -148,6 +148,21 @@ describe('pullModel and the cache', function () {
     const r = await pullModel('hf:tiny/slow/stories260K.gguf', fast);
     assert.ok(readFileSync(r.path).equals(stories));
     assert.deepEqual(tree(dir), ['stories260K.gguf']);
+  });
+
+  it('a lock left by a dead process is taken over; a part of another version is discarded, not resumed', async () => {
+    hub.repos.set('tiny/left', { files: new Map([['stories260K.gguf', stories]]) });
+    const dir = path.join(cache, 'hf/tiny/left/main');
+    mkdirSync(dir, { recursive: true });
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+    writeFileSync(path.join(dir, '.stories260K.gguf.lock'), String(dead));
+    writeFileSync(path.join(dir, '.stories260K.gguf.part'), Buffer.alloc(1000, 7));
+    writeFileSync(path.join(dir, '.stories260K.gguf.part.json'), 'not json');
+    const r = await pullModel('hf:tiny/left/stories260K.gguf', fast);
+    assert.ok(readFileSync(r.path).equals(stories));
+    assert.deepEqual(tree(dir), ['stories260K.gguf']);
+    const cdn = hub.requests.filter((q) => q.server === 'cdn');
+    assert.deepEqual(cdn.map((q) => q.range), ['bytes=1000-', undefined], 'the Range answer was dropped for a whole download');
   });
 
   it("a body that does not match the hub's sha256 is E_CHECKSUM and removed", async () => {
