@@ -18,7 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { DEFAULT_MODEL, FuselmError, gv, listCache, loadModel, loadTokenizer, pullModel, removeCached, writeGguf } from '../../lib/index.js';
+import { DEFAULT_MODEL, FuselmError, cacheDir, gv, listCache, loadModel, loadTokenizer, pullModel, removeCached, writeGguf } from '../../lib/index.js';
 import { parseModelRef, splitGgufParts } from '../../lib/hub/ref.js';
 import { HubServer, sha256 } from '../helpers/hub-server.js';
 import { requireShared, sharedPath } from '../helpers/shared.js';
@@ -54,6 +54,24 @@ describe('model references', () => {
     assert.deepEqual(parseModelRef('./models/x.gguf'), { kind: 'path', path: './models/x.gguf' });
     for (const bad of ['hf:', 'hf:owner', 'hf:owner/', 'hf:../x/y.gguf', 'hf:a/b/../../etc/passwd', 'hf:a/b/c.gguf@', 'hf:a/b@..', 'hf:a/b/x\\y.gguf', 'http://example.com/x.gguf', 'https://u:p@example.com/x.gguf', 'https://example.com/'])
       assert.throws(() => parseModelRef(bad), (e: FuselmError) => e.code === 'E_INVALID_ARG', bad);
+  });
+
+  it('the cache is $FUSELM_CACHE, else $XDG_CACHE_HOME/fuselm, else ~/.cache/fuselm', () => {
+    const saved = { FUSELM_CACHE: process.env.FUSELM_CACHE, XDG_CACHE_HOME: process.env.XDG_CACHE_HOME };
+    try {
+      process.env.FUSELM_CACHE = '/tmp/fz';
+      process.env.XDG_CACHE_HOME = '/tmp/xdg';
+      assert.equal(cacheDir(), '/tmp/fz');
+      delete process.env.FUSELM_CACHE;
+      assert.equal(cacheDir(), '/tmp/xdg/fuselm');
+      process.env.XDG_CACHE_HOME = 'relative/is/ignored'; // as the XDG spec says
+      assert.equal(cacheDir(), path.join(os.homedir(), '.cache/fuselm'));
+      delete process.env.XDG_CACHE_HOME;
+      assert.equal(cacheDir(), path.join(os.homedir(), '.cache/fuselm'));
+    } finally {
+      for (const [k, v] of Object.entries(saved)) if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
   });
 
   it('names every part of a split GGUF', () => {
