@@ -258,12 +258,15 @@ async function fetchToFile(url: URL, target: string, o: DownloadOptions): Promis
         if (res.body) {
           try {
             for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
-              await fh.write(chunk);
+              await fh.write(chunk).catch((e: Error) => {
+                throw new FuselmError('E_IO', `${part}: cannot write the download: ${e.message}`, { cause: e });
+              });
               h?.update(chunk);
               bytes += chunk.length;
               o.onBytes?.(bytes, total);
             }
           } catch (e) {
+            if (e instanceof FuselmError) throw e;
             if (o.signal?.aborted) throw aborted(o.signal, o.label);
             throw new Transient(`the connection broke after ${bytes} bytes: ${(e as Error & { cause?: Error }).cause?.message ?? (e as Error).message}`);
           }

@@ -135,6 +135,7 @@ export class HubServer {
     res.writeHead(range ? 206 : 200, headers);
     const rest = body.subarray(start);
     const cut = this.cutNext.delete(sha!);
+    if (!cut && !this.delayMs) return void res.end(rest);
     const end = cut ? rest.length >> 1 : rest.length;
     for (let at = 0; at < end; at += 65536) {
       if (this.delayMs) await new Promise((r) => setTimeout(r, this.delayMs));
