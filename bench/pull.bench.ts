@@ -2,7 +2,8 @@
  * Download speed of pullModel from the hub stand-in on 127.0.0.1 (test/helpers/hub-server.ts, in
  * a child process: a 302 to a second server, as the hub redirects to its CDN), 256 MiB of random bytes, into a
  * fresh cache each run: MB/s of the whole pull (sha256 verified, written, fsync'd, renamed),
- * beside curl (`curl -sL -o`, when installed) fetching the same URL to a file in the same run.
+ * beside curl (`curl -sL -o`, when installed) fetching the same URL to a file in the same run,
+ * alone and followed by `sha256sum` of the file (verified as fuselm verifies).
  * The network is loopback, so this measures fuselm's own cost per byte (fetch, hashing, writes),
  * not a real link. Medians of 3 runs after one warm-up.
  */
@@ -56,6 +57,7 @@ export async function run(): Promise<BenchResult[]> {
   try {
     const fuselm: number[] = [];
     const curl: number[] = [];
+    const curlVerified: number[] = [];
     const curlThere = hasCurl();
     for (let rep = 0; rep < 4; rep++) {
       process.env.FUSELM_CACHE = path.join(tmp, `cache-${rep}`);
@@ -64,9 +66,14 @@ export async function run(): Promise<BenchResult[]> {
       if (rep > 0) fuselm.push(s);
       if (curlThere) {
         const out = path.join(tmp, 'curl.bin');
-        const c = await timed(() => new Promise<void>((resolve, reject) => void execFile('curl', ['-sfL', '-o', out, url], (e) => (e ? reject(e) : resolve()))));
+        const sh = (cmd: string, args: string[]) => new Promise<void>((resolve, reject) => void execFile(cmd, args, (e) => (e ? reject(e) : resolve())));
+        const c = await timed(() => sh('curl', ['-sfL', '-o', out, url]));
+        const v = await timed(() => sh('sha256sum', [out]));
         rmSync(out, { force: true });
-        if (rep > 0) curl.push(c);
+        if (rep > 0) {
+          curl.push(c);
+          curlVerified.push(c + v);
+        }
       }
     }
     const results: BenchResult[] = [];
@@ -75,6 +82,8 @@ export async function run(): Promise<BenchResult[]> {
     if (curl.length) {
       const c = median(curl);
       results.push({ name: 'curl -sL -o 256 MiB (peer)', seconds: c, bytes: BYTES, MBps: BYTES / 1e6 / c, fuselmVsCurl: c / f });
+      const cv = median(curlVerified);
+      results.push({ name: 'curl, then sha256sum (peer, verified too)', seconds: cv, bytes: BYTES, MBps: BYTES / 1e6 / cv, fuselmVsCurlVerified: cv / f });
     }
     return results;
   } finally {
