@@ -103,7 +103,8 @@ async function walk(dir: string, prefix = ''): Promise<string[]> {
 }
 
 async function sized(dir: string, names: string[]): Promise<{ name: string; bytes: number }[]> {
-  return Promise.all(names.map(async (name) => ({ name, bytes: (await stat(path.join(dir, name))).size })));
+  // a file removed meanwhile (another process's `rm`) counts as empty rather than failing the listing
+  return Promise.all(names.map(async (name) => ({ name, bytes: (await stat(path.join(dir, name)).catch(() => undefined))?.size ?? 0 })));
 }
 
 async function subfolders(dir: string): Promise<string[]> {
