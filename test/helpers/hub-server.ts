@@ -47,6 +47,8 @@ export class HubServer {
   readonly corrupt = new Set<string>();
   /** The next this-many hub requests answer 503 (a transient error). */
   unavailable = 0;
+  /** While set, the CDN sends its headers and holds the body back until this resolves. */
+  hold: Promise<void> | undefined;
   /** Milliseconds the CDN waits between 64 KiB chunks. */
   delayMs = 0;
   hub!: http.Server;
@@ -133,6 +135,10 @@ export class HubServer {
     const headers: http.OutgoingHttpHeaders = { 'content-length': body.length - start, etag: `"${sha}"`, 'accept-ranges': 'bytes' };
     if (range) headers['content-range'] = `bytes ${start}-${body.length - 1}/${body.length}`;
     res.writeHead(range ? 206 : 200, headers);
+    if (this.hold) {
+      res.flushHeaders();
+      await this.hold;
+    }
     const rest = body.subarray(start);
     const cut = this.cutNext.delete(sha!);
     if (!cut && !this.delayMs) return void res.end(rest);

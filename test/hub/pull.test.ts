@@ -12,12 +12,11 @@
  * with the server stopped, the cached models load and generate; listCache / removeCached.
  */
 import assert from 'node:assert/strict';
-import { execFile, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { DEFAULT_MODEL, FuselmError, cacheDir, gv, listCache, loadModel, loadTokenizer, pullModel, removeCached, writeGguf } from '../../lib/index.js';
 import { parseModelRef, splitGgufParts } from '../../lib/hub/ref.js';
 import { HubServer, sha256 } from '../helpers/hub-server.js';
@@ -261,18 +260,38 @@ describe('pullModel and the cache', function () {
 
   it('two processes pulling one file make one good file (the second waits on the lock)', async function () {
     hub.repos.set('tiny/race', { files: new Map([['stories260K.gguf', stories]]) });
-    hub.delayMs = 20; // ~20 chunks of 64 KiB: 0.4 s, so the second starts while the first downloads
     const entry = fileURLToPath(new URL('../../lib/hub/pull.ts', import.meta.url));
-    const script = `const { pullModel } = await import(${JSON.stringify(entry)}); const r = await pullModel('hf:tiny/race/stories260K.gguf'); console.log(JSON.stringify(r));`;
-    const run = () => promisify(execFile)(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { env: process.env });
+    const script = `const { pullModel } = await import(${JSON.stringify(entry)}); console.log('start'); const r = await pullModel('hf:tiny/race/stories260K.gguf'); console.log(JSON.stringify(r));`;
+    const start = () => {
+      const c = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { env: process.env, stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      c.stdout.on('data', (d) => (out += d));
+      const started = new Promise<void>((r) => c.stdout.on('data', () => out.startsWith('start') && r()));
+      const done = new Promise<{ path: string; downloaded: string[] }>((resolve, reject) =>
+        c.on('close', (code) => (code === 0 ? resolve(JSON.parse(out.split('\n')[1])) : reject(new Error(`exit ${code}`)))),
+      );
+      return { started, done };
+    };
+    const until = async (cond: () => boolean) => {
+      while (!cond()) await new Promise((r) => setTimeout(r, 20));
+    };
+    // the first process's bytes are held back until the second is surely waiting on the lock
+    let release!: () => void;
+    hub.hold = new Promise<void>((r) => (release = r));
     try {
-      const [a, b] = await Promise.all([run(), run()]);
-      const results = [a, b].map((x) => JSON.parse(x.stdout));
+      const first = start();
+      await until(() => hub.requests.some((q) => q.server === 'cdn'));
+      const second = start();
+      await second.started;
+      await new Promise((r) => setTimeout(r, 500));
+      release();
+      const results = await Promise.all([first.done, second.done]);
       assert.equal(results[0].path, results[1].path);
       assert.ok(readFileSync(results[0].path).equals(stories));
-      assert.deepEqual(results.map((x) => x.downloaded.length).sort(), [0, 1], 'one process downloaded, the other used its file');
+      assert.deepEqual(results.map((x) => x.downloaded), [['stories260K.gguf'], []], 'the first downloaded, the second used its file');
     } finally {
-      hub.delayMs = 0;
+      release();
+      hub.hold = undefined;
     }
     assert.equal(hub.requests.filter((q) => q.server === 'cdn').length, 1, 'the bytes were fetched once');
     assert.deepEqual(tree(path.join(cache, 'hf/tiny/race/main')), ['stories260K.gguf']);
