@@ -2,7 +2,7 @@
  * The CLI's model commands as a user runs them, in child processes against the hub stand-in
  * (test/helpers/hub-server.ts): `run` with no -m runs the bundled stories260K (its greedy text is
  * llama.cpp's, when ../shared has the oracle); `pull` fetches into $FUSELM_CACHE; `ls` lists with
- * sizes; `run -m hf:...` then works with the server stopped; `rm` removes; a missing file is a
+ * sizes; `run -m hf:...` and `inspect hf:...` then work with the server stopped; `rm` removes; a missing file is a
  * one-line error and exit code 1.
  */
 import assert from 'node:assert/strict';
@@ -52,7 +52,7 @@ describe('CLI: the default model, pull, ls, rm', function () {
     else assert.match(r.stdout, /^, there was a little girl named Lily/);
   });
 
-  it('pull fetches into the cache, ls lists it, run -m hf:... works offline, rm removes it', async () => {
+  it('pull fetches into the cache, ls lists it, run -m / inspect hf:... work offline, rm removes it', async () => {
     const ref = 'hf:tiny/stories/stories260K.gguf';
     const pulled = await fuselm('pull', ref, '--json');
     assert.equal(pulled.code, 0, pulled.stderr);
@@ -65,6 +65,9 @@ describe('CLI: the default model, pull, ls, rm', function () {
     assert.deepEqual(listed.map((m: { ref: string; bytes: number }) => [m.ref, m.bytes]), [[ref, readFileSync(DEFAULT_MODEL).length]]);
 
     await hub.stop();
+    const inspected = await fuselm('inspect', ref, '--json');
+    assert.equal(inspected.code, 0, inspected.stderr);
+    assert.equal(JSON.parse(inspected.stdout).tensors.length, 48);
     const viaRef = await fuselm('run', '-m', ref, 'Once upon a time', '-n', '16', '-t', '1');
     const bundled = await fuselm('run', 'Once upon a time', '-n', '16', '-t', '1');
     assert.equal(viaRef.code, 0, viaRef.stderr);

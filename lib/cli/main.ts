@@ -17,7 +17,7 @@ import { type LoadModelOptions, type Model, loadModel } from '../model/model.js'
 import { perplexity } from '../tools/perplexity.js';
 import { QUANTIZE_TYPES, type QuantizeType, quantizeModel } from '../tools/quantize.js';
 import { downloadBar, formatBytes, progressBar } from './progress.js';
-import { pullModel } from '../hub/pull.js';
+import { pullModel, resolveModelPath } from '../hub/pull.js';
 import { cacheDir, listCache, removeCached } from '../hub/cache.js';
 import { checkKernels } from '../tools/doctor.js';
 import { devices } from '../devices.js';
@@ -211,9 +211,11 @@ export function buildCli(): Command {
   program
     .command('inspect')
     .description("print a GGUF or safetensors file's metadata and tensor table")
-    .argument('<file>', 'a GGUF or .safetensors file')
+    .argument('<file>', 'a GGUF or .safetensors file, or a model reference to one (hf:owner/repo/file.gguf, an https URL)')
     .option('--json', 'print {version, metadata, tensors} as JSON (arrays summarized)')
-    .action(async (file: string, o) => {
+    .action(async (ref: string, o) => {
+      const bar = downloadBar();
+      const file = await resolveModelPath(ref, { onProgress: (p) => bar.update(p) }).finally(() => bar.stop());
       if (file.endsWith('.safetensors')) {
         const st = await readSafetensors(file);
         const tensors = [...st.tensors.values()].map((t) => ({ name: t.name, type: t.dtype, dims: t.shape, offset: t.offset, bytes: t.nbytes }));
