@@ -14,6 +14,10 @@ export type FuselmErrorCode =
   | 'E_ABORTED' // an AbortSignal ended the operation
   | 'E_OUT_OF_MEMORY' // an allocation failed, or the memory plan does not fit the budget (maxMemory)
   | 'E_TEMPLATE' // a chat template ran past its time, step or output budget
+  | 'E_NOT_FOUND' // a model reference names a repository, revision or file the hub does not have
+  | 'E_AUTH' // the hub refused without (or with a wrong) HF_TOKEN: a gated or private repository
+  | 'E_CHECKSUM' // a downloaded file's sha256 differs from the one the server reported (the file is removed)
+  | 'E_NETWORK' // a download failed after its retries (no server, a connection cut past its retries, a 5xx status)
   | 'NO_CUDA_DEVICE'; // device 'cuda' was asked for but no CUDA device works (the message says why)
 
 export class FuselmError extends Error {

@@ -94,9 +94,9 @@ describe('CLI', function () {
   });
 
   it('exits 2 on bad usage and 1 on a bad model file', async () => {
-    const usage = await fuselm('run', 'no model given');
+    const usage = await fuselm('run'); // no prompt (without -m, run uses the bundled model)
     assert.equal(usage.code, 2);
-    assert.match(usage.stderr, /--model/);
+    assert.match(usage.stderr, /missing required argument 'prompt'/);
     const badN = await fuselm('run', '-m', 'x.gguf', 'p', '--max-tokens', 'many');
     assert.equal(badN.code, 2);
     const missing = await fuselm('run', '-m', '/nonexistent/model.gguf', 'hello');

@@ -4,12 +4,14 @@
  * npm's cache where it has the packages, from the registry where not: a machine that only ran
  * `npm ci` holds the tarballs but not the registry's metadata an install resolves against)
  * into an empty project, with cmake, nvcc and every compiler hidden from PATH, it imports and
- * requires, type-checks a TypeScript consumer, runs `fuselm doctor`, and generates from a tiny
- * GGUF written by our writer. The prebuild's glibc / libstdc++ floor is what README states.
+ * requires, type-checks a TypeScript consumer, runs `fuselm doctor`, generates from a tiny
+ * GGUF written by our writer, and runs the bundled default model (stories260K) from the CLI with
+ * no -m and from `loadModel()` with no path. The tarball stays under 40 MB. The prebuild's
+ * glibc / libstdc++ floor is what README states.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -39,6 +41,7 @@ describe('npm package', function () {
   let dir: string;
   let tmp: string | undefined;
   let env: NodeJS.ProcessEnv;
+  let tgzBytes = 0;
   const run = (file: string, args: string[], opts: { cwd?: string } = {}) =>
     execFileSync(file, args, { cwd: opts.cwd ?? dir, env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 
@@ -66,6 +69,7 @@ describe('npm package', function () {
     mkdirSync(app);
     writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));
     const tgz = readdirSync(dir).find((f) => f.endsWith('.tgz'))!;
+    tgzBytes = statSync(path.join(dir, tgz)).size;
     run(process.execPath, [npmCli, 'install', '--prefer-offline', '--ignore-scripts', '--no-audit', '--no-fund', path.join(dir, tgz)], { cwd: app });
     dir = app;
     await writeSyntheticLlama(path.join(dir, 'tiny.gguf'), SHAPES.tiny, 'q8_0');
@@ -75,8 +79,10 @@ describe('npm package', function () {
 
   it('ships the prebuild, ESM and CommonJS JS, types, CLI, README and LICENSE, and no tests', () => {
     const pkg = path.join(dir, 'node_modules/fuselm');
-    for (const f of ['dist/index.js', 'dist/index.cjs', 'dist/index.d.ts', 'bindings.d.ts', 'bin/fuselm.js', 'README.md', 'LICENSE'])
+    for (const f of ['dist/index.js', 'dist/index.cjs', 'dist/index.d.ts', 'bindings.d.ts', 'bin/fuselm.js', 'README.md', 'LICENSE', 'models/stories260K.gguf', 'models/LICENSE.stories260K'])
       assert.ok(existsSync(path.join(pkg, f)), f);
+    assert.deepEqual(readdirSync(path.join(pkg, 'models')).sort(), ['LICENSE.stories260K', 'stories260K.gguf'], 'the default model is the only data file');
+    assert.ok(tgzBytes > 0 && tgzBytes < 40e6, `the tarball is ${tgzBytes} bytes, more than 40 MB`);
     assert.ok(readdirSync(path.join(pkg, 'prebuilds/linux-x64')).some((f) => f.endsWith('.node')));
     for (const f of ['test', 'bench', 'cuda/emu/tests', 'lib']) assert.ok(!existsSync(path.join(pkg, f)), `${f} must not ship`);
   });
@@ -92,6 +98,21 @@ describe('npm package', function () {
       "import { loadModel } from 'fuselm'; const m = await loadModel('tiny.gguf'); const r = await m.generate([1, 40, 41], { maxTokens: 5, ignoreEog: true }); console.log(r.ids.length); await m.dispose();",
     ]);
     assert.equal(gen, '5\n');
+  });
+
+  it('runs the bundled default model: `fuselm run` with no -m, loadModel() with no path (ESM and CommonJS)', () => {
+    const cli = run(process.execPath, ['node_modules/fuselm/bin/fuselm.js', 'run', 'Once upon a time', '--max-tokens', '16', '--threads', '1']);
+    assert.match(cli, /^, there was a little girl named Lily\. She loved to play/);
+    const esm = run(process.execPath, [
+      '--input-type=module',
+      '-e',
+      "import { loadModel, DEFAULT_MODEL } from 'fuselm'; const m = await loadModel(); const r = await m.generate('Once upon a time', { maxTokens: 16 }); console.log(JSON.stringify([r.text, DEFAULT_MODEL])); await m.dispose();",
+    ]);
+    const [text, file] = JSON.parse(esm);
+    assert.equal(cli, text + '\n');
+    assert.equal(file, path.join(dir, 'node_modules/fuselm/models/stories260K.gguf'));
+    const cjs = run(process.execPath, ['-e', "const f = require('fuselm'); f.loadModel().then(async (m) => { console.log((await m.generate('Once upon a time', { maxTokens: 16 })).text); await m.dispose(); })"]);
+    assert.equal(cjs, cli);
   });
 
   it('type-checks a TypeScript consumer against the shipped types', () => {

@@ -16,7 +16,9 @@ import { createInterface } from 'node:readline';
 import { type LoadModelOptions, type Model, loadModel } from '../model/model.js';
 import { perplexity } from '../tools/perplexity.js';
 import { QUANTIZE_TYPES, type QuantizeType, quantizeModel } from '../tools/quantize.js';
-import { progressBar } from './progress.js';
+import { downloadBar, formatBytes, progressBar } from './progress.js';
+import { pullModel, resolveModelPath } from '../hub/pull.js';
+import { cacheDir, listCache, removeCached } from '../hub/cache.js';
 import { checkKernels } from '../tools/doctor.js';
 import { devices } from '../devices.js';
 import { readGguf } from '../formats/gguf.js';
@@ -45,6 +47,8 @@ function deviceOption(v: string): 'auto' | 'cpu' | 'cuda' {
   return v;
 }
 
+const MODEL_HELP = 'a GGUF file or model folder, hf:owner/repo[/file.gguf][@revision] or an https URL (pulled once into the cache); default: the bundled stories260K.gguf';
+
 export function buildCli(): Command {
   const program = new Command('fuselm')
     .description('LLM inference for Node.js: fused CPU and CUDA kernels behind a typed API')
@@ -54,7 +58,7 @@ export function buildCli(): Command {
   program
     .command('run')
     .description('generate a continuation of a prompt, streamed to stdout; speed goes to stderr')
-    .requiredOption('-m, --model <path>', 'model file (GGUF)')
+    .option('-m, --model <ref>', MODEL_HELP)
     .argument('<prompt>', 'the text to continue')
     .option('-n, --max-tokens <n>', 'most tokens to generate (default: until end of text or a full context)', intOption('--max-tokens', 0))
     .option('-t, --threads <n>', 'CPU threads (default: physical cores)', intOption('--threads', 1))
@@ -102,7 +106,7 @@ export function buildCli(): Command {
   program
     .command('chat')
     .description('an interactive chat with streaming replies; /reset forgets the conversation, /exit (or end of input) quits')
-    .requiredOption('-m, --model <path>', 'model file (GGUF)')
+    .option('-m, --model <ref>', MODEL_HELP)
     .option('-s, --system <text>', 'a system message')
     .option('-n, --max-tokens <n>', 'most tokens per reply; the context keeps room for them (default: 512, at most half the context)', intOption('--max-tokens', 1))
     .option('-t, --threads <n>', 'CPU threads (default: physical cores)', intOption('--threads', 1))
@@ -193,7 +197,7 @@ export function buildCli(): Command {
   program
     .command('tokenize')
     .description('print the token ids and pieces of a text')
-    .requiredOption('-m, --model <path>', 'a model or tokenizer: GGUF (vocab-only too), tokenizer.json or model folder')
+    .option('-m, --model <ref>', 'a model or tokenizer: GGUF (vocab-only too), tokenizer.json or model folder, or a model reference as run -m takes; default: the bundled stories260K.gguf')
     .argument('<text>', 'the text to tokenize')
     .option('--add-special', "add the model's BOS/EOS tokens")
     .option('--parse-special', 'recognize special tokens written in the text, like <s>')
@@ -209,9 +213,11 @@ export function buildCli(): Command {
   program
     .command('inspect')
     .description("print a GGUF or safetensors file's metadata and tensor table")
-    .argument('<file>', 'a GGUF or .safetensors file')
+    .argument('<file>', 'a GGUF or .safetensors file, or a model reference to one (hf:owner/repo/file.gguf, an https URL)')
     .option('--json', 'print {version, metadata, tensors} as JSON (arrays summarized)')
-    .action(async (file: string, o) => {
+    .action(async (ref: string, o) => {
+      const bar = downloadBar();
+      const file = await resolveModelPath(ref, { onProgress: (p) => bar.update(p) }).finally(() => bar.stop());
       if (file.endsWith('.safetensors')) {
         const st = await readSafetensors(file);
         const tensors = [...st.tensors.values()].map((t) => ({ name: t.name, type: t.dtype, dims: t.shape, offset: t.offset, bytes: t.nbytes }));
@@ -237,6 +243,48 @@ export function buildCli(): Command {
       for (const [k, v] of Object.entries(meta)) lines.push(`  ${k} = ${JSON.stringify(v)}`);
       for (const t of tensors) lines.push(`  ${t.name.padEnd(32)} ${t.type.padEnd(6)} [${t.dims.join(', ')}] ${t.bytes} bytes at ${t.offset}`);
       process.stdout.write(lines.join('\n') + '\n');
+    });
+
+  program
+    .command('pull')
+    .description(
+      'download a model into the cache (see `ls`): hf:owner/repo/file.gguf[@revision] (every part of a split GGUF), ' +
+        'hf:owner/repo[@revision] (a model folder: config, tokenizer and safetensors files) or an https URL; ' +
+        'from $HF_ENDPOINT (default https://huggingface.co) with $HF_TOKEN for gated repositories; resumes an interrupted download',
+    )
+    .argument('<ref>', 'the model reference')
+    .option('--json', 'print {ref, path, downloaded} as JSON')
+    .action(async (ref: string, o) => {
+      const bar = downloadBar();
+      const ac = new AbortController();
+      const onSigint = () => ac.abort();
+      process.once('SIGINT', onSigint);
+      let r;
+      try {
+        r = await pullModel(ref, { onProgress: (p) => bar.update(p), signal: ac.signal });
+      } finally {
+        bar.stop();
+        process.off('SIGINT', onSigint);
+      }
+      if (o.json) process.stdout.write(JSON.stringify(r) + '\n');
+      else process.stdout.write(`${r.ref}: ${r.downloaded.length ? `${r.downloaded.length} file(s) downloaded` : 'already in the cache'}, ${r.path}\n`);
+    });
+  program
+    .command('ls')
+    .description(`list the models in the cache (\$FUSELM_CACHE, else \$XDG_CACHE_HOME/fuselm or ~/.cache/fuselm) with their sizes`)
+    .option('--json', 'print [{ref, path, files, bytes}] as JSON')
+    .action(async (o) => {
+      const models = await listCache();
+      if (o.json) process.stdout.write(JSON.stringify(models) + '\n');
+      else if (models.length === 0) process.stdout.write(`no models in ${cacheDir()}\n`);
+      else process.stdout.write(models.map((m) => `${formatBytes(m.bytes).padStart(9)}  ${m.ref}`).join('\n') + '\n');
+    });
+  program
+    .command('rm')
+    .description('remove models from the cache: hf:owner/repo (all its revisions; @revision one), hf:owner/repo/file.gguf[@revision], or a URL')
+    .argument('<ref...>', 'model references as `ls` prints them')
+    .action(async (refs: string[]) => {
+      for (const ref of refs) for (const p of await removeCached(ref)) process.stdout.write(`removed ${p}\n`);
     });
 
   program
@@ -346,12 +394,14 @@ export function buildCli(): Command {
   return program;
 }
 
-/** loadModel with a progress bar on stderr (when it is a terminal). */
-async function loadWithProgress(file: string, opts: LoadModelOptions): Promise<Model> {
+/** loadModel (of a path or model reference, the bundled model when none) with progress bars on stderr (when it is a terminal). */
+async function loadWithProgress(ref: string | undefined, opts: LoadModelOptions): Promise<Model> {
+  const download = downloadBar();
   const bar = progressBar('loading');
   try {
-    return await loadModel(file, { ...opts, onProgress: (done, total) => bar.update(done, total) });
+    return await loadModel(ref, { ...opts, onDownload: (p) => download.update(p), onProgress: (done, total) => (download.stop(), bar.update(done, total)) });
   } finally {
+    download.stop();
     bar.stop();
   }
 }

@@ -22,6 +22,7 @@ import { tokenizerFromGguf } from '../tokenizer/from-gguf.js';
 import { checkWeightDtype, GgufMappings, loadGgufTensor, type WeightDtype } from './weights.js';
 import { HfTensors } from './hf-weights.js';
 import type { NativeImpl } from '../../bindings.js';
+import { resolveModelPath } from '../hub/pull.js';
 
 interface BertLayer {
   wq: NativeTensor; bq: NativeTensor; wk: NativeTensor; bk: NativeTensor; wv: NativeTensor; bv: NativeTensor;
@@ -409,12 +410,13 @@ export interface LoadEmbeddingModelOptions {
 
 /**
  * Loads a BERT model as an EmbeddingModel: a Hugging Face folder (its tokenizer.json when
- * present) or a GGUF (its tokenizer and pooling type).
+ * present) or a GGUF (its tokenizer and pooling type), by path or model reference (loadModel's).
  */
-export async function loadEmbeddingModel(path: string, opts: LoadEmbeddingModelOptions = {}): Promise<EmbeddingModel> {
-  if (typeof path !== 'string' || path.length === 0) throw new FuselmError('E_INVALID_ARG', 'the model path must be a non-empty string');
+export async function loadEmbeddingModel(ref: string, opts: LoadEmbeddingModelOptions = {}): Promise<EmbeddingModel> {
+  if (typeof ref !== 'string' || ref.length === 0) throw new FuselmError('E_INVALID_ARG', 'the model path must be a non-empty string');
   if (typeof opts !== 'object' || opts === null) throw new FuselmError('E_INVALID_ARG', 'loadEmbeddingModel options must be an object');
   if (opts.useMmap !== undefined && typeof opts.useMmap !== 'boolean') throw new FuselmError('E_INVALID_ARG', `useMmap must be a boolean, got ${typeof opts.useMmap}`);
+  const path = await resolveModelPath(ref);
   const dtype = checkWeightDtype(opts.dtype ?? 'auto', 'loadEmbeddingModel');
   if (!(await isDirectory(path))) return loadGgufEmbeddingModel(path, dtype, opts);
   const hf = await readHfFolder(path);

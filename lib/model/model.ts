@@ -26,6 +26,8 @@ import { loadGpt2GgufWeights } from './gpt2-gguf.js';
 import { DecodeCall, type Timings } from './decode-call.js';
 import { availableMemory, checkMemoryPlan, decoderStateItems, ggufWeightItems, type MemoryItem, safetensorsWeightBytes } from './memory.js';
 import { GgmlType } from '../formats/ggml-types.js';
+import { DEFAULT_MODEL } from '../default-model.js';
+import { type PullProgress, resolveModelPath } from '../hub/pull.js';
 
 export interface LoadModelOptions {
   /**
@@ -70,6 +72,8 @@ export interface LoadModelOptions {
    * cgroup's limit).
    */
   maxMemory?: number;
+  /** Called as a model reference's files download (hf:..., a URL not yet in the cache). */
+  onDownload?: (p: PullProgress) => void;
 }
 
 export interface BeamSearchModelOptions extends BeamSearchOptions, BeamEndOptions {
@@ -561,11 +565,15 @@ export class Model {
 
 /**
  * Loads a model: a GGUF file, or a Hugging Face folder (config.json, model.safetensors or
- * shards, tokenizer.json, generation_config.json). Weights are read natively, off the JS thread.
+ * shards, tokenizer.json, generation_config.json), given as a path or a model reference
+ * (lib/hub/ref.ts: hf:owner/repo/file.gguf, hf:owner/repo, an https URL; read from the cache,
+ * pulled first when not there). Without one, the bundled stories260K.gguf. Weights are read
+ * natively, off the JS thread.
  */
-export async function loadModel(path: string, opts: LoadModelOptions = {}): Promise<Model> {
-  checkLoadOptions(path, opts);
+export async function loadModel(ref: string = DEFAULT_MODEL, opts: LoadModelOptions = {}): Promise<Model> {
+  checkLoadOptions(ref, opts);
   const device = modelDevice(opts);
+  const path = await resolveModelPath(ref, { onProgress: opts.onDownload });
   if (await isDirectory(path)) return loadHfModel(path, opts, device);
   const f = await readGgufModel(path);
   const config = configFromGguf(f);
@@ -623,6 +631,7 @@ export function checkLoadOptions(path: unknown, opts: unknown): asserts opts is 
   if (o.impl !== undefined && !['auto', 'reference', 'portable', 'avx2', 'avx512'].includes(o.impl as string))
     throw new FuselmError('E_INVALID_ARG', `impl must be 'auto', 'reference', 'portable', 'avx2' or 'avx512', got ${String(o.impl).slice(0, 40)}`);
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw new FuselmError('E_INVALID_ARG', 'onProgress must be a function');
+  if (o.onDownload !== undefined && typeof o.onDownload !== 'function') throw new FuselmError('E_INVALID_ARG', 'onDownload must be a function');
   if (o.device !== undefined && typeof o.device !== 'string') throw new FuselmError('E_INVALID_ARG', `device must be 'auto', 'cpu' or 'cuda'`);
   if (o.useMmap !== undefined && typeof o.useMmap !== 'boolean') throw new FuselmError('E_INVALID_ARG', `useMmap must be a boolean, got ${typeof o.useMmap}`);
   if (o.kvType !== undefined && typeof o.kvType !== 'string') throw new FuselmError('E_INVALID_ARG', `kvType must be 'auto', 'f32', 'f16' or 'bf16'`);

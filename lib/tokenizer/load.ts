@@ -13,6 +13,8 @@ import { withAsyncEncode } from './async.js';
 import { tokenizerFromGguf } from './from-gguf.js';
 import { tokenizerFromJson } from './from-tokenizer-json.js';
 import type { Tokenizer } from './tokenizer.js';
+import { DEFAULT_MODEL } from '../default-model.js';
+import { resolveModelPath } from '../hub/pull.js';
 
 async function readJson(file: string, what: string): Promise<unknown> {
   return readJsonFile(file, what);
@@ -61,9 +63,13 @@ export async function loadTokenizerJson(file: string, configFile?: string): Prom
   }
 }
 
-/** Loads the tokenizer of a GGUF file, a tokenizer.json, or a Hugging Face model folder. */
-export async function loadTokenizer(p: string): Promise<Tokenizer> {
-  if (typeof p !== 'string' || p.length === 0) throw new FuselmError('E_INVALID_ARG', 'loadTokenizer() takes a path (a non-empty string)');
+/**
+ * Loads the tokenizer of a GGUF file, a tokenizer.json, or a Hugging Face model folder, by path
+ * or model reference (loadModel's); without one, the bundled stories260K's.
+ */
+export async function loadTokenizer(ref: string = DEFAULT_MODEL): Promise<Tokenizer> {
+  if (typeof ref !== 'string' || ref.length === 0) throw new FuselmError('E_INVALID_ARG', 'loadTokenizer() takes a path (a non-empty string)');
+  const p = await resolveModelPath(ref);
   let st;
   try {
     st = await stat(p);
