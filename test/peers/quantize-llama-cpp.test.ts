@@ -25,7 +25,8 @@ import { GgmlType } from '../../lib/formats/ggml-types.js';
 import { perplexity } from '../../lib/tools/perplexity.js';
 import { FILE_TYPE, type QuantizeType, quantizeModel } from '../../lib/tools/quantize.js';
 import { writeSyntheticModel } from '../../lib/tools/synthetic.js';
-import { type LlamaCppSession, openLlamaCpp, requireLlamaCpp } from '../helpers/llama-cpp.js';
+import { type LlamaCppSession, llamaCppLogits, llamaCppPerplexity, openLlamaCpp, requireLlamaCpp } from '../helpers/llama-cpp.js';
+import { sampledStories } from '../helpers/stories.js';
 import { requireShared, sharedPath } from '../helpers/shared.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'fuselm-qpeer-'));
@@ -38,17 +39,6 @@ async function withLlamaCpp<T>(llama: any, file: string, ctx: number, fn: (s: Ll
   } finally {
     await s.dispose();
   }
-}
-
-/** llama.cpp's logits after each of tokens[from..] (one evaluation from position 0). */
-async function llamaCppLogits(s: LlamaCppSession, tokens: number[], from: number, vocab: number): Promise<Float32Array[]> {
-  await s.seq.clearHistory();
-  const res = await s.seq.controlledEvaluate(tokens.map((id, j) => (j >= from ? [id, { generateNext: { logits: true } }] : id)));
-  return tokens.slice(from).map((_, i) => {
-    const row = new Float32Array(vocab);
-    for (const [id, v] of res[from + i].next.logits as Map<number, number>) row[id] = v;
-    return row;
-  });
 }
 
 /** The largest |a − b| over all rows, relative to the largest |b|. */
@@ -94,7 +84,7 @@ describe('llama.cpp loads what fuselm quantize writes', function () {
           // fuselm runs the block formats as q8_0 (converted at load) and both engines round
           // activations (W8A8): they may part only where llama.cpp's own top two are within that
           // rounding noise (test/peers/arch-diff.test.ts, TOL.q8_0: 5e-2 of the largest logit)
-          const [row] = await llamaCppLogits(s, [...mine.promptIds, ...theirs.slice(0, part)], mine.promptIds.length + part - 1, ours.config.vocabSize);
+          const [row] = await llamaCppLogits(s.seq, [...mine.promptIds, ...theirs.slice(0, part)], mine.promptIds.length + part - 1, ours.config.vocabSize);
           const gap = (row[theirs[part]] - row[mine.ids[part]]) / Math.max(...row.map(Math.abs));
           console.log(`      parted at step ${part} of ${theirs.length}: llama.cpp's gap between the two picks ${gap.toExponential(2)} of its largest logit`);
           assert.ok(part >= 8 && gap <= 5e-2, `parted at step ${part}, gap ${gap}`);
@@ -105,30 +95,12 @@ describe('llama.cpp loads what fuselm quantize writes', function () {
       const f32 = sharedPath('models/stories260K.gguf'), q = path.join(dir, 'stories-q4_k_m.gguf');
       await quantizeModel(f32, q, 'q4_k_m');
       await using a = await loadModel(f32, { contextSize: 128, threads: 1 });
-      let text = '';
-      for (let seed = 1; text.length < 6000; seed++) text += (await a.generate('Once upon a time', { maxTokens: 300, temperature: 0.8, seed })).text + '\n';
+      const text = await sampledStories(a, 6000);
       await using b = await loadModel(q, { contextSize: 128, threads: 1 });
       const pf = await perplexity(a, text, { ctx: 128 }), pq = await perplexity(b, text, { ctx: 128 });
       // llama.cpp's, scored as its perplexity tool does (chunks of 128 from BOS, second half scored)
       const tokens = a.tokenizer.encode(text, { addSpecial: true });
-      const theirs = async (file: string) =>
-        withLlamaCpp(llama, file, 128, async (s) => {
-          let nll = 0, count = 0;
-          for (let c = 0; c < pf.chunks; c++) {
-            const ids = tokens.slice(c * 128, (c + 1) * 128);
-            ids[0] = a.tokenizer.bos!;
-            const rows = await llamaCppLogits(s, ids.slice(0, 127), 64, a.config.vocabSize);
-            rows.forEach((row, j) => {
-              let max = -Infinity;
-              for (const v of row) max = Math.max(max, v);
-              let sum = 0;
-              for (const v of row) sum += Math.exp(v - max);
-              nll += max + Math.log(sum) - row[tokens[c * 128 + 64 + j + 1]];
-              count++;
-            });
-          }
-          return Math.exp(nll / count);
-        });
+      const theirs = async (file: string) => withLlamaCpp(llama, file, 128, async (s) => (await llamaCppPerplexity(s.seq, tokens, 128, a.tokenizer.bos, a.config.vocabSize)).perplexity);
       const tf = await theirs(f32), tq = await theirs(q);
       const pct = (x: number, y: number) => `${(((x - y) / y) * 100).toFixed(2)}%`;
       console.log(`      fuselm: f32 ${pf.perplexity.toFixed(4)}, q4_k_m ${pq.perplexity.toFixed(4)} (${pct(pq.perplexity, pf.perplexity)})`);
@@ -144,7 +116,7 @@ describe('llama.cpp loads what fuselm quantize writes', function () {
     let reference: Float32Array[];
     before(async () => {
       await writeSyntheticModel(f32, shape);
-      reference = await withLlamaCpp(llama, f32, 64, (s) => llamaCppLogits(s, prompt, 0, shape.vocabSize));
+      reference = await withLlamaCpp(llama, f32, 64, (s) => llamaCppLogits(s.seq, prompt, 0, shape.vocabSize));
     });
 
     for (const [type, holds] of [['q2_k', GgmlType.Q2_K], ['q3_k_m', GgmlType.Q3_K], ['q4_k_m', GgmlType.Q4_K], ['q5_k_m', GgmlType.Q5_K], ['q6_k', GgmlType.Q6_K], ['q4_0', GgmlType.Q4_0]] as const)
@@ -162,8 +134,8 @@ describe('llama.cpp loads what fuselm quantize writes', function () {
             return { name: t.name, type: GgmlType.F32, dims: t.dims, data: new Uint8Array(x.buffer, x.byteOffset, x.byteLength) };
           }),
         });
-        const onFile = await withLlamaCpp(llama, file, 64, (s) => llamaCppLogits(s, prompt, 0, shape.vocabSize));
-        const onTwin = await withLlamaCpp(llama, twin, 64, (s) => llamaCppLogits(s, prompt, 0, shape.vocabSize));
+        const onFile = await withLlamaCpp(llama, file, 64, (s) => llamaCppLogits(s.seq, prompt, 0, shape.vocabSize));
+        const onTwin = await withLlamaCpp(llama, twin, 64, (s) => llamaCppLogits(s.seq, prompt, 0, shape.vocabSize));
         await using m = await loadModel(file, { kvType: 'f32', contextSize: 64, threads: 1 });
         const all = await m.evaluate(prompt, { allLogits: true });
         const ours = prompt.map((_, i) => all.slice(i * shape.vocabSize, (i + 1) * shape.vocabSize));
