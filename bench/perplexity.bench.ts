@@ -18,7 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadModel } from '../lib/index.js';
-import { type PerplexityResult, perplexity } from '../lib/tools/perplexity.js';
+import { type PerplexityResult, chunkDifference, perplexity } from '../lib/tools/perplexity.js';
 import { type QuantizeType, quantizeModel } from '../lib/tools/quantize.js';
 import { ggmlQuantize } from '../test/helpers/ggml-quantize.js';
 import { llamaCppPerplexity, openLlamaCpp } from '../test/helpers/llama-cpp.js';
@@ -31,14 +31,6 @@ import type { BenchResult } from './util.js';
 const CTX = 128;
 const TYPES: Array<QuantizeType | 'f32'> = ['f32', 'q8_0', 'q6_k', 'q5_k_m', 'q4_k_m', 'q4_0'];
 const stories = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../shared/models/stories260K.gguf');
-
-/** The mean per-chunk NLL difference a − b over its standard error. */
-function tStat(a: PerplexityResult, b: PerplexityResult): number {
-  const d = a.chunkNll.map((x, i) => x - b.chunkNll[i]);
-  const mean = d.reduce((s, x) => s + x, 0) / d.length;
-  const sd = Math.sqrt(d.reduce((s, x) => s + (x - mean) ** 2, 0) / (d.length - 1));
-  return sd === 0 ? 0 : mean / (sd / Math.sqrt(d.length));
-}
 
 export async function run(): Promise<BenchResult[]> {
   if (!existsSync(stories)) {
@@ -93,7 +85,7 @@ export async function run(): Promise<BenchResult[]> {
         fuselm: mine.perplexity,
         llamaCpp: batched.perplexity,
         relDiff: mine.perplexity / batched.perplexity - 1,
-        t: tStat(mine, batched),
+        t: chunkDifference(mine, batched).t,
         llamaCppOneToken: oneByOne.perplexity,
         llamaCppSelfRelDiff: oneByOne.perplexity / batched.perplexity - 1,
       };
@@ -101,7 +93,7 @@ export async function run(): Promise<BenchResult[]> {
         const twin = path.join(dir, `wide-${type}-ggml.gguf`);
         await requantizeLike(file, wide, twin, quantize);
         const t = await theirs(twin);
-        Object.assign(r, { lossFuselmQuantizer: batched.perplexity / f32 - 1, lossLlamaCppQuantizer: t.perplexity / f32 - 1, quantizerT: tStat(batched, t) });
+        Object.assign(r, { lossFuselmQuantizer: batched.perplexity / f32 - 1, lossLlamaCppQuantizer: t.perplexity / f32 - 1, quantizerT: chunkDifference(batched, t).t });
         rmSync(twin);
       }
       out.push(r);

@@ -63,6 +63,19 @@ export async function chunkedPerplexity(tokens: readonly number[], ctx: number, 
   return { perplexity: Math.exp(nll / count), nll: nll / count, chunks, scoredTokens: count, running, chunkNll };
 }
 
+/**
+ * Two runs over the same chunks (two engines or two files): the mean per-chunk NLL difference
+ * a − b, and that mean over its standard error (t; 0 when every chunk agrees).
+ */
+export function chunkDifference(a: PerplexityResult, b: PerplexityResult): { mean: number; t: number } {
+  if (a.chunkNll.length !== b.chunkNll.length || a.chunkNll.length < 2)
+    throw new FuselmError('E_INVALID_ARG', `chunkDifference needs two runs over the same 2 or more chunks, got ${a.chunkNll.length} and ${b.chunkNll.length}`);
+  const d = a.chunkNll.map((x, i) => x - b.chunkNll[i]);
+  const mean = d.reduce((s, x) => s + x, 0) / d.length;
+  const sd = Math.sqrt(d.reduce((s, x) => s + (x - mean) ** 2, 0) / (d.length - 1));
+  return { mean, t: sd === 0 ? (mean === 0 ? 0 : Math.sign(mean) * Infinity) : mean / (sd / Math.sqrt(d.length)) };
+}
+
 export async function perplexity(model: Model, text: string, opts: { ctx?: number; onChunk?: OnChunk } = {}): Promise<PerplexityResult> {
   const ctx = opts.ctx ?? Math.min(512, model.contextSize);
   if (ctx > model.contextSize) throw new FuselmError('E_INVALID_ARG', `ctx ${ctx} is larger than the model's context (${model.contextSize}); load it with a larger contextSize`);

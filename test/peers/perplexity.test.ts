@@ -37,7 +37,7 @@ import path from 'node:path';
 import { GgmlType } from '../../lib/formats/ggml-types.js';
 import { readGguf } from '../../lib/formats/gguf.js';
 import { loadModel } from '../../lib/index.js';
-import { type PerplexityResult, perplexity } from '../../lib/tools/perplexity.js';
+import { chunkDifference, perplexity } from '../../lib/tools/perplexity.js';
 import { type QuantizeType, quantizeModel } from '../../lib/tools/quantize.js';
 import { requireGgmlQuantize } from '../helpers/ggml-quantize.js';
 import { llamaCppPerplexity, openLlamaCpp, requireLlamaCpp } from '../helpers/llama-cpp.js';
@@ -49,14 +49,6 @@ import { widenLlama } from '../helpers/widen-llama.js';
 const CTX = 128;
 /** The block type each file must hold (so the comparison runs that format's kernels). */
 const FORMATS: Array<[QuantizeType, GgmlType]> = [['q8_0', GgmlType.Q8_0], ['q6_k', GgmlType.Q6_K], ['q5_k_m', GgmlType.Q5_K], ['q4_k_m', GgmlType.Q4_K], ['q4_0', GgmlType.Q4_0]];
-
-/** The mean of a − b per chunk, and that mean over its standard error. */
-function chunkDiff(a: PerplexityResult, b: PerplexityResult): { mean: number; t: number } {
-  const d = a.chunkNll.map((x, i) => x - b.chunkNll[i]);
-  const mean = d.reduce((s, x) => s + x, 0) / d.length;
-  const sd = Math.sqrt(d.reduce((s, x) => s + (x - mean) ** 2, 0) / (d.length - 1));
-  return { mean, t: sd === 0 ? (mean === 0 ? 0 : Infinity) : mean / (sd / Math.sqrt(d.length)) };
-}
 
 const rel = (a: number, b: number) => (a - b) / b;
 const pct = (x: number) => `${(x * 100).toFixed(4)}%`;
@@ -112,7 +104,7 @@ describe('perplexity against llama.cpp on real weights (stories260K widened to r
       await quantizeModel(wide, file, type);
       assert.ok((await readGguf(file)).tensors.some((t) => t.type === holds), `the file holds ${GgmlType[holds]} tensors`);
       const mine = await fuselmPpl(file), theirs = await llamaCppPpl(file);
-      const d = chunkDiff(mine, theirs), r = rel(mine.perplexity, theirs.perplexity);
+      const d = chunkDifference(mine, theirs), r = rel(mine.perplexity, theirs.perplexity);
       console.log(`      fuselm ${mine.perplexity.toFixed(6)}, llama.cpp ${theirs.perplexity.toFixed(6)} (${pct(r)}); per chunk NLL difference ${d.mean.toExponential(2)}, t = ${d.t.toFixed(2)}`);
       assert.ok(Math.abs(d.t) <= 3, `the engines' NLLs differ systematically: mean ${d.mean} per chunk, t = ${d.t}`);
       assert.ok(Math.abs(r) < 4e-3, `fuselm ${mine.perplexity}, llama.cpp ${theirs.perplexity}`);
@@ -128,7 +120,7 @@ describe('perplexity against llama.cpp on real weights (stories260K widened to r
       if (!(await readGguf(ours).catch(() => undefined))) await quantizeModel(wide, ours, type);
       await requantizeLike(ours, wide, theirs, quantize);
       const a = await llamaCppPpl(ours), b = await llamaCppPpl(theirs);
-      const d = chunkDiff(a, b);
+      const d = chunkDifference(a, b);
       rows.push(`${type} ${pct(rel(a.perplexity, base))} vs ${pct(rel(b.perplexity, base))} (t = ${d.t.toFixed(2)})`);
       assert.ok(d.t <= 3, `${type}: fuselm's file loses more: ${a.perplexity} vs llama.cpp's ${b.perplexity} (f32 ${base}), t = ${d.t}`);
     }
