@@ -12,12 +12,15 @@
  * (its other code path: the noise floor of the comparison), and the perplexity of the same
  * mixture quantized by llama.cpp's own quantizer (test/helpers/requantize.ts), both files
  * evaluated by llama.cpp, with the losses against f32. `seconds`: fuselm's whole perplexity run.
+ * FUSELM_BENCH_PPL_IMPL=reference|portable|avx2|avx512 runs fuselm's kernels of that level
+ * (default auto: the best the CPU has).
  */
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadModel } from '../lib/index.js';
+import type { NativeImpl } from '../bindings.js';
 import { type PerplexityResult, chunkDifference, perplexity } from '../lib/tools/perplexity.js';
 import { type QuantizeType, quantizeModel } from '../lib/tools/quantize.js';
 import { ggmlQuantize } from '../test/helpers/ggml-quantize.js';
@@ -41,6 +44,7 @@ export async function run(): Promise<BenchResult[]> {
   if (!llama) return [];
   const quantize = ggmlQuantize();
   if (typeof quantize !== 'function') process.stderr.write(`perplexity bench: no llama.cpp quantizer (${quantize.reason}); its twins are left out\n`);
+  const impl = (process.env.FUSELM_BENCH_PPL_IMPL ?? 'auto') as NativeImpl;
   const dir = mkdtempSync(path.join(os.tmpdir(), 'fuselm-ppl-bench-'));
   try {
     const wide = path.join(dir, 'wide-f32.gguf');
@@ -69,7 +73,7 @@ export async function run(): Promise<BenchResult[]> {
       const t0 = performance.now();
       let mine: PerplexityResult;
       {
-        await using m = await loadModel(file, { threads: 1, contextSize: CTX, kvType: 'f32' });
+        await using m = await loadModel(file, { threads: 1, contextSize: CTX, kvType: 'f32', impl });
         mine = await perplexity(m, text, { ctx: CTX });
       }
       const seconds = (performance.now() - t0) / 1000;
@@ -79,7 +83,7 @@ export async function run(): Promise<BenchResult[]> {
       const oneByOne = await theirs(file, 1);
       if (type === 'f32') f32 = batched.perplexity;
       const r: BenchResult = {
-        name: `stories260K-wide ${type} ctx${CTX} ${mine.scoredTokens} scored tokens`,
+        name: `stories260K-wide ${type} ctx${CTX} ${mine.scoredTokens} scored tokens impl ${impl}`,
         seconds,
         llamaCppSeconds,
         fuselm: mine.perplexity,
