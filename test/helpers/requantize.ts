@@ -5,6 +5,7 @@
  * the two files compares the quantizers alone.
  */
 import { readFileSync } from 'node:fs';
+import { FuselmError } from '../../lib/errors.js';
 import { GgmlType, ggmlTypeSize } from '../../lib/formats/ggml-types.js';
 import { ggufMetadataSpec, readGguf, writeGguf } from '../../lib/formats/gguf.js';
 import type { GgmlQuantize } from './ggml-quantize.js';
@@ -14,7 +15,7 @@ export async function requantizeLike(quantized: string, f32: string, out: string
   const qRaw = readFileSync(quantized), srcRaw = readFileSync(f32);
   const tensors = q.tensors.map((t) => {
     const s = src.tensorByName.get(t.name)!;
-    if (s.type !== GgmlType.F32) throw new Error(`${f32}: tensor '${t.name}' is not F32`);
+    if (s?.type !== GgmlType.F32) throw new FuselmError('E_INVALID_ARG', `${f32}: tensor '${t.name}' is missing or not F32`);
     const block = (ggmlTypeSize(t.type)?.blockSize ?? 1) > 1;
     const data = block
       ? quantize(t.type, new Float32Array(srcRaw.buffer.slice(srcRaw.byteOffset + s.offset, srcRaw.byteOffset + s.offset + s.nbytes)), t.dims[0])

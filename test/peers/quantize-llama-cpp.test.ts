@@ -65,9 +65,9 @@ describe('llama.cpp loads what fuselm quantize writes', function () {
    * fuselm's 32 greedy ids (F32 KV cache, end of text ignored) from each prompt, against
    * llama.cpp's on the same file: equal, or parting where llama.cpp's own top two are a near-tie.
    * Both engines take the same integer dots on the same 8-bit activations; an f32 sum in another
-   * order (attention, llama.cpp's repacked Q4_0/Q4_K kernels) now and then rounds one activation
-   * to the next 8-bit step, which in a 64-wide model moves the logits by ~1e-2 of the largest
-   * (test/peers/perplexity.test.ts). Measured over 64 tokens from these prompts in every file
+   * order (the SIMD attention and exp, the k-quant kernels' accumulation, llama.cpp's repacked
+   * Q4_0/Q4_K kernels) now and then rounds one activation to the next 8-bit step, which in a
+   * 64-wide model moves the logits by ~1e-2 of the largest (test/peers/perplexity.test.ts). Measured over 64 tokens from these prompts in every file
    * type: partings at gaps of 1.4e-4 to 1.3e-2.
    */
   async function sameGreedyIds(file: string): Promise<void> {
