@@ -6,7 +6,7 @@
  * q4_0, q3_k_m and q2_k files' losses are printed, held to llama.cpp's listed ones and ordered by bits.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { GgmlType, loadModel, readGguf } from '../lib/index.js';
@@ -101,6 +101,13 @@ describe('quantize and perplexity', function () {
     assert.ok(loss.q4_k_m < loss.q4_0, 'the mixture loses less than plain q4_0');
     // fewer bits, more loss
     assert.ok(loss.q6_k < loss.q4_k_m && loss.q4_k_m < loss.q3_k_m && loss.q3_k_m < loss.q2_k, JSON.stringify(loss));
+  });
+
+  it('quantize refuses to write over its input (it reads the tensors while writing)', async () => {
+    const copy = path.join(dir, 'self.gguf');
+    writeFileSync(copy, readFileSync(src()));
+    await assert.rejects(quantizeModel(copy, copy, 'q8_0'), { code: 'E_INVALID_ARG', message: /is the input file/ });
+    assert.deepEqual(readFileSync(copy), readFileSync(src()), 'the input is left as it was');
   });
 
   it('perplexity rejects a text shorter than one chunk', async () => {

@@ -229,9 +229,21 @@ export async function openModelSource(input: string, o: HfSourceOptions = {}): P
   return isDir ? hfSource(input, o) : ggufSource(input);
 }
 
+/** Whether two paths name one existing file (false when either is missing). */
+async function sameFile(a: string, b: string): Promise<boolean> {
+  try {
+    const [x, y] = await Promise.all([stat(a), stat(b)]);
+    return x.dev === y.dev && x.ino === y.ino;
+  } catch {
+    return false;
+  }
+}
+
 /** Writes `output` from `input` (a GGUF or an HF folder) as llama.cpp's file type `type`. */
 export async function quantizeModel(input: string, output: string, type: QuantizeType, o: QuantizeOptions = {}): Promise<QuantizeReport> {
   if (!isQuantizeType(type)) throw new FuselmError('E_INVALID_ARG', `quantize type must be one of ${QUANTIZE_TYPES.join(', ')}, got '${type}'`);
+  // tensors are read from the input while the output is written: one file would be truncated under the reader
+  if (await sameFile(input, output)) throw new FuselmError('E_INVALID_ARG', `quantize: the output ${output} is the input file; write to another path`);
   const src = await openModelSource(input, o);
   try {
     const arch = src.metadata.find((m) => m.key === 'general.architecture')?.value;

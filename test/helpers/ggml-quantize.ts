@@ -1,9 +1,9 @@
 /**
  * llama.cpp's own block quantizer (ggml_quantize_chunk from the peer's libggml-base.so, no
  * importance matrix: what `llama-quantize` does without --imatrix), for tests that hold
- * fuselm's quantizers to it. test/helpers/ggml-quantize.c is compiled once per run with the
- * system C compiler; requireGgmlQuantize skips the suite, saying why, without the peer or a
- * compiler.
+ * fuselm's quantizers to it (and the perplexity bench). test/helpers/ggml-quantize.c is compiled
+ * once per call of ggmlQuantize with the system C compiler; requireGgmlQuantize skips the suite,
+ * saying why, without the peer or a compiler.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
@@ -28,22 +28,26 @@ function findLibGgmlBase(): string | undefined {
   return undefined;
 }
 
-/** llama.cpp's quantizer as a function, or the calling suite skipped with the reason printed. */
-export function requireGgmlQuantize(ctx: Mocha.Context): GgmlQuantize {
+/** llama.cpp's quantizer as a function, or why there is none. */
+export function ggmlQuantize(): GgmlQuantize | { reason: string } {
   const lib = findLibGgmlBase();
-  const skip = (why: string): never => {
-    console.log(`      skipped: ${why}`);
-    ctx.skip();
-    throw new Error('unreachable');
-  };
-  if (!lib) return skip(`no libggml-base.so under ${LLAMA_CPP_PEER.dir} (npm run peer:llama-cpp installs the llama.cpp peer)`);
+  if (!lib) return { reason: `no libggml-base.so under ${LLAMA_CPP_PEER.dir} (npm run peer:llama-cpp installs the llama.cpp peer)` };
   const exe = path.join(mkdtempSync(path.join(os.tmpdir(), 'fuselm-ggq-')), 'ggml-quantize');
   const src = fileURLToPath(new URL('./ggml-quantize.c', import.meta.url));
   try {
     execFileSync('cc', ['-O2', '-o', exe, src, '-ldl'], { stdio: 'pipe' });
   } catch (e) {
-    return skip(`cannot compile ${src}: ${(e as Error).message.split('\n')[0]}`);
+    return { reason: `cannot compile ${src}: ${(e as Error).message.split('\n')[0]}` };
   }
   return (type, x, cols) =>
     new Uint8Array(execFileSync(exe, [lib, String(type), String(x.length / cols), String(cols)], { input: Buffer.from(x.buffer, x.byteOffset, x.byteLength), maxBuffer: 1 << 30 }));
+}
+
+/** llama.cpp's quantizer as a function, or the calling suite skipped with the reason printed. */
+export function requireGgmlQuantize(ctx: Mocha.Context): GgmlQuantize {
+  const q = ggmlQuantize();
+  if (typeof q === 'function') return q;
+  console.log(`      skipped: ${q.reason}`);
+  ctx.skip();
+  throw new Error('unreachable');
 }

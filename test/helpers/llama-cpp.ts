@@ -1,8 +1,10 @@
 /**
  * The llama.cpp peer in tests (node-llama-cpp's prebuilt CPU binary; `npm run peer:llama-cpp`
  * installs it, see scripts/llama-cpp-peer.ts): requireLlamaCpp skips the suite, saying why,
- * without it; openLlamaCpp opens a GGUF the way the comparisons need it.
+ * without it; openLlamaCpp opens a GGUF the way the comparisons need it; llamaCppLogits and
+ * llamaCppPerplexity read its logits.
  */
+import { type PerplexityResult, chunkedPerplexity } from '../../lib/tools/perplexity.js';
 import { loadLlamaCpp } from '../../scripts/llama-cpp-peer.js';
 
 /** node-llama-cpp's Llama, or the calling suite skipped with the reason printed. */
@@ -25,13 +27,14 @@ export interface LlamaCppSession {
  * A model with one sequence, an F32 KV cache and no flash attention, on one thread: with flash
  * attention (node-llama-cpp's default) llama.cpp's logits move by about 1e-3 of the largest
  * even at position 0, where attention only copies V, so it does not keep an F32 cache's values.
+ * A batch of the whole context unless `batchSize` says less (1: one token per evaluation).
  */
-export async function openLlamaCpp(llama: any, file: string, contextSize: number): Promise<LlamaCppSession> {
+export async function openLlamaCpp(llama: any, file: string, contextSize: number, o: { batchSize?: number } = {}): Promise<LlamaCppSession> {
   const model = await llama.loadModel({ modelPath: file });
   try {
     const ctx = await model.createContext({
       contextSize,
-      batchSize: contextSize,
+      batchSize: o.batchSize ?? contextSize,
       threads: 1,
       flashAttention: false,
       experimentalKvCacheKeyType: 'F32',
@@ -48,4 +51,27 @@ export async function openLlamaCpp(llama: any, file: string, contextSize: number
     await model.dispose();
     throw e;
   }
+}
+
+/** llama.cpp's logits after each of tokens[from..], from one evaluation that starts at an empty cache. */
+export async function llamaCppLogits(seq: any, tokens: readonly number[], from: number, vocab: number): Promise<Float32Array[]> {
+  await seq.clearHistory();
+  const res = await seq.controlledEvaluate(tokens.map((id, j) => (j >= from ? [id, { generateNext: { logits: true } }] : id)));
+  return tokens.slice(from).map((_, i) => {
+    const row = new Float32Array(vocab);
+    for (const [id, v] of res[from + i].next.logits as Map<number, number>) row[id] = v;
+    return row;
+  });
+}
+
+/**
+ * llama.cpp's perplexity of `tokens` (BOS included): its logits, chunked and scored by the same
+ * code as fuselm's perplexity (lib/tools/perplexity.ts, llama.cpp's perplexity tool's method),
+ * so two results differ only where the engines' logits do.
+ */
+export function llamaCppPerplexity(seq: any, tokens: readonly number[], ctx: number, bos: number | undefined, vocab: number): Promise<PerplexityResult> {
+  return chunkedPerplexity(tokens, ctx, bos, async (ids, first) => {
+    const rows = await llamaCppLogits(seq, ids.slice(0, -1), first, vocab);
+    return (j) => rows[j - first];
+  });
 }
