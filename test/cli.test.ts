@@ -38,6 +38,18 @@ describe('CLI', function () {
     assert.match(r.stderr, /prompt: 5 tokens, [\d.]+ tok\/s; generated: 64 tokens, [\d.]+ tok\/s \(1 threads\)/);
   });
 
+  it('run ends quietly with exit 0 when its stdout is closed early (`fuselm run … | head`)', async function () {
+    requireShared(this, 'models/stories260K.gguf');
+    // no --max-tokens: it would generate to the end of the context, far past the first chunk
+    const child = spawn(process.execPath, ['--import', 'tsx', entry, 'run', '-m', sharedPath('models/stories260K.gguf'), 'Once upon a time', '-t', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    child.stdout.once('data', () => child.stdout.destroy());
+    const code = await new Promise((r) => child.on('close', r));
+    assert.equal(stderr, '', 'no stack trace and no speed line: generation stopped at the closed pipe');
+    assert.equal(code, 0);
+  });
+
   it('run --beams prints the best hypothesis (one beam: the greedy text, cut at a --stop); --beams needs --max-tokens', async function () {
     requireShared(this, 'models/stories260K.gguf', 'models/stories260K.oracle.json');
     const oracle = readSharedJson('models/stories260K.oracle.json');

@@ -45,7 +45,11 @@ function deviceOption(v: string): 'auto' | 'cpu' | 'cuda' {
   return v;
 }
 
-export function buildCli(): Command {
+/**
+ * The CLI; `output` fires when stdout's reader has gone (`fuselm run … | head`): generation stops
+ * and the command ends quietly.
+ */
+export function buildCli(output: AbortSignal = new AbortController().signal): Command {
   const program = new Command('fuselm')
     .description('LLM inference for Node.js: fused CPU and CUDA kernels behind a typed API')
     .showHelpAfterError()
@@ -74,13 +78,13 @@ export function buildCli(): Command {
       const model = await loadWithProgress(o.model, { threads: o.threads, device: o.device, contextSize: o.contextSize });
       try {
         if (o.beams !== undefined) {
-          const r = await model.beamSearch(prompt, { numBeams: o.beams, maxTokens: o.maxTokens, stop: o.stop });
+          const r = await model.beamSearch(prompt, { numBeams: o.beams, maxTokens: o.maxTokens, stop: o.stop, signal: output });
           process.stdout.write(o.json ? JSON.stringify(r) + '\n' : r.sequences[0].text + '\n');
           return;
         }
         const opts = {
           maxTokens: o.maxTokens, temperature: o.temperature, seed: o.seed, topK: o.topK, topP: o.topP,
-          minP: o.minP, repeatPenalty: o.repeatPenalty, stop: o.stop,
+          minP: o.minP, repeatPenalty: o.repeatPenalty, stop: o.stop, signal: output,
         };
         if (o.json) {
           const r = await model.generate(prompt, opts);
@@ -126,7 +130,7 @@ export function buildCli(): Command {
             chat.reset();
             process.stdout.write('(conversation reset)\n');
           } else if (text) {
-            for await (const c of chat.stream(text)) process.stdout.write(c.text);
+            for await (const c of chat.stream(text, { signal: output })) process.stdout.write(c.text);
             process.stdout.write('\n');
           }
           prompt();
@@ -366,10 +370,18 @@ function summarize(v: unknown): unknown {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // a closed stdout is an EPIPE 'error' event, which would otherwise end the process with a stack trace
+  const stdoutClosed = new AbortController();
+  const onStdoutError = (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+    stdoutClosed.abort();
+  };
+  process.stdout.on('error', onStdoutError);
   try {
-    await buildCli().parseAsync(argv, { from: 'user' });
+    await buildCli(stdoutClosed.signal).parseAsync(argv, { from: 'user' });
     return 0;
   } catch (e) {
+    if (stdoutClosed.signal.aborted) return 0; // the reader has what it wanted
     const err = e as { code?: string; exitCode?: number };
     if (e instanceof InvalidArgumentError) {
       // thrown by an action (commander prints only the errors of its own parsing)
