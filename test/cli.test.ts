@@ -50,6 +50,23 @@ describe('CLI', function () {
     assert.equal(code, 0);
   });
 
+  it("--stop is single-valued and repeatable, and reads escapes: --stop '\\n' is a newline", async function () {
+    requireShared(this, 'models/stories260K.gguf', 'models/stories260K.oracle.json');
+    const text: string = readSharedJson('models/stories260K.oracle.json').greedy.text;
+    const model = sharedPath('models/stories260K.gguf');
+    // the prompt after --stop's value is the prompt, not a second stop string
+    const dot = await fuselm('run', '-m', model, '--stop', '.', 'Once upon a time', '-n', '64');
+    assert.equal(dot.code, 0, dot.stderr);
+    assert.equal(dot.stdout, text.slice(0, text.indexOf('.')) + '\n');
+    const newline = await fuselm('run', '-m', model, 'Once upon a time', '-n', '64', '--stop', '\\n', '--json');
+    assert.equal(newline.code, 0, newline.stderr);
+    assert.equal(JSON.parse(newline.stdout).text, text.slice(0, text.indexOf('\n')));
+    assert.equal(JSON.parse(newline.stdout).finishReason, 'stop');
+    // repeated: whichever comes first
+    const two = await fuselm('run', '-m', model, 'Once upon a time', '-n', '64', '--stop', 'ball', '--stop', 'Lily', '--json');
+    assert.equal(JSON.parse(two.stdout).text, text.slice(0, text.indexOf('Lily')));
+  });
+
   it('run --beams prints the best hypothesis (one beam: the greedy text, cut at a --stop); --beams needs --max-tokens', async function () {
     requireShared(this, 'models/stories260K.gguf', 'models/stories260K.oracle.json');
     const oracle = readSharedJson('models/stories260K.oracle.json');

@@ -17,6 +17,7 @@ import { type LoadModelOptions, type Model, loadModel } from '../model/model.js'
 import { perplexity } from '../tools/perplexity.js';
 import { QUANTIZE_TYPES, type QuantizeType, quantizeModel } from '../tools/quantize.js';
 import { progressBar } from './progress.js';
+import { processEscapes } from './escapes.js';
 import { checkKernels } from '../tools/doctor.js';
 import { devices } from '../devices.js';
 import { readGguf } from '../formats/gguf.js';
@@ -38,6 +39,11 @@ function floatOption(name: string) {
     if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`${name} must be a number >= 0`);
     return n;
   };
+}
+
+/** --stop, repeatable: each value with its escapes processed. */
+function collectStop(v: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), processEscapes(v, '--stop')];
 }
 
 function deviceOption(v: string): 'auto' | 'cpu' | 'cuda' {
@@ -70,7 +76,7 @@ export function buildCli(output: AbortSignal = new AbortController().signal): Co
     .option('--top-p <p>', 'nucleus sampling mass, 1 = off (default 0.95)', floatOption('--top-p'))
     .option('--min-p <p>', 'keep tokens with p >= min-p * p_max, 0 = off (default 0.05)', floatOption('--min-p'))
     .option('--repeat-penalty <x>', 'repetition penalty over the last 64 tokens, 1 = off (default 1)', floatOption('--repeat-penalty'))
-    .option('--stop <text...>', 'stop before any of these texts')
+    .option('--stop <text>', 'stop before this text; repeat for several (escapes as llama.cpp reads them: \\n \\t \\r \\\\ \\" \\\' \\xNN \\uNNNN)', collectStop)
     .option('--beams <n>', 'beam search with n beams (needs --max-tokens; prints the best hypothesis)', intOption('--beams', 1))
     .option('--json', 'print one JSON object (text, ids, timings) instead of streaming')
     .action(async (prompt: string, o) => {
