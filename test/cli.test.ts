@@ -103,11 +103,30 @@ describe('CLI', function () {
         assert.equal(r.code, 0, r.stderr);
         return JSON.parse(r.stdout).ids as number[];
       };
-      assert.deepEqual(await ids(), sampled);
+      assert.deepEqual(await ids('--seed', '0'), sampled); // the API's default seed
       assert.deepEqual(await ids('--temperature', '0'), greedy);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('run samples with a random seed when --seed is absent, reported in --json and on stderr, and replayable', async function () {
+    requireShared(this, 'models/stories260K.gguf');
+    const model = sharedPath('models/stories260K.gguf');
+    const sample = async (...flags: string[]) => {
+      const r = await fuselm('run', '-m', model, 'Once upon a time', '-n', '24', '--temperature', '1.5', '-t', '1', ...flags);
+      assert.equal(r.code, 0, r.stderr);
+      return r;
+    };
+    const a = JSON.parse((await sample('--json')).stdout);
+    const b = JSON.parse((await sample('--json')).stdout);
+    assert.ok(Number.isInteger(a.seed) && Number.isInteger(b.seed));
+    assert.notEqual(a.seed, b.seed, 'two runs without --seed draw different seeds');
+    assert.deepEqual(JSON.parse((await sample('--json', '--seed', String(a.seed))).stdout).ids, a.ids, 'the reported seed replays the run');
+    const streamed = await sample();
+    const seed = /; seed (\d+)$/m.exec(streamed.stderr)?.[1];
+    assert.ok(seed, streamed.stderr);
+    assert.equal((await sample('--seed', seed)).stdout, streamed.stdout);
   });
 
   it('run --json prints the result object', async function () {

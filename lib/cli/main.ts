@@ -8,6 +8,7 @@ import { FuselmError } from '../errors.js';
 import { existsSync } from 'node:fs';
 import { readFile, rename, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
+import { randomInt } from 'node:crypto';
 import path from 'node:path';
 import { measureSpeed } from '../tools/bench.js';
 import { benchKernels } from '../tools/kernel-bench.js';
@@ -46,6 +47,11 @@ function collectStop(v: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), processEscapes(v, '--stop')];
 }
 
+/** The seed when --seed is not given: random, as llama.cpp's and ollama's are. */
+function randomSeed(): number {
+  return randomInt(2 ** 32 - 1);
+}
+
 function deviceOption(v: string): 'auto' | 'cpu' | 'cuda' {
   if (v !== 'auto' && v !== 'cpu' && v !== 'cuda') throw new InvalidArgumentError('--device must be auto, cpu or cuda');
   return v;
@@ -71,7 +77,7 @@ export function buildCli(output: AbortSignal = new AbortController().signal): Co
     .option('-d, --device <device>', "where the model runs: auto (CUDA when a device works), cpu or cuda", deviceOption, 'auto')
     .option('-c, --context-size <n>', 'KV cache positions (default: min(model context, 4096))', intOption('--context-size', 1))
     .option('--temperature <t>', "sampling temperature; 0 is greedy (default: the model's generation_config.json, else 0)", floatOption('--temperature'))
-    .option('--seed <n>', 'random seed for sampling', intOption('--seed', 0), 0)
+    .option('--seed <n>', 'random seed for sampling (default: a random one, printed with the speed and in --json, to replay a run)', intOption('--seed', 0))
     .option('--top-k <n>', 'keep the k most likely tokens, 0 = off (default 40)', intOption('--top-k', 0))
     .option('--top-p <p>', 'nucleus sampling mass, 1 = off (default 0.95)', floatOption('--top-p'))
     .option('--min-p <p>', 'keep tokens with p >= min-p * p_max, 0 = off (default 0.05)', floatOption('--min-p'))
@@ -88,13 +94,14 @@ export function buildCli(output: AbortSignal = new AbortController().signal): Co
           process.stdout.write(o.json ? JSON.stringify(r) + '\n' : r.sequences[0].text + '\n');
           return;
         }
+        const seed: number = o.seed ?? randomSeed();
         const opts = {
-          maxTokens: o.maxTokens, temperature: o.temperature, seed: o.seed, topK: o.topK, topP: o.topP,
+          maxTokens: o.maxTokens, temperature: o.temperature, seed, topK: o.topK, topP: o.topP,
           minP: o.minP, repeatPenalty: o.repeatPenalty, stop: o.stop, signal: output,
         };
         if (o.json) {
           const r = await model.generate(prompt, opts);
-          process.stdout.write(JSON.stringify(r) + '\n');
+          process.stdout.write(JSON.stringify({ ...r, seed }) + '\n');
           return;
         }
         for await (const chunk of model.stream(prompt, opts)) process.stdout.write(chunk.text);
@@ -102,7 +109,7 @@ export function buildCli(output: AbortSignal = new AbortController().signal): Co
         const t = model.lastTimings!;
         process.stderr.write(
           `prompt: ${t.promptTokens} tokens, ${t.promptTokensPerSecond.toFixed(1)} tok/s; ` +
-            `generated: ${t.generatedTokens} tokens, ${t.tokensPerSecond.toFixed(1)} tok/s (${model.device === 'cpu' ? `${model.threads} threads` : 'cuda'})\n`,
+            `generated: ${t.generatedTokens} tokens, ${t.tokensPerSecond.toFixed(1)} tok/s (${model.device === 'cpu' ? `${model.threads} threads` : 'cuda'}); seed ${seed}\n`,
         );
       } finally {
         await model.dispose();
@@ -118,7 +125,7 @@ export function buildCli(output: AbortSignal = new AbortController().signal): Co
     .option('-d, --device <device>', "where the model runs: auto (CUDA when a device works), cpu or cuda", deviceOption, 'auto')
     .option('-c, --context-size <n>', 'KV cache positions (default: min(model context, 4096))', intOption('--context-size', 1))
     .option('--temperature <t>', "sampling temperature; 0 is greedy (default: the model's generation_config.json, else 0)", floatOption('--temperature'))
-    .option('--seed <n>', 'random seed for sampling', intOption('--seed', 0), 0)
+    .option('--seed <n>', 'random seed for sampling (default: a random one, printed with the speed and in --json, to replay a run)', intOption('--seed', 0))
     .option('--template <file>', 'a Jinja chat template file overriding the model\'s own')
     .action(async (o) => {
       const template = o.template ? await readFile(o.template, 'utf8').catch((e) => { throw new FuselmError('E_IO', `${o.template}: ${e.message}`); }) : undefined;
@@ -126,7 +133,7 @@ export function buildCli(output: AbortSignal = new AbortController().signal): Co
       const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: process.stdin.isTTY });
       try {
         const maxTokens = o.maxTokens ?? Math.min(512, Math.floor(model.contextSize / 2));
-        const chat = model.chat({ system: o.system, template, maxTokens, temperature: o.temperature, seed: o.seed, contextShift: 'dropOldest' });
+        const chat = model.chat({ system: o.system, template, maxTokens, temperature: o.temperature, seed: o.seed ?? randomSeed(), contextShift: 'dropOldest' });
         const prompt = () => process.stdin.isTTY && process.stdout.write('> ');
         prompt();
         for await (const line of rl) {
