@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
-import { copyFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -139,22 +139,66 @@ describe('CLI', function () {
     assert.equal(out.finishReason, 'maxTokens');
   });
 
-  it('exits 2 on bad usage and 1 on a bad model file', async () => {
+  it('exits 2 on bad usage with one line and where the help is, and 1 on a bad model file', async () => {
     const usage = await fuselm('run', 'no model given');
     assert.equal(usage.code, 2);
-    assert.match(usage.stderr, /--model/);
+    assert.equal(usage.stderr, "fuselm: required option '-m, --model <path>' not specified\nsee 'fuselm run --help'\n");
     const badN = await fuselm('run', '-m', 'x.gguf', 'p', '--max-tokens', 'many');
     assert.equal(badN.code, 2);
+    assert.match(badN.stderr, /^fuselm: .*--max-tokens must be an integer >= 0\nsee 'fuselm run --help'\n$/);
+    // sampling values out of range are usage errors naming the flag, found before a model is read
+    for (const [flag, value, range] of [['--top-p', '2', /in \(0, 1\]/], ['--top-p', '0', /in \(0, 1\]/], ['--min-p', '1.5', /in \[0, 1\]/], ['--repeat-penalty', '0', />\s0/], ['--temperature', '-1', />= 0/]] as const) {
+      const r = await fuselm('run', '-m', 'x.gguf', 'p', flag, value);
+      assert.equal(r.code, 2, `${flag} ${value}`);
+      assert.match(r.stderr, new RegExp(`^fuselm: .*${flag} must be a number`), r.stderr);
+      assert.match(r.stderr, range);
+      assert.equal(r.stderr.split('\n').length, 3, r.stderr);
+    }
+    // an action's own usage check names its command's help
+    const both = await fuselm('bench', 'e2e', '--shape', 'tiny', '-m', 'x.gguf');
+    assert.equal(both.stderr, "fuselm: give either --model or --shape\nsee 'fuselm bench e2e --help'\n");
+    const unknown = await fuselm('frobnicate');
+    assert.equal(unknown.code, 2);
+    assert.equal(unknown.stderr, "fuselm: unknown command 'frobnicate'\nsee 'fuselm --help'\n");
     const missing = await fuselm('run', '-m', '/nonexistent/model.gguf', 'hello');
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /^fuselm: .*\/nonexistent\/model\.gguf/);
     assert.doesNotMatch(missing.stderr, /at .*\.ts:\d+/);
   });
 
-  it('--help lists the run command', async () => {
+  it('--help lists the run command; --version prints the package version', async () => {
     const r = await fuselm('--help');
     assert.equal(r.code, 0);
     assert.match(r.stdout, /run \[options\] <prompt>/);
+    const v = await fuselm('--version');
+    assert.equal(v.code, 0);
+    assert.equal(v.stdout, JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version + '\n');
+  });
+
+  it('an empty folder as the model is "not a GGUF file or model folder", not a raw ENOENT', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'fuselm-cli-empty-'));
+    try {
+      const r = await fuselm('run', '-m', dir, 'hello');
+      assert.equal(r.code, 1);
+      assert.equal(r.stderr, `fuselm: ${dir}: not a GGUF file or model folder (a Hugging Face model folder holds config.json; this one has none)\n`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a generation that fills the context says so: finishReason contextFull and a stderr line', async function () {
+    requireShared(this, 'models/stories260K.gguf');
+    const model = sharedPath('models/stories260K.gguf');
+    const notice = 'fuselm: the context is full (16 positions): generation stopped there; --context-size sets it\n';
+    const json = await fuselm('run', '-m', model, 'Once upon a time', '-c', '16', '--json');
+    assert.equal(json.code, 0, json.stderr);
+    assert.equal(JSON.parse(json.stdout).finishReason, 'contextFull');
+    assert.equal(json.stderr, notice);
+    const streamed = await fuselm('run', '-m', model, 'Once upon a time', '-c', '16');
+    assert.equal(streamed.code, 0, streamed.stderr);
+    assert.ok(streamed.stderr.startsWith(notice), streamed.stderr);
+    const room = await fuselm('run', '-m', model, 'Once upon a time', '-c', '16', '-n', '4');
+    assert.doesNotMatch(room.stderr, /context is full/);
   });
 
   it('tokenize prints ids and pieces (and --json)', async function () {
@@ -217,7 +261,11 @@ describe('CLI', function () {
       // a type llama.cpp has but fuselm does not write is bad usage; a file that is not a GGUF an error
       const bad = await fuselm('quantize', sharedPath('models/stories260K.gguf'), out, '--type', 'iq2_xs');
       assert.equal(bad.code, 2);
-      assert.match(bad.stderr, /Allowed choices are f32, f16, q8_0, q6_k, q5_k_m/);
+      assert.match(bad.stderr, /^fuselm: .*--type must be one of f32, f16, q8_0, q6_k, q5_k_m.*\nsee 'fuselm quantize --help'\n$/);
+      // llama-quantize's spelling is taken too
+      const upper = await fuselm('quantize', sharedPath('models/stories260K.gguf'), out, '--type', 'Q8_0', '--json');
+      assert.equal(upper.code, 0, upper.stderr);
+      assert.deepEqual(JSON.parse(upper.stdout).types, JSON.parse(q.stdout).types);
       const notGguf = await fuselm('quantize', textFile, path.join(dir, 'x.gguf'), '--type', 'q4_0');
       assert.equal(notGguf.code, 1);
       assert.match(notGguf.stderr, /text\.txt/);

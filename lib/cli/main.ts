@@ -5,7 +5,7 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { FuselmError } from '../errors.js';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { readFile, rename, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import { randomInt } from 'node:crypto';
@@ -16,7 +16,7 @@ import { SHAPES, writeSyntheticLlama } from '../tools/synthetic.js';
 import { createInterface } from 'node:readline';
 import { type LoadModelOptions, type Model, loadModel } from '../model/model.js';
 import { perplexity } from '../tools/perplexity.js';
-import { QUANTIZE_TYPES, type QuantizeType, quantizeModel } from '../tools/quantize.js';
+import { QUANTIZE_TYPES, type QuantizeType, isQuantizeType, quantizeModel } from '../tools/quantize.js';
 import { progressBar } from './progress.js';
 import { processEscapes } from './escapes.js';
 import { checkKernels } from '../tools/doctor.js';
@@ -34,12 +34,21 @@ function intOption(name: string, min: number) {
   };
 }
 
-function floatOption(name: string) {
+/** A number option in [min, max] (or (min, max] when min is excluded). */
+function floatOption(name: string, min = 0, max = Infinity, minExcluded = false) {
+  const range = max === Infinity ? `${minExcluded ? '>' : '>='} ${min}` : `in ${minExcluded ? '(' : '['}${min}, ${max}]`;
   return (v: string): number => {
     const n = Number(v);
-    if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`${name} must be a number >= 0`);
+    if (v.trim() === '' || !Number.isFinite(n) || n < min || (minExcluded && n === min) || n > max) throw new InvalidArgumentError(`${name} must be a number ${range}`);
     return n;
   };
+}
+
+/** --type: one of the quantize types, in any case (llama-quantize's Q4_K_M is q4_k_m). */
+function quantizeTypeOption(v: string): QuantizeType {
+  const t = v.toLowerCase();
+  if (!isQuantizeType(t)) throw new InvalidArgumentError(`--type must be one of ${QUANTIZE_TYPES.join(', ')}`);
+  return t;
 }
 
 /** --stop, repeatable: each value with its escapes processed. */
@@ -64,7 +73,7 @@ function deviceOption(v: string): 'auto' | 'cpu' | 'cuda' {
 export function buildCli(output: AbortSignal = new AbortController().signal): Command {
   const program = new Command('fuselm')
     .description('LLM inference for Node.js: fused CPU and CUDA kernels behind a typed API')
-    .showHelpAfterError()
+    .version(packageVersion(), '-V, --version')
     .exitOverride();
 
   program
@@ -79,9 +88,9 @@ export function buildCli(output: AbortSignal = new AbortController().signal): Co
     .option('--temperature <t>', "sampling temperature; 0 is greedy (default: the model's generation_config.json, else 0)", floatOption('--temperature'))
     .option('--seed <n>', 'random seed for sampling (default: a random one, printed with the speed and in --json, to replay a run)', intOption('--seed', 0))
     .option('--top-k <n>', 'keep the k most likely tokens, 0 = off (default 40)', intOption('--top-k', 0))
-    .option('--top-p <p>', 'nucleus sampling mass, 1 = off (default 0.95)', floatOption('--top-p'))
-    .option('--min-p <p>', 'keep tokens with p >= min-p * p_max, 0 = off (default 0.05)', floatOption('--min-p'))
-    .option('--repeat-penalty <x>', 'repetition penalty over the last 64 tokens, 1 = off (default 1)', floatOption('--repeat-penalty'))
+    .option('--top-p <p>', 'nucleus sampling mass, 1 = off (default 0.95)', floatOption('--top-p', 0, 1, true))
+    .option('--min-p <p>', 'keep tokens with p >= min-p * p_max, 0 = off (default 0.05)', floatOption('--min-p', 0, 1))
+    .option('--repeat-penalty <x>', 'repetition penalty over the last 64 tokens, 1 = off (default 1)', floatOption('--repeat-penalty', 0, Infinity, true))
     .option('--stop <text>', 'stop before this text; repeat for several (escapes as llama.cpp reads them: \\n \\t \\r \\\\ \\" \\\' \\xNN \\uNNNN)', collectStop)
     .option('--beams <n>', 'beam search with n beams (needs --max-tokens; prints the best hypothesis)', intOption('--beams', 1))
     .option('--json', 'print one JSON object (text, ids, timings) instead of streaming')
@@ -102,10 +111,12 @@ export function buildCli(output: AbortSignal = new AbortController().signal): Co
         if (o.json) {
           const r = await model.generate(prompt, opts);
           process.stdout.write(JSON.stringify({ ...r, seed }) + '\n');
+          if (r.finishReason === 'contextFull') contextFullNotice(model);
           return;
         }
         for await (const chunk of model.stream(prompt, opts)) process.stdout.write(chunk.text);
         process.stdout.write('\n');
+        if (model.lastFinishReason === 'contextFull') contextFullNotice(model);
         const t = model.lastTimings!;
         process.stderr.write(
           `prompt: ${t.promptTokens} tokens, ${t.promptTokensPerSecond.toFixed(1)} tok/s; ` +
@@ -274,7 +285,7 @@ export function buildCli(output: AbortSignal = new AbortController().signal): Co
       if (!ok) throw new FuselmError('E_NATIVE', 'a kernel disagrees with its reference on this machine');
     });
   const typeOption = (what: string) =>
-    new Option('--type <type>', `${what}: ${QUANTIZE_TYPES.join(', ')} (llama.cpp's file types; the _m ones its tensor mixtures)`).choices(QUANTIZE_TYPES);
+    new Option('--type <type>', `${what}: ${QUANTIZE_TYPES.join(', ')} (llama.cpp's file types, in any case; the _m ones its tensor mixtures)`).argParser(quantizeTypeOption);
   const writeModel = async (input: string, output: string, type: QuantizeType, o: { json?: boolean; threads?: number }, label: string) => {
     if (path.resolve(input) === path.resolve(output)) throw new FuselmError('E_INVALID_ARG', `the output would overwrite the input ${input}`);
     const bar = progressBar(label);
@@ -358,7 +369,31 @@ export function buildCli(output: AbortSignal = new AbortController().signal): Co
         await model.dispose();
       }
     });
+  usageErrorsInOneLine(program);
   return program;
+}
+
+/** A usage error prints one line and where the help is, not the whole help; on every subcommand. */
+function usageErrorsInOneLine(cmd: Command): void {
+  cmd
+    .showHelpAfterError(`see '${commandPath(cmd)} --help'`)
+    .configureOutput({ outputError: (text, write) => write(`fuselm: ${text.replace(/^error: /, '')}`) });
+  for (const sub of cmd.commands) usageErrorsInOneLine(sub);
+}
+
+/** 'fuselm bench e2e' for bench's e2e command. */
+function commandPath(cmd: Command): string {
+  return cmd.parent ? `${commandPath(cmd.parent)} ${cmd.name()}` : cmd.name();
+}
+
+/** package.json's version (this file is lib/cli/main.ts, or dist/cli/main.js once built). */
+function packageVersion(): string {
+  return JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;
+}
+
+/** The stderr line for a generation that ended because the context (the KV cache) was full. */
+function contextFullNotice(model: Model): void {
+  process.stderr.write(`fuselm: the context is full (${model.contextSize} positions): generation stopped there; --context-size sets it\n`);
 }
 
 /** loadModel with a progress bar on stderr (when it is a terminal). */
@@ -390,15 +425,20 @@ export async function main(argv: string[]): Promise<number> {
     stdoutClosed.abort();
   };
   process.stdout.on('error', onStdoutError);
+  const program = buildCli(stdoutClosed.signal);
+  let running = program;
+  program.hook('preAction', (_, action) => {
+    running = action;
+  });
   try {
-    await buildCli(stdoutClosed.signal).parseAsync(argv, { from: 'user' });
+    await program.parseAsync(argv, { from: 'user' });
     return 0;
   } catch (e) {
     if (stdoutClosed.signal.aborted) return 0; // the reader has what it wanted
     const err = e as { code?: string; exitCode?: number };
     if (e instanceof InvalidArgumentError) {
       // thrown by an action (commander prints only the errors of its own parsing)
-      process.stderr.write(`fuselm: ${e.message}\n`);
+      process.stderr.write(`fuselm: ${e.message}\nsee '${commandPath(running)} --help'\n`);
       return 2;
     }
     if (typeof err.code === 'string' && err.code.startsWith('commander.')) {

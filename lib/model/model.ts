@@ -146,6 +146,8 @@ export class Model {
   readonly kvType: 'f32' | 'f16' | 'bf16';
   /** Timings of the most recent generation. */
   lastTimings: Timings | undefined;
+  /** Why the most recent single-prompt generate() or stream() ended (a stream has no result object to say it). */
+  lastFinishReason: FinishReason | undefined;
   /** The model's own generation defaults (a Hugging Face folder's generation_config.json; {} otherwise). */
   readonly generationConfig: GenerationConfig;
 
@@ -375,6 +377,7 @@ export class Model {
     if (tail) yield tail;
     const timings = call.finish(run.ids.length);
     this.lastTimings = timings;
+    this.lastFinishReason = run.finishReason;
     done({ promptIds, finishReason: run.finishReason!, timings, ...(o.logprobs === undefined ? {} : { logprobs: run.logprobs }) });
   }
 
