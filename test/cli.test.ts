@@ -326,7 +326,7 @@ describe('CLI', function () {
     assert.ok(lines[0].length > 0 && lines[2].length > 0);
   });
 
-  it('bench e2e measures a synthetic model; bench kernels reports ops against the roofline', async function () {
+  it('bench e2e measures a synthetic model; bench kernels reports ops against the roofline of their memory level, with progress', async function () {
     const r = await fuselm('bench', 'e2e', '--shape', 'tiny', '--dtype', 'f16', '-p', '16', '-n', '4', '-r', '1', '--json');
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout);
@@ -338,6 +338,16 @@ describe('CLI', function () {
     const rep = JSON.parse(k.stdout);
     assert.equal(rep.kernels.length, 1);
     assert.ok(rep.copyGBps > 0 && rep.kernels[0].gbps > 0 && rep.kernels[0].rooflineShare > 0);
+    assert.match(k.stderr, /^bench kernels: 1\/1 rms_norm 64x4096$/m);
+    // rms_norm 64x4096 moves 2 MiB per op: its ceiling is a cache's or main memory's, measured in this run
+    assert.ok(rep.levels.some((l: { level: string }) => l.level === rep.kernels[0].level), JSON.stringify(rep.levels));
+    assert.equal(rep.levels.at(-1).level, 'memory');
+    // every case below its level's ceiling: a cache-resident one is not held to main memory's rate
+    const all = await fuselm('bench', 'kernels', '--filter', '1x4096', '--json', '-t', '1');
+    assert.equal(all.code, 0, all.stderr);
+    const small = JSON.parse(all.stdout).kernels;
+    assert.ok(small.length >= 3);
+    for (const c of small) assert.ok(c.rooflineShare > 0 && c.rooflineShare <= 1, `${c.op}: ${c.rooflineShare}`);
     // the same cases run on the CUDA backend (here its emulator: the path, not the speed)
     const e = await fuselm('bench', 'kernels', '--device', 'cuda-emulated', '--filter', 'add_bias 1x4096', '--json');
     assert.equal(e.code, 0, e.stderr);

@@ -5,14 +5,14 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { FuselmError } from '../errors.js';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { readFile, rename, rm, stat } from 'node:fs/promises';
-import os from 'node:os';
 import { randomInt } from 'node:crypto';
 import path from 'node:path';
 import { measureSpeed } from '../tools/bench.js';
 import { benchKernels } from '../tools/kernel-bench.js';
-import { SHAPES, writeSyntheticLlama } from '../tools/synthetic.js';
+import { SHAPES } from '../tools/synthetic.js';
+import { syntheticBenchModel } from '../tools/bench-models.js';
 import { createInterface } from 'node:readline';
 import { type LoadModelOptions, type Model, loadModel } from '../model/model.js';
 import { perplexity } from '../tools/perplexity.js';
@@ -168,21 +168,27 @@ export function buildCli(output: AbortSignal = new AbortController().signal): Co
   const bench = program.command('bench').description('speed: `bench e2e` for a model, `bench kernels` for every CPU op');
   bench
     .command('kernels')
-    .description('every op of the case table at TinyLlama/Llama-3-sized shapes: time, GB/s or GFLOP/s, and the share of the roofline measured in the same run')
+    .description(
+      'every op of the case table at TinyLlama/Llama-3-sized shapes: time, GB/s or GFLOP/s, and the share of the roofline measured in the same run ' +
+        "(memory-bound cases: the bandwidth of the cache level, or main memory, that the op's bytes fit in, so cache-resident cases are held to the cache's rate; compute-bound ones: the run's best GEMM); progress on stderr",
+    )
     .option('-t, --threads <n>', 'CPU threads (default: physical cores)', intOption('--threads', 1))
     .option('--filter <text>', 'only cases whose name contains this')
     .addOption(new Option('--device <device>', 'where the kernels run').choices(['cpu', 'cuda', 'cuda-emulated']).default('cpu'))
     .option('--json', 'print the report as JSON')
     .action(async (o) => {
-      const r = await benchKernels({ threads: o.threads, filter: o.filter, device: o.device });
+      const progress = caseProgress('bench kernels');
+      const r = await benchKernels({ threads: o.threads, filter: o.filter, device: o.device, onCase: progress.update }).finally(progress.stop);
       if (o.json) {
         process.stdout.write(JSON.stringify(r) + '\n');
         return;
       }
-      const lines = [`${r.device}${r.threads ? `, ${r.threads} threads` : ''}; copy bandwidth ${r.copyGBps.toFixed(1)} GB/s, best GEMM ${r.peakGflops.toFixed(1)} GFLOP/s`];
+      const levels = r.levels.map((l) => `${l.level}${l.bytes ? ` (${l.bytes / 2 ** 10} KiB)` : ''} ${l.ceilingGBps.toFixed(1)} GB/s${l.ceilingGBps > l.copyGBps ? ` (a case; copy ${l.copyGBps.toFixed(1)})` : ''}`);
+      const lines = [`${r.device}${r.threads ? `, ${r.threads} threads` : ''}; rooflines: ${levels.join(', ')}; best GEMM ${r.peakGflops.toFixed(1)} GFLOP/s`];
       for (const k of r.kernels) {
         const rate = k.gbps !== undefined ? `${k.gbps.toFixed(1)} GB/s` : `${k.gflops!.toFixed(1)} GFLOP/s`;
-        lines.push(`  ${k.op.padEnd(44)} ${(k.seconds * 1e6).toFixed(1).padStart(9)} us  ${rate.padStart(14)}  ${(k.rooflineShare * 100).toFixed(0).padStart(4)}% of roofline`);
+        const of = k.level !== undefined ? `${k.level}` : 'best GEMM';
+        lines.push(`  ${k.op.padEnd(44)} ${(k.seconds * 1e6).toFixed(1).padStart(9)} us  ${rate.padStart(14)}  ${(k.rooflineShare * 100).toFixed(0).padStart(4)}% of ${of}`);
       }
       process.stdout.write(lines.join('\n') + '\n');
     });
@@ -204,12 +210,7 @@ export function buildCli(output: AbortSignal = new AbortController().signal): Co
       if (o.shape) {
         if (!SHAPES[o.shape]) throw new InvalidArgumentError(`--shape must be one of ${Object.keys(SHAPES).join(', ')}`);
         if (!['f32', 'f16', 'bf16', 'q8_0'].includes(o.dtype)) throw new InvalidArgumentError('--dtype must be f32, f16, bf16 or q8_0');
-        file = path.join(os.tmpdir(), `fuselm-synthetic-${o.shape}-${o.dtype}.gguf`);
-        if (!existsSync(file)) {
-          process.stderr.write(`writing ${file} ...\n`);
-          await writeSyntheticLlama(file + '.tmp', SHAPES[o.shape], o.dtype);
-          await rename(file + '.tmp', file);
-        }
+        file = await syntheticBenchModel(o.shape, o.dtype);
       }
       const r = await measureSpeed(file, { threads: o.threads, device: o.device, prompt: o.prompt, gen: o.gen, reps: o.reps });
       if (o.json) process.stdout.write(JSON.stringify({ model: file, threads: o.threads ?? null, prompt: o.prompt, gen: o.gen, reps: o.reps, ...r }) + '\n');
@@ -389,6 +390,18 @@ function commandPath(cmd: Command): string {
 /** package.json's version (this file is lib/cli/main.ts, or dist/cli/main.js once built). */
 function packageVersion(): string {
   return JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;
+}
+
+/** Progress through a list on stderr: a bar on a terminal, else one line per item (for logs). */
+function caseProgress(label: string): { update: (done: number, total: number, name: string) => void; stop: () => void } {
+  if (process.stderr.isTTY) {
+    const bar = progressBar(label);
+    return { update: (done, total, name) => bar.update(done, total, name), stop: () => bar.stop() };
+  }
+  const update = (done: number, total: number, name: string) => {
+    if (done < total) process.stderr.write(`${label}: ${done + 1}/${total} ${name}\n`);
+  };
+  return { update, stop: () => {} };
 }
 
 /** The stderr line for a generation that ended because the context (the KV cache) was full. */
