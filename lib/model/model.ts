@@ -17,7 +17,7 @@ import { resolve as resolvePath } from 'node:path';
 import { type ModelConfig, configFromGguf, configFromHf } from './config.js';
 import { type GenerationConfig, isDirectory, readHfFolder } from '../formats/hf.js';
 import { openSafetensorsFolder } from '../formats/safetensors.js';
-import { loadTokenizer } from '../tokenizer/load.js';
+import { folderHasTokenizer, loadTokenizer } from '../tokenizer/load.js';
 import { loadHfDecoderWeights } from './hf-weights.js';
 import { idsOnlyTokenizer } from './ids-tokenizer.js';
 import { type LlamaWeights, LlamaState, disposeLlamaWeights, loadLlamaWeights, uploadLlamaWeights } from './llama.js';
@@ -745,7 +745,7 @@ async function loadHfModel(dir: string, opts: LoadModelOptions, device: 'cpu' | 
   const gen = checkGenerationConfig(hf.generationConfig, `${dir}/generation_config.json`);
   const list = (v: number | number[] | undefined) => (v === undefined ? [] : Array.isArray(v) ? v : [v]).filter((x) => Number.isInteger(x));
   // the folder's tokenizer takes generation_config.json's eos_token_id ones into its end-of-generation set
-  const tokenizer = (await hasFile(dir, 'tokenizer.json'))
+  const tokenizer = (await folderHasTokenizer(dir))
     ? await loadTokenizer(dir)
     : idsOnlyTokenizer(config.vocabSize, { bos: list(gen.bos_token_id)[0], eos: list(gen.eos_token_id)[0], eog: list(gen.eos_token_id) });
   if (tokenizer.vocabSize > config.vocabSize)
