@@ -12,7 +12,7 @@ import { copyFileSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFile
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadModel } from '../lib/index.js';
+import { loadEmbeddingModel, loadModel } from '../lib/index.js';
 import { readSharedJson, requireShared, sharedPath } from './helpers/shared.js';
 
 const run = promisify(execFile);
@@ -164,6 +164,56 @@ describe('CLI', function () {
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /^fuselm: .*\/nonexistent\/model\.gguf/);
     assert.doesNotMatch(missing.stderr, /at .*\.ts:\d+/);
+  });
+
+  it('run and tokenize take --ids; a folder without a tokenizer prints ids', async function () {
+    requireShared(this, 'models/hf/neural-api-tiny-llama/model.safetensors', 'models/stories260K.gguf');
+    const noTok = sharedPath('models/hf/neural-api-tiny-llama');
+    let expected: number[];
+    {
+      const m = await loadModel(noTok, { threads: 1 });
+      expected = (await m.generate([1, 2, 3], { maxTokens: 5 })).ids;
+      await m.dispose();
+    }
+    assert.equal(expected.length, 5);
+    const ids = await fuselm('run', '-m', noTok, '--ids', '1,2,3', '-n', '5', '-t', '1');
+    assert.equal(ids.code, 0, ids.stderr);
+    assert.equal(ids.stdout, expected.join(' ') + '\n');
+    const text = await fuselm('run', '-m', noTok, 'hello', '-n', '2');
+    assert.equal(text.code, 1);
+    assert.match(text.stderr, /no tokenizer .*--ids/);
+    const stories = sharedPath('models/stories260K.gguf');
+    const fromIds = await fuselm('run', '-m', stories, '--ids', '1,346,306,414,263,304,341', '-n', '8', '--json');
+    const fromText = await fuselm('run', '-m', stories, 'Hello world', '-n', '8', '--json');
+    assert.deepEqual(JSON.parse(fromIds.stdout).ids, JSON.parse(fromText.stdout).ids);
+    const tok = await fuselm('tokenize', '-m', stories, '--ids', '1,346,306', '--json');
+    assert.equal(tok.code, 0, tok.stderr);
+    assert.deepEqual(JSON.parse(tok.stdout), { ids: [1, 346, 306], pieces: ['<s>', '▁He', 'll'], text: 'Hell' });
+    for (const args of [['run', '-m', stories, 'text', '--ids', '1'], ['run', '-m', stories], ['run', '-m', stories, '--ids', '1,,2'], ['tokenize', '-m', stories, '--ids', '1,999999']]) {
+      const bad = await fuselm(...args);
+      assert.equal(bad.code, 2, `${args.join(' ')}: ${bad.stderr}`);
+      assert.match(bad.stderr, /--ids/);
+    }
+  });
+
+  it('embed prints the embedding model\'s vectors, as the API gives them', async function () {
+    requireShared(this, 'models/hf/lm-buddy-bert-tiniest/tokenizer.json');
+    const dir = sharedPath('models/hf/lm-buddy-bert-tiniest');
+    const texts = ['a sentence', 'another one here'];
+    let expected: number[][];
+    {
+      const m = await loadEmbeddingModel(dir, { threads: 1 });
+      expected = (await m.embed(texts, { pooling: 'cls' })).map((v) => Array.from(v));
+      await m.dispose();
+    }
+    const r = await fuselm('embed', '-m', dir, ...texts, '--pooling', 'cls', '-t', '1');
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.stdout.trimEnd().split('\n').map((l) => JSON.parse(l)), expected);
+    const j = await fuselm('embed', '-m', dir, 'one', '--json', '--no-normalize');
+    const out = JSON.parse(j.stdout);
+    assert.equal(out.embeddings.length, 1);
+    assert.equal(out.dim, out.embeddings[0].length);
+    assert.notEqual(Math.hypot(...out.embeddings[0]).toFixed(3), '1.000', '--no-normalize keeps the pooled length');
   });
 
   it('--help lists the run command; --version prints the package version', async () => {

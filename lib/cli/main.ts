@@ -25,6 +25,7 @@ import { readGguf } from '../formats/gguf.js';
 import { readSafetensors } from '../formats/safetensors.js';
 import { ggmlTypeName } from '../formats/ggml-types.js';
 import { loadTokenizer } from '../tokenizer/load.js';
+import { loadEmbeddingModel } from '../model/bert.js';
 
 function intOption(name: string, min: number) {
   return (v: string): number => {
@@ -49,6 +50,15 @@ function quantizeTypeOption(v: string): QuantizeType {
   const t = v.toLowerCase();
   if (!isQuantizeType(t)) throw new InvalidArgumentError(`--type must be one of ${QUANTIZE_TYPES.join(', ')}`);
   return t;
+}
+
+/** --ids: token ids, comma-separated (below the vocabulary's size when it is known). */
+function parseIds(v: string, vocabSize = Infinity): number[] {
+  const ids = v.split(',').map((s) => (/^\s*\d+\s*$/.test(s) ? Number(s) : NaN));
+  const bad = ids.findIndex((id) => !Number.isSafeInteger(id) || id >= vocabSize);
+  if (bad >= 0 || ids.length === 0)
+    throw new InvalidArgumentError(`--ids must be token ids separated by commas${vocabSize < Infinity ? ` (each below ${vocabSize})` : ''}, got ${JSON.stringify(v.split(',')[bad])}`);
+  return ids;
 }
 
 /** --stop, repeatable: each value with its escapes processed. */
@@ -80,7 +90,8 @@ export function buildCli(output: AbortSignal = new AbortController().signal): Co
     .command('run')
     .description('generate a continuation of a prompt, streamed to stdout; speed goes to stderr')
     .requiredOption('-m, --model <path>', 'model file (GGUF)')
-    .argument('<prompt>', 'the text to continue')
+    .argument('[prompt]', 'the text to continue (or --ids)')
+    .option('--ids <ids>', 'the prompt as token ids, comma-separated (models without a tokenizer: their output is ids too)', (v: string) => parseIds(v))
     .option('-n, --max-tokens <n>', 'most tokens to generate (default: until end of text or a full context)', intOption('--max-tokens', 0))
     .option('-t, --threads <n>', 'CPU threads (default: physical cores)', intOption('--threads', 1))
     .option('-d, --device <device>', "where the model runs: auto (CUDA when a device works), cpu or cuda", deviceOption, 'auto')
@@ -94,13 +105,17 @@ export function buildCli(output: AbortSignal = new AbortController().signal): Co
     .option('--stop <text>', 'stop before this text; repeat for several (escapes as llama.cpp reads them: \\n \\t \\r \\\\ \\" \\\' \\xNN \\uNNNN)', collectStop)
     .option('--beams <n>', 'beam search with n beams (needs --max-tokens; prints the best hypothesis)', intOption('--beams', 1))
     .option('--json', 'print one JSON object (text, ids, timings) instead of streaming')
-    .action(async (prompt: string, o) => {
+    .action(async (text: string | undefined, o) => {
       if (o.beams !== undefined && !o.maxTokens) throw new InvalidArgumentError('--beams needs --max-tokens');
+      if ((text === undefined) === (o.ids === undefined)) throw new InvalidArgumentError('give the prompt as text or as --ids, one of them');
+      const prompt: string | number[] = o.ids ?? text;
       const model = await loadWithProgress(o.model, { threads: o.threads, device: o.device, contextSize: o.contextSize });
+      // without a vocabulary, ids are the only readable output
+      const idsOut = model.tokenizer.idsOnly === true;
       try {
         if (o.beams !== undefined) {
           const r = await model.beamSearch(prompt, { numBeams: o.beams, maxTokens: o.maxTokens, stop: o.stop, signal: output });
-          process.stdout.write(o.json ? JSON.stringify(r) + '\n' : r.sequences[0].text + '\n');
+          process.stdout.write(o.json ? JSON.stringify(r) + '\n' : (idsOut ? r.sequences[0].ids.join(' ') : r.sequences[0].text) + '\n');
           return;
         }
         const seed: number = o.seed ?? randomSeed();
@@ -114,7 +129,12 @@ export function buildCli(output: AbortSignal = new AbortController().signal): Co
           if (r.finishReason === 'contextFull') contextFullNotice(model);
           return;
         }
-        for await (const chunk of model.stream(prompt, opts)) process.stdout.write(chunk.text);
+        let first = true;
+        for await (const chunk of model.stream(prompt, opts)) {
+          if (!idsOut) process.stdout.write(chunk.text);
+          else if (chunk.id >= 0) process.stdout.write(`${first ? '' : ' '}${chunk.id}`);
+          first = false;
+        }
         process.stdout.write('\n');
         if (model.lastFinishReason === 'contextFull') contextFullNotice(model);
         const t = model.lastTimings!;
@@ -221,16 +241,41 @@ export function buildCli(output: AbortSignal = new AbortController().signal): Co
     .command('tokenize')
     .description('print the token ids and pieces of a text')
     .requiredOption('-m, --model <path>', 'a model or tokenizer: GGUF (vocab-only too), tokenizer.json or model folder')
-    .argument('<text>', 'the text to tokenize')
+    .argument('[text]', 'the text to tokenize (or --ids)')
+    .option('--ids <ids>', 'token ids, comma-separated, to show as pieces and text instead')
     .option('--add-special', "add the model's BOS/EOS tokens")
     .option('--parse-special', 'recognize special tokens written in the text, like <s>')
-    .option('--json', 'print {ids, pieces} as JSON')
-    .action(async (text: string, o) => {
+    .option('--json', 'print {ids, pieces} as JSON (and the decoded text, with --ids)')
+    .action(async (text: string | undefined, o) => {
+      if ((text === undefined) === (o.ids === undefined)) throw new InvalidArgumentError('give a text or --ids, one of them');
       const tok = await loadTokenizer(o.model);
-      const ids = tok.encode(text, { addSpecial: !!o.addSpecial, parseSpecial: !!o.parseSpecial });
+      const ids: number[] = o.ids ? parseIds(o.ids, tok.vocabSize) : tok.encode(text!, { addSpecial: !!o.addSpecial, parseSpecial: !!o.parseSpecial });
       const pieces = ids.map((id) => tok.tokenToPiece(id));
-      if (o.json) process.stdout.write(JSON.stringify({ ids, pieces }) + '\n');
-      else process.stdout.write(ids.map((id, i) => `${String(id).padStart(7)} ${JSON.stringify(pieces[i])}`).join('\n') + '\n');
+      const decoded = o.ids ? { text: tok.decode(ids) } : {};
+      if (o.json) process.stdout.write(JSON.stringify({ ids, pieces, ...decoded }) + '\n');
+      else process.stdout.write([...ids.map((id, i) => `${String(id).padStart(7)} ${JSON.stringify(pieces[i])}`), ...(o.ids ? [JSON.stringify(decoded.text)] : [])].join('\n') + '\n');
+    });
+
+  program
+    .command('embed')
+    .description('sentence embeddings of texts from an embedding model (BERT folder or bert GGUF): one JSON array per text, one per line')
+    .requiredOption('-m, --model <path>', 'the embedding model: a BERT folder or a bert GGUF')
+    .argument('<texts...>', 'the texts to embed')
+    .addOption(new Option('--pooling <how>', "how token states become one vector (default: the model's own, else mean)").choices(['mean', 'cls', 'last']))
+    .option('--no-normalize', 'keep the vectors as pooled instead of scaling them to unit length')
+    .option('-t, --threads <n>', 'CPU threads (default: physical cores)', intOption('--threads', 1))
+    .option('-d, --device <device>', "where the model runs: auto (CUDA when a device works), cpu or cuda", deviceOption, 'auto')
+    .option('--json', 'print {model, pooling, dim, embeddings} as one JSON object')
+    .action(async (texts: string[], o) => {
+      const model = await loadEmbeddingModel(o.model, { threads: o.threads, device: o.device });
+      try {
+        const pooling = o.pooling ?? model.pooling;
+        const vectors = (await model.embed(texts, { pooling, normalize: o.normalize })).map((v) => Array.from(v));
+        if (o.json) process.stdout.write(JSON.stringify({ model: o.model, pooling, dim: vectors[0].length, embeddings: vectors }) + '\n');
+        else process.stdout.write(vectors.map((v) => JSON.stringify(v)).join('\n') + '\n');
+      } finally {
+        await model.dispose();
+      }
     });
 
   program
