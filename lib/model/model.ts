@@ -756,11 +756,3 @@ async function loadHfModel(dir: string, opts: LoadModelOptions, device: 'cpu' | 
   );
 }
 
-async function hasFile(dir: string, name: string): Promise<boolean> {
-  const { access } = await import('node:fs/promises');
-  const { join } = await import('node:path');
-  return access(join(dir, name)).then(
-    () => true,
-    () => false,
-  );
-}
