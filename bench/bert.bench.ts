@@ -5,21 +5,23 @@
  * (skipped without it). 2 threads, the better of 2 runs each.
  */
 import { existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GgmlType } from '../lib/formats/ggml-types.js';
 import { gv, readGguf, writeGguf } from '../lib/formats/gguf.js';
 import { loadEmbeddingModel } from '../lib/model/bert.js';
 import type { BenchResult } from './util.js';
+import { benchModel } from '../lib/tools/bench-models.js';
 
 const shared = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../shared');
 const SHAPE = { dim: 384, layers: 6, heads: 12, ffn: 1536, ctx: 512, types: 2 };
 
-/** Writes the synthetic model once per process; uniform weights in ±0.05 from a fixed seed. */
-async function syntheticBert(vocabFile: string): Promise<string> {
-  const out = path.join(tmpdir(), 'fuselm-bench-minilm-shape.gguf');
-  if (existsSync(out)) return out;
+/** The synthetic model, written once into the benchmarks' model folder; uniform weights in ±0.05 from a fixed seed. */
+function syntheticBert(vocabFile: string): Promise<string> {
+  return benchModel('bert-minilm-shape.gguf', (out) => writeSyntheticBert(vocabFile, out));
+}
+
+async function writeSyntheticBert(vocabFile: string, out: string): Promise<void> {
   const vocab = await readGguf(vocabFile);
   const tokenizer = [...vocab.metadata.keys()].filter((k) => k.startsWith('tokenizer.')).map((key) => ({ key, value: vocab.metadata.get(key)!, ...vocab.metadataTypes.get(key)! }));
   const V = (vocab.metadata.get('tokenizer.ggml.tokens') as string[]).length;
@@ -53,7 +55,6 @@ async function syntheticBert(vocabFile: string): Promise<string> {
     ],
     tensors,
   });
-  return out;
 }
 
 const SENTENCES = [

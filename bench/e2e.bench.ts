@@ -9,7 +9,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchPrompt, measureSpeed } from '../lib/tools/bench.js';
 import { loadModel } from '../lib/model/model.js';
-import { syntheticFile, type BenchResult } from './util.js';
+import { type BenchResult } from './util.js';
+import { syntheticBenchModel } from '../lib/tools/bench-models.js';
 
 const shared = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../shared');
 
@@ -46,10 +47,10 @@ export async function run(): Promise<BenchResult[]> {
     process.stderr.write(`e2e: skipping stories260K (${stories} not found)\n`);
   }
   const shapes = (process.env.FUSELM_BENCH_SHAPES ?? 'tinyllama-1.1b').split(',');
-  out.push(await parallel(await syntheticFile(shapes[0], 'q8_0'), `${shapes[0]} q8_0`, 16));
+  out.push(await parallel(await syntheticBenchModel(shapes[0], 'q8_0'), `${shapes[0]} q8_0`, 16));
   for (const shapeName of shapes) {
     for (const dtype of ['f32', 'q8_0'] as const) {
-      const file = await syntheticFile(shapeName, dtype);
+      const file = await syntheticBenchModel(shapeName, dtype);
       for (const t of [1, 2]) out.push(await measure(file, `${shapeName} ${dtype}`, t, { prompt: 64, gen: 16, reps: 3 }));
     }
   }

@@ -1,7 +1,8 @@
 /**
  * Every op's microbenchmarks: the bench cases of the case table (lib/ops/cases.ts, where each
  * case says how it is cut and keeps its bench notes), at 1 and 2 threads on the CPU, as GB/s
- * or GFLOP/s and the share of the roofline measured in the same run (lib/tools/kernel-bench.ts).
+ * or GFLOP/s and the share of the roofline measured in the same run (lib/tools/kernel-bench.ts:
+ * memory-bound cases against the cache level or main memory their working set fits in).
  * Filters other than "kernels" select cases by name (`npm run bench -- "matmul decode"`).
  */
 import v8 from 'node:v8';
@@ -20,11 +21,14 @@ export async function run(filters: string[] = []): Promise<BenchResult[]> {
   for (const threads of [1, 2]) {
     for (const filter of names.length ? names : [undefined]) {
       gc();
-      const r = await benchKernels({ threads, filter });
+      const onCase = (done: number, total: number, name: string) => {
+        if (done < total) process.stderr.write(`kernels ${threads}t: ${done + 1}/${total} ${name}\n`);
+      };
+      const r = await benchKernels({ threads, filter, onCase });
       for (const k of r.kernels)
         out.push({
           name: `${k.op} ${threads}t`, seconds: k.seconds, ...(k.gbps !== undefined ? { gbps: k.gbps } : { gflops: k.gflops }),
-          rooflineShare: k.rooflineShare, copyGBps: r.copyGBps,
+          rooflineShare: k.rooflineShare, ...(k.level !== undefined ? { level: k.level, ceilingGBps: k.ceilingGBps } : {}), copyGBps: r.copyGBps,
         });
     }
   }

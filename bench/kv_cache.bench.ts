@@ -5,7 +5,7 @@
  *    caches of together >= 64 MiB, so each op reads its cache from DRAM as in a model's decode
  *    step; seconds per op, bytes = the K and V rows read (2 x ctx x 256 x element size).
  *  - end to end: decode tok/s of a synthetic TinyLlama-1.1B q8_0 GGUF (bench/util.ts
- *    syntheticFile) with 2048 prompt tokens in the cache (evaluated once, then reused by each
+ *    syntheticBenchModel) with 2048 prompt tokens in the cache (evaluated once, then reused by each
  *    timed run of 16 greedy tokens), 2 threads, and the model's KV cache bytes; prefill tok/s
  *    is of that one evaluation. FUSELM_BENCH_KV_PROMPT sets the prompt length (default 2048).
  * The three types take turns (5 rounds for attention, 3 end to end; medians), so a slow spell
@@ -29,7 +29,8 @@ import type { NativeTensor } from '../bindings.js';
 import { CpuBackend, type Graph, ops } from '../lib/backend.js';
 import { loadModel, type Model } from '../lib/model/model.js';
 import { tensorFromF32 } from '../lib/tensor.js';
-import { finish, measuredCopyBandwidth, syntheticFile, timeIt, type BenchResult } from './util.js';
+import { finish, measuredCopyBandwidth, timeIt, type BenchResult } from './util.js';
+import { syntheticBenchModel } from '../lib/tools/bench-models.js';
 
 const KV_TYPES = ['f32', 'f16', 'bf16'] as const;
 type KvType = (typeof KV_TYPES)[number];
@@ -78,7 +79,7 @@ async function attentionDecode(out: BenchResult[]): Promise<void> {
 }
 
 async function endToEnd(out: BenchResult[]): Promise<void> {
-  const file = await syntheticFile('tinyllama-1.1b', 'q8_0');
+  const file = await syntheticBenchModel('tinyllama-1.1b', 'q8_0');
   const promptLen = Number(process.env.FUSELM_BENCH_KV_PROMPT ?? 2048), gen = 16, threads = 2;
   const o = { maxTokens: gen, ignoreEog: true };
   const models = {} as Record<KvType, Model>;

@@ -15,7 +15,8 @@ import { fileURLToPath } from 'node:url';
 import { benchPrompt, measureSpeed } from '../lib/tools/bench.js';
 import { llamaCppSpeed, loadLlamaCpp } from './peers/llama-cpp.js';
 import type { WeightType } from '../lib/tools/synthetic.js';
-import { syntheticFile, type BenchResult } from './util.js';
+import { type BenchResult } from './util.js';
+import { syntheticBenchModel } from '../lib/tools/bench-models.js';
 
 const shared = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../shared');
 
@@ -29,7 +30,7 @@ export async function run(): Promise<BenchResult[]> {
   const shape = process.env.FUSELM_BENCH_SHAPES ?? 'tinyllama-1.1b';
   const dtypes = (process.env.FUSELM_BENCH_DTYPES ?? 'f32,f16,q8_0,q4_k').split(',') as WeightType[];
   for (const dtype of dtypes)
-    cases.push({ label: `${shape} ${dtype}`, file: await syntheticFile(shape, dtype), prompt: 64, gen: 32, reps: 3 });
+    cases.push({ label: `${shape} ${dtype}`, file: await syntheticBenchModel(shape, dtype), prompt: 64, gen: 32, reps: 3 });
 
   const kv = process.env.FUSELM_BENCH_KV === 'f32' ? 'f32' : 'f16';
   const out: BenchResult[] = [];

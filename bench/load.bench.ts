@@ -18,7 +18,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { WeightType } from '../lib/tools/synthetic.js';
 import { installLlamaCppPeer } from '../scripts/llama-cpp-peer.js';
-import { type BenchResult, median, syntheticFile } from './util.js';
+import { type BenchResult, median } from './util.js';
+import { syntheticBenchModel } from '../lib/tools/bench-models.js';
 
 const CHILD = path.join(path.dirname(fileURLToPath(import.meta.url)), 'load-child.ts');
 const CONTEXT = 512, THREADS = 1;
@@ -56,7 +57,7 @@ export async function run(): Promise<BenchResult[]> {
   const dtypes = (process.env.FUSELM_BENCH_DTYPES ?? 'q4_k,q8_0').split(',') as WeightType[];
   const out: BenchResult[] = [];
   for (const dtype of dtypes) {
-    const file = await syntheticFile('tinyllama-1.1b', dtype);
+    const file = await syntheticBenchModel('tinyllama-1.1b', dtype);
     const fileMB = Math.round(statSync(file).size / 2 ** 20);
     for (const mmap of [true, false])
       for (const engine of engines) {

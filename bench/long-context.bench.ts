@@ -10,12 +10,13 @@
  */
 import { benchPrompt, measureSpeed } from '../lib/tools/bench.js';
 import { llamaCppSpeed, loadLlamaCpp } from './peers/llama-cpp.js';
-import { syntheticFile, type BenchResult } from './util.js';
+import { type BenchResult } from './util.js';
+import { syntheticBenchModel } from '../lib/tools/bench-models.js';
 
 export async function run(): Promise<BenchResult[]> {
   const llama = await loadLlamaCpp();
   if (!llama) return [];
-  const file = await syntheticFile('long-ctx', 'f16');
+  const file = await syntheticBenchModel('long-ctx', 'f16');
   const depths = (process.env.FUSELM_BENCH_DEPTHS ?? '1024,8192,32768').split(',').map(Number);
   const reps = Number(process.env.FUSELM_BENCH_REPS ?? 1), gen = 32, threads = 1;
   const out: BenchResult[] = [];

@@ -2,11 +2,6 @@
  * Benchmark helpers: medians over repetitions, and the machine's roofline measured in the same
  * run (memory bandwidth by a large copy), so results are reported as ratios, not raw numbers.
  */
-import { existsSync } from 'node:fs';
-import { rename } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { SHAPES, type WeightType, writeSyntheticLlama } from '../lib/tools/synthetic.js';
 
 export interface BenchResult {
   name: string;
@@ -46,15 +41,4 @@ export async function finish(r: BenchResult): Promise<BenchResult> {
   }
   if (r.flops) r.gflops = r.flops / r.seconds / 1e9;
   return r;
-}
-
-/** The synthetic GGUF of a shape and dtype, written once into the OS temp dir. */
-export async function syntheticFile(shape: string, dtype: WeightType): Promise<string> {
-  const file = path.join(os.tmpdir(), `fuselm-synthetic-${shape}-${dtype}.gguf`);
-  if (!existsSync(file)) {
-    process.stderr.write(`writing ${file} ...\n`);
-    await writeSyntheticLlama(file + '.tmp', SHAPES[shape], dtype);
-    await rename(file + '.tmp', file);
-  }
-  return file;
 }

@@ -1,6 +1,8 @@
 // npm install hook: use a prebuilt or already built addon when one loads on this machine;
 // otherwise build from source with cmake-js, first saying clearly what is missing if the
-// tools to do so are not there.
+// tools to do so are not there. The source build is the CPU backend and the CUDA emulator (a
+// few minutes); FUSELM_CUDA=ON adds the real CUDA backend (nvcc, four GPU architectures: much
+// longer), which the published prebuild carries (`npm run prebuildify`).
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -30,5 +32,6 @@ if (missing.length) {
 }
 
 const cmakeJs = path.join(path.dirname(require.resolve('cmake-js/package.json')), 'bin', 'cmake-js');
-const r = spawnSync(process.execPath, [cmakeJs, 'compile', '--out', 'build'], { cwd: root, stdio: 'inherit' });
+const cuda = process.env.FUSELM_CUDA === 'ON' ? 'ON' : 'OFF';
+const r = spawnSync(process.execPath, [cmakeJs, 'compile', '--out', 'build', `--CDFUSELM_CUDA=${cuda}`], { cwd: root, stdio: 'inherit' });
 process.exit(r.status ?? 1);

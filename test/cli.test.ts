@@ -8,11 +8,11 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
-import { copyFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadModel } from '../lib/index.js';
+import { loadEmbeddingModel, loadModel } from '../lib/index.js';
 import { readSharedJson, requireShared, sharedPath } from './helpers/shared.js';
 
 const run = promisify(execFile);
@@ -36,6 +36,35 @@ describe('CLI', function () {
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, oracle.greedy.text + '\n');
     assert.match(r.stderr, /prompt: 5 tokens, [\d.]+ tok\/s; generated: 64 tokens, [\d.]+ tok\/s \(1 threads\)/);
+  });
+
+  it('run ends quietly with exit 0 when its stdout is closed early (`fuselm run … | head`)', async function () {
+    requireShared(this, 'models/stories260K.gguf');
+    // no --max-tokens: it would generate to the end of the context, far past the first chunk
+    const child = spawn(process.execPath, ['--import', 'tsx', entry, 'run', '-m', sharedPath('models/stories260K.gguf'), 'Once upon a time', '-t', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    child.stdout.once('data', () => child.stdout.destroy());
+    const code = await new Promise((r) => child.on('close', r));
+    assert.equal(stderr, '', 'no stack trace and no speed line: generation stopped at the closed pipe');
+    assert.equal(code, 0);
+  });
+
+  it("--stop is single-valued and repeatable, and reads escapes: --stop '\\n' is a newline", async function () {
+    requireShared(this, 'models/stories260K.gguf', 'models/stories260K.oracle.json');
+    const text: string = readSharedJson('models/stories260K.oracle.json').greedy.text;
+    const model = sharedPath('models/stories260K.gguf');
+    // the prompt after --stop's value is the prompt, not a second stop string
+    const dot = await fuselm('run', '-m', model, '--stop', '.', 'Once upon a time', '-n', '64');
+    assert.equal(dot.code, 0, dot.stderr);
+    assert.equal(dot.stdout, text.slice(0, text.indexOf('.')) + '\n');
+    const newline = await fuselm('run', '-m', model, 'Once upon a time', '-n', '64', '--stop', '\\n', '--json');
+    assert.equal(newline.code, 0, newline.stderr);
+    assert.equal(JSON.parse(newline.stdout).text, text.slice(0, text.indexOf('\n')));
+    assert.equal(JSON.parse(newline.stdout).finishReason, 'stop');
+    // repeated: whichever comes first
+    const two = await fuselm('run', '-m', model, 'Once upon a time', '-n', '64', '--stop', 'ball', '--stop', 'Lily', '--json');
+    assert.equal(JSON.parse(two.stdout).text, text.slice(0, text.indexOf('Lily')));
   });
 
   it('run --beams prints the best hypothesis (one beam: the greedy text, cut at a --stop); --beams needs --max-tokens', async function () {
@@ -74,11 +103,30 @@ describe('CLI', function () {
         assert.equal(r.code, 0, r.stderr);
         return JSON.parse(r.stdout).ids as number[];
       };
-      assert.deepEqual(await ids(), sampled);
+      assert.deepEqual(await ids('--seed', '0'), sampled); // the API's default seed
       assert.deepEqual(await ids('--temperature', '0'), greedy);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('run samples with a random seed when --seed is absent, reported in --json and on stderr, and replayable', async function () {
+    requireShared(this, 'models/stories260K.gguf');
+    const model = sharedPath('models/stories260K.gguf');
+    const sample = async (...flags: string[]) => {
+      const r = await fuselm('run', '-m', model, 'Once upon a time', '-n', '24', '--temperature', '1.5', '-t', '1', ...flags);
+      assert.equal(r.code, 0, r.stderr);
+      return r;
+    };
+    const a = JSON.parse((await sample('--json')).stdout);
+    const b = JSON.parse((await sample('--json')).stdout);
+    assert.ok(Number.isInteger(a.seed) && Number.isInteger(b.seed));
+    assert.notEqual(a.seed, b.seed, 'two runs without --seed draw different seeds');
+    assert.deepEqual(JSON.parse((await sample('--json', '--seed', String(a.seed))).stdout).ids, a.ids, 'the reported seed replays the run');
+    const streamed = await sample();
+    const seed = /; seed (\d+)$/m.exec(streamed.stderr)?.[1];
+    assert.ok(seed, streamed.stderr);
+    assert.equal((await sample('--seed', seed)).stdout, streamed.stdout);
   });
 
   it('run --json prints the result object (the same with --no-mmap)', async function () {
@@ -93,22 +141,116 @@ describe('CLI', function () {
     }
   });
 
-  it('exits 2 on bad usage and 1 on a bad model file', async () => {
+  it('exits 2 on bad usage with one line and where the help is, and 1 on a bad model file', async () => {
     const usage = await fuselm('run'); // no prompt (without -m, run uses the bundled model)
     assert.equal(usage.code, 2);
-    assert.match(usage.stderr, /missing required argument 'prompt'/);
+    assert.equal(usage.stderr, "fuselm: give the prompt as text or as --ids, one of them\nsee 'fuselm run --help'\n");
     const badN = await fuselm('run', '-m', 'x.gguf', 'p', '--max-tokens', 'many');
     assert.equal(badN.code, 2);
+    assert.match(badN.stderr, /^fuselm: .*--max-tokens must be an integer >= 0\nsee 'fuselm run --help'\n$/);
+    // sampling values out of range are usage errors naming the flag, found before a model is read
+    for (const [flag, value, range] of [['--top-p', '2', /in \(0, 1\]/], ['--top-p', '0', /in \(0, 1\]/], ['--min-p', '1.5', /in \[0, 1\]/], ['--repeat-penalty', '0', />\s0/], ['--temperature', '-1', />= 0/]] as const) {
+      const r = await fuselm('run', '-m', 'x.gguf', 'p', flag, value);
+      assert.equal(r.code, 2, `${flag} ${value}`);
+      assert.match(r.stderr, new RegExp(`^fuselm: .*${flag} must be a number`), r.stderr);
+      assert.match(r.stderr, range);
+      assert.equal(r.stderr.split('\n').length, 3, r.stderr);
+    }
+    // an action's own usage check names its command's help
+    const both = await fuselm('bench', 'e2e', '--shape', 'tiny', '-m', 'x.gguf');
+    assert.equal(both.stderr, "fuselm: give either --model or --shape\nsee 'fuselm bench e2e --help'\n");
+    const unknown = await fuselm('frobnicate');
+    assert.equal(unknown.code, 2);
+    assert.equal(unknown.stderr, "fuselm: unknown command 'frobnicate'\nsee 'fuselm --help'\n");
     const missing = await fuselm('run', '-m', '/nonexistent/model.gguf', 'hello');
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /^fuselm: .*\/nonexistent\/model\.gguf/);
     assert.doesNotMatch(missing.stderr, /at .*\.ts:\d+/);
   });
 
-  it('--help lists the run command', async () => {
+  it('run and tokenize take --ids; a folder without a tokenizer prints ids', async function () {
+    requireShared(this, 'models/hf/neural-api-tiny-llama/model.safetensors', 'models/stories260K.gguf');
+    const noTok = sharedPath('models/hf/neural-api-tiny-llama');
+    let expected: number[];
+    {
+      const m = await loadModel(noTok, { threads: 1 });
+      expected = (await m.generate([1, 2, 3], { maxTokens: 5 })).ids;
+      await m.dispose();
+    }
+    assert.equal(expected.length, 5);
+    const ids = await fuselm('run', '-m', noTok, '--ids', '1,2,3', '-n', '5', '-t', '1');
+    assert.equal(ids.code, 0, ids.stderr);
+    assert.equal(ids.stdout, expected.join(' ') + '\n');
+    const text = await fuselm('run', '-m', noTok, 'hello', '-n', '2');
+    assert.equal(text.code, 1);
+    assert.match(text.stderr, /no tokenizer .*--ids/);
+    const stories = sharedPath('models/stories260K.gguf');
+    const fromIds = await fuselm('run', '-m', stories, '--ids', '1,346,306,414,263,304,341', '-n', '8', '--json');
+    const fromText = await fuselm('run', '-m', stories, 'Hello world', '-n', '8', '--json');
+    assert.deepEqual(JSON.parse(fromIds.stdout).ids, JSON.parse(fromText.stdout).ids);
+    const tok = await fuselm('tokenize', '-m', stories, '--ids', '1,346,306', '--json');
+    assert.equal(tok.code, 0, tok.stderr);
+    assert.deepEqual(JSON.parse(tok.stdout), { ids: [1, 346, 306], pieces: ['<s>', '▁He', 'll'], text: 'Hell' });
+    for (const args of [['run', '-m', stories, 'text', '--ids', '1'], ['run', '-m', stories], ['run', '-m', stories, '--ids', '1,,2'], ['tokenize', '-m', stories, '--ids', '1,999999']]) {
+      const bad = await fuselm(...args);
+      assert.equal(bad.code, 2, `${args.join(' ')}: ${bad.stderr}`);
+      assert.match(bad.stderr, /--ids/);
+    }
+  });
+
+  it('embed prints the embedding model\'s vectors, as the API gives them', async function () {
+    requireShared(this, 'models/hf/lm-buddy-bert-tiniest/tokenizer.json');
+    const dir = sharedPath('models/hf/lm-buddy-bert-tiniest');
+    const texts = ['a sentence', 'another one here'];
+    let expected: number[][];
+    {
+      const m = await loadEmbeddingModel(dir, { threads: 1 });
+      expected = (await m.embed(texts, { pooling: 'cls' })).map((v) => Array.from(v));
+      await m.dispose();
+    }
+    const r = await fuselm('embed', '-m', dir, ...texts, '--pooling', 'cls', '-t', '1');
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.stdout.trimEnd().split('\n').map((l) => JSON.parse(l)), expected);
+    const j = await fuselm('embed', '-m', dir, 'one', '--json', '--no-normalize');
+    const out = JSON.parse(j.stdout);
+    assert.equal(out.embeddings.length, 1);
+    assert.equal(out.dim, out.embeddings[0].length);
+    assert.notEqual(Math.hypot(...out.embeddings[0]).toFixed(3), '1.000', '--no-normalize keeps the pooled length');
+  });
+
+  it('--help lists the run command; --version prints the package version', async () => {
     const r = await fuselm('--help');
     assert.equal(r.code, 0);
-    assert.match(r.stdout, /run \[options\] <prompt>/);
+    assert.match(r.stdout, /run \[options\] \[prompt\]/);
+    const v = await fuselm('--version');
+    assert.equal(v.code, 0);
+    assert.equal(v.stdout, JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version + '\n');
+  });
+
+  it('an empty folder as the model is "not a GGUF file or model folder", not a raw ENOENT', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'fuselm-cli-empty-'));
+    try {
+      const r = await fuselm('run', '-m', dir, 'hello');
+      assert.equal(r.code, 1);
+      assert.equal(r.stderr, `fuselm: ${dir}: not a GGUF file or model folder (a Hugging Face model folder holds config.json; this one has none)\n`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a generation that fills the context says so: finishReason contextFull and a stderr line', async function () {
+    requireShared(this, 'models/stories260K.gguf');
+    const model = sharedPath('models/stories260K.gguf');
+    const notice = 'fuselm: the context is full (16 positions): generation stopped there; --context-size sets it\n';
+    const json = await fuselm('run', '-m', model, 'Once upon a time', '-c', '16', '--json');
+    assert.equal(json.code, 0, json.stderr);
+    assert.equal(JSON.parse(json.stdout).finishReason, 'contextFull');
+    assert.equal(json.stderr, notice);
+    const streamed = await fuselm('run', '-m', model, 'Once upon a time', '-c', '16');
+    assert.equal(streamed.code, 0, streamed.stderr);
+    assert.ok(streamed.stderr.startsWith(notice), streamed.stderr);
+    const room = await fuselm('run', '-m', model, 'Once upon a time', '-c', '16', '-n', '4');
+    assert.doesNotMatch(room.stderr, /context is full/);
   });
 
   it('tokenize prints ids and pieces (and --json)', async function () {
@@ -171,7 +313,11 @@ describe('CLI', function () {
       // a type llama.cpp has but fuselm does not write is bad usage; a file that is not a GGUF an error
       const bad = await fuselm('quantize', sharedPath('models/stories260K.gguf'), out, '--type', 'iq2_xs');
       assert.equal(bad.code, 2);
-      assert.match(bad.stderr, /Allowed choices are f32, f16, q8_0, q6_k, q5_k_m/);
+      assert.match(bad.stderr, /^fuselm: .*--type must be one of f32, f16, q8_0, q6_k, q5_k_m.*\nsee 'fuselm quantize --help'\n$/);
+      // llama-quantize's spelling is taken too
+      const upper = await fuselm('quantize', sharedPath('models/stories260K.gguf'), out, '--type', 'Q8_0', '--json');
+      assert.equal(upper.code, 0, upper.stderr);
+      assert.deepEqual(JSON.parse(upper.stdout).types, JSON.parse(q.stdout).types);
       const notGguf = await fuselm('quantize', textFile, path.join(dir, 'x.gguf'), '--type', 'q4_0');
       assert.equal(notGguf.code, 1);
       assert.match(notGguf.stderr, /text\.txt/);
@@ -232,7 +378,8 @@ describe('CLI', function () {
     assert.ok(lines[0].length > 0 && lines[2].length > 0);
   });
 
-  it('bench e2e measures a synthetic model; bench kernels reports ops against the roofline', async function () {
+  it('bench e2e measures a synthetic model; bench kernels reports ops against the roofline of their memory level, with progress', async function () {
+    this.timeout(300_000); // five benchmark runs; slow on a loaded machine
     const r = await fuselm('bench', 'e2e', '--shape', 'tiny', '--dtype', 'f16', '-p', '16', '-n', '4', '-r', '1', '--json');
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout);
@@ -244,6 +391,16 @@ describe('CLI', function () {
     const rep = JSON.parse(k.stdout);
     assert.equal(rep.kernels.length, 1);
     assert.ok(rep.copyGBps > 0 && rep.kernels[0].gbps > 0 && rep.kernels[0].rooflineShare > 0);
+    assert.match(k.stderr, /^bench kernels: 1\/1 rms_norm 64x4096$/m);
+    // rms_norm 64x4096 moves 2 MiB per op: its ceiling is a cache's or main memory's, measured in this run
+    assert.ok(rep.levels.some((l: { level: string }) => l.level === rep.kernels[0].level), JSON.stringify(rep.levels));
+    assert.equal(rep.levels.at(-1).level, 'memory');
+    // every case below its level's ceiling: a cache-resident one is not held to main memory's rate
+    const all = await fuselm('bench', 'kernels', '--filter', '1x4096', '--json', '-t', '1');
+    assert.equal(all.code, 0, all.stderr);
+    const small = JSON.parse(all.stdout).kernels;
+    assert.ok(small.length >= 3);
+    for (const c of small) assert.ok(c.rooflineShare > 0 && c.rooflineShare <= 1, `${c.op}: ${c.rooflineShare}`);
     // the same cases run on the CUDA backend (here its emulator: the path, not the speed)
     const e = await fuselm('bench', 'kernels', '--device', 'cuda-emulated', '--filter', 'add_bias 1x4096', '--json');
     assert.equal(e.code, 0, e.stderr);

@@ -4,7 +4,8 @@
  * npm's cache where it has the packages, from the registry where not: a machine that only ran
  * `npm ci` holds the tarballs but not the registry's metadata an install resolves against)
  * into an empty project, with cmake, nvcc and every compiler hidden from PATH, it imports and
- * requires, type-checks a TypeScript consumer, runs `fuselm doctor`, generates from a tiny
+ * requires, type-checks a TypeScript consumer, runs `fuselm doctor` (the prebuild holds the CUDA
+ * backend where nvcc is here; without an NVIDIA driver doctor says so), generates from a tiny
  * GGUF written by our writer, and runs the bundled default model (stories260K) from the CLI with
  * no -m and from `loadModel()` with no path. The tarball stays under 40 MB. The prebuild's
  * glibc / libstdc++ floor is what README states.
@@ -36,6 +37,24 @@ function newest(symbols: string, prefix: string): number[] {
   return versions.sort(compareVersions).at(-1) ?? [];
 }
 
+const withCuda = (() => {
+  try {
+    execFileSync('nvcc', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+/** Whether the dynamic linker's cache lists the NVIDIA driver's libcuda.so.1 (undefined: cannot tell). */
+function driverLibrary(): boolean | undefined {
+  try {
+    return /\blibcuda\.so\.1\b/.test(execFileSync('ldconfig', ['-p'], { encoding: 'utf8' }));
+  } catch {
+    return undefined;
+  }
+}
+
 describe('npm package', function () {
   this.timeout(600_000);
   let dir: string;
@@ -50,11 +69,14 @@ describe('npm package', function () {
       console.log(`      skipped: npm's CLI not found at ${npmCli}`);
       this.skip();
     }
-    // the package's inputs: compiled JS and a prebuild made from the current sources
+    // the package's inputs: compiled JS and a prebuild made from the current sources, with the
+    // CUDA backend as published where nvcc is here (for one GPU architecture: the compile that
+    // keeps the CUDA sources from rotting in CI), CPU-only where it is not
     execFileSync('npm', ['run', 'build:ts'], { cwd: root, stdio: 'ignore' });
-    execFileSync('npm', ['run', 'prebuildify'], { cwd: root, stdio: 'ignore' });
-    // prebuildify strips build/Release/fuselm.node and moves it into prebuilds/: link the
-    // unstripped twin again (nothing recompiles) for the instruction-set check
+    if (!withCuda) console.log('      the prebuild is CPU-only: nvcc is not on the PATH, so the CUDA backend is not checked');
+    execFileSync('npm', ['run', 'prebuildify'], { cwd: root, stdio: 'ignore', env: { ...process.env, ...(withCuda ? { FUSELM_CUDA_ARCHS: '90' } : { FUSELM_CUDA: 'OFF' }) } });
+    // prebuildify moves build/Release/fuselm.node (a copy of build-prebuild's) into prebuilds/:
+    // the developer build is linked again (nothing recompiles)
     execFileSync('npm', ['run', 'build:native'], { cwd: root, stdio: 'ignore' });
     tmp = mkdtempSync(path.join(os.tmpdir(), 'fuselm-pack-'));
     dir = tmp;
@@ -131,9 +153,12 @@ export { n, code };
     run(process.execPath, [tsc, '--noEmit', '--strict', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022', '--lib', 'es2022,esnext.disposable,dom', '--skipLibCheck', 'false', '--types', 'node', '--typeRoots', path.join(root, 'node_modules/@types'), 'consumer.ts']);
   });
 
-  it('runs `fuselm doctor` from the installed bin', () => {
+  it('runs `fuselm doctor` from the installed bin; the prebuild carries the CUDA backend (where nvcc built it)', () => {
     const out = JSON.parse(run(process.execPath, ['node_modules/fuselm/bin/fuselm.js', 'doctor', '--json']));
     assert.equal(out.ok, true);
+    assert.equal(out.devices.cuda.compiled, withCuda);
+    if (withCuda && out.devices.cuda.devices.length === 0) assert.ok(out.devices.cuda.reason, 'no GPU: doctor says why');
+    if (withCuda && driverLibrary() === false) assert.equal(out.devices.cuda.reason, 'no NVIDIA driver (libcuda not found)');
   });
 
   it('needs no newer glibc or libstdc++ than README states', () => {
@@ -146,8 +171,8 @@ export { n, code };
   });
 
   it('uses AVX only inside the kernels chosen at run time (the rest is x86-64 baseline)', () => {
-    // the unstripped twin of the prebuild: the same objects, linked again after prebuildify
-    const node = path.join(root, 'build/Release/fuselm.node');
+    // the prebuild before prebuildify stripped it
+    const node = path.join(root, 'build-prebuild/Release/fuselm.node');
     const asm = execFileSync('objdump', ['-d', '--no-show-raw-insn', '-C', node], { encoding: 'utf8', maxBuffer: 1 << 30 });
     const offenders = new Set<string>();
     let fn = '';

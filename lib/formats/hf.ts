@@ -37,8 +37,13 @@ export async function isDirectory(p: string): Promise<boolean> {
   }
 }
 
+/** false only when the file is not there (any other failure is left for the read to report). */
+function mayExist(file: string): Promise<boolean> {
+  return stat(file).then(() => true, (e) => (e as NodeJS.ErrnoException).code !== 'ENOENT');
+}
+
 async function readJsonObject(file: string, optional: boolean): Promise<JsonObject | undefined> {
-  if (optional && !(await stat(file).then(() => true, (e) => (e as NodeJS.ErrnoException).code !== 'ENOENT'))) return undefined;
+  if (optional && !(await mayExist(file))) return undefined;
   const json = await readJsonFile(file, path.basename(file));
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new FuselmError('E_FORMAT', `${file}: not a JSON object`);
   return json as JsonObject;
@@ -56,6 +61,8 @@ export interface HfFolder {
 /** Reads config.json and generation_config.json of a Hugging Face model folder. */
 export async function readHfFolder(dir: string): Promise<HfFolder> {
   const cfgPath = path.join(dir, 'config.json');
+  if (!(await mayExist(cfgPath)))
+    throw new FuselmError('E_FORMAT', `${dir}: not a GGUF file or model folder (a Hugging Face model folder holds config.json; this one has none)`);
   const rawConfig = (await readJsonObject(cfgPath, false))!;
   const generationConfig = ((await readJsonObject(path.join(dir, 'generation_config.json'), true)) ?? {}) as GenerationConfig;
   return { dir, configPath: cfgPath, rawConfig, generationConfig };

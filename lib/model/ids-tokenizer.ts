@@ -11,13 +11,14 @@ export function idsOnlyTokenizer(vocabSize: number, o: { bos?: number; eos?: num
   const eog = new Set(o.eog ?? (o.eos === undefined ? [] : [o.eos]));
   return {
     vocabSize,
+    idsOnly: true,
     bos: o.bos,
     eos: o.eos,
     eogIds: Object.freeze([...eog].sort((a, b) => a - b)),
     addBos: false,
     addEos: false,
     encode() {
-      throw new FuselmError('E_UNSUPPORTED', 'this model folder has no tokenizer.json: give prompts as token ids');
+      throw new FuselmError('E_UNSUPPORTED', 'this model folder has no tokenizer (tokenizer.json, or vocab.json with merges.txt): give prompts as token ids (CLI: --ids)');
     },
     decode: (ids) => Array.from(ids, piece).join(''),
     tokenToPiece: piece,

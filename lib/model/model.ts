@@ -17,7 +17,7 @@ import { resolve as resolvePath } from 'node:path';
 import { type ModelConfig, configFromGguf, configFromHf } from './config.js';
 import { type GenerationConfig, isDirectory, readHfFolder } from '../formats/hf.js';
 import { openSafetensorsFolder } from '../formats/safetensors.js';
-import { loadTokenizer } from '../tokenizer/load.js';
+import { folderHasTokenizer, loadTokenizer } from '../tokenizer/load.js';
 import { loadHfDecoderWeights } from './hf-weights.js';
 import { idsOnlyTokenizer } from './ids-tokenizer.js';
 import { type LlamaWeights, LlamaState, disposeLlamaWeights, loadLlamaWeights, uploadLlamaWeights } from './llama.js';
@@ -158,6 +158,8 @@ export class Model {
   readonly kvType: 'f32' | 'f16' | 'bf16';
   /** Timings of the most recent generation. */
   lastTimings: Timings | undefined;
+  /** Why the most recent single-prompt generate() or stream() ended (a stream has no result object to say it). */
+  lastFinishReason: FinishReason | undefined;
   /** The model's own generation defaults (a Hugging Face folder's generation_config.json; {} otherwise). */
   readonly generationConfig: GenerationConfig;
 
@@ -387,6 +389,7 @@ export class Model {
     if (tail) yield tail;
     const timings = call.finish(run.ids.length);
     this.lastTimings = timings;
+    this.lastFinishReason = run.finishReason;
     done({ promptIds, finishReason: run.finishReason!, timings, ...(o.logprobs === undefined ? {} : { logprobs: run.logprobs }) });
   }
 
@@ -767,7 +770,7 @@ async function loadHfModel(dir: string, opts: LoadModelOptions, device: 'cpu' | 
   const gen = checkGenerationConfig(hf.generationConfig, `${dir}/generation_config.json`);
   const list = (v: number | number[] | undefined) => (v === undefined ? [] : Array.isArray(v) ? v : [v]).filter((x) => Number.isInteger(x));
   // the folder's tokenizer takes generation_config.json's eos_token_id ones into its end-of-generation set
-  const tokenizer = (await hasFile(dir, 'tokenizer.json'))
+  const tokenizer = (await folderHasTokenizer(dir))
     ? await loadTokenizer(dir)
     : idsOnlyTokenizer(config.vocabSize, { bos: list(gen.bos_token_id)[0], eos: list(gen.eos_token_id)[0], eog: list(gen.eos_token_id) });
   if (tokenizer.vocabSize > config.vocabSize)
@@ -778,11 +781,3 @@ async function loadHfModel(dir: string, opts: LoadModelOptions, device: 'cpu' | 
   );
 }
 
-async function hasFile(dir: string, name: string): Promise<boolean> {
-  const { access } = await import('node:fs/promises');
-  const { join } = await import('node:path');
-  return access(join(dir, name)).then(
-    () => true,
-    () => false,
-  );
-}

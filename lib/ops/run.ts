@@ -103,16 +103,23 @@ export function referenceBackend(): CpuBackend {
 }
 
 /**
- * Bytes per second (read + write) of a 256 MiB copy on the backend, made by the kv_store op
- * (CPU: a memcpy in 1 MiB chunks per thread): the memory roofline of a bench run. The SIMT
- * emulator copies 1 MiB (its timings only prove the path).
+ * Bytes per second (read + write) of a copy on the backend, made by the kv_store op (CPU: a
+ * memcpy in 1 MiB chunks per thread). By default of 256 MiB to 256 MiB: main memory's bandwidth. Given
+ * `bytes` (source and destination together), of that working set copied again and again in one
+ * graph (at least 16 MiB per timed run, so the call's cost is spread as a bench case's is):
+ * where it fits in a cache, that cache's copy bandwidth. The SIMT emulator copies 1 MiB once
+ * at most (its timings only prove the path).
  */
-export async function copyBandwidth(be: Backend): Promise<number> {
-  const rows = be.device === 'cuda-emulated' ? 256 : 65536, W = 1024;
+export async function copyBandwidth(be: Backend, bytes = 512 * 2 ** 20): Promise<number> {
+  const W = 256;
+  const emulated = be.device === 'cuda-emulated';
+  const rows = Math.max(1, Math.min(emulated ? 1024 : Infinity, Math.round(bytes / (2 * W * 4))));
+  const perNode = 2 * rows * W * 4;
+  const repeats = emulated ? 1 : Math.max(1, Math.ceil((16 * 2 ** 20) / perNode));
   const src = be.empty('f32', [rows, W]), dst = be.empty('f32', [rows, W]);
-  const g = be.graph([ops.kvStore(dst, src)], rows);
+  const g = be.graph(Array.from({ length: repeats }, () => ops.kvStore(dst, src)), rows);
   try {
-    return (2 * rows * W * 4) / (await timeIt(() => g.run(rows, 0), { reps: 5, minSeconds: 0.2 }));
+    return (repeats * perNode) / (await timeIt(() => g.run(rows, 0), { reps: 5, minSeconds: 0.2 }));
   } finally {
     g.dispose();
     src.free();
@@ -120,16 +127,21 @@ export async function copyBandwidth(be: Backend): Promise<number> {
   }
 }
 
-/** Median seconds per node of a bench case on a backend. */
-export async function timeCase(c: BenchCase, be: Backend): Promise<number> {
+/**
+ * Median seconds per node of a bench case on a backend, the nodes of one timed run, and the
+ * bytes of the distinct tensors they touch (nodes may share tensors, or each have their own).
+ */
+export async function timeCase(c: BenchCase, be: Backend): Promise<{ seconds: number; nodes: number; tensorBytes: number }> {
   const nodes = c.nodes();
   const copies = new Map<NativeTensor, NativeTensor>();
   const host = new Set<NativeTensor>(nodes.flatMap((n) => nodeTensors(n).map(([, t]) => t)));
+  const tensorBytes = [...host].reduce((n, t) => n + t.nbytes, 0);
   try {
     const g = be.graph(nodes.map((n) => placed(n, be, copies)), c.rows);
     if (be.device !== 'cpu') for (const t of host) t.free(); // only the device copies are needed now
     try {
-      return (await timeIt(() => g.run(c.rows, c.pos ?? 0), { minSeconds: 0.05 })) / nodes.length;
+      const seconds = (await timeIt(() => g.run(c.rows, c.pos ?? 0), { minSeconds: 0.05 })) / nodes.length;
+      return { seconds, nodes: nodes.length, tensorBytes };
     } finally {
       g.dispose();
     }

@@ -13,7 +13,7 @@ import { FuselmError, type FuselmErrorCode } from '../errors.js';
 import type { EncodeOptions, Tokenizer } from './tokenizer.js';
 
 /** Where a tokenizer can be built again (in the worker). */
-export type TokenizerSource = ({ kind: 'json'; file: string; configFile?: string } | { kind: 'gguf'; path: string }) & {
+export type TokenizerSource = ({ kind: 'json'; file: string; configFile?: string } | { kind: 'gguf'; path: string } | { kind: 'vocab-merges'; dir: string }) & {
   /**
    * Size and mtime of each file the tokenizer was read from, when it was loaded: the worker builds
    * its copy only from the same files (a file changed since would give other ids: then the text
@@ -87,9 +87,17 @@ function toArray(ids: Int32Array): number[] {
   return out;
 }
 
+/** The files a tokenizer is built from. */
+function sourceFiles(source: TokenizerSource): string[] {
+  if (source.kind === 'gguf') return [source.path];
+  if (source.kind === 'vocab-merges') return ['vocab.json', 'merges.txt', 'tokenizer_config.json', 'generation_config.json'].map((f) => path.join(source.dir, f));
+  const dir = path.dirname(source.file);
+  return [source.file, source.configFile ?? path.join(dir, 'tokenizer_config.json'), path.join(dir, 'generation_config.json')];
+}
+
 /** Gives `tok` an encodeAsync() that uses the worker for large texts. Returns tok. */
 export function withAsyncEncode<T extends Tokenizer>(tok: T, source: TokenizerSource): T {
-  const files = source.kind === 'json' ? [source.file, source.configFile ?? path.join(path.dirname(source.file), 'tokenizer_config.json'), path.join(path.dirname(source.file), 'generation_config.json')] : [source.path];
+  const files = sourceFiles(source);
   source = { ...source, stamps: files.map((f) => [f, fileStamp(f)]) };
   const encodeAsync = async (text: string, opts: EncodeOptions = {}): Promise<number[]> => {
     if (typeof text !== 'string' || text.length < ASYNC_ENCODE_MIN_CHARS || typeof opts !== 'object' || opts === null) return tok.encode(text, opts);

@@ -19,6 +19,7 @@ async function tokenizerOf(source: TokenizerSource): Promise<Tokenizer> {
         const { loadTokenizerJson } = await import('./load.js');
         return loadTokenizerJson(source.file, source.configFile);
       }
+      if (source.kind === 'vocab-merges') return (await import('./load.js')).loadTokenizer(source.dir);
       const [{ readGguf }, { tokenizerFromGguf }] = await Promise.all([import('../formats/gguf.js'), import('./from-gguf.js')]);
       return tokenizerFromGguf(await readGguf(source.path));
     })();

@@ -9,9 +9,10 @@ import { openRegularFile, readJsonFile, readRegularText } from '../formats/files
 import path from 'node:path';
 import { FuselmError, shown } from '../errors.js';
 import { readGguf } from '../formats/gguf.js';
-import { withAsyncEncode } from './async.js';
+import { type TokenizerSource, withAsyncEncode } from './async.js';
 import { tokenizerFromGguf } from './from-gguf.js';
 import { tokenizerFromJson } from './from-tokenizer-json.js';
+import { tokenizerJsonFromVocabMerges } from './from-vocab-merges.js';
 import type { Tokenizer } from './tokenizer.js';
 import { DEFAULT_MODEL } from '../default-model.js';
 import { resolveModelPath } from '../hub/pull.js';
@@ -39,12 +40,18 @@ function eosTokenIds(file: string, generation: unknown): number[] {
   return list as number[];
 }
 
+/** Whether a model folder has a tokenizer loadTokenizer reads: tokenizer.json, or vocab.json with merges.txt. */
+export async function folderHasTokenizer(dir: string): Promise<boolean> {
+  return (await exists(path.join(dir, 'tokenizer.json'))) || ((await exists(path.join(dir, 'vocab.json'))) && (await exists(path.join(dir, 'merges.txt'))));
+}
+
 /**
- * Builds a tokenizer from a tokenizer.json path, with tokenizer_config.json, chat_template.jinja
- * and generation_config.json beside it when present.
+ * Builds a tokenizer from a tokenizer.json path (or from `made`, a tokenizer.json object made of
+ * other files, as if read from there), with tokenizer_config.json, chat_template.jinja and
+ * generation_config.json beside it when present.
  */
-export async function loadTokenizerJson(file: string, configFile?: string): Promise<Tokenizer> {
-  const json = await readJson(file, 'tokenizer.json');
+export async function loadTokenizerJson(file: string, configFile?: string, made?: { json: object; source: TokenizerSource }): Promise<Tokenizer> {
+  const json = made?.json ?? (await readJson(file, 'tokenizer.json'));
   const dir = path.dirname(file);
   const cfgPath = configFile ?? path.join(dir, 'tokenizer_config.json');
   const config = (await exists(cfgPath)) ? await readJson(cfgPath, 'tokenizer_config.json') : undefined;
@@ -56,7 +63,7 @@ export async function loadTokenizerJson(file: string, configFile?: string): Prom
     chatTemplate = await readRegularText(jinjaPath, 'chat template');
   }
   try {
-    return withAsyncEncode(tokenizerFromJson(json, config, { generationEos, chatTemplate }), { kind: 'json', file: path.resolve(file), configFile: configFile && path.resolve(configFile) });
+    return withAsyncEncode(tokenizerFromJson(json, config, { generationEos, chatTemplate }), made?.source ?? { kind: 'json', file: path.resolve(file), configFile: configFile && path.resolve(configFile) });
   } catch (e) {
     if (e instanceof FuselmError) throw new FuselmError(e.code, `${file}: ${e.message}`, { cause: e });
     throw e;
@@ -78,10 +85,15 @@ export async function loadTokenizer(ref: string = DEFAULT_MODEL): Promise<Tokeni
   }
   if (st.isDirectory()) {
     const json = path.join(p, 'tokenizer.json');
-    if (!(await exists(json))) {
-      throw new FuselmError('E_UNSUPPORTED', `${p}: the folder has no tokenizer.json (slow-tokenizer files alone are not supported)`);
+    if (await exists(json)) return loadTokenizerJson(json);
+    const vocab = path.join(p, 'vocab.json'), merges = path.join(p, 'merges.txt');
+    if ((await exists(vocab)) && (await exists(merges))) {
+      const cfgPath = path.join(p, 'tokenizer_config.json');
+      const config = (await exists(cfgPath)) ? await readJson(cfgPath, 'tokenizer_config.json') : undefined;
+      const built = tokenizerJsonFromVocabMerges(await readJson(vocab, 'vocab.json'), await readRegularText(merges, 'merges.txt'), config, { vocab, merges });
+      return loadTokenizerJson(json, undefined, { json: built, source: { kind: 'vocab-merges', dir: path.resolve(p) } });
     }
-    return loadTokenizerJson(json);
+    throw new FuselmError('E_UNSUPPORTED', `${p}: the folder has no tokenizer.json, nor vocab.json with merges.txt (other slow-tokenizer files alone are not supported)`);
   }
   const { fh } = await openRegularFile(p, 'tokenizer file');
   const head = Buffer.alloc(4);

@@ -53,6 +53,11 @@ export interface Tokenizer {
   readonly eot?: number;
   readonly unk?: number;
   readonly pad?: number;
+  /**
+   * True when there is no vocabulary behind it (a model folder without tokenizer files): text
+   * cannot be encoded, prompts are token ids, and ids decode to `<id>` placeholders.
+   */
+  readonly idsOnly?: boolean;
   /** GGUF tokenizer.ggml.add_bos_token (default true for the llama vocab). */
   readonly addBos: boolean;
   /** GGUF tokenizer.ggml.add_eos_token (default false). */
