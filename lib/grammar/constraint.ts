@@ -4,6 +4,7 @@
  * sequence's grammar state (GrammarState) as generate(), stream() and beam search use it.
  */
 import { FuselmError, shown } from '../errors.js';
+import type { BeamConstraint } from '../beam.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { compileGbnf } from './compile.js';
 import { jsonSchemaToGbnf, type JsonSchema } from './json-schema.js';
@@ -93,4 +94,22 @@ export class GrammarState {
   get complete(): boolean {
     return this.masks.mustEnd(this.state);
   }
+}
+
+/** The grammar as beam search follows it: one state per beam. */
+export function beamConstraint(masks: TokenMasks, extraEog: readonly number[] = []): BeamConstraint {
+  const g = new GrammarState(masks, extraEog);
+  return {
+    initial: masks.initial,
+    apply(state, logits) {
+      g.state = state;
+      g.apply(logits);
+    },
+    next(state, id) {
+      g.state = state;
+      g.accept(id);
+      return g.state;
+    },
+    complete: (state) => masks.mustEnd(state),
+  };
 }

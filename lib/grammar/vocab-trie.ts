@@ -24,7 +24,7 @@ export class VocabTrie {
     ids.sort((a, b) => compareBytes(bytes[a], bytes[b]) || a - b);
     const byte: number[] = [0], end: number[] = [0], first: number[] = [0], count: number[] = [0];
     const path = [0];
-    let prev = new Uint8Array(0);
+    let prev: Uint8Array = new Uint8Array(0);
     ids.forEach((id, k) => {
       const b = bytes[id];
       let l = 0;
