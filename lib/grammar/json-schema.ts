@@ -1,7 +1,7 @@
 /**
  * JSON Schema → GBNF. Every string the grammar accepts is JSON that validates against the schema
- * (whitespace between tokens is limited, numbers to 15 integer digits, 16 fraction digits and 3
- * exponent digits, so that a generation always finishes). Supported:
+ * (whitespace between tokens is limited, numbers to 15 integer digits, 16 fraction digits and 2
+ * exponent digits, so that a generation always finishes and a number is a finite double). Supported:
  *
  *   type (one or a list), enum, const, anyOf / oneOf (oneOf's exclusivity is not enforced, as
  *   in llama.cpp), $ref to "#..." JSON pointers ($defs, definitions, recursion included);
@@ -32,7 +32,8 @@ const PRIMITIVES: Record<string, string> = {
   boolean: '"true" | "false"',
   null: '"null"',
   integer: '"-"? ("0" | [1-9] [0-9]{0,14})',
-  number: '"-"? ("0" | [1-9] [0-9]{0,14}) ("." [0-9]{1,16})? ([eE] [-+]? [0-9]{1,3})?',
+  // exponents of at most two digits: the value stays a finite double
+  number: '"-"? ("0" | [1-9] [0-9]{0,14}) ("." [0-9]{1,16})? ([eE] [-+]? [0-9]{1,2})?',
   // escapes: \uXXXX outside the surrogates only (a pair would count as two characters here, one in JSON Schema)
   char: '[^"\\\\\\x00-\\x1f\\x7f] | "\\\\" (["\\\\/bfnrt] | "u" ([0-9a-cA-Ce-fE-F] [0-9a-fA-F]{3} | [dD] [0-7] [0-9a-fA-F]{2}))',
   string: '"\\"" char* "\\""',
@@ -44,12 +45,13 @@ const PRIMITIVES: Record<string, string> = {
   'date-time': 'date "T" time',
   uuid: '[0-9a-f]{8} "-" [0-9a-f]{4} "-" [0-9a-f]{4} "-" [0-9a-f]{4} "-" [0-9a-f]{12}',
   'email-label': '[a-zA-Z0-9] ([a-zA-Z0-9-]{0,20} [a-zA-Z0-9])?',
-  email: '[a-zA-Z0-9_+-] [a-zA-Z0-9._+-]{0,31} "@" email-label ("." email-label){1,3}',
+  email: 'email-atom ("." email-atom){0,3} "@" email-label ("." email-label){1,3}',
+  'email-atom': '[a-zA-Z0-9_+-]{1,16}',
 };
 /** Which primitives each one uses. */
 const USES: Record<string, string[]> = {
   string: ['char'], value: ['object', 'array', 'string', 'number', 'boolean', 'null'], object: ['ws', 'string', 'value'], array: ['ws', 'value'],
-  'date-time': ['date', 'time'], email: ['email-label'],
+  'date-time': ['date', 'time'], email: ['email-atom', 'email-label'],
 };
 const FORMATS = new Set(['date', 'time', 'date-time', 'uuid', 'email']);
 

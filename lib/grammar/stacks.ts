@@ -179,6 +179,7 @@ export function inClass(c: CharClass, cp: number): boolean {
 function feasible(c: CharClass, acc: number, rem: number, len: number): boolean {
   const lo = Math.max(acc * 2 ** (6 * rem), MIN_CP[len]);
   const hi = Math.min((acc + 1) * 2 ** (6 * rem) - 1, 0x10ffff);
+  if (lo > hi) return false; // an overlong form or past U+10FFFF
   const r = c.ranges;
   for (let i = 0; i < r.length; i += 2) if (r[i] <= hi && r[i + 1] >= lo) return true;
   return false;

@@ -109,6 +109,8 @@ describe('GBNF grammars', () => {
     assert.equal(st.step(st.initial(), 0x80), DEAD, 'a lone continuation byte');
     assert.equal(st.step(st.initial(), 0xc0), DEAD, 'an overlong lead byte');
     assert.equal(st.walk(st.initial(), Uint8Array.of(0xe0, 0x80, 0x80)), DEAD, 'an overlong three-byte form');
+    assert.equal(st.walk(st.initial(), Uint8Array.of(0xe0, 0x91)), DEAD, 'an overlong form refused before its last byte');
+    assert.equal(st.walk(st.initial(), Uint8Array.of(0xf4, 0x90)), DEAD, 'past U+10FFFF');
     assert.equal(st.walk(st.initial(), Uint8Array.of(0xed, 0xa0, 0x80)), DEAD, 'a surrogate');
     // a class of only 3-byte characters refuses a 2-byte lead at once
     const cjk = new StackSets(compileGbnf('root ::= [\\u4e00-\\u9fff]'));
