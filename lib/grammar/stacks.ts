@@ -30,7 +30,8 @@ export class StackSets {
   /** Interned sets (sorted node ids) and their keys. */
   readonly sets: Int32Array[] = [new Int32Array(0)];
   readonly #setIds = new Map<string, number>([['', DEAD]]);
-  readonly #step = new Map<number, number>();
+  /** Per set: the set after each byte, -1 while not yet computed. */
+  readonly #next: Array<Int32Array | undefined> = [];
   #seen = new Int32Array(1024);
   #stamp = 0;
 
@@ -114,13 +115,13 @@ export class StackSets {
 
   /** The state after byte `b` from state `set` (markers end there; memoized). */
   step(set: number, b: number): number {
-    const key = set * 256 + b;
-    let r = this.#step.get(key);
-    if (r === undefined) {
+    let t = this.#next[set];
+    if (t === undefined) this.#next[set] = t = new Int32Array(256).fill(-1);
+    let r = t[b];
+    if (r < 0) {
       const out: number[] = [];
       for (const s of this.sets[set]) if (s > BOUNDARY) this.#advance(s, b, out);
-      r = out.length === 0 ? DEAD : this.setOf(out);
-      this.#step.set(key, r);
+      r = t[b] = out.length === 0 ? DEAD : this.setOf(out);
     }
     return r;
   }
@@ -131,9 +132,11 @@ export class StackSets {
     return set;
   }
 
+  /** Whether set `set` holds node `node` (cheap for the markers: they sort first). */
   has(set: number, node: number): boolean {
     const s = this.sets[set];
-    return s.length > 0 && s[0] <= node && s.indexOf(node) >= 0;
+    if (node <= BOUNDARY) return s[0] === node || s[1] === node;
+    return s.indexOf(node) >= 0;
   }
 
   #advance(s: number, b: number, out: number[]): void {
