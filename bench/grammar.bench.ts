@@ -1,0 +1,146 @@
+/**
+ * Structured output's cost per token.
+ *
+ *  - Mask time: the grammar's whole per-token work (mask + applying it to a logits row +
+ *    advancing past the chosen token) for a JSON Schema, on a 32k vocabulary (llama-spm, from
+ *    ../shared) and a 128k byte-level BPE one (GPT-2's widened to 128,256 tokens). Tokens are
+ *    drawn uniformly among the allowed ones (a random model), seeded. "first request" times the
+ *    first generation with a fresh grammar (every cache cold: per-position token caches and
+ *    per-state masks are built as they are met); "later requests" the next ones with the same
+ *    compiled grammar and new seeds. Mean and p99 over all tokens of the requests.
+ *  - Decode: tok/s with the schema against tok/s without (ignoreEog) on the TinyLlama-1.1B-shaped
+ *    q8_0 synthetic model, 1 thread, temperature 1, after a warm-up request with the schema.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { compileGbnf } from '../lib/grammar/compile.js';
+import { jsonSchemaToGbnf } from '../lib/grammar/json-schema.js';
+import { TokenMasks } from '../lib/grammar/token-masks.js';
+import { parseGguf } from '../lib/formats/gguf.js';
+import { loadModel } from '../lib/model/model.js';
+import { tokenizerFromGguf } from '../lib/tokenizer/from-gguf.js';
+import { widenedByteLevelVocab, writeSyntheticModel } from '../lib/tools/synthetic.js';
+import { syntheticFile, type BenchResult } from './util.js';
+
+const shared = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../shared');
+
+/** A typical extraction schema: nested object, bounded and free strings, enum, integer range, array, format. */
+export const BENCH_SCHEMA = {
+  type: 'object',
+  properties: {
+    name: { type: 'string', maxLength: 24 },
+    age: { type: 'integer', minimum: 0, maximum: 130 },
+    email: { type: 'string', format: 'email' },
+    role: { enum: ['admin', 'user', 'guest'] },
+    address: { type: 'object', properties: { street: { type: 'string' }, city: { type: 'string' }, zip: { type: 'string', pattern: '^[0-9]{5}$' } }, required: ['street', 'city'] },
+    tags: { type: 'array', items: { type: 'string', maxLength: 12 }, maxItems: 4 },
+    active: { type: 'boolean' },
+  },
+  required: ['name', 'age', 'role', 'address', 'active'],
+};
+
+function gguf(file: string) {
+  const d = readFileSync(file);
+  return parseGguf(new Uint8Array(d.buffer, d.byteOffset, d.length), { path: file, fileSize: d.length });
+}
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 4294967296;
+  };
+}
+
+/** Per-token seconds of `requests` generations of up to `maxTokens` tokens with one compiled grammar. */
+function maskTimes(m: TokenMasks, eog: readonly number[], requests: number, maxTokens: number, seed: number): number[][] {
+  const out: number[][] = [];
+  const logits = new Float32Array(m.vocabSize);
+  for (let q = 0; q < requests; q++) {
+    const r = rng(seed + q);
+    const times: number[] = [];
+    let s = m.initial;
+    for (let i = 0; i < maxTokens && !m.mustEnd(s); i++) {
+      logits.fill(0);
+      const t0 = process.hrtime.bigint();
+      m.apply(s, logits);
+      // the draw is the sampler's work, not the grammar's: untimed
+      const t1 = process.hrtime.bigint();
+      let n = 0;
+      for (let t = 0; t < logits.length; t++) if (logits[t] === 0) n++;
+      let k = Math.floor(r() * n), id = 0;
+      for (let t = 0; t < logits.length; t++) if (logits[t] === 0 && k-- === 0) id = t;
+      const t2 = process.hrtime.bigint();
+      if (eog.includes(id)) break;
+      s = m.next(s, id);
+      times.push(Number(t1 - t0 + (process.hrtime.bigint() - t2)) / 1e9);
+    }
+    out.push(times);
+  }
+  return out;
+}
+
+function stats(xs: number[]): { mean: number; p99: number } {
+  const s = [...xs].sort((a, b) => a - b);
+  return { mean: xs.reduce((a, b) => a + b, 0) / xs.length, p99: s[Math.min(s.length - 1, Math.floor(0.99 * s.length))] };
+}
+
+async function maskBench(label: string, bytes: Uint8Array[], eog: readonly number[]): Promise<BenchResult[]> {
+  const text = jsonSchemaToGbnf(BENCH_SCHEMA);
+  const t0 = performance.now();
+  const m = new TokenMasks(compileGbnf(text), { bytes, eog });
+  const setupMs = performance.now() - t0;
+  const [first, ...later] = maskTimes(m, eog, 9, 300, 1);
+  const a = stats(first), b = stats(later.flat());
+  return [
+    { name: `mask ${label} first request`, seconds: a.mean, meanUs: a.mean * 1e6, p99Us: a.p99 * 1e6, tokens: first.length, setupMs },
+    { name: `mask ${label} later requests`, seconds: b.mean, meanUs: b.mean * 1e6, p99Us: b.p99 * 1e6, tokens: later.flat().length },
+  ];
+}
+
+async function decodeBench(): Promise<BenchResult> {
+  const file = await syntheticFile('tinyllama-1.1b', 'q8_0');
+  const model = await loadModel(file, { threads: 1, contextSize: 256 });
+  try {
+    const gen = 24;
+    const prompt = [1, 450, 4996, 338];
+    const schema = { type: 'object', properties: { story: { type: 'string' } }, required: ['story'] }; // a free string: never finishes in `gen` tokens
+    await model.generate(prompt, { maxTokens: 4, jsonSchema: schema, temperature: 1 }); // compile + warm-up
+    const tps = async (o: object) => {
+      const xs: number[] = [];
+      for (let rep = 0; rep < 3; rep++) {
+        await model.clearCache();
+        const r = await model.generate(prompt, { maxTokens: gen, temperature: 1, seed: rep, ...o });
+        xs.push(r.ids.length / r.timings.generateSeconds);
+      }
+      return xs.sort((x, y) => x - y)[1];
+    };
+    const plain = await tps({ ignoreEog: true });
+    const withSchema = await tps({ jsonSchema: schema });
+    return { name: 'decode tinyllama-1.1b q8_0 1t, schema vs none', seconds: 1 / withSchema, tokensPerSecond: withSchema, plainTokensPerSecond: plain, ratio: withSchema / plain };
+  } finally {
+    await model.dispose();
+  }
+}
+
+export async function run(): Promise<BenchResult[]> {
+  const out: BenchResult[] = [];
+  const spm = path.join(shared, 'tokenizers/llama.cpp-vocab/ggml-vocab-llama-spm.gguf');
+  const gpt2 = path.join(shared, 'tokenizers/llama.cpp-vocab/ggml-vocab-gpt-2.gguf');
+  if (existsSync(spm)) {
+    const tok = tokenizerFromGguf(gguf(spm));
+    out.push(...(await maskBench('32k llama-spm', Array.from({ length: tok.vocabSize }, (_, i) => tok.tokenBytes(i)), tok.eogIds)));
+  } else process.stderr.write(`grammar: skipping the 32k vocabulary (${spm} not found)\n`);
+  if (existsSync(gpt2)) {
+    // a vocab-only GGUF of the widened vocabulary, so the tokenizer reads it as it reads any
+    const file = path.join(os.tmpdir(), 'fuselm-grammar-vocab-128k.gguf');
+    if (!existsSync(file))
+      await writeSyntheticModel(file, { arch: 'llama', dtype: 'f32', vocabSize: 128256, dim: 8, nLayers: 1, nHeads: 1, nKvHeads: 1, ffnDim: 8, contextLength: 64, vocab: widenedByteLevelVocab(gguf(gpt2), 128256) });
+    const tok = tokenizerFromGguf(gguf(file));
+    out.push(...(await maskBench('128k byte-level', Array.from({ length: tok.vocabSize }, (_, i) => tok.tokenBytes(i)), tok.eogIds)));
+  } else process.stderr.write(`grammar: skipping the 128k vocabulary (${gpt2} not found)\n`);
+  if (!process.env.FUSELM_BENCH_NO_DECODE) out.push(await decodeBench());
+  return out;
+}
