@@ -30,8 +30,8 @@ export class StackSets {
   /** Interned sets (sorted node ids) and their keys. */
   readonly sets: Int32Array[] = [new Int32Array(0)];
   readonly #setIds = new Map<string, number>([['', DEAD]]);
-  /** Per set: the set after each byte, -1 while not yet computed. */
-  readonly #next: Array<Int32Array | undefined> = [];
+  /** Per set: the set after each byte, -1 while not yet computed (read by hot loops; step() fills it). */
+  readonly transitions: Array<Int32Array | undefined> = [];
   #seen = new Int32Array(1024);
   #stamp = 0;
 
@@ -115,8 +115,8 @@ export class StackSets {
 
   /** The state after byte `b` from state `set` (markers end there; memoized). */
   step(set: number, b: number): number {
-    let t = this.#next[set];
-    if (t === undefined) this.#next[set] = t = new Int32Array(256).fill(-1);
+    let t = this.transitions[set];
+    if (t === undefined) this.transitions[set] = t = new Int32Array(256).fill(-1);
     let r = t[b];
     if (r < 0) {
       const out: number[] = [];

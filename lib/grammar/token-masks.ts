@@ -2,12 +2,14 @@
  * Which tokens a grammar allows next, for one grammar and one vocabulary; built once and shared
  * by every request with the same grammar (XGrammar's idea, done lazily):
  *
- *  - Per CHAR position p, the token cache: the vocabulary trie walked once from the stack
- *    (p, BOUNDARY), where BOUNDARY stands for "whatever is below". A token is *accepted* when its
- *    bytes are consumed without looking below (whatever the real stack, it is allowed); it is
- *    *dependent* when matching reached the boundary with bytes left (the real stack decides);
- *    every other token is rejected whatever the stack.
- *  - Per matcher state (a set of stacks), the mask: the accepted bits of each stack's position,
+ *  - Per stack top, the token cache: the vocabulary trie walked once from the stack cut to its
+ *    top CONTEXT_DEPTH frames, the rest replaced by BOUNDARY ("whatever is below"). A token is
+ *    *accepted* when its bytes are consumed without looking below the cut (whatever the real
+ *    stack, it is allowed); it is *dependent* when matching reached the cut with bytes left (the
+ *    real stack decides); every other token is rejected whatever the stack. With one frame this
+ *    is XGrammar's per-position cache; a few frames keep most tokens context-independent where
+ *    a rule is short (one character of a bounded string: its caller decides what may follow).
+ *  - Per matcher state (a set of stacks), the mask: the accepted bits of each stack's cache,
  *    OR-ed, plus the dependent tokens checked against the real stack; cached per state, so a
  *    state seen before (a string's inside, an object's next key) costs a lookup.
  *
@@ -30,6 +32,9 @@ interface PositionCache {
   dependent: Int32Array;
 }
 
+/** Stack frames a token cache looks at (see the module comment). */
+const CONTEXT_DEPTH = 4;
+
 /** Masks kept per grammar: at most this many bytes of them. */
 const MASK_CACHE_BYTES = 32 << 20;
 
@@ -42,7 +47,8 @@ export class TokenMasks {
   /** The state before any output. */
   readonly initial: number;
   readonly #vocab: GrammarVocab;
-  readonly #positions = new Map<number, PositionCache>();
+  /** Token caches by the cut stack's node id. */
+  readonly #caches = new Map<number, PositionCache>();
   readonly #masks = new Map<number, Uint32Array>();
   readonly #maxMasks: number;
 
@@ -91,7 +97,7 @@ export class TokenMasks {
         this.#walk(single, bits, undefined); // inside a character: walked whole (rare)
         continue;
       }
-      const pc = this.#position(st.pos[s]);
+      const pc = this.#cache(this.#cut(s, CONTEXT_DEPTH));
       const a = pc.accepted;
       for (let w = 0; w < bits.length; w++) bits[w] |= a[w];
       const bytes = this.#vocab.bytes;
@@ -131,16 +137,23 @@ export class TokenMasks {
     if (!any) throw new FuselmError('E_INVALID_ARG', 'grammar: no token of the vocabulary can continue the output here (the grammar needs text this vocabulary cannot write)');
   }
 
-  /** The token cache of CHAR position `pos` (computed on first use). */
-  #position(pos: number): PositionCache {
-    let pc = this.#positions.get(pos);
+  /** Stack `s` with the frames below its top `depth` replaced by BOUNDARY. */
+  #cut(s: number, depth: number): number {
+    if (s <= BOUNDARY) return s;
+    if (depth === 0) return BOUNDARY;
+    const st = this.stacks;
+    return st.node(st.pos[s], st.partial[s], this.#cut(st.parent[s], depth - 1));
+  }
+
+  /** The token cache of the cut stack `cut` (computed on first use). */
+  #cache(cut: number): PositionCache {
+    let pc = this.#caches.get(cut);
     if (!pc) {
       const accepted = new Uint32Array(this.words);
       const dependent: number[] = [];
-      const start = this.stacks.setOf([this.stacks.node(pos, 0, BOUNDARY)]);
-      this.#walk(start, accepted, dependent);
+      this.#walk(this.stacks.setOf([cut]), accepted, dependent);
       pc = { accepted, dependent: Int32Array.from(dependent) };
-      this.#positions.set(pos, pc);
+      this.#caches.set(cut, pc);
     }
     return pc;
   }
@@ -150,20 +163,39 @@ export class TokenMasks {
    * `dependent`, the tokens that ran past a BOUNDARY and then failed are collected there.
    */
   #walk(state: number, bits: Uint32Array, dependent: number[] | undefined): void {
-    const { byte, end, first, count, order } = this.trie;
-    const st = this.stacks;
-    const visit = (n: number, set: number, pastBoundary: boolean) => {
-      const dep = pastBoundary || (dependent !== undefined && st.has(set, BOUNDARY));
-      for (let c = n + 1; c < end[n]; c = end[c]) {
-        const next = st.step(set, byte[c]);
-        if (next === DEAD) {
-          if (dep) for (let k = first[c]; k < first[end[c]]; k++) dependent!.push(order[k]);
-          continue;
-        }
-        for (let k = first[c], e = first[c] + count[c]; k < e; k++) bits[order[k] >> 5] |= 1 << (order[k] & 31);
-        if (end[c] > c + 1) visit(c, next, dep);
+    const { byte, end, first, count, order, depth } = this.trie;
+    const st = this.stacks, sets = st.sets, tables = st.transitions;
+    const boundary = (set: number) => dependent !== undefined && (sets[set][0] === BOUNDARY || sets[set][1] === BOUNDARY);
+    // an explicit DFS over the trie: per depth its node, state, whether a boundary was passed, next child
+    const nodeAt = new Int32Array(depth + 1), setAt = new Int32Array(depth + 1), childAt = new Int32Array(depth + 1), depAt = new Uint8Array(depth + 1);
+    let d = 0;
+    setAt[0] = state;
+    childAt[0] = 1;
+    depAt[0] = boundary(state) ? 1 : 0;
+    while (d >= 0) {
+      const n = nodeAt[d], c = childAt[d];
+      if (c >= end[n]) {
+        d--;
+        continue;
       }
-    };
-    visit(0, state, false);
+      childAt[d] = end[c];
+      const set = setAt[d], b = byte[c];
+      const t = tables[set];
+      let next = t === undefined ? -1 : t[b];
+      if (next < 0) next = st.step(set, b);
+      if (next === DEAD) {
+        if (depAt[d]) for (let k = first[c], e = first[end[c]]; k < e; k++) dependent!.push(order[k]);
+        continue;
+      }
+      for (let k = first[c], e = first[c] + count[c]; k < e; k++) bits[order[k] >> 5] |= 1 << (order[k] & 31);
+      if (end[c] > c + 1) {
+        d++;
+        nodeAt[d] = c;
+        setAt[d] = next;
+        childAt[d] = c + 1;
+        depAt[d] = depAt[d - 1] || boundary(next) ? 1 : 0;
+      }
+    }
   }
+
 }

@@ -17,6 +17,8 @@ export class VocabTrie {
   /** Token ids with bytes, sorted by their bytes. */
   readonly order: Int32Array;
   readonly nodes: number;
+  /** The longest token's length in bytes (the trie's depth). */
+  readonly depth: number;
 
   constructor(bytes: ReadonlyArray<Uint8Array>) {
     const ids: number[] = [];
@@ -48,6 +50,7 @@ export class VocabTrie {
     this.count = Int32Array.from(count);
     this.order = Int32Array.from(ids);
     this.nodes = byte.length;
+    this.depth = ids.reduce((m, id) => Math.max(m, bytes[id].length), 0);
   }
 }
 
