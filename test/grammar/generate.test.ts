@@ -57,6 +57,10 @@ describe('structured output (generate with grammar / jsonSchema)', function () {
     });
 
     it('example grammars only produce strings of their language', async () => {
+      // the checkers themselves tell members from non-members
+      assert.ok(EXAMPLES.arithmetic.check('(a+12)*b= 7\n') && !EXAMPLES.arithmetic.check('1+=2\n') && !EXAMPLES.arithmetic.check('1234567=1\n'));
+      assert.ok(EXAMPLES.chess.check('1. e4 Nf6\n2. O-O exd5+\n') && !EXAMPLES.chess.check('1. e9 e4\n'));
+      assert.ok(EXAMPLES.list.check('- milk\n- eggs\n') && !EXAMPLES.list.check('- \n'));
       for (const [name, { grammar, check }] of Object.entries(EXAMPLES)) {
         let finished = 0;
         for (let seed = 0; seed < 8; seed++) {
@@ -127,8 +131,8 @@ describe('structured output (generate with grammar / jsonSchema)', function () {
 /** Grammars in the spirit of llama.cpp's examples (written here), each with a checker. */
 const EXAMPLES: Record<string, { grammar: string; check: (s: string) => boolean }> = {
   arithmetic: {
-    grammar: `root ::= (expr "=" ws term "\\n")+
-expr ::= term ([-+*/] term)*
+    grammar: `root ::= (expr "=" ws term "\\n"){1,2}
+expr ::= term ([-+*/] term){0,3}
 term ::= ident | num | "(" ws expr ")" ws
 ident ::= [a-z] [a-z0-9_]{0,7} ws
 num ::= [0-9]{1,6} ws
@@ -159,7 +163,7 @@ ws ::= [ \\t]{0,3}`,
       };
       const expr = (): boolean => {
         if (!term()) return false;
-        while ('-+*/'.includes(s[i] ?? 'x')) {
+        for (let n = 0; n < 3 && '-+*/'.includes(s[i] ?? 'x'); n++) {
           i++;
           if (!term()) return false;
         }
@@ -174,7 +178,7 @@ ws ::= [ \\t]{0,3}`,
         i++;
         lines++;
       }
-      return lines > 0;
+      return lines > 0 && lines <= 2;
     },
   },
   chess: {
