@@ -25,6 +25,8 @@ export interface GrammarVocab {
   bytes: ReadonlyArray<Uint8Array>;
   /** End-of-generation ids. */
   eog: readonly number[];
+  /** The trie of `bytes`, built by the first TokenMasks of this vocabulary and shared by the others. */
+  trie?: VocabTrie;
 }
 
 interface PositionCache {
@@ -54,7 +56,7 @@ export class TokenMasks {
 
   constructor(g: CompiledGrammar, vocab: GrammarVocab) {
     this.stacks = new StackSets(g);
-    this.trie = new VocabTrie(vocab.bytes);
+    this.trie = vocab.trie ??= new VocabTrie(vocab.bytes);
     this.vocabSize = vocab.bytes.length;
     this.words = (this.vocabSize + 31) >> 5;
     this.#vocab = vocab;
@@ -119,20 +121,28 @@ export class TokenMasks {
     const bits = this.mask(state);
     const n = Math.min(logits.length, this.vocabSize);
     let any = false;
+    let zeroFrom = -1; // start of the current run of all-zero words: filled in one call
     for (let w = 0; w < bits.length; w++) {
       const v = bits[w];
-      if (v === 0xffffffff) {
-        any = true;
+      if (v === 0) {
+        if (zeroFrom < 0) zeroFrom = w;
         continue;
       }
-      const base = w << 5;
-      if (v === 0) {
-        logits.fill(-Infinity, base, Math.min(base + 32, n));
-        continue;
+      if (zeroFrom >= 0) {
+        logits.fill(-Infinity, zeroFrom << 5, Math.min(w << 5, n));
+        zeroFrom = -1;
       }
       any = true;
-      for (let i = 0; i < 32 && base + i < n; i++) if (!(v & (1 << i))) logits[base + i] = -Infinity;
+      if (v === 0xffffffff) continue;
+      // only the zero bits, lowest first (ids past n have zero bits too: stop there)
+      const base = w << 5;
+      for (let z = ~v; z !== 0; z &= z - 1) {
+        const id = base + 31 - Math.clz32(z & -z);
+        if (id >= n) break;
+        logits[id] = -Infinity;
+      }
     }
+    if (zeroFrom >= 0) logits.fill(-Infinity, zeroFrom << 5, n);
     if (logits.length > n) logits.fill(-Infinity, n);
     if (!any) throw new FuselmError('E_INVALID_ARG', 'grammar: no token of the vocabulary can continue the output here (the grammar needs text this vocabulary cannot write)');
   }
