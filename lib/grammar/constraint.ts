@@ -25,6 +25,8 @@ export interface GrammarOptions {
 
 /** Grammars kept compiled per tokenizer. */
 const MAX_GRAMMARS = 16;
+/** A compiled grammar whose caches grew past this many bytes is compiled afresh for the next request. */
+const MAX_FOOTPRINT = 256 << 20;
 
 const perTokenizer = new WeakMap<Tokenizer, { vocab: GrammarVocab; grammars: Map<string, TokenMasks> }>();
 
@@ -50,7 +52,8 @@ export function grammarMasks(tok: Tokenizer, o: GrammarOptions): TokenMasks | un
   }
   let masks = entry.grammars.get(text);
   if (masks) entry.grammars.delete(text);
-  else {
+  // (sequences still using an old one keep it; it is dropped with them)
+  if (!masks || masks.footprint > MAX_FOOTPRINT) {
     masks = new TokenMasks(compileGbnf(text), entry.vocab);
     if (entry.grammars.size >= MAX_GRAMMARS) entry.grammars.delete(entry.grammars.keys().next().value!);
   }

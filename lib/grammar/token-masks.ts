@@ -64,6 +64,17 @@ export class TokenMasks {
     this.initial = this.stacks.initial();
   }
 
+  /**
+   * About how many bytes the caches hold (token caches, state masks, stacks and their
+   * transition tables): they grow with the states met, so a caller may start afresh past a budget.
+   */
+  get footprint(): number {
+    let dependent = 0;
+    for (const c of this.#caches.values()) dependent += c.dependent.length;
+    const st = this.stacks;
+    return 4 * this.words * (this.#caches.size + this.#masks.size) + 4 * dependent + 1100 * st.sets.length + 24 * st.nodes;
+  }
+
   /** The state after token `id`, DEAD when the grammar does not allow it. */
   next(state: number, id: number): number {
     if (this.#vocab.eog.includes(id)) return this.canEnd(state) ? state : DEAD;

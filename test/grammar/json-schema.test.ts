@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { compileGbnf } from '../../lib/grammar/compile.js';
-import { integerRange, jsonSchemaToGbnf } from '../../lib/grammar/json-schema.js';
+import { integerRange, type JsonSchema, jsonSchemaToGbnf } from '../../lib/grammar/json-schema.js';
 import { regexToGbnf } from '../../lib/grammar/regex.js';
 import { StackSets } from '../../lib/grammar/stacks.js';
 import { TokenMasks } from '../../lib/grammar/token-masks.js';
@@ -88,7 +88,7 @@ describe('JSON Schema to grammar', () => {
   });
 
   it('refuses what it cannot express with E_UNSUPPORTED naming the keyword', () => {
-    const unsupported: Array<[object, RegExp]> = [
+    const unsupported: Array<[JsonSchema, RegExp]> = [
       [{ type: 'string', foo: 1 }, /the keyword foo is not supported/],
       [{ allOf: [{ type: 'string' }] }, /the keyword allOf is not supported/],
       [{ type: 'number', minimum: 1.5 }, /minimum on a number/],
@@ -114,7 +114,7 @@ describe('JSON Schema to grammar', () => {
       [{ type: 'object', required: 'a' }, /required must be an array of strings/],
       [42, /a schema must be an object or a boolean/],
     ];
-    for (const [s, re] of invalid) assert.throws(() => jsonSchemaToGbnf(s as object), (e: { code?: string; message: string }) => e.code === 'E_INVALID_ARG' && re.test(e.message), JSON.stringify(s));
+    for (const [s, re] of invalid) assert.throws(() => jsonSchemaToGbnf(s as JsonSchema), (e: { code?: string; message: string }) => e.code === 'E_INVALID_ARG' && re.test(e.message), JSON.stringify(s));
   });
 
   it('recursive references make recursive rules', () => {

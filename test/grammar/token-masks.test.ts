@@ -133,5 +133,9 @@ describe('grammar token masks', () => {
     assert.ok(a && a === grammarMasks(tok, { grammar: GRAMMARS.unicode }));
     assert.ok(grammarMasks(tok, { jsonSchema: { type: 'string' } }) === grammarMasks(tok, { jsonSchema: { type: 'string' } }));
     assert.equal(grammarMasks(tok, {}), undefined);
+    // the caches' size is tracked (a grammar past its budget is compiled afresh)
+    const before = a.footprint;
+    a.mask(a.next(a.initial, 2 + 0x41));
+    assert.ok(a.footprint > before);
   });
 });

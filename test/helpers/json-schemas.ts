@@ -7,8 +7,9 @@
 import { Ajv } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import { CHAR, type CompiledGrammar, END, REF } from '../../lib/grammar/compile.js';
+import type { JsonSchema } from '../../lib/grammar/json-schema.js';
 
-export const SCHEMAS: Record<string, object> = {
+export const SCHEMAS: Record<string, Exclude<JsonSchema, boolean>> = {
   flat: {
     type: 'object',
     properties: { name: { type: 'string', maxLength: 10 }, age: { type: 'integer', minimum: 0, maximum: 120 }, ok: { type: 'boolean' } },
