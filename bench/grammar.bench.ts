@@ -10,11 +10,12 @@
  *    compiled grammar and new seeds (requests 2-9, and 41-50 once the caches have filled). Mean
  *    and p99 over all tokens of those requests. setupMs: compiling the grammar and building the
  *    vocabulary trie (the trie is built once per vocabulary).
+ *  - Beside llama.cpp (node-llama-cpp): the grammar's added seconds per token on both (peerBench).
  *  - Decode: tok/s with the schema against tok/s without (ignoreEog) on the TinyLlama-1.1B-shaped
  *    q8_0 synthetic model, 1 thread, temperature 1, 24 tokens, after a warm-up request with the
  *    schema; runs alternated, medians of 5.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,6 +26,7 @@ import { parseGguf } from '../lib/formats/gguf.js';
 import { loadModel } from '../lib/model/model.js';
 import { tokenizerFromGguf } from '../lib/tokenizer/from-gguf.js';
 import { widenedByteLevelVocab, writeSyntheticModel } from '../lib/tools/synthetic.js';
+import { loadLlamaCpp } from './peers/llama-cpp.js';
 import { syntheticFile, type BenchResult } from './util.js';
 
 const shared = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../shared');
@@ -129,6 +131,74 @@ async function decodeBench(): Promise<BenchResult> {
   }
 }
 
+/**
+ * Beside llama.cpp: the same GBNF text (jsonSchemaToGbnf of BENCH_SCHEMA) on both sides, on a
+ * small random-weight llama with the 128k vocabulary (the forward step is cheap, so the
+ * grammar's cost shows): seconds per token with the grammar minus seconds per token without,
+ * temperature 1, 64 tokens, medians of 3 alternated runs after a warm-up. node-llama-cpp's
+ * grammar runs llama.cpp's grammar sampler.
+ */
+async function peerBench(vocabFile: string): Promise<BenchResult[]> {
+  const llama = await loadLlamaCpp();
+  if (!llama) return [];
+  const file = path.join(os.tmpdir(), `fuselm-grammar-peer-${process.pid}.gguf`);
+  const src = gguf(vocabFile);
+  const vocab = [...src.metadata.keys()].filter((k) => k.startsWith('tokenizer.')).map((key) => ({ key, ...src.metadataTypes.get(key)!, value: src.metadata.get(key)! }));
+  await writeSyntheticModel(file, { arch: 'llama', dtype: 'f16', vocabSize: 128256, dim: 64, nLayers: 2, nHeads: 4, nKvHeads: 2, ffnDim: 128, contextLength: 512, vocab });
+  const grammar = jsonSchemaToGbnf(BENCH_SCHEMA);
+  const gen = 64, prompt = [15496, 995];
+  const med = (xs: number[]) => [...xs].sort((x, y) => x - y)[xs.length >> 1];
+  try {
+    const model = await loadModel(file, { threads: 1, contextSize: 256 });
+    const ours: Record<string, number[]> = { plain: [], grammar: [] };
+    try {
+      for (let rep = 0; rep <= 3; rep++)
+        for (const [k, o] of [['plain', { ignoreEog: true }], ['grammar', { grammar }]] as const) {
+          await model.clearCache();
+          const r = await model.generate(prompt, { maxTokens: gen, temperature: 1, seed: rep, ...o });
+          if (rep > 0) ours[k].push(r.timings.generateSeconds / r.ids.length);
+        }
+    } finally {
+      await model.dispose();
+    }
+    const { LlamaGrammarEvaluationState } = await import(path.resolve(path.dirname(fileURLToPath(import.meta.url)), 'peers/.deps/node_modules/node-llama-cpp/dist/index.js'));
+    const lm = await llama.loadModel({ modelPath: file });
+    const theirs: Record<string, number[]> = { plain: [], grammar: [] };
+    try {
+      const ctx = await lm.createContext({ contextSize: 256, threads: 1 });
+      const seq = ctx.getSequence();
+      const g = await llama.createGrammar({ grammar });
+      for (let rep = 0; rep <= 3; rep++)
+        for (const k of ['plain', 'grammar']) {
+          await seq.clearHistory();
+          await seq.evaluateWithoutGeneratingNewTokens(prompt.slice(0, -1));
+          const state = k === 'grammar' ? new LlamaGrammarEvaluationState({ model: lm, grammar: g }) : undefined;
+          let n = 0;
+          const t0 = performance.now();
+          for await (const _ of seq.evaluate(prompt.slice(-1), { temperature: 1, grammarEvaluationState: state })) if (++n >= gen) break;
+          if (rep > 0) theirs[k].push((performance.now() - t0) / 1000 / n);
+        }
+      await ctx.dispose();
+    } finally {
+      await lm.dispose();
+    }
+    const oursCost = med(ours.grammar) - med(ours.plain), theirsCost = med(theirs.grammar) - med(theirs.plain);
+    return [
+      {
+        name: 'grammar cost per token 128k, beside llama.cpp',
+        seconds: oursCost,
+        fuselmUs: oursCost * 1e6,
+        llamaCppUs: theirsCost * 1e6,
+        speedup: theirsCost / oursCost,
+        fuselmPlainUs: med(ours.plain) * 1e6,
+        llamaCppPlainUs: med(theirs.plain) * 1e6,
+      },
+    ];
+  } finally {
+    rmSync(file, { force: true });
+  }
+}
+
 export async function run(): Promise<BenchResult[]> {
   const out: BenchResult[] = [];
   const spm = path.join(shared, 'tokenizers/llama.cpp-vocab/ggml-vocab-llama-spm.gguf');
@@ -144,6 +214,7 @@ export async function run(): Promise<BenchResult[]> {
       await writeSyntheticModel(file, { arch: 'llama', dtype: 'f32', vocabSize: 128256, dim: 8, nLayers: 1, nHeads: 1, nKvHeads: 1, ffnDim: 8, contextLength: 64, vocab: widenedByteLevelVocab(gguf(gpt2), 128256) });
     const tok = tokenizerFromGguf(gguf(file));
     out.push(...(await maskBench('128k byte-level', Array.from({ length: tok.vocabSize }, (_, i) => tok.tokenBytes(i)), tok.eogIds)));
+    if (!process.env.FUSELM_BENCH_NO_PEER) out.push(...(await peerBench(file)));
   } else process.stderr.write(`grammar: skipping the 128k vocabulary (${gpt2} not found)\n`);
   if (!process.env.FUSELM_BENCH_NO_DECODE) out.push(await decodeBench());
   return out;
