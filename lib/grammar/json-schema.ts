@@ -254,17 +254,21 @@ class Converter {
       const value = this.#visit((props as Record<string, unknown>)[n], `${at}/properties/${n}`, `${hint}-${n}`);
       return `${gbnfString(JSON.stringify(n))} ${ws} ":" ${ws} ${this.#rule(`${hint}-${n}`, value)} ${ws}`;
     });
-    // tail(i, comma): the properties from i on, after earlier ones (comma) or none (no comma)
-    const tails: string[][] = [];
-    tails[names.length] = ['""', '""'];
-    for (let i = names.length - 1; i >= 0; i--) {
-      tails[i] = [0, 1].map((comma) => {
-        const take = `${comma ? `"," ${ws} ` : ''}${kvs[i]} ${tails[i + 1][1]}`;
-        const body = required.includes(names[i]) ? take : `${take} | ${tails[i + 1][comma]}`;
-        return this.#rule(`${hint}-after-${i}${comma ? '-c' : ''}`, body);
-      });
-    }
-    return `"{" ${ws} ${tails[0][0]} "}"`;
+    // tail(i, comma): the properties from i on, after earlier ones (comma) or none (no comma);
+    // made on demand, so that no rule is left unused
+    const tails = new Map<string, string>();
+    const tail = (i: number, comma: boolean): string => {
+      if (i === names.length) return '""';
+      const key = `${i}${comma}`;
+      let name = tails.get(key);
+      if (name === undefined) {
+        const take = `${comma ? `"," ${ws} ` : ''}${kvs[i]} ${tail(i + 1, true)}`;
+        const body = required.includes(names[i]) ? take : `${take} | ${tail(i + 1, comma)}`;
+        tails.set(key, (name = this.#rule(`${hint}-after-${i}${comma ? '-c' : ''}`, body)));
+      }
+      return name;
+    };
+    return `"{" ${ws} ${tail(0, false)} "}"`;
   }
 }
 

@@ -74,7 +74,7 @@ describe('structured output (generate with grammar / jsonSchema)', function () {
       }
     });
 
-    it('greedy, stream, chat.send and beamSearch follow the grammar too', async () => {
+    it('greedy, stream, batches, chat.send and beamSearch follow the grammar too', async () => {
       const grammar = 'root ::= "The " animal " was " ("big" | "small" | "happy") "."\nanimal ::= [a-z]{2,8}';
       const ok = (t: string) => /^The [a-z]{2,8} was (big|small|happy)\.$/.test(t);
       const greedy = await model.generate('Once upon a time', { grammar, maxTokens: 40 });
@@ -87,6 +87,8 @@ describe('structured output (generate with grammar / jsonSchema)', function () {
       const chat = model.chat();
       const reply = await chat.send('Tell me about Tom.', { jsonSchema: SCHEMAS.flat, temperature: 1, seed: 5, maxTokens: 400 });
       assert.ok(makeAjv().validate(SCHEMAS.flat, JSON.parse(reply.text)), reply.text);
+      const batch = await model.generate(['Once upon a time', 'Tom had a dog'], { grammar, temperature: 1, seed: 9, maxTokens: 40 });
+      for (const b of batch) assert.ok(ok(b.text) && b.finishReason === 'eog', b.text);
       const beams = await model.beamSearch('Once upon a time', { grammar, numBeams: 3, numReturnSequences: 3, maxTokens: 40 });
       assert.equal(beams.sequences.length, 3);
       for (const s of beams.sequences) assert.ok(ok(s.text) && s.finishReason === 'eog', s.text);
