@@ -104,6 +104,27 @@ describe('grammar token masks', () => {
     assert.ok(checkWalks(m, bytes, [...tok.eogIds], 4, 2, 25) > 100000);
   });
 
+  it("tokenizer.tokenBytes gives each token's printed bytes (SentencePiece and byte-level BPE)", function () {
+    requireShared(this, 'tokenizers/llama.cpp-vocab/ggml-vocab-llama-spm.gguf', 'tokenizers/llama.cpp-vocab/ggml-vocab-gpt-2.gguf');
+    const load = (rel: string) => {
+      const file = sharedPath(rel);
+      const data = readFileSync(file);
+      return tokenizerFromGguf(parseGguf(new Uint8Array(data.buffer, data.byteOffset, data.length), { path: file, fileSize: data.length }));
+    };
+    const dec = new TextDecoder();
+    for (const tok of [load('tokenizers/llama.cpp-vocab/ggml-vocab-llama-spm.gguf'), load('tokenizers/llama.cpp-vocab/ggml-vocab-gpt-2.gguf')]) {
+      // the bytes of a text's tokens, joined, are the text (a leading space kept)
+      const text = ' Hello, wörld 日本 😀 {"a": 1}';
+      const ids = tok.encode(text);
+      const joined = ids.flatMap((id) => Array.from(tok.tokenBytes(id)));
+      assert.equal(dec.decode(Uint8Array.from(joined)).trimStart(), text.trimStart());
+      // the emoji's bytes come in pieces that are not whole characters
+      assert.ok(ids.some((id) => { const b = tok.tokenBytes(id); return b.length > 0 && (b[0] & 0xc0) === 0x80; }), 'a token starting with a continuation byte');
+    }
+    const spm = load('tokenizers/llama.cpp-vocab/ggml-vocab-llama-spm.gguf');
+    assert.equal(spm.tokenBytes(spm.bos!).length, 0, 'a control token prints nothing');
+  });
+
   it('allow end-of-generation tokens only where the grammar may end', () => {
     const bytes = [new Uint8Array(0), utf8.encode('a'), utf8.encode('b')];
     const m = new TokenMasks(compileGbnf('root ::= "a" "b"?'), { bytes, eog: [0] });
