@@ -21,41 +21,47 @@ export class VocabTrie {
   readonly depth: number;
 
   constructor(bytes: ReadonlyArray<Uint8Array>) {
+    // sorted by latin1 keys (one UTF-16 unit per byte: string order is byte order), natively
+    const keys: string[] = [];
     const ids: number[] = [];
-    for (let i = 0; i < bytes.length; i++) if (bytes[i].length > 0) ids.push(i);
-    ids.sort((a, b) => compareBytes(bytes[a], bytes[b]) || a - b);
-    const byte: number[] = [0], end: number[] = [0], first: number[] = [0], count: number[] = [0];
+    for (let i = 0; i < bytes.length; i++)
+      if (bytes[i].length > 0) {
+        ids.push(i);
+        keys[i] = latin1(bytes[i]);
+      }
+    ids.sort((a, b) => (keys[a] < keys[b] ? -1 : keys[a] > keys[b] ? 1 : a - b));
+    const n = ids.reduce((sum, id) => sum + bytes[id].length, 1); // an upper bound on the node count
+    const byte = new Uint8Array(n), end = new Int32Array(n), first = new Int32Array(n + 1), count = new Int32Array(n);
+    let nodes = 1;
     const path = [0];
-    let prev: Uint8Array = new Uint8Array(0);
+    let prev = '';
     ids.forEach((id, k) => {
-      const b = bytes[id];
+      const key = keys[id];
       let l = 0;
-      while (l < prev.length && l < b.length && prev[l] === b[l]) l++;
-      while (path.length - 1 > l) end[path.pop()!] = byte.length;
-      for (let d = l; d < b.length; d++) {
-        path.push(byte.length);
-        byte.push(b[d]);
-        end.push(0);
-        first.push(k);
-        count.push(0);
+      while (l < prev.length && l < key.length && prev.charCodeAt(l) === key.charCodeAt(l)) l++;
+      while (path.length - 1 > l) end[path.pop()!] = nodes;
+      for (let d = l; d < key.length; d++) {
+        path.push(nodes);
+        byte[nodes] = key.charCodeAt(d);
+        first[nodes++] = k;
       }
       count[path[path.length - 1]]++;
-      prev = b;
+      prev = key;
     });
-    while (path.length) end[path.pop()!] = byte.length;
-    first.push(ids.length);
-    this.byte = Uint8Array.from(byte);
-    this.end = Int32Array.from(end);
-    this.first = Int32Array.from(first);
-    this.count = Int32Array.from(count);
+    while (path.length) end[path.pop()!] = nodes;
+    first[nodes] = ids.length;
+    this.byte = byte.slice(0, nodes);
+    this.end = end.slice(0, nodes);
+    this.first = first.slice(0, nodes + 1);
+    this.count = count.slice(0, nodes);
     this.order = Int32Array.from(ids);
-    this.nodes = byte.length;
+    this.nodes = nodes;
     this.depth = ids.reduce((m, id) => Math.max(m, bytes[id].length), 0);
   }
 }
 
-function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i] - b[i];
-  return a.length - b.length;
+function latin1(b: Uint8Array): string {
+  let s = '';
+  for (let i = 0; i < b.length; i++) s += String.fromCharCode(b[i]);
+  return s;
 }
