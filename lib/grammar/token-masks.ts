@@ -3,7 +3,7 @@
  * by every request with the same grammar (XGrammar's idea, done lazily):
  *
  *  - Per stack top, the token cache: the vocabulary trie walked once from the stack cut to its
- *    top CONTEXT_DEPTH frames, the rest replaced by BOUNDARY ("whatever is below"). A token is
+ *    top CONTEXT_DEPTH frames (a character begun by the last token included), the rest replaced by BOUNDARY ("whatever is below"). A token is
  *    *accepted* when its bytes are consumed without looking below the cut (whatever the real
  *    stack, it is allowed); it is *dependent* when matching reached the cut with bytes left (the
  *    real stack decides); every other token is rejected whatever the stack. With one frame this
@@ -106,10 +106,6 @@ export class TokenMasks {
     for (const s of st.sets[state]) {
       if (s === ACCEPT) continue;
       const single = st.setOf([s]);
-      if (st.partial[s] !== 0) {
-        this.#walk(single, bits, undefined); // inside a character: walked whole (rare)
-        continue;
-      }
       const pc = this.#cache(this.#cut(s, CONTEXT_DEPTH));
       const a = pc.accepted;
       for (let w = 0; w < bits.length; w++) bits[w] |= a[w];
@@ -180,13 +176,13 @@ export class TokenMasks {
   }
 
   /**
-   * The trie walked from `state`: tokens whose bytes all match get their bit in `bits`; with
-   * `dependent`, the tokens that ran past a BOUNDARY and then failed are collected there.
+   * The trie walked from `state`: tokens whose bytes all match get their bit in `bits`; the
+   * tokens that ran past a BOUNDARY and then failed are collected in `dependent`.
    */
-  #walk(state: number, bits: Uint32Array, dependent: number[] | undefined): void {
+  #walk(state: number, bits: Uint32Array, dependent: number[]): void {
     const { byte, end, first, count, order, depth } = this.trie;
     const st = this.stacks, sets = st.sets, tables = st.transitions;
-    const boundary = (set: number) => dependent !== undefined && (sets[set][0] === BOUNDARY || sets[set][1] === BOUNDARY);
+    const boundary = (set: number) => sets[set][0] === BOUNDARY || sets[set][1] === BOUNDARY;
     // an explicit DFS over the trie: per depth its node, state, whether a boundary was passed, next child
     const nodeAt = new Int32Array(depth + 1), setAt = new Int32Array(depth + 1), childAt = new Int32Array(depth + 1), depAt = new Uint8Array(depth + 1);
     let d = 0;
@@ -205,7 +201,7 @@ export class TokenMasks {
       let next = t === undefined ? -1 : t[b];
       if (next < 0) next = st.step(set, b);
       if (next === DEAD) {
-        if (depAt[d]) for (let k = first[c], e = first[end[c]]; k < e; k++) dependent!.push(order[k]);
+        if (depAt[d]) for (let k = first[c], e = first[end[c]]; k < e; k++) dependent.push(order[k]);
         continue;
       }
       for (let k = first[c], e = first[c] + count[c]; k < e; k++) bits[order[k] >> 5] |= 1 << (order[k] & 31);
