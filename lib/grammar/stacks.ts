@@ -30,8 +30,12 @@ export class StackSets {
   /** Interned sets (sorted node ids) and their keys. */
   readonly sets: Int32Array[] = [new Int32Array(0)];
   readonly #setIds = new Map<string, number>([['', DEAD]]);
-  /** Per set: the set after each byte, -1 while not yet computed (read by hot loops; step() fills it). */
-  readonly transitions: Array<Int32Array | undefined> = [];
+  /**
+   * transitions[set * 256 + byte]: the set after that byte, -1 while not yet computed. Read by
+   * hot loops, filled by step(); replaced by a larger array as sets are added (read it again
+   * after a step() that returned a new set).
+   */
+  transitions = new Int32Array(256 * 64).fill(-1);
   #seen = new Int32Array(1024);
   #stamp = 0;
 
@@ -75,6 +79,11 @@ export class StackSets {
       id = this.sets.length;
       this.sets.push(sorted);
       this.#setIds.set(key, id);
+      if (256 * (id + 1) > this.transitions.length) {
+        const t = new Int32Array(this.transitions.length * 2).fill(-1);
+        t.set(this.transitions);
+        this.transitions = t;
+      }
     }
     return id;
   }
@@ -115,13 +124,12 @@ export class StackSets {
 
   /** The state after byte `b` from state `set` (markers end there; memoized). */
   step(set: number, b: number): number {
-    let t = this.transitions[set];
-    if (t === undefined) this.transitions[set] = t = new Int32Array(256).fill(-1);
-    let r = t[b];
+    let r = this.transitions[set * 256 + b];
     if (r < 0) {
       const out: number[] = [];
       for (const s of this.sets[set]) if (s > BOUNDARY) this.#advance(s, b, out);
-      r = t[b] = out.length === 0 ? DEAD : this.setOf(out);
+      r = out.length === 0 ? DEAD : this.setOf(out);
+      this.transitions[set * 256 + b] = r; // after setOf(), which may have grown the array
     }
     return r;
   }

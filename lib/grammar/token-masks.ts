@@ -181,7 +181,8 @@ export class TokenMasks {
    */
   #walk(state: number, bits: Uint32Array, dependent: number[]): void {
     const { byte, end, first, count, order, depth } = this.trie;
-    const st = this.stacks, sets = st.sets, tables = st.transitions;
+    const st = this.stacks, sets = st.sets;
+    let trans = st.transitions;
     const boundary = (set: number) => sets[set][0] === BOUNDARY || sets[set][1] === BOUNDARY;
     // an explicit DFS over the trie: per depth its node, state, whether a boundary was passed, next child
     const nodeAt = new Int32Array(depth + 1), setAt = new Int32Array(depth + 1), childAt = new Int32Array(depth + 1), depAt = new Uint8Array(depth + 1);
@@ -197,9 +198,11 @@ export class TokenMasks {
       }
       childAt[d] = end[c];
       const set = setAt[d], b = byte[c];
-      const t = tables[set];
-      let next = t === undefined ? -1 : t[b];
-      if (next < 0) next = st.step(set, b);
+      let next = trans[set * 256 + b];
+      if (next < 0) {
+        next = st.step(set, b);
+        trans = st.transitions; // maybe grown
+      }
       if (next === DEAD) {
         if (depAt[d]) for (let k = first[c], e = first[end[c]]; k < e; k++) dependent.push(order[k]);
         continue;
