@@ -13,6 +13,10 @@
  * earlyStopping: true — as soon as numBeams hypotheses are finished; false — when no live beam
  * can beat the worst kept one any more, judged at the current length (HF's heuristic);
  * 'never' — only when that holds at the longest possible length.
+ *
+ * With a grammar (BeamConstraint) each beam has its own grammar state: a beam's disallowed tokens
+ * get -Infinity after its log-softmax (Hugging Face's order: logits processors act on the
+ * scores), and a hypothesis whose grammar is complete ends there ('eog', its last token kept).
  */
 import { FuselmError } from './errors.js';
 import { logSumExp } from './sampling/sampler.js';
@@ -113,9 +117,22 @@ export function hypothesisEnds(tok: Tokenizer, o: BeamEndOptions): {
   };
 }
 
+/** A grammar the beams follow (grammar/constraint.ts makes one): its states are numbers. */
+export interface BeamConstraint {
+  initial: number;
+  /** Sets the logits of the tokens not allowed in `state` to -Infinity. */
+  apply(state: number, logits: Float32Array): void;
+  /** The state after token `id`. */
+  next(state: number, id: number): number;
+  /** Nothing may follow: the hypothesis is finished. */
+  complete(state: number): boolean;
+}
+
 interface Beam {
   ids: number[];
   logprob: number;
+  /** The grammar state (0 without a constraint). */
+  state: number;
 }
 
 /**
@@ -129,6 +146,7 @@ export async function beamSearch(
   opts: BeamSearchOptions,
   ends: (ids: number[]) => 'eog' | 'stop' | undefined,
   check: () => void = () => {},
+  constraint?: BeamConstraint,
 ): Promise<BeamHypothesis[]> {
   const o = checkBeamOptions(opts);
   const K = o.numBeams;
@@ -141,22 +159,23 @@ export async function beamSearch(
     finished.splice(i, 0, h);
     if (finished.length > K) finished.pop();
   };
-  let beams: Beam[] = [{ ids: [], logprob: 0 }];
+  let beams: Beam[] = [{ ids: [], logprob: 0, state: constraint?.initial ?? 0 }];
   let logits: Float32Array[] = [promptLogits];
   for (let gen = 0; ; ) {
     check();
     // the best 2K (beam, token) candidates, best first
-    const cands = topCandidates(beams, logits, 2 * K);
+    const cands = topCandidates(beams, logits, 2 * K, constraint);
     const next: Beam[] = [], parents: number[] = [];
     for (let rank = 0; rank < cands.length && next.length < K; rank++) {
       const c = cands[rank];
       const ids = [...beams[c.beam].ids, c.token];
       const end = ends(ids);
-      if (end) {
+      const state = constraint ? constraint.next(beams[c.beam].state, c.token) : 0;
+      if (end || constraint?.complete(state)) {
         if (rank < K)
-          addFinished({ ids: end === 'eog' ? ids.slice(0, -1) : ids, finishReason: end, logprob: c.logprob, score: score(c.logprob, ids.length) });
+          addFinished({ ids: end === 'eog' ? ids.slice(0, -1) : ids, finishReason: end ?? 'eog', logprob: c.logprob, score: score(c.logprob, ids.length) });
       } else {
-        next.push({ ids, logprob: c.logprob });
+        next.push({ ids, logprob: c.logprob, state });
         parents.push(c.beam);
       }
     }
@@ -180,15 +199,16 @@ export async function beamSearch(
 }
 
 /** The n best (beam, token) pairs by the beam's logprob plus the token's log-softmax. */
-function topCandidates(beams: Beam[], logits: Float32Array[], n: number): { beam: number; token: number; logprob: number }[] {
+function topCandidates(beams: Beam[], logits: Float32Array[], n: number, constraint?: BeamConstraint): { beam: number; token: number; logprob: number }[] {
   const out: { beam: number; token: number; logprob: number }[] = [];
   beams.forEach((b, i) => {
     const row = logits[i];
     const lse = logSumExp(row);
     if (!Number.isFinite(lse)) throw new FuselmError('E_INVALID_ARG', `beam search: the logits of beam ${i} are not finite`);
+    constraint?.apply(b.state, row);
     for (let t = 0; t < row.length; t++) {
       const lp = b.logprob + (row[t] - lse);
-      if (out.length === n && lp <= out[n - 1].logprob) continue;
+      if (lp === -Infinity || (out.length === n && lp <= out[n - 1].logprob)) continue;
       let j = out.length;
       while (j > 0 && out[j - 1].logprob < lp) j--; // ties keep the earlier (beam, token)
       out.splice(j, 0, { beam: i, token: t, logprob: lp });

@@ -5,6 +5,7 @@
  * the tokens and text so far, and why it ended.
  */
 import { FuselmError } from './errors.js';
+import { checkGrammarOptions, type GrammarOptions, GrammarState, grammarMasks } from './grammar/constraint.js';
 import type { Timings } from './model/decode-call.js';
 import { createSampler, type LogprobsResult, resolveSamplerOptions, type Sampler, type SamplerOptions } from './sampling/sampler.js';
 import { StopMatcher } from './sampling/stop.js';
@@ -17,7 +18,7 @@ import type { StreamDecoder, Tokenizer } from './tokenizer/tokenizer.js';
  * (greedy), as in node-llama-cpp, so that plain calls are deterministic. A model's
  * generation_config.json supplies defaults of its own (generationDefaults()).
  */
-export interface GenerateOptions extends Omit<SamplerOptions, 'rng' | 'temperature'> {
+export interface GenerateOptions extends Omit<SamplerOptions, 'rng' | 'temperature'>, GrammarOptions {
   /**
    * Softmax temperature; 0 = greedy (argmax). Default: the model's generation_config.json
    * (its temperature, or 1, when it samples), else 0.
@@ -86,6 +87,8 @@ export class SequenceRun {
   readonly #stop: StopMatcher;
   readonly #decoder: StreamDecoder;
   readonly #history: number[];
+  /** With a grammar or JSON Schema: where the output is in it. */
+  readonly #grammar: GrammarState | undefined;
 
   /** Logit rows past the tokenizer's vocabulary (a model's padding rows), masked out of sampling; 0: none. */
   readonly #padFrom: number;
@@ -104,7 +107,10 @@ export class SequenceRun {
     this.#stop = new StopMatcher(o.stop === undefined ? [] : typeof o.stop === 'string' ? [o.stop] : o.stop);
     // the sampler refuses a bias on an id past the logits; one past the tokenizer is refused here
     if (this.#padFrom) for (const id of biasIds(o.logitBias)) if (id >= this.#padFrom) throw new FuselmError('E_INVALID_ARG', `logitBias: token ${id} is past the tokenizer's ${this.#padFrom} tokens`);
-    this.#decoder = tokenizer.createStreamDecoder();
+    const masks = grammarMasks(tokenizer, o);
+    this.#grammar = masks && new GrammarState(masks, o.eogIds);
+    // the grammar matched the tokens' bytes as they are: the text keeps a leading space too
+    this.#decoder = tokenizer.createStreamDecoder(masks ? { stripLeadingSpace: false } : {});
     this.promptIds = promptIds;
     this.#history = [...promptIds];
     if (this.#maxTokens === 0) this.finishReason = 'maxTokens';
@@ -124,13 +130,15 @@ export class SequenceRun {
    * logprobs asked): a backend may take it where the logits are and pass it to stepChosen().
    */
   get argmaxOnly(): boolean {
-    return this.#sampler.plainArgmax && this.#o.logprobs === undefined && this.#padFrom === 0;
+    return this.#sampler.plainArgmax && this.#o.logprobs === undefined && this.#padFrom === 0 && !this.#grammar;
   }
 
   /** Picks the next token from `logits`; returns what to emit (none when it ends the sequence). */
   step(logits: Float32Array): StreamChunk | undefined {
     // padding rows (ids the tokenizer does not have) can never be drawn
     if (this.#padFrom) logits.fill(-Infinity, this.#padFrom);
+    // the grammar's mask comes before the sampler chain: every stage sees only legal tokens
+    this.#grammar?.apply(logits);
     return this.#accept(this.#sampler.sample(logits, this.#history), logits);
   }
 
@@ -144,6 +152,7 @@ export class SequenceRun {
       this.finishReason = 'eog';
       return undefined;
     }
+    this.#grammar?.accept(id);
     this.ids.push(id);
     this.#history.push(id);
     const lp = this.#o.logprobs === undefined || !logits ? undefined : this.#sampler.logprobs(logits, id, this.#o.logprobs);
@@ -151,6 +160,7 @@ export class SequenceRun {
     const out = this.#stop.push(this.#decoder.push(id));
     this.text += out.text;
     if (out.stopped) this.finishReason = 'stop';
+    else if (this.#grammar?.complete) this.finishReason = 'eog';
     else if (this.ids.length >= this.#maxTokens) this.finishReason = 'maxTokens';
     return { text: out.text, id, ...(lp ? { logprobs: lp } : {}) };
   }
@@ -174,6 +184,7 @@ export class SequenceRun {
 const OPTION_KEYS = new Set([
   'temperature', 'topK', 'topP', 'minP', 'typicalP', 'repeatPenalty', 'penaltyLastN', 'frequencyPenalty', 'presencePenalty', 'logitBias',
   'seed', 'minKeep', 'samplers', 'mirostat', 'mirostatTau', 'mirostatEta', 'maxTokens', 'stop', 'logprobs', 'addSpecial', 'ignoreEog', 'signal', 'eogIds', 'idleTimeout',
+  'grammar', 'jsonSchema',
 ]);
 
 function biasIds(bias: unknown): number[] {
@@ -202,13 +213,14 @@ export function checkGenerateOptions(o: unknown, what = 'generate() options'): a
   if (g.signal !== undefined && !(g.signal instanceof AbortSignal)) throw bad('signal', 'an AbortSignal', g.signal);
   if (g.idleTimeout !== undefined && !(typeof g.idleTimeout === 'number' && g.idleTimeout > 0)) throw bad('idleTimeout', 'a number of ms > 0 (Infinity: never)', g.idleTimeout);
   if (g.eogIds !== undefined && !(Array.isArray(g.eogIds) && g.eogIds.every((x) => Number.isInteger(x) && x >= 0))) throw bad('eogIds', 'an array of token ids', g.eogIds);
+  checkGrammarOptions(g);
 }
 
 /** The sampler's options out of a GenerateOptions (the ones set). */
 function pick(g: GenerateOptions): Omit<SamplerOptions, 'rng'> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(g)) if (OPTION_KEYS.has(k) && v !== undefined) out[k] = v;
-  for (const k of ['maxTokens', 'stop', 'logprobs', 'addSpecial', 'ignoreEog', 'signal', 'eogIds', 'idleTimeout']) delete out[k];
+  for (const k of ['maxTokens', 'stop', 'logprobs', 'addSpecial', 'ignoreEog', 'signal', 'eogIds', 'idleTimeout', 'grammar', 'jsonSchema']) delete out[k];
   return out as Omit<SamplerOptions, 'rng'>;
 }
 

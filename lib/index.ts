@@ -23,6 +23,8 @@ export { pullModel } from './hub/pull.js';
 export type { PullOptions, PullProgress, PullResult } from './hub/pull.js';
 export { listCache, removeCached, cacheDir } from './hub/cache.js';
 export type { CachedModel } from './hub/cache.js';
+export { jsonSchemaToGbnf, type JsonSchema } from './grammar/json-schema.js';
+export type { GrammarOptions } from './grammar/constraint.js';
 export { FuselmError, FormatError } from './errors.js';
 export type { FuselmErrorCode } from './errors.js';
 export { readGguf, writeGguf, encodeGguf, gv } from './formats/gguf.js';

@@ -22,7 +22,10 @@ export function idsOnlyTokenizer(vocabSize: number, o: { bos?: number; eos?: num
     },
     decode: (ids) => Array.from(ids, piece).join(''),
     tokenToPiece: piece,
+    tokenBytes: (id) => utf8.encode(piece(id)),
     isEog: (id) => eog.has(id),
     createStreamDecoder: () => ({ push: piece, flush: () => '' }),
   };
 }
+
+const utf8 = new TextEncoder();

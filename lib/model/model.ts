@@ -9,6 +9,7 @@ import { readGgufModel } from '../formats/gguf-split.js';
 import { type Backend, CpuBackend, CudaBackend, resolveDevice } from '../backend.js';
 import type { NativeDevice, NativeImpl } from '../../bindings.js';
 import { type FinishReason, type GenerateOptions, type GenerateResult, SequenceRun, type StreamChunk, checkGenerateOptions, checkGenerationConfig, generationDefaults } from '../generate.js';
+import { beamConstraint, type GrammarOptions, grammarMasks } from '../grammar/constraint.js';
 import { type BeamEndOptions, type BeamHypothesis, type BeamSearchOptions, beamSearch, checkBeamOptions, hypothesisEnds } from '../beam.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { tokenizerFromGguf } from '../tokenizer/from-gguf.js';
@@ -76,7 +77,7 @@ export interface LoadModelOptions {
   onDownload?: (p: PullProgress) => void;
 }
 
-export interface BeamSearchModelOptions extends BeamSearchOptions, BeamEndOptions {
+export interface BeamSearchModelOptions extends BeamSearchOptions, BeamEndOptions, GrammarOptions {
   /** Add the tokenizer's BOS (and EOS) tokens around a text prompt; default: as the model says. */
   addSpecial?: boolean;
   /** Ends the search within one step; the promise rejects with E_ABORTED. */
@@ -319,6 +320,7 @@ export class Model {
     return this.#exclusive(async () => {
       const o = checkBeamOptions(opts);
       const end = hypothesisEnds(this.tokenizer, opts);
+      const masks = grammarMasks(this.tokenizer, opts);
       if (opts.addSpecial !== undefined && typeof opts.addSpecial !== 'boolean') throw new FuselmError('E_INVALID_ARG', 'addSpecial must be a boolean');
       if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal)) throw new FuselmError('E_INVALID_ARG', 'signal must be an AbortSignal');
       const promptIds = await this.#promptIdsAsync(prompt, opts.addSpecial);
@@ -349,7 +351,8 @@ export class Model {
           return tokens.map((_, i) => mask(all.subarray(i * V, (i + 1) * V)));
         };
         const limit = Math.min(o.maxTokens, rows + 1);
-        const hyps = await beamSearch(logits, step, { ...o, maxTokens: limit }, end.ends, () => call.check());
+        const constraint = masks && beamConstraint(masks, opts.eogIds);
+        const hyps = await beamSearch(logits, step, { ...o, maxTokens: limit }, end.ends, () => call.check(), constraint);
         const timings = call.finish(hyps.reduce((n, h) => n + h.ids.length, 0));
         this.lastTimings = timings;
         const reason = (h: BeamHypothesis): FinishReason => (h.finishReason === 'maxTokens' && limit < o.maxTokens ? 'contextFull' : h.finishReason);

@@ -367,6 +367,11 @@ export class PipelineTokenizer implements Tokenizer {
     return this.specialIds.has(id);
   }
 
+  tokenBytes(id: number): Uint8Array {
+    const p = this.piece(id, true, false);
+    return typeof p === 'string' ? utf8.encode(p) : p;
+  }
+
   isEog(id: number): boolean {
     return this.eogSet.has(id);
   }
@@ -377,3 +382,5 @@ export class PipelineTokenizer implements Tokenizer {
     }
   }
 }
+
+const utf8 = new TextEncoder();

@@ -229,6 +229,11 @@ export class SpmTokenizer implements Tokenizer, PieceSource {
     return this.eogSet.has(id);
   }
 
+  tokenBytes(id: number): Uint8Array {
+    const p = this.piece(id, true);
+    return typeof p === 'string' ? utf8.encode(p) : p;
+  }
+
   /** PieceSource: what token `id` prints. */
   piece(id: number, skipSpecial: boolean): string | Uint8Array {
     this.checkToken(id);
@@ -380,3 +385,5 @@ export class SpmTokenizer implements Tokenizer, PieceSource {
     out.push(this.unk); // one UNK per character, as SentencePiece does
   }
 }
+
+const utf8 = new TextEncoder();

@@ -85,5 +85,10 @@ export interface Tokenizer {
   readonly eogIds: readonly number[];
   /** True for the ids in eogIds. */
   isEog(id: number): boolean;
+  /**
+   * The bytes token `id` prints after other text (no leading-space stripping), maybe part of a
+   * UTF-8 character; empty for a token that prints nothing (control tokens). Grammars match these.
+   */
+  tokenBytes(id: number): Uint8Array;
   createStreamDecoder(opts?: StreamDecoderOptions): StreamDecoder;
 }

@@ -12,7 +12,7 @@
  */
 import type { NativeDType } from '../../bindings.js';
 import { GgmlType } from '../formats/ggml-types.js';
-import { type GgufMetaEntry, gv, writeGguf } from '../formats/gguf.js';
+import { type GgufFile, type GgufMetaEntry, gv, writeGguf } from '../formats/gguf.js';
 import { toF32 } from '../formats/quants.js';
 import { encodeF32 } from '../tensor.js';
 
@@ -159,6 +159,8 @@ export interface SyntheticModelSpec extends LlamaShape {
   slidingWindowPattern?: number;
   /** More `<arch>.` keys, as they are (rope.scaling.* for YaRN, rope.freq_base_swa...). */
   keys?: Array<[key: string, entry: Omit<GgufMetaEntry, 'key'>]>;
+  /** The tokenizer.ggml.* metadata (vocabSize tokens) instead of syntheticVocab's (e.g. widenedByteLevelVocab). */
+  vocab?: GgufMetaEntry[];
   attnSoftcap?: number;
   finalSoftcap?: number;
   normEps?: number;
@@ -198,6 +200,40 @@ export function syntheticVocab(n: number): GgufMetaEntry[] {
   ];
 }
 
+/**
+ * A byte-level BPE vocabulary of `n` tokens, for tests and benchmarks at a large vocabulary's
+ * size: a real vocabulary's tokens, types, merges, pre-tokenizer and special ids (from its
+ * GGUF), then distinct concatenations of two of its ordinary tokens (byte-level text too) until
+ * there are `n`. The added tokens are never produced by encoding (no merge makes them); they
+ * are generated and decoded like any other.
+ */
+export function widenedByteLevelVocab(f: GgufFile, n: number, seed = 1): GgufMetaEntry[] {
+  const tokens = [...(f.metadata.get('tokenizer.ggml.tokens') as string[])];
+  const types = Array.from((f.metadata.get('tokenizer.ggml.token_type') as ArrayLike<number> | undefined) ?? tokens.map(() => 1));
+  const ordinary = tokens.filter((_, i) => types[i] === 1);
+  const seen = new Set(tokens);
+  let state = seed >>> 0;
+  const pick = () => {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    return ordinary[state % ordinary.length];
+  };
+  while (tokens.length < n) {
+    const t = pick() + pick();
+    if (seen.has(t)) continue;
+    seen.add(t);
+    tokens.push(t);
+    types.push(1);
+  }
+  const out: GgufMetaEntry[] = [
+    { key: 'tokenizer.ggml.tokens', ...gv.arrStr(tokens.slice(0, n)) },
+    { key: 'tokenizer.ggml.token_type', ...gv.arrI32(types.slice(0, n)) },
+  ];
+  for (const [key, v] of f.metadata)
+    if (key.startsWith('tokenizer.ggml.') && key !== 'tokenizer.ggml.tokens' && key !== 'tokenizer.ggml.token_type' && key !== 'tokenizer.ggml.scores')
+      out.push({ key, ...f.metadataTypes.get(key)!, value: v });
+  return out;
+}
+
 /** Every tensor of a model, in file order, and its metadata. */
 function modelPlan(s: SyntheticModelSpec): { tensors: TensorPlan[]; metadata: GgufMetaEntry[] } {
   const layout: SyntheticArchLayout = SYNTHETIC_ARCHS[s.arch];
@@ -228,7 +264,7 @@ function modelPlan(s: SyntheticModelSpec): { tensors: TensorPlan[]; metadata: Gg
     ...(s.ropeScaling ? [k('rope.scaling.type', gv.str(s.ropeScaling.type)), k('rope.scaling.factor', gv.f32(s.ropeScaling.factor))] : []),
     ...[...(layout.keys?.(s) ?? []), ...(s.keys ?? [])].map(([key, e]) => k(key, e)),
     { key: 'general.file_type', ...gv.u32(FILE_TYPE[s.widened ? 'f32' : s.dtype]) },
-    ...syntheticVocab(s.vocabSize),
+    ...(s.vocab ?? syntheticVocab(s.vocabSize)),
   ];
   return { tensors, metadata };
 }

@@ -1,0 +1,323 @@
+/**
+ * JSON Schema → GBNF. Every string the grammar accepts is JSON that validates against the schema
+ * (whitespace between tokens is limited, numbers to 15 integer digits, 16 fraction digits and 2
+ * exponent digits, so that a generation always finishes and a number is a finite double). Supported:
+ *
+ *   type (one or a list), enum, const, anyOf / oneOf (oneOf's exclusivity is not enforced, as
+ *   in llama.cpp), $ref to "#..." JSON pointers ($defs, definitions, recursion included);
+ *   objects: properties in their order, required ones always, optional ones maybe, no other
+ *   keys unless additionalProperties is true or a schema (then only without properties);
+ *   arrays: items, minItems, maxItems; strings: minLength, maxLength, pattern (regex.ts),
+ *   format date, time, date-time, uuid, email; integers: minimum, maximum, exclusive ones.
+ *
+ * Any other keyword (except annotations: title, description, default, examples, $schema, $id,
+ * $comment, deprecated, readOnly, writeOnly) is E_UNSUPPORTED naming it.
+ */
+import { FuselmError, shown } from '../errors.js';
+import { regexToGbnf } from './regex.js';
+
+export type JsonSchema = boolean | { [keyword: string]: unknown };
+
+const ANNOTATIONS = new Set(['title', 'description', 'default', 'examples', '$schema', '$id', '$comment', 'deprecated', 'readOnly', 'writeOnly', '$defs', 'definitions']);
+const HANDLED = new Set([
+  'type', 'enum', 'const', 'anyOf', 'oneOf', '$ref', 'properties', 'required', 'additionalProperties', 'items', 'minItems', 'maxItems',
+  'minLength', 'maxLength', 'pattern', 'format', 'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum',
+]);
+const TYPES = ['object', 'array', 'string', 'number', 'integer', 'boolean', 'null'];
+/** Largest |integer| the grammar writes: 15 digits (within a double's exact integers). */
+const INT_LIMIT = 1e15 - 1;
+
+const PRIMITIVES: Record<string, string> = {
+  ws: '| " " | "\\n" [ \\t]{0,20}',
+  boolean: '"true" | "false"',
+  null: '"null"',
+  integer: '"-"? ("0" | [1-9] [0-9]{0,14})',
+  // exponents of at most two digits: the value stays a finite double
+  number: '"-"? ("0" | [1-9] [0-9]{0,14}) ("." [0-9]{1,16})? ([eE] [-+]? [0-9]{1,2})?',
+  // escapes: \uXXXX outside the surrogates only (a pair would count as two characters here, one in JSON Schema)
+  char: '[^"\\\\\\x00-\\x1f\\x7f] | "\\\\" (["\\\\/bfnrt] | "u" ([0-9a-cA-Ce-fE-F] [0-9a-fA-F]{3} | [dD] [0-7] [0-9a-fA-F]{2}))',
+  string: '"\\"" char* "\\""',
+  value: 'object | array | string | number | boolean | null',
+  object: '"{" ws ( string ws ":" ws value ws ( "," ws string ws ":" ws value ws )* )? "}"',
+  array: '"[" ws ( value ws ( "," ws value ws )* )? "]"',
+  date: '[0-9]{4} "-" ( ("0" [13578] | "1" [02]) "-" ("0" [1-9] | [12] [0-9] | "3" [01]) | ("0" [469] | "11") "-" ("0" [1-9] | [12] [0-9] | "30") | "02-" ("0" [1-9] | "1" [0-9] | "2" [0-8]) )',
+  time: '([01] [0-9] | "2" [0-3]) ":" [0-5] [0-9] ":" [0-5] [0-9] ("." [0-9]{1,6})? ("Z" | [+-] ([01] [0-9] | "2" [0-3]) ":" [0-5] [0-9])',
+  'date-time': 'date "T" time',
+  uuid: '[0-9a-f]{8} "-" [0-9a-f]{4} "-" [0-9a-f]{4} "-" [0-9a-f]{4} "-" [0-9a-f]{12}',
+  'email-label': '[a-zA-Z0-9] ([a-zA-Z0-9-]{0,20} [a-zA-Z0-9])?',
+  email: 'email-atom ("." email-atom){0,3} "@" email-label ("." email-label){1,3}',
+  'email-atom': '[a-zA-Z0-9_+-]{1,16}',
+};
+/** Which primitives each one uses. */
+const USES: Record<string, string[]> = {
+  string: ['char'], value: ['object', 'array', 'string', 'number', 'boolean', 'null'], object: ['ws', 'string', 'value'], array: ['ws', 'value'],
+  'date-time': ['date', 'time'], email: ['email-atom', 'email-label'],
+};
+const FORMATS = new Set(['date', 'time', 'date-time', 'uuid', 'email']);
+
+/** The GBNF grammar of a JSON Schema (root rule `root`). */
+export function jsonSchemaToGbnf(schema: JsonSchema): string {
+  return new Converter(schema).grammar();
+}
+
+class Converter {
+  readonly #rules = new Map<string, string>();
+  readonly #refs = new Map<string, string>();
+  readonly #root: JsonSchema;
+
+  constructor(root: JsonSchema) {
+    this.#root = root;
+  }
+
+  grammar(): string {
+    const body = this.#visit(this.#root, '#', 'root');
+    this.#rules.set('root', body);
+    return [...this.#rules].map(([k, v]) => `${k} ::= ${v}`).join('\n') + '\n';
+  }
+
+  #unsupported(at: string, what: string): FuselmError {
+    return new FuselmError('E_UNSUPPORTED', `jsonSchema at ${at}: ${what}`);
+  }
+
+  #invalid(at: string, what: string): FuselmError {
+    return new FuselmError('E_INVALID_ARG', `jsonSchema at ${at}: ${what}`);
+  }
+
+  /** A primitive rule (and those it uses) added; its name. */
+  #prim(name: string): string {
+    if (!this.#rules.has(name)) {
+      this.#rules.set(name, PRIMITIVES[name]);
+      for (const u of USES[name] ?? []) this.#prim(u);
+    }
+    return name;
+  }
+
+  /** A new rule named after `hint`; its name. */
+  #rule(hint: string, body: string): string {
+    const base = hint.replace(/[^A-Za-z0-9-]+/g, '-').replace(/^-+|-+$/g, '') || 'r';
+    let name = base;
+    for (let i = 1; this.#rules.has(name) || name in PRIMITIVES || name === 'root'; i++) name = `${base}-${i}`;
+    this.#rules.set(name, body);
+    return name;
+  }
+
+  /** The GBNF expression of `s`, found at JSON pointer `at`; `hint` names rules made for it. */
+  #visit(s: unknown, at: string, hint: string): string {
+    if (s === true) return this.#prim('value');
+    if (s === false) throw this.#unsupported(at, 'the schema false (it accepts nothing)');
+    if (typeof s !== 'object' || s === null || Array.isArray(s)) throw this.#invalid(at, `a schema must be an object or a boolean, got ${shown(s)}`);
+    const o = s as Record<string, unknown>;
+    for (const k of Object.keys(o)) if (!HANDLED.has(k) && !ANNOTATIONS.has(k)) throw this.#unsupported(at, `the keyword ${k} is not supported`);
+    const own = Object.keys(o).filter((k) => HANDLED.has(k));
+    const alone = (k: string) => {
+      const others = own.filter((x) => x !== k);
+      if (others.length) throw this.#unsupported(at, `${k} beside ${others.join(', ')} is not supported`);
+    };
+    if (o.$ref !== undefined) {
+      alone('$ref');
+      return this.#ref(o.$ref, at);
+    }
+    for (const k of ['anyOf', 'oneOf'] as const)
+      if (o[k] !== undefined) {
+        alone(k);
+        const list = o[k];
+        if (!Array.isArray(list) || list.length === 0) throw this.#invalid(at, `${k} must be a non-empty array of schemas`);
+        return list.map((x, i) => this.#visit(x, `${at}/${k}/${i}`, `${hint}-${i}`)).join(' | ');
+      }
+    if (o.const !== undefined) return this.#literal(o.const);
+    if (o.enum !== undefined) {
+      if (!Array.isArray(o.enum) || o.enum.length === 0) throw this.#invalid(at, 'enum must be a non-empty array');
+      return o.enum.map((v) => this.#literal(v)).join(' | ');
+    }
+    let types: string[];
+    if (o.type === undefined) {
+      if (o.properties !== undefined || o.additionalProperties !== undefined || o.required !== undefined) types = ['object'];
+      else if (o.items !== undefined || o.minItems !== undefined || o.maxItems !== undefined) types = ['array'];
+      else if (o.minLength !== undefined || o.maxLength !== undefined || o.pattern !== undefined || o.format !== undefined) types = ['string'];
+      else if (['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum'].some((k) => o[k] !== undefined)) types = ['number'];
+      else return this.#prim('value');
+    } else types = Array.isArray(o.type) ? (o.type as string[]) : [o.type as string];
+    for (const t of types) if (!TYPES.includes(t)) throw this.#invalid(at, `type must be one of ${TYPES.join(', ')} (or a list of them), got ${shown(t)}`);
+    // "number" also admits integers
+    const alts = types.filter((t) => !(t === 'integer' && types.includes('number'))).map((t) => this.#typed(t, o, at, hint));
+    return alts.length === 1 ? alts[0] : alts.map((a) => `(${a})`).join(' | ');
+  }
+
+  #typed(t: string, o: Record<string, unknown>, at: string, hint: string): string {
+    switch (t) {
+      case 'null':
+      case 'boolean':
+        return this.#prim(t);
+      case 'integer':
+      case 'number':
+        return this.#number(t, o, at);
+      case 'string':
+        return this.#string(o, at, hint);
+      case 'array':
+        return this.#array(o, at, hint);
+      default:
+        return this.#object(o, at, hint);
+    }
+  }
+
+  #ref(ref: unknown, at: string): string {
+    if (typeof ref !== 'string' || !ref.startsWith('#')) throw this.#unsupported(at, `$ref ${shown(ref)}: only local references ("#/...") are supported`);
+    let name = this.#refs.get(ref);
+    if (name !== undefined) return name;
+    let target: unknown = this.#root;
+    const parts = ref === '#' || ref === '#/' ? [] : ref.slice(2).split('/');
+    for (const raw of parts) {
+      const key = decodeURIComponent(raw).replaceAll('~1', '/').replaceAll('~0', '~');
+      if (typeof target !== 'object' || target === null || !(key in target)) throw this.#invalid(at, `$ref ${shown(ref)} points at nothing`);
+      target = (target as Record<string, unknown>)[key];
+    }
+    name = this.#rule(`ref-${parts[parts.length - 1] ?? 'root'}`, '""'); // reserved now: the target may refer back to itself
+    this.#refs.set(ref, name);
+    this.#rules.set(name, this.#visit(target, ref, name));
+    return name;
+  }
+
+  /** A JSON value written exactly (as JSON.stringify writes it), as a GBNF literal. */
+  #literal(v: unknown): string {
+    return gbnfString(JSON.stringify(v));
+  }
+
+  #count(o: Record<string, unknown>, k: string, at: string): number | undefined {
+    const v = o[k];
+    if (v === undefined) return undefined;
+    if (!Number.isInteger(v) || (v as number) < 0) throw this.#invalid(at, `${k} must be an integer >= 0, got ${shown(v)}`);
+    if ((v as number) > 10000) throw this.#unsupported(at, `${k} ${v}: at most 10000 is supported`);
+    return v as number;
+  }
+
+  #string(o: Record<string, unknown>, at: string, hint: string): string {
+    const min = this.#count(o, 'minLength', at), max = this.#count(o, 'maxLength', at);
+    if (min !== undefined && max !== undefined && max < min) throw this.#invalid(at, `maxLength ${max} is below minLength ${min}`);
+    if (o.format !== undefined) {
+      if (typeof o.format !== 'string' || !FORMATS.has(o.format)) throw this.#unsupported(at, `format ${shown(o.format)} is not supported (supported: ${[...FORMATS].join(', ')})`);
+      if (o.pattern !== undefined || min !== undefined || max !== undefined) throw this.#unsupported(at, 'format beside pattern, minLength or maxLength is not supported');
+      return `"\\"" ${this.#prim(o.format)} "\\""`;
+    }
+    if (o.pattern !== undefined) {
+      if (typeof o.pattern !== 'string') throw this.#invalid(at, 'pattern must be a string');
+      if (min !== undefined || max !== undefined) throw this.#unsupported(at, 'pattern beside minLength or maxLength is not supported');
+      return `"\\"" ${this.#rule(`${hint}-pattern`, regexToGbnf(o.pattern))} "\\""`;
+    }
+    if (min === undefined && max === undefined) return this.#prim('string');
+    this.#prim('char');
+    return `"\\"" char{${min ?? 0},${max ?? ''}} "\\""`;
+  }
+
+  #number(t: string, o: Record<string, unknown>, at: string): string {
+    const bounds = ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum'].filter((k) => o[k] !== undefined);
+    if (bounds.length === 0) return this.#prim(t);
+    if (t === 'number') throw this.#unsupported(at, `${bounds[0]} on a number (only on integers) is not supported`);
+    for (const k of bounds) if (typeof o[k] !== 'number' || !Number.isFinite(o[k])) throw this.#invalid(at, `${k} must be a finite number, got ${shown(o[k])}`);
+    let lo = -INT_LIMIT, hi = INT_LIMIT;
+    if (o.minimum !== undefined) lo = Math.max(lo, Math.ceil(o.minimum as number));
+    if (o.exclusiveMinimum !== undefined) lo = Math.max(lo, Math.floor(o.exclusiveMinimum as number) + 1);
+    if (o.maximum !== undefined) hi = Math.min(hi, Math.floor(o.maximum as number));
+    if (o.exclusiveMaximum !== undefined) hi = Math.min(hi, Math.ceil(o.exclusiveMaximum as number) - 1);
+    if (lo > hi) throw this.#invalid(at, `no integer lies within ${bounds.map((k) => `${k} ${o[k]}`).join(', ')}`);
+    return `(${integerRange(lo, hi)})`;
+  }
+
+  #array(o: Record<string, unknown>, at: string, hint: string): string {
+    const min = this.#count(o, 'minItems', at) ?? 0, max = this.#count(o, 'maxItems', at);
+    if (max !== undefined && max < min) throw this.#invalid(at, `maxItems ${max} is below minItems ${min}`);
+    if (Array.isArray(o.items)) throw this.#unsupported(at, 'items as a list (tuples) is not supported');
+    const ws = this.#prim('ws');
+    const item = o.items === undefined ? this.#prim('value') : this.#rule(`${hint}-item`, this.#visit(o.items, `${at}/items`, `${hint}-item`));
+    if (max === 0) return `"[" ${ws} "]"`;
+    const more = `("," ${ws} ${item} ${ws}){${Math.max(0, min - 1)},${max === undefined ? '' : max - 1}}`;
+    const list = `${item} ${ws} ${more}`;
+    return `"[" ${ws} ${min === 0 ? `(${list})?` : list} "]"`;
+  }
+
+  #object(o: Record<string, unknown>, at: string, hint: string): string {
+    const props = o.properties ?? {};
+    if (typeof props !== 'object' || props === null || Array.isArray(props)) throw this.#invalid(at, 'properties must be an object');
+    const required = o.required ?? [];
+    if (!Array.isArray(required) || !required.every((x) => typeof x === 'string')) throw this.#invalid(at, 'required must be an array of strings');
+    const names = Object.keys(props);
+    for (const r of required) if (!names.includes(r)) throw this.#unsupported(at, `required names ${shown(r)}, which is not in properties`);
+    const ws = this.#prim('ws');
+    const extra = o.additionalProperties;
+    if (names.length === 0) {
+      if (extra === false) return `"{" ${ws} "}"`;
+      const value = extra === undefined || extra === true ? this.#prim('value') : this.#rule(`${hint}-extra`, this.#visit(extra, `${at}/additionalProperties`, `${hint}-extra`));
+      const kv = `${this.#prim('string')} ${ws} ":" ${ws} ${value} ${ws}`;
+      return `"{" ${ws} (${kv} ("," ${ws} ${kv})*)? "}"`;
+    }
+    if (extra !== undefined && extra !== false) throw this.#unsupported(at, 'additionalProperties beside properties is not supported');
+    const kvs = names.map((n) => {
+      const value = this.#visit((props as Record<string, unknown>)[n], `${at}/properties/${n}`, `${hint}-${n}`);
+      return `${gbnfString(JSON.stringify(n))} ${ws} ":" ${ws} ${this.#rule(`${hint}-${n}`, value)} ${ws}`;
+    });
+    // tail(i, comma): the properties from i on, after earlier ones (comma) or none (no comma);
+    // made on demand, so that no rule is left unused
+    const tails = new Map<string, string>();
+    const tail = (i: number, comma: boolean): string => {
+      if (i === names.length) return '""';
+      const key = `${i}${comma}`;
+      let name = tails.get(key);
+      if (name === undefined) {
+        const take = `${comma ? `"," ${ws} ` : ''}${kvs[i]} ${tail(i + 1, true)}`;
+        const body = required.includes(names[i]) ? take : `${take} | ${tail(i + 1, comma)}`;
+        tails.set(key, (name = this.#rule(`${hint}-after-${i}${comma ? '-c' : ''}`, body)));
+      }
+      return name;
+    };
+    return `"{" ${ws} ${tail(0, false)} "}"`;
+  }
+}
+
+/** A GBNF literal for a text. */
+export function gbnfString(text: string): string {
+  let s = '"';
+  for (const ch of text) {
+    const c = ch.codePointAt(0)!;
+    if (ch === '"' || ch === '\\') s += `\\${ch}`;
+    else if (c < 0x20 || c === 0x7f) s += `\\x${c.toString(16).padStart(2, '0')}`;
+    else s += ch;
+  }
+  return `${s}"`;
+}
+
+/** GBNF for the decimal integers in [lo, hi] (no leading zeros, no "-0"). */
+export function integerRange(lo: number, hi: number): string {
+  const alts: string[] = [];
+  if (lo < 0) {
+    const neg = nonNegativeRange(Math.max(1, -hi), -lo);
+    alts.push(`"-" (${neg.join(' | ')})`);
+  }
+  if (hi >= 0) alts.push(...nonNegativeRange(Math.max(0, lo), hi));
+  return alts.join(' | ');
+}
+
+/** Alternatives for [a, b], a ≥ 0, split by number of digits. */
+function nonNegativeRange(a: number, b: number): string[] {
+  const out: string[] = [];
+  for (let d = String(a).length; d <= String(b).length; d++) {
+    const lo = Math.max(a, d === 1 ? 0 : 10 ** (d - 1)), hi = Math.min(b, 10 ** d - 1);
+    if (lo <= hi) out.push(sameLength(String(lo), String(hi)));
+  }
+  return out;
+}
+
+/** GBNF for the digit strings of one length between lo and hi (inclusive). */
+function sameLength(lo: string, hi: string): string {
+  if (lo === hi) return `"${lo}"`;
+  let k = 0;
+  while (lo[k] === hi[k]) k++;
+  const prefix = k ? `"${lo.slice(0, k)}" ` : '';
+  const x = Number(lo[k]), y = Number(hi[k]), r = lo.length - k - 1;
+  const loRest = lo.slice(k + 1), hiRest = hi.slice(k + 1);
+  const any = r ? ` [0-9]{${r}}` : '';
+  if (/^0*$/.test(loRest) && /^9*$/.test(hiRest)) return `${prefix}[${x}-${y}]${any}`;
+  const alts: string[] = [];
+  alts.push(r ? `"${x}" (${sameLength(loRest, '9'.repeat(r))})` : `"${x}"`);
+  if (y - x > 1) alts.push(`[${x + 1}-${y - 1}]${any}`);
+  alts.push(r ? `"${y}" (${sameLength('0'.repeat(r), hiRest)})` : `"${y}"`);
+  return `${prefix}(${alts.join(' | ')})`;
+}

@@ -1,0 +1,221 @@
+/**
+ * Which tokens a grammar allows next, for one grammar and one vocabulary; built once and shared
+ * by every request with the same grammar (XGrammar's idea, done lazily):
+ *
+ *  - Per stack top, the token cache: the vocabulary trie walked once from the stack cut to its
+ *    top CONTEXT_DEPTH frames (a character begun by the last token included), the rest replaced by BOUNDARY ("whatever is below"). A token is
+ *    *accepted* when its bytes are consumed without looking below the cut (whatever the real
+ *    stack, it is allowed); it is *dependent* when matching reached the cut with bytes left (the
+ *    real stack decides); every other token is rejected whatever the stack. With one frame this
+ *    is XGrammar's per-position cache; a few frames keep most tokens context-independent where
+ *    a rule is short (one character of a bounded string: its caller decides what may follow).
+ *  - Per matcher state (a set of stacks), the mask: the accepted bits of each stack's cache,
+ *    OR-ed, plus the dependent tokens checked against the real stack; cached per state, so a
+ *    state seen before (a string's inside, an object's next key) costs a lookup.
+ *
+ * End-of-generation tokens are allowed exactly when the grammar is complete.
+ */
+import { FuselmError } from '../errors.js';
+import type { CompiledGrammar } from './compile.js';
+import { ACCEPT, BOUNDARY, DEAD, StackSets } from './stacks.js';
+import { VocabTrie } from './vocab-trie.js';
+
+export interface GrammarVocab {
+  /** Per token id: the bytes it prints (tokenizer.tokenBytes). */
+  bytes: ReadonlyArray<Uint8Array>;
+  /** End-of-generation ids. */
+  eog: readonly number[];
+  /** The trie of `bytes`, built by the first TokenMasks of this vocabulary and shared by the others. */
+  trie?: VocabTrie;
+}
+
+interface PositionCache {
+  accepted: Uint32Array;
+  dependent: Int32Array;
+}
+
+/** Stack frames a token cache looks at (see the module comment). */
+const CONTEXT_DEPTH = 4;
+
+/** Masks kept per grammar: at most this many bytes of them. */
+const MASK_CACHE_BYTES = 32 << 20;
+
+export class TokenMasks {
+  readonly stacks: StackSets;
+  readonly trie: VocabTrie;
+  readonly vocabSize: number;
+  /** Words of a mask: bit (id & 31) of word (id >> 5). */
+  readonly words: number;
+  /** The state before any output. */
+  readonly initial: number;
+  readonly #vocab: GrammarVocab;
+  /** Token caches by the cut stack's node id. */
+  readonly #caches = new Map<number, PositionCache>();
+  readonly #masks = new Map<number, Uint32Array>();
+  readonly #maxMasks: number;
+
+  constructor(g: CompiledGrammar, vocab: GrammarVocab) {
+    this.stacks = new StackSets(g);
+    this.trie = vocab.trie ??= new VocabTrie(vocab.bytes);
+    this.vocabSize = vocab.bytes.length;
+    this.words = (this.vocabSize + 31) >> 5;
+    this.#vocab = vocab;
+    this.#maxMasks = Math.max(16, Math.floor(MASK_CACHE_BYTES / (4 * this.words)));
+    this.initial = this.stacks.initial();
+  }
+
+  /**
+   * About how many bytes the caches hold (token caches, state masks, stacks and their
+   * transition tables): they grow with the states met, so a caller may start afresh past a budget.
+   */
+  get footprint(): number {
+    let dependent = 0;
+    for (const c of this.#caches.values()) dependent += c.dependent.length;
+    const st = this.stacks;
+    return 4 * this.words * (this.#caches.size + this.#masks.size) + 4 * dependent + 1100 * st.sets.length + 24 * st.nodes;
+  }
+
+  /** The state after token `id`, DEAD when the grammar does not allow it. */
+  next(state: number, id: number): number {
+    if (this.#vocab.eog.includes(id)) return this.canEnd(state) ? state : DEAD;
+    const b = this.#vocab.bytes[id];
+    return b === undefined || b.length === 0 ? DEAD : this.stacks.walk(state, b);
+  }
+
+  /** The root rule may end here. */
+  canEnd(state: number): boolean {
+    return this.stacks.has(state, ACCEPT);
+  }
+
+  /** Nothing may follow: the output is complete. */
+  mustEnd(state: number): boolean {
+    const s = this.stacks.sets[state];
+    return s.length === 1 && s[0] === ACCEPT;
+  }
+
+  /** The allowed tokens in state `state` as bits; shared, do not modify. */
+  mask(state: number): Uint32Array {
+    const hit = this.#masks.get(state);
+    if (hit) {
+      this.#masks.delete(state); // most recently used last
+      this.#masks.set(state, hit);
+      return hit;
+    }
+    const bits = new Uint32Array(this.words);
+    const st = this.stacks;
+    for (const s of st.sets[state]) {
+      if (s === ACCEPT) continue;
+      const single = st.setOf([s]);
+      const pc = this.#cache(this.#cut(s, CONTEXT_DEPTH));
+      const a = pc.accepted;
+      for (let w = 0; w < bits.length; w++) bits[w] |= a[w];
+      const bytes = this.#vocab.bytes;
+      for (const t of pc.dependent) if (!(bits[t >> 5] & (1 << (t & 31))) && st.walk(single, bytes[t]) !== DEAD) bits[t >> 5] |= 1 << (t & 31);
+    }
+    const end = this.canEnd(state);
+    for (const t of this.#vocab.eog) {
+      if (t >= this.vocabSize) continue;
+      if (end) bits[t >> 5] |= 1 << (t & 31);
+      else bits[t >> 5] &= ~(1 << (t & 31));
+    }
+    if (this.#masks.size >= this.#maxMasks) this.#masks.delete(this.#masks.keys().next().value!);
+    this.#masks.set(state, bits);
+    return bits;
+  }
+
+  /** Sets logits of the tokens not allowed in `state` to -Infinity (ids past the vocabulary too). */
+  apply(state: number, logits: Float32Array): void {
+    const bits = this.mask(state);
+    const n = Math.min(logits.length, this.vocabSize);
+    let any = false;
+    let zeroFrom = -1; // start of the current run of all-zero words: filled in one call
+    for (let w = 0; w < bits.length; w++) {
+      const v = bits[w];
+      if (v === 0) {
+        if (zeroFrom < 0) zeroFrom = w;
+        continue;
+      }
+      if (zeroFrom >= 0) {
+        logits.fill(-Infinity, zeroFrom << 5, Math.min(w << 5, n));
+        zeroFrom = -1;
+      }
+      any = true;
+      if (v === 0xffffffff) continue;
+      // only the zero bits, lowest first (ids past n have zero bits too: stop there)
+      const base = w << 5;
+      for (let z = ~v; z !== 0; z &= z - 1) {
+        const id = base + 31 - Math.clz32(z & -z);
+        if (id >= n) break;
+        logits[id] = -Infinity;
+      }
+    }
+    if (zeroFrom >= 0) logits.fill(-Infinity, zeroFrom << 5, n);
+    if (logits.length > n) logits.fill(-Infinity, n);
+    if (!any) throw new FuselmError('E_INVALID_ARG', 'grammar: no token of the vocabulary can continue the output here (the grammar needs text this vocabulary cannot write)');
+  }
+
+  /** Stack `s` with the frames below its top `depth` replaced by BOUNDARY. */
+  #cut(s: number, depth: number): number {
+    if (s <= BOUNDARY) return s;
+    if (depth === 0) return BOUNDARY;
+    const st = this.stacks;
+    return st.node(st.pos[s], st.partial[s], this.#cut(st.parent[s], depth - 1));
+  }
+
+  /** The token cache of the cut stack `cut` (computed on first use). */
+  #cache(cut: number): PositionCache {
+    let pc = this.#caches.get(cut);
+    if (!pc) {
+      const accepted = new Uint32Array(this.words);
+      const dependent: number[] = [];
+      this.#walk(this.stacks.setOf([cut]), accepted, dependent);
+      pc = { accepted, dependent: Int32Array.from(dependent) };
+      this.#caches.set(cut, pc);
+    }
+    return pc;
+  }
+
+  /**
+   * The trie walked from `state`: tokens whose bytes all match get their bit in `bits`; the
+   * tokens that ran past a BOUNDARY and then failed are collected in `dependent`.
+   */
+  #walk(state: number, bits: Uint32Array, dependent: number[]): void {
+    const { byte, end, first, count, order, depth } = this.trie;
+    const st = this.stacks, sets = st.sets;
+    let trans = st.transitions;
+    const boundary = (set: number) => sets[set][0] === BOUNDARY || sets[set][1] === BOUNDARY;
+    // an explicit DFS over the trie: per depth its node, state, whether a boundary was passed, next child
+    const nodeAt = new Int32Array(depth + 1), setAt = new Int32Array(depth + 1), childAt = new Int32Array(depth + 1), depAt = new Uint8Array(depth + 1);
+    let d = 0;
+    setAt[0] = state;
+    childAt[0] = 1;
+    depAt[0] = boundary(state) ? 1 : 0;
+    while (d >= 0) {
+      const n = nodeAt[d], c = childAt[d];
+      if (c >= end[n]) {
+        d--;
+        continue;
+      }
+      childAt[d] = end[c];
+      const set = setAt[d], b = byte[c];
+      let next = trans[set * 256 + b];
+      if (next < 0) {
+        next = st.step(set, b);
+        trans = st.transitions; // maybe grown
+      }
+      if (next === DEAD) {
+        if (depAt[d]) for (let k = first[c], e = first[end[c]]; k < e; k++) dependent.push(order[k]);
+        continue;
+      }
+      for (let k = first[c], e = first[c] + count[c]; k < e; k++) bits[order[k] >> 5] |= 1 << (order[k] & 31);
+      if (end[c] > c + 1) {
+        d++;
+        nodeAt[d] = c;
+        setAt[d] = next;
+        childAt[d] = c + 1;
+        depAt[d] = depAt[d - 1] || boundary(next) ? 1 : 0;
+      }
+    }
+  }
+
+}

@@ -1,0 +1,126 @@
+/**
+ * JSON Schema → GBNF: random walks through each of the twenty test schemas' grammars (uniform
+ * over the allowed tokens of a vocabulary of bytes and JSON-ish pieces) always give JSON that
+ * parses and that ajv validates; integer ranges accept exactly their integers (exhaustively on
+ * random bounds); the pattern subset accepts what the JavaScript RegExp accepts; what cannot be
+ * expressed is E_UNSUPPORTED naming the keyword, what is malformed E_INVALID_ARG.
+ */
+import assert from 'node:assert/strict';
+import { compileGbnf } from '../../lib/grammar/compile.js';
+import { integerRange, type JsonSchema, jsonSchemaToGbnf } from '../../lib/grammar/json-schema.js';
+import { regexToGbnf } from '../../lib/grammar/regex.js';
+import { StackSets } from '../../lib/grammar/stacks.js';
+import { TokenMasks } from '../../lib/grammar/token-masks.js';
+import { longestBytes, makeAjv, SCHEMAS } from '../helpers/json-schemas.js';
+import { rng } from '../helpers/random.js';
+import { accepts } from './gbnf.test.js';
+
+const utf8 = new TextEncoder();
+
+function vocab(): Uint8Array[] {
+  const out: Uint8Array[] = [new Uint8Array(0)]; // 0: end of generation
+  for (let b = 0; b < 256; b++) out.push(Uint8Array.of(b));
+  for (const p of ['{"', '":', '",', ', "', '"}', 'name', 'true', 'false', 'null', '12', '-0', '2024-', 'T1', ':00', 'Z', '@', '.com', 'é', '日本', '  ', '\n  ', '\\u00e9', '\\"', 'kind', 'circle', '"square"', 'red'])
+    out.push(utf8.encode(p));
+  return out;
+}
+
+describe('JSON Schema to grammar', () => {
+  const bytes = vocab();
+  const ajv = makeAjv();
+
+  for (const [name, schema] of Object.entries(SCHEMAS))
+    it(`schema "${name}": every random walk is valid JSON of the schema`, () => {
+      const g = compileGbnf(jsonSchemaToGbnf(schema));
+      const longest = longestBytes(g);
+      assert.ok(Number.isFinite(longest), 'a finite language');
+      const m = new TokenMasks(g, { bytes, eog: [0] });
+      const validate = ajv.compile(schema);
+      const r = rng(name.length * 7919);
+      for (let w = 0; w < 40; w++) {
+        let s = m.initial;
+        const out: number[] = [];
+        for (let i = 0; i <= longest && !m.mustEnd(s); i++) {
+          const mask = m.mask(s);
+          const ok: number[] = [];
+          for (let t = 0; t < bytes.length; t++) if (mask[t >> 5] & (1 << (t & 31))) ok.push(t);
+          const t = ok[Math.floor(r() * ok.length)];
+          if (t === 0) break;
+          out.push(...bytes[t]);
+          s = m.next(s, t);
+        }
+        assert.ok(m.canEnd(s), 'the walk completed');
+        const text = new TextDecoder('utf-8', { fatal: true }).decode(Uint8Array.from(out));
+        const value = JSON.parse(text);
+        assert.ok(validate(value), `${text}: ${ajv.errorsText(validate.errors)}`);
+      }
+    });
+
+  it('integer ranges accept exactly their integers, without leading zeros or -0', () => {
+    const r = rng(7);
+    const cases: Array<[number, number]> = [[0, 0], [-1, 1], [0, 9], [10, 99], [7, 1234], [-305, -17], [-1200, 1200], [99, 100], [1, 1000], [-9, -1]];
+    for (let k = 0; k < 12; k++) {
+      const a = Math.floor(r() * 3000) - 1500, b = a + Math.floor(r() * 1500);
+      cases.push([a, b]);
+    }
+    for (const [lo, hi] of cases) {
+      const st = new StackSets(compileGbnf(`root ::= ${integerRange(lo, hi)}`));
+      for (let n = -1600; n <= 3100; n++) assert.equal(accepts(st, String(n)), n >= lo && n <= hi, `[${lo}, ${hi}] on ${n}`);
+      assert.ok(!accepts(st, '-0') && !accepts(st, '00') && !accepts(st, `0${Math.max(lo, 1)}`));
+    }
+  });
+
+  it('patterns accept what RegExp accepts (among strings JSON holds unescaped)', () => {
+    const patterns = ['^[A-Z]{2}-\\d{3}$', 'ab+c', '^(foo|ba[rz])*$', '^\\w+@\\w+\\.(com|org)$', '^[^a-c]?x{2,3}$', '^a.c$', '\\s', '^\\S+$', '^(?:é|日)+$', '^\\W\\D$'];
+    const alphabet = ['a', 'b', 'c', 'x', 'A', 'Z', '-', '1', '5', 'f', 'o', 'r', 'z', '@', '.', 'm', ' ', 'é', '日', '_', 'X'];
+    const r = rng(11);
+    for (const p of patterns) {
+      const st = new StackSets(compileGbnf(`root ::= ${regexToGbnf(p)}`));
+      const re = new RegExp(p, 'u');
+      for (let n = 0; n < 2000; n++) {
+        let s = '';
+        const len = Math.floor(r() * 8);
+        for (let k = 0; k < len; k++) s += alphabet[Math.floor(r() * alphabet.length)];
+        if (n < 6) s = ['AB-123', 'abbc', 'foobar', 'a_1@x.org', 'xxx', 'a日c'][n];
+        assert.equal(accepts(st, s), re.test(s), `/${p}/ on ${JSON.stringify(s)}`);
+      }
+    }
+  });
+
+  it('refuses what it cannot express with E_UNSUPPORTED naming the keyword', () => {
+    const unsupported: Array<[JsonSchema, RegExp]> = [
+      [{ type: 'string', foo: 1 }, /the keyword foo is not supported/],
+      [{ allOf: [{ type: 'string' }] }, /the keyword allOf is not supported/],
+      [{ type: 'number', minimum: 1.5 }, /minimum on a number/],
+      [{ type: 'integer', multipleOf: 3 }, /the keyword multipleOf/],
+      [{ type: 'array', uniqueItems: true }, /the keyword uniqueItems/],
+      [{ type: 'string', format: 'hostname' }, /format "hostname" is not supported/],
+      [{ $ref: 'http://example.com/s.json' }, /only local references/],
+      [{ type: 'object', properties: { a: { type: 'string' } }, additionalProperties: true }, /additionalProperties beside properties/],
+      [{ type: 'string', pattern: 'a(?=b)' }, /lookaround/],
+      [{ type: 'string', pattern: '^"$' }, /would need an escape in JSON/],
+      [{ type: 'string', pattern: '\\bword' }, /word boundary/],
+      [{ type: 'object', properties: { a: false } }, /at #\/properties\/a: the schema false/],
+      [{ type: 'array', items: [{ type: 'string' }] }, /tuples/],
+      [{ type: 'string', maxLength: 20000 }, /maxLength 20000: at most 10000/],
+    ];
+    for (const [s, re] of unsupported) assert.throws(() => jsonSchemaToGbnf(s), (e: { code?: string; message: string }) => e.code === 'E_UNSUPPORTED' && re.test(e.message), JSON.stringify(s));
+    const invalid: Array<[unknown, RegExp]> = [
+      [{ type: 'strin' }, /type must be one of/],
+      [{ type: 'integer', minimum: 5, maximum: 4 }, /no integer lies within/],
+      [{ enum: [] }, /enum must be a non-empty array/],
+      [{ $ref: '#/$defs/missing' }, /points at nothing/],
+      [{ type: 'string', minLength: 3, maxLength: 2 }, /maxLength 2 is below minLength 3/],
+      [{ type: 'object', required: 'a' }, /required must be an array of strings/],
+      [42, /a schema must be an object or a boolean/],
+    ];
+    for (const [s, re] of invalid) assert.throws(() => jsonSchemaToGbnf(s as JsonSchema), (e: { code?: string; message: string }) => e.code === 'E_INVALID_ARG' && re.test(e.message), JSON.stringify(s));
+  });
+
+  it('recursive references make recursive rules', () => {
+    const tree = { $defs: { node: { type: 'object', properties: { v: { type: 'integer', minimum: 0, maximum: 9 }, kids: { type: 'array', items: { $ref: '#/$defs/node' }, maxItems: 2 } }, required: ['v'] } }, $ref: '#/$defs/node' };
+    const st = new StackSets(compileGbnf(jsonSchemaToGbnf(tree)));
+    assert.ok(accepts(st, '{"v":1,"kids":[{"v":2},{"v":3,"kids":[{"v":4}]}]}'));
+    assert.ok(!accepts(st, '{"v":1,"kids":[{"v":2},{"v":3},{"v":4}]}'));
+  });
+});
