@@ -27,7 +27,8 @@ import { loadModel } from '../lib/model/model.js';
 import { tokenizerFromGguf } from '../lib/tokenizer/from-gguf.js';
 import { widenedByteLevelVocab, writeSyntheticModel } from '../lib/tools/synthetic.js';
 import { loadLlamaCpp } from './peers/llama-cpp.js';
-import { syntheticFile, type BenchResult } from './util.js';
+import { type BenchResult } from './util.js';
+import { benchModel, syntheticBenchModel } from '../lib/tools/bench-models.js';
 
 const shared = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../shared');
 
@@ -108,7 +109,7 @@ async function maskBench(label: string, bytes: Uint8Array[], eog: readonly numbe
 }
 
 async function decodeBench(): Promise<BenchResult> {
-  const file = await syntheticFile('tinyllama-1.1b', 'q8_0');
+  const file = await syntheticBenchModel('tinyllama-1.1b', 'q8_0');
   const model = await loadModel(file, { threads: 1, contextSize: 256 });
   try {
     const gen = 24;
@@ -209,9 +210,8 @@ export async function run(): Promise<BenchResult[]> {
   } else process.stderr.write(`grammar: skipping the 32k vocabulary (${spm} not found)\n`);
   if (existsSync(gpt2)) {
     // a vocab-only GGUF of the widened vocabulary, so the tokenizer reads it as it reads any
-    const file = path.join(os.tmpdir(), 'fuselm-grammar-vocab-128k.gguf');
-    if (!existsSync(file))
-      await writeSyntheticModel(file, { arch: 'llama', dtype: 'f32', vocabSize: 128256, dim: 8, nLayers: 1, nHeads: 1, nKvHeads: 1, ffnDim: 8, contextLength: 64, vocab: widenedByteLevelVocab(gguf(gpt2), 128256) });
+    const file = await benchModel('grammar-vocab-128k.gguf', (out) =>
+      writeSyntheticModel(out, { arch: 'llama', dtype: 'f32', vocabSize: 128256, dim: 8, nLayers: 1, nHeads: 1, nKvHeads: 1, ffnDim: 8, contextLength: 64, vocab: widenedByteLevelVocab(gguf(gpt2), 128256) }));
     const tok = tokenizerFromGguf(gguf(file));
     out.push(...(await maskBench('128k byte-level', Array.from({ length: tok.vocabSize }, (_, i) => tok.tokenBytes(i)), tok.eogIds)));
     if (!process.env.FUSELM_BENCH_NO_PEER) out.push(...(await peerBench(file)));
