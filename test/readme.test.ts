@@ -3,7 +3,10 @@
  * (package.json's engines: >= 20). Each block is type-stripped (esbuild, target esnext: nothing
  * lowered) and run by plain Node as an ES module, in a folder where the paths it names
  * (stories260K.gguf, path/to/hf-folder, ...) are links to ../shared models, with `fuselm`
- * resolved to lib/. The same block is also compiled for the oldest supported Node: a block that
+ * resolved to lib/. Model references a block names (`hf:owner/repo/file.gguf`) are served by the
+ * hub stand-in (test/helpers/hub-server.ts, HF_ENDPOINT pointing at it, a fresh cache) with the
+ * bundled stories260K in the named file's place, so the pull-on-first-use path runs as written.
+ * The same block is also compiled for the oldest supported Node: a block that
  * needs lowering there (`await using` on Node 20) uses syntax that Node cannot parse.
  */
 import assert from 'node:assert/strict';
@@ -16,6 +19,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { transformSync } from 'esbuild';
 import { requireShared, sharedPath } from './helpers/shared.js';
+import { HubServer } from './helpers/hub-server.js';
+import { DEFAULT_MODEL } from '../lib/default-model.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'));
@@ -56,6 +61,7 @@ describe('README examples', function () {
     it(`the block at README.md:${b.line} runs on this Node (${process.version})`, async function () {
       requireShared(this, ...Object.values(PLACEHOLDERS));
       const dir = mkdtempSync(path.join(os.tmpdir(), 'fuselm-readme-'));
+      let hub: HubServer | undefined;
       try {
         for (const [name, rel] of Object.entries(PLACEHOLDERS)) {
           mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
@@ -65,10 +71,18 @@ describe('README examples', function () {
         const code = compile('esnext').replace(/from\s+(['"])fuselm\1/g, `from '${lib}'`);
         const file = path.join(dir, 'example.mjs');
         writeFileSync(file, code);
+        const refs = [...b.code.matchAll(/hf:([\w.-]+\/[\w.-]+)\/([\w./-]+\.gguf)/g)];
+        if (refs.length) {
+          hub = await new HubServer().start();
+          for (const [, repo, name] of refs) hub.repos.set(repo, { files: new Map([[name, readFileSync(DEFAULT_MODEL)]]) });
+        }
+        const env = { ...process.env, ...(hub ? { HF_ENDPOINT: hub.endpoint, FUSELM_CACHE: path.join(dir, 'cache') } : {}) };
         // tsx only so that lib/'s .ts files load; the example itself is .mjs, which it leaves as written
-        const r = await promisify(execFile)(process.execPath, ['--import', tsxLoader, file], { cwd: dir, timeout: 100_000 }).catch((e) => e);
+        const r = await promisify(execFile)(process.execPath, ['--import', tsxLoader, file], { cwd: dir, env, timeout: 100_000 }).catch((e) => e);
         assert.equal(r.code ?? 0, 0, `README.md:${b.line} failed:\n${r.stderr}`);
+        if (hub) assert.ok(hub.requests.length > 0, 'the block pulled its model reference');
       } finally {
+        await hub?.stop();
         rmSync(dir, { recursive: true, force: true });
       }
     });
