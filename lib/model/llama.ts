@@ -9,9 +9,11 @@
  * positions of the original Transformer (a fixed table in place of the learned one).
  */
 import type { NativeDType, NativeTensor } from '../../bindings.js';
-import { type Backend, type Graph, ops } from '../backend.js';
+import { type Backend, type Graph, graphInSlices, ops } from '../backend.js';
 import type { GgufFile } from '../formats/gguf.js';
 import { FuselmError } from '../errors.js';
+import { callAsync, native } from '../native.js';
+import type { GraphNode } from '../ops/table.js';
 import { emptyTensor, readF32Rows, tensorFromF32 } from '../tensor.js';
 import type { ModelConfig } from './config.js';
 import { hasTensor, loadGgufTensor, type WeightDtype } from './weights.js';
@@ -328,31 +330,33 @@ export class LlamaState {
 
   /**
    * Grows the caches to hold positions 0 .. end - 1 (at most contextSize: beyond it the step
-   * fails with E_CONTEXT_FULL): new caches of twice the positions (or more), the rows so far
-   * copied over, and the graphs, which name the old ones, rebuilt on their next use.
+   * fails with E_CONTEXT_FULL): new caches of twice the positions (or more), made and the rows
+   * so far copied over off the JS thread (growRows), and the graphs, which name the old ones,
+   * rebuilt on their next use.
    */
-  #ensureCapacity(end: number): void {
+  async #ensureCapacity(end: number): Promise<void> {
     if (end <= this.#capacity || this.#capacity >= this.contextSize) return;
     let cap = this.#capacity;
     while (cap < end) cap *= 2;
     cap = Math.min(cap, this.contextSize);
-    const rowBytes = this.#kCache[0][0].nbytes / this.#capacity;
-    const grow = (old: NativeTensor) => {
-      const t = this.#be.empty(old.dtype, [cap, old.shape[1]]);
-      t.write(new Uint8Array(old.read(0, rowBytes * this.#capacity)));
-      old.free();
-      return t;
-    };
-    this.#kCache = this.#kCache.map((layers) => layers.map(grow));
-    this.#vCache = this.#vCache.map((layers) => layers.map(grow));
+    const old = [...this.#kCache.flat(), ...this.#vCache.flat()];
+    const fresh = await callAsync(() => native().growRows(old, cap));
+    const L = this.#c.nLayers, S = this.sequences;
+    this.#kCache = Array.from({ length: S }, (_, s) => fresh.slice(s * L, (s + 1) * L));
+    this.#vCache = Array.from({ length: S }, (_, s) => fresh.slice((S + s) * L, (S + s + 1) * L));
+    for (const t of old) t.free();
     this.#capacity = cap;
     for (const g of this.#graphs.values()) g.dispose();
     this.#graphs.clear();
   }
 
-  #graph(key: string, build: () => Graph): Graph {
+  /** The graph of `key`, built (in slices: graphInSlices) on first use. */
+  async #graph(key: string, nodes: () => GraphNode[], positions?: NativeTensor): Promise<Graph> {
     let g = this.#graphs.get(key);
-    if (!g) this.#graphs.set(key, (g = build()));
+    if (!g) {
+      g = await graphInSlices(this.#be, nodes(), this.batchSize, positions);
+      this.#graphs.set(key, g);
+    }
     return g;
   }
 
@@ -364,9 +368,9 @@ export class LlamaState {
   async forward(ids: Int32Array, pos: number, opts: { allLogits?: boolean; seq?: number } = {}): Promise<Float32Array> {
     if (this.#prefix) throw new FuselmError('E_INVALID_ARG', 'a state with a shared prefix steps with forwardBatch');
     const seq = opts.seq ?? 0, all = opts.allLogits ?? false;
-    this.#ensureCapacity(pos + ids.length);
+    await this.#ensureCapacity(pos + ids.length);
     const logits = all ? this.#allLogits() : this.#logitsLast;
-    const g = this.#graph(`${seq}:${all}`, () => this.#be.graph(this.#nodes(logits, !all, seq), this.batchSize));
+    const g = await this.#graph(`${seq}:${all}`, () => this.#nodes(logits, !all, seq));
     this.#ids.write(ids);
     if (this.#w.posEmbd) this.#posIds.write(Int32Array.from(ids, (_, t) => pos + t));
     await g.run(ids.length, pos);
@@ -382,11 +386,9 @@ export class LlamaState {
    * lowest id on ties), taken by the backend, so only the id leaves it.
    */
   async forwardArgmax(id: number, pos: number, seq = 0): Promise<number> {
-    this.#ensureCapacity(pos + 1);
+    await this.#ensureCapacity(pos + 1);
     const gr = this.#greedyTensors();
-    const g = this.#graph(`${seq}:argmax`, () =>
-      this.#be.graph([...this.#nodes(gr.logits, true, seq), ops.argmax(gr.ids, gr.logits)], this.batchSize),
-    );
+    const g = await this.#graph(`${seq}:argmax`, () => [...this.#nodes(gr.logits, true, seq), ops.argmax(gr.ids, gr.logits)]);
     this.#ids.write(Int32Array.of(id));
     if (this.#w.posEmbd) this.#posIds.write(Int32Array.of(pos));
     await g.run(1, pos);
@@ -395,13 +397,11 @@ export class LlamaState {
 
   /** forwardBatch() for greedy steps of every sequence: the argmax id of each. */
   async forwardBatchArgmax(ids: Int32Array, positions: Int32Array): Promise<Int32Array> {
-    this.#ensureCapacity(Math.max(...positions) + 1);
+    await this.#ensureCapacity(Math.max(...positions) + 1);
     const gr = this.#greedyTensors();
     gr.logitsAll ??= this.#be.empty('f32', [this.batchSize, this.#c.vocabSize]);
     const logits = gr.logitsAll;
-    const g = this.#graph('batch:argmax', () =>
-      this.#be.graph([...this.#nodes(logits, false, 'batch'), ops.argmax(gr.ids, logits)], this.batchSize, this.#positions),
-    );
+    const g = await this.#graph('batch:argmax', () => [...this.#nodes(logits, false, 'batch'), ops.argmax(gr.ids, logits)], this.#positions);
     this.#ids.write(ids);
     this.#writePositions(positions);
     await g.run(this.sequences, 0);
@@ -449,9 +449,9 @@ export class LlamaState {
   }
 
   async forwardBatch(ids: Int32Array, positions: Int32Array): Promise<Float32Array> {
-    this.#ensureCapacity(Math.max(...positions) + 1);
+    await this.#ensureCapacity(Math.max(...positions) + 1);
     const logits = this.#allLogits();
-    const g = this.#graph('batch', () => this.#be.graph(this.#nodes(logits, false, 'batch'), this.batchSize, this.#positions));
+    const g = await this.#graph('batch', () => this.#nodes(logits, false, 'batch'), this.#positions);
     this.#ids.write(ids);
     this.#writePositions(positions);
     await g.run(this.sequences, 0);

@@ -26,6 +26,7 @@ import { loadGpt2GgufWeights } from './gpt2-gguf.js';
 import { DecodeCall, type Timings } from './decode-call.js';
 import { availableMemory, checkMemoryPlan, decoderStateItems, ggufWeightBytes, safetensorsWeightBytes } from './memory.js';
 import { GgmlType } from '../formats/ggml-types.js';
+import { call, native } from '../native.js';
 
 export interface LoadModelOptions {
   /**
@@ -59,7 +60,8 @@ export interface LoadModelOptions {
    * contextSize, activations and logits, and later the caches of parallel sequences and beams.
    * The plan is summed before anything is allocated; one that does not fit is E_OUT_OF_MEMORY
    * naming its parts. Default: the memory available to this process (free memory, within its
-   * cgroup's limit).
+   * cgroup's limit). On a CUDA device the weights are staged in host memory within this budget,
+   * and the whole plan must also fit the device's free memory.
    */
   maxMemory?: number;
 }
@@ -187,12 +189,17 @@ export class Model {
 
   /**
    * Checks the caches of `sequences` more sequences at `contextSize` positions against what is
-   * left of maxMemory after the load plan (without maxMemory: the memory available now).
+   * left of maxMemory after the load plan (without maxMemory: the memory available now; on a
+   * CUDA device: the device's free memory).
    */
   #checkMoreState(what: string, sequences: number, contextSize: number, batchSize: number): void {
-    if (this.device !== 'cpu') return;
     const kvBytes = this.kvType === 'f32' ? 4 : 2;
     const items = decoderStateItems(this.config, { contextSize, batchSize, sequences, kvBytes });
+    const device = this.#backend.device;
+    if (device !== 'cpu') {
+      const free = call(() => native().deviceMemoryInfo(device)).free;
+      return checkMemoryPlan(`${this.path}: ${what}`, items, free, `the free memory of the ${device} device`, 'fewer sequences or a smaller contextSize');
+    }
     const m = this.#memory;
     if (m.max !== undefined) checkMemoryPlan(`${this.path}: ${what}`, items, Math.max(0, m.max - m.planned), 'what maxMemory leaves after the model', 'fewer sequences or a smaller contextSize');
     else checkMemoryPlan(`${this.path}: ${what}`, items, availableMemory(), 'the memory available', 'fewer sequences or a smaller contextSize');
@@ -626,8 +633,10 @@ function plannedKvBytes(opts: LoadModelOptions, dtype: WeightDtype, firstQIsF32:
 }
 
 /**
- * The load-time plan (weights; on the CPU also the KV cache at contextSize and the activations)
- * checked against the budget; returns its total.
+ * The load-time plan (weights, the KV cache at contextSize, activations and logits) checked
+ * against the budget, before anything is allocated; returns what it counts against the host
+ * budget. On a CUDA device the weights are staged in host memory first, and the whole plan must
+ * fit the device's free memory (cudaMemGetInfo; the emulator's device is FUSELM_EMU_DEVICE_MEMORY).
  */
 function checkLoadPlan(
   where: string,
@@ -638,15 +647,19 @@ function checkLoadPlan(
 ): number {
   const budget = memoryBudget(opts);
   const weights = { what: 'weights', bytes: o.weightBytes };
-  if (device !== 'cpu') {
-    // the weights are staged in host memory; the caches live on the device (its allocator reports)
-    checkMemoryPlan(where, [weights], budget.bytes, budget.name, '');
-    return weights.bytes;
-  }
   const items = [weights, ...decoderStateItems(config, o)];
   const perPosition = 2 * config.nLayers * config.nKvHeads * config.headDim * o.kvBytes;
-  const fits = Math.floor((budget.bytes - weights.bytes - items[2].bytes) / perPosition);
-  checkMemoryPlan(where, items, budget.bytes, budget.name, fits >= 1 ? `contextSize ${fits} or less would fit` : 'the weights alone do not fit');
+  const hint = (bytes: number) => {
+    const fits = Math.floor((bytes - weights.bytes - items[2].bytes) / perPosition);
+    return fits >= 1 ? `contextSize ${fits} or less would fit` : 'the weights alone do not fit';
+  };
+  if (device !== 'cpu') {
+    checkMemoryPlan(where, [weights], budget.bytes, budget.name, '');
+    const free = call(() => native().deviceMemoryInfo(device)).free;
+    checkMemoryPlan(where, items, free, `the free memory of the ${device} device`, hint(free));
+    return weights.bytes;
+  }
+  checkMemoryPlan(where, items, budget.bytes, budget.name, hint(budget.bytes));
   return items.reduce((n, i) => n + i.bytes, 0);
 }
 
