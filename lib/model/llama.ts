@@ -244,17 +244,19 @@ export class LlamaState {
   /**
    * The op list of one forward step. `seq` >= 0: all rows belong to that sequence, at the run's
    * position; 'batch': row s is sequence s, at its own position. Logits of the last row only,
-   * or of all rows.
+   * or of all rows; `tail` after them. Made layer by layer as graphInSlices reads them, so a
+   * thousand layers' nodes are never alive at once (a young generation full of them makes the
+   * garbage collector's pauses long).
    */
-  #nodes(logits: NativeTensor, lastRow: boolean, seq: number | 'batch') {
+  *#nodes(logits: NativeTensor, lastRow: boolean, seq: number | 'batch', tail: GraphNode[] = []): Generator<GraphNode> {
     const c = this.#c, w = this.#w, a = this.#acts;
     const rope = { headDim: c.headDim, nRot: c.ropeDims, thetaBase: c.ropeTheta, freqScale: c.ropeFreqScale, neox: c.ropeNeox, freqFactors: w.ropeFreqs, mscale: c.ropeMscale };
     // Gemma-3's sliding layers: their own base and scale, no factors
     const ropeSliding = c.ropeSliding && { ...rope, thetaBase: c.ropeSliding.theta, freqScale: c.ropeSliding.freqScale, freqFactors: undefined, mscale: undefined };
     const attn = { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, scale: c.attnScale ?? 1 / Math.sqrt(c.headDim), softcap: c.attnSoftcap };
-    const nodes = [ops.embedding(a.x, w.tokenEmbd, this.#ids)];
-    if (c.embedScale) nodes.push(ops.scale(a.x, a.x, c.embedScale));
-    if (w.posEmbd) nodes.push(ops.embedding(a.xb, w.posEmbd, this.#posIds), ops.add(a.x, a.x, a.xb));
+    yield ops.embedding(a.x, w.tokenEmbd, this.#ids);
+    if (c.embedScale) yield ops.scale(a.x, a.x, c.embedScale);
+    if (w.posEmbd) yield* [ops.embedding(a.xb, w.posEmbd, this.#posIds), ops.add(a.x, a.x, a.xb)];
     const useRope = c.positional === 'rope';
     const norm = (out: NativeTensor, x: NativeTensor, wt: NativeTensor, b?: NativeTensor) =>
       c.normType === 'layer' ? ops.layerNorm(out, x, wt, b!, c.normEps) : ops.rmsNorm(out, x, wt, c.normEps);
@@ -277,14 +279,14 @@ export class LlamaState {
           ops.attention(a.att, a.q, this.#kCache[s][l], this.#vCache[s][l], attnL, row),
         ];
       });
-    w.layers.forEach((L, l) => {
+    for (const [l, L] of w.layers.entries()) {
       const mlp = !L.wGate
         ? [ops.matmul(a.hb, a.xb, L.wUp), ...bias(a.hb, L.bUp), ops.gelu(a.hb, a.hb, { tanh: c.mlp === 'gelu_tanh' })]
         : c.mlp === 'geglu_tanh'
           ? [ops.matmul(a.hb, a.xb, L.wGate), ops.matmul(a.hb2, a.xb, L.wUp), ops.gelu(a.hb, a.hb, { tanh: true }), ops.mul(a.hb, a.hb, a.hb2)]
           : [ops.matmul(a.hb, a.xb, L.wGate), ops.matmul(a.hb2, a.xb, L.wUp), ops.swiglu(a.hb, a.hb, a.hb2)];
       const post = (t?: NativeTensor) => (t ? [norm(a.xb2, a.xb2, t)] : []);
-      nodes.push(
+      yield* [
         norm(a.xb, a.x, L.attnNorm, L.attnNormB),
         ops.matmul(a.q, a.xb, L.wq),
         ...bias(a.q, L.bq),
@@ -306,15 +308,15 @@ export class LlamaState {
         ...bias(a.xb2, L.bDown),
         ...post(L.postFfnNorm),
         ops.add(a.x, a.x, a.xb2),
-      );
-    });
-    nodes.push(norm(a.xb, a.x, w.outputNorm, w.outputNormB));
+      ];
+    }
+    yield norm(a.xb, a.x, w.outputNorm, w.outputNormB);
     if (c.finalSoftcap) {
       // the projection into a twin of the logits tensor in the backend's memory, then the cap
       const raw = this.#rawLogits(logits);
-      nodes.push(ops.matmul(raw, a.xb, w.output, { lastRow }), ops.softcap(logits, raw, c.finalSoftcap));
-    } else nodes.push(ops.matmul(logits, a.xb, w.output, { lastRow }));
-    return nodes;
+      yield* [ops.matmul(raw, a.xb, w.output, { lastRow }), ops.softcap(logits, raw, c.finalSoftcap)];
+    } else yield ops.matmul(logits, a.xb, w.output, { lastRow });
+    yield* tail;
   }
 
   /** Soft-capped models: the uncapped logits of a logits tensor, [rows, vocab] in the backend's memory. */
@@ -351,7 +353,7 @@ export class LlamaState {
   }
 
   /** The graph of `key`, built (in slices: graphInSlices) on first use. */
-  async #graph(key: string, nodes: () => GraphNode[], positions?: NativeTensor): Promise<Graph> {
+  async #graph(key: string, nodes: () => Iterable<GraphNode>, positions?: NativeTensor): Promise<Graph> {
     let g = this.#graphs.get(key);
     if (!g) {
       g = await graphInSlices(this.#be, nodes(), this.batchSize, positions);
@@ -388,7 +390,7 @@ export class LlamaState {
   async forwardArgmax(id: number, pos: number, seq = 0): Promise<number> {
     await this.#ensureCapacity(pos + 1);
     const gr = this.#greedyTensors();
-    const g = await this.#graph(`${seq}:argmax`, () => [...this.#nodes(gr.logits, true, seq), ops.argmax(gr.ids, gr.logits)]);
+    const g = await this.#graph(`${seq}:argmax`, () => this.#nodes(gr.logits, true, seq, [ops.argmax(gr.ids, gr.logits)]));
     this.#ids.write(Int32Array.of(id));
     if (this.#w.posEmbd) this.#posIds.write(Int32Array.of(pos));
     await g.run(1, pos);
@@ -401,7 +403,7 @@ export class LlamaState {
     const gr = this.#greedyTensors();
     gr.logitsAll ??= this.#be.empty('f32', [this.batchSize, this.#c.vocabSize]);
     const logits = gr.logitsAll;
-    const g = await this.#graph('batch:argmax', () => [...this.#nodes(logits, false, 'batch'), ops.argmax(gr.ids, logits)], this.#positions);
+    const g = await this.#graph('batch:argmax', () => this.#nodes(logits, false, 'batch', [ops.argmax(gr.ids, logits)]), this.#positions);
     this.#ids.write(ids);
     this.#writePositions(positions);
     await g.run(this.sequences, 0);
