@@ -69,6 +69,12 @@ export interface NativeOpInfo {
   noCuda?: string;
 }
 
+/** Graph nodes read by the addon a slice at a time (a graph of many thousands of nodes, read in one call, would block the JS thread). */
+export interface NativeGraphNodes {
+  /** Parses and appends nodes (numbered after those added before); returns how many there are. A bad node throws and adds nothing. */
+  add(nodes: NativeNode[]): number;
+}
+
 export interface NativeGraph {
   /** Runs every op for n tokens at positions pos..pos+n-1, off the JS thread. */
   run(n: number, pos: number): Promise<void>;
@@ -104,9 +110,16 @@ export interface NativeAddon {
    * A graph on the CPU (pool, impl) or a CUDA device: device tensors throughout, except token
    * ids (embedding) and outputs no op reads (logits), which stay in host memory.
    */
-  Graph: new (nodes: NativeNode[], options: { device?: NativeDevice; pool?: NativePool; impl?: NativeImpl; maxRows: number; positions?: NativeTensor }) => NativeGraph;
+  GraphNodes: new () => NativeGraphNodes;
+  /** nodes: an array, or a GraphNodes (which the graph takes: it cannot be added to or used again). */
+  Graph: new (nodes: NativeNode[] | NativeGraphNodes, options: { device?: NativeDevice; pool?: NativePool; impl?: NativeImpl; maxRows: number; positions?: NativeTensor }) => NativeGraph;
   /** The op table: every op the graphs run, with its roles and parameters. */
   opTable(): NativeOpInfo[];
+  /**
+   * For each 2-D tensor, a new one of `rows` rows (same dtype, columns and device) holding its
+   * rows first and zeros after, made and filled off the JS thread (a KV cache growing).
+   */
+  growRows(tensors: NativeTensor[], rows: number): Promise<NativeTensor[]>;
   tensorFromFile(path: string, byteOffset: number, dtype: NativeDType, shape: number[]): Promise<NativeTensor>;
   /**
    * Maps a regular file read-only, off the JS thread; E_FORMAT when it is smaller than minSize
@@ -125,4 +138,6 @@ export interface NativeAddon {
   cudaInfo(): CudaInfo;
   /** Bytes of a CUDA device's memory that fuselm holds (tensors, graph buffers); 0 for 'cpu'. */
   deviceMemoryInUse(device: NativeDevice): number;
+  /** A CUDA device's free and total bytes (cudaMemGetInfo; the emulator's device is FUSELM_EMU_DEVICE_MEMORY bytes, default 80 GiB). */
+  deviceMemoryInfo(device: 'cuda' | 'cuda-emulated'): { free: number; total: number };
 }

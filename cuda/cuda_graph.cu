@@ -51,6 +51,14 @@ int64_t mem_in_use() {
   return g_mem_in_use;
 }
 
+// The device's free and total bytes, for the memory plan made before a model is loaded. Free is
+// at most what this backend does not hold (the emulator reports its whole device as free).
+void mem_info(size_t* free, size_t* total) {
+  CUDA_CHECK(cudaMemGetInfo(free, total));
+  const size_t held = size_t(mem_in_use());
+  *free = std::min(*free, *total > held ? *total - held : 0);
+}
+
 void* mem_alloc(size_t bytes) {
   void* p = nullptr;
   const cudaError_t err = cudaMalloc(&p, bytes ? bytes : 1);
@@ -274,7 +282,7 @@ std::shared_ptr<Graph> make_graph(std::vector<Node> nodes, int64_t max_rows, Ten
   return std::make_shared<CudaGraph>(std::move(nodes), max_rows, std::move(positions));
 }
 
-const CudaBackend kBackend{&kMemory, &make_graph, &mem_in_use};
+const CudaBackend kBackend{&kMemory, &make_graph, &mem_in_use, &mem_info};
 
 }  // namespace
 

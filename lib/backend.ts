@@ -2,7 +2,7 @@
  * The backend interface as the model code sees it: a Backend turns a list of ops (built with
  * lib/ops/table.ts's typed builders) into a native graph run with one call per forward step.
  */
-import type { NativeDevice, NativeDType, NativeGraph, NativeImpl, NativePool, NativeTensor } from '../bindings.js';
+import type { NativeDevice, NativeDType, NativeGraph, NativeGraphNodes, NativeImpl, NativePool, NativeTensor } from '../bindings.js';
 import { FuselmError } from './errors.js';
 import { call, callAsync, native } from './native.js';
 import type { GraphNode } from './ops/table.js';
@@ -71,8 +71,36 @@ export interface Backend {
   empty(dtype: NativeDType, shape: number[]): NativeTensor;
   /** The backend's copy of a host tensor (the CPU's is the tensor itself). */
   upload(t: NativeTensor): NativeTensor;
-  graph(nodes: GraphNode[], maxRows: number, positions?: NativeTensor): Graph;
+  /** A graph of `nodes` (an array, or nodes read in slices: graphInSlices) for up to maxRows rows. */
+  graph(nodes: GraphNode[] | NativeGraphNodes, maxRows: number, positions?: NativeTensor): Graph;
   dispose(): void;
+}
+
+/**
+ * Nodes per slice that graphInSlices hands to the addon: reading a node costs 10–40 µs (more on a
+ * busy machine), so a slice stays well under the 50 ms the event loop may wait.
+ */
+const NODES_PER_SLICE = 128;
+
+/**
+ * be.graph(nodes, ...) for a large graph: the addon reads the nodes a slice at a time and the
+ * event loop runs between slices (a generator's nodes are made a slice at a time too). A
+ * thousand-layer model's 17,000 nodes take 0.3–1.3 s to read, which in one call would stall
+ * every timer and socket of the process.
+ */
+export async function graphInSlices(be: Backend, nodes: Iterable<GraphNode>, maxRows: number, positions?: NativeTensor): Promise<Graph> {
+  const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+  const list = call(() => new (native().GraphNodes)());
+  const it = nodes[Symbol.iterator]();
+  for (let r = it.next(); !r.done; ) {
+    await turn();
+    const slice: GraphNode[] = [];
+    for (; !r.done && slice.length < NODES_PER_SLICE; r = it.next()) slice.push(r.value);
+    call(() => list.add(slice));
+  }
+  // the graph's own checks of every node (~1 µs each) in a turn of their own
+  await turn();
+  return be.graph(list, maxRows, positions);
 }
 
 /** The CPU backend: a persistent thread pool shared by the graphs built on it. */
@@ -106,7 +134,7 @@ export class CpuBackend implements Backend {
   }
 
   /** A graph of `nodes` for up to maxRows rows; `positions` (i32) feeds nodes with a SeqSpan. */
-  graph(nodes: GraphNode[], maxRows: number, positions?: NativeTensor): Graph {
+  graph(nodes: GraphNode[] | NativeGraphNodes, maxRows: number, positions?: NativeTensor): Graph {
     const pool = this.#pool;
     if (!pool) throw new FuselmError('E_DISPOSED', 'backend used after dispose()');
     const g = call(() => new (native().Graph)(nodes, { pool, impl: this.impl, maxRows, positions }));
@@ -149,7 +177,7 @@ export class CudaBackend implements Backend {
     return call(() => t.to(this.device));
   }
 
-  graph(nodes: GraphNode[], maxRows: number, positions?: NativeTensor): Graph {
+  graph(nodes: GraphNode[] | NativeGraphNodes, maxRows: number, positions?: NativeTensor): Graph {
     const g = call(() => new (native().Graph)(nodes, { device: this.device, maxRows, positions }));
     return new Graph(g, maxRows);
   }

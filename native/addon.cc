@@ -13,10 +13,14 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   data->tensor_ctor = Napi::Persistent(tensor);
   data->pool_ctor = Napi::Persistent(pool);
   data->mapped_file_ctor = Napi::Persistent(MappedFileWrap::define(env));
+  Napi::Function graph_nodes = GraphNodesWrap::define(env);
+  data->graph_nodes_ctor = Napi::Persistent(graph_nodes);
   env.SetInstanceData<AddonData>(data);
   exports.Set("Tensor", tensor);
   exports.Set("Pool", pool);
+  exports.Set("GraphNodes", graph_nodes);
   exports.Set("Graph", GraphWrap::define(env));
+  exports.Set("growRows", Napi::Function::New(env, grow_rows, "growRows"));
   exports.Set("tensorFromFile", Napi::Function::New(env, tensor_from_file, "tensorFromFile"));
   exports.Set("mapFile", Napi::Function::New(env, map_file, "mapFile"));
   exports.Set("mappedFileBytes", Napi::Function::New(env, mapped_file_bytes_info, "mappedFileBytes"));
@@ -25,6 +29,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("cpuInfo", Napi::Function::New(env, cpu_info, "cpuInfo"));
   exports.Set("cudaInfo", Napi::Function::New(env, cuda_info, "cudaInfo"));
   exports.Set("deviceMemoryInUse", Napi::Function::New(env, device_memory_in_use, "deviceMemoryInUse"));
+  exports.Set("deviceMemoryInfo", Napi::Function::New(env, device_memory_info, "deviceMemoryInfo"));
   return exports;
 }
 

@@ -19,6 +19,8 @@ struct CudaBackend {
   std::shared_ptr<Graph> (*graph)(std::vector<Node> nodes, int64_t max_rows, TensorPtr positions);
   // Bytes of device memory allocated by this backend and not yet freed.
   int64_t (*bytes_in_use)();
+  // The device's free and total memory (cudaMemGetInfo; the emulator's is FUSELM_EMU_DEVICE_MEMORY).
+  void (*mem_info)(size_t* free, size_t* total);
 };
 
 const CudaBackend& cuda_backend_emulated();

@@ -42,4 +42,38 @@ describe('native bindings', () => {
     t.free();
     assert.throws(() => t.read(), { code: 'E_DISPOSED' });
   });
+
+  it('growRows makes longer copies of tensors off the JS thread, and checks every shape first', async () => {
+    const { Tensor, growRows } = native();
+    const a = new Tensor('f32', [2, 2]), b = new Tensor('f16', [1, 4]);
+    a.write(Float32Array.of(1, 2, 3, 4));
+    b.write(Uint16Array.of(0x3c00, 0x4000, 0x4200, 0x4400));
+    const [ga, gb] = await growRows([a, b], 3);
+    assert.deepEqual([ga.dtype, ga.shape, gb.dtype, gb.shape], ['f32', [3, 2], 'f16', [3, 4]]);
+    assert.deepEqual([...new Float32Array(ga.read())], [1, 2, 3, 4, 0, 0]);
+    assert.deepEqual([...new Uint16Array(gb.read())], [0x3c00, 0x4000, 0x4200, 0x4400, 0, 0, 0, 0, 0, 0, 0, 0]);
+    // fewer rows than a tensor has, or not 2-D: refused before anything is made
+    assert.throws(() => growRows([a, b], 1), { code: 'E_INVALID_ARG', message: /tensor #0 \(f32\[2, 2\]\) cannot grow to 1 rows/ });
+    assert.throws(() => growRows([new Tensor('f32', [2])], 4), { code: 'E_INVALID_ARG' });
+    assert.throws(() => growRows([{} as never], 4), { code: 'E_INVALID_ARG' });
+    for (const t of [a, b, ga, gb]) t.free();
+  });
+
+  it('GraphNodes reads nodes in slices into one graph; a bad node adds nothing; a graph takes them once', async () => {
+    const { Tensor, GraphNodes, Graph, Pool } = native();
+    const x = new Tensor('f32', [1, 4]), y = new Tensor('f32', [1, 4]);
+    x.write(Float32Array.of(1, 2, 3, 4));
+    const pool = new Pool(1);
+    const list = new GraphNodes();
+    assert.equal(list.add([{ op: 'add', out: y, a: x, b: x }]), 1);
+    assert.throws(() => list.add([{ op: 'add', out: y, a: x, b: x }, { op: 'add', out: y, a: x }]), { code: 'E_INVALID_ARG', message: /node #2 \(add\): missing tensor 'b'/ });
+    assert.equal(list.add([{ op: 'add', out: y, a: y, b: x }]), 2);
+    const g = new Graph(list, { pool, maxRows: 1 });
+    await g.run(1, 0);
+    assert.deepEqual([...new Float32Array(y.read())], [3, 6, 9, 12]);
+    assert.throws(() => list.add([]), { code: 'E_DISPOSED' });
+    assert.throws(() => new Graph(list, { pool, maxRows: 1 }), { code: 'E_DISPOSED' });
+    g.free();
+    pool.free();
+  });
 });

@@ -154,7 +154,10 @@ void fiber_main(void* arg) {
   f.st = St::Exited;
   s.exited++;
   if (err) {
-    if (!s.error) s.error = err;
+    // This frame is never resumed, so no local may keep the exception alive (it would leak):
+    // the first error moves to the block, a later one is dropped here.
+    if (!s.error) s.error = std::move(err);
+    err = nullptr;
     switch_to(s, s.cur, -1);  // abandon the block
   }
   suspend(s);

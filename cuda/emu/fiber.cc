@@ -4,6 +4,7 @@
 #include <new>
 
 #if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #endif
 
@@ -34,10 +35,16 @@ void asan_arrived(void* fake) {
   __sanitizer_finish_switch_fiber(fake, &left.bottom, &left.size);
   if (t_from && !t_from->bottom) *t_from = left;
 }
+// A stack handed to a fresh fiber still carries the shadow of the frames its last fiber
+// abandoned (a fiber never returns, so their redzones are never unpoisoned), and an
+// instrumented prologue poisons only its redzones: it assumes the rest of its frame is clean.
+// Without this, a later frame laid over a stale redzone reads as a stack overflow.
+void asan_stack_reused(void* stack, size_t size) { ASAN_UNPOISON_MEMORY_REGION(stack, size); }
 #else
 template <class C>
 void* asan_leaving(C*, C*) { return nullptr; }
 void asan_arrived(void*) {}
+void asan_stack_reused(void*, size_t) {}
 #endif
 
 }  // namespace
@@ -108,6 +115,7 @@ void fiber_prepare(FiberContext* c, void* stack, size_t size, void (*fn)(void*),
   // Frame popped by the first switch (low to high): MXCSR|FPUCW, r15, r14, r13=fn, r12=arg,
   // rbx, rbp, return address = fuselm_emu_entry. After the ret the stack pointer is the
   // 16-byte aligned top, so the call in fuselm_emu_entry enters fn with the ABI's alignment.
+  asan_stack_reused(stack, size);
   uintptr_t top = (reinterpret_cast<uintptr_t>(stack) + size) & ~uintptr_t(15);
   uint64_t* f = reinterpret_cast<uint64_t*>(top) - 8;
   uint32_t mxcsr;
@@ -156,6 +164,7 @@ static void ucontext_entry(unsigned lo, unsigned hi) {
 }
 
 void fiber_prepare(FiberContext* c, void* stack, size_t size, void (*fn)(void*), void* arg) {
+  asan_stack_reused(stack, size);
   getcontext(&c->uc);
   c->uc.uc_stack.ss_sp = stack;
   c->uc.uc_stack.ss_size = size;

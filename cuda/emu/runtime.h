@@ -48,6 +48,15 @@ inline cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemc
 inline cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind k, cudaStream_t = nullptr) {
   return cudaMemcpy(dst, src, bytes, k);
 }
+// The emulated device's size: FUSELM_EMU_DEVICE_MEMORY bytes (read at each call, so a test can
+// give it a small device), by default 80 GiB (an H100's). All of it is reported free: the
+// backend subtracts what it holds itself (cuda/cuda_graph.cu).
+inline cudaError_t cudaMemGetInfo(size_t* free, size_t* total) {
+  const char* e = std::getenv("FUSELM_EMU_DEVICE_MEMORY");
+  const unsigned long long n = e ? std::strtoull(e, nullptr, 10) : 0;
+  *total = *free = n > 0 ? size_t(n) : size_t(80) << 30;
+  return cudaSuccess;
+}
 inline cudaError_t cudaMemset(void* p, int v, size_t bytes) { if (bytes) std::memset(p, v, bytes); return cudaSuccess; }
 inline cudaError_t cudaMemsetAsync(void* p, int v, size_t bytes, cudaStream_t = nullptr) { return cudaMemset(p, v, bytes); }
 template <class F> inline cudaError_t cudaFuncSetAttribute(F*, cudaFuncAttribute, int) { return cudaSuccess; }

@@ -9,9 +9,11 @@
  * positions of the original Transformer (a fixed table in place of the learned one).
  */
 import type { NativeDType, NativeTensor } from '../../bindings.js';
-import { type Backend, type Graph, ops } from '../backend.js';
+import { type Backend, type Graph, graphInSlices, ops } from '../backend.js';
 import type { GgufFile } from '../formats/gguf.js';
 import { FuselmError } from '../errors.js';
+import { callAsync, native } from '../native.js';
+import type { GraphNode } from '../ops/table.js';
 import { emptyTensor, readF32Rows, tensorFromF32 } from '../tensor.js';
 import type { ModelConfig } from './config.js';
 import { type GgufMappings, hasTensor, loadGgufTensor, type WeightDtype } from './weights.js';
@@ -248,17 +250,19 @@ export class LlamaState {
   /**
    * The op list of one forward step. `seq` >= 0: all rows belong to that sequence, at the run's
    * position; 'batch': row s is sequence s, at its own position. Logits of the last row only,
-   * or of all rows.
+   * or of all rows; `tail` after them. Made layer by layer as graphInSlices reads them, so a
+   * thousand layers' nodes are never alive at once (a young generation full of them makes the
+   * garbage collector's pauses long).
    */
-  #nodes(logits: NativeTensor, lastRow: boolean, seq: number | 'batch') {
+  *#nodes(logits: NativeTensor, lastRow: boolean, seq: number | 'batch', tail: GraphNode[] = []): Generator<GraphNode> {
     const c = this.#c, w = this.#w, a = this.#acts;
     const rope = { headDim: c.headDim, nRot: c.ropeDims, thetaBase: c.ropeTheta, freqScale: c.ropeFreqScale, neox: c.ropeNeox, freqFactors: w.ropeFreqs, mscale: c.ropeMscale };
     // Gemma-3's sliding layers: their own base and scale, no factors
     const ropeSliding = c.ropeSliding && { ...rope, thetaBase: c.ropeSliding.theta, freqScale: c.ropeSliding.freqScale, freqFactors: undefined, mscale: undefined };
     const attn = { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, scale: c.attnScale ?? 1 / Math.sqrt(c.headDim), softcap: c.attnSoftcap };
-    const nodes = [ops.embedding(a.x, w.tokenEmbd, this.#ids)];
-    if (c.embedScale) nodes.push(ops.scale(a.x, a.x, c.embedScale));
-    if (w.posEmbd) nodes.push(ops.embedding(a.xb, w.posEmbd, this.#posIds), ops.add(a.x, a.x, a.xb));
+    yield ops.embedding(a.x, w.tokenEmbd, this.#ids);
+    if (c.embedScale) yield ops.scale(a.x, a.x, c.embedScale);
+    if (w.posEmbd) yield* [ops.embedding(a.xb, w.posEmbd, this.#posIds), ops.add(a.x, a.x, a.xb)];
     const useRope = c.positional === 'rope';
     const norm = (out: NativeTensor, x: NativeTensor, wt: NativeTensor, b?: NativeTensor) =>
       c.normType === 'layer' ? ops.layerNorm(out, x, wt, b!, c.normEps) : ops.rmsNorm(out, x, wt, c.normEps);
@@ -281,14 +285,14 @@ export class LlamaState {
           ops.attention(a.att, a.q, this.#kCache[s][l], this.#vCache[s][l], attnL, row),
         ];
       });
-    w.layers.forEach((L, l) => {
+    for (const [l, L] of w.layers.entries()) {
       const mlp = !L.wGate
         ? [ops.matmul(a.hb, a.xb, L.wUp), ...bias(a.hb, L.bUp), ops.gelu(a.hb, a.hb, { tanh: c.mlp === 'gelu_tanh' })]
         : c.mlp === 'geglu_tanh'
           ? [ops.matmul(a.hb, a.xb, L.wGate), ops.matmul(a.hb2, a.xb, L.wUp), ops.gelu(a.hb, a.hb, { tanh: true }), ops.mul(a.hb, a.hb, a.hb2)]
           : [ops.matmul(a.hb, a.xb, L.wGate), ops.matmul(a.hb2, a.xb, L.wUp), ops.swiglu(a.hb, a.hb, a.hb2)];
       const post = (t?: NativeTensor) => (t ? [norm(a.xb2, a.xb2, t)] : []);
-      nodes.push(
+      yield* [
         norm(a.xb, a.x, L.attnNorm, L.attnNormB),
         ops.matmul(a.q, a.xb, L.wq),
         ...bias(a.q, L.bq),
@@ -310,15 +314,15 @@ export class LlamaState {
         ...bias(a.xb2, L.bDown),
         ...post(L.postFfnNorm),
         ops.add(a.x, a.x, a.xb2),
-      );
-    });
-    nodes.push(norm(a.xb, a.x, w.outputNorm, w.outputNormB));
+      ];
+    }
+    yield norm(a.xb, a.x, w.outputNorm, w.outputNormB);
     if (c.finalSoftcap) {
       // the projection into a twin of the logits tensor in the backend's memory, then the cap
       const raw = this.#rawLogits(logits);
-      nodes.push(ops.matmul(raw, a.xb, w.output, { lastRow }), ops.softcap(logits, raw, c.finalSoftcap));
-    } else nodes.push(ops.matmul(logits, a.xb, w.output, { lastRow }));
-    return nodes;
+      yield* [ops.matmul(raw, a.xb, w.output, { lastRow }), ops.softcap(logits, raw, c.finalSoftcap)];
+    } else yield ops.matmul(logits, a.xb, w.output, { lastRow });
+    yield* tail;
   }
 
   /** Soft-capped models: the uncapped logits of a logits tensor, [rows, vocab] in the backend's memory. */
@@ -334,31 +338,33 @@ export class LlamaState {
 
   /**
    * Grows the caches to hold positions 0 .. end - 1 (at most contextSize: beyond it the step
-   * fails with E_CONTEXT_FULL): new caches of twice the positions (or more), the rows so far
-   * copied over, and the graphs, which name the old ones, rebuilt on their next use.
+   * fails with E_CONTEXT_FULL): new caches of twice the positions (or more), made and the rows
+   * so far copied over off the JS thread (growRows), and the graphs, which name the old ones,
+   * rebuilt on their next use.
    */
-  #ensureCapacity(end: number): void {
+  async #ensureCapacity(end: number): Promise<void> {
     if (end <= this.#capacity || this.#capacity >= this.contextSize) return;
     let cap = this.#capacity;
     while (cap < end) cap *= 2;
     cap = Math.min(cap, this.contextSize);
-    const rowBytes = this.#kCache[0][0].nbytes / this.#capacity;
-    const grow = (old: NativeTensor) => {
-      const t = this.#be.empty(old.dtype, [cap, old.shape[1]]);
-      t.write(new Uint8Array(old.read(0, rowBytes * this.#capacity)));
-      old.free();
-      return t;
-    };
-    this.#kCache = this.#kCache.map((layers) => layers.map(grow));
-    this.#vCache = this.#vCache.map((layers) => layers.map(grow));
+    const old = [...this.#kCache.flat(), ...this.#vCache.flat()];
+    const fresh = await callAsync(() => native().growRows(old, cap));
+    const L = this.#c.nLayers, S = this.sequences;
+    this.#kCache = Array.from({ length: S }, (_, s) => fresh.slice(s * L, (s + 1) * L));
+    this.#vCache = Array.from({ length: S }, (_, s) => fresh.slice((S + s) * L, (S + s + 1) * L));
+    for (const t of old) t.free();
     this.#capacity = cap;
     for (const g of this.#graphs.values()) g.dispose();
     this.#graphs.clear();
   }
 
-  #graph(key: string, build: () => Graph): Graph {
+  /** The graph of `key`, built (in slices: graphInSlices) on first use. */
+  async #graph(key: string, nodes: () => Iterable<GraphNode>, positions?: NativeTensor): Promise<Graph> {
     let g = this.#graphs.get(key);
-    if (!g) this.#graphs.set(key, (g = build()));
+    if (!g) {
+      g = await graphInSlices(this.#be, nodes(), this.batchSize, positions);
+      this.#graphs.set(key, g);
+    }
     return g;
   }
 
@@ -370,9 +376,9 @@ export class LlamaState {
   async forward(ids: Int32Array, pos: number, opts: { allLogits?: boolean; seq?: number } = {}): Promise<Float32Array> {
     if (this.#prefix) throw new FuselmError('E_INVALID_ARG', 'a state with a shared prefix steps with forwardBatch');
     const seq = opts.seq ?? 0, all = opts.allLogits ?? false;
-    this.#ensureCapacity(pos + ids.length);
+    await this.#ensureCapacity(pos + ids.length);
     const logits = all ? this.#allLogits() : this.#logitsLast;
-    const g = this.#graph(`${seq}:${all}`, () => this.#be.graph(this.#nodes(logits, !all, seq), this.batchSize));
+    const g = await this.#graph(`${seq}:${all}`, () => this.#nodes(logits, !all, seq));
     this.#ids.write(ids);
     if (this.#w.posEmbd) this.#posIds.write(Int32Array.from(ids, (_, t) => pos + t));
     await g.run(ids.length, pos);
@@ -388,11 +394,9 @@ export class LlamaState {
    * lowest id on ties), taken by the backend, so only the id leaves it.
    */
   async forwardArgmax(id: number, pos: number, seq = 0): Promise<number> {
-    this.#ensureCapacity(pos + 1);
+    await this.#ensureCapacity(pos + 1);
     const gr = this.#greedyTensors();
-    const g = this.#graph(`${seq}:argmax`, () =>
-      this.#be.graph([...this.#nodes(gr.logits, true, seq), ops.argmax(gr.ids, gr.logits)], this.batchSize),
-    );
+    const g = await this.#graph(`${seq}:argmax`, () => this.#nodes(gr.logits, true, seq, [ops.argmax(gr.ids, gr.logits)]));
     this.#ids.write(Int32Array.of(id));
     if (this.#w.posEmbd) this.#posIds.write(Int32Array.of(pos));
     await g.run(1, pos);
@@ -401,13 +405,11 @@ export class LlamaState {
 
   /** forwardBatch() for greedy steps of every sequence: the argmax id of each. */
   async forwardBatchArgmax(ids: Int32Array, positions: Int32Array): Promise<Int32Array> {
-    this.#ensureCapacity(Math.max(...positions) + 1);
+    await this.#ensureCapacity(Math.max(...positions) + 1);
     const gr = this.#greedyTensors();
     gr.logitsAll ??= this.#be.empty('f32', [this.batchSize, this.#c.vocabSize]);
     const logits = gr.logitsAll;
-    const g = this.#graph('batch:argmax', () =>
-      this.#be.graph([...this.#nodes(logits, false, 'batch'), ops.argmax(gr.ids, logits)], this.batchSize, this.#positions),
-    );
+    const g = await this.#graph('batch:argmax', () => this.#nodes(logits, false, 'batch', [ops.argmax(gr.ids, logits)]), this.#positions);
     this.#ids.write(ids);
     this.#writePositions(positions);
     await g.run(this.sequences, 0);
@@ -455,9 +457,9 @@ export class LlamaState {
   }
 
   async forwardBatch(ids: Int32Array, positions: Int32Array): Promise<Float32Array> {
-    this.#ensureCapacity(Math.max(...positions) + 1);
+    await this.#ensureCapacity(Math.max(...positions) + 1);
     const logits = this.#allLogits();
-    const g = this.#graph('batch', () => this.#be.graph(this.#nodes(logits, false, 'batch'), this.batchSize, this.#positions));
+    const g = await this.#graph('batch', () => this.#nodes(logits, false, 'batch'), this.#positions);
     this.#ids.write(ids);
     this.#writePositions(positions);
     await g.run(this.sequences, 0);

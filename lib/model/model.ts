@@ -29,6 +29,7 @@ import { availableMemory, checkMemoryPlan, decoderStateItems, ggufWeightItems, t
 import { GgmlType } from '../formats/ggml-types.js';
 import { DEFAULT_MODEL } from '../default-model.js';
 import { type PullProgress, resolveModelPath } from '../hub/pull.js';
+import { call, native } from '../native.js';
 
 export interface LoadModelOptions {
   /**
@@ -70,7 +71,8 @@ export interface LoadModelOptions {
    * contextSize, activations and logits, and later the caches of parallel sequences and beams.
    * The plan is summed before anything is allocated; one that does not fit is E_OUT_OF_MEMORY
    * naming its parts. Default: the memory available to this process (free memory, within its
-   * cgroup's limit).
+   * cgroup's limit). On a CUDA device the weights are staged in host memory within this budget,
+   * and the whole plan must also fit the device's free memory.
    */
   maxMemory?: number;
   /** Called as a model reference's files download (hf:..., a URL not yet in the cache). */
@@ -202,12 +204,17 @@ export class Model {
 
   /**
    * Checks the caches of `sequences` more sequences at `contextSize` positions against what is
-   * left of maxMemory after the load plan (without maxMemory: the memory available now).
+   * left of maxMemory after the load plan (without maxMemory: the memory available now; on a
+   * CUDA device: the device's free memory).
    */
   #checkMoreState(what: string, sequences: number, contextSize: number, batchSize: number): void {
-    if (this.device !== 'cpu') return;
     const kvBytes = this.kvType === 'f32' ? 4 : 2;
     const items = decoderStateItems(this.config, { contextSize, batchSize, sequences, kvBytes });
+    const device = this.#backend.device;
+    if (device !== 'cpu') {
+      const free = call(() => native().deviceMemoryInfo(device)).free;
+      return checkMemoryPlan(`${this.path}: ${what}`, items, free, `the free memory of the ${device} device`, 'fewer sequences or a smaller contextSize');
+    }
     const m = this.#memory;
     if (m.max !== undefined) checkMemoryPlan(`${this.path}: ${what}`, items, Math.max(0, m.max - m.planned), 'what maxMemory leaves after the model', 'fewer sequences or a smaller contextSize');
     else checkMemoryPlan(`${this.path}: ${what}`, items, availableMemory(), 'the memory available', 'fewer sequences or a smaller contextSize');
@@ -656,8 +663,10 @@ function plannedKvBytes(opts: LoadModelOptions, dtype: WeightDtype, firstQIsF32:
 }
 
 /**
- * The load-time plan (weights; on the CPU also the KV cache at contextSize and the activations)
- * checked against the budget; returns its total.
+ * The load-time plan (weights, the KV cache at contextSize, activations and logits) checked
+ * against the budget, before anything is allocated; returns what it counts against the host
+ * budget. On a CUDA device the weights are staged in host memory first, and the whole plan must
+ * fit the device's free memory (cudaMemGetInfo; the emulator's device is FUSELM_EMU_DEVICE_MEMORY).
  */
 function checkLoadPlan(
   where: string,
@@ -668,16 +677,21 @@ function checkLoadPlan(
 ): number {
   const budget = memoryBudget(opts);
   const weightBytes = o.weights.reduce((n, i) => n + i.bytes, 0);
-  if (device !== 'cpu') {
-    // the weights are staged in host memory (or mapped); the caches live on the device (its allocator reports)
-    checkMemoryPlan(where, o.weights, budget.bytes, budget.name, '');
-    return weightBytes;
-  }
   const [kv, acts] = decoderStateItems(config, o);
   const items = [...o.weights, kv, acts];
   const perPosition = 2 * config.nLayers * config.nKvHeads * config.headDim * o.kvBytes;
-  const fits = Math.floor((budget.bytes - weightBytes - acts.bytes) / perPosition);
-  checkMemoryPlan(where, items, budget.bytes, budget.name, fits >= 1 ? `contextSize ${fits} or less would fit` : 'the weights alone do not fit');
+  const hint = (bytes: number) => {
+    const fits = Math.floor((bytes - weightBytes - acts.bytes) / perPosition);
+    return fits >= 1 ? `contextSize ${fits} or less would fit` : 'the weights alone do not fit';
+  };
+  if (device !== 'cpu') {
+    // the weights are staged in host memory (or mapped) within the budget; the whole plan must fit the device's free memory
+    checkMemoryPlan(where, o.weights, budget.bytes, budget.name, '');
+    const free = call(() => native().deviceMemoryInfo(device)).free;
+    checkMemoryPlan(where, items, free, `the free memory of the ${device} device`, hint(free));
+    return weightBytes;
+  }
+  checkMemoryPlan(where, items, budget.bytes, budget.name, hint(budget.bytes));
   return items.reduce((n, i) => n + i.bytes, 0);
 }
 

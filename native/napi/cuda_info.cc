@@ -48,6 +48,23 @@ Napi::Value device_memory_in_use(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), d == Device::Cpu ? 0.0 : double(cuda_backend_for(info.Env(), d).bytes_in_use()));
 }
 
+// deviceMemoryInfo(device): {free, total} bytes of a CUDA device's memory.
+Napi::Value device_memory_info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const Device d = get_device(info[0], "device");
+  if (d == Device::Cpu) throw_js(env, "E_INVALID_ARG", "deviceMemoryInfo: 'cpu' is not a CUDA device");
+  size_t free = 0, total = 0;
+  try {
+    cuda_backend_for(env, d).mem_info(&free, &total);
+  } catch (const Error& e) {
+    throw_js(env, e.code, e.what());
+  }
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("free", double(free));
+  o.Set("total", double(total));
+  return o;
+}
+
 Napi::Value cuda_info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);

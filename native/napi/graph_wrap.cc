@@ -104,15 +104,50 @@ Node parse_node(Napi::Env env, const Napi::Value& value, uint32_t index) {
 }
 }  // namespace
 
-// new Graph(nodes, {device = "cpu", pool (cpu), impl (cpu), maxRows, positions}); each node:
-// {op, ...its roles and parameters} as the op table declares them.
+Napi::Function GraphNodesWrap::define(Napi::Env env) {
+  return DefineClass(env, "GraphNodes", {InstanceMethod<&GraphNodesWrap::add>("add")});
+}
+
+GraphNodesWrap::GraphNodesWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<GraphNodesWrap>(info) {}
+
+// add(nodes): parses nodes and appends them (numbered after those already added); returns how
+// many there are now. A bad node throws and leaves the list as it was.
+Napi::Value GraphNodesWrap::add(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (taken_) throw_js(env, "E_DISPOSED", "GraphNodes used after a Graph took them");
+  if (!info[0].IsArray()) throw_js(env, "E_INVALID_ARG", "GraphNodes.add(nodes[])");
+  Napi::Array arr = info[0].As<Napi::Array>();
+  const size_t first = nodes_.size();
+  try {
+    for (uint32_t i = 0; i < arr.Length(); i++) nodes_.push_back(parse_node(env, arr.Get(i), uint32_t(first + i)));
+  } catch (...) {
+    nodes_.erase(nodes_.begin() + std::ptrdiff_t(first), nodes_.end());
+    throw;
+  }
+  return Napi::Number::New(env, double(nodes_.size()));
+}
+
+std::vector<Node> GraphNodesWrap::take(Napi::Env env) {
+  if (taken_) throw_js(env, "E_DISPOSED", "GraphNodes used after a Graph took them");
+  taken_ = true;
+  return std::move(nodes_);
+}
+
+// new Graph(nodes, {device = "cpu", pool (cpu), impl (cpu), maxRows, positions}); nodes: an array,
+// each {op, ...its roles and parameters} as the op table declares them, or a GraphNodes.
 GraphWrap::GraphWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<GraphWrap>(info) {
   Napi::Env env = info.Env();
-  if (!info[0].IsArray() || !info[1].IsObject()) throw_js(env, "E_INVALID_ARG", "new Graph(nodes[], options)");
-  Napi::Array arr = info[0].As<Napi::Array>();
+  auto* data = env.GetInstanceData<AddonData>();
+  const bool listed = info[0].IsObject() && info[0].As<Napi::Object>().InstanceOf(data->graph_nodes_ctor.Value());
+  if ((!info[0].IsArray() && !listed) || !info[1].IsObject()) throw_js(env, "E_INVALID_ARG", "new Graph(nodes[] | GraphNodes, options)");
   Napi::Object opts = info[1].As<Napi::Object>();
   std::vector<Node> nodes;
-  for (uint32_t i = 0; i < arr.Length(); i++) nodes.push_back(parse_node(env, arr.Get(i), i));
+  if (listed) {
+    nodes = GraphNodesWrap::Unwrap(info[0].As<Napi::Object>())->take(env);
+  } else {
+    Napi::Array arr = info[0].As<Napi::Array>();
+    for (uint32_t i = 0; i < arr.Length(); i++) nodes.push_back(parse_node(env, arr.Get(i), i));
+  }
   int64_t max_rows = get_int(opts.Get("maxRows"), "options.maxRows");
   Napi::Value posv = opts.Get("positions");
   TensorPtr positions = posv.IsUndefined() || posv.IsNull() ? nullptr : TensorWrap::unwrap(posv, "options.positions");
@@ -126,7 +161,6 @@ GraphWrap::GraphWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<GraphWra
     }
     return;
   }
-  auto* data = env.GetInstanceData<AddonData>();
   Napi::Value pv = opts.Get("pool");
   if (!pv.IsObject() || !pv.As<Napi::Object>().InstanceOf(data->pool_ctor.Value()))
     throw_js(env, "E_INVALID_ARG", "options.pool must be a Pool");

@@ -130,4 +130,47 @@ Napi::Value TensorWrap::free(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// growRows(tensors, rows): Promise<Tensor[]>. For each 2-D tensor, a new one of `rows` rows
+// (same dtype, columns and device) holding the old one's rows first, zeros after; made and
+// filled off the JS thread (a thousand layers' KV caches growing to more positions would
+// otherwise stall the event loop).
+Napi::Value grow_rows(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsArray()) throw_js(env, "E_INVALID_ARG", "growRows(tensors[], rows)");
+  const int64_t rows = get_int(info[1], "rows");
+  Napi::Array arr = info[0].As<Napi::Array>();
+  std::vector<TensorPtr> olds;
+  for (uint32_t i = 0; i < arr.Length(); i++) {
+    TensorPtr t = TensorWrap::unwrap(arr.Get(i), "growRows: tensors[]");
+    if (t->shape.size() != 2 || rows < t->shape[0])
+      throw_js(env, "E_INVALID_ARG", "growRows: tensor #" + std::to_string(i) + " (" + t->describe() + ") cannot grow to " +
+                                         std::to_string(rows) + " rows");
+    olds.push_back(std::move(t));
+  }
+  auto news = std::make_shared<std::vector<TensorPtr>>();
+  return PromiseWorker::start(
+      env,
+      [olds = std::move(olds), news, rows] {
+        std::vector<uint8_t> staging;  // device to device goes through the host
+        for (const TensorPtr& old : olds) {
+          const std::vector<int64_t> shape{rows, old->shape[1]};
+          TensorPtr t = old->on_host() ? Tensor::make(old->dtype, shape) : Tensor::make_on(*old->buf->device, old->dtype, shape);
+          const size_t n = old->nbytes();
+          if (t->on_host()) {
+            old->read_bytes(t->buf->data, 0, n);
+          } else {
+            staging.resize(n);
+            old->read_bytes(staging.data(), 0, n);
+            t->write_bytes(staging.data(), 0, n);
+          }
+          news->push_back(std::move(t));
+        }
+      },
+      [news](Napi::Env env) -> Napi::Value {
+        Napi::Array out = Napi::Array::New(env, news->size());
+        for (size_t i = 0; i < news->size(); i++) out.Set(uint32_t(i), TensorWrap::wrap(env, (*news)[i]));
+        return out;
+      });
+}
+
 }  // namespace fuselm

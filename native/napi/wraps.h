@@ -58,10 +58,25 @@ class PoolWrap : public Napi::ObjectWrap<PoolWrap> {
   Napi::Value free(const Napi::CallbackInfo& info);
 };
 
+// Nodes read from JS a slice at a time (add(nodes)): a graph of thousands of nodes takes long
+// enough to read that lib/backend.ts hands them over in slices and lets the event loop run in
+// between. new Graph(graphNodes, options) then takes them all.
+class GraphNodesWrap : public Napi::ObjectWrap<GraphNodesWrap> {
+ public:
+  static Napi::Function define(Napi::Env env);
+  explicit GraphNodesWrap(const Napi::CallbackInfo& info);  // new GraphNodes()
+  std::vector<Node> take(Napi::Env env);                    // the nodes, once
+
+ private:
+  Napi::Value add(const Napi::CallbackInfo& info);
+  std::vector<Node> nodes_;
+  bool taken_ = false;
+};
+
 class GraphWrap : public Napi::ObjectWrap<GraphWrap> {
  public:
   static Napi::Function define(Napi::Env env);
-  explicit GraphWrap(const Napi::CallbackInfo& info);  // new Graph(nodes, {device, pool, impl, maxRows, positions})
+  explicit GraphWrap(const Napi::CallbackInfo& info);  // new Graph(nodes | GraphNodes, {device, pool, impl, maxRows, positions})
 
  private:
   Napi::Value run(const Napi::CallbackInfo& info);
@@ -70,7 +85,7 @@ class GraphWrap : public Napi::ObjectWrap<GraphWrap> {
 };
 
 struct AddonData {
-  Napi::FunctionReference tensor_ctor, pool_ctor, mapped_file_ctor;
+  Napi::FunctionReference tensor_ctor, pool_ctor, mapped_file_ctor, graph_nodes_ctor;
 };
 
 }  // namespace fuselm

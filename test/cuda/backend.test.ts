@@ -207,6 +207,62 @@ describe('CUDA backend', function () {
       });
   });
 
+  describe('the memory plan on a CUDA device', function () {
+    // 32 layers, head_dim 32, f16 cache: 4 KiB per position (32 × 2 × 32 × 2 bytes), 16 MiB at
+    // 4096 positions, 4 MiB at 1024. The emulator is given a 16 MiB device (FUSELM_EMU_DEVICE_MEMORY).
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'fuselm-cuda-plan-'));
+    const file = path.join(dir, 'l32.gguf');
+    const device = () => (hasGpu() ? 'cuda' : 'cuda-emulated');
+    before(() => writeSyntheticLlama(file, { vocabSize: 300, dim: 64, nLayers: 32, nHeads: 2, nKvHeads: 1, ffnDim: 96, contextLength: 4096 }, 'f16', 3));
+    after(() => rmSync(dir, { recursive: true, force: true }));
+
+    it("deviceMemoryInfo reports the device's free and total memory (the emulator's: FUSELM_EMU_DEVICE_MEMORY)", () => {
+      const info = native().deviceMemoryInfo(device());
+      assert.ok(info.total > 0 && info.free > 0 && info.free <= info.total, JSON.stringify(info));
+      if (hasGpu()) return;
+      assert.equal(info.total, 80 * 2 ** 30);
+      process.env.FUSELM_EMU_DEVICE_MEMORY = String(16 * 2 ** 20);
+      try {
+        assert.deepEqual(native().deviceMemoryInfo('cuda-emulated'), { free: 16 * 2 ** 20, total: 16 * 2 ** 20 });
+        // what the backend holds is not free
+        const t = new (native().Tensor)('f32', [1024, 1024], 'cuda-emulated');
+        assert.equal(native().deviceMemoryInfo('cuda-emulated').free, 12 * 2 ** 20);
+        t.free();
+      } finally {
+        delete process.env.FUSELM_EMU_DEVICE_MEMORY;
+      }
+      assert.throws(() => native().deviceMemoryInfo('cpu' as never), { code: 'E_INVALID_ARG' });
+    });
+
+    it('a model whose KV cache does not fit the device is E_OUT_OF_MEMORY before anything is allocated there', async function () {
+      const free = native().deviceMemoryInfo(device()).free;
+      // on a GPU: a context whose cache alone is twice the free memory (it fits 2^24 positions up to 64 GiB free)
+      const tooLong = hasGpu() ? Math.ceil((2 * free) / 4096) : 4096;
+      if (tooLong > 2 ** 24) {
+        console.log(`      skipped: ${(free / 2 ** 30).toFixed(0)} GiB free holds this model's cache at the largest contextSize (2^24)`);
+        this.skip();
+      }
+      const before = native().deviceMemoryInUse(device());
+      if (!hasGpu()) process.env.FUSELM_EMU_DEVICE_MEMORY = String(16 * 2 ** 20);
+      try {
+        await assert.rejects(loadOnCuda(file, { contextSize: tooLong }), (e: FuselmError) => {
+          assert.equal(e.code, 'E_OUT_OF_MEMORY');
+          assert.match(e.message, new RegExp(`KV cache \\(32 layers × 2 × ${tooLong} positions.*free memory of the ${device()} device.*contextSize \\d+ or less would fit`));
+          return true;
+        });
+        assert.equal(native().deviceMemoryInUse(device()), before, 'nothing was allocated on the device');
+        if (hasGpu()) return;
+        // the context the message offers fits, and runs
+        await using m = await loadOnCuda(file, { contextSize: 1024 });
+        assert.equal((await m.generate([1, 2], { maxTokens: 2, ignoreEog: true })).ids.length, 2);
+        // more parallel sequences than the device holds are refused the same way
+        await assert.rejects(m.generate(Array.from({ length: 64 }, () => [1]), { maxTokens: 1 }), { code: 'E_OUT_OF_MEMORY', message: /free memory of the cuda-emulated device/ });
+      } finally {
+        delete process.env.FUSELM_EMU_DEVICE_MEMORY;
+      }
+    });
+  });
+
   describe('Hugging Face decoders on device cuda against the CPU', function () {
     // GPT-2 (LayerNorm fused with the residual, GELU, biases, learned positions), Qwen2 (q/k/v
     // biases), Mistral (sliding window): f32 weights and cache, so only summation order differs

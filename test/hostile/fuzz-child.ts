@@ -1,7 +1,8 @@
 /**
  * One fuzzing run (spawned by fuzz.test.ts in a child process, so that a crash, an abort or a
  * hang is caught and named by its seed): `fuzz-child.ts <kind> <firstSeed> <count> <workdir>`.
- * Prints `start <seed>` before each case and `done <seed> <outcome>` after it, where outcome is
+ * Prints `limit <bytes>` first, the memory limit it runs under (RLIMIT_DATA; Infinity for none),
+ * then `start <seed>` before each case and `done <seed> <outcome>` after it, where outcome is
  * `ok` or the FuselmError code; anything else thrown is printed as `untyped <seed> <name>: <message>`
  * and the run goes on (with FUZZ_STACK=1 also its stack, on stderr).
  */
@@ -140,6 +141,14 @@ async function runCase(seed: number): Promise<void> {
   }
 }
 
+/** The soft RLIMIT_DATA of this process, from /proc/self/limits. */
+function dataLimit(): number {
+  const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max data size'));
+  const soft = line?.slice('Max data size'.length).trim().split(/\s+/)[0];
+  return soft === undefined || soft === 'unlimited' ? Infinity : Number(soft);
+}
+
+console.log(`limit ${dataLimit()}`);
 if (kind === 'gguf') {
   await writeSyntheticModel(path.join(work, 'base.gguf'), { arch: 'llama', dtype: 'f32', vocabSize: 300, dim: 16, nLayers: 2, nHeads: 2, nKvHeads: 1, ffnDim: 24, contextLength: 64 });
 }
