@@ -23,6 +23,7 @@ import { readGguf } from '../formats/gguf.js';
 import { readSafetensors } from '../formats/safetensors.js';
 import { ggmlTypeName } from '../formats/ggml-types.js';
 import { loadTokenizer } from '../tokenizer/load.js';
+import { registerServe } from './serve.js';
 
 function intOption(name: string, min: number) {
   return (v: string): number => {
@@ -136,6 +137,8 @@ export function buildCli(): Command {
         await model.dispose();
       }
     });
+
+  registerServe(program);
 
   const bench = program.command('bench').description('speed: `bench e2e` for a model, `bench kernels` for every CPU op');
   bench

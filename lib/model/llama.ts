@@ -374,10 +374,6 @@ export class LlamaState {
   }
 
   /**
-   * One step of every sequence: ids[s] at positions[s] for sequence s. Returns the logits of
-   * all of them [sequences * vocab].
-   */
-  /**
    * forward() of one token of sequence `seq` for a greedy step: the argmax of its logits (the
    * lowest id on ties), taken by the backend, so only the id leaves it.
    */
@@ -448,14 +444,21 @@ export class LlamaState {
     return (this.#greedy ??= { logits: this.#be.empty('f32', [1, this.#c.vocabSize]), ids: emptyTensor('i32', [this.batchSize]) });
   }
 
-  async forwardBatch(ids: Int32Array, positions: Int32Array): Promise<Float32Array> {
+  /**
+   * One step of sequences 0 .. rows - 1 (default: all): ids[s] at positions[s] for sequence s
+   * (both of length rows; the sequences past them are not run). Returns their logits
+   * [rows * vocab].
+   */
+  async forwardBatch(ids: Int32Array, positions: Int32Array, rows = this.sequences): Promise<Float32Array> {
+    if (!(Number.isInteger(rows) && rows >= 1 && rows <= this.sequences) || ids.length !== rows || positions.length !== rows)
+      throw new FuselmError('E_INVALID_ARG', `forwardBatch: ${rows} rows of ${this.sequences} sequences, with ${ids.length} ids and ${positions.length} positions`);
     this.#ensureCapacity(Math.max(...positions) + 1);
     const logits = this.#allLogits();
     const g = this.#graph('batch', () => this.#be.graph(this.#nodes(logits, false, 'batch'), this.batchSize, this.#positions));
     this.#ids.write(ids);
-    this.#writePositions(positions);
-    await g.run(this.sequences, 0);
-    return readF32Rows(logits, 0, this.sequences);
+    this.#writePositions(this.sequences === rows ? positions : Int32Array.from({ length: this.sequences }, (_, s) => positions[s] ?? 0));
+    await g.run(rows, 0);
+    return readF32Rows(logits, 0, rows);
   }
 
   dispose(): void {
