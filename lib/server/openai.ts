@@ -78,9 +78,14 @@ export function finishReason(r: FinishReason): 'stop' | 'length' {
   return r === 'eog' || r === 'stop' ? 'stop' : 'length';
 }
 
-/** A token's text for logprobs: the text it decodes to (bytes as OpenAI gives them). */
+/** A token's text within a continuation (its leading space kept). */
+function pieceText(tok: Tokenizer, id: number): string {
+  return tok.decode([id], { stripLeadingSpace: false });
+}
+
+/** A token's text for logprobs, and its bytes as OpenAI gives them. */
 function tokenText(tok: Tokenizer, id: number): { token: string; bytes: number[] } {
-  const token = tok.decode([id]);
+  const token = pieceText(tok, id);
   return { token, bytes: [...Buffer.from(token, 'utf8')] };
 }
 
@@ -98,10 +103,10 @@ export function completionLogprobs(tok: Tokenizer, lps: LogprobsResult[], offset
   const tokens: string[] = [], tokenLogprobs: number[] = [], top: Record<string, number>[] = [], offsets: number[] = [];
   let offset = offset0;
   for (const lp of lps) {
-    const t = tok.decode([lp.id]);
+    const t = pieceText(tok, lp.id);
     tokens.push(t);
     tokenLogprobs.push(lp.logprob);
-    top.push(Object.fromEntries(lp.top.map((x) => [tok.decode([x.id]), x.logprob])));
+    top.push(Object.fromEntries(lp.top.map((x) => [pieceText(tok, x.id), x.logprob])));
     offsets.push(offset);
     offset += t.length;
   }

@@ -148,6 +148,8 @@ export class Scheduler {
     } catch (e) {
       return Promise.reject(e);
     }
+    // nothing to generate (max_tokens 0): no slot, no evaluation
+    if (run.done) return Promise.resolve({ ids: [], text: '', finishReason: run.finishReason!, promptTokens: prompt.length, cachedTokens: 0 });
     return new Promise<SequenceResult>((resolve, reject) => {
       const now = performance.now();
       const seq: Sequence = { run, prompt, opts, slot: -1, evaluated: 0, cached: 0, pos: 0, decoding: false, submitted: now, lastToken: now, resolve, reject };
