@@ -217,6 +217,7 @@ export class Scheduler {
       sl.lastUsed = ++this.#clock;
       seq.slot = slot;
       seq.evaluated = seq.cached = keep;
+      this.#report();
     }
   }
 
@@ -318,6 +319,7 @@ export class Scheduler {
     if (sl?.seq === seq) {
       sl.seq = undefined;
       sl.lastUsed = ++this.#clock;
+      this.#report();
     }
     if (error !== undefined) return seq.reject(error);
     const tail = seq.run.finish();

@@ -334,7 +334,11 @@ export function createServer(model: Model | EmbeddingModel | Promise<Model | Emb
       return { id, object, created, model: modelName, system_fingerprint: 'fuselm', choices, usage };
     } catch (e) {
       ac.abort(e);
-      const err = timedOut ? new ApiError(408, `the request ran past its ${requestTimeout} ms`, { code: 'timeout' }) : e;
+      const err = timedOut
+        ? new ApiError(408, `the request ran past its ${requestTimeout} ms`, { code: 'timeout' })
+        : closing && e instanceof FuselmError && e.code === 'E_ABORTED'
+          ? new ApiError(503, 'the server is shutting down', { code: 'shutting_down' })
+          : e;
       if (!stream) throw err;
       // headers are sent: the error goes as an event, as OpenAI's streams carry them
       if (!reply.raw.writableEnded) reply.raw.end(`data: ${JSON.stringify(errorResponse(err).body)}\n\n`);
@@ -357,12 +361,16 @@ export function createServer(model: Model | EmbeddingModel | Promise<Model | Emb
       closing = true;
       const sched = core?.kind === 'decoder' ? core.scheduler : undefined;
       const timer = setTimeout(() => sched?.abortAll('the server is shutting down'), drainTimeout);
+      // keep-alive connections go idle as their requests finish: close them then, not after
+      // the keep-alive timeout (fastify's close() only closes those idle when it starts)
+      const idle = setInterval(() => app.server.closeIdleConnections(), 50);
       try {
         await app.close();
         await ready.catch(() => {});
         if (core?.kind === 'decoder') await core.scheduler.close();
       } finally {
         clearTimeout(timer);
+        clearInterval(idle);
       }
     },
   };
