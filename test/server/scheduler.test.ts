@@ -1,0 +1,123 @@
+/**
+ * The continuous-batching scheduler on stories260K's slots, its steps recorded: a long prompt
+ * joins in chunks of at most the step budget, with a decode step for the running sequences
+ * between every two chunks (it never stalls them by more than one chunk); each step decodes
+ * all decoding sequences in one forward; results equal solo runs; an aborted sequence leaves
+ * before the next step; a kept prefix is reused and gives the same tokens.
+ */
+import assert from 'node:assert/strict';
+import { type Model, loadModel } from '../../lib/model/model.js';
+import type { SequenceSlots } from '../../lib/model/slots.js';
+import { Scheduler } from '../../lib/server/scheduler.js';
+import { requireShared, sharedPath } from '../helpers/shared.js';
+
+const STORIES = 'models/stories260K.gguf';
+
+type Call = { kind: 'prefill'; slot: number; n: number } | { kind: 'decode'; rows: number };
+
+/** Records every prefill and decode call the scheduler makes on `slots`. */
+function record(slots: SequenceSlots): Call[] {
+  const calls: Call[] = [];
+  const prefill = slots.prefill.bind(slots), decode = slots.decode.bind(slots);
+  slots.prefill = (slot, ids, pos) => {
+    calls.push({ kind: 'prefill', slot, n: ids.length });
+    return prefill(slot, ids, pos);
+  };
+  slots.decode = (ids, positions) => {
+    calls.push({ kind: 'decode', rows: ids.length });
+    return decode(ids, positions);
+  };
+  return calls;
+}
+
+describe('server scheduler: continuous batching', function () {
+  this.timeout(60_000);
+  let model: Model;
+  before(async function () {
+    requireShared(this, STORIES);
+    model = await loadModel(sharedPath(STORIES), { threads: 1, contextSize: 512 });
+  });
+  after(() => model?.dispose());
+
+  it('a long prompt joins in chunks under the step budget, a decode step between every two', async () => {
+    const long = model.tokenizer.encode('Once upon a time, there was a little girl named Lily. '.repeat(8), { addSpecial: true });
+    assert.ok(long.length > 100);
+    const short = model.tokenizer.encode('Tom had a red ball', { addSpecial: true });
+    const soloShort = await model.generate(short, { maxTokens: 40 });
+    const soloLong = await model.generate(long, { maxTokens: 8 });
+    const slots = await model.openSlots(2);
+    const calls = record(slots);
+    const s = new Scheduler(slots, model.tokenizer, { maxQueue: 4, stepTokens: 16 });
+    try {
+      let started!: () => void;
+      const running = new Promise<void>((r) => (started = r));
+      const a = s.submit(short, { maxTokens: 40, temperature: 0 }, { onChunk: () => started() });
+      await running;
+      const b = s.submit(long, { maxTokens: 8, temperature: 0 });
+      const [ra, rb] = await Promise.all([a, b]);
+      assert.deepEqual(ra.ids, soloShort.ids);
+      assert.deepEqual(rb.ids, soloLong.ids);
+      const chunks = calls.filter((c) => c.kind === 'prefill' && c.slot === 1);
+      assert.ok(chunks.length >= Math.ceil(long.length / 16), `${chunks.length} chunks`);
+      for (const c of chunks) assert.ok(c.kind === 'prefill' && c.n <= 16);
+      // between two chunks of the long prompt, the short sequence (slot 0) decoded a token
+      const idx = calls.flatMap((c, i) => (c.kind === 'prefill' && c.slot === 1 ? [i] : []));
+      for (let k = 1; k < idx.length; k++) {
+        const between = calls.slice(idx[k - 1] + 1, idx[k]);
+        assert.ok(between.some((c) => c.kind === 'decode'), `no decode step between chunks ${k - 1} and ${k}`);
+      }
+      // once both decode, one forward per step takes both (rows 2)
+      assert.ok(calls.some((c) => c.kind === 'decode' && c.rows === 2));
+      assert.ok(calls.every((c) => c.kind !== 'decode' || c.rows <= 2));
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('an aborted sequence leaves before the next step; the others go on to their solo result', async () => {
+    const p = model.tokenizer.encode('Lily and Tom', { addSpecial: true });
+    const solo = await model.generate(p, { maxTokens: 30 });
+    const slots = await model.openSlots(3);
+    const s = new Scheduler(slots, model.tokenizer, { maxQueue: 4, stepTokens: 64 });
+    try {
+      const ac = new AbortController();
+      let got = 0;
+      const doomed = s.submit(p, { maxTokens: 300, temperature: 0 }, {
+        signal: ac.signal,
+        onChunk: () => {
+          if (++got === 3) ac.abort();
+        },
+      });
+      const ok = s.submit(p, { maxTokens: 30, temperature: 0 });
+      await assert.rejects(doomed, { code: 'E_ABORTED' });
+      assert.equal(got, 3, 'no token after the abort');
+      assert.deepEqual((await ok).ids, solo.ids);
+      assert.equal(s.running, 0);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('a kept prefix is reused (not evaluated again) and gives the same tokens; waiting requests run in order', async () => {
+    const system = model.tokenizer.encode('Once upon a time, there was a little girl named Lily. She liked to play.', { addSpecial: true });
+    const p1 = [...system, ...model.tokenizer.encode(' One day')];
+    const p2 = [...system, ...model.tokenizer.encode(' Her mom')];
+    const solo = [await model.generate(p1, { maxTokens: 12 }), await model.generate(p2, { maxTokens: 12 })];
+    const slots = await model.openSlots(1);
+    const calls = record(slots);
+    const s = new Scheduler(slots, model.tokenizer, { maxQueue: 4, stepTokens: 512 });
+    try {
+      const [r1, r2] = await Promise.all([s.submit(p1, { maxTokens: 12, temperature: 0 }), s.submit(p2, { maxTokens: 12, temperature: 0 })]);
+      assert.deepEqual([r1.ids, r2.ids], [solo[0].ids, solo[1].ids]);
+      assert.equal(r1.cachedTokens, 0);
+      let common = 0;
+      while (p1[common] === p2[common]) common++;
+      assert.ok(common >= system.length);
+      assert.equal(r2.cachedTokens, common);
+      const prefills = calls.filter((c) => c.kind === 'prefill');
+      assert.deepEqual(prefills.map((c) => c.kind === 'prefill' && c.n), [p1.length, p2.length - common]);
+    } finally {
+      await s.close();
+    }
+  });
+});
