@@ -20,6 +20,8 @@ export interface SamplingFields {
   presence_penalty?: number | null;
   frequency_penalty?: number | null;
   seed?: number | null;
+  /** llama.cpp's: keep going past end-of-generation tokens (benchmarks). */
+  ignore_eos?: boolean | null;
   stop?: string | string[] | null;
   n?: number | null;
   logit_bias?: Record<string, number> | null;
@@ -52,6 +54,7 @@ export function generateOptions(
   set('presencePenalty', b.presence_penalty);
   set('frequencyPenalty', b.frequency_penalty);
   set('stop', b.stop);
+  set('ignoreEog', b.ignore_eos);
   set('maxTokens', o.maxTokens);
   set('logprobs', o.logprobs);
   if (b.seed !== null && b.seed !== undefined) g.seed = b.seed + o.choice;

@@ -1,8 +1,8 @@
 /**
  * JSON schemas of the request bodies, as OpenAI's API reference gives their fields and ranges
- * (plus llama.cpp's server extras: top_k, min_p, repeat_penalty). Fastify validates every body
- * against them (Ajv, no type coercion) before a handler runs; a body that fails is a 400 naming
- * the field. Fields not listed are ignored, as OpenAI-compatible servers do (clients send more).
+ * (plus llama.cpp's server extras: top_k, min_p, repeat_penalty, ignore_eos). Fastify validates
+ * every body against them (Ajv, no type coercion) before a handler runs; a body that fails is a
+ * 400 naming the field. Fields not listed are ignored, as OpenAI-compatible servers do (clients send more).
  */
 
 const tokenIds = { type: 'array', items: { type: 'integer', minimum: 0 }, minItems: 1 } as const;
@@ -34,6 +34,7 @@ const sampling = {
     propertyNames: { pattern: '^[0-9]{1,9}$' },
     additionalProperties: { type: 'number', minimum: -100, maximum: 100 },
   },
+  ignore_eos: { type: ['boolean', 'null'] },
   stream: { type: ['boolean', 'null'] },
   stream_options: { type: ['object', 'null'], properties: { include_usage: { type: 'boolean' } } },
   model: { type: 'string' },

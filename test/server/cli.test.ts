@@ -32,7 +32,7 @@ describe('fuselm serve (the command)', function () {
       assert.equal((await fetch(`${url}/health`)).status, 200);
       const r = await fetch(`${url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'Once upon a time', max_tokens: 5, temperature: 0 }) });
       assert.equal(r.status, 200);
-      assert.equal((await r.json()).usage.completion_tokens, 5);
+      assert.equal(((await r.json()) as { usage: { completion_tokens: number } }).usage.completion_tokens, 5);
     } finally {
       child.kill('SIGTERM');
     }

@@ -191,9 +191,9 @@ describe('fuselm serve with the openai client', function () {
     const models = await client.models.list();
     assert.deepEqual(models.data.map((m) => m.id), ['stories260K.gguf']);
     const base = client.baseURL.replace(/\/v1$/, '');
-    const t = await (await fetch(`${base}/tokenize`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ content: 'Once upon a time' }) })).json();
+    const t = await (await fetch(`${base}/tokenize`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ content: 'Once upon a time' }) })).json() as { tokens: number[] };
     assert.deepEqual(t.tokens, model.tokenizer.encode('Once upon a time'));
-    const d = await (await fetch(`${base}/detokenize`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ tokens: t.tokens }) })).json();
+    const d = await (await fetch(`${base}/detokenize`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ tokens: t.tokens }) })).json() as { content: string };
     assert.equal(d.content, model.tokenizer.decode(t.tokens));
   });
 
