@@ -18,6 +18,8 @@ export { loadTokenizer } from './tokenizer/load.js';
 export type { Tokenizer, StreamDecoder } from './tokenizer/tokenizer.js';
 export { Chat, ChatTemplate, CHATML_TEMPLATE, applyChatTemplate } from './chat.js';
 export type { ChatMessage, ChatOptions, ChatTemplateOptions } from './chat.js';
+export { createServer } from './server/server.js';
+export type { FuselmServer, ServerOptions } from './server/server.js';
 export { FuselmError, FormatError } from './errors.js';
 export type { FuselmErrorCode } from './errors.js';
 export { readGguf, writeGguf, encodeGguf, gv } from './formats/gguf.js';
