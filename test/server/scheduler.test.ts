@@ -3,13 +3,15 @@
  * joins in chunks of at most the step budget, with a decode step for the running sequences
  * between every two chunks (it never stalls them by more than one chunk); each step decodes
  * all decoding sequences in one forward; results equal solo runs; an aborted sequence leaves
- * before the next step; a kept prefix is reused and gives the same tokens.
+ * before the next step; a kept prefix is reused and gives the same tokens. The same batching on
+ * the CUDA backend (its emulator without a GPU) gives the CPU's greedy tokens.
  */
 import assert from 'node:assert/strict';
 import { type Model, loadModel } from '../../lib/model/model.js';
 import type { SequenceSlots } from '../../lib/model/slots.js';
 import { Scheduler } from '../../lib/server/scheduler.js';
 import { requireShared, sharedPath } from '../helpers/shared.js';
+import { loadOnCuda } from '../helpers/cuda.js';
 
 const STORIES = 'models/stories260K.gguf';
 
@@ -116,6 +118,23 @@ describe('server scheduler: continuous batching', function () {
       assert.equal(r2.cachedTokens, common);
       const prefills = calls.filter((c) => c.kind === 'prefill');
       assert.deepEqual(prefills.map((c) => c.kind === 'prefill' && c.n), [p1.length, p2.length - common]);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('on device cuda (emulated without a GPU): sequences joining and leaving give their solo greedy tokens', async function () {
+    this.timeout(300_000);
+    const prompts = ['Once upon a time', 'Lily and Tom went to the park. They', 'The dog'].map((t) => model.tokenizer.encode(t, { addSpecial: true }));
+    const lengths = [6, 10, 3];
+    const solo = [];
+    for (const [i, p] of prompts.entries()) solo.push((await model.generate(p, { maxTokens: lengths[i] })).ids);
+    await using gpu = await loadOnCuda(sharedPath(STORIES), { contextSize: 64 });
+    const slots = await gpu.openSlots(3);
+    const s = new Scheduler(slots, gpu.tokenizer, { maxQueue: 4, stepTokens: 4 });
+    try {
+      const rs = await Promise.all(prompts.map((p, i) => s.submit(p, { maxTokens: lengths[i], temperature: 0 })));
+      assert.deepEqual(rs.map((r) => r.ids), solo);
     } finally {
       await s.close();
     }
