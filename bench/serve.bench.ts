@@ -8,10 +8,14 @@
  *  - aggregate decode tok/s: the sum over clients of (tokens - 1) / (last token - first token);
  *  - TTFT (request sent -> first token) and ITL (gaps between a stream's tokens), p50 and p99.
  * One warm-up request precedes the levels; the server runs with --parallel = the most clients.
+ * Beside it, in the same run: llama.cpp (node-llama-cpp's prebuilt CPU binary) with the same
+ * clients as parallel sequences of one context (its batching of concurrent sequences), the same
+ * prompts, threads and F16 KV cache, timed the same way; the ratios are fuselm / llama.cpp.
  */
 import { loadModel } from '../lib/model/model.js';
 import { createServer } from '../lib/server/server.js';
 import { benchPrompt } from '../lib/tools/bench.js';
+import { loadLlamaCpp } from './peers/llama-cpp.js';
 import { syntheticFile, type BenchResult } from './util.js';
 
 const GEN = 32;
@@ -58,43 +62,98 @@ async function client(base: string, prompt: number[]): Promise<ClientRun> {
   return { ttft: (times[0] - t0) / 1000, gaps, tokens: times.length, decodeSeconds: (times[times.length - 1] - times[0]) / 1000 };
 }
 
+/** One level's figures from its clients' runs and wall time. */
+function level(runs: ClientRun[], wall: number) {
+  const ttft = runs.map((r) => r.ttft), itl = runs.flatMap((r) => r.gaps);
+  return {
+    wallSeconds: wall,
+    tokensPerSecond: runs.reduce((s, r) => s + r.tokens, 0) / wall,
+    decodeTokensPerSecond: runs.reduce((s, r) => s + (r.tokens - 1) / r.decodeSeconds, 0),
+    ttftP50: percentile(ttft, 50),
+    ttftP99: percentile(ttft, 99),
+    itlP50: percentile(itl, 50),
+    itlP99: percentile(itl, 99),
+  };
+}
+
+/** The peer: `n` sequences of one llama.cpp context, each generating GEN greedy tokens at once. */
+async function peerLevel(model: any, prompts: number[][], threads: number): Promise<{ runs: ClientRun[]; wall: number }> {
+  const n = prompts.length;
+  const ctx = await model.createContext({ contextSize: 256, sequences: n, batchSize: 512, threads, experimentalKvCacheKeyType: 'F16', experimentalKvCacheValueType: 'F16' });
+  try {
+    const t0 = performance.now();
+    const runs = await Promise.all(prompts.map(async (p) => {
+      const seq = ctx.getSequence();
+      const start = performance.now();
+      const times: number[] = [];
+      for await (const _ of seq.evaluate(p, { temperature: 0 })) {
+        times.push(performance.now());
+        if (times.length >= GEN) break;
+      }
+      const gaps = times.slice(1).map((t, k) => (t - times[k]) / 1000);
+      return { ttft: (times[0] - start) / 1000, gaps, tokens: times.length, decodeSeconds: (times[times.length - 1] - times[0]) / 1000 };
+    }));
+    return { runs, wall: (performance.now() - t0) / 1000 };
+  } finally {
+    await ctx.dispose();
+  }
+}
+
 export async function run(): Promise<BenchResult[]> {
   const shape = (process.env.FUSELM_BENCH_SHAPES ?? 'tinyllama-1.1b').split(',')[0];
   const levels = (process.env.FUSELM_BENCH_CLIENTS ?? '1,4,16').split(',').map(Number);
   const file = await syntheticFile(shape, 'q8_0');
   const model = await loadModel(file, { contextSize: 256 });
+  const threads = model.threads;
   const server = createServer(model, { parallel: Math.max(...levels) });
-  const out: BenchResult[] = [];
+  const V = model.config.vocabSize, bos = model.tokenizer.bos;
+  const prompts = Array.from({ length: Math.max(...levels) }, (_, i) => benchPrompt(PROMPT_LENGTHS[i % PROMPT_LENGTHS.length], V, bos).map((t, k) => (k === 0 ? t : (t + i) % V)));
+  const ours = new Map<number, ReturnType<typeof level>>();
   try {
     await server.ready;
     const base = await server.listen({ port: 0 });
-    const V = model.config.vocabSize, bos = model.tokenizer.bos;
-    const prompts = Array.from({ length: Math.max(...levels) }, (_, i) => benchPrompt(PROMPT_LENGTHS[i % PROMPT_LENGTHS.length], V, bos).map((t, k) => (k === 0 ? t : (t + i) % V)));
     await client(base, prompts[0].slice(0, 8)); // warm-up
-    let single = 0;
     for (const n of levels) {
       const t0 = performance.now();
       const runs = await Promise.all(prompts.slice(0, n).map((p) => client(base, p)));
-      const wall = (performance.now() - t0) / 1000;
-      const tokens = runs.reduce((s, r) => s + r.tokens, 0);
-      const decode = runs.reduce((s, r) => s + (r.tokens - 1) / r.decodeSeconds, 0);
-      if (n === levels[0]) single = decode;
-      const ttft = runs.map((r) => r.ttft), itl = runs.flatMap((r) => r.gaps);
-      out.push({
-        name: `${shape} q8_0 ${n} clients tg${GEN}`,
-        seconds: wall,
-        tokensPerSecond: tokens / wall,
-        decodeTokensPerSecond: decode,
-        decodeSpeedupOverFirstLevel: decode / single,
-        ttftP50: percentile(ttft, 50),
-        ttftP99: percentile(ttft, 99),
-        itlP50: percentile(itl, 50),
-        itlP99: percentile(itl, 99),
-      });
+      ours.set(n, level(runs, (performance.now() - t0) / 1000));
     }
   } finally {
     await server.close();
     await model.dispose();
   }
-  return out;
+  const theirs = new Map<number, ReturnType<typeof level>>();
+  const llama = await loadLlamaCpp();
+  if (llama) {
+    const peer = await llama.loadModel({ modelPath: file });
+    try {
+      await peerLevel(peer, [prompts[0].slice(0, 8)], threads); // warm-up
+      for (const n of levels) {
+        const r = await peerLevel(peer, prompts.slice(0, n), threads);
+        theirs.set(n, level(r.runs, r.wall));
+      }
+    } finally {
+      await peer.dispose();
+    }
+  }
+  const single = ours.get(levels[0])!.decodeTokensPerSecond;
+  return levels.map((n) => {
+    const f = ours.get(n)!, l = theirs.get(n);
+    return {
+      name: `${shape} q8_0 ${n} clients tg${GEN} ${threads}t`,
+      seconds: f.wallSeconds,
+      ...f,
+      decodeSpeedupOverFirstLevel: f.decodeTokensPerSecond / single,
+      ...(l
+        ? {
+            llamaCppTokensPerSecond: l.tokensPerSecond,
+            llamaCppDecodeTokensPerSecond: l.decodeTokensPerSecond,
+            llamaCppTtftP50: l.ttftP50,
+            llamaCppItlP50: l.itlP50,
+            decodeRatio: f.decodeTokensPerSecond / l.decodeTokensPerSecond,
+            tokensPerSecondRatio: f.tokensPerSecond / l.tokensPerSecond,
+          }
+        : {}),
+    };
+  });
 }
