@@ -3,7 +3,8 @@
  * bodies and statuses (400 bad fields, 400 a prompt past the context also when streaming, 401,
  * 404, 413, 429 with Retry-After, 503 while loading), /health public behind an API key, CORS
  * off by default, an aborted stream freeing its slot (the running metric back to its baseline)
- * with the next request unaffected, and close() letting a running request finish.
+ * with the next request unaffected, the request timeout, echo, and close() letting a running
+ * request finish.
  */
 import assert from 'node:assert/strict';
 import { type Model, loadModel } from '../../lib/model/model.js';
@@ -202,6 +203,27 @@ describe('fuselm serve over raw HTTP', function () {
     }
     const after = await post(`${base}/v1/completions`, { prompt: 'Once upon a time', max_tokens: 20, temperature: 0 });
     assert.equal(after.json.choices[0].text, want.json.choices[0].text);
+  });
+
+  it('a request past requestTimeout is a 408 (a stream: a timeout_error event) and frees its slot', async () => {
+    const base = await serve({ requestTimeout: 100 }, wide);
+    const long = { prompt: 'Lily', max_tokens: 100_000, temperature: 0.8, logit_bias: { [wide.tokenizer.eos!]: -100 } };
+    assertError(await post(`${base}/v1/completions`, long), 408, 'timeout_error');
+    const r = await post(`${base}/v1/completions`, { ...long, stream: true });
+    assert.equal(r.status, 200);
+    const last = r.text.split('\n\n').filter(Boolean).at(-1)!;
+    assert.equal(JSON.parse(last.slice(6)).error.type, 'timeout_error');
+    assert.equal(await metric(base, 'fuselm_requests_running'), 0);
+  });
+
+  it('echo puts the prompt before the completion, streamed or not', async () => {
+    const base = await serve();
+    const plain = await post(`${base}/v1/completions`, { prompt: 'Once upon a time', max_tokens: 5, temperature: 0 });
+    const echoed = await post(`${base}/v1/completions`, { prompt: 'Once upon a time', max_tokens: 5, temperature: 0, echo: true });
+    assert.equal(echoed.json.choices[0].text, 'Once upon a time' + plain.json.choices[0].text);
+    const stream = await post(`${base}/v1/completions`, { prompt: 'Once upon a time', max_tokens: 5, temperature: 0, echo: true, stream: true });
+    const text = stream.text.split('\n\n').filter((e) => e.startsWith('data: {')).map((e) => JSON.parse(e.slice(6)).choices[0]?.text ?? '').join('');
+    assert.equal(text, echoed.json.choices[0].text);
   });
 
   it('/health is 503 while the model loads, and the API routes too', async () => {
