@@ -39,7 +39,7 @@ export function registerServe(program: Command): void {
     .option('-c, --ctx <n>', "KV cache positions per slot (default: min(model context, 4096))", int('--ctx', 1))
     .option('-t, --threads <n>', 'CPU threads (default: physical cores)', int('--threads', 1))
     .option('-d, --device <device>', 'auto, cpu or cuda', 'auto')
-    .option('--step-tokens <n>', 'most prompt tokens evaluated per step, over all sequences (default: 512)', int('--step-tokens', 1))
+    .option('--step-tokens <n>', 'most prompt tokens evaluated per step, over all sequences (default: 256)', int('--step-tokens', 1))
     .option('--max-queue <n>', 'most requests waiting for a slot; more get 429', int('--max-queue', 0), 64)
     .option('--timeout <ms>', 'per-request time limit', int('--timeout', 1), 600_000)
     .option('--drain-timeout <ms>', 'on SIGTERM, how long running requests may finish', int('--drain-timeout', 0), 30_000)

@@ -1,8 +1,7 @@
 /**
  * KV cache slots stepped by a caller's own scheduler (the server's continuous batching): each
- * slot is one sequence's cache; prefill() evaluates a chunk of one slot's prompt, decode() one
- * token of each of the first `rows` slots in a single batched forward. The slots hold the model
- * (other calls on it wait) until close().
+ * slot is one sequence's cache; step() evaluates, in one forward, prompt chunks of some slots
+ * and the next token of others. The slots hold the model (other calls on it wait) until close().
  */
 import { FuselmError } from '../errors.js';
 import type { LlamaState } from './llama.js';
@@ -12,7 +11,7 @@ export class SequenceSlots {
   readonly size: number;
   /** KV cache positions of each slot. */
   readonly contextSize: number;
-  /** Most tokens one prefill() evaluates. */
+  /** Most tokens one step() evaluates. */
   readonly batchSize: number;
   /** Logits per row. */
   readonly vocabSize: number;
@@ -35,27 +34,17 @@ export class SequenceSlots {
   }
 
   /**
-   * Evaluates ids (1 .. batchSize of them) of slot `slot` at positions pos .. pos + ids.length - 1
-   * (the slot's cache must hold its positions before pos); returns the last token's logits.
+   * One forward over spans of several slots (prompt chunks and decode tokens together, at most
+   * batchSize tokens in all, each slot at most once): span i evaluates `ids` of slot `slot` at
+   * positions pos .. pos + ids.length - 1 (the slot's cache must hold its positions before pos).
+   * Returns each span's last-token logits.
    */
-  prefill(slot: number, ids: readonly number[], pos: number): Promise<Float32Array> {
+  async step(spans: readonly { slot: number; ids: readonly number[]; pos: number }[]): Promise<Float32Array[]> {
     const s = this.#live();
-    if (!(Number.isInteger(slot) && slot >= 0 && slot < this.size)) throw new FuselmError('E_INVALID_ARG', `prefill: slot ${slot} is not in 0..${this.size - 1}`);
-    if (ids.length < 1 || ids.length > this.batchSize) throw new FuselmError('E_INVALID_ARG', `prefill: ${ids.length} tokens, expected 1..${this.batchSize}`);
-    if (!(Number.isInteger(pos) && pos >= 0 && pos + ids.length <= this.contextSize))
-      throw new FuselmError('E_CONTEXT_FULL', `prefill: positions ${pos}..${pos + ids.length - 1} are past the ${this.contextSize} of a slot`);
-    return s.forward(Int32Array.from(ids), pos, { seq: slot });
-  }
-
-  /**
-   * One token of each of slots 0 .. ids.length - 1: ids[s] at positions[s]. Returns their logits,
-   * [ids.length * vocabSize]. A slot with nothing to decode rides along at a position whose
-   * cache row it does not need (its next one).
-   */
-  decode(ids: Int32Array, positions: Int32Array): Promise<Float32Array> {
-    const s = this.#live();
-    for (const p of positions) if (!(p >= 0 && p < this.contextSize)) throw new FuselmError('E_CONTEXT_FULL', `decode: position ${p} is past the ${this.contextSize} of a slot`);
-    return s.forwardBatch(ids, positions, ids.length);
+    for (const sp of spans)
+      if (!(Number.isInteger(sp.pos) && sp.pos >= 0 && sp.pos + sp.ids.length <= this.contextSize))
+        throw new FuselmError('E_CONTEXT_FULL', `step: positions ${sp.pos}..${sp.pos + sp.ids.length - 1} are past the ${this.contextSize} of a slot`);
+    return s.forwardSpans(spans.map((sp) => ({ seq: sp.slot, ids: sp.ids, pos: sp.pos })));
   }
 
   /** Bytes of the slots' KV caches as allocated now. */

@@ -1,10 +1,10 @@
 /**
  * Continuous batching over a model's KV cache slots (Model.openSlots). Requests wait in a
- * bounded queue until a slot is free; every step then
- *   1. evaluates prompt chunks of the sequences still reading their prompts, at most
- *      `stepTokens` tokens in all (so a long prompt delays the others' next token by one chunk
- *      per step, never by its whole length), and
- *   2. decodes one token of every sequence past its prompt in ONE batched forward.
+ * bounded queue until a slot is free; every step then runs ONE forward over
+ *   - the next token of every sequence past its prompt, and
+ *   - prompt chunks of the sequences still reading their prompts, at most `stepTokens` tokens in
+ *     all (so a long prompt delays the others' next token by one chunk per step, never by its
+ *     whole length).
  * A sequence that ends (end of generation, a stop string, max tokens, a full context) or is
  * aborted (its client went away, a timeout) leaves before the next step, and its slot is free.
  *
@@ -183,8 +183,7 @@ export class Scheduler {
     while (this.#waiting.length || this.#slot.some((s) => s.seq)) {
       try {
         this.#admit();
-        await this.#prefill();
-        await this.#decode();
+        await this.#step();
       } catch (e) {
         // a failed step leaves the slots' caches unknown: every sequence in them fails with it
         for (const sl of this.#slot) {
@@ -238,57 +237,41 @@ export class Scheduler {
     return best >= 0 && bestLen >= Math.min(REUSE_MIN_TOKENS, prompt.length - 1) ? best : lru;
   }
 
-  /** Prompt chunks under the step's token budget, oldest sequences first. */
-  async #prefill(): Promise<void> {
-    let budget = this.#o.stepTokens;
-    const reading = this.#slot.map((s) => s.seq).filter((s): s is Sequence => !!s && !s.decoding).sort((a, b) => a.submitted - b.submitted);
-    for (const seq of reading) {
+  /**
+   * One step, one forward: the next token of every decoding sequence, and prompt chunks of the
+   * sequences still reading theirs (oldest first, stepTokens tokens in all, within the slots'
+   * batch).
+   */
+  async #step(): Promise<void> {
+    const live = () => this.#slot.map((s) => s.seq).filter((s): s is Sequence => !!s);
+    for (const seq of live()) this.#dropIfAborted(seq);
+    const spans = live()
+      .filter((s) => s.decoding)
+      .map((seq) => ({ seq, ids: [seq.run.lastId], pos: seq.pos, prompt: false }));
+    let budget = Math.min(this.#o.stepTokens, this.#slots.batchSize - spans.length);
+    for (const seq of live().filter((s) => !s.decoding).sort((a, b) => a.submitted - b.submitted)) {
       if (budget <= 0) break;
-      if (this.#dropIfAborted(seq)) continue;
-      const n = Math.min(budget, seq.prompt.length - seq.evaluated, this.#slots.batchSize);
-      const chunk = seq.prompt.slice(seq.evaluated, seq.evaluated + n);
-      const logits = await this.#slots.prefill(seq.slot, chunk, seq.evaluated);
-      this.#slot[seq.slot].tokens.push(...chunk);
-      seq.evaluated += n;
+      const n = Math.min(budget, seq.prompt.length - seq.evaluated);
+      spans.push({ seq, ids: seq.prompt.slice(seq.evaluated, seq.evaluated + n), pos: seq.evaluated, prompt: true });
       budget -= n;
-      if (seq.evaluated < seq.prompt.length) continue;
-      this.#events.prompt?.(seq.prompt.length - seq.cached, seq.cached);
-      seq.decoding = true;
-      seq.pos = seq.prompt.length;
-      this.#accept(seq, logits);
     }
-  }
-
-  /** One token of every decoding sequence, in one batched forward over slots 0 .. the highest busy one. */
-  async #decode(): Promise<void> {
-    for (const sl of this.#slot) if (sl.seq?.decoding) this.#dropIfAborted(sl.seq);
-    let rows = 0;
-    this.#slot.forEach((sl, i) => {
-      if (sl.seq?.decoding) rows = i + 1;
-    });
-    if (rows === 0) return;
-    const ids = new Int32Array(rows), positions = new Int32Array(rows);
-    for (let i = 0; i < rows; i++) {
-      const sl = this.#slot[i], seq = sl.seq;
-      if (seq?.decoding) {
-        ids[i] = seq.run.lastId;
-        positions[i] = seq.pos;
-      } else {
-        // rides along at the first cache row it does not need (a prefix it keeps stays intact)
-        const at = seq ? seq.evaluated : Math.min(sl.tokens.length, this.#slots.contextSize - 1);
-        sl.tokens.length = at;
-        positions[i] = at;
+    if (!spans.length) return;
+    const logits = await this.#slots.step(spans.map((sp) => ({ slot: sp.seq.slot, ids: sp.ids, pos: sp.pos })));
+    spans.forEach(({ seq, ids, prompt }, i) => {
+      const sl = this.#slot[seq.slot];
+      sl.tokens.push(...ids);
+      // aborted (abortAll) while the step ran: gone already
+      if (sl.seq !== seq) return;
+      if (!prompt) seq.pos++;
+      else {
+        seq.evaluated += ids.length;
+        if (seq.evaluated < seq.prompt.length) return;
+        this.#events.prompt?.(seq.prompt.length - seq.cached, seq.cached);
+        seq.decoding = true;
+        seq.pos = seq.prompt.length;
       }
-    }
-    const logits = await this.#slots.decode(ids, positions);
-    const V = this.#slots.vocabSize;
-    for (let i = 0; i < rows; i++) {
-      const sl = this.#slot[i], seq = sl.seq;
-      if (!seq?.decoding) continue;
-      sl.tokens.push(seq.run.lastId);
-      seq.pos++;
-      this.#accept(seq, logits.subarray(i * V, (i + 1) * V));
-    }
+      this.#accept(seq, logits[i]);
+    });
   }
 
   /** Draws the sequence's next token from `logits`; ends it when it is done. */

@@ -24,7 +24,12 @@ import { chatCompletionBody, completionBody, detokenizeBody, embeddingBody, toke
 export interface ServerOptions {
   /** Sequences decoded together (KV cache slots of the model's contextSize each). Default 4. */
   parallel?: number;
-  /** Most prompt tokens evaluated per scheduler step, over all sequences. Default: the model's batchSize. */
+  /**
+   * Most prompt tokens evaluated per scheduler step, over all sequences (each step's forward
+   * also takes one token of every running sequence: a larger budget fills the batch sooner, a
+   * smaller one keeps the running sequences' inter-token latency lower). Default 256 (at most
+   * the model's batchSize).
+   */
   stepTokens?: number;
   /** Most sequences waiting for a slot; past it a request is a 429 with Retry-After. Default 64. */
   maxQueue?: number;
@@ -77,6 +82,8 @@ interface CompletionBody extends SamplingFields {
 type Decoder = { kind: 'decoder'; model: Model; scheduler: Scheduler; template: ChatTemplate; defaults: GenerateOptions };
 type Embedder = { kind: 'embedder'; model: EmbeddingModel };
 
+const DEFAULT_STEP_TOKENS = 256;
+
 /** OpenAI's default max_tokens of /v1/completions (chat has none: until the end or a full context). */
 const COMPLETION_DEFAULT_MAX_TOKENS = 16;
 
@@ -113,7 +120,7 @@ export function createServer(model: Model | EmbeddingModel | Promise<Model | Emb
     const slots = await m.openSlots(parallel);
     const cap = slots.size * slots.contextSize;
     metrics = new ServerMetrics(cap);
-    const scheduler = new Scheduler(slots, m.tokenizer, { maxQueue: opts.maxQueue ?? 64, stepTokens: opts.stepTokens ?? m.batchSize }, metrics.events());
+    const scheduler = new Scheduler(slots, m.tokenizer, { maxQueue: opts.maxQueue ?? 64, stepTokens: opts.stepTokens ?? Math.min(DEFAULT_STEP_TOKENS, m.batchSize) }, metrics.events());
     const template = new ChatTemplate(m.tokenizer, { template: opts.chatTemplate });
     core = { kind: 'decoder', model: m, scheduler, template, defaults: generationDefaults(m.generationConfig) };
   })();

@@ -1,8 +1,7 @@
 /**
  * The continuous-batching scheduler on stories260K's slots, its steps recorded: a long prompt
- * joins in chunks of at most the step budget, with a decode step for the running sequences
- * between every two chunks (it never stalls them by more than one chunk); each step decodes
- * all decoding sequences in one forward; results equal solo runs; an aborted sequence leaves
+ * joins in chunks of at most the step budget, each chunk in the same forward as the running
+ * sequences' next tokens (it never stalls them by more than one chunk); results equal solo runs; an aborted sequence leaves
  * before the next step; a kept prefix is reused and gives the same tokens. The same batching on
  * the CUDA backend (its emulator without a GPU) gives the CPU's greedy tokens.
  */
@@ -15,21 +14,18 @@ import { loadOnCuda } from '../helpers/cuda.js';
 
 const STORIES = 'models/stories260K.gguf';
 
-type Call = { kind: 'prefill'; slot: number; n: number } | { kind: 'decode'; rows: number };
+/** One step's spans: the slot and number of tokens of each. */
+type Step = { slot: number; n: number }[];
 
-/** Records every prefill and decode call the scheduler makes on `slots`. */
-function record(slots: SequenceSlots): Call[] {
-  const calls: Call[] = [];
-  const prefill = slots.prefill.bind(slots), decode = slots.decode.bind(slots);
-  slots.prefill = (slot, ids, pos) => {
-    calls.push({ kind: 'prefill', slot, n: ids.length });
-    return prefill(slot, ids, pos);
+/** Records the spans of every step the scheduler runs on `slots`. */
+function record(slots: SequenceSlots): Step[] {
+  const steps: Step[] = [];
+  const step = slots.step.bind(slots);
+  slots.step = (spans) => {
+    steps.push(spans.map((sp) => ({ slot: sp.slot, n: sp.ids.length })));
+    return step(spans);
   };
-  slots.decode = (ids, positions) => {
-    calls.push({ kind: 'decode', rows: ids.length });
-    return decode(ids, positions);
-  };
-  return calls;
+  return steps;
 }
 
 describe('server scheduler: continuous batching', function () {
@@ -41,14 +37,14 @@ describe('server scheduler: continuous batching', function () {
   });
   after(() => model?.dispose());
 
-  it('a long prompt joins in chunks under the step budget, a decode step between every two', async () => {
+  it('a long prompt joins in chunks under the step budget, each in the same forward as the running sequence\'s next token', async () => {
     const long = model.tokenizer.encode('Once upon a time, there was a little girl named Lily. '.repeat(8), { addSpecial: true });
     assert.ok(long.length > 100);
     const short = model.tokenizer.encode('Tom had a red ball', { addSpecial: true });
     const soloShort = await model.generate(short, { maxTokens: 40 });
     const soloLong = await model.generate(long, { maxTokens: 8 });
     const slots = await model.openSlots(2);
-    const calls = record(slots);
+    const steps = record(slots);
     const s = new Scheduler(slots, model.tokenizer, { maxQueue: 4, stepTokens: 16 });
     try {
       let started!: () => void;
@@ -59,18 +55,15 @@ describe('server scheduler: continuous batching', function () {
       const [ra, rb] = await Promise.all([a, b]);
       assert.deepEqual(ra.ids, soloShort.ids);
       assert.deepEqual(rb.ids, soloLong.ids);
-      const chunks = calls.filter((c) => c.kind === 'prefill' && c.slot === 1);
-      assert.ok(chunks.length >= Math.ceil(long.length / 16), `${chunks.length} chunks`);
-      for (const c of chunks) assert.ok(c.kind === 'prefill' && c.n <= 16);
-      // between two chunks of the long prompt, the short sequence (slot 0) decoded a token
-      const idx = calls.flatMap((c, i) => (c.kind === 'prefill' && c.slot === 1 ? [i] : []));
-      for (let k = 1; k < idx.length; k++) {
-        const between = calls.slice(idx[k - 1] + 1, idx[k]);
-        assert.ok(between.some((c) => c.kind === 'decode'), `no decode step between chunks ${k - 1} and ${k}`);
+      const chunked = steps.filter((st) => st.some((sp) => sp.slot === 1 && sp.n > 1));
+      assert.ok(chunked.length >= Math.ceil(long.length / 16), `${chunked.length} chunks`);
+      for (const st of chunked) {
+        // the step's budget holds the chunk and the running sequence's token, in one forward
+        assert.ok(st.reduce((n, sp) => n + sp.n, 0) <= 16 + 1, JSON.stringify(st));
+        assert.deepEqual(st.find((sp) => sp.slot === 0), { slot: 0, n: 1 }, JSON.stringify(st));
       }
-      // once both decode, one forward per step takes both (rows 2)
-      assert.ok(calls.some((c) => c.kind === 'decode' && c.rows === 2));
-      assert.ok(calls.every((c) => c.kind !== 'decode' || c.rows <= 2));
+      // once both decode, each step takes one token of each
+      assert.ok(steps.some((st) => st.length === 2 && st.every((sp) => sp.n === 1)));
     } finally {
       await s.close();
     }
@@ -106,7 +99,7 @@ describe('server scheduler: continuous batching', function () {
     const p2 = [...system, ...model.tokenizer.encode(' Her mom')];
     const solo = [await model.generate(p1, { maxTokens: 12 }), await model.generate(p2, { maxTokens: 12 })];
     const slots = await model.openSlots(1);
-    const calls = record(slots);
+    const steps = record(slots);
     const s = new Scheduler(slots, model.tokenizer, { maxQueue: 4, stepTokens: 512 });
     try {
       const [r1, r2] = await Promise.all([s.submit(p1, { maxTokens: 12, temperature: 0 }), s.submit(p2, { maxTokens: 12, temperature: 0 })]);
@@ -116,8 +109,8 @@ describe('server scheduler: continuous batching', function () {
       while (p1[common] === p2[common]) common++;
       assert.ok(common >= system.length);
       assert.equal(r2.cachedTokens, common);
-      const prefills = calls.filter((c) => c.kind === 'prefill');
-      assert.deepEqual(prefills.map((c) => c.kind === 'prefill' && c.n), [p1.length, p2.length - common]);
+      const prompts = steps.flat().filter((sp) => sp.n > 1);
+      assert.deepEqual(prompts.map((sp) => sp.n), [p1.length, p2.length - common]);
     } finally {
       await s.close();
     }
