@@ -18,7 +18,6 @@ export class ServerMetrics {
     registers: [this.registry],
   });
   readonly generatedTokens = new Counter({ name: 'fuselm_generated_tokens_total', help: 'Tokens generated', registers: [this.registry] });
-  readonly requests = new Counter({ name: 'fuselm_requests_total', help: 'HTTP requests to the API routes, by route and status', labelNames: ['route', 'status'], registers: [this.registry] });
   readonly running = new Gauge({ name: 'fuselm_requests_running', help: 'Sequences holding a KV cache slot', registers: [this.registry] });
   readonly waiting = new Gauge({ name: 'fuselm_requests_waiting', help: 'Sequences queued for a slot', registers: [this.registry] });
   readonly kvUsed = new Gauge({ name: 'fuselm_kv_cache_used_tokens', help: 'KV cache positions holding a token, in all slots (running sequences and kept prefixes)', registers: [this.registry] });

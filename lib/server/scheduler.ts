@@ -118,10 +118,6 @@ export class Scheduler {
     return this.#waiting.length;
   }
 
-  get slots(): number {
-    return this.#slot.length;
-  }
-
   get contextSize(): number {
     return this.#slots.contextSize;
   }

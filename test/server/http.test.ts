@@ -205,6 +205,21 @@ describe('fuselm serve over raw HTTP', function () {
     assert.equal(after.json.choices[0].text, want.json.choices[0].text);
   });
 
+  it('/metrics counts prompt, reused and generated tokens, and times every token', async () => {
+    const base = await serve();
+    const body = { prompt: 'Once upon a time, there was a little girl', max_tokens: 7, temperature: 0 };
+    const a = await post(`${base}/v1/completions`, body);
+    const b = await post(`${base}/v1/completions`, body);
+    const prompt = a.json.usage.prompt_tokens;
+    assert.equal(await metric(base, 'fuselm_prompt_tokens_total'), 2 * prompt);
+    assert.equal(await metric(base, 'fuselm_prefix_cache_hit_tokens_total'), b.json.usage.prompt_tokens_details.cached_tokens);
+    assert.equal(b.json.usage.prompt_tokens_details.cached_tokens, prompt - 1);
+    assert.equal(await metric(base, 'fuselm_generated_tokens_total'), 14);
+    assert.equal(await metric(base, 'fuselm_time_to_first_token_seconds_count'), 2);
+    assert.equal(await metric(base, 'fuselm_inter_token_latency_seconds_count'), 12);
+    assert.equal((await metric(base, 'fuselm_kv_cache_used_tokens')) + (await metric(base, 'fuselm_kv_cache_free_tokens')), 4 * 64);
+  });
+
   it('a request past requestTimeout is a 408 (a stream: a timeout_error event) and frees its slot', async () => {
     const base = await serve({ requestTimeout: 100 }, wide);
     const long = { prompt: 'Lily', max_tokens: 100_000, temperature: 0.8, logit_bias: { [wide.tokenizer.eos!]: -100 } };
