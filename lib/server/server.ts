@@ -2,7 +2,7 @@
  * createServer(): an OpenAI-compatible HTTP server on fastify. Routes:
  *   POST /v1/chat/completions, /v1/completions   (SSE streaming or one JSON body)
  *   POST /v1/embeddings                          (an embedding model)
- *   GET  /v1/models, POST /tokenize, /detokenize (llama.cpp's server's shapes)
+ *   GET  /v1/models[/:id], POST /tokenize, /detokenize (llama.cpp's server's shapes)
  *   GET  /health (503 while loading or draining, 200 ready; public with API keys), GET /metrics
  * Decoder requests go through the Scheduler (continuous batching over the model's slots); bodies
  * are validated against lib/server/schemas.ts; every error is OpenAI's error body.
@@ -174,10 +174,12 @@ export function createServer(model: Model | EmbeddingModel | Promise<Model | Emb
 
   app.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
 
-  app.get('/v1/models', async () => ({
-    object: 'list',
-    data: [{ id: modelName, object: 'model', created: 0, owned_by: 'fuselm' }],
-  }));
+  const modelEntry = () => ({ id: modelName, object: 'model', created: 0, owned_by: 'fuselm' });
+  app.get('/v1/models', async () => ({ object: 'list', data: [modelEntry()] }));
+  app.get<{ Params: { id: string } }>('/v1/models/:id', async (req) => {
+    if (req.params.id !== modelName) throw new ApiError(404, `no model ${JSON.stringify(req.params.id).slice(0, 80)}; this server has ${JSON.stringify(modelName)}`, { code: 'model_not_found', param: 'model' });
+    return modelEntry();
+  });
 
   app.post<{ Body: { content: string; add_special?: boolean; with_pieces?: boolean } }>('/tokenize', { schema: { body: tokenizeBody } }, async (req) => {
     const tok = tokenizerOf();

@@ -190,6 +190,8 @@ describe('fuselm serve with the openai client', function () {
   it('models, tokenize and detokenize', async () => {
     const models = await client.models.list();
     assert.deepEqual(models.data.map((m) => m.id), ['stories260K.gguf']);
+    assert.equal((await client.models.retrieve('stories260K.gguf')).id, 'stories260K.gguf');
+    await assert.rejects(client.models.retrieve('gpt-4'), { status: 404 });
     const base = client.baseURL.replace(/\/v1$/, '');
     const t = await (await fetch(`${base}/tokenize`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ content: 'Once upon a time' }) })).json() as { tokens: number[] };
     assert.deepEqual(t.tokens, model.tokenizer.encode('Once upon a time'));
