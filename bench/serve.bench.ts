@@ -117,6 +117,7 @@ export async function run(): Promise<BenchResult[]> {
       const t0 = performance.now();
       const runs = await Promise.all(prompts.slice(0, n).map((p) => client(base, p)));
       ours.set(n, level(runs, (performance.now() - t0) / 1000));
+      process.stderr.write(`serve: ${n} clients ${JSON.stringify(ours.get(n))}\n`);
     }
   } finally {
     await server.close();
@@ -131,6 +132,7 @@ export async function run(): Promise<BenchResult[]> {
       for (const n of levels) {
         const r = await peerLevel(peer, prompts.slice(0, n), threads);
         theirs.set(n, level(r.runs, r.wall));
+        process.stderr.write(`serve: llama.cpp ${n} clients ${JSON.stringify(theirs.get(n))}\n`);
       }
     } finally {
       await peer.dispose();
