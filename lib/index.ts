@@ -25,6 +25,8 @@ export { listCache, removeCached, cacheDir } from './hub/cache.js';
 export type { CachedModel } from './hub/cache.js';
 export { jsonSchemaToGbnf, type JsonSchema } from './grammar/json-schema.js';
 export type { GrammarOptions } from './grammar/constraint.js';
+export { createServer } from './server/server.js';
+export type { FuselmServer, ServerOptions } from './server/server.js';
 export { FuselmError, FormatError } from './errors.js';
 export type { FuselmErrorCode } from './errors.js';
 export { readGguf, writeGguf, encodeGguf, gv } from './formats/gguf.js';

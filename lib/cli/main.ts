@@ -28,6 +28,7 @@ import { readSafetensors } from '../formats/safetensors.js';
 import { ggmlTypeName } from '../formats/ggml-types.js';
 import { loadTokenizer } from '../tokenizer/load.js';
 import { loadEmbeddingModel } from '../model/bert.js';
+import { registerServe } from './serve.js';
 
 function intOption(name: string, min: number) {
   return (v: string): number => {
@@ -190,6 +191,8 @@ export function buildCli(output: AbortSignal = new AbortController().signal): Co
         await model.dispose();
       }
     });
+
+  registerServe(program);
 
   const bench = program.command('bench').description('speed: `bench e2e` for a model, `bench kernels` for every CPU op');
   bench

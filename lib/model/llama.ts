@@ -9,7 +9,7 @@
  * positions of the original Transformer (a fixed table in place of the learned one).
  */
 import type { NativeDType, NativeTensor } from '../../bindings.js';
-import { type Backend, type Graph, graphInSlices, ops } from '../backend.js';
+import { type Backend, type Graph, graphInSlices, ops, type SeqSpan } from '../backend.js';
 import type { GgufFile } from '../formats/gguf.js';
 import { FuselmError } from '../errors.js';
 import { callAsync, native } from '../native.js';
@@ -168,6 +168,16 @@ export async function loadLlamaWeights(
   }
 }
 
+/** Rows row0 .. row0 + rows - 1 of a step, sequence seq's (forwardSpans). */
+interface RowSpan {
+  seq: number;
+  row0: number;
+  rows: number;
+}
+
+/** forwardSpans' graphs kept (a scheduler's steps repeat a few layouts while its sequences decode). */
+const SPAN_GRAPHS = 8;
+
 /** KV cache positions allocated at first; they double as a conversation grows (#ensureCapacity). */
 const INITIAL_CACHE_POSITIONS = 256;
 
@@ -249,12 +259,13 @@ export class LlamaState {
 
   /**
    * The op list of one forward step. `seq` >= 0: all rows belong to that sequence, at the run's
-   * position; 'batch': row s is sequence s, at its own position. Logits of the last row only,
+   * position; 'batch': row s is sequence s, at its own position; a list of spans: rows row0 ..
+   * row0 + rows - 1 are sequence `seq`'s, from its own position on. Logits of the last row only,
    * or of all rows; `tail` after them. Made layer by layer as graphInSlices reads them, so a
    * thousand layers' nodes are never alive at once (a young generation full of them makes the
    * garbage collector's pauses long).
    */
-  *#nodes(logits: NativeTensor, lastRow: boolean, seq: number | 'batch', tail: GraphNode[] = []): Generator<GraphNode> {
+  *#nodes(logits: NativeTensor, lastRow: boolean, seq: number | 'batch' | readonly RowSpan[], tail: GraphNode[] = []): Generator<GraphNode> {
     const c = this.#c, w = this.#w, a = this.#acts;
     const rope = { headDim: c.headDim, nRot: c.ropeDims, thetaBase: c.ropeTheta, freqScale: c.ropeFreqScale, neox: c.ropeNeox, freqFactors: w.ropeFreqs, mscale: c.ropeMscale };
     // Gemma-3's sliding layers: their own base and scale, no factors
@@ -268,9 +279,14 @@ export class LlamaState {
       c.normType === 'layer' ? ops.layerNorm(out, x, wt, b!, c.normEps) : ops.rmsNorm(out, x, wt, c.normEps);
     const bias = (t: NativeTensor, b?: NativeTensor) => (b ? [ops.addBias(t, t, b)] : []);
     // rope, the KV cache and attention run per sequence; everything else on all rows at once
+    const spans: { s: number; span?: SeqSpan }[] =
+      seq === 'batch'
+        ? Array.from({ length: this.sequences }, (_, s) => ({ s, span: { row0: s, slot: s } }))
+        : typeof seq === 'number'
+          ? [{ s: seq }]
+          : seq.map((r) => ({ s: r.seq, span: { row0: r.row0, rows: r.rows, slot: r.seq } }));
     const positional = (l: number) =>
-      (seq === 'batch' ? Array.from({ length: this.sequences }, (_, s) => s) : [seq]).flatMap((s) => {
-        const span = seq === 'batch' ? { row0: s, slot: s } : undefined;
+      spans.flatMap(({ s, span }) => {
         const pre = this.#prefix;
         // with a prefix, the cache and attention work at the own cache's row (slot S + s)
         const row = pre && span ? { row0: s, slot: this.sequences + s } : span;
@@ -386,10 +402,6 @@ export class LlamaState {
   }
 
   /**
-   * One step of every sequence: ids[s] at positions[s] for sequence s. Returns the logits of
-   * all of them [sequences * vocab].
-   */
-  /**
    * forward() of one token of sequence `seq` for a greedy step: the argmax of its logits (the
    * lowest id on ties), taken by the backend, so only the id leaves it.
    */
@@ -414,6 +426,62 @@ export class LlamaState {
     this.#writePositions(positions);
     await g.run(this.sequences, 0);
     return new Int32Array(gr.ids.read(0, this.sequences * 4));
+  }
+
+  /**
+   * One forward over spans of several sequences (a scheduler's step: prompt chunks and decode
+   * tokens together, the weights read once): span i evaluates `ids` of sequence `seq` at
+   * positions pos .. pos + ids.length - 1 (its cache must hold the positions before pos), at most
+   * batchSize tokens in all, each sequence at most once. Returns each span's last-token logits.
+   */
+  async forwardSpans(spans: readonly { seq: number; ids: ArrayLike<number>; pos: number }[]): Promise<Float32Array[]> {
+    if (this.#prefix) throw new FuselmError('E_INVALID_ARG', 'a state with a shared prefix steps with forwardBatch');
+    const layout: RowSpan[] = [];
+    const seen = new Set<number>();
+    let rows = 0, end = 0;
+    for (const sp of spans) {
+      if (!(Number.isInteger(sp.seq) && sp.seq >= 0 && sp.seq < this.sequences) || seen.has(sp.seq))
+        throw new FuselmError('E_INVALID_ARG', `forwardSpans: sequence ${sp.seq} is not one of 0..${this.sequences - 1} or comes twice`);
+      if (sp.ids.length < 1 || !(Number.isInteger(sp.pos) && sp.pos >= 0)) throw new FuselmError('E_INVALID_ARG', `forwardSpans: sequence ${sp.seq} has ${sp.ids.length} tokens at position ${sp.pos}`);
+      seen.add(sp.seq);
+      layout.push({ seq: sp.seq, row0: rows, rows: sp.ids.length });
+      rows += sp.ids.length;
+      end = Math.max(end, sp.pos + sp.ids.length);
+    }
+    if (rows < 1 || rows > this.batchSize) throw new FuselmError('E_INVALID_ARG', `forwardSpans: ${rows} tokens, expected 1..${this.batchSize}`);
+    await this.#ensureCapacity(end);
+    const logits = this.#allLogits();
+    const key = `spans:${layout.map((r) => `${r.seq}x${r.rows}`).join(',')}`;
+    const g = await this.#spanGraph(key, () => this.#nodes(logits, false, layout));
+    const ids = new Int32Array(rows), positions = new Int32Array(this.sequences), posIds = new Int32Array(rows);
+    spans.forEach((sp, i) => {
+      const r = layout[i];
+      ids.set(Array.from(sp.ids), r.row0);
+      positions[sp.seq] = sp.pos;
+      for (let t = 0; t < r.rows; t++) posIds[r.row0 + t] = sp.pos + t;
+    });
+    this.#ids.write(ids);
+    this.#positions.write(positions);
+    if (this.#w.posEmbd) this.#posIds.write(posIds);
+    await g.run(rows, 0);
+    return layout.map((r) => readF32Rows(logits, r.row0 + r.rows - 1, 1));
+  }
+
+  /** #graph for forwardSpans' layouts, of which the most recently used SPAN_GRAPHS are kept. */
+  async #spanGraph(key: string, nodes: () => Iterable<GraphNode>): Promise<Graph> {
+    const g = this.#graphs.get(key);
+    if (g) {
+      // most recently used last
+      this.#graphs.delete(key);
+      this.#graphs.set(key, g);
+      return g;
+    }
+    const kept = [...this.#graphs.keys()].filter((k) => k.startsWith('spans:'));
+    for (const k of kept.slice(0, Math.max(0, kept.length - SPAN_GRAPHS + 1))) {
+      this.#graphs.get(k)!.dispose();
+      this.#graphs.delete(k);
+    }
+    return this.#graph(key, nodes, this.#positions);
   }
 
   /** Each sequence's position (after the prefix, if any: its own cache row) for a batched step. */
@@ -456,6 +524,10 @@ export class LlamaState {
     return (this.#greedy ??= { logits: this.#be.empty('f32', [1, this.#c.vocabSize]), ids: emptyTensor('i32', [this.batchSize]) });
   }
 
+  /**
+   * One step of every sequence: ids[s] at positions[s] for sequence s. Returns the logits of
+   * all of them [sequences * vocab].
+   */
   async forwardBatch(ids: Int32Array, positions: Int32Array): Promise<Float32Array> {
     await this.#ensureCapacity(Math.max(...positions) + 1);
     const logits = this.#allLogits();

@@ -4,7 +4,7 @@
  * never corrupt each other's KV cache.
  */
 import { Chat, type ChatOptions } from '../chat.js';
-import { FuselmError } from '../errors.js';
+import { FuselmError, shown } from '../errors.js';
 import { readGgufModel } from '../formats/gguf-split.js';
 import { type Backend, CpuBackend, CudaBackend, resolveDevice } from '../backend.js';
 import type { NativeDevice, NativeImpl } from '../../bindings.js';
@@ -25,6 +25,7 @@ import { type LlamaWeights, LlamaState, disposeLlamaWeights, loadLlamaWeights, u
 import { CPU_BLOCK_DTYPES, CUDA_BLOCK_DTYPES, checkWeightDtype, GgufMappings, type WeightDtype } from './weights.js';
 import { loadGpt2GgufWeights } from './gpt2-gguf.js';
 import { DecodeCall, type Timings } from './decode-call.js';
+import { SequenceSlots } from './slots.js';
 import { availableMemory, checkMemoryPlan, decoderStateItems, ggufWeightItems, type MemoryItem, safetensorsWeightBytes } from './memory.js';
 import { GgmlType } from '../formats/ggml-types.js';
 import { DEFAULT_MODEL } from '../default-model.js';
@@ -465,6 +466,29 @@ export class Model {
         ...(o.logprobs === undefined ? {} : { logprobs: r.logprobs }),
       };
     });
+  }
+
+  /**
+   * `sequences` KV cache slots of contextSize positions each, for a scheduler that steps them
+   * itself (lib/server's continuous batching). They hold the model until closed: other calls
+   * wait their turn, as behind a stream.
+   */
+  async openSlots(sequences: number, opts: { batchSize?: number } = {}): Promise<SequenceSlots> {
+    if (!(Number.isInteger(sequences) && sequences >= 1 && sequences <= MAX_SEQUENCES))
+      throw new FuselmError('E_INVALID_ARG', `openSlots: sequences must be an integer in 1..${MAX_SEQUENCES}, got ${shown(sequences)}`);
+    const batchSize = opts.batchSize ?? this.batchSize;
+    if (!(Number.isInteger(batchSize) && batchSize >= 1 && batchSize <= this.contextSize))
+      throw new FuselmError('E_INVALID_ARG', `openSlots: batchSize must be an integer in 1..${this.contextSize}, got ${shown(batchSize)}`);
+    const release = await this.#turn();
+    try {
+      this.#checkLive();
+      this.#checkMoreState(`${sequences} slots`, sequences, this.contextSize, batchSize);
+      const state = new LlamaState(this.config, this.#weights!, this.#backend, { contextSize: this.contextSize, batchSize, sequences });
+      return new SequenceSlots(state, this.config.vocabSize, release);
+    } catch (e) {
+      release();
+      throw e;
+    }
   }
 
   /** Bytes of the KV cache of the model's sequence as allocated now: K and V, every layer; it grows with the positions used, up to contextSize. */

@@ -1,0 +1,162 @@
+/**
+ * The server under load: 1, 4 and 16 concurrent streaming clients (FUSELM_BENCH_CLIENTS to
+ * change) against `createServer` on 127.0.0.1, on the synthetic TinyLlama-1.1B-shaped q8_0 GGUF
+ * (FUSELM_BENCH_SHAPES for another shape). Each client sends one /v1/completions request: a
+ * token-id prompt of mixed length (16, 48, 96 or 160 tokens, by client), GEN tokens with
+ * end-of-generation ignored, greedy. Measured at the client, per level:
+ *  - aggregate tok/s: all generated tokens / wall time of the level (prefill included);
+ *  - aggregate decode tok/s: the sum over clients of (tokens - 1) / (last token - first token);
+ *  - TTFT (request sent -> first token) and ITL (gaps between a stream's tokens), p50 and p99.
+ * One warm-up request precedes the levels; the server runs with --parallel = the most clients.
+ * Beside it, in the same run: llama.cpp (node-llama-cpp's prebuilt CPU binary) with the same
+ * clients as parallel sequences of one context (its batching of concurrent sequences), the same
+ * prompts, threads and F16 KV cache, timed the same way; the ratios are fuselm / llama.cpp.
+ */
+import { loadModel } from '../lib/model/model.js';
+import { createServer } from '../lib/server/server.js';
+import { benchPrompt } from '../lib/tools/bench.js';
+import { loadLlamaCpp } from './peers/llama-cpp.js';
+import { type BenchResult } from './util.js';
+import { syntheticBenchModel } from '../lib/tools/bench-models.js';
+
+const GEN = 32;
+const PROMPT_LENGTHS = [16, 48, 96, 160];
+
+function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] : NaN;
+}
+
+interface ClientRun {
+  ttft: number;
+  gaps: number[];
+  tokens: number;
+  decodeSeconds: number;
+}
+
+/** One streaming request; times its tokens (logprobs: 0 makes every token a chunk of its own). */
+async function client(base: string, prompt: number[]): Promise<ClientRun> {
+  const t0 = performance.now();
+  const r = await fetch(`${base}/v1/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ prompt, max_tokens: GEN, temperature: 0, ignore_eos: true, stream: true, logprobs: 0 }),
+  });
+  if (r.status !== 200) throw new Error(`serve bench: HTTP ${r.status}: ${await r.text()}`);
+  const times: number[] = [];
+  const decoder = new TextDecoder();
+  let buf = '';
+  for await (const part of r.body as unknown as AsyncIterable<Uint8Array>) {
+    const now = performance.now();
+    buf += decoder.decode(part, { stream: true });
+    let i;
+    while ((i = buf.indexOf('\n\n')) >= 0) {
+      const ev = buf.slice(0, i);
+      buf = buf.slice(i + 2);
+      if (ev === 'data: [DONE]') continue;
+      const c = JSON.parse(ev.slice(6));
+      if (c.error) throw new Error(`serve bench: ${c.error.message}`);
+      for (const ch of c.choices) if (ch.logprobs) for (let k = 0; k < ch.logprobs.tokens.length; k++) times.push(now);
+    }
+  }
+  const gaps = times.slice(1).map((t, k) => (t - times[k]) / 1000);
+  return { ttft: (times[0] - t0) / 1000, gaps, tokens: times.length, decodeSeconds: (times[times.length - 1] - times[0]) / 1000 };
+}
+
+/** One level's figures from its clients' runs and wall time. */
+function level(runs: ClientRun[], wall: number) {
+  const ttft = runs.map((r) => r.ttft), itl = runs.flatMap((r) => r.gaps);
+  return {
+    wallSeconds: wall,
+    tokensPerSecond: runs.reduce((s, r) => s + r.tokens, 0) / wall,
+    decodeTokensPerSecond: runs.reduce((s, r) => s + (r.tokens - 1) / r.decodeSeconds, 0),
+    ttftP50: percentile(ttft, 50),
+    ttftP99: percentile(ttft, 99),
+    itlP50: percentile(itl, 50),
+    itlP99: percentile(itl, 99),
+  };
+}
+
+/** The peer: `n` sequences of one llama.cpp context, each generating GEN greedy tokens at once. */
+async function peerLevel(model: any, prompts: number[][], threads: number): Promise<{ runs: ClientRun[]; wall: number }> {
+  const n = prompts.length;
+  const ctx = await model.createContext({ contextSize: 256, sequences: n, batchSize: 512, threads, experimentalKvCacheKeyType: 'F16', experimentalKvCacheValueType: 'F16' });
+  try {
+    const t0 = performance.now();
+    const runs = await Promise.all(prompts.map(async (p) => {
+      const seq = ctx.getSequence();
+      const start = performance.now();
+      const times: number[] = [];
+      for await (const _ of seq.evaluate(p, { temperature: 0 })) {
+        times.push(performance.now());
+        if (times.length >= GEN) break;
+      }
+      const gaps = times.slice(1).map((t, k) => (t - times[k]) / 1000);
+      return { ttft: (times[0] - start) / 1000, gaps, tokens: times.length, decodeSeconds: (times[times.length - 1] - times[0]) / 1000 };
+    }));
+    return { runs, wall: (performance.now() - t0) / 1000 };
+  } finally {
+    await ctx.dispose();
+  }
+}
+
+export async function run(): Promise<BenchResult[]> {
+  const shape = (process.env.FUSELM_BENCH_SHAPES ?? 'tinyllama-1.1b').split(',')[0];
+  const levels = (process.env.FUSELM_BENCH_CLIENTS ?? '1,4,16').split(',').map(Number);
+  const file = await syntheticBenchModel(shape, 'q8_0');
+  const model = await loadModel(file, { contextSize: 256 });
+  const threads = model.threads;
+  const server = createServer(model, { parallel: Math.max(...levels) });
+  const V = model.config.vocabSize, bos = model.tokenizer.bos;
+  const prompts = Array.from({ length: Math.max(...levels) }, (_, i) => benchPrompt(PROMPT_LENGTHS[i % PROMPT_LENGTHS.length], V, bos).map((t, k) => (k === 0 ? t : (t + i) % V)));
+  const ours = new Map<number, ReturnType<typeof level>>();
+  try {
+    await server.ready;
+    const base = await server.listen({ port: 0 });
+    await client(base, prompts[0].slice(0, 8)); // warm-up
+    for (const n of levels) {
+      const t0 = performance.now();
+      const runs = await Promise.all(prompts.slice(0, n).map((p) => client(base, p)));
+      ours.set(n, level(runs, (performance.now() - t0) / 1000));
+      process.stderr.write(`serve: ${n} clients ${JSON.stringify(ours.get(n))}\n`);
+    }
+  } finally {
+    await server.close();
+    await model.dispose();
+  }
+  const theirs = new Map<number, ReturnType<typeof level>>();
+  const llama = await loadLlamaCpp();
+  if (llama) {
+    const peer = await llama.loadModel({ modelPath: file });
+    try {
+      await peerLevel(peer, [prompts[0].slice(0, 8)], threads); // warm-up
+      for (const n of levels) {
+        const r = await peerLevel(peer, prompts.slice(0, n), threads);
+        theirs.set(n, level(r.runs, r.wall));
+        process.stderr.write(`serve: llama.cpp ${n} clients ${JSON.stringify(theirs.get(n))}\n`);
+      }
+    } finally {
+      await peer.dispose();
+    }
+  }
+  const single = ours.get(levels[0])!.decodeTokensPerSecond;
+  return levels.map((n) => {
+    const f = ours.get(n)!, l = theirs.get(n);
+    return {
+      name: `${shape} q8_0 ${n} clients tg${GEN} ${threads}t`,
+      seconds: f.wallSeconds,
+      ...f,
+      decodeSpeedupOverFirstLevel: f.decodeTokensPerSecond / single,
+      ...(l
+        ? {
+            llamaCppTokensPerSecond: l.tokensPerSecond,
+            llamaCppDecodeTokensPerSecond: l.decodeTokensPerSecond,
+            llamaCppTtftP50: l.ttftP50,
+            llamaCppItlP50: l.itlP50,
+            decodeRatio: f.decodeTokensPerSecond / l.decodeTokensPerSecond,
+            tokensPerSecondRatio: f.tokensPerSecond / l.tokensPerSecond,
+          }
+        : {}),
+    };
+  });
+}

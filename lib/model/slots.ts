@@ -1,0 +1,62 @@
+/**
+ * KV cache slots stepped by a caller's own scheduler (the server's continuous batching): each
+ * slot is one sequence's cache; step() evaluates, in one forward, prompt chunks of some slots
+ * and the next token of others. The slots hold the model (other calls on it wait) until close().
+ */
+import { FuselmError } from '../errors.js';
+import type { LlamaState } from './llama.js';
+
+export class SequenceSlots {
+  /** Number of slots (parallel sequences). */
+  readonly size: number;
+  /** KV cache positions of each slot. */
+  readonly contextSize: number;
+  /** Most tokens one step() evaluates. */
+  readonly batchSize: number;
+  /** Logits per row. */
+  readonly vocabSize: number;
+  #state: LlamaState | undefined;
+  readonly #release: () => void;
+
+  /** Made by Model.openSlots(). */
+  constructor(state: LlamaState, vocabSize: number, release: () => void) {
+    this.#state = state;
+    this.size = state.sequences;
+    this.contextSize = state.contextSize;
+    this.batchSize = state.batchSize;
+    this.vocabSize = vocabSize;
+    this.#release = release;
+  }
+
+  #live(): LlamaState {
+    if (!this.#state) throw new FuselmError('E_DISPOSED', 'sequence slots used after close()');
+    return this.#state;
+  }
+
+  /**
+   * One forward over spans of several slots (prompt chunks and decode tokens together, at most
+   * batchSize tokens in all, each slot at most once): span i evaluates `ids` of slot `slot` at
+   * positions pos .. pos + ids.length - 1 (the slot's cache must hold its positions before pos).
+   * Returns each span's last-token logits.
+   */
+  async step(spans: readonly { slot: number; ids: readonly number[]; pos: number }[]): Promise<Float32Array[]> {
+    const s = this.#live();
+    for (const sp of spans)
+      if (!(Number.isInteger(sp.pos) && sp.pos >= 0 && sp.pos + sp.ids.length <= this.contextSize))
+        throw new FuselmError('E_CONTEXT_FULL', `step: positions ${sp.pos}..${sp.pos + sp.ids.length - 1} are past the ${this.contextSize} of a slot`);
+    return s.forwardSpans(spans.map((sp) => ({ seq: sp.slot, ids: sp.ids, pos: sp.pos })));
+  }
+
+  /** Bytes of the slots' KV caches as allocated now. */
+  get kvCacheBytes(): number {
+    return this.#live().kvCacheBytes;
+  }
+
+  /** Frees the caches and releases the model. */
+  close(): void {
+    if (!this.#state) return;
+    this.#state.dispose();
+    this.#state = undefined;
+    this.#release();
+  }
+}

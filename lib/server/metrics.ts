@@ -1,0 +1,56 @@
+/**
+ * The server's Prometheus metrics (prom-client), in a registry of its own (several servers in
+ * one process keep separate counts). Names follow Prometheus' conventions: `_total` counters,
+ * `_seconds` histograms.
+ */
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { SchedulerEvents } from './scheduler.js';
+
+/** Buckets for time to first token and inter-token latency: 1 ms .. 60 s. */
+const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+export class ServerMetrics {
+  readonly registry = new Registry();
+  readonly promptTokens = new Counter({ name: 'fuselm_prompt_tokens_total', help: 'Prompt tokens of finished prompt evaluations (reused ones included)', registers: [this.registry] });
+  readonly promptTokensReused = new Counter({
+    name: 'fuselm_prefix_cache_hit_tokens_total',
+    help: "Prompt tokens whose KV cache entries a slot already held (not evaluated again)",
+    registers: [this.registry],
+  });
+  readonly generatedTokens = new Counter({ name: 'fuselm_generated_tokens_total', help: 'Tokens generated', registers: [this.registry] });
+  readonly running = new Gauge({ name: 'fuselm_requests_running', help: 'Sequences holding a KV cache slot', registers: [this.registry] });
+  readonly waiting = new Gauge({ name: 'fuselm_requests_waiting', help: 'Sequences queued for a slot', registers: [this.registry] });
+  readonly kvUsed = new Gauge({ name: 'fuselm_kv_cache_used_tokens', help: 'KV cache positions holding a token, in all slots (running sequences and kept prefixes)', registers: [this.registry] });
+  readonly kvFree = new Gauge({ name: 'fuselm_kv_cache_free_tokens', help: 'KV cache positions free, in all slots', registers: [this.registry] });
+  readonly ttft = new Histogram({ name: 'fuselm_time_to_first_token_seconds', help: 'From a request queued to its first token', buckets: LATENCY_BUCKETS, registers: [this.registry] });
+  readonly itl = new Histogram({ name: 'fuselm_inter_token_latency_seconds', help: 'Between consecutive tokens of a sequence', buckets: LATENCY_BUCKETS, registers: [this.registry] });
+
+  constructor(readonly capacity: number) {
+    this.kvFree.set(capacity);
+    this.kvUsed.set(0);
+  }
+
+  /** The scheduler's events, feeding these series. */
+  events(): SchedulerEvents {
+    return {
+      firstToken: (s) => {
+        this.ttft.observe(s);
+        this.generatedTokens.inc();
+      },
+      nextToken: (s) => {
+        this.itl.observe(s);
+        this.generatedTokens.inc();
+      },
+      prompt: (evaluated, reused) => {
+        this.promptTokens.inc(evaluated + reused);
+        this.promptTokensReused.inc(reused);
+      },
+      load: (running, waiting, cachedTokens) => {
+        this.running.set(running);
+        this.waiting.set(waiting);
+        this.kvUsed.set(cachedTokens);
+        this.kvFree.set(this.capacity - cachedTokens);
+      },
+    };
+  }
+}

@@ -1,0 +1,320 @@
+/**
+ * Continuous batching over a model's KV cache slots (Model.openSlots). Requests wait in a
+ * bounded queue until a slot is free; every step then runs ONE forward over
+ *   - the next token of every sequence past its prompt, and
+ *   - prompt chunks of the sequences still reading their prompts, at most `stepTokens` tokens in
+ *     all (so a long prompt delays the others' next token by one chunk per step, never by its
+ *     whole length).
+ * A sequence that ends (end of generation, a stop string, max tokens, a full context) or is
+ * aborted (its client went away, a timeout) leaves before the next step, and its slot is free.
+ *
+ * A free slot keeps the tokens its cache holds; a new request takes the free slot sharing the
+ * longest prefix with its prompt (else the least recently used one) and evaluates only the rest
+ * (the llama.cpp server's slot reuse: a repeated system prompt is evaluated once per slot).
+ */
+import { FuselmError } from '../errors.js';
+import { type GenerateOptions, type FinishReason, SequenceRun, type StreamChunk } from '../generate.js';
+import type { LogprobsResult } from '../sampling/sampler.js';
+import type { SequenceSlots } from '../model/slots.js';
+import type { Tokenizer } from '../tokenizer/tokenizer.js';
+
+/** A free slot's cached prefix is taken over only when it shares this many tokens with the prompt. */
+const REUSE_MIN_TOKENS = 16;
+
+export interface SchedulerOptions {
+  /** Most requests waiting for a slot; past it submit() throws QueueFullError. */
+  maxQueue: number;
+  /** Most prompt tokens evaluated per step, over all sequences. */
+  stepTokens: number;
+}
+
+/** What the scheduler reports as it works (lib/server/metrics.ts turns them into Prometheus series). */
+export interface SchedulerEvents {
+  /** A sequence's first generated token, `seconds` after it was submitted. */
+  firstToken?(seconds: number): void;
+  /** A later token, `seconds` after the sequence's previous one. */
+  nextToken?(seconds: number): void;
+  /** Prompt tokens evaluated, and those reused from a slot's cache. */
+  prompt?(evaluated: number, reused: number): void;
+  /** After each step and queue change: sequences running and waiting, tokens held in the slots' caches. */
+  load?(running: number, waiting: number, cachedTokens: number): void;
+}
+
+export interface SequenceResult {
+  ids: number[];
+  text: string;
+  finishReason: FinishReason;
+  promptTokens: number;
+  /** Prompt tokens whose cache entries a slot already held. */
+  cachedTokens: number;
+  logprobs?: LogprobsResult[];
+}
+
+export interface SubmitOptions {
+  /** Each generated chunk, as generate()'s stream gives them (with a last id -1 chunk for held-back text). */
+  onChunk?: (chunk: StreamChunk) => void;
+  /** Ends the sequence before its next step; the promise rejects with E_ABORTED. */
+  signal?: AbortSignal;
+}
+
+/** submit() when the queue is full (HTTP 429). */
+export class QueueFullError extends Error {
+  constructor(readonly waiting: number) {
+    super(`the server is busy: ${waiting} requests are waiting`);
+    this.name = 'QueueFullError';
+  }
+}
+
+interface Sequence {
+  run: SequenceRun;
+  prompt: number[];
+  opts: SubmitOptions;
+  slot: number;
+  /** Prompt tokens in the slot's cache. */
+  evaluated: number;
+  cached: number;
+  /** The next cache position to write once decoding (prompt length + tokens decoded). */
+  pos: number;
+  /** True once the prompt is evaluated and the first token drawn. */
+  decoding: boolean;
+  submitted: number;
+  lastToken: number;
+  resolve: (r: SequenceResult) => void;
+  reject: (e: unknown) => void;
+}
+
+interface Slot {
+  /** The tokens at its cache positions 0 .. n-1 (for prefix reuse). */
+  tokens: number[];
+  seq: Sequence | undefined;
+  lastUsed: number;
+}
+
+export class Scheduler {
+  readonly #slots: SequenceSlots;
+  readonly #tok: Tokenizer;
+  readonly #o: SchedulerOptions;
+  readonly #events: SchedulerEvents;
+  readonly #slot: Slot[];
+  readonly #waiting: Sequence[] = [];
+  #loop: Promise<void> | undefined;
+  #clock = 0;
+  #closed = false;
+
+  constructor(slots: SequenceSlots, tokenizer: Tokenizer, o: SchedulerOptions, events: SchedulerEvents = {}) {
+    this.#slots = slots;
+    this.#tok = tokenizer;
+    this.#o = o;
+    this.#events = events;
+    this.#slot = Array.from({ length: slots.size }, () => ({ tokens: [], seq: undefined, lastUsed: 0 }));
+  }
+
+  /** Sequences holding a slot. */
+  get running(): number {
+    return this.#slot.filter((s) => s.seq).length;
+  }
+
+  get waiting(): number {
+    return this.#waiting.length;
+  }
+
+  get contextSize(): number {
+    return this.#slots.contextSize;
+  }
+
+  /** Whether `n` more sequences would be queued (or run) rather than refused. */
+  canAccept(n: number): boolean {
+    const free = this.#slot.filter((s) => !s.seq).length;
+    return this.#waiting.length + n <= this.#o.maxQueue + Math.max(0, free - this.#waiting.length);
+  }
+
+  /**
+   * Generates a continuation of `prompt` (token ids; 1 .. contextSize of them). Resolves when the
+   * sequence ends; throws QueueFullError at once when the queue is full.
+   */
+  submit(prompt: number[], o: GenerateOptions, opts: SubmitOptions = {}): Promise<SequenceResult> {
+    if (this.#closed) return Promise.reject(new FuselmError('E_DISPOSED', 'the scheduler is closed'));
+    if (prompt.length === 0) return Promise.reject(new FuselmError('E_INVALID_ARG', 'the prompt is empty'));
+    if (prompt.length > this.#slots.contextSize)
+      return Promise.reject(new FuselmError('E_CONTEXT_FULL', `the prompt has ${prompt.length} tokens but the context holds ${this.#slots.contextSize}`));
+    if (!this.canAccept(1)) throw new QueueFullError(this.#waiting.length);
+    let run: SequenceRun;
+    try {
+      run = new SequenceRun(this.#tok, prompt, o, this.#slots.vocabSize);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    // nothing to generate (max_tokens 0): no slot, no evaluation
+    if (run.done) return Promise.resolve({ ids: [], text: '', finishReason: run.finishReason!, promptTokens: prompt.length, cachedTokens: 0 });
+    return new Promise<SequenceResult>((resolve, reject) => {
+      const now = performance.now();
+      const seq: Sequence = { run, prompt, opts, slot: -1, evaluated: 0, cached: 0, pos: 0, decoding: false, submitted: now, lastToken: now, resolve, reject };
+      if (opts.signal?.aborted) return reject(aborted(opts.signal));
+      this.#waiting.push(seq);
+      this.#report();
+      this.#loop ??= this.#run().finally(() => (this.#loop = undefined));
+    });
+  }
+
+  /** Refuses new work, lets running and waiting sequences finish, then frees the slots. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#loop;
+    this.#slots.close();
+  }
+
+  /** Aborts every sequence (running and waiting) with `reason`. */
+  abortAll(reason: string): void {
+    const e = new FuselmError('E_ABORTED', reason);
+    for (const s of this.#waiting.splice(0)) s.reject(e);
+    for (const sl of this.#slot) if (sl.seq) this.#leave(sl.seq, e);
+    this.#report();
+  }
+
+  #report(): void {
+    this.#events.load?.(this.running, this.#waiting.length, this.#slot.reduce((n, s) => n + s.tokens.length, 0));
+  }
+
+  async #run(): Promise<void> {
+    while (this.#waiting.length || this.#slot.some((s) => s.seq)) {
+      try {
+        this.#admit();
+        await this.#step();
+      } catch (e) {
+        // a failed step leaves the slots' caches unknown: every sequence in them fails with it
+        for (const sl of this.#slot) {
+          sl.tokens = [];
+          if (sl.seq) this.#leave(sl.seq, e);
+        }
+      }
+      this.#report();
+    }
+  }
+
+  /** Free slots go to waiting sequences, in order of arrival. */
+  #admit(): void {
+    for (let i = 0; i < this.#waiting.length; ) {
+      const seq = this.#waiting[i];
+      if (seq.opts.signal?.aborted) {
+        this.#waiting.splice(i, 1);
+        seq.reject(aborted(seq.opts.signal));
+        continue;
+      }
+      const slot = this.#pickSlot(seq.prompt);
+      if (slot < 0) return;
+      this.#waiting.splice(i, 1);
+      const sl = this.#slot[slot];
+      // reuse the cached prefix, but never the last prompt token: its logits start the generation
+      let keep = 0;
+      while (keep < seq.prompt.length - 1 && keep < sl.tokens.length && sl.tokens[keep] === seq.prompt[keep]) keep++;
+      sl.tokens.length = keep;
+      sl.seq = seq;
+      sl.lastUsed = ++this.#clock;
+      seq.slot = slot;
+      seq.evaluated = seq.cached = keep;
+      this.#report();
+    }
+  }
+
+  /**
+   * The free slot sharing the longest prefix with `prompt` when that prefix is worth keeping (at
+   * least REUSE_MIN_TOKENS, or all of the prompt but its last token), else the least recently
+   * used free slot (so a BOS in common does not evict a long cached prefix); -1 when none is free.
+   */
+  #pickSlot(prompt: number[]): number {
+    let lru = -1, best = -1, bestLen = 0;
+    this.#slot.forEach((sl, i) => {
+      if (sl.seq) return;
+      if (lru < 0 || sl.lastUsed < this.#slot[lru].lastUsed) lru = i;
+      let n = 0;
+      while (n < prompt.length && n < sl.tokens.length && sl.tokens[n] === prompt[n]) n++;
+      if (n > bestLen) [best, bestLen] = [i, n];
+    });
+    return best >= 0 && bestLen >= Math.min(REUSE_MIN_TOKENS, prompt.length - 1) ? best : lru;
+  }
+
+  /**
+   * One step, one forward: the next token of every decoding sequence, and prompt chunks of the
+   * sequences still reading theirs (oldest first, stepTokens tokens in all, within the slots'
+   * batch).
+   */
+  async #step(): Promise<void> {
+    const live = () => this.#slot.map((s) => s.seq).filter((s): s is Sequence => !!s);
+    for (const seq of live()) this.#dropIfAborted(seq);
+    const spans = live()
+      .filter((s) => s.decoding)
+      .map((seq) => ({ seq, ids: [seq.run.lastId], pos: seq.pos, prompt: false }));
+    let budget = Math.min(this.#o.stepTokens, this.#slots.batchSize - spans.length);
+    for (const seq of live().filter((s) => !s.decoding).sort((a, b) => a.submitted - b.submitted)) {
+      if (budget <= 0) break;
+      const n = Math.min(budget, seq.prompt.length - seq.evaluated);
+      spans.push({ seq, ids: seq.prompt.slice(seq.evaluated, seq.evaluated + n), pos: seq.evaluated, prompt: true });
+      budget -= n;
+    }
+    if (!spans.length) return;
+    const logits = await this.#slots.step(spans.map((sp) => ({ slot: sp.seq.slot, ids: sp.ids, pos: sp.pos })));
+    spans.forEach(({ seq, ids, prompt }, i) => {
+      const sl = this.#slot[seq.slot];
+      sl.tokens.push(...ids);
+      // aborted (abortAll) while the step ran: gone already
+      if (sl.seq !== seq) return;
+      if (!prompt) seq.pos++;
+      else {
+        seq.evaluated += ids.length;
+        if (seq.evaluated < seq.prompt.length) return;
+        this.#events.prompt?.(seq.prompt.length - seq.cached, seq.cached);
+        seq.decoding = true;
+        seq.pos = seq.prompt.length;
+      }
+      this.#accept(seq, logits[i]);
+    });
+  }
+
+  /** Draws the sequence's next token from `logits`; ends it when it is done. */
+  #accept(seq: Sequence, logits: Float32Array): void {
+    try {
+      const chunk = seq.run.step(logits);
+      const now = performance.now();
+      if (seq.run.ids.length === 1 && chunk) this.#events.firstToken?.((now - seq.submitted) / 1000);
+      else if (chunk) this.#events.nextToken?.((now - seq.lastToken) / 1000);
+      seq.lastToken = now;
+      if (chunk) seq.opts.onChunk?.(chunk);
+      if (!seq.run.done && seq.pos >= this.#slots.contextSize) seq.run.end('contextFull');
+      if (seq.run.done) this.#leave(seq);
+    } catch (e) {
+      this.#leave(seq, e);
+    }
+  }
+
+  #dropIfAborted(seq: Sequence): boolean {
+    if (!seq.opts.signal?.aborted) return false;
+    this.#leave(seq, aborted(seq.opts.signal));
+    return true;
+  }
+
+  /** The sequence leaves its slot (whose cache keeps the tokens evaluated), resolved or with `error`. */
+  #leave(seq: Sequence, error?: unknown): void {
+    const sl = this.#slot[seq.slot];
+    if (sl?.seq === seq) {
+      sl.seq = undefined;
+      sl.lastUsed = ++this.#clock;
+      this.#report();
+    }
+    if (error !== undefined) return seq.reject(error);
+    const tail = seq.run.finish();
+    if (tail) seq.opts.onChunk?.(tail);
+    const r = seq.run;
+    seq.resolve({
+      ids: r.ids,
+      text: r.text,
+      finishReason: r.finishReason!,
+      promptTokens: seq.prompt.length,
+      cachedTokens: seq.cached,
+      ...(r.logprobs.length ? { logprobs: r.logprobs } : {}),
+    });
+  }
+}
+
+function aborted(signal: AbortSignal): FuselmError {
+  return new FuselmError('E_ABORTED', 'the request was aborted', { cause: signal.reason });
+}

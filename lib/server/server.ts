@@ -1,0 +1,415 @@
+/**
+ * createServer(): an OpenAI-compatible HTTP server on fastify. Routes:
+ *   POST /v1/chat/completions, /v1/completions   (SSE streaming or one JSON body)
+ *   POST /v1/embeddings                          (an embedding model)
+ *   GET  /v1/models[/:id], POST /tokenize, /detokenize (llama.cpp's server's shapes)
+ *   GET  /health (503 while loading or draining, 200 ready; public with API keys), GET /metrics
+ * Decoder requests go through the Scheduler (continuous batching over the model's slots); bodies
+ * are validated against lib/server/schemas.ts; every error is OpenAI's error body.
+ */
+import { randomUUID, timingSafeEqual } from 'node:crypto';
+import { basename } from 'node:path';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { ChatTemplate, type ChatMessage } from '../chat.js';
+import { FuselmError } from '../errors.js';
+import { generationDefaults, type GenerateOptions, type StreamChunk } from '../generate.js';
+import type { EmbeddingModel } from '../model/bert.js';
+import type { Model } from '../model/model.js';
+import type { Tokenizer } from '../tokenizer/tokenizer.js';
+import { ServerMetrics } from './metrics.js';
+import { ApiError, chatLogprobs, completionLogprobs, errorResponse, finishReason, generateOptions, type SamplingFields } from './openai.js';
+import { Scheduler, type SequenceResult } from './scheduler.js';
+import { chatCompletionBody, completionBody, detokenizeBody, embeddingBody, tokenizeBody } from './schemas.js';
+
+export interface ServerOptions {
+  /** Sequences decoded together (KV cache slots of the model's contextSize each). Default 4. */
+  parallel?: number;
+  /**
+   * Most prompt tokens evaluated per scheduler step, over all sequences (each step's forward
+   * also takes one token of every running sequence: a larger budget fills the batch sooner, a
+   * smaller one keeps the running sequences' inter-token latency lower). Default 256 (at most
+   * the model's batchSize).
+   */
+  stepTokens?: number;
+  /** Most sequences waiting for a slot; past it a request is a 429 with Retry-After. Default 64. */
+  maxQueue?: number;
+  /** Largest request body in bytes (413 past it). Default 4 MiB. */
+  bodyLimit?: number;
+  /** A request running longer (ms) ends with a 408 (streams: an error event). Default 600000. */
+  requestTimeout?: number;
+  /** Bearer keys the API routes take (401 without one); /health stays public. Default: none, open. */
+  apiKeys?: string[];
+  /** Origins allowed cross-origin requests ('*' for any). Default: none (CORS off). */
+  cors?: string[];
+  /** The model's id in /v1/models and responses. Default: the model file's name. */
+  modelName?: string;
+  /** A Jinja chat template over the model's own. */
+  chatTemplate?: string;
+  /** How long close() lets running requests finish (ms) before it aborts them. Default 30000. */
+  drainTimeout?: number;
+  /** Fastify's logger (pino options or true). Default off. */
+  logger?: boolean | object;
+}
+
+export interface FuselmServer {
+  /** The fastify instance (for inject() in tests, or more routes). */
+  readonly app: FastifyInstance;
+  readonly metrics: ServerMetrics;
+  /** Resolves once the model is loaded and the slots are open (rejects if loading failed). */
+  readonly ready: Promise<void>;
+  /** Listens on host:port (default 127.0.0.1:8080; port 0 picks one); resolves with the address as a URL. */
+  listen(o?: { host?: string; port?: number }): Promise<string>;
+  /**
+   * Stops accepting requests (health turns 503), lets running ones finish within drainTimeout,
+   * aborts the rest, and frees the slots. The model stays the caller's to dispose.
+   */
+  close(): Promise<void>;
+}
+
+interface ChatBody extends SamplingFields {
+  messages: { role: string; content?: string | { type: string; text?: string }[] | null }[];
+  max_completion_tokens?: number | null;
+  logprobs?: boolean | null;
+  top_logprobs?: number | null;
+}
+
+interface CompletionBody extends SamplingFields {
+  prompt: string | string[] | number[] | number[][];
+  logprobs?: number | null;
+  echo?: boolean | null;
+}
+
+type Decoder = { kind: 'decoder'; model: Model; scheduler: Scheduler; template: ChatTemplate; defaults: GenerateOptions };
+type Embedder = { kind: 'embedder'; model: EmbeddingModel };
+
+const DEFAULT_STEP_TOKENS = 256;
+
+/** OpenAI's default max_tokens of /v1/completions (chat has none: until the end or a full context). */
+const COMPLETION_DEFAULT_MAX_TOKENS = 16;
+
+function isEmbeddingModel(m: Model | EmbeddingModel): m is EmbeddingModel {
+  return typeof (m as EmbeddingModel).embed === 'function';
+}
+
+export function createServer(model: Model | EmbeddingModel | Promise<Model | EmbeddingModel>, opts: ServerOptions = {}): FuselmServer {
+  const parallel = opts.parallel ?? 4;
+  const requestTimeout = opts.requestTimeout ?? 600_000;
+  const drainTimeout = opts.drainTimeout ?? 30_000;
+  if (!(Number.isInteger(parallel) && parallel >= 1 && parallel <= 256)) throw new FuselmError('E_INVALID_ARG', `parallel must be an integer in 1..256, got ${parallel}`);
+  const keys = (opts.apiKeys ?? []).map((k) => Buffer.from(k));
+  if (keys.some((k) => k.length === 0)) throw new FuselmError('E_INVALID_ARG', 'apiKeys must be non-empty strings');
+
+  const app = Fastify({
+    logger: opts.logger ?? false,
+    bodyLimit: opts.bodyLimit ?? 4 << 20,
+    return503OnClosing: true,
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false } },
+  });
+  let core: Decoder | Embedder | undefined;
+  let metrics: ServerMetrics = new ServerMetrics(0);
+  let closing = false;
+  let modelName = opts.modelName ?? 'fuselm';
+
+  const ready = (async () => {
+    const m = await model;
+    modelName = opts.modelName ?? basename(m.path);
+    if (isEmbeddingModel(m)) {
+      core = { kind: 'embedder', model: m };
+      return;
+    }
+    const slots = await m.openSlots(parallel);
+    const cap = slots.size * slots.contextSize;
+    metrics = new ServerMetrics(cap);
+    const scheduler = new Scheduler(slots, m.tokenizer, { maxQueue: opts.maxQueue ?? 64, stepTokens: opts.stepTokens ?? Math.min(DEFAULT_STEP_TOKENS, m.batchSize) }, metrics.events());
+    const template = new ChatTemplate(m.tokenizer, { template: opts.chatTemplate });
+    core = { kind: 'decoder', model: m, scheduler, template, defaults: generationDefaults(m.generationConfig) };
+  })();
+  ready.catch(() => {});
+
+  const sendError = (reply: FastifyReply, e: unknown) => {
+    const r = errorResponse(e);
+    if (r.retryAfter) reply.header('retry-after', String(r.retryAfter));
+    return reply.code(r.status).send(r.body);
+  };
+
+  app.setErrorHandler((err: Error & { validation?: unknown; statusCode?: number; validationContext?: string }, _req, reply) => {
+    if (err.validation) return sendError(reply, new ApiError(400, err.message, { param: paramOf(err.validation) }));
+    if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500)
+      return sendError(reply, new ApiError(err.statusCode, err.message, { code: (err as { code?: string }).code ?? null }));
+    return sendError(reply, err);
+  });
+  app.setNotFoundHandler((req, reply) => sendError(reply, new ApiError(404, `no route ${req.method} ${req.url.split('?')[0]}`, { code: 'not_found' })));
+
+  // CORS (off unless origins are given) and API keys
+  app.addHook('onRequest', async (req, reply) => {
+    const origin = req.headers.origin;
+    if (opts.cors?.length && origin && (opts.cors.includes('*') || opts.cors.includes(origin))) {
+      reply.raw.setHeader('access-control-allow-origin', opts.cors.includes('*') ? '*' : origin);
+      reply.raw.setHeader('vary', 'Origin');
+      if (req.method === 'OPTIONS') {
+        reply.raw.setHeader('access-control-allow-methods', 'GET, POST, OPTIONS');
+        reply.raw.setHeader('access-control-allow-headers', 'authorization, content-type');
+        return reply.code(204).send();
+      }
+    }
+    if (!keys.length || req.url === '/health' || req.url.startsWith('/health?')) return;
+    const auth = req.headers.authorization;
+    const given = auth?.startsWith('Bearer ') ? Buffer.from(auth.slice(7).trim()) : undefined;
+    if (!given || !keys.some((k) => k.length === given.length && timingSafeEqual(k, given)))
+      return sendError(reply, new ApiError(401, 'invalid or missing API key (Authorization: Bearer KEY)', { code: 'invalid_api_key' }));
+  });
+
+  const decoder = (): Decoder => {
+    if (closing) throw new ApiError(503, 'the server is shutting down', { code: 'shutting_down' });
+    if (!core) throw new ApiError(503, 'the model is loading', { code: 'loading' });
+    if (core.kind !== 'decoder') throw new ApiError(501, 'this server runs an embedding model: it has no completions', { code: 'not_supported' });
+    return core;
+  };
+
+  app.get('/health', async (_req, reply) => {
+    if (closing) return reply.code(503).send({ status: 'shutting down' });
+    if (!core) return reply.code(503).send({ status: 'loading' });
+    return { status: 'ok' };
+  });
+
+  app.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
+
+  const modelEntry = () => ({ id: modelName, object: 'model', created: 0, owned_by: 'fuselm' });
+  app.get('/v1/models', async () => ({ object: 'list', data: [modelEntry()] }));
+  app.get<{ Params: { id: string } }>('/v1/models/:id', async (req) => {
+    if (req.params.id !== modelName) throw new ApiError(404, `no model ${JSON.stringify(req.params.id).slice(0, 80)}; this server has ${JSON.stringify(modelName)}`, { code: 'model_not_found', param: 'model' });
+    return modelEntry();
+  });
+
+  app.post<{ Body: { content: string; add_special?: boolean; with_pieces?: boolean } }>('/tokenize', { schema: { body: tokenizeBody } }, async (req) => {
+    const tok = tokenizerOf();
+    const b = req.body;
+    const ids = tok.encodeAsync ? await tok.encodeAsync(b.content, { addSpecial: b.add_special ?? false }) : tok.encode(b.content, { addSpecial: b.add_special ?? false });
+    return { tokens: b.with_pieces ? ids.map((id) => ({ id, piece: tok.decode([id]) })) : ids };
+  });
+
+  app.post<{ Body: { tokens: number[] } }>('/detokenize', { schema: { body: detokenizeBody } }, async (req) => {
+    const tok = tokenizerOf();
+    for (const id of req.body.tokens) if (id >= tok.vocabSize) throw new ApiError(400, `token ${id} is outside the vocabulary (0..${tok.vocabSize - 1})`, { param: 'tokens' });
+    return { content: tok.decode(req.body.tokens) };
+  });
+
+  function tokenizerOf(): Tokenizer {
+    if (!core) throw new ApiError(503, 'the model is loading', { code: 'loading' });
+    const tok = core.model.tokenizer;
+    if (!tok) throw new ApiError(501, 'the model has no tokenizer', { code: 'not_supported' });
+    return tok;
+  }
+
+  app.post<{ Body: { input: string | string[]; encoding_format?: 'float' | 'base64' } }>('/v1/embeddings', { schema: { body: embeddingBody } }, async (req) => {
+    if (!core) throw new ApiError(503, 'the model is loading', { code: 'loading' });
+    if (core.kind !== 'embedder') throw new ApiError(501, 'this server runs a decoder: embeddings need an embedding model (fuselm serve -m a BERT model)', { code: 'not_supported' });
+    const m = core.model;
+    const texts = typeof req.body.input === 'string' ? [req.body.input] : req.body.input;
+    const tok = m.tokenizer!;
+    let tokens = 0;
+    for (const [i, t] of texts.entries()) {
+      const n = tok.encode(t, { addSpecial: true }).length;
+      if (n > m.maxTokens) throw new ApiError(400, `input[${i}] has ${n} tokens; the model takes at most ${m.maxTokens}`, { code: 'context_length_exceeded', param: 'input' });
+      tokens += n;
+    }
+    const vecs = await m.embed(texts);
+    const base64 = req.body.encoding_format === 'base64';
+    return {
+      object: 'list',
+      data: vecs.map((v, index) => ({ object: 'embedding', index, embedding: base64 ? Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64') : Array.from(v) })),
+      model: modelName,
+      usage: { prompt_tokens: tokens, total_tokens: tokens },
+    };
+  });
+
+  app.post<{ Body: ChatBody }>('/v1/chat/completions', { schema: { body: chatCompletionBody } }, async (req, reply) => {
+    const d = decoder();
+    const b = req.body;
+    const messages: ChatMessage[] = b.messages.map((m) => ({ role: m.role === 'developer' ? 'system' : m.role, content: contentText(m.content) }));
+    const prompt = await d.template.encodeAsync(messages, { addGenerationPrompt: true });
+    const max = b.max_completion_tokens ?? b.max_tokens ?? undefined;
+    return runCompletion(d, req, reply, {
+      chat: true,
+      prompts: [prompt],
+      b,
+      maxTokens: max,
+      logprobs: b.logprobs ? (b.top_logprobs ?? 0) : undefined,
+    });
+  });
+
+  app.post<{ Body: CompletionBody }>('/v1/completions', { schema: { body: completionBody } }, async (req, reply) => {
+    const d = decoder();
+    const b = req.body;
+    const tok = d.model.tokenizer;
+    const list: (string | number[])[] = typeof b.prompt === 'string' ? [b.prompt] : typeof b.prompt[0] === 'number' ? [b.prompt as number[]] : (b.prompt as (string | number[])[]);
+    const prompts: number[][] = [];
+    for (const p of list) {
+      if (typeof p !== 'string') {
+        for (const id of p) if (id >= d.model.config.vocabSize) throw new ApiError(400, `prompt token ${id} is outside the vocabulary (0..${d.model.config.vocabSize - 1})`, { param: 'prompt' });
+        prompts.push(p);
+      } else prompts.push(tok.encodeAsync ? await tok.encodeAsync(p, { addSpecial: true }) : tok.encode(p, { addSpecial: true }));
+    }
+    return runCompletion(d, req, reply, {
+      chat: false,
+      prompts,
+      echo: b.echo ? list.map((p) => (typeof p === 'string' ? p : tok.decode(p))) : undefined,
+      b,
+      maxTokens: b.max_tokens ?? COMPLETION_DEFAULT_MAX_TOKENS,
+      logprobs: b.logprobs ?? undefined,
+    });
+  });
+
+  /**
+   * Runs every choice of a completion request through the scheduler: n choices per prompt
+   * (choice index = prompt * n + j), streamed as SSE chunks or answered as one body.
+   */
+  async function runCompletion(
+    d: Decoder,
+    req: FastifyRequest,
+    reply: FastifyReply,
+    k: { chat: boolean; prompts: number[][]; echo?: string[]; b: SamplingFields; maxTokens?: number; logprobs?: number },
+  ) {
+    const ctx = d.scheduler.contextSize;
+    k.prompts.forEach((p, i) => {
+      if (p.length === 0) throw new ApiError(400, `prompt ${i} is empty`, { param: 'prompt' });
+      if (p.length > ctx)
+        throw new ApiError(400, `the prompt has ${p.length} tokens but the context holds ${ctx}`, { code: 'context_length_exceeded', param: k.chat ? 'messages' : 'prompt' });
+    });
+    const n = k.b.n ?? 1;
+    const options = k.prompts.flatMap((_, i) =>
+      Array.from({ length: n }, (_, j) => generateOptions(k.b, { maxTokens: k.maxTokens, logprobs: k.logprobs, choice: i * n + j, vocabSize: d.model.config.vocabSize, defaults: d.defaults })),
+    );
+    if (!d.scheduler.canAccept(options.length)) throw new ApiError(429, `the server is busy: ${d.scheduler.waiting} requests are waiting`, { code: 'queue_full', retryAfter: 1 });
+
+    const id = `${k.chat ? 'chatcmpl' : 'cmpl'}-${randomUUID()}`;
+    const created = Math.floor(Date.now() / 1000);
+    const object = k.chat ? 'chat.completion' : 'text_completion';
+    const tok = d.model.tokenizer;
+    // the client going away (its connection closed before the answer) or the timeout ends every choice
+    const ac = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      ac.abort(new Error('request timeout'));
+    }, requestTimeout);
+    reply.raw.on('close', () => {
+      if (!reply.raw.writableFinished) ac.abort(new Error('client disconnected'));
+    });
+    const stream = k.b.stream === true;
+    const includeUsage = stream && k.b.stream_options?.include_usage === true;
+    const send = (chunk: object) => {
+      if (!reply.raw.writableEnded) reply.raw.write(`data: ${JSON.stringify(includeUsage ? { ...chunk, usage: null } : chunk)}\n\n`);
+    };
+    const frame = (choices: object[]) => ({ id, object: k.chat ? 'chat.completion.chunk' : 'text_completion', created, model: modelName, system_fingerprint: 'fuselm', choices });
+    const offsets = options.map((_, c) => k.echo?.[Math.floor(c / n)].length ?? 0);
+    if (stream) {
+      reply.hijack();
+      reply.raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+      // each choice opens with the assistant's role (chat) or the echoed prompt (completions)
+      options.forEach((_, c) => {
+        if (k.chat) send(frame([{ index: c, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]));
+        else if (k.echo) send(frame([{ index: c, text: k.echo[Math.floor(c / n)], logprobs: null, finish_reason: null }]));
+      });
+    }
+    const onChunk = (c: number) => (ch: StreamChunk) => {
+      if (!stream || (!ch.text && !ch.logprobs)) return;
+      const lp = ch.logprobs ? (k.chat ? { content: chatLogprobs(tok, [ch.logprobs]) } : completionLogprobs(tok, [ch.logprobs], offsets[c])) : null;
+      offsets[c] += ch.text.length;
+      send(frame([k.chat ? { index: c, delta: { content: ch.text }, logprobs: lp, finish_reason: null } : { index: c, text: ch.text, logprobs: lp, finish_reason: null }]));
+    };
+    try {
+      const results: SequenceResult[] = await Promise.all(
+        options.map((o, c) =>
+          d.scheduler.submit(k.prompts[Math.floor(c / n)], o, { signal: ac.signal, onChunk: onChunk(c) }).then((r) => {
+            if (stream) send(frame([k.chat ? { index: c, delta: {}, logprobs: null, finish_reason: finishReason(r.finishReason) } : { index: c, text: '', logprobs: null, finish_reason: finishReason(r.finishReason) }]));
+            return r;
+          }),
+        ),
+      );
+      const usage = usageOf(k.prompts, results);
+      if (stream) {
+        if (includeUsage) reply.raw.write(`data: ${JSON.stringify({ ...frame([]), usage })}\n\n`);
+        reply.raw.end('data: [DONE]\n\n');
+        return reply;
+      }
+      const choices = results.map((r, c) => {
+        const lp = r.logprobs && k.logprobs !== undefined ? r.logprobs : undefined;
+        if (k.chat)
+          return { index: c, message: { role: 'assistant', content: r.text, refusal: null }, logprobs: lp ? { content: chatLogprobs(tok, lp) } : null, finish_reason: finishReason(r.finishReason) };
+        const echo = k.echo?.[Math.floor(c / n)] ?? '';
+        return { index: c, text: echo + r.text, logprobs: lp ? completionLogprobs(tok, lp, echo.length) : null, finish_reason: finishReason(r.finishReason) };
+      });
+      return { id, object, created, model: modelName, system_fingerprint: 'fuselm', choices, usage };
+    } catch (e) {
+      ac.abort(e);
+      const err = timedOut
+        ? new ApiError(408, `the request ran past its ${requestTimeout} ms`, { code: 'timeout' })
+        : closing && e instanceof FuselmError && e.code === 'E_ABORTED'
+          ? new ApiError(503, 'the server is shutting down', { code: 'shutting_down' })
+          : e;
+      if (!stream) throw err;
+      // headers are sent: the error goes as an event, as OpenAI's streams carry them
+      if (!reply.raw.writableEnded) reply.raw.end(`data: ${JSON.stringify(errorResponse(err).body)}\n\n`);
+      return reply;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  return {
+    app,
+    get metrics() {
+      return metrics;
+    },
+    ready,
+    async listen(o = {}) {
+      return app.listen({ host: o.host ?? '127.0.0.1', port: o.port ?? 8080 });
+    },
+    async close() {
+      closing = true;
+      const sched = core?.kind === 'decoder' ? core.scheduler : undefined;
+      const timer = setTimeout(() => sched?.abortAll('the server is shutting down'), drainTimeout);
+      // keep-alive connections go idle as their requests finish: close them then, not after
+      // the keep-alive timeout (fastify's close() only closes those idle when it starts)
+      const idle = setInterval(() => app.server.closeIdleConnections(), 50);
+      try {
+        await app.close();
+        await ready.catch(() => {});
+        if (core?.kind === 'decoder') await core.scheduler.close();
+      } finally {
+        clearTimeout(timer);
+        clearInterval(idle);
+      }
+    },
+  };
+}
+
+/** Usage as OpenAI counts it: each prompt once (whatever n), every choice's tokens. */
+function usageOf(prompts: number[][], results: SequenceResult[]) {
+  const prompt = prompts.reduce((s, p) => s + p.length, 0);
+  const completion = results.reduce((s, r) => s + r.ids.length, 0);
+  const n = results.length / prompts.length;
+  const cached = results.filter((_, c) => c % n === 0).reduce((s, r) => s + r.cachedTokens, 0);
+  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion, prompt_tokens_details: { cached_tokens: cached } };
+}
+
+/** A message's text: a string, or its text parts joined (other parts are refused). */
+function contentText(c: string | { type: string; text?: string }[] | null | undefined): string {
+  if (typeof c === 'string') return c;
+  if (!c) return '';
+  return c
+    .map((p, i) => {
+      if (p.type !== 'text' || typeof p.text !== 'string') throw new ApiError(400, `content part ${i}: only { type: 'text', text } parts are supported, got type ${JSON.stringify(p.type).slice(0, 40)}`, { param: 'messages' });
+      return p.text;
+    })
+    .join('');
+}
+
+/** The body field a validation error names (Ajv's instancePath, as a dotted path). */
+function paramOf(validation: unknown): string | null {
+  const first = Array.isArray(validation) ? (validation[0] as { instancePath?: string; params?: { missingProperty?: string } }) : undefined;
+  if (!first) return null;
+  const path = (first.instancePath ?? '').replace(/^\//, '').replace(/\//g, '.');
+  return first.params?.missingProperty ? [path, first.params.missingProperty].filter(Boolean).join('.') : path || null;
+}

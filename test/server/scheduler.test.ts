@@ -1,0 +1,135 @@
+/**
+ * The continuous-batching scheduler on stories260K's slots, its steps recorded: a long prompt
+ * joins in chunks of at most the step budget, each chunk in the same forward as the running
+ * sequences' next tokens (it never stalls them by more than one chunk); results equal solo runs; an aborted sequence leaves
+ * before the next step; a kept prefix is reused and gives the same tokens. The same batching on
+ * the CUDA backend (its emulator without a GPU) gives the CPU's greedy tokens.
+ */
+import assert from 'node:assert/strict';
+import { type Model, loadModel } from '../../lib/model/model.js';
+import type { SequenceSlots } from '../../lib/model/slots.js';
+import { Scheduler } from '../../lib/server/scheduler.js';
+import { requireShared, sharedPath } from '../helpers/shared.js';
+import { loadOnCuda } from '../helpers/cuda.js';
+
+const STORIES = 'models/stories260K.gguf';
+
+/** One step's spans: the slot and number of tokens of each. */
+type Step = { slot: number; n: number }[];
+
+/** Records the spans of every step the scheduler runs on `slots`. */
+function record(slots: SequenceSlots): Step[] {
+  const steps: Step[] = [];
+  const step = slots.step.bind(slots);
+  slots.step = (spans) => {
+    steps.push(spans.map((sp) => ({ slot: sp.slot, n: sp.ids.length })));
+    return step(spans);
+  };
+  return steps;
+}
+
+describe('server scheduler: continuous batching', function () {
+  this.timeout(60_000);
+  let model: Model;
+  before(async function () {
+    requireShared(this, STORIES);
+    model = await loadModel(sharedPath(STORIES), { threads: 1, contextSize: 512 });
+  });
+  after(() => model?.dispose());
+
+  it('a long prompt joins in chunks under the step budget, each in the same forward as the running sequence\'s next token', async () => {
+    const long = model.tokenizer.encode('Once upon a time, there was a little girl named Lily. '.repeat(8), { addSpecial: true });
+    assert.ok(long.length > 100);
+    const short = model.tokenizer.encode('Tom had a red ball', { addSpecial: true });
+    const soloShort = await model.generate(short, { maxTokens: 40 });
+    const soloLong = await model.generate(long, { maxTokens: 8 });
+    const slots = await model.openSlots(2);
+    const steps = record(slots);
+    const s = new Scheduler(slots, model.tokenizer, { maxQueue: 4, stepTokens: 16 });
+    try {
+      let started!: () => void;
+      const running = new Promise<void>((r) => (started = r));
+      const a = s.submit(short, { maxTokens: 40, temperature: 0 }, { onChunk: () => started() });
+      await running;
+      const b = s.submit(long, { maxTokens: 8, temperature: 0 });
+      const [ra, rb] = await Promise.all([a, b]);
+      assert.deepEqual(ra.ids, soloShort.ids);
+      assert.deepEqual(rb.ids, soloLong.ids);
+      const chunked = steps.filter((st) => st.some((sp) => sp.slot === 1 && sp.n > 1));
+      assert.ok(chunked.length >= Math.ceil(long.length / 16), `${chunked.length} chunks`);
+      for (const st of chunked) {
+        // the step's budget holds the chunk and the running sequence's token, in one forward
+        assert.ok(st.reduce((n, sp) => n + sp.n, 0) <= 16 + 1, JSON.stringify(st));
+        assert.deepEqual(st.find((sp) => sp.slot === 0), { slot: 0, n: 1 }, JSON.stringify(st));
+      }
+      // once both decode, each step takes one token of each
+      assert.ok(steps.some((st) => st.length === 2 && st.every((sp) => sp.n === 1)));
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('an aborted sequence leaves before the next step; the others go on to their solo result', async () => {
+    const p = model.tokenizer.encode('Lily and Tom', { addSpecial: true });
+    const solo = await model.generate(p, { maxTokens: 30 });
+    const slots = await model.openSlots(3);
+    const s = new Scheduler(slots, model.tokenizer, { maxQueue: 4, stepTokens: 64 });
+    try {
+      const ac = new AbortController();
+      let got = 0;
+      const doomed = s.submit(p, { maxTokens: 300, temperature: 0 }, {
+        signal: ac.signal,
+        onChunk: () => {
+          if (++got === 3) ac.abort();
+        },
+      });
+      const ok = s.submit(p, { maxTokens: 30, temperature: 0 });
+      await assert.rejects(doomed, { code: 'E_ABORTED' });
+      assert.equal(got, 3, 'no token after the abort');
+      assert.deepEqual((await ok).ids, solo.ids);
+      assert.equal(s.running, 0);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('a kept prefix is reused (not evaluated again) and gives the same tokens; waiting requests run in order', async () => {
+    const system = model.tokenizer.encode('Once upon a time, there was a little girl named Lily. She liked to play.', { addSpecial: true });
+    const p1 = [...system, ...model.tokenizer.encode(' One day')];
+    const p2 = [...system, ...model.tokenizer.encode(' Her mom')];
+    const solo = [await model.generate(p1, { maxTokens: 12 }), await model.generate(p2, { maxTokens: 12 })];
+    const slots = await model.openSlots(1);
+    const steps = record(slots);
+    const s = new Scheduler(slots, model.tokenizer, { maxQueue: 4, stepTokens: 512 });
+    try {
+      const [r1, r2] = await Promise.all([s.submit(p1, { maxTokens: 12, temperature: 0 }), s.submit(p2, { maxTokens: 12, temperature: 0 })]);
+      assert.deepEqual([r1.ids, r2.ids], [solo[0].ids, solo[1].ids]);
+      assert.equal(r1.cachedTokens, 0);
+      let common = 0;
+      while (p1[common] === p2[common]) common++;
+      assert.ok(common >= system.length);
+      assert.equal(r2.cachedTokens, common);
+      const prompts = steps.flat().filter((sp) => sp.n > 1);
+      assert.deepEqual(prompts.map((sp) => sp.n), [p1.length, p2.length - common]);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('on device cuda (emulated without a GPU): sequences joining and leaving give their solo greedy tokens', async function () {
+    this.timeout(300_000);
+    const prompts = ['Once upon a time', 'Lily and Tom went to the park. They', 'The dog'].map((t) => model.tokenizer.encode(t, { addSpecial: true }));
+    const lengths = [6, 10, 3];
+    const solo = [];
+    for (const [i, p] of prompts.entries()) solo.push((await model.generate(p, { maxTokens: lengths[i] })).ids);
+    await using gpu = await loadOnCuda(sharedPath(STORIES), { contextSize: 64 });
+    const slots = await gpu.openSlots(3);
+    const s = new Scheduler(slots, gpu.tokenizer, { maxQueue: 4, stepTokens: 4 });
+    try {
+      const rs = await Promise.all(prompts.map((p, i) => s.submit(p, { maxTokens: lengths[i], temperature: 0 })));
+      assert.deepEqual(rs.map((r) => r.ids), solo);
+    } finally {
+      await s.close();
+    }
+  });
+});
