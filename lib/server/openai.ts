@@ -27,6 +27,11 @@ export interface SamplingFields {
   logit_bias?: Record<string, number> | null;
   stream?: boolean | null;
   stream_options?: { include_usage?: boolean } | null;
+  /** OpenAI's structured output: `json_object` (any JSON object, or llama.cpp's `schema`) or `json_schema`. */
+  response_format?: { type: 'text' | 'json_object' | 'json_schema'; json_schema?: { name?: string; schema?: object; strict?: boolean | null }; schema?: object } | null;
+  /** llama.cpp's server extras: a GBNF grammar, or a JSON Schema the output must match. */
+  grammar?: string | null;
+  json_schema?: object | null;
 }
 
 /** Where a request leaves a field out: the llama.cpp server's sampling defaults. */
@@ -69,7 +74,27 @@ export function generateOptions(
     }
     g.logitBias = bias;
   }
+  Object.assign(g, outputConstraint(b));
   return g;
+}
+
+/**
+ * The grammar a request's output must follow: response_format (json_object: any JSON object
+ * unless llama.cpp's `schema` narrows it; json_schema: its schema), llama.cpp's `json_schema`,
+ * or its GBNF `grammar` — one of them.
+ */
+function outputConstraint(b: SamplingFields): { grammar?: string; jsonSchema?: object } {
+  const rf = b.response_format?.type === 'text' ? undefined : b.response_format;
+  const given = [rf, b.json_schema, b.grammar].filter((x) => x !== null && x !== undefined);
+  if (given.length > 1) throw new ApiError(400, 'give one of response_format, json_schema and grammar', { param: 'response_format' });
+  if (rf?.type === 'json_schema') {
+    if (!rf.json_schema?.schema) throw new ApiError(400, "response_format json_schema needs json_schema.schema", { param: 'response_format' });
+    return { jsonSchema: rf.json_schema.schema };
+  }
+  if (rf?.type === 'json_object') return { jsonSchema: rf.schema ?? { type: 'object' } };
+  if (b.json_schema) return { jsonSchema: b.json_schema };
+  if (b.grammar) return { grammar: b.grammar };
+  return {};
 }
 
 /** A seed for a request that gives none (OpenAI samples differently each time). */

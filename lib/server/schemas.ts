@@ -1,6 +1,6 @@
 /**
  * JSON schemas of the request bodies, as OpenAI's API reference gives their fields and ranges
- * (plus llama.cpp's server extras: top_k, min_p, repeat_penalty, ignore_eos). Fastify validates
+ * (plus llama.cpp's server extras: top_k, min_p, repeat_penalty, ignore_eos, grammar, json_schema). Fastify validates
  * every body against them (Ajv, no type coercion) before a handler runs; a body that fails is a
  * 400 naming the field. Fields not listed are ignored, as OpenAI-compatible servers do (clients send more).
  */
@@ -38,6 +38,17 @@ const sampling = {
   stream: { type: ['boolean', 'null'] },
   stream_options: { type: ['object', 'null'], properties: { include_usage: { type: 'boolean' } } },
   model: { type: 'string' },
+  response_format: {
+    type: ['object', 'null'],
+    required: ['type'],
+    properties: {
+      type: { type: 'string', enum: ['text', 'json_object', 'json_schema'] },
+      json_schema: { type: 'object', properties: { name: { type: 'string' }, schema: { type: 'object' }, strict: { type: ['boolean', 'null'] } } },
+      schema: { type: 'object' },
+    },
+  },
+  grammar: { type: ['string', 'null'], minLength: 1 },
+  json_schema: { type: ['object', 'null'] },
 } as const;
 
 const contentPart = {

@@ -14,6 +14,7 @@ import { ChatTemplate, type ChatMessage } from '../chat.js';
 import { FuselmError } from '../errors.js';
 import { generationDefaults, type GenerateOptions, type StreamChunk } from '../generate.js';
 import type { EmbeddingModel } from '../model/bert.js';
+import { grammarMasks } from '../grammar/constraint.js';
 import type { Model } from '../model/model.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { ServerMetrics } from './metrics.js';
@@ -280,6 +281,7 @@ export function createServer(model: Model | EmbeddingModel | Promise<Model | Emb
     const options = k.prompts.flatMap((_, i) =>
       Array.from({ length: n }, (_, j) => generateOptions(k.b, { maxTokens: k.maxTokens, logprobs: k.logprobs, choice: i * n + j, vocabSize: d.model.config.vocabSize, defaults: d.defaults })),
     );
+    checkOutputConstraint(d.model.tokenizer, options[0]);
     if (!d.scheduler.canAccept(options.length)) throw new ApiError(429, `the server is busy: ${d.scheduler.waiting} requests are waiting`, { code: 'queue_full', retryAfter: 1 });
 
     const id = `${k.chat ? 'chatcmpl' : 'cmpl'}-${randomUUID()}`;
@@ -412,4 +414,18 @@ function paramOf(validation: unknown): string | null {
   if (!first) return null;
   const path = (first.instancePath ?? '').replace(/^\//, '').replace(/\//g, '.');
   return first.params?.missingProperty ? [path, first.params.missingProperty].filter(Boolean).join('.') : path || null;
+}
+
+/**
+ * A request's grammar or JSON Schema compiled (and cached for its sequences) before anything is
+ * sent, so a bad one is a 400 naming the problem, also for a stream.
+ */
+function checkOutputConstraint(tok: Tokenizer, o: GenerateOptions): void {
+  try {
+    grammarMasks(tok, o);
+  } catch (e) {
+    if (e instanceof FuselmError && (e.code === 'E_INVALID_ARG' || e.code === 'E_UNSUPPORTED'))
+      throw new ApiError(400, e.message, { code: e.code === 'E_UNSUPPORTED' ? 'unsupported_value' : 'invalid_value', param: o.grammar !== undefined ? 'grammar' : 'response_format' });
+    throw e;
+  }
 }

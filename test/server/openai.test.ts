@@ -187,6 +187,42 @@ describe('fuselm serve with the openai client', function () {
     assert.equal(none.usage?.completion_tokens, 0);
   });
 
+  it('structured output: response_format json_schema and json_object, llama.cpp\'s grammar, streamed too; bad ones are 400 before a stream', async () => {
+    const schema = { type: 'object', properties: { name: { type: 'string', maxLength: 12 }, age: { type: 'integer', minimum: 0, maximum: 120 } }, required: ['name', 'age'], additionalProperties: false };
+    for (let seed = 1; seed <= 4; seed++) {
+      const r = await client.chat.completions.create({
+        model: 'x', messages: [{ role: 'user', content: 'Who is Tom?' }], temperature: 1, seed, max_completion_tokens: 200,
+        response_format: { type: 'json_schema', json_schema: { name: 'person', schema, strict: true } },
+      });
+      assert.equal(r.choices[0].finish_reason, 'stop');
+      const v = JSON.parse(r.choices[0].message.content!);
+      assert.deepEqual(Object.keys(v), ['name', 'age']);
+      assert.ok(typeof v.name === 'string' && v.name.length <= 12 && Number.isInteger(v.age) && v.age >= 0 && v.age <= 120, JSON.stringify(v));
+    }
+    // json_object: any object (unbounded, so a cut one is a prefix of an object), or llama.cpp's schema narrowing it
+    const any = await client.completions.create({ model: 'x', prompt: 'Data:', temperature: 1, seed: 7, max_tokens: 48, response_format: { type: 'json_object' } } as never);
+    assert.match(any.choices[0].text, /^\s*\{/);
+    if (any.choices[0].finish_reason === 'stop') assert.equal(typeof JSON.parse(any.choices[0].text), 'object');
+    const obj = await client.completions.create({ model: 'x', prompt: 'Data:', temperature: 1, seed: 7, max_tokens: 200, response_format: { type: 'json_object', schema } } as never);
+    assert.deepEqual(Object.keys(JSON.parse(obj.choices[0].text)), ['name', 'age']);
+    const stream = await client.completions.create({ model: 'x', prompt: 'The answer is', temperature: 1, seed: 3, max_tokens: 8, stream: true, grammar: 'root ::= ("yes" | "no") "."' } as never);
+    let text = '';
+    for await (const c of stream as unknown as AsyncIterable<{ choices: { text: string }[] }>) text += c.choices[0]?.text ?? '';
+    assert.match(text.trim(), /^(yes|no)\.$/);
+    const base = client.baseURL.replace(/\/v1$/, '');
+    for (const [body, code, pattern] of [
+      [{ grammar: 'root ::= "a" (' }, 'invalid_value', /line 1/],
+      [{ response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'object', allOf: [] } } } }, 'unsupported_value', /allOf/],
+      [{ grammar: 'root ::= "a"', json_schema: { type: 'object' } }, null, /one of response_format, json_schema and grammar/],
+    ] as const) {
+      const res = await fetch(`${base}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'x', stream: true, ...body }) });
+      assert.equal(res.status, 400, JSON.stringify(body));
+      const e = (await res.json()) as { error: { message: string; code: string | null } };
+      assert.match(e.error.message, pattern);
+      assert.equal(e.error.code, code);
+    }
+  });
+
   it('models, tokenize and detokenize', async () => {
     const models = await client.models.list();
     assert.deepEqual(models.data.map((m) => m.id), ['stories260K.gguf']);
