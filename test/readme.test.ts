@@ -3,7 +3,7 @@
  * (package.json's engines: >= 20). Each block is type-stripped (esbuild, target esnext: nothing
  * lowered) and run by plain Node as an ES module, in a folder where the paths it names
  * (stories260K.gguf, path/to/hf-folder, ...) are links to ../shared models, with `fuselm`
- * resolved to lib/. Model references a block names (`hf:owner/repo/file.gguf`) are served by the
+ * resolved to lib/ (other packages from the project's node_modules). Model references a block names (`hf:owner/repo/file.gguf`) are served by the
  * hub stand-in (test/helpers/hub-server.ts, HF_ENDPOINT pointing at it, a fresh cache) with the
  * bundled stories260K in the named file's place, so the pull-on-first-use path runs as written.
  * The same block is also compiled for the oldest supported Node: a block that
@@ -30,6 +30,7 @@ const oldestNode = `node${/>=\s*(\d+)/.exec(pkg.engines.node)![1]}`;
 /** The paths README's examples name, and the ../shared files standing in for them. */
 const PLACEHOLDERS: Record<string, string> = {
   'stories260K.gguf': 'models/stories260K.gguf',
+  'model.gguf': 'models/stories260K.gguf',
   'path/to/hf-folder': 'models/hf/campello-tiny-llama-synthetic',
   'path/to/bert-folder': 'models/hf/lm-buddy-bert-tiniest',
   'tokenizer.json': 'models/hf/campello-tiny-llama-synthetic/tokenizer.json',
@@ -67,6 +68,8 @@ describe('README examples', function () {
           mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
           symlinkSync(sharedPath(rel), path.join(dir, name));
         }
+        // the other packages a block imports (openai, ...) resolve from the project's node_modules
+        symlinkSync(path.join(root, 'node_modules'), path.join(dir, 'node_modules'));
         const lib = pathToFileURL(path.join(root, 'lib/index.ts')).href;
         const code = compile('esnext').replace(/from\s+(['"])fuselm\1/g, `from '${lib}'`);
         const file = path.join(dir, 'example.mjs');
