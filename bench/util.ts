@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { rename } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { SHAPES, type WeightType, writeSyntheticLlama } from '../lib/tools/synthetic.js';
+import { SHAPES, type SyntheticLlamaType, writeSyntheticLlama } from '../lib/tools/synthetic.js';
 
 export interface BenchResult {
   name: string;
@@ -49,7 +49,7 @@ export async function finish(r: BenchResult): Promise<BenchResult> {
 }
 
 /** The synthetic GGUF of a shape and dtype, written once into the OS temp dir. */
-export async function syntheticFile(shape: string, dtype: WeightType): Promise<string> {
+export async function syntheticFile(shape: string, dtype: SyntheticLlamaType): Promise<string> {
   const file = path.join(os.tmpdir(), `fuselm-synthetic-${shape}-${dtype}.gguf`);
   if (!existsSync(file)) {
     process.stderr.write(`writing ${file} ...\n`);
