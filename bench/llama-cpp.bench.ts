@@ -8,7 +8,8 @@
  * Files: stories260K (../shared) and synthetic TinyLlama-1.1B-shaped GGUFs in f32, f16, q8_0 and
  * q4_k (every matrix Q4_K, run as stored by both). FUSELM_BENCH_SHAPES=tiny (or another SHAPES
  * key) picks the synthetic shape, FUSELM_BENCH_DTYPES=q4_k,q8_0 the weight types: any matrix
- * type (f16, bf16, q8_0, q6_k, q4_0, ...) or llama.cpp's mixtures q4_k_m and q5_k_m.
+ * type (f16, bf16, q8_0, q6_k, q4_0, ...) or llama.cpp's mixtures q4_k_m and q5_k_m;
+ * FUSELM_BENCH_THREADS=1 the thread counts (default 1,2).
  * Decode reads every matrix but token_embd once per step: each decode figure comes with those
  * bytes per second (weightsGBps) beside the copy bandwidth measured in the same run.
  */
@@ -35,12 +36,13 @@ export async function run(): Promise<BenchResult[]> {
   for (const dtype of dtypes)
     cases.push({ label: `${shape} ${dtype}`, file: await syntheticFile(shape, dtype), prompt: 64, gen: 32, reps: 3 });
 
+  const threadCounts = (process.env.FUSELM_BENCH_THREADS ?? '1,2').split(',').map(Number);
   const kv = process.env.FUSELM_BENCH_KV === 'f32' ? 'f32' : 'f16';
   const out: BenchResult[] = [];
   for (const c of cases) {
     const weightBytes = (await readGguf(c.file)).tensors.filter((t) => t.dims.length >= 2 && t.name !== 'token_embd.weight').reduce((n, t) => n + t.nbytes, 0);
     const prompt = benchPrompt(c.prompt, 259);
-    for (const threads of [1, 2]) {
+    for (const threads of threadCounts) {
       const o = { prompt, gen: c.gen, reps: c.reps, kv: kv === 'f32' ? 'F32' : 'F16' } as const;
       const f = await measureSpeed(c.file, { threads, prompt: c.prompt, gen: c.gen, reps: c.reps, kvType: kv });
       const l = await llamaCppSpeed(llama, c.file, threads, o);
@@ -57,6 +59,8 @@ export async function run(): Promise<BenchResult[]> {
         llamaCppWeightsGBps: (weightBytes * l.decodeTokensPerSecond) / 1e9,
         copyGBps: (await measuredCopyBandwidth()) / 1e9,
       });
+      const r = out[out.length - 1];
+      process.stderr.write(`  ${r.name}: prefill ${(r.prefillRatio as number).toFixed(2)}x, decode ${(r.decodeRatio as number).toFixed(2)}x\n`);
     }
   }
   return out;
