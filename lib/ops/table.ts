@@ -514,7 +514,7 @@ export const CASES: Record<OpName, OpCases> = {
     // v2 4 long streams, q8_0 integer dot 846 / 498 (v1 lost to the prefetcher).
     // AVX-512 VNNI, 1 thread, weights in L2 (256 rows, K 4096; q8_0 K 2048), min of 200 runs, us,
     // before -> after 512-bit unpacking, vpdpbusd + int16-pair scaling, Q4_0 in block pairs and
-    // q8_0 in row pairs: q4_k 20.2 -> 16.4, q5_k 25.6 -> 19.8, q6_k 26.2 -> 14.5, q4_0 32.8 ->
+    // q8_0 in row pairs: q4_k 20.2 -> 16.4, q5_k 25.6 -> 19.8, q6_k 26.2 -> 14.2-14.8, q4_0 32.8 ->
     // 22.0, q8_0 9.6 -> 8.3; prefill tiles (K 2048, 8 tokens) q4_k 34.4 -> 31.2, q6_k 4 -> 8 tokens 118 -> 134 Gmac/s.
     bench: [
       // TinyLlama-1.1B's ffn_up/gate (every type issue 14's decode targets name)
