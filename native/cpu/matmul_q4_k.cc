@@ -10,7 +10,6 @@
 // sub-block, then two sub-blocks' sums (|sum| <= 4 * 31 * 127 fits int16) times their scales by
 // one vpdpwssd (see tile_vnni).
 #include <cmath>
-#include <cstring>
 #include <type_traits>
 
 #include "cpu/matmul_quant.h"
