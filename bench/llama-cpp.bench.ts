@@ -7,15 +7,20 @@
  * coming from the prompt's logits; the peer's loop evaluates one token per yielded token).
  * Files: stories260K (../shared) and synthetic TinyLlama-1.1B-shaped GGUFs in f32, f16, q8_0 and
  * q4_k (every matrix Q4_K, run as stored by both). FUSELM_BENCH_SHAPES=tiny (or another SHAPES
- * key) picks the synthetic shape, FUSELM_BENCH_DTYPES=q4_k,q8_0 the weight types.
+ * key) picks the synthetic shape, FUSELM_BENCH_DTYPES=q4_k,q8_0 the weight types: any matrix
+ * type (f16, bf16, q8_0, q6_k, q4_0, ...) or llama.cpp's mixtures q4_k_m and q5_k_m;
+ * FUSELM_BENCH_THREADS=1 the thread counts (default 1,2).
+ * Decode reads every matrix but token_embd once per step: each decode figure comes with those
+ * bytes per second (weightsGBps) beside the copy bandwidth measured in the same run.
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchPrompt, measureSpeed } from '../lib/tools/bench.js';
 import { llamaCppSpeed, loadLlamaCpp } from './peers/llama-cpp.js';
-import type { WeightType } from '../lib/tools/synthetic.js';
-import { type BenchResult } from './util.js';
+import { readGguf } from '../lib/formats/gguf.js';
+import type { SyntheticLlamaType } from '../lib/tools/synthetic.js';
+import { measuredCopyBandwidth, type BenchResult } from './util.js';
 import { syntheticBenchModel } from '../lib/tools/bench-models.js';
 
 const shared = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../shared');
@@ -28,15 +33,17 @@ export async function run(): Promise<BenchResult[]> {
   if (existsSync(stories)) cases.push({ label: 'stories260K f32', file: stories, prompt: 128, gen: 128, reps: 5 });
   else process.stderr.write(`llama-cpp bench: skipping stories260K (${stories} not found)\n`);
   const shape = process.env.FUSELM_BENCH_SHAPES ?? 'tinyllama-1.1b';
-  const dtypes = (process.env.FUSELM_BENCH_DTYPES ?? 'f32,f16,q8_0,q4_k').split(',') as WeightType[];
+  const dtypes = (process.env.FUSELM_BENCH_DTYPES ?? 'f32,f16,q8_0,q4_k').split(',') as SyntheticLlamaType[];
   for (const dtype of dtypes)
     cases.push({ label: `${shape} ${dtype}`, file: await syntheticBenchModel(shape, dtype), prompt: 64, gen: 32, reps: 3 });
 
+  const threadCounts = (process.env.FUSELM_BENCH_THREADS ?? '1,2').split(',').map(Number);
   const kv = process.env.FUSELM_BENCH_KV === 'f32' ? 'f32' : 'f16';
   const out: BenchResult[] = [];
   for (const c of cases) {
+    const weightBytes = (await readGguf(c.file)).tensors.filter((t) => t.dims.length >= 2 && t.name !== 'token_embd.weight').reduce((n, t) => n + t.nbytes, 0);
     const prompt = benchPrompt(c.prompt, 259);
-    for (const threads of [1, 2]) {
+    for (const threads of threadCounts) {
       const o = { prompt, gen: c.gen, reps: c.reps, kv: kv === 'f32' ? 'F32' : 'F16' } as const;
       const f = await measureSpeed(c.file, { threads, prompt: c.prompt, gen: c.gen, reps: c.reps, kvType: kv });
       const l = await llamaCppSpeed(llama, c.file, threads, o);
@@ -49,7 +56,12 @@ export async function run(): Promise<BenchResult[]> {
         fuselmDecode: f.decodeTokensPerSecond,
         llamaCppDecode: l.decodeTokensPerSecond,
         decodeRatio: f.decodeTokensPerSecond / l.decodeTokensPerSecond,
+        fuselmWeightsGBps: (weightBytes * f.decodeTokensPerSecond) / 1e9,
+        llamaCppWeightsGBps: (weightBytes * l.decodeTokensPerSecond) / 1e9,
+        copyGBps: (await measuredCopyBandwidth()) / 1e9,
       });
+      const r = out[out.length - 1];
+      process.stderr.write(`  ${r.name}: prefill ${(r.prefillRatio as number).toFixed(2)}x, decode ${(r.decodeRatio as number).toFixed(2)}x\n`);
     }
   }
   return out;

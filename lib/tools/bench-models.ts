@@ -7,7 +7,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { SHAPES, type WeightType, writeSyntheticLlama } from './synthetic.js';
+import { SHAPES, type SyntheticLlamaType, writeSyntheticLlama } from './synthetic.js';
 
 export function benchModelDir(): string {
   return process.env.FUSELM_BENCH_DIR || path.join(os.tmpdir(), 'fuselm-bench');
@@ -31,6 +31,6 @@ export async function benchModel(name: string, write: (file: string) => Promise<
 }
 
 /** The random-weight llama of a published shape (SHAPES) in a weight type. */
-export function syntheticBenchModel(shape: string, dtype: WeightType): Promise<string> {
+export function syntheticBenchModel(shape: string, dtype: SyntheticLlamaType): Promise<string> {
   return benchModel(`synthetic-${shape}-${dtype}.gguf`, (file) => writeSyntheticLlama(file, SHAPES[shape], dtype));
 }

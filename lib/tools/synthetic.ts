@@ -15,6 +15,7 @@ import { GgmlType } from '../formats/ggml-types.js';
 import { type GgufFile, type GgufMetaEntry, gv, writeGguf } from '../formats/gguf.js';
 import { toF32 } from '../formats/quants.js';
 import { encodeF32 } from '../tensor.js';
+import { FILE_TYPE as QUANT_FILE_TYPE, planTensorTypes } from './quantize.js';
 
 export interface LlamaShape {
   vocabSize: number;
@@ -324,9 +325,27 @@ export async function writeSyntheticModel(path: string, spec: SyntheticModelSpec
   });
 }
 
-/** Writes a llama GGUF of `shape` with random weights in `dtype` (norms stay F32; output.weight written). */
-export async function writeSyntheticLlama(path: string, shape: LlamaShape, dtype: WeightType, seed = 1): Promise<void> {
-  const { tensors, metadata } = modelPlan({ ...shape, arch: 'llama', dtype });
+/** A matrix type, or one of llama.cpp's k-quant mixtures (each matrix's type as llama-quantize picks it). */
+export type SyntheticLlamaType = WeightType | 'q4_k_m' | 'q5_k_m';
+const isMixture = (t: SyntheticLlamaType): t is 'q4_k_m' | 'q5_k_m' => t === 'q4_k_m' || t === 'q5_k_m';
+const WEIGHT_TYPE = new Map<GgmlType, WeightType>(Object.entries(GGML).map(([name, g]) => [g, name as WeightType]));
+
+/**
+ * Writes a llama GGUF of `shape` with random weights in `dtype` (norms stay F32; output.weight
+ * written). A mixture gives each matrix the type `planTensorTypes` gives it (Q4_K_M: Q6_K output,
+ * attn_v and ffn_down in the layers that get more bits, Q4_K elsewhere).
+ */
+export async function writeSyntheticLlama(path: string, shape: LlamaShape, dtype: SyntheticLlamaType, seed = 1): Promise<void> {
+  const mixture = isMixture(dtype);
+  const { tensors, metadata } = modelPlan({ ...shape, arch: 'llama', dtype: mixture ? 'f32' : dtype });
+  const types: WeightType[] = mixture
+    ? planTensorTypes(tensors.map((t) => ({ name: t.name, dims: [...t.shape].reverse() })), dtype).map((g) => (g === undefined ? 'f32' : WEIGHT_TYPE.get(g)!))
+    : tensors.map(() => dtype);
+  if (mixture)
+    for (const m of metadata) {
+      if (m.key === 'general.file_type') Object.assign(m, gv.u32(QUANT_FILE_TYPE[dtype]));
+      if (m.key === 'general.name') Object.assign(m, gv.str(`synthetic ${shape.nLayers}x${shape.dim} ${dtype}`));
+    }
   let state = seed >>> 0;
   const uniform = (n: number, scale: number) => {
     const out = new Float32Array(n);
@@ -339,13 +358,13 @@ export async function writeSyntheticLlama(path: string, shape: LlamaShape, dtype
   const byShape = new Map<string, Uint8Array>();
   await writeGguf(path, {
     metadata,
-    tensors: tensors.map((t) => {
+    tensors: tensors.map((t, i) => {
       if (t.kind !== 'matrix') return { name: t.name, type: GgmlType.F32, dims: t.shape, data: new Uint8Array(new Float32Array(t.shape[0]).fill(1).buffer) };
       const [rows, cols] = t.shape;
-      const key = `${rows * cols}`;
+      const key = `${rows * cols} ${types[i]}`;
       let data = byShape.get(key);
-      if (!data) byShape.set(key, (data = encodeF32(dtype, uniform(rows * cols, 1 / Math.sqrt(cols)))));
-      return { name: t.name, type: GGML[dtype], dims: [cols, rows], data };
+      if (!data) byShape.set(key, (data = encodeF32(types[i], uniform(rows * cols, 1 / Math.sqrt(cols)))));
+      return { name: t.name, type: GGML[types[i]], dims: [cols, rows], data };
     }),
   });
 }

@@ -5,7 +5,7 @@
 // 4l..4l+3 of w * x, exact in int32, and acc_l = fma(dw * dx, float(lane), acc_l) block after
 // block; the lanes summed once per output.
 // AVX2: |w| (unsigned) times x with w's sign by maddubs (|pair| <= 127 * 127 * 2 fits int16),
-// pairs by madd; AVX-512 VNNI: the same operands through vpdpbusd.
+// pairs by madd; AVX-512 VNNI: two blocks per 512-bit vpdpbusd (tile_vnni).
 //
 // Q4_1 and Q5_1 (x = d q + m, q unsigned) go with Q8_1 activations, as in llama.cpp: the lanes
 // hold q · x, and the offset adds m * s per block (s = dx * sum(x's q), with the Q8_1 block) in a
@@ -113,7 +113,8 @@ FUSELM_AVX2 FUSELM_INLINE __m256i values(const typename Legacy<DT>::Block& b) {
   }
 }
 
-// One block for TT tokens into accumulator set acc (AVX2: maddubs + madd; VNNI: vpdpbusd).
+// One block for TT tokens into accumulator set acc (AVX2: maddubs + madd; VNNI: vpdpbusd, for
+// the odd last block of tile_vnni).
 #define FUSELM_LEGACY_BLOCK_STEP(TARGET, NAME, PRODUCTS)                                                          \
   template <DType DT, int TT>                                                                                      \
   TARGET FUSELM_INLINE void NAME(const typename Legacy<DT>::Block& b, const uint8_t* xq, size_t xs, int64_t i,   \
@@ -135,26 +136,99 @@ FUSELM_LEGACY_BLOCK_STEP(FUSELM_AVX512VNNI, step_vnni, _mm256_dpbusd_epi32(_mm25
 
 // Blocks alternate between two accumulator sets (the reference's block parity), so one fma's
 // latency does not hold up the next block.
-#define FUSELM_LEGACY_TILE(TARGET, NAME, STEP)                                                              \
-  template <DType DT, int TT>                                                                              \
-  TARGET void NAME(const uint8_t* w, const uint8_t* xq, size_t xs, int64_t K, float* y, int64_t ys) {      \
-    using B = typename Legacy<DT>::Block;                                                                  \
-    const int64_t nb = K / kQ32;                                                                           \
-    __m256 acc0[TT], acc1[TT];                                                                             \
-    float mins[TT] = {};                                                                                   \
-    for (int t = 0; t < TT; t++) acc0[t] = acc1[t] = _mm256_setzero_ps();                                  \
-    const B* blocks = reinterpret_cast<const B*>(w);                                                       \
-    int64_t i = 0;                                                                                         \
-    for (; i + 2 <= nb; i += 2) {                                                                          \
-      STEP<DT, TT>(blocks[i], xq, xs, i, acc0, mins);                                                      \
-      STEP<DT, TT>(blocks[i + 1], xq, xs, i + 1, acc1, mins);                                              \
-    }                                                                                                      \
-    if (i < nb) STEP<DT, TT>(blocks[i], xq, xs, i, acc0, mins);                                            \
-    for (int t = 0; t < TT; t++) y[t * ys] = simd256::hsum(_mm256_add_ps(acc0[t], acc1[t])) + mins[t];    \
+template <DType DT, int TT>
+FUSELM_AVX2 void tile_avx2(const uint8_t* w, const uint8_t* xq, size_t xs, int64_t K, float* y, int64_t ys) {
+  using B = typename Legacy<DT>::Block;
+  const int64_t nb = K / kQ32;
+  __m256 acc0[TT], acc1[TT];
+  float mins[TT] = {};
+  for (int t = 0; t < TT; t++) acc0[t] = acc1[t] = _mm256_setzero_ps();
+  const B* blocks = reinterpret_cast<const B*>(w);
+  int64_t i = 0;
+  for (; i + 2 <= nb; i += 2) {
+    step_avx2<DT, TT>(blocks[i], xq, xs, i, acc0, mins);
+    step_avx2<DT, TT>(blocks[i + 1], xq, xs, i + 1, acc1, mins);
   }
-FUSELM_LEGACY_TILE(FUSELM_AVX2, tile_avx2, step_avx2)
-FUSELM_LEGACY_TILE(FUSELM_AVX512VNNI, tile_vnni, step_vnni)
-#undef FUSELM_LEGACY_TILE
+  if (i < nb) step_avx2<DT, TT>(blocks[i], xq, xs, i, acc0, mins);
+  for (int t = 0; t < TT; t++) y[t * ys] = simd256::hsum(_mm256_add_ps(acc0[t], acc1[t])) + mins[t];
+}
+
+// Two blocks' 32 values in the two 256-bit halves, Q4_0 as its unsigned nibbles (the - 8 is taken
+// from the products: dots_pair). The nibble formats shift one 256-bit load of both blocks' nibbles
+// into place (halves [low, high] of each block's 16 bytes).
+template <DType DT>
+FUSELM_AVX512VNNI FUSELM_INLINE __m512i values_pair(const typename Legacy<DT>::Block& b0, const typename Legacy<DT>::Block& b1) {
+  if constexpr (DT == DType::Q4_0 || DT == DType::Q4_1 || DT == DType::IQ4_NL) {
+    const __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b0.qs))),
+                                                 _mm_loadu_si128(reinterpret_cast<const __m128i*>(b1.qs)), 1);
+    const __m512i dup = _mm512_permutexvar_epi64(_mm512_setr_epi64(0, 1, 0, 1, 2, 3, 2, 3), _mm512_castsi256_si512(both));
+    const __m512i n = _mm512_and_si512(_mm512_srlv_epi64(dup, _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4)), _mm512_set1_epi8(0x0f));
+    if constexpr (DT == DType::Q4_0 || DT == DType::Q4_1) return n;
+    return _mm512_shuffle_epi8(_mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4nlValues))), n);
+  } else {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(values<DT>(b0)), values<DT>(b1), 1);
+  }
+}
+
+// The int32 lanes of w · x for values_pair's w: vpdpbusd multiplies unsigned w by signed x, so
+// Q4_0 subtracts 8 * (x's sums of 4), Q4_1 and Q5_1 (unsigned) need nothing, and the signed
+// formats multiply |w| by x with w's sign (x negated where w < 0; neg: w's sign bits).
+template <DType DT>
+FUSELM_AVX512VNNI FUSELM_INLINE __m512i dots_pair(__m512i w, __m512i aw, __mmask64 neg, __m512i x) {
+  const __m512i zero = _mm512_setzero_si512();
+  if constexpr (DT == DType::Q4_0)
+    return _mm512_sub_epi32(_mm512_dpbusd_epi32(zero, w, x), _mm512_dpbusd_epi32(zero, _mm512_set1_epi8(8), x));
+  else if constexpr (kWithMin<DT>)
+    return _mm512_dpbusd_epi32(zero, w, x);
+  else
+    return _mm512_dpbusd_epi32(zero, aw, _mm512_mask_sub_epi8(x, neg, zero, x));
+}
+
+// AVX-512 VNNI: blocks in pairs, the even block in the lower 256-bit half of each vector and the
+// odd one in the upper, which are the reference's two accumulator sets (block parity); a
+// trailing odd block goes to the lower half.
+template <DType DT, int TT>
+FUSELM_AVX512VNNI void tile_vnni(const uint8_t* w, const uint8_t* xq, size_t xs, int64_t K, float* y, int64_t ys) {
+  using B = typename Legacy<DT>::Block;
+  const int64_t nb = K / kQ32;
+  const B* blocks = reinterpret_cast<const B*>(w);
+  const __m512i halves = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+  __m512 acc[TT];
+  float mins[TT] = {};
+  for (int t = 0; t < TT; t++) acc[t] = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 2 <= nb; i += 2) {
+    const B& b0 = blocks[i];
+    const B& b1 = blocks[i + 1];
+    const __m512i q = values_pair<DT>(b0, b1);
+    [[maybe_unused]] __m512i aq;
+    [[maybe_unused]] __mmask64 neg = 0;
+    if constexpr (DT != DType::Q4_0 && !kWithMin<DT>) {
+      aq = _mm512_abs_epi8(q);
+      neg = _mm512_movepi8_mask(q);
+    }
+    const __m128 dw = _mm_cvtph_ps(_mm_unpacklo_epi16(_mm_cvtsi32_si128(b0.d), _mm_cvtsi32_si128(b1.d)));  // d0, d1
+    for (int t = 0; t < TT; t++) {
+      const ActOf<DT>* x = reinterpret_cast<const ActOf<DT>*>(xq + t * xs) + i;
+      const __m512i xv = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[0].qs))),
+                                            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[1].qs)), 1);
+      const __m512i p = dots_pair<DT>(q, aq, neg, xv);
+      const __m128 dd = _mm_mul_ps(dw, _mm_unpacklo_ps(_mm_load_ss(&x[0].d), _mm_load_ss(&x[1].d)));  // d0 dx0, d1 dx1
+      acc[t] = _mm512_fmadd_ps(_mm512_permutexvar_ps(halves, _mm512_castps128_ps512(dd)), _mm512_cvtepi32_ps(p), acc[t]);
+      if constexpr (kWithMin<DT>) {
+        mins[t] = std::fma(_cvtsh_ss(b0.m), x[0].s, mins[t]);
+        mins[t] = std::fma(_cvtsh_ss(b1.m), x[1].s, mins[t]);
+      }
+    }
+  }
+  __m256 acc0[TT], acc1[TT];
+  for (int t = 0; t < TT; t++) {
+    acc0[t] = _mm512_castps512_ps256(acc[t]);
+    acc1[t] = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[t]), 1));
+  }
+  if (i < nb) step_vnni<DT, TT>(blocks[i], xq, xs, i, acc0, mins);
+  for (int t = 0; t < TT; t++) y[t * ys] = simd256::hsum(_mm256_add_ps(acc0[t], acc1[t])) + mins[t];
+}
 
 using TileFn = void (*)(const uint8_t*, const uint8_t*, size_t, int64_t, float*, int64_t);
 

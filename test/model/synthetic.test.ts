@@ -57,6 +57,27 @@ describe('synthetic llama models', function () {
     }
   });
 
+  it("q4_k_m and q5_k_m files carry llama.cpp's tensor mixture, and fuselm runs them", async () => {
+    // 8 layers: useMoreBits picks layers 0, 3, 6, 7 (first and last eighth, every third between)
+    const mixShape = { ...shape, dim: 256, ffnDim: 512, nLayers: 8, vocabSize: 300 };
+    for (const [type, base, fileType] of [['q4_k_m', GgmlType.Q4_K, 15], ['q5_k_m', GgmlType.Q5_K, 17]] as const) {
+      await writeSyntheticLlama(file(`${type}.gguf`), mixShape, type);
+      const g = await readGguf(file(`${type}.gguf`));
+      const typeOf = (name: string) => g.tensors.find((t) => t.name === name)?.type;
+      assert.equal(g.metadata.get('general.file_type'), fileType);
+      assert.equal(typeOf('output.weight'), GgmlType.Q6_K);
+      assert.equal(typeOf('token_embd.weight'), base);
+      for (let l = 0; l < 8; l++) {
+        const more = [0, 3, 6, 7].includes(l);
+        assert.equal(typeOf(`blk.${l}.attn_v.weight`), more ? GgmlType.Q6_K : base, `${type} layer ${l} attn_v`);
+        assert.equal(typeOf(`blk.${l}.ffn_down.weight`), more ? GgmlType.Q6_K : base, `${type} layer ${l} ffn_down`);
+        assert.equal(typeOf(`blk.${l}.attn_q.weight`), base);
+      }
+      await using m = await loadModel(file(`${type}.gguf`));
+      assert.equal((await m.generate(ids, { maxTokens: 4, ignoreEog: true })).ids.length, 4);
+    }
+  });
+
   it('reports loading progress once per weight tensor, ending at the total', async () => {
     const calls: Array<[number, number]> = [];
     await using m = await loadModel(file('f32.gguf'), { onProgress: (done, total) => calls.push([done, total]) });
