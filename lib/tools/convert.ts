@@ -30,7 +30,7 @@ import { type GgufMetaEntry, gv } from '../formats/gguf.js';
 import { toF32 } from '../formats/quants.js';
 import { type SafetensorsTensor, openSafetensorsFolder } from '../formats/safetensors.js';
 import { llama3FreqFactors } from '../model/config.js';
-import { syntheticVocab } from './synthetic.js';
+import { syntheticVocab } from './synthetic-vocab.js';
 
 /** A tensor of a model being converted or quantized, read when asked. */
 export interface SourceTensor {

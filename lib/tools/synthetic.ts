@@ -16,6 +16,7 @@ import { type GgufFile, type GgufMetaEntry, gv, writeGguf } from '../formats/ggu
 import { toF32 } from '../formats/quants.js';
 import { encodeF32 } from '../tensor.js';
 import { FILE_TYPE as QUANT_FILE_TYPE, planTensorTypes } from './quantize.js';
+import { syntheticVocab } from './synthetic-vocab.js';
 
 export interface LlamaShape {
   vocabSize: number;
@@ -171,34 +172,6 @@ export interface SyntheticModelSpec extends LlamaShape {
    * file without it, for comparing another engine's arithmetic on it with its own on F32.
    */
   widened?: boolean;
-}
-
-/** A SentencePiece-style vocabulary: <unk> <s> </s>, the 256 byte tokens, then filler pieces. */
-export function syntheticVocab(n: number): GgufMetaEntry[] {
-  const tokens = ['<unk>', '<s>', '</s>'];
-  const types = [2, 3, 3];
-  for (let b = 0; b < 256; b++) {
-    tokens.push(`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`);
-    types.push(6);
-  }
-  const letters = 'abcdefghijklmnopqrstuvwxyz';
-  for (let i = 0; tokens.length < n; i++) {
-    // ▁a ▁b ... then two-letter pieces: all distinct, all plain text
-    const s = i < 26 ? '\u2581' + letters[i] : letters[Math.floor((i - 26) / 26) % 26] + letters[(i - 26) % 26] + (i >= 26 + 676 ? String(i) : '');
-    tokens.push(s);
-    types.push(1);
-  }
-  tokens.length = n;
-  types.length = n;
-  return [
-    { key: 'tokenizer.ggml.model', ...gv.str('llama') },
-    { key: 'tokenizer.ggml.tokens', ...gv.arrStr(tokens) },
-    { key: 'tokenizer.ggml.scores', ...gv.arrF32(tokens.map((_, i) => -i)) },
-    { key: 'tokenizer.ggml.token_type', ...gv.arrI32(types) },
-    { key: 'tokenizer.ggml.bos_token_id', ...gv.u32(1) },
-    { key: 'tokenizer.ggml.eos_token_id', ...gv.u32(2) },
-    { key: 'tokenizer.ggml.unknown_token_id', ...gv.u32(0) },
-  ];
 }
 
 /**
