@@ -181,10 +181,10 @@ export class SequenceRun {
   }
 }
 
-const OPTION_KEYS = new Set([
+/** The sampler's own options (SamplerOptions less rng), which resolveSamplerOptions checks. */
+const SAMPLER_KEYS = new Set([
   'temperature', 'topK', 'topP', 'minP', 'typicalP', 'repeatPenalty', 'penaltyLastN', 'frequencyPenalty', 'presencePenalty', 'logitBias',
-  'seed', 'minKeep', 'samplers', 'mirostat', 'mirostatTau', 'mirostatEta', 'maxTokens', 'stop', 'logprobs', 'addSpecial', 'ignoreEog', 'signal', 'eogIds', 'idleTimeout',
-  'grammar', 'jsonSchema',
+  'seed', 'minKeep', 'samplers', 'mirostat', 'mirostatTau', 'mirostatEta',
 ]);
 
 function biasIds(bias: unknown): number[] {
@@ -219,8 +219,7 @@ export function checkGenerateOptions(o: unknown, what = 'generate() options'): a
 /** The sampler's options out of a GenerateOptions (the ones set). */
 function pick(g: GenerateOptions): Omit<SamplerOptions, 'rng'> {
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(g)) if (OPTION_KEYS.has(k) && v !== undefined) out[k] = v;
-  for (const k of ['maxTokens', 'stop', 'logprobs', 'addSpecial', 'ignoreEog', 'signal', 'eogIds', 'idleTimeout', 'grammar', 'jsonSchema']) delete out[k];
+  for (const [k, v] of Object.entries(g)) if (SAMPLER_KEYS.has(k) && v !== undefined) out[k] = v;
   return out as Omit<SamplerOptions, 'rng'>;
 }
 

@@ -48,8 +48,7 @@ export class DecodeCall {
    * whose logits (returned) start the generation.
    */
   async prompt(ids: readonly number[], held: readonly number[], evaluate: (from: number) => Promise<Float32Array>): Promise<Float32Array> {
-    let from = 0;
-    while (from < ids.length - 1 && from < held.length && held[from] === ids[from]) from++;
+    const from = sharedPrefix(held, ids, ids.length - 1);
     const logits = await evaluate(from);
     this.#promptTokens += ids.length;
     this.#cachedTokens += from;
@@ -77,4 +76,11 @@ export class DecodeCall {
       tokensPerSecond: generatedTokens > 1 && generateSeconds > 0 ? (generatedTokens - 1) / generateSeconds : 0,
     };
   }
+}
+
+/** How many leading tokens `a` and `b` have in common, at most `max` (a cache's reusable prefix). */
+export function sharedPrefix(a: readonly number[], b: readonly number[], max = Infinity): number {
+  let n = 0;
+  while (n < max && n < a.length && n < b.length && a[n] === b[n]) n++;
+  return n;
 }

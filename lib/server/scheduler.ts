@@ -16,6 +16,7 @@ import { FuselmError } from '../errors.js';
 import { type GenerateOptions, type FinishReason, SequenceRun, type StreamChunk } from '../generate.js';
 import type { LogprobsResult } from '../sampling/sampler.js';
 import type { SequenceSlots } from '../model/slots.js';
+import { sharedPrefix } from '../model/decode-call.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 
 /** A free slot's cached prefix is taken over only when it shares this many tokens with the prompt. */
@@ -205,8 +206,7 @@ export class Scheduler {
       this.#waiting.splice(i, 1);
       const sl = this.#slot[slot];
       // reuse the cached prefix, but never the last prompt token: its logits start the generation
-      let keep = 0;
-      while (keep < seq.prompt.length - 1 && keep < sl.tokens.length && sl.tokens[keep] === seq.prompt[keep]) keep++;
+      const keep = sharedPrefix(sl.tokens, seq.prompt, seq.prompt.length - 1);
       sl.tokens.length = keep;
       sl.seq = seq;
       sl.lastUsed = ++this.#clock;
@@ -226,8 +226,7 @@ export class Scheduler {
     this.#slot.forEach((sl, i) => {
       if (sl.seq) return;
       if (lru < 0 || sl.lastUsed < this.#slot[lru].lastUsed) lru = i;
-      let n = 0;
-      while (n < prompt.length && n < sl.tokens.length && sl.tokens[n] === prompt[n]) n++;
+      const n = sharedPrefix(sl.tokens, prompt);
       if (n > bestLen) [best, bestLen] = [i, n];
     });
     return best >= 0 && bestLen >= Math.min(REUSE_MIN_TOKENS, prompt.length - 1) ? best : lru;

@@ -53,6 +53,21 @@ export async function openLlamaCpp(llama: any, file: string, contextSize: number
   }
 }
 
+/**
+ * llama.cpp's `n` greedy ids after `prompt`, from an empty cache; end-of-generation tokens are
+ * yielded like any other unless `yieldEogToken` is false (then llama.cpp stops at one).
+ */
+export async function llamaCppGreedy(seq: any, prompt: readonly number[], n: number, o: { yieldEogToken?: boolean } = {}): Promise<number[]> {
+  await seq.clearHistory();
+  const ids: number[] = [];
+  if (n <= 0) return ids;
+  for await (const id of seq.evaluate(prompt, { temperature: 0, yieldEogToken: o.yieldEogToken ?? true })) {
+    ids.push(id);
+    if (ids.length === n) break;
+  }
+  return ids;
+}
+
 /** llama.cpp's logits after each of tokens[from..], from one evaluation that starts at an empty cache. */
 export async function llamaCppLogits(seq: any, tokens: readonly number[], from: number, vocab: number): Promise<Float32Array[]> {
   await seq.clearHistory();

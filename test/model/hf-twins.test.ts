@@ -22,7 +22,7 @@ import { loadModel } from '../../lib/model/model.js';
 import { encodeSafetensors, type Entry } from '../formats/safetensors-helpers.js';
 import { loadLlamaCpp } from '../../scripts/llama-cpp-peer.js';
 import { loadOnCuda } from '../helpers/cuda.js';
-import { openLlamaCpp } from '../helpers/llama-cpp.js';
+import { llamaCppGreedy, openLlamaCpp } from '../helpers/llama-cpp.js';
 import { rng, randn } from '../helpers/random.js';
 import { requireShared, sharedPath } from '../helpers/shared.js';
 import { writeLlamaFamilyGguf } from './gguf-from-hf.js';
@@ -187,9 +187,7 @@ describe('Hugging Face folder and its GGUF twin: the same logits and greedy toke
         const res = await lc.seq.controlledEvaluate(prompt.map((id, j) => (j === prompt.length - 1 ? [id, { generateNext: { logits: true } }] : id)));
         const lg: Map<number, number> = res[prompt.length - 1].next.logits;
         const diff = Math.max(...runs[1].last.map((x, i) => Math.abs(x - (lg.get(i) ?? NaN))));
-        await lc.seq.clearHistory();
-        const theirs: number[] = [];
-        for await (const id of lc.seq.evaluate(prompt, { temperature: 0 })) if (theirs.push(id) >= runs[0].ids.length) break;
+        const theirs = await llamaCppGreedy(lc.seq, prompt, runs[0].ids.length, { yieldEogToken: false });
         log(`GGUF vs llama.cpp: max |Δ logit| / max |logit| = ${(diff / scale).toExponential(2)}`);
         // Gemma: llama.cpp's CPU GELU reads an f16 table (test/peers/arch-diff.test.ts)
         const tol = String(t.config.model_type).startsWith('gemma') ? 1e-3 : 2e-5;

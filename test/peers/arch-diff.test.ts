@@ -36,7 +36,7 @@ import { llama3FreqFactors } from '../../lib/model/config.js';
 import { Rng } from '../../lib/sampling/rng.js';
 import { type SyntheticModelSpec, writeSyntheticModel } from '../../lib/tools/synthetic.js';
 import { loadOnCuda } from '../helpers/cuda.js';
-import { type LlamaCppSession, openLlamaCpp, requireLlamaCpp } from '../helpers/llama-cpp.js';
+import { type LlamaCppSession, llamaCppGreedy, openLlamaCpp, requireLlamaCpp } from '../helpers/llama-cpp.js';
 
 const PROMPT = 40;
 const GENERATE = 20;
@@ -210,17 +210,6 @@ async function llamaCppLogits(s: LlamaCppSession, tokens: number[], from: number
   });
 }
 
-/** llama.cpp's `n` greedy ids after `prompt` (end of generation tokens included). */
-async function llamaCppGreedy(s: LlamaCppSession, prompt: number[], n: number): Promise<number[]> {
-  await s.seq.clearHistory();
-  const ids: number[] = [];
-  for await (const id of s.seq.evaluate(prompt, { temperature: 0, yieldEogToken: true })) {
-    ids.push(id);
-    if (ids.length === n) break;
-  }
-  return ids;
-}
-
 async function withLlamaCpp<T>(llama: any, file: string, fn: (s: LlamaCppSession) => Promise<T>): Promise<T> {
   const s = await openLlamaCpp(llama, file, CONTEXT);
   try {
@@ -256,7 +245,7 @@ describe('llama.cpp differential: random-weight GGUFs of every architecture and 
       const prompt = promptFor(spec), V = spec.vocabSize;
       // llama.cpp's greedy path, and both engines' logits along it
       const theirs = await withLlamaCpp(llama, file, async (s) => {
-        const ids = await llamaCppGreedy(s, prompt, GENERATE);
+        const ids = await llamaCppGreedy(s.seq, prompt, GENERATE);
         const first = (await llamaCppLogits(s, prompt.slice(0, 1), 0, V))[0];
         return { ids, first, logits: await llamaCppLogits(s, [...prompt, ...ids.slice(0, -1)], PROMPT - 1, V) };
       });

@@ -25,7 +25,7 @@ import { configFromGguf } from '../../lib/model/config.js';
 import { disposeLlamaWeights, loadLlamaWeights } from '../../lib/model/llama.js';
 import { Rng } from '../../lib/sampling/rng.js';
 import { type SyntheticModelSpec, type WeightType, writeSyntheticModel } from '../../lib/tools/synthetic.js';
-import { openLlamaCpp, requireLlamaCpp } from '../helpers/llama-cpp.js';
+import { llamaCppGreedy, llamaCppLogits, openLlamaCpp, requireLlamaCpp } from '../helpers/llama-cpp.js';
 
 const PROMPT = 40;
 const GENERATE = 20;
@@ -83,26 +83,9 @@ describe('llama.cpp differential: GGUF block formats run as stored', function ()
       let theirLogits: Float32Array[] = [];
       const single: Float32Array[] = [];  // llama.cpp's logits of each token alone, at position 0
       try {
-        for (let t = 0; t < V; t++) {
-          await session.seq.clearHistory();
-          const r = await session.seq.controlledEvaluate([[t, { generateNext: { logits: true } }]]);
-          const row = new Float32Array(V);
-          for (const [id, v] of r[0].next.logits as Map<number, number>) row[id] = v;
-          single.push(row);
-        }
-        await session.seq.clearHistory();
-        for await (const id of session.seq.evaluate(prompt, { temperature: 0, yieldEogToken: true })) {
-          theirs.push(id);
-          if (theirs.length === GENERATE) break;
-        }
-        const tokens = [...prompt, ...theirs.slice(0, -1)];
-        await session.seq.clearHistory();
-        const res = await session.seq.controlledEvaluate(tokens.map((id, j) => (j >= PROMPT - 1 ? [id, { generateNext: { logits: true } }] : id)));
-        theirLogits = tokens.slice(PROMPT - 1).map((_, k) => {
-          const row = new Float32Array(V);
-          for (const [id, v] of res[PROMPT - 1 + k].next.logits as Map<number, number>) row[id] = v;
-          return row;
-        });
+        for (let t = 0; t < V; t++) single.push(...(await llamaCppLogits(session.seq, [t], 0, V)));
+        theirs = await llamaCppGreedy(session.seq, prompt, GENERATE);
+        theirLogits = await llamaCppLogits(session.seq, [...prompt, ...theirs.slice(0, -1)], PROMPT - 1, V);
       } finally {
         await session.dispose();
       }

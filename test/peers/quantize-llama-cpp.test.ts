@@ -25,7 +25,7 @@ import { GgmlType } from '../../lib/formats/ggml-types.js';
 import { perplexity } from '../../lib/tools/perplexity.js';
 import { FILE_TYPE, type QuantizeType, quantizeModel } from '../../lib/tools/quantize.js';
 import { writeSyntheticModel } from '../../lib/tools/synthetic.js';
-import { type LlamaCppSession, llamaCppLogits, llamaCppPerplexity, openLlamaCpp, requireLlamaCpp } from '../helpers/llama-cpp.js';
+import { type LlamaCppSession, llamaCppGreedy, llamaCppLogits, llamaCppPerplexity, openLlamaCpp, requireLlamaCpp } from '../helpers/llama-cpp.js';
 import { sampledStories } from '../helpers/stories.js';
 import { widenLlama } from '../helpers/widen-llama.js';
 import { requireShared, sharedPath } from '../helpers/shared.js';
@@ -75,12 +75,7 @@ describe('llama.cpp loads what fuselm quantize writes', function () {
     await withLlamaCpp(llama, file, 256, async (s) => {
       for (const prompt of ['Once upon a time', 'Lily and Ben went to the park', 'The little dog']) {
         const mine = await ours.generate(prompt, { maxTokens: 32, temperature: 0, ignoreEog: true });
-        const theirs: number[] = [];
-        await s.seq.clearHistory();
-        for await (const id of s.seq.evaluate(mine.promptIds, { temperature: 0, yieldEogToken: true })) {
-          theirs.push(id);
-          if (theirs.length === mine.ids.length) break;
-        }
+        const theirs = await llamaCppGreedy(s.seq, mine.promptIds, mine.ids.length);
         const part = theirs.findIndex((id, i) => id !== mine.ids[i]);
         if (part < 0) continue;
         const [row] = await llamaCppLogits(s.seq, [...mine.promptIds, ...theirs.slice(0, part)], mine.promptIds.length + part - 1, ours.config.vocabSize);
