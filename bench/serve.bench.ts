@@ -1,5 +1,5 @@
 /**
- * The server under load: 1, 4 and 16 concurrent streaming clients (FUSELM_BENCH_CLIENTS to
+ * The server under load: 1, 4, 16 and 64 concurrent streaming clients (FUSELM_BENCH_CLIENTS to
  * change) against `createServer` on 127.0.0.1, on the synthetic TinyLlama-1.1B-shaped q8_0 GGUF
  * (FUSELM_BENCH_SHAPES for another shape). Each client sends one /v1/completions request: a
  * token-id prompt of mixed length (16, 48, 96 or 160 tokens, by client), GEN tokens with
@@ -102,7 +102,7 @@ async function peerLevel(model: any, prompts: number[][], threads: number): Prom
 
 export async function run(): Promise<BenchResult[]> {
   const shape = (process.env.FUSELM_BENCH_SHAPES ?? 'tinyllama-1.1b').split(',')[0];
-  const levels = (process.env.FUSELM_BENCH_CLIENTS ?? '1,4,16').split(',').map(Number);
+  const levels = (process.env.FUSELM_BENCH_CLIENTS ?? '1,4,16,64').split(',').map(Number);
   const file = await syntheticBenchModel(shape, 'q8_0');
   const model = await loadModel(file, { contextSize: 256 });
   const threads = model.threads;

@@ -168,11 +168,12 @@ export async function loadLlamaWeights(
   }
 }
 
-/** Rows row0 .. row0 + rows - 1 of a step, sequence seq's (forwardSpans). */
+/** Rows row0 .. row0 + rows - 1 of a step, sequence seq's, at the position in slot `slot` (forwardSpans). */
 interface RowSpan {
   seq: number;
   row0: number;
   rows: number;
+  slot: number;
 }
 
 /** forwardSpans' graphs kept (a scheduler's steps repeat a few layouts while its sequences decode). */
@@ -212,7 +213,10 @@ export class LlamaState {
   #ids: NativeTensor;
   /** Absolute position of each row, for an added position table. */
   #posIds: NativeTensor;
-  /** forwardBatch's positions: slot s (absolute) for rope, with a prefix also slot S + s (own cache row). */
+  /**
+   * forwardBatch's positions: slot s (absolute) for rope, with a prefix also slot S + s (own cache
+   * row); forwardSpans': slot s a span's first row, S + s its last (#spanLayout).
+   */
   #positions: NativeTensor;
   #prefix: LlamaStateOptions['prefix'];
   #acts: Record<'x' | 'xb' | 'xb2' | 'q' | 'k' | 'v' | 'att' | 'hb' | 'hb2', NativeTensor>;
@@ -243,7 +247,7 @@ export class LlamaState {
     this.#ids = emptyTensor('i32', [B]);
     this.#posIds = emptyTensor('i32', [B]);
     this.#prefix = o.prefix;
-    this.#positions = emptyTensor('i32', [this.sequences * (o.prefix ? 2 : 1)]);
+    this.#positions = emptyTensor('i32', [this.sequences * 2]);
     const act = (cols: number) => be.empty('f32', [B, cols]);
     this.#acts = {
       x: act(c.dim), xb: act(c.dim), xb2: act(c.dim),
@@ -260,12 +264,12 @@ export class LlamaState {
   /**
    * The op list of one forward step. `seq` >= 0: all rows belong to that sequence, at the run's
    * position; 'batch': row s is sequence s, at its own position; a list of spans: rows row0 ..
-   * row0 + rows - 1 are sequence `seq`'s, from its own position on. Logits of the last row only,
-   * or of all rows; `tail` after them. Made layer by layer as graphInSlices reads them, so a
+   * row0 + rows - 1 are sequence `seq`'s, from the position in its slot on. Logits of the last
+   * `lastRows` rows only (into the logits' first rows), or of all rows (0); `tail` after them. Made layer by layer as graphInSlices reads them, so a
    * thousand layers' nodes are never alive at once (a young generation full of them makes the
    * garbage collector's pauses long).
    */
-  *#nodes(logits: NativeTensor, lastRow: boolean, seq: number | 'batch' | readonly RowSpan[], tail: GraphNode[] = []): Generator<GraphNode> {
+  *#nodes(logits: NativeTensor, lastRows: number, seq: number | 'batch' | readonly RowSpan[], tail: GraphNode[] = []): Generator<GraphNode> {
     const c = this.#c, w = this.#w, a = this.#acts;
     const rope = { headDim: c.headDim, nRot: c.ropeDims, thetaBase: c.ropeTheta, freqScale: c.ropeFreqScale, neox: c.ropeNeox, freqFactors: w.ropeFreqs, mscale: c.ropeMscale };
     // Gemma-3's sliding layers: their own base and scale, no factors
@@ -284,7 +288,7 @@ export class LlamaState {
         ? Array.from({ length: this.sequences }, (_, s) => ({ s, span: { row0: s, slot: s } }))
         : typeof seq === 'number'
           ? [{ s: seq }]
-          : seq.map((r) => ({ s: r.seq, span: { row0: r.row0, rows: r.rows, slot: r.seq } }));
+          : seq.map((r) => ({ s: r.seq, span: { row0: r.row0, rows: r.rows, slot: r.slot } }));
     const positional = (l: number) =>
       spans.flatMap(({ s, span }) => {
         const pre = this.#prefix;
@@ -336,8 +340,8 @@ export class LlamaState {
     if (c.finalSoftcap) {
       // the projection into a twin of the logits tensor in the backend's memory, then the cap
       const raw = this.#rawLogits(logits);
-      yield* [ops.matmul(raw, a.xb, w.output, { lastRow }), ops.softcap(logits, raw, c.finalSoftcap)];
-    } else yield ops.matmul(logits, a.xb, w.output, { lastRow });
+      yield* [ops.matmul(raw, a.xb, w.output, { lastRows }), ops.softcap(logits, raw, c.finalSoftcap)];
+    } else yield ops.matmul(logits, a.xb, w.output, { lastRows });
     yield* tail;
   }
 
@@ -394,7 +398,7 @@ export class LlamaState {
     const seq = opts.seq ?? 0, all = opts.allLogits ?? false;
     await this.#ensureCapacity(pos + ids.length);
     const logits = all ? this.#allLogits() : this.#logitsLast;
-    const g = await this.#graph(`${seq}:${all}`, () => this.#nodes(logits, !all, seq));
+    const g = await this.#graph(`${seq}:${all}`, () => this.#nodes(logits, all ? 0 : 1, seq));
     this.#ids.write(ids);
     if (this.#w.posEmbd) this.#posIds.write(Int32Array.from(ids, (_, t) => pos + t));
     await g.run(ids.length, pos);
@@ -408,7 +412,7 @@ export class LlamaState {
   async forwardArgmax(id: number, pos: number, seq = 0): Promise<number> {
     await this.#ensureCapacity(pos + 1);
     const gr = this.#greedyTensors();
-    const g = await this.#graph(`${seq}:argmax`, () => this.#nodes(gr.logits, true, seq, [ops.argmax(gr.ids, gr.logits)]));
+    const g = await this.#graph(`${seq}:argmax`, () => this.#nodes(gr.logits, 1, seq, [ops.argmax(gr.ids, gr.logits)]));
     this.#ids.write(Int32Array.of(id));
     if (this.#w.posEmbd) this.#posIds.write(Int32Array.of(pos));
     await g.run(1, pos);
@@ -421,7 +425,7 @@ export class LlamaState {
     const gr = this.#greedyTensors();
     gr.logitsAll ??= this.#be.empty('f32', [this.batchSize, this.#c.vocabSize]);
     const logits = gr.logitsAll;
-    const g = await this.#graph('batch:argmax', () => this.#nodes(logits, false, 'batch', [ops.argmax(gr.ids, logits)]), this.#positions);
+    const g = await this.#graph('batch:argmax', () => this.#nodes(logits, 0, 'batch', [ops.argmax(gr.ids, logits)]), this.#positions);
     this.#ids.write(ids);
     this.#writePositions(positions);
     await g.run(this.sequences, 0);
@@ -432,11 +436,11 @@ export class LlamaState {
    * One forward over spans of several sequences (a scheduler's step: prompt chunks and decode
    * tokens together, the weights read once): span i evaluates `ids` of sequence `seq` at
    * positions pos .. pos + ids.length - 1 (its cache must hold the positions before pos), at most
-   * batchSize tokens in all, each sequence at most once. Returns each span's last-token logits.
+   * batchSize tokens in all, each sequence at most once. Returns each span's last-token logits;
+   * only those rows go through the vocabulary projection (#spanLayout).
    */
   async forwardSpans(spans: readonly { seq: number; ids: ArrayLike<number>; pos: number }[]): Promise<Float32Array[]> {
     if (this.#prefix) throw new FuselmError('E_INVALID_ARG', 'a state with a shared prefix steps with forwardBatch');
-    const layout: RowSpan[] = [];
     const seen = new Set<number>();
     let rows = 0, end = 0;
     for (const sp of spans) {
@@ -444,27 +448,51 @@ export class LlamaState {
         throw new FuselmError('E_INVALID_ARG', `forwardSpans: sequence ${sp.seq} is not one of 0..${this.sequences - 1} or comes twice`);
       if (sp.ids.length < 1 || !(Number.isInteger(sp.pos) && sp.pos >= 0)) throw new FuselmError('E_INVALID_ARG', `forwardSpans: sequence ${sp.seq} has ${sp.ids.length} tokens at position ${sp.pos}`);
       seen.add(sp.seq);
-      layout.push({ seq: sp.seq, row0: rows, rows: sp.ids.length });
       rows += sp.ids.length;
       end = Math.max(end, sp.pos + sp.ids.length);
     }
     if (rows < 1 || rows > this.batchSize) throw new FuselmError('E_INVALID_ARG', `forwardSpans: ${rows} tokens, expected 1..${this.batchSize}`);
     await this.#ensureCapacity(end);
+    const layout = this.#spanLayout(spans.map((sp) => ({ seq: sp.seq, rows: sp.ids.length })));
     const logits = this.#allLogits();
-    const key = `spans:${layout.map((r) => `${r.seq}x${r.rows}`).join(',')}`;
-    const g = await this.#spanGraph(key, () => this.#nodes(logits, false, layout));
-    const ids = new Int32Array(rows), positions = new Int32Array(this.sequences), posIds = new Int32Array(rows);
-    spans.forEach((sp, i) => {
-      const r = layout[i];
-      ids.set(Array.from(sp.ids), r.row0);
-      positions[sp.seq] = sp.pos;
-      for (let t = 0; t < r.rows; t++) posIds[r.row0 + t] = sp.pos + t;
-    });
+    const key = `spans:${layout.map((r) => `${r.seq}x${r.rows}@${r.slot}`).join(',')}`;
+    const g = await this.#spanGraph(key, () => this.#nodes(logits, spans.length, layout));
+    const ids = new Int32Array(rows), positions = new Int32Array(2 * this.sequences), posIds = new Int32Array(rows);
+    const bySeq = new Map(spans.map((sp) => [sp.seq, sp]));
+    for (const r of layout) {
+      const sp = bySeq.get(r.seq)!;
+      const first = r.slot < this.sequences ? 0 : sp.ids.length - 1; // the span's first rows, or its last
+      for (let t = 0; t < r.rows; t++) {
+        ids[r.row0 + t] = sp.ids[first + t];
+        posIds[r.row0 + t] = sp.pos + first + t;
+      }
+      positions[r.slot] = sp.pos + first;
+    }
     this.#ids.write(ids);
     this.#positions.write(positions);
     if (this.#w.posEmbd) this.#posIds.write(posIds);
     await g.run(rows, 0);
-    return layout.map((r) => readF32Rows(logits, r.row0 + r.rows - 1, 1));
+    return spans.map((_, i) => readF32Rows(logits, i, 1));
+  }
+
+  /**
+   * The rows of a forwardSpans step: every span's last row goes to the end, in span order, so
+   * the vocabulary projection runs on those rows only (matmul's lastRows), not on every prompt
+   * row. A span of n > 1 tokens is two row ranges of its sequence: its first n - 1 rows at the
+   * front (position slot s), its last row at the back (slot S + s). Within a layer the front
+   * ranges store their keys and values before the back rows attend, so each last row sees its
+   * whole span.
+   */
+  #spanLayout(spans: readonly { seq: number; rows: number }[]): RowSpan[] {
+    const layout: RowSpan[] = [];
+    let row0 = 0;
+    for (const sp of spans)
+      if (sp.rows > 1) {
+        layout.push({ seq: sp.seq, row0, rows: sp.rows - 1, slot: sp.seq });
+        row0 += sp.rows - 1;
+      }
+    for (const sp of spans) layout.push({ seq: sp.seq, row0: row0++, rows: 1, slot: this.sequences + sp.seq });
+    return layout;
   }
 
   /** #graph for forwardSpans' layouts, of which the most recently used SPAN_GRAPHS are kept. */
@@ -531,7 +559,7 @@ export class LlamaState {
   async forwardBatch(ids: Int32Array, positions: Int32Array): Promise<Float32Array> {
     await this.#ensureCapacity(Math.max(...positions) + 1);
     const logits = this.#allLogits();
-    const g = await this.#graph('batch', () => this.#nodes(logits, false, 'batch'), this.#positions);
+    const g = await this.#graph('batch', () => this.#nodes(logits, 0, 'batch'), this.#positions);
     this.#ids.write(ids);
     this.#writePositions(positions);
     await g.run(this.sequences, 0);

@@ -16,18 +16,19 @@ void quantize_row_q8_cpu(const float* x, int64_t K, int8_t* q, float* d);
 
 namespace matmul_op {
 enum Role { out, x, w };
-// lastRow: only x's row n - 1, written to out's row 0 (the logits of a prompt's last token)
-enum Param { last_row };
+// lastRows > 0: only x's last lastRows rows (n - lastRows .. n - 1), written to out's rows 0 ..
+// lastRows - 1 (the logits of a prompt's last token, or of each sequence's last row in a step
+// of several); 0: all n rows.
+enum Param { last_rows };
 inline MatmulArgs args(const Step& s) {
-  const int64_t K = s.t(x).cols();
-  const bool last = s.node.b(last_row);
-  return {s.data(out), s.data(x) + (last ? (s.n - 1) * K : 0), s.data<void>(w), s.t(w).dtype, last ? 1 : s.n, K, s.t(w).rows()};
+  const int64_t K = s.t(x).cols(), last = s.node.i(last_rows);
+  return {s.data(out), s.data(x) + (last ? (s.n - last) * K : 0), s.data<void>(w), s.t(w).dtype, last ? last : s.n, K, s.t(w).rows()};
 }
 inline const OpDef def = [] {
   OpDef d{
       "matmul",
       {{"out", Access::Out, true, true}, {"x", Access::In}, {"w", Access::In}},
-      {{"lastRow", ParamType::Bool, false, 0}},
+      {{"lastRows", ParamType::Int, false, 0}},
       [](const Check& c) {
         c.f32(out);
         c.f32(x);
@@ -36,10 +37,16 @@ inline const OpDef def = [] {
         c.cols(x, W.cols());
         c.cols(out, W.rows());
         c.rows(x, c.max_rows);
-        c.rows(out, c.node.b(last_row) ? 1 : c.max_rows);
+        const int64_t last = c.node.i(last_rows);
+        if (last < 0 || last > c.max_rows) c.fail("lastRows must be 0.." + std::to_string(c.max_rows) + ", got " + std::to_string(last));
+        c.rows(out, last ? last : c.max_rows);
       },
   };
-  d.rows_written = [](const Node& n, int64_t rows) -> int64_t { return n.b(last_row) ? 1 : rows; };
+  d.rows_written = [](const Node& n, int64_t rows) -> int64_t { return n.i(last_rows) ? n.i(last_rows) : rows; };
+  d.check_run = [](const Node& n, int64_t rows, int64_t) {
+    if (n.i(last_rows) > rows)
+      throw Error("E_INVALID_ARG", "matmul: lastRows is " + std::to_string(n.i(last_rows)) + " but the run has " + std::to_string(rows) + " rows");
+  };
   return d;
 }();
 }  // namespace matmul_op

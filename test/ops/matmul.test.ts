@@ -6,7 +6,7 @@
  * the independent JS decoders (so its f16/bf16/q8_0 widening is right too); (2) every fast
  * kernel level this CPU has (portable, avx2, avx512) matches the reference at awkward sizes
  * (K = 1, 31, 32, 33, 64, 4095, 4097, 4128; N = 1, 31, 33, 257, 4097; T = 1, 2, 5, 17), with 1
- * and 2 threads, for every weight dtype, including the graph's lastRow option; (3) the fast
+ * and 2 threads, for every weight dtype, including the graph's lastRows option; (3) the fast
  * q8_0 path, which quantizes x to q8_0 blocks and takes integer dot products, equals an exact
  * integer reference bit for bit on data where every f32 step is exact, and every level
  * quantizes x identically.
@@ -24,7 +24,7 @@
  */
 import assert from 'node:assert/strict';
 import type { NativeDType, NativeImpl, NativeTensor } from '../../bindings.js';
-import { ops } from '../../lib/backend.js';
+import { CpuBackend, ops } from '../../lib/backend.js';
 import { GgmlType, bf16BitsToF32, dequantizeQ8_0, f16BitsToF32 } from '../../lib/formats/ggml-types.js';
 import { dequantize } from '../../lib/formats/quants.js';
 import { emptyTensor, encodeF32, readF32Rows, tensorFromF32 } from '../../lib/tensor.js';
@@ -34,11 +34,11 @@ const REL: Record<string, number> = { f32: 1e-6, f16: 1e-5, bf16: 1e-5, q8_0: 3e
 
 /** y = x · wᵀ at kernel level `impl`; the output starts as NaN so unwritten entries show. */
 async function matmul(
-  impl: NativeImpl, threads: number, x: NativeTensor, w: NativeTensor, T: number, N: number, lastRow = false,
+  impl: NativeImpl, threads: number, x: NativeTensor, w: NativeTensor, T: number, N: number, lastRows = 0,
 ): Promise<Float32Array> {
-  const rows = lastRow ? 1 : T;
+  const rows = lastRows || T;
   const out = tensorFromF32('f32', [rows, N], new Float32Array(rows * N).fill(NaN));
-  await runOp(ops.matmul(out, x, w, { lastRow }), { impl, threads, n: T });
+  await runOp(ops.matmul(out, x, w, { lastRows }), { impl, threads, n: T });
   return readF32Rows(out, 0, rows);
 }
 
@@ -171,20 +171,35 @@ describe('op matmul', () => {
     for (const [impl, out] of outs) assertClose(out, portable, { rel: 1e-6, abs: 1e-5 }, `${impl} vs portable`);
   });
 
-  it('lastRow: only x row n-1, into out row 0, at every level and dtype', async () => {
+  it('lastRows: only x rows n-k .. n-1, into out rows 0 .. k-1, at every level and dtype', async () => {
     const T = 5, K = 96, N = 37;
     const r = rng(5);
     const xd = randn(T * K, r);
     const x = tensorFromF32('f32', [T, K], xd);
-    const xLast = tensorFromF32('f32', [1, K], xd.subarray((T - 1) * K));
-    for (const dtype of ['f32', 'f16', 'bf16', 'q8_0'] as const) {
-      const wd = randn(N * K, r, 0.05);
-      const w = tensorFromF32(dtype, [N, K], wd);
-      const ref = await matmul('reference', 1, xLast, w, 1, N);
-      const tl = tol(dtype, ref, xd.subarray((T - 1) * K), wd, K);
-      for (const impl of ['reference' as const, ...fastImpls()])
-        for (const threads of [1, 2])
-          assertClose(await matmul(impl, threads, x, w, T, N, true), ref, tl, `${dtype} ${impl}/${threads}t lastRow`);
+    for (const last of [1, 3]) {
+      const xLast = tensorFromF32('f32', [last, K], xd.subarray((T - last) * K));
+      for (const dtype of ['f32', 'f16', 'bf16', 'q8_0'] as const) {
+        const wd = randn(N * K, r, 0.05);
+        const w = tensorFromF32(dtype, [N, K], wd);
+        const ref = await matmul('reference', 1, xLast, w, last, N);
+        const tl = tol(dtype, ref, xd.subarray((T - last) * K), wd, K);
+        for (const impl of ['reference' as const, ...fastImpls()])
+          for (const threads of [1, 2])
+            assertClose(await matmul(impl, threads, x, w, T, N, last), ref, tl, `${dtype} ${impl}/${threads}t last ${last} rows`);
+      }
+    }
+  });
+
+  it('lastRows beyond the run or the graph is an E_INVALID_ARG, not a read out of bounds', async () => {
+    const x = tensorFromF32('f32', [4, 32], randn(128, rng(9))), w = tensorFromF32('f32', [8, 32], randn(256, rng(10)));
+    const be = new CpuBackend({ threads: 1, impl: 'reference' });
+    try {
+      const g = be.graph([ops.matmul(emptyTensor('f32', [3, 8]), x, w, { lastRows: 3 })], 4);
+      await assert.rejects(g.run(2, 0), (e: any) => e.code === 'E_INVALID_ARG' && /lastRows is 3 but the run has 2 rows/.test(e.message));
+      g.dispose();
+      assert.throws(() => be.graph([ops.matmul(emptyTensor('f32', [5, 8]), x, w, { lastRows: 5 })], 4), (e: any) => e.code === 'E_INVALID_ARG' && /lastRows must be 0\.\.4, got 5/.test(e.message));
+    } finally {
+      be.dispose();
     }
   });
 
