@@ -8,19 +8,26 @@
  *  - aggregate decode tok/s: the sum over clients of (tokens - 1) / (last token - first token);
  *  - TTFT (request sent -> first token) and ITL (gaps between a stream's tokens), p50 and p99.
  * One warm-up request precedes the levels; the server runs with --parallel = the most clients.
+ * Decode tok/s at the client counts steps that also carried other clients' prompt chunks; so
+ * beside it, steady decode: the same model's slots (Model.openSlots, what the scheduler steps)
+ * with every sequence's first 16 prompt tokens read, then STEADY_STEPS steps of one token per sequence, timed
+ * (steady tok/s = sequences x steps / time, the median of STEADY_REPS runs).
  * Beside it, in the same run: llama.cpp (node-llama-cpp's prebuilt CPU binary) with the same
  * clients as parallel sequences of one context (its batching of concurrent sequences), the same
- * prompts, threads and F16 KV cache, timed the same way; the ratios are fuselm / llama.cpp.
+ * prompts, threads and F16 KV cache, timed the same way; the ratios are fuselm / llama.cpp
+ * (FUSELM_BENCH_NO_PEER=1 leaves it out).
  */
-import { loadModel } from '../lib/model/model.js';
+import { type Model, loadModel } from '../lib/model/model.js';
 import { createServer } from '../lib/server/server.js';
 import { benchPrompt } from '../lib/tools/bench.js';
 import { loadLlamaCpp } from './peers/llama-cpp.js';
-import { type BenchResult } from './util.js';
+import { type BenchResult, median } from './util.js';
 import { syntheticBenchModel } from '../lib/tools/bench-models.js';
 
 const GEN = 32;
 const PROMPT_LENGTHS = [16, 48, 96, 160];
+const STEADY_STEPS = 8;
+const STEADY_REPS = 3;
 
 function percentile(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -77,6 +84,29 @@ function level(runs: ClientRun[], wall: number) {
   };
 }
 
+/** Steady decode tok/s of `n` sequences on `model`'s slots: prompts read, then STEADY_STEPS one-token steps of all of them. */
+async function steadyDecode(model: Model, prompts: number[][], n: number): Promise<number> {
+  const slots = await model.openSlots(n);
+  try {
+    for (let s = 0; s < n; s++) await slots.step([{ slot: s, ids: prompts[s], pos: 0 }]);
+    const rates: number[] = [];
+    let pos = prompts.slice(0, n).map((p) => p.length);
+    await slots.step(pos.map((p, s) => ({ slot: s, ids: [1], pos: p }))); // the layout's graph, built once
+    pos = pos.map((p) => p + 1);
+    for (let r = 0; r < STEADY_REPS; r++) {
+      const t0 = performance.now();
+      for (let k = 0; k < STEADY_STEPS; k++) {
+        await slots.step(pos.map((p, s) => ({ slot: s, ids: [1], pos: p + k })));
+      }
+      rates.push((n * STEADY_STEPS) / ((performance.now() - t0) / 1000));
+      pos = pos.map((p) => p + STEADY_STEPS);
+    }
+    return median(rates);
+  } finally {
+    slots.close();
+  }
+}
+
 /** The peer: `n` sequences of one llama.cpp context, each generating GEN greedy tokens at once. */
 async function peerLevel(model: any, prompts: number[][], threads: number): Promise<{ runs: ClientRun[]; wall: number }> {
   const n = prompts.length;
@@ -110,6 +140,8 @@ export async function run(): Promise<BenchResult[]> {
   const V = model.config.vocabSize, bos = model.tokenizer.bos;
   const prompts = Array.from({ length: Math.max(...levels) }, (_, i) => benchPrompt(PROMPT_LENGTHS[i % PROMPT_LENGTHS.length], V, bos).map((t, k) => (k === 0 ? t : (t + i) % V)));
   const ours = new Map<number, ReturnType<typeof level>>();
+  const steady = new Map<number, number>();
+  let closed = false;
   try {
     await server.ready;
     const base = await server.listen({ port: 0 });
@@ -120,12 +152,18 @@ export async function run(): Promise<BenchResult[]> {
       ours.set(n, level(runs, (performance.now() - t0) / 1000));
       process.stderr.write(`serve: ${n} clients ${JSON.stringify(ours.get(n))}\n`);
     }
-  } finally {
     await server.close();
+    closed = true;
+    for (const n of levels) {
+      steady.set(n, await steadyDecode(model, prompts.map((p) => p.slice(0, 16)), n));
+      process.stderr.write(`serve: steady decode ${n} sequences ${steady.get(n)!.toFixed(2)} tok/s\n`);
+    }
+  } finally {
+    if (!closed) await server.close();
     await model.dispose();
   }
   const theirs = new Map<number, ReturnType<typeof level>>();
-  const llama = await loadLlamaCpp();
+  const llama = process.env.FUSELM_BENCH_NO_PEER ? undefined : await loadLlamaCpp();
   if (llama) {
     const peer = await llama.loadModel({ modelPath: file });
     try {
@@ -139,7 +177,7 @@ export async function run(): Promise<BenchResult[]> {
       await peer.dispose();
     }
   }
-  const single = ours.get(levels[0])!.decodeTokensPerSecond;
+  const single = ours.get(levels[0])!.decodeTokensPerSecond, steadySingle = steady.get(levels[0])!;
   return levels.map((n) => {
     const f = ours.get(n)!, l = theirs.get(n);
     return {
@@ -147,6 +185,8 @@ export async function run(): Promise<BenchResult[]> {
       seconds: f.wallSeconds,
       ...f,
       decodeSpeedupOverFirstLevel: f.decodeTokensPerSecond / single,
+      steadyDecodeTokensPerSecond: steady.get(n)!,
+      steadyDecodeSpeedupOverFirstLevel: steady.get(n)! / steadySingle,
       ...(l
         ? {
             llamaCppTokensPerSecond: l.tokensPerSecond,
