@@ -1,8 +1,9 @@
 /**
  * Model.openSlots(): a step's spans (prompt chunks of some slots, single tokens of others, in one
  * forward) give each span the logits its sequence gets evaluated alone (model.evaluate), on
- * stories260K; bad spans are E_INVALID_ARG / E_CONTEXT_FULL; the slots hold the model until
- * closed.
+ * stories260K, and on a model with a learned position table (tiny GPT-2: each row's position
+ * comes from its span, whose last row a step moves to its end for the vocabulary projection);
+ * bad spans are E_INVALID_ARG / E_CONTEXT_FULL; the slots hold the model until closed.
  */
 import assert from 'node:assert/strict';
 import { type Model, loadModel } from '../../lib/model/model.js';
@@ -43,6 +44,23 @@ describe('Model.openSlots', function () {
     }
     // released: the model takes calls again
     assert.equal((await model.evaluate([1])).length, model.config.vocabSize);
+  });
+
+  it('a learned position table (tiny GPT-2): decode rows and prompt chunks in one step give the solo logits', async function () {
+    requireShared(this, 'models/hf/neural-api-tiny-gpt2/model.safetensors');
+    await using gpt2 = await loadModel(sharedPath('models/hf/neural-api-tiny-gpt2'), { threads: 1, contextSize: 16 });
+    const a = [1, 5, 2, 9, 3, 0, 7], b = [7, 7, 4, 10, 2, 6], c = [3, 8, 1];
+    const solo = [await gpt2.evaluate(a), await gpt2.evaluate(b), await gpt2.evaluate(c.slice(0, 1)), await gpt2.evaluate(c)];
+    const slots = await gpt2.openSlots(3);
+    try {
+      await slots.step([{ slot: 0, ids: a.slice(0, 6), pos: 0 }]);
+      // slot 0 decodes one token between two prompt chunks: rows reordered, positions kept
+      const one = await slots.step([{ slot: 1, ids: b, pos: 0 }, { slot: 0, ids: a.slice(6), pos: 6 }, { slot: 2, ids: c.slice(0, 1), pos: 0 }]);
+      assert.deepEqual(one, [solo[1], solo[0], solo[2]]);
+      assert.deepEqual(await slots.step([{ slot: 2, ids: c.slice(1), pos: 1 }]), [solo[3]]);
+    } finally {
+      slots.close();
+    }
   });
 
   it('other calls wait while the slots are open', async () => {
