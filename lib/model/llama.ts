@@ -265,9 +265,9 @@ export class LlamaState {
    * The op list of one forward step. `seq` >= 0: all rows belong to that sequence, at the run's
    * position; 'batch': row s is sequence s, at its own position; a list of spans: rows row0 ..
    * row0 + rows - 1 are sequence `seq`'s, from the position in its slot on. Logits of the last
-   * `lastRows` rows only (into the logits' first rows), or of all rows (0); `tail` after them. Made layer by layer as graphInSlices reads them, so a
-   * thousand layers' nodes are never alive at once (a young generation full of them makes the
-   * garbage collector's pauses long).
+   * `lastRows` rows only (into the logits' first rows), or of all rows (0); `tail` after them.
+   * Made layer by layer as graphInSlices reads them, so a thousand layers' nodes are never alive
+   * at once (a young generation full of them makes the garbage collector's pauses long).
    */
   *#nodes(logits: NativeTensor, lastRows: number, seq: number | 'batch' | readonly RowSpan[], tail: GraphNode[] = []): Generator<GraphNode> {
     const c = this.#c, w = this.#w, a = this.#acts;
