@@ -57,30 +57,48 @@ const FORMATS = new Set(['date', 'time', 'date-time', 'uuid', 'email']);
 
 /** The GBNF grammar of a JSON Schema (root rule `root`). */
 export function jsonSchemaToGbnf(schema: JsonSchema): string {
-  return new Converter(schema).grammar();
+  const g = new SchemaGrammar();
+  return g.grammar(g.expression(schema, 'root'));
 }
 
-class Converter {
+/**
+ * Grammar rules for one or more JSON Schemas, and rules of the caller's around them (tool
+ * calls: one schema per function's arguments, in one grammar).
+ */
+export class SchemaGrammar {
   readonly #rules = new Map<string, string>();
+  /** Rule names per schema and $ref. */
   readonly #refs = new Map<string, string>();
-  readonly #root: JsonSchema;
+  #root: JsonSchema = true;
+  #schemas = 0;
+  /** What errors call the schema being converted. */
+  #label = 'jsonSchema';
 
-  constructor(root: JsonSchema) {
-    this.#root = root;
+  /** The GBNF expression for `schema`'s instances (its $refs resolved within it); `label` names it in errors. */
+  expression(schema: JsonSchema, hint: string, label = 'jsonSchema'): string {
+    this.#root = schema;
+    this.#label = label;
+    this.#schemas++;
+    return this.#visit(schema, '#', hint);
   }
 
-  grammar(): string {
-    const body = this.#visit(this.#root, '#', 'root');
-    this.#rules.set('root', body);
+  /** A rule of the caller's (named after `hint`); its name. */
+  define(hint: string, body: string): string {
+    return this.#rule(hint, body);
+  }
+
+  /** The whole grammar, with `root ::= rootBody`. */
+  grammar(rootBody: string): string {
+    this.#rules.set('root', rootBody);
     return [...this.#rules].map(([k, v]) => `${k} ::= ${v}`).join('\n') + '\n';
   }
 
   #unsupported(at: string, what: string): FuselmError {
-    return new FuselmError('E_UNSUPPORTED', `jsonSchema at ${at}: ${what}`);
+    return new FuselmError('E_UNSUPPORTED', `${this.#label} at ${at}: ${what}`);
   }
 
   #invalid(at: string, what: string): FuselmError {
-    return new FuselmError('E_INVALID_ARG', `jsonSchema at ${at}: ${what}`);
+    return new FuselmError('E_INVALID_ARG', `${this.#label} at ${at}: ${what}`);
   }
 
   /** A primitive rule (and those it uses) added; its name. */
@@ -162,7 +180,8 @@ class Converter {
 
   #ref(ref: unknown, at: string): string {
     if (typeof ref !== 'string' || !ref.startsWith('#')) throw this.#unsupported(at, `$ref ${shown(ref)}: only local references ("#/...") are supported`);
-    let name = this.#refs.get(ref);
+    const key = `${this.#schemas}:${ref}`;
+    let name = this.#refs.get(key);
     if (name !== undefined) return name;
     let target: unknown = this.#root;
     const parts = ref === '#' || ref === '#/' ? [] : ref.slice(2).split('/');
@@ -172,7 +191,7 @@ class Converter {
       target = (target as Record<string, unknown>)[key];
     }
     name = this.#rule(`ref-${parts[parts.length - 1] ?? 'root'}`, '""'); // reserved now: the target may refer back to itself
-    this.#refs.set(ref, name);
+    this.#refs.set(key, name);
     this.#rules.set(name, this.#visit(target, ref, name));
     return name;
   }
