@@ -16,32 +16,11 @@ import { TokenMasks } from '../lib/grammar/token-masks.js';
 import { accepts } from './grammar/gbnf.test.js';
 import { longestBytes, makeAjv } from './helpers/json-schemas.js';
 import { rng } from './helpers/random.js';
+import { TOOLS } from './helpers/tools.js';
 import { requireFiles, TOKENIZER_FILES } from './tokenizer/helpers.js';
 
 const fixture = (name: string) => readFileSync(new URL(`./fixtures/chat-templates/${name}.jinja`, import.meta.url), 'utf8');
 
-export const TOOLS: ToolDefinition[] = [
-  {
-    type: 'function',
-    function: {
-      name: 'get_weather',
-      description: 'The weather in a city',
-      parameters: {
-        type: 'object',
-        properties: { city: { type: 'string', maxLength: 12 }, unit: { enum: ['celsius', 'fahrenheit'] } },
-        required: ['city'],
-      },
-    },
-  },
-  {
-    type: 'function',
-    function: {
-      name: 'add',
-      parameters: { type: 'object', properties: { a: { type: 'integer', minimum: -100, maximum: 100 }, b: { type: 'integer', minimum: -100, maximum: 100 } }, required: ['a', 'b'] },
-    },
-  },
-  { type: 'function', function: { name: 'now', description: 'The time now' } },
-];
 
 const CONVERSATION: ChatMessage[] = [
   { role: 'user', content: 'Weather in Paris?' },
@@ -120,7 +99,7 @@ describe('tool calls: options, grammar and parsing', () => {
     bad({ tools: {} as unknown as ToolDefinition[] }, /tools must be an array/);
     bad({ tools: [{ type: 'retrieval' } as unknown as ToolDefinition] }, /tools\[0\] must be/);
     bad({ tools: [TOOLS[0], TOOLS[0]] }, /tools\[1\]\.function\.name "get_weather" is given twice/);
-    bad({ tools: [{ type: 'function', function: { name: 'f', parameters: [] as unknown as object } }] }, /tools\[0\]\.function\.parameters must be a JSON Schema object/);
+    bad({ tools: [{ type: 'function', function: { name: 'f', parameters: [] as never } }] }, /tools\[0\]\.function\.parameters must be a JSON Schema object/);
     bad({ tools: TOOLS, toolChoice: 'any' as 'auto' }, /toolChoice must be/);
     bad({ tools: TOOLS, toolChoice: { type: 'function', function: { name: 'nope' } } }, /names the function "nope", which is not in tools/);
     bad({ toolChoice: 'required' }, /needs tools/);
@@ -176,7 +155,7 @@ describe('tool calls: options, grammar and parsing', () => {
     for (let b = 0; b < 256; b++) bytes.push(Uint8Array.of(b));
     for (const p of ['<tool_call>', '\n{"name": "', 'get_weather', '", "arguments": ', '{"', '": ', ', "', '}\n</tool_call>', 'celsius', '"}', '12']) bytes.push(utf8.encode(p));
     const ajv = makeAjv();
-    const validate = new Map(TOOLS.map((t) => [t.function.name, ajv.compile(t.function.parameters ?? { type: 'object', additionalProperties: false })]));
+    const validate = new Map(TOOLS.map((t) => [t.function.name, ajv.compile((t.function.parameters ?? { type: 'object', additionalProperties: false }) as object)]));
     const r = rng(18);
     for (const family of ['hermes', 'llama3'] as const)
       for (const o of [{ toolChoice: 'required', parallelToolCalls: false }, { toolChoice: { type: 'function', function: { name: 'add' } } }] as ToolOptions[]) {
