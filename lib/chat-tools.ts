@@ -23,7 +23,7 @@ export interface ToolFunction {
   name: string;
   description?: string;
   /** A JSON Schema of the arguments object; left out: no arguments ({}). */
-  parameters?: JsonSchema;
+  parameters?: { [keyword: string]: unknown };
   /** OpenAI's flag; arguments always follow the schema here. */
   strict?: boolean | null;
 }
