@@ -20,9 +20,14 @@ export type JsonSchema = boolean | { [keyword: string]: unknown };
 
 const ANNOTATIONS = new Set(['title', 'description', 'default', 'examples', '$schema', '$id', '$comment', 'deprecated', 'readOnly', 'writeOnly', '$defs', 'definitions']);
 const HANDLED = new Set([
-  'type', 'enum', 'const', 'anyOf', 'oneOf', '$ref', 'properties', 'required', 'additionalProperties', 'items', 'minItems', 'maxItems',
+  'type', 'enum', 'const', 'anyOf', 'oneOf', '$ref', 'properties', 'required', 'additionalProperties', 'items', 'prefixItems', 'minItems', 'maxItems',
   'minLength', 'maxLength', 'pattern', 'format', 'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum',
 ]);
+/** Keywords folded away before the conversion: allOf (merged), nullable (OpenAPI's), uniqueItems false. */
+const FOLDED = new Set(['allOf', 'nullable', 'uniqueItems']);
+/** Bound keywords: when allOf merges two, the tighter one wins. */
+const LOWER = new Set(['minimum', 'exclusiveMinimum', 'minLength', 'minItems']);
+const UPPER = new Set(['maximum', 'exclusiveMaximum', 'maxLength', 'maxItems']);
 const TYPES = ['object', 'array', 'string', 'number', 'integer', 'boolean', 'null'];
 /** Largest |integer| the grammar writes: 15 digits (within a double's exact integers). */
 const INT_LIMIT = 1e15 - 1;
@@ -47,13 +52,19 @@ const PRIMITIVES: Record<string, string> = {
   'email-label': '[a-zA-Z0-9] ([a-zA-Z0-9-]{0,20} [a-zA-Z0-9])?',
   email: 'email-atom ("." email-atom){0,3} "@" email-label ("." email-label){1,3}',
   'email-atom': '[a-zA-Z0-9_+-]{1,16}',
+  hostname: 'email-label ("." email-label){0,3}',
+  ipv4: 'octet "." octet "." octet "." octet',
+  octet: '"25" [0-5] | "2" [0-4] [0-9] | "1" [0-9] [0-9] | [1-9] [0-9] | [0-9]',
+  // scheme://host[:port][/path][?query][#fragment], of RFC 3986's characters (percent-encodings included)
+  uri: '[a-z] [a-z0-9+.-]{0,10} "://" hostname (":" [0-9]{1,5})? ("/" uri-char{0,20}){0,6} ("?" uri-char{0,40})? ("#" uri-char{0,20})?',
+  'uri-char': '[a-zA-Z0-9._~!$&\'()*+,;=:@-] | "%" [0-9a-fA-F] [0-9a-fA-F]',
 };
 /** Which primitives each one uses. */
 const USES: Record<string, string[]> = {
   string: ['char'], value: ['object', 'array', 'string', 'number', 'boolean', 'null'], object: ['ws', 'string', 'value'], array: ['ws', 'value'],
-  'date-time': ['date', 'time'], email: ['email-atom', 'email-label'],
+  'date-time': ['date', 'time'], email: ['email-atom', 'email-label'], hostname: ['email-label'], ipv4: ['octet'], uri: ['hostname', 'uri-char'],
 };
-const FORMATS = new Set(['date', 'time', 'date-time', 'uuid', 'email']);
+const FORMATS = new Set(['date', 'time', 'date-time', 'uuid', 'email', 'hostname', 'ipv4', 'uri']);
 
 /** The GBNF grammar of a JSON Schema (root rule `root`). */
 export function jsonSchemaToGbnf(schema: JsonSchema): string {
@@ -124,8 +135,23 @@ export class SchemaGrammar {
     if (s === true) return this.#prim('value');
     if (s === false) throw this.#unsupported(at, 'the schema false (it accepts nothing)');
     if (typeof s !== 'object' || s === null || Array.isArray(s)) throw this.#invalid(at, `a schema must be an object or a boolean, got ${shown(s)}`);
-    const o = s as Record<string, unknown>;
-    for (const k of Object.keys(o)) if (!HANDLED.has(k) && !ANNOTATIONS.has(k)) throw this.#unsupported(at, `the keyword ${k} is not supported`);
+    let o = s as Record<string, unknown>;
+    for (const k of Object.keys(o)) if (!HANDLED.has(k) && !ANNOTATIONS.has(k) && !FOLDED.has(k)) throw this.#unsupported(at, `the keyword ${k} is not supported`);
+    if (o.uniqueItems !== undefined) {
+      if (o.uniqueItems !== false) throw this.#unsupported(at, 'uniqueItems: a grammar cannot tell items apart (the keyword uniqueItems is not supported)');
+      const { uniqueItems: _, ...rest } = o;
+      o = rest;
+    }
+    if (o.nullable !== undefined) {
+      if (typeof o.nullable !== 'boolean') throw this.#invalid(at, `nullable must be a boolean, got ${shown(o.nullable)}`);
+      const { nullable, ...rest } = o;
+      return nullable ? `(${this.#visit(rest, at, hint)}) | ${this.#prim('null')}` : this.#visit(rest, at, hint);
+    }
+    if (o.allOf !== undefined) {
+      const { allOf, ...rest } = o;
+      if (!Array.isArray(allOf) || allOf.length === 0) throw this.#invalid(at, 'allOf must be a non-empty array of schemas');
+      return this.#visit(this.#merge([...allOf.map((x, i) => this.#resolve(x, `${at}/allOf/${i}`)), rest], at), at, hint);
+    }
     const own = Object.keys(o).filter((k) => HANDLED.has(k));
     const alone = (k: string) => {
       const others = own.filter((x) => x !== k);
@@ -179,10 +205,19 @@ export class SchemaGrammar {
   }
 
   #ref(ref: unknown, at: string): string {
-    if (typeof ref !== 'string' || !ref.startsWith('#')) throw this.#unsupported(at, `$ref ${shown(ref)}: only local references ("#/...") are supported`);
+    const { target, parts } = this.#target(ref, at);
     const key = `${this.#schemas}:${ref}`;
     let name = this.#refs.get(key);
     if (name !== undefined) return name;
+    name = this.#rule(`ref-${parts[parts.length - 1] ?? 'root'}`, '""'); // reserved now: the target may refer back to itself
+    this.#refs.set(key, name);
+    this.#rules.set(name, this.#visit(target, ref as string, name));
+    return name;
+  }
+
+  /** What a local $ref points at. */
+  #target(ref: unknown, at: string): { target: unknown; parts: string[] } {
+    if (typeof ref !== 'string' || !ref.startsWith('#')) throw this.#unsupported(at, `$ref ${shown(ref)}: only local references ("#/...") are supported`);
     let target: unknown = this.#root;
     const parts = ref === '#' || ref === '#/' ? [] : ref.slice(2).split('/');
     for (const raw of parts) {
@@ -190,10 +225,93 @@ export class SchemaGrammar {
       if (typeof target !== 'object' || target === null || !(key in target)) throw this.#invalid(at, `$ref ${shown(ref)} points at nothing`);
       target = (target as Record<string, unknown>)[key];
     }
-    name = this.#rule(`ref-${parts[parts.length - 1] ?? 'root'}`, '""'); // reserved now: the target may refer back to itself
-    this.#refs.set(key, name);
-    this.#rules.set(name, this.#visit(target, ref, name));
-    return name;
+    return { target, parts };
+  }
+
+  /** An allOf member with a lone $ref replaced by its target (followed up to 32 times: a cycle cannot be merged). */
+  #resolve(x: unknown, at: string): unknown {
+    for (let i = 0; i < 32; i++) {
+      if (typeof x !== 'object' || x === null || Array.isArray(x)) return x;
+      const o = x as Record<string, unknown>;
+      if (o.$ref === undefined || Object.keys(o).some((k) => k !== '$ref' && !ANNOTATIONS.has(k))) return x;
+      x = this.#target(o.$ref, at).target;
+    }
+    throw this.#unsupported(at, 'allOf over a $ref cycle cannot be merged');
+  }
+
+  /**
+   * allOf's schemas merged into one, where that is exact: properties joined (a name in two
+   * gets allOf of both), required united, the tighter of two bounds, types intersected, items
+   * and additionalProperties schemas as allOf of both; equal values kept. Anything else given
+   * twice differently is E_UNSUPPORTED naming it.
+   */
+  #merge(list: unknown[], at: string): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    const closed: Record<string, unknown>[] = [];
+    for (const x of list) {
+      if (x === true) continue;
+      if (x === false) throw this.#unsupported(at, 'the schema false in allOf (it accepts nothing)');
+      if (typeof x !== 'object' || x === null || Array.isArray(x)) throw this.#invalid(at, `allOf must list schemas, got ${shown(x)}`);
+      const o = x as Record<string, unknown>;
+      if (o.additionalProperties !== undefined && o.additionalProperties !== true) closed.push(o);
+      for (const [k, v] of Object.entries(o)) {
+        if (ANNOTATIONS.has(k)) continue;
+        if (!(k in out)) {
+          out[k] = v;
+          continue;
+        }
+        const w = out[k];
+        if (JSON.stringify(w) === JSON.stringify(v)) continue;
+        if (k === 'properties' && isObject(w) && isObject(v)) {
+          const props = { ...w };
+          for (const [n, ps] of Object.entries(v)) props[n] = n in w ? { allOf: [w[n], ps] } : ps;
+          out[k] = props;
+        } else if (k === 'required' && Array.isArray(w) && Array.isArray(v)) out[k] = [...new Set([...w, ...v])];
+        else if (k === 'allOf' && Array.isArray(w) && Array.isArray(v)) out[k] = [...w, ...v];
+        else if (k === 'type') {
+          const list = (t: unknown) => (Array.isArray(t) ? t : [t]);
+          const both = list(w).filter((t) => list(v).includes(t) || (t === 'integer' && list(v).includes('number')));
+          for (const t of list(v)) if (t === 'integer' && list(w).includes('number') && !both.includes(t)) both.push(t);
+          if (both.length === 0) throw this.#invalid(at, `allOf: no value has type ${shown(w)} and type ${shown(v)}`);
+          out[k] = both;
+        } else if (LOWER.has(k) && typeof w === 'number' && typeof v === 'number') out[k] = Math.max(w, v);
+        else if (UPPER.has(k) && typeof w === 'number' && typeof v === 'number') out[k] = Math.min(w, v);
+        else if ((k === 'items' || k === 'additionalProperties') && w !== false && v !== false) out[k] = w === true ? v : v === true ? w : { allOf: [w, v] };
+        else if (k === 'items' || k === 'additionalProperties') out[k] = false;
+        else throw this.#unsupported(at, `allOf: ${k} is given differently in two schemas and cannot be merged`);
+      }
+    }
+    // a schema that closes its object admits only its own properties
+    const names = isObject(out.properties) ? Object.keys(out.properties) : [];
+    for (const c of closed) {
+      const own = isObject(c.properties) ? Object.keys(c.properties) : [];
+      const other = names.find((n) => !own.includes(n));
+      if (other !== undefined) throw this.#unsupported(at, `allOf: additionalProperties in one schema rejects the property ${shown(other)} of another`);
+    }
+    return out;
+  }
+
+  /** A number within integer bounds: written without an exponent, its integer part and fraction held to the range. */
+  #numberRange(o: Record<string, unknown>, bounds: string[], at: string): string {
+    for (const k of bounds) {
+      const v = o[k] as number;
+      if (!Number.isInteger(v)) throw this.#unsupported(at, `${k} ${v} on a number: only integer bounds are supported`);
+      if (Math.abs(v) > INT_LIMIT) throw this.#unsupported(at, `${k} ${v}: at most ${INT_LIMIT} in magnitude is supported`);
+    }
+    let lo = -INT_LIMIT, loEx = false, hi = INT_LIMIT, hiEx = false;
+    if (o.minimum !== undefined) lo = o.minimum as number;
+    if (o.exclusiveMinimum !== undefined && (o.exclusiveMinimum as number) >= lo) [lo, loEx] = [o.exclusiveMinimum as number, true];
+    if (o.maximum !== undefined) hi = o.maximum as number;
+    if (o.exclusiveMaximum !== undefined && (o.exclusiveMaximum as number) <= hi) [hi, hiEx] = [o.exclusiveMaximum as number, true];
+    if (lo > hi || (lo === hi && (loEx || hiEx))) throw this.#invalid(at, `no number lies within ${bounds.map((k) => `${k} ${o[k]}`).join(', ')}`);
+    const alts: string[] = [];
+    // v >= 0: magnitudes [max(lo, 0), hi]; v < 0: "-" and magnitudes (0 excluded: no "-0") up to -lo
+    if (hi > 0 || (hi === 0 && !hiEx)) alts.push(...magnitudes(Math.max(lo, 0), lo >= 0 && loEx, hi, hiEx));
+    if (lo < 0) {
+      const neg = magnitudes(Math.max(-hi, 0), hi >= 0 || hiEx, -lo, loEx);
+      if (neg.length) alts.push(`"-" (${neg.join(' | ')})`);
+    }
+    return `(${alts.join(' | ')})`;
   }
 
   /** A JSON value written exactly (as JSON.stringify writes it), as a GBNF literal. */
@@ -230,8 +348,8 @@ export class SchemaGrammar {
   #number(t: string, o: Record<string, unknown>, at: string): string {
     const bounds = ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum'].filter((k) => o[k] !== undefined);
     if (bounds.length === 0) return this.#prim(t);
-    if (t === 'number') throw this.#unsupported(at, `${bounds[0]} on a number (only on integers) is not supported`);
     for (const k of bounds) if (typeof o[k] !== 'number' || !Number.isFinite(o[k])) throw this.#invalid(at, `${k} must be a finite number, got ${shown(o[k])}`);
+    if (t === 'number') return this.#numberRange(o, bounds, at);
     let lo = -INT_LIMIT, hi = INT_LIMIT;
     if (o.minimum !== undefined) lo = Math.max(lo, Math.ceil(o.minimum as number));
     if (o.exclusiveMinimum !== undefined) lo = Math.max(lo, Math.floor(o.exclusiveMinimum as number) + 1);
@@ -244,13 +362,62 @@ export class SchemaGrammar {
   #array(o: Record<string, unknown>, at: string, hint: string): string {
     const min = this.#count(o, 'minItems', at) ?? 0, max = this.#count(o, 'maxItems', at);
     if (max !== undefined && max < min) throw this.#invalid(at, `maxItems ${max} is below minItems ${min}`);
-    if (Array.isArray(o.items)) throw this.#unsupported(at, 'items as a list (tuples) is not supported');
+    if (Array.isArray(o.items)) throw this.#unsupported(at, 'items as a list (tuples) is not supported (prefixItems is)');
+    if (o.prefixItems !== undefined) return this.#tuple(o, min, max, at, hint);
     const ws = this.#prim('ws');
     const item = o.items === undefined ? this.#prim('value') : this.#rule(`${hint}-item`, this.#visit(o.items, `${at}/items`, `${hint}-item`));
     if (max === 0) return `"[" ${ws} "]"`;
     const more = `("," ${ws} ${item} ${ws}){${Math.max(0, min - 1)},${max === undefined ? '' : max - 1}}`;
     const list = `${item} ${ws} ${more}`;
     return `"[" ${ws} ${min === 0 ? `(${list})?` : list} "]"`;
+  }
+
+  /** prefixItems: item i of its schema, the rest of items' (none when items is false); later items only after earlier ones. */
+  #tuple(o: Record<string, unknown>, min: number, max: number | undefined, at: string, hint: string): string {
+    const prefix = o.prefixItems;
+    if (!Array.isArray(prefix) || prefix.length === 0) throw this.#invalid(at, 'prefixItems must be a non-empty array of schemas');
+    const k = prefix.length;
+    if (o.items === false && min > k) throw this.#invalid(at, `minItems ${min} is above the ${k} prefixItems, and items is false`);
+    const ws = this.#prim('ws');
+    if (max === 0) return `"[" ${ws} "]"`;
+    const rules = prefix.map((x, i) => this.#rule(`${hint}-${i}`, this.#visit(x, `${at}/prefixItems/${i}`, `${hint}-${i}`)));
+    const last = Math.min(k, max ?? k);
+    let tail = '""';
+    if (o.items !== false && (max === undefined || max > k)) {
+      const item = o.items === undefined || o.items === true ? this.#prim('value') : this.#rule(`${hint}-item`, this.#visit(o.items, `${at}/items`, `${hint}-item`));
+      tail = `("," ${ws} ${item} ${ws}){${Math.max(0, min - k)},${max === undefined ? '' : max - k}}`;
+    }
+    for (let i = last - 1; i >= 0; i--) {
+      const body = `${i ? `"," ${ws} ` : ''}${rules[i]} ${ws} ${tail}`;
+      tail = i >= min ? `(${body})?` : body;
+    }
+    return `"[" ${ws} ${tail} "]"`;
+  }
+
+  /** A JSON string (unescaped characters only) that is none of `names`: a walk down their trie, leaving it anywhere but at a name's end. */
+  #otherKey(names: string[], hint: string): string {
+    type Node = { end: boolean; kids: Map<string, Node> };
+    const root: Node = { end: false, kids: new Map() };
+    for (const n of names) {
+      let node = root;
+      for (const ch of n) {
+        let next = node.kids.get(ch);
+        if (!next) node.kids.set(ch, (next = { end: false, kids: new Map() }));
+        node = next;
+      }
+      node.end = true;
+    }
+    const plain = '[^"\\\\\\x00-\\x1f\\x7f]';
+    const rest = this.#rule(`${hint}-key-rest`, `${plain}* "\\""`);
+    const walk = (node: Node): string => {
+      const alts: string[] = [];
+      if (!node.end) alts.push('"\\""');
+      const kids = [...node.kids.keys()].map((ch) => `\\U${ch.codePointAt(0)!.toString(16).padStart(8, '0')}`).join('');
+      alts.push(`[^"\\\\\\x00-\\x1f\\x7f${kids}] ${rest}`);
+      for (const [ch, kid] of node.kids) alts.push(`${gbnfString(ch)} ${walk(kid)}`);
+      return this.#rule(`${hint}-key`, alts.join(' | '));
+    };
+    return `"\\"" ${walk(root)}`;
   }
 
   #object(o: Record<string, unknown>, at: string, hint: string): string {
@@ -268,7 +435,12 @@ export class SchemaGrammar {
       const kv = `${this.#prim('string')} ${ws} ":" ${ws} ${value} ${ws}`;
       return `"{" ${ws} (${kv} ("," ${ws} ${kv})*)? "}"`;
     }
-    if (extra !== undefined && extra !== false) throw this.#unsupported(at, 'additionalProperties beside properties is not supported');
+    // other keys: any string but the properties' names, each value of additionalProperties' schema
+    let other: string | undefined;
+    if (extra !== undefined && extra !== false) {
+      const value = extra === true ? this.#prim('value') : this.#rule(`${hint}-extra`, this.#visit(extra, `${at}/additionalProperties`, `${hint}-extra`));
+      other = this.#rule(`${hint}-other`, `${this.#otherKey(names, hint)} ${ws} ":" ${ws} ${value} ${ws}`);
+    }
     const kvs = names.map((n) => {
       const value = this.#visit((props as Record<string, unknown>)[n], `${at}/properties/${n}`, `${hint}-${n}`);
       return `${gbnfString(JSON.stringify(n))} ${ws} ":" ${ws} ${this.#rule(`${hint}-${n}`, value)} ${ws}`;
@@ -277,7 +449,7 @@ export class SchemaGrammar {
     // made on demand, so that no rule is left unused
     const tails = new Map<string, string>();
     const tail = (i: number, comma: boolean): string => {
-      if (i === names.length) return '""';
+      if (i === names.length) return other === undefined ? '""' : comma ? `("," ${ws} ${other})*` : `(${other} ("," ${ws} ${other})*)?`;
       const key = `${i}${comma}`;
       let name = tails.get(key);
       if (name === undefined) {
@@ -289,6 +461,23 @@ export class SchemaGrammar {
     };
     return `"{" ${ws} ${tail(0, false)} "}"`;
   }
+}
+
+function isObject(x: unknown): x is Record<string, unknown> {
+  return typeof x === 'object' && x !== null && !Array.isArray(x);
+}
+
+/**
+ * GBNF for decimal numbers (no exponent) whose magnitude lies between integers a <= b, either
+ * end maybe exclusive; alternatives by integer part (none when the range is empty).
+ */
+function magnitudes(a: number, aEx: boolean, b: number, bEx: boolean): string[] {
+  const frac = '("." [0-9]{1,16})?', zero = '("." "0"{1,16})?', nonzero = '"." "0"{0,15} [1-9] [0-9]{0,15}';
+  if (a === b) return aEx || bEx ? [] : [`"${a}" ${zero}`];
+  const alts = [aEx ? `"${a}" ${nonzero}` : `"${a}" ${frac}`];
+  if (a + 1 <= b - 1) alts.push(`(${integerRange(a + 1, b - 1)}) ${frac}`);
+  if (!bEx) alts.push(`"${b}" ${zero}`);
+  return alts;
 }
 
 /** A GBNF literal for a text. */

@@ -1,5 +1,5 @@
 /**
- * JSON Schema → GBNF: random walks through each of the twenty test schemas' grammars (uniform
+ * JSON Schema → GBNF: random walks through each of the test schemas' grammars (uniform
  * over the allowed tokens of a vocabulary of bytes and JSON-ish pieces) always give JSON that
  * parses and that ajv validates; integer ranges accept exactly their integers (exhaustively on
  * random bounds); the pattern subset accepts what the JavaScript RegExp accepts; what cannot be
@@ -90,13 +90,15 @@ describe('JSON Schema to grammar', () => {
   it('refuses what it cannot express with E_UNSUPPORTED naming the keyword', () => {
     const unsupported: Array<[JsonSchema, RegExp]> = [
       [{ type: 'string', foo: 1 }, /the keyword foo is not supported/],
-      [{ allOf: [{ type: 'string' }] }, /the keyword allOf is not supported/],
-      [{ type: 'number', minimum: 1.5 }, /minimum on a number/],
+      [{ allOf: [{ type: 'string', pattern: 'a' }, { pattern: 'b' }] }, /allOf: pattern is given differently in two schemas/],
+      [{ allOf: [{ properties: { a: {} }, additionalProperties: false }, { properties: { b: {} } }] }, /additionalProperties in one schema rejects the property "b"/],
+      [{ $defs: { a: { $ref: '#/$defs/b' }, b: { $ref: '#/$defs/a' } }, allOf: [{ $ref: '#/$defs/a' }] }, /\$ref cycle/],
+      [{ type: 'number', minimum: 1.5 }, /minimum 1.5 on a number: only integer bounds/],
+      [{ type: 'object', patternProperties: { '^x': {} } }, /the keyword patternProperties/],
       [{ type: 'integer', multipleOf: 3 }, /the keyword multipleOf/],
       [{ type: 'array', uniqueItems: true }, /the keyword uniqueItems/],
-      [{ type: 'string', format: 'hostname' }, /format "hostname" is not supported/],
+      [{ type: 'string', format: 'ipv6' }, /format "ipv6" is not supported/],
       [{ $ref: 'http://example.com/s.json' }, /only local references/],
-      [{ type: 'object', properties: { a: { type: 'string' } }, additionalProperties: true }, /additionalProperties beside properties/],
       [{ type: 'string', pattern: 'a(?=b)' }, /lookaround/],
       [{ type: 'string', pattern: '^"$' }, /would need an escape in JSON/],
       [{ type: 'string', pattern: '\\bword' }, /word boundary/],
@@ -108,6 +110,11 @@ describe('JSON Schema to grammar', () => {
     const invalid: Array<[unknown, RegExp]> = [
       [{ type: 'strin' }, /type must be one of/],
       [{ type: 'integer', minimum: 5, maximum: 4 }, /no integer lies within/],
+      [{ type: 'number', exclusiveMinimum: 4, maximum: 4 }, /no number lies within/],
+      [{ allOf: [{ type: 'string' }, { type: 'integer' }] }, /allOf: no value has type "string" and type "integer"/],
+      [{ allOf: [] }, /allOf must be a non-empty array/],
+      [{ type: 'array', prefixItems: [{}], items: false, minItems: 2 }, /minItems 2 is above the 1 prefixItems/],
+      [{ type: 'string', nullable: 'yes' }, /nullable must be a boolean/],
       [{ enum: [] }, /enum must be a non-empty array/],
       [{ $ref: '#/$defs/missing' }, /points at nothing/],
       [{ type: 'string', minLength: 3, maxLength: 2 }, /maxLength 2 is below minLength 3/],
@@ -115,6 +122,39 @@ describe('JSON Schema to grammar', () => {
       [42, /a schema must be an object or a boolean/],
     ];
     for (const [s, re] of invalid) assert.throws(() => jsonSchemaToGbnf(s as JsonSchema), (e: { code?: string; message: string }) => e.code === 'E_INVALID_ARG' && re.test(e.message), JSON.stringify(s));
+  });
+
+  it('number ranges accept exactly the decimals within integer bounds', () => {
+    const r = rng(11);
+    for (let t = 0; t < 40; t++) {
+      const a = Math.floor(r() * 40) - 20, b = a + Math.floor(r() * 20);
+      const s: Record<string, unknown> = { type: 'number' };
+      const loEx = r() < 0.5, hiEx = r() < 0.5 && b > a;
+      s[loEx ? 'exclusiveMinimum' : 'minimum'] = a;
+      s[hiEx ? 'exclusiveMaximum' : 'maximum'] = b;
+      if (loEx && a === b) continue;
+      const st = new StackSets(compileGbnf(jsonSchemaToGbnf(s)));
+      const inRange = (v: number) => (loEx ? v > a : v >= a) && (hiEx ? v < b : v <= b);
+      for (let i = 0; i < 200; i++) {
+        const v = Math.round((a - 3 + r() * (b - a + 6)) * 1000) / 1000;
+        for (const text of [String(v), v.toFixed(2), v.toFixed(0)]) {
+          if (text === '-0' || text.startsWith('-0.00') && Number(text) === 0) continue;
+          assert.equal(accepts(st, text), inRange(Number(text)), `${JSON.stringify(s)} on ${text}`);
+        }
+      }
+      assert.ok(!accepts(st, '1e1') && !accepts(st, '-0') && !accepts(st, '01'));
+    }
+  });
+
+  it('additionalProperties beside properties: other keys only, with the schema of their values', () => {
+    const st = new StackSets(compileGbnf(jsonSchemaToGbnf({ type: 'object', properties: { a: { type: 'integer' }, ab: { type: 'string' } }, required: ['a'], additionalProperties: { type: 'boolean' } })));
+    assert.ok(accepts(st, '{"a":1}') && accepts(st, '{"a":1,"ab":"x","abc":true,"b":false,"":true}'));
+    assert.ok(!accepts(st, '{"a":1,"a":true}'), 'a listed name as another key');
+    assert.ok(!accepts(st, '{"a":1,"ab":true}'), 'ab is listed: its own schema');
+    assert.ok(!accepts(st, '{"a":1,"x":1}'), 'other values are booleans');
+    assert.ok(!accepts(st, '{"a":1,"\u0061":true}'), 'no escapes in other keys');
+    const open = new StackSets(compileGbnf(jsonSchemaToGbnf({ properties: { a: { type: 'integer' } }, additionalProperties: true })));
+    assert.ok(accepts(open, '{"x":[1,{"y":null}]}') && accepts(open, '{"a":2, "x":"s"}') && !accepts(open, '{"a":"s"}'));
   });
 
   it('recursive references make recursive rules', () => {
