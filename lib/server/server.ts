@@ -15,7 +15,7 @@ import { checkToolOptions, mayBeToolCall, parseToolCalls, type ToolCall, type To
 import { FuselmError } from '../errors.js';
 import { generationDefaults, type GenerateOptions, type StreamChunk } from '../generate.js';
 import type { EmbeddingModel } from '../model/bert.js';
-import { grammarMasks } from '../grammar/constraint.js';
+import { prepareGrammar } from '../grammar/constraint.js';
 import type { Model } from '../model/model.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { ServerMetrics } from './metrics.js';
@@ -304,7 +304,7 @@ export function createServer(model: Model | EmbeddingModel | Promise<Model | Emb
         throw new ApiError(400, "give tools or one of response_format, json_schema and grammar, not both (or tool_choice 'none')", { param: 'tools' });
       for (const o of options) o.grammar = k.tools.grammar;
     }
-    checkOutputConstraint(d.model.tokenizer, options[0], k.tools ? 'tools' : undefined);
+    await checkOutputConstraint(d.model.tokenizer, options[0], k.tools ? 'tools' : undefined);
     if (!d.scheduler.canAccept(options.length)) throw new ApiError(429, `the server is busy: ${d.scheduler.waiting} requests are waiting`, { code: 'queue_full', retryAfter: 1 });
 
     const id = `${k.chat ? 'chatcmpl' : 'cmpl'}-${randomUUID()}`;
@@ -461,12 +461,13 @@ function paramOf(validation: unknown): string | null {
 }
 
 /**
- * A request's grammar or JSON Schema compiled (and cached for its sequences) before anything is
- * sent, so a bad one is a 400 naming the problem, also for a stream.
+ * A request's grammar or JSON Schema compiled (and cached for its sequences), its first mask
+ * made off the JS thread (prepareGrammar), before anything is sent: a bad one is a 400 naming
+ * the problem, also for a stream.
  */
-function checkOutputConstraint(tok: Tokenizer, o: GenerateOptions, param?: string): void {
+async function checkOutputConstraint(tok: Tokenizer, o: GenerateOptions, param?: string): Promise<void> {
   try {
-    grammarMasks(tok, o);
+    await prepareGrammar(tok, o);
   } catch (e) {
     throw badField(e, param ?? (o.grammar !== undefined ? 'grammar' : 'response_format'));
   }
