@@ -127,18 +127,18 @@ export function checkToolMessage(m: Message, i: number): void {
 /**
  * The messages and `tools` variable a template renders. llama3/hermes: tool calls as
  * transformers gives them to templates (`tool_calls: [{ id, type, function: { name,
- * arguments: object } }]`, `tool_call_id`); plain messages stay { role, content } (Llama-3.1's
+ * arguments: object } }]`, `tool_call_id`); plain messages stay as they are (Llama-3.1's
  * template tests `'tool_calls' in message`). generic: the tools described in the system message
  * and calls and results written as hermes text, so any template renders them.
  */
 export function templateInput(messages: Message[], tools: ToolDefinition[] | undefined, family: ToolFamily): { messages: Record<string, unknown>[]; tools: ToolDefinition[] | null } {
   if (family !== 'generic') {
     const out = messages.map((m) => {
-      const t: Record<string, unknown> = { role: m.role, content: m.content };
-      if (m.toolCalls?.length)
-        t.tool_calls = m.toolCalls.map((c) => ({ id: c.id, type: 'function', function: { name: c.function.name, arguments: JSON.parse(c.function.arguments) } }));
-      if (m.toolCallId !== undefined) t.tool_call_id = m.toolCallId;
-      if (m.name !== undefined) t.name = m.name;
+      // (other fields a template may read, e.g. reasoning_content, pass through)
+      const { toolCalls, toolCallId, ...t } = m as Message & Record<string, unknown>;
+      if (toolCalls?.length)
+        t.tool_calls = toolCalls.map((c) => ({ id: c.id, type: 'function', function: { name: c.function.name, arguments: JSON.parse(c.function.arguments) } }));
+      if (toolCallId !== undefined) t.tool_call_id = toolCallId;
       return t;
     });
     return { messages: out, tools: tools ?? null };
@@ -154,7 +154,7 @@ export function templateInput(messages: Message[], tools: ToolDefinition[] | und
     } else if (m.toolCalls?.length) {
       const calls = m.toolCalls.map((c) => hermesCall(c.function.name, c.function.arguments)).join('\n');
       out.push({ role: m.role, content: m.content ? `${m.content}\n${calls}` : calls });
-    } else out.push({ role: m.role, content: m.content });
+    } else out.push({ ...m });
   }
   if (tools) {
     const text = toolsSystemText(tools);
