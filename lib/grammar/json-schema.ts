@@ -168,10 +168,14 @@ export class SchemaGrammar {
         if (!Array.isArray(list) || list.length === 0) throw this.#invalid(at, `${k} must be a non-empty array of schemas`);
         return list.map((x, i) => this.#visit(x, `${at}/${k}/${i}`, `${hint}-${i}`)).join(' | ');
       }
-    if (o.const !== undefined) return this.#literal(o.const);
-    if (o.enum !== undefined) {
-      if (!Array.isArray(o.enum) || o.enum.length === 0) throw this.#invalid(at, 'enum must be a non-empty array');
-      return o.enum.map((v) => this.#literal(v)).join(' | ');
+    if (o.const !== undefined || o.enum !== undefined) {
+      const values = o.const !== undefined ? [o.const] : o.enum;
+      if (!Array.isArray(values) || values.length === 0) throw this.#invalid(at, 'enum must be a non-empty array');
+      // beside a type (an allOf merge makes this common): only the values of that type
+      const types = o.type === undefined ? undefined : Array.isArray(o.type) ? o.type : [o.type];
+      const typed = types ? values.filter((v) => types.includes(jsonType(v)) || (jsonType(v) === 'integer' && types.includes('number'))) : values;
+      if (typed.length === 0) throw this.#invalid(at, `no value of ${o.const !== undefined ? 'const' : 'enum'} has type ${shown(o.type)}`);
+      return typed.map((v) => this.#literal(v)).join(' | ');
     }
     let types: string[];
     if (o.type === undefined) {
@@ -398,7 +402,9 @@ export class SchemaGrammar {
   #otherKey(names: string[], hint: string): string {
     type Node = { end: boolean; kids: Map<string, Node> };
     const root: Node = { end: false, kids: new Map() };
-    for (const n of names) {
+    // a name with a character JSON must escape cannot be written unescaped: no key to avoid
+    const plainName = (n: string) => [...n].every((ch) => ch !== '"' && ch !== '\\' && ch.codePointAt(0)! >= 0x20 && ch !== '\x7f');
+    for (const n of names.filter(plainName)) {
       let node = root;
       for (const ch of n) {
         let next = node.kids.get(ch);
@@ -461,6 +467,14 @@ export class SchemaGrammar {
     };
     return `"{" ${ws} ${tail(0, false)} "}"`;
   }
+}
+
+/** A JSON value's type, as JSON Schema names it (integers are "integer"). */
+function jsonType(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'array';
+  if (typeof v === 'number') return Number.isInteger(v) ? 'integer' : 'number';
+  return typeof v;
 }
 
 function isObject(x: unknown): x is Record<string, unknown> {

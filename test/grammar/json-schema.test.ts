@@ -113,6 +113,7 @@ describe('JSON Schema to grammar', () => {
       [{ type: 'number', exclusiveMinimum: 4, maximum: 4 }, /no number lies within/],
       [{ allOf: [{ type: 'string' }, { type: 'integer' }] }, /allOf: no value has type "string" and type "integer"/],
       [{ allOf: [] }, /allOf must be a non-empty array/],
+      [{ type: 'string', enum: [1, null] }, /no value of enum has type "string"/],
       [{ type: 'array', prefixItems: [{}], items: false, minItems: 2 }, /minItems 2 is above the 1 prefixItems/],
       [{ type: 'string', nullable: 'yes' }, /nullable must be a boolean/],
       [{ enum: [] }, /enum must be a non-empty array/],
@@ -146,6 +147,13 @@ describe('JSON Schema to grammar', () => {
     }
   });
 
+  it('allOf merges; enum and const keep the values of a type beside them', () => {
+    const st = new StackSets(compileGbnf(jsonSchemaToGbnf({ allOf: [{ type: 'string' }, { enum: ['a', 1, 'b'] }] })));
+    assert.ok(accepts(st, '"a"') && accepts(st, '"b"') && !accepts(st, '1'));
+    const num = new StackSets(compileGbnf(jsonSchemaToGbnf({ allOf: [{ type: 'integer', minimum: 0 }, { maximum: 5 }, { exclusiveMinimum: 2 }] })));
+    for (let n = -1; n <= 7; n++) assert.equal(accepts(num, String(n)), n > 2 && n <= 5, String(n));
+  });
+
   it('additionalProperties beside properties: other keys only, with the schema of their values', () => {
     const st = new StackSets(compileGbnf(jsonSchemaToGbnf({ type: 'object', properties: { a: { type: 'integer' }, ab: { type: 'string' } }, required: ['a'], additionalProperties: { type: 'boolean' } })));
     assert.ok(accepts(st, '{"a":1}') && accepts(st, '{"a":1,"ab":"x","abc":true,"b":false,"":true}'));
@@ -153,6 +161,8 @@ describe('JSON Schema to grammar', () => {
     assert.ok(!accepts(st, '{"a":1,"ab":true}'), 'ab is listed: its own schema');
     assert.ok(!accepts(st, '{"a":1,"x":1}'), 'other values are booleans');
     assert.ok(!accepts(st, '{"a":1,"\u0061":true}'), 'no escapes in other keys');
+    const quoted = new StackSets(compileGbnf(jsonSchemaToGbnf({ properties: { 'a"b': { type: 'integer' } }, additionalProperties: { type: 'null' } })));
+    assert.ok(accepts(quoted, '{"a\\"b":1,"ab":null}') && !accepts(quoted, '{"a"b":null}'));
     const open = new StackSets(compileGbnf(jsonSchemaToGbnf({ properties: { a: { type: 'integer' } }, additionalProperties: true })));
     assert.ok(accepts(open, '{"x":[1,{"y":null}]}') && accepts(open, '{"a":2, "x":"s"}') && !accepts(open, '{"a":"s"}'));
   });
