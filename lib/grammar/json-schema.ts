@@ -5,10 +5,12 @@
  *
  *   type (one or a list), enum, const, anyOf / oneOf (oneOf's exclusivity is not enforced, as
  *   in llama.cpp), $ref to "#..." JSON pointers ($defs, definitions, recursion included);
- *   objects: properties in their order, required ones always, optional ones maybe, no other
- *   keys unless additionalProperties is true or a schema (then only without properties);
- *   arrays: items, minItems, maxItems; strings: minLength, maxLength, pattern (regex.ts),
- *   format date, time, date-time, uuid, email; integers: minimum, maximum, exclusive ones.
+ *   objects: properties in their order, required ones always, optional ones maybe, then other
+ *   keys when additionalProperties is true or a schema (keys none of the properties' names) or
+ *   of patternProperties' one pattern; arrays: items, prefixItems, minItems, maxItems; strings:
+ *   minLength, maxLength, pattern (regex.ts), format date, time, date-time, uuid, email,
+ *   hostname, ipv4, uri; integers: minimum, maximum, exclusive ones; numbers: the same with
+ *   integer values; allOf merged where exact; nullable; uniqueItems false.
  *
  * Any other keyword (except annotations: title, description, default, examples, $schema, $id,
  * $comment, deprecated, readOnly, writeOnly) is E_UNSUPPORTED naming it.
@@ -20,7 +22,7 @@ export type JsonSchema = boolean | { [keyword: string]: unknown };
 
 const ANNOTATIONS = new Set(['title', 'description', 'default', 'examples', '$schema', '$id', '$comment', 'deprecated', 'readOnly', 'writeOnly', '$defs', 'definitions']);
 const HANDLED = new Set([
-  'type', 'enum', 'const', 'anyOf', 'oneOf', '$ref', 'properties', 'required', 'additionalProperties', 'items', 'prefixItems', 'minItems', 'maxItems',
+  'type', 'enum', 'const', 'anyOf', 'oneOf', '$ref', 'properties', 'required', 'additionalProperties', 'patternProperties', 'items', 'prefixItems', 'minItems', 'maxItems',
   'minLength', 'maxLength', 'pattern', 'format', 'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum',
 ]);
 /** Keywords folded away before the conversion: allOf (merged), nullable (OpenAPI's), uniqueItems false. */
@@ -179,7 +181,7 @@ export class SchemaGrammar {
     }
     let types: string[];
     if (o.type === undefined) {
-      if (o.properties !== undefined || o.additionalProperties !== undefined || o.required !== undefined) types = ['object'];
+      if (o.properties !== undefined || o.additionalProperties !== undefined || o.patternProperties !== undefined || o.required !== undefined) types = ['object'];
       else if (o.items !== undefined || o.minItems !== undefined || o.maxItems !== undefined) types = ['array'];
       else if (o.minLength !== undefined || o.maxLength !== undefined || o.pattern !== undefined || o.format !== undefined) types = ['string'];
       else if (['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum'].some((k) => o[k] !== undefined)) types = ['number'];
@@ -398,6 +400,33 @@ export class SchemaGrammar {
     return `"[" ${ws} ${tail} "]"`;
   }
 
+  /**
+   * patternProperties' key/value pair: a key of its one pattern (no property name may match
+   * it, so a key is never one of theirs), its schema's value; other keys only with
+   * additionalProperties false or left out. (Keys are not kept unique, as JSON.parse does not need.)
+   */
+  #patternKeys(o: Record<string, unknown>, names: string[], at: string, hint: string): string {
+    const pp = o.patternProperties;
+    if (!isObject(pp)) throw this.#invalid(at, 'patternProperties must be an object of schemas');
+    const entries = Object.entries(pp);
+    if (entries.length !== 1) throw this.#unsupported(at, `patternProperties with ${entries.length} patterns (one is supported)`);
+    if (o.additionalProperties !== undefined && o.additionalProperties !== false)
+      throw this.#unsupported(at, 'patternProperties beside additionalProperties other than false is not supported');
+    const [pattern, schema] = entries[0];
+    let re: RegExp;
+    try {
+      re = new RegExp(pattern, 'u');
+    } catch (e) {
+      throw this.#invalid(at, `patternProperties: ${shown(pattern)} is not a regular expression: ${(e as Error).message}`);
+    }
+    const clash = names.find((n) => re.test(n));
+    if (clash !== undefined) throw this.#unsupported(at, `patternProperties: the property ${shown(clash)} matches ${shown(pattern)} (its value would need both schemas)`);
+    const ws = this.#prim('ws');
+    const key = this.#rule(`${hint}-pattern-key`, regexToGbnf(pattern));
+    const value = this.#rule(`${hint}-pattern-value`, this.#visit(schema, `${at}/patternProperties/${pattern}`, `${hint}-pattern-value`));
+    return this.#rule(`${hint}-other`, `"\\"" ${key} "\\"" ${ws} ":" ${ws} ${value} ${ws}`);
+  }
+
   /** A JSON string (unescaped characters only) that is none of `names`: a walk down their trie, leaving it anywhere but at a name's end. */
   #otherKey(names: string[], hint: string): string {
     type Node = { end: boolean; kids: Map<string, Node> };
@@ -435,7 +464,7 @@ export class SchemaGrammar {
     for (const r of required) if (!names.includes(r)) throw this.#unsupported(at, `required names ${shown(r)}, which is not in properties`);
     const ws = this.#prim('ws');
     const extra = o.additionalProperties;
-    if (names.length === 0) {
+    if (names.length === 0 && o.patternProperties === undefined) {
       if (extra === false) return `"{" ${ws} "}"`;
       const value = extra === undefined || extra === true ? this.#prim('value') : this.#rule(`${hint}-extra`, this.#visit(extra, `${at}/additionalProperties`, `${hint}-extra`));
       const kv = `${this.#prim('string')} ${ws} ":" ${ws} ${value} ${ws}`;
@@ -443,7 +472,8 @@ export class SchemaGrammar {
     }
     // other keys: any string but the properties' names, each value of additionalProperties' schema
     let other: string | undefined;
-    if (extra !== undefined && extra !== false) {
+    if (o.patternProperties !== undefined) other = this.#patternKeys(o, names, at, hint);
+    else if (extra !== undefined && extra !== false) {
       const value = extra === true ? this.#prim('value') : this.#rule(`${hint}-extra`, this.#visit(extra, `${at}/additionalProperties`, `${hint}-extra`));
       other = this.#rule(`${hint}-other`, `${this.#otherKey(names, hint)} ${ws} ":" ${ws} ${value} ${ws}`);
     }

@@ -94,7 +94,9 @@ describe('JSON Schema to grammar', () => {
       [{ allOf: [{ properties: { a: {} }, additionalProperties: false }, { properties: { b: {} } }] }, /additionalProperties in one schema rejects the property "b"/],
       [{ $defs: { a: { $ref: '#/$defs/b' }, b: { $ref: '#/$defs/a' } }, allOf: [{ $ref: '#/$defs/a' }] }, /\$ref cycle/],
       [{ type: 'number', minimum: 1.5 }, /minimum 1.5 on a number: only integer bounds/],
-      [{ type: 'object', patternProperties: { '^x': {} } }, /the keyword patternProperties/],
+      [{ type: 'object', patternProperties: { '^x': {}, '^y': {} } }, /patternProperties with 2 patterns/],
+      [{ type: 'object', properties: { xa: {} }, patternProperties: { '^x': {} } }, /the property "xa" matches "\^x"/],
+      [{ type: 'object', patternProperties: { '^x': {} }, additionalProperties: true }, /patternProperties beside additionalProperties/],
       [{ type: 'integer', multipleOf: 3 }, /the keyword multipleOf/],
       [{ type: 'array', uniqueItems: true }, /the keyword uniqueItems/],
       [{ type: 'string', format: 'ipv6' }, /format "ipv6" is not supported/],
@@ -152,6 +154,17 @@ describe('JSON Schema to grammar', () => {
     assert.ok(accepts(st, '"a"') && accepts(st, '"b"') && !accepts(st, '1'));
     const num = new StackSets(compileGbnf(jsonSchemaToGbnf({ allOf: [{ type: 'integer', minimum: 0 }, { maximum: 5 }, { exclusiveMinimum: 2 }] })));
     for (let n = -1; n <= 7; n++) assert.equal(accepts(num, String(n)), n > 2 && n <= 5, String(n));
+  });
+
+  it('patternProperties: keys of the pattern with their schema, beside the properties', () => {
+    const schema = { type: 'object', properties: { id: { type: 'integer', minimum: 0, maximum: 9 } }, required: ['id'], patternProperties: { '^x-[a-z]{1,4}$': { type: 'boolean' } }, additionalProperties: false };
+    const st = new StackSets(compileGbnf(jsonSchemaToGbnf(schema)));
+    assert.ok(accepts(st, '{"id":1}') && accepts(st, '{"id":1,"x-ab":true,"x-q":false}'));
+    assert.ok(!accepts(st, '{"id":1,"x-ab":1}') && !accepts(st, '{"id":1,"y":true}') && !accepts(st, '{"id":1,"x-abcde":true}'));
+    const validate = makeAjv().compile(schema);
+    for (const text of ['{"id":1,"x-ab":true,"x-q":false}', '{"id":3}']) assert.ok(validate(JSON.parse(text)), text);
+    const only = new StackSets(compileGbnf(jsonSchemaToGbnf({ patternProperties: { '\\d': { type: 'null' } } })));
+    assert.ok(accepts(only, '{}') && accepts(only, '{"a1":null,"2":null}') && !accepts(only, '{"a":null}'));
   });
 
   it('additionalProperties beside properties: other keys only, with the schema of their values', () => {
