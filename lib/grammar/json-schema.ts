@@ -516,7 +516,9 @@ function isObject(x: unknown): x is Record<string, unknown> {
  * end maybe exclusive; alternatives by integer part (none when the range is empty).
  */
 function magnitudes(a: number, aEx: boolean, b: number, bEx: boolean): string[] {
-  const frac = '("." [0-9]{1,16})?', zero = '("." "0"{1,16})?', nonzero = '"." "0"{0,15} [1-9] [0-9]{0,15}';
+  // at most 16 fraction digits, as unbounded numbers; nonzero: k zeros, a nonzero digit, the rest
+  const frac = '("." [0-9]{1,16})?', zero = '("." "0"{1,16})?';
+  const nonzero = `"." (${Array.from({ length: 16 }, (_, k) => `${k ? `"0"{${k}} ` : ''}[1-9] [0-9]{0,${15 - k}}`).join(' | ')})`;
   if (a === b) return aEx || bEx ? [] : [`"${a}" ${zero}`];
   const alts = [aEx ? `"${a}" ${nonzero}` : `"${a}" ${frac}`];
   if (a + 1 <= b - 1) alts.push(`(${integerRange(a + 1, b - 1)}) ${frac}`);
