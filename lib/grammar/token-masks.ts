@@ -45,6 +45,8 @@ const CONTEXT_DEPTH = 4;
 const MASK_CACHE_BYTES = 32 << 20;
 /** prepare() walks this many trie nodes between looks at the clock. */
 const SLICE_NODES = 4096;
+/** Dependent tokens checked between looks at the clock. */
+const DEPENDENT_SLICE = 1024;
 /** prepare() gives the event loop a turn after this long. */
 const SLICE_MS = 4;
 
@@ -138,7 +140,13 @@ export class TokenMasks {
       // (a mask() meanwhile may have made it too: the same cache)
       if (!this.#caches.has(cut)) this.#caches.set(cut, { accepted: walk.bits, dependent: Int32Array.from(walk.dependent) });
     }
-    this.mask(state);
+    const build = this.#build(state);
+    for (let r = build.next(); ; r = build.next()) {
+      if (r.done) return void this.#keep(state, r.value);
+      if (performance.now() - since < SLICE_MS) continue;
+      await turn();
+      since = performance.now();
+    }
   }
 
   /** The allowed tokens in state `state` as bits; shared, do not modify. */
@@ -149,16 +157,39 @@ export class TokenMasks {
       this.#masks.set(state, hit);
       return hit;
     }
+    const build = this.#build(state);
+    let r = build.next();
+    while (!r.done) r = build.next();
+    return this.#keep(state, r.value);
+  }
+
+  /** A made mask cached (the least recently used one dropped past the budget). */
+  #keep(state: number, bits: Uint32Array): Uint32Array {
+    if (this.#masks.size >= this.#maxMasks) this.#masks.delete(this.#masks.keys().next().value!);
+    this.#masks.set(state, bits);
+    return bits;
+  }
+
+  /**
+   * Makes the mask of `state`: the accepted bits of each stack's token cache OR-ed, plus the
+   * dependent tokens checked against the real stack (a pause every DEPENDENT_SLICE of them).
+   */
+  *#build(state: number): Generator<void, Uint32Array> {
     const bits = new Uint32Array(this.words);
     const st = this.stacks;
+    const bytes = this.#vocab.bytes;
     for (const s of st.sets[state]) {
       if (s === ACCEPT) continue;
       const single = st.setOf([s]);
       const pc = this.#cache(this.#cut(s, CONTEXT_DEPTH));
       const a = pc.accepted;
       for (let w = 0; w < bits.length; w++) bits[w] |= a[w];
-      const bytes = this.#vocab.bytes;
-      for (const t of pc.dependent) if (!(bits[t >> 5] & (1 << (t & 31))) && st.walk(single, bytes[t]) !== DEAD) bits[t >> 5] |= 1 << (t & 31);
+      const dep = pc.dependent;
+      for (let i = 0; i < dep.length; i++) {
+        const t = dep[i];
+        if (!(bits[t >> 5] & (1 << (t & 31))) && st.walk(single, bytes[t]) !== DEAD) bits[t >> 5] |= 1 << (t & 31);
+        if (i % DEPENDENT_SLICE === DEPENDENT_SLICE - 1) yield;
+      }
     }
     const end = this.canEnd(state);
     for (const t of this.#vocab.eog) {
@@ -166,8 +197,6 @@ export class TokenMasks {
       if (end) bits[t >> 5] |= 1 << (t & 31);
       else bits[t >> 5] &= ~(1 << (t & 31));
     }
-    if (this.#masks.size >= this.#maxMasks) this.#masks.delete(this.#masks.keys().next().value!);
-    this.#masks.set(state, bits);
     return bits;
   }
 
