@@ -136,7 +136,7 @@ export function renderTemplate(
 export interface TemplateMessage {
   role: string;
   content: string;
-  /** Tool calls and results (tool_calls, tool_call_id, name), as chat-tools.ts gives them. */
+  /** Tool calls and results (tool_calls, tool_call_id, name, as chat-tools.ts gives them) and other fields a template reads. */
   [field: string]: unknown;
 }
 
