@@ -8,16 +8,38 @@
  */
 import { Template } from '@huggingface/jinja';
 import { FuselmError, shown } from './errors.js';
-import { type RenderRequest, renderConversation, strftime, TemplateBudgetExceeded, TemplateRaised } from './jinja-env.js';
+import { type RenderRequest, renderConversation, type TemplateMessage, strftime, TemplateBudgetExceeded, TemplateRaised } from './jinja-env.js';
 import { DEFAULT_TEMPLATE_BUDGET, type TemplateBudget } from './template-budget.js';
 import { renderInWorker } from './template-pool.js';
 import type { GenerationConfig } from './formats/hf.js';
 import { type GenerateOptions, type GenerateResult, type StreamChunk, generationDefaults } from './generate.js';
 import type { Tokenizer } from './tokenizer/tokenizer.js';
+import {
+  checkToolMessage, checkToolOptions, parseToolCalls, templateInput, type ToolCall, type ToolDefinition, type ToolFamily, toolFamily, toolGrammar,
+  type ToolMessageFields, type ToolOptions,
+} from './chat-tools.js';
 
-export interface ChatMessage {
+/**
+ * A message: `content` is its text (an assistant's that only calls tools: ''). Tool calls and
+ * their results ride in the tool fields: an assistant's `toolCalls`, a 'tool' message's
+ * `toolCallId` (and `name`).
+ */
+export interface ChatMessage extends ToolMessageFields {
   role: string;
   content: string;
+}
+
+/** chat.send()'s and chat.stream()'s options: generation's and the tool-call ones. */
+export interface ChatSendOptions extends GenerateOptions, ToolOptions {}
+
+/** A reply; `toolCalls` when the model called tools (then `text` is the calls as the model wrote them). */
+export interface ChatResult extends GenerateResult {
+  toolCalls?: ToolCall[];
+}
+
+/** A streamed reply's chunk; the last one (id -1) carries `toolCalls` when the model called tools. */
+export interface ChatStreamChunk extends StreamChunk {
+  toolCalls?: ToolCall[];
 }
 
 /** Used when the model carries no template of its own (llama.cpp falls back to ChatML too). */
@@ -43,7 +65,7 @@ export interface ChatTemplateOptions {
   templateBudget?: Partial<TemplateBudget>;
 }
 
-export interface ChatOptions extends GenerateOptions, ChatTemplateOptions {
+export interface ChatOptions extends ChatSendOptions, ChatTemplateOptions {
   /** A system message that opens the conversation. */
   system?: string;
   /**
@@ -58,7 +80,14 @@ function checkMessages(messages: unknown): asserts messages is ChatMessage[] {
   messages.forEach((m, i) => {
     if (!m || typeof m !== 'object' || typeof m.role !== 'string' || typeof m.content !== 'string')
       throw new FuselmError('E_INVALID_ARG', `messages[${i}] must be { role: string, content: string }, got ${shown(m)}`);
+    checkToolMessage(m, i);
   });
+}
+
+/** A render's options: the generation prompt at the end (default true), and tools shown to the model. */
+export interface RenderOptions {
+  addGenerationPrompt?: boolean;
+  tools?: ToolDefinition[];
 }
 
 /**
@@ -116,10 +145,17 @@ export class ChatTemplate {
     return new FuselmError(this.#code, `${this.#what} failed to render: ${(e as Error).message}`, { cause: e });
   }
 
-  #request(messages: ChatMessage[], opts: { addGenerationPrompt?: boolean }): RenderRequest {
+  /** How this template's model calls tools (chat-tools.ts). */
+  get toolFamily(): ToolFamily {
+    return toolFamily(this.source);
+  }
+
+  #request(messages: ChatMessage[], opts: RenderOptions): RenderRequest {
     checkMessages(messages);
     if (typeof opts !== 'object' || opts === null) throw new FuselmError('E_INVALID_ARG', 'render options must be an object');
-    return { source: this.source, variables: this.#variables, messages, addGenerationPrompt: opts.addGenerationPrompt ?? true, budget: this.#budget };
+    const input = templateInput(messages, checkToolOptions({ tools: opts.tools }), this.toolFamily);
+    const variables = input.tools ? { ...this.#variables, tools: input.tools } : this.#variables;
+    return { source: this.source, variables, messages: input.messages as TemplateMessage[], addGenerationPrompt: opts.addGenerationPrompt ?? true, budget: this.#budget };
   }
 
   /** Whether a system message gets into the text (Gemma's and Mistral-Instruct's templates refuse one). */
@@ -139,7 +175,7 @@ export class ChatTemplate {
    * system message that the template does not support is merged into the first user message
    * ("system\n\nuser"), as llama.cpp does and as Gemma-3's own template does.
    */
-  render(messages: ChatMessage[], opts: { addGenerationPrompt?: boolean } = {}): string {
+  render(messages: ChatMessage[], opts: RenderOptions = {}): string {
     const r = this.#request(messages, opts);
     try {
       return renderConversation(this.#template, r, this.#systemRole);
@@ -149,7 +185,7 @@ export class ChatTemplate {
   }
 
   /** render() in the template worker thread: the event loop stays free while a template runs. */
-  async renderAsync(messages: ChatMessage[], opts: { addGenerationPrompt?: boolean } = {}): Promise<string> {
+  async renderAsync(messages: ChatMessage[], opts: RenderOptions = {}): Promise<string> {
     const r = this.#request(messages, opts);
     let text: string | undefined;
     try {
@@ -161,7 +197,7 @@ export class ChatTemplate {
   }
 
   /** encode() with the render in the template worker thread and the tokenizing by encodeAsync(). */
-  async encodeAsync(messages: ChatMessage[], opts: { addGenerationPrompt?: boolean } = {}): Promise<number[]> {
+  async encodeAsync(messages: ChatMessage[], opts: RenderOptions = {}): Promise<number[]> {
     return this.tokenizeAsync(await this.renderAsync(messages, opts));
   }
 
@@ -177,7 +213,7 @@ export class ChatTemplate {
    * id). The tokenizer's BOS is added as it says (add_bos_token), unless the text already
    * starts with it: a template that writes bos_token itself does not get a second one.
    */
-  encode(messages: ChatMessage[], opts: { addGenerationPrompt?: boolean } = {}): number[] {
+  encode(messages: ChatMessage[], opts: RenderOptions = {}): number[] {
     return this.tokenize(this.render(messages, opts));
   }
 
@@ -196,7 +232,7 @@ export class ChatTemplate {
 export function applyChatTemplate(
   tokenizer: Tokenizer,
   messages: ChatMessage[],
-  opts: ChatTemplateOptions & { addGenerationPrompt?: boolean } = {},
+  opts: ChatTemplateOptions & RenderOptions = {},
 ): { text: string; ids: number[] } {
   const t = new ChatTemplate(tokenizer, opts);
   const text = t.render(messages, opts);
@@ -251,12 +287,12 @@ export class Chat {
    * model's default, or 1 when the reply is unbounded); shifted per contextShift when it does
    * not fit.
    */
-  async #turnPrompt(messages: ChatMessage[], o: GenerateOptions): Promise<number[]> {
+  async #turnPrompt(messages: ChatMessage[], o: GenerateOptions, tools: ToolDefinition[] | undefined): Promise<number[]> {
     const reply = o.maxTokens ?? generationDefaults(this.#model.generationConfig).maxTokens ?? 1;
     const room = this.#model.contextSize - reply;
     let msgs = messages;
     for (;;) {
-      const ids = await this.template.encodeAsync(msgs);
+      const ids = await this.template.encodeAsync(msgs, { tools });
       if (ids.length <= room) return ids;
       const first = msgs[0]?.role === 'system' ? 1 : 0;
       if (this.#opts.contextShift !== 'dropOldest' || msgs.length - first <= 1)
@@ -264,36 +300,69 @@ export class Chat {
           'E_CONTEXT_FULL',
           `the conversation needs ${ids.length} tokens and the reply ${reply} more, but the context holds ${this.#model.contextSize}`,
         );
-      // drop the oldest turn (a user message and the reply after it)
-      const drop = msgs[first + 1]?.role === 'assistant' ? 2 : 1;
+      // drop the oldest turn: a user message and what answers it (replies, tool calls and results)
+      const next = msgs.findIndex((m, i) => i > first && m.role === 'user');
+      const drop = next < 0 ? 1 : next - first;
       msgs = [...msgs.slice(0, first), ...msgs.slice(first + drop)];
     }
   }
 
-  #options(opts: GenerateOptions): GenerateOptions {
-    const { system: _s, template: _t, templateVariables: _v, contextShift: _c, templateBudget: _b, ...gen } = this.#opts;
-    return { ...gen, ...opts, addSpecial: false };
+  /** A turn's generation options, and its tools and their grammar's family when the reply may call them. */
+  #turn(opts: ChatSendOptions): { o: GenerateOptions; tools?: ToolDefinition[]; family?: ToolFamily } {
+    if (typeof opts !== 'object' || opts === null) throw new FuselmError('E_INVALID_ARG', 'send options must be an object');
+    const { system: _s, template: _t, templateVariables: _v, contextShift: _c, templateBudget: _b, ...chatGen } = this.#opts;
+    const { tools: _tools, toolChoice, parallelToolCalls, ...gen } = { ...chatGen, ...opts };
+    const t: ToolOptions = { tools: opts.tools ?? this.#opts.tools, toolChoice, parallelToolCalls };
+    const tools = checkToolOptions(t);
+    const o: GenerateOptions = { ...gen, addSpecial: false };
+    const family = this.template.toolFamily;
+    const grammar = toolGrammar(tools, t, family);
+    if (grammar === undefined) return { o, tools };
+    if (o.grammar !== undefined || o.jsonSchema !== undefined) throw new FuselmError('E_INVALID_ARG', "give tools or grammar/jsonSchema, not both (or toolChoice 'none')");
+    return { o: { ...o, grammar }, tools, family };
   }
 
-  /** Sends a user message; resolves with the assistant's reply (added to messages). */
-  async send(text: string, opts: GenerateOptions = {}): Promise<GenerateResult> {
-    const o = this.#options(opts);
-    const messages = [...this.messages, { role: 'user', content: text }];
-    const r = await this.#model.generate(await this.#turnPrompt(messages, o), o);
-    this.messages.push({ role: 'user', content: text }, { role: 'assistant', content: r.text });
+  /** The messages a send adds before the reply: a user message, or the caller's (tool results). */
+  #added(input: string | ChatMessage[]): ChatMessage[] {
+    if (typeof input === 'string') return [{ role: 'user', content: input }];
+    checkMessages(input);
+    if (input.length === 0) throw new FuselmError('E_INVALID_ARG', 'send() needs a text or at least one message');
+    return input.map((m) => ({ ...m }));
+  }
+
+  /** The reply as the history keeps it. */
+  #reply(text: string, toolCalls: ToolCall[] | undefined): ChatMessage {
+    return toolCalls ? { role: 'assistant', content: '', toolCalls } : { role: 'assistant', content: text };
+  }
+
+  /**
+   * Sends a user message (a text), or messages (tool results: `{ role: 'tool', toolCallId,
+   * content }`); resolves with the assistant's reply (added to messages). With `tools`, the
+   * reply may call them (toolChoice): it is held to the template family's call shape and the
+   * calls come back parsed as `toolCalls`.
+   */
+  async send(input: string | ChatMessage[], opts: ChatSendOptions = {}): Promise<ChatResult> {
+    const { o, tools, family } = this.#turn(opts);
+    const added = this.#added(input);
+    const r: ChatResult = await this.#model.generate(await this.#turnPrompt([...this.messages, ...added], o, tools), o);
+    const toolCalls = family && parseToolCalls(r.text, family);
+    if (toolCalls) r.toolCalls = toolCalls;
+    this.messages.push(...added, this.#reply(r.text, toolCalls));
     return r;
   }
 
-  /** Sends a user message and streams the reply; it joins messages when the stream ends. */
-  async *stream(text: string, opts: GenerateOptions = {}): AsyncGenerator<StreamChunk> {
-    const o = this.#options(opts);
-    const messages = [...this.messages, { role: 'user', content: text }];
+  /** send() streamed; the reply joins messages when the stream ends. */
+  async *stream(input: string | ChatMessage[], opts: ChatSendOptions = {}): AsyncGenerator<ChatStreamChunk> {
+    const { o, tools, family } = this.#turn(opts);
+    const added = this.#added(input);
     let reply = '';
-    for await (const c of this.#model.stream(await this.#turnPrompt(messages, o), o)) {
+    for await (const c of this.#model.stream(await this.#turnPrompt([...this.messages, ...added], o, tools), o)) {
       reply += c.text;
       yield c;
     }
-    this.messages.push({ role: 'user', content: text }, { role: 'assistant', content: reply });
+    const toolCalls = family && parseToolCalls(reply, family);
+    if (toolCalls) yield { text: '', id: -1, toolCalls };
+    this.messages.push(...added, this.#reply(reply, toolCalls));
   }
 
   /** Forgets the conversation (the system message stays). */

@@ -133,6 +133,11 @@ export class SequenceRun {
     return this.#sampler.plainArgmax && this.#o.logprobs === undefined && this.#padFrom === 0 && !this.#grammar;
   }
 
+  /** With a grammar whose mask for the next token is not made yet: makes it, the event loop free meanwhile (call before step()). */
+  prepare(): Promise<void> | undefined {
+    return this.#grammar?.prepare();
+  }
+
   /** Picks the next token from `logits`; returns what to emit (none when it ends the sequence). */
   step(logits: Float32Array): StreamChunk | undefined {
     // padding rows (ids the tokenizer does not have) can never be drawn

@@ -136,6 +136,8 @@ export function renderTemplate(
 export interface TemplateMessage {
   role: string;
   content: string;
+  /** Tool calls and results (tool_calls, tool_call_id, name, as chat-tools.ts gives them) and other fields a template reads. */
+  [field: string]: unknown;
 }
 
 /** A marker no template writes by itself: whether a system message reaches the rendered text. */

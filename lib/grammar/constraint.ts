@@ -10,6 +10,7 @@ import { compileGbnf } from './compile.js';
 import { jsonSchemaToGbnf, type JsonSchema } from './json-schema.js';
 import { DEAD } from './stacks.js';
 import { type GrammarVocab, TokenMasks } from './token-masks.js';
+import { VocabTrie } from './vocab-trie.js';
 
 export interface GrammarOptions {
   /**
@@ -28,7 +29,12 @@ const MAX_GRAMMARS = 16;
 /** A compiled grammar whose caches grew past this many bytes is compiled afresh for the next request. */
 const MAX_FOOTPRINT = 256 << 20;
 
-const perTokenizer = new WeakMap<Tokenizer, { vocab: GrammarVocab; grammars: Map<string, TokenMasks> }>();
+type Entry = { vocab: GrammarVocab; grammars: Map<string, TokenMasks> };
+const perTokenizer = new WeakMap<Tokenizer, Entry>();
+/** Vocabularies being read and their tries built, off the JS thread (prepareGrammar). */
+const pending = new WeakMap<Tokenizer, Promise<void>>();
+/** Token ids read between turns of the event loop. */
+const IDS_PER_TURN = 4096;
 
 /** E_INVALID_ARG for a grammar/jsonSchema option of the wrong type (their content is checked on compile). */
 export function checkGrammarOptions(o: GrammarOptions): void {
@@ -62,6 +68,34 @@ export function grammarMasks(tok: Tokenizer, o: GrammarOptions): TokenMasks | un
 }
 
 /**
+ * grammarMasks() with the slow parts of a first use off the JS thread: the vocabulary read a
+ * slice at a time and its trie built in a worker (once per tokenizer), and the initial state's
+ * mask made in slices (TokenMasks.prepare). Generation calls it before its first token.
+ */
+export async function prepareGrammar(tok: Tokenizer, o: GrammarOptions): Promise<void> {
+  checkGrammarOptions(o);
+  if (o.grammar === undefined && o.jsonSchema === undefined) return;
+  if (!perTokenizer.has(tok)) {
+    let p = pending.get(tok);
+    if (!p) {
+      p = (async () => {
+        const bytes: Uint8Array[] = [];
+        for (let id = 0; id < tok.vocabSize; id++) {
+          bytes.push(tok.tokenBytes(id));
+          if (id % IDS_PER_TURN === IDS_PER_TURN - 1) await new Promise((r) => setImmediate(r));
+        }
+        const trie = await VocabTrie.build(bytes);
+        if (!perTokenizer.has(tok)) perTokenizer.set(tok, { vocab: { bytes, eog: tok.eogIds, trie }, grammars: new Map() });
+      })().finally(() => pending.delete(tok));
+      pending.set(tok, p);
+    }
+    await p;
+  }
+  const masks = grammarMasks(tok, o)!;
+  if (!masks.ready(masks.initial)) await masks.prepare(masks.initial);
+}
+
+/**
  * One sequence's place in the grammar. `eogIds` are the call's extra end-of-generation ids
  * (they are allowed, like the tokenizer's, only where the grammar may end).
  */
@@ -74,6 +108,11 @@ export class GrammarState {
     this.masks = masks;
     this.state = state;
     this.#extraEog = extraEog;
+  }
+
+  /** Makes the current state's mask with the event loop free meanwhile; undefined when it is made already. */
+  prepare(): Promise<void> | undefined {
+    return this.masks.ready(this.state) ? undefined : this.masks.prepare(this.state);
   }
 
   /** Logits of disallowed tokens set to -Infinity. */

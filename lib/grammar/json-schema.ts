@@ -5,10 +5,12 @@
  *
  *   type (one or a list), enum, const, anyOf / oneOf (oneOf's exclusivity is not enforced, as
  *   in llama.cpp), $ref to "#..." JSON pointers ($defs, definitions, recursion included);
- *   objects: properties in their order, required ones always, optional ones maybe, no other
- *   keys unless additionalProperties is true or a schema (then only without properties);
- *   arrays: items, minItems, maxItems; strings: minLength, maxLength, pattern (regex.ts),
- *   format date, time, date-time, uuid, email; integers: minimum, maximum, exclusive ones.
+ *   objects: properties in their order, required ones always, optional ones maybe, then other
+ *   keys when additionalProperties is true or a schema (keys none of the properties' names) or
+ *   of patternProperties' one pattern; arrays: items, prefixItems, minItems, maxItems; strings:
+ *   minLength, maxLength, pattern (regex.ts), format date, time, date-time, uuid, email,
+ *   hostname, ipv4, uri; integers: minimum, maximum, exclusive ones; numbers: the same with
+ *   integer values; allOf merged where exact; nullable; uniqueItems false.
  *
  * Any other keyword (except annotations: title, description, default, examples, $schema, $id,
  * $comment, deprecated, readOnly, writeOnly) is E_UNSUPPORTED naming it.
@@ -20,9 +22,14 @@ export type JsonSchema = boolean | { [keyword: string]: unknown };
 
 const ANNOTATIONS = new Set(['title', 'description', 'default', 'examples', '$schema', '$id', '$comment', 'deprecated', 'readOnly', 'writeOnly', '$defs', 'definitions']);
 const HANDLED = new Set([
-  'type', 'enum', 'const', 'anyOf', 'oneOf', '$ref', 'properties', 'required', 'additionalProperties', 'items', 'minItems', 'maxItems',
+  'type', 'enum', 'const', 'anyOf', 'oneOf', '$ref', 'properties', 'required', 'additionalProperties', 'patternProperties', 'items', 'prefixItems', 'minItems', 'maxItems',
   'minLength', 'maxLength', 'pattern', 'format', 'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum',
 ]);
+/** Keywords folded away before the conversion: allOf (merged), nullable (OpenAPI's), uniqueItems false. */
+const FOLDED = new Set(['allOf', 'nullable', 'uniqueItems']);
+/** Bound keywords: when allOf merges two, the tighter one wins. */
+const LOWER = new Set(['minimum', 'exclusiveMinimum', 'minLength', 'minItems']);
+const UPPER = new Set(['maximum', 'exclusiveMaximum', 'maxLength', 'maxItems']);
 const TYPES = ['object', 'array', 'string', 'number', 'integer', 'boolean', 'null'];
 /** Largest |integer| the grammar writes: 15 digits (within a double's exact integers). */
 const INT_LIMIT = 1e15 - 1;
@@ -47,40 +54,64 @@ const PRIMITIVES: Record<string, string> = {
   'email-label': '[a-zA-Z0-9] ([a-zA-Z0-9-]{0,20} [a-zA-Z0-9])?',
   email: 'email-atom ("." email-atom){0,3} "@" email-label ("." email-label){1,3}',
   'email-atom': '[a-zA-Z0-9_+-]{1,16}',
+  hostname: 'email-label ("." email-label){0,3}',
+  ipv4: 'octet "." octet "." octet "." octet',
+  octet: '"25" [0-5] | "2" [0-4] [0-9] | "1" [0-9] [0-9] | [1-9] [0-9] | [0-9]',
+  // scheme://host[:port][/path][?query][#fragment], of RFC 3986's characters (percent-encodings included)
+  uri: '[a-z] [a-z0-9+.-]{0,10} "://" hostname (":" [0-9]{1,5})? ("/" uri-char{0,20}){0,6} ("?" uri-char{0,40})? ("#" uri-char{0,20})?',
+  'uri-char': '[a-zA-Z0-9._~!$&\'()*+,;=:@-] | "%" [0-9a-fA-F] [0-9a-fA-F]',
 };
 /** Which primitives each one uses. */
 const USES: Record<string, string[]> = {
   string: ['char'], value: ['object', 'array', 'string', 'number', 'boolean', 'null'], object: ['ws', 'string', 'value'], array: ['ws', 'value'],
-  'date-time': ['date', 'time'], email: ['email-atom', 'email-label'],
+  'date-time': ['date', 'time'], email: ['email-atom', 'email-label'], hostname: ['email-label'], ipv4: ['octet'], uri: ['hostname', 'uri-char'],
 };
-const FORMATS = new Set(['date', 'time', 'date-time', 'uuid', 'email']);
+const FORMATS = new Set(['date', 'time', 'date-time', 'uuid', 'email', 'hostname', 'ipv4', 'uri']);
 
 /** The GBNF grammar of a JSON Schema (root rule `root`). */
 export function jsonSchemaToGbnf(schema: JsonSchema): string {
-  return new Converter(schema).grammar();
+  const g = new SchemaGrammar();
+  return g.grammar(g.expression(schema, 'root'));
 }
 
-class Converter {
+/**
+ * Grammar rules for one or more JSON Schemas, and rules of the caller's around them (tool
+ * calls: one schema per function's arguments, in one grammar).
+ */
+export class SchemaGrammar {
   readonly #rules = new Map<string, string>();
+  /** Rule names per schema and $ref. */
   readonly #refs = new Map<string, string>();
-  readonly #root: JsonSchema;
+  #root: JsonSchema = true;
+  #schemas = 0;
+  /** What errors call the schema being converted. */
+  #label = 'jsonSchema';
 
-  constructor(root: JsonSchema) {
-    this.#root = root;
+  /** The GBNF expression for `schema`'s instances (its $refs resolved within it); `label` names it in errors. */
+  expression(schema: JsonSchema, hint: string, label = 'jsonSchema'): string {
+    this.#root = schema;
+    this.#label = label;
+    this.#schemas++;
+    return this.#visit(schema, '#', hint);
   }
 
-  grammar(): string {
-    const body = this.#visit(this.#root, '#', 'root');
-    this.#rules.set('root', body);
+  /** A rule of the caller's (named after `hint`); its name. */
+  define(hint: string, body: string): string {
+    return this.#rule(hint, body);
+  }
+
+  /** The whole grammar, with `root ::= rootBody`. */
+  grammar(rootBody: string): string {
+    this.#rules.set('root', rootBody);
     return [...this.#rules].map(([k, v]) => `${k} ::= ${v}`).join('\n') + '\n';
   }
 
   #unsupported(at: string, what: string): FuselmError {
-    return new FuselmError('E_UNSUPPORTED', `jsonSchema at ${at}: ${what}`);
+    return new FuselmError('E_UNSUPPORTED', `${this.#label} at ${at}: ${what}`);
   }
 
   #invalid(at: string, what: string): FuselmError {
-    return new FuselmError('E_INVALID_ARG', `jsonSchema at ${at}: ${what}`);
+    return new FuselmError('E_INVALID_ARG', `${this.#label} at ${at}: ${what}`);
   }
 
   /** A primitive rule (and those it uses) added; its name. */
@@ -106,8 +137,23 @@ class Converter {
     if (s === true) return this.#prim('value');
     if (s === false) throw this.#unsupported(at, 'the schema false (it accepts nothing)');
     if (typeof s !== 'object' || s === null || Array.isArray(s)) throw this.#invalid(at, `a schema must be an object or a boolean, got ${shown(s)}`);
-    const o = s as Record<string, unknown>;
-    for (const k of Object.keys(o)) if (!HANDLED.has(k) && !ANNOTATIONS.has(k)) throw this.#unsupported(at, `the keyword ${k} is not supported`);
+    let o = s as Record<string, unknown>;
+    for (const k of Object.keys(o)) if (!HANDLED.has(k) && !ANNOTATIONS.has(k) && !FOLDED.has(k)) throw this.#unsupported(at, `the keyword ${k} is not supported`);
+    if (o.uniqueItems !== undefined) {
+      if (o.uniqueItems !== false) throw this.#unsupported(at, 'uniqueItems: a grammar cannot tell items apart (the keyword uniqueItems is not supported)');
+      const { uniqueItems: _, ...rest } = o;
+      o = rest;
+    }
+    if (o.nullable !== undefined) {
+      if (typeof o.nullable !== 'boolean') throw this.#invalid(at, `nullable must be a boolean, got ${shown(o.nullable)}`);
+      const { nullable, ...rest } = o;
+      return nullable ? `(${this.#visit(rest, at, hint)}) | ${this.#prim('null')}` : this.#visit(rest, at, hint);
+    }
+    if (o.allOf !== undefined) {
+      const { allOf, ...rest } = o;
+      if (!Array.isArray(allOf) || allOf.length === 0) throw this.#invalid(at, 'allOf must be a non-empty array of schemas');
+      return this.#visit(this.#merge([...allOf.map((x, i) => this.#resolve(x, `${at}/allOf/${i}`)), rest], at), at, hint);
+    }
     const own = Object.keys(o).filter((k) => HANDLED.has(k));
     const alone = (k: string) => {
       const others = own.filter((x) => x !== k);
@@ -124,14 +170,18 @@ class Converter {
         if (!Array.isArray(list) || list.length === 0) throw this.#invalid(at, `${k} must be a non-empty array of schemas`);
         return list.map((x, i) => this.#visit(x, `${at}/${k}/${i}`, `${hint}-${i}`)).join(' | ');
       }
-    if (o.const !== undefined) return this.#literal(o.const);
-    if (o.enum !== undefined) {
-      if (!Array.isArray(o.enum) || o.enum.length === 0) throw this.#invalid(at, 'enum must be a non-empty array');
-      return o.enum.map((v) => this.#literal(v)).join(' | ');
+    if (o.const !== undefined || o.enum !== undefined) {
+      const values = o.const !== undefined ? [o.const] : o.enum;
+      if (!Array.isArray(values) || values.length === 0) throw this.#invalid(at, 'enum must be a non-empty array');
+      // beside a type (an allOf merge makes this common): only the values of that type
+      const types = o.type === undefined ? undefined : Array.isArray(o.type) ? o.type : [o.type];
+      const typed = types ? values.filter((v) => types.includes(jsonType(v)) || (jsonType(v) === 'integer' && types.includes('number'))) : values;
+      if (typed.length === 0) throw this.#invalid(at, `no value of ${o.const !== undefined ? 'const' : 'enum'} has type ${shown(o.type)}`);
+      return typed.map((v) => this.#literal(v)).join(' | ');
     }
     let types: string[];
     if (o.type === undefined) {
-      if (o.properties !== undefined || o.additionalProperties !== undefined || o.required !== undefined) types = ['object'];
+      if (o.properties !== undefined || o.additionalProperties !== undefined || o.patternProperties !== undefined || o.required !== undefined) types = ['object'];
       else if (o.items !== undefined || o.minItems !== undefined || o.maxItems !== undefined) types = ['array'];
       else if (o.minLength !== undefined || o.maxLength !== undefined || o.pattern !== undefined || o.format !== undefined) types = ['string'];
       else if (['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum'].some((k) => o[k] !== undefined)) types = ['number'];
@@ -161,9 +211,19 @@ class Converter {
   }
 
   #ref(ref: unknown, at: string): string {
-    if (typeof ref !== 'string' || !ref.startsWith('#')) throw this.#unsupported(at, `$ref ${shown(ref)}: only local references ("#/...") are supported`);
-    let name = this.#refs.get(ref);
+    const { target, parts } = this.#target(ref, at);
+    const key = `${this.#schemas}:${ref}`;
+    let name = this.#refs.get(key);
     if (name !== undefined) return name;
+    name = this.#rule(`ref-${parts[parts.length - 1] ?? 'root'}`, '""'); // reserved now: the target may refer back to itself
+    this.#refs.set(key, name);
+    this.#rules.set(name, this.#visit(target, ref as string, name));
+    return name;
+  }
+
+  /** What a local $ref points at. */
+  #target(ref: unknown, at: string): { target: unknown; parts: string[] } {
+    if (typeof ref !== 'string' || !ref.startsWith('#')) throw this.#unsupported(at, `$ref ${shown(ref)}: only local references ("#/...") are supported`);
     let target: unknown = this.#root;
     const parts = ref === '#' || ref === '#/' ? [] : ref.slice(2).split('/');
     for (const raw of parts) {
@@ -171,10 +231,93 @@ class Converter {
       if (typeof target !== 'object' || target === null || !(key in target)) throw this.#invalid(at, `$ref ${shown(ref)} points at nothing`);
       target = (target as Record<string, unknown>)[key];
     }
-    name = this.#rule(`ref-${parts[parts.length - 1] ?? 'root'}`, '""'); // reserved now: the target may refer back to itself
-    this.#refs.set(ref, name);
-    this.#rules.set(name, this.#visit(target, ref, name));
-    return name;
+    return { target, parts };
+  }
+
+  /** An allOf member with a lone $ref replaced by its target (followed up to 32 times: a cycle cannot be merged). */
+  #resolve(x: unknown, at: string): unknown {
+    for (let i = 0; i < 32; i++) {
+      if (typeof x !== 'object' || x === null || Array.isArray(x)) return x;
+      const o = x as Record<string, unknown>;
+      if (o.$ref === undefined || Object.keys(o).some((k) => k !== '$ref' && !ANNOTATIONS.has(k))) return x;
+      x = this.#target(o.$ref, at).target;
+    }
+    throw this.#unsupported(at, 'allOf over a $ref cycle cannot be merged');
+  }
+
+  /**
+   * allOf's schemas merged into one, where that is exact: properties joined (a name in two
+   * gets allOf of both), required united, the tighter of two bounds, types intersected, items
+   * and additionalProperties schemas as allOf of both; equal values kept. Anything else given
+   * twice differently is E_UNSUPPORTED naming it.
+   */
+  #merge(list: unknown[], at: string): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    const closed: Record<string, unknown>[] = [];
+    for (const x of list) {
+      if (x === true) continue;
+      if (x === false) throw this.#unsupported(at, 'the schema false in allOf (it accepts nothing)');
+      if (typeof x !== 'object' || x === null || Array.isArray(x)) throw this.#invalid(at, `allOf must list schemas, got ${shown(x)}`);
+      const o = x as Record<string, unknown>;
+      if (o.additionalProperties !== undefined && o.additionalProperties !== true) closed.push(o);
+      for (const [k, v] of Object.entries(o)) {
+        if (ANNOTATIONS.has(k)) continue;
+        if (!(k in out)) {
+          out[k] = v;
+          continue;
+        }
+        const w = out[k];
+        if (JSON.stringify(w) === JSON.stringify(v)) continue;
+        if (k === 'properties' && isObject(w) && isObject(v)) {
+          const props = { ...w };
+          for (const [n, ps] of Object.entries(v)) props[n] = n in w ? { allOf: [w[n], ps] } : ps;
+          out[k] = props;
+        } else if (k === 'required' && Array.isArray(w) && Array.isArray(v)) out[k] = [...new Set([...w, ...v])];
+        else if (k === 'allOf' && Array.isArray(w) && Array.isArray(v)) out[k] = [...w, ...v];
+        else if (k === 'type') {
+          const list = (t: unknown) => (Array.isArray(t) ? t : [t]);
+          const both = list(w).filter((t) => list(v).includes(t) || (t === 'integer' && list(v).includes('number')));
+          for (const t of list(v)) if (t === 'integer' && list(w).includes('number') && !both.includes(t)) both.push(t);
+          if (both.length === 0) throw this.#invalid(at, `allOf: no value has type ${shown(w)} and type ${shown(v)}`);
+          out[k] = both;
+        } else if (LOWER.has(k) && typeof w === 'number' && typeof v === 'number') out[k] = Math.max(w, v);
+        else if (UPPER.has(k) && typeof w === 'number' && typeof v === 'number') out[k] = Math.min(w, v);
+        else if ((k === 'items' || k === 'additionalProperties') && w !== false && v !== false) out[k] = w === true ? v : v === true ? w : { allOf: [w, v] };
+        else if (k === 'items' || k === 'additionalProperties') out[k] = false;
+        else throw this.#unsupported(at, `allOf: ${k} is given differently in two schemas and cannot be merged`);
+      }
+    }
+    // a schema that closes its object admits only its own properties
+    const names = isObject(out.properties) ? Object.keys(out.properties) : [];
+    for (const c of closed) {
+      const own = isObject(c.properties) ? Object.keys(c.properties) : [];
+      const other = names.find((n) => !own.includes(n));
+      if (other !== undefined) throw this.#unsupported(at, `allOf: additionalProperties in one schema rejects the property ${shown(other)} of another`);
+    }
+    return out;
+  }
+
+  /** A number within integer bounds: written without an exponent, its integer part and fraction held to the range. */
+  #numberRange(o: Record<string, unknown>, bounds: string[], at: string): string {
+    for (const k of bounds) {
+      const v = o[k] as number;
+      if (!Number.isInteger(v)) throw this.#unsupported(at, `${k} ${v} on a number: only integer bounds are supported`);
+      if (Math.abs(v) > INT_LIMIT) throw this.#unsupported(at, `${k} ${v}: at most ${INT_LIMIT} in magnitude is supported`);
+    }
+    let lo = -INT_LIMIT, loEx = false, hi = INT_LIMIT, hiEx = false;
+    if (o.minimum !== undefined) lo = o.minimum as number;
+    if (o.exclusiveMinimum !== undefined && (o.exclusiveMinimum as number) >= lo) [lo, loEx] = [o.exclusiveMinimum as number, true];
+    if (o.maximum !== undefined) hi = o.maximum as number;
+    if (o.exclusiveMaximum !== undefined && (o.exclusiveMaximum as number) <= hi) [hi, hiEx] = [o.exclusiveMaximum as number, true];
+    if (lo > hi || (lo === hi && (loEx || hiEx))) throw this.#invalid(at, `no number lies within ${bounds.map((k) => `${k} ${o[k]}`).join(', ')}`);
+    const alts: string[] = [];
+    // v >= 0: magnitudes [max(lo, 0), hi]; v < 0: "-" and magnitudes (0 excluded: no "-0") up to -lo
+    if (hi > 0 || (hi === 0 && !hiEx)) alts.push(...magnitudes(Math.max(lo, 0), lo >= 0 && loEx, hi, hiEx));
+    if (lo < 0) {
+      const neg = magnitudes(Math.max(-hi, 0), hi >= 0 || hiEx, -lo, loEx);
+      if (neg.length) alts.push(`"-" (${neg.join(' | ')})`);
+    }
+    return `(${alts.join(' | ')})`;
   }
 
   /** A JSON value written exactly (as JSON.stringify writes it), as a GBNF literal. */
@@ -211,8 +354,8 @@ class Converter {
   #number(t: string, o: Record<string, unknown>, at: string): string {
     const bounds = ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum'].filter((k) => o[k] !== undefined);
     if (bounds.length === 0) return this.#prim(t);
-    if (t === 'number') throw this.#unsupported(at, `${bounds[0]} on a number (only on integers) is not supported`);
     for (const k of bounds) if (typeof o[k] !== 'number' || !Number.isFinite(o[k])) throw this.#invalid(at, `${k} must be a finite number, got ${shown(o[k])}`);
+    if (t === 'number') return this.#numberRange(o, bounds, at);
     let lo = -INT_LIMIT, hi = INT_LIMIT;
     if (o.minimum !== undefined) lo = Math.max(lo, Math.ceil(o.minimum as number));
     if (o.exclusiveMinimum !== undefined) lo = Math.max(lo, Math.floor(o.exclusiveMinimum as number) + 1);
@@ -225,13 +368,91 @@ class Converter {
   #array(o: Record<string, unknown>, at: string, hint: string): string {
     const min = this.#count(o, 'minItems', at) ?? 0, max = this.#count(o, 'maxItems', at);
     if (max !== undefined && max < min) throw this.#invalid(at, `maxItems ${max} is below minItems ${min}`);
-    if (Array.isArray(o.items)) throw this.#unsupported(at, 'items as a list (tuples) is not supported');
+    if (Array.isArray(o.items)) throw this.#unsupported(at, 'items as a list (tuples) is not supported (prefixItems is)');
+    if (o.prefixItems !== undefined) return this.#tuple(o, min, max, at, hint);
     const ws = this.#prim('ws');
     const item = o.items === undefined ? this.#prim('value') : this.#rule(`${hint}-item`, this.#visit(o.items, `${at}/items`, `${hint}-item`));
     if (max === 0) return `"[" ${ws} "]"`;
     const more = `("," ${ws} ${item} ${ws}){${Math.max(0, min - 1)},${max === undefined ? '' : max - 1}}`;
     const list = `${item} ${ws} ${more}`;
     return `"[" ${ws} ${min === 0 ? `(${list})?` : list} "]"`;
+  }
+
+  /** prefixItems: item i of its schema, the rest of items' (none when items is false); later items only after earlier ones. */
+  #tuple(o: Record<string, unknown>, min: number, max: number | undefined, at: string, hint: string): string {
+    const prefix = o.prefixItems;
+    if (!Array.isArray(prefix) || prefix.length === 0) throw this.#invalid(at, 'prefixItems must be a non-empty array of schemas');
+    const k = prefix.length;
+    if (o.items === false && min > k) throw this.#invalid(at, `minItems ${min} is above the ${k} prefixItems, and items is false`);
+    const ws = this.#prim('ws');
+    if (max === 0) return `"[" ${ws} "]"`;
+    const rules = prefix.map((x, i) => this.#rule(`${hint}-${i}`, this.#visit(x, `${at}/prefixItems/${i}`, `${hint}-${i}`)));
+    const last = Math.min(k, max ?? k);
+    let tail = '""';
+    if (o.items !== false && (max === undefined || max > k)) {
+      const item = o.items === undefined || o.items === true ? this.#prim('value') : this.#rule(`${hint}-item`, this.#visit(o.items, `${at}/items`, `${hint}-item`));
+      tail = `("," ${ws} ${item} ${ws}){${Math.max(0, min - k)},${max === undefined ? '' : max - k}}`;
+    }
+    for (let i = last - 1; i >= 0; i--) {
+      const body = `${i ? `"," ${ws} ` : ''}${rules[i]} ${ws} ${tail}`;
+      tail = i >= min ? `(${body})?` : body;
+    }
+    return `"[" ${ws} ${tail} "]"`;
+  }
+
+  /**
+   * patternProperties' key/value pair: a key of its one pattern (no property name may match
+   * it, so a key is never one of theirs), its schema's value; other keys only with
+   * additionalProperties false or left out. (Keys are not kept unique, as JSON.parse does not need.)
+   */
+  #patternKeys(o: Record<string, unknown>, names: string[], at: string, hint: string): string {
+    const pp = o.patternProperties;
+    if (!isObject(pp)) throw this.#invalid(at, 'patternProperties must be an object of schemas');
+    const entries = Object.entries(pp);
+    if (entries.length !== 1) throw this.#unsupported(at, `patternProperties with ${entries.length} patterns (one is supported)`);
+    if (o.additionalProperties !== undefined && o.additionalProperties !== false)
+      throw this.#unsupported(at, 'patternProperties beside additionalProperties other than false is not supported');
+    const [pattern, schema] = entries[0];
+    let re: RegExp;
+    try {
+      re = new RegExp(pattern, 'u');
+    } catch (e) {
+      throw this.#invalid(at, `patternProperties: ${shown(pattern)} is not a regular expression: ${(e as Error).message}`);
+    }
+    const clash = names.find((n) => re.test(n));
+    if (clash !== undefined) throw this.#unsupported(at, `patternProperties: the property ${shown(clash)} matches ${shown(pattern)} (its value would need both schemas)`);
+    const ws = this.#prim('ws');
+    const key = this.#rule(`${hint}-pattern-key`, regexToGbnf(pattern));
+    const value = this.#rule(`${hint}-pattern-value`, this.#visit(schema, `${at}/patternProperties/${pattern}`, `${hint}-pattern-value`));
+    return this.#rule(`${hint}-other`, `"\\"" ${key} "\\"" ${ws} ":" ${ws} ${value} ${ws}`);
+  }
+
+  /** A JSON string (unescaped characters only) that is none of `names`: a walk down their trie, leaving it anywhere but at a name's end. */
+  #otherKey(names: string[], hint: string): string {
+    type Node = { end: boolean; kids: Map<string, Node> };
+    const root: Node = { end: false, kids: new Map() };
+    // a name with a character JSON must escape cannot be written unescaped: no key to avoid
+    const plainName = (n: string) => [...n].every((ch) => ch !== '"' && ch !== '\\' && ch.codePointAt(0)! >= 0x20 && ch !== '\x7f');
+    for (const n of names.filter(plainName)) {
+      let node = root;
+      for (const ch of n) {
+        let next = node.kids.get(ch);
+        if (!next) node.kids.set(ch, (next = { end: false, kids: new Map() }));
+        node = next;
+      }
+      node.end = true;
+    }
+    const plain = '[^"\\\\\\x00-\\x1f\\x7f]';
+    const rest = this.#rule(`${hint}-key-rest`, `${plain}* "\\""`);
+    const walk = (node: Node): string => {
+      const alts: string[] = [];
+      if (!node.end) alts.push('"\\""');
+      const kids = [...node.kids.keys()].map((ch) => `\\U${ch.codePointAt(0)!.toString(16).padStart(8, '0')}`).join('');
+      alts.push(`[^"\\\\\\x00-\\x1f\\x7f${kids}] ${rest}`);
+      for (const [ch, kid] of node.kids) alts.push(`${gbnfString(ch)} ${walk(kid)}`);
+      return this.#rule(`${hint}-key`, alts.join(' | '));
+    };
+    return `"\\"" ${walk(root)}`;
   }
 
   #object(o: Record<string, unknown>, at: string, hint: string): string {
@@ -243,13 +464,19 @@ class Converter {
     for (const r of required) if (!names.includes(r)) throw this.#unsupported(at, `required names ${shown(r)}, which is not in properties`);
     const ws = this.#prim('ws');
     const extra = o.additionalProperties;
-    if (names.length === 0) {
+    if (names.length === 0 && o.patternProperties === undefined) {
       if (extra === false) return `"{" ${ws} "}"`;
       const value = extra === undefined || extra === true ? this.#prim('value') : this.#rule(`${hint}-extra`, this.#visit(extra, `${at}/additionalProperties`, `${hint}-extra`));
       const kv = `${this.#prim('string')} ${ws} ":" ${ws} ${value} ${ws}`;
       return `"{" ${ws} (${kv} ("," ${ws} ${kv})*)? "}"`;
     }
-    if (extra !== undefined && extra !== false) throw this.#unsupported(at, 'additionalProperties beside properties is not supported');
+    // other keys: any string but the properties' names, each value of additionalProperties' schema
+    let other: string | undefined;
+    if (o.patternProperties !== undefined) other = this.#patternKeys(o, names, at, hint);
+    else if (extra !== undefined && extra !== false) {
+      const value = extra === true ? this.#prim('value') : this.#rule(`${hint}-extra`, this.#visit(extra, `${at}/additionalProperties`, `${hint}-extra`));
+      other = this.#rule(`${hint}-other`, `${this.#otherKey(names, hint)} ${ws} ":" ${ws} ${value} ${ws}`);
+    }
     const kvs = names.map((n) => {
       const value = this.#visit((props as Record<string, unknown>)[n], `${at}/properties/${n}`, `${hint}-${n}`);
       return `${gbnfString(JSON.stringify(n))} ${ws} ":" ${ws} ${this.#rule(`${hint}-${n}`, value)} ${ws}`;
@@ -258,7 +485,7 @@ class Converter {
     // made on demand, so that no rule is left unused
     const tails = new Map<string, string>();
     const tail = (i: number, comma: boolean): string => {
-      if (i === names.length) return '""';
+      if (i === names.length) return other === undefined ? '""' : comma ? `("," ${ws} ${other})*` : `(${other} ("," ${ws} ${other})*)?`;
       const key = `${i}${comma}`;
       let name = tails.get(key);
       if (name === undefined) {
@@ -270,6 +497,33 @@ class Converter {
     };
     return `"{" ${ws} ${tail(0, false)} "}"`;
   }
+}
+
+/** A JSON value's type, as JSON Schema names it (integers are "integer"). */
+function jsonType(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'array';
+  if (typeof v === 'number') return Number.isInteger(v) ? 'integer' : 'number';
+  return typeof v;
+}
+
+function isObject(x: unknown): x is Record<string, unknown> {
+  return typeof x === 'object' && x !== null && !Array.isArray(x);
+}
+
+/**
+ * GBNF for decimal numbers (no exponent) whose magnitude lies between integers a <= b, either
+ * end maybe exclusive; alternatives by integer part (none when the range is empty).
+ */
+function magnitudes(a: number, aEx: boolean, b: number, bEx: boolean): string[] {
+  // at most 16 fraction digits, as unbounded numbers; nonzero: k zeros, a nonzero digit, the rest
+  const frac = '("." [0-9]{1,16})?', zero = '("." "0"{1,16})?';
+  const nonzero = `"." (${Array.from({ length: 16 }, (_, k) => `${k ? `"0"{${k}} ` : ''}[1-9] [0-9]{0,${15 - k}}`).join(' | ')})`;
+  if (a === b) return aEx || bEx ? [] : [`"${a}" ${zero}`];
+  const alts = [aEx ? `"${a}" ${nonzero}` : `"${a}" ${frac}`];
+  if (a + 1 <= b - 1) alts.push(`(${integerRange(a + 1, b - 1)}) ${frac}`);
+  if (!bEx) alts.push(`"${b}" ${zero}`);
+  return alts;
 }
 
 /** A GBNF literal for a text. */

@@ -14,6 +14,10 @@
  *    state seen before (a string's inside, an object's next key) costs a lookup.
  *
  * End-of-generation tokens are allowed exactly when the grammar is complete.
+ *
+ * A fresh token cache walks the whole vocabulary trie (10-50 ms at 128k tokens): prepare(state)
+ * makes a state's mask a slice of the walk at a time, giving the event loop a turn between
+ * slices, so that generation can have the mask ready before it needs it.
  */
 import { FuselmError } from '../errors.js';
 import type { CompiledGrammar } from './compile.js';
@@ -39,6 +43,25 @@ const CONTEXT_DEPTH = 4;
 
 /** Masks kept per grammar: at most this many bytes of them. */
 const MASK_CACHE_BYTES = 32 << 20;
+/** prepare() walks this many trie nodes between looks at the clock. */
+const SLICE_NODES = 4096;
+/** Dependent tokens checked between looks at the clock. */
+const DEPENDENT_SLICE = 1024;
+/** prepare() gives the event loop a turn after this long. */
+const SLICE_MS = 4;
+
+/** A trie walk that can stop and go on: per depth its node, state, next child, whether a boundary was passed. */
+interface Walk {
+  nodeAt: Int32Array;
+  setAt: Int32Array;
+  childAt: Int32Array;
+  depAt: Uint8Array;
+  d: number;
+  bits: Uint32Array;
+  dependent: number[];
+}
+
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 export class TokenMasks {
   readonly stacks: StackSets;
@@ -93,6 +116,39 @@ export class TokenMasks {
     return s.length === 1 && s[0] === ACCEPT;
   }
 
+  /** The mask of `state` is made (mask() costs a lookup). */
+  ready(state: number): boolean {
+    return this.#masks.has(state);
+  }
+
+  /**
+   * Makes the mask of `state` with the event loop free between slices of the work: the token
+   * caches it needs are walked a slice at a time.
+   */
+  async prepare(state: number): Promise<void> {
+    let since = performance.now();
+    for (const s of this.stacks.sets[state]) {
+      if (s === ACCEPT) continue;
+      const cut = this.#cut(s, CONTEXT_DEPTH);
+      if (this.#caches.has(cut)) continue;
+      const walk = this.#startWalk(this.stacks.setOf([cut]));
+      while (!this.#walkSlice(walk, SLICE_NODES)) {
+        if (performance.now() - since < SLICE_MS) continue;
+        await turn();
+        since = performance.now();
+      }
+      // (a mask() meanwhile may have made it too: the same cache)
+      if (!this.#caches.has(cut)) this.#caches.set(cut, { accepted: walk.bits, dependent: Int32Array.from(walk.dependent) });
+    }
+    const build = this.#build(state);
+    for (let r = build.next(); ; r = build.next()) {
+      if (r.done) return void this.#keep(state, r.value);
+      if (performance.now() - since < SLICE_MS) continue;
+      await turn();
+      since = performance.now();
+    }
+  }
+
   /** The allowed tokens in state `state` as bits; shared, do not modify. */
   mask(state: number): Uint32Array {
     const hit = this.#masks.get(state);
@@ -101,16 +157,39 @@ export class TokenMasks {
       this.#masks.set(state, hit);
       return hit;
     }
+    const build = this.#build(state);
+    let r = build.next();
+    while (!r.done) r = build.next();
+    return this.#keep(state, r.value);
+  }
+
+  /** A made mask cached (the least recently used one dropped past the budget). */
+  #keep(state: number, bits: Uint32Array): Uint32Array {
+    if (this.#masks.size >= this.#maxMasks) this.#masks.delete(this.#masks.keys().next().value!);
+    this.#masks.set(state, bits);
+    return bits;
+  }
+
+  /**
+   * Makes the mask of `state`: the accepted bits of each stack's token cache OR-ed, plus the
+   * dependent tokens checked against the real stack (a pause every DEPENDENT_SLICE of them).
+   */
+  *#build(state: number): Generator<void, Uint32Array> {
     const bits = new Uint32Array(this.words);
     const st = this.stacks;
+    const bytes = this.#vocab.bytes;
     for (const s of st.sets[state]) {
       if (s === ACCEPT) continue;
       const single = st.setOf([s]);
       const pc = this.#cache(this.#cut(s, CONTEXT_DEPTH));
       const a = pc.accepted;
       for (let w = 0; w < bits.length; w++) bits[w] |= a[w];
-      const bytes = this.#vocab.bytes;
-      for (const t of pc.dependent) if (!(bits[t >> 5] & (1 << (t & 31))) && st.walk(single, bytes[t]) !== DEAD) bits[t >> 5] |= 1 << (t & 31);
+      const dep = pc.dependent;
+      for (let i = 0; i < dep.length; i++) {
+        const t = dep[i];
+        if (!(bits[t >> 5] & (1 << (t & 31))) && st.walk(single, bytes[t]) !== DEAD) bits[t >> 5] |= 1 << (t & 31);
+        if (i % DEPENDENT_SLICE === DEPENDENT_SLICE - 1) yield;
+      }
     }
     const end = this.canEnd(state);
     for (const t of this.#vocab.eog) {
@@ -118,8 +197,6 @@ export class TokenMasks {
       if (end) bits[t >> 5] |= 1 << (t & 31);
       else bits[t >> 5] &= ~(1 << (t & 31));
     }
-    if (this.#masks.size >= this.#maxMasks) this.#masks.delete(this.#masks.keys().next().value!);
-    this.#masks.set(state, bits);
     return bits;
   }
 
@@ -166,31 +243,41 @@ export class TokenMasks {
   #cache(cut: number): PositionCache {
     let pc = this.#caches.get(cut);
     if (!pc) {
-      const accepted = new Uint32Array(this.words);
-      const dependent: number[] = [];
-      this.#walk(this.stacks.setOf([cut]), accepted, dependent);
-      pc = { accepted, dependent: Int32Array.from(dependent) };
+      const walk = this.#startWalk(this.stacks.setOf([cut]));
+      this.#walkSlice(walk, Infinity);
+      pc = { accepted: walk.bits, dependent: Int32Array.from(walk.dependent) };
       this.#caches.set(cut, pc);
     }
     return pc;
   }
 
+  #boundary(set: number): boolean {
+    const s = this.stacks.sets[set];
+    return s[0] === BOUNDARY || s[1] === BOUNDARY;
+  }
+
+  /** A walk of the trie from `state` (an explicit DFS), not started. */
+  #startWalk(state: number): Walk {
+    const n = this.trie.depth + 1;
+    const w: Walk = { nodeAt: new Int32Array(n), setAt: new Int32Array(n), childAt: new Int32Array(n), depAt: new Uint8Array(n), d: 0, bits: new Uint32Array(this.words), dependent: [] };
+    w.setAt[0] = state;
+    w.childAt[0] = 1;
+    w.depAt[0] = this.#boundary(state) ? 1 : 0;
+    return w;
+  }
+
   /**
-   * The trie walked from `state`: tokens whose bytes all match get their bit in `bits`; the
-   * tokens that ran past a BOUNDARY and then failed are collected in `dependent`.
+   * Goes on with walk `w` for up to `nodes` trie nodes; true when it is done. Tokens whose bytes
+   * all match get their bit in `w.bits`; the tokens that ran past a BOUNDARY and then failed
+   * are collected in `w.dependent`.
    */
-  #walk(state: number, bits: Uint32Array, dependent: number[]): void {
-    const { byte, end, first, count, order, depth } = this.trie;
-    const st = this.stacks, sets = st.sets;
+  #walkSlice(w: Walk, nodes: number): boolean {
+    const { byte, end, first, count, order } = this.trie;
+    const st = this.stacks;
     let trans = st.transitions;
-    const boundary = (set: number) => sets[set][0] === BOUNDARY || sets[set][1] === BOUNDARY;
-    // an explicit DFS over the trie: per depth its node, state, whether a boundary was passed, next child
-    const nodeAt = new Int32Array(depth + 1), setAt = new Int32Array(depth + 1), childAt = new Int32Array(depth + 1), depAt = new Uint8Array(depth + 1);
-    let d = 0;
-    setAt[0] = state;
-    childAt[0] = 1;
-    depAt[0] = boundary(state) ? 1 : 0;
-    while (d >= 0) {
+    const { nodeAt, setAt, childAt, depAt, bits, dependent } = w;
+    let d = w.d;
+    for (let left = nodes; d >= 0 && left > 0; left--) {
       const n = nodeAt[d], c = childAt[d];
       if (c >= end[n]) {
         d--;
@@ -213,9 +300,11 @@ export class TokenMasks {
         nodeAt[d] = c;
         setAt[d] = next;
         childAt[d] = c + 1;
-        depAt[d] = depAt[d - 1] || boundary(next) ? 1 : 0;
+        depAt[d] = depAt[d - 1] || this.#boundary(next) ? 1 : 0;
       }
     }
+    w.d = d;
+    return d < 0;
   }
 
 }

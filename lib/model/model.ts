@@ -9,7 +9,7 @@ import { readGgufModel } from '../formats/gguf-split.js';
 import { type Backend, CpuBackend, CudaBackend, resolveDevice } from '../backend.js';
 import type { NativeDevice, NativeImpl } from '../../bindings.js';
 import { type FinishReason, type GenerateOptions, type GenerateResult, SequenceRun, type StreamChunk, checkGenerateOptions, checkGenerationConfig, generationDefaults } from '../generate.js';
-import { beamConstraint, type GrammarOptions, grammarMasks } from '../grammar/constraint.js';
+import { beamConstraint, type GrammarOptions, grammarMasks, prepareGrammar } from '../grammar/constraint.js';
 import { type BeamEndOptions, type BeamHypothesis, type BeamSearchOptions, beamSearch, checkBeamOptions, hypothesisEnds } from '../beam.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { tokenizerFromGguf } from '../tokenizer/from-gguf.js';
@@ -328,6 +328,7 @@ export class Model {
     return this.#exclusive(async () => {
       const o = checkBeamOptions(opts);
       const end = hypothesisEnds(this.tokenizer, opts);
+      await prepareGrammar(this.tokenizer, opts);
       const masks = grammarMasks(this.tokenizer, opts);
       if (opts.addSpecial !== undefined && typeof opts.addSpecial !== 'boolean') throw new FuselmError('E_INVALID_ARG', 'addSpecial must be a boolean');
       if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal)) throw new FuselmError('E_INVALID_ARG', 'signal must be an AbortSignal');
@@ -373,6 +374,7 @@ export class Model {
 
   /** The token loop shared by generate() and stream(); runs while holding the model. */
   async *#tokens(prompt: string | number[], o: GenerateOptions, done: (r: Omit<GenerateResult, 'text' | 'ids'>) => void): AsyncGenerator<StreamChunk> {
+    await prepareGrammar(this.tokenizer, o);
     const run = new SequenceRun(this.tokenizer, await this.#promptIdsAsync(prompt, o.addSpecial), o, this.config.vocabSize);
     const promptIds = run.promptIds;
     const call = new DecodeCall(o.signal);
@@ -382,6 +384,7 @@ export class Model {
     const onDevice = this.device !== 'cpu' && run.argmaxOnly;
     let chosen: number | undefined;
     while (!run.done) {
+      await run.prepare();
       call.check();
       const chunk = chosen === undefined ? run.step(logits) : run.stepChosen(chosen);
       if (chunk) yield chunk;
@@ -412,6 +415,7 @@ export class Model {
   async #generateBatch(prompts: Array<string | number[]>, o: GenerateOptions): Promise<GenerateResult[]> {
     if (prompts.length > MAX_SEQUENCES) throw new FuselmError('E_INVALID_ARG', `at most ${MAX_SEQUENCES} prompts are generated together, got ${prompts.length}`);
     const runs: SequenceRun[] = [];
+    await prepareGrammar(this.tokenizer, o);
     for (const p of prompts) runs.push(new SequenceRun(this.tokenizer, await this.#promptIdsAsync(p, o.addSpecial), o, this.config.vocabSize));
     const S = runs.length;
     for (const r of runs) this.#checkFits(r.promptIds);
@@ -438,6 +442,7 @@ export class Model {
       call.check();
       for (let s = 0; s < S; s++) {
         if (runs[s].done) continue;
+        await runs[s].prepare();
         if (chosen) runs[s].stepChosen(chosen[s]);
         else runs[s].step(logits[s]);
         if (!runs[s].done && pos[s] >= this.contextSize) runs[s].end('contextFull');

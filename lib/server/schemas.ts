@@ -57,6 +57,31 @@ const contentPart = {
   properties: { type: { type: 'string' }, text: { type: 'string' } },
 } as const;
 
+/** OpenAI's function tool: its name, description and parameters schema (checked further by chat-tools.ts). */
+const tool = {
+  type: 'object',
+  required: ['type', 'function'],
+  properties: {
+    type: { const: 'function' },
+    function: {
+      type: 'object',
+      required: ['name'],
+      properties: { name: { type: 'string' }, description: { type: 'string' }, parameters: { type: 'object' }, strict: { type: ['boolean', 'null'] } },
+    },
+  },
+} as const;
+
+/** An assistant message's tool call, as the client sends it back. */
+const toolCall = {
+  type: 'object',
+  required: ['function'],
+  properties: {
+    id: { type: 'string' },
+    type: { const: 'function' },
+    function: { type: 'object', required: ['name', 'arguments'], properties: { name: { type: 'string' }, arguments: { type: 'string' } } },
+  },
+} as const;
+
 export const chatCompletionBody = {
   type: 'object',
   required: ['messages'],
@@ -72,9 +97,20 @@ export const chatCompletionBody = {
           role: { type: 'string', enum: ['system', 'developer', 'user', 'assistant', 'tool'] },
           content: { anyOf: [{ type: 'string' }, { type: 'array', items: contentPart }, { type: 'null' }] },
           name: { type: 'string' },
+          tool_calls: { type: ['array', 'null'], items: toolCall },
+          tool_call_id: { type: 'string' },
         },
       },
     },
+    tools: { type: ['array', 'null'], maxItems: 128, items: tool },
+    tool_choice: {
+      anyOf: [
+        { type: 'string', enum: ['auto', 'none', 'required'] },
+        { type: 'object', required: ['type', 'function'], properties: { type: { const: 'function' }, function: { type: 'object', required: ['name'], properties: { name: { type: 'string' } } } } },
+        { type: 'null' },
+      ],
+    },
+    parallel_tool_calls: { type: ['boolean', 'null'] },
     max_completion_tokens: nullableInteger(0, 1 << 24),
     logprobs: { type: ['boolean', 'null'] },
     top_logprobs: nullableInteger(0, 20),

@@ -11,10 +11,11 @@ import { randomUUID, timingSafeEqual } from 'node:crypto';
 import { basename } from 'node:path';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { ChatTemplate, type ChatMessage } from '../chat.js';
+import { checkToolOptions, mayBeToolCall, parseToolCalls, type ToolCall, type ToolChoice, type ToolDefinition, type ToolFamily, toolGrammar } from '../chat-tools.js';
 import { FuselmError } from '../errors.js';
 import { generationDefaults, type GenerateOptions, type StreamChunk } from '../generate.js';
 import type { EmbeddingModel } from '../model/bert.js';
-import { grammarMasks } from '../grammar/constraint.js';
+import { prepareGrammar } from '../grammar/constraint.js';
 import type { Model } from '../model/model.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { ServerMetrics } from './metrics.js';
@@ -68,7 +69,16 @@ export interface FuselmServer {
 }
 
 interface ChatBody extends SamplingFields {
-  messages: { role: string; content?: string | { type: string; text?: string }[] | null }[];
+  messages: {
+    role: string;
+    content?: string | { type: string; text?: string }[] | null;
+    name?: string;
+    tool_calls?: { id?: string; function: { name: string; arguments: string } }[] | null;
+    tool_call_id?: string;
+  }[];
+  tools?: ToolDefinition[] | null;
+  tool_choice?: ToolChoice | null;
+  parallel_tool_calls?: boolean | null;
   max_completion_tokens?: number | null;
   logprobs?: boolean | null;
   top_logprobs?: number | null;
@@ -227,11 +237,19 @@ export function createServer(model: Model | EmbeddingModel | Promise<Model | Emb
   app.post<{ Body: ChatBody }>('/v1/chat/completions', { schema: { body: chatCompletionBody } }, async (req, reply) => {
     const d = decoder();
     const b = req.body;
-    const messages: ChatMessage[] = b.messages.map((m) => ({ role: m.role === 'developer' ? 'system' : m.role, content: contentText(m.content) }));
-    const prompt = await d.template.encodeAsync(messages, { addGenerationPrompt: true });
+    const messages: ChatMessage[] = b.messages.map((m) => ({
+      role: m.role === 'developer' ? 'system' : m.role,
+      content: contentText(m.content),
+      ...(m.tool_calls?.length ? { toolCalls: m.tool_calls.map((c, i) => ({ id: c.id ?? `call_${i}`, type: 'function' as const, function: c.function })) } : {}),
+      ...(m.tool_call_id !== undefined ? { toolCallId: m.tool_call_id } : {}),
+      ...(m.name !== undefined && m.role === 'tool' ? { name: m.name } : {}),
+    }));
+    const tools = toolRequest(b, d.template.toolFamily);
+    const prompt = await d.template.encodeAsync(messages, { addGenerationPrompt: true, tools: tools.tools });
     const max = b.max_completion_tokens ?? b.max_tokens ?? undefined;
     return runCompletion(d, req, reply, {
       chat: true,
+      tools: tools.grammar === undefined ? undefined : { grammar: tools.grammar, family: d.template.toolFamily },
       prompts: [prompt],
       b,
       maxTokens: max,
@@ -269,7 +287,7 @@ export function createServer(model: Model | EmbeddingModel | Promise<Model | Emb
     d: Decoder,
     req: FastifyRequest,
     reply: FastifyReply,
-    k: { chat: boolean; prompts: number[][]; echo?: string[]; b: SamplingFields; maxTokens?: number; logprobs?: number },
+    k: { chat: boolean; tools?: { grammar: string; family: ToolFamily }; prompts: number[][]; echo?: string[]; b: SamplingFields; maxTokens?: number; logprobs?: number },
   ) {
     const ctx = d.scheduler.contextSize;
     k.prompts.forEach((p, i) => {
@@ -281,7 +299,12 @@ export function createServer(model: Model | EmbeddingModel | Promise<Model | Emb
     const options = k.prompts.flatMap((_, i) =>
       Array.from({ length: n }, (_, j) => generateOptions(k.b, { maxTokens: k.maxTokens, logprobs: k.logprobs, choice: i * n + j, vocabSize: d.model.config.vocabSize, defaults: d.defaults })),
     );
-    checkOutputConstraint(d.model.tokenizer, options[0]);
+    if (k.tools) {
+      if (options[0].grammar !== undefined || options[0].jsonSchema !== undefined)
+        throw new ApiError(400, "give tools or one of response_format, json_schema and grammar, not both (or tool_choice 'none')", { param: 'tools' });
+      for (const o of options) o.grammar = k.tools.grammar;
+    }
+    await checkOutputConstraint(d.model.tokenizer, options[0], k.tools ? 'tools' : undefined);
     if (!d.scheduler.canAccept(options.length)) throw new ApiError(429, `the server is busy: ${d.scheduler.waiting} requests are waiting`, { code: 'queue_full', retryAfter: 1 });
 
     const id = `${k.chat ? 'chatcmpl' : 'cmpl'}-${randomUUID()}`;
@@ -314,17 +337,36 @@ export function createServer(model: Model | EmbeddingModel | Promise<Model | Emb
         else if (k.echo) send(frame([{ index: c, text: k.echo[Math.floor(c / n)], logprobs: null, finish_reason: null }]));
       });
     }
+    // a reply that may still turn out to be tool calls is held back until it is known
+    const held = options.map(() => (k.tools ? { text: '', logprobs: [] as NonNullable<StreamChunk['logprobs']>[] } : undefined));
+    const sendContent = (c: number, text: string, logprobs: NonNullable<StreamChunk['logprobs']>[]) => {
+      const lp = logprobs.length ? (k.chat ? { content: chatLogprobs(tok, logprobs) } : completionLogprobs(tok, logprobs, offsets[c])) : null;
+      offsets[c] += text.length;
+      send(frame([k.chat ? { index: c, delta: { content: text }, logprobs: lp, finish_reason: null } : { index: c, text, logprobs: lp, finish_reason: null }]));
+    };
     const onChunk = (c: number) => (ch: StreamChunk) => {
       if (!stream || (!ch.text && !ch.logprobs)) return;
-      const lp = ch.logprobs ? (k.chat ? { content: chatLogprobs(tok, [ch.logprobs]) } : completionLogprobs(tok, [ch.logprobs], offsets[c])) : null;
-      offsets[c] += ch.text.length;
-      send(frame([k.chat ? { index: c, delta: { content: ch.text }, logprobs: lp, finish_reason: null } : { index: c, text: ch.text, logprobs: lp, finish_reason: null }]));
+      const h = held[c];
+      if (!h) return sendContent(c, ch.text, ch.logprobs ? [ch.logprobs] : []);
+      h.text += ch.text;
+      if (ch.logprobs) h.logprobs.push(ch.logprobs);
+      if (mayBeToolCall(h.text, k.tools!.family)) return;
+      held[c] = undefined;
+      sendContent(c, h.text, h.logprobs);
     };
+    const calls: (ToolCall[] | undefined)[] = [];
+    const finish = (c: number, r: SequenceResult) => (calls[c] ? 'tool_calls' : finishReason(r.finishReason));
     try {
       const results: SequenceResult[] = await Promise.all(
         options.map((o, c) =>
           d.scheduler.submit(k.prompts[Math.floor(c / n)], o, { signal: ac.signal, onChunk: onChunk(c) }).then((r) => {
-            if (stream) send(frame([k.chat ? { index: c, delta: {}, logprobs: null, finish_reason: finishReason(r.finishReason) } : { index: c, text: '', logprobs: null, finish_reason: finishReason(r.finishReason) }]));
+            calls[c] = k.tools && parseToolCalls(r.text, k.tools.family);
+            if (stream) {
+              const h = held[c];
+              if (calls[c]) send(frame([{ index: c, delta: { tool_calls: calls[c]!.map((t, i) => ({ index: i, ...t })) }, logprobs: null, finish_reason: null }]));
+              else if (h?.text) sendContent(c, h.text, h.logprobs);
+              send(frame([k.chat ? { index: c, delta: {}, logprobs: null, finish_reason: finish(c, r) } : { index: c, text: '', logprobs: null, finish_reason: finish(c, r) }]));
+            }
             return r;
           }),
         ),
@@ -337,8 +379,10 @@ export function createServer(model: Model | EmbeddingModel | Promise<Model | Emb
       }
       const choices = results.map((r, c) => {
         const lp = r.logprobs && k.logprobs !== undefined ? r.logprobs : undefined;
-        if (k.chat)
-          return { index: c, message: { role: 'assistant', content: r.text, refusal: null }, logprobs: lp ? { content: chatLogprobs(tok, lp) } : null, finish_reason: finishReason(r.finishReason) };
+        if (k.chat) {
+          const message = calls[c] ? { role: 'assistant', content: null, refusal: null, tool_calls: calls[c] } : { role: 'assistant', content: r.text, refusal: null };
+          return { index: c, message, logprobs: lp ? { content: chatLogprobs(tok, lp) } : null, finish_reason: finish(c, r) };
+        }
         const echo = k.echo?.[Math.floor(c / n)] ?? '';
         return { index: c, text: echo + r.text, logprobs: lp ? completionLogprobs(tok, lp, echo.length) : null, finish_reason: finishReason(r.finishReason) };
       });
@@ -417,15 +461,32 @@ function paramOf(validation: unknown): string | null {
 }
 
 /**
- * A request's grammar or JSON Schema compiled (and cached for its sequences) before anything is
- * sent, so a bad one is a 400 naming the problem, also for a stream.
+ * A request's grammar or JSON Schema compiled (and cached for its sequences), its first mask
+ * made off the JS thread (prepareGrammar), before anything is sent: a bad one is a 400 naming
+ * the problem, also for a stream.
  */
-function checkOutputConstraint(tok: Tokenizer, o: GenerateOptions): void {
+async function checkOutputConstraint(tok: Tokenizer, o: GenerateOptions, param?: string): Promise<void> {
   try {
-    grammarMasks(tok, o);
+    await prepareGrammar(tok, o);
   } catch (e) {
-    if (e instanceof FuselmError && (e.code === 'E_INVALID_ARG' || e.code === 'E_UNSUPPORTED'))
-      throw new ApiError(400, e.message, { code: e.code === 'E_UNSUPPORTED' ? 'unsupported_value' : 'invalid_value', param: o.grammar !== undefined ? 'grammar' : 'response_format' });
-    throw e;
+    throw badField(e, param ?? (o.grammar !== undefined ? 'grammar' : 'response_format'));
+  }
+}
+
+/** A FuselmError of bad input as a 400 naming the field (others as they are). */
+function badField(e: unknown, param: string): unknown {
+  if (e instanceof FuselmError && (e.code === 'E_INVALID_ARG' || e.code === 'E_UNSUPPORTED'))
+    return new ApiError(400, e.message, { code: e.code === 'E_UNSUPPORTED' ? 'unsupported_value' : 'invalid_value', param });
+  return e;
+}
+
+/** A chat request's tools (checked) and the grammar its reply follows (none: free text). */
+function toolRequest(b: ChatBody, family: ToolFamily): { tools?: ToolDefinition[]; grammar?: string } {
+  const o = { tools: b.tools ?? undefined, toolChoice: b.tool_choice ?? undefined, parallelToolCalls: b.parallel_tool_calls ?? undefined };
+  try {
+    const tools = checkToolOptions(o);
+    return { tools, grammar: toolGrammar(tools, o, family) };
+  } catch (e) {
+    throw badField(e, 'tools');
   }
 }

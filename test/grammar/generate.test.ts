@@ -1,6 +1,6 @@
 /**
  * Structured output through the public API. Property test: generations at temperature 1 with
- * random seeds across the twenty test schemas always finish ('eog', the grammar complete) with
+ * random seeds across the test schemas (test/helpers/json-schemas.ts) always finish ('eog', the grammar complete) with
  * text that JSON.parse reads and ajv validates — on stories260K (../shared) and on a random-weight
  * llama with a 128,256-token byte-level BPE vocabulary (GPT-2's widened, ../shared). CI counts
  * are 100 and 40 generations; FUSELM_LONG_GRAMMAR=1 runs 500 on each. llama.cpp-style example
@@ -52,7 +52,7 @@ describe('structured output (generate with grammar / jsonSchema)', function () {
     });
     after(async () => model?.dispose());
 
-    it(`${LONG ? 500 : 100} generations at temperature 1 over 20 schemas: all parse and validate`, async () => {
+    it(`${LONG ? 500 : 100} generations at temperature 1 over ${Object.keys(SCHEMAS).length} schemas: all parse and validate`, async () => {
       await propertyTest(model, LONG ? 500 : 100, 260);
     });
 
@@ -124,7 +124,7 @@ describe('structured output (generate with grammar / jsonSchema)', function () {
       rmSync(file, { force: true });
     });
 
-    it(`${LONG ? 500 : 40} generations at temperature 1 over 20 schemas: all parse and validate`, async () => {
+    it(`${LONG ? 500 : 40} generations at temperature 1 over ${Object.keys(SCHEMAS).length} schemas: all parse and validate`, async () => {
       await propertyTest(model, LONG ? 500 : 40, 128);
     });
   });

@@ -1,5 +1,5 @@
 /**
- * JSON Schema → GBNF: random walks through each of the twenty test schemas' grammars (uniform
+ * JSON Schema → GBNF: random walks through each of the test schemas' grammars (uniform
  * over the allowed tokens of a vocabulary of bytes and JSON-ish pieces) always give JSON that
  * parses and that ajv validates; integer ranges accept exactly their integers (exhaustively on
  * random bounds); the pattern subset accepts what the JavaScript RegExp accepts; what cannot be
@@ -90,13 +90,17 @@ describe('JSON Schema to grammar', () => {
   it('refuses what it cannot express with E_UNSUPPORTED naming the keyword', () => {
     const unsupported: Array<[JsonSchema, RegExp]> = [
       [{ type: 'string', foo: 1 }, /the keyword foo is not supported/],
-      [{ allOf: [{ type: 'string' }] }, /the keyword allOf is not supported/],
-      [{ type: 'number', minimum: 1.5 }, /minimum on a number/],
+      [{ allOf: [{ type: 'string', pattern: 'a' }, { pattern: 'b' }] }, /allOf: pattern is given differently in two schemas/],
+      [{ allOf: [{ properties: { a: {} }, additionalProperties: false }, { properties: { b: {} } }] }, /additionalProperties in one schema rejects the property "b"/],
+      [{ $defs: { a: { $ref: '#/$defs/b' }, b: { $ref: '#/$defs/a' } }, allOf: [{ $ref: '#/$defs/a' }] }, /\$ref cycle/],
+      [{ type: 'number', minimum: 1.5 }, /minimum 1.5 on a number: only integer bounds/],
+      [{ type: 'object', patternProperties: { '^x': {}, '^y': {} } }, /patternProperties with 2 patterns/],
+      [{ type: 'object', properties: { xa: {} }, patternProperties: { '^x': {} } }, /the property "xa" matches "\^x"/],
+      [{ type: 'object', patternProperties: { '^x': {} }, additionalProperties: true }, /patternProperties beside additionalProperties/],
       [{ type: 'integer', multipleOf: 3 }, /the keyword multipleOf/],
       [{ type: 'array', uniqueItems: true }, /the keyword uniqueItems/],
-      [{ type: 'string', format: 'hostname' }, /format "hostname" is not supported/],
+      [{ type: 'string', format: 'ipv6' }, /format "ipv6" is not supported/],
       [{ $ref: 'http://example.com/s.json' }, /only local references/],
-      [{ type: 'object', properties: { a: { type: 'string' } }, additionalProperties: true }, /additionalProperties beside properties/],
       [{ type: 'string', pattern: 'a(?=b)' }, /lookaround/],
       [{ type: 'string', pattern: '^"$' }, /would need an escape in JSON/],
       [{ type: 'string', pattern: '\\bword' }, /word boundary/],
@@ -108,6 +112,12 @@ describe('JSON Schema to grammar', () => {
     const invalid: Array<[unknown, RegExp]> = [
       [{ type: 'strin' }, /type must be one of/],
       [{ type: 'integer', minimum: 5, maximum: 4 }, /no integer lies within/],
+      [{ type: 'number', exclusiveMinimum: 4, maximum: 4 }, /no number lies within/],
+      [{ allOf: [{ type: 'string' }, { type: 'integer' }] }, /allOf: no value has type "string" and type "integer"/],
+      [{ allOf: [] }, /allOf must be a non-empty array/],
+      [{ type: 'string', enum: [1, null] }, /no value of enum has type "string"/],
+      [{ type: 'array', prefixItems: [{}], items: false, minItems: 2 }, /minItems 2 is above the 1 prefixItems/],
+      [{ type: 'string', nullable: 'yes' }, /nullable must be a boolean/],
       [{ enum: [] }, /enum must be a non-empty array/],
       [{ $ref: '#/$defs/missing' }, /points at nothing/],
       [{ type: 'string', minLength: 3, maxLength: 2 }, /maxLength 2 is below minLength 3/],
@@ -115,6 +125,59 @@ describe('JSON Schema to grammar', () => {
       [42, /a schema must be an object or a boolean/],
     ];
     for (const [s, re] of invalid) assert.throws(() => jsonSchemaToGbnf(s as JsonSchema), (e: { code?: string; message: string }) => e.code === 'E_INVALID_ARG' && re.test(e.message), JSON.stringify(s));
+  });
+
+  it('number ranges accept exactly the decimals within integer bounds', () => {
+    const r = rng(11);
+    for (let t = 0; t < 40; t++) {
+      const a = Math.floor(r() * 40) - 20, b = a + Math.floor(r() * 20);
+      const s: Record<string, unknown> = { type: 'number' };
+      const loEx = r() < 0.5, hiEx = r() < 0.5 && b > a;
+      s[loEx ? 'exclusiveMinimum' : 'minimum'] = a;
+      s[hiEx ? 'exclusiveMaximum' : 'maximum'] = b;
+      if (loEx && a === b) continue;
+      const st = new StackSets(compileGbnf(jsonSchemaToGbnf(s)));
+      const inRange = (v: number) => (loEx ? v > a : v >= a) && (hiEx ? v < b : v <= b);
+      for (let i = 0; i < 200; i++) {
+        const v = Math.round((a - 3 + r() * (b - a + 6)) * 1000) / 1000;
+        for (const text of [String(v), v.toFixed(2), v.toFixed(0)]) {
+          if (text === '-0' || text.startsWith('-0.00') && Number(text) === 0) continue;
+          assert.equal(accepts(st, text), inRange(Number(text)), `${JSON.stringify(s)} on ${text}`);
+        }
+      }
+      assert.ok(!accepts(st, '1e1') && !accepts(st, '-0') && !accepts(st, '01'));
+    }
+  });
+
+  it('allOf merges; enum and const keep the values of a type beside them', () => {
+    const st = new StackSets(compileGbnf(jsonSchemaToGbnf({ allOf: [{ type: 'string' }, { enum: ['a', 1, 'b'] }] })));
+    assert.ok(accepts(st, '"a"') && accepts(st, '"b"') && !accepts(st, '1'));
+    const num = new StackSets(compileGbnf(jsonSchemaToGbnf({ allOf: [{ type: 'integer', minimum: 0 }, { maximum: 5 }, { exclusiveMinimum: 2 }] })));
+    for (let n = -1; n <= 7; n++) assert.equal(accepts(num, String(n)), n > 2 && n <= 5, String(n));
+  });
+
+  it('patternProperties: keys of the pattern with their schema, beside the properties', () => {
+    const schema = { type: 'object', properties: { id: { type: 'integer', minimum: 0, maximum: 9 } }, required: ['id'], patternProperties: { '^x-[a-z]{1,4}$': { type: 'boolean' } }, additionalProperties: false };
+    const st = new StackSets(compileGbnf(jsonSchemaToGbnf(schema)));
+    assert.ok(accepts(st, '{"id":1}') && accepts(st, '{"id":1,"x-ab":true,"x-q":false}'));
+    assert.ok(!accepts(st, '{"id":1,"x-ab":1}') && !accepts(st, '{"id":1,"y":true}') && !accepts(st, '{"id":1,"x-abcde":true}'));
+    const validate = makeAjv().compile(schema);
+    for (const text of ['{"id":1,"x-ab":true,"x-q":false}', '{"id":3}']) assert.ok(validate(JSON.parse(text)), text);
+    const only = new StackSets(compileGbnf(jsonSchemaToGbnf({ patternProperties: { '\\d': { type: 'null' } } })));
+    assert.ok(accepts(only, '{}') && accepts(only, '{"a1":null,"2":null}') && !accepts(only, '{"a":null}'));
+  });
+
+  it('additionalProperties beside properties: other keys only, with the schema of their values', () => {
+    const st = new StackSets(compileGbnf(jsonSchemaToGbnf({ type: 'object', properties: { a: { type: 'integer' }, ab: { type: 'string' } }, required: ['a'], additionalProperties: { type: 'boolean' } })));
+    assert.ok(accepts(st, '{"a":1}') && accepts(st, '{"a":1,"ab":"x","abc":true,"b":false,"":true}'));
+    assert.ok(!accepts(st, '{"a":1,"a":true}'), 'a listed name as another key');
+    assert.ok(!accepts(st, '{"a":1,"ab":true}'), 'ab is listed: its own schema');
+    assert.ok(!accepts(st, '{"a":1,"x":1}'), 'other values are booleans');
+    assert.ok(!accepts(st, '{"a":1,"\u0061":true}'), 'no escapes in other keys');
+    const quoted = new StackSets(compileGbnf(jsonSchemaToGbnf({ properties: { 'a"b': { type: 'integer' } }, additionalProperties: { type: 'null' } })));
+    assert.ok(accepts(quoted, '{"a\\"b":1,"ab":null}') && !accepts(quoted, '{"a"b":null}'));
+    const open = new StackSets(compileGbnf(jsonSchemaToGbnf({ properties: { a: { type: 'integer' } }, additionalProperties: true })));
+    assert.ok(accepts(open, '{"x":[1,{"y":null}]}') && accepts(open, '{"a":2, "x":"s"}') && !accepts(open, '{"a":"s"}'));
   });
 
   it('recursive references make recursive rules', () => {

@@ -104,6 +104,39 @@ describe('grammar token masks', () => {
     assert.ok(checkWalks(m, bytes, [...tok.eogIds], 4, 2, 25) > 100000);
   });
 
+  it('the trie built in the worker equals the one built here; prepare() makes the masks mask() makes', async function () {
+    requireShared(this, 'tokenizers/llama.cpp-vocab/ggml-vocab-gpt-2.gguf');
+    const file = sharedPath('tokenizers/llama.cpp-vocab/ggml-vocab-gpt-2.gguf');
+    const data = readFileSync(file);
+    const tok = tokenizerFromGguf(parseGguf(new Uint8Array(data.buffer, data.byteOffset, data.length), { path: file, fileSize: data.length }));
+    const bytes = Array.from({ length: tok.vocabSize }, (_, i) => tok.tokenBytes(i));
+    const here = new VocabTrie(bytes);
+    const built = await VocabTrie.build(bytes);
+    for (const k of ['byte', 'end', 'first', 'count', 'order', 'nodes', 'depth'] as const) assert.deepEqual(built[k], here[k], k);
+    const eog = [...tok.eogIds];
+    const r = rng(5);
+    let prepared = 0;
+    for (const g of Object.values(GRAMMARS)) {
+      // two instances: one made in slices by prepare(), one all at once by mask()
+      const sliced = new TokenMasks(compileGbnf(g), { bytes, eog, trie: built });
+      const whole = new TokenMasks(compileGbnf(g), { bytes, eog, trie: here });
+      let s = sliced.initial, w = whole.initial; // (each instance numbers its states)
+      for (let i = 0; i < 12 && !sliced.mustEnd(s); i++) {
+        if (!sliced.ready(s)) prepared++;
+        await sliced.prepare(s);
+        assert.ok(sliced.ready(s));
+        const mask = sliced.mask(s);
+        assert.deepEqual(mask, whole.mask(w), `step ${i}`);
+        const ok: number[] = [];
+        for (let t = 0; t < bytes.length; t++) if (mask[t >> 5] & (1 << (t & 31)) && !eog.includes(t)) ok.push(t);
+        if (ok.length === 0) break;
+        const t = ok[Math.floor(r() * ok.length)];
+        [s, w] = [sliced.next(s, t), whole.next(w, t)];
+      }
+    }
+    assert.ok(prepared >= 20, `${prepared} states prepared`);
+  });
+
   it("tokenizer.tokenBytes gives each token's printed bytes (SentencePiece and byte-level BPE)", function () {
     requireShared(this, 'tokenizers/llama.cpp-vocab/ggml-vocab-llama-spm.gguf', 'tokenizers/llama.cpp-vocab/ggml-vocab-gpt-2.gguf');
     const load = (rel: string) => {

@@ -1,10 +1,11 @@
 /**
- * Twenty JSON Schemas for the structured-output tests (nested objects, optional properties,
- * arrays, enums, const, anyOf/oneOf, $ref, string limits, patterns, formats, integer ranges),
+ * JSON Schemas for the structured-output tests (nested objects, optional properties, arrays,
+ * tuples, enums, const, anyOf/oneOf/allOf, $ref, string limits, patterns, formats, integer and
+ * number ranges, nullable),
  * every one with a finite language so that a generation always completes; an ajv validator for
  * them; and the longest output a grammar allows (to size maxTokens and the context).
  */
-import { Ajv } from 'ajv';
+import { Ajv2020 as Ajv } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import { CHAR, type CompiledGrammar, END, REF } from '../../lib/grammar/compile.js';
 import type { JsonSchema } from '../../lib/grammar/json-schema.js';
@@ -55,13 +56,31 @@ export const SCHEMAS: Record<string, Exclude<JsonSchema, boolean>> = {
   enumArray: { type: 'array', items: { enum: ['a', 'b', 3, true] }, minItems: 2, maxItems: 3 },
   matrix: { type: 'array', items: { type: 'array', items: { type: 'boolean' }, maxItems: 3 }, maxItems: 2 },
   bounds: { type: 'object', properties: { n: { type: 'integer', exclusiveMinimum: 10, exclusiveMaximum: 1000 }, m: { type: 'integer', maximum: -5, minimum: -300 } }, required: ['n', 'm'] },
+  allOf: {
+    $defs: { base: { type: 'object', properties: { id: { type: 'integer', minimum: 1, maximum: 99 }, tag: { type: 'string', maxLength: 3 } }, required: ['id'] } },
+    allOf: [{ $ref: '#/$defs/base' }, { type: 'object', properties: { done: { type: 'boolean' }, tag: { type: 'string', minLength: 1 } }, required: ['done'] }],
+  },
+  numberRanges: {
+    type: 'object',
+    properties: { p: { type: 'number', minimum: 0, maximum: 1 }, t: { type: 'number', exclusiveMinimum: -40, exclusiveMaximum: 60 }, neg: { type: 'number', maximum: 0, exclusiveMinimum: -2 } },
+    required: ['p', 't', 'neg'],
+  },
+  tuple: { type: 'array', prefixItems: [{ type: 'string', maxLength: 4 }, { type: 'integer', minimum: 0, maximum: 9 }, { type: 'boolean' }], items: false, minItems: 2 },
+  tupleRest: { type: 'array', prefixItems: [{ const: 'v1' }], items: { type: 'integer', minimum: 0, maximum: 3 }, maxItems: 3 },
+  formats: {
+    type: 'object',
+    properties: { site: { type: 'string', format: 'uri' }, host: { type: 'string', format: 'hostname' }, ip: { type: 'string', format: 'ipv4' } },
+    required: ['site', 'host', 'ip'],
+  },
+  nullableKeyword: { type: 'integer', minimum: 0, maximum: 5, nullable: true },
 };
 
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
 
-/** An ajv (draft 2020-12 keywords used here are in draft 7 too) with the formats. */
+/** An ajv for draft 2020-12 (prefixItems), with the formats. */
 export function makeAjv(): Ajv {
-  const ajv = new Ajv({ strict: true, allErrors: true });
+  // (strictTuples off: a tuple whose later items may be left out is meant)
+  const ajv = new Ajv({ strict: true, strictTuples: false, allErrors: true });
   addFormats(ajv);
   return ajv;
 }

@@ -1,0 +1,186 @@
+/**
+ * Tool calls without a model: the template families told from the published templates; the
+ * conversation (tools, an assistant's calls, a tool's result) rendered through Llama-3.1's,
+ * Qwen2.5's and a tool-less template (Gemma-2's) as each family's format writes it; the tool-call
+ * grammar accepts exactly the family's calls with schema-valid arguments (and free text under
+ * 'auto' that does not open like a call), and random walks through it always parse back into
+ * calls whose arguments ajv validates; bad tool options are E_INVALID_ARG naming the field.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { CHATML_TEMPLATE, ChatTemplate, loadTokenizer, type ChatMessage, type Tokenizer } from '../lib/index.js';
+import { checkToolOptions, parseToolCalls, type ToolDefinition, type ToolFamily, type ToolOptions, toolFamily, toolGrammar } from '../lib/chat-tools.js';
+import { compileGbnf } from '../lib/grammar/compile.js';
+import { StackSets } from '../lib/grammar/stacks.js';
+import { TokenMasks } from '../lib/grammar/token-masks.js';
+import { accepts } from './grammar/gbnf.test.js';
+import { longestBytes, makeAjv } from './helpers/json-schemas.js';
+import { rng } from './helpers/random.js';
+import { TOOLS } from './helpers/tools.js';
+import { requireFiles, TOKENIZER_FILES } from './tokenizer/helpers.js';
+
+const fixture = (name: string) => readFileSync(new URL(`./fixtures/chat-templates/${name}.jinja`, import.meta.url), 'utf8');
+
+
+const CONVERSATION: ChatMessage[] = [
+  { role: 'user', content: 'Weather in Paris?' },
+  { role: 'assistant', content: '', toolCalls: [{ id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }] },
+  { role: 'tool', toolCallId: 'call_1', content: '{"temp": 20}' },
+];
+
+describe('tool calls: template families and rendering', function () {
+  let tok: Tokenizer;
+  before(async function () {
+    requireFiles(this, TOKENIZER_FILES.llama3);
+    tok = await loadTokenizer(TOKENIZER_FILES.llama3);
+  });
+
+  it('tells the family from the template', () => {
+    assert.equal(toolFamily(fixture('llama-3.1-instruct')), 'llama3');
+    assert.equal(toolFamily(fixture('qwen2.5-instruct')), 'hermes');
+    for (const f of ['gemma-2-it', 'mistral-instruct', 'phi-3-mini-instruct']) assert.equal(toolFamily(fixture(f)), 'generic', f);
+    assert.equal(toolFamily(CHATML_TEMPLATE), 'generic');
+  });
+
+  it("Qwen2.5: tools in the template's system section, calls in <tool_call>, results in <tool_response>", () => {
+    const t = new ChatTemplate(tok, { template: fixture('qwen2.5-instruct') });
+    const text = t.render(CONVERSATION, { tools: [TOOLS[0]] });
+    assert.equal(
+      text,
+      '<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.\n\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\n' +
+        'You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n' +
+        '{"type": "function", "function": {"name": "get_weather", "description": "The weather in a city", "parameters": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 12}, "unit": {"enum": ["celsius", "fahrenheit"]}}, "required": ["city"]}}}\n' +
+        '</tools>\n\nFor each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call><|im_end|>\n' +
+        '<|im_start|>user\nWeather in Paris?<|im_end|>\n<|im_start|>assistant\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call><|im_end|>\n' +
+        '<|im_start|>user\n<tool_response>\n{"temp": 20}\n</tool_response><|im_end|>\n<|im_start|>assistant\n',
+    );
+    // without tools, the template's plain system prompt
+    assert.ok(t.render([{ role: 'user', content: 'Hi' }]).startsWith('<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>'));
+  });
+
+  it('Llama-3.1: tools in the first user message, the call as JSON with "parameters", the result under ipython', () => {
+    const t = new ChatTemplate(tok, { template: fixture('llama-3.1-instruct'), templateVariables: { date_string: '26 Jul 2024' } });
+    const text = t.render(CONVERSATION, { tools: [TOOLS[2]] });
+    assert.equal(
+      text,
+      '<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nEnvironment: ipython\nCutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n<|eot_id|>' +
+        '<|start_header_id|>user<|end_header_id|>\n\nGiven the following functions, please respond with a JSON for a function call with its proper arguments that best answers the given prompt.\n\n' +
+        'Respond in the format {"name": function name, "parameters": dictionary of argument name and its value}.Do not use variables.\n\n' +
+        '{\n    "type": "function",\n    "function": {\n        "name": "now",\n        "description": "The time now"\n    }\n}\n\n' +
+        'Weather in Paris?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n{"name": "get_weather", "parameters": {"city": "Paris"}}<|eot_id|>' +
+        // the template writes a string result with tojson, as Jinja2 does (a string is iterable)
+        '<|start_header_id|>ipython<|end_header_id|>\n\n"{\\"temp\\": 20}"<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n',
+    );
+  });
+
+  it('a template without a tool section: tools in the system message, calls and results as text', () => {
+    const t = new ChatTemplate(tok, { template: fixture('gemma-2-it') });
+    const text = t.render(CONVERSATION, { tools: [TOOLS[2]] });
+    assert.ok(text.includes('<start_of_turn>user\n# Tools\n\n'), text);
+    assert.ok(text.includes('<tools>\n{"type":"function","function":{"name":"now","description":"The time now"}}\n</tools>'), text);
+    assert.ok(text.includes('\n\nWeather in Paris?<end_of_turn>\n<start_of_turn>model\n<tool_call>\n{"name": "get_weather", "arguments": {"city":"Paris"}}\n</tool_call><end_of_turn>\n'), text);
+    assert.ok(text.endsWith('<start_of_turn>user\n<tool_response>\n{"temp": 20}\n</tool_response><end_of_turn>\n<start_of_turn>model\n'), text);
+  });
+
+  it('refuses malformed messages and tools with E_INVALID_ARG', () => {
+    const t = new ChatTemplate(tok, { template: fixture('qwen2.5-instruct') });
+    const bad = (f: () => unknown, re: RegExp) => assert.throws(f, (e: { code?: string; message: string }) => e.code === 'E_INVALID_ARG' && re.test(e.message));
+    bad(() => t.render([{ role: 'assistant', content: '', toolCalls: [{ id: 'x', type: 'function', function: { name: 'f', arguments: '{nope' } }] }]), /messages\[0\]\.toolCalls\[0\]\.function\.arguments must be JSON/);
+    bad(() => t.render([{ role: 'tool', content: '', toolCallId: 3 as unknown as string }]), /messages\[0\]\.toolCallId must be a string/);
+    bad(() => t.render([{ role: 'user', content: 'x' }], { tools: [{ type: 'function', function: { name: 'bad name' } }] }), /tools\[0\]\.function\.name must be/);
+  });
+});
+
+describe('tool calls: options, grammar and parsing', () => {
+  const bad = (o: ToolOptions, re: RegExp) =>
+    assert.throws(() => checkToolOptions(o), (e: { code?: string; message: string }) => e.code === 'E_INVALID_ARG' && re.test(e.message));
+
+  it('checks the options', () => {
+    bad({ tools: {} as unknown as ToolDefinition[] }, /tools must be an array/);
+    bad({ tools: [{ type: 'retrieval' } as unknown as ToolDefinition] }, /tools\[0\] must be/);
+    bad({ tools: [TOOLS[0], TOOLS[0]] }, /tools\[1\]\.function\.name "get_weather" is given twice/);
+    bad({ tools: [{ type: 'function', function: { name: 'f', parameters: [] as never } }] }, /tools\[0\]\.function\.parameters must be a JSON Schema object/);
+    bad({ tools: TOOLS, toolChoice: 'any' as 'auto' }, /toolChoice must be/);
+    bad({ tools: TOOLS, toolChoice: { type: 'function', function: { name: 'nope' } } }, /names the function "nope", which is not in tools/);
+    bad({ toolChoice: 'required' }, /needs tools/);
+    bad({ tools: TOOLS, parallelToolCalls: 1 as unknown as boolean }, /parallelToolCalls must be a boolean/);
+    assert.equal(checkToolOptions({ tools: [] }), undefined);
+    assert.equal(checkToolOptions({}), undefined);
+  });
+
+  it('a parameters schema the grammar cannot express is E_UNSUPPORTED naming the tool', () => {
+    const tools: ToolDefinition[] = [TOOLS[0], { type: 'function', function: { name: 'f', parameters: { type: 'object', not: {} } } }];
+    assert.throws(() => toolGrammar(tools, {}, 'hermes'), (e: { code?: string; message: string }) => e.code === 'E_UNSUPPORTED' && /tools\[1\]\.function\.parameters at #: the keyword not/.test(e.message));
+  });
+
+  const stacks = (family: ToolFamily, o: ToolOptions) => new StackSets(compileGbnf(toolGrammar(TOOLS, o, family)!));
+  const HERMES_CALL = '<tool_call>\n{"name": "add", "arguments": {"a": 1, "b": -2}}\n</tool_call>';
+  const LLAMA_CALL = '{"name": "get_weather", "parameters": {"city": "Oslo", "unit": "celsius"}}';
+
+  it('accepts exactly the family calls with valid arguments (and free text only under auto)', () => {
+    const h = stacks('hermes', { toolChoice: 'required' });
+    assert.ok(accepts(h, HERMES_CALL));
+    assert.ok(accepts(h, `${HERMES_CALL}\n<tool_call>\n{"name": "now", "arguments": {}}\n</tool_call>`));
+    assert.ok(!accepts(h, '<tool_call>\n{"name": "add", "arguments": {"a": 1, "b": 200}}\n</tool_call>'), 'b out of range');
+    assert.ok(!accepts(h, '<tool_call>\n{"name": "add", "arguments": {"a": 1}}\n</tool_call>'), 'b required');
+    assert.ok(!accepts(h, '<tool_call>\n{"name": "sub", "arguments": {}}\n</tool_call>'), 'no such function');
+    assert.ok(!accepts(h, '<tool_call>\n{"name": "now", "arguments": {"x": 1}}\n</tool_call>'), 'now takes no arguments');
+    assert.ok(!accepts(h, 'Hello'), 'required: no free text');
+    assert.ok(!accepts(stacks('hermes', { toolChoice: 'required', parallelToolCalls: false }), `${HERMES_CALL}\n${HERMES_CALL}`), 'one call');
+    const named = stacks('hermes', { toolChoice: { type: 'function', function: { name: 'now' } } });
+    assert.ok(accepts(named, '<tool_call>\n{"name": "now", "arguments": {}}\n</tool_call>') && !accepts(named, HERMES_CALL));
+    const auto = stacks('hermes', {});
+    assert.ok(accepts(auto, HERMES_CALL) && accepts(auto, 'Hello <b>there</b>') && accepts(auto, '') && !accepts(auto, '<b>'));
+    const l = stacks('llama3', { toolChoice: 'auto' });
+    assert.ok(accepts(l, LLAMA_CALL) && accepts(l, 'It is sunny.') && !accepts(l, '{"a": 1}') && !accepts(l, `${LLAMA_CALL}\n${LLAMA_CALL}`));
+    assert.ok(!accepts(l, '{"name": "get_weather", "arguments": {"city": "Oslo"}}'), 'llama3 says parameters');
+    assert.equal(toolGrammar(TOOLS, { toolChoice: 'none' }, 'hermes'), undefined);
+    assert.equal(toolGrammar(undefined, {}, 'hermes'), undefined);
+  });
+
+  it('parses calls back, and nothing from free text or an unfinished call', () => {
+    const two = parseToolCalls(`${HERMES_CALL}\n<tool_call>\n{"name": "now", "arguments": {}}\n</tool_call>`, 'hermes')!;
+    assert.deepEqual(two.map((c) => [c.type, c.function.name, c.function.arguments]), [['function', 'add', '{"a":1,"b":-2}'], ['function', 'now', '{}']]);
+    assert.match(two[0].id, /^call_[0-9a-f]{24}$/);
+    assert.notEqual(two[0].id, two[1].id);
+    assert.deepEqual(parseToolCalls(LLAMA_CALL, 'llama3')!.map((c) => c.function.arguments), ['{"city":"Oslo","unit":"celsius"}']);
+    assert.equal(parseToolCalls('Hello', 'hermes'), undefined);
+    assert.equal(parseToolCalls(HERMES_CALL.slice(0, -3), 'hermes'), undefined);
+    assert.equal(parseToolCalls(LLAMA_CALL.slice(0, -1), 'llama3'), undefined);
+  });
+
+  it('random walks through the grammar always parse into calls whose arguments validate', () => {
+    const utf8 = new TextEncoder();
+    const bytes: Uint8Array[] = [new Uint8Array(0)];
+    for (let b = 0; b < 256; b++) bytes.push(Uint8Array.of(b));
+    for (const p of ['<tool_call>', '\n{"name": "', 'get_weather', '", "arguments": ', '{"', '": ', ', "', '}\n</tool_call>', 'celsius', '"}', '12']) bytes.push(utf8.encode(p));
+    const ajv = makeAjv();
+    const validate = new Map(TOOLS.map((t) => [t.function.name, ajv.compile((t.function.parameters ?? { type: 'object', additionalProperties: false }) as object)]));
+    const r = rng(18);
+    for (const family of ['hermes', 'llama3'] as const)
+      for (const o of [{ toolChoice: 'required', parallelToolCalls: false }, { toolChoice: { type: 'function', function: { name: 'add' } } }] as ToolOptions[]) {
+        const g = compileGbnf(toolGrammar(TOOLS, o, family)!);
+        const m = new TokenMasks(g, { bytes, eog: [0] });
+        const longest = longestBytes(g);
+        for (let w = 0; w < 30; w++) {
+          let s = m.initial;
+          const out: number[] = [];
+          for (let i = 0; i <= longest && !m.mustEnd(s); i++) {
+            const mask = m.mask(s);
+            const ok: number[] = [];
+            for (let t = 0; t < bytes.length; t++) if (mask[t >> 5] & (1 << (t & 31))) ok.push(t);
+            const t = ok[Math.floor(r() * ok.length)];
+            out.push(...bytes[t]);
+            s = m.next(s, t);
+          }
+          assert.ok(m.mustEnd(s), 'the walk completed');
+          const text = new TextDecoder('utf-8', { fatal: true }).decode(Uint8Array.from(out));
+          const calls = parseToolCalls(text, family);
+          assert.ok(calls?.length === 1, `${family}: ${JSON.stringify(text)}`);
+          const v = validate.get(calls[0].function.name)!;
+          assert.ok(v(JSON.parse(calls[0].function.arguments)), `${text}: ${ajv.errorsText(v.errors)}`);
+          if (typeof o.toolChoice === 'object') assert.equal(calls[0].function.name, 'add');
+        }
+      }
+  });
+});
