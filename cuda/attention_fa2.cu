@@ -298,8 +298,13 @@ template <bool BF16, int HD>
 static void fa2_launch(const AttentionArgs& a, cudaStream_t stream, const char* name) {
   constexpr size_t smem = kFa2SmemBytes<HD>;
   auto* kernel = attention_fa2_kernel<BF16, HD>;
-  if (smem > 48 * 1024)
-    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  if (smem > 48 * 1024) {
+    // once per kernel, not per launch: the attribute stays with the function (a failed call
+    // leaves the static unset, so the next launch tries again)
+    static const bool raised =
+        (CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem))), true);
+    (void)raised;
+  }
   const float log2e = 1.4426950408889634f;
   const dim3 grid(unsigned(a.n_heads), unsigned((a.T + kFa2BlockM - 1) / kFa2BlockM)), block(kFa2Threads);
   launch_kernel(name, kernel, grid, block, smem, stream, a.out, a.q, static_cast<const uint16_t*>(a.k_cache),

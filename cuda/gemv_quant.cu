@@ -6,7 +6,8 @@
 //    (cuda/quantize_x.cuh: bit for bit the CPU's quantize_row_q8_cpu), 8 tokens at a time
 //    (one launch of 2. each), so the workspace needs room for min(T, 8) tokens.
 // 2. One warp per weight row (4 rows per thread block). Lane l takes the row's 32-value units
-//    l, l + 32, ...: it decodes each unit once (cuda/quant_unit.cuh: 32 int8 q, a scale and an
+//    l, l + 32, ..., two per step (both units' loads issued before either is used): it decodes
+//    each unit once (cuda/quant_unit.cuh: 32 int8 q, a scale and an
 //    offset per half) and then, for every token of the launch, multiplies it with the token's
 //    int8 block by 8 __dp4a (exact int32 sums, |sum| <= 16 * 128 * 127 < 2^24, so the f32
 //    conversion is exact too):
@@ -48,23 +49,32 @@ static __global__ void __launch_bounds__(32 * kQvWarps)
   const uint8_t* row = w + n * (units / kUnits) * F::kBytes;
   float acc[NT];
   for (int t = 0; t < NT; t++) acc[t] = 0.f;
-  for (int64_t u = lane; u < units; u += 32) {
-    QUnitVals v;
-    F::decode(row + (u / kUnits) * F::kBytes, int(u % kUnits), v);
-    for (int t = 0; t < NT; t++) {
-      if (t >= T) break;  // T is uniform: every lane breaks together
-      // K % 32 == 0 and the workspace's 256-byte base keep every block 16-byte aligned
-      const int4* xp = reinterpret_cast<const int4*>(xq + t * K + 32 * u);
-      const int4 x0 = xp[0], x1 = xp[1];
-      const int lo = __dp4a(int(v.q[3]), x0.w, __dp4a(int(v.q[2]), x0.z, __dp4a(int(v.q[1]), x0.y, __dp4a(int(v.q[0]), x0.x, 0))));
-      const int hi = __dp4a(int(v.q[7]), x1.w, __dp4a(int(v.q[6]), x1.z, __dp4a(int(v.q[5]), x1.y, __dp4a(int(v.q[4]), x1.x, 0))));
-      float s = v.a[0] * float(lo) + v.a[1] * float(hi);
-      if (F::kOffset) {
-        const int s0 = byte_sum(x0.x) + byte_sum(x0.y) + byte_sum(x0.z) + byte_sum(x0.w);
-        const int s1 = byte_sum(x1.x) + byte_sum(x1.y) + byte_sum(x1.z) + byte_sum(x1.w);
-        s += v.b[0] * float(s0) + v.b[1] * float(s1);
+  // two units a lane per step (u and u + 32), both decoded before either is used, so each lane
+  // has two units' weight loads in flight
+  for (int64_t u0 = lane; u0 < units; u0 += 64) {
+    QUnitVals v[2];
+    const bool two = u0 + 32 < units;
+    F::decode(row + (u0 / kUnits) * F::kBytes, int(u0 % kUnits), v[0]);
+    if (two) F::decode(row + ((u0 + 32) / kUnits) * F::kBytes, int((u0 + 32) % kUnits), v[1]);
+    for (int h = 0; h < 2; h++) {
+      if (h == 1 && !two) break;
+      const int64_t u = u0 + 32 * h;
+      for (int t = 0; t < NT; t++) {
+        if (t >= T) break;  // T is uniform: every lane breaks together
+        // K % 32 == 0 and the workspace's 256-byte base keep every block 16-byte aligned
+        const int4* xp = reinterpret_cast<const int4*>(xq + t * K + 32 * u);
+        const int4 x0 = xp[0], x1 = xp[1];
+        const uint32_t* q = v[h].q;
+        const int lo = __dp4a(int(q[3]), x0.w, __dp4a(int(q[2]), x0.z, __dp4a(int(q[1]), x0.y, __dp4a(int(q[0]), x0.x, 0))));
+        const int hi = __dp4a(int(q[7]), x1.w, __dp4a(int(q[6]), x1.z, __dp4a(int(q[5]), x1.y, __dp4a(int(q[4]), x1.x, 0))));
+        float s = v[h].a[0] * float(lo) + v[h].a[1] * float(hi);
+        if (F::kOffset) {
+          const int s0 = byte_sum(x0.x) + byte_sum(x0.y) + byte_sum(x0.z) + byte_sum(x0.w);
+          const int s1 = byte_sum(x1.x) + byte_sum(x1.y) + byte_sum(x1.z) + byte_sum(x1.w);
+          s += v[h].b[0] * float(s0) + v[h].b[1] * float(s1);
+        }
+        acc[t] += xd[t * units + u] * s;
       }
-      acc[t] += xd[t * units + u] * s;
     }
   }
   for (int t = 0; t < NT; t++) {

@@ -71,7 +71,8 @@ describe('cuda emulator (fuselm_emu_tests)', function () {
       'gemv_quant_errors', 'gemm_quant_errors', 'matmul_dispatch_q4_k', 'matmul_dispatch_q6_k', 'matmul_reuses_quantized_x',
       'attention_fa2_f16_parity', 'attention_fa2_bf16_parity', 'attention_fa2_supports',
       'layer_norm_f32_parity', 'add_norm_rms_f32_parity', 'add_norm_layer_norm_f32_parity',
-      'add_bias_f32_parity', 'gelu_erf_f32_parity', 'gelu_tanh_f32_parity', 'argmax_f32_parity', 'kv_store_',
+      'add_bias_f32_parity', 'gelu_erf_f32_parity', 'gelu_tanh_f32_parity', 'argmax_f32_parity', 'argmax_workspace_too_small',
+      'kv_store_',
       'attention_split_kv_'])
       assert.ok(tests.some((t) => t.name.startsWith(area)), `no test named ${area}*`);
     const reduce = tests.find((t) => t.name === 'block_reduce_256x128');
