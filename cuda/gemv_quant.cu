@@ -18,6 +18,10 @@
 //    whatever T: decode is bound by that read. A warp's 32 units are contiguous bytes (32
 //    legacy blocks, or 4 k-quant super-blocks), so its loads stay within a few cache lines.
 // 3. Per-lane f32 partial sums, added by a butterfly of shuffles.
+// Up to three matmuls on the same x (the q, k and v projections; gate and up) run as one launch
+// (matmul_gemv_quant_group_cuda): x is quantized once and the grid covers the rows of all of
+// them, each block taking rows of one. Fewer launches, and the small ones (k and v under GQA:
+// N / 4 blocks each) no longer leave the GPU half empty on their own.
 //
 // Error against f32 x: only the activations' rounding to 8 bits (at most 0.563 of d_x per value:
 // half a step plus 127 times d_x's rounding to f16), as the CPU's fast paths and llama.cpp.
@@ -33,17 +37,34 @@ FUSELM_CUDA_NAMESPACE_BEGIN
 
 constexpr int kQvWarps = 4;   // rows per thread block
 constexpr int kQvMaxT = 8;    // tokens per launch
+constexpr int kQvMaxParts = 3;  // matmuls per launch (q, k, v)
 
 // Sum of the 4 int8 in a word.
 __device__ __forceinline__ int byte_sum(int v) { return __dp4a(v, 0x01010101, 0); }
 
+// The matmuls of one launch: part j's rows are those of thread blocks [end[j - 1], end[j]).
+struct GemvQuantParts {
+  float* y[kQvMaxParts];
+  const uint8_t* w[kQvMaxParts];
+  int64_t N[kQvMaxParts];
+  int64_t end[kQvMaxParts];
+  int count;
+};
+
 template <DType DT, int NT>
 static __global__ void __launch_bounds__(32 * kQvWarps)
-    gemv_quant_kernel(float* y, const int8_t* xq, const float* xd, const uint8_t* w, int T, int64_t K, int64_t N) {
+    gemv_quant_kernel(GemvQuantParts parts, const int8_t* xq, const float* xd, int T, int64_t K) {
   using F = QUnit<DT>;
   constexpr int kUnits = F::kValues / 32;  // units per block
   const int lane = int(threadIdx.x) & 31;
-  const int64_t n = int64_t(blockIdx.x) * kQvWarps + (threadIdx.x >> 5);
+  const int64_t bx = blockIdx.x;
+  // this block's part, picked by selects (a dynamic index into the parameters would go to local memory)
+  const int j = parts.count > 1 && bx >= parts.end[0] ? (parts.count > 2 && bx >= parts.end[1] ? 2 : 1) : 0;
+  float* const y = j == 0 ? parts.y[0] : j == 1 ? parts.y[1] : parts.y[2];
+  const uint8_t* const w = j == 0 ? parts.w[0] : j == 1 ? parts.w[1] : parts.w[2];
+  const int64_t N = j == 0 ? parts.N[0] : j == 1 ? parts.N[1] : parts.N[2];
+  const int64_t b0 = j == 0 ? 0 : j == 1 ? parts.end[0] : parts.end[1];
+  const int64_t n = (bx - b0) * kQvWarps + (threadIdx.x >> 5);
   if (n >= N) return;  // whole warps leave together
   const int64_t units = K / 32;
   const uint8_t* row = w + n * (units / kUnits) * F::kBytes;
@@ -85,15 +106,16 @@ static __global__ void __launch_bounds__(32 * kQvWarps)
 }
 
 template <DType DT>
-static void launch_gemv_quant(const char* name, float* y, const int8_t* xq, const float* xd, const uint8_t* w, int T,
-                              int64_t K, int64_t N, cudaStream_t stream) {
-  if (QUnit<DT>::kAlign4 ? reinterpret_cast<uintptr_t>(w) % 4 : reinterpret_cast<uintptr_t>(w) % 2)
-    throw Error("E_INVALID_ARG", std::string(name) + ": weights misaligned for their block format");
-  const dim3 grid(unsigned((N + kQvWarps - 1) / kQvWarps)), block(32 * kQvWarps);
-  if (T <= 1) launch_kernel(name, gemv_quant_kernel<DT, 1>, grid, block, 0, stream, y, xq, xd, w, T, K, N);
-  else if (T <= 2) launch_kernel(name, gemv_quant_kernel<DT, 2>, grid, block, 0, stream, y, xq, xd, w, T, K, N);
-  else if (T <= 4) launch_kernel(name, gemv_quant_kernel<DT, 4>, grid, block, 0, stream, y, xq, xd, w, T, K, N);
-  else launch_kernel(name, gemv_quant_kernel<DT, 8>, grid, block, 0, stream, y, xq, xd, w, T, K, N);
+static void launch_gemv_quant(const char* name, const GemvQuantParts& p, const int8_t* xq, const float* xd, int T, int64_t K,
+                              cudaStream_t stream) {
+  for (int j = 0; j < p.count; j++)
+    if (QUnit<DT>::kAlign4 ? reinterpret_cast<uintptr_t>(p.w[j]) % 4 : reinterpret_cast<uintptr_t>(p.w[j]) % 2)
+      throw Error("E_INVALID_ARG", std::string(name) + ": weights misaligned for their block format");
+  const dim3 grid(unsigned(p.end[p.count - 1])), block(32 * kQvWarps);
+  if (T <= 1) launch_kernel(name, gemv_quant_kernel<DT, 1>, grid, block, 0, stream, p, xq, xd, T, K);
+  else if (T <= 2) launch_kernel(name, gemv_quant_kernel<DT, 2>, grid, block, 0, stream, p, xq, xd, T, K);
+  else if (T <= 4) launch_kernel(name, gemv_quant_kernel<DT, 4>, grid, block, 0, stream, p, xq, xd, T, K);
+  else launch_kernel(name, gemv_quant_kernel<DT, 8>, grid, block, 0, stream, p, xq, xd, T, K);
 }
 
 bool gemv_quant_supports(DType t) {
@@ -106,24 +128,41 @@ bool gemv_quant_supports(DType t) {
   }
 }
 
-void matmul_gemv_quant_cuda(const MatmulArgs& a, void* workspace, cudaStream_t stream, bool x_ready) {
-  if (!quant_matmul_prologue(a, gemv_quant_supports(a.w_dtype), "matmul_gemv_quant_cuda", stream)) return;
+void matmul_gemv_quant_group_cuda(const MatmulArgs* m, int count, void* workspace, cudaStream_t stream, bool x_ready) {
+  const char* const who = "matmul_gemv_quant_cuda";
+  if (count < 1 || count > kQvMaxParts)
+    throw Error("E_INVALID_ARG", std::string(who) + ": 1 to 3 matmuls per launch, got " + std::to_string(count));
+  const MatmulArgs& a = m[0];
+  for (int j = 1; j < count; j++)
+    if (m[j].x != a.x || m[j].T != a.T || m[j].K != a.K || m[j].w_dtype != a.w_dtype)
+      throw Error("E_INVALID_ARG", std::string(who) + ": the matmuls of one launch must share x, T, K and the weight type");
+  bool any = false;  // a part with rows to compute (K = 0 zeroes each y here)
+  for (int j = 0; j < count; j++) any = quant_matmul_prologue(m[j], gemv_quant_supports(a.w_dtype), who, stream) || any;
+  if (!any) return;
   if (!workspace || reinterpret_cast<uintptr_t>(workspace) % 256)
-    throw Error("E_INVALID_ARG", "matmul_gemv_quant_cuda: needs a 256-byte aligned workspace (matmul_cuda_workspace)");
-  if ((a.N + kQvWarps - 1) / kQvWarps > 0x7fffffff) throw Error("E_INVALID_ARG", "matmul_gemv_quant_cuda: too many rows");
-  if (x_ready && a.T > kQvMaxT)
-    throw Error("E_INVALID_ARG", "matmul_gemv_quant_cuda: x comes quantized for at most 8 tokens");
-  const uint8_t* w = static_cast<const uint8_t*>(a.w);
+    throw Error("E_INVALID_ARG", std::string(who) + ": needs a 256-byte aligned workspace (matmul_cuda_workspace)");
+  if (x_ready && a.T > kQvMaxT) throw Error("E_INVALID_ARG", std::string(who) + ": x comes quantized for at most 8 tokens");
+  int64_t blocks = 0;
+  for (int j = 0; j < count; j++) blocks += m[j].N > 0 ? (m[j].N + kQvWarps - 1) / kQvWarps : 0;
+  if (blocks > 0x7fffffff) throw Error("E_INVALID_ARG", std::string(who) + ": too many rows");
   for (int64_t t0 = 0; t0 < a.T; t0 += kQvMaxT) {  // the weights are read once per 8 tokens
     const int T = int(a.T - t0 < kQvMaxT ? a.T - t0 : kQvMaxT);
-    float* y = a.y + t0 * a.N;
+    GemvQuantParts p{};
+    for (int j = 0; j < count; j++) {  // parts without rows get no blocks
+      if (m[j].N <= 0) continue;
+      p.y[p.count] = m[j].y + t0 * m[j].N;
+      p.w[p.count] = static_cast<const uint8_t*>(m[j].w);
+      p.N[p.count] = m[j].N;
+      p.end[p.count] = (p.count ? p.end[p.count - 1] : 0) + (m[j].N + kQvWarps - 1) / kQvWarps;
+      p.count++;
+    }
     int8_t* q;
     float* d;
     if (x_ready) quantized_x_q8_at(T, a.K, workspace, q, d);
     else quantize_x_q8_cuda(a.x + t0 * a.K, T, a.K, workspace, q, d, stream);  // 8 tokens' room is enough
     switch (a.w_dtype) {
 #define FUSELM_GEMV_QUANT_CASE(DT, name) \
-  case DType::DT: launch_gemv_quant<DType::DT>("gemv_quant_kernel<" name ">", y, q, d, w, T, a.K, a.N, stream); break;
+  case DType::DT: launch_gemv_quant<DType::DT>("gemv_quant_kernel<" name ">", p, q, d, T, a.K, stream); break;
       FUSELM_GEMV_QUANT_CASE(Q8_0, "q8_0")
       FUSELM_GEMV_QUANT_CASE(Q4_0, "q4_0")
       FUSELM_GEMV_QUANT_CASE(Q4_1, "q4_1")
@@ -141,6 +180,10 @@ void matmul_gemv_quant_cuda(const MatmulArgs& a, void* workspace, cudaStream_t s
         break;
     }
   }
+}
+
+void matmul_gemv_quant_cuda(const MatmulArgs& a, void* workspace, cudaStream_t stream, bool x_ready) {
+  matmul_gemv_quant_group_cuda(&a, 1, workspace, stream, x_ready);
 }
 
 FUSELM_CUDA_NAMESPACE_END

@@ -21,6 +21,9 @@ FUSELM_CUDA_NAMESPACE_BEGIN
 size_t matmul_cuda_workspace(DType w_dtype, int64_t max_T, int64_t K);
 // qx (optional): what the workspace holds (QuantizedX, cuda_op.h), used and updated.
 void matmul_cuda(const MatmulArgs& a, void* workspace, cudaStream_t stream, QuantizedX* qx = nullptr);  // cuda/matmul.cu
+// 1 to 3 matmuls on the same x (same T, K and weight type; no y overlapping x) as one launch
+// where the dp4a GEMV takes them (T <= 8, a block format); false, and nothing run, otherwise.
+bool matmul_group_cuda(const MatmulArgs* m, int count, void* workspace, cudaStream_t stream, QuantizedX* qx = nullptr);
 // Decode-shaped matmul (a GEMV per token).
 void matmul_gemv_cuda(const MatmulArgs& a, cudaStream_t stream);  // cuda/gemv.cu
 // Prefill: f16/bf16 weights on tensor cores (mma m16n8k16, x rounded to the weight's type as it
@@ -36,6 +39,9 @@ void matmul_gemm_q8_0_cuda(const MatmulArgs& a, void* workspace, cudaStream_t st
 bool gemv_quant_supports(DType w_dtype);
 // x_ready: as for matmul_gemm_q8_0_cuda (T <= 8 only: more tokens are quantized 8 at a time).
 void matmul_gemv_quant_cuda(const MatmulArgs& a, void* workspace, cudaStream_t stream, bool x_ready = false);  // cuda/gemv_quant.cu
+// The same for 1 to 3 matmuls on the same x (same T, K and weight type) in one launch, x
+// quantized once: the q, k and v projections; gate and up.
+void matmul_gemv_quant_group_cuda(const MatmulArgs* m, int count, void* workspace, cudaStream_t stream, bool x_ready = false);
 // Prefill with those formats but q8_0: weight tiles dequantized to f16 in shared memory, mma
 // m16n8k16 (x rounded to f16), f32 accumulate.
 bool gemm_quant_supports(DType w_dtype);

@@ -24,7 +24,7 @@ const kernels = [];
 const failures = [];
 try {
   for (const file of readdirSync(path.join(root, 'cuda')).filter((f) => f.endsWith('.cu')).sort()) {
-    const r = spawnSync('nvcc', ['-cubin', `-arch=sm_${arch}`, '-O3', '-std=c++17', '-Icuda', '-Inative', '-DFUSELM_HAVE_CUDA=1',
+    const r = spawnSync('nvcc', ['-cubin', `-arch=sm_${arch}`, '-O3', '--Werror', 'all-warnings', '-std=c++17', '-Icuda', '-Inative', '-DFUSELM_HAVE_CUDA=1',
       '-Xptxas', '-v', '-o', path.join(tmp, 'k.cubin'), `cuda/${file}`], { cwd: root, encoding: 'utf8' });
     if (r.error) throw r.error;
     if (r.status !== 0) {
@@ -62,10 +62,22 @@ function parsePtxas(text, file) {
   }
   if (out.length) {
     const names = execFileSync('c++filt', { input: out.map((k) => k.mangled).join('\n'), encoding: 'utf8' }).split('\n');
-    // "void fuselm::gpu::rms_norm_f32_kernel<4>(float*, ...)" -> "rms_norm_f32_kernel<4>"
-    out.forEach((k, i) => (k.kernel = (names[i] ?? k.mangled).replace(/^void /, '').replace(/^fuselm::gpu::/, '').replace(/\(.*$/, '')));
+    // "void fuselm::gpu::gemv_quant_kernel<(fuselm::DType)8, 1>(float*, ...)" -> "gemv_quant_kernel<(DType)8, 1>"
+    out.forEach((k, i) => (k.kernel = withoutParameters((names[i] ?? k.mangled).replace(/^void /, '')).replaceAll(/fuselm::(gpu::)?/g, '')));
   }
   return out;
+}
+
+// A demangled signature without its parameter list (the last parenthesized group; template
+// arguments may hold parentheses too).
+function withoutParameters(sig) {
+  if (!sig.endsWith(')')) return sig;
+  let depth = 0;
+  for (let i = sig.length - 1; i >= 0; i--) {
+    if (sig[i] === ')') depth++;
+    else if (sig[i] === '(' && --depth === 0) return sig.slice(0, i);
+  }
+  return sig;
 }
 
 const spilling = kernels.filter((k) => k.spillStores || k.spillLoads);

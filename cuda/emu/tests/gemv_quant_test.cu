@@ -18,6 +18,8 @@
 // 1, 2, 4, 8), 11 (two launches: 8 + 3) and 64 (eight); w 2 bytes past 4-byte alignment for the 2-byte formats.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -135,6 +137,64 @@ EMU_TEST(gemv_quant_errors) {
   CHECK(throws(DType::Q4_0, 64, 1, true));
   CHECK(throws(DType::F16, 256, 0, true));
   CHECK(!throws(DType::Q4_K, 256, 0, true));
+}
+
+// Up to three matmuls on one x in one launch (matmul_gemv_quant_group_cuda: q, k, v; gate, up)
+// write, bit for bit, what each alone writes: parts of 33, 7 and 1 rows, 9 and 4 rows, and 9,
+// 0 and 4 (a part without rows gets no blocks), T = 1, 3 and 11 (two launches of 8 + 3), a
+// 2-byte (q8_0) and a 4-byte aligned format (q4_k). Matmuls that do not share x, T, K and the
+// weight type are refused.
+EMU_TEST(gemv_quant_group_parity) {
+  Rng rng(0x6e7);
+  int cases = 0;
+  for (DType dt : {DType::Q8_0, DType::Q4_K}) {
+    const QFormat& f = quant_format(dt);
+    const int64_t K = f.values == 32 ? 96 : 512;
+    const size_t off = f.bytes % 4 == 0 ? 0 : 2;
+    for (const std::vector<int64_t>& Ns : {std::vector<int64_t>{33, 7, 1}, {9, 4}, {9, 0, 4}})
+      for (int64_t T : {int64_t(1), int64_t(3), int64_t(11)}) {
+        const int count = int(Ns.size());
+        DeviceBuffer<float> dx(random_floats(rng, size_t(T * K), -1.0f, 1.0f));
+        DeviceBuffer<uint8_t> ws(fuselm::matmul_cuda_workspace(dt, T, K));
+        std::vector<std::unique_ptr<DeviceBuffer<uint8_t>>> w;
+        std::vector<std::unique_ptr<DeviceBuffer<float>>> together, alone;
+        std::vector<fuselm::MatmulArgs> m;
+        for (int j = 0; j < count; j++) {
+          w.push_back(std::make_unique<DeviceBuffer<uint8_t>>(random_quant_rows(rng, f, Ns[size_t(j)], K, off)));
+          together.push_back(std::make_unique<DeviceBuffer<float>>(std::vector<float>(size_t(T * Ns[size_t(j)]) + 1, -7.0f)));
+          alone.push_back(std::make_unique<DeviceBuffer<float>>(std::vector<float>(size_t(T * Ns[size_t(j)]) + 1, -7.0f)));
+          m.push_back({together.back()->p, dx.p, w.back()->p + off, dt, T, K, Ns[size_t(j)]});
+        }
+        fuselm::matmul_gemv_quant_group_cuda(m.data(), count, ws.p, nullptr);
+        for (int j = 0; j < count; j++) {
+          fuselm::MatmulArgs one = m[size_t(j)];
+          one.y = alone[size_t(j)]->p;
+          fuselm::matmul_gemv_quant_cuda(one, ws.p, nullptr);
+          const std::vector<float> a = together[size_t(j)]->download(), b = alone[size_t(j)]->download();
+          CHECK_MSG(std::memcmp(a.data(), b.data(), a.size() * 4) == 0,
+                    std::string(fuselm::dtype_name(dt)) + " T=" + std::to_string(T) + " part " + std::to_string(j) +
+                        " of " + std::to_string(count) + ": the grouped launch differs from the part alone");
+          CHECK_MSG(a.back() == -7.0f, "a part wrote past its rows");
+        }
+        cases++;
+      }
+  }
+  DeviceBuffer<float> x(512), x2(512), y(64);
+  DeviceBuffer<uint8_t> w(144 * 4), ws(4096);
+  auto refused = [&](fuselm::MatmulArgs second) {
+    const fuselm::MatmulArgs m[2] = {{y.p, x.p, w.p, DType::Q4_K, 1, 256, 2}, second};
+    try {
+      fuselm::matmul_gemv_quant_group_cuda(m, 2, ws.p, nullptr);
+    } catch (const fuselm::Error& e) {
+      return e.code == "E_INVALID_ARG";
+    }
+    return false;
+  };
+  CHECK(refused({y.p + 8, x2.p, w.p, DType::Q4_K, 1, 256, 2}));  // another x
+  CHECK(refused({y.p + 8, x.p, w.p, DType::Q4_K, 2, 256, 2}));   // another T
+  CHECK(refused({y.p + 8, x.p, w.p, DType::Q6_K, 1, 256, 2}));   // another weight type
+  CHECK(!refused({y.p + 8, x.p, w.p, DType::Q4_K, 1, 256, 2}));
+  note(std::to_string(cases) + " groups bit-exact against their parts alone");
 }
 
 }  // namespace emu_tests
