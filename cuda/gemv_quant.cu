@@ -21,7 +21,10 @@
 // Up to three matmuls on the same x (the q, k and v projections; gate and up) run as one launch
 // (matmul_gemv_quant_group_cuda): x is quantized once and the grid covers the rows of all of
 // them, each block taking rows of one. Fewer launches, and the small ones (k and v under GQA:
-// N / 4 blocks each) no longer leave the GPU half empty on their own.
+// N / 4 blocks each) no longer leave the GPU half empty on their own. Gate and up followed by
+// SwiGLU go further (matmul_swiglu_gemv_quant_cuda): each warp computes row n of both, from
+// the same x blocks, and writes swiglu(gate, up) itself (swiglu.cuh's function, so the result
+// is the unfused one's bit for bit).
 //
 // Error against f32 x: only the activations' rounding to 8 bits (at most 0.563 of d_x per value:
 // half a step plus 127 times d_x's rounding to f16), as the CPU's fast paths and llama.cpp.
@@ -32,6 +35,7 @@
 #include "quant_unit.cuh"
 #include "quantize_x.cuh"
 #include "reduce.cuh"
+#include "swiglu.cuh"
 
 FUSELM_CUDA_NAMESPACE_BEGIN
 
@@ -51,7 +55,32 @@ struct GemvQuantParts {
   int count;
 };
 
-template <DType DT, int NT>
+// Unit u of a weight row (decoded in v) times each token's block u of x, into acc.
+template <class F, int NT>
+__device__ __forceinline__ void gemv_quant_unit(float (&acc)[NT], const QUnitVals& v, int64_t u, const int8_t* xq,
+                                                const float* xd, int T, int64_t K) {
+  const int64_t units = K / 32;
+  for (int t = 0; t < NT; t++) {
+    if (t >= T) break;  // T is uniform: every lane breaks together
+    // K % 32 == 0 and the workspace's 256-byte base keep every block 16-byte aligned
+    const int4* xp = reinterpret_cast<const int4*>(xq + t * K + 32 * u);
+    const int4 x0 = xp[0], x1 = xp[1];
+    const uint32_t* q = v.q;
+    const int lo = __dp4a(int(q[3]), x0.w, __dp4a(int(q[2]), x0.z, __dp4a(int(q[1]), x0.y, __dp4a(int(q[0]), x0.x, 0))));
+    const int hi = __dp4a(int(q[7]), x1.w, __dp4a(int(q[6]), x1.z, __dp4a(int(q[5]), x1.y, __dp4a(int(q[4]), x1.x, 0))));
+    float s = v.a[0] * float(lo) + v.a[1] * float(hi);
+    if (F::kOffset) {
+      const int s0 = byte_sum(x0.x) + byte_sum(x0.y) + byte_sum(x0.z) + byte_sum(x0.w);
+      const int s1 = byte_sum(x1.x) + byte_sum(x1.y) + byte_sum(x1.z) + byte_sum(x1.w);
+      s += v.b[0] * float(s0) + v.b[1] * float(s1);
+    }
+    acc[t] += xd[t * units + u] * s;
+  }
+}
+
+// GLU: parts are gate (0) and up (1) with the same N; warp n computes row n of both and writes
+// swiglu(gate, up) to parts.y[0].
+template <DType DT, int NT, bool GLU>
 static __global__ void __launch_bounds__(32 * kQvWarps)
     gemv_quant_kernel(GemvQuantParts parts, const int8_t* xq, const float* xd, int T, int64_t K) {
   using F = QUnit<DT>;
@@ -59,63 +88,65 @@ static __global__ void __launch_bounds__(32 * kQvWarps)
   const int lane = int(threadIdx.x) & 31;
   const int64_t bx = blockIdx.x;
   // this block's part, picked by selects (a dynamic index into the parameters would go to local memory)
-  const int j = parts.count > 1 && bx >= parts.end[0] ? (parts.count > 2 && bx >= parts.end[1] ? 2 : 1) : 0;
+  const int j = !GLU && parts.count > 1 && bx >= parts.end[0] ? (parts.count > 2 && bx >= parts.end[1] ? 2 : 1) : 0;
   float* const y = j == 0 ? parts.y[0] : j == 1 ? parts.y[1] : parts.y[2];
   const uint8_t* const w = j == 0 ? parts.w[0] : j == 1 ? parts.w[1] : parts.w[2];
   const int64_t N = j == 0 ? parts.N[0] : j == 1 ? parts.N[1] : parts.N[2];
   const int64_t b0 = j == 0 ? 0 : j == 1 ? parts.end[0] : parts.end[1];
   const int64_t n = (bx - b0) * kQvWarps + (threadIdx.x >> 5);
   if (n >= N) return;  // whole warps leave together
-  const int64_t units = K / 32;
-  const uint8_t* row = w + n * (units / kUnits) * F::kBytes;
-  float acc[NT];
-  for (int t = 0; t < NT; t++) acc[t] = 0.f;
-  // two units a lane per step (u and u + 32), both decoded before either is used, so each lane
-  // has two units' weight loads in flight
-  for (int64_t u0 = lane; u0 < units; u0 += 64) {
-    QUnitVals v[2];
-    const bool two = u0 + 32 < units;
-    F::decode(row + (u0 / kUnits) * F::kBytes, int(u0 % kUnits), v[0]);
-    if (two) F::decode(row + ((u0 + 32) / kUnits) * F::kBytes, int((u0 + 32) % kUnits), v[1]);
-    for (int h = 0; h < 2; h++) {
-      if (h == 1 && !two) break;
-      const int64_t u = u0 + 32 * h;
-      for (int t = 0; t < NT; t++) {
-        if (t >= T) break;  // T is uniform: every lane breaks together
-        // K % 32 == 0 and the workspace's 256-byte base keep every block 16-byte aligned
-        const int4* xp = reinterpret_cast<const int4*>(xq + t * K + 32 * u);
-        const int4 x0 = xp[0], x1 = xp[1];
-        const uint32_t* q = v[h].q;
-        const int lo = __dp4a(int(q[3]), x0.w, __dp4a(int(q[2]), x0.z, __dp4a(int(q[1]), x0.y, __dp4a(int(q[0]), x0.x, 0))));
-        const int hi = __dp4a(int(q[7]), x1.w, __dp4a(int(q[6]), x1.z, __dp4a(int(q[5]), x1.y, __dp4a(int(q[4]), x1.x, 0))));
-        float s = v[h].a[0] * float(lo) + v[h].a[1] * float(hi);
-        if (F::kOffset) {
-          const int s0 = byte_sum(x0.x) + byte_sum(x0.y) + byte_sum(x0.z) + byte_sum(x0.w);
-          const int s1 = byte_sum(x1.x) + byte_sum(x1.y) + byte_sum(x1.z) + byte_sum(x1.w);
-          s += v[h].b[0] * float(s0) + v[h].b[1] * float(s1);
-        }
-        acc[t] += xd[t * units + u] * s;
-      }
+  const int64_t units = K / 32, row_bytes = (units / kUnits) * F::kBytes;
+  const uint8_t* row = w + n * row_bytes;
+  float acc[NT], acc_up[NT];
+  for (int t = 0; t < NT; t++) acc[t] = acc_up[t] = 0.f;
+  if (GLU) {
+    // a unit of the gate row and the same unit of the up row in flight together
+    const uint8_t* up = parts.w[1] + n * row_bytes;
+    for (int64_t u = lane; u < units; u += 32) {
+      QUnitVals g, p;
+      F::decode(row + (u / kUnits) * F::kBytes, int(u % kUnits), g);
+      F::decode(up + (u / kUnits) * F::kBytes, int(u % kUnits), p);
+      gemv_quant_unit<F, NT>(acc, g, u, xq, xd, T, K);
+      gemv_quant_unit<F, NT>(acc_up, p, u, xq, xd, T, K);
+    }
+  } else {
+    // two units a lane per step (u and u + 32), both decoded before either is used, so each lane
+    // has two units' weight loads in flight
+    for (int64_t u0 = lane; u0 < units; u0 += 64) {
+      QUnitVals v[2];
+      const bool two = u0 + 32 < units;
+      F::decode(row + (u0 / kUnits) * F::kBytes, int(u0 % kUnits), v[0]);
+      if (two) F::decode(row + ((u0 + 32) / kUnits) * F::kBytes, int((u0 + 32) % kUnits), v[1]);
+      gemv_quant_unit<F, NT>(acc, v[0], u0, xq, xd, T, K);
+      if (two) gemv_quant_unit<F, NT>(acc, v[1], u0 + 32, xq, xd, T, K);
     }
   }
   for (int t = 0; t < NT; t++) {
     if (t >= T) break;
-    const float r = warp_sum(acc[t]);
+    float r = warp_sum(acc[t]);
+    if (GLU) r = SwigluF32{}(r, warp_sum(acc_up[t]));
     if (lane == 0) y[t * N + n] = r;
   }
 }
 
-template <DType DT>
+template <DType DT, bool GLU>
 static void launch_gemv_quant(const char* name, const GemvQuantParts& p, const int8_t* xq, const float* xd, int T, int64_t K,
                               cudaStream_t stream) {
+  const dim3 grid(unsigned(p.end[GLU ? 0 : p.count - 1])), block(32 * kQvWarps);
+  if (T <= 1) launch_kernel(name, gemv_quant_kernel<DT, 1, GLU>, grid, block, 0, stream, p, xq, xd, T, K);
+  else if (T <= 2) launch_kernel(name, gemv_quant_kernel<DT, 2, GLU>, grid, block, 0, stream, p, xq, xd, T, K);
+  else if (T <= 4) launch_kernel(name, gemv_quant_kernel<DT, 4, GLU>, grid, block, 0, stream, p, xq, xd, T, K);
+  else launch_kernel(name, gemv_quant_kernel<DT, 8, GLU>, grid, block, 0, stream, p, xq, xd, T, K);
+}
+
+template <DType DT>
+static void launch_gemv_quant(const char* name, const GemvQuantParts& p, bool glu, const int8_t* xq, const float* xd, int T,
+                              int64_t K, cudaStream_t stream) {
   for (int j = 0; j < p.count; j++)
     if (QUnit<DT>::kAlign4 ? reinterpret_cast<uintptr_t>(p.w[j]) % 4 : reinterpret_cast<uintptr_t>(p.w[j]) % 2)
       throw Error("E_INVALID_ARG", std::string(name) + ": weights misaligned for their block format");
-  const dim3 grid(unsigned(p.end[p.count - 1])), block(32 * kQvWarps);
-  if (T <= 1) launch_kernel(name, gemv_quant_kernel<DT, 1>, grid, block, 0, stream, p, xq, xd, T, K);
-  else if (T <= 2) launch_kernel(name, gemv_quant_kernel<DT, 2>, grid, block, 0, stream, p, xq, xd, T, K);
-  else if (T <= 4) launch_kernel(name, gemv_quant_kernel<DT, 4>, grid, block, 0, stream, p, xq, xd, T, K);
-  else launch_kernel(name, gemv_quant_kernel<DT, 8>, grid, block, 0, stream, p, xq, xd, T, K);
+  if (glu) launch_gemv_quant<DT, true>(name, p, xq, xd, T, K, stream);
+  else launch_gemv_quant<DT, false>(name, p, xq, xd, T, K, stream);
 }
 
 bool gemv_quant_supports(DType t) {
@@ -128,7 +159,10 @@ bool gemv_quant_supports(DType t) {
   }
 }
 
-void matmul_gemv_quant_group_cuda(const MatmulArgs* m, int count, void* workspace, cudaStream_t stream, bool x_ready) {
+// The launches of 1 to 3 matmuls on one x; glu (count 2, gate and up of the same N): out
+// (T x N) = swiglu(gate's y, up's y) instead, neither y written.
+static void gemv_quant_launches(const MatmulArgs* m, int count, float* glu_out, void* workspace, cudaStream_t stream,
+                                bool x_ready) {
   const char* const who = "matmul_gemv_quant_cuda";
   if (count < 1 || count > kQvMaxParts)
     throw Error("E_INVALID_ARG", std::string(who) + ": 1 to 3 matmuls per launch, got " + std::to_string(count));
@@ -150,7 +184,7 @@ void matmul_gemv_quant_group_cuda(const MatmulArgs* m, int count, void* workspac
     GemvQuantParts p{};
     for (int j = 0; j < count; j++) {  // parts without rows get no blocks
       if (m[j].N <= 0) continue;
-      p.y[p.count] = m[j].y + t0 * m[j].N;
+      p.y[p.count] = (glu_out ? glu_out : m[j].y) + t0 * m[j].N;
       p.w[p.count] = static_cast<const uint8_t*>(m[j].w);
       p.N[p.count] = m[j].N;
       p.end[p.count] = (p.count ? p.end[p.count - 1] : 0) + (m[j].N + kQvWarps - 1) / kQvWarps;
@@ -162,7 +196,10 @@ void matmul_gemv_quant_group_cuda(const MatmulArgs* m, int count, void* workspac
     else quantize_x_q8_cuda(a.x + t0 * a.K, T, a.K, workspace, q, d, stream);  // 8 tokens' room is enough
     switch (a.w_dtype) {
 #define FUSELM_GEMV_QUANT_CASE(DT, name) \
-  case DType::DT: launch_gemv_quant<DType::DT>("gemv_quant_kernel<" name ">", p, q, d, T, a.K, stream); break;
+  case DType::DT:                                                                                                   \
+    launch_gemv_quant<DType::DT>(glu_out ? "gemv_quant_swiglu_kernel<" name ">" : "gemv_quant_kernel<" name ">", p, \
+                                 glu_out != nullptr, q, d, T, a.K, stream);                                        \
+    break;
       FUSELM_GEMV_QUANT_CASE(Q8_0, "q8_0")
       FUSELM_GEMV_QUANT_CASE(Q4_0, "q4_0")
       FUSELM_GEMV_QUANT_CASE(Q4_1, "q4_1")
@@ -182,8 +219,29 @@ void matmul_gemv_quant_group_cuda(const MatmulArgs* m, int count, void* workspac
   }
 }
 
+void matmul_gemv_quant_group_cuda(const MatmulArgs* m, int count, void* workspace, cudaStream_t stream, bool x_ready) {
+  gemv_quant_launches(m, count, nullptr, workspace, stream, x_ready);
+}
+
 void matmul_gemv_quant_cuda(const MatmulArgs& a, void* workspace, cudaStream_t stream, bool x_ready) {
-  matmul_gemv_quant_group_cuda(&a, 1, workspace, stream, x_ready);
+  gemv_quant_launches(&a, 1, nullptr, workspace, stream, x_ready);
+}
+
+void matmul_swiglu_gemv_quant_cuda(const MatmulArgs& gate, const MatmulArgs& up, float* out, void* workspace,
+                                   cudaStream_t stream, bool x_ready) {
+  if (gate.N != up.N)
+    throw Error("E_INVALID_ARG", "matmul_swiglu_gemv_quant_cuda: gate has " + std::to_string(gate.N) + " rows, up " +
+                                     std::to_string(up.N));
+  if (!out) throw Error("E_INVALID_ARG", "matmul_swiglu_gemv_quant_cuda: no output");
+  if (!gemv_quant_supports(gate.w_dtype))
+    throw Error("E_INVALID_ARG", std::string("matmul_swiglu_gemv_quant_cuda: unsupported weight dtype ") + dtype_name(gate.w_dtype));
+  if (gate.T <= 0 || gate.N <= 0) return;
+  if (gate.K <= 0) {  // both products 0, and swiglu(0, 0) = 0
+    CUDA_CHECK(cudaMemsetAsync(out, 0, size_t(gate.T * gate.N) * sizeof(float), stream));
+    return;
+  }
+  const MatmulArgs m[2] = {gate, up};
+  gemv_quant_launches(m, 2, out, workspace, stream, x_ready);
 }
 
 FUSELM_CUDA_NAMESPACE_END

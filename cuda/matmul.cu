@@ -15,7 +15,8 @@
 // but for q8_0, f16 ones in prefill: the two differ by that rounding (~0.4% of |y|).
 // A matmul on the x the previous one quantized into the workspace (QuantizedX, cuda_op.h: the
 // q, k and v projections, gate and up) skips quantizing it again; in decode such a run of
-// matmuls goes as one launch of the dp4a GEMV (matmul_group_cuda, which the CUDA graph uses).
+// matmuls goes as one launch of the dp4a GEMV (matmul_group_cuda, which the CUDA graph uses),
+// and gate and up followed by SwiGLU as one launch that writes only the SwiGLU (matmul_swiglu_cuda).
 #include <cstdint>
 
 #include "ops.h"
@@ -60,6 +61,15 @@ bool matmul_group_cuda(const MatmulArgs* m, int count, void* workspace, cudaStre
   bool intact = a.T > 0 && a.K > 0;
   for (int j = 0; j < count; j++) intact = intact && !y_over_x(m[j]);
   if (qx) *qx = intact ? QuantizedX{a.x, a.T, a.K} : QuantizedX{};
+  return true;
+}
+
+bool matmul_swiglu_cuda(const MatmulArgs& gate, const MatmulArgs& up, float* out, void* workspace, cudaStream_t stream,
+                        QuantizedX* qx) {
+  if (gate.T > kGemvMaxTokens || !gemv_quant_supports(gate.w_dtype)) return false;
+  const bool ready = qx && qx->x == gate.x && qx->T == gate.T && qx->K == gate.K && gate.T > 0 && gate.K > 0;
+  matmul_swiglu_gemv_quant_cuda(gate, up, out, workspace, stream, ready);
+  if (qx) *qx = gate.T > 0 && gate.K > 0 && !y_over_x({out, gate.x, nullptr, gate.w_dtype, gate.T, gate.K, gate.N}) ? QuantizedX{gate.x, gate.T, gate.K} : QuantizedX{};
   return true;
 }
 

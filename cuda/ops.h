@@ -24,6 +24,10 @@ void matmul_cuda(const MatmulArgs& a, void* workspace, cudaStream_t stream, Quan
 // 1 to 3 matmuls on the same x (same T, K and weight type; no y overlapping x) as one launch
 // where the dp4a GEMV takes them (T <= 8, a block format); false, and nothing run, otherwise.
 bool matmul_group_cuda(const MatmulArgs* m, int count, void* workspace, cudaStream_t stream, QuantizedX* qx = nullptr);
+// out = swiglu(gate matmul, up matmul) (same x; see matmul_swiglu_gemv_quant_cuda) as one launch
+// where the dp4a GEMV takes them; false, and nothing run, otherwise.
+bool matmul_swiglu_cuda(const MatmulArgs& gate, const MatmulArgs& up, float* out, void* workspace, cudaStream_t stream,
+                        QuantizedX* qx = nullptr);
 // Decode-shaped matmul (a GEMV per token).
 void matmul_gemv_cuda(const MatmulArgs& a, cudaStream_t stream);  // cuda/gemv.cu
 // Prefill: f16/bf16 weights on tensor cores (mma m16n8k16, x rounded to the weight's type as it
@@ -42,6 +46,10 @@ void matmul_gemv_quant_cuda(const MatmulArgs& a, void* workspace, cudaStream_t s
 // The same for 1 to 3 matmuls on the same x (same T, K and weight type) in one launch, x
 // quantized once: the q, k and v projections; gate and up.
 void matmul_gemv_quant_group_cuda(const MatmulArgs* m, int count, void* workspace, cudaStream_t stream, bool x_ready = false);
+// Gate and up (same x, T, K, weight type and N) and SwiGLU in one launch: out [T, N] =
+// swiglu(x gate^T, x up^T), neither gate.y nor up.y written; out must not overlap x.
+void matmul_swiglu_gemv_quant_cuda(const MatmulArgs& gate, const MatmulArgs& up, float* out, void* workspace,
+                                   cudaStream_t stream, bool x_ready = false);
 // Prefill with those formats but q8_0: weight tiles dequantized to f16 in shared memory, mma
 // m16n8k16 (x rounded to f16), f32 accumulate.
 bool gemm_quant_supports(DType w_dtype);

@@ -199,7 +199,7 @@ await step('sanitizer', () => {
     return { skipped: 'compute-sanitizer not found' };
   }
   // every kernel test; a tool that runs out of time reports what it checked so far
-  const limitS = quick ? 70 : 150;
+  const limitS = quick ? 60 : 150;
   const tools: Report = {};
   const lines: string[] = [];
   for (const name of ['memcheck', 'racecheck', 'synccheck']) {
@@ -211,8 +211,9 @@ await step('sanitizer', () => {
     const timedOut = r.signal !== null || (r.error as NodeJS.ErrnoException | undefined)?.code === 'ETIMEDOUT';
     const clean = !timedOut && r.status === 0 && errors === 0;
     tools[name] = { status: r.status, timedOut, errors, testsRun: tests.length, testsFailed: tests.filter((m) => m[1] === 'FAIL').length,
-      // the hazards and bad accesses, as the tool prints them
-      reports: text.split('\n').filter((l) => /^=+ (ERROR|WARNING|Invalid|Race|Barrier|Uninitialized)/.test(l) || /^=+\s+(at|by thread)/.test(l)).slice(0, 200),
+      // what the tool printed (its lines start with '=========': the bad accesses, hazards and
+      // barrier errors with their kernels and threads), and the test lines they came between
+      reports: text.split('\n').filter((l) => (/^=+\s+\S/.test(l) && !l.endsWith('COMPUTE-SANITIZER')) || l.startsWith('FAIL ')).slice(0, 200),
       tail: text.slice(-3000) };
     lines.push(`${name} ${clean ? 'clean' : timedOut ? `TIMED OUT after ${limitS} s (${tests.length} tests checked, ${Number.isNaN(errors) ? '?' : errors} errors)` : `FAILED (${Number.isNaN(errors) ? 'exit ' + r.status : `${errors} errors`})`}`);
   }
