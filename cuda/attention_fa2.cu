@@ -97,9 +97,9 @@ __device__ __forceinline__ void fa2_load_tile(uint16_t* tile, const uint16_t* he
 }
 
 template <bool BF16, int HD>
-static __global__ void attention_fa2_kernel(float* out, const float* q, const uint16_t* k_cache,
-                                            const uint16_t* v_cache, int64_t T, int64_t n_heads, int64_t group,
-                                            int64_t pos0, float scale_log2, int64_t window, bool causal) {
+static __global__ void __launch_bounds__(kFa2Threads)
+    attention_fa2_kernel(float* out, const float* q, const uint16_t* k_cache, const uint16_t* v_cache, int64_t T,
+                         int64_t n_heads, int64_t group, int64_t pos0, float scale_log2, int64_t window, bool causal) {
   constexpr int kSteps = HD / 16;        // 16-wide slices of the head dim
   constexpr int kKeyTiles8 = kFa2BlockN / 8;  // 8-key mma n-tiles per key tile
   const int lane = int(threadIdx.x) & 31, warp = int(threadIdx.x) >> 5;
