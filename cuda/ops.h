@@ -62,10 +62,11 @@ void matmul_gemm_quant_cuda(const MatmulArgs& a, cudaStream_t stream);  // cuda/
 size_t attention_cuda_workspace(int64_t max_T, int64_t ctx, int64_t n_heads, int64_t head_dim);
 // Picks FA2 for prefill where it applies, else split-KV.
 void attention_cuda(const AttentionArgs& a, cudaStream_t stream);  // cuda/attention.cu
-// Prefill in the FlashAttention-2 manner: tensor cores, cp.async double-buffered K/V tiles,
+// Prefill in the FlashAttention-2 manner: tensor cores, cp.async K/V tiles in 2 or 3 stages,
 // online softmax. f16/bf16 caches, head_dim 64, 80, 96 or 128, no shared prefix.
 bool attention_fa2_supports(const AttentionArgs& a);
-void attention_fa2_cuda(const AttentionArgs& a, cudaStream_t stream);  // cuda/attention_fa2.cu
+// stages: 0 picks the most the device's shared memory per block allows (3, or 2); the tests ask for each.
+void attention_fa2_cuda(const AttentionArgs& a, cudaStream_t stream, int stages = 0);  // cuda/attention_fa2.cu
 // Any shape (decode first): the keys of each (token, head) split over several blocks, the
 // partials merged by log-sum-exp. f32/f16/bf16 caches, head_dim up to 256.
 void attention_split_kv_cuda(const AttentionArgs& a, cudaStream_t stream);  // cuda/attention_split_kv.cu
