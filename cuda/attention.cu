@@ -7,7 +7,7 @@
 
 FUSELM_CUDA_NAMESPACE_BEGIN
 
-// Below this many query rows an FA2 block (64 rows) would be mostly empty, while split-KV
+// Below this many query rows an FA2 block (128 rows) would be mostly empty, while split-KV
 // still spreads the keys over the whole GPU.
 constexpr int64_t kFa2MinRows = 16;
 

@@ -3,11 +3,15 @@
 // caches f16 or bf16 [ctx, n_kv_heads * hd], causal (optionally a sliding window) or not, GQA
 // by indexing (query head h reads KV head h / (n_heads / n_kv_heads)), hd 64, 80, 96 or 128.
 //
-// One block of 4 warps per (head, tile of 64 queries); warp w owns query rows 16w .. 16w + 15.
+// One block of 8 warps per (head, tile of 128 queries); warp w owns query rows 16w .. 16w + 15.
+// (128-row tiles: each K/V tile in shared memory serves 128 queries. 32 rows per warp, as in
+// FlashAttention-2's 4-warp blocks, would double the per-thread accumulators, which at hd 128
+// (~230 registers for 16 rows) would spill.)
 //  - Q stays in registers for the whole block: read once from f32 and rounded to the cache's
 //    16-bit type, already laid out as mma A fragments (hd / 16 of them).
-//  - K and V stream through shared memory in tiles of 64 keys, two stages: while the block
-//    computes on one stage, cp.async fills the other. Rows are padded by 16 bytes (pitch
+//  - K and V stream through shared memory in tiles of 64 keys, three stages where the device
+//    lets a block have their shared memory (hd 128: 102 KiB; sm_86/89 allow 99 KiB, so there
+//    two): while the block computes on one stage, cp.async fills the next ones. Rows are padded by 16 bytes (pitch
 //    hd + 8 halves), which puts the 8 rows of every ldmatrix in 8 distinct 4-bank groups for
 //    each hd here, so the loads are free of bank conflicts. Keys past the last position are
 //    zero-filled (cp_async_16_zfill), so their V rows add 0 * 0, never 0 * garbage.
@@ -45,10 +49,11 @@
 
 FUSELM_CUDA_NAMESPACE_BEGIN
 
-constexpr int kFa2Warps = 4;
+constexpr int kFa2Warps = 8;
 constexpr int kFa2BlockM = 16 * kFa2Warps;  // queries per block
 constexpr int kFa2BlockN = 64;              // keys per tile
 constexpr int kFa2Threads = 32 * kFa2Warps;
+constexpr int kFa2MaxStages = 3;            // K/V tiles in flight (cp.async groups), at most
 
 // Shared-memory row pitch in 16-bit elements: hd plus 16 bytes of padding.
 template <int HD>
@@ -56,9 +61,11 @@ constexpr int kFa2Pitch = HD + 8;
 // One K or V tile, in 16-bit elements.
 template <int HD>
 constexpr int kFa2TileElems = kFa2BlockN * kFa2Pitch<HD>;
-// Two stages of a K tile and a V tile.
+// `stages` stages of a K tile and a V tile.
 template <int HD>
-constexpr size_t kFa2SmemBytes = size_t(4) * kFa2TileElems<HD> * sizeof(uint16_t);
+constexpr size_t fa2_smem_bytes(int stages) {
+  return size_t(2 * stages) * kFa2TileElems<HD> * sizeof(uint16_t);
+}
 
 // Two floats rounded to the 16-bit type and packed low first (an mma operand register).
 template <bool BF16>
@@ -77,16 +84,17 @@ __device__ __forceinline__ void fa2_mma(float (&d)[4], const uint32_t (&a)[4], c
 }
 
 // Issues the cp.async copies of keys k0 .. k0 + 63 of one KV head into a tile (K or V):
-// 64 rows of hd / 8 chunks of 16 bytes, hd / 16 chunks per thread. Keys at or past n_keys
-// are zero-filled (the source then is the head's row 0, a valid address).
+// 64 rows of hd / 8 chunks of 16 bytes, hd / 32 chunks per thread (hd 80: 2 or 3). Keys at or
+// past n_keys are zero-filled (the source then is the head's row 0, a valid address).
 template <int HD>
 __device__ __forceinline__ void fa2_load_tile(uint16_t* tile, const uint16_t* head_base, int64_t kv_stride,
                                               int64_t k0, int64_t n_keys) {
-  constexpr int kChunksPerRow = HD / 8;
-  constexpr int kPerThread = kFa2BlockN * kChunksPerRow / kFa2Threads;
+  constexpr int kChunksPerRow = HD / 8, kChunks = kFa2BlockN * kChunksPerRow;
+  constexpr int kPerThread = (kChunks + kFa2Threads - 1) / kFa2Threads;
   FUSELM_FA2_UNROLL
   for (int i = 0; i < kPerThread; i++) {
     const int c = int(threadIdx.x) + i * kFa2Threads;
+    if (kChunks % kFa2Threads != 0 && c >= kChunks) break;
     const int row = c / kChunksPerRow, col = (c % kChunksPerRow) * 8;
     const int64_t key = k0 + row;
     const bool valid = key < n_keys;
@@ -97,9 +105,10 @@ __device__ __forceinline__ void fa2_load_tile(uint16_t* tile, const uint16_t* he
 }
 
 template <bool BF16, int HD>
-static __global__ void attention_fa2_kernel(float* out, const float* q, const uint16_t* k_cache,
-                                            const uint16_t* v_cache, int64_t T, int64_t n_heads, int64_t group,
-                                            int64_t pos0, float scale_log2, int64_t window, bool causal) {
+static __global__ void __launch_bounds__(kFa2Threads)
+    attention_fa2_kernel(float* out, const float* q, const uint16_t* k_cache, const uint16_t* v_cache, int64_t T,
+                         int64_t n_heads, int64_t group, int64_t pos0, float scale_log2, int64_t window, bool causal,
+                         int stages) {
   constexpr int kSteps = HD / 16;        // 16-wide slices of the head dim
   constexpr int kKeyTiles8 = kFa2BlockN / 8;  // 8-key mma n-tiles per key tile
   const int lane = int(threadIdx.x) & 31, warp = int(threadIdx.x) >> 5;
@@ -148,26 +157,33 @@ static __global__ void attention_fa2_kernel(float* out, const float* q, const ui
   const uint16_t* v_head = v_cache + kvh * HD;
   constexpr int kTile = kFa2TileElems<HD>;
 
-  if (n_tiles > 0) {
-    fa2_load_tile<HD>(smem, k_head, kv_stride, tile_first * kFa2BlockN, n_keys);
-    fa2_load_tile<HD>(smem + kTile, v_head, kv_stride, tile_first * kFa2BlockN, n_keys);
+  // tiles 0 .. stages - 2 in flight first, one group each (empty past the last tile, so the
+  // wait count stays uniform)
+  for (int st = 0; st < stages - 1; st++) {
+    if (st < n_tiles) {
+      fa2_load_tile<HD>(smem + st * 2 * kTile, k_head, kv_stride, (tile_first + st) * kFa2BlockN, n_keys);
+      fa2_load_tile<HD>(smem + st * 2 * kTile + kTile, v_head, kv_stride, (tile_first + st) * kFa2BlockN, n_keys);
+    }
+    cp_async_commit();
   }
-  cp_async_commit();
 
   for (int it = 0; it < n_tiles; it++) {
-    // prefetch the next tile into the other stage (an empty group on the last one keeps the
-    // wait count uniform), then wait for this one
-    if (it + 1 < n_tiles) {
-      uint16_t* next = smem + ((it + 1) & 1) * 2 * kTile;
-      const int64_t k0n = (tile_first + it + 1) * kFa2BlockN;
+    // prefetch tile it + stages - 1 into the stage tile it - 1 used (an empty group past the
+    // last tile), then wait for tile it: at most stages - 1 groups still in flight
+    const int ahead = it + stages - 1;
+    if (ahead < n_tiles) {
+      uint16_t* next = smem + (ahead % stages) * 2 * kTile;
+      const int64_t k0n = (tile_first + ahead) * kFa2BlockN;
       fa2_load_tile<HD>(next, k_head, kv_stride, k0n, n_keys);
       fa2_load_tile<HD>(next + kTile, v_head, kv_stride, k0n, n_keys);
     }
     cp_async_commit();
-    cp_async_wait<1>();
+    static_assert(kFa2MaxStages == 3, "one wait per stage count");
+    if (stages == 3) cp_async_wait<2>();
+    else cp_async_wait<1>();
     __syncthreads();
 
-    const uint16_t* sk = smem + (it & 1) * 2 * kTile;
+    const uint16_t* sk = smem + (it % stages) * 2 * kTile;
     const uint16_t* sv = sk + kTile;
     const int64_t k0 = (tile_first + it) * kFa2BlockN, k_end = k0 + kFa2BlockN - 1;
     // no key of this tile visible to any row of the warp: skip its math
@@ -294,39 +310,66 @@ bool attention_fa2_supports(const AttentionArgs& a) {
   return fa2_aligned(a.k_cache, 16) && fa2_aligned(a.v_cache, 16) && fa2_aligned(a.q, 8) && fa2_aligned(a.out, 8);
 }
 
+// The most dynamic shared memory a block may opt into on this device (sm_80: 163 KiB, sm_86
+// and sm_89: 99, sm_90: 227; the emulator's limit is sm_90's).
+static size_t fa2_max_smem() {
+#if defined(__CUDACC__)
+  static const size_t bytes = [] {
+    int dev = 0, v = 0;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    return size_t(v);
+  }();
+  return bytes;
+#else
+  return 227 * 1024;
+#endif
+}
+
 template <bool BF16, int HD>
-static void fa2_launch(const AttentionArgs& a, cudaStream_t stream, const char* name) {
-  constexpr size_t smem = kFa2SmemBytes<HD>;
+static void fa2_launch(const AttentionArgs& a, int stages, cudaStream_t stream, const char* name) {
   auto* kernel = attention_fa2_kernel<BF16, HD>;
-  if (smem > 48 * 1024)
-    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  const size_t max = fa2_max_smem();
+  if (stages == 0) stages = fa2_smem_bytes<HD>(kFa2MaxStages) <= max ? kFa2MaxStages : 2;
+  if (stages < 2 || stages > kFa2MaxStages || fa2_smem_bytes<HD>(stages) > max)
+    throw Error("E_INVALID_ARG", std::string(name) + ": " + std::to_string(stages) + " stages do not fit this device's " +
+                                     std::to_string(max) + " bytes of shared memory per block");
+  const size_t smem = fa2_smem_bytes<HD>(stages);
+  const size_t most = fa2_smem_bytes<HD>(kFa2MaxStages) < max ? fa2_smem_bytes<HD>(kFa2MaxStages) : max;
+  if (most > 48 * 1024) {
+    // once per kernel, not per launch: the attribute stays with the function (a failed call
+    // leaves the static unset, so the next launch tries again); the most any launch here uses
+    static const bool raised =
+        (CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(most))), true);
+    (void)raised;
+  }
   const float log2e = 1.4426950408889634f;
   const dim3 grid(unsigned(a.n_heads), unsigned((a.T + kFa2BlockM - 1) / kFa2BlockM)), block(kFa2Threads);
   launch_kernel(name, kernel, grid, block, smem, stream, a.out, a.q, static_cast<const uint16_t*>(a.k_cache),
                 static_cast<const uint16_t*>(a.v_cache), a.T, a.n_heads, a.n_heads / a.n_kv_heads, a.pos0,
-                a.scale * log2e, a.causal ? a.window : int64_t(0), a.causal);
+                a.scale * log2e, a.causal ? a.window : int64_t(0), a.causal, stages);
 }
 
 template <bool BF16>
-static void fa2_dispatch_hd(const AttentionArgs& a, cudaStream_t stream) {
+static void fa2_dispatch_hd(const AttentionArgs& a, int stages, cudaStream_t stream) {
   switch (a.head_dim) {
-    case 64: return fa2_launch<BF16, 64>(a, stream, BF16 ? "attention_fa2_bf16_kernel<64>" : "attention_fa2_f16_kernel<64>");
-    case 80: return fa2_launch<BF16, 80>(a, stream, BF16 ? "attention_fa2_bf16_kernel<80>" : "attention_fa2_f16_kernel<80>");
-    case 96: return fa2_launch<BF16, 96>(a, stream, BF16 ? "attention_fa2_bf16_kernel<96>" : "attention_fa2_f16_kernel<96>");
-    default: return fa2_launch<BF16, 128>(a, stream, BF16 ? "attention_fa2_bf16_kernel<128>" : "attention_fa2_f16_kernel<128>");
+    case 64: return fa2_launch<BF16, 64>(a, stages, stream, BF16 ? "attention_fa2_bf16_kernel<64>" : "attention_fa2_f16_kernel<64>");
+    case 80: return fa2_launch<BF16, 80>(a, stages, stream, BF16 ? "attention_fa2_bf16_kernel<80>" : "attention_fa2_f16_kernel<80>");
+    case 96: return fa2_launch<BF16, 96>(a, stages, stream, BF16 ? "attention_fa2_bf16_kernel<96>" : "attention_fa2_f16_kernel<96>");
+    default: return fa2_launch<BF16, 128>(a, stages, stream, BF16 ? "attention_fa2_bf16_kernel<128>" : "attention_fa2_f16_kernel<128>");
   }
 }
 
-void attention_fa2_cuda(const AttentionArgs& a, cudaStream_t stream) {
+void attention_fa2_cuda(const AttentionArgs& a, cudaStream_t stream, int stages) {
   if (a.T <= 0) return;
   if (!attention_fa2_supports(a))
     throw Error("E_INVALID_ARG", std::string("attention_fa2_cuda: unsupported shape or layout (kv ") +
                                      dtype_name(a.kv_dtype) + ", head_dim " + std::to_string(a.head_dim) +
                                      ", heads " + std::to_string(a.n_heads) + "/" + std::to_string(a.n_kv_heads) + ")");
   if (a.kv_dtype == DType::BF16)
-    fa2_dispatch_hd<true>(a, stream);
+    fa2_dispatch_hd<true>(a, stages, stream);
   else
-    fa2_dispatch_hd<false>(a, stream);
+    fa2_dispatch_hd<false>(a, stages, stream);
 }
 
 FUSELM_CUDA_NAMESPACE_END

@@ -34,7 +34,7 @@
 FUSELM_CUDA_NAMESPACE_BEGIN
 
 constexpr int kSplitWarps = 4;               // warps per block
-constexpr int64_t kSplitMinChunk = 256;      // fewest keys worth a block of their own
+constexpr int64_t kSplitMinChunk = 64;       // fewest keys worth a block of their own (short contexts still fill the GPU)
 constexpr int64_t kSplitMaxChunks = 128;     // most chunks per row (bounds the merge's work)
 constexpr int64_t kSplitTargetRows = 4096;   // (row, chunk) pairs to aim for: ~4096 / G blocks
 

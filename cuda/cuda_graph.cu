@@ -9,7 +9,11 @@
 //   host tensor and copied out at its end (the roles the op table marks `host`).
 // - Fusions of adjacent ops, as pattern rewrites over the op list: a residual add followed by the norm of its sum (x = x + r;
 //   y = norm(x)) runs as one add_norm kernel; the keys' rope followed by their store in the KV
-//   cache as one rope_kv_store (when nothing reads the rotated keys later).
+//   cache as one rope_kv_store (when nothing reads the rotated keys later); two or three matmuls
+//   on the same x (q, k, v; gate, up) as one launch of the dp4a GEMV when the step has few rows
+//   and the weights are in a block format (matmul_group_cuda; else one by one); gate and up
+//   followed by SwiGLU of the two as one launch writing only the SwiGLU (matmul_swiglu_cuda),
+//   when nothing reads gate's or up's own output later.
 // - Matmuls and attention share one workspace (quantized activations, split-KV partials), sized
 //   for the graph's largest op at max_rows.
 // - KV caches may be f16 or bf16: kv_store rounds the new keys and values as it writes them.
@@ -24,6 +28,7 @@
 #include "ops/layer_norm.h"
 #include "ops/rms_norm.h"
 #include "ops/rope.h"
+#include "ops/swiglu.h"
 
 FUSELM_CUDA_NAMESPACE_BEGIN
 
@@ -111,6 +116,16 @@ static_assert(int(rms_norm_op::x) == int(layer_norm_op::x) && int(rms_norm_op::o
                   int(rms_norm_op::weight) == int(layer_norm_op::weight) && int(rms_norm_op::eps) == int(layer_norm_op::eps),
               "add_norm reads both norms by the same role and parameter indices");
 
+// Whether matmul b can join the launch of matmul a: the same x and weight type, whole-batch
+// rows, and no output that is x or the other's.
+bool same_x_matmuls(const Node& a, const Node& b) {
+  using namespace matmul_op;
+  return a.op == &def && b.op == &def && a.t[x] == b.t[x] && !a.b(last_row) && !b.b(last_row) &&
+         a.t[w]->dtype == b.t[w]->dtype && gemv_quant_supports(a.t[w]->dtype) && a.t[out] != a.t[x] &&
+         b.t[out] != b.t[x] && a.t[out] != b.t[out] && a.pos_slot == b.pos_slot && a.row0 == b.row0 &&
+         a.seq_rows == b.seq_rows;
+}
+
 bool reads(const Node& n, const TensorPtr& t) {
   for (size_t r = 0; r < n.op->roles.size(); r++)
     if (n.t[r] == t && (n.op->roles[r].access == Access::In || n.op->roles[r].access == Access::InOut)) return true;
@@ -142,8 +157,20 @@ class CudaGraph : public Graph {
     fuse_.assign(nodes_.size(), Fused::None);
     for (size_t i = 0; i + 1 < nodes_.size(); i++) {
       const Node &n0 = nodes_[i], &n1 = nodes_[i + 1];
+      // gate, up and swiglu(gate, up): one launch in decode
+      if (i + 2 < nodes_.size() && same_x_matmuls(n0, n1) && matmul_swiglu(n0, n1, nodes_[i + 2], i + 2)) {
+        fuse_[i] = Fused::MatmulSwiglu;
+        i += 2;
+      }
+      // matmuls on the same x: one launch in decode (the third must differ from both outputs)
+      else if (same_x_matmuls(n0, n1)) {
+        const bool third = i + 2 < nodes_.size() && same_x_matmuls(n0, nodes_[i + 2]) &&
+                           nodes_[i + 2].t[matmul_op::out] != n1.t[matmul_op::out];
+        fuse_[i] = third ? Fused::Matmul3 : Fused::Matmul2;
+        i += third ? 2 : 1;
+      }
       // x = x + r then y = norm(x), y not x: one add_norm launch
-      if (n0.op == &add_op::def && n0.t[add_op::out] == n0.t[add_op::a] && n0.t[add_op::out] != n0.t[add_op::b] &&
+      else if (n0.op == &add_op::def && n0.t[add_op::out] == n0.t[add_op::a] && n0.t[add_op::out] != n0.t[add_op::b] &&
           is_norm(n1) && n1.t[rms_norm_op::x] == n0.t[add_op::out] && n1.t[rms_norm_op::out] != n0.t[add_op::out])
         fuse_[i] = Fused::AddNorm;
       // rope(k) then kv_store(cache, k) of the same rows, the rotated k read by nothing later:
@@ -167,8 +194,12 @@ class CudaGraph : public Graph {
     QuantizedX qx;  // what the workspace holds, from the matmul just before (cuda_op.h)
     const CudaExec x{stream_, workspace_ ? workspace_->buf->data : nullptr, workspace_ ? workspace_->nbytes() : 0, err, &qx};
     for (size_t i = 0; i < nodes_.size(); i++) {
-      if (fuse_[i] != Fused::None || nodes_[i].op != &matmul_op::def) qx = QuantizedX{};
+      const bool matmuls = nodes_[i].op == &matmul_op::def && fuse_[i] != Fused::AddNorm && fuse_[i] != Fused::RopeStore;
+      if (!matmuls) qx = QuantizedX{};
       switch (fuse_[i]) {
+        case Fused::Matmul2: run_matmuls(i, 2, n, pos, x); i += 1; break;
+        case Fused::Matmul3: run_matmuls(i, 3, n, pos, x); i += 2; break;
+        case Fused::MatmulSwiglu: run_matmul_swiglu(i, n, pos, x); i += 2; break;
         case Fused::AddNorm: launch_add_norm(nodes_[i], nodes_[i + 1], n); i++; break;
         case Fused::RopeStore: launch_rope_store(step(i, n, pos), nodes_[i + 1]); i++; break;
         case Fused::None: {
@@ -243,8 +274,10 @@ class CudaGraph : public Graph {
     for (size_t j = i + 1; j < nodes_.size(); j++) {
       const Node& n = nodes_[j];
       if (reads(n, t)) return true;
+      // (an op with rows_written overwrites all only if it writes every row of a full run: a matmul without lastRow)
+      const bool all_rows = !n.op->rows_written || n.op->rows_written(n, max_rows_) >= max_rows_;
       for (size_t r = 0; r < n.op->roles.size(); r++)
-        if (n.t[r] == t && n.op->roles[r].access == Access::Out && !n.op->rows_written) return false;
+        if (n.t[r] == t && n.op->roles[r].access == Access::Out && all_rows) return false;
     }
     return false;
   }
@@ -259,6 +292,36 @@ class CudaGraph : public Graph {
                        stream_);
   }
 
+  // Matmuls i .. i + count - 1 (same x): one launch where matmul_group_cuda takes them, else each by itself.
+  void run_matmuls(size_t i, int count, int64_t n, int64_t pos, const CudaExec& x) {
+    MatmulArgs m[3];
+    for (int j = 0; j < count; j++) m[j] = matmul_op::args(step(i + size_t(j), n, pos));
+    if (matmul_group_cuda(m, count, x.workspace, stream_, x.quantized_x)) return;
+    for (int j = 0; j < count; j++) ops_[i + size_t(j)]->eval(step(i + size_t(j), n, pos), x);
+  }
+
+  // Gate (i), up (i + 1) and their swiglu (i + 2): one launch where matmul_swiglu_cuda takes them, else each by itself.
+  void run_matmul_swiglu(size_t i, int64_t n, int64_t pos, const CudaExec& x) {
+    const Step glu = step(i + 2, n, pos);
+    if (matmul_swiglu_cuda(matmul_op::args(step(i, n, pos)), matmul_op::args(step(i + 1, n, pos)), swiglu_op::args(glu).out,
+                           x.workspace, stream_, x.quantized_x))
+      return;
+    run_matmuls(i, 2, n, pos, x);
+    ops_[i + 2]->eval(glu, x);
+  }
+
+  // Whether swiglu node s (index si) takes gate a's and up b's outputs whole, writes elsewhere
+  // than their x, and leaves no reader of an output it does not overwrite.
+  bool matmul_swiglu(const Node& a, const Node& b, const Node& s, size_t si) const {
+    using namespace swiglu_op;
+    if (s.op != &def || s.t[gate] != a.t[matmul_op::out] || s.t[up] != b.t[matmul_op::out] || s.t[out] == a.t[matmul_op::x] ||
+        a.t[matmul_op::w]->rows() != b.t[matmul_op::w]->rows() || s.pos_slot >= 0)
+      return false;
+    for (const TensorPtr& t : {s.t[gate], s.t[up]})
+      if (t != s.t[out] && read_after(si, t)) return false;
+    return true;
+  }
+
   void launch_add_norm(const Node& add, const Node& norm, int64_t n) {
     using namespace layer_norm_op;
     const bool layer = norm.op == &layer_norm_op::def;
@@ -270,8 +333,8 @@ class CudaGraph : public Graph {
   std::mutex mu_;
   cudaStream_t stream_ = nullptr;
   std::vector<const CudaOp*> ops_;  // per node
-  enum class Fused : uint8_t { None, AddNorm, RopeStore };
-  std::vector<Fused> fuse_;  // node i and i + 1 run as one launch
+  enum class Fused : uint8_t { None, AddNorm, RopeStore, Matmul2, Matmul3, MatmulSwiglu };
+  std::vector<Fused> fuse_;  // node i and the next 1 (Matmul3, MatmulSwiglu: 2) run as one launch
   std::unordered_map<const Tensor*, TensorPtr> inputs_, outputs_;  // host tensor -> device mirror
   std::unordered_map<const Tensor*, std::vector<size_t>> writers_;  // host output -> nodes writing it
   TensorPtr workspace_;

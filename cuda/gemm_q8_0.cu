@@ -9,17 +9,18 @@
 //    Each step is the CPU's own IEEE operation (the multiply and the rounding adds spelled _rn so
 //    nvcc cannot fuse them), so q and d equal the CPU's bit for bit.
 //    Workspace layout: q int8 [T, K] at 0, then d f32 [T, K / 32] at the next 256-byte boundary.
-// 2. gemm_q8_0_kernel: a block of 4 warps computes a 64 (tokens) x 128 (rows) tile of y, each
-//    warp 32 x 64 (2 x 8 mma tiles), K in steps of 64 (two q8_0 blocks). For each block of 32,
+// 2. gemm_q8_0_kernel: a block of 8 warps computes a 128 (tokens) x 128 (rows) tile of y, each
+//    warp 32 x 64 (2 x 8 mma tiles), K in steps of 64 (two q8_0 blocks). The 128-token tile
+//    reads each W tile for twice the tokens of a 64-token one (W is the bigger operand). For each block of 32,
 //    one mma m16n8k32 s8 per tile gives the exact int32 dot product of the block; it is
 //    converted to f32 and scaled by d_w * d_x into f32 accumulators (float(int) is exact: a
 //    block's |sum| <= 32 * 128 * 127 < 2^24).
-//    - q_x tiles (64 rows x 64 bytes): cp.async, 16 bytes per copy (K % 32 == 0 and the
+//    - q_x tiles (128 rows x 64 bytes): cp.async, 16 bytes per copy (K % 32 == 0 and the
 //      workspace's 256-byte base keep every row's chunks 16-byte aligned); d_x by plain loads.
 //    - W tiles: q8_0 blocks are 34 bytes, so the 32 int8 of a block start 2 bytes past a 4-byte
 //      boundary in every other block, and no block is 16-byte aligned: cp.async (16-byte
-//      copies from 16-byte aligned addresses) cannot take them. Each thread loads one row's two
-//      blocks into registers one tile ahead (overlapping the current tile's mma work) with
+//      copies from 16-byte aligned addresses) cannot take them. Each thread loads one block of
+//      the tile (row tid / 2, block tid % 2) into registers one tile ahead (overlapping the current tile's mma work) with
 //      4-byte loads (load_q8_block, cuda/q8_0_block.cuh: 9 loads per block, whichever of the
 //      two alignments it has). The int8 then go to shared memory as 16-byte stores, d_w as f32.
 //    - Shared rows are 64 + 16 = 80 bytes, so ldmatrix's 8 row addresses per matrix hit 8
@@ -34,7 +35,7 @@
 
 FUSELM_CUDA_NAMESPACE_BEGIN
 
-constexpr int kQBM = 64, kQBN = 128, kQBK = 64, kQThreads = 128;
+constexpr int kQBM = 128, kQBN = 128, kQBK = 64, kQThreads = 256;
 constexpr int kQLd = kQBK + 16;  // bytes per shared row
 constexpr int kQKb = kQBK / kQ8Block;  // q8_0 blocks per k-tile (2)
 // [2] x: q [kQBM][kQLd] bytes, W: q [kQBN][kQLd] bytes, d_x [kQBM][kQKb] f32, d_w [kQBN][kQKb] f32
@@ -42,36 +43,34 @@ constexpr size_t kQSmemBytes = size_t(2) * ((kQBM + kQBN) * kQLd + (kQBM + kQBN)
 
 // ---- 2. the GEMM -------------------------------------------------------------------------------
 
-// This thread's W row of a tile (row n0 + tid, blocks kb0 and kb0 + 1), zero outside [N, K).
-struct WRow {
-  float d[kQKb];
-  uint32_t q[kQKb][8];
+static_assert(kQBN * kQKb == kQThreads && kQBM * kQKb == kQThreads, "a W block and a d_x per thread");
+
+// This thread's W block of a tile (row n0 + tid / 2, block kb0 + tid % 2), zero outside [N, K).
+struct WBlock {
+  float d;
+  uint32_t q[8];
 };
 
-__device__ __forceinline__ void load_w_row(WRow& r, const uint8_t* w, int64_t nb, int64_t N, int64_t n0, int64_t kb0) {
-  const int64_t n = n0 + threadIdx.x;
-  for (int i = 0; i < kQKb; i++) {
-    if (n < N && kb0 + i < nb) {
-      load_q8_block(w + (n * nb + kb0 + i) * kQ8BlockBytes, r.d[i], r.q[i]);
-    } else {
-      r.d[i] = 0.f;
-      for (int j = 0; j < 8; j++) r.q[i][j] = 0;
-    }
+__device__ __forceinline__ void load_w_block(WBlock& r, const uint8_t* w, int64_t nb, int64_t N, int64_t n0, int64_t kb0) {
+  const int64_t n = n0 + threadIdx.x / kQKb, kb = kb0 + threadIdx.x % kQKb;
+  if (n < N && kb < nb) {
+    load_q8_block(w + (n * nb + kb) * kQ8BlockBytes, r.d, r.q);
+  } else {
+    r.d = 0.f;
+    for (int j = 0; j < 8; j++) r.q[j] = 0;
   }
 }
 
-__device__ __forceinline__ void store_w_row(uint8_t* Wq, float* Wd, const WRow& r) {
-  const int row = int(threadIdx.x);
-  for (int i = 0; i < kQKb; i++) {
-    uint8_t* dst = Wq + row * kQLd + i * kQ8Block;
-    smem_bounds_check(dst, kQ8Block);
-    reinterpret_cast<uint4*>(dst)[0] = make_uint4(r.q[i][0], r.q[i][1], r.q[i][2], r.q[i][3]);
-    reinterpret_cast<uint4*>(dst)[1] = make_uint4(r.q[i][4], r.q[i][5], r.q[i][6], r.q[i][7]);
-    Wd[row * kQKb + i] = r.d[i];
-  }
+__device__ __forceinline__ void store_w_block(uint8_t* Wq, float* Wd, const WBlock& r) {
+  const int row = int(threadIdx.x) / kQKb, i = int(threadIdx.x) % kQKb;
+  uint8_t* dst = Wq + row * kQLd + i * kQ8Block;
+  smem_bounds_check(dst, kQ8Block);
+  reinterpret_cast<uint4*>(dst)[0] = make_uint4(r.q[0], r.q[1], r.q[2], r.q[3]);
+  reinterpret_cast<uint4*>(dst)[1] = make_uint4(r.q[4], r.q[5], r.q[6], r.q[7]);
+  Wd[row * kQKb + i] = r.d;
 }
 
-// The x tile's int8 (64 rows x 4 chunks of 16 bytes, 2 per thread) by cp.async, zero-filled
+// The x tile's int8 (128 rows x 4 chunks of 16 bytes, 2 per thread) by cp.async, zero-filled
 // outside [T, K), and this thread's d_x (row tid / 2, block tid % 2; 0 outside).
 __device__ __forceinline__ float issue_x_tile(uint8_t* Xq, const int8_t* q, const float* d, int64_t T, int64_t K,
                                               int64_t m0, int64_t k0) {
@@ -105,11 +104,11 @@ static __global__ void __launch_bounds__(kQThreads)
       for (int e = 0; e < 4; e++) acc[i][j][e] = 0.0f;
 
   const int ktiles = int((K + kQBK - 1) / kQBK);
-  WRow wr;
+  WBlock wr;
   float xd_next = issue_x_tile(Xq, xq, xd, T, K, m0, 0);
   cp_async_commit();
-  load_w_row(wr, w, nb, N, n0, 0);
-  store_w_row(Wq, Wd, wr);
+  load_w_block(wr, w, nb, N, n0, 0);
+  store_w_block(Wq, Wd, wr);
   Xd[threadIdx.x] = xd_next;  // [row tid / 2][block tid % 2]
   for (int kt = 0; kt < ktiles; kt++) {
     const int buf = kt & 1;
@@ -117,7 +116,7 @@ static __global__ void __launch_bounds__(kQThreads)
     if (next) {
       const int64_t k0 = int64_t(kt + 1) * kQBK;
       xd_next = issue_x_tile(Xq + (buf ^ 1) * kQBM * kQLd, xq, xd, T, K, m0, k0);
-      load_w_row(wr, w, nb, N, n0, k0 / kQ8Block);
+      load_w_block(wr, w, nb, N, n0, k0 / kQ8Block);
     }
     cp_async_commit();   // (an empty group on the last tile keeps the wait count uniform)
     cp_async_wait<1>();  // this tile's x has landed
@@ -155,7 +154,7 @@ static __global__ void __launch_bounds__(kQThreads)
       }
     }
     if (next) {  // the other buffers' last readers were in tile kt - 1
-      store_w_row(Wq + (buf ^ 1) * kQBN * kQLd, Wd + (buf ^ 1) * kQBN * kQKb, wr);
+      store_w_block(Wq + (buf ^ 1) * kQBN * kQLd, Wd + (buf ^ 1) * kQBN * kQKb, wr);
       Xd[(buf ^ 1) * kQBM * kQKb + threadIdx.x] = xd_next;
     }
     __syncthreads();

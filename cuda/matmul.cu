@@ -14,7 +14,9 @@
 // Block formats thus see int8 activations in decode (as the CPU's fast paths and llama.cpp) and,
 // but for q8_0, f16 ones in prefill: the two differ by that rounding (~0.4% of |y|).
 // A matmul on the x the previous one quantized into the workspace (QuantizedX, cuda_op.h: the
-// q, k and v projections, gate and up) skips quantizing it again.
+// q, k and v projections, gate and up) skips quantizing it again; in decode such a run of
+// matmuls goes as one launch of the dp4a GEMV (matmul_group_cuda, which the CUDA graph uses),
+// and gate and up followed by SwiGLU as one launch that writes only the SwiGLU (matmul_swiglu_cuda).
 #include <cstdint>
 
 #include "ops.h"
@@ -31,6 +33,12 @@ size_t matmul_cuda_workspace(DType w_dtype, int64_t max_T, int64_t K) {
   return quantize_x_q8_bytes(T, K);
 }
 
+// Whether a y of T x N floats overlaps the x of T x K (then x is not intact after the matmul).
+static bool y_over_x(const MatmulArgs& a) {
+  const uintptr_t x0 = reinterpret_cast<uintptr_t>(a.x), y0 = reinterpret_cast<uintptr_t>(a.y);
+  return y0 < x0 + uintptr_t(a.T * a.K) * 4 && x0 < y0 + uintptr_t(a.T * a.N) * 4;
+}
+
 void matmul_cuda(const MatmulArgs& a, void* workspace, cudaStream_t stream, QuantizedX* qx) {
   // whether the kernel takes x quantized into the workspace, and whether it is there already
   const bool gemv = a.T <= kGemvMaxTokens;
@@ -42,9 +50,27 @@ void matmul_cuda(const MatmulArgs& a, void* workspace, cudaStream_t stream, Quan
   else if (gemm_quant_supports(a.w_dtype)) matmul_gemm_quant_cuda(a, stream);
   else matmul_gemm_cuda(a, stream);
   // (kept only while x is intact: not if y was written over it)
-  const uintptr_t x0 = reinterpret_cast<uintptr_t>(a.x), y0 = reinterpret_cast<uintptr_t>(a.y);
-  const bool overlap = y0 < x0 + uintptr_t(a.T * a.K) * 4 && x0 < y0 + uintptr_t(a.T * a.N) * 4;
-  if (qx) *qx = int8_x && a.T > 0 && a.K > 0 && a.N > 0 && !overlap ? QuantizedX{a.x, a.T, a.K} : QuantizedX{};
+  if (qx) *qx = int8_x && a.T > 0 && a.K > 0 && a.N > 0 && !y_over_x(a) ? QuantizedX{a.x, a.T, a.K} : QuantizedX{};
+}
+
+bool matmul_group_cuda(const MatmulArgs* m, int count, void* workspace, cudaStream_t stream, QuantizedX* qx) {
+  const MatmulArgs& a = m[0];
+  if (a.T > kGemvMaxTokens || !gemv_quant_supports(a.w_dtype)) return false;
+  const bool ready = qx && qx->x == a.x && qx->T == a.T && qx->K == a.K && a.T > 0 && a.K > 0;
+  matmul_gemv_quant_group_cuda(m, count, workspace, stream, ready);
+  bool intact = a.T > 0 && a.K > 0;
+  for (int j = 0; j < count; j++) intact = intact && !y_over_x(m[j]);
+  if (qx) *qx = intact ? QuantizedX{a.x, a.T, a.K} : QuantizedX{};
+  return true;
+}
+
+bool matmul_swiglu_cuda(const MatmulArgs& gate, const MatmulArgs& up, float* out, void* workspace, cudaStream_t stream,
+                        QuantizedX* qx) {
+  if (gate.T > kGemvMaxTokens || !gemv_quant_supports(gate.w_dtype)) return false;
+  const bool ready = qx && qx->x == gate.x && qx->T == gate.T && qx->K == gate.K && gate.T > 0 && gate.K > 0;
+  matmul_swiglu_gemv_quant_cuda(gate, up, out, workspace, stream, ready);
+  if (qx) *qx = gate.T > 0 && gate.K > 0 && !y_over_x({out, gate.x, nullptr, gate.w_dtype, gate.T, gate.K, gate.N}) ? QuantizedX{gate.x, gate.T, gate.K} : QuantizedX{};
+  return true;
 }
 
 FUSELM_CUDA_OP(

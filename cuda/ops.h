@@ -21,6 +21,13 @@ FUSELM_CUDA_NAMESPACE_BEGIN
 size_t matmul_cuda_workspace(DType w_dtype, int64_t max_T, int64_t K);
 // qx (optional): what the workspace holds (QuantizedX, cuda_op.h), used and updated.
 void matmul_cuda(const MatmulArgs& a, void* workspace, cudaStream_t stream, QuantizedX* qx = nullptr);  // cuda/matmul.cu
+// 1 to 3 matmuls on the same x (same T, K and weight type; no y overlapping x) as one launch
+// where the dp4a GEMV takes them (T <= 8, a block format); false, and nothing run, otherwise.
+bool matmul_group_cuda(const MatmulArgs* m, int count, void* workspace, cudaStream_t stream, QuantizedX* qx = nullptr);
+// out = swiglu(gate matmul, up matmul) (same x; see matmul_swiglu_gemv_quant_cuda) as one launch
+// where the dp4a GEMV takes them; false, and nothing run, otherwise.
+bool matmul_swiglu_cuda(const MatmulArgs& gate, const MatmulArgs& up, float* out, void* workspace, cudaStream_t stream,
+                        QuantizedX* qx = nullptr);
 // Decode-shaped matmul (a GEMV per token).
 void matmul_gemv_cuda(const MatmulArgs& a, cudaStream_t stream);  // cuda/gemv.cu
 // Prefill: f16/bf16 weights on tensor cores (mma m16n8k16, x rounded to the weight's type as it
@@ -36,6 +43,13 @@ void matmul_gemm_q8_0_cuda(const MatmulArgs& a, void* workspace, cudaStream_t st
 bool gemv_quant_supports(DType w_dtype);
 // x_ready: as for matmul_gemm_q8_0_cuda (T <= 8 only: more tokens are quantized 8 at a time).
 void matmul_gemv_quant_cuda(const MatmulArgs& a, void* workspace, cudaStream_t stream, bool x_ready = false);  // cuda/gemv_quant.cu
+// The same for 1 to 3 matmuls on the same x (same T, K and weight type) in one launch, x
+// quantized once: the q, k and v projections; gate and up.
+void matmul_gemv_quant_group_cuda(const MatmulArgs* m, int count, void* workspace, cudaStream_t stream, bool x_ready = false);
+// Gate and up (same x, T, K, weight type and N) and SwiGLU in one launch: out [T, N] =
+// swiglu(x gate^T, x up^T), neither gate.y nor up.y written; out must not overlap x.
+void matmul_swiglu_gemv_quant_cuda(const MatmulArgs& gate, const MatmulArgs& up, float* out, void* workspace,
+                                   cudaStream_t stream, bool x_ready = false);
 // Prefill with those formats but q8_0: weight tiles dequantized to f16 in shared memory, mma
 // m16n8k16 (x rounded to f16), f32 accumulate.
 bool gemm_quant_supports(DType w_dtype);
@@ -48,10 +62,11 @@ void matmul_gemm_quant_cuda(const MatmulArgs& a, cudaStream_t stream);  // cuda/
 size_t attention_cuda_workspace(int64_t max_T, int64_t ctx, int64_t n_heads, int64_t head_dim);
 // Picks FA2 for prefill where it applies, else split-KV.
 void attention_cuda(const AttentionArgs& a, cudaStream_t stream);  // cuda/attention.cu
-// Prefill in the FlashAttention-2 manner: tensor cores, cp.async double-buffered K/V tiles,
+// Prefill in the FlashAttention-2 manner: tensor cores, cp.async K/V tiles in 2 or 3 stages,
 // online softmax. f16/bf16 caches, head_dim 64, 80, 96 or 128, no shared prefix.
 bool attention_fa2_supports(const AttentionArgs& a);
-void attention_fa2_cuda(const AttentionArgs& a, cudaStream_t stream);  // cuda/attention_fa2.cu
+// stages: 0 picks the most the device's shared memory per block allows (3, or 2); the tests ask for each.
+void attention_fa2_cuda(const AttentionArgs& a, cudaStream_t stream, int stages = 0);  // cuda/attention_fa2.cu
 // Any shape (decode first): the keys of each (token, head) split over several blocks, the
 // partials merged by log-sum-exp. f32/f16/bf16 caches, head_dim up to 256.
 void attention_split_kv_cuda(const AttentionArgs& a, cudaStream_t stream);  // cuda/attention_split_kv.cu

@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // Prepares the GPU check (../shared/gpu/README.md) here, so the lent machine only runs it:
 // builds the addon, fuselm_cuda_tests and fuselm_cuda_bench for one arch (default sm_90, the
-// H200) into build-gpu/, bundles scripts/gpu-check.ts into one JS file, and puts both with the
-// data and the Node binary into .gpu/ (git-ignored). Then prints the
+// H200) into build-gpu/, bundles scripts/gpu-check.ts into one JS file, collects each kernel's
+// registers and spills from ptxas (scripts/ptxas-report.mjs), and puts it all with the data and
+// the Node binary into .gpu/ (git-ignored). Then prints the
 // device command. Usage: node scripts/gpu-prepare.mjs [--arch 90] [--skip-build]
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
@@ -30,6 +31,10 @@ sh('npx', ['esbuild', 'scripts/gpu-check.ts', '--bundle', '--platform=node', '--
   `--outfile=${path.join(out, 'gpu-check.mjs')}`,
   // bundled ESM still needs a CommonJS require for the addon and node-gyp-build
   "--banner:js=import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);"]);
+
+// registers, spills, stack and static shared memory per kernel, for the check to report
+// (a spill does not stop the preparation; a file that does not compile does)
+sh('node', ['scripts/ptxas-report.mjs', '--arch', arch, '--out', path.join(out, 'ptxas.json')]);
 
 const copies = [
   [path.join(build, 'Release', 'fuselm.node'), 'fuselm.node'],

@@ -65,8 +65,10 @@ void elementwise_cases(Bench& b) {
     run_case(b, "embedding_cuda:bf16", T, H, 6.0 * double(T * H), [&] {
       embedding_cuda({out.f32(), table.p, DType::BF16, static_cast<const int32_t*>(ids.p), T, V, H}, nullptr, nullptr);
     });
+    const size_t ws_bytes = argmax_cuda_workspace(T, V);
+    DevBuf ws(ws_bytes);
     run_case(b, "argmax_cuda", T, V, 4.0 * double(T * V),
-             [&] { argmax_cuda({static_cast<int32_t*>(chosen.p), logits.f32(), T, V}, nullptr); });
+             [&] { argmax_cuda({static_cast<int32_t*>(chosen.p), logits.f32(), T, V}, ws.p, ws_bytes, nullptr); });
   }
 }
 

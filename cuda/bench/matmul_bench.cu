@@ -8,6 +8,11 @@
 // out: under 1% of the weights at M <= 16); FLOPs 2 M N K. Sets of weights and inputs rotate so
 // that small cases do not run from the L2 cache. For q8_0 at M <= 16 also the f32-activation
 // GEMV (matmul_gemv_cuda) that decode used before the dp4a one.
+// Decode's fused launches beside the separate ones, in the same run (q8_0 and q4_k; M = 1, and
+// 4 without --quick): the q, k and v projections of Llama-3-8B (N = 4096, 1024, 1024; K = 4096)
+// as one matmul_group_cuda launch and as three matmul_cuda calls; gate and up (N = 14336) with
+// SwiGLU as one matmul_swiglu_cuda launch and as two matmuls plus swiglu_cuda. Bytes: weights,
+// x and the outputs once.
 #include <algorithm>
 #include <memory>
 #include <string>
@@ -15,9 +20,12 @@
 
 #include "bench.h"
 #include "ops.h"
+#include "ops/swiglu.h"
 
 FUSELM_CUDA_NAMESPACE_BEGIN
 namespace bench {
+
+static void fused_decode_cases(Bench& b);
 
 void matmul_cases(Bench& b) {
   const int64_t nk[][2] = {{4096, 4096}, {14336, 4096}, {4096, 14336}};
@@ -72,6 +80,62 @@ void matmul_cases(Bench& b) {
       }
     }
   }
+  fused_decode_cases(b);
+}
+
+static void fused_decode_cases(Bench& b) {
+  const int64_t K = 4096, dim = 4096, kv = 1024, ffn = 14336;
+  for (DType dt : {DType::Q8_0, DType::Q4_K})
+    for (int64_t M : b.options().quick ? std::vector<int64_t>{1} : std::vector<int64_t>{1, 4}) {
+      const std::string tag = std::string(dtype_name(dt)) + " M=" + std::to_string(M);
+      const std::vector<Field> shape = {num("M", M), num("K", K), text("w_dtype", dtype_name(dt))};
+      try {
+        // weights: q, k, v, gate, up; the q/k/v and gate/up sets rotate together
+        const int64_t Ns[5] = {dim, kv, kv, ffn, ffn};
+        size_t total = 0;
+        for (int64_t N : Ns) total += row_bytes(dt, K) * size_t(N);
+        const int sets = b.rotations(total);
+        std::vector<std::unique_ptr<DevBuf>> w;
+        for (int i = 0; i < sets; i++)
+          for (int j = 0; j < 5; j++) {
+            w.push_back(std::make_unique<DevBuf>(row_bytes(dt, K) * size_t(Ns[j])));
+            fill_weights(w.back()->p, dt, size_t(Ns[j] * K), 300 + uint64_t(5 * i + j));
+          }
+        DevBuf x(size_t(M * K) * 4), q(size_t(M * dim) * 4), k(size_t(M * kv) * 4), v(size_t(M * kv) * 4);
+        DevBuf g(size_t(M * ffn) * 4), u(size_t(M * ffn) * 4);
+        fill_f32(x.f32(), size_t(M * K), 400, -1.0f, 1.0f);
+        DevBuf workspace(std::max<size_t>(matmul_cuda_workspace(dt, M, K), 256));
+        auto args = [&](int rep, int j, float* y) {
+          return MatmulArgs{y, x.f32(), w[size_t(5 * (rep % sets) + j)]->p, dt, M, K, Ns[j]};
+        };
+        const double qkv_bytes = double(row_bytes(dt, K) * size_t(dim + 2 * kv) + size_t(M * K) * 4 + size_t(M * (dim + 2 * kv)) * 4);
+        const double glu_bytes = double(row_bytes(dt, K) * size_t(2 * ffn) + size_t(M * K) * 4 + size_t(M * ffn) * 4);
+        const double qkv_flops = 2.0 * double(M) * double(K) * double(dim + 2 * kv), glu_flops = 4.0 * double(M) * double(K) * double(ffn);
+        if (b.wants("matmul_group_cuda:qkv " + tag)) {
+          b.record("matmul_group_cuda:qkv", shape, b.median_ms([&](int rep) {
+            const MatmulArgs m[3] = {args(rep, 0, q.f32()), args(rep, 1, k.f32()), args(rep, 2, v.f32())};
+            matmul_group_cuda(m, 3, workspace.p, nullptr);
+          }), qkv_bytes, qkv_flops);
+          b.record("matmul_cuda:qkv_separate", shape, b.median_ms([&](int rep) {
+            matmul_cuda(args(rep, 0, q.f32()), workspace.p, nullptr);
+            matmul_cuda(args(rep, 1, k.f32()), workspace.p, nullptr);
+            matmul_cuda(args(rep, 2, v.f32()), workspace.p, nullptr);
+          }), qkv_bytes, qkv_flops);
+        }
+        if (b.wants("matmul_swiglu_cuda " + tag)) {
+          b.record("matmul_swiglu_cuda", shape, b.median_ms([&](int rep) {
+            matmul_swiglu_cuda(args(rep, 3, g.f32()), args(rep, 4, u.f32()), g.f32(), workspace.p, nullptr);
+          }), glu_bytes, glu_flops);
+          b.record("matmul_cuda:gate_up_swiglu_separate", shape, b.median_ms([&](int rep) {
+            matmul_cuda(args(rep, 3, g.f32()), workspace.p, nullptr);
+            matmul_cuda(args(rep, 4, u.f32()), workspace.p, nullptr);
+            swiglu_cuda({g.f32(), g.f32(), u.f32(), M, ffn}, nullptr);
+          }), glu_bytes, glu_flops);
+        }
+      } catch (const std::exception& e) {
+        b.record_error("matmul_group_cuda", shape, e.what());
+      }
+    }
 }
 
 }  // namespace bench

@@ -40,6 +40,8 @@ inline const OpDef def = [] {
 // The CUDA launcher, declared where CUDA code includes this header (after cuda/common.cuh).
 #ifdef FUSELM_CUDA_NAMESPACE_BEGIN
 FUSELM_CUDA_NAMESPACE_BEGIN
-void argmax_cuda(const ArgmaxArgs& a, cudaStream_t stream);  // cuda/argmax.cu
+// cuda/argmax.cu; a few rows split across blocks, whose pairs need argmax_cuda_workspace bytes
+void argmax_cuda(const ArgmaxArgs& a, void* workspace, size_t workspace_bytes, cudaStream_t stream);
+size_t argmax_cuda_workspace(int64_t max_T, int64_t V);
 FUSELM_CUDA_NAMESPACE_END
 #endif

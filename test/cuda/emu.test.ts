@@ -68,10 +68,11 @@ describe('cuda emulator (fuselm_emu_tests)', function () {
       'gemm_bf16_parity', 'gemm_f32_parity', 'gemm_q8_0_parity', 'matmul_dispatch_', 'dp4a_signed_unsigned',
       ...['q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'iq4_nl', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'iq4_xs'].flatMap((f) => [
         `gemv_quant_${f}_parity`, ...(f === 'q8_0' ? [] : [`gemm_quant_${f}_parity`])]),
-      'gemv_quant_errors', 'gemm_quant_errors', 'matmul_dispatch_q4_k', 'matmul_dispatch_q6_k', 'matmul_reuses_quantized_x',
+      'gemv_quant_errors', 'gemv_quant_group_parity', 'gemv_quant_swiglu_parity', 'gemm_quant_errors', 'matmul_dispatch_q4_k', 'matmul_dispatch_q6_k', 'matmul_reuses_quantized_x',
       'attention_fa2_f16_parity', 'attention_fa2_bf16_parity', 'attention_fa2_supports',
       'layer_norm_f32_parity', 'add_norm_rms_f32_parity', 'add_norm_layer_norm_f32_parity',
-      'add_bias_f32_parity', 'gelu_erf_f32_parity', 'gelu_tanh_f32_parity', 'argmax_f32_parity', 'kv_store_',
+      'add_bias_f32_parity', 'gelu_erf_f32_parity', 'gelu_tanh_f32_parity', 'argmax_f32_parity', 'argmax_workspace_too_small',
+      'kv_store_',
       'attention_split_kv_'])
       assert.ok(tests.some((t) => t.name.startsWith(area)), `no test named ${area}*`);
     const reduce = tests.find((t) => t.name === 'block_reduce_256x128');

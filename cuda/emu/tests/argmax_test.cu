@@ -2,8 +2,10 @@
 // returns (the lowest index among equal maxima; NaN skipped; a row without a non-NaN value
 // gives 0). Rows: random at V = 1, 2, 3, 4, 5, 31, 32, 33, 1000, 4097 and 128000
 // (a Llama-3 vocabulary), 1 and 3 rows, aligned (float4) and one float off alignment; ties
-// placed across lanes, warps and inside one float4; NaN before and around the maximum and
+// placed across lanes, warps, slices (4097 and 128000 split each row over several blocks,
+// merged from the workspace) and inside one float4; NaN before and around the maximum and
 // NaN larger in bits; +inf twice; rows of -inf only, NaN only, NaN then -inf; +0 after -0.
+// A workspace one byte short of a split call's need throws E_INVALID_ARG.
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -26,7 +28,10 @@ void check_rows(const std::string& what, const std::vector<float>& x, int64_t of
                 const std::vector<int32_t>& expect = {}) {
   DeviceBuffer<float> dx(x);
   DeviceBuffer<int32_t> ids{size_t(T)};
-  fuselm::argmax_cuda({ids.p, dx.p + off, T, V}, nullptr);
+  // the slices' pairs, NaN until written (a pair read before it is written shows)
+  const size_t ws_bytes = fuselm::argmax_cuda_workspace(T, V);
+  DeviceBuffer<uint8_t> ws(std::vector<uint8_t>(ws_bytes + 1, 0xff));
+  fuselm::argmax_cuda({ids.p, dx.p + off, T, V}, ws.p, ws_bytes, nullptr);
   const std::vector<int32_t> got = ids.download();
   std::vector<int32_t> ref(static_cast<size_t>(T));
   fuselm::argmax_cpu({ref.data(), x.data() + off, T, V}, ref_exec());
@@ -90,6 +95,23 @@ EMU_TEST(argmax_f32_parity) {
     check_rows("NaN bits V=" + std::to_string(V), big_nan, 0, 1, V, cases, {0});
   }
   note(std::to_string(cases) + " cases bit-exact");
+}
+
+EMU_TEST(argmax_workspace_too_small) {
+  const int64_t T = 1, V = 128000;
+  const size_t need = fuselm::argmax_cuda_workspace(T, V);
+  CHECK_MSG(need > 0, "a vocabulary-sized row at T = 1 must split over several blocks");
+  DeviceBuffer<float> x(size_t(T * V));
+  DeviceBuffer<int32_t> ids{size_t(T)};
+  DeviceBuffer<uint8_t> ws(need);
+  try {
+    fuselm::argmax_cuda({ids.p, x.p, T, V}, ws.p, need - 1, nullptr);
+  } catch (const fuselm::Error& e) {
+    CHECK_MSG(e.code == "E_INVALID_ARG" && std::string(e.what()).find("workspace") != std::string::npos,
+              std::string("wrong error: ") + e.code + ": " + e.what());
+    return;
+  }
+  CHECK_MSG(false, "a workspace one byte short did not throw");
 }
 
 }  // namespace emu_tests

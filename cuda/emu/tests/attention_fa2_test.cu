@@ -2,8 +2,9 @@
 // scores and a plain softmax) on the same K/V caches widened from f16/bf16 to f32, for head
 // dims 64, 80, 96 and 128, f16 and bf16 caches, MHA and GQA (8 query heads on 2 KV heads, 4 on
 // 1), causal from position 0 and after a prefix already in the cache (pos0 > 0), a sliding
-// window, non-causal, T = 1, T and key counts that are not multiples of the 64-row tiles, and
-// several key tiles (the online softmax's rescaling and the double-buffered loads). Cache rows
+// window, non-causal, T = 1, T and key counts that are not multiples of the 128-row query tiles
+// and 64-key tiles, and several key tiles (the online softmax's rescaling and the three-stage
+// loads, 5 key tiles reusing the first stages), each with 2 and 3 stages (bit-identical). Cache rows
 // past the last position hold NaN: reading them anywhere (even under a zero weight) would show.
 // And: attention_fa2_supports() takes f16/bf16 caches of those head dims and rejects f32
 // caches, head_dim 48, a misaligned cache and a head count not divisible by the KV heads.
@@ -76,9 +77,16 @@ void fa2_run(Parity& p, Rng& rng, DType dt, const Fa2Case& c) {
   a.window = c.window;
   a.causal = c.causal;
   CHECK_MSG(fuselm::attention_fa2_supports(a), fa2_case_name(dt, c));
-  fuselm::attention_fa2_cuda(a, nullptr);
-  const std::vector<float> got = dout.download();
-  p.check(fa2_case_name(dt, c), got.data(), want.data(), want.size());
+  // the two pipelines (2 and 3 stages of K/V tiles) do the same arithmetic in the same order
+  std::vector<float> first;
+  for (int stages : {2, 3}) {
+    dout.upload(std::vector<float>(q.size(), std::nanf("")));  // an unwritten output shows
+    fuselm::attention_fa2_cuda(a, nullptr, stages);
+    const std::vector<float> got = dout.download();
+    p.check(fa2_case_name(dt, c) + " stages=" + std::to_string(stages), got.data(), want.data(), want.size());
+    if (first.empty()) first = got;
+    else CHECK_MSG(std::memcmp(first.data(), got.data(), got.size() * 4) == 0, fa2_case_name(dt, c) + ": 3 stages differ from 2");
+  }
 }
 
 void fa2_cases(DType dt) {
@@ -87,14 +95,15 @@ void fa2_cases(DType dt) {
   Rng rng(0xfa2 + uint64_t(dt));
   const Fa2Case cases[] = {
       // hd, heads, kv heads, T, pos0, causal, window
-      {64, 2, 2, 70, 0, true, 0},      // 2 query tiles (the second partial), diagonal tiles
+      {64, 2, 2, 70, 0, true, 0},      // one partial query tile, diagonal tiles
+      {64, 2, 1, 40, 250, true, 0},    // a prefix in the cache: 5 key tiles, stages reused
       {80, 8, 2, 33, 100, true, 0},    // GQA 4:1, a prefix in the cache: 3 key tiles, the last partial
       {96, 4, 1, 1, 150, true, 0},     // T = 1 after a prefix (decode-shaped), GQA 4:1
-      {128, 2, 2, 130, 20, true, 0},   // 3 query tiles, 3 key tiles, the tiles skipped past the diagonal
+      {128, 2, 2, 130, 20, true, 0},   // 2 query tiles (the second 2 rows), 3 key tiles, the tiles skipped past the diagonal
       {64, 8, 2, 100, 40, true, 37},   // sliding window: tiles before the window skipped, its edge masked
       {128, 4, 2, 17, 0, true, 5},     // a window inside one tile
       {80, 2, 2, 65, 62, false, 0},    // non-causal after a prefix: 127 keys, one short of 2 tiles
-      {96, 4, 2, 150, 0, false, 20},   // non-causal (the window ignored, as by attention_cpu), 3 query
+      {96, 4, 2, 150, 0, false, 20},   // non-causal (the window ignored, as by attention_cpu), 2 query
                                        // tiles (the last with 22 rows), GQA 2:1
       {128, 8, 2, 1, 0, true, 0},      // T = 1, one key
   };

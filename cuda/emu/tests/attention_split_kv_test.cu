@@ -2,10 +2,10 @@
 // (scores and softmax in double) run on the same caches widened to f32, for f32, f16 and bf16
 // caches: decode (T = 1) over 1100 keys (several chunks, merged by log-sum-exp) and over a
 // short context (one chunk, written directly); prefill T > 1 with pos0 > 0 and several chunks,
-// and (f32) 520 tokens whose early rows leave empty chunks; head_dim 8, 64, 80, 128, 256, 72
+// and (f32) 130 tokens whose early rows leave empty chunks; head_dim 8, 64, 80, 128, 256, 72
 // and 5 (the last one value per lane), and 64 with the caches one element off 16-byte alignment
 // (the one-value path); MHA and GQA with groups of 2, 3, 4 and 8 query heads per KV head;
-// a sliding window; non-causal; a large scale with one dominant key per chunk, so the chunks'
+// a sliding window; non-causal; a large scale with a dominant key every 300, so the chunks'
 // maxima differ by dozens and the merge's rescaling carries the result. Cache rows past the
 // visible ones and the workspace hold NaN, so reading a masked key or a partial that was never
 // written shows. A workspace one byte short of a call's need throws E_INVALID_ARG.
@@ -109,7 +109,7 @@ void split_kv_cases(DType dt) {
       {"decode short, MHA 4/4, hd 64", 1, 20, 4, 4, 64},
       {"decode short, GQA 6/2, hd 80", 1, 40, 6, 2, 80},
       {"prefill T=7 pos0=0, GQA 6/2, hd 80", 7, 0, 6, 2, 80},
-      {"prefill T=5 pos0=600 (3 chunks), GQA 2/1, hd 256", 5, 600, 2, 1, 256},
+      {"prefill T=5 pos0=600 (9 chunks), GQA 2/1, hd 256", 5, 600, 2, 1, 256},
             {"window 64, T=3 pos0=300, GQA 8/4, hd 8", 3, 300, 8, 4, 8, 64},
       {"window 500 decode pos0=1099, MHA 2/2, hd 64", 1, 1099, 2, 2, 64, 500},
       {"non-causal T=9 pos0=0, MHA 3/3, hd 64", 9, 0, 3, 3, 64, 0, false},
@@ -126,10 +126,10 @@ void split_kv_cases(DType dt) {
       {"prefix 500, hd 5 (one value a lane), decode 1100 keys", 1, 1099, 3, 3, 5, 0, true, 0, false, 0, 500},
   };
   for (const Case& c : cases) run_case(par, rng, dt, c);
-  // Many tokens: the range of each of the first 260 ends before the second chunk begins.
-  // The chunking does not depend on the cache type, and this case is the slowest to emulate
-  // (1040 blocks): f32 only.
-  if (dt == DType::F32) run_case(par, rng, dt, {"prefill T=520 pos0=0 (empty chunks), MHA 1/1, hd 8", 520, 0, 1, 1, 8});
+  // Many tokens: 2 chunks of 65 keys, and the range of each of the first 65 rows ends before
+  // the second chunk begins. The chunking does not depend on the cache type, and this case is
+  // the slowest to emulate (260 blocks): f32 only.
+  if (dt == DType::F32) run_case(par, rng, dt, {"prefill T=130 pos0=0 (empty chunks), MHA 1/1, hd 8", 130, 0, 1, 1, 8});
   par.report();
 }
 

@@ -16,7 +16,7 @@
 //   most half a step plus 127 times d_x's rounding to f16 (2^-11 of it), ~0.563 d_x, so each
 //   output by at most sum_k |w_k| 0.563 d_x: checked per output
 //   (the normalized error, expected ~1/254 for uniform x, is reported).
-// Sizes: T = 1, 33, 130 (tiles of 64), N = 5, 77, 200 (tiles of 128), K = 32 .. 512 (tiles of
+// Sizes: T = 1, 33, 130 (tiles of 128), N = 5, 77, 200 (tiles of 128), K = 32 .. 512 (tiles of
 // 64: an odd block count leaves half a tile), w at an address 2 bytes off 4-byte alignment (the
 // other branch of the 34-byte block loads; with an odd block count every warp takes both).
 #include <algorithm>

@@ -12,11 +12,14 @@
 //   127 times d_x's rounding to f16), so each output by at most sum_k |w_k| 0.563 d_x(k) + 1e-4,
 //   checked per output; the normalized error (~1/254 of |y|, as llama.cpp's) is reported.
 // - the test's own dequantization agrees with the CPU's (dequant_row_ref) to f32 rounding.
-// Shapes: K of 1, 3 and 16 super-blocks (legacy: 1, 3, 24 blocks and K = 256 .. 4096), N = 1, 7
+// Shapes: K of 1, 3 and 13 super-blocks (legacy: 1, 3, 41 blocks; the longest rows leave 8 or 9
+// lanes two units in the last step, the others one), N = 1, 7
 // (a partial block of 4 warps) and 33, T = 1, 2, 3, 8 (one launch, the token loop's four widths
 // 1, 2, 4, 8), 11 (two launches: 8 + 3) and 64 (eight); w 2 bytes past 4-byte alignment for the 2-byte formats.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -24,6 +27,7 @@
 #include "device_buffer.h"
 #include "harness.h"
 #include "ops.h"
+#include "ops/swiglu.h"
 #include "parity.h"
 #include "quant_blocks_ref.h"
 
@@ -38,7 +42,7 @@ void gemv_quant_cases(DType dt) {
   Rng rng(0x9e7 + uint64_t(dt));
   Parity exact(1e-5, 1e-4);
   double worst_rel = 0, worst_bound = 0;
-  const std::vector<int64_t> Ks = f.values == 32 ? std::vector<int64_t>{32, 96, 768} : std::vector<int64_t>{256, 768, 4096};
+  const std::vector<int64_t> Ks = f.values == 32 ? std::vector<int64_t>{32, 96, 1312} : std::vector<int64_t>{256, 768, 3328};
   const bool a4 = f.bytes % 4 == 0;
   for (int64_t K : Ks)
     for (int64_t N : {int64_t(1), int64_t(7), int64_t(33)})
@@ -134,6 +138,102 @@ EMU_TEST(gemv_quant_errors) {
   CHECK(throws(DType::Q4_0, 64, 1, true));
   CHECK(throws(DType::F16, 256, 0, true));
   CHECK(!throws(DType::Q4_K, 256, 0, true));
+}
+
+// Up to three matmuls on one x in one launch (matmul_gemv_quant_group_cuda: q, k, v; gate, up)
+// write, bit for bit, what each alone writes: parts of 33, 7 and 1 rows, 9 and 4 rows, and 9,
+// 0 and 4 (a part without rows gets no blocks), T = 1, 3 and 11 (two launches of 8 + 3), a
+// 2-byte (q8_0) and a 4-byte aligned format (q4_k). Matmuls that do not share x, T, K and the
+// weight type are refused.
+EMU_TEST(gemv_quant_group_parity) {
+  Rng rng(0x6e7);
+  int cases = 0;
+  for (DType dt : {DType::Q8_0, DType::Q4_K}) {
+    const QFormat& f = quant_format(dt);
+    const int64_t K = f.values == 32 ? 96 : 512;
+    const size_t off = f.bytes % 4 == 0 ? 0 : 2;
+    for (const std::vector<int64_t>& Ns : {std::vector<int64_t>{33, 7, 1}, {9, 4}, {9, 0, 4}})
+      for (int64_t T : {int64_t(1), int64_t(3), int64_t(11)}) {
+        const int count = int(Ns.size());
+        DeviceBuffer<float> dx(random_floats(rng, size_t(T * K), -1.0f, 1.0f));
+        DeviceBuffer<uint8_t> ws(fuselm::matmul_cuda_workspace(dt, T, K));
+        std::vector<std::unique_ptr<DeviceBuffer<uint8_t>>> w;
+        std::vector<std::unique_ptr<DeviceBuffer<float>>> together, alone;
+        std::vector<fuselm::MatmulArgs> m;
+        for (int j = 0; j < count; j++) {
+          w.push_back(std::make_unique<DeviceBuffer<uint8_t>>(random_quant_rows(rng, f, Ns[size_t(j)], K, off)));
+          together.push_back(std::make_unique<DeviceBuffer<float>>(std::vector<float>(size_t(T * Ns[size_t(j)]) + 1, -7.0f)));
+          alone.push_back(std::make_unique<DeviceBuffer<float>>(std::vector<float>(size_t(T * Ns[size_t(j)]) + 1, -7.0f)));
+          m.push_back({together.back()->p, dx.p, w.back()->p + off, dt, T, K, Ns[size_t(j)]});
+        }
+        fuselm::matmul_gemv_quant_group_cuda(m.data(), count, ws.p, nullptr);
+        for (int j = 0; j < count; j++) {
+          fuselm::MatmulArgs one = m[size_t(j)];
+          one.y = alone[size_t(j)]->p;
+          fuselm::matmul_gemv_quant_cuda(one, ws.p, nullptr);
+          const std::vector<float> a = together[size_t(j)]->download(), b = alone[size_t(j)]->download();
+          CHECK_MSG(std::memcmp(a.data(), b.data(), a.size() * 4) == 0,
+                    std::string(fuselm::dtype_name(dt)) + " T=" + std::to_string(T) + " part " + std::to_string(j) +
+                        " of " + std::to_string(count) + ": the grouped launch differs from the part alone");
+          CHECK_MSG(a.back() == -7.0f, "a part wrote past its rows");
+        }
+        cases++;
+      }
+  }
+  DeviceBuffer<float> x(512), x2(512), y(64);
+  DeviceBuffer<uint8_t> w(144 * 4), ws(4096);
+  auto refused = [&](fuselm::MatmulArgs second) {
+    const fuselm::MatmulArgs m[2] = {{y.p, x.p, w.p, DType::Q4_K, 1, 256, 2}, second};
+    try {
+      fuselm::matmul_gemv_quant_group_cuda(m, 2, ws.p, nullptr);
+    } catch (const fuselm::Error& e) {
+      return e.code == "E_INVALID_ARG";
+    }
+    return false;
+  };
+  CHECK(refused({y.p + 8, x2.p, w.p, DType::Q4_K, 1, 256, 2}));  // another x
+  CHECK(refused({y.p + 8, x.p, w.p, DType::Q4_K, 2, 256, 2}));   // another T
+  CHECK(refused({y.p + 8, x.p, w.p, DType::Q6_K, 1, 256, 2}));   // another weight type
+  CHECK(!refused({y.p + 8, x.p, w.p, DType::Q4_K, 1, 256, 2}));
+  note(std::to_string(cases) + " groups bit-exact against their parts alone");
+}
+
+// Gate, up and SwiGLU in one launch (matmul_swiglu_gemv_quant_cuda) write, bit for bit, what
+// the grouped gate and up launch followed by swiglu_cuda writes, and leave gate's and up's own
+// outputs untouched: N = 33 and 7, T = 1, 3 and 11, q8_0 and q4_k; K = 0 gives zeros.
+EMU_TEST(gemv_quant_swiglu_parity) {
+  Rng rng(0x5f1);
+  int cases = 0;
+  for (DType dt : {DType::Q8_0, DType::Q4_K}) {
+    const QFormat& f = quant_format(dt);
+    const int64_t K = f.values == 32 ? 96 : 512;
+    const size_t off = f.bytes % 4 == 0 ? 0 : 2;
+    for (int64_t N : {int64_t(33), int64_t(7)})
+      for (int64_t T : {int64_t(1), int64_t(3), int64_t(11)}) {
+        DeviceBuffer<float> dx(random_floats(rng, size_t(T * K), -1.0f, 1.0f));
+        DeviceBuffer<uint8_t> ws(fuselm::matmul_cuda_workspace(dt, T, K));
+        DeviceBuffer<uint8_t> wg(random_quant_rows(rng, f, N, K, off)), wu(random_quant_rows(rng, f, N, K, off));
+        const std::vector<float> sentinel(size_t(T * N), -7.0f);
+        DeviceBuffer<float> g(sentinel), u(sentinel), fused(sentinel), ref(sentinel);
+        const fuselm::MatmulArgs m[2] = {{g.p, dx.p, wg.p + off, dt, T, K, N}, {u.p, dx.p, wu.p + off, dt, T, K, N}};
+        fuselm::matmul_swiglu_gemv_quant_cuda(m[0], m[1], fused.p, ws.p, nullptr);
+        const std::vector<float> g_after = g.download(), u_after = u.download();
+        CHECK_MSG(g_after == sentinel && u_after == sentinel, "the fused launch wrote gate's or up's own output");
+        fuselm::matmul_gemv_quant_group_cuda(m, 2, ws.p, nullptr);
+        fuselm::swiglu_cuda({ref.p, g.p, u.p, T, N}, nullptr);
+        const std::vector<float> a = fused.download(), b = ref.download();
+        CHECK_MSG(std::memcmp(a.data(), b.data(), a.size() * 4) == 0,
+                  std::string(fuselm::dtype_name(dt)) + " T=" + std::to_string(T) + " N=" + std::to_string(N) +
+                      ": the fused launch differs from gate, up and swiglu apart");
+        cases++;
+      }
+  }
+  DeviceBuffer<float> x(64), out(std::vector<float>(6, -7.0f));
+  DeviceBuffer<uint8_t> w(64), ws(4096);
+  fuselm::matmul_swiglu_gemv_quant_cuda({nullptr, x.p, w.p, DType::Q8_0, 2, 0, 3}, {nullptr, x.p, w.p, DType::Q8_0, 2, 0, 3},
+                                        out.p, ws.p, nullptr);
+  CHECK(out.download() == std::vector<float>(6, 0.0f));
+  note(std::to_string(cases) + " cases bit-exact against gate, up and swiglu apart");
 }
 
 }  // namespace emu_tests
