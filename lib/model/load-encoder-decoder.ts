@@ -1,0 +1,118 @@
+/**
+ * loadModel's path for encoder-decoder files: a T5 or BART folder, or a GGUF `t5`. Reads the
+ * config and tokenizer, loads the weights on the host and makes an EncoderDecoderModel on the
+ * CPU or the CUDA device (the weights uploaded, the host copies freed).
+ */
+import type { NativeTensor } from '../../bindings.js';
+import { type Backend, CpuBackend, CudaBackend } from '../backend.js';
+import { FuselmError } from '../errors.js';
+import { type GgufFile, ggufNumber } from '../formats/gguf.js';
+import type { HfFolder, JsonObject } from '../formats/hf.js';
+import { openSafetensorsFolder } from '../formats/safetensors.js';
+import { checkGenerationConfig } from '../generate.js';
+import { tokenizerFromGguf } from '../tokenizer/from-gguf.js';
+import { folderHasTokenizer, loadTokenizer } from '../tokenizer/load.js';
+import type { Tokenizer } from '../tokenizer/tokenizer.js';
+import type { NativeDevice } from '../../bindings.js';
+import { bartConfigFromHf, loadBartHfWeights } from './bart.js';
+import { type EncDecWeights, encDecTensors, type EncoderDecoderConfig, EncoderDecoderModel } from './encoder-decoder.js';
+import { HfTensors } from './hf-weights.js';
+import { idsOnlyTokenizer } from './ids-tokenizer.js';
+import type { LoadModelOptions } from './model.js';
+import { loadT5GgufWeights, loadT5HfWeights, t5ConfigFromGguf, t5ConfigFromHf } from './t5.js';
+import { checkWeightDtype, GgufMappings } from './weights.js';
+
+/** The config.json model types and GGUF architectures that are encoder-decoders. */
+export const ENCODER_DECODER_TYPES = ['t5', 'bart'];
+
+export function isEncoderDecoderConfig(j: JsonObject): boolean {
+  return typeof j.model_type === 'string' && ENCODER_DECODER_TYPES.includes(j.model_type);
+}
+
+/** T5 has no position table: its encoder input and decoder output are bounded by contextSize (default 512). */
+const T5_DEFAULT_TOKENS = 512;
+
+/** The tokenizer a file ships, or, when fuselm cannot read its kind yet, one that takes token ids only (eos from the config). */
+function orIdsOnly(load: () => Tokenizer | Promise<Tokenizer>, c: EncoderDecoderConfig, eos: number | undefined): Promise<Tokenizer> {
+  return Promise.resolve()
+    .then(load)
+    .catch((e) => {
+      if (e instanceof FuselmError && e.code === 'E_UNSUPPORTED') return idsOnlyTokenizer(c.vocabSize, { eos });
+      throw e;
+    });
+}
+
+export async function loadHfEncoderDecoder(hf: HfFolder, opts: LoadModelOptions, device: NativeDevice): Promise<EncoderDecoderModel> {
+  const dir = hf.dir, j = hf.rawConfig;
+  const gen = checkGenerationConfig(hf.generationConfig, `${dir}/generation_config.json`);
+  const c = j.model_type === 't5' ? t5ConfigFromHf(j, hf.configPath, opts.contextSize ?? T5_DEFAULT_TOKENS) : bartConfigFromHf(j, gen, hf.configPath);
+  if (opts.contextSize !== undefined && c.architecture === 'bart') c.maxEncoderTokens = c.maxDecoderTokens = Math.min(opts.contextSize, c.maxDecoderTokens);
+  const dtype = checkWeightDtype(opts.dtype ?? 'auto', 'loadModel');
+  const st = await openSafetensorsFolder(dir);
+  const eos = [gen.eos_token_id, j.eos_token_id].flat().find((x) => Number.isInteger(x)) as number | undefined;
+  const tokenizer = (await folderHasTokenizer(dir)) ? await orIdsOnly(() => loadTokenizer(dir), c, eos) : idsOnlyTokenizer(c.vocabSize, { eos });
+  if (tokenizer.vocabSize > c.vocabSize)
+    throw new FuselmError('E_FORMAT', `${dir}: the tokenizer has ${tokenizer.vocabSize} tokens but the model's vocabulary has ${c.vocabSize}`);
+  const T = new HfTensors(st, dir, c.architecture === 'bart' ? ['model.', ''] : [''], dtype);
+  const load = () => (c.architecture === 't5' ? loadT5HfWeights(T, c) : loadBartHfWeights(T, c));
+  return onBackend(opts, device, load, (w, be) => new EncoderDecoderModel(dir, c, tokenizer, w, be, { generationConfig: gen }));
+}
+
+export async function loadGgufEncoderDecoder(path: string, f: GgufFile, opts: LoadModelOptions, device: NativeDevice): Promise<EncoderDecoderModel> {
+  const c = t5ConfigFromGguf(f, opts.contextSize ?? T5_DEFAULT_TOKENS);
+  const dtype = checkWeightDtype(opts.dtype ?? 'auto', 'loadModel');
+  const eos = f.metadata.has('tokenizer.ggml.eos_token_id') ? ggufNumber(f, 'tokenizer.ggml.eos_token_id') : undefined;
+  const tokenizer = await orIdsOnly(() => tokenizerFromGguf(f), c, eos);
+  if (tokenizer.vocabSize !== c.vocabSize)
+    throw new FuselmError('E_FORMAT', `${path}: the tokenizer has ${tokenizer.vocabSize} tokens but token_embd.weight has ${c.vocabSize} rows`);
+  const load = async () => {
+    const mappings = (opts.useMmap ?? true) ? new GgufMappings() : undefined;
+    try {
+      return await loadT5GgufWeights(f, c, dtype, mappings);
+    } finally {
+      await mappings?.close(); // the views hold the mapping from here on
+    }
+  };
+  return onBackend(opts, device, load, (w, be) => new EncoderDecoderModel(path, c, tokenizer, w, be, { generationConfig: {} }));
+}
+
+/** The weights in the device's memory (one copy of a tensor used twice: tied embeddings). */
+function uploadWeights(w: EncDecWeights, be: Backend): EncDecWeights {
+  const copies = new Map<NativeTensor, NativeTensor>();
+  const up = <T extends NativeTensor | undefined>(t: T): T => {
+    if (!t) return t;
+    let c = copies.get(t);
+    if (!c) copies.set(t, (c = be.upload(t)));
+    return c as T;
+  };
+  try {
+    const layer = <L extends object>(L: L): L => Object.fromEntries(Object.entries(L).map(([k, t]) => [k, up(t as NativeTensor | undefined)])) as L;
+    return { ...layer({ ...w, enc: undefined, dec: undefined }), enc: w.enc.map(layer), dec: w.dec.map(layer) } as EncDecWeights;
+  } catch (e) {
+    for (const t of copies.values()) t.free();
+    throw e;
+  }
+}
+
+async function onBackend(
+  opts: LoadModelOptions,
+  device: NativeDevice,
+  load: () => Promise<EncDecWeights>,
+  make: (w: EncDecWeights, be: Backend) => EncoderDecoderModel,
+): Promise<EncoderDecoderModel> {
+  const be: Backend = device === 'cpu' ? new CpuBackend({ threads: opts.threads, impl: opts.impl }) : new CudaBackend({ emulated: device === 'cuda-emulated' });
+  let w: EncDecWeights | undefined;
+  try {
+    w = await load();
+    if (be.device !== 'cpu') {
+      const host = w;
+      w = uploadWeights(host, be);
+      for (const t of encDecTensors(host)) t.free();
+    }
+    return make(w, be);
+  } catch (e) {
+    if (w) for (const t of encDecTensors(w)) t.free();
+    be.dispose();
+    throw e;
+  }
+}

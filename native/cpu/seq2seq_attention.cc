@@ -1,0 +1,87 @@
+// seq2seq_attention (native/ops/seq2seq_attention.h): T5's position-biased attention and the
+// cross-attention of T5 and BART. The reference computes in double. The fast path gives each
+// (token, head) pair to a task: its scores in a per-thread buffer (dot products the compiler
+// vectorizes), one max, the exponentials, then the weighted sum of V rows. These models are
+// small and their sequences short, so a plain softmax over the stored scores is enough.
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "ops/seq2seq_attention.h"
+
+namespace fuselm {
+
+using seq2seq_attention_op::kv_end;
+
+// The bias of head h for a key at distance d = j - i from the query.
+static float rel_bias(const Seq2seqAttentionArgs& a, int64_t h, int64_t d) {
+  const int64_t R = a.bias_range;
+  return a.pos_bias[h * (2 * R + 1) + std::clamp<int64_t>(d, -R, R) + R];
+}
+
+static void seq2seq_attention_reference(const Seq2seqAttentionArgs& a) {
+  const int64_t hd = a.head_dim, stride = a.n_heads * hd;
+  std::vector<double> s;
+  for (int64_t t = 0; t < a.T; t++) {
+    const int64_t n = kv_end(a, t);
+    s.assign(size_t(n), 0.0);
+    for (int64_t h = 0; h < a.n_heads; h++) {
+      const float* q = a.q + t * stride + h * hd;
+      double mx = -INFINITY;
+      for (int64_t j = 0; j < n; j++) {
+        double d = 0;
+        for (int64_t i = 0; i < hd; i++) d += double(q[i]) * a.k_cache[j * stride + h * hd + i];
+        s[j] = d * a.scale + (a.pos_bias ? rel_bias(a, h, j - (a.pos0 + t)) : 0.0);
+        mx = std::max(mx, s[j]);
+      }
+      double sum = 0;
+      for (int64_t j = 0; j < n; j++) sum += s[j] = std::exp(s[j] - mx);
+      float* o = a.out + t * stride + h * hd;
+      for (int64_t i = 0; i < hd; i++) {
+        double acc = 0;
+        for (int64_t j = 0; j < n; j++) acc += s[j] * a.v_cache[j * stride + h * hd + i];
+        o[i] = float(acc / sum);
+      }
+    }
+  }
+}
+
+static void seq2seq_attention_fast(const Seq2seqAttentionArgs& a, const Exec& e) {
+  const int64_t hd = a.head_dim, stride = a.n_heads * hd;
+  const int64_t max_keys = std::max(kv_end(a, 0), kv_end(a, a.T - 1));
+  e.pool->run(a.T * a.n_heads, [&](int64_t task, int) {
+    const int64_t t = task / a.n_heads, h = task % a.n_heads, n = kv_end(a, t);
+    thread_local std::vector<float> buf;
+    if (buf.size() < size_t(n + hd)) buf.resize(size_t(n + hd));
+    float* s = buf.data();
+    float* acc = s + n;
+    const float* q = a.q + t * stride + h * hd;
+    float mx = -INFINITY;
+    for (int64_t j = 0; j < n; j++) {
+      const float* k = a.k_cache + j * stride + h * hd;
+      float d = 0;
+      for (int64_t i = 0; i < hd; i++) d += q[i] * k[i];
+      s[j] = d * a.scale + (a.pos_bias ? rel_bias(a, h, j - (a.pos0 + t)) : 0.0f);
+      mx = std::max(mx, s[j]);
+    }
+    float sum = 0;
+    for (int64_t j = 0; j < n; j++) sum += s[j] = std::exp(s[j] - mx);
+    std::fill(acc, acc + hd, 0.0f);
+    for (int64_t j = 0; j < n; j++) {
+      const float* v = a.v_cache + j * stride + h * hd;
+      for (int64_t i = 0; i < hd; i++) acc[i] += s[j] * v[i];
+    }
+    float* o = a.out + t * stride + h * hd;
+    const float inv = 1.0f / sum;
+    for (int64_t i = 0; i < hd; i++) o[i] = acc[i] * inv;
+  }, a.T * a.n_heads * max_keys * hd * 2);  // ~multiply-adds
+}
+
+void seq2seq_attention_cpu(const Seq2seqAttentionArgs& a, const Exec& e) {
+  if (e.impl == Impl::kReference) return seq2seq_attention_reference(a);
+  seq2seq_attention_fast(a, e);
+}
+
+FUSELM_CPU_OP(seq2seq_attention_op::def, [](const Step& s, const Exec& e) { seq2seq_attention_cpu(seq2seq_attention_op::args(s), e); });
+
+}  // namespace fuselm
