@@ -416,6 +416,31 @@ export class EncoderDecoderModel {
     });
   }
 
+  /**
+   * The decoder's logits for the token after its start token and `decoderIds` (none: the
+   * first step's), for an input (text or encoder ids).
+   */
+  logits(input: string | number[], decoderIds: number[] = [], opts: { addSpecial?: boolean } = {}): Promise<Float32Array> {
+    return this.#exclusive(async () => {
+      const c = this.config, ids = this.#inputIds(input, opts.addSpecial);
+      if (!Array.isArray(decoderIds) || !decoderIds.every((id) => Number.isInteger(id) && id >= 0 && id < c.vocabSize))
+        throw new FuselmError('E_INVALID_ARG', `decoderIds must be token ids in 0..${c.vocabSize - 1}`);
+      const seq = [c.decoderStartId, ...decoderIds];
+      if (seq.length > c.maxDecoderTokens) throw new FuselmError('E_CONTEXT_FULL', `${seq.length} decoder tokens; the decoder takes at most ${c.maxDecoderTokens}`);
+      const enc = await this.#encode([ids]);
+      let st: DecoderState | undefined;
+      try {
+        st = this.#decoderState(enc, [0], seq.length);
+        let out: Float32Array = new Float32Array(0);
+        for (let p = 0; p < seq.length; p++) out = (await this.#step(st, [seq[p]], [p]))[0];
+        return out;
+      } finally {
+        st?.dispose();
+        this.#freeEncoded(enc);
+      }
+    });
+  }
+
   /** Call options over the model's own defaults (its generation_config.json). */
   #withDefaults(opts: GenerateOptions): GenerateOptions {
     checkGenerateOptions(opts);

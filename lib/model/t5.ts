@@ -171,8 +171,10 @@ export async function loadT5HfWeights(T: HfTensors, c: EncoderDecoderConfig): Pr
 export async function loadT5GgufWeights(f: GgufFile, c: EncoderDecoderConfig, dtype: WeightDtype, mappings?: GgufMappings): Promise<EncDecWeights> {
   const D = c.dim, A = c.nHeads * c.headDim, F = c.ffnDim;
   const got = new Loaded();
-  const t = async (n: string, shape: number[]) => got.keep(await loadGgufTensor(f, n, shape, { dtype, mappings }));
+  const read = new Set<string>();
+  const t = async (n: string, shape: number[]) => (read.add(n), got.keep(await loadGgufTensor(f, n, shape, { dtype, mappings })));
   const table = async (stack: string) => {
+    read.add(`${stack}.blk.0.attn_rel_b.weight`);
     const raw = await loadGgufTensor(f, `${stack}.blk.0.attn_rel_b.weight`, [c.relBuckets!, c.nHeads]);
     try {
       if (raw.dtype !== 'f32') throw new FuselmError('E_UNSUPPORTED', `${f.path}: tensor '${stack}.blk.0.attn_rel_b.weight' is ${raw.dtype} (supported: f32)`);
@@ -206,6 +208,9 @@ export async function loadT5GgufWeights(f: GgufFile, c: EncoderDecoderConfig, dt
         ffnNorm: await t(p + 'ffn_norm.weight', [D]), ...(await ffn(p)),
       });
     }
+    // a tensor the model would not read means a variant it does not know (a later block's own bias table, say)
+    const extra = f.tensors.find((x) => !read.has(x.name));
+    if (extra) throw new FuselmError('E_UNSUPPORTED', `${f.path}: tensor ${extra.name} of this t5 model is not supported (fuselm would not read it)`);
     return w;
   } catch (e) {
     got.free();

@@ -1,0 +1,164 @@
+/**
+ * Encoder-decoder models (T5, BART) against transformers: the fixtures of
+ * ../shared/models/oracles/{t5,bart} (tiny random-weight models; their README says how they
+ * were made). For each fixture and prompt: the encoder's last hidden states and the decoder's
+ * first-step logits are within 1e-4 of transformers' (relative to the largest value), and the
+ * 16-token greedy and 4-beam outputs (EOS stopping off, as in the oracle) are transformers'
+ * exactly. T5 from its Hugging Face folder and from llama.cpp's GGUF. Several inputs given to
+ * generate() at once give what each gives alone (packed, each attending over its own rows);
+ * greedy on the CUDA backend (its emulator without a GPU) equals the CPU's. T5's relative
+ * position buckets against values worked by hand, past the exact range and the saturation.
+ * A GGUF missing a tensor of either half is an E_FORMAT naming it; one with a tensor the model
+ * would not read is an E_UNSUPPORTED naming it. Skipped, saying so, without ../shared.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { GgmlType } from '../../lib/formats/ggml-types.js';
+import { ggufMetadataSpec, readGguf, writeGguf } from '../../lib/formats/gguf.js';
+import { loadModel } from '../../lib/index.js';
+import { EncoderDecoderModel, t5Bucket } from '../../lib/model/encoder-decoder.js';
+import { loadOnCuda } from '../helpers/cuda.js';
+import { readSharedJson, requireShared, sharedPath } from '../helpers/shared.js';
+
+interface Prompt {
+  text: string;
+  ids_with_special: number[];
+  encoder_last_hidden_state: number[][];
+  decoder_start_token_id: number;
+  decoder_step0_logits: number[];
+  greedy_16: number[];
+  beam4_16: number[];
+}
+
+const FIXTURES: Array<[name: string, oracle: string, model: string]> = [
+  ['t5 (HF folder)', 'models/oracles/t5/oracle.json', 'models/oracles/t5/hf'],
+  ['t5 (GGUF)', 'models/oracles/t5/oracle.json', 'models/oracles/t5/t5.f32.gguf'],
+  ['bart (HF folder)', 'models/oracles/bart/oracle.json', 'models/oracles/bart/hf'],
+];
+
+/** max |a - b| over max |b|. */
+function relErr(a: ArrayLike<number>, b: number[]): number {
+  assert.equal(a.length, b.length);
+  let d = 0, big = 0;
+  for (let i = 0; i < b.length; i++) {
+    d = Math.max(d, Math.abs(a[i] - b[i]));
+    big = Math.max(big, Math.abs(b[i]));
+  }
+  return d / big;
+}
+
+async function load(ctx: Mocha.Context, oracle: string, model: string): Promise<[EncoderDecoderModel, Prompt[]]> {
+  requireShared(ctx, oracle, model);
+  const m = await loadModel(sharedPath(model), { device: 'cpu', threads: 2 });
+  assert.ok(m instanceof EncoderDecoderModel, 'loadModel returns an EncoderDecoderModel');
+  return [m, readSharedJson<{ prompts: Prompt[] }>(oracle).prompts];
+}
+
+for (const [name, oracle, model] of FIXTURES) {
+  describe(`encoder-decoder oracle: ${name}`, function () {
+    this.timeout(120_000);
+    let m: EncoderDecoderModel;
+    let prompts: Prompt[];
+    before(async function () {
+      [m, prompts] = await load(this, oracle, model);
+    });
+    after(async () => m?.dispose());
+
+    it('encoder output and first-step logits within 1e-4 of transformers (relative to the largest)', async () => {
+      for (const p of prompts) {
+        assert.equal(m.config.decoderStartId, p.decoder_start_token_id);
+        const enc = relErr(await m.encode(p.ids_with_special), p.encoder_last_hidden_state.flat());
+        const logits = relErr(await m.logits(p.ids_with_special), p.decoder_step0_logits);
+        assert.ok(enc < 1e-4, `${p.text}: encoder output off by ${enc} of the largest`);
+        assert.ok(logits < 1e-4, `${p.text}: step-0 logits off by ${logits} of the largest`);
+      }
+    });
+
+    it("greedy 16 and 4-beam 16 tokens are transformers' exactly (EOS stopping off)", async () => {
+      for (const p of prompts) {
+        const g = await m.generate(p.ids_with_special, { maxTokens: 16, ignoreEog: true });
+        assert.deepEqual(g.ids, p.greedy_16.slice(1), `${p.text}: greedy`);
+        assert.equal(g.finishReason, 'maxTokens');
+        assert.deepEqual(g.promptIds, p.ids_with_special);
+        const b = await m.beamSearch(p.ids_with_special, { numBeams: 4, maxTokens: 16, ignoreEog: true });
+        assert.deepEqual(b.sequences[0].ids, p.beam4_16.slice(1), `${p.text}: beams`);
+      }
+    });
+
+    it('a batch of the inputs gives what each gives alone; stream() the same ids as generate()', async () => {
+      const ids = prompts.map((p) => p.ids_with_special);
+      const batch = await m.generate([...ids, ids[0]], { maxTokens: 16, ignoreEog: true });
+      assert.deepEqual(batch.map((r) => r.ids), [...prompts.map((p) => p.greedy_16.slice(1)), prompts[0].greedy_16.slice(1)]);
+      const streamed: number[] = [];
+      for await (const c of m.stream(ids[1], { maxTokens: 16, ignoreEog: true })) if (c.id >= 0) streamed.push(c.id);
+      assert.deepEqual(streamed, prompts[1].greedy_16.slice(1));
+    });
+  });
+}
+
+describe('encoder-decoder on the CUDA backend (the emulator without a GPU)', function () {
+  this.timeout(300_000);
+  for (const [name, oracle, model] of [FIXTURES[1], FIXTURES[2]]) {
+    it(`${name}: greedy equals the CPU's and transformers'`, async function () {
+      requireShared(this, oracle, model);
+      const p = readSharedJson<{ prompts: Prompt[] }>(oracle).prompts[0];
+      const m = await loadOnCuda(sharedPath(model));
+      try {
+        assert.equal(m.device, 'cuda');
+        const g = await m.generate(p.ids_with_special, { maxTokens: 16, ignoreEog: true });
+        assert.deepEqual(g.ids, p.greedy_16.slice(1));
+      } finally {
+        await m.dispose();
+      }
+    });
+  }
+});
+
+describe("T5's relative position buckets", () => {
+  it("match transformers' formula at hand-worked distances (32 buckets, max distance 128)", () => {
+    // bidirectional: 16 buckets a side, exact below 8, log-spaced to 128, then saturated
+    const bi = (rel: number) => t5Bucket(rel, true, 32, 128);
+    assert.deepEqual([0, -1, 1, -7, -8, -16, -127, -128, -5000, 200].map(bi), [0, 1, 17, 7, 8, 10, 15, 15, 15, 31]);
+    // causal: 32 buckets for keys behind, exact below 16; keys ahead (never seen) bucket 0
+    const causal = (rel: number) => t5Bucket(rel, false, 32, 128);
+    assert.deepEqual([0, -1, -15, -16, -32, -127, -128, 5].map(causal), [0, 1, 15, 16, 21, 31, 31, 0]);
+  });
+});
+
+describe('a T5 GGUF with a missing or unknown tensor', function () {
+  this.timeout(60_000);
+  const rewrite = async (ctx: Mocha.Context, edit: (names: string[]) => { drop?: string; add?: string }, check: (file: string) => Promise<void>) => {
+    requireShared(ctx, 'models/oracles/t5/t5.f32.gguf');
+    const src = sharedPath('models', 'oracles', 't5', 't5.f32.gguf');
+    const f = await readGguf(src);
+    const bytes = readFileSync(src);
+    const { drop, add } = edit(f.tensors.map((t) => t.name));
+    const dir = mkdtempSync(path.join(tmpdir(), 'fuselm-t5-'));
+    try {
+      const out = path.join(dir, 'edited.gguf');
+      await writeGguf(out, {
+        version: 3,
+        metadata: ggufMetadataSpec(f),
+        tensors: [
+          ...f.tensors.filter((t) => t.name !== drop).map((t) => ({ name: t.name, type: t.type, dims: t.dims, data: bytes.subarray(t.offset, t.offset + t.nbytes) })),
+          ...(add ? [{ name: add, type: GgmlType.F32, dims: [4, 32], data: new Uint8Array(4 * 4 * 32) }] : []),
+        ],
+      });
+      await check(out);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+  for (const missing of ['enc.blk.1.attn_q.weight', 'enc.output_norm.weight', 'dec.blk.1.cross_attn_k.weight', 'dec.blk.0.attn_rel_b.weight', 'dec.output_norm.weight']) {
+    it(`without ${missing}: E_FORMAT naming it`, async function () {
+      await rewrite(this, () => ({ drop: missing }), (file) =>
+        assert.rejects(loadModel(file, { device: 'cpu' }), (e: Error & { code?: string }) => e.code === 'E_FORMAT' && e.message.includes(`'${missing}' is missing`)));
+    });
+  }
+  it('with a bias table in a later block (a variant fuselm does not know): E_UNSUPPORTED naming it', async function () {
+    await rewrite(this, () => ({ add: 'enc.blk.1.attn_rel_b.weight' }), (file) =>
+      assert.rejects(loadModel(file, { device: 'cpu' }), { code: 'E_UNSUPPORTED', message: /tensor enc\.blk\.1\.attn_rel_b\.weight of this t5 model is not supported/ }));
+  });
+});
