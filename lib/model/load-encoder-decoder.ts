@@ -1,21 +1,20 @@
 /**
  * loadModel's path for encoder-decoder files: a T5 or BART folder, or a GGUF `t5`. Reads the
- * config and tokenizer, loads the weights on the host and makes an EncoderDecoderModel on the
+ * config and tokenizer (a folder without one takes token ids only), loads the weights on the host and makes an EncoderDecoderModel on the
  * CPU or the CUDA device (the weights uploaded, the host copies freed).
  */
 import type { NativeTensor } from '../../bindings.js';
 import { type Backend, CpuBackend, CudaBackend } from '../backend.js';
 import { FuselmError } from '../errors.js';
-import { type GgufFile, ggufNumber } from '../formats/gguf.js';
+import type { GgufFile } from '../formats/gguf.js';
 import type { HfFolder, JsonObject } from '../formats/hf.js';
 import { openSafetensorsFolder } from '../formats/safetensors.js';
 import { checkGenerationConfig } from '../generate.js';
 import { tokenizerFromGguf } from '../tokenizer/from-gguf.js';
 import { folderHasTokenizer, loadTokenizer } from '../tokenizer/load.js';
-import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import type { NativeDevice } from '../../bindings.js';
 import { bartConfigFromHf, loadBartHfWeights } from './bart.js';
-import { type EncDecWeights, encDecTensors, type EncoderDecoderConfig, EncoderDecoderModel } from './encoder-decoder.js';
+import { type EncDecWeights, encDecTensors, EncoderDecoderModel } from './encoder-decoder.js';
 import { HfTensors } from './hf-weights.js';
 import { idsOnlyTokenizer } from './ids-tokenizer.js';
 import type { LoadModelOptions } from './model.js';
@@ -32,16 +31,6 @@ export function isEncoderDecoderConfig(j: JsonObject): boolean {
 /** T5 has no position table: its encoder input and decoder output are bounded by contextSize (default 512). */
 const T5_DEFAULT_TOKENS = 512;
 
-/** The tokenizer a file ships, or, when fuselm cannot read its kind yet, one that takes token ids only (eos from the config). */
-function orIdsOnly(load: () => Tokenizer | Promise<Tokenizer>, c: EncoderDecoderConfig, eos: number | undefined): Promise<Tokenizer> {
-  return Promise.resolve()
-    .then(load)
-    .catch((e) => {
-      if (e instanceof FuselmError && e.code === 'E_UNSUPPORTED') return idsOnlyTokenizer(c.vocabSize, { eos });
-      throw e;
-    });
-}
-
 export async function loadHfEncoderDecoder(hf: HfFolder, opts: LoadModelOptions, device: NativeDevice): Promise<EncoderDecoderModel> {
   const dir = hf.dir, j = hf.rawConfig;
   const gen = checkGenerationConfig(hf.generationConfig, `${dir}/generation_config.json`);
@@ -50,7 +39,7 @@ export async function loadHfEncoderDecoder(hf: HfFolder, opts: LoadModelOptions,
   const dtype = checkWeightDtype(opts.dtype ?? 'auto', 'loadModel');
   const st = await openSafetensorsFolder(dir);
   const eos = [gen.eos_token_id, j.eos_token_id].flat().find((x) => Number.isInteger(x)) as number | undefined;
-  const tokenizer = (await folderHasTokenizer(dir)) ? await orIdsOnly(() => loadTokenizer(dir), c, eos) : idsOnlyTokenizer(c.vocabSize, { eos });
+  const tokenizer = (await folderHasTokenizer(dir)) ? await loadTokenizer(dir) : idsOnlyTokenizer(c.vocabSize, { eos });
   if (tokenizer.vocabSize > c.vocabSize)
     throw new FuselmError('E_FORMAT', `${dir}: the tokenizer has ${tokenizer.vocabSize} tokens but the model's vocabulary has ${c.vocabSize}`);
   const T = new HfTensors(st, dir, c.architecture === 'bart' ? ['model.', ''] : [''], dtype);
@@ -61,8 +50,7 @@ export async function loadHfEncoderDecoder(hf: HfFolder, opts: LoadModelOptions,
 export async function loadGgufEncoderDecoder(path: string, f: GgufFile, opts: LoadModelOptions, device: NativeDevice): Promise<EncoderDecoderModel> {
   const c = t5ConfigFromGguf(f, opts.contextSize ?? T5_DEFAULT_TOKENS);
   const dtype = checkWeightDtype(opts.dtype ?? 'auto', 'loadModel');
-  const eos = f.metadata.has('tokenizer.ggml.eos_token_id') ? ggufNumber(f, 'tokenizer.ggml.eos_token_id') : undefined;
-  const tokenizer = await orIdsOnly(() => tokenizerFromGguf(f), c, eos);
+  const tokenizer = tokenizerFromGguf(f);
   if (tokenizer.vocabSize !== c.vocabSize)
     throw new FuselmError('E_FORMAT', `${path}: the tokenizer has ${tokenizer.vocabSize} tokens but token_embd.weight has ${c.vocabSize} rows`);
   const load = async () => {

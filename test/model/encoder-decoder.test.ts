@@ -1,7 +1,7 @@
 /**
  * Encoder-decoder models (T5, BART) against transformers: the fixtures of
  * ../shared/models/oracles/{t5,bart} (tiny random-weight models; their README says how they
- * were made). For each fixture and prompt: the encoder's last hidden states and the decoder's
+ * were made). For each fixture and prompt: its text encodes to transformers' ids; the encoder's last hidden states and the decoder's
  * first-step logits are within 1e-4 of transformers' (relative to the largest value), and the
  * 16-token greedy and 4-beam outputs (EOS stopping off, as in the oracle) are transformers'
  * exactly. T5 from its Hugging Face folder and from llama.cpp's GGUF. Several inputs given to
@@ -65,6 +65,14 @@ for (const [name, oracle, model] of FIXTURES) {
       [m, prompts] = await load(this, oracle, model);
     });
     after(async () => m?.dispose());
+
+    it("the prompts' text encodes to transformers' ids (T5: Unigram, BART: byte-level BPE), and generate() takes text", async () => {
+      for (const p of prompts) assert.deepEqual(m.tokenizer.encode(p.text, { addSpecial: true }), p.ids_with_special, p.text);
+      const p = prompts[0];
+      const g = await m.generate(p.text, { maxTokens: 16, ignoreEog: true });
+      assert.deepEqual(g.ids, p.greedy_16.slice(1));
+      assert.equal(g.text, m.tokenizer.decode(g.ids));
+    });
 
     it('encoder output and first-step logits within 1e-4 of transformers (relative to the largest)', async () => {
       for (const p of prompts) {

@@ -1,0 +1,50 @@
+/**
+ * The Unigram model (lib/tokenizer/unigram.ts) on small vocabularies worked by hand: the path
+ * of highest total score wins over the greedy longest match, a tie keeps the first-found
+ * (shorter first piece) path, characters in no piece become one fused unknown token per run,
+ * and surrogate pairs are never split. (The T5 fixture's prompts against transformers' ids are
+ * in test/model/encoder-decoder.test.ts.)
+ */
+import assert from 'node:assert/strict';
+import { UnigramModel } from '../../lib/tokenizer/unigram.js';
+
+/** Pieces by id with their scores; unk id 0 unless null (none). */
+function model(entries: Array<[string, number]>, unk: number | null = 0): UnigramModel {
+  const pieces = new Map<string, number>();
+  entries.forEach(([p], i) => pieces.set(p, i));
+  return new UnigramModel({ pieces, scores: entries.map(([, s]) => s), unk: unk ?? undefined });
+}
+
+function cut(m: UnigramModel, word: string): number[] {
+  const out: number[] = [];
+  m.encodeWord(word, out);
+  return out;
+}
+
+describe('Unigram model', () => {
+  it('takes the path of highest total score, not the longest first piece', () => {
+    // ids: 0 <unk>, 1 a, 2 b, 3 c, 4 ab, 5 bc, 6 abc
+    const m = model([['<unk>', 0], ['a', -2], ['b', -2], ['c', -2], ['ab', -1], ['bc', -5], ['abc', -4]]);
+    assert.deepEqual(cut(m, 'abc'), [4, 3]); // ab + c = -3 beats abc = -4, a + bc = -7, a + b + c = -6
+    const m2 = model([['<unk>', 0], ['a', -2], ['b', -2], ['c', -2], ['ab', -1], ['bc', -5], ['abc', -2.5]]);
+    assert.deepEqual(cut(m2, 'abc'), [6]);
+  });
+
+  it('keeps the first path found on a tie (shorter pieces from the earlier position first)', () => {
+    // a + bc = -3 and ab + c = -3: the end is first reached through `a` + `bc`
+    const m = model([['<unk>', 0], ['a', -1], ['bc', -2], ['ab', -2], ['c', -1]]);
+    assert.deepEqual(cut(m, 'abc'), [1, 2]);
+  });
+
+  it('fuses runs of characters in no piece into one unknown token; refuses them without one', () => {
+    const m = model([['<unk>', 0], ['a', -1], ['b', -1]]);
+    assert.deepEqual(cut(m, 'axyb z'), [1, 0, 2, 0]);
+    assert.throws(() => cut(model([['a', -1]], null), 'ax'), { code: 'E_UNSUPPORTED' });
+  });
+
+  it('never cuts a surrogate pair', () => {
+    const m = model([['<unk>', 0], ['a', -1], ['\u{1F600}', -3], ['\uD83D', -0.1]]);
+    assert.deepEqual(cut(m, 'a\u{1F600}a'), [1, 2, 1]);
+    assert.deepEqual(cut(m, '\u{1F601}'), [0]);
+  });
+});
