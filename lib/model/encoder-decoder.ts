@@ -517,25 +517,34 @@ export class EncoderDecoderModel {
     });
   }
 
-  /** The decoder's output as text chunks that never split a UTF-8 character. */
+  /**
+   * The decoder's output as text chunks that never split a UTF-8 character. Leaving the stream
+   * early (return(), a `for await` loop left) stops the generation within one step.
+   */
   async *stream(input: string | number[], opts: GenerateOptions = {}): AsyncGenerator<StreamChunk> {
     const o = this.#withDefaults(opts);
+    const left = new AbortController();
+    const signal = o.signal ? AbortSignal.any([o.signal, left.signal]) : left.signal;
     const chunks: StreamChunk[] = [];
     let wake: (() => void) | undefined;
     let done = false;
     let failed: unknown;
-    const job = this.#exclusive(() => this.#generate([input], o, (c) => (chunks.push(c), wake?.())))
+    const job = this.#exclusive(() => this.#generate([input], { ...o, signal }, (c) => (chunks.push(c), wake?.())))
       .then((r) => (this.lastFinishReason = r[0].finishReason))
       .catch((e) => (failed = e))
       .finally(() => ((done = true), wake?.()));
-    for (;;) {
-      while (chunks.length) yield chunks.shift()!;
-      if (done) break;
-      await new Promise<void>((r) => (wake = r));
-      wake = undefined;
+    try {
+      for (;;) {
+        while (chunks.length) yield chunks.shift()!;
+        if (done) break;
+        await new Promise<void>((r) => (wake = r));
+        wake = undefined;
+      }
+      if (failed) throw failed;
+    } finally {
+      left.abort();
+      await job;
     }
-    await job;
-    if (failed) throw failed;
   }
 
   /**

@@ -12,7 +12,7 @@
  * would not read is an E_UNSUPPORTED naming it. Skipped, saying so, without ../shared.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { GgmlType } from '../../lib/formats/ggml-types.js';
@@ -168,5 +168,51 @@ describe('a T5 GGUF with a missing or unknown tensor', function () {
   it('with a bias table in a later block (a variant fuselm does not know): E_UNSUPPORTED naming it', async function () {
     await rewrite(this, () => ({ add: 'enc.blk.1.attn_rel_b.weight' }), (file) =>
       assert.rejects(loadModel(file, { device: 'cpu' }), { code: 'E_UNSUPPORTED', message: /tensor enc\.blk\.1\.attn_rel_b\.weight of this t5 model is not supported/ }));
+  });
+});
+
+describe("BART's forced first and last tokens (generation_config), and a stream left early", function () {
+  this.timeout(60_000);
+  it('forced_bos_token_id and forced_eos_token_id take the first and the last place, in generate() and beamSearch()', async function () {
+    requireShared(this, 'models/oracles/bart/hf');
+    const dir = mkdtempSync(path.join(tmpdir(), 'fuselm-bart-'));
+    try {
+      const src = sharedPath('models', 'oracles', 'bart', 'hf');
+      for (const f of ['model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json'])
+        writeFileSync(path.join(dir, f), readFileSync(path.join(src, f)));
+      const gen = JSON.parse(readFileSync(path.join(src, 'generation_config.json'), 'utf8'));
+      writeFileSync(path.join(dir, 'generation_config.json'), JSON.stringify({ ...gen, forced_bos_token_id: 7, forced_eos_token_id: 9 }));
+      writeFileSync(path.join(dir, 'config.json'), readFileSync(path.join(src, 'config.json')));
+      const m = await loadModel(dir, { device: 'cpu' });
+      try {
+        const ids = [1000, 83, 81, 504, 1002];
+        const g = await m.generate(ids, { maxTokens: 5, ignoreEog: true });
+        assert.equal(g.ids.length, 5);
+        assert.equal(g.ids[0], 7);
+        assert.equal(g.ids[4], 9);
+        const b = await m.beamSearch(ids, { numBeams: 3, maxTokens: 5, ignoreEog: true });
+        for (const s of b.sequences) assert.deepEqual([s.ids[0], s.ids[4]], [7, 9]);
+      } finally {
+        await m.dispose();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('leaving a stream after 2 tokens stops it and frees the model for the next call', async function () {
+    requireShared(this, 'models/oracles/t5/oracle.json', 'models/oracles/t5/hf');
+    const [p] = readSharedJson<{ prompts: Prompt[] }>('models/oracles/t5/oracle.json').prompts;
+    const m = await loadModel(sharedPath('models', 'oracles', 't5', 'hf'), { device: 'cpu' });
+    try {
+      const seen: number[] = [];
+      for await (const c of m.stream(p.ids_with_special, { maxTokens: 400, ignoreEog: true })) if (seen.push(c.id) === 2) break;
+      assert.deepEqual(seen, p.greedy_16.slice(1, 3));
+      assert.equal((m as unknown as EncoderDecoderModel).lastTimings, undefined, 'the generation was cut short (a finished one sets lastTimings)');
+      const g = await m.generate(p.ids_with_special, { maxTokens: 16, ignoreEog: true });
+      assert.deepEqual(g.ids, p.greedy_16.slice(1));
+    } finally {
+      await m.dispose();
+    }
   });
 });
