@@ -39,7 +39,7 @@ export interface EncoderDecoderConfig {
   decoderLayers: number;
   normEps: number;
   /** The FFN's activation; gated: act(x·wGate) * (x·wUp) (T5 v1.1's gated-gelu). */
-  act: 'gelu' | 'gelu_tanh';
+  act: 'gelu' | 'gelu_tanh' | 'relu';
   gated: boolean;
   /** Multiplies q·k: T5 1 (folded into its weights), BART 1/sqrt(headDim). */
   attnScale: number;
@@ -247,10 +247,11 @@ export class EncoderDecoderModel {
 
   /** xb = FFN(xn): act(xn·wUp) or act(xn·wGate) * (xn·wUp), then ·wDown. */
   #ffn(L: EncDecLayer, t: { xn: NativeTensor; xb: NativeTensor; hb: NativeTensor; hg: NativeTensor }): GraphNode[] {
-    const lin = EncoderDecoderModel.#linear, tanh = this.config.act === 'gelu_tanh';
+    const lin = EncoderDecoderModel.#linear, act = this.config.act;
+    const activate = (h: NativeTensor) => (act === 'relu' ? ops.relu(h, h) : ops.gelu(h, h, { tanh: act === 'gelu_tanh' }));
     const up = L.wGate
-      ? [ops.matmul(t.hg, t.xn, L.wGate), ops.gelu(t.hg, t.hg, { tanh }), ops.matmul(t.hb, t.xn, L.wUp), ops.mul(t.hb, t.hg, t.hb)]
-      : [...lin(t.hb, t.xn, L.wUp, L.bUp), ops.gelu(t.hb, t.hb, { tanh })];
+      ? [ops.matmul(t.hg, t.xn, L.wGate), activate(t.hg), ops.matmul(t.hb, t.xn, L.wUp), ops.mul(t.hb, t.hg, t.hb)]
+      : [...lin(t.hb, t.xn, L.wUp, L.bUp), activate(t.hb)];
     return [...up, ...lin(t.xb, t.hb, L.wDown, L.bDown)];
   }
 

@@ -5,8 +5,8 @@
  * (lib/model/encoder-decoder.ts runs them).
  *
  * Numbers: RMS norms without mean or bias; q·k unscaled; the FFN is gated-gelu (T5 v1.1:
- * gelu_new(x·wi_0) * (x·wi_1)) or plain gelu. ReLU (T5 v1.0) needs an op fuselm lacks yet: it is
- * E_UNSUPPORTED, as is any other activation. The LM head's input is scaled by d_model^-0.5
+ * gelu_new(x·wi_0) * (x·wi_1)), or a plain one (T5 v1.0's ReLU, or gelu); any other activation
+ * is E_UNSUPPORTED. The LM head's input is scaled by d_model^-0.5
  * when the embeddings are tied, unless the config says otherwise (transformers 5's
  * scale_decoder_outputs). llama.cpp's GGUF holds no relative_attention_max_distance (llama.cpp
  * always uses 128) and no activation name: a gate tensor means gelu (tanh form, ggml's GELU),
@@ -57,7 +57,7 @@ export function hfFields(j: JsonObject, where: string) {
 }
 
 /** T5's activations by transformers' names: gelu_new / gelu_pytorch_tanh are the tanh form. */
-const T5_ACTS: Record<string, 'gelu' | 'gelu_tanh'> = { gelu_new: 'gelu_tanh', gelu_pytorch_tanh: 'gelu_tanh', gelu: 'gelu' };
+const T5_ACTS: Record<string, 'gelu' | 'gelu_tanh' | 'relu'> = { gelu_new: 'gelu_tanh', gelu_pytorch_tanh: 'gelu_tanh', gelu: 'gelu', relu: 'relu' };
 
 export function t5ConfigFromHf(j: JsonObject, where: string, maxTokens: number): EncoderDecoderConfig {
   const F = hfFields(j, where);
@@ -66,7 +66,7 @@ export function t5ConfigFromHf(j: JsonObject, where: string, maxTokens: number):
   const ffp = F.str('feed_forward_proj', 'relu');
   const gated = ffp.startsWith('gated-');
   const act = Object.prototype.hasOwnProperty.call(T5_ACTS, ffp.replace(/^gated-/, '')) ? (ffp === 'gated-gelu' ? 'gelu_tanh' : T5_ACTS[ffp.replace(/^gated-/, '')]) : undefined;
-  if (!act) throw new FuselmError('E_UNSUPPORTED', `${where}: feed_forward_proj ${shown(ffp)} is not supported (supported: gated-gelu, gelu, gelu_new)`);
+  if (!act) throw new FuselmError('E_UNSUPPORTED', `${where}: feed_forward_proj ${shown(ffp)} is not supported (supported: relu, gelu, gelu_new and their gated- forms)`);
   const tied = F.bool('tie_word_embeddings', true);
   const scaled = F.has('scale_decoder_outputs') ? F.bool('scale_decoder_outputs', false) : tied;
   const relBuckets = F.int('relative_attention_num_buckets', 32), relMaxDistance = F.int('relative_attention_max_distance', 128);
@@ -87,15 +87,14 @@ export function t5ConfigFromGguf(f: GgufFile, maxTokens: number): EncoderDecoder
   const headDim = ggufNumber(f, k('attention.key_length'), dim / nHeads);
   if (ggufNumber(f, k('attention.value_length'), headDim) !== headDim)
     throw new FuselmError('E_UNSUPPORTED', `${f.path}: ${k('attention.value_length')} different from ${k('attention.key_length')} is not supported`);
-  if (!f.tensorByName.has('enc.blk.0.ffn_gate.weight'))
-    throw new FuselmError('E_UNSUPPORTED', `${f.path}: a T5 without ffn_gate (ReLU, T5 v1.0) is not supported yet`);
   const emb = f.tensorByName.get('token_embd.weight');
   if (!emb) throw new FuselmError('E_FORMAT', `${f.path}: tensor 'token_embd.weight' is missing`);
   const layers = ggufNumber(f, k('block_count'));
+  const gated = f.tensorByName.has('enc.blk.0.ffn_gate.weight');
   return {
     architecture: 't5', vocabSize: emb.dims[1], dim, nHeads, headDim, ffnDim: ggufNumber(f, k('feed_forward_length')),
     encoderLayers: layers, decoderLayers: ggufNumber(f, k('decoder_block_count'), layers),
-    normEps: ggufNumber(f, k('attention.layer_norm_rms_epsilon')), act: 'gelu_tanh', gated: true, attnScale: 1, embedScale: 1, outputScale: 1,
+    normEps: ggufNumber(f, k('attention.layer_norm_rms_epsilon')), act: gated ? 'gelu_tanh' : 'relu', gated, attnScale: 1, embedScale: 1, outputScale: 1,
     relBuckets: ggufNumber(f, k('attention.relative_buckets_count')), relMaxDistance: 128,
     decoderStartId: ggufNumber(f, k('decoder_start_token_id'), ggufGet(f, 'tokenizer.ggml.padding_token_id') as number | undefined ?? 0),
     maxEncoderTokens: maxTokens, maxDecoderTokens: maxTokens,
@@ -186,7 +185,9 @@ export async function loadT5GgufWeights(f: GgufFile, c: EncoderDecoderConfig, dt
   const attn = async (p: string, kind: string) => ({
     wq: await t(`${p}${kind}_q.weight`, [A, D]), wk: await t(`${p}${kind}_k.weight`, [A, D]), wv: await t(`${p}${kind}_v.weight`, [A, D]), wo: await t(`${p}${kind}_o.weight`, [D, A]),
   });
-  const ffn = async (p: string) => ({ wGate: await t(p + 'ffn_gate.weight', [F, D]), wUp: await t(p + 'ffn_up.weight', [F, D]), wDown: await t(p + 'ffn_down.weight', [D, F]) });
+  const ffn = async (p: string) => ({
+    ...(c.gated ? { wGate: await t(p + 'ffn_gate.weight', [F, D]) } : {}), wUp: await t(p + 'ffn_up.weight', [F, D]), wDown: await t(p + 'ffn_down.weight', [D, F]),
+  });
   try {
     const embed = await t('token_embd.weight', [c.vocabSize, D]);
     const w: EncDecWeights = {

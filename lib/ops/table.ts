@@ -55,6 +55,7 @@ export const OP_TABLE = {
   },
   embedding: { roles: { out: OUT, table: IN, ids: { access: 'in', host: true } }, params: {} },
   gelu: { roles: { out: OUT, x: IN }, params: { tanhApprox: bool } },
+  relu: { roles: { out: OUT, x: IN }, params: {} },
   kv_store: { roles: { cache: { access: 'update' }, src: IN }, params: {}, positional: true },
   layer_norm: { roles: { out: OUT, x: IN, weight: IN, bias: IN }, params: { eps: float } },
   matmul: { roles: { out: { access: 'out', host: true }, x: IN, w: IN }, params: { lastRow: { type: 'bool', default: false } } },
@@ -226,6 +227,8 @@ export const ops = {
   } satisfies OpNode<'layer_norm'>),
   /** out = gelu(x): exact (erf) or GPT-2's tanh approximation */
   gelu: (out: NativeTensor, x: NativeTensor, opts: { tanh?: boolean } = {}): GraphNode => ({ op: 'gelu', out, x, tanhApprox: opts.tanh ?? false } satisfies OpNode<'gelu'>),
+  /** out = max(x, 0) */
+  relu: (out: NativeTensor, x: NativeTensor): GraphNode => ({ op: 'relu', out, x } satisfies OpNode<'relu'>),
   /**
    * out [Cout, R] = (x[:, col0 .. col0 + Cout))ᵀ for x [R, C]: all of it whatever the run's n
    * (a load-time layout change)
@@ -394,6 +397,13 @@ export const CASES: Record<OpName, OpCases> = {
       name: `gelu ${tanh ? 'tanh' : 'erf'} 64x8192`, rows: 64, bytes: 2 * 64 * 8192 * 4,
       nodes: repeat(8, () => { const x = f32([64, 8192], 12, 4); return ops.gelu(x, x, { tanh }); }),
     })),
+  },
+  relu: {
+    parity: ROW_SHAPES.map(([T, D]): ParityCase => ({
+      name: `relu ${T}x${D}`, rows: T, tol: EXACT, doctor: D === 33,
+      build: () => ops.relu(zeros([T, D]), f32([T, D], 161, 3)),
+    })),
+    bench: [{ name: 'relu 64x8192', rows: 64, bytes: 2 * 64 * 8192 * 4, nodes: repeat(8, () => { const x = f32([64, 8192], 162, 4); return ops.relu(x, x); }) }],
   },
   rms_norm: {
     parity: ROW_SHAPES.map(([T, D]): ParityCase => ({

@@ -12,7 +12,7 @@
  * would not read is an E_UNSUPPORTED naming it. Skipped, saying so, without ../shared.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { GgmlType } from '../../lib/formats/ggml-types.js';
@@ -213,6 +213,66 @@ describe("BART's forced first and last tokens (generation_config), and a stream 
       assert.deepEqual(g.ids, p.greedy_16.slice(1));
     } finally {
       await m.dispose();
+    }
+  });
+});
+
+describe('T5 v1.0 style (ReLU, no gate): the folder and the GGUF agree', function () {
+  this.timeout(60_000);
+  it("feed_forward_proj 'relu' with wi, and a GGUF without ffn_gate, give the same logits and greedy ids (and not the gated model's)", async function () {
+    requireShared(this, 'models/oracles/t5/hf', 'models/oracles/t5/t5.f32.gguf', 'models/oracles/t5/oracle.json');
+    const src = sharedPath('models', 'oracles', 't5');
+    const dir = mkdtempSync(path.join(tmpdir(), 'fuselm-t5relu-'));
+    try {
+      // the folder: wi_1 renamed wi, wi_0 dropped, feed_forward_proj relu
+      const st = readFileSync(path.join(src, 'hf', 'model.safetensors'));
+      const n = Number(st.readBigUInt64LE(0));
+      const header = JSON.parse(st.subarray(8, 8 + n).toString('utf8')) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+      const parts: Buffer[] = [];
+      const out: Record<string, unknown> = {};
+      let at = 0;
+      for (const [name, t] of Object.entries(header)) {
+        if (name === '__metadata__' || name.endsWith('wi_0.weight')) continue;
+        const data = st.subarray(8 + n + t.data_offsets[0], 8 + n + t.data_offsets[1]);
+        out[name.replace('wi_1.weight', 'wi.weight')] = { dtype: t.dtype, shape: t.shape, data_offsets: [at, at + data.length] };
+        parts.push(data);
+        at += data.length;
+      }
+      const json = Buffer.from(JSON.stringify(out));
+      const len = Buffer.alloc(8);
+      len.writeBigUInt64LE(BigInt(json.length));
+      const folder = path.join(dir, 'hf');
+      mkdirSync(folder);
+      writeFileSync(path.join(folder, 'model.safetensors'), Buffer.concat([len, json, ...parts]));
+      const config = JSON.parse(readFileSync(path.join(src, 'hf', 'config.json'), 'utf8'));
+      writeFileSync(path.join(folder, 'config.json'), JSON.stringify({ ...config, feed_forward_proj: 'relu', dense_act_fn: 'relu', is_gated_act: false }));
+      for (const f of ['generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json'])
+        writeFileSync(path.join(folder, f), readFileSync(path.join(src, 'hf', f)));
+      // the GGUF: without its ffn_gate tensors
+      const gguf = path.join(dir, 'relu.gguf');
+      const f = await readGguf(path.join(src, 't5.f32.gguf'));
+      const bytes = readFileSync(path.join(src, 't5.f32.gguf'));
+      await writeGguf(gguf, {
+        version: 3,
+        metadata: ggufMetadataSpec(f),
+        tensors: f.tensors.filter((t) => !t.name.includes('ffn_gate')).map((t) => ({ name: t.name, type: t.type, dims: t.dims, data: bytes.subarray(t.offset, t.offset + t.nbytes) })),
+      });
+      const [p] = readSharedJson<{ prompts: Prompt[] }>('models/oracles/t5/oracle.json').prompts;
+      const a = (await loadModel(folder, { device: 'cpu' })) as unknown as EncoderDecoderModel;
+      const b = (await loadModel(gguf, { device: 'cpu' })) as unknown as EncoderDecoderModel;
+      try {
+        assert.equal(a.config.act, 'relu');
+        assert.equal(b.config.act, 'relu');
+        const la = await a.logits(p.ids_with_special, [5, 6]);
+        assert.ok(relErr(await b.logits(p.ids_with_special, [5, 6]), [...la]) < 1e-6);
+        const ga = await a.generate(p.ids_with_special, { maxTokens: 16, ignoreEog: true });
+        assert.deepEqual((await b.generate(p.ids_with_special, { maxTokens: 16, ignoreEog: true })).ids, ga.ids);
+        assert.notDeepEqual(ga.ids, p.greedy_16.slice(1));
+      } finally {
+        await Promise.all([a.dispose(), b.dispose()]);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
