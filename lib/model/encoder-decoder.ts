@@ -18,15 +18,14 @@
 import type { NativeTensor } from '../../bindings.js';
 import { type Backend, CpuBackend, type Graph, ops, type SeqSpan } from '../backend.js';
 import type { GraphNode } from '../ops/table.js';
-import { beamConstraint, grammarMasks } from '../grammar/constraint.js';
-import { type BeamHypothesis, type BeamSearchOptions, beamSearch, checkBeamOptions, hypothesisEnds } from '../beam.js';
+import { beamConstraint, type GrammarOptions, grammarMasks } from '../grammar/constraint.js';
+import { type BeamEndOptions, type BeamHypothesis, type BeamSearchOptions, beamSearch, checkBeamOptions, hypothesisEnds } from '../beam.js';
 import { FuselmError } from '../errors.js';
 import type { GenerationConfig } from '../formats/hf.js';
 import { type FinishReason, type GenerateOptions, type GenerateResult, SequenceRun, type StreamChunk, checkGenerateOptions, generationDefaults } from '../generate.js';
 import { emptyTensor, readF32Rows } from '../tensor.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { DecodeCall, type Timings } from './decode-call.js';
-import type { BeamSearchModelOptions, BeamSearchResult } from './model.js';
 
 export interface EncoderDecoderConfig {
   architecture: 't5' | 'bart';
@@ -123,6 +122,19 @@ export function expandRelBias(table: Float32Array, nHeads: number, bidirectional
     for (let h = 0; h < nHeads; h++) out[h * W + d + R] = table[b * nHeads + h];
   }
   return out;
+}
+
+/** beamSearch()'s options, as Model's (lib/model/model.ts BeamSearchModelOptions). */
+export interface EncoderDecoderBeamOptions extends BeamSearchOptions, BeamEndOptions, GrammarOptions {
+  addSpecial?: boolean;
+  signal?: AbortSignal;
+}
+
+/** beamSearch()'s result, as Model's: the best hypotheses first, the encoder input's ids, timings. */
+export interface EncoderDecoderBeamResult {
+  sequences: (Omit<BeamHypothesis, 'finishReason'> & { text: string; finishReason: FinishReason })[];
+  promptIds: number[];
+  timings: Timings;
 }
 
 export interface EncoderDecoderInit {
@@ -552,7 +564,7 @@ export class EncoderDecoderModel {
    * Beam search (lib/beam.ts for the semantics) over the decoder: the input is encoded once and
    * every beam reads the same cross K/V; each beam has its own self-attention cache.
    */
-  beamSearch(input: string | number[], opts: BeamSearchModelOptions): Promise<BeamSearchResult> {
+  beamSearch(input: string | number[], opts: EncoderDecoderBeamOptions): Promise<EncoderDecoderBeamResult> {
     return this.#exclusive(async () => {
       const o: Required<BeamSearchOptions> = checkBeamOptions(opts);
       const c = this.config;

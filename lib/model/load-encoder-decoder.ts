@@ -12,14 +12,23 @@ import { openSafetensorsFolder } from '../formats/safetensors.js';
 import { checkGenerationConfig } from '../generate.js';
 import { tokenizerFromGguf } from '../tokenizer/from-gguf.js';
 import { folderHasTokenizer, loadTokenizer } from '../tokenizer/load.js';
-import type { NativeDevice } from '../../bindings.js';
+import type { NativeDevice, NativeImpl } from '../../bindings.js';
 import { bartConfigFromHf, loadBartHfWeights } from './bart.js';
 import { type EncDecWeights, encDecTensors, EncoderDecoderModel } from './encoder-decoder.js';
 import { HfTensors } from './hf-weights.js';
 import { idsOnlyTokenizer } from './ids-tokenizer.js';
-import type { LoadModelOptions } from './model.js';
 import { loadT5GgufWeights, loadT5HfWeights, t5ConfigFromGguf, t5ConfigFromHf } from './t5.js';
-import { checkWeightDtype, GgufMappings } from './weights.js';
+import { checkWeightDtype, GgufMappings, type WeightDtype } from './weights.js';
+
+/** What loadModel's options (LoadModelOptions, checked there) say to these models. */
+export interface EncoderDecoderLoadOptions {
+  threads?: number;
+  impl?: NativeImpl;
+  dtype?: WeightDtype;
+  useMmap?: boolean;
+  /** T5: most encoder tokens and decoder positions (default 512); BART: at most its position table. */
+  contextSize?: number;
+}
 
 /** The config.json model types and GGUF architectures that are encoder-decoders. */
 export const ENCODER_DECODER_TYPES = ['t5', 'bart'];
@@ -31,7 +40,7 @@ export function isEncoderDecoderConfig(j: JsonObject): boolean {
 /** T5 has no position table: its encoder input and decoder output are bounded by contextSize (default 512). */
 const T5_DEFAULT_TOKENS = 512;
 
-export async function loadHfEncoderDecoder(hf: HfFolder, opts: LoadModelOptions, device: NativeDevice): Promise<EncoderDecoderModel> {
+export async function loadHfEncoderDecoder(hf: HfFolder, opts: EncoderDecoderLoadOptions, device: NativeDevice): Promise<EncoderDecoderModel> {
   const dir = hf.dir, j = hf.rawConfig;
   const gen = checkGenerationConfig(hf.generationConfig, `${dir}/generation_config.json`);
   const c = j.model_type === 't5' ? t5ConfigFromHf(j, hf.configPath, opts.contextSize ?? T5_DEFAULT_TOKENS) : bartConfigFromHf(j, gen, hf.configPath);
@@ -47,7 +56,7 @@ export async function loadHfEncoderDecoder(hf: HfFolder, opts: LoadModelOptions,
   return onBackend(opts, device, load, (w, be) => new EncoderDecoderModel(dir, c, tokenizer, w, be, { generationConfig: gen }));
 }
 
-export async function loadGgufEncoderDecoder(path: string, f: GgufFile, opts: LoadModelOptions, device: NativeDevice): Promise<EncoderDecoderModel> {
+export async function loadGgufEncoderDecoder(path: string, f: GgufFile, opts: EncoderDecoderLoadOptions, device: NativeDevice): Promise<EncoderDecoderModel> {
   const c = t5ConfigFromGguf(f, opts.contextSize ?? T5_DEFAULT_TOKENS);
   const dtype = checkWeightDtype(opts.dtype ?? 'auto', 'loadModel');
   const tokenizer = tokenizerFromGguf(f);
@@ -83,7 +92,7 @@ function uploadWeights(w: EncDecWeights, be: Backend): EncDecWeights {
 }
 
 async function onBackend(
-  opts: LoadModelOptions,
+  opts: EncoderDecoderLoadOptions,
   device: NativeDevice,
   load: () => Promise<EncDecWeights>,
   make: (w: EncDecWeights, be: Backend) => EncoderDecoderModel,
