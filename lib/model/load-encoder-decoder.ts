@@ -18,7 +18,8 @@ import { type EncDecWeights, encDecTensors, EncoderDecoderModel } from './encode
 import { HfTensors } from './hf-weights.js';
 import { idsOnlyTokenizer } from './ids-tokenizer.js';
 import { loadT5GgufWeights, loadT5HfWeights, t5ConfigFromGguf, t5ConfigFromHf } from './t5.js';
-import { checkWeightDtype, GgufMappings, type WeightDtype } from './weights.js';
+import { availableMemory, checkMemoryPlan, ggufWeightItems, type MemoryItem, safetensorsWeightBytes } from './memory.js';
+import { CPU_BLOCK_DTYPES, CUDA_BLOCK_DTYPES, checkWeightDtype, GgufMappings, type WeightDtype } from './weights.js';
 
 /** What loadModel's options (LoadModelOptions, checked there) say to these models. */
 export interface EncoderDecoderLoadOptions {
@@ -28,6 +29,18 @@ export interface EncoderDecoderLoadOptions {
   useMmap?: boolean;
   /** T5: most encoder tokens and decoder positions (default 512); BART: at most its position table. */
   contextSize?: number;
+  /** Bytes the weights may take (default: the memory available), checked before any is loaded. */
+  maxMemory?: number;
+}
+
+/**
+ * The weights, as held, checked against the budget before anything is allocated (E_OUT_OF_MEMORY
+ * naming the parts). The per-call state (cross K/V, decoder caches) is small beside them and not
+ * planned here.
+ */
+function checkWeightPlan(where: string, items: MemoryItem[], opts: EncoderDecoderLoadOptions): void {
+  const budget = opts.maxMemory ?? availableMemory();
+  checkMemoryPlan(where, items, budget, opts.maxMemory !== undefined ? 'maxMemory' : 'the memory available', 'the weights alone do not fit');
 }
 
 /** The config.json model types and GGUF architectures that are encoder-decoders. */
@@ -47,6 +60,7 @@ export async function loadHfEncoderDecoder(hf: HfFolder, opts: EncoderDecoderLoa
   if (opts.contextSize !== undefined && c.architecture === 'bart') c.maxEncoderTokens = c.maxDecoderTokens = Math.min(opts.contextSize, c.maxDecoderTokens);
   const dtype = checkWeightDtype(opts.dtype ?? 'auto', 'loadModel');
   const st = await openSafetensorsFolder(dir);
+  checkWeightPlan(dir, [{ what: 'weights', bytes: safetensorsWeightBytes(st) }], opts);
   const eos = [gen.eos_token_id, j.eos_token_id].flat().find((x) => Number.isInteger(x)) as number | undefined;
   const tokenizer = (await folderHasTokenizer(dir)) ? await loadTokenizer(dir) : idsOnlyTokenizer(c.vocabSize, { eos });
   if (tokenizer.vocabSize > c.vocabSize)
@@ -59,6 +73,7 @@ export async function loadHfEncoderDecoder(hf: HfFolder, opts: EncoderDecoderLoa
 export async function loadGgufEncoderDecoder(path: string, f: GgufFile, opts: EncoderDecoderLoadOptions, device: NativeDevice): Promise<EncoderDecoderModel> {
   const c = t5ConfigFromGguf(f, opts.contextSize ?? T5_DEFAULT_TOKENS);
   const dtype = checkWeightDtype(opts.dtype ?? 'auto', 'loadModel');
+  checkWeightPlan(path, ggufWeightItems(f, dtype, device === 'cpu' ? CPU_BLOCK_DTYPES : CUDA_BLOCK_DTYPES, opts.useMmap ?? true), opts);
   const tokenizer = tokenizerFromGguf(f);
   if (tokenizer.vocabSize !== c.vocabSize)
     throw new FuselmError('E_FORMAT', `${path}: the tokenizer has ${tokenizer.vocabSize} tokens but token_embd.weight has ${c.vocabSize} rows`);

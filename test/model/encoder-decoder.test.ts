@@ -276,3 +276,11 @@ describe('T5 v1.0 style (ReLU, no gate): the folder and the GGUF agree', functio
     }
   });
 });
+
+describe('encoder-decoder weights against maxMemory', () => {
+  for (const model of ['models/oracles/t5/t5.f32.gguf', 'models/oracles/t5/hf', 'models/oracles/bart/hf'])
+    it(`${model}: weights over maxMemory are an E_OUT_OF_MEMORY naming them, before anything is loaded`, async function () {
+      requireShared(this, model);
+      await assert.rejects(loadModel(sharedPath(model), { device: 'cpu', maxMemory: 100_000 }), { code: 'E_OUT_OF_MEMORY', message: /weights/ });
+    });
+});
