@@ -6,7 +6,9 @@
  * - encoder: one 128-token input through the encoder and every layer's cross K/V projection
  *   (encode()), tokens/s of the best of 3 after a warm-up;
  * - decoder: greedy generation of 64 tokens from that input (EOS off), its decode steps/s
- *   (timings.tokensPerSecond: the steps after the first token, as llama.cpp counts), best of 3;
+ *   (timings.tokensPerSecond: the steps after the first token, as llama.cpp counts), best of 3,
+ *   and the weight bytes a step reads (179 MB) at that rate, as a share of the run's measured
+ *   copy bandwidth (decode is bound by it);
  * - beams: beamSearch with 4 beams for 32 tokens, beam-tokens/s (4 per step), best of 3.
  * No peer: node-llama-cpp has no encoder-decoder path.
  */
@@ -15,10 +17,22 @@ import { gv, writeGguf } from '../lib/formats/gguf.js';
 import { loadModel } from '../lib/index.js';
 import type { EncoderDecoderModel } from '../lib/model/encoder-decoder.js';
 import { benchModel } from '../lib/tools/bench-models.js';
-import type { BenchResult } from './util.js';
+import { type BenchResult, measuredCopyBandwidth } from './util.js';
 
 const SHAPE = { dim: 512, layers: 6, heads: 8, headDim: 64, ffn: 2048, vocab: 32128, buckets: 32 };
 const INPUT = 128, GREEDY = 64, BEAM_TOKENS = 32, BEAMS = 4;
+
+/** Weights (f32 bytes) a decoder step reads: per layer self q/k/v/o, cross q/o, gate/up/down; the LM head; the cross K/V of the input. */
+function decoderStepBytes(): number {
+  const { dim: D, ffn: F, vocab: V, layers: L } = SHAPE, A = SHAPE.heads * SHAPE.headDim;
+  return 4 * (L * (4 * D * A + 2 * D * A + 3 * D * F) + V * D + L * 2 * INPUT * A);
+}
+
+/** FLOPs of one encode(): 2 per weight and token (encoder layers, every decoder layer's cross K/V), plus attention. */
+function encoderFlops(): number {
+  const { dim: D, ffn: F, layers: L, heads: H, headDim: HD } = SHAPE, A = H * HD;
+  return 2 * INPUT * L * (4 * D * A + 3 * D * F + 2 * D * A) + L * 4 * H * HD * INPUT * INPUT;
+}
 
 async function writeSyntheticT5(out: string): Promise<void> {
   const { dim: D, ffn: F, vocab: V, heads: H } = SHAPE;
@@ -84,10 +98,11 @@ export async function run(): Promise<BenchResult[]> {
     try {
       await m.encode(input); // warm-up: pages the weights in
       const enc = await best(3, () => m.encode(input));
-      out.push({ name: `t5-small shape f32 ${n}t encoder, ${INPUT}-token input (+ cross K/V)`, seconds: enc.seconds, tokensPerSecond: INPUT / enc.seconds });
+      out.push({ name: `t5-small shape f32 ${n}t encoder, ${INPUT}-token input (+ cross K/V)`, seconds: enc.seconds, tokensPerSecond: INPUT / enc.seconds, gflops: encoderFlops() / enc.seconds / 1e9 });
       const steps: number[] = [];
       const greedy = await best(3, async () => steps.push((await m.generate(input, { maxTokens: GREEDY, ignoreEog: true })).timings.tokensPerSecond));
-      out.push({ name: `t5-small shape f32 ${n}t decoder, greedy ${GREEDY} tokens`, seconds: greedy.seconds, tokensPerSecond: Math.max(...steps) });
+      const stepsPerSecond = Math.max(...steps), gbps = (decoderStepBytes() * stepsPerSecond) / 1e9;
+      out.push({ name: `t5-small shape f32 ${n}t decoder, greedy ${GREEDY} tokens`, seconds: greedy.seconds, tokensPerSecond: stepsPerSecond, weightGBps: gbps, copyBandwidthShare: (gbps * 1e9) / (await measuredCopyBandwidth()) });
       const beams = await best(3, () => m.beamSearch(input, { numBeams: BEAMS, maxTokens: BEAM_TOKENS, ignoreEog: true }));
       out.push({ name: `t5-small shape f32 ${n}t ${BEAMS}-beam search, ${BEAM_TOKENS} tokens`, seconds: beams.seconds, beamTokensPerSecond: (BEAMS * BEAM_TOKENS) / beams.seconds });
     } finally {
