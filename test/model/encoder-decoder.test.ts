@@ -284,3 +284,24 @@ describe('encoder-decoder weights against maxMemory', () => {
       await assert.rejects(loadModel(sharedPath(model), { device: 'cpu', maxMemory: 100_000 }), { code: 'E_OUT_OF_MEMORY', message: /weights/ });
     });
 });
+
+describe('encoder-decoder config fields fuselm does not run', () => {
+  const cases: Array<[fixture: string, change: Record<string, unknown>, message: RegExp]> = [
+    ['t5', { feed_forward_proj: 'gated-silu' }, /feed_forward_proj "gated-silu" is not supported/],
+    ['bart', { normalize_before: true }, /normalize_before \(mBART's pre-norm layout\) is not supported/],
+    ['bart', { activation_function: 'swish' }, /activation_function "swish" is not supported/],
+    ['bart', { decoder_attention_heads: 8 }, /encoder_attention_heads 4 different from decoder_attention_heads 8 is not supported/],
+  ];
+  for (const [fixture, change, message] of cases)
+    it(`${fixture} with ${JSON.stringify(change)}: E_UNSUPPORTED naming it`, async function () {
+      requireShared(this, `models/oracles/${fixture}/hf/config.json`);
+      const dir = mkdtempSync(path.join(tmpdir(), 'fuselm-encdec-config-'));
+      try {
+        const config = JSON.parse(readFileSync(sharedPath('models', 'oracles', fixture, 'hf', 'config.json'), 'utf8'));
+        writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...config, ...change }));
+        await assert.rejects(loadModel(dir, { device: 'cpu' }), { code: 'E_UNSUPPORTED', message });
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+});
