@@ -194,8 +194,8 @@ class DecoderState {
 
 /**
  * A T5 or BART model. loadModel returns one for their files, typed as Model: generate(),
- * stream(), beamSearch() and the fields the CLI reads are the same; chat(), evaluate(),
- * openSlots() and clearCache() of a decoder-only model are E_UNSUPPORTED here.
+ * stream(), beamSearch() and the fields the CLI reads are the same; a decoder-only model's
+ * chat(), evaluate() and openSlots() are E_UNSUPPORTED here (clearCache() has nothing to clear).
  */
 export class EncoderDecoderModel {
   readonly isEncoderDecoder = true;

@@ -7,7 +7,7 @@
  * off, as in the oracle) are transformers' exactly. T5 from its Hugging Face folder and from
  * llama.cpp's GGUF. Several inputs given to generate() at once give what each gives alone
  * (packed, each attending over its own rows); greedy on the CUDA backend (its emulator without
- * a GPU) equals the CPU's. Also: T5's relative position buckets against values worked by hand;
+ * a GPU), and its beams, equal the CPU's. Also: T5's relative position buckets against values worked by hand;
  * BART's forced first/last tokens; a stream left early stops; T5 v1.0's ReLU FFN the same from
  * a folder and a GGUF; a GGUF missing a tensor of either half is an E_FORMAT naming it, one with
  * a tensor the model would not read an E_UNSUPPORTED naming it; config fields fuselm does not
@@ -112,7 +112,7 @@ for (const [name, oracle, model] of FIXTURES) {
 describe('encoder-decoder on the CUDA backend (the emulator without a GPU)', function () {
   this.timeout(300_000);
   for (const [name, oracle, model] of [FIXTURES[1], FIXTURES[2]]) {
-    it(`${name}: greedy equals the CPU's and transformers'`, async function () {
+    it(`${name}: greedy and 4 beams equal the CPU's and transformers'`, async function () {
       requireShared(this, oracle, model);
       const p = readSharedJson<{ prompts: Prompt[] }>(oracle).prompts[0];
       const m = await loadOnCuda(sharedPath(model));
@@ -120,6 +120,8 @@ describe('encoder-decoder on the CUDA backend (the emulator without a GPU)', fun
         assert.equal(m.device, 'cuda');
         const g = await m.generate(p.ids_with_special, { maxTokens: 16, ignoreEog: true });
         assert.deepEqual(g.ids, p.greedy_16.slice(1));
+        const b = await m.beamSearch(p.ids_with_special, { numBeams: 4, maxTokens: 16, ignoreEog: true });
+        assert.deepEqual(b.sequences[0].ids, p.beam4_16.slice(1));
       } finally {
         await m.dispose();
       }
