@@ -1,18 +1,18 @@
 /**
  * Encoder-decoder models (T5, BART) against transformers: the fixtures of
- * ../shared/models/oracles/{t5,bart} (tiny random-weight models; their README says how they
- * were made). For each fixture and prompt: its text encodes to transformers' ids; the encoder's
- * last hidden states and the decoder's first-step logits are within 1e-4 of transformers'
- * (relative to the largest value), and the 16-token greedy and 4-beam outputs (EOS stopping
- * off, as in the oracle) are transformers' exactly. T5 from its Hugging Face folder and from
- * llama.cpp's GGUF. Several inputs given to generate() at once give what each gives alone
- * (packed, each attending over its own rows); greedy on the CUDA backend (its emulator without
- * a GPU), and its beams, equal the CPU's. Also: T5's relative position buckets against values worked by hand;
- * BART's forced first/last tokens; a stream left early stops; T5 v1.0's ReLU FFN the same from
- * a folder and a GGUF; a GGUF missing a tensor of either half is an E_FORMAT naming it, one with
- * a tensor the model would not read an E_UNSUPPORTED naming it; config fields fuselm does not
- * run are E_UNSUPPORTED naming them; weights over maxMemory are E_OUT_OF_MEMORY. Skipped,
- * saying so, without ../shared.
+ * ../shared/models/oracles/{t5,bart} (tiny random-weight models; their README says how they were
+ * made). For each fixture and prompt: its text encodes to transformers' ids; the encoder's last
+ * hidden states and the decoder's first-step logits are within 1e-4 of transformers' (relative to
+ * the largest value), and the 16-token greedy and 4-beam outputs (EOS stopping off, as in the
+ * oracle) are transformers' exactly. T5 from its Hugging Face folder and from llama.cpp's GGUF.
+ * Several inputs given to generate() at once give what each gives alone (packed, each attending
+ * over its own rows); greedy on the CUDA backend (its emulator without a GPU), and its beams,
+ * equal the CPU's. Also: T5's relative position buckets against values worked by hand; BART's
+ * forced first/last tokens; a stream left early stops; T5 v1.0's ReLU FFN the same from a folder
+ * and a GGUF; a GGUF missing a tensor of either half is an E_FORMAT naming it, one with a tensor
+ * the model would not read an E_UNSUPPORTED naming it; config fields fuselm does not run are
+ * E_UNSUPPORTED naming them; weights over maxMemory are E_OUT_OF_MEMORY. Skipped, saying so,
+ * without ../shared.
  */
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
