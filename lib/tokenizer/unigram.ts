@@ -2,8 +2,10 @@
  * SentencePiece Unigram (T5's tokenizer; tokenizer.json model "Unigram", GGUF
  * tokenizer.ggml.model "t5"): a word is cut into the pieces whose scores (log-probabilities)
  * sum highest, by Viterbi over its characters. Each position keeps the best-scoring way to reach
- * it; from every reachable position each piece that starts there is tried, shortest first, and
- * replaces the best only when strictly better (SentencePiece's and Hugging Face's tie rule). A
+ * it; from every reachable position each piece that starts there is tried, shortest first (a
+ * walk down a trie of the pieces, so the work is the length of the prefixes the vocabulary
+ * holds, never every length up to its longest piece), and replaces the best only when strictly
+ * better (SentencePiece's and Hugging Face's tie rule). A
  * character no piece starts with becomes the unknown token, scored as the lowest piece minus 10
  * (both libraries' penalty), and runs of unknown tokens fuse into one (Hugging Face's fuse_unk).
  */
@@ -19,25 +21,35 @@ export interface UnigramOptions {
   unk: number | undefined;
 }
 
+/** A trie node over UTF-16 units: the piece ending here (-1: none) and the nodes below. */
+interface TrieNode {
+  id: number;
+  next: Map<number, TrieNode> | undefined;
+}
+
 export class UnigramModel {
-  readonly #pieces: Map<string, number>;
   readonly #scores: ArrayLike<number>;
   readonly #unk: number | undefined;
   readonly #unkScore: number;
-  /** Longest piece in UTF-16 units. */
-  readonly #maxLen: number;
+  readonly #root: TrieNode = { id: -1, next: undefined };
 
   constructor(o: UnigramOptions) {
-    this.#pieces = o.pieces;
     this.#scores = o.scores;
     this.#unk = o.unk;
-    let min = Infinity, maxLen = 0;
+    let min = Infinity;
     for (const [p, id] of o.pieces) {
       min = Math.min(min, o.scores[id]);
-      maxLen = Math.max(maxLen, p.length);
+      let node = this.#root;
+      for (let i = 0; i < p.length; i++) {
+        const c = p.charCodeAt(i);
+        node.next ??= new Map();
+        let child = node.next.get(c);
+        if (!child) node.next.set(c, (child = { id: -1, next: undefined }));
+        node = child;
+      }
+      node.id = id;
     }
     this.#unkScore = (Number.isFinite(min) ? min : 0) - UNK_PENALTY;
-    this.#maxLen = maxLen;
   }
 
   encodeWord(word: string, out: number[]): void {
@@ -51,10 +63,12 @@ export class UnigramModel {
       if (best[i] === -Infinity || isLow(i)) continue;
       const charEnd = (word.charCodeAt(i) & 0xfc00) === 0xd800 && isLow(i + 1) ? i + 2 : i + 1;
       let single = false;
-      for (let end = charEnd; end <= Math.min(n, i + this.#maxLen); end++) {
-        if (isLow(end)) continue; // never end inside a surrogate pair
-        const p = this.#pieces.get(word.slice(i, end));
-        if (p === undefined) continue;
+      let node: TrieNode | undefined = this.#root;
+      for (let end = i + 1; end <= n; end++) {
+        node = node.next?.get(word.charCodeAt(end - 1));
+        if (!node) break;
+        const p = node.id;
+        if (p < 0 || isLow(end)) continue; // never end inside a surrogate pair
         if (end === charEnd) single = true;
         const s = best[i] + this.#scores[p];
         if (s > best[end]) [best[end], from[end], id[end]] = [s, i, p];

@@ -2,7 +2,8 @@
  * The Unigram model (lib/tokenizer/unigram.ts) on small vocabularies worked by hand: the path
  * of highest total score wins over the greedy longest match, a tie keeps the first-found
  * (shorter first piece) path, characters in no piece become one fused unknown token per run,
- * and surrogate pairs are never split. (The T5 fixture's prompts against transformers' ids are
+ * a very long piece does not make every position search every length, and surrogate pairs are
+ * never split. (The T5 fixture's prompts against transformers' ids are
  * in test/model/encoder-decoder.test.ts.)
  */
 import assert from 'node:assert/strict';
@@ -40,6 +41,12 @@ describe('Unigram model', () => {
     const m = model([['<unk>', 0], ['a', -1], ['b', -1]]);
     assert.deepEqual(cut(m, 'axyb z'), [1, 0, 2, 0]);
     assert.throws(() => cut(model([['a', -1]], null), 'ax'), { code: 'E_UNSUPPORTED' });
+  });
+
+  it('a very long piece costs only the prefixes a text shares with it (no search over every length)', () => {
+    // before the trie, each position tried every length up to the longest piece: 2e5 x 1e5 slices
+    const m = model([['<unk>', 0], ['a', -1], ['x'.repeat(100_000), -1]]);
+    assert.deepEqual(cut(m, 'a'.repeat(200_000)), new Array<number>(200_000).fill(1));
   });
 
   it('never cuts a surrogate pair', () => {
