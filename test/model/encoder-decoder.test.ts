@@ -9,13 +9,13 @@
  * over its own rows); greedy on the CUDA backend (its emulator without a GPU), and its beams,
  * equal the CPU's. Also: T5's relative position buckets against values worked by hand; BART's
  * forced first/last tokens; a stream left early stops; T5 v1.0's ReLU FFN the same from a folder
- * and a GGUF; a GGUF missing a tensor of either half is an E_FORMAT naming it, one with a tensor
- * the model would not read an E_UNSUPPORTED naming it; config fields fuselm does not run are
- * E_UNSUPPORTED naming them; weights over maxMemory are E_OUT_OF_MEMORY. Skipped, saying so,
- * without ../shared.
+ * and a GGUF; a GGUF or a folder missing a tensor of either half is an E_FORMAT naming it, one
+ * with a tensor the model would not read an E_UNSUPPORTED naming it; config fields fuselm does
+ * not run are E_UNSUPPORTED naming them; weights over maxMemory are E_OUT_OF_MEMORY. Skipped,
+ * saying so, without ../shared.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { GgmlType } from '../../lib/formats/ggml-types.js';
@@ -222,6 +222,55 @@ describe("BART's forced first and last tokens (generation_config), and a stream 
   });
 });
 
+/**
+ * A copy of a model folder whose model.safetensors keeps each tensor under rename(name), or
+ * drops it where that is undefined.
+ */
+function copyFolder(src: string, dst: string, rename: (name: string) => string | undefined): string {
+  const st = readFileSync(path.join(src, 'model.safetensors'));
+  const n = Number(st.readBigUInt64LE(0));
+  const header = JSON.parse(st.subarray(8, 8 + n).toString('utf8')) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+  const parts: Buffer[] = [];
+  const out: Record<string, unknown> = {};
+  let at = 0;
+  for (const [name, t] of Object.entries(header)) {
+    const to = name === '__metadata__' ? undefined : rename(name);
+    if (to === undefined) continue;
+    const data = st.subarray(8 + n + t.data_offsets[0], 8 + n + t.data_offsets[1]);
+    out[to] = { dtype: t.dtype, shape: t.shape, data_offsets: [at, at + data.length] };
+    parts.push(data);
+    at += data.length;
+  }
+  const json = Buffer.from(JSON.stringify(out));
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(json.length));
+  mkdirSync(dst);
+  writeFileSync(path.join(dst, 'model.safetensors'), Buffer.concat([len, json, ...parts]));
+  for (const f of readdirSync(src)) if (f !== 'model.safetensors') writeFileSync(path.join(dst, f), readFileSync(path.join(src, f)));
+  return dst;
+}
+
+describe('a folder missing a tensor of either half', function () {
+  this.timeout(60_000);
+  const cases: Array<[fixture: string, missing: string]> = [
+    ['t5', 'encoder.block.1.layer.1.DenseReluDense.wi_0.weight'],
+    ['t5', 'decoder.block.1.layer.1.EncDecAttention.k.weight'],
+    ['bart', 'model.encoder.layers.1.fc1.weight'],
+    ['bart', 'model.decoder.layers.0.encoder_attn.v_proj.bias'],
+  ];
+  for (const [fixture, missing] of cases)
+    it(`${fixture} without ${missing}: E_FORMAT naming it`, async function () {
+      requireShared(this, `models/oracles/${fixture}/hf`);
+      const dir = mkdtempSync(path.join(tmpdir(), 'fuselm-encdec-missing-'));
+      try {
+        const folder = copyFolder(sharedPath('models', 'oracles', fixture, 'hf'), path.join(dir, 'hf'), (name) => (name === missing ? undefined : name));
+        await assert.rejects(loadModel(folder, { device: 'cpu' }), (e: Error & { code?: string }) => e.code === 'E_FORMAT' && e.message.includes(`'${missing}' is missing`));
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+});
+
 describe('T5 v1.0 style (ReLU, no gate): the folder and the GGUF agree', function () {
   this.timeout(60_000);
   it("feed_forward_proj 'relu' with wi, and a GGUF without ffn_gate, give the same logits and greedy ids (and not the gated model's)", async function () {
@@ -230,29 +279,9 @@ describe('T5 v1.0 style (ReLU, no gate): the folder and the GGUF agree', functio
     const dir = mkdtempSync(path.join(tmpdir(), 'fuselm-t5relu-'));
     try {
       // the folder: wi_1 renamed wi, wi_0 dropped, feed_forward_proj relu
-      const st = readFileSync(path.join(src, 'hf', 'model.safetensors'));
-      const n = Number(st.readBigUInt64LE(0));
-      const header = JSON.parse(st.subarray(8, 8 + n).toString('utf8')) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
-      const parts: Buffer[] = [];
-      const out: Record<string, unknown> = {};
-      let at = 0;
-      for (const [name, t] of Object.entries(header)) {
-        if (name === '__metadata__' || name.endsWith('wi_0.weight')) continue;
-        const data = st.subarray(8 + n + t.data_offsets[0], 8 + n + t.data_offsets[1]);
-        out[name.replace('wi_1.weight', 'wi.weight')] = { dtype: t.dtype, shape: t.shape, data_offsets: [at, at + data.length] };
-        parts.push(data);
-        at += data.length;
-      }
-      const json = Buffer.from(JSON.stringify(out));
-      const len = Buffer.alloc(8);
-      len.writeBigUInt64LE(BigInt(json.length));
-      const folder = path.join(dir, 'hf');
-      mkdirSync(folder);
-      writeFileSync(path.join(folder, 'model.safetensors'), Buffer.concat([len, json, ...parts]));
+      const folder = copyFolder(path.join(src, 'hf'), path.join(dir, 'hf'), (name) => (name.endsWith('wi_0.weight') ? undefined : name.replace('wi_1.weight', 'wi.weight')));
       const config = JSON.parse(readFileSync(path.join(src, 'hf', 'config.json'), 'utf8'));
       writeFileSync(path.join(folder, 'config.json'), JSON.stringify({ ...config, feed_forward_proj: 'relu', dense_act_fn: 'relu', is_gated_act: false }));
-      for (const f of ['generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json'])
-        writeFileSync(path.join(folder, f), readFileSync(path.join(src, 'hf', f)));
       // the GGUF: without its ffn_gate tensors
       const gguf = path.join(dir, 'relu.gguf');
       const f = await readGguf(path.join(src, 't5.f32.gguf'));
