@@ -199,6 +199,10 @@ function spmFromGguf(f: GgufFile, unigram = false): SpmTokenizer {
   const unk = id('unknown', unigram ? 2 : 0);
   const pad = id('padding');
   const { eot, eog } = ggufEndTokens(f, pieces, eos);
+  // SentencePiece's normalization rules (T5's NFKC-like charsmap) would change the text before the pieces
+  const charsmap = f.metadata.get('tokenizer.ggml.precompiled_charsmap');
+  if (unigram && charsmap !== undefined && ((charsmap as { length?: number }).length ?? 1) > 0)
+    throw new FuselmError('E_UNSUPPORTED', `${f.path}: tokenizer.ggml.precompiled_charsmap (SentencePiece's normalization rules) is not supported yet`);
 
   return new SpmTokenizer({
     tokens: pieces,
@@ -215,6 +219,7 @@ function spmFromGguf(f: GgufFile, unigram = false): SpmTokenizer {
     addSpacePrefix: getBool(f, 'tokenizer.ggml.add_space_prefix', true),
     chatTemplate: getString(f, 'tokenizer.chat_template'),
     unigram,
+    removeExtraWhitespaces: unigram && getBool(f, 'tokenizer.ggml.remove_extra_whitespaces', false),
   });
 }
 

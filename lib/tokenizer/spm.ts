@@ -61,6 +61,8 @@ export interface SpmVocab {
   chatTemplate?: string;
   /** Cut spans by Unigram's best-scoring path (lib/tokenizer/unigram.ts; T5) instead of BPE merges. */
   unigram?: boolean;
+  /** SentencePiece's remove_extra_whitespaces: each span trimmed of spaces and runs of them made one. Default false. */
+  removeExtraWhitespaces?: boolean;
 }
 
 const SPACE_MARK = '\u2581';
@@ -112,6 +114,7 @@ export class SpmTokenizer implements Tokenizer, PieceSource {
   private symNext = new Int32Array(0);
   private readonly queue = new MergeQueue();
   private readonly unigram: UnigramModel | undefined;
+  private readonly removeExtraWhitespaces: boolean;
 
   constructor(vocab: SpmVocab) {
     const n = vocab.tokens.length;
@@ -183,6 +186,7 @@ export class SpmTokenizer implements Tokenizer, PieceSource {
       }
     }
     this.maxPieceLen = maxLen;
+    this.removeExtraWhitespaces = vocab.removeExtraWhitespaces ?? false;
     this.unigram = vocab.unigram ? new UnigramModel({ pieces: this.pieceToId, scores: this.scores, unk: this.unk }) : undefined;
     this.specials.sort((a, b) => b.text.length - a.text.length || a.id - b.id);
   }
@@ -201,7 +205,9 @@ export class SpmTokenizer implements Tokenizer, PieceSource {
         out.push(frag);
         prevSpecial = true;
       } else {
-        let s = text.slice(frag.start, frag.end).replaceAll(' ', SPACE_MARK);
+        let s = text.slice(frag.start, frag.end);
+        if (this.removeExtraWhitespaces) s = s.replace(/ {2,}/g, ' ').trim();
+        s = s.replaceAll(' ', SPACE_MARK);
         if (this.addSpacePrefix && prevSpecial) s = SPACE_MARK + s;
         this.encodeSpan(s, out);
         prevSpecial = false;

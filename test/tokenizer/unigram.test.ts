@@ -3,11 +3,15 @@
  * of highest total score wins over the greedy longest match, a tie keeps the first-found
  * (shorter first piece) path, characters in no piece become one fused unknown token per run,
  * a very long piece does not make every position search every length, and surrogate pairs are
- * never split. (The T5 fixture's prompts against transformers' ids are
+ * never split. A t5 GGUF's tokenizer follows llama.cpp's whitespace rule and refuses the
+ * normalization rules it cannot apply. (The T5 fixture's prompts against transformers' ids are
  * in test/model/encoder-decoder.test.ts.)
  */
 import assert from 'node:assert/strict';
+import { readGguf } from '../../lib/formats/gguf.js';
+import { tokenizerFromGguf } from '../../lib/tokenizer/from-gguf.js';
 import { UnigramModel } from '../../lib/tokenizer/unigram.js';
+import { requireFiles, sharedPath } from '../helpers/shared.js';
 
 /** Pieces by id with their scores; unk id 0 unless null (none). */
 function model(entries: Array<[string, number]>, unk: number | null = 0): UnigramModel {
@@ -53,5 +57,22 @@ describe('Unigram model', () => {
     const m = model([['<unk>', 0], ['a', -1], ['\u{1F600}', -3], ['\uD83D', -0.1]]);
     assert.deepEqual(cut(m, 'a\u{1F600}a'), [1, 2, 1]);
     assert.deepEqual(cut(m, '\u{1F601}'), [0]);
+  });
+});
+
+describe("a t5 GGUF's tokenizer (llama.cpp's UGM rules)", () => {
+  const file = sharedPath('models', 'oracles', 't5', 't5.f32.gguf');
+  it('remove_extra_whitespaces trims each span and makes runs of spaces one, as llama.cpp does', async function () {
+    requireFiles(this, file);
+    const tok = tokenizerFromGguf(await readGguf(file));
+    assert.deepEqual(tok.encode('  The   house  is ', { addSpecial: true }), tok.encode('The house is', { addSpecial: true }));
+    assert.equal(tok.encode('The house', { addSpecial: true }).at(-1), 1); // </s> added, no BOS
+  });
+
+  it('a precompiled_charsmap (normalization rules fuselm does not apply yet) is E_UNSUPPORTED naming it', async function () {
+    requireFiles(this, file);
+    const f = await readGguf(file);
+    f.metadata.set('tokenizer.ggml.precompiled_charsmap', Uint8Array.of(1, 2, 3));
+    assert.throws(() => tokenizerFromGguf(f), { code: 'E_UNSUPPORTED', message: /tokenizer\.ggml\.precompiled_charsmap/ });
   });
 });
