@@ -56,6 +56,9 @@ export function hfFields(j: JsonObject, where: string) {
   };
 }
 
+/** The largest relative_attention_max_distance taken (T5 uses 128). */
+const MAX_REL_DISTANCE = 1 << 16;
+
 /** T5's activations by transformers' names: gelu_new / gelu_pytorch_tanh are the tanh form. */
 const T5_ACTS: Record<string, 'gelu' | 'gelu_tanh' | 'relu'> = { gelu_new: 'gelu_tanh', gelu_pytorch_tanh: 'gelu_tanh', gelu: 'gelu', relu: 'relu' };
 
@@ -70,7 +73,9 @@ export function t5ConfigFromHf(j: JsonObject, where: string, maxTokens: number):
   const tied = F.bool('tie_word_embeddings', true);
   const scaled = F.has('scale_decoder_outputs') ? F.bool('scale_decoder_outputs', false) : tied;
   const relBuckets = F.int('relative_attention_num_buckets', 32), relMaxDistance = F.int('relative_attention_max_distance', 128);
-  if (relBuckets < 4 || relMaxDistance < 2) throw new FuselmError('E_FORMAT', `${where}: relative_attention_num_buckets ${relBuckets} / max_distance ${relMaxDistance} are out of range`);
+  // the bias table is expanded to 2 * max_distance + 1 entries per head: a hostile value must not size it
+  if (relBuckets < 4 || relMaxDistance < 2 || relMaxDistance > MAX_REL_DISTANCE)
+    throw new FuselmError('E_FORMAT', `${where}: relative_attention_num_buckets ${relBuckets} / relative_attention_max_distance ${relMaxDistance} are out of range (buckets >= 4, distance 2..${MAX_REL_DISTANCE})`);
   return {
     architecture: 't5', vocabSize: F.int('vocab_size'), dim, nHeads, headDim, ffnDim: F.int('d_ff'),
     encoderLayers: F.int('num_layers'), decoderLayers: F.int('num_decoder_layers', F.int('num_layers')),

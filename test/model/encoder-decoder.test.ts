@@ -319,21 +319,22 @@ describe('encoder-decoder weights against maxMemory', () => {
     });
 });
 
-describe('encoder-decoder config fields fuselm does not run', () => {
-  const cases: Array<[fixture: string, change: Record<string, unknown>, message: RegExp]> = [
-    ['t5', { feed_forward_proj: 'gated-silu' }, /feed_forward_proj "gated-silu" is not supported/],
-    ['bart', { normalize_before: true }, /normalize_before \(mBART's pre-norm layout\) is not supported/],
-    ['bart', { activation_function: 'swish' }, /activation_function "swish" is not supported/],
-    ['bart', { decoder_attention_heads: 8 }, /encoder_attention_heads 4 different from decoder_attention_heads 8 is not supported/],
+describe('encoder-decoder config fields fuselm does not run (E_UNSUPPORTED), or out of range (E_FORMAT)', () => {
+  const cases: Array<[fixture: string, change: Record<string, unknown>, code: string, message: RegExp]> = [
+    ['t5', { feed_forward_proj: 'gated-silu' }, 'E_UNSUPPORTED', /feed_forward_proj "gated-silu" is not supported/],
+    ['t5', { relative_attention_max_distance: 1e9 }, 'E_FORMAT', /relative_attention_max_distance 1000000000 are out of range/],
+    ['bart', { normalize_before: true }, 'E_UNSUPPORTED', /normalize_before \(mBART's pre-norm layout\) is not supported/],
+    ['bart', { activation_function: 'swish' }, 'E_UNSUPPORTED', /activation_function "swish" is not supported/],
+    ['bart', { decoder_attention_heads: 8 }, 'E_UNSUPPORTED', /encoder_attention_heads 4 different from decoder_attention_heads 8 is not supported/],
   ];
-  for (const [fixture, change, message] of cases)
-    it(`${fixture} with ${JSON.stringify(change)}: E_UNSUPPORTED naming it`, async function () {
+  for (const [fixture, change, code, message] of cases)
+    it(`${fixture} with ${JSON.stringify(change)}: ${code} naming it`, async function () {
       requireShared(this, `models/oracles/${fixture}/hf/config.json`);
       const dir = mkdtempSync(path.join(tmpdir(), 'fuselm-encdec-config-'));
       try {
         const config = JSON.parse(readFileSync(sharedPath('models', 'oracles', fixture, 'hf', 'config.json'), 'utf8'));
         writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...config, ...change }));
-        await assert.rejects(loadModel(dir, { device: 'cpu' }), { code: 'E_UNSUPPORTED', message });
+        await assert.rejects(loadModel(dir, { device: 'cpu' }), { code, message });
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
