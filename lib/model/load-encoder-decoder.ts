@@ -14,7 +14,7 @@ import { tokenizerFromGguf } from '../tokenizer/from-gguf.js';
 import { folderHasTokenizer, loadTokenizer } from '../tokenizer/load.js';
 import type { NativeDevice, NativeImpl } from '../../bindings.js';
 import { bartConfigFromHf, loadBartHfWeights } from './bart.js';
-import { type EncDecWeights, encDecTensors, EncoderDecoderModel } from './encoder-decoder.js';
+import { type EncDecWeights, encDecTensors, type EncoderDecoderConfig, EncoderDecoderModel } from './encoder-decoder.js';
 import { HfTensors } from './hf-weights.js';
 import { idsOnlyTokenizer } from './ids-tokenizer.js';
 import { loadT5GgufWeights, loadT5HfWeights, t5ConfigFromGguf, t5ConfigFromHf } from './t5.js';
@@ -43,6 +43,15 @@ function checkWeightPlan(where: string, items: MemoryItem[], opts: EncoderDecode
   checkMemoryPlan(where, items, budget, opts.maxMemory !== undefined ? 'maxMemory' : 'the memory available', 'the weights alone do not fit');
 }
 
+/** The config's token ids (decoder start, forced first and last) within the vocabulary, else E_FORMAT naming the field. */
+function checkTokenIds(c: EncoderDecoderConfig, where: string): EncoderDecoderConfig {
+  const ids: Array<[string, number | undefined]> = [['decoder_start_token_id', c.decoderStartId], ['forced_bos_token_id', c.forcedBosId], ['forced_eos_token_id', c.forcedEosId]];
+  for (const [field, id] of ids)
+    if (id !== undefined && !(Number.isInteger(id) && id >= 0 && id < c.vocabSize))
+      throw new FuselmError('E_FORMAT', `${where}: ${field} ${id} is outside the vocabulary (0..${c.vocabSize - 1})`);
+  return c;
+}
+
 /** The config.json model types and GGUF architectures that are encoder-decoders. */
 export const ENCODER_DECODER_TYPES = ['t5', 'bart'];
 
@@ -56,7 +65,7 @@ const T5_DEFAULT_TOKENS = 512;
 export async function loadHfEncoderDecoder(hf: HfFolder, opts: EncoderDecoderLoadOptions, device: NativeDevice): Promise<EncoderDecoderModel> {
   const dir = hf.dir, j = hf.rawConfig;
   const gen = checkGenerationConfig(hf.generationConfig, `${dir}/generation_config.json`);
-  const c = j.model_type === 't5' ? t5ConfigFromHf(j, hf.configPath, opts.contextSize ?? T5_DEFAULT_TOKENS) : bartConfigFromHf(j, gen, hf.configPath);
+  const c = checkTokenIds(j.model_type === 't5' ? t5ConfigFromHf(j, hf.configPath, opts.contextSize ?? T5_DEFAULT_TOKENS) : bartConfigFromHf(j, gen, hf.configPath), hf.configPath);
   if (opts.contextSize !== undefined && c.architecture === 'bart') c.maxEncoderTokens = c.maxDecoderTokens = Math.min(opts.contextSize, c.maxDecoderTokens);
   const dtype = checkWeightDtype(opts.dtype ?? 'auto', 'loadModel');
   const st = await openSafetensorsFolder(dir);
@@ -71,7 +80,7 @@ export async function loadHfEncoderDecoder(hf: HfFolder, opts: EncoderDecoderLoa
 }
 
 export async function loadGgufEncoderDecoder(path: string, f: GgufFile, opts: EncoderDecoderLoadOptions, device: NativeDevice): Promise<EncoderDecoderModel> {
-  const c = t5ConfigFromGguf(f, opts.contextSize ?? T5_DEFAULT_TOKENS);
+  const c = checkTokenIds(t5ConfigFromGguf(f, opts.contextSize ?? T5_DEFAULT_TOKENS), path);
   const dtype = checkWeightDtype(opts.dtype ?? 'auto', 'loadModel');
   checkWeightPlan(path, ggufWeightItems(f, dtype, device === 'cpu' ? CPU_BLOCK_DTYPES : CUDA_BLOCK_DTYPES, opts.useMmap ?? true), opts);
   const tokenizer = tokenizerFromGguf(f);

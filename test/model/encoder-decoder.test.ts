@@ -323,6 +323,7 @@ describe('encoder-decoder config fields fuselm does not run (E_UNSUPPORTED), or 
   const cases: Array<[fixture: string, change: Record<string, unknown>, code: string, message: RegExp]> = [
     ['t5', { feed_forward_proj: 'gated-silu' }, 'E_UNSUPPORTED', /feed_forward_proj "gated-silu" is not supported/],
     ['t5', { relative_attention_max_distance: 1e9 }, 'E_FORMAT', /relative_attention_max_distance 1000000000 are out of range/],
+    ['t5', { decoder_start_token_id: 5000 }, 'E_FORMAT', /decoder_start_token_id 5000 is outside the vocabulary \(0\.\.288\)/],
     ['bart', { normalize_before: true }, 'E_UNSUPPORTED', /normalize_before \(mBART's pre-norm layout\) is not supported/],
     ['bart', { activation_function: 'swish' }, 'E_UNSUPPORTED', /activation_function "swish" is not supported/],
     ['bart', { decoder_attention_heads: 8 }, 'E_UNSUPPORTED', /encoder_attention_heads 4 different from decoder_attention_heads 8 is not supported/],
