@@ -141,6 +141,9 @@ export interface EncoderDecoderInit {
   generationConfig: GenerationConfig;
 }
 
+/** The most inputs one generate() call decodes as parallel sequences (as Model's MAX_SEQUENCES). */
+const MAX_INPUTS = 256;
+
 /** The encoder pass's tensors: inputs packed row after row, scratch K/V caches for one input at a time. */
 type EncoderTensors = Record<'ids' | 'posIds' | 'zeroPos' | 'x' | 'xn' | 'xb' | 'q' | 'k' | 'v' | 'att' | 'hb' | 'hg' | 'kc' | 'vc', NativeTensor>;
 
@@ -467,6 +470,7 @@ export class EncoderDecoderModel {
    */
   async #generate(inputs: Array<string | number[]>, o: GenerateOptions, onChunk?: (c: StreamChunk) => void): Promise<GenerateResult[]> {
     const c = this.config;
+    if (inputs.length > MAX_INPUTS) throw new FuselmError('E_INVALID_ARG', `at most ${MAX_INPUTS} inputs are generated together, got ${inputs.length}`);
     const ids = inputs.map((x) => this.#inputIds(x, o.addSpecial));
     const start = c.decoderStartId;
     const runs = ids.map(() => new SequenceRun(this.tokenizer, [start], o, c.vocabSize));

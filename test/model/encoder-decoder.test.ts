@@ -106,6 +106,17 @@ for (const [name, oracle, model] of FIXTURES) {
       for await (const c of m.stream(ids[1], { maxTokens: 16, ignoreEog: true })) if (c.id >= 0) streamed.push(c.id);
       assert.deepEqual(streamed, prompts[1].greedy_16.slice(1));
     });
+
+    it('bad inputs are typed errors naming what is wrong', async () => {
+      const V = m.config.vocabSize;
+      await assert.rejects(m.generate([], { maxTokens: 2 }), { code: 'E_INVALID_ARG', message: /empty/ });
+      await assert.rejects(m.generate([3, V], { maxTokens: 2 }), { code: 'E_INVALID_ARG', message: new RegExp(`token id ${V} is outside the vocabulary`) });
+      await assert.rejects(m.generate(Array.from({ length: 257 }, () => [3]), { maxTokens: 1 }), { code: 'E_INVALID_ARG', message: /at most 256 inputs/ });
+      await assert.rejects(m.logits([3], [V]), { code: 'E_INVALID_ARG', message: /decoderIds/ });
+      await assert.rejects(m.beamSearch([3], { numBeams: 0, maxTokens: 2 }), { code: 'E_INVALID_ARG', message: /numBeams/ });
+      await assert.rejects(m.evaluate(), { code: 'E_UNSUPPORTED' });
+      assert.throws(() => m.chat(), { code: 'E_UNSUPPORTED' });
+    });
   });
 }
 
