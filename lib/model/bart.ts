@@ -5,8 +5,8 @@
  * Numbers: token embeddings (× sqrt(d_model) with scale_embedding) plus learned positions read
  * at position + 2 (BART's offset), then a LayerNorm (layernorm_embedding); post-norm layers
  * (LayerNorm eps 1e-5) with biases on every projection; q·k scaled by head_dim^-0.5; GELU
- * (erf, or the tanh form for gelu_new); the LM head tied to the embeddings unless lm_head.weight
- * is stored, plus final_logits_bias. mBART's pre-norm variants (normalize_before,
+ * (erf, or the tanh form for gelu_new); the LM head tied to the embeddings unless
+ * tie_word_embeddings is false (then lm_head.weight), plus final_logits_bias. mBART's pre-norm variants (normalize_before,
  * add_final_layer_norm) and other activations are E_UNSUPPORTED.
  */
 import type { NativeTensor } from '../../bindings.js';
@@ -40,7 +40,7 @@ export function bartConfigFromHf(j: JsonObject, gen: GenerationConfig, where: st
     architecture: 'bart', vocabSize: F.int('vocab_size'), dim, nHeads, headDim: dim / nHeads, ffnDim: F.int('encoder_ffn_dim'),
     encoderLayers: F.int('encoder_layers'), decoderLayers: F.int('decoder_layers'), normEps: 1e-5,
     act: BART_ACTS[act], gated: false, attnScale: (dim / nHeads) ** -0.5, embedScale: F.bool('scale_embedding', false) ? Math.sqrt(dim) : 1,
-    outputScale: 1, positionRows: positions + 2, decoderStartId: F.int('decoder_start_token_id'),
+    outputScale: 1, tiedEmbeddings: F.bool('tie_word_embeddings', true), positionRows: positions + 2, decoderStartId: F.int('decoder_start_token_id'),
     forcedBosId: forced('forced_bos_token_id'), forcedEosId: forced('forced_eos_token_id'),
     maxEncoderTokens: positions, maxDecoderTokens: positions,
   };
@@ -67,7 +67,7 @@ export async function loadBartHfWeights(T: HfTensors, c: EncoderDecoderConfig): 
   try {
     const embed = await m('shared.weight', [c.vocabSize, D]);
     const w: EncDecWeights = {
-      embed, lmHead: T.has('lm_head.weight') ? await m('lm_head.weight', [c.vocabSize, D]) : embed,
+      embed, lmHead: c.tiedEmbeddings ? embed : await m('lm_head.weight', [c.vocabSize, D]),
       finalLogitsBias: T.has('final_logits_bias') ? await v('final_logits_bias', c.vocabSize) : undefined,
       encPos: await m('encoder.embed_positions.weight', [c.positionRows!, D]), decPos: await m('decoder.embed_positions.weight', [c.positionRows!, D]),
       encEmbNorm: await v('encoder.layernorm_embedding.weight', D), encEmbNormB: await v('encoder.layernorm_embedding.bias', D),

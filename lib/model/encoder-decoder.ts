@@ -46,6 +46,8 @@ export interface EncoderDecoderConfig {
   embedScale: number;
   /** Multiplies the decoder's last hidden state before the LM head (T5 with tied embeddings: dim^-0.5). */
   outputScale: number;
+  /** The LM head is the embedding table (a folder's tie_word_embeddings; a GGUF without output.weight). */
+  tiedEmbeddings: boolean;
   /** T5: relative-attention buckets and the distance where they saturate. */
   relBuckets?: number;
   relMaxDistance?: number;

@@ -79,7 +79,7 @@ export function t5ConfigFromHf(j: JsonObject, where: string, maxTokens: number):
   return {
     architecture: 't5', vocabSize: F.int('vocab_size'), dim, nHeads, headDim, ffnDim: F.int('d_ff'),
     encoderLayers: F.int('num_layers'), decoderLayers: F.int('num_decoder_layers', F.int('num_layers')),
-    normEps: F.num('layer_norm_epsilon', 1e-6), act, gated, attnScale: 1, embedScale: 1, outputScale: scaled ? dim ** -0.5 : 1,
+    normEps: F.num('layer_norm_epsilon', 1e-6), act, gated, attnScale: 1, embedScale: 1, outputScale: scaled ? dim ** -0.5 : 1, tiedEmbeddings: tied,
     relBuckets, relMaxDistance, decoderStartId: F.int('decoder_start_token_id', F.int('pad_token_id', 0)),
     maxEncoderTokens: maxTokens, maxDecoderTokens: maxTokens,
   };
@@ -99,7 +99,7 @@ export function t5ConfigFromGguf(f: GgufFile, maxTokens: number): EncoderDecoder
   return {
     architecture: 't5', vocabSize: emb.dims[1], dim, nHeads, headDim, ffnDim: ggufNumber(f, k('feed_forward_length')),
     encoderLayers: layers, decoderLayers: ggufNumber(f, k('decoder_block_count'), layers),
-    normEps: ggufNumber(f, k('attention.layer_norm_rms_epsilon')), act: gated ? 'gelu_tanh' : 'relu', gated, attnScale: 1, embedScale: 1, outputScale: 1,
+    normEps: ggufNumber(f, k('attention.layer_norm_rms_epsilon')), act: gated ? 'gelu_tanh' : 'relu', gated, attnScale: 1, embedScale: 1, outputScale: 1, tiedEmbeddings: !f.tensorByName.has('output.weight'),
     relBuckets: ggufNumber(f, k('attention.relative_buckets_count')), relMaxDistance: 128,
     decoderStartId: ggufNumber(f, k('decoder_start_token_id'), ggufGet(f, 'tokenizer.ggml.padding_token_id') as number | undefined ?? 0),
     maxEncoderTokens: maxTokens, maxDecoderTokens: maxTokens,
@@ -144,7 +144,7 @@ export async function loadT5HfWeights(T: HfTensors, c: EncoderDecoderConfig): Pr
   try {
     const embed = await m('shared.weight', [c.vocabSize, D]);
     const w: EncDecWeights = {
-      embed, lmHead: T.has('lm_head.weight') ? await m('lm_head.weight', [c.vocabSize, D]) : embed,
+      embed, lmHead: c.tiedEmbeddings ? embed : await m('lm_head.weight', [c.vocabSize, D]),
       encRelBias: got.keep(await table('encoder')), decRelBias: got.keep(await table('decoder')),
       encFinalNorm: await v('encoder.final_layer_norm.weight', D), decFinalNorm: await v('decoder.final_layer_norm.weight', D),
       enc: [], dec: [],
@@ -196,7 +196,7 @@ export async function loadT5GgufWeights(f: GgufFile, c: EncoderDecoderConfig, dt
   try {
     const embed = await t('token_embd.weight', [c.vocabSize, D]);
     const w: EncDecWeights = {
-      embed, lmHead: f.tensorByName.has('output.weight') ? await t('output.weight', [c.vocabSize, D]) : embed,
+      embed, lmHead: c.tiedEmbeddings ? embed : await t('output.weight', [c.vocabSize, D]),
       encRelBias: got.keep(await table('enc')), decRelBias: got.keep(await table('dec')),
       encFinalNorm: await t('enc.output_norm.weight', [D]), decFinalNorm: await t('dec.output_norm.weight', [D]),
       enc: [], dec: [],

@@ -282,6 +282,23 @@ describe('a folder missing a tensor of either half', function () {
     });
 });
 
+describe('untied embeddings', function () {
+  this.timeout(60_000);
+  for (const fixture of ['t5', 'bart'])
+    it(`${fixture} with tie_word_embeddings false and no lm_head.weight: E_FORMAT naming it`, async function () {
+      requireShared(this, `models/oracles/${fixture}/hf`);
+      const dir = mkdtempSync(path.join(tmpdir(), 'fuselm-encdec-untied-'));
+      try {
+        const folder = copyFolder(sharedPath('models', 'oracles', fixture, 'hf'), path.join(dir, 'hf'), (name) => name);
+        const config = JSON.parse(readFileSync(path.join(folder, 'config.json'), 'utf8'));
+        writeFileSync(path.join(folder, 'config.json'), JSON.stringify({ ...config, tie_word_embeddings: false }));
+        await assert.rejects(loadModel(folder, { device: 'cpu' }), { code: 'E_FORMAT', message: /lm_head\.weight' is missing/ });
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+});
+
 describe('T5 v1.0 style (ReLU, no gate): the folder and the GGUF agree', function () {
   this.timeout(60_000);
   it("feed_forward_proj 'relu' with wi, and a GGUF without ffn_gate, give the same logits and greedy ids (and not the gated model's)", async function () {
