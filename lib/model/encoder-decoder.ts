@@ -239,10 +239,13 @@ export class EncoderDecoderModel {
     return run;
   }
 
-  /** The encoder's input ids: a text (with the tokenizer's special tokens unless addSpecial is false) or ids, checked. */
-  #inputIds(input: string | number[], addSpecial?: boolean): number[] {
-    const c = this.config;
-    const ids = typeof input === 'string' ? this.tokenizer.encode(input, { addSpecial: addSpecial ?? true }) : input;
+  /**
+   * The encoder's input ids: a text (with the tokenizer's special tokens unless addSpecial is
+   * false; a large one encoded off the JS thread, by encodeAsync) or ids, checked.
+   */
+  async #inputIds(input: string | number[], addSpecial?: boolean): Promise<number[]> {
+    const c = this.config, tok = this.tokenizer, o = { addSpecial: addSpecial ?? true };
+    const ids = typeof input === 'string' ? await (tok.encodeAsync ? tok.encodeAsync(input, o) : tok.encode(input, o)) : input;
     if (!Array.isArray(ids)) throw new FuselmError('E_INVALID_ARG', 'the input must be a string or an array of token ids');
     if (ids.length === 0) throw new FuselmError('E_INVALID_ARG', 'the encoder input is empty');
     if (ids.length > c.maxEncoderTokens) throw new FuselmError('E_CONTEXT_FULL', `the input has ${ids.length} tokens; the encoder takes at most ${c.maxEncoderTokens}`);
@@ -428,7 +431,7 @@ export class EncoderDecoderModel {
   /** The encoder's last hidden states [tokens * dim] of one input (text or ids). */
   encode(input: string | number[], opts: { addSpecial?: boolean } = {}): Promise<Float32Array> {
     return this.#exclusive(async () => {
-      const enc = await this.#encode([this.#inputIds(input, opts.addSpecial)]);
+      const enc = await this.#encode([await this.#inputIds(input, opts.addSpecial)]);
       this.#freeEncoded(enc);
       return enc.hidden;
     });
@@ -440,7 +443,7 @@ export class EncoderDecoderModel {
    */
   logits(input: string | number[], decoderIds: number[] = [], opts: { addSpecial?: boolean } = {}): Promise<Float32Array> {
     return this.#exclusive(async () => {
-      const c = this.config, ids = this.#inputIds(input, opts.addSpecial);
+      const c = this.config, ids = await this.#inputIds(input, opts.addSpecial);
       if (!Array.isArray(decoderIds) || !decoderIds.every((id) => Number.isInteger(id) && id >= 0 && id < c.vocabSize))
         throw new FuselmError('E_INVALID_ARG', `decoderIds must be token ids in 0..${c.vocabSize - 1}`);
       const seq = [c.decoderStartId, ...decoderIds];
@@ -473,7 +476,8 @@ export class EncoderDecoderModel {
   async #generate(inputs: Array<string | number[]>, o: GenerateOptions, onChunk?: (c: StreamChunk) => void): Promise<GenerateResult[]> {
     const c = this.config;
     if (inputs.length > MAX_INPUTS) throw new FuselmError('E_INVALID_ARG', `at most ${MAX_INPUTS} inputs are generated together, got ${inputs.length}`);
-    const ids = inputs.map((x) => this.#inputIds(x, o.addSpecial));
+    const ids: number[][] = [];
+    for (const x of inputs) ids.push(await this.#inputIds(x, o.addSpecial));
     const start = c.decoderStartId;
     const runs = ids.map(() => new SequenceRun(this.tokenizer, [start], o, c.vocabSize));
     const maxTokens = Math.min(o.maxTokens ?? Infinity, c.maxDecoderTokens);
@@ -576,7 +580,7 @@ export class EncoderDecoderModel {
       const c = this.config;
       const end = hypothesisEnds(this.tokenizer, opts);
       const masks = grammarMasks(this.tokenizer, opts);
-      const ids = this.#inputIds(input, opts.addSpecial);
+      const ids = await this.#inputIds(input, opts.addSpecial);
       const call = new DecodeCall(opts.signal);
       const limit = Math.min(o.maxTokens, c.maxDecoderTokens);
       let enc: Encoded | undefined;

@@ -3,16 +3,17 @@
  * config and tokenizer (a folder without one takes token ids only), loads the weights on the host and makes an EncoderDecoderModel on the
  * CPU or the CUDA device (the weights uploaded, the host copies freed).
  */
-import type { NativeTensor } from '../../bindings.js';
+import { resolve as resolvePath } from 'node:path';
+import type { NativeDevice, NativeImpl, NativeTensor } from '../../bindings.js';
 import { type Backend, CpuBackend, CudaBackend } from '../backend.js';
 import { FuselmError } from '../errors.js';
 import type { GgufFile } from '../formats/gguf.js';
 import type { HfFolder, JsonObject } from '../formats/hf.js';
 import { openSafetensorsFolder } from '../formats/safetensors.js';
 import { checkGenerationConfig } from '../generate.js';
+import { withAsyncEncode } from '../tokenizer/async.js';
 import { tokenizerFromGguf } from '../tokenizer/from-gguf.js';
 import { folderHasTokenizer, loadTokenizer } from '../tokenizer/load.js';
-import type { NativeDevice, NativeImpl } from '../../bindings.js';
 import { bartConfigFromHf, loadBartHfWeights } from './bart.js';
 import { type EncDecWeights, encDecTensors, type EncoderDecoderConfig, EncoderDecoderModel } from './encoder-decoder.js';
 import { HfTensors } from './hf-weights.js';
@@ -83,7 +84,7 @@ export async function loadGgufEncoderDecoder(path: string, f: GgufFile, opts: En
   const c = checkTokenIds(t5ConfigFromGguf(f, opts.contextSize ?? T5_DEFAULT_TOKENS), path);
   const dtype = checkWeightDtype(opts.dtype ?? 'auto', 'loadModel');
   checkWeightPlan(path, ggufWeightItems(f, dtype, device === 'cpu' ? CPU_BLOCK_DTYPES : CUDA_BLOCK_DTYPES, opts.useMmap ?? true), opts);
-  const tokenizer = tokenizerFromGguf(f);
+  const tokenizer = withAsyncEncode(tokenizerFromGguf(f), { kind: 'gguf', path: resolvePath(path) });
   if (tokenizer.vocabSize !== c.vocabSize)
     throw new FuselmError('E_FORMAT', `${path}: the tokenizer has ${tokenizer.vocabSize} tokens but token_embd.weight has ${c.vocabSize} rows`);
   const load = async () => {

@@ -114,6 +114,8 @@ for (const [name, oracle, model] of FIXTURES) {
       await assert.rejects(m.generate(Array.from({ length: 257 }, () => [3]), { maxTokens: 1 }), { code: 'E_INVALID_ARG', message: /at most 256 inputs/ });
       await assert.rejects(m.logits([3], [V]), { code: 'E_INVALID_ARG', message: /decoderIds/ });
       await assert.rejects(m.beamSearch([3], { numBeams: 0, maxTokens: 2 }), { code: 'E_INVALID_ARG', message: /numBeams/ });
+      // a text past ASYNC_ENCODE_MIN_CHARS is encoded in the tokenizer's worker (the same vocabulary rebuilt there), then found too long
+      await assert.rejects(m.generate('The house is wonderful. '.repeat(4000), { maxTokens: 1 }), { code: 'E_CONTEXT_FULL', message: /the encoder takes at most/ });
       await assert.rejects(m.evaluate(), { code: 'E_UNSUPPORTED' });
       assert.throws(() => m.chat(), { code: 'E_UNSUPPORTED' });
     });
