@@ -13,6 +13,7 @@ export type { BeamHypothesis } from './beam.js';
 export type { ModelConfig } from './model/config.js';
 export { loadEmbeddingModel, EmbeddingModel } from './model/bert.js';
 export type { EmbedOptions, LoadEmbeddingModelOptions } from './model/bert.js';
+export { EncoderDecoderModel, type EncoderDecoderConfig } from './model/encoder-decoder.js';
 export type { GenerationConfig } from './formats/hf.js';
 export { loadTokenizer } from './tokenizer/load.js';
 export type { Tokenizer, StreamDecoder } from './tokenizer/tokenizer.js';

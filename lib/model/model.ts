@@ -31,6 +31,8 @@ import { GgmlType } from '../formats/ggml-types.js';
 import { DEFAULT_MODEL } from '../default-model.js';
 import { type PullProgress, resolveModelPath } from '../hub/pull.js';
 import { call, native } from '../native.js';
+import { isEncoderDecoderConfig, loadGgufEncoderDecoder, loadHfEncoderDecoder } from './load-encoder-decoder.js';
+import { ggufGet } from '../formats/gguf.js';
 
 export interface LoadModelOptions {
   /**
@@ -618,6 +620,8 @@ export async function loadModel(ref: string = DEFAULT_MODEL, opts: LoadModelOpti
   const path = await resolveModelPath(ref, { onProgress: opts.onDownload });
   if (await isDirectory(path)) return loadHfModel(path, opts, device);
   const f = await readGgufModel(path);
+  // an encoder-decoder (T5) is an EncoderDecoderModel: generate, stream and beamSearch as here, on the encoder's input
+  if (ggufGet(f, 'general.architecture') === 't5') return (await loadGgufEncoderDecoder(path, f, opts, device)) as unknown as Model;
   const config = configFromGguf(f);
   if (config.architecture === 'bert') throw new FuselmError('E_UNSUPPORTED', `${path}: bert is an encoder; load it with loadEmbeddingModel()`);
   const tokenizer = withAsyncEncode(tokenizerFromGguf(f), { kind: 'gguf', path: resolvePath(path) });
@@ -800,6 +804,7 @@ function sizes(config: ModelConfig, opts: LoadModelOptions, where: string): { co
 /** A Hugging Face model folder (decoders: llama, mistral, qwen2, gpt2). */
 async function loadHfModel(dir: string, opts: LoadModelOptions, device: 'cpu' | 'cuda' | 'cuda-emulated'): Promise<Model> {
   const hf = await readHfFolder(dir);
+  if (isEncoderDecoderConfig(hf.rawConfig)) return (await loadHfEncoderDecoder(hf, opts, device)) as unknown as Model;
   const config = configFromHf(hf.rawConfig, hf.configPath);
   if (config.architecture === 'bert')
     throw new FuselmError('E_UNSUPPORTED', `${dir}: bert is an encoder; load it with loadEmbeddingModel()`);

@@ -55,6 +55,7 @@ export const OP_TABLE = {
   },
   embedding: { roles: { out: OUT, table: IN, ids: { access: 'in', host: true } }, params: {} },
   gelu: { roles: { out: OUT, x: IN }, params: { tanhApprox: bool } },
+  relu: { roles: { out: OUT, x: IN }, params: {} },
   kv_store: { roles: { cache: { access: 'update' }, src: IN }, params: {}, positional: true },
   layer_norm: { roles: { out: OUT, x: IN, weight: IN, bias: IN }, params: { eps: float } },
   matmul: { roles: { out: { access: 'out', host: true }, x: IN, w: IN }, params: { lastRows: { type: 'int', default: 0 } } },
@@ -68,6 +69,11 @@ export const OP_TABLE = {
     positional: true,
   },
   swiglu: { roles: { out: OUT, gate: IN, up: IN }, params: {} },
+  seq2seq_attention: {
+    roles: { out: OUT, q: IN, kCache: IN, vCache: IN, posBias: { access: 'in', required: false } },
+    params: { nHeads: int, headDim: int, scale: float, causal: bool, keys: { type: 'int', default: 0 } },
+    positional: true,
+  },
   transpose: {
     roles: { out: OUT, x: IN },
     params: { col0: { type: 'int', default: 0 } },
@@ -148,6 +154,17 @@ export interface AttentionOptions {
   prefix?: { k: NativeTensor; v: NativeTensor; len: number };
 }
 
+export interface Seq2seqAttentionOptions {
+  nHeads: number;
+  headDim: number;
+  scale: number;
+  causal: boolean;
+  /** > 0: cross-attention over exactly this many cache rows (not causal). */
+  keys?: number;
+  /** f32 [nHeads, 2R + 1]: an additive bias per head and relative distance j - i, clamped to ±R. */
+  posBias?: NativeTensor;
+}
+
 /**
  * One sequence of a batch, for the position-dependent ops: its rows start at row0 (seqRows of
  * them, default 1) and its position is read from slot `slot` of the graph's positions tensor.
@@ -187,6 +204,15 @@ export const ops = {
     ...(o.prefix ? { kPrefix: o.prefix.k, vPrefix: o.prefix.v, prefixLen: o.prefix.len } : {}),
     ...seqFields(seq),
   } satisfies OpNode<'attention'>),
+  /**
+   * The encoder-decoder models' attention (MHA): causal, or over keys 0..keys-1 whatever the
+   * position (cross-attention), or (keys 0) over the run's keys; with posBias f32
+   * [nHeads, 2R+1], bias[h][clamp(j - i, -R, R) + R] is added to each score (T5).
+   */
+  seq2seqAttention: (out: NativeTensor, q: NativeTensor, kCache: NativeTensor, vCache: NativeTensor, o: Seq2seqAttentionOptions, seq?: SeqSpan): GraphNode => ({
+    op: 'seq2seq_attention', out, q, kCache, vCache, nHeads: o.nHeads, headDim: o.headDim, scale: o.scale, causal: o.causal,
+    keys: o.keys ?? 0, ...(o.posBias ? { posBias: o.posBias } : {}), ...seqFields(seq),
+  } satisfies OpNode<'seq2seq_attention'>),
   /** out = a * b */
   mul: (out: NativeTensor, a: NativeTensor, b: NativeTensor): GraphNode => ({ op: 'mul', out, a, b } satisfies OpNode<'mul'>),
   /** out = x * s */
@@ -201,6 +227,8 @@ export const ops = {
   } satisfies OpNode<'layer_norm'>),
   /** out = gelu(x): exact (erf) or GPT-2's tanh approximation */
   gelu: (out: NativeTensor, x: NativeTensor, opts: { tanh?: boolean } = {}): GraphNode => ({ op: 'gelu', out, x, tanhApprox: opts.tanh ?? false } satisfies OpNode<'gelu'>),
+  /** out = max(x, 0) */
+  relu: (out: NativeTensor, x: NativeTensor): GraphNode => ({ op: 'relu', out, x } satisfies OpNode<'relu'>),
   /**
    * out [Cout, R] = (x[:, col0 .. col0 + Cout))ᵀ for x [R, C]: all of it whatever the run's n
    * (a load-time layout change)
@@ -370,6 +398,13 @@ export const CASES: Record<OpName, OpCases> = {
       nodes: repeat(8, () => { const x = f32([64, 8192], 12, 4); return ops.gelu(x, x, { tanh }); }),
     })),
   },
+  relu: {
+    parity: ROW_SHAPES.map(([T, D]): ParityCase => ({
+      name: `relu ${T}x${D}`, rows: T, tol: EXACT, doctor: D === 33,
+      build: () => ops.relu(zeros([T, D]), f32([T, D], 161, 3)),
+    })),
+    bench: [{ name: 'relu 64x8192', rows: 64, bytes: 2 * 64 * 8192 * 4, nodes: repeat(8, () => { const x = f32([64, 8192], 162, 4); return ops.relu(x, x); }) }],
+  },
   rms_norm: {
     parity: ROW_SHAPES.map(([T, D]): ParityCase => ({
       name: `rms_norm ${T}x${D}`, rows: T, tol: { rel: 1e-6, abs: 1e-5 }, doctor: D === 33,
@@ -476,6 +511,35 @@ export const CASES: Record<OpName, OpCases> = {
       {
         name: 'attention prefill 32/8x128 T=128', rows: 128, flops: 4 * 128 * 32 * ((128 * 129) / 2),
         nodes: repeat(1, () => ops.attention(zeros([128, 4096]), f32([128, 4096], 31), f32([128, 1024], 32), f32([128, 1024], 33), { nHeads: 32, nKvHeads: 8, headDim: 128, scale: 1 / Math.sqrt(128) })),
+      },
+    ],
+  },
+  seq2seq_attention: {
+    // T5's relative-position bias (bidirectional encoder, causal decoder, distances past R
+    // clamped) and cross-attention over a fixed key count; odd head dims and key counts past
+    // the CUDA kernel's chunk of 256.
+    parity: [
+      { name: 'encoder bias 4x16 T=9', T: 9, pos: 0, H: 4, HD: 16, ctx: 9, causal: false, R: 4, doctor: true },
+      { name: 'decoder bias prefill 3x24 T=5 at 7', T: 5, pos: 7, H: 3, HD: 24, ctx: 16, causal: true, R: 8 },
+      { name: 'decoder bias decode 2x33 at 300', T: 1, pos: 300, H: 2, HD: 33, ctx: 301, causal: true, R: 128 },
+      { name: 'cross 4x16 T=3 keys 11', T: 3, pos: 40, H: 4, HD: 16, ctx: 20, causal: false, keys: 11 },
+      { name: 'cross 2x64 T=1 keys 300', T: 1, pos: 2, H: 2, HD: 64, ctx: 300, causal: false, keys: 300 },
+    ].map((c: { name: string; T: number; pos: number; H: number; HD: number; ctx: number; causal: boolean; R?: number; keys?: number; doctor?: boolean }): ParityCase => ({
+      name: `seq2seq_attention ${c.name}`, rows: c.T, pos: c.pos, tol: { rel: 1e-5, abs: 1e-5 }, doctor: c.doctor,
+      build: () => ops.seq2seqAttention(zeros([c.T, c.H * c.HD]), f32([c.T, c.H * c.HD], 150), f32([c.ctx, c.H * c.HD], 151), f32([c.ctx, c.H * c.HD], 152), {
+        nHeads: c.H, headDim: c.HD, scale: c.R ? 1 : 1 / Math.sqrt(c.HD), causal: c.causal, keys: c.keys,
+        posBias: c.R ? f32([c.H, 2 * c.R + 1], 153, 2) : undefined,
+      }),
+    })),
+    // t5-small's shapes (8 heads x 64): the encoder over 128 tokens, one decoder step over 128 keys (as GFLOP/s: 4 * hd per head and key)
+    bench: [
+      {
+        name: 'seq2seq_attention encoder bias 8x64 T=128', rows: 128, flops: 4 * 64 * 8 * 128 * 128,
+        nodes: repeat(4, () => ops.seq2seqAttention(zeros([128, 512]), f32([128, 512], 154), f32([128, 512], 155), f32([128, 512], 156), { nHeads: 8, headDim: 64, scale: 1, causal: false, posBias: f32([8, 257], 157) })),
+      },
+      {
+        name: 'seq2seq_attention cross decode 8x64 keys 128', rows: 1, pos: 5, flops: 4 * 64 * 8 * 128,
+        nodes: repeat(16, () => ops.seq2seqAttention(zeros([1, 512]), f32([1, 512], 158), f32([128, 512], 159), f32([128, 512], 160), { nHeads: 8, headDim: 64, scale: 1, causal: false, keys: 128 })),
       },
     ],
   },

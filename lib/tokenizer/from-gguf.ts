@@ -18,7 +18,7 @@ const IGNORE_MERGES_PRE = new Set(['llama3', 'llama-v3', 'llama-bpe']);
 import { fromPhantomSpace, WordPieceModel } from './wordpiece.js';
 
 /** Tokenizer families by tokenizer.ggml.model, with what is implemented so far. */
-const SUPPORTED_MODELS = ['llama', 'gpt2', 'bert'];
+const SUPPORTED_MODELS = ['llama', 'gpt2', 'bert', 't5'];
 
 function formatError(f: GgufFile, key: string, problem: string): FuselmError {
   return new FuselmError('E_FORMAT', `${f.path}: metadata "${key}": ${problem}`);
@@ -185,7 +185,8 @@ function bertFromGguf(f: GgufFile): PipelineTokenizer {
   });
 }
 
-function spmFromGguf(f: GgufFile): SpmTokenizer {
+/** llama: SentencePiece BPE; t5: SentencePiece Unigram (no BOS; </s> = 1 and <unk> = 2 unless the file says). */
+function spmFromGguf(f: GgufFile, unigram = false): SpmTokenizer {
   const pieces = getTokens(f);
   const n = pieces.length;
   const scores = getPerToken(f, 'tokenizer.ggml.scores', n);
@@ -193,11 +194,15 @@ function spmFromGguf(f: GgufFile): SpmTokenizer {
 
   const id = (name: string, fallback?: number) => getTokenId(f, `tokenizer.ggml.${name}_token_id`, n, fallback);
   // llama.cpp's defaults for the llama vocab: <unk>=0, <s>=1, </s>=2.
-  const bos = id('bos', 1);
-  const eos = id('eos', 2);
-  const unk = id('unknown', 0);
+  const bos = unigram ? id('bos') : id('bos', 1);
+  const eos = id('eos', unigram ? 1 : 2);
+  const unk = id('unknown', unigram ? 2 : 0);
   const pad = id('padding');
   const { eot, eog } = ggufEndTokens(f, pieces, eos);
+  // SentencePiece's normalization rules (T5's NFKC-like charsmap) would change the text before the pieces
+  const charsmap = f.metadata.get('tokenizer.ggml.precompiled_charsmap');
+  if (unigram && charsmap !== undefined && ((charsmap as { length?: number }).length ?? 1) > 0)
+    throw new FuselmError('E_UNSUPPORTED', `${f.path}: tokenizer.ggml.precompiled_charsmap (SentencePiece's normalization rules) is not supported yet`);
 
   return new SpmTokenizer({
     tokens: pieces,
@@ -209,10 +214,12 @@ function spmFromGguf(f: GgufFile): SpmTokenizer {
     unk,
     pad,
     eog,
-    addBos: getBool(f, 'tokenizer.ggml.add_bos_token', true),
+    addBos: getBool(f, 'tokenizer.ggml.add_bos_token', !unigram),
     addEos: getBool(f, 'tokenizer.ggml.add_eos_token', false),
     addSpacePrefix: getBool(f, 'tokenizer.ggml.add_space_prefix', true),
     chatTemplate: getString(f, 'tokenizer.chat_template'),
+    unigram,
+    removeExtraWhitespaces: unigram && getBool(f, 'tokenizer.ggml.remove_extra_whitespaces', false),
   });
 }
 
@@ -225,6 +232,8 @@ export function tokenizerFromGguf(f: GgufFile): Tokenizer {
   switch (model) {
     case 'llama':
       return spmFromGguf(f);
+    case 't5':
+      return spmFromGguf(f, true);
     case 'gpt2':
       return gpt2FromGguf(f);
     case 'bert':

@@ -37,6 +37,7 @@ import {
   type PreTokenizer,
   type SplitBehavior,
 } from './pretokenize.js';
+import { UnigramModel } from './unigram.js';
 import { WordPieceModel } from './wordpiece.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -322,6 +323,22 @@ function buildModel(m: Json, vocab: Map<string, number>, info: PreInfo): WordMod
   }
 }
 
+/** A Unigram model: its [piece, score] list read into `vocab` (id = index). */
+function unigramModel(m: Json, vocab: Map<string, number>): UnigramModel {
+  const where = 'tokenizer.json model';
+  if (boolAt(m.byte_fallback, `${where}.byte_fallback`, false)) throw unsupported(where, 'Unigram with byte_fallback');
+  const scores: number[] = [];
+  arrayAt(m.vocab, `${where}.vocab`).forEach((e, i) => {
+    if (!Array.isArray(e) || e.length !== 2 || typeof e[0] !== 'string' || typeof e[1] !== 'number' || !Number.isFinite(e[1]))
+      throw malformed(`${where}.vocab[${i}]`, 'must be a [piece, score] pair');
+    if (!vocab.has(e[0])) vocab.set(e[0], i);
+    scores.push(e[1]);
+  });
+  const unk = m.unk_id == null ? undefined : idAt(m.unk_id, `${where}.unk_id`);
+  if (unk !== undefined && unk >= scores.length) throw malformed(`${where}.unk_id`, `is outside the vocabulary (0..${scores.length - 1})`);
+  return new UnigramModel({ pieces: vocab, scores, unk });
+}
+
 /** A token named in tokenizer_config.json: a string or an AddedToken-like {content}. */
 function configToken(v: Json): string | undefined {
   if (typeof v === 'string') return v;
@@ -360,18 +377,19 @@ export function tokenizerFromJson(json: Json, config?: Json, extras: TokenizerFo
   if (!json || typeof json !== 'object' || Array.isArray(json) || !json.model) throw new FuselmError('E_FORMAT', 'tokenizer.json: no "model"');
   const m = objectAt(json.model, 'tokenizer.json model');
   const vocab = new Map<string, number>();
-  if (Array.isArray(m.vocab)) {
-    // Unigram-style [piece, score] lists are not a BPE/WordPiece vocab.
+  const unigram = m.type === 'Unigram' ? unigramModel(m, vocab) : undefined;
+  if (!unigram && Array.isArray(m.vocab)) {
+    // [piece, score] lists are Unigram's, not a BPE/WordPiece vocab.
     throw unsupported('tokenizer.json model', `model type ${JSON.stringify(String(m.type).slice(0, 40))} with a list vocab`);
   }
-  const vocabJson = m.vocab === undefined || m.vocab === null ? {} : objectAt(m.vocab, 'tokenizer.json model.vocab');
+  const vocabJson = unigram || m.vocab === undefined || m.vocab === null ? {} : objectAt(m.vocab, 'tokenizer.json model.vocab');
   let entry = 0;
   for (const [k, v] of Object.entries(vocabJson)) vocab.set(k, idAt(v, `tokenizer.json model.vocab (entry ${entry++})`));
 
   const info: PreInfo = { byteLevel: false };
   const normalizer = buildNormalizer(json.normalizer, 'tokenizer.json normalizer');
   const preTokenizer = buildPreTokenizer(json.pre_tokenizer, 'tokenizer.json pre_tokenizer', info);
-  const model = buildModel(m, vocab, info);
+  const model = unigram ?? buildModel(m, vocab, info);
 
   const added: AddedToken[] = arrayAt(json.added_tokens ?? [], 'tokenizer.json added_tokens').map((t, i) => {
     const at = `tokenizer.json added_tokens[${i}]`;
@@ -428,7 +446,7 @@ export function tokenizerFromJson(json: Json, config?: Json, extras: TokenizerFo
     bos,
     eos,
     eot,
-    unk: idOf(configToken(cfg.unk_token)) ?? (m.unk_token != null ? vocab.get(m.unk_token) : undefined),
+    unk: idOf(configToken(cfg.unk_token)) ?? (m.unk_token != null ? vocab.get(m.unk_token) : m.unk_id != null ? idAt(m.unk_id, 'tokenizer.json model.unk_id') : undefined),
     pad: idOf(configToken(cfg.pad_token)),
     eog,
     addBos: cfg.add_bos_token === true,

@@ -23,6 +23,7 @@
  * removed (Hugging Face's Strip decoder), so decode(encode(s)) === s.
  */
 import { MergeQueue } from './merge-queue.js';
+import { UnigramModel } from './unigram.js';
 import { FuselmError } from '../errors.js';
 import { decodeWith, Utf8StreamDecoder, type PieceSource } from './stream-decoder.js';
 import { checkEncodeArgs } from './pretokenize.js';
@@ -58,6 +59,10 @@ export interface SpmVocab {
   addSpacePrefix?: boolean;
   /** The model's chat template (Jinja), when it has one. */
   chatTemplate?: string;
+  /** Cut spans by Unigram's best-scoring path (lib/tokenizer/unigram.ts; T5) instead of BPE merges. */
+  unigram?: boolean;
+  /** SentencePiece's remove_extra_whitespaces: each span trimmed of spaces and runs of them made one. Default false. */
+  removeExtraWhitespaces?: boolean;
 }
 
 const SPACE_MARK = '\u2581';
@@ -108,6 +113,8 @@ export class SpmTokenizer implements Tokenizer, PieceSource {
   private symPrev = new Int32Array(0);
   private symNext = new Int32Array(0);
   private readonly queue = new MergeQueue();
+  private readonly unigram: UnigramModel | undefined;
+  private readonly removeExtraWhitespaces: boolean;
 
   constructor(vocab: SpmVocab) {
     const n = vocab.tokens.length;
@@ -179,6 +186,8 @@ export class SpmTokenizer implements Tokenizer, PieceSource {
       }
     }
     this.maxPieceLen = maxLen;
+    this.removeExtraWhitespaces = vocab.removeExtraWhitespaces ?? false;
+    this.unigram = vocab.unigram ? new UnigramModel({ pieces: this.pieceToId, scores: this.scores, unk: this.unk }) : undefined;
     this.specials.sort((a, b) => b.text.length - a.text.length || a.id - b.id);
   }
 
@@ -196,7 +205,9 @@ export class SpmTokenizer implements Tokenizer, PieceSource {
         out.push(frag);
         prevSpecial = true;
       } else {
-        let s = text.slice(frag.start, frag.end).replaceAll(' ', SPACE_MARK);
+        let s = text.slice(frag.start, frag.end);
+        if (this.removeExtraWhitespaces) s = s.replace(/ {2,}/g, ' ').trim();
+        s = s.replaceAll(' ', SPACE_MARK);
         if (this.addSpacePrefix && prevSpecial) s = SPACE_MARK + s;
         this.encodeSpan(s, out);
         prevSpecial = false;
@@ -301,6 +312,7 @@ export class SpmTokenizer implements Tokenizer, PieceSource {
   private encodeSpan(s: string, out: number[]): void {
     const n = s.length;
     if (n === 0) return;
+    if (this.unigram) return this.unigram.encodeWord(s, out);
     this.ensureScratch(n);
     const start = this.symStart;
     const len = this.symLen;
