@@ -391,11 +391,12 @@ export class Model {
    * Logits for a token sequence evaluated from position 0: of the last token [vocab], or with
    * allLogits of every token [n * vocab] (row i predicts token i + 1).
    */
-  evaluate(ids: number[], opts: { allLogits?: boolean } = {}): Promise<Float32Array> {
+  evaluate(ids: number[], opts: { allLogits?: boolean; adapters?: AdapterUse[] } = {}): Promise<Float32Array> {
     if (typeof opts !== 'object' || opts === null || (opts.allLogits !== undefined && typeof opts.allLogits !== 'boolean'))
-      return Promise.reject(new FuselmError('E_INVALID_ARG', 'evaluate() options must be an object { allLogits?: boolean }'));
-    return this.#exclusive(() => {
-      this.#useAdapters(undefined);
+      return Promise.reject(new FuselmError('E_INVALID_ARG', 'evaluate() options must be an object { allLogits?: boolean, adapters?: [...] }'));
+    return this.#exclusive(async () => {
+      if (opts.adapters !== undefined) checkAdapterUses(opts.adapters, 'adapters');
+      this.#useAdapters(opts.adapters);
       return this.#forwardCached(this.#promptIds(ids), { allLogits: opts.allLogits });
     });
   }
