@@ -160,7 +160,7 @@ export async function loadLoraAdapter(
     const [K, N] = moduleDims(c, f.module);
     const [ra, ka] = f.a.shape, [nb, rb] = f.b.shape;
     if (f.a.shape.length !== 2 || f.b.shape.length !== 2 || ka !== K || nb !== N || ra !== rb || ra < 1)
-      throw new FuselmError('E_FORMAT', `${what(f.a)}: A [${f.a.shape}] and B [${f.b.shape}] do not fit the base projection [${N}, ${K}] (expected A [r, ${K}], B [${N}, r])`);
+      throw new FuselmError('E_FORMAT', `${what(f.a)}: A [${f.a.shape.join(", ")}] and B [${f.b.shape.join(", ")}] do not fit the base projection [${N}, ${K}] (expected A [r, ${K}], B [${N}, r])`);
   }
   if (found.size === 0) throw new FuselmError('E_FORMAT', `${p}: the adapter holds no LoRA tensors`);
   const out: Array<Partial<Record<LoraModule, LoraPair>>> = Array.from({ length: c.nLayers }, () => ({}));
@@ -323,7 +323,7 @@ export class LoraSet {
           const pairs = adapters.map((ad) => ad.layers[l][m]);
           if (pairs.every((q) => !q)) continue;
           const seg = Int32Array.from({ length: J + 1 }, (_, j) => pairs.slice(0, j).reduce((n, q) => n + (q?.a.shape[0] ?? 0), 0));
-          const segT = tensorFromI32([J + 1], seg);
+          const segT = tensorFromI32([1, J + 1], seg);
           this.#owned.push(segT);
           if (J === 1) {
             stacks[m] = { a: pairs[0]!.a, bt: pairs[0]!.bt, seg: segT };

@@ -168,7 +168,7 @@ export const ops = {
   /** out[t] = x[t] · wᵀ, w [N, K] in f32/f16/bf16/q8_0; lastRow: only x's row n-1, into out row 0 */
   /**
    * y[t] += Σ_j scales[t, j] · Σ_{k in seg j} (a[k] · x[t]) · bt[k]: LoRA adapters' low-rank terms
-   * (a [R, K] and bt [R, N] f32 stacked by ranks, seg i32 [J + 1] each adapter's ranks, scales
+   * (a [R, K] and bt [R, N] f32 stacked by ranks, seg i32 [1, J + 1] each adapter's ranks, scales
    * [rows, J] f32 each row's weights; native/ops/lora.h)
    */
   lora: (y: NativeTensor, x: NativeTensor, l: { a: NativeTensor; bt: NativeTensor; seg: NativeTensor; scales: NativeTensor }): GraphNode => ({
@@ -333,7 +333,7 @@ function loraNode(T: number, K: number, N: number, ranks: number[], scales: numb
   const R = ranks.reduce((a, b) => a + b, 0);
   const seg = Int32Array.from({ length: ranks.length + 1 }, (_, j) => ranks.slice(0, j).reduce((a, b) => a + b, 0));
   return ops.lora(f32([T, N], seed), f32([T, K], seed + 1), {
-    a: f32([R, K], seed + 2, 0.1), bt: f32([R, N], seed + 3, 0.1), seg: tensorFromI32([seg.length], seg), scales: tensorFromF32('f32', [T, ranks.length], Float32Array.from(scales.flat())),
+    a: f32([R, K], seed + 2, 0.1), bt: f32([R, N], seed + 3, 0.1), seg: tensorFromI32([1, seg.length], seg), scales: tensorFromF32('f32', [T, ranks.length], Float32Array.from(scales.flat())),
   });
 }
 function loraCase(T: number, K: number, N: number, ranks: number[], scales: number[][], doctor = false): ParityCase {

@@ -9,6 +9,7 @@
  * - the prompt cache is keyed by the adapters: a prompt cached under one adapter is never
  *   reused under another or none;
  * - four sequences with four adapter sets in one batch each equal their run alone;
+ * - beamSearch and stream take them as generate does;
  * - bad adapters are typed errors naming what is wrong, and 100 load/dispose cycles leave RSS
  *   flat.
  * Skipped, saying so, without ../shared.
@@ -133,7 +134,7 @@ describe('LoRA adapters (oracles)', function () {
     assert.deepEqual(batch[1].ids, o.adapters.adapter1['scale_1.0'][1].llamacpp_greedy!.slice(0, 16));
   });
 
-  it('beamSearch and chat take adapters too', async () => {
+  it('beamSearch and stream take adapters too', async () => {
     await using m = await loadModel(GGUF_BASE, OPTS);
     const a1 = await m.loadAdapter(sharedPath(LORA, o.adapters.adapter1.gguf));
     const p = o.adapters.adapter1['scale_1.0'][0];
@@ -142,6 +143,9 @@ describe('LoRA adapters (oracles)', function () {
     assert.deepEqual(beams.sequences[0].ids, p.llamacpp_greedy!.slice(0, 8));
     const plain = await m.beamSearch(p.ids_with_special, { numBeams: 1, maxTokens: 8 });
     assert.notDeepEqual(plain.sequences[0].ids, beams.sequences[0].ids);
+    const streamed: number[] = [];
+    for await (const c of m.stream(p.ids_with_special, { maxTokens: 8, ignoreEog: true, adapters: [{ adapter: a1 }] })) if (c.id >= 0) streamed.push(c.id);
+    assert.deepEqual(streamed, p.llamacpp_greedy!.slice(0, 8));
   });
 });
 
