@@ -109,7 +109,7 @@ interface RawTensor {
 }
 
 /** A projection's A and B as found in the file, with the factor folded into Bᵀ. */
-interface FoundPair {
+export interface FoundPair {
   layer: number;
   module: LoraModule;
   a?: RawTensor;
@@ -148,9 +148,8 @@ export async function loadLoraAdapter(
   onDispose: (a: LoraAdapter) => void,
 ): Promise<LoraAdapter> {
   if (typeof p !== 'string' || p === '') throw new FuselmError('E_INVALID_ARG', 'loadAdapter: path must be a non-empty string');
-  const folder = await isDirectory(p);
-  const found = folder ? await peftPairs(p) : await ggufPairs(p, c);
-  const format = folder ? 'peft' : 'gguf';
+  const format = (await isDirectory(p)) ? 'peft' : 'gguf';
+  const found = await adapterPairs(p, c.architecture);
   // every pair complete, of a projection this model has, with shapes that fit it
   for (const f of found.values()) {
     const what = (t?: RawTensor) => `${t?.file ?? p}: tensor '${t?.name ?? `${f.module} of layer ${f.layer}`}'`;
@@ -166,10 +165,10 @@ export async function loadLoraAdapter(
   const out: Array<Partial<Record<LoraModule, LoraPair>>> = Array.from({ length: c.nLayers }, () => ({}));
   try {
     for (const f of found.values()) {
-      const a = f.a!, b = f.b!;
-      const [r, K] = a.shape, N = b.shape[0];
-      const av = await readValues(a), bv = await readValues(b);
-      const s = f.factor(r);
+      const { a: av, b: stored, r, K, N, factor: s } = await readPair(f);
+      // a llama GGUF base ropes adjacent pairs (ropeNeox false), a Hugging Face folder halves
+      const heads = f.module === 'wq' ? c.nHeads : f.module === 'wk' ? c.nKvHeads : 0;
+      const bv = heads && qkOrderDiffers(c.architecture, !c.ropeNeox, format) ? qkRowOrder(stored, N, r, heads, c.ropeNeox ? 'hf' : 'gguf') : stored;
       const bt = new Float32Array(r * N);
       for (let o = 0; o < N; o++) for (let k = 0; k < r; k++) bt[k * N + o] = bv[o * r + k] * s;
       const pair = { a: toBackend(be, tensorFromF32('f32', [r, K], av)), bt: undefined as unknown as NativeTensor };
@@ -266,13 +265,55 @@ async function peftPairs(dir: string): Promise<Map<string, FoundPair>> {
   return found;
 }
 
-async function ggufPairs(p: string, c: ModelConfig): Promise<Map<string, FoundPair>> {
+/** GGUF tensor names of the projections (the inverse of GGUF_NAMES). */
+export const LORA_GGUF_NAMES = Object.fromEntries(Object.entries(GGUF_NAMES).map(([k, v]) => [v, k])) as Record<LoraModule, string>;
+
+/**
+ * An adapter's pairs as the file holds them (not read yet), for a base of architecture `arch`:
+ * a PEFT folder, or a GGUF adapter whose general.architecture must be `arch`.
+ */
+export async function adapterPairs(p: string, arch: string): Promise<Map<string, FoundPair>> {
+  return (await isDirectory(p)) ? peftPairs(p) : ggufPairs(p, arch);
+}
+
+/**
+ * B's rows of a q or k projection ([N, r], `heads` heads) from Hugging Face's rotate-half order
+ * into the adjacent pairs llama.cpp's converter gives its llama GGUFs (each head's first and
+ * second halves interleaved), or back (`to` 'hf'). A PEFT adapter on a llama GGUF base needs the
+ * one, a GGUF adapter on a Hugging Face llama folder the other.
+ */
+export function qkRowOrder(b: Float32Array, N: number, r: number, heads: number, to: 'gguf' | 'hf'): Float32Array {
+  const half = N / heads / 2, out = new Float32Array(b.length);
+  for (let h = 0; h < heads; h++)
+    for (let j = 0; j < half; j++)
+      for (const s of [0, 1]) {
+        const hf = h * 2 * half + s * half + j, gguf = h * 2 * half + 2 * j + s;
+        const [from, into] = to === 'gguf' ? [hf, gguf] : [gguf, hf];
+        out.set(b.subarray(from * r, (from + 1) * r), into * r);
+      }
+  return out;
+}
+
+/** Whether the q/k rows of a base and an adapter are in different orders (qkRowOrder): llama GGUFs only hold the adjacent pairs. */
+export function qkOrderDiffers(architecture: string, baseIsGguf: boolean, adapterFormat: 'peft' | 'gguf'): boolean {
+  return architecture === 'llama' && baseIsGguf !== (adapterFormat === 'gguf');
+}
+
+/** A pair's values: A [r, K], B [N, r] as stored, and its factor (alpha / r or as the format says). */
+export async function readPair(f: FoundPair): Promise<{ a: Float32Array; b: Float32Array; r: number; K: number; N: number; factor: number }> {
+  if (!f.a || !f.b) throw new FuselmError('E_FORMAT', `${(f.a ?? f.b)!.file}: tensor '${(f.a ?? f.b)!.name}': its ${f.a ? 'B' : 'A'} matrix is missing`);
+  const [r, K] = f.a.shape, N = f.b.shape[0];
+  if (f.b.shape[1] !== r) throw new FuselmError('E_FORMAT', `${f.b.file}: tensor '${f.b.name}' has shape [${f.b.shape.join(', ')}], expected [${N}, ${r}] (A's rank)`);
+  return { a: await readValues(f.a), b: await readValues(f.b), r, K, N, factor: f.factor(r) };
+}
+
+async function ggufPairs(p: string, architecture: string): Promise<Map<string, FoundPair>> {
   const f = await readGguf(p);
   const str = (k: string) => ggufGet(f, k);
   if (str('general.type') !== 'adapter') throw new FuselmError('E_FORMAT', `${p}: general.type is ${JSON.stringify(str('general.type'))}, expected "adapter" (a LoRA GGUF from convert_lora_to_gguf)`);
   if (str('adapter.type') !== 'lora') throw new FuselmError('E_UNSUPPORTED', `${p}: adapter.type ${JSON.stringify(str('adapter.type'))} is not supported (only "lora")`);
   const arch = str('general.architecture');
-  if (arch !== c.architecture) throw new FuselmError('E_INVALID_ARG', `${p}: general.architecture is ${JSON.stringify(arch)}, but the model is ${c.architecture}`);
+  if (arch !== architecture) throw new FuselmError('E_INVALID_ARG', `${p}: general.architecture is ${JSON.stringify(arch)}, but the model is ${architecture}`);
   for (const k of f.metadata.keys())
     if (k.startsWith('adapter.') && !['adapter.type', 'adapter.lora.alpha'].includes(k))
       throw new FuselmError('E_UNSUPPORTED', `${p}: metadata ${k} is not supported (it would change the numbers)`);

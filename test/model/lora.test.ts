@@ -5,6 +5,8 @@
  *   24 greedy tokens equal to transformers+peft's, adapter1 at 1.0 and 0.5, adapter2 at 1.0;
  * - the converted GGUF adapters on the GGUF base: 24 greedy tokens equal to llama.cpp's (CPU,
  *   and the CUDA backend, its emulator without a GPU);
+ * - across formats (PEFT on the GGUF base, the GGUF adapter on the HF base: llama's q/k rows are
+ *   in another order in a GGUF) the same tokens;
  * - several adapters add up (adapter1 at 0.5 twice is adapter1 at 1.0);
  * - the prompt cache is keyed by the adapters: a prompt cached under one adapter is never
  *   reused under another or none;
@@ -83,6 +85,19 @@ describe('LoRA adapters (oracles)', function () {
       for (const p of o.adapters[name][field]) {
         assert.deepEqual(await greedy(cpu, p.ids_with_special, [{ adapter: a, scale }]), p.llamacpp_greedy, `${name} ${field} '${p.text}': CPU`);
         assert.deepEqual(await greedy(gpu, p.ids_with_special, [{ adapter: g, scale }]), p.llamacpp_greedy, `${name} ${field} '${p.text}': CUDA`);
+      }
+    }
+  });
+
+  it('across formats: a PEFT folder on the GGUF base, a GGUF adapter on the HF base (q/k rows reordered)', async () => {
+    await using gguf = await loadModel(GGUF_BASE, OPTS);
+    await using hf = await loadModel(HF_BASE, OPTS);
+    for (const [name, field, scale] of RUNS) {
+      const peft = await gguf.loadAdapter(sharedPath(LORA, o.adapters[name].dir));
+      const conv = await hf.loadAdapter(sharedPath(LORA, o.adapters[name].gguf));
+      for (const p of o.adapters[name][field]) {
+        assert.deepEqual(await greedy(gguf, p.ids_with_special, [{ adapter: peft, scale }]), p.hf_greedy, `${name} ${field}: PEFT on the GGUF`);
+        assert.deepEqual(await greedy(hf, p.ids_with_special, [{ adapter: conv, scale }]), p.hf_greedy, `${name} ${field}: GGUF adapter on the folder`);
       }
     }
   });
