@@ -578,7 +578,7 @@ export class Model {
       this.#checkLive();
       this.#checkMoreState(`${sequences} slots`, sequences, this.contextSize, batchSize);
       const state = new LlamaState(this.config, this.#weights!, this.#backend, { contextSize: this.contextSize, batchSize, sequences });
-      return new SequenceSlots(state, this.config.vocabSize, release);
+      return new SequenceSlots(state, this.config.vocabSize, release, (uses) => this.#loraFor(uses));
     } catch (e) {
       release();
       throw e;

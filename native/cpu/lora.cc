@@ -31,6 +31,10 @@ static void lora_reference(const LoraArgs& a) {
 namespace {
 // columns of y one task updates (a few KB of bt per rank: stays in L1 across the ranks)
 constexpr int64_t kChunk = 512;
+// Multiply-adds under which the op runs on the calling thread: a decode step's r = 16 term of a
+// 2048-wide projection is ~10 us alone, about what two wake-and-join rounds of the pool cost
+// (a model has seven such ops per layer, so the rounds would dominate).
+constexpr int64_t kInlineWork = 1 << 20;
 
 float dot(const float* __restrict a, const float* __restrict x, int64_t K) {
   float s[8] = {};
@@ -51,11 +55,12 @@ void lora_cpu(const LoraArgs& a, const Exec& e) {
   for (int64_t j = 0; j < a.J; j++)
     for (int64_t k = a.seg[j]; k < a.seg[j + 1]; k++) owner[size_t(k)] = int32_t(j);
   std::vector<float> h(size_t(a.T * a.R));
+  const bool inline_only = a.T * a.R * (a.K + a.N) < kInlineWork;
   e.pool->run(a.T * a.R, [&](int64_t task, int) {
     const int64_t t = task / a.R, k = task % a.R;
     const float s = a.scales[t * a.J + owner[size_t(k)]];
     h[size_t(task)] = s == 0.0f ? 0.0f : s * dot(a.a + k * a.K, a.x + t * a.K, a.K);
-  }, a.T * a.R * a.K);
+  }, inline_only ? 0 : a.T * a.R * a.K);
   const int64_t chunks = (a.N + kChunk - 1) / kChunk;
   e.pool->run(a.T * chunks, [&](int64_t task, int) {
     const int64_t t = task / chunks, o0 = task % chunks * kChunk, o1 = std::min(a.N, o0 + kChunk);
@@ -67,7 +72,7 @@ void lora_cpu(const LoraArgs& a, const Exec& e) {
       const float* __restrict b = a.bt + k * a.N;
       for (int64_t o = o0; o < o1; o++) y[o] += hk * b[o];
     }
-  }, a.T * a.R * a.N);
+  }, inline_only ? 0 : a.T * a.R * a.N);
 }
 
 FUSELM_CPU_OP(lora_op::def, [](const Step& s, const Exec& e) { lora_cpu(lora_op::args(s), e); });
