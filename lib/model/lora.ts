@@ -22,7 +22,6 @@ import { toF32 } from '../formats/quants.js';
 import { readSafetensors } from '../formats/safetensors.js';
 import { tensorFromF32, tensorFromI32 } from '../tensor.js';
 import type { ModelConfig } from './config.js';
-import type { LayerWeights } from './llama.js';
 
 /** The projections an adapter may target, by their LayerWeights names. */
 export type LoraModule = 'wq' | 'wk' | 'wv' | 'wo' | 'wGate' | 'wUp' | 'wDown';
@@ -143,7 +142,7 @@ const yieldTurn = () => new Promise<void>((r) => setImmediate(r));
 export async function loadLoraAdapter(
   p: string,
   c: ModelConfig,
-  layers: readonly LayerWeights[],
+  layers: ReadonlyArray<Partial<Record<LoraModule, unknown>>>,
   be: Backend,
   onDispose: (a: LoraAdapter) => void,
 ): Promise<LoraAdapter> {
