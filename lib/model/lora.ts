@@ -202,15 +202,16 @@ const PEFT_UNSUPPORTED = [
   'target_parameters', 'arrow_config', 'use_bdlora', 'monteclora_config', 'kasa_config', 'velora_config',
 ];
 
-/** PEFT's pattern lookup: the first key matching the module's full name or a dotted suffix of it. */
-function patternValue(patterns: Record<string, unknown>, module: string): unknown {
+/**
+ * PEFT's rank_pattern / alpha_pattern lookup: the first key that is the module's full name or a
+ * dotted suffix of it (PEFT matches `(.*\.)?key$` as a regular expression; a key with other
+ * regular-expression syntax, which could backtrack without end on a file's say-so, is an
+ * E_UNSUPPORTED naming it).
+ */
+function patternValue(patterns: Record<string, unknown>, module: string, where: string): unknown {
   for (const k of Object.keys(patterns)) {
+    if (!/^[\w.]+$/.test(k)) throw new FuselmError('E_UNSUPPORTED', `${where}: pattern key ${JSON.stringify(k.slice(0, 80))} is not a plain module name (only names and dotted suffixes are supported)`);
     if (module === k || module.endsWith(`.${k}`)) return patterns[k];
-    try {
-      if (new RegExp(`(.*\\.)?(${k})$`).test(module)) return patterns[k];
-    } catch {
-      // not a regular expression: only the plain match above
-    }
   }
   return undefined;
 }
@@ -250,8 +251,8 @@ async function peftPairs(dir: string): Promise<Map<string, FoundPair>> {
     if (type === undefined) throw new FuselmError('E_UNSUPPORTED', `${t.file}: tensor '${t.name}' has dtype ${t.dtype} (supported: F32, F16, BF16)`);
     const full = m[1], layer = Number(m[2]);
     const key = `${layer}.${module}`;
-    const rm = num(`rank_pattern of ${full}`, patternValue(rankPattern, full) ?? r);
-    const am = num(`alpha_pattern of ${full}`, patternValue(alphaPattern, full) ?? alpha);
+    const rm = num(`rank_pattern of ${full}`, patternValue(rankPattern, full, `${cfgPath}: rank_pattern`) ?? r);
+    const am = num(`alpha_pattern of ${full}`, patternValue(alphaPattern, full, `${cfgPath}: alpha_pattern`) ?? alpha);
     const f = found.get(key) ?? { layer, module, factor: (rank: number) => {
       if (rank !== rm) throw new FuselmError('E_FORMAT', `${t.file}: tensor '${t.name}' has rank ${rank}, but the config says r = ${rm} for ${full}`);
       return rslora ? am / Math.sqrt(rm) : am / rm;

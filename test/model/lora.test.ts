@@ -12,6 +12,7 @@
  *   reused under another or none;
  * - four sequences with four adapter sets in one batch each equal their run alone;
  * - beamSearch and stream take them as generate does;
+ * - use_rslora and alpha_pattern change the factor as PEFT does (alpha/√r; per module);
  * - bad adapters are typed errors naming what is wrong, and 100 load/dispose cycles leave RSS
  *   flat.
  * Skipped, saying so, without ../shared.
@@ -189,6 +190,25 @@ describe('LoRA adapters: bad input', function () {
     await assert.rejects(m.loadAdapter(peftWith('mts', (c) => (c.modules_to_save = ['lm_head']))), { code: 'E_UNSUPPORTED', message: /modules_to_save/ });
     await assert.rejects(m.loadAdapter(peftWith('ia3', (c) => (c.peft_type = 'IA3'))), { code: 'E_UNSUPPORTED', message: /peft_type "IA3"/ });
     await assert.rejects(m.loadAdapter(peftWith('rank', (c) => (c.rank_pattern = { q_proj: 8 }))), { code: 'E_FORMAT', message: /q_proj\.lora_A\.weight' has rank 4, but the config says r = 8/ });
+  });
+
+  it('use_rslora (alpha/√r) and alpha_pattern change the factor as PEFT does', async () => {
+    await using m = await loadModel(HF_BASE, OPTS);
+    const ids = [1, 438, 956, 1079];
+    const plain = await m.loadAdapter(sharedPath(LORA, 'adapter1'));
+    // r = 4, alpha 8: rslora's 8/2 = 4 is twice 8/4
+    const rs = await m.loadAdapter(peftWith('rslora', (c) => (c.use_rslora = true)));
+    // alpha 16 on every projection (names and dotted suffixes), and on q_proj alone
+    const ap = await m.loadAdapter(peftWith('alpha', (c) => (c.alpha_pattern = { q_proj: 16, k_proj: 16, v_proj: 16, 'self_attn.o_proj': 16, 'mlp.gate_proj': 16, up_proj: 16, down_proj: 16 })));
+    const q = await m.loadAdapter(peftWith('alpha-q', (c) => (c.alpha_pattern = { q_proj: 16 })));
+    const twice = await m.evaluate(ids, { adapters: [{ adapter: plain, scale: 2 }] });
+    const close = (x: Float32Array, y: Float32Array) => x.every((v, i) => Math.abs(v - y[i]) <= 1e-5 * (1 + Math.abs(y[i])));
+    assert.ok(close(await m.evaluate(ids, { adapters: [{ adapter: rs }] }), twice));
+    assert.ok(close(await m.evaluate(ids, { adapters: [{ adapter: ap }] }), twice));
+    const once = await m.evaluate(ids, { adapters: [{ adapter: plain }] });
+    const onlyQ = await m.evaluate(ids, { adapters: [{ adapter: q }] });
+    assert.ok(!close(onlyQ, twice) && !close(onlyQ, once));
+    await assert.rejects(m.loadAdapter(peftWith('regex', (c) => (c.rank_pattern = { '(a+)+$': 4 }))), { code: 'E_UNSUPPORTED', message: /rank_pattern: pattern key "\(a\+\)\+\$" is not a plain module name/ });
   });
 
   it('an adapter for another model: E_FORMAT naming the tensor; another architecture: E_INVALID_ARG', async function () {
