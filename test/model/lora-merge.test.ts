@@ -4,6 +4,8 @@
  * (from the GGUF base and GGUF adapter, through the command line, and from the HF folder and
  * PEFT folder), at scale 0.5 the scaled adapter's; llama.cpp loads the merged GGUF and gives the
  * same tokens; --type q8_0 writes the merged projections in q8_0 and the rest as they were.
+ * And the adapter applied unmerged on the base quantized to f16, q8_0 and q4_0 gives the greedy
+ * tokens llama.cpp gives with it (node-llama-cpp's context `lora`) on the same file.
  * Skipped, saying so, without ../shared (or without the llama.cpp peer, its part).
  */
 import assert from 'node:assert/strict';
@@ -17,6 +19,7 @@ import { GgmlType } from '../../lib/formats/ggml-types.js';
 import { readGguf } from '../../lib/formats/gguf.js';
 import { loadModel } from '../../lib/index.js';
 import { mergeLora } from '../../lib/tools/lora-merge.js';
+import { quantizeGguf } from '../../lib/tools/quantize.js';
 import { llamaCppGreedy, openLlamaCpp, requireLlamaCpp } from '../helpers/llama-cpp.js';
 import { readSharedJson, requireShared, sharedPath } from '../helpers/shared.js';
 
@@ -75,5 +78,36 @@ describe('fuselm lora merge', function () {
     const f = await readGguf(q);
     for (const t of f.tensors) assert.equal(t.type, /attn_(q|k|v|output)\.weight|ffn_(gate|up|down)\.weight/.test(t.name) ? GgmlType.Q8_0 : GgmlType.F32, t.name);
     await assert.rejects(mergeLora(GGUF_BASE, sharedPath(LORA, 'adapter1'), q, { type: 'q9' }), { code: 'E_INVALID_ARG', message: /type must be f32 or one of/ });
+  });
+});
+
+describe('LoRA on quantized bases (f16, q8_0, q4_0) beside llama.cpp', function () {
+  this.timeout(180_000);
+  it('the GGUF adapter on each: the same greedy tokens as llama.cpp with the adapter', async function () {
+    requireShared(this, `${LORA}/oracle.json`);
+    const llama = await requireLlamaCpp(this);
+    const o = readSharedJson(`${LORA}/oracle.json`);
+    const adapter = sharedPath(LORA, 'adapter1', 'adapter1.f32.gguf');
+    const prompts: Prompt[] = o.adapters.adapter1['scale_1.0'];
+    const dir = mkdtempSync(path.join(tmpdir(), 'fuselm-lora-quant-'));
+    try {
+      for (const type of ['f16', 'q8_0', 'q4_0'] as const) {
+        const file = path.join(dir, `${type}.gguf`);
+        await quantizeGguf(GGUF_BASE, file, type);
+        const s = await openLlamaCpp(llama, file, 256, { lora: [{ filePath: adapter, scale: 0.5 }] });
+        await using m = await loadModel(file, { device: 'cpu', kvType: 'f32', contextSize: 256 });
+        const a = await m.loadAdapter(adapter);
+        try {
+          for (const p of prompts) {
+            const ours = (await m.generate(p.ids_with_special, { maxTokens: 24, ignoreEog: true, adapters: [{ adapter: a, scale: 0.5 }] })).ids;
+            assert.deepEqual(ours, await llamaCppGreedy(s.seq, p.ids_with_special, 24), `${type}`);
+          }
+        } finally {
+          await s.dispose();
+        }
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
