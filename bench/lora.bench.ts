@@ -3,15 +3,16 @@
  * with synthetic GGUF adapters of r = 16 on all seven projections of every layer (f32, ~50 MB
  * each, written once beside the model):
  *  - decode: greedy tok/s (Timings.tokensPerSecond: forward steps after the prompt) of 32 tokens
- *    after a 16-token prompt, 2 threads, base alone vs base + one adapter; `ratio` = adapter's
- *    seconds per token / base's (goal <= 1.15);
+ *    after a 16-token prompt, base alone vs base + one adapter; `ratio` = adapter's seconds per
+ *    token / base's (goal <= 1.15); at 1 thread also `cpuRatio`, the same of the process's CPU
+ *    seconds per call (prompt and decode; process.cpuUsage), which a busy host disturbs far less
+ *    than the wall clock;
  *  - batch: 8 sequences generating together (16-token prompts, 16 tokens each), each with an
  *    adapter of its own vs all with the same one; tok/s of all the sequences' tokens over the
  *    call (prompts included, as both runs read the same prompts); `ratio` = 8 adapters' tok/s /
- *    one shared adapter's (goal >= 0.8).
- * The two sides of each figure take turns (5 rounds), so a slow spell of this shared machine
- * hits both alike; `ratio` is of the medians, `ratioBest` of the fastest rounds (on a loaded
- * machine the least disturbed runs of each side).
+ *    one shared adapter's (goal >= 0.8), `cpuRatio` the same in CPU seconds.
+ * At 1 and 2 threads. The two sides of each figure take turns (5 rounds), so a slow spell of
+ * this shared machine hits both alike; ratios are of the medians.
  */
 import { gv, writeGguf } from '../lib/formats/gguf.js';
 import { GgmlType } from '../lib/formats/ggml-types.js';
@@ -56,17 +57,38 @@ function adapterFile(seed: number): Promise<string> {
     }));
 }
 
-async function decode(m: Model, prompt: number[], adapters?: AdapterUse[]): Promise<number> {
-  await m.clearCache();
-  await m.generate(prompt, { maxTokens: 32, ignoreEog: true, adapters });
-  return 1 / m.lastTimings!.tokensPerSecond;
+/** Seconds of CPU (user + system) fn takes in this process, and its result. */
+async function cpuSeconds<T>(fn: () => Promise<T>): Promise<[number, T]> {
+  const c0 = process.cpuUsage();
+  const r = await fn();
+  const c = process.cpuUsage(c0);
+  return [(c.user + c.system) / 1e6, r];
 }
 
-async function batch(m: Model, prompts: number[][], uses: AdapterUse[][]): Promise<number> {
+/** Wall seconds per decode step and CPU seconds of the call. */
+async function decode(m: Model, prompt: number[], adapters?: AdapterUse[]): Promise<[number, number]> {
+  await m.clearCache();
+  const [cpu] = await cpuSeconds(() => m.generate(prompt, { maxTokens: 32, ignoreEog: true, adapters }));
+  return [1 / m.lastTimings!.tokensPerSecond, cpu];
+}
+
+/** tok/s of the call, and its CPU seconds. */
+async function batch(m: Model, prompts: number[][], uses: AdapterUse[][]): Promise<[number, number]> {
   const t0 = performance.now();
-  const rs = await m.generate(prompts.map((prompt, i) => ({ prompt, adapters: uses[i] })), { maxTokens: 16, ignoreEog: true });
+  const [cpu, rs] = await cpuSeconds(() => m.generate(prompts.map((prompt, i) => ({ prompt, adapters: uses[i] })), { maxTokens: 16, ignoreEog: true }));
   const sec = (performance.now() - t0) / 1e3;
-  return rs.reduce((n, r) => n + r.ids.length, 0) / sec;
+  return [rs.reduce((n, r) => n + r.ids.length, 0) / sec, cpu];
+}
+
+/** fn(a) and fn(b) in turns, `rounds` times: the medians of each's two figures. */
+async function turns<T>(rounds: number, a: T, b: T, fn: (x: T) => Promise<[number, number]>): Promise<[[number, number], [number, number]]> {
+  const xs: [number, number][] = [], ys: [number, number][] = [];
+  for (let r = 0; r < rounds; r++) {
+    xs.push(await fn(a));
+    ys.push(await fn(b));
+  }
+  const med = (v: [number, number][]): [number, number] => [median(v.map((p) => p[0])), median(v.map((p) => p[1]))];
+  return [med(xs), med(ys)];
 }
 
 export async function run(): Promise<BenchResult[]> {
@@ -74,33 +96,25 @@ export async function run(): Promise<BenchResult[]> {
   const file = await syntheticBenchModel('tinyllama-1.1b', 'q8_0');
   const files = [];
   for (let i = 0; i < 8; i++) files.push(await adapterFile(101 + i));
-  await using m = await loadModel(file, { device: 'cpu', threads: 2, contextSize: 128 });
-  const adapters = [];
-  for (const f of files) adapters.push(await m.loadAdapter(f));
-  const prompt = benchPrompt(16, m.config.vocabSize, m.tokenizer.bos);
-  const one = [{ adapter: adapters[0] }];
-  await decode(m, prompt, one); // warm-up: pages of the weights, the graphs
-  await decode(m, prompt);
-  const base: number[] = [], lora: number[] = [];
-  for (let r = 0; r < 5; r++) {
-    base.push(await decode(m, prompt));
-    lora.push(await decode(m, prompt, one));
-  }
-  const b = median(base), l = median(lora);
-  out.push({ name: 'decode tinyllama q8_0 base 2t', seconds: b, tokPerS: 1 / b });
-  out.push({ name: `decode tinyllama q8_0 + lora r${RANK} all projections 2t`, seconds: l, tokPerS: 1 / l, ratio: l / b, ratioBest: Math.min(...lora) / Math.min(...base) });
+  for (const threads of [1, 2]) {
+    await using m = await loadModel(file, { device: 'cpu', threads, contextSize: 128 });
+    const adapters = [];
+    for (const f of files) adapters.push(await m.loadAdapter(f));
+    const prompt = benchPrompt(16, m.config.vocabSize, m.tokenizer.bos);
+    const one = [{ adapter: adapters[0] }];
+    await decode(m, prompt, one); // warm-up: pages of the weights, the graphs
+    await decode(m, prompt);
+    const [[b, bc], [l, lc]] = await turns<AdapterUse[] | undefined>(5, undefined, one, (u) => decode(m, prompt, u));
+    out.push({ name: `decode tinyllama q8_0 base ${threads}t`, seconds: b, tokPerS: 1 / b, cpuSeconds: bc });
+    out.push({ name: `decode tinyllama q8_0 + lora r${RANK} all projections ${threads}t`, seconds: l, tokPerS: 1 / l, cpuSeconds: lc, ratio: l / b, cpuRatio: lc / bc });
 
-  const prompts = Array.from({ length: 8 }, (_, i) => benchPrompt(16, m.config.vocabSize, m.tokenizer.bos).map((t, k) => (k ? (t + 97 * i) % m.config.vocabSize : t)));
-  const shared = prompts.map(() => one), own = adapters.map((adapter) => [{ adapter }]);
-  await batch(m, prompts, shared);
-  await batch(m, prompts, own);
-  const sh: number[] = [], ow: number[] = [];
-  for (let r = 0; r < 5; r++) {
-    sh.push(await batch(m, prompts, shared));
-    ow.push(await batch(m, prompts, own));
+    const prompts = Array.from({ length: 8 }, (_, i) => benchPrompt(16, m.config.vocabSize, m.tokenizer.bos).map((t, k) => (k ? (t + 97 * i) % m.config.vocabSize : t)));
+    const shared = prompts.map(() => one), own = adapters.map((adapter) => [{ adapter }]);
+    await batch(m, prompts, shared);
+    await batch(m, prompts, own);
+    const [[s, sc], [o, oc]] = await turns(5, shared, own, (u) => batch(m, prompts, u));
+    out.push({ name: `batch 8 x 16 tokens, one shared adapter ${threads}t`, seconds: 1 / s, tokPerS: s, cpuSeconds: sc });
+    out.push({ name: `batch 8 x 16 tokens, 8 different adapters ${threads}t`, seconds: 1 / o, tokPerS: o, cpuSeconds: oc, ratio: o / s, cpuRatio: sc / oc });
   }
-  const s = median(sh), o = median(ow);
-  out.push({ name: 'batch 8 x 16 tokens, one shared adapter 2t', seconds: 1 / s, tokPerS: s });
-  out.push({ name: 'batch 8 x 16 tokens, 8 different adapters 2t', seconds: 1 / o, tokPerS: o, ratio: o / s, ratioBest: Math.max(...ow) / Math.max(...sh) });
   return out;
 }
