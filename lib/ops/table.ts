@@ -357,12 +357,14 @@ export const CASES: Record<OpName, OpCases> = {
   lora: {
     // the dot products a[k] · x[t] in another summation order (vectorized; a warp's lanes on
     // CUDA), the rest as the reference: ~1e-7 of the output. Awkward sizes, adapters switched
-    // off per row (scale 0), an adapter with no ranks.
+    // off per row (scale 0), an adapter with no ranks, work enough to be split among threads.
     parity: [
       loraCase(1, 33, 31, [4], [[1]]),
       loraCase(3, 31, 33, [4, 0, 8], [[1, 0, 0.5], [0, 1, 0], [0, 0, 0]]),
       loraCase(5, 4097, 65, [16], [[1], [0.5], [0], [2], [-1]], true),
       loraCase(4, 64, 4097, [2, 3, 5, 1], [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]),
+      // above the CPU's inline threshold: both passes threaded
+      loraCase(9, 2048, 640, [64, 0, 32], Array.from({ length: 9 }, (_, t) => [t % 3 === 0 ? 1 : 0, 1, t % 2 ? -0.5 : 0])),
     ],
     bench: [
       loraBench(1, 2048, 2048, [16], [[1]]),
