@@ -10,7 +10,8 @@
  * - several adapters add up (adapter1 at 0.5 twice is adapter1 at 1.0);
  * - the prompt cache is keyed by the adapters: a prompt cached under one adapter is never
  *   reused under another or none;
- * - four sequences with four adapter sets in one batch each equal their run alone;
+ * - four sequences with four adapter sets in one batch each equal their run alone, and on the
+ *   CUDA backend the CPU's;
  * - beamSearch and stream take them as generate does;
  * - use_rslora and alpha_pattern change the factor as PEFT does (alpha/√r; per module);
  * - bad adapters are typed errors naming what is wrong, and 100 load/dispose cycles leave RSS
@@ -148,6 +149,19 @@ describe('LoRA adapters (oracles)', function () {
       assert.deepEqual(batch[i].ids, solo, `sequence ${i}`);
     }
     assert.deepEqual(batch[1].ids, o.adapters.adapter1['scale_1.0'][1].llamacpp_greedy!.slice(0, 16));
+  });
+
+  it('on the CUDA backend (its emulator without a GPU): a batch of four adapter sets equals the CPU’s', async () => {
+    await using cpu = await loadModel(GGUF_BASE, OPTS);
+    await using gpu = await loadOnCuda(GGUF_BASE, { kvType: 'f32', contextSize: 256 });
+    const file1 = sharedPath(LORA, o.adapters.adapter1.gguf), file2 = sharedPath(LORA, o.adapters.adapter2.gguf);
+    const sets = async (m: Model): Promise<Array<AdapterUse[] | undefined>> => {
+      const a1 = await m.loadAdapter(file1), a2 = await m.loadAdapter(file2);
+      return [[{ adapter: a2 }], undefined, [{ adapter: a1, scale: 0.5 }, { adapter: a2 }], [{ adapter: a1 }]];
+    };
+    const prompts = o.adapters.adapter1['scale_1.0'].map((p) => p.ids_with_special);
+    const run = async (m: Model) => (await m.generate((await sets(m)).map((adapters, i) => ({ prompt: prompts[i % prompts.length], adapters })), { maxTokens: 8, ignoreEog: true })).map((r) => r.ids);
+    assert.deepEqual(await run(gpu), await run(cpu));
   });
 
   it('beamSearch and stream take adapters too', async () => {
