@@ -25,6 +25,11 @@ export class SequenceSlots {
   readonly #resolve: SlotAdapters;
   /** Each slot's LoRA adapters (undefined: none). */
   #uses: Array<AdapterUse[] | undefined>;
+  /**
+   * Every adapter a slot has used (while not disposed): the stacked set keeps them all, so it
+   * changes (and the graphs with it) only when a new one comes, not as requests come and go.
+   */
+  #known = new Set<AdapterUse['adapter']>();
 
   /** Made by Model.openSlots(). */
   constructor(state: LlamaState, vocabSize: number, release: () => void, adapters: SlotAdapters) {
@@ -65,7 +70,10 @@ export class SequenceSlots {
   useAdapters(slot: number, uses: AdapterUse[] | undefined): string {
     const s = this.#live();
     const next = this.#uses.map((u, i) => (i === slot ? uses : u));
-    const l = this.#resolve(next);
+    for (const u of uses ?? []) this.#known.add(u.adapter);
+    for (const a of this.#known) if (a.disposed) this.#known.delete(a);
+    // the known adapters at weight 0, as one more sequence past the slots (its weights unread)
+    const l = this.#resolve([...next, [...this.#known].map((adapter) => ({ adapter, scale: 0 }))]);
     s.useLora(l.set, l.weights);
     this.#uses = next;
     return l.keys[slot];
