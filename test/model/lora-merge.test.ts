@@ -3,7 +3,7 @@
  * merged into the llama3-ropefreqs base gives transformers+peft's merge_and_unload greedy tokens
  * (from the GGUF base and GGUF adapter, through the command line, and from the HF folder and
  * PEFT folder), at scale 0.5 the scaled adapter's; llama.cpp loads the merged GGUF and gives the
- * same tokens; --type q8_0 writes the merged projections in q8_0 and the rest as they were.
+ * same tokens; beam search with the adapter unmerged finds the merged model's beams; --type q8_0 writes the merged projections in q8_0 and the rest as they were.
  * And the adapter applied unmerged on the base quantized to f16, q8_0 and q4_0 gives the greedy
  * tokens llama.cpp gives with it (node-llama-cpp's context `lora`) on the same file.
  * Skipped, saying so, without ../shared (or without the llama.cpp peer, its part).
@@ -63,6 +63,21 @@ describe('fuselm lora merge', function () {
       for (const p of merged) assert.deepEqual(await llamaCppGreedy(s.seq, p.ids_with_special, 24), p.hf_greedy);
     } finally {
       await s.dispose();
+    }
+  });
+
+  it('beam search with the adapter unmerged equals beam search on the merged model', async () => {
+    const out = path.join(dir, 'beams.gguf');
+    const adapter = sharedPath(LORA, 'adapter1', 'adapter1.f32.gguf');
+    await mergeLora(GGUF_BASE, adapter, out);
+    await using m = await loadModel(out, { device: 'cpu', kvType: 'f32', contextSize: 256 });
+    await using b = await loadModel(GGUF_BASE, { device: 'cpu', kvType: 'f32', contextSize: 256 });
+    const a = await b.loadAdapter(adapter);
+    for (const p of merged) {
+      const o = { numBeams: 3, maxTokens: 10, ignoreEog: true, numReturnSequences: 3 };
+      const want = (await m.beamSearch(p.ids_with_special, o)).sequences.map((h) => h.ids);
+      const got = (await b.beamSearch(p.ids_with_special, { ...o, adapters: [{ adapter: a }] })).sequences.map((h) => h.ids);
+      assert.deepEqual(got, want);
     }
   });
 
