@@ -12,7 +12,7 @@
  *   reused under another or none;
  * - four sequences with four adapter sets in one batch each equal their run alone, and on the
  *   CUDA backend the CPU's;
- * - beamSearch and stream take them as generate does;
+ * - beamSearch, stream and chat take them as generate does;
  * - use_rslora and alpha_pattern change the factor as PEFT does (alpha/√r; per module);
  * - bad adapters are typed errors naming what is wrong, and 100 load/dispose cycles leave RSS
  *   flat.
@@ -162,6 +162,16 @@ describe('LoRA adapters (oracles)', function () {
     const prompts = o.adapters.adapter1['scale_1.0'].map((p) => p.ids_with_special);
     const run = async (m: Model) => (await m.generate((await sets(m)).map((adapters, i) => ({ prompt: prompts[i % prompts.length], adapters })), { maxTokens: 8, ignoreEog: true })).map((r) => r.ids);
     assert.deepEqual(await run(gpu), await run(cpu));
+  });
+
+  it('chat takes adapters: a turn equals generate() of its prompt with them, and differs without', async () => {
+    await using m = await loadModel(GGUF_BASE, OPTS);
+    const a1 = await m.loadAdapter(sharedPath(LORA, o.adapters.adapter1.gguf));
+    const opts = { maxTokens: 8, ignoreEog: true, adapters: [{ adapter: a1 }] };
+    const turn = await m.chat().send('Once upon a time', opts);
+    const plain = await m.chat().send('Once upon a time', { ...opts, adapters: undefined });
+    assert.deepEqual((await m.generate(turn.promptIds, opts)).ids, turn.ids);
+    assert.notDeepEqual(plain.ids, turn.ids);
   });
 
   it('beamSearch and stream take adapters too', async () => {
