@@ -75,11 +75,6 @@ export class LoraAdapter {
     return this.#disposed;
   }
 
-  /** The projections it targets (of any layer). */
-  get modules(): LoraModule[] {
-    return LORA_MODULES.filter((m) => this.layers.some((l) => l[m]));
-  }
-
   dispose(): void {
     if (this.#disposed) return;
     this.#disposed = true;
