@@ -4,9 +4,10 @@
  * shared by single and batched generation: its sampler, stop strings, UTF-8 stream decoder,
  * the tokens and text so far, and why it ended.
  */
-import { FuselmError } from './errors.js';
+import { FuselmError, shown } from './errors.js';
 import { checkGrammarOptions, type GrammarOptions, GrammarState, grammarMasks } from './grammar/constraint.js';
 import type { Timings } from './model/decode-call.js';
+import { LoraAdapter } from './model/lora.js';
 import { createSampler, type LogprobsResult, resolveSamplerOptions, type Sampler, type SamplerOptions } from './sampling/sampler.js';
 import { StopMatcher } from './sampling/stop.js';
 import type { GenerationConfig } from './formats/hf.js';
@@ -36,6 +37,11 @@ export interface GenerateOptions extends Omit<SamplerOptions, 'rng' | 'temperatu
   ignoreEog?: boolean;
   /** Ends generation within one step; the promise rejects with E_ABORTED. */
   signal?: AbortSignal;
+  /**
+   * LoRA adapters applied to this call (Model.loadAdapter), each times its scale (default 1);
+   * several add up. A parallel batch's prompts may bring their own (`{ prompt, adapters }`).
+   */
+  adapters?: AdapterUse[];
   /**
    * More tokens that end generation, besides the tokenizer's own `tokenizer.eogIds` (which
    * already hold EOS, EOT and the model's end-of-turn markers, and a Hugging Face folder's
@@ -218,7 +224,26 @@ export function checkGenerateOptions(o: unknown, what = 'generate() options'): a
   if (g.signal !== undefined && !(g.signal instanceof AbortSignal)) throw bad('signal', 'an AbortSignal', g.signal);
   if (g.idleTimeout !== undefined && !(typeof g.idleTimeout === 'number' && g.idleTimeout > 0)) throw bad('idleTimeout', 'a number of ms > 0 (Infinity: never)', g.idleTimeout);
   if (g.eogIds !== undefined && !(Array.isArray(g.eogIds) && g.eogIds.every((x) => Number.isInteger(x) && x >= 0))) throw bad('eogIds', 'an array of token ids', g.eogIds);
+  if (g.adapters !== undefined) checkAdapterUses(g.adapters, 'adapters');
   checkGrammarOptions(g);
+}
+
+/** One adapter of a call: applied times `scale` (default 1). */
+export interface AdapterUse {
+  adapter: LoraAdapter;
+  scale?: number;
+}
+
+/** E_INVALID_ARG unless `a` is a list of { adapter: LoraAdapter, scale?: finite number }. */
+export function checkAdapterUses(a: unknown, what: string): asserts a is AdapterUse[] {
+  if (!Array.isArray(a)) throw new FuselmError('E_INVALID_ARG', `${what} must be an array of { adapter, scale }`);
+  a.forEach((u: unknown, i) => {
+    const o = u as AdapterUse;
+    if (typeof u !== 'object' || u === null || !(o.adapter instanceof LoraAdapter))
+      throw new FuselmError('E_INVALID_ARG', `${what}[${i}] must be { adapter, scale } with an adapter from model.loadAdapter()`);
+    if (o.scale !== undefined && !(typeof o.scale === 'number' && Number.isFinite(o.scale)))
+      throw new FuselmError('E_INVALID_ARG', `${what}[${i}].scale must be a finite number, got ${shown(o.scale)}`);
+  });
 }
 
 /** The sampler's options out of a GenerateOptions (the ones set). */

@@ -6,8 +6,9 @@
  *   const { text } = await model.generate('Once upon a time', { maxTokens: 64, temperature: 0 });
  */
 export { loadModel, Model } from './model/model.js';
-export type { LoadModelOptions, BeamSearchModelOptions, BeamSearchResult } from './model/model.js';
-export type { GenerateOptions, GenerateResult, StreamChunk, FinishReason } from './generate.js';
+export type { LoadModelOptions, BeamSearchModelOptions, BeamSearchResult, BatchPrompt } from './model/model.js';
+export type { LoraAdapter } from './model/lora.js';
+export type { GenerateOptions, GenerateResult, StreamChunk, FinishReason, AdapterUse } from './generate.js';
 export type { Timings } from './model/decode-call.js';
 export type { BeamHypothesis } from './beam.js';
 export type { ModelConfig } from './model/config.js';

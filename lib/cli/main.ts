@@ -29,6 +29,7 @@ import { ggmlTypeName } from '../formats/ggml-types.js';
 import { loadTokenizer } from '../tokenizer/load.js';
 import { loadEmbeddingModel } from '../model/bert.js';
 import { registerServe } from './serve.js';
+import { registerLora } from './lora.js';
 
 function intOption(name: string, min: number) {
   return (v: string): number => {
@@ -193,6 +194,7 @@ export function buildCli(output: AbortSignal = new AbortController().signal): Co
     });
 
   registerServe(program);
+  registerLora(program);
 
   const bench = program.command('bench').description('speed: `bench e2e` for a model, `bench kernels` for every CPU op');
   bench

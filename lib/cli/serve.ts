@@ -49,6 +49,7 @@ export function registerServe(program: Command): void {
     .option('--alias <name>', "the model's id in /v1/models (default: the file's name)")
     .option('--chat-template <file>', "a Jinja chat template file over the model's own")
     .option('--embeddings', 'serve an embedding model (BERT) on /v1/embeddings')
+    .option('--lora <path>', 'a LoRA adapter (PEFT folder or GGUF adapter) requests can use, ids 0.. in order (repeatable; GET /lora-adapters)', collect)
     .action(async (o) => {
       if (!['auto', 'cpu', 'cuda'].includes(o.device)) throw new InvalidArgumentError('--device must be auto, cpu or cuda');
       const keys: string[] = [...(o.apiKey ?? [])];
@@ -67,6 +68,7 @@ export function registerServe(program: Command): void {
         cors: o.cors,
         modelName: o.alias,
         chatTemplate,
+        lora: o.lora,
       });
       const url = await server.listen({ host: o.host, port: o.port });
       process.stderr.write(`fuselm serve: listening on ${url}, loading ${o.model}\n`);

@@ -16,6 +16,7 @@ import { callAsync, native } from '../native.js';
 import type { GraphNode } from '../ops/table.js';
 import { emptyTensor, readF32Rows, tensorFromF32 } from '../tensor.js';
 import type { ModelConfig } from './config.js';
+import type { LoraModule, LoraSet } from './lora.js';
 import { type GgufMappings, hasTensor, loadGgufTensor, type WeightDtype } from './weights.js';
 
 export interface LayerWeights {
@@ -235,6 +236,11 @@ export class LlamaState {
   /** Keyed by `${sequence}:${allLogits}`, and 'batch'. */
   #graphs = new Map<string, Graph>();
   #raw = new Map<NativeTensor, NativeTensor>();
+  /**
+   * LoRA adapters (lib/model/lora.ts): the stacked set the graphs apply, each sequence's weight
+   * of each of its adapters, and the per-row scales [batchSize, adapters] the lora ops read.
+   */
+  #lora: { set: LoraSet; weights: Float32Array[]; scales: NativeTensor } | undefined;
 
   constructor(c: ModelConfig, w: LlamaWeights, be: Backend, o: LlamaStateOptions) {
     this.#c = c;
@@ -305,32 +311,38 @@ export class LlamaState {
           ops.attention(a.att, a.q, this.#kCache[s][l], this.#vCache[s][l], attnL, row),
         ];
       });
+    const lora = this.#lora;
     for (const [l, L] of w.layers.entries()) {
+      // a projection: its matmul, then the adapters' low-rank terms where some adapter targets it
+      const proj = (y: NativeTensor, x: NativeTensor, m: LoraModule) => {
+        const st = lora?.set.layers[l][m];
+        return [ops.matmul(y, x, L[m]!), ...(st ? [ops.lora(y, x, { ...st, scales: lora!.scales })] : [])];
+      };
       const mlp = !L.wGate
-        ? [ops.matmul(a.hb, a.xb, L.wUp), ...bias(a.hb, L.bUp), ops.gelu(a.hb, a.hb, { tanh: c.mlp === 'gelu_tanh' })]
+        ? [...proj(a.hb, a.xb, 'wUp'), ...bias(a.hb, L.bUp), ops.gelu(a.hb, a.hb, { tanh: c.mlp === 'gelu_tanh' })]
         : c.mlp === 'geglu_tanh'
-          ? [ops.matmul(a.hb, a.xb, L.wGate), ops.matmul(a.hb2, a.xb, L.wUp), ops.gelu(a.hb, a.hb, { tanh: true }), ops.mul(a.hb, a.hb, a.hb2)]
-          : [ops.matmul(a.hb, a.xb, L.wGate), ops.matmul(a.hb2, a.xb, L.wUp), ops.swiglu(a.hb, a.hb, a.hb2)];
+          ? [...proj(a.hb, a.xb, 'wGate'), ...proj(a.hb2, a.xb, 'wUp'), ops.gelu(a.hb, a.hb, { tanh: true }), ops.mul(a.hb, a.hb, a.hb2)]
+          : [...proj(a.hb, a.xb, 'wGate'), ...proj(a.hb2, a.xb, 'wUp'), ops.swiglu(a.hb, a.hb, a.hb2)];
       const post = (t?: NativeTensor) => (t ? [norm(a.xb2, a.xb2, t)] : []);
       yield* [
         norm(a.xb, a.x, L.attnNorm, L.attnNormB),
-        ops.matmul(a.q, a.xb, L.wq),
+        ...proj(a.q, a.xb, 'wq'),
         ...bias(a.q, L.bq),
-        ops.matmul(a.k, a.xb, L.wk),
+        ...proj(a.k, a.xb, 'wk'),
         ...bias(a.k, L.bk),
-        ops.matmul(a.v, a.xb, L.wv),
+        ...proj(a.v, a.xb, 'wv'),
         ...bias(a.v, L.bv),
         ...(L.qNorm && L.kNorm
           ? [ops.rmsNorm(a.q, a.q, L.qNorm, c.normEps, { groupSize: c.headDim }), ops.rmsNorm(a.k, a.k, L.kNorm, c.normEps, { groupSize: c.headDim })]
           : []),
         ...positional(l),
-        ops.matmul(a.xb2, a.att, L.wo),
+        ...proj(a.xb2, a.att, 'wo'),
         ...bias(a.xb2, L.bo),
         ...post(L.postAttnNorm),
         ops.add(a.x, a.x, a.xb2),
         norm(a.xb, a.x, L.ffnNorm, L.ffnNormB),
         ...mlp,
-        ops.matmul(a.xb2, a.hb, L.wDown),
+        ...proj(a.xb2, a.hb, 'wDown'),
         ...bias(a.xb2, L.bDown),
         ...post(L.postFfnNorm),
         ops.add(a.x, a.x, a.xb2),
@@ -354,6 +366,33 @@ export class LlamaState {
 
   #allLogits(): NativeTensor {
     return (this.#logitsAll ??= emptyTensor('f32', [this.batchSize, this.#c.vocabSize]));
+  }
+
+  /**
+   * The adapters the next steps apply: `set` (undefined: none), and for each sequence its weight
+   * of each of the set's adapters (scale · alpha / r is the op's; 0: not applied). Another set
+   * rebuilds the graphs on their next use; new weights only change what the next run writes.
+   */
+  useLora(set: LoraSet | undefined, weights: Float32Array[] = []): void {
+    if (set !== this.#lora?.set) {
+      for (const g of this.#graphs.values()) g.dispose();
+      this.#graphs.clear();
+      this.#lora?.scales.free();
+      this.#lora = set && { set, weights, scales: emptyTensor('f32', [this.batchSize, set.adapters.length]) };
+    } else if (this.#lora) this.#lora.weights = weights;
+  }
+
+  /** The lora ops' scales of a run of `rows` rows, row r being sequence seqOf(r)'s. */
+  #writeScales(rows: number, seqOf: (row: number) => number): void {
+    const l = this.#lora;
+    if (!l) return;
+    const J = l.set.adapters.length;
+    const out = new Float32Array(rows * J);
+    for (let r = 0; r < rows; r++) {
+      const w = l.weights[seqOf(r)];
+      if (w) out.set(w, r * J);
+    }
+    l.scales.write(out);
   }
 
   /**
@@ -401,6 +440,7 @@ export class LlamaState {
     const g = await this.#graph(`${seq}:${all}`, () => this.#nodes(logits, all ? 0 : 1, seq));
     this.#ids.write(ids);
     if (this.#w.posEmbd) this.#posIds.write(Int32Array.from(ids, (_, t) => pos + t));
+    this.#writeScales(ids.length, () => seq);
     await g.run(ids.length, pos);
     return readF32Rows(logits, 0, all ? ids.length : 1);
   }
@@ -415,6 +455,7 @@ export class LlamaState {
     const g = await this.#graph(`${seq}:argmax`, () => this.#nodes(gr.logits, 1, seq, [ops.argmax(gr.ids, gr.logits)]));
     this.#ids.write(Int32Array.of(id));
     if (this.#w.posEmbd) this.#posIds.write(Int32Array.of(pos));
+    this.#writeScales(1, () => seq);
     await g.run(1, pos);
     return new Int32Array(gr.ids.read(0, 4))[0];
   }
@@ -428,6 +469,7 @@ export class LlamaState {
     const g = await this.#graph('batch:argmax', () => this.#nodes(logits, 0, 'batch', [ops.argmax(gr.ids, logits)]), this.#positions);
     this.#ids.write(ids);
     this.#writePositions(positions);
+    this.#writeScales(this.sequences, (r) => r);
     await g.run(this.sequences, 0);
     return new Int32Array(gr.ids.read(0, this.sequences * 4));
   }
@@ -471,6 +513,8 @@ export class LlamaState {
     this.#ids.write(ids);
     this.#positions.write(positions);
     if (this.#w.posEmbd) this.#posIds.write(posIds);
+    const rowSeq = layout.flatMap((r) => Array<number>(r.rows).fill(r.seq));
+    this.#writeScales(rows, (r) => rowSeq[r]);
     await g.run(rows, 0);
     return spans.map((_, i) => readF32Rows(logits, i, 1));
   }
@@ -562,6 +606,7 @@ export class LlamaState {
     const g = await this.#graph('batch', () => this.#nodes(logits, 0, 'batch'), this.#positions);
     this.#ids.write(ids);
     this.#writePositions(positions);
+    this.#writeScales(this.sequences, (r) => r);
     await g.run(this.sequences, 0);
     return readF32Rows(logits, 0, this.sequences);
   }
@@ -570,6 +615,7 @@ export class LlamaState {
     for (const g of this.#graphs.values()) g.dispose();
     this.#graphs.clear();
     const gr = this.#greedy;
+    this.#lora?.scales.free();
     for (const t of [this.#ids, this.#posIds, this.#positions, ...Object.values(this.#acts), ...this.#kCache.flat(), ...this.#vCache.flat(), this.#logitsLast, this.#logitsAll, gr?.logits, gr?.logitsAll, gr?.ids, ...this.#raw.values()])
       t?.free();
   }

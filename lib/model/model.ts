@@ -8,7 +8,7 @@ import { FuselmError, shown } from '../errors.js';
 import { readGgufModel } from '../formats/gguf-split.js';
 import { type Backend, CpuBackend, CudaBackend, resolveDevice } from '../backend.js';
 import type { NativeDevice, NativeImpl } from '../../bindings.js';
-import { type FinishReason, type GenerateOptions, type GenerateResult, SequenceRun, type StreamChunk, checkGenerateOptions, checkGenerationConfig, generationDefaults } from '../generate.js';
+import { type AdapterUse, checkAdapterUses, type FinishReason, type GenerateOptions, type GenerateResult, SequenceRun, type StreamChunk, checkGenerateOptions, checkGenerationConfig, generationDefaults } from '../generate.js';
 import { beamConstraint, type GrammarOptions, grammarMasks, prepareGrammar } from '../grammar/constraint.js';
 import { type BeamEndOptions, type BeamHypothesis, type BeamSearchOptions, beamSearch, checkBeamOptions, hypothesisEnds } from '../beam.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
@@ -26,6 +26,7 @@ import { CPU_BLOCK_DTYPES, CUDA_BLOCK_DTYPES, checkWeightDtype, GgufMappings, ty
 import { loadGpt2GgufWeights } from './gpt2-gguf.js';
 import { DecodeCall, type Timings } from './decode-call.js';
 import { SequenceSlots } from './slots.js';
+import { type LoraAdapter, LoraSet, loadLoraAdapter } from './lora.js';
 import { availableMemory, checkMemoryPlan, decoderStateItems, ggufWeightItems, type MemoryItem, safetensorsWeightBytes } from './memory.js';
 import { GgmlType } from '../formats/ggml-types.js';
 import { DEFAULT_MODEL } from '../default-model.js';
@@ -87,6 +88,8 @@ export interface BeamSearchModelOptions extends BeamSearchOptions, BeamEndOption
   addSpecial?: boolean;
   /** Ends the search within one step; the promise rejects with E_ABORTED. */
   signal?: AbortSignal;
+  /** LoRA adapters, as generate()'s. */
+  adapters?: AdapterUse[];
 }
 
 export interface BeamSearchResult {
@@ -180,6 +183,11 @@ export class Model {
   #disposed = false;
   /** maxMemory and the load plan's total (for the caches made later: batches, beams). */
   #memory: { max?: number; planned: number };
+  /** The adapter set and weights #cached was evaluated under ('' for none): another never reuses it. */
+  #cachedLora = '';
+  /** Adapters loaded for this model, and their stacked sets by the adapters' ids (the latest LORA_SETS kept). */
+  #adapters = new Set<LoraAdapter>();
+  #loraSets = new Map<string, LoraSet>();
 
   /** Use loadModel(). */
   constructor(
@@ -297,6 +305,76 @@ export class Model {
     return out;
   }
 
+  /**
+   * Reads a LoRA adapter for this model (lib/model/lora.ts): a PEFT folder
+   * (adapter_config.json + adapter_model.safetensors) or a GGUF adapter (convert_lora_to_gguf).
+   * Use it in `adapters: [{ adapter, scale }]`; adapter.dispose() frees it.
+   */
+  async loadAdapter(path: string): Promise<LoraAdapter> {
+    this.#checkLive();
+    const a = await loadLoraAdapter(path, this.config, this.#weights!.layers, this.#backend, (d) => this.#dropAdapter(d));
+    if (this.#disposed) {
+      a.dispose();
+      this.#checkLive();
+    }
+    this.#adapters.add(a);
+    return a;
+  }
+
+  #dropAdapter(a: LoraAdapter): void {
+    this.#adapters.delete(a);
+    for (const [k, set] of this.#loraSets)
+      if (set.adapters.includes(a)) {
+        set.dispose();
+        this.#loraSets.delete(k);
+      }
+  }
+
+  /**
+   * The stacked set of the adapters some sequence uses, and each sequence's weights of them
+   * (its scales summed per adapter), with a key per sequence naming its adapters and scales.
+   */
+  #loraFor(uses: ReadonlyArray<AdapterUse[] | undefined>): { set?: LoraSet; weights: Float32Array[]; keys: string[] } {
+    const all = new Map<number, LoraAdapter>();
+    for (const list of uses)
+      for (const u of list ?? []) {
+        if (u.adapter.disposed) throw new FuselmError('E_INVALID_ARG', `adapter ${u.adapter.path} was disposed`);
+        if (!this.#adapters.has(u.adapter)) throw new FuselmError('E_INVALID_ARG', `adapter ${u.adapter.path} was loaded by another model`);
+        all.set(u.adapter.id, u.adapter);
+      }
+    const adapters = [...all.values()].sort((a, b) => a.id - b.id);
+    const weights = uses.map((list) => {
+      const w = new Float32Array(adapters.length);
+      for (const u of list ?? []) w[adapters.indexOf(u.adapter)] += u.scale ?? 1;
+      return w;
+    });
+    const keys = weights.map((w) => adapters.map((a, j) => (w[j] ? `${a.id}*${w[j]}` : '')).filter(Boolean).join(','));
+    if (!adapters.length) return { weights, keys };
+    const key = adapters.map((a) => a.id).join(',');
+    let set = this.#loraSets.get(key);
+    if (set) this.#loraSets.delete(key);
+    else {
+      for (const [k, old] of [...this.#loraSets].slice(0, Math.max(0, this.#loraSets.size - LORA_SETS + 1))) {
+        old.dispose();
+        this.#loraSets.delete(k);
+      }
+      set = new LoraSet(adapters, this.#backend);
+    }
+    this.#loraSets.set(key, set);
+    return { set, weights, keys };
+  }
+
+  /** The model's own state under `uses` (none: no adapters); its cached prompt is forgotten when they differ from its own. */
+  #useAdapters(uses: AdapterUse[] | undefined): { set?: LoraSet; weights: Float32Array[] } {
+    const l = this.#loraFor([uses]);
+    this.#state.useLora(l.set, l.weights);
+    if (l.keys[0] !== this.#cachedLora) {
+      this.#cached = [];
+      this.#cachedLora = l.keys[0];
+    }
+    return l;
+  }
+
   /** #forwardPrompt on the model's own state, keeping #cached true to what its cache holds. */
   async #forwardCached(ids: number[], o: { from?: number; allLogits?: boolean; check?: () => void } = {}): Promise<Float32Array> {
     // positions from `from` on are overwritten: until they all are, only the prefix is known
@@ -315,10 +393,14 @@ export class Model {
    * Logits for a token sequence evaluated from position 0: of the last token [vocab], or with
    * allLogits of every token [n * vocab] (row i predicts token i + 1).
    */
-  evaluate(ids: number[], opts: { allLogits?: boolean } = {}): Promise<Float32Array> {
+  evaluate(ids: number[], opts: { allLogits?: boolean; adapters?: AdapterUse[] } = {}): Promise<Float32Array> {
     if (typeof opts !== 'object' || opts === null || (opts.allLogits !== undefined && typeof opts.allLogits !== 'boolean'))
-      return Promise.reject(new FuselmError('E_INVALID_ARG', 'evaluate() options must be an object { allLogits?: boolean }'));
-    return this.#exclusive(() => this.#forwardCached(this.#promptIds(ids), { allLogits: opts.allLogits }));
+      return Promise.reject(new FuselmError('E_INVALID_ARG', 'evaluate() options must be an object { allLogits?: boolean, adapters?: [...] }'));
+    return this.#exclusive(async () => {
+      if (opts.adapters !== undefined) checkAdapterUses(opts.adapters, 'adapters');
+      this.#useAdapters(opts.adapters);
+      return this.#forwardCached(this.#promptIds(ids), { allLogits: opts.allLogits });
+    });
   }
 
   /**
@@ -334,7 +416,9 @@ export class Model {
       const masks = grammarMasks(this.tokenizer, opts);
       if (opts.addSpecial !== undefined && typeof opts.addSpecial !== 'boolean') throw new FuselmError('E_INVALID_ARG', 'addSpecial must be a boolean');
       if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal)) throw new FuselmError('E_INVALID_ARG', 'signal must be an AbortSignal');
+      if (opts.adapters !== undefined) checkAdapterUses(opts.adapters, 'adapters');
       const promptIds = await this.#promptIdsAsync(prompt, opts.addSpecial);
+      const lora = this.#useAdapters(opts.adapters);
       const call = new DecodeCall(opts.signal);
       // padding rows past the tokenizer's vocabulary are never chosen
       const T = this.tokenizer.vocabSize;
@@ -352,6 +436,7 @@ export class Model {
             sequences: o.numBeams,
             prefix: { ...this.#state.caches(0), len: promptIds.length },
           });
+        state?.useLora(lora.set, Array.from({ length: o.numBeams }, () => lora.weights[0]));
         const V = this.config.vocabSize;
         const step = async (parents: number[], tokens: number[], generated: number) => {
           const s = state!;
@@ -379,6 +464,7 @@ export class Model {
     await prepareGrammar(this.tokenizer, o);
     const run = new SequenceRun(this.tokenizer, await this.#promptIdsAsync(prompt, o.addSpecial), o, this.config.vocabSize);
     const promptIds = run.promptIds;
+    this.#useAdapters(o.adapters);
     const call = new DecodeCall(o.signal);
     let logits = await this.#prompt(call, promptIds);
     let pos = promptIds.length;
@@ -414,11 +500,17 @@ export class Model {
    * every step evaluates one token of every unfinished sequence in a single forward call, so
    * the weights are read once per step for all of them.
    */
-  async #generateBatch(prompts: Array<string | number[]>, o: GenerateOptions): Promise<GenerateResult[]> {
+  async #generateBatch(prompts: BatchPrompt[], o: GenerateOptions): Promise<GenerateResult[]> {
     if (prompts.length > MAX_SEQUENCES) throw new FuselmError('E_INVALID_ARG', `at most ${MAX_SEQUENCES} prompts are generated together, got ${prompts.length}`);
     const runs: SequenceRun[] = [];
     await prepareGrammar(this.tokenizer, o);
-    for (const p of prompts) runs.push(new SequenceRun(this.tokenizer, await this.#promptIdsAsync(p, o.addSpecial), o, this.config.vocabSize));
+    const uses: Array<AdapterUse[] | undefined> = [];
+    for (const [i, p] of prompts.entries()) {
+      const item = typeof p === 'object' && !Array.isArray(p) ? p : { prompt: p };
+      if (item.adapters !== undefined) checkAdapterUses(item.adapters, `prompts[${i}].adapters`);
+      uses.push(item.adapters ?? o.adapters);
+      runs.push(new SequenceRun(this.tokenizer, await this.#promptIdsAsync(item.prompt, o.addSpecial), o, this.config.vocabSize));
+    }
     const S = runs.length;
     for (const r of runs) this.#checkFits(r.promptIds);
     if (!this.#batch || this.#batch.sequences !== S) {
@@ -428,6 +520,8 @@ export class Model {
       this.#batch = new LlamaState(this.config, this.#weights!, this.#backend, { contextSize: this.contextSize, batchSize: this.batchSize, sequences: S });
     }
     const state = this.#batch;
+    const lora = this.#loraFor(uses);
+    state.useLora(lora.set, lora.weights);
     const call = new DecodeCall(o.signal);
     const logits: Float32Array[] = [];
     for (let s = 0; s < S; s++) {
@@ -491,7 +585,7 @@ export class Model {
       this.#checkLive();
       this.#checkMoreState(`${sequences} slots`, sequences, this.contextSize, batchSize);
       const state = new LlamaState(this.config, this.#weights!, this.#backend, { contextSize: this.contextSize, batchSize, sequences });
-      return new SequenceSlots(state, this.config.vocabSize, release);
+      return new SequenceSlots(state, this.config.vocabSize, release, (uses) => this.#loraFor(uses));
     } catch (e) {
       release();
       throw e;
@@ -525,16 +619,16 @@ export class Model {
    * prompts is generated as parallel sequences in batched steps (one result per prompt).
    */
   generate(prompt: string | number[], opts?: GenerateOptions): Promise<GenerateResult>;
-  generate(prompts: Array<string | number[]>, opts?: GenerateOptions): Promise<GenerateResult[]>;
-  generate(prompt: string | number[] | Array<string | number[]>, callOpts: GenerateOptions = {}): Promise<GenerateResult | GenerateResult[]> {
+  generate(prompts: BatchPrompt[], opts?: GenerateOptions): Promise<GenerateResult[]>;
+  generate(prompt: string | number[] | BatchPrompt[], callOpts: GenerateOptions = {}): Promise<GenerateResult | GenerateResult[]> {
     let opts: GenerateOptions;
     try {
       opts = this.#withDefaults(callOpts);
     } catch (e) {
       return Promise.reject(e);
     }
-    if (Array.isArray(prompt) && prompt.length > 0 && prompt.every((p) => typeof p === 'string' || Array.isArray(p)))
-      return this.#exclusive(() => this.#generateBatch(prompt as Array<string | number[]>, opts));
+    if (Array.isArray(prompt) && prompt.length > 0 && prompt.every((p) => isBatchPrompt(p)))
+      return this.#exclusive(() => this.#generateBatch(prompt as BatchPrompt[], opts));
     return this.#exclusive(async () => {
       let meta!: Omit<GenerateResult, 'text' | 'ids'>;
       const ids: number[] = [];
@@ -596,6 +690,7 @@ export class Model {
       this.#disposed = true;
       this.#state.dispose();
       this.#batch?.dispose();
+      for (const a of [...this.#adapters]) a.dispose();
       if (this.#weights) disposeLlamaWeights(this.#weights);
       this.#weights = undefined;
       this.#backend.dispose();
@@ -655,6 +750,16 @@ export async function loadModel(ref: string = DEFAULT_MODEL, opts: LoadModelOpti
 
 /** The most prompts one generate() call runs as parallel sequences (each has a KV cache of its own). */
 export const MAX_SEQUENCES = 256;
+
+/** Stacked adapter sets a model keeps (a server's few adapter combinations). */
+const LORA_SETS = 8;
+
+/** One prompt of a parallel batch: a text or ids, or with adapters of its own. */
+export type BatchPrompt = string | number[] | { prompt: string | number[]; adapters?: AdapterUse[] };
+
+function isBatchPrompt(p: unknown): p is BatchPrompt {
+  return typeof p === 'string' || Array.isArray(p) || (typeof p === 'object' && p !== null && 'prompt' in p);
+}
 
 /** The most KV cache positions a model may have (positions are int32 in the kernels). */
 export const MAX_CONTEXT_SIZE = 1 << 24;

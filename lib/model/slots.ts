@@ -4,7 +4,12 @@
  * and the next token of others. The slots hold the model (other calls on it wait) until close().
  */
 import { FuselmError } from '../errors.js';
+import type { AdapterUse } from '../generate.js';
 import type { LlamaState } from './llama.js';
+import type { LoraSet } from './lora.js';
+
+/** Model's resolution of each slot's adapters into a stacked set, per-slot weights and keys. */
+export type SlotAdapters = (uses: ReadonlyArray<AdapterUse[] | undefined>) => { set?: LoraSet; weights: Float32Array[]; keys: string[] };
 
 export class SequenceSlots {
   /** Number of slots (parallel sequences). */
@@ -17,10 +22,20 @@ export class SequenceSlots {
   readonly vocabSize: number;
   #state: LlamaState | undefined;
   readonly #release: () => void;
+  readonly #resolve: SlotAdapters;
+  /** Each slot's LoRA adapters (undefined: none). */
+  #uses: Array<AdapterUse[] | undefined>;
+  /**
+   * Every adapter a slot has used (while not disposed): the stacked set keeps them all, so it
+   * changes (and the graphs with it) only when a new one comes, not as requests come and go.
+   */
+  #known = new Set<AdapterUse['adapter']>();
 
   /** Made by Model.openSlots(). */
-  constructor(state: LlamaState, vocabSize: number, release: () => void) {
+  constructor(state: LlamaState, vocabSize: number, release: () => void, adapters: SlotAdapters) {
     this.#state = state;
+    this.#resolve = adapters;
+    this.#uses = Array.from({ length: state.sequences }, () => undefined);
     this.size = state.sequences;
     this.contextSize = state.contextSize;
     this.batchSize = state.batchSize;
@@ -45,6 +60,23 @@ export class SequenceSlots {
       if (!(Number.isInteger(sp.pos) && sp.pos >= 0 && sp.pos + sp.ids.length <= this.contextSize))
         throw new FuselmError('E_CONTEXT_FULL', `step: positions ${sp.pos}..${sp.pos + sp.ids.length - 1} are past the ${this.contextSize} of a slot`);
     return s.forwardSpans(spans.map((sp) => ({ seq: sp.slot, ids: sp.ids, pos: sp.pos })));
+  }
+
+  /**
+   * The LoRA adapters slot `slot`'s next steps apply (Model.loadAdapter's, each times its scale;
+   * undefined: none). Returns a key naming them and their scales: a slot's cached tokens are
+   * reusable only under the same key.
+   */
+  useAdapters(slot: number, uses: AdapterUse[] | undefined): string {
+    const s = this.#live();
+    const next = this.#uses.map((u, i) => (i === slot ? uses : u));
+    for (const u of uses ?? []) this.#known.add(u.adapter);
+    for (const a of this.#known) if (a.disposed) this.#known.delete(a);
+    // the known adapters at weight 0, as one more sequence past the slots (its weights unread)
+    const l = this.#resolve([...next, [...this.#known].map((adapter) => ({ adapter, scale: 0 }))]);
+    s.useLora(l.set, l.weights);
+    this.#uses = next;
+    return l.keys[slot];
   }
 
   /** Bytes of the slots' KV caches as allocated now. */

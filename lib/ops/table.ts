@@ -58,6 +58,7 @@ export const OP_TABLE = {
   relu: { roles: { out: OUT, x: IN }, params: {} },
   kv_store: { roles: { cache: { access: 'update' }, src: IN }, params: {}, positional: true },
   layer_norm: { roles: { out: OUT, x: IN, weight: IN, bias: IN }, params: { eps: float } },
+  lora: { roles: { y: { access: 'inout' }, x: IN, a: IN, bt: IN, seg: { access: 'in', host: true }, scales: { access: 'in', host: true } }, params: {} },
   matmul: { roles: { out: { access: 'out', host: true }, x: IN, w: IN }, params: { lastRows: { type: 'int', default: 0 } } },
   mul: { roles: { out: OUT, a: IN, b: IN }, params: {} },
   rms_norm: { roles: { out: OUT, x: IN, weight: IN }, params: { eps: float, groupSize: { type: 'int', default: 0 } } },
@@ -181,6 +182,14 @@ const seqFields = (s?: SeqSpan): SeqFields => (s ? { row0: s.row0, seqRows: s.ro
 export const ops = {
   /** out = a + b */
   add: (out: NativeTensor, a: NativeTensor, b: NativeTensor): GraphNode => ({ op: 'add', out, a, b } satisfies OpNode<'add'>),
+  /**
+   * y[t] += Σ_j scales[t, j] · Σ_{k in seg j} (a[k] · x[t]) · bt[k]: LoRA adapters' low-rank terms
+   * (a [R, K] and bt [R, N] f32 stacked by ranks, seg i32 [1, J + 1] each adapter's ranks, scales
+   * [rows, J] f32 each row's weights; native/ops/lora.h)
+   */
+  lora: (y: NativeTensor, x: NativeTensor, l: { a: NativeTensor; bt: NativeTensor; seg: NativeTensor; scales: NativeTensor }): GraphNode => ({
+    op: 'lora', y, x, a: l.a, bt: l.bt, seg: l.seg, scales: l.scales,
+  } satisfies OpNode<'lora'>),
   /** out[t] = x[t] · wᵀ, w [N, K] in f32/f16/bf16/q8_0; lastRows > 0: only x's last lastRows rows, into out rows 0.. */
   matmul: (out: NativeTensor, x: NativeTensor, w: NativeTensor, opts: { lastRows?: number } = {}): GraphNode => ({
     op: 'matmul', out, x, w, lastRows: opts.lastRows ?? 0,
@@ -347,6 +356,23 @@ const repeat = (count: number, make: () => GraphNode) => () => {
 /** Row-wise ops at awkward widths (1, 31, 33, 4097) and T = 1..5. */
 const ROW_SHAPES: Array<[number, number]> = [[1, 1], [3, 31], [5, 33], [2, 4097]];
 
+/** The lora op's tensors: T rows, x [T, K], y [T, N], adapters of the given ranks, scales [T][J]. */
+function loraNode(T: number, K: number, N: number, ranks: number[], scales: number[][], seed: number): GraphNode {
+  const R = ranks.reduce((a, b) => a + b, 0);
+  const seg = Int32Array.from({ length: ranks.length + 1 }, (_, j) => ranks.slice(0, j).reduce((a, b) => a + b, 0));
+  return ops.lora(f32([T, N], seed), f32([T, K], seed + 1), {
+    a: f32([R, K], seed + 2, 0.1), bt: f32([R, N], seed + 3, 0.1), seg: tensorFromI32([1, seg.length], seg), scales: tensorFromF32('f32', [T, ranks.length], Float32Array.from(scales.flat())),
+  });
+}
+function loraCase(T: number, K: number, N: number, ranks: number[], scales: number[][], doctor = false): ParityCase {
+  return { name: `lora ${T}x${K} → ${N}, ranks ${ranks.join('+')}`, rows: T, tol: { rel: 1e-6, abs: 1e-5 }, doctor, build: () => loraNode(T, K, N, ranks, scales, 61) };
+}
+/** Weights read once per node: a and bt of the adapters some row uses (f32), memory-bound at decode sizes. */
+function loraBench(T: number, K: number, N: number, ranks: number[], scales: number[][]): BenchCase {
+  const R = ranks.reduce((a, b) => a + b, 0);
+  return { name: `lora ${T}x${K} → ${N}, ${ranks.length} adapter${ranks.length > 1 ? 's' : ''} of r=${ranks[0]}`, rows: T, bytes: R * (K + N) * 4, nodes: repeat(8, () => loraNode(T, K, N, ranks, scales, 62)) };
+}
+
 export const CASES: Record<OpName, OpCases> = {
   add: {
     // one f32 add per element everywhere: exact
@@ -355,6 +381,23 @@ export const CASES: Record<OpName, OpCases> = {
       { name: 'add in place 7x96', rows: 7, tol: EXACT, doctor: true, build: () => { const x = f32([7, 96], 3); return ops.add(x, x, f32([7, 96], 4)); } },
     ],
     bench: [{ name: 'add 64x4096', rows: 64, bytes: 3 * 64 * 4096 * 4, nodes: repeat(16, () => ops.add(zeros([64, 4096]), f32([64, 4096], 1), f32([64, 4096], 2))) }],
+  },
+  lora: {
+    // the dot products a[k] · x[t] in another summation order (vectorized; a warp's lanes on
+    // CUDA), the rest as the reference: ~1e-7 of the output. Awkward sizes, adapters switched
+    // off per row (scale 0), an adapter with no ranks, work enough to be split among threads.
+    parity: [
+      loraCase(1, 33, 31, [4], [[1]]),
+      loraCase(3, 31, 33, [4, 0, 8], [[1, 0, 0.5], [0, 1, 0], [0, 0, 0]]),
+      loraCase(5, 4097, 65, [16], [[1], [0.5], [0], [2], [-1]], true),
+      loraCase(4, 64, 4097, [2, 3, 5, 1], [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]),
+      // above the CPU's inline threshold: both passes threaded
+      loraCase(9, 2048, 640, [64, 0, 32], Array.from({ length: 9 }, (_, t) => [t % 3 === 0 ? 1 : 0, 1, t % 2 ? -0.5 : 0])),
+    ],
+    bench: [
+      loraBench(1, 2048, 2048, [16], [[1]]),
+      loraBench(8, 2048, 5632, Array(8).fill(16), Array.from({ length: 8 }, (_, t) => Array.from({ length: 8 }, (_, j) => (j === t ? 1 : 0)))),
+    ],
   },
   mul: {
     // one f32 multiply per element everywhere: exact

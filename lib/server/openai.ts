@@ -32,6 +32,8 @@ export interface SamplingFields {
   /** llama.cpp's server extras: a GBNF grammar, or a JSON Schema the output must match. */
   grammar?: string | null;
   json_schema?: object | null;
+  /** llama.cpp's server: the LoRA adapters of this request, [{ id, scale }] (unlisted: scale 0). */
+  lora?: { id: number; scale: number }[] | null;
 }
 
 /** Where a request leaves a field out: the llama.cpp server's sampling defaults. */

@@ -69,6 +69,8 @@ export class QueueFullError extends Error {
 interface Sequence {
   run: SequenceRun;
   prompt: number[];
+  /** GenerateOptions.adapters: its LoRA adapters. */
+  adapters: GenerateOptions['adapters'];
   opts: SubmitOptions;
   slot: number;
   /** Prompt tokens in the slot's cache. */
@@ -89,6 +91,8 @@ interface Slot {
   tokens: number[];
   seq: Sequence | undefined;
   lastUsed: number;
+  /** The LoRA adapters its tokens were evaluated under (SequenceSlots.useAdapters' key). */
+  lora: string;
 }
 
 export class Scheduler {
@@ -107,7 +111,7 @@ export class Scheduler {
     this.#tok = tokenizer;
     this.#o = o;
     this.#events = events;
-    this.#slot = Array.from({ length: slots.size }, () => ({ tokens: [], seq: undefined, lastUsed: 0 }));
+    this.#slot = Array.from({ length: slots.size }, () => ({ tokens: [], seq: undefined, lastUsed: 0, lora: '' }));
   }
 
   /** Sequences holding a slot. */
@@ -149,7 +153,7 @@ export class Scheduler {
     if (run.done) return Promise.resolve({ ids: [], text: '', finishReason: run.finishReason!, promptTokens: prompt.length, cachedTokens: 0 });
     return new Promise<SequenceResult>((resolve, reject) => {
       const now = performance.now();
-      const seq: Sequence = { run, prompt, opts, slot: -1, evaluated: 0, cached: 0, pos: 0, decoding: false, submitted: now, lastToken: now, resolve, reject };
+      const seq: Sequence = { run, prompt, adapters: o.adapters, opts, slot: -1, evaluated: 0, cached: 0, pos: 0, decoding: false, submitted: now, lastToken: now, resolve, reject };
       if (opts.signal?.aborted) return reject(aborted(opts.signal));
       this.#waiting.push(seq);
       this.#report();
@@ -205,6 +209,10 @@ export class Scheduler {
       if (slot < 0) return;
       this.#waiting.splice(i, 1);
       const sl = this.#slot[slot];
+      // a prefix cached under other adapters is not this prompt's
+      const lora = this.#slots.useAdapters(slot, seq.adapters);
+      if (lora !== sl.lora) sl.tokens.length = 0;
+      sl.lora = lora;
       // reuse the cached prefix, but never the last prompt token: its logits start the generation
       const keep = sharedPrefix(sl.tokens, seq.prompt, seq.prompt.length - 1);
       sl.tokens.length = keep;

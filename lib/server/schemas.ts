@@ -16,6 +16,14 @@ const stop = {
 const nullableNumber = (minimum: number, maximum: number) => ({ type: ['number', 'null'], minimum, maximum }) as const;
 const nullableInteger = (minimum: number, maximum: number) => ({ type: ['integer', 'null'], minimum, maximum }) as const;
 
+/** One LoRA adapter of a request (llama.cpp's server): its id in GET /lora-adapters and its scale. */
+const loraEntry = {
+  type: 'object',
+  required: ['id', 'scale'],
+  additionalProperties: false,
+  properties: { id: { type: 'integer', minimum: 0 }, scale: { type: 'number', minimum: -1e6, maximum: 1e6 } },
+} as const;
+
 /** The sampling fields /v1/chat/completions and /v1/completions share. */
 const sampling = {
   max_tokens: nullableInteger(0, 1 << 24),
@@ -49,7 +57,11 @@ const sampling = {
   },
   grammar: { type: ['string', 'null'], minLength: 1 },
   json_schema: { type: ['object', 'null'] },
+  lora: { type: ['array', 'null'], maxItems: 256, items: loraEntry },
 } as const;
+
+/** POST /lora-adapters: the scales of the adapters `serve --lora` loaded (unlisted: 0), as llama.cpp's server. */
+export const loraAdaptersBody = { type: 'array', maxItems: 256, items: loraEntry } as const;
 
 const contentPart = {
   type: 'object',

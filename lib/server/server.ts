@@ -21,7 +21,8 @@ import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { ServerMetrics } from './metrics.js';
 import { ApiError, chatLogprobs, completionLogprobs, errorResponse, finishReason, generateOptions, type SamplingFields } from './openai.js';
 import { Scheduler, type SequenceResult } from './scheduler.js';
-import { chatCompletionBody, completionBody, detokenizeBody, embeddingBody, tokenizeBody } from './schemas.js';
+import { chatCompletionBody, completionBody, detokenizeBody, embeddingBody, loraAdaptersBody, tokenizeBody } from './schemas.js';
+import type { LoraAdapter } from '../model/lora.js';
 
 export interface ServerOptions {
   /** Sequences decoded together (KV cache slots of the model's contextSize each). Default 4. */
@@ -51,6 +52,11 @@ export interface ServerOptions {
   drainTimeout?: number;
   /** Fastify's logger (pino options or true). Default off. */
   logger?: boolean | object;
+  /**
+   * LoRA adapters (PEFT folders or GGUF adapters) loaded with the model, ids 0.. in this order,
+   * applied at scale 1 to requests without a `lora` field (POST /lora-adapters changes that).
+   */
+  lora?: string[];
 }
 
 export interface FuselmServer {
@@ -90,7 +96,9 @@ interface CompletionBody extends SamplingFields {
   echo?: boolean | null;
 }
 
-type Decoder = { kind: 'decoder'; model: Model; scheduler: Scheduler; template: ChatTemplate; defaults: GenerateOptions };
+/** An adapter `lora` loaded, and its scale for requests that do not say. */
+type ServedAdapter = { adapter: LoraAdapter; path: string; scale: number };
+type Decoder = { kind: 'decoder'; model: Model; scheduler: Scheduler; template: ChatTemplate; defaults: GenerateOptions; loras: ServedAdapter[] };
 type Embedder = { kind: 'embedder'; model: EmbeddingModel };
 
 const DEFAULT_STEP_TOKENS = 256;
@@ -128,12 +136,14 @@ export function createServer(model: Model | EmbeddingModel | Promise<Model | Emb
       core = { kind: 'embedder', model: m };
       return;
     }
+    const loras: ServedAdapter[] = [];
+    for (const p of opts.lora ?? []) loras.push({ adapter: await m.loadAdapter(p), path: p, scale: 1 });
     const slots = await m.openSlots(parallel);
     const cap = slots.size * slots.contextSize;
     metrics = new ServerMetrics(cap);
     const scheduler = new Scheduler(slots, m.tokenizer, { maxQueue: opts.maxQueue ?? 64, stepTokens: opts.stepTokens ?? Math.min(DEFAULT_STEP_TOKENS, m.batchSize) }, metrics.events());
     const template = new ChatTemplate(m.tokenizer, { template: opts.chatTemplate });
-    core = { kind: 'decoder', model: m, scheduler, template, defaults: generationDefaults(m.generationConfig) };
+    core = { kind: 'decoder', model: m, scheduler, template, defaults: generationDefaults(m.generationConfig), loras };
   })();
   ready.catch(() => {});
 
@@ -234,6 +244,15 @@ export function createServer(model: Model | EmbeddingModel | Promise<Model | Emb
     };
   });
 
+  // llama.cpp's server: the adapters `serve --lora` loaded, and their scales for requests without `lora`
+  app.get('/lora-adapters', async () => decoder().loras.map((l, id) => ({ id, path: l.path, scale: l.scale })));
+  app.post<{ Body: { id: number; scale: number }[] }>('/lora-adapters', { schema: { body: loraAdaptersBody } }, async (req) => {
+    const d = decoder();
+    const scales = loraScales(d, req.body);
+    d.loras.forEach((l, i) => (l.scale = scales[i]));
+    return d.loras.map((l, id) => ({ id, path: l.path, scale: l.scale }));
+  });
+
   app.post<{ Body: ChatBody }>('/v1/chat/completions', { schema: { body: chatCompletionBody } }, async (req, reply) => {
     const d = decoder();
     const b = req.body;
@@ -304,6 +323,10 @@ export function createServer(model: Model | EmbeddingModel | Promise<Model | Emb
         throw new ApiError(400, "give tools or one of response_format, json_schema and grammar, not both (or tool_choice 'none')", { param: 'tools' });
       for (const o of options) o.grammar = k.tools.grammar;
     }
+    // the request's adapters, else the server's scales
+    const scales = k.b.lora ? loraScales(d, k.b.lora) : d.loras.map((l) => l.scale);
+    const adapters = d.loras.flatMap((l, i) => (scales[i] ? [{ adapter: l.adapter, scale: scales[i] }] : []));
+    if (adapters.length) for (const o of options) o.adapters = adapters;
     await checkOutputConstraint(d.model.tokenizer, options[0], k.tools ? 'tools' : undefined);
     if (!d.scheduler.canAccept(options.length)) throw new ApiError(429, `the server is busy: ${d.scheduler.waiting} requests are waiting`, { code: 'queue_full', retryAfter: 1 });
 
@@ -489,4 +512,14 @@ function toolRequest(b: ChatBody, family: ToolFamily): { tools?: ToolDefinition[
   } catch (e) {
     throw badField(e, 'tools');
   }
+}
+
+/** Each served adapter's scale under a [{ id, scale }] list (unlisted: 0); an unknown id is a 400 naming it. */
+function loraScales(d: Decoder, list: { id: number; scale: number }[]): number[] {
+  const scales = d.loras.map(() => 0);
+  for (const { id, scale } of list) {
+    if (id >= d.loras.length) throw new ApiError(400, `lora: no adapter ${id} (the server has ${d.loras.length}: GET /lora-adapters)`, { param: 'lora' });
+    scales[id] = scale;
+  }
+  return scales;
 }

@@ -230,7 +230,7 @@ export async function openModelSource(input: string, o: HfSourceOptions = {}): P
 }
 
 /** Whether two paths name one existing file (false when either is missing). */
-async function sameFile(a: string, b: string): Promise<boolean> {
+export async function sameFile(a: string, b: string): Promise<boolean> {
   try {
     const [x, y] = await Promise.all([stat(a), stat(b)]);
     return x.dev === y.dev && x.ino === y.ino;

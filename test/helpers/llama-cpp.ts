@@ -27,9 +27,15 @@ export interface LlamaCppSession {
  * A model with one sequence, an F32 KV cache and no flash attention, on one thread: with flash
  * attention (node-llama-cpp's default) llama.cpp's logits move by about 1e-3 of the largest
  * even at position 0, where attention only copies V, so it does not keep an F32 cache's values.
- * A batch of the whole context unless `batchSize` says less (1: one token per evaluation).
+ * A batch of the whole context unless `batchSize` says less (1: one token per evaluation);
+ * `lora`: GGUF LoRA adapters applied to the context.
  */
-export async function openLlamaCpp(llama: any, file: string, contextSize: number, o: { batchSize?: number } = {}): Promise<LlamaCppSession> {
+export async function openLlamaCpp(
+  llama: any,
+  file: string,
+  contextSize: number,
+  o: { batchSize?: number; lora?: { filePath: string; scale?: number }[] } = {},
+): Promise<LlamaCppSession> {
   const model = await llama.loadModel({ modelPath: file });
   try {
     const ctx = await model.createContext({
@@ -39,6 +45,7 @@ export async function openLlamaCpp(llama: any, file: string, contextSize: number
       flashAttention: false,
       experimentalKvCacheKeyType: 'F32',
       experimentalKvCacheValueType: 'F32',
+      ...(o.lora ? { lora: { adapters: o.lora } } : {}),
     });
     return {
       seq: ctx.getSequence(),

@@ -1,0 +1,396 @@
+/**
+ * LoRA adapters at run time (issue 19): a PEFT folder (adapter_config.json +
+ * adapter_model.safetensors) or a llama.cpp GGUF adapter (general.type = adapter), read into
+ * f32 pairs per layer and projection, applied unmerged by the `lora` op after each targeted
+ * matmul: y = W·x + s·B(A·x), s = scale · alpha / r (alpha / √r with PEFT's use_rslora; a GGUF
+ * adapter's alpha of 0 means s = scale, as llama.cpp has it), whatever W's dtype.
+ *
+ * Each pair is held as A [r, K] and Bᵀ [r, N] with alpha / r folded into Bᵀ, so adapters stack
+ * by rows: a LoraSet is several adapters' pairs stacked per projection, and the op's per-row
+ * scales pick each row's adapters (one batch, sequences with different adapters).
+ */
+import { open } from 'node:fs/promises';
+import path from 'node:path';
+import type { NativeTensor } from '../../bindings.js';
+import type { Backend } from '../backend.js';
+import { FuselmError } from '../errors.js';
+import { GgmlType } from '../formats/ggml-types.js';
+import { ggufGet, readGguf } from '../formats/gguf.js';
+import { hasOwn, readJsonFile } from '../formats/files.js';
+import { isDirectory } from '../formats/hf.js';
+import { toF32 } from '../formats/quants.js';
+import { readSafetensors } from '../formats/safetensors.js';
+import { tensorFromF32, tensorFromI32 } from '../tensor.js';
+import type { ModelConfig } from './config.js';
+
+/** The projections an adapter may target, by their LayerWeights names. */
+export type LoraModule = 'wq' | 'wk' | 'wv' | 'wo' | 'wGate' | 'wUp' | 'wDown';
+export const LORA_MODULES: readonly LoraModule[] = ['wq', 'wk', 'wv', 'wo', 'wGate', 'wUp', 'wDown'];
+
+const PEFT_NAMES: Record<string, LoraModule> = {
+  'self_attn.q_proj': 'wq', 'self_attn.k_proj': 'wk', 'self_attn.v_proj': 'wv', 'self_attn.o_proj': 'wo',
+  'mlp.gate_proj': 'wGate', 'mlp.up_proj': 'wUp', 'mlp.down_proj': 'wDown',
+};
+const GGUF_NAMES: Record<string, LoraModule> = {
+  attn_q: 'wq', attn_k: 'wk', attn_v: 'wv', attn_output: 'wo', ffn_gate: 'wGate', ffn_up: 'wUp', ffn_down: 'wDown',
+};
+
+/** [K, N] of a projection: its input and output widths. */
+function moduleDims(c: ModelConfig, m: LoraModule): [number, number] {
+  const q = c.nHeads * c.headDim, kv = c.nKvHeads * c.headDim;
+  return { wq: [c.dim, q], wk: [c.dim, kv], wv: [c.dim, kv], wo: [q, c.dim], wGate: [c.dim, c.ffnDim], wUp: [c.dim, c.ffnDim], wDown: [c.ffnDim, c.dim] }[m] as [number, number];
+}
+
+/** One projection's low-rank pair: A [r, K] f32 and Bᵀ [r, N] f32 times alpha / r. */
+export interface LoraPair {
+  a: NativeTensor;
+  bt: NativeTensor;
+}
+
+let nextAdapterId = 1;
+
+/**
+ * A loaded adapter (Model.loadAdapter). Pass it in `adapters: [{ adapter, scale }]`; dispose()
+ * frees it (a call in flight keeps what it uses until it ends).
+ */
+export class LoraAdapter {
+  readonly path: string;
+  readonly format: 'peft' | 'gguf';
+  /** Distinct per adapter loaded: keys the prompt cache and the stacked sets. */
+  readonly id: number;
+  /** Per layer, the projections it targets. */
+  readonly layers: ReadonlyArray<Partial<Record<LoraModule, LoraPair>>>;
+  #disposed = false;
+  #onDispose: (a: LoraAdapter) => void;
+
+  constructor(p: string, format: 'peft' | 'gguf', layers: Array<Partial<Record<LoraModule, LoraPair>>>, onDispose: (a: LoraAdapter) => void) {
+    this.path = p;
+    this.format = format;
+    this.layers = layers;
+    this.id = nextAdapterId++;
+    this.#onDispose = onDispose;
+  }
+
+  get disposed(): boolean {
+    return this.#disposed;
+  }
+
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    this.#onDispose(this);
+    freePairs(this.layers);
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}
+
+function freePairs(layers: ReadonlyArray<Partial<Record<LoraModule, LoraPair>>>): void {
+  for (const l of layers) for (const p of Object.values(l)) if (p) (p.a.free(), p.bt.free());
+}
+
+/** One tensor of an adapter file: where its bytes are and how they are stored. */
+interface RawTensor {
+  name: string;
+  file: string;
+  offset: number;
+  nbytes: number;
+  type: GgmlType;
+  /** Row-major. */
+  shape: number[];
+}
+
+/** A projection's A and B as found in the file, with the factor folded into Bᵀ. */
+export interface FoundPair {
+  layer: number;
+  module: LoraModule;
+  a?: RawTensor;
+  b?: RawTensor;
+  /** alpha / r (or as the format says), from the rank of the file's A. */
+  factor: (rank: number) => number;
+}
+
+async function readValues(t: RawTensor): Promise<Float32Array> {
+  const bytes = new Uint8Array(t.nbytes);
+  const fh = await open(t.file, 'r').catch((e) => {
+    throw new FuselmError('E_IO', `${t.file}: ${(e as Error).message}`);
+  });
+  try {
+    const { bytesRead } = await fh.read(bytes, 0, t.nbytes, t.offset);
+    if (bytesRead !== t.nbytes) throw new FuselmError('E_FORMAT', `${t.file}: tensor '${t.name}' at offset ${t.offset} runs past the end of the file`);
+  } finally {
+    await fh.close();
+  }
+  return toF32(t.type, bytes, t.shape.reduce((a, b) => a * b, 1), `${t.file}: tensor '${t.name}'`);
+}
+
+/** Yields to the event loop between tensors, so a large adapter's decoding never blocks it long. */
+const yieldTurn = () => new Promise<void>((r) => setImmediate(r));
+
+/**
+ * Reads an adapter for a model of config `c` whose layers are `layers` (to know which
+ * projections it has), into the backend's memory. Everything is checked before anything is
+ * allocated; on any error nothing stays allocated.
+ */
+export async function loadLoraAdapter(
+  p: string,
+  c: ModelConfig,
+  layers: ReadonlyArray<Partial<Record<LoraModule, unknown>>>,
+  be: Backend,
+  onDispose: (a: LoraAdapter) => void,
+): Promise<LoraAdapter> {
+  if (typeof p !== 'string' || p === '') throw new FuselmError('E_INVALID_ARG', 'loadAdapter: path must be a non-empty string');
+  const format = (await isDirectory(p)) ? 'peft' : 'gguf';
+  const found = await adapterPairs(p, c.architecture);
+  // every pair complete, of a projection this model has, with shapes that fit it
+  for (const f of found.values()) {
+    const what = (t?: RawTensor) => `${t?.file ?? p}: tensor '${t?.name ?? `${f.module} of layer ${f.layer}`}'`;
+    if (!f.a || !f.b) throw new FuselmError('E_FORMAT', `${what(f.a ?? f.b)}: its ${f.a ? 'B' : 'A'} matrix is missing`);
+    if (f.layer >= c.nLayers) throw new FuselmError('E_INVALID_ARG', `${what(f.a)}: layer ${f.layer}, but the model has ${c.nLayers} layers`);
+    if (!layers[f.layer][f.module]) throw new FuselmError('E_INVALID_ARG', `${what(f.a)}: the model has no ${f.module} projection to adapt`);
+    const [K, N] = moduleDims(c, f.module);
+    const [ra, ka] = f.a.shape, [nb, rb] = f.b.shape;
+    if (f.a.shape.length !== 2 || f.b.shape.length !== 2 || ka !== K || nb !== N || ra !== rb || ra < 1)
+      throw new FuselmError('E_FORMAT', `${what(f.a)}: A [${f.a.shape.join(", ")}] and B [${f.b.shape.join(", ")}] do not fit the base projection [${N}, ${K}] (expected A [r, ${K}], B [${N}, r])`);
+  }
+  if (found.size === 0) throw new FuselmError('E_FORMAT', `${p}: the adapter holds no LoRA tensors`);
+  const out: Array<Partial<Record<LoraModule, LoraPair>>> = Array.from({ length: c.nLayers }, () => ({}));
+  try {
+    for (const f of found.values()) {
+      const { a: av, b: stored, r, K, N, factor: s } = await readPair(f);
+      // a llama GGUF base ropes adjacent pairs (ropeNeox false), a Hugging Face folder halves
+      const heads = f.module === 'wq' ? c.nHeads : f.module === 'wk' ? c.nKvHeads : 0;
+      const bv = heads && qkOrderDiffers(c.architecture, !c.ropeNeox, format) ? qkRowOrder(stored, N, r, heads, c.ropeNeox ? 'hf' : 'gguf') : stored;
+      const bt = new Float32Array(r * N);
+      for (let o = 0; o < N; o++) for (let k = 0; k < r; k++) bt[k * N + o] = bv[o * r + k] * s;
+      const pair = { a: toBackend(be, tensorFromF32('f32', [r, K], av)), bt: undefined as unknown as NativeTensor };
+      out[f.layer][f.module] = pair;
+      pair.bt = toBackend(be, tensorFromF32('f32', [r, N], bt));
+      await yieldTurn();
+    }
+  } catch (e) {
+    for (const l of out) for (const q of Object.values(l)) if (q) (q.a?.free(), q.bt?.free());
+    throw e;
+  }
+  return new LoraAdapter(p, format, out, onDispose);
+}
+
+function toBackend(be: Backend, t: NativeTensor): NativeTensor {
+  if (be.device === 'cpu') return t;
+  try {
+    return be.upload(t);
+  } finally {
+    t.free();
+  }
+}
+
+const ST_TYPES: Record<string, GgmlType> = { F32: GgmlType.F32, F16: GgmlType.F16, BF16: GgmlType.BF16 };
+
+/**
+ * adapter_config.json keys that change the numbers and are not implemented: each must be
+ * absent, null, false or empty.
+ */
+const PEFT_UNSUPPORTED = [
+  'use_dora', 'modules_to_save', 'lora_bias', 'use_qalora', 'trainable_token_indices', 'alora_invocation_tokens', 'layer_replication',
+  'target_parameters', 'arrow_config', 'use_bdlora', 'monteclora_config', 'kasa_config', 'velora_config',
+];
+
+/**
+ * PEFT's rank_pattern / alpha_pattern lookup: the first key that is the module's full name or a
+ * dotted suffix of it (PEFT matches `(.*\.)?key$` as a regular expression; a key with other
+ * regular-expression syntax, which could backtrack without end on a file's say-so, is an
+ * E_UNSUPPORTED naming it).
+ */
+function patternValue(patterns: Record<string, unknown>, module: string, where: string): unknown {
+  for (const k of Object.keys(patterns)) {
+    if (!/^[\w.]+$/.test(k)) throw new FuselmError('E_UNSUPPORTED', `${where}: pattern key ${JSON.stringify(k.slice(0, 80))} is not a plain module name (only names and dotted suffixes are supported)`);
+    if (module === k || module.endsWith(`.${k}`)) return patterns[k];
+  }
+  return undefined;
+}
+
+async function peftPairs(dir: string): Promise<Map<string, FoundPair>> {
+  const cfgPath = path.join(dir, 'adapter_config.json');
+  const cfg = (await readJsonFile(cfgPath, 'adapter config')) as Record<string, unknown>;
+  if (typeof cfg !== 'object' || cfg === null || Array.isArray(cfg)) throw new FuselmError('E_FORMAT', `${cfgPath}: must be a JSON object`);
+  const field = (k: string) => (hasOwn(cfg, k) ? cfg[k] : undefined);
+  if (field('peft_type') !== 'LORA') throw new FuselmError('E_UNSUPPORTED', `${cfgPath}: peft_type ${JSON.stringify(field('peft_type'))} is not supported (only LORA)`);
+  for (const k of PEFT_UNSUPPORTED) {
+    const v = field(k);
+    const set = !(v === undefined || v === null || v === false || (Array.isArray(v) && v.length === 0) || (typeof v === 'object' && v !== null && Object.keys(v).length === 0));
+    if (set) throw new FuselmError('E_UNSUPPORTED', `${cfgPath}: ${k} is not supported (${k === 'use_dora' ? 'DoRA' : k} changes the numbers)`);
+  }
+  if (field('bias') !== undefined && field('bias') !== 'none') throw new FuselmError('E_UNSUPPORTED', `${cfgPath}: bias ${JSON.stringify(field('bias'))} is not supported (only "none")`);
+  if (field('fan_in_fan_out') === true) throw new FuselmError('E_UNSUPPORTED', `${cfgPath}: fan_in_fan_out is not supported (Conv1D bases)`);
+  const num = (k: string, v: unknown) => {
+    if (!(typeof v === 'number' && Number.isFinite(v) && v > 0)) throw new FuselmError('E_FORMAT', `${cfgPath}: ${k} must be a number > 0, got ${JSON.stringify(v)}`);
+    return v;
+  };
+  const r = num('r', field('r')), alpha = num('lora_alpha', field('lora_alpha'));
+  const rslora = field('use_rslora') === true;
+  const obj = (k: string) => {
+    const v = field(k) ?? {};
+    if (typeof v !== 'object' || Array.isArray(v)) throw new FuselmError('E_FORMAT', `${cfgPath}: ${k} must be an object`);
+    return v as Record<string, unknown>;
+  };
+  const rankPattern = obj('rank_pattern'), alphaPattern = obj('alpha_pattern');
+  const st = await readSafetensors(path.join(dir, 'adapter_model.safetensors'));
+  const found = new Map<string, FoundPair>();
+  for (const t of st.tensors.values()) {
+    const m = /^base_model\.model\.((?:model\.)?layers\.(\d+)\.(self_attn\.\w+|mlp\.\w+))\.lora_(A|B)\.weight$/.exec(t.name);
+    const module = m && hasOwn(PEFT_NAMES, m[3]) ? PEFT_NAMES[m[3]] : undefined;
+    if (!m || !module) throw new FuselmError('E_UNSUPPORTED', `${t.file}: tensor '${t.name}' is not a LoRA A/B of a supported projection (q/k/v/o_proj, gate/up/down_proj)`);
+    const type = hasOwn(ST_TYPES, t.dtype) ? ST_TYPES[t.dtype] : undefined;
+    if (type === undefined) throw new FuselmError('E_UNSUPPORTED', `${t.file}: tensor '${t.name}' has dtype ${t.dtype} (supported: F32, F16, BF16)`);
+    const full = m[1], layer = Number(m[2]);
+    const key = `${layer}.${module}`;
+    const rm = num(`rank_pattern of ${full}`, patternValue(rankPattern, full, `${cfgPath}: rank_pattern`) ?? r);
+    const am = num(`alpha_pattern of ${full}`, patternValue(alphaPattern, full, `${cfgPath}: alpha_pattern`) ?? alpha);
+    const f = found.get(key) ?? { layer, module, factor: (rank: number) => {
+      if (rank !== rm) throw new FuselmError('E_FORMAT', `${t.file}: tensor '${t.name}' has rank ${rank}, but the config says r = ${rm} for ${full}`);
+      return rslora ? am / Math.sqrt(rm) : am / rm;
+    } };
+    f[m[4] === 'A' ? 'a' : 'b'] = { name: t.name, file: t.file, offset: t.offset, nbytes: t.nbytes, type, shape: t.shape };
+    found.set(key, f);
+  }
+  // the ranks against the config, before anything is read
+  for (const f of found.values()) if (f.a) f.factor(f.a.shape[0]);
+  return found;
+}
+
+/** GGUF tensor names of the projections (the inverse of GGUF_NAMES). */
+export const LORA_GGUF_NAMES = Object.fromEntries(Object.entries(GGUF_NAMES).map(([k, v]) => [v, k])) as Record<LoraModule, string>;
+
+/**
+ * An adapter's pairs as the file holds them (not read yet), for a base of architecture `arch`:
+ * a PEFT folder, or a GGUF adapter whose general.architecture must be `arch`.
+ */
+export async function adapterPairs(p: string, arch: string): Promise<Map<string, FoundPair>> {
+  return (await isDirectory(p)) ? peftPairs(p) : ggufPairs(p, arch);
+}
+
+/**
+ * B's rows of a q or k projection ([N, r], `heads` heads) from Hugging Face's rotate-half order
+ * into the adjacent pairs llama.cpp's converter gives its llama GGUFs (each head's first and
+ * second halves interleaved), or back (`to` 'hf'). A PEFT adapter on a llama GGUF base needs the
+ * one, a GGUF adapter on a Hugging Face llama folder the other.
+ */
+export function qkRowOrder(b: Float32Array, N: number, r: number, heads: number, to: 'gguf' | 'hf'): Float32Array {
+  const half = N / heads / 2, out = new Float32Array(b.length);
+  for (let h = 0; h < heads; h++)
+    for (let j = 0; j < half; j++)
+      for (const s of [0, 1]) {
+        const hf = h * 2 * half + s * half + j, gguf = h * 2 * half + 2 * j + s;
+        const [from, into] = to === 'gguf' ? [hf, gguf] : [gguf, hf];
+        out.set(b.subarray(from * r, (from + 1) * r), into * r);
+      }
+  return out;
+}
+
+/** Whether the q/k rows of a base and an adapter are in different orders (qkRowOrder): llama GGUFs only hold the adjacent pairs. */
+export function qkOrderDiffers(architecture: string, baseIsGguf: boolean, adapterFormat: 'peft' | 'gguf'): boolean {
+  return architecture === 'llama' && baseIsGguf !== (adapterFormat === 'gguf');
+}
+
+/** A pair's values: A [r, K], B [N, r] as stored, and its factor (alpha / r or as the format says). */
+export async function readPair(f: FoundPair): Promise<{ a: Float32Array; b: Float32Array; r: number; K: number; N: number; factor: number }> {
+  if (!f.a || !f.b) throw new FuselmError('E_FORMAT', `${(f.a ?? f.b)!.file}: tensor '${(f.a ?? f.b)!.name}': its ${f.a ? 'B' : 'A'} matrix is missing`);
+  const [r, K] = f.a.shape, N = f.b.shape[0];
+  if (f.b.shape[1] !== r) throw new FuselmError('E_FORMAT', `${f.b.file}: tensor '${f.b.name}' has shape [${f.b.shape.join(', ')}], expected [${N}, ${r}] (A's rank)`);
+  return { a: await readValues(f.a), b: await readValues(f.b), r, K, N, factor: f.factor(r) };
+}
+
+async function ggufPairs(p: string, architecture: string): Promise<Map<string, FoundPair>> {
+  const f = await readGguf(p);
+  const str = (k: string) => ggufGet(f, k);
+  if (str('general.type') !== 'adapter') throw new FuselmError('E_FORMAT', `${p}: general.type is ${JSON.stringify(str('general.type'))}, expected "adapter" (a LoRA GGUF from convert_lora_to_gguf)`);
+  if (str('adapter.type') !== 'lora') throw new FuselmError('E_UNSUPPORTED', `${p}: adapter.type ${JSON.stringify(str('adapter.type'))} is not supported (only "lora")`);
+  const arch = str('general.architecture');
+  if (arch !== architecture) throw new FuselmError('E_INVALID_ARG', `${p}: general.architecture is ${JSON.stringify(arch)}, but the model is ${architecture}`);
+  for (const k of f.metadata.keys())
+    if (k.startsWith('adapter.') && !['adapter.type', 'adapter.lora.alpha'].includes(k))
+      throw new FuselmError('E_UNSUPPORTED', `${p}: metadata ${k} is not supported (it would change the numbers)`);
+  const alphaV = str('adapter.lora.alpha') ?? 0;
+  if (typeof alphaV !== 'number' || !Number.isFinite(alphaV) || alphaV < 0) throw new FuselmError('E_FORMAT', `${p}: adapter.lora.alpha must be a number >= 0`);
+  const alpha = alphaV;
+  const found = new Map<string, FoundPair>();
+  for (const t of f.tensors) {
+    const m = /^blk\.(\d+)\.(\w+)\.weight\.lora_(a|b)$/.exec(t.name);
+    const module = m && hasOwn(GGUF_NAMES, m[2]) ? GGUF_NAMES[m[2]] : undefined;
+    if (!m || !module) throw new FuselmError('E_UNSUPPORTED', `${p}: tensor '${t.name}' is not a LoRA a/b of a supported projection (attn_q/k/v/output, ffn_gate/up/down)`);
+    if (![GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0].includes(t.type) || t.dims.length !== 2)
+      throw new FuselmError('E_UNSUPPORTED', `${p}: tensor '${t.name}' has type ${GgmlType[t.type] ?? t.type} and ${t.dims.length} dims (supported: 2-dim F32, F16, BF16, Q8_0)`);
+    const layer = Number(m[1]);
+    const key = `${layer}.${module}`;
+    const pair = found.get(key) ?? { layer, module, factor: (rank: number) => (alpha ? alpha / rank : 1) };
+    pair[m[3] as 'a' | 'b'] = { name: t.name, file: t.file?.path ?? p, offset: t.offset, nbytes: t.nbytes, type: t.type, shape: [...t.dims].reverse() };
+    found.set(key, pair);
+  }
+  return found;
+}
+
+/** One projection's stacked pairs in a LoraSet: the op's a, bt and seg. */
+export interface LoraStack {
+  a: NativeTensor;
+  bt: NativeTensor;
+  seg: NativeTensor;
+}
+
+/**
+ * Several adapters stacked per projection (the lora op's a, bt, seg): adapter j's ranks are
+ * seg[j] .. seg[j+1] - 1, none where it does not target the projection. One adapter's set uses
+ * its own tensors; several are copied into stacks.
+ */
+export class LoraSet {
+  readonly adapters: readonly LoraAdapter[];
+  /** Per layer, per projection some adapter targets. */
+  readonly layers: ReadonlyArray<Partial<Record<LoraModule, LoraStack>>>;
+  #owned: NativeTensor[] = [];
+
+  constructor(adapters: readonly LoraAdapter[], be: Backend) {
+    this.adapters = adapters;
+    const J = adapters.length;
+    try {
+      this.layers = adapters[0].layers.map((_, l) => {
+        const stacks: Partial<Record<LoraModule, LoraStack>> = {};
+        for (const m of LORA_MODULES) {
+          const pairs = adapters.map((ad) => ad.layers[l][m]);
+          if (pairs.every((q) => !q)) continue;
+          const seg = Int32Array.from({ length: J + 1 }, (_, j) => pairs.slice(0, j).reduce((n, q) => n + (q?.a.shape[0] ?? 0), 0));
+          const segT = tensorFromI32([1, J + 1], seg);
+          this.#owned.push(segT);
+          if (J === 1) {
+            stacks[m] = { a: pairs[0]!.a, bt: pairs[0]!.bt, seg: segT };
+            continue;
+          }
+          const stack = (pick: (q: LoraPair) => NativeTensor) => {
+            const parts = pairs.filter((q): q is LoraPair => !!q).map(pick);
+            const cols = parts[0].shape[1], rows = seg[J];
+            const host = new Uint8Array(rows * cols * 4);
+            let off = 0;
+            for (const t of parts) {
+              const b = new Uint8Array(t.read());
+              host.set(b, off);
+              off += b.length;
+            }
+            const t = toBackend(be, tensorFromF32('f32', [rows, cols], new Float32Array(host.buffer)));
+            this.#owned.push(t);
+            return t;
+          };
+          stacks[m] = { a: stack((q) => q.a), bt: stack((q) => q.bt), seg: segT };
+        }
+        return stacks;
+      });
+    } catch (e) {
+      this.dispose();
+      throw e;
+    }
+  }
+
+  dispose(): void {
+    for (const t of this.#owned) t.free();
+    this.#owned = [];
+  }
+}
