@@ -577,13 +577,13 @@ export const CASES: Record<OpName, OpCases> = {
       const block = !['f32', 'f16', 'bf16'].includes(dt), E = 4, k = 2, N = 33, K = block ? 256 : 96;
       const tol = dt === 'q8_0' ? { rel: 3e-2, abs: 3e-1 } : block ? EXACT : { rel: 1e-5, abs: 1e-4 };
       // each row's k experts distinct; expert 3 never chosen when T = 1
-      const chosen = tensorFromI32([T, k], Int32Array.from({ length: T * k }, (_, i) => (Math.floor(i / k) + (i % k) * 2) % E));
+      const chosen = () => tensorFromI32([T, k], Int32Array.from({ length: T * k }, (_, i) => (Math.floor(i / k) + (i % k) * 2) % E));
       return {
         name: `moe_matmul ${dt} ${T}x${weighted ? k * K : K} · ${E}x${N}x${K}ᵀ top ${k}${weighted ? ' weighted' : ''}`, rows: T, tol, doctor: T === 5 && dt === 'q4_k',
         cuda: block ? CUDA_QUANT : undefined,
         build: () => weighted
-          ? ops.moeMatmul(f32([T, N], 62), f32([T, k * K], 63), typed(dt, [E, N, K], 64), chosen, f32([T, k], 65))
-          : ops.moeMatmul(zeros([T, k * N]), f32([T, K], 63), typed(dt, [E, N, K], 64), chosen),
+          ? ops.moeMatmul(f32([T, N], 62), f32([T, k * K], 63), typed(dt, [E, N, K], 64), chosen(), f32([T, k], 65))
+          : ops.moeMatmul(zeros([T, k * N]), f32([T, K], 63), typed(dt, [E, N, K], 64), chosen()),
       };
     })),
     // Mixtral's shape with TinyLlama-sized experts (8 experts of 5632 x 2048, top 2): a decode
