@@ -587,15 +587,20 @@ export const CASES: Record<OpName, OpCases> = {
       };
     })),
     // Mixtral's shape with TinyLlama-sized experts (8 experts of 5632 x 2048, top 2): a decode
-    // step reads the 2 chosen experts only (bytes), over 3 copies of the whole stack (0.3 GB
-    // for q8_0) so they come from memory; prefill of 64 tokens, every expert chosen (flops)
+    // step reads the 2 chosen experts only (bytes); 12 steps over 3 copies of the whole stack
+    // (0.3 GB for q8_0), each copy's 4 disjoint pairs of experts chosen once, so every step
+    // reads its experts from memory; prefill of 64 tokens, every expert chosen (flops)
     bench: (['q8_0', 'q4_k'] as NativeDType[]).flatMap((dt): BenchCase[] => {
       const E = 8, k = 2, N = 5632, K = 2048;
       const stack = () => typed(dt, [E, N, K], 66, 0.1);
-      const route = (T: number) => tensorFromI32([T, k], Int32Array.from({ length: T * k }, (_, i) => (i * 3 + 1) % E));
+      const route = (T: number, first = 1) => tensorFromI32([T, k], Int32Array.from({ length: T * k }, (_, i) => (first + i * 3) % E));
       return [
         { name: `moe_matmul decode ${dt} 1x${K} · ${E}x${N}x${K}ᵀ top ${k}`, rows: 1, bytes: Math.round(k * N * K * BYTES[dt]),
-          nodes: () => Array.from({ length: 3 }, () => ops.moeMatmul(zeros([1, k * N]), f32([1, K], 67), stack(), route(1))) },
+          nodes: () => {
+            const stacks = [stack(), stack(), stack()], x = f32([1, K], 67), y = zeros([1, k * N]);
+            // step i: copy i % 3, experts 2j and 2j + 3 (mod 8, distinct pairs for j = 0..3)
+            return Array.from({ length: 12 }, (_, i) => ops.moeMatmul(y, x, stacks[i % 3], route(1, 2 * Math.floor(i / 3))));
+          } },
         { name: `moe_matmul prefill ${dt} 64x${K} · ${E}x${N}x${K}ᵀ top ${k}`, rows: 64, flops: 2 * 64 * k * N * K,
           nodes: repeat(1, () => ops.moeMatmul(zeros([64, k * N]), f32([64, K], 67), stack(), route(64))) },
       ];

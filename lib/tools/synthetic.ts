@@ -386,8 +386,12 @@ export async function writeSyntheticLlama(path: string, shape: LlamaShape & { ex
       let data = byShape.get(key);
       if (!data) byShape.set(key, (data = encodeF32(types[i], uniform(rows * cols, 1 / Math.sqrt(cols)))));
       if (count > 1) {
-        const stack = new Uint8Array(count * data.length);
-        for (let e = 0; e < count; e++) stack.set(data, e * data.length);
+        // one stack buffer per size too: a Mixtral-shaped file's stacks are hundreds of MB each
+        let stack = byShape.get(`${count} ${key}`);
+        if (!stack) {
+          byShape.set(`${count} ${key}`, (stack = new Uint8Array(count * data.length)));
+          for (let e = 0; e < count; e++) stack.set(data, e * data.length);
+        }
         return { name: t.name, type: GGML[types[i]], dims, data: stack };
       }
       return { name: t.name, type: GGML[types[i]], dims, data };
