@@ -379,7 +379,7 @@ export async function writeSyntheticLlama(path: string, shape: LlamaShape & { ex
     metadata,
     tensors: tensors.map((t, i) => {
       const dims = [...t.shape].reverse();
-      if (t.kind === 'router') return { name: t.name, type: GgmlType.F32, dims, data: encodeF32('f32', uniform(t.shape[0] * t.shape[1], 1 / Math.sqrt(t.shape[1]))) };
+      if (t.kind === 'router') return { name: t.name, type: GgmlType.F32, dims, data: encodeF32('f32', uniform(t.shape.reduce((a, b) => a * b, 1), 1 / Math.sqrt(dims[0]))) };
       if (t.kind !== 'matrix') return { name: t.name, type: GgmlType.F32, dims, data: new Uint8Array(new Float32Array(t.shape[0]).fill(1).buffer) };
       const [rows, cols] = t.shape.slice(-2), count = t.shape.length === 3 ? t.shape[0] : 1;
       const key = `${rows * cols} ${types[i]}`;
