@@ -63,7 +63,7 @@ void moe_matmul_cpu(const MoeMatmulArgs& a, const Exec& e) {
   const int64_t slots = a.T * a.k;
   // Scratch kept per calling thread, grown to the largest call (a decode loop never allocates).
   static thread_local std::vector<float> xs, ys, y;  // gathered x, an expert's results, the weighted slots
-  static thread_local std::vector<int64_t> order, start;
+  static thread_local std::vector<int64_t> order, start, fill;
   if (xs.size() < size_t(slots * a.K)) xs.resize(size_t(slots * a.K));
   if (ys.size() < size_t(slots * a.N)) ys.resize(size_t(slots * a.N));
   if (a.weights && y.size() < size_t(slots * a.N)) y.resize(size_t(slots * a.N));
@@ -76,26 +76,23 @@ void moe_matmul_cpu(const MoeMatmulArgs& a, const Exec& e) {
   }
   for (int64_t x = 0; x < a.E; x++) start[size_t(x + 1)] += start[size_t(x)];
   order.resize(size_t(slots));
-  {
-    std::vector<int64_t> fill(start.begin(), start.end() - 1);
-    for (int64_t s = 0; s < slots; s++) order[size_t(fill[size_t(a.ids[s])]++)] = s;
-  }
+  fill.assign(start.begin(), start.end() - 1);
+  for (int64_t s = 0; s < slots; s++) order[size_t(fill[size_t(a.ids[s])]++)] = s;
   for (int64_t x = 0; x < a.E; x++) {
     const int64_t r0 = start[size_t(x)], rows = start[size_t(x + 1)] - r0;
     if (!rows) continue;  // an expert nobody chose is never read
-    const float* in;
-    if (rows == 1) {
-      in = slot_x(a, order[size_t(r0)] / a.k, order[size_t(r0)] % a.k);  // one row: no copy
-    } else {
-      for (int64_t r = 0; r < rows; r++) {
-        const int64_t s = order[size_t(r0 + r)];
-        const float* src = slot_x(a, s / a.k, s % a.k);
-        std::copy(src, src + a.K, xs.data() + r * a.K);
-      }
-      in = xs.data();
-    }
     const void* wx = static_cast<const uint8_t*>(a.w) + size_t(x) * expert_bytes(a);
-    matmul_cpu({ys.data(), in, wx, a.w_dtype, rows, a.K, a.N}, e);
+    if (rows == 1) {  // one row (decode): straight from x into its slot
+      const int64_t s = order[size_t(r0)];
+      matmul_cpu({dst + s * a.N, slot_x(a, s / a.k, s % a.k), wx, a.w_dtype, 1, a.K, a.N}, e);
+      continue;
+    }
+    for (int64_t r = 0; r < rows; r++) {
+      const int64_t s = order[size_t(r0 + r)];
+      const float* src = slot_x(a, s / a.k, s % a.k);
+      std::copy(src, src + a.K, xs.data() + r * a.K);
+    }
+    matmul_cpu({ys.data(), xs.data(), wx, a.w_dtype, rows, a.K, a.N}, e);
     for (int64_t r = 0; r < rows; r++) {
       const int64_t s = order[size_t(r0 + r)];
       std::copy(ys.data() + r * a.N, ys.data() + (r + 1) * a.N, dst + s * a.N);
