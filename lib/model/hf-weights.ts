@@ -3,7 +3,9 @@
  * architecture, into the same LlamaWeights the forward pass reads:
  *  - llama / mistral / qwen2 / phi3 (fused qkv_proj, gate_up_proj): `model.embed_tokens`, `model.layers.N.{input_layernorm,
  *    self_attn.{q,k,v,o}_proj, post_attention_layernorm, mlp.{gate,up,down}_proj}`,
- *    `model.norm`, `lm_head` (absent when tied); qwen2 adds q/k/v biases;
+ *    `model.norm`, `lm_head` (absent when tied); qwen2 adds q/k/v biases; the mixtures of
+ *    experts (Mixtral, Qwen2-MoE, Qwen3-MoE) have per-expert matrices in place of the MLP's,
+ *    stacked at load (hfExperts);
  *  - gpt2, with or without the `transformer.` prefix: `wte`, `wpe`, `h.N.{ln_1, attn.c_attn,
  *    attn.c_proj, ln_2, mlp.c_fc, mlp.c_proj}`, `ln_f`. Conv1D weights are stored [in, out];
  *    they are transposed natively at load (a one-op graph, in their stored dtype) into the

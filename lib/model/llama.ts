@@ -6,7 +6,8 @@
  * The same pass runs the other decoders, as the config says: Mistral (a sliding window in
  * attention), Qwen2 (q/k/v biases), GPT-2 (LayerNorm with biases, learned absolute positions
  * added to the embeddings instead of RoPE, biases everywhere, a GELU MLP), and the sinusoidal
- * positions of the original Transformer (a fixed table in place of the learned one).
+ * positions of the original Transformer (a fixed table in place of the learned one), and
+ * mixtures of experts in place of the MLP (Mixtral, Qwen2-MoE, Qwen3-MoE: #moeFfn).
  */
 import type { NativeDType, NativeTensor } from '../../bindings.js';
 import { type Backend, type Graph, graphInSlices, ops, type SeqSpan } from '../backend.js';
@@ -91,7 +92,7 @@ export function ropeFactors(
 }
 
 /**
- * Loads every weight of a llama-family GGUF (llama, qwen2, qwen3, phi3, gemma, gemma2, gemma3) with the shapes the config implies.
+ * Loads every weight of a llama-family GGUF (llama, qwen2, qwen3, qwen2moe, qwen3moe, phi3, gemma, gemma2, gemma3) with the shapes the config implies.
  * A tensor the file holds and this model does not read is an E_UNSUPPORTED naming it: it
  * would change the numbers (as Llama-3.1's rope_freqs did before it was read).
  */
@@ -144,7 +145,7 @@ export async function loadLlamaWeights(
         wo: await t('attn_output', [c.dim, q]),
         ffnNorm: await t('ffn_norm', [c.dim]),
         ...(c.moe
-          ? await loadGgufExperts(c, (n, shape) => t(n, shape))
+          ? await loadGgufExperts(c, t)
           : {
               wGate: fusedUp ? await part('ffn_up', 0, c.ffnDim, 2 * c.ffnDim) : await t('ffn_gate', [c.ffnDim, c.dim]),
               wUp: fusedUp ? await part('ffn_up', c.ffnDim, c.ffnDim, 2 * c.ffnDim) : await t('ffn_up', [c.ffnDim, c.dim]),
