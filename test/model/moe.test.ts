@@ -9,6 +9,7 @@
  *  - the emulated CUDA backend picks the CPU's greedy tokens, shared expert included;
  *  - batched generation of several prompts gives each prompt's own greedy tokens, and the
  *    server's continuous batching (two requests at once) each request's;
+ *  - dtype 'q8_0' converts the experts at load, from a GGUF and a folder;
  *  - the memory plan counts the experts: a budget of 90% of the file is refused;
  *  - bad files are E_FORMAT naming the tensor or key: an expert count the tensors do not have,
  *    a router of the wrong width, a missing expert stack, more experts used than there are, a
@@ -21,6 +22,8 @@ import path from 'node:path';
 import { GgmlType } from '../../lib/formats/ggml-types.js';
 import { type GgufFile, ggufMetadataSpec, gv, readGguf, writeGguf } from '../../lib/formats/gguf.js';
 import { loadModel, type Model } from '../../lib/index.js';
+import { configFromGguf } from '../../lib/model/config.js';
+import { disposeLlamaWeights, loadLlamaWeights } from '../../lib/model/llama.js';
 import { createServer } from '../../lib/server/server.js';
 import { type SyntheticModelSpec, writeSyntheticModel } from '../../lib/tools/synthetic.js';
 import { encodeSafetensors, type Entry } from '../formats/safetensors-helpers.js';
@@ -147,6 +150,29 @@ describe('mixture-of-experts models', function () {
       assert.deepEqual(replies.map((r: any) => r.choices[0].text), want);
     } finally {
       await s.close();
+    }
+  });
+
+  it("dtype 'q8_0' converts the expert stacks at load (GGUF and folder alike)", async () => {
+    const s = spec('qwen2moe', { dim: 128, experts: { count: 4, used: 2, ffn: 64, shared: true }, ffnDim: 96 });
+    const file = await write(s);
+    const folder = await folderOf(file, s, 'qwen2_moe');
+    await using exact = await loadModel(file, opts);
+    const want = await exact.evaluate(prompt);
+    const scale = Math.max(...Array.from(want, Math.abs));
+    const w = await loadLlamaWeights(await readGguf(file), configFromGguf(await readGguf(file)), { contextSize: 64, dtype: 'q8_0' });
+    try {
+      assert.deepEqual([w.layers[1].gateExps?.dtype, w.layers[1].downExps?.dtype, w.layers[1].router?.dtype], ['q8_0', 'q8_0', 'q8_0']);
+      assert.deepEqual(w.layers[1].downExps?.shape, [4, 128, 64]);
+    } finally {
+      disposeLlamaWeights(w);
+    }
+    for (const where of [file, folder]) {
+      await using m = await loadModel(where, { ...opts, dtype: 'q8_0' });
+      const got = await m.evaluate(prompt);
+      const worst = Math.max(...Array.from(got, (v, i) => Math.abs(v - want[i]))) / scale;
+      // q8_0 weights and activations: a few 1e-3 of the largest logit, not 0 (so it did convert)
+      assert.ok(worst > 1e-5 && worst < 5e-2, `${where}: ${worst}`);
     }
   });
 
