@@ -13,7 +13,7 @@
  *  - the memory plan counts the experts: a budget of 90% of the file is refused;
  *  - bad files are E_FORMAT naming the tensor or key: an expert count the tensors do not have,
  *    a router of the wrong width, a missing expert stack, more experts used than there are, a
- *    missing per-expert tensor in a folder.
+ *    missing per-expert tensor in a folder; dense layers among a folder's sparse ones are E_UNSUPPORTED.
  */
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -222,6 +222,12 @@ describe('mixture-of-experts models', function () {
     it('more experts used than there are', async () => {
       const file = await altered(QWEN2, (meta) => setKey(meta, 'qwen2moe.expert_used_count', 6));
       await assert.rejects(loadModel(file, opts), { code: 'E_FORMAT', message: /qwen2moe\.expert_count = 4 and qwen2moe\.expert_used_count = 6/ });
+    });
+    it('a folder with dense layers among the sparse ones is E_UNSUPPORTED', async () => {
+      const folder = await folderOf(await write(QWEN2), QWEN2, 'qwen2_moe');
+      const cfgFile = path.join(folder, 'config.json');
+      writeFileSync(cfgFile, JSON.stringify({ ...JSON.parse(readFileSync(cfgFile, 'utf8')), mlp_only_layers: [1] }));
+      await assert.rejects(loadModel(folder, opts), { code: 'E_UNSUPPORTED', message: /mlp_only_layers/ });
     });
     it('a folder missing one expert\'s tensor', async () => {
       const file = await write(QWEN3);
