@@ -8,7 +8,23 @@ import { FuselmError, shown } from '../errors.js';
 import { type GgufFile, ggufBool, ggufGet, ggufNumber, ggufString } from '../formats/gguf.js';
 import type { JsonObject } from '../formats/hf.js';
 
-export type Architecture = 'llama' | 'mistral' | 'qwen2' | 'qwen3' | 'phi3' | 'gemma' | 'gemma2' | 'gemma3' | 'gpt2' | 'bert';
+export type Architecture = 'llama' | 'mistral' | 'qwen2' | 'qwen3' | 'qwen2moe' | 'qwen3moe' | 'phi3' | 'gemma' | 'gemma2' | 'gemma3' | 'gpt2' | 'bert';
+
+/**
+ * A sparse mixture of experts in place of every layer's MLP (Mixtral, Qwen2-MoE, Qwen3-MoE):
+ * a router picks `used` of `experts` SwiGLU experts per token (softmax over the experts, the
+ * top `used`, their weights renormalized to sum 1 when `normalize`), whose outputs are summed
+ * with those weights. Qwen2-MoE adds a shared expert every token takes (of width ffnDim), its
+ * output times sigmoid(a gate's logit).
+ */
+export interface MoeConfig {
+  experts: number;
+  used: number;
+  /** Each routed expert's hidden width. */
+  expertFfnDim: number;
+  normalize: boolean;
+  sharedExpert: boolean;
+}
 
 export interface ModelConfig {
   architecture: Architecture;
@@ -89,6 +105,8 @@ export interface ModelConfig {
   postNorm: boolean;
   /** Token type (segment) vocabulary; 0: none. */
   typeVocabSize: number;
+  /** Absent: a dense MLP. */
+  moe?: MoeConfig;
 }
 
 /** The llama-family defaults of the fields GGUF llama files do not spell out. */
@@ -152,9 +170,7 @@ export function configFromGguf(f: GgufFile): ModelConfig {
     validateConfig(cfg, f.path);
     return cfg;
   }
-  const experts = ggufNumber(f, k('expert_count'), 0);
-  if (experts > 0)
-    throw new FuselmError('E_UNSUPPORTED', `${f.path}: mixture-of-experts models (${k('expert_count')} = ${experts}) are not supported yet`);
+  const moe = ggufMoe(f, arch);
   // keys of other llama-family variants (Granite, Grok, DBRX...) that change the numbers
   for (const key of ['logit_scale', 'embedding_scale', 'residual_scale', 'attention.scale', 'attention.clamp_kqv', 'attention.layer_norm_epsilon'])
     if (ggufGet(f, k(key)) !== undefined) throw new FuselmError('E_UNSUPPORTED', `${f.path}: ${k(key)} is not supported for ${arch} (fuselm would ignore it and compute something else)`);
@@ -162,7 +178,8 @@ export function configFromGguf(f: GgufFile): ModelConfig {
   const ropeTheta = ggufNumber(f, k('rope.freq_base'), 10000);
   const cfg: ModelConfig = {
     ...common,
-    ffnDim: ggufNumber(f, k('feed_forward_length')),
+    // Qwen2-MoE: the shared expert's width (Qwen3-MoE: unused, the routed experts' own)
+    ffnDim: arch === 'qwen2moe' ? ggufNumber(f, k('expert_shared_feed_forward_length'), ggufNumber(f, k('feed_forward_length'))) : moe?.expertFfnDim ?? ggufNumber(f, k('feed_forward_length')),
     normEps: ggufNumber(f, k('attention.layer_norm_rms_epsilon'), 1e-5),
     ropeDims,
     ropeTheta,
@@ -171,11 +188,12 @@ export function configFromGguf(f: GgufFile): ModelConfig {
     // llama.cpp's converter permutes llama's q/k rows for adjacent-pair rotation; the others'
     // stay in the checkpoint's order and rotate halves (llama.cpp's NEOX rope type)
     ropeNeox: arch !== 'llama',
-    biases: arch === 'qwen2' ? 'qkv' : 'none',
+    biases: arch === 'qwen2' || arch === 'qwen2moe' ? 'qkv' : 'none',
     // Phi-3 (mini 4k: 2047) keeps its window (as transformers; llama.cpp ignores it); llama.cpp's
     // converter writes none for the others. Gemma-2 without the key: llama.cpp's 4096.
     slidingWindow: ggufNumber(f, k('attention.sliding_window'), arch === 'gemma2' ? 4096 : 0),
-    qkNorm: arch === 'qwen3' || arch === 'gemma3' || undefined,
+    qkNorm: arch === 'qwen3' || arch === 'qwen3moe' || arch === 'gemma3' || undefined,
+    moe,
   };
   // Gemma: the converter stores every norm weight as 1 + w (Gemma's RMSNorm scales by 1 + w).
   // GGUF has no query_pre_attn_scalar: llama.cpp takes 1/sqrt(head dim), and for the 27B
@@ -219,7 +237,37 @@ export function configFromGguf(f: GgufFile): ModelConfig {
 }
 
 /** The llama-family architectures a GGUF may name. */
-const GGUF_ARCHS = ['llama', 'qwen2', 'qwen3', 'phi3', 'gemma', 'gemma2', 'gemma3', 'gpt2', 'bert'] as const;
+const GGUF_ARCHS = ['llama', 'qwen2', 'qwen3', 'qwen2moe', 'qwen3moe', 'phi3', 'gemma', 'gemma2', 'gemma3', 'gpt2', 'bert'] as const;
+
+/**
+ * A GGUF's experts as llama.cpp reads them: `expert_count` and `expert_used_count`; the experts'
+ * width from `expert_feed_forward_length` (Qwen-MoE) or `feed_forward_length` (Mixtral, arch
+ * llama). Routing weights renormalized as llama.cpp's graphs do: llama (Mixtral) and qwen3moe
+ * yes, qwen2moe no; Qwen2-MoE's shared expert. qwen2moe and qwen3moe without experts are E_FORMAT.
+ */
+function ggufMoe(f: GgufFile, arch: string): MoeConfig | undefined {
+  const k = (s: string) => `${arch}.${s}`;
+  const experts = ggufNumber(f, k('expert_count'), 0);
+  const isMoeArch = arch === 'qwen2moe' || arch === 'qwen3moe';
+  if (experts === 0 && !isMoeArch) return undefined;
+  if (!['llama', 'qwen2moe', 'qwen3moe'].includes(arch))
+    throw new FuselmError('E_UNSUPPORTED', `${f.path}: mixture-of-experts ${arch} models (${k('expert_count')} = ${experts}) are not supported (supported: llama, qwen2moe, qwen3moe)`);
+  const used = ggufNumber(f, k('expert_used_count'));
+  if (!(Number.isInteger(experts) && experts >= 1 && Number.isInteger(used) && used >= 1 && used <= experts))
+    throw new FuselmError('E_FORMAT', `${f.path}: ${k('expert_count')} = ${experts} and ${k('expert_used_count')} = ${used} must be integers with 1 <= used <= count`);
+  for (const key of ['expert_weights_scale', 'expert_weights_norm', 'expert_gating_func', 'expert_shared_count', 'leading_dense_block_count'])
+    if (ggufGet(f, k(key)) !== undefined) throw new FuselmError('E_UNSUPPORTED', `${f.path}: ${k(key)} is not supported for ${arch} (fuselm would ignore it and compute something else)`);
+  return {
+    experts,
+    used,
+    // llama.cpp's qwen2moe without the key: feed_forward_length / used
+    expertFfnDim: isMoeArch
+      ? ggufNumber(f, k('expert_feed_forward_length'), arch === 'qwen2moe' ? ggufNumber(f, k('feed_forward_length')) / used : undefined)
+      : ggufNumber(f, k('feed_forward_length')),
+    normalize: arch !== 'qwen2moe',
+    sharedExpert: arch === 'qwen2moe',
+  };
+}
 
 /**
  * A GGUF's rope scaling, read as llama.cpp reads it: `rope.scaling.type` (linear when absent, as
@@ -295,6 +343,8 @@ export function yarnFactors(
 const ARCHS: Record<string, Architecture> = {
   llama: 'llama', mistral: 'mistral', qwen2: 'qwen2', qwen3: 'qwen3', phi3: 'phi3', gemma: 'gemma', gemma2: 'gemma2',
   gemma3_text: 'gemma3', gpt2: 'gpt2', bert: 'bert',
+  // Mixtral is Mistral with experts
+  mixtral: 'mistral', qwen2_moe: 'qwen2moe', qwen3_moe: 'qwen3moe',
 };
 
 /** Maps a parsed config.json onto ModelConfig; `where` names the file in errors. */
@@ -358,20 +408,25 @@ export function configFromHf(j: JsonObject, where: string): ModelConfig {
     const rope = perType
       ? hfRope((j.rope_parameters as JsonObject).full_attention, 'rope_parameters.full_attention', ropeCtx)
       : hfRope(j.rope_parameters ?? j.rope_scaling, j.rope_parameters !== undefined ? 'rope_parameters' : 'rope_scaling', ropeCtx);
-    const sliding = arch === 'mistral' || arch === 'phi3' || arch === 'gemma2' || arch === 'gemma3' || ((arch === 'qwen2' || arch === 'qwen3') && bool('use_sliding_window', false));
+    const qwen = arch === 'qwen2' || arch === 'qwen3' || arch === 'qwen2moe' || arch === 'qwen3moe';
+    const sliding = arch === 'mistral' || arch === 'phi3' || arch === 'gemma2' || arch === 'gemma3' || (qwen && bool('use_sliding_window', false));
+    const moe = hfMoe(j, mt as string, where, num, bool);
     cfg = {
       architecture: arch, name, vocabSize: num('vocab_size'), dim, nLayers: num('num_hidden_layers'), nHeads,
-      nKvHeads: num('num_key_value_heads', nHeads), headDim, ffnDim: num('intermediate_size'), normEps: num('rms_norm_eps', 1e-6),
+      nKvHeads: num('num_key_value_heads', nHeads), headDim, normEps: num('rms_norm_eps', 1e-6),
+      // Qwen2-MoE: the shared expert's width; Mixtral and Qwen3-MoE: the experts' own (unused)
+      ffnDim: arch === 'qwen2moe' ? num('shared_expert_intermediate_size') : moe ? moe.expertFfnDim : num('intermediate_size'),
       ropeDims: rope.dims, ropeTheta: rope.theta, ropeFreqScale: rope.freqScale, ropeFreqFactors: rope.freqFactors,
       ropeMscale: rope.mscale, ropeLongrope: rope.longrope, ropeMaxContext: rope.maxContext,
       // HF keeps q/k in the checkpoint's order and rotates halves (rotate_half): NeoX pairs
       ropeNeox: true,
       contextLength,
       ...LLAMA_DEFAULTS,
-      biases: arch === 'qwen2' ? 'qkv' : bool('attention_bias', false) ? 'qkv' : 'none',
+      biases: arch === 'qwen2' || arch === 'qwen2moe' ? 'qkv' : bool('attention_bias', false) ? 'qkv' : 'none',
       slidingWindow: sliding ? num('sliding_window', 0) : 0,
       tiedEmbeddings: bool('tie_word_embeddings', isGemma),
-      qkNorm: arch === 'qwen3' || arch === 'gemma3' || undefined,
+      qkNorm: arch === 'qwen3' || arch === 'qwen3moe' || arch === 'gemma3' || undefined,
+      moe,
     };
     // Gemma: norm weights stored as w (Gemma's RMSNorm scales by 1 + w): the loader adds the 1
     const layerTypes = (pattern: (l: number) => boolean) => {
@@ -387,7 +442,7 @@ export function configFromHf(j: JsonObject, where: string): ModelConfig {
       finalSoftcap: num('final_logit_softcapping', 0),
     };
     // Qwen's window, when on, covers the layers from max_window_layers on (or as layer_types says)
-    if ((arch === 'qwen2' || arch === 'qwen3') && cfg.slidingWindow) cfg.slidingLayers = layerTypes((l) => l >= num('max_window_layers', 28));
+    if (qwen && cfg.slidingWindow) cfg.slidingLayers = layerTypes((l) => l >= num('max_window_layers', 28));
     if (arch === 'gemma') gemma(cfg, {});
     if (arch === 'gemma2') gemma(cfg, { sandwich: true, slidingLayers: layerTypes((l) => l % 2 === 0), ...gemmaOpts });
     if (arch === 'gemma3') {
@@ -546,6 +601,34 @@ export function llama3FreqFactors(theta: number, dims: number, factor: number, l
   });
 }
 
+/**
+ * The experts of a Mixtral, Qwen2-MoE or Qwen3-MoE config.json (undefined for the others), as
+ * transformers runs them: Mixtral renormalizes the top-k weights; the Qwens as norm_topk_prob
+ * says (Qwen2-MoE's default false, Qwen3-MoE's false, its released configs true). Dense layers
+ * among the sparse ones (decoder_sparse_step, mlp_only_layers) are E_UNSUPPORTED.
+ */
+function hfMoe(
+  j: JsonObject,
+  modelType: string,
+  where: string,
+  num: (key: string, fallback?: number) => number,
+  bool: (key: string, fallback: boolean) => boolean,
+): MoeConfig | undefined {
+  if (modelType === 'mixtral')
+    return { experts: num('num_local_experts'), used: num('num_experts_per_tok'), expertFfnDim: num('intermediate_size'), normalize: true, sharedExpert: false };
+  if (modelType !== 'qwen2_moe' && modelType !== 'qwen3_moe') return undefined;
+  const dense = j.mlp_only_layers;
+  if (num('decoder_sparse_step', 1) !== 1 || (dense !== undefined && dense !== null && !(Array.isArray(dense) && dense.length === 0)))
+    throw new FuselmError('E_UNSUPPORTED', `${where}: dense MLP layers among the experts (decoder_sparse_step, mlp_only_layers) are not supported yet`);
+  return {
+    experts: num('num_experts'),
+    used: num('num_experts_per_tok'),
+    expertFfnDim: num('moe_intermediate_size'),
+    normalize: bool('norm_topk_prob', false),
+    sharedExpert: modelType === 'qwen2_moe',
+  };
+}
+
 function gelu(act: string, where: string): ModelConfig['mlp'] {
   if (act === 'gelu_new' || act === 'gelu_pytorch_tanh' || act === 'gelu_fast') return 'gelu_tanh';
   if (act === 'gelu') return 'gelu_erf';
@@ -562,6 +645,12 @@ export function validateConfig(c: ModelConfig, where: string): void {
   if (c.nHeads % c.nKvHeads) bad(`head count ${c.nHeads} is not a multiple of the KV head count ${c.nKvHeads}`);
   if (!Number.isInteger(c.slidingWindow) || c.slidingWindow < 0) bad(`sliding window must be an integer >= 0, got ${c.slidingWindow}`);
   if (!(c.normEps > 0)) bad(`norm epsilon must be > 0, got ${c.normEps}`);
+  const m = c.moe;
+  if (m) {
+    for (const key of ['experts', 'used', 'expertFfnDim'] as const)
+      if (!Number.isInteger(m[key]) || m[key] < 1) bad(`expert ${key} must be a positive integer, got ${m[key]}`);
+    if (m.used > m.experts) bad(`${m.used} experts used per token of ${m.experts}`);
+  }
   if (c.positional !== 'rope') return;
   if (c.ropeDims < 2 || c.ropeDims % 2 || c.ropeDims > c.headDim) bad(`rope dimension count ${c.ropeDims} must be even and <= head dim ${c.headDim}`);
   if (!(c.ropeTheta > 0)) bad(`rope base must be > 0, got ${c.ropeTheta}`);

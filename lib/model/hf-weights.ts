@@ -3,7 +3,9 @@
  * architecture, into the same LlamaWeights the forward pass reads:
  *  - llama / mistral / qwen2 / phi3 (fused qkv_proj, gate_up_proj): `model.embed_tokens`, `model.layers.N.{input_layernorm,
  *    self_attn.{q,k,v,o}_proj, post_attention_layernorm, mlp.{gate,up,down}_proj}`,
- *    `model.norm`, `lm_head` (absent when tied); qwen2 adds q/k/v biases;
+ *    `model.norm`, `lm_head` (absent when tied); qwen2 adds q/k/v biases; the mixtures of
+ *    experts (Mixtral, Qwen2-MoE, Qwen3-MoE) have per-expert matrices in place of the MLP's,
+ *    stacked at load (hfExperts);
  *  - gpt2, with or without the `transformer.` prefix: `wte`, `wpe`, `h.N.{ln_1, attn.c_attn,
  *    attn.c_proj, ln_2, mlp.c_fc, mlp.c_proj}`, `ln_f`. Conv1D weights are stored [in, out];
  *    they are transposed natively at load (a one-op graph, in their stored dtype) into the
@@ -143,9 +145,13 @@ export async function loadHfDecoderWeights(
         // Gemma-2: post_attention_layernorm is the attention output's norm; the MLP's pre-norm
         // is pre_feedforward_layernorm
         ffnNorm: await normWeight(c.sandwichNorms ? 'pre_feedforward_layernorm.weight' : 'post_attention_layernorm.weight'),
-        wGate: fused ? await part('mlp.gate_up_proj.weight', 0, c.ffnDim, 2 * c.ffnDim) : await m('mlp.gate_proj.weight', [c.ffnDim, c.dim]),
-        wUp: fused ? await part('mlp.gate_up_proj.weight', c.ffnDim, c.ffnDim, 2 * c.ffnDim) : await m('mlp.up_proj.weight', [c.ffnDim, c.dim]),
-        wDown: await m('mlp.down_proj.weight', [c.dim, c.ffnDim]),
+        ...(c.moe
+          ? await hfExperts(T, p, c, keep)
+          : {
+              wGate: fused ? await part('mlp.gate_up_proj.weight', 0, c.ffnDim, 2 * c.ffnDim) : await m('mlp.gate_proj.weight', [c.ffnDim, c.dim]),
+              wUp: fused ? await part('mlp.gate_up_proj.weight', c.ffnDim, c.ffnDim, 2 * c.ffnDim) : await m('mlp.up_proj.weight', [c.ffnDim, c.dim]),
+              wDown: await m('mlp.down_proj.weight', [c.dim, c.ffnDim]),
+            }),
       };
       if (c.qkNorm) {
         L.qNorm = norm(keep(await T.vector(p + 'self_attn.q_norm.weight', c.headDim)));
@@ -181,6 +187,51 @@ export async function loadHfDecoderWeights(
     for (const t of loaded) t.free();
     throw e;
   }
+}
+
+/**
+ * A layer's experts from per-expert matrices, stacked at load into the [experts, rows, cols]
+ * tensors moe_matmul reads (each converted as `dtype` says first): Mixtral's
+ * block_sparse_moe.{gate, experts.N.w1 (gate), w3 (up), w2 (down)}; Qwen-MoE's mlp.{gate,
+ * experts.N.{gate,up,down}_proj}, and Qwen2-MoE's mlp.shared_expert.* with mlp.shared_expert_gate.
+ */
+async function hfExperts(T: HfTensors, p: string, c: ModelConfig, keep: <X extends NativeTensor | undefined>(t: X) => X): Promise<Partial<LayerWeights>> {
+  const m = c.moe!, F = m.expertFfnDim;
+  const mixtral = T.has(`${p}block_sparse_moe.gate.weight`);
+  const base = mixtral ? `${p}block_sparse_moe.` : `${p}mlp.`;
+  const names = mixtral ? { gate: 'w1', up: 'w3', down: 'w2' } : { gate: 'gate_proj', up: 'up_proj', down: 'down_proj' };
+  const stack = async (which: 'gate' | 'up' | 'down', shape: number[]) => {
+    const parts: NativeTensor[] = [];
+    try {
+      for (let e = 0; e < m.experts; e++) parts.push(await T.matrix(`${base}experts.${e}.${names[which]}.weight`, shape));
+      return keep(stackTensors(parts));
+    } finally {
+      for (const t of parts) t.free();
+    }
+  };
+  const w: Partial<LayerWeights> = {
+    router: keep(await T.matrix(`${base}gate.weight`, [m.experts, c.dim])),
+    gateExps: await stack('gate', [F, c.dim]),
+    upExps: await stack('up', [F, c.dim]),
+    downExps: await stack('down', [c.dim, F]),
+  };
+  if (m.sharedExpert) {
+    w.sharedGate = keep(await T.vector(`${base}shared_expert_gate.weight`, c.dim));
+    w.wGate = keep(await T.matrix(`${base}shared_expert.gate_proj.weight`, [c.ffnDim, c.dim]));
+    w.wUp = keep(await T.matrix(`${base}shared_expert.up_proj.weight`, [c.ffnDim, c.dim]));
+    w.wDown = keep(await T.matrix(`${base}shared_expert.down_proj.weight`, [c.dim, c.ffnDim]));
+  }
+  return w;
+}
+
+/** Matrices of one dtype and shape [N, K] as one [count, N, K] tensor (the inputs stay the caller's). */
+function stackTensors(parts: NativeTensor[]): NativeTensor {
+  const out = emptyTensor(parts[0].dtype, [parts.length, ...parts[0].shape]);
+  parts.forEach((t, i) => {
+    const bytes = new Uint8Array(t.read());
+    out.write(bytes, i * bytes.length);
+  });
+  return out;
 }
 
 async function loadGpt2(

@@ -6,7 +6,8 @@
  * The same pass runs the other decoders, as the config says: Mistral (a sliding window in
  * attention), Qwen2 (q/k/v biases), GPT-2 (LayerNorm with biases, learned absolute positions
  * added to the embeddings instead of RoPE, biases everywhere, a GELU MLP), and the sinusoidal
- * positions of the original Transformer (a fixed table in place of the learned one).
+ * positions of the original Transformer (a fixed table in place of the learned one), and
+ * mixtures of experts in place of the MLP (Mixtral, Qwen2-MoE, Qwen3-MoE: #moeFfn).
  */
 import type { NativeDType, NativeTensor } from '../../bindings.js';
 import { type Backend, type Graph, graphInSlices, ops, type SeqSpan } from '../backend.js';
@@ -26,10 +27,17 @@ export interface LayerWeights {
   wv: NativeTensor;
   wo: NativeTensor;
   ffnNorm: NativeTensor;
-  /** Absent for the plain (non-gated) GELU MLP. */
+  /** Absent for the plain (non-gated) GELU MLP. With experts (config.moe): the shared expert's, if any. */
   wGate?: NativeTensor;
-  wUp: NativeTensor;
-  wDown: NativeTensor;
+  wUp?: NativeTensor;
+  wDown?: NativeTensor;
+  /** Mixture of experts: the router [experts, dim] and the experts stacked [experts, ff, dim] ([experts, dim, ff] down). */
+  router?: NativeTensor;
+  gateExps?: NativeTensor;
+  upExps?: NativeTensor;
+  downExps?: NativeTensor;
+  /** Qwen2-MoE: the shared expert's gate [dim] (its output times sigmoid(x · gate)). */
+  sharedGate?: NativeTensor;
   /** Per-head RMSNorm weights [headDim] of q and k (config.qkNorm: Qwen3, Gemma-3). */
   qNorm?: NativeTensor;
   kNorm?: NativeTensor;
@@ -85,7 +93,7 @@ export function ropeFactors(
 }
 
 /**
- * Loads every weight of a llama-family GGUF (llama, qwen2, qwen3, phi3, gemma, gemma2, gemma3) with the shapes the config implies.
+ * Loads every weight of a llama-family GGUF (llama, qwen2, qwen3, qwen2moe, qwen3moe, phi3, gemma, gemma2, gemma3) with the shapes the config implies.
  * A tensor the file holds and this model does not read is an E_UNSUPPORTED naming it: it
  * would change the numbers (as Llama-3.1's rope_freqs did before it was read).
  */
@@ -137,9 +145,13 @@ export async function loadLlamaWeights(
         wv: qkv ? await part('attn_qkv', q + kv, kv, q + 2 * kv) : await t('attn_v', [kv, c.dim]),
         wo: await t('attn_output', [c.dim, q]),
         ffnNorm: await t('ffn_norm', [c.dim]),
-        wGate: fusedUp ? await part('ffn_up', 0, c.ffnDim, 2 * c.ffnDim) : await t('ffn_gate', [c.ffnDim, c.dim]),
-        wUp: fusedUp ? await part('ffn_up', c.ffnDim, c.ffnDim, 2 * c.ffnDim) : await t('ffn_up', [c.ffnDim, c.dim]),
-        wDown: await t('ffn_down', [c.dim, c.ffnDim]),
+        ...(c.moe
+          ? await loadGgufExperts(c, t)
+          : {
+              wGate: fusedUp ? await part('ffn_up', 0, c.ffnDim, 2 * c.ffnDim) : await t('ffn_gate', [c.ffnDim, c.dim]),
+              wUp: fusedUp ? await part('ffn_up', c.ffnDim, c.ffnDim, 2 * c.ffnDim) : await t('ffn_up', [c.ffnDim, c.dim]),
+              wDown: await t('ffn_down', [c.dim, c.ffnDim]),
+            }),
       };
       if (c.qkNorm) {
         L.qNorm = await t('attn_q_norm', [c.headDim]);
@@ -167,6 +179,30 @@ export async function loadLlamaWeights(
     for (const t of held) t.free(); // a failed load holds no memory (nor a mapped file) until GC
     throw e;
   }
+}
+
+/**
+ * A layer's experts from a GGUF (llama.cpp's names): the router ffn_gate_inp, the stacked
+ * ffn_{gate,up,down}_exps, and Qwen2-MoE's shared expert ffn_{gate,up,down}_shexp with its gate
+ * ffn_gate_inp_shexp. A tensor of another shape (an expert count that does not match
+ * expert_count, a router of the wrong width) is an E_FORMAT naming it (loadGgufTensor).
+ */
+async function loadGgufExperts(c: ModelConfig, t: (name: string, shape: number[]) => Promise<NativeTensor>): Promise<Partial<LayerWeights>> {
+  const m = c.moe!, E = m.experts, F = m.expertFfnDim;
+  return {
+    router: await t('ffn_gate_inp', [E, c.dim]),
+    gateExps: await t('ffn_gate_exps', [E, F, c.dim]),
+    upExps: await t('ffn_up_exps', [E, F, c.dim]),
+    downExps: await t('ffn_down_exps', [E, c.dim, F]),
+    ...(m.sharedExpert
+      ? {
+          sharedGate: await t('ffn_gate_inp_shexp', [c.dim]),
+          wGate: await t('ffn_gate_shexp', [c.ffnDim, c.dim]),
+          wUp: await t('ffn_up_shexp', [c.ffnDim, c.dim]),
+          wDown: await t('ffn_down_shexp', [c.dim, c.ffnDim]),
+        }
+      : {}),
+  };
 }
 
 /** Rows row0 .. row0 + rows - 1 of a step, sequence seq's, at the position in slot `slot` (forwardSpans). */
@@ -221,6 +257,12 @@ export class LlamaState {
   #positions: NativeTensor;
   #prefix: LlamaStateOptions['prefix'];
   #acts: Record<'x' | 'xb' | 'xb2' | 'q' | 'k' | 'v' | 'att' | 'hb' | 'hb2', NativeTensor>;
+  /**
+   * A mixture of experts' activations: router logits [B, E], each row's chosen experts and
+   * weights [B, k], the chosen experts' hidden rows [B, k * ff]; the shared expert's gate logit,
+   * its (constant) expert id and sigmoid weight [B, 1].
+   */
+  #moe: Record<'logits' | 'ids' | 'weights' | 'hb' | 'hb2' | 'shLogit' | 'shIds' | 'shWeight', NativeTensor> | undefined;
   /** [sequence][layer] */
   #kCache: NativeTensor[][];
   #vCache: NativeTensor[][];
@@ -259,6 +301,12 @@ export class LlamaState {
       x: act(c.dim), xb: act(c.dim), xb2: act(c.dim),
       q: act(q), k: act(kv), v: act(kv), att: act(q),
       hb: act(c.ffnDim), hb2: act(c.ffnDim),
+    };
+    const m = c.moe;
+    this.#moe = m && {
+      logits: act(m.experts), ids: be.empty('i32', [B, m.used]), weights: act(m.used),
+      hb: act(m.used * m.expertFfnDim), hb2: act(m.used * m.expertFfnDim),
+      shLogit: act(1), shIds: be.empty('i32', [B, 1]), shWeight: act(1),
     };
     this.#capacity = Math.min(o.contextSize, INITIAL_CACHE_POSITIONS);
     const caches = () => Array.from({ length: this.sequences }, () => Array.from({ length: c.nLayers }, () => be.empty(be.kvDtype, [this.#capacity, kv])));
@@ -311,6 +359,7 @@ export class LlamaState {
           ops.attention(a.att, a.q, this.#kCache[s][l], this.#vCache[s][l], attnL, row),
         ];
       });
+    const post = (t?: NativeTensor) => (t ? [norm(a.xb2, a.xb2, t)] : []);
     const lora = this.#lora;
     for (const [l, L] of w.layers.entries()) {
       // a projection: its matmul, then the adapters' low-rank terms where some adapter targets it
@@ -318,12 +367,16 @@ export class LlamaState {
         const st = lora?.set.layers[l][m];
         return [ops.matmul(y, x, L[m]!), ...(st ? [ops.lora(y, x, { ...st, scales: lora!.scales })] : [])];
       };
-      const mlp = !L.wGate
-        ? [...proj(a.hb, a.xb, 'wUp'), ...bias(a.hb, L.bUp), ops.gelu(a.hb, a.hb, { tanh: c.mlp === 'gelu_tanh' })]
-        : c.mlp === 'geglu_tanh'
-          ? [...proj(a.hb, a.xb, 'wGate'), ...proj(a.hb2, a.xb, 'wUp'), ops.gelu(a.hb, a.hb, { tanh: true }), ops.mul(a.hb, a.hb, a.hb2)]
-          : [...proj(a.hb, a.xb, 'wGate'), ...proj(a.hb2, a.xb, 'wUp'), ops.swiglu(a.hb, a.hb, a.hb2)];
-      const post = (t?: NativeTensor) => (t ? [norm(a.xb2, a.xb2, t)] : []);
+      // the MLP of a layer from its input xb, added to the residual x
+      const ffn = (): GraphNode[] => {
+        if (L.gateExps) return this.#moeFfn(L);
+        const mlp = !L.wGate
+          ? [...proj(a.hb, a.xb, 'wUp'), ...bias(a.hb, L.bUp), ops.gelu(a.hb, a.hb, { tanh: c.mlp === 'gelu_tanh' })]
+          : c.mlp === 'geglu_tanh'
+            ? [...proj(a.hb, a.xb, 'wGate'), ...proj(a.hb2, a.xb, 'wUp'), ops.gelu(a.hb, a.hb, { tanh: true }), ops.mul(a.hb, a.hb, a.hb2)]
+            : [...proj(a.hb, a.xb, 'wGate'), ...proj(a.hb2, a.xb, 'wUp'), ops.swiglu(a.hb, a.hb, a.hb2)];
+        return [...mlp, ...proj(a.xb2, a.hb, 'wDown'), ...bias(a.xb2, L.bDown), ...post(L.postFfnNorm), ops.add(a.x, a.x, a.xb2)];
+      };
       yield* [
         norm(a.xb, a.x, L.attnNorm, L.attnNormB),
         ...proj(a.q, a.xb, 'wq'),
@@ -341,11 +394,7 @@ export class LlamaState {
         ...post(L.postAttnNorm),
         ops.add(a.x, a.x, a.xb2),
         norm(a.xb, a.x, L.ffnNorm, L.ffnNormB),
-        ...mlp,
-        ...proj(a.xb2, a.hb, 'wDown'),
-        ...bias(a.xb2, L.bDown),
-        ...post(L.postFfnNorm),
-        ops.add(a.x, a.x, a.xb2),
+        ...ffn(),
       ];
     }
     yield norm(a.xb, a.x, w.outputNorm, w.outputNormB);
@@ -355,6 +404,35 @@ export class LlamaState {
       yield* [ops.matmul(raw, a.xb, w.output, { lastRows }), ops.softcap(logits, raw, c.finalSoftcap)];
     } else yield ops.matmul(logits, a.xb, w.output, { lastRows });
     yield* tail;
+  }
+
+  /**
+   * A mixture of experts' MLP on xb, added to x: the router's logits, each token's top-k experts
+   * (moe_route), the chosen experts' gate and up projections (moe_matmul: each expert once over
+   * the tokens routed to it), SwiGLU, and their down projections summed with the router's
+   * weights straight into the residual; then Qwen2-MoE's shared expert, its down projection
+   * added times sigmoid(xb · sharedGate) (a one-expert route with a sigmoid).
+   */
+  #moeFfn(L: LayerWeights): GraphNode[] {
+    const c = this.#c.moe!, a = this.#acts, m = this.#moe!;
+    return [
+      ops.matmul(m.logits, a.xb, L.router!),
+      ops.moeRoute(m.ids, m.weights, m.logits, { normalize: c.normalize }),
+      ops.moeMatmul(m.hb, a.xb, L.gateExps!, m.ids),
+      ops.moeMatmul(m.hb2, a.xb, L.upExps!, m.ids),
+      ops.swiglu(m.hb, m.hb, m.hb2),
+      ops.moeMatmul(a.x, m.hb, L.downExps!, m.ids, m.weights),
+      ...(L.sharedGate
+        ? [
+            ops.matmul(a.hb, a.xb, L.wGate!),
+            ops.matmul(a.hb2, a.xb, L.wUp!),
+            ops.swiglu(a.hb, a.hb, a.hb2),
+            ops.matmul(m.shLogit, a.xb, L.sharedGate),
+            ops.moeRoute(m.shIds, m.shWeight, m.shLogit, { normalize: false, sigmoid: true }),
+            ops.moeMatmul(a.x, a.hb, L.wDown!, m.shIds, m.shWeight),
+          ]
+        : []),
+    ];
   }
 
   /** Soft-capped models: the uncapped logits of a logits tensor, [rows, vocab] in the backend's memory. */
@@ -616,7 +694,7 @@ export class LlamaState {
     this.#graphs.clear();
     const gr = this.#greedy;
     this.#lora?.scales.free();
-    for (const t of [this.#ids, this.#posIds, this.#positions, ...Object.values(this.#acts), ...this.#kCache.flat(), ...this.#vCache.flat(), this.#logitsLast, this.#logitsAll, gr?.logits, gr?.logitsAll, gr?.ids, ...this.#raw.values()])
+    for (const t of [this.#ids, this.#posIds, this.#positions, ...Object.values(this.#acts), ...Object.values(this.#moe ?? {}), ...this.#kCache.flat(), ...this.#vCache.flat(), this.#logitsLast, this.#logitsAll, gr?.logits, gr?.logitsAll, gr?.ids, ...this.#raw.values()])
       t?.free();
   }
 }

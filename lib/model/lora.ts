@@ -149,6 +149,8 @@ export async function loadLoraAdapter(
     const what = (t?: RawTensor) => `${t?.file ?? p}: tensor '${t?.name ?? `${f.module} of layer ${f.layer}`}'`;
     if (!f.a || !f.b) throw new FuselmError('E_FORMAT', `${what(f.a ?? f.b)}: its ${f.a ? 'B' : 'A'} matrix is missing`);
     if (f.layer >= c.nLayers) throw new FuselmError('E_INVALID_ARG', `${what(f.a)}: layer ${f.layer}, but the model has ${c.nLayers} layers`);
+    if (c.moe && (f.module === 'wGate' || f.module === 'wUp' || f.module === 'wDown'))
+      throw new FuselmError('E_UNSUPPORTED', `${what(f.a)}: LoRA on the MLP of a mixture-of-experts model (its experts or shared expert) is not supported; attention projections are`);
     if (!layers[f.layer][f.module]) throw new FuselmError('E_INVALID_ARG', `${what(f.a)}: the model has no ${f.module} projection to adapt`);
     const [K, N] = moduleDims(c, f.module);
     const [ra, ka] = f.a.shape, [nb, rb] = f.b.shape;

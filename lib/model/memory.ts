@@ -69,7 +69,10 @@ export function decoderStateItems(c: ModelConfig, o: { contextSize: number; batc
   const perLayer = bufferBytes(o.contextSize * kvWidth * o.kvBytes);
   const B = Math.max(o.batchSize, S);
   const q = c.nHeads * c.headDim;
-  const acts = B * (3 * c.dim + 2 * q + 2 * kvWidth + 2 * c.ffnDim) * 4;
+  // experts: router logits, picks and weights, the chosen experts' hidden rows, the shared gate's three
+  const m = c.moe;
+  const moeActs = m ? B * (m.experts + 2 * m.used + 2 * m.used * m.expertFfnDim + 3) * 4 : 0;
+  const acts = B * (3 * c.dim + 2 * q + 2 * kvWidth + 2 * c.ffnDim) * 4 + moeActs;
   return [
     { what: `KV cache (${S > 1 ? `${S} sequences × ` : ''}${c.nLayers} layers × 2 × ${o.contextSize} positions × ${kvWidth} × ${o.kvBytes} bytes)`, bytes: S * 2 * c.nLayers * perLayer },
     { what: `activations and logits (batch ${B})`, bytes: bufferBytes(acts) + bufferBytes(B * c.vocabSize * 4) + c.vocabSize * 4 },

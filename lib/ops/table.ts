@@ -61,6 +61,8 @@ export const OP_TABLE = {
   lora: { roles: { y: { access: 'inout' }, x: IN, a: IN, bt: IN, seg: { access: 'in', host: true }, scales: { access: 'in', host: true } }, params: {} },
   matmul: { roles: { out: { access: 'out', host: true }, x: IN, w: IN }, params: { lastRows: { type: 'int', default: 0 } } },
   mul: { roles: { out: OUT, a: IN, b: IN }, params: {} },
+  moe_matmul: { roles: { out: { access: 'inout' }, x: IN, w: IN, ids: IN, weights: { access: 'in', required: false } }, params: {} },
+  moe_route: { roles: { ids: OUT, weights: OUT, logits: IN }, params: { normalize: bool, sigmoid: { type: 'bool', default: false } } },
   rms_norm: { roles: { out: OUT, x: IN, weight: IN }, params: { eps: float, groupSize: { type: 'int', default: 0 } } },
   scale: { roles: { out: OUT, x: IN }, params: { s: float } },
   softcap: { roles: { out: { access: 'out', host: true }, x: IN }, params: { cap: float } },
@@ -224,6 +226,21 @@ export const ops = {
   } satisfies OpNode<'seq2seq_attention'>),
   /** out = a * b */
   mul: (out: NativeTensor, a: NativeTensor, b: NativeTensor): GraphNode => ({ op: 'mul', out, a, b } satisfies OpNode<'mul'>),
+  /**
+   * Mixture-of-experts router: ids [T, k] (i32) and weights [T, k] of the k largest of each row
+   * of logits [T, E], scored by softmax (or a sigmoid per expert), renormalized to sum 1 if asked
+   */
+  moeRoute: (ids: NativeTensor, weights: NativeTensor, logits: NativeTensor, o: { normalize: boolean; sigmoid?: boolean }): GraphNode => ({
+    op: 'moe_route', ids, weights, logits, normalize: o.normalize, sigmoid: o.sigmoid ?? false,
+  } satisfies OpNode<'moe_route'>),
+  /**
+   * Expert projections: slot j of token t multiplies x[t] (or its j-th K-wide part) by expert
+   * ids[t, j] of w [E, N, K]; into out [T, k * N], or with router weights [T, k]:
+   * out[t] += sum_j weights[t, j] * result_j
+   */
+  moeMatmul: (out: NativeTensor, x: NativeTensor, w: NativeTensor, ids: NativeTensor, weights?: NativeTensor): GraphNode => ({
+    op: 'moe_matmul', out, x, w, ids, ...(weights ? { weights } : {}),
+  } satisfies OpNode<'moe_matmul'>),
   /** out = x * s */
   scale: (out: NativeTensor, x: NativeTensor, s: number): GraphNode => ({ op: 'scale', out, x, s } satisfies OpNode<'scale'>),
   /** out = silu(gate) * up */
@@ -633,6 +650,68 @@ export const CASES: Record<OpName, OpCases> = {
       // the GGUF block formats at a 4096 x 4096 decode (llama-7B's attention projections)
       ...QUANT_MATMUL.map((dt) => decodeCase(dt, 4096, 4096)),
     ],
+  },
+  moe_route: {
+    // the picks exact everywhere (by the logits); the weights: the CPU's double softmax against
+    // CUDA's f32 expf, a few ulp
+    parity: [
+      { T: 1, E: 4, k: 2, normalize: true, doctor: true },
+      { T: 5, E: 8, k: 2, normalize: true },
+      { T: 3, E: 60, k: 4, normalize: false },
+      { T: 2, E: 128, k: 8, normalize: true },
+      { T: 7, E: 1, k: 1, normalize: false, sigmoid: true }, // Qwen2-MoE's shared-expert gate
+      { T: 4, E: 16, k: 3, normalize: false, sigmoid: true },
+    ].map((c): ParityCase => ({
+      name: `moe_route ${c.T}x${c.E} top ${c.k}${c.normalize ? ' normalized' : ''}${c.sigmoid ? ' sigmoid' : ''}`, rows: c.T, tol: { rel: 1e-6, abs: 1e-6 }, doctor: c.doctor,
+      build: () => ops.moeRoute(zeros([c.T, c.k], 'i32'), zeros([c.T, c.k]), f32([c.T, c.E], 60 + c.E, 3), { normalize: c.normalize, sigmoid: c.sigmoid }),
+    })).concat([{
+      // equal logits: the lower expert first
+      name: 'moe_route ties 2x8 top 3', rows: 2, tol: { rel: 1e-6, abs: 1e-6 },
+      build: () => ops.moeRoute(zeros([2, 3], 'i32'), zeros([2, 3]), tensorFromF32('f32', [2, 8], Float32Array.from({ length: 16 }, (_, i) => (i % 8) % 3 === 1 ? 2 : i % 2)), { normalize: true }),
+    }]),
+    bench: [[1, 8, 2], [64, 128, 8]].map(([T, E, k]): BenchCase => ({
+      name: `moe_route ${T}x${E} top ${k}`, rows: T, bytes: T * (E + 2 * k) * 4,
+      nodes: repeat(16, () => ops.moeRoute(zeros([T, k], 'i32'), zeros([T, k]), f32([T, E], 61), { normalize: true })),
+    })),
+  },
+  moe_matmul: {
+    // the chosen experts' one-row matmuls (matmul's reference) against the fast path's grouped
+    // ones: f32/f16/bf16 within f32 summation order, q8_0 within x's 8-bit rounding (as
+    // matmul's cases), the block formats exact; CUDA multiplies x unquantized (CUDA_QUANT)
+    parity: (['f32', 'f16', 'bf16', 'q8_0', 'q4_k', 'q6_k', 'q4_0', 'q5_k'] as NativeDType[]).flatMap((dt) => [
+      { T: 1, weighted: false }, { T: 5, weighted: false }, { T: 1, weighted: true }, { T: 6, weighted: true },
+    ].map(({ T, weighted }): ParityCase => {
+      const block = !['f32', 'f16', 'bf16'].includes(dt), E = 4, k = 2, N = 33, K = block ? 256 : 96;
+      const tol = dt === 'q8_0' ? { rel: 3e-2, abs: 3e-1 } : block ? EXACT : { rel: 1e-5, abs: 1e-4 };
+      // each row's k experts distinct; expert 3 never chosen when T = 1
+      const chosen = () => tensorFromI32([T, k], Int32Array.from({ length: T * k }, (_, i) => (Math.floor(i / k) + (i % k) * 2) % E));
+      return {
+        name: `moe_matmul ${dt} ${T}x${weighted ? k * K : K} · ${E}x${N}x${K}ᵀ top ${k}${weighted ? ' weighted' : ''}`, rows: T, tol, doctor: T === 5 && dt === 'q4_k',
+        cuda: block ? CUDA_QUANT : undefined,
+        build: () => weighted
+          ? ops.moeMatmul(f32([T, N], 62), f32([T, k * K], 63), typed(dt, [E, N, K], 64), chosen(), f32([T, k], 65))
+          : ops.moeMatmul(zeros([T, k * N]), f32([T, K], 63), typed(dt, [E, N, K], 64), chosen()),
+      };
+    })),
+    // Mixtral's shape with TinyLlama-sized experts (8 experts of 5632 x 2048, top 2): a decode
+    // step reads the 2 chosen experts only (bytes); 12 steps over 3 copies of the whole stack
+    // (0.3 GB for q8_0), each copy's 4 disjoint pairs of experts chosen once, so every step
+    // reads its experts from memory; prefill of 64 tokens, every expert chosen (flops)
+    bench: (['q8_0', 'q4_k'] as NativeDType[]).flatMap((dt): BenchCase[] => {
+      const E = 8, k = 2, N = 5632, K = 2048;
+      const stack = () => typed(dt, [E, N, K], 66, 0.1);
+      const route = (T: number, first = 1) => tensorFromI32([T, k], Int32Array.from({ length: T * k }, (_, i) => (first + i * 3) % E));
+      return [
+        { name: `moe_matmul decode ${dt} 1x${K} · ${E}x${N}x${K}ᵀ top ${k}`, rows: 1, bytes: Math.round(k * N * K * BYTES[dt]),
+          nodes: () => {
+            const stacks = [stack(), stack(), stack()], x = f32([1, K], 67), y = zeros([1, k * N]);
+            // step i: copy i % 3, experts 2j and 2j + 3 (mod 8, distinct pairs for j = 0..3)
+            return Array.from({ length: 12 }, (_, i) => ops.moeMatmul(y, x, stacks[i % 3], route(1, 2 * Math.floor(i / 3))));
+          } },
+        { name: `moe_matmul prefill ${dt} 64x${K} · ${E}x${N}x${K}ᵀ top ${k}`, rows: 64, flops: 2 * 64 * k * N * K,
+          nodes: repeat(1, () => ops.moeMatmul(zeros([64, k * N]), f32([64, K], 67), stack(), route(64))) },
+      ];
+    }),
   },
   embedding: {
     // table rows widened to f32 as stored: exact on every backend

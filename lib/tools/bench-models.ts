@@ -7,7 +7,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { SHAPES, type SyntheticLlamaType, writeSyntheticLlama } from './synthetic.js';
+import { type LlamaShape, SHAPES, type SyntheticExperts, type SyntheticLlamaType, writeSyntheticLlama } from './synthetic.js';
 
 export function benchModelDir(): string {
   return process.env.FUSELM_BENCH_DIR || path.join(os.tmpdir(), 'fuselm-bench');
@@ -33,4 +33,18 @@ export async function benchModel(name: string, write: (file: string) => Promise<
 /** The random-weight llama of a published shape (SHAPES) in a weight type. */
 export function syntheticBenchModel(shape: string, dtype: SyntheticLlamaType): Promise<string> {
   return benchModel(`synthetic-${shape}-${dtype}.gguf`, (file) => writeSyntheticLlama(file, SHAPES[shape], dtype));
+}
+
+/**
+ * A Mixtral-shaped random mixture of experts: TinyLlama-1.1B's attention and vocabulary, `layers`
+ * layers of 8 experts of TinyLlama's MLP (5632 x 2048), 2 used per token. Few layers, so that
+ * the file fits a shared machine (4 layers: 0.7 GB in Q4_K, 1.3 GB in q8_0).
+ */
+export const MOE_BENCH_SHAPE: LlamaShape & { experts: SyntheticExperts } = {
+  ...SHAPES['tinyllama-1.1b'], nLayers: 4, experts: { count: 8, used: 2, ffn: 5632 },
+};
+
+export function syntheticMoeBenchModel(dtype: SyntheticLlamaType, layers = MOE_BENCH_SHAPE.nLayers): Promise<string> {
+  const shape = { ...MOE_BENCH_SHAPE, nLayers: layers };
+  return benchModel(`synthetic-moe-8x2-${layers}l-${dtype}.gguf`, (file) => writeSyntheticLlama(file, shape, dtype));
 }

@@ -49,12 +49,15 @@ const FILE_TYPE: Record<WeightType, number> = {
   f32: 0, f16: 1, q4_0: 2, q4_1: 3, q8_0: 7, q5_0: 8, q5_1: 9, q2_k: 10, q3_k: 11, q4_k: 14, q5_k: 16, q6_k: 18, iq4_nl: 25, iq4_xs: 30, bf16: 32,
 };
 
-/** A tensor to write: its GGUF name, shape [rows, cols] (or [n]) and what it holds. */
+/** A tensor to write: its GGUF name, shape [rows, cols], [experts, rows, cols] or [n], and what it holds. */
 export interface TensorPlan {
   name: string;
   shape: number[];
-  /** matrix: in the model's weight type; norm, bias: F32 vectors, as the converter keeps them. */
-  kind: 'matrix' | 'norm' | 'bias';
+  /**
+   * matrix: in the model's weight type; norm, bias: F32 vectors, as the converter keeps them;
+   * router: an F32 matrix (the converter keeps ffn_gate_inp F32 whatever the output type).
+   */
+  kind: 'matrix' | 'norm' | 'bias' | 'router';
 }
 
 /** The widths a layer's tensors are made of. */
@@ -65,6 +68,8 @@ export interface LayerDims {
   kv: number;
   ffn: number;
   headDim: number;
+  /** A mixture of experts in place of the MLP (SyntheticModelSpec.experts). */
+  experts?: SyntheticExperts;
 }
 
 export interface SyntheticArchLayout {
@@ -80,7 +85,25 @@ const mat = (name: string, rows: number, cols: number): TensorPlan => ({ name, s
 const norm = (name: string, n: number): TensorPlan => ({ name, shape: [n], kind: 'norm' });
 const bias = (name: string, n: number): TensorPlan => ({ name, shape: [n], kind: 'bias' });
 
-/** llama's layer: separate q, k, v, and the SwiGLU MLP's gate, up and down. */
+/**
+ * The MLP: SwiGLU's gate, up and down; or, with experts, the router ffn_gate_inp and the experts
+ * stacked (ffn_{gate,up,down}_exps [experts, ff, dim] / [experts, dim, ff]), and a shared expert
+ * (ffn_{gate,up,down}_shexp of width d.ffn) with its gate ffn_gate_inp_shexp [dim] when asked.
+ */
+const mlp = (d: LayerDims): TensorPlan[] => {
+  const x = d.experts;
+  if (!x) return [mat('ffn_gate', d.ffn, d.dim), mat('ffn_up', d.ffn, d.dim), mat('ffn_down', d.dim, d.ffn)];
+  const exps = (name: string, rows: number, cols: number): TensorPlan => ({ name, shape: [x.count, rows, cols], kind: 'matrix' });
+  return [
+    { name: 'ffn_gate_inp', shape: [x.count, d.dim], kind: 'router' },
+    exps('ffn_gate_exps', x.ffn, d.dim),
+    exps('ffn_up_exps', x.ffn, d.dim),
+    exps('ffn_down_exps', d.dim, x.ffn),
+    ...(x.shared ? [{ name: 'ffn_gate_inp_shexp', shape: [d.dim], kind: 'router' } as TensorPlan, mat('ffn_gate_shexp', d.ffn, d.dim), mat('ffn_up_shexp', d.ffn, d.dim), mat('ffn_down_shexp', d.dim, d.ffn)] : []),
+  ];
+};
+
+/** llama's layer: separate q, k, v, and the SwiGLU MLP's gate, up and down (or experts: Mixtral). */
 const llamaLayer = (d: LayerDims): TensorPlan[] => [
   norm('attn_norm', d.dim),
   mat('attn_q', d.q, d.dim),
@@ -88,9 +111,7 @@ const llamaLayer = (d: LayerDims): TensorPlan[] => [
   mat('attn_v', d.kv, d.dim),
   mat('attn_output', d.dim, d.q),
   norm('ffn_norm', d.dim),
-  mat('ffn_gate', d.ffn, d.dim),
-  mat('ffn_up', d.ffn, d.dim),
-  mat('ffn_down', d.dim, d.ffn),
+  ...mlp(d),
 ];
 
 const qkNorms = (d: LayerDims) => [norm('attn_q_norm', d.headDim), norm('attn_k_norm', d.headDim)];
@@ -100,6 +121,12 @@ const gemmaKeys = (s: SyntheticModelSpec): Array<[string, Omit<GgufMetaEntry, 'k
   ...when('attention.sliding_window_pattern', s.slidingWindowPattern, gv.u32),
   ...when('attn_logit_softcapping', s.attnSoftcap, gv.f32),
   ...when('final_logit_softcapping', s.finalSoftcap, gv.f32),
+];
+
+/** Qwen-MoE's expert widths (Mixtral's llama layout takes feed_forward_length as the experts' width). */
+const expertKeys = (s: SyntheticModelSpec): Array<[string, Omit<GgufMetaEntry, 'key'>]> => [
+  ...when('expert_feed_forward_length', s.experts?.ffn, gv.u32),
+  ...when('expert_shared_feed_forward_length', s.experts?.shared ? s.ffnDim : undefined, gv.u32),
 ];
 
 /** A key written only when the spec gives its value. */
@@ -131,6 +158,10 @@ export const SYNTHETIC_ARCHS = {
   },
   // per-head RMSNorms of q and k
   qwen3: { layer: (d) => [...llamaLayer(d), ...qkNorms(d)], output: 'optional' },
+  // experts (SyntheticModelSpec.experts, with shared: true for the shared expert) and Qwen2's biases
+  qwen2moe: { layer: (d) => [...llamaLayer(d), bias('attn_q', d.q), bias('attn_k', d.kv), bias('attn_v', d.kv)], output: 'optional', keys: expertKeys },
+  // experts and Qwen3's q/k norms
+  qwen3moe: { layer: (d) => [...llamaLayer(d), ...qkNorms(d)], output: 'optional', keys: expertKeys },
   // Gemma's norms are stored as 1 + w (the converter adds the 1: these are drawn near 1 already)
   gemma: { layer: llamaLayer, output: 'tied' },
   // sandwich norms; llama.cpp defaults the window to 4096 and the caps to 50 and 30 when the keys
@@ -141,6 +172,14 @@ export const SYNTHETIC_ARCHS = {
 } satisfies Record<string, SyntheticArchLayout>;
 
 export type SyntheticArch = keyof typeof SYNTHETIC_ARCHS;
+
+/** A mixture of experts: `count` experts of width `ffn`, `used` per token; a shared expert (qwen2moe). */
+export interface SyntheticExperts {
+  count: number;
+  used: number;
+  ffn: number;
+  shared?: boolean;
+}
 
 export interface SyntheticModelSpec extends LlamaShape {
   arch: SyntheticArch;
@@ -161,6 +200,8 @@ export interface SyntheticModelSpec extends LlamaShape {
   slidingWindowPattern?: number;
   /** More `<arch>.` keys, as they are (rope.scaling.* for YaRN, rope.freq_base_swa...). */
   keys?: Array<[key: string, entry: Omit<GgufMetaEntry, 'key'>]>;
+  /** Experts in place of the MLP (llama: Mixtral's layout, ffnDim then is ignored for the experts' own width; qwen2moe, qwen3moe). */
+  experts?: SyntheticExperts;
   /** The tokenizer.ggml.* metadata (vocabSize tokens) instead of syntheticVocab's (e.g. widenedByteLevelVocab). */
   vocab?: GgufMetaEntry[];
   attnSoftcap?: number;
@@ -212,7 +253,7 @@ export function widenedByteLevelVocab(f: GgufFile, n: number, seed = 1): GgufMet
 function modelPlan(s: SyntheticModelSpec): { tensors: TensorPlan[]; metadata: GgufMetaEntry[] } {
   const layout: SyntheticArchLayout = SYNTHETIC_ARCHS[s.arch];
   const headDim = s.headDim ?? s.dim / s.nHeads;
-  const d: LayerDims = { dim: s.dim, q: s.nHeads * headDim, kv: s.nKvHeads * headDim, ffn: s.ffnDim, headDim };
+  const d: LayerDims = { dim: s.dim, q: s.nHeads * headDim, kv: s.nKvHeads * headDim, ffn: s.ffnDim, headDim, experts: s.experts };
   const tensors: TensorPlan[] = [mat('token_embd.weight', s.vocabSize, s.dim)];
   if (s.ropeFreqs) tensors.push({ name: 'rope_freqs.weight', shape: [s.ropeFreqs.length], kind: 'norm' });
   for (let l = 0; l < s.nLayers; l++)
@@ -228,7 +269,9 @@ function modelPlan(s: SyntheticModelSpec): { tensors: TensorPlan[]; metadata: Gg
     k('context_length', gv.u32(s.contextLength)),
     k('embedding_length', gv.u32(s.dim)),
     k('block_count', gv.u32(s.nLayers)),
-    k('feed_forward_length', gv.u32(s.ffnDim)),
+    // Mixtral (llama with experts): the experts' width
+    k('feed_forward_length', gv.u32(s.arch === 'llama' && s.experts ? s.experts.ffn : s.ffnDim)),
+    ...(s.experts ? [k('expert_count', gv.u32(s.experts.count)), k('expert_used_count', gv.u32(s.experts.used))] : []),
     k('attention.head_count', gv.u32(s.nHeads)),
     k('attention.head_count_kv', gv.u32(s.nKvHeads)),
     ...(headDim !== s.dim / s.nHeads ? [k('attention.key_length', gv.u32(headDim)), k('attention.value_length', gv.u32(headDim))] : []),
@@ -287,7 +330,7 @@ export async function writeSyntheticModel(path: string, spec: SyntheticModelSpec
       const z = draw(n);
       if (t.kind === 'norm') for (let i = 0; i < n; i++) z[i] = 1 + 0.1 * z[i];
       else {
-        const std = t.kind === 'bias' ? 0.1 : t.name === 'token_embd.weight' || t.name === 'output.weight' ? 2 / Math.sqrt(spec.dim) : 1 / Math.sqrt(t.shape[1]);
+        const std = t.kind === 'bias' ? 0.1 : t.name === 'token_embd.weight' || t.name === 'output.weight' ? 2 / Math.sqrt(spec.dim) : 1 / Math.sqrt(t.shape[t.shape.length - 1]);
         for (let i = 0; i < n; i++) z[i] *= std;
       }
       const type = t.kind === 'matrix' ? spec.dtype : 'f32';
@@ -306,10 +349,13 @@ const WEIGHT_TYPE = new Map<GgmlType, WeightType>(Object.entries(GGML).map(([nam
 /**
  * Writes a llama GGUF of `shape` with random weights in `dtype` (norms stay F32; output.weight
  * written). A mixture gives each matrix the type `planTensorTypes` gives it (Q4_K_M: Q6_K output,
- * attn_v and ffn_down in the layers that get more bits, Q4_K elsewhere).
+ * attn_v and ffn_down in the layers that get more bits, Q4_K elsewhere). With `experts`, a
+ * Mixtral layout: the experts of a stack repeat one random matrix (speed does not depend on the
+ * values), the routers are random F32, so tokens go to different experts.
  */
-export async function writeSyntheticLlama(path: string, shape: LlamaShape, dtype: SyntheticLlamaType, seed = 1): Promise<void> {
+export async function writeSyntheticLlama(path: string, shape: LlamaShape & { experts?: SyntheticExperts }, dtype: SyntheticLlamaType, seed = 1): Promise<void> {
   const mixture = isMixture(dtype);
+  if (mixture && shape.experts) throw new Error('writeSyntheticLlama: a k-quant mixture with experts is not planned');
   const { tensors, metadata } = modelPlan({ ...shape, arch: 'llama', dtype: mixture ? 'f32' : dtype });
   const types: WeightType[] = mixture
     ? planTensorTypes(tensors.map((t) => ({ name: t.name, dims: [...t.shape].reverse() })), dtype).map((g) => (g === undefined ? 'f32' : WEIGHT_TYPE.get(g)!))
@@ -332,12 +378,23 @@ export async function writeSyntheticLlama(path: string, shape: LlamaShape, dtype
   await writeGguf(path, {
     metadata,
     tensors: tensors.map((t, i) => {
-      if (t.kind !== 'matrix') return { name: t.name, type: GgmlType.F32, dims: t.shape, data: new Uint8Array(new Float32Array(t.shape[0]).fill(1).buffer) };
-      const [rows, cols] = t.shape;
+      const dims = [...t.shape].reverse();
+      if (t.kind === 'router') return { name: t.name, type: GgmlType.F32, dims, data: encodeF32('f32', uniform(t.shape.reduce((a, b) => a * b, 1), 1 / Math.sqrt(dims[0]))) };
+      if (t.kind !== 'matrix') return { name: t.name, type: GgmlType.F32, dims, data: new Uint8Array(new Float32Array(t.shape[0]).fill(1).buffer) };
+      const [rows, cols] = t.shape.slice(-2), count = t.shape.length === 3 ? t.shape[0] : 1;
       const key = `${rows * cols} ${types[i]}`;
       let data = byShape.get(key);
       if (!data) byShape.set(key, (data = encodeF32(types[i], uniform(rows * cols, 1 / Math.sqrt(cols)))));
-      return { name: t.name, type: GGML[types[i]], dims: [cols, rows], data };
+      if (count > 1) {
+        // one stack buffer per size too: a Mixtral-shaped file's stacks are hundreds of MB each
+        let stack = byShape.get(`${count} ${key}`);
+        if (!stack) {
+          byShape.set(`${count} ${key}`, (stack = new Uint8Array(count * data.length)));
+          for (let e = 0; e < count; e++) stack.set(data, e * data.length);
+        }
+        return { name: t.name, type: GGML[types[i]], dims, data: stack };
+      }
+      return { name: t.name, type: GGML[types[i]], dims, data };
     }),
   });
 }

@@ -69,7 +69,7 @@ describe('GGUF block formats as stored on the CUDA backend', function () {
       const w = await loadLlamaWeights(f, configFromGguf(f), { contextSize: CONTEXT, dtype: 'auto', blocks: CUDA_BLOCK_DTYPES });
       try {
         assert.equal(w.layers[0].wq.dtype, dtype);
-        assert.equal(w.layers[1].wDown.dtype, dtype);
+        assert.equal(w.layers[1].wDown?.dtype, dtype);
       } finally {
         disposeLlamaWeights(w);
       }

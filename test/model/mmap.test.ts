@@ -139,7 +139,7 @@ describe('weights mapped from the file (useMmap)', function () {
     // a view's bytes are the file's, as a read gives them
     const read = await loadGgufTensor(f, 'blk.1.ffn_down.weight', [SHAPE.dim, SHAPE.ffnDim]);
     assert.equal(read.mapped, false);
-    assert.deepEqual(new Uint8Array(w.layers[1].wDown.read()), new Uint8Array(read.read()));
+    assert.deepEqual(new Uint8Array(w.layers[1].wDown!.read()), new Uint8Array(read.read()));
     read.free();
     // nothing may write a view: not a write, not an op's output
     assert.throws(() => w.outputNorm.write(new Float32Array(SHAPE.dim)), { code: 'E_INVALID_ARG', message: /read-only view of a mapped file/ });

@@ -130,7 +130,7 @@ describe('GGUF block formats kept as stored at load', () => {
       const w = await loadLlamaWeights(f, configFromGguf(f), { contextSize: CONTEXT, dtype });
       try {
         assert.equal(w.layers[0].wq.dtype, want);
-        assert.equal(w.layers[1].wDown.dtype, want);
+        assert.equal(w.layers[1].wDown?.dtype, want);
       } finally {
         disposeLlamaWeights(w);
       }

@@ -1,0 +1,244 @@
+/**
+ * Mixtures of experts without a peer (test/peers/moe-diff.test.ts compares them with llama.cpp,
+ * test/model/oracles.test.ts runs the Mixtral oracle). On random-weight GGUFs written here:
+ *  - Qwen2-MoE (shared expert) and Qwen3-MoE Hugging Face folders made from those GGUFs (per-expert
+ *    tensors under transformers' names, stacked at load) give the GGUF's last logits (within
+ *    1e-5 of the largest) and greedy tokens: the config.json reading (num_experts,
+ *    num_experts_per_tok, moe_intermediate_size, shared_expert_intermediate_size,
+ *    norm_topk_prob) agrees with the GGUF reading;
+ *  - the emulated CUDA backend picks the CPU's greedy tokens, shared expert included;
+ *  - batched generation of several prompts gives each prompt's own greedy tokens, and the
+ *    server's continuous batching (two requests at once) each request's;
+ *  - dtype 'q8_0' converts the experts at load, from a GGUF and a folder;
+ *  - the memory plan counts the experts: a budget of 90% of the file is refused;
+ *  - bad files are E_FORMAT naming the tensor or key: an expert count the tensors do not have,
+ *    a router of the wrong width, a missing expert stack, more experts used than there are, a
+ *    missing per-expert tensor in a folder; dense layers among a folder's sparse ones are E_UNSUPPORTED.
+ */
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { GgmlType } from '../../lib/formats/ggml-types.js';
+import { type GgufFile, ggufMetadataSpec, gv, readGguf, writeGguf } from '../../lib/formats/gguf.js';
+import { loadModel, type Model } from '../../lib/index.js';
+import { configFromGguf } from '../../lib/model/config.js';
+import { disposeLlamaWeights, loadLlamaWeights } from '../../lib/model/llama.js';
+import { createServer } from '../../lib/server/server.js';
+import { type SyntheticModelSpec, writeSyntheticModel } from '../../lib/tools/synthetic.js';
+import { encodeSafetensors, type Entry } from '../formats/safetensors-helpers.js';
+import { loadOnCuda } from '../helpers/cuda.js';
+
+const opts = { kvType: 'f32', contextSize: 128 } as const;
+let dir: string;
+before(() => (dir = mkdtempSync(path.join(tmpdir(), 'fuselm-moe-'))));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+const spec = (arch: 'llama' | 'qwen2moe' | 'qwen3moe', more: Partial<SyntheticModelSpec> = {}): SyntheticModelSpec => ({
+  arch, vocabSize: 301, dim: 64, nLayers: 2, nHeads: 4, nKvHeads: 2, ffnDim: 80, contextLength: 256, dtype: 'f32', seed: 7,
+  experts: { count: 4, used: 2, ffn: 48, shared: arch === 'qwen2moe' }, ...more,
+});
+const QWEN2 = spec('qwen2moe'), QWEN3 = spec('qwen3moe'), MIXTRAL = spec('llama', { experts: { count: 8, used: 2, ffn: 64 } });
+
+let files = 0;
+async function write(s: SyntheticModelSpec): Promise<string> {
+  const file = path.join(dir, `${files++}.gguf`);
+  await writeSyntheticModel(file, s);
+  return file;
+}
+
+const prompt = Array.from({ length: 20 }, (_, i) => 3 + ((i * 37) % 290));
+const greedy = async (m: Model, p = prompt, n = 12) => (await m.generate(p, { maxTokens: n, temperature: 0, ignoreEog: true })).ids;
+
+/** A GGUF's f32 tensor as values, by name. */
+function values(f: GgufFile, name: string): Float32Array {
+  const t = f.tensorByName.get(name)!;
+  const b = readFileSync(f.path).subarray(t.offset, t.offset + t.nbytes);
+  return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+}
+
+/** The Hugging Face folder of a Qwen-MoE GGUF written by writeSyntheticModel (f32, NeoX rope in both: no permuting). */
+async function folderOf(file: string, s: SyntheticModelSpec, modelType: 'qwen2_moe' | 'qwen3_moe'): Promise<string> {
+  const f = await readGguf(file);
+  const x = s.experts!, D = s.dim;
+  const entries: Record<string, Entry> = {};
+  const put = (name: string, shape: number[], v: Float32Array) => (entries[name] = { dtype: 'F32', shape, data: new Uint8Array(v.buffer, v.byteOffset, v.byteLength) });
+  const from = (name: string, gguf: string) => {
+    const t = f.tensorByName.get(gguf)!;
+    put(name, [...t.dims].reverse(), values(f, gguf));
+  };
+  from('model.embed_tokens.weight', 'token_embd.weight');
+  for (let l = 0; l < s.nLayers; l++) {
+    const p = `model.layers.${l}.`, b = `blk.${l}.`;
+    from(p + 'input_layernorm.weight', b + 'attn_norm.weight');
+    for (const n of ['q', 'k', 'v']) from(p + `self_attn.${n}_proj.weight`, b + `attn_${n}.weight`);
+    from(p + 'self_attn.o_proj.weight', b + 'attn_output.weight');
+    if (modelType === 'qwen2_moe') for (const n of ['q', 'k', 'v']) from(p + `self_attn.${n}_proj.bias`, b + `attn_${n}.bias`);
+    else (from(p + 'self_attn.q_norm.weight', b + 'attn_q_norm.weight'), from(p + 'self_attn.k_norm.weight', b + 'attn_k_norm.weight'));
+    from(p + 'post_attention_layernorm.weight', b + 'ffn_norm.weight');
+    from(p + 'mlp.gate.weight', b + 'ffn_gate_inp.weight');
+    for (const [hf, gguf, rows, cols] of [['gate_proj', 'gate', x.ffn, D], ['up_proj', 'up', x.ffn, D], ['down_proj', 'down', D, x.ffn]] as const) {
+      const all = values(f, `${b}ffn_${gguf}_exps.weight`);
+      for (let e = 0; e < x.count; e++) put(`${p}mlp.experts.${e}.${hf}.weight`, [rows, cols], all.slice(e * rows * cols, (e + 1) * rows * cols));
+    }
+    if (x.shared) {
+      for (const n of ['gate', 'up', 'down']) from(p + `mlp.shared_expert.${n}_proj.weight`, b + `ffn_${n}_shexp.weight`);
+      put(p + 'mlp.shared_expert_gate.weight', [1, D], values(f, b + 'ffn_gate_inp_shexp.weight'));
+    }
+  }
+  from('model.norm.weight', 'output_norm.weight');
+  from('lm_head.weight', 'output.weight');
+  const folder = path.join(dir, `folder-${files++}`);
+  mkdirSync(folder);
+  writeFileSync(path.join(folder, 'config.json'), JSON.stringify({
+    model_type: modelType, vocab_size: s.vocabSize, hidden_size: D, num_hidden_layers: s.nLayers, num_attention_heads: s.nHeads,
+    num_key_value_heads: s.nKvHeads, intermediate_size: 999, moe_intermediate_size: x.ffn, num_experts: x.count, num_experts_per_tok: x.used,
+    ...(x.shared ? { shared_expert_intermediate_size: s.ffnDim } : {}), norm_topk_prob: modelType === 'qwen3_moe',
+    rms_norm_eps: 1e-5, rope_theta: 10000, max_position_embeddings: 256, tie_word_embeddings: false, hidden_act: 'silu',
+    ...(modelType === 'qwen3_moe' ? { head_dim: D / s.nHeads } : {}),
+  }));
+  writeFileSync(path.join(folder, 'model.safetensors'), encodeSafetensors(entries));
+  return folder;
+}
+
+describe('mixture-of-experts models', function () {
+  this.timeout(120_000);
+
+  for (const [name, s, type] of [['Qwen2-MoE (shared expert, weights not renormalized)', QWEN2, 'qwen2_moe'], ['Qwen3-MoE (renormalized)', QWEN3, 'qwen3_moe']] as const)
+    it(`${name}: the Hugging Face folder gives the GGUF's logits and greedy tokens`, async () => {
+      const file = await write(s);
+      const folder = await folderOf(file, s, type);
+      await using g = await loadModel(file, opts);
+      await using h = await loadModel(folder, opts);
+      const a = await g.evaluate(prompt), b = await h.evaluate(prompt);
+      const scale = Math.max(...Array.from(a, Math.abs));
+      const worst = Math.max(...Array.from(a, (v, i) => Math.abs(v - b[i]))) / scale;
+      console.log(`      folder vs GGUF: max |Δ logit| / max |logit| = ${worst.toExponential(2)}`);
+      assert.ok(worst <= 1e-5, `${worst}`);
+      g.clearCache();
+      h.clearCache();
+      assert.deepEqual(await greedy(h), await greedy(g));
+    });
+
+  for (const [name, s] of [['Mixtral layout, 8 experts top 2', MIXTRAL], ['Qwen2-MoE with its shared expert', QWEN2]] as const)
+    it(`${name}: emulated CUDA picks the CPU's greedy tokens`, async () => {
+      const file = await write(s);
+      await using cpu = await loadModel(file, { ...opts, device: 'cpu' });
+      await using gpu = await loadOnCuda(file, opts);
+      const p = prompt.slice(0, 10);
+      assert.deepEqual(await greedy(gpu, p, 6), await greedy(cpu, p, 6));
+    });
+
+  it('batched prompts and the server: each sequence its own greedy tokens', async () => {
+    const file = await write(MIXTRAL);
+    await using m = await loadModel(file, { ...opts, threads: 2 });
+    const prompts = [prompt, prompt.slice(3, 11), prompt.slice(0, 5).reverse()];
+    const alone = [];
+    for (const p of prompts) alone.push(await greedy(m, p, 10));
+    const together = await m.generate(prompts, { maxTokens: 10, temperature: 0, ignoreEog: true });
+    assert.deepEqual(together.map((r) => r.ids), alone);
+    // two requests at once through the server's scheduler (one step for both)
+    const texts = ['the cat sat', 'on a mat and'];
+    const want = [];
+    for (const t of texts) want.push((await m.generate(t, { maxTokens: 8, temperature: 0, ignoreEog: true })).text);
+    const s = createServer(m, { parallel: 2 });
+    try {
+      await s.ready;
+      const base = await s.listen({ port: 0 });
+      const replies = await Promise.all(texts.map((prompt) =>
+        fetch(`${base}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt, max_tokens: 8, temperature: 0, ignore_eos: true }) }).then((r) => r.json())));
+      assert.deepEqual(replies.map((r: any) => r.choices[0].text), want);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("dtype 'q8_0' converts the expert stacks at load (GGUF and folder alike)", async () => {
+    const s = spec('qwen2moe', { dim: 128, experts: { count: 4, used: 2, ffn: 64, shared: true }, ffnDim: 96 });
+    const file = await write(s);
+    const folder = await folderOf(file, s, 'qwen2_moe');
+    await using exact = await loadModel(file, opts);
+    const want = await exact.evaluate(prompt);
+    const scale = Math.max(...Array.from(want, Math.abs));
+    const w = await loadLlamaWeights(await readGguf(file), configFromGguf(await readGguf(file)), { contextSize: 64, dtype: 'q8_0' });
+    try {
+      assert.deepEqual([w.layers[1].gateExps?.dtype, w.layers[1].downExps?.dtype, w.layers[1].router?.dtype], ['q8_0', 'q8_0', 'q8_0']);
+      assert.deepEqual(w.layers[1].downExps?.shape, [4, 128, 64]);
+    } finally {
+      disposeLlamaWeights(w);
+    }
+    for (const where of [file, folder]) {
+      await using m = await loadModel(where, { ...opts, dtype: 'q8_0' });
+      const got = await m.evaluate(prompt);
+      const worst = Math.max(...Array.from(got, (v, i) => Math.abs(v - want[i]))) / scale;
+      // q8_0 weights and activations: a few 1e-3 of the largest logit, not 0 (so it did convert)
+      assert.ok(worst > 1e-5 && worst < 5e-2, `${where}: ${worst}`);
+    }
+  });
+
+  it('the memory plan counts the experts', async () => {
+    const file = await write(spec('llama', { experts: { count: 8, used: 2, ffn: 512 } }));
+    await assert.rejects(loadModel(file, { ...opts, maxMemory: Math.floor(statSync(file).size * 0.9) }), { code: 'E_OUT_OF_MEMORY' });
+  });
+
+  describe('bad files: E_FORMAT naming the tensor or key', () => {
+    /** The file of `s` with its metadata and tensors changed. */
+    async function altered(s: SyntheticModelSpec, change: (meta: ReturnType<typeof ggufMetadataSpec>, tensors: Array<{ name: string; type: GgmlType; dims: number[]; data: Uint8Array }>) => void) {
+      const src = await write(s);
+      const f = await readGguf(src);
+      const bytes = readFileSync(src);
+      const meta = ggufMetadataSpec(f);
+      const tensors = f.tensors.map((t) => ({ name: t.name, type: t.type, dims: [...t.dims], data: bytes.subarray(t.offset, t.offset + t.nbytes) }));
+      change(meta, tensors);
+      const out = path.join(dir, `${files++}.gguf`);
+      await writeGguf(out, { version: 3, metadata: meta, tensors });
+      return out;
+    }
+    const setKey = (meta: ReturnType<typeof ggufMetadataSpec>, key: string, v: number) => Object.assign(meta.find((m) => m.key === key)!, gv.u32(v));
+
+    it('expert_count that the tensors do not have', async () => {
+      const file = await altered(QWEN3, (meta) => setKey(meta, 'qwen3moe.expert_count', 5));
+      await assert.rejects(loadModel(file, opts), { code: 'E_FORMAT', message: /tensor 'blk\.0\.ffn_gate_inp\.weight' has dims \[64,4\] \(innermost first\), expected \[64,5\]/ });
+    });
+    it('a router of the wrong width', async () => {
+      const file = await altered(MIXTRAL, (_, tensors) => {
+        const t = tensors.find((x) => x.name === 'blk.1.ffn_gate_inp.weight')!;
+        t.dims = [32, 16];
+      });
+      await assert.rejects(loadModel(file, opts), { code: 'E_FORMAT', message: /tensor 'blk\.1\.ffn_gate_inp\.weight' has dims \[32,16\]/ });
+    });
+    it('an expert stack of another count than the router', async () => {
+      const file = await altered(MIXTRAL, (_, tensors) => {
+        const t = tensors.find((x) => x.name === 'blk.0.ffn_down_exps.weight')!;
+        t.dims = [t.dims[0], t.dims[1], 4];
+        t.data = t.data.subarray(0, t.data.length / 2);
+      });
+      await assert.rejects(loadModel(file, opts), { code: 'E_FORMAT', message: /tensor 'blk\.0\.ffn_down_exps\.weight' has dims \[64,64,4\]/ });
+    });
+    it('a missing expert stack', async () => {
+      const file = await altered(QWEN2, (_, tensors) => tensors.splice(tensors.findIndex((x) => x.name === 'blk.1.ffn_up_exps.weight'), 1));
+      await assert.rejects(loadModel(file, opts), { code: 'E_FORMAT', message: /tensor 'blk\.1\.ffn_up_exps\.weight' is missing/ });
+    });
+    it('more experts used than there are', async () => {
+      const file = await altered(QWEN2, (meta) => setKey(meta, 'qwen2moe.expert_used_count', 6));
+      await assert.rejects(loadModel(file, opts), { code: 'E_FORMAT', message: /qwen2moe\.expert_count = 4 and qwen2moe\.expert_used_count = 6/ });
+    });
+    it('a folder with dense layers among the sparse ones is E_UNSUPPORTED', async () => {
+      const folder = await folderOf(await write(QWEN2), QWEN2, 'qwen2_moe');
+      const cfgFile = path.join(folder, 'config.json');
+      writeFileSync(cfgFile, JSON.stringify({ ...JSON.parse(readFileSync(cfgFile, 'utf8')), mlp_only_layers: [1] }));
+      await assert.rejects(loadModel(folder, opts), { code: 'E_UNSUPPORTED', message: /mlp_only_layers/ });
+    });
+    it('a folder missing one expert\'s tensor', async () => {
+      const file = await write(QWEN3);
+      const folder = await folderOf(file, QWEN3, 'qwen3_moe');
+      const st = path.join(folder, 'model.safetensors');
+      // rename one tensor in the header (same length, so offsets hold)
+      const b = Buffer.from(readFileSync(st));
+      const at = b.indexOf('model.layers.1.mlp.experts.3.up_proj.weight');
+      b.write('model.layers.1.mlp.experts.3.up_proj.weighX', at);
+      writeFileSync(st, b);
+      await assert.rejects(loadModel(folder, opts), { code: 'E_FORMAT', message: /tensor 'model\.layers\.1\.mlp\.experts\.3\.up_proj\.weight' is missing/ });
+    });
+  });
+});
