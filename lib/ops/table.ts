@@ -305,6 +305,8 @@ function decodeCase(dt: NativeDType, K: number, N: number): BenchCase {
 }
 
 const QUANT_MATMUL: NativeDType[] = ['q4_k', 'q5_k', 'q6_k', 'q4_0', 'q5_0', 'iq4_nl', 'iq4_xs', 'q2_k', 'q3_k', 'q4_1', 'q5_1'];
+/** The 32-value block formats (Q4_0 family). */
+const LEGACY_MATMUL: NativeDType[] = ['q4_0', 'q5_0', 'iq4_nl', 'q4_1', 'q5_1'];
 const CUDA_QUANT: Tolerance = { rel: 2e-2, abs: 3e-1 };
 
 /** `count` copies of a node, each on tensors of its own, at least `minBytes` in all. */
@@ -504,7 +506,11 @@ export const CASES: Record<OpName, OpCases> = {
         name: `matmul ${dt} ${T}x${K} · ${N}x${K}ᵀ`, rows: T, tol: EXACT, doctor: T === 7, cuda: CUDA_QUANT,
         build: () => ops.matmul(zeros([T, N]), f32([T, K], 134), typed(dt, [N, K], 135)),
       };
-    }).concat([{
+    }).concat(LEGACY_MATMUL.includes(dt) ? [{
+      // an odd number of 32-value blocks (the rows tiles' last block goes alone)
+      name: `matmul ${dt} 5x544 · 67x544ᵀ`, rows: 5, tol: EXACT, cuda: CUDA_QUANT,
+      build: () => ops.matmul(zeros([5, 67]), f32([5, 544], 138), typed(dt, [67, 544], 139)),
+    }] : []).concat([{
       name: `matmul ${dt} lastRow of 5`, rows: 5, tol: EXACT, cuda: CUDA_QUANT,
       build: () => ops.matmul(zeros([1, 33]), f32([5, 256], 136), typed(dt, [33, 256], 137), { lastRow: true }),
     }]))),
