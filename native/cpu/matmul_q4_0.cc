@@ -265,6 +265,7 @@ FUSELM_AVX512VNNI void rows_vnni(const uint8_t* w, size_t ws, const uint8_t* xq,
     for (int r = 0; r < R; r++) {
       const B& b0 = reinterpret_cast<const B*>(w + size_t(r) * ws)[i];
       const B& b1 = reinterpret_cast<const B*>(w + size_t(r) * ws)[i + 1];
+      prefetch_ahead(&b0);
       __m512i q = values_pair<DT>(b0, b1);  // Q4_0: the nibbles, unsigned already
       if constexpr (DT != DType::Q4_0) q = _mm512_add_epi8(q, off);
       const __m128 d01 = _mm_cvtph_ps(_mm_unpacklo_epi16(_mm_cvtsi32_si128(b0.d), _mm_cvtsi32_si128(b1.d)));

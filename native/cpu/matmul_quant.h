@@ -51,6 +51,15 @@ struct QuantKernel {
   QuantRowsFn rows = nullptr;  // kTileRows rows at once, up to max_tokens tokens (null: one row at a time)
 };
 
+// Decode tiles with 4 row streams (AVX-512: f32/f16/bf16, q8_0, the Q4_0 family) prefetch every
+// stream kPrefetchAhead bytes (about one 2048-wide q8_0 row) ahead: the per-block work keeps too
+// few loads in flight for the hardware prefetchers alone. Measured (TinyLlama decode, 1 thread,
+// CPU time of a whole 96-token run (64 for f16), 3 runs each, on a loaded host): q8_0 none
+// 10.03-10.26 s, 1024 ahead 9.21-9.53 s, 2048 8.40-8.46 s, 4096 8.74-9.43 s; q4_0 none
+// 8.12-8.23 s, 1024 6.48-6.81 s, 2048 6.19-6.75 s; f16 none 10.51-11.19 s, 1024 10.33-10.89 s, 2048 9.38-9.69 s.
+constexpr size_t kPrefetchAhead = 2048;
+inline void prefetch_ahead(const void* p) { __builtin_prefetch(static_cast<const char*>(p) + kPrefetchAhead); }
+
 // The 8 lanes' sum in the order of simd256::hsum: ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)).
 inline float lanes_sum(const float a[8]) {
   const float s0 = a[0] + a[4], s1 = a[1] + a[5], s2 = a[2] + a[6], s3 = a[3] + a[7];
