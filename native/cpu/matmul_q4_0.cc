@@ -5,7 +5,8 @@
 // 4l..4l+3 of w * x, exact in int32, and acc_l = fma(dw * dx, float(lane), acc_l) block after
 // block; the lanes summed once per output.
 // AVX2: |w| (unsigned) times x with w's sign by maddubs (|pair| <= 127 * 127 * 2 fits int16),
-// pairs by madd; AVX-512 VNNI: two blocks per 512-bit vpdpbusd (tile_vnni).
+// pairs by madd; AVX-512 VNNI: two blocks per 512-bit vpdpbusd (tile_vnni), and the rows tile
+// (rows_vnni: 4 rows x up to 4 tokens, the same bits) that prefill and decode use first.
 //
 // Q4_1 and Q5_1 (x = d q + m, q unsigned) go with Q8_1 activations, as in llama.cpp: the lanes
 // hold q · x, and the offset adds m * s per block (s = dx * sum(x's q), with the Q8_1 block) in a
@@ -243,8 +244,14 @@ template <DType DT, int R, int TT>
 FUSELM_AVX512VNNI void rows_vnni(const uint8_t* w, size_t ws, const uint8_t* xq, size_t xs, int64_t K, float* y,
                                  int64_t yr, int64_t ys) {
   using B = typename Legacy<DT>::Block;
+  static_assert(sizeof(ActOf<DT>) % 4 == 0 && sizeof(ActOf<DT>) <= 60 && 2 * sizeof(B) >= 32 && sizeof(B) % 2 == 0);
   const int64_t nb = K / kQ32;
-  const __m512i halves = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+  // A pair's two scales, each to 8 lanes, straight from the bytes: dw from the 32 bytes at b0 (b1.d
+  // is 16-bit word sizeof(B) / 2), dx from the 64 at x[0] (x[1].d is float sizeof(ActOf) / 4).
+  const __m256i dw_at = _mm256_setr_epi16(0, 0, 0, 0, 0, 0, 0, 0, sizeof(B) / 2, sizeof(B) / 2, sizeof(B) / 2, sizeof(B) / 2,
+                                          sizeof(B) / 2, sizeof(B) / 2, sizeof(B) / 2, sizeof(B) / 2);
+  const int xd1 = int(sizeof(ActOf<DT>) / 4);
+  const __m512i dx_at = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, xd1, xd1, xd1, xd1, xd1, xd1, xd1, xd1);
   const __m512i zero = _mm512_setzero_si512();
   const __m512i off = _mm512_set1_epi8(char(kOffset<DT>));
   __m512 acc[R][TT];
@@ -260,7 +267,7 @@ FUSELM_AVX512VNNI void rows_vnni(const uint8_t* w, size_t ws, const uint8_t* xq,
       xv[t] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[0].qs))),
                                  _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[1].qs)), 1);
       c[t] = kOffset<DT> ? _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, off, xv[t])) : zero;
-      dx[t] = _mm512_permutexvar_ps(halves, _mm512_castps128_ps512(_mm_unpacklo_ps(_mm_load_ss(&x[0].d), _mm_load_ss(&x[1].d))));
+      dx[t] = _mm512_permutexvar_ps(dx_at, _mm512_loadu_ps(&x[0].d));  // the two blocks' d in 64 bytes
     }
     for (int r = 0; r < R; r++) {
       const B& b0 = reinterpret_cast<const B*>(w + size_t(r) * ws)[i];
@@ -268,8 +275,7 @@ FUSELM_AVX512VNNI void rows_vnni(const uint8_t* w, size_t ws, const uint8_t* xq,
       prefetch_ahead(&b0);
       __m512i q = values_pair<DT>(b0, b1);  // Q4_0: the nibbles, unsigned already
       if constexpr (DT != DType::Q4_0) q = _mm512_add_epi8(q, off);
-      const __m128 d01 = _mm_cvtph_ps(_mm_unpacklo_epi16(_mm_cvtsi32_si128(b0.d), _mm_cvtsi32_si128(b1.d)));
-      const __m512 dw = _mm512_permutexvar_ps(halves, _mm512_castps128_ps512(d01));
+      const __m512 dw = _mm512_cvtph_ps(_mm256_permutexvar_epi16(dw_at, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(&b0))));
       for (int t = 0; t < TT; t++) {
         const __m512i p = _mm512_dpbusd_epi32(c[t], q, xv[t]);
         acc[r][t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, dx[t]), _mm512_cvtepi32_ps(p), acc[r][t]);
