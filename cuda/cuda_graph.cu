@@ -120,7 +120,7 @@ static_assert(int(rms_norm_op::x) == int(layer_norm_op::x) && int(rms_norm_op::o
 // rows, and no output that is x or the other's.
 bool same_x_matmuls(const Node& a, const Node& b) {
   using namespace matmul_op;
-  return a.op == &def && b.op == &def && a.t[x] == b.t[x] && !a.b(last_row) && !b.b(last_row) &&
+  return a.op == &def && b.op == &def && a.t[x] == b.t[x] && !a.i(last_rows) && !b.i(last_rows) &&
          a.t[w]->dtype == b.t[w]->dtype && gemv_quant_supports(a.t[w]->dtype) && a.t[out] != a.t[x] &&
          b.t[out] != b.t[x] && a.t[out] != b.t[out] && a.pos_slot == b.pos_slot && a.row0 == b.row0 &&
          a.seq_rows == b.seq_rows;
@@ -274,7 +274,7 @@ class CudaGraph : public Graph {
     for (size_t j = i + 1; j < nodes_.size(); j++) {
       const Node& n = nodes_[j];
       if (reads(n, t)) return true;
-      // (an op with rows_written overwrites all only if it writes every row of a full run: a matmul without lastRow)
+      // (an op with rows_written overwrites all only if it writes every row of a full run: a matmul without lastRows)
       const bool all_rows = !n.op->rows_written || n.op->rows_written(n, max_rows_) >= max_rows_;
       for (size_t r = 0; r < n.op->roles.size(); r++)
         if (n.t[r] == t && n.op->roles[r].access == Access::Out && all_rows) return false;

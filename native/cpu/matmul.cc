@@ -233,8 +233,11 @@ FUSELM_AVX512 void tile_avx512(const uint8_t* w, size_t ws, const Src& s, int64_
   for (int r = 0; r < R; r++)
     for (int t = 0; t < TT; t++) acc[r][t] = _mm512_setzero_ps();
   const int64_t kmain = K / L::kBlock * L::kBlock;
+  const size_t eb = L::kDType == DType::F32 ? 4 : 2;
   for (int64_t k = 0; k < kmain; k += L::kBlock) {
     __m512 wv[R];
+    if (size_t(k) * eb % 64 == 0)  // once per cache line of each row stream
+      for (int r = 0; r < R; r++) prefetch_ahead(w + size_t(r) * ws + size_t(k) * eb);
     for (int r = 0; r < R; r++) wv[r] = L::vec(w + size_t(r) * ws, k, 0, _mm512_set1_ps(1.f));
     for (int t = 0; t < TT; t++) {
       const __m512 xv = _mm512_loadu_ps(s.x + t * K + k);
@@ -292,6 +295,8 @@ FUSELM_AVX512VNNI void tile_q8_vnni_pairs(const uint8_t* w, size_t ws, const Src
     for (int p = 0; p < P; p++) {
       const uint8_t* r0 = w + size_t(2 * p) * ws + size_t(b) * kQ8BlockBytes;
       const uint8_t* r1 = r0 + ws;
+      prefetch_ahead(r0);
+      prefetch_ahead(r1);
       wu[p] = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(r0 + 2))),
                                                   _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r1 + 2)), 1), flip);
       uint16_t d0, d1;
@@ -329,6 +334,7 @@ FUSELM_AVX512VNNI void tile_q8_vnni(const uint8_t* w, size_t ws, const Src& s, i
     __m256 dw[R];
     for (int r = 0; r < R; r++) {
       const uint8_t* p = w + size_t(r) * ws + size_t(b) * kQ8BlockBytes;
+      prefetch_ahead(p);
       dw[r] = q8_scale(p);
       wu[r] = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 2)), flip);
     }

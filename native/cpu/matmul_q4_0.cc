@@ -5,7 +5,8 @@
 // 4l..4l+3 of w * x, exact in int32, and acc_l = fma(dw * dx, float(lane), acc_l) block after
 // block; the lanes summed once per output.
 // AVX2: |w| (unsigned) times x with w's sign by maddubs (|pair| <= 127 * 127 * 2 fits int16),
-// pairs by madd; AVX-512 VNNI: two blocks per 512-bit vpdpbusd (tile_vnni).
+// pairs by madd; AVX-512 VNNI: two blocks per 512-bit vpdpbusd (tile_vnni), and the rows tile
+// (rows_vnni: 4 rows x up to 4 tokens, the same bits) that prefill and decode use first.
 //
 // Q4_1 and Q5_1 (x = d q + m, q unsigned) go with Q8_1 activations, as in llama.cpp: the lanes
 // hold q · x, and the offset adds m * s per block (s = dx * sum(x's q), with the Q8_1 block) in a
@@ -230,6 +231,92 @@ FUSELM_AVX512VNNI void tile_vnni(const uint8_t* w, const uint8_t* xq, size_t xs,
   for (int t = 0; t < TT; t++) y[t * ys] = simd256::hsum(_mm256_add_ps(acc0[t], acc1[t])) + mins[t];
 }
 
+// The rows tile (matmul_quant.h's QuantRowsFn), AVX-512 VNNI: R rows x TT tokens, each (row,
+// token) in tile_vnni's accumulator layout and order, so the same bits. Every format's values go
+// in unsigned, w + kOffset (0..255), so one vpdpbusd starting from c = -kOffset * (x's sums of 4)
+// gives tile_vnni's lanes; c, x and dx are made once per token for all R rows, the unpacked
+// values and dw once per row for all TT tokens. Per (row, token) of a block pair that leaves
+// vpdpbusd, the int-to-float conversion, dw * dx and the fma.
+template <DType DT>
+constexpr int kOffset = DT == DType::Q4_0 ? 8 : DT == DType::Q5_0 ? 16 : DT == DType::IQ4_NL ? 128 : 0;
+
+template <DType DT, int R, int TT>
+FUSELM_AVX512VNNI void rows_vnni(const uint8_t* w, size_t ws, const uint8_t* xq, size_t xs, int64_t K, float* y,
+                                 int64_t yr, int64_t ys) {
+  using B = typename Legacy<DT>::Block;
+  static_assert(sizeof(ActOf<DT>) % 4 == 0 && sizeof(ActOf<DT>) <= 60 && 2 * sizeof(B) >= 32 && sizeof(B) % 2 == 0);
+  const int64_t nb = K / kQ32;
+  // A pair's two scales, each to 8 lanes, straight from the bytes: dw from the 32 bytes at b0 (b1.d
+  // is 16-bit word sizeof(B) / 2), dx from the 64 at x[0] (x[1].d is float sizeof(ActOf) / 4).
+  const __m256i dw_at = _mm256_setr_epi16(0, 0, 0, 0, 0, 0, 0, 0, sizeof(B) / 2, sizeof(B) / 2, sizeof(B) / 2, sizeof(B) / 2,
+                                          sizeof(B) / 2, sizeof(B) / 2, sizeof(B) / 2, sizeof(B) / 2);
+  const int xd1 = int(sizeof(ActOf<DT>) / 4);
+  const __m512i dx_at = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, xd1, xd1, xd1, xd1, xd1, xd1, xd1, xd1);
+  const __m512i zero = _mm512_setzero_si512();
+  const __m512i off = _mm512_set1_epi8(char(kOffset<DT>));
+  __m512 acc[R][TT];
+  float mins[R][TT] = {};
+  for (int r = 0; r < R; r++)
+    for (int t = 0; t < TT; t++) acc[r][t] = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 2 <= nb; i += 2) {
+    __m512i xv[TT], c[TT];
+    __m512 dx[TT];
+    for (int t = 0; t < TT; t++) {
+      const ActOf<DT>* x = reinterpret_cast<const ActOf<DT>*>(xq + t * xs) + i;
+      xv[t] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[0].qs))),
+                                 _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[1].qs)), 1);
+      c[t] = kOffset<DT> ? _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, off, xv[t])) : zero;
+      dx[t] = _mm512_permutexvar_ps(dx_at, _mm512_loadu_ps(&x[0].d));  // the two blocks' d in 64 bytes
+    }
+    for (int r = 0; r < R; r++) {
+      const B& b0 = reinterpret_cast<const B*>(w + size_t(r) * ws)[i];
+      const B& b1 = reinterpret_cast<const B*>(w + size_t(r) * ws)[i + 1];
+      prefetch_ahead(&b0);
+      __m512i q = values_pair<DT>(b0, b1);  // Q4_0: the nibbles, unsigned already
+      if constexpr (DT != DType::Q4_0) q = _mm512_add_epi8(q, off);
+      const __m512 dw = _mm512_cvtph_ps(_mm256_permutexvar_epi16(dw_at, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(&b0))));
+      for (int t = 0; t < TT; t++) {
+        const __m512i p = _mm512_dpbusd_epi32(c[t], q, xv[t]);
+        acc[r][t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, dx[t]), _mm512_cvtepi32_ps(p), acc[r][t]);
+        if constexpr (kWithMin<DT>) {
+          const ActOf<DT>* x = reinterpret_cast<const ActOf<DT>*>(xq + t * xs) + i;
+          mins[r][t] = std::fma(_cvtsh_ss(b0.m), x[0].s, mins[r][t]);
+          mins[r][t] = std::fma(_cvtsh_ss(b1.m), x[1].s, mins[r][t]);
+        }
+      }
+    }
+  }
+  if (i < nb) {  // an odd last block: the lower halves (even parity) only
+    for (int t = 0; t < TT; t++) {
+      const ActOf<DT>& x = reinterpret_cast<const ActOf<DT>*>(xq + t * xs)[i];
+      const __m512i xv = _mm512_zextsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs)));
+      const __m512i c = kOffset<DT> ? _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, off, xv)) : zero;
+      for (int r = 0; r < R; r++) {
+        const B& b = reinterpret_cast<const B*>(w + size_t(r) * ws)[i];
+        const __m512i q = _mm512_zextsi256_si512(_mm256_add_epi8(values<DT>(b), _mm256_set1_epi8(char(kOffset<DT>))));
+        const __m512i p = _mm512_dpbusd_epi32(c, q, xv);
+        acc[r][t] = _mm512_mask3_fmadd_ps(_mm512_set1_ps(_cvtsh_ss(b.d) * x.d), _mm512_cvtepi32_ps(p), acc[r][t], 0x00ff);
+        if constexpr (kWithMin<DT>) mins[r][t] = std::fma(_cvtsh_ss(b.m), x.s, mins[r][t]);
+      }
+    }
+  }
+  for (int r = 0; r < R; r++)
+    for (int t = 0; t < TT; t++) {
+      const __m256 lo = _mm512_castps512_ps256(acc[r][t]);
+      const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[r][t]), 1));
+      y[t * ys + r * yr] = simd256::hsum(_mm256_add_ps(lo, hi)) + mins[r][t];
+    }
+}
+
+template <DType DT>
+void rows_x86(const uint8_t* w, size_t ws, const uint8_t* xq, size_t xs, int64_t K, int TT, float* y, int64_t yr, int64_t ys) {
+  using Fn = void (*)(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, float*, int64_t, int64_t);
+  static constexpr Fn fns[4] = {&rows_vnni<DT, kTileRows, 1>, &rows_vnni<DT, kTileRows, 2>, &rows_vnni<DT, kTileRows, 3>,
+                                &rows_vnni<DT, kTileRows, 4>};
+  fns[TT - 1](w, ws, xq, xs, K, y, yr, ys);
+}
+
 using TileFn = void (*)(const uint8_t*, const uint8_t*, size_t, int64_t, float*, int64_t);
 
 template <DType DT, bool Vnni>
@@ -245,7 +332,7 @@ template <DType DT>
 QuantKernel kernel(Impl impl) {
   constexpr QAct act = kWithMin<DT> ? QAct::Q8_1 : QAct::Q8_0;
 #if defined(__x86_64__)
-  if (impl == Impl::kAvx512 && cpu_features().avx512vnni) return {act, &tile_x86<DT, true>};
+  if (impl == Impl::kAvx512 && cpu_features().avx512vnni) return {act, &tile_x86<DT, true>, 4, &rows_x86<DT>};
   if (impl == Impl::kAvx512 || impl == Impl::kAvx2) return {act, &tile_x86<DT, false>};
 #endif
   return {act, &tile_ref<DT>};

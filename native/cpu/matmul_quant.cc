@@ -1,7 +1,7 @@
 // The driver of the quantized matmul kernels (matmul_quant.h): x quantized once per call into
 // the weight format's activation blocks, then row tasks over the threads, each walking its
-// rows one at a time (one sequential weight stream per thread) against tokens 4 or 8 at a time,
-// in blocks of 64 tokens whose quantized rows stay in L2.
+// rows one at a time (one sequential weight stream per thread), or 4 at a time for formats with
+// a rows tile, against tokens 4 or 8 at a time, in blocks of 64 tokens whose quantized rows stay in L2.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -173,10 +173,18 @@ void matmul_quant_cpu(const MatmulArgs& a, const Exec& e) {
 
   const size_t rb = row_bytes(a.w_dtype, a.K);
   const uint8_t* w = static_cast<const uint8_t*>(a.w);
+  // Rows tiles take kTileRows rows q apart (q = the task's rows / kTileRows): kTileRows long
+  // sequential weight streams, as matmul.cc's tiles (neighbour rows read slower); rows left over
+  // go one at a time.
   auto rows = [&](int64_t n0, int64_t n1, int64_t t0, int64_t t1) {
+    const int64_t q = k.rows ? (n1 - n0) / kTileRows : 0;
     for (int64_t tb = t0; tb < t1; tb += kTokenBlock) {
       const int64_t te = std::min(t1, tb + kTokenBlock);
-      for (int64_t n = n0; n < n1; n++)
+      for (int64_t i = 0; i < q; i++)
+        for (int64_t t = tb; t < te; t += k.max_tokens)
+          k.rows(w + size_t(n0 + i) * rb, size_t(q) * rb, xq + size_t(t) * xs, xs, a.K,
+                 int(std::min<int64_t>(k.max_tokens, te - t)), a.y + t * a.N + n0 + i, q, a.N);
+      for (int64_t n = n0 + q * kTileRows; n < n1; n++)
         for (int64_t t = tb; t < te; t += k.max_tokens)
           k.tile(w + size_t(n) * rb, xq + size_t(t) * xs, xs, a.K, int(std::min<int64_t>(k.max_tokens, te - t)),
                  a.y + t * a.N + n, a.N);
