@@ -15,16 +15,19 @@ export class SequenceSlots {
   readonly batchSize: number;
   /** Logits per row. */
   readonly vocabSize: number;
+  /** Paged (openSlots' `paged`): the pool's blocks and their positions; each slot's blocks are set by setBlocks(). */
+  readonly paged: { blockSize: number; blocks: number } | undefined;
   #state: LlamaState | undefined;
   readonly #release: () => void;
 
   /** Made by Model.openSlots(). */
-  constructor(state: LlamaState, vocabSize: number, release: () => void) {
+  constructor(state: LlamaState, vocabSize: number, release: () => void, paged?: { blockSize: number; blocks: number }) {
     this.#state = state;
     this.size = state.sequences;
     this.contextSize = state.contextSize;
     this.batchSize = state.batchSize;
     this.vocabSize = vocabSize;
+    this.paged = paged && { ...paged };
     this.#release = release;
   }
 
@@ -45,6 +48,11 @@ export class SequenceSlots {
       if (!(Number.isInteger(sp.pos) && sp.pos >= 0 && sp.pos + sp.ids.length <= this.contextSize))
         throw new FuselmError('E_CONTEXT_FULL', `step: positions ${sp.pos}..${sp.pos + sp.ids.length - 1} are past the ${this.contextSize} of a slot`);
     return s.forwardSpans(spans.map((sp) => ({ seq: sp.slot, ids: sp.ids, pos: sp.pos })));
+  }
+
+  /** Paged: slot `slot`'s positions i * blockSize .. (i + 1) * blockSize - 1 live in pool block blocks[i]. */
+  setBlocks(slot: number, blocks: readonly number[]): void {
+    this.#live().setBlocks(slot, blocks);
   }
 
   /** Bytes of the slots' KV caches as allocated now. */

@@ -50,7 +50,7 @@ static void attention_reference(const AttentionArgs& a) {
   const int64_t P = a.prefix_len;
   // value i of key j's row: the prefix's rows below P, the own cache's from P on
   auto at = [&](const void* prefix, const void* cache, int64_t j, int64_t i) -> double {
-    return j < P ? cache_value(prefix, a.kv_dtype, j * kv_stride + i) : cache_value(cache, a.kv_dtype, (j - P) * kv_stride + i);
+    return j < P ? cache_value(prefix, a.kv_dtype, j * kv_stride + i) : cache_value(cache, a.kv_dtype, a.table.row(j - P) * kv_stride + i);
   };
   std::vector<double> scores;
   for (int64_t t = 0; t < a.T; t++) {
@@ -410,27 +410,29 @@ static void attention_fast(const AttentionArgs& a, const Exec& e) {
     // both grow with t
     auto hi_of = [&](int64_t t) { return a.causal ? P + a.pos0 + t + 1 : max_keys; };
     auto lo_of = [&](int64_t t) { return a.causal && a.window > 0 ? std::max<int64_t>(0, P + a.pos0 + t - a.window + 1) : 0; };
-    // key j's row: the prefix's below P, the own cache's from P on
+    // key j's row: the prefix's below P, the own cache's from P on (through a block table if paged)
     auto row = [&](const void* prefix, const void* cache, int64_t j) {
-      return j < P ? static_cast<const uint8_t*>(prefix) + j * row_bytes : static_cast<const uint8_t*>(cache) + (j - P) * row_bytes;
+      return j < P ? static_cast<const uint8_t*>(prefix) + j * row_bytes : static_cast<const uint8_t*>(cache) + a.table.row(j - P) * row_bytes;
     };
+    // the end of the run of keys from j on (before end) in consecutive rows of one tensor
+    auto run_of = [&](int64_t j, int64_t end) { return j < P ? std::min(P, end) : P + a.table.run_end(j - P, end - P); };
     // (one of the kh and t loops has a single turn: HB > 1 only in decode)
     for (int64_t j0 = j_begin; j0 < j_end; j0 += kTile) {
       for (int64_t kh = kh0; kh < kh0 + HB; kh++) {
         if (widen) {  // the tile's keys that some token of the task sees, in runs as below
           const int64_t j1 = std::min({j_end, j0 + kTile, hi_of(t1 - 1)});
           for (int64_t j = std::max(j0, lo_of(t0)), run_end; j < j1; j = run_end) {
-            run_end = j >= P ? j1 : std::min(P, j1);
+            run_end = run_of(j, j1);
             widen(row(a.k_prefix, a.k_cache, j) + kh * hd * 2, row_bytes, run_end - j, hd, kw + (j - j0) * hd);
             widen(row(a.v_prefix, a.v_cache, j) + kh * hd * 2, row_bytes, run_end - j, hd, vw + (j - j0) * hd);
           }
         }
         for (int64_t t = t0; t < t1; t++) {
           const int64_t t_end = std::min({hi_of(t), j_end, j0 + kTile});
-          // f32: the tile's keys in at most two runs, the prefix's rows, then the own cache's;
-          // half: one run in the widened tile
+          // f32: the tile's keys in runs of consecutive rows (the prefix's, then the own cache's,
+          // split at block boundaries if paged); half: one run in the widened tile
           for (int64_t js = std::max(j0, lo_of(t)); js < t_end;) {
-            const int64_t run_end = widen || js >= P ? t_end : std::min(P, t_end);
+            const int64_t run_end = widen ? t_end : run_of(js, t_end);
             const int n = int(run_end - js);
             const float* kr = widen ? kw + (js - j0) * hd : reinterpret_cast<const float*>(row(a.k_prefix, a.k_cache, js)) + kh * hd;
             const float* vr = widen ? vw + (js - j0) * hd : reinterpret_cast<const float*>(row(a.v_prefix, a.v_cache, js)) + kh * hd;
