@@ -11,6 +11,13 @@
  * A free slot keeps the tokens its cache holds; a new request takes the free slot sharing the
  * longest prefix with its prompt (else the least recently used one) and evaluates only the rest
  * (the llama.cpp server's slot reuse: a repeated system prompt is evaluated once per slot).
+ *
+ * Paged slots (openSlots' `paged`): the slots' caches are blocks of one pool, given to a slot as
+ * its positions need them (its block table). A free slot keeps its blocks with its tokens until
+ * the pool runs short: then the least recently used free slot's blocks go back first, and when
+ * none is left the newest running sequence is preempted: its blocks are freed and it waits at
+ * the head of the queue, to evaluate its prompt and the tokens it generated again (its sampler
+ * state kept), so it gives the tokens it would have given.
  */
 import { FuselmError } from '../errors.js';
 import { type GenerateOptions, type FinishReason, SequenceRun, type StreamChunk } from '../generate.js';
@@ -39,6 +46,10 @@ export interface SchedulerEvents {
   prompt?(evaluated: number, reused: number): void;
   /** After each step and queue change: sequences running and waiting, tokens held in the slots' caches. */
   load?(running: number, waiting: number, cachedTokens: number): void;
+  /** Paged: the pool's blocks held by running sequences, kept by free slots (their prefixes), and free. */
+  blocks?(used: number, kept: number, free: number): void;
+  /** Paged: a running sequence preempted (its blocks freed, requeued) when the pool ran short. */
+  preempted?(): void;
 }
 
 export interface SequenceResult {
@@ -71,7 +82,9 @@ interface Sequence {
   prompt: number[];
   opts: SubmitOptions;
   slot: number;
-  /** Prompt tokens in the slot's cache. */
+  /** Preempted: the prompt and the tokens generated but the last, evaluated again (no token drawn after them). */
+  replay: number[] | undefined;
+  /** Tokens of prompt (or replay) in the slot's cache. */
   evaluated: number;
   cached: number;
   /** The next cache position to write once decoding (prompt length + tokens decoded). */
@@ -89,6 +102,8 @@ interface Slot {
   tokens: number[];
   seq: Sequence | undefined;
   lastUsed: number;
+  /** Paged: the pool blocks holding its positions, in order (its block table). */
+  blocks: number[];
 }
 
 export class Scheduler {
@@ -101,13 +116,19 @@ export class Scheduler {
   #loop: Promise<void> | undefined;
   #clock = 0;
   #closed = false;
+  /** Paged: the pool's blocks no slot holds. */
+  readonly #free: number[];
 
   constructor(slots: SequenceSlots, tokenizer: Tokenizer, o: SchedulerOptions, events: SchedulerEvents = {}) {
     this.#slots = slots;
     this.#tok = tokenizer;
     this.#o = o;
     this.#events = events;
-    this.#slot = Array.from({ length: slots.size }, () => ({ tokens: [], seq: undefined, lastUsed: 0 }));
+    this.#slot = Array.from({ length: slots.size }, () => ({ tokens: [], seq: undefined, lastUsed: 0, blocks: [] }));
+    const pg = slots.paged;
+    if (pg && pg.blocks * pg.blockSize < slots.contextSize)
+      throw new FuselmError('E_INVALID_ARG', `a paged pool of ${pg.blocks} blocks of ${pg.blockSize} holds less than one context of ${slots.contextSize} positions`);
+    this.#free = pg ? Array.from({ length: pg.blocks }, (_, i) => pg.blocks - 1 - i) : [];
   }
 
   /** Sequences holding a slot. */
@@ -149,7 +170,7 @@ export class Scheduler {
     if (run.done) return Promise.resolve({ ids: [], text: '', finishReason: run.finishReason!, promptTokens: prompt.length, cachedTokens: 0 });
     return new Promise<SequenceResult>((resolve, reject) => {
       const now = performance.now();
-      const seq: Sequence = { run, prompt, opts, slot: -1, evaluated: 0, cached: 0, pos: 0, decoding: false, submitted: now, lastToken: now, resolve, reject };
+      const seq: Sequence = { run, prompt, opts, slot: -1, replay: undefined, evaluated: 0, cached: 0, pos: 0, decoding: false, submitted: now, lastToken: now, resolve, reject };
       if (opts.signal?.aborted) return reject(aborted(opts.signal));
       this.#waiting.push(seq);
       this.#report();
@@ -174,6 +195,9 @@ export class Scheduler {
 
   #report(): void {
     this.#events.load?.(this.running, this.#waiting.length, this.#slot.reduce((n, s) => n + s.tokens.length, 0));
+    if (!this.#slots.paged) return;
+    const held = (busy: boolean) => this.#slot.reduce((n, s) => n + (!!s.seq === busy ? s.blocks.length : 0), 0);
+    this.#events.blocks?.(held(true), held(false), this.#free.length);
   }
 
   async #run(): Promise<void> {
@@ -184,7 +208,7 @@ export class Scheduler {
       } catch (e) {
         // a failed step leaves the slots' caches unknown: every sequence in them fails with it
         for (const sl of this.#slot) {
-          sl.tokens = [];
+          this.#forget(sl, 0);
           if (sl.seq) this.#leave(sl.seq, e);
         }
       }
@@ -201,17 +225,19 @@ export class Scheduler {
         seq.reject(aborted(seq.opts.signal));
         continue;
       }
-      const slot = this.#pickSlot(seq.prompt);
+      const input = seq.replay ?? seq.prompt;
+      const slot = this.#pickSlot(input);
       if (slot < 0) return;
       this.#waiting.splice(i, 1);
       const sl = this.#slot[slot];
       // reuse the cached prefix, but never the last prompt token: its logits start the generation
-      const keep = sharedPrefix(sl.tokens, seq.prompt, seq.prompt.length - 1);
-      sl.tokens.length = keep;
+      const keep = sharedPrefix(sl.tokens, input, input.length - 1);
+      this.#forget(sl, keep);
       sl.seq = seq;
       sl.lastUsed = ++this.#clock;
       seq.slot = slot;
-      seq.evaluated = seq.cached = keep;
+      seq.evaluated = keep;
+      if (!seq.replay) seq.cached = keep;
       this.#report();
     }
   }
@@ -246,10 +272,12 @@ export class Scheduler {
     let budget = Math.min(this.#o.stepTokens, this.#slots.batchSize - spans.length);
     for (const seq of live().filter((s) => !s.decoding).sort((a, b) => a.submitted - b.submitted)) {
       if (budget <= 0) break;
-      const n = Math.min(budget, seq.prompt.length - seq.evaluated);
-      spans.push({ seq, ids: seq.prompt.slice(seq.evaluated, seq.evaluated + n), pos: seq.evaluated, prompt: true });
+      const input = seq.replay ?? seq.prompt;
+      const n = Math.min(budget, input.length - seq.evaluated);
+      spans.push({ seq, ids: input.slice(seq.evaluated, seq.evaluated + n), pos: seq.evaluated, prompt: true });
       budget -= n;
     }
+    if (this.#slots.paged) this.#reserve(spans);
     if (!spans.length) return;
     const logits = await this.#slots.step(spans.map((sp) => ({ slot: sp.seq.slot, ids: sp.ids, pos: sp.pos })));
     spans.forEach(({ seq, ids, prompt }, i) => {
@@ -260,13 +288,79 @@ export class Scheduler {
       if (!prompt) seq.pos++;
       else {
         seq.evaluated += ids.length;
-        if (seq.evaluated < seq.prompt.length) return;
-        this.#events.prompt?.(seq.prompt.length - seq.cached, seq.cached);
+        const input = seq.replay ?? seq.prompt;
+        if (seq.evaluated < input.length) return;
         seq.decoding = true;
-        seq.pos = seq.prompt.length;
+        seq.pos = input.length;
+        if (seq.replay) {
+          // recomputed after a preemption: the next step feeds the last token drawn
+          seq.replay = undefined;
+          return;
+        }
+        this.#events.prompt?.(seq.prompt.length - seq.cached, seq.cached);
       }
       this.#accept(seq, logits[i]);
     });
+  }
+
+  /**
+   * Paged: gives every span's slot the blocks its positions need, oldest sequence first; when
+   * the pool runs short, takes a free slot's kept blocks, then preempts the newest running
+   * sequence (dropping its span). A lone sequence always fits (the pool holds a context).
+   */
+  #reserve(spans: { seq: Sequence; ids: number[]; pos: number }[]): void {
+    const bs = this.#slots.paged!.blockSize;
+    spans.sort((a, b) => a.seq.submitted - b.seq.submitted);
+    for (let i = 0; i < spans.length; ) {
+      const { seq, ids, pos } = spans[i], sl = this.#slot[seq.slot];
+      const need = Math.ceil((pos + ids.length) / bs);
+      while (sl.blocks.length < need) {
+        const b = this.#free.pop() ?? this.#evictKept();
+        if (b === undefined) break;
+        sl.blocks.push(b);
+      }
+      if (sl.blocks.length >= need) {
+        this.#slots.setBlocks(seq.slot, sl.blocks);
+        i++;
+        continue;
+      }
+      // the newest running sequence gives its blocks back (it may be this one)
+      const victim = this.#slot.map((s) => s.seq).filter((s): s is Sequence => !!s).reduce((a, b) => (b.submitted > a.submitted ? b : a));
+      this.#preempt(victim);
+      const at = spans.findIndex((sp) => sp.seq === victim);
+      if (at >= 0) spans.splice(at, 1);
+      if (at >= 0 && at < i) i--;
+    }
+  }
+
+  /** The least recently used free slot's kept blocks go back to the pool; one of them is returned. */
+  #evictKept(): number | undefined {
+    let lru: Slot | undefined;
+    for (const sl of this.#slot) if (!sl.seq && sl.blocks.length && (!lru || sl.lastUsed < lru.lastUsed)) lru = sl;
+    if (!lru) return undefined;
+    this.#forget(lru, 0);
+    return this.#free.pop();
+  }
+
+  /** The slot keeps its first `keep` tokens (and, paged, the blocks that hold them); the rest go. */
+  #forget(sl: Slot, keep: number): void {
+    sl.tokens.length = Math.min(sl.tokens.length, keep);
+    const pg = this.#slots.paged;
+    if (pg) this.#free.push(...sl.blocks.splice(Math.ceil(keep / pg.blockSize)));
+  }
+
+  /** A running sequence leaves its slot, frees its blocks and waits first in line to be evaluated again. */
+  #preempt(seq: Sequence): void {
+    const sl = this.#slot[seq.slot];
+    this.#forget(sl, 0);
+    sl.seq = undefined;
+    sl.lastUsed = ++this.#clock;
+    if (seq.decoding) seq.replay = [...seq.prompt, ...seq.run.ids.slice(0, -1)];
+    seq.slot = -1;
+    seq.evaluated = 0;
+    seq.decoding = false;
+    this.#waiting.unshift(seq);
+    this.#events.preempted?.();
   }
 
   /** Draws the sequence's next token from `logits`; ends it when it is done. */

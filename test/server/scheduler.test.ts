@@ -2,13 +2,16 @@
  * The continuous-batching scheduler on stories260K's slots, its steps recorded: a long prompt
  * joins in chunks of at most the step budget, each chunk in the same forward as the running
  * sequences' next tokens (it never stalls them by more than one chunk); results equal solo runs; an aborted sequence leaves
- * before the next step; a kept prefix is reused and gives the same tokens. The same batching on
- * the CUDA backend (its emulator without a GPU) gives the CPU's greedy tokens.
+ * before the next step; a kept prefix is reused and gives the same tokens. Paged slots (the
+ * server's): a pool too small for every sequence preempts the newest and recomputes it later,
+ * and every request still gets its solo tokens; an aborted sequence's blocks leave the used
+ * count (back to its baseline of 0). The same paged batching on the CUDA backend (its emulator
+ * without a GPU), preemptions included, gives the CPU's greedy tokens.
  */
 import assert from 'node:assert/strict';
 import { type Model, loadModel } from '../../lib/model/model.js';
 import type { SequenceSlots } from '../../lib/model/slots.js';
-import { Scheduler } from '../../lib/server/scheduler.js';
+import { Scheduler, type SchedulerEvents } from '../../lib/server/scheduler.js';
 import { requireShared, sharedPath } from '../helpers/shared.js';
 import { loadOnCuda } from '../helpers/cuda.js';
 
@@ -116,18 +119,81 @@ describe('server scheduler: continuous batching', function () {
     }
   });
 
+  /** Events of a paged scheduler: the last block counts and the preemptions. */
+  const blockEvents = () => {
+    const seen = { used: 0, kept: 0, free: 0, preempted: 0, maxUsed: 0 };
+    const events: SchedulerEvents = {
+      blocks: (used, kept, free) => {
+        Object.assign(seen, { used, kept, free });
+        seen.maxUsed = Math.max(seen.maxUsed, used);
+      },
+      preempted: () => seen.preempted++,
+    };
+    return { seen, events };
+  };
+
+  it('paged: a pool of one context preempts the newest sequences, and every request still gets its solo tokens', async () => {
+    const texts = ['Once upon a time', 'Lily and Tom went to the park. They', 'The dog', 'One day, a little bird', 'Sam had a big red ball. He'];
+    const prompts = texts.map((t) => model.tokenizer.encode(t, { addSpecial: true }));
+    const lengths = [150, 120, 140, 100, 130];
+    const solo: number[][] = [];
+    for (const [i, p] of prompts.entries()) solo.push((await model.generate(p, { maxTokens: lengths[i] })).ids);
+    // 32 blocks of 16: one 512-position context, while the five sequences need ~45 blocks
+    const slots = await model.openSlots(5, { paged: { blockSize: 16, blocks: 32 } });
+    const { seen, events } = blockEvents();
+    const s = new Scheduler(slots, model.tokenizer, { maxQueue: 8, stepTokens: 64 }, events);
+    try {
+      const rs = await Promise.all(prompts.map((p, i) => s.submit(p, { maxTokens: lengths[i], temperature: 0 })));
+      rs.forEach((r, i) => assert.deepEqual(r.ids, solo[i], `request ${i}`));
+      assert.ok(seen.preempted > 0, 'some sequence was preempted');
+      assert.ok(seen.maxUsed <= 32);
+      assert.deepEqual([seen.used, seen.kept + seen.free], [0, 32]);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('paged: an aborted sequence’s blocks leave the used count at once, and the next request is unaffected', async () => {
+    const p = model.tokenizer.encode('Lily and Tom', { addSpecial: true });
+    const solo = await model.generate(p, { maxTokens: 20 });
+    const slots = await model.openSlots(2, { paged: { blockSize: 16, blocks: 40 } });
+    const { seen, events } = blockEvents();
+    const s = new Scheduler(slots, model.tokenizer, { maxQueue: 4, stepTokens: 64 }, events);
+    try {
+      const ac = new AbortController();
+      let got = 0;
+      const doomed = s.submit(p, { maxTokens: 300, temperature: 0 }, {
+        signal: ac.signal,
+        onChunk: () => {
+          if (++got === 40) ac.abort();
+        },
+      });
+      await assert.rejects(doomed, { code: 'E_ABORTED' });
+      assert.ok(seen.maxUsed >= 3, `${seen.maxUsed} blocks used while it ran`);
+      assert.equal(seen.used, 0, 'no block used once it left');
+      assert.equal(seen.kept + seen.free, 40);
+      assert.deepEqual((await s.submit(p, { maxTokens: 20, temperature: 0 })).ids, solo.ids);
+      assert.equal(seen.used, 0);
+    } finally {
+      await s.close();
+    }
+  });
+
   it('on device cuda (emulated without a GPU): sequences joining and leaving give their solo greedy tokens', async function () {
     this.timeout(300_000);
     const prompts = ['Once upon a time', 'Lily and Tom went to the park. They', 'The dog'].map((t) => model.tokenizer.encode(t, { addSpecial: true }));
-    const lengths = [6, 10, 3];
+    const lengths = [16, 20, 18];
     const solo = [];
     for (const [i, p] of prompts.entries()) solo.push((await model.generate(p, { maxTokens: lengths[i] })).ids);
-    await using gpu = await loadOnCuda(sharedPath(STORIES), { contextSize: 64 });
-    const slots = await gpu.openSlots(3);
-    const s = new Scheduler(slots, gpu.tokenizer, { maxQueue: 4, stepTokens: 4 });
+    await using gpu = await loadOnCuda(sharedPath(STORIES), { contextSize: 48 });
+    // paged, as the server runs: 3 blocks of 16 (one context) for sequences that need 4
+    const slots = await gpu.openSlots(3, { paged: { blockSize: 16, blocks: 3 } });
+    const { seen, events } = blockEvents();
+    const s = new Scheduler(slots, gpu.tokenizer, { maxQueue: 4, stepTokens: 4 }, events);
     try {
       const rs = await Promise.all(prompts.map((p, i) => s.submit(p, { maxTokens: lengths[i], temperature: 0 })));
       assert.deepEqual(rs.map((r) => r.ids), solo);
+      assert.ok(seen.preempted > 0, 'some sequence was preempted');
     } finally {
       await s.close();
     }
