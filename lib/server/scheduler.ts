@@ -12,18 +12,23 @@
  * longest prefix with its prompt (else the least recently used one) and evaluates only the rest
  * (the llama.cpp server's slot reuse: a repeated system prompt is evaluated once per slot).
  *
- * Paged slots (openSlots' `paged`): the slots' caches are blocks of one pool, given to a slot as
- * its positions need them (its block table). A free slot keeps its blocks with its tokens until
- * the pool runs short: then the least recently used free slot's blocks go back first, and when
- * none is left the newest running sequence is preempted: its blocks are freed and it waits at
- * the head of the queue, to evaluate its prompt and the tokens it generated again (its sampler
- * state kept), so it gives the tokens it would have given.
+ * Paged slots (openSlots' `paged`): the slots' caches are blocks of one pool (kv-blocks.ts),
+ * given to a slot as its positions need them (its block table). Every full block is registered
+ * in the prefix cache; a new sequence starts from the longest run of registered blocks holding
+ * its prompt's first tokens (shared, not evaluated again: a system prompt sent by many requests
+ * is evaluated once) when that is more than its slot kept. A free slot keeps its blocks with
+ * its tokens until the pool runs short: then cached blocks no slot holds go back first (least
+ * recently used first), then free slots' blocks, and when none is left the newest running
+ * sequence is preempted: its blocks are freed and it waits at the head of the queue, to evaluate
+ * its prompt and the tokens it generated again (its sampler state kept), so it gives the tokens
+ * it would have given.
  */
 import { FuselmError } from '../errors.js';
 import { type GenerateOptions, type FinishReason, SequenceRun, type StreamChunk } from '../generate.js';
 import type { LogprobsResult } from '../sampling/sampler.js';
 import type { SequenceSlots } from '../model/slots.js';
 import { sharedPrefix } from '../model/decode-call.js';
+import { KvBlocks } from './kv-blocks.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 
 /** A free slot's cached prefix is taken over only when it shares this many tokens with the prompt. */
@@ -104,6 +109,8 @@ interface Slot {
   lastUsed: number;
   /** Paged: the pool blocks holding its positions, in order (its block table). */
   blocks: number[];
+  /** Paged: the prefix cache's chain ids of its first full blocks' tokens. */
+  ids: number[];
 }
 
 export class Scheduler {
@@ -116,19 +123,19 @@ export class Scheduler {
   #loop: Promise<void> | undefined;
   #clock = 0;
   #closed = false;
-  /** Paged: the pool's blocks no slot holds. */
-  readonly #free: number[];
+  /** Paged: the pool and its prefix cache. */
+  readonly #pool: KvBlocks | undefined;
 
   constructor(slots: SequenceSlots, tokenizer: Tokenizer, o: SchedulerOptions, events: SchedulerEvents = {}) {
     this.#slots = slots;
     this.#tok = tokenizer;
     this.#o = o;
     this.#events = events;
-    this.#slot = Array.from({ length: slots.size }, () => ({ tokens: [], seq: undefined, lastUsed: 0, blocks: [] }));
+    this.#slot = Array.from({ length: slots.size }, () => ({ tokens: [], seq: undefined, lastUsed: 0, blocks: [], ids: [] }));
     const pg = slots.paged;
     if (pg && pg.blocks * pg.blockSize < slots.contextSize)
       throw new FuselmError('E_INVALID_ARG', `a paged pool of ${pg.blocks} blocks of ${pg.blockSize} holds less than one context of ${slots.contextSize} positions`);
-    this.#free = pg ? Array.from({ length: pg.blocks }, (_, i) => pg.blocks - 1 - i) : [];
+    this.#pool = pg && new KvBlocks(pg.blocks, pg.blockSize);
   }
 
   /** Sequences holding a slot. */
@@ -195,9 +202,11 @@ export class Scheduler {
 
   #report(): void {
     this.#events.load?.(this.running, this.#waiting.length, this.#slot.reduce((n, s) => n + s.tokens.length, 0));
-    if (!this.#slots.paged) return;
-    const held = (busy: boolean) => this.#slot.reduce((n, s) => n + (!!s.seq === busy ? s.blocks.length : 0), 0);
-    this.#events.blocks?.(held(true), held(false), this.#free.length);
+    if (!this.#pool) return;
+    const busy = new Set(this.#slot.flatMap((s) => (s.seq ? s.blocks : [])));
+    const idle = new Set(this.#slot.flatMap((s) => (s.seq ? [] : s.blocks)).filter((b) => !busy.has(b)));
+    const { free, cached } = this.#pool.counts;
+    this.#events.blocks?.(busy.size, idle.size + cached, free);
   }
 
   async #run(): Promise<void> {
@@ -231,8 +240,7 @@ export class Scheduler {
       this.#waiting.splice(i, 1);
       const sl = this.#slot[slot];
       // reuse the cached prefix, but never the last prompt token: its logits start the generation
-      const keep = sharedPrefix(sl.tokens, input, input.length - 1);
-      this.#forget(sl, keep);
+      const keep = this.#reuse(sl, input);
       sl.seq = seq;
       sl.lastUsed = ++this.#clock;
       seq.slot = slot;
@@ -283,6 +291,7 @@ export class Scheduler {
     spans.forEach(({ seq, ids, prompt }, i) => {
       const sl = this.#slot[seq.slot];
       sl.tokens.push(...ids);
+      if (this.#pool) this.#register(sl);
       // aborted (abortAll) while the step ran: gone already
       if (sl.seq !== seq) return;
       if (!prompt) seq.pos++;
@@ -315,7 +324,7 @@ export class Scheduler {
       const { seq, ids, pos } = spans[i], sl = this.#slot[seq.slot];
       const need = Math.ceil((pos + ids.length) / bs);
       while (sl.blocks.length < need) {
-        const b = this.#free.pop() ?? this.#evictKept();
+        const b = this.#take();
         if (b === undefined) break;
         sl.blocks.push(b);
       }
@@ -333,20 +342,67 @@ export class Scheduler {
     }
   }
 
-  /** The least recently used free slot's kept blocks go back to the pool; one of them is returned. */
-  #evictKept(): number | undefined {
-    let lru: Slot | undefined;
-    for (const sl of this.#slot) if (!sl.seq && sl.blocks.length && (!lru || sl.lastUsed < lru.lastUsed)) lru = sl;
-    if (!lru) return undefined;
-    this.#forget(lru, 0);
-    return this.#free.pop();
+  /** A block from the pool, taking back the least recently used free slot's blocks when needed. */
+  #take(): number | undefined {
+    for (;;) {
+      const b = this.#pool!.take();
+      if (b !== undefined) return b;
+      let lru: Slot | undefined;
+      for (const sl of this.#slot) if (!sl.seq && sl.blocks.length && (!lru || sl.lastUsed < lru.lastUsed)) lru = sl;
+      if (!lru) return undefined;
+      this.#forget(lru, 0);
+    }
   }
 
-  /** The slot keeps its first `keep` tokens (and, paged, the blocks that hold them); the rest go. */
-  #forget(sl: Slot, keep: number): void {
+  /**
+   * The prefix of `input` (never its last token) that slot `sl` starts from: what the slot kept,
+   * or the longest run of the prefix cache's blocks holding input's first tokens when longer
+   * (those blocks then become the slot's). Returns its length.
+   */
+  #reuse(sl: Slot, input: readonly number[]): number {
+    let keep = sharedPrefix(sl.tokens, input, input.length - 1);
+    const pool = this.#pool;
+    if (!pool) return this.#forget(sl, keep);
+    // paged, a few tokens in common (a BOS) are not worth writing into the slot's first block,
+    // which the prefix cache may hold for a longer prompt
+    if (keep < Math.min(REUSE_MIN_TOKENS, input.length - 1)) keep = 0;
+    const bs = pool.blockSize, blocks: number[] = [], ids: number[] = [];
+    for (let i = 0; (i + 1) * bs <= input.length - 1; i++) {
+      const hit = pool.lookup(i ? ids[i - 1] : KvBlocks.ROOT, input.slice(i * bs, (i + 1) * bs));
+      if (!hit) break;
+      blocks.push(hit.block);
+      ids.push(hit.id);
+    }
+    if (blocks.length * bs <= keep) return this.#forget(sl, keep);
+    for (const b of blocks) pool.hold(b);
+    this.#forget(sl, 0);
+    Object.assign(sl, { blocks, ids, tokens: input.slice(0, blocks.length * bs) });
+    return sl.tokens.length;
+  }
+
+  /** Paged: the slot's full blocks not registered yet go into the prefix cache. */
+  #register(sl: Slot): void {
+    const pool = this.#pool!, bs = pool.blockSize;
+    for (let i = sl.ids.length; (i + 1) * bs <= sl.tokens.length; i++)
+      sl.ids.push(pool.register(i ? sl.ids[i - 1] : KvBlocks.ROOT, sl.tokens.slice(i * bs, (i + 1) * bs), sl.blocks[i]));
+  }
+
+  /**
+   * The slot keeps its first `keep` tokens (and, paged, the blocks that hold them; a block it
+   * would write into but shares with another slot goes too, and with it the tokens it holds).
+   * Returns what it kept.
+   */
+  #forget(sl: Slot, keep: number): number {
+    const pool = this.#pool;
+    if (pool) {
+      const bs = pool.blockSize, mid = Math.floor(keep / bs);
+      if (keep % bs && mid < sl.blocks.length && !pool.writable(sl.blocks[mid])) keep = mid * bs;
+      // the last blocks first: the least recently released go first, and a prefix's tail before its head
+      for (const b of sl.blocks.splice(Math.ceil(keep / bs)).reverse()) pool.release(b);
+      sl.ids.length = Math.min(sl.ids.length, Math.floor(keep / bs));
+    }
     sl.tokens.length = Math.min(sl.tokens.length, keep);
-    const pg = this.#slots.paged;
-    if (pg) this.#free.push(...sl.blocks.splice(Math.ceil(keep / pg.blockSize)));
+    return sl.tokens.length;
   }
 
   /** A running sequence leaves its slot, frees its blocks and waits first in line to be evaluated again. */
