@@ -564,6 +564,7 @@ export class LlamaState {
 
   /** The KV caches of sequence `seq`, one per layer (a prefix for another state). */
   caches(seq: number): { k: NativeTensor[]; v: NativeTensor[] } {
+    if (this.#paged) throw new FuselmError('E_INVALID_ARG', 'caches: a paged KV cache is one pool');
     return { k: this.#kCache[seq], v: this.#vCache[seq] };
   }
 
@@ -572,6 +573,7 @@ export class LlamaState {
    * reordering: only the generated rows, never a shared prefix).
    */
   copyCacheRows(from: number[], rows: number): void {
+    if (this.#paged) throw new FuselmError('E_INVALID_ARG', 'copyCacheRows: a paged KV cache moves blocks, not rows');
     const bytes = rows * this.#kCache[0][0].nbytes / this.#kCache[0][0].shape[0];
     if (bytes === 0) return;
     const moved = from.map((f, s) => (f === s ? undefined : f));
