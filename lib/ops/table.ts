@@ -460,7 +460,7 @@ export const CASES: Record<OpName, OpCases> = {
       name: `kv_store ${dt} ${T} rows at ${pos}`, rows: T, pos, tol: EXACT, doctor: T === 5,
       build: () => ops.kvStore(typed(dt, [40, 48], 20), f32([T, 48], 21)),
     })).concat(
-      // paged: a pool of 8 blocks of 4 rows (9 blocks of 8 for f16), the rows through row 1 of a
+      // paged: pools of 8 blocks of 4 rows and 9 of 8, the rows through row 1 of a
       // scattered table, across block boundaries; the whole pool compared
       [[20, 9, 4, 8], [1, 27, 4, 8], [17, 0, 8, 9]].map(([T, pos, bs, blocks]): ParityCase => ({
         name: `kv_store ${dt} paged (block ${bs}) ${T} rows at ${pos}`, rows: T, pos, tol: EXACT,
