@@ -11,7 +11,9 @@
  * Decode tok/s at the client counts steps that also carried other clients' prompt chunks; so
  * beside it, steady decode: the same model's slots (Model.openSlots, what the scheduler steps)
  * with every sequence's first 16 prompt tokens read, then STEADY_STEPS steps of one token per sequence, timed
- * (steady tok/s = sequences x steps / time, the median of STEADY_REPS runs).
+ * (steady tok/s = sequences x steps / time, the median of STEADY_REPS runs), on contiguous slots
+ * and on paged ones (the server's: blocks of 16 from one pool, scattered), alternated, for the
+ * paged path's ratio.
  * Beside it, in the same run: llama.cpp (node-llama-cpp's prebuilt CPU binary) with the same
  * clients as parallel sequences of one context (its batching of concurrent sequences), the same
  * prompts, threads and F16 KV cache, timed the same way; the ratios are fuselm / llama.cpp
@@ -85,9 +87,12 @@ function level(runs: ClientRun[], wall: number) {
 }
 
 /** Steady decode tok/s of `n` sequences on `model`'s slots: prompts read, then STEADY_STEPS one-token steps of all of them. */
-async function steadyDecode(model: Model, prompts: number[][], n: number): Promise<number> {
-  const slots = await model.openSlots(n);
+async function steadyDecode(model: Model, prompts: number[][], n: number, paged: boolean): Promise<number> {
+  const perSeq = Math.ceil(model.contextSize / 16);
+  const slots = await model.openSlots(n, paged ? { paged: { blockSize: 16, blocks: n * perSeq } } : {});
   try {
+    // paged: sequence s's i-th block is i * n + s, the sequences' blocks interleaved
+    if (paged) for (let s = 0; s < n; s++) slots.setBlocks(s, Array.from({ length: perSeq }, (_, i) => i * n + s));
     for (let s = 0; s < n; s++) await slots.step([{ slot: s, ids: prompts[s], pos: 0 }]);
     const rates: number[] = [];
     let pos = prompts.slice(0, n).map((p) => p.length);
@@ -140,7 +145,7 @@ export async function run(): Promise<BenchResult[]> {
   const V = model.config.vocabSize, bos = model.tokenizer.bos;
   const prompts = Array.from({ length: Math.max(...levels) }, (_, i) => benchPrompt(PROMPT_LENGTHS[i % PROMPT_LENGTHS.length], V, bos).map((t, k) => (k === 0 ? t : (t + i) % V)));
   const ours = new Map<number, ReturnType<typeof level>>();
-  const steady = new Map<number, number>();
+  const steady = new Map<number, number>(), steadyPaged = new Map<number, number>();
   let closed = false;
   try {
     await server.ready;
@@ -155,8 +160,14 @@ export async function run(): Promise<BenchResult[]> {
     await server.close();
     closed = true;
     for (const n of levels) {
-      steady.set(n, await steadyDecode(model, prompts.map((p) => p.slice(0, 16)), n));
-      process.stderr.write(`serve: steady decode ${n} sequences ${steady.get(n)!.toFixed(2)} tok/s\n`);
+      const contiguous: number[] = [], paged: number[] = [];
+      for (let r = 0; r < 2; r++) {
+        contiguous.push(await steadyDecode(model, prompts.map((p) => p.slice(0, 16)), n, false));
+        paged.push(await steadyDecode(model, prompts.map((p) => p.slice(0, 16)), n, true));
+      }
+      steady.set(n, Math.max(...contiguous));
+      steadyPaged.set(n, Math.max(...paged));
+      process.stderr.write(`serve: steady decode ${n} sequences ${contiguous.map((x) => x.toFixed(2))} tok/s contiguous, ${paged.map((x) => x.toFixed(2))} paged\n`);
     }
   } finally {
     if (!closed) await server.close();
@@ -187,6 +198,8 @@ export async function run(): Promise<BenchResult[]> {
       decodeSpeedupOverFirstLevel: f.decodeTokensPerSecond / single,
       steadyDecodeTokensPerSecond: steady.get(n)!,
       steadyDecodeSpeedupOverFirstLevel: steady.get(n)! / steadySingle,
+      steadyPagedDecodeTokensPerSecond: steadyPaged.get(n)!,
+      steadyPagedOverContiguous: steadyPaged.get(n)! / steady.get(n)!,
       ...(l
         ? {
             llamaCppTokensPerSecond: l.tokensPerSecond,

@@ -299,6 +299,7 @@ static bool fa2_aligned(const void* p, size_t n) { return reinterpret_cast<uintp
 
 bool attention_fa2_supports(const AttentionArgs& a) {
   if (a.prefix_len > 0) return false;  // a shared prefix (beam search) is split-KV's
+  if (a.table.blocks) return false;    // a paged cache too
   if (a.softcap > 0) return false;     // soft-capped scores (Gemma-2) too
   if (a.kv_dtype != DType::F16 && a.kv_dtype != DType::BF16) return false;
   if (a.head_dim != 64 && a.head_dim != 80 && a.head_dim != 96 && a.head_dim != 128) return false;

@@ -46,6 +46,8 @@ struct SplitKvParams {
   const void* kp;  // the shared prefix's caches: keys 0 .. P - 1 (P = 0: none)
   const void* vp;
   int64_t P;
+  const int32_t* blocks;  // paged: this sequence's block table row, key j in row blocks[j / bs] * bs + j % bs
+  int64_t bs;
   float* partials;  // [T, n_heads, n_chunks, hd + 2] when n_chunks > 1
   int64_t T, n_heads, n_kv_heads, hd, pos0, window;
   int64_t n_chunks, chunk_len;
@@ -127,7 +129,8 @@ static __global__ void __launch_bounds__(32 * kSplitWarps) attention_split_kv_ke
       const bool pre = j < p.P;  // key j: the prefix's row j, or the cache's row j - P
       const void* kb = pre ? p.kp : p.k;
       const void* vb = pre ? p.vp : p.v;
-      const int64_t row = pre ? j : j - p.P;
+      const int64_t jc = j - p.P;  // the own cache's key, read through the block table if paged
+      const int64_t row = pre ? j : p.blocks && ok[k] ? int64_t(p.blocks[jc / p.bs]) * p.bs + jc % p.bs : jc;
       for (int u = 0; u < VPL; u++) {
         if (ok[k] && has[u]) {
           const int64_t off = row * kv_stride + kv_col + (sub + u * lpk) * EPV;
@@ -310,6 +313,7 @@ void attention_split_kv_cuda(const AttentionArgs& a, cudaStream_t stream) {
   SplitKvParams p{};
   p.out = a.out, p.q = a.q, p.k = a.k_cache, p.v = a.v_cache;
   p.kp = a.k_prefix, p.vp = a.v_prefix, p.P = a.prefix_len;
+  p.blocks = a.table.blocks, p.bs = a.table.block_size;
   p.partials = static_cast<float*>(a.workspace);
   p.T = a.T, p.n_heads = a.n_heads, p.n_kv_heads = a.n_kv_heads, p.hd = hd, p.pos0 = a.pos0, p.window = a.window;
   p.causal = a.causal;

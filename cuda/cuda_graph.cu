@@ -174,8 +174,9 @@ class CudaGraph : public Graph {
           is_norm(n1) && n1.t[rms_norm_op::x] == n0.t[add_op::out] && n1.t[rms_norm_op::out] != n0.t[add_op::out])
         fuse_[i] = Fused::AddNorm;
       // rope(k) then kv_store(cache, k) of the same rows, the rotated k read by nothing later:
-      // one rope_kv_store launch that rotates as it stores
+      // one rope_kv_store launch that rotates as it stores (into a contiguous cache)
       else if (n0.op == &rope_op::def && n1.op == &kv_store_op::def && n1.t[kv_store_op::src] == n0.t[rope_op::x] &&
+               !n1.t[kv_store_op::block_table] &&
                n0.row0 == n1.row0 && n0.seq_rows == n1.seq_rows && n0.pos_slot == n1.pos_slot &&
                !read_after(i + 1, n0.t[rope_op::x]))
         fuse_[i] = Fused::RopeStore;
@@ -188,7 +189,8 @@ class CudaGraph : public Graph {
     std::lock_guard<std::mutex> lock(mu_);
     check_run(n, pos);
     for (const auto& in : inputs_)
-      CUDA_CHECK(cudaMemcpyAsync(in.second->buf->data, in.first->buf->data, leading_bytes(*in.first, n), cudaMemcpyHostToDevice, stream_));
+      CUDA_CHECK(cudaMemcpyAsync(in.second->buf->data, in.first->buf->data,
+                                 whole_.count(in.first) ? in.first->nbytes() : leading_bytes(*in.first, n), cudaMemcpyHostToDevice, stream_));
     int32_t* err = error_ ? error_->data<int32_t>() : nullptr;
     if (err) CUDA_CHECK(cudaMemsetAsync(err, 0, 2 * sizeof(int32_t), stream_));
     QuantizedX qx;  // what the workspace holds, from the matmul just before (cuda_op.h)
@@ -249,6 +251,7 @@ class CudaGraph : public Graph {
                          " is in host memory; a CUDA graph takes host tensors only as token ids and as outputs no op reads");
         auto& mirrors = input ? inputs_ : outputs_;
         if (!mirrors.count(t.get())) mirrors.emplace(t.get(), Tensor::make_on(kMemory, t->dtype, t->shape));
+        if (role.whole) whole_.insert(t.get());
         if (output) writers_[t.get()].push_back(i);
       });
     }
@@ -336,6 +339,7 @@ class CudaGraph : public Graph {
   enum class Fused : uint8_t { None, AddNorm, RopeStore, Matmul2, Matmul3, MatmulSwiglu };
   std::vector<Fused> fuse_;  // node i and the next 1 (Matmul3, MatmulSwiglu: 2) run as one launch
   std::unordered_map<const Tensor*, TensorPtr> inputs_, outputs_;  // host tensor -> device mirror
+  std::unordered_set<const Tensor*> whole_;                          // inputs copied whole (RoleDef::whole)
   std::unordered_map<const Tensor*, std::vector<size_t>> writers_;  // host output -> nodes writing it
   TensorPtr workspace_;
   TensorPtr error_;  // the step's error word (CudaExec::error), when a node checks on the device

@@ -78,22 +78,36 @@ static void launch_kv_store(const char* name, void* dst, const float* src, int64
                 src, n, head, n_vec);
 }
 
-void kv_store_cuda(const KvStoreArgs& a, cudaStream_t stream) {
-  if (a.T <= 0 || a.W <= 0) return;
-  if (a.pos0 < 0) throw Error("E_INVALID_ARG", "kv_store_cuda: pos0 must be >= 0");
-  const int64_t n = a.T * a.W, off = a.pos0 * a.W;
+// Rows of src from `src` on into consecutive cache rows from `row` on.
+static void kv_store_run(const KvStoreArgs& a, const float* src, int64_t rows, int64_t row, cudaStream_t stream) {
+  const int64_t n = rows * a.W, off = row * a.W;
   switch (a.cache_dtype) {
     case DType::F32:
-      return launch_kv_store<0>("kv_store_f32_kernel", static_cast<float*>(a.cache) + off, a.src, n, 4, stream);
+      return launch_kv_store<0>("kv_store_f32_kernel", static_cast<float*>(a.cache) + off, src, n, 4, stream);
     case DType::F16:
-      return launch_kv_store<1>("kv_store_f16_kernel", static_cast<uint16_t*>(a.cache) + off, a.src, n, 2, stream);
+      return launch_kv_store<1>("kv_store_f16_kernel", static_cast<uint16_t*>(a.cache) + off, src, n, 2, stream);
     case DType::BF16:
-      return launch_kv_store<2>("kv_store_bf16_kernel", static_cast<uint16_t*>(a.cache) + off, a.src, n, 2, stream);
+      return launch_kv_store<2>("kv_store_bf16_kernel", static_cast<uint16_t*>(a.cache) + off, src, n, 2, stream);
     default:
       throw Error("E_INVALID_ARG", std::string("kv_store_cuda: unsupported cache dtype ") + dtype_name(a.cache_dtype));
   }
 }
 
-FUSELM_CUDA_OP(kv_store_op::def, [](const Step& s, const CudaExec& x) { kv_store_cuda(kv_store_op::args(s), x.stream); });
+// Paged (a.table), the table is the host's copy: one launch per block the positions touch.
+void kv_store_cuda(const KvStoreArgs& a, cudaStream_t stream) {
+  if (a.T <= 0 || a.W <= 0) return;
+  if (a.pos0 < 0) throw Error("E_INVALID_ARG", "kv_store_cuda: pos0 must be >= 0");
+  for (int64_t p = a.pos0, end = a.pos0 + a.T, next; p < end; p = next) {
+    next = a.table.run_end(p, end);
+    kv_store_run(a, a.src + (p - a.pos0) * a.W, next - p, a.table.row(p), stream);
+  }
+}
+
+// The block table's host copy (the kernels' launches are planned on the host).
+FUSELM_CUDA_OP(kv_store_op::def, [](const Step& s, const CudaExec& x) {
+  KvStoreArgs a = kv_store_op::args(s);
+  if (a.table.blocks) a.table.blocks = s.t(kv_store_op::block_table).data<int32_t>() + s.node.i(kv_store_op::table_row) * s.t(kv_store_op::block_table).cols();
+  kv_store_cuda(a, x.stream);
+});
 
 FUSELM_CUDA_NAMESPACE_END

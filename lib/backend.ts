@@ -8,7 +8,7 @@ import { call, callAsync, native } from './native.js';
 import type { GraphNode } from './ops/table.js';
 
 export type { NativeTensor as Tensor } from '../bindings.js';
-export { ops, type AttentionOptions, type RopeOptions, type SeqSpan } from './ops/table.js';
+export { ops, type AttentionOptions, type RopeOptions, type SeqSpan, type PagedCache } from './ops/table.js';
 
 /** A compiled op list; run() executes all of it in one native call, off the JS thread. */
 export class Graph {

@@ -16,7 +16,7 @@
 
 namespace fuselm {
 
-constexpr int kMaxRoles = 6;
+constexpr int kMaxRoles = 7;
 constexpr int kMaxParams = 10;
 
 // How an op uses a tensor. Update: some rows written, the rest kept (a KV cache).
@@ -29,6 +29,9 @@ struct RoleDef {
   // May stay in host memory on a device backend: an input is copied in before each run (token
   // ids); an output that no op reads is copied out after it (logits, chosen ids).
   bool host = false;
+  // A host input a device backend copies in whole before each run, not just its first n rows
+  // (a block table, indexed by sequence).
+  bool whole = false;
 };
 
 enum class ParamType : uint8_t { Float, Int, Bool };

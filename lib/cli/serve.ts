@@ -39,6 +39,7 @@ export function registerServe(program: Command): void {
     .option('-c, --ctx <n>', "KV cache positions per slot (default: min(model context, 4096))", int('--ctx', 1))
     .option('-t, --threads <n>', 'CPU threads (default: physical cores)', int('--threads', 1))
     .option('-d, --device <device>', 'auto, cpu or cuda', 'auto')
+    .option('--kv-blocks <n>', "blocks of 16 positions in the paged KV cache's pool (default: every slot's whole context)", int('--kv-blocks', 1))
     .option('--step-tokens <n>', 'most prompt tokens evaluated per step, over all sequences (default: 256)', int('--step-tokens', 1))
     .option('--max-queue <n>', 'most requests waiting for a slot; more get 429', int('--max-queue', 0), 64)
     .option('--timeout <ms>', 'per-request time limit', int('--timeout', 1), 600_000)
@@ -60,6 +61,7 @@ export function registerServe(program: Command): void {
         : loadModel(o.model, { threads: o.threads, device: o.device, contextSize: o.ctx });
       const server = createServer(loading, {
         parallel: o.parallel,
+        kvBlocks: o.kvBlocks,
         stepTokens: o.stepTokens,
         maxQueue: o.maxQueue,
         requestTimeout: o.timeout,

@@ -232,6 +232,12 @@ export interface LlamaStateOptions {
    * the positions after it (contextSize of them), so forwardBatch positions count from len.
    */
   prefix?: { k: NativeTensor[]; v: NativeTensor[]; len: number };
+  /**
+   * A paged KV cache (a server's): one pool per layer of `blocks` blocks of `blockSize`
+   * positions, shared by the sequences, each reading and writing through its row of a block
+   * table (setBlocks) that its caller fills. Such a state steps with forwardSpans only.
+   */
+  paged?: { blockSize: number; blocks: number };
 }
 
 /**
@@ -263,7 +269,7 @@ export class LlamaState {
    * its (constant) expert id and sigmoid weight [B, 1].
    */
   #moe: Record<'logits' | 'ids' | 'weights' | 'hb' | 'hb2' | 'shLogit' | 'shIds' | 'shWeight', NativeTensor> | undefined;
-  /** [sequence][layer] */
+  /** [sequence][layer]; paged, [0][layer] is the pool of every sequence */
   #kCache: NativeTensor[][];
   #vCache: NativeTensor[][];
   /**
@@ -273,6 +279,8 @@ export class LlamaState {
   #capacity: number;
   #logitsLast: NativeTensor;
   #logitsAll: NativeTensor | undefined;
+  /** Paged: the block table, i32 [sequences, blocks per context] in host memory. */
+  #paged: { table: NativeTensor; blockSize: number; blocks: number } | undefined;
   /** Greedy steps: the logits stay in the backend's memory and only the argmax ids come back. */
   #greedy: { logits: NativeTensor; logitsAll?: NativeTensor; ids: NativeTensor } | undefined;
   /** Keyed by `${sequence}:${allLogits}`, and 'batch'. */
@@ -309,7 +317,17 @@ export class LlamaState {
       shLogit: act(1), shIds: be.empty('i32', [B, 1]), shWeight: act(1),
     };
     this.#capacity = Math.min(o.contextSize, INITIAL_CACHE_POSITIONS);
-    const caches = () => Array.from({ length: this.sequences }, () => Array.from({ length: c.nLayers }, () => be.empty(be.kvDtype, [this.#capacity, kv])));
+    if (o.paged) {
+      const { blockSize, blocks } = o.paged;
+      if (!(Number.isInteger(blockSize) && blockSize >= 1 && Number.isInteger(blocks) && blocks >= 1))
+        throw new FuselmError('E_INVALID_ARG', `paged KV cache: blockSize and blocks must be integers >= 1, got ${blockSize} and ${blocks}`);
+      if (o.prefix) throw new FuselmError('E_INVALID_ARG', 'a paged KV cache takes no shared prefix');
+      const perSeq = Math.ceil(o.contextSize / blockSize);
+      this.#paged = { table: emptyTensor('i32', [this.sequences, perSeq]), blockSize, blocks };
+      this.#paged.table.write(new Int32Array(this.sequences * perSeq).fill(-1));
+      this.#capacity = blocks * blockSize;
+    }
+    const caches = () => Array.from({ length: o.paged ? 1 : this.sequences }, () => Array.from({ length: c.nLayers }, () => be.empty(be.kvDtype, [this.#capacity, kv])));
     this.#kCache = caches();
     this.#vCache = caches();
     this.#logitsLast = emptyTensor('f32', [1, c.vocabSize]);
@@ -351,12 +369,14 @@ export class LlamaState {
         const slidingLayer = !c.slidingLayers || c.slidingLayers[l];
         const window = slidingLayer ? c.slidingWindow : 0;
         const ropeL = ropeSliding && c.slidingLayers?.[l] ? ropeSliding : rope;
-        const attnL = { ...attn, window, ...(pre ? { prefix: { k: pre.k[l], v: pre.v[l], len: pre.len } } : {}) };
+        const pg = this.#paged, paged = pg && { table: pg.table, blockSize: pg.blockSize, row: s };
+        const attnL = { ...attn, window, ...(pre ? { prefix: { k: pre.k[l], v: pre.v[l], len: pre.len } } : {}), paged };
+        const kc = this.#kCache[pg ? 0 : s][l], vc = this.#vCache[pg ? 0 : s][l];
         return [
           ...(useRope ? [ops.rope(a.q, { ...ropeL, nHeads: c.nHeads }, span), ops.rope(a.k, { ...ropeL, nHeads: c.nKvHeads }, span)] : []),
-          ops.kvStore(this.#kCache[s][l], a.k, row),
-          ops.kvStore(this.#vCache[s][l], a.v, row),
-          ops.attention(a.att, a.q, this.#kCache[s][l], this.#vCache[s][l], attnL, row),
+          ops.kvStore(kc, a.k, row, paged),
+          ops.kvStore(vc, a.v, row, paged),
+          ops.attention(a.att, a.q, kc, vc, attnL, row),
         ];
       });
     const post = (t?: NativeTensor) => (t ? [norm(a.xb2, a.xb2, t)] : []);
@@ -480,6 +500,7 @@ export class LlamaState {
    * rebuilt on their next use.
    */
   async #ensureCapacity(end: number): Promise<void> {
+    if (this.#paged) throw new FuselmError('E_INVALID_ARG', 'a paged KV cache steps with forwardSpans');
     if (end <= this.#capacity || this.#capacity >= this.contextSize) return;
     let cap = this.#capacity;
     while (cap < end) cap *= 2;
@@ -572,7 +593,7 @@ export class LlamaState {
       end = Math.max(end, sp.pos + sp.ids.length);
     }
     if (rows < 1 || rows > this.batchSize) throw new FuselmError('E_INVALID_ARG', `forwardSpans: ${rows} tokens, expected 1..${this.batchSize}`);
-    await this.#ensureCapacity(end);
+    if (!this.#paged) await this.#ensureCapacity(end);
     const layout = this.#spanLayout(spans.map((sp) => ({ seq: sp.seq, rows: sp.ids.length })));
     const logits = this.#allLogits();
     const key = `spans:${layout.map((r) => `${r.seq}x${r.rows}@${r.slot}`).join(',')}`;
@@ -642,6 +663,22 @@ export class LlamaState {
     if (this.#w.posEmbd) this.#posIds.write(abs);
   }
 
+  /**
+   * Paged: sequence `seq`'s positions i * blockSize .. (i + 1) * blockSize - 1 live in pool block
+   * blocks[i] (blocks 0 .. blocks.length - 1 of its table row; the rest of the row is left as it
+   * was). The next forwardSpans reads and writes through it.
+   */
+  setBlocks(seq: number, blocks: readonly number[]): void {
+    const pg = this.#paged;
+    if (!pg) throw new FuselmError('E_INVALID_ARG', 'setBlocks: the KV cache is not paged');
+    const perSeq = pg.table.shape[1];
+    if (!(Number.isInteger(seq) && seq >= 0 && seq < this.sequences) || blocks.length > perSeq)
+      throw new FuselmError('E_INVALID_ARG', `setBlocks: sequence ${seq} of 0..${this.sequences - 1}, ${blocks.length} blocks of at most ${perSeq}`);
+    for (const b of blocks)
+      if (!(Number.isInteger(b) && b >= 0 && b < pg.blocks)) throw new FuselmError('E_INVALID_ARG', `setBlocks: block ${b} is not one of the pool's 0..${pg.blocks - 1}`);
+    if (blocks.length) pg.table.write(Int32Array.from(blocks), seq * perSeq * 4);
+  }
+
   /** Bytes of all the KV caches as allocated now (every sequence and layer, K and V). */
   get kvCacheBytes(): number {
     return [...this.#kCache.flat(), ...this.#vCache.flat()].reduce((n, t) => n + t.nbytes, 0);
@@ -649,6 +686,7 @@ export class LlamaState {
 
   /** The KV caches of sequence `seq`, one per layer (a prefix for another state). */
   caches(seq: number): { k: NativeTensor[]; v: NativeTensor[] } {
+    if (this.#paged) throw new FuselmError('E_INVALID_ARG', 'caches: a paged KV cache is one pool');
     return { k: this.#kCache[seq], v: this.#vCache[seq] };
   }
 
@@ -657,6 +695,7 @@ export class LlamaState {
    * reordering: only the generated rows, never a shared prefix).
    */
   copyCacheRows(from: number[], rows: number): void {
+    if (this.#paged) throw new FuselmError('E_INVALID_ARG', 'copyCacheRows: a paged KV cache moves blocks, not rows');
     const bytes = rows * this.#kCache[0][0].nbytes / this.#kCache[0][0].shape[0];
     if (bytes === 0) return;
     const moved = from.map((f, s) => (f === s ? undefined : f));
@@ -694,7 +733,7 @@ export class LlamaState {
     this.#graphs.clear();
     const gr = this.#greedy;
     this.#lora?.scales.free();
-    for (const t of [this.#ids, this.#posIds, this.#positions, ...Object.values(this.#acts), ...Object.values(this.#moe ?? {}), ...this.#kCache.flat(), ...this.#vCache.flat(), this.#logitsLast, this.#logitsAll, gr?.logits, gr?.logitsAll, gr?.ids, ...this.#raw.values()])
+    for (const t of [this.#ids, this.#posIds, this.#positions, this.#paged?.table, ...Object.values(this.#acts), ...Object.values(this.#moe ?? {}), ...this.#kCache.flat(), ...this.#vCache.flat(), this.#logitsLast, this.#logitsAll, gr?.logits, gr?.logitsAll, gr?.ids, ...this.#raw.values()])
       t?.free();
   }
 }

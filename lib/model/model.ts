@@ -574,7 +574,7 @@ export class Model {
    * itself (lib/server's continuous batching). They hold the model until closed: other calls
    * wait their turn, as behind a stream.
    */
-  async openSlots(sequences: number, opts: { batchSize?: number } = {}): Promise<SequenceSlots> {
+  async openSlots(sequences: number, opts: { batchSize?: number; paged?: { blockSize: number; blocks: number } } = {}): Promise<SequenceSlots> {
     if (!(Number.isInteger(sequences) && sequences >= 1 && sequences <= MAX_SEQUENCES))
       throw new FuselmError('E_INVALID_ARG', `openSlots: sequences must be an integer in 1..${MAX_SEQUENCES}, got ${shown(sequences)}`);
     const batchSize = opts.batchSize ?? this.batchSize;
@@ -584,8 +584,8 @@ export class Model {
     try {
       this.#checkLive();
       this.#checkMoreState(`${sequences} slots`, sequences, this.contextSize, batchSize);
-      const state = new LlamaState(this.config, this.#weights!, this.#backend, { contextSize: this.contextSize, batchSize, sequences });
-      return new SequenceSlots(state, this.config.vocabSize, release, (uses) => this.#loraFor(uses));
+      const state = new LlamaState(this.config, this.#weights!, this.#backend, { contextSize: this.contextSize, batchSize, sequences, paged: opts.paged });
+      return new SequenceSlots(state, this.config.vocabSize, release, (uses) => this.#loraFor(uses), opts.paged);
     } catch (e) {
       release();
       throw e;

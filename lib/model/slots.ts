@@ -20,6 +20,8 @@ export class SequenceSlots {
   readonly batchSize: number;
   /** Logits per row. */
   readonly vocabSize: number;
+  /** Paged (openSlots' `paged`): the pool's blocks and their positions; each slot's blocks are set by setBlocks(). */
+  readonly paged: { blockSize: number; blocks: number } | undefined;
   #state: LlamaState | undefined;
   readonly #release: () => void;
   readonly #resolve: SlotAdapters;
@@ -32,7 +34,7 @@ export class SequenceSlots {
   #known = new Set<AdapterUse['adapter']>();
 
   /** Made by Model.openSlots(). */
-  constructor(state: LlamaState, vocabSize: number, release: () => void, adapters: SlotAdapters) {
+  constructor(state: LlamaState, vocabSize: number, release: () => void, adapters: SlotAdapters, paged?: { blockSize: number; blocks: number }) {
     this.#state = state;
     this.#resolve = adapters;
     this.#uses = Array.from({ length: state.sequences }, () => undefined);
@@ -40,6 +42,7 @@ export class SequenceSlots {
     this.contextSize = state.contextSize;
     this.batchSize = state.batchSize;
     this.vocabSize = vocabSize;
+    this.paged = paged && { ...paged };
     this.#release = release;
   }
 
@@ -77,6 +80,11 @@ export class SequenceSlots {
     s.useLora(l.set, l.weights);
     this.#uses = next;
     return l.keys[slot];
+  }
+
+  /** Paged: slot `slot`'s positions i * blockSize .. (i + 1) * blockSize - 1 live in pool block blocks[i]. */
+  setBlocks(slot: number, blocks: readonly number[]): void {
+    this.#live().setBlocks(slot, blocks);
   }
 
   /** Bytes of the slots' KV caches as allocated now. */

@@ -9,11 +9,12 @@ import { timeIt } from '../tools/bench.js';
 import { bf16BitsToF32, f16BitsToF32 } from '../formats/ggml-types.js';
 import { type BenchCase, type GraphNode, nodeTensors, ops, type ParityCase, type Tolerance, writtenRoles } from './table.js';
 
-/** The node with every tensor in the backend's memory (the same copy for a tensor used twice). */
+/** The node with every tensor but a block table in the backend's memory (the same copy for a tensor used twice). */
 function placed(node: GraphNode, be: Backend, copies: Map<NativeTensor, NativeTensor>): GraphNode {
   if (be.device === 'cpu') return node;
   const out: Record<string, unknown> = { ...node };
   for (const [role, t] of nodeTensors(node)) {
+    if (role === 'blockTable') continue; // read on the host (a device backend copies it in each run)
     let d = copies.get(t);
     if (!d) copies.set(t, (d = be.upload(t)));
     out[role] = d;

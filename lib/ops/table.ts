@@ -40,23 +40,26 @@ const OUT = { access: 'out' } as const;
 const float = { type: 'float' } as const;
 const int = { type: 'int' } as const;
 const bool = { type: 'bool' } as const;
+/** A paged cache's block table (PagedCache): i32 in host memory, copied whole to a device. */
+const BLOCK_TABLE = { access: 'in', required: false, host: true } as const;
+const PAGED_PARAMS = { blockSize: { type: 'int', default: 0 }, tableRow: { type: 'int', default: 0 } } as const;
 
 export const OP_TABLE = {
   add: { roles: { out: OUT, a: IN, b: IN }, params: {} },
   add_bias: { roles: { out: OUT, x: IN, bias: IN }, params: {} },
   argmax: { roles: { ids: { access: 'out', host: true }, x: IN }, params: {} },
   attention: {
-    roles: { out: OUT, q: IN, kCache: IN, vCache: IN, kPrefix: { access: 'in', required: false }, vPrefix: { access: 'in', required: false } },
+    roles: { out: OUT, q: IN, kCache: IN, vCache: IN, kPrefix: { access: 'in', required: false }, vPrefix: { access: 'in', required: false }, blockTable: BLOCK_TABLE },
     params: {
       nHeads: int, nKvHeads: int, headDim: int, scale: float, window: { type: 'int', default: 0 }, causal: { type: 'bool', default: true },
-      prefixLen: { type: 'int', default: 0 }, softcap: { type: 'float', default: 0 },
+      prefixLen: { type: 'int', default: 0 }, softcap: { type: 'float', default: 0 }, ...PAGED_PARAMS,
     },
     positional: true,
   },
   embedding: { roles: { out: OUT, table: IN, ids: { access: 'in', host: true } }, params: {} },
   gelu: { roles: { out: OUT, x: IN }, params: { tanhApprox: bool } },
   relu: { roles: { out: OUT, x: IN }, params: {} },
-  kv_store: { roles: { cache: { access: 'update' }, src: IN }, params: {}, positional: true },
+  kv_store: { roles: { cache: { access: 'update' }, src: IN, blockTable: BLOCK_TABLE }, params: PAGED_PARAMS, positional: true },
   layer_norm: { roles: { out: OUT, x: IN, weight: IN, bias: IN }, params: { eps: float } },
   lora: { roles: { y: { access: 'inout' }, x: IN, a: IN, bt: IN, seg: { access: 'in', host: true }, scales: { access: 'in', host: true } }, params: {} },
   matmul: { roles: { out: { access: 'out', host: true }, x: IN, w: IN }, params: { lastRows: { type: 'int', default: 0 } } },
@@ -155,6 +158,8 @@ export interface AttentionOptions {
    * len.
    */
   prefix?: { k: NativeTensor; v: NativeTensor; len: number };
+  /** The caches are a paged pool (never with a prefix). */
+  paged?: PagedCache;
 }
 
 export interface Seq2seqAttentionOptions {
@@ -167,6 +172,19 @@ export interface Seq2seqAttentionOptions {
   /** f32 [nHeads, 2R + 1]: an additive bias per head and relative distance j - i, clamped to ±R. */
   posBias?: NativeTensor;
 }
+
+/**
+ * A paged KV cache: the cache tensors are a pool of blocks of blockSize rows, and row `row` of
+ * `table` (i32 [sequences, blocks per sequence], host memory) names the block holding each run
+ * of blockSize positions: position p is cache row table[row][p / blockSize] * blockSize + p % blockSize.
+ */
+export interface PagedCache {
+  table: NativeTensor;
+  blockSize: number;
+  row: number;
+}
+
+const pagedFields = (p?: PagedCache) => (p ? { blockTable: p.table, blockSize: p.blockSize, tableRow: p.row } : {});
 
 /**
  * One sequence of a batch, for the position-dependent ops: its rows start at row0 (seqRows of
@@ -206,14 +224,16 @@ export const ops = {
     freqScale: o.freqScale ?? 1, neox: o.neox ?? false, ...(o.freqFactors ? { freqFactors: o.freqFactors } : {}),
     ...(o.mscale !== undefined && o.mscale !== 1 ? { mscale: o.mscale } : {}), ...seqFields(seq),
   } satisfies OpNode<'rope'>),
-  /** cache[pos + t] = src[t], rounded to the cache's dtype (f32, f16, bf16) */
-  kvStore: (cache: NativeTensor, src: NativeTensor, seq?: SeqSpan): GraphNode => ({ op: 'kv_store', cache, src, ...seqFields(seq) } satisfies OpNode<'kv_store'>),
+  /** cache[pos + t] = src[t], rounded to the cache's dtype (f32, f16, bf16); paged: through the block table */
+  kvStore: (cache: NativeTensor, src: NativeTensor, seq?: SeqSpan, paged?: PagedCache): GraphNode => ({
+    op: 'kv_store', cache, src, ...seqFields(seq), ...pagedFields(paged),
+  } satisfies OpNode<'kv_store'>),
   /** causal attention of q over the cache rows 0..pos+t, GQA */
   attention: (out: NativeTensor, q: NativeTensor, kCache: NativeTensor, vCache: NativeTensor, o: AttentionOptions, seq?: SeqSpan): GraphNode => ({
     op: 'attention', out, q, kCache, vCache, nHeads: o.nHeads, nKvHeads: o.nKvHeads, headDim: o.headDim, scale: o.scale,
     window: o.window ?? 0, causal: o.causal ?? true, softcap: o.softcap ?? 0,
     ...(o.prefix ? { kPrefix: o.prefix.k, vPrefix: o.prefix.v, prefixLen: o.prefix.len } : {}),
-    ...seqFields(seq),
+    ...pagedFields(o.paged), ...seqFields(seq),
   } satisfies OpNode<'attention'>),
   /**
    * The encoder-decoder models' attention (MHA): causal, or over keys 0..keys-1 whatever the
@@ -372,6 +392,13 @@ const repeat = (count: number, make: () => GraphNode) => () => {
   return Array.from({ length: count }, () => n);
 };
 
+/**
+ * A block table of `rows` sequences, each row `perRow` of a pool's `blocks` blocks, scattered
+ * for the paged cases (with perRow = blocks, a permutation when 7 is prime to blocks).
+ */
+const blockTable = (rows: number, perRow: number, blocks: number) =>
+  tensorFromI32([rows, perRow], Int32Array.from({ length: rows * perRow }, (_, i) => (i * 7 + 3) % blocks));
+
 /** Row-wise ops at awkward widths (1, 31, 33, 4097) and T = 1..5. */
 const ROW_SHAPES: Array<[number, number]> = [[1, 1], [3, 31], [5, 33], [2, 4097]];
 
@@ -529,11 +556,22 @@ export const CASES: Record<OpName, OpCases> = {
     parity: (['f32'] as NativeDType[]).flatMap((dt) => [[1, 39], [5, 7], [16, 0]].map(([T, pos]): ParityCase => ({
       name: `kv_store ${dt} ${T} rows at ${pos}`, rows: T, pos, tol: EXACT, doctor: T === 5,
       build: () => ops.kvStore(typed(dt, [40, 48], 20), f32([T, 48], 21)),
-    }))),
+    })).concat(
+      // paged: pools of 8 blocks of 4 rows and 9 of 8, the rows through row 1 of a
+      // scattered table, across block boundaries; the whole pool compared
+      [[20, 9, 4, 8], [1, 27, 4, 8], [17, 0, 8, 9]].map(([T, pos, bs, blocks]): ParityCase => ({
+        name: `kv_store ${dt} paged (block ${bs}) ${T} rows at ${pos}`, rows: T, pos, tol: EXACT,
+        build: () => ops.kvStore(typed(dt, [blocks * bs, 48], 20), f32([T, 48], 21), undefined, { table: blockTable(2, blocks, blocks), blockSize: bs, row: 1 }),
+      })),
+    )),
     bench: (['f32'] as NativeDType[]).map((dt): BenchCase => ({
       name: `kv_store ${dt} 64x1024`, rows: 64, pos: 1000, bytes: 64 * 1024 * (4 + BYTES[dt]),
       nodes: repeat(16, () => ops.kvStore(zeros([4096, 1024], dt), f32([64, 1024], 22))),
-    })),
+    })).concat((['f32'] as NativeDType[]).map((dt): BenchCase => ({
+      // the same copy into a paged pool: 4 blocks of 16 rows, scattered
+      name: `kv_store ${dt} paged 64x1024 (block 16)`, rows: 64, pos: 1000, bytes: 64 * 1024 * (4 + BYTES[dt]),
+      nodes: repeat(16, () => ops.kvStore(zeros([4096, 1024], dt), f32([64, 1024], 22), undefined, { table: blockTable(1, 256, 256), blockSize: 16, row: 0 })),
+    }))),
   },
   attention: {
     parity: [
@@ -546,13 +584,20 @@ export const CASES: Record<OpName, OpCases> = {
       // Gemma-2's soft-capped scores (cap 2 on scores of order 1: most of them bent)
       { name: 'softcap 2 prefill GQA 4/2x16 T=9 at 20', T: 9, pos: 20, H: 4, KV: 2, HD: 16, ctx: 40, softcap: 2 },
       { name: 'softcap 2 decode MHA 2x64 ctx 70', T: 1, pos: 69, H: 2, KV: 2, HD: 64, ctx: 70, softcap: 2 },
-    ].map((c): ParityCase => ({
+      // paged: the caches a pool of ctx / block blocks, read through row 1 of a scattered table
+      { name: 'paged (block 8) prefill GQA 4/2x24 T=7 at 20', T: 7, pos: 20, H: 4, KV: 2, HD: 24, ctx: 48, block: 8 },
+      { name: 'paged (block 16) decode GQA 4/2x24 at 39', T: 1, pos: 39, H: 4, KV: 2, HD: 24, ctx: 64, block: 16 },
+      { name: 'paged (block 4) window 5 GQA 6/2x16 T=9 at 30', T: 9, pos: 30, H: 6, KV: 2, HD: 16, ctx: 40, window: 5, block: 4 },
+      { name: 'paged (block 16) f16 prefill MHA 2x64 T=33 at 40', T: 33, pos: 40, H: 2, KV: 2, HD: 64, ctx: 80, block: 16, f16: true },
+    ].map((c: { name: string; T: number; pos: number; H: number; KV: number; HD: number; ctx: number; doctor?: boolean; window?: number; causal?: boolean; prefix?: number; softcap?: number; block?: number; f16?: boolean }): ParityCase => ({
       name: `attention ${c.name}`, rows: c.T, pos: c.pos, tol: { rel: 1e-5, abs: 1e-5 }, doctor: c.doctor,
       build: () => {
         const kv = c.KV * c.HD, P = c.prefix ?? 0;
-        return ops.attention(zeros([c.T, c.H * c.HD]), f32([c.T, c.H * c.HD], 23), f32([c.ctx, kv], 24), f32([c.ctx, kv], 25), {
+        const dt: NativeDType = c.f16 ? 'f16' : 'f32', blocks = c.block ? c.ctx / c.block : 0;
+        return ops.attention(zeros([c.T, c.H * c.HD]), f32([c.T, c.H * c.HD], 23), typed(dt, [c.ctx, kv], 24), typed(dt, [c.ctx, kv], 25), {
           nHeads: c.H, nKvHeads: c.KV, headDim: c.HD, scale: (c.softcap ? 4 : 1) / Math.sqrt(c.HD), window: c.window, causal: c.causal, softcap: c.softcap,
           prefix: P ? { k: f32([P, kv], 26), v: f32([P, kv], 27), len: P } : undefined,
+          paged: c.block ? { table: blockTable(2, blocks, blocks), blockSize: c.block, row: 1 } : undefined,
         });
       },
     })),
@@ -568,6 +613,17 @@ export const CASES: Record<OpName, OpCases> = {
         return {
           name: `attention decode cold ${H}/${KV}x128 ctx ${ctx}`, rows: 1, pos: ctx - 1, bytes,
           nodes: cold(bytes, () => ops.attention(zeros([1, H * 128]), q(), f32([ctx, kv], 29), f32([ctx, kv], 30), { nHeads: H, nKvHeads: KV, headDim: 128, scale: 1 / Math.sqrt(128) })),
+        };
+      }),
+      // the same decode from a paged pool (blocks of 16 rows, scattered) and from a contiguous
+      // cache of the same size, both warm, for the ratio
+      ...[false, true].map((paged): BenchCase => {
+        const ctx = 1024, kv = 8 * 128;
+        return {
+          name: `attention decode ${paged ? 'paged (block 16)' : 'contiguous'} 32/8x128 ctx ${ctx}`, rows: 1, pos: ctx - 1, bytes: 2 * ctx * kv * 4,
+          nodes: repeat(8, () => ops.attention(zeros([1, 32 * 128]), f32([1, 32 * 128], 28), f32([ctx, kv], 29), f32([ctx, kv], 30), {
+            nHeads: 32, nKvHeads: 8, headDim: 128, scale: 1 / Math.sqrt(128), paged: paged ? { table: blockTable(1, ctx / 16, ctx / 16), blockSize: 16, row: 0 } : undefined,
+          })),
         };
       }),
       {

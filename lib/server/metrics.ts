@@ -22,12 +22,19 @@ export class ServerMetrics {
   readonly waiting = new Gauge({ name: 'fuselm_requests_waiting', help: 'Sequences queued for a slot', registers: [this.registry] });
   readonly kvUsed = new Gauge({ name: 'fuselm_kv_cache_used_tokens', help: 'KV cache positions holding a token, in all slots (running sequences and kept prefixes)', registers: [this.registry] });
   readonly kvFree = new Gauge({ name: 'fuselm_kv_cache_free_tokens', help: 'KV cache positions free, in all slots', registers: [this.registry] });
+  readonly kvBlocksUsed = new Gauge({ name: 'fuselm_kv_blocks_used', help: 'Paged KV cache blocks held by running sequences', registers: [this.registry] });
+  readonly kvBlocksKept = new Gauge({ name: 'fuselm_kv_blocks_kept', help: 'Paged KV cache blocks kept by free slots (reusable prefixes, taken back when the pool runs short)', registers: [this.registry] });
+  readonly kvBlocksFree = new Gauge({ name: 'fuselm_kv_blocks_free', help: 'Paged KV cache blocks free', registers: [this.registry] });
+  readonly preemptions = new Counter({ name: 'fuselm_preemptions_total', help: 'Running sequences preempted (recomputed later) when the KV blocks ran out', registers: [this.registry] });
   readonly ttft = new Histogram({ name: 'fuselm_time_to_first_token_seconds', help: 'From a request queued to its first token', buckets: LATENCY_BUCKETS, registers: [this.registry] });
   readonly itl = new Histogram({ name: 'fuselm_inter_token_latency_seconds', help: 'Between consecutive tokens of a sequence', buckets: LATENCY_BUCKETS, registers: [this.registry] });
 
-  constructor(readonly capacity: number) {
+  constructor(readonly capacity: number, blocks = 0) {
     this.kvFree.set(capacity);
     this.kvUsed.set(0);
+    this.kvBlocksUsed.set(0);
+    this.kvBlocksKept.set(0);
+    this.kvBlocksFree.set(blocks);
   }
 
   /** The scheduler's events, feeding these series. */
@@ -51,6 +58,12 @@ export class ServerMetrics {
         this.kvUsed.set(cachedTokens);
         this.kvFree.set(this.capacity - cachedTokens);
       },
+      blocks: (used, kept, free) => {
+        this.kvBlocksUsed.set(used);
+        this.kvBlocksKept.set(kept);
+        this.kvBlocksFree.set(free);
+      },
+      preempted: () => this.preemptions.inc(),
     };
   }
 }

@@ -11,12 +11,24 @@
  * A free slot keeps the tokens its cache holds; a new request takes the free slot sharing the
  * longest prefix with its prompt (else the least recently used one) and evaluates only the rest
  * (the llama.cpp server's slot reuse: a repeated system prompt is evaluated once per slot).
+ *
+ * Paged slots (openSlots' `paged`): the slots' caches are blocks of one pool (kv-blocks.ts),
+ * given to a slot as its positions need them (its block table). Every full block is registered
+ * in the prefix cache; a new sequence starts from the longest run of registered blocks holding
+ * its prompt's first tokens (shared, not evaluated again: a system prompt sent by many requests
+ * is evaluated once) when that is more than its slot kept. A free slot keeps its blocks with
+ * its tokens until the pool runs short: then cached blocks no slot holds go back first (least
+ * recently used first), then free slots' blocks, and when none is left the newest running
+ * sequence is preempted: its blocks are freed and it waits at the head of the queue, to evaluate
+ * its prompt and the tokens it generated again (its sampler state kept), so it gives the tokens
+ * it would have given.
  */
 import { FuselmError } from '../errors.js';
 import { type GenerateOptions, type FinishReason, SequenceRun, type StreamChunk } from '../generate.js';
 import type { LogprobsResult } from '../sampling/sampler.js';
 import type { SequenceSlots } from '../model/slots.js';
 import { sharedPrefix } from '../model/decode-call.js';
+import { KvBlocks } from './kv-blocks.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 
 /** A free slot's cached prefix is taken over only when it shares this many tokens with the prompt. */
@@ -39,6 +51,10 @@ export interface SchedulerEvents {
   prompt?(evaluated: number, reused: number): void;
   /** After each step and queue change: sequences running and waiting, tokens held in the slots' caches. */
   load?(running: number, waiting: number, cachedTokens: number): void;
+  /** Paged: the pool's blocks held by running sequences, kept by free slots (their prefixes), and free. */
+  blocks?(used: number, kept: number, free: number): void;
+  /** Paged: a running sequence preempted (its blocks freed, requeued) when the pool ran short. */
+  preempted?(): void;
 }
 
 export interface SequenceResult {
@@ -73,7 +89,9 @@ interface Sequence {
   adapters: GenerateOptions['adapters'];
   opts: SubmitOptions;
   slot: number;
-  /** Prompt tokens in the slot's cache. */
+  /** Preempted: the prompt and the tokens generated but the last, evaluated again (no token drawn after them). */
+  replay: number[] | undefined;
+  /** Tokens of prompt (or replay) in the slot's cache. */
   evaluated: number;
   cached: number;
   /** The next cache position to write once decoding (prompt length + tokens decoded). */
@@ -93,6 +111,10 @@ interface Slot {
   lastUsed: number;
   /** The LoRA adapters its tokens were evaluated under (SequenceSlots.useAdapters' key). */
   lora: string;
+  /** Paged: the pool blocks holding its positions, in order (its block table). */
+  blocks: number[];
+  /** Paged: the prefix cache's chain ids of its first full blocks' tokens. */
+  ids: number[];
 }
 
 export class Scheduler {
@@ -105,13 +127,19 @@ export class Scheduler {
   #loop: Promise<void> | undefined;
   #clock = 0;
   #closed = false;
+  /** Paged: the pool and its prefix cache. */
+  readonly #pool: KvBlocks | undefined;
 
   constructor(slots: SequenceSlots, tokenizer: Tokenizer, o: SchedulerOptions, events: SchedulerEvents = {}) {
     this.#slots = slots;
     this.#tok = tokenizer;
     this.#o = o;
     this.#events = events;
-    this.#slot = Array.from({ length: slots.size }, () => ({ tokens: [], seq: undefined, lastUsed: 0, lora: '' }));
+    this.#slot = Array.from({ length: slots.size }, () => ({ tokens: [], seq: undefined, lastUsed: 0, lora: '', blocks: [], ids: [] }));
+    const pg = slots.paged;
+    if (pg && pg.blocks * pg.blockSize < slots.contextSize)
+      throw new FuselmError('E_INVALID_ARG', `a paged pool of ${pg.blocks} blocks of ${pg.blockSize} holds less than one context of ${slots.contextSize} positions`);
+    this.#pool = pg && new KvBlocks(pg.blocks, pg.blockSize);
   }
 
   /** Sequences holding a slot. */
@@ -153,7 +181,7 @@ export class Scheduler {
     if (run.done) return Promise.resolve({ ids: [], text: '', finishReason: run.finishReason!, promptTokens: prompt.length, cachedTokens: 0 });
     return new Promise<SequenceResult>((resolve, reject) => {
       const now = performance.now();
-      const seq: Sequence = { run, prompt, adapters: o.adapters, opts, slot: -1, evaluated: 0, cached: 0, pos: 0, decoding: false, submitted: now, lastToken: now, resolve, reject };
+      const seq: Sequence = { run, prompt, adapters: o.adapters, opts, slot: -1, replay: undefined, evaluated: 0, cached: 0, pos: 0, decoding: false, submitted: now, lastToken: now, resolve, reject };
       if (opts.signal?.aborted) return reject(aborted(opts.signal));
       this.#waiting.push(seq);
       this.#report();
@@ -178,6 +206,11 @@ export class Scheduler {
 
   #report(): void {
     this.#events.load?.(this.running, this.#waiting.length, this.#slot.reduce((n, s) => n + s.tokens.length, 0));
+    if (!this.#pool) return;
+    const busy = new Set(this.#slot.flatMap((s) => (s.seq ? s.blocks : [])));
+    const idle = new Set(this.#slot.flatMap((s) => (s.seq ? [] : s.blocks)).filter((b) => !busy.has(b)));
+    const { free, cached } = this.#pool.counts;
+    this.#events.blocks?.(busy.size, idle.size + cached, free);
   }
 
   async #run(): Promise<void> {
@@ -188,7 +221,7 @@ export class Scheduler {
       } catch (e) {
         // a failed step leaves the slots' caches unknown: every sequence in them fails with it
         for (const sl of this.#slot) {
-          sl.tokens = [];
+          this.#forget(sl, 0);
           if (sl.seq) this.#leave(sl.seq, e);
         }
       }
@@ -205,21 +238,22 @@ export class Scheduler {
         seq.reject(aborted(seq.opts.signal));
         continue;
       }
-      const slot = this.#pickSlot(seq.prompt);
+      const input = seq.replay ?? seq.prompt;
+      const slot = this.#pickSlot(input);
       if (slot < 0) return;
       this.#waiting.splice(i, 1);
       const sl = this.#slot[slot];
       // a prefix cached under other adapters is not this prompt's
       const lora = this.#slots.useAdapters(slot, seq.adapters);
-      if (lora !== sl.lora) sl.tokens.length = 0;
+      if (lora !== sl.lora) this.#forget(sl, 0);
       sl.lora = lora;
       // reuse the cached prefix, but never the last prompt token: its logits start the generation
-      const keep = sharedPrefix(sl.tokens, seq.prompt, seq.prompt.length - 1);
-      sl.tokens.length = keep;
+      const keep = this.#reuse(sl, input);
       sl.seq = seq;
       sl.lastUsed = ++this.#clock;
       seq.slot = slot;
-      seq.evaluated = seq.cached = keep;
+      seq.evaluated = keep;
+      if (!seq.replay) seq.cached = keep;
       this.#report();
     }
   }
@@ -254,27 +288,148 @@ export class Scheduler {
     let budget = Math.min(this.#o.stepTokens, this.#slots.batchSize - spans.length);
     for (const seq of live().filter((s) => !s.decoding).sort((a, b) => a.submitted - b.submitted)) {
       if (budget <= 0) break;
-      const n = Math.min(budget, seq.prompt.length - seq.evaluated);
-      spans.push({ seq, ids: seq.prompt.slice(seq.evaluated, seq.evaluated + n), pos: seq.evaluated, prompt: true });
+      const input = seq.replay ?? seq.prompt;
+      const n = Math.min(budget, input.length - seq.evaluated);
+      spans.push({ seq, ids: input.slice(seq.evaluated, seq.evaluated + n), pos: seq.evaluated, prompt: true });
       budget -= n;
     }
+    if (this.#slots.paged) this.#reserve(spans);
     if (!spans.length) return;
-    const logits = await this.#slots.step(spans.map((sp) => ({ slot: sp.seq.slot, ids: sp.ids, pos: sp.pos })));
+    // grammars' masks for the coming tokens are made in slices while the forward runs off-thread
+    // (a failure surfaces again in #accept, for that sequence alone)
+    const [logits] = await Promise.all([
+      this.#slots.step(spans.map((sp) => ({ slot: sp.seq.slot, ids: sp.ids, pos: sp.pos }))),
+      ...spans.map((sp) => sp.seq.run.prepare()?.catch(() => undefined)),
+    ]);
     spans.forEach(({ seq, ids, prompt }, i) => {
       const sl = this.#slot[seq.slot];
       sl.tokens.push(...ids);
+      if (this.#pool) this.#register(sl);
       // aborted (abortAll) while the step ran: gone already
       if (sl.seq !== seq) return;
       if (!prompt) seq.pos++;
       else {
         seq.evaluated += ids.length;
-        if (seq.evaluated < seq.prompt.length) return;
-        this.#events.prompt?.(seq.prompt.length - seq.cached, seq.cached);
+        const input = seq.replay ?? seq.prompt;
+        if (seq.evaluated < input.length) return;
         seq.decoding = true;
-        seq.pos = seq.prompt.length;
+        seq.pos = input.length;
+        if (seq.replay) {
+          // recomputed after a preemption: the next step feeds the last token drawn
+          seq.replay = undefined;
+          return;
+        }
+        this.#events.prompt?.(seq.prompt.length - seq.cached, seq.cached);
       }
       this.#accept(seq, logits[i]);
     });
+  }
+
+  /**
+   * Paged: gives every span's slot the blocks its positions need, oldest sequence first; when
+   * the pool runs short, takes a free slot's kept blocks, then preempts the newest running
+   * sequence (dropping its span). A lone sequence always fits (the pool holds a context).
+   */
+  #reserve(spans: { seq: Sequence; ids: number[]; pos: number }[]): void {
+    const bs = this.#slots.paged!.blockSize;
+    spans.sort((a, b) => a.seq.submitted - b.seq.submitted);
+    for (let i = 0; i < spans.length; ) {
+      const { seq, ids, pos } = spans[i], sl = this.#slot[seq.slot];
+      const need = Math.ceil((pos + ids.length) / bs);
+      while (sl.blocks.length < need) {
+        const b = this.#take();
+        if (b === undefined) break;
+        sl.blocks.push(b);
+      }
+      if (sl.blocks.length >= need) {
+        this.#slots.setBlocks(seq.slot, sl.blocks);
+        i++;
+        continue;
+      }
+      // the newest running sequence gives its blocks back (it may be this one)
+      const victim = this.#slot.map((s) => s.seq).filter((s): s is Sequence => !!s).reduce((a, b) => (b.submitted > a.submitted ? b : a));
+      this.#preempt(victim);
+      const at = spans.findIndex((sp) => sp.seq === victim);
+      if (at >= 0) spans.splice(at, 1);
+      if (at >= 0 && at < i) i--;
+    }
+  }
+
+  /** A block from the pool, taking back the least recently used free slot's blocks when needed. */
+  #take(): number | undefined {
+    for (;;) {
+      const b = this.#pool!.take();
+      if (b !== undefined) return b;
+      let lru: Slot | undefined;
+      for (const sl of this.#slot) if (!sl.seq && sl.blocks.length && (!lru || sl.lastUsed < lru.lastUsed)) lru = sl;
+      if (!lru) return undefined;
+      this.#forget(lru, 0);
+    }
+  }
+
+  /**
+   * The prefix of `input` (never its last token) that slot `sl` starts from: what the slot kept,
+   * or the longest run of the prefix cache's blocks holding input's first tokens when longer
+   * (those blocks then become the slot's). Returns its length.
+   */
+  #reuse(sl: Slot, input: readonly number[]): number {
+    let keep = sharedPrefix(sl.tokens, input, input.length - 1);
+    const pool = this.#pool;
+    if (!pool) return this.#forget(sl, keep);
+    // paged, a few tokens in common (a BOS) are not worth writing into the slot's first block,
+    // which the prefix cache may hold for a longer prompt
+    if (keep < Math.min(REUSE_MIN_TOKENS, input.length - 1)) keep = 0;
+    const bs = pool.blockSize, blocks: number[] = [], ids: number[] = [];
+    for (let i = 0; (i + 1) * bs <= input.length - 1; i++) {
+      const hit = pool.lookup(i ? ids[i - 1] : pool.root(sl.lora), input.slice(i * bs, (i + 1) * bs));
+      if (!hit) break;
+      blocks.push(hit.block);
+      ids.push(hit.id);
+    }
+    if (blocks.length * bs <= keep) return this.#forget(sl, keep);
+    for (const b of blocks) pool.hold(b);
+    this.#forget(sl, 0);
+    Object.assign(sl, { blocks, ids, tokens: input.slice(0, blocks.length * bs) });
+    return sl.tokens.length;
+  }
+
+  /** Paged: the slot's full blocks not registered yet go into the prefix cache. */
+  #register(sl: Slot): void {
+    const pool = this.#pool!, bs = pool.blockSize;
+    for (let i = sl.ids.length; (i + 1) * bs <= sl.tokens.length; i++)
+      sl.ids.push(pool.register(i ? sl.ids[i - 1] : pool.root(sl.lora), sl.tokens.slice(i * bs, (i + 1) * bs), sl.blocks[i]));
+  }
+
+  /**
+   * The slot keeps its first `keep` tokens (and, paged, the blocks that hold them; a block it
+   * would write into but shares with another slot goes too, and with it the tokens it holds).
+   * Returns what it kept.
+   */
+  #forget(sl: Slot, keep: number): number {
+    const pool = this.#pool;
+    if (pool) {
+      const bs = pool.blockSize, mid = Math.floor(keep / bs);
+      if (keep % bs && mid < sl.blocks.length && !pool.writable(sl.blocks[mid])) keep = mid * bs;
+      // the last blocks first: the least recently released go first, and a prefix's tail before its head
+      for (const b of sl.blocks.splice(Math.ceil(keep / bs)).reverse()) pool.release(b);
+      sl.ids.length = Math.min(sl.ids.length, Math.floor(keep / bs));
+    }
+    sl.tokens.length = Math.min(sl.tokens.length, keep);
+    return sl.tokens.length;
+  }
+
+  /** A running sequence leaves its slot, frees its blocks and waits first in line to be evaluated again. */
+  #preempt(seq: Sequence): void {
+    const sl = this.#slot[seq.slot];
+    this.#forget(sl, 0);
+    sl.seq = undefined;
+    sl.lastUsed = ++this.#clock;
+    if (seq.decoding) seq.replay = [...seq.prompt, ...seq.run.ids.slice(0, -1)];
+    seq.slot = -1;
+    seq.evaluated = 0;
+    seq.decoding = false;
+    this.#waiting.unshift(seq);
+    this.#events.preempted?.();
   }
 
   /** Draws the sequence's next token from `logits`; ends it when it is done. */

@@ -34,6 +34,12 @@ export interface ServerOptions {
    * the model's batchSize).
    */
   stepTokens?: number;
+  /**
+   * Blocks of KV_BLOCK_SIZE positions in the paged KV cache's pool, shared by the slots (at
+   * least one context's worth). Default: every slot's whole context. Fewer: a slot takes blocks
+   * as its sequence grows, and when none is left the newest sequence waits and is recomputed.
+   */
+  kvBlocks?: number;
   /** Most sequences waiting for a slot; past it a request is a 429 with Retry-After. Default 64. */
   maxQueue?: number;
   /** Largest request body in bytes (413 past it). Default 4 MiB. */
@@ -102,6 +108,8 @@ type Decoder = { kind: 'decoder'; model: Model; scheduler: Scheduler; template: 
 type Embedder = { kind: 'embedder'; model: EmbeddingModel };
 
 const DEFAULT_STEP_TOKENS = 256;
+/** Positions per block of the paged KV cache. */
+export const KV_BLOCK_SIZE = 16;
 
 /** OpenAI's default max_tokens of /v1/completions (chat has none: until the end or a full context). */
 const COMPLETION_DEFAULT_MAX_TOKENS = 16;
@@ -138,9 +146,13 @@ export function createServer(model: Model | EmbeddingModel | Promise<Model | Emb
     }
     const loras: ServedAdapter[] = [];
     for (const p of opts.lora ?? []) loras.push({ adapter: await m.loadAdapter(p), path: p, scale: 1 });
-    const slots = await m.openSlots(parallel);
+    const perContext = Math.ceil(m.contextSize / KV_BLOCK_SIZE);
+    const blocks = opts.kvBlocks ?? parallel * perContext;
+    if (!(Number.isInteger(blocks) && blocks >= perContext))
+      throw new FuselmError('E_INVALID_ARG', `kvBlocks must be an integer >= ${perContext} (one context of ${m.contextSize} positions), got ${blocks}`);
+    const slots = await m.openSlots(parallel, { paged: { blockSize: KV_BLOCK_SIZE, blocks } });
     const cap = slots.size * slots.contextSize;
-    metrics = new ServerMetrics(cap);
+    metrics = new ServerMetrics(cap, blocks);
     const scheduler = new Scheduler(slots, m.tokenizer, { maxQueue: opts.maxQueue ?? 64, stepTokens: opts.stepTokens ?? Math.min(DEFAULT_STEP_TOKENS, m.batchSize) }, metrics.events());
     const template = new ChatTemplate(m.tokenizer, { template: opts.chatTemplate });
     core = { kind: 'decoder', model: m, scheduler, template, defaults: generationDefaults(m.generationConfig), loras };

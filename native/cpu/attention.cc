@@ -13,6 +13,7 @@
 //    and the partials merge by log-sum-exp.
 // A shared prefix (AttentionArgs.k_prefix, beam search) is more keys in front: each tile's
 // keys are taken in at most two runs, the prefix's rows and then the own cache's.
+// A paged cache (a block table) is read the same way, its f32 rows gathered like half ones.
 // f16/bf16 caches (and prefixes): each task widens a tile's rows of one KV head to f32 once
 // (simd.h's widen_row: F16C, a shift for bf16) into a small per-thread buffer, where the
 // same f32 tile kernels use them for every query head and token of the task; the reference
@@ -25,6 +26,7 @@
 // cache in DRAM, decode with 2 threads reads it at ~75 % of the measured copy bandwidth.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -50,7 +52,7 @@ static void attention_reference(const AttentionArgs& a) {
   const int64_t P = a.prefix_len;
   // value i of key j's row: the prefix's rows below P, the own cache's from P on
   auto at = [&](const void* prefix, const void* cache, int64_t j, int64_t i) -> double {
-    return j < P ? cache_value(prefix, a.kv_dtype, j * kv_stride + i) : cache_value(cache, a.kv_dtype, (j - P) * kv_stride + i);
+    return j < P ? cache_value(prefix, a.kv_dtype, j * kv_stride + i) : cache_value(cache, a.kv_dtype, a.table.row(j - P) * kv_stride + i);
   };
   std::vector<double> scores;
   for (int64_t t = 0; t < a.T; t++) {
@@ -326,9 +328,15 @@ FUSELM_AVX2 void widen_avx2(const uint8_t* src, size_t stride, int64_t n, int64_
 }
 #endif
 
-// null for f32 caches (read in place)
-WidenFn pick_widen(Impl impl, DType dt) {
-  if (dt == DType::F32) return nullptr;
+// A paged f32 cache: a tile's rows gathered as they are, so the tile kernels see one run of keys
+// as over a contiguous cache (the same arithmetic: paged and contiguous give the same bits).
+void gather_f32(const uint8_t* src, size_t stride, int64_t n, int64_t hd, float* dst) {
+  for (int64_t r = 0; r < n; r++) std::memcpy(dst + r * hd, src + r * stride, size_t(hd) * sizeof(float));
+}
+
+// null for contiguous f32 caches (read in place)
+WidenFn pick_widen(Impl impl, DType dt, bool paged) {
+  if (dt == DType::F32) return paged ? gather_f32 : nullptr;
   const bool bf16 = dt == DType::BF16;
 #if defined(__x86_64__)
   if (impl == Impl::kAvx512) return bf16 ? widen_avx512<simd512::BF16> : widen_avx512<simd512::F16>;
@@ -342,10 +350,11 @@ WidenFn pick_widen(Impl impl, DType dt) {
 static void attention_fast(const AttentionArgs& a, const Exec& e) {
   const TileFn tile = pick_tile(e.impl, a.head_dim);
   // half caches: rows widened per (tile, KV head) into the task's buffer first
-  const WidenFn widen = pick_widen(e.impl, a.kv_dtype);
+  const WidenFn widen = pick_widen(e.impl, a.kv_dtype, a.table.blocks != nullptr);
   const int64_t hd = a.head_dim, n_kvh = a.n_kv_heads, g = a.n_heads / n_kvh;
   const int64_t q_stride = a.n_heads * hd, kv_stride = n_kvh * hd;
-  const size_t row_bytes = size_t(kv_stride) * (a.kv_dtype == DType::F32 ? 4 : 2);
+  const int64_t elem = a.kv_dtype == DType::F32 ? 4 : 2;
+  const size_t row_bytes = size_t(kv_stride) * size_t(elem);
   const int64_t TB = a.T > 1 ? kTokBlock : 1;
   const int64_t n_tb = (a.T + TB - 1) / TB;
   const int64_t P = a.prefix_len;
@@ -410,27 +419,29 @@ static void attention_fast(const AttentionArgs& a, const Exec& e) {
     // both grow with t
     auto hi_of = [&](int64_t t) { return a.causal ? P + a.pos0 + t + 1 : max_keys; };
     auto lo_of = [&](int64_t t) { return a.causal && a.window > 0 ? std::max<int64_t>(0, P + a.pos0 + t - a.window + 1) : 0; };
-    // key j's row: the prefix's below P, the own cache's from P on
+    // key j's row: the prefix's below P, the own cache's from P on (through a block table if paged)
     auto row = [&](const void* prefix, const void* cache, int64_t j) {
-      return j < P ? static_cast<const uint8_t*>(prefix) + j * row_bytes : static_cast<const uint8_t*>(cache) + (j - P) * row_bytes;
+      return j < P ? static_cast<const uint8_t*>(prefix) + j * row_bytes : static_cast<const uint8_t*>(cache) + a.table.row(j - P) * row_bytes;
     };
+    // the end of the run of keys from j on (before end) in consecutive rows of one tensor
+    auto run_of = [&](int64_t j, int64_t end) { return j < P ? std::min(P, end) : P + a.table.run_end(j - P, end - P); };
     // (one of the kh and t loops has a single turn: HB > 1 only in decode)
     for (int64_t j0 = j_begin; j0 < j_end; j0 += kTile) {
       for (int64_t kh = kh0; kh < kh0 + HB; kh++) {
         if (widen) {  // the tile's keys that some token of the task sees, in runs as below
           const int64_t j1 = std::min({j_end, j0 + kTile, hi_of(t1 - 1)});
           for (int64_t j = std::max(j0, lo_of(t0)), run_end; j < j1; j = run_end) {
-            run_end = j >= P ? j1 : std::min(P, j1);
-            widen(row(a.k_prefix, a.k_cache, j) + kh * hd * 2, row_bytes, run_end - j, hd, kw + (j - j0) * hd);
-            widen(row(a.v_prefix, a.v_cache, j) + kh * hd * 2, row_bytes, run_end - j, hd, vw + (j - j0) * hd);
+            run_end = run_of(j, j1);
+            widen(row(a.k_prefix, a.k_cache, j) + kh * hd * elem, row_bytes, run_end - j, hd, kw + (j - j0) * hd);
+            widen(row(a.v_prefix, a.v_cache, j) + kh * hd * elem, row_bytes, run_end - j, hd, vw + (j - j0) * hd);
           }
         }
         for (int64_t t = t0; t < t1; t++) {
           const int64_t t_end = std::min({hi_of(t), j_end, j0 + kTile});
-          // f32: the tile's keys in at most two runs, the prefix's rows, then the own cache's;
-          // half: one run in the widened tile
+          // f32: the tile's keys in runs of consecutive rows (the prefix's, then the own cache's,
+          // split at block boundaries if paged); half: one run in the widened tile
           for (int64_t js = std::max(j0, lo_of(t)); js < t_end;) {
-            const int64_t run_end = widen || js >= P ? t_end : std::min(P, t_end);
+            const int64_t run_end = widen ? t_end : run_of(js, t_end);
             const int n = int(run_end - js);
             const float* kr = widen ? kw + (js - j0) * hd : reinterpret_cast<const float*>(row(a.k_prefix, a.k_cache, js)) + kh * hd;
             const float* vr = widen ? vw + (js - j0) * hd : reinterpret_cast<const float*>(row(a.v_prefix, a.v_cache, js)) + kh * hd;

@@ -20,7 +20,7 @@ static void kv_store_reference(const KvStoreArgs& a) {
   for (int64_t t = 0; t < a.T; t++)
     for (int64_t i = 0; i < a.W; i++) {
       const float f = a.src[t * a.W + i];
-      const int64_t at = (a.pos0 + t) * a.W + i;
+      const int64_t at = a.table.row(a.pos0 + t) * a.W + i;
       if (a.cache_dtype == DType::F32)
         static_cast<float*>(a.cache)[at] = f;
       else
@@ -128,26 +128,36 @@ NarrowFn pick_narrow(Impl impl, DType dt) {
 
 }  // namespace
 
-void kv_store_cpu(const KvStoreArgs& a, const Exec& e) {
-  if (a.cache_dtype != DType::F32 && a.cache_dtype != DType::F16 && a.cache_dtype != DType::BF16)
-    throw Error("E_INVALID_ARG", std::string("kv_store_cpu: the cache must be f32, f16 or bf16, got ") + dtype_name(a.cache_dtype));
-  if (e.impl == Impl::kReference) return kv_store_reference(a);
+// Rows t0 .. t0 + rows - 1 of src into consecutive cache rows from `row` on.
+static void kv_store_run(const KvStoreArgs& a, const Exec& e, int64_t t0, int64_t rows, int64_t row) {
   constexpr int64_t kChunk = int64_t(1) << 18;  // values per task (1 MiB of f32)
-  const int64_t n = a.T * a.W;
+  const int64_t n = rows * a.W;
+  const float* src = a.src + t0 * a.W;
   if (a.cache_dtype == DType::F32) {
-    float* dst = static_cast<float*>(a.cache) + a.pos0 * a.W;
+    float* dst = static_cast<float*>(a.cache) + row * a.W;
     e.pool->run((n + kChunk - 1) / kChunk, [&](int64_t task, int) {
       const int64_t i0 = task * kChunk;
-      std::memcpy(dst + i0, a.src + i0, size_t(std::min(kChunk, n - i0)) * sizeof(float));
+      std::memcpy(dst + i0, src + i0, size_t(std::min(kChunk, n - i0)) * sizeof(float));
     });
     return;
   }
   const NarrowFn narrow = pick_narrow(e.impl, a.cache_dtype);
-  uint16_t* dst = static_cast<uint16_t*>(a.cache) + a.pos0 * a.W;
+  uint16_t* dst = static_cast<uint16_t*>(a.cache) + row * a.W;
   e.pool->run((n + kChunk - 1) / kChunk, [&](int64_t task, int) {
     const int64_t i0 = task * kChunk;
-    narrow(dst + i0, a.src + i0, std::min(kChunk, n - i0));
+    narrow(dst + i0, src + i0, std::min(kChunk, n - i0));
   });
+}
+
+void kv_store_cpu(const KvStoreArgs& a, const Exec& e) {
+  if (a.cache_dtype != DType::F32 && a.cache_dtype != DType::F16 && a.cache_dtype != DType::BF16)
+    throw Error("E_INVALID_ARG", std::string("kv_store_cpu: the cache must be f32, f16 or bf16, got ") + dtype_name(a.cache_dtype));
+  if (e.impl == Impl::kReference) return kv_store_reference(a);
+  // one run when contiguous; paged, one per block the positions touch
+  for (int64_t p = a.pos0, end = a.pos0 + a.T, next; p < end; p = next) {
+    next = a.table.run_end(p, end);
+    kv_store_run(a, e, p - a.pos0, next - p, a.table.row(p));
+  }
 }
 
 FUSELM_CPU_OP(kv_store_op::def, [](const Step& s, const Exec& e) { kv_store_cpu(kv_store_op::args(s), e); });

@@ -3,7 +3,9 @@
  * forward) give each span the logits its sequence gets evaluated alone (model.evaluate), on
  * stories260K, and on a model with a learned position table (tiny GPT-2: each row's position
  * comes from its span, whose last row a step moves to its end for the vocabulary projection);
- * bad spans are E_INVALID_ARG / E_CONTEXT_FULL; the slots hold the model until closed.
+ * bad spans are E_INVALID_ARG / E_CONTEXT_FULL; the slots hold the model until closed. Paged
+ * slots (one pool of blocks, a block table per slot, scattered blocks) give the contiguous
+ * slots' logits bit for bit, across block boundaries, and a position without a block is refused.
  */
 import assert from 'node:assert/strict';
 import { type Model, loadModel } from '../../lib/model/model.js';
@@ -60,6 +62,55 @@ describe('Model.openSlots', function () {
       assert.deepEqual(await slots.step([{ slot: 2, ids: c.slice(1), pos: 1 }]), [solo[3]]);
     } finally {
       slots.close();
+    }
+  });
+
+  it('paged slots (blocks of 16, scattered in a shared pool) give the contiguous slots\' logits bit for bit', async () => {
+    const texts = ['Once upon a time, there was a little girl named Lily who loved to play outside in the sun', 'Tom and his dog went to the park to play with a big red ball', 'The sun'];
+    const ids = texts.map((t) => model.tokenizer.encode(t, { addSpecial: true }));
+    assert.ok(ids[0].length > 16 && ids[1].length > 16, 'the prompts cross a block boundary');
+    // chunks of 7 tokens, then 12 greedy-decoded tokens each (the contiguous run's choices)
+    const script = async (slots: Awaited<ReturnType<Model['openSlots']>>, blocks?: (slot: number, upTo: number) => void) => {
+      const out: Float32Array[][] = [];
+      const pos = ids.map(() => 0), next: number[] = ids.map(() => -1);
+      for (let step = 0; step < 20; step++) {
+        const spans = ids.map((p, slot) => {
+          const ids = pos[slot] < p.length ? p.slice(pos[slot], pos[slot] + 7) : [next[slot]];
+          return { slot, ids, pos: pos[slot] };
+        });
+        for (const sp of spans) blocks?.(sp.slot, sp.pos + sp.ids.length);
+        const logits = await slots.step(spans);
+        out.push(logits);
+        spans.forEach((sp, i) => {
+          pos[sp.slot] += sp.ids.length;
+          next[sp.slot] = logits[i].indexOf(Math.max(...logits[i]));
+        });
+      }
+      return out;
+    };
+    const plain = await model.openSlots(3);
+    let want: Float32Array[][];
+    try {
+      want = await script(plain);
+    } finally {
+      plain.close();
+    }
+    const paged = await model.openSlots(3, { paged: { blockSize: 16, blocks: 12 } });
+    try {
+      assert.deepEqual(paged.paged, { blockSize: 16, blocks: 12 });
+      // slot s gets blocks 11 - s, 8 - s, 5 - s, ...: interleaved and in descending order
+      const held = [[], [], []] as number[][];
+      const got = await script(paged, (slot, upTo) => {
+        while (held[slot].length * 16 < upTo) held[slot].push(11 - slot - 3 * held[slot].length);
+        paged.setBlocks(slot, held[slot]);
+      });
+      assert.ok(held[0].length >= 2, 'slot 0 used more than one block');
+      assert.deepEqual(got, want);
+      // a slot whose table lacks the block for its next position
+      await assert.rejects(paged.step([{ slot: 2, ids: new Array(40).fill(1), pos: 0 }]), { code: 'E_INVALID_ARG' });
+      assert.throws(() => paged.setBlocks(0, [12]), { code: 'E_INVALID_ARG' });
+    } finally {
+      paged.close();
     }
   });
 

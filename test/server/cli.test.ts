@@ -15,7 +15,7 @@ describe('fuselm serve (the command)', function () {
 
   it('serves, then drains and exits 0 on SIGTERM', async function () {
     requireShared(this, 'models/stories260K.gguf');
-    const child = spawn(process.execPath, ['--import', 'tsx', entry, 'serve', '-m', sharedPath('models/stories260K.gguf'), '--port', '0', '--threads', '1', '--parallel', '2'], {
+    const child = spawn(process.execPath, ['--import', 'tsx', entry, 'serve', '-m', sharedPath('models/stories260K.gguf'), '--port', '0', '--threads', '1', '--parallel', '2', '--kv-blocks', '200'], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
@@ -33,6 +33,11 @@ describe('fuselm serve (the command)', function () {
       const r = await fetch(`${url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'Once upon a time', max_tokens: 5, temperature: 0 }) });
       assert.equal(r.status, 200);
       assert.equal(((await r.json()) as { usage: { completion_tokens: number } }).usage.completion_tokens, 5);
+      // --kv-blocks sized the pool: the blocks of the finished request are kept, the rest free
+      const metrics = await (await fetch(`${url}/metrics`)).text();
+      const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(metrics)?.[1]);
+      assert.equal(value('fuselm_kv_blocks_used'), 0);
+      assert.equal(value('fuselm_kv_blocks_kept') + value('fuselm_kv_blocks_free'), 200);
     } finally {
       child.kill('SIGTERM');
     }

@@ -184,6 +184,7 @@ describe('fuselm serve over raw HTTP', function () {
     const base = await serve({ parallel: 2 }, wide);
     const want = await post(`${base}/v1/completions`, { prompt: 'Once upon a time', max_tokens: 20, temperature: 0 });
     assert.equal(await metric(base, 'fuselm_requests_running'), 0);
+    assert.equal(await metric(base, 'fuselm_kv_blocks_used'), 0);
     const ac = new AbortController();
     // EOS banned: the stream runs to its 2048-position context unless aborted
     const r = await fetch(`${base}/v1/completions`, {
@@ -193,16 +194,34 @@ describe('fuselm serve over raw HTTP', function () {
       signal: ac.signal,
     });
     const reader = r.body!.getReader();
-    await reader.read();
+    for (let reads = 0; reads < 40; reads++) assert.equal((await reader.read()).done, false);
     assert.equal(await metric(base, 'fuselm_requests_running'), 1);
+    assert.ok((await metric(base, 'fuselm_kv_blocks_used')) >= 2, 'the stream holds KV blocks');
     ac.abort();
     const t0 = Date.now();
     while ((await metric(base, 'fuselm_requests_running')) !== 0) {
       assert.ok(Date.now() - t0 < 5000, 'the slot was not freed');
       await new Promise((res) => setTimeout(res, 5));
     }
+    assert.equal(await metric(base, 'fuselm_kv_blocks_used'), 0, 'its blocks were freed');
+    const pool = 2 * Math.ceil(wide.contextSize / 16);
+    assert.equal((await metric(base, 'fuselm_kv_blocks_kept')) + (await metric(base, 'fuselm_kv_blocks_free')), pool);
     const after = await post(`${base}/v1/completions`, { prompt: 'Once upon a time', max_tokens: 20, temperature: 0 });
     assert.equal(after.json.choices[0].text, want.json.choices[0].text);
+  });
+
+  it('a pool of one context (kvBlocks) preempts and recomputes, and 8 concurrent greedy requests each get their solo text', async () => {
+    const prompts = ['Once upon a time', 'Lily and Tom', 'The dog ran', 'One day, a bird', 'Sam had a ball', 'The sun was hot', 'Mom said', 'A little girl'];
+    const body = (prompt: string) => ({ prompt, max_tokens: 40, temperature: 0 });
+    const solo = [];
+    for (const p of prompts) solo.push((await model.generate(p, { maxTokens: 40 })).text);
+    // 64-position contexts: 4 blocks of 16 for 8 slots whose sequences need 3 or 4 each
+    const base = await serve({ parallel: 8, kvBlocks: 4 });
+    const got = await Promise.all(prompts.map((p) => post(`${base}/v1/completions`, body(p))));
+    assert.deepEqual(got.map((r) => r.json.choices[0].text), solo);
+    assert.ok((await metric(base, 'fuselm_preemptions_total')) > 0, 'some sequence was preempted');
+    assert.equal(await metric(base, 'fuselm_kv_blocks_used'), 0);
+    await assert.rejects(serve({ kvBlocks: 3 }), { code: 'E_INVALID_ARG', message: /kvBlocks must be an integer >= 4/ });
   });
 
   it('/metrics counts prompt, reused and generated tokens, and times every token', async () => {

@@ -2,13 +2,19 @@
  * The continuous-batching scheduler on stories260K's slots, its steps recorded: a long prompt
  * joins in chunks of at most the step budget, each chunk in the same forward as the running
  * sequences' next tokens (it never stalls them by more than one chunk); results equal solo runs; an aborted sequence leaves
- * before the next step; a kept prefix is reused and gives the same tokens. The same batching on
- * the CUDA backend (its emulator without a GPU) gives the CPU's greedy tokens.
+ * before the next step; a kept prefix is reused and gives the same tokens. Paged slots (the
+ * server's): a pool too small for every sequence preempts the newest and recomputes it later,
+ * and every request still gets its solo tokens; an aborted sequence's blocks leave the used
+ * count (back to its baseline of 0); a system prompt shared by many requests is evaluated once
+ * (its full blocks found in the prefix cache by every other slot), hits giving the tokens of
+ * misses, and cached blocks no slot holds are taken back (LRU, a prefix's tail before its
+ * head) for new sequences, never giving a wrong token. The same paged batching on the CUDA backend (its emulator
+ * without a GPU), preemptions included, gives the CPU's greedy tokens.
  */
 import assert from 'node:assert/strict';
 import { type Model, loadModel } from '../../lib/model/model.js';
 import type { SequenceSlots } from '../../lib/model/slots.js';
-import { Scheduler } from '../../lib/server/scheduler.js';
+import { Scheduler, type SchedulerEvents } from '../../lib/server/scheduler.js';
 import { requireShared, sharedPath } from '../helpers/shared.js';
 import { loadOnCuda } from '../helpers/cuda.js';
 
@@ -116,18 +122,137 @@ describe('server scheduler: continuous batching', function () {
     }
   });
 
+  /** Events of a paged scheduler: the last block counts and the preemptions. */
+  const blockEvents = () => {
+    const seen = { used: 0, kept: 0, free: 0, preempted: 0, maxUsed: 0 };
+    const events: SchedulerEvents = {
+      blocks: (used, kept, free) => {
+        Object.assign(seen, { used, kept, free });
+        seen.maxUsed = Math.max(seen.maxUsed, used);
+      },
+      preempted: () => seen.preempted++,
+    };
+    return { seen, events };
+  };
+
+  it('paged: a pool of one context preempts the newest sequences, and every request still gets its solo tokens', async () => {
+    const texts = ['Once upon a time', 'Lily and Tom went to the park. They', 'The dog', 'One day, a little bird', 'Sam had a big red ball. He'];
+    const prompts = texts.map((t) => model.tokenizer.encode(t, { addSpecial: true }));
+    const lengths = [150, 120, 140, 100, 130];
+    const solo: number[][] = [];
+    for (const [i, p] of prompts.entries()) solo.push((await model.generate(p, { maxTokens: lengths[i] })).ids);
+    // 32 blocks of 16: one 512-position context, while the five sequences need ~45 blocks
+    const slots = await model.openSlots(5, { paged: { blockSize: 16, blocks: 32 } });
+    const { seen, events } = blockEvents();
+    const s = new Scheduler(slots, model.tokenizer, { maxQueue: 8, stepTokens: 64 }, events);
+    try {
+      const rs = await Promise.all(prompts.map((p, i) => s.submit(p, { maxTokens: lengths[i], temperature: 0 })));
+      rs.forEach((r, i) => assert.deepEqual(r.ids, solo[i], `request ${i}`));
+      assert.ok(seen.preempted > 0, 'some sequence was preempted');
+      assert.ok(seen.maxUsed <= 32);
+      assert.deepEqual([seen.used, seen.kept + seen.free], [0, 32]);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('paged: a system prompt shared by many requests is evaluated once, and hits give the tokens of misses', async () => {
+    const system = model.tokenizer.encode('Once upon a time, there was a little girl named Lily. She liked to play with her toys in her room. One day her mom said', { addSpecial: true });
+    assert.ok(system.length >= 32, `${system.length} tokens`);
+    const suffixes = [' hello', ' that', ' to go', ' the sun', ' a cat', ' we can', ' look'];
+    const prompts = suffixes.map((t) => [...system, ...model.tokenizer.encode(t)]);
+    const solo: number[][] = [];
+    for (const p of prompts) solo.push((await model.generate(p, { maxTokens: 12 })).ids);
+    const slots = await model.openSlots(4, { paged: { blockSize: 16, blocks: 64 } });
+    const steps = record(slots);
+    const s = new Scheduler(slots, model.tokenizer, { maxQueue: 8, stepTokens: 512 });
+    try {
+      const first = await s.submit(prompts[0], { maxTokens: 12, temperature: 0 });
+      assert.equal(first.cachedTokens, 0);
+      const rest = await Promise.all(prompts.slice(1).map((p) => s.submit(p, { maxTokens: 12, temperature: 0 })));
+      [first, ...rest].forEach((r, i) => assert.deepEqual(r.ids, solo[i], `request ${i}`));
+      // every later request, in whichever slot, starts after the system prompt's full blocks
+      const shared = Math.floor(system.length / 16) * 16;
+      for (const r of rest) assert.ok(r.cachedTokens >= shared, `${r.cachedTokens} cached`);
+      // every row evaluated: each prompt past what it reused, and each generated token but the last
+      const rows = steps.flat().reduce((n, sp) => n + sp.n, 0);
+      assert.equal(rows, [first, ...rest].reduce((n, r, i) => n + prompts[i].length - r.cachedTokens + r.ids.length - 1, 0));
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('paged: cached blocks no slot holds are taken back for new sequences (LRU, tails first), and repeats still hit their prompts\' blocks', async () => {
+    const texts = ['Once upon a time, there was a little girl named Lily. She liked to play', 'Tom and his dog went to the park to play with a big red ball. They ran', 'The sun was hot and the sky was blue. A bird sang in a tall tree near'];
+    const prompts = texts.map((t) => model.tokenizer.encode(t, { addSpecial: true }));
+    // EOS banned: each sequence runs to 200 tokens, 13 or 14 blocks of 16
+    const o = { maxTokens: 200, temperature: 0, logitBias: { [model.tokenizer.eos!]: -100 } };
+    const solo: number[][] = [];
+    for (const p of prompts) solo.push((await model.generate(p, o)).ids);
+    // two slots, one context's 32 blocks: the prompts' blocks cannot all stay cached
+    const slots = await model.openSlots(2, { paged: { blockSize: 16, blocks: 32 } });
+    const { seen, events } = blockEvents();
+    const s = new Scheduler(slots, model.tokenizer, { maxQueue: 8, stepTokens: 512 }, events);
+    try {
+      const cached: number[] = [];
+      for (const round of [0, 1])
+        for (const [i, p] of prompts.entries()) {
+          const r = await s.submit(p, o);
+          assert.deepEqual(r.ids, solo[i], `round ${round}, prompt ${i}`);
+          cached.push(r.cachedTokens);
+        }
+      // round 1 found nothing; in round 2, though the three sequences' 44 blocks never fit the
+      // pool together, each prompt's full blocks were still cached: blocks go back tail first
+      assert.deepEqual(cached.slice(0, 3), [0, 0, 0]);
+      assert.deepEqual(cached.slice(3), prompts.map((p) => Math.floor((p.length - 1) / 16) * 16));
+      assert.equal(seen.used, 0);
+      assert.equal(seen.kept + seen.free, 32);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('paged: an aborted sequence’s blocks leave the used count at once, and the next request is unaffected', async () => {
+    const p = model.tokenizer.encode('Lily and Tom', { addSpecial: true });
+    const solo = await model.generate(p, { maxTokens: 20 });
+    const slots = await model.openSlots(2, { paged: { blockSize: 16, blocks: 40 } });
+    const { seen, events } = blockEvents();
+    const s = new Scheduler(slots, model.tokenizer, { maxQueue: 4, stepTokens: 64 }, events);
+    try {
+      const ac = new AbortController();
+      let got = 0;
+      const doomed = s.submit(p, { maxTokens: 300, temperature: 0 }, {
+        signal: ac.signal,
+        onChunk: () => {
+          if (++got === 40) ac.abort();
+        },
+      });
+      await assert.rejects(doomed, { code: 'E_ABORTED' });
+      assert.ok(seen.maxUsed >= 3, `${seen.maxUsed} blocks used while it ran`);
+      assert.equal(seen.used, 0, 'no block used once it left');
+      assert.equal(seen.kept + seen.free, 40);
+      assert.deepEqual((await s.submit(p, { maxTokens: 20, temperature: 0 })).ids, solo.ids);
+      assert.equal(seen.used, 0);
+    } finally {
+      await s.close();
+    }
+  });
+
   it('on device cuda (emulated without a GPU): sequences joining and leaving give their solo greedy tokens', async function () {
     this.timeout(300_000);
     const prompts = ['Once upon a time', 'Lily and Tom went to the park. They', 'The dog'].map((t) => model.tokenizer.encode(t, { addSpecial: true }));
-    const lengths = [6, 10, 3];
+    const lengths = [16, 20, 18];
     const solo = [];
     for (const [i, p] of prompts.entries()) solo.push((await model.generate(p, { maxTokens: lengths[i] })).ids);
-    await using gpu = await loadOnCuda(sharedPath(STORIES), { contextSize: 64 });
-    const slots = await gpu.openSlots(3);
-    const s = new Scheduler(slots, gpu.tokenizer, { maxQueue: 4, stepTokens: 4 });
+    await using gpu = await loadOnCuda(sharedPath(STORIES), { contextSize: 48 });
+    // paged, as the server runs: 3 blocks of 16 (one context) for sequences that need 4
+    const slots = await gpu.openSlots(3, { paged: { blockSize: 16, blocks: 3 } });
+    const { seen, events } = blockEvents();
+    const s = new Scheduler(slots, gpu.tokenizer, { maxQueue: 4, stepTokens: 4 }, events);
     try {
       const rs = await Promise.all(prompts.map((p, i) => s.submit(p, { maxTokens: lengths[i], temperature: 0 })));
       assert.deepEqual(rs.map((r) => r.ids), solo);
+      assert.ok(seen.preempted > 0, 'some sequence was preempted');
     } finally {
       await s.close();
     }
