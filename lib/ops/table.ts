@@ -449,6 +449,8 @@ export const CASES: Record<OpName, OpCases> = {
       // Gemma-2's soft-capped scores (cap 2 on scores of order 1: most of them bent)
       { name: 'softcap 2 prefill GQA 4/2x16 T=9 at 20', T: 9, pos: 20, H: 4, KV: 2, HD: 16, ctx: 40, softcap: 2 },
       { name: 'softcap 2 decode MHA 2x64 ctx 70', T: 1, pos: 69, H: 2, KV: 2, HD: 64, ctx: 70, softcap: 2 },
+      // a prefill of >= 16 rows with an f32 cache: CUDA's tiled kernel (cuda/attention_tiled.cu)
+      { name: 'softcap 2 window 9 prefill GQA 4/2x40 T=20 at 13', T: 20, pos: 13, H: 4, KV: 2, HD: 40, ctx: 40, window: 9, softcap: 2 },
     ].map((c): ParityCase => ({
       name: `attention ${c.name}`, rows: c.T, pos: c.pos, tol: { rel: 1e-5, abs: 1e-5 }, doctor: c.doctor,
       build: () => {
