@@ -12,14 +12,16 @@
 //    16-bit type, already laid out as mma A fragments (hd / 16 of them).
 //  - K and V stream through shared memory in tiles of 64 keys (32 at hd 256, where 32 x 4 output
 //    accumulators per thread leave no registers for 64 keys' scores), three stages where the
-//    device lets a block have their shared memory (hd 128 and 256: 102 KiB; sm_86/89 allow
-//    99 KiB, so there two): while the block computes on one stage, cp.async fills the next
-//    ones. Rows are padded by 16 bytes (pitch hd + 8 halves), which puts the 8 rows of every ldmatrix in 8 distinct 4-bank groups for
-//    each hd here, so the loads are free of bank conflicts. Keys past the last position are
-//    zero-filled (cp_async_16_zfill), so their V rows add 0 * 0, never 0 * garbage.
-//  - S = Q K^T per warp: 16 x 64 scores in 8 mma accumulators (16 x 32 in 4 at hd 256), the K fragments by ldmatrix
-//    (K rows are keys, exactly the col-major B operand). Scores are scaled by scale * log2(e)
-//    so the softmax uses exp2; soft-capping (cap tanh(s / cap)) is the same in those units.
+//    device lets a block have their shared memory (hd 128: 102 KiB, hd 256: 99 KiB; sm_86/89
+//    allow 99 KiB, so there hd 128 gets two): while the block computes on one stage, cp.async
+//    fills the next ones. Rows are padded by 16 bytes (pitch hd + 8 halves), which puts the 8
+//    rows of every ldmatrix in 8 distinct 4-bank groups for each hd here, so the loads are free
+//    of bank conflicts. Keys past the last position are zero-filled (cp_async_16_zfill), so
+//    their V rows add 0 * 0, never 0 * garbage.
+//  - S = Q K^T per warp: 16 x 64 scores in 8 mma accumulators (16 x 32 in 4 at hd 256), the K
+//    fragments by ldmatrix (K rows are keys, exactly the col-major B operand). Scores are
+//    scaled by scale * log2(e) so the softmax uses exp2; soft-capping (cap tanh(s / cap)) is
+//    the same in those units.
 //  - Online softmax in registers: each thread holds 2 rows (g and g + 8 of its warp's 16); the
 //    row max is reduced over the 4 threads of a quad by shuffles, the running output and sum
 //    are rescaled when the max grows. P is rounded to 16 bits to feed the P V mma, and the sum

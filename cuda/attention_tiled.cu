@@ -195,9 +195,9 @@ template <int KIND, int NE>
 static void tiled_launch(const TiledParams& p, cudaStream_t stream) {
   auto* kernel = attention_tiled_kernel<KIND, NE>;
   // the most any launch of this instance uses (hd <= 32 NE); raised once per kernel, as in FA2
-  static const bool raised =
-      (CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(tiled_smem_bytes(32 * NE)))),
-       true);
+  static const bool raised = (CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                              int(tiled_smem_bytes(32 * NE)))),
+                              true);
   (void)raised;
   const char* const name = KIND == 0 ? "attention_tiled_kernel<f32>" : KIND == 1 ? "attention_tiled_kernel<f16>"
                                                                                  : "attention_tiled_kernel<bf16>";

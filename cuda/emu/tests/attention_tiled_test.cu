@@ -160,8 +160,8 @@ EMU_TEST(attention_tiled_routing) {
     a.out = routed.p;
     fuselm::attention_cuda(a, nullptr);
     const std::vector<float> x = direct.download(), y = routed.download();
-    CHECK_MSG(std::memcmp(x.data(), y.data(), x.size() * 4) == 0, "attention_cuda routes hd " + std::to_string(hd) +
-                                                                       " " + fuselm::dtype_name(dt) + " to the tiled kernel");
+    CHECK_MSG(std::memcmp(x.data(), y.data(), x.size() * 4) == 0,
+              "attention_cuda routes hd " + std::to_string(hd) + " " + fuselm::dtype_name(dt) + " to the tiled kernel");
   }
 }
 
