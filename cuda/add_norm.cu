@@ -13,8 +13,11 @@
 // and the norm sees the same values. Outputs follow the references' order: (v * scale) * w,
 // (v - mean) * scale * w + b. out must not alias x (it would overwrite the residual stream).
 //
-// Rows up to 1024 threads x 16 items: 16384 floats on the scalar path, 32768 with float4
-// (VPT at most 8 there, 32 registers of row); longer rows throw E_INVALID_ARG.
+// Rows up to 16384 floats on the scalar path (VPT up to 32, at most 512 threads), 32768 with
+// float4 (VPT at most 8, 32 registers of row, up to 1024 threads); longer rows throw
+// E_INVALID_ARG. VPT 16 and 32 run under 512-thread launch bounds: 1024 would cap a thread at
+// 64 registers, where VPT 16 spilled (ptxas, sm_90); VPT 32 (unaligned rows of 4097 to 16384
+// floats) still spills about 24 bytes at 128.
 #include <cstdint>
 #include <string>
 
@@ -42,8 +45,8 @@ __device__ __forceinline__ void add_norm_store(float* p, const float (&v)[VEC]) 
 }
 
 template <bool LN, int VEC, int VPT>
-static __global__ void __launch_bounds__(1024) add_norm_f32_kernel(float* out, float* x, const float* r, const float* w,
-                                                                   const float* b, int64_t D, float eps) {
+static __global__ void __launch_bounds__(VPT > 8 ? 512 : 1024)
+    add_norm_f32_kernel(float* out, float* x, const float* r, const float* w, const float* b, int64_t D, float eps) {
   float* scratch = dynamic_smem<float>();
   const int64_t row = int64_t(blockIdx.x) * D, items = D / VEC;
   float v[VPT][VEC] = {};
@@ -109,7 +112,10 @@ static void add_norm_dispatch(const AddNormArgs& a, int vpt, unsigned threads, c
     case 4: return add_norm_launch<LN, VEC, 4>(a, threads, stream);
     case 8: return add_norm_launch<LN, VEC, 8>(a, threads, stream);
   }
-  if constexpr (VEC == 1) add_norm_launch<LN, 1, 16>(a, threads, stream);  // 16 only on the scalar path
+  if constexpr (VEC == 1) {  // 16 and 32 only on the scalar path
+    if (vpt == 16) return add_norm_launch<LN, 1, 16>(a, threads, stream);
+    add_norm_launch<LN, 1, 32>(a, threads, stream);
+  }
 }
 
 void add_norm_cuda(const AddNormArgs& a, cudaStream_t stream) {
@@ -118,10 +124,11 @@ void add_norm_cuda(const AddNormArgs& a, cudaStream_t stream) {
   const bool vec = a.D % 4 == 0 && aligned16(a.out) && aligned16(a.x) && aligned16(a.r) && aligned16(a.w) &&
                    (a.b == nullptr || aligned16(a.b));
   const int64_t items = vec ? a.D / 4 : a.D;
-  const int max_vpt = vec ? 8 : 16;
-  if (items > 1024 * int64_t(max_vpt))
+  const int max_vpt = vec ? 8 : 32;
+  const int64_t max_items = vec ? 1024 * 8 : 512 * 32;  // the thread counts the launch bounds allow
+  if (items > max_items)
     throw Error("E_INVALID_ARG", "add_norm_cuda: rows of " + std::to_string(a.D) + " floats are longer than " +
-                                     std::to_string(1024 * max_vpt * (vec ? 4 : 1)) + " (" +
+                                     std::to_string(max_items * (vec ? 4 : 1)) + " (" +
                                      (vec ? "float4" : "unaligned") + " path)");
   // Up to 256 threads with few items each; more items per thread before more threads.
   int vpt = 1;

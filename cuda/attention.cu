@@ -1,19 +1,23 @@
 // attention: the dispatcher of the CUDA attention kernels (AttentionArgs, native/ops/attention.h).
 // Prefill of enough query rows runs FlashAttention-2 style on tensor cores
 // (cuda/attention_fa2.cu) where it applies — f16/bf16 caches and the head dims it is built
-// for; everything else, decode above all, runs split-KV (cuda/attention_split_kv.cu), which
-// takes any shape and cache dtype.
+// for (64, 80, 96, 128, 256); the other prefills (f32 caches, other head dims) run the tiled
+// f32 kernel (cuda/attention_tiled.cu), which still reuses each K/V tile over 32 queries;
+// decode, a shared prefix and the rest run split-KV (cuda/attention_split_kv.cu), which takes
+// any shape and cache dtype.
 #include "ops.h"
 
 FUSELM_CUDA_NAMESPACE_BEGIN
 
-// Below this many query rows an FA2 block (128 rows) would be mostly empty, while split-KV
-// still spreads the keys over the whole GPU.
-constexpr int64_t kFa2MinRows = 16;
+// Below this many query rows an FA2 block (128 rows) or a tiled one (32) would be mostly
+// empty, while split-KV still spreads the keys over the whole GPU.
+constexpr int64_t kPrefillMinRows = 16;
 
 void attention_cuda(const AttentionArgs& a, cudaStream_t stream) {
-  if (a.T >= kFa2MinRows && attention_fa2_supports(a))
+  if (a.T >= kPrefillMinRows && attention_fa2_supports(a))
     attention_fa2_cuda(a, stream);
+  else if (a.T >= kPrefillMinRows && attention_tiled_supports(a))
+    attention_tiled_cuda(a, stream);
   else
     attention_split_kv_cuda(a, stream);
 }

@@ -18,7 +18,8 @@
 // Inside a block: lpk lanes (a power of two) share a key, each holding VPL 16-byte vectors of
 // the head dimension (EPV = 4 floats or 8 halves each; lane i of the group takes vectors i,
 // i + lpk, ...), so a warp works on 32 / lpk keys at once and each lane group on U keys per
-// step, their K and V loads issued together. A score is the lanes' partial dot products summed
+// step, their K and V loads issued together, one step ahead: the next step's keys are loaded
+// into registers before this step's math. A score is the lanes' partial dot products summed
 // by xor-shuffles within the group. Scores are kept in base-2 units (q is scaled by
 // scale * log2 e) so the softmax uses exp2f. Every lane group runs its own online softmax
 // (m, l, acc) over its keys; at the end the groups of a warp merge by shuffles, the warps
@@ -120,9 +121,8 @@ static __global__ void __launch_bounds__(32 * kSplitWarps) attention_split_kv_ke
   }
   const int64_t step = int64_t(kSplitWarps) * kpw;  // keys the block covers per u
   const int64_t slot = int64_t(warp) * kpw + grp;
-  for (int64_t j0 = j_begin; j0 < j_end; j0 += step * U) {  // block-uniform trip count: shuffles below are safe
-    float kx[U][NE], vx[U][NE];
-    bool ok[U];
+  // the K and V values of one step's keys j0 + k * step + slot (k < U); zeros past j_end
+  const auto load_step = [&](int64_t j0, float (&kx)[U][NE], float (&vx)[U][NE], bool (&ok)[U]) {
     for (int k = 0; k < U; k++) {
       const int64_t j = j0 + k * step + slot;
       ok[k] = j < j_end;
@@ -141,6 +141,16 @@ static __global__ void __launch_bounds__(32 * kSplitWarps) attention_split_kv_ke
         }
       }
     }
+  };
+  float kx[U][NE], vx[U][NE];
+  bool ok[U];
+  load_step(j_begin, kx, vx, ok);
+  for (int64_t j0 = j_begin; j0 < j_end; j0 += step * U) {  // block-uniform trip count: shuffles below are safe
+    // the next step's keys are loaded into registers before this step's math, so their loads
+    // are in flight during it (past the chunk's end: none, zeros)
+    float kn[U][NE], vn[U][NE];
+    bool okn[U];
+    load_step(j0 + step * U, kn, vn, okn);
     float s[U][G];
     for (int k = 0; k < U; k++)
       for (int h = 0; h < G; h++) {
@@ -164,6 +174,10 @@ static __global__ void __launch_bounds__(32 * kSplitWarps) attention_split_kv_ke
         for (int k = 0; k < U; k++) a += pk[k] * vx[k][e];
         acc[h][e] = a;
       }
+    }
+    for (int k = 0; k < U; k++) {
+      ok[k] = okn[k];
+      for (int e = 0; e < NE; e++) kx[k][e] = kn[k][e], vx[k][e] = vn[k][e];
     }
   }
 

@@ -33,6 +33,14 @@
 #define FUSELM_CUDA_NAMESPACE_BEGIN namespace fuselm { inline namespace FUSELM_CUDA_FLAVOR {
 #define FUSELM_CUDA_NAMESPACE_END } }
 
+// Full unrolling keeps per-thread arrays indexed by loop counters (fragments, accumulators) in
+// registers under nvcc; g++ (the emulator) takes no such pragma.
+#if defined(__CUDACC__)
+#define FUSELM_UNROLL _Pragma("unroll")
+#else
+#define FUSELM_UNROLL
+#endif
+
 FUSELM_CUDA_NAMESPACE_BEGIN
 
 inline void cuda_check(cudaError_t err, const char* what, const char* file, int line) {

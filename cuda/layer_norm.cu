@@ -8,8 +8,11 @@
 // for its items (the reference's order). out may alias x: the row is in registers before the
 // first write.
 //
-// Rows up to 1024 threads x 16 items: 16384 floats on the scalar path, 32768 with float4
-// (VPT at most 8 there, 32 registers of row). Longer rows throw E_INVALID_ARG.
+// Rows up to 16384 floats on the scalar path (VPT up to 32, at most 512 threads), 32768 with
+// float4 (VPT at most 8, 32 registers of row, up to 1024 threads); longer rows throw
+// E_INVALID_ARG. VPT 16 and 32 run under 512-thread launch bounds: 1024 would cap a thread at
+// 64 registers, where VPT 16 spilled (ptxas, sm_90); VPT 32 (unaligned rows of 4097 to 16384
+// floats) still spills about 24 bytes at 128.
 #include <cstdint>
 #include <string>
 
@@ -38,7 +41,7 @@ __device__ __forceinline__ void layer_norm_store(float* p, const float (&v)[VEC]
 }
 
 template <int VEC, int VPT>
-static __global__ void __launch_bounds__(1024)
+static __global__ void __launch_bounds__(VPT > 8 ? 512 : 1024)
     layer_norm_f32_kernel(float* out, const float* x, const float* w, const float* b, int64_t D, float eps) {
   float* scratch = dynamic_smem<float>();
   const int64_t row = int64_t(blockIdx.x) * D, items = D / VEC;
@@ -87,17 +90,21 @@ static void layer_norm_dispatch(const LayerNormArgs& a, int vpt, unsigned thread
     case 4: return layer_norm_launch<VEC, 4>(a, threads, stream);
     case 8: return layer_norm_launch<VEC, 8>(a, threads, stream);
   }
-  if constexpr (VEC == 1) layer_norm_launch<1, 16>(a, threads, stream);  // 16 only on the scalar path
+  if constexpr (VEC == 1) {  // 16 and 32 only on the scalar path
+    if (vpt == 16) return layer_norm_launch<1, 16>(a, threads, stream);
+    layer_norm_launch<1, 32>(a, threads, stream);
+  }
 }
 
 void layer_norm_cuda(const LayerNormArgs& a, cudaStream_t stream) {
   if (a.T <= 0 || a.D <= 0) return;
   const bool vec = a.D % 4 == 0 && aligned16(a.x) && aligned16(a.w) && aligned16(a.b) && aligned16(a.out);
   const int64_t items = vec ? a.D / 4 : a.D;
-  const int max_vpt = vec ? 8 : 16;
-  if (items > 1024 * int64_t(max_vpt))
+  const int max_vpt = vec ? 8 : 32;
+  const int64_t max_items = vec ? 1024 * 8 : 512 * 32;  // the thread counts the launch bounds allow
+  if (items > max_items)
     throw Error("E_INVALID_ARG", "layer_norm_cuda: rows of " + std::to_string(a.D) + " floats are longer than " +
-                                     std::to_string(1024 * max_vpt * (vec ? 4 : 1)) + " (" +
+                                     std::to_string(max_items * (vec ? 4 : 1)) + " (" +
                                      (vec ? "float4" : "unaligned") + " path)");
   // Up to 256 threads with few items each; more items per thread before more threads.
   int vpt = 1;

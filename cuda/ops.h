@@ -60,13 +60,17 @@ void matmul_gemm_quant_cuda(const MatmulArgs& a, cudaStream_t stream);  // cuda/
 // AttentionArgs' workspace: scratch for split-KV partials (attention_cuda_workspace bytes for
 // the graph's largest T and the caches' ctx + prefix_len keys).
 size_t attention_cuda_workspace(int64_t max_T, int64_t ctx, int64_t n_heads, int64_t head_dim);
-// Picks FA2 for prefill where it applies, else split-KV.
+// Picks FA2 for prefill where it applies, else the tiled kernel for prefill, else split-KV.
 void attention_cuda(const AttentionArgs& a, cudaStream_t stream);  // cuda/attention.cu
 // Prefill in the FlashAttention-2 manner: tensor cores, cp.async K/V tiles in 2 or 3 stages,
-// online softmax. f16/bf16 caches, head_dim 64, 80, 96 or 128, no shared prefix.
+// online softmax. f16/bf16 caches, head_dim 64, 80, 96, 128 or 256, no shared prefix.
 bool attention_fa2_supports(const AttentionArgs& a);
 // stages: 0 picks the most the device's shared memory per block allows (3, or 2); the tests ask for each.
 void attention_fa2_cuda(const AttentionArgs& a, cudaStream_t stream, int stages = 0);  // cuda/attention_fa2.cu
+// Prefill for the rest (f32 caches, other head dims up to 256): f32 math on CUDA cores, each
+// K/V tile in shared memory serving 32 queries. No shared prefix.
+bool attention_tiled_supports(const AttentionArgs& a);
+void attention_tiled_cuda(const AttentionArgs& a, cudaStream_t stream);  // cuda/attention_tiled.cu
 // Any shape (decode first): the keys of each (token, head) split over several blocks, the
 // partials merged by log-sum-exp. f32/f16/bf16 caches, head_dim up to 256.
 void attention_split_kv_cuda(const AttentionArgs& a, cudaStream_t stream);  // cuda/attention_split_kv.cu

@@ -302,7 +302,7 @@ function compare(ours: BenchCase[], torch: PeerCase[], peers: PeerReport): Row[]
       const ratio = byShare ? (c.GBps ?? 0) / (p.GBps ?? 1) : p.ms! / c.ms!;
       rows.push({ kernel: c.kernel, shape: Object.entries(sh).map(([k, v]) => `${k}=${v}`).join(' '), ms: c.ms!, peer: name, peerMs: p.ms!, ratio, roofline: rooflineShare(c, peers), goal });
     };
-    if (c.kernel.startsWith('attention_cuda:prefill')) {
+    if (c.kernel.startsWith('attention_cuda:prefill') && sh.kv_dtype === 'bf16') {  // torch's SDPA cases are bf16
       const keys = { S: sh.S, D: sh.D, causal: sh.causal };
       add('sdpa_default', peer('sdpa_default', keys), '>= 1.0x');
       add('sdpa_cudnn', peer('sdpa_cudnn', keys), '>= 0.9x');

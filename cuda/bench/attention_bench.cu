@@ -7,6 +7,10 @@
 // Decode: one token, 32 query heads over 8 KV heads (GQA), D = 128, bf16 caches of ctx =
 // 1024 .. 65536 positions (--quick: 4096, 32768); bytes counted are the K and V caches read
 // once (2 x 8 x ctx x 128 x 2), the decode roofline; cache sets rotate past the L2 cache.
+// The prefills that ran split-KV before: hd 256 with bf16 caches (FA2's 32-key tiles) and f32
+// caches of hd 128 and 256 (the tiled kernel), causal, 2048 / D heads, S = 1024 and 4096
+// (--quick: 1024); each beside split-KV alone on the same call at S = 1024 (the old path,
+// "attention_split_kv_cuda:prefill"), FLOPs as above.
 #include <cmath>
 #include <memory>
 #include <string>
@@ -101,8 +105,59 @@ static void decode_cases(Bench& b) {
   }
 }
 
+static void other_prefill_cases(Bench& b) {
+  struct Shape {
+    int64_t D;
+    DType dt;
+  };
+  const std::vector<int64_t> seqs = b.options().quick ? std::vector<int64_t>{1024} : std::vector<int64_t>{1024, 4096};
+  for (const Shape sh : {Shape{256, DType::BF16}, Shape{128, DType::F32}, Shape{256, DType::F32}}) {
+    for (int64_t S : seqs) {
+      const int64_t H = 2048 / sh.D, W = H * sh.D, esize = sh.dt == DType::F32 ? 4 : 2;
+      const std::vector<Field> shape = {num("H", H), num("S", S), num("D", sh.D), flag("causal", true),
+                                        text("kv_dtype", dtype_name(sh.dt))};
+      const std::string label = "attention_cuda prefill D=" + std::to_string(sh.D) + " S=" + std::to_string(S) +
+                                " causal kv=" + dtype_name(sh.dt);
+      if (!b.wants(label)) continue;
+      const double flops = 2.0 * double(H) * double(S) * double(S) * double(sh.D);
+      for (bool split : {false, true}) {
+        if (split && S > 1024) continue;  // the old path, slow: one size is enough to compare
+        const char* kernel = split ? "attention_split_kv_cuda:prefill" : "attention_cuda:prefill";
+        try {
+          DevBuf q(size_t(S * W) * 4), out(size_t(S * W) * 4), k(size_t(S * W * esize)), v(size_t(S * W * esize));
+          fill_f32(q.f32(), size_t(S * W), 51, -1.0f, 1.0f);
+          if (sh.dt == DType::F32) {
+            fill_f32(k.f32(), size_t(S * W), 52, -1.0f, 1.0f);
+            fill_f32(v.f32(), size_t(S * W), 53, -1.0f, 1.0f);
+          } else {
+            fill_half(k.p, size_t(S * W), true, 52, -1.0f, 1.0f);
+            fill_half(v.p, size_t(S * W), true, 53, -1.0f, 1.0f);
+          }
+          const size_t ws_bytes = attention_cuda_workspace(S, S, H, sh.D);
+          DevBuf workspace(ws_bytes > 0 ? ws_bytes : 256);
+          const double ms = b.median_ms([&](int) {
+            AttentionArgs a{};
+            a.out = out.f32(), a.q = q.f32(), a.k_cache = k.p, a.v_cache = v.p, a.kv_dtype = sh.dt;
+            a.T = S, a.n_heads = H, a.n_kv_heads = H, a.head_dim = sh.D, a.pos0 = 0;
+            a.scale = 1.0f / std::sqrt(float(sh.D));
+            a.workspace = workspace.p, a.workspace_bytes = ws_bytes;
+            if (split)
+              attention_split_kv_cuda(a, nullptr);
+            else
+              attention_cuda(a, nullptr);
+          });
+          b.record(kernel, shape, ms, 0, flops);
+        } catch (const std::exception& e) {
+          b.record_error(kernel, shape, e.what());
+        }
+      }
+    }
+  }
+}
+
 void attention_cases(Bench& b) {
   prefill_cases(b);
+  other_prefill_cases(b);
   decode_cases(b);
 }
 

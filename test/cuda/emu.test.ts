@@ -70,6 +70,7 @@ describe('cuda emulator (fuselm_emu_tests)', function () {
         `gemv_quant_${f}_parity`, ...(f === 'q8_0' ? [] : [`gemm_quant_${f}_parity`])]),
       'gemv_quant_errors', 'gemv_quant_group_parity', 'gemv_quant_swiglu_parity', 'gemm_quant_errors', 'matmul_dispatch_q4_k', 'matmul_dispatch_q6_k', 'matmul_reuses_quantized_x',
       'attention_fa2_f16_parity', 'attention_fa2_bf16_parity', 'attention_fa2_supports',
+      'attention_tiled_f32_parity', 'attention_tiled_half_parity', 'attention_tiled_routing', 'attention_tiled_supports',
       'layer_norm_f32_parity', 'add_norm_rms_f32_parity', 'add_norm_layer_norm_f32_parity',
       'add_bias_f32_parity', 'gelu_erf_f32_parity', 'gelu_tanh_f32_parity', 'argmax_f32_parity', 'argmax_workspace_too_small',
       'kv_store_',

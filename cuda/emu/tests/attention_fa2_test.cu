@@ -1,12 +1,13 @@
 // Proves: attention_fa2_cuda (cuda/attention_fa2.cu) equals attention_cpu's reference (double
 // scores and a plain softmax) on the same K/V caches widened from f16/bf16 to f32, for head
-// dims 64, 80, 96 and 128, f16 and bf16 caches, MHA and GQA (8 query heads on 2 KV heads, 4 on
-// 1), causal from position 0 and after a prefix already in the cache (pos0 > 0), a sliding
-// window, non-causal, T = 1, T and key counts that are not multiples of the 128-row query tiles
-// and 64-key tiles, and several key tiles (the online softmax's rescaling and the three-stage
-// loads, 5 key tiles reusing the first stages), each with 2 and 3 stages (bit-identical). Cache rows
+// dims 64, 80, 96, 128 and 256 (its 32-key tiles), f16 and bf16 caches, MHA and GQA (8 query
+// heads on 2 KV heads, 4 on 1), causal from position 0 and after a prefix already in the cache
+// (pos0 > 0), a sliding window, non-causal, soft-capped scores (with a window, non-causal, at
+// hd 256), T = 1, T and key counts that are not multiples of the 128-row query tiles and the
+// key tiles, and several key tiles (the online softmax's rescaling and the three-stage loads,
+// 5 key tiles reusing the first stages), each with 2 and 3 stages (bit-identical). Cache rows
 // past the last position hold NaN: reading them anywhere (even under a zero weight) would show.
-// And: attention_fa2_supports() takes f16/bf16 caches of those head dims and rejects f32
+// And: attention_fa2_supports() takes f16/bf16 caches of those head dims (soft-capped too) and rejects f32
 // caches, head_dim 48, a misaligned cache and a head count not divisible by the KV heads.
 //
 // Tolerances: the reference sees q in f32, the kernel rounds q to the cache's 16-bit type (unit
@@ -35,12 +36,14 @@ struct Fa2Case {
   int64_t hd, n_heads, n_kv_heads, T, pos0;
   bool causal;
   int64_t window;
+  float softcap = 0;
 };
 
 std::string fa2_case_name(DType dt, const Fa2Case& c) {
   return std::string(fuselm::dtype_name(dt)) + " hd=" + std::to_string(c.hd) + " heads=" + std::to_string(c.n_heads) +
          "/" + std::to_string(c.n_kv_heads) + " T=" + std::to_string(c.T) + " pos0=" + std::to_string(c.pos0) +
-         (c.causal ? " causal" : " non-causal") + (c.window ? " window=" + std::to_string(c.window) : "");
+         (c.causal ? " causal" : " non-causal") + (c.window ? " window=" + std::to_string(c.window) : "") +
+         (c.softcap > 0 ? " softcap=" + std::to_string(c.softcap) : "");
 }
 
 void fa2_run(Parity& p, Rng& rng, DType dt, const Fa2Case& c) {
@@ -69,6 +72,7 @@ void fa2_run(Parity& p, Rng& rng, DType dt, const Fa2Case& c) {
                            c.pos0, scale};
   ra.window = c.window;
   ra.causal = c.causal;
+  ra.softcap = c.softcap;
   fuselm::attention_cpu(ra, ref_exec());
 
   DeviceBuffer<float> dq(q), dout(q.size());
@@ -76,6 +80,7 @@ void fa2_run(Parity& p, Rng& rng, DType dt, const Fa2Case& c) {
   fuselm::AttentionArgs a{dout.p, dq.p, dk.p, dv.p, dt, c.T, c.n_heads, c.n_kv_heads, c.hd, c.pos0, scale};
   a.window = c.window;
   a.causal = c.causal;
+  a.softcap = c.softcap;
   CHECK_MSG(fuselm::attention_fa2_supports(a), fa2_case_name(dt, c));
   // the two pipelines (2 and 3 stages of K/V tiles) do the same arithmetic in the same order
   std::vector<float> first;
@@ -106,6 +111,14 @@ void fa2_cases(DType dt) {
       {96, 4, 2, 150, 0, false, 20},   // non-causal (the window ignored, as by attention_cpu), 2 query
                                        // tiles (the last with 22 rows), GQA 2:1
       {128, 8, 2, 1, 0, true, 0},      // T = 1, one key
+      // hd 256 (Gemma): 32-key tiles
+      {256, 2, 1, 70, 45, true, 0},    // GQA 2:1 after a prefix: 4 key tiles (the last partial), diagonal tiles
+      {256, 4, 2, 140, 0, true, 50},   // 2 query tiles, sliding window: tiles before it skipped, its edge masked
+      {256, 2, 2, 33, 30, false, 0},   // non-causal: 63 keys, one short of 2 tiles
+      // soft-capped scores (Gemma-2), the cap below the scores' spread so tanh bends them
+      {256, 4, 2, 40, 100, true, 0, 1.5f},
+      {64, 2, 1, 70, 20, true, 30, 2.0f},  // with a sliding window
+      {128, 2, 2, 50, 0, false, 0, 1.0f},  // non-causal
   };
   for (const Fa2Case& c : cases) fa2_run(p, rng, dt, c);
   p.report();
@@ -121,12 +134,15 @@ EMU_TEST(attention_fa2_supports) {
   alignas(16) static float qo[64];
   fuselm::AttentionArgs a{qo, qo, cache, cache, DType::F16, 100, 8, 2, 64, 0, 0.125f};
   CHECK(fuselm::attention_fa2_supports(a));
-  for (int64_t hd : {80, 96, 128}) {
+  for (int64_t hd : {80, 96, 128, 256}) {
     a.head_dim = hd;
     CHECK_MSG(fuselm::attention_fa2_supports(a), "head_dim " + std::to_string(hd));
   }
   a.kv_dtype = DType::BF16;
   CHECK(fuselm::attention_fa2_supports(a));
+  a.softcap = 30.0f;
+  CHECK_MSG(fuselm::attention_fa2_supports(a), "soft-capped scores");
+  a.softcap = 0;
   a.kv_dtype = DType::F32;
   CHECK_MSG(!fuselm::attention_fa2_supports(a), "f32 caches");
   a.kv_dtype = DType::F16;

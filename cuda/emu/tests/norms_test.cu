@@ -1,8 +1,8 @@
 // Proves: layer_norm_cuda (cuda/layer_norm.cu) equals layer_norm_cpu's reference, and
 // add_norm_cuda (cuda/add_norm.cu) equals add_cpu followed by rms_norm_cpu (b null) or
 // layer_norm_cpu, on random rows of widths that are and are not multiples of 4 (1, 31, 32,
-// 33, 600, 2000, 4095, 4096, 4097, 5000, 8192: every items-per-thread variant of both the
-// float4 and the scalar path), 1 and 3 rows, aligned and with every pointer one float off
+// 33, 600, 2000, 4095, 4096, 4097, 5000, 8192, 16384: every items-per-thread variant of both
+// the float4 and the scalar path, the scalar path's longest row on its most threads), 1 and 3 rows, aligned and with every pointer one float off
 // 16-byte alignment (the scalar path), layer_norm also in place. add_norm's new residual x
 // must equal add_cpu's bit for bit (one f32 add either way). Rows past the register cache and
 // an out aliasing x must throw E_INVALID_ARG.
@@ -30,7 +30,7 @@ namespace emu_tests {
 
 namespace {
 
-const int64_t kWidths[] = {1, 31, 32, 33, 600, 2000, 4095, 4096, 4097, 5000, 8192};
+const int64_t kWidths[] = {1, 31, 32, 33, 600, 2000, 4095, 4096, 4097, 5000, 8192, 16384};
 
 std::string label(int64_t T, int64_t D, int mode) {
   return "T=" + std::to_string(T) + " D=" + std::to_string(D) + " mode=" + std::to_string(mode);
