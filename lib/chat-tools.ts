@@ -10,9 +10,10 @@
  *   hermes   Qwen2.5 / Hermes: <tool_call>\n{"name": "f", "arguments": {...}}\n</tool_call>, one or more
  *   generic  a template without a tool section: the tools are described in the system message,
  *            calls take the hermes shape, and tool calls and results in the history become text
- * With toolChoice 'auto' the reply is either free text that does not open with the call's first
- * character ('{' or '<') or tool calls; 'required' and a named function allow calls only; 'none'
- * leaves the reply free (the tools are still shown to the model).
+ * With toolChoice 'auto' a hermes/generic reply is free text (never holding '<tool_call>')
+ * optionally followed by tool calls, as Qwen2.5 often writes them; a llama3 reply is either text
+ * that does not open with '{' or one call. 'required' and a named function allow calls only;
+ * 'none' leaves the reply free (the tools are still shown to the model).
  */
 import { randomUUID } from 'node:crypto';
 import { FuselmError, shown } from './errors.js';
@@ -200,8 +201,26 @@ export function toolGrammar(tools: ToolDefinition[] | undefined, o: ToolOptions,
   const many = family !== 'llama3' && typeof choice !== 'object' && o.parallelToolCalls !== false;
   const body = many ? `${call} ("\\n" ${call})*` : call;
   if (choice !== 'auto') return g.grammar(body);
-  const text = g.define('free-text', `(${family === 'llama3' ? '[^{]' : '[^<]'} .*)?`);
-  return g.grammar(`${g.define('tool-calls', body)} | ${text}`);
+  if (family === 'llama3') return g.grammar(`${g.define('tool-calls', body)} | ${g.define('free-text', '([^{] .*)?')}`);
+  return g.grammar(`${g.define('free-text', textWithout(HERMES_OPEN))} ${g.define('tool-calls', body)}?`);
+}
+
+const HERMES_OPEN = '<tool_call>';
+
+/**
+ * GBNF for the texts that never hold `word` (whose first character occurs in it only there):
+ * runs without that character, each occurrence followed by a part of the word broken off by
+ * another character, or by the next occurrence, or by the end.
+ */
+function textWithout(word: string): string {
+  const cls = (c: string) => (c === ']' || c === '\\' || c === '^' || c === '-' ? `\\${c}` : c);
+  const first = cls(word[0]);
+  let broken = '';
+  for (let k = word.length - 1; k >= 1; k--) {
+    const inner = k === word.length - 1 ? '' : ` | ${gbnfString(word[k])} (${broken})`;
+    broken = `"" | [^${cls(word[k])}${first}] [^${first}]*${inner}`;
+  }
+  return `[^${first}]* (${gbnfString(word[0])} (${broken}))*`;
 }
 
 /**
@@ -233,10 +252,31 @@ export function parseToolCalls(text: string, family: ToolFamily): ToolCall[] | u
 }
 
 /**
- * Could `text` (a reply so far) still become tool calls: empty, or a start of the family's
- * opening, or past it. A stream holds such text back until it knows.
+ * A reply split into the text the model wrote before its tool calls (trailing white space
+ * dropped) and the calls; all of it is content when it holds no finished calls.
  */
-export function mayBeToolCall(text: string, family: ToolFamily): boolean {
-  const open = family === 'llama3' ? '{' : '<tool_call>';
-  return text.length <= open.length ? open.startsWith(text) : text.startsWith(open);
+export function toolReply(text: string, family: ToolFamily): { content: string; toolCalls?: ToolCall[] } {
+  const at = family === 'llama3' ? (text.startsWith('{') ? 0 : -1) : text.indexOf(HERMES_OPEN);
+  const toolCalls = at < 0 ? undefined : parseToolCalls(text.slice(at), family);
+  return toolCalls ? { content: text.slice(0, at).trimEnd(), toolCalls } : { content: text };
+}
+
+/**
+ * How much of `text` (a reply so far) is surely content, to be streamed now: all but what may
+ * still become tool calls (a llama3 reply opening with '{'; a hermes opening, or a start of one
+ * at the end, and the white space before it).
+ */
+export function surelyContent(text: string, family: ToolFamily): number {
+  if (family === 'llama3') return text.startsWith('{') ? 0 : text.length;
+  let cut = text.indexOf(HERMES_OPEN);
+  if (cut < 0) {
+    cut = text.length;
+    for (let k = Math.min(HERMES_OPEN.length - 1, text.length); k > 0; k--)
+      if (text.endsWith(HERMES_OPEN.slice(0, k))) {
+        cut -= k;
+        break;
+      }
+  }
+  while (cut > 0 && /\s/.test(text[cut - 1])) cut--;
+  return cut;
 }

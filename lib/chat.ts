@@ -15,7 +15,7 @@ import type { GenerationConfig } from './formats/hf.js';
 import { type GenerateOptions, type GenerateResult, type StreamChunk, generationDefaults } from './generate.js';
 import type { Tokenizer } from './tokenizer/tokenizer.js';
 import {
-  checkToolMessage, checkToolOptions, parseToolCalls, templateInput, type ToolCall, type ToolDefinition, type ToolFamily, toolFamily, toolGrammar,
+  checkToolMessage, checkToolOptions, templateInput, type ToolCall, type ToolDefinition, type ToolFamily, toolFamily, toolGrammar, toolReply,
   type ToolMessageFields, type ToolOptions,
 } from './chat-tools.js';
 
@@ -32,14 +32,19 @@ export interface ChatMessage extends ToolMessageFields {
 /** chat.send()'s and chat.stream()'s options: generation's and the tool-call ones. */
 export interface ChatSendOptions extends GenerateOptions, ToolOptions {}
 
-/** A reply; `toolCalls` when the model called tools (then `text` is the calls as the model wrote them). */
+/**
+ * A reply; `toolCalls` when the model called tools, then `content` is the text it wrote before
+ * them ('' when none) and `text` the whole reply as the model wrote it.
+ */
 export interface ChatResult extends GenerateResult {
   toolCalls?: ToolCall[];
+  content?: string;
 }
 
-/** A streamed reply's chunk; the last one (id -1) carries `toolCalls` when the model called tools. */
+/** A streamed reply's chunk; the last one (id -1) carries `toolCalls` and `content` when the model called tools. */
 export interface ChatStreamChunk extends StreamChunk {
   toolCalls?: ToolCall[];
+  content?: string;
 }
 
 /** Used when the model carries no template of its own (llama.cpp falls back to ChatML too). */
@@ -331,8 +336,8 @@ export class Chat {
   }
 
   /** The reply as the history keeps it. */
-  #reply(text: string, toolCalls: ToolCall[] | undefined): ChatMessage {
-    return toolCalls ? { role: 'assistant', content: '', toolCalls } : { role: 'assistant', content: text };
+  #reply(r: { content: string; toolCalls?: ToolCall[] }): ChatMessage {
+    return r.toolCalls ? { role: 'assistant', content: r.content, toolCalls: r.toolCalls } : { role: 'assistant', content: r.content };
   }
 
   /**
@@ -345,9 +350,9 @@ export class Chat {
     const { o, tools, family } = this.#turn(opts);
     const added = this.#added(input);
     const r: ChatResult = await this.#model.generate(await this.#turnPrompt([...this.messages, ...added], o, tools), o);
-    const toolCalls = family && parseToolCalls(r.text, family);
-    if (toolCalls) r.toolCalls = toolCalls;
-    this.messages.push(...added, this.#reply(r.text, toolCalls));
+    const split = family ? toolReply(r.text, family) : { content: r.text };
+    if (split.toolCalls) Object.assign(r, split);
+    this.messages.push(...added, this.#reply(split));
     return r;
   }
 
@@ -360,9 +365,9 @@ export class Chat {
       reply += c.text;
       yield c;
     }
-    const toolCalls = family && parseToolCalls(reply, family);
-    if (toolCalls) yield { text: '', id: -1, toolCalls };
-    this.messages.push(...added, this.#reply(reply, toolCalls));
+    const split = family ? toolReply(reply, family) : { content: reply };
+    if (split.toolCalls) yield { text: '', id: -1, ...split };
+    this.messages.push(...added, this.#reply(split));
   }
 
   /** Forgets the conversation (the system message stays). */

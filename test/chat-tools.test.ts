@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { CHATML_TEMPLATE, ChatTemplate, loadTokenizer, type ChatMessage, type Tokenizer } from '../lib/index.js';
-import { checkToolOptions, parseToolCalls, type ToolDefinition, type ToolFamily, type ToolOptions, toolFamily, toolGrammar } from '../lib/chat-tools.js';
+import { checkToolOptions, parseToolCalls, surelyContent, type ToolDefinition, type ToolFamily, type ToolOptions, toolFamily, toolGrammar, toolReply } from '../lib/chat-tools.js';
 import { compileGbnf } from '../lib/grammar/compile.js';
 import { StackSets } from '../lib/grammar/stacks.js';
 import { TokenMasks } from '../lib/grammar/token-masks.js';
@@ -130,7 +130,11 @@ describe('tool calls: options, grammar and parsing', () => {
     const named = stacks('hermes', { toolChoice: { type: 'function', function: { name: 'now' } } });
     assert.ok(accepts(named, '<tool_call>\n{"name": "now", "arguments": {}}\n</tool_call>') && !accepts(named, HERMES_CALL));
     const auto = stacks('hermes', {});
-    assert.ok(accepts(auto, HERMES_CALL) && accepts(auto, 'Hello <b>there</b>') && accepts(auto, '') && !accepts(auto, '<b>'));
+    assert.ok(accepts(auto, HERMES_CALL) && accepts(auto, 'Hello <b>there</b>') && accepts(auto, '') && accepts(auto, '<b>'));
+    // text, then calls (as Qwen2.5 writes them); never an opening that is not a whole call
+    assert.ok(accepts(auto, `I will add them.\n${HERMES_CALL}`) && accepts(auto, `<<tool_cal<tool_call ${HERMES_CALL}\n${HERMES_CALL}`));
+    for (const t of ['<tool_call>', 'Hi <tool_call>\n{"name": "sub", "arguments": {}}\n</tool_call>', `${HERMES_CALL} and after`, `a<tool_call>b`, '<<tool_call>'])
+      assert.ok(!accepts(auto, t), t);
     const l = stacks('llama3', { toolChoice: 'auto' });
     assert.ok(accepts(l, LLAMA_CALL) && accepts(l, 'It is sunny.') && !accepts(l, '{"a": 1}') && !accepts(l, `${LLAMA_CALL}\n${LLAMA_CALL}`));
     assert.ok(!accepts(l, '{"name": "get_weather", "arguments": {"city": "Oslo"}}'), 'llama3 says parameters');
@@ -147,6 +151,28 @@ describe('tool calls: options, grammar and parsing', () => {
     assert.equal(parseToolCalls('Hello', 'hermes'), undefined);
     assert.equal(parseToolCalls(HERMES_CALL.slice(0, -3), 'hermes'), undefined);
     assert.equal(parseToolCalls(LLAMA_CALL.slice(0, -1), 'llama3'), undefined);
+  });
+
+  it('splits text before the calls off as content; streams all but what may still become a call', () => {
+    const r = toolReply(`Let me add.\n\n${HERMES_CALL}`, 'hermes');
+    assert.equal(r.content, 'Let me add.');
+    assert.deepEqual(r.toolCalls?.map((c) => c.function.arguments), ['{"a":1,"b":-2}']);
+    assert.equal(toolReply(HERMES_CALL, 'hermes').content, '');
+    assert.deepEqual(toolReply(`Hi ${HERMES_CALL.slice(0, -3)}`, 'hermes'), { content: `Hi ${HERMES_CALL.slice(0, -3)}` }, 'unfinished: all content');
+    assert.deepEqual(toolReply('Hello', 'llama3'), { content: 'Hello' });
+    assert.equal(toolReply(LLAMA_CALL, 'llama3').toolCalls?.length, 1);
+    const cases: [string, string][] = [
+      ['Hello', 'Hello'], ['Hello <', 'Hello'], ['Hello <tool_c', 'Hello'], ['Hello <b>', 'Hello <b>'], ['Hi\n\n', 'Hi'],
+      [`Hi\n${HERMES_CALL.slice(0, 20)}`, 'Hi'], ['a<<tool_ca', 'a<'], ['', ''],
+    ];
+    for (const [text, shown] of cases) assert.equal(text.slice(0, surelyContent(text, 'hermes')), shown, text);
+    assert.equal(surelyContent('{"name"', 'llama3'), 0);
+    assert.equal(surelyContent('Sunny {', 'llama3'), 7);
+    // streamed piece by piece, what is sent is always a start of the final content
+    const full = `Sure <b>.\n${HERMES_CALL}`;
+    let sent = 0;
+    for (let i = 1; i <= full.length; i++) sent = Math.max(sent, surelyContent(full.slice(0, i), 'hermes'));
+    assert.equal(full.slice(0, sent), toolReply(full, 'hermes').content);
   });
 
   it('random walks through the grammar always parse into calls whose arguments validate', () => {

@@ -11,7 +11,7 @@ import { randomUUID, timingSafeEqual } from 'node:crypto';
 import { basename } from 'node:path';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { ChatTemplate, type ChatMessage } from '../chat.js';
-import { checkToolOptions, mayBeToolCall, parseToolCalls, type ToolCall, type ToolChoice, type ToolDefinition, type ToolFamily, toolGrammar } from '../chat-tools.js';
+import { checkToolOptions, surelyContent, type ToolCall, type ToolChoice, type ToolDefinition, type ToolFamily, toolGrammar, toolReply } from '../chat-tools.js';
 import { FuselmError } from '../errors.js';
 import { generationDefaults, type GenerateOptions, type StreamChunk } from '../generate.js';
 import type { EmbeddingModel } from '../model/bert.js';
@@ -372,12 +372,19 @@ export function createServer(model: Model | EmbeddingModel | Promise<Model | Emb
         else if (k.echo) send(frame([{ index: c, text: k.echo[Math.floor(c / n)], logprobs: null, finish_reason: null }]));
       });
     }
-    // a reply that may still turn out to be tool calls is held back until it is known
-    const held = options.map(() => (k.tools ? { text: '', logprobs: [] as NonNullable<StreamChunk['logprobs']>[] } : undefined));
+    // with tools, the reply so far; what may still turn out to be tool calls is held back until it is known
+    const held = options.map(() => (k.tools ? { text: '', sent: 0, logprobs: [] as NonNullable<StreamChunk['logprobs']>[] } : undefined));
     const sendContent = (c: number, text: string, logprobs: NonNullable<StreamChunk['logprobs']>[]) => {
       const lp = logprobs.length ? (k.chat ? { content: chatLogprobs(tok, logprobs) } : completionLogprobs(tok, logprobs, offsets[c])) : null;
       offsets[c] += text.length;
       send(frame([k.chat ? { index: c, delta: { content: text }, logprobs: lp, finish_reason: null } : { index: c, text, logprobs: lp, finish_reason: null }]));
+    };
+    // the held reply's content from what was sent up to `end` (the logprobs so far go with it)
+    const release = (c: number, end: number) => {
+      const h = held[c]!;
+      if (end <= h.sent) return;
+      sendContent(c, h.text.slice(h.sent, end), h.logprobs.splice(0));
+      h.sent = end;
     };
     const onChunk = (c: number) => (ch: StreamChunk) => {
       if (!stream || (!ch.text && !ch.logprobs)) return;
@@ -385,21 +392,21 @@ export function createServer(model: Model | EmbeddingModel | Promise<Model | Emb
       if (!h) return sendContent(c, ch.text, ch.logprobs ? [ch.logprobs] : []);
       h.text += ch.text;
       if (ch.logprobs) h.logprobs.push(ch.logprobs);
-      if (mayBeToolCall(h.text, k.tools!.family)) return;
-      held[c] = undefined;
-      sendContent(c, h.text, h.logprobs);
+      release(c, surelyContent(h.text, k.tools!.family));
     };
     const calls: (ToolCall[] | undefined)[] = [];
+    const contents: string[] = [];
     const finish = (c: number, r: SequenceResult) => (calls[c] ? 'tool_calls' : finishReason(r.finishReason));
     try {
       const results: SequenceResult[] = await Promise.all(
         options.map((o, c) =>
           d.scheduler.submit(k.prompts[Math.floor(c / n)], o, { signal: ac.signal, onChunk: onChunk(c) }).then((r) => {
-            calls[c] = k.tools && parseToolCalls(r.text, k.tools.family);
+            const split = k.tools ? toolReply(r.text, k.tools.family) : { content: r.text };
+            calls[c] = split.toolCalls;
+            contents[c] = split.content;
             if (stream) {
-              const h = held[c];
+              if (held[c]) release(c, split.content.length);
               if (calls[c]) send(frame([{ index: c, delta: { tool_calls: calls[c]!.map((t, i) => ({ index: i, ...t })) }, logprobs: null, finish_reason: null }]));
-              else if (h?.text) sendContent(c, h.text, h.logprobs);
               send(frame([k.chat ? { index: c, delta: {}, logprobs: null, finish_reason: finish(c, r) } : { index: c, text: '', logprobs: null, finish_reason: finish(c, r) }]));
             }
             return r;
@@ -415,7 +422,7 @@ export function createServer(model: Model | EmbeddingModel | Promise<Model | Emb
       const choices = results.map((r, c) => {
         const lp = r.logprobs && k.logprobs !== undefined ? r.logprobs : undefined;
         if (k.chat) {
-          const message = calls[c] ? { role: 'assistant', content: null, refusal: null, tool_calls: calls[c] } : { role: 'assistant', content: r.text, refusal: null };
+          const message = calls[c] ? { role: 'assistant', content: contents[c] || null, refusal: null, tool_calls: calls[c] } : { role: 'assistant', content: r.text, refusal: null };
           return { index: c, message, logprobs: lp ? { content: chatLogprobs(tok, lp) } : null, finish_reason: finish(c, r) };
         }
         const echo = k.echo?.[Math.floor(c / n)] ?? '';

@@ -104,17 +104,23 @@ describe('fuselm serve: tool calls with the openai client', function () {
     assert.deepEqual(final.choices[0].message.tool_calls?.map((c) => (c.type === 'function' ? c.function : undefined)), [{ name: calls[0].name, arguments: calls[0].arguments }]);
   });
 
-  it("'auto' streams free text as content; the call and a tool result go back in the history", async () => {
-    for (let seed = 0; seed < 4; seed++) {
-      const stream = await client.chat.completions.create({ model: 'x', messages: [{ role: 'user', content: 'Hello!' }], tools: TOOLS, temperature: 1, seed, max_tokens: 30, stream: true });
+  it("'auto' streams text as content, then any calls; the call and a tool result go back in the history", async () => {
+    for (let seed = 0; seed < 6; seed++) {
+      const body = { model: 'x', messages: [{ role: 'user' as const, content: 'Hello!' }], tools: TOOLS, temperature: 1, seed, max_tokens: 60 };
+      const stream = await client.chat.completions.create({ ...body, stream: true });
       let content = '';
-      let calls = 0;
+      const calls: string[] = [];
       for await (const c of stream)
         for (const ch of c.choices) {
+          assert.ok(!(ch.delta.content && calls.length), 'no content after the calls');
           content += ch.delta.content ?? '';
-          calls += ch.delta.tool_calls?.length ?? 0;
+          for (const d of ch.delta.tool_calls ?? []) calls.push(d.function!.name!);
         }
-      assert.ok(calls > 0 ? content === '' : !content.startsWith('<'), JSON.stringify(content));
+      assert.ok(!content.includes('<tool_call>'), JSON.stringify(content));
+      // the same seed unstreamed: the same content and calls
+      const whole = (await client.chat.completions.create(body)).choices[0].message;
+      assert.equal(whole.content ?? '', content);
+      assert.deepEqual(whole.tool_calls?.map((c) => (c.type === 'function' ? c.function.name : '')) ?? [], calls);
     }
     const first = await client.chat.completions.create({ model: 'x', messages: MESSAGES, tools: TOOLS, tool_choice: 'required', parallel_tool_calls: false, temperature: 1, seed: 2, max_tokens: 200 });
     const call = first.choices[0].message.tool_calls![0];
