@@ -68,11 +68,12 @@ export class SequenceSlots {
   /**
    * The LoRA adapters slot `slot`'s next steps apply (Model.loadAdapter's, each times its scale;
    * undefined: none). Returns a key naming them and their scales: a slot's cached tokens are
-   * reusable only under the same key.
+   * reusable only under the same key. A slot forgets the adapters disposed since it used them
+   * (dispose an adapter once the sequences using it have ended).
    */
   useAdapters(slot: number, uses: AdapterUse[] | undefined): string {
     const s = this.#live();
-    const next = this.#uses.map((u, i) => (i === slot ? uses : u));
+    const next = this.#uses.map((u, i) => (i === slot ? uses : u?.filter((x) => !x.adapter.disposed)));
     for (const u of uses ?? []) this.#known.add(u.adapter);
     for (const a of this.#known) if (a.disposed) this.#known.delete(a);
     // the known adapters at weight 0, as one more sequence past the slots (its weights unread)

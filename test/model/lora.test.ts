@@ -136,6 +136,31 @@ describe('LoRA adapters (oracles)', function () {
     assert.notDeepEqual(Array.from(base), Array.from(with1));
   });
 
+  it('slots: disposing an adapter a slot used leaves the slots usable; the slot forgets it', async () => {
+    await using m = await loadModel(GGUF_BASE, OPTS);
+    const a1 = await m.loadAdapter(sharedPath(LORA, o.adapters.adapter1.gguf));
+    const a2 = await m.loadAdapter(sharedPath(LORA, o.adapters.adapter2.gguf));
+    const ids = o.adapters.adapter1['scale_1.0'][1].ids_with_special;
+    const base = await m.evaluate(ids);
+    const with2 = await m.evaluate(ids, { adapters: [{ adapter: a2 }] });
+    const slots = await m.openSlots(2);
+    try {
+      slots.useAdapters(0, [{ adapter: a1 }]);
+      slots.useAdapters(1, [{ adapter: a2 }]);
+      await slots.step([{ slot: 0, ids, pos: 0 }, { slot: 1, ids, pos: 0 }]);
+      a1.dispose();
+      // both slots admit again: slot 1 keeps a2, slot 0 runs the base
+      slots.useAdapters(1, [{ adapter: a2 }]);
+      slots.useAdapters(0, undefined);
+      const [l0, l1] = await slots.step([{ slot: 0, ids, pos: 0 }, { slot: 1, ids, pos: 0 }]);
+      assert.deepEqual(Array.from(l0), Array.from(base));
+      assert.deepEqual(Array.from(l1), Array.from(with2));
+      assert.throws(() => slots.useAdapters(0, [{ adapter: a1 }]), { code: 'E_INVALID_ARG', message: /was disposed/ });
+    } finally {
+      slots.close();
+    }
+  });
+
   it('four sequences with four adapter sets in one batch each equal their run alone', async () => {
     await using m = await loadModel(GGUF_BASE, OPTS);
     const a1 = await m.loadAdapter(sharedPath(LORA, o.adapters.adapter1.gguf));
