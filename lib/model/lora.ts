@@ -13,6 +13,7 @@ import { open } from 'node:fs/promises';
 import path from 'node:path';
 import type { NativeTensor } from '../../bindings.js';
 import type { Backend } from '../backend.js';
+import type { AdapterUse } from '../generate.js';
 import { FuselmError } from '../errors.js';
 import { GgmlType } from '../formats/ggml-types.js';
 import { ggufGet, readGguf } from '../formats/gguf.js';
@@ -48,6 +49,17 @@ export interface LoraPair {
 }
 
 let nextAdapterId = 1;
+
+/**
+ * A key naming a call's adapters and their scales (summed per adapter, zero left out): cached
+ * keys and values are reusable only under the same key.
+ */
+export function adapterKey(uses: readonly AdapterUse[] | undefined): string {
+  const ids = [...new Set((uses ?? []).map((u) => u.adapter.id))].sort((a, b) => a - b);
+  const w = new Float32Array(ids.length);
+  for (const u of uses ?? []) w[ids.indexOf(u.adapter.id)] += u.scale ?? 1;
+  return ids.flatMap((id, j) => (w[j] ? [`${id}*${w[j]}`] : [])).join(',');
+}
 
 /**
  * A loaded adapter (Model.loadAdapter). Pass it in `adapters: [{ adapter, scale }]`; dispose()

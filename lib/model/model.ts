@@ -26,7 +26,7 @@ import { CPU_BLOCK_DTYPES, CUDA_BLOCK_DTYPES, checkWeightDtype, GgufMappings, ty
 import { loadGpt2GgufWeights } from './gpt2-gguf.js';
 import { DecodeCall, type Timings } from './decode-call.js';
 import { SequenceSlots } from './slots.js';
-import { type LoraAdapter, LoraSet, loadLoraAdapter } from './lora.js';
+import { adapterKey, type LoraAdapter, LoraSet, loadLoraAdapter } from './lora.js';
 import { availableMemory, checkMemoryPlan, decoderStateItems, ggufWeightItems, type MemoryItem, safetensorsWeightBytes } from './memory.js';
 import { GgmlType } from '../formats/ggml-types.js';
 import { DEFAULT_MODEL } from '../default-model.js';
@@ -348,7 +348,7 @@ export class Model {
       for (const u of list ?? []) w[adapters.indexOf(u.adapter)] += u.scale ?? 1;
       return w;
     });
-    const keys = weights.map((w) => adapters.map((a, j) => (w[j] ? `${a.id}*${w[j]}` : '')).filter(Boolean).join(','));
+    const keys = uses.map(adapterKey);
     if (!adapters.length) return { weights, keys };
     const key = adapters.map((a) => a.id).join(',');
     let set = this.#loraSets.get(key);

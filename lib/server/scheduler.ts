@@ -26,6 +26,7 @@
 import { FuselmError } from '../errors.js';
 import { type GenerateOptions, type FinishReason, SequenceRun, type StreamChunk } from '../generate.js';
 import type { LogprobsResult } from '../sampling/sampler.js';
+import { adapterKey } from '../model/lora.js';
 import type { SequenceSlots } from '../model/slots.js';
 import { sharedPrefix } from '../model/decode-call.js';
 import { KvBlocks } from './kv-blocks.js';
@@ -239,7 +240,7 @@ export class Scheduler {
         continue;
       }
       const input = seq.replay ?? seq.prompt;
-      const slot = this.#pickSlot(input);
+      const slot = this.#pickSlot(input, adapterKey(seq.adapters));
       if (slot < 0) return;
       this.#waiting.splice(i, 1);
       const sl = this.#slot[slot];
@@ -259,16 +260,17 @@ export class Scheduler {
   }
 
   /**
-   * The free slot sharing the longest prefix with `prompt` when that prefix is worth keeping (at
-   * least REUSE_MIN_TOKENS, or all of the prompt but its last token), else the least recently
-   * used free slot (so a BOS in common does not evict a long cached prefix); -1 when none is free.
+   * The free slot sharing the longest prefix with `prompt` under the same adapters (key
+   * `lora`) when that prefix is worth keeping (at least REUSE_MIN_TOKENS, or all of the prompt
+   * but its last token), else the least recently used free slot (so a BOS in common, or a
+   * prefix cached under other adapters, is not evicted for nothing); -1 when none is free.
    */
-  #pickSlot(prompt: number[]): number {
+  #pickSlot(prompt: number[], lora: string): number {
     let lru = -1, best = -1, bestLen = 0;
     this.#slot.forEach((sl, i) => {
       if (sl.seq) return;
       if (lru < 0 || sl.lastUsed < this.#slot[lru].lastUsed) lru = i;
-      const n = sharedPrefix(sl.tokens, prompt);
+      const n = sl.lora === lora ? sharedPrefix(sl.tokens, prompt) : 0;
       if (n > bestLen) [best, bestLen] = [i, n];
     });
     return best >= 0 && bestLen >= Math.min(REUSE_MIN_TOKENS, prompt.length - 1) ? best : lru;

@@ -4,7 +4,8 @@
  * a request's `lora: [{ id, scale }]` applies those (unlisted: 0) and gives llama.cpp's greedy
  * tokens; without it the server's scales apply (1 for each, or what POST /lora-adapters set);
  * concurrent requests with different adapters run in one batch and each gets its own tokens, also
- * when a slot's cached prompt was evaluated under another adapter; an unknown id is a 400.
+ * when a slot's cached prompt was evaluated under another adapter; two users alternating adapters
+ * each keep their cached prompt; an unknown id is a 400.
  * Skipped, saying so, without ../shared.
  */
 import assert from 'node:assert/strict';
@@ -79,6 +80,24 @@ describe('fuselm serve: LoRA adapters', function () {
       const { got, want } = await greedyIds(p.ids_with_special, [...lora]);
       assert.deepEqual(got, want(p.llamacpp_greedy));
     }
+  });
+
+  it('two users alternating adapters each keep their cached prompt (a slot cached under the same adapters is preferred)', async () => {
+    const prompt = 'One day a small red fox and a blue bird went to look for the old tree by the river, and';
+    const ask = async (id: number) => {
+      const r = await post(`${base}/v1/completions`, { prompt, max_tokens: 8, temperature: 0, ignore_eos: true, lora: [{ id, scale: 1 }] });
+      assert.equal(r.status, 200, JSON.stringify(r.json));
+      return { text: r.json.choices[0].text as string, prompt: r.json.usage.prompt_tokens as number, cached: r.json.usage.prompt_tokens_details.cached_tokens as number };
+    };
+    const first = [await ask(0), await ask(1)];
+    assert.notEqual(first[0].text, first[1].text, 'the adapters give different tokens');
+    for (let round = 0; round < 2; round++)
+      for (const id of [0, 1]) {
+        const r = await ask(id);
+        assert.equal(r.text, first[id].text, `adapter ${id}, round ${round}`);
+        // all of the prompt but its last token, whose logits start the generation
+        assert.equal(r.cached, r.prompt - 1, `adapter ${id}, round ${round}`);
+      }
   });
 
   it('an unknown adapter id is a 400 naming lora', async () => {
