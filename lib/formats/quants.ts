@@ -163,6 +163,13 @@ export function dequantize(type: GgmlType, bytes: Uint8Array, n: number): Float3
   return y;
 }
 
+/** f(h) of each h (a plain loop: Float32Array.from with a map function is many times slower). */
+function mapU16(h: Uint16Array, f: (bits: number) => number): Float32Array {
+  const y = new Float32Array(h.length);
+  for (let i = 0; i < h.length; i++) y[i] = f(h[i]);
+  return y;
+}
+
 /**
  * Any tensor type fuselm reads, as f32: F32, F16, BF16, Q8_0 and the block formats above.
  * `what` names the tensor in the error for any other type.
@@ -173,9 +180,9 @@ export function toF32(type: GgmlType, bytes: Uint8Array, n: number, what: string
     case GgmlType.F32:
       return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + 4 * n));
     case GgmlType.F16:
-      return Float32Array.from(u16(), f16BitsToF32);
+      return mapU16(u16(), f16BitsToF32);
     case GgmlType.BF16:
-      return Float32Array.from(u16(), bf16BitsToF32);
+      return mapU16(u16(), bf16BitsToF32);
     case GgmlType.Q8_0:
       return dequantizeQ8_0(bytes, n);
     default:

@@ -9,20 +9,21 @@
  * by rows: a LoraSet is several adapters' pairs stacked per projection, and the op's per-row
  * scales pick each row's adapters (one batch, sequences with different adapters).
  */
-import { open } from 'node:fs/promises';
+import type { Worker } from 'node:worker_threads';
 import path from 'node:path';
 import type { NativeTensor } from '../../bindings.js';
 import type { Backend } from '../backend.js';
 import type { AdapterUse } from '../generate.js';
-import { FuselmError } from '../errors.js';
+import { FuselmError, type FuselmErrorCode } from '../errors.js';
 import { GgmlType } from '../formats/ggml-types.js';
 import { ggufGet, readGguf } from '../formats/gguf.js';
 import { hasOwn, readJsonFile } from '../formats/files.js';
 import { isDirectory } from '../formats/hf.js';
-import { toF32 } from '../formats/quants.js';
 import { readSafetensors } from '../formats/safetensors.js';
-import { tensorFromF32, tensorFromI32 } from '../tensor.js';
+import { emptyTensor, tensorFromF32, tensorFromI32 } from '../tensor.js';
+import { startWorker } from '../worker.js';
 import type { ModelConfig } from './config.js';
+import { type PairJob, pairValues, type RawTensor, readValues } from './lora-values.js';
 
 /** The projections an adapter may target, by their LayerWeights names. */
 export type LoraModule = 'wq' | 'wk' | 'wv' | 'wo' | 'wGate' | 'wUp' | 'wDown';
@@ -103,17 +104,6 @@ function freePairs(layers: ReadonlyArray<Partial<Record<LoraModule, LoraPair>>>)
   for (const l of layers) for (const p of Object.values(l)) if (p) (p.a.free(), p.bt.free());
 }
 
-/** One tensor of an adapter file: where its bytes are and how they are stored. */
-interface RawTensor {
-  name: string;
-  file: string;
-  offset: number;
-  nbytes: number;
-  type: GgmlType;
-  /** Row-major. */
-  shape: number[];
-}
-
 /** A projection's A and B as found in the file, with the factor folded into Bᵀ. */
 export interface FoundPair {
   layer: number;
@@ -123,23 +113,6 @@ export interface FoundPair {
   /** alpha / r (or as the format says), from the rank of the file's A. */
   factor: (rank: number) => number;
 }
-
-async function readValues(t: RawTensor): Promise<Float32Array> {
-  const bytes = new Uint8Array(t.nbytes);
-  const fh = await open(t.file, 'r').catch((e) => {
-    throw new FuselmError('E_IO', `${t.file}: ${(e as Error).message}`);
-  });
-  try {
-    const { bytesRead } = await fh.read(bytes, 0, t.nbytes, t.offset);
-    if (bytesRead !== t.nbytes) throw new FuselmError('E_FORMAT', `${t.file}: tensor '${t.name}' at offset ${t.offset} runs past the end of the file`);
-  } finally {
-    await fh.close();
-  }
-  return toF32(t.type, bytes, t.shape.reduce((a, b) => a * b, 1), `${t.file}: tensor '${t.name}'`);
-}
-
-/** Yields to the event loop between tensors, so a large adapter's decoding never blocks it long. */
-const yieldTurn = () => new Promise<void>((r) => setImmediate(r));
 
 /**
  * Reads an adapter for a model of config `c` whose layers are `layers` (to know which
@@ -170,25 +143,130 @@ export async function loadLoraAdapter(
       throw new FuselmError('E_FORMAT', `${what(f.a)}: A [${f.a.shape.join(", ")}] and B [${f.b.shape.join(", ")}] do not fit the base projection [${N}, ${K}] (expected A [r, ${K}], B [${N}, r])`);
   }
   if (found.size === 0) throw new FuselmError('E_FORMAT', `${p}: the adapter holds no LoRA tensors`);
+  const pairs = [...found.values()];
+  const jobs = pairs.map((f): PairJob => {
+    // a llama GGUF base ropes adjacent pairs (ropeNeox false), a Hugging Face folder halves
+    const heads = f.module === 'wq' ? c.nHeads : f.module === 'wk' ? c.nKvHeads : 0;
+    const reorder = heads && qkOrderDiffers(c.architecture, !c.ropeNeox, format) ? { heads, to: c.ropeNeox ? ('hf' as const) : ('gguf' as const) } : undefined;
+    return { a: f.a!, b: f.b!, factor: f.factor(f.a!.shape[0]), reorder };
+  });
   const out: Array<Partial<Record<LoraModule, LoraPair>>> = Array.from({ length: c.nLayers }, () => ({}));
+  const values = new PairReader();
   try {
-    for (const f of found.values()) {
-      const { a: av, b: stored, r, K, N, factor: s } = await readPair(f);
-      // a llama GGUF base ropes adjacent pairs (ropeNeox false), a Hugging Face folder halves
-      const heads = f.module === 'wq' ? c.nHeads : f.module === 'wk' ? c.nKvHeads : 0;
-      const bv = heads && qkOrderDiffers(c.architecture, !c.ropeNeox, format) ? qkRowOrder(stored, N, r, heads, c.ropeNeox ? 'hf' : 'gguf') : stored;
-      const bt = new Float32Array(r * N);
-      for (let o = 0; o < N; o++) for (let k = 0; k < r; k++) bt[k * N + o] = bv[o * r + k] * s;
-      const pair = { a: toBackend(be, tensorFromF32('f32', [r, K], av)), bt: undefined as unknown as NativeTensor };
+    for (const [i, f] of pairs.entries()) {
+      const { a, b } = jobs[i];
+      const v = await values.read(jobs[i]);
+      const pair = { a: toBackend(be, await tensorInSlices(a.shape, v.a)), bt: undefined as unknown as NativeTensor };
       out[f.layer][f.module] = pair;
-      pair.bt = toBackend(be, tensorFromF32('f32', [r, N], bt));
-      await yieldTurn();
+      pair.bt = toBackend(be, await tensorInSlices([a.shape[0], b.shape[0]], v.bt));
     }
   } catch (e) {
     for (const l of out) for (const q of Object.values(l)) if (q) (q.a?.free(), q.bt?.free());
     throw e;
+  } finally {
+    values.close();
   }
   return new LoraAdapter(p, format, out, onDispose);
+}
+
+/** Bytes copied into a tensor between two turns of the event loop. */
+const WRITE_SLICE = 1 << 20;
+
+/** An f32 tensor of `values`, copied in slices so that a large one does not hold the event loop. */
+async function tensorInSlices(shape: number[], values: Float32Array): Promise<NativeTensor> {
+  const t = emptyTensor('f32', shape);
+  try {
+    const bytes = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+    for (let at = 0; at < bytes.length; at += WRITE_SLICE) {
+      if (at) await new Promise<void>((r) => setImmediate(r));
+      t.write(bytes.subarray(at, at + WRITE_SLICE), at);
+    }
+    return t;
+  } catch (e) {
+    t.free();
+    throw e;
+  }
+}
+
+/** How long the LoRA worker stays after the last adapter loaded (loads in a row reuse it). */
+const WORKER_IDLE_MS = 2000;
+
+interface WorkerLink {
+  worker: Worker;
+  /** The requests sent, by id. */
+  waiting: Map<number, { resolve: (m: PairReply) => void; reject: (e: unknown) => void }>;
+  next: number;
+  idle?: NodeJS.Timeout;
+}
+
+type PairReply = { id: number } & ({ a: Float32Array; bt: Float32Array } | { error: { code: FuselmErrorCode; message: string } });
+
+/**
+ * Pairs' values read by the LoRA worker: one thread for the process, shared by the adapters
+ * loading at once, ended a while after none is (it holds the process meanwhile only while
+ * used). Where no worker starts or it dies, they are read on this thread (from then on), a turn
+ * of the event loop given between pairs.
+ */
+class PairReader {
+  static #link: WorkerLink | undefined;
+  static #users = 0;
+  static #failed = false;
+
+  constructor() {
+    PairReader.#users++;
+  }
+
+  async read(job: PairJob): Promise<{ a: Float32Array; bt: Float32Array }> {
+    if (!PairReader.#failed)
+      try {
+        const link = PairReader.#start();
+        const id = link.next++;
+        const reply = await new Promise<PairReply>((resolve, reject) => {
+          link.waiting.set(id, { resolve, reject });
+          link.worker.postMessage({ id, job });
+        });
+        if ('error' in reply) throw new FuselmError(reply.error.code, reply.error.message);
+        return reply;
+      } catch (e) {
+        if (e instanceof FuselmError) throw e;
+        PairReader.#failed = true;
+      }
+    await new Promise<void>((r) => setImmediate(r));
+    return pairValues(job);
+  }
+
+  close(): void {
+    const link = PairReader.#link;
+    if (--PairReader.#users > 0 || !link) return;
+    link.worker.unref();
+    link.idle = setTimeout(() => {
+      if (PairReader.#link === link) PairReader.#link = undefined;
+      void link.worker.terminate();
+    }, WORKER_IDLE_MS).unref();
+  }
+
+  static #start(): WorkerLink {
+    const had = PairReader.#link;
+    if (had) {
+      clearTimeout(had.idle);
+      had.worker.ref();
+      return had;
+    }
+    const link: WorkerLink = { worker: startWorker('model/lora-worker'), waiting: new Map(), next: 0 };
+    const fail = (e: unknown) => {
+      if (PairReader.#link === link) PairReader.#link = undefined;
+      for (const r of link.waiting.values()) r.reject(e);
+      link.waiting.clear();
+    };
+    link.worker.on('message', (m: PairReply) => {
+      const r = link.waiting.get(m.id);
+      link.waiting.delete(m.id);
+      r?.resolve(m);
+    });
+    link.worker.on('error', fail);
+    link.worker.on('exit', () => fail(new Error('the LoRA worker exited')));
+    return (PairReader.#link = link);
+  }
 }
 
 function toBackend(be: Backend, t: NativeTensor): NativeTensor {
@@ -283,24 +361,6 @@ export const LORA_GGUF_NAMES = Object.fromEntries(Object.entries(GGUF_NAMES).map
  */
 export async function adapterPairs(p: string, arch: string): Promise<Map<string, FoundPair>> {
   return (await isDirectory(p)) ? peftPairs(p) : ggufPairs(p, arch);
-}
-
-/**
- * B's rows of a q or k projection ([N, r], `heads` heads) from Hugging Face's rotate-half order
- * into the adjacent pairs llama.cpp's converter gives its llama GGUFs (each head's first and
- * second halves interleaved), or back (`to` 'hf'). A PEFT adapter on a llama GGUF base needs the
- * one, a GGUF adapter on a Hugging Face llama folder the other.
- */
-export function qkRowOrder(b: Float32Array, N: number, r: number, heads: number, to: 'gguf' | 'hf'): Float32Array {
-  const half = N / heads / 2, out = new Float32Array(b.length);
-  for (let h = 0; h < heads; h++)
-    for (let j = 0; j < half; j++)
-      for (const s of [0, 1]) {
-        const hf = h * 2 * half + s * half + j, gguf = h * 2 * half + 2 * j + s;
-        const [from, into] = to === 'gguf' ? [hf, gguf] : [gguf, hf];
-        out.set(b.subarray(from * r, (from + 1) * r), into * r);
-      }
-  return out;
 }
 
 /** Whether the q/k rows of a base and an adapter are in different orders (qkRowOrder): llama GGUFs only hold the adjacent pairs. */

@@ -11,7 +11,8 @@ import { GgmlType, ggmlTypeName } from '../formats/ggml-types.js';
 import { writeGguf } from '../formats/gguf.js';
 import { BLOCK_FORMATS, canQuantize, quantizeRows } from '../formats/quantize-blocks.js';
 import { isDirectory } from '../formats/hf.js';
-import { adapterPairs, type FoundPair, LORA_GGUF_NAMES, qkOrderDiffers, qkRowOrder, readPair } from '../model/lora.js';
+import { adapterPairs, type FoundPair, LORA_GGUF_NAMES, qkOrderDiffers, readPair } from '../model/lora.js';
+import { qkRowOrder } from '../model/lora-values.js';
 import { openModelSource, sameFile } from './quantize.js';
 
 export interface MergeOptions {
