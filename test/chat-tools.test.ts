@@ -175,6 +175,56 @@ describe('tool calls: options, grammar and parsing', () => {
     assert.equal(full.slice(0, sent), toolReply(full, 'hermes').content);
   });
 
+  it("random walks through 'auto' (hermes) split into text without an opening and calls that validate; streamed the same", () => {
+    const utf8 = new TextEncoder();
+    // token 0 ends the reply (an EOS), 1..256 single bytes, then pieces of calls
+    const bytes: Uint8Array[] = [new Uint8Array(0)];
+    for (let b = 0; b < 128; b++) bytes.push(Uint8Array.of(b));
+    const pieces = ['<tool_call>', '<tool_call>\n{"name": "now", "arguments": {}}\n</tool_call>', '<tool', '_call>', '\n', '{"name": "', 'now', 'add', '", "arguments": ', '{}', '{"a": 1, "b": 2}', '}\n</tool_call>', ' ', 'Hi'];
+    const firstPiece = bytes.length;
+    for (const p of pieces) bytes.push(utf8.encode(p));
+    const g = compileGbnf(toolGrammar(TOOLS, {}, 'hermes')!);
+    const m = new TokenMasks(g, { bytes, eog: [0] });
+    const ajv = makeAjv();
+    const validate = new Map(TOOLS.map((t) => [t.function.name, ajv.compile((t.function.parameters ?? { type: 'object', additionalProperties: false }) as object)]));
+    const r = rng(19);
+    let withText = 0, withCalls = 0;
+    for (let w = 0; w < 300; w++) {
+      let s = m.initial;
+      const out: number[] = [];
+      let ended = false;
+      for (let i = 0; i < 200 && !ended; i++) {
+        const mask = m.mask(s);
+        const ok: number[] = [];
+        for (let t = 0; t < bytes.length; t++) if (mask[t >> 5] & (1 << (t & 31))) ok.push(t);
+        // pieces half of the time, where any is allowed
+        const favoured = ok.filter((t) => t >= firstPiece || t === 0);
+        const from = favoured.length && r() < 0.5 ? favoured : ok;
+        const t = from[Math.floor(r() * from.length)];
+        if (t === 0) ended = true;
+        else out.push(...bytes[t]);
+        s = m.next(s, t);
+      }
+      if (!ended) continue;
+      const text = new TextDecoder().decode(Uint8Array.from(out));
+      const reply = toolReply(text, 'hermes');
+      assert.ok(!reply.content.includes('<tool_call>'), JSON.stringify(text));
+      if (text.includes('<tool_call>')) assert.ok(reply.toolCalls?.length, `an opening is always a whole call: ${JSON.stringify(text)}`);
+      if (reply.toolCalls) {
+        withCalls++;
+        if (reply.content) withText++;
+        assert.equal(text.slice(0, reply.content.length), reply.content);
+        for (const c of reply.toolCalls) assert.ok(validate.get(c.function.name)!(JSON.parse(c.function.arguments)), JSON.stringify(text));
+      } else assert.equal(reply.content, text);
+      // what a stream releases, prefix by prefix, then the rest of the content at the end
+      let sent = 0;
+      for (let i = 1; i <= text.length; i++) sent = Math.max(sent, surelyContent(text.slice(0, i), 'hermes'));
+      assert.ok(sent <= reply.content.length && reply.content.startsWith(text.slice(0, sent)), JSON.stringify(text));
+    }
+    console.log(`      ${withText} replies with text and calls, ${withCalls} with calls`);
+    assert.ok(withText >= 10 && withCalls >= 20, `${withText} replies with text and calls, ${withCalls} with calls`);
+  });
+
   it('random walks through the grammar always parse into calls whose arguments validate', () => {
     const utf8 = new TextEncoder();
     const bytes: Uint8Array[] = [new Uint8Array(0)];
