@@ -3,8 +3,9 @@
  * (hermes calls), Llama-3.1's (JSON calls) and the model's own tool-less ChatML fallback:
  * sampled at temperature 1 with random seeds, every reply under toolChoice 'required' or a named
  * function is a finished call whose arguments ajv validates against the function's schema;
- * under 'auto' a reply is calls or free text that does not open like one; 'none' leaves the
- * reply free. Tool results go back as 'tool' messages; streams give the same calls as send.
+ * under 'auto' a reply is free text that never holds a call's opening (Llama-3.1: does not open
+ * with '{'), then any calls (Llama-3.1: calls or text), the text kept as content; 'none' leaves
+ * the reply free. Tool results go back as 'tool' messages; streams give the same calls as send.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -34,7 +35,7 @@ describe('tool calls with chat.send on stories260K', function () {
 
   for (const [name, template] of Object.entries(TEMPLATES))
     describe(name, () => {
-      const opener = name.startsWith('Llama') ? '{' : '<';
+      const opener = name.startsWith('Llama') ? '{' : '<tool_call>';
 
       it("'required' and a named function: 24 sampled replies, each one call with valid arguments", async () => {
         const r = rng(name.length);
@@ -54,11 +55,20 @@ describe('tool calls with chat.send on stories260K', function () {
         }
       });
 
-      it("'auto': calls or free text that does not open like a call; 'none': free text", async () => {
+      it("'auto': free text (never an opening of a call), then any calls; 'none': free text", async () => {
         for (let seed = 0; seed < 12; seed++) {
-          const res = await model.chat({ template }).send('Hello!', { tools: TOOLS, temperature: 1, seed, maxTokens: 60 });
-          if (res.toolCalls) for (const c of res.toolCalls) assert.ok(validators.get(c.function.name)!(JSON.parse(c.function.arguments)), res.text);
-          else assert.ok(!res.text.startsWith(opener), JSON.stringify(res.text));
+          const chat = model.chat({ template });
+          const res = await chat.send('Hello!', { tools: TOOLS, temperature: 1, seed, maxTokens: 60 });
+          const reply = chat.messages[1];
+          if (res.toolCalls) {
+            for (const c of res.toolCalls) assert.ok(validators.get(c.function.name)!(JSON.parse(c.function.arguments)), res.text);
+            // the text before the calls is the content (Llama-3.1: none)
+            assert.ok(res.text.startsWith(res.content!) && !res.content!.includes(opener), JSON.stringify(res.text));
+            assert.deepEqual([reply.content, reply.toolCalls], [res.content, res.toolCalls]);
+          } else {
+            assert.ok(opener === '{' ? !res.text.startsWith(opener) : !res.text.includes(opener), JSON.stringify(res.text));
+            assert.deepEqual([reply.content, reply.toolCalls], [res.text, undefined]);
+          }
         }
         const none = await model.chat({ template }).send('Hello!', { tools: TOOLS, toolChoice: 'none', temperature: 0, maxTokens: 20 });
         const plain = await model.chat({ template }).send('Hello!', { temperature: 0, maxTokens: 20 });

@@ -3,8 +3,10 @@
  * Qwen2.5's chat template: `tools` and `tool_choice` give `tool_calls` (finish_reason
  * 'tool_calls') whose arguments ajv validates against the function's schema; a streamed request
  * gives the same calls as tool_call deltas, and no call text as content; the reply equals
- * chat.send's for the same seed (one call each: stories260K's parallel calls run on to max_tokens); the call and a `tool` result go back in the history; bad tools
- * are a 400 naming `tools`.
+ * chat.send's for the same seed (one call each: stories260K's parallel calls run on to max_tokens);
+ * under 'auto' a stream gives its text as content deltas, then any calls, as the same seed
+ * unstreamed does; the call and a `tool` result go back in the history; bad tools are a 400
+ * naming `tools`.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
