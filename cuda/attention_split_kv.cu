@@ -88,39 +88,39 @@ __device__ __forceinline__ void load_kv(const void* base, int64_t i, float* x) {
   }
 }
 
-// The merge, by the last chunk block of token t's heads h0 .. h0 + G - 1. (Not inlined, the
-// call's ABI cost more registers and stack than it saved on sm_90.)
+// The merge, by the last chunk block of G heads: part, the first head's partials
+// [G][n_chunks][hd + 2]; out, its output row [G][hd]. Not inlined and given scalars: inlined,
+// its code made the main loop of the G = 8 kernels spill on sm_90.
 template <int G>
-static __device__ __forceinline__ void split_kv_merge(const SplitKvParams& p, int64_t t, int64_t h0, float* sm) {
+static __device__ FUSELM_NOINLINE void split_kv_merge(float* out, const float* part, int64_t n_chunks, int64_t hd, float* sm) {
   const int lane = int(threadIdx.x) & 31, warp = int(threadIdx.x) >> 5;
-  const int64_t hd = p.hd;
+  const int64_t pw = hd + 2;
   // one warp per head: weight[c] = 2^(m_c - M) (0 for an empty chunk), then 1 / L; partials
   // read through L2 (__ldcg), where the other blocks' stores are
   float* const weight = sm + 1;  // [G][n_chunks], then inv_l[G]
-  float* const inv_l = weight + G * p.n_chunks;
+  float* const inv_l = weight + G * n_chunks;
   for (int h = warp; h < G; h += kSplitWarps) {  // warp-uniform
-    const float* part = p.partials + (t * p.n_heads + h0 + h) * p.n_chunks * (hd + 2);
+    const float* ph = part + h * n_chunks * pw;
     float M = -INFINITY;
-    for (int64_t c = lane; c < p.n_chunks; c += 32) M = fmaxf(M, __ldcg(part + c * (hd + 2)));
+    for (int64_t c = lane; c < n_chunks; c += 32) M = fmaxf(M, __ldcg(ph + c * pw));
     for (int off = 16; off > 0; off >>= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, off));
     float L = 0.0f;  // M is finite: a row's first chunk starts at its first visible key
-    for (int64_t c = lane; c < p.n_chunks; c += 32) {
-      const float w = exp2f(__ldcg(part + c * (hd + 2)) - M);
-      weight[h * p.n_chunks + c] = w;
-      L += w * __ldcg(part + c * (hd + 2) + 1);
+    for (int64_t c = lane; c < n_chunks; c += 32) {
+      const float w = exp2f(__ldcg(ph + c * pw) - M);
+      weight[h * n_chunks + c] = w;
+      L += w * __ldcg(ph + c * pw + 1);
     }
     for (int off = 16; off > 0; off >>= 1) L += __shfl_xor_sync(0xffffffffu, L, off);
     if (lane == 0) inv_l[h] = 1.0f / L;
   }
   __syncthreads();
   for (int64_t idx = threadIdx.x; idx < G * hd; idx += blockDim.x) {
-    const int64_t h = idx / hd, d = idx % hd, row = t * p.n_heads + h0 + h;
-    const float* part = p.partials + row * p.n_chunks * (hd + 2) + 2 + d;
+    const int64_t h = idx / hd, d = idx % hd;
+    const float* pd = part + h * n_chunks * pw + 2 + d;
     float o = 0.0f;
-    for (int64_t c = 0; c < p.n_chunks; c++) o += weight[h * p.n_chunks + c] * __ldcg(part + c * (hd + 2));
-    p.out[row * hd + d] = o * inv_l[h];
+    for (int64_t c = 0; c < n_chunks; c++) o += weight[h * n_chunks + c] * __ldcg(pd + c * pw);
+    out[h * hd + d] = o * inv_l[h];
   }
-  if (threadIdx.x == 0) p.counters[t * p.n_heads + h0] = 0;  // every chunk block has arrived: ready for the next launch
 }
 
 // Shared memory floats: the warps' (m, l, acc) of G heads, or after them the merge's flag, the
@@ -285,7 +285,9 @@ static __global__ void __launch_bounds__(32 * kSplitWarps) attention_split_kv_ke
   if (*last == 0.0f) return;  // block-uniform
   __threadfence();
 
-  split_kv_merge<G>(p, t, h0, sm);
+  const int64_t row = t * p.n_heads + h0;
+  split_kv_merge<G>(p.out + row * hd, p.partials + row * p.n_chunks * (hd + 2), p.n_chunks, hd, sm);
+  if (threadIdx.x == 0) *counter = 0;  // every chunk block has arrived: ready for the next launch
 }
 
 // Chunks per row for `rows` (token, head) rows whose longest key range is n_keys.
