@@ -28,11 +28,16 @@ FUSELM_CUDA_OP(
       AttentionArgs a = attention_op::args(s);
       a.workspace = x.workspace;
       a.workspace_bytes = x.workspace_bytes;
+      a.counters = x.counters, a.n_counters = x.n_counters;
       attention_cuda(a, x.stream);
     },
     [](const Node& n, int64_t max_rows) {
       using namespace attention_op;
       return attention_cuda_workspace(max_rows, n.t[k_cache]->rows() + n.i(prefix_len), n.i(n_heads), n.i(head_dim));
+    },
+    [](const Node& n, int64_t max_rows) {
+      using namespace attention_op;
+      return attention_cuda_counters(max_rows, n.t[k_cache]->rows() + n.i(prefix_len), n.i(n_heads));
     });
 
 FUSELM_CUDA_NAMESPACE_END

@@ -12,8 +12,12 @@
 // one KV head (G the largest of 8, 4, 2, 1 dividing the group size), so each K/V row it loads
 // serves G heads. If there is one chunk the block writes out; otherwise it writes its partial
 // (m, l, acc[hd]) -- the chunk's max score, the sum of exp(score - m) and the unnormalized
-// output -- to the workspace, and attention_split_kv_merge_kernel combines a row's partials by
-// log-sum-exp: out = sum_c 2^(m_c - M) acc_c / sum_c 2^(m_c - M) l_c, M = max_c m_c.
+// output -- to the workspace, and the last of the row's chunk blocks to finish merges them by
+// log-sum-exp: out = sum_c 2^(m_c - M) acc_c / sum_c 2^(m_c - M) l_c, M = max_c m_c. The last
+// is found by an atomic counter per (token, head group), in a buffer of attention's own
+// (AttentionArgs::counters: zero before the launch; the merging block sets its counter back to
+// zero, so the buffer is zero again after every launch) -- one launch instead of a second
+// merge kernel. The workspace cannot hold the counters: matmuls overwrite it between launches.
 //
 // Inside a block: lpk lanes (a power of two) share a key, each holding VPL 16-byte vectors of
 // the head dimension (EPV = 4 floats or 8 halves each; lane i of the group takes vectors i,
@@ -49,7 +53,8 @@ struct SplitKvParams {
   int64_t P;
   const int32_t* blocks;  // paged: this sequence's block table row, key j in row blocks[j / bs] * bs + j % bs
   int64_t bs;
-  float* partials;  // [T, n_heads, n_chunks, hd + 2] when n_chunks > 1
+  float* partials;    // [T, n_heads, n_chunks, hd + 2] when n_chunks > 1
+  uint32_t* counters;  // [T * n_heads] when n_chunks > 1: arrivals at (t, h0), zero before and after
   int64_t T, n_heads, n_kv_heads, hd, pos0, window;
   int64_t n_chunks, chunk_len;
   float qscale;  // scale * log2(e)
@@ -83,7 +88,49 @@ __device__ __forceinline__ void load_kv(const void* base, int64_t i, float* x) {
   }
 }
 
-// grid (T * n_chunks, n_heads / G), kSplitWarps warps; shared memory kSplitWarps * G * (hd + 2) floats.
+// The merge, by the last chunk block of G heads: part, the first head's partials
+// [G][n_chunks][hd + 2]; out, its output row [G][hd]. Not inlined and given scalars: inlined,
+// its code made the main loop of the G = 8 kernels spill on sm_90.
+template <int G>
+static __device__ FUSELM_NOINLINE void split_kv_merge(float* out, const float* part, int64_t n_chunks, int64_t hd, float* sm) {
+  const int lane = int(threadIdx.x) & 31, warp = int(threadIdx.x) >> 5;
+  const int64_t pw = hd + 2;
+  // one warp per head: weight[c] = 2^(m_c - M) (0 for an empty chunk), then 1 / L; partials
+  // read through L2 (__ldcg), where the other blocks' stores are
+  float* const weight = sm + 1;  // [G][n_chunks], then inv_l[G]
+  float* const inv_l = weight + G * n_chunks;
+  for (int h = warp; h < G; h += kSplitWarps) {  // warp-uniform
+    const float* ph = part + h * n_chunks * pw;
+    float M = -INFINITY;
+    for (int64_t c = lane; c < n_chunks; c += 32) M = fmaxf(M, __ldcg(ph + c * pw));
+    for (int off = 16; off > 0; off >>= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, off));
+    float L = 0.0f;  // M is finite: a row's first chunk starts at its first visible key
+    for (int64_t c = lane; c < n_chunks; c += 32) {
+      const float w = exp2f(__ldcg(ph + c * pw) - M);
+      weight[h * n_chunks + c] = w;
+      L += w * __ldcg(ph + c * pw + 1);
+    }
+    for (int off = 16; off > 0; off >>= 1) L += __shfl_xor_sync(0xffffffffu, L, off);
+    if (lane == 0) inv_l[h] = 1.0f / L;
+  }
+  __syncthreads();
+  for (int64_t idx = threadIdx.x; idx < G * hd; idx += blockDim.x) {
+    const int64_t h = idx / hd, d = idx % hd;
+    const float* pd = part + h * n_chunks * pw + 2 + d;
+    float o = 0.0f;
+    for (int64_t c = 0; c < n_chunks; c++) o += weight[h * n_chunks + c] * __ldcg(pd + c * pw);
+    out[h * hd + d] = o * inv_l[h];
+  }
+}
+
+// Shared memory floats: the warps' (m, l, acc) of G heads, or after them the merge's flag, the
+// chunks' weights and 1 / L of G heads.
+static size_t split_smem_floats(int G, int64_t hd, int64_t n_chunks) {
+  const int64_t warps = int64_t(kSplitWarps) * G * (hd + 2), merge = n_chunks > 1 ? 1 + G * (n_chunks + 1) : 0;
+  return size_t(warps > merge ? warps : merge);
+}
+
+// grid (T * n_chunks, n_heads / G), kSplitWarps warps; shared memory split_smem_floats.
 template <int KIND, int EPV, int VPL, int G>
 static __global__ void __launch_bounds__(32 * kSplitWarps) attention_split_kv_kernel(SplitKvParams p) {
   constexpr int U = G >= 8 ? 2 : 4;  // keys per lane group per step (fewer with many heads: registers)
@@ -225,27 +272,22 @@ static __global__ void __launch_bounds__(32 * kSplitWarps) attention_split_kv_ke
       part[2 + d] = o;
     }
   }
-}
+  if (p.n_chunks == 1) return;
 
-// One block per (token, head) row: out = the log-sum-exp merge of the row's partials.
-// Shared memory: n_chunks floats (each chunk's weight 2^(m_c - M)).
-static __global__ void attention_split_kv_merge_kernel(float* out, const float* partials, int64_t n_chunks,
-                                                       int64_t hd) {
-  const int64_t row = blockIdx.x, pw = hd + 2;
-  const float* p = partials + row * n_chunks * pw;
-  float* weight = dynamic_smem<float>();
-  float M = -INFINITY;
-  for (int64_t c = 0; c < n_chunks; c++) M = fmaxf(M, p[c * pw]);  // finite: the chunk with the row's own key
-  for (int64_t c = threadIdx.x; c < n_chunks; c += blockDim.x) weight[c] = exp2f(p[c * pw] - M);  // empty: 0
+  // this block's partial is visible to every block before its arrival is counted; the block
+  // that brings the count to n_chunks merges the row's partials (all of them written by then)
+  __threadfence();
+  __syncthreads();  // also: every thread is done reading sm
+  uint32_t* const counter = p.counters + t * p.n_heads + h0;
+  float* const last = sm;
+  if (threadIdx.x == 0) *last = atomicAdd(counter, 1u) == uint32_t(p.n_chunks - 1) ? 1.0f : 0.0f;
   __syncthreads();
-  float L = 0.0f;
-  for (int64_t c = 0; c < n_chunks; c++) L += weight[c] * p[c * pw + 1];
-  const float inv = 1.0f / L;
-  for (int64_t d = threadIdx.x; d < hd; d += blockDim.x) {
-    float o = 0.0f;
-    for (int64_t c = 0; c < n_chunks; c++) o += weight[c] * p[c * pw + 2 + d];
-    out[row * hd + d] = o * inv;
-  }
+  if (*last == 0.0f) return;  // block-uniform
+  __threadfence();
+
+  const int64_t row = t * p.n_heads + h0;
+  split_kv_merge<G>(p.out + row * hd, p.partials + row * p.n_chunks * (hd + 2), p.n_chunks, hd, sm);
+  if (threadIdx.x == 0) *counter = 0;  // every chunk block has arrived: ready for the next launch
 }
 
 // Chunks per row for `rows` (token, head) rows whose longest key range is n_keys.
@@ -258,6 +300,14 @@ static int64_t split_chunks(int64_t rows, int64_t n_keys) {
 
 static size_t partials_bytes(int64_t T, int64_t n_heads, int64_t n_chunks, int64_t head_dim) {
   return n_chunks > 1 ? size_t(T * n_heads * n_chunks * (head_dim + 2)) * sizeof(float) : 0;
+}
+
+int64_t attention_cuda_counters(int64_t max_T, int64_t ctx, int64_t n_heads) {
+  // a call of T rows needs T * n_heads counters when its rows split (chunks > 1)
+  int64_t most = 0;
+  for (int64_t T = 1; T <= max_T && T <= kSplitTargetRows; T++)
+    if (split_chunks(T * n_heads, ctx) > 1) most = T * n_heads;
+  return most;
 }
 
 size_t attention_cuda_workspace(int64_t max_T, int64_t ctx, int64_t n_heads, int64_t head_dim) {
@@ -275,7 +325,7 @@ size_t attention_cuda_workspace(int64_t max_T, int64_t ctx, int64_t n_heads, int
 template <int KIND, int EPV, int VPL, int G>
 static void launch_split(const SplitKvParams& p, cudaStream_t stream) {
   const dim3 grid(unsigned(p.T * p.n_chunks), unsigned(p.n_heads / G)), block(32 * kSplitWarps);
-  const size_t smem = size_t(kSplitWarps) * G * size_t(p.hd + 2) * sizeof(float);
+  const size_t smem = split_smem_floats(G, p.hd, p.n_chunks) * sizeof(float);
   const char* const name = KIND == 0   ? "attention_split_kv_kernel<f32>"
                            : KIND == 1 ? "attention_split_kv_kernel<f16>"
                                        : "attention_split_kv_kernel<bf16>";
@@ -329,6 +379,7 @@ void attention_split_kv_cuda(const AttentionArgs& a, cudaStream_t stream) {
   p.kp = a.k_prefix, p.vp = a.v_prefix, p.P = a.prefix_len;
   p.blocks = a.table.blocks, p.bs = a.table.block_size;
   p.partials = static_cast<float*>(a.workspace);
+  p.counters = a.counters;
   p.T = a.T, p.n_heads = a.n_heads, p.n_kv_heads = a.n_kv_heads, p.hd = hd, p.pos0 = a.pos0, p.window = a.window;
   p.causal = a.causal;
   p.qscale = a.scale * 1.4426950408889634f;  // log2(e)
@@ -342,6 +393,10 @@ void attention_split_kv_cuda(const AttentionArgs& a, cudaStream_t stream) {
     throw Error("E_INVALID_ARG", "attention_split_kv_cuda: workspace of " + std::to_string(a.workspace_bytes) +
                                      " bytes, this call needs " + std::to_string(need) +
                                      " (attention_cuda_workspace)");
+  if (need && (!a.counters || a.n_counters < a.T * a.n_heads))
+    throw Error("E_INVALID_ARG", "attention_split_kv_cuda: " + std::to_string(a.n_counters) +
+                                     " zeroed counters, this call needs " + std::to_string(a.T * a.n_heads) +
+                                     " (attention_cuda_counters)");
   if (a.T * p.n_chunks > 0x7fffffff || a.T * a.n_heads > 0x7fffffff)
     throw Error("E_INVALID_ARG", "attention_split_kv_cuda: too many tokens for one launch");
 
@@ -366,12 +421,6 @@ void attention_split_kv_cuda(const AttentionArgs& a, cudaStream_t stream) {
     case 0: launch_split_kind<0>(p, vec, vpl, G, stream); break;
     case 1: launch_split_kind<1>(p, vec, vpl, G, stream); break;
     default: launch_split_kind<2>(p, vec, vpl, G, stream); break;
-  }
-  if (p.n_chunks > 1) {
-    const int64_t threads = hd < 32 ? 32 : hd > 256 ? 256 : (hd + 31) / 32 * 32;
-    launch_kernel("attention_split_kv_merge_kernel", attention_split_kv_merge_kernel, dim3(unsigned(a.T * a.n_heads)),
-                  dim3(unsigned(threads)), size_t(p.n_chunks) * sizeof(float), stream, a.out,
-                  static_cast<const float*>(a.workspace), p.n_chunks, hd);
   }
 }
 

@@ -40,6 +40,13 @@
 #else
 #define FUSELM_UNROLL
 #endif
+// A device function kept out of line (the emulator's g++ spelling; emu.h leaves __noinline__
+// alone, libstdc++ uses the name).
+#if defined(__CUDACC__)
+#define FUSELM_NOINLINE __noinline__
+#else
+#define FUSELM_NOINLINE __attribute__((noinline))
+#endif
 
 FUSELM_CUDA_NAMESPACE_BEGIN
 

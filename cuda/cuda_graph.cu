@@ -15,7 +15,8 @@
 //   followed by SwiGLU of the two as one launch writing only the SwiGLU (matmul_swiglu_cuda),
 //   when nothing reads gate's or up's own output later.
 // - Matmuls and attention share one workspace (quantized activations, split-KV partials), sized
-//   for the graph's largest op at max_rows.
+//   for the graph's largest op at max_rows. Split-KV attention's arrival counters are a buffer of
+//   their own, zeroed once: each launch leaves them zero.
 // - KV caches may be f16 or bf16: kv_store rounds the new keys and values as it writes them.
 #include <algorithm>
 #include <mutex>
@@ -194,7 +195,8 @@ class CudaGraph : public Graph {
     int32_t* err = error_ ? error_->data<int32_t>() : nullptr;
     if (err) CUDA_CHECK(cudaMemsetAsync(err, 0, 2 * sizeof(int32_t), stream_));
     QuantizedX qx;  // what the workspace holds, from the matmul just before (cuda_op.h)
-    const CudaExec x{stream_, workspace_ ? workspace_->buf->data : nullptr, workspace_ ? workspace_->nbytes() : 0, err, &qx};
+    const CudaExec x{stream_, workspace_ ? workspace_->buf->data : nullptr, workspace_ ? workspace_->nbytes() : 0, err, &qx,
+                     counters_ ? counters_->data<uint32_t>() : nullptr, counters_ ? counters_->numel() : 0};
     for (size_t i = 0; i < nodes_.size(); i++) {
       const bool matmuls = nodes_[i].op == &matmul_op::def && fuse_[i] != Fused::AddNorm && fuse_[i] != Fused::RopeStore;
       if (!matmuls) qx = QuantizedX{};
@@ -262,6 +264,13 @@ class CudaGraph : public Graph {
     for (size_t i = 0; i < nodes_.size(); i++)
       if (ops_[i]->workspace) bytes = std::max(bytes, ops_[i]->workspace(nodes_[i], max_rows_));
     if (bytes) workspace_ = Tensor::make_on(kMemory, DType::F32, {int64_t((bytes + 3) / 4)});
+    int64_t counters = 0;
+    for (size_t i = 0; i < nodes_.size(); i++)
+      if (ops_[i]->counters) counters = std::max(counters, ops_[i]->counters(nodes_[i], max_rows_));
+    if (counters) {
+      counters_ = Tensor::make_on(kMemory, DType::I32, {counters});
+      CUDA_CHECK(cudaMemset(counters_->buf->data, 0, counters_->nbytes()));
+    }
   }
 
   template <class T = float> T* dev(const TensorPtr& t) const {
@@ -342,6 +351,7 @@ class CudaGraph : public Graph {
   std::unordered_set<const Tensor*> whole_;                          // inputs copied whole (RoleDef::whole)
   std::unordered_map<const Tensor*, std::vector<size_t>> writers_;  // host output -> nodes writing it
   TensorPtr workspace_;
+  TensorPtr counters_;  // CudaExec::counters, zero between launches
   TensorPtr error_;  // the step's error word (CudaExec::error), when a node checks on the device
 };
 
@@ -353,8 +363,8 @@ const CudaBackend kBackend{&kMemory, &make_graph, &mem_in_use, &mem_info};
 
 }  // namespace
 
-bool register_cuda_op(const OpDef& def, CudaEval eval, CudaWorkspace workspace) {
-  registry().push_back(CudaOp{&def, eval, workspace});
+bool register_cuda_op(const OpDef& def, CudaEval eval, CudaWorkspace workspace, CudaCounters counters) {
+  registry().push_back(CudaOp{&def, eval, workspace, counters});
   return true;
 }
 

@@ -7,7 +7,8 @@
 
 FUSELM_CUDA_NAMESPACE_BEGIN
 
-// What a launch gets besides its node: the graph's stream, its shared workspace, and the
+// What a launch gets besides its node: the graph's stream, its shared workspace, the ops'
+// zeroed counters (CudaOp::counters; an op leaves them zero when its launch ends), and the
 // step's error word (device i32 [2], zeroed before each step): a kernel that finds bad data
 // it cannot refuse up front (token ids in device memory) records {1 + row, value} there, and
 // the graph throws E_INVALID_ARG after the step. Kernels never trap: a trap
@@ -27,19 +28,24 @@ struct CudaExec {
   size_t workspace_bytes;
   int32_t* error;
   QuantizedX* quantized_x = nullptr;  // null: no reuse
+  uint32_t* counters = nullptr;
+  int64_t n_counters = 0;
 };
 
 using CudaEval = void (*)(const Step&, const CudaExec&);
 // Workspace bytes a node needs for runs of up to max_rows rows (null: none).
 using CudaWorkspace = size_t (*)(const Node&, int64_t max_rows);
+// Zeroed u32 counters a node needs for runs of up to max_rows rows (null: none).
+using CudaCounters = int64_t (*)(const Node&, int64_t max_rows);
 
 struct CudaOp {
   const OpDef* def;
   CudaEval eval;
   CudaWorkspace workspace;
+  CudaCounters counters;
 };
 
-bool register_cuda_op(const OpDef& def, CudaEval eval, CudaWorkspace workspace = nullptr);
+bool register_cuda_op(const OpDef& def, CudaEval eval, CudaWorkspace workspace = nullptr, CudaCounters counters = nullptr);
 // This flavor's implementation of an op, or null.
 const CudaOp* find_cuda_op(const OpDef& def);
 

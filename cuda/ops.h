@@ -60,6 +60,9 @@ void matmul_gemm_quant_cuda(const MatmulArgs& a, cudaStream_t stream);  // cuda/
 // AttentionArgs' workspace: scratch for split-KV partials (attention_cuda_workspace bytes for
 // the graph's largest T and the caches' ctx + prefix_len keys).
 size_t attention_cuda_workspace(int64_t max_T, int64_t ctx, int64_t n_heads, int64_t head_dim);
+// AttentionArgs' counters: how many zeroed u32 split-KV needs (0: it never splits) for calls of
+// up to max_T rows over ctx keys; it leaves them zero after each launch.
+int64_t attention_cuda_counters(int64_t max_T, int64_t ctx, int64_t n_heads);
 // Picks FA2 for prefill where it applies, else the tiled kernel for prefill, else split-KV.
 void attention_cuda(const AttentionArgs& a, cudaStream_t stream);  // cuda/attention.cu
 // Prefill in the FlashAttention-2 manner: tensor cores, cp.async K/V tiles in 2 or 3 stages,

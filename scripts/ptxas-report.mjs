@@ -42,7 +42,7 @@ try {
 // [B bytes smem, ]...".
 function parsePtxas(text, file) {
   const out = [];
-  let cur = null;
+  let cur = null, owner = null;
   for (const line of text.split('\n')) {
     const entry = line.match(/Compiling entry function '([^']+)'/);
     if (entry) {
@@ -51,8 +51,12 @@ function parsePtxas(text, file) {
       continue;
     }
     if (!cur) continue;
+    // the frame line follows "Function properties for NAME": the entry's own, or an out-of-line
+    // device function's (printed after the entry's), which must not overwrite the entry's
+    const props = line.match(/Function properties for (\S+)/);
+    if (props) owner = props[1];
     const frame = line.match(/(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads/);
-    if (frame) [cur.stackBytes, cur.spillStores, cur.spillLoads] = frame.slice(1).map(Number);
+    if (frame && owner === cur.mangled) [cur.stackBytes, cur.spillStores, cur.spillLoads] = frame.slice(1).map(Number);
     const used = line.match(/Used (\d+) registers/);
     if (used) {
       cur.registers = Number(used[1]);

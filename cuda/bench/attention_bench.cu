@@ -6,7 +6,8 @@
 // [S, H * D]; the caches hold the S positions (pos0 = 0, T = S).
 // Decode: one token, 32 query heads over 8 KV heads (GQA), D = 128, bf16 caches of ctx =
 // 1024 .. 65536 positions (--quick: 4096, 32768); bytes counted are the K and V caches read
-// once (2 x 8 x ctx x 128 x 2), the decode roofline; cache sets rotate past the L2 cache.
+// once (2 x 8 x ctx x 128 x 2), the decode roofline; cache sets rotate past the L2 cache. One
+// launch: the last chunk block of each (token, head group) merges the partials.
 // The prefills that ran split-KV before: hd 256 with bf16 caches (FA2's 32-key tiles) and f32
 // caches of hd 128 and 256 (the tiled kernel), causal, 2048 / D heads, S = 1024 and 4096
 // (--quick: 1024); each beside split-KV alone on the same call at S = 1024 (the old path,
@@ -88,6 +89,9 @@ static void decode_cases(Bench& b) {
       fill_f32(q.f32(), size_t(Hq * D), 41, -1.0f, 1.0f);
       const size_t ws_bytes = attention_cuda_workspace(1, ctx, Hq, D);
       DevBuf workspace(ws_bytes > 0 ? ws_bytes : 256);
+      const int64_t n_counters = attention_cuda_counters(1, ctx, Hq);
+      DevBuf counters(size_t(n_counters > 0 ? n_counters : 1) * 4);
+      CUDA_CHECK(cudaMemset(counters.p, 0, counters.bytes));  // split-KV leaves them zero after each call
       const double ms = b.median_ms([&](int rep) {
         AttentionArgs a{};
         a.out = out.f32(), a.q = q.f32();
@@ -96,6 +100,7 @@ static void decode_cases(Bench& b) {
         a.T = 1, a.n_heads = Hq, a.n_kv_heads = Hk, a.head_dim = D, a.pos0 = ctx - 1;
         a.scale = 1.0f / std::sqrt(float(D));
         a.workspace = workspace.p, a.workspace_bytes = ws_bytes;
+        a.counters = static_cast<uint32_t*>(counters.p), a.n_counters = n_counters;
         attention_cuda(a, nullptr);
       });
       b.record("attention_cuda:decode", shape, ms, double(kv_bytes), 0);

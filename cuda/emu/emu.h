@@ -248,6 +248,7 @@ inline unsigned __brev(unsigned x) {
   return r;
 }
 template <class T> inline T __ldg(const T* p) { return *p; }
+template <class T> inline T __ldcg(const T* p) { return *p; }  // the GPU's load through L2, past L1
 // dp4a: the 4 byte lanes of a and b multiplied pairwise (signed or unsigned bytes), summed
 // into c with 32-bit wrap-around, as the PTX dp4a.{s32,u32} instructions do.
 inline int __dp4a(int a, int b, int c) {

@@ -589,6 +589,10 @@ export const CASES: Record<OpName, OpCases> = {
       { name: 'paged (block 16) decode GQA 4/2x24 at 39', T: 1, pos: 39, H: 4, KV: 2, HD: 24, ctx: 64, block: 16 },
       { name: 'paged (block 4) window 5 GQA 6/2x16 T=9 at 30', T: 9, pos: 30, H: 6, KV: 2, HD: 16, ctx: 40, window: 5, block: 4 },
       { name: 'paged (block 16) f16 prefill MHA 2x64 T=33 at 40', T: 33, pos: 40, H: 2, KV: 2, HD: 64, ctx: 80, block: 16, f16: true },
+      // >= 128 visible keys: CUDA's split-KV cuts each row into chunks, merged by the last chunk block
+      { name: 'paged (block 16) decode GQA 4/2x32 at 299 (4 chunks)', T: 1, pos: 299, H: 4, KV: 2, HD: 32, ctx: 304, block: 16 },
+      { name: 'paged (block 8) prefill MHA 2x24 T=3 at 200 (3 chunks)', T: 3, pos: 200, H: 2, KV: 2, HD: 24, ctx: 208, block: 8 },
+      { name: 'decode GQA 8/2x16 ctx 520 (8 chunks)', T: 1, pos: 519, H: 8, KV: 2, HD: 16, ctx: 520 },
       // a prefill of >= 16 rows with an f32 cache: CUDA's tiled kernel (cuda/attention_tiled.cu)
       { name: 'softcap 2 window 9 prefill GQA 4/2x40 T=20 at 13', T: 20, pos: 13, H: 4, KV: 2, HD: 40, ctx: 40, window: 9, softcap: 2 },
     ].map((c: { name: string; T: number; pos: number; H: number; KV: number; HD: number; ctx: number; doctor?: boolean; window?: number; causal?: boolean; prefix?: number; softcap?: number; block?: number; f16?: boolean }): ParityCase => ({

@@ -29,6 +29,7 @@ struct AttentionArgs {
   const void* k_prefix = nullptr; const void* v_prefix = nullptr; int64_t prefix_len = 0;
   float softcap = 0;
   BlockTable table = {};
+  uint32_t* counters = nullptr; int64_t n_counters = 0;  // CUDA split-KV's zeroed arrival counters; the CPU ignores them
 };
 void attention_cpu(const AttentionArgs& a, const Exec& e);
 

@@ -8,7 +8,10 @@
 // a sliding window; non-causal; a large scale with a dominant key every 300, so the chunks'
 // maxima differ by dozens and the merge's rescaling carries the result. Cache rows past the
 // visible ones and the workspace hold NaN, so reading a masked key or a partial that was never
-// written shows. A workspace one byte short of a call's need throws E_INVALID_ARG.
+// written shows. Each case runs twice on the same counters (the last chunk block of a row
+// merges, found by an atomic counter): both runs give the same bits and the counters are zero
+// after each. A workspace one byte short of a call's need, or counters too few, throws
+// E_INVALID_ARG.
 //
 // Tolerance: the kernel computes in f32 and the reference in double on identical (widened)
 // cache values, so the cache dtype does not enter: the error is f32 rounding of hd-term dot
@@ -81,7 +84,10 @@ void run_case(Parity& par, Rng& rng, DType dt, const Case& c) {
                         ref_exec());
 
   const size_t ws_bytes = fuselm::attention_cuda_workspace(c.T, ctx, c.n_heads, c.hd);
+  const int64_t n_counters = fuselm::attention_cuda_counters(c.T, ctx, c.n_heads);
+  CHECK_MSG((n_counters > 0) == (ws_bytes > 0), "counters exactly when partials");
   DeviceBuffer<float> dq(q), dout(want.size()), dws(std::vector<float>(ws_bytes / 4 + 1, nan));
+  DeviceBuffer<uint32_t> dcounters(size_t(n_counters) + 1);  // zeroed
   // with a prefix, its rows move to buffers of their own and the cache starts at row `prefix`
   const size_t split = pad + size_t(c.prefix * W) * eb;
   auto part = [&](const std::vector<uint8_t>& b, bool head) {
@@ -93,10 +99,21 @@ void run_case(Parity& par, Rng& rng, DType dt, const Case& c) {
   DeviceBuffer<uint8_t> dkp(c.prefix ? part(kb, true) : std::vector<uint8_t>(1)), dvp(c.prefix ? part(vb, true) : std::vector<uint8_t>(1));
   fuselm::AttentionArgs a{dout.p, dq.p, dk.p + pad, dv.p + pad, dt, c.T, c.n_heads, c.n_kv_heads, c.hd, c.pos0 - c.prefix,
                               scale, c.window, c.causal, dws.p, ws_bytes};
+  a.counters = dcounters.p, a.n_counters = n_counters;
   if (c.prefix) a.k_prefix = dkp.p + pad, a.v_prefix = dvp.p + pad, a.prefix_len = c.prefix;
-  fuselm::attention_split_kv_cuda(a, nullptr);
-  const std::vector<float> got = dout.download();
-  par.check(std::string(fuselm::dtype_name(dt)) + " " + c.what, got.data(), want.data(), want.size());
+  const std::string what = std::string(fuselm::dtype_name(dt)) + " " + c.what;
+  std::vector<float> first;
+  for (int run = 0; run < 2; run++) {
+    fuselm::attention_split_kv_cuda(a, nullptr);
+    const std::vector<float> got = dout.download();
+    for (uint32_t n : dcounters.download()) CHECK_MSG(n == 0, what + ": a counter left at " + std::to_string(n));
+    if (run == 0) {
+      par.check(what, got.data(), want.data(), want.size());
+      first = got;
+    } else {
+      CHECK_MSG(std::memcmp(got.data(), first.data(), got.size() * 4) == 0, what + ": the second run differs");
+    }
+  }
 }
 
 void split_kv_cases(DType dt) {
@@ -139,28 +156,38 @@ EMU_TEST(attention_split_kv_f32_parity) { split_kv_cases(DType::F32); }
 EMU_TEST(attention_split_kv_f16_parity) { split_kv_cases(DType::F16); }
 EMU_TEST(attention_split_kv_bf16_parity) { split_kv_cases(DType::BF16); }
 
-// A call whose partials do not fit the workspace throws instead of writing past it; the bytes
-// attention_cuda_workspace gives for the call's T and context are enough.
+// A call whose partials do not fit the workspace, or without enough counters, throws instead of
+// writing past them; what attention_cuda_workspace and attention_cuda_counters give for the
+// call's T and context is enough.
 EMU_TEST(attention_split_kv_workspace_too_small) {
   const int64_t T = 1, pos0 = 1099, ctx = pos0 + T, H = 4, hd = 64;
   const size_t need = fuselm::attention_cuda_workspace(T, ctx, H, hd);
   CHECK_MSG(need > 0, "1100 keys must split into several chunks");
   DeviceBuffer<float> q(size_t(T * H * hd)), out(size_t(T * H * hd)), k(size_t(ctx * H * hd)), v(size_t(ctx * H * hd));
+  const int64_t n_counters = fuselm::attention_cuda_counters(T, ctx, H);
+  CHECK_MSG(n_counters == T * H, "one counter per (token, head): " + std::to_string(n_counters));
   DeviceBuffer<uint8_t> ws(need);
+  DeviceBuffer<uint32_t> counters{size_t(n_counters)};
   fuselm::AttentionArgs a{out.p, q.p, k.p, v.p, DType::F32, T, H, H, hd, pos0, 0.125f};
   a.workspace = ws.p;
-  a.workspace_bytes = need - 1;
-  bool threw = false;
-  try {
-    fuselm::attention_split_kv_cuda(a, nullptr);
-  } catch (const fuselm::Error& e) {
-    CHECK_MSG(e.code == "E_INVALID_ARG", e.code + ": " + e.what());
-    CHECK_MSG(std::string(e.what()).find("workspace") != std::string::npos, e.what());
-    threw = true;
-    note(std::string("threw: ") + e.what());
-  }
-  CHECK_MSG(threw, "a workspace one byte short did not throw");
-  a.workspace_bytes = need;
+  a.counters = counters.p;
+  const auto throws = [&](const char* word, const std::string& what) {
+    bool threw = false;
+    try {
+      fuselm::attention_split_kv_cuda(a, nullptr);
+    } catch (const fuselm::Error& e) {
+      CHECK_MSG(e.code == "E_INVALID_ARG", e.code + ": " + e.what());
+      CHECK_MSG(std::string(e.what()).find(word) != std::string::npos, e.what());
+      threw = true;
+      note(std::string("threw: ") + e.what());
+    }
+    CHECK_MSG(threw, what + " did not throw");
+  };
+  a.workspace_bytes = need - 1, a.n_counters = n_counters;
+  throws("workspace", "a workspace one byte short");
+  a.workspace_bytes = need, a.n_counters = n_counters - 1;
+  throws("counters", "one counter short");
+  a.n_counters = n_counters;
   fuselm::attention_split_kv_cuda(a, nullptr);  // enough: runs
 }
 
