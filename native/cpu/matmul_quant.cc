@@ -34,13 +34,13 @@ size_t act_bytes(QAct act, int64_t K) {
   return 0;
 }
 
-QuantKernel kernel_of(DType dt, Impl impl) {
+QuantKernel kernel_of(DType dt, Impl impl, int64_t T) {
   switch (dt) {
     case DType::Q4_K: case DType::Q5_K: return q4_k_kernel(dt, impl);
     case DType::Q6_K: return q6_k_kernel(impl);
     case DType::IQ4_XS: return iq4_xs_kernel(impl);
     case DType::Q2_K: case DType::Q3_K: return q2_k_kernel(dt, impl);
-    case DType::Q4_0: return q4_0_kernel(impl);
+    case DType::Q4_0: return q4_0_kernel(impl, T);
     case DType::Q5_0: case DType::IQ4_NL: case DType::Q4_1: case DType::Q5_1:
       return legacy_q8_0_kernel(dt, impl);
     default: return {QAct::Q8_K, nullptr};
@@ -156,10 +156,10 @@ FUSELM_AVX2 void quantize_row_q8_k_avx2(const float* x, int64_t K, BlockQ8_K* y)
 }
 #endif
 
-bool has_quant_kernel(DType dt) { return kernel_of(dt, Impl::kReference).tile != nullptr; }
+bool has_quant_kernel(DType dt) { return kernel_of(dt, Impl::kReference, 1).tile != nullptr; }
 
 void matmul_quant_cpu(const MatmulArgs& a, const Exec& e) {
-  const QuantKernel k = kernel_of(a.w_dtype, e.impl);
+  const QuantKernel k = kernel_of(a.w_dtype, e.impl, a.T);
   if (!k.tile) throw Error("E_INVALID_ARG", std::string("matmul: no kernel for weight dtype ") + dtype_name(a.w_dtype));
   const size_t xs = act_bytes(k.act, a.K);
   // Scratch for the quantized x, per calling thread and grown to the largest call (a steady

@@ -77,7 +77,7 @@ inline float lanes_sum(const float a[8]) {
 QuantKernel q4_k_kernel(DType dt, Impl impl);  // Q4_K, Q5_K: matmul_q4_k.cc
 QuantKernel q6_k_kernel(Impl impl);            // matmul_q6_k.cc
 QuantKernel legacy_q8_0_kernel(DType dt, Impl impl);  // Q5_0, IQ4_NL, Q4_1, Q5_1: matmul_q4_0.cc
-QuantKernel q4_0_kernel(Impl impl);                    // matmul_q4_0_blocksum.cc
+QuantKernel q4_0_kernel(Impl impl, int64_t T);         // matmul_q4_0_blocksum.cc (T: the call's tokens)
 QuantKernel iq4_xs_kernel(Impl impl);                  // matmul_iq4_xs.cc
 QuantKernel q2_k_kernel(DType dt, Impl impl);          // Q2_K, Q3_K: matmul_q2_k.cc
 
