@@ -710,6 +710,9 @@ export const CASES: Record<OpName, OpCases> = {
     // 22.0, q8_0 9.6 -> 8.3; prefill tiles (K 2048, 8 tokens) q4_k 34.4 -> 31.2, q6_k 4 -> 8 tokens 118 -> 134 Gmac/s.
     // Q4_0 family's rows tile (4 rows x 4 tokens; issue 14, loaded host, one run each, addon
     // before -> after): matmul prefill q4_0 64x2048 1t 30.4 -> 53.7 GFLOP/s, 2t 19.2 -> 99.3.
+    // Q4_0 in llama.cpp's repacked order, 16 rows transposed in registers x 16 tokens (issue 14,
+    // load 4-8, one run each, addon before -> after): prefill q4_0 64x2048 1t 186.5 -> 464.8
+    // GFLOP/s; decode 1x2048 · 5632x2048 1t 277 -> 284 us, 4096x4096 376 -> 346 us.
     bench: [
       // TinyLlama-1.1B's ffn_up/gate (every type issue 14's decode targets name)
       ...(['f32', 'f16', 'bf16', 'q8_0', 'q4_k', 'q5_k', 'q6_k', 'q4_0'] as NativeDType[]).map((dt) => decodeCase(dt, 2048, 5632)),

@@ -1,6 +1,7 @@
 // The legacy 32-value formats dotted with Q8_0 activations (the f16-rounded scale of matmul.cc's
-// q8_0 path, as llama.cpp's block_q8_0): Q4_0 (nibble - 8), Q5_0 (5 bits - 16) and IQ4_NL (a
-// nibble through the non-linear grid). Each block's values are unpacked to signed int8 w; in the
+// q8_0 path, as llama.cpp's block_q8_0): Q5_0 (5 bits - 16) and IQ4_NL (a nibble through the
+// non-linear grid); Q4_0 itself runs in llama.cpp's repacked order (matmul_q4_0_blocksum.cc).
+// Each block's values are unpacked to signed int8 w; in the
 // lane scheme of matmul_quant.h with 32-value blocks, lane l of a block = sum over bytes
 // 4l..4l+3 of w * x, exact in int32, and acc_l = fma(dw * dx, float(lane), acc_l) block after
 // block; the lanes summed once per output.
@@ -22,7 +23,6 @@ namespace fuselm {
 namespace {
 
 template <DType DT> struct Legacy;
-template <> struct Legacy<DType::Q4_0> { using Block = BlockQ4_0; };
 template <> struct Legacy<DType::Q5_0> { using Block = BlockQ5_0; };
 template <> struct Legacy<DType::IQ4_NL> { using Block = BlockIQ4_NL; };
 template <> struct Legacy<DType::Q4_1> { using Block = BlockQ4_1; };
@@ -34,10 +34,7 @@ template <DType DT>
 void values_ref(const typename Legacy<DT>::Block& b, int32_t w[32]) {
   for (int j = 0; j < 16; j++) {
     const int lo = b.qs[j] & 0x0f, hi = b.qs[j] >> 4;
-    if constexpr (DT == DType::Q4_0) {
-      w[j] = lo - 8;
-      w[j + 16] = hi - 8;
-    } else if constexpr (DT == DType::Q5_0 || DT == DType::Q5_1) {
+    if constexpr (DT == DType::Q5_0 || DT == DType::Q5_1) {
       uint32_t qh;
       std::memcpy(&qh, b.qh, 4);
       const int off = DT == DType::Q5_0 ? 16 : 0;
@@ -94,9 +91,7 @@ template <DType DT>
 FUSELM_AVX2 FUSELM_INLINE __m256i values(const typename Legacy<DT>::Block& b) {
   const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs));
   const __m256i n = _mm256_and_si256(_mm256_setr_m128i(v, _mm_srli_epi16(v, 4)), _mm256_set1_epi8(0x0f));
-  if constexpr (DT == DType::Q4_0) {
-    return _mm256_sub_epi8(n, _mm256_set1_epi8(8));
-  } else if constexpr (DT == DType::Q4_1) {
+  if constexpr (DT == DType::Q4_1) {
     return n;
   } else if constexpr (DT == DType::Q5_0 || DT == DType::Q5_1) {
     // byte j takes byte j / 8 of qh, keeps its bit j % 8, and becomes 0x10 where it is set
@@ -154,17 +149,16 @@ FUSELM_AVX2 void tile_avx2(const uint8_t* w, const uint8_t* xq, size_t xs, int64
   for (int t = 0; t < TT; t++) y[t * ys] = simd256::hsum(_mm256_add_ps(acc0[t], acc1[t])) + mins[t];
 }
 
-// Two blocks' 32 values in the two 256-bit halves, Q4_0 as its unsigned nibbles (the - 8 is taken
-// from the products: dots_pair). The nibble formats shift one 256-bit load of both blocks' nibbles
+// Two blocks' 32 values in the two 256-bit halves. The nibble formats shift one 256-bit load of both blocks' nibbles
 // into place (halves [low, high] of each block's 16 bytes).
 template <DType DT>
 FUSELM_AVX512VNNI FUSELM_INLINE __m512i values_pair(const typename Legacy<DT>::Block& b0, const typename Legacy<DT>::Block& b1) {
-  if constexpr (DT == DType::Q4_0 || DT == DType::Q4_1 || DT == DType::IQ4_NL) {
+  if constexpr (DT == DType::Q4_1 || DT == DType::IQ4_NL) {
     const __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b0.qs))),
                                                  _mm_loadu_si128(reinterpret_cast<const __m128i*>(b1.qs)), 1);
     const __m512i dup = _mm512_permutexvar_epi64(_mm512_setr_epi64(0, 1, 0, 1, 2, 3, 2, 3), _mm512_castsi256_si512(both));
     const __m512i n = _mm512_and_si512(_mm512_srlv_epi64(dup, _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4)), _mm512_set1_epi8(0x0f));
-    if constexpr (DT == DType::Q4_0 || DT == DType::Q4_1) return n;
+    if constexpr (DT == DType::Q4_1) return n;
     return _mm512_shuffle_epi8(_mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4nlValues))), n);
   } else {
     return _mm512_inserti64x4(_mm512_castsi256_si512(values<DT>(b0)), values<DT>(b1), 1);
@@ -172,14 +166,12 @@ FUSELM_AVX512VNNI FUSELM_INLINE __m512i values_pair(const typename Legacy<DT>::B
 }
 
 // The int32 lanes of w · x for values_pair's w: vpdpbusd multiplies unsigned w by signed x, so
-// Q4_0 subtracts 8 * (x's sums of 4), Q4_1 and Q5_1 (unsigned) need nothing, and the signed
+// Q4_1 and Q5_1 (unsigned) need nothing, and the signed
 // formats multiply |w| by x with w's sign (x negated where w < 0; neg: w's sign bits).
 template <DType DT>
 FUSELM_AVX512VNNI FUSELM_INLINE __m512i dots_pair(__m512i w, __m512i aw, __mmask64 neg, __m512i x) {
   const __m512i zero = _mm512_setzero_si512();
-  if constexpr (DT == DType::Q4_0)
-    return _mm512_sub_epi32(_mm512_dpbusd_epi32(zero, w, x), _mm512_dpbusd_epi32(zero, _mm512_set1_epi8(8), x));
-  else if constexpr (kWithMin<DT>)
+  if constexpr (kWithMin<DT>)
     return _mm512_dpbusd_epi32(zero, w, x);
   else
     return _mm512_dpbusd_epi32(zero, aw, _mm512_mask_sub_epi8(x, neg, zero, x));
@@ -204,7 +196,7 @@ FUSELM_AVX512VNNI void tile_vnni(const uint8_t* w, const uint8_t* xq, size_t xs,
     const __m512i q = values_pair<DT>(b0, b1);
     [[maybe_unused]] __m512i aq;
     [[maybe_unused]] __mmask64 neg = 0;
-    if constexpr (DT != DType::Q4_0 && !kWithMin<DT>) {
+    if constexpr (!kWithMin<DT>) {
       aq = _mm512_abs_epi8(q);
       neg = _mm512_movepi8_mask(q);
     }
@@ -238,7 +230,7 @@ FUSELM_AVX512VNNI void tile_vnni(const uint8_t* w, const uint8_t* xq, size_t xs,
 // values and dw once per row for all TT tokens. Per (row, token) of a block pair that leaves
 // vpdpbusd, the int-to-float conversion, dw * dx and the fma.
 template <DType DT>
-constexpr int kOffset = DT == DType::Q4_0 ? 8 : DT == DType::Q5_0 ? 16 : DT == DType::IQ4_NL ? 128 : 0;
+constexpr int kOffset = DT == DType::Q5_0 ? 16 : DT == DType::IQ4_NL ? 128 : 0;
 
 template <DType DT, int R, int TT>
 FUSELM_AVX512VNNI void rows_vnni(const uint8_t* w, size_t ws, const uint8_t* xq, size_t xs, int64_t K, float* y,
@@ -273,8 +265,7 @@ FUSELM_AVX512VNNI void rows_vnni(const uint8_t* w, size_t ws, const uint8_t* xq,
       const B& b0 = reinterpret_cast<const B*>(w + size_t(r) * ws)[i];
       const B& b1 = reinterpret_cast<const B*>(w + size_t(r) * ws)[i + 1];
       prefetch_ahead(&b0);
-      __m512i q = values_pair<DT>(b0, b1);  // Q4_0: the nibbles, unsigned already
-      if constexpr (DT != DType::Q4_0) q = _mm512_add_epi8(q, off);
+      const __m512i q = _mm512_add_epi8(values_pair<DT>(b0, b1), off);
       const __m512 dw = _mm512_cvtph_ps(_mm256_permutexvar_epi16(dw_at, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(&b0))));
       for (int t = 0; t < TT; t++) {
         const __m512i p = _mm512_dpbusd_epi32(c[t], q, xv[t]);
@@ -342,7 +333,6 @@ QuantKernel kernel(Impl impl) {
 
 QuantKernel legacy_q8_0_kernel(DType dt, Impl impl) {
   switch (dt) {
-    case DType::Q4_0: return kernel<DType::Q4_0>(impl);
     case DType::Q5_0: return kernel<DType::Q5_0>(impl);
     case DType::IQ4_NL: return kernel<DType::IQ4_NL>(impl);
     case DType::Q4_1: return kernel<DType::Q4_1>(impl);

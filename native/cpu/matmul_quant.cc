@@ -29,17 +29,19 @@ size_t act_bytes(QAct act, int64_t K) {
     case QAct::Q8_K: return size_t(K / kQK) * sizeof(BlockQ8_K);
     case QAct::Q8_0: return size_t(K / kQ32) * sizeof(BlockQ8_0x);
     case QAct::Q8_1: return size_t(K / kQ32) * sizeof(BlockQ8_1x);
+    case QAct::Q8_0Off: return size_t(K / kQ32) * sizeof(BlockQ8_0off);
   }
   return 0;
 }
 
-QuantKernel kernel_of(DType dt, Impl impl) {
+QuantKernel kernel_of(DType dt, Impl impl, int64_t T) {
   switch (dt) {
     case DType::Q4_K: case DType::Q5_K: return q4_k_kernel(dt, impl);
     case DType::Q6_K: return q6_k_kernel(impl);
     case DType::IQ4_XS: return iq4_xs_kernel(impl);
     case DType::Q2_K: case DType::Q3_K: return q2_k_kernel(dt, impl);
-    case DType::Q4_0: case DType::Q5_0: case DType::IQ4_NL: case DType::Q4_1: case DType::Q5_1:
+    case DType::Q4_0: return q4_0_kernel(impl, T);
+    case DType::Q5_0: case DType::IQ4_NL: case DType::Q4_1: case DType::Q5_1:
       return legacy_q8_0_kernel(dt, impl);
     default: return {QAct::Q8_K, nullptr};
   }
@@ -90,6 +92,16 @@ void quantize_row_q8_1x(const float* x, int64_t K, BlockQ8_1x* y, Impl impl) {
     int32_t sum = 0;
     for (int j = 0; j < kQ32; j++) sum += y[i].qs[j];
     y[i].s = f16_to_f32(f32_to_f16(amax / 127.f * float(sum)));
+  }
+}
+
+void quantize_row_q8_0off(const float* x, int64_t K, BlockQ8_0off* y, Impl impl) {
+  const QuantizeQ8Fn f = quantize_q8_fn(impl);
+  for (int64_t i = 0; i < K / kQ32; i++) {
+    f(x + i * kQ32, kQ32, y[i].qs, &y[i].d);
+    int32_t sum = 0;
+    for (int j = 0; j < kQ32; j++) sum += y[i].qs[j];
+    y[i].off = -8 * sum;
   }
 }
 
@@ -144,10 +156,10 @@ FUSELM_AVX2 void quantize_row_q8_k_avx2(const float* x, int64_t K, BlockQ8_K* y)
 }
 #endif
 
-bool has_quant_kernel(DType dt) { return kernel_of(dt, Impl::kReference).tile != nullptr; }
+bool has_quant_kernel(DType dt) { return kernel_of(dt, Impl::kReference, 1).tile != nullptr; }
 
 void matmul_quant_cpu(const MatmulArgs& a, const Exec& e) {
-  const QuantKernel k = kernel_of(a.w_dtype, e.impl);
+  const QuantKernel k = kernel_of(a.w_dtype, e.impl, a.T);
   if (!k.tile) throw Error("E_INVALID_ARG", std::string("matmul: no kernel for weight dtype ") + dtype_name(a.w_dtype));
   const size_t xs = act_bytes(k.act, a.K);
   // Scratch for the quantized x, per calling thread and grown to the largest call (a steady
@@ -163,7 +175,8 @@ void matmul_quant_cpu(const MatmulArgs& a, const Exec& e) {
   auto quantize = [&](int64_t t, int) {
     if (k.act == QAct::Q8_K) q8k(a.x + t * a.K, a.K, reinterpret_cast<BlockQ8_K*>(xq + size_t(t) * xs));
     else if (k.act == QAct::Q8_0) quantize_row_q8_0x(a.x + t * a.K, a.K, reinterpret_cast<BlockQ8_0x*>(xq + size_t(t) * xs), e.impl);
-    else quantize_row_q8_1x(a.x + t * a.K, a.K, reinterpret_cast<BlockQ8_1x*>(xq + size_t(t) * xs), e.impl);
+    else if (k.act == QAct::Q8_1) quantize_row_q8_1x(a.x + t * a.K, a.K, reinterpret_cast<BlockQ8_1x*>(xq + size_t(t) * xs), e.impl);
+    else quantize_row_q8_0off(a.x + t * a.K, a.K, reinterpret_cast<BlockQ8_0off*>(xq + size_t(t) * xs), e.impl);
   };
   if (ref) {
     for (int64_t t = 0; t < a.T; t++) quantize(t, 0);
@@ -173,18 +186,18 @@ void matmul_quant_cpu(const MatmulArgs& a, const Exec& e) {
 
   const size_t rb = row_bytes(a.w_dtype, a.K);
   const uint8_t* w = static_cast<const uint8_t*>(a.w);
-  // Rows tiles take kTileRows rows q apart (q = the task's rows / kTileRows): kTileRows long
+  // Rows tiles take rows_n rows q apart (q = the task's rows / rows_n): rows_n long
   // sequential weight streams, as matmul.cc's tiles (neighbour rows read slower); rows left over
   // go one at a time.
   auto rows = [&](int64_t n0, int64_t n1, int64_t t0, int64_t t1) {
-    const int64_t q = k.rows ? (n1 - n0) / kTileRows : 0;
+    const int64_t q = k.rows ? (n1 - n0) / k.rows_n : 0;
     for (int64_t tb = t0; tb < t1; tb += kTokenBlock) {
       const int64_t te = std::min(t1, tb + kTokenBlock);
       for (int64_t i = 0; i < q; i++)
         for (int64_t t = tb; t < te; t += k.max_tokens)
           k.rows(w + size_t(n0 + i) * rb, size_t(q) * rb, xq + size_t(t) * xs, xs, a.K,
                  int(std::min<int64_t>(k.max_tokens, te - t)), a.y + t * a.N + n0 + i, q, a.N);
-      for (int64_t n = n0 + q * kTileRows; n < n1; n++)
+      for (int64_t n = n0 + q * k.rows_n; n < n1; n++)
         for (int64_t t = tb; t < te; t += k.max_tokens)
           k.tile(w + size_t(n) * rb, xq + size_t(t) * xs, xs, a.K, int(std::min<int64_t>(k.max_tokens, te - t)),
                  a.y + t * a.N + n, a.N);

@@ -2,7 +2,8 @@
 // activations quantized the way llama.cpp quantizes them for each format (its vec_dot_type),
 // so the integer dot products, and so the tokens, are llama.cpp's:
 //   Q8_K (f32 d per 256 values, int8, sums of each 16)  for Q2_K..Q6_K, IQ4_XS
-//   Q8_0 (d rounded to f16, per 32)                     for Q4_0, Q5_0, IQ4_NL
+//   Q8_0 (d rounded to f16, per 32)                     for Q5_0, IQ4_NL
+//   Q8_0 and -8 * sum(q) per 32                         for Q4_0 (its offset term)
 //   Q8_1 (Q8_0 and s = d * sum(q), per 32)              for Q4_1, Q5_1 (y += m * s per block)
 //
 // Every level computes the same int32 lanes exactly: lane l (of 8) of a superblock holds the
@@ -13,10 +14,12 @@
 // the same bits as the integer reference, and the parity cases hold them to it exactly. (One
 // scalar sum per superblock would cost a horizontal reduction per 256 products: it halved the
 // prefill speed.)
+// Q4_0 is the exception: it keeps llama.cpp's repacked order, one exact int32 sum and one fma
+// per 32-value block, with a vector lane per weight row (matmul_q4_0_blocksum.cc).
 //
 // The driver (matmul_quant.cc) quantizes x once per call, then walks row tasks; a tile is one
 // weight row against up to 4 or 8 tokens, so each weight block is unpacked once per 4 or 8 tokens,
-// or (formats with a rows tile) 4 rows against up to 4 tokens.
+// or (formats with a rows tile) 4 rows against up to 4 tokens (Q4_0: 16 rows, up to 16 tokens).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -27,13 +30,16 @@
 namespace fuselm {
 
 // The activation format a weight format is dotted with.
-enum class QAct { Q8_K, Q8_0, Q8_1 };
+enum class QAct { Q8_K, Q8_0, Q8_1, Q8_0Off };
 
 // Q8_0 activations as the kernels read them: the f16-rounded scale kept as f32.
 struct BlockQ8_0x { float d; int8_t qs[32]; };
 // Q8_1 (llama.cpp's x86 quantize_row_q8_1): Q8_0's d and q, and s = (max|x| / 127) * sum(q)
 // rounded to f16, both kept as f32.
 struct BlockQ8_1x { float d; int8_t qs[32]; float s; };
+// Q8_0 for Q4_0 (value = nibble - 8): Q8_0's d and q, and off = -8 * sum(q), the block's offset
+// term, made once per call rather than once per row tile.
+struct BlockQ8_0off { float d; int8_t qs[32]; int32_t off; };
 
 // y[t * ys] = row w · token t's quantized activations (at xq + t * xs) for t < TT (1..max_tokens).
 using QuantTileFn = void (*)(const uint8_t* w, const uint8_t* xq, size_t xs, int64_t K, int TT, float* y, int64_t ys);
@@ -48,7 +54,8 @@ struct QuantKernel {
   QAct act;
   QuantTileFn tile;  // null: no kernel for this dtype
   int max_tokens = 4;  // the most tokens one tile call takes
-  QuantRowsFn rows = nullptr;  // kTileRows rows at once, up to max_tokens tokens (null: one row at a time)
+  QuantRowsFn rows = nullptr;  // rows_n rows at once, up to max_tokens tokens (null: one row at a time)
+  int rows_n = kTileRows;
 };
 
 // Decode tiles with 4 row streams (AVX-512: f32/f16/bf16, q8_0, the Q4_0 family) prefetch every
@@ -69,7 +76,8 @@ inline float lanes_sum(const float a[8]) {
 // Per format family (one file each): the kernel of `impl` (kReference: the integer reference).
 QuantKernel q4_k_kernel(DType dt, Impl impl);  // Q4_K, Q5_K: matmul_q4_k.cc
 QuantKernel q6_k_kernel(Impl impl);            // matmul_q6_k.cc
-QuantKernel legacy_q8_0_kernel(DType dt, Impl impl);  // Q4_0, Q5_0, IQ4_NL, Q4_1, Q5_1: matmul_q4_0.cc
+QuantKernel legacy_q8_0_kernel(DType dt, Impl impl);  // Q5_0, IQ4_NL, Q4_1, Q5_1: matmul_q4_0.cc
+QuantKernel q4_0_kernel(Impl impl, int64_t T);         // matmul_q4_0_blocksum.cc (T: the call's tokens)
 QuantKernel iq4_xs_kernel(Impl impl);                  // matmul_iq4_xs.cc
 QuantKernel q2_k_kernel(DType dt, Impl impl);          // Q2_K, Q3_K: matmul_q2_k.cc
 
@@ -84,6 +92,7 @@ void quantize_row_q8_k(const float* x, int64_t K, BlockQ8_K* y);
 // As matmul.cc's q8_0 activations: d = max|x| / 127 rounded to f16, q = round-to-even(x * 127 / max|x|).
 void quantize_row_q8_0x(const float* x, int64_t K, BlockQ8_0x* y, Impl impl);
 void quantize_row_q8_1x(const float* x, int64_t K, BlockQ8_1x* y, Impl impl);
+void quantize_row_q8_0off(const float* x, int64_t K, BlockQ8_0off* y, Impl impl);
 // matmul.cc's q8_0 activation quantizer of a level (x [K] -> q [K], d [K / 32]); all give the same bits.
 using QuantizeQ8Fn = void (*)(const float* x, int64_t K, int8_t* q, float* d);
 QuantizeQ8Fn quantize_q8_fn(Impl impl);

@@ -251,6 +251,44 @@ describe('op matmul', () => {
     }
   });
 
+  // Q4_0 keeps llama.cpp's order for its repacked Q4_0 (native/cpu/matmul_q4_0_blocksum.cc): per
+  // output one f32 accumulator, acc = fma(float(sumi), f32(dw * dx), acc) block after block. x is
+  // q / 16 with a ±127 in every block, so its Q8_0 rounding is exact (dx = 1/16, q as written) and
+  // the expected bits follow from the stored bytes alone; the fma is emulated in double (the
+  // product is exact there). Sizes cross the 16-row and 16-token tiles and their leftovers.
+  it('q4_0: every level and the reference give llama.cpp\'s repacked order, bit for bit', async () => {
+    const K = 512, N = 37, T = 21, nb = K / 32;
+    const r = rng(1404);
+    const bytes = encodeF32('q4_0', randn(N * K, r));
+    const q = new Int8Array(T * K);
+    for (let i = 0; i < q.length; i++) q[i] = Math.round((r() * 2 - 1) * 126);
+    for (let b = 0; b < T * nb; b++) q[b * 32 + (b % 32)] = b % 2 ? 127 : -127;
+    const want = new Float32Array(T * N);
+    for (let t = 0; t < T; t++)
+      for (let n = 0; n < N; n++) {
+        let acc = 0;
+        for (let i = 0; i < nb; i++) {
+          const o = (n * nb + i) * 18;
+          const dw = f16BitsToF32(bytes[o] | (bytes[o + 1] << 8));
+          let sumi = 0;
+          for (let j = 0; j < 16; j++) {
+            const v = bytes[o + 2 + j];
+            sumi += ((v & 15) - 8) * q[t * K + i * 32 + j] + ((v >> 4) - 8) * q[t * K + i * 32 + j + 16];
+          }
+          acc = Math.fround(sumi * Math.fround(dw / 16) + acc);
+        }
+        want[t * N + n] = acc;
+      }
+    const w = emptyTensor('q4_0', [N, K]);
+    w.write(bytes);
+    const x = tensorFromF32('f32', [T, K], Float32Array.from(q, (v) => v / 16));
+    for (const impl of ['reference', ...fastImpls()] as NativeImpl[])
+      for (const threads of [1, 2]) {
+        const got = await matmul(impl, threads, x, w, T, N);
+        for (let i = 0; i < got.length; i++) assert.ok(Object.is(got[i], want[i]), `${impl}/${threads}t output ${i}: ${got[i]} vs ${want[i]}`);
+      }
+  });
+
   it('keeps rows it was not asked for untouched (T smaller than the tensors)', async () => {
     const K = 33, N = 9, rows = 6, T = 2;
     const r = rng(9);
