@@ -10,6 +10,7 @@
 import type { NativeTensor } from '../../bindings.js';
 import { type Backend, CpuBackend, CudaBackend, type Graph, ops, resolveDevice, type SeqSpan } from '../backend.js';
 import { FuselmError } from '../errors.js';
+import { CallQueue } from './call-queue.js';
 import { type GgufFile, ggufNumber } from '../formats/gguf.js';
 import { readGgufModel } from '../formats/gguf-split.js';
 import { isDirectory, readHfFolder } from '../formats/hf.js';
@@ -203,7 +204,7 @@ export class EmbeddingModel {
   /** Several texts per run, keyed by their lengths. */
   #batchGraphs = new Map<string, Graph>();
   #poolGraph: Graph | undefined;
-  #queue: Promise<unknown> = Promise.resolve();
+  readonly #calls = new CallQueue(() => this.#w !== undefined);
 
   /** `w` in the backend's memory; token ids, positions and types stay host tensors. */
   constructor(path: string, c: ModelConfig, w: BertWeights, tokenizer: Tokenizer | undefined, be: Backend, pooling: Pooling = 'mean') {
@@ -279,14 +280,6 @@ export class EmbeddingModel {
     return g;
   }
 
-  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.#queue.then(() => {
-      if (!this.#w) throw new FuselmError('E_DISPOSED', 'model used after dispose()');
-      return fn();
-    });
-    this.#queue = run.catch(() => {});
-    return run;
-  }
 
   #check(ids: number[], types: number[]): void {
     const c = this.config, n = ids.length;
@@ -312,7 +305,7 @@ export class EmbeddingModel {
 
   /** Hidden states of one token sequence (all tokens real), with token types (default all 0). */
   encode(ids: number[], typeIds?: number[]): Promise<EncodeResult> {
-    return this.#exclusive(async () => {
+    return this.#calls.run(async () => {
       const types = typeIds ?? new Array<number>(ids.length).fill(0);
       this.#check(ids, types);
       const hidden = await this.#forward([{ ids, types }]);
@@ -341,7 +334,7 @@ export class EmbeddingModel {
       const ids = tok.encode(text, { addSpecial: true });
       return { ids, types: new Array<number>(ids.length).fill(0) };
     });
-    return this.#exclusive(async () => {
+    return this.#calls.run(async () => {
       for (const s of seqs) this.#check(s.ids, s.types);
       const out: Float32Array[] = [];
       for (let i = 0; i < seqs.length; ) {
@@ -380,7 +373,7 @@ export class EmbeddingModel {
   }
 
   async dispose(): Promise<void> {
-    await this.#queue;
+    await this.#calls.idle();
     if (!this.#w) return;
     this.#graph.dispose();
     for (const g of this.#batchGraphs.values()) g.dispose();

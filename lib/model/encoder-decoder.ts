@@ -21,6 +21,7 @@ import type { GraphNode } from '../ops/table.js';
 import { beamConstraint, type GrammarOptions, grammarMasks } from '../grammar/constraint.js';
 import { type BeamEndOptions, type BeamHypothesis, type BeamSearchOptions, beamSearch, checkBeamOptions, hypothesisEnds } from '../beam.js';
 import { FuselmError } from '../errors.js';
+import { CallQueue } from './call-queue.js';
 import type { GenerationConfig } from '../formats/hf.js';
 import { type FinishReason, type GenerateOptions, type GenerateResult, SequenceRun, type StreamChunk, checkGenerateOptions, generationDefaults } from '../generate.js';
 import { emptyTensor, readF32Rows } from '../tensor.js';
@@ -216,7 +217,7 @@ export class EncoderDecoderModel {
   lastFinishReason: FinishReason | undefined;
   #w: EncDecWeights | undefined;
   #be: Backend;
-  #queue: Promise<unknown> = Promise.resolve();
+  readonly #calls = new CallQueue(() => this.#w !== undefined);
 
   constructor(path: string, c: EncoderDecoderConfig, tokenizer: Tokenizer, w: EncDecWeights, be: Backend, o: EncoderDecoderInit) {
     this.path = path;
@@ -230,14 +231,6 @@ export class EncoderDecoderModel {
     this.#be = be;
   }
 
-  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.#queue.then(() => {
-      if (!this.#w) throw new FuselmError('E_DISPOSED', 'model used after dispose()');
-      return fn();
-    });
-    this.#queue = run.catch(() => {});
-    return run;
-  }
 
   /**
    * The encoder's input ids: a text (with the tokenizer's special tokens unless addSpecial is
@@ -430,7 +423,7 @@ export class EncoderDecoderModel {
 
   /** The encoder's last hidden states [tokens * dim] of one input (text or ids). */
   encode(input: string | number[], opts: { addSpecial?: boolean } = {}): Promise<Float32Array> {
-    return this.#exclusive(async () => {
+    return this.#calls.run(async () => {
       const enc = await this.#encode([await this.#inputIds(input, opts.addSpecial)]);
       this.#freeEncoded(enc);
       return enc.hidden;
@@ -442,7 +435,7 @@ export class EncoderDecoderModel {
    * first step's), for an input (text or encoder ids).
    */
   logits(input: string | number[], decoderIds: number[] = [], opts: { addSpecial?: boolean } = {}): Promise<Float32Array> {
-    return this.#exclusive(async () => {
+    return this.#calls.run(async () => {
       const c = this.config, ids = await this.#inputIds(input, opts.addSpecial);
       if (!Array.isArray(decoderIds) || !decoderIds.every((id) => Number.isInteger(id) && id >= 0 && id < c.vocabSize))
         throw new FuselmError('E_INVALID_ARG', `decoderIds must be token ids in 0..${c.vocabSize - 1}`);
@@ -533,7 +526,7 @@ export class EncoderDecoderModel {
       return Promise.reject(e);
     }
     const batch = Array.isArray(input) && input.length > 0 && input.every((p) => typeof p === 'string' || Array.isArray(p));
-    return this.#exclusive(async () => {
+    return this.#calls.run(async () => {
       const out = await this.#generate(batch ? (input as Array<string | number[]>) : [input as string | number[]], o);
       this.lastFinishReason = out[0].finishReason;
       return batch ? out : out[0];
@@ -552,7 +545,7 @@ export class EncoderDecoderModel {
     let wake: (() => void) | undefined;
     let done = false;
     let failed: unknown;
-    const job = this.#exclusive(() => this.#generate([input], { ...o, signal }, (c) => (chunks.push(c), wake?.())))
+    const job = this.#calls.run(() => this.#generate([input], { ...o, signal }, (c) => (chunks.push(c), wake?.())))
       .then((r) => (this.lastFinishReason = r[0].finishReason))
       .catch((e) => (failed = e))
       .finally(() => ((done = true), wake?.()));
@@ -575,7 +568,7 @@ export class EncoderDecoderModel {
    * every beam reads the same cross K/V; each beam has its own self-attention cache.
    */
   beamSearch(input: string | number[], opts: EncoderDecoderBeamOptions): Promise<EncoderDecoderBeamResult> {
-    return this.#exclusive(async () => {
+    return this.#calls.run(async () => {
       const o: Required<BeamSearchOptions> = checkBeamOptions(opts);
       const c = this.config;
       const end = hypothesisEnds(this.tokenizer, opts);
@@ -632,12 +625,12 @@ export class EncoderDecoderModel {
 
   /** Nothing is cached between calls (each input is encoded anew). */
   clearCache(): Promise<void> {
-    return this.#exclusive(async () => {});
+    return this.#calls.run(async () => {});
   }
 
   /** Frees native memory at once (after any call in flight has finished). */
   async dispose(): Promise<void> {
-    await this.#queue;
+    await this.#calls.idle();
     if (!this.#w) return;
     for (const t of encDecTensors(this.#w)) t.free();
     this.#w = undefined;
