@@ -20,7 +20,7 @@ import { SHAPES } from '../lib/tools/synthetic.js';
 import { benchPrompt, median } from '../lib/tools/bench.js';
 import { benchModel, syntheticBenchModel } from '../lib/tools/bench-models.js';
 import { loadModel, type Model } from '../lib/model/model.js';
-import type { AdapterUse } from '../lib/generate.js';
+import type { AdapterUse } from '../lib/model/lora.js';
 import type { BenchResult } from './util.js';
 
 const RANK = 16;

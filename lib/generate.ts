@@ -7,7 +7,7 @@
 import { FuselmError, shown } from './errors.js';
 import { checkGrammarOptions, type GrammarOptions, GrammarState, grammarMasks } from './grammar/constraint.js';
 import type { Timings } from './model/decode-call.js';
-import { LoraAdapter } from './model/lora.js';
+import { type AdapterUse, checkAdapterUses } from './model/lora.js';
 import { createSampler, type LogprobsResult, resolveSamplerOptions, type Sampler, type SamplerOptions } from './sampling/sampler.js';
 import { StopMatcher } from './sampling/stop.js';
 import type { GenerationConfig } from './formats/hf.js';
@@ -226,24 +226,6 @@ export function checkGenerateOptions(o: unknown, what = 'generate() options'): a
   if (g.eogIds !== undefined && !(Array.isArray(g.eogIds) && g.eogIds.every((x) => Number.isInteger(x) && x >= 0))) throw bad('eogIds', 'an array of token ids', g.eogIds);
   if (g.adapters !== undefined) checkAdapterUses(g.adapters, 'adapters');
   checkGrammarOptions(g);
-}
-
-/** One adapter of a call: applied times `scale` (default 1). */
-export interface AdapterUse {
-  adapter: LoraAdapter;
-  scale?: number;
-}
-
-/** E_INVALID_ARG unless `a` is a list of { adapter: LoraAdapter, scale?: finite number }. */
-export function checkAdapterUses(a: unknown, what: string): asserts a is AdapterUse[] {
-  if (!Array.isArray(a)) throw new FuselmError('E_INVALID_ARG', `${what} must be an array of { adapter, scale }`);
-  a.forEach((u: unknown, i) => {
-    const o = u as AdapterUse;
-    if (typeof u !== 'object' || u === null || !(o.adapter instanceof LoraAdapter))
-      throw new FuselmError('E_INVALID_ARG', `${what}[${i}] must be { adapter, scale } with an adapter from model.loadAdapter()`);
-    if (o.scale !== undefined && !(typeof o.scale === 'number' && Number.isFinite(o.scale)))
-      throw new FuselmError('E_INVALID_ARG', `${what}[${i}].scale must be a finite number, got ${shown(o.scale)}`);
-  });
 }
 
 /** The sampler's options out of a GenerateOptions (the ones set). */

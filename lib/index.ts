@@ -7,8 +7,8 @@
  */
 export { loadModel, Model } from './model/model.js';
 export type { LoadModelOptions, BeamSearchModelOptions, BeamSearchResult, BatchPrompt } from './model/model.js';
-export type { LoraAdapter } from './model/lora.js';
-export type { GenerateOptions, GenerateResult, StreamChunk, FinishReason, AdapterUse } from './generate.js';
+export type { AdapterUse, LoraAdapter } from './model/lora.js';
+export type { GenerateOptions, GenerateResult, StreamChunk, FinishReason } from './generate.js';
 export type { Timings } from './model/decode-call.js';
 export type { BeamHypothesis } from './beam.js';
 export type { ModelConfig } from './model/config.js';

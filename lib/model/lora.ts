@@ -13,8 +13,7 @@ import type { Worker } from 'node:worker_threads';
 import path from 'node:path';
 import type { NativeTensor } from '../../bindings.js';
 import type { Backend } from '../backend.js';
-import type { AdapterUse } from '../generate.js';
-import { FuselmError, type FuselmErrorCode } from '../errors.js';
+import { FuselmError, type FuselmErrorCode, shown } from '../errors.js';
 import { GgmlType } from '../formats/ggml-types.js';
 import { ggufGet, readGguf } from '../formats/gguf.js';
 import { hasOwn, readJsonFile } from '../formats/files.js';
@@ -55,6 +54,24 @@ let nextAdapterId = 1;
  * A key naming a call's adapters and their scales (summed per adapter, zero left out): cached
  * keys and values are reusable only under the same key.
  */
+/** One adapter of a call: applied times `scale` (default 1). */
+export interface AdapterUse {
+  adapter: LoraAdapter;
+  scale?: number;
+}
+
+/** E_INVALID_ARG unless `a` is a list of { adapter: LoraAdapter, scale?: finite number }. */
+export function checkAdapterUses(a: unknown, what: string): asserts a is AdapterUse[] {
+  if (!Array.isArray(a)) throw new FuselmError('E_INVALID_ARG', `${what} must be an array of { adapter, scale }`);
+  a.forEach((u: unknown, i) => {
+    const o = u as AdapterUse;
+    if (typeof u !== 'object' || u === null || !(o.adapter instanceof LoraAdapter))
+      throw new FuselmError('E_INVALID_ARG', `${what}[${i}] must be { adapter, scale } with an adapter from model.loadAdapter()`);
+    if (o.scale !== undefined && !(typeof o.scale === 'number' && Number.isFinite(o.scale)))
+      throw new FuselmError('E_INVALID_ARG', `${what}[${i}].scale must be a finite number, got ${shown(o.scale)}`);
+  });
+}
+
 export function adapterKey(uses: readonly AdapterUse[] | undefined): string {
   const ids = [...new Set((uses ?? []).map((u) => u.adapter.id))].sort((a, b) => a - b);
   const w = new Float32Array(ids.length);

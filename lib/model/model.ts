@@ -8,7 +8,7 @@ import { FuselmError, shown } from '../errors.js';
 import { readGgufModel } from '../formats/gguf-split.js';
 import { type Backend, CpuBackend, CudaBackend, resolveDevice } from '../backend.js';
 import type { NativeDevice, NativeImpl } from '../../bindings.js';
-import { type AdapterUse, checkAdapterUses, type FinishReason, type GenerateOptions, type GenerateResult, SequenceRun, type StreamChunk, checkGenerateOptions, checkGenerationConfig, generationDefaults } from '../generate.js';
+import { type FinishReason, type GenerateOptions, type GenerateResult, SequenceRun, type StreamChunk, checkGenerateOptions, checkGenerationConfig, generationDefaults } from '../generate.js';
 import { beamConstraint, type GrammarOptions, grammarMasks, prepareGrammar } from '../grammar/constraint.js';
 import { type BeamEndOptions, type BeamHypothesis, type BeamSearchOptions, beamSearch, checkBeamOptions, hypothesisEnds } from '../beam.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
@@ -26,7 +26,7 @@ import { CPU_BLOCK_DTYPES, CUDA_BLOCK_DTYPES, checkWeightDtype, GgufMappings, ty
 import { loadGpt2GgufWeights } from './gpt2-gguf.js';
 import { DecodeCall, type Timings } from './decode-call.js';
 import { SequenceSlots } from './slots.js';
-import { adapterKey, type LoraAdapter, LoraSet, loadLoraAdapter } from './lora.js';
+import { type AdapterUse, adapterKey, checkAdapterUses, type LoraAdapter, LoraSet, loadLoraAdapter } from './lora.js';
 import { availableMemory, checkMemoryPlan, decoderStateItems, ggufWeightItems, type MemoryItem, safetensorsWeightBytes } from './memory.js';
 import { GgmlType } from '../formats/ggml-types.js';
 import { DEFAULT_MODEL } from '../default-model.js';

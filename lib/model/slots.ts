@@ -4,9 +4,8 @@
  * and the next token of others. The slots hold the model (other calls on it wait) until close().
  */
 import { FuselmError } from '../errors.js';
-import type { AdapterUse } from '../generate.js';
 import type { LlamaState } from './llama.js';
-import type { LoraSet } from './lora.js';
+import type { AdapterUse, LoraSet } from './lora.js';
 
 /** Model's resolution of each slot's adapters into a stacked set, per-slot weights and keys. */
 export type SlotAdapters = (uses: ReadonlyArray<AdapterUse[] | undefined>) => { set?: LoraSet; weights: Float32Array[]; keys: string[] };

@@ -27,7 +27,7 @@ import path from 'node:path';
 import { ggufMetadataSpec, readGguf, writeGguf } from '../../lib/formats/gguf.js';
 import { GgmlType } from '../../lib/formats/ggml-types.js';
 import { loadModel, type Model } from '../../lib/index.js';
-import type { AdapterUse } from '../../lib/generate.js';
+import type { AdapterUse } from '../../lib/model/lora.js';
 import { loadOnCuda } from '../helpers/cuda.js';
 import { loopGap } from '../hostile/helpers.js';
 import { type PairJob, pairValues } from '../../lib/model/lora-values.js';
