@@ -39,33 +39,27 @@ struct MoeDot {  // the block formats
     return s;
   }
 };
-template <>
-struct MoeDot<DType::F32> {
+// one stored f32/f16/bf16 weight as a float
+template <DType DT>
+__device__ __forceinline__ float weight_at(const uint8_t* row, int64_t i) {
+  if constexpr (DT == DType::F32) return reinterpret_cast<const float*>(row)[i];
+  else if constexpr (DT == DType::F16) return f16_bits_to_f32(reinterpret_cast<const uint16_t*>(row)[i]);
+  else return bf16_bits_to_f32(reinterpret_cast<const uint16_t*>(row)[i]);
+}
+template <DType DT>
+struct MoeFloatDot {  // the float formats
   __device__ __forceinline__ static float dot(const uint8_t* row, const float* x, int64_t K, int lane) {
-    const float* w = reinterpret_cast<const float*>(row);
     float s = 0.0f;
-    for (int64_t i = lane; i < K; i += 32) s += w[i] * x[i];
+    for (int64_t i = lane; i < K; i += 32) s += weight_at<DT>(row, i) * x[i];
     return s;
   }
 };
 template <>
-struct MoeDot<DType::F16> {
-  __device__ __forceinline__ static float dot(const uint8_t* row, const float* x, int64_t K, int lane) {
-    const uint16_t* w = reinterpret_cast<const uint16_t*>(row);
-    float s = 0.0f;
-    for (int64_t i = lane; i < K; i += 32) s += f16_bits_to_f32(w[i]) * x[i];
-    return s;
-  }
-};
+struct MoeDot<DType::F32> : MoeFloatDot<DType::F32> {};
 template <>
-struct MoeDot<DType::BF16> {
-  __device__ __forceinline__ static float dot(const uint8_t* row, const float* x, int64_t K, int lane) {
-    const uint16_t* w = reinterpret_cast<const uint16_t*>(row);
-    float s = 0.0f;
-    for (int64_t i = lane; i < K; i += 32) s += bf16_bits_to_f32(w[i]) * x[i];
-    return s;
-  }
-};
+struct MoeDot<DType::F16> : MoeFloatDot<DType::F16> {};
+template <>
+struct MoeDot<DType::BF16> : MoeFloatDot<DType::BF16> {};
 
 template <DType DT>
 __global__ void moe_matmul_kernel(float* out, const float* x, const uint8_t* w, const int32_t* ids, const float* weights,
