@@ -25,7 +25,7 @@ import { emptyTensor, tensorFromF32 } from '../tensor.js';
 import type { ModelConfig } from './config.js';
 import { type LayerWeights, type LlamaWeights, ropeFactors } from './llama.js';
 import { sinusoidalPositions } from './positions.js';
-import { convertMatrix, type WeightDtype } from './weights.js';
+import { convertMatrix, stackTensors, type WeightDtype } from './weights.js';
 
 export class HfTensors {
   readonly st: SafetensorsModel;
@@ -222,16 +222,6 @@ async function hfExperts(T: HfTensors, p: string, c: ModelConfig, keep: <X exten
     w.wDown = keep(await T.matrix(`${base}shared_expert.down_proj.weight`, [c.dim, c.ffnDim]));
   }
   return w;
-}
-
-/** Matrices of one dtype and shape [N, K] as one [count, N, K] tensor (the inputs stay the caller's). */
-function stackTensors(parts: NativeTensor[]): NativeTensor {
-  const out = emptyTensor(parts[0].dtype, [parts.length, ...parts[0].shape]);
-  parts.forEach((t, i) => {
-    const bytes = new Uint8Array(t.read());
-    out.write(bytes, i * bytes.length);
-  });
-  return out;
 }
 
 async function loadGpt2(

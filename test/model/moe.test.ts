@@ -11,6 +11,10 @@
  *    server's continuous batching (two requests at once) each request's;
  *  - dtype 'q8_0' converts the experts at load, from a GGUF and a folder;
  *  - the memory plan counts the experts: a budget of 90% of the file is refused;
+ *  - a GGUF storing each expert as its own tensor (older Mixtral conversions: blk.N.ffn_gate.E...)
+ *    gives the stacked file's logits bit for bit and its greedy tokens (f32 and q8_0, mapped and
+ *    read); a missing expert, one of another shape or type, one past expert_count are E_FORMAT
+ *    naming the tensor;
  *  - bad files are E_FORMAT naming the tensor or key: an expert count the tensors do not have,
  *    a router of the wrong width, a missing expert stack, more experts used than there are, a
  *    missing per-expert tensor in a folder; dense layers among a folder's sparse ones are E_UNSUPPORTED.
@@ -28,6 +32,7 @@ import { createServer } from '../../lib/server/server.js';
 import { type SyntheticModelSpec, writeSyntheticModel } from '../../lib/tools/synthetic.js';
 import { encodeSafetensors, type Entry } from '../formats/safetensors-helpers.js';
 import { loadOnCuda } from '../helpers/cuda.js';
+import { type GgufTensorSpec, writeSplitExperts } from '../helpers/split-experts.js';
 
 const opts = { kvType: 'f32', contextSize: 128 } as const;
 let dir: string;
@@ -179,6 +184,49 @@ describe('mixture-of-experts models', function () {
   it('the memory plan counts the experts', async () => {
     const file = await write(spec('llama', { experts: { count: 8, used: 2, ffn: 512 } }));
     await assert.rejects(loadModel(file, { ...opts, maxMemory: Math.floor(statSync(file).size * 0.9) }), { code: 'E_OUT_OF_MEMORY' });
+  });
+
+  describe('each expert its own tensor (older Mixtral conversions)', () => {
+    async function split(s: SyntheticModelSpec, change?: (tensors: GgufTensorSpec[]) => void) {
+      const src = await write(s), out = path.join(dir, `${files++}.gguf`);
+      await writeSplitExperts(src, out, change);
+      return { src, out };
+    }
+
+    for (const [name, s] of [['f32', MIXTRAL], ['q8_0', spec('llama', { dtype: 'q8_0', experts: { count: 4, used: 2, ffn: 64 } })]] as const)
+      for (const useMmap of [true, false])
+        it(`${name}, ${useMmap ? 'mapped' : 'read'}: the stacked file's logits bit for bit and its greedy tokens`, async () => {
+          const { src, out } = await split(s);
+          assert.ok((await readGguf(out)).tensorByName.has('blk.1.ffn_down.1.weight'));
+          await using stacked = await loadModel(src, { ...opts, useMmap });
+          await using each = await loadModel(out, { ...opts, useMmap });
+          assert.deepEqual(await each.evaluate(prompt), await stacked.evaluate(prompt));
+          stacked.clearCache();
+          each.clearCache();
+          assert.deepEqual(await greedy(each), await greedy(stacked));
+        });
+
+    const bad = (what: string, change: (tensors: GgufTensorSpec[]) => void, message: RegExp, s: SyntheticModelSpec = MIXTRAL) =>
+      it(`${what}: E_FORMAT naming the tensor`, async () => {
+        const { out } = await split(s, change);
+        await assert.rejects(loadModel(out, opts), { code: 'E_FORMAT', message });
+      });
+    const find = (tensors: GgufTensorSpec[], name: string) => tensors.find((t) => t.name === name)!;
+    bad('a missing expert', (ts) => ts.splice(ts.findIndex((t) => t.name === 'blk.1.ffn_up.5.weight'), 1), /tensor 'blk\.1\.ffn_up\.5\.weight' is missing/);
+    bad('an expert of another shape', (ts) => {
+      const t = find(ts, 'blk.0.ffn_down.2.weight');
+      t.dims = [32, 64];
+      t.data = t.data.subarray(0, t.data.length / 2);
+    }, /tensor 'blk\.0\.ffn_down\.2\.weight' has dims \[32,64\] \(innermost first\), expected \[64,64\]/);
+    bad('an expert of another type', (ts) => {
+      const t = find(ts, 'blk.1.ffn_gate.3.weight');
+      t.type = GgmlType.F16;
+      t.data = t.data.subarray(0, t.data.length / 2);
+    }, /tensor 'blk\.1\.ffn_gate\.3\.weight' is of type F16, expert 0's of F32/);
+    bad('one expert more than expert_count', (ts) => {
+      const t = find(ts, 'blk.0.ffn_gate.3.weight');
+      ts.push({ ...t, name: 'blk.0.ffn_gate.4.weight' });
+    }, /tensor 'blk\.0\.ffn_gate\.4\.weight' is past the file's expert count, 4/, spec('llama', { experts: { count: 4, used: 2, ffn: 64 } }));
   });
 
   describe('bad files: E_FORMAT naming the tensor or key', () => {
