@@ -318,7 +318,7 @@ export class LlamaState {
    * weights [B, k], the chosen experts' hidden rows [B, k * ff]; the shared expert's gate logit,
    * its (constant) expert id and sigmoid weight [B, 1].
    */
-  #moe: Record<'logits' | 'ids' | 'weights' | 'hb' | 'hb2' | 'shLogit' | 'shIds' | 'shWeight', NativeTensor> | undefined;
+  #moe: (Record<'logits' | 'ids' | 'weights' | 'hb' | 'hb2' | 'shLogit' | 'shIds' | 'shWeight', NativeTensor> & { dense?: Record<'hb' | 'hb2', NativeTensor> }) | undefined;
   /** [sequence][layer]; paged, [0][layer] is the pool of every sequence */
   #kCache: NativeTensor[][];
   #vCache: NativeTensor[][];
@@ -365,6 +365,8 @@ export class LlamaState {
       logits: act(m.experts), ids: be.empty('i32', [B, m.used]), weights: act(m.used),
       hb: act(m.used * m.expertFfnDim), hb2: act(m.used * m.expertFfnDim),
       shLogit: act(1), shIds: be.empty('i32', [B, 1]), shWeight: act(1),
+      // the dense layers' MLP rows (MoeConfig.dense)
+      dense: m.dense && { hb: act(m.dense.ffnDim), hb2: act(m.dense.ffnDim) },
     };
     this.#capacity = Math.min(o.contextSize, INITIAL_CACHE_POSITIONS);
     if (o.paged) {
@@ -437,15 +439,17 @@ export class LlamaState {
         const st = lora?.set.layers[l][m];
         return [ops.matmul(y, x, L[m]!), ...(st ? [ops.lora(y, x, { ...st, scales: lora!.scales })] : [])];
       };
-      // the MLP of a layer from its input xb, added to the residual x
+      // the MLP of a layer from its input xb, added to the residual x (a mixture of experts'
+      // dense layers: of their own width, in rows of their own)
       const ffn = (): GraphNode[] => {
         if (L.gateExps) return this.#moeFfn(L);
+        const { hb, hb2 } = this.#moe?.dense ?? a;
         const mlp = !L.wGate
-          ? [...proj(a.hb, a.xb, 'wUp'), ...bias(a.hb, L.bUp), ops.gelu(a.hb, a.hb, { tanh: c.mlp === 'gelu_tanh' })]
+          ? [...proj(hb, a.xb, 'wUp'), ...bias(hb, L.bUp), ops.gelu(hb, hb, { tanh: c.mlp === 'gelu_tanh' })]
           : c.mlp === 'geglu_tanh'
-            ? [...proj(a.hb, a.xb, 'wGate'), ...proj(a.hb2, a.xb, 'wUp'), ops.gelu(a.hb, a.hb, { tanh: true }), ops.mul(a.hb, a.hb, a.hb2)]
-            : [...proj(a.hb, a.xb, 'wGate'), ...proj(a.hb2, a.xb, 'wUp'), ops.swiglu(a.hb, a.hb, a.hb2)];
-        return [...mlp, ...proj(a.xb2, a.hb, 'wDown'), ...bias(a.xb2, L.bDown), ...post(L.postFfnNorm), ops.add(a.x, a.x, a.xb2)];
+            ? [...proj(hb, a.xb, 'wGate'), ...proj(hb2, a.xb, 'wUp'), ops.gelu(hb, hb, { tanh: true }), ops.mul(hb, hb, hb2)]
+            : [...proj(hb, a.xb, 'wGate'), ...proj(hb2, a.xb, 'wUp'), ops.swiglu(hb, hb, hb2)];
+        return [...mlp, ...proj(a.xb2, hb, 'wDown'), ...bias(a.xb2, L.bDown), ...post(L.postFfnNorm), ops.add(a.x, a.x, a.xb2)];
       };
       yield* [
         norm(a.xb, a.x, L.attnNorm, L.attnNormB),
@@ -783,7 +787,7 @@ export class LlamaState {
     this.#graphs.clear();
     const gr = this.#greedy;
     this.#lora?.scales.free();
-    for (const t of [this.#ids, this.#posIds, this.#positions, this.#paged?.table, ...Object.values(this.#acts), ...Object.values(this.#moe ?? {}), ...this.#kCache.flat(), ...this.#vCache.flat(), this.#logitsLast, this.#logitsAll, gr?.logits, gr?.logitsAll, gr?.ids, ...this.#raw.values()])
+    for (const t of [this.#ids, this.#posIds, this.#positions, this.#paged?.table, ...Object.values(this.#acts), ...Object.values({ ...this.#moe, dense: undefined }), ...Object.values(this.#moe?.dense ?? {}), ...this.#kCache.flat(), ...this.#vCache.flat(), this.#logitsLast, this.#logitsAll, gr?.logits, gr?.logitsAll, gr?.ids, ...this.#raw.values()])
       t?.free();
   }
 }

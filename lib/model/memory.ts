@@ -69,9 +69,9 @@ export function decoderStateItems(c: ModelConfig, o: { contextSize: number; batc
   const perLayer = bufferBytes(o.contextSize * kvWidth * o.kvBytes);
   const B = Math.max(o.batchSize, S);
   const q = c.nHeads * c.headDim;
-  // experts: router logits, picks and weights, the chosen experts' hidden rows, the shared gate's three
+  // experts: router logits, picks and weights, the chosen experts' hidden rows, the shared gate's three; the dense layers' MLP rows
   const m = c.moe;
-  const moeActs = m ? B * (m.experts + 2 * m.used + 2 * m.used * m.expertFfnDim + 3) * 4 : 0;
+  const moeActs = m ? B * (m.experts + 2 * m.used + 2 * m.used * m.expertFfnDim + 3 + 2 * (m.dense?.ffnDim ?? 0)) * 4 : 0;
   const acts = B * (3 * c.dim + 2 * q + 2 * kvWidth + 2 * c.ffnDim) * 4 + moeActs;
   return [
     { what: `KV cache (${S > 1 ? `${S} sequences × ` : ''}${c.nLayers} layers × 2 × ${o.contextSize} positions × ${kvWidth} × ${o.kvBytes} bytes)`, bytes: S * 2 * c.nLayers * perLayer },
