@@ -6,7 +6,8 @@
  *    1e-5 of the largest) and greedy tokens: the config.json reading (num_experts,
  *    num_experts_per_tok, moe_intermediate_size, shared_expert_intermediate_size,
  *    norm_topk_prob) agrees with the GGUF reading;
- *  - the emulated CUDA backend picks the CPU's greedy tokens, shared expert included;
+ *  - the emulated CUDA backend picks the CPU's greedy tokens, shared expert included, and with
+ *    q8_0 experts, whose 10-token prefill runs the grouped GEMM (cuda/moe_matmul_gemm.cu);
  *  - batched generation of several prompts gives each prompt's own greedy tokens, and the
  *    server's continuous batching (two requests at once) each request's;
  *  - dtype 'q8_0' converts the experts at load, from a GGUF and a folder;
@@ -141,7 +142,11 @@ describe('mixture-of-experts models', function () {
       assert.deepEqual(await greedy(h), await greedy(g));
     });
 
-  for (const [name, s] of [['Mixtral layout, 8 experts top 2', MIXTRAL], ['Qwen2-MoE with its shared expert', QWEN2]] as const)
+  for (const [name, s] of [
+    ['Mixtral layout, 8 experts top 2', MIXTRAL],
+    ['Qwen2-MoE with its shared expert', QWEN2],
+    ['Mixtral layout, q8_0 experts (prefill on the grouped tensor-core GEMM)', spec('llama', { dtype: 'q8_0', experts: { count: 4, used: 2, ffn: 64 } })],
+  ] as const)
     it(`${name}: emulated CUDA picks the CPU's greedy tokens`, async () => {
       const file = await write(s);
       await using cpu = await loadModel(file, { ...opts, device: 'cpu' });
