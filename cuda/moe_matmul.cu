@@ -5,9 +5,8 @@
 // f32/f16/bf16 a value at a time, the block formats a unit of 32 values at a time
 // (cuda/quant_unit.cuh's decoders: weight i = a[i / 16] * q[i] + b[i / 16]), widened to f32 and
 // multiplied against x in f32 (x is not quantized, unlike the CPU's q8_0 and block-format dots,
-// hence the parity cases' CUDA tolerance). Only the chosen experts' rows are read. It runs
-// decode, small batches and the f32/f16/bf16 weights; prefill of block formats runs the grouped
-// tensor-core GEMM (cuda/moe_matmul_gemm.cu).
+// hence the parity cases' CUDA tolerance). Only the chosen experts' rows are read. A plain
+// kernel for decode, small batches, float and q8_0 weights; cuda/moe_matmul_gemm.cu runs prefill.
 #include <cstdint>
 #include <string>
 
@@ -90,7 +89,7 @@ __global__ void moe_matmul_kernel(float* out, const float* x, const uint8_t* w, 
 
 void moe_matmul_cuda(const MoeMatmulArgs& a, int32_t* error, void* workspace, size_t workspace_bytes, cudaStream_t stream) {
   if (a.T <= 0 || a.N <= 0) return;
-  if (moe_matmul_gemm_cuda(a, error, workspace, workspace_bytes, stream)) return;  // prefill, block formats
+  if (moe_matmul_gemm_cuda(a, error, workspace, workspace_bytes, stream)) return;  // prefill, gemm_quant's formats
   const int64_t per_block = dtype_block(a.w_dtype).values;
   if (a.K % (per_block > 1 ? per_block : 1))
     throw Error("E_INVALID_ARG", std::string("moe_matmul_cuda: ") + dtype_name(a.w_dtype) + " rows must hold whole blocks of " + std::to_string(per_block));

@@ -1,6 +1,8 @@
 // moe_matmul_gemm: moe_matmul's prefill on tensor cores (MoeMatmulArgs, native/ops/moe_matmul.h),
-// for weights in a GGUF block format (q8_0 included): each expert's matmul runs once over the
-// tokens routed to it, as the CPU's grouped path does, in one launch for all the experts.
+// for weights in the GGUF block formats gemm_quant.cu takes (q4_0 .. q6_k, iq4_*): each expert's
+// matmul runs once over the tokens routed to it, as the CPU's grouped path does, in one launch
+// for all the experts. q8_0 stays on the warp kernel: its device layout is becoming an int8 and a
+// scale plane (branch cuda23), which load_w_unit's stored-block decode would not follow.
 //
 // 1. moe_group_kernel (one block) sorts the T * k slots by expert into the workspace: `order`
 //    holds each expert's slots in slot order, expert after expert, and `tiles` cuts each
@@ -161,7 +163,7 @@ __global__ void moe_combine_kernel(float* out, const float* y, const float* weig
 constexpr int64_t kMoeGemmMinTokens = 8;
 
 bool grouped(DType w_dtype, int64_t T, int64_t K) {
-  return T >= kMoeGemmMinTokens && K % kTcBK == 0 && (w_dtype == DType::Q8_0 || gemm_quant_supports(w_dtype));
+  return T >= kMoeGemmMinTokens && K % kTcBK == 0 && gemm_quant_supports(w_dtype);
 }
 
 template <DType DT>
@@ -195,7 +197,6 @@ bool moe_matmul_gemm_cuda(const MoeMatmulArgs& a, int32_t* error, void* workspac
   switch (a.w_dtype) {
 #define FUSELM_MOE_GEMM_CASE(DT, name) \
   case DType::DT: launch_gemm<DType::DT>("moe_gemm_kernel<" name ">", a, g, y, tiles, stream); break;
-    FUSELM_MOE_GEMM_CASE(Q8_0, "q8_0")
     FUSELM_MOE_GEMM_CASE(Q4_0, "q4_0")
     FUSELM_MOE_GEMM_CASE(Q4_1, "q4_1")
     FUSELM_MOE_GEMM_CASE(Q5_0, "q5_0")

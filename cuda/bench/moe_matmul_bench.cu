@@ -1,7 +1,7 @@
 // Bench cases: moe_matmul_cuda at Mixtral-8x7B's expert gate/up shape (8 experts of N = 14336 x
-// K = 4096, top 2), q8_0 and q4_k weights stacked, for M = 1 (decode: the warp kernel reading
-// the 2 chosen experts), 16 and 512 tokens (the grouped tensor-core GEMM, cuda/moe_matmul_gemm.cu:
-// each expert once over its ~M / 4 tokens). Routing: token t's slots on experts t % 8 and
+// K = 4096, top 2), q4_k and q8_0 weights stacked, for M = 1 (decode: the warp kernel reading
+// the 2 chosen experts), 16 and 512 tokens (q4_k: the grouped tensor-core GEMM,
+// cuda/moe_matmul_gemm.cu, each expert once over its ~M / 4 tokens; q8_0: the warp kernel at every M). Routing: token t's slots on experts t % 8 and
 // (t + 1 + t % 3) % 8, so every expert takes a share. Bytes: the chosen experts' weights as
 // stored (min(8, 2 M) of them), x read and the 2 M output rows written once; FLOPs 2 (2 M) N K.
 // Beside matmul_cuda's N = 14336, K = 4096 cases of the same run (an expert's matmul alone at

@@ -751,7 +751,7 @@ export const CASES: Record<OpName, OpCases> = {
     // the chosen experts' one-row matmuls (matmul's reference) against the fast path's grouped
     // ones: f32/f16/bf16 within f32 summation order, q8_0 within x's 8-bit rounding (as
     // matmul's cases), the block formats exact; CUDA multiplies x unquantized (CUDA_QUANT), or
-    // from 8 tokens on rounded to f16 in the grouped tensor-core GEMM (T = 9)
+    // for the block formats but q8_0 from 8 tokens on rounded to f16 in the grouped GEMM (T = 9)
     parity: (['f32', 'f16', 'bf16', 'q8_0', 'q4_k', 'q6_k', 'q4_0', 'q5_k'] as NativeDType[]).flatMap((dt) => [
       { T: 1, weighted: false }, { T: 5, weighted: false }, { T: 1, weighted: true }, { T: 6, weighted: true }, { T: 9, weighted: false }, { T: 9, weighted: true },
     ].map(({ T, weighted }): ParityCase => {

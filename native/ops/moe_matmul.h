@@ -74,7 +74,7 @@ inline const OpDef def{
 #ifdef FUSELM_CUDA_NAMESPACE_BEGIN
 FUSELM_CUDA_NAMESPACE_BEGIN
 // error: the graph's error word; an expert id outside 0 .. E-1 is recorded there, never read.
-// Calls of 8 tokens or more (kMoeGemmMinTokens) with block-format weights run the grouped GEMM,
+// Calls of 8 tokens or more (kMoeGemmMinTokens) with gemm_quant's block formats run the grouped GEMM,
 // in the workspace (moe_matmul_gemm_workspace bytes)
 void moe_matmul_cuda(const MoeMatmulArgs& a, int32_t* error, void* workspace, size_t workspace_bytes, cudaStream_t stream);  // cuda/moe_matmul.cu
 // The grouped tensor-core GEMM (cuda/moe_matmul_gemm.cu): false, running nothing, where the call

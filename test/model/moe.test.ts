@@ -7,7 +7,7 @@
  *    num_experts_per_tok, moe_intermediate_size, shared_expert_intermediate_size,
  *    norm_topk_prob) agrees with the GGUF reading;
  *  - the emulated CUDA backend picks the CPU's greedy tokens, shared expert included, and with
- *    q8_0 experts, whose 10-token prefill runs the grouped GEMM (cuda/moe_matmul_gemm.cu);
+ *    q4_0 experts, whose 10-token prefill runs the grouped GEMM (cuda/moe_matmul_gemm.cu);
  *  - batched generation of several prompts gives each prompt's own greedy tokens, and the
  *    server's continuous batching (two requests at once) each request's;
  *  - dtype 'q8_0' converts the experts at load, from a GGUF and a folder;
@@ -145,7 +145,7 @@ describe('mixture-of-experts models', function () {
   for (const [name, s] of [
     ['Mixtral layout, 8 experts top 2', MIXTRAL],
     ['Qwen2-MoE with its shared expert', QWEN2],
-    ['Mixtral layout, q8_0 experts (prefill on the grouped tensor-core GEMM)', spec('llama', { dtype: 'q8_0', experts: { count: 4, used: 2, ffn: 64 } })],
+    ['Mixtral layout, q4_0 experts (prefill on the grouped tensor-core GEMM)', spec('llama', { dtype: 'q4_0', experts: { count: 4, used: 2, ffn: 64 } })],
   ] as const)
     it(`${name}: emulated CUDA picks the CPU's greedy tokens`, async () => {
       const file = await write(s);

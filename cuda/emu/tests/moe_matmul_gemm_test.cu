@@ -1,6 +1,6 @@
 // Proves: moe_matmul_gemm_cuda (cuda/moe_matmul_gemm.cu), moe_matmul's grouped prefill GEMM,
 // equals the plain product slot by slot (f64 sums of f32 x times expert ids[t, j]'s weights
-// dequantized value by value, quant_blocks_ref.h) within f16 rounding, for q8_0, q4_0, q4_k and
+// dequantized value by value, quant_blocks_ref.h) within f16 rounding, for q4_0, q5_0, q4_k and
 // q6_k: per output err <= 2.2 * 2^-11 * sum_k |w_k x_k| + 1e-6 (as gemm_quant_test.cu argues),
 // weighted outputs that bound times |weight| summed over the slots, plus a few f32 ulps of the
 // residual sum; a slot written to another slot's row, a token gathered from the wrong x row or
@@ -8,8 +8,8 @@
 // Routings: T = 9 top 2 of 4 (every expert a few tokens); T = 70 top 2 of 4 with every token's
 // first slot on expert 0 (70 slots: two token tiles, the second of 6) and expert 3 never chosen;
 // unweighted (each slot its own row of out) with x shared by the slots, and weighted (added to
-// a random residual) with each slot's own x; N = 33 and 130 (two row tiles). Below 8 tokens
-// the call is not taken (the warp kernel runs decode). An expert id outside the stack is
+// a random residual) with each slot's own x; N = 33 and 130 (two row tiles). Below 8 tokens,
+// and for q8_0 and float weights, the call is not taken (the warp kernel runs them). An expert id outside the stack is
 // recorded in the error word (1 + row, id), and nothing is read out of bounds.
 #include <algorithm>
 #include <cmath>
@@ -105,15 +105,15 @@ void moe_gemm_cases(DType dt) {
 
 }  // namespace
 
-EMU_TEST(moe_matmul_gemm_q8_0_parity) { moe_gemm_cases(DType::Q8_0); }
+EMU_TEST(moe_matmul_gemm_q5_0_parity) { moe_gemm_cases(DType::Q5_0); }
 EMU_TEST(moe_matmul_gemm_q4_0_parity) { moe_gemm_cases(DType::Q4_0); }
 EMU_TEST(moe_matmul_gemm_q4_k_parity) { moe_gemm_cases(DType::Q4_K); }
 EMU_TEST(moe_matmul_gemm_q6_k_parity) { moe_gemm_cases(DType::Q6_K); }
 
-// Calls it does not take (fewer than 8 tokens, float weights) and a bad expert id: recorded as
+// Calls it does not take (fewer than 8 tokens, q8_0 and float weights) and a bad expert id: recorded as
 // (1 + row, id), the other slots still computed, nothing read past the stack.
 EMU_TEST(moe_matmul_gemm_routes_and_errors) {
-  const QFormat& f = quant_format(DType::Q8_0);
+  const QFormat& f = quant_format(DType::Q4_0);
   Rng rng(0x3f0);
   const int64_t T = 8, E = 4, k = 2, N = 5, K = 64;
   const std::vector<float> x = random_floats(rng, size_t(T * K), -1.0f, 1.0f);
@@ -124,9 +124,9 @@ EMU_TEST(moe_matmul_gemm_routes_and_errors) {
   DeviceBuffer<float> dx(x), dout(size_t(T * k * N));
   DeviceBuffer<uint8_t> dw(w);
   DeviceBuffer<int32_t> dids(ids), err(2);
-  const size_t bytes = fuselm::moe_matmul_gemm_workspace(DType::Q8_0, T, K, N, E, k, false);
+  const size_t bytes = fuselm::moe_matmul_gemm_workspace(DType::Q4_0, T, K, N, E, k, false);
   DeviceBuffer<float> ws(bytes / 4 + 1);
-  fuselm::MoeMatmulArgs a{dout.p, dx.p, dw.p, DType::Q8_0, dids.p, nullptr, T, K, N, E, k, false};
+  fuselm::MoeMatmulArgs a{dout.p, dx.p, dw.p, DType::Q4_0, dids.p, nullptr, T, K, N, E, k, false};
   CHECK(fuselm::moe_matmul_gemm_cuda(a, err.p, ws.p, bytes, nullptr));
   const std::vector<int32_t> e = err.download();
   CHECK(e[0] == 6 && e[1] == 7);
@@ -139,11 +139,14 @@ EMU_TEST(moe_matmul_gemm_routes_and_errors) {
   CHECK(std::fabs(got[size_t(10 * N + 3)] - d) < 1e-2);
   a.T = 7;
   CHECK(!fuselm::moe_matmul_gemm_cuda(a, err.p, ws.p, bytes, nullptr));
-  CHECK(fuselm::moe_matmul_gemm_workspace(DType::Q8_0, 7, K, N, E, k, false) == 0);
+  CHECK(fuselm::moe_matmul_gemm_workspace(DType::Q4_0, 7, K, N, E, k, false) == 0);
   a.T = 8;
-  a.w_dtype = DType::F16;
-  CHECK(!fuselm::moe_matmul_gemm_cuda(a, err.p, ws.p, bytes, nullptr));
-  a.w_dtype = DType::Q8_0;
+  for (DType other : {DType::F16, DType::Q8_0}) {
+    a.w_dtype = other;
+    CHECK(!fuselm::moe_matmul_gemm_cuda(a, err.p, ws.p, bytes, nullptr));
+    CHECK(fuselm::moe_matmul_gemm_workspace(other, 8, K, N, E, k, false) == 0);
+  }
+  a.w_dtype = DType::Q4_0;
   try {
     fuselm::moe_matmul_gemm_cuda(a, err.p, ws.p, bytes - 16, nullptr);
     CHECK_MSG(false, "a short workspace was taken");
