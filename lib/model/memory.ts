@@ -44,11 +44,18 @@ const HELD_BYTES_PER_VALUE: Partial<Record<NativeDType, number>> = { f32: 4, f16
  */
 export function ggufWeightItems(f: GgufFile, dtype: WeightDtype, blocks: ReadonlySet<NativeDType>, mapped: boolean): MemoryItem[] {
   let fileBacked = 0, own = 0;
+  // experts stored one tensor each (older Mixtral GGUFs): one buffer per layer and projection,
+  // copied at load even from a mapped file (loadSplitExperts)
+  const stacks = new Map<string, number>();
   for (const t of f.tensors) {
     const { held, asStored } = heldDtype(t, dtype, blocks);
-    if (asStored && mapped) fileBacked += t.nbytes;
-    else own += bufferBytes(asStored ? t.nbytes : Math.ceil(t.nelements * (HELD_BYTES_PER_VALUE[held] ?? 4)));
+    const bytes = asStored ? t.nbytes : Math.ceil(t.nelements * (HELD_BYTES_PER_VALUE[held] ?? 4));
+    const stack = /^(blk\.\d+\.ffn_(?:gate|up|down))\.\d+\.weight$/.exec(t.name)?.[1];
+    if (stack) stacks.set(stack, (stacks.get(stack) ?? 0) + bytes);
+    else if (asStored && mapped) fileBacked += t.nbytes;
+    else own += bufferBytes(bytes);
   }
+  for (const bytes of stacks.values()) own += bufferBytes(bytes);
   const items: MemoryItem[] = [];
   if (fileBacked) items.push({ what: 'weights mapped from the file (file-backed)', bytes: fileBacked });
   if (own || !fileBacked) items.push({ what: mapped ? 'weights converted at load' : 'weights', bytes: own });

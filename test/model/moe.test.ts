@@ -14,8 +14,8 @@
  *  - the memory plan counts the experts: a budget of 90% of the file is refused;
  *  - a GGUF storing each expert as its own tensor (older Mixtral conversions: blk.N.ffn_gate.E...)
  *    gives the stacked file's logits bit for bit and its greedy tokens (f32 and q8_0, mapped and
- *    read); a missing expert, one of another shape or type, one past expert_count are E_FORMAT
- *    naming the tensor;
+ *    read), the memory plan counting the stacks as memory of their own; a missing expert, one
+ *    of another shape or type, one past expert_count are E_FORMAT naming the tensor;
  *  - bad files are E_FORMAT naming the tensor or key: an expert count the tensors do not have,
  *    a router of the wrong width, a missing expert stack, more experts used than there are, a
  *    missing per-expert tensor in a folder, a GGUF with a dense layer (llama.cpp reads none);
@@ -32,6 +32,8 @@ import { type GgufFile, ggufMetadataSpec, gv, readGguf, writeGguf } from '../../
 import { loadModel, type Model } from '../../lib/index.js';
 import { configFromGguf, configFromHf } from '../../lib/model/config.js';
 import { disposeLlamaWeights, loadLlamaWeights } from '../../lib/model/llama.js';
+import { ggufWeightItems } from '../../lib/model/memory.js';
+import { CPU_BLOCK_DTYPES } from '../../lib/model/weights.js';
 import { createServer } from '../../lib/server/server.js';
 import { type SyntheticModelSpec, writeSyntheticModel } from '../../lib/tools/synthetic.js';
 import { encodeSafetensors, type Entry } from '../formats/safetensors-helpers.js';
@@ -300,6 +302,16 @@ describe('mixture-of-experts models', function () {
           each.clearCache();
           assert.deepEqual(await greedy(each), await greedy(stacked));
         });
+
+    it('the memory plan counts the copied stacks as memory of their own, not file-backed pages', async () => {
+      const { src, out } = await split(MIXTRAL);
+      const [stacked, each] = [await readGguf(src), await readGguf(out)];
+      const exps = stacked.tensors.filter((t) => t.name.endsWith('_exps.weight')).reduce((n, t) => n + t.nbytes, 0);
+      const [mapped] = ggufWeightItems(stacked, 'auto', CPU_BLOCK_DTYPES, true);
+      const [fileBacked, own] = ggufWeightItems(each, 'auto', CPU_BLOCK_DTYPES, true);
+      assert.equal(fileBacked.bytes, mapped.bytes - exps);
+      assert.ok(own.bytes >= exps && own.bytes < exps + 6 * (2 << 20), `${own.bytes} for ${exps} bytes of experts`);
+    });
 
     const bad = (what: string, change: (tensors: GgufTensorSpec[]) => void, message: RegExp, s: SyntheticModelSpec = MIXTRAL) =>
       it(`${what}: E_FORMAT naming the tensor`, async () => {
