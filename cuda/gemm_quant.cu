@@ -19,40 +19,8 @@
 
 #include "gemm_tile.cuh"
 #include "ops.h"
-#include "quant_unit.cuh"
 
 FUSELM_CUDA_NAMESPACE_BEGIN
-
-// This thread's weight row (n0 + tid) for k-tile kt, zero outside [N).
-template <DType DT>
-__device__ __forceinline__ void load_w_unit(QUnitVals& u, const uint8_t* w, int64_t row_bytes, int64_t N, int64_t n0,
-                                            int kt) {
-  using F = QUnit<DT>;
-  constexpr int kUnits = F::kValues / 32;
-  const int64_t n = n0 + threadIdx.x;
-  if (n < N) {
-    F::decode(w + n * row_bytes + int64_t(kt / kUnits) * F::kBytes, kt % kUnits, u);
-  } else {
-    for (int j = 0; j < 8; j++) u.q[j] = 0;
-    set_scales(u, 0.f, 0.f, 0.f, 0.f);
-  }
-}
-
-__device__ __forceinline__ void store_w_unit(uint16_t* Ws, const QUnitVals& u) {
-  uint16_t* dst = Ws + threadIdx.x * kTcLd;
-  smem_bounds_check(dst, 64);
-  for (int c = 0; c < 4; c++) {  // 8 weights per 16-byte store
-    uint32_t h[4];
-    for (int p = 0; p < 4; p++) {
-      const int i = 8 * c + 2 * p, half = i >> 4;
-      const uint32_t word = u.q[i >> 2];
-      const float w0 = u.a[half] * float(int8_t(word >> (8 * (i & 3)))) + u.b[half];
-      const float w1 = u.a[half] * float(int8_t(word >> (8 * ((i + 1) & 3)))) + u.b[half];
-      h[p] = f32x2_to_half2_bits<false>(w0, w1);
-    }
-    reinterpret_cast<uint4*>(dst)[c] = make_uint4(h[0], h[1], h[2], h[3]);
-  }
-}
 
 template <DType DT>
 static __global__ void __launch_bounds__(kTcThreads)

@@ -1,12 +1,14 @@
 // The f16/bf16 tensor-core GEMM's tile geometry and its x-tile staging, shared by the GEMMs that
-// feed mma m16n8k16 from f32 activations: gemm.cu (f16/bf16 weights) and gemm_quant.cu (GGUF
-// block formats, dequantized to f16 tile by tile). A block of 4 warps computes a 64 (tokens) x
+// feed mma m16n8k16 from f32 activations: gemm.cu (f16/bf16 weights), gemm_quant.cu (GGUF
+// block formats, dequantized to f16 tile by tile) and moe_matmul_gemm.cu (the same, over each
+// expert's gathered tokens). A block of 4 warps computes a 64 (tokens) x
 // 128 (rows) tile of y, K in steps of 32; shared rows are padded from 64 to 80 bytes so the 8
 // row addresses of an ldmatrix matrix fall on 8 different 16-byte bank groups.
 #pragma once
 #include <cstdint>
 
 #include "common.cuh"
+#include "quant_unit.cuh"
 
 FUSELM_CUDA_NAMESPACE_BEGIN
 
@@ -33,13 +35,16 @@ struct XChunks {
   float v[2][8];
 };
 
+// x_row (a gathered tile, moe_matmul's grouped GEMM): token m is row x_row[m] of x, zero where
+// it is < 0; null: row m.
 __device__ __forceinline__ void load_x_tile(XChunks& r, const float* x, int64_t T, int64_t K, int64_t m0, int64_t k0,
-                                            bool x_vec) {
+                                            bool x_vec, const int32_t* x_row = nullptr) {
   for (int i = 0; i < 2; i++) {
     const int c = int(threadIdx.x) + kTcThreads * i;
     const int64_t m = m0 + c / 4, k = k0 + 8 * (c % 4);
-    if (m < T && k < K) {  // K % 8 == 0: a chunk is all in or all out
-      const float* p = x + m * K + k;
+    const int64_t row = m < T && x_row ? x_row[m] : m;
+    if (m < T && row >= 0 && k < K) {  // K % 8 == 0: a chunk is all in or all out
+      const float* p = x + row * K + k;
       if (x_vec) {
         const float4 a = reinterpret_cast<const float4*>(p)[0], b = reinterpret_cast<const float4*>(p)[1];
         r.v[i][0] = a.x, r.v[i][1] = a.y, r.v[i][2] = a.z, r.v[i][3] = a.w;
@@ -94,16 +99,52 @@ __device__ __forceinline__ void mma_tile(float (&acc)[2][8][4], const uint16_t* 
 }
 
 // The warp's accumulators to y [T, N]; (m0, n0) is the warp's first token and row. Accumulator
-// e of tile (i, j): row g (+8 for e >= 2), columns 2 * t4 and 2 * t4 + 1.
+// e of tile (i, j): row g (+8 for e >= 2), columns 2 * t4 and 2 * t4 + 1. y_row (a scattered
+// tile): token m goes to row y_row[m] of y, nowhere where it is < 0; null: row m.
 __device__ __forceinline__ void store_acc(float* y, const float (&acc)[2][8][4], int64_t T, int64_t N, int64_t m0,
-                                          int64_t n0, int lane) {
+                                          int64_t n0, int lane, const int32_t* y_row = nullptr) {
   const int g = lane >> 2, t4 = lane & 3;
   for (int i = 0; i < 2; i++)
     for (int j = 0; j < 8; j++)
       for (int e = 0; e < 4; e++) {
         const int64_t m = m0 + 16 * i + g + 8 * (e >> 1), n = n0 + 8 * j + 2 * t4 + (e & 1);
-        if (m < T && n < N) y[m * N + n] = acc[i][j][e];
+        const int64_t row = m < T && y_row ? y_row[m] : m;
+        if (m < T && n < N && row >= 0) y[row * N + n] = acc[i][j][e];
       }
+}
+
+// ---- block-format W tiles (gemm_quant.cu, moe_matmul_gemm.cu): thread tid decodes row n0 + tid's
+// 32-value unit of a k-tile (one unit of every format, cuda/quant_unit.cuh) and stores it as f16
+
+// This thread's weight row (n0 + tid) for k-tile kt, zero outside [N).
+template <DType DT>
+__device__ __forceinline__ void load_w_unit(QUnitVals& u, const uint8_t* w, int64_t row_bytes, int64_t N, int64_t n0,
+                                            int kt) {
+  using F = QUnit<DT>;
+  constexpr int kUnits = F::kValues / 32;
+  const int64_t n = n0 + threadIdx.x;
+  if (n < N) {
+    F::decode(w + n * row_bytes + int64_t(kt / kUnits) * F::kBytes, kt % kUnits, u);
+  } else {
+    for (int j = 0; j < 8; j++) u.q[j] = 0;
+    set_scales(u, 0.f, 0.f, 0.f, 0.f);
+  }
+}
+
+__device__ __forceinline__ void store_w_unit(uint16_t* Ws, const QUnitVals& u) {
+  uint16_t* dst = Ws + threadIdx.x * kTcLd;
+  smem_bounds_check(dst, 64);
+  for (int c = 0; c < 4; c++) {  // 8 weights per 16-byte store
+    uint32_t h[4];
+    for (int p = 0; p < 4; p++) {
+      const int i = 8 * c + 2 * p, half = i >> 4;
+      const uint32_t word = u.q[i >> 2];
+      const float w0 = u.a[half] * float(int8_t(word >> (8 * (i & 3)))) + u.b[half];
+      const float w1 = u.a[half] * float(int8_t(word >> (8 * ((i + 1) & 3)))) + u.b[half];
+      h[p] = f32x2_to_half2_bits<false>(w0, w1);
+    }
+    reinterpret_cast<uint4*>(dst)[c] = make_uint4(h[0], h[1], h[2], h[3]);
+  }
 }
 
 FUSELM_CUDA_NAMESPACE_END

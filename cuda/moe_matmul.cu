@@ -6,7 +6,7 @@
 // (cuda/quant_unit.cuh's decoders: weight i = a[i / 16] * q[i] + b[i / 16]), widened to f32 and
 // multiplied against x in f32 (x is not quantized, unlike the CPU's q8_0 and block-format dots,
 // hence the parity cases' CUDA tolerance). Only the chosen experts' rows are read. A plain
-// kernel, correct for every format; a gathered tensor-core GEMM for prefill is left to come.
+// kernel for decode, small batches, float and q8_0 weights; cuda/moe_matmul_gemm.cu runs prefill.
 #include <cstdint>
 #include <string>
 
@@ -87,8 +87,9 @@ __global__ void moe_matmul_kernel(float* out, const float* x, const uint8_t* w, 
 
 }  // namespace
 
-void moe_matmul_cuda(const MoeMatmulArgs& a, int32_t* error, cudaStream_t stream) {
+void moe_matmul_cuda(const MoeMatmulArgs& a, int32_t* error, void* workspace, size_t workspace_bytes, cudaStream_t stream) {
   if (a.T <= 0 || a.N <= 0) return;
+  if (moe_matmul_gemm_cuda(a, error, workspace, workspace_bytes, stream)) return;  // prefill, gemm_quant's formats
   const int64_t per_block = dtype_block(a.w_dtype).values;
   if (a.K % (per_block > 1 ? per_block : 1))
     throw Error("E_INVALID_ARG", std::string("moe_matmul_cuda: ") + dtype_name(a.w_dtype) + " rows must hold whole blocks of " + std::to_string(per_block));
@@ -123,6 +124,13 @@ void moe_matmul_cuda(const MoeMatmulArgs& a, int32_t* error, cudaStream_t stream
   }
 }
 
-FUSELM_CUDA_OP(moe_matmul_op::def, [](const Step& s, const CudaExec& x) { moe_matmul_cuda(moe_matmul_op::args(s), x.error, x.stream); });
+FUSELM_CUDA_OP(
+    moe_matmul_op::def,
+    [](const Step& s, const CudaExec& x) { moe_matmul_cuda(moe_matmul_op::args(s), x.error, x.workspace, x.workspace_bytes, x.stream); },
+    [](const Node& n, int64_t max_rows) {
+      using namespace moe_matmul_op;
+      const Tensor& W = *n.t[w];
+      return moe_matmul_gemm_workspace(W.dtype, max_rows, W.cols(), rows_of(W), experts_of(W), n.t[ids]->cols(), bool(n.t[weights]));
+    });
 
 FUSELM_CUDA_NAMESPACE_END

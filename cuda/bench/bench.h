@@ -84,6 +84,7 @@ class Bench {
 // The case groups, each in its own file.
 void norm_cases(Bench& b);       // norms_bench.cu
 void matmul_cases(Bench& b);     // matmul_bench.cu
+void moe_matmul_cases(Bench& b);  // moe_matmul_bench.cu
 void attention_cases(Bench& b);  // attention_bench.cu
 void elementwise_cases(Bench& b);  // elementwise_bench.cu
 

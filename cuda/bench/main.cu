@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
     b.measure_copy_bandwidth();
     fb::norm_cases(b);
     fb::matmul_cases(b);
+    fb::moe_matmul_cases(b);
     fb::attention_cases(b);
     fb::elementwise_cases(b);
     std::printf("%s\n", b.json().c_str());

@@ -15,7 +15,7 @@ export type Architecture = 'llama' | 'mistral' | 'qwen2' | 'qwen3' | 'qwen2moe' 
  * a router picks `used` of `experts` SwiGLU experts per token (softmax over the experts, the
  * top `used`, their weights renormalized to sum 1 when `normalize`), whose outputs are summed
  * with those weights. Qwen2-MoE adds a shared expert every token takes (of width ffnDim), its
- * output times sigmoid(a gate's logit).
+ * output times sigmoid(a gate's logit). Qwen-MoE folders may keep some layers dense (`dense`).
  */
 export interface MoeConfig {
   experts: number;
@@ -24,6 +24,12 @@ export interface MoeConfig {
   expertFfnDim: number;
   normalize: boolean;
   sharedExpert: boolean;
+  /**
+   * Layers with a plain SwiGLU MLP of width ffnDim in place of the experts (layers[l] true),
+   * as transformers' Qwen2-MoE/Qwen3-MoE build them from mlp_only_layers and
+   * decoder_sparse_step; absent: every layer has experts.
+   */
+  dense?: { layers: boolean[]; ffnDim: number };
 }
 
 export interface ModelConfig {
@@ -604,8 +610,13 @@ export function llama3FreqFactors(theta: number, dims: number, factor: number, l
 /**
  * The experts of a Mixtral, Qwen2-MoE or Qwen3-MoE config.json (undefined for the others), as
  * transformers runs them: Mixtral renormalizes the top-k weights; the Qwens as norm_topk_prob
- * says (Qwen2-MoE's default false, Qwen3-MoE's false, its released configs true). Dense layers
- * among the sparse ones (decoder_sparse_step, mlp_only_layers) are E_UNSUPPORTED.
+ * says (Qwen2-MoE's default false, Qwen3-MoE's false, its released configs true). A Qwen layer
+ * l has experts iff l is not in mlp_only_layers and (l + 1) % decoder_sparse_step == 0; the
+ * others a dense MLP of intermediate_size. The keys read: num_local_experts / num_experts,
+ * num_experts_per_tok, intermediate_size (Mixtral's experts; the Qwens' dense layers),
+ * moe_intermediate_size, shared_expert_intermediate_size (Qwen2-MoE), norm_topk_prob,
+ * decoder_sparse_step, mlp_only_layers; the others of these configs change nothing at inference
+ * (router_aux_loss_coef, output_router_logits, router_jitter_noise: training only).
  */
 function hfMoe(
   j: JsonObject,
@@ -617,16 +628,25 @@ function hfMoe(
   if (modelType === 'mixtral')
     return { experts: num('num_local_experts'), used: num('num_experts_per_tok'), expertFfnDim: num('intermediate_size'), normalize: true, sharedExpert: false };
   if (modelType !== 'qwen2_moe' && modelType !== 'qwen3_moe') return undefined;
-  const dense = j.mlp_only_layers;
-  if (num('decoder_sparse_step', 1) !== 1 || (dense !== undefined && dense !== null && !(Array.isArray(dense) && dense.length === 0)))
-    throw new FuselmError('E_UNSUPPORTED', `${where}: dense MLP layers among the experts (decoder_sparse_step, mlp_only_layers) are not supported yet`);
   return {
     experts: num('num_experts'),
     used: num('num_experts_per_tok'),
     expertFfnDim: num('moe_intermediate_size'),
     normalize: bool('norm_topk_prob', false),
     sharedExpert: modelType === 'qwen2_moe',
+    dense: hfDenseLayers(j, where, num),
   };
+}
+
+/** The dense layers among a Qwen-MoE config's sparse ones (MoeConfig.dense); undefined when there are none. */
+function hfDenseLayers(j: JsonObject, where: string, num: (key: string, fallback?: number) => number): MoeConfig['dense'] {
+  const step = num('decoder_sparse_step', 1);
+  if (!Number.isInteger(step) || step < 1) throw new FuselmError('E_FORMAT', `${where}: 'decoder_sparse_step' must be an integer >= 1, got ${step}`);
+  const only = j.mlp_only_layers ?? [];
+  if (!Array.isArray(only) || only.some((l) => !Number.isInteger(l) || (l as number) < 0))
+    throw new FuselmError('E_FORMAT', `${where}: 'mlp_only_layers' must be a list of layer indices, got ${shown(only)}`);
+  const layers = Array.from({ length: num('num_hidden_layers') }, (_, l) => only.includes(l) || (l + 1) % step !== 0);
+  return layers.some((d) => d) ? { layers, ffnDim: num('intermediate_size') } : undefined;
 }
 
 function gelu(act: string, where: string): ModelConfig['mlp'] {
@@ -650,6 +670,7 @@ export function validateConfig(c: ModelConfig, where: string): void {
     for (const key of ['experts', 'used', 'expertFfnDim'] as const)
       if (!Number.isInteger(m[key]) || m[key] < 1) bad(`expert ${key} must be a positive integer, got ${m[key]}`);
     if (m.used > m.experts) bad(`${m.used} experts used per token of ${m.experts}`);
+    if (m.dense && !(Number.isInteger(m.dense.ffnDim) && m.dense.ffnDim >= 1)) bad(`the dense layers' MLP width must be a positive integer, got ${m.dense.ffnDim}`);
   }
   if (c.positional !== 'rope') return;
   if (c.ropeDims < 2 || c.ropeDims % 2 || c.ropeDims > c.headDim) bad(`rope dimension count ${c.ropeDims} must be even and <= head dim ${c.headDim}`);

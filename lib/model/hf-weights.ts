@@ -25,7 +25,7 @@ import { emptyTensor, tensorFromF32 } from '../tensor.js';
 import type { ModelConfig } from './config.js';
 import { type LayerWeights, type LlamaWeights, ropeFactors } from './llama.js';
 import { sinusoidalPositions } from './positions.js';
-import { convertMatrix, type WeightDtype } from './weights.js';
+import { convertMatrix, stackTensors, type WeightDtype } from './weights.js';
 
 export class HfTensors {
   readonly st: SafetensorsModel;
@@ -120,6 +120,8 @@ export async function loadHfDecoderWeights(
     if (c.architecture === 'gpt2') return await loadGpt2(new HfTensors(st, where, ['transformer.', ''], dtype), c, be, keep, () => onProgress?.(++n, total), opts.contextSize);
     const T = new HfTensors(st, where, [''], dtype);
     const q = c.nHeads * c.headDim, kv = c.nKvHeads * c.headDim;
+    // a dense MLP's width (a mixture of experts' dense layers: their own)
+    const F = c.moe?.dense?.ffnDim ?? c.ffnDim;
     // Gemma stores its RMSNorm weights as w for a scale of 1 + w: add the 1 once, in f32
     const norm = (t: NativeTensor): NativeTensor => {
       if (!c.architecture.startsWith('gemma')) return t;
@@ -145,12 +147,12 @@ export async function loadHfDecoderWeights(
         // Gemma-2: post_attention_layernorm is the attention output's norm; the MLP's pre-norm
         // is pre_feedforward_layernorm
         ffnNorm: await normWeight(c.sandwichNorms ? 'pre_feedforward_layernorm.weight' : 'post_attention_layernorm.weight'),
-        ...(c.moe
+        ...(c.moe && !c.moe.dense?.layers[l]
           ? await hfExperts(T, p, c, keep)
           : {
-              wGate: fused ? await part('mlp.gate_up_proj.weight', 0, c.ffnDim, 2 * c.ffnDim) : await m('mlp.gate_proj.weight', [c.ffnDim, c.dim]),
-              wUp: fused ? await part('mlp.gate_up_proj.weight', c.ffnDim, c.ffnDim, 2 * c.ffnDim) : await m('mlp.up_proj.weight', [c.ffnDim, c.dim]),
-              wDown: await m('mlp.down_proj.weight', [c.dim, c.ffnDim]),
+              wGate: fused ? await part('mlp.gate_up_proj.weight', 0, F, 2 * F) : await m('mlp.gate_proj.weight', [F, c.dim]),
+              wUp: fused ? await part('mlp.gate_up_proj.weight', F, F, 2 * F) : await m('mlp.up_proj.weight', [F, c.dim]),
+              wDown: await m('mlp.down_proj.weight', [c.dim, F]),
             }),
       };
       if (c.qkNorm) {
@@ -222,16 +224,6 @@ async function hfExperts(T: HfTensors, p: string, c: ModelConfig, keep: <X exten
     w.wDown = keep(await T.matrix(`${base}shared_expert.down_proj.weight`, [c.dim, c.ffnDim]));
   }
   return w;
-}
-
-/** Matrices of one dtype and shape [N, K] as one [count, N, K] tensor (the inputs stay the caller's). */
-function stackTensors(parts: NativeTensor[]): NativeTensor {
-  const out = emptyTensor(parts[0].dtype, [parts.length, ...parts[0].shape]);
-  parts.forEach((t, i) => {
-    const bytes = new Uint8Array(t.read());
-    out.write(bytes, i * bytes.length);
-  });
-  return out;
 }
 
 async function loadGpt2(

@@ -11,6 +11,7 @@
  */
 import type { NativeDType, NativeTensor } from '../../bindings.js';
 import { type Backend, type Graph, graphInSlices, ops, type SeqSpan } from '../backend.js';
+import { GgmlType } from '../formats/ggml-types.js';
 import type { GgufFile } from '../formats/gguf.js';
 import { FuselmError } from '../errors.js';
 import { callAsync, native } from '../native.js';
@@ -18,7 +19,7 @@ import type { GraphNode } from '../ops/table.js';
 import { emptyTensor, readF32Rows, tensorFromF32 } from '../tensor.js';
 import type { ModelConfig } from './config.js';
 import type { LoraModule, LoraSet } from './lora.js';
-import { type GgufMappings, hasTensor, loadGgufTensor, type WeightDtype } from './weights.js';
+import { type GgufMappings, hasTensor, loadGgufTensor, stackTensors, type WeightDtype } from './weights.js';
 
 export interface LayerWeights {
   attnNorm: NativeTensor;
@@ -146,7 +147,13 @@ export async function loadLlamaWeights(
         wo: await t('attn_output', [c.dim, q]),
         ffnNorm: await t('ffn_norm', [c.dim]),
         ...(c.moe
-          ? await loadGgufExperts(c, t)
+          ? await loadGgufExperts(f, c, l, t, async (n, shape) => {
+              const w = await loadSplitExperts(f, l, n, c.moe!.experts, shape, { dtype, blocks, mappings });
+              held.push(w);
+              for (let e = 0; e < c.moe!.experts; e++) read.add(`blk.${l}.${n}.${e}.weight`);
+              onProgress?.(read.size, total);
+              return w;
+            })
           : {
               wGate: fusedUp ? await part('ffn_up', 0, c.ffnDim, 2 * c.ffnDim) : await t('ffn_gate', [c.ffnDim, c.dim]),
               wUp: fusedUp ? await part('ffn_up', c.ffnDim, c.ffnDim, 2 * c.ffnDim) : await t('ffn_up', [c.ffnDim, c.dim]),
@@ -185,15 +192,25 @@ export async function loadLlamaWeights(
  * A layer's experts from a GGUF (llama.cpp's names): the router ffn_gate_inp, the stacked
  * ffn_{gate,up,down}_exps, and Qwen2-MoE's shared expert ffn_{gate,up,down}_shexp with its gate
  * ffn_gate_inp_shexp. A tensor of another shape (an expert count that does not match
- * expert_count, a router of the wrong width) is an E_FORMAT naming it (loadGgufTensor).
+ * expert_count, a router of the wrong width) is an E_FORMAT naming it (loadGgufTensor). Older
+ * Mixtral conversions store each expert as its own tensor (ffn_gate.E, ffn_up.E, ffn_down.E):
+ * those are stacked at load (`split`, loadSplitExperts).
  */
-async function loadGgufExperts(c: ModelConfig, t: (name: string, shape: number[]) => Promise<NativeTensor>): Promise<Partial<LayerWeights>> {
+async function loadGgufExperts(
+  f: GgufFile,
+  c: ModelConfig,
+  l: number,
+  t: (name: string, shape: number[]) => Promise<NativeTensor>,
+  split: (name: string, shape: number[]) => Promise<NativeTensor>,
+): Promise<Partial<LayerWeights>> {
   const m = c.moe!, E = m.experts, F = m.expertFfnDim;
+  const stack = (n: string, shape: number[]) =>
+    !hasTensor(f, `blk.${l}.${n}_exps.weight`) && hasTensor(f, `blk.${l}.${n}.0.weight`) ? split(n, shape) : t(`${n}_exps`, [E, ...shape]);
   return {
     router: await t('ffn_gate_inp', [E, c.dim]),
-    gateExps: await t('ffn_gate_exps', [E, F, c.dim]),
-    upExps: await t('ffn_up_exps', [E, F, c.dim]),
-    downExps: await t('ffn_down_exps', [E, c.dim, F]),
+    gateExps: await stack('ffn_gate', [F, c.dim]),
+    upExps: await stack('ffn_up', [F, c.dim]),
+    downExps: await stack('ffn_down', [c.dim, F]),
     ...(m.sharedExpert
       ? {
           sharedGate: await t('ffn_gate_inp_shexp', [c.dim]),
@@ -203,6 +220,39 @@ async function loadGgufExperts(c: ModelConfig, t: (name: string, shape: number[]
         }
       : {}),
   };
+}
+
+/**
+ * Experts 0 .. count - 1 of layer l stored one tensor each (blk.l.name.E.weight, each `shape`),
+ * copied into one [count, ...shape] tensor as moe_matmul reads them; this costs the experts'
+ * bytes in memory of their own (not the mapped file's pages) and one copy at load, as llama.cpp
+ * pays for such files (it merges them with mmap off). A missing expert, one of another shape
+ * or type than expert 0's, or one past the count is an E_FORMAT naming the tensor.
+ */
+async function loadSplitExperts(
+  f: GgufFile,
+  l: number,
+  name: string,
+  count: number,
+  shape: number[],
+  o: { dtype: WeightDtype; blocks?: ReadonlySet<NativeDType>; mappings?: GgufMappings },
+): Promise<NativeTensor> {
+  const tensorName = (e: number) => `blk.${l}.${name}.${e}.weight`;
+  if (hasTensor(f, tensorName(count)))
+    throw new FuselmError('E_FORMAT', `${f.path}: tensor '${tensorName(count)}' is past the file's expert count, ${count}`);
+  const type0 = f.tensorByName.get(tensorName(0))!.type;
+  const parts: NativeTensor[] = [];
+  try {
+    for (let e = 0; e < count; e++) {
+      const info = f.tensorByName.get(tensorName(e));
+      if (info && info.type !== type0)
+        throw new FuselmError('E_FORMAT', `${f.path}: tensor '${tensorName(e)}' is of type ${GgmlType[info.type] ?? info.type}, expert 0's of ${GgmlType[type0] ?? type0}: one layer's experts must share a type`);
+      parts.push(await loadGgufTensor(f, tensorName(e), shape, o));
+    }
+    return stackTensors(parts);
+  } finally {
+    for (const p of parts) p.free();
+  }
 }
 
 /** Rows row0 .. row0 + rows - 1 of a step, sequence seq's, at the position in slot `slot` (forwardSpans). */
@@ -268,7 +318,7 @@ export class LlamaState {
    * weights [B, k], the chosen experts' hidden rows [B, k * ff]; the shared expert's gate logit,
    * its (constant) expert id and sigmoid weight [B, 1].
    */
-  #moe: Record<'logits' | 'ids' | 'weights' | 'hb' | 'hb2' | 'shLogit' | 'shIds' | 'shWeight', NativeTensor> | undefined;
+  #moe: (Record<'logits' | 'ids' | 'weights' | 'hb' | 'hb2' | 'shLogit' | 'shIds' | 'shWeight', NativeTensor> & { dense?: Record<'hb' | 'hb2', NativeTensor> }) | undefined;
   /** [sequence][layer]; paged, [0][layer] is the pool of every sequence */
   #kCache: NativeTensor[][];
   #vCache: NativeTensor[][];
@@ -315,6 +365,8 @@ export class LlamaState {
       logits: act(m.experts), ids: be.empty('i32', [B, m.used]), weights: act(m.used),
       hb: act(m.used * m.expertFfnDim), hb2: act(m.used * m.expertFfnDim),
       shLogit: act(1), shIds: be.empty('i32', [B, 1]), shWeight: act(1),
+      // the dense layers' MLP rows (MoeConfig.dense)
+      dense: m.dense && { hb: act(m.dense.ffnDim), hb2: act(m.dense.ffnDim) },
     };
     this.#capacity = Math.min(o.contextSize, INITIAL_CACHE_POSITIONS);
     if (o.paged) {
@@ -387,15 +439,17 @@ export class LlamaState {
         const st = lora?.set.layers[l][m];
         return [ops.matmul(y, x, L[m]!), ...(st ? [ops.lora(y, x, { ...st, scales: lora!.scales })] : [])];
       };
-      // the MLP of a layer from its input xb, added to the residual x
+      // the MLP of a layer from its input xb, added to the residual x (a mixture of experts'
+      // dense layers: of their own width, in rows of their own)
       const ffn = (): GraphNode[] => {
         if (L.gateExps) return this.#moeFfn(L);
+        const { hb, hb2 } = this.#moe?.dense ?? a;
         const mlp = !L.wGate
-          ? [...proj(a.hb, a.xb, 'wUp'), ...bias(a.hb, L.bUp), ops.gelu(a.hb, a.hb, { tanh: c.mlp === 'gelu_tanh' })]
+          ? [...proj(hb, a.xb, 'wUp'), ...bias(hb, L.bUp), ops.gelu(hb, hb, { tanh: c.mlp === 'gelu_tanh' })]
           : c.mlp === 'geglu_tanh'
-            ? [...proj(a.hb, a.xb, 'wGate'), ...proj(a.hb2, a.xb, 'wUp'), ops.gelu(a.hb, a.hb, { tanh: true }), ops.mul(a.hb, a.hb, a.hb2)]
-            : [...proj(a.hb, a.xb, 'wGate'), ...proj(a.hb2, a.xb, 'wUp'), ops.swiglu(a.hb, a.hb, a.hb2)];
-        return [...mlp, ...proj(a.xb2, a.hb, 'wDown'), ...bias(a.xb2, L.bDown), ...post(L.postFfnNorm), ops.add(a.x, a.x, a.xb2)];
+            ? [...proj(hb, a.xb, 'wGate'), ...proj(hb2, a.xb, 'wUp'), ops.gelu(hb, hb, { tanh: true }), ops.mul(hb, hb, hb2)]
+            : [...proj(hb, a.xb, 'wGate'), ...proj(hb2, a.xb, 'wUp'), ops.swiglu(hb, hb, hb2)];
+        return [...mlp, ...proj(a.xb2, hb, 'wDown'), ...bias(a.xb2, L.bDown), ...post(L.postFfnNorm), ops.add(a.x, a.x, a.xb2)];
       };
       yield* [
         norm(a.xb, a.x, L.attnNorm, L.attnNormB),
@@ -733,7 +787,7 @@ export class LlamaState {
     this.#graphs.clear();
     const gr = this.#greedy;
     this.#lora?.scales.free();
-    for (const t of [this.#ids, this.#posIds, this.#positions, this.#paged?.table, ...Object.values(this.#acts), ...Object.values(this.#moe ?? {}), ...this.#kCache.flat(), ...this.#vCache.flat(), this.#logitsLast, this.#logitsAll, gr?.logits, gr?.logitsAll, gr?.ids, ...this.#raw.values()])
+    for (const t of [this.#ids, this.#posIds, this.#positions, this.#paged?.table, ...Object.values(this.#acts), ...Object.values({ ...this.#moe, dense: undefined }), ...Object.values(this.#moe?.dense ?? {}), ...this.#kCache.flat(), ...this.#vCache.flat(), this.#logitsLast, this.#logitsAll, gr?.logits, gr?.logitsAll, gr?.ids, ...this.#raw.values()])
       t?.free();
   }
 }

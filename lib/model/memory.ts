@@ -44,11 +44,18 @@ const HELD_BYTES_PER_VALUE: Partial<Record<NativeDType, number>> = { f32: 4, f16
  */
 export function ggufWeightItems(f: GgufFile, dtype: WeightDtype, blocks: ReadonlySet<NativeDType>, mapped: boolean): MemoryItem[] {
   let fileBacked = 0, own = 0;
+  // experts stored one tensor each (older Mixtral GGUFs): one buffer per layer and projection,
+  // copied at load even from a mapped file (loadSplitExperts)
+  const stacks = new Map<string, number>();
   for (const t of f.tensors) {
     const { held, asStored } = heldDtype(t, dtype, blocks);
-    if (asStored && mapped) fileBacked += t.nbytes;
-    else own += bufferBytes(asStored ? t.nbytes : Math.ceil(t.nelements * (HELD_BYTES_PER_VALUE[held] ?? 4)));
+    const bytes = asStored ? t.nbytes : Math.ceil(t.nelements * (HELD_BYTES_PER_VALUE[held] ?? 4));
+    const stack = /^(blk\.\d+\.ffn_(?:gate|up|down))\.\d+\.weight$/.exec(t.name)?.[1];
+    if (stack) stacks.set(stack, (stacks.get(stack) ?? 0) + bytes);
+    else if (asStored && mapped) fileBacked += t.nbytes;
+    else own += bufferBytes(bytes);
   }
+  for (const bytes of stacks.values()) own += bufferBytes(bytes);
   const items: MemoryItem[] = [];
   if (fileBacked) items.push({ what: 'weights mapped from the file (file-backed)', bytes: fileBacked });
   if (own || !fileBacked) items.push({ what: mapped ? 'weights converted at load' : 'weights', bytes: own });
@@ -69,9 +76,9 @@ export function decoderStateItems(c: ModelConfig, o: { contextSize: number; batc
   const perLayer = bufferBytes(o.contextSize * kvWidth * o.kvBytes);
   const B = Math.max(o.batchSize, S);
   const q = c.nHeads * c.headDim;
-  // experts: router logits, picks and weights, the chosen experts' hidden rows, the shared gate's three
+  // experts: router logits, picks and weights, the chosen experts' hidden rows, the shared gate's three; the dense layers' MLP rows
   const m = c.moe;
-  const moeActs = m ? B * (m.experts + 2 * m.used + 2 * m.used * m.expertFfnDim + 3) * 4 : 0;
+  const moeActs = m ? B * (m.experts + 2 * m.used + 2 * m.used * m.expertFfnDim + 3 + 2 * (m.dense?.ffnDim ?? 0)) * 4 : 0;
   const acts = B * (3 * c.dim + 2 * q + 2 * kvWidth + 2 * c.ffnDim) * 4 + moeActs;
   return [
     { what: `KV cache (${S > 1 ? `${S} sequences × ` : ''}${c.nLayers} layers × 2 × ${o.contextSize} positions × ${kvWidth} × ${o.kvBytes} bytes)`, bytes: S * 2 * c.nLayers * perLayer },

@@ -10,7 +10,7 @@ import { GgmlType } from '../formats/ggml-types.js';
 import type { GgufFile, GgufPart, GgufTensorInfo } from '../formats/gguf.js';
 import { toF32 } from '../formats/quants.js';
 import { callAsync, native } from '../native.js';
-import { tensorFromF32 } from '../tensor.js';
+import { emptyTensor, tensorFromF32 } from '../tensor.js';
 
 const DTYPES: Partial<Record<GgmlType, NativeDType>> = {
   [GgmlType.F32]: 'f32',
@@ -163,6 +163,16 @@ export function convertMatrix(t: NativeTensor, dtype: WeightDtype, what: string)
   } finally {
     t.free();
   }
+}
+
+/** Matrices of one dtype and shape [N, K] as one [count, N, K] tensor, copied (the inputs stay the caller's). */
+export function stackTensors(parts: NativeTensor[]): NativeTensor {
+  const out = emptyTensor(parts[0].dtype, [parts.length, ...parts[0].shape]);
+  parts.forEach((t, i) => {
+    const bytes = new Uint8Array(t.read());
+    out.write(bytes, i * bytes.length);
+  });
+  return out;
 }
 
 /** Checks a dtype option (`where` names the call). */

@@ -750,9 +750,10 @@ export const CASES: Record<OpName, OpCases> = {
   moe_matmul: {
     // the chosen experts' one-row matmuls (matmul's reference) against the fast path's grouped
     // ones: f32/f16/bf16 within f32 summation order, q8_0 within x's 8-bit rounding (as
-    // matmul's cases), the block formats exact; CUDA multiplies x unquantized (CUDA_QUANT)
+    // matmul's cases), the block formats exact; CUDA multiplies x unquantized (CUDA_QUANT), or
+    // for the block formats but q8_0 from 8 tokens on rounded to f16 in the grouped GEMM (T = 9)
     parity: (['f32', 'f16', 'bf16', 'q8_0', 'q4_k', 'q6_k', 'q4_0', 'q5_k'] as NativeDType[]).flatMap((dt) => [
-      { T: 1, weighted: false }, { T: 5, weighted: false }, { T: 1, weighted: true }, { T: 6, weighted: true },
+      { T: 1, weighted: false }, { T: 5, weighted: false }, { T: 1, weighted: true }, { T: 6, weighted: true }, { T: 9, weighted: false }, { T: 9, weighted: true },
     ].map(({ T, weighted }): ParityCase => {
       const block = !['f32', 'f16', 'bf16'].includes(dt), E = 4, k = 2, N = 33, K = block ? 256 : 96;
       const tol = dt === 'q8_0' ? { rel: 3e-2, abs: 3e-1 } : block ? EXACT : { rel: 1e-5, abs: 1e-4 };

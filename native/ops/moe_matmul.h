@@ -73,7 +73,13 @@ inline const OpDef def{
 // The CUDA launcher, declared where CUDA code includes this header (after cuda/common.cuh).
 #ifdef FUSELM_CUDA_NAMESPACE_BEGIN
 FUSELM_CUDA_NAMESPACE_BEGIN
-// error: the graph's error word; an expert id outside 0 .. E-1 is recorded there, never read
-void moe_matmul_cuda(const MoeMatmulArgs& a, int32_t* error, cudaStream_t stream);  // cuda/moe_matmul.cu
+// error: the graph's error word; an expert id outside 0 .. E-1 is recorded there, never read.
+// Calls of 8 tokens or more (kMoeGemmMinTokens) with gemm_quant's block formats run the grouped GEMM,
+// in the workspace (moe_matmul_gemm_workspace bytes)
+void moe_matmul_cuda(const MoeMatmulArgs& a, int32_t* error, void* workspace, size_t workspace_bytes, cudaStream_t stream);  // cuda/moe_matmul.cu
+// The grouped tensor-core GEMM (cuda/moe_matmul_gemm.cu): false, running nothing, where the call
+// is not one it takes; its workspace for calls of up to max_T tokens (0: it takes none)
+bool moe_matmul_gemm_cuda(const MoeMatmulArgs& a, int32_t* error, void* workspace, size_t workspace_bytes, cudaStream_t stream);
+size_t moe_matmul_gemm_workspace(DType w_dtype, int64_t max_T, int64_t K, int64_t N, int64_t E, int64_t k, bool weighted);
 FUSELM_CUDA_NAMESPACE_END
 #endif

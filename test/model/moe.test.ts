@@ -6,14 +6,22 @@
  *    1e-5 of the largest) and greedy tokens: the config.json reading (num_experts,
  *    num_experts_per_tok, moe_intermediate_size, shared_expert_intermediate_size,
  *    norm_topk_prob) agrees with the GGUF reading;
- *  - the emulated CUDA backend picks the CPU's greedy tokens, shared expert included;
+ *  - the emulated CUDA backend picks the CPU's greedy tokens, shared expert included, and with
+ *    q4_0 experts, whose 10-token prefill runs the grouped GEMM (cuda/moe_matmul_gemm.cu);
  *  - batched generation of several prompts gives each prompt's own greedy tokens, and the
  *    server's continuous batching (two requests at once) each request's;
  *  - dtype 'q8_0' converts the experts at load, from a GGUF and a folder;
  *  - the memory plan counts the experts: a budget of 90% of the file is refused;
+ *  - a GGUF storing each expert as its own tensor (older Mixtral conversions: blk.N.ffn_gate.E...)
+ *    gives the stacked file's logits bit for bit and its greedy tokens (f32 and q8_0, mapped and
+ *    read), the memory plan counting the stacks as memory of their own; a missing expert, one
+ *    of another shape or type, one past expert_count are E_FORMAT naming the tensor;
  *  - bad files are E_FORMAT naming the tensor or key: an expert count the tensors do not have,
  *    a router of the wrong width, a missing expert stack, more experts used than there are, a
- *    missing per-expert tensor in a folder; dense layers among a folder's sparse ones are E_UNSUPPORTED.
+ *    missing per-expert tensor in a folder, a GGUF with a dense layer (llama.cpp reads none);
+ *  - dense layers among a Qwen-MoE folder's sparse ones (mlp_only_layers, decoder_sparse_step,
+ *    as transformers places them, intermediate_size wide) give the logits and greedy tokens of
+ *    the same model written all-sparse (each dense layer as identical experts).
  */
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -22,12 +30,15 @@ import path from 'node:path';
 import { GgmlType } from '../../lib/formats/ggml-types.js';
 import { type GgufFile, ggufMetadataSpec, gv, readGguf, writeGguf } from '../../lib/formats/gguf.js';
 import { loadModel, type Model } from '../../lib/index.js';
-import { configFromGguf } from '../../lib/model/config.js';
+import { configFromGguf, configFromHf } from '../../lib/model/config.js';
 import { disposeLlamaWeights, loadLlamaWeights } from '../../lib/model/llama.js';
+import { ggufWeightItems } from '../../lib/model/memory.js';
+import { CPU_BLOCK_DTYPES } from '../../lib/model/weights.js';
 import { createServer } from '../../lib/server/server.js';
 import { type SyntheticModelSpec, writeSyntheticModel } from '../../lib/tools/synthetic.js';
 import { encodeSafetensors, type Entry } from '../formats/safetensors-helpers.js';
 import { loadOnCuda } from '../helpers/cuda.js';
+import { type GgufTensorSpec, writeSplitExperts } from '../helpers/split-experts.js';
 
 const opts = { kvType: 'f32', contextSize: 128 } as const;
 let dir: string;
@@ -57,16 +68,16 @@ function values(f: GgufFile, name: string): Float32Array {
   return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
 }
 
-/** The Hugging Face folder of a Qwen-MoE GGUF written by writeSyntheticModel (f32, NeoX rope in both: no permuting). */
-async function folderOf(file: string, s: SyntheticModelSpec, modelType: 'qwen2_moe' | 'qwen3_moe'): Promise<string> {
+/** f32 tensors of a Hugging Face folder by name: row-major shape and values. */
+type HfEntries = Record<string, { shape: number[]; v: Float32Array }>;
+
+/** The Hugging Face tensors of a Qwen-MoE GGUF written by writeSyntheticModel (f32, NeoX rope in both: no permuting). */
+async function hfEntriesOf(file: string, s: SyntheticModelSpec, modelType: 'qwen2_moe' | 'qwen3_moe'): Promise<HfEntries> {
   const f = await readGguf(file);
   const x = s.experts!, D = s.dim;
-  const entries: Record<string, Entry> = {};
-  const put = (name: string, shape: number[], v: Float32Array) => (entries[name] = { dtype: 'F32', shape, data: new Uint8Array(v.buffer, v.byteOffset, v.byteLength) });
-  const from = (name: string, gguf: string) => {
-    const t = f.tensorByName.get(gguf)!;
-    put(name, [...t.dims].reverse(), values(f, gguf));
-  };
+  const entries: HfEntries = {};
+  const put = (name: string, shape: number[], v: Float32Array) => (entries[name] = { shape, v });
+  const from = (name: string, gguf: string) => put(name, [...f.tensorByName.get(gguf)!.dims].reverse(), values(f, gguf));
   from('model.embed_tokens.weight', 'token_embd.weight');
   for (let l = 0; l < s.nLayers; l++) {
     const p = `model.layers.${l}.`, b = `blk.${l}.`;
@@ -88,6 +99,14 @@ async function folderOf(file: string, s: SyntheticModelSpec, modelType: 'qwen2_m
   }
   from('model.norm.weight', 'output_norm.weight');
   from('lm_head.weight', 'output.weight');
+  return entries;
+}
+
+/** A Qwen-MoE folder of these tensors; its config.json from `s`, with `more` keys. */
+function writeFolder(entries: HfEntries, s: SyntheticModelSpec, modelType: 'qwen2_moe' | 'qwen3_moe', more: Record<string, unknown> = {}): string {
+  const x = s.experts!, D = s.dim;
+  const st: Record<string, Entry> = {};
+  for (const [name, { shape, v }] of Object.entries(entries)) st[name] = { dtype: 'F32', shape, data: new Uint8Array(v.buffer, v.byteOffset, v.byteLength) };
   const folder = path.join(dir, `folder-${files++}`);
   mkdirSync(folder);
   writeFileSync(path.join(folder, 'config.json'), JSON.stringify({
@@ -95,10 +114,15 @@ async function folderOf(file: string, s: SyntheticModelSpec, modelType: 'qwen2_m
     num_key_value_heads: s.nKvHeads, intermediate_size: 999, moe_intermediate_size: x.ffn, num_experts: x.count, num_experts_per_tok: x.used,
     ...(x.shared ? { shared_expert_intermediate_size: s.ffnDim } : {}), norm_topk_prob: modelType === 'qwen3_moe',
     rms_norm_eps: 1e-5, rope_theta: 10000, max_position_embeddings: 256, tie_word_embeddings: false, hidden_act: 'silu',
-    ...(modelType === 'qwen3_moe' ? { head_dim: D / s.nHeads } : {}),
+    ...(modelType === 'qwen3_moe' ? { head_dim: D / s.nHeads } : {}), ...more,
   }));
-  writeFileSync(path.join(folder, 'model.safetensors'), encodeSafetensors(entries));
+  writeFileSync(path.join(folder, 'model.safetensors'), encodeSafetensors(st));
   return folder;
+}
+
+/** The Hugging Face folder of a Qwen-MoE GGUF written by writeSyntheticModel. */
+async function folderOf(file: string, s: SyntheticModelSpec, modelType: 'qwen2_moe' | 'qwen3_moe'): Promise<string> {
+  return writeFolder(await hfEntriesOf(file, s, modelType), s, modelType);
 }
 
 describe('mixture-of-experts models', function () {
@@ -120,7 +144,11 @@ describe('mixture-of-experts models', function () {
       assert.deepEqual(await greedy(h), await greedy(g));
     });
 
-  for (const [name, s] of [['Mixtral layout, 8 experts top 2', MIXTRAL], ['Qwen2-MoE with its shared expert', QWEN2]] as const)
+  for (const [name, s] of [
+    ['Mixtral layout, 8 experts top 2', MIXTRAL],
+    ['Qwen2-MoE with its shared expert', QWEN2],
+    ['Mixtral layout, q4_0 experts (prefill on the grouped tensor-core GEMM)', spec('llama', { dtype: 'q4_0', experts: { count: 4, used: 2, ffn: 64 } })],
+  ] as const)
     it(`${name}: emulated CUDA picks the CPU's greedy tokens`, async () => {
       const file = await write(s);
       await using cpu = await loadModel(file, { ...opts, device: 'cpu' });
@@ -181,6 +209,133 @@ describe('mixture-of-experts models', function () {
     await assert.rejects(loadModel(file, { ...opts, maxMemory: Math.floor(statSync(file).size * 0.9) }), { code: 'E_OUT_OF_MEMORY' });
   });
 
+  describe("dense layers among the sparse ones (Qwen-MoE folders' mlp_only_layers, decoder_sparse_step)", () => {
+    it('which layers are dense, as transformers decides', () => {
+      const base = { model_type: 'qwen2_moe', vocab_size: 300, hidden_size: 64, num_hidden_layers: 4, num_attention_heads: 4, intermediate_size: 96, moe_intermediate_size: 32, shared_expert_intermediate_size: 48, num_experts: 4, num_experts_per_tok: 2 };
+      const dense = (more: Record<string, unknown>) => configFromHf({ ...base, ...more }, 'config.json').moe!.dense;
+      assert.equal(dense({}), undefined);
+      assert.equal(dense({ decoder_sparse_step: 1, mlp_only_layers: [] }), undefined);
+      assert.deepEqual(dense({ decoder_sparse_step: 2 }), { layers: [true, false, true, false], ffnDim: 96 });
+      assert.deepEqual(dense({ decoder_sparse_step: 2, mlp_only_layers: [3] }), { layers: [true, false, true, true], ffnDim: 96 });
+      assert.deepEqual(dense({ mlp_only_layers: [0, 2, 7] }), { layers: [true, false, true, false], ffnDim: 96 });
+      assert.deepEqual(dense({ decoder_sparse_step: 3 }), { layers: [true, true, false, true], ffnDim: 96 });
+    });
+
+    /**
+     * The expected model without dense layers: an all-sparse folder whose experts are as wide as
+     * the dense MLPs (intermediate_size); its sparse layers' experts zero-padded (SwiGLU of zero
+     * rows adds exactly 0), each dense layer's every expert the dense MLP (weights renormalized:
+     * their sum is the MLP's output) and its shared expert's down projection zero.
+     */
+    const MOE_FF = 32, DENSE_FF = 48;
+    for (const [name, type, more] of [
+      ['Qwen3-MoE, decoder_sparse_step 2', 'qwen3_moe', { decoder_sparse_step: 2 }],
+      ['Qwen2-MoE (shared expert), mlp_only_layers [0, 3]', 'qwen2_moe', { mlp_only_layers: [0, 3] }],
+    ] as const)
+      it(`${name}: the logits and greedy tokens of the same model written all-sparse`, async () => {
+        const s = spec(type === 'qwen2_moe' ? 'qwen2moe' : 'qwen3moe', { nLayers: 4, experts: { count: 4, used: 2, ffn: DENSE_FF, shared: type === 'qwen2_moe' } });
+        const wide = await hfEntriesOf(await write(s), s, type);
+        const denseLayers = configFromHf({ model_type: type, num_hidden_layers: 4, hidden_size: 64, num_attention_heads: 4, vocab_size: 301, intermediate_size: DENSE_FF, moe_intermediate_size: MOE_FF, shared_expert_intermediate_size: s.ffnDim, num_experts: 4, num_experts_per_tok: 2, ...more }, 'c').moe!.dense!.layers;
+        const mixed: HfEntries = {};
+        for (const [n, t] of Object.entries(wide)) {
+          const m = /^model\.layers\.(\d+)\.mlp\.(.*)$/.exec(n);
+          if (!m) {
+            mixed[n] = t;
+            continue;
+          }
+          const l = Number(m[1]), p = `model.layers.${l}.mlp.`, ex = /^experts\.(\d+)\.(\w+)_proj\.weight$/.exec(m[2]);
+          if (denseLayers[l]) {
+            // the dense MLP is expert 0; every expert of the all-sparse twin repeats it
+            if (ex) {
+              const first = wide[`${p}experts.0.${ex[2]}_proj.weight`];
+              if (ex[1] === '0') mixed[`${p}${ex[2]}_proj.weight`] = first;
+              else t.v.set(first.v);
+            } else if (m[2] === 'shared_expert.down_proj.weight') t.v.fill(0);
+            continue;
+          }
+          if (!ex) {
+            mixed[n] = t;
+            continue;
+          }
+          // a sparse layer: experts MOE_FF wide, the twin's zero-padded to DENSE_FF
+          const [rows, cols] = t.shape;
+          if (ex[2] === 'down') {
+            const v = new Float32Array(rows * MOE_FF);
+            for (let r = 0; r < rows; r++) (v.set(t.v.subarray(r * cols, r * cols + MOE_FF), r * MOE_FF), t.v.fill(0, r * cols + MOE_FF, (r + 1) * cols));
+            mixed[n] = { shape: [rows, MOE_FF], v };
+          } else {
+            mixed[n] = { shape: [MOE_FF, cols], v: t.v.slice(0, MOE_FF * cols) };
+            t.v.fill(0, MOE_FF * cols);
+          }
+        }
+        const twin = writeFolder(wide, s, type, { norm_topk_prob: true });
+        const folder = writeFolder(mixed, s, type, { norm_topk_prob: true, intermediate_size: DENSE_FF, moe_intermediate_size: MOE_FF, ...more });
+        await using want = await loadModel(twin, opts);
+        await using got = await loadModel(folder, opts);
+        const a = await want.evaluate(prompt), b = await got.evaluate(prompt);
+        const scale = Math.max(...Array.from(a, Math.abs));
+        const worst = Math.max(...Array.from(a, (v, i) => Math.abs(v - b[i]))) / scale;
+        console.log(`      mixed vs all-sparse twin: max |Δ logit| / max |logit| = ${worst.toExponential(2)}`);
+        assert.ok(worst <= 1e-5, `${worst}`);
+        want.clearCache();
+        got.clearCache();
+        assert.deepEqual(await greedy(got), await greedy(want));
+      });
+  });
+
+  describe('each expert its own tensor (older Mixtral conversions)', () => {
+    async function split(s: SyntheticModelSpec, change?: (tensors: GgufTensorSpec[]) => void) {
+      const src = await write(s), out = path.join(dir, `${files++}.gguf`);
+      await writeSplitExperts(src, out, change);
+      return { src, out };
+    }
+
+    for (const [name, s] of [['f32', MIXTRAL], ['q8_0', spec('llama', { dtype: 'q8_0', experts: { count: 4, used: 2, ffn: 64 } })]] as const)
+      for (const useMmap of [true, false])
+        it(`${name}, ${useMmap ? 'mapped' : 'read'}: the stacked file's logits bit for bit and its greedy tokens`, async () => {
+          const { src, out } = await split(s);
+          assert.ok((await readGguf(out)).tensorByName.has('blk.1.ffn_down.1.weight'));
+          await using stacked = await loadModel(src, { ...opts, useMmap });
+          await using each = await loadModel(out, { ...opts, useMmap });
+          assert.deepEqual(await each.evaluate(prompt), await stacked.evaluate(prompt));
+          stacked.clearCache();
+          each.clearCache();
+          assert.deepEqual(await greedy(each), await greedy(stacked));
+        });
+
+    it('the memory plan counts the copied stacks as memory of their own, not file-backed pages', async () => {
+      const { src, out } = await split(MIXTRAL);
+      const [stacked, each] = [await readGguf(src), await readGguf(out)];
+      const exps = stacked.tensors.filter((t) => t.name.endsWith('_exps.weight')).reduce((n, t) => n + t.nbytes, 0);
+      const [mapped] = ggufWeightItems(stacked, 'auto', CPU_BLOCK_DTYPES, true);
+      const [fileBacked, own] = ggufWeightItems(each, 'auto', CPU_BLOCK_DTYPES, true);
+      assert.equal(fileBacked.bytes, mapped.bytes - exps);
+      assert.ok(own.bytes >= exps && own.bytes < exps + 6 * (2 << 20), `${own.bytes} for ${exps} bytes of experts`);
+    });
+
+    const bad = (what: string, change: (tensors: GgufTensorSpec[]) => void, message: RegExp, s: SyntheticModelSpec = MIXTRAL) =>
+      it(`${what}: E_FORMAT naming the tensor`, async () => {
+        const { out } = await split(s, change);
+        await assert.rejects(loadModel(out, opts), { code: 'E_FORMAT', message });
+      });
+    const find = (tensors: GgufTensorSpec[], name: string) => tensors.find((t) => t.name === name)!;
+    bad('a missing expert', (ts) => ts.splice(ts.findIndex((t) => t.name === 'blk.1.ffn_up.5.weight'), 1), /tensor 'blk\.1\.ffn_up\.5\.weight' is missing/);
+    bad('an expert of another shape', (ts) => {
+      const t = find(ts, 'blk.0.ffn_down.2.weight');
+      t.dims = [32, 64];
+      t.data = t.data.subarray(0, t.data.length / 2);
+    }, /tensor 'blk\.0\.ffn_down\.2\.weight' has dims \[32,64\] \(innermost first\), expected \[64,64\]/);
+    bad('an expert of another type', (ts) => {
+      const t = find(ts, 'blk.1.ffn_gate.3.weight');
+      t.type = GgmlType.F16;
+      t.data = t.data.subarray(0, t.data.length / 2);
+    }, /tensor 'blk\.1\.ffn_gate\.3\.weight' is of type F16, expert 0's of F32/);
+    bad('one expert more than expert_count', (ts) => {
+      const t = find(ts, 'blk.0.ffn_gate.3.weight');
+      ts.push({ ...t, name: 'blk.0.ffn_gate.4.weight' });
+    }, /tensor 'blk\.0\.ffn_gate\.4\.weight' is past the file's expert count, 4/, spec('llama', { experts: { count: 4, used: 2, ffn: 64 } }));
+  });
+
   describe('bad files: E_FORMAT naming the tensor or key', () => {
     /** The file of `s` with its metadata and tensors changed. */
     async function altered(s: SyntheticModelSpec, change: (meta: ReturnType<typeof ggufMetadataSpec>, tensors: Array<{ name: string; type: GgmlType; dims: number[]; data: Uint8Array }>) => void) {
@@ -223,11 +378,20 @@ describe('mixture-of-experts models', function () {
       const file = await altered(QWEN2, (meta) => setKey(meta, 'qwen2moe.expert_used_count', 6));
       await assert.rejects(loadModel(file, opts), { code: 'E_FORMAT', message: /qwen2moe\.expert_count = 4 and qwen2moe\.expert_used_count = 6/ });
     });
-    it('a folder with dense layers among the sparse ones is E_UNSUPPORTED', async () => {
-      const folder = await folderOf(await write(QWEN2), QWEN2, 'qwen2_moe');
-      const cfgFile = path.join(folder, 'config.json');
-      writeFileSync(cfgFile, JSON.stringify({ ...JSON.parse(readFileSync(cfgFile, 'utf8')), mlp_only_layers: [1] }));
-      await assert.rejects(loadModel(folder, opts), { code: 'E_UNSUPPORTED', message: /mlp_only_layers/ });
+    it('a GGUF with a dense layer among the sparse ones: E_FORMAT naming the missing router (llama.cpp has no such layers)', async () => {
+      const file = await altered(QWEN3, (_, tensors) => {
+        const gone = ['ffn_gate_inp', 'ffn_gate_exps', 'ffn_up_exps', 'ffn_down_exps'].map((n) => `blk.1.${n}.weight`);
+        const exps = (n: string) => tensors.find((t) => t.name === `blk.1.ffn_${n}_exps.weight`)!;
+        // expert 0 as the layer's dense MLP
+        const dense = ['gate', 'up', 'down'].map((n) => ({ ...exps(n), name: `blk.1.ffn_${n}.weight`, dims: exps(n).dims.slice(0, 2), data: exps(n).data.subarray(0, exps(n).data.length / 4) }));
+        tensors.splice(0, tensors.length, ...tensors.filter((t) => !gone.includes(t.name)), ...dense);
+      });
+      await assert.rejects(loadModel(file, opts), { code: 'E_FORMAT', message: /tensor 'blk\.1\.ffn_gate_inp\.weight' is missing/ });
+    });
+    it('bad decoder_sparse_step and mlp_only_layers', () => {
+      const base = { model_type: 'qwen3_moe', vocab_size: 300, hidden_size: 64, num_hidden_layers: 4, num_attention_heads: 4, intermediate_size: 96, moe_intermediate_size: 32, num_experts: 4, num_experts_per_tok: 2 };
+      assert.throws(() => configFromHf({ ...base, decoder_sparse_step: 0 }, 'c'), { code: 'E_FORMAT', message: /'decoder_sparse_step' must be an integer >= 1, got 0/ });
+      assert.throws(() => configFromHf({ ...base, mlp_only_layers: [1, 'x'] }, 'c'), { code: 'E_FORMAT', message: /'mlp_only_layers' must be a list of layer indices/ });
     });
     it('a folder missing one expert\'s tensor', async () => {
       const file = await write(QWEN3);
