@@ -185,7 +185,6 @@ void matmul_quant_cpu(const MatmulArgs& a, const Exec& e) {
   }
 
   const size_t rb = row_bytes(a.w_dtype, a.K);
-  const int64_t t_tail = a.T - a.T % 4;  // the first of the tokens k.tail takes
   const uint8_t* w = static_cast<const uint8_t*>(a.w);
   // Rows tiles take rows_n rows q apart (q = the task's rows / rows_n): rows_n long
   // sequential weight streams, as matmul.cc's tiles (neighbour rows read slower); rows left over
@@ -199,11 +198,9 @@ void matmul_quant_cpu(const MatmulArgs& a, const Exec& e) {
           k.rows(w + size_t(n0 + i) * rb, size_t(q) * rb, xq + size_t(t) * xs, xs, a.K,
                  int(std::min<int64_t>(k.max_tokens, te - t)), a.y + t * a.N + n0 + i, q, a.N);
       for (int64_t n = n0 + q * k.rows_n; n < n1; n++)
-        for (int64_t t = tb, tt; t < te; t += tt) {
-          const bool tail = k.tail && t >= t_tail;  // tiles never straddle t_tail
-          tt = std::min<int64_t>(k.max_tokens, (k.tail && t < t_tail ? std::min(te, t_tail) : te) - t);
-          (tail ? k.tail : k.tile)(w + size_t(n) * rb, xq + size_t(t) * xs, xs, a.K, int(tt), a.y + t * a.N + n, a.N);
-        }
+        for (int64_t t = tb; t < te; t += k.max_tokens)
+          k.tile(w + size_t(n) * rb, xq + size_t(t) * xs, xs, a.K, int(std::min<int64_t>(k.max_tokens, te - t)),
+                 a.y + t * a.N + n, a.N);
     }
   };
   if (ref) return rows(0, a.N, 0, a.T);

@@ -14,10 +14,8 @@
 // the same bits as the integer reference, and the parity cases hold them to it exactly. (One
 // scalar sum per superblock would cost a horizontal reduction per 256 products: it halved the
 // prefill speed.)
-// The exceptions keep llama.cpp's own f32 order, so their outputs are its bits: Q4_0 its repacked
-// order, one exact int32 sum and one fma per 32-value block, with a vector lane per weight row
-// (matmul_q4_0_blocksum.cc); Q4_K its repacked order and Q5_K its mins in a scalar of their own
-// (matmul_q4_k.cc).
+// Q4_0 is the exception: it keeps llama.cpp's repacked order, one exact int32 sum and one fma
+// per 32-value block, with a vector lane per weight row (matmul_q4_0_blocksum.cc).
 //
 // The driver (matmul_quant.cc) quantizes x once per call, then walks row tasks; a tile is one
 // weight row against up to 4 or 8 tokens, so each weight block is unpacked once per 4 or 8 tokens,
@@ -58,9 +56,6 @@ struct QuantKernel {
   int max_tokens = 4;  // the most tokens one tile call takes
   QuantRowsFn rows = nullptr;  // rows_n rows at once, up to max_tokens tokens (null: one row at a time)
   int rows_n = kTileRows;
-  // The call's last T % 4 tokens, where llama.cpp's repacked GEMM leaves them to its GEMV and
-  // sums in another order (Q4_K); null: `tile` for every token.
-  QuantTileFn tail = nullptr;
 };
 
 // Decode tiles with 4 row streams (AVX-512: f32/f16/bf16, q8_0, the Q4_0 family) prefetch every
