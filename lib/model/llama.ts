@@ -398,7 +398,8 @@ export class LlamaState {
     const rope = { headDim: c.headDim, nRot: c.ropeDims, thetaBase: c.ropeTheta, freqScale: c.ropeFreqScale, neox: c.ropeNeox, freqFactors: w.ropeFreqs, mscale: c.ropeMscale };
     // Gemma-3's sliding layers: their own base and scale, no factors
     const ropeSliding = c.ropeSliding && { ...rope, thetaBase: c.ropeSliding.theta, freqScale: c.ropeSliding.freqScale, freqFactors: undefined, mscale: undefined };
-    const attn = { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, scale: c.attnScale ?? 1 / Math.sqrt(c.headDim), softcap: c.attnSoftcap };
+    // llama.cpp's 1.0f / sqrtf(head dim), rounded in f32 twice (head dim 96: one ulp below the rounded exact value)
+    const attn = { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, scale: c.attnScale ?? Math.fround(1 / Math.fround(Math.sqrt(c.headDim))), softcap: c.attnSoftcap };
     yield ops.embedding(a.x, w.tokenEmbd, this.#ids);
     if (c.embedScale) yield ops.scale(a.x, a.x, c.embedScale);
     if (w.posEmbd) yield* [ops.embedding(a.xb, w.posEmbd, this.#posIds), ops.add(a.x, a.x, a.xb)];

@@ -2,13 +2,15 @@
 // horizontal reductions. The project compiles for baseline x86-64; each helper carries its own
 // target attribute and is inlined into kernels with the same (or a wider) target.
 //
-// exp: Cody-Waite reduction x = n ln2 + r (|r| <= ln2/2, n*ln2 split in two so r is exact),
-// Cephes' degree-5 minimax polynomial for e^r, then scaling by 2^n: a few ulp. Measured through
-// silu(g) = g / (1 + e^-g) on a dense grid over [-80, 80] (test/ops/swiglu.test.ts, where
-// silu(g) ~ g e^g for g << 0 shows the exp's own error): max elementwise rel error 1.8e-7
-// against float64, vs 1.6e-7 with the C library's expf.
-// Valid over the whole float range: exp(-inf) = 0, exp(x > 88.72) = inf, results that are
-// denormal come out denormal (or 0), NaN stays NaN.
+// exp: the single-precision exp llama.cpp's CPU backend vectorizes (its ggml_v_expf for AVX-512,
+// the algorithm of Arm's optimized-routines expf), so silu and softmax inputs round as llama.cpp's:
+// n = round(x log2 e) by adding and subtracting 1.5 * 2^23, b = x - n ln2 in two fnmadds (ln2
+// split hi/lo), e^b by a degree-5 polynomial evaluated as two fma pairs in b and b^2, then
+// scaled by 2^n (vscalef: one rounding, IEEE underflow); |n| > 192 gives inf (n > 0) or 0.
+// Measured through silu(g) = g / (1 + e^-g) on a dense grid over [-80, 80]
+// (test/ops/swiglu.test.ts) within 1e-6 relative of float64. NaN stays NaN.
+// The AVX2 version computes the same operations, 2^n applied as two in-range factors (one
+// rounding at the end, as vscalef), so both levels give the same bits.
 #pragma once
 
 #if defined(__x86_64__)
@@ -17,29 +19,25 @@
 namespace fuselm {
 namespace vec {
 
-constexpr float kLog2e = 1.44269504088896341f;
-constexpr float kLn2Hi = 0.693359375f;       // few mantissa bits: n * kLn2Hi is exact
-constexpr float kLn2Lo = -2.12194440e-4f;    // ln2 - kLn2Hi
-constexpr float kExpLo = -104.0f;            // below: e^x < 2^-150, rounds to 0
-constexpr float kExpHi = 89.0f;              // above: e^x > FLT_MAX, becomes inf
-constexpr float kP0 = 1.9875691500e-4f, kP1 = 1.3981999507e-3f, kP2 = 8.3334519073e-3f,
-                kP3 = 4.1665795894e-2f, kP4 = 1.6666665459e-1f, kP5 = 5.0000001201e-1f;
+// the shift that rounds to an integer, log2 e, ln 2 in two parts, the polynomial's coefficients
+constexpr float kShift = 0x1.8p23f, kLog2e = 0x1.715476p+0f, kLn2Hi = 0x1.62e4p-1f, kLn2Lo = 0x1.7f7d1cp-20f;
+constexpr float kC4 = 0x1.0e4020p-7f, kC3 = 0x1.573e2ep-5f, kC2 = 0x1.555e66p-3f, kC1 = 0x1.fffdb6p-2f, kC0 = 0x1.ffffecp-1f;
 
 // ---- AVX-512 ----
 
 FUSELM_AVX512 static inline __m512 exp512(__m512 x) {
-  x = _mm512_min_ps(_mm512_set1_ps(kExpHi), _mm512_max_ps(_mm512_set1_ps(kExpLo), x));  // NaN passes through
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(kLog2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(kLn2Hi), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(kLn2Lo), r);
-  __m512 p = _mm512_set1_ps(kP0);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kP1));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kP2));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kP3));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kP4));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kP5));
-  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-  return _mm512_scalef_ps(p, n);  // p * 2^n, with IEEE overflow/underflow
+  const __m512 shift = _mm512_set1_ps(kShift);
+  const __m512 n = _mm512_sub_ps(_mm512_fmadd_ps(x, _mm512_set1_ps(kLog2e), shift), shift);
+  const __m512 b = _mm512_fnmadd_ps(n, _mm512_set1_ps(kLn2Lo), _mm512_fnmadd_ps(n, _mm512_set1_ps(kLn2Hi), x));
+  const __m512 u = _mm512_mul_ps(b, b);
+  const __m512 hi = _mm512_fmadd_ps(_mm512_set1_ps(kC4), b, _mm512_set1_ps(kC3));
+  const __m512 mid = _mm512_fmadd_ps(_mm512_set1_ps(kC2), b, _mm512_set1_ps(kC1));
+  const __m512 lo = _mm512_fmadd_ps(_mm512_set1_ps(kC0), b, _mm512_set1_ps(1.0f));
+  const __m512 res = _mm512_scalef_ps(_mm512_fmadd_ps(_mm512_fmadd_ps(hi, u, mid), u, lo), n);
+  const __mmask16 far = _mm512_cmp_ps_mask(_mm512_abs_ps(n), _mm512_set1_ps(192), _CMP_GT_OQ);
+  if (!far) return res;
+  const __m512 alt = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(n, _mm512_setzero_ps(), _CMP_LE_OQ), _mm512_set1_ps(INFINITY), _mm512_setzero_ps());
+  return _mm512_mask_blend_ps(far, res, alt);
 }
 
 FUSELM_AVX512 static inline float hsum512(__m512 v) { return _mm512_reduce_add_ps(v); }
@@ -67,21 +65,22 @@ FUSELM_AVX2 static inline __m256 pow2i256(__m256i k) {  // 2^k for k in [-126, 1
 }
 
 FUSELM_AVX2 static inline __m256 exp256(__m256 x) {
-  x = _mm256_min_ps(_mm256_set1_ps(kExpHi), _mm256_max_ps(_mm256_set1_ps(kExpLo), x));  // NaN passes through
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(kLog2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Hi), x);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Lo), r);
-  __m256 p = _mm256_set1_ps(kP0);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kP1));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kP2));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kP3));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kP4));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kP5));
-  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-  // n in [-150, 129]: 2^n as two in-range factors, so overflow and underflow round once, at the end
-  const __m256i ni = _mm256_cvtps_epi32(n);
+  const __m256 shift = _mm256_set1_ps(kShift);
+  const __m256 n = _mm256_sub_ps(_mm256_fmadd_ps(x, _mm256_set1_ps(kLog2e), shift), shift);
+  const __m256 b = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Lo), _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Hi), x));
+  const __m256 u = _mm256_mul_ps(b, b);
+  const __m256 hi = _mm256_fmadd_ps(_mm256_set1_ps(kC4), b, _mm256_set1_ps(kC3));
+  const __m256 mid = _mm256_fmadd_ps(_mm256_set1_ps(kC2), b, _mm256_set1_ps(kC1));
+  const __m256 lo = _mm256_fmadd_ps(_mm256_set1_ps(kC0), b, _mm256_set1_ps(1.0f));
+  const __m256 j = _mm256_fmadd_ps(_mm256_fmadd_ps(hi, u, mid), u, lo);
+  // |n| <= 192 here: 2^n as two factors of at most 2^96 each, one rounding at the end
+  const __m256 nc = _mm256_min_ps(_mm256_max_ps(n, _mm256_set1_ps(-192)), _mm256_set1_ps(192));
+  const __m256i ni = _mm256_cvtps_epi32(nc);
   const __m256i n1 = _mm256_srai_epi32(ni, 1);
-  return _mm256_mul_ps(_mm256_mul_ps(p, pow2i256(n1)), pow2i256(_mm256_sub_epi32(ni, n1)));
+  const __m256 res = _mm256_mul_ps(_mm256_mul_ps(j, pow2i256(n1)), pow2i256(_mm256_sub_epi32(ni, n1)));
+  const __m256 far = _mm256_cmp_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), n), _mm256_set1_ps(192), _CMP_GT_OQ);
+  const __m256 alt = _mm256_and_ps(_mm256_cmp_ps(n, _mm256_setzero_ps(), _CMP_GT_OQ), _mm256_set1_ps(INFINITY));
+  return _mm256_blendv_ps(res, alt, far);
 }
 
 FUSELM_AVX2 static inline float hsum256(__m256 v) {

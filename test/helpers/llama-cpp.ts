@@ -89,11 +89,13 @@ export async function llamaCppLogits(seq: any, tokens: readonly number[], from: 
 /**
  * llama.cpp's perplexity of `tokens` (BOS included): its logits, chunked and scored by the same
  * code as fuselm's perplexity (lib/tools/perplexity.ts, llama.cpp's perplexity tool's method),
- * so two results differ only where the engines' logits do.
+ * so two results differ only where the engines' logits do. Each chunk is one batch of all its
+ * tokens, as llama.cpp's tool and fuselm evaluate it (the batch's size picks some kernels' order
+ * of sums: llama.cpp's repacked Q4_K sums the rows of its last T % 4 tokens as single tokens).
  */
 export function llamaCppPerplexity(seq: any, tokens: readonly number[], ctx: number, bos: number | undefined, vocab: number): Promise<PerplexityResult> {
   return chunkedPerplexity(tokens, ctx, bos, async (ids, first) => {
-    const rows = await llamaCppLogits(seq, ids.slice(0, -1), first, vocab);
+    const rows = await llamaCppLogits(seq, ids, first, vocab);
     return (j) => rows[j - first];
   });
 }

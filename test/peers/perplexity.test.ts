@@ -11,16 +11,18 @@
  *   perplexity to 1e-6), and fuselm's perplexity is llama.cpp's to 1e-6.
  * - q8_0, q6_k, q5_k_m, q4_k_m, q4_0 written by `fuselm quantize`: fuselm's perplexity on each
  *   file is llama.cpp's up to the noise of activation rounding. Both engines take the same
- *   integer dots on the same 8-bit activations (q8_0's logits are bit-identical at every position
- *   of a chunk until a first event), but an f32 sum in another order (fuselm's attention is an
- *   online softmax over tiles, llama.cpp's a whole-row softmax; llama.cpp repacks Q4_0/Q4_K)
- *   now and then rounds one activation to the next 8-bit step, and in a 64-wide model that moves
- *   the chunk's later logits by ~1e-2. Those moves have no sign: per chunk, the mean NLL
- *   difference between the engines must be within 3 standard errors of 0 (a misread block or
- *   scale shifts every chunk the same way), and the perplexities within 0.4% (measured here up
- *   to 0.19%). The issue's 0.01% is not met: on 10k tokens (npm run bench -- perplexity) the
- *   differences are 0.012-0.055% (t <= 1.5), where llama.cpp's own one-token and batched paths
- *   differ by 0.002-0.013%; fuselm's plain kernel levels meet it on q8_0 (BENCHMARKS.md).
+ *   integer dots on the same 8-bit activations, and rms_norm, swiglu and the Q8_0, Q6_K and Q4_0
+ *   matmuls give llama.cpp's bits (at the AVX-512 level; logits are bit-identical at every
+ *   position of a chunk until a first event), but attention and rope round in another order
+ *   (fuselm's attention is an online softmax over tiles, llama.cpp's a whole-row softmax), and so
+ *   do the Q4_K and Q5_K matmuls (llama.cpp repacks Q4_K), which now and then rounds one
+ *   activation to the next 8-bit step (or, with Q8_K's f32 scales, moves a scale), and in a
+ *   64-wide model that moves the chunk's later logits by ~1e-2. Those moves have no sign: per
+ *   chunk, the mean NLL difference between the engines must be within 3 standard errors of 0 (a
+ *   misread block or scale shifts every chunk the same way), and the perplexities within 0.3%
+ *   (measured here up to 0.18%, t <= 1.31; other CPUs run other kernel levels and llama.cpp
+ *   builds). On 10k tokens (npm run bench -- perplexity) only f32 meets the issue's 0.01%
+ *   (BENCHMARKS.md says how far the others are and why).
  * - Quantization quality, both files evaluated by llama.cpp: fuselm's q4_k_m loses no more
  *   perplexity against the f32 model than the same mixture quantized block by block by
  *   llama.cpp's own quantizer (ggml_quantize_chunk from the peer's libggml-base, no importance
@@ -107,7 +109,7 @@ describe('perplexity against llama.cpp on real weights (stories260K widened to r
       const d = chunkDifference(mine, theirs), r = rel(mine.perplexity, theirs.perplexity);
       console.log(`      fuselm ${mine.perplexity.toFixed(6)}, llama.cpp ${theirs.perplexity.toFixed(6)} (${pct(r)}); per chunk NLL difference ${d.mean.toExponential(2)}, t = ${d.t.toFixed(2)}`);
       assert.ok(Math.abs(d.t) <= 3, `the engines' NLLs differ systematically: mean ${d.mean} per chunk, t = ${d.t}`);
-      assert.ok(Math.abs(r) < 4e-3, `fuselm ${mine.perplexity}, llama.cpp ${theirs.perplexity}`);
+      assert.ok(Math.abs(r) < 3e-3, `fuselm ${mine.perplexity}, llama.cpp ${theirs.perplexity}`);
     });
 
   it("quantization quality: fuselm's q4_k_m loses no more than llama.cpp's quantizer's (llama.cpp evaluates both)", async function () {
