@@ -212,6 +212,8 @@ export class SpmTokenizer implements Tokenizer, PieceSource {
         let s = text.slice(frag.start, frag.end);
         if (this.normalizer) s = this.normalizer(s);
         if (this.removeExtraWhitespaces) s = s.replace(/ {2,}/g, ' ').trim();
+        // nothing left (only spaces): no space-prefix piece either, as llama.cpp
+        if (this.removeExtraWhitespaces && s === '') continue;
         s = s.replaceAll(' ', SPACE_MARK);
         if (this.addSpacePrefix && prevSpecial) s = SPACE_MARK + s;
         this.encodeSpan(s, out);

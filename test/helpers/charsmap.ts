@@ -63,3 +63,32 @@ export function buildCharsmap(entries: Array<[key: string, replacement: string]>
   out.set(normalized, 4 + trie.length);
   return out;
 }
+
+/** NFKC-like rules: full-width letters, ligatures, spaces, a zero-width space to nothing, composed accents, a three-character key. */
+export const CHARSMAP_RULES: Array<[string, string]> = [
+  ...Array.from({ length: 0xff5e - 0xff01 + 1 }, (_, i) => String.fromCharCode(0xff01 + i)).map((c): [string, string] => [c, c.normalize('NFKC')]),
+  ...['ﬀ', 'ﬁ', 'ﬂ', 'ﬃ', 'ﬄ', 'ﬆ', '½', '℃', 'Ⅻ', '™', 'ǅ', '①'].map((c): [string, string] => [c, c.normalize('NFKC')]),
+  ['\u3000', ' '],
+  ['\u00a0', ' '],
+  ['\u200b', ''],
+  ['e\u0301', 'é'],
+  ['a\u0308', 'ä'],
+  ['a\u0308\u0304', 'ǟ'],
+  ['o\u0302', 'ô'],
+  // a key over three graphemes: SentencePiece replaces it, Hugging Face (grapheme by grapheme) never does
+  ['...', '…'],
+];
+
+/** What charsmapTexts are made of: words, the rules' keys, near misses, emoji. */
+const PARTS = [
+  'The', 'house', 'is', 'wonderful', 'city', 'council', 'park', 'Tuesday', ' ', '  ', '\u3000', '\u00a0', '\u200b',
+  'Ｔｈｅ', 'ｈｏｕｓｅ', 'ＰＡＲＫ', '１２３', '！', 'ﬁne', 'ﬂow', 'oﬀ', '½', '℃', 'Ⅻ', '™', 'ǅ', '①',
+  'e\u0301', 'cafe\u0301', 'a\u0308', 'a\u0308\u0304', 'o\u0302', 'é', 'naïve', '...', '..', '.', '日本', '😀', '👍🏽', 'x', 'Q',
+];
+
+/** `n` random texts of PARTS (seeded). */
+export function charsmapTexts(n: number, seed: number): string[] {
+  let s = seed;
+  const r = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
+  return Array.from({ length: n }, () => Array.from({ length: 1 + Math.floor(r() * 10) }, () => PARTS[Math.floor(r() * PARTS.length)]).join(r() < 0.3 ? '' : ' '));
+}

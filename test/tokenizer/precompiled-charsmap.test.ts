@@ -19,34 +19,8 @@ import { readGguf } from '../../lib/formats/gguf.js';
 import { tokenizerFromGguf } from '../../lib/tokenizer/from-gguf.js';
 import { loadTokenizerJson } from '../../lib/tokenizer/load.js';
 import { PrecompiledCharsmap } from '../../lib/tokenizer/precompiled-charsmap.js';
-import { buildCharsmap } from '../helpers/charsmap.js';
+import { buildCharsmap, CHARSMAP_RULES as RULES, charsmapTexts as randomTexts } from '../helpers/charsmap.js';
 import { requireFiles, sharedPath } from '../helpers/shared.js';
-
-const RULES: Array<[string, string]> = [
-  ...Array.from({ length: 0xff5e - 0xff01 + 1 }, (_, i) => String.fromCharCode(0xff01 + i)).map((c): [string, string] => [c, c.normalize('NFKC')]),
-  ...['ﬀ', 'ﬁ', 'ﬂ', 'ﬃ', 'ﬄ', 'ﬆ', '½', '℃', 'Ⅻ', '™', 'ǅ', '①'].map((c): [string, string] => [c, c.normalize('NFKC')]),
-  ['\u3000', ' '],
-  ['\u00a0', ' '],
-  ['\u200b', ''],
-  ['e\u0301', 'é'],
-  ['a\u0308', 'ä'],
-  ['a\u0308\u0304', 'ǟ'],
-  ['o\u0302', 'ô'],
-  // a key over three graphemes: SentencePiece replaces it, Hugging Face (grapheme by grapheme) never does
-  ['...', '…'],
-];
-
-const PARTS = [
-  'The', 'house', 'is', 'wonderful', 'city', 'council', 'park', 'Tuesday', ' ', '  ', '\u3000', '\u00a0', '\u200b',
-  'Ｔｈｅ', 'ｈｏｕｓｅ', 'ＰＡＲＫ', '１２３', '！', 'ﬁne', 'ﬂow', 'oﬀ', '½', '℃', 'Ⅻ', '™', 'ǅ', '①',
-  'e\u0301', 'cafe\u0301', 'a\u0308', 'a\u0308\u0304', 'o\u0302', 'é', 'naïve', '...', '..', '.', '日本', '😀', '👍🏽', 'x', 'Q',
-];
-
-function randomTexts(n: number, seed: number): string[] {
-  let s = seed;
-  const r = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
-  return Array.from({ length: n }, () => Array.from({ length: 1 + Math.floor(r() * 10) }, () => PARTS[Math.floor(r() * PARTS.length)]).join(r() < 0.3 ? '' : ' '));
-}
 
 describe('SentencePiece precompiled_charsmap', () => {
   const blob = buildCharsmap(RULES);

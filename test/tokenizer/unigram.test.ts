@@ -72,6 +72,8 @@ describe("a t5 GGUF's tokenizer (llama.cpp's UGM rules)", () => {
     const tok = tokenizerFromGguf(await readGguf(file));
     assert.deepEqual(tok.encode('  The   house  is ', { addSpecial: true }), tok.encode('The house is', { addSpecial: true }));
     assert.equal(tok.encode('The house', { addSpecial: true }).at(-1), 1); // </s> added, no BOS
+    // only spaces: nothing, not even the space prefix's piece (llama.cpp's ids; test/peers/charsmap-diff.test.ts)
+    assert.deepEqual(tok.encode('   ', { addSpecial: true }), [1]);
   });
 });
 
