@@ -37,6 +37,10 @@ export class PrecompiledCharsmap {
   /** Replacement string per value (offset into the normalized block). */
   readonly #replacement = new Map<number, string>();
   #segmenter: Intl.Segmenter | undefined;
+  /** Per UTF-16 unit looked up as a grapheme of its own, its replacement (null: kept). */
+  readonly #single: (string | null | undefined)[] = [];
+  /** #plain's answers per UTF-16 unit: 0 not asked yet, 1 yes, 2 no. */
+  readonly #plainCache = new Uint8Array(0x10000);
 
   private constructor(units: Uint32Array) {
     this.#units = units;
@@ -104,12 +108,41 @@ export class PrecompiledCharsmap {
     }
   }
 
-  /** The replacement of the shortest key that is a prefix of `s` (Hugging Face's transform), if any. */
-  #first(s: string): string | undefined {
-    const b = utf8.encode(s);
-    let r: string | undefined;
-    this.#prefixes(b, 0, b.length, (_, v) => ((r = this.#replacement.get(v)), true));
-    return r;
+  /**
+   * The replacement of the shortest key that is a prefix of the UTF-8 bytes of text[from, to)
+   * (Hugging Face's transform), if any; the bytes made as the walk goes (a lone surrogate as
+   * U+FFFD's, as TextEncoder and Rust's strings have it).
+   */
+  #first(text: string, from: number, to: number): string | undefined {
+    const u = this.#units;
+    let p = offsetOf(u[0]);
+    const step = (c: number): number => {
+      // 1: a key ends here (p at its value), 0: go on, -1: no key goes on
+      if (c === 0) return -1;
+      p ^= c;
+      const unit = u[p];
+      if (label(unit) !== c) return -1;
+      p ^= offsetOf(unit);
+      return hasLeaf(unit) ? 1 : 0;
+    };
+    for (let i = from; i < to; i++) {
+      let cp = text.charCodeAt(i);
+      if (cp >= 0xd800 && cp < 0xe000) {
+        const lo = i + 1 < to ? text.charCodeAt(i + 1) : 0;
+        if (cp < 0xdc00 && lo >= 0xdc00 && lo < 0xe000) {
+          cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+          i++;
+        } else cp = 0xfffd;
+      }
+      const n = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+      for (let k = n - 1; k >= 0; k--) {
+        const byte = n === 1 ? cp : k === n - 1 ? (0xf00 >>> n) & 0xff | (cp >>> (6 * k)) : 0x80 | ((cp >>> (6 * k)) & 0x3f);
+        const r = step(byte);
+        if (r < 0) return undefined;
+        if (r > 0) return this.#replacement.get(u[p] & VALUE_MASK);
+      }
+    }
+    return undefined;
   }
 
   /** SentencePiece's normalization: the longest key at each point replaced, other characters kept. */
@@ -132,22 +165,93 @@ export class PrecompiledCharsmap {
     return kept === 0 ? text : out + dec.decode(b.subarray(kept));
   }
 
-  /** Hugging Face's normalization, grapheme by grapheme. */
+  /**
+   * Hugging Face's normalization, grapheme by grapheme. A character that breaks graphemes on
+   * both sides whatever its neighbours (#plain), between two such, is a grapheme of its own: its
+   * replacement is looked up once per character; only the runs between such go through
+   * Intl.Segmenter (slow per segment).
+   */
   normalizeGraphemes(text: string): string {
     this.#segmenter ??= new Intl.Segmenter('en', { granularity: 'grapheme' });
+    const n = text.length;
+    // prev, cur, next: whether characters i - 1, i, i + 1 are plain (the text's ends count as plain)
+    const plainAt = (i: number) => i < 0 || i >= n || this.#plain(text.charCodeAt(i));
     let out = '';
-    for (const { segment: g } of this.#segmenter.segment(text)) {
-      if (utf8.encode(g).length < GRAPHEME_MAX_BYTES) {
-        const r = this.#first(g);
-        if (r !== undefined) {
-          out += r;
-          continue;
-        }
+    let kept = 0; // text[kept, i) is unchanged so far
+    const replace = (from: number, to: number, r: string) => {
+      out += text.slice(kept, from) + r;
+      kept = to;
+    };
+    let prev = true, cur = plainAt(0), next = plainAt(1);
+    let runFrom = -1; // start of the run of characters not alone, being gathered
+    for (let i = 0; i < n; i++, prev = cur, cur = next, next = plainAt(i + 1)) {
+      if (!(prev && cur && next)) {
+        if (runFrom < 0) runFrom = i;
+        continue;
       }
-      for (const ch of g) out += this.#first(ch) ?? ch;
+      if (runFrom >= 0) {
+        this.#segmented(text, runFrom, i, replace);
+        runFrom = -1;
+      }
+      const c = text.charCodeAt(i);
+      let r = this.#single[c];
+      if (r === undefined) r = this.#single[c] = this.#first(text, i, i + 1) ?? null;
+      if (r !== null) replace(i, i + 1, r);
     }
-    return out;
+    if (runFrom >= 0) this.#segmented(text, runFrom, n, replace);
+    return kept === 0 ? text : out + text.slice(kept);
   }
+
+  /** text[from, to), whose ends are grapheme breaks, cut into graphemes by Intl.Segmenter. */
+  #segmented(text: string, from: number, to: number, replace: (from: number, to: number, r: string) => void): void {
+    for (const { segment, index } of this.#segmenter!.segment(text.slice(from, to))) this.#grapheme(text, from + index, from + index + segment.length, replace);
+  }
+
+  /**
+   * Whether UTF-16 unit c is a character with a grapheme break before and after it between
+   * any two such characters: not CR (CR LF), no surrogate (astral characters, regional
+   * indicators), no Hangul jamo or syllable (they join each other), and one the segmenter
+   * splits from 'a' on both sides (so not Extend, SpacingMark, ZWJ or Prepend). Asked of the
+   * segmenter once per character.
+   */
+  #plain(c: number): boolean {
+    if (c < 0x80) return c !== 13;
+    if ((c >= 0xd800 && c < 0xe000) || (c >= 0x1100 && c < 0x1200) || (c >= 0xa960 && c < 0xa980) || (c >= 0xac00 && c < 0xd800)) return false;
+    let v = this.#plainCache[c];
+    if (v === 0) {
+      let parts = 0;
+      for (const _ of this.#segmenter!.segment(`a${String.fromCharCode(c)}a`)) parts++;
+      this.#plainCache[c] = v = parts === 3 ? 1 : 2;
+    }
+    return v === 1;
+  }
+
+  /** One grapheme text[from, to): replaced whole when under 6 UTF-8 bytes and a key is a prefix of it, else character by character. */
+  #grapheme(text: string, from: number, to: number, replace: (from: number, to: number, r: string) => void): void {
+    if (utf8Length(text, from, to) < GRAPHEME_MAX_BYTES) {
+      const r = this.#first(text, from, to);
+      if (r !== undefined) return replace(from, to, r);
+    }
+    for (let i = from; i < to; ) {
+      const w = text.codePointAt(i)! > 0xffff ? 2 : 1;
+      const r = this.#first(text, i, i + w);
+      if (r !== undefined) replace(i, i + w, r);
+      i += w;
+    }
+  }
+}
+
+/** Bytes of text[from, to) in UTF-8 (a lone surrogate: U+FFFD's 3). */
+function utf8Length(text: string, from: number, to: number): number {
+  let n = 0;
+  for (let i = from; i < to; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c < 0xdc00 && i + 1 < to && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) (n += 4), i++;
+    else n += 3;
+  }
+  return n;
 }
 
 /** Bytes of the UTF-8 character starting with byte `lead` (text from a JS string is valid UTF-8). */
