@@ -5,7 +5,8 @@
  * and not, equals model.generate for the same input, with usage (prompt_tokens = encoder tokens);
  * 8 concurrent requests (batched 4 at a time) each equal their solo run; seeded choices (n) are
  * each model.generate with seed + i; stop strings cut the text; logprobs are the model's; chat is
- * a 400 saying the model has no chat template; tokenize, detokenize, models, health and metrics
+ * a 400 saying the model has no chat template (with one given, its rendering is the encoder's
+ * input); tokenize, detokenize, models, health and metrics
  * work. The queue itself: FIFO in batches of `parallel`, its bound refuses at once, a waiting
  * request that is aborted leaves, abortAll ends a running batch. Skipped, saying so, without
  * ../shared.
@@ -13,6 +14,7 @@
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import { loadModel } from '../../lib/index.js';
+import { ChatTemplate } from '../../lib/chat.js';
 import { FuselmError } from '../../lib/errors.js';
 import { EncoderDecoderModel } from '../../lib/model/encoder-decoder.js';
 import { createServer, type FuselmServer } from '../../lib/server/server.js';
@@ -209,6 +211,23 @@ describe('Seq2SeqQueue', function () {
       assert.equal(res.json().error.code, 'queue_full');
       const ok = await server.app.inject({ method: 'POST', url: '/v1/completions', payload: { prompt: INPUTS[0], max_tokens: 6, temperature: 0 } });
       assert.equal(ok.json().choices[0].text, (await model.generate(INPUTS[0], greedy)).text);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('with a chat template given, chat completions render it into the encoder input', async () => {
+    const template = '{% for m in messages %}{{ m.role }}: {{ m.content }} {% endfor %}';
+    const messages = [{ role: 'user', content: 'translate English to German: The house is wonderful.' }];
+    const ids = new ChatTemplate(model.tokenizer, { template }).encode(messages, { addGenerationPrompt: true });
+    const want = await model.generate(ids, greedy);
+    const server = createServer(model as never, { parallel: 2, chatTemplate: template });
+    try {
+      await server.ready;
+      const res = await server.app.inject({ method: 'POST', url: '/v1/chat/completions', payload: { messages, max_tokens: 6, temperature: 0 } });
+      assert.equal(res.statusCode, 200, res.body);
+      assert.equal(res.json().choices[0].message.content, want.text);
+      assert.equal(res.json().usage.prompt_tokens, ids.length);
     } finally {
       await server.close();
     }
