@@ -9,24 +9,11 @@
  * ours (grapheme mode), so the comparison is like for like. The longest-match mode (GGUF,
  * llama.cpp's) has no peer here; its rate is reported beside.
  */
-import { readdirSync, readFileSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { precompiled } from 'tokenizers';
 import { PrecompiledCharsmap } from '../lib/tokenizer/precompiled-charsmap.js';
 import { buildCharsmap, CHARSMAP_RULES } from '../test/helpers/charsmap.js';
-import { median, type BenchResult } from './util.js';
-
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-
-function corpus(): string {
-  const dir = path.join(root, 'node_modules/typescript/lib');
-  return readdirSync(dir)
-    .filter((f) => /^lib\..*\.d\.ts$/.test(f))
-    .sort()
-    .map((f) => readFileSync(path.join(dir, f), 'utf8'))
-    .join('\n');
-}
+import { corpus, time } from './tokenizer.bench.js';
+import type { BenchResult } from './util.js';
 
 /** One character in 16 of `text` replaced by one the rules change (seeded). */
 function sprinkled(text: string): string {
@@ -37,17 +24,6 @@ function sprinkled(text: string): string {
     out += s % 16 === 0 ? swaps[(s >>> 8) % swaps.length] : text[i];
   }
   return out;
-}
-
-function time<T>(fn: () => T, reps = 3): { seconds: number; out: T } {
-  let out!: T;
-  const s: number[] = [];
-  for (let r = 0; r < reps; r++) {
-    const t0 = performance.now();
-    out = fn();
-    s.push((performance.now() - t0) / 1000);
-  }
-  return { seconds: median(s), out };
 }
 
 export async function run(): Promise<BenchResult[]> {
