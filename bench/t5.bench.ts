@@ -19,7 +19,7 @@ import type { EncoderDecoderModel } from '../lib/model/encoder-decoder.js';
 import { benchModel } from '../lib/tools/bench-models.js';
 import { type BenchResult, measuredCopyBandwidth } from './util.js';
 
-const SHAPE = { dim: 512, layers: 6, heads: 8, headDim: 64, ffn: 2048, vocab: 32128, buckets: 32 };
+export const SHAPE = { dim: 512, layers: 6, heads: 8, headDim: 64, ffn: 2048, vocab: 32128, buckets: 32 };
 const INPUT = 128, GREEDY = 64, BEAM_TOKENS = 32, BEAMS = 4;
 
 /** Weights (f32 bytes) a decoder step reads: per layer self q/k/v/o, cross q/o, gate/up/down; the LM head; the cross K/V of the input. */
@@ -34,7 +34,7 @@ function encoderFlops(): number {
   return 2 * INPUT * L * (4 * D * A + 3 * D * F + 2 * D * A) + L * 4 * H * HD * INPUT * INPUT;
 }
 
-async function writeSyntheticT5(out: string): Promise<void> {
+export async function writeSyntheticT5(out: string): Promise<void> {
   const { dim: D, ffn: F, vocab: V, heads: H } = SHAPE;
   const A = H * SHAPE.headDim;
   let seed = 4242;

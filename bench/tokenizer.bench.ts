@@ -16,7 +16,8 @@ const require = createRequire(import.meta.url);
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const gpt2 = path.resolve(root, '../shared/tokenizers/hf/gpt2/tokenizer.json');
 
-function corpus(): string {
+/** ~3 MB of TypeScript's lib .d.ts files (also the charsmap bench's text). */
+export function corpus(): string {
   const dir = path.join(root, 'node_modules/typescript/lib');
   return readdirSync(dir)
     .filter((f) => /^lib\..*\.d\.ts$/.test(f))
@@ -25,15 +26,16 @@ function corpus(): string {
     .join('\n');
 }
 
-function time(fn: () => number[] | Uint32Array, reps = 3): { seconds: number; ids: ArrayLike<number> } {
-  let ids: ArrayLike<number> = [];
+/** The median seconds of `reps` calls of fn, and its last result. */
+export function time<T>(fn: () => T, reps = 3): { seconds: number; out: T } {
+  let out!: T;
   const s: number[] = [];
   for (let r = 0; r < reps; r++) {
     const t0 = performance.now();
-    ids = fn();
+    out = fn();
     s.push((performance.now() - t0) / 1000);
   }
-  return { seconds: median(s), ids };
+  return { seconds: median(s), out };
 }
 
 export async function run(): Promise<BenchResult[]> {
@@ -53,10 +55,10 @@ export async function run(): Promise<BenchResult[]> {
     'gpt-tokenizer': time(() => gptTokenizer(text, { allowedSpecial: 'all' }), 1),
   };
   tiktoken.free();
-  const ref = Array.from(runs.fuselm.ids);
+  const ref = Array.from(runs.fuselm.out);
   const out: BenchResult[] = [];
   for (const [name, r] of Object.entries(runs)) {
-    const same = r.ids.length === ref.length && Array.from(r.ids).every((v, i) => v === ref[i]);
+    const same = r.out.length === ref.length && Array.from(r.out).every((v, i) => v === ref[i]);
     out.push({ name: `gpt-2 encode ${name} ${mb.toFixed(1)} MB`, seconds: r.seconds, mbPerSecond: mb / r.seconds, sameIds: same });
   }
   const [f, t, g] = out.map((r) => r.mbPerSecond as number);

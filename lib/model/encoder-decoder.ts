@@ -144,6 +144,13 @@ export interface EncoderDecoderInit {
   generationConfig: GenerationConfig;
 }
 
+/** One sequence of #generate: its encoder input's ids, its options and its run (sampler, stop strings, text). */
+interface DecoderSequence {
+  ids: number[];
+  o: GenerateOptions;
+  run: SequenceRun;
+}
+
 /** The most inputs one generate() call decodes as parallel sequences (as Model's MAX_SEQUENCES). */
 const MAX_INPUTS = 256;
 
@@ -463,53 +470,107 @@ export class EncoderDecoderModel {
   }
 
   /**
-   * The decoder's tokens for each input, as parallel sequences. `onChunk` sees each sequence's
-   * chunks as they come (stream()).
+   * The decoder's tokens for each sequence (its encoder input's ids and its options), decoded as
+   * parallel sequences. `signal` ends the whole call (E_ABORTED); a sequence's own
+   * `options.signal` ends it alone: its entry is that E_ABORTED error, the others go on.
+   * `onChunk` sees each sequence's chunks as they come.
    */
-  async #generate(inputs: Array<string | number[]>, o: GenerateOptions, onChunk?: (c: StreamChunk) => void): Promise<GenerateResult[]> {
+  async #generate(seqs: DecoderSequence[], signal: AbortSignal | undefined, onChunk?: (s: number, c: StreamChunk) => void): Promise<(GenerateResult | FuselmError)[]> {
     const c = this.config;
-    if (inputs.length > MAX_INPUTS) throw new FuselmError('E_INVALID_ARG', `at most ${MAX_INPUTS} inputs are generated together, got ${inputs.length}`);
-    const ids: number[][] = [];
-    for (const x of inputs) ids.push(await this.#inputIds(x, o.addSpecial));
     const start = c.decoderStartId;
-    const runs = ids.map(() => new SequenceRun(this.tokenizer, [start], o, c.vocabSize));
-    const maxTokens = Math.min(o.maxTokens ?? Infinity, c.maxDecoderTokens);
-    const call = new DecodeCall(o.signal);
+    const runs = seqs.map((q) => q.run);
+    const limits = seqs.map((q) => Math.min(q.o.maxTokens ?? Infinity, c.maxDecoderTokens));
+    const failed: (FuselmError | undefined)[] = seqs.map(() => undefined);
+    const live = (s: number) => !runs[s].done && !failed[s];
+    const call = new DecodeCall(signal);
     let enc: Encoded | undefined;
     let st: DecoderState | undefined;
     try {
-      await call.prompt(ids.flat(), [], async () => {
-        enc = await this.#encode(ids);
+      await call.prompt(seqs.flatMap((q) => q.ids), [], async () => {
+        enc = await this.#encode(seqs.map((q) => q.ids));
         return new Float32Array(0);
       });
       // positions 0 .. maxTokens - 1: the start token, then every generated token but the last
-      st = this.#decoderState(enc!, ids.map((_, i) => i), Math.max(1, maxTokens));
+      st = this.#decoderState(enc!, seqs.map((_, i) => i), Math.max(1, ...limits));
       const last = runs.map(() => start);
-      for (let pos = 0; runs.some((r) => !r.done); pos++) {
+      for (let pos = 0; runs.some((_, s) => live(s)); pos++) {
         call.check();
+        seqs.forEach((q, s) => {
+          if (live(s) && q.o.signal?.aborted) failed[s] = new FuselmError('E_ABORTED', 'generation aborted', { cause: q.o.signal.reason });
+        });
+        if (!runs.some((_, s) => live(s))) break;
         if (pos >= c.maxDecoderTokens) {
           for (const r of runs) r.end('contextFull');
           break;
         }
         const logits = await this.#step(st, last, runs.map(() => pos));
-        runs.forEach((r, s) => {
-          if (r.done) return;
-          const chunk = r.step(this.#force(logits[s], r.ids.length, maxTokens));
-          if (chunk && onChunk) onChunk(chunk);
+        for (const [s, r] of runs.entries()) {
+          if (!live(s)) continue;
+          await r.prepare();
+          const chunk = r.step(this.#force(logits[s], r.ids.length, limits[s]));
+          if (chunk && onChunk) onChunk(s, chunk);
           if (!r.done) last[s] = r.lastId;
-        });
+        }
       }
       const timings = call.finish(runs.reduce((n, r) => n + r.ids.length, 0));
       this.lastTimings = timings;
       return runs.map((r, s) => {
+        if (failed[s]) return failed[s]!;
         const tail = r.finish();
-        if (tail && onChunk) onChunk(tail);
-        return { text: r.text, ids: r.ids, promptIds: ids[s], finishReason: r.finishReason!, timings, ...(o.logprobs === undefined ? {} : { logprobs: r.logprobs }) };
+        if (tail && onChunk) onChunk(s, tail);
+        return { text: r.text, ids: r.ids, promptIds: seqs[s].ids, finishReason: r.finishReason!, timings, ...(seqs[s].o.logprobs === undefined ? {} : { logprobs: r.logprobs }) };
       });
     } finally {
       st?.dispose();
       if (enc) this.#freeEncoded(enc);
     }
+  }
+
+  /** The inputs' ids (checked), each with the same options, as #generate's sequences. */
+  async #sequences(inputs: Array<string | number[]>, o: GenerateOptions): Promise<DecoderSequence[]> {
+    if (inputs.length > MAX_INPUTS) throw new FuselmError('E_INVALID_ARG', `at most ${MAX_INPUTS} inputs are generated together, got ${inputs.length}`);
+    const seqs: DecoderSequence[] = [];
+    for (const x of inputs) seqs.push(this.#sequence(await this.#inputIds(x, o.addSpecial), o));
+    return seqs;
+  }
+
+  #sequence(ids: number[], o: GenerateOptions): DecoderSequence {
+    return { ids, o, run: new SequenceRun(this.tokenizer, [this.config.decoderStartId], o, this.config.vocabSize) };
+  }
+
+  /** #generate's results with the first failure thrown (the calls that run their sequences as one). */
+  static #all(out: (GenerateResult | FuselmError)[]): GenerateResult[] {
+    const bad = out.find((r) => r instanceof FuselmError);
+    if (bad) throw bad;
+    return out as GenerateResult[];
+  }
+
+  /**
+   * Sequences of different requests decoded together (a server's batch): each its own input,
+   * options (sampling, limits, its own abort signal) and chunks. Each settles on its own: bad
+   * input or options, or an abort, fail that sequence only; the others' results are what each
+   * gives alone (greedy or seeded).
+   */
+  generateEach(items: { input: string | number[]; options?: GenerateOptions; onChunk?: (c: StreamChunk) => void }[]): Promise<PromiseSettledResult<GenerateResult>[]> {
+    if (!Array.isArray(items) || items.length > MAX_INPUTS) return Promise.reject(new FuselmError('E_INVALID_ARG', `generateEach takes an array of at most ${MAX_INPUTS} sequences`));
+    return this.#calls.run(async () => {
+      const out: PromiseSettledResult<GenerateResult>[] = items.map(() => ({ status: 'rejected', reason: undefined }));
+      const seqs: DecoderSequence[] = [], of: number[] = [];
+      for (const [i, it] of items.entries()) {
+        try {
+          const o = this.#withDefaults(it.options ?? {});
+          if (o.signal?.aborted) throw new FuselmError('E_ABORTED', 'generation aborted', { cause: o.signal.reason });
+          seqs.push(this.#sequence(await this.#inputIds(it.input, o.addSpecial), o));
+          of.push(i);
+        } catch (e) {
+          out[i] = { status: 'rejected', reason: e };
+        }
+      }
+      if (!seqs.length) return out;
+      const results = await this.#generate(seqs, undefined, (s, ch) => items[of[s]].onChunk?.(ch));
+      results.forEach((r, s) => (out[of[s]] = r instanceof FuselmError ? { status: 'rejected', reason: r } : { status: 'fulfilled', value: r }));
+      return out;
+    });
   }
 
   /**
@@ -527,7 +588,8 @@ export class EncoderDecoderModel {
     }
     const batch = Array.isArray(input) && input.length > 0 && input.every((p) => typeof p === 'string' || Array.isArray(p));
     return this.#calls.run(async () => {
-      const out = await this.#generate(batch ? (input as Array<string | number[]>) : [input as string | number[]], o);
+      const seqs = await this.#sequences(batch ? (input as Array<string | number[]>) : [input as string | number[]], o);
+      const out = EncoderDecoderModel.#all(await this.#generate(seqs, o.signal));
       this.lastFinishReason = out[0].finishReason;
       return batch ? out : out[0];
     });
@@ -545,7 +607,7 @@ export class EncoderDecoderModel {
     let wake: (() => void) | undefined;
     let done = false;
     let failed: unknown;
-    const job = this.#calls.run(() => this.#generate([input], { ...o, signal }, (c) => (chunks.push(c), wake?.())))
+    const job = this.#calls.run(async () => EncoderDecoderModel.#all(await this.#generate(await this.#sequences([input], o), signal, (_, c) => (chunks.push(c), wake?.()))))
       .then((r) => (this.lastFinishReason = r[0].finishReason))
       .catch((e) => (failed = e))
       .finally(() => ((done = true), wake?.()));

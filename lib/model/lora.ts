@@ -72,6 +72,21 @@ export function checkAdapterUses(a: unknown, what: string): asserts a is Adapter
   });
 }
 
+/** Each distinct adapter of `uses` acquired (all or none: on an error those taken are released); `holder` as acquire()'s. */
+export function acquireAdapters(uses: readonly AdapterUse[] | undefined, holder = false): LoraAdapter[] {
+  const taken: LoraAdapter[] = [];
+  try {
+    for (const a of new Set((uses ?? []).map((u) => u.adapter))) {
+      a.acquire(holder);
+      taken.push(a);
+    }
+  } catch (e) {
+    for (const a of taken) a.release();
+    throw e;
+  }
+  return taken;
+}
+
 export function adapterKey(uses: readonly AdapterUse[] | undefined): string {
   const ids = [...new Set((uses ?? []).map((u) => u.adapter.id))].sort((a, b) => a - b);
   const w = new Float32Array(ids.length);
@@ -80,8 +95,13 @@ export function adapterKey(uses: readonly AdapterUse[] | undefined): string {
 }
 
 /**
- * A loaded adapter (Model.loadAdapter). Pass it in `adapters: [{ adapter, scale }]`; dispose()
- * frees it (a call in flight keeps what it uses until it ends).
+ * A loaded adapter (Model.loadAdapter). Pass it in `adapters: [{ adapter, scale }]`. dispose()
+ * may come at any time: from then on a new use of it is an E_INVALID_ARG ('was disposed'), while
+ * what already uses it keeps it until it ends (a generate/stream/chat turn/beamSearch/evaluate
+ * call, a slot's sequence until SequenceSlots.releaseAdapters or another useAdapters, a server
+ * request): its memory is freed when the last of them ends (`freed` resolves then). So a
+ * sequence never silently loses its adapter part-way, as node-llama-cpp frees an adapter only
+ * once no context uses it.
  */
 export class LoraAdapter {
   readonly path: string;
@@ -90,26 +110,60 @@ export class LoraAdapter {
   readonly id: number;
   /** Per layer, the projections it targets. */
   readonly layers: ReadonlyArray<Partial<Record<LoraModule, LoraPair>>>;
+  /** Resolves once its memory is freed: at dispose(), or when the last sequence using it then ends. */
+  readonly freed: Promise<void>;
   #disposed = false;
-  #onDispose: (a: LoraAdapter) => void;
+  #isFreed = false;
+  #users = 0;
+  #onFree: (a: LoraAdapter) => void;
+  #resolveFreed!: () => void;
 
-  constructor(p: string, format: 'peft' | 'gguf', layers: Array<Partial<Record<LoraModule, LoraPair>>>, onDispose: (a: LoraAdapter) => void) {
+  constructor(p: string, format: 'peft' | 'gguf', layers: Array<Partial<Record<LoraModule, LoraPair>>>, onFree: (a: LoraAdapter) => void) {
     this.path = p;
     this.format = format;
     this.layers = layers;
     this.id = nextAdapterId++;
-    this.#onDispose = onDispose;
+    this.#onFree = onFree;
+    this.freed = new Promise((r) => (this.#resolveFreed = r));
   }
 
+  /** True from dispose() on: no new use may start. */
   get disposed(): boolean {
     return this.#disposed;
+  }
+
+  /** True once its tensors are freed (disposed, and nothing uses it any more). */
+  get isFreed(): boolean {
+    return this.#isFreed;
+  }
+
+  /**
+   * A sequence or call starts using it (Model, SequenceSlots, the server's scheduler): an
+   * E_INVALID_ARG once disposed. `holder`: the caller holds it already for the same use (a queued
+   * request taking its slot), so it is refused only once freed (never, while held).
+   */
+  acquire(holder = false): void {
+    if (this.#isFreed || (this.#disposed && !holder)) throw new FuselmError('E_INVALID_ARG', `adapter ${this.path} was disposed`);
+    this.#users++;
+  }
+
+  /** The end of an acquire(): the last one after dispose() frees it. */
+  release(): void {
+    if (this.#users <= 0) throw new FuselmError('E_INVALID_ARG', `adapter ${this.path} released more often than acquired`);
+    if (--this.#users === 0 && this.#disposed) this.#free();
   }
 
   dispose(): void {
     if (this.#disposed) return;
     this.#disposed = true;
-    this.#onDispose(this);
+    if (this.#users === 0) this.#free();
+  }
+
+  #free(): void {
+    this.#isFreed = true;
+    this.#onFree(this);
     freePairs(this.layers);
+    this.#resolveFreed();
   }
 
   [Symbol.dispose](): void {
@@ -141,7 +195,7 @@ export async function loadLoraAdapter(
   c: ModelConfig,
   layers: ReadonlyArray<Partial<Record<LoraModule, unknown>>>,
   be: Backend,
-  onDispose: (a: LoraAdapter) => void,
+  onFree: (a: LoraAdapter) => void,
 ): Promise<LoraAdapter> {
   if (typeof p !== 'string' || p === '') throw new FuselmError('E_INVALID_ARG', 'loadAdapter: path must be a non-empty string');
   const format = (await isDirectory(p)) ? 'peft' : 'gguf';
@@ -183,7 +237,7 @@ export async function loadLoraAdapter(
   } finally {
     values.close();
   }
-  return new LoraAdapter(p, format, out, onDispose);
+  return new LoraAdapter(p, format, out, onFree);
 }
 
 /** Bytes copied into a tensor between two turns of the event loop. */

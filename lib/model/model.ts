@@ -26,7 +26,7 @@ import { CPU_BLOCK_DTYPES, CUDA_BLOCK_DTYPES, checkWeightDtype, GgufMappings, ty
 import { loadGpt2GgufWeights } from './gpt2-gguf.js';
 import { DecodeCall, type Timings } from './decode-call.js';
 import { SequenceSlots } from './slots.js';
-import { type AdapterUse, adapterKey, checkAdapterUses, type LoraAdapter, LoraSet, loadLoraAdapter } from './lora.js';
+import { type AdapterUse, acquireAdapters, adapterKey, checkAdapterUses, type LoraAdapter, LoraSet, loadLoraAdapter } from './lora.js';
 import { availableMemory, checkMemoryPlan, decoderStateItems, ggufWeightItems, type MemoryItem, safetensorsWeightBytes } from './memory.js';
 import { GgmlType } from '../formats/ggml-types.js';
 import { DEFAULT_MODEL } from '../default-model.js';
@@ -187,6 +187,8 @@ export class Model {
   #cachedLora = '';
   /** Adapters loaded for this model, and their stacked sets by the adapters' ids (the latest LORA_SETS kept). */
   #adapters = new Set<LoraAdapter>();
+  /** The adapters the call holding the model uses (acquired for it, released when its turn ends). */
+  #turnAdapters: LoraAdapter[] = [];
   #loraSets = new Map<string, LoraSet>();
 
   /** Use loadModel(). */
@@ -237,7 +239,11 @@ export class Model {
     let release!: () => void;
     this.#queue = new Promise<void>((r) => (release = r));
     await prev;
-    return release;
+    return () => {
+      // the adapters the call used: one disposed meanwhile is freed now
+      for (const a of this.#turnAdapters.splice(0)) a.release();
+      release();
+    };
   }
 
   /** Runs fn when every earlier call on this model has finished. */
@@ -308,7 +314,8 @@ export class Model {
   /**
    * Reads a LoRA adapter for this model (lib/model/lora.ts): a PEFT folder
    * (adapter_config.json + adapter_model.safetensors) or a GGUF adapter (convert_lora_to_gguf).
-   * Use it in `adapters: [{ adapter, scale }]`; adapter.dispose() frees it.
+   * Use it in `adapters: [{ adapter, scale }]`; adapter.dispose() frees it once nothing uses it
+   * (LoraAdapter says how).
    */
   async loadAdapter(path: string): Promise<LoraAdapter> {
     this.#checkLive();
@@ -338,7 +345,8 @@ export class Model {
     const all = new Map<number, LoraAdapter>();
     for (const list of uses)
       for (const u of list ?? []) {
-        if (u.adapter.disposed) throw new FuselmError('E_INVALID_ARG', `adapter ${u.adapter.path} was disposed`);
+        // a use starts with acquire(), which refuses a disposed adapter: one in use is never freed
+        if (u.adapter.isFreed) throw new FuselmError('E_DISPOSED', `adapter ${u.adapter.path} was freed while in use`);
         if (!this.#adapters.has(u.adapter)) throw new FuselmError('E_INVALID_ARG', `adapter ${u.adapter.path} was loaded by another model`);
         all.set(u.adapter.id, u.adapter);
       }
@@ -366,6 +374,7 @@ export class Model {
 
   /** The model's own state under `uses` (none: no adapters); its cached prompt is forgotten when they differ from its own. */
   #useAdapters(uses: AdapterUse[] | undefined): { set?: LoraSet; weights: Float32Array[] } {
+    this.#turnAdapters.push(...acquireAdapters(uses));
     const l = this.#loraFor([uses]);
     this.#state.useLora(l.set, l.weights);
     if (l.keys[0] !== this.#cachedLora) {
@@ -520,6 +529,7 @@ export class Model {
       this.#batch = new LlamaState(this.config, this.#weights!, this.#backend, { contextSize: this.contextSize, batchSize: this.batchSize, sequences: S });
     }
     const state = this.#batch;
+    for (const u of uses) this.#turnAdapters.push(...acquireAdapters(u));
     const lora = this.#loraFor(uses);
     state.useLora(lora.set, lora.weights);
     const call = new DecodeCall(o.signal);

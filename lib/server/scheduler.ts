@@ -26,7 +26,7 @@
 import { FuselmError } from '../errors.js';
 import { type GenerateOptions, type FinishReason, SequenceRun, type StreamChunk } from '../generate.js';
 import type { LogprobsResult } from '../sampling/sampler.js';
-import { adapterKey } from '../model/lora.js';
+import { acquireAdapters, adapterKey, type LoraAdapter } from '../model/lora.js';
 import type { SequenceSlots } from '../model/slots.js';
 import { sharedPrefix } from '../model/decode-call.js';
 import { KvBlocks } from './kv-blocks.js';
@@ -88,6 +88,8 @@ interface Sequence {
   prompt: number[];
   /** GenerateOptions.adapters: its LoRA adapters. */
   adapters: GenerateOptions['adapters'];
+  /** Its adapters, held from submit() to its end (one disposed meanwhile is freed after). */
+  held: LoraAdapter[];
   opts: SubmitOptions;
   slot: number;
   /** Preempted: the prompt and the tokens generated but the last, evaluated again (no token drawn after them). */
@@ -182,8 +184,13 @@ export class Scheduler {
     if (run.done) return Promise.resolve({ ids: [], text: '', finishReason: run.finishReason!, promptTokens: prompt.length, cachedTokens: 0 });
     return new Promise<SequenceResult>((resolve, reject) => {
       const now = performance.now();
-      const seq: Sequence = { run, prompt, adapters: o.adapters, opts, slot: -1, replay: undefined, evaluated: 0, cached: 0, pos: 0, decoding: false, submitted: now, lastToken: now, resolve, reject };
+      const seq: Sequence = { run, prompt, adapters: o.adapters, held: [], opts, slot: -1, replay: undefined, evaluated: 0, cached: 0, pos: 0, decoding: false, submitted: now, lastToken: now, resolve, reject };
       if (opts.signal?.aborted) return reject(aborted(opts.signal));
+      try {
+        seq.held = acquireAdapters(o.adapters);
+      } catch (e) {
+        return reject(e);
+      }
       this.#waiting.push(seq);
       this.#report();
       this.#loop ??= this.#run().finally(() => (this.#loop = undefined));
@@ -200,7 +207,10 @@ export class Scheduler {
   /** Aborts every sequence (running and waiting) with `reason`. */
   abortAll(reason: string): void {
     const e = new FuselmError('E_ABORTED', reason);
-    for (const s of this.#waiting.splice(0)) s.reject(e);
+    for (const s of this.#waiting.splice(0)) {
+      unhold(s);
+      s.reject(e);
+    }
     for (const sl of this.#slot) if (sl.seq) this.#leave(sl.seq, e);
     this.#report();
   }
@@ -236,6 +246,7 @@ export class Scheduler {
       const seq = this.#waiting[i];
       if (seq.opts.signal?.aborted) {
         this.#waiting.splice(i, 1);
+        unhold(seq);
         seq.reject(aborted(seq.opts.signal));
         continue;
       }
@@ -245,7 +256,7 @@ export class Scheduler {
       this.#waiting.splice(i, 1);
       const sl = this.#slot[slot];
       // a prefix cached under other adapters is not this prompt's
-      const lora = this.#slots.useAdapters(slot, seq.adapters);
+      const lora = this.#slots.useAdapters(slot, seq.adapters, true);
       if (lora !== sl.lora) this.#forget(sl, 0);
       sl.lora = lora;
       // reuse the cached prefix, but never the last prompt token: its logits start the generation
@@ -462,8 +473,10 @@ export class Scheduler {
     if (sl?.seq === seq) {
       sl.seq = undefined;
       sl.lastUsed = ++this.#clock;
+      this.#slots.releaseAdapters(seq.slot);
       this.#report();
     }
+    unhold(seq);
     if (error !== undefined) return seq.reject(error);
     const tail = seq.run.finish();
     if (tail) seq.opts.onChunk?.(tail);
@@ -477,6 +490,11 @@ export class Scheduler {
       ...(r.logprobs.length ? { logprobs: r.logprobs } : {}),
     });
   }
+}
+
+/** The sequence's adapters released (it ended or left the queue). */
+function unhold(seq: Sequence): void {
+  for (const a of seq.held.splice(0)) a.release();
 }
 
 function aborted(signal: AbortSignal): FuselmError {

@@ -17,10 +17,12 @@ import { generationDefaults, type GenerateOptions, type StreamChunk } from '../g
 import type { EmbeddingModel } from '../model/bert.js';
 import { prepareGrammar } from '../grammar/constraint.js';
 import type { Model } from '../model/model.js';
+import { EncoderDecoderModel } from '../model/encoder-decoder.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { ServerMetrics } from './metrics.js';
 import { ApiError, chatLogprobs, completionLogprobs, errorResponse, finishReason, generateOptions, type SamplingFields } from './openai.js';
 import { Scheduler, type SequenceResult } from './scheduler.js';
+import { Seq2SeqQueue } from './seq2seq-queue.js';
 import { chatCompletionBody, completionBody, detokenizeBody, embeddingBody, loraAdaptersBody, tokenizeBody } from './schemas.js';
 import type { LoraAdapter } from '../model/lora.js';
 
@@ -104,7 +106,16 @@ interface CompletionBody extends SamplingFields {
 
 /** An adapter `lora` loaded, and its scale for requests that do not say. */
 type ServedAdapter = { adapter: LoraAdapter; path: string; scale: number };
-type Decoder = { kind: 'decoder'; model: Model; scheduler: Scheduler; template: ChatTemplate; defaults: GenerateOptions; loras: ServedAdapter[] };
+/** A decoder-only model on the continuous-batching Scheduler, or an encoder-decoder (prompt = encoder input) on a Seq2SeqQueue. */
+type Decoder = {
+  kind: 'decoder';
+  model: Model | EncoderDecoderModel;
+  scheduler: Scheduler | Seq2SeqQueue;
+  /** None: an encoder-decoder without a chat template (chat requests are a 400). */
+  template: ChatTemplate | undefined;
+  defaults: GenerateOptions;
+  loras: ServedAdapter[];
+};
 type Embedder = { kind: 'embedder'; model: EmbeddingModel };
 
 const DEFAULT_STEP_TOKENS = 256;
@@ -142,6 +153,16 @@ export function createServer(model: Model | EmbeddingModel | Promise<Model | Emb
     modelName = opts.modelName ?? basename(m.path);
     if (isEmbeddingModel(m)) {
       core = { kind: 'embedder', model: m };
+      return;
+    }
+    // loadModel types an encoder-decoder as a Model
+    if ((m as unknown) instanceof EncoderDecoderModel) {
+      const e = m as unknown as EncoderDecoderModel;
+      if (opts.lora?.length) throw new FuselmError('E_UNSUPPORTED', `LoRA adapters are not supported on an encoder-decoder model (${e.config.architecture})`);
+      metrics = new ServerMetrics(0);
+      const scheduler = new Seq2SeqQueue(e, { parallel, maxQueue: opts.maxQueue ?? 64 }, metrics.events());
+      const template = opts.chatTemplate !== undefined || e.tokenizer.chatTemplate !== undefined ? new ChatTemplate(e.tokenizer, { template: opts.chatTemplate }) : undefined;
+      core = { kind: 'decoder', model: e, scheduler, template, defaults: generationDefaults(e.generationConfig), loras: [] };
       return;
     }
     const loras: ServedAdapter[] = [];
@@ -267,6 +288,8 @@ export function createServer(model: Model | EmbeddingModel | Promise<Model | Emb
 
   app.post<{ Body: ChatBody }>('/v1/chat/completions', { schema: { body: chatCompletionBody } }, async (req, reply) => {
     const d = decoder();
+    const template = d.template;
+    if (!template) throw new ApiError(400, `this server runs an encoder-decoder model (${(d.model as EncoderDecoderModel).config.architecture}) without a chat template: use /v1/completions (the prompt is the encoder's input), or start it with a chat template`, { code: 'no_chat_template', param: 'messages' });
     const b = req.body;
     const messages: ChatMessage[] = b.messages.map((m) => ({
       role: m.role === 'developer' ? 'system' : m.role,
@@ -275,12 +298,12 @@ export function createServer(model: Model | EmbeddingModel | Promise<Model | Emb
       ...(m.tool_call_id !== undefined ? { toolCallId: m.tool_call_id } : {}),
       ...(m.name !== undefined && m.role === 'tool' ? { name: m.name } : {}),
     }));
-    const tools = toolRequest(b, d.template.toolFamily);
-    const prompt = await d.template.encodeAsync(messages, { addGenerationPrompt: true, tools: tools.tools });
+    const tools = toolRequest(b, template.toolFamily);
+    const prompt = await template.encodeAsync(messages, { addGenerationPrompt: true, tools: tools.tools });
     const max = b.max_completion_tokens ?? b.max_tokens ?? undefined;
     return runCompletion(d, req, reply, {
       chat: true,
-      tools: tools.grammar === undefined ? undefined : { grammar: tools.grammar, family: d.template.toolFamily },
+      tools: tools.grammar === undefined ? undefined : { grammar: tools.grammar, family: template.toolFamily },
       prompts: [prompt],
       b,
       maxTokens: max,

@@ -9,6 +9,7 @@ import { BpeModel } from './bpe.js';
 import { type EndTokens, findEndTokens } from './eog.js';
 import { bertNormalizer } from './normalize.js';
 import { PipelineTokenizer, type AddedToken } from './pipeline.js';
+import { PrecompiledCharsmap } from './precompiled-charsmap.js';
 import { bertPreTokenizer, ggufPreTokenizer } from './pretokenize.js';
 import { SpmTokenizer } from './spm.js';
 import { TokenType, type Tokenizer } from './tokenizer.js';
@@ -199,10 +200,7 @@ function spmFromGguf(f: GgufFile, unigram = false): SpmTokenizer {
   const unk = id('unknown', unigram ? 2 : 0);
   const pad = id('padding');
   const { eot, eog } = ggufEndTokens(f, pieces, eos);
-  // SentencePiece's normalization rules (T5's NFKC-like charsmap) would change the text before the pieces
-  const charsmap = f.metadata.get('tokenizer.ggml.precompiled_charsmap');
-  if (unigram && charsmap !== undefined && ((charsmap as { length?: number }).length ?? 1) > 0)
-    throw new FuselmError('E_UNSUPPORTED', `${f.path}: tokenizer.ggml.precompiled_charsmap (SentencePiece's normalization rules) is not supported yet`);
+  const charsmap = getCharsmap(f);
 
   return new SpmTokenizer({
     tokens: pieces,
@@ -220,7 +218,19 @@ function spmFromGguf(f: GgufFile, unigram = false): SpmTokenizer {
     chatTemplate: getString(f, 'tokenizer.chat_template'),
     unigram,
     removeExtraWhitespaces: unigram && getBool(f, 'tokenizer.ggml.remove_extra_whitespaces', false),
+    // llama.cpp's t5 vocabulary applies it as SentencePiece does: longest match
+    normalizer: charsmap && ((s) => charsmap.normalizeLongest(s)),
   });
+}
+
+/** SentencePiece's normalization rules (T5's NFKC-like charsmap), as bytes (llama.cpp's converter writes INT8 or UINT8); an empty one is none. */
+function getCharsmap(f: GgufFile): PrecompiledCharsmap | undefined {
+  const key = 'tokenizer.ggml.precompiled_charsmap';
+  const v = f.metadata.get(key);
+  if (v === undefined) return undefined;
+  if (!(v instanceof Uint8Array || v instanceof Int8Array)) throw formatError(f, key, `expected an array of bytes, got ${describe(v)}`);
+  if (v.length === 0) return undefined;
+  return PrecompiledCharsmap.parse(new Uint8Array(v.buffer, v.byteOffset, v.byteLength), `${f.path}: ${key}`);
 }
 
 /** The tokenizer described by a parsed GGUF header. */

@@ -37,6 +37,7 @@ import {
   type PreTokenizer,
   type SplitBehavior,
 } from './pretokenize.js';
+import { PrecompiledCharsmap } from './precompiled-charsmap.js';
 import { UnigramModel } from './unigram.js';
 import { WordPieceModel } from './wordpiece.js';
 
@@ -121,6 +122,13 @@ function buildNormalizer(n: Json, where: string): Normalizer | undefined {
       const p = stringPattern(n.pattern, where);
       if (p.literal === '') throw malformed(`${where}.pattern.String`, 'must not be empty');
       return replaceNormalizer(p.literal ?? p.regex!, stringAt(n.content, `${where}.content`));
+    }
+    case 'Precompiled': {
+      // SentencePiece's charsmap, applied grapheme by grapheme as Hugging Face does
+      const b64 = stringAt(n.precompiled_charsmap, `${where}.precompiled_charsmap`);
+      if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64)) throw malformed(`${where}.precompiled_charsmap`, 'is not base64');
+      const cm = PrecompiledCharsmap.parse(Buffer.from(b64, 'base64'), `${where}.precompiled_charsmap`);
+      return (s) => cm.normalizeGraphemes(s);
     }
     case 'BertNormalizer':
       return bertNormalizer({

@@ -63,6 +63,8 @@ export interface SpmVocab {
   unigram?: boolean;
   /** SentencePiece's remove_extra_whitespaces: each span trimmed of spaces and runs of them made one. Default false. */
   removeExtraWhitespaces?: boolean;
+  /** SentencePiece's normalization rules (a precompiled_charsmap), applied to each span before the whitespace rules. */
+  normalizer?: (text: string) => string;
 }
 
 const SPACE_MARK = '\u2581';
@@ -115,6 +117,7 @@ export class SpmTokenizer implements Tokenizer, PieceSource {
   private readonly queue = new MergeQueue();
   private readonly unigram: UnigramModel | undefined;
   private readonly removeExtraWhitespaces: boolean;
+  private readonly normalizer: ((text: string) => string) | undefined;
 
   constructor(vocab: SpmVocab) {
     const n = vocab.tokens.length;
@@ -187,6 +190,7 @@ export class SpmTokenizer implements Tokenizer, PieceSource {
     }
     this.maxPieceLen = maxLen;
     this.removeExtraWhitespaces = vocab.removeExtraWhitespaces ?? false;
+    this.normalizer = vocab.normalizer;
     this.unigram = vocab.unigram ? new UnigramModel({ pieces: this.pieceToId, scores: this.scores, unk: this.unk }) : undefined;
     this.specials.sort((a, b) => b.text.length - a.text.length || a.id - b.id);
   }
@@ -206,7 +210,10 @@ export class SpmTokenizer implements Tokenizer, PieceSource {
         prevSpecial = true;
       } else {
         let s = text.slice(frag.start, frag.end);
+        if (this.normalizer) s = this.normalizer(s);
         if (this.removeExtraWhitespaces) s = s.replace(/ {2,}/g, ' ').trim();
+        // nothing left (only spaces): no space-prefix piece either, as llama.cpp
+        if (this.removeExtraWhitespaces && s === '') continue;
         s = s.replaceAll(' ', SPACE_MARK);
         if (this.addSpacePrefix && prevSpecial) s = SPACE_MARK + s;
         this.encodeSpan(s, out);

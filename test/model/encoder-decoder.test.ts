@@ -6,7 +6,8 @@
  * the largest value), and the 16-token greedy and 4-beam outputs (EOS stopping off, as in the
  * oracle) are transformers' exactly. T5 from its Hugging Face folder and from llama.cpp's GGUF.
  * Several inputs given to generate() at once give what each gives alone (packed, each attending
- * over its own rows); greedy on the CUDA backend (its emulator without a GPU), and its beams,
+ * over its own rows); generateEach's sequences each follow their own options, a bad or aborted
+ * one failing alone; greedy on the CUDA backend (its emulator without a GPU), and its beams,
  * equal the CPU's. Also: T5's relative position buckets against values worked by hand; BART's
  * forced first/last tokens; a stream left early stops; T5 v1.0's ReLU FFN the same from a folder
  * and a GGUF; a GGUF or a folder missing a tensor of either half is an E_FORMAT naming it, one
@@ -105,6 +106,35 @@ for (const [name, oracle, model] of FIXTURES) {
       const streamed: number[] = [];
       for await (const c of m.stream(ids[1], { maxTokens: 16, ignoreEog: true })) if (c.id >= 0) streamed.push(c.id);
       assert.deepEqual(streamed, prompts[1].greedy_16.slice(1));
+    });
+
+    it('generateEach: each sequence its own options and result; a bad or aborted one fails alone', async () => {
+      const ids = prompts.map((p) => p.ids_with_special);
+      const seeded = { maxTokens: 8, temperature: 1, seed: 3 };
+      const solo = await m.generate(ids[1], seeded);
+      const aborted = new AbortController();
+      aborted.abort();
+      const later = new AbortController();
+      const chunks: number[] = [];
+      const out = await m.generateEach([
+        { input: ids[0], options: { maxTokens: 16, ignoreEog: true } },
+        { input: ids[1], options: seeded },
+        { input: [3, m.config.vocabSize] },
+        { input: ids[0], options: { signal: aborted.signal } },
+        // ended by its signal after its second token, while the others go on
+        { input: ids[1], options: { maxTokens: 16, ignoreEog: true, signal: later.signal }, onChunk: (c) => (chunks.push(c.id), chunks.length === 2 && later.abort()) },
+        { input: ids[1], options: { maxTokens: 3, ignoreEog: true }, onChunk: () => {} },
+      ]);
+      assert.deepEqual(out.map((r) => r.status), ['fulfilled', 'fulfilled', 'rejected', 'rejected', 'rejected', 'fulfilled']);
+      const value = (i: number) => (out[i] as PromiseFulfilledResult<{ ids: number[]; text: string }>).value;
+      assert.deepEqual(value(0).ids, prompts[0].greedy_16.slice(1));
+      assert.equal(value(1).text, solo.text);
+      assert.deepEqual(value(5).ids, prompts[1].greedy_16.slice(1, 4));
+      const reason = (i: number) => (out[i] as PromiseRejectedResult).reason;
+      assert.equal(reason(2).code, 'E_INVALID_ARG');
+      assert.equal(reason(3).code, 'E_ABORTED');
+      assert.equal(reason(4).code, 'E_ABORTED');
+      assert.deepEqual(chunks, prompts[1].greedy_16.slice(1, 3));
     });
 
     it('bad inputs are typed errors naming what is wrong', async () => {

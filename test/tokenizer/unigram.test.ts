@@ -3,8 +3,8 @@
  * of highest total score wins over the greedy longest match, a tie keeps the first-found
  * (shorter first piece) path, characters in no piece become one fused unknown token per run,
  * a very long piece does not make every position search every length, and surrogate pairs are
- * never split. A t5 GGUF's tokenizer follows llama.cpp's whitespace rule and refuses the
- * normalization rules it cannot apply. The T5 fixture's tokenizer.json gives transformers.js's ids
+ * never split. A t5 GGUF's tokenizer follows llama.cpp's whitespace rule (its charsmap:
+ * test/tokenizer/precompiled-charsmap.test.ts). The T5 fixture's tokenizer.json gives transformers.js's ids
  * on random texts (its prompts against transformers' own ids are in
  * test/model/encoder-decoder.test.ts).
  */
@@ -72,13 +72,8 @@ describe("a t5 GGUF's tokenizer (llama.cpp's UGM rules)", () => {
     const tok = tokenizerFromGguf(await readGguf(file));
     assert.deepEqual(tok.encode('  The   house  is ', { addSpecial: true }), tok.encode('The house is', { addSpecial: true }));
     assert.equal(tok.encode('The house', { addSpecial: true }).at(-1), 1); // </s> added, no BOS
-  });
-
-  it('a precompiled_charsmap (normalization rules fuselm does not apply yet) is E_UNSUPPORTED naming it', async function () {
-    requireFiles(this, file);
-    const f = await readGguf(file);
-    f.metadata.set('tokenizer.ggml.precompiled_charsmap', Uint8Array.of(1, 2, 3));
-    assert.throws(() => tokenizerFromGguf(f), { code: 'E_UNSUPPORTED', message: /tokenizer\.ggml\.precompiled_charsmap/ });
+    // only spaces: nothing, not even the space prefix's piece (llama.cpp's ids; test/peers/charsmap-diff.test.ts)
+    assert.deepEqual(tok.encode('   ', { addSpecial: true }), [1]);
   });
 });
 
