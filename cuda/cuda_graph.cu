@@ -8,7 +8,8 @@
 //   the logits (or, greedy, only the argmax ids) are computed into a device mirror of their
 //   host tensor and copied out at its end (the roles the op table marks `host`).
 // - Fusions of adjacent ops, as pattern rewrites over the op list: a residual add followed by the norm of its sum (x = x + r;
-//   y = norm(x)) runs as one add_norm kernel; the keys' rope followed by their store in the KV
+//   y = norm(x)) runs as one add_norm kernel (in decode also writing y quantized to int8 for
+//   the matmul right after it, which then skips quantizing y); the keys' rope followed by their store in the KV
 //   cache as one rope_kv_store (when nothing reads the rotated keys later); two or three matmuls
 //   on the same x (q, k, v; gate, up) as one launch of the dp4a GEMV when the step has few rows
 //   and the weights are in a block format (matmul_group_cuda; else one by one); gate and up
@@ -98,7 +99,8 @@ void mem_from_host(void* dst, const void* src, size_t n) { CUDA_CHECK(cudaMemcpy
 const DeviceMemory kMemory{kDevice, &mem_alloc, &mem_release, &mem_to_host, &mem_from_host};
 
 // The bytes of the first n entries along a tensor's outermost dimension (ids [B]: n ids;
-// logits [B, V]: n rows).
+// logits [B, V]: n rows). A host input not indexed by the run's rows (a block table, lora's
+// segments) is marked RoleDef::whole and copied whole instead.
 size_t leading_bytes(const Tensor& t, int64_t n) {
   return t.nbytes() / size_t(t.shape[0]) * size_t(std::min<int64_t>(n, t.shape[0]));
 }
@@ -172,8 +174,14 @@ class CudaGraph : public Graph {
       }
       // x = x + r then y = norm(x), y not x: one add_norm launch
       else if (n0.op == &add_op::def && n0.t[add_op::out] == n0.t[add_op::a] && n0.t[add_op::out] != n0.t[add_op::b] &&
-          is_norm(n1) && n1.t[rms_norm_op::x] == n0.t[add_op::out] && n1.t[rms_norm_op::out] != n0.t[add_op::out])
-        fuse_[i] = Fused::AddNorm;
+          is_norm(n1) && n1.t[rms_norm_op::x] == n0.t[add_op::out] && n1.t[rms_norm_op::out] != n0.t[add_op::out]) {
+        // ... quantizing y for the matmul right after it, where that one reads y whole
+        const Node* m = i + 2 < nodes_.size() ? &nodes_[i + 2] : nullptr;
+        const bool quant = m && m->op == &matmul_op::def && m->t[matmul_op::x] == n1.t[rms_norm_op::out] &&
+                           !m->i(matmul_op::last_rows) && gemv_quant_supports(m->t[matmul_op::w]->dtype) &&
+                           n1.t[rms_norm_op::x]->cols() % kQ8Block == 0;
+        fuse_[i] = quant ? Fused::AddNormQuant : Fused::AddNorm;
+      }
       // rope(k) then kv_store(cache, k) of the same rows, the rotated k read by nothing later:
       // one rope_kv_store launch that rotates as it stores (into a contiguous cache)
       else if (n0.op == &rope_op::def && n1.op == &kv_store_op::def && n1.t[kv_store_op::src] == n0.t[rope_op::x] &&
@@ -198,13 +206,22 @@ class CudaGraph : public Graph {
     const CudaExec x{stream_, workspace_ ? workspace_->buf->data : nullptr, workspace_ ? workspace_->nbytes() : 0, err, &qx,
                      counters_ ? counters_->data<uint32_t>() : nullptr, counters_ ? counters_->numel() : 0};
     for (size_t i = 0; i < nodes_.size(); i++) {
-      const bool matmuls = nodes_[i].op == &matmul_op::def && fuse_[i] != Fused::AddNorm && fuse_[i] != Fused::RopeStore;
+      const bool matmuls = nodes_[i].op == &matmul_op::def;
       if (!matmuls) qx = QuantizedX{};
       switch (fuse_[i]) {
         case Fused::Matmul2: run_matmuls(i, 2, n, pos, x); i += 1; break;
         case Fused::Matmul3: run_matmuls(i, 3, n, pos, x); i += 2; break;
         case Fused::MatmulSwiglu: run_matmul_swiglu(i, n, pos, x); i += 2; break;
-        case Fused::AddNorm: launch_add_norm(nodes_[i], nodes_[i + 1], n); i++; break;
+        case Fused::AddNorm: launch_add_norm(nodes_[i], nodes_[i + 1], n, nullptr); i++; break;
+        case Fused::AddNormQuant: {
+          // in decode, y quantized as the next matmul would (QuantizedX: it skips that launch)
+          const Node& norm = nodes_[i + 1];
+          const bool quant = matmul_gemv_takes_quantized_x(nodes_[i + 2].t[matmul_op::w]->dtype, n);
+          launch_add_norm(nodes_[i], norm, n, quant ? x.workspace : nullptr);
+          if (quant) qx = QuantizedX{dev(norm.t[rms_norm_op::out]), n, norm.t[rms_norm_op::x]->cols()};
+          i++;
+          break;
+        }
         case Fused::RopeStore: launch_rope_store(step(i, n, pos), nodes_[i + 1]); i++; break;
         case Fused::None: {
           const Step s = step(i, n, pos);
@@ -334,19 +351,20 @@ class CudaGraph : public Graph {
     return true;
   }
 
-  void launch_add_norm(const Node& add, const Node& norm, int64_t n) {
+  void launch_add_norm(const Node& add, const Node& norm, int64_t n, void* quantize_to) {
     using namespace layer_norm_op;
     const bool layer = norm.op == &layer_norm_op::def;
     add_norm_cuda({dev(norm.t[out]), dev(add.t[add_op::out]), dev(add.t[add_op::b]), dev(norm.t[weight]), layer ? dev(norm.t[bias]) : nullptr,
-                   n, norm.t[x]->cols(), norm.f(eps)},
+                   n, norm.t[x]->cols(), norm.f(eps), quantize_to},
                   stream_);
   }
 
   std::mutex mu_;
   cudaStream_t stream_ = nullptr;
   std::vector<const CudaOp*> ops_;  // per node
-  enum class Fused : uint8_t { None, AddNorm, RopeStore, Matmul2, Matmul3, MatmulSwiglu };
+  enum class Fused : uint8_t { None, AddNorm, AddNormQuant, RopeStore, Matmul2, Matmul3, MatmulSwiglu };
   std::vector<Fused> fuse_;  // node i and the next 1 (Matmul3, MatmulSwiglu: 2) run as one launch
+                             // (AddNormQuant: AddNorm whose y the matmul after it reads as int8 in decode)
   std::unordered_map<const Tensor*, TensorPtr> inputs_, outputs_;  // host tensor -> device mirror
   std::unordered_set<const Tensor*> whole_;                          // inputs copied whole (RoleDef::whole)
   std::unordered_map<const Tensor*, std::vector<size_t>> writers_;  // host output -> nodes writing it

@@ -360,6 +360,45 @@ describe('CUDA backend', function () {
       for (let i = 0; i < N; i++) assert.ok(Math.abs(got[i] - want[i]) <= 1e-6 * (1 + Math.abs(want[i])), `y[${i}]: ${got[i]} want ${want[i]}`);
     });
 
+    it('decode: add + rms_norm + q/k/v matmuls (the norm writing its y as int8 for them) give the CPU\'s outputs', async () => {
+      // add_norm quantizes y in the launch that writes it when a block-format matmul on y follows
+      // (T <= 8); a wrong int8 copy would move every output by its own size
+      const D = 64, rows = 4, Ns = [48, 16, 16];
+      const seeded = (n: number, k: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.7 + k) * 2);
+      const q8 = (N: number, k: number) => {
+        const b = new Uint8Array(N * (D / 32) * 34);
+        for (let i = 0; i < b.length; i++) b[i] = (i * 29 + k * 7) & 255;
+        for (let blk = 0; blk < N * (D / 32); blk++) b.set([0x10 + (blk & 7), 0x22], blk * 34);
+        const t = emptyTensor('q8_0', [N, D]);
+        t.write(b);
+        return t;
+      };
+      const weights = Ns.map((N, j) => q8(N, j));
+      const run = async (be: CpuBackend | CudaBackend, n: number) => {
+        const dev = (t: ReturnType<typeof emptyTensor>) => (be instanceof CudaBackend ? be.upload(t) : t);
+        const x = dev(tensorFromF32('f32', [rows, D], seeded(rows * D, 1)));
+        const y = dev(emptyTensor('f32', [rows, D]));
+        const outs = Ns.map((N) => dev(emptyTensor('f32', [rows, N])));
+        const g = be.graph([
+          ops.add(x, x, dev(tensorFromF32('f32', [rows, D], seeded(rows * D, 2)))),
+          ops.rmsNorm(y, x, dev(tensorFromF32('f32', [D], seeded(D, 3))), 1e-5),
+          ...outs.map((o, j) => ops.matmul(o, y, dev(weights[j]))),
+        ], rows);
+        await g.run(n, 0);
+        g.dispose();
+        return outs.map((o, j) => Array.from(readF32Rows(o, 0, n)).map((v) => ({ v, j })));
+      };
+      for (const n of [1, 3]) {
+        const cpu = new CpuBackend({ threads: 1 });
+        const want = (await run(cpu, n)).flat();
+        cpu.dispose();
+        const got = (await run(new CudaBackend({ emulated: true }), n)).flat();
+        const big = Math.max(...want.map((w) => Math.abs(w.v)));
+        for (let i = 0; i < want.length; i++)
+          assert.ok(Math.abs(got[i].v - want[i].v) <= 1e-5 * big, `n=${n} matmul ${want[i].j}, value ${i}: ${got[i].v} want ${want[i].v}`);
+      }
+    });
+
     it('runs a graph: host ids in, host logits out', async () => {
       const be = new CudaBackend({ emulated: true });
       const table = be.upload(tensorFromF32('f32', [4, 2], Float32Array.from([0, 1, 2, 3, 4, 5, 6, 7])));
