@@ -6,7 +6,9 @@
 // - Weights, activations and KV caches are device tensors; the token ids (and positions for
 //   learned position tables) stay in host memory and are copied in at the start of a run, and
 //   the logits (or, greedy, only the argmax ids) are computed into a device mirror of their
-//   host tensor and copied out at its end (the roles the op table marks `host`).
+//   host tensor and copied out at its end (the roles the op table marks `host`). Both copies go
+//   through page-locked staging buffers of the graph's own (cudaMallocHost), so they are DMA
+//   on the stream rather than the driver's staged copies from pageable memory.
 // - Fusions of adjacent ops, as pattern rewrites over the op list: a residual add followed by the norm of its sum (x = x + r;
 //   y = norm(x)) runs as one add_norm kernel (in decode also writing y quantized to int8 for
 //   the matmul right after it, which then skips quantizing y); the keys' rope followed by their store in the KV
@@ -20,6 +22,7 @@
 //   their own, zeroed once: each launch leaves them zero.
 // - KV caches may be f16 or bf16: kv_store rounds the new keys and values as it writes them.
 #include <algorithm>
+#include <cstring>
 #include <mutex>
 #include <unordered_map>
 #include <unordered_set>
@@ -197,9 +200,12 @@ class CudaGraph : public Graph {
   void run(int64_t n, int64_t pos) override {
     std::lock_guard<std::mutex> lock(mu_);
     check_run(n, pos);
-    for (const auto& in : inputs_)
-      CUDA_CHECK(cudaMemcpyAsync(in.second->buf->data, in.first->buf->data,
-                                 whole_.count(in.first) ? in.first->nbytes() : leading_bytes(*in.first, n), cudaMemcpyHostToDevice, stream_));
+    for (const auto& in : inputs_) {
+      const size_t bytes = whole_.count(in.first) ? in.first->nbytes() : leading_bytes(*in.first, n);
+      void* pinned = staging_.at(in.first).p;
+      std::memcpy(pinned, in.first->buf->data, bytes);
+      CUDA_CHECK(cudaMemcpyAsync(in.second->buf->data, pinned, bytes, cudaMemcpyHostToDevice, stream_));
+    }
     int32_t* err = error_ ? error_->data<int32_t>() : nullptr;
     if (err) CUDA_CHECK(cudaMemsetAsync(err, 0, 2 * sizeof(int32_t), stream_));
     QuantizedX qx;  // what the workspace holds, from the matmul just before (cuda_op.h)
@@ -230,16 +236,19 @@ class CudaGraph : public Graph {
         }
       }
     }
+    std::vector<std::pair<const Tensor*, size_t>> copied;  // outputs and their bytes, in staging until the sync
     for (const auto& out : outputs_) {
       const Tensor& host = *out.first;
       int64_t rows = 0;  // the most rows any op writes into it
       for (size_t i : writers_.at(&host))
         rows = std::max(rows, nodes_[i].op->rows_written ? nodes_[i].op->rows_written(nodes_[i], n) : n);
-      CUDA_CHECK(cudaMemcpyAsync(host.buf->data, out.second->buf->data, leading_bytes(host, rows), cudaMemcpyDeviceToHost, stream_));
+      copied.emplace_back(&host, leading_bytes(host, rows));
+      CUDA_CHECK(cudaMemcpyAsync(staging_.at(&host).p, out.second->buf->data, copied.back().second, cudaMemcpyDeviceToHost, stream_));
     }
     int32_t bad[2] = {0, 0};
     if (err) CUDA_CHECK(cudaMemcpyAsync(bad, err, sizeof bad, cudaMemcpyDeviceToHost, stream_));
     CUDA_CHECK(cudaStreamSynchronize(stream_));
+    for (const auto& c : copied) std::memcpy(c.first->buf->data, staging_.at(c.first).p, c.second);
     if (bad[0])
       throw Error("E_INVALID_ARG", "token id " + std::to_string(bad[1]) + " at row " + std::to_string(bad[0] - 1) +
                                        " is outside the embedding table (found on the device; the step's outputs are void)");
@@ -269,7 +278,10 @@ class CudaGraph : public Graph {
           fail(n, i, std::string(role.name) + " " + t->describe() +
                          " is in host memory; a CUDA graph takes host tensors only as token ids and as outputs no op reads");
         auto& mirrors = input ? inputs_ : outputs_;
-        if (!mirrors.count(t.get())) mirrors.emplace(t.get(), Tensor::make_on(kMemory, t->dtype, t->shape));
+        if (!mirrors.count(t.get())) {
+          mirrors.emplace(t.get(), Tensor::make_on(kMemory, t->dtype, t->shape));
+          staging_[t.get()].allocate(t->nbytes());
+        }
         if (role.whole) whole_.insert(t.get());
         if (output) writers_[t.get()].push_back(i);
       });
@@ -368,6 +380,18 @@ class CudaGraph : public Graph {
   std::unordered_map<const Tensor*, TensorPtr> inputs_, outputs_;  // host tensor -> device mirror
   std::unordered_set<const Tensor*> whole_;                          // inputs copied whole (RoleDef::whole)
   std::unordered_map<const Tensor*, std::vector<size_t>> writers_;  // host output -> nodes writing it
+  // Page-locked host memory for one host tensor's copies in or out.
+  struct Pinned {
+    void* p = nullptr;
+    void allocate(size_t bytes) { CUDA_CHECK(cudaMallocHost(&p, bytes ? bytes : 1)); }
+    Pinned() = default;
+    Pinned(const Pinned&) = delete;
+    Pinned& operator=(const Pinned&) = delete;
+    ~Pinned() {
+      if (p) cudaFreeHost(p);
+    }
+  };
+  std::unordered_map<const Tensor*, Pinned> staging_;  // host input or output -> its staging buffer
   TensorPtr workspace_;
   TensorPtr counters_;  // CudaExec::counters, zero between launches
   TensorPtr error_;  // the step's error word (CudaExec::error), when a node checks on the device
