@@ -12,6 +12,9 @@
 // rounded to f32 once, exactly as add_cpu rounds it, so x matches the unfused pair bit for bit
 // and the norm sees the same values. Outputs follow the references' order: (v * scale) * w,
 // (v - mean) * scale * w + b. out must not alias x (it would overwrite the residual stream).
+// With quantize_to (decode: the matmuls on out read it as int8), the block then quantizes its
+// row of out, a warp per 32 values (quantize_x.cuh's quantize_block_q8, so the bits are
+// quantize_x_q8_kernel's), into the matmul workspace: one launch fewer per norm.
 //
 // Rows up to 16384 floats on the scalar path (VPT up to 32, at most 512 threads), 32768 with
 // float4 (VPT at most 8, 32 registers of row, up to 1024 threads); longer rows throw
@@ -22,6 +25,7 @@
 #include <string>
 
 #include "ops.h"
+#include "quantize_x.cuh"
 #include "reduce.cuh"
 
 FUSELM_CUDA_NAMESPACE_BEGIN
@@ -46,7 +50,8 @@ __device__ __forceinline__ void add_norm_store(float* p, const float (&v)[VEC]) 
 
 template <bool LN, int VEC, int VPT>
 static __global__ void __launch_bounds__(VPT > 8 ? 512 : 1024)
-    add_norm_f32_kernel(float* out, float* x, const float* r, const float* w, const float* b, int64_t D, float eps) {
+    add_norm_f32_kernel(float* out, float* x, const float* r, const float* w, const float* b, int64_t D, float eps,
+                        int8_t* q, float* qd) {
   float* scratch = dynamic_smem<float>();
   const int64_t row = int64_t(blockIdx.x) * D, items = D / VEC;
   float v[VPT][VEC] = {};
@@ -94,14 +99,24 @@ static __global__ void __launch_bounds__(VPT > 8 ? 512 : 1024)
       add_norm_store<VEC>(out + row + i * VEC, o);
     }
   }
+  if (q) {
+    __syncthreads();  // the row of out is written (each warp quantizes values other threads wrote)
+    const int lane = int(threadIdx.x) & 31;
+    const int64_t nb = D / kQ8Block;
+    for (int64_t blk = threadIdx.x >> 5; blk < nb; blk += blockDim.x >> 5)
+      quantize_block_q8(out[row + blk * kQ8Block + lane], lane, q + row + blk * kQ8Block, qd + int64_t(blockIdx.x) * nb + blk);
+  }
 }
 
 
 template <bool LN, int VEC, int VPT>
 static void add_norm_launch(const AddNormArgs& a, unsigned threads, cudaStream_t stream) {
+  int8_t* q = nullptr;
+  float* qd = nullptr;
+  if (a.quantize_to) quantized_x_q8_at(a.T, a.D, a.quantize_to, q, qd);
   launch_kernel(LN ? "add_norm_f32_kernel<layer_norm>" : "add_norm_f32_kernel<rms_norm>",
                 add_norm_f32_kernel<LN, VEC, VPT>, dim3(unsigned(a.T)), dim3(threads), 32 * sizeof(float), stream,
-                a.out, a.x, a.r, a.w, a.b, a.D, a.eps);
+                a.out, a.x, a.r, a.w, a.b, a.D, a.eps, q, qd);
 }
 
 template <bool LN, int VEC>
@@ -121,6 +136,9 @@ static void add_norm_dispatch(const AddNormArgs& a, int vpt, unsigned threads, c
 void add_norm_cuda(const AddNormArgs& a, cudaStream_t stream) {
   if (a.T <= 0 || a.D <= 0) return;
   if (a.out == a.x) throw Error("E_INVALID_ARG", "add_norm_cuda: out must not alias x (x is the residual stream)");
+  if (a.quantize_to && (a.D % kQ8Block || reinterpret_cast<uintptr_t>(a.quantize_to) % 256))
+    throw Error("E_INVALID_ARG", "add_norm_cuda: quantizing out needs rows of whole 32-value blocks (got " +
+                                     std::to_string(a.D) + ") and a 256-byte aligned workspace");
   const bool vec = a.D % 4 == 0 && aligned16(a.out) && aligned16(a.x) && aligned16(a.r) && aligned16(a.w) &&
                    (a.b == nullptr || aligned16(a.b));
   const int64_t items = vec ? a.D / 4 : a.D;

@@ -6,9 +6,12 @@
 // - Weights, activations and KV caches are device tensors; the token ids (and positions for
 //   learned position tables) stay in host memory and are copied in at the start of a run, and
 //   the logits (or, greedy, only the argmax ids) are computed into a device mirror of their
-//   host tensor and copied out at its end (the roles the op table marks `host`).
+//   host tensor and copied out at its end (the roles the op table marks `host`). Both copies go
+//   through page-locked staging buffers of the graph's own (cudaMallocHost), so they are DMA
+//   on the stream rather than the driver's staged copies from pageable memory.
 // - Fusions of adjacent ops, as pattern rewrites over the op list: a residual add followed by the norm of its sum (x = x + r;
-//   y = norm(x)) runs as one add_norm kernel; the keys' rope followed by their store in the KV
+//   y = norm(x)) runs as one add_norm kernel (in decode also writing y quantized to int8 for
+//   the matmul right after it, which then skips quantizing y); the keys' rope followed by their store in the KV
 //   cache as one rope_kv_store (when nothing reads the rotated keys later); two or three matmuls
 //   on the same x (q, k, v; gate, up) as one launch of the dp4a GEMV when the step has few rows
 //   and the weights are in a block format (matmul_group_cuda; else one by one); gate and up
@@ -19,6 +22,7 @@
 //   their own, zeroed once: each launch leaves them zero.
 // - KV caches may be f16 or bf16: kv_store rounds the new keys and values as it writes them.
 #include <algorithm>
+#include <cstring>
 #include <mutex>
 #include <unordered_map>
 #include <unordered_set>
@@ -98,7 +102,8 @@ void mem_from_host(void* dst, const void* src, size_t n) { CUDA_CHECK(cudaMemcpy
 const DeviceMemory kMemory{kDevice, &mem_alloc, &mem_release, &mem_to_host, &mem_from_host};
 
 // The bytes of the first n entries along a tensor's outermost dimension (ids [B]: n ids;
-// logits [B, V]: n rows).
+// logits [B, V]: n rows). A host input not indexed by the run's rows (a block table, lora's
+// segments) is marked RoleDef::whole and copied whole instead.
 size_t leading_bytes(const Tensor& t, int64_t n) {
   return t.nbytes() / size_t(t.shape[0]) * size_t(std::min<int64_t>(n, t.shape[0]));
 }
@@ -172,8 +177,14 @@ class CudaGraph : public Graph {
       }
       // x = x + r then y = norm(x), y not x: one add_norm launch
       else if (n0.op == &add_op::def && n0.t[add_op::out] == n0.t[add_op::a] && n0.t[add_op::out] != n0.t[add_op::b] &&
-          is_norm(n1) && n1.t[rms_norm_op::x] == n0.t[add_op::out] && n1.t[rms_norm_op::out] != n0.t[add_op::out])
-        fuse_[i] = Fused::AddNorm;
+          is_norm(n1) && n1.t[rms_norm_op::x] == n0.t[add_op::out] && n1.t[rms_norm_op::out] != n0.t[add_op::out]) {
+        // ... quantizing y for the matmul right after it, where that one reads y whole
+        const Node* m = i + 2 < nodes_.size() ? &nodes_[i + 2] : nullptr;
+        const bool quant = m && m->op == &matmul_op::def && m->t[matmul_op::x] == n1.t[rms_norm_op::out] &&
+                           !m->i(matmul_op::last_rows) && gemv_quant_supports(m->t[matmul_op::w]->dtype) &&
+                           n1.t[rms_norm_op::x]->cols() % kQ8Block == 0;
+        fuse_[i] = quant ? Fused::AddNormQuant : Fused::AddNorm;
+      }
       // rope(k) then kv_store(cache, k) of the same rows, the rotated k read by nothing later:
       // one rope_kv_store launch that rotates as it stores (into a contiguous cache)
       else if (n0.op == &rope_op::def && n1.op == &kv_store_op::def && n1.t[kv_store_op::src] == n0.t[rope_op::x] &&
@@ -189,22 +200,34 @@ class CudaGraph : public Graph {
   void run(int64_t n, int64_t pos) override {
     std::lock_guard<std::mutex> lock(mu_);
     check_run(n, pos);
-    for (const auto& in : inputs_)
-      CUDA_CHECK(cudaMemcpyAsync(in.second->buf->data, in.first->buf->data,
-                                 whole_.count(in.first) ? in.first->nbytes() : leading_bytes(*in.first, n), cudaMemcpyHostToDevice, stream_));
+    for (const auto& in : inputs_) {
+      const size_t bytes = whole_.count(in.first) ? in.first->nbytes() : leading_bytes(*in.first, n);
+      void* pinned = staging_.at(in.first).p;
+      std::memcpy(pinned, in.first->buf->data, bytes);
+      CUDA_CHECK(cudaMemcpyAsync(in.second->buf->data, pinned, bytes, cudaMemcpyHostToDevice, stream_));
+    }
     int32_t* err = error_ ? error_->data<int32_t>() : nullptr;
     if (err) CUDA_CHECK(cudaMemsetAsync(err, 0, 2 * sizeof(int32_t), stream_));
     QuantizedX qx;  // what the workspace holds, from the matmul just before (cuda_op.h)
     const CudaExec x{stream_, workspace_ ? workspace_->buf->data : nullptr, workspace_ ? workspace_->nbytes() : 0, err, &qx,
                      counters_ ? counters_->data<uint32_t>() : nullptr, counters_ ? counters_->numel() : 0};
     for (size_t i = 0; i < nodes_.size(); i++) {
-      const bool matmuls = nodes_[i].op == &matmul_op::def && fuse_[i] != Fused::AddNorm && fuse_[i] != Fused::RopeStore;
+      const bool matmuls = nodes_[i].op == &matmul_op::def;
       if (!matmuls) qx = QuantizedX{};
       switch (fuse_[i]) {
         case Fused::Matmul2: run_matmuls(i, 2, n, pos, x); i += 1; break;
         case Fused::Matmul3: run_matmuls(i, 3, n, pos, x); i += 2; break;
         case Fused::MatmulSwiglu: run_matmul_swiglu(i, n, pos, x); i += 2; break;
-        case Fused::AddNorm: launch_add_norm(nodes_[i], nodes_[i + 1], n); i++; break;
+        case Fused::AddNorm: launch_add_norm(nodes_[i], nodes_[i + 1], n, nullptr); i++; break;
+        case Fused::AddNormQuant: {
+          // in decode, y quantized as the next matmul would (QuantizedX: it skips that launch)
+          const Node& norm = nodes_[i + 1];
+          const bool quant = matmul_gemv_takes_quantized_x(nodes_[i + 2].t[matmul_op::w]->dtype, n);
+          launch_add_norm(nodes_[i], norm, n, quant ? x.workspace : nullptr);
+          if (quant) qx = QuantizedX{dev(norm.t[rms_norm_op::out]), n, norm.t[rms_norm_op::x]->cols()};
+          i++;
+          break;
+        }
         case Fused::RopeStore: launch_rope_store(step(i, n, pos), nodes_[i + 1]); i++; break;
         case Fused::None: {
           const Step s = step(i, n, pos);
@@ -213,16 +236,19 @@ class CudaGraph : public Graph {
         }
       }
     }
+    std::vector<std::pair<const Tensor*, size_t>> copied;  // outputs and their bytes, in staging until the sync
     for (const auto& out : outputs_) {
       const Tensor& host = *out.first;
       int64_t rows = 0;  // the most rows any op writes into it
       for (size_t i : writers_.at(&host))
         rows = std::max(rows, nodes_[i].op->rows_written ? nodes_[i].op->rows_written(nodes_[i], n) : n);
-      CUDA_CHECK(cudaMemcpyAsync(host.buf->data, out.second->buf->data, leading_bytes(host, rows), cudaMemcpyDeviceToHost, stream_));
+      copied.emplace_back(&host, leading_bytes(host, rows));
+      CUDA_CHECK(cudaMemcpyAsync(staging_.at(&host).p, out.second->buf->data, copied.back().second, cudaMemcpyDeviceToHost, stream_));
     }
     int32_t bad[2] = {0, 0};
     if (err) CUDA_CHECK(cudaMemcpyAsync(bad, err, sizeof bad, cudaMemcpyDeviceToHost, stream_));
     CUDA_CHECK(cudaStreamSynchronize(stream_));
+    for (const auto& c : copied) std::memcpy(c.first->buf->data, staging_.at(c.first).p, c.second);
     if (bad[0])
       throw Error("E_INVALID_ARG", "token id " + std::to_string(bad[1]) + " at row " + std::to_string(bad[0] - 1) +
                                        " is outside the embedding table (found on the device; the step's outputs are void)");
@@ -252,7 +278,10 @@ class CudaGraph : public Graph {
           fail(n, i, std::string(role.name) + " " + t->describe() +
                          " is in host memory; a CUDA graph takes host tensors only as token ids and as outputs no op reads");
         auto& mirrors = input ? inputs_ : outputs_;
-        if (!mirrors.count(t.get())) mirrors.emplace(t.get(), Tensor::make_on(kMemory, t->dtype, t->shape));
+        if (!mirrors.count(t.get())) {
+          mirrors.emplace(t.get(), Tensor::make_on(kMemory, t->dtype, t->shape));
+          staging_[t.get()].allocate(t->nbytes());
+        }
         if (role.whole) whole_.insert(t.get());
         if (output) writers_[t.get()].push_back(i);
       });
@@ -334,22 +363,35 @@ class CudaGraph : public Graph {
     return true;
   }
 
-  void launch_add_norm(const Node& add, const Node& norm, int64_t n) {
+  void launch_add_norm(const Node& add, const Node& norm, int64_t n, void* quantize_to) {
     using namespace layer_norm_op;
     const bool layer = norm.op == &layer_norm_op::def;
     add_norm_cuda({dev(norm.t[out]), dev(add.t[add_op::out]), dev(add.t[add_op::b]), dev(norm.t[weight]), layer ? dev(norm.t[bias]) : nullptr,
-                   n, norm.t[x]->cols(), norm.f(eps)},
+                   n, norm.t[x]->cols(), norm.f(eps), quantize_to},
                   stream_);
   }
 
   std::mutex mu_;
   cudaStream_t stream_ = nullptr;
   std::vector<const CudaOp*> ops_;  // per node
-  enum class Fused : uint8_t { None, AddNorm, RopeStore, Matmul2, Matmul3, MatmulSwiglu };
+  enum class Fused : uint8_t { None, AddNorm, AddNormQuant, RopeStore, Matmul2, Matmul3, MatmulSwiglu };
   std::vector<Fused> fuse_;  // node i and the next 1 (Matmul3, MatmulSwiglu: 2) run as one launch
+                             // (AddNormQuant: AddNorm whose y the matmul after it reads as int8 in decode)
   std::unordered_map<const Tensor*, TensorPtr> inputs_, outputs_;  // host tensor -> device mirror
   std::unordered_set<const Tensor*> whole_;                          // inputs copied whole (RoleDef::whole)
   std::unordered_map<const Tensor*, std::vector<size_t>> writers_;  // host output -> nodes writing it
+  // Page-locked host memory for one host tensor's copies in or out.
+  struct Pinned {
+    void* p = nullptr;
+    void allocate(size_t bytes) { CUDA_CHECK(cudaMallocHost(&p, bytes ? bytes : 1)); }
+    Pinned() = default;
+    Pinned(const Pinned&) = delete;
+    Pinned& operator=(const Pinned&) = delete;
+    ~Pinned() {
+      if (p) cudaFreeHost(p);
+    }
+  };
+  std::unordered_map<const Tensor*, Pinned> staging_;  // host input or output -> its staging buffer
   TensorPtr workspace_;
   TensorPtr counters_;  // CudaExec::counters, zero between launches
   TensorPtr error_;  // the step's error word (CudaExec::error), when a node checks on the device

@@ -1,10 +1,9 @@
 // embedding: out[t, :] = table[ids[t], :] widened to f32, table [V, D] in f32, f16, bf16, q8_0
 // or a GGUF block format; the CPU twin is native/cpu/embedding.cc. One block per token. f32, f16 and bf16 rows
 // are read 16 bytes at a time (4 floats or 8 halves) when the table and out are 16-byte
-// aligned and the row length allows (D % 4, D % 8), else one value per thread; q8_0 rows
-// (34-byte blocks, no alignment to speak of) are read one int8 per thread, the 32 threads of a
-// block of values sharing its f16 scale. The GGUF block formats (q4_0 .. iq4_xs) one 32-value
-// unit per thread (cuda/quant_unit.cuh), each value a * q + b in f32 with the multiply and the
+// aligned and the row length allows (D % 4, D % 8), else one value per thread. The block
+// formats (q8_0 from its device planes, q4_0 .. iq4_xs) one 32-value unit per thread
+// (cuda/quant_unit.cuh's weight_unit), each value a * q + b in f32 with the multiply and the
 // add rounded separately (never fused), the same operations as llama.cpp's dequantize_row_* and
 // the CPU's reference (native/cpu/quant_ref.h). Widening is exact, so the output equals the
 // reference bit for bit. An id outside [0, V) reads nothing: its row of out is zeroed and the
@@ -73,30 +72,16 @@ static __global__ void embedding_half_kernel(float* out, const uint16_t* table, 
     for (int64_t i = threadIdx.x; i < D; i += blockDim.x) o[i] = BF16 ? bf16_bits_to_f32(row[i]) : f16_bits_to_f32(row[i]);
   }
 }
-static __global__ void embedding_q8_0_kernel(float* out, const BlockQ8_0* table, const int32_t* ids, int64_t V,
-                                             int64_t D, int32_t* error) {
-  const int64_t r = embedding_row(ids, V, out, D, error);
-  if (r < 0) return;
-  const BlockQ8_0* row = table + r * (D / kQ8Block);
-  float* o = out + int64_t(blockIdx.x) * D;
-  for (int64_t i = threadIdx.x; i < D; i += blockDim.x) {
-    const BlockQ8_0* b = row + i / kQ8Block;
-    o[i] = f16_bits_to_f32(b->d) * float(b->qs[i % kQ8Block]);
-  }
-}
-
 template <DType DT>
 static __global__ void embedding_quant_kernel(float* out, const uint8_t* table, const int32_t* ids, int64_t V, int64_t D,
                                               int32_t* error) {
   using F = QUnit<DT>;
-  constexpr int kUnits = F::kValues / 32;
   const int64_t r = embedding_row(ids, V, out, D, error);
   if (r < 0) return;
-  const uint8_t* row = table + r * (D / F::kValues) * F::kBytes;
   float* o = out + int64_t(blockIdx.x) * D;
   for (int64_t u = threadIdx.x; u < D / 32; u += blockDim.x) {
     QUnitVals v;
-    F::decode(row + (u / kUnits) * F::kBytes, int(u % kUnits), v);
+    weight_unit<DT>(table, V, D, r, u, v);
     for (int i = 0; i < 32; i++) {
       const float x = __fmul_rn(v.a[i >> 4], float(int8_t(v.q[i >> 2] >> (8 * (i & 3)))));
       o[32 * u + i] = F::kOffset ? __fadd_rn(x, v.b[i >> 4]) : x;
@@ -108,7 +93,7 @@ template <DType DT>
 static void launch_embedding_quant(const char* name, const EmbeddingArgs& a, int32_t* error, cudaStream_t stream) {
   if (a.D % QUnit<DT>::kValues)
     throw Error("E_INVALID_ARG", std::string("embedding_cuda: ") + dtype_name(DT) + " rows must hold whole blocks");
-  if (QUnit<DT>::kAlign4 ? reinterpret_cast<uintptr_t>(a.table) % 4 : reinterpret_cast<uintptr_t>(a.table) % 2)
+  if (reinterpret_cast<uintptr_t>(a.table) % weight_align<DT>())
     throw Error("E_INVALID_ARG", std::string("embedding_cuda: ") + dtype_name(DT) + " table misaligned");
   const int64_t units = a.D / 32;
   const dim3 threads(unsigned(units < 32 ? 32 : units > 256 ? 256 : (units + 31) / 32 * 32));
@@ -157,13 +142,9 @@ void embedding_cuda(const EmbeddingArgs& a, int32_t* error, cudaStream_t stream)
       }
       return;
     }
-    case DType::Q8_0:
-      if (a.D % kQ8Block) throw Error("E_INVALID_ARG", "embedding_cuda: q8_0 rows must hold whole 32-value blocks");
-      launch_kernel("embedding_q8_0_kernel", embedding_q8_0_kernel, grid, threads_for(a.D), 0, stream, a.out,
-                    static_cast<const BlockQ8_0*>(a.table), a.ids, a.V, a.D, error);
-      return;
 #define FUSELM_EMBEDDING_QUANT_CASE(DT, name) \
   case DType::DT: return launch_embedding_quant<DType::DT>("embedding_quant_kernel<" name ">", a, error, stream);
+    FUSELM_EMBEDDING_QUANT_CASE(Q8_0, "q8_0")
     FUSELM_EMBEDDING_QUANT_CASE(Q4_0, "q4_0")
     FUSELM_EMBEDDING_QUANT_CASE(Q4_1, "q4_1")
     FUSELM_EMBEDDING_QUANT_CASE(Q5_0, "q5_0")

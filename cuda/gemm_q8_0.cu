@@ -15,87 +15,83 @@
 //    one mma m16n8k32 s8 per tile gives the exact int32 dot product of the block; it is
 //    converted to f32 and scaled by d_w * d_x into f32 accumulators (float(int) is exact: a
 //    block's |sum| <= 32 * 128 * 127 < 2^24).
-//    - q_x tiles (128 rows x 64 bytes): cp.async, 16 bytes per copy (K % 32 == 0 and the
-//      workspace's 256-byte base keep every row's chunks 16-byte aligned); d_x by plain loads.
-//    - W tiles: q8_0 blocks are 34 bytes, so the 32 int8 of a block start 2 bytes past a 4-byte
-//      boundary in every other block, and no block is 16-byte aligned: cp.async (16-byte
-//      copies from 16-byte aligned addresses) cannot take them. Each thread loads one block of
-//      the tile (row tid / 2, block tid % 2) into registers one tile ahead (overlapping the current tile's mma work) with
-//      4-byte loads (load_q8_block, cuda/q8_0_block.cuh: 9 loads per block, whichever of the
-//      two alignments it has). The int8 then go to shared memory as 16-byte stores, d_w as f32.
+//    - Both operands' int8 tiles (128 rows x 64 bytes each) by cp.async, 16 bytes per copy, 4
+//      per thread, zero-filled outside [T or N, K), in a 3-stage ring (kQStages): tiles kt + 1
+//      and kt + 2 are in flight while tile kt is multiplied. W comes from the device's q8_0
+//      planes (cuda/q8_0_planes.cuh: the int8 rows at w + n K, 16-byte aligned as K % 32 == 0),
+//      x from the workspace (256-byte base). Neither copy goes through registers.
+//    - The scales (d_x f32 from the workspace, d_w f16 from the scale plane; one of each per
+//      thread per tile: row tid / 2, block tid % 2) by plain loads into registers when their
+//      tile is issued, stored to the tile's stage after this tile's mma work (0 outside).
 //    - Shared rows are 64 + 16 = 80 bytes, so ldmatrix's 8 row addresses per matrix hit 8
 //      different 16-byte bank groups. ldmatrix (b16 view) hands lane (g, t) bytes 4t..4t+3 of
 //      row g, which is the s8 fragment layout of both A (x rows) and B (W rows, k contiguous).
+//    - 3 stages are 66 KiB of shared memory (the opt-in above 48 KiB is set once).
 #include <cstdint>
 #include <string>
 
 #include "ops.h"
-#include "q8_0_block.cuh"
+#include "q8_0_planes.cuh"
 #include "quantize_x.cuh"
 
 FUSELM_CUDA_NAMESPACE_BEGIN
 
-constexpr int kQBM = 128, kQBN = 128, kQBK = 64, kQThreads = 256;
+constexpr int kQBM = 128, kQBN = 128, kQBK = 64, kQThreads = 256, kQStages = 3;
 constexpr int kQLd = kQBK + 16;  // bytes per shared row
 constexpr int kQKb = kQBK / kQ8Block;  // q8_0 blocks per k-tile (2)
-// [2] x: q [kQBM][kQLd] bytes, W: q [kQBN][kQLd] bytes, d_x [kQBM][kQKb] f32, d_w [kQBN][kQKb] f32
-constexpr size_t kQSmemBytes = size_t(2) * ((kQBM + kQBN) * kQLd + (kQBM + kQBN) * kQKb * sizeof(float));
+// per stage: x q [kQBM][kQLd] bytes, W q [kQBN][kQLd] bytes, d_x [kQBM][kQKb] f32, d_w [kQBN][kQKb] f32
+constexpr size_t kQStageQBytes = size_t(kQBM + kQBN) * kQLd;
+constexpr size_t kQStageBytes = kQStageQBytes + size_t(kQBM + kQBN) * kQKb * sizeof(float);
+constexpr size_t kQSmemBytes = kQStages * kQStageBytes;
 
 // ---- 2. the GEMM -------------------------------------------------------------------------------
 
-static_assert(kQBN * kQKb == kQThreads && kQBM * kQKb == kQThreads, "a W block and a d_x per thread");
+static_assert(kQBN * kQKb == kQThreads && kQBM * kQKb == kQThreads, "a d_x and a d_w per thread");
+static_assert(kQBM * kQBK / 16 == 2 * kQThreads && kQBN * kQBK / 16 == 2 * kQThreads, "two 16-byte copies per operand per thread");
 
-// This thread's W block of a tile (row n0 + tid / 2, block kb0 + tid % 2), zero outside [N, K).
-struct WBlock {
-  float d;
-  uint32_t q[8];
-};
-
-__device__ __forceinline__ void load_w_block(WBlock& r, const uint8_t* w, int64_t nb, int64_t N, int64_t n0, int64_t kb0) {
-  const int64_t n = n0 + threadIdx.x / kQKb, kb = kb0 + threadIdx.x % kQKb;
-  if (n < N && kb < nb) {
-    load_q8_block(w + (n * nb + kb) * kQ8BlockBytes, r.d, r.q);
-  } else {
-    r.d = 0.f;
-    for (int j = 0; j < 8; j++) r.q[j] = 0;
-  }
-}
-
-__device__ __forceinline__ void store_w_block(uint8_t* Wq, float* Wd, const WBlock& r) {
-  const int row = int(threadIdx.x) / kQKb, i = int(threadIdx.x) % kQKb;
-  uint8_t* dst = Wq + row * kQLd + i * kQ8Block;
-  smem_bounds_check(dst, kQ8Block);
-  reinterpret_cast<uint4*>(dst)[0] = make_uint4(r.q[0], r.q[1], r.q[2], r.q[3]);
-  reinterpret_cast<uint4*>(dst)[1] = make_uint4(r.q[4], r.q[5], r.q[6], r.q[7]);
-  Wd[row * kQKb + i] = r.d;
-}
-
-// The x tile's int8 (128 rows x 4 chunks of 16 bytes, 2 per thread) by cp.async, zero-filled
-// outside [T, K), and this thread's d_x (row tid / 2, block tid % 2; 0 outside).
-__device__ __forceinline__ float issue_x_tile(uint8_t* Xq, const int8_t* q, const float* d, int64_t T, int64_t K,
-                                              int64_t m0, int64_t k0) {
+// One operand's int8 tile (rows r0.., bytes k0.. of rows of K bytes at q) into dst by cp.async,
+// zero-filled outside [rows, K).
+__device__ __forceinline__ void issue_q_tile(uint8_t* dst, const int8_t* q, int64_t rows, int64_t K, int64_t r0, int64_t k0) {
   for (int i = 0; i < 2; i++) {
     const int c = int(threadIdx.x) + kQThreads * i;
-    const int64_t m = m0 + c / 4, k = k0 + 16 * (c % 4);
-    const bool valid = m < T && k < K;
-    uint8_t* dst = Xq + (c / 4) * kQLd + 16 * (c % 4);
-    smem_bounds_check(dst, 16);
-    cp_async_16_zfill(dst, valid ? q + m * K + k : q, valid);
+    const int64_t r = r0 + c / 4, k = k0 + 16 * (c % 4);
+    const bool valid = r < rows && k < K;
+    uint8_t* d = dst + (c / 4) * kQLd + 16 * (c % 4);
+    smem_bounds_check(d, 16);
+    cp_async_16_zfill(d, valid ? q + r * K + k : q, valid);
   }
-  const int64_t m = m0 + threadIdx.x / 2, kb = k0 / kQ8Block + threadIdx.x % 2;
-  return m < T && kb < K / kQ8Block ? d[m * (K / kQ8Block) + kb] : 0.f;
+}
+
+struct TileScales {
+  float x, w;  // this thread's d_x (row tid / 2, block tid % 2 of the x tile) and d_w (same of the W tile)
+};
+
+// Tile kt's int8 tiles into stage `st` (cp.async, not committed here) and this thread's scales of it.
+__device__ __forceinline__ TileScales issue_tile(uint8_t* st, const int8_t* xq, const float* xd, const Q8Planes& w, int64_t T,
+                                                 int64_t K, int64_t N, int64_t m0, int64_t n0, int kt) {
+  const int64_t k0 = int64_t(kt) * kQBK, nb = K / kQ8Block;
+  issue_q_tile(st, xq, T, K, m0, k0);
+  issue_q_tile(st + kQBM * kQLd, w.q, N, K, n0, k0);
+  const int64_t r = threadIdx.x / kQKb, kb = k0 / kQ8Block + threadIdx.x % kQKb;
+  TileScales s;
+  s.x = m0 + r < T && kb < nb ? xd[(m0 + r) * nb + kb] : 0.f;
+  s.w = n0 + r < N && kb < nb ? f16_bits_to_f32(w.d[(n0 + r) * nb + kb]) : 0.f;
+  return s;
+}
+
+__device__ __forceinline__ void store_scales(uint8_t* st, const TileScales& s) {
+  float* d = reinterpret_cast<float*>(st + kQStageQBytes);  // [kQBM][kQKb] x, then [kQBN][kQKb] W
+  d[threadIdx.x] = s.x;
+  d[kQBM * kQKb + threadIdx.x] = s.w;
 }
 
 static __global__ void __launch_bounds__(kQThreads)
     gemm_q8_0_kernel(float* y, const int8_t* xq, const float* xd, const uint8_t* w, int64_t T, int64_t K, int64_t N) {
-  uint8_t* Xq = dynamic_smem<uint8_t>();                     // [2][kQBM][kQLd]
-  uint8_t* Wq = Xq + 2 * kQBM * kQLd;                        // [2][kQBN][kQLd]
-  float* Xd = reinterpret_cast<float*>(Wq + 2 * kQBN * kQLd);  // [2][kQBM][kQKb]
-  float* Wd = Xd + 2 * kQBM * kQKb;                          // [2][kQBN][kQKb]
+  uint8_t* smem = dynamic_smem<uint8_t>();  // [kQStages][kQStageBytes]
   const int lane = int(threadIdx.x) & 31, warp = int(threadIdx.x) >> 5;
   const int g = lane >> 2, t4 = lane & 3;
   const int64_t m0 = int64_t(blockIdx.y) * kQBM, n0 = int64_t(blockIdx.x) * kQBN;
-  const int64_t nb = K / kQ8Block;
+  const Q8Planes planes = q8_planes(w, N * (K / kQ8Block));
   const int wm = (warp >> 1) * 32, wn = (warp & 1) * 64;
 
   float acc[2][8][4];
@@ -104,27 +100,23 @@ static __global__ void __launch_bounds__(kQThreads)
       for (int e = 0; e < 4; e++) acc[i][j][e] = 0.0f;
 
   const int ktiles = int((K + kQBK - 1) / kQBK);
-  WBlock wr;
-  float xd_next = issue_x_tile(Xq, xq, xd, T, K, m0, 0);
-  cp_async_commit();
-  load_w_block(wr, w, nb, N, n0, 0);
-  store_w_block(Wq, Wd, wr);
-  Xd[threadIdx.x] = xd_next;  // [row tid / 2][block tid % 2]
+  for (int s = 0; s < kQStages - 1; s++) {  // (a group per stage, empty past the last tile: uniform wait counts)
+    if (s < ktiles) store_scales(smem + s * kQStageBytes, issue_tile(smem + s * kQStageBytes, xq, xd, planes, T, K, N, m0, n0, s));
+    cp_async_commit();
+  }
   for (int kt = 0; kt < ktiles; kt++) {
-    const int buf = kt & 1;
-    const bool next = kt + 1 < ktiles;
-    if (next) {
-      const int64_t k0 = int64_t(kt + 1) * kQBK;
-      xd_next = issue_x_tile(Xq + (buf ^ 1) * kQBM * kQLd, xq, xd, T, K, m0, k0);
-      load_w_block(wr, w, nb, N, n0, k0 / kQ8Block);
-    }
-    cp_async_commit();   // (an empty group on the last tile keeps the wait count uniform)
-    cp_async_wait<1>();  // this tile's x has landed
-    __syncthreads();     // ... for every thread, and this tile's W and scales are stored
-    const uint8_t* A = Xq + buf * kQBM * kQLd;
-    const uint8_t* B = Wq + buf * kQBN * kQLd;
-    const float* Ad = Xd + buf * kQBM * kQKb;
-    const float* Bd = Wd + buf * kQBN * kQKb;
+    cp_async_wait<kQStages - 2>();  // tile kt has landed
+    __syncthreads();                // ... for every thread, its scales are stored, and tile kt - 1's readers are done
+    const int nt = kt + kQStages - 1;
+    uint8_t* const next = smem + (nt % kQStages) * kQStageBytes;  // tile kt - 1's stage
+    TileScales sc{0.f, 0.f};
+    if (nt < ktiles) sc = issue_tile(next, xq, xd, planes, T, K, N, m0, n0, nt);
+    cp_async_commit();
+    const uint8_t* st = smem + (kt % kQStages) * kQStageBytes;
+    const uint8_t* A = st;
+    const uint8_t* B = st + kQBM * kQLd;
+    const float* Ad = reinterpret_cast<const float*>(st + kQStageQBytes);
+    const float* Bd = Ad + kQBM * kQKb;
     for (int kb = 0; kb < kQKb; kb++) {
       const int kk = kb * kQ8Block;
       uint32_t a[2][4];
@@ -153,12 +145,11 @@ static __global__ void __launch_bounds__(kQThreads)
         }
       }
     }
-    if (next) {  // the other buffers' last readers were in tile kt - 1
-      store_w_block(Wq + (buf ^ 1) * kQBN * kQLd, Wd + (buf ^ 1) * kQBN * kQKb, wr);
-      Xd[(buf ^ 1) * kQBM * kQKb + threadIdx.x] = xd_next;
-    }
-    __syncthreads();
+    // (the next stage's last readers were in tile kt - 1, before this iteration's barrier; its
+    // readers come after the barrier of tile nt)
+    if (nt < ktiles) store_scales(next, sc);
   }
+  cp_async_wait<0>();  // (only empty groups remain; none left pending at exit)
 
   for (int i = 0; i < 2; i++)
     for (int j = 0; j < 8; j++)
@@ -179,13 +170,18 @@ void matmul_gemm_q8_0_cuda(const MatmulArgs& a, void* workspace, cudaStream_t st
   if (a.K % kQ8Block) throw Error("E_INVALID_ARG", "matmul_gemm_q8_0_cuda: q8_0 rows must hold whole 32-value blocks");
   if (!workspace || reinterpret_cast<uintptr_t>(workspace) % 256)
     throw Error("E_INVALID_ARG", "matmul_gemm_q8_0_cuda: needs a 256-byte aligned workspace (matmul_cuda_workspace)");
-  if (reinterpret_cast<uintptr_t>(a.w) % 2)
-    throw Error("E_INVALID_ARG", "matmul_gemm_q8_0_cuda: q8_0 weights must be 2-byte aligned");
+  if (reinterpret_cast<uintptr_t>(a.w) % 16)
+    throw Error("E_INVALID_ARG", "matmul_gemm_q8_0_cuda: q8_0 weights (planes) must be 16-byte aligned");
   if ((a.T + kQBM - 1) / kQBM > 65535) throw Error("E_INVALID_ARG", "matmul_gemm_q8_0_cuda: too many tokens (grid.y)");
   int8_t* xq;
   float* xd;
   if (x_ready) quantized_x_q8_at(a.T, a.K, workspace, xq, xd);
   else quantize_x_q8_cuda(a.x, a.T, a.K, workspace, xq, xd, stream);
+  // once, not per launch: the attribute stays with the function (a failed call leaves the static
+  // unset, so the next launch tries again)
+  static const bool raised =
+      (CUDA_CHECK(cudaFuncSetAttribute(gemm_q8_0_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kQSmemBytes))), true);
+  (void)raised;
   const dim3 grid(unsigned((a.N + kQBN - 1) / kQBN), unsigned((a.T + kQBM - 1) / kQBM));
   launch_kernel("gemm_q8_0_kernel", gemm_q8_0_kernel, grid, dim3(kQThreads), kQSmemBytes, stream, a.y,
                 static_cast<const int8_t*>(xq), static_cast<const float*>(xd), static_cast<const uint8_t*>(a.w), a.T,

@@ -7,8 +7,8 @@
 //    (one launch of 2. each), so the workspace needs room for min(T, 8) tokens.
 // 2. One warp per weight row (4 rows per thread block). Lane l takes the row's 32-value units
 //    l, l + 32, ..., two per step (both units' loads issued before either is used): it decodes
-//    each unit once (cuda/quant_unit.cuh: 32 int8 q, a scale and an
-//    offset per half) and then, for every token of the launch, multiplies it with the token's
+//    each unit once (cuda/quant_unit.cuh's weight_unit: 32 int8 q, a scale and an offset per
+//    half; q8_0 from its device planes, cuda/q8_0_planes.cuh, by two 16-byte loads) and then, for every token of the launch, multiplies it with the token's
 //    int8 block by 8 __dp4a (exact int32 sums, |sum| <= 16 * 128 * 127 < 2^24, so the f32
 //    conversion is exact too):
 //      y[t, n] += d_x * (a0 * dot(q[0:16], x_q[0:16]) + a1 * dot(q[16:32], x_q[16:32])
@@ -84,7 +84,6 @@ template <DType DT, int NT, bool GLU>
 static __global__ void __launch_bounds__(32 * kQvWarps)
     gemv_quant_kernel(GemvQuantParts parts, const int8_t* xq, const float* xd, int T, int64_t K) {
   using F = QUnit<DT>;
-  constexpr int kUnits = F::kValues / 32;  // units per block
   const int lane = int(threadIdx.x) & 31;
   const int64_t bx = blockIdx.x;
   // this block's part, picked by selects (a dynamic index into the parameters would go to local memory)
@@ -95,17 +94,15 @@ static __global__ void __launch_bounds__(32 * kQvWarps)
   const int64_t b0 = j == 0 ? 0 : j == 1 ? parts.end[0] : parts.end[1];
   const int64_t n = (bx - b0) * kQvWarps + (threadIdx.x >> 5);
   if (n >= N) return;  // whole warps leave together
-  const int64_t units = K / 32, row_bytes = (units / kUnits) * F::kBytes;
-  const uint8_t* row = w + n * row_bytes;
+  const int64_t units = K / 32;
   float acc[NT], acc_up[NT];
   for (int t = 0; t < NT; t++) acc[t] = acc_up[t] = 0.f;
   if (GLU) {
     // a unit of the gate row and the same unit of the up row in flight together
-    const uint8_t* up = parts.w[1] + n * row_bytes;
     for (int64_t u = lane; u < units; u += 32) {
       QUnitVals g, p;
-      F::decode(row + (u / kUnits) * F::kBytes, int(u % kUnits), g);
-      F::decode(up + (u / kUnits) * F::kBytes, int(u % kUnits), p);
+      weight_unit<DT>(w, N, K, n, u, g);
+      weight_unit<DT>(parts.w[1], N, K, n, u, p);
       gemv_quant_unit<F, NT>(acc, g, u, xq, xd, T, K);
       gemv_quant_unit<F, NT>(acc_up, p, u, xq, xd, T, K);
     }
@@ -115,8 +112,8 @@ static __global__ void __launch_bounds__(32 * kQvWarps)
     for (int64_t u0 = lane; u0 < units; u0 += 64) {
       QUnitVals v[2];
       const bool two = u0 + 32 < units;
-      F::decode(row + (u0 / kUnits) * F::kBytes, int(u0 % kUnits), v[0]);
-      if (two) F::decode(row + ((u0 + 32) / kUnits) * F::kBytes, int((u0 + 32) % kUnits), v[1]);
+      weight_unit<DT>(w, N, K, n, u0, v[0]);
+      if (two) weight_unit<DT>(w, N, K, n, u0 + 32, v[1]);
       gemv_quant_unit<F, NT>(acc, v[0], u0, xq, xd, T, K);
       if (two) gemv_quant_unit<F, NT>(acc, v[1], u0 + 32, xq, xd, T, K);
     }
@@ -143,7 +140,7 @@ template <DType DT>
 static void launch_gemv_quant(const char* name, const GemvQuantParts& p, bool glu, const int8_t* xq, const float* xd, int T,
                               int64_t K, cudaStream_t stream) {
   for (int j = 0; j < p.count; j++)
-    if (QUnit<DT>::kAlign4 ? reinterpret_cast<uintptr_t>(p.w[j]) % 4 : reinterpret_cast<uintptr_t>(p.w[j]) % 2)
+    if (reinterpret_cast<uintptr_t>(p.w[j]) % weight_align<DT>())
       throw Error("E_INVALID_ARG", std::string(name) + ": weights misaligned for their block format");
   if (glu) launch_gemv_quant<DT, true>(name, p, xq, xd, T, K, stream);
   else launch_gemv_quant<DT, false>(name, p, xq, xd, T, K, stream);

@@ -33,6 +33,10 @@ size_t matmul_cuda_workspace(DType w_dtype, int64_t max_T, int64_t K) {
   return quantize_x_q8_bytes(T, K);
 }
 
+bool matmul_gemv_takes_quantized_x(DType w_dtype, int64_t T) {
+  return T > 0 && T <= kGemvMaxTokens && gemv_quant_supports(w_dtype);
+}
+
 // Whether a y of T x N floats overlaps the x of T x K (then x is not intact after the matmul).
 static bool y_over_x(const MatmulArgs& a) {
   const uintptr_t x0 = reinterpret_cast<uintptr_t>(a.x), y0 = reinterpret_cast<uintptr_t>(a.y);

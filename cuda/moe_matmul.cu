@@ -3,8 +3,8 @@
 // expert (4 warps per block along grid x), and slot j (grid z) or, with router weights, every
 // slot in order, summed as out[t, n] += w_j * dot_j in the CPU's order. Lanes stride over K:
 // f32/f16/bf16 a value at a time, the block formats a unit of 32 values at a time
-// (cuda/quant_unit.cuh's decoders: weight i = a[i / 16] * q[i] + b[i / 16]), widened to f32 and
-// multiplied against x in f32 (x is not quantized, unlike the CPU's q8_0 and block-format dots,
+// (cuda/quant_unit.cuh's weight_unit, q8_0 from its device planes: weight i = a[i / 16] * q[i]
+// + b[i / 16]), widened to f32 and multiplied against x in f32 (x is not quantized, unlike the CPU's q8_0 and block-format dots,
 // hence the parity cases' CUDA tolerance). Only the chosen experts' rows are read. A plain
 // kernel for decode, small batches, float and q8_0 weights; cuda/moe_matmul_gemm.cu runs prefill.
 #include <cstdint>
@@ -23,13 +23,12 @@ constexpr int kWarps = 4;
 
 template <DType DT>
 struct MoeDot {  // the block formats
-  __device__ __forceinline__ static float dot(const uint8_t* row, const float* x, int64_t K, int lane) {
-    using F = QUnit<DT>;
-    constexpr int units = F::kValues / 32;
+  __device__ __forceinline__ static float dot(const uint8_t* w, int64_t rows, int64_t row, size_t, const float* x,
+                                              int64_t K, int lane) {
     float s = 0.0f;
     for (int64_t u = lane; u < K / 32; u += 32) {
       QUnitVals v;
-      F::decode(row + (u / units) * F::kBytes, int(u % units), v);
+      weight_unit<DT>(w, rows, K, row, u, v);
       const float* xu = x + u * 32;
       for (int i = 0; i < 32; i++) {
         const float q = float(int8_t((v.q[i / 4] >> (8 * (i % 4))) & 0xffu));
@@ -48,7 +47,9 @@ __device__ __forceinline__ float weight_at(const uint8_t* row, int64_t i) {
 }
 template <DType DT>
 struct MoeFloatDot {  // the float formats
-  __device__ __forceinline__ static float dot(const uint8_t* row, const float* x, int64_t K, int lane) {
+  __device__ __forceinline__ static float dot(const uint8_t* w, int64_t, int64_t r, size_t row_bytes, const float* x,
+                                              int64_t K, int lane) {
+    const uint8_t* row = w + size_t(r) * row_bytes;
     float s = 0.0f;
     for (int64_t i = lane; i < K; i += 32) s += weight_at<DT>(row, i) * x[i];
     return s;
@@ -74,8 +75,7 @@ __global__ void moe_matmul_kernel(float* out, const float* x, const uint8_t* w, 
     const int32_t id = ids[t * k + j];
     float d = 0.0f;
     if (id >= 0 && id < E) {
-      const uint8_t* row = w + (size_t(id) * size_t(N) + size_t(n)) * row_bytes;
-      d = warp_sum(MoeDot<DT>::dot(row, x + (x_per_slot ? (t * k + j) * K : t * K), K, lane));
+      d = warp_sum(MoeDot<DT>::dot(w, E * N, int64_t(id) * N + n, row_bytes, x + (x_per_slot ? (t * k + j) * K : t * K), K, lane));
     } else if (lane == 0 && n == 0 && error && atomicCAS(&error[0], 0, int32_t(t) + 1) == 0) {
       error[1] = id;
     }

@@ -19,6 +19,10 @@ FUSELM_CUDA_NAMESPACE_BEGIN
 // `workspace` (matmul_cuda_workspace bytes for up to max_T rows, 256-byte aligned) holds the
 // int8 kernels' quantized activations (cuda/quantize_x.cuh).
 size_t matmul_cuda_workspace(DType w_dtype, int64_t max_T, int64_t K);
+// Whether matmul_cuda takes x [T, K] quantized into the workspace for the GEMV's T (T <= 8,
+// every token there, quantize_x.cuh's layout) with w_dtype weights, so that a kernel writing x
+// may write its quantized copy too (add_norm_cuda's quantize_to).
+bool matmul_gemv_takes_quantized_x(DType w_dtype, int64_t T);  // cuda/matmul.cu
 // qx (optional): what the workspace holds (QuantizedX, cuda_op.h), used and updated.
 void matmul_cuda(const MatmulArgs& a, void* workspace, cudaStream_t stream, QuantizedX* qx = nullptr);  // cuda/matmul.cu
 // 1 to 3 matmuls on the same x (same T, K and weight type; no y overlapping x) as one launch
@@ -81,7 +85,12 @@ void attention_split_kv_cuda(const AttentionArgs& a, cudaStream_t stream);  // c
 // ---- fusions ---------------------------------------------------------------------------------
 // The residual add fused into the next norm, one pass: x[t] += r[t]; out[t] = norm(x[t]).
 // b null: RMSNorm with weight w; else LayerNorm with weight w and bias b. out must not alias x.
-struct AddNormArgs { float* out; float* x; const float* r; const float* w; const float* b; int64_t T, D; float eps; };
+// quantize_to (optional, D % 32 == 0): a matmul workspace that gets out quantized to int8 as
+// quantize_x_q8_cuda would write it (bit for bit), so the matmuls on out skip that launch.
+struct AddNormArgs {
+  float* out; float* x; const float* r; const float* w; const float* b; int64_t T, D; float eps;
+  void* quantize_to = nullptr;
+};
 void add_norm_cuda(const AddNormArgs& a, cudaStream_t stream);      // cuda/add_norm.cu
 // RoPE fused into the store of the keys: cache[pos0 + t, :] = rope(src[t, :]) rounded to
 // cache_dtype, src unchanged (the rotation as rope_cuda's, RopeArgs' parameters), one pass

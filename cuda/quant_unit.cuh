@@ -10,20 +10,22 @@
 // offset is folded into q as signed int8 (Q4_0's "- 8", Q5_0's "- 16", Q3_K's "- 4", Q6_K's
 // "- 32": exact, and it saves the kernels a sum of the activations). The byte layouts are
 // GGUF's (native/quant_blocks.h describes each formula); QUnit<DT>::decode(block, j, u) reads
-// unit j of the block at `block`.
+// unit j of the block at `block`. q8_0 is the exception: on the device it is two planes
+// (cuda/q8_0_planes.cuh), so its QUnit has the format's constants but no decode;
+// weight_unit<DT> reads unit u of a weight row in any format, q8_0 included.
 //
 // Loads: a unit's quant bytes are read as runs of words (ld32n): 16-byte loads where aligned
 // (q4_k, q5_k from a 16-byte aligned tensor), 4-byte loads for the formats whose blocks and
 // fields are 4-byte multiples (kAlign4: the launchers require 4-byte aligned weights), and for
-// the others (18-, 22-, 34-, 110- and 210-byte blocks: 2-byte aligned, every other block 2 past
-// a 4-byte boundary) aligned words rebuilt from halves.
+// the others (18-, 22-, 110- and 210-byte blocks: 2-byte aligned, every other block 2 past a
+// 4-byte boundary) aligned words rebuilt from halves; q8_0's planes by two 16-byte loads.
 #pragma once
 #include <cstdint>
 #include <string>
 
 #include "convert.cuh"
 #include "ops.h"
-#include "q8_0_block.cuh"
+#include "q8_0_planes.cuh"
 
 FUSELM_CUDA_NAMESPACE_BEGIN
 
@@ -113,14 +115,9 @@ __device__ __forceinline__ void set_scales(QUnitVals& u, float a0, float a1, flo
 template <DType DT> struct QUnit;
 
 // Legacy formats: one unit per block; low nibbles are values 0..15, high nibbles 16..31.
-template <> struct QUnit<DType::Q8_0> {
+template <> struct QUnit<DType::Q8_0> {  // planes on the device: read by weight_unit
   static constexpr int kValues = 32, kBytes = 34;
   static constexpr bool kAlign4 = false, kOffset = false;
-  __device__ __forceinline__ static void decode(const uint8_t* p, int, QUnitVals& u) {
-    float d;
-    load_q8_block(p, d, u.q);
-    set_scales(u, d, d, 0.f, 0.f);
-  }
 };
 
 template <> struct QUnit<DType::Q4_0> {  // d, qs[16]
@@ -320,5 +317,26 @@ template <> struct QUnit<DType::IQ4_XS> {
     set_scales(u, a, a, 0.f, 0.f);
   }
 };
+
+// Unit u (32 values along K) of row `row` of a weight tensor of `rows` rows of K values: q8_0
+// from its planes, the other block formats from their stored blocks.
+template <DType DT>
+__device__ __forceinline__ void weight_unit(const uint8_t* w, int64_t rows, int64_t K, int64_t row, int64_t u, QUnitVals& v) {
+  if constexpr (DT == DType::Q8_0) {
+    float d;
+    load_q8_plane_block(q8_planes(w, rows * (K / 32)), row * (K / 32) + u, d, v.q);
+    set_scales(v, d, d, 0.f, 0.f);
+  } else {
+    using F = QUnit<DT>;
+    constexpr int kUnits = F::kValues / 32;
+    F::decode(w + row * ((K / F::kValues) * F::kBytes) + (u / kUnits) * F::kBytes, int(u % kUnits), v);
+  }
+}
+
+// The alignment weight_unit<DT> needs of a tensor's base address.
+template <DType DT>
+constexpr uintptr_t weight_align() {
+  return DT == DType::Q8_0 ? 16 : QUnit<DT>::kAlign4 ? 4 : 2;
+}
 
 FUSELM_CUDA_NAMESPACE_END

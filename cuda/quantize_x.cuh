@@ -20,11 +20,9 @@ inline size_t quantize_x_q8_bytes(int64_t T, int64_t K) {
   return quantize_x_q8_scales_at(T, K) + size_t(T * (K / kQ8Block)) * sizeof(float);
 }
 
-static __global__ void quantize_x_q8_kernel(int8_t* q, float* d, const float* x, int64_t blocks) {
-  const int lane = int(threadIdx.x) & 31;
-  const int64_t b = int64_t(blockIdx.x) * kQuantWarps + (threadIdx.x >> 5);
-  if (b >= blocks) return;  // whole warps leave together
-  const float v = x[b * kQ8Block + lane];
+// One block of 32 values, one per lane of a warp (v: lane's value): its int8 to q[lane], its
+// scale to *d (lane 0). Every kernel that quantizes activations goes through this.
+__device__ __forceinline__ void quantize_block_q8(float v, int lane, int8_t* q, float* d) {
   uint32_t m = __float_as_uint(v) & 0x7fffffffu;
   for (int off = 16; off > 0; off >>= 1) {
     const uint32_t o = __shfl_xor_sync(0xffffffffu, m, off);
@@ -37,8 +35,15 @@ static __global__ void quantize_x_q8_kernel(int8_t* q, float* d, const float* x,
   float s = __fmul_rn(v, id);
   s = s > 127.f ? 127.f : s < -127.f ? -127.f : s == s ? s : 0.f;
   const float r = __fadd_rn(__fadd_rn(s, 0x1.8p23f), -0x1.8p23f);  // round to nearest even
-  q[b * kQ8Block + lane] = int8_t(int32_t(r));
-  if (lane == 0) d[b] = dv;
+  q[lane] = int8_t(int32_t(r));
+  if (lane == 0) *d = dv;
+}
+
+static __global__ void quantize_x_q8_kernel(int8_t* q, float* d, const float* x, int64_t blocks) {
+  const int lane = int(threadIdx.x) & 31;
+  const int64_t b = int64_t(blockIdx.x) * kQuantWarps + (threadIdx.x >> 5);
+  if (b >= blocks) return;  // whole warps leave together
+  quantize_block_q8(x[b * kQ8Block + lane], lane, q + b * kQ8Block, d + b);
 }
 
 // The two parts of T tokens' quantized x in `workspace`.

@@ -1,5 +1,6 @@
 #include "tensor.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstdint>
@@ -8,6 +9,8 @@
 #include <vector>
 
 #include <sys/mman.h>
+
+#include "q8_0_planes.h"
 
 namespace fuselm {
 
@@ -152,8 +155,55 @@ std::shared_ptr<Tensor> Tensor::copy_to(const DeviceMemory* mem) const {
   return out;
 }
 
+namespace {
+
+// q8_0 in device memory is two planes (native/q8_0_planes.h); these move stored-layout bytes
+// [off, off + n) out of and into them, a bounded run of blocks at a time.
+constexpr size_t kPlaneChunkBlocks = size_t(1) << 16;
+
+void q8_0_planes_read(const Buffer& b, uint8_t* dst, size_t off, size_t n) {
+  constexpr size_t kB = sizeof(BlockQ8_0);
+  const uint8_t* base = static_cast<const uint8_t*>(b.data);
+  const size_t scales = q8_0_scales_at(b.bytes);
+  std::vector<uint8_t> q, d, blocks;
+  for (size_t at = off; at < off + n;) {
+    const size_t first = at / kB, end = std::min((off + n + kB - 1) / kB, first + kPlaneChunkBlocks), count = end - first;
+    q.resize(32 * count), d.resize(2 * count), blocks.resize(kB * count);
+    b.device->to_host(q.data(), base + 32 * first, q.size());
+    b.device->to_host(d.data(), base + scales + 2 * first, d.size());
+    q8_0_join(q.data(), d.data(), count, blocks.data());
+    const size_t upto = std::min(off + n, end * kB);
+    std::memcpy(dst + (at - off), blocks.data() + (at - first * kB), upto - at);
+    at = upto;
+  }
+}
+
+void q8_0_planes_write(const Buffer& b, const uint8_t* src, size_t off, size_t n) {
+  constexpr size_t kB = sizeof(BlockQ8_0);
+  uint8_t* base = static_cast<uint8_t*>(b.data);
+  const size_t scales = q8_0_scales_at(b.bytes);
+  std::vector<uint8_t> q, d, blocks;
+  for (size_t at = off; at < off + n;) {
+    const size_t first = at / kB, end = std::min((off + n + kB - 1) / kB, first + kPlaneChunkBlocks), count = end - first;
+    const size_t upto = std::min(off + n, end * kB);
+    blocks.resize(kB * count);
+    // blocks written only in part keep their other bytes
+    if (at != first * kB) q8_0_planes_read(b, blocks.data(), first * kB, kB);
+    if (upto != end * kB && (count > 1 || at == first * kB)) q8_0_planes_read(b, blocks.data() + kB * (count - 1), (end - 1) * kB, kB);
+    std::memcpy(blocks.data() + (at - first * kB), src + (at - off), upto - at);
+    q.resize(32 * count), d.resize(2 * count);
+    q8_0_split(blocks.data(), count, q.data(), d.data());
+    b.device->from_host(base + 32 * first, q.data(), q.size());
+    b.device->from_host(base + scales + 2 * first, d.data(), d.size());
+    at = upto;
+  }
+}
+
+}  // namespace
+
 void Tensor::read_bytes(void* dst, size_t off, size_t n) const {
   if (n == 0) return;
+  if (buf->device && dtype == DType::Q8_0) return q8_0_planes_read(*buf, static_cast<uint8_t*>(dst), off, n);
   const uint8_t* src = static_cast<const uint8_t*>(buf->data) + off;
   if (buf->device)
     buf->device->to_host(dst, src, n);
@@ -164,6 +214,7 @@ void Tensor::read_bytes(void* dst, size_t off, size_t n) const {
 void Tensor::write_bytes(const void* src, size_t off, size_t n) {
   if (buf->read_only()) throw Error("E_INVALID_ARG", describe() + " is a read-only view of a mapped file; it cannot be written");
   if (n == 0) return;
+  if (buf->device && dtype == DType::Q8_0) return q8_0_planes_write(*buf, static_cast<const uint8_t*>(src), off, n);
   uint8_t* dst = static_cast<uint8_t*>(buf->data) + off;
   if (buf->device)
     buf->device->from_host(dst, src, n);

@@ -32,10 +32,13 @@ static __global__ void fill_half_kernel(uint16_t* p, size_t n, bool bf16, uint64
   }
 }
 
-static __global__ void fill_q8_0_kernel(BlockQ8_0* p, size_t n_blocks, uint64_t seed) {
+// q8_0 as the device holds it (native/q8_0_planes.h): int8 values, then the f16 scales
+static __global__ void fill_q8_0_kernel(uint8_t* p, size_t n_blocks, uint64_t seed) {
+  int8_t* q = reinterpret_cast<int8_t*>(p);
+  uint16_t* d = reinterpret_cast<uint16_t*>(p + 32 * n_blocks);
   for (size_t b = size_t(blockIdx.x) * blockDim.x + threadIdx.x; b < n_blocks; b += size_t(gridDim.x) * blockDim.x) {
-    p[b].d = __half_as_ushort(__float2half(hash_uniform(seed, b * 33, 0.002f, 0.01f)));
-    for (int j = 0; j < kQ8Block; j++) p[b].qs[j] = int8_t(int(hash_uniform(seed, b * 33 + 1 + j, -127.0f, 128.0f)));
+    d[b] = __half_as_ushort(__float2half(hash_uniform(seed, b * 33, 0.002f, 0.01f)));
+    for (int j = 0; j < kQ8Block; j++) q[32 * b + j] = int8_t(int(hash_uniform(seed, b * 33 + 1 + j, -127.0f, 128.0f)));
   }
 }
 
@@ -66,8 +69,8 @@ void fill_half(void* p, size_t n, bool bf16, uint64_t seed, float lo, float hi) 
                 bf16, seed, lo, hi);
 }
 void fill_q8_0(void* p, size_t n_blocks, uint64_t seed) {
-  launch_kernel("fill_q8_0_kernel", fill_q8_0_kernel, kFillGrid, kFillBlock, 0, nullptr, static_cast<BlockQ8_0*>(p),
-                n_blocks, seed);
+  launch_kernel("fill_q8_0_kernel", fill_q8_0_kernel, kFillGrid, kFillBlock, 0, nullptr, static_cast<uint8_t*>(p), n_blocks,
+                seed);
 }
 void fill_weights(void* p, DType dt, size_t n_values, uint64_t seed) {
   switch (dt) {

@@ -6,8 +6,8 @@
 // and [M, N]. Bytes counted: the weights as stored plus x read and y written once (the decode
 // roofline; the block formats' int8 copy of x, 1.125 M K bytes written and read again, is left
 // out: under 1% of the weights at M <= 16); FLOPs 2 M N K. Sets of weights and inputs rotate so
-// that small cases do not run from the L2 cache. For q8_0 at M <= 16 also the f32-activation
-// GEMV (matmul_gemv_cuda) that decode used before the dp4a one.
+// that small cases do not run from the L2 cache. q8_0 weights are filled as the device holds
+// them (two planes, native/q8_0_planes.h).
 // Decode's fused launches beside the separate ones, in the same run (q8_0 and q4_k; M = 1, and
 // 4 without --quick): the q, k and v projections of Llama-3-8B (N = 4096, 1024, 1024; K = 4096)
 // as one matmul_group_cuda launch and as three matmul_cuda calls; gate and up (N = 14336) with
@@ -63,17 +63,6 @@ void matmul_cases(Bench& b) {
             matmul_cuda(MatmulArgs{y.f32(), xs[i]->f32(), ws[i]->p, dt, M, K, N}, workspace.p, nullptr);
           });
           b.record("matmul_cuda", shape, ms, double(w_bytes + x_bytes + y_bytes), 2.0 * double(M) * double(N) * double(K));
-          if (dt == DType::Q8_0 && M <= 16) {
-            // q8_0's f32-activation GEMV (cuda/gemv.cu), which the dispatcher left for the dp4a
-            // one (an extra launch quantizing x, the weights read once per 8 tokens): both timed
-            // so the choice can follow the measurement
-            const double ms_f32x = b.median_ms([&](int rep) {
-              const size_t i = size_t(rep % sets);
-              matmul_gemv_cuda(MatmulArgs{y.f32(), xs[i]->f32(), ws[i]->p, dt, M, K, N}, nullptr);
-            });
-            b.record("matmul_gemv_cuda", shape, ms_f32x, double(w_bytes + x_bytes + y_bytes),
-                     2.0 * double(M) * double(N) * double(K));
-          }
         } catch (const std::exception& e) {
           b.record_error("matmul_cuda", shape, e.what());
         }

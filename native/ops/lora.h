@@ -10,8 +10,8 @@ namespace fuselm {
 
 // The adapters' A matrices stacked by rows, a [R, K], and their B matrices transposed and
 // stacked the same way, bt [R, N]: adapter j owns ranks seg[j] .. seg[j+1] - 1 (seg i32
-// [1, J + 1], one row so a device backend copies it whole whatever the run's rows; seg[0] = 0,
-// seg[J] = R). Its alpha/r is folded into bt; scales [>= T, J] f32 is
+// [J + 1] or [1, J + 1], a host input a device backend copies whole whatever the run's rows;
+// seg[0] = 0, seg[J] = R). Its alpha/r is folded into bt; scales [>= T, J] f32 is
 // each row's weight of each adapter (0: not applied, its ranks skipped).
 //   y[t, :] += Σ_j scales[t, j] · Σ_{k ∈ seg j} (a[k, :] · x[t, :]) · bt[k, :]
 // y, x f32 [T, N] and [T, K]. y must not alias x.
@@ -27,7 +27,7 @@ inline LoraArgs args(const Step& s) {
 inline const OpDef def = [] {
   OpDef d{
       "lora",
-      {{"y", Access::InOut}, {"x", Access::In}, {"a", Access::In}, {"bt", Access::In}, {"seg", Access::In, true, true}, {"scales", Access::In, true, true}},
+      {{"y", Access::InOut}, {"x", Access::In}, {"a", Access::In}, {"bt", Access::In}, {"seg", Access::In, true, true, true}, {"scales", Access::In, true, true}},
       {},
       [](const Check& c) {
         const Tensor& A = c.f32(a);
@@ -37,7 +37,7 @@ inline const OpDef def = [] {
         if (Bt.rows() != A.rows()) c.fail("bt must have a's rows (ranks, " + std::to_string(A.rows()) + "), got " + Bt.describe());
         const Tensor& sg = c.tensor(seg);
         const Tensor& sc = c.f32(scales);
-        if (sg.dtype != DType::I32 || sg.rows() != 1 || sg.numel() < 2) c.fail("seg must be i32 [1, adapters + 1], got " + sg.describe());
+        if (sg.dtype != DType::I32 || sg.rows() != 1 || sg.numel() < 2) c.fail("seg must be i32 [adapters + 1] or [1, adapters + 1], got " + sg.describe());
         if (sc.cols() != sg.numel() - 1) c.fail("scales must have a column per adapter (" + std::to_string(sg.numel() - 1) + "), got " + sc.describe());
         c.rows(scales, c.max_rows);
         // the CUDA kernel keeps a row's R dot products in shared memory

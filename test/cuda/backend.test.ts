@@ -297,6 +297,108 @@ describe('CUDA backend', function () {
       assert.throws(() => dev.read(0, 1000), /outside/);
     });
 
+    it('keeps q8_0 as int8 and scale planes on the device; reads and writes see the stored blocks at any byte range', async () => {
+      // 3 rows of 2 blocks (34 bytes each: f16 scale, 32 int8), scales near 0.01
+      const rows = 3, cols = 64, bytes = new Uint8Array(rows * 2 * 34);
+      for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 37 + 11) & 255;
+      const setScales = (b: Uint8Array) => { for (let blk = 0; blk < rows * 2; blk++) b.set([0x1f + blk, 0x21], blk * 34); };
+      setScales(bytes);
+      const host = emptyTensor('q8_0', [rows, cols]);
+      host.write(bytes);
+      const dev = host.to('cuda-emulated');
+      assert.deepEqual(new Uint8Array(dev.read()), bytes);
+      assert.deepEqual(new Uint8Array(dev.read(33, 40)), bytes.subarray(33, 73));
+      // writes that start and end inside blocks (and one inside a single block) keep the blocks' other bytes
+      for (const [off, len] of [[30, 50], [1, 3], [101, 102]]) {
+        const patch = Uint8Array.from({ length: len }, (_, i) => (200 - 3 * i + off) & 255);
+        dev.write(patch, off);
+        bytes.set(patch, off);
+      }
+      assert.deepEqual(new Uint8Array(dev.read()), bytes);
+      setScales(bytes);
+      dev.write(bytes.subarray(0, 34 * 3), 0); // (the scales back near 0.01 for the kernel below)
+      dev.write(bytes.subarray(34 * 3), 34 * 3);
+      assert.deepEqual(new Uint8Array(dev.read()), bytes);
+      assert.deepEqual(new Uint8Array(dev.to('cpu').read()), bytes);
+      assert.deepEqual(new Uint8Array(dev.to('cuda-emulated').read()), bytes);
+      // the device kernels read the planes: an embedding gather equals the CPU's from the stored bytes
+      const ids = tensorFromI32([3], Int32Array.from([2, 0, 1]));
+      const gathered = async (be: CpuBackend | CudaBackend, table: typeof dev) => {
+        const out = be instanceof CudaBackend ? be.empty('f32', [3, cols]) : emptyTensor('f32', [3, cols]);
+        const g = be.graph([ops.embedding(out, table, ids)], 3);
+        await g.run(3, 0);
+        g.dispose();
+        return readF32Rows(out, 0, 3);
+      };
+      host.write(bytes);
+      const cpu = new CpuBackend({ threads: 1 });
+      const want = await gathered(cpu, host);
+      cpu.dispose();
+      assert.deepEqual(Array.from(await gathered(new CudaBackend({ emulated: true }), dev)), Array.from(want));
+    });
+
+    it('copies a 1-D host input that is read whole (lora seg [J + 1]) whole, whatever the run\'s rows', async () => {
+      // seg [0, 2, 2, 5] has more values than the run's 1 row: copied by rows, it would lose adapters 1 and 2
+      const K = 8, N = 4, R = 5, J = 3;
+      const seeded = (n: number, k: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 1.3 + k) * 0.5);
+      const run = async (be: CpuBackend | CudaBackend) => {
+        const dev = (t: ReturnType<typeof emptyTensor>) => (be instanceof CudaBackend ? be.upload(t) : t);
+        const y = dev(tensorFromF32('f32', [1, N], seeded(N, 1)));
+        const node = ops.lora(y, dev(tensorFromF32('f32', [1, K], seeded(K, 2))), {
+          a: dev(tensorFromF32('f32', [R, K], seeded(R * K, 3))), bt: dev(tensorFromF32('f32', [R, N], seeded(R * N, 4))),
+          seg: tensorFromI32([J + 1], Int32Array.from([0, 2, 2, 5])), scales: tensorFromF32('f32', [1, J], Float32Array.from([0.5, 1, 2])),
+        });
+        const g = be.graph([node], 1);
+        await g.run(1, 0);
+        g.dispose();
+        return Array.from(readF32Rows(y, 0, 1));
+      };
+      const cpu = new CpuBackend({ threads: 1 });
+      const want = await run(cpu);
+      cpu.dispose();
+      const got = await run(new CudaBackend({ emulated: true }));
+      for (let i = 0; i < N; i++) assert.ok(Math.abs(got[i] - want[i]) <= 1e-6 * (1 + Math.abs(want[i])), `y[${i}]: ${got[i]} want ${want[i]}`);
+    });
+
+    it('decode: add + rms_norm + q/k/v matmuls (the norm writing its y as int8 for them) give the CPU\'s outputs', async () => {
+      // add_norm quantizes y in the launch that writes it when a block-format matmul on y follows
+      // (T <= 8); a wrong int8 copy would move every output by its own size
+      const D = 64, rows = 4, Ns = [48, 16, 16];
+      const seeded = (n: number, k: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.7 + k) * 2);
+      const q8 = (N: number, k: number) => {
+        const b = new Uint8Array(N * (D / 32) * 34);
+        for (let i = 0; i < b.length; i++) b[i] = (i * 29 + k * 7) & 255;
+        for (let blk = 0; blk < N * (D / 32); blk++) b.set([0x10 + (blk & 7), 0x22], blk * 34);
+        const t = emptyTensor('q8_0', [N, D]);
+        t.write(b);
+        return t;
+      };
+      const weights = Ns.map((N, j) => q8(N, j));
+      const run = async (be: CpuBackend | CudaBackend, n: number) => {
+        const dev = (t: ReturnType<typeof emptyTensor>) => (be instanceof CudaBackend ? be.upload(t) : t);
+        const x = dev(tensorFromF32('f32', [rows, D], seeded(rows * D, 1)));
+        const y = dev(emptyTensor('f32', [rows, D]));
+        const outs = Ns.map((N) => dev(emptyTensor('f32', [rows, N])));
+        const g = be.graph([
+          ops.add(x, x, dev(tensorFromF32('f32', [rows, D], seeded(rows * D, 2)))),
+          ops.rmsNorm(y, x, dev(tensorFromF32('f32', [D], seeded(D, 3))), 1e-5),
+          ...outs.map((o, j) => ops.matmul(o, y, dev(weights[j]))),
+        ], rows);
+        await g.run(n, 0);
+        g.dispose();
+        return outs.map((o, j) => Array.from(readF32Rows(o, 0, n)).map((v) => ({ v, j })));
+      };
+      for (const n of [1, 3]) {
+        const cpu = new CpuBackend({ threads: 1 });
+        const want = (await run(cpu, n)).flat();
+        cpu.dispose();
+        const got = (await run(new CudaBackend({ emulated: true }), n)).flat();
+        const big = Math.max(...want.map((w) => Math.abs(w.v)));
+        for (let i = 0; i < want.length; i++)
+          assert.ok(Math.abs(got[i].v - want[i].v) <= 1e-5 * big, `n=${n} matmul ${want[i].j}, value ${i}: ${got[i].v} want ${want[i].v}`);
+      }
+    });
+
     it('runs a graph: host ids in, host logits out', async () => {
       const be = new CudaBackend({ emulated: true });
       const table = be.upload(tensorFromF32('f32', [4, 2], Float32Array.from([0, 1, 2, 3, 4, 5, 6, 7])));

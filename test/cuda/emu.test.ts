@@ -63,7 +63,7 @@ describe('cuda emulator (fuselm_emu_tests)', function () {
       'rms_norm_f32_parity', 'add_f32_parity', 'swiglu_f32_parity', 'rope_llama_f32_parity', 'rope_neox_f32_parity',
       'embedding_f32_parity', 'embedding_f16_parity', 'embedding_bf16_parity', 'embedding_q8_0_parity',
       'embedding_block_formats_parity',
-      'gemv_f16_parity', 'gemv_bf16_parity', 'gemv_f32_parity', 'gemv_q8_0_parity',
+      'gemv_f16_parity', 'gemv_bf16_parity', 'gemv_f32_parity',
       'rope_kv_store_f32_parity', 'rope_kv_store_f16_parity', 'rope_kv_store_bf16_parity', 'gemm_f16_parity',
       'gemm_bf16_parity', 'gemm_f32_parity', 'gemm_q8_0_parity', 'matmul_dispatch_', 'dp4a_signed_unsigned',
       ...['q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'iq4_nl', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'iq4_xs'].flatMap((f) => [

@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "common.cuh"
+#include "q8_0_planes.h"
 
 namespace emu_tests {
 
@@ -28,5 +29,16 @@ struct DeviceBuffer {
     return h;
   }
 };
+
+// Weight bytes as the device holds them, from the stored layout at stored + off (the first off
+// bytes kept: the weights' offset into the buffer): q8_0 as its two planes
+// (native/q8_0_planes.h), the other formats as stored.
+inline std::vector<uint8_t> device_weights(fuselm::DType dt, const std::vector<uint8_t>& stored, size_t off = 0) {
+  if (dt != fuselm::DType::Q8_0) return stored;
+  std::vector<uint8_t> out(stored);
+  const size_t blocks = (stored.size() - off) / sizeof(fuselm::BlockQ8_0);
+  fuselm::q8_0_split(stored.data() + off, blocks, out.data() + off, out.data() + off + 32 * blocks);
+  return out;
+}
 
 }  // namespace emu_tests

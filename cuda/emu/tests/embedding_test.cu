@@ -68,13 +68,14 @@ void embedding_cases(DType dt, const std::vector<int64_t>& widths, Parity* share
   for (int64_t D : widths) {
     for (int misalign = 0; misalign < 2; misalign++) {
       // misaligned: the table starts one element (a block: 18 .. 210 bytes) past a 16-byte boundary
-      const size_t pad = misalign ? size_t(fuselm::dtype_block(dt).bytes) : 0;
+      // (q8_0's planes: 16 bytes, their alignment)
+      const size_t pad = misalign ? dt == DType::Q8_0 ? 16 : size_t(fuselm::dtype_block(dt).bytes) : 0;
       const std::vector<uint8_t> table = random_table(rng, dt, V, D, pad);
       for (const std::vector<int32_t>& ids : {std::vector<int32_t>{3}, std::vector<int32_t>{6, 0, 2, 2, 6}}) {
         const int64_t T = int64_t(ids.size());
         std::vector<float> want(size_t(T * D));
         fuselm::embedding_cpu({want.data(), table.data() + pad, dt, ids.data(), T, V, D}, ref_exec());
-        DeviceBuffer<uint8_t> dtable(table);
+        DeviceBuffer<uint8_t> dtable(device_weights(dt, table, pad));
         DeviceBuffer<int32_t> dids(ids);
         DeviceBuffer<float> dout(size_t(T * D));
         fuselm::embedding_cuda({dout.p, dtable.p + pad, dt, dids.p, T, V, D}, nullptr, nullptr);

@@ -17,8 +17,9 @@
 //   output by at most sum_k |w_k| 0.563 d_x: checked per output
 //   (the normalized error, expected ~1/254 for uniform x, is reported).
 // Sizes: T = 1, 33, 130 (tiles of 128), N = 5, 77, 200 (tiles of 128), K = 32 .. 512 (tiles of
-// 64: an odd block count leaves half a tile), w at an address 2 bytes off 4-byte alignment (the
-// other branch of the 34-byte block loads; with an odd block count every warp takes both).
+// 64: an odd block count leaves half a tile; 8 tiles run the 3-stage ring round more than
+// twice), the weights as the device holds them (q8_0 planes, native/q8_0_planes.h), once 16
+// bytes into their buffer.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -70,7 +71,7 @@ void integer_reference(float* y, const int8_t* xq, const float* xd, const uint8_
 
 struct Case {
   int64_t T, K, N;
-  size_t w_off;  // bytes; 2: the weights start 2 mod 4
+  size_t w_off;  // bytes into the weights' buffer (a multiple of 16: the planes' alignment)
   bool specials;  // x holds the quantizer's edge cases (rows with NaN / inf: y NaN)
 };
 
@@ -103,13 +104,13 @@ void q8_cases(const std::vector<Case>& cases) {
     if (c.specials) put_specials(x, c.K);
     const std::vector<uint8_t> w = random_q8_rows(rng, c.N, c.K, c.w_off);
     const std::string what = "T=" + std::to_string(c.T) + " K=" + std::to_string(c.K) + " N=" + std::to_string(c.N) +
-                             (c.w_off ? " w 2 mod 4" : "") + (c.specials ? " special x" : "");
+                             (c.w_off ? " w at +" + std::to_string(c.w_off) : "") + (c.specials ? " special x" : "");
 
     const size_t ws = fuselm::matmul_cuda_workspace(DType::Q8_0, c.T, c.K);
     const size_t d_at = (size_t(c.T * c.K) + 255) / 256 * 256;
     CHECK(ws == d_at + size_t(c.T * nb) * 4);
     DeviceBuffer<float> dx(x), dy(size_t(c.T * c.N));
-    DeviceBuffer<uint8_t> dw(w), dws(ws);
+    DeviceBuffer<uint8_t> dw(device_weights(DType::Q8_0, w, c.w_off)), dws(ws);
     fuselm::matmul_gemm_q8_0_cuda({dy.p, dx.p, dw.p + c.w_off, DType::Q8_0, c.T, c.K, c.N}, dws.p, nullptr);
     const std::vector<float> got = dy.download();
     const std::vector<uint8_t> wsh = dws.download();
@@ -179,12 +180,13 @@ EMU_TEST(gemm_q8_0_parity) {
       {1, 32, 5, 0, false},
       {33, 96, 77, 0, false},
       {130, 512, 200, 0, false},
-      {17, 160, 130, 2, false},
+      {17, 160, 130, 16, false},
       {3, 128, 9, 0, true},
   });
 }
 
-// Inputs the launcher refuses: no workspace, K not whole blocks, another weight dtype.
+// Inputs the launcher refuses: no workspace, K not whole blocks, another weight dtype, planes
+// off 16-byte alignment.
 EMU_TEST(gemm_q8_0_errors) {
   DeviceBuffer<float> x(64 * 2), y(4);
   DeviceBuffer<uint8_t> w(34 * 4), ws(4096);
@@ -201,6 +203,11 @@ EMU_TEST(gemm_q8_0_errors) {
   threw = false;
   try {
     fuselm::matmul_gemm_q8_0_cuda({y.p, x.p, w.p, DType::F16, 2, 64, 2}, ws.p, nullptr);
+  } catch (const fuselm::Error&) { threw = true; }
+  CHECK(threw);
+  threw = false;
+  try {
+    fuselm::matmul_gemm_q8_0_cuda({y.p, x.p, w.p + 2, DType::Q8_0, 2, 64, 1}, ws.p, nullptr);
   } catch (const fuselm::Error&) { threw = true; }
   CHECK(threw);
 }

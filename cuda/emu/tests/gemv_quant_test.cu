@@ -43,7 +43,7 @@ void gemv_quant_cases(DType dt) {
   Parity exact(1e-5, 1e-4);
   double worst_rel = 0, worst_bound = 0;
   const std::vector<int64_t> Ks = f.values == 32 ? std::vector<int64_t>{32, 96, 1312} : std::vector<int64_t>{256, 768, 3328};
-  const bool a4 = f.bytes % 4 == 0;
+  const bool a4 = f.bytes % 4 == 0 || dt == DType::Q8_0;  // (q8_0: 16-byte aligned planes)
   for (int64_t K : Ks)
     for (int64_t N : {int64_t(1), int64_t(7), int64_t(33)})
       for (int64_t T : {int64_t(1), int64_t(2), int64_t(3), int64_t(8), int64_t(11), int64_t(64)}) {
@@ -57,7 +57,7 @@ void gemv_quant_cases(DType dt) {
         const std::string what = std::string(fuselm::dtype_name(dt)) + " T=" + std::to_string(T) +
                                  " K=" + std::to_string(K) + " N=" + std::to_string(N);
         DeviceBuffer<float> dx(x), dy(size_t(T * N));
-        DeviceBuffer<uint8_t> dw(w), ws(fuselm::matmul_cuda_workspace(dt, T, K));
+        DeviceBuffer<uint8_t> dw(device_weights(dt, w, off)), ws(fuselm::matmul_cuda_workspace(dt, T, K));
         CHECK(ws.n >= size_t(std::min<int64_t>(T, 8) * (K + nb * 4)));
         fuselm::matmul_gemv_quant_cuda({dy.p, dx.p, dw.p + off, dt, T, K, N}, ws.p, nullptr);
         const std::vector<float> got = dy.download();
@@ -136,6 +136,7 @@ EMU_TEST(gemv_quant_errors) {
   CHECK(throws(DType::Q4_K, 288, 0, true));
   CHECK(throws(DType::Q4_K, 256, 2, true));
   CHECK(throws(DType::Q4_0, 64, 1, true));
+  CHECK(throws(DType::Q8_0, 64, 2, true));  // q8_0's planes need 16-byte alignment
   CHECK(throws(DType::F16, 256, 0, true));
   CHECK(!throws(DType::Q4_K, 256, 0, true));
 }
@@ -143,7 +144,7 @@ EMU_TEST(gemv_quant_errors) {
 // Up to three matmuls on one x in one launch (matmul_gemv_quant_group_cuda: q, k, v; gate, up)
 // write, bit for bit, what each alone writes: parts of 33, 7 and 1 rows, 9 and 4 rows, and 9,
 // 0 and 4 (a part without rows gets no blocks), T = 1, 3 and 11 (two launches of 8 + 3), a
-// 2-byte (q8_0) and a 4-byte aligned format (q4_k). Matmuls that do not share x, T, K and the
+// q8_0 (its planes) and a 4-byte aligned format (q4_k). Matmuls that do not share x, T, K and the
 // weight type are refused.
 EMU_TEST(gemv_quant_group_parity) {
   Rng rng(0x6e7);
@@ -151,7 +152,7 @@ EMU_TEST(gemv_quant_group_parity) {
   for (DType dt : {DType::Q8_0, DType::Q4_K}) {
     const QFormat& f = quant_format(dt);
     const int64_t K = f.values == 32 ? 96 : 512;
-    const size_t off = f.bytes % 4 == 0 ? 0 : 2;
+    const size_t off = f.bytes % 4 == 0 || dt == DType::Q8_0 ? 0 : 2;
     for (const std::vector<int64_t>& Ns : {std::vector<int64_t>{33, 7, 1}, {9, 4}, {9, 0, 4}})
       for (int64_t T : {int64_t(1), int64_t(3), int64_t(11)}) {
         const int count = int(Ns.size());
@@ -161,7 +162,7 @@ EMU_TEST(gemv_quant_group_parity) {
         std::vector<std::unique_ptr<DeviceBuffer<float>>> together, alone;
         std::vector<fuselm::MatmulArgs> m;
         for (int j = 0; j < count; j++) {
-          w.push_back(std::make_unique<DeviceBuffer<uint8_t>>(random_quant_rows(rng, f, Ns[size_t(j)], K, off)));
+          w.push_back(std::make_unique<DeviceBuffer<uint8_t>>(device_weights(dt, random_quant_rows(rng, f, Ns[size_t(j)], K, off), off)));
           together.push_back(std::make_unique<DeviceBuffer<float>>(std::vector<float>(size_t(T * Ns[size_t(j)]) + 1, -7.0f)));
           alone.push_back(std::make_unique<DeviceBuffer<float>>(std::vector<float>(size_t(T * Ns[size_t(j)]) + 1, -7.0f)));
           m.push_back({together.back()->p, dx.p, w.back()->p + off, dt, T, K, Ns[size_t(j)]});
@@ -207,12 +208,13 @@ EMU_TEST(gemv_quant_swiglu_parity) {
   for (DType dt : {DType::Q8_0, DType::Q4_K}) {
     const QFormat& f = quant_format(dt);
     const int64_t K = f.values == 32 ? 96 : 512;
-    const size_t off = f.bytes % 4 == 0 ? 0 : 2;
+    const size_t off = f.bytes % 4 == 0 || dt == DType::Q8_0 ? 0 : 2;
     for (int64_t N : {int64_t(33), int64_t(7)})
       for (int64_t T : {int64_t(1), int64_t(3), int64_t(11)}) {
         DeviceBuffer<float> dx(random_floats(rng, size_t(T * K), -1.0f, 1.0f));
         DeviceBuffer<uint8_t> ws(fuselm::matmul_cuda_workspace(dt, T, K));
-        DeviceBuffer<uint8_t> wg(random_quant_rows(rng, f, N, K, off)), wu(random_quant_rows(rng, f, N, K, off));
+        DeviceBuffer<uint8_t> wg(device_weights(dt, random_quant_rows(rng, f, N, K, off), off)),
+            wu(device_weights(dt, random_quant_rows(rng, f, N, K, off), off));
         const std::vector<float> sentinel(size_t(T * N), -7.0f);
         DeviceBuffer<float> g(sentinel), u(sentinel), fused(sentinel), ref(sentinel);
         const fuselm::MatmulArgs m[2] = {{g.p, dx.p, wg.p + off, dt, T, K, N}, {u.p, dx.p, wu.p + off, dt, T, K, N}};

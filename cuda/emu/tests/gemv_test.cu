@@ -1,7 +1,6 @@
 // Proves: matmul_gemv_cuda (cuda/gemv.cu) equals matmul_cpu's reference (f64 sums of x times
-// the dequantized weights) for f16, bf16, f32 and q8_0 weights: K = 1, 31, 32, 33, 4095, 4097
-// (q8_0: 32, 64, 4096), N = 1, 5 and 33 rows (partial blocks of 4 warps), 1 and 3 tokens,
-// through the 16-byte path and, with x one float off alignment, the scalar one. The kernel
+// the weights) for f16, bf16 and f32 weights: K = 1, 31, 32, 33, 4095, 4097, N = 1, 5 and 33
+// rows (partial blocks of 4 warps), 1 and 3 tokens, through the 16-byte path and, with x one float off alignment, the scalar one. The kernel
 // sums in f32 (per-lane partials, then a shuffle tree), so the bound is f32 rounding over K;
 // the normalized error is taken against at least the typical |y| (sqrt(K) / 3 for these
 // inputs), since a single output may cancel to near zero.
@@ -23,20 +22,14 @@ using fuselm::DType;
 
 std::vector<uint8_t> random_weights(Rng& rng, DType dt, int64_t N, int64_t K) {
   std::vector<uint8_t> w(fuselm::row_bytes(dt, K) * size_t(N));
-  const int64_t count = N * (dt == DType::Q8_0 ? K / fuselm::kQ8Block : K);
-  for (int64_t i = 0; i < count; i++) {
+  for (int64_t i = 0; i < N * K; i++) {
     if (dt == DType::F32) {
       const float f = rng.uniform(-1.0f, 1.0f);
       std::memcpy(w.data() + 4 * i, &f, 4);
-    } else if (dt == DType::F16 || dt == DType::BF16) {
+    } else {
       const float f = rng.uniform(-1.0f, 1.0f);
       const uint16_t h = dt == DType::F16 ? fuselm::f32_to_f16(f) : fuselm::f32_to_bf16(f);
       std::memcpy(w.data() + 2 * i, &h, 2);
-    } else {
-      fuselm::BlockQ8_0 b;
-      b.d = fuselm::f32_to_f16(rng.uniform(0.002f, 0.01f));
-      for (int j = 0; j < fuselm::kQ8Block; j++) b.qs[j] = int8_t(int(rng.next() % 256) - 128);
-      std::memcpy(w.data() + sizeof b * size_t(i), &b, sizeof b);
     }
   }
   return w;
@@ -70,8 +63,5 @@ void gemv_cases(DType dt, const std::vector<int64_t>& Ks) {
 EMU_TEST(gemv_f16_parity) { gemv_cases(DType::F16, {1, 31, 32, 33, 4095, 4097}); }
 EMU_TEST(gemv_bf16_parity) { gemv_cases(DType::BF16, {1, 31, 32, 33, 4095, 4097}); }
 EMU_TEST(gemv_f32_parity) { gemv_cases(DType::F32, {1, 31, 32, 33, 4095, 4097}); }
-// q8_0 rows of 1, 2, 3, 33 and 128 blocks: rows starting at every even offset from a 16-byte
-// boundary, chunks with and without a 16-byte-aligned middle, a partial last chunk
-EMU_TEST(gemv_q8_0_parity) { gemv_cases(DType::Q8_0, {32, 64, 96, 1056, 4096}); }
 
 }  // namespace emu_tests

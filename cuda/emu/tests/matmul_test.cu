@@ -96,7 +96,7 @@ void dispatch_cases(DType dt) {
       }
     }
     DeviceBuffer<float> dx(x), dy(size_t(T * N)), dgemv(size_t(T * N)), dgemm(size_t(T * N));
-    DeviceBuffer<uint8_t> dw(w), ws(std::max<size_t>(fuselm::matmul_cuda_workspace(dt, T, K), 1));
+    DeviceBuffer<uint8_t> dw(device_weights(dt, w)), ws(std::max<size_t>(fuselm::matmul_cuda_workspace(dt, T, K), 1));
     DeviceBuffer<uint8_t> ws_all(std::max<size_t>(fuselm::matmul_cuda_workspace(DType::Q8_0, T, K), 1));
     fuselm::matmul_cuda({dy.p, dx.p, dw.p, dt, T, K, N}, ws.p, nullptr);
     if (block) fuselm::matmul_gemv_quant_cuda({dgemv.p, dx.p, dw.p, dt, T, K, N}, ws_all.p, nullptr);
@@ -152,7 +152,8 @@ EMU_TEST(matmul_reuses_quantized_x) {
     const std::vector<uint8_t>& first = T <= 8 ? wk : w8;  // a matmul that quantizes x at this T
     const DType first_dt = T <= 8 ? DType::Q4_K : DType::Q8_0;
     DeviceBuffer<float> dx(x), y1(size_t(T * N)), y2(size_t(T * N)), fresh(size_t(T * N));
-    DeviceBuffer<uint8_t> dwk(first), dw8(w8), ws(fuselm::matmul_cuda_workspace(DType::Q8_0, T, K));
+    DeviceBuffer<uint8_t> dwk(device_weights(first_dt, first)), dw8(device_weights(DType::Q8_0, w8));
+    DeviceBuffer<uint8_t> ws(fuselm::matmul_cuda_workspace(DType::Q8_0, T, K));
     fuselm::QuantizedX qx;
     fuselm::matmul_cuda({y1.p, dx.p, dwk.p, first_dt, T, K, N}, ws.p, nullptr, &qx);
     CHECK(qx.x == dx.p && qx.T == T && qx.K == K);
@@ -167,7 +168,7 @@ EMU_TEST(matmul_reuses_quantized_x) {
   const int64_t T = 12;
   const std::vector<uint8_t> wk = weights(rng, DType::Q4_K, N, K), w8 = weights(rng, DType::Q8_0, N, K);
   DeviceBuffer<float> dx(random_floats(rng, size_t(T * K), -1.0f, 1.0f)), y(size_t(T * N)), fresh(size_t(T * N));
-  DeviceBuffer<uint8_t> dwk(wk), dw8(w8), ws(fuselm::matmul_cuda_workspace(DType::Q8_0, T, K));
+  DeviceBuffer<uint8_t> dwk(wk), dw8(device_weights(DType::Q8_0, w8)), ws(fuselm::matmul_cuda_workspace(DType::Q8_0, T, K));
   fuselm::QuantizedX qx{dx.p, T, K};  // a stale record (as if x had been quantized before)
   fuselm::matmul_cuda({y.p, dx.p, dwk.p, DType::Q4_K, T, K, N}, ws.p, nullptr, &qx);
   CHECK(qx.x == nullptr);

@@ -25,6 +25,7 @@
 #include "ops/layer_norm.h"
 #include "ops/rms_norm.h"
 #include "parity.h"
+#include "quantize_x.cuh"
 
 namespace emu_tests {
 
@@ -118,8 +119,54 @@ EMU_TEST(layer_norm_f32_parity) {
   note(buf2);
 }
 
+// add_norm_cuda with quantize_to: out and x bit for bit as without it, and the workspace holds
+// what quantize_x_q8_cuda writes from that out, bit for bit (int8 and scales): widths 32, 96,
+// 4096 and 16384 (float4 path), 96 misaligned (scalar path), 1, 3 and 8 rows, both norms; a
+// width not of whole 32-value blocks or a misaligned workspace throws.
+void add_norm_quantize_cases(bool layer_norm) {
+  Rng rng(layer_norm ? 0xa1f1 : 0xa1f2);
+  int cases = 0;
+  for (int64_t D : {int64_t(32), int64_t(96), int64_t(4096), int64_t(16384)})
+    for (int64_t T : {int64_t(1), int64_t(3), int64_t(8)})
+      for (int mode = 0; mode < 2; mode++) {
+        if (mode && D != 96) continue;
+        const int64_t off = mode, n = T * D;
+        const std::vector<float> x = random_floats(rng, size_t(n + off), -3.0f, 3.0f);
+        const std::vector<float> r = random_floats(rng, size_t(n + off), -1.0f, 1.0f);
+        const std::vector<float> w = random_floats(rng, size_t(D + off), 0.5f, 1.5f);
+        const std::vector<float> b = random_floats(rng, size_t(D + off), -0.5f, 0.5f);
+        const size_t ws_bytes = fuselm::quantize_x_q8_bytes(T, D);
+        DeviceBuffer<float> dx1(x), dx2(x), dr(r), dw(w), db(b), out1(size_t(n + off)), out2(size_t(n + off));
+        DeviceBuffer<uint8_t> ws1(ws_bytes), ws2(ws_bytes);
+        const float* bias = layer_norm ? db.p + off : nullptr;
+        fuselm::add_norm_cuda({out1.p + off, dx1.p + off, dr.p + off, dw.p + off, bias, T, D, 1e-5f}, nullptr);
+        int8_t* q;
+        float* d;
+        fuselm::quantize_x_q8_cuda(out1.p + off, T, D, ws1.p, q, d, nullptr);
+        fuselm::add_norm_cuda({out2.p + off, dx2.p + off, dr.p + off, dw.p + off, bias, T, D, 1e-5f, ws2.p}, nullptr);
+        const std::string what = std::string(layer_norm ? "layer_norm" : "rms_norm") + " T=" + std::to_string(T) +
+                                 " D=" + std::to_string(D) + (mode ? " misaligned" : "");
+        CHECK_MSG(out1.download() == out2.download() && dx1.download() == dx2.download(), what + ": out or x differs");
+        CHECK_MSG(ws1.download() == ws2.download(), what + ": the quantized out differs from quantize_x_q8_cuda's");
+        cases++;
+      }
+  DeviceBuffer<float> buf(256);
+  DeviceBuffer<uint8_t> ws(4096);
+  expect_invalid_arg("add_norm quantizing D = 48", [&] {
+    fuselm::add_norm_cuda({buf.p, buf.p + 64, buf.p, buf.p, nullptr, 1, 48, 1e-5f, ws.p}, nullptr);
+  });
+  expect_invalid_arg("add_norm quantizing into a misaligned workspace", [&] {
+    fuselm::add_norm_cuda({buf.p, buf.p + 64, buf.p, buf.p, nullptr, 1, 32, 1e-5f, ws.p + 16}, nullptr);
+  });
+  note(std::to_string(cases) + " cases bit-exact against add_norm then quantize_x_q8_cuda");
+}
+
 EMU_TEST(add_norm_rms_f32_parity) { add_norm_cases(false); }
 
 EMU_TEST(add_norm_layer_norm_f32_parity) { add_norm_cases(true); }
+
+EMU_TEST(add_norm_quantize_rms_parity) { add_norm_quantize_cases(false); }
+
+EMU_TEST(add_norm_quantize_layer_norm_parity) { add_norm_quantize_cases(true); }
 
 }  // namespace emu_tests
