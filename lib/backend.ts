@@ -5,6 +5,7 @@
 import type { NativeDevice, NativeDType, NativeGraph, NativeGraphNodes, NativeImpl, NativePool, NativeTensor } from '../bindings.js';
 import { FuselmError } from './errors.js';
 import { call, callAsync, native } from './native.js';
+import { NodePacker } from './ops/pack.js';
 import type { GraphNode } from './ops/table.js';
 
 export type { NativeTensor as Tensor } from '../bindings.js';
@@ -91,12 +92,13 @@ const NODES_PER_SLICE = 128;
 export async function graphInSlices(be: Backend, nodes: Iterable<GraphNode>, maxRows: number, positions?: NativeTensor): Promise<Graph> {
   const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
   const list = call(() => new (native().GraphNodes)());
+  const packer = new NodePacker(list);
   const it = nodes[Symbol.iterator]();
   for (let r = it.next(); !r.done; ) {
     await turn();
     const slice: GraphNode[] = [];
     for (; !r.done && slice.length < NODES_PER_SLICE; r = it.next()) slice.push(r.value);
-    call(() => list.add(slice));
+    packer.add(slice);
   }
   // the graph's own checks of every node (~1 µs each) in a turn of their own
   await turn();
