@@ -98,7 +98,7 @@ export class NodePacker {
         known++;
         if (p.type === 'bool' ? typeof v !== 'boolean' : typeof v !== 'number' || !Number.isFinite(v) || (p.type === 'int' && !Number.isInteger(v)))
           throw bad(where, `parameter '${p.name}' must be ${p.type === 'bool' ? 'a boolean' : p.type === 'int' ? 'an integer' : 'a finite number'}`);
-        params[pAt++] = typeof v === 'boolean' ? +v : v;
+        params[pAt++] = typeof v === 'boolean' ? +v : (v as number);
       }
       if (L.positional)
         for (const f of SPAN_FIELDS) {

@@ -89,7 +89,7 @@ describe('packed graph nodes', () => {
     refuse({ op: 'nope', out: x }, /node #1: unknown op 'nope'/);
     refuse({ ...ops.add(y, x, x), posSlot: 0 }, /unknown field 'posSlot'/);
     // a present but undefined declared field is no field, as on the object path
-    packer.add([ops.add(y, x, x), { ...(rope as never), freqFactors: undefined }]);
+    packer.add([ops.add(y, x, x), { ...rope, freqFactors: undefined } as never]);
     packer.add([ops.add(y, y, x)]);
     // the refused slices left nothing: node numbering and tensor table as if they never came
     assert.throws(() => packer.add([noTheta as never]), { message: /node #3 \(rope\)/ });
