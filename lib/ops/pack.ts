@@ -1,7 +1,9 @@
 /**
- * Graph nodes handed to the addon packed (GraphNodes.addPacked): reading a node object field by
- * field in C++ costs 10–40 µs (two dozen named property reads), which made a 64-span server step
- * graph of 7,400 nodes take 0.3–0.9 s to build. Packed, each node is a run of int32s (the op's
+ * Graph nodes handed to the addon packed (GraphNodes.addPacked): read as objects, field by field
+ * in C++ (two dozen named property reads a node, each through a new string), they cost most of
+ * a graph's build: a 64-span server step of 7,439 nodes took 35-38 ms of CPU (load average
+ * 9-13; 0.3-0.9 s of wall time on a busier host), 16-18 ms packed (bench/graph_build.bench.ts,
+ * node objects made included). Packed, each node is a run of int32s (the op's
  * index in the addon's op table, a tensor index or -1 per role in the table's order, and for a
  * positional op its posSlot, row0 and seqRows or -1 each) and one float64 per parameter (NaN:
  * absent); a tensor is unwrapped once per graph, not once per use. The fields are checked here
