@@ -23,7 +23,9 @@
  * The peer: llama.cpp (node-llama-cpp's prebuilt CPU binary) with the same clients as parallel
  * sequences of one context (its batching of concurrent sequences), the same prompts, threads and
  * F16 KV cache, timed the same way; the ratios are fuselm / llama.cpp (FUSELM_BENCH_NO_PEER=1
- * leaves it out).
+ * leaves it out). On a busy host its threads can slow to a crawl: a peer level still running
+ * after FUSELM_BENCH_PEER_LIMIT seconds (default 300) is cut, counted (llamaCppCut) and left out
+ * of the figures, and so are the rounds' ratios it would have given.
  */
 import { type Model, loadModel } from '../lib/model/model.js';
 import { createServer } from '../lib/server/server.js';
@@ -134,8 +136,9 @@ async function steadyDecode(model: Model, prompts: number[][], n: number, paged:
 }
 
 /** The peer: `n` sequences of one llama.cpp context, each generating GEN greedy tokens at once. */
-async function peerLevel(model: any, prompts: number[][], threads: number): Promise<{ runs: ClientRun[]; wall: number }> {
+async function peerLevel(model: any, prompts: number[][], threads: number, limitSeconds = Infinity): Promise<{ runs: ClientRun[]; wall: number; cut: boolean }> {
   const n = prompts.length;
+  let cut = false;
   const ctx = await model.createContext({ contextSize: 256, sequences: n, batchSize: 512, threads, experimentalKvCacheKeyType: 'F16', experimentalKvCacheValueType: 'F16' });
   try {
     const t0 = performance.now();
@@ -146,10 +149,11 @@ async function peerLevel(model: any, prompts: number[][], threads: number): Prom
       for await (const _ of seq.evaluate(p, { temperature: 0 })) {
         times.push(performance.now());
         if (times.length >= GEN) break;
+        if ((cut ||= performance.now() - t0 > limitSeconds * 1000)) break;
       }
       return { ttft: (times[0] - start) / 1000, times };
     }));
-    return { runs, wall: (performance.now() - t0) / 1000 };
+    return { runs, wall: (performance.now() - t0) / 1000, cut };
   } finally {
     await ctx.dispose();
   }
@@ -159,13 +163,15 @@ export async function run(): Promise<BenchResult[]> {
   const shape = (process.env.FUSELM_BENCH_SHAPES ?? 'tinyllama-1.1b').split(',')[0];
   const levels = (process.env.FUSELM_BENCH_CLIENTS ?? '1,4,16,64').split(',').map(Number);
   const rounds = Number(process.env.FUSELM_BENCH_ROUNDS ?? 3);
+  const peerLimit = Number(process.env.FUSELM_BENCH_PEER_LIMIT ?? 300);
   const file = await syntheticBenchModel(shape, 'q8_0');
   const model = await loadModel(file, { contextSize: 256 });
   const threads = model.threads;
   const server = createServer(model, { parallel: Math.max(...levels) });
   const V = model.config.vocabSize, bos = model.tokenizer.bos;
   const prompts = Array.from({ length: Math.max(...levels) }, (_, i) => benchPrompt(PROMPT_LENGTHS[i % PROMPT_LENGTHS.length], V, bos).map((t, k) => (k === 0 ? t : (t + i) % V)));
-  const ours = new Map<number, Level[]>(), theirs = new Map<number, Level[]>();
+  // by round; a peer level cut at its limit is undefined
+  const ours = new Map<number, Level[]>(), theirs = new Map<number, (Level | undefined)[]>();
   const steady = new Map<number, number>(), steadyPaged = new Map<number, number>();
   const llama = process.env.FUSELM_BENCH_NO_PEER ? undefined : await loadLlamaCpp();
   const peer = llama && (await llama.loadModel({ modelPath: file }));
@@ -182,8 +188,8 @@ export async function run(): Promise<BenchResult[]> {
         return level(runs, (performance.now() - t0) / 1000);
       },
       'llama.cpp': async (n: number) => {
-        const r = await peerLevel(peer, prompts.slice(0, n), threads);
-        return level(r.runs, r.wall);
+        const r = await peerLevel(peer, prompts.slice(0, n), threads, peerLimit);
+        return r.cut ? undefined : level(r.runs, r.wall);
       },
     };
     for (let r = 0; r < rounds; r++)
@@ -192,8 +198,9 @@ export async function run(): Promise<BenchResult[]> {
         if (r % 2) order.reverse();
         for (const k of order) {
           const l = await side[k](n);
-          (k === 'fuselm' ? ours : theirs).set(n, [...((k === 'fuselm' ? ours : theirs).get(n) ?? []), l]);
-          process.stderr.write(`serve: round ${r + 1} ${k} ${n} clients ${JSON.stringify(l)}\n`);
+          if (k === 'fuselm') ours.set(n, [...(ours.get(n) ?? []), l!]);
+          else theirs.set(n, [...(theirs.get(n) ?? []), l]);
+          process.stderr.write(`serve: round ${r + 1} ${k} ${n} clients ${l ? JSON.stringify(l) : `cut after ${peerLimit} s`}\n`);
         }
       }
     await server.close();
@@ -213,15 +220,19 @@ export async function run(): Promise<BenchResult[]> {
     await model.dispose();
     await peer?.dispose();
   }
-  // each round's level over the same round's first level (and over the peer's same level)
-  const perRound = (m: Map<number, Level[]>, n: number, k: keyof Level, over: (r: number) => number) => m.get(n)!.map((l, r) => l[k] / over(r));
-  const spread = (xs: number[]) => ({ median: median(xs), range: [Math.min(...xs), Math.max(...xs)] });
+  // a figure of each round over the same round's other figure, over the rounds that have both
+  const ratios = (a: (Level | undefined)[], b: (Level | undefined)[], k: keyof Level) => {
+    const xs = a.flatMap((l, r) => (l && b[r] ? [l[k] / b[r]![k]] : []));
+    return xs.length ? { median: median(xs), range: [Math.min(...xs), Math.max(...xs)] } : undefined;
+  };
   const steadySingle = steady.get(levels[0])!;
   return levels.map((n) => {
-    const f = summary(ours.get(n)!), l = theirs.get(n);
-    const first = (m: Map<number, Level[]>, k: keyof Level) => (r: number) => m.get(levels[0])![r][k];
-    const speedup = spread(perRound(ours, n, 'decodeTokensPerSecond', first(ours, 'decodeTokensPerSecond')));
-    const phaseSpeedup = spread(perRound(ours, n, 'decodePhaseTokensPerSecond', first(ours, 'decodePhaseTokensPerSecond')));
+    const f = summary(ours.get(n)!), l = theirs.get(n) ?? [], done = l.filter((x): x is Level => !!x);
+    const speedup = ratios(ours.get(n)!, ours.get(levels[0])!, 'decodeTokensPerSecond')!;
+    const phaseSpeedup = ratios(ours.get(n)!, ours.get(levels[0])!, 'decodePhaseTokensPerSecond')!;
+    const peer = done.length ? summary(done) : undefined;
+    const decodeRatio = ratios(ours.get(n)!, l, 'decodeTokensPerSecond'), tokRatio = ratios(ours.get(n)!, l, 'tokensPerSecond');
+    const peerSpeedup = ratios(l, theirs.get(levels[0]) ?? [], 'decodeTokensPerSecond');
     return {
       name: `${shape} q8_0 ${n} clients tg${GEN} ${threads}t`,
       seconds: f.wallSeconds,
@@ -235,28 +246,20 @@ export async function run(): Promise<BenchResult[]> {
       steadyDecodeSpeedupOverFirstLevel: steady.get(n)! / steadySingle,
       steadyPagedDecodeTokensPerSecond: steadyPaged.get(n)!,
       steadyPagedOverContiguous: steadyPaged.get(n)! / steady.get(n)!,
-      ...(l
-        ? (() => {
-            const p = summary(l);
-            const decodeRatio = spread(perRound(ours, n, 'decodeTokensPerSecond', (r) => l[r].decodeTokensPerSecond));
-            const tokRatio = spread(perRound(ours, n, 'tokensPerSecond', (r) => l[r].tokensPerSecond));
-            const peerSpeedup = spread(perRound(theirs, n, 'decodeTokensPerSecond', first(theirs, 'decodeTokensPerSecond')));
-            return {
-              llamaCppTokensPerSecond: p.tokensPerSecond,
-              llamaCppDecodeTokensPerSecond: p.decodeTokensPerSecond,
-              llamaCppDecodeTokensPerSecondRange: p.decodeTokensPerSecondRange,
-              llamaCppDecodePhaseTokensPerSecond: p.decodePhaseTokensPerSecond,
-              llamaCppTtftP50: p.ttftP50,
-              llamaCppItlP50: p.itlP50,
-              llamaCppDecodeSpeedupOverFirstLevel: peerSpeedup.median,
-              llamaCppDecodeSpeedupOverFirstLevelRange: peerSpeedup.range,
-              decodeRatio: decodeRatio.median,
-              decodeRatioRange: decodeRatio.range,
-              tokensPerSecondRatio: tokRatio.median,
-              tokensPerSecondRatioRange: tokRatio.range,
-            };
-          })()
+      ...(l.length ? { llamaCppCut: l.length - done.length } : {}),
+      ...(peer
+        ? {
+            llamaCppTokensPerSecond: peer.tokensPerSecond,
+            llamaCppDecodeTokensPerSecond: peer.decodeTokensPerSecond,
+            llamaCppDecodeTokensPerSecondRange: peer.decodeTokensPerSecondRange,
+            llamaCppDecodePhaseTokensPerSecond: peer.decodePhaseTokensPerSecond,
+            llamaCppTtftP50: peer.ttftP50,
+            llamaCppItlP50: peer.itlP50,
+          }
         : {}),
+      ...(peerSpeedup ? { llamaCppDecodeSpeedupOverFirstLevel: peerSpeedup.median, llamaCppDecodeSpeedupOverFirstLevelRange: peerSpeedup.range } : {}),
+      ...(decodeRatio ? { decodeRatio: decodeRatio.median, decodeRatioRange: decodeRatio.range } : {}),
+      ...(tokRatio ? { tokensPerSecondRatio: tokRatio.median, tokensPerSecondRatioRange: tokRatio.range } : {}),
     };
   });
 }
