@@ -12,8 +12,9 @@
  *    from then to the last token (all prompts read: decode steps only);
  *  - TTFT (request sent -> first token) and ITL (gaps between a stream's tokens), p50 and p99.
  * One warm-up request precedes the levels; the server runs with --parallel = the most clients.
- * Rounds (FUSELM_BENCH_ROUNDS, default 3) run every level again, fuselm and the peer alternating
- * (which goes first alternates too), so a shared host's load falls on both; each figure is the
+ * Rounds (FUSELM_BENCH_ROUNDS, default 3) run every level again with prompts of their own (not in
+ * the prefix cache), fuselm and the peer alternating (which goes first alternates too), so a
+ * shared host's load falls on both; each figure is the
  * median of the rounds, with its range, and each ratio the median of the rounds' ratios.
  * Beside it, steady decode: the same model's slots (Model.openSlots, what the scheduler steps)
  * with every sequence's first 16 prompt tokens read, then STEADY_STEPS steps of one token per
@@ -169,7 +170,9 @@ export async function run(): Promise<BenchResult[]> {
   const threads = model.threads;
   const server = createServer(model, { parallel: Math.max(...levels) });
   const V = model.config.vocabSize, bos = model.tokenizer.bos;
-  const prompts = Array.from({ length: Math.max(...levels) }, (_, i) => benchPrompt(PROMPT_LENGTHS[i % PROMPT_LENGTHS.length], V, bos).map((t, k) => (k === 0 ? t : (t + i) % V)));
+  // client i's prompt in round r (every round's its own, so no round finds another's in the prefix cache)
+  const promptsOf = (r: number) => Array.from({ length: Math.max(...levels) }, (_, i) => benchPrompt(PROMPT_LENGTHS[i % PROMPT_LENGTHS.length], V, bos).map((t, k) => (k === 0 ? t : (t + i + 101 * r) % V)));
+  const prompts = promptsOf(0);
   // by round; a peer level cut at its limit is undefined
   const ours = new Map<number, Level[]>(), theirs = new Map<number, (Level | undefined)[]>();
   const steady = new Map<number, number>(), steadyPaged = new Map<number, number>();
@@ -179,16 +182,16 @@ export async function run(): Promise<BenchResult[]> {
   try {
     await server.ready;
     const base = await server.listen({ port: 0 });
-    await client(base, prompts[0].slice(0, 8)); // warm-up
-    if (peer) await peerLevel(peer, [prompts[0].slice(0, 8)], threads);
+    await client(base, promptsOf(rounds)[0].slice(0, 8)); // warm-up (a prompt no round has)
+    if (peer) await peerLevel(peer, [promptsOf(rounds)[0].slice(0, 8)], threads);
     const side = {
-      fuselm: async (n: number) => {
+      fuselm: async (n: number, r: number) => {
         const t0 = performance.now();
-        const runs = await Promise.all(prompts.slice(0, n).map((p) => client(base, p)));
+        const runs = await Promise.all(promptsOf(r).slice(0, n).map((p) => client(base, p)));
         return level(runs, (performance.now() - t0) / 1000);
       },
-      'llama.cpp': async (n: number) => {
-        const r = await peerLevel(peer, prompts.slice(0, n), threads, peerLimit);
+      'llama.cpp': async (n: number, round: number) => {
+        const r = await peerLevel(peer, promptsOf(round).slice(0, n), threads, peerLimit);
         return r.cut ? undefined : level(r.runs, r.wall);
       },
     };
@@ -197,7 +200,7 @@ export async function run(): Promise<BenchResult[]> {
         const order = (['fuselm', 'llama.cpp'] as const).filter((k) => k === 'fuselm' || peer);
         if (r % 2) order.reverse();
         for (const k of order) {
-          const l = await side[k](n);
+          const l = await side[k](n, r);
           if (k === 'fuselm') ours.set(n, [...(ours.get(n) ?? []), l!]);
           else theirs.set(n, [...(theirs.get(n) ?? []), l]);
           process.stderr.write(`serve: round ${r + 1} ${k} ${n} clients ${l ? JSON.stringify(l) : `cut after ${peerLimit} s`}\n`);
