@@ -73,6 +73,13 @@ export interface NativeOpInfo {
 export interface NativeGraphNodes {
   /** Parses and appends nodes (numbered after those added before); returns how many there are. A bad node throws and adds nothing. */
   add(nodes: NativeNode[]): number;
+  /**
+   * Appends nodes packed by lib/ops/pack.ts (ints: op index, a tensor index or -1 per role, and
+   * posSlot/row0/seqRows or -1 for a positional op; params: one per parameter, NaN absent);
+   * `tensors` extend the list's tensor table, which the indices name. Returns how many nodes
+   * there are; a bad node throws and adds nothing.
+   */
+  addPacked(ints: Int32Array, params: Float64Array, tensors: NativeTensor[]): number;
 }
 
 export interface NativeGraph {

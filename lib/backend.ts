@@ -5,6 +5,7 @@
 import type { NativeDevice, NativeDType, NativeGraph, NativeGraphNodes, NativeImpl, NativePool, NativeTensor } from '../bindings.js';
 import { FuselmError } from './errors.js';
 import { call, callAsync, native } from './native.js';
+import { NodePacker } from './ops/pack.js';
 import type { GraphNode } from './ops/table.js';
 
 export type { NativeTensor as Tensor } from '../bindings.js';
@@ -77,26 +78,28 @@ export interface Backend {
 }
 
 /**
- * Nodes per slice that graphInSlices hands to the addon: reading a node costs 10–40 µs (more on a
- * busy machine), so a slice stays well under the 50 ms the event loop may wait.
+ * Nodes per slice that graphInSlices hands to the addon: making, packing and reading a node
+ * costs about 2 µs of CPU (lib/ops/pack.ts; several times that on a busy machine), so a slice
+ * stays well under the 50 ms the event loop may wait.
  */
-const NODES_PER_SLICE = 128;
+const NODES_PER_SLICE = 512;
 
 /**
- * be.graph(nodes, ...) for a large graph: the addon reads the nodes a slice at a time and the
- * event loop runs between slices (a generator's nodes are made a slice at a time too). A
- * thousand-layer model's 17,000 nodes take 0.3–1.3 s to read, which in one call would stall
- * every timer and socket of the process.
+ * be.graph(nodes, ...) for a large graph: the addon reads the nodes a slice at a time, packed
+ * (lib/ops/pack.ts), and the event loop runs between slices (a generator's nodes are made a
+ * slice at a time too). A thousand-layer model's 17,000 nodes take tens of milliseconds, which
+ * in one call, on a busy machine, would stall every timer and socket of the process.
  */
 export async function graphInSlices(be: Backend, nodes: Iterable<GraphNode>, maxRows: number, positions?: NativeTensor): Promise<Graph> {
   const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
   const list = call(() => new (native().GraphNodes)());
+  const packer = new NodePacker(list);
   const it = nodes[Symbol.iterator]();
   for (let r = it.next(); !r.done; ) {
     await turn();
     const slice: GraphNode[] = [];
     for (; !r.done && slice.length < NODES_PER_SLICE; r = it.next()) slice.push(r.value);
-    call(() => list.add(slice));
+    packer.add(slice);
   }
   // the graph's own checks of every node (~1 µs each) in a turn of their own
   await turn();

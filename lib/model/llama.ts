@@ -734,6 +734,24 @@ export class LlamaState {
     if (blocks.length) pg.table.write(Int32Array.from(blocks), seq * perSeq * 4);
   }
 
+  /**
+   * Paged: positions 0 .. rows - 1 of pool block `to` become those of block `from` (keys and
+   * values, every layer): a block shared up to some row gets a copy its new holder can write
+   * past that row. Through host memory on a device (a few KiB per layer).
+   */
+  copyBlockRows(from: number, to: number, rows: number): void {
+    const pg = this.#paged;
+    if (!pg) throw new FuselmError('E_INVALID_ARG', 'copyBlockRows: the KV cache is not paged');
+    for (const b of [from, to])
+      if (!(Number.isInteger(b) && b >= 0 && b < pg.blocks)) throw new FuselmError('E_INVALID_ARG', `copyBlockRows: block ${b} is not one of the pool's 0..${pg.blocks - 1}`);
+    if (!(Number.isInteger(rows) && rows >= 0 && rows <= pg.blockSize)) throw new FuselmError('E_INVALID_ARG', `copyBlockRows: ${rows} rows of a block of ${pg.blockSize}`);
+    if (rows === 0 || from === to) return;
+    for (const t of [...this.#kCache[0], ...this.#vCache[0]]) {
+      const rowBytes = t.nbytes / t.shape[0];
+      t.write(new Uint8Array(t.read(from * pg.blockSize * rowBytes, rows * rowBytes)), to * pg.blockSize * rowBytes);
+    }
+  }
+
   /** Bytes of all the KV caches as allocated now (every sequence and layer, K and V). */
   get kvCacheBytes(): number {
     return [...this.#kCache.flat(), ...this.#vCache.flat()].reduce((n, t) => n + t.nbytes, 0);

@@ -136,6 +136,11 @@ export class SequenceSlots {
     this.#live().setBlocks(slot, blocks);
   }
 
+  /** Paged: positions 0 .. rows - 1 of pool block `to` become block `from`'s (copy on write of a shared block). */
+  copyBlockRows(from: number, to: number, rows: number): void {
+    this.#live().copyBlockRows(from, to, rows);
+  }
+
   /** Bytes of the slots' KV caches as allocated now. */
   get kvCacheBytes(): number {
     return this.#live().kvCacheBytes;

@@ -5,7 +5,9 @@
  * the same prefix is found and shared instead of evaluated again. Keys are exact (the parent's
  * id is unique to one chain of blocks and never reused), so a hit can never be another prefix's.
  * A block no slot holds is free, or, if registered, cached until the pool runs short: then the
- * least recently released cached block is taken back first (LRU).
+ * least recently released cached block is taken back first (LRU). A prefix that ends inside a
+ * block is found too (partial): the registered block under the same parent whose first tokens
+ * hold most of it, for its holder to copy those rows into a block of its own (copy on write).
  */
 export class KvBlocks {
   /** Id of the empty prefix, the parent of every sequence's first block. */
@@ -13,6 +15,10 @@ export class KvBlocks {
   readonly #ref: Int32Array;
   /** Registered blocks: their key, chain id and when they were last released. */
   readonly #key: (string | undefined)[];
+  /** Registered blocks' tokens, and the registered blocks under each parent chain id. */
+  readonly #tokens: (readonly number[])[];
+  readonly #parent: number[];
+  readonly #children = new Map<number, Set<number>>();
   readonly #id: number[];
   readonly #released: number[];
   readonly #byKey = new Map<string, number>();
@@ -25,6 +31,8 @@ export class KvBlocks {
   constructor(readonly blocks: number, readonly blockSize: number) {
     this.#ref = new Int32Array(blocks);
     this.#key = new Array(blocks).fill(undefined);
+    this.#tokens = new Array(blocks).fill([]);
+    this.#parent = new Array(blocks).fill(0);
     this.#id = new Array(blocks).fill(0);
     this.#released = new Array(blocks).fill(0);
     this.#free = Array.from({ length: blocks }, (_, i) => blocks - 1 - i);
@@ -77,6 +85,11 @@ export class KvBlocks {
     if (this.#key[b] !== undefined) return this.#id[b];
     this.#byKey.set(key, b);
     this.#key[b] = key;
+    this.#tokens[b] = [...tokens];
+    this.#parent[b] = parent;
+    let kids = this.#children.get(parent);
+    if (!kids) this.#children.set(parent, (kids = new Set()));
+    kids.add(b);
     return (this.#id[b] = ++this.#ids);
   }
 
@@ -84,6 +97,22 @@ export class KvBlocks {
   lookup(parent: number, tokens: readonly number[]): { block: number; id: number } | undefined {
     const b = this.#byKey.get(`${parent}:${tokens.join(',')}`);
     return b === undefined ? undefined : { block: b, id: this.#id[b] };
+  }
+
+  /**
+   * The registered block under `parent` whose first tokens are the longest run of `tokens`' first
+   * ones (at least one), and that run's length: `tokens` hold fewer than a block's (a prefix
+   * ending inside a block), or differ from every full block's after some of them.
+   */
+  partial(parent: number, tokens: readonly number[]): { block: number; rows: number } | undefined {
+    let best: { block: number; rows: number } | undefined;
+    for (const b of this.#children.get(parent) ?? []) {
+      const have = this.#tokens[b];
+      let n = 0;
+      while (n < tokens.length && n < have.length && have[n] === tokens[n]) n++;
+      if (n > (best?.rows ?? 0)) best = { block: b, rows: n };
+    }
+    return best;
   }
 
   /**
@@ -100,6 +129,10 @@ export class KvBlocks {
   #unregister(b: number): void {
     this.#byKey.delete(this.#key[b]!);
     this.#key[b] = undefined;
+    this.#tokens[b] = [];
+    const kids = this.#children.get(this.#parent[b])!;
+    kids.delete(b);
+    if (!kids.size) this.#children.delete(this.#parent[b]);
   }
 
   /** Blocks no slot holds and no prefix keeps (free), and those a prefix keeps (cached, reusable). */

@@ -34,6 +34,11 @@ import type { Tokenizer } from '../tokenizer/tokenizer.js';
 
 /** A free slot's cached prefix is taken over only when it shares this many tokens with the prompt. */
 const REUSE_MIN_TOKENS = 16;
+/**
+ * Paged: a block's first rows are copied for a new sequence (copy on write) only when it shares
+ * this many: fewer (a BOS) cost a block from the pool to save a few rows of a batched step.
+ */
+export const COPY_MIN_ROWS = 4;
 
 export interface SchedulerOptions {
   /** Most requests waiting for a slot; past it submit() throws QueueFullError. */
@@ -382,8 +387,10 @@ export class Scheduler {
 
   /**
    * The prefix of `input` (never its last token) that slot `sl` starts from: what the slot kept,
-   * or the longest run of the prefix cache's blocks holding input's first tokens when longer
-   * (those blocks then become the slot's). Returns its length.
+   * or when longer, the longest run of the prefix cache's blocks holding input's first tokens
+   * (those blocks then become the slot's) and after them, copied into a block of the slot's own,
+   * the first rows of a block that holds the next tokens (copy on write: a shared prefix ending
+   * inside a block is not evaluated again). Returns its length.
    */
   #reuse(sl: Slot, input: readonly number[]): number {
     let keep = sharedPrefix(sl.tokens, input, input.length - 1);
@@ -399,11 +406,42 @@ export class Scheduler {
       blocks.push(hit.block);
       ids.push(hit.id);
     }
-    if (blocks.length * bs <= keep) return this.#forget(sl, keep);
+    const at = blocks.length * bs;
+    const found = this.#partial(ids.length ? ids[ids.length - 1] : pool.root(sl.lora), input.slice(at, Math.min(at + bs, input.length - 1)));
+    const part = found && found.rows >= COPY_MIN_ROWS ? found : undefined;
+    if (at + (part?.rows ?? 0) <= keep) return this.#forget(sl, keep);
     for (const b of blocks) pool.hold(b);
+    // held while the slot lets go of its blocks and takes a new one, which may take back cached ones
+    if (part) pool.hold(part.block);
     this.#forget(sl, 0);
-    Object.assign(sl, { blocks, ids, tokens: input.slice(0, blocks.length * bs) });
+    let copied = 0;
+    const own = part && this.#take();
+    if (own !== undefined) {
+      this.#slots.copyBlockRows(part!.block, own, part!.rows);
+      blocks.push(own);
+      copied = part!.rows;
+    }
+    if (part) pool.release(part.block);
+    Object.assign(sl, { blocks, ids, tokens: input.slice(0, at + copied) });
     return sl.tokens.length;
+  }
+
+  /**
+   * Paged: the block after the chain `parent` whose first rows hold the longest run of `tokens`
+   * (fewer than a block's): a registered block (the prefix cache's) or a slot's last block, not
+   * full yet (a running sequence's, or a free slot's kept tokens). Undefined when none holds the
+   * first token.
+   */
+  #partial(parent: number, tokens: readonly number[]): { block: number; rows: number } | undefined {
+    const pool = this.#pool!, bs = pool.blockSize;
+    let best = tokens.length ? pool.partial(parent, tokens) : undefined;
+    for (const o of this.#slot) {
+      const i = o.ids.length;
+      if (o.tokens.length <= i * bs || (i ? o.ids[i - 1] : pool.root(o.lora)) !== parent) continue;
+      const rows = sharedPrefix(o.tokens.slice(i * bs), tokens);
+      if (rows > (best?.rows ?? 0)) best = { block: o.blocks[i], rows };
+    }
+    return best;
   }
 
   /** Paged: the slot's full blocks not registered yet go into the prefix cache. */

@@ -69,7 +69,9 @@ class GraphNodesWrap : public Napi::ObjectWrap<GraphNodesWrap> {
 
  private:
   Napi::Value add(const Napi::CallbackInfo& info);
+  Napi::Value add_packed(const Napi::CallbackInfo& info);
   std::vector<Node> nodes_;
+  std::vector<TensorPtr> tensors_;  // addPacked's tensor table
   bool taken_ = false;
 };
 

@@ -5,11 +5,15 @@
  * comes from its span, whose last row a step moves to its end for the vocabulary projection);
  * bad spans are E_INVALID_ARG / E_CONTEXT_FULL; the slots hold the model until closed. Paged
  * slots (one pool of blocks, a block table per slot, scattered blocks) give the contiguous
- * slots' logits bit for bit, across block boundaries, and a position without a block is refused.
+ * slots' logits bit for bit, across block boundaries, and a position without a block is refused;
+ * a block's first rows copied into another (copyBlockRows, copy on write) give a slot reading
+ * through the copy the logits of the slot that wrote them, on the CPU and on the CUDA backend
+ * (its emulator without a GPU).
  */
 import assert from 'node:assert/strict';
 import { type Model, loadModel } from '../../lib/model/model.js';
 import { requireShared, sharedPath } from '../helpers/shared.js';
+import { loadOnCuda } from '../helpers/cuda.js';
 
 describe('Model.openSlots', function () {
   this.timeout(60_000);
@@ -113,6 +117,34 @@ describe('Model.openSlots', function () {
       paged.close();
     }
   });
+
+  for (const device of ['cpu', 'cuda'] as const)
+    it(`copyBlockRows: a slot reading through a copy of a block's first rows gets the writer's logits (${device})`, async () => {
+      const m = device === 'cpu' ? model : await loadOnCuda(sharedPath('models/stories260K.gguf'), { contextSize: 128 });
+      const slots = await m.openSlots(2, { paged: { blockSize: 16, blocks: 8 } });
+      try {
+        const ids = m.tokenizer.encode('Once upon a time, there was a little girl named Lily. She', { addSpecial: true }).slice(0, 21);
+        slots.setBlocks(0, [5, 2]);
+        await slots.step([{ slot: 0, ids, pos: 0 }]);
+        // slot 1 shares block 5 and has its own copy of block 2's 5 written rows (positions 16..20)
+        slots.copyBlockRows(2, 7, 5);
+        slots.setBlocks(1, [5, 7]);
+        const [a, b] = await slots.step([{ slot: 0, ids: [42], pos: 21 }, { slot: 1, ids: [42], pos: 21 }]);
+        assert.deepEqual(b, a);
+        // a copy of one row too few (block 6's row for position 20 holding position 4's) gives
+        // other logits (a zero row would not do: this model's attention gives it no weight)
+        slots.copyBlockRows(5, 6, 16);
+        slots.copyBlockRows(2, 6, 4);
+        slots.setBlocks(1, [5, 6]);
+        const [c] = await slots.step([{ slot: 1, ids: [42], pos: 21 }]);
+        assert.notDeepEqual(c, a);
+        assert.throws(() => slots.copyBlockRows(2, 8, 1), { code: 'E_INVALID_ARG' });
+        assert.throws(() => slots.copyBlockRows(2, 7, 17), { code: 'E_INVALID_ARG' });
+      } finally {
+        slots.close();
+        if (m !== model) await m.dispose();
+      }
+    });
 
   it('other calls wait while the slots are open', async () => {
     const slots = await model.openSlots(1);

@@ -5,7 +5,9 @@
  *  - a block is held by each holder and is free or cached only when all let go;
  *  - a lookup finds a registered block only under its exact parent and tokens; a child becomes
  *    unreachable once its parent is taken back, and a registering twin gets the first one's id;
- *  - a shared block is not writable; an only holder's registered block is, and is forgotten.
+ *  - a shared block is not writable; an only holder's registered block is, and is forgotten;
+ *  - a prefix ending inside a block finds the registered block under the same parent whose first
+ *    tokens hold most of it (for copy on write), and nothing once that block is forgotten.
  */
 import assert from 'node:assert/strict';
 import { KvBlocks } from '../../lib/server/kv-blocks.js';
@@ -55,5 +57,23 @@ describe('KvBlocks: the paged pool and its prefix cache', () => {
     const again = p.register(KvBlocks.ROOT, [1, 2], p.take()!);
     assert.notEqual(again, ida, 'ids are never reused');
     assert.equal(p.lookup(again, [3, 4]), undefined);
+  });
+
+  it('finds the block holding most of a partial prefix under its parent, until it is forgotten', () => {
+    const p = new KvBlocks(4, 4);
+    const a = p.take()!, b = p.take()!, c = p.take()!;
+    const ida = p.register(KvBlocks.ROOT, [1, 2, 3, 4], a);
+    p.register(ida, [5, 6, 7, 8], b);
+    p.register(ida, [5, 6, 9, 9], c);
+    assert.deepEqual(p.partial(ida, [5, 6, 7]), { block: b, rows: 3 });
+    assert.deepEqual(p.partial(ida, [5, 6, 9, 1]), { block: c, rows: 3 });
+    assert.equal(p.partial(ida, [7, 7]), undefined, 'no first token in common');
+    assert.equal(p.partial(KvBlocks.ROOT, [5, 6]), undefined, 'another parent');
+    assert.deepEqual(p.partial(KvBlocks.ROOT, [1, 2, 0]), { block: a, rows: 2 });
+    p.release(b);
+    p.release(c);
+    p.take(); // the free block
+    p.take(); // b, least recently released: forgotten
+    assert.deepEqual(p.partial(ida, [5, 6, 7]), { block: c, rows: 2 });
   });
 });

@@ -8,13 +8,16 @@
  * count (back to its baseline of 0); a system prompt shared by many requests is evaluated once
  * (its full blocks found in the prefix cache by every other slot), hits giving the tokens of
  * misses, and cached blocks no slot holds are taken back (LRU, a prefix's tail before its
- * head) for new sequences, never giving a wrong token. The same paged batching on the CUDA backend (its emulator
+ * head) for new sequences, never giving a wrong token; a shared prefix ending inside a block is
+ * copied from the block holding it (a cached one, or a running sequence's last) and not evaluated
+ * again. The same paged batching on the CUDA backend (its emulator
  * without a GPU), preemptions included, gives the CPU's greedy tokens.
  */
 import assert from 'node:assert/strict';
 import { type Model, loadModel } from '../../lib/model/model.js';
 import type { SequenceSlots } from '../../lib/model/slots.js';
-import { Scheduler, type SchedulerEvents } from '../../lib/server/scheduler.js';
+import { COPY_MIN_ROWS, Scheduler, type SchedulerEvents } from '../../lib/server/scheduler.js';
+import { sharedPrefix } from '../../lib/model/decode-call.js';
 import { requireShared, sharedPath } from '../helpers/shared.js';
 import { loadOnCuda } from '../helpers/cuda.js';
 
@@ -182,6 +185,39 @@ describe('server scheduler: continuous batching', function () {
     }
   });
 
+  it('paged: a shared prefix ending inside a block is copied from the block that holds it (copy on write), not evaluated again; tokens unchanged, rows counted once', async () => {
+    // 37 tokens and the suffixes' leading space: 2 full blocks and 6 rows of a third in common
+    const system = model.tokenizer.encode('Once upon a time, there was a little girl named Lily. She liked to play with her toys in her room. One day her mom said', { addSpecial: true });
+    const prompts = [' hello there, my little friend', ' that the sun was out', ' a cat sat on the mat'].map((t) => [...system, ...model.tokenizer.encode(t)]);
+    const solo: number[][] = [];
+    for (const p of prompts) solo.push((await model.generate(p, { maxTokens: 12 })).ids);
+    const slots = await model.openSlots(3, { paged: { blockSize: 16, blocks: 64 } });
+    const steps = record(slots);
+    const s = new Scheduler(slots, model.tokenizer, { maxQueue: 8, stepTokens: 512 });
+    try {
+      // the first finishes, and the third takes its slot (the tokens it kept); the second comes
+      // while the third runs and copies the shared rows of the third's last block, not full yet
+      // (copying a registered block's rows: the LRU test below)
+      const first = await s.submit(prompts[0], { maxTokens: 12, temperature: 0 });
+      let started!: () => void;
+      const running = new Promise<void>((r) => (started = r));
+      const third = s.submit(prompts[2], { maxTokens: 12, temperature: 0 }, { onChunk: () => started() });
+      await running;
+      const second = await s.submit(prompts[1], { maxTokens: 12, temperature: 0 });
+      const rs = [first, second, await third];
+      rs.forEach((r, i) => assert.deepEqual(r.ids, solo[i], `request ${i}`));
+      const shared = (i: number, j: number) => sharedPrefix(prompts[i], prompts[j]);
+      assert.equal(first.cachedTokens, 0);
+      assert.equal(rs[2].cachedTokens, shared(0, 2), 'the first one\'s free slot, its tokens kept');
+      assert.equal(second.cachedTokens, Math.max(shared(0, 1), shared(2, 1)), 'from the running sequence\'s partial block');
+      assert.ok(second.cachedTokens > 32 && second.cachedTokens % 16 !== 0, `${second.cachedTokens} cached`);
+      const rows = steps.flat().reduce((n, sp) => n + sp.n, 0);
+      assert.equal(rows, rs.reduce((n, r, i) => n + prompts[i].length - r.cachedTokens + r.ids.length - 1, 0));
+    } finally {
+      await s.close();
+    }
+  });
+
   it('paged: cached blocks no slot holds are taken back for new sequences (LRU, tails first), and repeats still hit their prompts\' blocks', async () => {
     const texts = ['Once upon a time, there was a little girl named Lily. She liked to play', 'Tom and his dog went to the park to play with a big red ball. They ran', 'The sun was hot and the sky was blue. A bird sang in a tall tree near'];
     const prompts = texts.map((t) => model.tokenizer.encode(t, { addSpecial: true }));
@@ -202,9 +238,13 @@ describe('server scheduler: continuous batching', function () {
           cached.push(r.cachedTokens);
         }
       // round 1 found nothing; in round 2, though the three sequences' 44 blocks never fit the
-      // pool together, each prompt's full blocks were still cached: blocks go back tail first
+      // pool together, each prompt's full blocks were still cached, and the block after them (its
+      // last prompt tokens, then generated ones), whose rows are copied: blocks go back tail first
       assert.deepEqual(cached.slice(0, 3), [0, 0, 0]);
-      assert.deepEqual(cached.slice(3), prompts.map((p) => Math.floor((p.length - 1) / 16) * 16));
+      assert.deepEqual(cached.slice(3), prompts.map((p) => {
+        const full = Math.floor((p.length - 1) / 16) * 16;
+        return p.length - 1 - full >= COPY_MIN_ROWS ? p.length - 1 : full;
+      }));
       assert.equal(seen.used, 0);
       assert.equal(seen.kept + seen.free, 32);
     } finally {
