@@ -1,6 +1,7 @@
 /**
  * Every op's microbenchmarks: the bench cases of the case table (lib/ops/cases.ts, where each
- * case says how it is cut and keeps its bench notes), at 1 and 2 threads on the CPU, as GB/s
+ * case says how it is cut and keeps its bench notes), at 1 and 2 threads on the CPU
+ * (FUSELM_BENCH_THREADS=1 for one thread count), as GB/s
  * or GFLOP/s and the share of the roofline measured in the same run (lib/tools/kernel-bench.ts:
  * memory-bound cases against the cache level or main memory their working set fits in).
  * Filters other than "kernels" select cases by name (`npm run bench -- "matmul decode"`).
@@ -18,7 +19,8 @@ const gc = vm.runInNewContext('gc') as () => void;
 export async function run(filters: string[] = []): Promise<BenchResult[]> {
   const names = filters.filter((f) => f !== 'kernels');
   const out: BenchResult[] = [];
-  for (const threads of [1, 2]) {
+  const threadCounts = (process.env.FUSELM_BENCH_THREADS ?? '1,2').split(',').map(Number);
+  for (const threads of threadCounts) {
     for (const filter of names.length ? names : [undefined]) {
       gc();
       const onCase = (done: number, total: number, name: string) => {

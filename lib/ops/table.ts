@@ -713,6 +713,10 @@ export const CASES: Record<OpName, OpCases> = {
     // Q4_0 in llama.cpp's repacked order, 16 rows transposed in registers x 16 tokens (issue 14,
     // load 4-8, one run each, addon before -> after): prefill q4_0 64x2048 1t 186.5 -> 464.8
     // GFLOP/s; decode 1x2048 · 5632x2048 1t 277 -> 284 us, 4096x4096 376 -> 346 us.
+    // Q4_0 decode tiles (4 rows x groups of 4 blocks, x regrouped per call; issue 14), weights in
+    // L2 (256 x 4096, 1 token, a throwaway harness, best of 7 timings, 1t, load 8-15, addon before
+    // -> after): AVX-512 VNNI 19.8-20.9 -> 12.5-15.1 us, AVX2 182-203 -> 20-21 us; AVX2 prefill
+    // (4 rows x 4 tokens; 256 x 2048, 16 tokens) 214-220 -> 156-157 us.
     bench: [
       // TinyLlama-1.1B's ffn_up/gate (every type issue 14's decode targets name)
       ...(['f32', 'f16', 'bf16', 'q8_0', 'q4_k', 'q5_k', 'q6_k', 'q4_0'] as NativeDType[]).map((dt) => decodeCase(dt, 2048, 5632)),

@@ -369,8 +369,11 @@ FUSELM_AVX2 void tile_avx2(const uint8_t* w, size_t ws, const Src& s, int64_t K,
   for (int r = 0; r < R; r++)
     for (int t = 0; t < TT; t++) acc[r][t] = _mm256_setzero_ps();
   const int64_t kmain = K / L::kBlock * L::kBlock;
+  const size_t eb = L::kDType == DType::F32 ? 4 : 2;
   for (int64_t k = 0; k < kmain; k += L::kBlock) {
     __m256 wv[R];
+    if (size_t(k) * eb % 64 == 0)  // once per cache line of each row stream
+      for (int r = 0; r < R; r++) prefetch_ahead(w + size_t(r) * ws + size_t(k) * eb);
     for (int r = 0; r < R; r++) wv[r] = L::vec(w + size_t(r) * ws, k, 0, _mm256_set1_ps(1.f));
     for (int t = 0; t < TT; t++) {
       const __m256 xv = _mm256_loadu_ps(s.x + t * K + k);
@@ -379,7 +382,6 @@ FUSELM_AVX2 void tile_avx2(const uint8_t* w, size_t ws, const Src& s, int64_t K,
   }
   if (kmain < K) {  // the last K % 8 values, through zero-padded copies
     const int64_t n = K - kmain;
-    const size_t eb = L::kDType == DType::F32 ? 4 : 2;
     alignas(32) uint8_t wpad[R][32] = {};
     alignas(32) float xpad[TT][8] = {};
     __m256 wv[R];
@@ -421,6 +423,7 @@ FUSELM_AVX2 void tile_q8_avx2(const uint8_t* w, size_t ws, const Src& s, int64_t
     __m256 dw[R];
     for (int r = 0; r < R; r++) {
       const uint8_t* p = w + size_t(r) * ws + size_t(b) * kQ8BlockBytes;
+      if ((b & 1) == 0) prefetch_ahead(p);  // ~ once per cache line (blocks of 34 bytes)
       uint16_t d;
       std::memcpy(&d, p, 2);
       dw[r] = _mm256_cvtph_ps(_mm_set1_epi16(int16_t(d)));

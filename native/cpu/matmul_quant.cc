@@ -30,6 +30,7 @@ size_t act_bytes(QAct act, int64_t K) {
     case QAct::Q8_0: return size_t(K / kQ32) * sizeof(BlockQ8_0x);
     case QAct::Q8_1: return size_t(K / kQ32) * sizeof(BlockQ8_1x);
     case QAct::Q8_0Off: return size_t(K / kQ32) * sizeof(BlockQ8_0off);
+    case QAct::Q8_0x4: return size_t((K / kQ32 + 3) / 4) * sizeof(BlockQ8_0x4);
   }
   return 0;
 }
@@ -105,6 +106,27 @@ void quantize_row_q8_0off(const float* x, int64_t K, BlockQ8_0off* y, Impl impl)
   }
 }
 
+void quantize_row_q8_0x4(const float* x, int64_t K, BlockQ8_0x4* y, Impl impl) {
+  const QuantizeQ8Fn f = quantize_q8_fn(impl);
+  const int64_t nb = K / kQ32;
+  std::memset(y, 0, size_t((nb + 3) / 4) * sizeof(BlockQ8_0x4));
+  for (int64_t i = 0; i < nb; i++) {
+    BlockQ8_0x4& g = y[i / 4];
+    const int b = int(i % 4);
+    int8_t q[kQ32];
+    float d;
+    f(x + i * kQ32, kQ32, q, &d);
+    std::memcpy(g.lo + 16 * b, q, 16);
+    std::memcpy(g.hi + 16 * b, q + 16, 16);
+    int32_t sum = 0;
+    for (int j = 0; j < kQ32; j++) sum += q[j];
+    for (int r = 0; r < 4; r++) {
+      g.off[4 * b + r] = -8 * sum;
+      g.d[4 * b + r] = d;
+    }
+  }
+}
+
 #if defined(__x86_64__)
 // quantize_row_q8_k with AVX2, bit for bit: the same f32 max, the first value holding it, the
 // same product iscale * x rounded to nearest even (cvtps under the default rounding mode).
@@ -176,7 +198,8 @@ void matmul_quant_cpu(const MatmulArgs& a, const Exec& e) {
     if (k.act == QAct::Q8_K) q8k(a.x + t * a.K, a.K, reinterpret_cast<BlockQ8_K*>(xq + size_t(t) * xs));
     else if (k.act == QAct::Q8_0) quantize_row_q8_0x(a.x + t * a.K, a.K, reinterpret_cast<BlockQ8_0x*>(xq + size_t(t) * xs), e.impl);
     else if (k.act == QAct::Q8_1) quantize_row_q8_1x(a.x + t * a.K, a.K, reinterpret_cast<BlockQ8_1x*>(xq + size_t(t) * xs), e.impl);
-    else quantize_row_q8_0off(a.x + t * a.K, a.K, reinterpret_cast<BlockQ8_0off*>(xq + size_t(t) * xs), e.impl);
+    else if (k.act == QAct::Q8_0Off) quantize_row_q8_0off(a.x + t * a.K, a.K, reinterpret_cast<BlockQ8_0off*>(xq + size_t(t) * xs), e.impl);
+    else quantize_row_q8_0x4(a.x + t * a.K, a.K, reinterpret_cast<BlockQ8_0x4*>(xq + size_t(t) * xs), e.impl);
   };
   if (ref) {
     for (int64_t t = 0; t < a.T; t++) quantize(t, 0);

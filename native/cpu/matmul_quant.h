@@ -5,6 +5,7 @@
 //   Q8_0 (d rounded to f16, per 32)                     for Q5_0, IQ4_NL
 //   Q8_0 and -8 * sum(q) per 32                         for Q4_0 (its offset term)
 //   Q8_1 (Q8_0 and s = d * sum(q), per 32)              for Q4_1, Q5_1 (y += m * s per block)
+//   Q8_0 and its offset term in groups of 4 blocks       for Q4_0 under 4 tokens (decode)
 //
 // Every level computes the same int32 lanes exactly: lane l (of 8) of a superblock holds the
 // products of bytes 4l..4l+3 of each 32-value group, times that group's scale (the layout of
@@ -30,7 +31,7 @@
 namespace fuselm {
 
 // The activation format a weight format is dotted with.
-enum class QAct { Q8_K, Q8_0, Q8_1, Q8_0Off };
+enum class QAct { Q8_K, Q8_0, Q8_1, Q8_0Off, Q8_0x4 };
 
 // Q8_0 activations as the kernels read them: the f16-rounded scale kept as f32.
 struct BlockQ8_0x { float d; int8_t qs[32]; };
@@ -40,6 +41,11 @@ struct BlockQ8_1x { float d; int8_t qs[32]; float s; };
 // Q8_0 for Q4_0 (value = nibble - 8): Q8_0's d and q, and off = -8 * sum(q), the block's offset
 // term, made once per call rather than once per row tile.
 struct BlockQ8_0off { float d; int8_t qs[32]; int32_t off; };
+// BlockQ8_0off's values of 4 consecutive blocks as Q4_0's decode reads them (each block's first
+// 16 values dot the low nibbles of its 16 bytes, the last 16 the high ones), with each block's
+// offset term and d repeated 4 times (one lane per row of a 4-row tile). A row of nb blocks takes
+// ceil(nb / 4) groups; the unused blocks of a last partial group are zero.
+struct BlockQ8_0x4 { int8_t lo[64]; int8_t hi[64]; int32_t off[16]; float d[16]; };
 
 // y[t * ys] = row w · token t's quantized activations (at xq + t * xs) for t < TT (1..max_tokens).
 using QuantTileFn = void (*)(const uint8_t* w, const uint8_t* xq, size_t xs, int64_t K, int TT, float* y, int64_t ys);
@@ -93,6 +99,7 @@ void quantize_row_q8_k(const float* x, int64_t K, BlockQ8_K* y);
 void quantize_row_q8_0x(const float* x, int64_t K, BlockQ8_0x* y, Impl impl);
 void quantize_row_q8_1x(const float* x, int64_t K, BlockQ8_1x* y, Impl impl);
 void quantize_row_q8_0off(const float* x, int64_t K, BlockQ8_0off* y, Impl impl);
+void quantize_row_q8_0x4(const float* x, int64_t K, BlockQ8_0x4* y, Impl impl);
 // matmul.cc's q8_0 activation quantizer of a level (x [K] -> q [K], d [K / 32]); all give the same bits.
 using QuantizeQ8Fn = void (*)(const float* x, int64_t K, int8_t* q, float* d);
 QuantizeQ8Fn quantize_q8_fn(Impl impl);

@@ -255,9 +255,10 @@ describe('op matmul', () => {
   // output one f32 accumulator, acc = fma(float(sumi), f32(dw * dx), acc) block after block. x is
   // q / 16 with a ±127 in every block, so its Q8_0 rounding is exact (dx = 1/16, q as written) and
   // the expected bits follow from the stored bytes alone; the fma is emulated in double (the
-  // product is exact there). Sizes cross the 16-row and 16-token tiles and their leftovers.
+  // product is exact there). Sizes cross the 16-row and 16-token tiles and their leftovers, the
+  // decode tiles (1-3 tokens, 4 rows, groups of 4 blocks) and a last block past the groups.
   it('q4_0: every level and the reference give llama.cpp\'s repacked order, bit for bit', async () => {
-    const K = 512, N = 37, T = 21, nb = K / 32;
+    const K = 544, N = 37, T = 21, nb = K / 32;
     const r = rng(1404);
     const bytes = encodeF32('q4_0', randn(N * K, r));
     const q = new Int8Array(T * K);
@@ -283,10 +284,11 @@ describe('op matmul', () => {
     w.write(bytes);
     const x = tensorFromF32('f32', [T, K], Float32Array.from(q, (v) => v / 16));
     for (const impl of ['reference', ...fastImpls()] as NativeImpl[])
-      for (const threads of [1, 2]) {
-        const got = await matmul(impl, threads, x, w, T, N);
-        for (let i = 0; i < got.length; i++) assert.ok(Object.is(got[i], want[i]), `${impl}/${threads}t output ${i}: ${got[i]} vs ${want[i]}`);
-      }
+      for (const threads of [1, 2])
+        for (const tokens of [1, 2, 3, T]) {
+          const got = await matmul(impl, threads, x, w, tokens, N);
+          for (let i = 0; i < got.length; i++) assert.ok(Object.is(got[i], want[i]), `${impl}/${threads}t ${tokens} tokens, output ${i}: ${got[i]} vs ${want[i]}`);
+        }
   });
 
   it('keeps rows it was not asked for untouched (T smaller than the tensors)', async () => {
