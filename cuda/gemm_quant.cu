@@ -30,34 +30,8 @@ static __global__ void __launch_bounds__(kTcThreads)
   const int lane = int(threadIdx.x) & 31, warp = int(threadIdx.x) >> 5;
   const int64_t m0 = int64_t(blockIdx.y) * kTcBM, n0 = int64_t(blockIdx.x) * kTcBN;
   const int wm = (warp >> 1) * 32, wn = (warp & 1) * 64;
-  const int64_t row_bytes = K / QUnit<DT>::kValues * QUnit<DT>::kBytes;
-
   float acc[2][8][4];
-  for (int i = 0; i < 2; i++)
-    for (int j = 0; j < 8; j++)
-      for (int e = 0; e < 4; e++) acc[i][j][e] = 0.0f;
-
-  const int ktiles = int(K / kTcBK);  // K % 32 == 0: whole units
-  XChunks xr;
-  QUnitVals wu;
-  load_x_tile(xr, x, T, K, m0, 0, x_vec);
-  load_w_unit<DT>(wu, w, row_bytes, N, n0, 0);
-  store_x_tile<false>(As, xr);
-  store_w_unit(Ws, wu);
-  for (int kt = 0; kt < ktiles; kt++) {
-    const int buf = kt & 1;
-    const bool next = kt + 1 < ktiles;
-    if (next) {
-      load_x_tile(xr, x, T, K, m0, int64_t(kt + 1) * kTcBK, x_vec);
-      load_w_unit<DT>(wu, w, row_bytes, N, n0, kt + 1);
-    }
-    __syncthreads();  // this tile's x and W are stored by every thread
-    mma_tile<false>(acc, As + buf * kTcBM * kTcLd, Ws + buf * kTcBN * kTcLd, wm, wn, lane);
-    if (next) {  // the other buffers' last readers were in tile kt - 1, before the barrier above
-      store_x_tile<false>(As + (buf ^ 1) * kTcBM * kTcLd, xr);
-      store_w_unit(Ws + (buf ^ 1) * kTcBN * kTcLd, wu);
-    }
-  }
+  quant_tile_k_loop<DT>(acc, As, Ws, x, T, K, m0, x_vec, nullptr, w, N, n0, wm, wn, lane);
   store_acc(y, acc, T, N, m0 + wm, n0 + wn, lane);
 }
 

@@ -147,4 +147,38 @@ __device__ __forceinline__ void store_w_unit(uint16_t* Ws, const QUnitVals& u) {
   }
 }
 
+
+// A block-format tile's k loop (gemm_quant.cu, moe_matmul_gemm.cu): x tokens [m0, m0 + kTcBM) of
+// T (through x_row when given) and W rows [n0, n0 + kTcBN) into acc, double-buffered in As and Ws.
+template <DType DT>
+__device__ __forceinline__ void quant_tile_k_loop(float (&acc)[2][8][4], uint16_t* As, uint16_t* Ws, const float* x,
+                                                  int64_t T, int64_t K, int64_t m0, bool x_vec, const int32_t* x_row,
+                                                  const uint8_t* w, int64_t N, int64_t n0, int wm, int wn, int lane) {
+  const int64_t row_bytes = K / QUnit<DT>::kValues * QUnit<DT>::kBytes;
+  for (int i = 0; i < 2; i++)
+    for (int j = 0; j < 8; j++)
+      for (int e = 0; e < 4; e++) acc[i][j][e] = 0.0f;
+  const int ktiles = int(K / kTcBK);  // K % 32 == 0: whole units
+  XChunks xr;
+  QUnitVals wu;
+  load_x_tile(xr, x, T, K, m0, 0, x_vec, x_row);
+  load_w_unit<DT>(wu, w, row_bytes, N, n0, 0);
+  store_x_tile<false>(As, xr);
+  store_w_unit(Ws, wu);
+  for (int kt = 0; kt < ktiles; kt++) {
+    const int buf = kt & 1;
+    const bool next = kt + 1 < ktiles;
+    if (next) {
+      load_x_tile(xr, x, T, K, m0, int64_t(kt + 1) * kTcBK, x_vec, x_row);
+      load_w_unit<DT>(wu, w, row_bytes, N, n0, kt + 1);
+    }
+    __syncthreads();  // this tile's x and W are stored by every thread
+    mma_tile<false>(acc, As + buf * kTcBM * kTcLd, Ws + buf * kTcBN * kTcLd, wm, wn, lane);
+    if (next) {  // the other buffers' last readers were in tile kt - 1, before the barrier above
+      store_x_tile<false>(As + (buf ^ 1) * kTcBM * kTcLd, xr);
+      store_w_unit(Ws + (buf ^ 1) * kTcBN * kTcLd, wu);
+    }
+  }
+}
+
 FUSELM_CUDA_NAMESPACE_END

@@ -64,7 +64,7 @@ int32_t block_dot_x4(const BlockQ4_0& b, const X4& x, int j) {
 
 // The decode tiles' blocks past the last whole group of 4, row by row (rows r < 4 at w + r * ws).
 template <int TT>
-FUSELM_AVX2 void decode_tail(const uint8_t* w, size_t ws, const uint8_t* xq, size_t xs, int64_t K, __m128 acc[TT]) {
+FUSELM_AVX2 void decode_tail_avx2(const uint8_t* w, size_t ws, const uint8_t* xq, size_t xs, int64_t K, __m128 acc[TT]) {
   const int64_t nb = K / kQ32, ng = nb / 4;
   for (int64_t i = 4 * ng; i < nb; i++)
     for (int t = 0; t < TT; t++) {
@@ -142,7 +142,7 @@ FUSELM_AVX2 void decode4_avx2(const uint8_t* w, size_t ws, const uint8_t* xq, si
       }
     }
   }
-  decode_tail<TT>(w, ws, xq, xs, K, acc);
+  decode_tail_avx2<TT>(w, ws, xq, xs, K, acc);
   decode_store<TT>(acc, rows, y, yr, ys);
 }
 
@@ -205,7 +205,7 @@ FUSELM_AVX512VNNI void decode4_vnni(const uint8_t* w, size_t ws, const uint8_t* 
       acc[t] = _mm_fmadd_ps(_mm512_extractf32x4_ps(fs, 3), _mm512_extractf32x4_ps(dd, 3), acc[t]);
     }
   }
-  decode_tail<TT>(w, ws, xq, xs, K, acc);
+  decode_tail_avx2<TT>(w, ws, xq, xs, K, acc);
   decode_store<TT>(acc, rows, y, yr, ys);
 }
 
