@@ -1,9 +1,11 @@
-// Q4_K and Q5_K weights against Q8_K activations (see matmul_quant.h for the lane scheme).
+// Q4_K and Q5_K weights against Q8_K activations. Q5_K sums in the lane scheme (matmul_quant.h),
+// Q4_K in llama.cpp's repacked order (see "Q4_K in llama.cpp's repacked order" below); the
+// lane tiles' Q4_K instances serve its decode tile's per-superblock sums.
 //
 // Per superblock of 256: the 8 sub-blocks of 32 hold unsigned 4- or 5-bit q with a 6-bit scale
 // sc[j] and min mn[j]: x · w = dx * (d * sum_j sc[j] (q_j · x_j) - dmin * sum_j mn[j] * xsum_j),
 // where xsum_j = bsums[2j] + bsums[2j + 1] comes with the Q8_K block: the mins never touch the
-// 256 products, as in llama.cpp. Lane l: s_l = sum_j sc[j] * (bytes 4l..4l+3 of q_j · x_j) and
+// 256 products, as in llama.cpp. Q5_K's lane l: s_l = sum_j sc[j] * (bytes 4l..4l+3 of q_j · x_j) and
 // m_l = mn[l] * xsum_l, accumulated as acc_l += (dx d) s_l - (dx dmin) m_l.
 // AVX2: maddubs (unsigned q times signed x, pairs to int16: |pair| <= 31 * 127 * 2 fits) then
 // madd by the sub-block's scale into int32 lanes; AVX-512 VNNI: vpdpbusd's exact sums of 4 per
@@ -329,14 +331,17 @@ FUSELM_AVX512VNNI FUSELM_INLINE __m512i lane_bytes(int b0, int b1 = -1) {
   return _mm512_broadcast_i32x4(_mm_setr_epi32(dw(0), dw(1), dw(2), dw(3)));
 }
 
-// AVX-512 VNNI prefill, GEMM order: 16 rows (ws apart; the first `rows` stored) x TT tokens.
-template <int TT>
+// AVX-512 VNNI prefill: 16 rows (ws apart; the first `rows` stored) x TT tokens, in order O.
+template <Order O, int TT>
 FUSELM_AVX512VNNI void rows16_k4(const uint8_t* w, size_t ws, const uint8_t* xq, size_t xs, int64_t K, float* y,
                                  int64_t yr, int64_t ys, int rows) {
   const __m512i lo4 = _mm512_set1_epi8(0x0f), m6 = _mm512_set1_epi8(0x3f), hi2 = _mm512_set1_epi8(0x30), zero = _mm512_setzero_si512();
   __m512 acc[TT], accm[TT];
   for (int t = 0; t < TT; t++) acc[t] = accm[t] = _mm512_setzero_ps();
   for (int64_t i = 0; i < K / kQK; i++) {
+    [[maybe_unused]] __m512i s_all[TT], m_all[TT];  // GEMV: the superblock's sums
+    if constexpr (O == Order::kGemv)
+      for (int t = 0; t < TT; t++) s_all[t] = m_all[t] = zero;
     const uint8_t* b0 = w + size_t(i) * sizeof(BlockQ4_K);
     for (int r = 0; r < kRows16; r++) {
       prefetch_ahead(b0 + r * ws);
@@ -387,11 +392,22 @@ FUSELM_AVX512VNNI void rows16_k4(const uint8_t* w, size_t ws, const uint8_t* xq,
         }
         const __m512i s = _mm512_add_epi32(_mm512_mullo_epi32(plo, sc_lo), _mm512_mullo_epi32(phi, sc_hi));
         const __m512i m = _mm512_madd_epi16(mn2, _mm512_set1_epi32(xsp[t][c]));
-        const __m512 dx = _mm512_set1_ps(x.d);
-        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, dx), acc[t]);
-        accm[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(m), _mm512_mul_ps(dminw, dx), accm[t]);
+        if constexpr (O == Order::kGemm) {
+          const __m512 dx = _mm512_set1_ps(x.d);
+          acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, dx), acc[t]);
+          accm[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(m), _mm512_mul_ps(dminw, dx), accm[t]);
+        } else {
+          s_all[t] = _mm512_add_epi32(s_all[t], s);
+          m_all[t] = _mm512_add_epi32(m_all[t], m);
+        }
       }
     }
+    if constexpr (O == Order::kGemv)
+      for (int t = 0; t < TT; t++) {
+        const __m512 dx = _mm512_set1_ps(reinterpret_cast<const BlockQ8_K*>(xq + t * xs)[i].d);
+        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s_all[t]), _mm512_mul_ps(dw, dx), acc[t]);
+        accm[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(m_all[t]), _mm512_mul_ps(dminw, dx), accm[t]);
+      }
   }
   alignas(64) float out[kRows16];
   for (int t = 0; t < TT; t++) {
@@ -479,44 +495,51 @@ FUSELM_AVX512VNNI void decode4_k4(const uint8_t* w, size_t ws, const uint8_t* xq
 }
 
 using RowsK4Fn = void (*)(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, float*, int64_t, int64_t, int);
-template <bool Decode>
+// The VNNI rows tiles: 16 rows x up to 8 tokens in order O, or (Decode) 4 rows x up to 3 in GEMV order.
+template <Order O, bool Decode>
 RowsK4Fn rows_k4_fn(int TT) {
-  static constexpr RowsK4Fn prefill[kRows16Tokens] = {&rows16_k4<1>, &rows16_k4<2>, &rows16_k4<3>, &rows16_k4<4>,
-                                                      &rows16_k4<5>, &rows16_k4<6>, &rows16_k4<7>, &rows16_k4<8>};
+  static constexpr RowsK4Fn prefill[kRows16Tokens] = {&rows16_k4<O, 1>, &rows16_k4<O, 2>, &rows16_k4<O, 3>, &rows16_k4<O, 4>,
+                                                      &rows16_k4<O, 5>, &rows16_k4<O, 6>, &rows16_k4<O, 7>, &rows16_k4<O, 8>};
   static constexpr RowsK4Fn decode[3] = {&decode4_k4<1>, &decode4_k4<2>, &decode4_k4<3>};
   return (Decode ? decode : prefill)[TT - 1];
 }
-template <bool Decode>
+template <Order O, bool Decode>
 void rows_k4_x86(const uint8_t* w, size_t ws, const uint8_t* xq, size_t xs, int64_t K, int TT, float* y, int64_t yr, int64_t ys) {
-  rows_k4_fn<Decode>(TT)(w, ws, xq, xs, K, y, yr, ys, Decode ? 4 : kRows16);
+  rows_k4_fn<O, Decode>(TT)(w, ws, xq, xs, K, y, yr, ys, Decode ? 4 : kRows16);
 }
 // A row left over from the rows tiles: the rows tile on copies of it, one stored.
-template <bool Decode>
+template <Order O, bool Decode>
 void tile_k4_vnni(const uint8_t* w, const uint8_t* xq, size_t xs, int64_t K, int TT, float* y, int64_t ys) {
-  rows_k4_fn<Decode>(TT)(w, 0, xq, xs, K, y, 0, ys, 1);
+  rows_k4_fn<O, Decode>(TT)(w, 0, xq, xs, K, y, 0, ys, 1);
 }
 
 #endif  // __x86_64__
 
 }  // namespace
 
-QuantKernel q4_k_kernel(DType dt, Impl impl) {
-  const bool five = dt == DType::Q5_K;
+// Q4_K: calls of 4 tokens and more take the GEMM order, their last T % 4 tokens the `tail` kernel
+// in GEMV order; calls under 4 tokens, and gemv_order calls, the GEMV order throughout.
+QuantKernel q4_k_kernel(DType dt, Impl impl, int64_t T, bool gemv_order) {
+  const bool five = dt == DType::Q5_K, gemv = gemv_order || T < 4;
 #if defined(__x86_64__)
   if (impl == Impl::kAvx512 && cpu_features().avx512vnni) {
-    static constexpr QuantKernel gemv{QAct::Q8_K, &tile_k4_vnni<true>, 3, &rows_k4_x86<true>, 4};
-    if (!five) return {QAct::Q8_K, &tile_k4_vnni<false>, kRows16Tokens, &rows_k4_x86<false>, kRows16, &gemv};
-    return {QAct::Q8_K, &tile_x86<true, true>, 8};
+    if (five) return {QAct::Q8_K, &tile_x86<true, true>, 8};
+    static constexpr QuantKernel decode{QAct::Q8_K, &tile_k4_vnni<Order::kGemv, true>, 3, &rows_k4_x86<Order::kGemv, true>, 4};
+    if (T < 4) return decode;
+    if (gemv) return {QAct::Q8_K, &tile_k4_vnni<Order::kGemv, false>, kRows16Tokens, &rows_k4_x86<Order::kGemv, false>, kRows16};
+    return {QAct::Q8_K, &tile_k4_vnni<Order::kGemm, false>, kRows16Tokens, &rows_k4_x86<Order::kGemm, false>, kRows16, &decode};
   }
   if (impl == Impl::kAvx512 || impl == Impl::kAvx2) {
-    static constexpr QuantKernel gemv{QAct::Q8_K, &tile_k4_x86<Order::kGemv>};
-    if (!five) return {QAct::Q8_K, &tile_k4_x86<Order::kGemm>, 4, nullptr, kTileRows, &gemv};
-    return {QAct::Q8_K, &tile_x86<true, false>};
+    if (five) return {QAct::Q8_K, &tile_x86<true, false>};
+    static constexpr QuantKernel tail{QAct::Q8_K, &tile_k4_x86<Order::kGemv>};
+    if (gemv) return tail;
+    return {QAct::Q8_K, &tile_k4_x86<Order::kGemm>, 4, nullptr, kTileRows, &tail};
   }
 #endif
-  static constexpr QuantKernel gemv{QAct::Q8_K, &tile_ref_k4<Order::kGemv>};
-  if (!five) return {QAct::Q8_K, &tile_ref_k4<Order::kGemm>, 4, nullptr, kTileRows, &gemv};
-  return {QAct::Q8_K, &tile_ref<true>};
+  if (five) return {QAct::Q8_K, &tile_ref<true>};
+  static constexpr QuantKernel tail{QAct::Q8_K, &tile_ref_k4<Order::kGemv>};
+  if (gemv) return tail;
+  return {QAct::Q8_K, &tile_ref_k4<Order::kGemm>, 4, nullptr, kTileRows, &tail};
 }
 
 }  // namespace fuselm

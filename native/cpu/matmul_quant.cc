@@ -35,9 +35,9 @@ size_t act_bytes(QAct act, int64_t K) {
   return 0;
 }
 
-QuantKernel kernel_of(DType dt, Impl impl, int64_t T) {
+QuantKernel kernel_of(DType dt, Impl impl, int64_t T, bool gemv_order = false) {
   switch (dt) {
-    case DType::Q4_K: case DType::Q5_K: return q4_k_kernel(dt, impl);
+    case DType::Q4_K: case DType::Q5_K: return q4_k_kernel(dt, impl, T, gemv_order);
     case DType::Q6_K: return q6_k_kernel(impl);
     case DType::IQ4_XS: return iq4_xs_kernel(impl);
     case DType::Q2_K: case DType::Q3_K: return q2_k_kernel(dt, impl);
@@ -181,7 +181,7 @@ FUSELM_AVX2 void quantize_row_q8_k_avx2(const float* x, int64_t K, BlockQ8_K* y)
 bool has_quant_kernel(DType dt) { return kernel_of(dt, Impl::kReference, 1).tile != nullptr; }
 
 void matmul_quant_cpu(const MatmulArgs& a, const Exec& e) {
-  const QuantKernel k = kernel_of(a.w_dtype, e.impl, a.T);
+  const QuantKernel k = kernel_of(a.w_dtype, e.impl, a.T, a.gemv_order);
   if (!k.tile) throw Error("E_INVALID_ARG", std::string("matmul: no kernel for weight dtype ") + dtype_name(a.w_dtype));
   const size_t xs = act_bytes(k.act, a.K);
   // Scratch for the quantized x, per calling thread and grown to the largest call (a steady

@@ -84,7 +84,7 @@ inline float lanes_sum(const float a[8]) {
 }
 
 // Per format family (one file each): the kernel of `impl` (kReference: the integer reference).
-QuantKernel q4_k_kernel(DType dt, Impl impl);  // Q4_K, Q5_K: matmul_q4_k.cc
+QuantKernel q4_k_kernel(DType dt, Impl impl, int64_t T, bool gemv_order);  // Q4_K, Q5_K: matmul_q4_k.cc
 QuantKernel q6_k_kernel(Impl impl);            // matmul_q6_k.cc
 QuantKernel legacy_q8_0_kernel(DType dt, Impl impl);  // Q5_0, IQ4_NL, Q4_1, Q5_1: matmul_q4_0.cc
 QuantKernel q4_0_kernel(Impl impl, int64_t T);         // matmul_q4_0_blocksum.cc (T: the call's tokens)
