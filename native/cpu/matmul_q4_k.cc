@@ -1,6 +1,5 @@
 // Q4_K and Q5_K weights against Q8_K activations. Q5_K sums in the lane scheme (matmul_quant.h),
-// Q4_K in llama.cpp's repacked order (see "Q4_K in llama.cpp's repacked order" below); the
-// lane tiles' Q4_K instances serve its decode tile's per-superblock sums.
+// Q4_K in llama.cpp's repacked order (see "Q4_K in llama.cpp's repacked order" below).
 //
 // Per superblock of 256: the 8 sub-blocks of 32 hold unsigned 4- or 5-bit q with a 6-bit scale
 // sc[j] and min mn[j]: x · w = dx * (d * sum_j sc[j] (q_j · x_j) - dmin * sum_j mn[j] * xsum_j),
@@ -10,7 +9,7 @@
 // AVX2: maddubs (unsigned q times signed x, pairs to int16: |pair| <= 31 * 127 * 2 fits) then
 // madd by the sub-block's scale into int32 lanes; AVX-512 VNNI: vpdpbusd's exact sums of 4 per
 // sub-block, then two sub-blocks' sums (|sum| <= 4 * 31 * 127 fits int16) times their scales by
-// one vpdpwssd (see tile_vnni).
+// one vpdpwssd (see tile_q5k_vnni).
 #include <cmath>
 #include <cstddef>
 #include <cstring>
@@ -25,24 +24,21 @@ namespace {
 template <bool Five>
 using BlockOf = std::conditional_t<Five, BlockQ5_K, BlockQ4_K>;
 
-// ---- integer reference (also the portable level) ----
+// ---- Q5_K: integer reference (also the portable level) ----
 
-template <bool Five>
-void tile_ref(const uint8_t* w, const uint8_t* xq, size_t xs, int64_t K, int TT, float* y, int64_t ys) {
+void tile_ref_q5k(const uint8_t* w, const uint8_t* xq, size_t xs, int64_t K, int TT, float* y, int64_t ys) {
   const int64_t nb = K / kQK;
   float acc[4][8] = {};
   for (int64_t i = 0; i < nb; i++) {
-    const BlockOf<Five>& b = reinterpret_cast<const BlockOf<Five>*>(w)[i];
+    const BlockQ5_K& b = reinterpret_cast<const BlockQ5_K*>(w)[i];
     uint8_t sc[8], mn[8], q[kQK];
     for (int j = 0; j < 8; j++) k4_scale_min(b.scales, j, &sc[j], &mn[j]);
     for (int c = 0; c < 4; c++)
       for (int l = 0; l < 32; l++) {
         q[64 * c + l] = b.qs[32 * c + l] & 0x0f;
         q[64 * c + 32 + l] = b.qs[32 * c + l] >> 4;
-        if constexpr (Five) {
-          q[64 * c + l] |= ((b.qh[l] >> (2 * c)) & 1) << 4;
-          q[64 * c + 32 + l] |= ((b.qh[l] >> (2 * c + 1)) & 1) << 4;
-        }
+        q[64 * c + l] |= ((b.qh[l] >> (2 * c)) & 1) << 4;
+        q[64 * c + 32 + l] |= ((b.qh[l] >> (2 * c + 1)) & 1) << 4;
       }
     const float d = f16_to_f32(b.d), dmin = f16_to_f32(b.dmin);
     for (int t = 0; t < TT; t++) {
@@ -76,7 +72,7 @@ void tile_ref(const uint8_t* w, const uint8_t* xq, size_t xs, int64_t K, int TT,
 //    are transposed in registers (lane j = row j, 4 bytes per vector) once for all the tokens,
 //    and 16 vpdpbusd against x's bytes broadcast give the pair's two sub-block sums per row.
 //  - AVX-512 VNNI decode (decode4_k4, the GEMV tokens): 4 rows, each superblock summed as the
-//    lane tiles sum it (tile_vnni), then the 4 rows' 16 lanes reduced together by one add tree.
+//    Q5_K tiles sum it (tile_q5k_vnni), then the 4 rows' 16 lanes reduced together by one add tree.
 //  - AVX2: one row at a time (tile_k4_avx2), the pair sums reduced by hadd.
 enum class Order { kGemm, kGemv };
 
@@ -174,15 +170,15 @@ FUSELM_AVX2 FUSELM_INLINE __m256 lanes_acc(__m256 acc, const float* dx, __m256 d
   return _mm256_fmadd_ps(_mm256_mul_ps(x, ndmin), _mm256_cvtepi32_ps(m), acc);
 }
 
-template <bool Five, int TT>
-FUSELM_AVX2 void tile_avx2(const uint8_t* w, const uint8_t* xq, size_t xs, int64_t K, float* y, int64_t ys) {
+template <int TT>
+FUSELM_AVX2 void tile_q5k_avx2(const uint8_t* w, const uint8_t* xq, size_t xs, int64_t K, float* y, int64_t ys) {
   const int64_t nb = K / kQK;
   __m256 acc[TT];
   for (int t = 0; t < TT; t++) acc[t] = _mm256_setzero_ps();
   for (int64_t i = 0; i < nb; i++) {
-    const BlockOf<Five>& b = reinterpret_cast<const BlockOf<Five>*>(w)[i];
+    const BlockQ5_K& b = reinterpret_cast<const BlockQ5_K*>(w)[i];
     __m256i q[8];
-    unpack_q<Five>(b, q);
+    unpack_q<true>(b, q);
     const ScalesK4 sm = scales_k4(b.scales);
     const __m256 d = _mm256_set1_ps(_cvtsh_ss(b.d)), ndmin = _mm256_set1_ps(-_cvtsh_ss(b.dmin));
     for (int t = 0; t < TT; t++) {
@@ -207,8 +203,8 @@ FUSELM_AVX2 void tile_avx2(const uint8_t* w, const uint8_t* xq, size_t xs, int64
 // each int32 lane, and one vpdpwssd multiplies them by their sub-blocks' scales (a byte shuffle of
 // the 8 scales) and adds: 6 multiplying instructions per 256 products instead of maddubs + madd's
 // 8. The halves are added (lane l + lane l + 8) into the 8 lanes of the scheme.
-template <bool Five, int TT>
-FUSELM_AVX512VNNI void tile_vnni(const uint8_t* w, const uint8_t* xq, size_t xs, int64_t K, float* y, int64_t ys) {
+template <int TT>
+FUSELM_AVX512VNNI void tile_q5k_vnni(const uint8_t* w, const uint8_t* xq, size_t xs, int64_t K, float* y, int64_t ys) {
   const int64_t nb = K / kQK;
   const __m512i m4 = _mm512_set1_epi8(0x0f), nibble_shift = _mm512_setr_epi64(0, 0, 0, 0, 4, 4, 4, 4);
   // pair c (chunks 2c, 2c + 1): int16 scales (4c, 4c + 2) in the lower half, (4c + 1, 4c + 3) in the upper
@@ -220,18 +216,16 @@ FUSELM_AVX512VNNI void tile_vnni(const uint8_t* w, const uint8_t* xq, size_t xs,
   __m256 acc[TT];
   for (int t = 0; t < TT; t++) acc[t] = _mm256_setzero_ps();
   for (int64_t i = 0; i < nb; i++) {
-    const BlockOf<Five>& b = reinterpret_cast<const BlockOf<Five>*>(w)[i];
+    const BlockQ5_K& b = reinterpret_cast<const BlockQ5_K*>(w)[i];
     __m512i q[4], scv[4];
-    [[maybe_unused]] __m512i hb;
-    if constexpr (Five) hb = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh)));
+    const __m512i hb = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh)));
     for (int c = 0; c < 4; c++) {
       const __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * c)));
-      q[c] = _mm512_and_si512(_mm512_srlv_epi64(v, nibble_shift), m4);
-      if constexpr (Five) {  // rotate left by 4 - k (mod 64): bit k of each byte lands on bit 4 of that byte
-        const __m512i rot = _mm512_setr_epi64((4 - 2 * c) & 63, (4 - 2 * c) & 63, (4 - 2 * c) & 63, (4 - 2 * c) & 63,
-                                              (3 - 2 * c) & 63, (3 - 2 * c) & 63, (3 - 2 * c) & 63, (3 - 2 * c) & 63);
-        q[c] = _mm512_ternarylogic_epi32(q[c], _mm512_rolv_epi64(hb, rot), _mm512_set1_epi8(0x10), 0xf8);  // a | (b & c)
-      }
+      // rotate left by 4 - k (mod 64): bit k of each byte lands on bit 4 of that byte
+      const __m512i rot = _mm512_setr_epi64((4 - 2 * c) & 63, (4 - 2 * c) & 63, (4 - 2 * c) & 63, (4 - 2 * c) & 63,
+                                            (3 - 2 * c) & 63, (3 - 2 * c) & 63, (3 - 2 * c) & 63, (3 - 2 * c) & 63);
+      q[c] = _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srlv_epi64(v, nibble_shift), m4), _mm512_rolv_epi64(hb, rot),
+                                       _mm512_set1_epi8(0x10), 0xf8);  // a | (b & c)
     }
     const ScalesK4 sm = scales_k4(b.scales);
     const __m512i sc512 = _mm512_broadcast_i32x4(_mm256_castsi256_si128(sm.sc));
@@ -259,11 +253,11 @@ using TileFn = void (*)(const uint8_t*, const uint8_t*, size_t, int64_t, float*,
 
 // VNNI tiles take up to 8 tokens (32 zmm registers hold a superblock's 8 vectors of weights and
 // scales beside 8 accumulators), AVX2 up to 4.
-template <bool Five, bool Vnni>
-void tile_x86(const uint8_t* w, const uint8_t* xq, size_t xs, int64_t K, int TT, float* y, int64_t ys) {
-  static constexpr TileFn avx2[4] = {&tile_avx2<Five, 1>, &tile_avx2<Five, 2>, &tile_avx2<Five, 3>, &tile_avx2<Five, 4>};
-  static constexpr TileFn vnni[8] = {&tile_vnni<Five, 1>, &tile_vnni<Five, 2>, &tile_vnni<Five, 3>, &tile_vnni<Five, 4>,
-                                     &tile_vnni<Five, 5>, &tile_vnni<Five, 6>, &tile_vnni<Five, 7>, &tile_vnni<Five, 8>};
+template <bool Vnni>
+void tile_q5k_x86(const uint8_t* w, const uint8_t* xq, size_t xs, int64_t K, int TT, float* y, int64_t ys) {
+  static constexpr TileFn avx2[4] = {&tile_q5k_avx2<1>, &tile_q5k_avx2<2>, &tile_q5k_avx2<3>, &tile_q5k_avx2<4>};
+  static constexpr TileFn vnni[8] = {&tile_q5k_vnni<1>, &tile_q5k_vnni<2>, &tile_q5k_vnni<3>, &tile_q5k_vnni<4>,
+                                     &tile_q5k_vnni<5>, &tile_q5k_vnni<6>, &tile_q5k_vnni<7>, &tile_q5k_vnni<8>};
   (Vnni ? vnni : avx2)[TT - 1](w, xq, xs, K, y, ys);
 }
 
@@ -432,7 +426,7 @@ FUSELM_AVX2 FUSELM_INLINE __m128i rows_sum4(const __m256i p[4]) {
 }
 
 // AVX-512 VNNI decode, GEMV order: 4 rows (ws apart; the first `rows` stored) x TT tokens. Each
-// row's superblock as tile_vnni sums it (16 exact int32 lanes of scaled products, 8 of mins),
+// row's superblock as tile_q5k_vnni sums it (16 exact int32 lanes of scaled products, 8 of mins),
 // the 4 rows reduced together.
 template <int TT>
 FUSELM_AVX512VNNI void decode4_k4(const uint8_t* w, size_t ws, const uint8_t* xq, size_t xs, int64_t K, float* y,
@@ -440,7 +434,7 @@ FUSELM_AVX512VNNI void decode4_k4(const uint8_t* w, size_t ws, const uint8_t* xq
   const __m512i m4 = _mm512_set1_epi8(0x0f), nibble_shift = _mm512_setr_epi64(0, 0, 0, 0, 4, 4, 4, 4);
   const __m512i z = _mm512_setzero_si512(), lo16 = _mm512_set1_epi32(0xffff);
   auto pair = [](int a, int b) { return int32_t(uint32_t(0x0100 + 0x0202 * a) | uint32_t(0x0100 + 0x0202 * b) << 16); };
-  __m512i sc_pick[2];  // as tile_vnni's
+  __m512i sc_pick[2];  // as tile_q5k_vnni's
   for (int c = 0; c < 2; c++)
     sc_pick[c] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi32(pair(4 * c, 4 * c + 2))),
                                     _mm256_set1_epi32(pair(4 * c + 1, 4 * c + 3)), 1);
@@ -523,20 +517,20 @@ QuantKernel q4_k_kernel(DType dt, Impl impl, int64_t T, bool gemv_order) {
   const bool five = dt == DType::Q5_K, gemv = gemv_order || T < 4;
 #if defined(__x86_64__)
   if (impl == Impl::kAvx512 && cpu_features().avx512vnni) {
-    if (five) return {QAct::Q8_K, &tile_x86<true, true>, 8};
+    if (five) return {QAct::Q8_K, &tile_q5k_x86<true>, 8};
     static constexpr QuantKernel decode{QAct::Q8_K, &tile_k4_vnni<Order::kGemv, true>, 3, &rows_k4_x86<Order::kGemv, true>, 4};
     if (T < 4) return decode;
     if (gemv) return {QAct::Q8_K, &tile_k4_vnni<Order::kGemv, false>, kRows16Tokens, &rows_k4_x86<Order::kGemv, false>, kRows16};
     return {QAct::Q8_K, &tile_k4_vnni<Order::kGemm, false>, kRows16Tokens, &rows_k4_x86<Order::kGemm, false>, kRows16, &decode};
   }
   if (impl == Impl::kAvx512 || impl == Impl::kAvx2) {
-    if (five) return {QAct::Q8_K, &tile_x86<true, false>};
+    if (five) return {QAct::Q8_K, &tile_q5k_x86<false>};
     static constexpr QuantKernel tail{QAct::Q8_K, &tile_k4_x86<Order::kGemv>};
     if (gemv) return tail;
     return {QAct::Q8_K, &tile_k4_x86<Order::kGemm>, 4, nullptr, kTileRows, &tail};
   }
 #endif
-  if (five) return {QAct::Q8_K, &tile_ref<true>};
+  if (five) return {QAct::Q8_K, &tile_ref_q5k};
   static constexpr QuantKernel tail{QAct::Q8_K, &tile_ref_k4<Order::kGemv>};
   if (gemv) return tail;
   return {QAct::Q8_K, &tile_ref_k4<Order::kGemm>, 4, nullptr, kTileRows, &tail};
