@@ -73,7 +73,7 @@ void tile_ref_q5k(const uint8_t* w, const uint8_t* xq, size_t xs, int64_t K, int
 //    and 16 vpdpbusd against x's bytes broadcast give the pair's two sub-block sums per row.
 //  - AVX-512 VNNI decode (decode4_k4, the GEMV tokens): 4 rows, each superblock summed as the
 //    Q5_K tiles sum it (tile_q5k_vnni), then the 4 rows' 16 lanes reduced together by one add tree.
-//  - AVX2: one row at a time (tile_k4_avx2), the pair sums reduced by hadd.
+//  - AVX2: one row x 4 tokens (tile_k4_avx2), the pair sums reduced by hadd, a lane per token.
 enum class Order { kGemm, kGemv };
 
 // acc/accm += one superblock's pair sums s[c] and mins m[c], in order O.
@@ -261,39 +261,72 @@ void tile_q5k_x86(const uint8_t* w, const uint8_t* xq, size_t xs, int64_t K, int
   (Vnni ? vnni : avx2)[TT - 1](w, xq, xs, K, y, ys);
 }
 
+// A 4x4 transpose of int32: v[r] lane c <- v[c] lane r.
+FUSELM_AVX2 FUSELM_INLINE void transpose4(__m128i v[4]) {
+  const __m128i a = _mm_unpacklo_epi32(v[0], v[1]), b = _mm_unpackhi_epi32(v[0], v[1]);
+  const __m128i c = _mm_unpacklo_epi32(v[2], v[3]), d = _mm_unpackhi_epi32(v[2], v[3]);
+  v[0] = _mm_unpacklo_epi64(a, c);
+  v[1] = _mm_unpackhi_epi64(a, c);
+  v[2] = _mm_unpacklo_epi64(b, d);
+  v[3] = _mm_unpackhi_epi64(b, d);
+}
+
 // [sum of a's lanes, b's, c's, d's] (exact int32 sums).
 FUSELM_AVX2 FUSELM_INLINE __m128i sums4(__m256i a, __m256i b, __m256i c, __m256i d) {
   const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(a, b), _mm256_hadd_epi32(c, d));
   return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
 }
 
+// AVX2: one row x up to 4 tokens; each token's pair sums and mins reduced by hadd, then
+// transposed so that a lane is a token and the f32 steps run on the 4 tokens at once.
 template <Order O, int TT>
 FUSELM_AVX2 void tile_k4_avx2(const uint8_t* w, const uint8_t* xq, size_t xs, int64_t K, float* y, int64_t ys) {
-  float acc[TT] = {}, accm[TT] = {};
+  __m128 acc = _mm_setzero_ps(), accm = _mm_setzero_ps();
   for (int64_t i = 0; i < K / kQK; i++) {
     const BlockQ4_K& b = reinterpret_cast<const BlockQ4_K*>(w)[i];
     __m256i q[8];
     unpack_q<false>(b, q);
     const ScalesK4 sm = scales_k4(b.scales);
-    const float d = _cvtsh_ss(b.d), dmin = _cvtsh_ss(b.dmin);
-    for (int t = 0; t < TT; t++) {
+    __m128i S[4], M[4];  // token t's [pair 0, 1, 2, 3] sums of products and of mins
+    alignas(16) float dx[4] = {};
+    for (int t = 0; t < 4; t++) {
+      if (t >= TT) {
+        S[t] = M[t] = _mm_setzero_si128();
+        continue;
+      }
       const BlockQ8_K& x = reinterpret_cast<const BlockQ8_K*>(xq + t * xs)[i];
+      dx[t] = x.d;
       __m256i p[4];
       for (int c = 0; c < 4; c++) {
         const __m256i lo = _mm256_maddubs_epi16(q[2 * c], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs + 64 * c)));
         const __m256i hi = _mm256_maddubs_epi16(q[2 * c + 1], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs + 64 * c + 32)));
         p[c] = _mm256_add_epi32(_mm256_madd_epi16(lo, scale_at(sm.sc, 2 * c)), _mm256_madd_epi16(hi, scale_at(sm.sc, 2 * c + 1)));
       }
+      S[t] = sums4(p[0], p[1], p[2], p[3]);
       // mins times xsums per sub-block, then per pair: [m0 + m1, m2 + m3 | m4 + m5, m6 + m7]
       const __m256i m = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.bsums)), sm.mins2);
       const __m256i mh = _mm256_hadd_epi32(m, m);
-      alignas(16) int32_t sp[4], mp[4];
-      _mm_store_si128(reinterpret_cast<__m128i*>(sp), sums4(p[0], p[1], p[2], p[3]));
-      _mm_store_si128(reinterpret_cast<__m128i*>(mp), _mm_unpacklo_epi64(_mm256_castsi256_si128(mh), _mm256_extracti128_si256(mh, 1)));
-      add_pairs<O>(acc[t], accm[t], sp, mp, d * x.d, dmin * x.d);
+      M[t] = _mm_unpacklo_epi64(_mm256_castsi256_si128(mh), _mm256_extracti128_si256(mh, 1));
+    }
+    transpose4(S);
+    transpose4(M);  // now S[c], M[c]: pair c of tokens 0..3
+    const __m128 xd = _mm_load_ps(dx);
+    const __m128 dd = _mm_mul_ps(_mm_set1_ps(_cvtsh_ss(b.d)), xd), dm = _mm_mul_ps(_mm_set1_ps(_cvtsh_ss(b.dmin)), xd);
+    if constexpr (O == Order::kGemm) {
+      for (int c = 0; c < 4; c++) {
+        acc = _mm_fmadd_ps(_mm_cvtepi32_ps(S[c]), dd, acc);
+        accm = _mm_fmadd_ps(_mm_cvtepi32_ps(M[c]), dm, accm);
+      }
+    } else {
+      const __m128i s = _mm_add_epi32(_mm_add_epi32(S[0], S[1]), _mm_add_epi32(S[2], S[3]));
+      const __m128i m = _mm_add_epi32(_mm_add_epi32(M[0], M[1]), _mm_add_epi32(M[2], M[3]));
+      acc = _mm_fmadd_ps(_mm_cvtepi32_ps(s), dd, acc);
+      accm = _mm_fmadd_ps(_mm_cvtepi32_ps(m), dm, accm);
     }
   }
-  for (int t = 0; t < TT; t++) y[t * ys] = acc[t] - accm[t];
+  alignas(16) float out[4];
+  _mm_store_ps(out, _mm_sub_ps(acc, accm));
+  for (int t = 0; t < TT; t++) y[t * ys] = out[t];
 }
 
 template <Order O>
