@@ -73,7 +73,8 @@ void tile_ref_q5k(const uint8_t* w, const uint8_t* xq, size_t xs, int64_t K, int
 //    and 16 vpdpbusd against x's bytes broadcast give the pair's two sub-block sums per row.
 //  - AVX-512 VNNI decode (decode4_k4, the GEMV tokens): 4 rows, each superblock summed as the
 //    Q5_K tiles sum it (tile_q5k_vnni), then the 4 rows' 16 lanes reduced together by one add tree.
-//  - AVX2: one row x 4 tokens (tile_k4_avx2), the pair sums reduced by hadd, a lane per token.
+//  - AVX2: one row x 4 tokens (tile_k4_avx2), the pair sums reduced by hadd, a lane per token;
+//    decode as AVX-512's, 4 rows in 8 lanes each (decode4_k4_avx2).
 enum class Order { kGemm, kGemv };
 
 // acc/accm += one superblock's pair sums s[c] and mins m[c], in order O.
@@ -522,6 +523,64 @@ FUSELM_AVX512VNNI void decode4_k4(const uint8_t* w, size_t ws, const uint8_t* xq
 }
 
 using RowsK4Fn = void (*)(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, float*, int64_t, int64_t, int);
+
+// AVX2 decode, GEMV order: 4 rows (ws apart; the first `rows` stored) x TT tokens, each row's
+// superblock in the Q5_K tiles' 8 lanes (maddubs, madd by the scales), the 4 rows reduced together.
+template <int TT>
+FUSELM_AVX2 void decode4_k4_avx2(const uint8_t* w, size_t ws, const uint8_t* xq, size_t xs, int64_t K, float* y,
+                                 int64_t yr, int64_t ys, int rows) {
+  __m128 acc[TT], accm[TT];
+  for (int t = 0; t < TT; t++) acc[t] = accm[t] = _mm_setzero_ps();
+  for (int64_t i = 0; i < K / kQK; i++) {
+    __m256i ps[TT][4], pm[TT][4];
+    uint16_t dh[8];
+    for (int r = 0; r < 4; r++) {
+      const uint8_t* p = w + r * ws + size_t(i) * sizeof(BlockQ4_K);
+      prefetch_ahead(p);
+      prefetch_ahead(p + 64);
+      prefetch_ahead(p + 128);
+      const BlockQ4_K& b = *reinterpret_cast<const BlockQ4_K*>(p);
+      dh[r] = b.d;
+      dh[r + 4] = b.dmin;
+      __m256i q[8];
+      unpack_q<false>(b, q);
+      const ScalesK4 sm = scales_k4(b.scales);
+      for (int t = 0; t < TT; t++) {
+        const BlockQ8_K& x = reinterpret_cast<const BlockQ8_K*>(xq + t * xs)[i];
+        __m256i s = _mm256_setzero_si256();
+        for (int j = 0; j < 8; j++) {
+          const __m256i pj = _mm256_maddubs_epi16(q[j], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs + 32 * j)));
+          s = _mm256_add_epi32(s, _mm256_madd_epi16(pj, scale_at(sm.sc, j)));
+        }
+        ps[t][r] = s;
+        pm[t][r] = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.bsums)), sm.mins2);
+      }
+    }
+    __m128i dv;
+    std::memcpy(&dv, dh, 16);
+    const __m256 dd = _mm256_cvtph_ps(dv);  // the 4 rows' d, then their dmin
+    for (int t = 0; t < TT; t++) {
+      const __m128 dx = _mm_set1_ps(reinterpret_cast<const BlockQ8_K*>(xq + t * xs)[i].d);
+      acc[t] = _mm_fmadd_ps(_mm_cvtepi32_ps(rows_sum4(ps[t])), _mm_mul_ps(_mm256_castps256_ps128(dd), dx), acc[t]);
+      accm[t] = _mm_fmadd_ps(_mm_cvtepi32_ps(rows_sum4(pm[t])), _mm_mul_ps(_mm256_extractf128_ps(dd, 1), dx), accm[t]);
+    }
+  }
+  alignas(16) float out[4];
+  for (int t = 0; t < TT; t++) {
+    _mm_store_ps(out, _mm_sub_ps(acc[t], accm[t]));
+    for (int r = 0; r < rows; r++) y[t * ys + r * yr] = out[r];
+  }
+}
+void decode_rows_k4_avx2(const uint8_t* w, size_t ws, const uint8_t* xq, size_t xs, int64_t K, int TT, float* y, int64_t yr,
+                         int64_t ys) {
+  static constexpr RowsK4Fn fns[3] = {&decode4_k4_avx2<1>, &decode4_k4_avx2<2>, &decode4_k4_avx2<3>};
+  fns[TT - 1](w, ws, xq, xs, K, y, yr, ys, 4);
+}
+void decode_tile_k4_avx2(const uint8_t* w, const uint8_t* xq, size_t xs, int64_t K, int TT, float* y, int64_t ys) {
+  static constexpr RowsK4Fn fns[3] = {&decode4_k4_avx2<1>, &decode4_k4_avx2<2>, &decode4_k4_avx2<3>};
+  fns[TT - 1](w, 0, xq, xs, K, y, 0, ys, 1);
+}
+
 // The VNNI rows tiles: 16 rows x up to 8 tokens in order O, or (Decode) 4 rows x up to 3 in GEMV order.
 template <Order O, bool Decode>
 RowsK4Fn rows_k4_fn(int TT) {
@@ -559,6 +618,8 @@ QuantKernel q4_k_kernel(DType dt, Impl impl, int64_t T, bool gemv_order) {
   if (impl == Impl::kAvx512 || impl == Impl::kAvx2) {
     if (five) return {QAct::Q8_K, &tile_q5k_x86<false>};
     static constexpr QuantKernel tail{QAct::Q8_K, &tile_k4_x86<Order::kGemv>};
+    static constexpr QuantKernel decode{QAct::Q8_K, &decode_tile_k4_avx2, 3, &decode_rows_k4_avx2, 4};
+    if (T < 4) return decode;
     if (gemv) return tail;
     return {QAct::Q8_K, &tile_k4_x86<Order::kGemm>, 4, nullptr, kTileRows, &tail};
   }
