@@ -65,12 +65,14 @@ void tile_ref_q5k(const uint8_t* w, const uint8_t* xq, size_t xs, int64_t K, int
 // and one of the mins, y = acc - accm. Its GEMM (tokens in groups of 4: all but a call's last
 // T % 4) adds each pair c of sub-blocks (2c, 2c + 1): acc += (d dx) S_c, accm += (dmin dx) M_c,
 // with S_c = sum of sc[j] (q_j . x_j) and M_c = sum of mn[j] xsum_j over the pair (exact int32);
-// its GEMV (the last T % 4 tokens) adds each superblock's S and M once. (A Q4_K matrix whose
+// its GEMV (the last T % 4 tokens; every token of a MoE projection, MatmulArgs::gemv_order)
+// adds each superblock's S and M once. (A Q4_K matrix whose
 // rows are not a multiple of 8, which llama.cpp does not repack, is summed the same way here.)
 // The fast levels make a vector lane a weight row, so those float steps are vector ops:
 //  - AVX-512 VNNI prefill (rows16_k4): 16 rows x up to 8 tokens; per pair, the 16 rows' 32 bytes
 //    are transposed in registers (lane j = row j, 4 bytes per vector) once for all the tokens,
-//    and 16 vpdpbusd against x's bytes broadcast give the pair's two sub-block sums per row.
+//    and 16 vpdpbusd against x's bytes broadcast give the pair's two sub-block sums per row
+//    (times their scales by vpmulld; GEMV order: added over the superblock before the fmas).
 //  - AVX-512 VNNI decode (decode4_k4, the GEMV tokens): 4 rows, each superblock summed as the
 //    Q5_K tiles sum it (tile_q5k_vnni), then the 4 rows' 16 lanes reduced together by one add tree.
 //  - AVX2: one row x 4 tokens (tile_k4_avx2), the pair sums reduced by hadd, a lane per token;
