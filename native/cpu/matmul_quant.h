@@ -21,7 +21,8 @@
 //
 // The driver (matmul_quant.cc) quantizes x once per call, then walks row tasks; a tile is one
 // weight row against up to 4 or 8 tokens, so each weight block is unpacked once per 4 or 8 tokens,
-// or (formats with a rows tile) 4 rows against up to 4 tokens (Q4_0: 16 rows, up to 16 tokens).
+// or (formats with a rows tile) 4 rows against up to 4 tokens (Q4_0: 16 rows, up to 16 tokens;
+// Q4_K: 16 rows, up to 8).
 #pragma once
 #include <cstddef>
 #include <cstdint>
