@@ -35,9 +35,9 @@ size_t act_bytes(QAct act, int64_t K) {
   return 0;
 }
 
-QuantKernel kernel_of(DType dt, Impl impl, int64_t T) {
+QuantKernel kernel_of(DType dt, Impl impl, int64_t T, bool gemv_order = false) {
   switch (dt) {
-    case DType::Q4_K: case DType::Q5_K: return q4_k_kernel(dt, impl);
+    case DType::Q4_K: case DType::Q5_K: return q4_k_kernel(dt, impl, T, gemv_order);
     case DType::Q6_K: return q6_k_kernel(impl);
     case DType::IQ4_XS: return iq4_xs_kernel(impl);
     case DType::Q2_K: case DType::Q3_K: return q2_k_kernel(dt, impl);
@@ -181,7 +181,7 @@ FUSELM_AVX2 void quantize_row_q8_k_avx2(const float* x, int64_t K, BlockQ8_K* y)
 bool has_quant_kernel(DType dt) { return kernel_of(dt, Impl::kReference, 1).tile != nullptr; }
 
 void matmul_quant_cpu(const MatmulArgs& a, const Exec& e) {
-  const QuantKernel k = kernel_of(a.w_dtype, e.impl, a.T);
+  const QuantKernel k = kernel_of(a.w_dtype, e.impl, a.T, a.gemv_order);
   if (!k.tile) throw Error("E_INVALID_ARG", std::string("matmul: no kernel for weight dtype ") + dtype_name(a.w_dtype));
   const size_t xs = act_bytes(k.act, a.K);
   // Scratch for the quantized x, per calling thread and grown to the largest call (a steady
@@ -211,20 +211,25 @@ void matmul_quant_cpu(const MatmulArgs& a, const Exec& e) {
   const uint8_t* w = static_cast<const uint8_t*>(a.w);
   // Rows tiles take rows_n rows q apart (q = the task's rows / rows_n): rows_n long
   // sequential weight streams, as matmul.cc's tiles (neighbour rows read slower); rows left over
-  // go one at a time.
-  auto rows = [&](int64_t n0, int64_t n1, int64_t t0, int64_t t1) {
-    const int64_t q = k.rows ? (n1 - n0) / k.rows_n : 0;
+  // go one at a time. Tokens from t_tail on take k.tail where the kernel has one.
+  const int64_t t_tail = k.tail ? a.T - a.T % 4 : a.T;
+  auto run = [&](const QuantKernel& kk, int64_t n0, int64_t n1, int64_t t0, int64_t t1) {
+    const int64_t q = kk.rows ? (n1 - n0) / kk.rows_n : 0;
     for (int64_t tb = t0; tb < t1; tb += kTokenBlock) {
       const int64_t te = std::min(t1, tb + kTokenBlock);
       for (int64_t i = 0; i < q; i++)
-        for (int64_t t = tb; t < te; t += k.max_tokens)
-          k.rows(w + size_t(n0 + i) * rb, size_t(q) * rb, xq + size_t(t) * xs, xs, a.K,
-                 int(std::min<int64_t>(k.max_tokens, te - t)), a.y + t * a.N + n0 + i, q, a.N);
-      for (int64_t n = n0 + q * k.rows_n; n < n1; n++)
-        for (int64_t t = tb; t < te; t += k.max_tokens)
-          k.tile(w + size_t(n) * rb, xq + size_t(t) * xs, xs, a.K, int(std::min<int64_t>(k.max_tokens, te - t)),
-                 a.y + t * a.N + n, a.N);
+        for (int64_t t = tb; t < te; t += kk.max_tokens)
+          kk.rows(w + size_t(n0 + i) * rb, size_t(q) * rb, xq + size_t(t) * xs, xs, a.K,
+                  int(std::min<int64_t>(kk.max_tokens, te - t)), a.y + t * a.N + n0 + i, q, a.N);
+      for (int64_t n = n0 + q * kk.rows_n; n < n1; n++)
+        for (int64_t t = tb; t < te; t += kk.max_tokens)
+          kk.tile(w + size_t(n) * rb, xq + size_t(t) * xs, xs, a.K, int(std::min<int64_t>(kk.max_tokens, te - t)),
+                  a.y + t * a.N + n, a.N);
     }
+  };
+  auto rows = [&](int64_t n0, int64_t n1, int64_t t0, int64_t t1) {
+    if (t0 < t_tail) run(k, n0, n1, t0, std::min(t1, t_tail));
+    if (t1 > t_tail) run(*k.tail, n0, n1, std::max(t0, t_tail), t1);
   };
   if (ref) return rows(0, a.N, 0, a.T);
 

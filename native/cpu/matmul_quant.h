@@ -15,12 +15,14 @@
 // the same bits as the integer reference, and the parity cases hold them to it exactly. (One
 // scalar sum per superblock would cost a horizontal reduction per 256 products: it halved the
 // prefill speed.)
-// Q4_0 is the exception: it keeps llama.cpp's repacked order, one exact int32 sum and one fma
-// per 32-value block, with a vector lane per weight row (matmul_q4_0_blocksum.cc).
+// Q4_0 and Q4_K are the exceptions: they keep llama.cpp's repacked order, so their outputs are
+// its bits, with a vector lane per weight row: Q4_0 one exact int32 sum and one fma per 32-value
+// block (matmul_q4_0_blocksum.cc), Q4_K one per pair of sub-blocks or per superblock (matmul_q4_k.cc).
 //
 // The driver (matmul_quant.cc) quantizes x once per call, then walks row tasks; a tile is one
 // weight row against up to 4 or 8 tokens, so each weight block is unpacked once per 4 or 8 tokens,
-// or (formats with a rows tile) 4 rows against up to 4 tokens (Q4_0: 16 rows, up to 16 tokens).
+// or (formats with a rows tile) 4 rows against up to 4 tokens (Q4_0: 16 rows, up to 16 tokens;
+// Q4_K: 16 rows, up to 8).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -62,6 +64,9 @@ struct QuantKernel {
   int max_tokens = 4;  // the most tokens one tile call takes
   QuantRowsFn rows = nullptr;  // rows_n rows at once, up to max_tokens tokens (null: one row at a time)
   int rows_n = kTileRows;
+  // The kernel for the call's last T % 4 tokens, which llama.cpp's repacked Q4_K GEMM leaves to
+  // its GEMV, summed in another order (matmul_q4_k.cc); null: this kernel for every token.
+  const QuantKernel* tail = nullptr;
 };
 
 // Decode tiles with 4 row streams (AVX-512: f32/f16/bf16, q8_0, the Q4_0 family) prefetch every
@@ -80,7 +85,7 @@ inline float lanes_sum(const float a[8]) {
 }
 
 // Per format family (one file each): the kernel of `impl` (kReference: the integer reference).
-QuantKernel q4_k_kernel(DType dt, Impl impl);  // Q4_K, Q5_K: matmul_q4_k.cc
+QuantKernel q4_k_kernel(DType dt, Impl impl, int64_t T, bool gemv_order);  // Q4_K, Q5_K: matmul_q4_k.cc
 QuantKernel q6_k_kernel(Impl impl);            // matmul_q6_k.cc
 QuantKernel legacy_q8_0_kernel(DType dt, Impl impl);  // Q5_0, IQ4_NL, Q4_1, Q5_1: matmul_q4_0.cc
 QuantKernel q4_0_kernel(Impl impl, int64_t T);         // matmul_q4_0_blocksum.cc (T: the call's tokens)

@@ -92,7 +92,7 @@ void moe_matmul_cpu(const MoeMatmulArgs& a, const Exec& e) {
       const float* src = slot_x(a, s / a.k, s % a.k);
       std::copy(src, src + a.K, xs.data() + r * a.K);
     }
-    matmul_cpu({ys.data(), xs.data(), wx, a.w_dtype, rows, a.K, a.N}, e);
+    matmul_cpu({ys.data(), xs.data(), wx, a.w_dtype, rows, a.K, a.N, true}, e);  // as the reference's one-row calls
     for (int64_t r = 0; r < rows; r++) {
       const int64_t s = order[size_t(r0 + r)];
       std::copy(ys.data() + r * a.N, ys.data() + (r + 1) * a.N, dst + s * a.N);

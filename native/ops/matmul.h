@@ -6,7 +6,9 @@
 namespace fuselm {
 
 // y[t, n] = sum_k x[t, k] * w[n, k]       x f32 [T, K], w [N, K] in f32/f16/bf16/q8_0/..., y f32 [T, N]
-struct MatmulArgs { float* y; const float* x; const void* w; DType w_dtype; int64_t T, K, N; };
+// gemv_order: Q4_K sums every token in the order of llama.cpp's repacked GEMV, as its MUL_MAT_ID
+// (moe_matmul) does, not only a call's last T % 4 tokens (native/cpu/matmul_q4_k.cc).
+struct MatmulArgs { float* y; const float* x; const void* w; DType w_dtype; int64_t T, K, N; bool gemv_order = false; };
 void matmul_cpu(const MatmulArgs& a, const Exec& e);
 // x [K] (K a multiple of 32) quantized per block of 32 as the q8_0 fast path does (and
 // llama.cpp): q = round-to-even(x / (max|x| / 127)), d[b] = max|x| / 127 rounded to f16

@@ -9,7 +9,8 @@
  * and 2 threads, for every weight dtype, including the graph's lastRows option; (3) the fast
  * q8_0 path, which quantizes x to q8_0 blocks and takes integer dot products, equals an exact
  * integer reference bit for bit on data where every f32 step is exact, and every level
- * quantizes x identically.
+ * quantizes x identically; (4) Q4_0 and Q4_K sum in the order of llama.cpp's repacked kernels,
+ * bit for bit against a JavaScript recomputation from the bytes.
  *
  * Tolerances: for f32/f16/bf16 the fast levels read the same stored weights as the reference,
  * so the only difference is f32 accumulation in a different order against the reference's
@@ -289,6 +290,70 @@ describe('op matmul', () => {
           const got = await matmul(impl, threads, x, w, tokens, N);
           for (let i = 0; i < got.length; i++) assert.ok(Object.is(got[i], want[i]), `${impl}/${threads}t ${tokens} tokens, output ${i}: ${got[i]} vs ${want[i]}`);
         }
+  });
+
+  // Q4_K keeps the order of llama.cpp's repacked Q4_K (native/cpu/matmul_q4_k.cc): per output an
+  // f32 sum of the products and one of the mins, y = acc - accm. Its GEMM (all but a call's last
+  // T % 4 tokens) adds per pair of sub-blocks acc += f32(S) (dw dx) and accm += f32(M) (dmin dx);
+  // its GEMV (those last tokens) adds the same per superblock. Each superblock of x holds a -127
+  // and q / 16 else, so Q8_K's rounding is exact (q as written, dx = 1/16) and the expected bits
+  // follow from the stored bytes; the fmas are emulated in double. Sizes cross the 16-row prefill
+  // and 4-row decode tiles with rows left over, the 8-token tiles and 3 tokens left to the GEMV.
+  it('q4_k: every level and the reference give llama.cpp\'s repacked order, bit for bit', async () => {
+    const K = 512, N = 37, T = 23, nb = K / 256;
+    const r = rng(1404);
+    const bytes = encodeF32('q4_k', randn(N * K, r));
+    const q = new Int8Array(T * K);
+    for (let i = 0; i < q.length; i++) q[i] = Math.round((r() * 2 - 1) * 126);
+    for (let b = 0; b < T * nb; b++) q[b * 256 + ((b * 37) % 256)] = -127;
+    const f = Math.fround, fma = (a: number, b: number, c: number) => f(a * b + c);
+    const expected = (tokens: number) => {
+      const want = new Float32Array(tokens * N);
+      for (let t = 0; t < tokens; t++)
+        for (let n = 0; n < N; n++) {
+          let acc = 0, accm = 0;
+          for (let i = 0; i < nb; i++) {
+            const o = (n * nb + i) * 144, sc = bytes.subarray(o + 4, o + 16), qs = bytes.subarray(o + 16);
+            const dw = f16BitsToF32(bytes[o] | (bytes[o + 1] << 8)), dmin = f16BitsToF32(bytes[o + 2] | (bytes[o + 3] << 8));
+            const S: number[] = [], M: number[] = [];
+            for (let j = 0; j < 8; j++) {
+              const scale = j < 4 ? sc[j] & 63 : (sc[j + 4] & 15) | ((sc[j - 4] >> 6) << 4);
+              const min = j < 4 ? sc[j + 4] & 63 : (sc[j + 4] >> 4) | ((sc[j] >> 6) << 4);
+              let dot = 0, xsum = 0;
+              for (let l = 0; l < 32; l++) {
+                const xv = q[t * K + i * 256 + 32 * j + l];
+                dot += ((qs[32 * (j >> 1) + l] >> (4 * (j & 1))) & 15) * xv;
+                xsum += xv;
+              }
+              S.push(scale * dot);
+              M.push(min * xsum);
+            }
+            const dd = f(dw / 16), dm = f(dmin / 16);
+            if (t < tokens - (tokens % 4)) {
+              for (let c = 0; c < 4; c++) {
+                acc = fma(f(S[2 * c] + S[2 * c + 1]), dd, acc);
+                accm = fma(f(M[2 * c] + M[2 * c + 1]), dm, accm);
+              }
+            } else {
+              acc = fma(f(S.reduce((a, b) => a + b)), dd, acc);
+              accm = fma(f(M.reduce((a, b) => a + b)), dm, accm);
+            }
+          }
+          want[t * N + n] = f(acc - accm);
+        }
+      return want;
+    };
+    const w = emptyTensor('q4_k', [N, K]);
+    w.write(bytes);
+    const x = tensorFromF32('f32', [T, K], Float32Array.from(q, (v) => v / 16));
+    for (const tokens of [1, 3, 8, T]) {
+      const want = expected(tokens);
+      for (const impl of ['reference', ...fastImpls()] as NativeImpl[])
+        for (const threads of [1, 2]) {
+          const got = await matmul(impl, threads, x, w, tokens, N);
+          for (let i = 0; i < got.length; i++) assert.ok(Object.is(got[i], want[i]), `${impl}/${threads}t ${tokens} tokens, output ${i}: ${got[i]} vs ${want[i]}`);
+        }
+    }
   });
 
   it('keeps rows it was not asked for untouched (T smaller than the tensors)', async () => {
