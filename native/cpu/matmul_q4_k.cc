@@ -69,11 +69,11 @@ void tile_ref_q5k(const uint8_t* w, const uint8_t* xq, size_t xs, int64_t K, int
 // adds each superblock's S and M once. (A Q4_K matrix whose
 // rows are not a multiple of 8, which llama.cpp does not repack, is summed the same way here.)
 // The fast levels make a vector lane a weight row, so those float steps are vector ops:
-//  - AVX-512 VNNI prefill (rows16_k4): 16 rows x up to 8 tokens; per pair, the 16 rows' 32 bytes
+//  - AVX-512 VNNI prefill (rows16_k4_vnni): 16 rows x up to 8 tokens; per pair, the 16 rows' 32 bytes
 //    are transposed in registers (lane j = row j, 4 bytes per vector) once for all the tokens,
 //    and 16 vpdpbusd against x's bytes broadcast give the pair's two sub-block sums per row
 //    (times their scales by vpmulld; GEMV order: added over the superblock before the fmas).
-//  - AVX-512 VNNI decode (decode4_k4, the GEMV tokens): 4 rows, each superblock summed as the
+//  - AVX-512 VNNI decode (decode4_k4_vnni, the GEMV tokens): 4 rows, each superblock summed as the
 //    Q5_K tiles sum it (tile_q5k_vnni), then the 4 rows' 16 lanes reduced together by one add tree.
 //  - AVX2: one row x 4 tokens (tile_k4_avx2), the pair sums reduced by hadd, a lane per token;
 //    decode as AVX-512's, 4 rows in 8 lanes each (decode4_k4_avx2).
@@ -363,7 +363,7 @@ FUSELM_AVX512VNNI FUSELM_INLINE __m512i lane_bytes(int b0, int b1 = -1) {
 
 // AVX-512 VNNI prefill: 16 rows (ws apart; the first `rows` stored) x TT tokens, in order O.
 template <Order O, int TT>
-FUSELM_AVX512VNNI void rows16_k4(const uint8_t* w, size_t ws, const uint8_t* xq, size_t xs, int64_t K, float* y,
+FUSELM_AVX512VNNI void rows16_k4_vnni(const uint8_t* w, size_t ws, const uint8_t* xq, size_t xs, int64_t K, float* y,
                                  int64_t yr, int64_t ys, int rows) {
   const __m512i lo4 = _mm512_set1_epi8(0x0f), m6 = _mm512_set1_epi8(0x3f), hi2 = _mm512_set1_epi8(0x30), zero = _mm512_setzero_si512();
   __m512 acc[TT], accm[TT];
@@ -465,7 +465,7 @@ FUSELM_AVX2 FUSELM_INLINE __m128i rows_sum4(const __m256i p[4]) {
 // row's superblock as tile_q5k_vnni sums it (16 exact int32 lanes of scaled products, 8 of mins),
 // the 4 rows reduced together.
 template <int TT>
-FUSELM_AVX512VNNI void decode4_k4(const uint8_t* w, size_t ws, const uint8_t* xq, size_t xs, int64_t K, float* y,
+FUSELM_AVX512VNNI void decode4_k4_vnni(const uint8_t* w, size_t ws, const uint8_t* xq, size_t xs, int64_t K, float* y,
                                   int64_t yr, int64_t ys, int rows) {
   const __m512i m4 = _mm512_set1_epi8(0x0f), nibble_shift = _mm512_setr_epi64(0, 0, 0, 0, 4, 4, 4, 4);
   const __m512i z = _mm512_setzero_si512(), lo16 = _mm512_set1_epi32(0xffff);
@@ -586,9 +586,9 @@ void decode_tile_k4_avx2(const uint8_t* w, const uint8_t* xq, size_t xs, int64_t
 // The VNNI rows tiles: 16 rows x up to 8 tokens in order O, or (Decode) 4 rows x up to 3 in GEMV order.
 template <Order O, bool Decode>
 RowsK4Fn rows_k4_fn(int TT) {
-  static constexpr RowsK4Fn prefill[kRows16Tokens] = {&rows16_k4<O, 1>, &rows16_k4<O, 2>, &rows16_k4<O, 3>, &rows16_k4<O, 4>,
-                                                      &rows16_k4<O, 5>, &rows16_k4<O, 6>, &rows16_k4<O, 7>, &rows16_k4<O, 8>};
-  static constexpr RowsK4Fn decode[3] = {&decode4_k4<1>, &decode4_k4<2>, &decode4_k4<3>};
+  static constexpr RowsK4Fn prefill[kRows16Tokens] = {&rows16_k4_vnni<O, 1>, &rows16_k4_vnni<O, 2>, &rows16_k4_vnni<O, 3>, &rows16_k4_vnni<O, 4>,
+                                                      &rows16_k4_vnni<O, 5>, &rows16_k4_vnni<O, 6>, &rows16_k4_vnni<O, 7>, &rows16_k4_vnni<O, 8>};
+  static constexpr RowsK4Fn decode[3] = {&decode4_k4_vnni<1>, &decode4_k4_vnni<2>, &decode4_k4_vnni<3>};
   return (Decode ? decode : prefill)[TT - 1];
 }
 template <Order O, bool Decode>
