@@ -461,6 +461,44 @@ FUSELM_AVX2 FUSELM_INLINE __m128i rows_sum4(const __m256i p[4]) {
   return _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
 }
 
+// The decode tiles' shared steps. Row r's block i (rows ws apart), prefetched ahead, with its d
+// and dmin put in dh[r] and dh[r + 4].
+FUSELM_AVX2 FUSELM_INLINE const BlockQ4_K& decode_block_k4(const uint8_t* w, size_t ws, int r, int64_t i, uint16_t dh[8]) {
+  const uint8_t* p = w + r * ws + size_t(i) * sizeof(BlockQ4_K);
+  prefetch_ahead(p);
+  prefetch_ahead(p + 64);
+  prefetch_ahead(p + 128);
+  const BlockQ4_K& b = *reinterpret_cast<const BlockQ4_K*>(p);
+  dh[r] = b.d;
+  dh[r + 4] = b.dmin;
+  return b;
+}
+
+// Per token t, the 4 rows' exact sums s[t] (scaled products) and m[t] (mins) of block i, times
+// their d (dmin) and x's d, added to acc[t] (accm[t]).
+template <int TT>
+FUSELM_AVX2 FUSELM_INLINE void decode_add_k4(__m128 acc[TT], __m128 accm[TT], const __m128i s[TT], const __m128i m[TT],
+                                             const uint16_t dh[8], const uint8_t* xq, size_t xs, int64_t i) {
+  __m128i dv;
+  std::memcpy(&dv, dh, 16);
+  const __m256 dd = _mm256_cvtph_ps(dv);  // the 4 rows' d, then their dmin
+  for (int t = 0; t < TT; t++) {
+    const __m128 dx = _mm_set1_ps(reinterpret_cast<const BlockQ8_K*>(xq + t * xs)[i].d);
+    acc[t] = _mm_fmadd_ps(_mm_cvtepi32_ps(s[t]), _mm_mul_ps(_mm256_castps256_ps128(dd), dx), acc[t]);
+    accm[t] = _mm_fmadd_ps(_mm_cvtepi32_ps(m[t]), _mm_mul_ps(_mm256_extractf128_ps(dd, 1), dx), accm[t]);
+  }
+}
+
+// y = acc - accm for the first `rows` of the 4 rows (yr apart), per token (ys apart).
+template <int TT>
+FUSELM_AVX2 FUSELM_INLINE void decode_store_k4(const __m128 acc[TT], const __m128 accm[TT], float* y, int64_t yr, int64_t ys, int rows) {
+  alignas(16) float out[4];
+  for (int t = 0; t < TT; t++) {
+    _mm_store_ps(out, _mm_sub_ps(acc[t], accm[t]));
+    for (int r = 0; r < rows; r++) y[t * ys + r * yr] = out[r];
+  }
+}
+
 // AVX-512 VNNI decode, GEMV order: 4 rows (ws apart; the first `rows` stored) x TT tokens. Each
 // row's superblock as tile_q5k_vnni sums it (16 exact int32 lanes of scaled products, 8 of mins),
 // the 4 rows reduced together.
@@ -481,13 +519,7 @@ FUSELM_AVX512VNNI void decode4_k4_vnni(const uint8_t* w, size_t ws, const uint8_
     __m256i pm[TT][4];
     uint16_t dh[8];
     for (int r = 0; r < 4; r++) {
-      const uint8_t* p = w + r * ws + size_t(i) * sizeof(BlockQ4_K);
-      prefetch_ahead(p);
-      prefetch_ahead(p + 64);
-      prefetch_ahead(p + 128);
-      const BlockQ4_K& b = *reinterpret_cast<const BlockQ4_K*>(p);
-      dh[r] = b.d;
-      dh[r + 4] = b.dmin;
+      const BlockQ4_K& b = decode_block_k4(w, ws, r, i, dh);
       __m512i q[4];
       for (int c = 0; c < 4; c++) {
         const __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * c)));
@@ -508,20 +540,11 @@ FUSELM_AVX512VNNI void decode4_k4_vnni(const uint8_t* w, size_t ws, const uint8_
         pm[t][r] = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.bsums)), sm.mins2);
       }
     }
-    __m128i dv;
-    std::memcpy(&dv, dh, 16);
-    const __m256 dd = _mm256_cvtph_ps(dv);  // the 4 rows' d, then their dmin
-    for (int t = 0; t < TT; t++) {
-      const __m128 dx = _mm_set1_ps(reinterpret_cast<const BlockQ8_K*>(xq + t * xs)[i].d);
-      acc[t] = _mm_fmadd_ps(_mm_cvtepi32_ps(rows_sum4(ps[t])), _mm_mul_ps(_mm256_castps256_ps128(dd), dx), acc[t]);
-      accm[t] = _mm_fmadd_ps(_mm_cvtepi32_ps(rows_sum4(pm[t])), _mm_mul_ps(_mm256_extractf128_ps(dd, 1), dx), accm[t]);
-    }
+    __m128i sums[TT], mins[TT];
+    for (int t = 0; t < TT; t++) sums[t] = rows_sum4(ps[t]), mins[t] = rows_sum4(pm[t]);
+    decode_add_k4<TT>(acc, accm, sums, mins, dh, xq, xs, i);
   }
-  alignas(16) float out[4];
-  for (int t = 0; t < TT; t++) {
-    _mm_store_ps(out, _mm_sub_ps(acc[t], accm[t]));
-    for (int r = 0; r < rows; r++) y[t * ys + r * yr] = out[r];
-  }
+  decode_store_k4<TT>(acc, accm, y, yr, ys, rows);
 }
 
 using RowsK4Fn = void (*)(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, float*, int64_t, int64_t, int);
@@ -537,13 +560,7 @@ FUSELM_AVX2 void decode4_k4_avx2(const uint8_t* w, size_t ws, const uint8_t* xq,
     __m256i ps[TT][4], pm[TT][4];
     uint16_t dh[8];
     for (int r = 0; r < 4; r++) {
-      const uint8_t* p = w + r * ws + size_t(i) * sizeof(BlockQ4_K);
-      prefetch_ahead(p);
-      prefetch_ahead(p + 64);
-      prefetch_ahead(p + 128);
-      const BlockQ4_K& b = *reinterpret_cast<const BlockQ4_K*>(p);
-      dh[r] = b.d;
-      dh[r + 4] = b.dmin;
+      const BlockQ4_K& b = decode_block_k4(w, ws, r, i, dh);
       __m256i q[8];
       unpack_q<false>(b, q);
       const ScalesK4 sm = scales_k4(b.scales);
@@ -558,20 +575,11 @@ FUSELM_AVX2 void decode4_k4_avx2(const uint8_t* w, size_t ws, const uint8_t* xq,
         pm[t][r] = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.bsums)), sm.mins2);
       }
     }
-    __m128i dv;
-    std::memcpy(&dv, dh, 16);
-    const __m256 dd = _mm256_cvtph_ps(dv);  // the 4 rows' d, then their dmin
-    for (int t = 0; t < TT; t++) {
-      const __m128 dx = _mm_set1_ps(reinterpret_cast<const BlockQ8_K*>(xq + t * xs)[i].d);
-      acc[t] = _mm_fmadd_ps(_mm_cvtepi32_ps(rows_sum4(ps[t])), _mm_mul_ps(_mm256_castps256_ps128(dd), dx), acc[t]);
-      accm[t] = _mm_fmadd_ps(_mm_cvtepi32_ps(rows_sum4(pm[t])), _mm_mul_ps(_mm256_extractf128_ps(dd, 1), dx), accm[t]);
-    }
+    __m128i sums[TT], mins[TT];
+    for (int t = 0; t < TT; t++) sums[t] = rows_sum4(ps[t]), mins[t] = rows_sum4(pm[t]);
+    decode_add_k4<TT>(acc, accm, sums, mins, dh, xq, xs, i);
   }
-  alignas(16) float out[4];
-  for (int t = 0; t < TT; t++) {
-    _mm_store_ps(out, _mm_sub_ps(acc[t], accm[t]));
-    for (int r = 0; r < rows; r++) y[t * ys + r * yr] = out[r];
-  }
+  decode_store_k4<TT>(acc, accm, y, yr, ys, rows);
 }
 void decode_rows_k4_avx2(const uint8_t* w, size_t ws, const uint8_t* xq, size_t xs, int64_t K, int TT, float* y, int64_t yr,
                          int64_t ys) {
